@@ -1,0 +1,414 @@
+"""Tenant scoping, role/ownership rules and the audit trail, applied once for every query.
+
+Pattern: SQLAlchemy session events. ``do_orm_execute`` adds ``with_loader_criteria``
+to every ORM SELECT/UPDATE/DELETE so a user only ever reads rows of their tenant that
+their role lets them see; ``before_flush`` refuses writes the role does not allow and
+records each change; ``after_flush_postexec`` writes those changes to ``audit_events``.
+Pages and services never filter by tenant or owner themselves.
+
+The pure functions :func:`can_view` and :func:`can_edit` state the rules in Python
+(tested with tables); :func:`visibility_clause` states the same rules in SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, event, inspect, or_, select, true
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from crm_core.errors import AccessDenied
+from crm_core.models import (
+    Activity,
+    AuditEvent,
+    Campaign,
+    Case,
+    Contact,
+    Customer,
+    FieldDefinition,
+    ImportRun,
+    Opportunity,
+    Order,
+    OrderLine,
+    Pipeline,
+    PipelineStage,
+    Product,
+    Role,
+    Task,
+    Team,
+    Tenant,
+    TenantScoped,
+    User,
+)
+
+ACTOR_KEY = "crm_actor"
+SYSTEM_KEY = "crm_system_reason"
+PENDING_AUDIT_KEY = "crm_pending_audit"
+SKIP_AUDIT_KEY = "crm_skip_audit"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: their tenant, role, and the people whose records they see.
+
+    ``visible_owner_ids`` holds the acting user and, for a manager, the members of the
+    teams they manage; ``team_ids`` holds the teams whose unowned records they see.
+    Built fresh from the database on every page run (see ``services.auth.load_actor``).
+    """
+
+    user_id: int
+    tenant_id: int
+    role: Role
+    username: str = ""
+    full_name: str = ""
+    team_ids: frozenset[int] = field(default_factory=frozenset)
+    visible_owner_ids: frozenset[int] = field(default_factory=frozenset)
+    language: str = "en"
+
+    @property
+    def sees_whole_tenant(self) -> bool:
+        """Admins and analysts read every record of their tenant."""
+        return self.role in (Role.ADMIN, Role.ANALYST)
+
+    @property
+    def can_write(self) -> bool:
+        """Analysts read everything and write nothing."""
+        return self.role != Role.ANALYST
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+# --- the rules, in Python --------------------------------------------------------
+
+
+def can_view(
+    actor: Actor, *, tenant_id: int, owner_id: int | None, team_id: int | None = None
+) -> bool:
+    """May ``actor`` see a customer/deal of ``tenant_id`` owned by ``owner_id`` in ``team_id``?"""
+    if tenant_id != actor.tenant_id:
+        return False
+    if actor.sees_whole_tenant:
+        return True
+    if owner_id is None:
+        return team_id is not None and team_id in actor.team_ids
+    return owner_id == actor.user_id or owner_id in actor.visible_owner_ids
+
+
+def can_edit(
+    actor: Actor, *, tenant_id: int, owner_id: int | None, team_id: int | None = None
+) -> bool:
+    """May ``actor`` change such a record? Visible, and the role writes."""
+    return actor.can_write and can_view(actor, tenant_id=tenant_id, owner_id=owner_id, team_id=team_id)
+
+
+def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
+    """May ``actor`` give a record to ``owner_id``? Reps only to themselves (or nobody)."""
+    if not actor.can_write:
+        return False
+    if actor.is_admin or owner_id is None:
+        return True
+    return owner_id == actor.user_id or owner_id in actor.visible_owner_ids
+
+
+ADMIN_ONLY_WRITES: tuple[type, ...] = (User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition)
+MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
+
+
+# --- the rules, in SQL ------------------------------------------------------------
+
+
+def _owned_clause(actor: Actor, owner_column: Any, team_column: Any | None) -> ColumnElement[bool]:
+    owners = set(actor.visible_owner_ids) | {actor.user_id}
+    clauses: list[ColumnElement[bool]] = [owner_column.in_(sorted(owners))]
+    if team_column is not None and actor.team_ids:
+        clauses.append(and_(owner_column.is_(None), team_column.in_(sorted(actor.team_ids))))
+    return or_(*clauses)
+
+
+def customer_visibility(actor: Actor) -> ColumnElement[bool]:
+    """SQL form of :func:`can_view` for customers."""
+    if actor.sees_whole_tenant:
+        return true()
+    return _owned_clause(actor, Customer.owner_id, Customer.team_id)
+
+
+def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
+    """The ownership criterion for ``entity`` (None when the tenant filter is enough)."""
+    if actor.sees_whole_tenant:
+        return None
+    if entity is Customer:
+        return customer_visibility(actor)
+    if entity is Opportunity:
+        return _owned_clause(actor, Opportunity.owner_id, None)
+    visible_customers = select(Customer.id).where(
+        Customer.tenant_id == actor.tenant_id, customer_visibility(actor)
+    )
+    if entity in (Contact, Activity, Order, Case):
+        return entity.customer_id.in_(visible_customers)  # type: ignore[attr-defined]
+    if entity is OrderLine:
+        return OrderLine.order_id.in_(
+            select(Order.id).where(
+                Order.tenant_id == actor.tenant_id, Order.customer_id.in_(visible_customers)
+            )
+        )
+    if entity is Task:
+        return or_(
+            _owned_clause(actor, Task.assignee_id, None), Task.customer_id.in_(visible_customers)
+        )
+    if entity is AuditEvent:
+        return or_(
+            _owned_clause(actor, AuditEvent.actor_id, None),
+            and_(AuditEvent.entity == "customer", AuditEvent.entity_id.in_(visible_customers)),
+        )
+    if entity is ImportRun:
+        return _owned_clause(actor, ImportRun.user_id, None)
+    return None
+
+
+SCOPED_ENTITIES = (Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun)
+
+
+def bind_actor(session: Session, actor: Actor) -> None:
+    """Scope ``session`` to ``actor``."""
+    session.info[ACTOR_KEY] = actor
+    session.info.pop(SYSTEM_KEY, None)
+
+
+def bind_system(session: Session, reason: str) -> None:
+    """Mark ``session`` as deliberate system work, unscoped."""
+    if not reason:
+        raise ValueError("a system session needs a reason")
+    session.info[SYSTEM_KEY] = reason
+    session.info.pop(ACTOR_KEY, None)
+
+
+def actor_of(session: Session) -> Actor | None:
+    """The actor bound to ``session`` (None for system sessions)."""
+    return session.info.get(ACTOR_KEY)
+
+
+class UnscopedSession(RuntimeError):
+    """ORM work on a session with neither an actor nor a system reason: a programming error."""
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the parent query already carried the criteria (propagate_to_loaders)
+    session = state.session
+    actor: Actor | None = session.info.get(ACTOR_KEY)
+    if actor is None:
+        if SYSTEM_KEY in session.info:
+            return
+        raise UnscopedSession("session has no actor and no system reason")
+    if (state.is_update or state.is_delete) and not actor.can_write:
+        raise AccessDenied("this role cannot change records")
+    tenant_id = actor.tenant_id
+    options: list[Any] = [
+        with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+        ),
+        with_loader_criteria(Tenant, Tenant.id == tenant_id, include_aliases=True),
+    ]
+    for entity in SCOPED_ENTITIES:
+        clause = visibility_clause(actor, entity)
+        if clause is not None:
+            options.append(with_loader_criteria(entity, clause, include_aliases=True))
+    state.statement = state.statement.options(*options)
+
+
+# --- writes: permission checks and audit --------------------------------------------
+
+
+def _serialise(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_serialise(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _serialise(item) for key, item in value.items()}
+    return value
+
+
+_NOT_AUDITED_COLUMNS = {"version", "updated_at", "created_at", "password_hash"}
+
+
+def entity_name(obj: Any) -> str:
+    """The audit name of a mapped object: its table name in the singular."""
+    table: str = type(obj).__tablename__
+    if table.endswith("ies"):
+        return table[:-3] + "y"
+    if table.endswith("ses") and table != "cases":
+        return table[:-2]
+    return table[:-1] if table.endswith("s") else table
+
+
+def field_changes(obj: Any, *, new: bool = False) -> dict[str, list[Any]]:
+    """``{column: [old, new]}`` for the columns changed on ``obj`` in this flush."""
+    changes: dict[str, list[Any]] = {}
+    state = inspect(obj)
+    for attribute in state.mapper.column_attrs:
+        key = attribute.key
+        if key in _NOT_AUDITED_COLUMNS or (new and key == "id"):
+            continue
+        history = state.attrs[key].history
+        if new:
+            value = getattr(obj, key)
+            if value is not None and value != "" and value != {} and value != []:
+                changes[key] = [None, _serialise(value)]
+        elif history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            now = history.added[0] if history.added else None
+            if old != now:
+                changes[key] = [_serialise(old), _serialise(now)]
+    if "password_hash" in {a.key for a in state.mapper.column_attrs}:
+        if state.attrs["password_hash"].history.has_changes():
+            changes["password"] = ["***", "***"]
+    return changes
+
+
+def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = False) -> None:
+    if not actor.can_write:
+        raise AccessDenied("analysts cannot change records")
+    if isinstance(obj, Tenant):
+        if not actor.is_admin or obj.id != actor.tenant_id:
+            raise AccessDenied("only an admin may change their tenant")
+        return
+    if isinstance(obj, TenantScoped):
+        if obj.tenant_id is None:
+            obj.tenant_id = actor.tenant_id
+        elif obj.tenant_id != actor.tenant_id:
+            raise AccessDenied("record belongs to another tenant")
+    if isinstance(obj, AuditEvent):
+        if deleting or inspect(obj).persistent:
+            raise AccessDenied("the audit trail is append-only")
+        return
+    if isinstance(obj, ADMIN_ONLY_WRITES) and not actor.is_admin:
+        raise AccessDenied("only an admin may change this")
+    if isinstance(obj, MANAGER_WRITES) and actor.role not in (Role.ADMIN, Role.MANAGER):
+        raise AccessDenied("only a manager or admin may change this")
+    if isinstance(obj, Customer):
+        _check_owned(actor, obj, obj.owner_id, obj.team_id)
+    elif isinstance(obj, Opportunity):
+        _check_owned(actor, obj, obj.owner_id, None)
+        _check_customer_visible(session, actor, obj.customer_id)
+    elif isinstance(obj, (Contact, Activity, Order, Case)):
+        _check_customer_visible(session, actor, obj.customer_id)
+    elif isinstance(obj, Task):
+        if obj.customer_id is not None:
+            _check_customer_visible(session, actor, obj.customer_id)
+        elif not can_assign_owner(actor, obj.assignee_id):
+            raise AccessDenied("cannot assign a task to that user")
+
+
+def _check_owned(actor: Actor, obj: Any, owner_id: int | None, team_id: int | None) -> None:
+    state = inspect(obj)
+    owner_history = state.attrs.owner_id.history
+    if owner_history.has_changes() or state.pending:
+        if not can_assign_owner(actor, owner_id):
+            raise AccessDenied("cannot give this record to that owner")
+    if state.persistent:
+        old_owner = owner_history.deleted[0] if owner_history.deleted else owner_id
+        old_team = team_id
+        if "team_id" in state.attrs and state.attrs.team_id.history.deleted:
+            old_team = state.attrs.team_id.history.deleted[0]
+        if not can_edit(actor, tenant_id=obj.tenant_id, owner_id=old_owner, team_id=old_team):
+            raise AccessDenied("record is outside your scope")
+    elif owner_id is None and team_id is None and actor.team_ids and not actor.sees_whole_tenant:
+        # an unowned record created by a rep or manager stays visible to their team
+        if isinstance(obj, Customer):
+            obj.team_id = min(actor.team_ids)
+
+
+def _check_customer_visible(session: Session, actor: Actor, customer_id: int | None) -> None:
+    if customer_id is None or actor.sees_whole_tenant:
+        return
+    with session.no_autoflush:
+        found = session.execute(
+            select(Customer.id).where(Customer.id == customer_id)
+        ).scalar_one_or_none()
+    if found is None:
+        raise AccessDenied("customer is outside your scope")
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[Any] | None) -> None:
+    actor: Actor | None = session.info.get(ACTOR_KEY)
+    if actor is None and SYSTEM_KEY not in session.info:
+        if session.new or session.dirty or session.deleted:
+            raise UnscopedSession("writes need an actor or a system reason")
+        return
+    pending: list[tuple[Any, str, dict[str, list[Any]]]] = session.info.setdefault(
+        PENDING_AUDIT_KEY, []
+    )
+    skip_audit = session.info.get(SKIP_AUDIT_KEY, False)
+    for obj in list(session.new):
+        if actor is not None:
+            _check_write(session, actor, obj)
+        if not isinstance(obj, AuditEvent) and not skip_audit:
+            pending.append((obj, "create", field_changes(obj, new=True)))
+    for obj in list(session.dirty):
+        if not session.is_modified(obj, include_collections=False):
+            continue
+        if actor is not None:
+            _check_write(session, actor, obj)
+        if isinstance(obj, AuditEvent) or skip_audit:
+            continue
+        changes = field_changes(obj)
+        if not changes:
+            continue
+        action = "update"
+        archived = changes.get("archived_at")
+        if archived is not None:
+            action = "archive" if archived[1] is not None else "restore"
+        pending.append((obj, action, changes))
+    for obj in list(session.deleted):
+        if actor is not None:
+            _check_write(session, actor, obj, deleting=True)
+        if not isinstance(obj, AuditEvent) and not skip_audit:
+            pending.append((obj, "delete", {}))
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _write_audit(session: Session, _flush_context: Any) -> None:
+    pending = session.info.pop(PENDING_AUDIT_KEY, None)
+    if not pending:
+        return
+    actor: Actor | None = session.info.get(ACTOR_KEY)
+    reason = session.info.get(SYSTEM_KEY)
+    for obj, action, changes in pending:
+        tenant_id = obj.id if isinstance(obj, Tenant) else getattr(obj, "tenant_id", None)
+        if tenant_id is None:
+            continue
+        if reason and not actor:
+            changes = {**changes, "_source": ["", reason]}
+        session.add(
+            AuditEvent(
+                tenant_id=tenant_id,
+                actor_id=actor.user_id if actor else None,
+                action=action,
+                entity=entity_name(obj),
+                entity_id=obj.id,
+                changes=changes,
+            )
+        )
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_audit(session: Session) -> None:
+    session.info.pop(PENDING_AUDIT_KEY, None)

@@ -1,0 +1,66 @@
+"""Typed settings, read once from the environment (and Streamlit secrets, by the frame).
+
+Every knob of Kestrel CRM lives here so that nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_SQLITE_PATH = DATA_DIR / "crm.db"
+COOKIE_KEY_FILE = DATA_DIR / ".cookie_key"
+
+LOGIN_MAX_FAILED_ATTEMPTS = 5
+LOGIN_LOCKOUT_MINUTES = 15
+COOKIE_NAME = "kestrel_session"
+COOKIE_EXPIRY_DAYS = 7.0
+DEFAULT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the process was configured with."""
+
+    database_url: str = field(default_factory=lambda: default_database_url())
+    cookie_key: str | None = None
+    admin_password: str | None = None
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file unless ``CRM_DATABASE_URL`` says otherwise."""
+    return os.environ.get("CRM_DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment."""
+    return Settings(
+        database_url=default_database_url(),
+        cookie_key=os.environ.get("CRM_COOKIE_KEY") or None,
+        admin_password=os.environ.get("CRM_ADMIN_PASSWORD") or None,
+    )
+
+
+def resolve_cookie_key(configured: str | None, key_file: Path = COOKIE_KEY_FILE) -> str:
+    """Return the cookie-signing key: the configured one, else one generated once and kept outside git.
+
+    A known default key would let anyone forge a session cookie, so there is none:
+    the first run writes a random key to ``data/.cookie_key`` (git-ignored, mode 600).
+    """
+    if configured:
+        if len(configured) < 16:
+            raise ValueError("The cookie key must be at least 16 characters long.")
+        return configured
+    if key_file.exists():
+        stored = key_file.read_text(encoding="utf-8").strip()
+        if len(stored) >= 16:
+            return stored
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    generated = secrets.token_urlsafe(48)
+    key_file.write_text(generated, encoding="utf-8")
+    key_file.chmod(0o600)
+    return generated

@@ -1,0 +1,98 @@
+"""Engine and session factory.
+
+The session's lifecycle is external to the functions that use it: services open
+``with db.transaction(actor) as session:`` and query functions take ``session``.
+Every session carries who is acting (an :class:`~crm_core.access.Actor`) or an
+explicit ``system`` reason; :mod:`crm_core.access` refuses ORM work on a session
+with neither, so a forgotten scope fails loudly instead of leaking another tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_core import access
+from crm_core.config import DEFAULT_SQLITE_PATH
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; for SQLite turn on WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and url != "sqlite://" and ":memory:" not in url:
+            DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("mysql") or url.startswith("mariadb"):
+        kwargs.setdefault("pool_recycle", 3600)
+        if "charset=" not in url:
+            url += ("&" if "?" in url else "?") + "charset=utf8mb4"
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Database:
+    """One database: an engine (or a test connection) and scoped session factories."""
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self.bind = bind
+        options: dict[str, Any] = {"expire_on_commit": False}
+        if isinstance(bind, Connection):
+            # Tests: each session joins the outer transaction through a savepoint,
+            # so even commit() is rolled back at the end of the test.
+            options["join_transaction_mode"] = "create_savepoint"
+        self._factory = sessionmaker(bind=bind, **options)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine behind this database."""
+        return self.bind if isinstance(self.bind, Engine) else self.bind.engine
+
+    @property
+    def dialect_name(self) -> str:
+        """sqlite, postgresql or mysql."""
+        return self.engine.dialect.name
+
+    def session(self, actor: access.Actor) -> Session:
+        """A read session scoped to what ``actor`` may see."""
+        session = self._factory()
+        access.bind_actor(session, actor)
+        return session
+
+    def system_session(self, reason: str) -> Session:
+        """An unscoped session for setup work (init, demo data, login checks); ``reason`` is audited."""
+        session = self._factory()
+        access.bind_system(session, reason)
+        return session
+
+    @contextmanager
+    def transaction(self, actor: access.Actor) -> Iterator[Session]:
+        """A unit of work for ``actor``: committed on success, rolled back on any error."""
+        with self.session(actor) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def system_transaction(self, reason: str) -> Iterator[Session]:
+        """A unit of work outside any user's scope."""
+        with self.system_session(reason) as session, session.begin():
+            yield session
+
+
+def open_database(url: str) -> Database:
+    """Engine plus factories for ``url``."""
+    return Database(make_engine(url))

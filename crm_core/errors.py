@@ -1,0 +1,88 @@
+"""Named domain errors. Pages turn each into a message in the user's language.
+
+Every error carries a catalog key (``message_key``) and its parameters, so the
+view layer can call ``t(error.message_key, **error.params)`` without knowing
+which use case raised it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error a user can be told about."""
+
+    message_key = "error.generic"
+
+    def __init__(self, message: str = "", **params: Any) -> None:
+        super().__init__(message or self.message_key)
+        self.params = params
+
+
+class AccessDenied(DomainError):
+    """The acting user may not see or change this record."""
+
+    message_key = "error.access_denied"
+
+
+class NotFound(DomainError):
+    """The record does not exist, or is outside the user's scope (which must look the same)."""
+
+    message_key = "error.not_found"
+
+
+class ValidationFailed(DomainError):
+    """Input was refused; ``errors`` maps each field to a catalog key (with params)."""
+
+    message_key = "error.validation_failed"
+
+    def __init__(self, errors: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        super().__init__("validation failed: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+class DuplicateCustomer(DomainError):
+    """A customer with the same normalised email, phone or name already exists."""
+
+    message_key = "error.duplicate_customer"
+
+    def __init__(self, existing_id: int, existing_name: str, matched_on: str) -> None:
+        super().__init__(
+            f"duplicate of customer {existing_id} on {matched_on}",
+            name=existing_name,
+            matched_on=matched_on,
+        )
+        self.existing_id = existing_id
+        self.existing_name = existing_name
+        self.matched_on = matched_on
+
+
+class StaleRecord(DomainError):
+    """Someone else saved the record after it was loaded; nothing was overwritten."""
+
+    message_key = "error.stale_record"
+
+    def __init__(
+        self,
+        entity: str,
+        entity_id: int,
+        changed_by: str | None = None,
+        changed_at: dt.datetime | None = None,
+    ) -> None:
+        super().__init__(
+            f"{entity} {entity_id} was changed by {changed_by} at {changed_at}",
+            changed_by=changed_by or "?",
+            changed_at=changed_at.strftime("%Y-%m-%d %H:%M") if changed_at else "?",
+        )
+        self.entity = entity
+        self.entity_id = entity_id
+        self.changed_by = changed_by
+        self.changed_at = changed_at
+
+
+class LoginRefused(DomainError):
+    """Wrong credentials, a locked account, or a revoked session."""
+
+    message_key = "login.failed"

@@ -1,0 +1,496 @@
+"""Domain model: SQLAlchemy 2.x declarative mapping of every Kestrel CRM table.
+
+Conventions: every business table carries ``tenant_id`` (the :class:`TenantScoped`
+mixin, which :mod:`crm_core.access` uses to scope every query); every row has
+``created_at``/``updated_at`` (naive UTC); editable entities carry ``version``,
+SQLAlchemy's optimistic-locking counter. Money is ``Numeric(14, 2)``, never float.
+Indexes put ``tenant_id`` first because every query is filtered by it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+
+Money = Numeric(14, 2)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now: every timestamp is stored this way on every database."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention Alembic relies on."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Timestamped:
+    """``id``, ``created_at`` and ``updated_at`` for every row."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class TenantScoped(Timestamped):
+    """A business row that belongs to exactly one tenant."""
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
+        return mapped_column(ForeignKey("tenants.id"), index=False)
+
+
+class Versioned:
+    """Optimistic locking: an UPDATE matching a stale ``version`` raises StaleDataError."""
+
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class Role(enum.StrEnum):
+    """What a user may do inside their tenant."""
+
+    ADMIN = "admin"
+    MANAGER = "manager"
+    REP = "rep"
+    ANALYST = "analyst"
+
+
+class LifecycleStage(enum.StrEnum):
+    """Customer lifecycle: 潜客 → 意向客户 → 成交客户 → 流失客户."""
+
+    PROSPECT = "prospect"
+    INTENT = "intent"
+    CUSTOMER = "customer"
+    CHURNED = "churned"
+
+
+class CustomerKind(enum.StrEnum):
+    COMPANY = "company"
+    PERSON = "person"
+
+
+class StageKind(enum.StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class ActivityType(enum.StrEnum):
+    CALL = "call"
+    MEETING = "meeting"
+    EMAIL = "email"
+    VISIT = "visit"
+    NOTE = "note"
+
+
+class TaskStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class OrderStatus(enum.StrEnum):
+    DRAFT = "draft"
+    CONFIRMED = "confirmed"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+class CaseStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+def _enum_values(enum_class: type[enum.Enum]) -> list[str]:
+    return [member.value for member in enum_class]
+
+
+class Tenant(Timestamped, Versioned, Base):
+    """A company using Kestrel CRM; every business row belongs to one."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    churn_window_days: Mapped[int] = mapped_column(Integer, default=180)
+    default_currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Team(TenantScoped, Versioned, Base):
+    """A sales team; its manager sees the customers and deals of its members."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    region: Mapped[str | None] = mapped_column(String(120))
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", use_alter=True, name="fk_teams_manager_id_users")
+    )
+
+
+class User(TenantScoped, Versioned, Base):
+    """A person who logs in. ``username`` is unique across tenants and always lower case."""
+
+    __tablename__ = "users"
+    __table_args__ = (Index(None, "tenant_id", "role"),)
+
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16), default=Role.REP.value)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    failed_login_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Cookies issued before this instant no longer log in (set by logout).
+    sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    team: Mapped[Team | None] = relationship(foreign_keys=[team_id])
+
+
+class Customer(TenantScoped, Versioned, Base):
+    """A company or person we sell to (客户)."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index(None, "tenant_id", "owner_id", "updated_at"),
+        Index(None, "tenant_id", "lifecycle_stage", "updated_at"),
+        Index(None, "tenant_id", "team_id", "owner_id"),
+        Index(None, "tenant_id", "updated_at"),
+        Index(None, "tenant_id", "name"),
+        Index(None, "tenant_id", "email_normalized"),
+        Index(None, "tenant_id", "phone_normalized"),
+        Index(None, "tenant_id", "industry"),
+        Index(None, "tenant_id", "region"),
+        Index(None, "tenant_id", "created_at"),
+        Index(None, "tenant_id", "last_contacted_at"),
+        Index(None, "tenant_id", "external_id"),
+    )
+
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default=CustomerKind.COMPANY.value)
+    industry: Mapped[str | None] = mapped_column(String(80))
+    region: Mapped[str | None] = mapped_column(String(80))
+    source: Mapped[str | None] = mapped_column(String(80))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), default=LifecycleStage.PROSPECT.value)
+    # Stored as ",tag1,tag2," so a tag filter is a plain LIKE on every database.
+    tags: Mapped[str] = mapped_column(String(500), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_normalized: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    phone_normalized: Mapped[str | None] = mapped_column(String(40))
+    external_id: Mapped[str | None] = mapped_column(String(80))
+    last_contacted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_follow_up_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    team: Mapped[Team | None] = relationship(foreign_keys=[team_id])
+
+    @property
+    def tag_list(self) -> list[str]:
+        """Tags as a list, in stored order."""
+        return [tag for tag in (self.tags or "").split(",") if tag]
+
+
+class Contact(TenantScoped, Versioned, Base):
+    """A person at a customer (联系人)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (Index(None, "tenant_id", "customer_id"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    title: Mapped[str | None] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Product(TenantScoped, Versioned, Base):
+    """Something we sell, with a list price."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("tenant_id", "sku"),)
+
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Pipeline(TenantScoped, Versioned, Base):
+    """A sales process; every tenant has a default one."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    stages: Mapped[list[PipelineStage]] = relationship(
+        back_populates="pipeline", order_by="PipelineStage.position"
+    )
+
+
+class PipelineStage(TenantScoped, Versioned, Base):
+    """A step of a pipeline with its win probability (percent) and kind (open/won/lost)."""
+
+    __tablename__ = "pipeline_stages"
+    __table_args__ = (UniqueConstraint("pipeline_id", "position"),)
+
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    name: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(8), default=StageKind.OPEN.value)
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class Opportunity(TenantScoped, Versioned, Base):
+    """A deal (商机) moving through a pipeline."""
+
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        Index(None, "tenant_id", "owner_id", "stage_id"),
+        Index(None, "tenant_id", "pipeline_id", "stage_id"),
+        Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "expected_close_date"),
+        Index(None, "tenant_id", "closed_at"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("pipeline_stages.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    # Percent set by hand; when NULL the stage's probability applies.
+    probability: Mapped[int | None] = mapped_column(Integer)
+    expected_close_date: Mapped[dt.date | None] = mapped_column(Date)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Order(TenantScoped, Versioned, Base):
+    """A sale booked against a customer (订单)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index(None, "tenant_id", "customer_id", "ordered_at"),
+        Index(None, "tenant_id", "ordered_at"),
+        UniqueConstraint("tenant_id", "order_number"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    order_number: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.CONFIRMED.value)
+    ordered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    total_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order")
+
+
+class OrderLine(TenantScoped, Base):
+    """One product on an order."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (Index(None, "tenant_id", "order_id"), Index(None, "tenant_id", "product_id"))
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("1"))
+    unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class Activity(TenantScoped, Base):
+    """A logged touch: call, meeting, email, visit or note (跟进记录)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index(None, "tenant_id", "customer_id", "occurred_at"),
+        Index(None, "tenant_id", "author_id", "occurred_at"),
+    )
+
+    type: Mapped[str] = mapped_column(String(16), default=ActivityType.NOTE.value)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class Task(TenantScoped, Versioned, Base):
+    """A follow-up to do (跟进任务)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index(None, "tenant_id", "assignee_id", "status", "due_at"),
+        Index(None, "tenant_id", "customer_id"),
+    )
+
+    title: Mapped[str] = mapped_column(String(200))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN.value)
+    priority: Mapped[str] = mapped_column(String(8), default=Priority.NORMAL.value)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Case(TenantScoped, Versioned, Base):
+    """A customer-service ticket (工单)."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "status", "opened_at"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    subject: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value)
+    priority: Mapped[str] = mapped_column(String(8), default=Priority.NORMAL.value)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Campaign(TenantScoped, Versioned, Base):
+    """A marketing campaign (营销活动)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    starts_on: Mapped[dt.date | None] = mapped_column(Date)
+    ends_on: Mapped[dt.date | None] = mapped_column(Date)
+    budget: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+
+
+class FieldDefinition(TenantScoped, Versioned, Base):
+    """A tenant-defined custom field (low-code), stored in the entity's ``custom_fields``."""
+
+    __tablename__ = "field_definitions"
+    __table_args__ = (UniqueConstraint("tenant_id", "entity", "name"),)
+
+    entity: Mapped[str] = mapped_column(String(32), default="customer")
+    name: Mapped[str] = mapped_column(String(64))
+    label_en: Mapped[str] = mapped_column(String(120))
+    label_zh: Mapped[str] = mapped_column(String(120))
+    field_type: Mapped[str] = mapped_column(String(16), default="text")
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    choices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEvent(TenantScoped, Base):
+    """One write: who did what to which record, with the field diff."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index(None, "tenant_id", "entity", "entity_id", "occurred_at"),
+        Index(None, "tenant_id", "occurred_at"),
+    )
+
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ImportRun(TenantScoped, Base):
+    """One import of a file: who, what, the counts and the validation result."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (Index(None, "tenant_id", "created_at"),)
+
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    entity: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_hash: Mapped[str] = mapped_column(String(64))
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mode: Mapped[str] = mapped_column(String(16), default="create")
+    policy: Mapped[str] = mapped_column(String(24), default="all-or-nothing")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    validation_result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+BUSINESS_TABLES = [
+    mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, TenantScoped)
+]

@@ -1,0 +1,1 @@
+"""Pure business rules: no database, no I/O; tested with parametrize tables."""

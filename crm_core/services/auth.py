@@ -1,0 +1,201 @@
+"""Login use cases: password hashing, lockout, session revocation, and building the Actor.
+
+The browser login widget is streamlit-authenticator's; it checks the password against
+the credentials this module builds from the ``users`` table. Everything that must
+outlive a browser session — failed-attempt counters, lockouts, revoked cookies — is
+stored here, in the database, because the authenticator keeps it only in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from typing import Any
+
+import bcrypt
+from sqlalchemy import select
+
+from crm_core.access import Actor
+from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS
+from crm_core.db import Database
+from crm_core.models import AuditEvent, Role, Team, Tenant, User, utcnow
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
+
+
+def bcrypt_rounds() -> int:
+    """Work factor: 12 in production; tests may lower it with ``CRM_BCRYPT_ROUNDS``."""
+    return max(4, min(15, int(os.environ.get("CRM_BCRYPT_ROUNDS", "12"))))
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash of ``password``."""
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=bcrypt_rounds())).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """Does ``password`` match the stored bcrypt hash?"""
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("utf-8"))
+    except ValueError:
+        return False
+
+
+def password_problems(password: str) -> list[str]:
+    """Catalog keys of the rules ``password`` breaks (empty when acceptable)."""
+    problems = []
+    if len(password) < 10:
+        problems.append("password.too_short")
+    if len(password.encode("utf-8")) > 72:
+        problems.append("password.too_long")  # bcrypt ignores bytes past 72
+    if not re.search(r"[A-Za-z]", password) or not re.search(r"\d", password):
+        problems.append("password.needs_letter_and_digit")
+    return problems
+
+
+def username_problem(username: str) -> str | None:
+    """Catalog key when ``username`` is not 3-64 lower-case letters, digits or . _ @ -."""
+    if not USERNAME_PATTERN.match(username):
+        return "user.username_invalid"
+    return None
+
+
+def is_locked(user: User, now: dt.datetime | None = None) -> bool:
+    """Locked after too many failures, until the lockout passes or an admin unlocks."""
+    now = now or utcnow()
+    return user.locked_until is not None and user.locked_until > now
+
+
+def login_credentials(db: Database) -> dict[str, Any]:
+    """The credentials mapping streamlit-authenticator expects, built from active users.
+
+    A locked user is listed with ``failed_login_attempts`` at the maximum, so the
+    authenticator refuses them before looking at the password.
+    """
+    now = utcnow()
+    usernames: dict[str, dict[str, Any]] = {}
+    with db.system_session("login") as session:
+        rows = session.execute(
+            select(User)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.is_active.is_(True), Tenant.is_active.is_(True))
+        ).scalars()
+        for user in rows:
+            usernames[user.username] = {
+                "name": user.full_name,
+                "email": user.email or f"{user.username}@invalid.local",
+                "password": user.password_hash,
+                "roles": [user.role],
+                "failed_login_attempts": LOGIN_MAX_FAILED_ATTEMPTS if is_locked(user, now) else 0,
+            }
+    return {"usernames": usernames}
+
+
+def _audit(session: Any, user: User, action: str, changes: dict[str, Any] | None = None) -> None:
+    session.add(
+        AuditEvent(
+            tenant_id=user.tenant_id,
+            actor_id=user.id,
+            action=action,
+            entity="user",
+            entity_id=user.id,
+            changes=changes or {},
+        )
+    )
+
+
+def record_failed_login(db: Database, username: str) -> bool:
+    """Count a wrong password; returns True when this failure locked the account."""
+    with db.system_transaction("login") as session:
+        session.info["crm_skip_audit"] = True
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is None:
+            return False
+        user.failed_login_count = (user.failed_login_count or 0) + 1
+        locked_now = user.failed_login_count >= LOGIN_MAX_FAILED_ATTEMPTS
+        if locked_now:
+            user.locked_until = utcnow() + dt.timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+            user.failed_login_count = 0
+        _audit(session, user, "login_locked" if locked_now else "login_failed")
+        return locked_now
+
+
+def record_login(db: Database, username: str) -> None:
+    """A successful password login: reset the counter, stamp the time, audit it."""
+    with db.system_transaction("login") as session:
+        session.info["crm_skip_audit"] = True
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is None:
+            return
+        user.failed_login_count = 0
+        user.locked_until = None
+        user.last_login_at = utcnow()
+        _audit(session, user, "login")
+
+
+def end_sessions(db: Database, username: str) -> None:
+    """Logout: every session cookie issued until now stops working."""
+    with db.system_transaction("logout") as session:
+        session.info["crm_skip_audit"] = True
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is None:
+            return
+        user.sessions_valid_after = utcnow()
+        _audit(session, user, "logout")
+
+
+def session_cookie_is_valid(db: Database, username: str, issued_at: dt.datetime) -> bool:
+    """Was a cookie issued at ``issued_at`` (naive UTC) issued after the user's last logout?"""
+    with db.system_session("login") as session:
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+    if user is None or not user.is_active or is_locked(user):
+        return False
+    return user.sessions_valid_after is None or issued_at > user.sessions_valid_after
+
+
+def load_actor(db: Database, username: str) -> Actor | None:
+    """Build the Actor for ``username`` from the database (None if inactive or unknown)."""
+    with db.system_session("login") as session:
+        user = session.scalars(
+            select(User)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.username == username, User.is_active.is_(True), Tenant.is_active.is_(True))
+        ).one_or_none()
+        if user is None:
+            return None
+        team_ids: set[int] = set()
+        visible_owner_ids: set[int] = {user.id}
+        if user.team_id is not None:
+            team_ids.add(user.team_id)
+        if user.role == Role.MANAGER:
+            managed = set(
+                session.scalars(
+                    select(Team.id).where(Team.tenant_id == user.tenant_id, Team.manager_id == user.id)
+                )
+            )
+            team_ids |= managed
+            if managed:
+                visible_owner_ids |= set(
+                    session.scalars(
+                        select(User.id).where(User.tenant_id == user.tenant_id, User.team_id.in_(managed))
+                    )
+                )
+        return Actor(
+            user_id=user.id,
+            tenant_id=user.tenant_id,
+            role=Role(user.role),
+            username=user.username,
+            full_name=user.full_name,
+            team_ids=frozenset(team_ids),
+            visible_owner_ids=frozenset(visible_owner_ids),
+            language=user.language,
+        )
+
+
+def set_language(db: Database, username: str, language: str) -> None:
+    """Remember the user's interface language."""
+    with db.system_transaction("preferences") as session:
+        user = session.scalars(select(User).where(User.username == username)).one_or_none()
+        if user is not None and user.language != language:
+            user.language = language

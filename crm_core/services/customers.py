@@ -1,0 +1,237 @@
+"""Customer use cases: create and edit customers, with validation, duplicate detection
+and optimistic locking. Each opens its own transaction; access rules and the audit
+trail are applied by the session (see :mod:`crm_core.access`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from crm_core import access
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.errors import DuplicateCustomer, NotFound, StaleRecord, ValidationFailed
+from crm_core.models import AuditEvent, Customer, CustomerKind, FieldDefinition, LifecycleStage, User
+from crm_core.rules.contact_details import (
+    is_valid_email,
+    is_valid_phone,
+    normalise_email,
+    normalise_name,
+    normalise_phone,
+    parse_tags,
+    store_tags,
+)
+
+Errors = dict[str, tuple[str, dict[str, Any]]]
+
+
+@dataclass
+class CustomerInput:
+    """The fields of the customer form, as the user typed them."""
+
+    name: str
+    kind: str = CustomerKind.COMPANY.value
+    industry: str = ""
+    region: str = ""
+    source: str = ""
+    owner_id: int | None = None
+    lifecycle_stage: str = LifecycleStage.PROSPECT.value
+    tags: str = ""
+    email: str = ""
+    phone: str = ""
+    external_id: str = ""
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _validate(form: CustomerInput, definitions: list[FieldDefinition]) -> tuple[Errors, dict[str, Any]]:
+    errors: Errors = {}
+    name = form.name.strip()
+    if not name:
+        errors["name"] = ("validation.required", {})
+    elif len(name) > 200:
+        errors["name"] = ("validation.too_long", {"max": 200})
+    if form.kind not in {kind.value for kind in CustomerKind}:
+        errors["kind"] = ("validation.choice", {})
+    if form.lifecycle_stage not in {stage.value for stage in LifecycleStage}:
+        errors["lifecycle_stage"] = ("validation.choice", {})
+    if form.email.strip() and not is_valid_email(form.email):
+        errors["email"] = ("validation.email", {})
+    if form.phone.strip() and not is_valid_phone(form.phone):
+        errors["phone"] = ("validation.phone", {})
+    for key, limit in (("industry", 80), ("region", 80), ("source", 80), ("external_id", 80)):
+        if len(getattr(form, key).strip()) > limit:
+            errors[key] = ("validation.too_long", {"max": limit})
+    if len(store_tags(parse_tags(form.tags))) > 500:
+        errors["tags"] = ("validation.too_long", {"max": 500})
+    custom, custom_errors = validate_custom_fields(form.custom_fields, definitions)
+    errors.update(custom_errors)
+    return errors, custom
+
+
+def validate_custom_fields(
+    values: dict[str, Any], definitions: list[FieldDefinition]
+) -> tuple[dict[str, Any], Errors]:
+    """Check and convert custom field values against the tenant's definitions."""
+    errors: Errors = {}
+    cleaned: dict[str, Any] = {}
+    for definition in definitions:
+        key = f"custom.{definition.name}"
+        raw = values.get(definition.name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if definition.required and definition.field_type != "bool":
+                errors[key] = ("validation.required", {})
+            continue
+        try:
+            if definition.field_type == "number":
+                cleaned[definition.name] = str(Decimal(str(raw).strip()))
+            elif definition.field_type == "date":
+                value = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw).strip())
+                cleaned[definition.name] = value.isoformat()
+            elif definition.field_type == "bool":
+                cleaned[definition.name] = bool(raw)
+            elif definition.field_type == "choice":
+                if str(raw) not in (definition.choices or []):
+                    errors[key] = ("validation.choice", {})
+                    continue
+                cleaned[definition.name] = str(raw)
+            else:
+                cleaned[definition.name] = str(raw).strip()[:1000]
+        except (InvalidOperation, ValueError):
+            errors[key] = (f"validation.{definition.field_type}", {})
+    return cleaned, errors
+
+
+def custom_field_definitions(session: Session, entity: str = "customer") -> list[FieldDefinition]:
+    """The tenant's custom fields for ``entity``, in display order."""
+    return list(
+        session.scalars(
+            select(FieldDefinition)
+            .where(FieldDefinition.entity == entity)
+            .order_by(FieldDefinition.position, FieldDefinition.id)
+        )
+    )
+
+
+def find_duplicate(
+    db: Database, actor: Actor, *, name: str, email: str, phone: str, exclude_id: int | None = None
+) -> DuplicateCustomer | None:
+    """A customer of the tenant with the same normalised email, phone or name, if any.
+
+    Duplicates are searched across the whole tenant (a rep must not recreate a colleague's
+    customer), but the existing name is only revealed when the actor may see the record.
+    """
+    email_key = normalise_email(email)
+    phone_key = normalise_phone(phone)
+    name_key = normalise_name(name)
+    conditions = [Customer.name == name.strip()]
+    if email_key:
+        conditions.append(Customer.email_normalized == email_key)
+    if phone_key:
+        conditions.append(Customer.phone_normalized == phone_key)
+    with db.system_session("duplicate check") as session:
+        statement = select(Customer).where(
+            Customer.tenant_id == actor.tenant_id, Customer.archived_at.is_(None), or_(*conditions)
+        )
+        if exclude_id is not None:
+            statement = statement.where(Customer.id != exclude_id)
+        for existing in session.scalars(statement.limit(20)):
+            if email_key and existing.email_normalized == email_key:
+                matched = "email"
+            elif phone_key and existing.phone_normalized == phone_key:
+                matched = "phone"
+            elif normalise_name(existing.name) == name_key:
+                matched = "name"
+            else:
+                continue
+            visible = access.can_view(
+                actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
+            )
+            return DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", matched)
+    return None
+
+
+def create_customer(db: Database, actor: Actor, form: CustomerInput, *, allow_duplicate: bool = False) -> int:
+    """Create a customer; raises ValidationFailed, DuplicateCustomer or AccessDenied."""
+    with db.transaction(actor) as session:
+        errors, custom = _validate(form, custom_field_definitions(session))
+        if form.owner_id is not None and session.get(User, form.owner_id) is None:
+            errors["owner_id"] = ("validation.choice", {})
+        if errors:
+            raise ValidationFailed(errors)
+        if not allow_duplicate:
+            duplicate = find_duplicate(db, actor, name=form.name, email=form.email, phone=form.phone)
+            if duplicate is not None:
+                raise duplicate
+        customer = Customer(owner_id=form.owner_id)
+        _apply(customer, form, custom)
+        session.add(customer)
+        session.flush()
+        return customer.id
+
+
+def update_customer(
+    db: Database, actor: Actor, customer_id: int, form: CustomerInput, *, expected_version: int
+) -> int:
+    """Save an edit made on version ``expected_version``; raises StaleRecord if someone saved since."""
+    try:
+        return _update_customer(db, actor, customer_id, form, expected_version)
+    except StaleDataError:
+        # another writer committed between our read and our UPDATE
+        with db.session(actor) as session:
+            raise stale_record_error(session, "customer", customer_id) from None
+
+
+def _update_customer(
+    db: Database, actor: Actor, customer_id: int, form: CustomerInput, expected_version: int
+) -> int:
+    with db.transaction(actor) as session:
+        customer = session.get(Customer, customer_id)
+        if customer is None or customer.archived_at is not None:
+            raise NotFound("customer")
+        if customer.version != expected_version:
+            raise stale_record_error(session, "customer", customer_id)
+        errors, custom = _validate(form, custom_field_definitions(session))
+        if form.owner_id is not None and session.get(User, form.owner_id) is None:
+            errors["owner_id"] = ("validation.choice", {})
+        if errors:
+            raise ValidationFailed(errors)
+        customer.owner_id = form.owner_id
+        _apply(customer, form, custom)
+        session.flush()
+        return customer.version
+
+
+def _apply(customer: Customer, form: CustomerInput, custom: dict[str, Any]) -> None:
+    customer.name = form.name.strip()
+    customer.kind = form.kind
+    customer.industry = form.industry.strip() or None
+    customer.region = form.region.strip() or None
+    customer.source = form.source.strip() or None
+    customer.lifecycle_stage = form.lifecycle_stage
+    customer.tags = store_tags(parse_tags(form.tags))
+    customer.email = form.email.strip() or None
+    customer.email_normalized = normalise_email(form.email)
+    customer.phone = form.phone.strip() or None
+    customer.phone_normalized = normalise_phone(form.phone)
+    customer.external_id = form.external_id.strip() or None
+    customer.custom_fields = custom
+
+
+def stale_record_error(session: Session, entity: str, entity_id: int) -> StaleRecord:
+    """A StaleRecord naming who last changed the record, and when, from the audit trail."""
+    row = session.execute(
+        select(AuditEvent.occurred_at, User.full_name)
+        .outerjoin(User, User.id == AuditEvent.actor_id)
+        .where(AuditEvent.entity == entity, AuditEvent.entity_id == entity_id)
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return StaleRecord(entity, entity_id)
+    return StaleRecord(entity, entity_id, changed_by=row.full_name, changed_at=row.occurred_at)
