@@ -68,3 +68,10 @@ def list_teams(session: Session) -> list[tuple[int, str, str | None, str | None]
         .order_by(Team.name)
     )
     return [(row[0], row[1], row[2], row[3]) for row in session.execute(statement)]
+
+
+def tenant_name(session: Session) -> str:
+    """The name of the actor's tenant."""
+    from crm_core.models import Tenant
+
+    return session.scalars(select(Tenant.name)).first() or ""

@@ -204,6 +204,8 @@ def create_team(db: Database, actor: Actor, *, name: str, region: str | None, ma
     if not name.strip():
         raise ValidationFailed({"name": ("validation.required", {})})
     with db.transaction(actor) as session:
+        if session.scalar(select(func.count()).select_from(Team).where(Team.name == name.strip())):
+            raise ValidationFailed({"name": ("team.name_taken", {"name": name.strip()})})
         team = Team(name=name.strip(), region=(region or "").strip() or None, manager_id=manager_id)
         session.add(team)
         session.flush()

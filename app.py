@@ -1,0 +1,211 @@
+"""Kestrel CRM — the frame: page config, language, login, navigation by role.
+
+Pages run inside this frame and find the acting user in ``crm_ui.context``. Login is
+streamlit-authenticator's widget over credentials built from the ``users`` table;
+lockouts and revoked sessions live in the database (see ``crm_core.services.auth``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from typing import Any
+
+import jwt
+import streamlit as st
+import streamlit_authenticator as stauth
+from streamlit_authenticator.utilities.exceptions import LoginError
+
+from crm_core import schema
+from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, resolve_cookie_key
+from crm_core.i18n import LANGUAGES, normalise_language
+from crm_core.models import Role
+from crm_core.services import auth
+from crm_core.queries.users import tenant_name
+from crm_ui.context import ACTOR_STATE, LANG_STATE, get_db, lang, show_unexpected_error, t
+
+PASSWORD_LOGIN_STATE = "kestrel_password_login"
+VERIFIED_STATE = "kestrel_verified_user"
+NOTICE_STATE = "kestrel_login_notice"
+
+st.set_page_config(page_title="Kestrel CRM", page_icon="🦅", layout="wide")
+
+
+def configured_cookie_key() -> str:
+    """The cookie-signing key from secrets.toml or CRM_COOKIE_KEY, else generated once."""
+    configured = os.environ.get("CRM_COOKIE_KEY")
+    if not configured:
+        try:
+            configured = st.secrets.get("cookie_key")
+        except FileNotFoundError:
+            configured = None
+        except Exception:  # a malformed secrets.toml must not leak a trace to the login page
+            configured = None
+    return resolve_cookie_key(configured)
+
+
+def language_switch(location: Any, key: str) -> None:
+    """English / 简体中文, remembered for the user once logged in."""
+    codes = list(LANGUAGES)
+
+    def apply_choice() -> None:
+        chosen = st.session_state[key]
+        st.session_state[LANG_STATE] = chosen
+        st.session_state["kestrel_lang_chosen"] = True
+        username = st.session_state.get("username")
+        if username:
+            auth.set_language(get_db(), username, chosen)
+
+    st.session_state[key] = lang()
+    location.selectbox(
+        "🌐 Language / 语言",
+        codes,
+        format_func=lambda code: LANGUAGES[code],
+        key=key,
+        on_change=apply_choice,
+    )
+
+
+def cookie_issued_at() -> dt.datetime | None:
+    """When the browser's session cookie was issued (naive UTC), read from its signed token."""
+    token = st.context.cookies.get(COOKIE_NAME)
+    if not token:
+        return None
+    try:
+        claims = jwt.decode(token, configured_cookie_key(), algorithms=["HS256"])
+        expires = float(claims["exp_date"])
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return None
+    issued = expires - COOKIE_EXPIRY_DAYS * 86400
+    return dt.datetime.fromtimestamp(issued, dt.UTC).replace(tzinfo=None)
+
+
+def end_session(authenticator: stauth.Authenticate, notice: str | None = None) -> None:
+    """Forget the logged-in user in this browser session and delete the cookie."""
+    authenticator.logout(location="unrendered")
+    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE):
+        st.session_state.pop(key, None)
+    if notice:
+        st.session_state[NOTICE_STATE] = notice
+
+
+def login_gate() -> stauth.Authenticate | None:
+    """Show the login form until a user is authenticated; returns the authenticator then."""
+    db = get_db()
+    authenticated = bool(st.session_state.get("authentication_status"))
+    credentials = auth.login_credentials(db) if not authenticated else {
+        "usernames": {st.session_state["username"]: {"name": st.session_state.get("name"), "password": "-"}}
+    }
+    before = {name: entry.get("failed_login_attempts", 0) for name, entry in credentials["usernames"].items()}
+    authenticator = stauth.Authenticate(
+        credentials,
+        COOKIE_NAME,
+        configured_cookie_key(),
+        COOKIE_EXPIRY_DAYS,
+        auto_hash=False,
+        login_sleep_time=0,
+    )
+
+    def on_password_login(event: dict[str, Any]) -> None:
+        st.session_state[PASSWORD_LOGIN_STATE] = True
+        auth.record_login(db, event["username"])
+
+    if not authenticated:
+        st.title("🦅 Kestrel CRM")
+        st.caption(t("login.tagline"))
+        language_switch(st, "kestrel_language_login")
+        if notice := st.session_state.pop(NOTICE_STATE, None):
+            st.info(t(notice))
+    try:
+        authenticator.login(
+            location="main",
+            max_login_attempts=auth.LOGIN_MAX_FAILED_ATTEMPTS,
+            fields={
+                "Form name": t("login.title"),
+                "Username": t("login.username"),
+                "Password": t("login.password"),
+                "Login": t("login.submit"),
+            },
+            key="kestrel_login",
+            callback=on_password_login,
+        )
+    except LoginError as error:
+        if "attempts" in str(error):
+            st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
+        else:  # a cookie for a user who no longer exists or was deactivated
+            end_session(authenticator)
+            st.error(t("login.failed"))
+        return None
+    status = st.session_state.get("authentication_status")
+    if status is False:
+        for name, entry in credentials["usernames"].items():
+            if entry.get("failed_login_attempts", 0) > before.get(name, 0):
+                if auth.record_failed_login(db, name):
+                    st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
+                    return None
+        st.error(t("login.failed"))
+        return None
+    if not status:
+        return None
+    username = st.session_state["username"]
+    if not authenticated and st.session_state.get(PASSWORD_LOGIN_STATE):
+        # drop the login form from the screen; the pause lets the browser store the cookie first
+        time.sleep(0.3)
+        st.rerun()
+    if st.session_state.get(VERIFIED_STATE) != username:
+        if not st.session_state.get(PASSWORD_LOGIN_STATE):
+            # logged in from a cookie: it must postdate the user's last logout
+            issued = cookie_issued_at()
+            if issued is None or not auth.session_cookie_is_valid(db, username, issued):
+                end_session(authenticator, notice="login.session_ended")
+                st.rerun()
+        st.session_state[VERIFIED_STATE] = username
+    actor = auth.load_actor(db, username)
+    if actor is None:
+        end_session(authenticator, notice="login.session_ended")
+        st.rerun()
+    st.session_state[ACTOR_STATE] = actor
+    if not st.session_state.get("kestrel_lang_chosen"):
+        st.session_state[LANG_STATE] = normalise_language(actor.language)
+    return authenticator
+
+
+def navigation(role: Role) -> Any:
+    """The pages this role may open, listed explicitly."""
+    pages = [st.Page("pages/customers.py", title=t("nav.customers"), icon="👥", url_path="customers", default=True)]
+    if role == Role.ADMIN:
+        pages.append(st.Page("pages/users.py", title=t("nav.users"), icon="🔑", url_path="users"))
+    return st.navigation(pages)
+
+
+def main() -> None:
+    """Render the frame and run the selected page."""
+    if LANG_STATE not in st.session_state:
+        st.session_state[LANG_STATE] = normalise_language(getattr(st.context, "locale", None))
+    db = get_db()
+    if schema.current_revision(db.engine) != schema.head_revision():
+        st.error(t("app.schema_outdated"))
+        st.code("python -m crm_core init")
+        st.stop()
+    authenticator = login_gate()
+    if authenticator is None:
+        st.stop()
+    actor = st.session_state[ACTOR_STATE]
+    page = navigation(actor.role)
+    with st.sidebar:
+        with db.session(actor) as session:
+            workspace = tenant_name(session)
+        st.markdown(f"**{actor.full_name}**  \n{t('role.' + actor.role.value)} · {workspace}")
+        language_switch(st.sidebar, "kestrel_language_choice")
+        if st.button(t("login.logout"), key="kestrel_logout", width="stretch"):
+            auth.end_sessions(db, actor.username)
+            end_session(authenticator, notice="login.logged_out")
+            st.rerun()
+    try:
+        page.run()
+    except Exception as error:  # st.stop/st.rerun are BaseExceptions and pass through
+        show_unexpected_error(error)
+
+
+main()

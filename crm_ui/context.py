@@ -1,0 +1,82 @@
+"""What every page shares: the database, the acting user, the language, and error display.
+
+This is the only place (with ``app.py``) that knows both Streamlit and ``crm_core``'s
+session types; pages import from here and call one query or service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from crm_core.access import Actor
+from crm_core.config import load_settings
+from crm_core.db import Database, open_database
+from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord, ValidationFailed
+from crm_core.i18n import DEFAULT_LANGUAGE
+from crm_core.i18n import t as translate
+
+LOG = logging.getLogger("kestrel")
+ACTOR_STATE = "kestrel_actor"
+LANG_STATE = "kestrel_lang"
+
+
+@st.cache_resource
+def get_db() -> Database:
+    """The process-wide database (engine and pool)."""
+    return open_database(load_settings().database_url)
+
+
+def lang() -> str:
+    """The interface language of this browser session."""
+    return str(st.session_state.get(LANG_STATE, DEFAULT_LANGUAGE))
+
+
+def t(key: str, **params: Any) -> str:
+    """Translate ``key`` into the session's language."""
+    return translate(key, lang(), **params)
+
+
+def current_actor() -> Actor:
+    """The logged-in user; the frame guarantees one exists before a page runs."""
+    actor = st.session_state.get(ACTOR_STATE)
+    if actor is None:
+        st.error(t("login.required"))
+        st.stop()
+    assert isinstance(actor, Actor)
+    return actor
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A read session scoped to the current user."""
+    with get_db().session(current_actor()) as session:
+        yield session
+
+
+def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = None) -> None:
+    """Explain ``error`` in the user's language (field by field for validation errors)."""
+    if isinstance(error, ValidationFailed):
+        lines = []
+        for field_name, (key, params) in error.errors.items():
+            label = (labels or {}).get(field_name, field_name.removeprefix("custom."))
+            lines.append(f"- **{label}**: {t(key, **params)}")
+        st.error(t("error.validation_failed") + "\n\n" + "\n".join(lines))
+    elif isinstance(error, DuplicateCustomer):
+        st.warning(t("error.duplicate_customer", name=error.existing_name or t("error.hidden_record"),
+                     matched_on=t(f"field.{error.matched_on}")))
+    elif isinstance(error, StaleRecord):
+        st.error(t("error.stale_record", **error.params))
+    else:
+        st.error(t(error.message_key, **error.params))
+
+
+def show_unexpected_error(error: Exception) -> None:
+    """Log the traceback for operators; show the user a plain message, never the trace."""
+    LOG.exception("unexpected error on a page", exc_info=error)
+    st.error(t("error.unexpected"))

@@ -1,0 +1,157 @@
+"""Users and teams (admins): add users, change roles and teams, deactivate, unlock, add teams."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from crm_core.errors import DomainError
+from crm_core.models import Role, utcnow
+from crm_core.queries.users import list_teams, list_users
+from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
+from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+
+STATE = st.session_state
+actor = current_actor()
+if not actor.is_admin:
+    st.error(t("error.access_denied"))
+    st.stop()
+
+st.title(t("users.title"))
+if notice := STATE.pop("users_notice", None):
+    st.success(notice)
+
+with read_session() as session:
+    users = list_users(session)
+    teams = list_teams(session)
+team_names = {team_id: name for team_id, name, _, _ in teams}
+roles = [role.value for role in Role]
+labels = {
+    "username": t("user.username"), "full_name": t("user.full_name"), "email": t("field.email"),
+    "role": t("user.role"), "team_id": t("user.team"), "password": t("login.password"), "name": t("field.name"),
+}
+now = utcnow()
+
+users_tab, teams_tab = st.tabs([t("users.tab_users"), t("users.tab_teams")])
+
+with users_tab:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    labels["username"]: user.username,
+                    labels["full_name"]: user.full_name,
+                    labels["role"]: t(f"role.{user.role}"),
+                    labels["team_id"]: user.team_name or "",
+                    t("user.status"): t("user.locked") if user.locked_until and user.locked_until > now
+                    else (t("user.active") if user.is_active else t("user.inactive")),
+                    t("user.last_login"): user.last_login_at,
+                }
+                for user in users
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+    locked = [user for user in users if user.locked_until and user.locked_until > now]
+    if locked:
+        st.warning(t("users.locked_count", count=len(locked)))
+        for user in locked:
+            if st.button(t("users.unlock", username=user.username), key=f"users_unlock_{user.id}"):
+                try:
+                    unlock_user(get_db(), actor, user.id)
+                except DomainError as error:
+                    show_domain_error(error)
+                else:
+                    STATE["users_notice"] = t("users.unlocked", username=user.username)
+                    st.rerun()
+
+    st.subheader(t("users.new"))
+    generation = STATE.setdefault("users_form_generation", 0)
+    with st.form(f"users_create_{generation}"):
+        left, right = st.columns(2)
+        username = left.text_input(labels["username"] + " *", help=t("user.username_help"))
+        full_name = right.text_input(labels["full_name"] + " *")
+        email = left.text_input(labels["email"])
+        role = right.selectbox(labels["role"], roles, index=roles.index("rep"), format_func=lambda r: t(f"role.{r}"))
+        team_id = left.selectbox(
+            labels["team_id"], [None, *team_names], format_func=lambda v: "—" if v is None else team_names[v]
+        )
+        password = right.text_input(labels["password"] + " *", type="password", help=t("password.rules"))
+        if st.form_submit_button(t("users.create"), type="primary"):
+            try:
+                create_user(
+                    get_db(), actor,
+                    UserInput(username=username, full_name=full_name, role=role, email=email,
+                              team_id=team_id, password=password),
+                )
+            except DomainError as error:
+                show_domain_error(error, labels=labels)
+            else:
+                STATE["users_form_generation"] = generation + 1
+                STATE["users_notice"] = t("users.created", username=username.strip().lower())
+                st.rerun()
+
+    st.subheader(t("users.edit"))
+    by_id = {user.id: user for user in users}
+    chosen_id = st.selectbox(
+        t("users.choose"), list(by_id), format_func=lambda v: f"{by_id[v].full_name} ({by_id[v].username})",
+        key="users_edit_choice",
+    )
+    if chosen_id is not None:
+        chosen = by_id[chosen_id]
+        with st.form(f"users_edit_{chosen.id}_{chosen.version}"):
+            left, right = st.columns(2)
+            edit_name = left.text_input(labels["full_name"] + " *", value=chosen.full_name)
+            edit_email = right.text_input(labels["email"], value=chosen.email or "")
+            edit_role = left.selectbox(
+                labels["role"], roles, index=roles.index(chosen.role), format_func=lambda r: t(f"role.{r}")
+            )
+            team_options = [None, *team_names]
+            edit_team = right.selectbox(
+                labels["team_id"], team_options,
+                index=team_options.index(chosen.team_id) if chosen.team_id in team_options else 0,
+                format_func=lambda v: "—" if v is None else team_names[v],
+            )
+            edit_password = left.text_input(t("users.new_password"), type="password", help=t("password.rules"))
+            edit_active = right.checkbox(t("user.active"), value=chosen.is_active)
+            if st.form_submit_button(t("users.save"), type="primary"):
+                try:
+                    update_user(
+                        get_db(), actor, chosen.id,
+                        UserInput(username=chosen.username, full_name=edit_name, role=edit_role,
+                                  email=edit_email, team_id=edit_team, password=edit_password),
+                        is_active=edit_active,
+                    )
+                except DomainError as error:
+                    show_domain_error(error, labels=labels)
+                else:
+                    STATE["users_notice"] = t("users.saved", username=chosen.username)
+                    st.rerun()
+
+with teams_tab:
+    st.dataframe(
+        pd.DataFrame(
+            [{labels["name"]: name, t("field.region"): region or "", t("team.manager"): manager or ""}
+             for _, name, region, manager in teams]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    managers = {user.id: user.full_name for user in users if user.role in ("manager", "admin") and user.is_active}
+    with st.form(f"teams_create_{STATE.setdefault('teams_form_generation', 0)}"):
+        team_name = st.text_input(labels["name"] + " *")
+        team_region = st.text_input(t("field.region"))
+        team_manager = st.selectbox(
+            t("team.manager"), [None, *managers], format_func=lambda v: "—" if v is None else managers[v]
+        )
+        if st.form_submit_button(t("teams.create"), type="primary"):
+            try:
+                create_team(get_db(), actor, name=team_name, region=team_region, manager_id=team_manager)
+            except DomainError as error:
+                show_domain_error(error, labels=labels)
+            else:
+                STATE["teams_form_generation"] += 1
+                STATE["users_notice"] = t("teams.created", name=team_name.strip())
+                st.rerun()

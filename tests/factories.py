@@ -1,0 +1,83 @@
+"""Factories for tests: a small world of two tenants with a user of every role."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.services import auth, tenants
+from crm_core.services.customers import CustomerInput, create_customer
+
+PASSWORD = "Test-password-1"
+_counter = itertools.count(1)
+
+
+@dataclass
+class World:
+    """Two tenants; tenant A has teams east (managed by ``manager``) and west."""
+
+    admin: Actor
+    manager: Actor
+    rep: Actor
+    rep_same_team: Actor
+    rep_other_team: Actor
+    analyst: Actor
+    other_admin: Actor
+    east_team_id: int
+    west_team_id: int
+
+
+def unique(prefix: str) -> str:
+    """A name no other test has used in this process."""
+    return f"{prefix}{next(_counter)}"
+
+
+def build_world(db: Database) -> World:
+    """Create tenant A (teams, one user per role) and tenant B (an admin)."""
+    suffix = unique("")
+    tenant_a = tenants.create_tenant(
+        db, name="Acme", slug=f"acme-{suffix}", admin_username=f"admin{suffix}", admin_password=PASSWORD
+    )
+    tenants.create_tenant(
+        db, name="Beta", slug=f"beta-{suffix}", admin_username=f"other{suffix}", admin_password=PASSWORD
+    )
+    admin = auth.load_actor(db, f"admin{suffix}")
+    assert admin is not None and admin.tenant_id == tenant_a.tenant_id
+    manager_id = tenants.create_user(
+        db, admin, tenants.UserInput(f"manager{suffix}", "Mia Manager", "manager", password=PASSWORD)
+    )
+    east = tenants.create_team(db, admin, name="East", region="East", manager_id=manager_id)
+    west = tenants.create_team(db, admin, name="West", region="West", manager_id=None)
+    for username, name, role, team in [
+        (f"rep{suffix}", "Rita Rep", "rep", east),
+        (f"mate{suffix}", "Tom Teammate", "rep", east),
+        (f"far{suffix}", "Fay Faraway", "rep", west),
+        (f"analyst{suffix}", "Ann Analyst", "analyst", None),
+    ]:
+        tenants.create_user(db, admin, tenants.UserInput(username, name, role, team_id=team, password=PASSWORD))
+
+    def actor(username: str) -> Actor:
+        loaded = auth.load_actor(db, username)
+        assert loaded is not None
+        return loaded
+
+    return World(
+        admin=admin,
+        manager=actor(f"manager{suffix}"),
+        rep=actor(f"rep{suffix}"),
+        rep_same_team=actor(f"mate{suffix}"),
+        rep_other_team=actor(f"far{suffix}"),
+        analyst=actor(f"analyst{suffix}"),
+        other_admin=actor(f"other{suffix}"),
+        east_team_id=east,
+        west_team_id=west,
+    )
+
+
+def create_random_customer(db: Database, actor: Actor, **fields: object) -> int:
+    """A customer owned by ``actor`` unless ``owner_id`` is given."""
+    values: dict[str, object] = {"name": unique("Customer "), "owner_id": actor.user_id}
+    values.update(fields)
+    return create_customer(db, actor, CustomerInput(**values), allow_duplicate=True)  # type: ignore[arg-type]

@@ -1,0 +1,104 @@
+"""Tenant and role scoping on every database: what each user can read and change."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_core.access import UnscopedSession
+from crm_core.db import Database
+from crm_core.errors import AccessDenied
+from crm_core.models import AuditEvent, Customer, Pipeline, Tenant, User
+from crm_core.queries.customers import CustomerFilters, count_customers, list_customers
+from crm_core.services.customers import CustomerInput, create_customer, update_customer
+from tests.factories import World, build_world, create_random_customer
+
+
+@pytest.fixture
+def world(db: Database) -> World:
+    return build_world(db)
+
+
+def visible_names(db: Database, actor: object) -> set[str]:
+    with db.session(actor) as session:  # type: ignore[arg-type]
+        return {row.name for row in list_customers(session, per_page=500).items}
+
+
+def test_a_user_of_tenant_a_never_sees_a_row_of_tenant_b(db: Database, world: World) -> None:
+    create_random_customer(db, world.other_admin, name="Beta secret")
+    create_random_customer(db, world.admin, name="Acme customer")
+    with db.session(world.admin) as session:
+        assert "Beta secret" not in {c.name for c in session.scalars(select(Customer))}
+        assert session.scalar(select(func.count()).select_from(Customer)) == 1
+        assert {t.id for t in session.scalars(select(Tenant))} == {world.admin.tenant_id}
+        assert all(u.tenant_id == world.admin.tenant_id for u in session.scalars(select(User)))
+        assert all(p.tenant_id == world.admin.tenant_id for p in session.scalars(select(Pipeline)))
+        assert all(e.tenant_id == world.admin.tenant_id for e in session.scalars(select(AuditEvent)))
+
+
+def test_a_rep_sees_own_customers_and_unowned_leads_of_their_team_only(db: Database, world: World) -> None:
+    create_random_customer(db, world.rep, name="Mine")
+    create_random_customer(db, world.rep_same_team, name="Teammate's")
+    create_random_customer(db, world.rep_other_team, name="Far away")
+    create_random_customer(db, world.rep, name="East lead", owner_id=None)
+    create_random_customer(db, world.admin, name="West lead", owner_id=None, )
+    assert visible_names(db, world.rep) == {"Mine", "East lead"}
+    assert visible_names(db, world.rep_other_team) == {"Far away"}
+
+
+def test_a_manager_sees_their_teams_and_an_analyst_sees_the_whole_tenant(db: Database, world: World) -> None:
+    for actor, name in [(world.rep, "Mine"), (world.rep_same_team, "Teammate's"), (world.rep_other_team, "Far away")]:
+        create_random_customer(db, actor, name=name)
+    assert visible_names(db, world.manager) == {"Mine", "Teammate's"}
+    assert visible_names(db, world.analyst) == {"Mine", "Teammate's", "Far away"}
+    with db.session(world.manager) as session:
+        assert count_customers(session, filters=CustomerFilters()) == 2
+
+
+def test_an_analyst_writes_nothing(db: Database, world: World) -> None:
+    with pytest.raises(AccessDenied):
+        create_customer(db, world.analyst, CustomerInput(name="Not allowed"))
+    customer_id = create_random_customer(db, world.admin, name="Existing")
+    with pytest.raises(AccessDenied):
+        update_customer(db, world.analyst, customer_id, CustomerInput(name="Renamed"), expected_version=1)
+
+
+def test_a_rep_cannot_give_a_customer_to_a_colleague_or_edit_one_they_cannot_see(
+    db: Database, world: World
+) -> None:
+    with pytest.raises(AccessDenied):
+        create_customer(db, world.rep, CustomerInput(name="Gift", owner_id=world.rep_same_team.user_id))
+    theirs = create_random_customer(db, world.rep_same_team, name="Theirs")
+    with pytest.raises(Exception) as raised:
+        update_customer(db, world.rep, theirs, CustomerInput(name="Hijacked"), expected_version=1)
+    assert type(raised.value).__name__ in {"NotFound", "AccessDenied"}
+
+
+def test_a_tenant_b_admin_cannot_write_into_tenant_a(db: Database, world: World) -> None:
+    with db.session(world.other_admin) as session, pytest.raises(AccessDenied), session.begin():
+        session.add(Customer(tenant_id=world.admin.tenant_id, name="Smuggled"))
+
+
+def test_a_session_without_actor_or_system_reason_refuses_orm_queries(db: Database) -> None:
+    session = db._factory()  # bypassing the factories on purpose
+    with pytest.raises(UnscopedSession):
+        session.execute(select(Customer))
+    session.close()
+
+
+def test_every_write_is_audited_with_the_field_diff(db: Database, world: World) -> None:
+    customer_id = create_random_customer(db, world.rep, name="Audited", email="a@example.com")
+    update_customer(
+        db, world.rep, customer_id,
+        CustomerInput(name="Audited Ltd", email="a@example.com", owner_id=world.rep.user_id),
+        expected_version=1,
+    )
+    with db.session(world.admin) as session:
+        events = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity == "customer", AuditEvent.entity_id == customer_id)
+            .order_by(AuditEvent.id)
+        ).all()
+    assert [event.action for event in events] == ["create", "update"]
+    assert events[0].actor_id == world.rep.user_id
+    assert events[1].changes == {"name": ["Audited", "Audited Ltd"]}

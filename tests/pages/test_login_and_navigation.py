@@ -1,0 +1,65 @@
+"""The frame: login, lockout, navigation per role, language switch."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crm_core.models import User
+from tests.pages.conftest import AppWorld, log_in, new_app
+
+
+def page_titles(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [title.value for title in app.title]
+
+
+def test_the_login_page_asks_for_credentials_before_showing_anything(app_world: AppWorld) -> None:
+    app = new_app()
+    app.run()
+    assert not app.exception
+    assert "Customers" not in page_titles(app)
+    assert {w.label for w in app.text_input} >= {"Username", "Password"}
+
+
+def test_a_wrong_password_is_refused_with_a_message(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.rep.username, "wrong-password-1")
+    assert not app.exception
+    assert any("Wrong username or password" in e.value for e in app.error)
+    assert "Customers" not in page_titles(app)
+
+
+def test_five_failures_lock_the_account_in_the_database(app_world: AppWorld) -> None:
+    username = app_world.world.rep.username
+    app = new_app()
+    for _ in range(5):
+        app = log_in(username, "wrong-password-1", app)
+    assert any("locked" in e.value for e in app.error)
+    with app_world.db.system_session("test") as session:
+        user = session.scalars(select(User).where(User.username == username)).one()
+    assert user.locked_until is not None
+    # the right password no longer works while locked, even in a new browser session
+    app = log_in(username)
+    assert "Customers" not in page_titles(app)
+    assert any("locked" in e.value for e in app.error)
+
+
+def test_a_rep_lands_on_customers_and_sees_no_admin_page(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.rep.username)
+    assert not app.exception
+    assert page_titles(app) == ["Customers"]
+    assert "Users & teams" not in str(app.sidebar)
+
+
+def test_an_admin_can_open_users_and_teams(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.admin.username)
+    app.switch_page("pages/users.py").run()
+    assert not app.exception
+    assert page_titles(app) == ["Users & teams"]
+
+
+def test_switching_to_chinese_translates_the_page_and_is_remembered(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.rep.username)
+    app.selectbox(key="kestrel_language_choice").select_index(1).run()
+    assert page_titles(app) == ["客户"]
+    with app_world.db.system_session("test") as session:
+        user = session.scalars(select(User).where(User.username == app_world.world.rep.username)).one()
+    assert user.language == "zh-CN"
