@@ -23,6 +23,7 @@ from crm_core.i18n import LANGUAGES, normalise_language
 from crm_core.models import Role
 from crm_core.services import auth
 from crm_core.queries.users import tenant_name
+from crm_ui.navigation import pages_for
 from crm_ui.context import ACTOR_STATE, LANG_STATE, get_db, lang, show_unexpected_error, t
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
@@ -172,11 +173,13 @@ def login_gate() -> stauth.Authenticate | None:
 
 
 def navigation(role: Role) -> Any:
-    """The pages this role may open, listed explicitly."""
-    pages = [st.Page("pages/customers.py", title=t("nav.customers"), icon="👥", url_path="customers", default=True)]
-    if role == Role.ADMIN:
-        pages.append(st.Page("pages/users.py", title=t("nav.users"), icon="🔑", url_path="users"))
-    return st.navigation(pages)
+    """The pages this role may open, grouped by menu section (see crm_ui.navigation)."""
+    sections: dict[str, list[Any]] = {}
+    for index, spec in enumerate(pages_for(role)):
+        sections.setdefault(t(spec.section_key), []).append(
+            st.Page(spec.path, title=t(spec.title_key), icon=spec.icon, url_path=spec.url_path, default=index == 0)
+        )
+    return st.navigation(sections)
 
 
 def main() -> None:

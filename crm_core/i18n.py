@@ -1,7 +1,9 @@
 """Translations: ``t(key, lang, **params)`` over the English and Simplified Chinese catalogs.
 
-The catalogs are JSON files in ``crm_core/locales``; a test keeps them complete and in
-step with every key the code uses. A missing key shows the key itself, never a crash.
+The catalogs are JSON files in ``crm_core/locales/<language>/``, one file per area of the
+product (``core.json``, ``sales.json`` …), merged at load; a key may live in one file only.
+A test keeps both languages complete and in step with every key the code uses. A missing
+key shows the key itself, never a crash.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ def catalog(lang: str) -> dict[str, str]:
     """The catalog for ``lang`` (English when unknown)."""
     if lang not in LANGUAGES:
         lang = DEFAULT_LANGUAGE
-    with open(LOCALES_DIR / f"{lang}.json", encoding="utf-8") as handle:
-        data: dict[str, str] = json.load(handle)
-    return data
+    merged: dict[str, str] = {}
+    for path in sorted((LOCALES_DIR / lang).glob("*.json")):
+        with open(path, encoding="utf-8") as handle:
+            part: dict[str, str] = json.load(handle)
+        clashes = set(part) & set(merged)
+        if clashes:
+            raise ValueError(f"{path.name} repeats keys defined in another catalog file: {sorted(clashes)[:5]}")
+        merged.update(part)
+    return merged
 
 
 def t(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:

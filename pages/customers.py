@@ -89,7 +89,17 @@ if page.items:
             for row in page.items
         ]
     )
-    st.dataframe(frame, hide_index=True, width="stretch")
+    for column in (t("field.last_contacted_at"), t("field.updated_at")):
+        frame[column] = pd.to_datetime(frame[column])
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            t("field.last_contacted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            t("field.updated_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
 else:
     st.info(t("customers.empty"))
 

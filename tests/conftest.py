@@ -9,11 +9,13 @@ not answer, the tests fail: a configured database must not be skipped silently.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Engine, MetaData, make_url, text
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # tests hash many passwords; production uses 12
 
@@ -47,18 +49,50 @@ def database_url(kind: str, tmp_dir: Path) -> str:
         return f"sqlite:///{tmp_dir / 'test.db'}"
     url = os.environ.get(DATABASE_ENV[kind])
     if not url:
+        if os.environ.get("CRM_REQUIRE_ALL_DATABASES"):
+            pytest.fail(f"{DATABASE_ENV[kind]} must be set: CI requires every database")
         pytest.skip(f"{DATABASE_ENV[kind]} is not set: no {kind} server configured for tests")
     return url
+
+
+@contextmanager
+def private_database(url: str) -> Iterator[str]:
+    """A database of its own on the server behind ``url``, dropped afterwards.
+
+    Several test runs (developers, CI, helpers) may share one server; each gets its own
+    database so that no run drops another's tables.
+    """
+    base = make_url(url)
+    if base.get_backend_name() == "sqlite":
+        yield url
+        return
+    name = f"crm_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = make_engine(url, isolation_level="AUTOCOMMIT")
+    quote = "`" if base.get_backend_name() == "mysql" else '"'
+    suffix = " CHARACTER SET utf8mb4" if base.get_backend_name() == "mysql" else ""
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {quote}{name}{quote}{suffix}")
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            if base.get_backend_name() == "postgresql":
+                connection.exec_driver_sql(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                )
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql", "mysql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated, empty database of each kind, shared by the session."""
     url = database_url(request.param, tmp_path_factory.mktemp(request.param))
-    engine = make_engine(url)
-    reset_schema(engine)
-    yield engine
-    engine.dispose()
+    with private_database(url) as private_url:
+        engine = make_engine(private_url)
+        reset_schema(engine)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture

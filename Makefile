@@ -1,0 +1,60 @@
+# Kestrel CRM — two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_CUSTOMERS ?= 2000
+PORT ?= 8501
+
+.PHONY: run test install install-dev browser services-env lint bench clean
+
+# a stamp per requirements file content, so a changed pin reinstalls
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell sha1sum requirements.txt | cut -c1-12)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.runtime-*; touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.dev-*; touch $@
+
+install: $(RUNTIME_STAMP)
+install-dev: $(DEV_STAMP)
+
+## make run: install, create/upgrade the SQLite database, load demo data if empty, start the app
+run: install
+	$(BIN)/python -m crm_core init
+	$(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+## Debian's Chromium and CJK fonts for the browser tests (Playwright cannot download a browser here)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq chromium fonts-noto-cjk >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)) \
+	    || echo "warning: could not install chromium; browser tests will skip"; \
+	  else echo "note: /usr/bin/chromium missing and no root apt-get; browser tests will skip"; fi; \
+	fi
+
+## make test: install test dependencies and the browser, then run every test
+## (PostgreSQL and MariaDB tests run when their servers answer on localhost)
+test: install-dev browser
+	@source scripts/test-databases.sh && $(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/python -m pip install --quiet ruff mypy
+	$(BIN)/ruff check crm_core && $(BIN)/mypy crm_core
+
+## make bench: speed figures against raw SQL (needs a large demo database; see benchmarks/README.md)
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

@@ -1,0 +1,38 @@
+"""Which pages exist, in which menu section, and which roles may open them.
+
+``app.py`` builds ``st.navigation`` from this table; add a page by adding a line.
+Hiding a page is convenience only: every rule is enforced again in ``crm_core``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm_core.models import Role
+
+ALL_ROLES = frozenset(Role)
+SALES = frozenset({Role.ADMIN, Role.MANAGER, Role.REP})
+ADMINS = frozenset({Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One screen: its file, menu title key, icon, url path, section key and allowed roles."""
+
+    path: str
+    title_key: str
+    icon: str
+    url_path: str
+    section_key: str
+    roles: frozenset[Role] = ALL_ROLES
+
+
+PAGES: list[PageSpec] = [
+    PageSpec("pages/customers.py", "nav.customers", "👥", "customers", "nav.section.sales"),
+    PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
+]
+
+
+def pages_for(role: Role) -> list[PageSpec]:
+    """The pages ``role`` may open, in menu order."""
+    return [page for page in PAGES if role in page.roles]
