@@ -1,0 +1,3 @@
+"""Tables of the checks area (see docs/ARCHITECTURE.md); every business table is TenantScoped."""
+
+from __future__ import annotations
