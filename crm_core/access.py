@@ -45,6 +45,7 @@ from crm_core.models import (
     TenantScoped,
     User,
 )
+from crm_core.models.pipeline import OpportunityStageChange
 
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
@@ -166,13 +167,25 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return or_(
             _owned_clause(actor, AuditEvent.actor_id, None),
             and_(AuditEvent.entity == "customer", AuditEvent.entity_id.in_(visible_customers)),
+            and_(AuditEvent.entity == "opportunity", AuditEvent.entity_id.in_(_visible_opportunities(actor))),
         )
     if entity is ImportRun:
         return _owned_clause(actor, ImportRun.user_id, None)
+    if entity is OpportunityStageChange:
+        return OpportunityStageChange.opportunity_id.in_(_visible_opportunities(actor))
     return None
 
 
-SCOPED_ENTITIES = (Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun)
+def _visible_opportunities(actor: Actor) -> Any:
+    return select(Opportunity.id).where(
+        Opportunity.tenant_id == actor.tenant_id, _owned_clause(actor, Opportunity.owner_id, None)
+    )
+
+
+SCOPED_ENTITIES = (
+    Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
+    OpportunityStageChange,
+)
 
 
 def bind_actor(session: Session, actor: Actor) -> None:
@@ -309,6 +322,14 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, (Contact, Activity, Order, Case)):
         _check_customer_visible(session, actor, obj.customer_id)
+    elif isinstance(obj, OpportunityStageChange):
+        if not actor.sees_whole_tenant:
+            with session.no_autoflush:
+                visible = session.execute(
+                    select(Opportunity.id).where(Opportunity.id == obj.opportunity_id)
+                ).scalar_one_or_none()
+            if visible is None:
+                raise AccessDenied("deal is outside your scope")
     elif isinstance(obj, Task):
         if obj.customer_id is not None:
             _check_customer_visible(session, actor, obj.customer_id)

@@ -86,3 +86,21 @@ class LoginRefused(DomainError):
     """Wrong credentials, a locked account, or a revoked session."""
 
     message_key = "login.failed"
+
+
+class StageTransitionRefused(DomainError):
+    """A deal may not move from its stage to that one (see crm_core.rules.pipeline)."""
+
+    message_key = "deal.transition_refused"
+
+    def __init__(self, from_stage: str, to_stage: str) -> None:
+        super().__init__(f"cannot move a deal from {from_stage} to {to_stage}", from_stage=from_stage, to_stage=to_stage)
+
+
+class PipelineInUse(DomainError):
+    """A pipeline or stage still holds deals and cannot be removed."""
+
+    message_key = "pipeline.in_use"
+
+    def __init__(self, name: str, deals: int) -> None:
+        super().__init__(f"{name} still holds {deals} deals", name=name, deals=deals)

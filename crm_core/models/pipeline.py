@@ -1,3 +1,31 @@
-"""Tables of the pipeline area (see docs/ARCHITECTURE.md); every business table is TenantScoped."""
+"""Tables of the pipeline area (see docs/ARCHITECTURE.md); every business table is TenantScoped.
+
+``opportunity_stage_changes`` is the stage history of every deal: one row per move, written
+in the same transaction as the move by :mod:`crm_core.services.deals`. The funnel uses it to
+know at which stage a lost deal dropped out (see :mod:`crm_core.queries.reports`).
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, ForeignKey, Index
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.models import Base, TenantScoped, utcnow
+
+
+class OpportunityStageChange(TenantScoped, Base):
+    """A deal moved from one stage to another (``from_stage_id`` is NULL when it was created)."""
+
+    __tablename__ = "opportunity_stage_changes"
+    __table_args__ = (
+        Index(None, "tenant_id", "opportunity_id", "changed_at"),
+        Index(None, "tenant_id", "to_stage_id", "opportunity_id"),
+    )
+
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id"))
+    from_stage_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_stages.id"))
+    to_stage_id: Mapped[int] = mapped_column(ForeignKey("pipeline_stages.id"))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

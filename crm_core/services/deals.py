@@ -1,0 +1,346 @@
+"""Deal (opportunity) use cases: create, edit, move through the pipeline, archive.
+
+Each opens its own transaction for the acting user; tenant and ownership rules and the audit
+trail come from the session (:mod:`crm_core.access`). Stage rules are the pure functions of
+:mod:`crm_core.rules.pipeline`. Every stage change also writes an
+``opportunity_stage_changes`` row in the same transaction. Edits use optimistic locking:
+the caller passes the ``version`` it loaded and gets :class:`StaleRecord` (naming who saved
+in between, and when) instead of overwriting someone else's change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.errors import NotFound, StageTransitionRefused, ValidationFailed
+from crm_core.models import Customer, Opportunity, Pipeline, PipelineStage, StageKind, Tenant, User, utcnow
+from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.rules import pipeline as rules
+from crm_core.services.customers import stale_record_error
+
+Errors = dict[str, tuple[str, dict[str, Any]]]
+T = TypeVar("T")
+
+
+@dataclass(kw_only=True)
+class OpportunityInput:
+    """The fields of the deal form, as the user typed them.
+
+    ``pipeline_id`` None means the tenant's default pipeline, ``stage_id`` None its first open
+    stage (on create) or the current stage (on update), ``owner_id`` None the acting user,
+    ``currency`` empty the tenant's default currency, ``probability`` None the stage's.
+    ``lost_reason`` and ``closed_on`` matter only when the form moves the deal to a lost/won stage.
+    """
+
+    customer_id: int
+    name: str
+    amount: Decimal | str | int | float = Decimal("0")
+    currency: str = ""
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    owner_id: int | None = None
+    probability: int | None = None
+    expected_close_date: dt.date | None = None
+    lost_reason: str = ""
+    closed_on: dt.date | None = None
+
+
+def _parse_amount(raw: Decimal | str | int | float, errors: Errors) -> Decimal:
+    try:
+        text = str(raw).strip().replace(",", "").replace("，", "")
+        amount = Decimal(text or "0")
+        if not amount.is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        errors["amount"] = ("validation.number", {})
+        return Decimal("0")
+    if (problem := rules.amount_problem(amount)) is not None:
+        errors["amount"] = (problem, {})
+    return amount.quantize(Decimal("0.01"))
+
+
+def _stage_info(stage: PipelineStage) -> rules.StageInfo:
+    return rules.StageInfo(stage.id, stage.pipeline_id, stage.position, stage.kind, stage.probability)
+
+
+def _pipeline_stages(session: Session, pipeline_id: int) -> list[PipelineStage]:
+    return list(
+        session.scalars(
+            select(PipelineStage).where(PipelineStage.pipeline_id == pipeline_id).order_by(PipelineStage.position)
+        )
+    )
+
+
+def _resolve_pipeline(session: Session, pipeline_id: int | None, errors: Errors) -> Pipeline | None:
+    if pipeline_id is None:
+        pipeline = session.scalars(
+            select(Pipeline).order_by(Pipeline.is_default.desc(), Pipeline.id).limit(1)
+        ).first()
+    else:
+        pipeline = session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        errors["pipeline_id"] = ("validation.choice", {})
+    return pipeline
+
+
+def _validate_common(session: Session, actor: Actor, form: OpportunityInput, errors: Errors) -> tuple[Decimal, str]:
+    name = form.name.strip()
+    if not name:
+        errors["name"] = ("validation.required", {})
+    elif len(name) > 200:
+        errors["name"] = ("validation.too_long", {"max": 200})
+    amount = _parse_amount(form.amount, errors)
+    currency = (form.currency or "").strip().upper()
+    if not currency:
+        currency = session.scalars(select(Tenant.default_currency)).first() or "CNY"
+    if len(currency) != 3 or not currency.isalpha():
+        errors["currency"] = ("deal.currency_invalid", {})
+    if (problem := rules.probability_problem(form.probability)) is not None:
+        errors["probability"] = (problem, {})
+    owner_id = form.owner_id if form.owner_id is not None else actor.user_id
+    owner = session.get(User, owner_id)
+    if owner is None or not owner.is_active:
+        errors["owner_id"] = ("validation.choice", {})
+    return amount, currency
+
+
+def _record_move(session: Session, actor: Actor, deal: Opportunity, from_stage_id: int | None) -> None:
+    session.add(
+        OpportunityStageChange(
+            opportunity_id=deal.id,
+            from_stage_id=from_stage_id,
+            to_stage_id=deal.stage_id,
+            changed_by_id=actor.user_id,
+            changed_at=utcnow(),
+        )
+    )
+
+
+def _apply_stage(
+    deal: Opportunity,
+    current: PipelineStage | None,
+    target: PipelineStage,
+    *,
+    lost_reason: str | None,
+    closed_on: dt.date | None,
+    now: dt.datetime,
+    errors: Errors,
+) -> None:
+    """Move ``deal`` to ``target`` (checking the transition table and closing rules)."""
+    if current is not None and not rules.transition_allowed(_stage_info(current), _stage_info(target)):
+        raise StageTransitionRefused(current.name, target.name)
+    created_on = (deal.created_at or now).date()
+    for field_name, key in rules.closing_problems(
+        target.kind, lost_reason=lost_reason, closed_on=closed_on, created_on=created_on, today=now.date()
+    ).items():
+        errors[field_name] = (key, {})
+    if errors:
+        return
+    deal.stage_id = target.id
+    if target.kind == StageKind.OPEN.value:
+        deal.closed_at = None
+        deal.lost_reason = None
+    else:
+        deal.closed_at = rules.closed_at_for(closed_on, now)
+        deal.lost_reason = (lost_reason or "").strip() if target.kind == StageKind.LOST.value else None
+        deal.probability = None  # closed: the stage's 100 % / 0 % applies
+
+
+def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> int:
+    """Create a deal for a visible customer; raises ValidationFailed, AccessDenied or NotFound."""
+    now = utcnow()
+    with db.transaction(actor) as session:
+        errors: Errors = {}
+        customer = session.get(Customer, form.customer_id)
+        if customer is None or customer.archived_at is not None:
+            raise NotFound("customer")
+        amount, currency = _validate_common(session, actor, form, errors)
+        pipeline = _resolve_pipeline(session, form.pipeline_id, errors)
+        target: PipelineStage | None = None
+        if pipeline is not None:
+            stages = _pipeline_stages(session, pipeline.id)
+            if form.stage_id is None:
+                first = rules.first_open_stage([_stage_info(stage) for stage in stages])
+                target = next((stage for stage in stages if first and stage.id == first.id), None)
+            else:
+                target = next((stage for stage in stages if stage.id == form.stage_id), None)
+            if target is None:
+                errors["stage_id"] = ("validation.choice", {})
+        if target is not None and target.kind == StageKind.OPEN.value:
+            if (problem := rules.expected_close_problem(form.expected_close_date, today=now.date(), is_new=True)):
+                errors["expected_close_date"] = (problem, {})
+        if errors:
+            raise ValidationFailed(errors)
+        assert pipeline is not None and target is not None
+        deal = Opportunity(
+            customer_id=customer.id,
+            owner_id=form.owner_id if form.owner_id is not None else actor.user_id,
+            pipeline_id=pipeline.id,
+            name=form.name.strip(),
+            amount=amount,
+            currency=currency,
+            probability=form.probability,
+            expected_close_date=form.expected_close_date,
+            created_at=now,
+        )
+        _apply_stage(deal, None, target, lost_reason=form.lost_reason, closed_on=form.closed_on, now=now, errors=errors)
+        if errors:
+            raise ValidationFailed(errors)
+        session.add(deal)
+        session.flush()
+        _record_move(session, actor, deal, None)
+        session.flush()
+        return deal.id
+
+
+def _locked(db: Database, actor: Actor, opportunity_id: int, work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except StaleDataError:
+        # another writer committed between our read and our UPDATE
+        with db.session(actor) as session:
+            raise stale_record_error(session, "opportunity", opportunity_id) from None
+
+
+def _load_for_edit(session: Session, opportunity_id: int, expected_version: int) -> Opportunity:
+    deal = session.get(Opportunity, opportunity_id)
+    if deal is None or deal.archived_at is not None:
+        raise NotFound("opportunity")
+    if deal.version != expected_version:
+        raise stale_record_error(session, "opportunity", opportunity_id)
+    return deal
+
+
+def update_opportunity(
+    db: Database, actor: Actor, opportunity_id: int, form: OpportunityInput, *, expected_version: int
+) -> int:
+    """Save an edit of the deal form made on ``expected_version``; returns the new version.
+
+    Raises StaleRecord when someone saved since, StageTransitionRefused for a stage change the
+    pipeline does not allow, ValidationFailed, AccessDenied or NotFound. The pipeline cannot
+    change on edit (stages differ between pipelines).
+    """
+
+    def work() -> int:
+        now = utcnow()
+        with db.transaction(actor) as session:
+            deal = _load_for_edit(session, opportunity_id, expected_version)
+            errors: Errors = {}
+            amount, currency = _validate_common(session, actor, form, errors)
+            if form.customer_id != deal.customer_id:
+                customer = session.get(Customer, form.customer_id)
+                if customer is None or customer.archived_at is not None:
+                    errors["customer_id"] = ("validation.choice", {})
+            if form.pipeline_id is not None and form.pipeline_id != deal.pipeline_id:
+                errors["pipeline_id"] = ("deal.pipeline_fixed", {})
+            current = session.get(PipelineStage, deal.stage_id)
+            target = current
+            if form.stage_id is not None and form.stage_id != deal.stage_id:
+                target = session.get(PipelineStage, form.stage_id)
+                if target is None or target.pipeline_id != deal.pipeline_id:
+                    errors["stage_id"] = ("validation.choice", {})
+                    target = current
+            if target is not None and target.kind == StageKind.OPEN.value:
+                problem = rules.expected_close_problem(
+                    form.expected_close_date, today=now.date(), created_on=deal.created_at.date()
+                )
+                if problem and form.expected_close_date != deal.expected_close_date:
+                    errors["expected_close_date"] = (problem, {})
+            if errors:
+                raise ValidationFailed(errors)
+            assert current is not None and target is not None
+            deal.customer_id = form.customer_id
+            deal.name = form.name.strip()
+            deal.amount = amount
+            deal.currency = currency
+            deal.owner_id = form.owner_id if form.owner_id is not None else deal.owner_id
+            deal.probability = form.probability
+            deal.expected_close_date = form.expected_close_date
+            if target.id != current.id:
+                _apply_stage(
+                    deal, current, target, lost_reason=form.lost_reason, closed_on=form.closed_on,
+                    now=now, errors=errors,
+                )
+                if errors:
+                    raise ValidationFailed(errors)
+                _record_move(session, actor, deal, current.id)
+            elif target.kind == StageKind.LOST.value and form.lost_reason.strip():
+                deal.lost_reason = form.lost_reason.strip()[: rules.LOST_REASON_MAX]
+            session.flush()
+            return deal.version
+
+    return _locked(db, actor, opportunity_id, work)
+
+
+def move_stage(
+    db: Database,
+    actor: Actor,
+    opportunity_id: int,
+    stage_id: int,
+    *,
+    expected_version: int,
+    lost_reason: str | None = None,
+    closed_on: dt.date | None = None,
+) -> int:
+    """Move a deal to another stage of its pipeline (the board's card menu); returns the new version.
+
+    Only allowed transitions; lost needs a reason; won/lost set ``closed_at`` (``closed_on``
+    or now), reopening clears it. Raises StageTransitionRefused, ValidationFailed, StaleRecord,
+    AccessDenied or NotFound.
+    """
+
+    def work() -> int:
+        now = utcnow()
+        with db.transaction(actor) as session:
+            deal = _load_for_edit(session, opportunity_id, expected_version)
+            current = session.get(PipelineStage, deal.stage_id)
+            target = session.get(PipelineStage, stage_id)
+            if target is None or current is None or target.pipeline_id != deal.pipeline_id:
+                raise ValidationFailed({"stage_id": ("validation.choice", {})})
+            errors: Errors = {}
+            _apply_stage(deal, current, target, lost_reason=lost_reason, closed_on=closed_on, now=now, errors=errors)
+            if errors:
+                raise ValidationFailed(errors)
+            _record_move(session, actor, deal, current.id)
+            session.flush()
+            return deal.version
+
+    return _locked(db, actor, opportunity_id, work)
+
+
+def archive_opportunity(db: Database, actor: Actor, opportunity_id: int, *, expected_version: int) -> int:
+    """Take a deal out of every list and report (it stays in the audit trail); returns the new version."""
+
+    def work() -> int:
+        with db.transaction(actor) as session:
+            deal = _load_for_edit(session, opportunity_id, expected_version)
+            deal.archived_at = utcnow()
+            session.flush()
+            return deal.version
+
+    return _locked(db, actor, opportunity_id, work)
+
+
+def restore_opportunity(db: Database, actor: Actor, opportunity_id: int) -> int:
+    """Bring an archived deal back; returns the new version."""
+
+    def work() -> int:
+        with db.transaction(actor) as session:
+            deal = session.get(Opportunity, opportunity_id)
+            if deal is None:
+                raise NotFound("opportunity")
+            deal.archived_at = None
+            session.flush()
+            return deal.version
+
+    return _locked(db, actor, opportunity_id, work)
