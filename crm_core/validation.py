@@ -1,0 +1,327 @@
+"""Great Expectations runner: validate a pandas DataFrame against a suite from ``validations/``.
+
+Pattern: a thin adapter. Suites are plain Python modules in ``validations/`` (one per
+dataset) exposing ``expectations() -> list[gx.expectations.Expectation]``, or GX suite
+JSON files; this module turns a GX validation result into :class:`SuiteResult`, a plain
+dataclass the importer, the CLI and the pages read without knowing GX.
+
+GX costs about 3 s to import, so it is imported lazily inside functions only: importing
+this module is cheap and safe from any page.
+
+Each expectation may carry ``meta={"message_key": "…", "params": {…}}``; otherwise the
+message key is ``gx.<expectation type>`` (catalogs in ``locales/*/validation.json``),
+formatted with the expectation's column, bounds, value set or pattern.
+
+Contexts: by default an in-memory (ephemeral) GX context, cached per process. For Data Docs
+use :func:`file_context` (a GX file project under ``CRM_GX_DIR``, default ``data/gx/``,
+git-ignored): runs against it go through a Checkpoint with ``UpdateDataDocsAction``, so
+every run lands in the Data Docs site; :func:`build_data_docs` rebuilds it and returns
+the path of its ``index.html``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crm_core.config import DATA_DIR, PROJECT_ROOT
+from crm_core.errors import DomainError
+from crm_core.i18n import t
+
+if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
+    import pandas
+
+SUITES_DIR = PROJECT_ROOT / "validations"
+DATASOURCE_NAME = "kestrel_frames"
+BATCH_DEFINITION_NAME = "whole_frame"
+MAX_EXAMPLES = 20
+_SUITE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_lock = threading.Lock()
+_ephemeral: Any = None
+
+
+class UnknownSuite(DomainError):
+    """No expectation suite of that name exists in ``validations/``."""
+
+    message_key = "error.unknown_suite"
+
+    def __init__(self, suite_name: str) -> None:
+        super().__init__(f"no expectation suite named {suite_name!r}", suite=suite_name)
+        self.suite_name = suite_name
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The result of one expectation: which rows failed it, with examples and a message key."""
+
+    expectation: str
+    column: str | None
+    success: bool
+    element_count: int = 0
+    unexpected_count: int = 0
+    unexpected_rows: list[Any] = field(default_factory=list)
+    examples: list[Any] = field(default_factory=list)
+    message_key: str = "gx.generic"
+    params: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def message(self, lang: str = "en") -> str:
+        """The reason, in ``lang``."""
+        return t(self.message_key, lang, **self.params)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-safe dictionary (for ``import_runs.validation_result`` and ``--json``)."""
+        return _json_safe(asdict(self))
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """A whole suite's result: overall success and one outcome per expectation."""
+
+    suite_name: str
+    success: bool
+    row_count: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[ExpectationOutcome]:
+        """The expectations that failed."""
+        return [outcome for outcome in self.outcomes if not outcome.success]
+
+    def failed_rows(self) -> dict[Any, list[ExpectationOutcome]]:
+        """Row index → the expectations that row failed (rows that passed are absent)."""
+        rows: dict[Any, list[ExpectationOutcome]] = {}
+        for outcome in self.failures:
+            for row in outcome.unexpected_rows:
+                rows.setdefault(row, []).append(outcome)
+        return rows
+
+    def as_dict(self, *, max_rows: int | None = 1000) -> dict[str, Any]:
+        """A JSON-safe summary; row lists are cut at ``max_rows`` per expectation."""
+        outcomes = []
+        for outcome in self.outcomes:
+            entry = outcome.as_dict()
+            if max_rows is not None:
+                entry["unexpected_rows"] = entry["unexpected_rows"][:max_rows]
+            outcomes.append(entry)
+        return {"suite": self.suite_name, "success": self.success, "row_count": self.row_count, "outcomes": outcomes}
+
+
+# --- contexts --------------------------------------------------------------------
+
+
+def gx_directory() -> Path:
+    """Where the GX file project (stores and Data Docs) lives: ``CRM_GX_DIR`` or ``data/gx``."""
+    configured = os.environ.get("CRM_GX_DIR")
+    return Path(configured) if configured else DATA_DIR / "gx"
+
+
+def _quiet(context: Any) -> Any:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def ephemeral_context() -> Any:
+    """The process-wide in-memory GX context (nothing is written to disk)."""
+    global _ephemeral
+    with _lock:
+        if _ephemeral is None:
+            import great_expectations as gx
+
+            _ephemeral = _quiet(gx.get_context(mode="ephemeral"))
+        return _ephemeral
+
+
+def file_context(root: Path | None = None) -> Any:
+    """A GX file project under ``root`` (default :func:`gx_directory`): results and Data Docs persist."""
+    import great_expectations as gx
+
+    directory = root or gx_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    return _quiet(gx.get_context(mode="file", project_root_dir=str(directory)))
+
+
+def build_data_docs(context: Any) -> Path | None:
+    """Rebuild the Data Docs site of a file context; the path of its ``index.html`` (None if none)."""
+    context.build_data_docs()
+    return data_docs_index(context)
+
+
+def data_docs_index(context_or_root: Any) -> Path | None:
+    """The Data Docs ``index.html`` of a file context or GX project folder, when it exists."""
+    if isinstance(context_or_root, Path):
+        candidate = context_or_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        return candidate if candidate.exists() else None
+    for site in context_or_root.get_docs_sites_urls():
+        url = site.get("site_url") or ""
+        if url.startswith("file://"):
+            path = Path(url.removeprefix("file://"))
+            if path.exists():
+                return path
+    return None
+
+
+# --- suites ---------------------------------------------------------------------
+
+
+def available_suites() -> list[str]:
+    """The names of the suites in ``validations/``."""
+    names = {path.stem for path in SUITES_DIR.glob("*.py") if not path.stem.startswith("_")}
+    names |= {path.stem for path in SUITES_DIR.glob("*.json")}
+    return sorted(name for name in names if _SUITE_NAME.match(name))
+
+
+def load_expectations(suite_name: str) -> list[Any]:
+    """The GX expectations of ``suite_name`` (module ``validations.<name>`` or ``<name>.json``)."""
+    if not _SUITE_NAME.match(suite_name):
+        raise UnknownSuite(suite_name)
+    module_path = SUITES_DIR / f"{suite_name}.py"
+    if module_path.exists():
+        module = importlib.import_module(f"validations.{suite_name}")
+        return list(module.expectations())
+    json_path = SUITES_DIR / f"{suite_name}.json"
+    if json_path.exists():
+        import great_expectations as gx
+
+        stored = json.loads(json_path.read_text(encoding="utf-8"))
+        suite = gx.ExpectationSuite(name=suite_name, expectations=stored.get("expectations", []))
+        return list(suite.expectations)
+    raise UnknownSuite(suite_name)
+
+
+def _validation_definition(context: Any, suite_name: str, expectations: list[Any]) -> Any:
+    import great_expectations as gx
+
+    try:
+        source = context.data_sources.get(DATASOURCE_NAME)
+    except (KeyError, LookupError, ValueError):
+        source = context.data_sources.add_pandas(DATASOURCE_NAME)
+    try:
+        asset = source.get_asset(suite_name)
+    except (KeyError, LookupError, ValueError):
+        asset = source.add_dataframe_asset(name=suite_name)
+    try:
+        batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
+    except (KeyError, LookupError, ValueError):
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+    # the suite is rebuilt from validations/ on every run, so an edited suite takes effect at once
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
+    return context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(data=batch_definition, suite=suite, name=suite_name)
+    )
+
+
+def run_suite(
+    suite_name: str,
+    frame: pandas.DataFrame,
+    *,
+    context: Any = None,
+    parameters: dict[str, Any] | None = None,
+) -> SuiteResult:
+    """Validate ``frame`` against the suite ``suite_name``; row indexes are ``frame``'s index labels.
+
+    ``context`` None uses the in-memory context; a file context (:func:`file_context`) runs
+    through a Checkpoint that updates its Data Docs. ``parameters`` fills GX suite
+    parameters (``{"$PARAMETER": "name"}`` in an expectation).
+    """
+    import great_expectations as gx
+
+    expectations = load_expectations(suite_name)
+    ephemeral = context is None
+    context = context or ephemeral_context()
+    result_format = {"result_format": "COMPLETE", "partial_unexpected_count": MAX_EXAMPLES}
+    with _lock:  # GX contexts are not thread-safe; Streamlit runs pages in threads
+        definition = _validation_definition(context, suite_name, expectations)
+        if ephemeral or not getattr(context, "root_directory", None):
+            validation = definition.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format=result_format,
+            )
+        else:
+            checkpoint = context.checkpoints.add_or_update(
+                gx.Checkpoint(
+                    name=suite_name,
+                    validation_definitions=[definition],
+                    actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                    result_format=result_format,
+                )
+            )
+            checkpoint_result = checkpoint.run(
+                batch_parameters={"dataframe": frame}, expectation_parameters=parameters
+            )
+            validation = next(iter(checkpoint_result.run_results.values()))
+    outcomes = [_outcome(result) for result in validation.results]
+    return SuiteResult(
+        suite_name=suite_name,
+        success=all(outcome.success for outcome in outcomes),
+        row_count=len(frame),
+        outcomes=outcomes,
+    )
+
+
+def _outcome(result: Any) -> ExpectationOutcome:
+    config = result.expectation_config
+    kwargs = dict(config.kwargs)
+    meta = dict(config.meta or {})
+    column = kwargs.get("column")
+    details = dict(result.result or {})
+    error = None
+    exception_info = result.exception_info or {}
+    if exception_info.get("raised_exception"):
+        error = str(exception_info.get("exception_message") or "")[:500]
+    params: dict[str, Any] = {"column": column or ""}
+    for key in ("min_value", "max_value", "regex", "type_"):
+        if kwargs.get(key) is not None:
+            params[key] = kwargs[key]
+    if kwargs.get("value_set") is not None:
+        params["value_set"] = ", ".join(str(value) for value in kwargs["value_set"])
+    params.update(meta.get("params") or {})
+    examples: list[Any] = []
+    for value in details.get("partial_unexpected_list") or []:
+        value = _json_safe(value)
+        if value not in examples:
+            examples.append(value)
+    message_key = meta.get("message_key") or f"gx.{config.type}"
+    if error:
+        message_key = "gx.error"
+        params["error"] = error
+    return ExpectationOutcome(
+        expectation=str(config.type),
+        column=column,
+        success=bool(result.success),
+        element_count=int(details.get("element_count") or 0),
+        unexpected_count=int(details.get("unexpected_count") or 0),
+        unexpected_rows=[_json_safe(row) for row in details.get("unexpected_index_list") or []],
+        examples=examples,
+        message_key=message_key,
+        params=params,
+        error=error,
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN → None, numpy scalars → Python, containers recursively."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            value = str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
