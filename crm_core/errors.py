@@ -104,3 +104,56 @@ class PipelineInUse(DomainError):
 
     def __init__(self, name: str, deals: int) -> None:
         super().__init__(f"{name} still holds {deals} deals", name=name, deals=deals)
+
+
+class MigrationRefused(DomainError):
+    """``migrate`` will not start: nothing was written to the target."""
+
+    message_key = "migration.refused"
+
+
+class TargetNotEmpty(MigrationRefused):
+    """The migration target already holds data (and ``--resume`` was not asked for)."""
+
+    message_key = "migration.target_not_empty"
+
+
+class SourceSchemaOutdated(MigrationRefused):
+    """The migration source is not at the newest schema revision."""
+
+    message_key = "migration.source_outdated"
+
+
+class DatabaseUnreachable(MigrationRefused):
+    """A migration database could not be opened."""
+
+    message_key = "migration.unreachable"
+
+
+class ResumeFromOtherSource(MigrationRefused):
+    """``--resume`` on a target that a different source was being copied into."""
+
+    message_key = "migration.resume_other_source"
+
+
+class ImportFileRefused(DomainError):
+    """An import file cannot be read (empty, unknown encoding, duplicated headers …): nothing was written.
+
+    ``reason_key`` is the catalog key that explains why (``imports.error.*``).
+    """
+
+    message_key = "imports.error.unreadable"
+
+    def __init__(self, reason_key: str, **params: object) -> None:
+        super().__init__(reason_key, **params)
+        self.message_key = reason_key
+
+
+class ImportNotAllowed(DomainError):
+    """The mapping or options of an import are not usable (unknown field, no match key for update …)."""
+
+    message_key = "imports.error.bad_options"
+
+    def __init__(self, reason_key: str, **params: object) -> None:
+        super().__init__(reason_key, **params)
+        self.message_key = reason_key

@@ -1,0 +1,708 @@
+"""Database migration: copy a whole Kestrel CRM database between SQLite, PostgreSQL and MariaDB, with proof.
+
+Pattern: an ETL in three steps, each restartable.
+
+1. **Schema** — the target is brought to the Alembic head (:func:`crm_core.schema.upgrade_to_head`);
+   the source must already be at the head (``python -m crm_core init`` on it), so both sides
+   have exactly the tables of :data:`crm_core.models.Base.metadata`.
+2. **Data** — table by table in foreign-key order, rows in primary-key order, in batches. Each
+   batch and its ``migration_progress`` row commit together, so a rerun with ``resume=True``
+   continues after the last committed key. Foreign keys that close a cycle (``teams.manager_id``
+   → ``users``) or point at their own table are first written as NULL and filled in afterwards.
+   Primary keys are preserved; PostgreSQL sequences and MariaDB AUTO_INCREMENT are reset after.
+   Writers: PostgreSQL ``COPY … FROM STDIN`` (psycopg 3), MariaDB and SQLite ``executemany``
+   (PyMySQL turns it into multi-row INSERTs). Reads stream with server-side cursors.
+3. **Verification** — computed on both sides, then expressed as expectations on one result frame
+   (the ``migration`` suite in :mod:`validations.migration`): row counts per table and tenant,
+   sums of money columns per table and tenant (exact cents on every dialect), primary-key
+   uniqueness, every foreign key resolving, and per-table checksums (SHA-256 of the rows in key
+   order with values normalised across dialects). The report names each failing table and the
+   difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    ForeignKeyConstraint,
+    Integer,
+    Numeric,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    literal,
+    make_url,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.ddl import sort_tables_and_constraints
+
+from crm_core import schema
+from crm_core.db import make_engine
+from crm_core.errors import DatabaseUnreachable, ResumeFromOtherSource, SourceSchemaOutdated, TargetNotEmpty
+from crm_core.models import Base, utcnow
+from crm_core.models.checks import MigrationProgress
+
+# system tables that are not data: the target writes its own
+NOT_COPIED = {"alembic_version", MigrationProgress.__tablename__}
+DEFAULT_BATCH_SIZE = 20_000
+NULL_TOKEN = "\x00"
+
+Progress = Callable[[str, int, int], None]
+
+
+# --- results -----------------------------------------------------------------------
+
+
+@dataclass
+class TableCopy:
+    """How one table was copied."""
+
+    table: str
+    rows: int
+    seconds: float
+    resumed_from: int = 0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class CheckFigure:
+    """One compared figure: e.g. the row count of ``customers`` for tenant 1 on both sides."""
+
+    check: str  # row_count, money_sum, checksum, primary_key_unique, foreign_key_resolves
+    table: str
+    expected: str
+    actual: str
+    tenant_id: int | None = None
+    column: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.expected == self.actual
+
+
+@dataclass
+class Verification:
+    """Every figure compared, and the expectation results over them."""
+
+    figures: list[CheckFigure]
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[CheckFigure]:
+        return [figure for figure in self.figures if not figure.passed]
+
+    @property
+    def success(self) -> bool:
+        return not self.failures and all(item["success"] for item in self.expectations)
+
+
+@dataclass
+class MigrationReport:
+    """What ``migrate`` did and whether the target provably holds the same data."""
+
+    source: str
+    target: str
+    tables: list[TableCopy]
+    verification: Verification
+    copy_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(table.rows for table in self.tables)
+
+    @property
+    def success(self) -> bool:
+        return self.verification.success
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape: status, figures per table, every failure naming its table."""
+        total_seconds = self.copy_seconds + self.verification.seconds
+        return {
+            "status": "ok" if self.success else "failed",
+            "source": self.source,
+            "target": self.target,
+            "rows_copied": self.rows,
+            "copy_seconds": round(self.copy_seconds, 3),
+            "verify_seconds": round(self.verification.seconds, 3),
+            "rows_per_second": round(self.rows / total_seconds) if total_seconds else 0,
+            "tables": [
+                {**asdict(table), "seconds": round(table.seconds, 3), "rows_per_second": round(table.rows_per_second)}
+                for table in self.tables
+            ],
+            "checks": {
+                "figures": len(self.verification.figures),
+                "failed": len(self.verification.failures),
+                "expectations": self.verification.expectations,
+            },
+            "failures": [
+                {**asdict(figure), "difference": difference(figure)} for figure in self.verification.failures
+            ],
+            "notes": self.notes,
+        }
+
+
+def difference(figure: CheckFigure) -> str:
+    """A readable difference: ``-1`` for counts, ``+12.50`` for sums, else ``a → b``."""
+    try:
+        return f"{Decimal(figure.actual) - Decimal(figure.expected):+}"
+    except ArithmeticError:
+        return f"{figure.expected} → {figure.actual}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for reports and the progress record."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- planning ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """One table to copy: its key columns and the foreign-key columns written after all rows."""
+
+    table: Table
+    key: tuple[Column[Any], ...]
+    deferred: tuple[str, ...]
+    columns: tuple[Column[Any], ...]
+
+
+def existing_columns(*engines: Engine) -> dict[str, set[str]]:
+    """Table → column names present in every one of ``engines`` (both sides of a migration)."""
+    common: dict[str, set[str]] | None = None
+    for engine in engines:
+        inspector = inspect(engine)
+        found = {name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()}
+        common = found if common is None else {
+            name: columns & found[name] for name, columns in common.items() if name in found
+        }
+    return common or {}
+
+
+def plan_tables(available: dict[str, set[str]] | None = None) -> list[TablePlan]:
+    """The model's tables in foreign-key order; cycle-closing and self-referencing FK columns deferred.
+
+    ``available`` (see :func:`existing_columns`) limits the plan to the tables and columns both
+    databases have; by the head-revision check that is all of them, outside development.
+    """
+    tables = [
+        t for t in Base.metadata.tables.values()
+        if t.name not in NOT_COPIED and (available is None or t.name in available)
+    ]
+    deferred: dict[str, set[str]] = {table.name: set() for table in tables}
+    ordered: list[Table] = []
+    for table, constraints in sort_tables_and_constraints(tables):
+        if table is not None:
+            ordered.append(table)
+        else:
+            for constraint in constraints:  # the ones SQLAlchemy had to break a cycle with
+                if isinstance(constraint, ForeignKeyConstraint) and constraint.table.name in deferred:
+                    deferred[constraint.table.name].update(constraint.column_keys)
+    for table in tables:
+        for constraint in table.foreign_key_constraints:
+            if constraint.referred_table is table or constraint.use_alter:
+                deferred[table.name].update(constraint.column_keys)
+    plans = []
+    for table in ordered:
+        columns = tuple(c for c in table.columns if available is None or c.name in available[table.name])
+        names = {c.name for c in columns}
+        plans.append(TablePlan(table, tuple(table.primary_key.columns),
+                               tuple(sorted(deferred[table.name] & names)), columns))
+    return plans
+
+
+# --- value normalisation (one path for the copy and the checksums) ------------------
+
+
+def _normaliser(column: Column[Any], *, whole_seconds: bool) -> Callable[[Any], str]:
+    """How a value of ``column`` is written into a checksum, the same on every dialect."""
+    column_type = column.type
+    if isinstance(column_type, Numeric) and not isinstance(column_type, Integer):
+        quantum = Decimal(1).scaleb(-(column_type.scale or 0))
+        return lambda value: NULL_TOKEN if value is None else str(Decimal(str(value)).quantize(quantum))
+    if isinstance(column_type, DateTime):
+        if whole_seconds:
+            return lambda value: NULL_TOKEN if value is None else value.replace(microsecond=0).isoformat()
+        return lambda value: NULL_TOKEN if value is None else value.isoformat(timespec="microseconds")
+    if isinstance(column_type, Date):
+        return lambda value: NULL_TOKEN if value is None else value.isoformat()
+    if isinstance(column_type, Boolean):
+        return lambda value: NULL_TOKEN if value is None else ("1" if value else "0")
+    if isinstance(column_type, JSON):
+        return lambda value: NULL_TOKEN if value is None else json.dumps(
+            value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+        )
+    return lambda value: NULL_TOKEN if value is None else str(value)
+
+
+class TableDigest:
+    """SHA-256 over a table's rows in key order, values normalised by :func:`_normaliser`."""
+
+    def __init__(self, plan: TablePlan, *, whole_seconds: bool) -> None:
+        self.columns = list(plan.columns)
+        self.normalisers = [_normaliser(column, whole_seconds=whole_seconds) for column in self.columns]
+        self.hash = hashlib.sha256()
+        self.rows = 0
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Feed rows (in key order, all columns in table order)."""
+        normalisers = self.normalisers
+        parts = ["\x1f".join([normalise(value) for normalise, value in zip(normalisers, row)]) for row in rows]
+        if parts:
+            self.hash.update(("\x1e".join(parts) + "\x1e").encode("utf-8"))
+        self.rows += len(parts)
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def _read_batches(
+    connection: Connection, plan: TablePlan, *, after: tuple[Any, ...] | None, batch_size: int
+) -> Iterator[Sequence[Any]]:
+    """Rows of ``plan.table`` in key order after key ``after``, ``batch_size`` at a time, streamed."""
+    statement = select(*plan.columns).order_by(*plan.key)
+    if after is not None:
+        if len(plan.key) == 1:
+            statement = statement.where(plan.key[0] > after[0])
+        else:
+            statement = statement.where(tuple_(*plan.key) > tuple_(*after))
+    result = connection.execution_options(stream_results=True, yield_per=batch_size).execute(statement)
+    for partition in result.partitions(batch_size):
+        yield partition
+
+
+def _last_key(connection: Connection, plan: TablePlan) -> tuple[Any, ...] | None:
+    """The greatest key already in the target table (None when empty)."""
+    statement = select(*plan.key).order_by(*[column.desc() for column in plan.key]).limit(1)
+    row = connection.execute(statement).first()
+    return tuple(row) if row is not None else None
+
+
+# --- writing -----------------------------------------------------------------------
+
+
+class _Writer:
+    """Writes batches of rows into one target table through the raw DBAPI cursor."""
+
+    def __init__(self, connection: Connection, plan: TablePlan) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.table = plan.table
+        self.names = [column.name for column in plan.columns]
+        self.deferred_positions = {self.names.index(name) for name in plan.deferred}
+        self.converters = [self._converter(column) for column in plan.columns]
+
+    def _converter(self, column: Column[Any]) -> Callable[[Any], Any] | None:
+        column_type = column.type
+        if self.dialect.name == "postgresql":
+            if isinstance(column_type, JSON):
+                return lambda value: None if value is None else json.dumps(value, ensure_ascii=False)
+            return None
+        if isinstance(column_type, DateTime) and self.dialect.name == "mysql":
+            # MariaDB DATETIME holds whole seconds; truncate here (it would otherwise round)
+            return lambda value: None if value is None else value.replace(microsecond=0)
+        processor = column_type.dialect_impl(self.dialect).bind_processor(self.dialect)
+        return processor
+
+    def _prepare(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        converters = self.converters
+        deferred = self.deferred_positions
+        prepared = []
+        for row in rows:
+            values = [
+                None if position in deferred else (convert(value) if convert and value is not None else value)
+                for position, (convert, value) in enumerate(zip(converters, row))
+            ]
+            prepared.append(tuple(values))
+        return prepared
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (all columns, table order) in the connection's current transaction."""
+        prepared = self._prepare(rows)
+        quote = self.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(name) for name in self.names)
+        table_name = quote(self.table.name)
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.dialect.name == "postgresql":
+                with cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN") as copy:
+                    for row in prepared:
+                        copy.write_row(row)
+            else:
+                marker = "?" if self.dialect.paramstyle == "qmark" else "%s"
+                placeholders = ", ".join([marker] * len(self.names))
+                cursor.executemany(f"INSERT INTO {table_name} ({columns}) VALUES ({placeholders})", prepared)
+        finally:
+            cursor.close()
+
+
+def _fill_deferred(source: Connection, target: Connection, plan: TablePlan, batch_size: int) -> int:
+    """Write the deferred foreign-key columns now that every referenced row exists."""
+    if not plan.deferred:
+        return 0
+    columns = [plan.table.c[name] for name in plan.deferred]
+    statement = select(*plan.key, *columns).where(or_(*[column.is_not(None) for column in columns])).order_by(*plan.key)
+    key_names = [column.name for column in plan.key]
+    fill = (
+        update(plan.table)
+        .where(and_(*[plan.table.c[name] == bindparam(f"key_{name}") for name in key_names]))
+        .values({name: bindparam(f"value_{name}") for name in plan.deferred})
+        # keep the copied updated_at: an explicit value stops the column's onupdate default
+        .values({c.name: c for c in plan.columns if c.onupdate is not None and c.name not in plan.deferred})
+    )
+    written = 0
+    for partition in _read_batches_of(source, statement, batch_size):
+        parameters = [
+            {**{f"key_{name}": row[i] for i, name in enumerate(key_names)},
+             **{f"value_{name}": row[len(key_names) + j] for j, name in enumerate(plan.deferred)}}
+            for row in partition
+        ]
+        target.execute(fill, parameters)
+        written += len(parameters)
+    return written
+
+
+def _read_batches_of(connection: Connection, statement: Any, batch_size: int) -> Iterator[Sequence[Any]]:
+    result = connection.execution_options(stream_results=True, yield_per=batch_size).execute(statement)
+    yield from result.partitions(batch_size)
+
+
+def _reset_identity(target: Connection, plan: TablePlan) -> None:
+    """Make the next generated id follow the copied ones."""
+    if len(plan.key) != 1 or not isinstance(plan.key[0].type, Integer):
+        return
+    name = plan.table.name
+    key = plan.key[0].name
+    if target.dialect.name == "postgresql":
+        target.exec_driver_sql(
+            f"SELECT setval(pg_get_serial_sequence('\"{name}\"', '{key}'), COALESCE(MAX(\"{key}\"), 1), "
+            f"MAX(\"{key}\") IS NOT NULL) FROM \"{name}\" WHERE pg_get_serial_sequence('\"{name}\"', '{key}') IS NOT NULL"
+        )
+    elif target.dialect.name == "mysql":
+        highest = target.execute(select(func.max(plan.key[0]))).scalar() or 0
+        target.exec_driver_sql(f"ALTER TABLE `{name}` AUTO_INCREMENT = {int(highest) + 1}")
+
+
+# --- the copy ----------------------------------------------------------------------
+
+
+def _count(connection: Connection, table: Table) -> int:
+    return int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
+
+
+def target_has_data(target: Engine) -> bool:
+    """Does any data table of ``target`` hold a row?"""
+    existing = set(inspect(target).get_table_names())
+    with target.connect() as connection:
+        for plan in plan_tables():
+            if plan.table.name in existing and connection.execute(select(literal(1)).select_from(plan.table).limit(1)).first():
+                return True
+    return False
+
+
+def copy_database(
+    source: Engine,
+    target: Engine,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    resume: bool = False,
+    source_label: str = "",
+    progress: Progress | None = None,
+    digests: dict[str, TableDigest] | None = None,
+) -> list[TableCopy]:
+    """Copy every data table from ``source`` to ``target`` (both at head); returns per-table figures.
+
+    When ``digests`` is given, each table read from the start is also fed to its digest, so the
+    source checksum costs no second read.
+    """
+    copies: list[TableCopy] = []
+    whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
+    plans = plan_tables(existing_columns(source, target))
+    with source.connect() as read, target.connect() as write:
+        progress_table = MigrationProgress.__table__
+        for plan in plans:
+            started = time.perf_counter()
+            total = _count(read, plan.table)
+            after = _last_key(write, plan) if resume else None
+            resumed_from = _count(write, plan.table) if after is not None else 0
+            record = write.execute(
+                select(progress_table.c.id, progress_table.c.source).where(progress_table.c.table_name == plan.table.name)
+            ).first()
+            if record is None:
+                write.execute(progress_table.insert().values(
+                    table_name=plan.table.name, source=source_label, rows_copied=resumed_from, status="copying",
+                    started_at=utcnow(),
+                ))
+                write.commit()
+            elif record.source != source_label:
+                raise ResumeFromOtherSource(record.source, source=record.source)
+            writer = _Writer(write, plan)
+            digest = None
+            if digests is not None and after is None:
+                digest = digests[plan.table.name] = TableDigest(plan, whole_seconds=whole_seconds)
+            copied = resumed_from
+            if progress:
+                progress(plan.table.name, copied, total)
+            for batch in _read_batches(read, plan, after=after, batch_size=batch_size):
+                # the batch and its progress record commit together: a rerun resumes after it
+                writer.write(batch)
+                copied += len(batch)
+                write.execute(
+                    progress_table.update()
+                    .where(progress_table.c.table_name == plan.table.name)
+                    .values(rows_copied=copied)
+                )
+                write.commit()
+                if digest is not None:
+                    digest.add(batch)
+                if progress:
+                    progress(plan.table.name, copied, total)
+            read.rollback()
+            copies.append(TableCopy(plan.table.name, copied - resumed_from, time.perf_counter() - started, resumed_from))
+        for plan in plans:
+            _fill_deferred(read, write, plan, batch_size)
+            _reset_identity(write, plan)
+            write.execute(
+                progress_table.update()
+                .where(progress_table.c.table_name == plan.table.name)
+                .values(status="done", finished_at=utcnow())
+            )
+            write.commit()
+            read.rollback()
+    return copies
+
+
+# --- verification ------------------------------------------------------------------
+
+
+def _money_columns(plan: TablePlan) -> list[Column[Any]]:
+    return [c for c in plan.columns if isinstance(c.type, Numeric) and not isinstance(c.type, Integer)]
+
+
+def _per_tenant(connection: Connection, plan: TablePlan) -> dict[tuple[str, int | None], str]:
+    """Row count and exact money sums of the table per tenant: {(figure, tenant): value}."""
+    table = plan.table
+    tenant = table.c.get("tenant_id")
+    group = [tenant] if tenant is not None else []
+    aggregates: list[Any] = [func.count()]
+    money = _money_columns(plan)
+    for column in money:
+        scale = column.type.scale or 0  # type: ignore[attr-defined]
+        if connection.dialect.name == "sqlite":
+            # SQLite keeps NUMERIC as REAL: sum whole cents so the total is exact
+            aggregates.append(func.sum(cast(func.round(column * (10**scale)), Integer)))
+        else:
+            aggregates.append(func.sum(column * (10**scale)))
+    figures: dict[tuple[str, int | None], str] = {}
+    for row in connection.execute(select(*group, *aggregates).group_by(*group)):
+        tenant_id = row[0] if group else None
+        offset = len(group)
+        figures[("row_count", tenant_id)] = str(row[offset])
+        for index, column in enumerate(money):
+            scale = column.type.scale or 0  # type: ignore[attr-defined]
+            cents = row[offset + 1 + index]
+            total = Decimal(0) if cents is None else Decimal(str(cents)).to_integral_value()
+            figures[(f"money_sum:{column.name}", tenant_id)] = str((total.scaleb(-scale)).quantize(Decimal(1).scaleb(-scale)))
+    return figures
+
+
+def _duplicate_keys(connection: Connection, plan: TablePlan) -> int:
+    keys = select(*plan.key).group_by(*plan.key).having(func.count() > 1).subquery()
+    return int(connection.execute(select(func.count()).select_from(keys)).scalar() or 0)
+
+
+def _orphans(connection: Connection, constraint: ForeignKeyConstraint) -> int:
+    """Rows whose foreign key is set but points at no row."""
+    table = constraint.table
+    referred = constraint.referred_table.alias("referred")
+    pairs = [(element.parent, referred.c[element.column.name]) for element in constraint.elements]
+    exists = select(literal(1)).select_from(referred).where(and_(*[ref == table.c[col.name] for col, ref in pairs]))
+    statement = (
+        select(func.count())
+        .select_from(table)
+        .where(and_(*[table.c[col.name].is_not(None) for col, _ in pairs]), ~exists.exists())
+    )
+    return int(connection.execute(statement).scalar() or 0)
+
+
+def _table_digest(connection: Connection, plan: TablePlan, *, whole_seconds: bool, batch_size: int) -> TableDigest:
+    digest = TableDigest(plan, whole_seconds=whole_seconds)
+    for batch in _read_batches(connection, plan, after=None, batch_size=batch_size):
+        digest.add(batch)
+    connection.rollback()
+    return digest
+
+
+def collect_figures(
+    source: Engine,
+    target: Engine,
+    *,
+    source_digests: dict[str, TableDigest] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[CheckFigure]:
+    """Every figure of the migration suite, computed on both sides (checksums reuse ``source_digests``)."""
+    whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
+    digests = dict(source_digests or {})
+    figures: list[CheckFigure] = []
+    with source.connect() as old, target.connect() as new:
+        available = existing_columns(source, target)
+        for plan in plan_tables(available):
+            name = plan.table.name
+            expected = _per_tenant(old, plan)
+            actual = _per_tenant(new, plan)
+            for key in sorted(set(expected) | set(actual), key=lambda k: (k[0], k[1] if k[1] is not None else -1)):
+                figure, tenant_id = key
+                check, _, column = figure.partition(":")
+                default = "0" if check == "row_count" else "0.00"
+                figures.append(CheckFigure(check, name, expected.get(key, default), actual.get(key, default),
+                                           tenant_id=tenant_id, column=column or None))
+            figures.append(CheckFigure("primary_key_unique", name, "0", str(_duplicate_keys(new, plan))))
+            names = {column.name for column in plan.columns}
+            for constraint in sorted(plan.table.foreign_key_constraints, key=lambda c: c.column_keys):
+                if not set(constraint.column_keys) <= names or constraint.referred_table.name not in available:
+                    continue
+                figures.append(CheckFigure(
+                    "foreign_key_resolves", name, "0", str(_orphans(new, constraint)),
+                    column=",".join(constraint.column_keys),
+                ))
+            if name not in digests:
+                digests[name] = _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+            target_digest = _table_digest(new, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+            figures.append(CheckFigure("checksum", name, digests[name].hexdigest(), target_digest.hexdigest()))
+    return figures
+
+
+def verify(
+    source: Engine,
+    target: Engine,
+    *,
+    source_digests: dict[str, TableDigest] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Verification:
+    """Compare source and target and validate the comparison with the ``migration`` expectation suite."""
+    import pandas as pd
+
+    from crm_core.validation import run_suite
+    from validations.migration import CHECKS
+
+    started = time.perf_counter()
+    figures = collect_figures(source, target, source_digests=source_digests, batch_size=batch_size)
+    frame = pd.DataFrame(
+        [{**asdict(figure), "tenant_id": -1 if figure.tenant_id is None else figure.tenant_id} for figure in figures],
+        columns=["check", "table", "expected", "actual", "tenant_id", "column"],
+    )
+    result = run_suite("migration", frame)
+    expectations = [
+        {"check": check, "expectation": outcome.expectation, "success": outcome.success,
+         "figures": int((frame["check"] == check).sum()), "failed": outcome.unexpected_count,
+         "tables": sorted({str(frame.loc[row, "table"]) for row in outcome.unexpected_rows if row in frame.index})}
+        for check, outcome in zip(CHECKS, result.outcomes, strict=True)
+    ]
+    return Verification(figures, expectations, time.perf_counter() - started)
+
+
+# --- the use case ------------------------------------------------------------------
+
+
+def migrate(
+    source_url: str,
+    target_url: str,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> MigrationReport:
+    """Copy ``source_url`` into ``target_url`` and prove it. Raises a MigrationRefused error before writing anything."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if make_url(source_url) == make_url(target_url):
+        raise ValueError("source and target are the same database")
+    source = make_engine(source_url)
+    target = make_engine(target_url)
+    try:
+        try:
+            source_revision = schema.current_revision(source)
+        except Exception as error:  # an unreachable server or a missing file: say so, plainly
+            raise DatabaseUnreachable(str(error), which="source", detail=_first_line(error)) from error
+        if source_revision != schema.head_revision():
+            raise SourceSchemaOutdated(revision=source_revision or "-", head=schema.head_revision())
+        try:
+            has_data = target_has_data(target)
+        except Exception as error:
+            raise DatabaseUnreachable(str(error), which="target", detail=_first_line(error)) from error
+        if has_data and not resume:
+            raise TargetNotEmpty()
+        schema.upgrade_to_head(target)
+        notes = []
+        if "mysql" in (source.dialect.name, target.dialect.name) and source.dialect.name != target.dialect.name:
+            notes.append("whole_seconds")
+        digests: dict[str, TableDigest] = {}
+        started = time.perf_counter()
+        tables = copy_database(source, target, batch_size=batch_size, resume=resume,
+                               source_label=safe_url(source_url), progress=progress, digests=digests)
+        copy_seconds = time.perf_counter() - started
+        verification = verify(source, target, source_digests=digests, batch_size=batch_size)
+        return MigrationReport(safe_url(source_url), safe_url(target_url), tables, verification, copy_seconds, notes)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def tqdm_progress() -> Progress:
+    """A progress bar per table on stderr (tqdm)."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def report(table: str, done: int, total: int) -> None:
+        bar = bars.get(table)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bars.clear()
+            bar = bars[table] = tqdm(total=total, desc=f"{table:<20}", unit="rows", file=sys.stderr,
+                                     leave=True, dynamic_ncols=True, unit_scale=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+__all__ = [
+    "CheckFigure", "MigrationReport", "TableCopy", "Verification", "collect_figures", "copy_database",
+    "migrate", "plan_tables", "safe_url", "verify",
+]
