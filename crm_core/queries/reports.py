@@ -1,0 +1,548 @@
+"""Read side for the funnel and the dashboard: every number is computed in SQL.
+
+Pages, the CLI (``python -m crm_core report funnel|dashboard --json``), the benchmarks and
+the tests all call :func:`funnel` and :func:`dashboard`; scoping comes from the session, so a
+rep's figures are their own deals, a manager's their teams', an admin's the tenant's.
+
+Definitions (documented once, here):
+
+* **Funnel filters.** ``since``/``until`` select deals *created* in that range (a cohort,
+  inclusive days); ``owner_id`` the deal owner; ``team_id`` deals whose owner is in that team;
+  ``product_id`` deals that led to an order with a line for that product (the order's
+  ``opportunity_id``) — deals carry no product lines themselves; ``pipeline_id`` the
+  pipeline (default pipeline when None; stages differ between pipelines).
+* **Reached.** A deal reached an open stage when it is now at that stage or a later open
+  one, or won (a won deal passed every open stage), or was lost after it: the stage it was
+  lost from is read from the deal's stage history; a lost deal without history (imported or
+  demo data) counts as having reached only the first open stage.
+* **Conversion** from an open stage = deals that reached the next open stage (or, for the
+  last open stage, were won) ÷ deals that reached this one.
+* **Win rate** = won ÷ (won + lost); **average deal size** = won amount ÷ won deals;
+  **average sales cycle** = mean days from ``created_at`` to ``closed_at`` of won deals.
+* **Dashboard period**: the calendar month (or quarter/year) containing ``today``, compared
+  with the one before. Won = deals in a won stage with ``closed_at`` in the period;
+  new customers by ``created_at``; overdue tasks = open tasks due before now; revenue =
+  confirmed or fulfilled orders by ``ordered_at`` month, last 12 months; deals closing this
+  month = open deals whose expected close date falls in the current calendar month.
+  Amounts are summed as stored (one currency per tenant is assumed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from crm_core.models import Customer, Opportunity, Order, OrderLine, OrderStatus, StageKind, Task, TaskStatus, User
+from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.queries.deals import DealCard, PipelineRow, StageRow, _card, get_pipeline, list_pipelines
+from crm_core.queries.deals import probability_expression
+
+CENT = Decimal("0.01")
+PERIODS = ("month", "quarter", "year")
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
+
+def days_between(session: Session, start: Any, end: Any) -> Any:
+    """SQL for the (fractional) days from ``start`` to ``end`` on this session's database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return func.julianday(end) - func.julianday(start)
+    if dialect == "postgresql":
+        return func.extract("epoch", end - start) / 86400.0
+    return func.timestampdiff(literal_column("SECOND"), start, end) / 86400.0
+
+
+def month_of(session: Session, column: Any) -> Any:
+    """SQL for ``YYYY-MM`` of a timestamp column on this session's database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return func.strftime("%Y-%m", column)
+    if dialect == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.date_format(column, "%Y-%m")
+
+
+# --- funnel ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportFilters:
+    """Filters of the funnel (see the module docstring for their exact meaning)."""
+
+    since: dt.date | None = None
+    until: dt.date | None = None
+    owner_id: int | None = None
+    team_id: int | None = None
+    product_id: int | None = None
+    pipeline_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step of the funnel: an open stage, or the won stage(s) at the end."""
+
+    stage: StageRow
+    count: int  # deals now at this stage
+    amount: Decimal
+    reached: int  # deals that got this far
+    reached_amount: Decimal
+    conversion_to_next: float | None  # fraction 0..1; None for the won step or when nobody reached it
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """The funnel of one pipeline under ``filters``, with its summary figures."""
+
+    pipeline: PipelineRow
+    filters: ReportFilters
+    steps: list[FunnelStep]
+    total_count: int
+    total_amount: Decimal
+    open_count: int
+    open_amount: Decimal
+    weighted_amount: Decimal
+    won_count: int
+    won_amount: Decimal
+    lost_count: int
+    lost_amount: Decimal
+    win_rate: float | None
+    average_deal_size: Decimal | None
+    average_cycle_days: float | None
+    lost_by_stage: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the CLI prints this)."""
+        return {
+            "pipeline": {"id": self.pipeline.id, "name": self.pipeline.name},
+            "filters": {key: (value.isoformat() if isinstance(value, dt.date) else value)
+                        for key, value in self.filters.__dict__.items()},
+            "steps": [
+                {
+                    "stage_id": step.stage.id, "stage": step.stage.name, "kind": step.stage.kind,
+                    "count": step.count, "amount": str(step.amount), "reached": step.reached,
+                    "reached_amount": str(step.reached_amount),
+                    "conversion_to_next": None if step.conversion_to_next is None else round(step.conversion_to_next, 4),
+                }
+                for step in self.steps
+            ],
+            "total_count": self.total_count, "total_amount": str(self.total_amount),
+            "open_count": self.open_count, "open_amount": str(self.open_amount),
+            "weighted_amount": str(self.weighted_amount),
+            "won_count": self.won_count, "won_amount": str(self.won_amount),
+            "lost_count": self.lost_count, "lost_amount": str(self.lost_amount),
+            "win_rate": None if self.win_rate is None else round(self.win_rate, 4),
+            "average_deal_size": None if self.average_deal_size is None else str(self.average_deal_size),
+            "average_cycle_days": None if self.average_cycle_days is None else round(self.average_cycle_days, 1),
+            "lost_by_stage": {str(key): value for key, value in self.lost_by_stage.items()},
+        }
+
+
+def _report_filtered(statement: Select[Any], filters: ReportFilters, pipeline_id: int) -> Select[Any]:
+    statement = statement.where(Opportunity.pipeline_id == pipeline_id, Opportunity.archived_at.is_(None))
+    if filters.since is not None:
+        statement = statement.where(Opportunity.created_at >= _start_of_day(filters.since))
+    if filters.until is not None:
+        statement = statement.where(Opportunity.created_at < _start_of_day(filters.until + dt.timedelta(days=1)))
+    if filters.owner_id is not None:
+        statement = statement.where(Opportunity.owner_id == filters.owner_id)
+    if filters.team_id is not None:
+        statement = statement.where(Opportunity.owner_id.in_(select(User.id).where(User.team_id == filters.team_id)))
+    if filters.product_id is not None:
+        statement = statement.where(
+            Opportunity.id.in_(
+                select(Order.opportunity_id)
+                .join(OrderLine, OrderLine.order_id == Order.id)
+                .where(OrderLine.product_id == filters.product_id, Order.archived_at.is_(None))
+            )
+        )
+    return statement
+
+
+def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel | None:
+    """The funnel of ``filters.pipeline_id`` (default pipeline when None); None if the tenant has none."""
+    filters = filters or ReportFilters()
+    pipeline = get_pipeline(session, filters.pipeline_id)
+    if pipeline is None:
+        return None
+    stages = pipeline.stages
+    open_stages = [stage for stage in stages if stage.kind == StageKind.OPEN.value]
+    won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
+    lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
+    # the stage a lost deal was lost from: the latest move into its current (lost) stage
+    lost_from = (
+        select(OpportunityStageChange.from_stage_id)
+        .where(
+            OpportunityStageChange.opportunity_id == Opportunity.id,
+            OpportunityStageChange.to_stage_id == Opportunity.stage_id,
+        )
+        .order_by(OpportunityStageChange.id.desc())
+        .limit(1)
+        .correlate(Opportunity)
+        .scalar_subquery()
+    )
+    lost_from_column = case((Opportunity.stage_id.in_(lost_ids), lost_from), else_=None) if lost_ids else None
+    cycle = case(
+        (Opportunity.closed_at.is_not(None), days_between(session, Opportunity.created_at, Opportunity.closed_at)),
+        else_=None,
+    )
+    columns: list[Any] = [
+        Opportunity.stage_id,
+        func.count(),
+        func.sum(Opportunity.amount),
+        func.sum(Opportunity.amount * probability_expression(stages)),
+        func.sum(cycle),
+        func.count(Opportunity.closed_at),
+    ]
+    group_by: list[Any] = [Opportunity.stage_id]
+    if lost_from_column is not None:
+        labelled = lost_from_column.label("lost_from")
+        columns.append(labelled)
+        group_by.append(literal_column("lost_from"))
+    statement = _report_filtered(select(*columns).group_by(*group_by), filters, pipeline.id)
+    rows = session.execute(statement).all()
+    return _assemble_funnel(pipeline, filters, rows, open_stages, won_ids, lost_ids)
+
+
+def _assemble_funnel(
+    pipeline: PipelineRow,
+    filters: ReportFilters,
+    rows: list[Any],
+    open_stages: list[StageRow],
+    won_ids: list[int],
+    lost_ids: list[int],
+) -> Funnel:
+    """Turn the grouped rows (≤ stages × stages) into steps; arithmetic only, no data scan."""
+    position = {stage.id: stage.position for stage in pipeline.stages}
+    counts: dict[int, int] = {}
+    amounts: dict[int, Decimal] = {}
+    weighted = Decimal("0")
+    cycle_days_sum = 0.0
+    cycle_deals = 0
+    furthest: dict[int, tuple[int, Decimal]] = {}  # open-stage position reached → (deals, amount)
+    lost_by_stage: dict[int, int] = {}
+    first_open = open_stages[0].position if open_stages else 0
+    last_open = open_stages[-1].position if open_stages else 0
+    for row in rows:
+        stage_id, count, amount = row[0], int(row[1]), _money(row[2])
+        counts[stage_id] = counts.get(stage_id, 0) + count
+        amounts[stage_id] = amounts.get(stage_id, Decimal("0")) + amount
+        if stage_id in won_ids:
+            cycle_days_sum += float(row[4] or 0)
+            cycle_deals += int(row[5] or 0)
+            reached_position = last_open
+        elif stage_id in lost_ids:
+            lost_from = row[6] if len(row) > 6 else None
+            if lost_from in position and lost_from not in lost_ids and lost_from not in won_ids:
+                reached_position = position[lost_from]
+                lost_by_stage[lost_from] = lost_by_stage.get(lost_from, 0) + count
+            else:
+                reached_position = first_open
+        else:
+            weighted += Decimal(str(row[3] or 0)) / 100
+            reached_position = position.get(stage_id, first_open)
+        deals, total = furthest.get(reached_position, (0, Decimal("0")))
+        furthest[reached_position] = (deals + count, total + amount)
+
+    won_count = sum(counts.get(stage_id, 0) for stage_id in won_ids)
+    won_amount = sum((amounts.get(stage_id, Decimal("0")) for stage_id in won_ids), Decimal("0"))
+    lost_count = sum(counts.get(stage_id, 0) for stage_id in lost_ids)
+    lost_amount = sum((amounts.get(stage_id, Decimal("0")) for stage_id in lost_ids), Decimal("0"))
+    open_ids = {stage.id for stage in open_stages}
+    open_count = sum(count for stage_id, count in counts.items() if stage_id in open_ids)
+    open_amount = sum((amount for stage_id, amount in amounts.items() if stage_id in open_ids), Decimal("0"))
+
+    reached: list[tuple[int, Decimal]] = []
+    for stage in open_stages:
+        deals = sum(n for pos, (n, _) in furthest.items() if pos >= stage.position)
+        total = sum((a for pos, (_, a) in furthest.items() if pos >= stage.position), Decimal("0"))
+        reached.append((deals, total))
+    steps: list[FunnelStep] = []
+    for index, stage in enumerate(open_stages):
+        deals, total = reached[index]
+        following = reached[index + 1][0] if index + 1 < len(open_stages) else won_count
+        steps.append(
+            FunnelStep(
+                stage=stage, count=counts.get(stage.id, 0), amount=amounts.get(stage.id, Decimal("0.00")),
+                reached=deals, reached_amount=total,
+                conversion_to_next=(following / deals) if deals else None,
+            )
+        )
+    for stage in pipeline.stages:
+        if stage.id in won_ids:
+            steps.append(
+                FunnelStep(
+                    stage=stage, count=counts.get(stage.id, 0), amount=amounts.get(stage.id, Decimal("0.00")),
+                    reached=counts.get(stage.id, 0), reached_amount=amounts.get(stage.id, Decimal("0.00")),
+                    conversion_to_next=None,
+                )
+            )
+    closed = won_count + lost_count
+    return Funnel(
+        pipeline=pipeline,
+        filters=filters,
+        steps=steps,
+        total_count=sum(counts.values()),
+        total_amount=sum(amounts.values(), Decimal("0")).quantize(CENT),
+        open_count=open_count,
+        open_amount=open_amount.quantize(CENT),
+        weighted_amount=weighted.quantize(CENT),
+        won_count=won_count,
+        won_amount=won_amount.quantize(CENT),
+        lost_count=lost_count,
+        lost_amount=lost_amount.quantize(CENT),
+        win_rate=(won_count / closed) if closed else None,
+        average_deal_size=(won_amount / won_count).quantize(CENT) if won_count else None,
+        average_cycle_days=(cycle_days_sum / cycle_deals) if cycle_deals else None,
+        lost_by_stage=lost_by_stage,
+    )
+
+
+# --- dashboard -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MonthRevenue:
+    """Orders booked in one calendar month."""
+
+    month: str  # YYYY-MM
+    amount: Decimal
+    orders: int
+
+
+@dataclass(frozen=True)
+class OwnerResult:
+    """One line of the won/lost leaderboard."""
+
+    owner_id: int | None
+    owner_name: str | None
+    won_count: int
+    won_amount: Decimal
+    lost_count: int
+    lost_amount: Decimal
+
+    @property
+    def win_rate(self) -> float | None:
+        """won ÷ (won + lost) in the period."""
+        closed = self.won_count + self.lost_count
+        return self.won_count / closed if closed else None
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The landing page's figures for the acting user's scope."""
+
+    today: dt.date
+    period: str
+    period_start: dt.date
+    period_end: dt.date  # exclusive
+    previous_start: dt.date
+    open_count: int
+    open_amount: Decimal
+    weighted_forecast: Decimal
+    won_count: int
+    won_amount: Decimal
+    previous_won_count: int
+    previous_won_amount: Decimal
+    new_customers: int
+    previous_new_customers: int
+    overdue_tasks: int
+    revenue_by_month: list[MonthRevenue]
+    leaderboard: list[OwnerResult]
+    closing_count: int
+    closing_amount: Decimal
+    closing_deals: list[DealCard]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the CLI prints this)."""
+        return {
+            "today": self.today.isoformat(), "period": self.period,
+            "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
+            "previous_start": self.previous_start.isoformat(),
+            "open_pipeline": {"count": self.open_count, "amount": str(self.open_amount)},
+            "weighted_forecast": str(self.weighted_forecast),
+            "won": {"count": self.won_count, "amount": str(self.won_amount)},
+            "won_previous": {"count": self.previous_won_count, "amount": str(self.previous_won_amount)},
+            "new_customers": self.new_customers, "new_customers_previous": self.previous_new_customers,
+            "overdue_tasks": self.overdue_tasks,
+            "revenue_by_month": [
+                {"month": m.month, "amount": str(m.amount), "orders": m.orders} for m in self.revenue_by_month
+            ],
+            "leaderboard": [
+                {"owner_id": r.owner_id, "owner": r.owner_name, "won_count": r.won_count,
+                 "won_amount": str(r.won_amount), "lost_count": r.lost_count, "lost_amount": str(r.lost_amount),
+                 "win_rate": None if r.win_rate is None else round(r.win_rate, 4)}
+                for r in self.leaderboard
+            ],
+            "closing_this_month": {
+                "count": self.closing_count, "amount": str(self.closing_amount),
+                "deals": [
+                    {"id": d.id, "name": d.name, "customer": d.customer_name, "owner": d.owner_name,
+                     "stage": d.stage_name, "amount": str(d.amount),
+                     "expected_close_date": d.expected_close_date.isoformat() if d.expected_close_date else None}
+                    for d in self.closing_deals
+                ],
+            },
+        }
+
+
+def period_bounds(today: dt.date, period: str) -> tuple[dt.date, dt.date, dt.date]:
+    """(start, end exclusive, previous start) of the calendar month/quarter/year containing ``today``."""
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {PERIODS}")
+    months = {"month": 1, "quarter": 3, "year": 12}[period]
+    first_month = (today.month - 1) // months * months + 1 if period != "year" else 1
+    start = dt.date(today.year, first_month, 1)
+    return start, add_months(start, months), add_months(start, -months)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The first of the month ``months`` after ``day``'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def dashboard(
+    session: Session, *, today: dt.date | None = None, period: str = "month", now: dt.datetime | None = None,
+    closing_limit: int = 10, leaderboard_limit: int = 10,
+) -> Dashboard:
+    """Every dashboard figure for the session's actor, computed in SQL (one query per figure)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    today = today or now.date()
+    start, end, previous = period_bounds(today, period)
+    pipelines = list_pipelines(session)
+    stages = [stage for pipeline in pipelines for stage in pipeline.stages]
+    open_ids = [stage.id for stage in stages if stage.kind == StageKind.OPEN.value]
+    won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
+    lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
+    live = Opportunity.archived_at.is_(None)
+
+    open_row = session.execute(
+        select(func.count(), func.sum(Opportunity.amount), func.sum(Opportunity.amount * probability_expression(stages)))
+        .where(live, Opportunity.stage_id.in_(open_ids))
+    ).one()
+
+    won_period = case((Opportunity.closed_at >= _start_of_day(start), 1), else_=0)
+    won_rows = session.execute(
+        select(won_period, func.count(), func.sum(Opportunity.amount))
+        .where(
+            live, Opportunity.stage_id.in_(won_ids),
+            Opportunity.closed_at >= _start_of_day(previous), Opportunity.closed_at < _start_of_day(end),
+        )
+        .group_by(won_period)
+    ).all()
+    won = {int(row[0]): (int(row[1]), _money(row[2])) for row in won_rows}
+
+    new_period = case((Customer.created_at >= _start_of_day(start), 1), else_=0)
+    customer_rows = session.execute(
+        select(new_period, func.count())
+        .where(
+            Customer.archived_at.is_(None),
+            Customer.created_at >= _start_of_day(previous), Customer.created_at < _start_of_day(end),
+        )
+        .group_by(new_period)
+    ).all()
+    new_customers = {int(row[0]): int(row[1]) for row in customer_rows}
+
+    overdue = session.scalar(
+        select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN.value, Task.due_at < now)
+    )
+
+    revenue = _revenue_by_month(session, today)
+    leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit)
+
+    month_start, _, _ = period_bounds(today, "month")
+    month_end = add_months(month_start, 1)
+    closing_where = and_(
+        live, Opportunity.stage_id.in_(open_ids),
+        Opportunity.expected_close_date >= month_start, Opportunity.expected_close_date < month_end,
+    )
+    closing_row = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(closing_where)).one()
+    owner = aliased(User)
+    closing = session.execute(
+        select(Opportunity, Customer.name, owner.full_name)
+        .join(Customer, Customer.id == Opportunity.customer_id)
+        .outerjoin(owner, owner.id == Opportunity.owner_id)
+        .where(closing_where)
+        .order_by(Opportunity.amount.desc(), Opportunity.id)
+        .limit(closing_limit)
+    ).all()
+    stage_rows = {stage.id: stage for stage in stages}
+
+    return Dashboard(
+        today=today, period=period, period_start=start, period_end=end, previous_start=previous,
+        open_count=int(open_row[0] or 0), open_amount=_money(open_row[1]),
+        weighted_forecast=_money(Decimal(str(open_row[2] or 0)) / 100),
+        won_count=won.get(1, (0, Decimal("0.00")))[0], won_amount=won.get(1, (0, Decimal("0.00")))[1],
+        previous_won_count=won.get(0, (0, Decimal("0.00")))[0],
+        previous_won_amount=won.get(0, (0, Decimal("0.00")))[1],
+        new_customers=new_customers.get(1, 0), previous_new_customers=new_customers.get(0, 0),
+        overdue_tasks=int(overdue or 0),
+        revenue_by_month=revenue,
+        leaderboard=leaderboard,
+        closing_count=int(closing_row[0] or 0), closing_amount=_money(closing_row[1]),
+        closing_deals=[_card(deal, customer_name, owner_name, stage_rows) for deal, customer_name, owner_name in closing],
+    )
+
+
+def _revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list[MonthRevenue]:
+    first = add_months(dt.date(today.year, today.month, 1), -(months - 1))
+    bucket = month_of(session, Order.ordered_at)
+    rows = session.execute(
+        select(bucket, func.sum(Order.total_amount), func.count())
+        .where(
+            Order.archived_at.is_(None),
+            Order.status.in_([OrderStatus.CONFIRMED.value, OrderStatus.FULFILLED.value]),
+            Order.ordered_at >= _start_of_day(first),
+            Order.ordered_at < _start_of_day(add_months(first, months)),
+        )
+        .group_by(bucket)
+    ).all()
+    found = {row[0]: (_money(row[1]), int(row[2])) for row in rows}
+    result = []
+    for offset in range(months):
+        month = add_months(first, offset).strftime("%Y-%m")
+        amount, count = found.get(month, (Decimal("0.00"), 0))
+        result.append(MonthRevenue(month, amount, count))
+    return result
+
+
+def _leaderboard(
+    session: Session, start: dt.date, end: dt.date, won_ids: list[int], lost_ids: list[int], limit: int
+) -> list[OwnerResult]:
+    is_won = Opportunity.stage_id.in_(won_ids)
+    won_amount = func.sum(case((is_won, Opportunity.amount), else_=0))
+    rows = session.execute(
+        select(
+            Opportunity.owner_id,
+            func.sum(case((is_won, 1), else_=0)),
+            won_amount,
+            func.sum(case((is_won, 0), else_=1)),
+            func.sum(case((is_won, 0), else_=Opportunity.amount)),
+        )
+        .where(
+            Opportunity.archived_at.is_(None),
+            or_(is_won, Opportunity.stage_id.in_(lost_ids)),
+            Opportunity.closed_at >= _start_of_day(start), Opportunity.closed_at < _start_of_day(end),
+        )
+        .group_by(Opportunity.owner_id)
+        .order_by(won_amount.desc())
+        .limit(limit)
+    ).all()
+    owner_ids = [row[0] for row in rows if row[0] is not None]
+    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(owner_ids))).all()) if owner_ids else {}
+    return [
+        OwnerResult(row[0], names.get(row[0]), int(row[1] or 0), _money(row[2]), int(row[3] or 0), _money(row[4]))
+        for row in rows
+    ]
