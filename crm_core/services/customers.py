@@ -18,6 +18,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import DuplicateCustomer, NotFound, StaleRecord, ValidationFailed
 from crm_core.models import AuditEvent, Customer, CustomerKind, FieldDefinition, LifecycleStage, User
+from crm_core.services.followups import on_customers_created
 from crm_core.rules.contact_details import (
     is_valid_email,
     is_valid_phone,
@@ -172,6 +173,7 @@ def create_customer(db: Database, actor: Actor, form: CustomerInput, *, allow_du
         _apply(customer, form, custom)
         session.add(customer)
         session.flush()
+        on_customers_created(session, actor, [customer.id])
         return customer.id
 
 

@@ -1,0 +1,250 @@
+"""New-customer follow-up: assignment by the tenant's rules and the first follow-up task.
+
+:func:`on_customers_created` runs inside the caller's transaction (the customer form, the
+importer per batch, the API) right after the new customers are flushed. For each customer
+without an owner it applies the first matching active assignment rule (conditions on the
+customer's fields → team → round-robin or least-open-tasks among the team's active reps);
+every new customer then gets a follow-up task for its owner. With no matching rule (a
+tenant starts with none) an unowned customer stays in its team's pool and the task goes to
+whoever created it, or to the team's manager when an admin or an import created it.
+
+Why the writes run as attributed system work: a rep creating an unowned customer may not
+give it to a colleague (``access.can_assign_owner``), yet the tenant's rule must. So the
+assignment is not the rep's write but the rule's: for its duration the session is bound to
+a system reason naming the rule and the user who triggered it, inside the same transaction
+(all-or-nothing with the customer), and the audit trail records that reason with each
+change. Reads in that window filter ``tenant_id`` explicitly; the actor is restored after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from crm_core import access
+from crm_core.access import Actor
+from crm_core.i18n import t
+from crm_core.models import AuditEvent, Customer, Role, Task, TaskStatus, Team, User, utcnow
+from crm_core.models.automation import AssignmentMethod, AssignmentRule
+from crm_core.rules.assignment import pick_least_busy, pick_round_robin, rule_matches
+from crm_core.services.lifecycle import record_initial_stages
+
+CHUNK = 1000
+DEFAULT_FOLLOW_UP_DAYS = 1
+
+
+@contextmanager
+def attributed_system_work(session: Session, reason: str) -> Iterator[Actor | None]:
+    """Run a block of writes as the system, audited with ``reason``, then restore the session's scope.
+
+    Flushes before (the caller's own writes stay checked against the caller) and after (so
+    the audit rows carry ``reason``). Yields the actor who was bound, if any.
+    """
+    actor = access.actor_of(session)
+    previous_reason = session.info.get(access.SYSTEM_KEY)
+    session.flush()
+    access.bind_system(session, reason)
+    try:
+        yield actor
+        session.flush()
+    finally:
+        if actor is not None:
+            access.bind_actor(session, actor)
+        elif previous_reason:
+            access.bind_system(session, previous_reason)
+
+
+def _customer_fields(customer: Customer) -> dict[str, Any]:
+    return {
+        "kind": customer.kind, "industry": customer.industry, "region": customer.region,
+        "source": customer.source, "tags": customer.tags, "lifecycle_stage": customer.lifecycle_stage,
+        "custom_fields": customer.custom_fields or {},
+    }
+
+
+def _active_reps(session: Session, tenant_id: int, team_id: int | None) -> list[int]:
+    statement = select(User.id).where(
+        User.tenant_id == tenant_id, User.role == Role.REP.value, User.is_active.is_(True)
+    )
+    if team_id is not None:
+        statement = statement.where(User.team_id == team_id)
+    return list(session.scalars(statement.order_by(User.id)))
+
+
+def open_task_counts(session: Session, tenant_id: int, user_ids: Sequence[int]) -> dict[int, int]:
+    """Open tasks per user (every user in ``user_ids`` present, zero when none)."""
+    counts = {user_id: 0 for user_id in user_ids}
+    if not user_ids:
+        return counts
+    rows = session.execute(
+        select(Task.assignee_id, func.count())
+        .where(Task.tenant_id == tenant_id, Task.status == TaskStatus.OPEN.value, Task.assignee_id.in_(list(user_ids)))
+        .group_by(Task.assignee_id)
+    ).all()
+    for user_id, count in rows:
+        counts[int(user_id)] = int(count)
+    return counts
+
+
+def _rule_reason(rule: AssignmentRule, actor: Actor | None) -> str:
+    who = f" for {actor.username}" if actor is not None and actor.username else ""
+    return f"assignment rule #{rule.id} {rule.name}{who}"
+
+
+def on_customers_created(session: Session, actor: Actor | None, customer_ids: list[int]) -> None:
+    """Assign owners by the tenant's rules where missing, create each first follow-up task, record stages.
+
+    Runs inside the caller's transaction; bulk-friendly (a few statements per rule and batch).
+    """
+    if not customer_ids:
+        return
+    session.flush()
+    ids = sorted(set(customer_ids))
+    with attributed_system_work(session, "new customer follow-up"):
+        loaded: list[Customer] = []
+        for start in range(0, len(ids), CHUNK):
+            statement = select(Customer).where(Customer.id.in_(ids[start:start + CHUNK]))
+            if actor is not None:
+                statement = statement.where(Customer.tenant_id == actor.tenant_id)
+            loaded.extend(session.scalars(statement))
+    by_tenant: dict[int, list[Customer]] = defaultdict(list)
+    for customer in loaded:
+        by_tenant[customer.tenant_id].append(customer)
+    for tenant_id, tenant_customers in by_tenant.items():
+        _follow_up_tenant(session, actor, tenant_id, tenant_customers)
+
+
+def _follow_up_tenant(session: Session, actor: Actor | None, tenant_id: int, new_customers: list[Customer]) -> None:
+    with attributed_system_work(session, "new customer follow-up"):
+        rules = list(
+            session.scalars(
+                select(AssignmentRule)
+                .where(AssignmentRule.tenant_id == tenant_id, AssignmentRule.is_active.is_(True))
+                .order_by(AssignmentRule.position, AssignmentRule.id)
+            )
+        )
+        record_initial_stages(session, tenant_id, {c.id: c.lifecycle_stage for c in new_customers})
+    due_days: dict[int, int] = {}
+    unowned = [customer for customer in new_customers if customer.owner_id is None]
+    remaining = unowned
+    for rule in rules:
+        if not remaining:
+            break
+        matched = [customer for customer in remaining if rule_matches(_customer_fields(customer), rule.conditions or [])]
+        if not matched:
+            continue
+        with attributed_system_work(session, _rule_reason(rule, actor)):
+            if _assign_by_rule(session, tenant_id, rule, matched):
+                for customer in matched:
+                    due_days[customer.id] = rule.follow_up_due_days
+                matched_ids = {customer.id for customer in matched}
+                remaining = [customer for customer in remaining if customer.id not in matched_ids]
+    with attributed_system_work(session, "new customer follow-up"):
+        _create_first_tasks(session, actor, tenant_id, new_customers, due_days)
+
+
+def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matched: list[Customer]) -> bool:
+    """Give ``matched`` customers owners by ``rule``; False when the rule's team has no active rep."""
+    # lock the rule row so that concurrent creations continue the same rotation
+    session.execute(
+        select(AssignmentRule.id).where(AssignmentRule.id == rule.id).with_for_update()
+    ).all()
+    pointer = session.scalar(select(AssignmentRule.last_assigned_user_id).where(AssignmentRule.id == rule.id))
+    candidates = _active_reps(session, tenant_id, rule.team_id)
+    if not candidates:
+        return False
+    if rule.method == AssignmentMethod.LEAST_BUSY:
+        owners = pick_least_busy(open_task_counts(session, tenant_id, candidates), pointer, len(matched))
+    else:
+        owners = pick_round_robin(candidates, pointer, len(matched))
+    team_of = dict(
+        session.execute(select(User.id, User.team_id).where(User.tenant_id == tenant_id, User.id.in_(set(owners)))).all()
+    )
+    reason = session.info.get(access.SYSTEM_KEY, "")
+    changes = []
+    for customer, owner_id in zip(matched, owners, strict=True):
+        team_id = rule.team_id or team_of.get(owner_id) or customer.team_id
+        changes.append({"b_id": customer.id, "b_owner": owner_id, "b_team": team_id})
+        session.add(
+            AuditEvent(
+                tenant_id=tenant_id, actor_id=None, action="assign", entity="customer", entity_id=customer.id,
+                changes={"owner_id": [customer.owner_id, owner_id], "team_id": [customer.team_id, team_id],
+                         "assignment_rule_id": [None, rule.id], "_source": ["", reason]},
+            )
+        )
+        set_committed_value(customer, "owner_id", owner_id)
+        set_committed_value(customer, "team_id", team_id)
+    _write_new_customer_columns(
+        session, changes, owner_id=bindparam("b_owner"), team_id=bindparam("b_team")
+    )
+    # the pointer moves without a version bump: an admin editing the rule is not made stale
+    session.execute(
+        update(AssignmentRule.__table__)
+        .where(AssignmentRule.__table__.c.id == rule.id)
+        .values(last_assigned_user_id=owners[-1])
+    )
+    return True
+
+
+def _create_first_tasks(
+    session: Session, actor: Actor | None, tenant_id: int, new_customers: list[Customer], due_days: dict[int, int]
+) -> None:
+    owner_ids = {customer.owner_id for customer in new_customers if customer.owner_id is not None}
+    languages = dict(
+        session.execute(select(User.id, User.language).where(User.tenant_id == tenant_id, User.id.in_(owner_ids))).all()
+    ) if owner_ids else {}
+    team_managers = dict(
+        session.execute(select(Team.id, Team.manager_id).where(Team.tenant_id == tenant_id)).all()
+    )
+    now = utcnow()
+    follow_ups: list[dict[str, Any]] = []
+    for customer in new_customers:
+        assignee = customer.owner_id
+        if assignee is None:
+            # no rule assigned it: it stays in its team's pool; whoever created it follows up
+            # (a rep or manager), else the team's manager
+            if actor is not None and actor.role in (Role.REP, Role.MANAGER):
+                assignee = actor.user_id
+            elif customer.team_id is not None:
+                assignee = team_managers.get(customer.team_id)
+        due_at = _morning(now + dt.timedelta(days=due_days.get(customer.id, DEFAULT_FOLLOW_UP_DAYS)))
+        language = languages.get(assignee, actor.language if actor else "en") if assignee else "en"
+        session.add(
+            Task(
+                tenant_id=tenant_id,
+                title=t("followups.task.first_follow_up", language, name=customer.name)[:200],
+                assignee_id=assignee,
+                created_by_id=actor.user_id if actor is not None else None,
+                due_at=due_at,
+                status=TaskStatus.OPEN.value,
+                customer_id=customer.id,
+            )
+        )
+        if customer.next_follow_up_at is None:
+            follow_ups.append({"b_id": customer.id, "b_due": due_at})
+            set_committed_value(customer, "next_follow_up_at", due_at)
+    _write_new_customer_columns(session, follow_ups, next_follow_up_at=bindparam("b_due"))
+
+
+def _write_new_customer_columns(session: Session, rows: list[dict[str, Any]], **values: Any) -> None:
+    """Set derived columns on customers created in this very transaction, without a version bump.
+
+    Nobody else can hold a version of an uncommitted row, so the customer leaves its creating
+    transaction at version 1, as every form expects; the audit rows are written by the caller.
+    """
+    if not rows:
+        return
+    table = Customer.__table__
+    session.connection().execute(update(table).where(table.c.id == bindparam("b_id")).values(**values), rows)
+
+
+def _morning(moment: dt.datetime) -> dt.datetime:
+    """Due dates fall at 09:00 of their day, not at the creation minute."""
+    return moment.replace(hour=9, minute=0, second=0, microsecond=0)

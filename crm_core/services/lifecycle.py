@@ -1,0 +1,368 @@
+"""Lifecycle engine: the rules of :mod:`crm_core.rules.lifecycle`, run set-based in SQL.
+
+:func:`refresh_lifecycle` classifies the customers of one tenant (all, or the ones just
+touched) with one ``INSERT … SELECT`` into ``lifecycle_transitions`` for every customer
+whose stage changes, then one ``UPDATE`` of ``customers`` from those rows: nothing is
+loaded into Python row by row, so the bulk refresh of a million customers stays a few
+statements. It runs on the caller's connection, inside the caller's transaction: writes
+(activities, deals, orders) call it before they commit, so the stage is never stale.
+
+Manual overrides (:func:`override_lifecycle_stage`) need a reason and hold while the rules
+keep computing what they computed when the override was set; the first rule event that
+changes that computation releases the override and the computed stage applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.errors import NotFound, ValidationFailed
+from crm_core.models import (
+    Activity,
+    Customer,
+    LifecycleStage,
+    Opportunity,
+    Order,
+    OrderStatus,
+    PipelineStage,
+    StageKind,
+    Tenant,
+    utcnow,
+)
+from crm_core.models.automation import LifecycleOverride, LifecycleTransition, TransitionSource
+from crm_core.rules.lifecycle import RULES, STAGE_OF_REASON, churn_cutoff
+
+CHUNK = 5000
+STAGES = tuple(stage.value for stage in LifecycleStage)
+
+customers = Customer.__table__
+opportunities = Opportunity.__table__
+orders = Order.__table__
+activities = Activity.__table__
+transitions = LifecycleTransition.__table__
+overrides = LifecycleOverride.__table__
+
+
+@dataclass
+class RefreshResult:
+    """What one refresh did: transitions written, overrides released, and (bulk runs) the stage counts."""
+
+    tenant_id: int
+    transitions: int = 0
+    overrides_released: int = 0
+    stage_counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _stage_ids(connection: Connection, tenant_id: int, kind: StageKind) -> list[int]:
+    table = PipelineStage.__table__
+    return list(
+        connection.scalars(select(table.c.id).where(table.c.tenant_id == tenant_id, table.c.kind == kind.value))
+    )
+
+
+def reason_expression(connection: Connection, tenant_id: int, as_of: dt.datetime) -> ColumnElement[str]:
+    """SQL CASE giving each row of ``customers`` its rule code (see rules.lifecycle), for ``tenant_id``."""
+    window = connection.scalar(select(Tenant.__table__.c.churn_window_days).where(Tenant.__table__.c.id == tenant_id))
+    cutoff = churn_cutoff(as_of, int(window or 180))
+    won_ids = _stage_ids(connection, tenant_id, StageKind.WON)
+    open_ids = _stage_ids(connection, tenant_id, StageKind.OPEN)
+    c = customers.c
+
+    def deals(stage_ids: list[int], *extra: ColumnElement[bool]) -> ColumnElement[bool]:
+        if not stage_ids:
+            return false()
+        o = opportunities.c
+        return exists().where(
+            o.tenant_id == tenant_id, o.customer_id == c.id, o.stage_id.in_(stage_ids), o.archived_at.is_(None), *extra
+        )
+
+    def counted_orders(*extra: ColumnElement[bool]) -> ColumnElement[bool]:
+        r = orders.c
+        return exists().where(
+            r.tenant_id == tenant_id,
+            r.customer_id == c.id,
+            r.status != OrderStatus.CANCELLED.value,
+            r.archived_at.is_(None),
+            *extra,
+        )
+
+    o = opportunities.c
+    recent_sale = or_(
+        deals(won_ids, func.coalesce(o.closed_at, o.updated_at) >= cutoff),
+        counted_orders(orders.c.ordered_at >= cutoff),
+    )
+    bought = or_(deals(won_ids), counted_orders())
+    a = activities.c
+    active = exists().where(a.tenant_id == tenant_id, a.customer_id == c.id, a.occurred_at >= cutoff)
+    conditions = {
+        "recent_sale": recent_sale,
+        "active_buyer": and_(bought, active),
+        "lapsed_buyer": bought,
+        "open_deal": deals(open_ids),
+    }
+    return case(*[(conditions[reason], reason) for reason, _ in RULES[:-1]], else_=RULES[-1][0])
+
+
+def _stage_of(reason: ColumnElement[str]) -> ColumnElement[str]:
+    return case(*[(reason == code, stage) for code, stage in STAGE_OF_REASON.items()], else_=LifecycleStage.PROSPECT.value)
+
+
+def refresh_lifecycle(
+    session: Session,
+    tenant_id: int,
+    customer_ids: Sequence[int] | None = None,
+    *,
+    as_of: dt.datetime | None = None,
+    count_stages: bool = False,
+) -> RefreshResult:
+    """Reclassify the customers of ``tenant_id`` (all when ``customer_ids`` is None), set-based.
+
+    Runs inside the caller's transaction. Stage changes are written to
+    ``lifecycle_transitions`` (source ``rule``, reason = the rule code) and to the customer
+    (its ``version`` moves, so an edit form opened before sees the change).
+    """
+    started = time.perf_counter()
+    session.flush()
+    connection = session.connection()
+    now = utcnow()
+    as_of = as_of or now
+    result = RefreshResult(tenant_id)
+    reason = reason_expression(connection, tenant_id, as_of)
+    if customer_ids is None:
+        id_chunks: list[list[int] | None] = [None]
+    else:
+        unique_ids = sorted(set(customer_ids))
+        id_chunks = [unique_ids[start:start + CHUNK] for start in range(0, len(unique_ids), CHUNK)]
+        if not id_chunks:
+            return result
+    changed_ids: set[int] = set()
+    for chunk in id_chunks:
+        scope: list[ColumnElement[bool]] = [customers.c.tenant_id == tenant_id]
+        if chunk is not None:
+            scope.append(customers.c.id.in_(chunk))
+        result.overrides_released += _apply_overrides(connection, tenant_id, scope, reason, now)
+        key = uuid.uuid4().hex
+        classified = (
+            select(customers.c.id, customers.c.lifecycle_stage, reason.label("reason"))
+            .where(
+                *scope,
+                ~exists().where(overrides.c.tenant_id == tenant_id, overrides.c.customer_id == customers.c.id),
+            )
+            .subquery("classified")
+        )
+        new_stage = _stage_of(classified.c.reason)
+        written = connection.execute(
+            insert(transitions).from_select(
+                ["tenant_id", "customer_id", "occurred_at", "from_stage", "to_stage", "source", "reason",
+                 "refresh_key", "created_at", "updated_at"],
+                select(
+                    literal(tenant_id), classified.c.id, literal(now), classified.c.lifecycle_stage, new_stage,
+                    literal(TransitionSource.RULE), classified.c.reason, literal(key), literal(now), literal(now),
+                ).where(classified.c.lifecycle_stage != new_stage),
+            )
+        ).rowcount
+        if written:
+            result.transitions += written
+            _apply_transitions(connection, tenant_id, key, now)
+            if chunk is not None:
+                changed_ids.update(
+                    connection.scalars(
+                        select(transitions.c.customer_id).where(
+                            transitions.c.tenant_id == tenant_id, transitions.c.refresh_key == key
+                        )
+                    )
+                )
+    _expire_customers(session, None if customer_ids is None else changed_ids)
+    if count_stages:
+        result.stage_counts = stage_counts(connection, tenant_id)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _apply_transitions(connection: Connection, tenant_id: int, key: str, now: dt.datetime) -> None:
+    t = transitions.c
+    written = select(t.customer_id).where(t.tenant_id == tenant_id, t.refresh_key == key)
+    connection.execute(
+        update(customers)
+        .where(customers.c.tenant_id == tenant_id, customers.c.id.in_(written))
+        .values(
+            lifecycle_stage=select(t.to_stage)
+            .where(t.tenant_id == tenant_id, t.refresh_key == key, t.customer_id == customers.c.id)
+            .scalar_subquery(),
+            version=customers.c.version + 1,
+            updated_at=now,
+        )
+    )
+
+
+def _apply_overrides(
+    connection: Connection,
+    tenant_id: int,
+    scope: list[ColumnElement[bool]],
+    reason: ColumnElement[str],
+    now: dt.datetime,
+) -> int:
+    """Release the overrides whose rule stage no longer holds; returns how many."""
+    rows = connection.execute(
+        select(overrides.c.id, overrides.c.customer_id, overrides.c.rule_stage, customers.c.lifecycle_stage,
+               reason.label("reason"))
+        .join(customers, customers.c.id == overrides.c.customer_id)
+        .where(overrides.c.tenant_id == tenant_id, *scope)
+    ).all()
+    released = 0
+    for row in rows:
+        computed = STAGE_OF_REASON[row.reason]
+        if computed == row.rule_stage:
+            continue
+        released += 1
+        connection.execute(delete(overrides).where(overrides.c.id == row.id))
+        if computed != row.lifecycle_stage:
+            key = uuid.uuid4().hex
+            connection.execute(
+                insert(transitions).values(
+                    tenant_id=tenant_id, customer_id=row.customer_id, occurred_at=now, from_stage=row.lifecycle_stage,
+                    to_stage=computed, source=TransitionSource.RULE, reason=row.reason, refresh_key=key,
+                    created_at=now, updated_at=now,
+                )
+            )
+            _apply_transitions(connection, tenant_id, key, now)
+    return released
+
+
+def _expire_customers(session: Session, customer_ids: set[int] | None) -> None:
+    """Loaded Customer objects must reload the stage and version written behind the ORM's back."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Customer) and (customer_ids is None or obj.id in customer_ids):
+            session.expire(obj)
+
+
+def stage_counts(connection: Connection | Session, tenant_id: int) -> dict[str, int]:
+    """Customers per lifecycle stage (archived excluded), every stage present."""
+    rows = connection.execute(
+        select(customers.c.lifecycle_stage, func.count())
+        .where(customers.c.tenant_id == tenant_id, customers.c.archived_at.is_(None))
+        .group_by(customers.c.lifecycle_stage)
+    ).all()
+    counts = {stage: 0 for stage in STAGES}
+    for stage, count in rows:
+        counts[stage] = int(count)
+    return counts
+
+
+def computed_reason(session: Session, tenant_id: int, customer_id: int, *, as_of: dt.datetime | None = None) -> str:
+    """The rule code the rules give one customer now (ignoring any override)."""
+    connection = session.connection()
+    reason = reason_expression(connection, tenant_id, as_of or utcnow())
+    value = connection.scalar(
+        select(reason).where(customers.c.tenant_id == tenant_id, customers.c.id == customer_id)
+    )
+    return str(value or "no_signal")
+
+
+def record_initial_stages(session: Session, tenant_id: int, stages: dict[int, str], *, reason: str = "created") -> None:
+    """First transitions (from nothing) for new customers; a stage other than the rules' holds as an override.
+
+    A new customer has no deals, orders or activities yet, so the rules say ``prospect``;
+    a stage typed in the form or imported from another system is kept as an override
+    (reason ``created``) until a rule event changes the computation.
+    """
+    if not stages:
+        return
+    now = utcnow()
+    connection = session.connection()
+    connection.execute(
+        insert(transitions),
+        [
+            {"tenant_id": tenant_id, "customer_id": customer_id, "occurred_at": now, "from_stage": None,
+             "to_stage": stage, "source": TransitionSource.RULE if stage == LifecycleStage.PROSPECT.value
+             else TransitionSource.MANUAL, "reason": "no_signal" if stage == LifecycleStage.PROSPECT.value
+             else reason, "created_at": now, "updated_at": now}
+            for customer_id, stage in stages.items()
+        ],
+    )
+    held = [
+        {"tenant_id": tenant_id, "customer_id": customer_id, "stage": stage,
+         "rule_stage": LifecycleStage.PROSPECT.value, "reason": reason, "set_at": now,
+         "created_at": now, "updated_at": now}
+        for customer_id, stage in stages.items()
+        if stage != LifecycleStage.PROSPECT.value
+    ]
+    if held:
+        connection.execute(insert(overrides), held)
+
+
+def override_lifecycle_stage(db: Database, actor: Actor, customer_id: int, *, stage: str, reason: str) -> None:
+    """Set a customer's stage by hand; it holds until a rule event changes what the rules compute.
+
+    Raises ValidationFailed (unknown stage, no reason), NotFound or AccessDenied.
+    """
+    errors: dict[str, tuple[str, dict[str, Any]]] = {}
+    if stage not in STAGES:
+        errors["lifecycle_stage"] = ("validation.choice", {})
+    if not reason.strip():
+        errors["reason"] = ("followups.lifecycle.reason_required", {})
+    elif len(reason.strip()) > 500:
+        errors["reason"] = ("validation.too_long", {"max": 500})
+    if errors:
+        raise ValidationFailed(errors)
+    with db.transaction(actor) as session:
+        customer = session.get(Customer, customer_id)
+        if customer is None or customer.archived_at is not None:
+            raise NotFound("customer")
+        rule_stage = STAGE_OF_REASON[computed_reason(session, actor.tenant_id, customer_id)]
+        old_stage = customer.lifecycle_stage
+        customer.lifecycle_stage = stage  # checked and audited by the session like any edit
+        session.flush()
+        existing = session.scalars(select(LifecycleOverride).where(LifecycleOverride.customer_id == customer_id)).first()
+        if existing is None:
+            existing = LifecycleOverride(tenant_id=actor.tenant_id, customer_id=customer_id)
+            session.add(existing)
+        existing.stage = stage
+        existing.rule_stage = rule_stage
+        existing.reason = reason.strip()
+        existing.set_by_id = actor.user_id
+        existing.set_at = utcnow()
+        if old_stage != stage:
+            session.add(
+                LifecycleTransition(
+                    tenant_id=actor.tenant_id, customer_id=customer_id, from_stage=old_stage, to_stage=stage,
+                    source=TransitionSource.MANUAL, reason=reason.strip(), actor_id=actor.user_id,
+                )
+            )
+        session.flush()
+
+
+def refresh_all_tenants(db: Database, *, as_of: dt.datetime | None = None) -> list[RefreshResult]:
+    """The bulk refresh behind ``python -m crm_core lifecycle refresh``: one transaction per tenant."""
+    with db.system_session("lifecycle refresh: list tenants") as session:
+        tenant_ids = list(session.scalars(select(Tenant.id).where(Tenant.is_active.is_(True)).order_by(Tenant.id)))
+    results = []
+    for tenant_id in tenant_ids:
+        with db.system_transaction("lifecycle refresh") as session:
+            results.append(refresh_lifecycle(session, tenant_id, as_of=as_of, count_stages=True))
+    return results
