@@ -1,19 +1,29 @@
-"""Read side for customers: the server-side filtered, sorted, paginated grid.
+"""Read side for customers: the server-side filtered, sorted, paginated grid and its export.
 
-Only the rows of one page leave the database; the total is a separate COUNT that
-callers may skip. Tenant and ownership scoping come from the session.
+Only the rows of one page leave the database. Pages are fetched by keyset (the last row's
+sort value and id) so that "next" stays an index seek at any depth; an offset is used
+only for sorts on a nullable column. The total is optional and capped (``COUNT`` over a
+million rows on every page view is the slow list view users complain about).
+
+Text search per database (see migration 0002): SQLite matches the FTS5 trigram table
+``customers_fts`` for three or more characters and an index range on the name/email
+prefix for one or two; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes;
+MariaDB scans with ``LIKE`` under the grid's index order and stops after one page.
+Tenant and ownership scoping come from the session.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Numeric, and_, Select, cast, column, func, or_, select, table, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from crm_core.models import Customer, User
+from crm_core.models import Customer, FieldDefinition, Team, User
 from crm_core.queries.paging import Page
 from crm_core.rules.contact_details import normalise_email, normalise_phone
 
@@ -24,20 +34,76 @@ SORTABLE_COLUMNS = {
     "lifecycle_stage": Customer.lifecycle_stage,
     "last_contacted_at": Customer.last_contacted_at,
 }
+NULLABLE_SORTS = {"last_contacted_at"}
+"""Sorts whose column may be NULL: NULL ordering differs per database, so these page by offset."""
+
+GRID_COLUMNS = [
+    "name", "kind", "lifecycle_stage", "owner", "team", "email", "phone", "industry", "region",
+    "source", "tags", "last_contacted_at", "created_at", "updated_at",
+]
+"""Built-in grid columns in default order; custom fields add ``custom.<name>``."""
+DEFAULT_COLUMNS = [
+    "name", "kind", "lifecycle_stage", "owner", "email", "phone", "industry", "region", "tags",
+    "last_contacted_at", "updated_at",
+]
+MIN_FTS_CHARS = 3
+"""The trigram tokenizer cannot match shorter strings; those search the name/email prefix."""
+DEFAULT_COUNT_CAP = 10_000
+
+_FTS = table("customers_fts", column("rowid"))
+_FTS_MATCH = column("customers_fts")
 
 
 @dataclass
 class CustomerFilters:
-    """What the grid is filtered by; empty values mean no filter."""
+    """What the grid is filtered by; empty values mean no filter.
+
+    ``custom`` maps a custom field's name to a value: text matches as a substring, choice
+    and bool by equality, number and date as an inclusive ``[low, high]`` pair (either end
+    may be None).
+    """
 
     search: str = ""
     owner_id: int | None = None
     unowned: bool = False
+    team_id: int | None = None
     lifecycle_stage: str | None = None
     industry: str | None = None
     region: str | None = None
     tag: str | None = None
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+    last_contacted_from: dt.date | None = None
+    last_contacted_to: dt.date | None = None
+    never_contacted: bool = False
+    custom: dict[str, Any] = field(default_factory=dict)
     include_archived: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (dates as ISO strings) for saved views."""
+        values = asdict(self)
+        for key, value in values.items():
+            if isinstance(value, dt.date):
+                values[key] = value.isoformat()
+        values["custom"] = {
+            name: [_iso(v) for v in value] if isinstance(value, (list, tuple)) else _iso(value)
+            for name, value in self.custom.items()
+        }
+        return {key: value for key, value in values.items() if value not in (None, "", False, {})}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CustomerFilters:
+        """Rebuild filters saved with :meth:`as_dict`; unknown keys are ignored."""
+        known = {name for name in cls.__dataclass_fields__}
+        cleaned: dict[str, Any] = {key: value for key, value in values.items() if key in known}
+        for key in ("created_from", "created_to", "last_contacted_from", "last_contacted_to"):
+            if isinstance(cleaned.get(key), str):
+                cleaned[key] = dt.date.fromisoformat(cleaned[key])
+        return cls(**cleaned)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 @dataclass(frozen=True)
@@ -58,41 +124,163 @@ class CustomerRow:
     last_contacted_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     version: int = 1
+    team_name: str | None = None
+    source: str | None = None
+    created_at: dt.datetime | None = None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    archived_at: dt.datetime | None = None
+
+    def value(self, column_key: str) -> Any:
+        """The raw value of a grid column (``owner``, ``team``, ``custom.<name>`` …)."""
+        if column_key == "owner":
+            return self.owner_name
+        if column_key == "team":
+            return self.team_name
+        if column_key.startswith("custom."):
+            return self.custom_fields.get(column_key.removeprefix("custom."))
+        return getattr(self, column_key)
 
 
-def _filtered(statement: Select[Any], filters: CustomerFilters) -> Select[Any]:
+Cursor = tuple[Any, int]
+"""Keyset position: the sort value and id of the last row of a page."""
+
+
+@dataclass(frozen=True)
+class CustomerPage(Page[CustomerRow]):
+    """A page of the grid plus the cursor that fetches the next one (None: offset paging)."""
+
+    next_cursor: Cursor | None = None
+    total_capped: bool = False
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min)
+
+
+def _filtered(statement: Select[Any], filters: CustomerFilters, dialect: str = "sqlite") -> Select[Any]:
     if not filters.include_archived:
         statement = statement.where(Customer.archived_at.is_(None))
     if filters.owner_id is not None:
         statement = statement.where(Customer.owner_id == filters.owner_id)
     elif filters.unowned:
         statement = statement.where(Customer.owner_id.is_(None))
+    if filters.team_id is not None:
+        # a team's customers: owned by its members, or unowned and parked on the team
+        members = select(User.id).where(User.team_id == filters.team_id).scalar_subquery()
+        statement = statement.where(
+            or_(Customer.owner_id.in_(members), and_(Customer.owner_id.is_(None), Customer.team_id == filters.team_id))
+        )
     if filters.lifecycle_stage:
         statement = statement.where(Customer.lifecycle_stage == filters.lifecycle_stage)
     if filters.industry:
         statement = statement.where(Customer.industry == filters.industry)
     if filters.region:
         statement = statement.where(Customer.region == filters.region)
-    if filters.tag:
+    if filters.tag and filters.tag.strip():
         statement = statement.where(Customer.tags.contains(f",{filters.tag.strip()},", autoescape=True))
+    if filters.created_from:
+        statement = statement.where(Customer.created_at >= _day_start(filters.created_from))
+    if filters.created_to:
+        statement = statement.where(Customer.created_at < _day_start(filters.created_to + dt.timedelta(days=1)))
+    if filters.never_contacted:
+        statement = statement.where(Customer.last_contacted_at.is_(None))
+    else:
+        if filters.last_contacted_from:
+            statement = statement.where(Customer.last_contacted_at >= _day_start(filters.last_contacted_from))
+        if filters.last_contacted_to:
+            statement = statement.where(
+                Customer.last_contacted_at < _day_start(filters.last_contacted_to + dt.timedelta(days=1))
+            )
+    for name, wanted in filters.custom.items():
+        condition = custom_field_condition(name, wanted)
+        if condition is not None:
+            statement = statement.where(condition)
     text = filters.search.strip()
     if text:
-        statement = statement.where(search_condition(text))
+        statement = statement.where(search_condition(text, dialect))
     return statement
 
 
-def search_condition(text: str) -> Any:
-    """Match ``text`` in the name (any script, any position), or an email or phone."""
-    conditions = [Customer.name.contains(text, autoescape=True)]
-    email_key = normalise_email(text)
-    if email_key and "@" in email_key:
-        conditions.append(Customer.email_normalized.startswith(email_key, autoescape=True))
-    else:
+def custom_field_condition(name: str, wanted: Any) -> Any:
+    """SQL for one custom-field filter (see :class:`CustomerFilters`); None when empty."""
+    value = Customer.custom_fields[name]
+    if isinstance(wanted, bool):
+        return value.as_boolean() == wanted
+    if isinstance(wanted, (list, tuple)):
+        low, high = (list(wanted) + [None, None])[:2]
+        conditions = []
+        for bound, compare in ((low, "ge"), (high, "le")):
+            if bound in (None, ""):
+                continue
+            if isinstance(bound, (dt.date, str)) and not _is_number(bound):
+                target: Any = value.as_string()
+                bound = _iso(bound)
+            else:
+                target = cast(value.as_string(), Numeric(18, 4))
+                bound = Decimal(str(bound))
+            conditions.append(target >= bound if compare == "ge" else target <= bound)
+        return conditions[0] & conditions[1] if len(conditions) == 2 else (conditions[0] if conditions else None)
+    if wanted is None or (isinstance(wanted, str) and not wanted.strip()):
+        return None
+    if isinstance(wanted, str) and wanted.startswith("="):
+        return value.as_string() == wanted[1:]
+    return value.as_string().contains(str(wanted).strip(), autoescape=True)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float, Decimal)):
+        return True
+    try:
+        Decimal(str(value))
+    except ArithmeticError:
+        return False
+    return "-" not in str(value)[1:]  # "2026-01-01" is a date, not a number
+
+
+def search_condition(text: str, dialect: str = "sqlite") -> Any:
+    """Match ``text`` in the name (any script, any position), the email or the phone."""
+    text = text.strip()
+    phone_key = (normalise_phone(text) or "").lstrip("+")
+    phone_like = bool(phone_key) and len(phone_key) >= MIN_FTS_CHARS and not any(ch.isalpha() for ch in text)
+    if dialect == "sqlite":
+        if len(text) >= MIN_FTS_CHARS:
+            terms = [_fts_phrase(text)]
+            if phone_like and phone_key != text:
+                terms.append(_fts_phrase(phone_key))
+            matches = select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
+            return Customer.id.in_(matches)
+        return _prefix_condition(text)
+    if dialect == "postgresql":
+        conditions = [Customer.name.icontains(text, autoescape=True)]
         conditions.append(Customer.email_normalized.contains(text.lower(), autoescape=True))
-    phone_key = normalise_phone(text)
-    if phone_key and len(phone_key.lstrip("+")) >= 3:
-        conditions.append(Customer.phone_normalized.contains(phone_key.lstrip("+"), autoescape=True))
+    else:
+        conditions = [Customer.name.contains(text, autoescape=True)]
+        email_key = normalise_email(text) or text.lower()
+        conditions.append(Customer.email_normalized.contains(email_key, autoescape=True))
+    if phone_like:
+        conditions.append(Customer.phone_normalized.contains(phone_key, autoescape=True))
     return or_(*conditions)
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _prefix_condition(text: str) -> Any:
+    """One or two characters: an index range on the name (as typed and capitalised) and email."""
+    variants = {text, text[:1].upper() + text[1:], text.upper()}
+    conditions = [_starts_with(Customer.name, variant) for variant in sorted(variants)]
+    conditions.append(_starts_with(Customer.email_normalized, text.lower()))
+    return or_(*conditions)
+
+
+def _starts_with(target: Any, prefix: str) -> Any:
+    # a range rather than LIKE 'x%': SQLite's LIKE is case-insensitive and skips the index
+    return (target >= prefix) & (target < prefix + "\U0010ffff")
 
 
 def list_customers(
@@ -104,47 +292,116 @@ def list_customers(
     sort: str = "updated_at",
     descending: bool = True,
     with_total: bool = True,
-) -> Page[CustomerRow]:
-    """One page of customers matching ``filters``, sorted by ``sort``."""
+    count_cap: int | None = None,
+    after: Cursor | None = None,
+) -> CustomerPage:
+    """One page of customers matching ``filters``, sorted by ``sort``.
+
+    Pass ``after`` (the previous page's ``next_cursor``) to page by keyset; otherwise page
+    ``page`` is fetched by offset. ``with_total`` adds a count, capped at ``count_cap`` rows
+    when given (``total_capped`` then says the true number may be larger).
+    """
     filters = filters or CustomerFilters()
     page = max(1, page)
     per_page = max(1, min(per_page, 500))
+    sort = sort if sort in SORTABLE_COLUMNS else "updated_at"
+    sort_column = SORTABLE_COLUMNS[sort]
+    order = [sort_column.desc(), Customer.id.desc()] if descending else [sort_column.asc(), Customer.id.asc()]
+    statement = _grid_statement(session, filters).order_by(*order).limit(per_page + 1)
+    keyset = sort not in NULLABLE_SORTS
+    if after is not None and keyset:
+        position = tuple_(sort_column, Customer.id)
+        bound = tuple_(*after)
+        statement = statement.where(position < bound if descending else position > bound)
+    else:
+        statement = statement.offset((page - 1) * per_page)
+    rows = session.execute(statement).all()
+    items = [_row(*row) for row in rows[:per_page]]
+    has_next = len(rows) > per_page
+    next_cursor = None
+    if has_next and keyset:
+        last = rows[per_page - 1][0]
+        next_cursor = (getattr(last, sort), last.id)
+    total, capped = None, False
+    if with_total:
+        total = count_customers(session, filters=filters, cap=count_cap)
+        capped = count_cap is not None and total > count_cap
+        if capped:
+            total = count_cap
+    return CustomerPage(
+        items=items, page=page, per_page=per_page, has_next=has_next, total=total,
+        next_cursor=next_cursor, total_capped=capped,
+    )
+
+
+def _grid_statement(session: Session, filters: CustomerFilters) -> Select[Any]:
     owner = aliased(User)
+    team = aliased(Team)
+    statement = (
+        select(Customer, owner.full_name, team.name)
+        .outerjoin(owner, owner.id == Customer.owner_id)
+        .outerjoin(team, team.id == Customer.team_id)
+    )
+    return _filtered(statement, filters, _dialect(session))
+
+
+def _row(customer: Customer, owner_name: str | None, team_name: str | None) -> CustomerRow:
+    return CustomerRow(
+        id=customer.id,
+        name=customer.name,
+        kind=customer.kind,
+        industry=customer.industry,
+        region=customer.region,
+        lifecycle_stage=customer.lifecycle_stage,
+        owner_id=customer.owner_id,
+        owner_name=owner_name,
+        email=customer.email,
+        phone=customer.phone,
+        tags=customer.tag_list,
+        last_contacted_at=customer.last_contacted_at,
+        updated_at=customer.updated_at,
+        version=customer.version,
+        team_name=team_name,
+        source=customer.source,
+        created_at=customer.created_at,
+        custom_fields=dict(customer.custom_fields or {}),
+        archived_at=customer.archived_at,
+    )
+
+
+def count_customers(session: Session, *, filters: CustomerFilters | None = None, cap: int | None = None) -> int:
+    """How many customers match ``filters`` (within the session's scope).
+
+    With ``cap`` the count stops after ``cap + 1`` rows, so the answer is exact up to
+    ``cap`` and "more than ``cap``" beyond it, at the cost of reading at most that many.
+    """
+    filters = filters or CustomerFilters()
+    if cap is None:
+        statement = _filtered(select(func.count(Customer.id)), filters, _dialect(session))
+        return int(session.scalar(statement) or 0)
+    inner = _filtered(select(Customer.id), filters, _dialect(session)).limit(cap + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def iter_customers(
+    session: Session,
+    *,
+    filters: CustomerFilters | None = None,
+    sort: str = "updated_at",
+    descending: bool = True,
+    limit: int | None = None,
+    chunk_size: int = 2000,
+) -> Iterator[CustomerRow]:
+    """Every customer matching ``filters`` in grid order, fetched in chunks (for exports)."""
+    filters = filters or CustomerFilters()
     sort_column = SORTABLE_COLUMNS.get(sort, Customer.updated_at)
     order = [sort_column.desc(), Customer.id.desc()] if descending else [sort_column.asc(), Customer.id.asc()]
-    statement = _filtered(
-        select(Customer, owner.full_name).outerjoin(owner, owner.id == Customer.owner_id), filters
-    )
-    rows = session.execute(
-        statement.order_by(*order).limit(per_page + 1).offset((page - 1) * per_page)
-    ).all()
-    items = [
-        CustomerRow(
-            id=customer.id,
-            name=customer.name,
-            kind=customer.kind,
-            industry=customer.industry,
-            region=customer.region,
-            lifecycle_stage=customer.lifecycle_stage,
-            owner_id=customer.owner_id,
-            owner_name=owner_name,
-            email=customer.email,
-            phone=customer.phone,
-            tags=customer.tag_list,
-            last_contacted_at=customer.last_contacted_at,
-            updated_at=customer.updated_at,
-            version=customer.version,
-        )
-        for customer, owner_name in rows[:per_page]
-    ]
-    total = count_customers(session, filters=filters) if with_total else None
-    return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page, total=total)
-
-
-def count_customers(session: Session, *, filters: CustomerFilters | None = None) -> int:
-    """How many customers match ``filters`` (within the session's scope)."""
-    statement = _filtered(select(func.count(Customer.id)), filters or CustomerFilters())
-    return int(session.scalar(statement) or 0)
+    statement = _grid_statement(session, filters).order_by(*order)
+    if limit is not None:
+        statement = statement.limit(limit)
+    result = session.execute(statement.execution_options(yield_per=chunk_size))
+    for customer, owner_name, team_name in result:
+        yield _row(customer, owner_name, team_name)
 
 
 def get_customer(session: Session, customer_id: int) -> Customer | None:
@@ -162,3 +419,14 @@ def distinct_values(session: Session, column: str, *, limit: int = 200) -> list[
         )
         if value
     ]
+
+
+def custom_field_definitions(session: Session, entity: str = "customer") -> list[FieldDefinition]:
+    """The tenant's custom fields for ``entity``, in display order."""
+    return list(
+        session.scalars(
+            select(FieldDefinition)
+            .where(FieldDefinition.entity == entity)
+            .order_by(FieldDefinition.position, FieldDefinition.id)
+        )
+    )

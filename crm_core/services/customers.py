@@ -11,13 +11,14 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import DuplicateCustomer, NotFound, StaleRecord, ValidationFailed
-from crm_core.models import AuditEvent, Customer, CustomerKind, FieldDefinition, LifecycleStage, User
+from crm_core.models import AuditEvent, Customer, CustomerKind, FieldDefinition, LifecycleStage, User, utcnow
+from crm_core.queries.customers import custom_field_definitions
+from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
 from crm_core.rules.contact_details import (
     is_valid_email,
@@ -108,17 +109,6 @@ def validate_custom_fields(
     return cleaned, errors
 
 
-def custom_field_definitions(session: Session, entity: str = "customer") -> list[FieldDefinition]:
-    """The tenant's custom fields for ``entity``, in display order."""
-    return list(
-        session.scalars(
-            select(FieldDefinition)
-            .where(FieldDefinition.entity == entity)
-            .order_by(FieldDefinition.position, FieldDefinition.id)
-        )
-    )
-
-
 def find_duplicate(
     db: Database, actor: Actor, *, name: str, email: str, phone: str, exclude_id: int | None = None
 ) -> DuplicateCustomer | None:
@@ -181,12 +171,10 @@ def update_customer(
     db: Database, actor: Actor, customer_id: int, form: CustomerInput, *, expected_version: int
 ) -> int:
     """Save an edit made on version ``expected_version``; raises StaleRecord if someone saved since."""
-    try:
-        return _update_customer(db, actor, customer_id, form, expected_version)
-    except StaleDataError:
-        # another writer committed between our read and our UPDATE
-        with db.session(actor) as session:
-            raise stale_record_error(session, "customer", customer_id) from None
+    return translate_stale(
+        db, actor, "customer", customer_id,
+        lambda: _update_customer(db, actor, customer_id, form, expected_version),
+    )
 
 
 def _update_customer(
@@ -196,8 +184,7 @@ def _update_customer(
         customer = session.get(Customer, customer_id)
         if customer is None or customer.archived_at is not None:
             raise NotFound("customer")
-        if customer.version != expected_version:
-            raise stale_record_error(session, "customer", customer_id)
+        check_version(session, customer, "customer", expected_version)
         errors, custom = _validate(form, custom_field_definitions(session))
         if form.owner_id is not None and session.get(User, form.owner_id) is None:
             errors["owner_id"] = ("validation.choice", {})
@@ -225,15 +212,117 @@ def _apply(customer: Customer, form: CustomerInput, custom: dict[str, Any]) -> N
     customer.custom_fields = custom
 
 
-def stale_record_error(session: Session, entity: str, entity_id: int) -> StaleRecord:
-    """A StaleRecord naming who last changed the record, and when, from the audit trail."""
-    row = session.execute(
-        select(AuditEvent.occurred_at, User.full_name)
-        .outerjoin(User, User.id == AuditEvent.actor_id)
-        .where(AuditEvent.entity == entity, AuditEvent.entity_id == entity_id)
-        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return StaleRecord(entity, entity_id)
-    return StaleRecord(entity, entity_id, changed_by=row.full_name, changed_at=row.occurred_at)
+__all__ = ["stale_record_error"]  # re-exported: older callers import it from here
+
+
+def archive_customer(db: Database, actor: Actor, customer_id: int, *, expected_version: int) -> None:
+    """Take a customer out of every list; it stays in history and can be restored."""
+    _set_archived(db, actor, customer_id, expected_version, archived=True)
+
+
+def restore_customer(db: Database, actor: Actor, customer_id: int, *, expected_version: int) -> None:
+    """Bring an archived customer back into the lists."""
+    _set_archived(db, actor, customer_id, expected_version, archived=False)
+
+
+def _set_archived(db: Database, actor: Actor, customer_id: int, expected_version: int, *, archived: bool) -> None:
+    def work() -> None:
+        with db.transaction(actor) as session:
+            customer = session.get(Customer, customer_id)
+            if customer is None:
+                raise NotFound("customer")
+            check_version(session, customer, "customer", expected_version)
+            if (customer.archived_at is not None) == archived:
+                return
+            customer.archived_at = utcnow() if archived else None
+
+    translate_stale(db, actor, "customer", customer_id, work)
+
+
+BULK_LIMIT = 1000
+"""At most this many customers per bulk action (one transaction, one audit row each)."""
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """How many of the selected customers a bulk action changed, and how many already matched."""
+
+    changed: int
+    unchanged: int
+
+
+def bulk_reassign_owner(db: Database, actor: Actor, customer_ids: list[int], owner_id: int | None) -> BulkResult:
+    """Give every selected customer to ``owner_id`` (None: unassigned). All or nothing."""
+
+    def load_owner(session: Session) -> None:
+        if owner_id is not None and session.get(User, owner_id) is None:
+            raise ValidationFailed({"owner_id": ("validation.choice", {})})
+
+    def apply(customer: Customer) -> bool:
+        if customer.owner_id == owner_id:
+            return False
+        customer.owner_id = owner_id
+        return True
+
+    return _bulk(db, actor, customer_ids, apply, before=load_owner)
+
+
+def bulk_add_tag(db: Database, actor: Actor, customer_ids: list[int], tag: str) -> BulkResult:
+    """Add ``tag`` to every selected customer that lacks it. All or nothing."""
+    tags = parse_tags(tag)
+    if len(tags) != 1:
+        raise ValidationFailed({"tags": ("validation.required", {})})
+    new_tag = tags[0]
+
+    def apply(customer: Customer) -> bool:
+        current = customer.tag_list
+        if new_tag in current:
+            return False
+        stored = store_tags([*current, new_tag])
+        if len(stored) > 500:
+            raise ValidationFailed({"tags": ("validation.too_long", {"max": 500})})
+        customer.tags = stored
+        return True
+
+    return _bulk(db, actor, customer_ids, apply)
+
+
+def bulk_change_stage(db: Database, actor: Actor, customer_ids: list[int], lifecycle_stage: str) -> BulkResult:
+    """Move every selected customer to ``lifecycle_stage``. All or nothing."""
+    if lifecycle_stage not in {stage.value for stage in LifecycleStage}:
+        raise ValidationFailed({"lifecycle_stage": ("validation.choice", {})})
+
+    def apply(customer: Customer) -> bool:
+        if customer.lifecycle_stage == lifecycle_stage:
+            return False
+        customer.lifecycle_stage = lifecycle_stage
+        return True
+
+    return _bulk(db, actor, customer_ids, apply)
+
+
+def _bulk(
+    db: Database,
+    actor: Actor,
+    customer_ids: list[int],
+    apply: Any,
+    *,
+    before: Any = None,
+) -> BulkResult:
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        raise ValidationFailed({"selection": ("bulk.nothing_selected", {})})
+    if len(wanted) > BULK_LIMIT:
+        raise ValidationFailed({"selection": ("bulk.too_many", {"max": BULK_LIMIT})})
+    with db.transaction(actor) as session:
+        if before is not None:
+            before(session)
+        customers = list(
+            session.scalars(select(Customer).where(Customer.id.in_(wanted), Customer.archived_at.is_(None)))
+        )
+        if len(customers) != len(wanted):
+            # a selected row was archived or left the actor's scope meanwhile: change nothing
+            raise NotFound("customer")
+        changed = sum(1 for customer in customers if apply(customer))
+        session.flush()
+    return BulkResult(changed=changed, unchanged=len(wanted) - changed)
