@@ -46,6 +46,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.sales import SavedView
 
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
@@ -142,6 +143,9 @@ def customer_visibility(actor: Actor) -> ColumnElement[bool]:
 
 def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     """The ownership criterion for ``entity`` (None when the tenant filter is enough)."""
+    if entity is SavedView:  # private unless shared with the owner's team, whatever the role
+        shared = and_(SavedView.shared_with_team.is_(True), SavedView.team_id.in_(sorted(actor.team_ids)))
+        return or_(SavedView.user_id == actor.user_id, shared)
     if actor.sees_whole_tenant:
         return None
     if entity is Customer:
@@ -184,7 +188,7 @@ def _visible_opportunities(actor: Actor) -> Any:
 
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
-    OpportunityStageChange,
+    OpportunityStageChange, SavedView,
 )
 
 
@@ -313,6 +317,8 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         return
     if isinstance(obj, ADMIN_ONLY_WRITES) and not actor.is_admin:
         raise AccessDenied("only an admin may change this")
+    if isinstance(obj, SavedView) and obj.user_id != actor.user_id:
+        raise AccessDenied("a saved view is changed by its owner only")
     if isinstance(obj, MANAGER_WRITES) and actor.role not in (Role.ADMIN, Role.MANAGER):
         raise AccessDenied("only a manager or admin may change this")
     if isinstance(obj, Customer):
