@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = user.add_parser("list")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_user_list)
+
+    from crm_core.quality.commands import add_parsers as add_quality_commands
+
+    add_quality_commands(commands)  # migrate, check
     return parser
 
 

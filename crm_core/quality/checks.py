@@ -1,0 +1,299 @@
+"""Data-quality checks on the live database: each one a SQL query for the rows that break a rule.
+
+Pattern: specification as query. Every check is a ``select`` of ``(tenant_id, id, label)`` for
+the violating rows; :func:`measure` turns it into a count per tenant (``GROUP BY tenant_id``,
+in SQL) and up to :data:`EXAMPLES` examples per failing tenant. Run in a session scoped to an
+actor (the Data quality page), :mod:`crm_core.access` limits every entity to the actor's
+tenant; in a system session (``python -m crm_core check``) the grouping keeps tenants apart.
+Which checks make up a suite, and the expectation each must meet, live in ``validations/db_*.py``.
+
+Orphans are checked *within the tenant*: a contact pointing at another tenant's customer is as
+broken as one pointing at nothing (and the database's own foreign keys cannot see it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from crm_core.models import (
+    Activity,
+    Case,
+    Contact,
+    Customer,
+    LifecycleStage,
+    Opportunity,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PipelineStage,
+    StageKind,
+    Task,
+    User,
+)
+
+EXAMPLES = 5
+# A deal above this (or below zero) is a typo or a unit mix-up, not a sale: Numeric(14, 2) allows 10^12.
+MAX_DEAL_AMOUNT = Decimal("1000000000")
+
+Violations = Callable[[], Select[Any]]
+
+
+@dataclass(frozen=True)
+class CheckDefinition:
+    """One rule: its name (also its catalog key ``quality.check.<name>``) and its violations query."""
+
+    name: str
+    entity: str  # what an example is: customer, deal, order …
+    violations: Violations
+
+
+@dataclass
+class CheckMeasure:
+    """How many rows of one tenant break one rule, and a few of them."""
+
+    check: str
+    entity: str
+    tenant_id: int
+    violations: int
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- the rules ---------------------------------------------------------------------
+
+
+def _sold() -> Any:
+    """Customer has bought: a non-cancelled order or a won deal (time-independent part of the lifecycle rules)."""
+    ordered = exists().where(
+        Order.customer_id == Customer.id,
+        Order.tenant_id == Customer.tenant_id,
+        Order.status != OrderStatus.CANCELLED.value,
+    )
+    won = exists().where(
+        Opportunity.customer_id == Customer.id,
+        Opportunity.tenant_id == Customer.tenant_id,
+        Opportunity.stage_id == PipelineStage.id,
+        PipelineStage.kind == StageKind.WON.value,
+    )
+    return or_(ordered, won)
+
+
+def customers_without_owner() -> Select[Any]:
+    """Active customers nobody is responsible for."""
+    return select(Customer.tenant_id, Customer.id, Customer.name.label("label")).where(
+        Customer.owner_id.is_(None), Customer.archived_at.is_(None)
+    )
+
+
+def customers_owned_by_inactive_users() -> Select[Any]:
+    """Active customers whose owner can no longer log in."""
+    return (
+        select(Customer.tenant_id, Customer.id, Customer.name.label("label"))
+        .join(User, User.id == Customer.owner_id)
+        .where(User.is_active.is_(False), Customer.archived_at.is_(None))
+    )
+
+
+def _duplicates(column: Any) -> Select[Any]:
+    twin = aliased(Customer)
+    has_twin = exists().where(
+        twin.tenant_id == Customer.tenant_id,
+        getattr(twin, column.key) == column,
+        twin.id != Customer.id,
+        twin.archived_at.is_(None),
+    )
+    return select(
+        Customer.tenant_id, Customer.id, (Customer.name + literal(" · ") + column).label("label")
+    ).where(column.is_not(None), column != "", Customer.archived_at.is_(None), has_twin)
+
+
+def duplicate_emails() -> Select[Any]:
+    """Active customers sharing a normalised email with another active customer."""
+    return _duplicates(Customer.email_normalized)
+
+
+def duplicate_phones() -> Select[Any]:
+    """Active customers sharing a normalised phone number with another active customer."""
+    return _duplicates(Customer.phone_normalized)
+
+
+def buyers_marked_as_prospects() -> Select[Any]:
+    """Customers with an order or a won deal still marked prospect or intent."""
+    return select(
+        Customer.tenant_id, Customer.id, (Customer.name + literal(" · ") + Customer.lifecycle_stage).label("label")
+    ).where(
+        Customer.lifecycle_stage.in_([LifecycleStage.PROSPECT.value, LifecycleStage.INTENT.value]), _sold()
+    )
+
+
+def customers_without_a_sale() -> Select[Any]:
+    """Customers marked customer or churned that never bought anything."""
+    return select(
+        Customer.tenant_id, Customer.id, (Customer.name + literal(" · ") + Customer.lifecycle_stage).label("label")
+    ).where(
+        Customer.lifecycle_stage.in_([LifecycleStage.CUSTOMER.value, LifecycleStage.CHURNED.value]), ~_sold()
+    )
+
+
+def deal_amounts_out_of_range() -> Select[Any]:
+    """Deals with a negative amount or one above :data:`MAX_DEAL_AMOUNT`."""
+    return select(
+        Opportunity.tenant_id, Opportunity.id,
+        (Opportunity.name + literal(" · ") + cast(Opportunity.amount, String(40))).label("label"),
+    ).where(or_(Opportunity.amount < 0, Opportunity.amount > MAX_DEAL_AMOUNT))
+
+
+def deals_in_a_stage_of_another_pipeline() -> Select[Any]:
+    """Deals whose stage belongs to a different pipeline than the deal."""
+    return (
+        select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .where(or_(PipelineStage.pipeline_id != Opportunity.pipeline_id,
+                   PipelineStage.tenant_id != Opportunity.tenant_id))
+    )
+
+
+def closed_deals_without_close_date() -> Select[Any]:
+    """Won or lost deals with no ``closed_at``."""
+    return (
+        select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .where(PipelineStage.kind.in_([StageKind.WON.value, StageKind.LOST.value]), Opportunity.closed_at.is_(None))
+    )
+
+
+def order_totals_not_matching_lines() -> Select[Any]:
+    """Orders whose total differs from the sum of their lines by a cent or more."""
+    lines = (
+        select(
+            OrderLine.order_id.label("order_id"),
+            OrderLine.tenant_id.label("tenant_id"),
+            func.sum(OrderLine.quantity * OrderLine.unit_price).label("lines_total"),
+        )
+        .group_by(OrderLine.order_id, OrderLine.tenant_id)
+        .subquery()
+    )
+    return (
+        select(Order.tenant_id, Order.id, Order.order_number.label("label"))
+        .join(lines, and_(lines.c.order_id == Order.id, lines.c.tenant_id == Order.tenant_id))
+        .where(func.abs(Order.total_amount - lines.c.lines_total) >= Decimal("0.01"))
+    )
+
+
+def order_lines_with_bad_quantity_or_price() -> Select[Any]:
+    """Order lines with a quantity of zero or less, or a negative unit price."""
+    return (
+        select(OrderLine.tenant_id, OrderLine.id, Order.order_number.label("label"))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(or_(OrderLine.quantity <= 0, OrderLine.unit_price < 0))
+    )
+
+
+def _orphans(model: Any, label: Any, *, optional: bool = False) -> Select[Any]:
+    parent = aliased(Customer)
+    resolves = exists().where(parent.id == model.customer_id, parent.tenant_id == model.tenant_id)
+    condition = ~resolves if not optional else and_(model.customer_id.is_not(None), ~resolves)
+    return select(model.tenant_id, model.id, label.label("label")).where(condition)
+
+
+def orphaned_contacts() -> Select[Any]:
+    """Contacts whose customer is missing from their tenant."""
+    return _orphans(Contact, Contact.name)
+
+
+def orphaned_deals() -> Select[Any]:
+    """Deals whose customer is missing from their tenant."""
+    return _orphans(Opportunity, Opportunity.name)
+
+
+def orphaned_orders() -> Select[Any]:
+    """Orders whose customer is missing from their tenant."""
+    return _orphans(Order, Order.order_number)
+
+
+def orphaned_activities() -> Select[Any]:
+    """Activities whose customer is missing from their tenant."""
+    return _orphans(Activity, func.substr(Activity.summary, 1, 60))
+
+
+def orphaned_cases() -> Select[Any]:
+    """Cases whose customer is missing from their tenant."""
+    return _orphans(Case, Case.subject)
+
+
+def orphaned_tasks() -> Select[Any]:
+    """Tasks that name a customer missing from their tenant."""
+    return _orphans(Task, Task.title, optional=True)
+
+
+def orphaned_order_lines() -> Select[Any]:
+    """Order lines whose order is missing from their tenant."""
+    parent = aliased(Order)
+    resolves = exists().where(parent.id == OrderLine.order_id, parent.tenant_id == OrderLine.tenant_id)
+    return select(OrderLine.tenant_id, OrderLine.id, cast(OrderLine.order_id, String(40)).label("label")).where(
+        ~resolves
+    )
+
+
+def owners_outside_the_tenant() -> Select[Any]:
+    """Customers owned by a user of another tenant (or a deleted user)."""
+    owner = aliased(User)
+    resolves = exists().where(owner.id == Customer.owner_id, owner.tenant_id == Customer.tenant_id)
+    return select(Customer.tenant_id, Customer.id, Customer.name.label("label")).where(
+        Customer.owner_id.is_not(None), ~resolves
+    )
+
+
+CHECKS: dict[str, CheckDefinition] = {
+    check.name: check
+    for check in [
+        CheckDefinition("customers_without_owner", "customer", customers_without_owner),
+        CheckDefinition("customers_owned_by_inactive_users", "customer", customers_owned_by_inactive_users),
+        CheckDefinition("duplicate_emails", "customer", duplicate_emails),
+        CheckDefinition("duplicate_phones", "customer", duplicate_phones),
+        CheckDefinition("buyers_marked_as_prospects", "customer", buyers_marked_as_prospects),
+        CheckDefinition("customers_without_a_sale", "customer", customers_without_a_sale),
+        CheckDefinition("deal_amounts_out_of_range", "deal", deal_amounts_out_of_range),
+        CheckDefinition("deals_in_a_stage_of_another_pipeline", "deal", deals_in_a_stage_of_another_pipeline),
+        CheckDefinition("closed_deals_without_close_date", "deal", closed_deals_without_close_date),
+        CheckDefinition("order_totals_not_matching_lines", "order", order_totals_not_matching_lines),
+        CheckDefinition("order_lines_with_bad_quantity_or_price", "order_line", order_lines_with_bad_quantity_or_price),
+        CheckDefinition("orphaned_contacts", "contact", orphaned_contacts),
+        CheckDefinition("orphaned_deals", "deal", orphaned_deals),
+        CheckDefinition("orphaned_orders", "order", orphaned_orders),
+        CheckDefinition("orphaned_activities", "activity", orphaned_activities),
+        CheckDefinition("orphaned_cases", "case", orphaned_cases),
+        CheckDefinition("orphaned_tasks", "task", orphaned_tasks),
+        CheckDefinition("orphaned_order_lines", "order_line", orphaned_order_lines),
+        CheckDefinition("owners_outside_the_tenant", "customer", owners_outside_the_tenant),
+    ]
+}
+
+
+# --- measuring ---------------------------------------------------------------------
+
+
+def measure(session: Session, check: CheckDefinition) -> dict[int, CheckMeasure]:
+    """Violations of ``check`` per tenant visible to ``session``, with up to :data:`EXAMPLES` examples each."""
+    violations = check.violations().subquery()
+    counts = session.execute(
+        select(violations.c.tenant_id, func.count()).group_by(violations.c.tenant_id)
+    ).all()
+    measures: dict[int, CheckMeasure] = {}
+    for tenant_id, count in counts:
+        examples = session.execute(
+            select(violations.c.id, violations.c.label)
+            .where(violations.c.tenant_id == tenant_id)
+            .order_by(violations.c.id)
+            .limit(EXAMPLES)
+        ).all()
+        measures[int(tenant_id)] = CheckMeasure(
+            check.name, check.entity, int(tenant_id), int(count),
+            [{"id": int(row.id), "label": "" if row.label is None else str(row.label)} for row in examples],
+        )
+    return measures
