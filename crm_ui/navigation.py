@@ -29,6 +29,7 @@ class PageSpec:
 
 PAGES: list[PageSpec] = [
     PageSpec("pages/customers.py", "nav.customers", "👥", "customers", "nav.section.sales"),
+    PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
 ]
 

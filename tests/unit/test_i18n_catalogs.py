@@ -21,6 +21,11 @@ DYNAMIC = {
     "stage.": ["prospect", "intent", "customer", "churned"],
     "kind.": ["company", "person"],
     "field.": ["email", "phone", "name"],
+    "tasks.scope.": ["mine", "team", "everyone"],
+    "tasks.view.": ["overdue", "today", "upcoming", "open", "done"],
+    "tasks.empty.": ["overdue", "today", "upcoming", "open", "done"],
+    "tasks.priority.": ["low", "normal", "high"],
+    "tasks.activity.": ["call", "meeting", "email", "visit", "note"],
 }
 
 

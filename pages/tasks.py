@@ -1,0 +1,240 @@
+"""Tasks: my follow-ups by due bucket; complete (optionally logging the activity), reschedule,
+reassign; managers see their teams' tasks and the overdue count per rep."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from crm_core.errors import DomainError
+from crm_core.models import ActivityType, Priority, Role, utcnow
+from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, team_workload
+from crm_core.queries.users import assignable_owners
+from crm_core.services.activities import ActivityInput
+from crm_core.services.tasks import TaskInput, complete_task, create_task, reassign_task, reschedule_task
+from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+
+PER_PAGE = 50
+STATE = st.session_state
+MINE, TEAM, EVERYONE = "mine", "team", "everyone"
+VIEWS = ["overdue", "today", "upcoming", "open", "done"]
+
+
+def reset_page() -> None:
+    STATE["tasks_page"] = 1
+
+
+def flash(message: str) -> None:
+    STATE["tasks_flash"] = message
+
+
+actor = current_actor()
+now = utcnow()
+STATE.setdefault("tasks_page", 1)
+st.title(t("tasks.title"))
+if message := STATE.pop("tasks_flash", None):
+    st.success(message)
+
+# --- whose tasks -----------------------------------------------------------------
+scopes = [MINE]
+if actor.role == Role.MANAGER:
+    scopes.append(TEAM)
+if actor.sees_whole_tenant:
+    scopes.append(EVERYONE)
+top = st.columns([2, 3])
+scope = top[0].radio(
+    t("tasks.scope"), scopes, format_func=lambda value: t(f"tasks.scope.{value}"), key="tasks_scope",
+    horizontal=True, on_change=reset_page,
+) if len(scopes) > 1 else MINE
+view = top[1].radio(
+    t("tasks.view"), VIEWS, format_func=lambda value: t(f"tasks.view.{value}"), key="tasks_view",
+    horizontal=True, on_change=reset_page,
+)
+assignee_id = actor.user_id if scope == MINE else None
+
+with read_session() as session:
+    counts = bucket_counts(session, assignee_id=assignee_id, now=now)
+    page = list_tasks(
+        session, filters=TaskFilters(assignee_id=assignee_id, view=str(view)), now=now,
+        page=STATE["tasks_page"], per_page=PER_PAGE,
+    )
+    workload = team_workload(session, now=now) if scope in (TEAM, EVERYONE) else []
+    owners = assignable_owners(session)
+
+metrics = st.columns(3)
+metrics[0].metric(t("tasks.view.overdue"), f"{counts['overdue']:,}")
+metrics[1].metric(t("tasks.view.today"), f"{counts['today']:,}")
+metrics[2].metric(t("tasks.view.upcoming"), f"{counts['upcoming']:,}")
+
+if workload:
+    st.subheader(t("tasks.workload"))
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {t("tasks.column.assignee"): row.assignee_name, t("tasks.column.open"): row.open,
+                 t("tasks.view.overdue"): row.overdue, t("tasks.view.today"): row.due_today}
+                for row in workload
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+# --- the list --------------------------------------------------------------------
+if page.items:
+    frame = pd.DataFrame(
+        [
+            {
+                t("tasks.column.title"): row.title,
+                t("tasks.column.customer"): row.customer_name or "",
+                t("tasks.column.due"): row.due_at,
+                t("tasks.column.bucket"): t(f"tasks.view.{row.bucket}") if row.status == "open" else t("tasks.done"),
+                t("tasks.column.priority"): t(f"tasks.priority.{row.priority}"),
+                t("tasks.column.assignee"): row.assignee_name or "",
+            }
+            for row in page.items
+        ]
+    )
+    frame[t("tasks.column.due")] = pd.to_datetime(frame[t("tasks.column.due")])
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={t("tasks.column.due"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
+else:
+    st.info(t(f"tasks.empty.{view}"))
+
+pager = st.columns([1, 2, 1])
+if pager[0].button(t("pager.previous"), disabled=page.page <= 1, key="tasks_previous"):
+    STATE["tasks_page"] = page.page - 1
+    st.rerun()
+pager[1].markdown(f"<div style='text-align:center'>{t('tasks.page', page=page.page)}</div>", unsafe_allow_html=True)
+if pager[2].button(t("pager.next"), disabled=not page.has_next, key="tasks_next"):
+    STATE["tasks_page"] = page.page + 1
+    st.rerun()
+
+if not actor.can_write:
+    st.info(t("access.read_only"))
+    st.stop()
+
+# --- act on one task -----------------------------------------------------------------
+open_rows = [row for row in page.items if row.status == "open"]
+by_id = {row.id: row for row in open_rows}
+if open_rows:
+    st.divider()
+    st.subheader(t("tasks.act"))
+    if STATE.get("tasks_selected") not in by_id:
+        STATE.pop("tasks_selected", None)
+    selected_id = st.selectbox(
+        t("tasks.select"),
+        list(by_id),
+        format_func=lambda task_id: " · ".join(
+            part for part in (
+                by_id[task_id].title,
+                by_id[task_id].customer_name or "",
+                by_id[task_id].due_at.strftime("%Y-%m-%d %H:%M") if by_id[task_id].due_at else "",
+            ) if part
+        ),
+        key="tasks_selected",
+    )
+    task = by_id[selected_id]
+    complete_tab, reschedule_tab, reassign_tab = st.tabs(
+        [t("tasks.complete"), t("tasks.reschedule"), t("tasks.reassign")]
+    )
+    with complete_tab, st.form("tasks_complete_form", clear_on_submit=False):
+        log_it = st.checkbox(t("tasks.log_activity"), value=task.customer_id is not None, key="tasks_log_it",
+                             disabled=task.customer_id is None)
+        activity_type = st.selectbox(
+            t("tasks.activity_type"), [kind.value for kind in ActivityType],
+            format_func=lambda value: t(f"tasks.activity.{value}"), key="tasks_activity_type",
+        )
+        summary = st.text_area(t("tasks.summary"), key="tasks_summary", max_chars=4000)
+        plan_next = st.checkbox(t("tasks.plan_next"), key="tasks_plan_next")
+        next_columns = st.columns(2)
+        next_date = next_columns[0].date_input(
+            t("tasks.next_date"), value=now.date() + dt.timedelta(days=7), key="tasks_next_date"
+        )
+        next_time = next_columns[1].time_input(t("tasks.next_time"), value=dt.time(9, 0), key="tasks_next_time")
+        if st.form_submit_button(t("tasks.complete_button"), type="primary"):
+            activity = None
+            if log_it and task.customer_id is not None:
+                activity = ActivityInput(
+                    customer_id=task.customer_id, type=activity_type, summary=summary,
+                    next_follow_up_at=dt.datetime.combine(next_date, next_time) if plan_next else None,
+                )
+            try:
+                complete_task(get_db(), actor, task.id, expected_version=task.version, activity=activity)
+            except DomainError as error:
+                show_domain_error(error, labels={
+                    "summary": t("tasks.summary"), "type": t("tasks.activity_type"),
+                    "next_follow_up_at": t("tasks.next_date"), "occurred_at": t("tasks.summary"),
+                })
+            else:
+                for key in ("tasks_summary", "tasks_selected", "tasks_plan_next"):
+                    STATE.pop(key, None)
+                flash(t("tasks.completed", title=task.title))
+                st.rerun()
+    with reschedule_tab, st.form("tasks_reschedule_form", clear_on_submit=False):
+        columns = st.columns(2)
+        current = task.due_at or now
+        due_date = columns[0].date_input(t("tasks.column.due"), value=max(current.date(), now.date()),
+                                         key="tasks_due_date")
+        due_time = columns[1].time_input(t("tasks.next_time"), value=current.time().replace(second=0, microsecond=0),
+                                         key="tasks_due_time")
+        if st.form_submit_button(t("tasks.reschedule_button")):
+            try:
+                reschedule_task(get_db(), actor, task.id, due_at=dt.datetime.combine(due_date, due_time),
+                                expected_version=task.version)
+            except DomainError as error:
+                show_domain_error(error, labels={"due_at": t("tasks.column.due")})
+            else:
+                flash(t("tasks.rescheduled", title=task.title))
+                st.rerun()
+    with reassign_tab:
+        owner_names = dict(owners)
+        candidates = [user_id for user_id, _ in owners if actor.is_admin or user_id == actor.user_id
+                      or user_id in actor.visible_owner_ids]
+        if len(candidates) <= 1 and not actor.is_admin:
+            st.info(t("tasks.reassign_none"))
+        else:
+            with st.form("tasks_reassign_form", clear_on_submit=False):
+                new_assignee = st.selectbox(
+                    t("tasks.column.assignee"), candidates, format_func=lambda user_id: owner_names.get(user_id, "?"),
+                    index=candidates.index(task.assignee_id) if task.assignee_id in candidates else 0,
+                    key="tasks_new_assignee",
+                )
+                if st.form_submit_button(t("tasks.reassign_button")):
+                    try:
+                        reassign_task(get_db(), actor, task.id, assignee_id=int(new_assignee),
+                                      expected_version=task.version)
+                    except DomainError as error:
+                        show_domain_error(error, labels={"assignee_id": t("tasks.column.assignee")})
+                    else:
+                        flash(t("tasks.reassigned", title=task.title, name=owner_names.get(new_assignee, "?")))
+                        st.rerun()
+
+# --- new task ----------------------------------------------------------------------
+st.divider()
+with st.expander(t("tasks.new")), st.form("tasks_new_form", clear_on_submit=False):
+    title = st.text_input(t("tasks.column.title") + " *", key="tasks_new_title", max_chars=200)
+    columns = st.columns(3)
+    new_date = columns[0].date_input(t("tasks.column.due"), value=now.date() + dt.timedelta(days=1),
+                                     key="tasks_new_date")
+    new_time = columns[1].time_input(t("tasks.next_time"), value=dt.time(9, 0), key="tasks_new_time")
+    priority = columns[2].selectbox(
+        t("tasks.column.priority"), [p.value for p in Priority], index=1,
+        format_func=lambda value: t(f"tasks.priority.{value}"), key="tasks_new_priority",
+    )
+    if st.form_submit_button(t("tasks.create_button")):
+        try:
+            create_task(get_db(), actor, TaskInput(title=title, due_at=dt.datetime.combine(new_date, new_time),
+                                                   priority=str(priority)))
+        except DomainError as error:
+            show_domain_error(error, labels={"title": t("tasks.column.title")})
+        else:
+            STATE.pop("tasks_new_title", None)
+            flash(t("tasks.created", title=title.strip()))
+            st.rerun()

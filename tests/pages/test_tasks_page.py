@@ -1,0 +1,89 @@
+"""Tasks page: my follow-ups by bucket, completing with an activity, rescheduling, the team view."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from crm_core.models import Activity, Customer, Task, utcnow
+from crm_core.services.tasks import TaskInput, create_task
+from tests.pages.conftest import AppWorld, log_in
+
+
+def open_tasks_page(app):  # type: ignore[no-untyped-def]
+    app.switch_page("pages/tasks.py")
+    return app.run()
+
+
+def table_titles(app) -> list[str]:  # type: ignore[no-untyped-def]
+    for frame in app.dataframe:
+        value = frame.value
+        if "Task" in value.columns:
+            return list(value["Task"])
+    return []
+
+
+def test_a_rep_sees_the_follow_up_tasks_of_their_new_customers(app_world: AppWorld) -> None:
+    app = open_tasks_page(log_in(app_world.world.rep.username))
+    assert not app.exception
+    app.radio(key="tasks_view").set_value("open").run()
+    assert sorted(table_titles(app)) == ["Follow up with Acme Trading", "Follow up with 张三科技有限公司"]
+    assert [m.value for m in app.metric] == ["0", "0", "2"]
+
+
+def test_completing_a_task_logs_the_call_on_the_customer_in_the_same_step(app_world: AppWorld) -> None:
+    app = open_tasks_page(log_in(app_world.world.rep.username))
+    app.radio(key="tasks_view").set_value("open").run()
+    with app_world.db.system_session("test") as session:
+        task_id = session.scalar(select(Task.id).where(Task.title == "Follow up with Acme Trading"))
+    app.selectbox(key="tasks_selected").set_value(task_id).run()
+    app.selectbox(key="tasks_activity_type").set_value("call")
+    app.text_area(key="tasks_summary").input("Called, sending a quote")
+    next(b for b in app.button if b.label == "Complete task").click()
+    app = app.run()
+    assert not app.exception
+    assert any("Done" in s.value for s in app.success)
+    assert table_titles(app) == ["Follow up with 张三科技有限公司"]
+    with app_world.db.system_session("test") as session:
+        task = session.get(Task, task_id)
+        assert task is not None and task.status == "done"
+        activity = session.scalars(select(Activity).where(Activity.customer_id == task.customer_id)).one()
+        assert (activity.type, activity.summary) == ("call", "Called, sending a quote")
+        customer = session.get(Customer, task.customer_id)
+        assert customer is not None and customer.last_contacted_at is not None
+
+
+def test_an_empty_summary_is_refused_and_the_task_stays_open(app_world: AppWorld) -> None:
+    app = open_tasks_page(log_in(app_world.world.rep.username))
+    app.radio(key="tasks_view").set_value("open").run()
+    next(b for b in app.button if b.label == "Complete task").click()
+    app = app.run()
+    assert not app.exception
+    assert any("What happened" in e.value for e in app.error)
+    assert len(table_titles(app)) == 2
+
+
+def test_a_manager_sees_the_overdue_count_per_rep_of_their_team(app_world: AppWorld) -> None:
+    world = app_world.world
+    create_task(app_world.db, world.rep, TaskInput(title="Late call", due_at=utcnow() - dt.timedelta(days=3)))
+    app = open_tasks_page(log_in(world.manager.username))
+    app.radio(key="tasks_scope").set_value("team").run()
+    assert not app.exception
+    workload = app.dataframe[0].value
+    rita = workload[workload["Assignee"] == "Rita Rep"].iloc[0]
+    assert (int(rita["Open"]), int(rita["Overdue"])) == (3, 1)
+    assert "Fay Faraway" not in set(workload["Assignee"])
+
+
+def test_rescheduling_moves_an_overdue_task_out_of_overdue(app_world: AppWorld) -> None:
+    world = app_world.world
+    create_task(app_world.db, world.rep, TaskInput(title="Late call", due_at=utcnow() - dt.timedelta(days=3)))
+    app = open_tasks_page(log_in(world.rep.username))
+    assert table_titles(app) == ["Late call"]
+    app.date_input(key="tasks_due_date").set_value(utcnow().date() + dt.timedelta(days=2))
+    next(b for b in app.button if b.label == "Move the due date").click()
+    app = app.run()
+    assert not app.exception
+    assert table_titles(app) == []
+    assert app.metric[0].value == "0"
