@@ -52,6 +52,7 @@ ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
 PENDING_AUDIT_KEY = "crm_pending_audit"
 SKIP_AUDIT_KEY = "crm_skip_audit"
+AUDIT_TAG_KEY = "crm_audit_tag"  # extra entries merged into every audit event of the session
 
 
 @dataclass(frozen=True)
@@ -424,6 +425,9 @@ def _write_audit(session: Session, _flush_context: Any) -> None:
             continue
         if reason and not actor:
             changes = {**changes, "_source": ["", reason]}
+        if AUDIT_TAG_KEY in session.info:
+            # e.g. {"_import_run": [None, 42]}: lets a run find (and revert) its own changes
+            changes = {**changes, **session.info[AUDIT_TAG_KEY]}
         session.add(
             AuditEvent(
                 tenant_id=tenant_id,

@@ -114,3 +114,35 @@ def not_taken(key: str) -> Any:
 def matches_existing() -> Any:
     """In update mode every row must match an existing record."""
     return _gx().ExpectColumnValuesToBeNull(column="_match_missing", meta=meta("imports.rule.match_missing"))
+
+
+def from_fields(entity: str) -> list[Any]:
+    """The expectations every importable field of ``entity`` implies (see crm_core.importing.fields)."""
+    from crm_core.importing.fields import fields_of
+
+    expectations: list[Any] = []
+    for spec in fields_of(entity):
+        if spec.required:
+            expectations.append(required(spec.name))
+        if spec.kind == "text":
+            expectations.extend(plain_text(spec.name))
+        if spec.max_length and spec.kind in ("text", "email", "phone", "tags"):
+            expectations.append(max_length(spec.name, spec.max_length))
+        if spec.kind == "email":
+            expectations.append(email(spec.name))
+        elif spec.kind == "phone":
+            expectations.append(phone(spec.name))
+        elif spec.kind == "choice":
+            expectations.append(one_of(spec.name, list(spec.choices)))
+        elif spec.kind in ("number", "integer", "date", "datetime", "bool"):
+            expectations.append(readable(spec.name, spec.kind))
+        elif spec.kind == "ref":
+            expectations.append(resolves(spec.name, spec.target or "record"))
+    return expectations
+
+
+def one_order_one_customer() -> Any:
+    """All lines of one order name the same customer."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column="_duplicate_in_file", meta=meta("imports.rule.order_customer_conflict")
+    )

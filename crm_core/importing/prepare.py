@@ -1,0 +1,484 @@
+"""From raw file cells to the prepared frame the GX suites check and the writer stores.
+
+For each chunk: apply the column and value mapping, clean every cell by the field's kind
+(trim, full-width folding, numbers with thousands separators or currency signs, dates in
+several formats, yes/no in two languages), resolve references by natural key with one SQL
+query per reference for the whole chunk, and compute the companion columns the suites
+expect on (``<field>__invalid``, ``<field>__unresolved``, ``_duplicate_in_file``,
+``_key_taken``, ``_match_missing``; see ``validations/_rules.py``). Duplicate detection
+inside the file spans chunks through :class:`FileState`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from crm_core.access import Actor, can_assign_owner
+from crm_core.i18n import LANGUAGES, t
+from crm_core.importing.fields import (
+    CUSTOM_FIELD_ENTITIES,
+    HARD_KEYS,
+    VALUE_SYNONYMS,
+    FieldSpec,
+    fields_of,
+)
+from crm_core.importing.mapping import ImportMapping, ImportOptions
+from crm_core.models import (
+    Contact,
+    Customer,
+    Opportunity,
+    Order,
+    Pipeline,
+    PipelineStage,
+    Product,
+    Task,
+    User,
+)
+from crm_core.rules.contact_details import normalise_email, normalise_phone
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+IN_BATCH = 900  # bind parameters per IN list: safe on every database
+TAKEN_IN_DB = {"products": "sku", "orders": "order_number"}
+_CURRENCY = re.compile(r"^(?:[¥￥$€£]|rmb|cny|usd|eur|hkd|元)|(?:[¥￥$€£元]|rmb|cny|usd|eur|hkd)$", re.IGNORECASE)
+_TRUE = {"true", "yes", "y", "1", "是", "对", "√", "✓", "x", "on", "t"}
+_FALSE = {"false", "no", "n", "0", "否", "不", "×", "off", "f", ""}
+_YMD = re.compile(
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$"
+)
+_DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def _blank_to_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    return text or None
+
+
+def parse_number(text: str | None) -> tuple[float | None, bool]:
+    """(value, ok): ``"¥1,200.50"`` → 1200.5; ``"(30)"`` → -30; blank → (None, True); junk → (None, False)."""
+    if text is None:
+        return None, True
+    cleaned = text.replace("\u00a0", "").replace(" ", "").replace("'", "")
+    negative = cleaned.startswith("(") and cleaned.endswith(")")
+    cleaned = cleaned.strip("()")
+    for _ in range(2):
+        cleaned = _CURRENCY.sub("", cleaned).strip()
+    if re.fullmatch(r"-?\d{1,3}(\.\d{3})+,\d+", cleaned):  # 1.234,56 (European)
+        cleaned = cleaned.replace(".", "").replace(",", ".")
+    elif re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", cleaned) or re.fullmatch(r"-?\d+(\.\d+)?", cleaned):
+        cleaned = cleaned.replace(",", "")
+    elif re.fullmatch(r"-?\d+,\d{1,2}", cleaned):  # 12,5 (decimal comma)
+        cleaned = cleaned.replace(",", ".")
+    else:
+        return None, False
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None, False
+    return (-value if negative else value), True
+
+
+def parse_datetime(text: str | None, *, date_only: bool = False) -> tuple[str | None, bool]:
+    """(ISO text, ok) for ``2026-03-05``, ``2026/3/5``, ``2026年3月5日``, ``05.03.2026``, ``25/12/2026`` …
+
+    ``03/05/2026`` is refused as ambiguous (day and month both ≤ 12); a time part is kept
+    unless ``date_only``.
+    """
+    if text is None:
+        return None, True
+    match = _YMD.match(text)
+    if match:
+        year, month, day, hour, minute, second = match.groups()
+    else:
+        match = _DMY.match(text)
+        if not match:
+            return None, False
+        first, separator, second_part, year, hour, minute, second = match.groups()
+        a, b = int(first), int(second_part)
+        if separator == ".":
+            day, month = first, second_part
+        elif a > 12 >= b:
+            day, month = first, second_part
+        elif b > 12 >= a:
+            month, day = first, second_part
+        else:
+            return None, False
+    import datetime as dt
+
+    try:
+        value = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    except ValueError:
+        return None, False
+    if not 1900 <= value.year <= 2200:
+        return None, False
+    if date_only:
+        return value.date().isoformat(), True
+    return value.isoformat(sep=" "), True
+
+
+def parse_bool(text: str | None) -> tuple[bool | None, bool]:
+    """(value, ok) for yes/no/true/false/1/0/是/否."""
+    if text is None:
+        return None, True
+    folded = text.casefold()
+    if folded in _TRUE:
+        return True, True
+    if folded in _FALSE:
+        return False, True
+    return None, False
+
+
+def choice_lookup(spec: FieldSpec) -> dict[str, str]:
+    """Every spelling of each choice → the stored value (value, translations, synonyms), case-folded."""
+    lookup: dict[str, str] = {}
+    for choice in spec.choices:
+        lookup[choice.casefold()] = choice
+        for prefix in ("stage.", "kind.", "activity.", "task_status.", "priority.", "order_status."):
+            for lang in LANGUAGES:
+                label = t(prefix + choice, lang)
+                if label != prefix + choice:
+                    lookup.setdefault(label.casefold(), choice)
+    for word, value in VALUE_SYNONYMS.get(spec.name, {}).items():
+        if value in spec.choices:
+            lookup.setdefault(word.casefold(), value)
+    return lookup
+
+
+@dataclass
+class FileState:
+    """What earlier chunks of the same file left behind: keys seen, and in which row."""
+
+    hard_keys: dict[str, int] = field(default_factory=dict)
+    match_keys: dict[tuple[str, str], int] = field(default_factory=dict)
+    order_customers: dict[str, str] = field(default_factory=dict)
+
+
+def _chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Resolver:
+    """SQL look-ups for one import, within what the actor's session may see."""
+
+    def __init__(self, session: Session, actor: Actor) -> None:
+        self.session = session
+        self.actor = actor
+        self._owners: dict[str, int | None] | None = None
+        self._stages: dict[str, tuple[int, int]] | None = None
+        self.default_stage: tuple[int, int] | None = None
+
+    def owners(self) -> dict[str, int | None]:
+        """username or full name (case-folded) → user id; None when a full name is ambiguous."""
+        if self._owners is None:
+            owners: dict[str, int | None] = {}
+            rows = self.session.execute(
+                select(User.id, User.username, User.full_name).where(User.is_active.is_(True))
+            ).all()
+            # only people the importer may give records to (reps/managers: themselves and their teams)
+            rows = [row for row in rows if can_assign_owner(self.actor, row[0])]
+            for user_id, username, full_name in rows:
+                owners[username.casefold()] = user_id
+            for user_id, username, full_name in rows:
+                key = unicodedata.normalize("NFKC", full_name or "").strip().casefold()
+                if not key or key in {u.casefold() for _, u, _ in rows}:
+                    continue
+                owners[key] = None if key in owners and owners[key] != user_id else user_id
+            self._owners = owners
+        return self._owners
+
+    def stages(self) -> dict[str, tuple[int, int]]:
+        """Stage name (case-folded) → (pipeline id, stage id) in the default pipeline."""
+        if self._stages is None:
+            pipeline_id = self.session.scalar(
+                select(Pipeline.id).order_by(Pipeline.is_default.desc(), Pipeline.id).limit(1)
+            )
+            rows = self.session.execute(
+                select(PipelineStage.id, PipelineStage.name, PipelineStage.kind)
+                .where(PipelineStage.pipeline_id == pipeline_id)
+                .order_by(PipelineStage.position)
+            ).all() if pipeline_id is not None else []
+            self._stages = {name.strip().casefold(): (pipeline_id, stage_id) for stage_id, name, _ in rows}
+            first_open = next((row for row in rows if row.kind == "open"), rows[0] if rows else None)
+            self.default_stage = (pipeline_id, first_open.id) if first_open is not None else None
+        return self._stages
+
+    def customers(self, keys: set[str]) -> dict[str, int | None]:
+        """Customer by external id, email or exact name → id (None when several match)."""
+        found: dict[str, set[int]] = {}
+        emails = {normalise_email(key): key for key in keys if "@" in key}
+        for batch in _chunks(sorted(keys)):
+            email_batch = [normalise_email(key) for key in batch if "@" in key]
+            conditions = [Customer.external_id.in_(batch), Customer.name.in_(batch)]
+            if email_batch:
+                conditions.append(Customer.email_normalized.in_(email_batch))
+            rows = self.session.execute(
+                select(Customer.id, Customer.name, Customer.external_id, Customer.email_normalized)
+                .where(Customer.archived_at.is_(None), or_(*conditions))
+            ).all()
+            for customer_id, name, external_id, email in rows:
+                for candidate in (external_id, name, emails.get(email) if email else None):
+                    if candidate in keys:
+                        found.setdefault(candidate, set()).add(customer_id)
+        return {key: (next(iter(ids)) if len(ids) == 1 else None) for key, ids in found.items()}
+
+    def products(self, keys: set[str]) -> dict[str, tuple[int, float] | None]:
+        """Product by SKU or name → (id, list price) (None when several match)."""
+        found: dict[str, dict[int, float]] = {}
+        for batch in _chunks(sorted(keys)):
+            rows = self.session.execute(
+                select(Product.id, Product.sku, Product.name, Product.unit_price)
+                .where(Product.archived_at.is_(None), or_(Product.sku.in_(batch), Product.name.in_(batch)))
+            ).all()
+            for product_id, sku, name, price in rows:
+                for candidate in (sku, name):
+                    if candidate in keys:
+                        found.setdefault(candidate, {})[product_id] = float(price or 0)
+        return {key: (next(iter(ids.items())) if len(ids) == 1 else None) for key, ids in found.items()}
+
+    def existing(self, entity: str, key: str, values: set[str]) -> dict[str, int]:
+        """Match key value → id of the existing record (the lowest id when several)."""
+        model, column = MATCH_COLUMNS[entity][key]
+        matches: dict[str, int] = {}
+        for batch in _chunks(sorted(values)):
+            statement = select(column, model.id).where(column.in_(batch)).order_by(model.id)
+            if hasattr(model, "archived_at"):
+                statement = statement.where(model.archived_at.is_(None))
+            for value, record_id in self.session.execute(statement):
+                matches.setdefault(str(value), record_id)
+        return matches
+
+
+MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "customers": {
+        "external_id": (Customer, Customer.external_id),
+        "email": (Customer, Customer.email_normalized),
+        "phone": (Customer, Customer.phone_normalized),
+        "name": (Customer, Customer.name),
+    },
+    "contacts": {"email": (Contact, Contact.email), "phone": (Contact, Contact.phone), "name": (Contact, Contact.name)},
+    "products": {"sku": (Product, Product.sku), "name": (Product, Product.name)},
+    "opportunities": {"name": (Opportunity, Opportunity.name)},
+    "orders": {"order_number": (Order, Order.order_number)},
+    "tasks": {"title": (Task, Task.title)},
+    "activities": {},
+}
+
+
+def match_value(entity: str, key: str, value: Any) -> str | None:
+    """The form a match key is compared in (normalised email/phone for customers)."""
+    if value is None:
+        return None
+    if entity == "customers" and key == "email":
+        return normalise_email(str(value))
+    if entity == "customers" and key == "phone":
+        return normalise_phone(str(value))
+    return str(value)
+
+
+def prepare_chunk(
+    raw: pandas.DataFrame,
+    *,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    resolver: Resolver,
+    state: FileState,
+) -> pandas.DataFrame:
+    """The prepared frame for one chunk (same index as ``raw``)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(index=raw.index)
+    columns = mapping.field_to_column()
+    for spec in fields_of(entity):
+        column = columns.get(spec.name)
+        if column is None:
+            cells: list[str | None] = [None] * len(raw)
+        else:
+            value_map = {
+                unicodedata.normalize("NFKC", k).strip().casefold(): v
+                for k, v in mapping.values.get(column, {}).items()
+            }
+            cells = []
+            for value in raw[column].tolist():
+                text = _blank_to_none(value)
+                if text is not None and value_map:
+                    mapped = value_map.get(text.casefold())
+                    text = _blank_to_none(mapped) if mapped is not None else text
+                cells.append(text)
+        _prepare_field(frame, spec, cells, resolver)
+    if entity in CUSTOM_FIELD_ENTITIES:
+        custom = mapping.custom_columns()
+        frame["_custom"] = [
+            {name: text for name, column in custom.items() if (text := _blank_to_none(row[column])) is not None}
+            for _, row in raw[list(custom.values())].iterrows()
+        ] if custom else [{} for _ in range(len(raw))]
+    _companions(frame, entity, mapping, options, resolver, state)
+    return frame
+
+
+def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None], resolver: Resolver) -> None:
+    import pandas as pd
+
+    name = spec.name
+    if spec.kind in ("text", "email", "phone"):
+        frame[name] = pd.Series(cells, index=frame.index, dtype=object)
+        return
+    if spec.kind == "tags":
+        from crm_core.rules.contact_details import parse_tags, store_tags
+
+        frame[name] = pd.Series([store_tags(parse_tags(c)) or None if c else None for c in cells],
+                                index=frame.index, dtype=object)
+        return
+    if spec.kind == "choice":
+        lookup = choice_lookup(spec)
+        frame[name] = pd.Series([lookup.get(c.casefold(), c) if c else None for c in cells],
+                                index=frame.index, dtype=object)
+        return
+    if spec.kind in ("number", "integer", "date", "datetime", "bool"):
+        values: list[Any] = []
+        invalid: list[str | None] = []
+        for cell in cells:
+            if spec.kind == "number":
+                value, ok = parse_number(cell)
+            elif spec.kind == "integer":
+                value, ok = parse_number(cell.rstrip("%").strip() if cell else cell)
+                if ok and value is not None and not float(value).is_integer():
+                    value, ok = None, False
+            elif spec.kind == "bool":
+                value, ok = parse_bool(cell)
+            else:
+                value, ok = parse_datetime(cell, date_only=spec.kind == "date")
+            values.append(value)
+            invalid.append(None if ok else cell)
+        if spec.kind in ("number", "integer"):
+            frame[name] = pd.Series([float("nan") if v is None else v for v in values], index=frame.index,
+                                    dtype="float64")
+        else:
+            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+        frame[f"{name}__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
+        return
+    if spec.kind == "ref":
+        frame[name] = pd.Series(cells, index=frame.index, dtype=object)
+        present = {cell for cell in cells if cell}
+        ids: list[Any] = []
+        unresolved: list[str | None] = []
+        extra: list[Any] = []
+        if spec.target == "owner":
+            owners = resolver.owners()
+            for cell in cells:
+                owner_id = owners.get(cell.casefold()) if cell else None
+                ids.append(owner_id)
+                unresolved.append(cell if cell and owner_id is None else None)
+        elif spec.target == "customer":
+            found = resolver.customers(present)
+            for cell in cells:
+                customer_id = found.get(cell) if cell else None
+                ids.append(customer_id)
+                unresolved.append(cell if cell and customer_id is None else None)
+        elif spec.target == "product":
+            products = resolver.products(present)
+            for cell in cells:
+                hit = products.get(cell) if cell else None
+                ids.append(hit[0] if hit else None)
+                extra.append(hit[1] if hit else None)
+                unresolved.append(cell if cell and hit is None else None)
+            frame[f"{name}_price"] = pd.Series(extra, index=frame.index, dtype=object)
+        elif spec.target == "stage":
+            stages = resolver.stages()
+            pipelines = []
+            for cell in cells:
+                hit = stages.get(cell.casefold()) if cell else resolver.default_stage
+                ids.append(hit[1] if hit else None)
+                pipelines.append(hit[0] if hit else None)
+                unresolved.append(cell if cell and hit is None else None)
+            frame["pipeline_id"] = pd.Series(pipelines, index=frame.index, dtype=object)
+        frame[f"{name}_id"] = pd.Series(ids, index=frame.index, dtype=object)
+        frame[f"{name}__unresolved"] = pd.Series(unresolved, index=frame.index, dtype=object)
+
+
+def _companions(
+    frame: pandas.DataFrame,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    resolver: Resolver,
+    state: FileState,
+) -> None:
+    import pandas as pd
+
+    index = list(frame.index)
+    # hard keys: unique within the file, and (on create) not already in the database
+    duplicate: list[str | None] = [None] * len(index)
+    hard = HARD_KEYS.get(entity)
+    if hard:
+        for position, (row_number, value) in enumerate(zip(index, frame[hard].tolist(), strict=True)):
+            if value is None:
+                continue
+            first = state.hard_keys.setdefault(str(value), row_number)
+            if first != row_number:
+                duplicate[position] = f"{value} (= {first})"
+    if entity == "orders":
+        # the lines of one order must name the same customer
+        for position, (number, customer) in enumerate(
+            zip(frame["order_number"].tolist(), frame["customer"].tolist(), strict=True)
+        ):
+            if number is None or customer is None:
+                continue
+            first_customer = state.order_customers.setdefault(str(number), str(customer))
+            if first_customer != str(customer):
+                duplicate[position] = f"{number}: {customer} ≠ {first_customer}"
+    frame["_duplicate_in_file"] = pd.Series(duplicate, index=frame.index, dtype=object)
+
+    taken: list[str | None] = [None] * len(index)
+    taken_key = TAKEN_IN_DB.get(entity)
+    if taken_key and options.mode == "create":
+        values = {str(v) for v in frame[taken_key].tolist() if v is not None}
+        existing = resolver.existing(entity, taken_key, values) if values else {}
+        taken = [str(v) if v is not None and str(v) in existing else None for v in frame[taken_key].tolist()]
+    frame["_key_taken"] = pd.Series(taken, index=frame.index, dtype=object)
+
+    # matching on the chosen keys: the existing record, and earlier rows of the file
+    match_keys = [key for key in mapping.match_on if key in frame.columns and key in MATCH_COLUMNS[entity]]
+    match_id: list[Any] = [None] * len(index)
+    match_on: list[str | None] = [None] * len(index)
+    duplicate_of: list[Any] = [None] * len(index)
+    for key in match_keys:
+        normalised = [match_value(entity, key, value) for value in frame[key].tolist()]
+        present = {value for value in normalised if value}
+        existing = resolver.existing(entity, key, present) if present else {}
+        for position, value in enumerate(normalised):
+            if not value:
+                continue
+            if match_id[position] is None and value in existing:
+                match_id[position] = existing[value]
+                match_on[position] = key
+            first = state.match_keys.setdefault((key, value), index[position])
+            if duplicate_of[position] is None and first != index[position]:
+                duplicate_of[position] = first
+    frame["_match_id"] = pd.Series(match_id, index=frame.index, dtype=object)
+    frame["_match_on"] = pd.Series(match_on, index=frame.index, dtype=object)
+    frame["_duplicate_of_row"] = pd.Series(duplicate_of, index=frame.index, dtype=object)
+    missing: list[str | None] = [None] * len(index)
+    if options.mode == "update":
+        for position in range(len(index)):
+            if match_id[position] is None:
+                keys = [str(frame[key].iat[position]) for key in match_keys if frame[key].iat[position] is not None]
+                missing[position] = ", ".join(keys) or "-"
+    frame["_match_missing"] = pd.Series(missing, index=frame.index, dtype=object)

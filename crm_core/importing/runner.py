@@ -1,0 +1,811 @@
+"""Import use cases: validate a whole file, import it, revert a run.
+
+Pattern: two streaming passes over the file. Pass one prepares every chunk (see
+:mod:`crm_core.importing.prepare`) and runs the entity's Great Expectations suite on it,
+keeping only the verdicts (which rows failed which expectation), so memory stays bounded
+by the chunk size. Pass two, only when the policy allows, prepares the chunks again and
+writes them in ONE transaction together with the ``import_runs`` counts, the list of
+records written (``import_run_records``) and the quarantined rows: a failure anywhere
+rolls everything back and leaves a ``failed`` run behind, never half a file.
+
+New rows are inserted in bulk (``INSERT … RETURNING`` per chunk) with the same rules the
+session applies to hand-made records — tenant, who may own what (references only resolve
+to records and owners the actor may use) — and an audit event each; updates go through the
+ORM so the session's checks and audit trail apply as usual. Every audit event of a run
+carries ``_import_run``: reverting a run deletes what it created and restores, from those
+events, the fields it changed (unless someone changed them again since).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from crm_core import access
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
+from crm_core.exporting import to_csv
+from crm_core.i18n import catalog, t
+from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
+from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
+from crm_core.importing.prepare import FileState, Resolver, match_value, prepare_chunk
+from crm_core.importing.reading import ImportFile, iter_chunks
+from crm_core.models import (
+    Activity,
+    AuditEvent,
+    Contact,
+    Customer,
+    FieldDefinition,
+    ImportRun,
+    Opportunity,
+    Order,
+    OrderLine,
+    Product,
+    Role,
+    Task,
+    utcnow,
+)
+from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
+from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.validation import ExpectationOutcome, run_suite
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+Progress = Callable[[str, int, int], None]
+MAX_ROWS_KEPT = 5000  # row numbers kept per expectation in the report (counts are always exact)
+MODELS: dict[str, type] = {
+    "customers": Customer, "contacts": Contact, "products": Product, "opportunities": Opportunity,
+    "orders": Order, "activities": Activity, "tasks": Task,
+}
+AUDIT_ENTITY = {
+    "customers": "customer", "contacts": "contact", "products": "product", "opportunities": "opportunity",
+    "orders": "order", "activities": "activity", "tasks": "task", "order_lines": "order_line",
+}
+
+
+@dataclass
+class Failure:
+    """One failing expectation over the whole file: how many rows, which, examples, and why."""
+
+    expectation: str
+    column: str | None
+    field: str | None
+    count: int
+    rows: list[int]
+    examples: list[Any]
+    message_key: str
+    params: dict[str, Any]
+
+    def message(self, lang: str = "en") -> str:
+        """The reason in ``lang``."""
+        return reason_text(self.message_key, self.params, lang)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (CLI ``--json`` failures, run history)."""
+        return {"expectation": self.expectation, "column": self.field or self.column, "count": self.count,
+                "examples": self.examples[:10], "rows": self.rows[:100], "message_key": self.message_key,
+                "params": self.params}
+
+
+@dataclass
+class ValidationReport:
+    """The verdict on a whole file before anything is written."""
+
+    entity: str
+    rows_read: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    rejected: dict[int, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    duplicates_in_file: int = 0
+    matches_in_database: int = 0
+    expectations: int = 0
+
+    @property
+    def success(self) -> bool:
+        """True when every row passed every expectation."""
+        return not self.failures
+
+    @property
+    def rejected_count(self) -> int:
+        """Rows that failed at least one expectation."""
+        return len(self.rejected)
+
+    def reasons(self, row_number: int, lang: str) -> str:
+        """Why a row was refused, in ``lang``."""
+        return "; ".join(reason_text(key, params, lang) for key, params in self.rejected.get(row_number, []))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stored on ``import_runs.validation_result``."""
+        return {"success": self.success, "rows_read": self.rows_read, "expectations": self.expectations,
+                "rejected": self.rejected_count, "duplicates_in_file": self.duplicates_in_file,
+                "matches_in_database": self.matches_in_database,
+                "failures": [failure.as_dict() for failure in self.failures]}
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    run_id: int
+    status: str  # imported / partial / rejected / failed
+    rows_read: int
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    report: ValidationReport | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object."""
+        return {"status": self.status, "rows_read": self.rows_read, "created": self.created,
+                "updated": self.updated, "skipped": self.skipped, "rejected": self.rejected,
+                "run_id": self.run_id,
+                "failures": [failure.as_dict() for failure in (self.report.failures if self.report else [])],
+                **({"error": self.error} if self.error else {})}
+
+
+@dataclass
+class RevertResult:
+    """What reverting a run undid."""
+
+    run_id: int
+    deleted: int = 0
+    restored: int = 0
+    conflicts: int = 0
+
+
+def field_label(name: str, lang: str) -> str:
+    """A field's label: the core ``field.*`` key when there is one, else ``imports.field.*``."""
+    if f"field.{name}" in catalog(lang):
+        return t(f"field.{name}", lang)
+    label = t(f"imports.field.{name}", lang)
+    return name if label == f"imports.field.{name}" else label
+
+
+def reason_text(key: str, params: dict[str, Any], lang: str) -> str:
+    """A failure reason in ``lang``, with the field named by its label."""
+    if params.get("field"):
+        params = {**params, "field": field_label(str(params["field"]), lang)}
+    return t(key, lang, **params)
+
+
+def _require_importer(actor: Actor) -> None:
+    if actor.role not in (Role.ADMIN, Role.MANAGER):
+        raise AccessDenied("only admins and managers import")
+
+
+# --- pass one: validation ----------------------------------------------------------
+
+
+def validate_import(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Validate the whole file against the entity's suite; nothing is written."""
+    options = options or ImportOptions()
+    _require_importer(actor)
+    check_mapping(entity, mapping, file.headers, options)
+    report = ValidationReport(entity=entity)
+    merged: dict[tuple[str, str | None, str], Failure] = {}
+    state = FileState()
+    with db.session(actor) as session:
+        resolver = Resolver(session, actor)
+        for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+            prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options,
+                                     resolver=resolver, state=state)
+            result = run_suite(entity, prepared)
+            report.expectations = len(result.outcomes)
+            report.rows_read += len(chunk)
+            report.duplicates_in_file += int(prepared["_duplicate_of_row"].notna().sum())
+            report.matches_in_database += int(prepared["_match_id"].notna().sum())
+            for outcome in result.failures:
+                _merge_failure(merged, report, outcome)
+            if progress:
+                progress("validate", report.rows_read, 0)
+    if report.rows_read == 0:
+        from crm_core.errors import ImportFileRefused
+
+        raise ImportFileRefused("imports.error.no_rows")
+    report.failures = list(merged.values())
+    return report
+
+
+def _merge_failure(merged: dict[tuple[str, str | None, str], Failure], report: ValidationReport,
+                   outcome: ExpectationOutcome) -> None:
+    params = {key: value for key, value in outcome.params.items() if key not in ("regex",)}
+    field_name = params.get("field") or outcome.column
+    key = (outcome.expectation, outcome.column, outcome.message_key)
+    failure = merged.get(key)
+    if failure is None:
+        failure = merged[key] = Failure(outcome.expectation, outcome.column, field_name, 0, [], [],
+                                        outcome.message_key, params)
+    failure.count += outcome.unexpected_count
+    rows = [int(row) for row in outcome.unexpected_rows]
+    room = MAX_ROWS_KEPT - len(failure.rows)
+    if room > 0:
+        failure.rows.extend(rows[:room])
+    for example in outcome.examples:
+        if example not in failure.examples and len(failure.examples) < 20:
+            failure.examples.append(example)
+    reason = (outcome.message_key, params)
+    for row in rows:
+        report.rejected.setdefault(row, []).append(reason)
+
+
+# --- pass two: writing ---------------------------------------------------------------
+
+
+def run_import(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    report: ValidationReport | None = None,
+) -> ImportResult:
+    """Validate (unless ``report`` is given for this same file and mapping), then import per the policy.
+
+    Always leaves an ``import_runs`` row: imported, partial, rejected or failed.
+    """
+    options = options or ImportOptions()
+    _require_importer(actor)
+    check_mapping(entity, mapping, file.headers, options)
+    with db.transaction(actor) as session:
+        run = ImportRun(
+            user_id=actor.user_id, entity=entity, file_name=file.name[:255], file_hash=file.sha256,
+            mapping={**mapping.as_dict(), "duplicates": options.duplicates, "encoding": file.encoding_label,
+                     "delimiter": file.delimiter},
+            mode=options.mode, policy=options.policy, status="validating",
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    try:
+        if report is None:
+            report = validate_import(db, actor, file, entity, mapping, options, progress=progress)
+    except Exception as error:
+        _finish_failed(db, actor, run_id, error, rows_read=0)
+        raise
+    result = ImportResult(run_id=run_id, status="rejected", rows_read=report.rows_read,
+                          rejected=report.rejected_count, report=report)
+    if report.failures and options.policy == "all-or-nothing":
+        with db.transaction(actor) as session:
+            _store_rejected(session, actor, run_id, file, report, entity)
+            _finish(session, run_id, result, report)
+        return result
+    try:
+        with db.transaction(actor) as session:
+            session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
+            writer = _Writer(session, actor, entity, mapping, options, run_id)
+            state = FileState()
+            resolver = Resolver(session, actor)
+            done = 0
+            for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+                prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options,
+                                         resolver=resolver, state=state)
+                valid = prepared[~prepared.index.isin(list(report.rejected))] if report.rejected else prepared
+                writer.write(valid)
+                done += len(chunk)
+                if progress:
+                    progress("write", done, report.rows_read)
+            writer.finish()
+            _store_rejected(session, actor, run_id, file, report, entity)
+            result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
+            result.status = "partial" if report.rejected_count else "imported"
+            _finish(session, run_id, result, report)
+    except Exception as error:
+        _finish_failed(db, actor, run_id, error, rows_read=report.rows_read, report=report)
+        raise
+    return result
+
+
+def _finish(session: Session, run_id: int, result: ImportResult, report: ValidationReport) -> None:
+    run = session.get(ImportRun, run_id)
+    assert run is not None
+    run.status = result.status
+    run.rows_read = result.rows_read
+    run.created_count = result.created
+    run.updated_count = result.updated
+    run.skipped_count = result.skipped
+    run.rejected_count = result.rejected
+    run.validation_result = report.as_dict()
+    run.finished_at = utcnow()
+
+
+def _finish_failed(db: Database, actor: Actor, run_id: int, error: Exception, *, rows_read: int,
+                   report: ValidationReport | None = None) -> None:
+    with db.transaction(actor) as session:
+        run = session.get(ImportRun, run_id)
+        if run is None:
+            return
+        run.status = "failed"
+        run.rows_read = rows_read
+        run.validation_result = {**(report.as_dict() if report else {}),
+                                 "error": getattr(error, "message_key", None) or type(error).__name__}
+        run.finished_at = utcnow()
+
+
+def _store_rejected(session: Session, actor: Actor, run_id: int, file: ImportFile, report: ValidationReport,
+                    entity: str) -> None:
+    """Quarantine the refused rows (cells and reasons) with the run."""
+    if not report.rejected:
+        return
+    batch: list[dict[str, Any]] = []
+    for chunk in iter_chunks(file):
+        rows = chunk[chunk.index.isin(list(report.rejected))]
+        for row_number, row in rows.iterrows():
+            batch.append({"tenant_id": actor.tenant_id, "import_run_id": run_id, "row_number": int(row_number),
+                          "reasons": [[key, params] for key, params in report.rejected[int(row_number)]],
+                          "data": {str(k): str(v) for k, v in row.items()}})
+            if len(batch) >= 1000:
+                session.execute(insert(ImportRejectedRow), batch)
+                batch = []
+    if batch:
+        session.execute(insert(ImportRejectedRow), batch)
+
+
+def _none(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def _money(value: Any) -> Decimal | None:
+    value = _none(value)
+    return None if value is None else Decimal(str(round(float(value), 2)))
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    value = _none(value)
+    return None if value is None else dt.datetime.fromisoformat(str(value))
+
+
+def _date(value: Any) -> dt.date | None:
+    value = _none(value)
+    return None if value is None else dt.date.fromisoformat(str(value)[:10])
+
+
+class _Writer:
+    """Writes prepared rows of one entity for one run, chunk by chunk, inside the caller's transaction."""
+
+    def __init__(self, session: Session, actor: Actor, entity: str, mapping: ImportMapping,
+                 options: ImportOptions, run_id: int) -> None:
+        self.session = session
+        self.actor = actor
+        self.entity = entity
+        self.mapping = mapping
+        self.options = options
+        self.run_id = run_id
+        self.created = self.updated = self.skipped = 0
+        self.mapped = set(mapping.field_to_column())
+        self.orders: dict[str, int] = {}  # order number → id of an order this run created
+        self.customer_batches: list[list[int]] = []
+        if entity in CUSTOM_FIELD_ENTITIES and mapping.custom_columns():
+            self._ensure_custom_fields()
+
+    # -- values per entity --------------------------------------------------------
+    def values(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Column values for a new record of the entity (defaults as the hand-made forms use)."""
+        actor, entity = self.actor, self.entity
+        if entity == "customers":
+            owner_id = _none(row.get("owner_id"))
+            team_id = None
+            if owner_id is None and actor.team_ids and not actor.sees_whole_tenant:
+                team_id = min(actor.team_ids)  # an unowned record stays visible to the importer's team
+            return {
+                "name": row["name"], "kind": row.get("kind") or "company", "industry": row.get("industry"),
+                "region": row.get("region"), "source": row.get("source"), "owner_id": owner_id,
+                "team_id": team_id, "lifecycle_stage": row.get("lifecycle_stage") or "prospect",
+                "tags": row.get("tags") or "", "email": row.get("email"),
+                "email_normalized": normalise_email(row.get("email")), "phone": row.get("phone"),
+                "phone_normalized": normalise_phone(row.get("phone")), "external_id": row.get("external_id"),
+                "custom_fields": row.get("_custom") or {},
+            }
+        if entity == "contacts":
+            return {"customer_id": row["customer_id"], "name": row["name"], "title": row.get("title"),
+                    "email": row.get("email"), "phone": row.get("phone"),
+                    "is_primary": bool(_none(row.get("is_primary")) or False)}
+        if entity == "products":
+            active = _none(row.get("is_active"))
+            return {"sku": row["sku"], "name": row["name"], "unit_price": _money(row.get("unit_price")) or Decimal("0"),
+                    "currency": row.get("currency") or "CNY", "is_active": True if active is None else bool(active)}
+        if entity == "opportunities":
+            probability = _none(row.get("probability"))
+            return {"name": row["name"], "customer_id": row["customer_id"],
+                    "owner_id": _none(row.get("owner_id")) or actor.user_id,
+                    "pipeline_id": row.get("pipeline_id"), "stage_id": row.get("stage_id"),
+                    "amount": _money(row.get("amount")) or Decimal("0"), "currency": row.get("currency") or "CNY",
+                    "probability": None if probability is None else int(probability),
+                    "expected_close_date": _date(row.get("expected_close_date"))}
+        if entity == "orders":
+            return {"order_number": row["order_number"], "customer_id": row["customer_id"],
+                    "owner_id": _none(row.get("owner_id")) or actor.user_id,
+                    "status": row.get("status") or "confirmed",
+                    "ordered_at": _datetime(row.get("ordered_at")) or utcnow(),
+                    "currency": row.get("currency") or "CNY", "total_amount": Decimal("0")}
+        if entity == "activities":
+            return {"type": row.get("type") or "note", "customer_id": row["customer_id"],
+                    "author_id": _none(row.get("author_id")) or actor.user_id,
+                    "occurred_at": _datetime(row.get("occurred_at")) or utcnow(), "summary": row.get("summary") or ""}
+        if entity == "tasks":
+            status = row.get("status") or "open"
+            return {"title": row["title"], "customer_id": _none(row.get("customer_id")),
+                    "assignee_id": _none(row.get("assignee_id")) or actor.user_id, "created_by_id": actor.user_id,
+                    "due_at": _datetime(row.get("due_at")), "status": status, "priority": row.get("priority") or "normal",
+                    "completed_at": utcnow() if status == "done" else None}
+        raise ImportNotAllowed("imports.error.unknown_entity", entity=entity, entities="")
+
+    def changes(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The values an update sets: only mapped fields with a value (a blank cell never erases)."""
+        full = self.values(row)
+        fields = set()
+        for name in self.mapped:
+            fields |= {name, f"{name}_id", f"{name}_normalized"}
+        if "stage" in self.mapped:
+            fields |= {"pipeline_id"}
+        changes = {key: value for key, value in full.items()
+                   if key in fields and value is not None and value != "" and key != "team_id"}
+        if self.entity == "customers" and row.get("_custom"):
+            changes["custom_fields"] = row["_custom"]
+        if self.entity == "orders":
+            changes.pop("total_amount", None)
+        return changes
+
+    # -- one chunk ------------------------------------------------------------------
+    def write(self, frame: pandas.DataFrame) -> None:
+        """Create, update or skip every row of a prepared, valid chunk."""
+        if self.entity == "orders":
+            self._write_orders(frame)
+            return
+        pending: list[tuple[int, dict[str, Any]]] = []
+        pending_keys: dict[tuple[str, str], int] = {}
+        updates: dict[int, tuple[int, dict[str, Any]]] = {}
+        keys = [key for key in self.mapping.match_on if key in frame.columns]
+        for row_number, row in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
+            row_keys = [(key, value) for key in keys
+                        if (value := match_value(self.entity, key, _none(row.get(key))))]
+            target = _none(row.get("_match_id"))
+            pending_index = next((pending_keys[k] for k in row_keys if k in pending_keys), None)
+            is_duplicate = target is not None or pending_index is not None
+            mode = self.options.mode
+            if mode == "create" and is_duplicate and self.options.duplicates == "skip":
+                self.skipped += 1
+                continue
+            if is_duplicate and (mode != "create" or self.options.duplicates == "merge"):
+                if pending_index is not None:
+                    merged = pending[pending_index][1]
+                    for key, value in self.changes(row).items():
+                        if key == "custom_fields":
+                            merged[key] = {**(merged.get(key) or {}), **value}
+                        else:
+                            merged[key] = value
+                    self.skipped += 0
+                    continue
+                previous = updates.get(int(target))
+                changes = self.changes(row)
+                if previous is not None:
+                    changes = {**previous[1], **changes}
+                updates[int(target)] = (row_number, changes)
+                continue
+            values = self.values(row)
+            pending_keys.update({k: len(pending) for k in row_keys if k not in pending_keys})
+            pending.append((row_number, values))
+        self._insert(pending)
+        self._update(updates)
+
+    def _insert(self, pending: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        if not pending:
+            return []
+        model = MODELS[self.entity]
+        now = utcnow()
+        rows = [{**values, "tenant_id": self.actor.tenant_id, "created_at": now, "updated_at": now}
+                for _, values in pending]
+        if self.entity == "customers":
+            for values in rows:
+                if not access.can_assign_owner(self.actor, values["owner_id"]):
+                    raise AccessDenied("cannot give this record to that owner")
+        ids = list(self.session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
+        self._record(ids, [number for number, _ in pending], "created", AUDIT_ENTITY[self.entity], rows)
+        self.created += len(ids)
+        if self.entity == "customers":
+            from crm_core.services.followups import on_customers_created
+
+            # the same assignment and lifecycle rules as customers created by hand
+            on_customers_created(self.session, self.actor, ids)
+        return ids
+
+    def _record(self, ids: list[int], row_numbers: list[int], action: str, audit_entity: str,
+                rows: list[dict[str, Any]] | None) -> None:
+        tenant_id, now = self.actor.tenant_id, utcnow()
+        if ids and rows is not None:
+            self.session.execute(insert(AuditEvent), [
+                {"tenant_id": tenant_id, "actor_id": self.actor.user_id, "action": "create",
+                 "entity": audit_entity, "entity_id": record_id, "occurred_at": now, "created_at": now,
+                 "updated_at": now,
+                 "changes": {**{key: [None, access._serialise(value)] for key, value in values.items()
+                                if value not in (None, "", {}, []) and key not in ("tenant_id", "created_at",
+                                                                                 "updated_at")},
+                             "_import_run": [None, self.run_id]}}
+                for record_id, values in zip(ids, rows, strict=True)
+            ])
+        if ids and audit_entity != "order_line":
+            self.session.execute(insert(ImportRunRecord), [
+                {"tenant_id": tenant_id, "import_run_id": self.run_id, "entity": self.entity,
+                 "record_id": record_id, "action": action, "row_number": row_number,
+                 "created_at": now, "updated_at": now}
+                for record_id, row_number in zip(ids, row_numbers, strict=True)
+            ])
+
+    def _update(self, updates: dict[int, tuple[int, dict[str, Any]]]) -> None:
+        if not updates:
+            return
+        model = MODELS[self.entity]
+        ids = sorted(updates)
+        changed: list[int] = []
+        for start in range(0, len(ids), 500):
+            for record in self.session.scalars(select(model).where(model.id.in_(ids[start:start + 500]))):
+                for key, value in updates[record.id][1].items():
+                    if key == "custom_fields":
+                        value = {**(record.custom_fields or {}), **value}
+                    setattr(record, key, value)
+                if self.session.is_modified(record):
+                    changed.append(record.id)
+        self.session.flush()  # access checks and audit events (tagged with the run) happen here
+        self.updated += len(changed)
+        self.skipped += len(updates) - len(changed)
+        self._record(changed, [updates[record_id][0] for record_id in changed], "updated",
+                     AUDIT_ENTITY[self.entity], None)
+
+    def _write_orders(self, frame: pandas.DataFrame) -> None:
+        new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
+        lines: list[tuple[str, dict[str, Any]]] = []
+        updates: dict[int, tuple[int, dict[str, Any]]] = {}
+        for row_number, row in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
+            number = str(row["order_number"])
+            target = _none(row.get("_match_id"))
+            if target is not None and int(target) not in self.orders.values():
+                if self.options.mode == "create":
+                    self.skipped += 1  # only reachable when a duplicate order is explicitly skipped
+                    continue
+                updates[int(target)] = (row_number, self.changes(row))
+                continue
+            if number not in self.orders and number not in new_orders:
+                new_orders[number] = (row_number, self.values(row))
+            price = _none(row.get("unit_price"))
+            if price is None:
+                price = _none(row.get("product_price")) or 0
+            quantity = _none(row.get("quantity"))
+            lines.append((number, {"product_id": row["product_id"], "quantity": _money(quantity or 1),
+                                   "unit_price": _money(price)}))
+        ids = self._insert(list(new_orders.values()))
+        self.orders.update(zip(new_orders.keys(), ids, strict=True))
+        totals: dict[int, Decimal] = {}
+        line_rows = []
+        now = utcnow()
+        for number, line in lines:
+            order_id = self.orders[number]
+            totals[order_id] = totals.get(order_id, Decimal("0")) + line["quantity"] * line["unit_price"]
+            line_rows.append({**line, "order_id": order_id, "tenant_id": self.actor.tenant_id,
+                              "created_at": now, "updated_at": now})
+        if line_rows:
+            line_ids = list(self.session.scalars(
+                insert(OrderLine).returning(OrderLine.id, sort_by_parameter_order=True), line_rows))
+            self._record(line_ids, [0] * len(line_ids), "created", "order_line", line_rows)
+        for order_id, amount in totals.items():
+            self.session.execute(
+                update(Order).where(Order.id == order_id).values(total_amount=Order.total_amount + amount)
+                .execution_options(synchronize_session=False)
+            )
+        self._update(updates)
+
+    def finish(self) -> None:
+        """Nothing buffered survives the last chunk."""
+        self.session.flush()
+
+    def _ensure_custom_fields(self) -> None:
+        """Unknown custom fields named in the mapping become text fields (admins only)."""
+        entity_name = CUSTOM_FIELD_ENTITIES[self.entity]
+        existing = set(self.session.scalars(select(FieldDefinition.name).where(FieldDefinition.entity == entity_name)))
+        missing = [name for name in self.mapping.custom_columns() if name not in existing]
+        if not missing:
+            return
+        if not self.actor.is_admin:
+            raise ImportNotAllowed("imports.error.custom_field_admin", fields=", ".join(missing))
+        position = int(self.session.scalar(select(func.count()).select_from(FieldDefinition)) or 0)
+        for offset, name in enumerate(missing):
+            column = self.mapping.custom_columns()[name]
+            self.session.add(FieldDefinition(entity=entity_name, name=name[:64], label_en=column[:120],
+                                             label_zh=column[:120], field_type="text", position=position + offset))
+        self.session.flush()
+
+
+# --- revert -----------------------------------------------------------------------------
+
+
+def revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
+    """Undo a run: delete what it created, restore what it updated (skipping fields changed since)."""
+    _require_importer(actor)
+    result = RevertResult(run_id=run_id)
+    with db.transaction(actor) as session:
+        session.info[access.AUDIT_TAG_KEY] = {"_revert_import_run": [None, run_id]}
+        run = session.get(ImportRun, run_id)
+        if run is None:
+            raise NotFound("import run")
+        if run.status not in ("imported", "partial"):
+            raise ImportNotAllowed("imports.error.not_revertible", status=run.status)
+        entity = run.entity
+        model = MODELS[entity]
+        created = list(session.scalars(
+            select(ImportRunRecord.record_id).where(ImportRunRecord.import_run_id == run_id,
+                                                    ImportRunRecord.action == "created")))
+        updated = list(session.scalars(
+            select(ImportRunRecord.record_id).where(ImportRunRecord.import_run_id == run_id,
+                                                    ImportRunRecord.action == "updated")))
+        result.restored, result.conflicts = _restore(session, entity, model, updated, run_id, run.created_at)
+        result.deleted = _delete_created(session, entity, model, created)
+        run.status = "reverted"
+        run.finished_at = utcnow()
+    return result
+
+
+def _restore(session: Session, entity: str, model: type, ids: list[int], run_id: int,
+             since: dt.datetime) -> tuple[int, int]:
+    restored = conflicts = 0
+    audit_entity = AUDIT_ENTITY[entity]
+    tag = [None, run_id]
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        events = session.execute(
+            select(AuditEvent.entity_id, AuditEvent.changes, AuditEvent.id)
+            .where(AuditEvent.entity == audit_entity, AuditEvent.entity_id.in_(batch),
+                   AuditEvent.occurred_at >= since - dt.timedelta(seconds=1), AuditEvent.action == "update")
+            .order_by(AuditEvent.id.desc())
+        ).all()
+        by_record: dict[int, list[dict[str, Any]]] = {}
+        for record_id, changes, _ in events:
+            if (changes or {}).get("_import_run") == tag:
+                by_record.setdefault(record_id, []).append(changes)
+        for record in session.scalars(select(model).where(model.id.in_(batch))):
+            conflict = False
+            for changes in by_record.get(record.id, []):  # newest first
+                for key, pair in changes.items():
+                    if key.startswith("_") or not isinstance(pair, list) or len(pair) != 2:
+                        continue
+                    column = model.__table__.columns.get(key)  # type: ignore[attr-defined]
+                    if column is None:
+                        continue
+                    current = access._serialise(getattr(record, key))
+                    if current != pair[1]:
+                        conflict = True  # changed again after the import: keep the newer value
+                        continue
+                    setattr(record, key, _from_audit(column, pair[0]))
+            restored += 1
+            conflicts += int(conflict)
+    session.flush()
+    return restored, conflicts
+
+
+def _from_audit(column: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    python_type = getattr(column.type, "python_type", None)
+    try:
+        if python_type is Decimal:
+            return Decimal(str(value))
+        if python_type is dt.datetime:
+            return dt.datetime.fromisoformat(value)
+        if python_type is dt.date:
+            return dt.date.fromisoformat(value)
+    except (TypeError, ValueError, NotImplementedError):
+        return value
+    return value
+
+
+def _delete_created(session: Session, entity: str, model: type, ids: list[int]) -> int:
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        if entity == "orders":
+            session.execute(delete(OrderLine).where(OrderLine.order_id.in_(batch))
+                            .execution_options(synchronize_session=False))
+        if entity == "customers":
+            # rows the follow-up rules hung on the new customers go with them
+            _delete_dependents(session, batch)
+        records = list(session.scalars(select(model).where(model.id.in_(batch))))
+        for record in records:
+            session.delete(record)
+        session.flush()
+        deleted += len(records)
+    return deleted
+
+
+def _delete_dependents(session: Session, customer_ids: list[int]) -> None:
+    from crm_core.models import Base
+
+    for mapper in Base.registry.mappers:
+        cls = mapper.class_
+        table = getattr(cls, "__table__", None)
+        if table is None or cls is Customer or "customer_id" not in table.columns:
+            continue
+        if cls in (Task,):
+            session.execute(delete(cls).where(table.c.customer_id.in_(customer_ids))
+                            .execution_options(synchronize_session=False))
+        elif not table.columns["customer_id"].nullable:
+            session.execute(delete(cls).where(table.c.customer_id.in_(customer_ids))
+                            .execution_options(synchronize_session=False))
+        else:
+            session.execute(update(cls).where(table.c.customer_id.in_(customer_ids)).values(customer_id=None)
+                            .execution_options(synchronize_session=False))
+
+
+# --- rejected rows as CSV --------------------------------------------------------------
+
+
+def rejected_rows_csv(file: ImportFile, report: ValidationReport, lang: str) -> bytes:
+    """The refused rows of ``file`` with a row number and a reason column, as UTF-8 CSV (Excel-safe)."""
+    headers = [t("imports.csv.row", lang), *file.headers, t("imports.csv.reason", lang)]
+    rows: list[list[Any]] = []
+    if report.rejected:
+        for chunk in iter_chunks(file):
+            selected = chunk[chunk.index.isin(list(report.rejected))]
+            for row_number, row in selected.iterrows():
+                rows.append([int(row_number), *row.tolist(), report.reasons(int(row_number), lang)])
+    return to_csv(headers, rows)
+
+
+def quarantined_rows_csv(db: Database, actor: Actor, run_id: int, lang: str) -> bytes:
+    """The rows a past run refused, from its quarantine, as CSV with a reason column."""
+    with db.session(actor) as session:
+        run = session.get(ImportRun, run_id)
+        if run is None:
+            raise NotFound("import run")
+        stored = session.execute(
+            select(ImportRejectedRow.row_number, ImportRejectedRow.reasons, ImportRejectedRow.data)
+            .where(ImportRejectedRow.import_run_id == run_id).order_by(ImportRejectedRow.row_number)
+        ).all()
+    columns: list[str] = []
+    for _, _, data in stored:
+        for key in data:
+            if key not in columns:
+                columns.append(key)
+    headers = [t("imports.csv.row", lang), *columns, t("imports.csv.reason", lang)]
+    rows = [[number, *[data.get(column, "") for column in columns],
+             "; ".join(reason_text(key, params, lang) for key, params in reasons)]
+            for number, reasons, data in stored]
+    return to_csv(headers, rows)
+
+
+def csv_text(data: bytes) -> str:
+    """Decode exported CSV bytes (tests, CLI)."""
+    return data.decode("utf-8-sig")
+
+
+def read_csv_rows(data: bytes) -> list[list[str]]:
+    """Parse exported CSV bytes into rows (tests, CLI)."""
+    return list(csv.reader(io.StringIO(csv_text(data))))
+
+
+def entity_fields(entity: str) -> list[str]:
+    """Field names of ``entity`` (for the wizard's mapping choices)."""
+    return [spec.name for spec in fields_of(entity)]
