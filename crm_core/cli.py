@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_core.quality.commands import add_parsers as add_quality_commands
 
     add_quality_commands(commands)  # migrate, check
+
+    from crm_core.importing.commands import add_parsers as add_import_commands
+
+    add_import_commands(commands)  # import, import-revert
     return parser
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm_core.i18n import LANGUAGES, catalog, t
+from crm_core.quality.checks import CHECKS as QUALITY_CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "crm_ui").glob("*.py"),
@@ -26,6 +27,13 @@ DYNAMIC = {
     "tasks.empty.": ["overdue", "today", "upcoming", "open", "done"],
     "tasks.priority.": ["low", "normal", "high"],
     "tasks.activity.": ["call", "meeting", "email", "visit", "note"],
+    # data quality: every check, suite, example entity and run status the page may name
+    "quality.check.": sorted(QUALITY_CHECKS),
+    "quality.suite.": ["db_customers", "db_sales", "db_integrity"],
+    "quality.entity.": sorted({check.entity for check in QUALITY_CHECKS.values()}),
+    "quality.status.": ["passed", "failed"],
+    "quality.trigger.": ["cli", "page"],
+    "migration.check.": ["row_count", "money_sum", "checksum", "primary_key_unique", "foreign_key_resolves"],
 }
 
 
