@@ -96,9 +96,10 @@ def cmd_migrate(args: argparse.Namespace, _db: Database) -> int:
             verify=f"{payload['verify_seconds']:.1f}", rate=f"{payload['rows_per_second']:,}"))
     for expectation in report.verification.expectations:
         mark = "✓" if expectation["success"] else "✗"
-        print(f"  {mark} {t('migration.check.' + expectation['check'], lang)} ({expectation['figures']})")
+        label = t(f"migration.check.{expectation['check']}", lang)
+        print(f"  {mark} {label} ({expectation['figures']})")
     for figure in report.verification.failures:
-        print(t("migration.cli.failure", lang, check=t("migration.check." + figure.check, lang), table=figure.table,
+        print(t("migration.cli.failure", lang, check=t(f"migration.check.{figure.check}", lang), table=figure.table,
                 tenant="-" if figure.tenant_id is None else figure.tenant_id, column=figure.column or "-",
                 expected=figure.expected, actual=figure.actual, difference=difference(figure)))
     if "whole_seconds" in report.notes:

@@ -214,3 +214,23 @@ def data_docs_zip(tenant_id: int) -> bytes | None:
             if path.is_file():
                 archive.write(path, Path("data_docs") / path.relative_to(site))
     return buffer.getvalue()
+
+
+def latest_data_docs_page(tenant_id: int, suite: str) -> str | None:
+    """The HTML of the newest Data Docs validation page of ``suite`` for the tenant, or None.
+
+    Its own stylesheet is inlined so the page renders inside an iframe (the rest comes from
+    the CDNs GX links to, when the browser can reach them).
+    """
+    index = data_docs_index(tenant_id)
+    if index is None:
+        return None
+    site = index.parent
+    pages = sorted((site / "validations" / suite).rglob("*.html"), key=lambda path: path.parent.name)
+    if not pages:
+        return None
+    html = pages[-1].read_text(encoding="utf-8")
+    styles = site / "static" / "styles" / "data_docs_default_styles.css"
+    if styles.exists():
+        html = html.replace("</head>", f"<style>{styles.read_text(encoding='utf-8')}</style></head>", 1)
+    return html

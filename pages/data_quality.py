@@ -1,0 +1,182 @@
+"""Data quality (admins): run a database suite now, read its failures, follow the trend, open the Data Docs.
+
+Great Expectations is imported only when a suite runs (inside ``crm_core.validation``), so opening
+this page, and every other page, stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import streamlit.components.v1 as components
+
+from crm_core.errors import DomainError
+from crm_core.quality.history import check_run_details, check_trend, list_check_runs
+from crm_core.quality.runs import (
+    data_docs_zip,
+    database_suites,
+    latest_data_docs_page,
+    run_suite_for_tenant,
+    suite_checks,
+)
+from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+
+STATE = st.session_state
+ALL_SUITES = "__all__"
+TREND_DAYS = 30
+
+actor = current_actor()
+st.title(t("quality.title"))
+st.caption(t("quality.intro"))
+if not actor.is_admin:  # navigation hides the page from other roles; the services refuse them too
+    st.error(t("error.access_denied"))
+    st.stop()
+
+suites = database_suites()
+
+
+def suite_label(name: str) -> str:
+    return t("quality.all_suites") if name == ALL_SUITES else t(f"quality.suite.{name}")
+
+
+def check_table(checks: list[dict[str, Any]]) -> pd.DataFrame:
+    """One line per check: status, what it looks for, rows breaking it, a few examples."""
+    return pd.DataFrame(
+        [
+            {
+                t("quality.column.status"): "✅" if check["success"] else "❌",
+                t("quality.column.check"): t(f"quality.check.{check['check']}"),
+                t("quality.column.violations"): check["violations"],
+                t("quality.column.examples"): "; ".join(
+                    f"#{example['id']} {example['label']}" for example in check.get("examples", [])
+                ),
+            }
+            for check in checks
+        ]
+    )
+
+
+def show_run(run: dict[str, Any]) -> None:
+    """A run's verdict, its failures one by one, then every check."""
+    failed = [check for check in run["checks"] if not check["success"]]
+    suite = suite_label(run["suite"])
+    if failed:
+        st.error(t("quality.run_failed", suite=suite, failed=len(failed), total=len(run["checks"])))
+    else:
+        st.success(t("quality.run_passed", suite=suite, total=len(run["checks"])))
+    metrics = st.columns(3)
+    metrics[0].metric(t("quality.metric.expectations"), f"{len(run['checks']) - len(failed)} / {len(run['checks'])}")
+    metrics[1].metric(t("quality.metric.violations"), f"{sum(c['violations'] for c in run['checks']):,}")
+    metrics[2].metric(t("quality.metric.seconds"), f"{run.get('seconds', 0):.1f}")
+    for check in failed:
+        with st.container(border=True):
+            st.markdown("**❌ " + t(f"quality.check.{check['check']}") + "**")
+            st.caption(t("quality.failure_detail", violations=f"{check['violations']:,}",
+                         entity=t(f"quality.entity.{check['entity']}")))
+            if check.get("examples"):
+                st.dataframe(
+                    pd.DataFrame(check["examples"]).rename(
+                        columns={"id": t("quality.column.id"), "label": t("quality.column.record")}
+                    ),
+                    hide_index=True, width="stretch",
+                )
+    st.dataframe(check_table(run["checks"]), hide_index=True, width="stretch")
+
+
+run_tab, history_tab, docs_tab = st.tabs([t("quality.tab.run"), t("quality.tab.history"), t("quality.tab.docs")])
+
+# --- run a suite -------------------------------------------------------------------
+with run_tab:
+    with st.form("data_quality_run_form", clear_on_submit=False):
+        chosen = st.selectbox(
+            t("quality.suite"), [ALL_SUITES, *suites], format_func=suite_label, key="data_quality_suite"
+        )
+        submitted = st.form_submit_button(t("quality.run"), type="primary")
+    if chosen != ALL_SUITES:
+        st.caption(t("quality.suite_checks") + " " + " · ".join(t(f"quality.check.{c}") for c in suite_checks(chosen)))
+    if submitted:
+        runs: list[dict[str, Any]] = []
+        try:
+            with st.spinner(t("quality.running")):
+                for suite in suites if chosen == ALL_SUITES else [chosen]:
+                    runs.append(run_suite_for_tenant(get_db(), actor, suite).as_dict())
+        except DomainError as error:
+            show_domain_error(error)
+        else:
+            STATE["data_quality_last_runs"] = runs
+    for run in STATE.get("data_quality_last_runs", []):
+        show_run(run)
+    if not STATE.get("data_quality_last_runs"):
+        st.info(t("quality.run_hint"))
+
+# --- history and trend ------------------------------------------------------------
+with history_tab:
+    with read_session() as session:
+        trend = check_trend(session, days=TREND_DAYS)
+        history = list_check_runs(session, limit=100)
+    if not history:
+        st.info(t("quality.history_empty"))
+    else:
+        days = sorted({point.day for point in trend})
+        passed = [sum(p.passed for p in trend if p.day == day) for day in days]
+        failed_counts = [sum(p.failed for p in trend if p.day == day) for day in days]
+        figure = go.Figure()
+        figure.add_bar(x=days, y=passed, name=t("quality.status.passed"), marker_color="#2e7d32")
+        figure.add_bar(x=days, y=failed_counts, name=t("quality.status.failed"), marker_color="#c62828")
+        for suite in sorted({point.suite for point in trend}):
+            points = [p for p in trend if p.suite == suite]
+            figure.add_scatter(x=[p.day for p in points], y=[p.violations for p in points], name=suite_label(suite),
+                               mode="lines+markers", yaxis="y2")
+        figure.update_layout(
+            barmode="stack", height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+            title=t("quality.trend_title", days=TREND_DAYS),
+            yaxis={"title": t("quality.trend_runs")},
+            yaxis2={"title": t("quality.metric.violations"), "overlaying": "y", "side": "right", "rangemode": "tozero"},
+            legend={"orientation": "h", "y": -0.2},
+        )
+        st.plotly_chart(figure, key="data_quality_trend_chart")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("quality.column.started_at"): row.started_at,
+                        t("quality.suite"): suite_label(row.suite),
+                        t("quality.column.status"): t(f"quality.status.{row.status}"),
+                        t("quality.column.failed"): f"{row.expectations_failed} / {row.expectations_total}",
+                        t("quality.column.violations"): row.violations,
+                        t("quality.column.run_by"): row.run_by or t(f"quality.trigger.{row.trigger}"),
+                    }
+                    for row in history
+                ]
+            ),
+            hide_index=True, width="stretch",
+            column_config={t("quality.column.started_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+        )
+        run_ids = [row.run_id for row in history]
+        labels = {row.run_id: f"{row.started_at:%Y-%m-%d %H:%M} · {suite_label(row.suite)}" for row in history}
+        picked = st.selectbox(t("quality.pick_run"), run_ids, format_func=labels.get, key="data_quality_history_run")
+        if picked is not None:
+            with read_session() as session:
+                details = check_run_details(session, picked)
+            st.dataframe(check_table(details), hide_index=True, width="stretch")
+
+# --- Data Docs ---------------------------------------------------------------------
+with docs_tab:
+    st.caption(t("quality.docs_intro"))
+    archive = data_docs_zip(actor.tenant_id)
+    if archive is None:
+        st.info(t("quality.docs_empty"))
+    else:
+        st.download_button(
+            t("quality.docs_download"), archive, file_name="kestrel-data-docs.zip", mime="application/zip",
+            key="data_quality_docs_download",
+        )
+        docs_suite = st.selectbox(t("quality.suite"), suites, format_func=suite_label, key="data_quality_docs_suite")
+        page_html = latest_data_docs_page(actor.tenant_id, docs_suite)
+        if page_html is None:
+            st.info(t("quality.docs_suite_empty"))
+        else:
+            components.html(page_html, height=900, scrolling=True)
