@@ -47,6 +47,7 @@ from crm_core.models import (
 )
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.sales import SavedView
+from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
@@ -147,6 +148,12 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is SavedView:  # private unless shared with the owner's team, whatever the role
         shared = and_(SavedView.shared_with_team.is_(True), SavedView.team_id.in_(sorted(actor.team_ids)))
         return or_(SavedView.user_id == actor.user_id, shared)
+    if entity is Segment:
+        return _visible_segments_clause(actor)
+    if entity is SegmentSnapshot:
+        return SegmentSnapshot.segment_id.in_(
+            select(Segment.id).where(Segment.tenant_id == actor.tenant_id, _visible_segments_clause(actor))
+        )
     if actor.sees_whole_tenant:
         return None
     if entity is Customer:
@@ -156,7 +163,7 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     visible_customers = select(Customer.id).where(
         Customer.tenant_id == actor.tenant_id, customer_visibility(actor)
     )
-    if entity in (Contact, Activity, Order, Case):
+    if entity in (Contact, Activity, Order, Case, CampaignMember):
         return entity.customer_id.in_(visible_customers)  # type: ignore[attr-defined]
     if entity is OrderLine:
         return OrderLine.order_id.in_(
@@ -181,6 +188,17 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     return None
 
 
+def _visible_segments_clause(actor: Actor) -> ColumnElement[bool]:
+    """Saved segments: the owner's, tenant-wide shared ones, team-shared ones of the actor's teams; admins see all."""
+    if actor.is_admin:
+        return true()
+    return or_(
+        Segment.owner_id == actor.user_id,
+        Segment.sharing == SegmentSharing.TENANT,
+        and_(Segment.sharing == SegmentSharing.TEAM, Segment.team_id.in_(sorted(actor.team_ids))),
+    )
+
+
 def _visible_opportunities(actor: Actor) -> Any:
     return select(Opportunity.id).where(
         Opportunity.tenant_id == actor.tenant_id, _owned_clause(actor, Opportunity.owner_id, None)
@@ -189,7 +207,7 @@ def _visible_opportunities(actor: Actor) -> Any:
 
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
-    OpportunityStageChange, SavedView,
+    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember,
 )
 
 
@@ -300,7 +318,30 @@ def field_changes(obj: Any, *, new: bool = False) -> dict[str, list[Any]]:
     return changes
 
 
+def _check_segment_write(session: Session, actor: Actor, obj: Any) -> None:
+    # analysts build segments too: the one kind of record their role writes
+    if obj.tenant_id is None:
+        obj.tenant_id = actor.tenant_id
+    elif obj.tenant_id != actor.tenant_id:
+        raise AccessDenied("record belongs to another tenant")
+    if isinstance(obj, Segment):
+        history = inspect(obj).attrs.owner_id.history
+        owner = history.deleted[0] if history.deleted else obj.owner_id
+        if not actor.is_admin and (owner != actor.user_id or obj.owner_id != actor.user_id):
+            raise AccessDenied("a segment is changed by its owner or an admin")
+        return
+    with session.no_autoflush:
+        visible = session.execute(select(Segment.id).where(Segment.id == obj.segment_id)).scalar_one_or_none()
+    if visible is None and not any(isinstance(o, Segment) and o.id == obj.segment_id for o in session.new):
+        raise AccessDenied("segment is outside your scope")
+
+
 def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = False) -> None:
+    if isinstance(obj, (Segment, SegmentSnapshot)):
+        _check_segment_write(session, actor, obj)
+        return
+    if isinstance(obj, (ScoringModel, Score)):
+        raise AccessDenied("scores are written by the scoring runs only")
     if not actor.can_write:
         raise AccessDenied("analysts cannot change records")
     if isinstance(obj, Tenant):
@@ -328,6 +369,8 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         _check_owned(actor, obj, obj.owner_id, None)
         _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, (Contact, Activity, Order, Case)):
+        _check_customer_visible(session, actor, obj.customer_id)
+    elif isinstance(obj, CampaignMember):
         _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, OpportunityStageChange):
         if not actor.sees_whole_tenant:

@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_core.importing.commands import add_parsers as add_import_commands
 
     add_import_commands(commands)  # import, import-revert
+
+    from crm_core.scoring.commands import add_commands as add_scoring_commands
+
+    add_scoring_commands(commands)  # score train|apply, segments snapshot
     return parser
 
 

@@ -157,3 +157,15 @@ class ImportNotAllowed(DomainError):
     def __init__(self, reason_key: str, **params: object) -> None:
         super().__init__(reason_key, **params)
         self.message_key = reason_key
+
+
+class SegmentNameTaken(DomainError):
+    """Another saved segment of the tenant already has this name."""
+
+    message_key = "segments.error.name_taken"
+
+
+class SegmentTooLarge(DomainError):
+    """A bulk action on a segment bigger than the limit: nothing was created."""
+
+    message_key = "segments.error.too_large"

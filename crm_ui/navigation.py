@@ -30,6 +30,8 @@ class PageSpec:
 PAGES: list[PageSpec] = [
     PageSpec("pages/customers.py", "nav.customers", "👥", "customers", "nav.section.sales"),
     PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
+    PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
+             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),
 ]

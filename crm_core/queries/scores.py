@@ -53,3 +53,24 @@ def latest_model(session: Session, scorer_name: str) -> ScoringModel | None:
     return session.scalars(
         select(ScoringModel).where(ScoringModel.scorer == scorer_name).order_by(ScoringModel.version.desc()).limit(1)
     ).first()
+
+
+@dataclass(frozen=True)
+class ModelVersionRow:
+    """One trained version of a scorer: when, how (logistic or fallback) and its metrics."""
+
+    version: int
+    trained_at: dt.datetime
+    method: str
+    metrics: dict[str, object]
+
+
+def model_versions(session: Session, scorer_name: str, *, limit: int = 10) -> list[ModelVersionRow]:
+    """The newest trained versions of ``scorer_name`` for the session's tenant, newest first."""
+    rows = session.execute(
+        select(ScoringModel.version, ScoringModel.trained_at, ScoringModel.method, ScoringModel.metrics)
+        .where(ScoringModel.scorer == scorer_name)
+        .order_by(ScoringModel.version.desc())
+        .limit(limit)
+    )
+    return [ModelVersionRow(row.version, row.trained_at, row.method, dict(row.metrics or {})) for row in rows]

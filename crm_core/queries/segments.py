@@ -118,7 +118,7 @@ def lifecycle_distribution(session: Session, *, tenant_id: int | None = None) ->
             select(Customer.lifecycle_stage, func.count(Customer.id))
             .where(Customer.tenant_id == tenant, Customer.archived_at.is_(None))
             .group_by(Customer.lifecycle_stage)
-        ).tuples().all()
+        ).all()
     )
     order = [stage.value for stage in LifecycleStage]
     extra = sorted(stage for stage in rows if stage not in order)
@@ -653,13 +653,13 @@ def list_saved_segments(session: Session, *, tenant_id: int | None = None) -> li
         .group_by(SegmentSnapshot.segment_id)
         .subquery()
     )
-    snapshot = aliased(SegmentSnapshot)
+    # no alias of SegmentSnapshot: the access criteria must apply to the table by its own name
     rows = session.execute(
-        select(Segment, User.full_name, Team.name, snapshot.member_count, snapshot.taken_at)
+        select(Segment, User.full_name, Team.name, SegmentSnapshot.member_count, SegmentSnapshot.taken_at)
         .join(User, User.id == Segment.owner_id)
         .outerjoin(Team, Team.id == Segment.team_id)
         .outerjoin(latest, latest.c.segment_id == Segment.id)
-        .outerjoin(snapshot, snapshot.id == latest.c.snapshot_id)
+        .outerjoin(SegmentSnapshot, SegmentSnapshot.id == latest.c.snapshot_id)
         .where(Segment.tenant_id == tenant)
         .order_by(Segment.name)
     ).all()
@@ -701,8 +701,21 @@ def team_choices(session: Session, *, tenant_id: int | None = None) -> list[tupl
     return [(row.id, row.name) for row in session.execute(select(Team.id, Team.name).where(Team.tenant_id == tenant).order_by(Team.name))]
 
 
+def campaign_choices(session: Session, *, tenant_id: int | None = None) -> list[tuple[int, str]]:
+    """(id, name) of the tenant's campaigns that are not completed, for the enrolment picker."""
+    from crm_core.models import Campaign
+
+    tenant = tenant_of(session, tenant_id)
+    rows = session.execute(
+        select(Campaign.id, Campaign.name)
+        .where(Campaign.tenant_id == tenant, Campaign.status != "completed")
+        .order_by(Campaign.name)
+    )
+    return [(row.id, row.name) for row in rows]
+
+
 __all__ = [
-    "CompileContext", "FlowLink", "MemberRow", "RfmScore", "RfmSegmentSummary", "SegmentRow", "SizePoint",
+    "CompileContext", "FlowLink", "campaign_choices", "MemberRow", "RfmScore", "RfmSegmentSummary", "SegmentRow", "SizePoint",
     "StageCount", "count_segment", "field_catalog", "iter_segment_members", "lifecycle_distribution",
     "lifecycle_flow", "list_saved_segments", "list_segment_members", "rfm_scores", "rfm_subquery",
     "rfm_summary", "segment_clause", "segment_member_ids", "segment_size_history", "team_choices",

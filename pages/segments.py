@@ -1,0 +1,612 @@
+"""Segments (analysts, managers, admins): lifecycle distribution and flow, RFM, the segment
+builder with a live count, saved segments with their size over time, exports, bulk tasks
+and campaign enrolment, and the scorers' model versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from crm_core.errors import DomainError, ValidationFailed
+from crm_core.exporting import to_csv, to_xlsx
+from crm_core.models import Priority, Role
+from crm_core.models.segments import SegmentSharing
+from crm_core.queries.scores import latest_scores
+from crm_core.queries.segments import (
+    campaign_choices,
+    count_segment,
+    iter_segment_members,
+    lifecycle_distribution,
+    lifecycle_flow,
+    list_saved_segments,
+    list_segment_members,
+    rfm_summary,
+    segment_size_history,
+    team_choices,
+)
+from crm_core.queries.users import assignable_owners
+from crm_core.rules.segments import (
+    BOOL, CHOICE, DATE, LIST_VALUE, NO_VALUE, NUMBER, OPERATORS, PERCENT, QUINTILE, RFM_GRID, TAGS, TEAM, TEXT,
+    USER, FieldCatalog, validate_spec,
+)
+from crm_core.scoring import SCORERS
+from crm_core.services.customers import custom_field_definitions
+from crm_core.services.segments import (
+    MAX_BULK, BulkTaskInput, SegmentInput, create_segment_tasks, delete_segment, enroll_segment_in_campaign,
+    record_snapshot, save_segment,
+)
+from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+
+STATE = st.session_state
+actor = current_actor()
+if actor.role not in (Role.ADMIN, Role.MANAGER, Role.ANALYST):
+    st.error(t("error.access_denied"))
+    st.stop()
+db = get_db()
+
+STATE.setdefault("segments_uids", [])
+STATE.setdefault("segments_next_uid", 1)
+STATE.setdefault("segments_members_page", 1)
+STATE.setdefault("segments_loaded", None)  # (segment id, version, name) being edited
+
+
+with read_session() as session:
+    definitions = custom_field_definitions(session)
+    owners = assignable_owners(session)
+    teams = team_choices(session)
+owner_names = dict(owners)
+team_names = dict(teams)
+catalog = FieldCatalog(
+    custom_fields={d.name: (d.field_type, tuple(d.choices or ())) for d in definitions}, scorers=tuple(SCORERS)
+)
+
+
+def field_label(name: str) -> str:
+    """The field's label in the user's language (custom fields: their own labels)."""
+    if name.startswith("custom."):
+        for definition in definitions:
+            if definition.name == name.removeprefix("custom."):
+                return definition.label_zh if lang() == "zh-CN" else definition.label_en
+    if name.startswith("score."):
+        return t("segments.field.score", scorer=t(f"scoring.scorer.{name.removeprefix('score.')}"))
+    return t(f"segments.field.{name}")
+
+
+FIELDS = [
+    "lifecycle_stage", "name", "industry", "region", "source", "email", "kind", "tags", "owner", "team",
+    "created_at", "last_contacted_at", "next_follow_up_at", "rfm_segment", "rfm_recency", "rfm_frequency",
+    "rfm_monetary", *[f"score.{name}" for name in SCORERS], *[f"custom.{d.name}" for d in definitions],
+]
+
+
+def choice_label(name: str, value: str) -> str:
+    """How a choice value shows in the builder."""
+    if name == "lifecycle_stage":
+        return t(f"stage.{value}")
+    if name == "kind":
+        return t(f"kind.{value}")
+    if name == "rfm_segment":
+        return t(f"rfm.{value}")
+    return value
+
+
+# --- the builder's state: one uid per condition keeps every widget's value across reruns ---
+
+
+def add_condition(field: str = "lifecycle_stage", op: str | None = None, value: Any = None) -> None:
+    """Append a condition row (optionally pre-filled)."""
+    uid = STATE["segments_next_uid"]
+    STATE["segments_next_uid"] = uid + 1
+    STATE["segments_uids"].append(uid)
+    kind = catalog.kind_of(field) or TEXT
+    STATE[f"segments_c{uid}_field"] = field
+    STATE[f"segments_c{uid}_op"] = op or OPERATORS[kind][0]
+    if value is None:
+        return
+    if op == "between" and isinstance(value, list):
+        STATE[f"segments_c{uid}_value"], STATE[f"segments_c{uid}_value2"] = float(value[0]), float(value[1])
+    elif kind == DATE and op in ("before", "after"):
+        STATE[f"segments_c{uid}_value"] = dt.date.fromisoformat(value)
+    elif kind in (NUMBER, PERCENT, QUINTILE) or (kind == DATE):
+        STATE[f"segments_c{uid}_value"] = value if kind == QUINTILE else float(value)
+    elif kind in (TEXT, TAGS) and isinstance(value, list):
+        STATE[f"segments_c{uid}_value"] = ", ".join(str(item) for item in value)
+    else:
+        STATE[f"segments_c{uid}_value"] = value
+
+
+def load_conditions(conditions: dict[str, Any]) -> None:
+    """Replace the builder's conditions with a saved spec."""
+    STATE["segments_uids"] = []
+    STATE["segments_match"] = conditions.get("match", "all")
+    for condition in conditions.get("conditions", []):
+        add_condition(condition["field"], condition["op"], condition.get("value"))
+    STATE["segments_members_page"] = 1
+
+
+def remove_condition(uid: int) -> None:
+    STATE["segments_uids"] = [other for other in STATE["segments_uids"] if other != uid]
+
+
+def condition_editor(uid: int, number: int) -> dict[str, Any]:
+    """One condition row; returns its raw {field, op, value}."""
+    columns = st.columns([3, 3, 5, 1])
+    field = columns[0].selectbox(
+        t("segments.condition", number=number), FIELDS, format_func=field_label, key=f"segments_c{uid}_field"
+    )
+    kind = catalog.kind_of(field) or TEXT
+    operators = OPERATORS[kind]
+    if STATE.get(f"segments_c{uid}_op") not in operators:
+        STATE[f"segments_c{uid}_op"] = operators[0]
+    op = columns[1].selectbox(
+        t("segments.operator"), operators, format_func=lambda value: t(f"segments.op.{value}"), key=f"segments_c{uid}_op"
+    )
+    value_key = f"segments_c{uid}_value"
+    value: Any = None
+    slot = columns[2]
+    if op in NO_VALUE:
+        slot.caption(" ")
+    elif kind == CHOICE:
+        choices = list(catalog.choices_of(field))
+        if op in LIST_VALUE:
+            if not isinstance(STATE.get(value_key), list):
+                STATE[value_key] = []
+            value = slot.multiselect(t("segments.value"), choices, format_func=lambda v: choice_label(field, v), key=value_key)
+        else:
+            if STATE.get(value_key) not in choices:
+                STATE[value_key] = choices[0] if choices else None
+            value = slot.selectbox(t("segments.value"), choices, format_func=lambda v: choice_label(field, v), key=value_key)
+    elif kind in (USER, TEAM):
+        options = [owner_id for owner_id, _ in owners] if kind == USER else [team_id for team_id, _ in teams]
+        names = owner_names if kind == USER else team_names
+        if not isinstance(STATE.get(value_key), list):
+            STATE[value_key] = []
+        value = slot.multiselect(t("segments.value"), options, format_func=lambda v: names.get(v, str(v)), key=value_key)
+    elif kind == DATE and op in ("before", "after"):
+        if not isinstance(STATE.get(value_key), dt.date):
+            STATE[value_key] = dt.date.today()
+        value = slot.date_input(t("segments.value"), key=value_key)
+    elif kind == DATE:
+        if not isinstance(STATE.get(value_key), (int, float)) or isinstance(STATE.get(value_key), bool):
+            STATE[value_key] = 30.0
+        value = slot.number_input(t("segments.days"), min_value=1.0, max_value=36500.0, step=1.0, format="%.0f", key=value_key)
+    elif kind == QUINTILE:
+        if STATE.get(value_key) not in (1, 2, 3, 4, 5):
+            STATE[value_key] = 5
+        value = slot.selectbox(t("segments.value"), [1, 2, 3, 4, 5], key=value_key)
+    elif kind in (NUMBER, PERCENT):
+        upper = 100.0 if kind == PERCENT else None
+        if not isinstance(STATE.get(value_key), float):
+            STATE[value_key] = 50.0 if kind == PERCENT else 0.0
+        if op == "between":
+            left, right = slot.columns(2)
+            if not isinstance(STATE.get(f"{value_key}2"), float):
+                STATE[f"{value_key}2"] = 100.0 if kind == PERCENT else 0.0
+            low = left.number_input(t("segments.from"), min_value=0.0 if upper else None, max_value=upper, key=value_key)
+            high = right.number_input(t("segments.to"), min_value=0.0 if upper else None, max_value=upper, key=f"{value_key}2")
+            value = [low, high]
+        else:
+            label = t("segments.percent") if kind == PERCENT else t("segments.value")
+            value = slot.number_input(label, min_value=0.0 if upper else None, max_value=upper, key=value_key)
+    else:  # text and tags
+        if not isinstance(STATE.get(value_key), str):
+            STATE[value_key] = ""
+        hint = t("segments.list_hint") if op in LIST_VALUE else None
+        value = slot.text_input(t("segments.value"), key=value_key, placeholder=hint)
+        if op in LIST_VALUE:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+    columns[3].button("✕", key=f"segments_c{uid}_remove", on_click=remove_condition, args=(uid,), help=t("segments.remove"))
+    if kind == BOOL:
+        value = None
+    return {"field": field, "op": op, "value": value}
+
+
+def problem_text(index: int | None, key: str, params: dict[str, Any]) -> str:
+    """A refused condition, in the user's language."""
+    message = t(key, **params)
+    return message if index is None else f"{t('segments.condition', number=index + 1)}: {message}"
+
+
+def export_rows(spec: Any) -> tuple[list[str], Any]:
+    """Headers and a row stream for the export (one query per chunk of members)."""
+    headers = [t("field.name"), t("field.lifecycle_stage"), t("field.owner"), t("segments.field.team"),
+               t("field.industry"), t("field.region"), t("field.email"), t("field.phone"), t("field.tags"),
+               t("field.last_contacted_at"), t("segments.field.created_at"), "id"]
+
+    def rows() -> Any:
+        with read_session() as session:
+            for member in iter_segment_members(session, spec):
+                yield [member.name, t(f"stage.{member.lifecycle_stage}"), member.owner_name, member.team_name,
+                       member.industry, member.region, member.email, member.phone, member.tags,
+                       member.last_contacted_at, member.created_at, member.id]
+
+    return headers, rows()
+
+
+if pending := STATE.pop("segments_pending_open", None):
+    if isinstance(pending, dict):  # conditions only (from the RFM tab)
+        STATE["segments_loaded"] = None
+        load_conditions(pending)
+    else:  # a saved segment: its conditions and its form
+        load_conditions(pending.conditions)
+        STATE["segments_loaded"] = (pending.id, pending.version, pending.name)
+        STATE["segments_name"] = pending.name
+        STATE["segments_description"] = pending.description
+        STATE["segments_sharing"] = pending.sharing
+        STATE["segments_team"] = pending.team_id
+        STATE["segments_notice"] = t("segments.opened", name=pending.name)
+
+st.title(t("segments.title"))
+if notice := STATE.pop("segments_notice", None):
+    st.success(notice)
+
+builder_tab, saved_tab, lifecycle_tab, rfm_tab, scoring_tab = st.tabs(
+    [t("segments.tab.builder"), t("segments.tab.saved"), t("segments.tab.lifecycle"), t("segments.tab.rfm"),
+     t("segments.tab.scoring")]
+)
+
+# --- builder ---------------------------------------------------------------------------------
+with builder_tab:
+    loaded = STATE["segments_loaded"]
+    if loaded:
+        st.info(t("segments.editing", name=loaded[2]))
+    st.radio(
+        t("segments.match"), ["all", "any"], format_func=lambda v: t(f"segments.match_{v}"), horizontal=True,
+        key="segments_match",
+    )
+    raw_conditions = [condition_editor(uid, number) for number, uid in enumerate(STATE["segments_uids"], start=1)]
+    st.button(t("segments.add_condition"), key="segments_add", on_click=add_condition)
+    raw = {"match": STATE.get("segments_match", "all"), "conditions": raw_conditions}
+    spec, problems = validate_spec(raw, catalog)
+
+    if problems:
+        st.warning("\n\n".join(problem_text(p.index, p.key, p.params) for p in problems))
+    if spec is not None:
+        try:
+            with read_session() as session:
+                members = list_segment_members(session, spec, page=STATE["segments_members_page"], per_page=25)
+                churn = latest_scores(session, "churn_risk", [member.id for member in members.items])
+        except DomainError as error:
+            show_domain_error(error)
+            st.stop()
+        st.metric(t("segments.live_count"), f"{members.total or 0:,}")
+        if members.items:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            t("field.name"): member.name,
+                            t("field.lifecycle_stage"): t(f"stage.{member.lifecycle_stage}"),
+                            t("field.owner"): member.owner_name or t("filter.unowned"),
+                            t("segments.field.team"): member.team_name or "",
+                            t("field.industry"): member.industry or "",
+                            t("field.region"): member.region or "",
+                            t("scoring.scorer.churn_risk"): churn[member.id].percent if member.id in churn else None,
+                            t("field.last_contacted_at"): member.last_contacted_at,
+                        }
+                        for member in members.items
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    t("scoring.scorer.churn_risk"): st.column_config.ProgressColumn(
+                        format="%d%%", min_value=0, max_value=100
+                    ),
+                    t("field.last_contacted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+                },
+            )
+            pager = st.columns([1, 2, 1])
+            if pager[0].button(t("pager.previous"), disabled=members.page <= 1, key="segments_previous"):
+                STATE["segments_members_page"] = members.page - 1
+                st.rerun()
+            pager[1].caption(t("pager.position", page=members.page, pages=members.page_count or 1))
+            if pager[2].button(t("pager.next"), disabled=not members.has_next, key="segments_next"):
+                STATE["segments_members_page"] = members.page + 1
+                st.rerun()
+
+            # exports stream the members chunk by chunk into the file
+            export_columns = st.columns(2)
+            if export_columns[0].button(t("segments.prepare_csv"), key="segments_prepare_csv"):
+                headers, rows = export_rows(spec)
+                STATE["segments_export"] = ("csv", to_csv(headers, rows))
+            if export_columns[1].button(t("segments.prepare_xlsx"), key="segments_prepare_xlsx"):
+                headers, rows = export_rows(spec)
+                STATE["segments_export"] = ("xlsx", to_xlsx(headers, rows, sheet_title=t("segments.title")))
+            if export := STATE.get("segments_export"):
+                kind, data = export
+                mime = "text/csv" if kind == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                st.download_button(
+                    t("segments.download", kind=kind.upper()), data, file_name=f"segment.{kind}", mime=mime,
+                    key="segments_download", type="primary",
+                )
+        else:
+            st.info(t("segments.no_members"))
+
+        # --- save ---
+        st.divider()
+        st.subheader(t("segments.save_title"))
+        with st.form("segments_save_form", clear_on_submit=False):
+            left, right = st.columns(2)
+            name = left.text_input(t("segments.name") + " *", max_chars=120, key="segments_name")
+            sharing = right.selectbox(
+                t("segments.sharing"), list(SegmentSharing.ALL), format_func=lambda v: t(f"segments.sharing_{v}"),
+                key="segments_sharing",
+            )
+            description = left.text_input(t("segments.description"), max_chars=500, key="segments_description")
+            my_teams = [team_id for team_id, _ in teams if actor.is_admin or team_id in actor.team_ids]
+            team_id = right.selectbox(
+                t("segments.share_team"), [None, *my_teams],
+                format_func=lambda v: "—" if v is None else team_names.get(v, str(v)), key="segments_team",
+            )
+            buttons = st.columns(2)
+            save_new = buttons[0].form_submit_button(t("segments.save"), type="primary")
+            save_changes = buttons[1].form_submit_button(t("segments.save_changes"), disabled=not loaded)
+        if save_new or save_changes:
+            form = SegmentInput(name=name, conditions=raw, description=description, sharing=sharing, team_id=team_id)
+            labels = {"name": t("segments.name"), "description": t("segments.description"),
+                      "sharing": t("segments.sharing"), "team_id": t("segments.share_team"),
+                      "conditions": t("segments.conditions")}
+            labels.update({f"conditions.{n}": t("segments.condition", number=n) for n in range(1, 21)})
+            try:
+                if save_changes and loaded:
+                    segment_id = save_segment(db, actor, form, segment_id=loaded[0], expected_version=loaded[1])
+                else:
+                    segment_id = save_segment(db, actor, form)
+            except DomainError as error:
+                show_domain_error(error, labels=labels)
+            else:
+                STATE["segments_loaded"] = None
+                STATE["segments_notice"] = t("segments.saved", name=name.strip())
+                st.rerun()
+
+        # --- bulk actions ---
+        st.divider()
+        st.subheader(t("segments.bulk_title"))
+        if not actor.can_write:
+            st.info(t("segments.bulk_read_only"))
+        else:
+            st.caption(t("segments.bulk_limit", max=f"{MAX_BULK:,}"))
+            with st.form("segments_tasks_form", clear_on_submit=False):
+                left, right = st.columns(2)
+                title = left.text_input(t("segments.task_title") + " *", placeholder=t("segments.task_title_hint"),
+                                        key="segments_task_title")
+                due_on = right.date_input(t("segments.task_due"), value=dt.date.today() + dt.timedelta(days=3),
+                                          key="segments_task_due")
+                priority = left.selectbox(t("segments.task_priority"), [p.value for p in Priority], index=1,
+                                          format_func=lambda v: t(f"segments.priority.{v}"), key="segments_task_priority")
+                assignable = [owner_id for owner_id, _ in owners
+                              if actor.is_admin or owner_id in actor.visible_owner_ids or owner_id == actor.user_id]
+                assignee = right.selectbox(t("segments.task_assignee"), [None, *assignable],
+                                           format_func=lambda v: t("segments.assign_owner") if v is None
+                                           else owner_names.get(v, str(v)), key="segments_task_assignee")
+                create_tasks = st.form_submit_button(t("segments.create_tasks"))
+            if create_tasks:
+                try:
+                    created = create_segment_tasks(
+                        db, actor, raw, BulkTaskInput(title=title, due_on=due_on, priority=priority, assignee_id=assignee)
+                    )
+                except DomainError as error:
+                    show_domain_error(error, labels={"title": t("segments.task_title"),
+                                                     "assignee_id": t("segments.task_assignee")})
+                else:
+                    st.success(t("segments.tasks_created", count=created))
+            if actor.role in (Role.ADMIN, Role.MANAGER):
+                with read_session() as session:
+                    campaigns = campaign_choices(session)
+                if campaigns:
+                    campaign_names = dict(campaigns)
+                    with st.form("segments_campaign_form", clear_on_submit=False):
+                        campaign_id = st.selectbox(t("segments.campaign"), list(campaign_names),
+                                                   format_func=lambda v: campaign_names[v], key="segments_campaign")
+                        enroll = st.form_submit_button(t("segments.enroll"))
+                    if enroll:
+                        try:
+                            result = enroll_segment_in_campaign(
+                                db, actor, raw, campaign_id, segment_id=loaded[0] if loaded else None
+                            )
+                        except DomainError as error:
+                            show_domain_error(error)
+                        else:
+                            st.success(t("segments.enrolled", count=result.enrolled, already=result.already,
+                                         campaign=campaign_names[campaign_id]))
+
+# --- saved segments ---------------------------------------------------------------------------------
+with saved_tab:
+    with read_session() as session:
+        saved = list_saved_segments(session)
+    if not saved:
+        st.info(t("segments.none_saved"))
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("segments.name"): row.name,
+                        t("segments.description"): row.description,
+                        t("field.owner"): row.owner_name,
+                        t("segments.sharing"): t(f"segments.sharing_{row.sharing}")
+                        + (f" · {row.team_name}" if row.team_name else ""),
+                        t("segments.last_count"): row.last_count,
+                        t("segments.counted_at"): row.last_counted_at,
+                    }
+                    for row in saved
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={t("segments.counted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+        )
+        by_id = {row.id: row for row in saved}
+        chosen_id = st.selectbox(t("segments.choose"), list(by_id), format_func=lambda v: by_id[v].name,
+                                 key="segments_chosen")
+        chosen = by_id[chosen_id]
+        actions = st.columns(3)
+        if actions[0].button(t("segments.open"), key="segments_open", type="primary"):
+            # applied at the top of the next run, before the builder's widgets exist
+            STATE["segments_pending_open"] = chosen
+            st.rerun()
+        if actions[1].button(t("segments.record_size"), key="segments_record"):
+            try:
+                size = record_snapshot(db, actor, chosen.id)
+            except DomainError as error:
+                show_domain_error(error)
+            else:
+                STATE["segments_notice"] = t("segments.recorded", name=chosen.name, count=f"{size:,}")
+                st.rerun()
+        may_delete = actor.is_admin or chosen.owner_id == actor.user_id
+        confirm = actions[2].checkbox(t("segments.confirm_delete"), key="segments_confirm_delete", disabled=not may_delete)
+        if actions[2].button(t("segments.delete"), key="segments_delete", disabled=not (may_delete and confirm)):
+            try:
+                delete_segment(db, actor, chosen.id)
+            except DomainError as error:
+                show_domain_error(error)
+            else:
+                if STATE["segments_loaded"] and STATE["segments_loaded"][0] == chosen.id:
+                    STATE["segments_loaded"] = None
+                STATE["segments_notice"] = t("segments.deleted", name=chosen.name)
+                st.rerun()
+        with read_session() as session:
+            history = segment_size_history(session, chosen.id)
+        st.caption(t("segments.size_over_time_hint"))
+        if history:
+            figure = go.Figure(
+                go.Scatter(x=[point.taken_at for point in history], y=[point.member_count for point in history],
+                           mode="lines+markers", name=chosen.name)
+            )
+            figure.update_layout(title=t("segments.size_over_time", name=chosen.name), height=320,
+                                 margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=t("segments.customers"))
+            st.plotly_chart(figure, key="segments_history_chart")
+
+# --- lifecycle ---------------------------------------------------------------------------------
+with lifecycle_tab:
+    with read_session() as session:
+        distribution = lifecycle_distribution(session)
+    total = sum(item.count for item in distribution) or 1
+    columns = st.columns(len(distribution))
+    for column, item in zip(columns, distribution, strict=True):
+        column.metric(t(f"stage.{item.stage}"), f"{item.count:,}", f"{item.count / total:.0%}", delta_color="off")
+    bars = go.Figure(go.Bar(x=[t(f"stage.{item.stage}") for item in distribution],
+                            y=[item.count for item in distribution], marker_color="#3b6ea8"))
+    bars.update_layout(title=t("segments.distribution"), height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(bars, key="segments_distribution_chart")
+
+    st.subheader(t("segments.flow"))
+    today = dt.date.today()
+    period = st.date_input(t("segments.period"), value=(today - dt.timedelta(days=90), today), key="segments_period")
+    if isinstance(period, (tuple, list)) and len(period) == 2:
+        with read_session() as session:
+            links = lifecycle_flow(session, start=period[0], end=period[1])
+        if not links:
+            st.info(t("segments.no_transitions"))
+        else:
+            stages = ["new", "prospect", "intent", "customer", "churned"]
+            extra = sorted({link.to_stage for link in links} - set(stages))
+            nodes = [*stages, *extra]
+            # a Sankey must be acyclic: sources on the left column, targets on the right
+            labels = [t("segments.new_customer") if n == "new" else t(f"stage.{n}") for n in nodes]
+            labels += [t(f"stage.{n}") for n in nodes if n != "new"]
+            right = {n: len(nodes) + i for i, n in enumerate(n for n in nodes if n != "new")}
+            sankey = go.Figure(
+                go.Sankey(
+                    node={"label": labels, "pad": 18},
+                    link={
+                        "source": [nodes.index(link.from_stage or "new") for link in links],
+                        "target": [right[link.to_stage] for link in links],
+                        "value": [link.count for link in links],
+                    },
+                )
+            )
+            sankey.update_layout(height=420, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+            st.plotly_chart(sankey, key="segments_sankey")
+            st.caption(t("segments.flow_total", count=f"{sum(link.count for link in links):,}"))
+    else:
+        st.caption(t("segments.period_hint"))
+
+# --- RFM ---------------------------------------------------------------------------------
+with rfm_tab:
+    st.caption(t("segments.rfm_explained"))
+    with read_session() as session:
+        summary = rfm_summary(session)
+    buyers = sum(row.customers for row in summary) or 1
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    t("segments.rfm_segment"): t(f"rfm.{row.segment}"),
+                    t("segments.rfm_rule"): t("segments.rfm_rule_text", r="/".join(str(v) for v in sorted(grid[1])),
+                                              low=grid[2], high=grid[3]),
+                    t("segments.customers"): row.customers,
+                    t("segments.share"): row.customers / buyers * 100,
+                    t("segments.revenue"): float(row.monetary),
+                    t("segments.average_orders"): round(row.average_orders, 2),
+                    t("segments.last_order_range"): (
+                        f"{row.oldest_order_at:%Y-%m-%d} – {row.newest_order_at:%Y-%m-%d}" if row.newest_order_at else ""
+                    ),
+                }
+                for row, grid in zip(summary, RFM_GRID, strict=True)
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            t("segments.share"): st.column_config.NumberColumn(format="%.1f%%"),
+            t("segments.revenue"): st.column_config.NumberColumn(format="%,.2f"),
+        },
+    )
+    treemap = go.Figure(go.Treemap(labels=[t(f"rfm.{row.segment}") for row in summary],
+                                   parents=["" for _ in summary], values=[row.customers for row in summary]))
+    treemap.update_layout(height=360, margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    st.plotly_chart(treemap, key="segments_rfm_treemap")
+    rfm_choice = st.selectbox(t("segments.rfm_segment"), [row.segment for row in summary],
+                              format_func=lambda v: t(f"rfm.{v}"), key="segments_rfm_choice")
+    if st.button(t("segments.rfm_open"), key="segments_rfm_open"):
+        STATE["segments_pending_open"] = {"match": "all", "conditions": [
+            {"field": "rfm_segment", "op": "in", "value": [rfm_choice]}]}
+        STATE["segments_notice"] = t("segments.rfm_opened", segment=t(f"rfm.{rfm_choice}"))
+        st.rerun()
+
+def factor_text(factor: dict[str, Any]) -> str:
+    """A model-wide factor: the feature (and category), and its weight in log-odds."""
+    label = t(f"scoring.feature.{factor['feature']}")
+    if factor.get("category") is not None:
+        label += f" = {factor['category'] or '—'}"
+    return f"{label} ({factor['weight']:+.2f})"
+
+
+# --- scoring ---------------------------------------------------------------------------------
+with scoring_tab:
+    from crm_core.queries.scores import model_versions
+
+    st.caption(t("segments.scoring_explained"))
+    with read_session() as session:
+        versions = {name: model_versions(session, name) for name in SCORERS}
+    for name, rows in versions.items():
+        st.markdown(f"**{t(f'scoring.scorer.{name}')}**")
+        if not rows:
+            st.info(t("segments.not_trained"))
+            continue
+        latest = rows[0]
+        metrics = latest.metrics
+        cells = st.columns(4)
+        cells[0].metric(t("segments.model_version"), f"v{latest.version}")
+        cells[1].metric(t("segments.auc"), "—" if metrics.get("auc") is None else f"{metrics['auc']:.3f}")
+        cells[2].metric(t("segments.examples"), f"{metrics.get('examples', 0):,}")
+        cells[3].metric(t("segments.positives"), f"{metrics.get('positives', 0):,}")
+        if latest.method == "fallback":
+            st.warning(t("segments.fallback", positives=metrics.get("positives", 0),
+                         negatives=metrics.get("negatives", 0), minimum=metrics.get("min_class_examples", 0)))
+        factors = metrics.get("top_factors") or []
+        if factors:
+            st.caption(t("segments.top_factors") + ": " + "; ".join(factor_text(f) for f in factors))
+        st.dataframe(
+            pd.DataFrame([{t("segments.model_version"): f"v{row.version}", t("segments.trained_at"): row.trained_at,
+                           t("segments.method"): t(f"segments.method_{row.method}"),
+                           t("segments.auc"): row.metrics.get("auc"), t("segments.examples"): row.metrics.get("examples")}
+                          for row in rows]),
+            hide_index=True, width="stretch",
+        )
