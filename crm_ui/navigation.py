@@ -28,12 +28,16 @@ class PageSpec:
 
 
 PAGES: list[PageSpec] = [
+    PageSpec("pages/dashboard.py", "nav.dashboard", "📊", "dashboard", "nav.section.sales"),
     PageSpec("pages/customers.py", "nav.customers", "👥", "customers", "nav.section.sales"),
+    PageSpec("pages/pipeline.py", "nav.pipeline", "📋", "pipeline", "nav.section.sales"),
     PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
+    PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),
+    PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),
 ]
 
 
