@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_quality_commands(commands)  # migrate, check
 
+    from crm_core.followups_cli import add_commands as add_followup_commands
+
+    add_followup_commands(commands)  # lifecycle refresh, automation run
+
     from crm_core.importing.commands import add_parsers as add_import_commands
 
     add_import_commands(commands)  # import, import-revert

@@ -176,7 +176,7 @@ def refresh_lifecycle(
             .subquery("classified")
         )
         new_stage = _stage_of(classified.c.reason)
-        written = connection.execute(
+        connection.execute(
             insert(transitions).from_select(
                 ["tenant_id", "customer_id", "occurred_at", "from_stage", "to_stage", "source", "reason",
                  "refresh_key", "created_at", "updated_at"],
@@ -185,7 +185,14 @@ def refresh_lifecycle(
                     literal(TransitionSource.RULE), classified.c.reason, literal(key), literal(now), literal(now),
                 ).where(classified.c.lifecycle_stage != new_stage),
             )
-        ).rowcount
+        )
+        # counted rather than taken from rowcount, which drivers report unevenly for INSERT … SELECT
+        written = int(
+            connection.scalar(
+                select(func.count()).select_from(transitions)
+                .where(transitions.c.tenant_id == tenant_id, transitions.c.refresh_key == key)
+            ) or 0
+        )
         if written:
             result.transitions += written
             _apply_transitions(connection, tenant_id, key, now)

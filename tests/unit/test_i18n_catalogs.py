@@ -27,6 +27,9 @@ DYNAMIC = {
     "tasks.empty.": ["overdue", "today", "upcoming", "open", "done"],
     "tasks.priority.": ["low", "normal", "high"],
     "tasks.activity.": ["call", "meeting", "email", "visit", "note"],
+    "followups.default.": [f"{key}{suffix}" for key in ("intent_quiet", "churned_win_back", "customer_deal_idle",
+                                                         "customer_churn_risk") for suffix in ("", ".task")]
+    + ["prospect_cold"],
     # data quality: every check, suite, example entity and run status the page may name
     "quality.check.": sorted(QUALITY_CHECKS),
     "quality.suite.": ["db_customers", "db_sales", "db_integrity"],
