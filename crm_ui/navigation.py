@@ -30,6 +30,8 @@ class PageSpec:
 PAGES: list[PageSpec] = [
     PageSpec("pages/dashboard.py", "nav.dashboard", "📊", "dashboard", "nav.section.sales"),
     PageSpec("pages/customers.py", "nav.customers", "👥", "customers", "nav.section.sales"),
+    PageSpec("pages/customer_profile.py", "nav.customer_profile", "🪪", "customer", "nav.section.sales"),
+    PageSpec("pages/products.py", "nav.products", "📦", "products", "nav.section.sales"),
     PageSpec("pages/pipeline.py", "nav.pipeline", "📋", "pipeline", "nav.section.sales"),
     PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
@@ -37,6 +39,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),
+    PageSpec("pages/custom_fields.py", "nav.custom_fields", "🧩", "custom-fields", "nav.section.admin", ADMINS),
     PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),
 ]
 

@@ -1,7 +1,9 @@
-"""Customers: the server-side filtered, paginated grid and the create form."""
+"""Customers: the server-side filtered, sorted, keyset-paged grid; saved views; bulk actions;
+export of the current filter; and the create form with the duplicate check."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pandas as pd
@@ -9,35 +11,128 @@ import streamlit as st
 
 from crm_core.errors import DomainError, DuplicateCustomer
 from crm_core.models import CustomerKind, LifecycleStage
-from crm_core.queries.customers import CustomerFilters, list_customers
-from crm_core.queries.users import assignable_owners
-from crm_core.services.customers import CustomerInput, create_customer, custom_field_definitions
+from crm_core.queries.customer_export import EXPORT_LIMIT, column_label, display_value, export_customers
+from crm_core.queries.customers import (
+    DEFAULT_COLUMNS,
+    DEFAULT_COUNT_CAP,
+    GRID_COLUMNS,
+    SORTABLE_COLUMNS,
+    CustomerFilters,
+    distinct_values,
+    list_customers,
+)
+from crm_core.queries.saved_views import list_views
+from crm_core.queries.users import assignable_owners, list_teams
+from crm_core.services.customers import (
+    BULK_LIMIT,
+    CustomerInput,
+    bulk_add_tag,
+    bulk_change_stage,
+    bulk_reassign_owner,
+    create_customer,
+    custom_field_definitions,
+)
+from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 
+PROFILE_PAGE = "pages/customer_profile.py"
 PER_PAGE_CHOICES = [25, 50, 100]
+ALL, UNOWNED = "__all__", "__unowned__"
 STATE = st.session_state
-
-
-def reset_page() -> None:
-    STATE["customers_page"] = 1
-
+FILTER_KEYS = [
+    "customers_search", "customers_owner", "customers_stage", "customers_team", "customers_industry",
+    "customers_region", "customers_tag", "customers_created", "customers_contacted", "customers_never_contacted",
+]
 
 actor = current_actor()
-STATE.setdefault("customers_page", 1)
 STATE.setdefault("customers_form_generation", 0)
+STATE.setdefault("customers_cursors", [])
 
-st.title(t("customers.title"))
+
+@st.cache_data(ttl=600, show_spinner=False)
+def filter_choices(tenant_id: int, user_id: int, column: str) -> list[str]:
+    """Industries/regions in use, cached per user for ten minutes (a GROUP BY over the tenant)."""
+    with read_session() as session:
+        return distinct_values(session, column)
+
 
 with read_session() as session:
     owners = assignable_owners(session)
+    teams = list_teams(session)
     definitions = custom_field_definitions(session)
+    views = list_views(session, user_id=actor.user_id)
 owner_names = dict(owners)
+team_names = {team_id: name for team_id, name, _, _ in teams}
+custom_labels = {
+    f"custom.{d.name}": d.label_zh if lang() == "zh-CN" else d.label_en for d in definitions
+}
+all_columns = GRID_COLUMNS + list(custom_labels)
 
-# --- filters -------------------------------------------------------------------
-ALL, UNOWNED = "__all__", "__unowned__"
+
+def label_of(column_key: str) -> str:
+    return column_label(column_key, lang(), custom_labels)
+
+
+# --- saved views -----------------------------------------------------------------------
+def apply_view() -> None:
+    """Load the chosen view into the widgets (a callback: runs before they are drawn)."""
+    chosen = next((v for v in views if v.id == STATE.get("customers_view")), None)
+    if chosen is None:
+        return
+    saved = CustomerFilters.from_dict(chosen.filters)
+    for key in FILTER_KEYS + [f"customers_custom_{d.name}" for d in definitions]:
+        STATE.pop(key, None)
+    STATE["customers_search"] = saved.search
+    STATE["customers_owner"] = UNOWNED if saved.unowned else (saved.owner_id if saved.owner_id in owner_names else ALL)
+    STATE["customers_stage"] = saved.lifecycle_stage or ALL
+    STATE["customers_team"] = saved.team_id if saved.team_id in team_names else ALL
+    STATE["customers_industry"] = saved.industry or ""
+    STATE["customers_region"] = saved.region or ""
+    STATE["customers_tag"] = saved.tag or ""
+    STATE["customers_never_contacted"] = saved.never_contacted
+    if saved.created_from or saved.created_to:
+        STATE["customers_created"] = tuple(d for d in (saved.created_from, saved.created_to) if d)
+    if saved.last_contacted_from or saved.last_contacted_to:
+        STATE["customers_contacted"] = tuple(d for d in (saved.last_contacted_from, saved.last_contacted_to) if d)
+    for definition in definitions:
+        if definition.name in saved.custom:
+            STATE[f"customers_custom_{definition.name}"] = _widget_value(definition, saved.custom[definition.name])
+    STATE["customers_columns"] = [c for c in chosen.columns if c in all_columns] or DEFAULT_COLUMNS
+    STATE["customers_sort"] = chosen.sort if chosen.sort in SORTABLE_COLUMNS else "updated_at"
+    STATE["customers_descending"] = chosen.descending
+    STATE["customers_notice"] = t("grid.view_applied", name=chosen.name)
+
+
+def _widget_value(definition: Any, stored: Any) -> Any:
+    if definition.field_type == "choice":
+        return str(stored).removeprefix("=")
+    if definition.field_type == "bool":
+        return "yes" if stored else "no"
+    if definition.field_type in ("number", "date") and isinstance(stored, list):
+        return ", ".join("" if v is None else str(v) for v in stored)
+    return stored
+
+
+st.title(t("customers.title"))
+if notice := STATE.pop("customers_notice", None):
+    st.success(notice)
+
+view_bar = st.columns([3, 1, 1, 1])
+view_ids = [v.id for v in views]
+view_bar[0].selectbox(
+    t("grid.saved_view"),
+    [None, *view_ids],
+    format_func=lambda value: t("grid.no_view") if value is None else next(
+        (f"{v.name}" + ("" if v.mine else f" · {v.owner_name}") + (" 👥" if v.shared_with_team else "")
+         for v in views if v.id == value), str(value)),
+    key="customers_view",
+    on_change=apply_view,
+)
+
+# --- filters -------------------------------------------------------------------------------
 filter_columns = st.columns([3, 2, 2, 1])
 search = filter_columns[0].text_input(
-    t("customers.search"), key="customers_search", placeholder=t("customers.search_hint"), on_change=reset_page
+    t("customers.search"), key="customers_search", placeholder=t("customers.search_hint")
 )
 owner_choice = filter_columns[1].selectbox(
     t("field.owner"),
@@ -45,77 +140,279 @@ owner_choice = filter_columns[1].selectbox(
     format_func=lambda value: {ALL: t("filter.all"), UNOWNED: t("filter.unowned")}.get(value)
     or owner_names.get(value, str(value)),
     key="customers_owner",
-    on_change=reset_page,
 )
 stage_choice = filter_columns[2].selectbox(
     t("field.lifecycle_stage"),
     [ALL, *[stage.value for stage in LifecycleStage]],
     format_func=lambda value: t("filter.all") if value == ALL else t(f"stage.{value}"),
     key="customers_stage",
-    on_change=reset_page,
 )
-per_page = filter_columns[3].selectbox(
-    t("customers.per_page"), PER_PAGE_CHOICES, index=1, key="customers_per_page", on_change=reset_page
-)
+per_page = filter_columns[3].selectbox(t("customers.per_page"), PER_PAGE_CHOICES, index=1, key="customers_per_page")
 
+with st.expander(t("grid.more_filters")):
+    more = st.columns(4)
+    team_choice = more[0].selectbox(
+        t("grid.team"), [ALL, *team_names], key="customers_team",
+        format_func=lambda value: t("filter.all") if value == ALL else team_names.get(value, str(value)),
+    )
+    industry = more[1].selectbox(
+        t("field.industry"), ["", *filter_choices(actor.tenant_id, actor.user_id, "industry")],
+        key="customers_industry", format_func=lambda value: value or t("filter.all"),
+    )
+    region = more[2].selectbox(
+        t("field.region"), ["", *filter_choices(actor.tenant_id, actor.user_id, "region")],
+        key="customers_region", format_func=lambda value: value or t("filter.all"),
+    )
+    tag = more[3].text_input(t("grid.tag"), key="customers_tag", placeholder=t("grid.tag_hint"))
+    dates = st.columns([2, 2, 1])
+    STATE.setdefault("customers_created", ())
+    STATE.setdefault("customers_contacted", ())
+    created = dates[0].date_input(t("grid.created_between"), key="customers_created")
+    contacted = dates[1].date_input(t("grid.contacted_between"), key="customers_contacted")
+    never_contacted = dates[2].checkbox(t("grid.never_contacted"), key="customers_never_contacted")
+    custom_filter: dict[str, Any] = {}
+    if definitions:
+        st.caption(t("grid.custom_filters"))
+        custom_columns = st.columns(min(4, len(definitions)))
+        for index, definition in enumerate(definitions):
+            where = custom_columns[index % len(custom_columns)]
+            label = custom_labels[f"custom.{definition.name}"]
+            key = f"customers_custom_{definition.name}"
+            if definition.field_type == "choice":
+                chosen = where.selectbox(label, ["", *definition.choices], key=key,
+                                         format_func=lambda value: value or t("filter.all"))
+                if chosen:
+                    custom_filter[definition.name] = "=" + chosen
+            elif definition.field_type == "bool":
+                chosen = where.selectbox(label, ["", "yes", "no"], key=key,
+                                         format_func=lambda value: {"": t("filter.all"), "yes": t("grid.yes"),
+                                                                    "no": t("grid.no")}[value])
+                if chosen:
+                    custom_filter[definition.name] = chosen == "yes"
+            elif definition.field_type in ("number", "date"):
+                raw = where.text_input(label, key=key, placeholder=t("grid.range_hint_number")
+                                     if definition.field_type == "number" else t("grid.range_hint_date"))
+                if raw.strip():
+                    bounds = [part.strip() or None for part in raw.replace("，", ",").split(",")][:2]
+                    custom_filter[definition.name] = bounds + [None] * (2 - len(bounds))
+            else:
+                raw = where.text_input(label, key=key)
+                if raw.strip():
+                    custom_filter[definition.name] = raw.strip()
+
+
+def date_range(value: Any) -> tuple[dt.date | None, dt.date | None]:
+    chosen = list(value) if isinstance(value, (list, tuple)) else ([value] if value else [])
+    return (chosen[0] if chosen else None, chosen[1] if len(chosen) > 1 else (chosen[0] if chosen else None))
+
+
+created_from, created_to = date_range(created)
+contacted_from, contacted_to = date_range(contacted)
 filters = CustomerFilters(
     search=search,
     owner_id=owner_choice if isinstance(owner_choice, int) else None,
     unowned=owner_choice == UNOWNED,
+    team_id=team_choice if isinstance(team_choice, int) else None,
     lifecycle_stage=None if stage_choice == ALL else stage_choice,
+    industry=industry or None,
+    region=region or None,
+    tag=tag.strip() or None,
+    created_from=created_from,
+    created_to=created_to,
+    last_contacted_from=contacted_from,
+    last_contacted_to=contacted_to,
+    never_contacted=never_contacted,
+    custom=custom_filter,
 )
 
-with read_session() as session:
-    page = list_customers(session, filters=filters, page=STATE["customers_page"], per_page=per_page)
+# --- columns and sort --------------------------------------------------------------------
+layout = st.columns([4, 2, 1])
+STATE.setdefault("customers_columns", DEFAULT_COLUMNS)
+columns = layout[0].multiselect(
+    t("grid.columns"), all_columns, key="customers_columns", format_func=label_of,
+)
+columns = ["name", *[c for c in columns if c != "name"]]  # the name identifies the row: always first
+sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key="customers_sort", format_func=label_of)
+STATE.setdefault("customers_descending", True)
+descending = layout[2].toggle(t("grid.descending"), key="customers_descending")
 
-# --- grid ----------------------------------------------------------------------
-st.caption(t("customers.count", total=f"{page.total or 0:,}"))
+# a new filter, sort or page size starts again at page 1
+signature = repr((filters, sort, descending, per_page))
+if STATE.get("customers_signature") != signature:
+    STATE["customers_signature"] = signature
+    STATE["customers_cursors"] = []
+    STATE["customers_exact_count"] = False
+cursors: list[Any] = STATE["customers_cursors"]
+page_number = len(cursors) + 1
+
+with read_session() as session:
+    page = list_customers(
+        session, filters=filters, per_page=per_page, sort=sort, descending=descending,
+        after=cursors[-1] if cursors else None, page=page_number,
+        count_cap=None if STATE.get("customers_exact_count") else DEFAULT_COUNT_CAP,
+    )
+
+# --- grid ----------------------------------------------------------------------------------
+count_line = st.columns([4, 1])
+total_text = f"{page.total or 0:,}" + ("+" if page.total_capped else "")
+count_line[0].caption(t("customers.count", total=total_text))
+if page.total_capped and count_line[1].button(t("grid.count_exactly"), key="customers_count_exactly"):
+    STATE["customers_exact_count"] = True
+    st.rerun()
+
+selected_ids: list[int] = []
 if page.items:
     frame = pd.DataFrame(
-        [
-            {
-                t("field.name"): row.name,
-                t("field.kind"): t(f"kind.{row.kind}"),
-                t("field.lifecycle_stage"): t(f"stage.{row.lifecycle_stage}"),
-                t("field.owner"): row.owner_name or t("filter.unowned"),
-                t("field.email"): row.email or "",
-                t("field.phone"): row.phone or "",
-                t("field.industry"): row.industry or "",
-                t("field.region"): row.region or "",
-                t("field.tags"): ", ".join(row.tags),
-                t("field.last_contacted_at"): row.last_contacted_at,
-                t("field.updated_at"): row.updated_at,
-            }
-            for row in page.items
-        ]
+        [{label_of(column): display_value(row, column, lang()) for column in columns} for row in page.items]
     )
-    for column in (t("field.last_contacted_at"), t("field.updated_at")):
-        frame[column] = pd.to_datetime(frame[column])
-    st.dataframe(
+    frame[t("grid.open")] = [f"customer?customer_id={row.id}" for row in page.items]
+    column_config: dict[str, Any] = {
+        t("grid.open"): st.column_config.LinkColumn(display_text=t("grid.open_link"), width="small"),
+    }
+    for column in ("last_contacted_at", "created_at", "updated_at"):
+        if column in columns:
+            frame[label_of(column)] = pd.to_datetime(frame[label_of(column)])
+            column_config[label_of(column)] = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+    event = st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
-        column_config={
-            t("field.last_contacted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            t("field.updated_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        },
+        column_config=column_config,
+        key=f"customers_grid_{page_number}_{abs(hash(signature)) % 10**8}",
+        on_select="rerun",
+        selection_mode="multi-row",
     )
+    selected_ids = [page.items[index].id for index in event.selection.rows if index < len(page.items)]
 else:
     st.info(t("customers.empty"))
 
 pager = st.columns([1, 2, 1])
-if pager[0].button(t("pager.previous"), disabled=page.page <= 1, key="customers_previous"):
-    STATE["customers_page"] = page.page - 1
+if pager[0].button(t("pager.previous"), disabled=page_number <= 1, key="customers_previous"):
+    STATE["customers_cursors"] = cursors[:-1]
     st.rerun()
-pager[1].markdown(
-    f"<div style='text-align:center'>{t('pager.position', page=page.page, pages=page.page_count or 1)}</div>",
-    unsafe_allow_html=True,
+page_count = page.page_count if page.total is not None and not page.total_capped else None
+position = (
+    t("pager.position", page=page_number, pages=page_count) if page_count else t("grid.page", page=page_number)
 )
+pager[1].markdown(f"<div style='text-align:center'>{position}</div>", unsafe_allow_html=True)
 if pager[2].button(t("pager.next"), disabled=not page.has_next, key="customers_next"):
-    STATE["customers_page"] = page.page + 1
+    if page.next_cursor is not None:
+        STATE["customers_cursors"] = [*cursors, page.next_cursor]
+    else:  # offset paging (nullable sort column): the cursor list only counts pages
+        STATE["customers_cursors"] = [*cursors, None]
     st.rerun()
 
-# --- create form -----------------------------------------------------------------
+# --- selection: open, bulk actions ---------------------------------------------------------
+if selected_ids:
+    st.caption(t("grid.selected", count=len(selected_ids)))
+    if len(selected_ids) == 1 and st.button(t("grid.open_selected"), key="customers_open_selected"):
+        st.switch_page(PROFILE_PAGE, query_params={"customer_id": str(selected_ids[0])})
+if actor.can_write and selected_ids:
+    with st.container(border=True):
+        st.markdown(f"**{t('bulk.title')}**")
+        bulk = st.columns([2, 3, 2])
+        action = bulk[0].selectbox(
+            t("bulk.action"), ["owner", "tag", "stage"], key="customers_bulk_action",
+            format_func=lambda value: {
+                "owner": t("bulk.action_owner"), "tag": t("bulk.action_tag"), "stage": t("bulk.action_stage"),
+            }[value],
+        )
+        if action == "owner":
+            allowed = [o for o, _ in owners if actor.sees_whole_tenant or o in actor.visible_owner_ids]
+            bulk_value: Any = bulk[1].selectbox(
+                t("field.owner"), [*allowed, None], key="customers_bulk_owner",
+                format_func=lambda value: t("filter.unowned") if value is None else owner_names.get(value, str(value)),
+            )
+        elif action == "tag":
+            bulk_value = bulk[1].text_input(t("grid.tag"), key="customers_bulk_tag")
+        else:
+            bulk_value = bulk[1].selectbox(
+                t("field.lifecycle_stage"), [s.value for s in LifecycleStage], key="customers_bulk_stage",
+                format_func=lambda value: t(f"stage.{value}"),
+            )
+        if bulk[2].button(t("bulk.apply", count=len(selected_ids)), key="customers_bulk_apply",
+                          disabled=len(selected_ids) > BULK_LIMIT):
+            STATE["customers_bulk_pending"] = (action, bulk_value, list(selected_ids))
+        pending = STATE.get("customers_bulk_pending")
+        if pending:
+            pending_action, pending_value, pending_ids = pending
+            shown = {
+                "owner": t("filter.unowned") if pending_value is None else owner_names.get(pending_value, ""),
+                "tag": str(pending_value), "stage": t(f"stage.{pending_value}") if pending_action == "stage" else "",
+            }[pending_action]
+            question = {"owner": "bulk.confirm_owner", "tag": "bulk.confirm_tag", "stage": "bulk.confirm_stage"}
+            st.warning(t(question[pending_action], count=len(pending_ids), value=shown))
+            confirm = st.columns([1, 1, 4])
+            if confirm[0].button(t("bulk.confirm"), type="primary", key="customers_bulk_confirm"):
+                STATE.pop("customers_bulk_pending", None)
+                try:
+                    if pending_action == "owner":
+                        result = bulk_reassign_owner(get_db(), actor, pending_ids, pending_value)
+                    elif pending_action == "tag":
+                        result = bulk_add_tag(get_db(), actor, pending_ids, str(pending_value))
+                    else:
+                        result = bulk_change_stage(get_db(), actor, pending_ids, str(pending_value))
+                except DomainError as error:
+                    show_domain_error(error, labels={"owner_id": t("field.owner"), "tags": t("grid.tag"),
+                                                     "selection": t("grid.selection")})
+                else:
+                    STATE["customers_notice"] = t("bulk.done", changed=result.changed, unchanged=result.unchanged)
+                    st.rerun()
+            if confirm[1].button(t("bulk.cancel"), key="customers_bulk_cancel"):
+                STATE.pop("customers_bulk_pending", None)
+                st.rerun()
+
+# --- export and save view ----------------------------------------------------------------
+tools = st.columns([1, 1, 2])
+db = get_db()
+export_lang = lang()
+for where, file_format, label, mime in (
+    (tools[0], "csv", t("grid.export_csv"), "text/csv"),
+    (tools[1], "xlsx", t("grid.export_xlsx"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+):
+    where.download_button(
+        label,
+        # built only when clicked, in chunks, with the same filter, sort and scope as the grid
+        data=lambda file_format=file_format: export_customers(
+            db, actor, filters=filters, columns=columns, file_format=file_format, lang=export_lang,
+            sort=sort, descending=descending,
+        ),
+        file_name=f"customers-{dt.date.today():%Y%m%d}.{file_format}",
+        mime=mime,
+        key=f"customers_export_{file_format}",
+        on_click="ignore",
+        help=t("grid.export_help", limit=f"{EXPORT_LIMIT:,}"),
+    )
+if actor.can_write:
+    with tools[2].popover(t("grid.save_view")):
+        with st.form("customers_save_view", clear_on_submit=False):
+            view_name = st.text_input(t("grid.view_name"), key="customers_view_name", max_chars=120)
+            share = st.checkbox(t("grid.share_with_team"), key="customers_view_share")
+            saved = st.form_submit_button(t("grid.save_view"))
+        if saved:
+            try:
+                save_view(db, actor, SavedViewInput(
+                    view_name, filters.as_dict(), columns, sort, descending, share))
+            except DomainError as error:
+                show_domain_error(error, labels={"name": t("grid.view_name"), "shared_with_team": t("grid.share_with_team")})
+            else:
+                STATE["customers_notice"] = t("grid.view_saved", name=view_name.strip())
+                st.rerun()
+        own_views = [v for v in views if v.mine]
+        if own_views:
+            doomed = st.selectbox(t("grid.delete_view"), [v.id for v in own_views], key="customers_view_delete",
+                                  format_func=lambda value: next(v.name for v in own_views if v.id == value))
+            if st.button(t("grid.delete_view_button"), key="customers_view_delete_button"):
+                try:
+                    delete_view(db, actor, doomed)
+                except DomainError as error:
+                    show_domain_error(error)
+                else:
+                    if STATE.get("customers_view") == doomed:
+                        STATE.pop("customers_view", None)
+                    st.rerun()
+
+# --- create form -----------------------------------------------------------------------------
 st.divider()
 st.subheader(t("customers.new"))
 if not actor.can_write:
@@ -133,15 +430,18 @@ owner_options = [actor.user_id, *[o for o in owner_options if o != actor.user_id
 field_labels = {
     "name": t("field.name"), "kind": t("field.kind"), "email": t("field.email"), "phone": t("field.phone"),
     "owner_id": t("field.owner"), "lifecycle_stage": t("field.lifecycle_stage"), "industry": t("field.industry"),
-    "region": t("field.region"), "source": t("field.source"), "tags": t("field.tags"),
+    "region": t("field.region"), "source": t("field.source"), "tags": t("field.tags"), **custom_labels,
 }
-for definition in definitions:
-    field_labels[f"custom.{definition.name}"] = definition.label_zh if lang() == "zh-CN" else definition.label_en
 
-if created := STATE.pop("customers_created_notice", None):
-    st.success(t("customers.created", name=created))
+if created_name := STATE.pop("customers_created_notice", None):
+    name_text, created_id = created_name
+    st.success(t("customers.created", name=name_text))
+    st.page_link(PROFILE_PAGE, label=t("grid.open_created"), icon="➡️", query_params={"customer_id": str(created_id)})
 if pending_duplicate := STATE.get("customers_duplicate_pending"):
     show_domain_error(pending_duplicate)
+    if pending_duplicate.existing_id:
+        st.page_link(PROFILE_PAGE, label=t("grid.open_existing", name=pending_duplicate.existing_name), icon="🔗",
+                     query_params={"customer_id": str(pending_duplicate.existing_id)})
     st.caption(t("customers.duplicate_hint"))
 
 with st.form(f"customers_create_{generation}", clear_on_submit=False):
@@ -160,8 +460,8 @@ with st.form(f"customers_create_{generation}", clear_on_submit=False):
     stage = right.selectbox(
         field_labels["lifecycle_stage"], [s.value for s in LifecycleStage], format_func=lambda v: t(f"stage.{v}")
     )
-    industry = left.text_input(field_labels["industry"], max_chars=80)
-    region = right.text_input(field_labels["region"], max_chars=80)
+    industry_input = left.text_input(field_labels["industry"], max_chars=80)
+    region_input = right.text_input(field_labels["region"], max_chars=80)
     source = left.text_input(field_labels["source"], max_chars=80)
     tags = right.text_input(field_labels["tags"], placeholder=t("customers.tags_hint"))
     custom_values: dict[str, Any] = {}
@@ -183,10 +483,10 @@ with st.form(f"customers_create_{generation}", clear_on_submit=False):
 if submitted:
     form = CustomerInput(
         name=name, kind=kind, email=email, phone=phone, owner_id=owner_id, lifecycle_stage=stage,
-        industry=industry, region=region, source=source, tags=tags, custom_fields=custom_values,
+        industry=industry_input, region=region_input, source=source, tags=tags, custom_fields=custom_values,
     )
     try:
-        create_customer(get_db(), actor, form, allow_duplicate=confirm_duplicate)
+        new_id = create_customer(get_db(), actor, form, allow_duplicate=confirm_duplicate)
     except DuplicateCustomer as error:
         # keep the typed values (same form key) and ask for confirmation on the next run
         STATE["customers_duplicate_pending"] = error
@@ -196,6 +496,7 @@ if submitted:
     else:
         STATE.pop("customers_duplicate_pending", None)
         STATE["customers_form_generation"] = generation + 1
-        STATE["customers_created_notice"] = name.strip()
-        reset_page()
+        STATE["customers_created_notice"] = (name.strip(), new_id)
+        STATE["customers_cursors"] = []
+        filter_choices.clear()
         st.rerun()

@@ -8,6 +8,13 @@ from crm_core.models import Customer
 from tests.pages.conftest import AppWorld, log_in
 
 
+def open_customers(username: str):  # type: ignore[no-untyped-def]
+    """Log in and open the Customers page (the landing page may be another one)."""
+    app = log_in(username)
+    app.switch_page("pages/customers.py")
+    return app.run()
+
+
 def grid_names(app) -> list[str]:  # type: ignore[no-untyped-def]
     frames = app.dataframe
     if not frames:
@@ -26,7 +33,7 @@ def submit(app, label: str = "Create customer"):  # type: ignore[no-untyped-def]
 
 
 def test_a_rep_sees_only_their_customers_and_can_search_in_chinese(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.rep.username)
+    app = open_customers(app_world.world.rep.username)
     assert sorted(grid_names(app)) == ["Acme Trading", "张三科技有限公司"]
     app.text_input(key="customers_search").input("张三").run()
     assert grid_names(app) == ["张三科技有限公司"]
@@ -38,7 +45,7 @@ def test_a_rep_sees_only_their_customers_and_can_search_in_chinese(app_world: Ap
 
 
 def test_an_analyst_sees_the_whole_tenant_and_filters_by_owner(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.analyst.username)
+    app = open_customers(app_world.world.analyst.username)
     assert len(grid_names(app)) == 3
     app.selectbox(key="customers_owner").set_value(app_world.world.rep_other_team.user_id).run()
     assert grid_names(app) == ["West Coast Ltd"]
@@ -46,7 +53,7 @@ def test_an_analyst_sees_the_whole_tenant_and_filters_by_owner(app_world: AppWor
 
 
 def test_an_invalid_email_is_explained_and_the_input_is_kept(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.rep.username)
+    app = open_customers(app_world.world.rep.username)
     form_input(app, "Name *").input("华为技术")
     form_input(app, "Email").input("not-an-email")
     app = submit(app)
@@ -59,7 +66,7 @@ def test_an_invalid_email_is_explained_and_the_input_is_kept(app_world: AppWorld
 
 
 def test_creating_a_customer_shows_it_in_the_grid(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.rep.username)
+    app = open_customers(app_world.world.rep.username)
     form_input(app, "Name *").input("华为技术")
     form_input(app, "Email").input("contact@huawei.example.com")
     form_input(app, "Tags").input("vip， 华南")
@@ -71,7 +78,7 @@ def test_creating_a_customer_shows_it_in_the_grid(app_world: AppWorld) -> None:
 
 
 def test_a_duplicate_asks_for_confirmation_before_creating(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.rep.username)
+    app = open_customers(app_world.world.rep.username)
     form_input(app, "Name *").input("Acme Trading Again")
     form_input(app, "Email").input("HELLO@acme.com")
     app = submit(app)
