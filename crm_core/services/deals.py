@@ -27,6 +27,7 @@ from crm_core.models import Customer, Opportunity, Pipeline, PipelineStage, Stag
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.rules import pipeline as rules
 from crm_core.services.customers import stale_record_error
+from crm_core.services.lifecycle import refresh_lifecycle
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
 T = TypeVar("T")
@@ -200,6 +201,7 @@ def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> in
         session.flush()
         _record_move(session, actor, deal, None)
         session.flush()
+        refresh_lifecycle(session, actor.tenant_id, [deal.customer_id])
         return deal.id
 
 
@@ -259,6 +261,7 @@ def update_opportunity(
             if errors:
                 raise ValidationFailed(errors)
             assert current is not None and target is not None
+            touched_customers = {deal.customer_id, form.customer_id}
             deal.customer_id = form.customer_id
             deal.name = form.name.strip()
             deal.amount = amount
@@ -277,6 +280,7 @@ def update_opportunity(
             elif target.kind == StageKind.LOST.value and form.lost_reason.strip():
                 deal.lost_reason = form.lost_reason.strip()[: rules.LOST_REASON_MAX]
             session.flush()
+            refresh_lifecycle(session, actor.tenant_id, sorted(touched_customers))
             return deal.version
 
     return _locked(db, actor, opportunity_id, work)
@@ -313,6 +317,7 @@ def move_stage(
                 raise ValidationFailed(errors)
             _record_move(session, actor, deal, current.id)
             session.flush()
+            refresh_lifecycle(session, actor.tenant_id, [deal.customer_id])
             return deal.version
 
     return _locked(db, actor, opportunity_id, work)
@@ -326,6 +331,7 @@ def archive_opportunity(db: Database, actor: Actor, opportunity_id: int, *, expe
             deal = _load_for_edit(session, opportunity_id, expected_version)
             deal.archived_at = utcnow()
             session.flush()
+            refresh_lifecycle(session, actor.tenant_id, [deal.customer_id])
             return deal.version
 
     return _locked(db, actor, opportunity_id, work)
@@ -341,6 +347,7 @@ def restore_opportunity(db: Database, actor: Actor, opportunity_id: int) -> int:
                 raise NotFound("opportunity")
             deal.archived_at = None
             session.flush()
+            refresh_lifecycle(session, actor.tenant_id, [deal.customer_id])
             return deal.version
 
     return _locked(db, actor, opportunity_id, work)

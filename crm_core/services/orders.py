@@ -21,6 +21,7 @@ from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Customer, Opportunity, Order, OrderLine, OrderStatus, Product, Tenant, utcnow
 from crm_core.services.editing import check_version, translate_stale
+from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.products import parse_money
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -159,6 +160,7 @@ def create_order(db: Database, actor: Actor, form: OrderInput) -> int:
         session.flush()
         _add_lines(session, actor, order, lines)
         session.flush()
+        refresh_lifecycle(session, actor.tenant_id, [order.customer_id])
         return order.id
 
 
@@ -191,6 +193,7 @@ def update_order(db: Database, actor: Actor, order_id: int, form: OrderInput, *,
             order.total_amount = order_total([(quantity, price) for _, quantity, price in lines])
             _add_lines(session, actor, order, lines)
             session.flush()
+            refresh_lifecycle(session, actor.tenant_id, [order.customer_id])
             return order.version
 
     return translate_stale(db, actor, "order", order_id, work)
@@ -207,6 +210,8 @@ def archive_order(db: Database, actor: Actor, order_id: int, *, expected_version
             check_version(session, order, "order", expected_version)
             if order.archived_at is None:
                 order.archived_at = utcnow()
+                session.flush()
+                refresh_lifecycle(session, actor.tenant_id, [order.customer_id])
 
     translate_stale(db, actor, "order", order_id, work)
 

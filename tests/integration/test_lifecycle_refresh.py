@@ -157,3 +157,22 @@ def test_an_open_deal_makes_a_prospect_intent(db: Database, world: World) -> Non
     with db.system_transaction("test") as session:
         refresh_lifecycle(session, world.rep.tenant_id, [customer_id])
     assert stage_of(db, world, customer_id) == "intent"
+
+
+def test_deal_writes_move_the_stage_in_the_same_transaction(db: Database, world: World) -> None:
+    from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage
+
+    customer_id = create_random_customer(db, world.rep)
+    deal_id = create_opportunity(db, world.rep, OpportunityInput(customer_id=customer_id, name="Pilot"))
+    assert stage_of(db, world, customer_id) == "intent"
+    with db.session(world.rep) as session:
+        deal = session.get(Opportunity, deal_id)
+        won = session.scalars(select(PipelineStage).where(PipelineStage.kind == "won")).first()
+        assert deal is not None and won is not None
+        version = deal.version
+    move_stage(db, world.rep, deal_id, won.id, expected_version=version)
+    assert stage_of(db, world, customer_id) == "customer"
+    with db.session(world.admin) as session:
+        reasons = [row.reason for row in session.scalars(
+            select(LifecycleTransition).where(LifecycleTransition.customer_id == customer_id).order_by(LifecycleTransition.id))]
+    assert reasons == ["no_signal", "open_deal", "recent_sale"]
