@@ -17,13 +17,13 @@ CHECKS = ["row_count", "money_sum", "checksum", "primary_key_unique", "foreign_k
 def expectations() -> list[Any]:
     """Source and target agree on every figure of each kind."""
     import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
 
     return [
         gx.expectations.ExpectColumnPairValuesToBeEqual(
             column_A="expected",
             column_B="actual",
-            row_condition=f'check=="{check}"',
-            condition_parser="pandas",
+            row_condition=Column("check") == check,
             meta={"message_key": f"migration.check.{check}", "params": {"check": check}},
         )
         for check in CHECKS
