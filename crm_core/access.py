@@ -342,6 +342,13 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         return
     if isinstance(obj, (ScoringModel, Score)):
         raise AccessDenied("scores are written by the scoring runs only")
+    if isinstance(obj, AuditEvent) and not actor.can_write:
+        # the audit rows of an analyst's own segment writes, added by _write_audit
+        if deleting or inspect(obj).persistent or obj.entity not in ("segment", "segment_snapshot"):
+            raise AccessDenied("analysts cannot change records")
+        if obj.tenant_id != actor.tenant_id:
+            raise AccessDenied("record belongs to another tenant")
+        return
     if not actor.can_write:
         raise AccessDenied("analysts cannot change records")
     if isinstance(obj, Tenant):

@@ -39,7 +39,16 @@ from crm_core.services.segments import (
     MAX_BULK, BulkTaskInput, SegmentInput, create_segment_tasks, delete_segment, enroll_segment_in_campaign,
     record_snapshot, save_segment,
 )
-from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_core.i18n import t as translate
+from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
+
+LANGUAGE = lang()
+
+
+def t(key: str, **params: Any) -> str:
+    """Translate in this run's language (format functions run later, outside the script run)."""
+    return translate(key, LANGUAGE, **params)
+
 
 STATE = st.session_state
 actor = current_actor()
@@ -70,7 +79,7 @@ def field_label(name: str) -> str:
     if name.startswith("custom."):
         for definition in definitions:
             if definition.name == name.removeprefix("custom."):
-                return definition.label_zh if lang() == "zh-CN" else definition.label_en
+                return definition.label_zh if LANGUAGE == "zh-CN" else definition.label_en
     if name.startswith("score."):
         return t("segments.field.score", scorer=t(f"scoring.scorer.{name.removeprefix('score.')}"))
     return t(f"segments.field.{name}")

@@ -8,8 +8,11 @@ from crm_core.models.segments import Segment, SegmentSnapshot
 from tests.pages.conftest import AppWorld, log_in
 
 
-def open_segments(username: str):  # type: ignore[no-untyped-def]
+def open_segments(username: str, language: str = "en"):  # type: ignore[no-untyped-def]
     app = log_in(username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+        app.session_state["kestrel_lang_chosen"] = True
     app.switch_page("pages/segments.py").run()
     assert not app.exception, app.exception
     return app
@@ -46,8 +49,7 @@ def test_an_analyst_builds_counts_and_saves_a_segment(app_world: AppWorld) -> No
 
 
 def test_a_taken_name_is_refused_in_chinese_and_the_input_is_kept(app_world: AppWorld) -> None:
-    app = open_segments(app_world.world.analyst.username)
-    app.sidebar.selectbox[0].select("zh-CN").run()
+    app = open_segments(app_world.world.analyst.username, "zh-CN")
     next(b for b in app.button if b.label == "➕ 添加条件").click().run()
     app.selectbox(key="segments_c1_field").select("lifecycle_stage").run()
     app.text_input(key="segments_name").input("潜客名单")
