@@ -38,6 +38,7 @@ PAGES: list[PageSpec] = [
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
+    PageSpec("pages/automation_admin.py", "nav.automation", "⚙️", "automation", "nav.section.admin", ADMINS),
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),
     PageSpec("pages/imports.py", "nav.imports", "📥", "imports", "nav.section.admin",
              frozenset({Role.ADMIN, Role.MANAGER})),

@@ -30,6 +30,14 @@ DYNAMIC = {
     "followups.default.": [f"{key}{suffix}" for key in ("intent_quiet", "churned_win_back", "customer_deal_idle",
                                                          "customer_churn_risk") for suffix in ("", ".task")]
     + ["prospect_cold"],
+    "automation.trigger.": ["entered_stage", "no_activity", "deal_idle", "churn_risk"],
+    "automation.trigger_text.": ["entered_stage", "no_activity", "deal_idle", "churn_risk"],
+    "automation.action.": ["create_task", "add_tag", "enroll_campaign"],
+    "automation.action_text.": ["create_task", "add_tag", "enroll_campaign"],
+    "automation.assign_to.": ["owner", "team"],
+    "automation.field.": ["kind", "industry", "region", "source", "tags", "lifecycle_stage"],
+    "automation.op.": ["equals", "not_equals", "in", "contains", "is_empty", "not_empty"],
+    "automation.method.": ["round_robin", "least_busy"],
     # data quality: every check, suite, example entity and run status the page may name
     "quality.check.": sorted(QUALITY_CHECKS),
     "quality.suite.": ["db_customers", "db_sales", "db_integrity"],
