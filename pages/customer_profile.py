@@ -142,9 +142,10 @@ kpis = st.columns(4)
 kpis[0].metric(t("profile.open_deals"), len(open_deals), help=money(sum((d.amount for d in open_deals), Decimal(0))))
 kpis[1].metric(t("profile.weighted"), money(sum((d.weighted_amount for d in open_deals), Decimal(0))))
 kpis[2].metric(t("profile.orders_total", count=profile.order_totals.count), money(profile.order_totals.total_amount))
+overdue_count = sum(task.overdue for task in profile.open_tasks)
 kpis[3].metric(t("profile.open_tasks"), len(profile.open_tasks),
-               delta=t("profile.overdue", count=sum(task.overdue for task in profile.open_tasks)) or None,
-               delta_color="inverse")
+               delta=t("profile.overdue", count=overdue_count) if overdue_count else None,
+               delta_color="inverse", delta_arrow="off")
 
 tabs = st.tabs([
     t("profile.tab_details"), t("profile.tab_contacts", count=len(profile.contacts)),

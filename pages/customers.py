@@ -231,7 +231,7 @@ STATE.setdefault("customers_columns", DEFAULT_COLUMNS)
 columns = layout[0].multiselect(
     t("grid.columns"), all_columns, key="customers_columns", format_func=label_of,
 )
-columns = ["name", *[c for c in columns if c != "name"]]  # the name identifies the row: always first
+columns = ["name", *[c for c in (columns or DEFAULT_COLUMNS) if c != "name"]]  # the name identifies the row: always first
 sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key="customers_sort", format_func=label_of)
 STATE.setdefault("customers_descending", True)
 descending = layout[2].toggle(t("grid.descending"), key="customers_descending")

@@ -87,3 +87,46 @@ def test_a_duplicate_asks_for_confirmation_before_creating(app_world: AppWorld) 
     next(c for c in app.checkbox if c.label.startswith("Create it anyway")).check()
     app = submit(app)
     assert "Acme Trading Again" in grid_names(app)
+
+
+def test_a_saved_view_brings_back_its_filters_columns_and_sort(app_world: AppWorld) -> None:
+    app = open_customers(app_world.world.rep.username)
+    app.text_input(key="customers_search").input("acme").run()
+    app.multiselect(key="customers_columns").set_value(["name", "email"]).run()
+    app.selectbox(key="customers_sort").set_value("name").run()
+    form_input(app, "View name").input("Acme only")
+    next(c for c in app.checkbox if c.label == "Share with my team").check()
+    app = submit(app, "💾 Save view")
+    assert any('View "Acme only" saved' in s.value for s in app.success)
+
+    # a teammate opens the shared view from a fresh session
+    other = open_customers(app_world.world.rep_same_team.username)
+    assert len(grid_names(other)) == 0  # the teammate owns no customers and sees none of Rita's
+    view_box = other.selectbox(key="customers_view")
+    assert any("Acme only" in option for option in view_box.options)
+    mine = open_customers(app_world.world.rep.username)
+    assert mine.text_input(key="customers_search").value == ""
+    view_id = next(v for v in mine.selectbox(key="customers_view").options if "Acme only" in v)
+    mine.selectbox(key="customers_view").select(view_id).run()
+    assert mine.text_input(key="customers_search").value == "acme"
+    assert mine.selectbox(key="customers_sort").value == "name"
+    assert list(mine.dataframe[0].value.columns) == ["Name", "Email", "360"]
+    assert grid_names(mine) == ["Acme Trading"]
+
+
+def test_next_and_previous_walk_the_pages(app_world: AppWorld) -> None:
+    from tests.factories import create_random_customer
+
+    for index in range(30):
+        create_random_customer(app_world.db, app_world.world.rep, name=f"Paged {index:02d}")
+    app = open_customers(app_world.world.rep.username)
+    app.selectbox(key="customers_per_page").set_value(25).run()
+    app.selectbox(key="customers_sort").set_value("name").run()
+    first = grid_names(app)
+    assert len(first) == 25 and any("Page 1 of 2" in m.value for m in app.markdown)
+    app = submit(app, "Next ▶")
+    second = grid_names(app)
+    assert len(second) == 7 and not set(first) & set(second)
+    assert sorted(first + second, reverse=True) == first + second
+    app = submit(app, "◀ Previous")
+    assert grid_names(app) == first

@@ -1,0 +1,100 @@
+"""Customer 360 page: everything about one customer, editing with optimistic locking, contacts, activities."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crm_core.models import Activity, Contact, Customer
+from crm_core.services.customers import CustomerInput, update_customer
+from tests.pages.conftest import AppWorld, log_in
+
+
+def customer_id(app_world: AppWorld, name: str) -> int:
+    with app_world.db.system_session("test") as session:
+        return session.scalars(select(Customer.id).where(Customer.name == name)).one()
+
+
+def open_profile(username: str, customer: int):  # type: ignore[no-untyped-def]
+    app = log_in(username)
+    app.switch_page("pages/customer_profile.py")
+    app.query_params["customer_id"] = str(customer)
+    return app.run()
+
+
+def text_input(app, label: str):  # type: ignore[no-untyped-def]
+    return next(w for w in app.text_input if w.label == label)
+
+
+def click(app, label: str):  # type: ignore[no-untyped-def]
+    next(b for b in app.button if b.label == label).click()
+    return app.run()
+
+
+def test_a_rep_opens_their_customer_and_sees_its_creation_in_the_history(app_world: AppWorld) -> None:
+    app = open_profile(app_world.world.rep.username, customer_id(app_world, "张三科技有限公司"))
+    assert not app.exception
+    assert app.title[0].value == "张三科技有限公司"
+    history = app.dataframe[-1].value
+    assert list(history["What"]) == ["Created · customer"]
+    assert history["Who"][0] == "Rita Rep"
+    assert "Email:  → zhang@example.cn" in history["Changes"][0]
+
+
+def test_a_rep_cannot_open_another_reps_customer(app_world: AppWorld) -> None:
+    app = open_profile(app_world.world.rep.username, customer_id(app_world, "West Coast Ltd"))
+    assert not app.exception
+    assert any("not visible to you" in w.value for w in app.warning)
+    assert all(t.value != "West Coast Ltd" for t in app.title)
+
+
+def test_editing_records_the_diff_and_a_concurrent_change_is_not_overwritten(app_world: AppWorld) -> None:
+    target = customer_id(app_world, "Acme Trading")
+    app = open_profile(app_world.world.rep.username, target)
+    text_input(app, "Industry").input("Retail")
+    app = click(app, "Save changes")
+    assert not app.exception
+    assert any("Changes saved" in s.value for s in app.success)
+    history = app.dataframe[-1].value
+    assert "Industry:  → Retail" in history["Changes"][0]
+
+    # the rep starts another edit; meanwhile their manager saves the same customer
+    text_input(app, "Region").input("上海")
+    update_customer(app_world.db, app_world.world.manager, target,
+                    CustomerInput(name="Acme Trading Co", owner_id=app_world.world.rep.user_id, industry="Retail"),
+                    expected_version=2)
+    app = click(app, "Save changes")
+    assert any("Mia Manager changed this record" in e.value for e in app.error)
+    assert text_input(app, "Region").value == "上海"  # the rep's input is kept
+    with app_world.db.system_session("test") as session:
+        saved = session.get(Customer, target)
+        assert saved is not None and saved.name == "Acme Trading Co" and saved.region is None
+    app = click(app, "Reload their version")
+    assert text_input(app, "Name *").value == "Acme Trading Co"
+    assert text_input(app, "Region").value == ""
+
+
+def test_adding_a_contact_and_logging_an_activity_from_the_360(app_world: AppWorld) -> None:
+    target = customer_id(app_world, "张三科技有限公司")
+    app = open_profile(app_world.world.rep.username, target)
+    contact_name = next(w for w in app.text_input if w.label == "Name *" and w.value == "")
+    contact_name.input("王经理")
+    next(w for w in app.text_input if w.label == "Email" and w.value == "").input("bad-email")
+    app = click(app, "Add contact")
+    assert any("Not a valid email address" in e.value for e in app.error)
+    next(w for w in app.text_input if w.label == "Email" and w.value == "bad-email").input("wang@example.cn")
+    app = click(app, "Add contact")
+    assert any("王经理" in s.value for s in app.success)
+    next(a for a in app.text_area if a.label.startswith("What happened")).input("电话沟通报价")
+    app = click(app, "Log activity")
+    assert not app.exception
+    assert any("Activity logged" in s.value for s in app.success)
+    with app_world.db.system_session("test") as session:
+        assert session.scalars(select(Contact.email).where(Contact.customer_id == target)).all() == ["wang@example.cn"]
+        assert session.scalars(select(Activity.summary).where(Activity.customer_id == target)).all() == ["电话沟通报价"]
+
+
+def test_without_a_customer_the_page_offers_a_search(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.rep.username)
+    app.switch_page("pages/customer_profile.py").run()
+    app.text_input(key="profile_search").input("张三").run()
+    assert [link.label for link in app.get("page_link")] == ["张三科技有限公司 · Rita Rep"]
