@@ -546,3 +546,28 @@ def _leaderboard(
         OwnerResult(row[0], names.get(row[0]), int(row[1] or 0), _money(row[2]), int(row[3] or 0), _money(row[4]))
         for row in rows
     ]
+
+
+def product_choices(session: Session, *, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, "SKU · name") of the tenant's products, for the funnel's product filter."""
+    from crm_core.models import Product
+
+    rows = session.execute(
+        select(Product.id, Product.sku, Product.name).where(Product.archived_at.is_(None)).order_by(Product.name).limit(limit)
+    ).all()
+    return [(row[0], f"{row[1]} · {row[2]}") for row in rows]
+
+
+FUNNEL_CSV_COLUMNS = ("stage", "kind", "count", "amount", "reached", "reached_amount", "conversion_to_next")
+
+
+def funnel_csv_rows(result: Funnel) -> list[list[Any]]:
+    """The funnel's steps as rows of FUNNEL_CSV_COLUMNS (conversion in percent), then the summary."""
+    rows: list[list[Any]] = [
+        [
+            step.stage.name, step.stage.kind, step.count, step.amount, step.reached, step.reached_amount,
+            None if step.conversion_to_next is None else round(step.conversion_to_next * 100, 1),
+        ]
+        for step in result.steps
+    ]
+    return rows

@@ -42,10 +42,10 @@ def test_five_failures_lock_the_account_in_the_database(app_world: AppWorld) -> 
     assert any("locked" in e.value for e in app.error)
 
 
-def test_a_rep_lands_on_customers_and_sees_no_admin_page(app_world: AppWorld) -> None:
+def test_a_rep_lands_on_the_dashboard_and_sees_no_admin_page(app_world: AppWorld) -> None:
     app = log_in(app_world.world.rep.username)
     assert not app.exception
-    assert page_titles(app) == ["Customers"]
+    assert page_titles(app) == ["Dashboard"]
     assert "Users & teams" not in str(app.sidebar)
 
 
@@ -59,7 +59,7 @@ def test_an_admin_can_open_users_and_teams(app_world: AppWorld) -> None:
 def test_switching_to_chinese_translates_the_page_and_is_remembered(app_world: AppWorld) -> None:
     app = log_in(app_world.world.rep.username)
     app.selectbox(key="kestrel_language_choice").select_index(1).run()
-    assert page_titles(app) == ["客户"]
+    assert page_titles(app) == ["仪表盘"]
     with app_world.db.system_session("test") as session:
         user = session.scalars(select(User).where(User.username == app_world.world.rep.username)).one()
     assert user.language == "zh-CN"

@@ -22,6 +22,12 @@ DYNAMIC = {
     "stage.": ["prospect", "intent", "customer", "churned"],
     "kind.": ["company", "person"],
     "field.": ["email", "phone", "name"],
+    # deals, funnel, dashboard (sales_deals.json)
+    "export.deal.": ["id", "name", "customer_name", "owner_name", "stage_name", "amount", "currency", "probability",
+                     "weighted_amount", "expected_close_date", "closed_at", "lost_reason", "created_at"],
+    "funnel.column.": ["stage", "kind", "count", "amount", "reached", "reached_amount", "conversion_to_next"],
+    "funnel.kind.": ["open", "won", "lost"],
+    "dashboard.period_": ["month", "quarter", "year"],
     "tasks.scope.": ["mine", "team", "everyone"],
     "tasks.view.": ["overdue", "today", "upcoming", "open", "done"],
     "tasks.empty.": ["overdue", "today", "upcoming", "open", "done"],

@@ -1,0 +1,134 @@
+"""Dashboard (the landing page): KPIs, revenue trend, leaderboard and deals closing this month.
+
+One call to :func:`crm_core.queries.reports.dashboard`; the access layer makes it role-aware
+(a rep sees their own numbers, a manager their teams', admins and analysts the workspace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import streamlit as st
+
+from crm_core.models import Role
+from crm_core.queries.reports import PERIODS, dashboard
+from crm_ui.context import current_actor, read_session, t
+
+actor = current_actor()
+st.title(t("dashboard.title"))
+
+scope_key = {Role.REP: "dashboard.scope_own", Role.MANAGER: "dashboard.scope_team"}.get(
+    actor.role, "dashboard.scope_all"
+)
+top = st.columns([3, 1])
+top[0].caption(t(scope_key))
+period = top[1].selectbox(
+    t("dashboard.period"), list(PERIODS), format_func=lambda value: t(f"dashboard.period_{value}"),
+    key="dashboard_period",
+)
+
+with read_session() as session:
+    figures = dashboard(session, period=period)
+
+
+def money(value: Decimal) -> str:
+    """Whole currency units with thousands separators (the dashboard is an overview)."""
+    return f"{value:,.0f}"
+
+
+def change(current: Decimal | int, previous: Decimal | int) -> str | None:
+    """'+12%' against the previous period (None when there is nothing to compare with)."""
+    if not previous:
+        return None
+    return f"{(Decimal(current) - Decimal(previous)) / Decimal(previous) * 100:+.0f}%"
+
+
+kpis = st.columns(5)
+kpis[0].metric(t("dashboard.open_pipeline"), money(figures.open_amount),
+               help=t("dashboard.open_pipeline_help", count=f"{figures.open_count:,}"))
+kpis[0].caption(t("dashboard.deal_count", count=f"{figures.open_count:,}"))
+kpis[1].metric(t("dashboard.weighted_forecast"), money(figures.weighted_forecast), help=t("dashboard.weighted_help"))
+kpis[2].metric(
+    t("dashboard.won_period", period=t(f"dashboard.period_{period}")), money(figures.won_amount),
+    delta=change(figures.won_amount, figures.previous_won_amount),
+)
+kpis[2].caption(t("dashboard.won_previous", amount=money(figures.previous_won_amount),
+                  count=f"{figures.won_count:,}"))
+kpis[3].metric(
+    t("dashboard.new_customers"), f"{figures.new_customers:,}",
+    delta=change(figures.new_customers, figures.previous_new_customers),
+)
+kpis[3].caption(t("dashboard.previous_value", value=f"{figures.previous_new_customers:,}"))
+kpis[4].metric(t("dashboard.overdue_tasks"), f"{figures.overdue_tasks:,}",
+               delta=None if not figures.overdue_tasks else "!", delta_color="inverse")
+last_day = figures.period_end - dt.timedelta(days=1)
+st.caption(t("dashboard.period_range", start=figures.period_start.isoformat(), end=last_day.isoformat(),
+             previous=figures.previous_start.isoformat()))
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader(t("dashboard.revenue_trend"))
+    trend = pd.DataFrame(
+        {t("dashboard.month"): [m.month for m in figures.revenue_by_month],
+         t("dashboard.revenue"): [float(m.amount) for m in figures.revenue_by_month]}
+    ).set_index(t("dashboard.month"))
+    if any(m.orders for m in figures.revenue_by_month):
+        st.bar_chart(trend, height=280)
+    else:
+        st.info(t("dashboard.no_revenue"))
+with right:
+    st.subheader(t("dashboard.leaderboard", period=t(f"dashboard.period_{period}")))
+    if figures.leaderboard:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("field.owner"): row.owner_name or t("filter.unowned"),
+                        t("dashboard.won_count"): row.won_count,
+                        t("dashboard.won_amount"): float(row.won_amount),
+                        t("dashboard.lost_count"): row.lost_count,
+                        t("funnel.win_rate"): None if row.win_rate is None else row.win_rate * 100,
+                    }
+                    for row in figures.leaderboard
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                t("dashboard.won_amount"): st.column_config.NumberColumn(format="%,.0f"),
+                t("funnel.win_rate"): st.column_config.NumberColumn(format="%.0f%%"),
+            },
+        )
+    else:
+        st.info(t("dashboard.no_closed_deals"))
+
+st.subheader(t("dashboard.closing_this_month"))
+st.caption(t("dashboard.closing_summary", count=f"{figures.closing_count:,}", amount=money(figures.closing_amount)))
+if figures.closing_deals:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    t("deal.name"): deal.name,
+                    t("deal.customer"): deal.customer_name,
+                    t("field.owner"): deal.owner_name or t("filter.unowned"),
+                    t("deal.stage"): deal.stage_name,
+                    t("deal.amount"): float(deal.amount),
+                    t("deal.probability"): deal.probability,
+                    t("deal.expected_close_date"): deal.expected_close_date,
+                }
+                for deal in figures.closing_deals
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            t("deal.amount"): st.column_config.NumberColumn(format="%,.0f"),
+            t("deal.probability"): st.column_config.NumberColumn(format="%d%%"),
+        },
+    )
+    st.page_link("pages/pipeline.py", label=t("dashboard.open_board"), icon="📋")
+else:
+    st.info(t("dashboard.none_closing"))
