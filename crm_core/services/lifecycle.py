@@ -85,8 +85,8 @@ def _stage_ids(connection: Connection, tenant_id: int, kind: StageKind) -> list[
     )
 
 
-def reason_expression(connection: Connection, tenant_id: int, as_of: dt.datetime) -> ColumnElement[str]:
-    """SQL CASE giving each row of ``customers`` its rule code (see rules.lifecycle), for ``tenant_id``."""
+def _rule_conditions(connection: Connection, tenant_id: int, as_of: dt.datetime) -> dict[str, ColumnElement[bool]]:
+    """The facts the rules look at, as SQL conditions on a row of ``customers``."""
     window = connection.scalar(select(Tenant.__table__.c.churn_window_days).where(Tenant.__table__.c.id == tenant_id))
     cutoff = churn_cutoff(as_of, int(window or 180))
     won_ids = _stage_ids(connection, tenant_id, StageKind.WON)
@@ -119,17 +119,34 @@ def reason_expression(connection: Connection, tenant_id: int, as_of: dt.datetime
     bought = or_(deals(won_ids), counted_orders())
     a = activities.c
     active = exists().where(a.tenant_id == tenant_id, a.customer_id == c.id, a.occurred_at >= cutoff)
-    conditions = {
-        "recent_sale": recent_sale,
-        "active_buyer": and_(bought, active),
-        "lapsed_buyer": bought,
-        "open_deal": deals(open_ids),
-    }
-    return case(*[(conditions[reason], reason) for reason, _ in RULES[:-1]], else_=RULES[-1][0])
+    return {"recent_sale": recent_sale, "bought": bought, "active": active, "open_deal": deals(open_ids)}
 
 
-def _stage_of(reason: ColumnElement[str]) -> ColumnElement[str]:
-    return case(*[(reason == code, stage) for code, stage in STAGE_OF_REASON.items()], else_=LifecycleStage.PROSPECT.value)
+def _classification(conditions: dict[str, ColumnElement[bool]], outcome: dict[str, str]) -> ColumnElement[str]:
+    # Nested so that "bought" is probed once: prospects (most customers) cost five index probes.
+    return case(
+        (conditions["recent_sale"], outcome["recent_sale"]),
+        (conditions["bought"], case((conditions["active"], outcome["active_buyer"]), else_=outcome["lapsed_buyer"])),
+        (conditions["open_deal"], outcome["open_deal"]),
+        else_=outcome["no_signal"],
+    )
+
+
+def reason_expression(connection: Connection, tenant_id: int, as_of: dt.datetime) -> ColumnElement[str]:
+    """SQL CASE giving each row of ``customers`` its rule code (see rules.lifecycle), for ``tenant_id``."""
+    conditions = _rule_conditions(connection, tenant_id, as_of)
+    return _classification(conditions, {reason: reason for reason, _ in RULES})
+
+
+def stage_expression(connection: Connection, tenant_id: int, as_of: dt.datetime) -> ColumnElement[str]:
+    """SQL CASE giving each row of ``customers`` its lifecycle stage.
+
+    Separate from :func:`reason_expression` on purpose: comparing the stored stage with this
+    CASE evaluates each EXISTS at most once per customer, whereas mapping the reason code to a
+    stage would make the database re-evaluate the whole reason CASE once per code.
+    """
+    conditions = _rule_conditions(connection, tenant_id, as_of)
+    return _classification(conditions, {reason: stage.value for reason, stage in RULES})
 
 
 def refresh_lifecycle(
@@ -153,6 +170,7 @@ def refresh_lifecycle(
     as_of = as_of or now
     result = RefreshResult(tenant_id)
     reason = reason_expression(connection, tenant_id, as_of)
+    stage = stage_expression(connection, tenant_id, as_of)
     if customer_ids is None:
         id_chunks: list[list[int] | None] = [None]
     else:
@@ -168,14 +186,15 @@ def refresh_lifecycle(
         result.overrides_released += _apply_overrides(connection, tenant_id, scope, reason, now)
         key = uuid.uuid4().hex
         classified = (
-            select(customers.c.id, customers.c.lifecycle_stage, reason.label("reason"))
+            select(customers.c.id, customers.c.lifecycle_stage, stage.label("stage"), reason.label("reason"))
             .where(
                 *scope,
                 ~exists().where(overrides.c.tenant_id == tenant_id, overrides.c.customer_id == customers.c.id),
             )
             .subquery("classified")
         )
-        new_stage = _stage_of(classified.c.reason)
+        # the reason is computed for the changed rows only: the WHERE compares stages
+        new_stage = classified.c.stage
         connection.execute(
             insert(transitions).from_select(
                 ["tenant_id", "customer_id", "occurred_at", "from_stage", "to_stage", "source", "reason",

@@ -1,0 +1,1 @@
+"""Speed figures: commands that print timings and ratios against raw SQL (``python -m benchmarks NAME``)."""

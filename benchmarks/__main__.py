@@ -1,0 +1,27 @@
+"""``python -m benchmarks NAME [options]``: run the benchmark module ``benchmarks/NAME.py``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def available() -> list[str]:
+    """The benchmark modules present in this package."""
+    return sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)]) if not info.name.startswith("_"))
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch to ``benchmarks.<name>.main(rest)``."""
+    names = available()
+    if not argv or argv[0] not in names:
+        print(f"usage: python -m benchmarks {{{','.join(names)}}} [options]", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"benchmarks.{argv[0]}")
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
