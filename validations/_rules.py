@@ -4,6 +4,7 @@ The importer (``crm_core.importing.prepare``) hands GX a *prepared* frame: one c
 entity field holding the cleaned value, plus companion columns computed in Python or SQL
 for the whole batch, which the suites expect on:
 
+- ``<field>__missing``    set on rows that would create a record without a required field;
 - ``<field>__invalid``    the raw text when it could not be read as a number/date/flag;
 - ``<field>__unresolved`` the raw text when a reference (owner, customer, product …) matched nothing;
 - ``_duplicate_in_file``  the key when an earlier row of the file has the same unique key;
@@ -37,8 +38,10 @@ def meta(key: str, **params: Any) -> dict[str, Any]:
 
 
 def required(column: str) -> Any:
-    """The field must have a value."""
-    return _gx().ExpectColumnValuesToNotBeNull(column=column, meta=meta("imports.rule.required", field=column))
+    """The field must have a value on every row that creates a record (``<field>__missing`` marks those without)."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column=f"{column}__missing", meta=meta("imports.rule.required", field=column)
+    )
 
 
 def readable(column: str, kind: str) -> Any:

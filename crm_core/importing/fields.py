@@ -134,7 +134,7 @@ DEFAULT_MATCH: dict[str, tuple[str, ...]] = {
     "tasks": ("title",),
 }
 # Keys the database itself keeps unique: a second row with the same key is an error, not a duplicate.
-HARD_KEYS: dict[str, str] = {"products": "sku", "orders": "order_number", "customers": "external_id"}
+HARD_KEYS: dict[str, str] = {"products": "sku", "customers": "external_id"}  # orders repeat per line
 # Entities whose rows can carry the tenant's custom fields.
 CUSTOM_FIELD_ENTITIES = {"customers": "customer"}
 

@@ -436,14 +436,17 @@ def _companions(
                 duplicate[position] = f"{value} (= {first})"
     if entity == "orders":
         # the lines of one order must name the same customer
-        for position, (number, customer) in enumerate(
-            zip(frame["order_number"].tolist(), frame["customer"].tolist(), strict=True)
+        for position, (number, customer, customer_id) in enumerate(
+            zip(frame["order_number"].tolist(), frame["customer"].tolist(), frame["customer_id"].tolist(),
+                strict=True)
         ):
             if number is None or customer is None:
                 continue
-            first_customer = state.order_customers.setdefault(str(number), str(customer))
-            if first_customer != str(customer):
-                duplicate[position] = f"{number}: {customer} ≠ {first_customer}"
+            # compared by the customer found (a name and an email may name the same customer)
+            identity = f"#{customer_id}" if customer_id is not None else str(customer)
+            first = state.order_customers.setdefault(str(number), f"{identity}\t{customer}")
+            if first.split("\t")[0] != identity:
+                duplicate[position] = f"{number}: {customer} ≠ {first.split(chr(9))[1]}"
     frame["_duplicate_in_file"] = pd.Series(duplicate, index=frame.index, dtype=object)
 
     taken: list[str | None] = [None] * len(index)
@@ -482,3 +485,15 @@ def _companions(
                 keys = [str(frame[key].iat[position]) for key in match_keys if frame[key].iat[position] is not None]
                 missing[position] = ", ".join(keys) or "-"
     frame["_match_missing"] = pd.Series(missing, index=frame.index, dtype=object)
+    # required fields apply to rows that create a record; an update leaves unmapped fields alone
+    creates = [
+        options.mode == "create" or (options.mode == "upsert" and match_id[i] is None and duplicate_of[i] is None)
+        for i in range(len(index))
+    ]
+    for spec in fields_of(entity):
+        if spec.required:
+            values = frame[spec.name].tolist()
+            frame[f"{spec.name}__missing"] = pd.Series(
+                ["" if creates[i] and values[i] is None else None for i in range(len(index))],
+                index=frame.index, dtype=object,
+            )
