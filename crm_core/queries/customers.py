@@ -50,6 +50,15 @@ MIN_FTS_CHARS = 3
 """The trigram tokenizer cannot match shorter strings; those search the name/email prefix."""
 DEFAULT_COUNT_CAP = 10_000
 
+_OWNER = aliased(User, name="owner")
+_TEAM = aliased(Team, name="team")
+# the grid reads columns, not entities: no identity map or instance state for 50 rows per page
+_GRID_COLUMNS = (
+    Customer.id, Customer.name, Customer.kind, Customer.industry, Customer.region, Customer.lifecycle_stage,
+    Customer.owner_id, Customer.email, Customer.phone, Customer.tags, Customer.last_contacted_at,
+    Customer.updated_at, Customer.version, Customer.source, Customer.created_at, Customer.custom_fields,
+    Customer.archived_at, _OWNER.full_name.label("owner_name"), _TEAM.name.label("team_name"),
+)
 _FTS = table("customers_fts", column("rowid"))
 _FTS_MATCH = column("customers_fts")
 
@@ -316,11 +325,11 @@ def list_customers(
     else:
         statement = statement.offset((page - 1) * per_page)
     rows = session.execute(statement).all()
-    items = [_row(*row) for row in rows[:per_page]]
+    items = [_row(row) for row in rows[:per_page]]
     has_next = len(rows) > per_page
     next_cursor = None
     if has_next and keyset:
-        last = rows[per_page - 1][0]
+        last = rows[per_page - 1]
         next_cursor = (getattr(last, sort), last.id)
     total, capped = None, False
     if with_total:
@@ -335,37 +344,35 @@ def list_customers(
 
 
 def _grid_statement(session: Session, filters: CustomerFilters) -> Select[Any]:
-    owner = aliased(User)
-    team = aliased(Team)
     statement = (
-        select(Customer, owner.full_name, team.name)
-        .outerjoin(owner, owner.id == Customer.owner_id)
-        .outerjoin(team, team.id == Customer.team_id)
+        select(*_GRID_COLUMNS)
+        .outerjoin(_OWNER, _OWNER.id == Customer.owner_id)
+        .outerjoin(_TEAM, _TEAM.id == Customer.team_id)
     )
     return _filtered(statement, filters, _dialect(session))
 
 
-def _row(customer: Customer, owner_name: str | None, team_name: str | None) -> CustomerRow:
+def _row(row: Any) -> CustomerRow:
     return CustomerRow(
-        id=customer.id,
-        name=customer.name,
-        kind=customer.kind,
-        industry=customer.industry,
-        region=customer.region,
-        lifecycle_stage=customer.lifecycle_stage,
-        owner_id=customer.owner_id,
-        owner_name=owner_name,
-        email=customer.email,
-        phone=customer.phone,
-        tags=customer.tag_list,
-        last_contacted_at=customer.last_contacted_at,
-        updated_at=customer.updated_at,
-        version=customer.version,
-        team_name=team_name,
-        source=customer.source,
-        created_at=customer.created_at,
-        custom_fields=dict(customer.custom_fields or {}),
-        archived_at=customer.archived_at,
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        industry=row.industry,
+        region=row.region,
+        lifecycle_stage=row.lifecycle_stage,
+        owner_id=row.owner_id,
+        owner_name=row.owner_name,
+        email=row.email,
+        phone=row.phone,
+        tags=[tag for tag in (row.tags or "").split(",") if tag],
+        last_contacted_at=row.last_contacted_at,
+        updated_at=row.updated_at,
+        version=row.version,
+        team_name=row.team_name,
+        source=row.source,
+        created_at=row.created_at,
+        custom_fields=dict(row.custom_fields or {}),
+        archived_at=row.archived_at,
     )
 
 
@@ -400,8 +407,8 @@ def iter_customers(
     if limit is not None:
         statement = statement.limit(limit)
     result = session.execute(statement.execution_options(yield_per=chunk_size))
-    for customer, owner_name, team_name in result:
-        yield _row(customer, owner_name, team_name)
+    for row in result:
+        yield _row(row)
 
 
 def get_customer(session: Session, customer_id: int) -> Customer | None:
