@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_core.scoring.commands import add_commands as add_scoring_commands
 
     add_scoring_commands(commands)  # score train|apply, segments snapshot
+
+    from crm_core.reports_cli import add_commands as add_report_commands
+
+    add_report_commands(commands)  # report funnel|dashboard
     return parser
 
 
