@@ -6,6 +6,7 @@ this page, and every other page, stays fast.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pandas as pd
@@ -120,22 +121,26 @@ with history_tab:
     if not history:
         st.info(t("quality.history_empty"))
     else:
-        days = sorted({point.day for point in trend})
+        # every day of the window, so a quiet day shows as a gap rather than vanishing
+        last_day = max(point.day for point in trend) if trend else history[0].started_at.date()
+        days = [last_day - dt.timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
+        labels = [day.strftime("%m-%d") for day in days]
         passed = [sum(p.passed for p in trend if p.day == day) for day in days]
         failed_counts = [sum(p.failed for p in trend if p.day == day) for day in days]
         figure = go.Figure()
-        figure.add_bar(x=days, y=passed, name=t("quality.status.passed"), marker_color="#2e7d32")
-        figure.add_bar(x=days, y=failed_counts, name=t("quality.status.failed"), marker_color="#c62828")
+        figure.add_bar(x=labels, y=passed, name=t("quality.status.passed"), marker_color="#2e7d32")
+        figure.add_bar(x=labels, y=failed_counts, name=t("quality.status.failed"), marker_color="#c62828")
         for suite in sorted({point.suite for point in trend}):
             points = [p for p in trend if p.suite == suite]
-            figure.add_scatter(x=[p.day for p in points], y=[p.violations for p in points], name=suite_label(suite),
-                               mode="lines+markers", yaxis="y2")
+            figure.add_scatter(x=[p.day.strftime("%m-%d") for p in points], y=[p.violations for p in points],
+                               name=suite_label(suite), mode="lines+markers", yaxis="y2")
         figure.update_layout(
-            barmode="stack", height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+            barmode="stack", height=400, margin={"l": 10, "r": 10, "t": 40, "b": 90},
             title=t("quality.trend_title", days=TREND_DAYS),
-            yaxis={"title": t("quality.trend_runs")},
+            xaxis={"type": "category", "tickangle": -45},
+            yaxis={"title": t("quality.trend_runs"), "rangemode": "tozero"},
             yaxis2={"title": t("quality.metric.violations"), "overlaying": "y", "side": "right", "rangemode": "tozero"},
-            legend={"orientation": "h", "y": -0.2},
+            legend={"orientation": "h", "y": -0.3},
         )
         st.plotly_chart(figure, key="data_quality_trend_chart")
         st.dataframe(

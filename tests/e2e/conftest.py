@@ -54,7 +54,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     create_random_customer(db, world.rep, name="张三科技有限公司", email="zhang@example.cn")
     create_random_customer(db, world.rep, name="Acme Trading", email="hello@acme.com")
     port = free_port()
-    env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_COOKIE_KEY": "e2e-cookie-key-0123456789abcdef"}
+    env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_COOKIE_KEY": "e2e-cookie-key-0123456789abcdef",
+           "CRM_GX_DIR": str(database_path.parent / "gx")}  # Data Docs of this run only
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1"],
