@@ -322,12 +322,13 @@ with builder_tab:
             export_columns = st.columns(2)
             if export_columns[0].button(t("segments.prepare_csv"), key="segments_prepare_csv"):
                 headers, rows = export_rows(spec)
-                STATE["segments_export"] = ("csv", to_csv(headers, rows))
+                STATE["segments_export"] = (spec.as_dict(), "csv", to_csv(headers, rows))
             if export_columns[1].button(t("segments.prepare_xlsx"), key="segments_prepare_xlsx"):
                 headers, rows = export_rows(spec)
-                STATE["segments_export"] = ("xlsx", to_xlsx(headers, rows, sheet_title=t("segments.title")))
-            if export := STATE.get("segments_export"):
-                kind, data = export
+                STATE["segments_export"] = (spec.as_dict(), "xlsx", to_xlsx(headers, rows, sheet_title=t("segments.title")))
+            export = STATE.get("segments_export")
+            if export and export[0] == spec.as_dict():  # a file of other conditions is not offered
+                _, kind, data = export
                 mime = "text/csv" if kind == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
                 st.download_button(
                     t("segments.download", kind=kind.upper()), data, file_name=f"segment.{kind}", mime=mime,
@@ -562,6 +563,7 @@ with rfm_tab:
         ),
         hide_index=True,
         width="stretch",
+        height=36 * (len(summary) + 1) + 3,  # every segment visible without scrolling
         column_config={
             t("segments.share"): st.column_config.NumberColumn(format="%.1f%%"),
             t("segments.revenue"): st.column_config.NumberColumn(format="%,.2f"),
@@ -606,6 +608,8 @@ with scoring_tab:
         cells[1].metric(t("segments.auc"), "—" if metrics.get("auc") is None else f"{metrics['auc']:.3f}")
         cells[2].metric(t("segments.examples"), f"{metrics.get('examples', 0):,}")
         cells[3].metric(t("segments.positives"), f"{metrics.get('positives', 0):,}")
+        if metrics.get("auc") is not None and metrics["auc"] < 0.55:
+            st.warning(t("segments.weak_model", auc=f"{metrics['auc']:.3f}"))
         if latest.method == "fallback":
             st.warning(t("segments.fallback", positives=metrics.get("positives", 0),
                          negatives=metrics.get("negatives", 0), minimum=metrics.get("min_class_examples", 0)))
