@@ -49,7 +49,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.access import actor_of
-from crm_core.models import Customer, LifecycleStage, Opportunity, Order, OrderStatus, Team, User
+from crm_core.models import (
+    Customer,
+    LifecycleStage,
+    Opportunity,
+    Order,
+    OrderStatus,
+    Team,
+    User,
+)
 from crm_core.models.automation import LifecycleTransition
 from crm_core.models.segments import Score, Segment, SegmentSnapshot
 from crm_core.queries.paging import Page
@@ -59,8 +67,6 @@ from crm_core.rules.segments import (
     CUSTOM_PREFIX,
     DATE,
     NUMBER,
-    PERCENT,
-    QUINTILE,
     RFM_GRID,
     SCORE_PREFIX,
     TEXT,
@@ -549,7 +555,7 @@ class MemberRow:
 def _member_statement(spec: SegmentSpec, catalog: FieldCatalog, context: CompileContext) -> Select[Any]:
     owner = aliased(User)
     team = aliased(Team)
-    statement = (
+    statement: Any = (
         select(
             Customer.id, Customer.name, Customer.lifecycle_stage, owner.full_name.label("owner_name"),
             team.name.label("team_name"), Customer.industry, Customer.region, Customer.email, Customer.phone,
@@ -715,8 +721,27 @@ def campaign_choices(session: Session, *, tenant_id: int | None = None) -> list[
 
 
 __all__ = [
-    "CompileContext", "FlowLink", "campaign_choices", "MemberRow", "RfmScore", "RfmSegmentSummary", "SegmentRow", "SizePoint",
-    "StageCount", "count_segment", "field_catalog", "iter_segment_members", "lifecycle_distribution",
-    "lifecycle_flow", "list_saved_segments", "list_segment_members", "rfm_scores", "rfm_subquery",
-    "rfm_summary", "segment_clause", "segment_member_ids", "segment_size_history", "team_choices",
+    "CompileContext",
+    "FlowLink",
+    "MemberRow",
+    "RfmScore",
+    "RfmSegmentSummary",
+    "SegmentRow",
+    "SizePoint",
+    "StageCount",
+    "campaign_choices",
+    "count_segment",
+    "field_catalog",
+    "iter_segment_members",
+    "lifecycle_distribution",
+    "lifecycle_flow",
+    "list_saved_segments",
+    "list_segment_members",
+    "rfm_scores",
+    "rfm_subquery",
+    "rfm_summary",
+    "segment_clause",
+    "segment_member_ids",
+    "segment_size_history",
+    "team_choices",
 ]

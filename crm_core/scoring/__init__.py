@@ -9,7 +9,15 @@ reads the results.
 
 from __future__ import annotations
 
-from crm_core.scoring.base import Examples, Factor, FittedModel, Scorer, explain, fit, predict
+from crm_core.scoring.base import (
+    Examples,
+    Factor,
+    FittedModel,
+    Scorer,
+    explain,
+    fit,
+    predict,
+)
 from crm_core.scoring.churn import ChurnRiskScorer
 from crm_core.scoring.deal_win import DealWinScorer
 

@@ -153,9 +153,9 @@ def _column_names(spec: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 def fit(history: Examples, *, min_class_examples: int = 30, seed: int = 0) -> FittedModel:
     """Logistic regression with a held-out AUC, or a fallback model when the history is too thin."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
+    from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
     started = time.perf_counter()
     labels = np.zeros(0, dtype=int) if history.labels is None else history.labels.astype(int)
@@ -236,13 +236,13 @@ def explain(model: dict[str, Any], examples: Examples, row: int, *, top: int = 3
         standardised = 0.0 if math.isnan(value) else (value - mean) / scale
         factors.append(Factor(name, round(value, 2), standardised * next(coefficients)))
     for name, vocabulary in model["categories"].items():
-        value = str(examples.categorical[name][row])
+        category_value = str(examples.categorical[name][row])
         push = 0.0
         for category in vocabulary:
             weight = next(coefficients)
-            if category == value:
+            if category == category_value:
                 push = weight
-        factors.append(Factor(name, value if value in vocabulary else OTHER, push))
+        factors.append(Factor(name, category_value if category_value in vocabulary else OTHER, push))
     factors.sort(key=lambda factor: -abs(factor.contribution))
     return [Factor(f.feature, f.value, round(f.contribution, 4)) for f in factors[:top] if f.contribution != 0]
 

@@ -17,11 +17,21 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from crm_core.models import Activity, Case, Customer, Opportunity, Order, OrderStatus, PipelineStage, StageKind, Tenant
+from crm_core.models import (
+    Activity,
+    Case,
+    Customer,
+    Opportunity,
+    Order,
+    OrderStatus,
+    PipelineStage,
+    StageKind,
+    Tenant,
+)
 from crm_core.scoring.base import Examples, Scorer, days_between
 
 

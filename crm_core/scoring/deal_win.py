@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

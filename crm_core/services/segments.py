@@ -22,9 +22,21 @@ from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.errors import AccessDenied, NotFound, SegmentNameTaken, SegmentTooLarge, StaleRecord, ValidationFailed
+from crm_core.errors import (
+    AccessDenied,
+    NotFound,
+    SegmentNameTaken,
+    SegmentTooLarge,
+    StaleRecord,
+    ValidationFailed,
+)
 from crm_core.models import Campaign, Customer, Priority, Role, Task, Team, User, utcnow
-from crm_core.models.segments import CampaignMember, Segment, SegmentSharing, SegmentSnapshot
+from crm_core.models.segments import (
+    CampaignMember,
+    Segment,
+    SegmentSharing,
+    SegmentSnapshot,
+)
 from crm_core.queries.segments import count_segment, field_catalog, segment_member_ids
 from crm_core.rules.segments import SegmentSpec, validate_spec
 
