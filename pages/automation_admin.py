@@ -103,12 +103,12 @@ with stage_tab:
                 [
                     {
                         t("automation.column.name"): rule.name,
-                        t("field.lifecycle_stage"): t(f"stage.{rule.stage}"),
-                        t("automation.column.when"): describe_trigger(rule.trigger, rule.threshold),
-                        t("automation.column.then"): describe_action(rule),
                         t("automation.column.active"): rule.is_active,
                         t("automation.column.fired"): rule.fired,
                         t("automation.column.last_fired"): rule.last_fired_at,
+                        t("field.lifecycle_stage"): t(f"stage.{rule.stage}"),
+                        t("automation.column.when"): describe_trigger(rule.trigger, rule.threshold),
+                        t("automation.column.then"): describe_action(rule),
                     }
                     for rule in automation_rules
                 ]

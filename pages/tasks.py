@@ -43,7 +43,7 @@ if actor.role == Role.MANAGER:
     scopes.append(TEAM)
 if actor.sees_whole_tenant:
     scopes.append(EVERYONE)
-top = st.columns([2, 3])
+top = st.columns([2, 3]) if len(scopes) > 1 else [st.container(), st.container()]
 scope = top[0].radio(
     t("tasks.scope"), scopes, format_func=lambda value: t(f"tasks.scope.{value}"), key="tasks_scope",
     horizontal=True, on_change=reset_page,
@@ -141,6 +141,9 @@ if open_rows:
         key="tasks_selected",
     )
     task = by_id[selected_id]
+    if task.customer_id is not None:
+        st.page_link("pages/customer_profile.py", label=t("tasks.open_customer", name=task.customer_name or ""),
+                     icon="➡️", query_params={"customer_id": str(task.customer_id)})
     complete_tab, reschedule_tab, reassign_tab = st.tabs(
         [t("tasks.complete"), t("tasks.reschedule"), t("tasks.reassign")]
     )

@@ -56,10 +56,15 @@ class ActivityInput:
     next_follow_up_at: dt.datetime | dt.date | None = None
 
 
-def _as_datetime(value: dt.datetime | dt.date | None) -> dt.datetime | None:
+def _as_datetime(value: dt.datetime | dt.date | None, now: dt.datetime | None = None) -> dt.datetime | None:
+    """A follow-up day means 09:00 that day; today after 09:00 means the next full hour."""
     if value is None or isinstance(value, dt.datetime):
         return value
-    return dt.datetime.combine(value, FOLLOW_UP_TIME)
+    moment = dt.datetime.combine(value, FOLLOW_UP_TIME)
+    now = now or utcnow()
+    if value == now.date() and moment <= now:
+        moment = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    return moment
 
 
 def _validate(session: Session, form: ActivityInput, now: dt.datetime) -> Errors:
@@ -74,7 +79,7 @@ def _validate(session: Session, form: ActivityInput, now: dt.datetime) -> Errors
     occurred_at = form.occurred_at or now
     if occurred_at > now + FUTURE_TOLERANCE:
         errors["occurred_at"] = ("followups.activity.in_future", {})
-    follow_up = _as_datetime(form.next_follow_up_at)
+    follow_up = _as_datetime(form.next_follow_up_at, now)
     if follow_up is not None and follow_up <= now:
         errors["next_follow_up_at"] = ("followups.activity.follow_up_in_past", {})
     if form.contact_id is not None:
@@ -111,7 +116,7 @@ def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
     session.add(activity)
     if customer.last_contacted_at is None or occurred_at > customer.last_contacted_at:
         customer.last_contacted_at = occurred_at
-    follow_up = _as_datetime(form.next_follow_up_at)
+    follow_up = _as_datetime(form.next_follow_up_at, now)
     if follow_up is not None:
         customer.next_follow_up_at = follow_up
         assignee = customer.owner_id if customer.owner_id is not None else actor.user_id
