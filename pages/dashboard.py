@@ -61,8 +61,7 @@ kpis[3].metric(
     delta=change(figures.new_customers, figures.previous_new_customers),
 )
 kpis[3].caption(t("dashboard.previous_value", value=f"{figures.previous_new_customers:,}"))
-kpis[4].metric(t("dashboard.overdue_tasks"), f"{figures.overdue_tasks:,}",
-               delta=None if not figures.overdue_tasks else "!", delta_color="inverse")
+kpis[4].metric(t("dashboard.overdue_tasks"), f"{figures.overdue_tasks:,}")
 last_day = figures.period_end - dt.timedelta(days=1)
 st.caption(t("dashboard.period_range", start=figures.period_start.isoformat(), end=last_day.isoformat(),
              previous=figures.previous_start.isoformat()))

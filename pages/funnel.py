@@ -101,7 +101,7 @@ for widget, values, title, name in (
     (charts[0], [step.reached for step in result.steps], t("funnel.chart_count"), "funnel-count"),
     (charts[1], [float(step.reached_amount) for step in result.steps], t("funnel.chart_amount"), "funnel-amount"),
 ):
-    figure = go.Figure(go.Funnel(y=names, x=values, textinfo="value+percent initial"))
+    figure = go.Figure(go.Funnel(y=names, x=values, texttemplate="%{value:,.0f}<br>%{percentInitial:.0%}"))
     figure.update_layout(title=title, margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=360)
     config = {**chart_config, "toImageButtonOptions": {**chart_config["toImageButtonOptions"], "filename": name}}
     widget.plotly_chart(figure, config=config, key=f"funnel_chart_{name}")

@@ -311,9 +311,9 @@ def render_card(card: DealCard) -> None:
             st.caption(t("board.lost_because", reason=card.lost_reason))
         if actor.can_write:
             actions = st.columns(2)
-            with actions[0].popover(t("board.stage_menu"), width="stretch"):
+            with actions[0].popover("⇄", help=t("board.stage_menu"), width="stretch"):
                 move_menu(card)
-            if actions[1].button(t("board.edit"), key=f"pipeline_edit_{card.id}", width="stretch"):
+            if actions[1].button("✎", help=t("board.edit"), key=f"pipeline_edit_{card.id}", width="stretch"):
                 STATE["pipeline_edit_id"] = card.id
                 STATE["pipeline_edit_snapshot"] = card
                 STATE["pipeline_edit_version"] = card.version
