@@ -22,6 +22,7 @@ from crm_core.queries.customers import (
     list_customers,
 )
 from crm_core.queries.saved_views import list_views
+from crm_core.queries.scores import latest_scores
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_core.services.customers import (
     BULK_LIMIT,
@@ -273,6 +274,13 @@ if page.items:
         if column in columns:
             frame[label_of(column)] = pd.to_datetime(frame[label_of(column)])
             column_config[label_of(column)] = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+    with read_session() as session:  # scores exist once `python -m crm_core score apply` has run
+        churn = latest_scores(session, "churn_risk", [row.id for row in page.items])
+    if churn:
+        frame[t("scoring.scorer.churn_risk")] = [churn[row.id].percent if row.id in churn else None for row in page.items]
+        column_config[t("scoring.scorer.churn_risk")] = st.column_config.ProgressColumn(
+            format="%d%%", min_value=0, max_value=100
+        )
     event = st.dataframe(
         frame,
         hide_index=True,

@@ -77,3 +77,23 @@ def test_a_manager_opens_a_saved_segment_and_creates_tasks_for_its_members(app_w
     app.text_input(key="segments_task_title").input("Call {name}")
     next(b for b in app.button if b.label == "Create a task for every customer").click().run()
     assert any("1 tasks created" in s.value for s in app.success)
+
+
+def test_churn_risk_shows_as_a_column_in_the_customers_grid(app_world: AppWorld) -> None:
+    from crm_core.models import Customer
+    from crm_core.models.segments import Score, ScoringModel
+
+    tenant_id = app_world.world.admin.tenant_id
+    with app_world.db.system_transaction("test scores") as session:
+        model = ScoringModel(tenant_id=tenant_id, scorer="churn_risk", version=1, method="logistic", metrics={}, model={})
+        session.add(model)
+        session.flush()
+        acme = session.scalar(select(Customer.id).where(Customer.name == "Acme Trading"))
+        session.add(Score(tenant_id=tenant_id, scorer="churn_risk", entity="customer", entity_id=acme,
+                          model_id=model.id, score=0.731))
+    app = log_in(app_world.world.rep.username)
+    app.switch_page("pages/customers.py").run()
+    frame = app.dataframe[0].value
+    risk = dict(zip(frame[frame.columns[0]], frame["Churn risk"], strict=True))
+    assert risk["Acme Trading"] == 73
+    assert risk["张三科技有限公司"] is None or risk["张三科技有限公司"] != risk["张三科技有限公司"]  # no score: empty
