@@ -31,7 +31,13 @@ from sqlalchemy import select
 from crm_core.access import Actor
 from crm_core.db import Database, open_database
 from crm_core.models import Pipeline, User
-from crm_core.queries.reports import ReportFilters, add_months, dashboard, funnel, period_bounds
+from crm_core.queries.reports import (
+    ReportFilters,
+    add_months,
+    dashboard,
+    funnel,
+    period_bounds,
+)
 from crm_core.services import auth
 
 ROLES = ("rep", "manager", "admin")
@@ -41,7 +47,7 @@ CENT = Decimal("0.01")
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def time_it(work: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
@@ -143,7 +149,7 @@ class RawSql:
         )
         won = sum(int(r[3]) for r in rows if r[1] == "won")
         lost = sum(int(r[3]) for r in rows if r[1] == "lost")
-        won_amount = sum((Decimal(str(r[4] or 0)) for r in rows if r[1] == "won"), Decimal("0"))
+        won_amount = sum((Decimal(str(r[4] or 0)) for r in rows if r[1] == "won"), Decimal(0))
         cycle = sum(float(r[5] or 0) for r in rows if r[1] == "won")
         cycle_deals = sum(int(r[6] or 0) for r in rows if r[1] == "won")
         return {
@@ -326,17 +332,21 @@ def main(argv: list[str]) -> int:
             )
         cases: list[tuple[str, Callable[[], Any], Callable[[], Any], Callable[[Any], Any]]] = []
         for label, since in (("funnel", None), ("funnel, last 90 days", today - dt.timedelta(days=90))):
-            def ours(since: dt.date | None = since) -> Any:
+            def ours(since: dt.date | None = since, actor: Actor = actor) -> Any:
                 with db.session(actor) as session:
                     return funnel(session, filters=ReportFilters(since=since))
-            def hand(since: dt.date | None = since, pipeline_id: int = pipeline_id) -> Any:
+            def hand(since: dt.date | None = since, pipeline_id: int = pipeline_id or 0, actor: Actor = actor) -> Any:
                 return raw.funnel(actor, pipeline_id, since)
             cases.append((label, ours, hand, funnel_numbers))
 
-        def ours_dashboard() -> Any:
+        def ours_dashboard(actor: Actor = actor) -> Any:
             with db.session(actor) as session:
                 return dashboard(session, today=today, now=now)
-        cases.append(("dashboard", ours_dashboard, lambda: raw.dashboard(actor, today, now), dashboard_numbers))
+
+        def hand_dashboard(actor: Actor = actor) -> Any:
+            return raw.dashboard(actor, today, now)
+
+        cases.append(("dashboard", ours_dashboard, hand_dashboard, dashboard_numbers))
         for label, ours_work, raw_work, numbers in cases:
             ours_times, ours_result = time_it(ours_work, args.runs)
             raw_times, raw_result = time_it(raw_work, args.runs)

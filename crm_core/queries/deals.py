@@ -19,7 +19,14 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from crm_core.models import Customer, Opportunity, Pipeline, PipelineStage, StageKind, User
+from crm_core.models import (
+    Customer,
+    Opportunity,
+    Pipeline,
+    PipelineStage,
+    StageKind,
+    User,
+)
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.queries.paging import Page
 from crm_core.rules.pipeline import StageInfo, effective_probability
@@ -123,13 +130,13 @@ class Board:
     @property
     def open_amount(self) -> Decimal:
         """Sum of the open columns."""
-        return sum((c.amount for c in self.columns if c.stage.kind == StageKind.OPEN.value), Decimal("0"))
+        return sum((c.amount for c in self.columns if c.stage.kind == StageKind.OPEN.value), Decimal(0))
 
     @property
     def weighted_amount(self) -> Decimal:
         """Weighted forecast of the open columns."""
         return sum(
-            (c.weighted_amount for c in self.columns if c.stage.kind == StageKind.OPEN.value), Decimal("0")
+            (c.weighted_amount for c in self.columns if c.stage.kind == StageKind.OPEN.value), Decimal(0)
         )
 
 
@@ -239,7 +246,7 @@ def stage_totals(session: Session, *, pipeline: PipelineRow, filters: DealFilter
     return columns
 
 
-def _card_statement(stages: list[StageRow]) -> Select[Any]:
+def _card_statement(stages: list[StageRow]) -> Any:
     owner = aliased(User)
     return (
         select(Opportunity, Customer.name, owner.full_name)

@@ -37,10 +37,27 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from crm_core.models import Customer, Opportunity, Order, OrderLine, OrderStatus, StageKind, Task, TaskStatus, User
+from crm_core.models import (
+    Customer,
+    Opportunity,
+    Order,
+    OrderLine,
+    OrderStatus,
+    StageKind,
+    Task,
+    TaskStatus,
+    User,
+)
 from crm_core.models.pipeline import OpportunityStageChange
-from crm_core.queries.deals import DealCard, PipelineRow, StageRow, _card, get_pipeline, list_pipelines
-from crm_core.queries.deals import probability_expression
+from crm_core.queries.deals import (
+    DealCard,
+    PipelineRow,
+    StageRow,
+    _card,
+    get_pipeline,
+    list_pipelines,
+    probability_expression,
+)
 
 CENT = Decimal("0.01")
 PERIODS = ("month", "quarter", "year")
@@ -211,7 +228,7 @@ def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel 
         columns.append(labelled)
         group_by.append(literal_column("lost_from"))
     statement = _report_filtered(select(*columns).group_by(*group_by), filters, pipeline.id)
-    rows = session.execute(statement).all()
+    rows = list(session.execute(statement).all())
     return _assemble_funnel(pipeline, filters, rows, open_stages, won_ids, lost_ids)
 
 
@@ -227,7 +244,7 @@ def _assemble_funnel(
     position = {stage.id: stage.position for stage in pipeline.stages}
     counts: dict[int, int] = {}
     amounts: dict[int, Decimal] = {}
-    weighted = Decimal("0")
+    weighted = Decimal(0)
     cycle_days_sum = 0.0
     cycle_deals = 0
     furthest: dict[int, tuple[int, Decimal]] = {}  # open-stage position reached → (deals, amount)
@@ -237,7 +254,7 @@ def _assemble_funnel(
     for row in rows:
         stage_id, count, amount = row[0], int(row[1]), _money(row[2])
         counts[stage_id] = counts.get(stage_id, 0) + count
-        amounts[stage_id] = amounts.get(stage_id, Decimal("0")) + amount
+        amounts[stage_id] = amounts.get(stage_id, Decimal(0)) + amount
         if stage_id in won_ids:
             cycle_days_sum += float(row[4] or 0)
             cycle_deals += int(row[5] or 0)
@@ -252,21 +269,21 @@ def _assemble_funnel(
         else:
             weighted += Decimal(str(row[3] or 0)) / 100
             reached_position = position.get(stage_id, first_open)
-        deals, total = furthest.get(reached_position, (0, Decimal("0")))
+        deals, total = furthest.get(reached_position, (0, Decimal(0)))
         furthest[reached_position] = (deals + count, total + amount)
 
     won_count = sum(counts.get(stage_id, 0) for stage_id in won_ids)
-    won_amount = sum((amounts.get(stage_id, Decimal("0")) for stage_id in won_ids), Decimal("0"))
+    won_amount = sum((amounts.get(stage_id, Decimal(0)) for stage_id in won_ids), Decimal(0))
     lost_count = sum(counts.get(stage_id, 0) for stage_id in lost_ids)
-    lost_amount = sum((amounts.get(stage_id, Decimal("0")) for stage_id in lost_ids), Decimal("0"))
+    lost_amount = sum((amounts.get(stage_id, Decimal(0)) for stage_id in lost_ids), Decimal(0))
     open_ids = {stage.id for stage in open_stages}
     open_count = sum(count for stage_id, count in counts.items() if stage_id in open_ids)
-    open_amount = sum((amount for stage_id, amount in amounts.items() if stage_id in open_ids), Decimal("0"))
+    open_amount = sum((amount for stage_id, amount in amounts.items() if stage_id in open_ids), Decimal(0))
 
     reached: list[tuple[int, Decimal]] = []
     for stage in open_stages:
         deals = sum(n for pos, (n, _) in furthest.items() if pos >= stage.position)
-        total = sum((a for pos, (_, a) in furthest.items() if pos >= stage.position), Decimal("0"))
+        total = sum((a for pos, (_, a) in furthest.items() if pos >= stage.position), Decimal(0))
         reached.append((deals, total))
     steps: list[FunnelStep] = []
     for index, stage in enumerate(open_stages):
@@ -294,7 +311,7 @@ def _assemble_funnel(
         filters=filters,
         steps=steps,
         total_count=sum(counts.values()),
-        total_amount=sum(amounts.values(), Decimal("0")).quantize(CENT),
+        total_amount=sum(amounts.values(), Decimal(0)).quantize(CENT),
         open_count=open_count,
         open_amount=open_amount.quantize(CENT),
         weighted_amount=weighted.quantize(CENT),

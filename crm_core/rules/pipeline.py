@@ -88,7 +88,7 @@ def amount_problem(amount: Decimal) -> str | None:
     """A catalog key when an amount is negative or does not fit Numeric(14, 2)."""
     if amount < 0:
         return "deal.amount_negative"
-    if amount >= Decimal("1000000000000"):
+    if amount >= Decimal(1000000000000):
         return "deal.amount_too_large"
     return None
 

@@ -23,7 +23,16 @@ from sqlalchemy.orm.exc import StaleDataError
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, StageTransitionRefused, ValidationFailed
-from crm_core.models import Customer, Opportunity, Pipeline, PipelineStage, StageKind, Tenant, User, utcnow
+from crm_core.models import (
+    Customer,
+    Opportunity,
+    Pipeline,
+    PipelineStage,
+    StageKind,
+    Tenant,
+    User,
+    utcnow,
+)
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.rules import pipeline as rules
 from crm_core.services.customers import stale_record_error
@@ -45,7 +54,7 @@ class OpportunityInput:
 
     customer_id: int
     name: str
-    amount: Decimal | str | int | float = Decimal("0")
+    amount: Decimal | str | int | float = Decimal(0)
     currency: str = ""
     pipeline_id: int | None = None
     stage_id: int | None = None
@@ -56,7 +65,7 @@ class OpportunityInput:
     closed_on: dt.date | None = None
 
 
-def _parse_amount(raw: Decimal | str | int | float, errors: Errors) -> Decimal:
+def _parse_amount(raw: Decimal | str | float, errors: Errors) -> Decimal:
     try:
         text = str(raw).strip().replace(",", "").replace("，", "")
         amount = Decimal(text or "0")
@@ -64,7 +73,7 @@ def _parse_amount(raw: Decimal | str | int | float, errors: Errors) -> Decimal:
             raise InvalidOperation
     except (InvalidOperation, ValueError):
         errors["amount"] = ("validation.number", {})
-        return Decimal("0")
+        return Decimal(0)
     if (problem := rules.amount_problem(amount)) is not None:
         errors["amount"] = (problem, {})
     return amount.quantize(Decimal("0.01"))
@@ -177,9 +186,9 @@ def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> in
                 target = next((stage for stage in stages if stage.id == form.stage_id), None)
             if target is None:
                 errors["stage_id"] = ("validation.choice", {})
-        if target is not None and target.kind == StageKind.OPEN.value:
-            if (problem := rules.expected_close_problem(form.expected_close_date, today=now.date(), is_new=True)):
-                errors["expected_close_date"] = (problem, {})
+        problem = rules.expected_close_problem(form.expected_close_date, today=now.date(), is_new=True)
+        if target is not None and target.kind == StageKind.OPEN.value and problem:
+            errors["expected_close_date"] = (problem, {})
         if errors:
             raise ValidationFailed(errors)
         assert pipeline is not None and target is not None
