@@ -499,7 +499,8 @@ with lifecycle_tab:
     total = sum(item.count for item in distribution) or 1
     columns = st.columns(len(distribution))
     for column, item in zip(columns, distribution, strict=True):
-        column.metric(t(f"stage.{item.stage}"), f"{item.count:,}", f"{item.count / total:.0%}", delta_color="off")
+        column.metric(t(f"stage.{item.stage}"), f"{item.count:,}")
+        column.caption(t("segments.share_of_customers", share=f"{item.count / total:.0%}"))
     bars = go.Figure(go.Bar(x=[t(f"stage.{item.stage}") for item in distribution],
                             y=[item.count for item in distribution], marker_color="#3b6ea8"))
     bars.update_layout(title=t("segments.distribution"), height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
@@ -515,19 +516,30 @@ with lifecycle_tab:
             st.info(t("segments.no_transitions"))
         else:
             stages = ["new", "prospect", "intent", "customer", "churned"]
+            colours = {"new": "108,142,191", "prospect": "154,165,177", "intent": "242,169,59",
+                       "customer": "46,139,87", "churned": "192,57,43"}
             extra = sorted({link.to_stage for link in links} - set(stages))
             nodes = [*stages, *extra]
-            # a Sankey must be acyclic: sources on the left column, targets on the right
-            labels = [t("segments.new_customer") if n == "new" else t(f"stage.{n}") for n in nodes]
-            labels += [t(f"stage.{n}") for n in nodes if n != "new"]
-            right = {n: len(nodes) + i for i, n in enumerate(n for n in nodes if n != "new")}
+            outflow = {n: sum(link.count for link in links if (link.from_stage or "new") == n) for n in nodes}
+            inflow = {n: sum(link.count for link in links if link.to_stage == n) for n in nodes}
+
+            def stage_name(node: str) -> str:
+                return t("segments.new_customer") if node == "new" else t(f"stage.{node}")
+
+            # a Sankey must be acyclic: stages left as sources, again right as targets
+            targets = [n for n in nodes if n != "new"]
+            labels = [f"{stage_name(n)} ({outflow[n]:,})" for n in nodes]
+            labels += [f"{stage_name(n)} ({inflow[n]:,})" for n in targets]
+            node_colours = [f"rgb({colours.get(n, '120,120,120')})" for n in [*nodes, *targets]]
+            right = {n: len(nodes) + i for i, n in enumerate(targets)}
             sankey = go.Figure(
                 go.Sankey(
-                    node={"label": labels, "pad": 18},
+                    node={"label": labels, "pad": 18, "color": node_colours},
                     link={
                         "source": [nodes.index(link.from_stage or "new") for link in links],
                         "target": [right[link.to_stage] for link in links],
                         "value": [link.count for link in links],
+                        "color": [f"rgba({colours.get(link.to_stage, '120,120,120')},0.35)" for link in links],
                     },
                 )
             )
