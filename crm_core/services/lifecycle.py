@@ -27,10 +27,12 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    event,
     exists,
     false,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
@@ -38,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm_core.access import Actor
+from crm_core.access import ACTOR_KEY, Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import (
@@ -342,6 +344,62 @@ def record_initial_stages(session: Session, tenant_id: int, stages: dict[int, st
         connection.execute(insert(overrides), held)
 
 
+MANUAL_REASON_KEY = "crm_lifecycle_reason"
+# the reason recorded when a stage is edited in a form that asks for none (customer edit, bulk edit)
+EDITED_BY_HAND = "manual_edit"
+
+
+def _hold_manual_stage(
+    session: Session, *, tenant_id: int, customer_id: int, old_stage: str | None, stage: str, reason: str,
+    actor_id: int | None,
+) -> None:
+    """Record a stage set by hand: a transition, and an override the rules respect until their result changes."""
+    rule_stage = STAGE_OF_REASON[computed_reason(session, tenant_id, customer_id)]
+    with session.no_autoflush:
+        existing = session.scalars(
+            select(LifecycleOverride).where(
+                LifecycleOverride.tenant_id == tenant_id, LifecycleOverride.customer_id == customer_id
+            )
+        ).first()
+    if existing is None:
+        existing = LifecycleOverride(tenant_id=tenant_id, customer_id=customer_id)
+        session.add(existing)
+    existing.stage = stage
+    existing.rule_stage = rule_stage
+    existing.reason = reason
+    existing.set_by_id = actor_id
+    existing.set_at = utcnow()
+    if old_stage != stage:
+        session.add(
+            LifecycleTransition(
+                tenant_id=tenant_id, customer_id=customer_id, from_stage=old_stage, to_stage=stage,
+                source=TransitionSource.MANUAL, reason=reason, actor_id=actor_id,
+            )
+        )
+
+
+@event.listens_for(Session, "before_flush")
+def _stage_edited_by_hand(session: Session, _flush_context: Any, _instances: Any) -> None:
+    """Any ORM change of a customer's stage (the edit form, a bulk edit, an import update) is a manual
+    override: recorded with its reason, so the next refresh does not silently undo it. The engine's
+    own writes go through Core statements and never pass here."""
+    actor = session.info.get(ACTOR_KEY)
+    for obj in list(session.dirty):
+        if not isinstance(obj, Customer):
+            continue
+        history = inspect(obj).attrs.lifecycle_stage.history
+        if not history.has_changes() or not history.deleted:
+            continue
+        old_stage, new_stage = history.deleted[0], obj.lifecycle_stage
+        if old_stage == new_stage:
+            continue
+        reason = str(session.info.get(MANUAL_REASON_KEY) or EDITED_BY_HAND)
+        _hold_manual_stage(
+            session, tenant_id=obj.tenant_id, customer_id=obj.id, old_stage=old_stage, stage=new_stage,
+            reason=reason, actor_id=actor.user_id if actor is not None else None,
+        )
+
+
 def override_lifecycle_stage(db: Database, actor: Actor, customer_id: int, *, stage: str, reason: str) -> None:
     """Set a customer's stage by hand; it holds until a rule event changes what the rules compute.
 
@@ -360,27 +418,16 @@ def override_lifecycle_stage(db: Database, actor: Actor, customer_id: int, *, st
         customer = session.get(Customer, customer_id)
         if customer is None or customer.archived_at is not None:
             raise NotFound("customer")
-        rule_stage = STAGE_OF_REASON[computed_reason(session, actor.tenant_id, customer_id)]
-        old_stage = customer.lifecycle_stage
-        customer.lifecycle_stage = stage  # checked and audited by the session like any edit
-        session.flush()
-        existing = session.scalars(select(LifecycleOverride).where(LifecycleOverride.customer_id == customer_id)).first()
-        if existing is None:
-            existing = LifecycleOverride(tenant_id=actor.tenant_id, customer_id=customer_id)
-            session.add(existing)
-        existing.stage = stage
-        existing.rule_stage = rule_stage
-        existing.reason = reason.strip()
-        existing.set_by_id = actor.user_id
-        existing.set_at = utcnow()
-        if old_stage != stage:
-            session.add(
-                LifecycleTransition(
-                    tenant_id=actor.tenant_id, customer_id=customer_id, from_stage=old_stage, to_stage=stage,
-                    source=TransitionSource.MANUAL, reason=reason.strip(), actor_id=actor.user_id,
-                )
-            )
-        session.flush()
+        session.info[MANUAL_REASON_KEY] = reason.strip()
+        try:
+            if customer.lifecycle_stage == stage:
+                # the same stage, confirmed by hand: it now holds with this reason
+                _hold_manual_stage(session, tenant_id=actor.tenant_id, customer_id=customer_id, old_stage=stage,
+                                   stage=stage, reason=reason.strip(), actor_id=actor.user_id)
+            customer.lifecycle_stage = stage  # checked and audited by the session like any edit
+            session.flush()
+        finally:
+            session.info.pop(MANUAL_REASON_KEY, None)
 
 
 def refresh_all_tenants(db: Database, *, as_of: dt.datetime | None = None) -> list[RefreshResult]:

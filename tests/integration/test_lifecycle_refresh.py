@@ -176,3 +176,22 @@ def test_deal_writes_move_the_stage_in_the_same_transaction(db: Database, world:
         reasons = [row.reason for row in session.scalars(
             select(LifecycleTransition).where(LifecycleTransition.customer_id == customer_id).order_by(LifecycleTransition.id))]
     assert reasons == ["no_signal", "open_deal", "recent_sale"]
+
+
+def test_a_stage_edited_in_the_customer_form_holds_instead_of_being_silently_undone(db: Database, world: World) -> None:
+    from crm_core.services.customers import CustomerInput, update_customer
+
+    customer_id = create_random_customer(db, world.rep)
+    with db.session(world.rep) as session:
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        form = CustomerInput(name=customer.name, owner_id=world.rep.user_id, lifecycle_stage="intent")
+        version = customer.version
+    update_customer(db, world.rep, customer_id, form, expected_version=version)
+    with db.system_transaction("test") as session:
+        refresh_lifecycle(session, world.rep.tenant_id)
+    assert stage_of(db, world, customer_id) == "intent"
+    with db.session(world.admin) as session:
+        last = session.scalars(select(LifecycleTransition).where(LifecycleTransition.customer_id == customer_id)
+                               .order_by(LifecycleTransition.id.desc())).first()
+    assert last is not None and (last.source, last.reason, last.actor_id) == ("manual", "manual_edit", world.rep.user_id)
