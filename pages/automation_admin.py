@@ -9,8 +9,16 @@ import streamlit as st
 
 from crm_core.errors import DomainError
 from crm_core.models import LifecycleStage, Priority
-from crm_core.models.automation import AssignmentMethod, AutomationAction, AutomationTrigger
-from crm_core.queries.automation import list_assignment_rules, list_automation_rules, recent_firings
+from crm_core.models.automation import (
+    AssignmentMethod,
+    AutomationAction,
+    AutomationTrigger,
+)
+from crm_core.queries.automation import (
+    list_assignment_rules,
+    list_automation_rules,
+    recent_firings,
+)
 from crm_core.queries.segments import campaign_choices
 from crm_core.queries.users import list_teams
 from crm_core.rules.assignment import FIELDS, OPERATORS, VALUELESS_OPERATORS
@@ -23,7 +31,14 @@ from crm_core.services.automation import (
     save_automation_rule,
 )
 from crm_core.services.customers import custom_field_definitions
-from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.context import (
+    current_actor,
+    get_db,
+    lang,
+    read_session,
+    show_domain_error,
+    t,
+)
 
 STATE = st.session_state
 NEW = 0

@@ -13,7 +13,13 @@ from crm_core.models import ActivityType, Priority, Role, utcnow
 from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, team_workload
 from crm_core.queries.users import assignable_owners
 from crm_core.services.activities import ActivityInput
-from crm_core.services.tasks import TaskInput, complete_task, create_task, reassign_task, reschedule_task
+from crm_core.services.tasks import (
+    TaskInput,
+    complete_task,
+    create_task,
+    reassign_task,
+    reschedule_task,
+)
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 
 PER_PAGE = 50

@@ -50,9 +50,8 @@ def automation_rule_problems(
     elif trigger in (AutomationTrigger.NO_ACTIVITY, AutomationTrigger.DEAL_IDLE):
         if threshold is None or not 1 <= threshold <= MAX_DAYS:
             problems["threshold"] = ("followups.rule.days_range", {"min": 1, "max": MAX_DAYS})
-    elif trigger == AutomationTrigger.CHURN_RISK:
-        if threshold is None or not 1 <= threshold <= 99:
-            problems["threshold"] = ("followups.rule.percent_range", {"min": 1, "max": 99})
+    elif trigger == AutomationTrigger.CHURN_RISK and (threshold is None or not 1 <= threshold <= 99):
+        problems["threshold"] = ("followups.rule.percent_range", {"min": 1, "max": 99})
     if action not in AutomationAction.ALL:
         problems["action"] = ("validation.choice", {})
     elif action == AutomationAction.CREATE_TASK:

@@ -122,7 +122,8 @@ def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
         assignee = customer.owner_id if customer.owner_id is not None else actor.user_id
         if actor.role == Role.REP and assignee != actor.user_id and customer.owner_id is None:
             assignee = actor.user_id
-        language = session.get(User, assignee).language if session.get(User, assignee) else actor.language
+        assignee_user = session.get(User, assignee)
+        language = assignee_user.language if assignee_user is not None else actor.language
         session.add(
             Task(
                 tenant_id=actor.tenant_id,

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
@@ -24,6 +33,7 @@ from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, StaleRecord, ValidationFailed
 from crm_core.i18n import t
 from crm_core.models import (
+    Base,
     Campaign,
     Customer,
     FieldDefinition,
@@ -168,9 +178,9 @@ def save_automation_rule(
         assign_to=form.assign_to, tag=form.tag, campaign_id=form.campaign_id,
     )
     with db.transaction(actor) as session:
-        if form.action == AutomationAction.ENROLL_CAMPAIGN and form.campaign_id is not None:
-            if session.get(Campaign, form.campaign_id) is None:
-                errors["campaign_id"] = ("validation.choice", {})
+        if (form.action == AutomationAction.ENROLL_CAMPAIGN and form.campaign_id is not None
+                and session.get(Campaign, form.campaign_id) is None):
+            errors["campaign_id"] = ("validation.choice", {})
         if errors:
             raise ValidationFailed(errors)
         if rule_id is None:
@@ -301,8 +311,8 @@ def _candidates(session: Session, rule: AutomationRule, now: dt.datetime) -> Sel
         Customer.archived_at.is_(None),
     ]
     if rule.trigger == AutomationTrigger.ENTERED_STAGE:
-        subject: ColumnElement[Any] = LifecycleTransition.id
-        marker: ColumnElement[Any] = literal(NO_MARKER)
+        subject: Any = LifecycleTransition.id
+        marker: Any = literal(NO_MARKER)
         statement = select(Customer.id, subject, marker, Customer.owner_id, Customer.team_id, Customer.name).join(
             LifecycleTransition,
             and_(
@@ -406,7 +416,7 @@ def _act(
         session.flush()
     # the log of firings is itself the record of what ran; it is not audited row by row
     session.connection().execute(
-        insert(AutomationFiring.__table__),
+        insert(Base.metadata.tables["automation_firings"]),
         [
             {"tenant_id": rule.tenant_id, "rule_id": rule.id, "customer_id": candidate.customer_id,
              "subject_id": candidate.subject_id, "marker": candidate.marker, "fired_at": now,

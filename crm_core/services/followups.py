@@ -31,7 +31,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.i18n import t
-from crm_core.models import AuditEvent, Customer, Role, Task, TaskStatus, Team, User, utcnow
+from crm_core.models import (
+    AuditEvent,
+    Base,
+    Customer,
+    Role,
+    Task,
+    TaskStatus,
+    Team,
+    User,
+    utcnow,
+)
 from crm_core.models.automation import AssignmentMethod, AssignmentRule
 from crm_core.rules.assignment import pick_least_busy, pick_round_robin, rule_matches
 from crm_core.services.lifecycle import record_initial_stages
@@ -89,7 +99,8 @@ def open_task_counts(session: Session, tenant_id: int, user_ids: Sequence[int]) 
         .group_by(Task.assignee_id)
     ).all()
     for user_id, count in rows:
-        counts[int(user_id)] = int(count)
+        if user_id is not None:
+            counts[int(user_id)] = int(count)
     return counts
 
 
@@ -185,10 +196,9 @@ def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matc
         session, changes, owner_id=bindparam("b_owner"), team_id=bindparam("b_team")
     )
     # the pointer moves without a version bump: an admin editing the rule is not made stale
+    rules_table = Base.metadata.tables["assignment_rules"]
     session.execute(
-        update(AssignmentRule.__table__)
-        .where(AssignmentRule.__table__.c.id == rule.id)
-        .values(last_assigned_user_id=owners[-1])
+        update(rules_table).where(rules_table.c.id == rule.id).values(last_assigned_user_id=owners[-1])
     )
     return True
 
@@ -241,7 +251,7 @@ def _write_new_customer_columns(session: Session, rows: list[dict[str, Any]], **
     """
     if not rows:
         return
-    table = Customer.__table__
+    table = Base.metadata.tables["customers"]
     session.connection().execute(update(table).where(table.c.id == bindparam("b_id")).values(**values), rows)
 
 

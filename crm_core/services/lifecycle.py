@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    and_,
     case,
     delete,
     event,
@@ -44,29 +43,30 @@ from crm_core.access import ACTOR_KEY, Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import (
-    Activity,
+    Base,
     Customer,
     LifecycleStage,
-    Opportunity,
-    Order,
     OrderStatus,
-    PipelineStage,
     StageKind,
     Tenant,
     utcnow,
 )
-from crm_core.models.automation import LifecycleOverride, LifecycleTransition, TransitionSource
+from crm_core.models.automation import (
+    LifecycleOverride,
+    LifecycleTransition,
+    TransitionSource,
+)
 from crm_core.rules.lifecycle import RULES, STAGE_OF_REASON, churn_cutoff
 
 CHUNK = 5000
 STAGES = tuple(stage.value for stage in LifecycleStage)
 
-customers = Customer.__table__
-opportunities = Opportunity.__table__
-orders = Order.__table__
-activities = Activity.__table__
-transitions = LifecycleTransition.__table__
-overrides = LifecycleOverride.__table__
+customers = Base.metadata.tables["customers"]
+opportunities = Base.metadata.tables["opportunities"]
+orders = Base.metadata.tables["orders"]
+activities = Base.metadata.tables["activities"]
+transitions = Base.metadata.tables["lifecycle_transitions"]
+overrides = Base.metadata.tables["lifecycle_overrides"]
 
 
 @dataclass
@@ -81,7 +81,7 @@ class RefreshResult:
 
 
 def _stage_ids(connection: Connection, tenant_id: int, kind: StageKind) -> list[int]:
-    table = PipelineStage.__table__
+    table = Base.metadata.tables["pipeline_stages"]
     return list(
         connection.scalars(select(table.c.id).where(table.c.tenant_id == tenant_id, table.c.kind == kind.value))
     )
@@ -89,7 +89,8 @@ def _stage_ids(connection: Connection, tenant_id: int, kind: StageKind) -> list[
 
 def _rule_conditions(connection: Connection, tenant_id: int, as_of: dt.datetime) -> dict[str, ColumnElement[bool]]:
     """The facts the rules look at, as SQL conditions on a row of ``customers``."""
-    window = connection.scalar(select(Tenant.__table__.c.churn_window_days).where(Tenant.__table__.c.id == tenant_id))
+    tenants = Base.metadata.tables["tenants"]
+    window = connection.scalar(select(tenants.c.churn_window_days).where(tenants.c.id == tenant_id))
     cutoff = churn_cutoff(as_of, int(window or 180))
     won_ids = _stage_ids(connection, tenant_id, StageKind.WON)
     open_ids = _stage_ids(connection, tenant_id, StageKind.OPEN)

@@ -15,7 +15,16 @@ from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, StaleRecord, ValidationFailed
-from crm_core.models import AuditEvent, Customer, Priority, Role, Task, TaskStatus, User, utcnow
+from crm_core.models import (
+    AuditEvent,
+    Customer,
+    Priority,
+    Role,
+    Task,
+    TaskStatus,
+    User,
+    utcnow,
+)
 from crm_core.services.activities import ActivityInput, record_activity
 
 TITLE_MAX = 200

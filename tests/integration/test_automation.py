@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ValidationFailed
-from crm_core.models import AuditEvent, Campaign, Customer, Opportunity, PipelineStage, Task, utcnow
+from crm_core.models import (
+    AuditEvent,
+    Campaign,
+    Customer,
+    Opportunity,
+    PipelineStage,
+    Task,
+    utcnow,
+)
 from crm_core.models.automation import AutomationFiring, AutomationRule
 from crm_core.models.segments import CampaignMember
 from crm_core.services.automation import (

@@ -9,7 +9,15 @@ from sqlalchemy import select
 
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
-from crm_core.models import Activity, AuditEvent, Customer, Task, TaskStatus, User, utcnow
+from crm_core.models import (
+    Activity,
+    AuditEvent,
+    Customer,
+    Task,
+    TaskStatus,
+    User,
+    utcnow,
+)
 from crm_core.models.automation import AssignmentRule, LifecycleTransition
 from crm_core.services.activities import ActivityInput, log_activity
 from tests.factories import World, build_world, create_random_customer

@@ -10,7 +10,15 @@ from sqlalchemy import select, text
 from crm_core.db import Database
 from crm_core.demo import generate_demo
 from crm_core.errors import ValidationFailed
-from crm_core.models import Customer, LifecycleStage, Opportunity, Order, PipelineStage, Tenant, utcnow
+from crm_core.models import (
+    Customer,
+    LifecycleStage,
+    Opportunity,
+    Order,
+    PipelineStage,
+    Tenant,
+    utcnow,
+)
 from crm_core.models.automation import LifecycleOverride, LifecycleTransition
 from crm_core.services.activities import ActivityInput, log_activity
 from crm_core.services.lifecycle import override_lifecycle_stage, refresh_lifecycle

@@ -12,7 +12,13 @@ from crm_core.errors import AccessDenied, StaleRecord, ValidationFailed
 from crm_core.models import utcnow
 from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, team_workload
 from crm_core.services.activities import ActivityInput
-from crm_core.services.tasks import TaskInput, complete_task, create_task, reassign_task, reschedule_task
+from crm_core.services.tasks import (
+    TaskInput,
+    complete_task,
+    create_task,
+    reassign_task,
+    reschedule_task,
+)
 from tests.factories import World, build_world, create_random_customer
 
 NOW = dt.datetime(2030, 6, 15, 12, 0)
