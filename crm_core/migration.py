@@ -22,9 +22,14 @@ Pattern: an ETL in three steps, each restartable.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 import json
+import queue
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +43,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Float,
     ForeignKeyConstraint,
     Integer,
     Numeric,
@@ -48,13 +54,16 @@ from sqlalchemy import (
     func,
     inspect,
     literal,
+    literal_column,
     make_url,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from crm_core import schema
@@ -66,7 +75,8 @@ from crm_core.models.checks import MigrationProgress
 # system tables that are not data: the target writes its own
 NOT_COPIED = {"alembic_version", MigrationProgress.__tablename__}
 DEFAULT_BATCH_SIZE = 20_000
-NULL_TOKEN = "\x00"
+# PostgreSQL targets: tables with at least this many rows to copy load without secondary indexes
+DEFER_INDEXES_FROM_ROWS = 50_000
 
 Progress = Callable[[str, int, int], None]
 
@@ -240,43 +250,78 @@ def plan_tables(available: dict[str, set[str]] | None = None) -> list[TablePlan]
 # --- value normalisation (one path for the copy and the checksums) ------------------
 
 
-def _normaliser(column: Column[Any], *, whole_seconds: bool) -> Callable[[Any], str]:
-    """How a value of ``column`` is written into a checksum, the same on every dialect."""
+def _canonical_converter(column: Column[Any], dialect: str) -> Callable[[Any], Any] | None:
+    """Raw DBAPI value of ``column`` on ``dialect`` → the canonical Python value (None: already canonical).
+
+    Canonical: ``datetime``/``date`` objects, ``Decimal`` at the column's scale, ``bool``; JSON
+    stays as the driver gives it (text, or objects on PostgreSQL). Reading raw and converting only
+    what needs it is several times faster than SQLAlchemy's per-value result processing on SQLite.
+    """
     column_type = column.type
-    if isinstance(column_type, Numeric) and not isinstance(column_type, Integer):
-        quantum = Decimal(1).scaleb(-(column_type.scale or 0))
-        return lambda value: NULL_TOKEN if value is None else str(Decimal(str(value)).quantize(quantum))
-    if isinstance(column_type, DateTime):
-        if whole_seconds:
-            return lambda value: NULL_TOKEN if value is None else value.replace(microsecond=0).isoformat()
-        return lambda value: NULL_TOKEN if value is None else value.isoformat(timespec="microseconds")
-    if isinstance(column_type, Date):
-        return lambda value: NULL_TOKEN if value is None else value.isoformat()
     if isinstance(column_type, Boolean):
-        return lambda value: NULL_TOKEN if value is None else ("1" if value else "0")
-    if isinstance(column_type, JSON):
-        return lambda value: NULL_TOKEN if value is None else json.dumps(
-            value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
-        )
-    return lambda value: NULL_TOKEN if value is None else str(value)
+        return None if dialect == "postgresql" else bool
+    if isinstance(column_type, Numeric) and not isinstance(column_type, (Integer, Float)):
+        if column_type.scale is None:
+            return None if dialect != "sqlite" else lambda value: Decimal(repr(value))
+        quantum = Decimal(1).scaleb(-column_type.scale)
+        if dialect == "sqlite":  # NUMERIC is stored as REAL (or INTEGER/TEXT) in SQLite
+            return lambda value: Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(quantum)
+        return None
+    if dialect == "sqlite":
+        if isinstance(column_type, DateTime):
+            return lambda value: value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+        if isinstance(column_type, Date):
+            return lambda value: value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+    return None
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@functools.lru_cache(maxsize=8192)
+def _canonical_json_text(text_value: str) -> str:
+    """Cached: most JSON cells repeat (``{}``, ``[]``, the same custom fields)."""
+    return _canonical_json(json.loads(text_value))
+
+
+def _digest_adjuster(column: Column[Any], *, whole_seconds: bool) -> Callable[[Any], Any] | None:
+    """How a canonical value enters a checksum when its form may differ between dialects (None: as is)."""
+    column_type = column.type
+    if isinstance(column_type, JSON):  # key order and spacing are not data
+        return lambda value: _canonical_json_text(value) if isinstance(value, str) else _canonical_json(value)
+    if isinstance(column_type, Float):  # MariaDB FLOAT keeps ~7 significant digits
+        return (lambda value: f"{value:.6g}") if whole_seconds else (lambda value: repr(float(value)))
+    if isinstance(column_type, DateTime) and whole_seconds:  # MariaDB DATETIME keeps whole seconds
+        return lambda value: value.replace(microsecond=0)
+    return None
 
 
 class TableDigest:
-    """SHA-256 over a table's rows in key order, values normalised by :func:`_normaliser`."""
+    """SHA-256 over a table's canonical rows in key order (``repr`` of each row, adjusted where needed)."""
 
     def __init__(self, plan: TablePlan, *, whole_seconds: bool) -> None:
-        self.columns = list(plan.columns)
-        self.normalisers = [_normaliser(column, whole_seconds=whole_seconds) for column in self.columns]
+        self.adjusters = [_digest_adjuster(column, whole_seconds=whole_seconds) for column in plan.columns]
+        self.adjusted = [(index, adjust) for index, adjust in enumerate(self.adjusters) if adjust is not None]
         self.hash = hashlib.sha256()
         self.rows = 0
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Feed rows (in key order, all columns in table order)."""
-        normalisers = self.normalisers
-        parts = ["\x1f".join([normalise(value) for normalise, value in zip(normalisers, row)]) for row in rows]
-        if parts:
-            self.hash.update(("\x1e".join(parts) + "\x1e").encode("utf-8"))
-        self.rows += len(parts)
+        """Feed canonical rows (in key order, all planned columns in order)."""
+        if self.adjusted:
+            adjusted = []
+            for row in rows:
+                values = list(row)
+                for index, adjust in self.adjusted:
+                    if values[index] is not None:
+                        values[index] = adjust(values[index])
+                adjusted.append(tuple(values))
+            rows = adjusted
+        else:
+            rows = [tuple(row) for row in rows]
+        if rows:
+            self.hash.update("\n".join(map(repr, rows)).encode("utf-8", "surrogatepass") + b"\n")
+        self.rows += len(rows)
 
     def hexdigest(self) -> str:
         return self.hash.hexdigest()
@@ -287,17 +332,33 @@ class TableDigest:
 
 def _read_batches(
     connection: Connection, plan: TablePlan, *, after: tuple[Any, ...] | None, batch_size: int
-) -> Iterator[Sequence[Any]]:
-    """Rows of ``plan.table`` in key order after key ``after``, ``batch_size`` at a time, streamed."""
-    statement = select(*plan.columns).order_by(*plan.key)
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Canonical rows of the table in key order after key ``after``, ``batch_size`` at a time, streamed."""
+    quote = connection.dialect.identifier_preparer.quote
+    table_name = quote(plan.table.name)
+    # untyped columns: the driver's raw values, converted below only where needed
+    raw_columns = [literal_column(f"{table_name}.{quote(column.name)}") for column in plan.columns]
+    statement = select(*raw_columns).select_from(plan.table).order_by(*plan.key)
     if after is not None:
         if len(plan.key) == 1:
             statement = statement.where(plan.key[0] > after[0])
         else:
             statement = statement.where(tuple_(*plan.key) > tuple_(*after))
+    converters = [(index, convert) for index, column in enumerate(plan.columns)
+                  if (convert := _canonical_converter(column, connection.dialect.name)) is not None]
     result = connection.execution_options(stream_results=True, yield_per=batch_size).execute(statement)
     for partition in result.partitions(batch_size):
-        yield partition
+        if not converters:
+            yield [tuple(row) for row in partition]
+            continue
+        rows = []
+        for row in partition:
+            values = list(row)
+            for index, convert in converters:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+            rows.append(tuple(values))
+        yield rows
 
 
 def _last_key(connection: Connection, plan: TablePlan) -> tuple[Any, ...] | None:
@@ -310,43 +371,63 @@ def _last_key(connection: Connection, plan: TablePlan) -> tuple[Any, ...] | None
 # --- writing -----------------------------------------------------------------------
 
 
+def _json_text(value: Any) -> Any:
+    return value if isinstance(value, (str, bytes)) else json.dumps(value, ensure_ascii=False)
+
+
+def _sqlite_datetime(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # the form SQLAlchemy stores and compares
+
+
 class _Writer:
-    """Writes batches of rows into one target table through the raw DBAPI cursor."""
+    """Writes batches of canonical rows into one target table through the raw DBAPI cursor."""
 
     def __init__(self, connection: Connection, plan: TablePlan) -> None:
         self.connection = connection
         self.dialect = connection.dialect
         self.table = plan.table
         self.names = [column.name for column in plan.columns]
-        self.deferred_positions = {self.names.index(name) for name in plan.deferred}
-        self.converters = [self._converter(column) for column in plan.columns]
+        deferred = {self.names.index(name) for name in plan.deferred}
+        # deferred foreign keys are written as NULL first (see _fill_deferred)
+        self.converters = [
+            (index, (lambda _value: None) if index in deferred else convert)
+            for index, column in enumerate(plan.columns)
+            if (convert := self._converter(column)) is not None or index in deferred
+        ]
 
     def _converter(self, column: Column[Any]) -> Callable[[Any], Any] | None:
         column_type = column.type
-        if self.dialect.name == "postgresql":
-            if isinstance(column_type, JSON):
-                return lambda value: None if value is None else json.dumps(value, ensure_ascii=False)
-            return None
-        if isinstance(column_type, DateTime) and self.dialect.name == "mysql":
+        dialect = self.dialect.name
+        if isinstance(column_type, JSON):
+            return _json_text
+        if dialect == "mysql" and isinstance(column_type, DateTime):
             # MariaDB DATETIME holds whole seconds; truncate here (it would otherwise round)
-            return lambda value: None if value is None else value.replace(microsecond=0)
-        processor = column_type.dialect_impl(self.dialect).bind_processor(self.dialect)
-        return processor
+            return lambda value: value.replace(microsecond=0)
+        if dialect == "sqlite":
+            if isinstance(column_type, DateTime):
+                return _sqlite_datetime
+            if isinstance(column_type, Date):
+                return lambda value: value.isoformat()
+            if isinstance(column_type, Numeric) and not isinstance(column_type, Integer):
+                return float  # what SQLAlchemy stores for NUMERIC on SQLite
+            if isinstance(column_type, Boolean):
+                return int
+        return None
 
-    def _prepare(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        converters = self.converters
-        deferred = self.deferred_positions
+    def _prepare(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        if not self.converters:
+            return rows
         prepared = []
         for row in rows:
-            values = [
-                None if position in deferred else (convert(value) if convert and value is not None else value)
-                for position, (convert, value) in enumerate(zip(converters, row))
-            ]
-            prepared.append(tuple(values))
+            values = list(row)
+            for index, convert in self.converters:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+            prepared.append(values)
         return prepared
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (all columns, table order) in the connection's current transaction."""
+        """Insert ``rows`` (all planned columns, in order) in the connection's current transaction."""
         prepared = self._prepare(rows)
         quote = self.dialect.identifier_preparer.quote
         columns = ", ".join(quote(name) for name in self.names)
@@ -447,47 +528,64 @@ def copy_database(
     copies: list[TableCopy] = []
     whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
     plans = plan_tables(existing_columns(source, target))
+    progress_table = MigrationProgress.__table__
     with source.connect() as read, target.connect() as write:
-        progress_table = MigrationProgress.__table__
+        _tune_bulk_session(write)
         for plan in plans:
             started = time.perf_counter()
+            name = plan.table.name
             total = _count(read, plan.table)
             after = _last_key(write, plan) if resume else None
             resumed_from = _count(write, plan.table) if after is not None else 0
-            record = write.execute(
-                select(progress_table.c.id, progress_table.c.source).where(progress_table.c.table_name == plan.table.name)
-            ).first()
-            if record is None:
-                write.execute(progress_table.insert().values(
-                    table_name=plan.table.name, source=source_label, rows_copied=resumed_from, status="copying",
-                    started_at=utcnow(),
-                ))
-                write.commit()
-            elif record.source != source_label:
+            record = write.execute(select(progress_table).where(progress_table.c.table_name == name)).first()
+            if record is not None and resume and record.source != source_label:
                 raise ResumeFromOtherSource(record.source, source=record.source)
+            deferred_ddl = list(record.deferred_ddl or []) if record is not None else []
+            if write.dialect.name == "postgresql" and total - resumed_from >= DEFER_INDEXES_FROM_ROWS:
+                deferred_ddl += _drop_secondary_indexes(write, name)
+            values = {"source": source_label, "rows_copied": resumed_from, "status": "copying",
+                      "deferred_ddl": deferred_ddl or None}
+            if record is None:
+                write.execute(progress_table.insert().values(table_name=name, started_at=utcnow(), **values))
+            else:
+                write.execute(progress_table.update().where(progress_table.c.table_name == name).values(**values))
+            write.commit()  # the dropped indexes and their DDL are recorded together
             writer = _Writer(write, plan)
             digest = None
             if digests is not None and after is None:
-                digest = digests[plan.table.name] = TableDigest(plan, whole_seconds=whole_seconds)
+                digest = digests[name] = TableDigest(plan, whole_seconds=whole_seconds)
             copied = resumed_from
             if progress:
-                progress(plan.table.name, copied, total)
-            for batch in _read_batches(read, plan, after=after, batch_size=batch_size):
+                progress(name, copied, total)
+            batches = _read_batches(read, plan, after=after, batch_size=batch_size)
+            for batch in _prefetched(batches, digest):
                 # the batch and its progress record commit together: a rerun resumes after it
                 writer.write(batch)
                 copied += len(batch)
                 write.execute(
-                    progress_table.update()
-                    .where(progress_table.c.table_name == plan.table.name)
-                    .values(rows_copied=copied)
+                    progress_table.update().where(progress_table.c.table_name == name).values(rows_copied=copied)
                 )
                 write.commit()
-                if digest is not None:
-                    digest.add(batch)
                 if progress:
-                    progress(plan.table.name, copied, total)
+                    progress(name, copied, total)
             read.rollback()
-            copies.append(TableCopy(plan.table.name, copied - resumed_from, time.perf_counter() - started, resumed_from))
+            if deferred_ddl:
+                for ddl in deferred_ddl:
+                    if " VALIDATE CONSTRAINT " in ddl:
+                        try:
+                            write.exec_driver_sql(ddl)
+                        except DBAPIError:
+                            # rows that break it stay, and the foreign-key check reports the table
+                            write.rollback()
+                            continue
+                    else:
+                        write.exec_driver_sql(ddl)
+                    write.commit()
+                write.execute(
+                    progress_table.update().where(progress_table.c.table_name == name).values(deferred_ddl=None)
+                )
+                write.commit()
+            copies.append(TableCopy(name, copied - resumed_from, time.perf_counter() - started, resumed_from))
         for plan in plans:
             _fill_deferred(read, write, plan, batch_size)
             _reset_identity(write, plan)
@@ -499,6 +597,104 @@ def copy_database(
             write.commit()
             read.rollback()
     return copies
+
+
+_END = object()
+
+
+def _prefetched(batches: Iterator[list[tuple[Any, ...]]], digest: TableDigest | None) -> Iterator[list[tuple[Any, ...]]]:
+    """Read (and checksum) the next batches in a thread while the caller writes this one.
+
+    The target database works in its own process, so reading the source and hashing overlap
+    with the target's COPY/INSERT instead of waiting for it.
+    """
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if digest is not None:
+                    digest.add(batch)
+                while not stop.is_set():
+                    try:
+                        buffer.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_END)
+        except BaseException as error:  # handed to the consumer, raised there
+            buffer.put(error)
+
+    worker = threading.Thread(target=produce, name="migration-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
+def _tune_bulk_session(write: Connection) -> None:
+    """Session settings for a bulk load whose result is verified afterwards anyway."""
+    if write.dialect.name == "postgresql":
+        # a crash loses at most the last few batches, and resume starts from what is really there
+        write.exec_driver_sql("SET synchronous_commit TO off")
+    elif write.dialect.name == "mysql":
+        # as mysqldump does; every foreign key is checked by the verification suite instead
+        write.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+    write.commit()
+
+
+def _drop_secondary_indexes(write: Connection, table_name: str) -> list[str]:
+    """Drop a PostgreSQL table's foreign keys and non-unique indexes; returns the DDL that restores them.
+
+    As pg_restore does: checking each row's foreign keys and maintaining every index (trigram GIN
+    above all) during COPY costs many times more than building the indexes once and validating
+    the constraints in one pass afterwards. The DDL is idempotent, so a resumed run can replay it.
+    """
+    quote = write.dialect.identifier_preparer.quote
+    table = quote(table_name)
+    indexes = write.execute(
+        text(
+            "SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x"
+            " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE t.relname = :table AND n.nspname = current_schema() AND NOT x.indisunique"
+            " AND NOT x.indisprimary AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
+            " ORDER BY i.relname"
+        ),
+        {"table": table_name},
+    ).all()
+    foreign_keys = write.execute(
+        text(
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE t.relname = :table AND n.nspname = current_schema() AND c.contype = 'f' ORDER BY c.conname"
+        ),
+        {"table": table_name},
+    ).all()
+    restore = [ddl.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1) for _name, ddl in indexes]
+    for index_name, _ddl in indexes:
+        write.exec_driver_sql(f"DROP INDEX {quote(index_name)}")
+    for constraint_name, definition in foreign_keys:
+        write.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {quote(constraint_name)}")
+        # NOT VALID adds it at once; the VALIDATE that follows checks every row in one pass
+        restore.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quote(constraint_name)}; "
+                       f"ALTER TABLE {table} ADD CONSTRAINT {quote(constraint_name)} {definition} NOT VALID")
+        restore.append(f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(constraint_name)}")
+    return restore
 
 
 # --- verification ------------------------------------------------------------------
@@ -573,9 +769,22 @@ def collect_figures(
     whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
     digests = dict(source_digests or {})
     figures: list[CheckFigure] = []
-    with source.connect() as old, target.connect() as new:
-        available = existing_columns(source, target)
-        for plan in plan_tables(available):
+    available = existing_columns(source, target)
+    plans = plan_tables(available)
+
+    def target_digests() -> dict[str, str]:
+        # reading and hashing the target overlaps with the SQL figures computed meanwhile
+        with target.connect() as reader:
+            return {
+                plan.table.name: _table_digest(reader, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+                .hexdigest()
+                for plan in plans
+            }
+
+    with ThreadPoolExecutor(max_workers=1) as pool, source.connect() as old, target.connect() as new:
+        hashing = pool.submit(target_digests)
+        checksums: list[tuple[str, str]] = []
+        for plan in plans:
             name = plan.table.name
             expected = _per_tenant(old, plan)
             actual = _per_tenant(new, plan)
@@ -596,8 +805,9 @@ def collect_figures(
                 ))
             if name not in digests:
                 digests[name] = _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
-            target_digest = _table_digest(new, plan, whole_seconds=whole_seconds, batch_size=batch_size)
-            figures.append(CheckFigure("checksum", name, digests[name].hexdigest(), target_digest.hexdigest()))
+            checksums.append((name, digests[name].hexdigest()))
+        actual_checksums = hashing.result()
+    figures.extend(CheckFigure("checksum", name, expected, actual_checksums[name]) for name, expected in checksums)
     return figures
 
 

@@ -51,3 +51,5 @@ class MigrationProgress(Base):
     status: Mapped[str] = mapped_column(String(16), default="copying")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # PostgreSQL: the secondary indexes dropped for the bulk load, recreated once the table is copied
+    deferred_ddl: Mapped[list[str] | None] = mapped_column(JSON)

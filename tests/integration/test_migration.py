@@ -247,3 +247,43 @@ def test_a_source_below_the_newest_schema_is_refused_and_the_target_left_untouch
     engine = make_engine(target)
     assert inspect(engine).get_table_names() == []
     engine.dispose()
+
+
+def _schema_objects(engine: Engine) -> set[tuple[str, str]]:
+    with engine.connect() as connection:
+        indexes = connection.execute(text(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        )).all()
+        constraints = connection.execute(text(
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) || ' ' || convalidated::text"
+            " FROM pg_constraint WHERE connamespace = current_schema()::regnamespace"
+        )).all()
+    return {(table, definition) for table, definition in [*indexes, *constraints]}
+
+
+def test_a_bulk_load_into_postgresql_rebuilds_every_index_and_foreign_key_even_after_a_crash(
+    demo_source: str, tmp_path: Path, databases: ExitStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crm_core.migration as migration
+
+    reference = make_engine(empty_database("postgresql", tmp_path, databases, "reference"))
+    upgrade_to_head(reference)
+    expected = _schema_objects(reference)
+    reference.dispose()
+    monkeypatch.setattr(migration, "DEFER_INDEXES_FROM_ROWS", 100)  # the demo tables are small
+    target = empty_database("postgresql", tmp_path, databases, "target")
+
+    def crash_in_customers(table: str, done: int, total: int) -> None:
+        if table == "customers" and done >= 200:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        migrate(demo_source, target, batch_size=100, progress=crash_in_customers)
+    engine = make_engine(target)
+    try:
+        assert _schema_objects(engine) != expected  # customers' indexes and foreign keys are down
+        report = migrate(demo_source, target, batch_size=100, resume=True)
+        assert report.success, report.as_dict()["failures"]
+        assert _schema_objects(engine) == expected
+    finally:
+        engine.dispose()

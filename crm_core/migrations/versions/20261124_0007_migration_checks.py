@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("deferred_ddl", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_migration_progress")),
         sa.UniqueConstraint("table_name", name=op.f("uq_migration_progress_table_name")),
     )
