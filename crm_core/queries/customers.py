@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, and_, Select, cast, column, func, or_, select, table, tuple_
+from sqlalchemy import Numeric, and_, union, Select, cast, column, func, or_, select, table, tuple_
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import Session, aliased
+
+from crm_core.access import actor_of
 
 from crm_core.models import Customer, FieldDefinition, Team, User
 from crm_core.queries.paging import Page
@@ -48,7 +51,24 @@ DEFAULT_COLUMNS = [
 ]
 MIN_FTS_CHARS = 3
 """The trigram tokenizer cannot match shorter strings; those search the name/email prefix."""
-DEFAULT_COUNT_CAP = 10_000
+DEFAULT_COUNT_CAP = 1_000
+SMALL_SET = 5_000
+"""At most this many filtered rows are sorted in memory; more are read in sort-index order."""
+SMALL_SEARCH = 5_000
+"""At most this many search matches are fetched by rowid and sorted; more are read in sort-index order."""
+
+# SQLite without ANALYZE statistics believes "tenant_id = ?" matches ten rows and picks any
+# tenant index, often one that neither filters nor sorts (seconds at a million rows). The grid
+# therefore names the index itself (see _sqlite_index_hint); other databases plan on their own.
+SORT_INDEXES = {
+    "updated_at": "ix_customers_tenant_id_updated_at",
+    "created_at": "ix_customers_tenant_id_created_at",
+    "name": "ix_customers_tenant_id_name",
+    "last_contacted_at": "ix_customers_tenant_id_last_contacted_at",
+    "lifecycle_stage": "ix_customers_tenant_id_lifecycle_stage_updated_at",
+}
+SQLiteCompiler.get_from_hint_text = lambda self, table, text: text  # type: ignore[method-assign]
+# ^ SQLAlchemy's SQLite compiler drops table hints; render them (only "INDEXED BY"/"NOT INDEXED" are used)
 
 _OWNER = aliased(User, name="owner")
 _TEAM = aliased(Team, name="team")
@@ -256,13 +276,7 @@ def search_condition(text: str, dialect: str = "sqlite") -> Any:
     phone_key = (normalise_phone(text) or "").lstrip("+")
     phone_like = bool(phone_key) and len(phone_key) >= MIN_FTS_CHARS and not any(ch.isalpha() for ch in text)
     if dialect == "sqlite":
-        if len(text) >= MIN_FTS_CHARS:
-            terms = [_fts_phrase(text)]
-            if phone_like and phone_key != text:
-                terms.append(_fts_phrase(phone_key))
-            matches = select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
-            return Customer.id.in_(matches)
-        return _prefix_condition(text)
+        return Customer.id.in_(sqlite_search_candidates(text))
     if dialect == "postgresql":
         conditions = [Customer.name.icontains(text, autoescape=True)]
         conditions.append(Customer.email_normalized.contains(text.lower(), autoescape=True))
@@ -279,12 +293,24 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _prefix_condition(text: str) -> Any:
-    """One or two characters: an index range on the name (as typed and capitalised) and email."""
-    variants = {text, text[:1].upper() + text[1:], text.upper()}
-    conditions = [_starts_with(Customer.name, variant) for variant in sorted(variants)]
-    conditions.append(_starts_with(Customer.email_normalized, text.lower()))
-    return or_(*conditions)
+def sqlite_search_candidates(text: str) -> Any:
+    """The ids ``text`` can match on SQLite: FTS5 trigram matches, or a name-prefix range for 1-2 characters."""
+    text = text.strip()
+    if len(text) >= MIN_FTS_CHARS:
+        phone_key = (normalise_phone(text) or "").lstrip("+")
+        terms = [_fts_phrase(text)]
+        if phone_key and len(phone_key) >= MIN_FTS_CHARS and phone_key != text and not any(c.isalpha() for c in text):
+            terms.append(_fts_phrase(phone_key))
+        return select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
+    # the trigram index cannot see one or two characters: match the start of the name instead
+    # (as typed, Capitalised and UPPER), each an index range
+    variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
+    return union(*[
+        select(Customer.id)
+        .with_hint(Customer, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
+        .where(_starts_with(Customer.name, variant))
+        for variant in variants
+    ])
 
 
 def _starts_with(target: Any, prefix: str) -> Any:
@@ -316,7 +342,7 @@ def list_customers(
     sort = sort if sort in SORTABLE_COLUMNS else "updated_at"
     sort_column = SORTABLE_COLUMNS[sort]
     order = [sort_column.desc(), Customer.id.desc()] if descending else [sort_column.asc(), Customer.id.asc()]
-    statement = _grid_statement(session, filters).order_by(*order).limit(per_page + 1)
+    statement = _grid_statement(session, filters, sort).order_by(*order).limit(per_page + 1)
     keyset = sort not in NULLABLE_SORTS
     if after is not None and keyset:
         position = tuple_(sort_column, Customer.id)
@@ -343,13 +369,92 @@ def list_customers(
     )
 
 
-def _grid_statement(session: Session, filters: CustomerFilters) -> Select[Any]:
+def _grid_statement(session: Session, filters: CustomerFilters, sort: str = "updated_at") -> Select[Any]:
     statement = (
         select(*_GRID_COLUMNS)
         .outerjoin(_OWNER, _OWNER.id == Customer.owner_id)
         .outerjoin(_TEAM, _TEAM.id == Customer.team_id)
     )
-    return _filtered(statement, filters, _dialect(session))
+    return _with_index_hint(session, _filtered(statement, filters, _dialect(session)), filters, sort)
+
+
+def _with_index_hint(session: Session, statement: Select[Any], filters: CustomerFilters, sort: str | None) -> Select[Any]:
+    hint = _sqlite_index_hint(session, filters, sort)
+    return statement.with_hint(Customer, hint, dialect_name="sqlite") if hint else statement
+
+
+def _filter_indexes(filters: CustomerFilters) -> list[tuple[str, str, list[Any]]]:
+    """(index, the sort it delivers, the filter's own condition) per indexed filter, most selective kinds first."""
+    table_ = Customer.__table__.c
+    found: list[tuple[str, str, list[Any]]] = []
+    if filters.owner_id is not None or filters.unowned:
+        owner = table_.owner_id == filters.owner_id if filters.owner_id is not None else table_.owner_id.is_(None)
+        found.append(("ix_customers_tenant_id_owner_id_updated_at", "updated_at", [owner]))
+    if filters.created_from or filters.created_to:
+        created = []
+        if filters.created_from:
+            created.append(table_.created_at >= _day_start(filters.created_from))
+        if filters.created_to:
+            created.append(table_.created_at < _day_start(filters.created_to + dt.timedelta(days=1)))
+        found.append((SORT_INDEXES["created_at"], "created_at", created))
+    if filters.never_contacted:
+        found.append((SORT_INDEXES["last_contacted_at"], "last_contacted_at", [table_.last_contacted_at.is_(None)]))
+    elif filters.last_contacted_from or filters.last_contacted_to:
+        contacted = []
+        if filters.last_contacted_from:
+            contacted.append(table_.last_contacted_at >= _day_start(filters.last_contacted_from))
+        if filters.last_contacted_to:
+            contacted.append(table_.last_contacted_at < _day_start(filters.last_contacted_to + dt.timedelta(days=1)))
+        found.append((SORT_INDEXES["last_contacted_at"], "last_contacted_at", contacted))
+    if filters.industry:
+        found.append(("ix_customers_tenant_id_industry_updated_at", "updated_at", [table_.industry == filters.industry]))
+    if filters.region:
+        found.append(("ix_customers_tenant_id_region_updated_at", "updated_at", [table_.region == filters.region]))
+    if filters.lifecycle_stage:
+        found.append((SORT_INDEXES["lifecycle_stage"], "updated_at",
+                      [table_.lifecycle_stage == filters.lifecycle_stage]))
+    return found
+
+
+def _sqlite_index_hint(session: Session, filters: CustomerFilters, sort: str | None) -> str | None:
+    """Which index SQLite should read for this page: the filter's when few rows match, else the sort's.
+
+    ``sort`` None means "no order wanted" (counting). Whether a filter is selective is decided
+    by a capped count over the filter's own index alone (an index-only read of at most a few
+    thousand entries, tenant-wide: it chooses a plan and returns no data). Users who see part
+    of the tenant read the sort index sparsely, so for them filters count as selective longer.
+    """
+    actor = actor_of(session)
+    if _dialect(session) != "sqlite" or actor is None:
+        return None
+    factor = 1 if actor.sees_whole_tenant else 4
+    sort_index = SORT_INDEXES.get(sort or "updated_at", SORT_INDEXES["updated_at"])
+    text = filters.search.strip()
+    if text:
+        limit = SMALL_SEARCH * factor
+        candidates = sqlite_search_candidates(text).limit(limit + 1).subquery()
+        matches = int(session.scalar(select(func.count()).select_from(candidates)) or 0)
+        return "NOT INDEXED" if matches <= limit else f"INDEXED BY {sort_index}"  # rowid lookups stay
+    indexes = _filter_indexes(filters)
+    if not indexes:
+        return f"INDEXED BY {sort_index}"
+    if sort is None:
+        return f"INDEXED BY {indexes[0][0]}"
+    for index, delivers, _ in indexes:
+        if delivers == sort:
+            return f"INDEXED BY {index}"  # filters and sorts in one range
+    index, _, condition = indexes[0]
+    limit = SMALL_SET * factor
+    table_ = Customer.__table__
+    probe = (
+        select(table_.c.id)
+        .with_hint(table_, f"INDEXED BY {index}", dialect_name="sqlite")
+        .where(table_.c.tenant_id == actor.tenant_id, *condition)
+        .limit(limit + 1)
+        .subquery()
+    )
+    small = int(session.scalar(select(func.count()).select_from(probe)) or 0) <= limit
+    return f"INDEXED BY {index}" if small else f"INDEXED BY {sort_index}"
 
 
 def _row(row: Any) -> CustomerRow:
@@ -385,8 +490,10 @@ def count_customers(session: Session, *, filters: CustomerFilters | None = None,
     filters = filters or CustomerFilters()
     if cap is None:
         statement = _filtered(select(func.count(Customer.id)), filters, _dialect(session))
-        return int(session.scalar(statement) or 0)
-    inner = _filtered(select(Customer.id), filters, _dialect(session)).limit(cap + 1).subquery()
+        return int(session.scalar(_with_index_hint(session, statement, filters, None)) or 0)
+    inner = _with_index_hint(
+        session, _filtered(select(Customer.id), filters, _dialect(session)), filters, None
+    ).limit(cap + 1).subquery()
     return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
 
@@ -403,7 +510,7 @@ def iter_customers(
     filters = filters or CustomerFilters()
     sort_column = SORTABLE_COLUMNS.get(sort, Customer.updated_at)
     order = [sort_column.desc(), Customer.id.desc()] if descending else [sort_column.asc(), Customer.id.asc()]
-    statement = _grid_statement(session, filters).order_by(*order)
+    statement = _grid_statement(session, filters, sort).order_by(*order)
     if limit is not None:
         statement = statement.limit(limit)
     result = session.execute(statement.execution_options(yield_per=chunk_size))
