@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,7 +32,6 @@ from crm_core import access
 from crm_core.access import Actor
 from crm_core.i18n import t
 from crm_core.models import (
-    AuditEvent,
     Base,
     Customer,
     Role,
@@ -179,19 +178,22 @@ def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matc
         session.execute(select(User.id, User.team_id).where(User.tenant_id == tenant_id, User.id.in_(set(owners)))).all()
     )
     reason = session.info.get(access.SYSTEM_KEY, "")
+    now = utcnow()
     changes = []
+    audits = []
     for customer, owner_id in zip(matched, owners, strict=True):
         team_id = rule.team_id or team_of.get(owner_id) or customer.team_id
         changes.append({"b_id": customer.id, "b_owner": owner_id, "b_team": team_id})
-        session.add(
-            AuditEvent(
-                tenant_id=tenant_id, actor_id=None, action="assign", entity="customer", entity_id=customer.id,
-                changes={"owner_id": [customer.owner_id, owner_id], "team_id": [customer.team_id, team_id],
-                         "assignment_rule_id": [None, rule.id], "_source": ["", reason]},
-            )
+        audits.append(
+            {"tenant_id": tenant_id, "actor_id": None, "action": "assign", "entity": "customer",
+             "entity_id": customer.id, "occurred_at": now, "created_at": now, "updated_at": now,
+             "changes": {"owner_id": [customer.owner_id, owner_id], "team_id": [customer.team_id, team_id],
+                         "assignment_rule_id": [None, rule.id], "_source": ["", reason]}}
         )
         set_committed_value(customer, "owner_id", owner_id)
         set_committed_value(customer, "team_id", team_id)
+    # bulk statements, not one ORM object per row: the importer calls this per batch of thousands
+    session.connection().execute(insert(Base.metadata.tables["audit_events"]), audits)
     _write_new_customer_columns(
         session, changes, owner_id=bindparam("b_owner"), team_id=bindparam("b_team")
     )
@@ -215,6 +217,7 @@ def _create_first_tasks(
     )
     now = utcnow()
     follow_ups: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
     for customer in new_customers:
         assignee = customer.owner_id
         if assignee is None:
@@ -226,21 +229,35 @@ def _create_first_tasks(
                 assignee = team_managers.get(customer.team_id)
         due_at = _morning(now + dt.timedelta(days=due_days.get(customer.id, DEFAULT_FOLLOW_UP_DAYS)))
         language = languages.get(assignee, actor.language if actor else "en") if assignee else "en"
-        session.add(
-            Task(
-                tenant_id=tenant_id,
-                title=t("followups.task.first_follow_up", language, name=customer.name)[:200],
-                assignee_id=assignee,
-                created_by_id=actor.user_id if actor is not None else None,
-                due_at=due_at,
-                status=TaskStatus.OPEN.value,
-                customer_id=customer.id,
-            )
+        tasks.append(
+            {"tenant_id": tenant_id, "title": t("followups.task.first_follow_up", language, name=customer.name)[:200],
+             "assignee_id": assignee, "created_by_id": actor.user_id if actor is not None else None,
+             "due_at": due_at, "status": TaskStatus.OPEN.value, "customer_id": customer.id,
+             "created_at": now, "updated_at": now}
         )
         if customer.next_follow_up_at is None:
             follow_ups.append({"b_id": customer.id, "b_due": due_at})
             set_committed_value(customer, "next_follow_up_at", due_at)
     _write_new_customer_columns(session, follow_ups, next_follow_up_at=bindparam("b_due"))
+    if not tasks:
+        return
+    connection = session.connection()
+    tasks_table = Base.metadata.tables["tasks"]
+    task_ids = connection.execute(
+        insert(tasks_table).returning(tasks_table.c.id, sort_by_parameter_order=True), tasks
+    ).scalars().all()
+    reason = session.info.get(access.SYSTEM_KEY, "")
+    connection.execute(
+        insert(Base.metadata.tables["audit_events"]),
+        [
+            {"tenant_id": tenant_id, "actor_id": None, "action": "create", "entity": "task", "entity_id": task_id,
+             "occurred_at": now, "created_at": now, "updated_at": now,
+             "changes": {**{key: [None, access._serialise(task[key])] for key in
+                            ("title", "assignee_id", "due_at", "customer_id") if task[key] is not None},
+                         "_source": ["", reason]}}
+            for task_id, task in zip(task_ids, tasks, strict=True)
+        ],
+    )
 
 
 def _write_new_customer_columns(session: Session, rows: list[dict[str, Any]], **values: Any) -> None:
