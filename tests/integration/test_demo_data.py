@@ -1,0 +1,301 @@
+"""The demo data generator on every database: counts, integrity, derived fields, determinism."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import ColumnElement, String, and_, exists, func, select, text
+from sqlalchemy.orm import Session
+
+from crm_core.db import Database, open_database
+from crm_core.demo import DEMO_PASSWORD, REFERENCE_DATE, DemoSummary, generate_demo
+from crm_core.models import (
+    BUSINESS_TABLES,
+    Activity,
+    Base,
+    Customer,
+    Opportunity,
+    Order,
+    PipelineStage,
+    Role,
+    Team,
+    Tenant,
+    User,
+)
+from crm_core.schema import upgrade_to_head
+from crm_core.services.auth import verify_password
+
+# the tables generate_demo fills in bulk, with the summary field that counts them
+BULK_TABLES = {
+    "customers": "customers",
+    "contacts": "contacts",
+    "opportunities": "opportunities",
+    "orders": "orders",
+    "order_lines": "order_lines",
+    "activities": "activities",
+    "tasks": "tasks",
+    "cases": "cases",
+    "products": "products",
+    "campaigns": "campaigns",
+}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def count(session: Session, table_name: str, *criteria: ColumnElement[bool]) -> int:
+    table = Base.metadata.tables[table_name]
+    return session.scalar(select(func.count()).select_from(table).where(*criteria)) or 0
+
+
+def test_the_same_seed_gives_identical_rows_and_another_seed_different_ones(tmp_path: Path) -> None:
+    def fingerprint(name: str, seed: int) -> dict[str, str]:
+        db = open_database(f"sqlite:///{tmp_path / name}")
+        upgrade_to_head(db.engine)
+        generate_demo(db, customers=800, seed=seed)
+        digests = {}
+        with db.engine.connect() as connection:
+            for table in (
+                "customers",
+                "contacts",
+                "opportunities",
+                "orders",
+                "order_lines",
+                "activities",
+                "tasks",
+            ):
+                rows = connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY id").fetchall()
+                digests[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        db.engine.dispose()
+        return digests
+
+    first = fingerprint("a.db", 7)
+    assert fingerprint("b.db", 7) == first
+    assert fingerprint("c.db", 8)["customers"] != first["customers"]
+
+
+def test_the_summary_counts_the_rows_written_with_the_documented_ratios(db: Database) -> None:
+    summary = generate_demo(db, customers=2000, seed=3)
+    assert isinstance(summary, DemoSummary)
+    assert summary.as_dict()["customers"] == 2000 and summary.seconds > 0
+    with db.system_session("test") as session:
+        for table_name, field in BULK_TABLES.items():
+            assert count(session, table_name) == getattr(summary, field), table_name
+        assert count(session, "users") == summary.users == 4 + 2 + 5  # roles, 2 more managers, 5 extra reps
+        assert count(session, "tenants") == summary.tenants == 1
+    assert (summary.contacts, summary.opportunities, summary.orders) == (1200, 600, 600)
+    assert (summary.activities, summary.tasks, summary.cases) == (2000, 300, 100)
+    assert 1.7 <= summary.order_lines / summary.orders <= 2.3
+    assert 20 <= summary.products <= 50
+    assert summary.campaigns == 5
+
+
+def test_every_business_row_has_a_tenant_timestamps_and_version_one(db: Database) -> None:
+    generate_demo(db, customers=600, seed=5)
+    with db.system_session("test") as session:
+        for entity in BUSINESS_TABLES:
+            table = Base.metadata.tables[entity.__tablename__]  # type: ignore[attr-defined]
+            missing = count(
+                session,
+                table.name,
+                (table.c.tenant_id.is_(None))
+                | table.c.created_at.is_(None)
+                | (table.c.updated_at < table.c.created_at),
+            )
+            assert missing == 0, table.name
+            if "version" in table.c:
+                assert count(session, table.name, table.c.version != 1) == 0, table.name
+        owned = (
+            select(Customer.id)
+            .join(User, User.id == Customer.owner_id)
+            .where(User.tenant_id != Customer.tenant_id)
+        )
+        assert session.execute(owned).first() is None
+
+
+def test_every_opportunity_sits_in_a_stage_of_its_own_pipeline_consistent_with_its_state(
+    db: Database,
+) -> None:
+    generate_demo(db, customers=2000, seed=11)
+    with db.system_session("test") as session:
+        foreign_stage = (
+            select(func.count())
+            .select_from(Opportunity)
+            .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+            .where(PipelineStage.pipeline_id != Opportunity.pipeline_id)
+        )
+        assert session.scalar(foreign_stage) == 0
+        by_kind = dict(
+            session.execute(
+                select(PipelineStage.kind, func.count())
+                .join(Opportunity, Opportunity.stage_id == PipelineStage.id)
+                .group_by(PipelineStage.kind)
+            ).all()
+        )
+        total = sum(by_kind.values())
+        assert 0.20 <= by_kind["won"] / total <= 0.30
+        assert 0.11 <= by_kind["lost"] / total <= 0.19
+        closed_wrongly = (
+            select(func.count())
+            .select_from(Opportunity)
+            .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+            .where(
+                ((PipelineStage.kind == "open") & Opportunity.closed_at.is_not(None))
+                | ((PipelineStage.kind != "open") & Opportunity.closed_at.is_(None))
+                | ((PipelineStage.kind == "lost") & Opportunity.lost_reason.is_(None))
+            )
+        )
+        assert session.scalar(closed_wrongly) == 0
+        lowest, highest = session.execute(select(func.min(Opportunity.amount), func.max(Opportunity.amount))).one()
+        assert 5000 <= lowest and highest <= 500_000
+
+
+def test_order_totals_equal_the_sum_of_their_lines(db: Database) -> None:
+    generate_demo(db, customers=1500, seed=13)
+    with db.system_session("test") as session:
+        mismatched = session.scalar(
+            text(
+                "SELECT COUNT(*) FROM orders o WHERE o.total_amount IS NULL OR ABS(o.total_amount - "
+                "(SELECT SUM(l.quantity * l.unit_price) FROM order_lines l WHERE l.order_id = o.id)) > 0.005"
+            )
+        )
+        assert mismatched == 0
+        numbers = session.scalars(select(Order.order_number).order_by(Order.id)).all()
+        assert numbers[:2] == ["SO-000001", "SO-000002"] and len(set(numbers)) == len(numbers)
+
+
+def test_lifecycle_stage_follows_the_deals_orders_and_activities(db: Database) -> None:
+    generate_demo(db, customers=2000, seed=17)
+    reference = dt.datetime.combine(REFERENCE_DATE, dt.time())
+    cutoff = reference - dt.timedelta(days=180)
+    won = and_(Opportunity.customer_id == Customer.id, PipelineStage.kind == "won")
+    sale = and_(Order.customer_id == Customer.id, Order.status != "cancelled")
+    query = select(
+        Customer.lifecycle_stage,
+        exists().where(won, Opportunity.stage_id == PipelineStage.id, Opportunity.closed_at >= cutoff),
+        exists().where(sale, Order.ordered_at >= cutoff),
+        exists().where(won, Opportunity.stage_id == PipelineStage.id),
+        exists().where(sale),
+        exists().where(Activity.customer_id == Customer.id, Activity.occurred_at >= cutoff),
+        exists().where(
+            Opportunity.customer_id == Customer.id,
+            Opportunity.stage_id == PipelineStage.id,
+            PipelineStage.kind == "open",
+        ),
+    )
+    seen = set()
+    with db.system_session("test") as session:
+        for (
+            stage,
+            won_recently,
+            ordered_recently,
+            ever_won,
+            ever_ordered,
+            active,
+            open_deal,
+        ) in session.execute(query):
+            bought = ever_won or ever_ordered
+            if won_recently or ordered_recently or (bought and active):
+                expected = "customer"
+            elif bought:
+                expected = "churned"
+            elif open_deal:
+                expected = "intent"
+            else:
+                expected = "prospect"
+            assert stage == expected
+            seen.add(stage)
+    assert seen == {"prospect", "intent", "customer", "churned"}
+
+
+def test_there_is_a_demo_user_per_role_with_the_demo_password(db: Database) -> None:
+    generate_demo(db, customers=300)
+    with db.system_session("test") as session:
+        users = {user.username: user for user in session.scalars(select(User))}
+        expected_roles = {"demo.admin": Role.ADMIN, "demo.manager": Role.MANAGER, "demo.rep": Role.REP}
+        expected_roles["demo.analyst"] = Role.ANALYST
+        for username, role in expected_roles.items():
+            assert users[username].role == role.value
+            assert verify_password(DEMO_PASSWORD, users[username].password_hash)
+        teams = session.scalars(select(Team).order_by(Team.id)).all()
+        assert len(teams) == 3 and all(team.manager_id is not None for team in teams)
+        assert teams[0].manager_id == users["demo.manager"].id
+        assert users["demo.rep"].team_id == teams[0].id
+        reps_per_team = {team.id: 0 for team in teams}
+        for user in users.values():
+            if user.role == Role.REP.value:
+                reps_per_team[user.team_id] += 1  # type: ignore[index]
+        assert min(reps_per_team.values()) >= 1
+        owned = count(session, "customers", Base.metadata.tables["customers"].c.owner_id.is_not(None))
+        assert 0.8 <= owned / 300 <= 0.97
+
+
+def test_generating_twice_is_refused_with_a_clear_error(db: Database) -> None:
+    generate_demo(db, customers=100)
+    with pytest.raises(ValueError, match="already exists"):
+        generate_demo(db, customers=100)
+    with db.system_session("test") as session:
+        assert count(session, "tenants") == 1
+        assert count(session, "customers") == 100
+
+
+def test_several_tenants_get_numbered_slugs_and_usernames_and_keep_their_rows_apart(db: Database) -> None:
+    summary = generate_demo(db, customers=300, tenants=2)
+    assert summary.customers == 600 and summary.tenants == 2
+    with db.system_session("test") as session:
+        assert set(session.scalars(select(Tenant.slug))) == {"demo", "demo-2"}
+        assert session.scalar(select(User.id).where(User.username == "demo.rep-2")) is not None
+        cross = (
+            select(func.count())
+            .select_from(Opportunity)
+            .join(Customer, Customer.id == Opportunity.customer_id)
+            .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+            .join(User, User.id == Opportunity.owner_id)
+            .where(
+                (Customer.tenant_id != Opportunity.tenant_id)
+                | (PipelineStage.tenant_id != Opportunity.tenant_id)
+                | (User.tenant_id != Opportunity.tenant_id)
+            )
+        )
+        assert session.scalar(cross) == 0
+
+
+def test_zh_cn_gives_chinese_names_stages_and_mobile_numbers(db: Database) -> None:
+    generate_demo(db, customers=500, locale="zh_CN")
+    with db.system_session("test") as session:
+        names = session.scalars(select(Customer.name)).all()
+        assert all(CJK.search(name) for name in names)
+        assert any(name.endswith("有限公司") for name in names)
+        assert session.scalar(select(Tenant.name)) == "红隼演示公司"
+        assert "赢单" in set(session.scalars(select(PipelineStage.name)))
+        assert set(session.scalars(select(User.language))) == {"zh-CN"}
+        phones = session.scalars(
+            select(Customer.phone_normalized).where(Customer.phone_normalized.is_not(None))
+        ).all()
+        assert phones and all(re.fullmatch(r"(\+86)?1[3-9]\d{9}", phone or "") for phone in phones)
+
+
+@pytest.mark.parametrize("locale", ["en_US", "zh_CN"])
+def test_every_text_value_fits_its_column(db: Database, locale: str) -> None:
+    generate_demo(db, customers=400, locale=locale)
+    length = func.char_length if db.dialect_name == "mysql" else func.length
+    with db.system_session("test") as session:
+        for table_name in BULK_TABLES:
+            table = Base.metadata.tables[table_name]
+            for column in table.c:
+                if isinstance(column.type, String) and column.type.length:
+                    longest = session.scalar(select(func.max(length(column))))
+                    assert (longest or 0) <= column.type.length, f"{table_name}.{column.name}"
+
+
+def test_the_id_sequences_continue_after_the_demo_rows(db: Database) -> None:
+    generate_demo(db, customers=200)
+    with db.system_transaction("test") as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "demo"))
+        customer = Customer(tenant_id=tenant_id, name="Added after the demo")
+        session.add(customer)
+        session.flush()
+        assert customer.id == session.scalar(select(func.max(Customer.id)))
+        assert customer.id > 200
