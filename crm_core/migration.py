@@ -29,9 +29,9 @@ import json
 import queue
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -68,7 +68,12 @@ from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from crm_core import schema
 from crm_core.db import make_engine
-from crm_core.errors import DatabaseUnreachable, ResumeFromOtherSource, SourceSchemaOutdated, TargetNotEmpty
+from crm_core.errors import (
+    DatabaseUnreachable,
+    ResumeFromOtherSource,
+    SourceSchemaOutdated,
+    TargetNotEmpty,
+)
 from crm_core.models import Base, utcnow
 from crm_core.models.checks import MigrationProgress
 
@@ -337,7 +342,7 @@ def _read_batches(
     quote = connection.dialect.identifier_preparer.quote
     table_name = quote(plan.table.name)
     # untyped columns: the driver's raw values, converted below only where needed
-    raw_columns = [literal_column(f"{table_name}.{quote(column.name)}") for column in plan.columns]
+    raw_columns: list[Any] = [literal_column(f"{table_name}.{quote(column.name)}") for column in plan.columns]
     statement = select(*raw_columns).select_from(plan.table).order_by(*plan.key)
     if after is not None:
         if len(plan.key) == 1:
@@ -371,6 +376,10 @@ def _last_key(connection: Connection, plan: TablePlan) -> tuple[Any, ...] | None
 # --- writing -----------------------------------------------------------------------
 
 
+def _to_null(_value: Any) -> None:
+    return None
+
+
 def _json_text(value: Any) -> Any:
     return value if isinstance(value, (str, bytes)) else json.dumps(value, ensure_ascii=False)
 
@@ -389,8 +398,8 @@ class _Writer:
         self.names = [column.name for column in plan.columns]
         deferred = {self.names.index(name) for name in plan.deferred}
         # deferred foreign keys are written as NULL first (see _fill_deferred)
-        self.converters = [
-            (index, (lambda _value: None) if index in deferred else convert)
+        self.converters: list[tuple[int, Callable[[Any], Any]]] = [
+            (index, _to_null if index in deferred or convert is None else convert)
             for index, column in enumerate(plan.columns)
             if (convert := self._converter(column)) is not None or index in deferred
         ]
@@ -528,7 +537,7 @@ def copy_database(
     copies: list[TableCopy] = []
     whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
     plans = plan_tables(existing_columns(source, target))
-    progress_table = MigrationProgress.__table__
+    progress_table: Table = MigrationProgress.__table__  # type: ignore[assignment]
     with source.connect() as read, target.connect() as write:
         _tune_bulk_session(write)
         for plan in plans:
@@ -625,7 +634,7 @@ def _prefetched(batches: Iterator[list[tuple[Any, ...]]], digest: TableDigest | 
                 if stop.is_set():
                     return
             buffer.put(_END)
-        except BaseException as error:  # handed to the consumer, raised there
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
             buffer.put(error)
 
     worker = threading.Thread(target=produce, name="migration-reader", daemon=True)
@@ -796,7 +805,7 @@ def collect_figures(
                                            tenant_id=tenant_id, column=column or None))
             figures.append(CheckFigure("primary_key_unique", name, "0", str(_duplicate_keys(new, plan))))
             names = {column.name for column in plan.columns}
-            for constraint in sorted(plan.table.foreign_key_constraints, key=lambda c: c.column_keys):
+            for constraint in sorted(plan.table.foreign_key_constraints, key=lambda c: tuple(c.column_keys)):
                 if not set(constraint.column_keys) <= names or constraint.referred_table.name not in available:
                     continue
                 figures.append(CheckFigure(
@@ -819,7 +828,7 @@ def verify(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Verification:
     """Compare source and target and validate the comparison with the ``migration`` expectation suite."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     from crm_core.validation import run_suite
     from validations.migration import CHECKS
@@ -893,7 +902,7 @@ def _first_line(error: BaseException) -> str:
 
 def tqdm_progress() -> Progress:
     """A progress bar per table on stderr (tqdm)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     bars: dict[str, Any] = {}
 

@@ -39,9 +39,10 @@ from crm_core.models import (
 
 EXAMPLES = 5
 # A deal above this (or below zero) is a typo or a unit mix-up, not a sale: Numeric(14, 2) allows 10^12.
-MAX_DEAL_AMOUNT = Decimal("1000000000")
+MAX_DEAL_AMOUNT = Decimal(1000000000)
 
-Violations = Callable[[], Select[Any]]
+ViolationQuery = Select[int, int, str]
+Violations = Callable[[], ViolationQuery]
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,14 @@ def _sold() -> Any:
     return or_(ordered, won)
 
 
-def customers_without_owner() -> Select[Any]:
+def customers_without_owner() -> ViolationQuery:
     """Active customers nobody is responsible for."""
     return select(Customer.tenant_id, Customer.id, Customer.name.label("label")).where(
         Customer.owner_id.is_(None), Customer.archived_at.is_(None)
     )
 
 
-def customers_owned_by_inactive_users() -> Select[Any]:
+def customers_owned_by_inactive_users() -> ViolationQuery:
     """Active customers whose owner can no longer log in."""
     return (
         select(Customer.tenant_id, Customer.id, Customer.name.label("label"))
@@ -99,7 +100,7 @@ def customers_owned_by_inactive_users() -> Select[Any]:
     )
 
 
-def _duplicates(column: Any) -> Select[Any]:
+def _duplicates(column: Any) -> ViolationQuery:
     twin = aliased(Customer)
     has_twin = exists().where(
         twin.tenant_id == Customer.tenant_id,
@@ -112,17 +113,17 @@ def _duplicates(column: Any) -> Select[Any]:
     ).where(column.is_not(None), column != "", Customer.archived_at.is_(None), has_twin)
 
 
-def duplicate_emails() -> Select[Any]:
+def duplicate_emails() -> ViolationQuery:
     """Active customers sharing a normalised email with another active customer."""
     return _duplicates(Customer.email_normalized)
 
 
-def duplicate_phones() -> Select[Any]:
+def duplicate_phones() -> ViolationQuery:
     """Active customers sharing a normalised phone number with another active customer."""
     return _duplicates(Customer.phone_normalized)
 
 
-def buyers_marked_as_prospects() -> Select[Any]:
+def buyers_marked_as_prospects() -> ViolationQuery:
     """Customers with an order or a won deal still marked prospect or intent."""
     return select(
         Customer.tenant_id, Customer.id, (Customer.name + literal(" · ") + Customer.lifecycle_stage).label("label")
@@ -131,7 +132,7 @@ def buyers_marked_as_prospects() -> Select[Any]:
     )
 
 
-def customers_without_a_sale() -> Select[Any]:
+def customers_without_a_sale() -> ViolationQuery:
     """Customers marked customer or churned that never bought anything."""
     return select(
         Customer.tenant_id, Customer.id, (Customer.name + literal(" · ") + Customer.lifecycle_stage).label("label")
@@ -140,7 +141,7 @@ def customers_without_a_sale() -> Select[Any]:
     )
 
 
-def deal_amounts_out_of_range() -> Select[Any]:
+def deal_amounts_out_of_range() -> ViolationQuery:
     """Deals with a negative amount or one above :data:`MAX_DEAL_AMOUNT`."""
     return select(
         Opportunity.tenant_id, Opportunity.id,
@@ -148,7 +149,7 @@ def deal_amounts_out_of_range() -> Select[Any]:
     ).where(or_(Opportunity.amount < 0, Opportunity.amount > MAX_DEAL_AMOUNT))
 
 
-def deals_in_a_stage_of_another_pipeline() -> Select[Any]:
+def deals_in_a_stage_of_another_pipeline() -> ViolationQuery:
     """Deals whose stage belongs to a different pipeline than the deal."""
     return (
         select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
@@ -158,7 +159,7 @@ def deals_in_a_stage_of_another_pipeline() -> Select[Any]:
     )
 
 
-def closed_deals_without_close_date() -> Select[Any]:
+def closed_deals_without_close_date() -> ViolationQuery:
     """Won or lost deals with no ``closed_at``."""
     return (
         select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
@@ -167,7 +168,7 @@ def closed_deals_without_close_date() -> Select[Any]:
     )
 
 
-def order_totals_not_matching_lines() -> Select[Any]:
+def order_totals_not_matching_lines() -> ViolationQuery:
     """Orders whose total differs from the sum of their lines by a cent or more."""
     lines = (
         select(
@@ -185,7 +186,7 @@ def order_totals_not_matching_lines() -> Select[Any]:
     )
 
 
-def order_lines_with_bad_quantity_or_price() -> Select[Any]:
+def order_lines_with_bad_quantity_or_price() -> ViolationQuery:
     """Order lines with a quantity of zero or less, or a negative unit price."""
     return (
         select(OrderLine.tenant_id, OrderLine.id, Order.order_number.label("label"))
@@ -194,44 +195,44 @@ def order_lines_with_bad_quantity_or_price() -> Select[Any]:
     )
 
 
-def _orphans(model: Any, label: Any, *, optional: bool = False) -> Select[Any]:
+def _orphans(model: Any, label: Any, *, optional: bool = False) -> ViolationQuery:
     parent = aliased(Customer)
     resolves = exists().where(parent.id == model.customer_id, parent.tenant_id == model.tenant_id)
     condition = ~resolves if not optional else and_(model.customer_id.is_not(None), ~resolves)
     return select(model.tenant_id, model.id, label.label("label")).where(condition)
 
 
-def orphaned_contacts() -> Select[Any]:
+def orphaned_contacts() -> ViolationQuery:
     """Contacts whose customer is missing from their tenant."""
     return _orphans(Contact, Contact.name)
 
 
-def orphaned_deals() -> Select[Any]:
+def orphaned_deals() -> ViolationQuery:
     """Deals whose customer is missing from their tenant."""
     return _orphans(Opportunity, Opportunity.name)
 
 
-def orphaned_orders() -> Select[Any]:
+def orphaned_orders() -> ViolationQuery:
     """Orders whose customer is missing from their tenant."""
     return _orphans(Order, Order.order_number)
 
 
-def orphaned_activities() -> Select[Any]:
+def orphaned_activities() -> ViolationQuery:
     """Activities whose customer is missing from their tenant."""
     return _orphans(Activity, func.substr(Activity.summary, 1, 60))
 
 
-def orphaned_cases() -> Select[Any]:
+def orphaned_cases() -> ViolationQuery:
     """Cases whose customer is missing from their tenant."""
     return _orphans(Case, Case.subject)
 
 
-def orphaned_tasks() -> Select[Any]:
+def orphaned_tasks() -> ViolationQuery:
     """Tasks that name a customer missing from their tenant."""
     return _orphans(Task, Task.title, optional=True)
 
 
-def orphaned_order_lines() -> Select[Any]:
+def orphaned_order_lines() -> ViolationQuery:
     """Order lines whose order is missing from their tenant."""
     parent = aliased(Order)
     resolves = exists().where(parent.id == OrderLine.order_id, parent.tenant_id == OrderLine.tenant_id)
@@ -240,7 +241,7 @@ def orphaned_order_lines() -> Select[Any]:
     )
 
 
-def owners_outside_the_tenant() -> Select[Any]:
+def owners_outside_the_tenant() -> ViolationQuery:
     """Customers owned by a user of another tenant (or a deleted user)."""
     owner = aliased(User)
     resolves = exists().where(owner.id == Customer.owner_id, owner.tenant_id == Customer.tenant_id)

@@ -113,7 +113,7 @@ def _validate_tenant(
     suite: str, tenant_id: int, measures: dict[str, CheckMeasure], *, data_docs: bool
 ) -> tuple[bool, list[CheckResult]]:
     """Validate one tenant's counts with the suite's expectations (one row, one column per check)."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     from crm_core.validation import file_context, run_suite
 

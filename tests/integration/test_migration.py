@@ -264,7 +264,7 @@ def _schema_objects(engine: Engine) -> set[tuple[str, str]]:
 def test_a_bulk_load_into_postgresql_rebuilds_every_index_and_foreign_key_even_after_a_crash(
     demo_source: str, tmp_path: Path, databases: ExitStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import crm_core.migration as migration
+    from crm_core import migration
 
     reference = make_engine(empty_database("postgresql", tmp_path, databases, "reference"))
     upgrade_to_head(reference)

@@ -27,7 +27,11 @@ from crm_core.models import (
 )
 from crm_core.quality.checks import CHECKS, measure
 from crm_core.quality.history import check_trend, list_check_runs
-from crm_core.quality.runs import run_suite_for_all_tenants, run_suite_for_tenant, suite_checks
+from crm_core.quality.runs import (
+    run_suite_for_all_tenants,
+    run_suite_for_tenant,
+    suite_checks,
+)
 from tests.factories import World, build_world, create_random_customer, unique
 
 
