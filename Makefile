@@ -30,7 +30,7 @@ install-dev: $(DEV_STAMP)
 ## make run: install, create/upgrade the SQLite database, load demo data if empty, start the app
 run: install
 	$(BIN)/python -m crm_core init
-	$(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty
+	$(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F)
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 ## Debian's Chromium and CJK fonts for the browser tests (Playwright cannot download a browser here)

@@ -7,6 +7,7 @@ Messages follow ``CRM_LANG`` or ``LANG`` (English or 简体中文). ``--json`` p
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -94,7 +95,8 @@ def cmd_demo(args: argparse.Namespace, db: Database) -> int:
 
     try:
         summary = generate_demo(
-            db, customers=args.customers, seed=args.seed, tenants=args.tenants, locale=args.locale, progress=progress
+            db, customers=args.customers, seed=args.seed, tenants=args.tenants, locale=args.locale,
+            progress=progress, today=args.today,
         )
     except ValueError as error:
         print(t("cli.demo.failed", lang, reason=str(error)), file=sys.stderr)
@@ -160,6 +162,13 @@ def cmd_user_list(args: argparse.Namespace, db: Database) -> int:
     return 0
 
 
+def _iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(t("cli.bad_date", cli_language(), value=value)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(prog="python -m crm_core", description="Kestrel CRM command line")
@@ -178,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tenants", type=int, default=1)
     demo.add_argument("--locale", default="en_US", help="en_US or zh_CN")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when customers exist")
+    demo.add_argument(
+        "--today", type=_iso_date, default=None,
+        help="date the demo history ends on (YYYY-MM-DD; default 2026-11-01, so a seed always gives the same data)",
+    )
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=cmd_demo)
 
