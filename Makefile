@@ -48,13 +48,14 @@ browser:
 test: install-dev browser
 	@source scripts/test-databases.sh && $(BIN)/python -m pytest
 
+## make lint: ruff and mypy on the core (pinned here; not needed to run or test the app)
 lint: install-dev
-	$(BIN)/python -m pip install --quiet ruff mypy
+	$(BIN)/python -m pip install --quiet ruff==0.17.5 mypy==2.4.1
 	$(BIN)/ruff check crm_core && $(BIN)/mypy crm_core
 
-## make bench: speed figures against raw SQL (needs a large demo database; see benchmarks/README.md)
+## make bench: speed figures against raw SQL (see benchmarks/README.md for the 1M-customer database)
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts
