@@ -237,6 +237,7 @@ def export_rows(spec: Any) -> tuple[list[str], Any]:
 
 
 if pending := STATE.pop("segments_pending_open", None):
+    STATE["segments_section"] = "builder"
     if isinstance(pending, dict):  # conditions only (from the RFM tab)
         STATE["segments_loaded"] = None
         load_conditions(pending)
@@ -253,13 +254,31 @@ st.title(t("segments.title"))
 if notice := STATE.pop("segments_notice", None):
     st.success(notice)
 
-builder_tab, saved_tab, lifecycle_tab, rfm_tab, scoring_tab = st.tabs(
-    [t("segments.tab.builder"), t("segments.tab.saved"), t("segments.tab.lifecycle"), t("segments.tab.rfm"),
-     t("segments.tab.scoring")]
+# one section at a time: tabs would compute every section (RFM, counts …) on every rerun
+SECTIONS = ["builder", "saved", "lifecycle", "rfm", "scoring"]
+section = st.radio(
+    t("segments.section"), SECTIONS, format_func=lambda v: t(f"segments.tab.{v}"), horizontal=True,
+    key="segments_section", label_visibility="collapsed",
 )
 
+
+@st.cache_data(ttl=300, show_spinner=False)
+def cached_distribution(user_id: int, tenant_id: int) -> list[Any]:
+    """Lifecycle distribution for this user, kept five minutes (a full pass over the customers)."""
+    with read_session() as session:
+        return lifecycle_distribution(session)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def cached_rfm_summary(user_id: int, tenant_id: int) -> list[Any]:
+    """RFM summary for this user, kept five minutes (ranks every order of the tenant)."""
+    with read_session() as session:
+        return rfm_summary(session)
+
+
+
 # --- builder ---------------------------------------------------------------------------------
-with builder_tab:
+if section == "builder":
     loaded = STATE["segments_loaded"]
     if loaded:
         st.info(t("segments.editing", name=loaded[2]))
@@ -426,7 +445,7 @@ with builder_tab:
                                          campaign=campaign_names[campaign_id]))
 
 # --- saved segments ---------------------------------------------------------------------------------
-with saved_tab:
+if section == "saved":
     with read_session() as session:
         saved = list_saved_segments(session)
     if not saved:
@@ -493,9 +512,8 @@ with saved_tab:
             st.plotly_chart(figure, key="segments_history_chart")
 
 # --- lifecycle ---------------------------------------------------------------------------------
-with lifecycle_tab:
-    with read_session() as session:
-        distribution = lifecycle_distribution(session)
+if section == "lifecycle":
+    distribution = cached_distribution(actor.user_id, actor.tenant_id)
     total = sum(item.count for item in distribution) or 1
     columns = st.columns(len(distribution))
     for column, item in zip(columns, distribution, strict=True):
@@ -550,10 +568,10 @@ with lifecycle_tab:
         st.caption(t("segments.period_hint"))
 
 # --- RFM ---------------------------------------------------------------------------------
-with rfm_tab:
+if section == "rfm":
     st.caption(t("segments.rfm_explained"))
-    with read_session() as session:
-        summary = rfm_summary(session)
+    summary = cached_rfm_summary(actor.user_id, actor.tenant_id)
+    st.caption(t("segments.cached_hint"))
     buyers = sum(row.customers for row in summary) or 1
     st.dataframe(
         pd.DataFrame(
@@ -602,7 +620,7 @@ def factor_text(factor: dict[str, Any]) -> str:
 
 
 # --- scoring ---------------------------------------------------------------------------------
-with scoring_tab:
+if section == "scoring":
     from crm_core.queries.scores import model_versions
 
     st.caption(t("segments.scoring_explained"))

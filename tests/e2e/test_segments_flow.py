@@ -66,10 +66,9 @@ def test_an_analyst_builds_saves_and_exports_a_segment(server: Server, browser) 
     assert segment.sharing == "tenant" and sizes == [3]
 
     # it is listed under saved segments and opens back in the builder
-    page.get_by_role("tab", name="Saved segments").click()
+    page.get_by_text("Saved segments", exact=True).click()
     page.get_by_role("button", name="Open in builder").click()
     page.get_by_text("Segment “Acme family” opened in the builder.").wait_for(timeout=TIMEOUT)
-    page.get_by_role("tab", name="Segment builder").click()
     assert page.get_by_role("textbox", name="Value").input_value() == "acme"
     screenshot(page, "segments-reopened")
 

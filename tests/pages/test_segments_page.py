@@ -70,8 +70,10 @@ def test_a_manager_opens_a_saved_segment_and_creates_tasks_for_its_members(app_w
     next(b for b in app.button if b.label == "Save as new segment").click().run()
     # reopen from the saved list: the condition comes back
     app = open_segments(app_world.world.manager.username)
+    app.radio(key="segments_section").set_value("saved").run()
     app.selectbox(key="segments_chosen").select_index(0)
     next(b for b in app.button if b.label == "Open in builder").click().run()
+    assert app.radio(key="segments_section").value == "builder"
     assert app.text_input(key="segments_c1_value").value == "张三"
     assert live_count(app) == "1"
     app.text_input(key="segments_task_title").input("Call {name}")
@@ -97,3 +99,18 @@ def test_churn_risk_shows_as_a_column_in_the_customers_grid(app_world: AppWorld)
     risk = dict(zip(frame[frame.columns[0]], frame["Churn risk"], strict=True))
     assert risk["Acme Trading"] == 73
     assert risk["张三科技有限公司"] is None or risk["张三科技有限公司"] != risk["张三科技有限公司"]  # no score: empty
+
+
+def test_the_lifecycle_rfm_and_scoring_sections_render_for_an_analyst(app_world: AppWorld) -> None:
+    app = open_segments(app_world.world.analyst.username)
+    app.radio(key="segments_section").set_value("lifecycle").run()
+    assert not app.exception
+    assert [m.label for m in app.metric] == ["Prospect", "Intent", "Customer", "Churned"]
+    assert [m.value for m in app.metric] == ["3", "0", "0", "0"]
+    app.radio(key="segments_section").set_value("rfm").run()
+    assert not app.exception
+    rfm = app.dataframe[0].value
+    assert len(rfm) == 11 and int(rfm["Customers"].sum()) == 0  # no orders yet
+    app.radio(key="segments_section").set_value("scoring").run()
+    assert not app.exception
+    assert sum("Not trained yet." in i.value for i in app.info) == 2
