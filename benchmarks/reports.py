@@ -289,7 +289,10 @@ def time_dashboard_page(url: str, username: str, password: str, runs: int) -> li
     next(w for w in app.text_input if w.label == "Username").input(username)
     next(w for w in app.text_input if w.label == "Password").input(password)
     next(b for b in app.button if b.label == "Log in").click()
+    started = time.perf_counter()
     app.run()
+    print(f"\nDashboard page, first render after the login form (bcrypt check and cold revenue trend "
+          f"included): {(time.perf_counter() - started) * 1000:.0f} ms")
     if [title.value for title in app.title] != ["Dashboard"]:
         raise RuntimeError(f"login as {username} did not land on the dashboard: {[e.value for e in app.error]}")
     timings = []
@@ -360,7 +363,7 @@ def main(argv: list[str]) -> int:
         manager = actors.get("manager") or next(iter(actors.values()))
         page_times = time_dashboard_page(args.database_url, manager.username, args.password, args.page_runs)
         p50 = statistics.median(page_times)
-        print(f"\nDashboard page full AppTest run ({manager.username}): p50 {p50:.0f} ms, max {max(page_times):.0f} ms "
+        print(f"Dashboard page full AppTest run ({manager.username}): p50 {p50:.0f} ms, max {max(page_times):.0f} ms "
               f"(target < 1000 ms) {'ok' if p50 < 1000 else 'SLOW'}")
         failures += p50 >= 1000
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

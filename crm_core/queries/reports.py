@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from crm_core.access import actor_of
 from crm_core.models import (
     Customer,
     Opportunity,
@@ -209,18 +210,21 @@ def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel 
         .correlate(Opportunity)
         .scalar_subquery()
     )
-    lost_from_column = case((Opportunity.stage_id.in_(lost_ids), lost_from), else_=None) if lost_ids else None
-    cycle = case(
-        (Opportunity.closed_at.is_not(None), days_between(session, Opportunity.created_at, Opportunity.closed_at)),
-        else_=None,
+    # probe the history only when some deal was ever moved into a lost stage (imported or
+    # generated deals have none; the probe per lost deal is what the funnel's time goes to)
+    history = lost_ids and session.scalar(
+        select(OpportunityStageChange.id).where(OpportunityStageChange.to_stage_id.in_(lost_ids)).limit(1)
     )
+    lost_from_column = case((Opportunity.stage_id.in_(lost_ids), lost_from), else_=None) if history else None
+    won_closed = and_(Opportunity.stage_id.in_(won_ids), Opportunity.closed_at.is_not(None))
+    cycle = case((won_closed, days_between(session, Opportunity.created_at, Opportunity.closed_at)), else_=None)
     columns: list[Any] = [
         Opportunity.stage_id,
         func.count(),
         func.sum(Opportunity.amount),
         func.sum(Opportunity.amount * probability_expression(stages)),
         func.sum(cycle),
-        func.count(Opportunity.closed_at),
+        func.sum(case((won_closed, 1), else_=0)),
     ]
     group_by: list[Any] = [Opportunity.stage_id]
     if lost_from_column is not None:
@@ -432,9 +436,14 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 def dashboard(
     session: Session, *, today: dt.date | None = None, period: str = "month", now: dt.datetime | None = None,
-    closing_limit: int = 10, leaderboard_limit: int = 10,
+    closing_limit: int = 10, leaderboard_limit: int = 10, with_revenue: bool = True,
 ) -> Dashboard:
-    """Every dashboard figure for the session's actor, computed in SQL (one query per figure)."""
+    """Every dashboard figure for the session's actor, computed in SQL (one query per figure).
+
+    ``with_revenue=False`` leaves the 12-month trend empty for callers that fetch it apart
+    with :func:`revenue_by_month` (the page caches it: it is the costliest figure for a
+    manager of many customers, and months of orders change slowly).
+    """
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     today = today or now.date()
     start, end, previous = period_bounds(today, period)
@@ -445,9 +454,11 @@ def dashboard(
     lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
     live = Opportunity.archived_at.is_(None)
 
+    # naming every pipeline lets the (tenant, pipeline, stage, …) covering index serve the sums
+    in_pipelines = Opportunity.pipeline_id.in_([pipeline.id for pipeline in pipelines])
     open_row = session.execute(
         select(func.count(), func.sum(Opportunity.amount), func.sum(Opportunity.amount * probability_expression(stages)))
-        .where(live, Opportunity.stage_id.in_(open_ids))
+        .where(live, in_pipelines, Opportunity.stage_id.in_(open_ids))
     ).one()
 
     won_period = case((Opportunity.closed_at >= _start_of_day(start), 1), else_=0)
@@ -472,11 +483,15 @@ def dashboard(
     ).all()
     new_customers = {int(row[0]): int(row[1]) for row in customer_rows}
 
-    overdue = session.scalar(
-        select(func.count()).select_from(Task).where(Task.status == TaskStatus.OPEN.value, Task.due_at < now)
-    )
+    # overdue tasks *assigned to* the people whose work the actor sees (everyone for admins and
+    # analysts); the access layer would also admit colleagues' tasks on visible customers
+    overdue_where = [Task.status == TaskStatus.OPEN.value, Task.due_at < now]
+    actor = actor_of(session)
+    if actor is not None and not actor.sees_whole_tenant:
+        overdue_where.append(Task.assignee_id.in_(sorted(actor.visible_owner_ids | {actor.user_id})))
+    overdue = session.scalar(select(func.count()).select_from(Task).where(*overdue_where))
 
-    revenue = _revenue_by_month(session, today)
+    revenue = revenue_by_month(session, today=today) if with_revenue else []
     leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit)
 
     month_start, _, _ = period_bounds(today, "month")
@@ -486,15 +501,21 @@ def dashboard(
         Opportunity.expected_close_date >= month_start, Opportunity.expected_close_date < month_end,
     )
     closing_row = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(closing_where)).one()
+    # ids first (answered from the covering index), then the few full rows
+    top_ids = list(
+        session.scalars(
+            select(Opportunity.id).where(closing_where).order_by(Opportunity.amount.desc(), Opportunity.id)
+            .limit(closing_limit)
+        )
+    )
     owner = aliased(User)
     closing = session.execute(
         select(Opportunity, Customer.name, owner.full_name)
         .join(Customer, Customer.id == Opportunity.customer_id)
         .outerjoin(owner, owner.id == Opportunity.owner_id)
-        .where(closing_where)
+        .where(Opportunity.id.in_(top_ids))
         .order_by(Opportunity.amount.desc(), Opportunity.id)
-        .limit(closing_limit)
-    ).all()
+    ).all() if top_ids else []
     stage_rows = {stage.id: stage for stage in stages}
 
     return Dashboard(
@@ -513,7 +534,8 @@ def dashboard(
     )
 
 
-def _revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list[MonthRevenue]:
+def revenue_by_month(session: Session, *, today: dt.date, months: int = 12) -> list[MonthRevenue]:
+    """Confirmed and fulfilled orders per calendar month, the ``months`` up to ``today``'s (zeros included)."""
     first = add_months(dt.date(today.year, today.month, 1), -(months - 1))
     bucket = month_of(session, Order.ordered_at)
     rows = session.execute(
