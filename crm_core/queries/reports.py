@@ -151,7 +151,9 @@ class Funnel:
                     "stage_id": step.stage.id, "stage": step.stage.name, "kind": step.stage.kind,
                     "count": step.count, "amount": str(step.amount), "reached": step.reached,
                     "reached_amount": str(step.reached_amount),
-                    "conversion_to_next": None if step.conversion_to_next is None else round(step.conversion_to_next, 4),
+                    "conversion_to_next": (
+                        None if step.conversion_to_next is None else round(step.conversion_to_next, 4)
+                    ),
                 }
                 for step in self.steps
             ],
@@ -457,7 +459,10 @@ def dashboard(
     # naming every pipeline lets the (tenant, pipeline, stage, …) covering index serve the sums
     in_pipelines = Opportunity.pipeline_id.in_([pipeline.id for pipeline in pipelines])
     open_row = session.execute(
-        select(func.count(), func.sum(Opportunity.amount), func.sum(Opportunity.amount * probability_expression(stages)))
+        select(
+            func.count(), func.sum(Opportunity.amount),
+            func.sum(Opportunity.amount * probability_expression(stages)),
+        )
         .where(live, in_pipelines, Opportunity.stage_id.in_(open_ids))
     ).one()
 
@@ -530,7 +535,7 @@ def dashboard(
         revenue_by_month=revenue,
         leaderboard=leaderboard,
         closing_count=int(closing_row[0] or 0), closing_amount=_money(closing_row[1]),
-        closing_deals=[_card(deal, customer_name, owner_name, stage_rows) for deal, customer_name, owner_name in closing],
+        closing_deals=[_card(deal, customer, owner_name, stage_rows) for deal, customer, owner_name in closing],
     )
 
 
@@ -580,7 +585,9 @@ def _leaderboard(
         .limit(limit)
     ).all()
     owner_ids = [row[0] for row in rows if row[0] is not None]
-    names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(owner_ids))).all()) if owner_ids else {}
+    names: dict[int, str] = {}
+    if owner_ids:
+        names = dict(session.execute(select(User.id, User.full_name).where(User.id.in_(owner_ids))).all())
     return [
         OwnerResult(row[0], names.get(row[0]), int(row[1] or 0), _money(row[2]), int(row[3] or 0), _money(row[4]))
         for row in rows
@@ -592,7 +599,10 @@ def product_choices(session: Session, *, limit: int = 500) -> list[tuple[int, st
     from crm_core.models import Product
 
     rows = session.execute(
-        select(Product.id, Product.sku, Product.name).where(Product.archived_at.is_(None)).order_by(Product.name).limit(limit)
+        select(Product.id, Product.sku, Product.name)
+        .where(Product.archived_at.is_(None))
+        .order_by(Product.name)
+        .limit(limit)
     ).all()
     return [(row[0], f"{row[1]} · {row[2]}") for row in rows]
 
