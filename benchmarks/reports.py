@@ -218,13 +218,15 @@ class RawSql:
         closing = self.rows(
             f"""SELECT COUNT(*), SUM(o.amount) FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id
                 WHERE {deals} AND s.kind = 'open'
-                  AND o.expected_close_date >= '{start.isoformat()}' AND o.expected_close_date < '{month_end.isoformat()}'"""
+                  AND o.expected_close_date >= '{start.isoformat()}'
+                  AND o.expected_close_date < '{month_end.isoformat()}'"""
         )[0]
         top = self.rows(
             f"""SELECT o.id FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id
                 JOIN customers c ON c.id = o.customer_id
                 WHERE {deals} AND s.kind = 'open'
-                  AND o.expected_close_date >= '{start.isoformat()}' AND o.expected_close_date < '{month_end.isoformat()}'
+                  AND o.expected_close_date >= '{start.isoformat()}'
+                  AND o.expected_close_date < '{month_end.isoformat()}'
                 ORDER BY o.amount DESC, o.id LIMIT 10"""
         )
         won = {int(r[0]): (int(r[1]), Decimal(str(r[2] or 0)).quantize(CENT)) for r in won_rows}
