@@ -386,6 +386,60 @@ def _date(value: Any) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(str(value)[:10])
 
 
+INSERT_BATCH = 500
+# a column each table's rows carry, returned beside the id to prove the id ↔ row pairing
+_PAIRING_COLUMN = {Customer: "name", Contact: "name", Product: "sku", Opportunity: "name", Order: "order_number",
+                   Activity: "customer_id", Task: "title", OrderLine: "product_id"}
+
+
+def _insert_returning_ids(session: Session, model: type, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows``; their new ids in row order, one multi-row INSERT … RETURNING per batch.
+
+    Why this shape: ``returning(sort_by_parameter_order=True)`` falls back to one statement
+    per row on SQLite without a sentinel column, and compiling a multi-row ``insert().values()``
+    costs more than the insert itself, so the statement text is built once per batch size and
+    sent through the driver. One multi-row INSERT assigns ascending ids in VALUES order on
+    SQLite (rowid), PostgreSQL (nextval per row) and MariaDB (consecutive auto-increment for
+    a simple insert), so the sorted ids pair with the rows; the returned pairing column checks
+    that, and a mismatch aborts the transaction rather than guess.
+    """
+    if not rows:
+        return []
+    table = model.__table__  # type: ignore[attr-defined]
+    pairing = _PAIRING_COLUMN[model]
+    defaults = {
+        column.name: column.default.arg
+        for column in table.columns
+        if column.name not in rows[0] and column.default is not None and column.default.is_scalar
+    }
+    names = [*rows[0].keys(), *defaults]
+    connection = session.connection()
+    dialect = connection.dialect
+    # the driver gets what SQLAlchemy would send: Decimal/datetime as text on SQLite, JSON serialised …
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    quote = dialect.identifier_preparer.quote
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    row_sql = "(" + ", ".join([marker] * len(names)) + ")"
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) VALUES "
+    tail = f" RETURNING {quote('id')}, {quote(pairing)}"
+    ids: list[int] = []
+    for start in range(0, len(rows), INSERT_BATCH):
+        batch = rows[start:start + INSERT_BATCH]
+        parameters: list[Any] = []
+        for row in batch:
+            for name, process in zip(names, processors, strict=True):
+                value = row[name] if name in row else defaults[name]
+                parameters.append(process(value) if process is not None and value is not None else value)
+        statement = head + ", ".join([row_sql] * len(batch)) + tail
+        returned = sorted(tuple(item) for item in connection.exec_driver_sql(statement, tuple(parameters)).all())
+        if len(returned) != len(batch) or any(
+            str(value) != str(row[pairing]) for (_, value), row in zip(returned, batch, strict=True)
+        ):
+            raise RuntimeError(f"inserted {table.name} rows came back out of order")
+        ids.extend(int(record_id) for record_id, _ in returned)
+    return ids
+
+
 class _Writer:
     """Writes prepared rows of one entity for one run, chunk by chunk, inside the caller's transaction."""
 
@@ -525,7 +579,7 @@ class _Writer:
             for values in rows:
                 if not access.can_assign_owner(self.actor, values["owner_id"]):
                     raise AccessDenied("cannot give this record to that owner")
-        ids = list(self.session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
+        ids = _insert_returning_ids(self.session, model, rows)
         self._record(ids, [number for number, _ in pending], "created", AUDIT_ENTITY[self.entity], rows)
         self.created += len(ids)
         if self.entity == "customers":
@@ -537,20 +591,27 @@ class _Writer:
 
     def _record(self, ids: list[int], row_numbers: list[int], action: str, audit_entity: str,
                 rows: list[dict[str, Any]] | None) -> None:
+        """An audit event per created row (tagged with the run) and a run record per row written."""
         tenant_id, now = self.actor.tenant_id, utcnow()
+        skip = ("tenant_id", "created_at", "updated_at")
+        tag = [None, self.run_id]
+        plain = (str, int, bool)
         if ids and rows is not None:
-            self.session.execute(insert(AuditEvent), [
-                {"tenant_id": tenant_id, "actor_id": self.actor.user_id, "action": "create",
-                 "entity": audit_entity, "entity_id": record_id, "occurred_at": now, "created_at": now,
-                 "updated_at": now,
-                 "changes": {**{key: [None, access._serialise(value)] for key, value in values.items()
-                                if value not in (None, "", {}, []) and key not in ("tenant_id", "created_at",
-                                                                                 "updated_at")},
-                             "_import_run": [None, self.run_id]}}
-                for record_id, values in zip(ids, rows, strict=True)
-            ])
+            events = []
+            for record_id, values in zip(ids, rows, strict=True):
+                changes: dict[str, Any] = {
+                    key: [None, value if isinstance(value, plain) else access._serialise(value)]
+                    for key, value in values.items()
+                    if value is not None and value != "" and value != {} and key not in skip
+                }
+                changes["_import_run"] = tag
+                events.append({"tenant_id": tenant_id, "actor_id": self.actor.user_id, "action": "create",
+                               "entity": audit_entity, "entity_id": record_id, "occurred_at": now,
+                               "created_at": now, "updated_at": now, "changes": changes})
+            # Core executemany: the audit rows need no ORM identity, and this is the hot path
+            self.session.execute(insert(AuditEvent.__table__), events)
         if ids and audit_entity != "order_line":
-            self.session.execute(insert(ImportRunRecord), [
+            self.session.execute(insert(ImportRunRecord.__table__), [
                 {"tenant_id": tenant_id, "import_run_id": self.run_id, "entity": self.entity,
                  "record_id": record_id, "action": action, "row_number": row_number,
                  "created_at": now, "updated_at": now}
@@ -609,8 +670,7 @@ class _Writer:
             line_rows.append({**line, "order_id": order_id, "tenant_id": self.actor.tenant_id,
                               "created_at": now, "updated_at": now})
         if line_rows:
-            line_ids = list(self.session.scalars(
-                insert(OrderLine).returning(OrderLine.id, sort_by_parameter_order=True), line_rows))
+            line_ids = _insert_returning_ids(self.session, OrderLine, line_rows)
             self._record(line_ids, [0] * len(line_ids), "created", "order_line", line_rows)
         for order_id, amount in totals.items():
             self.session.execute(
