@@ -495,7 +495,8 @@ def _reset_identity(target: Connection, plan: TablePlan) -> None:
     if target.dialect.name == "postgresql":
         target.exec_driver_sql(
             f"SELECT setval(pg_get_serial_sequence('\"{name}\"', '{key}'), COALESCE(MAX(\"{key}\"), 1), "
-            f"MAX(\"{key}\") IS NOT NULL) FROM \"{name}\" WHERE pg_get_serial_sequence('\"{name}\"', '{key}') IS NOT NULL"
+            f"MAX(\"{key}\") IS NOT NULL) FROM \"{name}\""
+            f" WHERE pg_get_serial_sequence('\"{name}\"', '{key}') IS NOT NULL"
         )
     elif target.dialect.name == "mysql":
         highest = target.execute(select(func.max(plan.key[0]))).scalar() or 0
@@ -514,7 +515,8 @@ def target_has_data(target: Engine) -> bool:
     existing = set(inspect(target).get_table_names())
     with target.connect() as connection:
         for plan in plan_tables():
-            if plan.table.name in existing and connection.execute(select(literal(1)).select_from(plan.table).limit(1)).first():
+            probe = select(literal(1)).select_from(plan.table).limit(1)
+            if plan.table.name in existing and connection.execute(probe).first():
                 return True
     return False
 
@@ -538,10 +540,13 @@ def copy_database(
     whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
     plans = plan_tables(existing_columns(source, target))
     progress_table: Table = MigrationProgress.__table__  # type: ignore[assignment]
-    with source.connect() as read, target.connect() as write:
+    with source.connect() as read, target.connect() as write, _DdlRestorer(target, progress_table) as restorer:
         _tune_bulk_session(write)
+        # first every table's starting point, and (PostgreSQL) the indexes and foreign keys of the
+        # big ones dropped up front: restoring them later then never waits on a lock of a table
+        # still being dropped, so it runs beside the copy of the following tables
+        starts: dict[str, tuple[int, tuple[Any, ...] | None, int, list[str]]] = {}
         for plan in plans:
-            started = time.perf_counter()
             name = plan.table.name
             total = _count(read, plan.table)
             after = _last_key(write, plan) if resume else None
@@ -559,6 +564,12 @@ def copy_database(
             else:
                 write.execute(progress_table.update().where(progress_table.c.table_name == name).values(**values))
             write.commit()  # the dropped indexes and their DDL are recorded together
+            starts[name] = (total, after, resumed_from, deferred_ddl)
+        read.rollback()
+        for plan in plans:
+            started = time.perf_counter()
+            name = plan.table.name
+            total, after, resumed_from, deferred_ddl = starts[name]
             writer = _Writer(write, plan)
             digest = None
             if digests is not None and after is None:
@@ -579,22 +590,9 @@ def copy_database(
                     progress(name, copied, total)
             read.rollback()
             if deferred_ddl:
-                for ddl in deferred_ddl:
-                    if " VALIDATE CONSTRAINT " in ddl:
-                        try:
-                            write.exec_driver_sql(ddl)
-                        except DBAPIError:
-                            # rows that break it stay, and the foreign-key check reports the table
-                            write.rollback()
-                            continue
-                    else:
-                        write.exec_driver_sql(ddl)
-                    write.commit()
-                write.execute(
-                    progress_table.update().where(progress_table.c.table_name == name).values(deferred_ddl=None)
-                )
-                write.commit()
+                restorer.submit(name, deferred_ddl)
             copies.append(TableCopy(name, copied - resumed_from, time.perf_counter() - started, resumed_from))
+        restorer.wait()
         for plan in plans:
             _fill_deferred(read, write, plan, batch_size)
             _reset_identity(write, plan)
@@ -608,10 +606,60 @@ def copy_database(
     return copies
 
 
+class _DdlRestorer:
+    """Replays deferred index/constraint DDL on its own connection, in order, beside the copy."""
+
+    def __init__(self, target: Engine, progress_table: Table) -> None:
+        self.target = target
+        self.progress_table = progress_table
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-ddl")
+        self.futures: list[Any] = []
+
+    def __enter__(self) -> _DdlRestorer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, table_name: str, statements: list[str]) -> None:
+        """Restore ``statements`` of ``table_name`` once the tables before it are restored."""
+        self.futures.append(self.pool.submit(self._restore, table_name, statements))
+
+    def wait(self) -> None:
+        """Block until every submitted restore ran; re-raise the first failure."""
+        for future in self.futures:
+            future.result()
+
+    def _restore(self, table_name: str, statements: list[str]) -> None:
+        with self.target.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # index builds sort in memory instead of spilling to disk
+                connection.exec_driver_sql("SET maintenance_work_mem = '256MB'")
+                connection.commit()
+            for ddl in statements:
+                try:
+                    for statement in ddl.split("; "):
+                        connection.exec_driver_sql(statement)
+                    connection.commit()
+                except DBAPIError:
+                    connection.rollback()
+                    if " VALIDATE CONSTRAINT " not in ddl:
+                        raise
+                    # rows that break it stay, and the foreign-key check reports the table
+            connection.execute(
+                self.progress_table.update()
+                .where(self.progress_table.c.table_name == table_name)
+                .values(deferred_ddl=None)
+            )
+            connection.commit()
+
+
 _END = object()
 
 
-def _prefetched(batches: Iterator[list[tuple[Any, ...]]], digest: TableDigest | None) -> Iterator[list[tuple[Any, ...]]]:
+def _prefetched(
+    batches: Iterator[list[tuple[Any, ...]]], digest: TableDigest | None
+) -> Iterator[list[tuple[Any, ...]]]:
     """Read (and checksum) the next batches in a thread while the caller writes this one.
 
     The target database works in its own process, so reading the source and hashing overlap
@@ -736,7 +784,8 @@ def _per_tenant(connection: Connection, plan: TablePlan) -> dict[tuple[str, int 
             scale = column.type.scale or 0  # type: ignore[attr-defined]
             cents = row[offset + 1 + index]
             total = Decimal(0) if cents is None else Decimal(str(cents)).to_integral_value()
-            figures[(f"money_sum:{column.name}", tenant_id)] = str((total.scaleb(-scale)).quantize(Decimal(1).scaleb(-scale)))
+            quantum = Decimal(1).scaleb(-scale)
+            figures[(f"money_sum:{column.name}", tenant_id)] = str(total.scaleb(-scale).quantize(quantum))
     return figures
 
 
