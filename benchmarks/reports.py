@@ -26,7 +26,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from crm_core.access import Actor
 from crm_core.db import Database, open_database
@@ -189,9 +189,8 @@ class RawSql:
         )
         visible_customers = (f"SELECT c.id FROM customers c WHERE c.tenant_id = {tenant} AND "
                              f"{self.customers_visible(actor)}")
-        task_scope = "1=1" if actor.sees_whole_tenant else (
-            f"({self.owners(actor, 't.assignee_id')} OR t.customer_id IN ({visible_customers}))"
-        )
+        # overdue tasks assigned to the people in scope (the dashboard's definition)
+        task_scope = self.owners(actor, "t.assignee_id")
         overdue = self.rows(
             f"""SELECT COUNT(*) FROM tasks t WHERE t.tenant_id = {tenant} AND t.status = 'open'
                 AND t.due_at < {self.stamp(now)} AND {task_scope}"""
@@ -268,6 +267,45 @@ def dashboard_numbers(figures: Any) -> dict[str, Any]:
     }
 
 
+AGGREGATE_LABELS = [  # first match wins: visibility subqueries mention customers everywhere
+    ("FROM pipeline", "pipelines and stages"),
+    ("FROM tasks", "overdue tasks"),
+    ("FROM orders", "revenue by month (12 months)"),
+    ("sum(opportunities.amount * ", "open pipeline + weighted forecast"),
+    ("anon_1, count(*) AS count_1, sum(opportunities.amount)", "won this period vs previous"),
+    ("CASE WHEN (customers.created_at", "new customers this period vs previous"),
+    ("GROUP BY opportunities.owner_id", "won/lost leaderboard"),
+    ("SELECT count(*) AS count_1, sum(opportunities.amount) AS sum_1 FROM opportunities", "deals closing this month"),
+    ("SELECT opportunities.id FROM", "deals closing this month: top ids"),
+    ("JOIN customers", "deals closing this month: top rows"),
+    ("FROM users", "owner names"),
+]
+
+
+def statement_times(db: Database, work: Callable[[], Any]) -> list[tuple[float, str]]:
+    """Each SQL statement ``work`` runs, with its time and the dashboard figure it computes."""
+    found: list[tuple[float, str]] = []
+
+    def before(conn: Any, *_: Any) -> None:
+        conn.info["benchmark_started"] = time.perf_counter()
+
+    def after(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        flat = " ".join(statement.split())
+        if flat.startswith("BEGIN"):
+            return
+        label = next((name for key, name in AGGREGATE_LABELS if key in flat), flat[:60])
+        found.append(((time.perf_counter() - conn.info["benchmark_started"]) * 1000, label))
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        work()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "after_cursor_execute", after)
+    return found
+
+
 def line(label: str, role: str, ours: list[float], raw: list[float], same: bool) -> str:
     p50, p95, raw50 = statistics.median(ours), percentile(ours, 0.95), statistics.median(raw)
     ratio = p50 / raw50 if raw50 else float("inf")
@@ -314,6 +352,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--page-runs", type=int, default=5)
     parser.add_argument("--password", default=os.environ.get("CRM_DEMO_PASSWORD", "Kestrel-demo-2026"))
     parser.add_argument("--skip-page", action="store_true")
+    parser.add_argument("--today", help="report day YYYY-MM-DD (default: today; demo data ends on its reference day)")
     args = parser.parse_args(argv)
 
     db = open_database(args.database_url)
@@ -323,7 +362,7 @@ def main(argv: list[str]) -> int:
         return 1
     raw = RawSql(db)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    today = now.date()
+    today = dt.date.fromisoformat(args.today) if args.today else now.date()
     sizes = {name: raw.rows(f"SELECT COUNT(*) FROM {name}")[0][0]
              for name in ("customers", "opportunities", "orders", "tasks")}
     print(f"database {args.database_url}  ({', '.join(f'{k} {v:,}' for k, v in sizes.items())})")
@@ -361,6 +400,9 @@ def main(argv: list[str]) -> int:
             text_line = line(label, role, ours_times, raw_times, same)
             failures += ("SLOW" in text_line) or not same
             print(text_line)
+            if label == "dashboard":
+                for ms, statement in statement_times(db, ours_work):
+                    print(f"    {ms:8.1f} ms  {statement}")
     if not args.skip_page:
         manager = actors.get("manager") or next(iter(actors.values()))
         page_times = time_dashboard_page(args.database_url, manager.username, args.password, args.page_runs)

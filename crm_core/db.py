@@ -46,6 +46,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # the access layer's "customer_id IN (visible customers)" builds a temporary index; in memory
+    # it is about twice as fast as in a temp file (manager's revenue trend, 1M customers)
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
