@@ -328,6 +328,22 @@ if section == "builder":
                     t("field.last_contacted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
                 },
             )
+            scored = {member.id: member.name for member in members.items if member.id in churn}
+            if scored:
+                with st.expander(t("segments.explain_title")):
+                    who = st.selectbox(t("segments.explain_customer"), list(scored), format_func=scored.__getitem__,
+                                       key="segments_explain_customer")
+                    if st.button(t("segments.explain"), key="segments_explain"):
+                        from crm_core.scoring.runner import explain_record
+
+                        factors = explain_record(db, actor.tenant_id, "churn_risk", who)
+                        st.markdown(t("segments.explain_score", name=scored[who], percent=churn[who].percent))
+                        if not factors:
+                            st.info(t("segments.explain_none"))
+                        for factor in factors:
+                            direction = "segments.explain_raises" if factor.contribution > 0 else "segments.explain_lowers"
+                            st.markdown(t(direction, feature=t(f"scoring.feature.{factor.feature}"),
+                                          value=factor.value, weight=f"{factor.contribution:+.2f}"))
             pager = st.columns([1, 2, 1])
             if pager[0].button(t("pager.previous"), disabled=members.page <= 1, key="segments_previous"):
                 STATE["segments_members_page"] = members.page - 1

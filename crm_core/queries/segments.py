@@ -437,13 +437,19 @@ def _custom_clause(name: str, kind: str, op: str, value: Any, context: CompileCo
 def _team_clause(op: str, team_ids: list[int] | None, tenant_id: int) -> ColumnElement[bool]:
     # a customer's team: its owner's team, or its own team_id when unowned
     owners_in = select(User.id).where(User.tenant_id == tenant_id, User.team_id.in_(team_ids or []))
-    in_teams = or_(Customer.owner_id.in_(owners_in), and_(Customer.owner_id.is_(None), Customer.team_id.in_(team_ids or [])))
+    in_teams = or_(
+        Customer.owner_id.in_(owners_in), and_(Customer.owner_id.is_(None), Customer.team_id.in_(team_ids or []))
+    )
     owners_with_team = select(User.id).where(User.tenant_id == tenant_id, User.team_id.is_not(None))
-    has_team = or_(Customer.owner_id.in_(owners_with_team), and_(Customer.owner_id.is_(None), Customer.team_id.is_not(None)))
+    has_team = or_(
+        Customer.owner_id.in_(owners_with_team), and_(Customer.owner_id.is_(None), Customer.team_id.is_not(None))
+    )
     return {"in": in_teams, "not_in": not_(in_teams), "is_not_empty": has_team, "is_empty": not_(has_team)}[op]
 
 
-def condition_clause(condition: Condition, catalog: FieldCatalog, context: CompileContext, rfm: Any) -> ColumnElement[bool]:
+def condition_clause(
+    condition: Condition, catalog: FieldCatalog, context: CompileContext, rfm: Any
+) -> ColumnElement[bool]:
     """The SQL expression of one validated condition over ``customers``."""
     name, op, value = condition.field, condition.op, condition.value
     if name in TEXT_COLUMNS:
@@ -601,7 +607,12 @@ def list_segment_members(
 
 
 def iter_segment_members(
-    session: Session, spec: SegmentSpec, *, chunk: int = 2000, tenant_id: int | None = None, today: dt.date | None = None
+    session: Session,
+    spec: SegmentSpec,
+    *,
+    chunk: int = 2000,
+    tenant_id: int | None = None,
+    today: dt.date | None = None,
 ) -> Iterator[MemberRow]:
     """Every customer of the segment by id, in one query streamed ``chunk`` rows at a time (for exports).
 
@@ -703,7 +714,8 @@ def segment_size_history(session: Session, segment_id: int, *, tenant_id: int | 
 def team_choices(session: Session, *, tenant_id: int | None = None) -> list[tuple[int, str]]:
     """(id, name) of the tenant's teams, for the team condition and sharing."""
     tenant = tenant_of(session, tenant_id)
-    return [(row.id, row.name) for row in session.execute(select(Team.id, Team.name).where(Team.tenant_id == tenant).order_by(Team.name))]
+    rows = session.execute(select(Team.id, Team.name).where(Team.tenant_id == tenant).order_by(Team.name))
+    return [(row.id, row.name) for row in rows]
 
 
 def campaign_choices(session: Session, *, tenant_id: int | None = None) -> list[tuple[int, str]]:

@@ -234,7 +234,7 @@ def explain(model: dict[str, Any], examples: Examples, row: int, *, top: int = 3
     for name, mean, scale in zip(model["numeric"], model["means"], model["scales"], strict=True):
         value = float(examples.numeric[name][row])
         standardised = 0.0 if math.isnan(value) else (value - mean) / scale
-        factors.append(Factor(name, round(value, 2), standardised * next(coefficients)))
+        factors.append(Factor(name, _shown(name, value), standardised * next(coefficients)))
     for name, vocabulary in model["categories"].items():
         category_value = str(examples.categorical[name][row])
         push = 0.0
@@ -247,9 +247,19 @@ def explain(model: dict[str, Any], examples: Examples, row: int, *, top: int = 3
     return [Factor(f.feature, f.value, round(f.contribution, 4)) for f in factors[:top] if f.contribution != 0]
 
 
+def _shown(name: str, value: float) -> float | int | None:
+    """A feature value as a person reads it: ``*_log`` features back on their own scale, whole numbers as ints."""
+    if math.isnan(value):
+        return None
+    if name.endswith("_log"):
+        value = math.expm1(value)
+    rounded = round(value, 2)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
 def days_between(later: dt.datetime | np.ndarray | Any, earlier: Any) -> np.ndarray:
     """Whole days from ``earlier`` to ``later`` (NaN where either is missing)."""
     later_values = np.asarray(later, dtype="datetime64[s]")
     earlier_values = np.asarray(earlier, dtype="datetime64[s]")
-    delta = (later_values - earlier_values).astype("timedelta64[s]").astype(float) / 86_400.0
+    delta = np.floor((later_values - earlier_values).astype("timedelta64[s]").astype(float) / 86_400.0)
     return np.where(np.isnat(later_values) | np.isnat(earlier_values), np.nan, delta)

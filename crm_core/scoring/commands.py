@@ -104,7 +104,8 @@ def cmd_segments_snapshot(args: argparse.Namespace, db: Database) -> int:
     seconds = time.perf_counter() - started
     _print(
         args,
-        {"status": "ok", "counted": run.counted, "skipped": run.skipped, "sizes": run.sizes, "seconds": round(seconds, 2)},
+        {"status": "ok", "counted": run.counted, "skipped": run.skipped, "sizes": run.sizes,
+         "seconds": round(seconds, 2)},
         [t("segments.cli.snapshot_done", lang, counted=run.counted, skipped=run.skipped, seconds=f"{seconds:.1f}")],
     )
     return 0

@@ -64,10 +64,11 @@ def _examples(frame: pd.DataFrame, *, labelled: bool) -> Examples:
     known_since = pd.to_datetime(frame["customer_created_at"], errors="coerce").to_numpy(dtype="datetime64[s]")
     manual = pd.to_numeric(frame["manual_probability"], errors="coerce")
     stage = pd.to_numeric(frame["stage_probability"], errors="coerce").fillna(0)
+    amount = pd.to_numeric(frame["amount"], errors="coerce").fillna(0)
     return Examples(
         ids=frame["opportunity_id"].to_numpy(dtype=np.int64),
         numeric={
-            "amount_log": np.log1p(np.clip(pd.to_numeric(frame["amount"], errors="coerce").fillna(0).to_numpy(float), 0, None)),
+            "amount_log": np.log1p(np.clip(amount.to_numpy(float), 0, None)),
             "manual_probability_set": manual.notna().to_numpy(dtype=float),
             "deal_activities": pd.to_numeric(frame["activities"], errors="coerce").fillna(0).to_numpy(float),
             "customer_age_days": np.clip(np.nan_to_num(days_between(created, known_since)), 0, None),

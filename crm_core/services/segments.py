@@ -92,7 +92,12 @@ def _validate_form(session: Session, actor: Actor, form: SegmentInput) -> tuple[
 
 
 def save_segment(
-    db: Database, actor: Actor, form: SegmentInput, *, segment_id: int | None = None, expected_version: int | None = None
+    db: Database,
+    actor: Actor,
+    form: SegmentInput,
+    *,
+    segment_id: int | None = None,
+    expected_version: int | None = None,
 ) -> int:
     """Create (or, with ``segment_id``, update) a saved segment and record its size; returns its id."""
     with db.transaction(actor) as session:

@@ -63,6 +63,7 @@ DYNAMIC = {
     "segments.method_": ["logistic", "fallback"],
     "segments.error.": ["bad_match", "too_many_conditions", "no_conditions", "team_required", "not_your_team"],
     "score.cli.": ["trained", "trained_fallback"],
+    "segments.explain_": ["raises", "lowers"],
 }
 
 
