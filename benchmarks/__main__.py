@@ -10,7 +10,8 @@ from pathlib import Path
 
 def available() -> list[str]:
     """The benchmark modules present in this package."""
-    return sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)]) if not info.name.startswith("_"))
+    modules = pkgutil.iter_modules([str(Path(__file__).parent)])
+    return sorted(info.name for info in modules if not info.name.startswith("_"))
 
 
 def main(argv: list[str]) -> int:

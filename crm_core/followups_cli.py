@@ -66,7 +66,8 @@ def cmd_lifecycle_refresh(args: argparse.Namespace, db: Database) -> int:
              "overrides_released": result.overrides_released, "seconds": round(result.seconds, 3)}
         )
         stages = ", ".join(f"{t(f'stage.{stage}', lang)} {count:,}" for stage, count in result.stage_counts.items())
-        lines.append(t("followups.cli.refreshed", lang, tenant=slug, stages=stages, transitions=f"{result.transitions:,}",
+        lines.append(t("followups.cli.refreshed", lang, tenant=slug, stages=stages,
+                       transitions=f"{result.transitions:,}",
                        seconds=f"{result.seconds:.1f}"))
     payload["transitions"] = sum(item["transitions"] for item in payload["tenants"])
     payload["seconds"] = round(time.perf_counter() - started, 3)

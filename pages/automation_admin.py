@@ -130,7 +130,9 @@ with stage_tab:
             ),
             hide_index=True,
             width="stretch",
-            column_config={t("automation.column.last_fired"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+            column_config={
+                t("automation.column.last_fired"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+            },
         )
     run_column, _ = st.columns([1, 3])
     if run_column.button(t("automation.run_now"), key="automation_admin_run"):

@@ -171,7 +171,9 @@ class AutomationFiring(TenantScoped, Base):
 
     __tablename__ = "automation_firings"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "rule_id", "customer_id", "subject_id", "marker", name="uq_automation_firings_occurrence"),
+        UniqueConstraint(
+            "tenant_id", "rule_id", "customer_id", "subject_id", "marker", name="uq_automation_firings_occurrence"
+        ),
         Index(None, "tenant_id", "fired_at"),
     )
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crm_core.access import Actor
 from crm_core.db import Database
@@ -310,10 +310,13 @@ def _candidates(session: Session, rule: AutomationRule, now: dt.datetime) -> Sel
         Customer.lifecycle_stage == rule.stage,
         Customer.archived_at.is_(None),
     ]
+    # the customer's team, else its owner's: "assign to team" goes to that team's manager
+    owner = aliased(User)
+    team = func.coalesce(Customer.team_id, select(owner.team_id).where(owner.id == Customer.owner_id).scalar_subquery())
     if rule.trigger == AutomationTrigger.ENTERED_STAGE:
         subject: Any = LifecycleTransition.id
         marker: Any = literal(NO_MARKER)
-        statement = select(Customer.id, subject, marker, Customer.owner_id, Customer.team_id, Customer.name).join(
+        statement = select(Customer.id, subject, marker, Customer.owner_id, team, Customer.name).join(
             LifecycleTransition,
             and_(
                 LifecycleTransition.customer_id == Customer.id,
@@ -326,7 +329,7 @@ def _candidates(session: Session, rule: AutomationRule, now: dt.datetime) -> Sel
         subject = literal(NO_SUBJECT)
         marker = func.coalesce(Customer.last_contacted_at, Customer.created_at)
         base.append(marker < now - dt.timedelta(days=rule.threshold or 0))
-        statement = select(Customer.id, subject, marker, Customer.owner_id, Customer.team_id, Customer.name)
+        statement = select(Customer.id, subject, marker, Customer.owner_id, team, Customer.name)
     elif rule.trigger == AutomationTrigger.DEAL_IDLE:
         open_stage_ids = select(PipelineStage.id).where(
             PipelineStage.tenant_id == tenant_id, PipelineStage.kind == StageKind.OPEN.value
@@ -344,13 +347,13 @@ def _candidates(session: Session, rule: AutomationRule, now: dt.datetime) -> Sel
         )
         subject = literal(NO_SUBJECT)
         marker = idle.c.last
-        statement = select(Customer.id, subject, marker, Customer.owner_id, Customer.team_id, Customer.name).join(
+        statement = select(Customer.id, subject, marker, Customer.owner_id, team, Customer.name).join(
             idle, idle.c.customer_id == Customer.id
         )
     else:  # churn risk, from the churn scorer's latest scores
         subject = literal(NO_SUBJECT)
         marker = Score.scored_at
-        statement = select(Customer.id, subject, marker, Customer.owner_id, Customer.team_id, Customer.name).join(
+        statement = select(Customer.id, subject, marker, Customer.owner_id, team, Customer.name).join(
             Score,
             and_(
                 Score.tenant_id == tenant_id,
@@ -392,7 +395,8 @@ def _act(
         outcome.tasks = len(tasks)
     elif rule.action == AutomationAction.ADD_TAG:
         ids = [candidate.customer_id for candidate in chunk]
-        for customer in session.scalars(select(Customer).where(Customer.tenant_id == rule.tenant_id, Customer.id.in_(ids))):
+        loaded = session.scalars(select(Customer).where(Customer.tenant_id == rule.tenant_id, Customer.id.in_(ids)))
+        for customer in loaded:
             tags = parse_tags(customer.tags)
             if rule.tag.casefold() not in {tag.casefold() for tag in tags}:
                 customer.tags = store_tags([*tags, rule.tag])
@@ -452,7 +456,10 @@ def run_rule(session: Session, rule: AutomationRule, *, now: dt.datetime) -> Rul
 
 def _tenant_language(session: Session, tenant_id: int) -> str:
     language = session.scalar(
-        select(User.language).where(User.tenant_id == tenant_id, User.role == Role.ADMIN.value).order_by(User.id).limit(1)
+        select(User.language)
+        .where(User.tenant_id == tenant_id, User.role == Role.ADMIN.value)
+        .order_by(User.id)
+        .limit(1)
     )
     return str(language or "en")
 
@@ -472,7 +479,8 @@ def run_automation(
         started = time.perf_counter()
         with db.system_transaction("automation run") as session:
             result = AutomationRunResult(tenant_id)
-            result.seeded = seed_default_automation_rules(session, tenant_id, language=_tenant_language(session, tenant_id))
+            language = _tenant_language(session, tenant_id)
+            result.seeded = seed_default_automation_rules(session, tenant_id, language=language)
             rules = session.scalars(
                 select(AutomationRule)
                 .where(AutomationRule.tenant_id == tenant_id, AutomationRule.is_active.is_(True))

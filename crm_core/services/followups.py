@@ -147,7 +147,8 @@ def _follow_up_tenant(session: Session, actor: Actor | None, tenant_id: int, new
     for rule in rules:
         if not remaining:
             break
-        matched = [customer for customer in remaining if rule_matches(_customer_fields(customer), rule.conditions or [])]
+        conditions = rule.conditions or []
+        matched = [customer for customer in remaining if rule_matches(_customer_fields(customer), conditions)]
         if not matched:
             continue
         with attributed_system_work(session, _rule_reason(rule, actor)):
@@ -175,7 +176,9 @@ def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matc
     else:
         owners = pick_round_robin(candidates, pointer, len(matched))
     team_of = dict(
-        session.execute(select(User.id, User.team_id).where(User.tenant_id == tenant_id, User.id.in_(set(owners)))).all()
+        session.execute(
+            select(User.id, User.team_id).where(User.tenant_id == tenant_id, User.id.in_(set(owners)))
+        ).all()
     )
     reason = session.info.get(access.SYSTEM_KEY, "")
     now = utcnow()

@@ -50,8 +50,15 @@ def make_intent(db: Database, world: World, customer_id: int) -> None:
     with db.transaction(world.rep) as session:
         stage = session.scalars(select(PipelineStage).where(PipelineStage.kind == "open")).first()
         assert stage is not None
-        session.add(Opportunity(customer_id=customer_id, owner_id=world.rep.user_id, pipeline_id=stage.pipeline_id,
-                                stage_id=stage.id, name="Deal"))
+        session.add(
+            Opportunity(
+                customer_id=customer_id,
+                owner_id=world.rep.user_id,
+                pipeline_id=stage.pipeline_id,
+                stage_id=stage.id,
+                name="Deal",
+            )
+        )
     with db.system_transaction("test") as session:
         refresh_lifecycle(session, world.admin.tenant_id, [customer_id])
 
@@ -59,8 +66,9 @@ def make_intent(db: Database, world: World, customer_id: int) -> None:
 def test_the_first_run_seeds_sensible_defaults_for_the_tenant(db: Database, world: World) -> None:
     run(db, world)
     with db.session(world.admin) as session:
-        rules = {(rule.stage, rule.trigger, rule.threshold, rule.action)
-                 for rule in session.scalars(select(AutomationRule))}
+        rules = {
+            (rule.stage, rule.trigger, rule.threshold, rule.action) for rule in session.scalars(select(AutomationRule))
+        }
     assert ("intent", "no_activity", 7, "create_task") in rules
     assert ("churned", "entered_stage", None, "create_task") in rules
 
@@ -77,7 +85,9 @@ def test_a_quiet_intent_customer_gets_one_task_for_its_owner_and_a_second_run_cr
     with db.session(world.admin) as session:
         task = session.scalars(select(Task).where(Task.customer_id == customer_id).order_by(Task.id.desc())).first()
         assert task is not None and task.assignee_id == world.rep.user_id and task.title.startswith("Re-engage")
-        audit = session.scalars(select(AuditEvent).where(AuditEvent.entity == "task", AuditEvent.entity_id == task.id)).one()
+        audit = session.scalars(
+            select(AuditEvent).where(AuditEvent.entity == "task", AuditEvent.entity_id == task.id)
+        ).one()
         assert "automation rule #" in audit.changes["_source"][1]
     assert run(db, world, later) == 0
     assert run(db, world, later + dt.timedelta(days=1)) == 0
@@ -113,11 +123,30 @@ def test_add_tag_and_enroll_actions_do_not_repeat(db: Database, world: World) ->
         session.add(campaign)
         session.flush()
         campaign_id = campaign.id
-    save_automation_rule(db, world.admin, AutomationRuleInput(
-        name="Tag quiet prospects", stage="prospect", trigger="no_activity", threshold=1, action="add_tag", tag="sleepy"))
-    save_automation_rule(db, world.admin, AutomationRuleInput(
-        name="Enrol quiet prospects", stage="prospect", trigger="no_activity", threshold=1, action="enroll_campaign",
-        campaign_id=campaign_id))
+    save_automation_rule(
+        db,
+        world.admin,
+        AutomationRuleInput(
+            name="Tag quiet prospects",
+            stage="prospect",
+            trigger="no_activity",
+            threshold=1,
+            action="add_tag",
+            tag="sleepy",
+        ),
+    )
+    save_automation_rule(
+        db,
+        world.admin,
+        AutomationRuleInput(
+            name="Enrol quiet prospects",
+            stage="prospect",
+            trigger="no_activity",
+            threshold=1,
+            action="enroll_campaign",
+            campaign_id=campaign_id,
+        ),
+    )
     customer_id = create_random_customer(db, world.rep, tags="vip")
     later = utcnow() + dt.timedelta(days=2)
     assert run(db, world, later) == 2
@@ -131,18 +160,104 @@ def test_add_tag_and_enroll_actions_do_not_repeat(db: Database, world: World) ->
 
 def test_a_rule_with_invalid_conditions_is_refused_at_save_time(db: Database, world: World) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        save_automation_rule(db, world.admin, AutomationRuleInput(
-            name="", stage="lost", trigger="no_activity", threshold=0, action="create_task", task_title="Call {who}"))
+        save_automation_rule(
+            db,
+            world.admin,
+            AutomationRuleInput(
+                name="", stage="lost", trigger="no_activity", threshold=0, action="create_task", task_title="Call {who}"
+            ),
+        )
     assert set(refused.value.errors) == {"name", "stage", "threshold", "task_title"}
     with pytest.raises(ValidationFailed) as refused:
-        save_assignment_rule(db, world.admin, AssignmentRuleInput(
-            name="Bad", conditions=[{"field": "salary", "op": "equals", "value": "1"},
-                                    {"field": "kind", "op": "equals", "value": "alien"}]))
+        save_assignment_rule(
+            db,
+            world.admin,
+            AssignmentRuleInput(
+                name="Bad",
+                conditions=[
+                    {"field": "salary", "op": "equals", "value": "1"},
+                    {"field": "kind", "op": "equals", "value": "alien"},
+                ],
+            ),
+        )
     assert set(refused.value.errors) == {"condition_1", "condition_2"}
     assert count(db, world, AutomationRule) == 0
 
 
 def test_only_an_admin_edits_rules(db: Database, world: World) -> None:
     with pytest.raises(AccessDenied):
-        save_automation_rule(db, world.manager, AutomationRuleInput(
-            name="Mine", stage="intent", trigger="entered_stage", action="create_task", task_title="Hi {name}"))
+        save_automation_rule(
+            db,
+            world.manager,
+            AutomationRuleInput(
+                name="Mine", stage="intent", trigger="entered_stage", action="create_task", task_title="Hi {name}"
+            ),
+        )
+
+
+def test_a_deal_idle_past_the_threshold_fires_once_per_idle_spell(db: Database, world: World) -> None:
+    save_automation_rule(
+        db,
+        world.admin,
+        AutomationRuleInput(
+            name="Idle deal",
+            stage="intent",
+            trigger="deal_idle",
+            threshold=14,
+            action="create_task",
+            task_title="Nudge the deal with {name}",
+            assign_to="team",
+        ),
+    )
+    customer_id = create_random_customer(db, world.rep)
+    make_intent(db, world, customer_id)
+    assert run(db, world, utcnow() + dt.timedelta(days=10)) == 0
+    assert run(db, world, utcnow() + dt.timedelta(days=15)) == 1
+    assert run(db, world, utcnow() + dt.timedelta(days=40)) == 0  # same idle spell
+    with db.session(world.admin) as session:
+        task = session.scalars(select(Task).where(Task.title.startswith("Nudge"))).one()
+    assert task.assignee_id == world.manager.user_id  # "team": the manager of the customer's team
+
+
+def test_churn_risk_above_the_threshold_reads_the_churn_scorers_latest_scores(db: Database, world: World) -> None:
+    from crm_core.models.segments import Score, ScoringModel
+
+    save_automation_rule(
+        db,
+        world.admin,
+        AutomationRuleInput(
+            name="Risky", stage="prospect", trigger="churn_risk", threshold=60, action="add_tag", tag="at-risk"
+        ),
+    )
+    risky = create_random_customer(db, world.rep)
+    safe = create_random_customer(db, world.rep)
+    tenant_id = world.admin.tenant_id
+    with db.system_transaction("test: a scoring run") as session:
+        model = ScoringModel(tenant_id=tenant_id, scorer="churn_risk", version=1, method="logistic")
+        session.add(model)
+        session.flush()
+        session.add_all(
+            [
+                Score(
+                    tenant_id=tenant_id,
+                    scorer="churn_risk",
+                    entity="customer",
+                    entity_id=risky,
+                    model_id=model.id,
+                    score=0.61,
+                ),
+                Score(
+                    tenant_id=tenant_id,
+                    scorer="churn_risk",
+                    entity="customer",
+                    entity_id=safe,
+                    model_id=model.id,
+                    score=0.59,
+                ),
+            ]
+        )
+    assert run(db, world) == 1
+    assert run(db, world) == 0
+    with db.session(world.admin) as session:
+        tags = {customer.id: customer.tag_list for customer in session.scalars(select(Customer))}
+    assert tags[risky] == ["at-risk"] and tags[safe] == []

@@ -68,29 +68,44 @@ def test_an_unowned_customer_goes_round_robin_to_the_reps_of_the_rule_team(db: D
 def test_a_rep_creating_an_unowned_customer_triggers_the_rule_as_an_attributed_system_action(
     db: Database, world: World
 ) -> None:
-    rule_id = add_rule(db, world, team_id=world.west_team_id, conditions=[{"field": "region", "op": "equals", "value": "West"}])
+    rule_id = add_rule(
+        db, world, team_id=world.west_team_id, conditions=[{"field": "region", "op": "equals", "value": "West"}]
+    )
     customer_id = create_random_customer(db, world.rep, owner_id=None, region="west")
     assert owner_of(db, world, customer_id) == world.rep_other_team.user_id
     [task] = tasks_of(db, world, customer_id)
     assert task.assignee_id == world.rep_other_team.user_id
     with db.session(world.admin) as session:
         changes = [
-            event.changes for event in session.scalars(
-                select(AuditEvent).where(AuditEvent.entity == "customer", AuditEvent.entity_id == customer_id,
-                                         AuditEvent.action == "assign")
+            event.changes
+            for event in session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.entity == "customer", AuditEvent.entity_id == customer_id, AuditEvent.action == "assign"
+                )
             )
         ]
-    assert any(c.get("owner_id") == [None, world.rep_other_team.user_id] and f"#{rule_id}" in c["_source"][1]
-               for c in changes)
+    assert any(
+        c.get("owner_id") == [None, world.rep_other_team.user_id] and f"#{rule_id}" in c["_source"][1] for c in changes
+    )
 
 
 def test_the_first_matching_rule_wins_and_a_non_matching_customer_stays_in_the_team_pool(
     db: Database, world: World
 ) -> None:
-    add_rule(db, world, position=1, team_id=world.west_team_id,
-             conditions=[{"field": "industry", "op": "equals", "value": "Retail"}])
-    add_rule(db, world, position=2, team_id=world.east_team_id,
-             conditions=[{"field": "industry", "op": "in", "value": "Retail, Energy"}])
+    add_rule(
+        db,
+        world,
+        position=1,
+        team_id=world.west_team_id,
+        conditions=[{"field": "industry", "op": "equals", "value": "Retail"}],
+    )
+    add_rule(
+        db,
+        world,
+        position=2,
+        team_id=world.east_team_id,
+        conditions=[{"field": "industry", "op": "in", "value": "Retail, Energy"}],
+    )
     retail = create_random_customer(db, world.admin, owner_id=None, industry="Retail")
     energy = create_random_customer(db, world.admin, owner_id=None, industry="Energy")
     other = create_random_customer(db, world.rep, owner_id=None, industry="Banking")
@@ -126,7 +141,8 @@ def test_logging_an_activity_moves_last_contacted_and_creates_the_next_task(db: 
     when = utcnow() - dt.timedelta(hours=2)
     follow_up = utcnow() + dt.timedelta(days=3)
     activity_id = log_activity(
-        db, world.rep,
+        db,
+        world.rep,
         ActivityInput(customer_id, "call", "Discussed the renewal", occurred_at=when, next_follow_up_at=follow_up),
     )
     with db.session(world.rep) as session:
@@ -144,15 +160,25 @@ def test_logging_an_activity_moves_last_contacted_and_creates_the_next_task(db: 
 def test_bad_activity_input_is_refused_field_by_field_and_nothing_is_saved(db: Database, world: World) -> None:
     customer_id = create_random_customer(db, world.rep)
     with pytest.raises(ValidationFailed) as refused:
-        log_activity(db, world.rep, ActivityInput(
-            customer_id, "fax", "  ", occurred_at=utcnow() + dt.timedelta(days=1),
-            next_follow_up_at=utcnow() - dt.timedelta(days=1)))
+        log_activity(
+            db,
+            world.rep,
+            ActivityInput(
+                customer_id,
+                "fax",
+                "  ",
+                occurred_at=utcnow() + dt.timedelta(days=1),
+                next_follow_up_at=utcnow() - dt.timedelta(days=1),
+            ),
+        )
     assert set(refused.value.errors) == {"type", "summary", "occurred_at", "next_follow_up_at"}
     with db.session(world.admin) as session:
         assert session.scalars(select(Activity).where(Activity.customer_id == customer_id)).first() is None
 
 
-def test_an_activity_on_someone_elses_customer_is_not_found_and_an_analyst_cannot_log(db: Database, world: World) -> None:
+def test_an_activity_on_someone_elses_customer_is_not_found_and_an_analyst_cannot_log(
+    db: Database, world: World
+) -> None:
     customer_id = create_random_customer(db, world.rep)
     with pytest.raises(NotFound):
         log_activity(db, world.rep_other_team, ActivityInput(customer_id, "call", "Hello"))

@@ -67,7 +67,9 @@ def expected_stages(db: Database, tenant_id: int, as_of: dt.datetime) -> dict[in
 
 def stored_stages(db: Database, tenant_id: int) -> dict[int, str]:
     with db.system_session("test") as session:
-        return dict(session.execute(select(Customer.id, Customer.lifecycle_stage).where(Customer.tenant_id == tenant_id)).all())
+        return dict(
+            session.execute(select(Customer.id, Customer.lifecycle_stage).where(Customer.tenant_id == tenant_id)).all()
+        )
 
 
 @pytest.mark.parametrize("months_later", [0, 4])
@@ -86,8 +88,11 @@ def test_the_bulk_refresh_equals_the_hand_written_classification_on_demo_data(db
     if months_later:
         assert result.transitions > 0  # four months on, some buyers lapse
         with db.system_session("test") as session:
-            rows = session.scalars(select(LifecycleTransition).where(LifecycleTransition.tenant_id == tenant_id,
-                                                                     LifecycleTransition.from_stage.is_not(None)))
+            rows = session.scalars(
+                select(LifecycleTransition).where(
+                    LifecycleTransition.tenant_id == tenant_id, LifecycleTransition.from_stage.is_not(None)
+                )
+            )
             assert {(row.customer_id, row.to_stage) for row in rows} == {
                 (customer_id, stage) for customer_id, stage in after.items() if before[customer_id] != stage
             }
@@ -103,8 +108,14 @@ def won_stage(db: Database, world: World) -> int:
 
 def add_order(db: Database, world: World, customer_id: int, when: dt.datetime) -> None:
     with db.transaction(world.rep) as session:
-        session.add(Order(customer_id=customer_id, order_number=f"SO-{customer_id}-{when:%Y%m%d%H%M%S}",
-                          ordered_at=when, owner_id=world.rep.user_id))
+        session.add(
+            Order(
+                customer_id=customer_id,
+                order_number=f"SO-{customer_id}-{when:%Y%m%d%H%M%S}",
+                ordered_at=when,
+                owner_id=world.rep.user_id,
+            )
+        )
 
 
 def stage_of(db: Database, world: World, customer_id: int) -> str:
@@ -139,11 +150,17 @@ def test_a_manual_override_needs_a_reason_and_holds_until_a_rule_event(db: Datab
     assert result.overrides_released == 1
     assert stage_of(db, world, customer_id) == "customer"
     with db.session(world.admin) as session:
-        assert session.scalars(select(LifecycleOverride).where(LifecycleOverride.customer_id == customer_id)).first() is None
+        assert (
+            session.scalars(select(LifecycleOverride).where(LifecycleOverride.customer_id == customer_id)).first()
+            is None
+        )
         history = [
             (row.from_stage, row.to_stage, row.source)
-            for row in session.scalars(select(LifecycleTransition).where(LifecycleTransition.customer_id == customer_id)
-                                       .order_by(LifecycleTransition.id))
+            for row in session.scalars(
+                select(LifecycleTransition)
+                .where(LifecycleTransition.customer_id == customer_id)
+                .order_by(LifecycleTransition.id)
+            )
         ]
     assert history == [(None, "prospect", "rule"), ("prospect", "intent", "manual"), ("intent", "customer", "rule")]
 
@@ -160,8 +177,15 @@ def test_an_open_deal_makes_a_prospect_intent(db: Database, world: World) -> Non
     with db.transaction(world.rep) as session:
         stage = session.scalars(select(PipelineStage).where(PipelineStage.kind == "open")).first()
         assert stage is not None
-        session.add(Opportunity(customer_id=customer_id, owner_id=world.rep.user_id, pipeline_id=stage.pipeline_id,
-                                stage_id=stage.id, name="First deal"))
+        session.add(
+            Opportunity(
+                customer_id=customer_id,
+                owner_id=world.rep.user_id,
+                pipeline_id=stage.pipeline_id,
+                stage_id=stage.id,
+                name="First deal",
+            )
+        )
     with db.system_transaction("test") as session:
         refresh_lifecycle(session, world.rep.tenant_id, [customer_id])
     assert stage_of(db, world, customer_id) == "intent"
@@ -181,8 +205,14 @@ def test_deal_writes_move_the_stage_in_the_same_transaction(db: Database, world:
     move_stage(db, world.rep, deal_id, won.id, expected_version=version)
     assert stage_of(db, world, customer_id) == "customer"
     with db.session(world.admin) as session:
-        reasons = [row.reason for row in session.scalars(
-            select(LifecycleTransition).where(LifecycleTransition.customer_id == customer_id).order_by(LifecycleTransition.id))]
+        reasons = [
+            row.reason
+            for row in session.scalars(
+                select(LifecycleTransition)
+                .where(LifecycleTransition.customer_id == customer_id)
+                .order_by(LifecycleTransition.id)
+            )
+        ]
     assert reasons == ["no_signal", "open_deal", "recent_sale"]
 
 
@@ -200,6 +230,13 @@ def test_a_stage_edited_in_the_customer_form_holds_instead_of_being_silently_und
         refresh_lifecycle(session, world.rep.tenant_id)
     assert stage_of(db, world, customer_id) == "intent"
     with db.session(world.admin) as session:
-        last = session.scalars(select(LifecycleTransition).where(LifecycleTransition.customer_id == customer_id)
-                               .order_by(LifecycleTransition.id.desc())).first()
-    assert last is not None and (last.source, last.reason, last.actor_id) == ("manual", "manual_edit", world.rep.user_id)
+        last = session.scalars(
+            select(LifecycleTransition)
+            .where(LifecycleTransition.customer_id == customer_id)
+            .order_by(LifecycleTransition.id.desc())
+        ).first()
+    assert last is not None and (last.source, last.reason, last.actor_id) == (
+        "manual",
+        "manual_edit",
+        world.rep.user_id,
+    )

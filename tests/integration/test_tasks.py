@@ -42,7 +42,9 @@ def test_open_tasks_fall_into_overdue_today_and_upcoming_buckets(db: Database, w
     with db.session(world.rep) as session:
         counts = bucket_counts(session, assignee_id=world.rep.user_id, now=NOW)
         titles = {
-            view: [row.title for row in list_tasks(session, filters=TaskFilters(world.rep.user_id, view), now=NOW).items]
+            view: [
+                row.title for row in list_tasks(session, filters=TaskFilters(world.rep.user_id, view), now=NOW).items
+            ]
             for view in ("overdue", "today", "upcoming")
         }
         sql_overdue = session.execute(
@@ -67,13 +69,19 @@ def test_completing_with_an_activity_is_all_or_nothing(db: Database, world: Worl
     with db.session(world.rep) as session:
         [task] = list_tasks(session, filters=TaskFilters(customer_id=customer_id), now=utcnow()).items
     with pytest.raises(ValidationFailed):
-        complete_task(db, world.rep, task.id, expected_version=task.version,
-                      activity=ActivityInput(customer_id, "call", ""))
+        complete_task(
+            db, world.rep, task.id, expected_version=task.version, activity=ActivityInput(customer_id, "call", "")
+        )
     with db.session(world.rep) as session:
         [still_open] = list_tasks(session, filters=TaskFilters(customer_id=customer_id), now=utcnow()).items
     assert still_open.status == "open"
-    activity_id = complete_task(db, world.rep, task.id, expected_version=task.version,
-                                activity=ActivityInput(customer_id, "meeting", "Met the buyer"))
+    activity_id = complete_task(
+        db,
+        world.rep,
+        task.id,
+        expected_version=task.version,
+        activity=ActivityInput(customer_id, "meeting", "Met the buyer"),
+    )
     assert activity_id is not None
     with db.session(world.rep) as session:
         [done] = list_tasks(session, filters=TaskFilters(customer_id=customer_id, view="done"), now=utcnow()).items
