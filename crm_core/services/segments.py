@@ -24,6 +24,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import (
     AccessDenied,
+    DomainError,
     NotFound,
     SegmentNameTaken,
     SegmentTooLarge,
@@ -167,7 +168,7 @@ def record_snapshot(db: Database, actor: Actor, segment_id: int, *, source: str 
 
 @dataclass(frozen=True)
 class SnapshotRun:
-    """What ``segments snapshot`` did: segments counted, and those skipped (owner inactive)."""
+    """What ``segments snapshot`` did: segments counted, and those skipped (owner inactive, conditions now invalid)."""
 
     counted: int
     skipped: int
@@ -193,7 +194,10 @@ def snapshot_all_segments(db: Database, *, tenant_id: int | None = None) -> Snap
         if owner is None:
             skipped += 1
             continue
-        sizes[segment_id] = record_snapshot(db, owner, segment_id, source="cli")
+        try:
+            sizes[segment_id] = record_snapshot(db, owner, segment_id, source="cli")
+        except DomainError:  # e.g. a condition on a custom field deleted since: counted as skipped
+            skipped += 1
     return SnapshotRun(counted=len(sizes), skipped=skipped, sizes=sizes)
 
 

@@ -371,3 +371,26 @@ def test_lifecycle_distribution_and_flow_count_what_sql_counts(db: Database, wor
     assert {(link.from_stage, link.to_stage): link.count for link in flow} == {
         (None, "prospect"): 1, ("prospect", "intent"): 1, ("intent", "customer"): 1, ("customer", "churned"): 1,
     }
+
+
+def test_the_snapshot_run_counts_each_segment_in_its_owners_scope_and_skips_broken_ones(
+    db: Database, world: World
+) -> None:
+    from crm_core.models.segments import Segment
+    from crm_core.services.segments import snapshot_all_segments
+
+    create_random_customer(db, world.rep, name="Mine", tags="snap")
+    create_random_customer(db, world.rep_other_team, name="Far away", tags="snap")
+    conditions = {"match": "all", "conditions": [{"field": "tags", "op": "has", "value": "snap"}]}
+    by_manager = save_segment(db, world.manager, SegmentInput(name="Snap (manager)", conditions=conditions))
+    by_admin = save_segment(db, world.admin, SegmentInput(name="Snap (admin)", conditions=conditions))
+    with db.system_transaction("a segment whose custom field was deleted since") as session:
+        session.add(Segment(tenant_id=world.admin.tenant_id, name="Broken", owner_id=world.analyst.user_id,
+                            conditions={"match": "all", "conditions": [
+                                {"field": "custom.gone", "op": "equals", "value": "x"}]}))
+    run = snapshot_all_segments(db, tenant_id=world.admin.tenant_id)
+    assert (run.counted, run.skipped) == (2, 1)
+    assert run.sizes == {by_manager: 1, by_admin: 2}
+    with db.session(world.admin) as session:
+        sources = [point.source for point in segment_size_history(session, by_admin)]
+    assert sources == ["save", "cli"]
