@@ -85,8 +85,23 @@ def diff_lines(changes: dict[str, Any]) -> list[str]:
                 if old.get(name) != new.get(name):
                     lines.append(f"{custom_labels.get(name, name)}: {blank(old.get(name))} → {blank(new.get(name))}")
             continue
-        lines.append(f"{field_labels.get(key, key)}: {blank(old)} → {blank(new)}")
+        lines.append(f"{field_labels.get(key, key)}: {readable(key, old)} → {readable(key, new)}")
     return lines
+
+
+def readable(key: str, value: Any) -> str:
+    """A stored value as the user knows it: owners by name, stages and kinds translated."""
+    if value is None:
+        return ""
+    if key == "owner_id":
+        return owner_names.get(value, str(value))
+    if key == "lifecycle_stage":
+        return t(f"stage.{value}")
+    if key == "kind":
+        return t(f"kind.{value}")
+    if key == "tags":
+        return ", ".join(tag for tag in str(value).split(",") if tag)
+    return str(value)
 
 
 def blank(value: Any) -> str:

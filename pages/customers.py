@@ -98,7 +98,8 @@ def apply_view() -> None:
     for definition in definitions:
         if definition.name in saved.custom:
             STATE[f"customers_custom_{definition.name}"] = _widget_value(definition, saved.custom[definition.name])
-    STATE["customers_columns"] = [c for c in chosen.columns if c in all_columns] or DEFAULT_COLUMNS
+    STATE["customers_columns_value"] = [c for c in chosen.columns if c in all_columns] or DEFAULT_COLUMNS
+    STATE["customers_columns_generation"] = STATE.get("customers_columns_generation", 0) + 1
     STATE["customers_sort"] = chosen.sort if chosen.sort in SORTABLE_COLUMNS else "updated_at"
     STATE["customers_descending"] = chosen.descending
     STATE["customers_notice"] = t("grid.view_applied", name=chosen.name)
@@ -228,10 +229,14 @@ filters = CustomerFilters(
 
 # --- columns and sort --------------------------------------------------------------------
 layout = st.columns([4, 2, 1])
-STATE.setdefault("customers_columns", DEFAULT_COLUMNS)
+# the chosen columns live outside the widget (a saved view replaces them by renewing the widget key)
+STATE.setdefault("customers_columns_value", DEFAULT_COLUMNS)
 columns = layout[0].multiselect(
-    t("grid.columns"), all_columns, key="customers_columns", format_func=label_of,
+    t("grid.columns"), all_columns, format_func=label_of,
+    default=[c for c in STATE["customers_columns_value"] if c in all_columns],
+    key=f"customers_columns_{STATE.get('customers_columns_generation', 0)}",
 )
+STATE["customers_columns_value"] = columns
 columns = ["name", *[c for c in (columns or DEFAULT_COLUMNS) if c != "name"]]  # the name identifies the row: always first
 sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key="customers_sort", format_func=label_of)
 STATE.setdefault("customers_descending", True)
@@ -340,7 +345,10 @@ if actor.can_write and selected_ids:
             )
         if bulk[2].button(t("bulk.apply", count=len(selected_ids)), key="customers_bulk_apply",
                           disabled=len(selected_ids) > BULK_LIMIT):
-            STATE["customers_bulk_pending"] = (action, bulk_value, list(selected_ids))
+            if action == "tag" and not str(bulk_value).strip():
+                st.error(t("grid.tag") + ": " + t("validation.required"))
+            else:
+                STATE["customers_bulk_pending"] = (action, bulk_value, list(selected_ids))
         pending = STATE.get("customers_bulk_pending")
         if pending:
             pending_action, pending_value, pending_ids = pending
