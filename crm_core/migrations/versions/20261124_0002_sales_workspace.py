@@ -8,7 +8,7 @@ Search over customers' name, email and phone, per database:
 - PostgreSQL: ``pg_trgm`` GIN indexes, used by ``ILIKE '%text%'``.
 - MariaDB/MySQL: no trigram index (MariaDB has no n-gram parser); search is a LIKE scan
   that stops after one page because the grid's ORDER BY walks an index (documented in
-  docs/decisions/sales-grid-search.md).
+  docs/decisions/0009-customers-grid-search-and-plans.md).
 
 Revision ID: 0002
 Revises: 0001
