@@ -247,8 +247,10 @@ with new_tab:
         report: ValidationReport | None = stored[1] if stored and stored[0] == signature else None
         if report is not None:
             show_report(report, file)
-        blocked = report is None or (not report.success and policy == "all-or-nothing")
-        if report is not None and blocked:
+        stored_result = STATE.get("imports_result")
+        already_imported = bool(stored_result and stored_result[0] == signature)
+        blocked = report is None or already_imported or (not report.success and policy == "all-or-nothing")
+        if report is not None and blocked and not already_imported:
             st.caption(t("imports.blocked_all_or_nothing"))
         if action_columns[1].button(t("imports.import"), key="imports_commit", type="primary", disabled=blocked):
             bar = st.progress(0.0, text=t("imports.importing"))
@@ -264,10 +266,10 @@ with new_tab:
             except DomainError as error:
                 show_domain_error(error)
             else:
-                bar.progress(1.0, text=t("imports.done"))
                 STATE["imports_result"] = (signature, result.as_dict())
-        stored_result = STATE.get("imports_result")
-        if stored_result and stored_result[0] == signature:
+                st.rerun()  # the result shows below, and the Import button turns off for this file
+        if already_imported:
+            assert stored_result is not None
             outcome = stored_result[1]
             message = t("imports.result", status=t(f"imports.status.{outcome['status']}"),
                         **{k: outcome[k] for k in ("created", "updated", "skipped", "rejected", "run_id")})

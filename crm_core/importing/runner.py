@@ -175,7 +175,12 @@ def field_label(name: str, lang: str) -> str:
 def reason_text(key: str, params: dict[str, Any], lang: str) -> str:
     """A failure reason in ``lang``, with the field named by its label."""
     if params.get("field"):
-        params = {**params, "field": field_label(str(params["field"]), lang)}
+        field_name = str(params["field"])
+        params = {**params, "field": field_label(field_name, lang)}
+        prefix = {"lifecycle_stage": "stage.", "kind": "kind."}.get(field_name)
+        if prefix and params.get("choices"):
+            # the stored values in the user's words: 潜客, 意向客户 … rather than prospect, intent …
+            params["choices"] = ", ".join(t(prefix + choice.strip(), lang) for choice in str(params["choices"]).split(","))
     return t(key, lang, **params)
 
 
