@@ -133,7 +133,7 @@ def build_cases(terms: dict[str, str], owner_id: int) -> list[Case]:
         Case("lifecycle=customer · updated_at desc", CustomerFilters(lifecycle_stage="customer")),
         Case("lifecycle=churned · name asc", CustomerFilters(lifecycle_stage="churned"), "name", False),
         Case(f"industry={terms['industry']} · updated_at desc", CustomerFilters(industry=terms["industry"])),
-        Case(f"industry · created_at desc", CustomerFilters(industry=terms["industry"]), "created_at"),
+        Case("industry · created_at desc", CustomerFilters(industry=terms["industry"]), "created_at"),
         Case(f"region={terms['region']} · updated_at desc", CustomerFilters(region=terms["region"])),
         Case(f"tag={terms['tag']} · updated_at desc", CustomerFilters(tag=terms["tag"])),
         Case("created in last 90 days · created_at desc",

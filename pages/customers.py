@@ -237,7 +237,8 @@ columns = layout[0].multiselect(
     key=f"customers_columns_{STATE.get('customers_columns_generation', 0)}",
 )
 STATE["customers_columns_value"] = columns
-columns = ["name", *[c for c in (columns or DEFAULT_COLUMNS) if c != "name"]]  # the name identifies the row: always first
+# the name identifies the row: always first
+columns = ["name", *[c for c in (columns or DEFAULT_COLUMNS) if c != "name"]]
 sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key="customers_sort", format_func=label_of)
 STATE.setdefault("customers_descending", True)
 descending = layout[2].toggle(t("grid.descending"), key="customers_descending")
@@ -410,7 +411,8 @@ if actor.can_write:
                 save_view(db, actor, SavedViewInput(
                     view_name, filters.as_dict(), columns, sort, descending, share))
             except DomainError as error:
-                show_domain_error(error, labels={"name": t("grid.view_name"), "shared_with_team": t("grid.share_with_team")})
+                show_domain_error(error, labels={"name": t("grid.view_name"),
+                                                 "shared_with_team": t("grid.share_with_team")})
             else:
                 STATE["customers_notice"] = t("grid.view_saved", name=view_name.strip())
                 st.rerun()

@@ -20,17 +20,16 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, and_, union, Select, cast, column, func, or_, select, table, tuple_
+from sqlalchemy import Numeric, Select, and_, cast, column, func, or_, select, table, tuple_, union
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.access import actor_of
-
 from crm_core.models import Customer, FieldDefinition, Team, User
 from crm_core.queries.paging import Page
 from crm_core.rules.contact_details import normalise_email, normalise_phone
 
-SORTABLE_COLUMNS = {
+SORTABLE_COLUMNS: dict[str, Any] = {
     "updated_at": Customer.updated_at,
     "created_at": Customer.created_at,
     "name": Customer.name,
@@ -80,7 +79,7 @@ _GRID_COLUMNS = (
     Customer.archived_at, _OWNER.full_name.label("owner_name"), _TEAM.name.label("team_name"),
 )
 _FTS = table("customers_fts", column("rowid"))
-_FTS_MATCH = column("customers_fts")
+_FTS_MATCH: Any = column("customers_fts")
 
 
 @dataclass
@@ -378,7 +377,9 @@ def _grid_statement(session: Session, filters: CustomerFilters, sort: str = "upd
     return _with_index_hint(session, _filtered(statement, filters, _dialect(session)), filters, sort)
 
 
-def _with_index_hint(session: Session, statement: Select[Any], filters: CustomerFilters, sort: str | None) -> Select[Any]:
+def _with_index_hint(
+    session: Session, statement: Select[Any], filters: CustomerFilters, sort: str | None
+) -> Select[Any]:
     hint = _sqlite_index_hint(session, filters, sort)
     return statement.with_hint(Customer, hint, dialect_name="sqlite") if hint else statement
 
@@ -404,10 +405,12 @@ def _filter_indexes(filters: CustomerFilters) -> list[tuple[str, str, list[Any]]
         if filters.last_contacted_from:
             contacted.append(table_.last_contacted_at >= _day_start(filters.last_contacted_from))
         if filters.last_contacted_to:
-            contacted.append(table_.last_contacted_at < _day_start(filters.last_contacted_to + dt.timedelta(days=1)))
+            until = _day_start(filters.last_contacted_to + dt.timedelta(days=1))
+            contacted.append(table_.last_contacted_at < until)
         found.append((SORT_INDEXES["last_contacted_at"], "last_contacted_at", contacted))
     if filters.industry:
-        found.append(("ix_customers_tenant_id_industry_updated_at", "updated_at", [table_.industry == filters.industry]))
+        industry = [table_.industry == filters.industry]
+        found.append(("ix_customers_tenant_id_industry_updated_at", "updated_at", industry))
     if filters.region:
         found.append(("ix_customers_tenant_id_region_updated_at", "updated_at", [table_.region == filters.region]))
     if filters.lifecycle_stage:

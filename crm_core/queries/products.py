@@ -24,7 +24,9 @@ class ProductRow:
     version: int
 
 
-def list_products(session: Session, *, search: str = "", active_only: bool = False, limit: int = 500) -> list[ProductRow]:
+def list_products(
+    session: Session, *, search: str = "", active_only: bool = False, limit: int = 500
+) -> list[ProductRow]:
     """Unarchived products by name, optionally only active ones or those matching ``search`` (SKU or name)."""
     statement = select(Product).where(Product.archived_at.is_(None)).order_by(Product.name, Product.id).limit(limit)
     if active_only:

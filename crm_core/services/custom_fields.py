@@ -76,9 +76,10 @@ def create_field(db: Database, actor: Actor, form: FieldDefinitionInput) -> int:
             raise ValidationFailed(errors)
         position = form.position
         if position is None:
-            position = int(session.scalar(
-                select(func.coalesce(func.max(FieldDefinition.position), 0)).where(FieldDefinition.entity == form.entity)
-            ) or 0) + 1
+            last = select(func.coalesce(func.max(FieldDefinition.position), 0)).where(
+                FieldDefinition.entity == form.entity
+            )
+            position = int(session.scalar(last) or 0) + 1
         definition = FieldDefinition(
             tenant_id=actor.tenant_id, entity=form.entity, name=name, label_en=form.label_en.strip(),
             label_zh=form.label_zh.strip(), field_type=form.field_type, required=form.required,

@@ -15,11 +15,9 @@ from sqlalchemy.orm import Session
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.errors import DuplicateCustomer, NotFound, StaleRecord, ValidationFailed
-from crm_core.models import AuditEvent, Customer, CustomerKind, FieldDefinition, LifecycleStage, User, utcnow
+from crm_core.errors import DuplicateCustomer, NotFound, ValidationFailed
+from crm_core.models import Customer, CustomerKind, FieldDefinition, LifecycleStage, User, utcnow
 from crm_core.queries.customers import custom_field_definitions
-from crm_core.services.editing import check_version, stale_record_error, translate_stale
-from crm_core.services.followups import on_customers_created
 from crm_core.rules.contact_details import (
     is_valid_email,
     is_valid_phone,
@@ -29,6 +27,8 @@ from crm_core.rules.contact_details import (
     parse_tags,
     store_tags,
 )
+from crm_core.services.editing import check_version, stale_record_error, translate_stale
+from crm_core.services.followups import on_customers_created
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
 
