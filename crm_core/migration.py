@@ -332,6 +332,52 @@ class TableDigest:
         return self.hash.hexdigest()
 
 
+class CopyTextDigest:
+    """PostgreSQL targets: SHA-256 over the COPY text of the rows, as sent and as read back.
+
+    The source side hashes the exact bytes the writer sends (psycopg's formatter, in C); the
+    target side hashes ``COPY (SELECT … ORDER BY key) TO STDOUT``, formatted to match, so the
+    server streams the proof without a Python object per value.
+    """
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        self.hash.update(data)
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
+
+
+def _copy_out_digest(connection: Connection, plan: TablePlan) -> CopyTextDigest:
+    """Hash a PostgreSQL table as COPY text in key order, timestamps printed as psycopg sends them."""
+    quote = connection.dialect.identifier_preparer.quote
+    expressions = []
+    for column in plan.columns:
+        name = quote(column.name)
+        if isinstance(column.type, DateTime):
+            # psycopg sends str(datetime): six fraction digits, or none at whole seconds
+            expressions.append(
+                f"CASE WHEN date_trunc('second', {name}) = {name} THEN to_char({name}, 'YYYY-MM-DD HH24:MI:SS') "
+                f"ELSE to_char({name}, 'YYYY-MM-DD HH24:MI:SS.US') END"
+            )
+        else:
+            expressions.append(name)
+    order = ", ".join(quote(column.name) for column in plan.key)
+    statement = f"COPY (SELECT {', '.join(expressions)} FROM {quote(plan.table.name)} ORDER BY {order}) TO STDOUT"
+    digest = CopyTextDigest()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for block in copy:
+                digest.update(bytes(block))
+    finally:
+        cursor.close()
+    connection.rollback()
+    return digest
+
+
 # --- reading -----------------------------------------------------------------------
 
 
@@ -403,6 +449,17 @@ class _Writer:
             for index, column in enumerate(plan.columns)
             if (convert := self._converter(column)) is not None or index in deferred
         ]
+        self.has_deferred = bool(deferred)
+        # the same rows as stored in the end (deferred keys included), for the checksum
+        self.digest_converters = [
+            (index, convert) for index, column in enumerate(plan.columns)
+            if (convert := self._converter(column)) is not None
+        ]
+        self.transformer: Any = None
+        if self.dialect.name == "postgresql":
+            from psycopg.adapt import Transformer
+
+            self.transformer = Transformer(connection.connection.driver_connection)
 
     def _converter(self, column: Column[Any]) -> Callable[[Any], Any] | None:
         column_type = column.type
@@ -423,31 +480,49 @@ class _Writer:
                 return int
         return None
 
-    def _prepare(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-        if not self.converters:
+    def _prepare(
+        self, rows: Sequence[Sequence[Any]], converters: list[tuple[int, Callable[[Any], Any]]] | None = None
+    ) -> Sequence[Sequence[Any]]:
+        converters = self.converters if converters is None else converters
+        if not converters:
             return rows
         prepared = []
         for row in rows:
             values = list(row)
-            for index, convert in self.converters:
+            for index, convert in converters:
                 if values[index] is not None:
                     values[index] = convert(values[index])
             prepared.append(values)
         return prepared
 
-    def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (all planned columns, in order) in the connection's current transaction."""
-        prepared = self._prepare(rows)
+    def copy_text(self, rows: Sequence[Sequence[Any]], *, as_stored: bool = False) -> bytes:
+        """PostgreSQL COPY text of ``rows`` (psycopg's own formatter); ``as_stored``: deferred keys kept."""
+        from psycopg._copy_base import format_row_text
+
+        prepared = self._prepare(rows, self.digest_converters if as_stored else None)
+        buffer = bytearray()
+        for row in prepared:
+            format_row_text(row, self.transformer, buffer)
+        return bytes(buffer)
+
+    def write(self, rows: Sequence[Sequence[Any]], digest: CopyTextDigest | None = None) -> None:
+        """Insert ``rows`` (all planned columns, in order) in the connection's current transaction.
+
+        On PostgreSQL the COPY text is built here and, when ``digest`` is given, hashed as sent.
+        """
         quote = self.dialect.identifier_preparer.quote
         columns = ", ".join(quote(name) for name in self.names)
         table_name = quote(self.table.name)
         cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if self.dialect.name == "postgresql":
+                data = self.copy_text(rows)
+                if digest is not None:
+                    digest.update(self.copy_text(rows, as_stored=True) if self.has_deferred else data)
                 with cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN") as copy:
-                    for row in prepared:
-                        copy.write_row(row)
+                    copy.write(data)
             else:
+                prepared = self._prepare(rows)
                 marker = "?" if self.dialect.paramstyle == "qmark" else "%s"
                 placeholders = ", ".join([marker] * len(self.names))
                 cursor.executemany(f"INSERT INTO {table_name} ({columns}) VALUES ({placeholders})", prepared)
@@ -529,7 +604,7 @@ def copy_database(
     resume: bool = False,
     source_label: str = "",
     progress: Progress | None = None,
-    digests: dict[str, TableDigest] | None = None,
+    digests: dict[str, Any] | None = None,
 ) -> list[TableCopy]:
     """Copy every data table from ``source`` to ``target`` (both at head); returns per-table figures.
 
@@ -571,16 +646,20 @@ def copy_database(
             name = plan.table.name
             total, after, resumed_from, deferred_ddl = starts[name]
             writer = _Writer(write, plan)
-            digest = None
+            digest: TableDigest | None = None
+            text_digest: CopyTextDigest | None = None
             if digests is not None and after is None:
-                digest = digests[name] = TableDigest(plan, whole_seconds=whole_seconds)
+                if write.dialect.name == "postgresql":
+                    text_digest = digests[name] = CopyTextDigest()
+                else:
+                    digest = digests[name] = TableDigest(plan, whole_seconds=whole_seconds)
             copied = resumed_from
             if progress:
                 progress(name, copied, total)
             batches = _read_batches(read, plan, after=after, batch_size=batch_size)
             for batch in _prefetched(batches, digest):
                 # the batch and its progress record commit together: a rerun resumes after it
-                writer.write(batch)
+                writer.write(batch, text_digest)
                 copied += len(batch)
                 write.execute(
                     progress_table.update().where(progress_table.c.table_name == name).values(rows_copied=copied)
@@ -820,7 +899,7 @@ def collect_figures(
     source: Engine,
     target: Engine,
     *,
-    source_digests: dict[str, TableDigest] | None = None,
+    source_digests: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[CheckFigure]:
     """Every figure of the migration suite, computed on both sides (checksums reuse ``source_digests``)."""
@@ -830,9 +909,13 @@ def collect_figures(
     available = existing_columns(source, target)
     plans = plan_tables(available)
 
+    as_copy_text = target.dialect.name == "postgresql"
+
     def target_digests() -> dict[str, str]:
         # reading and hashing the target overlaps with the SQL figures computed meanwhile
         with target.connect() as reader:
+            if as_copy_text:
+                return {plan.table.name: _copy_out_digest(reader, plan).hexdigest() for plan in plans}
             return {
                 plan.table.name: _table_digest(reader, plan, whole_seconds=whole_seconds, batch_size=batch_size)
                 .hexdigest()
@@ -861,8 +944,16 @@ def collect_figures(
                     "foreign_key_resolves", name, "0", str(_orphans(new, constraint)),
                     column=",".join(constraint.column_keys),
                 ))
-            if name not in digests:
-                digests[name] = _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+            if name not in digests:  # a resumed table: read the whole source again
+                if as_copy_text:
+                    writer = _Writer(new, plan)
+                    text_digest = CopyTextDigest()
+                    for batch in _read_batches(old, plan, after=None, batch_size=batch_size):
+                        text_digest.update(writer.copy_text(batch, as_stored=True))
+                    old.rollback()
+                    digests[name] = text_digest
+                else:
+                    digests[name] = _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
             checksums.append((name, digests[name].hexdigest()))
         actual_checksums = hashing.result()
     figures.extend(CheckFigure("checksum", name, expected, actual_checksums[name]) for name, expected in checksums)
@@ -873,7 +964,7 @@ def verify(
     source: Engine,
     target: Engine,
     *,
-    source_digests: dict[str, TableDigest] | None = None,
+    source_digests: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Verification:
     """Compare source and target and validate the comparison with the ``migration`` expectation suite."""
@@ -933,7 +1024,7 @@ def migrate(
         notes = []
         if "mysql" in (source.dialect.name, target.dialect.name) and source.dialect.name != target.dialect.name:
             notes.append("whole_seconds")
-        digests: dict[str, TableDigest] = {}
+        digests: dict[str, Any] = {}
         started = time.perf_counter()
         tables = copy_database(source, target, batch_size=batch_size, resume=resume,
                                source_label=safe_url(source_url), progress=progress, digests=digests)
