@@ -46,9 +46,19 @@ def write_csv(path: Path, rows: int, existing: list[tuple[str, str]], owners: li
             elif roll < 0.04:
                 email = f"broken{index}@"  # dirty: refused, quarantined
                 dirty += 1
-            writer.writerow([name, email, phone, rng.choice(owners) if rng.random() < 0.5 else "",
-                             rng.choice(STAGES), rng.choice(INDUSTRIES), rng.choice(REGIONS),
-                             "vip" if rng.random() < 0.1 else "", f"IMP-{index:07d}"])
+            writer.writerow(
+                [
+                    name,
+                    email,
+                    phone,
+                    rng.choice(owners) if rng.random() < 0.5 else "",
+                    rng.choice(STAGES),
+                    rng.choice(INDUSTRIES),
+                    rng.choice(REGIONS),
+                    "vip" if rng.random() < 0.1 else "",
+                    f"IMP-{index:07d}",
+                ]
+            )
     return dirty
 
 
@@ -59,8 +69,19 @@ def bare_insert(path: Path, rows: int) -> float:
     connection.execute("PRAGMA synchronous=NORMAL")
     tenant_id = connection.execute("SELECT id FROM tenants ORDER BY id LIMIT 1").fetchone()[0]
     values = [
-        (tenant_id, f"裸插入客户 {i}", "company", "prospect", "", f"bare{i}@bench.example.cn",
-         f"bare{i}@bench.example.cn", "{}", 1, "2026-11-24 00:00:00", "2026-11-24 00:00:00")
+        (
+            tenant_id,
+            f"裸插入客户 {i}",
+            "company",
+            "prospect",
+            "",
+            f"bare{i}@bench.example.cn",
+            f"bare{i}@bench.example.cn",
+            "{}",
+            1,
+            "2026-11-24 00:00:00",
+            "2026-11-24 00:00:00",
+        )
         for i in range(rows)
     ]
     started = time.perf_counter()
@@ -103,8 +124,12 @@ def main(argv: list[str]) -> int:
     upgrade_to_head(db.engine)
     generate_demo(db, customers=args.existing, seed=args.seed)
     with db.system_session("benchmark") as session:
-        existing = [tuple(row) for row in session.execute(
-            text("SELECT name, email FROM customers WHERE email IS NOT NULL LIMIT 5000")).all()]
+        existing = [
+            tuple(row)
+            for row in session.execute(
+                text("SELECT name, email FROM customers WHERE email IS NOT NULL LIMIT 5000")
+            ).all()
+        ]
         owners = list(session.scalars(text("SELECT username FROM users WHERE role = 'rep'")))
         admin = session.scalar(text("SELECT username FROM users WHERE role = 'admin' ORDER BY id LIMIT 1"))
     actor = load_actor(db, admin)
@@ -133,17 +158,28 @@ def main(argv: list[str]) -> int:
     clock["last"] = started
     file = open_import_file(csv_path.name, csv_path)
     mapping = ImportMapping.suggested("customers", file.headers)
-    result = run_import(db, actor, file, "customers", mapping,
-                        ImportOptions(policy="skip-invalid", chunk_size=args.chunk_size), progress=progress)
+    result = run_import(
+        db,
+        actor,
+        file,
+        "customers",
+        mapping,
+        ImportOptions(policy="skip-invalid", chunk_size=args.chunk_size),
+        progress=progress,
+    )
     seconds = time.perf_counter() - started
     rss_after = peak_rss_mb()
     db.engine.dispose()
 
     bare = bare_insert(database, args.rows)
-    print(f"Import of {args.rows:,} customer rows ({size_mb:.1f} MB CSV) into SQLite holding "
-          f"{args.existing:,} customers, chunk {args.chunk_size:,}:")
-    print(f"  status {result.status}: created {result.created:,}, updated {result.updated:,}, "
-          f"skipped {result.skipped:,} (duplicates), rejected {result.rejected:,} (expected {dirty:,} dirty)")
+    print(
+        f"Import of {args.rows:,} customer rows ({size_mb:.1f} MB CSV) into SQLite holding "
+        f"{args.existing:,} customers, chunk {args.chunk_size:,}:"
+    )
+    print(
+        f"  status {result.status}: created {result.created:,}, updated {result.updated:,}, "
+        f"skipped {result.skipped:,} (duplicates), rejected {result.rejected:,} (expected {dirty:,} dirty)"
+    )
     print(f"  total                      {seconds:7.2f} s   ({args.rows / seconds:,.0f} rows/s)  target < 10 s")
     print(f"    validation (GX, SQL)     {phases.get('validate', 0):7.2f} s")
     print(f"    writing + rules          {phases.get('write', 0):7.2f} s")

@@ -256,9 +256,7 @@ def run_suite(
                     result_format=result_format,
                 )
             )
-            checkpoint_result = checkpoint.run(
-                batch_parameters={"dataframe": frame}, expectation_parameters=parameters
-            )
+            checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
             validation = next(iter(checkpoint_result.run_results.values()))
     outcomes = [_outcome(result) for result in validation.results]
     return SuiteResult(

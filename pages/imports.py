@@ -18,7 +18,14 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.errors import DomainError
-from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, CUSTOM_PREFIX, DEFAULT_MATCH, ENTITIES, MATCH_KEYS, fields_of
+from crm_core.importing.fields import (
+    CUSTOM_FIELD_ENTITIES,
+    CUSTOM_PREFIX,
+    DEFAULT_MATCH,
+    ENTITIES,
+    MATCH_KEYS,
+    fields_of,
+)
 from crm_core.importing.mapping import DUPLICATE_ACTIONS, MODES, POLICIES, ImportMapping, ImportOptions
 from crm_core.importing.reading import ImportFile, open_import_file, preview
 from crm_core.importing.runner import (
@@ -76,23 +83,26 @@ def show_report(report: ValidationReport, file: ImportFile) -> None:
     metrics[2].metric(t("imports.metric.rejected"), f"{report.rejected_count:,}")
     metrics[3].metric(t("imports.metric.duplicates"), f"{report.duplicates_in_file + report.matches_in_database:,}")
     if report.duplicates_in_file or report.matches_in_database:
-        st.info(t("imports.duplicates_found", in_file=report.duplicates_in_file,
-                  in_database=report.matches_in_database))
+        st.info(
+            t("imports.duplicates_found", in_file=report.duplicates_in_file, in_database=report.matches_in_database)
+        )
     if report.success:
         st.success(t("imports.valid", rows=f"{report.rows_read:,}", expectations=report.expectations))
         return
     st.error(t("imports.invalid", failed=len(report.failures), rejected=f"{report.rejected_count:,}"))
     st.dataframe(
-        pd.DataFrame([
-            {
-                t("imports.column.reason"): reason_text(failure.message_key, failure.params, lang()),
-                t("imports.column.count"): failure.count,
-                t("imports.column.rows"): ", ".join(str(row) for row in failure.rows[:15])
-                + (" …" if failure.count > 15 else ""),
-                t("imports.column.examples"): ", ".join(str(example) for example in failure.examples[:5]),
-            }
-            for failure in report.failures
-        ]),
+        pd.DataFrame(
+            [
+                {
+                    t("imports.column.reason"): reason_text(failure.message_key, failure.params, lang()),
+                    t("imports.column.count"): failure.count,
+                    t("imports.column.rows"): ", ".join(str(row) for row in failure.rows[:15])
+                    + (" …" if failure.count > 15 else ""),
+                    t("imports.column.examples"): ", ".join(str(example) for example in failure.examples[:5]),
+                }
+                for failure in report.failures
+            ]
+        ),
         hide_index=True,
         width="stretch",
         key="imports_failures_table",
@@ -108,8 +118,9 @@ def show_report(report: ValidationReport, file: ImportFile) -> None:
 
 # --- the wizard ------------------------------------------------------------------------
 with new_tab:
-    upload = st.file_uploader(t("imports.upload"), type=["csv", "txt", "tsv", "xlsx"], key="imports_upload",
-                              help=t("imports.upload_help"))
+    upload = st.file_uploader(
+        t("imports.upload"), type=["csv", "txt", "tsv", "xlsx"], key="imports_upload", help=t("imports.upload_help")
+    )
     if upload is not None:
         content = upload.getvalue()
         digest = hashlib.sha256(content).hexdigest()
@@ -128,9 +139,15 @@ with new_tab:
             show_domain_error(error)
 
     if file is not None:
-        st.caption(t("imports.detected", name=file.name, encoding=file.encoding_label,
-                     delimiter={"\t": "Tab", ",": ",", ";": ";", "|": "|"}.get(file.delimiter or "", "—"),
-                     columns=len(file.headers)))
+        st.caption(
+            t(
+                "imports.detected",
+                name=file.name,
+                encoding=file.encoding_label,
+                delimiter={"\t": "Tab", ",": ",", ";": ";", "|": "|"}.get(file.delimiter or "", "—"),
+                columns=len(file.headers),
+            )
+        )
         for warning in file.warnings:
             st.warning(t(warning))
         try:
@@ -141,15 +158,23 @@ with new_tab:
 
     if file is not None:
         st.subheader(t("imports.step.entity"))
-        entity = st.selectbox(t("imports.entity"), ENTITIES, format_func=lambda e: t(f"imports.entity.{e}"),
-                              key="imports_entity", on_change=forget_results)
+        entity = st.selectbox(
+            t("imports.entity"),
+            ENTITIES,
+            format_func=lambda e: t(f"imports.entity.{e}"),
+            key="imports_entity",
+            on_change=forget_results,
+        )
         required_fields = {spec.name for spec in fields_of(entity) if spec.required}
         with read_session() as session:
             templates = list_templates(session, entity)
         template_names = {template_id: name for template_id, name, _, _ in templates}
         template_choice = st.selectbox(
-            t("imports.template"), [None, *template_names], format_func=lambda v: template_names.get(v, "—"),
-            key=f"imports_template_{entity}", on_change=forget_results,
+            t("imports.template"),
+            [None, *template_names],
+            format_func=lambda v: template_names.get(v, "—"),
+            key=f"imports_template_{entity}",
+            on_change=forget_results,
         )
         base = next((m for template_id, _, _, m in templates if template_id == template_choice), None)
         suggested = base or ImportMapping.suggested(entity, file.headers)
@@ -168,15 +193,22 @@ with new_tab:
             if default not in options:
                 options.append(default)
             choice = grid[index % 3].selectbox(
-                header, options, index=options.index(default), format_func=target_label,
-                key=f"imports_map_{signature_key}_{index}", on_change=forget_results,
+                header,
+                options,
+                index=options.index(default),
+                format_func=target_label,
+                key=f"imports_map_{signature_key}_{index}",
+                on_change=forget_results,
             )
             if choice != SKIP:
                 mapping_columns[header] = choice
 
         value_mapping: dict[str, dict[str, str]] = {}
-        enumerated = [(header, target) for header, target in mapping_columns.items()
-                      if not target.startswith(CUSTOM_PREFIX) and is_enumerated(entity, target)]
+        enumerated = [
+            (header, target)
+            for header, target in mapping_columns.items()
+            if not target.startswith(CUSTOM_PREFIX) and is_enumerated(entity, target)
+        ]
         if enumerated:
             st.subheader(t("imports.step.values"))
             with read_session() as session:
@@ -202,10 +234,16 @@ with new_tab:
                     options = [SKIP, *choices]
                     default = preset.get(value, SKIP)
                     picked = value_columns[value_index % 3].selectbox(
-                        value, options, index=options.index(default) if default in options else 0,
-                        format_func=lambda v: t("imports.values.keep") if v == SKIP else (
-                            t(f"stage.{v}") if target == "lifecycle_stage" else v),
-                        key=f"imports_value_{signature_key}_{header}_{value_index}", on_change=forget_results,
+                        value,
+                        options,
+                        index=options.index(default) if default in options else 0,
+                        format_func=lambda v, field=target: (
+                            t("imports.values.keep")
+                            if v == SKIP
+                            else (t(f"stage.{v}") if field == "lifecycle_stage" else v)
+                        ),
+                        key=f"imports_value_{signature_key}_{header}_{value_index}",
+                        on_change=forget_results,
                     )
                     if picked != SKIP:
                         value_mapping.setdefault(header, {})[value] = picked
@@ -214,20 +252,42 @@ with new_tab:
 
         st.subheader(t("imports.step.options"))
         option_columns = st.columns(2)
-        mode = option_columns[0].radio(t("imports.mode"), MODES, format_func=lambda m: t(f"imports.mode.{m}"),
-                                       key="imports_mode", on_change=forget_results, horizontal=True)
-        policy = option_columns[1].radio(t("imports.policy"), POLICIES,
-                                         format_func=lambda p: t(f"imports.policy.{p}"), key="imports_policy",
-                                         on_change=forget_results)
+        mode = option_columns[0].radio(
+            t("imports.mode"),
+            MODES,
+            format_func=lambda m: t(f"imports.mode.{m}"),
+            key="imports_mode",
+            on_change=forget_results,
+            horizontal=True,
+        )
+        policy = option_columns[1].radio(
+            t("imports.policy"),
+            POLICIES,
+            format_func=lambda p: t(f"imports.policy.{p}"),
+            key="imports_policy",
+            on_change=forget_results,
+        )
         match_choices = list(MATCH_KEYS[entity])
         default_match = [key for key in (suggested.match_on or DEFAULT_MATCH[entity]) if key in match_choices]
-        match_on = option_columns[0].multiselect(
-            t("imports.match_on"), match_choices, default=default_match,
-            format_func=lambda key: field_label(key, lang()), key=f"imports_match_{entity}", on_change=forget_results,
-        ) if match_choices else []
+        match_on = (
+            option_columns[0].multiselect(
+                t("imports.match_on"),
+                match_choices,
+                default=default_match,
+                format_func=lambda key: field_label(key, lang()),
+                key=f"imports_match_{entity}",
+                on_change=forget_results,
+            )
+            if match_choices
+            else []
+        )
         duplicates = option_columns[1].radio(
-            t("imports.duplicates"), DUPLICATE_ACTIONS, format_func=lambda d: t(f"imports.duplicates.{d}"),
-            key="imports_duplicates", on_change=forget_results, disabled=mode != "create",
+            t("imports.duplicates"),
+            DUPLICATE_ACTIONS,
+            format_func=lambda d: t(f"imports.duplicates.{d}"),
+            key="imports_duplicates",
+            on_change=forget_results,
+            disabled=mode != "create",
         )
         mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on))
         options = ImportOptions(mode=mode, policy=policy, duplicates=duplicates)
@@ -239,8 +299,10 @@ with new_tab:
             forget_results()
             try:
                 with st.spinner(t("imports.validating")):
-                    STATE["imports_report"] = (signature, validate_import(get_db(), actor, file, entity, mapping,
-                                                                          options))
+                    STATE["imports_report"] = (
+                        signature,
+                        validate_import(get_db(), actor, file, entity, mapping, options),
+                    )
             except DomainError as error:
                 show_domain_error(error)
         stored = STATE.get("imports_report")
@@ -257,12 +319,12 @@ with new_tab:
 
             def progress(step: str, done: int, total: int) -> None:
                 if total:
-                    bar.progress(min(done / total, 1.0), text=t("imports.progress", done=f"{done:,}",
-                                                                total=f"{total:,}"))
+                    bar.progress(
+                        min(done / total, 1.0), text=t("imports.progress", done=f"{done:,}", total=f"{total:,}")
+                    )
 
             try:
-                result = run_import(get_db(), actor, file, entity, mapping, options, progress=progress,
-                                    report=report)
+                result = run_import(get_db(), actor, file, entity, mapping, options, progress=progress, report=report)
             except DomainError as error:
                 show_domain_error(error)
             else:
@@ -271,8 +333,11 @@ with new_tab:
         if already_imported:
             assert stored_result is not None
             outcome = stored_result[1]
-            message = t("imports.result", status=t(f"imports.status.{outcome['status']}"),
-                        **{k: outcome[k] for k in ("created", "updated", "skipped", "rejected", "run_id")})
+            message = t(
+                "imports.result",
+                status=t(f"imports.status.{outcome['status']}"),
+                **{k: outcome[k] for k in ("created", "updated", "skipped", "rejected", "run_id")},
+            )
             (st.success if outcome["status"] == "imported" else st.warning)(message)
 
         with st.expander(t("imports.save_template")):
@@ -294,53 +359,70 @@ with history_tab:
         st.info(t("imports.no_runs"))
     else:
         st.dataframe(
-            pd.DataFrame([
-                {
-                    "#": run.id,
-                    t("imports.column.when"): run.created_at,
-                    t("imports.column.who"): run.user_name or "",
-                    t("imports.column.entity"): t(f"imports.entity.{run.entity}"),
-                    t("imports.column.file"): run.file_name,
-                    t("imports.column.status"): t(f"imports.status.{run.status}"),
-                    t("imports.column.read"): run.rows_read,
-                    t("imports.column.created"): run.created,
-                    t("imports.column.updated"): run.updated,
-                    t("imports.column.skipped"): run.skipped,
-                    t("imports.column.rejected"): run.rejected,
-                }
-                for run in runs
-            ]),
+            pd.DataFrame(
+                [
+                    {
+                        "#": run.id,
+                        t("imports.column.when"): run.created_at,
+                        t("imports.column.who"): run.user_name or "",
+                        t("imports.column.entity"): t(f"imports.entity.{run.entity}"),
+                        t("imports.column.file"): run.file_name,
+                        t("imports.column.status"): t(f"imports.status.{run.status}"),
+                        t("imports.column.read"): run.rows_read,
+                        t("imports.column.created"): run.created,
+                        t("imports.column.updated"): run.updated,
+                        t("imports.column.skipped"): run.skipped,
+                        t("imports.column.rejected"): run.rejected,
+                    }
+                    for run in runs
+                ]
+            ),
             hide_index=True,
             width="stretch",
             key="imports_history_table",
         )
         by_id: dict[int, Any] = {run.id: run for run in runs}
-        chosen = st.selectbox(t("imports.pick_run"), list(by_id),
-                              format_func=lambda run_id: f"#{run_id} · {by_id[run_id].file_name}",
-                              key="imports_history_run")
+        chosen = st.selectbox(
+            t("imports.pick_run"),
+            list(by_id),
+            format_func=lambda run_id: f"#{run_id} · {by_id[run_id].file_name}",
+            key="imports_history_run",
+        )
         run = by_id[chosen]
         for failure in run.validation_result.get("failures", []):
-            st.markdown(f"- {reason_text(failure['message_key'], failure.get('params', {}), lang())} "
-                        f"({t('imports.rows_count', count=failure['count'])})")
+            st.markdown(
+                f"- {reason_text(failure['message_key'], failure.get('params', {}), lang())} "
+                f"({t('imports.rows_count', count=failure['count'])})"
+            )
         if run.rejected:
             try:
-                st.download_button(t("imports.download_quarantine"), quarantined_rows_csv(get_db(), actor, run.id, lang()),
-                                   file_name=f"import-{run.id}-rejected.csv", mime="text/csv",
-                                   key="imports_download_quarantine")
+                st.download_button(
+                    t("imports.download_quarantine"),
+                    quarantined_rows_csv(get_db(), actor, run.id, lang()),
+                    file_name=f"import-{run.id}-rejected.csv",
+                    mime="text/csv",
+                    key="imports_download_quarantine",
+                )
             except DomainError as error:
                 show_domain_error(error)
         if run.status in ("imported", "partial"):
-            confirm = st.checkbox(t("imports.revert_confirm", created=run.created, updated=run.updated),
-                                  key=f"imports_revert_confirm_{run.id}")
+            confirm = st.checkbox(
+                t("imports.revert_confirm", created=run.created, updated=run.updated),
+                key=f"imports_revert_confirm_{run.id}",
+            )
             if st.button(t("imports.revert"), key="imports_revert", disabled=not confirm):
                 try:
                     undone = revert_import(get_db(), actor, run.id)
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    STATE["imports_reverted_notice"] = t("imports.reverted", run_id=undone.run_id,
-                                                         deleted=undone.deleted, restored=undone.restored,
-                                                         conflicts=undone.conflicts)
+                    STATE["imports_reverted_notice"] = t(
+                        "imports.reverted",
+                        run_id=undone.run_id,
+                        deleted=undone.deleted,
+                        restored=undone.restored,
+                        conflicts=undone.conflicts,
+                    )
                     st.rerun()
         if notice := STATE.pop("imports_reverted_notice", None):
             st.success(notice)

@@ -26,7 +26,7 @@ CUSTOMERS_DIRTY = [
     ["成都天府餐饮", "028-8765 4321", "tianfu@example.cn", "", "Engaging", "餐饮", "成都", "120000"],
     ["杭州青禾茶业（重复）", "13800138000", "QINGHE@example.cn", "", "意向客户", "食品", "杭州", ""],
     ["<script>alert('x')</script>", "13900000000", "xss@example.cn", "", "潜客", "未知", "", ""],
-    ["=HYPERLINK(\"http://evil.example\",\"点我\")", "13900000001", "formula@example.cn", "", "潜客", "", "", ""],
+    ['=HYPERLINK("http://evil.example","点我")', "13900000001", "formula@example.cn", "", "潜客", "", "", ""],
     ["武汉长江制造", "027-8888 0000", "changjiang@example.cn", "", "流失客户", "制造", "武汉", "2,000,000"],
 ]
 
@@ -42,9 +42,25 @@ ORDERS_DIRTY = [
 
 CLEAN = [
     ["Company Name", "Email", "Phone", "Lifecycle Stage", "Industry", "Region", "Tags"],
-    ["Kestrel Demo Alpha Ltd", "alpha@kestrel-demo.example", "+1 415 555 0101", "Prospect", "Software", "West", "vip, trial"],
+    [
+        "Kestrel Demo Alpha Ltd",
+        "alpha@kestrel-demo.example",
+        "+1 415 555 0101",
+        "Prospect",
+        "Software",
+        "West",
+        "vip, trial",
+    ],
     ["Kestrel Demo Beta GmbH", "beta@kestrel-demo.example", "+49 30 555 0102", "Intent", "Manufacturing", "EU", ""],
-    ["Kestrel Demo Gamma Inc", "gamma@kestrel-demo.example", "+1 212 555 0103", "Customer", "Retail", "East", "key account"],
+    [
+        "Kestrel Demo Gamma Inc",
+        "gamma@kestrel-demo.example",
+        "+1 212 555 0103",
+        "Customer",
+        "Retail",
+        "East",
+        "key account",
+    ],
     ["Kestrel Demo Delta Co", "delta@kestrel-demo.example", "+44 20 5555 0104", "Churned", "Logistics", "UK", ""],
 ]
 
@@ -70,7 +86,7 @@ def write_products_xlsx(path: Path) -> None:
     sheet.append(["KS-IMP-003", "Kestrel 机械键盘", 499, "CNY", "否"])
     sheet.append(["KS-IMP-002", "Kestrel 无线鼠标 Pro", 199, "CNY", "是"])
     sheet.append(["KS-IMP-004", "Kestrel 显示器支架", "=B2*2", "CNY", "是"])
-    sheet.append(["KS-IMP-005", "Kestrel Monitor 27\"", 1899, "USD", "yes"])
+    sheet.append(["KS-IMP-005", 'Kestrel Monitor 27"', 1899, "USD", "yes"])
     workbook.save(path)
 
 
@@ -81,13 +97,21 @@ def main() -> None:
     write_csv(SAMPLES / "customers_clean.csv", CLEAN, "utf-8")
     write_products_xlsx(SAMPLES / "products.xlsx")
     mapping = {
-        "columns": {"客户名称": "name", "电话": "phone", "邮箱": "email", "负责人": "owner", "阶段": "lifecycle_stage",
-                    "行业": "industry", "城市": "region"},
+        "columns": {
+            "客户名称": "name",
+            "电话": "phone",
+            "邮箱": "email",
+            "负责人": "owner",
+            "阶段": "lifecycle_stage",
+            "行业": "industry",
+            "城市": "region",
+        },
         "values": {"阶段": {"意象客户": "intent", "Engaging": "intent"}},
         "match_on": ["email", "phone", "name"],
     }
-    (SAMPLES / "customers_mapping.json").write_text(json.dumps(mapping, ensure_ascii=False, indent=2) + "\n",
-                                                     encoding="utf-8")
+    (SAMPLES / "customers_mapping.json").write_text(
+        json.dumps(mapping, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     print("\n".join(str(path) for path in sorted(SAMPLES.iterdir())))
 
 

@@ -78,27 +78,39 @@ def between(column: str, minimum: float | None, maximum: float | None) -> Any:
         column=column,
         min_value=minimum,
         max_value=maximum,
-        meta=meta("imports.rule.range", field=column, min=minimum if minimum is not None else "-∞",
-                  max=maximum if maximum is not None else "∞"),
+        meta=meta(
+            "imports.rule.range",
+            field=column,
+            min=minimum if minimum is not None else "-∞",
+            max=maximum if maximum is not None else "∞",
+        ),
     )
 
 
 def email(column: str) -> Any:
     """An email address, when given."""
-    return _gx().ExpectColumnValuesToMatchRegex(column=column, regex=EMAIL, meta=meta("imports.rule.email", field=column))
+    return _gx().ExpectColumnValuesToMatchRegex(
+        column=column, regex=EMAIL, meta=meta("imports.rule.email", field=column)
+    )
 
 
 def phone(column: str) -> Any:
     """A phone number of 6 to 15 digits, when given."""
-    return _gx().ExpectColumnValuesToMatchRegex(column=column, regex=PHONE, meta=meta("imports.rule.phone", field=column))
+    return _gx().ExpectColumnValuesToMatchRegex(
+        column=column, regex=PHONE, meta=meta("imports.rule.phone", field=column)
+    )
 
 
 def plain_text(column: str) -> list[Any]:
     """No markup/script and no spreadsheet formula in a text field."""
     gx = _gx()
     return [
-        gx.ExpectColumnValuesToNotMatchRegex(column=column, regex=MARKUP, meta=meta("imports.rule.markup", field=column)),
-        gx.ExpectColumnValuesToNotMatchRegex(column=column, regex=FORMULA, meta=meta("imports.rule.formula", field=column)),
+        gx.ExpectColumnValuesToNotMatchRegex(
+            column=column, regex=MARKUP, meta=meta("imports.rule.markup", field=column)
+        ),
+        gx.ExpectColumnValuesToNotMatchRegex(
+            column=column, regex=FORMULA, meta=meta("imports.rule.formula", field=column)
+        ),
     ]
 
 

@@ -96,8 +96,11 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     lang = _language()
     if args.entity not in ENTITIES:
         raise _usage(t("imports.error.unknown_entity", lang, entity=args.entity, entities=", ".join(ENTITIES)))
-    for value, allowed, key in ((args.mode, MODES, "mode"), (args.policy, POLICIES, "policy"),
-                                (args.duplicates, DUPLICATE_ACTIONS, "action")):
+    for value, allowed, key in (
+        (args.mode, MODES, "mode"),
+        (args.policy, POLICIES, "policy"),
+        (args.duplicates, DUPLICATE_ACTIONS, "action"),
+    ):
         if value not in allowed:
             error_key = {"mode": "unknown_mode", "policy": "unknown_policy", "action": "unknown_duplicates"}[key]
             raise _usage(t(f"imports.error.{error_key}", lang, **{key: value}))
@@ -113,10 +116,14 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
         raise _usage(t("imports.error.file_missing", lang, path=args.mapping)) from None
     try:
         file = open_import_file(path.name, path, encoding=args.encoding, delimiter=args.delimiter)
-        mapping = ImportMapping.from_json(mapping_text) if mapping_text else ImportMapping.suggested(
-            args.entity, file.headers)
-        options = ImportOptions(mode=args.mode, policy=args.policy, duplicates=args.duplicates,
-                                chunk_size=args.chunk_size)
+        mapping = (
+            ImportMapping.from_json(mapping_text)
+            if mapping_text
+            else ImportMapping.suggested(args.entity, file.headers)
+        )
+        options = ImportOptions(
+            mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size
+        )
 
         def progress(step: str, done: int, total: int) -> None:
             if sys.stderr.isatty() and not args.json:
@@ -128,9 +135,23 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     except ImportFileRefused as error:
         message = t(error.message_key, lang, **error.params)
         if args.json:
-            print(json.dumps({"status": "rejected", "rows_read": 0, "created": 0, "updated": 0, "skipped": 0,
-                              "rejected": 0, "run_id": None, "failures": [], "error": error.message_key,
-                              "message": message}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "status": "rejected",
+                        "rows_read": 0,
+                        "created": 0,
+                        "updated": 0,
+                        "skipped": 0,
+                        "rejected": 0,
+                        "run_id": None,
+                        "failures": [],
+                        "error": error.message_key,
+                        "message": message,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             print(message, file=sys.stderr)
         return 1
@@ -144,12 +165,25 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, default=str))
     else:
-        print(t("imports.cli.summary", lang, status=t(f"imports.status.{result.status}", lang),
-                **{k: payload[k] for k in ("rows_read", "created", "updated", "skipped", "rejected", "run_id")}))
+        print(
+            t(
+                "imports.cli.summary",
+                lang,
+                status=t(f"imports.status.{result.status}", lang),
+                **{k: payload[k] for k in ("rows_read", "created", "updated", "skipped", "rejected", "run_id")},
+            )
+        )
         for entry in payload["failures"]:
-            print(t("imports.cli.failure", lang, message=entry["message"], count=entry["count"],
+            print(
+                t(
+                    "imports.cli.failure",
+                    lang,
+                    message=entry["message"],
+                    count=entry["count"],
                     rows=", ".join(str(row) for row in entry["rows"][:10]),
-                    examples=", ".join(str(example) for example in entry["examples"][:5])))
+                    examples=", ".join(str(example) for example in entry["examples"][:5]),
+                )
+            )
     return 0 if result.status == "imported" else 1
 
 
@@ -164,8 +198,13 @@ def cmd_import_revert(args: argparse.Namespace, db: Database) -> int:
     except ImportNotAllowed as error:
         print(t(error.message_key, lang, **error.params), file=sys.stderr)
         return 1
-    payload = {"status": "reverted", "run_id": result.run_id, "deleted": result.deleted,
-               "restored": result.restored, "conflicts": result.conflicts}
+    payload = {
+        "status": "reverted",
+        "run_id": result.run_id,
+        "deleted": result.deleted,
+        "restored": result.restored,
+        "conflicts": result.conflicts,
+    }
     if args.json:
         print(json.dumps(payload, ensure_ascii=False))
     else:

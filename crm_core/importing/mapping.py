@@ -42,8 +42,11 @@ class ImportMapping:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (also stored on the import run and in templates)."""
-        return {"columns": dict(self.columns), "values": {k: dict(v) for k, v in self.values.items()},
-                "match_on": list(self.match_on)}
+        return {
+            "columns": dict(self.columns),
+            "values": {k: dict(v) for k, v in self.values.items()},
+            "match_on": list(self.match_on),
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> ImportMapping:
@@ -53,7 +56,9 @@ class ImportMapping:
         columns = data.get("columns", {})
         values = data.get("values", {})
         match_on = data.get("match_on", [])
-        if not isinstance(columns, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+        if not isinstance(columns, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in columns.items()
+        ):
             raise ImportNotAllowed("imports.error.mapping_shape")
         if not isinstance(values, dict) or not all(
             isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())
@@ -64,8 +69,9 @@ class ImportMapping:
             match_on = [match_on]
         if not isinstance(match_on, list) or not all(isinstance(item, str) for item in match_on):
             raise ImportNotAllowed("imports.error.mapping_shape")
-        return cls(columns={k.strip(): v.strip() for k, v in columns.items() if v.strip()},
-                   values=values, match_on=match_on)
+        return cls(
+            columns={k.strip(): v.strip() for k, v in columns.items() if v.strip()}, values=values, match_on=match_on
+        )
 
     @classmethod
     def from_json(cls, text: str) -> ImportMapping:
@@ -137,8 +143,6 @@ def check_mapping(entity: str, mapping: ImportMapping, headers: list[str], optio
         raise ImportNotAllowed("imports.error.required_unmapped", fields=", ".join(missing))
     for key in mapping.match_on:
         if key not in MATCH_KEYS[entity]:
-            raise ImportNotAllowed("imports.error.bad_match_key", field=key,
-                                   keys=", ".join(MATCH_KEYS[entity]) or "-")
-    if options.mode in ("update", "upsert"):
-        if not [key for key in mapping.match_on if key in used]:
-            raise ImportNotAllowed("imports.error.no_match_key")
+            raise ImportNotAllowed("imports.error.bad_match_key", field=key, keys=", ".join(MATCH_KEYS[entity]) or "-")
+    if options.mode in ("update", "upsert") and not [key for key in mapping.match_on if key in used]:
+        raise ImportNotAllowed("imports.error.no_match_key")

@@ -52,7 +52,8 @@ _CURRENCY = re.compile(r"^(?:[¥￥$€£]|rmb|cny|usd|eur|hkd|元)|(?:[¥￥$�
 _TRUE = {"true", "yes", "y", "1", "是", "对", "√", "✓", "x", "on", "t"}
 _FALSE = {"false", "no", "n", "0", "否", "不", "×", "off", "f", ""}
 _YMD = re.compile(
-    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$"
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$"
 )
 _DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 
@@ -105,9 +106,7 @@ def parse_datetime(text: str | None, *, date_only: bool = False) -> tuple[str | 
             return None, False
         first, separator, second_part, year, hour, minute, second = match.groups()
         a, b = int(first), int(second_part)
-        if separator == ".":
-            day, month = first, second_part
-        elif a > 12 >= b:
+        if separator == "." or a > 12 >= b:
             day, month = first, second_part
         elif b > 12 >= a:
             month, day = first, second_part
@@ -193,9 +192,9 @@ class Resolver:
             ).all()
             # only people the importer may give records to (reps/managers: themselves and their teams)
             rows = [row for row in rows if can_assign_owner(self.actor, row[0])]
-            for user_id, username, full_name in rows:
+            for user_id, username, _ in rows:
                 owners[username.casefold()] = user_id
-            for user_id, username, full_name in rows:
+            for user_id, _, full_name in rows:
                 key = unicodedata.normalize("NFKC", full_name or "").strip().casefold()
                 if not key or key in {u.casefold() for _, u, _ in rows}:
                     continue
@@ -206,14 +205,18 @@ class Resolver:
     def stages(self) -> dict[str, tuple[int, int]]:
         """Stage name (case-folded) → (pipeline id, stage id) in the default pipeline."""
         if self._stages is None:
-            pipeline_id = self.session.scalar(
+            pipeline_id: int = self.session.scalar(
                 select(Pipeline.id).order_by(Pipeline.is_default.desc(), Pipeline.id).limit(1)
+            ) or 0
+            rows = (
+                self.session.execute(
+                    select(PipelineStage.id, PipelineStage.name, PipelineStage.kind)
+                    .where(PipelineStage.pipeline_id == pipeline_id)
+                    .order_by(PipelineStage.position)
+                ).all()
+                if pipeline_id
+                else []
             )
-            rows = self.session.execute(
-                select(PipelineStage.id, PipelineStage.name, PipelineStage.kind)
-                .where(PipelineStage.pipeline_id == pipeline_id)
-                .order_by(PipelineStage.position)
-            ).all() if pipeline_id is not None else []
             self._stages = {name.strip().casefold(): (pipeline_id, stage_id) for stage_id, name, _ in rows}
             first_open = next((row for row in rows if row.kind == "open"), rows[0] if rows else None)
             self.default_stage = (pipeline_id, first_open.id) if first_open is not None else None
@@ -229,8 +232,9 @@ class Resolver:
             if email_batch:
                 conditions.append(Customer.email_normalized.in_(email_batch))
             rows = self.session.execute(
-                select(Customer.id, Customer.name, Customer.external_id, Customer.email_normalized)
-                .where(Customer.archived_at.is_(None), or_(*conditions))
+                select(Customer.id, Customer.name, Customer.external_id, Customer.email_normalized).where(
+                    Customer.archived_at.is_(None), or_(*conditions)
+                )
             ).all()
             for customer_id, name, external_id, email in rows:
                 for candidate in (external_id, name, emails.get(email) if email else None):
@@ -243,8 +247,9 @@ class Resolver:
         found: dict[str, dict[int, float]] = {}
         for batch in _chunks(sorted(keys)):
             rows = self.session.execute(
-                select(Product.id, Product.sku, Product.name, Product.unit_price)
-                .where(Product.archived_at.is_(None), or_(Product.sku.in_(batch), Product.name.in_(batch)))
+                select(Product.id, Product.sku, Product.name, Product.unit_price).where(
+                    Product.archived_at.is_(None), or_(Product.sku.in_(batch), Product.name.in_(batch))
+                )
             ).all()
             for product_id, sku, name, price in rows:
                 for candidate in (sku, name):
@@ -325,10 +330,14 @@ def prepare_chunk(
         _prepare_field(frame, spec, cells, resolver)
     if entity in CUSTOM_FIELD_ENTITIES:
         custom = mapping.custom_columns()
-        frame["_custom"] = [
-            {name: text for name, column in custom.items() if (text := _blank_to_none(row[column])) is not None}
-            for _, row in raw[list(custom.values())].iterrows()
-        ] if custom else [{} for _ in range(len(raw))]
+        frame["_custom"] = (
+            [
+                {name: text for name, column in custom.items() if (text := _blank_to_none(row[column])) is not None}
+                for _, row in raw[list(custom.values())].iterrows()
+            ]
+            if custom
+            else [{} for _ in range(len(raw))]
+        )
     _companions(frame, entity, mapping, options, resolver, state)
     return frame
 
@@ -343,18 +352,21 @@ def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | N
     if spec.kind == "tags":
         from crm_core.rules.contact_details import parse_tags, store_tags
 
-        frame[name] = pd.Series([store_tags(parse_tags(c)) or None if c else None for c in cells],
-                                index=frame.index, dtype=object)
+        frame[name] = pd.Series(
+            [store_tags(parse_tags(c)) or None if c else None for c in cells], index=frame.index, dtype=object
+        )
         return
     if spec.kind == "choice":
         lookup = choice_lookup(spec)
-        frame[name] = pd.Series([lookup.get(c.casefold(), c) if c else None for c in cells],
-                                index=frame.index, dtype=object)
+        frame[name] = pd.Series(
+            [lookup.get(c.casefold(), c) if c else None for c in cells], index=frame.index, dtype=object
+        )
         return
     if spec.kind in ("number", "integer", "date", "datetime", "bool"):
         values: list[Any] = []
         invalid: list[str | None] = []
         for cell in cells:
+            value: Any
             if spec.kind == "number":
                 value, ok = parse_number(cell)
             elif spec.kind == "integer":
@@ -368,8 +380,9 @@ def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | N
             values.append(value)
             invalid.append(None if ok else cell)
         if spec.kind in ("number", "integer"):
-            frame[name] = pd.Series([float("nan") if v is None else v for v in values], index=frame.index,
-                                    dtype="float64")
+            frame[name] = pd.Series(
+                [float("nan") if v is None else v for v in values], index=frame.index, dtype="float64"
+            )
         else:
             frame[name] = pd.Series(values, index=frame.index, dtype=object)
         frame[f"{name}__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
@@ -437,16 +450,15 @@ def _companions(
     if entity == "orders":
         # the lines of one order must name the same customer
         for position, (number, customer, customer_id) in enumerate(
-            zip(frame["order_number"].tolist(), frame["customer"].tolist(), frame["customer_id"].tolist(),
-                strict=True)
+            zip(frame["order_number"].tolist(), frame["customer"].tolist(), frame["customer_id"].tolist(), strict=True)
         ):
             if number is None or customer is None:
                 continue
             # compared by the customer found (a name and an email may name the same customer)
             identity = f"#{customer_id}" if customer_id is not None else str(customer)
-            first = state.order_customers.setdefault(str(number), f"{identity}\t{customer}")
-            if first.split("\t")[0] != identity:
-                duplicate[position] = f"{number}: {customer} ≠ {first.split(chr(9))[1]}"
+            first_seen = state.order_customers.setdefault(str(number), f"{identity}\t{customer}")
+            if first_seen.split("\t")[0] != identity:
+                duplicate[position] = f"{number}: {customer} ≠ {first_seen.split(chr(9))[1]}"
     frame["_duplicate_in_file"] = pd.Series(duplicate, index=frame.index, dtype=object)
 
     taken: list[str | None] = [None] * len(index)
@@ -495,5 +507,6 @@ def _companions(
             values = frame[spec.name].tolist()
             frame[f"{spec.name}__missing"] = pd.Series(
                 ["" if creates[i] and values[i] is None else None for i in range(len(index))],
-                index=frame.index, dtype=object,
+                index=frame.index,
+                dtype=object,
             )

@@ -166,10 +166,11 @@ def open_import_file(
     if size == 0:
         raise ImportFileRefused("imports.error.empty_file")
     if size > MAX_FILE_BYTES:
-        raise ImportFileRefused("imports.error.too_large", size_mb=size // (1024 * 1024),
-                                max_mb=MAX_FILE_BYTES // (1024 * 1024))
+        raise ImportFileRefused(
+            "imports.error.too_large", size_mb=size // (1024 * 1024), max_mb=MAX_FILE_BYTES // (1024 * 1024)
+        )
     digest = hashlib.sha256()
-    with (open(source, "rb") if isinstance(source, Path) else io.BytesIO(source)) as stream:
+    with open(source, "rb") if isinstance(source, Path) else io.BytesIO(source) as stream:
         head = stream.read(SAMPLE_BYTES)
         digest.update(head)
         for block in iter(lambda: stream.read(1024 * 1024), b""):
@@ -177,8 +178,9 @@ def open_import_file(
     is_xlsx = head.startswith(b"PK\x03\x04") or name.lower().endswith((".xlsx", ".xlsm"))
     if is_xlsx:
         headers, sheet_name = _xlsx_headers(source, sheet)
-        return ImportFile(name, source, "xlsx", None, None, _check_headers(headers), digest.hexdigest(),
-                          size, sheet=sheet_name)
+        return ImportFile(
+            name, source, "xlsx", None, None, _check_headers(headers), digest.hexdigest(), size, sheet=sheet_name
+        )
     if name.lower().endswith(".xls") or head.startswith(b"\xd0\xcf\x11\xe0"):
         raise ImportFileRefused("imports.error.old_excel")
     if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -197,8 +199,7 @@ def open_import_file(
     warnings = []
     if len(headers) == 1 and any(other in headers[0] for other in DELIMITERS if other != delimiter):
         warnings.append("imports.warning.one_column")
-    return ImportFile(name, source, "csv", encoding, delimiter, headers, digest.hexdigest(), size,
-                      warnings=warnings)
+    return ImportFile(name, source, "csv", encoding, delimiter, headers, digest.hexdigest(), size, warnings=warnings)
 
 
 def _xlsx_headers(source: bytes | Path, sheet: str | None) -> tuple[list[str], str]:
@@ -236,7 +237,11 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ") if (value.hour, value.minute, value.second) != (0, 0, 0) else value.date().isoformat()
+        return (
+            value.isoformat(sep=" ")
+            if (value.hour, value.minute, value.second) != (0, 0, 0)
+            else value.date().isoformat()
+        )
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)

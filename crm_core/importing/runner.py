@@ -63,13 +63,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Progress = Callable[[str, int, int], None]
 MAX_ROWS_KEPT = 5000  # row numbers kept per expectation in the report (counts are always exact)
-MODELS: dict[str, type] = {
-    "customers": Customer, "contacts": Contact, "products": Product, "opportunities": Opportunity,
-    "orders": Order, "activities": Activity, "tasks": Task,
+MODELS: dict[str, Any] = {
+    "customers": Customer,
+    "contacts": Contact,
+    "products": Product,
+    "opportunities": Opportunity,
+    "orders": Order,
+    "activities": Activity,
+    "tasks": Task,
 }
 AUDIT_ENTITY = {
-    "customers": "customer", "contacts": "contact", "products": "product", "opportunities": "opportunity",
-    "orders": "order", "activities": "activity", "tasks": "task", "order_lines": "order_line",
+    "customers": "customer",
+    "contacts": "contact",
+    "products": "product",
+    "opportunities": "opportunity",
+    "orders": "order",
+    "activities": "activity",
+    "tasks": "task",
+    "order_lines": "order_line",
 }
 
 
@@ -92,9 +103,15 @@ class Failure:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (CLI ``--json`` failures, run history)."""
-        return {"expectation": self.expectation, "column": self.field or self.column, "count": self.count,
-                "examples": self.examples[:10], "rows": self.rows[:100], "message_key": self.message_key,
-                "params": self.params}
+        return {
+            "expectation": self.expectation,
+            "column": self.field or self.column,
+            "count": self.count,
+            "examples": self.examples[:10],
+            "rows": self.rows[:100],
+            "message_key": self.message_key,
+            "params": self.params,
+        }
 
 
 @dataclass
@@ -125,10 +142,15 @@ class ValidationReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Stored on ``import_runs.validation_result``."""
-        return {"success": self.success, "rows_read": self.rows_read, "expectations": self.expectations,
-                "rejected": self.rejected_count, "duplicates_in_file": self.duplicates_in_file,
-                "matches_in_database": self.matches_in_database,
-                "failures": [failure.as_dict() for failure in self.failures]}
+        return {
+            "success": self.success,
+            "rows_read": self.rows_read,
+            "expectations": self.expectations,
+            "rejected": self.rejected_count,
+            "duplicates_in_file": self.duplicates_in_file,
+            "matches_in_database": self.matches_in_database,
+            "failures": [failure.as_dict() for failure in self.failures],
+        }
 
 
 @dataclass
@@ -147,11 +169,17 @@ class ImportResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The CLI's ``--json`` object."""
-        return {"status": self.status, "rows_read": self.rows_read, "created": self.created,
-                "updated": self.updated, "skipped": self.skipped, "rejected": self.rejected,
-                "run_id": self.run_id,
-                "failures": [failure.as_dict() for failure in (self.report.failures if self.report else [])],
-                **({"error": self.error} if self.error else {})}
+        return {
+            "status": self.status,
+            "rows_read": self.rows_read,
+            "created": self.created,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "rejected": self.rejected,
+            "run_id": self.run_id,
+            "failures": [failure.as_dict() for failure in (self.report.failures if self.report else [])],
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 @dataclass
@@ -180,7 +208,9 @@ def reason_text(key: str, params: dict[str, Any], lang: str) -> str:
         prefix = {"lifecycle_stage": "stage.", "kind": "kind."}.get(field_name)
         if prefix and params.get("choices"):
             # the stored values in the user's words: 潜客, 意向客户 … rather than prospect, intent …
-            params["choices"] = ", ".join(t(prefix + choice.strip(), lang) for choice in str(params["choices"]).split(","))
+            params["choices"] = ", ".join(
+                t(prefix + choice.strip(), lang) for choice in str(params["choices"]).split(",")
+            )
     return t(key, lang, **params)
 
 
@@ -212,8 +242,9 @@ def validate_import(
     with db.session(actor) as session:
         resolver = Resolver(session, actor)
         for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-            prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options,
-                                     resolver=resolver, state=state)
+            prepared = prepare_chunk(
+                chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
+            )
             result = run_suite(entity, prepared)
             report.expectations = len(result.outcomes)
             report.rows_read += len(chunk)
@@ -231,15 +262,17 @@ def validate_import(
     return report
 
 
-def _merge_failure(merged: dict[tuple[str, str | None, str], Failure], report: ValidationReport,
-                   outcome: ExpectationOutcome) -> None:
+def _merge_failure(
+    merged: dict[tuple[str, str | None, str], Failure], report: ValidationReport, outcome: ExpectationOutcome
+) -> None:
     params = {key: value for key, value in outcome.params.items() if key not in ("regex",)}
     field_name = params.get("field") or outcome.column
     key = (outcome.expectation, outcome.column, outcome.message_key)
     failure = merged.get(key)
     if failure is None:
-        failure = merged[key] = Failure(outcome.expectation, outcome.column, field_name, 0, [], [],
-                                        outcome.message_key, params)
+        failure = merged[key] = Failure(
+            outcome.expectation, outcome.column, field_name, 0, [], [], outcome.message_key, params
+        )
     failure.count += outcome.unexpected_count
     rows = [int(row) for row in outcome.unexpected_rows]
     room = MAX_ROWS_KEPT - len(failure.rows)
@@ -276,10 +309,19 @@ def run_import(
     check_mapping(entity, mapping, file.headers, options)
     with db.transaction(actor) as session:
         run = ImportRun(
-            user_id=actor.user_id, entity=entity, file_name=file.name[:255], file_hash=file.sha256,
-            mapping={**mapping.as_dict(), "duplicates": options.duplicates, "encoding": file.encoding_label,
-                     "delimiter": file.delimiter},
-            mode=options.mode, policy=options.policy, status="validating",
+            user_id=actor.user_id,
+            entity=entity,
+            file_name=file.name[:255],
+            file_hash=file.sha256,
+            mapping={
+                **mapping.as_dict(),
+                "duplicates": options.duplicates,
+                "encoding": file.encoding_label,
+                "delimiter": file.delimiter,
+            },
+            mode=options.mode,
+            policy=options.policy,
+            status="validating",
         )
         session.add(run)
         session.flush()
@@ -290,8 +332,9 @@ def run_import(
     except Exception as error:
         _finish_failed(db, actor, run_id, error, rows_read=0)
         raise
-    result = ImportResult(run_id=run_id, status="rejected", rows_read=report.rows_read,
-                          rejected=report.rejected_count, report=report)
+    result = ImportResult(
+        run_id=run_id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
+    )
     if report.failures and options.policy == "all-or-nothing":
         with db.transaction(actor) as session:
             _store_rejected(session, actor, run_id, file, report, entity)
@@ -305,8 +348,9 @@ def run_import(
             resolver = Resolver(session, actor)
             done = 0
             for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-                prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options,
-                                         resolver=resolver, state=state)
+                prepared = prepare_chunk(
+                    chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
+                )
                 valid = prepared[~prepared.index.isin(list(report.rejected))] if report.rejected else prepared
                 writer.write(valid)
                 done += len(chunk)
@@ -336,21 +380,25 @@ def _finish(session: Session, run_id: int, result: ImportResult, report: Validat
     run.finished_at = utcnow()
 
 
-def _finish_failed(db: Database, actor: Actor, run_id: int, error: Exception, *, rows_read: int,
-                   report: ValidationReport | None = None) -> None:
+def _finish_failed(
+    db: Database, actor: Actor, run_id: int, error: Exception, *, rows_read: int, report: ValidationReport | None = None
+) -> None:
     with db.transaction(actor) as session:
         run = session.get(ImportRun, run_id)
         if run is None:
             return
         run.status = "failed"
         run.rows_read = rows_read
-        run.validation_result = {**(report.as_dict() if report else {}),
-                                 "error": getattr(error, "message_key", None) or type(error).__name__}
+        run.validation_result = {
+            **(report.as_dict() if report else {}),
+            "error": getattr(error, "message_key", None) or type(error).__name__,
+        }
         run.finished_at = utcnow()
 
 
-def _store_rejected(session: Session, actor: Actor, run_id: int, file: ImportFile, report: ValidationReport,
-                    entity: str) -> None:
+def _store_rejected(
+    session: Session, actor: Actor, run_id: int, file: ImportFile, report: ValidationReport, entity: str
+) -> None:
     """Quarantine the refused rows (cells and reasons) with the run."""
     if not report.rejected:
         return
@@ -358,9 +406,15 @@ def _store_rejected(session: Session, actor: Actor, run_id: int, file: ImportFil
     for chunk in iter_chunks(file):
         rows = chunk[chunk.index.isin(list(report.rejected))]
         for row_number, row in rows.iterrows():
-            batch.append({"tenant_id": actor.tenant_id, "import_run_id": run_id, "row_number": int(row_number),
-                          "reasons": [[key, params] for key, params in report.rejected[int(row_number)]],
-                          "data": {str(k): str(v) for k, v in row.items()}})
+            batch.append(
+                {
+                    "tenant_id": actor.tenant_id,
+                    "import_run_id": run_id,
+                    "row_number": int(row_number),
+                    "reasons": [[key, params] for key, params in report.rejected[int(row_number)]],
+                    "data": {str(k): str(v) for k, v in row.items()},
+                }
+            )
             if len(batch) >= 1000:
                 session.execute(insert(ImportRejectedRow), batch)
                 batch = []
@@ -393,11 +447,19 @@ def _date(value: Any) -> dt.date | None:
 
 INSERT_BATCH = 500
 # a column each table's rows carry, returned beside the id to prove the id ↔ row pairing
-_PAIRING_COLUMN = {Customer: "name", Contact: "name", Product: "sku", Opportunity: "name", Order: "order_number",
-                   Activity: "customer_id", Task: "title", OrderLine: "product_id"}
+_PAIRING_COLUMN: dict[Any, str] = {
+    Customer: "name",
+    Contact: "name",
+    Product: "sku",
+    Opportunity: "name",
+    Order: "order_number",
+    Activity: "customer_id",
+    Task: "title",
+    OrderLine: "product_id",
+}
 
 
-def _insert_returning_ids(session: Session, model: type, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any]]) -> list[int]:
     """Insert ``rows``; their new ids in row order, one multi-row INSERT … RETURNING per batch.
 
     Why this shape: ``returning(sort_by_parameter_order=True)`` falls back to one statement
@@ -429,7 +491,7 @@ def _insert_returning_ids(session: Session, model: type, rows: list[dict[str, An
     tail = f" RETURNING {quote('id')}, {quote(pairing)}"
     ids: list[int] = []
     for start in range(0, len(rows), INSERT_BATCH):
-        batch = rows[start:start + INSERT_BATCH]
+        batch = rows[start : start + INSERT_BATCH]
         parameters: list[Any] = []
         for row in batch:
             for name, process in zip(names, processors, strict=True):
@@ -448,8 +510,9 @@ def _insert_returning_ids(session: Session, model: type, rows: list[dict[str, An
 class _Writer:
     """Writes prepared rows of one entity for one run, chunk by chunk, inside the caller's transaction."""
 
-    def __init__(self, session: Session, actor: Actor, entity: str, mapping: ImportMapping,
-                 options: ImportOptions, run_id: int) -> None:
+    def __init__(
+        self, session: Session, actor: Actor, entity: str, mapping: ImportMapping, options: ImportOptions, run_id: int
+    ) -> None:
         self.session = session
         self.actor = actor
         self.entity = entity
@@ -473,46 +536,83 @@ class _Writer:
             if owner_id is None and actor.team_ids and not actor.sees_whole_tenant:
                 team_id = min(actor.team_ids)  # an unowned record stays visible to the importer's team
             return {
-                "name": row["name"], "kind": row.get("kind") or "company", "industry": row.get("industry"),
-                "region": row.get("region"), "source": row.get("source"), "owner_id": owner_id,
-                "team_id": team_id, "lifecycle_stage": row.get("lifecycle_stage") or "prospect",
-                "tags": row.get("tags") or "", "email": row.get("email"),
-                "email_normalized": normalise_email(row.get("email")), "phone": row.get("phone"),
-                "phone_normalized": normalise_phone(row.get("phone")), "external_id": row.get("external_id"),
+                "name": row["name"],
+                "kind": row.get("kind") or "company",
+                "industry": row.get("industry"),
+                "region": row.get("region"),
+                "source": row.get("source"),
+                "owner_id": owner_id,
+                "team_id": team_id,
+                "lifecycle_stage": row.get("lifecycle_stage") or "prospect",
+                "tags": row.get("tags") or "",
+                "email": row.get("email"),
+                "email_normalized": normalise_email(row.get("email")),
+                "phone": row.get("phone"),
+                "phone_normalized": normalise_phone(row.get("phone")),
+                "external_id": row.get("external_id"),
                 "custom_fields": row.get("_custom") or {},
             }
         if entity == "contacts":
-            return {"customer_id": row["customer_id"], "name": row["name"], "title": row.get("title"),
-                    "email": row.get("email"), "phone": row.get("phone"),
-                    "is_primary": bool(_none(row.get("is_primary")) or False)}
+            return {
+                "customer_id": row["customer_id"],
+                "name": row["name"],
+                "title": row.get("title"),
+                "email": row.get("email"),
+                "phone": row.get("phone"),
+                "is_primary": bool(_none(row.get("is_primary")) or False),
+            }
         if entity == "products":
             active = _none(row.get("is_active"))
-            return {"sku": row["sku"], "name": row["name"], "unit_price": _money(row.get("unit_price")) or Decimal("0"),
-                    "currency": row.get("currency") or "CNY", "is_active": True if active is None else bool(active)}
+            return {
+                "sku": row["sku"],
+                "name": row["name"],
+                "unit_price": _money(row.get("unit_price")) or Decimal("0"),
+                "currency": row.get("currency") or "CNY",
+                "is_active": True if active is None else bool(active),
+            }
         if entity == "opportunities":
             probability = _none(row.get("probability"))
-            return {"name": row["name"], "customer_id": row["customer_id"],
-                    "owner_id": _none(row.get("owner_id")) or actor.user_id,
-                    "pipeline_id": row.get("pipeline_id"), "stage_id": row.get("stage_id"),
-                    "amount": _money(row.get("amount")) or Decimal("0"), "currency": row.get("currency") or "CNY",
-                    "probability": None if probability is None else int(probability),
-                    "expected_close_date": _date(row.get("expected_close_date"))}
+            return {
+                "name": row["name"],
+                "customer_id": row["customer_id"],
+                "owner_id": _none(row.get("owner_id")) or actor.user_id,
+                "pipeline_id": row.get("pipeline_id"),
+                "stage_id": row.get("stage_id"),
+                "amount": _money(row.get("amount")) or Decimal("0"),
+                "currency": row.get("currency") or "CNY",
+                "probability": None if probability is None else int(probability),
+                "expected_close_date": _date(row.get("expected_close_date")),
+            }
         if entity == "orders":
-            return {"order_number": row["order_number"], "customer_id": row["customer_id"],
-                    "owner_id": _none(row.get("owner_id")) or actor.user_id,
-                    "status": row.get("status") or "confirmed",
-                    "ordered_at": _datetime(row.get("ordered_at")) or utcnow(),
-                    "currency": row.get("currency") or "CNY", "total_amount": Decimal("0")}
+            return {
+                "order_number": row["order_number"],
+                "customer_id": row["customer_id"],
+                "owner_id": _none(row.get("owner_id")) or actor.user_id,
+                "status": row.get("status") or "confirmed",
+                "ordered_at": _datetime(row.get("ordered_at")) or utcnow(),
+                "currency": row.get("currency") or "CNY",
+                "total_amount": Decimal("0"),
+            }
         if entity == "activities":
-            return {"type": row.get("type") or "note", "customer_id": row["customer_id"],
-                    "author_id": _none(row.get("author_id")) or actor.user_id,
-                    "occurred_at": _datetime(row.get("occurred_at")) or utcnow(), "summary": row.get("summary") or ""}
+            return {
+                "type": row.get("type") or "note",
+                "customer_id": row["customer_id"],
+                "author_id": _none(row.get("author_id")) or actor.user_id,
+                "occurred_at": _datetime(row.get("occurred_at")) or utcnow(),
+                "summary": row.get("summary") or "",
+            }
         if entity == "tasks":
             status = row.get("status") or "open"
-            return {"title": row["title"], "customer_id": _none(row.get("customer_id")),
-                    "assignee_id": _none(row.get("assignee_id")) or actor.user_id, "created_by_id": actor.user_id,
-                    "due_at": _datetime(row.get("due_at")), "status": status, "priority": row.get("priority") or "normal",
-                    "completed_at": utcnow() if status == "done" else None}
+            return {
+                "title": row["title"],
+                "customer_id": _none(row.get("customer_id")),
+                "assignee_id": _none(row.get("assignee_id")) or actor.user_id,
+                "created_by_id": actor.user_id,
+                "due_at": _datetime(row.get("due_at")),
+                "status": status,
+                "priority": row.get("priority") or "normal",
+                "completed_at": utcnow() if status == "done" else None,
+            }
         raise ImportNotAllowed("imports.error.unknown_entity", entity=entity, entities="")
 
     def changes(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -523,8 +623,11 @@ class _Writer:
             fields |= {name, f"{name}_id", f"{name}_normalized"}
         if "stage" in self.mapped:
             fields |= {"pipeline_id"}
-        changes = {key: value for key, value in full.items()
-                   if key in fields and value is not None and value != "" and key != "team_id"}
+        changes = {
+            key: value
+            for key, value in full.items()
+            if key in fields and value is not None and value != "" and key != "team_id"
+        }
         if self.entity == "customers" and row.get("_custom"):
             changes["custom_fields"] = row["_custom"]
         if self.entity == "orders":
@@ -542,8 +645,7 @@ class _Writer:
         updates: dict[int, tuple[int, dict[str, Any]]] = {}
         keys = [key for key in self.mapping.match_on if key in frame.columns]
         for row_number, row in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
-            row_keys = [(key, value) for key in keys
-                        if (value := match_value(self.entity, key, _none(row.get(key))))]
+            row_keys = [(key, value) for key in keys if (value := match_value(self.entity, key, _none(row.get(key))))]
             target = _none(row.get("_match_id"))
             pending_index = next((pending_keys[k] for k in row_keys if k in pending_keys), None)
             is_duplicate = target is not None or pending_index is not None
@@ -578,8 +680,9 @@ class _Writer:
             return []
         model = MODELS[self.entity]
         now = utcnow()
-        rows = [{**values, "tenant_id": self.actor.tenant_id, "created_at": now, "updated_at": now}
-                for _, values in pending]
+        rows = [
+            {**values, "tenant_id": self.actor.tenant_id, "created_at": now, "updated_at": now} for _, values in pending
+        ]
         if self.entity == "customers":
             for values in rows:
                 if not access.can_assign_owner(self.actor, values["owner_id"]):
@@ -594,8 +697,9 @@ class _Writer:
             on_customers_created(self.session, self.actor, ids)
         return ids
 
-    def _record(self, ids: list[int], row_numbers: list[int], action: str, audit_entity: str,
-                rows: list[dict[str, Any]] | None) -> None:
+    def _record(
+        self, ids: list[int], row_numbers: list[int], action: str, audit_entity: str, rows: list[dict[str, Any]] | None
+    ) -> None:
         """An audit event per created row (tagged with the run) and a run record per row written."""
         tenant_id, now = self.actor.tenant_id, utcnow()
         skip = ("tenant_id", "created_at", "updated_at")
@@ -610,18 +714,38 @@ class _Writer:
                     if value is not None and value != "" and value != {} and key not in skip
                 }
                 changes["_import_run"] = tag
-                events.append({"tenant_id": tenant_id, "actor_id": self.actor.user_id, "action": "create",
-                               "entity": audit_entity, "entity_id": record_id, "occurred_at": now,
-                               "created_at": now, "updated_at": now, "changes": changes})
+                events.append(
+                    {
+                        "tenant_id": tenant_id,
+                        "actor_id": self.actor.user_id,
+                        "action": "create",
+                        "entity": audit_entity,
+                        "entity_id": record_id,
+                        "occurred_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                        "changes": changes,
+                    }
+                )
             # Core executemany: the audit rows need no ORM identity, and this is the hot path
-            self.session.execute(insert(AuditEvent.__table__), events)
+            self.session.execute(insert(AuditEvent.__table__), events)  # type: ignore[arg-type]
         if ids and audit_entity != "order_line":
-            self.session.execute(insert(ImportRunRecord.__table__), [
-                {"tenant_id": tenant_id, "import_run_id": self.run_id, "entity": self.entity,
-                 "record_id": record_id, "action": action, "row_number": row_number,
-                 "created_at": now, "updated_at": now}
-                for record_id, row_number in zip(ids, row_numbers, strict=True)
-            ])
+            self.session.execute(
+                insert(ImportRunRecord.__table__),  # type: ignore[arg-type]
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "import_run_id": self.run_id,
+                        "entity": self.entity,
+                        "record_id": record_id,
+                        "action": action,
+                        "row_number": row_number,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for record_id, row_number in zip(ids, row_numbers, strict=True)
+                ],
+            )
 
     def _update(self, updates: dict[int, tuple[int, dict[str, Any]]]) -> None:
         if not updates:
@@ -630,7 +754,7 @@ class _Writer:
         ids = sorted(updates)
         changed: list[int] = []
         for start in range(0, len(ids), 500):
-            for record in self.session.scalars(select(model).where(model.id.in_(ids[start:start + 500]))):
+            for record in self.session.scalars(select(model).where(model.id.in_(ids[start : start + 500]))):
                 for key, value in updates[record.id][1].items():
                     if key == "custom_fields":
                         value = {**(record.custom_fields or {}), **value}
@@ -640,8 +764,9 @@ class _Writer:
         self.session.flush()  # access checks and audit events (tagged with the run) happen here
         self.updated += len(changed)
         self.skipped += len(updates) - len(changed)
-        self._record(changed, [updates[record_id][0] for record_id in changed], "updated",
-                     AUDIT_ENTITY[self.entity], None)
+        self._record(
+            changed, [updates[record_id][0] for record_id in changed], "updated", AUDIT_ENTITY[self.entity], None
+        )
 
     def _write_orders(self, frame: pandas.DataFrame) -> None:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -662,8 +787,12 @@ class _Writer:
             if price is None:
                 price = _none(row.get("product_price")) or 0
             quantity = _none(row.get("quantity"))
-            lines.append((number, {"product_id": row["product_id"], "quantity": _money(quantity or 1),
-                                   "unit_price": _money(price)}))
+            lines.append(
+                (
+                    number,
+                    {"product_id": row["product_id"], "quantity": _money(quantity or 1), "unit_price": _money(price)},
+                )
+            )
         ids = self._insert(list(new_orders.values()))
         self.orders.update(zip(new_orders.keys(), ids, strict=True))
         totals: dict[int, Decimal] = {}
@@ -672,14 +801,17 @@ class _Writer:
         for number, line in lines:
             order_id = self.orders[number]
             totals[order_id] = totals.get(order_id, Decimal("0")) + line["quantity"] * line["unit_price"]
-            line_rows.append({**line, "order_id": order_id, "tenant_id": self.actor.tenant_id,
-                              "created_at": now, "updated_at": now})
+            line_rows.append(
+                {**line, "order_id": order_id, "tenant_id": self.actor.tenant_id, "created_at": now, "updated_at": now}
+            )
         if line_rows:
             line_ids = _insert_returning_ids(self.session, OrderLine, line_rows)
             self._record(line_ids, [0] * len(line_ids), "created", "order_line", line_rows)
         for order_id, amount in totals.items():
             self.session.execute(
-                update(Order).where(Order.id == order_id).values(total_amount=Order.total_amount + amount)
+                update(Order)
+                .where(Order.id == order_id)
+                .values(total_amount=Order.total_amount + amount)
                 .execution_options(synchronize_session=False)
             )
         self._update(updates)
@@ -700,8 +832,16 @@ class _Writer:
         position = int(self.session.scalar(select(func.count()).select_from(FieldDefinition)) or 0)
         for offset, name in enumerate(missing):
             column = self.mapping.custom_columns()[name]
-            self.session.add(FieldDefinition(entity=entity_name, name=name[:64], label_en=column[:120],
-                                             label_zh=column[:120], field_type="text", position=position + offset))
+            self.session.add(
+                FieldDefinition(
+                    entity=entity_name,
+                    name=name[:64],
+                    label_en=column[:120],
+                    label_zh=column[:120],
+                    field_type="text",
+                    position=position + offset,
+                )
+            )
         self.session.flush()
 
 
@@ -721,12 +861,20 @@ def revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
             raise ImportNotAllowed("imports.error.not_revertible", status=run.status)
         entity = run.entity
         model = MODELS[entity]
-        created = list(session.scalars(
-            select(ImportRunRecord.record_id).where(ImportRunRecord.import_run_id == run_id,
-                                                    ImportRunRecord.action == "created")))
-        updated = list(session.scalars(
-            select(ImportRunRecord.record_id).where(ImportRunRecord.import_run_id == run_id,
-                                                    ImportRunRecord.action == "updated")))
+        created = list(
+            session.scalars(
+                select(ImportRunRecord.record_id).where(
+                    ImportRunRecord.import_run_id == run_id, ImportRunRecord.action == "created"
+                )
+            )
+        )
+        updated = list(
+            session.scalars(
+                select(ImportRunRecord.record_id).where(
+                    ImportRunRecord.import_run_id == run_id, ImportRunRecord.action == "updated"
+                )
+            )
+        )
         result.restored, result.conflicts = _restore(session, entity, model, updated, run_id, run.created_at)
         result.deleted = _delete_created(session, entity, model, created)
         run.status = "reverted"
@@ -734,17 +882,22 @@ def revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
     return result
 
 
-def _restore(session: Session, entity: str, model: type, ids: list[int], run_id: int,
-             since: dt.datetime) -> tuple[int, int]:
+def _restore(
+    session: Session, entity: str, model: Any, ids: list[int], run_id: int, since: dt.datetime
+) -> tuple[int, int]:
     restored = conflicts = 0
     audit_entity = AUDIT_ENTITY[entity]
     tag = [None, run_id]
     for start in range(0, len(ids), 500):
-        batch = ids[start:start + 500]
+        batch = ids[start : start + 500]
         events = session.execute(
             select(AuditEvent.entity_id, AuditEvent.changes, AuditEvent.id)
-            .where(AuditEvent.entity == audit_entity, AuditEvent.entity_id.in_(batch),
-                   AuditEvent.occurred_at >= since - dt.timedelta(seconds=1), AuditEvent.action == "update")
+            .where(
+                AuditEvent.entity == audit_entity,
+                AuditEvent.entity_id.in_(batch),
+                AuditEvent.occurred_at >= since - dt.timedelta(seconds=1),
+                AuditEvent.action == "update",
+            )
             .order_by(AuditEvent.id.desc())
         ).all()
         by_record: dict[int, list[dict[str, Any]]] = {}
@@ -787,13 +940,14 @@ def _from_audit(column: Any, value: Any) -> Any:
     return value
 
 
-def _delete_created(session: Session, entity: str, model: type, ids: list[int]) -> int:
+def _delete_created(session: Session, entity: str, model: Any, ids: list[int]) -> int:
     deleted = 0
     for start in range(0, len(ids), 500):
-        batch = ids[start:start + 500]
+        batch = ids[start : start + 500]
         if entity == "orders":
-            session.execute(delete(OrderLine).where(OrderLine.order_id.in_(batch))
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                delete(OrderLine).where(OrderLine.order_id.in_(batch)).execution_options(synchronize_session=False)
+            )
         if entity == "customers":
             # rows the follow-up rules hung on the new customers go with them
             _delete_dependents(session, batch)
@@ -813,15 +967,17 @@ def _delete_dependents(session: Session, customer_ids: list[int]) -> None:
         table = getattr(cls, "__table__", None)
         if table is None or cls is Customer or "customer_id" not in table.columns:
             continue
-        if cls in (Task,):
-            session.execute(delete(cls).where(table.c.customer_id.in_(customer_ids))
-                            .execution_options(synchronize_session=False))
-        elif not table.columns["customer_id"].nullable:
-            session.execute(delete(cls).where(table.c.customer_id.in_(customer_ids))
-                            .execution_options(synchronize_session=False))
+        if cls in (Task,) or not table.columns["customer_id"].nullable:
+            session.execute(
+                delete(cls).where(table.c.customer_id.in_(customer_ids)).execution_options(synchronize_session=False)
+            )
         else:
-            session.execute(update(cls).where(table.c.customer_id.in_(customer_ids)).values(customer_id=None)
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(cls)
+                .where(table.c.customer_id.in_(customer_ids))
+                .values(customer_id=None)
+                .execution_options(synchronize_session=False)
+            )
 
 
 # --- rejected rows as CSV --------------------------------------------------------------
@@ -847,7 +1003,8 @@ def quarantined_rows_csv(db: Database, actor: Actor, run_id: int, lang: str) -> 
             raise NotFound("import run")
         stored = session.execute(
             select(ImportRejectedRow.row_number, ImportRejectedRow.reasons, ImportRejectedRow.data)
-            .where(ImportRejectedRow.import_run_id == run_id).order_by(ImportRejectedRow.row_number)
+            .where(ImportRejectedRow.import_run_id == run_id)
+            .order_by(ImportRejectedRow.row_number)
         ).all()
     columns: list[str] = []
     for _, _, data in stored:
@@ -855,9 +1012,14 @@ def quarantined_rows_csv(db: Database, actor: Actor, run_id: int, lang: str) -> 
             if key not in columns:
                 columns.append(key)
     headers = [t("imports.csv.row", lang), *columns, t("imports.csv.reason", lang)]
-    rows = [[number, *[data.get(column, "") for column in columns],
-             "; ".join(reason_text(key, params, lang) for key, params in reasons)]
-            for number, reasons, data in stored]
+    rows = [
+        [
+            number,
+            *[data.get(column, "") for column in columns],
+            "; ".join(reason_text(key, params, lang) for key, params in reasons),
+        ]
+        for number, reasons, data in stored
+    ]
     return to_csv(headers, rows)
 
 

@@ -56,10 +56,21 @@ def list_import_runs(session: Session, *, page: int = 1, per_page: int = 20) -> 
     ).all()
     items = [
         ImportRunRow(
-            id=run.id, entity=run.entity, file_name=run.file_name, user_name=name, status=run.status,
-            mode=run.mode, policy=run.policy, rows_read=run.rows_read, created=run.created_count,
-            updated=run.updated_count, skipped=run.skipped_count, rejected=run.rejected_count,
-            created_at=run.created_at, finished_at=run.finished_at, validation_result=run.validation_result or {},
+            id=run.id,
+            entity=run.entity,
+            file_name=run.file_name,
+            user_name=name,
+            status=run.status,
+            mode=run.mode,
+            policy=run.policy,
+            rows_read=run.rows_read,
+            created=run.created_count,
+            updated=run.updated_count,
+            skipped=run.skipped_count,
+            rejected=run.rejected_count,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            validation_result=run.validation_result or {},
         )
         for run, name in rows[:per_page]
     ]

@@ -41,9 +41,11 @@ def value_choices(session: Session, actor: Actor, entity: str, field: str) -> li
         stage_ids = [stage_id for _, stage_id in resolver.stages().values()]
         if not stage_ids:
             return []
-        return list(session.scalars(
-            select(PipelineStage.name).where(PipelineStage.id.in_(stage_ids)).order_by(PipelineStage.position)
-        ))
+        return list(
+            session.scalars(
+                select(PipelineStage.name).where(PipelineStage.id.in_(stage_ids)).order_by(PipelineStage.position)
+            )
+        )
     return []
 
 

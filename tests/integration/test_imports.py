@@ -34,9 +34,11 @@ def world(db: Database) -> World:
 def count(db: Database, table: str, tenant_id: int, where: str = "") -> int:
     """Rows of ``table`` in the tenant, counted with hand-written SQL."""
     with db.engine.connect() if False else db.system_session("test count") as session:  # noqa: SIM108
-        return int(session.execute(
-            text(f"SELECT COUNT(*) FROM {table} WHERE tenant_id = :tenant {where}"), {"tenant": tenant_id}
-        ).scalar_one())
+        return int(
+            session.execute(
+                text(f"SELECT COUNT(*) FROM {table} WHERE tenant_id = :tenant {where}"), {"tenant": tenant_id}
+            ).scalar_one()
+        )
 
 
 def csv_file(body: str, name: str = "file.csv", encoding: str = "utf-8") -> object:
@@ -87,10 +89,12 @@ def test_skip_invalid_imports_exactly_the_valid_rows_and_quarantines_the_rest(db
 def test_imported_customers_get_audit_events_tagged_with_the_run(db: Database, world: World) -> None:
     result = import_csv(db, world.admin, "customers", "name\nDelta Ltd\n")
     with db.system_session("test") as session:
-        changes = session.execute(text(
-            "SELECT a.changes FROM audit_events a JOIN customers c ON c.id = a.entity_id "
-            "WHERE a.entity = 'customer' AND a.action = 'create' AND c.name = 'Delta Ltd'"
-        )).scalar_one()
+        changes = session.execute(
+            text(
+                "SELECT a.changes FROM audit_events a JOIN customers c ON c.id = a.entity_id "
+                "WHERE a.entity = 'customer' AND a.action = 'create' AND c.name = 'Delta Ltd'"
+            )
+        ).scalar_one()
     import json
 
     changes = json.loads(changes) if isinstance(changes, str) else changes
@@ -100,9 +104,14 @@ def test_imported_customers_get_audit_events_tagged_with_the_run(db: Database, w
 def test_upsert_by_email_updates_the_match_and_creates_the_rest(db: Database, world: World) -> None:
     existing = create_random_customer(db, world.admin, name="Old Name", email="keep@example.com", industry="Retail")
     body = "name,email,industry\nNew Name,KEEP@example.com,Energy\nFresh Co,fresh@example.com,Energy\n"
-    result = import_csv(db, world.admin, "customers", body, mode="upsert",
-                        mapping={"columns": {"name": "name", "email": "email", "industry": "industry"},
-                                 "match_on": ["email"]})
+    result = import_csv(
+        db,
+        world.admin,
+        "customers",
+        body,
+        mode="upsert",
+        mapping={"columns": {"name": "name", "email": "email", "industry": "industry"}, "match_on": ["email"]},
+    )
     assert (result.status, result.created, result.updated) == ("imported", 1, 1)
     with db.session(world.admin) as session:
         customer = session.get(Customer, existing)
@@ -112,9 +121,14 @@ def test_upsert_by_email_updates_the_match_and_creates_the_rest(db: Database, wo
 def test_update_mode_rejects_rows_that_match_nothing(db: Database, world: World) -> None:
     create_random_customer(db, world.admin, name="Known", external_id="EXT-1")
     body = "external_id,industry\nEXT-1,Energy\nEXT-404,Energy\n"
-    result = import_csv(db, world.admin, "customers", body, mode="update",
-                        mapping={"columns": {"external_id": "external_id", "industry": "industry"},
-                                 "match_on": ["external_id"]})
+    result = import_csv(
+        db,
+        world.admin,
+        "customers",
+        body,
+        mode="update",
+        mapping={"columns": {"external_id": "external_id", "industry": "industry"}, "match_on": ["external_id"]},
+    )
     assert (result.status, result.updated, result.rejected) == ("rejected", 0, 1)
     assert result.report is not None
     assert [f.message_key for f in result.report.failures] == ["imports.rule.match_missing"]
@@ -126,12 +140,19 @@ def test_duplicates_in_the_file_and_the_database_follow_the_users_choice(
     db: Database, world: World, duplicates: str, created: int, skipped: int
 ) -> None:
     create_random_customer(db, world.admin, name="Existing", email="dup@example.com")
-    body = ("name,email,region\nExisting Again,dup@example.com,North\n"
-            "Twin,twin@example.com,South\nTwin Again,TWIN@example.com,West\n")
+    body = (
+        "name,email,region\nExisting Again,dup@example.com,North\n"
+        "Twin,twin@example.com,South\nTwin Again,TWIN@example.com,West\n"
+    )
     before = count(db, "customers", world.admin.tenant_id)
-    result = import_csv(db, world.admin, "customers", body, duplicates=duplicates,
-                        mapping={"columns": {"name": "name", "email": "email", "region": "region"},
-                                 "match_on": ["email"]})
+    result = import_csv(
+        db,
+        world.admin,
+        "customers",
+        body,
+        duplicates=duplicates,
+        mapping={"columns": {"name": "name", "email": "email", "region": "region"}, "match_on": ["email"]},
+    )
     assert (result.created, result.skipped) == (created, skipped)
     assert count(db, "customers", world.admin.tenant_id) == before + created
     if duplicates == "merge":
@@ -145,10 +166,14 @@ def test_duplicates_in_the_file_and_the_database_follow_the_users_choice(
 def test_revert_removes_created_rows_and_restores_updated_ones(db: Database, world: World) -> None:
     existing = create_random_customer(db, world.admin, name="Before", email="before@example.com", industry="Retail")
     before = count(db, "customers", world.admin.tenant_id)
-    result = import_csv(db, world.admin, "customers",
-                        "name,email,industry\nAfter,before@example.com,Energy\nBrand New,new@example.com,Energy\n",
-                        mode="upsert", mapping={"columns": {"name": "name", "email": "email", "industry": "industry"},
-                                                "match_on": ["email"]})
+    result = import_csv(
+        db,
+        world.admin,
+        "customers",
+        "name,email,industry\nAfter,before@example.com,Energy\nBrand New,new@example.com,Energy\n",
+        mode="upsert",
+        mapping={"columns": {"name": "name", "email": "email", "industry": "industry"}, "match_on": ["email"]},
+    )
     assert (result.created, result.updated) == (1, 1)
     undone = revert_import(db, world.admin, result.run_id)
     assert (undone.deleted, undone.restored, undone.conflicts) == (1, 1, 0)
@@ -163,8 +188,14 @@ def test_revert_removes_created_rows_and_restores_updated_ones(db: Database, wor
 
 def test_gbk_and_bom_files_import_the_same_chinese_names(db: Database, world: World) -> None:
     body = "客户名称,邮箱\n深圳红隼电子,hongsun@example.cn\n"
-    gbk = run_import(db, world.admin, csv_file(body, encoding="gbk"), "customers",
-                     ImportMapping.suggested("customers", ["客户名称", "邮箱"]), ImportOptions())
+    gbk = run_import(
+        db,
+        world.admin,
+        csv_file(body, encoding="gbk"),
+        "customers",
+        ImportMapping.suggested("customers", ["客户名称", "邮箱"]),
+        ImportOptions(),
+    )
     bom = csv_file(body.replace("深圳红隼电子", "广州红隼").replace("hongsun@", "gz@"), encoding="utf-8-sig")
     assert bom.encoding == "utf-8-sig"  # type: ignore[attr-defined]
     run_import(db, world.admin, bom, "customers", ImportMapping.suggested("customers", bom.headers), ImportOptions())  # type: ignore[arg-type,attr-defined]
@@ -189,65 +220,128 @@ def test_orders_with_lines_resolve_customers_and_products_and_total_the_lines(db
     create_random_customer(db, world.admin, name="Order Buyer", email="buyer@example.com")
     create_product(db, world.admin, ProductInput(sku="SKU-1", name="Widget", unit_price=Decimal("10")))
     create_product(db, world.admin, ProductInput(sku="SKU-2", name="Gadget", unit_price=Decimal("25")))
-    body = ("订单号,客户,产品,数量,单价\n"
-            "SO-1,Order Buyer,Widget,3,\n"  # blank price: the list price applies
-            "SO-1,buyer@example.com,SKU-2,2,\"1,000.00\"\n"
-            "SO-2,Order Buyer,Widget,1,9.5\n")
+    body = (
+        "订单号,客户,产品,数量,单价\n"
+        "SO-1,Order Buyer,Widget,3,\n"  # blank price: the list price applies
+        'SO-1,buyer@example.com,SKU-2,2,"1,000.00"\n'
+        "SO-2,Order Buyer,Widget,1,9.5\n"
+    )
     result = import_csv(db, world.admin, "orders", body)
     assert (result.status, result.created) == ("imported", 2), result.report and result.report.as_dict()["failures"]
     with db.system_session("test") as session:
-        totals = dict(session.execute(text(
-            "SELECT o.order_number, SUM(l.quantity * l.unit_price) FROM orders o "
-            "JOIN order_lines l ON l.order_id = o.id WHERE o.tenant_id = :t GROUP BY o.order_number"),
-            {"t": world.admin.tenant_id}).all())
-        stored = dict(session.execute(text(
-            "SELECT order_number, total_amount FROM orders WHERE tenant_id = :t"), {"t": world.admin.tenant_id}).all())
+        totals = dict(
+            session.execute(
+                text(
+                    "SELECT o.order_number, SUM(l.quantity * l.unit_price) FROM orders o "
+                    "JOIN order_lines l ON l.order_id = o.id WHERE o.tenant_id = :t GROUP BY o.order_number"
+                ),
+                {"t": world.admin.tenant_id},
+            ).all()
+        )
+        stored = dict(
+            session.execute(
+                text("SELECT order_number, total_amount FROM orders WHERE tenant_id = :t"), {"t": world.admin.tenant_id}
+            ).all()
+        )
     assert {k: Decimal(str(v)) for k, v in totals.items()} == {"SO-1": Decimal("2030.00"), "SO-2": Decimal("9.50")}
     assert {k: Decimal(str(v)) for k, v in stored.items()} == {"SO-1": Decimal("2030.00"), "SO-2": Decimal("9.50")}
 
 
 SUITE_CASES = [
-    ("customers", "name,kind,phone,owner\n,company,12345678,\nX,compny,123,\nY,person,,ghost\n",
-     {"imports.rule.required", "imports.rule.choice", "imports.rule.phone", "imports.rule.unresolved_owner"}),
-    ("customers", "name,industry\n<script>alert(1)</script>,x\n=HYPERLINK(\"http://x\"),y\n",
-     {"imports.rule.markup", "imports.rule.formula"}),
-    ("contacts", "customer,name,email,is_primary\nNo Such Co,Li Lei,li@example,maybe\n",
-     {"imports.rule.unresolved_customer", "imports.rule.email", "imports.rule.invalid_bool"}),
-    ("products", "sku,name,unit_price\nP-1,Thing,-5\nP-1,Thing 2,abc\nP-2,,3\n",
-     {"imports.rule.range", "imports.rule.duplicate_in_file", "imports.rule.invalid_number", "imports.rule.required"}),
-    ("opportunities", "name,customer,amount,probability,expected_close_date,stage\n"
-                      "Deal,Nobody Inc,100,150,03/04/2026,Engaging\n",
-     {"imports.rule.unresolved_customer", "imports.rule.range", "imports.rule.invalid_date",
-      "imports.rule.unresolved_stage"}),
-    ("orders", "order_number,customer,product,quantity\nSO-9,Suite Buyer,Nothing,0\nSO-9,Other Buyer,Nothing,1\n",
-     {"imports.rule.unresolved_product", "imports.rule.range", "imports.rule.order_customer_conflict",
-      "imports.rule.unresolved_customer"}),
-    ("activities", "customer,type,occurred_at\nSuite Buyer,phone call,yesterday\n",
-     {"imports.rule.choice", "imports.rule.invalid_datetime"}),
-    ("tasks", "title,assignee,due_at,priority\n,ghost,2026-13-01,urgent-ish\n",
-     {"imports.rule.required", "imports.rule.unresolved_owner", "imports.rule.invalid_datetime",
-      "imports.rule.choice"}),
+    (
+        "customers",
+        "name,kind,phone,owner\n,company,12345678,\nX,compny,123,\nY,person,,ghost\n",
+        {"imports.rule.required", "imports.rule.choice", "imports.rule.phone", "imports.rule.unresolved_owner"},
+    ),
+    (
+        "customers",
+        'name,industry\n<script>alert(1)</script>,x\n=HYPERLINK("http://x"),y\n',
+        {"imports.rule.markup", "imports.rule.formula"},
+    ),
+    (
+        "contacts",
+        "customer,name,email,is_primary\nNo Such Co,Li Lei,li@example,maybe\n",
+        {"imports.rule.unresolved_customer", "imports.rule.email", "imports.rule.invalid_bool"},
+    ),
+    (
+        "products",
+        "sku,name,unit_price\nP-1,Thing,-5\nP-1,Thing 2,abc\nP-2,,3\n",
+        {
+            "imports.rule.range",
+            "imports.rule.duplicate_in_file",
+            "imports.rule.invalid_number",
+            "imports.rule.required",
+        },
+    ),
+    (
+        "opportunities",
+        "name,customer,amount,probability,expected_close_date,stage\nDeal,Nobody Inc,100,150,03/04/2026,Engaging\n",
+        {
+            "imports.rule.unresolved_customer",
+            "imports.rule.range",
+            "imports.rule.invalid_date",
+            "imports.rule.unresolved_stage",
+        },
+    ),
+    (
+        "orders",
+        "order_number,customer,product,quantity\nSO-9,Suite Buyer,Nothing,0\nSO-9,Other Buyer,Nothing,1\n",
+        {
+            "imports.rule.unresolved_product",
+            "imports.rule.range",
+            "imports.rule.order_customer_conflict",
+            "imports.rule.unresolved_customer",
+        },
+    ),
+    (
+        "activities",
+        "customer,type,occurred_at\nSuite Buyer,phone call,yesterday\n",
+        {"imports.rule.choice", "imports.rule.invalid_datetime"},
+    ),
+    (
+        "tasks",
+        "title,assignee,due_at,priority\n,ghost,2026-13-01,urgent-ish\n",
+        {
+            "imports.rule.required",
+            "imports.rule.unresolved_owner",
+            "imports.rule.invalid_datetime",
+            "imports.rule.choice",
+        },
+    ),
 ]
 
 
 @pytest.mark.parametrize(("entity", "body", "expected"), SUITE_CASES, ids=[c[0] for c in SUITE_CASES])
-def test_each_suite_rejects_what_it_should(db: Database, world: World, entity: str, body: str, expected: set[str]) -> None:
+def test_each_suite_rejects_what_it_should(
+    db: Database, world: World, entity: str, body: str, expected: set[str]
+) -> None:
     create_random_customer(db, world.admin, name="Suite Buyer")
     file = csv_file(body)
-    report = validate_import(db, world.admin, file, entity, ImportMapping.suggested(entity, file.headers),  # type: ignore[attr-defined]
-                             ImportOptions())
+    report = validate_import(
+        db,
+        world.admin,
+        file,
+        entity,
+        ImportMapping.suggested(entity, file.headers),  # type: ignore[attr-defined]
+        ImportOptions(),
+    )
     assert {failure.message_key for failure in report.failures} == expected
 
 
-@pytest.mark.parametrize("entity", ["customers", "contacts", "products", "opportunities", "orders", "activities", "tasks"])
+@pytest.mark.parametrize(
+    "entity", ["customers", "contacts", "products", "opportunities", "orders", "activities", "tasks"]
+)
 def test_each_suite_passes_a_clean_file(db: Database, world: World, entity: str) -> None:
     create_random_customer(db, world.admin, name="Clean Buyer", email="clean@example.com")
     create_product(db, world.admin, ProductInput(sku="C-1", name="Clean Widget", unit_price=Decimal("5")))
     body = {
         "customers": "name,email,phone,lifecycle_stage,kind\n清洁公司,c1@example.com,+86 10 1234 5678,意向客户,企业\n",
         "contacts": "customer,name,email,is_primary\nClean Buyer,王五,wang@example.com,是\n",
-        "products": "sku,name,unit_price,currency\nC-2,Clean Gadget,\"¥1,200\",CNY\n",
-        "opportunities": "name,customer,amount,probability,expected_close_date\nBig deal,clean@example.com,5000,60%,2026年12月1日\n",
+        "products": 'sku,name,unit_price,currency\nC-2,Clean Gadget,"¥1,200",CNY\n',
+        "opportunities": (
+            "name,customer,amount,probability,expected_close_date\n"
+            "Big deal,clean@example.com,5000,60%,2026年12月1日\n"
+        ),
         "orders": "order_number,customer,product,quantity,ordered_at\nSO-C1,Clean Buyer,C-1,2,2026/11/1 10:00\n",
         "activities": "customer,type,occurred_at,summary\nClean Buyer,电话,2026-11-20 09:30,首次沟通\n",
         "tasks": "title,customer,due_at,priority\n回访,Clean Buyer,2026-12-01,高\n",

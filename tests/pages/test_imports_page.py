@@ -37,7 +37,9 @@ def test_a_manager_validates_a_dirty_gbk_file_and_imports_only_after_fixing_it(a
     assert not app.exception
     assert any("GBK/GB18030" in caption.value for caption in app.caption)
     # the mapping was suggested from the Chinese headers
-    first_column = next(box for box in app.selectbox if (box.key or "").startswith("imports_map_") and box.label == "客户名称")
+    first_column = next(
+        box for box in app.selectbox if (box.key or "").startswith("imports_map_") and box.label == "客户名称"
+    )
     assert first_column.value == "name"
     app.button(key="imports_validate").click()
     app = app.run()
@@ -65,14 +67,16 @@ def test_a_manager_validates_a_dirty_gbk_file_and_imports_only_after_fixing_it(a
     app.button(key="imports_commit").click()
     app = app.run()
     assert not app.exception
-    assert any("1 created" in warning.value and "2 rejected" in warning.value for warning in app.warning), [w.value for w in [*app.warning, *app.error, *app.success]]
+    assert any("1 created" in warning.value and "2 rejected" in warning.value for warning in app.warning), [
+        w.value for w in [*app.warning, *app.error, *app.success]
+    ]
     assert customers_named(app_world, "深圳红隼电子") == 1
     assert customers_named(app_world, "北京新客户", "上海无名") == 0
 
 
 def test_the_history_lists_runs_and_reverts_one(app_world: AppWorld) -> None:
     app = log_in(app_world.world.admin.username)
-    app.session_state["imports_source"] = ("clean.csv", "name,email\nAlpha Ltd,alpha@example.com\n".encode())
+    app.session_state["imports_source"] = ("clean.csv", b"name,email\nAlpha Ltd,alpha@example.com\n")
     app = open_imports(app)
     app.button(key="imports_validate").click()
     app = app.run()

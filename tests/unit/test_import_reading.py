@@ -74,13 +74,31 @@ def test_chunks_are_indexed_by_the_row_number_a_spreadsheet_shows() -> None:
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        (["客户名称", "电话", "邮箱", "负责人", "阶段"],
-         {"客户名称": "name", "电话": "phone", "邮箱": "email", "负责人": "owner", "阶段": "lifecycle_stage"}),
-        (["Company Name", "E-mail", "Mobile", "Owner", "Lifecycle Stage", "Industry"],
-         {"Company Name": "name", "E-mail": "email", "Mobile": "phone", "Owner": "owner",
-          "Lifecycle Stage": "lifecycle_stage", "Industry": "industry"}),
-        (["客户编号", "公司名称", "联系电话", "所属行业", "城市"],
-         {"客户编号": "external_id", "公司名称": "name", "联系电话": "phone", "所属行业": "industry", "城市": "region"}),
+        (
+            ["客户名称", "电话", "邮箱", "负责人", "阶段"],
+            {"客户名称": "name", "电话": "phone", "邮箱": "email", "负责人": "owner", "阶段": "lifecycle_stage"},
+        ),
+        (
+            ["Company Name", "E-mail", "Mobile", "Owner", "Lifecycle Stage", "Industry"],
+            {
+                "Company Name": "name",
+                "E-mail": "email",
+                "Mobile": "phone",
+                "Owner": "owner",
+                "Lifecycle Stage": "lifecycle_stage",
+                "Industry": "industry",
+            },
+        ),
+        (
+            ["客户编号", "公司名称", "联系电话", "所属行业", "城市"],
+            {
+                "客户编号": "external_id",
+                "公司名称": "name",
+                "联系电话": "phone",
+                "所属行业": "industry",
+                "城市": "region",
+            },
+        ),
         (["ＥＭＡＩＬ ", "name*"], {"ＥＭＡＩＬ ": "email", "name*": "name"}),
         (["年营收", "备注2"], {}),
     ],
@@ -92,11 +110,17 @@ def test_customer_headers_suggest_fields_in_english_and_chinese(headers: list[st
 @pytest.mark.parametrize(
     ("entity", "headers", "expected"),
     [
-        ("orders", ["订单号", "客户", "产品", "数量", "单价"],
-         {"订单号": "order_number", "客户": "customer", "产品": "product", "数量": "quantity", "单价": "unit_price"}),
+        (
+            "orders",
+            ["订单号", "客户", "产品", "数量", "单价"],
+            {"订单号": "order_number", "客户": "customer", "产品": "product", "数量": "quantity", "单价": "unit_price"},
+        ),
         ("products", ["SKU", "Product Name", "Price"], {"SKU": "sku", "Product Name": "name", "Price": "unit_price"}),
-        ("opportunities", ["商机名称", "客户名称", "金额", "销售阶段"],
-         {"商机名称": "name", "客户名称": "customer", "金额": "amount", "销售阶段": "stage"}),
+        (
+            "opportunities",
+            ["商机名称", "客户名称", "金额", "销售阶段"],
+            {"商机名称": "name", "客户名称": "customer", "金额": "amount", "销售阶段": "stage"},
+        ),
     ],
 )
 def test_other_entities_suggest_their_fields(entity: str, headers: list[str], expected: dict[str, str]) -> None:
@@ -144,7 +168,9 @@ def test_dates_in_several_formats_are_read_and_ambiguous_ones_refused(text: str,
     assert parse_datetime(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [("是", (True, True)), ("No", (False, True)), ("1", (True, True)),
-                                                 ("maybe", (None, False)), (None, (None, True))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("是", (True, True)), ("No", (False, True)), ("1", (True, True)), ("maybe", (None, False)), (None, (None, True))],
+)
 def test_yes_no_reads_in_both_languages(text: str | None, expected: tuple) -> None:
     assert parse_bool(text) == expected
