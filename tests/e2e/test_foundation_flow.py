@@ -32,7 +32,7 @@ def test_a_rep_works_in_chinese_and_logging_out_kills_the_cookie(server: Server,
     # switch the interface to Simplified Chinese
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
     page.get_by_role("option", name="简体中文").click()
-    page.get_by_role("heading", name="客户").wait_for(timeout=TIMEOUT)
+    page.get_by_role("heading", name="客户", exact=True).wait_for(timeout=TIMEOUT)
 
     # server-side search, Chinese included
     search = page.get_by_role("textbox", name="搜索")
