@@ -5,7 +5,10 @@
 Works on a private copy of an SQLite file (default: the shared 1,000,000-customer
 ``/work/bench/crm-1m.db``, never written to), then prints:
 
-* the hand-written SQL classification (one SELECT … GROUP BY over every customer);
+* the hand-written SQL classification (one SELECT … GROUP BY over every customer, each fact
+  an uncorrelated ``IN (SELECT customer_id …)``: written as correlated EXISTS, SQLite without
+  statistics probes the tenant's orders through a (tenant, date) covering index once per
+  customer and needs many minutes on a million customers);
 * the full set-based refresh (:func:`crm_core.services.lifecycle.refresh_lifecycle`),
   once with the stage changes it finds and once more with nothing left to change;
 * the ratios refresh / raw SQL, and whether the stage counts agree.
@@ -31,22 +34,22 @@ from crm_core.services.lifecycle import refresh_lifecycle
 DEFAULT_URL = "sqlite:////work/bench/crm-1m.db"
 
 HAND_WRITTEN = """
+WITH won AS (SELECT id FROM pipeline_stages WHERE tenant_id = :tenant AND kind = 'won'),
+     open_stage AS (SELECT id FROM pipeline_stages WHERE tenant_id = :tenant AND kind = 'open')
 SELECT expected, COUNT(*) FROM (
   SELECT CASE
-    WHEN EXISTS (SELECT 1 FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id
-                 WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND s.kind = 'won'
-                   AND o.archived_at IS NULL AND COALESCE(o.closed_at, o.updated_at) >= :cutoff)
-      OR EXISTS (SELECT 1 FROM orders r WHERE r.tenant_id = c.tenant_id AND r.customer_id = c.id
-                   AND r.status <> 'cancelled' AND r.archived_at IS NULL AND r.ordered_at >= :cutoff) THEN 'customer'
-    WHEN (EXISTS (SELECT 1 FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id
-                  WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND s.kind = 'won' AND o.archived_at IS NULL)
-          OR EXISTS (SELECT 1 FROM orders r WHERE r.tenant_id = c.tenant_id AND r.customer_id = c.id
-                       AND r.status <> 'cancelled' AND r.archived_at IS NULL))
-      THEN CASE WHEN EXISTS (SELECT 1 FROM activities a WHERE a.tenant_id = c.tenant_id AND a.customer_id = c.id
-                               AND a.occurred_at >= :cutoff) THEN 'customer' ELSE 'churned' END
-    WHEN EXISTS (SELECT 1 FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id
-                 WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id AND s.kind = 'open'
-                   AND o.archived_at IS NULL) THEN 'intent'
+    WHEN c.id IN (SELECT customer_id FROM opportunities WHERE tenant_id = :tenant AND archived_at IS NULL
+                    AND stage_id IN (SELECT id FROM won) AND COALESCE(closed_at, updated_at) >= :cutoff)
+      OR c.id IN (SELECT customer_id FROM orders WHERE tenant_id = :tenant AND status <> 'cancelled'
+                    AND archived_at IS NULL AND ordered_at >= :cutoff) THEN 'customer'
+    WHEN c.id IN (SELECT customer_id FROM opportunities WHERE tenant_id = :tenant AND archived_at IS NULL
+                    AND stage_id IN (SELECT id FROM won))
+      OR c.id IN (SELECT customer_id FROM orders WHERE tenant_id = :tenant AND status <> 'cancelled'
+                    AND archived_at IS NULL)
+      THEN CASE WHEN c.id IN (SELECT customer_id FROM activities WHERE tenant_id = :tenant AND occurred_at >= :cutoff)
+                THEN 'customer' ELSE 'churned' END
+    WHEN c.id IN (SELECT customer_id FROM opportunities WHERE tenant_id = :tenant AND archived_at IS NULL
+                    AND stage_id IN (SELECT id FROM open_stage)) THEN 'intent'
     ELSE 'prospect' END AS expected
   FROM customers c WHERE c.tenant_id = :tenant AND c.archived_at IS NULL
 ) classified GROUP BY expected

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     case,
     delete,
     event,
@@ -33,8 +34,8 @@ from sqlalchemy import (
     insert,
     inspect,
     literal,
-    or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -87,42 +88,53 @@ def _stage_ids(connection: Connection, tenant_id: int, kind: StageKind) -> list[
     )
 
 
-def _rule_conditions(connection: Connection, tenant_id: int, as_of: dt.datetime) -> dict[str, ColumnElement[bool]]:
-    """The facts the rules look at, as SQL conditions on a row of ``customers``."""
+def _rule_conditions(
+    connection: Connection, tenant_id: int, as_of: dt.datetime, customer_ids: Sequence[int] | None = None
+) -> dict[str, ColumnElement[bool]]:
+    """The facts the rules look at, as SQL conditions on a row of ``customers``.
+
+    Each fact is ``customers.id IN (one uncorrelated SELECT of customer ids)``: the database
+    computes each set once per statement (a hash or an ephemeral index), never once per
+    customer, so no planner can turn it into a scan per row (without statistics SQLite would
+    otherwise pick a covering index on (tenant, date) for a correlated EXISTS and scan the
+    tenant's orders for every customer). ``customer_ids`` narrows every set for the per-write
+    refresh of a few customers.
+    """
     tenants = Base.metadata.tables["tenants"]
     window = connection.scalar(select(tenants.c.churn_window_days).where(tenants.c.id == tenant_id))
     cutoff = churn_cutoff(as_of, int(window or 180))
     won_ids = _stage_ids(connection, tenant_id, StageKind.WON)
     open_ids = _stage_ids(connection, tenant_id, StageKind.OPEN)
+    o, r, a = opportunities.c, orders.c, activities.c
+
+    def narrowed(customer_column: Any, *conditions: ColumnElement[bool]) -> Select[Any]:
+        statement = select(customer_column).where(*conditions)
+        if customer_ids is not None:
+            statement = statement.where(customer_column.in_(list(customer_ids)))
+        return statement
+
+    def deals(stage_ids: list[int], *extra: ColumnElement[bool]) -> Select[Any]:
+        return narrowed(
+            o.customer_id, o.tenant_id == tenant_id,
+            o.stage_id.in_(stage_ids) if stage_ids else false(), o.archived_at.is_(None), *extra,
+        )
+
+    def counted_orders(*extra: ColumnElement[bool]) -> Select[Any]:
+        return narrowed(
+            r.customer_id, r.tenant_id == tenant_id, r.status != OrderStatus.CANCELLED.value,
+            r.archived_at.is_(None), *extra,
+        )
+
     c = customers.c
-
-    def deals(stage_ids: list[int], *extra: ColumnElement[bool]) -> ColumnElement[bool]:
-        if not stage_ids:
-            return false()
-        o = opportunities.c
-        return exists().where(
-            o.tenant_id == tenant_id, o.customer_id == c.id, o.stage_id.in_(stage_ids), o.archived_at.is_(None), *extra
+    recent_sale = c.id.in_(
+        union_all(
+            deals(won_ids, func.coalesce(o.closed_at, o.updated_at) >= cutoff),
+            counted_orders(r.ordered_at >= cutoff),
         )
-
-    def counted_orders(*extra: ColumnElement[bool]) -> ColumnElement[bool]:
-        r = orders.c
-        return exists().where(
-            r.tenant_id == tenant_id,
-            r.customer_id == c.id,
-            r.status != OrderStatus.CANCELLED.value,
-            r.archived_at.is_(None),
-            *extra,
-        )
-
-    o = opportunities.c
-    recent_sale = or_(
-        deals(won_ids, func.coalesce(o.closed_at, o.updated_at) >= cutoff),
-        counted_orders(orders.c.ordered_at >= cutoff),
     )
-    bought = or_(deals(won_ids), counted_orders())
-    a = activities.c
-    active = exists().where(a.tenant_id == tenant_id, a.customer_id == c.id, a.occurred_at >= cutoff)
-    return {"recent_sale": recent_sale, "bought": bought, "active": active, "open_deal": deals(open_ids)}
+    bought = c.id.in_(union_all(deals(won_ids), counted_orders()))
+    active = c.id.in_(narrowed(a.customer_id, a.tenant_id == tenant_id, a.occurred_at >= cutoff))
+    return {"recent_sale": recent_sale, "bought": bought, "active": active, "open_deal": c.id.in_(deals(open_ids))}
 
 
 def _classification(conditions: dict[str, ColumnElement[bool]], outcome: dict[str, str]) -> ColumnElement[str]:
@@ -135,20 +147,24 @@ def _classification(conditions: dict[str, ColumnElement[bool]], outcome: dict[st
     )
 
 
-def reason_expression(connection: Connection, tenant_id: int, as_of: dt.datetime) -> ColumnElement[str]:
+def reason_expression(
+    connection: Connection, tenant_id: int, as_of: dt.datetime, customer_ids: Sequence[int] | None = None
+) -> ColumnElement[str]:
     """SQL CASE giving each row of ``customers`` its rule code (see rules.lifecycle), for ``tenant_id``."""
-    conditions = _rule_conditions(connection, tenant_id, as_of)
+    conditions = _rule_conditions(connection, tenant_id, as_of, customer_ids)
     return _classification(conditions, {reason: reason for reason, _ in RULES})
 
 
-def stage_expression(connection: Connection, tenant_id: int, as_of: dt.datetime) -> ColumnElement[str]:
+def stage_expression(
+    connection: Connection, tenant_id: int, as_of: dt.datetime, customer_ids: Sequence[int] | None = None
+) -> ColumnElement[str]:
     """SQL CASE giving each row of ``customers`` its lifecycle stage.
 
     Separate from :func:`reason_expression` on purpose: comparing the stored stage with this
     CASE evaluates each EXISTS at most once per customer, whereas mapping the reason code to a
     stage would make the database re-evaluate the whole reason CASE once per code.
     """
-    conditions = _rule_conditions(connection, tenant_id, as_of)
+    conditions = _rule_conditions(connection, tenant_id, as_of, customer_ids)
     return _classification(conditions, {reason: stage.value for reason, stage in RULES})
 
 
@@ -172,8 +188,6 @@ def refresh_lifecycle(
     now = utcnow()
     as_of = as_of or now
     result = RefreshResult(tenant_id)
-    reason = reason_expression(connection, tenant_id, as_of)
-    stage = stage_expression(connection, tenant_id, as_of)
     if customer_ids is None:
         id_chunks: list[list[int] | None] = [None]
     else:
@@ -183,6 +197,8 @@ def refresh_lifecycle(
             return result
     changed_ids: set[int] = set()
     for chunk in id_chunks:
+        reason = reason_expression(connection, tenant_id, as_of, chunk)
+        stage = stage_expression(connection, tenant_id, as_of, chunk)
         scope: list[ColumnElement[bool]] = [customers.c.tenant_id == tenant_id]
         if chunk is not None:
             scope.append(customers.c.id.in_(chunk))
@@ -306,7 +322,7 @@ def stage_counts(connection: Connection | Session, tenant_id: int) -> dict[str, 
 def computed_reason(session: Session, tenant_id: int, customer_id: int, *, as_of: dt.datetime | None = None) -> str:
     """The rule code the rules give one customer now (ignoring any override)."""
     connection = session.connection()
-    reason = reason_expression(connection, tenant_id, as_of or utcnow())
+    reason = reason_expression(connection, tenant_id, as_of or utcnow(), [customer_id])
     value = connection.scalar(
         select(reason).where(customers.c.tenant_id == tenant_id, customers.c.id == customer_id)
     )
