@@ -174,3 +174,24 @@ def test_dates_in_several_formats_are_read_and_ambiguous_ones_refused(text: str,
 )
 def test_yes_no_reads_in_both_languages(text: str | None, expected: tuple) -> None:
     assert parse_bool(text) == expected
+
+
+def test_an_xlsx_workbook_is_read_with_row_numbers_numbers_and_formulas_as_text() -> None:
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "samples" / "products.xlsx"
+    file = open_import_file(sample.name, sample.read_bytes())
+    assert (file.kind, file.headers) == ("xlsx", ["SKU", "Product Name", "Unit Price", "Currency", "Active"])
+    (chunk,) = list(iter_chunks(file))
+    assert list(chunk.index) == [2, 3, 4, 5, 6, 7]
+    assert chunk.loc[2, "Unit Price"] == "39.9" and chunk.loc[3, "Unit Price"] == "129"
+    assert chunk.loc[6, "Unit Price"] == "=B2*2"  # refused later by the suite, never evaluated
+
+
+def test_importing_the_engine_does_not_import_great_expectations() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, crm_core.importing.runner, crm_core.importing.values; print('great_expectations' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False"
