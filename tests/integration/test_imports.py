@@ -351,3 +351,17 @@ def test_each_suite_passes_a_clean_file(db: Database, world: World, entity: str)
     assert result.created == 1
     with db.session(world.admin) as session:
         assert session.scalar(select(func.count()).select_from(ImportRejectedRow)) == 0
+
+
+def test_a_spare_column_becomes_a_custom_field_when_an_admin_imports(db: Database, world: World) -> None:
+    body = "name,年营收\nCustom Co,\"1,200,000\"\n"
+    mapping = {"columns": {"name": "name", "年营收": "custom:annual_revenue"}}
+    with pytest.raises(ImportNotAllowed) as refused:
+        import_csv(db, world.manager, "customers", body, mapping=mapping)
+    assert refused.value.message_key == "imports.error.custom_field_admin"
+    result = import_csv(db, world.admin, "customers", body, mapping=mapping)
+    assert result.created == 1
+    with db.session(world.admin) as session:
+        customer = session.scalars(select(Customer).where(Customer.name == "Custom Co")).one()
+        assert customer.custom_fields == {"annual_revenue": "1,200,000"}
+    assert count(db, "field_definitions", world.admin.tenant_id, "AND name = 'annual_revenue' AND label_zh = '年营收'") == 1
