@@ -364,4 +364,5 @@ def test_a_spare_column_becomes_a_custom_field_when_an_admin_imports(db: Databas
     with db.session(world.admin) as session:
         customer = session.scalars(select(Customer).where(Customer.name == "Custom Co")).one()
         assert customer.custom_fields == {"annual_revenue": "1,200,000"}
-    assert count(db, "field_definitions", world.admin.tenant_id, "AND name = 'annual_revenue' AND label_zh = '年营收'") == 1
+    condition = "AND name = 'annual_revenue' AND label_zh = '年营收'"
+    assert count(db, "field_definitions", world.admin.tenant_id, condition) == 1
