@@ -250,19 +250,19 @@ def refresh_lifecycle(
 
 
 def _apply_transitions(connection: Connection, tenant_id: int, key: str, now: dt.datetime) -> None:
+    """Move the customers to the stages of the transitions just written under ``key``.
+
+    One UPDATE per target stage, each over a primary-key list: no correlated lookup per row.
+    The tenant is fixed by the transitions' own filter.
+    """
     t = transitions.c
-    written = select(t.customer_id).where(t.tenant_id == tenant_id, t.refresh_key == key)
-    connection.execute(
-        update(customers)
-        .where(customers.c.tenant_id == tenant_id, customers.c.id.in_(written))
-        .values(
-            lifecycle_stage=select(t.to_stage)
-            .where(t.tenant_id == tenant_id, t.refresh_key == key, t.customer_id == customers.c.id)
-            .scalar_subquery(),
-            version=customers.c.version + 1,
-            updated_at=now,
+    for stage in STAGES:
+        moved = select(t.customer_id).where(t.tenant_id == tenant_id, t.refresh_key == key, t.to_stage == stage)
+        connection.execute(
+            update(customers)
+            .where(customers.c.id.in_(moved))
+            .values(lifecycle_stage=stage, version=customers.c.version + 1, updated_at=now)
         )
-    )
 
 
 def _apply_overrides(
