@@ -21,6 +21,7 @@ from crm_core.models import StageKind
 from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.deals import (
     EXPORT_COLUMNS,
+    MAX_SEARCH_MATCHES,
     DealCard,
     DealFilters,
     PipelineRow,
@@ -256,6 +257,8 @@ with read_session() as session:
     )
 assert board is not None
 
+if board.search_truncated:
+    st.warning(t("board.search_truncated", count=f"{MAX_SEARCH_MATCHES:,}"))
 summary = st.columns(3)
 summary[0].metric(t("dashboard.open_pipeline"), money(board.open_amount))
 summary[1].metric(t("dashboard.weighted_forecast"), money(board.weighted_amount))

@@ -37,7 +37,7 @@ class OpportunityStageChange(TenantScoped, Base):
 Index(
     "ix_opportunities_board_cover",
     Opportunity.tenant_id, Opportunity.pipeline_id, Opportunity.stage_id, Opportunity.archived_at,
-    Opportunity.owner_id, Opportunity.amount, Opportunity.probability, Opportunity.created_at, Opportunity.closed_at,
+    Opportunity.amount, Opportunity.owner_id, Opportunity.probability, Opportunity.created_at, Opportunity.closed_at,
 )
 Index(
     "ix_opportunities_closing_cover",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,9 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.pipeline import OpportunityStageChange
+
+# also installs the SQLite table-hint rendering that by_ids relies on
+from crm_core.queries.customers import search_condition as customer_search
 from crm_core.queries.paging import Page
 from crm_core.rules.pipeline import StageInfo, effective_probability
 
@@ -72,6 +75,10 @@ class DealFilters:
     search: str = ""
     closed_since: dt.date | None = None  # won/lost deals closed before this day are left out
     include_archived: bool = False
+    # the deals a search matched, resolved once per board by :func:`resolve_search`
+    matched_ids: tuple[int, ...] | None = None
+    truncated: bool = False
+    dialect: str = "sqlite"
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class Board:
     pipeline: PipelineRow
     columns: list[StageColumn]
     cards: dict[int, Page[DealCard]]
+    search_truncated: bool = False  # the search matched more than MAX_SEARCH_MATCHES deals
 
     @property
     def open_amount(self) -> Decimal:
@@ -145,7 +153,9 @@ def _money(value: Any) -> Decimal:
 
 
 def _stage_row(stage: PipelineStage) -> StageRow:
-    return StageRow(stage.id, stage.pipeline_id, stage.name, stage.position, stage.probability, stage.kind, stage.version)
+    return StageRow(
+        stage.id, stage.pipeline_id, stage.name, stage.position, stage.probability, stage.kind, stage.version
+    )
 
 
 def list_pipelines(session: Session) -> list[PipelineRow]:
@@ -207,22 +217,44 @@ def _filtered(statement: Select[Any], filters: DealFilters, stages: list[StageRo
                 Opportunity.closed_at >= dt.datetime.combine(filters.closed_since, dt.time()),
             )
         )
-    text = filters.search.strip()
-    if text:
-        statement = statement.where(
-            or_(
-                Opportunity.name.contains(text, autoescape=True),
-                Opportunity.customer_id.in_(
-                    select(Customer.id).where(Customer.name.contains(text, autoescape=True))
-                ),
-            )
-        )
+    if filters.matched_ids is not None:
+        statement = statement.where(Opportunity.id.in_(filters.matched_ids))
+    elif filters.search.strip():
+        statement = statement.where(search_condition(filters.search, filters.dialect))
     return statement
+
+
+MAX_SEARCH_MATCHES = 1000
+
+
+def search_condition(text: str, dialect: str = "sqlite") -> Any:
+    """Deals whose name contains ``text`` or whose customer matches it (the customers grid's search)."""
+    text = text.strip()
+    return or_(
+        Opportunity.name.contains(text, autoescape=True),
+        Opportunity.customer_id.in_(select(Customer.id).where(customer_search(text, dialect))),
+    )
+
+
+def resolve_search(session: Session, *, pipeline: PipelineRow, filters: DealFilters) -> DealFilters:
+    """``filters`` with the search turned into the ids of the deals it matches (at most 1,000).
+
+    The board runs one query per column; matching text once instead of in each of them keeps a
+    search over 300k deals and 1M customers to one scan. ``truncated`` tells when more matched.
+    """
+    if not filters.search.strip() or filters.matched_ids is not None:
+        return filters
+    resolved = replace(filters, dialect=session.get_bind().dialect.name)
+    statement = _filtered(
+        select(Opportunity.id).where(Opportunity.pipeline_id == pipeline.id), resolved, pipeline.stages
+    )
+    ids = tuple(session.scalars(statement.limit(MAX_SEARCH_MATCHES + 1)))
+    return replace(resolved, matched_ids=ids[:MAX_SEARCH_MATCHES], truncated=len(ids) > MAX_SEARCH_MATCHES)
 
 
 def stage_totals(session: Session, *, pipeline: PipelineRow, filters: DealFilters | None = None) -> list[StageColumn]:
     """Count, sum and weighted sum of the deals in each stage of ``pipeline`` (one GROUP BY)."""
-    filters = filters or DealFilters()
+    filters = resolve_search(session, pipeline=pipeline, filters=filters or DealFilters())
     weighted = func.sum(Opportunity.amount * probability_expression(pipeline.stages))
     statement = _filtered(
         select(Opportunity.stage_id, func.count(), func.sum(Opportunity.amount), weighted)
@@ -284,6 +316,15 @@ def _card(deal: Opportunity, customer_name: str, owner_name: str | None, stages:
     )
 
 
+def by_ids(statement: Any, ids: list[int]) -> Any:
+    """``statement`` limited to deals ``ids``, read by primary key.
+
+    Without ANALYZE statistics SQLite would rather scan a (tenant_id, …) index than look up
+    ten rowids; NOT INDEXED still allows rowid lookups.
+    """
+    return statement.where(Opportunity.id.in_(ids)).with_hint(Opportunity, "NOT INDEXED", dialect_name="sqlite")
+
+
 def stage_cards(
     session: Session,
     *,
@@ -294,19 +335,26 @@ def stage_cards(
     per_page: int = 10,
 ) -> Page[DealCard]:
     """One page of the cards of a column, biggest deals first."""
-    filters = filters or DealFilters()
+    filters = resolve_search(session, pipeline=pipeline, filters=filters or DealFilters())
     page, per_page = max(1, page), max(1, min(per_page, 200))
-    statement = _filtered(_card_statement(pipeline.stages), filters, pipeline.stages).where(
+    # the page's ids first, from the covering index alone; then only those rows with their joins
+    ids_statement = _filtered(select(Opportunity.id), filters, pipeline.stages).where(
         Opportunity.pipeline_id == pipeline.id, Opportunity.stage_id == stage_id
     )
+    ids = list(
+        session.scalars(
+            ids_statement.order_by(Opportunity.amount.desc(), Opportunity.id.desc())
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
+        )
+    )
     rows = session.execute(
-        statement.order_by(Opportunity.amount.desc(), Opportunity.id.desc())
-        .limit(per_page + 1)
-        .offset((page - 1) * per_page)
-    ).all()
+        by_ids(_card_statement(pipeline.stages), ids[:per_page])
+        .order_by(Opportunity.amount.desc(), Opportunity.id.desc())
+    ).all() if ids else []
     stages = {stage.id: stage for stage in pipeline.stages}
-    items = [_card(deal, customer_name, owner_name, stages) for deal, customer_name, owner_name in rows[:per_page]]
-    return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page)
+    items = [_card(deal, customer_name, owner_name, stages) for deal, customer_name, owner_name in rows]
+    return Page(items=items, page=page, per_page=per_page, has_next=len(ids) > per_page)
 
 
 def load_board(
@@ -321,6 +369,7 @@ def load_board(
     pipeline = get_pipeline(session, pipeline_id)
     if pipeline is None:
         return None
+    filters = resolve_search(session, pipeline=pipeline, filters=filters or DealFilters())
     columns = stage_totals(session, pipeline=pipeline, filters=filters)
     cards: dict[int, Page[DealCard]] = {}
     for column in columns:
@@ -334,7 +383,7 @@ def load_board(
         cards[column.stage.id] = Page(
             items=found.items, page=found.page, per_page=per_page, has_next=found.has_next, total=column.count
         )
-    return Board(pipeline=pipeline, columns=columns, cards=cards)
+    return Board(pipeline=pipeline, columns=columns, cards=cards, search_truncated=filters.truncated)
 
 
 def get_deal(session: Session, opportunity_id: int) -> DealCard | None:
@@ -359,7 +408,7 @@ def list_deals(
     customer_id: int | None = None,
 ) -> Page[DealCard]:
     """One page of deals of ``pipeline`` (newest first), e.g. for a list view or a customer's deals."""
-    filters = filters or DealFilters()
+    filters = replace(filters or DealFilters(), dialect=session.get_bind().dialect.name)
     page, per_page = max(1, page), max(1, min(per_page, 500))
     statement = _filtered(_card_statement(pipeline.stages), filters, pipeline.stages).where(
         Opportunity.pipeline_id == pipeline.id
@@ -385,8 +434,8 @@ EXPORT_COLUMNS = (
 def iter_deal_export(
     session: Session, *, pipeline: PipelineRow, filters: DealFilters | None = None, chunk: int = 2000
 ) -> Iterator[list[Any]]:
-    """Every deal matching ``filters`` as export rows (EXPORT_COLUMNS), streamed by id ranges."""
-    filters = filters or DealFilters()
+    """Every deal matching ``filters`` as export rows (EXPORT_COLUMNS), streamed by id ranges (no search cap)."""
+    filters = replace(filters or DealFilters(), dialect=session.get_bind().dialect.name, matched_ids=None)
     stages = {stage.id: stage for stage in pipeline.stages}
     last_id = 0
     while True:

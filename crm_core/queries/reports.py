@@ -55,6 +55,7 @@ from crm_core.queries.deals import (
     PipelineRow,
     StageRow,
     _card,
+    by_ids,
     get_pipeline,
     list_pipelines,
     probability_expression,
@@ -515,11 +516,12 @@ def dashboard(
     )
     owner = aliased(User)
     closing = session.execute(
-        select(Opportunity, Customer.name, owner.full_name)
-        .join(Customer, Customer.id == Opportunity.customer_id)
-        .outerjoin(owner, owner.id == Opportunity.owner_id)
-        .where(Opportunity.id.in_(top_ids))
-        .order_by(Opportunity.amount.desc(), Opportunity.id)
+        by_ids(
+            select(Opportunity, Customer.name, owner.full_name)
+            .join(Customer, Customer.id == Opportunity.customer_id)
+            .outerjoin(owner, owner.id == Opportunity.owner_id),
+            top_ids,
+        ).order_by(Opportunity.amount.desc(), Opportunity.id)
     ).all() if top_ids else []
     stage_rows = {stage.id: stage for stage in stages}
 

@@ -29,7 +29,7 @@ from sqlalchemy import select, text, update
 
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.models import Opportunity, Order, OrderLine, PipelineStage, Product, Task, utcnow
+from crm_core.models import Customer, Opportunity, Order, OrderLine, PipelineStage, Product, Task, utcnow
 from crm_core.queries.deals import DealFilters, iter_deal_export, load_board
 from crm_core.queries.reports import ReportFilters, dashboard, funnel
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage
@@ -264,3 +264,19 @@ def test_a_reps_dashboard_shows_their_own_numbers(db: Database, fixture: Fixture
     assert figures.new_customers == 1
     assert figures.overdue_tasks == 1
     assert [r.owner_name for r in figures.leaderboard] == ["Rita Rep"]
+
+
+def test_a_board_search_matches_deal_names_and_customers_within_scope(db: Database, fixture: Fixture) -> None:
+    with db.session(fixture.world.admin) as session:
+        by_name = load_board(session, filters=DealFilters(search="Deal 1000"))
+        far_customer = session.get(Opportunity, fixture.deals["d7"]).customer_id  # type: ignore[union-attr]
+        customer_name = session.scalars(select(Customer.name).where(Customer.id == far_customer)).one()
+        by_customer = load_board(session, filters=DealFilters(search=customer_name))
+    with db.session(fixture.world.rep) as session:
+        hidden = load_board(session, filters=DealFilters(search=customer_name))
+    assert by_name is not None and by_customer is not None and hidden is not None
+    assert {card.id for page in by_name.cards.values() for card in page.items} == {fixture.deals["d1"]}
+    assert {card.id for page in by_customer.cards.values() for card in page.items} == {
+        fixture.deals["d4"], fixture.deals["d7"]
+    }
+    assert sum(column.count for column in hidden.columns) == 0 and not by_customer.search_truncated
