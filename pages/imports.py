@@ -128,6 +128,11 @@ with new_tab:
             STATE["imports_source"] = (upload.name, content)
             STATE["imports_source_hash"] = digest
             forget_results()
+    elif STATE.get("imports_source_hash"):
+        # the user removed the uploaded file: forget it and its results
+        for key in ("imports_source", "imports_source_hash"):
+            STATE.pop(key, None)
+        forget_results()
     source = STATE.get("imports_source")
     file: ImportFile | None = None
     if source is None:
