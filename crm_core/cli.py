@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from crm_core import schema
 from crm_core.config import load_settings
-from crm_core.db import Database, open_database
+from crm_core.db import Database, open_database, refresh_planner_statistics
 from crm_core.errors import DomainError, ValidationFailed
 from crm_core.i18n import normalise_language, t
 from crm_core.models import Tenant, User
@@ -103,6 +103,7 @@ def cmd_demo(args: argparse.Namespace, db: Database) -> int:
         return 1
     if not args.json and sys.stderr.isatty():
         print(file=sys.stderr)
+    refresh_planner_statistics(db.engine)
     payload = {"status": "ok", **summary.as_dict()}
     _emit(args, payload, [t("cli.demo.done", lang, customers=summary.customers, seconds=f"{summary.seconds:.1f}")])
     return 0

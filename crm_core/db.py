@@ -102,3 +102,22 @@ class Database:
 def open_database(url: str) -> Database:
     """Engine plus factories for ``url``."""
     return Database(make_engine(url))
+
+
+def refresh_planner_statistics(engine: Engine) -> None:
+    """ANALYZE after a bulk load, so the query planner picks the right indexes.
+
+    SQLite in particular has no statistics until ANALYZE runs and then chooses among the
+    tenant-first indexes blindly; ``analysis_limit`` keeps the run short on large tables.
+    """
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA analysis_limit=2000")
+            connection.exec_driver_sql("ANALYZE")
+        elif engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("ANALYZE")
+        else:
+            from crm_core.models import Base
+
+            names = ", ".join(f"`{name}`" for name in Base.metadata.tables)
+            connection.exec_driver_sql(f"ANALYZE TABLE {names}")
