@@ -20,15 +20,17 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     exists,
     func,
     insert,
     literal,
     select,
+    update,
 )
 from sqlalchemy.orm import Session, aliased
 
-from crm_core.access import Actor
+from crm_core.access import SYSTEM_KEY, Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, StaleRecord, ValidationFailed
 from crm_core.i18n import t
@@ -41,7 +43,6 @@ from crm_core.models import (
     PipelineStage,
     Role,
     StageKind,
-    Task,
     TaskStatus,
     Team,
     Tenant,
@@ -59,7 +60,7 @@ from crm_core.models.automation import (
     AutomationTrigger,
     LifecycleTransition,
 )
-from crm_core.models.segments import CampaignMember, Score
+from crm_core.models.segments import Score
 from crm_core.rules.assignment import condition_problems
 from crm_core.rules.automation import automation_rule_problems, render_task_title
 from crm_core.rules.contact_details import parse_tags, store_tags
@@ -372,55 +373,103 @@ def _candidates(session: Session, rule: AutomationRule, now: dt.datetime) -> Sel
     return statement.where(*base, ~fired_before).order_by(Customer.id)
 
 
+def _audit_rows(
+    session: Session, rule: AutomationRule, entity: str, action: str, changes: list[tuple[int, dict[str, Any]]],
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    reason = str(session.info.get(SYSTEM_KEY, f"automation rule #{rule.id}"))
+    return [
+        {"tenant_id": rule.tenant_id, "actor_id": None, "action": action, "entity": entity, "entity_id": entity_id,
+         "occurred_at": now, "created_at": now, "updated_at": now, "changes": {**change, "_source": ["", reason]}}
+        for entity_id, change in changes
+    ]
+
+
 def _act(
     session: Session, rule: AutomationRule, chunk: list[_Candidate], now: dt.datetime, managers: dict[int, int | None]
 ) -> RuleOutcome:
+    """Do the rule's action for one chunk, as bulk statements; every write gets an audit row naming the rule."""
     outcome = RuleOutcome(rule.id, rule.name, fired=len(chunk))
+    connection = session.connection()
+    tables = Base.metadata.tables
+    audits: list[dict[str, Any]] = []
     task_ids: dict[int, int] = {}
     if rule.action == AutomationAction.CREATE_TASK:
         due_at = (now + dt.timedelta(days=rule.due_in_days)).replace(hour=9, minute=0, second=0, microsecond=0)
-        tasks: list[tuple[int, Task]] = []
-        for index, candidate in enumerate(chunk):
+        rows = []
+        for candidate in chunk:
             team_manager = managers.get(candidate.team_id) if candidate.team_id is not None else None
             assignee = candidate.owner_id if rule.assign_to == "owner" and candidate.owner_id else team_manager
-            task = Task(
-                tenant_id=rule.tenant_id, title=render_task_title(rule.task_title, candidate.name),
-                assignee_id=assignee, due_at=due_at, status=TaskStatus.OPEN.value, priority=rule.priority,
-                customer_id=candidate.customer_id,
+            rows.append(
+                {"tenant_id": rule.tenant_id, "title": render_task_title(rule.task_title, candidate.name),
+                 "assignee_id": assignee, "due_at": due_at, "status": TaskStatus.OPEN.value,
+                 "priority": rule.priority, "customer_id": candidate.customer_id, "created_at": now,
+                 "updated_at": now}
             )
-            session.add(task)
-            tasks.append((index, task))
-        session.flush()
-        task_ids = {index: task.id for index, task in tasks}
-        outcome.tasks = len(tasks)
+        ids = connection.execute(
+            insert(tables["tasks"]).returning(tables["tasks"].c.id, sort_by_parameter_order=True), rows
+        ).scalars().all()
+        task_ids = dict(enumerate(ids))
+        outcome.tasks = len(ids)
+        audits = _audit_rows(session, rule, "task", "create", [
+            (task_id, {"title": [None, row["title"]], "assignee_id": [None, row["assignee_id"]],
+                       "due_at": [None, due_at.isoformat()], "customer_id": [None, row["customer_id"]]})
+            for task_id, row in zip(ids, rows, strict=True)
+        ], now)
     elif rule.action == AutomationAction.ADD_TAG:
-        ids = [candidate.customer_id for candidate in chunk]
-        loaded = session.scalars(select(Customer).where(Customer.tenant_id == rule.tenant_id, Customer.id.in_(ids)))
-        for customer in loaded:
-            tags = parse_tags(customer.tags)
+        customers_table = tables["customers"]
+        current = connection.execute(
+            select(customers_table.c.id, customers_table.c.tags).where(
+                customers_table.c.tenant_id == rule.tenant_id,
+                customers_table.c.id.in_([candidate.customer_id for candidate in chunk]),
+            )
+        ).all()
+        updates = []
+        for customer_id, stored in current:
+            tags = parse_tags(stored or "")
             if rule.tag.casefold() not in {tag.casefold() for tag in tags}:
-                customer.tags = store_tags([*tags, rule.tag])
-                outcome.tags += 1
-        session.flush()
+                updates.append({"b_id": customer_id, "b_tags": store_tags([*tags, rule.tag]), "b_old": stored})
+        if updates:
+            connection.execute(
+                update(customers_table)
+                .where(customers_table.c.id == bindparam("b_id"))
+                .values(tags=bindparam("b_tags"), version=customers_table.c.version + 1, updated_at=now),
+                [{"b_id": row["b_id"], "b_tags": row["b_tags"]} for row in updates],
+            )
+            _expire(session, Customer, {row["b_id"] for row in updates})
+        outcome.tags = len(updates)
+        audits = _audit_rows(session, rule, "customer", "update", [
+            (row["b_id"], {"tags": [row["b_old"], row["b_tags"]]}) for row in updates
+        ], now)
     elif rule.action == AutomationAction.ENROLL_CAMPAIGN and rule.campaign_id is not None:
         ids = [candidate.customer_id for candidate in chunk]
+        members = tables["campaign_members"]
         enrolled = set(
-            session.scalars(
-                select(CampaignMember.customer_id).where(
-                    CampaignMember.tenant_id == rule.tenant_id, CampaignMember.campaign_id == rule.campaign_id,
-                    CampaignMember.customer_id.in_(ids),
+            connection.scalars(
+                select(members.c.customer_id).where(
+                    members.c.tenant_id == rule.tenant_id, members.c.campaign_id == rule.campaign_id,
+                    members.c.customer_id.in_(ids),
                 )
             )
         )
-        for customer_id in dict.fromkeys(ids):
-            if customer_id not in enrolled:
-                session.add(CampaignMember(tenant_id=rule.tenant_id, campaign_id=rule.campaign_id,
-                                           customer_id=customer_id, source=f"rule:{rule.id}", enrolled_at=now))
-                outcome.enrolled += 1
-        session.flush()
-    # the log of firings is itself the record of what ran; it is not audited row by row
-    session.connection().execute(
-        insert(Base.metadata.tables["automation_firings"]),
+        new_members = [customer_id for customer_id in dict.fromkeys(ids) if customer_id not in enrolled]
+        if new_members:
+            connection.execute(
+                insert(members),
+                [{"tenant_id": rule.tenant_id, "campaign_id": rule.campaign_id, "customer_id": customer_id,
+                  "source": f"rule:{rule.id}", "enrolled_at": now, "created_at": now, "updated_at": now}
+                 for customer_id in new_members],
+            )
+        outcome.enrolled = len(new_members)
+        audits = _audit_rows(session, rule, "campaign_member", "create", [
+            (customer_id, {"campaign_id": [None, rule.campaign_id], "customer_id": [None, customer_id]})
+            for customer_id in new_members
+        ], now)
+    if audits:
+        connection.execute(insert(tables["audit_events"]), audits)
+    # the log of firings is the record of what ran, per occurrence; it makes runs idempotent
+    connection.execute(
+        insert(tables["automation_firings"]),
         [
             {"tenant_id": rule.tenant_id, "rule_id": rule.id, "customer_id": candidate.customer_id,
              "subject_id": candidate.subject_id, "marker": candidate.marker, "fired_at": now,
@@ -429,6 +478,13 @@ def _act(
         ],
     )
     return outcome
+
+
+def _expire(session: Session, model: type, ids: set[int]) -> None:
+    """Loaded objects must reload what a bulk statement changed behind the ORM's back."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, model) and getattr(obj, "id", None) in ids:
+            session.expire(obj)
 
 
 def run_rule(session: Session, rule: AutomationRule, *, now: dt.datetime) -> RuleOutcome:

@@ -41,6 +41,7 @@ def test_a_new_customer_gets_a_follow_up_task_and_a_logged_call_shows_on_the_tim
     page.get_by_role("heading", name="Work on a task").wait_for(timeout=TIMEOUT)
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Task").click()
     page.get_by_role("option", name=f"Follow up with {NAME}").click()
+    page.get_by_role("link", name=f"Open {NAME}").wait_for(timeout=TIMEOUT)
     screenshot(page, "tasks-follow-up-assigned")
     with server.db.system_session("e2e check") as session:
         customer = session.scalars(select(Customer).where(Customer.name == NAME)).one()
