@@ -849,7 +849,20 @@ class _Writer:
 
 
 def revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
-    """Undo a run: delete what it created, restore what it updated (skipping fields changed since)."""
+    """Undo a run: delete what it created, restore what it updated (skipping fields changed since).
+
+    All or nothing: when a created record is now used elsewhere (a product on a later order …)
+    the database refuses the delete and nothing is reverted (ImportNotAllowed says so).
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        return _revert_import(db, actor, run_id)
+    except IntegrityError as error:
+        raise ImportNotAllowed("imports.error.revert_in_use") from error
+
+
+def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
     _require_importer(actor)
     result = RevertResult(run_id=run_id)
     with db.transaction(actor) as session:
