@@ -371,7 +371,9 @@ def test_a_spare_column_becomes_a_custom_field_when_an_admin_imports(db: Databas
 def test_revert_refuses_whole_when_a_created_product_is_used_by_a_later_order(db: Database, world: World) -> None:
     products = import_csv(db, world.admin, "products", "sku,name,unit_price\nREV-1,Revert Widget,10\n")
     create_random_customer(db, world.admin, name="Later Buyer")
-    orders = import_csv(db, world.admin, "orders", "order_number,customer,product,quantity\nSO-R1,Later Buyer,REV-1,1\n")
+    orders = import_csv(
+        db, world.admin, "orders", "order_number,customer,product,quantity\nSO-R1,Later Buyer,REV-1,1\n"
+    )
     assert (products.created, orders.created) == (1, 1)
     with pytest.raises(ImportNotAllowed) as refused:
         revert_import(db, world.admin, products.run_id)
