@@ -304,12 +304,26 @@ def sqlite_search_candidates(text: str) -> Any:
     # the trigram index cannot see one or two characters: match the start of the name instead
     # (as typed, Capitalised and UPPER), each an index range
     variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
-    return union(*[
+    prefixes = [
         select(Customer.id)
         .with_hint(Customer, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
         .where(_starts_with(Customer.name, variant))
         for variant in variants
-    ])
+    ]
+    if has_cjk(text):
+        # 科技, 华为: two Chinese characters are a whole word, usually in the middle of a company
+        # name; scan the names (a covering index read, not the table) rather than miss them
+        prefixes.append(select(Customer.id).where(Customer.name.contains(text, autoescape=True)))
+    return union(*prefixes)
+
+
+def has_cjk(text: str) -> bool:
+    """Does ``text`` contain Chinese/Japanese/Korean ideographs or syllables?"""
+    return any(
+        "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af"
+        or "\uf900" <= ch <= "\ufaff"
+        for ch in text
+    )
 
 
 def _starts_with(target: Any, prefix: str) -> Any:
@@ -425,12 +439,17 @@ def _search_probe(text: str, tenant_id: int) -> Any:
         return sqlite_search_candidates(text)
     table_ = Customer.__table__
     variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
-    return union(*[
+    probes = [
         select(table_.c.id)
         .with_hint(table_, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
         .where(table_.c.tenant_id == tenant_id, _starts_with(table_.c.name, variant))
         for variant in variants
-    ])
+    ]
+    if has_cjk(text):
+        probes.append(
+            select(table_.c.id).where(table_.c.tenant_id == tenant_id, table_.c.name.contains(text, autoescape=True))
+        )
+    return union(*probes)
 
 
 def _sqlite_index_hint(session: Session, filters: CustomerFilters, sort: str | None) -> str | None:

@@ -179,3 +179,13 @@ def test_filters_survive_a_round_trip_through_a_saved_view() -> None:
     filters = CustomerFilters(search="张三", created_from=dt.date(2026, 1, 2), custom={"contract_value": [1, None]},
                               never_contacted=True)
     assert CustomerFilters.from_dict(filters.as_dict()) == filters
+
+
+@pytest.mark.parametrize("search", ["科技", "红隼", "隼", "科技有限"])
+def test_one_or_two_chinese_characters_match_anywhere_in_the_name(db: Database, search: str) -> None:
+    world = build_world(db)
+    create_random_customer(db, world.admin, name="深圳红隼科技有限公司")
+    create_random_customer(db, world.admin, name="北京华为技术有限公司")
+    with db.session(world.admin) as session:
+        page = list_customers(session, filters=CustomerFilters(search=search))
+    assert [row.name for row in page.items] == ["深圳红隼科技有限公司"]
