@@ -113,10 +113,13 @@ def login_gate() -> stauth.Authenticate | None:
         auth.record_login(db, event["username"])
 
     if not authenticated:
+        # a session that just logged out would keep its stale page menu: no sidebar here
+        st.markdown("<style>[data-testid='stSidebar']{display:none}</style>", unsafe_allow_html=True)
         st.title("🦅 Kestrel CRM")
         st.caption(t("login.tagline"))
         language_switch(st, "kestrel_language_login")
-        if notice := st.session_state.pop(NOTICE_STATE, None):
+        # kept until the next login: a rerun from the cookie component must not wipe it
+        if notice := st.session_state.get(NOTICE_STATE):
             st.info(t(notice))
     try:
         authenticator.login(
@@ -167,6 +170,7 @@ def login_gate() -> stauth.Authenticate | None:
         end_session(authenticator, notice="login.session_ended")
         st.rerun()
     st.session_state[ACTOR_STATE] = actor
+    st.session_state.pop(NOTICE_STATE, None)
     if not st.session_state.get("kestrel_lang_chosen"):
         st.session_state[LANG_STATE] = normalise_language(actor.language)
     return authenticator

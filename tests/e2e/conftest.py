@@ -99,3 +99,36 @@ def screenshot(page: object, name: str) -> None:
     """Keep a picture of what the user saw (artifacts/ is git-ignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def open_page(page: object, link: str, heading: str, *, timeout_ms: int = 30_000, attempts: int = 3) -> None:
+    """Click ``link`` in the sidebar menu until the page titled ``heading`` shows.
+
+    Right after a login the app may still be finishing a run (the cookie component reports
+    back once); a click that lands in that moment is dropped by Streamlit, and a user would
+    simply click again, so the test does too.
+    """
+    nav = page.locator('[data-testid="stSidebarNav"]')  # type: ignore[attr-defined]
+    target = page.get_by_role("heading", name=heading, exact=True)  # type: ignore[attr-defined]
+    for attempt in range(attempts):
+        nav.get_by_role("link", name=link).click()
+        try:
+            target.wait_for(timeout=timeout_ms // attempts if attempt < attempts - 1 else timeout_ms)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+
+
+def switch_language(page: object, option: str, heading: str, *, timeout_ms: int = 30_000, attempts: int = 3) -> None:
+    """Pick ``option`` in the sidebar language box until the page title reads ``heading``."""
+    target = page.get_by_role("heading", name=heading, exact=True)  # type: ignore[attr-defined]
+    for attempt in range(attempts):
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()  # type: ignore[attr-defined]
+        page.get_by_role("option", name=option).click()  # type: ignore[attr-defined]
+        try:
+            target.wait_for(timeout=timeout_ms // attempts if attempt < attempts - 1 else timeout_ms)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models.checks import CheckRun
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, screenshot, switch_language
 from tests.factories import PASSWORD, create_random_customer
 
 pytestmark = pytest.mark.e2e
@@ -25,9 +25,7 @@ def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer(server: 
 
     page.goto(f"{server.url}/data-quality")
     page.get_by_role("heading", name="Data quality").wait_for(timeout=TIMEOUT)
-    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
-    page.get_by_role("option", name="简体中文").click()
-    page.get_by_role("heading", name="数据质量").wait_for(timeout=TIMEOUT)
+    switch_language(page, "简体中文", "数据质量")
 
     page.locator('[data-testid="stForm"] [data-testid="stSelectbox"]').click()
     page.get_by_role("option", name="客户：负责人、重复、生命周期").click()

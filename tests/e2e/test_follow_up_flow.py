@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Activity, Customer, Task
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, open_page, screenshot
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -25,18 +25,15 @@ def test_a_new_customer_gets_a_follow_up_task_and_a_logged_call_shows_on_the_tim
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)  # the landing page
-    nav = page.locator('[data-testid="stSidebarNav"]')
 
     # 1. the rep enters a customer
-    nav.get_by_role("link", name="Customers").click()
-    page.get_by_role("heading", name="Customers").wait_for(timeout=TIMEOUT)
+    open_page(page, "Customers", "Customers")
     page.get_by_role("textbox", name="Name *").fill(NAME)
     page.get_by_role("button", name="Create customer").click()
     page.get_by_text(f'Customer "{NAME}" created.').wait_for(timeout=TIMEOUT)
 
     # 2. the follow-up task is there, assigned to the rep, due tomorrow
-    nav.get_by_role("link", name="Tasks").click()
-    page.get_by_role("heading", name="Tasks").wait_for(timeout=TIMEOUT)
+    open_page(page, "Tasks", "Tasks")
     page.locator('[data-testid="stRadio"]').get_by_text("Upcoming", exact=True).click()
     page.get_by_role("heading", name="Work on a task").wait_for(timeout=TIMEOUT)
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Task").click()

@@ -6,7 +6,7 @@ import pytest
 
 from crm_core.models import Customer, Opportunity
 from crm_core.services.deals import OpportunityInput, create_opportunity
-from tests.e2e.conftest import Server, screenshot
+from tests.e2e.conftest import Server, open_page, screenshot
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -19,8 +19,7 @@ def metric(page, label: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def open_funnel(page) -> None:  # type: ignore[no-untyped-def]
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Funnel").click()
-    page.get_by_role("heading", name="Sales funnel").wait_for(timeout=TIMEOUT)
+    open_page(page, "Funnel", "Sales funnel")
     page.locator('[data-testid="stMetric"]').filter(has_text="Weighted forecast").wait_for(timeout=TIMEOUT)
 
 
@@ -45,7 +44,7 @@ def test_a_rep_moves_a_deal_and_the_funnel_follows(server: Server, browser) -> N
     assert metric(page, "Win rate") == "—"
 
     # find the customer's deal on the board and open it
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Pipeline").click()
+    open_page(page, "Pipeline", "Pipeline")
     page.get_by_role("heading", name="Pipeline", exact=True).wait_for(timeout=TIMEOUT)
     search = page.get_by_role("textbox", name="Search deals")
     search.fill("张三")
@@ -70,7 +69,7 @@ def test_a_rep_moves_a_deal_and_the_funnel_follows(server: Server, browser) -> N
     screenshot(page, "funnel-after-edit")
 
     # win it from the card's stage menu
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Pipeline").click()
+    open_page(page, "Pipeline", "Pipeline")
     page.get_by_text("Pilot 试点").first.wait_for(timeout=TIMEOUT)
     page.get_by_role("button", name="⇄").click()
     page.locator('[data-testid="stPopoverBody"] [data-testid="stSelectbox"]').click()
