@@ -19,6 +19,7 @@ from crm_core.queries.deals import list_pipelines
 from crm_core.queries.products import list_products
 from crm_core.queries.users import assignable_owners
 from crm_core.services.activities import ActivityInput, log_activity
+from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
 from crm_core.services.customers import (
     CustomerInput,
@@ -262,6 +263,28 @@ with tabs[0]:
                     STATE[f"{prefix}_edit_open"] = False
                     STATE[f"{prefix}_notice"] = t("profile.saved")
                     st.rerun()
+        with st.expander(t("profile.stage_override")):
+            st.caption(t("profile.stage_override_hint"))
+            with st.form(f"{prefix}_stage_override"):
+                stages = [stage.value for stage in LifecycleStage]
+                chosen_stage = st.selectbox(
+                    t("field.lifecycle_stage"), stages, index=stages.index(customer.lifecycle_stage),
+                    format_func=lambda value: t(f"stage.{value}"),
+                )
+                override_reason = st.text_input(t("profile.stage_override_reason") + " *", max_chars=500)
+                if st.form_submit_button(t("profile.stage_override_save")):
+                    try:
+                        override_lifecycle_stage(
+                            get_db(), actor, customer_id, stage=chosen_stage, reason=override_reason
+                        )
+                    except DomainError as error:
+                        show_domain_error(error, labels={
+                            "lifecycle_stage": t("field.lifecycle_stage"),
+                            "reason": t("profile.stage_override_reason"),
+                        })
+                    else:
+                        STATE[f"{prefix}_notice"] = t("profile.stage_override_done", stage=t(f"stage.{chosen_stage}"))
+                        st.rerun()
         with st.expander(t("profile.archive")):
             st.caption(t("profile.archive_hint"))
             if st.button(t("profile.archive_confirm", name=customer.name), key=f"{prefix}_archive"):

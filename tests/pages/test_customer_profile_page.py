@@ -98,3 +98,26 @@ def test_without_a_customer_the_page_offers_a_search(app_world: AppWorld) -> Non
     app.switch_page("pages/customer_profile.py").run()
     app.text_input(key="profile_search").input("张三").run()
     assert [link.label for link in app.get("page_link")] == ["张三科技有限公司 · Rita Rep"]
+
+
+def test_setting_the_stage_by_hand_needs_a_reason_and_is_kept_in_the_stage_history(app_world: AppWorld) -> None:
+    from crm_core.models.automation import LifecycleTransition
+
+    customer = customer_id(app_world, "Acme Trading")
+    app = open_profile(app_world.world.rep.username, customer)
+    stage_box = next(s for s in app.selectbox if s.label == "Lifecycle stage" and s.form_id.endswith("stage_override"))
+    stage_box.set_value("intent")
+    app = click(app, "Set stage")
+    assert any("Reason" in e.value for e in app.error)
+    with app_world.db.system_session("test") as session:
+        assert session.get(Customer, customer).lifecycle_stage == "prospect"
+    text_input(app, "Reason *").input("客户口头确认有采购意向")
+    app = click(app, "Set stage")
+    assert not app.exception
+    assert any("Stage set to Intent by hand" in s.value for s in app.success)
+    with app_world.db.system_session("test") as session:
+        assert session.get(Customer, customer).lifecycle_stage == "intent"
+        reasons = session.scalars(
+            select(LifecycleTransition.reason).where(LifecycleTransition.customer_id == customer)
+        ).all()
+    assert any("客户口头确认有采购意向" in (reason or "") for reason in reasons)
