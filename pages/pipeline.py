@@ -34,6 +34,7 @@ from crm_core.queries.deals import (
 from crm_core.queries.users import assignable_owners
 from crm_core.rules.pipeline import allowed_targets
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage, update_opportunity
+from crm_core.queries.scores import latest_scores
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 
 STATE = st.session_state
@@ -303,6 +304,8 @@ def render_card(card: DealCard) -> None:
         st.markdown(f"**{card.name}**")
         st.caption(f"🏢 {card.customer_name}")
         st.markdown(f"{money(card.amount)} {card.currency} · {card.probability}%")
+        if card.id in win_scores:  # present once `python -m crm_core score apply` has run
+            st.caption(t("board.win_score", percent=win_scores[card.id].percent))
         details = [card.owner_name or t("filter.unowned")]
         if card.stage_kind == StageKind.OPEN.value and card.expected_close_date:
             flag = "⚠️ " if card.is_overdue(today) else ""
@@ -325,6 +328,10 @@ def render_card(card: DealCard) -> None:
                 st.rerun()
 
 
+with read_session() as session:
+    win_scores = latest_scores(
+        session, "deal_win", [card.id for column in board.columns for card in board.cards[column.stage.id].items]
+    )
 columns = st.columns(len(board.columns))
 for column_widget, column in zip(columns, board.columns, strict=True):
     with column_widget:

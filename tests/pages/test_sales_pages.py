@@ -188,3 +188,15 @@ def test_the_pipelines_admin_page_saves_a_new_stage(app_world: AppWorld) -> None
 def test_a_rep_cannot_open_the_pipelines_admin_page(app_world: AppWorld) -> None:
     app = log_in(app_world.world.rep.username)
     assert "Pipelines & stages" not in str(app.sidebar)
+
+
+def test_deal_cards_show_the_win_score_once_the_scorer_has_run(app_world: AppWorld, deals: dict[str, int]) -> None:
+    from crm_core.scoring import runner
+
+    tenant_id = app_world.world.rep.tenant_id
+    assert "Win score" not in texts(open_board(app_world.world.rep.username))
+    runner.train(app_world.db, tenant_id, "deal_win")  # one closed deal: falls back to stage probability
+    runner.apply(app_world.db, tenant_id, "deal_win")
+    body = texts(open_board(app_world.world.rep.username))
+    assert "🎯 Win score 10%" in body  # the pilot, in Lead (10%)
+    assert "🎯 Win score 75%" in body  # the rollout, in Negotiation (75%)
