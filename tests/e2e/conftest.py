@@ -132,3 +132,14 @@ def switch_language(page: object, option: str, heading: str, *, timeout_ms: int 
         except Exception:
             if attempt == attempts - 1:
                 raise
+
+
+def log_in(page: object, server: Server, username: str, *, timeout_ms: int = 45_000) -> None:
+    """Open the app and log in as ``username`` (the test password); returns once the frame shows."""
+    from tests.factories import PASSWORD
+
+    page.goto(server.url)  # type: ignore[attr-defined]
+    page.get_by_role("textbox", name="Username").fill(username)  # type: ignore[attr-defined]
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Log out").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]

@@ -10,18 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Customer
-from tests.e2e.conftest import Server, screenshot
-from tests.factories import PASSWORD, create_random_customer
+from tests.e2e.conftest import Server, log_in, screenshot
+from tests.factories import create_random_customer
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
 
 
 def log_in_to_customers(page, server: Server, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server, username)
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT)  # the frame's navigation is in place
     page.get_by_role("link", name="Customers", exact=True).click()
     try:

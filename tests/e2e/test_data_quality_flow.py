@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models.checks import CheckRun
-from tests.e2e.conftest import Server, screenshot, switch_language
-from tests.factories import PASSWORD, create_random_customer
+from tests.e2e.conftest import Server, log_in, screenshot, switch_language
+from tests.factories import create_random_customer
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -17,10 +17,7 @@ def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer(server: 
     create_random_customer(server.db, server.world.admin, name="无主线索有限公司", owner_id=None)
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="en-US")
     page = context.new_page()
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(server.world.admin.username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server, server.world.admin.username)
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT)
 
     page.goto(f"{server.url}/data-quality")

@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Activity, Customer, Task
-from tests.e2e.conftest import Server, open_page, screenshot
-from tests.factories import PASSWORD
+from tests.e2e.conftest import Server, log_in, open_page, screenshot
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 20_000
@@ -20,10 +19,7 @@ def test_a_new_customer_gets_a_follow_up_task_and_a_logged_call_shows_on_the_tim
 ) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 1200}, locale="en-US")
     page = context.new_page()
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(server.world.rep.username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server, server.world.rep.username)
     page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)  # the landing page
 
     # 1. the rep enters a customer

@@ -6,18 +6,14 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Customer
-from tests.e2e.conftest import Server, open_page, screenshot, switch_language
-from tests.factories import PASSWORD
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, switch_language
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
 
 
-def log_in(page, server: Server, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+def log_in_to_customers(page, server: Server, username: str) -> None:  # type: ignore[no-untyped-def]
+    log_in(page, server, username)
     page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)  # the landing page
     open_page(page, "Customers", "Customers")
 
@@ -25,7 +21,7 @@ def log_in(page, server: Server, username: str) -> None:  # type: ignore[no-unty
 def test_a_rep_works_in_chinese_and_logging_out_kills_the_cookie(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page = context.new_page()
-    log_in(page, server, server.world.rep.username)
+    log_in_to_customers(page, server, server.world.rep.username)
     screenshot(page, "customers-en")
 
     # switch the interface to Simplified Chinese
@@ -69,7 +65,7 @@ def test_a_rep_works_in_chinese_and_logging_out_kills_the_cookie(server: Server,
 def test_a_valid_cookie_logs_back_in_without_a_password(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    log_in(page, server, server.world.analyst.username)
+    log_in_to_customers(page, server, server.world.analyst.username)
     cookie = next(c for c in context.cookies() if c["name"] == "kestrel_session")
     context.close()
     again = browser.new_context(viewport={"width": 1400, "height": 1000})

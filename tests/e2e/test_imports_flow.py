@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_core.models import Customer, ImportRun
-from tests.e2e.conftest import Server, screenshot
-from tests.factories import PASSWORD
+from tests.e2e.conftest import Server, log_in, screenshot
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -25,10 +24,7 @@ def imported_count(server: Server) -> int:
 def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failures(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 3000}, locale="en-US")
     page = context.new_page()
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(server.world.admin.username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server, server.world.admin.username)
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT)
 
     page.goto(f"{server.url}/imports")

@@ -6,8 +6,7 @@ import pytest
 
 from crm_core.models import Customer, Opportunity
 from crm_core.services.deals import OpportunityInput, create_opportunity
-from tests.e2e.conftest import Server, open_page, screenshot
-from tests.factories import PASSWORD
+from tests.e2e.conftest import Server, log_in, open_page, screenshot
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -33,10 +32,7 @@ def test_a_rep_moves_a_deal_and_the_funnel_follows(server: Server, browser) -> N
                                                                   amount="10000"))
     context = browser.new_context(viewport={"width": 1500, "height": 1100}, locale="en-US")
     page = context.new_page()
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(rep.username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server, rep.username)
     page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
 
     open_funnel(page)

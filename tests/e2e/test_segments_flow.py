@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models.segments import Segment, SegmentSnapshot
-from tests.e2e.conftest import Server, screenshot
-from tests.factories import PASSWORD, create_random_customer
+from tests.e2e.conftest import Server, log_in, screenshot
+from tests.factories import create_random_customer
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 20_000
@@ -21,10 +21,7 @@ def test_an_analyst_builds_saves_and_exports_a_segment(server: Server, browser) 
     create_random_customer(server.db, server.world.rep_other_team, name="=HYPERLINK(\"x\") Acme", tags="vip")
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="en-US", accept_downloads=True)
     page = context.new_page()
-    page.goto(server.url)
-    page.get_by_role("textbox", name="Username").fill(server.world.analyst.username)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server, server.world.analyst.username)
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT)  # the frame, logged in
     heading = page.get_by_role("heading", name="Segments")
     for _attempt in range(3):  # the login's own rerun may swallow an early click
