@@ -81,3 +81,23 @@ def create_random_customer(db: Database, actor: Actor, **fields: object) -> int:
     values: dict[str, object] = {"name": unique("Customer "), "owner_id": actor.user_id}
     values.update(fields)
     return create_customer(db, actor, CustomerInput(**values), allow_duplicate=True)  # type: ignore[arg-type]
+
+
+def add_open_deal(db: Database, actor: Actor, customer_id: int, name: str = "Deal") -> None:
+    """A deal of ``actor`` in the first open stage, inserted directly (no lifecycle refresh)."""
+    from sqlalchemy import select
+
+    from crm_core.models import Opportunity, PipelineStage
+
+    with db.transaction(actor) as session:
+        stage = session.scalars(select(PipelineStage).where(PipelineStage.kind == "open")).first()
+        assert stage is not None
+        session.add(
+            Opportunity(
+                customer_id=customer_id,
+                owner_id=actor.user_id,
+                pipeline_id=stage.pipeline_id,
+                stage_id=stage.id,
+                name=name,
+            )
+        )

@@ -13,8 +13,6 @@ from crm_core.models import (
     AuditEvent,
     Campaign,
     Customer,
-    Opportunity,
-    PipelineStage,
     Task,
     utcnow,
 )
@@ -28,7 +26,7 @@ from crm_core.services.automation import (
     save_automation_rule,
 )
 from crm_core.services.lifecycle import override_lifecycle_stage, refresh_lifecycle
-from tests.factories import World, build_world, create_random_customer
+from tests.factories import World, add_open_deal, build_world, create_random_customer
 
 
 @pytest.fixture
@@ -47,18 +45,7 @@ def count(db: Database, world: World, model: type, *where: object) -> int:
 
 
 def make_intent(db: Database, world: World, customer_id: int) -> None:
-    with db.transaction(world.rep) as session:
-        stage = session.scalars(select(PipelineStage).where(PipelineStage.kind == "open")).first()
-        assert stage is not None
-        session.add(
-            Opportunity(
-                customer_id=customer_id,
-                owner_id=world.rep.user_id,
-                pipeline_id=stage.pipeline_id,
-                stage_id=stage.id,
-                name="Deal",
-            )
-        )
+    add_open_deal(db, world.rep, customer_id)
     with db.system_transaction("test") as session:
         refresh_lifecycle(session, world.admin.tenant_id, [customer_id])
 

@@ -22,7 +22,7 @@ from crm_core.models import (
 from crm_core.models.automation import LifecycleOverride, LifecycleTransition
 from crm_core.services.activities import ActivityInput, log_activity
 from crm_core.services.lifecycle import override_lifecycle_stage, refresh_lifecycle
-from tests.factories import World, build_world, create_random_customer
+from tests.factories import World, add_open_deal, build_world, create_random_customer
 
 # Written from the issue's wording, independently of crm_core.services.lifecycle.
 HAND_WRITTEN = """
@@ -174,18 +174,7 @@ def test_a_stage_given_at_creation_holds_as_an_override(db: Database, world: Wor
 
 def test_an_open_deal_makes_a_prospect_intent(db: Database, world: World) -> None:
     customer_id = create_random_customer(db, world.rep)
-    with db.transaction(world.rep) as session:
-        stage = session.scalars(select(PipelineStage).where(PipelineStage.kind == "open")).first()
-        assert stage is not None
-        session.add(
-            Opportunity(
-                customer_id=customer_id,
-                owner_id=world.rep.user_id,
-                pipeline_id=stage.pipeline_id,
-                stage_id=stage.id,
-                name="First deal",
-            )
-        )
+    add_open_deal(db, world.rep, customer_id, "First deal")
     with db.system_transaction("test") as session:
         refresh_lifecycle(session, world.rep.tenant_id, [customer_id])
     assert stage_of(db, world, customer_id) == "intent"
