@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.db import Database
+from crm_core.fulltext import fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.models import (
     AuditEvent,
     Base,
@@ -609,52 +609,27 @@ class _BulkWriter:
             return
         cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         marks = ", ".join("?" * len(table_names))
-        schema = cursor.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master"
-            f" WHERE sql IS NOT NULL AND tbl_name IN ({marks})"
-            " UNION ALL SELECT type, name, tbl_name, sql FROM sqlite_master"
-            " WHERE sql LIKE 'CREATE VIRTUAL TABLE%'",
+        # sql IS NULL skips the automatic indexes behind UNIQUE constraints (not droppable)
+        indexes = cursor.execute(
+            "SELECT name, sql FROM sqlite_master"
+            f" WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})",
             list(table_names),
         ).fetchall()
-        # sql IS NULL above skips the automatic indexes behind UNIQUE constraints (not droppable)
-        indexes = [(name, sql) for kind, name, _table, sql in schema if kind == "index"]
-        full_text = []
-        for kind, name, _table, sql in schema:
-            content = re.search(r"content\s*=\s*'(\w+)'", sql) if kind == "table" else None
-            if content and content.group(1) in table_names:
-                key = re.search(r"content_rowid\s*=\s*'(\w+)'", sql)
-                columns = [row[1] for row in cursor.execute(f"PRAGMA table_info({self.quote(name)})")]
-                full_text.append((name, content.group(1), key.group(1) if key else "rowid", columns))
-        feeders = [
-            (name, sql)
-            for kind, name, _table, sql in schema
-            if kind == "trigger"
-            and re.search(r"\bINSERT\s+ON\b", sql, re.IGNORECASE)
-            and any(fts_name in sql for fts_name, *_ in full_text)
-        ]
+        full_text = fulltext_indexes(table_names)
         for name, _sql in indexes:
             cursor.execute(f"DROP INDEX {self.quote(name)}")
-        for name, _sql in feeders:
-            cursor.execute(f"DROP TRIGGER {self.quote(name)}")
-        yield
-        steps = len(indexes) + len(full_text)
-        for step, (_name, sql) in enumerate(indexes, start=1):
-            cursor.execute(sql)
-            if self.progress is not None:
-                self.progress("indexes", step, steps)
-        for step, (fts_name, content_table, rowid, columns) in enumerate(full_text, start=len(indexes) + 1):
-            if content_table in self.first_ids:
-                listed = ", ".join(self.quote(column) for column in columns)
-                cursor.execute(
-                    f"INSERT INTO {self.quote(fts_name)}(rowid, {listed}) "
-                    f"SELECT {self.quote(rowid)}, {listed} FROM {self.quote(content_table)} "
-                    f"WHERE {self.quote(rowid)} >= ?",
-                    (self.first_ids[content_table],),
-                )
-            if self.progress is not None:
-                self.progress("indexes", step, steps)
-        for _name, sql in feeders:
-            cursor.execute(sql)
+        with insert_triggers_dropped(cursor, full_text):
+            yield
+            steps = len(indexes) + len(full_text)
+            for step, (_name, sql) in enumerate(indexes, start=1):
+                cursor.execute(sql)
+                if self.progress is not None:
+                    self.progress("indexes", step, steps)
+            for step, index in enumerate(full_text, start=len(indexes) + 1):
+                if index.content_table in self.first_ids:
+                    index_rows_from(cursor, index, self.first_ids[index.content_table])
+                if self.progress is not None:
+                    self.progress("indexes", step, steps)
         cursor.close()
 
     def finish(self) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 from sqlalchemy import DateTime, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models import Base, Customer, Opportunity, Order, TenantScoped, utcnow
+from crm_core.models import Base, Opportunity, Order, TenantScoped, utcnow
 
 
 class OpportunityStageChange(TenantScoped, Base):
@@ -53,7 +53,9 @@ Index(
     "ix_orders_revenue_cover",
     Order.tenant_id, Order.ordered_at, Order.status, Order.archived_at, Order.customer_id, Order.total_amount,
 )
-Index(
-    "ix_customers_new_cover",
-    Customer.tenant_id, Customer.created_at, Customer.archived_at, Customer.owner_id, Customer.team_id,
+Index(  # a rep's or manager's board, funnel and sums (migration 0009)
+    "ix_opportunities_owner_cover",
+    Opportunity.tenant_id, Opportunity.owner_id, Opportunity.pipeline_id, Opportunity.stage_id,
+    Opportunity.archived_at, Opportunity.amount, Opportunity.probability, Opportunity.created_at,
+    Opportunity.closed_at,
 )

@@ -6,8 +6,8 @@ only for sorts on a nullable column. The total is optional and capped (``COUNT``
 million rows on every page view is the slow list view users complain about).
 
 Text search per database (see migration 0002): SQLite matches the FTS5 trigram table
-``customers_fts`` for three or more characters and an index range on the name/email
-prefix for one or two; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes;
+``customers_fts`` for three or more characters and for one or two Chinese characters (through
+the FTS vocabulary), and an index range on the name prefix for one or two Latin ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes;
 MariaDB scans with ``LIKE`` under the grid's index order and stops after one page.
 Tenant and ownership scoping come from the session.
 """
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, Select, and_, cast, column, func, or_, select, table, tuple_, union
+from sqlalchemy import Numeric, Select, and_, cast, column, func, literal, or_, select, table, tuple_, union
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import Session, aliased
 
@@ -80,6 +80,7 @@ _GRID_COLUMNS = (
 )
 _FTS = table("customers_fts", column("rowid"))
 _FTS_MATCH: Any = column("customers_fts")
+_FTS_VOCAB = table("customers_fts_vocab", column("term"))
 
 
 @dataclass
@@ -293,7 +294,16 @@ def _fts_phrase(text: str) -> str:
 
 
 def sqlite_search_candidates(text: str) -> Any:
-    """The ids ``text`` can match on SQLite: FTS5 trigram matches, or a name-prefix range for 1-2 characters."""
+    """The ids ``text`` can match on SQLite, each found through an index.
+
+    Three or more characters: FTS5 trigram matches in name, email or phone. One or two
+    characters with a Chinese/Japanese/Korean one (华为, 科技, 隼 — often a whole word inside
+    a company name): every indexed trigram that starts with them, taken from the FTS
+    vocabulary by an index range and matched at once (the name ends with two markers, so
+    a word at the very end starts a trigram too). One or two Latin characters match the
+    *start of the name* (as typed, Capitalised and UPPER), each an index range: a brand's
+    first letters, not every "er" inside a word.
+    """
     text = text.strip()
     if len(text) >= MIN_FTS_CHARS:
         phone_key = (normalise_phone(text) or "").lstrip("+")
@@ -301,20 +311,29 @@ def sqlite_search_candidates(text: str) -> Any:
         if phone_key and len(phone_key) >= MIN_FTS_CHARS and phone_key != text and not any(c.isalpha() for c in text):
             terms.append(_fts_phrase(phone_key))
         return select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
-    # the trigram index cannot see one or two characters: match the start of the name instead
-    # (as typed, Capitalised and UPPER), each an index range
+    if has_cjk(text):
+        return select(_FTS.c.rowid).where(_FTS_MATCH.match(_trigrams_starting_with(text.lower())))
     variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
-    prefixes = [
+    return union(*(
         select(Customer.id)
         .with_hint(Customer, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
         .where(_starts_with(Customer.name, variant))
         for variant in variants
-    ]
-    if has_cjk(text):
-        # 科技, 华为: two Chinese characters are a whole word, usually in the middle of a company
-        # name; scan the names (a covering index read, not the table) rather than miss them
-        prefixes.append(select(Customer.id).where(Customer.name.contains(text, autoescape=True)))
-    return union(*prefixes)
+    ))
+
+
+def _trigrams_starting_with(prefix: str) -> Any:
+    """An FTS5 query string, computed in SQL: every vocabulary trigram starting with ``prefix``, OR-ed.
+
+    With no such trigram it is a phrase of three U+0001 characters, which nothing contains.
+    """
+    term = _FTS_VOCAB.c.term
+    quoted = literal('"') + func.replace(term, '"', '""') + literal('"')
+    return (
+        select(func.coalesce(func.group_concat(quoted, " OR "), literal(_fts_phrase("\x01" * 3))))
+        .where(term >= prefix, term < prefix + "\U0010ffff")
+        .scalar_subquery()
+    )
 
 
 def has_cjk(text: str) -> bool:
@@ -435,21 +454,16 @@ def _filter_indexes(filters: CustomerFilters) -> list[tuple[str, str, list[Any]]
 
 def _search_probe(text: str, tenant_id: int) -> Any:
     """The search candidates for counting only: index-only, tenant-wide (chooses a plan, returns no data)."""
-    if len(text) >= MIN_FTS_CHARS:
+    if len(text) >= MIN_FTS_CHARS or has_cjk(text):
         return sqlite_search_candidates(text)
     table_ = Customer.__table__
     variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
-    probes = [
+    return union(*(
         select(table_.c.id)
         .with_hint(table_, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
         .where(table_.c.tenant_id == tenant_id, _starts_with(table_.c.name, variant))
         for variant in variants
-    ]
-    if has_cjk(text):
-        probes.append(
-            select(table_.c.id).where(table_.c.tenant_id == tenant_id, table_.c.name.contains(text, autoescape=True))
-        )
-    return union(*probes)
+    ))
 
 
 def _sqlite_index_hint(session: Session, filters: CustomerFilters, sort: str | None) -> str | None:

@@ -189,3 +189,23 @@ def test_one_or_two_chinese_characters_match_anywhere_in_the_name(db: Database, 
     with db.session(world.admin) as session:
         page = list_customers(session, filters=CustomerFilters(search=search))
     assert [row.name for row in page.items] == ["深圳红隼科技有限公司"]
+
+
+@pytest.mark.parametrize("search", ["小明", "明", "王小明", "王"])
+def test_chinese_words_at_the_end_of_a_name_are_found_too(db: Database, search: str) -> None:
+    world = build_world(db)
+    create_random_customer(db, world.admin, name="王小明")
+    create_random_customer(db, world.admin, name="李华")
+    with db.session(world.admin) as session:
+        page = list_customers(session, filters=CustomerFilters(search=search))
+    assert [row.name for row in page.items] == ["王小明"]
+
+
+def test_a_renamed_customer_is_found_by_its_new_short_name_only(db: Database) -> None:
+    world = build_world(db)
+    customer_id = create_random_customer(db, world.admin, name="红隼电子")
+    with db.system_transaction("rename") as session:
+        session.execute(update(Customer).where(Customer.id == customer_id).values(name="蓝鲸电子"))
+    with db.session(world.admin) as session:
+        assert names(list_customers(session, filters=CustomerFilters(search="蓝鲸"))) == ["蓝鲸电子"]
+        assert names(list_customers(session, filters=CustomerFilters(search="红隼"))) == []
