@@ -21,7 +21,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
+from crm_core.fulltext import FullTextIndex, fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.i18n import catalog, t
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
@@ -347,16 +349,17 @@ def run_import(
             state = FileState()
             resolver = Resolver(session, actor)
             done = 0
-            for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-                prepared = prepare_chunk(
-                    chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
-                )
-                valid = prepared[~prepared.index.isin(list(report.rejected))] if report.rejected else prepared
-                writer.write(valid)
-                done += len(chunk)
-                if progress:
-                    progress("write", done, report.rows_read)
-            writer.finish()
+            with writer.fulltext_deferred():
+                for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+                    prepared = prepare_chunk(
+                        chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
+                    )
+                    valid = prepared[~prepared.index.isin(list(report.rejected))] if report.rejected else prepared
+                    writer.write(valid)
+                    done += len(chunk)
+                    if progress:
+                        progress("write", done, report.rows_read)
+                writer.finish()
             _store_rejected(session, actor, run_id, file, report, entity)
             result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
             result.status = "partial" if report.rejected_count else "imported"
@@ -523,8 +526,42 @@ class _Writer:
         self.mapped = set(mapping.field_to_column())
         self.orders: dict[str, int] = {}  # order number → id of an order this run created
         self.customer_batches: list[list[int]] = []
+        self._fulltext: tuple[Any, list[FullTextIndex]] | None = None  # (raw cursor, indexes) while deferred
         if entity in CUSTOM_FIELD_ENTITIES and mapping.custom_columns():
             self._ensure_custom_fields()
+
+    @contextmanager
+    def fulltext_deferred(self) -> Iterator[None]:
+        """On SQLite, index new rows in full-text search once per chunk instead of row by row.
+
+        The per-row FTS5 insert trigger costs more than the rest of a bulk insert together
+        (100,000 customers: ~9 s against ~2 s). It is dropped inside this run's transaction
+        (no other connection ever sees it missing; a rollback restores it) and recreated on
+        the way out; each chunk's new rows are indexed right after their insert, so an update
+        later in the same run (whose trigger deletes the old entry) finds them indexed.
+        Other databases index through their own means: nothing to do there.
+        """
+        connection = self.session.connection()
+        indexes = fulltext_indexes([MODELS[self.entity].__table__.name])
+        if connection.dialect.name != "sqlite" or not indexes:
+            yield
+            return
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with insert_triggers_dropped(cursor, indexes):
+                self._fulltext = (cursor, indexes)
+                yield
+        finally:
+            self._fulltext = None
+            cursor.close()
+
+    def _index_fulltext(self, ids: list[int]) -> None:
+        """Index the rows just inserted (all ids from the smallest: the run holds the write lock)."""
+        if self._fulltext is None or not ids:
+            return
+        cursor, indexes = self._fulltext
+        for index in indexes:
+            index_rows_from(cursor, index, min(ids))
 
     # -- values per entity --------------------------------------------------------
     def values(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -688,6 +725,7 @@ class _Writer:
                 if not access.can_assign_owner(self.actor, values["owner_id"]):
                     raise AccessDenied("cannot give this record to that owner")
         ids = _insert_returning_ids(self.session, model, rows)
+        self._index_fulltext(ids)
         self._record(ids, [number for number, _ in pending], "created", AUDIT_ENTITY[self.entity], rows)
         self.created += len(ids)
         if self.entity == "customers":

@@ -379,3 +379,93 @@ def test_revert_refuses_whole_when_a_created_product_is_used_by_a_later_order(db
         revert_import(db, world.admin, products.run_id)
     assert refused.value.message_key == "imports.error.revert_in_use"
     assert count(db, "products", world.admin.tenant_id, "AND sku = 'REV-1'") == 1
+
+
+# --- full-text search: SQLite indexes an import's new rows per chunk, not through the trigger ---
+
+
+def search_names(db: Database, actor: Actor, term: str) -> list[str]:
+    """Customer names the grid's search finds (the FTS5 index on SQLite)."""
+    from crm_core.queries.customers import CustomerFilters, list_customers
+
+    with db.session(actor) as session:
+        page = list_customers(session, filters=CustomerFilters(search=term), per_page=100, sort="name")
+    return sorted(row.name for row in page.items)
+
+
+def fts_state(db: Database) -> tuple[list[str], int]:
+    """SQLite: the customers table's triggers and the FTS5 index size (integrity-checked); else nothing."""
+    if db.dialect_name != "sqlite":
+        return [], 0
+    with db.system_session("test fts") as session:
+        triggers = list(
+            session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'customers'"))
+        )
+        # 'integrity-check' with rank 1 compares the index with its content: fails loudly when out of step
+        session.execute(text("INSERT INTO customers_fts(customers_fts, rank) VALUES ('integrity-check', 1)"))
+        entries = int(session.execute(text("SELECT COUNT(*) FROM customers_fts_docsize")).scalar_one())
+    return sorted(triggers), entries
+
+
+def test_search_finds_imported_customers_and_the_insert_trigger_is_back(db: Database, world: World) -> None:
+    triggers, entries = fts_state(db)
+    body = "name,email\n" + "".join(f"Kestrelwing Trading {n},kw{n}@example.com\n" for n in range(5))
+    result = import_csv(db, world.admin, "customers", body, chunk_size=2)
+    assert (result.status, result.created) == ("imported", 5)
+    assert search_names(db, world.admin, "Kestrelwing") == [f"Kestrelwing Trading {n}" for n in range(5)]
+    assert search_names(db, world.admin, "kw3@example") == ["Kestrelwing Trading 3"]
+    after_triggers, after_entries = fts_state(db)
+    assert after_triggers == triggers
+    if db.dialect_name == "sqlite":
+        assert "customers_fts_after_insert" in after_triggers and after_entries == entries + 5
+    create_random_customer(db, world.admin, name="Kestrelwing By Hand")  # the trigger indexes it again
+    assert "Kestrelwing By Hand" in search_names(db, world.admin, "Kestrelwing")
+
+
+def test_a_row_updating_a_customer_created_by_an_earlier_chunk_keeps_search_in_step(
+    db: Database, world: World
+) -> None:
+    body = "name,email\nFirst Falconer,falcon@example.com\nSecond Falconer,falcon@example.com\n"
+    result = import_csv(
+        db,
+        world.admin,
+        "customers",
+        body,
+        mode="upsert",
+        chunk_size=1,
+        mapping={"columns": {"name": "name", "email": "email"}, "match_on": ["email"]},
+    )
+    assert (result.created, result.updated) == (1, 1)  # chunk two updated the customer chunk one created
+    fts_state(db)  # the update's trigger removed an entry the chunk had indexed: still consistent
+    assert search_names(db, world.admin, "Falconer") == ["Second Falconer"]
+    revert_import(db, world.admin, result.run_id)
+    assert search_names(db, world.admin, "Falconer") == []
+    fts_state(db)
+
+
+def test_a_failed_write_leaves_the_trigger_and_the_search_index_as_they_were(
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_core.importing import runner
+
+    before = fts_state(db)
+    customers_before = count(db, "customers", world.admin.tenant_id)
+    calls = {"chunks": 0}
+    original = runner._Writer.write
+
+    def failing_write(self: runner._Writer, frame: object) -> None:
+        calls["chunks"] += 1
+        if calls["chunks"] == 2:
+            raise RuntimeError("disk full")  # the second chunk fails after the first was written
+        original(self, frame)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner._Writer, "write", failing_write)
+    body = "name\n" + "".join(f"Merlin Holdings {n}\n" for n in range(4))
+    with pytest.raises(RuntimeError):
+        import_csv(db, world.admin, "customers", body, chunk_size=2)
+    assert count(db, "customers", world.admin.tenant_id) == customers_before
+    assert fts_state(db) == before
+    assert search_names(db, world.admin, "Merlin Holdings") == []
+    with db.session(world.admin) as session:
+        statuses = list(session.scalars(select(ImportRun.status).order_by(ImportRun.id.desc()).limit(1)))
+    assert statuses == ["failed"]
