@@ -164,12 +164,15 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     visible_customers = select(Customer.id).where(
         Customer.tenant_id == actor.tenant_id, customer_visibility(actor)
     )
-    if entity in (Contact, Activity, Order, Case, CampaignMember):
+    if entity is Order:  # its customer's rule, on the copy of the customer's owner and team
+        return _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id)
+    if entity in (Contact, Activity, Case, CampaignMember):
         return entity.customer_id.in_(visible_customers)  # type: ignore[attr-defined]
     if entity is OrderLine:
         return OrderLine.order_id.in_(
             select(Order.id).where(
-                Order.tenant_id == actor.tenant_id, Order.customer_id.in_(visible_customers)
+                Order.tenant_id == actor.tenant_id,
+                _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id),
             )
         )
     if entity is Task:

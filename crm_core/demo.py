@@ -1276,6 +1276,9 @@ def _generate_tenant(
             "customer_id": customer_ids[order_customer],
             "opportunity_id": _ids_or_null(order_deal, has_deal),
             "owner_id": worker[order_customer],
+            # the customer's scope, as the database triggers would copy it (migration 0010)
+            "customer_owner_id": _ids_or_null(owner_ids[order_customer], owned[order_customer]),
+            "customer_team_id": team_ids[order_customer],
             "order_number": lambda s, e: [f"SO-{i:06d}" for i in range(s + 1, e + 1)],
             "status": order_status,
             "ordered_at": clock.timestamps(ordered),

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -343,7 +344,15 @@ class Order(TenantScoped, Versioned, Base):
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the seller credited
+    # The customer's owner and team, copied by database triggers (migration 0010) so that who
+    # may see the order (its customer's rule) is a test on the order's own indexed columns.
+    customer_owner_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
+    customer_team_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
     order_number: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.CONFIRMED.value)
     ordered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

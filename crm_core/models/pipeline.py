@@ -51,7 +51,8 @@ Index(
 )
 Index(
     "ix_orders_revenue_cover",
-    Order.tenant_id, Order.ordered_at, Order.status, Order.archived_at, Order.customer_id, Order.total_amount,
+    Order.tenant_id, Order.ordered_at, Order.status, Order.archived_at, Order.customer_owner_id,
+    Order.customer_team_id, Order.total_amount,
 )
 Index(  # a rep's or manager's board, funnel and sums (migration 0009)
     "ix_opportunities_owner_cover",
