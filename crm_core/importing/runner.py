@@ -37,6 +37,7 @@ from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
 from crm_core.fulltext import FullTextIndex, fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.i18n import catalog, t
+from crm_core.importing.bulk import insert_returning_ids, insert_rows
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import FileState, Resolver, match_value, prepare_chunk
@@ -58,6 +59,7 @@ from crm_core.models import (
 )
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups, rule_fields
 from crm_core.validation import ExpectationOutcome, run_suite
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -448,7 +450,6 @@ def _date(value: Any) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(str(value)[:10])
 
 
-INSERT_BATCH = 500
 # a column each table's rows carry, returned beside the id to prove the id ↔ row pairing
 _PAIRING_COLUMN: dict[Any, str] = {
     Customer: "name",
@@ -463,51 +464,8 @@ _PAIRING_COLUMN: dict[Any, str] = {
 
 
 def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert ``rows``; their new ids in row order, one multi-row INSERT … RETURNING per batch.
-
-    Why this shape: ``returning(sort_by_parameter_order=True)`` falls back to one statement
-    per row on SQLite without a sentinel column, and compiling a multi-row ``insert().values()``
-    costs more than the insert itself, so the statement text is built once per batch size and
-    sent through the driver. One multi-row INSERT assigns ascending ids in VALUES order on
-    SQLite (rowid), PostgreSQL (nextval per row) and MariaDB (consecutive auto-increment for
-    a simple insert), so the sorted ids pair with the rows; the returned pairing column checks
-    that, and a mismatch aborts the transaction rather than guess.
-    """
-    if not rows:
-        return []
-    table = model.__table__  # type: ignore[attr-defined]
-    pairing = _PAIRING_COLUMN[model]
-    defaults = {
-        column.name: column.default.arg
-        for column in table.columns
-        if column.name not in rows[0] and column.default is not None and column.default.is_scalar
-    }
-    names = [*rows[0].keys(), *defaults]
-    connection = session.connection()
-    dialect = connection.dialect
-    # the driver gets what SQLAlchemy would send: Decimal/datetime as text on SQLite, JSON serialised …
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
-    quote = dialect.identifier_preparer.quote
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    row_sql = "(" + ", ".join([marker] * len(names)) + ")"
-    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) VALUES "
-    tail = f" RETURNING {quote('id')}, {quote(pairing)}"
-    ids: list[int] = []
-    for start in range(0, len(rows), INSERT_BATCH):
-        batch = rows[start : start + INSERT_BATCH]
-        parameters: list[Any] = []
-        for row in batch:
-            for name, process in zip(names, processors, strict=True):
-                value = row[name] if name in row else defaults[name]
-                parameters.append(process(value) if process is not None and value is not None else value)
-        statement = head + ", ".join([row_sql] * len(batch)) + tail
-        returned = sorted(tuple(item) for item in connection.exec_driver_sql(statement, tuple(parameters)).all())
-        if len(returned) != len(batch) or any(
-            str(value) != str(row[pairing]) for (_, value), row in zip(returned, batch, strict=True)
-        ):
-            raise RuntimeError(f"inserted {table.name} rows came back out of order")
-        ids.extend(int(record_id) for record_id, _ in returned)
-    return ids
+    """Insert ``rows`` of ``model``; their new ids in row order (see :func:`.bulk.insert_returning_ids`)."""
+    return insert_returning_ids(session, model.__table__, rows, _PAIRING_COLUMN[model])
 
 
 class _Writer:
@@ -724,34 +682,67 @@ class _Writer:
             for values in rows:
                 if not access.can_assign_owner(self.actor, values["owner_id"]):
                     raise AccessDenied("cannot give this record to that owner")
+        changes = self._created_changes(rows)  # what the file set, before the rules add to it
+        # the same assignment and follow-up rules as customers created by hand, decided before the
+        # insert so that the rows go in with their owners and follow-up dates (no UPDATE after)
+        planned = self._plan_follow_ups(rows) if self.entity == "customers" else None
         ids = _insert_returning_ids(self.session, model, rows)
         self._index_fulltext(ids)
-        self._record(ids, [number for number, _ in pending], "created", AUDIT_ENTITY[self.entity], rows)
+        self._record(ids, [number for number, _ in pending], "created", AUDIT_ENTITY[self.entity], changes)
         self.created += len(ids)
-        if self.entity == "customers":
-            from crm_core.services.followups import on_customers_created
-
-            # the same assignment and lifecycle rules as customers created by hand
-            on_customers_created(self.session, self.actor, ids)
+        if planned is not None:
+            for customer, record_id in zip(planned, ids, strict=True):
+                customer.id = record_id
+            record_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
         return ids
 
-    def _record(
-        self, ids: list[int], row_numbers: list[int], action: str, audit_entity: str, rows: list[dict[str, Any]] | None
-    ) -> None:
-        """An audit event per created row (tagged with the run) and a run record per row written."""
-        tenant_id, now = self.actor.tenant_id, utcnow()
+    def _plan_follow_ups(self, rows: list[dict[str, Any]]) -> list[NewCustomer]:
+        """Owners by the assignment rules and first follow-up dates, written into the new customers' ``rows``."""
+        planned = [
+            NewCustomer(
+                name=row["name"],
+                owner_id=row["owner_id"],
+                team_id=row["team_id"],
+                lifecycle_stage=row["lifecycle_stage"],
+                fields=rule_fields(row),
+            )
+            for row in rows
+        ]
+        plan_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
+        for row, customer in zip(rows, planned, strict=True):
+            row["owner_id"], row["team_id"] = customer.owner_id, customer.team_id
+            row["next_follow_up_at"] = customer.next_follow_up_at
+        return planned
+
+    def _created_changes(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The audit ``changes`` of each created row: its non-empty values, tagged with the run."""
         skip = ("tenant_id", "created_at", "updated_at")
         tag = [None, self.run_id]
         plain = (str, int, bool)
-        if ids and rows is not None:
+        created = []
+        for values in rows:
+            changes: dict[str, Any] = {
+                key: [None, value if isinstance(value, plain) else access._serialise(value)]
+                for key, value in values.items()
+                if value is not None and value != "" and value != {} and key not in skip
+            }
+            changes["_import_run"] = tag
+            created.append(changes)
+        return created
+
+    def _record(
+        self,
+        ids: list[int],
+        row_numbers: list[int],
+        action: str,
+        audit_entity: str,
+        created_changes: list[dict[str, Any]] | None,
+    ) -> None:
+        """An audit event per created row (``created_changes``: see :meth:`_created_changes`), a run record per row."""
+        tenant_id, now = self.actor.tenant_id, utcnow()
+        if ids and created_changes is not None:
             events = []
-            for record_id, values in zip(ids, rows, strict=True):
-                changes: dict[str, Any] = {
-                    key: [None, value if isinstance(value, plain) else access._serialise(value)]
-                    for key, value in values.items()
-                    if value is not None and value != "" and value != {} and key not in skip
-                }
-                changes["_import_run"] = tag
+            for record_id, changes in zip(ids, created_changes, strict=True):
                 events.append(
                     {
                         "tenant_id": tenant_id,
@@ -765,11 +756,12 @@ class _Writer:
                         "changes": changes,
                     }
                 )
-            # Core executemany: the audit rows need no ORM identity, and this is the hot path
-            self.session.execute(insert(AuditEvent.__table__), events)  # type: ignore[arg-type]
+            # driver executemany: the audit rows need no ORM identity, and this is the hot path
+            insert_rows(self.session, AuditEvent.__table__, events)  # type: ignore[arg-type]
         if ids and audit_entity != "order_line":
-            self.session.execute(
-                insert(ImportRunRecord.__table__),  # type: ignore[arg-type]
+            insert_rows(
+                self.session,
+                ImportRunRecord.__table__,  # type: ignore[arg-type]
                 [
                     {
                         "tenant_id": tenant_id,
@@ -844,7 +836,7 @@ class _Writer:
             )
         if line_rows:
             line_ids = _insert_returning_ids(self.session, OrderLine, line_rows)
-            self._record(line_ids, [0] * len(line_ids), "created", "order_line", line_rows)
+            self._record(line_ids, [0] * len(line_ids), "created", "order_line", self._created_changes(line_rows))
         for order_id, amount in totals.items():
             self.session.execute(
                 update(Order)

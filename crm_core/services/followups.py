@@ -22,15 +22,17 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.i18n import t
+from crm_core.importing.bulk import insert_returning_ids, insert_rows
 from crm_core.models import (
     Base,
     Customer,
@@ -70,12 +72,54 @@ def attributed_system_work(session: Session, reason: str) -> Iterator[Actor | No
             access.bind_system(session, previous_reason)
 
 
-def _customer_fields(customer: Customer) -> dict[str, Any]:
+FOLLOW_UP_REASON = "new customer follow-up"
+
+
+def rule_fields(values: Any) -> dict[str, Any]:
+    """The fields assignment-rule conditions read, from a customer or a row's values (a mapping)."""
+    get = values.get if isinstance(values, dict) else (lambda name: getattr(values, name))
     return {
-        "kind": customer.kind, "industry": customer.industry, "region": customer.region,
-        "source": customer.source, "tags": customer.tags, "lifecycle_stage": customer.lifecycle_stage,
-        "custom_fields": customer.custom_fields or {},
+        "kind": get("kind"), "industry": get("industry"), "region": get("region"), "source": get("source"),
+        "tags": get("tags"), "lifecycle_stage": get("lifecycle_stage"), "custom_fields": get("custom_fields") or {},
     }
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Who a rule gave a new customer to, and what it had before (for the audit row)."""
+
+    rule_id: int
+    reason: str
+    owner_before: int | None
+    team_before: int | None
+
+
+@dataclass
+class NewCustomer:
+    """A new customer as the follow-up rules read and decide it: a flushed ORM row, or a row about to be inserted.
+
+    :func:`plan_follow_ups` fills ``owner_id``/``team_id`` (by rule), ``due_at`` and
+    ``next_follow_up_at``; :func:`record_follow_ups` needs ``id``.
+    """
+
+    name: str
+    owner_id: int | None
+    team_id: int | None
+    lifecycle_stage: str
+    fields: dict[str, Any]
+    next_follow_up_at: dt.datetime | None = None
+    id: int | None = None
+    due_at: dt.datetime | None = None
+    assignment: Assignment | None = None
+
+    @classmethod
+    def of(cls, customer: Customer) -> NewCustomer:
+        """The follow-up view of a customer already flushed."""
+        return cls(
+            name=customer.name, owner_id=customer.owner_id, team_id=customer.team_id,
+            lifecycle_stage=customer.lifecycle_stage, fields=rule_fields(customer),
+            next_follow_up_at=customer.next_follow_up_at, id=customer.id,
+        )
 
 
 def _active_reps(session: Session, tenant_id: int, team_id: int | None) -> list[int]:
@@ -111,13 +155,16 @@ def _rule_reason(rule: AssignmentRule, actor: Actor | None) -> str:
 def on_customers_created(session: Session, actor: Actor | None, customer_ids: list[int]) -> None:
     """Assign owners by the tenant's rules where missing, create each first follow-up task, record stages.
 
-    Runs inside the caller's transaction; bulk-friendly (a few statements per rule and batch).
+    For customers already flushed (the form, the API): runs inside the caller's transaction,
+    a few statements per rule and batch, and keeps the session's loaded customers in step.
+    The importer, which knows its rows before inserting them, calls :func:`plan_follow_ups`
+    and :func:`record_follow_ups` around its insert instead (no UPDATE of the new rows).
     """
     if not customer_ids:
         return
     session.flush()
     ids = sorted(set(customer_ids))
-    with attributed_system_work(session, "new customer follow-up"):
+    with attributed_system_work(session, FOLLOW_UP_REASON):
         loaded: list[Customer] = []
         for start in range(0, len(ids), CHUNK):
             statement = select(Customer).where(Customer.id.in_(ids[start:start + CHUNK]))
@@ -128,11 +175,37 @@ def on_customers_created(session: Session, actor: Actor | None, customer_ids: li
     for customer in loaded:
         by_tenant[customer.tenant_id].append(customer)
     for tenant_id, tenant_customers in by_tenant.items():
-        _follow_up_tenant(session, actor, tenant_id, tenant_customers)
+        new_customers = [NewCustomer.of(customer) for customer in tenant_customers]
+        plan_follow_ups(session, actor, tenant_id, new_customers)
+        _apply_plan(session, tenant_customers, new_customers)
+        record_follow_ups(session, actor, tenant_id, new_customers)
 
 
-def _follow_up_tenant(session: Session, actor: Actor | None, tenant_id: int, new_customers: list[Customer]) -> None:
-    with attributed_system_work(session, "new customer follow-up"):
+def _apply_plan(session: Session, customers: list[Customer], planned: list[NewCustomer]) -> None:
+    """Write what :func:`plan_follow_ups` decided onto customers already in the database (and the session)."""
+    owners: list[dict[str, Any]] = []
+    follow_ups: list[dict[str, Any]] = []
+    for customer, plan in zip(customers, planned, strict=True):
+        if plan.assignment is not None:
+            owners.append({"b_id": customer.id, "b_owner": plan.owner_id, "b_team": plan.team_id})
+            set_committed_value(customer, "owner_id", plan.owner_id)
+            set_committed_value(customer, "team_id", plan.team_id)
+        if customer.next_follow_up_at is None:
+            follow_ups.append({"b_id": customer.id, "b_due": plan.next_follow_up_at})
+            set_committed_value(customer, "next_follow_up_at", plan.next_follow_up_at)
+    _write_new_customer_columns(session, owners, owner_id=bindparam("b_owner"), team_id=bindparam("b_team"))
+    _write_new_customer_columns(session, follow_ups, next_follow_up_at=bindparam("b_due"))
+
+
+def plan_follow_ups(session: Session, actor: Actor | None, tenant_id: int, customers: list[NewCustomer]) -> None:
+    """Decide, in place, the owner of each unowned customer (first matching active rule) and its follow-up date.
+
+    Moves each used rule's round-robin pointer (its row locked, so concurrent creations
+    continue the same rotation) inside the caller's transaction. Writes nothing about the
+    customers themselves: the caller stores the decisions (an UPDATE of flushed rows, or the
+    values of rows it is about to insert), then calls :func:`record_follow_ups`.
+    """
+    with attributed_system_work(session, FOLLOW_UP_REASON):
         rules = list(
             session.scalars(
                 select(AssignmentRule)
@@ -140,28 +213,55 @@ def _follow_up_tenant(session: Session, actor: Actor | None, tenant_id: int, new
                 .order_by(AssignmentRule.position, AssignmentRule.id)
             )
         )
-        record_initial_stages(session, tenant_id, {c.id: c.lifecycle_stage for c in new_customers})
-    due_days: dict[int, int] = {}
-    unowned = [customer for customer in new_customers if customer.owner_id is None]
-    remaining = unowned
+    now = utcnow()
+    remaining = [customer for customer in customers if customer.owner_id is None]
     for rule in rules:
         if not remaining:
             break
         conditions = rule.conditions or []
-        matched = [customer for customer in remaining if rule_matches(_customer_fields(customer), conditions)]
+        matched = [customer for customer in remaining if rule_matches(customer.fields, conditions)]
         if not matched:
             continue
         with attributed_system_work(session, _rule_reason(rule, actor)):
             if _assign_by_rule(session, tenant_id, rule, matched):
+                due_at = _morning(now + dt.timedelta(days=rule.follow_up_due_days))
                 for customer in matched:
-                    due_days[customer.id] = rule.follow_up_due_days
-                matched_ids = {customer.id for customer in matched}
-                remaining = [customer for customer in remaining if customer.id not in matched_ids]
-    with attributed_system_work(session, "new customer follow-up"):
-        _create_first_tasks(session, actor, tenant_id, new_customers, due_days)
+                    customer.due_at = due_at
+                remaining = [customer for customer in remaining if customer.assignment is None]
+    default_due = _morning(now + dt.timedelta(days=DEFAULT_FOLLOW_UP_DAYS))
+    for customer in customers:
+        if customer.due_at is None:
+            customer.due_at = default_due
+        if customer.next_follow_up_at is None:
+            customer.next_follow_up_at = customer.due_at
 
 
-def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matched: list[Customer]) -> bool:
+def record_follow_ups(session: Session, actor: Actor | None, tenant_id: int, customers: list[NewCustomer]) -> None:
+    """What follows a planned creation, for customers now in the database (``id`` set).
+
+    Their first lifecycle transitions, an ``assign`` audit row per rule assignment (naming
+    the rule), and each first follow-up task with its audit row.
+    """
+    if not customers:
+        return
+    with attributed_system_work(session, FOLLOW_UP_REASON):
+        record_initial_stages(session, tenant_id, {c.id: c.lifecycle_stage for c in customers if c.id is not None})
+    now = utcnow()
+    audits = [
+        {"tenant_id": tenant_id, "actor_id": None, "action": "assign", "entity": "customer",
+         "entity_id": customer.id, "occurred_at": now, "created_at": now, "updated_at": now,
+         "changes": {"owner_id": [assignment.owner_before, customer.owner_id],
+                     "team_id": [assignment.team_before, customer.team_id],
+                     "assignment_rule_id": [None, assignment.rule_id], "_source": ["", assignment.reason]}}
+        for customer in customers
+        if (assignment := customer.assignment) is not None
+    ]
+    insert_rows(session, Base.metadata.tables["audit_events"], audits)
+    with attributed_system_work(session, FOLLOW_UP_REASON):
+        _create_first_tasks(session, actor, tenant_id, customers)
+
+
+def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matched: list[NewCustomer]) -> bool:
     """Give ``matched`` customers owners by ``rule``; False when the rule's team has no active rep."""
     # lock the rule row so that concurrent creations continue the same rotation
     session.execute(
@@ -181,25 +281,10 @@ def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matc
         ).all()
     )
     reason = session.info.get(access.SYSTEM_KEY, "")
-    now = utcnow()
-    changes = []
-    audits = []
     for customer, owner_id in zip(matched, owners, strict=True):
-        team_id = rule.team_id or team_of.get(owner_id) or customer.team_id
-        changes.append({"b_id": customer.id, "b_owner": owner_id, "b_team": team_id})
-        audits.append(
-            {"tenant_id": tenant_id, "actor_id": None, "action": "assign", "entity": "customer",
-             "entity_id": customer.id, "occurred_at": now, "created_at": now, "updated_at": now,
-             "changes": {"owner_id": [customer.owner_id, owner_id], "team_id": [customer.team_id, team_id],
-                         "assignment_rule_id": [None, rule.id], "_source": ["", reason]}}
-        )
-        set_committed_value(customer, "owner_id", owner_id)
-        set_committed_value(customer, "team_id", team_id)
-    # bulk statements, not one ORM object per row: the importer calls this per batch of thousands
-    session.connection().execute(insert(Base.metadata.tables["audit_events"]), audits)
-    _write_new_customer_columns(
-        session, changes, owner_id=bindparam("b_owner"), team_id=bindparam("b_team")
-    )
+        customer.assignment = Assignment(rule.id, reason, customer.owner_id, customer.team_id)
+        customer.owner_id = owner_id
+        customer.team_id = rule.team_id or team_of.get(owner_id) or customer.team_id
     # the pointer moves without a version bump: an admin editing the rule is not made stale
     rules_table = Base.metadata.tables["assignment_rules"]
     session.execute(
@@ -209,7 +294,7 @@ def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matc
 
 
 def _create_first_tasks(
-    session: Session, actor: Actor | None, tenant_id: int, new_customers: list[Customer], due_days: dict[int, int]
+    session: Session, actor: Actor | None, tenant_id: int, new_customers: list[NewCustomer]
 ) -> None:
     owner_ids = {customer.owner_id for customer in new_customers if customer.owner_id is not None}
     languages = dict(
@@ -219,7 +304,6 @@ def _create_first_tasks(
         session.execute(select(Team.id, Team.manager_id).where(Team.tenant_id == tenant_id)).all()
     )
     now = utcnow()
-    follow_ups: list[dict[str, Any]] = []
     tasks: list[dict[str, Any]] = []
     for customer in new_customers:
         assignee = customer.owner_id
@@ -230,28 +314,21 @@ def _create_first_tasks(
                 assignee = actor.user_id
             elif customer.team_id is not None:
                 assignee = team_managers.get(customer.team_id)
-        due_at = _morning(now + dt.timedelta(days=due_days.get(customer.id, DEFAULT_FOLLOW_UP_DAYS)))
         language = languages.get(assignee, actor.language if actor else "en") if assignee else "en"
         tasks.append(
             {"tenant_id": tenant_id, "title": t("followups.task.first_follow_up", language, name=customer.name)[:200],
              "assignee_id": assignee, "created_by_id": actor.user_id if actor is not None else None,
-             "due_at": due_at, "status": TaskStatus.OPEN.value, "customer_id": customer.id,
+             "due_at": customer.due_at, "status": TaskStatus.OPEN.value, "customer_id": customer.id,
              "created_at": now, "updated_at": now}
         )
-        if customer.next_follow_up_at is None:
-            follow_ups.append({"b_id": customer.id, "b_due": due_at})
-            set_committed_value(customer, "next_follow_up_at", due_at)
-    _write_new_customer_columns(session, follow_ups, next_follow_up_at=bindparam("b_due"))
     if not tasks:
         return
-    connection = session.connection()
     tasks_table = Base.metadata.tables["tasks"]
-    task_ids = connection.execute(
-        insert(tasks_table).returning(tasks_table.c.id, sort_by_parameter_order=True), tasks
-    ).scalars().all()
+    task_ids = insert_returning_ids(session, tasks_table, tasks, "customer_id")
     reason = session.info.get(access.SYSTEM_KEY, "")
-    connection.execute(
-        insert(Base.metadata.tables["audit_events"]),
+    insert_rows(
+        session,
+        Base.metadata.tables["audit_events"],
         [
             {"tenant_id": tenant_id, "actor_id": None, "action": "create", "entity": "task", "entity_id": task_id,
              "occurred_at": now, "created_at": now, "updated_at": now,
