@@ -27,7 +27,7 @@ from sqlalchemy import event, select, text
 from crm_core.access import Actor
 from crm_core.db import Database, open_database
 from crm_core.models import Customer, Team, User
-from crm_core.queries.customers import DEFAULT_COUNT_CAP, CustomerFilters, count_customers, list_customers
+from crm_core.queries.customers import DEFAULT_COUNT_CAP, CustomerFilters, count_customers, has_cjk, list_customers
 from crm_core.services import auth
 
 ROLES = ("rep", "manager", "admin")
@@ -148,8 +148,9 @@ def build_cases(terms: dict[str, str], owner_id: int) -> list[Case]:
         Case(f"search phone '{terms['phone']}'", CustomerFilters(search=terms["phone"]), kind="search"),
         Case(f"search CJK 3 chars '{terms['cjk3']}'", CustomerFilters(search=terms["cjk3"]), kind="search"),
         Case(f"search CJK 2 chars '{terms['cjk2']}' (anywhere)", CustomerFilters(search=terms["cjk2"]), kind="search"),
-        Case(f"search CJK 1 char '{terms['cjk1']}' (name start)", CustomerFilters(search=terms["cjk1"]), kind="search"),
-        Case(f"search 2 chars '{terms['name_prefix2']}' (prefix)", CustomerFilters(search=terms["name_prefix2"]),
+        Case(f"search CJK 1 char '{terms['cjk1']}' (anywhere)", CustomerFilters(search=terms["cjk1"]), kind="search"),
+        Case(f"search 2 chars '{terms['name_prefix2']}' ({'anywhere' if has_cjk(terms['name_prefix2']) else 'name start'})",
+             CustomerFilters(search=terms["name_prefix2"]),
              kind="search"),
         Case("page 2 by keyset · updated_at desc", CustomerFilters(), kind="next"),
         Case(f"capped count (≤{DEFAULT_COUNT_CAP:,})", CustomerFilters(), kind="count"),

@@ -55,10 +55,13 @@ SMALL_SET = 5_000
 """At most this many filtered rows are sorted in memory; more are read in sort-index order."""
 SMALL_SEARCH = 5_000
 """At most this many search matches are fetched by rowid and sorted; more are read in sort-index order."""
+SEARCH_SAMPLE = 2_000
+DENSE_SAMPLE_HITS = 10
+"""A short Chinese term found in this many of ``SEARCH_SAMPLE`` names (0.5 %) is read in sort-index order."""
 
 # SQLite without ANALYZE statistics believes "tenant_id = ?" matches ten rows and picks any
 # tenant index, often one that neither filters nor sorts (seconds at a million rows). The grid
-# therefore names the index itself (see _sqlite_index_hint); other databases plan on their own.
+# therefore names the index itself (see _sqlite_plan); other databases plan on their own.
 SORT_INDEXES = {
     "updated_at": "ix_customers_tenant_id_updated_at",
     "created_at": "ix_customers_tenant_id_created_at",
@@ -190,7 +193,9 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min)
 
 
-def _filtered(statement: Select[Any], filters: CustomerFilters, dialect: str = "sqlite") -> Select[Any]:
+def _filtered(
+    statement: Select[Any], filters: CustomerFilters, dialect: str = "sqlite", *, dense_search: bool = False
+) -> Select[Any]:
     if not filters.include_archived:
         statement = statement.where(Customer.archived_at.is_(None))
     if filters.owner_id is not None:
@@ -230,7 +235,7 @@ def _filtered(statement: Select[Any], filters: CustomerFilters, dialect: str = "
             statement = statement.where(condition)
     text = filters.search.strip()
     if text:
-        statement = statement.where(search_condition(text, dialect))
+        statement = statement.where(search_condition(text, dialect, dense=dense_search))
     return statement
 
 
@@ -270,12 +275,18 @@ def _is_number(value: Any) -> bool:
     return "-" not in str(value)[1:]  # "2026-01-01" is a date, not a number
 
 
-def search_condition(text: str, dialect: str = "sqlite") -> Any:
-    """Match ``text`` in the name (any script, any position), the email or the phone."""
+def search_condition(text: str, dialect: str = "sqlite", *, dense: bool = False) -> Any:
+    """Match ``text`` in the name (any script, any position), the email or the phone.
+
+    On SQLite the match is found through the full-text index; ``dense`` (the term matches so
+    many customers that a page is found sooner by reading the grid's sort index and testing
+    each row) asks for the same match as a row test instead, so the index's whole match set
+    is never built. One or two Latin characters always match the name's start.
+    """
     text = text.strip()
     phone_key = (normalise_phone(text) or "").lstrip("+")
     phone_like = bool(phone_key) and len(phone_key) >= MIN_FTS_CHARS and not any(ch.isalpha() for ch in text)
-    if dialect == "sqlite":
+    if dialect == "sqlite" and not (dense and _substring_search(text)):
         return Customer.id.in_(sqlite_search_candidates(text))
     if dialect == "postgresql":
         conditions = [Customer.name.icontains(text, autoescape=True)]
@@ -287,6 +298,11 @@ def search_condition(text: str, dialect: str = "sqlite") -> Any:
     if phone_like:
         conditions.append(Customer.phone_normalized.contains(phone_key, autoescape=True))
     return or_(*conditions)
+
+
+def _substring_search(text: str) -> bool:
+    """Does ``text`` match anywhere in a value (three or more characters, or Chinese), not only at the start?"""
+    return len(text) >= MIN_FTS_CHARS or has_cjk(text)
 
 
 def _fts_phrase(text: str) -> str:
@@ -407,13 +423,13 @@ def _grid_statement(session: Session, filters: CustomerFilters, sort: str = "upd
         .outerjoin(_OWNER, _OWNER.id == Customer.owner_id)
         .outerjoin(_TEAM, _TEAM.id == Customer.team_id)
     )
-    return _with_index_hint(session, _filtered(statement, filters, _dialect(session)), filters, sort)
+    return _planned(session, statement, filters, sort)
 
 
-def _with_index_hint(
-    session: Session, statement: Select[Any], filters: CustomerFilters, sort: str | None
-) -> Select[Any]:
-    hint = _sqlite_index_hint(session, filters, sort)
+def _planned(session: Session, statement: Select[Any], filters: CustomerFilters, sort: str | None) -> Select[Any]:
+    """``statement`` filtered by ``filters``, with the index SQLite should read (see :func:`_sqlite_plan`)."""
+    hint, dense = _sqlite_plan(session, filters, sort)
+    statement = _filtered(statement, filters, _dialect(session), dense_search=dense)
     return statement.with_hint(Customer, hint, dialect_name="sqlite") if hint else statement
 
 
@@ -454,7 +470,7 @@ def _filter_indexes(filters: CustomerFilters) -> list[tuple[str, str, list[Any]]
 
 def _search_probe(text: str, tenant_id: int) -> Any:
     """The search candidates for counting only: index-only, tenant-wide (chooses a plan, returns no data)."""
-    if len(text) >= MIN_FTS_CHARS or has_cjk(text):
+    if _substring_search(text):
         return sqlite_search_candidates(text)
     table_ = Customer.__table__
     variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
@@ -466,8 +482,9 @@ def _search_probe(text: str, tenant_id: int) -> Any:
     ))
 
 
-def _sqlite_index_hint(session: Session, filters: CustomerFilters, sort: str | None) -> str | None:
-    """Which index SQLite should read for this page: the filter's when few rows match, else the sort's.
+def _sqlite_plan(session: Session, filters: CustomerFilters, sort: str | None) -> tuple[str | None, bool]:
+    """Which index SQLite should read for this page (the filter's when few rows match, else the
+    sort's), and whether a text search matches so many rows that it is tested row by row.
 
     ``sort`` None means "no order wanted" (counting). Whether a filter is selective is decided
     by a capped count over the filter's own index alone (an index-only read of at most a few
@@ -476,24 +493,33 @@ def _sqlite_index_hint(session: Session, filters: CustomerFilters, sort: str | N
     """
     actor = actor_of(session)
     if _dialect(session) != "sqlite" or actor is None:
-        return None
+        return None, False
     # a rep sees a few percent of the tenant: reading the sort index finds their rows sparsely
-    factor = 1 if actor.sees_whole_tenant or len(actor.visible_owner_ids) > 1 else 4
+    # (visibility is tested on the index entry, so for a search this costs less than for a filter)
+    narrow = not actor.sees_whole_tenant and len(actor.visible_owner_ids) <= 1
+    factor = 4 if narrow else 1
     sort_index = SORT_INDEXES.get(sort or "updated_at", SORT_INDEXES["updated_at"])
     text = filters.search.strip()
+    if text and len(text) < MIN_FTS_CHARS and has_cjk(text):
+        # OR-ing hundreds of vocabulary trigrams costs tens of ms before the first row: estimate
+        # how common the word is from a sample instead, and use the index only when it is rare
+        common = _sampled_hits(session, actor.tenant_id, text) >= DENSE_SAMPLE_HITS * (2 if narrow else 1)
+        return (f"INDEXED BY {sort_index}", True) if common else ("NOT INDEXED", False)
     if text:
-        limit = SMALL_SEARCH * factor
+        limit = SMALL_SEARCH * (2 if narrow else 1)
         candidates = _search_probe(text, actor.tenant_id).limit(limit + 1).subquery()
         matches = int(session.scalar(select(func.count()).select_from(candidates)) or 0)
-        return "NOT INDEXED" if matches <= limit else f"INDEXED BY {sort_index}"  # rowid lookups stay
+        if matches <= limit:
+            return "NOT INDEXED", False  # fetch the few matches by rowid, then sort them
+        return f"INDEXED BY {sort_index}", _substring_search(text)
     indexes = _filter_indexes(filters)
     if not indexes:
-        return f"INDEXED BY {sort_index}"
+        return f"INDEXED BY {sort_index}", False
     if sort is None:
-        return f"INDEXED BY {indexes[0][0]}"
+        return f"INDEXED BY {indexes[0][0]}", False
     for index, delivers, _ in indexes:
         if delivers == sort:
-            return f"INDEXED BY {index}"  # filters and sorts in one range
+            return f"INDEXED BY {index}", False  # filters and sorts in one range
     index, _, condition = indexes[0]
     limit = SMALL_SET * factor
     table_ = Customer.__table__
@@ -505,7 +531,22 @@ def _sqlite_index_hint(session: Session, filters: CustomerFilters, sort: str | N
         .subquery()
     )
     small = int(session.scalar(select(func.count()).select_from(probe)) or 0) <= limit
-    return f"INDEXED BY {index}" if small else f"INDEXED BY {sort_index}"
+    return (f"INDEXED BY {index}" if small else f"INDEXED BY {sort_index}"), False
+
+
+def _sampled_hits(session: Session, tenant_id: int, text: str) -> int:
+    """How many of the tenant's most recently updated ``SEARCH_SAMPLE`` customers have ``text`` in their name."""
+    table_ = Customer.__table__
+    sample = (
+        select(table_.c.name)
+        .with_hint(table_, f"INDEXED BY {SORT_INDEXES['updated_at']}", dialect_name="sqlite")
+        .where(table_.c.tenant_id == tenant_id)
+        .order_by(table_.c.updated_at.desc())
+        .limit(SEARCH_SAMPLE)
+        .subquery()
+    )
+    hits = select(func.count()).select_from(sample).where(sample.c.name.contains(text, autoescape=True))
+    return int(session.scalar(hits) or 0)
 
 
 def _row(row: Any) -> CustomerRow:
@@ -540,11 +581,8 @@ def count_customers(session: Session, *, filters: CustomerFilters | None = None,
     """
     filters = filters or CustomerFilters()
     if cap is None:
-        statement = _filtered(select(func.count(Customer.id)), filters, _dialect(session))
-        return int(session.scalar(_with_index_hint(session, statement, filters, None)) or 0)
-    inner = _with_index_hint(
-        session, _filtered(select(Customer.id), filters, _dialect(session)), filters, None
-    ).limit(cap + 1).subquery()
+        return int(session.scalar(_planned(session, select(func.count(Customer.id)), filters, None)) or 0)
+    inner = _planned(session, select(Customer.id), filters, None).limit(cap + 1).subquery()
     return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
 

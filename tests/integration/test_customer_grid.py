@@ -12,7 +12,13 @@ from sqlalchemy import text, update
 
 from crm_core.db import Database
 from crm_core.models import Customer
-from crm_core.queries.customers import CustomerFilters, count_customers, iter_customers, list_customers
+from crm_core.queries.customers import (
+    CustomerFilters,
+    _sqlite_plan,
+    count_customers,
+    iter_customers,
+    list_customers,
+)
 from crm_core.services.custom_fields import FieldDefinitionInput, create_field
 from tests.factories import World, build_world, create_random_customer
 
@@ -209,3 +215,22 @@ def test_a_renamed_customer_is_found_by_its_new_short_name_only(db: Database) ->
     with db.session(world.admin) as session:
         assert names(list_customers(session, filters=CustomerFilters(search="蓝鲸"))) == ["蓝鲸电子"]
         assert names(list_customers(session, filters=CustomerFilters(search="红隼"))) == []
+
+
+def test_a_common_chinese_word_is_searched_row_by_row_with_the_same_result(db: Database) -> None:
+    """Found in at least 0.5 % of a sample, a short Chinese term is tested on each row in sort
+    order (no full-text match set); the rows must be the ones the index would have found."""
+    world = build_world(db)
+    for index in range(24):  # a rep needs twice the sample hits of a manager (see _sqlite_plan)
+        owner = world.rep if index % 2 else world.rep_other_team
+        create_random_customer(db, world.admin, name=f"华东科技{index:02d}", owner_id=owner.user_id)
+    create_random_customer(db, world.admin, name="华南贸易", owner_id=world.rep.user_id)
+    search = CustomerFilters(search="科技")
+    for actor, expected in ((world.admin, 24), (world.rep, 12)):
+        with db.session(actor) as session:
+            if db.dialect_name == "sqlite":
+                assert _sqlite_plan(session, search, "updated_at")[1] is True  # the row-by-row plan
+            found = names(list_customers(session, filters=search, per_page=100))
+            assert count_customers(session, filters=search) == expected
+        owner_rule = "" if actor is world.admin else f" AND owner_id = {actor.user_id}"
+        assert set(found) == sql_names(db, f"name LIKE '%科技%'{owner_rule}") and len(found) == expected
