@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sqlite3
 import sys
@@ -68,6 +69,49 @@ def _drop_database(server_url: str, name: str) -> None:
     admin.dispose()
 
 
+def _server_cpu_seconds(server_pid: int | None) -> float | None:
+    """CPU seconds used so far by a local PostgreSQL server: the postmaster, its reaped backends, live children.
+
+    Backends are children of the postmaster, so the CPU of those that ended is in its
+    ``cutime``/``cstime``; live ones (and the auxiliary processes) are read one by one. None
+    when the server is not a local process this user can inspect.
+    """
+    if server_pid is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def fields(pid: int) -> list[str]:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+
+    try:
+        own = fields(server_pid)
+        total = sum(int(value) for value in own[11:15])  # utime stime cutime cstime
+        for child in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split():
+            try:
+                total += sum(int(value) for value in fields(int(child))[11:13])
+            except OSError:
+                continue  # ended meanwhile: now counted in the postmaster's cutime
+    except OSError:
+        return None
+    return total / ticks
+
+
+def _postmaster_pid(server_url: str) -> int | None:
+    """The pid of the local postmaster serving ``server_url`` (None when it is not local or not readable)."""
+    admin = make_engine(server_url)
+    try:
+        with admin.connect() as connection:
+            directory = connection.exec_driver_sql("SHOW data_directory").scalar()
+        return int(Path(str(directory), "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    except Exception:  # noqa: BLE001 - e.g. not a superuser: the figure is optional
+        return None
+    finally:
+        admin.dispose()
+
+
 def _raw_baselines(sqlite_path: str, target_url: str) -> tuple[int, float, float]:
     """(customers, seconds to read raw, seconds to read raw and COPY into an index-free scratch table)."""
     import psycopg
@@ -109,10 +153,15 @@ def main(argv: list[str]) -> int:
     name = f"crm_bench_migration_{os.getpid()}"
     target_url = _create_database(args.postgres, name)
     load_before = os.getloadavg()
+    server_pid = _postmaster_pid(args.postgres)
     try:
+        server_before = _server_cpu_seconds(server_pid)
+        cpu_before = os.times()
         started = time.perf_counter()
         report = migrate(source_url, target_url, batch_size=args.batch_size)
         wall = time.perf_counter() - started
+        cpu_after = os.times()
+        server_after = _server_cpu_seconds(server_pid)
         payload = report.as_dict()
         print(f"Migration {safe(args.source)} → PostgreSQL ({name}), batch {args.batch_size:,}")
         print(f"{'table':<28}{'rows':>12}{'seconds':>10}{'rows/s':>12}")
@@ -124,7 +173,15 @@ def main(argv: list[str]) -> int:
         print(f"{'copy':<28}{report.rows:>12,}{report.copy_seconds:>10.1f}{copy_rate:>12,.0f}")
         print(f"{'verification':<28}{len(report.verification.figures):>12,}{report.verification.seconds:>10.1f}"
               f"{'(figures)':>12}")
+        print(f"{'index/FK restore, waited':<28}{'':>12}{payload.get('restore_seconds', 0.0):>10.1f}")
         print(f"{'total (copy + verification)':<28}{report.rows:>12,}{wall:>10.1f}{overall:>12,.0f}")
+        own_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+        server_cpu = (f"{server_after - server_before:.1f} s"
+                      if server_before is not None and server_after is not None else "n/a")
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"wall {wall:.1f} s · CPU of this process {own_cpu:.1f} s (user {cpu_after.user - cpu_before.user:.1f}"
+              f" + sys {cpu_after.system - cpu_before.system:.1f}) · PostgreSQL server CPU {server_cpu}"
+              f" · peak RSS {peak_rss:,.0f} MiB")
         print(f"verification: {'every check passed' if report.success else 'FAILED'} "
               f"({payload['checks']['figures']} figures, {payload['checks']['failed']} failed)")
         for failure in payload["failures"][:20]:

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -146,6 +146,7 @@ class MigrationReport:
     verification: Verification
     copy_seconds: float
     notes: list[str] = field(default_factory=list)
+    restore_seconds: float = 0.0  # waiting, after verification, for indexes and foreign keys still being restored
 
     @property
     def rows(self) -> int:
@@ -157,7 +158,7 @@ class MigrationReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` shape: status, figures per table, every failure naming its table."""
-        total_seconds = self.copy_seconds + self.verification.seconds
+        total_seconds = self.copy_seconds + self.verification.seconds + self.restore_seconds
         return {
             "status": "ok" if self.success else "failed",
             "source": self.source,
@@ -165,6 +166,7 @@ class MigrationReport:
             "rows_copied": self.rows,
             "copy_seconds": round(self.copy_seconds, 3),
             "verify_seconds": round(self.verification.seconds, 3),
+            "restore_seconds": round(self.restore_seconds, 3),
             "rows_per_second": round(self.rows / total_seconds) if total_seconds else 0,
             "tables": [
                 {**asdict(table), "seconds": round(table.seconds, 3), "rows_per_second": round(table.rows_per_second)}
@@ -605,17 +607,41 @@ def copy_database(
     source_label: str = "",
     progress: Progress | None = None,
     digests: dict[str, Any] | None = None,
+    restorer: _DdlRestorer | None = None,
 ) -> list[TableCopy]:
     """Copy every data table from ``source`` to ``target`` (both at head); returns per-table figures.
 
     When ``digests`` is given, each table read from the start is also fed to its digest, so the
-    source checksum costs no second read.
+    source checksum costs no second read. Dropped indexes and foreign keys (PostgreSQL) are
+    restored by ``restorer`` and awaited here unless the caller passed its own ``restorer``:
+    then the caller waits for it (e.g. after verifying, which needs no secondary index).
     """
+    copy = functools.partial(_copy_tables, source, target, batch_size=batch_size, resume=resume,
+                             source_label=source_label, progress=progress, digests=digests)
+    if restorer is not None:
+        return copy(restorer=restorer)
+    with _DdlRestorer(target, MigrationProgress.__table__) as own:  # type: ignore[arg-type]
+        copies = copy(restorer=own)
+        own.wait()
+        return copies
+
+
+def _copy_tables(
+    source: Engine,
+    target: Engine,
+    *,
+    batch_size: int,
+    resume: bool,
+    source_label: str,
+    progress: Progress | None,
+    digests: dict[str, Any] | None,
+    restorer: _DdlRestorer,
+) -> list[TableCopy]:
     copies: list[TableCopy] = []
     whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
     plans = plan_tables(existing_columns(source, target))
     progress_table: Table = MigrationProgress.__table__  # type: ignore[assignment]
-    with source.connect() as read, target.connect() as write, _DdlRestorer(target, progress_table) as restorer:
+    with source.connect() as read, target.connect() as write:
         _tune_bulk_session(write)
         # first every table's starting point, and (PostgreSQL) the indexes and foreign keys of the
         # big ones dropped up front: restoring them later then never waits on a lock of a table
@@ -671,7 +697,7 @@ def copy_database(
             if deferred_ddl:
                 restorer.submit(name, deferred_ddl)
             copies.append(TableCopy(name, copied - resumed_from, time.perf_counter() - started, resumed_from))
-        restorer.wait()
+        # (an UPDATE of a table whose indexes are still building waits for them: correct, if slower)
         for plan in plans:
             _fill_deferred(read, write, plan, batch_size)
             _reset_identity(write, plan)
@@ -686,13 +712,22 @@ def copy_database(
 
 
 class _DdlRestorer:
-    """Replays deferred index/constraint DDL on its own connection, in order, beside the copy."""
+    """Replays deferred index/constraint DDL beside the copy, on ``workers`` connections of its own.
 
-    def __init__(self, target: Engine, progress_table: Table) -> None:
+    Each index is its own task, so the dozen indexes of a big table build side by side (``CREATE
+    INDEX`` takes a SHARE lock, which does not conflict with itself); a foreign key's re-add and
+    its validation stay one task, in order. When the last task of a table finishes, its
+    ``migration_progress.deferred_ddl`` is cleared, so a resumed run replays only what is missing
+    (every statement is idempotent).
+    """
+
+    def __init__(self, target: Engine, progress_table: Table, *, workers: int = 2) -> None:
         self.target = target
         self.progress_table = progress_table
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-ddl")
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration-ddl")
         self.futures: list[Any] = []
+        self.remaining: dict[str, int] = {}
+        self.lock = threading.Lock()
 
     def __enter__(self) -> _DdlRestorer:
         return self
@@ -701,21 +736,29 @@ class _DdlRestorer:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, table_name: str, statements: list[str]) -> None:
-        """Restore ``statements`` of ``table_name`` once the tables before it are restored."""
-        self.futures.append(self.pool.submit(self._restore, table_name, statements))
+        """Restore ``statements`` of ``table_name`` (index builds in parallel, each FK in order)."""
+        tasks: list[list[str]] = []
+        for ddl in statements:
+            if " VALIDATE CONSTRAINT " in ddl and tasks:
+                tasks[-1].append(ddl)  # after the re-add it follows (see _drop_secondary_indexes)
+            else:
+                tasks.append([ddl])
+        with self.lock:
+            self.remaining[table_name] = len(tasks)
+        self.futures.extend(self.pool.submit(self._restore, table_name, task) for task in tasks)
 
     def wait(self) -> None:
         """Block until every submitted restore ran; re-raise the first failure."""
         for future in self.futures:
             future.result()
 
-    def _restore(self, table_name: str, statements: list[str]) -> None:
+    def _restore(self, table_name: str, task: list[str]) -> None:
         with self.target.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # index builds sort in memory instead of spilling to disk
                 connection.exec_driver_sql("SET maintenance_work_mem = '256MB'")
                 connection.commit()
-            for ddl in statements:
+            for ddl in task:  # each in its own transaction
                 try:
                     for statement in ddl.split("; "):
                         connection.exec_driver_sql(statement)
@@ -725,12 +768,16 @@ class _DdlRestorer:
                     if " VALIDATE CONSTRAINT " not in ddl:
                         raise
                     # rows that break it stay, and the foreign-key check reports the table
-            connection.execute(
-                self.progress_table.update()
-                .where(self.progress_table.c.table_name == table_name)
-                .values(deferred_ddl=None)
-            )
-            connection.commit()
+            with self.lock:
+                self.remaining[table_name] -= 1
+                last = self.remaining[table_name] == 0
+            if last:
+                connection.execute(
+                    self.progress_table.update()
+                    .where(self.progress_table.c.table_name == table_name)
+                    .values(deferred_ddl=None)
+                )
+                connection.commit()
 
 
 _END = object()
@@ -895,68 +942,108 @@ def _table_digest(connection: Connection, plan: TablePlan, *, whole_seconds: boo
     return digest
 
 
+Totals = dict[str, dict[tuple[str, int | None], str]]
+"""Table → its per-tenant figures (see :func:`_per_tenant`)."""
+
+
+def source_totals(source: Engine, plans: Sequence[TablePlan]) -> Totals:
+    """Row counts and money sums per table and tenant of the source, in SQL.
+
+    Independent of the copy (the source is only read), so :func:`migrate` computes them in a
+    thread while the copy runs; SQLite releases the GIL while it aggregates.
+    """
+    with source.connect() as connection:
+        return {plan.table.name: _per_tenant(connection, plan) for plan in plans}
+
+
+def _source_digest(source: Engine, target: Engine, plan: TablePlan, *, whole_seconds: bool,
+                   batch_size: int) -> TableDigest | CopyTextDigest:
+    """Checksum a source table by reading it again (a table the copy resumed, so never hashed whole)."""
+    with source.connect() as old:
+        if target.dialect.name != "postgresql":
+            return _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+        with target.connect() as new:  # the COPY text is formatted for this target
+            writer = _Writer(new, plan)
+            digest = CopyTextDigest()
+            for batch in _read_batches(old, plan, after=None, batch_size=batch_size):
+                digest.update(writer.copy_text(batch, as_stored=True))
+            return digest
+
+
+def _target_digests(target: Engine, plans: Sequence[TablePlan], *, whole_seconds: bool,
+                    batch_size: int) -> dict[str, str]:
+    """Checksums of every target table (PostgreSQL: over COPY text, streamed by the server)."""
+    with target.connect() as reader:
+        if target.dialect.name == "postgresql":
+            return {plan.table.name: _copy_out_digest(reader, plan).hexdigest() for plan in plans}
+        return {
+            plan.table.name: _table_digest(reader, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+            .hexdigest()
+            for plan in plans
+        }
+
+
 def collect_figures(
     source: Engine,
     target: Engine,
     *,
     source_digests: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    expected_totals: Future[Totals] | None = None,
 ) -> list[CheckFigure]:
-    """Every figure of the migration suite, computed on both sides (checksums reuse ``source_digests``)."""
+    """Every figure of the migration suite, computed on both sides (checksums reuse ``source_digests``).
+
+    Three lanes run at once: the target's checksums (a thread), the source's totals (a thread,
+    or ``expected_totals`` already under way) and resumed tables' source checksums, and the
+    target's totals, key and foreign-key figures (here).
+    """
     whole_seconds = "mysql" in (source.dialect.name, target.dialect.name)
-    digests = dict(source_digests or {})
-    figures: list[CheckFigure] = []
     available = existing_columns(source, target)
     plans = plan_tables(available)
+    digests = dict(source_digests or {})
+    figures: list[CheckFigure] = []
 
-    as_copy_text = target.dialect.name == "postgresql"
-
-    def target_digests() -> dict[str, str]:
-        # reading and hashing the target overlaps with the SQL figures computed meanwhile
-        with target.connect() as reader:
-            if as_copy_text:
-                return {plan.table.name: _copy_out_digest(reader, plan).hexdigest() for plan in plans}
-            return {
-                plan.table.name: _table_digest(reader, plan, whole_seconds=whole_seconds, batch_size=batch_size)
-                .hexdigest()
-                for plan in plans
-            }
-
-    with ThreadPoolExecutor(max_workers=1) as pool, source.connect() as old, target.connect() as new:
-        hashing = pool.submit(target_digests)
-        checksums: list[tuple[str, str]] = []
+    def expected_side() -> tuple[Totals, dict[str, str]]:
+        totals = expected_totals.result() if expected_totals is not None else source_totals(source, plans)
+        checksums = {}
         for plan in plans:
-            name = plan.table.name
-            expected = _per_tenant(old, plan)
-            actual = _per_tenant(new, plan)
-            for key in sorted(set(expected) | set(actual), key=lambda k: (k[0], k[1] if k[1] is not None else -1)):
-                figure, tenant_id = key
-                check, _, column = figure.partition(":")
-                default = "0" if check == "row_count" else "0.00"
-                figures.append(CheckFigure(check, name, expected.get(key, default), actual.get(key, default),
-                                           tenant_id=tenant_id, column=column or None))
-            figures.append(CheckFigure("primary_key_unique", name, "0", str(_duplicate_keys(new, plan))))
-            names = {column.name for column in plan.columns}
-            for constraint in sorted(plan.table.foreign_key_constraints, key=lambda c: tuple(c.column_keys)):
-                if not set(constraint.column_keys) <= names or constraint.referred_table.name not in available:
-                    continue
-                figures.append(CheckFigure(
-                    "foreign_key_resolves", name, "0", str(_orphans(new, constraint)),
-                    column=",".join(constraint.column_keys),
-                ))
-            if name not in digests:  # a resumed table: read the whole source again
-                if as_copy_text:
-                    writer = _Writer(new, plan)
-                    text_digest = CopyTextDigest()
-                    for batch in _read_batches(old, plan, after=None, batch_size=batch_size):
-                        text_digest.update(writer.copy_text(batch, as_stored=True))
-                    old.rollback()
-                    digests[name] = text_digest
-                else:
-                    digests[name] = _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
-            checksums.append((name, digests[name].hexdigest()))
+            digest = digests.get(plan.table.name)
+            if digest is None:  # a resumed table: read the whole source again
+                digest = _source_digest(source, target, plan, whole_seconds=whole_seconds, batch_size=batch_size)
+            checksums[plan.table.name] = digest.hexdigest()
+        return totals, checksums
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="migration-verify") as pool:
+        hashing = pool.submit(_target_digests, target, plans, whole_seconds=whole_seconds, batch_size=batch_size)
+        expecting = pool.submit(expected_side)
+        with target.connect() as new:
+            actual = {plan.table.name: _per_tenant(new, plan) for plan in plans}
+            checks = []
+            for plan in plans:
+                name = plan.table.name
+                checks.append(CheckFigure("primary_key_unique", name, "0", str(_duplicate_keys(new, plan))))
+                names = {column.name for column in plan.columns}
+                for constraint in sorted(plan.table.foreign_key_constraints, key=lambda c: tuple(c.column_keys)):
+                    if not set(constraint.column_keys) <= names or constraint.referred_table.name not in available:
+                        continue
+                    checks.append(CheckFigure(
+                        "foreign_key_resolves", name, "0", str(_orphans(new, constraint)),
+                        column=",".join(constraint.column_keys),
+                    ))
+        expected, expected_checksums = expecting.result()
         actual_checksums = hashing.result()
-    figures.extend(CheckFigure("checksum", name, expected, actual_checksums[name]) for name, expected in checksums)
+    for plan in plans:
+        name = plan.table.name
+        keys = sorted(set(expected[name]) | set(actual[name]), key=lambda k: (k[0], k[1] if k[1] is not None else -1))
+        for key in keys:
+            figure, tenant_id = key
+            check, _, column = figure.partition(":")
+            default = "0" if check == "row_count" else "0.00"
+            figures.append(CheckFigure(check, name, expected[name].get(key, default), actual[name].get(key, default),
+                                       tenant_id=tenant_id, column=column or None))
+        figures.extend(figure for figure in checks if figure.table == name)
+    figures.extend(CheckFigure("checksum", plan.table.name, expected_checksums[plan.table.name],
+                               actual_checksums[plan.table.name]) for plan in plans)
     return figures
 
 
@@ -966,6 +1053,7 @@ def verify(
     *,
     source_digests: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    expected_totals: Future[Totals] | None = None,
 ) -> Verification:
     """Compare source and target and validate the comparison with the ``migration`` expectation suite."""
     import pandas as pd  # type: ignore[import-untyped]
@@ -974,7 +1062,8 @@ def verify(
     from validations.migration import CHECKS
 
     started = time.perf_counter()
-    figures = collect_figures(source, target, source_digests=source_digests, batch_size=batch_size)
+    figures = collect_figures(source, target, source_digests=source_digests, batch_size=batch_size,
+                              expected_totals=expected_totals)
     frame = pd.DataFrame(
         [{**asdict(figure), "tenant_id": -1 if figure.tenant_id is None else figure.tenant_id} for figure in figures],
         columns=["check", "table", "expected", "actual", "tenant_id", "column"],
@@ -1025,12 +1114,23 @@ def migrate(
         if "mysql" in (source.dialect.name, target.dialect.name) and source.dialect.name != target.dialect.name:
             notes.append("whole_seconds")
         digests: dict[str, Any] = {}
-        started = time.perf_counter()
-        tables = copy_database(source, target, batch_size=batch_size, resume=resume,
-                               source_label=safe_url(source_url), progress=progress, digests=digests)
-        copy_seconds = time.perf_counter() - started
-        verification = verify(source, target, source_digests=digests, batch_size=batch_size)
-        return MigrationReport(safe_url(source_url), safe_url(target_url), tables, verification, copy_seconds, notes)
+        progress_table: Table = MigrationProgress.__table__  # type: ignore[assignment]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-totals") as early, \
+                _DdlRestorer(target, progress_table) as restorer:
+            started = time.perf_counter()
+            # the source's SQL totals do not depend on the copy: computed meanwhile
+            totals = early.submit(source_totals, source, plan_tables(existing_columns(source, target)))
+            tables = copy_database(source, target, batch_size=batch_size, resume=resume, restorer=restorer,
+                                   source_label=safe_url(source_url), progress=progress, digests=digests)
+            copy_seconds = time.perf_counter() - started
+            # the proof needs no secondary index: verify while the last ones build, then wait for them
+            verification = verify(source, target, source_digests=digests, batch_size=batch_size,
+                                  expected_totals=totals)
+            waited = time.perf_counter()
+            restorer.wait()
+            restore_seconds = time.perf_counter() - waited
+        return MigrationReport(safe_url(source_url), safe_url(target_url), tables, verification, copy_seconds,
+                               notes, restore_seconds)
     finally:
         source.dispose()
         target.dispose()
