@@ -37,7 +37,7 @@ from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
 from crm_core.fulltext import FullTextIndex, fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.i18n import catalog, t
-from crm_core.importing.bulk import insert_returning_ids, insert_rows
+from crm_core.importing.bulk import insert_returning_ids, insert_rows, rare_collections
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import FileState, Resolver, match_value, prepare_chunk
@@ -59,7 +59,7 @@ from crm_core.models import (
 )
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules.contact_details import normalise_email, normalise_phone
-from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups, rule_fields
+from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.validation import ExpectationOutcome, run_suite
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -237,6 +237,20 @@ def validate_import(
     progress: Progress | None = None,
 ) -> ValidationReport:
     """Validate the whole file against the entity's suite; nothing is written."""
+    with rare_collections():
+        return _validate_import(db, actor, file, entity, mapping, options, progress=progress)
+
+
+def _validate_import(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> ValidationReport:
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
@@ -308,6 +322,21 @@ def run_import(
 
     Always leaves an ``import_runs`` row: imported, partial, rejected or failed.
     """
+    with rare_collections():
+        return _run_import(db, actor, file, entity, mapping, options, progress=progress, report=report)
+
+
+def _run_import(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    report: ValidationReport | None = None,
+) -> ImportResult:
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
@@ -332,7 +361,7 @@ def run_import(
         run_id = run.id
     try:
         if report is None:
-            report = validate_import(db, actor, file, entity, mapping, options, progress=progress)
+            report = _validate_import(db, actor, file, entity, mapping, options, progress=progress)
     except Exception as error:
         _finish_failed(db, actor, run_id, error, rows_read=0)
         raise
@@ -704,7 +733,7 @@ class _Writer:
                 owner_id=row["owner_id"],
                 team_id=row["team_id"],
                 lifecycle_stage=row["lifecycle_stage"],
-                fields=rule_fields(row),
+                fields=row,  # the new customer's columns: kind, industry … custom_fields
             )
             for row in rows
         ]
@@ -716,15 +745,18 @@ class _Writer:
 
     def _created_changes(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The audit ``changes`` of each created row: its non-empty values, tagged with the run."""
-        skip = ("tenant_id", "created_at", "updated_at")
+        if not rows:
+            return []
+        keys = [key for key in rows[0] if key not in ("tenant_id", "created_at", "updated_at")]
         tag = [None, self.run_id]
-        plain = (str, int, bool)
+        plain = {str, int, bool}
+        serialise = access._serialise
         created = []
         for values in rows:
             changes: dict[str, Any] = {
-                key: [None, value if isinstance(value, plain) else access._serialise(value)]
-                for key, value in values.items()
-                if value is not None and value != "" and value != {} and key not in skip
+                key: [None, value if value.__class__ in plain else serialise(value)]
+                for key in keys
+                if (value := values[key]) is not None and value != "" and value != {}
             }
             changes["_import_run"] = tag
             created.append(changes)

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from crm_core.access import ACTOR_KEY, Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
+from crm_core.importing.bulk import insert_rows
 from crm_core.models import (
     Base,
     Customer,
@@ -339,9 +340,10 @@ def record_initial_stages(session: Session, tenant_id: int, stages: dict[int, st
     if not stages:
         return
     now = utcnow()
-    connection = session.connection()
-    connection.execute(
-        insert(transitions),
+    # through the bulk writer: the importer records 100,000 of these in one run
+    insert_rows(
+        session,
+        transitions,
         [
             {"tenant_id": tenant_id, "customer_id": customer_id, "occurred_at": now, "from_stage": None,
              "to_stage": stage, "source": TransitionSource.RULE if stage == LifecycleStage.PROSPECT.value
@@ -357,8 +359,7 @@ def record_initial_stages(session: Session, tenant_id: int, stages: dict[int, st
         for customer_id, stage in stages.items()
         if stage != LifecycleStage.PROSPECT.value
     ]
-    if held:
-        connection.execute(insert(overrides), held)
+    insert_rows(session, overrides, held)
 
 
 MANUAL_REASON_KEY = "crm_lifecycle_reason"
