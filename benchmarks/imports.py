@@ -3,8 +3,9 @@
 The import is the real path (``crm_core.importing.runner.run_import``): encoding and delimiter
 detection, streaming in chunks, references and duplicates resolved in SQL against a database
 that already holds customers, the GX suite on every chunk, one transaction with audit events,
-run records and the assignment/follow-up rules. The bare insert is the same number of rows
-written with ``executemany`` on the raw sqlite3 cursor. Peak RSS is reported to show memory
+run records and the assignment/follow-up rules (two assignment rules give the unowned half of
+the rows an owner). The bare insert is the same number of rows written with ``executemany`` on
+the raw sqlite3 cursor. Peak RSS is reported to show memory
 stays bounded by the chunk, not the file (compare ``--rows 200000``).
 """
 
@@ -18,6 +19,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 STAGES = ["潜客", "意向客户", "成交客户", "prospect", "Intent", "customer", "流失客户"]
 INDUSTRIES = ["制造", "软件", "零售", "物流", "Energy", "Finance", "Healthcare", "教育"]
@@ -60,6 +62,29 @@ def write_csv(path: Path, rows: int, existing: list[tuple[str, str]], owners: li
                 ]
             )
     return dirty
+
+
+def add_assignment_rules(db: Any, actor: Any) -> None:
+    """Two assignment rules, so that the unowned half of the file is assigned as in a real tenant.
+
+    Eastern regions go round-robin to one team; everything else to the least busy rep of the tenant.
+    """
+    from sqlalchemy import select
+
+    from crm_core.models import Team
+    from crm_core.models.automation import AssignmentRule
+
+    with db.transaction(actor) as session:
+        team_id = session.scalar(select(Team.id).order_by(Team.id).limit(1))
+        session.add_all(
+            [
+                AssignmentRule(
+                    name="East", position=1, team_id=team_id, method="round_robin",
+                    conditions=[{"field": "region", "op": "in", "value": "华东,East"}],
+                ),
+                AssignmentRule(name="Everyone else", position=2, method="least_busy", conditions=[]),
+            ]
+        )
 
 
 def bare_insert(path: Path, rows: int) -> float:
@@ -154,6 +179,7 @@ def main(argv: list[str]) -> int:
         admin = session.scalar(text("SELECT username FROM users WHERE role = 'admin' ORDER BY id LIMIT 1"))
     actor = load_actor(db, admin)
     assert actor is not None
+    add_assignment_rules(db, actor)
     csv_path = workdir / "customers.csv"
     dirty = write_csv(csv_path, args.rows, existing, owners, args.seed)
     size_mb = csv_path.stat().st_size / 1e6
