@@ -292,6 +292,25 @@ def _canonical_json_text(text_value: str) -> str:
     return _canonical_json(json.loads(text_value))
 
 
+def _convert_columns(
+    rows: Sequence[Sequence[Any]], converters: Sequence[tuple[int, Callable[[Any], Any]]]
+) -> Sequence[tuple[Any, ...]]:
+    """``rows`` with ``convert`` applied to every non-NULL value of column ``index``, per (index, convert).
+
+    (A row loop: transposing the batch with ``zip`` to convert column-wise measured 4× slower.)
+    """
+    if not converters:
+        return rows  # type: ignore[return-value]  # DBAPI rows are tuples already
+    converted = []
+    for row in rows:
+        values = list(row)
+        for index, convert in converters:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        converted.append(tuple(values))
+    return converted
+
+
 def _digest_adjuster(column: Column[Any], *, whole_seconds: bool) -> Callable[[Any], Any] | None:
     """How a canonical value enters a checksum when its form may differ between dialects (None: as is)."""
     column_type = column.type
@@ -315,17 +334,7 @@ class TableDigest:
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         """Feed canonical rows (in key order, all planned columns in order)."""
-        if self.adjusted:
-            adjusted = []
-            for row in rows:
-                values = list(row)
-                for index, adjust in self.adjusted:
-                    if values[index] is not None:
-                        values[index] = adjust(values[index])
-                adjusted.append(tuple(values))
-            rows = adjusted
-        else:
-            rows = [tuple(row) for row in rows]
+        rows = _convert_columns(rows, self.adjusted) if self.adjusted else [tuple(row) for row in rows]
         if rows:
             self.hash.update("\n".join(map(repr, rows)).encode("utf-8", "surrogatepass") + b"\n")
         self.rows += len(rows)
@@ -334,46 +343,48 @@ class TableDigest:
         return self.hash.hexdigest()
 
 
-class CopyTextDigest:
-    """PostgreSQL targets: SHA-256 over the COPY text of the rows, as sent and as read back.
+COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
+COPY_BINARY_TRAILER = b"\xff\xff"
 
-    The source side hashes the exact bytes the writer sends (psycopg's formatter, in C); the
-    target side hashes ``COPY (SELECT … ORDER BY key) TO STDOUT``, formatted to match, so the
-    server streams the proof without a Python object per value.
+
+class CopyDigest:
+    """PostgreSQL targets: SHA-256 of a table as a binary COPY stream, as sent and as read back.
+
+    The source side (``from_rows=True``) hashes the exact tuples the writer sends (psycopg's
+    binary formatter, in C), framed by the stream's header and trailer; the target side hashes
+    ``COPY (SELECT … ORDER BY key) TO STDOUT (FORMAT BINARY)`` as it streams in. Binary values
+    come back byte for byte as sent (integers, timestamps in microseconds, numerics at the
+    column's scale, text and JSON as UTF-8), so neither side formats anything and the server
+    streams the proof without a Python object per value.
     """
 
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
+    def __init__(self, *, from_rows: bool) -> None:
+        self.hash = hashlib.sha256(COPY_BINARY_HEADER if from_rows else b"")
+        self.from_rows = from_rows
 
     def update(self, data: bytes) -> None:
         self.hash.update(data)
 
     def hexdigest(self) -> str:
-        return self.hash.hexdigest()
+        if not self.from_rows:
+            return self.hash.hexdigest()
+        complete = self.hash.copy()
+        complete.update(COPY_BINARY_TRAILER)
+        return complete.hexdigest()
 
 
-def _copy_out_digest(connection: Connection, plan: TablePlan) -> CopyTextDigest:
-    """Hash a PostgreSQL table as COPY text in key order, timestamps printed as psycopg sends them."""
+def _copy_out_digest(connection: Connection, plan: TablePlan) -> CopyDigest:
+    """Hash a PostgreSQL table as a binary COPY stream of its planned columns in key order."""
     quote = connection.dialect.identifier_preparer.quote
-    expressions = []
-    for column in plan.columns:
-        name = quote(column.name)
-        if isinstance(column.type, DateTime):
-            # psycopg sends str(datetime): six fraction digits, or none at whole seconds
-            expressions.append(
-                f"CASE WHEN date_trunc('second', {name}) = {name} THEN to_char({name}, 'YYYY-MM-DD HH24:MI:SS') "
-                f"ELSE to_char({name}, 'YYYY-MM-DD HH24:MI:SS.US') END"
-            )
-        else:
-            expressions.append(name)
+    columns = ", ".join(quote(column.name) for column in plan.columns)
     order = ", ".join(quote(column.name) for column in plan.key)
-    statement = f"COPY (SELECT {', '.join(expressions)} FROM {quote(plan.table.name)} ORDER BY {order}) TO STDOUT"
-    digest = CopyTextDigest()
+    statement = f"COPY (SELECT {columns} FROM {quote(plan.table.name)} ORDER BY {order}) TO STDOUT (FORMAT BINARY)"
+    digest = CopyDigest(from_rows=False)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(statement) as copy:
             for block in copy:
-                digest.update(bytes(block))
+                digest.update(block)
     finally:
         cursor.close()
     connection.rollback()
@@ -399,19 +410,18 @@ def _read_batches(
             statement = statement.where(tuple_(*plan.key) > tuple_(*after))
     converters = [(index, convert) for index, column in enumerate(plan.columns)
                   if (convert := _canonical_converter(column, connection.dialect.name)) is not None]
-    result = connection.execution_options(stream_results=True, yield_per=batch_size).execute(statement)
-    for partition in result.partitions(batch_size):
-        if not converters:
-            yield [tuple(row) for row in partition]
-            continue
-        rows = []
-        for row in partition:
-            values = list(row)
-            for index, convert in converters:
-                if values[index] is not None:
-                    values[index] = convert(values[index])
-            rows.append(tuple(values))
-        yield rows
+    result = connection.execution_options(stream_results=True).execute(statement)
+    try:
+        # the first batch through SQLAlchemy, which reads a row ahead on server-side cursors; the
+        # rest straight from the driver's cursor: the columns are untyped, so building Row objects
+        # would only add work (about a third of the time of reading SQLite)
+        partition: Sequence[Any] = [tuple(row) for row in result.fetchmany(batch_size)]
+        full = len(partition) == batch_size
+        while partition:
+            yield list(_convert_columns(partition, converters))
+            partition = result.cursor.fetchmany(batch_size) if full else []
+    finally:
+        result.close()
 
 
 def _last_key(connection: Connection, plan: TablePlan) -> tuple[Any, ...] | None:
@@ -459,9 +469,30 @@ class _Writer:
         ]
         self.transformer: Any = None
         if self.dialect.name == "postgresql":
-            from psycopg.adapt import Transformer
+            self.transformer = self._binary_transformer(connection)
 
-            self.transformer = Transformer(connection.connection.driver_connection)
+    def _binary_transformer(self, connection: Connection) -> Any:
+        """A psycopg Transformer dumping each planned column in the binary form of its target type.
+
+        Binary COPY needs the exact type per field (an ``int`` must go as int4 into an integer
+        column, not as the int2 psycopg would pick for a small value). JSON goes as text, whose
+        binary form is the same UTF-8 that ``json`` receives.
+        """
+        from psycopg.adapt import Transformer
+        from psycopg.pq import Format
+
+        driver = connection.connection.driver_connection
+        oids = dict(driver.execute(  # type: ignore[union-attr]
+            "SELECT attname, atttypid::int FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (self.dialect.identifier_preparer.quote(self.table.name),),
+        ).fetchall())
+        text_oid, json_oid = 25, 114
+        transformer = Transformer(driver)
+        transformer.set_dumper_types(
+            [text_oid if oids[name] == json_oid else oids[name] for name in self.names], Format.BINARY
+        )
+        return transformer
 
     def _converter(self, column: Column[Any]) -> Callable[[Any], Any] | None:
         column_type = column.type
@@ -485,32 +516,22 @@ class _Writer:
     def _prepare(
         self, rows: Sequence[Sequence[Any]], converters: list[tuple[int, Callable[[Any], Any]]] | None = None
     ) -> Sequence[Sequence[Any]]:
-        converters = self.converters if converters is None else converters
-        if not converters:
-            return rows
-        prepared = []
-        for row in rows:
-            values = list(row)
-            for index, convert in converters:
-                if values[index] is not None:
-                    values[index] = convert(values[index])
-            prepared.append(values)
-        return prepared
+        return _convert_columns(rows, self.converters if converters is None else converters)
 
-    def copy_text(self, rows: Sequence[Sequence[Any]], *, as_stored: bool = False) -> bytes:
-        """PostgreSQL COPY text of ``rows`` (psycopg's own formatter); ``as_stored``: deferred keys kept."""
-        from psycopg._copy_base import format_row_text
+    def copy_tuples(self, rows: Sequence[Sequence[Any]], *, as_stored: bool = False) -> bytes:
+        """PostgreSQL binary COPY tuples of ``rows`` (psycopg's formatter); ``as_stored``: deferred keys kept."""
+        from psycopg._copy_base import format_row_binary
 
         prepared = self._prepare(rows, self.digest_converters if as_stored else None)
         buffer = bytearray()
         for row in prepared:
-            format_row_text(row, self.transformer, buffer)
+            format_row_binary(row, self.transformer, buffer)
         return bytes(buffer)
 
-    def write(self, rows: Sequence[Sequence[Any]], digest: CopyTextDigest | None = None) -> None:
+    def write(self, rows: Sequence[Sequence[Any]], digest: CopyDigest | None = None) -> None:
         """Insert ``rows`` (all planned columns, in order) in the connection's current transaction.
 
-        On PostgreSQL the COPY text is built here and, when ``digest`` is given, hashed as sent.
+        On PostgreSQL the binary COPY tuples are built here and, when ``digest`` is given, hashed as sent.
         """
         quote = self.dialect.identifier_preparer.quote
         columns = ", ".join(quote(name) for name in self.names)
@@ -518,11 +539,11 @@ class _Writer:
         cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if self.dialect.name == "postgresql":
-                data = self.copy_text(rows)
+                data = self.copy_tuples(rows)
                 if digest is not None:
-                    digest.update(self.copy_text(rows, as_stored=True) if self.has_deferred else data)
-                with cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN") as copy:
-                    copy.write(data)
+                    digest.update(self.copy_tuples(rows, as_stored=True) if self.has_deferred else data)
+                with cursor.copy(f"COPY {table_name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(COPY_BINARY_HEADER + data + COPY_BINARY_TRAILER)
             else:
                 prepared = self._prepare(rows)
                 marker = "?" if self.dialect.paramstyle == "qmark" else "%s"
@@ -673,10 +694,10 @@ def _copy_tables(
             total, after, resumed_from, deferred_ddl = starts[name]
             writer = _Writer(write, plan)
             digest: TableDigest | None = None
-            text_digest: CopyTextDigest | None = None
+            copy_digest: CopyDigest | None = None
             if digests is not None and after is None:
                 if write.dialect.name == "postgresql":
-                    text_digest = digests[name] = CopyTextDigest()
+                    copy_digest = digests[name] = CopyDigest(from_rows=True)
                 else:
                     digest = digests[name] = TableDigest(plan, whole_seconds=whole_seconds)
             copied = resumed_from
@@ -685,7 +706,7 @@ def _copy_tables(
             batches = _read_batches(read, plan, after=after, batch_size=batch_size)
             for batch in _prefetched(batches, digest):
                 # the batch and its progress record commit together: a rerun resumes after it
-                writer.write(batch, text_digest)
+                writer.write(batch, copy_digest)
                 copied += len(batch)
                 write.execute(
                     progress_table.update().where(progress_table.c.table_name == name).values(rows_copied=copied)
@@ -957,16 +978,16 @@ def source_totals(source: Engine, plans: Sequence[TablePlan]) -> Totals:
 
 
 def _source_digest(source: Engine, target: Engine, plan: TablePlan, *, whole_seconds: bool,
-                   batch_size: int) -> TableDigest | CopyTextDigest:
+                   batch_size: int) -> TableDigest | CopyDigest:
     """Checksum a source table by reading it again (a table the copy resumed, so never hashed whole)."""
     with source.connect() as old:
         if target.dialect.name != "postgresql":
             return _table_digest(old, plan, whole_seconds=whole_seconds, batch_size=batch_size)
         with target.connect() as new:  # the COPY text is formatted for this target
             writer = _Writer(new, plan)
-            digest = CopyTextDigest()
+            digest = CopyDigest(from_rows=True)
             for batch in _read_batches(old, plan, after=None, batch_size=batch_size):
-                digest.update(writer.copy_text(batch, as_stored=True))
+                digest.update(writer.copy_tuples(batch, as_stored=True))
             return digest
 
 

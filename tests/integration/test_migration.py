@@ -6,6 +6,7 @@ Figures are compared against plain ``SELECT COUNT(*)`` on both sides, independen
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -198,6 +199,49 @@ def test_a_changed_amount_on_postgresql_fails_too(demo_source: str, tmp_path: Pa
     from crm_core.migration import difference
 
     assert difference(money) == "-0.01"
+
+
+def test_a_timestamp_off_by_a_microsecond_on_postgresql_fails_the_checksum(
+    demo_source: str, tmp_path: Path, databases: ExitStack
+) -> None:
+    """The binary COPY checksum sees a change that no count or sum can."""
+    target = empty_database("postgresql", tmp_path, databases, "target")
+    assert migrate(demo_source, target).success
+    engine = make_engine(target)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "UPDATE activities SET occurred_at = occurred_at + interval '1 microsecond'"
+            " WHERE id = (SELECT MAX(id) FROM activities)"
+        ))
+    source_engine = make_engine(demo_source)
+    try:
+        verification = verify(source_engine, engine)
+    finally:
+        engine.dispose()
+        source_engine.dispose()
+    assert [(f.check, f.table) for f in verification.failures] == [("checksum", "activities")]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_reading_in_batches_returns_every_row_once_in_key_order(
+    demo_source: str, tmp_path: Path, databases: ExitStack, kind: str
+) -> None:
+    """The reader takes its first batch through SQLAlchemy (which reads ahead) and the rest from the driver."""
+    from crm_core.migration import _read_batches
+
+    source = make_engine(source_of_kind(kind, demo_source, tmp_path, databases))
+    plans = {plan.table.name: plan for plan in plan_tables()}
+    try:
+        with source.connect() as connection:
+            for name, batch_size in itertools.product(("tenants", "teams", "products"), (1, 2, 7, 10_000)):
+                expected = list(connection.execute(text(f"SELECT id FROM {name} ORDER BY id")).scalars())
+                batches = list(_read_batches(connection, plans[name], after=None, batch_size=batch_size))
+                key = [column.name for column in plans[name].columns].index("id")
+                assert [row[key] for batch in batches for row in batch] == expected, (name, batch_size)
+                assert all(0 < len(batch) <= batch_size for batch in batches)
+                connection.rollback()
+    finally:
+        source.dispose()
 
 
 # --- refusals and resume -----------------------------------------------------------------
