@@ -131,9 +131,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     connection.exec_driver_sql(statement.head + statement.row_sql, [statement.values(row) for row in rows])
 
 
-def insert_returning_ids(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], pairing: str
-) -> list[int]:
+def insert_returning_ids(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], pairing: str) -> list[int]:
     """Insert ``rows``; their new ids in row order, one multi-row ``INSERT … RETURNING`` per batch.
 
     One multi-row INSERT assigns ascending ids in VALUES order on SQLite (rowid), PostgreSQL

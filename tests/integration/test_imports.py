@@ -469,3 +469,61 @@ def test_a_failed_write_leaves_the_trigger_and_the_search_index_as_they_were(
     with db.session(world.admin) as session:
         statuses = list(session.scalars(select(ImportRun.status).order_by(ImportRun.id.desc()).limit(1)))
     assert statuses == ["failed"]
+
+
+def test_imported_customers_are_assigned_by_rule_before_insert_and_get_their_follow_ups(
+    db: Database, world: World
+) -> None:
+    from crm_core.models import Task
+    from crm_core.models.automation import AssignmentRule, LifecycleTransition
+
+    with db.transaction(world.admin) as session:
+        rule = AssignmentRule(
+            name="West", position=1, team_id=world.west_team_id, follow_up_due_days=3,
+            conditions=[{"field": "region", "op": "equals", "value": "West"}],
+        )
+        session.add(rule)
+        session.flush()
+        rule_id = rule.id
+    body = "name,region,lifecycle_stage\nWren West 1,West,prospect\nWren West 2,West,customer\nWren East,East,\n"
+    result = import_csv(db, world.admin, "customers", body)
+    assert (result.status, result.created) == ("imported", 3)
+    with db.system_session("test") as session:
+        customers = {
+            c.name: c for c in session.scalars(select(Customer).where(Customer.name.like("Wren %")))
+        }
+        west = [customers["Wren West 1"], customers["Wren West 2"]]
+        assert {(c.owner_id, c.team_id, c.version) for c in west} == {
+            (world.rep_other_team.user_id, world.west_team_id, 1)
+        }
+        assert customers["Wren East"].owner_id is None
+        for customer in customers.values():
+            [task] = session.scalars(select(Task).where(Task.customer_id == customer.id))
+            assert task.status == "open" and task.due_at == customer.next_follow_up_at
+            assert task.assignee_id == customer.owner_id
+        assert (west[0].next_follow_up_at - customers["Wren East"].next_follow_up_at).days == 2  # rule: 3 days
+        assigned = session.execute(
+            text("SELECT entity_id, changes FROM audit_events WHERE action = 'assign' AND entity = 'customer' "
+                 "AND entity_id IN (:a, :b)"),
+            {"a": west[0].id, "b": west[1].id},
+        ).all()
+        import json
+
+        assert len(assigned) == 2
+        for _, changes in assigned:
+            changes = json.loads(changes) if isinstance(changes, str) else changes
+            assert changes["assignment_rule_id"] == [None, rule_id]
+            assert changes["owner_id"] == [None, world.rep_other_team.user_id]
+        stages = dict(
+            session.execute(
+                select(LifecycleTransition.customer_id, LifecycleTransition.to_stage).where(
+                    LifecycleTransition.customer_id.in_([c.id for c in customers.values()])
+                )
+            ).all()
+        )
+        assert stages == {c.id: c.lifecycle_stage for c in customers.values()}
+        assert session.get(AssignmentRule, rule_id).last_assigned_user_id == world.rep_other_team.user_id  # type: ignore[union-attr]
+    revert_import(db, world.admin, result.run_id)
+    with db.system_session("test") as session:
+        assert session.scalar(select(func.count()).select_from(Customer).where(Customer.name.like("Wren %"))) == 0
+        assert session.scalar(select(func.count()).select_from(Task).where(Task.title.like("%Wren %"))) == 0
