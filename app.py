@@ -24,7 +24,7 @@ from crm_core.models import Role
 from crm_core.services import auth
 from crm_core.queries.users import tenant_name
 from crm_ui.navigation import pages_for
-from crm_ui.context import ACTOR_STATE, LANG_STATE, get_db, lang, show_unexpected_error, t
+from crm_ui.context import ACTOR_STATE, LANG_STATE, carry_choices, get_db, lang, show_unexpected_error, t
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 VERIFIED_STATE = "kestrel_verified_user"
@@ -52,6 +52,7 @@ def language_switch(location: Any, key: str) -> None:
 
     def apply_choice() -> None:
         chosen = st.session_state[key]
+        carry_choices(lang(), chosen)
         st.session_state[LANG_STATE] = chosen
         st.session_state["kestrel_lang_chosen"] = True
         username = st.session_state.get("username")

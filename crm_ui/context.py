@@ -37,6 +37,24 @@ def lang() -> str:
     return str(st.session_state.get(LANG_STATE, DEFAULT_LANGUAGE))
 
 
+def choice_key(key: str) -> str:
+    """The key of a choice box whose option labels are translated: one widget per language.
+
+    Streamlit keeps a keyed select box across reruns, and the browser keeps showing the label
+    the value was picked under: after a language switch the box would still read "this
+    quarter" on a Chinese page. A key per language makes a fresh box with fresh labels;
+    :func:`carry_choices` moves the picked values over when the language changes.
+    """
+    return f"{key}@{lang()}"
+
+
+def carry_choices(old: str, new: str) -> None:
+    """Give the choice boxes of language ``new`` the values picked under ``old`` (see :func:`choice_key`)."""
+    suffix = f"@{old}"
+    for key in [k for k in st.session_state if isinstance(k, str) and k.endswith(suffix)]:
+        st.session_state[key.removesuffix(suffix) + f"@{new}"] = st.session_state[key]
+
+
 def t(key: str, **params: Any) -> str:
     """Translate ``key`` into the session's language."""
     return translate(key, lang(), **params)

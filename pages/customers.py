@@ -34,7 +34,7 @@ from crm_core.services.customers import (
     custom_field_definitions,
 )
 from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
-from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
 
 PROFILE_PAGE = "pages/customer_profile.py"
 PER_PAGE_CHOICES = [25, 50, 100]
@@ -77,18 +77,19 @@ def label_of(column_key: str) -> str:
 # --- saved views -----------------------------------------------------------------------
 def apply_view() -> None:
     """Load the chosen view into the widgets (a callback: runs before they are drawn)."""
-    chosen = next((v for v in views if v.id == STATE.get("customers_view")), None)
+    chosen = next((v for v in views if v.id == STATE.get(choice_key("customers_view"))), None)
     if chosen is None:
         return
     saved = CustomerFilters.from_dict(chosen.filters)
     for key in FILTER_KEYS + [f"customers_custom_{d.name}" for d in definitions]:
         STATE.pop(key, None)
+        STATE.pop(choice_key(key), None)
     STATE["customers_search"] = saved.search
-    STATE["customers_owner"] = UNOWNED if saved.unowned else (saved.owner_id if saved.owner_id in owner_names else ALL)
-    STATE["customers_stage"] = saved.lifecycle_stage or ALL
-    STATE["customers_team"] = saved.team_id if saved.team_id in team_names else ALL
-    STATE["customers_industry"] = saved.industry or ""
-    STATE["customers_region"] = saved.region or ""
+    STATE[choice_key("customers_owner")] = UNOWNED if saved.unowned else (saved.owner_id if saved.owner_id in owner_names else ALL)
+    STATE[choice_key("customers_stage")] = saved.lifecycle_stage or ALL
+    STATE[choice_key("customers_team")] = saved.team_id if saved.team_id in team_names else ALL
+    STATE[choice_key("customers_industry")] = saved.industry or ""
+    STATE[choice_key("customers_region")] = saved.region or ""
     STATE["customers_tag"] = saved.tag or ""
     STATE["customers_never_contacted"] = saved.never_contacted
     if saved.created_from or saved.created_to:
@@ -100,7 +101,7 @@ def apply_view() -> None:
             STATE[f"customers_custom_{definition.name}"] = _widget_value(definition, saved.custom[definition.name])
     STATE["customers_columns_value"] = [c for c in chosen.columns if c in all_columns] or DEFAULT_COLUMNS
     STATE["customers_columns_generation"] = STATE.get("customers_columns_generation", 0) + 1
-    STATE["customers_sort"] = chosen.sort if chosen.sort in SORTABLE_COLUMNS else "updated_at"
+    STATE[choice_key("customers_sort")] = chosen.sort if chosen.sort in SORTABLE_COLUMNS else "updated_at"
     STATE["customers_descending"] = chosen.descending
     STATE["customers_notice"] = t("grid.view_applied", name=chosen.name)
 
@@ -127,7 +128,7 @@ view_bar[0].selectbox(
     format_func=lambda value: t("grid.no_view") if value is None else next(
         (f"{v.name}" + ("" if v.mine else f" · {v.owner_name}") + (" 👥" if v.shared_with_team else "")
          for v in views if v.id == value), str(value)),
-    key="customers_view",
+    key=choice_key("customers_view"),
     on_change=apply_view,
 )
 
@@ -141,29 +142,29 @@ owner_choice = filter_columns[1].selectbox(
     [ALL, UNOWNED, *[owner_id for owner_id, _ in owners]],
     format_func=lambda value: {ALL: t("filter.all"), UNOWNED: t("filter.unowned")}.get(value)
     or owner_names.get(value, str(value)),
-    key="customers_owner",
+    key=choice_key("customers_owner"),
 )
 stage_choice = filter_columns[2].selectbox(
     t("field.lifecycle_stage"),
     [ALL, *[stage.value for stage in LifecycleStage]],
     format_func=lambda value: t("filter.all") if value == ALL else t(f"stage.{value}"),
-    key="customers_stage",
+    key=choice_key("customers_stage"),
 )
 per_page = filter_columns[3].selectbox(t("customers.per_page"), PER_PAGE_CHOICES, index=1, key="customers_per_page")
 
 with st.expander(t("grid.more_filters")):
     more = st.columns(4)
     team_choice = more[0].selectbox(
-        t("grid.team"), [ALL, *team_names], key="customers_team",
+        t("grid.team"), [ALL, *team_names], key=choice_key("customers_team"),
         format_func=lambda value: t("filter.all") if value == ALL else team_names.get(value, str(value)),
     )
     industry = more[1].selectbox(
         t("field.industry"), ["", *filter_choices(actor.tenant_id, actor.user_id, "industry")],
-        key="customers_industry", format_func=lambda value: value or t("filter.all"),
+        key=choice_key("customers_industry"), format_func=lambda value: value or t("filter.all"),
     )
     region = more[2].selectbox(
         t("field.region"), ["", *filter_choices(actor.tenant_id, actor.user_id, "region")],
-        key="customers_region", format_func=lambda value: value or t("filter.all"),
+        key=choice_key("customers_region"), format_func=lambda value: value or t("filter.all"),
     )
     tag = more[3].text_input(t("grid.tag"), key="customers_tag", placeholder=t("grid.tag_hint"))
     dates = st.columns([2, 2, 1])
@@ -234,12 +235,13 @@ STATE.setdefault("customers_columns_value", DEFAULT_COLUMNS)
 columns = layout[0].multiselect(
     t("grid.columns"), all_columns, format_func=label_of,
     default=[c for c in STATE["customers_columns_value"] if c in all_columns],
-    key=f"customers_columns_{STATE.get('customers_columns_generation', 0)}",
+    # per language (not carried over: the default below holds the choice), so the chips relabel
+    key=f"customers_columns_{STATE.get('customers_columns_generation', 0)}_{lang()}",
 )
 STATE["customers_columns_value"] = columns
 # the name identifies the row: always first
 columns = ["name", *[c for c in (columns or DEFAULT_COLUMNS) if c != "name"]]
-sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key="customers_sort", format_func=label_of)
+sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key=choice_key("customers_sort"), format_func=label_of)
 STATE.setdefault("customers_descending", True)
 descending = layout[2].toggle(t("grid.descending"), key="customers_descending")
 
@@ -326,7 +328,7 @@ if actor.can_write and selected_ids:
         st.markdown(f"**{t('bulk.title')}**")
         bulk = st.columns([2, 3, 2])
         action = bulk[0].selectbox(
-            t("bulk.action"), ["owner", "tag", "stage"], key="customers_bulk_action",
+            t("bulk.action"), ["owner", "tag", "stage"], key=choice_key("customers_bulk_action"),
             format_func=lambda value: {
                 "owner": t("bulk.action_owner"), "tag": t("bulk.action_tag"), "stage": t("bulk.action_stage"),
             }[value],
@@ -334,14 +336,14 @@ if actor.can_write and selected_ids:
         if action == "owner":
             allowed = [o for o, _ in owners if actor.sees_whole_tenant or o in actor.visible_owner_ids]
             bulk_value: Any = bulk[1].selectbox(
-                t("field.owner"), [*allowed, None], key="customers_bulk_owner",
+                t("field.owner"), [*allowed, None], key=choice_key("customers_bulk_owner"),
                 format_func=lambda value: t("filter.unowned") if value is None else owner_names.get(value, str(value)),
             )
         elif action == "tag":
             bulk_value = bulk[1].text_input(t("grid.tag"), key="customers_bulk_tag")
         else:
             bulk_value = bulk[1].selectbox(
-                t("field.lifecycle_stage"), [s.value for s in LifecycleStage], key="customers_bulk_stage",
+                t("field.lifecycle_stage"), [s.value for s in LifecycleStage], key=choice_key("customers_bulk_stage"),
                 format_func=lambda value: t(f"stage.{value}"),
             )
         if bulk[2].button(t("bulk.apply", count=len(selected_ids)), key="customers_bulk_apply",
@@ -426,8 +428,8 @@ if actor.can_write:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    if STATE.get("customers_view") == doomed:
-                        STATE.pop("customers_view", None)
+                    if STATE.get(choice_key("customers_view")) == doomed:
+                        STATE.pop(choice_key("customers_view"), None)
                     st.rerun()
 
 # --- create form -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import streamlit as st
 
 from crm_core.models import Role
 from crm_core.queries.reports import PERIODS, MonthRevenue, dashboard, revenue_by_month
-from crm_ui.context import current_actor, get_db, read_session, t
+from crm_ui.context import choice_key, current_actor, get_db, read_session, t
 
 actor = current_actor()
 st.title(t("dashboard.title"))
@@ -26,7 +26,7 @@ top = st.columns([3, 1])
 top[0].caption(t(scope_key))
 period = top[1].selectbox(
     t("dashboard.period"), list(PERIODS), format_func=lambda value: t(f"dashboard.period_{value}"),
-    key="dashboard_period",
+    key=choice_key("dashboard_period"),
 )
 
 @st.cache_data(ttl=300, show_spinner=False)

@@ -19,7 +19,7 @@ from crm_core.exporting import to_csv
 from crm_core.queries.deals import list_pipelines
 from crm_core.queries.reports import FUNNEL_CSV_COLUMNS, ReportFilters, funnel, funnel_csv_rows, product_choices
 from crm_core.queries.users import assignable_owners, list_teams
-from crm_ui.context import current_actor, read_session, t
+from crm_ui.context import choice_key, current_actor, read_session, t
 
 ALL = "__all__"
 actor = current_actor()
@@ -48,15 +48,15 @@ row2 = st.columns(3)
 visible_owners = [o for o, _ in owners if actor.sees_whole_tenant or o == actor.user_id or o in actor.visible_owner_ids]
 owner_choice = row2[0].selectbox(
     t("field.owner"), [ALL, *visible_owners],
-    format_func=lambda v: t("filter.all") if v == ALL else owner_names.get(v, str(v)), key="funnel_owner",
+    format_func=lambda v: t("filter.all") if v == ALL else owner_names.get(v, str(v)), key=choice_key("funnel_owner"),
 )
 team_choice = row2[1].selectbox(
     t("funnel.team"), [ALL, *team_names], format_func=lambda v: t("filter.all") if v == ALL else team_names[v],
-    key="funnel_team",
+    key=choice_key("funnel_team"),
 )
 product_choice = row2[2].selectbox(
     t("funnel.product"), [ALL, *product_names],
-    format_func=lambda v: t("filter.all") if v == ALL else product_names[v], key="funnel_product",
+    format_func=lambda v: t("filter.all") if v == ALL else product_names[v], key=choice_key("funnel_product"),
     help=t("funnel.product_help"),
 )
 

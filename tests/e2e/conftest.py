@@ -134,6 +134,19 @@ def switch_language(page: object, option: str, heading: str, *, timeout_ms: int 
                 raise
 
 
+def pick_option(page: object, box_label: str, option: str, *, attempts: int = 3) -> None:
+    """Open the select box labelled ``box_label`` and pick ``option``; again if a rerun closed the list."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=box_label).first  # type: ignore[attr-defined]
+    for attempt in range(attempts):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)  # type: ignore[attr-defined]
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+
+
 def log_in(page: object, server: Server, username: str, *, timeout_ms: int = 45_000) -> None:
     """Open the app and log in as ``username`` (the test password); returns once the frame shows."""
     from tests.factories import PASSWORD

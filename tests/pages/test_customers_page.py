@@ -47,7 +47,7 @@ def test_a_rep_sees_only_their_customers_and_can_search_in_chinese(app_world: Ap
 def test_an_analyst_sees_the_whole_tenant_and_filters_by_owner(app_world: AppWorld) -> None:
     app = open_customers(app_world.world.analyst.username)
     assert len(grid_names(app)) == 3
-    app.selectbox(key="customers_owner").set_value(app_world.world.rep_other_team.user_id).run()
+    app.selectbox(key="customers_owner@en").set_value(app_world.world.rep_other_team.user_id).run()
     assert grid_names(app) == ["West Coast Ltd"]
     assert any("read but not change" in i.value for i in app.info)
 
@@ -93,7 +93,7 @@ def test_a_saved_view_brings_back_its_filters_columns_and_sort(app_world: AppWor
     app = open_customers(app_world.world.rep.username)
     app.text_input(key="customers_search").input("acme").run()
     next(m for m in app.multiselect if m.label == "Columns").set_value(["name", "email"]).run()
-    app.selectbox(key="customers_sort").set_value("name").run()
+    app.selectbox(key="customers_sort@en").set_value("name").run()
     form_input(app, "View name").input("Acme only")
     next(c for c in app.checkbox if c.label == "Share with my team").check()
     app = submit(app, "💾 Save view")
@@ -102,14 +102,14 @@ def test_a_saved_view_brings_back_its_filters_columns_and_sort(app_world: AppWor
     # a teammate opens the shared view from a fresh session
     other = open_customers(app_world.world.rep_same_team.username)
     assert len(grid_names(other)) == 0  # the teammate owns no customers and sees none of Rita's
-    view_box = other.selectbox(key="customers_view")
+    view_box = other.selectbox(key="customers_view@en")
     assert any("Acme only" in option for option in view_box.options)
     mine = open_customers(app_world.world.rep.username)
     assert mine.text_input(key="customers_search").value == ""
-    view_id = next(v for v in mine.selectbox(key="customers_view").options if "Acme only" in v)
-    mine.selectbox(key="customers_view").select(view_id).run()
+    view_id = next(v for v in mine.selectbox(key="customers_view@en").options if "Acme only" in v)
+    mine.selectbox(key="customers_view@en").select(view_id).run()
     assert mine.text_input(key="customers_search").value == "acme"
-    assert mine.selectbox(key="customers_sort").value == "name"
+    assert mine.selectbox(key="customers_sort@en").value == "name"
     assert list(mine.dataframe[0].value.columns) == ["Name", "Email", "360"]
     assert grid_names(mine) == ["Acme Trading"]
 
@@ -121,7 +121,7 @@ def test_next_and_previous_walk_the_pages(app_world: AppWorld) -> None:
         create_random_customer(app_world.db, app_world.world.rep, name=f"Paged {index:02d}")
     app = open_customers(app_world.world.rep.username)
     app.selectbox(key="customers_per_page").set_value(25).run()
-    app.selectbox(key="customers_sort").set_value("name").run()
+    app.selectbox(key="customers_sort@en").set_value("name").run()
     first = grid_names(app)
     assert len(first) == 25 and any("Page 1 of 2" in m.value for m in app.markdown)
     app = submit(app, "Next ▶")

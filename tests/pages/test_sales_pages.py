@@ -61,7 +61,7 @@ def test_the_dashboard_is_the_landing_page_and_shows_a_reps_own_figures(app_worl
 
 def test_the_admins_dashboard_covers_the_workspace_in_chinese(app_world: AppWorld, deals: dict[str, int]) -> None:
     app = log_in(app_world.world.admin.username)
-    app.selectbox(key="dashboard_period").select("year").run()
+    app.selectbox(key="dashboard_period@en").select("year").run()
     assert metric(app, "Won this year") == "8,000"
     app = log_in(app_world.world.admin.username)
     app.selectbox(key="kestrel_language_choice").select_index(1).run()
@@ -171,7 +171,7 @@ def test_the_funnel_page_shows_the_rates_and_filters_by_owner(app_world: AppWorl
     assert metric(app, "Average deal size (won)") == "8,000"
     table = app.dataframe[0].value
     assert list(table["Reached"]) == [4, 2, 2, 2, 1]
-    owner = app.selectbox(key="funnel_owner")
+    owner = app.selectbox(key="funnel_owner@en")
     owner.select(app_world.world.rep_other_team.user_id).run()
     assert metric(app, "Deals") == "1"
 

@@ -1,0 +1,48 @@
+"""In Chromium: switching the language keeps what the user picked in translated choice boxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import Server, log_in, pick_option, screenshot, switch_language
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 30_000
+
+
+def test_the_dashboard_period_survives_a_language_switch(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="en-US")
+    page = context.new_page()
+    log_in(page, server, server.world.manager.username)
+    page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
+    pick_option(page, "Period", "this quarter")
+    page.get_by_text("Won this quarter").first.wait_for(timeout=TIMEOUT)
+
+    switch_language(page, "简体中文", "仪表盘")
+    page.get_by_text("本季度赢单").wait_for(timeout=TIMEOUT)
+    period_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="期间")
+    shown = period_box.evaluate("box => box.innerText + ' ' + [...box.querySelectorAll('input')].map(i => i.value).join(' ')")
+    assert "本季度" in shown and "this quarter" not in shown, shown
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot(page, "dashboard-quarter-zh")
+    context.close()
+
+
+def test_customer_filters_survive_a_language_switch(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="en-US")
+    page = context.new_page()
+    log_in(page, server, server.world.rep.username)  # each test its own user: the language is remembered
+    page.goto(f"{server.url}/customers")
+    page.get_by_role("heading", name="Customers").wait_for(timeout=TIMEOUT)
+    page.get_by_text("customers match").first.wait_for(timeout=TIMEOUT)
+    pick_option(page, "Lifecycle stage", "Churned")
+    page.get_by_text("0 customers match").first.wait_for(timeout=TIMEOUT)
+
+    switch_language(page, "简体中文", "客户")
+    stage_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="生命周期阶段").first
+    shown = stage_box.evaluate("box => box.innerText + ' ' + [...box.querySelectorAll('input')].map(i => i.value).join(' ')")
+    assert "流失客户" in shown and "Churned" not in shown, shown
+    assert page.get_by_text("Lifecycle stage", exact=True).count() == 0  # the column chips relabel too
+    page.get_by_text("共 0 个客户符合条件").first.wait_for(timeout=TIMEOUT)
+    screenshot(page, "customers-filter-zh")
+    context.close()
