@@ -33,12 +33,14 @@ run: install
 	$(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F)
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
-## Debian's Chromium and CJK fonts for the browser tests (Playwright cannot download a browser here)
+## Debian's Chromium, CJK and emoji fonts for the browser tests (Playwright cannot download a browser here)
+BROWSER_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk" \
+	    || ! fc-list 2>/dev/null | grep -qi "noto color emoji"; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get install -y -qq chromium fonts-noto-cjk >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)) \
+	    (apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null)) \
 	    || echo "warning: could not install chromium; browser tests will skip"; \
 	  else echo "note: /usr/bin/chromium missing and no root apt-get; browser tests will skip"; fi; \
 	fi
