@@ -160,15 +160,22 @@ def _stage_row(stage: PipelineStage) -> StageRow:
 
 def list_pipelines(session: Session) -> list[PipelineRow]:
     """The tenant's pipelines (default first) with their stages in order."""
-    pipelines = session.scalars(select(Pipeline).order_by(Pipeline.is_default.desc(), Pipeline.name)).all()
-    stages = session.scalars(select(PipelineStage).order_by(PipelineStage.pipeline_id, PipelineStage.position)).all()
-    by_pipeline: dict[int, list[StageRow]] = {}
-    for stage in stages:
-        by_pipeline.setdefault(stage.pipeline_id, []).append(_stage_row(stage))
-    return [
-        PipelineRow(pipeline.id, pipeline.name, pipeline.is_default, pipeline.version, by_pipeline.get(pipeline.id, []))
-        for pipeline in pipelines
-    ]
+    # columns, not entities, in one statement: every report and board asks for this first
+    rows = session.execute(
+        select(
+            Pipeline.id, Pipeline.name, Pipeline.is_default, Pipeline.version,
+            PipelineStage.id, PipelineStage.name, PipelineStage.position, PipelineStage.probability,
+            PipelineStage.kind, PipelineStage.version,
+        )
+        .outerjoin(PipelineStage, PipelineStage.pipeline_id == Pipeline.id)
+        .order_by(Pipeline.is_default.desc(), Pipeline.name, Pipeline.id, PipelineStage.position)
+    ).all()
+    pipelines: dict[int, PipelineRow] = {}
+    for pipeline_id, name, is_default, version, stage_id, *stage in rows:
+        row = pipelines.setdefault(pipeline_id, PipelineRow(pipeline_id, name, is_default, version, []))
+        if stage_id is not None:
+            row.stages.append(StageRow(stage_id, pipeline_id, *stage))
+    return list(pipelines.values())
 
 
 def get_pipeline(session: Session, pipeline_id: int | None = None) -> PipelineRow | None:
