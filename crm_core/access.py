@@ -325,9 +325,11 @@ def field_changes(obj: Any, *, new: bool = False) -> dict[str, list[Any]]:
             now = history.added[0] if history.added else None
             if old != now:
                 changes[key] = [_serialise(old), _serialise(now)]
-    if "password_hash" in {a.key for a in state.mapper.column_attrs}:
-        if state.attrs["password_hash"].history.has_changes():
-            changes["password"] = ["***", "***"]
+    password_changed = "password_hash" in {a.key for a in state.mapper.column_attrs} and (
+        state.attrs["password_hash"].history.has_changes()
+    )
+    if password_changed:
+        changes["password"] = ["***", "***"]
     return changes
 
 
@@ -388,9 +390,7 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     elif isinstance(obj, Opportunity):
         _check_owned(actor, obj, obj.owner_id, None)
         _check_customer_visible(session, actor, obj.customer_id)
-    elif isinstance(obj, (Contact, Activity, Order, Case)):
-        _check_customer_visible(session, actor, obj.customer_id)
-    elif isinstance(obj, CampaignMember):
+    elif isinstance(obj, (Contact, Activity, Order, Case, CampaignMember)):
         _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, OpportunityStageChange):
         if not actor.sees_whole_tenant:
@@ -410,9 +410,8 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
 def _check_owned(actor: Actor, obj: Any, owner_id: int | None, team_id: int | None) -> None:
     state = inspect(obj)
     owner_history = state.attrs.owner_id.history
-    if owner_history.has_changes() or state.pending:
-        if not can_assign_owner(actor, owner_id):
-            raise AccessDenied("cannot give this record to that owner")
+    if (owner_history.has_changes() or state.pending) and not can_assign_owner(actor, owner_id):
+        raise AccessDenied("cannot give this record to that owner")
     if state.persistent:
         old_owner = owner_history.deleted[0] if owner_history.deleted else owner_id
         old_team = team_id
@@ -420,10 +419,12 @@ def _check_owned(actor: Actor, obj: Any, owner_id: int | None, team_id: int | No
             old_team = state.attrs.team_id.history.deleted[0]
         if not can_edit(actor, tenant_id=obj.tenant_id, owner_id=old_owner, team_id=old_team):
             raise AccessDenied("record is outside your scope")
-    elif owner_id is None and team_id is None and actor.team_ids and not actor.sees_whole_tenant:
+    elif (
+        owner_id is None and team_id is None and actor.team_ids and not actor.sees_whole_tenant
+        and isinstance(obj, Customer)
+    ):
         # an unowned record created by a rep or manager stays visible to their team
-        if isinstance(obj, Customer):
-            obj.team_id = min(actor.team_ids)
+        obj.team_id = min(actor.team_ids)
 
 
 def _check_customer_visible(session: Session, actor: Actor, customer_id: int | None) -> None:

@@ -94,7 +94,9 @@ class StageTransitionRefused(DomainError):
     message_key = "deal.transition_refused"
 
     def __init__(self, from_stage: str, to_stage: str) -> None:
-        super().__init__(f"cannot move a deal from {from_stage} to {to_stage}", from_stage=from_stage, to_stage=to_stage)
+        super().__init__(
+            f"cannot move a deal from {from_stage} to {to_stage}", from_stage=from_stage, to_stage=to_stage
+        )
 
 
 class PipelineInUse(DomainError):

@@ -131,8 +131,9 @@ def cmd_report_funnel(args: argparse.Namespace, db: Database) -> int:
           f"{'—' if result.win_rate is None else f'{result.win_rate * 100:.1f}%'}")
     print(f"{t('funnel.average_deal_size', lang)}: "
           f"{'—' if result.average_deal_size is None else f'{result.average_deal_size:,.2f}'}")
+    cycle = result.average_cycle_days
     print(f"{t('funnel.average_cycle', lang)}: "
-          f"{'—' if result.average_cycle_days is None else t('funnel.days', lang, days=f'{result.average_cycle_days:.1f}')}")
+          f"{'—' if cycle is None else t('funnel.days', lang, days=f'{cycle:.1f}')}")
     return 0
 
 

@@ -96,5 +96,7 @@ def check_trend(session: Session, *, days: int = 30, today: dt.date | None = Non
             value = dt.date.fromisoformat(value[:10])
         elif isinstance(value, dt.datetime):
             value = value.date()
-        points.append(TrendPoint(value, row.suite, int(row.passed or 0), int(row.failed or 0), int(row.violations or 0)))
+        points.append(
+            TrendPoint(value, row.suite, int(row.passed or 0), int(row.failed or 0), int(row.violations or 0))
+        )
     return points

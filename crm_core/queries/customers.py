@@ -5,10 +5,11 @@ sort value and id) so that "next" stays an index seek at any depth; an offset is
 only for sorts on a nullable column. The total is optional and capped (``COUNT`` over a
 million rows on every page view is the slow list view users complain about).
 
-Text search per database (see migration 0002): SQLite matches the FTS5 trigram table
-``customers_fts`` for three or more characters and for one or two Chinese characters (through
-the FTS vocabulary), and an index range on the name prefix for one or two Latin ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes;
-MariaDB scans with ``LIKE`` under the grid's index order and stops after one page.
+Text search per database (see migrations 0002 and 0009): SQLite matches the FTS5 trigram
+table ``customers_fts`` for three or more characters and for one or two Chinese characters
+(through the FTS vocabulary), and an index range on the name prefix for one or two Latin
+ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes; MariaDB scans with ``LIKE``
+under the grid's index order and stops after one page.
 Tenant and ownership scoping come from the session.
 """
 
