@@ -32,12 +32,12 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
+from crm_core.bulk import insert_returning_ids, insert_rows, rare_collections
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
 from crm_core.fulltext import FullTextIndex, fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.i18n import catalog, t
-from crm_core.importing.bulk import insert_returning_ids, insert_rows, rare_collections
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import FileState, Resolver, match_value, prepare_chunk

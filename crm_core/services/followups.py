@@ -31,8 +31,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core import access
 from crm_core.access import Actor
+from crm_core.bulk import insert_returning_ids, insert_rows
 from crm_core.i18n import t
-from crm_core.importing.bulk import insert_returning_ids, insert_rows
 from crm_core.models import (
     Base,
     Customer,

@@ -41,9 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm_core.access import ACTOR_KEY, Actor
+from crm_core.bulk import insert_rows
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.importing.bulk import insert_rows
 from crm_core.models import (
     Base,
     Customer,
