@@ -55,7 +55,7 @@ lint: install-dev
 	$(BIN)/python -m pip install --quiet ruff==0.17.5 mypy==2.4.1
 	$(BIN)/ruff check crm_core && $(BIN)/mypy crm_core
 
-## make bench: speed figures against raw SQL (see benchmarks/README.md for the 1M-customer database)
+## make bench BENCH=grid: speed figures against raw SQL (README "Benchmarks": the 1M-customer database)
 bench: install
 	$(BIN)/python -m benchmarks $(BENCH)
 

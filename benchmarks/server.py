@@ -1,0 +1,119 @@
+"""``python -m benchmarks server``: the real Streamlit process's memory while it serves the big pages.
+
+Starts ``streamlit run app.py`` on the given database (default: the shared 1,000,000-customer
+``/work/bench/crm-1m.db``, only read), logs in through Debian's Chromium as the demo manager and
+opens the Dashboard, the Customers grid (then a search and a filter), the Funnel, and the
+Customers grid again, reading the server's resident memory (VmRSS) after each page and its
+peak (VmHWM) at the end. Target (issue 3): under 500 MB while serving them. Each page's time
+from click to rendered heading is printed too (browser round trip included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+TARGET_MB = 500.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of ``pid`` in MB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks server", description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("CRM_DATABASE_URL", "sqlite:////work/bench/crm-1m.db"))
+    parser.add_argument("--username", default="demo.manager")
+    parser.add_argument("--password", default=os.environ.get("CRM_DEMO_PASSWORD", "Kestrel-demo-2026"))
+    args = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} not found: install Debian's chromium (make browser)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    env = {**os.environ, "CRM_DATABASE_URL": args.database_url,
+           "CRM_COOKIE_KEY": os.environ.get("CRM_COOKIE_KEY", "benchmark-cookie-key-0123456789abcdef")}
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    failures = 0
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    page.goto(url)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            print(f"server pid {server.pid} on {args.database_url}; after start: {memory_mb(server.pid)[0]:.0f} MB")
+            page.get_by_role("textbox", name="Username").fill(args.username)
+            page.get_by_role("textbox", name="Password").fill(args.password)
+            started = time.perf_counter()
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("heading", name="Dashboard").wait_for(timeout=60_000)
+            steps = [("log in → Dashboard", time.perf_counter() - started)]
+            print(f"{'step':<34} {'seconds':>8} {'RSS MB':>8}")
+            print(f"{steps[0][0]:<34} {steps[0][1]:8.2f} {memory_mb(server.pid)[0]:8.0f}")
+
+            def visit(label: str, path: str, heading: str) -> None:
+                began = time.perf_counter()
+                page.goto(f"{url}/{path}")
+                page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
+                page.wait_for_load_state("networkidle")
+                print(f"{label:<34} {time.perf_counter() - began:8.2f} {memory_mb(server.pid)[0]:8.0f}")
+
+            visit("Customers", "customers", "Customers")
+            began = time.perf_counter()
+            page.get_by_text("customers match").first.wait_for(timeout=60_000)
+            search = page.get_by_role("textbox", name="Search").first
+            search.fill("Krist")
+            search.press("Enter")
+            page.wait_for_timeout(200)  # the rerun starts; wait until Streamlit's "running" badge goes
+            page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=60_000)
+            page.get_by_text("customers match").first.wait_for(timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            print(f"{'Customers: search Krist':<34} {time.perf_counter() - began:8.2f} {memory_mb(server.pid)[0]:8.0f}")
+            visit("Funnel", "funnel", "Sales funnel")
+            visit("Dashboard", "dashboard", "Dashboard")
+            visit("Customers again", "customers", "Customers")
+            browser.close()
+        rss, peak = memory_mb(server.pid)
+        verdict = "ok" if peak < TARGET_MB else "OVER"
+        failures += peak >= TARGET_MB
+        print(f"Streamlit server: RSS now {rss:.0f} MB, peak {peak:.0f} MB (target < {TARGET_MB:.0f} MB) {verdict}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))
