@@ -85,9 +85,13 @@ def _sold() -> Any:
 
 
 def customers_without_owner() -> ViolationQuery:
-    """Active customers nobody is responsible for."""
+    """Active customers nobody is responsible for: no owner and not parked on a team.
+
+    An unowned customer with a team is a lead in that team's pool (its reps see and work
+    it, and assignment rules hand such leads out), so it is not a data-quality failure.
+    """
     return select(Customer.tenant_id, Customer.id, Customer.name.label("label")).where(
-        Customer.owner_id.is_(None), Customer.archived_at.is_(None)
+        Customer.owner_id.is_(None), Customer.team_id.is_(None), Customer.archived_at.is_(None)
     )
 
 

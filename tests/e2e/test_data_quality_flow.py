@@ -28,7 +28,7 @@ def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer(server: 
     page.get_by_role("option", name="客户：负责人、重复、生命周期").click()
     page.get_by_role("button", name="运行检查").click()
     page.get_by_text("客户：负责人、重复、生命周期：7 项期望中 1 项未通过。").wait_for(timeout=90_000)
-    page.get_by_text("❌ 没有负责人的有效客户").wait_for(timeout=TIMEOUT)
+    page.get_by_text("❌ 既无负责人也无团队的有效客户").wait_for(timeout=TIMEOUT)
     page.get_by_text("1 条记录（客户）违反此规则。前几条：").wait_for(timeout=TIMEOUT)
     screenshot(page, "data-quality-run-zh")
 

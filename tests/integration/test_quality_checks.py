@@ -25,7 +25,7 @@ from crm_core.models import (
     Task,
     User,
 )
-from crm_core.quality.checks import CHECKS, measure
+from crm_core.quality.checks import CHECKS, customers_without_owner, measure
 from crm_core.quality.history import check_trend, list_check_runs
 from crm_core.quality.runs import (
     run_suite_for_all_tenants,
@@ -285,7 +285,8 @@ def test_counts_match_hand_written_sql(db: Database, world: World) -> None:
         create_random_customer(db, world.admin, email=email)
     with db.system_session("test") as session:
         unowned = session.execute(text(
-            "SELECT tenant_id, COUNT(*) FROM customers WHERE owner_id IS NULL AND archived_at IS NULL GROUP BY tenant_id"
+            "SELECT tenant_id, COUNT(*) FROM customers WHERE owner_id IS NULL AND team_id IS NULL"
+            " AND archived_at IS NULL GROUP BY tenant_id"
         )).all()
         duplicated = session.execute(text(
             "SELECT c.tenant_id, COUNT(*) FROM customers c JOIN ("
@@ -300,3 +301,12 @@ def test_counts_match_hand_written_sql(db: Database, world: World) -> None:
     assert {tenant: m.violations for tenant, m in measured_duplicates.items()} == dict(duplicated) == {
         world.admin.tenant_id: 5
     }
+
+
+def test_a_lead_parked_on_a_team_is_not_a_customer_without_owner(db: Database) -> None:
+    world = build_world(db)
+    pooled = create_random_customer(db, world.rep, owner_id=None)  # a rep's unowned lead stays in their team's pool
+    orphan = create_random_customer(db, world.admin, owner_id=None)
+    with db.system_session("test") as session:
+        found = {row.id for row in session.execute(customers_without_owner())}
+    assert orphan in found and pooled not in found

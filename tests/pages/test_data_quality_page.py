@@ -34,7 +34,7 @@ def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer_named(
     app.button[0].click().run(timeout=90)  # the form's submit button
     assert not app.exception
     assert any("1 of 7 expectations failed" in error.value for error in app.error)
-    assert any("Active customers without an owner" in markdown.value for markdown in app.markdown)
+    assert any("Active customers with neither an owner nor a team" in markdown.value for markdown in app.markdown)
     examples = [frame.value for frame in app.dataframe if "Record" in frame.value.columns]
     assert list(examples[0]["Record"]) == ["无人负责贸易公司"]
     with app_world.db.system_session("test") as session:
