@@ -21,11 +21,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterator
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -40,7 +42,7 @@ from crm_core.fulltext import FullTextIndex, fulltext_indexes, index_rows_from, 
 from crm_core.i18n import catalog, t
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
-from crm_core.importing.prepare import FileState, Resolver, match_value, prepare_chunk
+from crm_core.importing.prepare import MATCH_COLUMNS, FileState, Resolver, match_value, prepare_chunk
 from crm_core.importing.reading import ImportFile, iter_chunks
 from crm_core.models import (
     Activity,
@@ -250,6 +252,7 @@ def _validate_import(
     options: ImportOptions | None = None,
     *,
     progress: Progress | None = None,
+    keep: PreparedChunks | None = None,
 ) -> ValidationReport:
     options = options or ImportOptions()
     _require_importer(actor)
@@ -268,8 +271,11 @@ def _validate_import(
             report.rows_read += len(chunk)
             report.duplicates_in_file += int(prepared["_duplicate_of_row"].notna().sum())
             report.matches_in_database += int(prepared["_match_id"].notna().sum())
+            refused: set[int] = set()
             for outcome in result.failures:
-                _merge_failure(merged, report, outcome)
+                refused.update(_merge_failure(merged, report, outcome))
+            if keep is not None:
+                keep.add(prepared, chunk, refused)
             if progress:
                 progress("validate", report.rows_read, 0)
     if report.rows_read == 0:
@@ -282,7 +288,8 @@ def _validate_import(
 
 def _merge_failure(
     merged: dict[tuple[str, str | None, str], Failure], report: ValidationReport, outcome: ExpectationOutcome
-) -> None:
+) -> list[int]:
+    """Add ``outcome`` to the file's failures; the row numbers it refused."""
     params = {key: value for key, value in outcome.params.items() if key not in ("regex",)}
     field_name = params.get("field") or outcome.column
     key = (outcome.expectation, outcome.column, outcome.message_key)
@@ -302,6 +309,7 @@ def _merge_failure(
     reason = (outcome.message_key, params)
     for row in rows:
         report.rejected.setdefault(row, []).append(reason)
+    return rows
 
 
 # --- pass two: writing ---------------------------------------------------------------
@@ -359,39 +367,63 @@ def _run_import(
         session.add(run)
         session.flush()
         run_id = run.id
+    # the validation pass's prepared chunks, reused by the write pass (in memory up to a budget, then on disk)
+    kept = PreparedChunks() if report is None else None
     try:
-        if report is None:
-            report = _validate_import(db, actor, file, entity, mapping, options, progress=progress)
-    except Exception as error:
-        _finish_failed(db, actor, run_id, error, rows_read=0)
-        raise
+        try:
+            if report is None:
+                report = _validate_import(db, actor, file, entity, mapping, options, progress=progress, keep=kept)
+        except Exception as error:
+            _finish_failed(db, actor, run_id, error, rows_read=0)
+            raise
+        return _write_import(
+            db, actor, file, entity, mapping, options, run_id, report, kept, progress=progress
+        )
+    finally:
+        if kept is not None:
+            kept.close()
+
+
+def _write_import(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    run_id: int,
+    report: ValidationReport,
+    kept: PreparedChunks | None,
+    *,
+    progress: Progress | None = None,
+) -> ImportResult:
     result = ImportResult(
         run_id=run_id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
     )
     if report.failures and options.policy == "all-or-nothing":
         with db.transaction(actor) as session:
-            _store_rejected(session, actor, run_id, file, report, entity)
+            if kept is not None:
+                for _, refused in kept:
+                    _store_rejected(session, actor, run_id, report, refused)
+            else:
+                for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+                    _store_rejected(session, actor, run_id, report, _quarantined(chunk, report.rejected))
             _finish(session, run_id, result, report)
         return result
     try:
         with db.transaction(actor) as session:
             session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
             writer = _Writer(session, actor, entity, mapping, options, run_id)
-            state = FileState()
-            resolver = Resolver(session, actor)
             done = 0
             with writer.fulltext_deferred():
-                for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-                    prepared = prepare_chunk(
-                        chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
-                    )
-                    valid = prepared[~prepared.index.isin(list(report.rejected))] if report.rejected else prepared
+                chunks = _chunks_to_write(db, actor, file, entity, mapping, options, report, kept, session)
+                for valid, refused in chunks:
                     writer.write(valid)
-                    done += len(chunk)
+                    _store_rejected(session, actor, run_id, report, refused)
+                    done += len(valid) + len(refused)
                     if progress:
                         progress("write", done, report.rows_read)
                 writer.finish()
-            _store_rejected(session, actor, run_id, file, report, entity)
             result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
             result.status = "partial" if report.rejected_count else "imported"
             _finish(session, run_id, result, report)
@@ -399,6 +431,103 @@ def _run_import(
         _finish_failed(db, actor, run_id, error, rows_read=report.rows_read, report=report)
         raise
     return result
+
+
+Quarantined = list[tuple[int, dict[str, str]]]
+"""Refused rows of a chunk: (row number, the file's cells by header)."""
+
+MEMORY_BUDGET_ROWS = 40_000
+"""Prepared rows the write pass may keep in memory; later chunks wait in a temporary file."""
+
+# companion columns only the suites read: not kept for the write pass
+_SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
+_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing"}
+
+
+def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined:
+    rows = chunk[chunk.index.isin(list(refused))]
+    if rows.empty:
+        return []
+    return [(int(number), {str(k): str(v) for k, v in row.items()}) for number, row in rows.iterrows()]
+
+
+class PreparedChunks:
+    """What the validation pass prepared, for the write pass: per chunk the valid rows and the refused cells.
+
+    Memory stays bounded: the first :data:`MEMORY_BUDGET_ROWS` rows stay in memory, later
+    chunks are pickled to an anonymous temporary file (deleted by :meth:`close`, or by the
+    system if the process dies).
+    """
+
+    def __init__(self, budget_rows: int = MEMORY_BUDGET_ROWS) -> None:
+        self.budget_rows = budget_rows
+        self._in_memory = 0
+        self._items: list[tuple[pandas.DataFrame, Quarantined] | int] = []  # an int: offset in the file
+        self._spill: IO[bytes] | None = None
+
+    def add(self, prepared: pandas.DataFrame, chunk: pandas.DataFrame, refused: set[int]) -> None:
+        """Keep a chunk's valid prepared rows (without the suites' companion columns) and its refused cells."""
+        columns = [
+            column
+            for column in prepared.columns
+            if column not in _SUITE_ONLY_COLUMNS and not column.endswith(_SUITE_ONLY_SUFFIXES)
+        ]
+        valid = prepared.loc[~prepared.index.isin(list(refused)), columns] if refused else prepared[columns]
+        item = (valid, _quarantined(chunk, refused) if refused else [])
+        if self._in_memory + len(chunk) <= self.budget_rows:
+            self._in_memory += len(chunk)
+            self._items.append(item)
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="kestrel-import-")  # noqa: SIM115 - closed by close()
+        self._spill.seek(0, io.SEEK_END)
+        self._items.append(self._spill.tell())
+        pickle.dump(item, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[tuple[pandas.DataFrame, Quarantined]]:
+        for item in self._items:
+            if isinstance(item, int):
+                assert self._spill is not None
+                self._spill.seek(item)
+                yield pickle.load(self._spill)  # noqa: S301 - our own file, written above
+            else:
+                yield item
+
+    def close(self) -> None:
+        """Forget the chunks and delete the temporary file."""
+        self._items.clear()
+        self._in_memory = 0
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
+def _chunks_to_write(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    report: ValidationReport,
+    kept: PreparedChunks | None,
+    session: Session,
+) -> Iterator[tuple[pandas.DataFrame, Quarantined]]:
+    """Per chunk: the valid prepared rows and the refused ones — kept by the validation pass, else prepared again.
+
+    Prepared again only when the file was validated by an earlier call (the wizard shows the
+    report first); then the matches against the database are looked up again, as they stand now.
+    """
+    if kept is not None:
+        yield from kept
+        return
+    state = FileState()
+    resolver = Resolver(session, actor)
+    for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+        prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state)
+        refused = [number for number in chunk.index.tolist() if number in report.rejected]
+        valid = prepared[~prepared.index.isin(refused)] if refused else prepared
+        yield valid, _quarantined(chunk, refused) if refused else []
 
 
 def _finish(session: Session, run_id: int, result: ImportResult, report: ValidationReport) -> None:
@@ -430,30 +559,29 @@ def _finish_failed(
         run.finished_at = utcnow()
 
 
-def _store_rejected(
-    session: Session, actor: Actor, run_id: int, file: ImportFile, report: ValidationReport, entity: str
-) -> None:
-    """Quarantine the refused rows (cells and reasons) with the run."""
-    if not report.rejected:
-        return
-    batch: list[dict[str, Any]] = []
-    for chunk in iter_chunks(file):
-        rows = chunk[chunk.index.isin(list(report.rejected))]
-        for row_number, row in rows.iterrows():
-            batch.append(
+def _store_rejected(session: Session, actor: Actor, run_id: int, report: ValidationReport, rows: Quarantined) -> None:
+    """Quarantine refused rows (cells and reasons) with the run."""
+    for start in range(0, len(rows), 1000):
+        session.execute(
+            insert(ImportRejectedRow),
+            [
                 {
                     "tenant_id": actor.tenant_id,
                     "import_run_id": run_id,
-                    "row_number": int(row_number),
-                    "reasons": [[key, params] for key, params in report.rejected[int(row_number)]],
-                    "data": {str(k): str(v) for k, v in row.items()},
+                    "row_number": row_number,
+                    "reasons": [[key, params] for key, params in report.rejected[row_number]],
+                    "data": data,
                 }
-            )
-            if len(batch) >= 1000:
-                session.execute(insert(ImportRejectedRow), batch)
-                batch = []
-    if batch:
-        session.execute(insert(ImportRejectedRow), batch)
+                for row_number, data in rows[start : start + 1000]
+            ],
+        )
+
+
+def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts, built from its column lists (what ``to_dict("records")`` gives, cheaper)."""
+    names = [str(name) for name in frame.columns]
+    columns = [frame[name].tolist() for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _none(value: Any) -> Any:
@@ -513,6 +641,7 @@ class _Writer:
         self.mapped = set(mapping.field_to_column())
         self.orders: dict[str, int] = {}  # order number → id of an order this run created
         self.customer_batches: list[list[int]] = []
+        self.run_keys: dict[tuple[str, str], int] = {}  # (match key, value) → lowest id this run wrote
         self._fulltext: tuple[Any, list[FullTextIndex]] | None = None  # (raw cursor, indexes) while deferred
         if entity in CUSTOM_FIELD_ENTITIES and mapping.custom_columns():
             self._ensure_custom_fields()
@@ -668,9 +797,10 @@ class _Writer:
         pending_keys: dict[tuple[str, str], int] = {}
         updates: dict[int, tuple[int, dict[str, Any]]] = {}
         keys = [key for key in self.mapping.match_on if key in frame.columns]
-        for row_number, row in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
+        match_keys = [key for key in keys if key in MATCH_COLUMNS[self.entity]]
+        for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
             row_keys = [(key, value) for key in keys if (value := match_value(self.entity, key, _none(row.get(key))))]
-            target = _none(row.get("_match_id"))
+            target = self._target(row, match_keys)
             pending_index = next((pending_keys[k] for k in row_keys if k in pending_keys), None)
             is_duplicate = target is not None or pending_index is not None
             mode = self.options.mode
@@ -687,17 +817,57 @@ class _Writer:
                             merged[key] = value
                     self.skipped += 0
                     continue
-                previous = updates.get(int(target))
+                assert target is not None
+                previous = updates.get(target)
                 changes = self.changes(row)
                 if previous is not None:
                     changes = {**previous[1], **changes}
-                updates[int(target)] = (row_number, changes)
+                updates[target] = (row_number, changes)
                 continue
             values = self.values(row)
             pending_keys.update({k: len(pending) for k in row_keys if k not in pending_keys})
             pending.append((row_number, values))
-        self._insert(pending)
+        ids = self._insert(pending)
         self._update(updates)
+        # what later chunks may match: the records this chunk created or updated, by their match keys
+        self._remember_keys(match_keys, zip(ids, (values for _, values in pending), strict=True))
+        self._remember_keys(match_keys, ((record_id, changes) for record_id, (_, changes) in updates.items()))
+
+    def _target(self, row: dict[str, Any], match_keys: list[str]) -> int | None:
+        """The record a row matches: the validation pass's match, or a record an earlier chunk created.
+
+        A row can only match what an earlier chunk wrote if it repeats a key of an earlier row
+        of the file (``_duplicate_of_row``); the keys are tried in the mapping's order and, as
+        in the database, the lowest id wins.
+        """
+        target = _none(row.get("_match_id"))
+        if not self.run_keys or _none(row.get("_duplicate_of_row")) is None:
+            return None if target is None else int(target)
+        match_on = row.get("_match_on")
+        for key in match_keys:
+            value = match_value(self.entity, key, _none(row.get(key)))
+            if not value:
+                continue
+            found = self.run_keys.get((key, value))
+            if key == match_on and target is not None:
+                return int(target) if found is None else min(int(target), found)
+            if found is not None:
+                return found
+        return None if target is None else int(target)
+
+    def _remember_keys(self, match_keys: list[str], records: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        if not match_keys:
+            return
+        columns = [(key, MATCH_COLUMNS[self.entity][key][1].key) for key in match_keys]
+        run_keys = self.run_keys
+        for record_id, values in records:
+            for key, column in columns:
+                value = values.get(column)
+                if value is None or value == "":
+                    continue
+                found = run_keys.setdefault((key, str(value)), record_id)
+                if record_id < found:
+                    run_keys[(key, str(value))] = record_id
 
     def _insert(self, pending: list[tuple[int, dict[str, Any]]]) -> list[int]:
         if not pending:
@@ -834,7 +1004,7 @@ class _Writer:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
         lines: list[tuple[str, dict[str, Any]]] = []
         updates: dict[int, tuple[int, dict[str, Any]]] = {}
-        for row_number, row in zip(frame.index.tolist(), frame.to_dict("records"), strict=True):
+        for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
             number = str(row["order_number"])
             target = _none(row.get("_match_id"))
             if target is not None and int(target) not in self.orders.values():

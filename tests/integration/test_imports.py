@@ -527,3 +527,70 @@ def test_imported_customers_are_assigned_by_rule_before_insert_and_get_their_fol
     with db.system_session("test") as session:
         assert session.scalar(select(func.count()).select_from(Customer).where(Customer.name.like("Wren %"))) == 0
         assert session.scalar(select(func.count()).select_from(Task).where(Task.title.like("%Wren %"))) == 0
+
+
+CROSS_CHUNK = (
+    "name,email,phone,region\n"
+    "Existing Again,dup@example.com,,North\n"  # matches the customer already there
+    "Broken First,broken@,139 0000 0009,East\n"  # refused: the next row with its phone is the first valid one
+    "Phone Twin,phone-twin@example.com,139 0000 0009,South\n"
+    "Falcon,falcon@example.com,138 0000 0001,West\n"
+    "Falcon By Phone,other@example.com,138 0000 0001,EU\n"  # same phone as Falcon, other email
+    "Falcon Again,FALCON@example.com,,North\n"
+    "Existing By Phone,,137 0000 0007,East\n"  # the phone of the existing customer
+    "Existing Thrice,dup@example.com,,South\n"
+)
+
+
+def customer_rows(db: Database, tenant_id: int) -> list[tuple[object, ...]]:
+    with db.system_session("test rows") as session:
+        return [
+            tuple(row)
+            for row in session.execute(
+                text(
+                    "SELECT name, email_normalized, phone_normalized, region FROM customers "
+                    "WHERE tenant_id = :tenant ORDER BY name, id"
+                ),
+                {"tenant": tenant_id},
+            ).all()
+        ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "duplicates"), [("create", "skip"), ("create", "merge"), ("create", "create"), ("upsert", "skip")]
+)
+def test_duplicates_across_chunks_are_resolved_as_when_the_write_pass_looked_them_up_again(
+    db: Database, world: World, mode: str, duplicates: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write pass reuses the validation pass's chunks (here on disk: a budget of 2 rows) and finds
+    what earlier chunks wrote by their keys: the same outcome as preparing every chunk again."""
+    from crm_core.importing import runner
+
+    create_random_customer(db, world.admin, name="Existing", email="dup@example.com", phone="137 0000 0007")
+    file = csv_file(CROSS_CHUNK)
+    mapping = ImportMapping.from_dict(
+        {
+            "columns": {"name": "name", "email": "email", "phone": "phone", "region": "region"},
+            "match_on": ["email", "phone"],
+        }
+    )
+    options = ImportOptions(mode=mode, duplicates=duplicates, policy="skip-invalid", chunk_size=2)  # type: ignore[arg-type]
+    report = validate_import(db, world.admin, file, "customers", mapping, options)  # type: ignore[arg-type]
+    outcomes = []
+    for given in (report, None):  # prepared again in the write pass, then kept from the validation pass
+        monkeypatch.setattr(runner.PreparedChunks.__init__, "__defaults__", (2,))
+        result = run_import(db, world.admin, file, "customers", mapping, options, report=given)  # type: ignore[arg-type]
+        rows = customer_rows(db, world.admin.tenant_id)
+        with db.system_session("test quarantine") as session:
+            quarantined = session.execute(
+                select(ImportRejectedRow.row_number, ImportRejectedRow.data)
+                .where(ImportRejectedRow.import_run_id == result.run_id)
+                .order_by(ImportRejectedRow.row_number)
+            ).all()
+        outcomes.append(
+            ((result.status, result.created, result.updated, result.skipped, result.rejected), rows, list(quarantined))
+        )
+        revert_import(db, world.admin, result.run_id)
+    assert outcomes[0][0][4] == 1 and outcomes[0][2][0][0] == 3
+    assert outcomes[0][2][0][1]["email"] == "broken@"
+    assert outcomes[1] == outcomes[0]
