@@ -32,28 +32,21 @@ REVENUE_COVER = [
     "tenant_id", "ordered_at", "status", "archived_at", "customer_owner_id", "customer_team_id", "total_amount",
 ]
 
+# an order whose copies differ from its customer's values (or are missing) is corrected at once;
+# writers that already copy them (the demo loader) pay two primary-key lookups per row
+_SQLITE_FIX_ORDER = """
+    WHEN NEW.customer_owner_id IS NOT (SELECT owner_id FROM customers WHERE id = NEW.customer_id)
+      OR NEW.customer_team_id IS NOT (SELECT team_id FROM customers WHERE id = NEW.customer_id)
+    BEGIN
+        UPDATE orders SET
+            customer_owner_id = (SELECT owner_id FROM customers WHERE id = NEW.customer_id),
+            customer_team_id = (SELECT team_id FROM customers WHERE id = NEW.customer_id)
+        WHERE id = NEW.id;
+    END"""
 SQLITE = [
-    # an order written with other values than its customer's (or none) is corrected at once;
-    # writers that already copy them (the demo loader) pay two primary-key lookups per row
-    """CREATE TRIGGER orders_customer_scope_after_insert AFTER INSERT ON orders
-    WHEN NEW.customer_owner_id IS NOT (SELECT owner_id FROM customers WHERE id = NEW.customer_id)
-      OR NEW.customer_team_id IS NOT (SELECT team_id FROM customers WHERE id = NEW.customer_id)
-    BEGIN
-        UPDATE orders SET
-            customer_owner_id = (SELECT owner_id FROM customers WHERE id = NEW.customer_id),
-            customer_team_id = (SELECT team_id FROM customers WHERE id = NEW.customer_id)
-        WHERE id = NEW.id;
-    END""",
-    """CREATE TRIGGER orders_customer_scope_after_update
-    AFTER UPDATE OF customer_id, customer_owner_id, customer_team_id ON orders
-    WHEN NEW.customer_owner_id IS NOT (SELECT owner_id FROM customers WHERE id = NEW.customer_id)
-      OR NEW.customer_team_id IS NOT (SELECT team_id FROM customers WHERE id = NEW.customer_id)
-    BEGIN
-        UPDATE orders SET
-            customer_owner_id = (SELECT owner_id FROM customers WHERE id = NEW.customer_id),
-            customer_team_id = (SELECT team_id FROM customers WHERE id = NEW.customer_id)
-        WHERE id = NEW.id;
-    END""",
+    "CREATE TRIGGER orders_customer_scope_after_insert AFTER INSERT ON orders" + _SQLITE_FIX_ORDER,
+    "CREATE TRIGGER orders_customer_scope_after_update"
+    " AFTER UPDATE OF customer_id, customer_owner_id, customer_team_id ON orders" + _SQLITE_FIX_ORDER,
     """CREATE TRIGGER customers_scope_to_orders AFTER UPDATE OF owner_id, team_id ON customers
     WHEN OLD.owner_id IS NOT NEW.owner_id OR OLD.team_id IS NOT NEW.team_id
     BEGIN
