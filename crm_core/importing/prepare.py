@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor, can_assign_owner
@@ -261,11 +261,12 @@ class Resolver:
         """Match key value → id of the existing record (the lowest id when several)."""
         model, column = MATCH_COLUMNS[entity][key]
         matches: dict[str, int] = {}
+        # one statement for every batch (an expanding parameter): compiled once, not built per value
+        statement = select(column, model.id).where(column.in_(bindparam("values", expanding=True))).order_by(model.id)
+        if hasattr(model, "archived_at"):
+            statement = statement.where(model.archived_at.is_(None))
         for batch in _chunks(sorted(values)):
-            statement = select(column, model.id).where(column.in_(batch)).order_by(model.id)
-            if hasattr(model, "archived_at"):
-                statement = statement.where(model.archived_at.is_(None))
-            for value, record_id in self.session.execute(statement):
+            for value, record_id in self.session.execute(statement, {"values": batch}):
                 matches.setdefault(str(value), record_id)
         return matches
 

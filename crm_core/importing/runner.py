@@ -796,12 +796,25 @@ class _Writer:
         pending: list[tuple[int, dict[str, Any]]] = []
         pending_keys: dict[tuple[str, str], int] = {}
         updates: dict[int, tuple[int, dict[str, Any]]] = {}
-        keys = [key for key in self.mapping.match_on if key in frame.columns]
-        match_keys = [key for key in keys if key in MATCH_COLUMNS[self.entity]]
+        # match keys are checked against the mapping (MATCH_KEYS), and the prepared frame has every field
+        keys = [key for key in self.mapping.match_on if key in frame.columns and key in MATCH_COLUMNS[self.entity]]
+        # a new record's keys, read from its values (the normalised email and phone are computed there)
+        key_columns = [(key, MATCH_COLUMNS[self.entity][key][1].key) for key in keys]
         for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
-            row_keys = [(key, value) for key in keys if (value := match_value(self.entity, key, _none(row.get(key))))]
-            target = self._target(row, match_keys)
-            pending_index = next((pending_keys[k] for k in row_keys if k in pending_keys), None)
+            pending_index = None
+            if _none(row.get("_duplicate_of_row")) is None:
+                # no key of this row was in an earlier row of the file: it can only match pass one's match
+                target = _none(row.get("_match_id"))
+                if target is not None:
+                    target = int(target)
+            else:
+                target = self._target(row, keys)
+                if pending_keys:
+                    for key in keys:
+                        value = match_value(self.entity, key, _none(row.get(key)))
+                        if value and (key, value) in pending_keys:
+                            pending_index = pending_keys[(key, value)]
+                            break
             is_duplicate = target is not None or pending_index is not None
             mode = self.options.mode
             if mode == "create" and is_duplicate and self.options.duplicates == "skip":
@@ -825,13 +838,17 @@ class _Writer:
                 updates[target] = (row_number, changes)
                 continue
             values = self.values(row)
-            pending_keys.update({k: len(pending) for k in row_keys if k not in pending_keys})
+            position = len(pending)
+            for key, column in key_columns:
+                value = values[column]
+                if value is not None and value != "":
+                    pending_keys.setdefault((key, str(value)), position)
             pending.append((row_number, values))
         ids = self._insert(pending)
         self._update(updates)
         # what later chunks may match: the records this chunk created or updated, by their match keys
-        self._remember_keys(match_keys, zip(ids, (values for _, values in pending), strict=True))
-        self._remember_keys(match_keys, ((record_id, changes) for record_id, (_, changes) in updates.items()))
+        self._remember_keys(keys, zip(ids, (values for _, values in pending), strict=True))
+        self._remember_keys(keys, ((record_id, changes) for record_id, (_, changes) in updates.items()))
 
     def _target(self, row: dict[str, Any], match_keys: list[str]) -> int | None:
         """The record a row matches: the validation pass's match, or a record an earlier chunk created.
