@@ -15,6 +15,7 @@ import streamlit as st
 from crm_core.models import Role
 from crm_core.queries.reports import PERIODS, MonthRevenue, dashboard, revenue_by_month
 from crm_ui.context import choice_key, current_actor, get_db, read_session, t
+from crm_ui.formatting import compact_money, money
 
 actor = current_actor()
 st.title(t("dashboard.title"))
@@ -41,11 +42,6 @@ with read_session() as session:
 revenue = cached_revenue(f"{get_db().engine.url}|{actor!r}", figures.today)
 
 
-def money(value: Decimal) -> str:
-    """Whole currency units with thousands separators (the dashboard is an overview)."""
-    return f"{value:,.0f}"
-
-
 def change(current: Decimal | int, previous: Decimal | int) -> str | None:
     """'+12%' against the previous period (None when there is nothing to compare with)."""
     if not previous:
@@ -54,16 +50,18 @@ def change(current: Decimal | int, previous: Decimal | int) -> str | None:
 
 
 kpis = st.columns(5)
-kpis[0].metric(t("dashboard.open_pipeline"), money(figures.open_amount),
+kpis[0].metric(t("dashboard.open_pipeline"), compact_money(figures.open_amount),
                help=t("dashboard.open_pipeline_help", count=f"{figures.open_count:,}"))
-kpis[0].caption(t("dashboard.deal_count", count=f"{figures.open_count:,}"))
-kpis[1].metric(t("dashboard.weighted_forecast"), money(figures.weighted_forecast), help=t("dashboard.weighted_help"))
+kpis[0].caption(f"{money(figures.open_amount)} · {t('dashboard.deal_count', count=f'{figures.open_count:,}')}")
+kpis[1].metric(t("dashboard.weighted_forecast"), compact_money(figures.weighted_forecast),
+               help=t("dashboard.weighted_help"))
+kpis[1].caption(money(figures.weighted_forecast))
 kpis[2].metric(
-    t("dashboard.won_period", period=t(f"dashboard.period_{period}")), money(figures.won_amount),
+    t("dashboard.won_period", period=t(f"dashboard.period_{period}")), compact_money(figures.won_amount),
     delta=change(figures.won_amount, figures.previous_won_amount),
 )
-kpis[2].caption(t("dashboard.won_previous", amount=money(figures.previous_won_amount),
-                  count=f"{figures.won_count:,}"))
+won_previous = t("dashboard.won_previous", amount=money(figures.previous_won_amount), count=f"{figures.won_count:,}")
+kpis[2].caption(f"{money(figures.won_amount)} · {won_previous}")
 kpis[3].metric(
     t("dashboard.new_customers"), f"{figures.new_customers:,}",
     delta=change(figures.new_customers, figures.previous_new_customers),

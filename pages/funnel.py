@@ -20,6 +20,7 @@ from crm_core.queries.deals import list_pipelines
 from crm_core.queries.reports import FUNNEL_CSV_COLUMNS, ReportFilters, funnel, funnel_csv_rows, product_choices
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_ui.context import choice_key, current_actor, read_session, t
+from crm_ui.formatting import compact_money, money
 
 ALL = "__all__"
 actor = current_actor()
@@ -85,10 +86,11 @@ kpis[0].metric(t("funnel.deals"), f"{result.total_count:,}")
 kpis[1].metric(t("funnel.win_rate"), percent(result.win_rate),
                help=t("funnel.win_rate_help", won=result.won_count, lost=result.lost_count))
 kpis[2].metric(t("funnel.average_deal_size"), "—" if result.average_deal_size is None
-               else f"{result.average_deal_size:,.0f}")
+               else compact_money(result.average_deal_size))
 kpis[3].metric(t("funnel.average_cycle"), "—" if result.average_cycle_days is None
                else t("funnel.days", days=f"{result.average_cycle_days:.1f}"))
-kpis[4].metric(t("dashboard.weighted_forecast"), f"{result.weighted_amount:,.0f}")
+kpis[4].metric(t("dashboard.weighted_forecast"), compact_money(result.weighted_amount))
+kpis[4].caption(money(result.weighted_amount))
 
 if result.total_count == 0:
     st.info(t("funnel.empty"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from decimal import Decimal
 from typing import Any
 
 import streamlit as st
@@ -31,11 +30,12 @@ from crm_core.queries.deals import (
     list_pipelines,
     load_board,
 )
+from crm_core.queries.scores import latest_scores
 from crm_core.queries.users import assignable_owners
 from crm_core.rules.pipeline import allowed_targets
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage, update_opportunity
-from crm_core.queries.scores import latest_scores
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.formatting import money
 
 STATE = st.session_state
 CLOSED_WINDOWS = [30, 90, 365, 0]  # days of won/lost deals shown; 0 = all
@@ -50,10 +50,6 @@ STATE.setdefault("pipeline_form_generation", 0)
 def reset_pages() -> None:
     STATE["pipeline_pages"] = {}
     STATE.pop("pipeline_export", None)  # an export always matches the filters on screen
-
-
-def money(value: Decimal) -> str:
-    return f"{value:,.0f}"
 
 
 st.title(t("board.title"))
