@@ -73,6 +73,7 @@ class DemoSummary:
     customers: int
     contacts: int
     opportunities: int
+    opportunity_stage_changes: int
     orders: int
     order_lines: int
     activities: int
@@ -316,6 +317,55 @@ def _money(cents: np.ndarray) -> Callable[[int, int], list[str]]:
         return [f"{c // 100}.{c % 100:02d}" for c in cents[start:end].tolist()]
 
     return produce
+
+
+@dataclass(frozen=True)
+class _StageHistory:
+    """One row per stage change: the deal (index), its step, the stages and the time."""
+
+    deal: np.ndarray
+    step: np.ndarray
+    from_stage: np.ndarray
+    to_stage: np.ndarray
+    changed: np.ndarray
+
+
+def _stage_history(
+    rng: np.random.Generator,
+    setup: Any,
+    stage_index: np.ndarray,
+    deal_kind: np.ndarray,
+    open_positions: np.ndarray,
+    open_weights: np.ndarray,
+    started: np.ndarray,
+    ended: np.ndarray,
+) -> _StageHistory:
+    """Each deal's way through the pipeline, as the deal form would have recorded it.
+
+    A deal is created in the first open stage and moves one stage at a time: an open deal up
+    to its current stage, a won deal through every open stage, a lost one up to a stage drawn
+    like the open deals' (most are lost early) and then to lost. The moves are spread evenly
+    from its creation to its close (or last update), so the funnel knows where each lost deal
+    was lost and the deal's history is not empty.
+    """
+    n_open = len(open_positions)
+    lost_rank = rng.choice(n_open, len(stage_index), p=open_weights / open_weights.sum())
+    open_rank = np.searchsorted(open_positions, stage_index)
+    last_open_rank = np.select(
+        [deal_kind == StageKind.WON.value, deal_kind == StageKind.LOST.value], [n_open - 1, lost_rank],
+        default=open_rank,
+    )
+    closed = deal_kind != StageKind.OPEN.value
+    steps = last_open_rank + 1 + closed
+    deal = np.repeat(np.arange(len(stage_index)), steps)
+    step = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
+    closing = closed[deal] & (step == steps[deal] - 1)
+    stage_ids = np.asarray(setup.stage_ids, dtype=np.int64)
+    to_position = np.where(closing, stage_index[deal], open_positions[np.minimum(step, n_open - 1)])
+    from_position = open_positions[np.clip(step - 1, 0, n_open - 1)]
+    span = np.maximum(ended - started, 0)[deal]
+    changed = started[deal] + span * step // np.maximum(steps[deal] - 1, 1)
+    return _StageHistory(deal, step, stage_ids[from_position], stage_ids[to_position], changed)
 
 
 def _ids_or_null(ids: np.ndarray, valid: np.ndarray) -> Callable[[int, int], list[int | None]]:
@@ -832,12 +882,13 @@ def generate_demo(
     pools = _pools(locale, seed)
     password_hash = hash_password(DEMO_PASSWORD)  # bcrypt is slow: one hash shared by every demo user
     totals: dict[str, int] = dict.fromkeys(
-        ["users", "customers", "contacts", "opportunities", "orders", "order_lines", "activities",
-         "tasks", "cases", "products", "campaigns"],
+        ["users", "customers", "contacts", "opportunities", "opportunity_stage_changes", "orders", "order_lines",
+         "activities", "tasks", "cases", "products", "campaigns"],
         0,
     )
     bulk_tables = [
-        "customers", "contacts", "opportunities", "orders", "order_lines", "activities", "tasks", "cases"
+        "customers", "contacts", "opportunities", "opportunity_stage_changes", "orders", "order_lines",
+        "activities", "tasks", "cases",
     ]
     with _load_connection(db) as connection:
         clock = _Clock(reference, sqlite=connection.dialect.name == "sqlite")
@@ -941,8 +992,8 @@ def _generate_tenant(
     }
     base = {
         table: writer.next_id(table)
-        for table in ("customers", "contacts", "products", "opportunities", "orders", "order_lines",
-                      "activities", "tasks", "cases", "campaigns")
+        for table in ("customers", "contacts", "products", "opportunities", "opportunity_stage_changes", "orders",
+                      "order_lines", "activities", "tasks", "cases", "campaigns")
     }
 
     # --- customers: who they are and who owns them ---
@@ -989,6 +1040,7 @@ def _generate_tenant(
     contact_titles = _choose(rng, texts["titles"], c_count)
 
     # --- opportunities across the pipeline's stages ---
+    history_rng = rng.spawn(1)[0]  # its own stream: the rows drawn below stay what they were
     m = sizes["opportunities"]
     deal_ids = np.arange(base["opportunities"], base["opportunities"] + m, dtype=np.int64)
     deal_customer = rng.integers(0, max(n, 1), m)
@@ -1275,6 +1327,26 @@ def _generate_tenant(
             "version": 1,
         },
     )
+    history = _stage_history(
+        history_rng, setup, stage_index, deal_kind, open_positions, open_weights,
+        deal_created, np.where(is_open, deal_updated, deal_closed),
+    )
+    h = len(history.deal)
+    writer.insert(
+        "opportunity_stage_changes",
+        h,
+        {
+            "id": np.arange(base["opportunity_stage_changes"], base["opportunity_stage_changes"] + h, dtype=np.int64),
+            "tenant_id": tenant_id,
+            "opportunity_id": deal_ids[history.deal],
+            "from_stage_id": _ids_or_null(history.from_stage, history.step > 0),
+            "to_stage_id": history.to_stage,
+            "changed_by_id": worker[deal_customer][history.deal],
+            "changed_at": clock.timestamps(history.changed),
+            "created_at": clock.timestamps(history.changed),
+            "updated_at": clock.timestamps(history.changed),
+        },
+    )
     writer.insert(
         "orders",
         o,
@@ -1397,6 +1469,7 @@ def _generate_tenant(
         "customers": n,
         "contacts": c_count,
         "opportunities": m,
+        "opportunity_stage_changes": h,
         "orders": o,
         "order_lines": line_count,
         "activities": a,

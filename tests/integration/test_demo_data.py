@@ -34,6 +34,7 @@ BULK_TABLES = {
     "customers": "customers",
     "contacts": "contacts",
     "opportunities": "opportunities",
+    "opportunity_stage_changes": "opportunity_stage_changes",
     "orders": "orders",
     "order_lines": "order_lines",
     "activities": "activities",
@@ -150,6 +151,34 @@ def test_every_opportunity_sits_in_a_stage_of_its_own_pipeline_consistent_with_i
         assert session.scalar(closed_wrongly) == 0
         lowest, highest = session.execute(select(func.min(Opportunity.amount), func.max(Opportunity.amount))).one()
         assert 5000 <= lowest and highest <= 500_000
+
+
+def test_every_deal_has_the_stage_history_that_leads_to_its_stage(db: Database) -> None:
+    """Created in the first open stage, one stage at a time, ending where the deal is now."""
+    generate_demo(db, customers=1000, seed=5)
+    with db.system_session("test") as session:
+        rows = session.execute(text(
+            "SELECT h.opportunity_id, h.from_stage_id, h.to_stage_id, h.changed_at, o.stage_id, o.created_at,"
+            " o.closed_at, s.kind FROM opportunity_stage_changes h"
+            " JOIN opportunities o ON o.id = h.opportunity_id JOIN pipeline_stages s ON s.id = o.stage_id"
+            " ORDER BY h.opportunity_id, h.changed_at, h.id"
+        )).all()
+        stages = dict(session.execute(text("SELECT id, kind FROM pipeline_stages")).all())
+        deals = session.scalar(text("SELECT COUNT(*) FROM opportunities"))
+    paths: dict[int, list[tuple]] = {}
+    for row in rows:
+        paths.setdefault(row[0], []).append(row)
+    assert len(paths) == deals
+    lost_from_open = 0
+    for path in paths.values():
+        first, last = path[0], path[-1]
+        assert first[1] is None and stages[first[2]] == "open"
+        assert last[2] == last[4]  # the last move lands on the deal's current stage
+        assert all(later[1] == earlier[2] for earlier, later in zip(path, path[1:], strict=False))
+        assert str(first[3])[:19] == str(first[5])[:19]  # created at the deal's creation
+        if last[7] == "lost":
+            lost_from_open += stages[last[1]] == "open"
+    assert lost_from_open > 0
 
 
 def test_order_totals_equal_the_sum_of_their_lines(db: Database) -> None:
