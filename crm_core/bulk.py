@@ -76,24 +76,37 @@ def _once_per_value(process: Processor) -> Processor:
     return run
 
 
-class _Statement:
-    """The INSERT for rows shaped like ``first_row`` (plus the table's scalar defaults), and its parameters."""
+def _as_is(row: Any) -> Any:
+    return row
 
-    def __init__(self, connection: Connection, table: Table, first_row: Mapping[str, Any]) -> None:
+
+class _Statement:
+    """The INSERT for rows shaped like ``first_row`` (plus the table's scalar defaults), and its parameters.
+
+    With ``columns``, rows are tuples of those columns' values in that order (no dict per row).
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        table: Table,
+        first_row: Mapping[str, Any] | Sequence[Any],
+        columns: Sequence[str] | None = None,
+    ) -> None:
         dialect = connection.dialect
-        row_names = list(first_row.keys())
+        row_names = list(columns) if columns is not None else list(first_row.keys())  # type: ignore[union-attr]
         defaults = {
             column.name: column.default.arg  # type: ignore[attr-defined]
             for column in table.columns
-            if column.name not in first_row and column.default is not None and column.default.is_scalar
+            if column.name not in row_names and column.default is not None and column.default.is_scalar
         }
 
         def processor(name: str) -> Processor | None:
             return table.c[name].type._cached_bind_processor(dialect)
 
         self.names = [*row_names, *defaults]
-        self._getter = itemgetter(*row_names)
-        self._single = len(row_names) == 1
+        self._getter: Callable[[Any], Any] = _as_is if columns is not None else itemgetter(*row_names)
+        self._single = len(row_names) == 1 and columns is None
         # (position, processor) for the columns whose values the driver cannot take as they are
         self._processed = [
             (position, _once_per_value(process))
@@ -111,7 +124,7 @@ class _Statement:
         self.row_sql = "(" + ", ".join([marker] * len(self.names)) + ")"
         self.quote = quote
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def values(self, row: Mapping[str, Any] | Sequence[Any]) -> tuple[Any, ...]:
         """The driver's parameters for one row (with the same keys as the first), in column order."""
         got = self._getter(row)
         values = [got] if self._single else list(got)
@@ -122,12 +135,18 @@ class _Statement:
         return (*values, *self._defaults)
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) in one driver ``executemany``."""
+def insert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows`` (dicts with the same keys, or tuples of ``columns``) in one driver ``executemany``."""
     if not rows:
         return
     connection = session.connection()
-    statement = _Statement(connection, table, rows[0])
+    statement = _Statement(connection, table, rows[0], columns)
     connection.exec_driver_sql(statement.head + statement.row_sql, [statement.values(row) for row in rows])
 
 

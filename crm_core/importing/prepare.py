@@ -61,7 +61,9 @@ _DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(
 def _blank_to_none(value: Any) -> str | None:
     if value is None:
         return None
-    text = unicodedata.normalize("NFKC", str(value)).strip()
+    text = str(value)
+    # NFKC leaves ASCII as it is: most cells skip the normalisation
+    text = text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
     return text or None
 
 

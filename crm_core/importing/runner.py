@@ -960,40 +960,33 @@ class _Writer:
         """An audit event per created row (``created_changes``: see :meth:`_created_changes`), a run record per row."""
         tenant_id, now = self.actor.tenant_id, utcnow()
         if ids and created_changes is not None:
-            events = []
-            for record_id, changes in zip(ids, created_changes, strict=True):
-                events.append(
-                    {
-                        "tenant_id": tenant_id,
-                        "actor_id": self.actor.user_id,
-                        "action": "create",
-                        "entity": audit_entity,
-                        "entity_id": record_id,
-                        "occurred_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                        "changes": changes,
-                    }
-                )
-            # driver executemany: the audit rows need no ORM identity, and this is the hot path
-            insert_rows(self.session, AuditEvent.__table__, events)  # type: ignore[arg-type]
+            # driver executemany of tuples: the audit rows need no ORM identity, and this is the hot path
+            head = (tenant_id, self.actor.user_id, "create", audit_entity)
+            insert_rows(
+                self.session,
+                AuditEvent.__table__,  # type: ignore[arg-type]
+                [
+                    (*head, record_id, now, now, now, changes)
+                    for record_id, changes in zip(ids, created_changes, strict=True)
+                ],
+                columns=(
+                    "tenant_id", "actor_id", "action", "entity", "entity_id",
+                    "occurred_at", "created_at", "updated_at", "changes",
+                ),
+            )
         if ids and audit_entity != "order_line":
+            run = (tenant_id, self.run_id, self.entity)
             insert_rows(
                 self.session,
                 ImportRunRecord.__table__,  # type: ignore[arg-type]
                 [
-                    {
-                        "tenant_id": tenant_id,
-                        "import_run_id": self.run_id,
-                        "entity": self.entity,
-                        "record_id": record_id,
-                        "action": action,
-                        "row_number": row_number,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    (*run, record_id, action, row_number, now, now)
                     for record_id, row_number in zip(ids, row_numbers, strict=True)
                 ],
+                columns=(
+                    "tenant_id", "import_run_id", "entity", "record_id",
+                    "action", "row_number", "created_at", "updated_at",
+                ),
             )
 
     def _update(self, updates: dict[int, tuple[int, dict[str, Any]]]) -> None:
