@@ -328,6 +328,8 @@ class _StageHistory:
     from_stage: np.ndarray
     to_stage: np.ndarray
     changed: np.ndarray
+    lost_from: np.ndarray
+    """Per deal: the open stage a lost deal was lost from (meaningless for the others)."""
 
 
 def _stage_history(
@@ -365,7 +367,8 @@ def _stage_history(
     from_position = open_positions[np.clip(step - 1, 0, n_open - 1)]
     span = np.maximum(ended - started, 0)[deal]
     changed = started[deal] + span * step // np.maximum(steps[deal] - 1, 1)
-    return _StageHistory(deal, step, stage_ids[from_position], stage_ids[to_position], changed)
+    lost_from = stage_ids[open_positions[lost_rank]]
+    return _StageHistory(deal, step, stage_ids[from_position], stage_ids[to_position], changed, lost_from)
 
 
 def _ids_or_null(ids: np.ndarray, valid: np.ndarray) -> Callable[[int, int], list[int | None]]:
@@ -1304,6 +1307,10 @@ def _generate_tenant(
             "version": 1,
         },
     )
+    history = _stage_history(
+        history_rng, setup, stage_index, deal_kind, open_positions, open_weights,
+        deal_created, np.where(is_open, deal_updated, deal_closed),
+    )
     writer.insert(
         "opportunities",
         m,
@@ -1321,15 +1328,12 @@ def _generate_tenant(
             "expected_close_date": clock.dates(expected_day),
             "closed_at": clock.timestamps(deal_closed),
             "lost_reason": lost_reason,
+            "lost_from_stage_id": _ids_or_null(history.lost_from, lost),
             "archived_at": None,
             "created_at": clock.timestamps(deal_created),
             "updated_at": clock.timestamps(deal_updated),
             "version": 1,
         },
-    )
-    history = _stage_history(
-        history_rng, setup, stage_index, deal_kind, open_positions, open_weights,
-        deal_created, np.where(is_open, deal_updated, deal_closed),
     )
     h = len(history.deal)
     writer.insert(

@@ -38,6 +38,7 @@ Index(
     "ix_opportunities_board_cover",
     Opportunity.tenant_id, Opportunity.pipeline_id, Opportunity.stage_id, Opportunity.archived_at,
     Opportunity.amount, Opportunity.owner_id, Opportunity.probability, Opportunity.created_at, Opportunity.closed_at,
+    Opportunity.lost_from_stage_id,
 )
 Index(
     "ix_opportunities_closing_cover",
@@ -58,5 +59,5 @@ Index(  # a rep's or manager's board, funnel and sums (migration 0009)
     "ix_opportunities_owner_cover",
     Opportunity.tenant_id, Opportunity.owner_id, Opportunity.pipeline_id, Opportunity.stage_id,
     Opportunity.archived_at, Opportunity.amount, Opportunity.probability, Opportunity.created_at,
-    Opportunity.closed_at,
+    Opportunity.closed_at, Opportunity.lost_from_stage_id,
 )

@@ -49,7 +49,6 @@ from crm_core.models import (
     TaskStatus,
     User,
 )
-from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.queries.deals import (
     DealCard,
     PipelineRow,
@@ -201,27 +200,8 @@ def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel 
     open_stages = [stage for stage in stages if stage.kind == StageKind.OPEN.value]
     won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
     lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
-    # the stage a lost deal was lost from: the latest move into its current (lost) stage
-    lost_from = (
-        select(OpportunityStageChange.from_stage_id)
-        .where(
-            OpportunityStageChange.opportunity_id == Opportunity.id,
-            OpportunityStageChange.to_stage_id == Opportunity.stage_id,
-        )
-        .order_by(OpportunityStageChange.id.desc())
-        .limit(1)
-        .correlate(Opportunity)
-        .scalar_subquery()
-    )
-    # probe the history only when some deal was ever moved into a lost stage (imported or
-    # generated deals have none; the probe per lost deal is what the funnel's time goes to).
-    # A plan decision, not data: it reads the table unscoped (the stage ids are this tenant's
-    # own), since a manager's scope would first list every visible deal (90 ms at 300k deals)
-    changes = OpportunityStageChange.__table__
-    history = lost_ids and session.scalar(
-        select(changes.c.id).where(changes.c.to_stage_id.in_(lost_ids)).limit(1)
-    )
-    lost_from_column = case((Opportunity.stage_id.in_(lost_ids), lost_from), else_=None) if history else None
+    # the stage a lost deal was lost from (its latest move into the lost stage, kept on the deal)
+    lost_from_column = case((Opportunity.stage_id.in_(lost_ids), Opportunity.lost_from_stage_id), else_=None)
     won_closed = and_(Opportunity.stage_id.in_(won_ids), Opportunity.closed_at.is_not(None))
     cycle = case((won_closed, days_between(session, Opportunity.created_at, Opportunity.closed_at)), else_=None)
     columns: list[Any] = [
@@ -232,11 +212,8 @@ def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel 
         func.sum(cycle),
         func.sum(case((won_closed, 1), else_=0)),
     ]
-    group_by: list[Any] = [Opportunity.stage_id]
-    if lost_from_column is not None:
-        labelled = lost_from_column.label("lost_from")
-        columns.append(labelled)
-        group_by.append(literal_column("lost_from"))
+    columns.append(lost_from_column.label("lost_from"))
+    group_by: list[Any] = [Opportunity.stage_id, literal_column("lost_from")]
     statement = _report_filtered(select(*columns).group_by(*group_by), filters, pipeline.id)
     rows = list(session.execute(statement).all())
     return _assemble_funnel(pipeline, filters, rows, open_stages, won_ids, lost_ids)

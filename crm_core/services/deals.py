@@ -156,6 +156,10 @@ def _apply_stage(
         errors[field_name] = (key, {})
     if errors:
         return
+    if target.kind != StageKind.LOST.value:
+        deal.lost_from_stage_id = None
+    elif current is not None and current.id != target.id:
+        deal.lost_from_stage_id = current.id  # what the move's history row says (see _record_move)
     deal.stage_id = target.id
     if target.kind == StageKind.OPEN.value:
         deal.closed_at = None

@@ -214,6 +214,9 @@ def save_stages(db: Database, actor: Actor, pipeline_id: int, stages: list[Stage
                 .values(from_stage_id=None)
             )
             session.execute(delete(OpportunityStageChange).where(OpportunityStageChange.to_stage_id.in_(removed)))
+            session.execute(
+                update(Opportunity).where(Opportunity.lost_from_stage_id.in_(removed)).values(lost_from_stage_id=None)
+            )
             for stage_id in removed:
                 session.delete(existing[stage_id])
         session.flush()

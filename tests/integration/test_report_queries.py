@@ -280,3 +280,17 @@ def test_a_board_search_matches_deal_names_and_customers_within_scope(db: Databa
         fixture.deals["d4"], fixture.deals["d7"]
     }
     assert sum(column.count for column in hidden.columns) == 0 and not by_customer.search_truncated
+
+
+def test_a_lost_deal_remembers_the_stage_its_history_says_it_was_lost_from(db: Database, fixture: Fixture) -> None:
+    """opportunities.lost_from_stage_id is a copy of the latest move into the lost stage (migration 0011)."""
+    with db.system_session("check") as session:
+        rows = session.execute(text(
+            "SELECT o.id, o.lost_from_stage_id, s.kind, (SELECT h.from_stage_id FROM opportunity_stage_changes h"
+            " WHERE h.opportunity_id = o.id AND h.to_stage_id = o.stage_id ORDER BY h.id DESC LIMIT 1)"
+            " FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id"
+        )).all()
+    lost = {row[0]: row[1] for row in rows if row[2] == "lost"}
+    assert lost == {row[0]: row[3] for row in rows if row[2] == "lost"}
+    assert sorted(lost.values()) == sorted([fixture.stages["Proposal"], fixture.stages["Lead"]])
+    assert all(row[1] is None for row in rows if row[2] != "lost")
