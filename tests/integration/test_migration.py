@@ -18,7 +18,7 @@ from sqlalchemy import Engine, inspect, select, text
 from crm_core.db import Database, make_engine
 from crm_core.demo import generate_demo
 from crm_core.errors import ResumeFromOtherSource, SourceSchemaOutdated, TargetNotEmpty
-from crm_core.migration import migrate, plan_tables, verify
+from crm_core.migration import Verification, migrate, plan_tables, verify
 from crm_core.models import Team
 from crm_core.schema import upgrade_to_head
 from crm_core.services.tenants import create_tenant
@@ -87,6 +87,20 @@ PAIRS = [
 
 
 @pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
+
+def verify_after_tampering(source: str, target: str, tampering_sql: str) -> Verification:
+    """Migrate ``source`` into ``target``, change the target with ``tampering_sql``, verify again."""
+    assert migrate(source, target).success
+    engine = make_engine(target)
+    with engine.begin() as connection:
+        connection.execute(text(tampering_sql))
+    source_engine = make_engine(source)
+    try:
+        return verify(source_engine, engine)
+    finally:
+        engine.dispose()
+        source_engine.dispose()
+
 def test_a_demo_database_migrates_with_every_check_passing(
     demo_source: str, tmp_path: Path, databases: ExitStack, source_kind: str, target_kind: str
 ) -> None:
@@ -182,16 +196,9 @@ def test_a_broken_foreign_key_fails_the_foreign_key_check(migrated_sqlite: tuple
 
 def test_a_changed_amount_on_postgresql_fails_too(demo_source: str, tmp_path: Path, databases: ExitStack) -> None:
     target = empty_database("postgresql", tmp_path, databases, "target")
-    assert migrate(demo_source, target).success
-    engine = make_engine(target)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE orders SET total_amount = total_amount - 0.01 WHERE id = (SELECT MIN(id) FROM orders)"))
-    source_engine = make_engine(demo_source)
-    try:
-        verification = verify(source_engine, engine)
-    finally:
-        engine.dispose()
-        source_engine.dispose()
+    verification = verify_after_tampering(
+        demo_source, target, "UPDATE orders SET total_amount = total_amount - 0.01 WHERE id = (SELECT MIN(id) FROM orders)"
+    )
     assert {(f.check, f.table, f.column) for f in verification.failures} == {
         ("money_sum", "orders", "total_amount"), ("checksum", "orders", None)
     }
@@ -206,19 +213,11 @@ def test_a_timestamp_off_by_a_microsecond_on_postgresql_fails_the_checksum(
 ) -> None:
     """The binary COPY checksum sees a change that no count or sum can."""
     target = empty_database("postgresql", tmp_path, databases, "target")
-    assert migrate(demo_source, target).success
-    engine = make_engine(target)
-    with engine.begin() as connection:
-        connection.execute(text(
-            "UPDATE activities SET occurred_at = occurred_at + interval '1 microsecond'"
-            " WHERE id = (SELECT MAX(id) FROM activities)"
-        ))
-    source_engine = make_engine(demo_source)
-    try:
-        verification = verify(source_engine, engine)
-    finally:
-        engine.dispose()
-        source_engine.dispose()
+    verification = verify_after_tampering(
+        demo_source, target,
+        "UPDATE activities SET occurred_at = occurred_at + interval '1 microsecond'"
+        " WHERE id = (SELECT MAX(id) FROM activities)",
+    )
     assert [(f.check, f.table) for f in verification.failures] == [("checksum", "activities")]
 
 
