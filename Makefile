@@ -45,14 +45,13 @@ browser:
 	  else echo "note: /usr/bin/chromium missing and no root apt-get; browser tests will skip"; fi; \
 	fi
 
-## make test: install test dependencies and the browser, then run every test
+## make test: install test dependencies and the browser, lint the core (ruff, mypy), then run every test
 ## (PostgreSQL and MariaDB tests run when their servers answer on localhost)
-test: install-dev browser
+test: install-dev browser lint
 	@source scripts/test-databases.sh && $(BIN)/python -m pytest
 
-## make lint: ruff and mypy on the core (pinned here; not needed to run or test the app)
+## make lint: ruff and mypy on the core (pinned in requirements-dev.txt; make test runs it first)
 lint: install-dev
-	$(BIN)/python -m pip install --quiet ruff==0.17.5 mypy==2.4.1
 	$(BIN)/ruff check crm_core && $(BIN)/mypy crm_core
 
 ## make bench BENCH=grid: speed figures against raw SQL (README "Benchmarks": the 1M-customer database)
