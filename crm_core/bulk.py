@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -63,12 +64,14 @@ def rare_collections() -> Iterator[None]:
 
 
 def _once_per_value(process: Processor) -> Processor:
-    """``process`` remembering its last argument by identity: shared values are converted once."""
+    """``process`` remembering its last argument by identity: shared values are converted once; None stays None."""
     last_in: Any = _UNSET
     last_out: Any = None
 
     def run(value: Any) -> Any:
         nonlocal last_in, last_out
+        if value is None:
+            return None
         if value is not last_in:
             last_in, last_out = value, process(value)
         return last_out
@@ -126,13 +129,26 @@ class _Statement:
 
     def values(self, row: Mapping[str, Any] | Sequence[Any]) -> tuple[Any, ...]:
         """The driver's parameters for one row (with the same keys as the first), in column order."""
-        got = self._getter(row)
-        values = [got] if self._single else list(got)
+        return self.values_of([row])[0]
+
+    def values_of(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The driver's parameters for ``rows``, in column order: converted column by column, not row by row."""
+        if self._single:
+            tuples: Iterable[Any] = zip(map(self._getter, rows))
+        elif self._getter is _as_is:
+            tuples = rows
+        else:
+            tuples = map(self._getter, rows)
+        if not self._processed:
+            defaults = self._defaults
+            return [(*row, *defaults) for row in tuples]
+        columns: list[Any] = list(zip(*tuples, strict=True))
+        if not columns:
+            return []
         for position, process in self._processed:
-            value = values[position]
-            if value is not None:
-                values[position] = process(value)
-        return (*values, *self._defaults)
+            columns[position] = map(process, columns[position])
+        # the defaults repeat without end: zip stops at the rows' columns
+        return list(zip(*columns, *(repeat(value) for value in self._defaults), strict=False))
 
 
 def insert_rows(
@@ -147,11 +163,20 @@ def insert_rows(
         return
     connection = session.connection()
     statement = _Statement(connection, table, rows[0], columns)
-    connection.exec_driver_sql(statement.head + statement.row_sql, [statement.values(row) for row in rows])
+    connection.exec_driver_sql(statement.head + statement.row_sql, statement.values_of(rows))
 
 
-def insert_returning_ids(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], pairing: str) -> list[int]:
-    """Insert ``rows``; their new ids in row order, one multi-row ``INSERT … RETURNING`` per batch.
+def insert_returning_ids(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    pairing: str,
+    *,
+    columns: Sequence[str] | None = None,
+) -> list[int]:
+    """Insert ``rows`` (dicts, or tuples of ``columns``); their new ids in row order.
+
+    One multi-row ``INSERT … RETURNING`` per batch of :data:`INSERT_BATCH` rows.
 
     One multi-row INSERT assigns ascending ids in VALUES order on SQLite (rowid), PostgreSQL
     (nextval per row) and MariaDB (consecutive auto-increment for a simple insert), so the
@@ -161,16 +186,18 @@ def insert_returning_ids(session: Session, table: Table, rows: Sequence[Mapping[
     if not rows:
         return []
     connection = session.connection()
-    statement = _Statement(connection, table, rows[0])
+    statement = _Statement(connection, table, rows[0], columns)
     tail = f" RETURNING {statement.quote('id')}, {statement.quote(pairing)}"
+    paired: Callable[[Any], Any] = itemgetter(pairing if columns is None else list(columns).index(pairing))
     ids: list[int] = []
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start : start + INSERT_BATCH]
-        parameters = [value for row in batch for value in statement.values(row)]
+        values = statement.values_of(batch)
+        parameters = tuple(chain.from_iterable(values))
         sql = statement.head + ", ".join([statement.row_sql] * len(batch)) + tail
-        returned = sorted(tuple(item) for item in connection.exec_driver_sql(sql, tuple(parameters)).all())
+        returned = sorted(tuple(item) for item in connection.exec_driver_sql(sql, parameters).all())
         if len(returned) != len(batch) or any(
-            str(value) != str(row[pairing]) for (_, value), row in zip(returned, batch, strict=True)
+            str(value) != str(paired(row)) for (_, value), row in zip(returned, batch, strict=True)
         ):
             raise RuntimeError(f"inserted {table.name} rows came back out of order")
         ids.extend(int(record_id) for record_id, _ in returned)

@@ -45,6 +45,8 @@ MAX_EXAMPLES = 20
 _SUITE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _lock = threading.Lock()
 _ephemeral: Any = None
+# suite name -> (the expectations' configuration, its validation definition) in the ephemeral context
+_ephemeral_definitions: dict[str, tuple[str, Any]] = {}
 
 
 class UnknownSuite(DomainError):
@@ -198,6 +200,29 @@ def load_expectations(suite_name: str) -> list[Any]:
     raise UnknownSuite(suite_name)
 
 
+def _expectations_key(expectations: list[Any]) -> str:
+    """The expectations' configuration as text: an edited suite gives another key."""
+    return json.dumps(
+        [expectation.configuration.to_json_dict() for expectation in expectations], sort_keys=True, default=str
+    )
+
+
+def _cached_validation_definition(context: Any, suite_name: str, expectations: list[Any]) -> Any:
+    """:func:`_validation_definition` in the process-wide ephemeral context, built once per suite version.
+
+    Building it (datasource, asset, suite, definition) costs ~0.2 s; an import validates every
+    chunk with the same suite, so it is kept while the suite's expectations stay the same. Call
+    with ``_lock`` held.
+    """
+    key = _expectations_key(expectations)
+    cached = _ephemeral_definitions.get(suite_name)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    definition = _validation_definition(context, suite_name, expectations)
+    _ephemeral_definitions[suite_name] = (key, definition)
+    return definition
+
+
 def _validation_definition(context: Any, suite_name: str, expectations: list[Any]) -> Any:
     import great_expectations as gx
 
@@ -240,7 +265,10 @@ def run_suite(
     context = context or ephemeral_context()
     result_format = {"result_format": "COMPLETE", "partial_unexpected_count": MAX_EXAMPLES}
     with _lock:  # GX contexts are not thread-safe; Streamlit runs pages in threads
-        definition = _validation_definition(context, suite_name, expectations)
+        if context is _ephemeral:
+            definition = _cached_validation_definition(context, suite_name, expectations)
+        else:
+            definition = _validation_definition(context, suite_name, expectations)
         if ephemeral or not getattr(context, "root_directory", None):
             validation = definition.run(
                 batch_parameters={"dataframe": frame},

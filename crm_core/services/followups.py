@@ -248,15 +248,14 @@ def record_follow_ups(session: Session, actor: Actor | None, tenant_id: int, cus
         record_initial_stages(session, tenant_id, {c.id: c.lifecycle_stage for c in customers if c.id is not None})
     now = utcnow()
     audits = [
-        {"tenant_id": tenant_id, "actor_id": None, "action": "assign", "entity": "customer",
-         "entity_id": customer.id, "occurred_at": now, "created_at": now, "updated_at": now,
-         "changes": {"owner_id": [assignment.owner_before, customer.owner_id],
-                     "team_id": [assignment.team_before, customer.team_id],
-                     "assignment_rule_id": [None, assignment.rule_id], "_source": ["", assignment.reason]}}
+        (tenant_id, None, "assign", "customer", customer.id, now, now, now,
+         {"owner_id": [assignment.owner_before, customer.owner_id],
+          "team_id": [assignment.team_before, customer.team_id],
+          "assignment_rule_id": [None, assignment.rule_id], "_source": ["", assignment.reason]})
         for customer in customers
         if (assignment := customer.assignment) is not None
     ]
-    insert_rows(session, Base.metadata.tables["audit_events"], audits)
+    insert_rows(session, Base.metadata.tables["audit_events"], audits, columns=_AUDIT_COLUMNS)
     with attributed_system_work(session, FOLLOW_UP_REASON):
         _create_first_tasks(session, actor, tenant_id, customers)
 
@@ -304,43 +303,58 @@ def _create_first_tasks(
         session.execute(select(Team.id, Team.manager_id).where(Team.tenant_id == tenant_id)).all()
     )
     now = utcnow()
-    tasks: list[dict[str, Any]] = []
+    created_by = actor.user_id if actor is not None else None
+    actor_follows_up = actor is not None and actor.role in (Role.REP, Role.MANAGER)
+    default_language = actor.language if actor else "en"
+    titles: dict[str, str] = {}  # language -> the title's template (t() without its parameters)
+    status = TaskStatus.OPEN.value
+    tasks: list[tuple[Any, ...]] = []
     for customer in new_customers:
         assignee = customer.owner_id
         if assignee is None:
             # no rule assigned it: it stays in its team's pool; whoever created it follows up
             # (a rep or manager), else the team's manager
-            if actor is not None and actor.role in (Role.REP, Role.MANAGER):
-                assignee = actor.user_id
+            if actor_follows_up:
+                assignee = actor.user_id  # type: ignore[union-attr]
             elif customer.team_id is not None:
                 assignee = team_managers.get(customer.team_id)
-        language = languages.get(assignee, actor.language if actor else "en") if assignee else "en"
+        language = languages.get(assignee, default_language) if assignee else "en"
+        template = titles.get(language)
+        if template is None:
+            template = titles[language] = t("followups.task.first_follow_up", language)
+        try:  # as t() formats its parameters
+            title = template.format(name=customer.name)
+        except (KeyError, IndexError, ValueError):
+            title = template
         tasks.append(
-            {"tenant_id": tenant_id, "title": t("followups.task.first_follow_up", language, name=customer.name)[:200],
-             "assignee_id": assignee, "created_by_id": actor.user_id if actor is not None else None,
-             "due_at": customer.due_at, "status": TaskStatus.OPEN.value, "customer_id": customer.id,
-             "created_at": now, "updated_at": now}
+            (tenant_id, title[:200], assignee, created_by, customer.due_at, status, customer.id, now, now)
         )
     if not tasks:
         return
     tasks_table = Base.metadata.tables["tasks"]
-    task_ids = insert_returning_ids(session, tasks_table, tasks, "customer_id")
+    task_ids = insert_returning_ids(session, tasks_table, tasks, "customer_id", columns=_TASK_COLUMNS)
     reason = session.info.get(access.SYSTEM_KEY, "")
+    source = ["", reason]
     # the tasks share a few due dates: each serialised once (an import audits 100,000 tasks)
-    due_texts = {due_at: access._serialise(due_at) for due_at in {task["due_at"] for task in tasks}}
+    due_texts = {due_at: access._serialise(due_at) for due_at in {task[4] for task in tasks}}
     audits = []
-    for task_id, task in zip(task_ids, tasks, strict=True):
-        changes = {key: [None, task[key]] for key in ("title", "assignee_id") if task[key] is not None}
-        if task["due_at"] is not None:
-            changes["due_at"] = [None, due_texts[task["due_at"]]]
-        if task["customer_id"] is not None:
-            changes["customer_id"] = [None, task["customer_id"]]
-        changes["_source"] = ["", reason]
-        audits.append(
-            {"tenant_id": tenant_id, "actor_id": None, "action": "create", "entity": "task", "entity_id": task_id,
-             "occurred_at": now, "created_at": now, "updated_at": now, "changes": changes}
-        )
-    insert_rows(session, Base.metadata.tables["audit_events"], audits)
+    for task_id, (_, title, assignee, _, due_at, _, customer_id, _, _) in zip(task_ids, tasks, strict=True):
+        changes: dict[str, Any] = {"title": [None, title]}
+        if assignee is not None:
+            changes["assignee_id"] = [None, assignee]
+        if due_at is not None:
+            changes["due_at"] = [None, due_texts[due_at]]
+        if customer_id is not None:
+            changes["customer_id"] = [None, customer_id]
+        changes["_source"] = source
+        audits.append((tenant_id, None, "create", "task", task_id, now, now, now, changes))
+    insert_rows(session, Base.metadata.tables["audit_events"], audits, columns=_AUDIT_COLUMNS)
+
+
+_AUDIT_COLUMNS = ("tenant_id", "actor_id", "action", "entity", "entity_id", "occurred_at", "created_at", "updated_at",
+                  "changes")
+_TASK_COLUMNS = ("tenant_id", "title", "assignee_id", "created_by_id", "due_at", "status", "customer_id",
+                 "created_at", "updated_at")
 
 
 def _write_new_customer_columns(session: Session, rows: list[dict[str, Any]], **values: Any) -> None:

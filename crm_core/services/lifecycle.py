@@ -340,26 +340,31 @@ def record_initial_stages(session: Session, tenant_id: int, stages: dict[int, st
     if not stages:
         return
     now = utcnow()
-    # through the bulk writer: the importer records 100,000 of these in one run
+    prospect = LifecycleStage.PROSPECT.value
+    # through the bulk writer, as tuples: the importer records 100,000 of these in one run
     insert_rows(
         session,
         transitions,
         [
-            {"tenant_id": tenant_id, "customer_id": customer_id, "occurred_at": now, "from_stage": None,
-             "to_stage": stage, "source": TransitionSource.RULE if stage == LifecycleStage.PROSPECT.value
-             else TransitionSource.MANUAL, "reason": "no_signal" if stage == LifecycleStage.PROSPECT.value
-             else reason, "created_at": now, "updated_at": now}
+            (tenant_id, customer_id, now, None, stage,
+             TransitionSource.RULE if stage == prospect else TransitionSource.MANUAL,
+             "no_signal" if stage == prospect else reason, now, now)
             for customer_id, stage in stages.items()
         ],
+        columns=("tenant_id", "customer_id", "occurred_at", "from_stage", "to_stage", "source", "reason",
+                 "created_at", "updated_at"),
     )
     held = [
-        {"tenant_id": tenant_id, "customer_id": customer_id, "stage": stage,
-         "rule_stage": LifecycleStage.PROSPECT.value, "reason": reason, "set_at": now,
-         "created_at": now, "updated_at": now}
+        (tenant_id, customer_id, stage, prospect, reason, now, now, now)
         for customer_id, stage in stages.items()
-        if stage != LifecycleStage.PROSPECT.value
+        if stage != prospect
     ]
-    insert_rows(session, overrides, held)
+    insert_rows(
+        session,
+        overrides,
+        held,
+        columns=("tenant_id", "customer_id", "stage", "rule_stage", "reason", "set_at", "created_at", "updated_at"),
+    )
 
 
 MANUAL_REASON_KEY = "crm_lifecycle_reason"
