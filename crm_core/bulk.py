@@ -14,6 +14,7 @@ flush checks and audit trail on purpose, like any Core statement.
 from __future__ import annotations
 
 import gc
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -79,6 +80,41 @@ def _once_per_value(process: Processor) -> Processor:
     return run
 
 
+try:  # the C encoder json.dumps uses, made once instead of per call (no check for cycles: rows have none)
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - CPython always has it
+    _c_make_encoder = None
+_JSON_SAMPLE = {
+    "text": [None, "ascii, 中文 \"quoted\" \n"], "number": [1, 2.5, -0.1], "flag": [True, False, None], "nested": {},
+}
+
+
+def _json_text(value: Any) -> str:
+    """``json.dumps(value)`` (default options), without building an encoder per call."""
+    return "".join(_json_chunks(value, 0))
+
+
+if _c_make_encoder is not None:
+    _json_chunks = _c_make_encoder(
+        None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+
+
+def _fast_json(column_type: Any, dialect: Any, process: Processor) -> Processor:
+    """``process`` of a JSON column, or :func:`_json_text` when that is what it does (json.dumps, nothing after)."""
+    if (
+        _c_make_encoder is None
+        or not isinstance(column_type, JSON)
+        or getattr(dialect, "_json_serializer", None) is not None
+    ):
+        return process
+    try:
+        same = process(_JSON_SAMPLE) == _json_text(_JSON_SAMPLE) == json.dumps(_JSON_SAMPLE)
+    except (TypeError, ValueError):  # pragma: no cover - a dialect wrapping the value
+        same = False
+    return _json_text if same else process
+
+
 def _as_is(row: Any) -> Any:
     return row
 
@@ -105,7 +141,9 @@ class _Statement:
         }
 
         def processor(name: str) -> Processor | None:
-            return table.c[name].type._cached_bind_processor(dialect)
+            column_type = table.c[name].type
+            process = column_type._cached_bind_processor(dialect)
+            return None if process is None else _fast_json(column_type, dialect, process)
 
         self.names = [*row_names, *defaults]
         self._getter: Callable[[Any], Any] = _as_is if columns is not None else itemgetter(*row_names)
