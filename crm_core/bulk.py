@@ -184,7 +184,14 @@ class _Statement:
         if not columns:
             return []
         for position, process in self._processed:
-            columns[position] = map(process, columns[position])
+            column = columns[position]
+            first = column[0]
+            # one object every row shares (the run's ``now``, its tenant …) is converted once; the
+            # identity test runs at C speed (ids of objects alive in ``column`` are distinct)
+            if len(set(map(id, column))) == 1:
+                columns[position] = repeat(None if first is None else process(first), len(column))
+            else:
+                columns[position] = map(process, column)
         # the defaults repeat without end: zip stops at the rows' columns
         return list(zip(*columns, *(repeat(value) for value in self._defaults), strict=False))
 

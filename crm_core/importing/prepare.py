@@ -58,6 +58,9 @@ _YMD = re.compile(
 _DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 
 
+_UNSEEN: Any = object()
+
+
 def _blank_to_none(value: Any) -> str | None:
     if value is None:
         return None
@@ -324,11 +327,20 @@ def prepare_chunk(
                 for k, v in mapping.values.get(column, {}).items()
             }
             cells = []
+            # a column repeats its values (stages, regions, owners …): each distinct text is cleaned once
+            cleaned: dict[str, str | None] = {}
             for value in raw[column].tolist():
+                if value.__class__ is str:
+                    text = cleaned.get(value, _UNSEEN)
+                    if text is not _UNSEEN:
+                        cells.append(text)
+                        continue
                 text = _blank_to_none(value)
                 if text is not None and value_map:
                     mapped = value_map.get(text.casefold())
                     text = _blank_to_none(mapped) if mapped is not None else text
+                if value.__class__ is str:
+                    cleaned[value] = text
                 cells.append(text)
         _prepare_field(frame, spec, cells, resolver)
     if entity in CUSTOM_FIELD_ENTITIES:
