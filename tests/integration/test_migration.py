@@ -86,8 +86,6 @@ PAIRS = [
 ]
 
 
-@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
-
 def verify_after_tampering(source: str, target: str, tampering_sql: str) -> Verification:
     """Migrate ``source`` into ``target``, change the target with ``tampering_sql``, verify again."""
     assert migrate(source, target).success
@@ -101,6 +99,8 @@ def verify_after_tampering(source: str, target: str, tampering_sql: str) -> Veri
         engine.dispose()
         source_engine.dispose()
 
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
 def test_a_demo_database_migrates_with_every_check_passing(
     demo_source: str, tmp_path: Path, databases: ExitStack, source_kind: str, target_kind: str
 ) -> None:
