@@ -10,6 +10,7 @@ CHECKS = [
     "deal_amounts_out_of_range",
     "deals_in_a_stage_of_another_pipeline",
     "closed_deals_without_close_date",
+    "lost_deals_disagreeing_with_their_history",
     "order_totals_not_matching_lines",
     "order_lines_with_bad_quantity_or_price",
 ]

@@ -36,6 +36,7 @@ from crm_core.models import (
     Task,
     User,
 )
+from crm_core.models.pipeline import OpportunityStageChange
 
 EXAMPLES = 5
 # A deal above this (or below zero) is a typo or a unit mix-up, not a sale: Numeric(14, 2) allows 10^12.
@@ -172,6 +173,37 @@ def closed_deals_without_close_date() -> ViolationQuery:
     )
 
 
+def lost_deals_disagreeing_with_their_history() -> ViolationQuery:
+    """Lost deals whose ``lost_from_stage_id`` is not the stage their latest move into the lost stage came from.
+
+    The column is a copy of the history that the funnel reads (migration 0011); the deal
+    service keeps both in step, so a difference means a write that went around it.
+    """
+    changes = OpportunityStageChange.__table__
+    from_history = (
+        select(changes.c.from_stage_id)
+        .where(
+            changes.c.tenant_id == Opportunity.tenant_id,
+            changes.c.opportunity_id == Opportunity.id,
+            changes.c.to_stage_id == Opportunity.stage_id,
+        )
+        .order_by(changes.c.id.desc())
+        .limit(1)
+        .correlate(Opportunity)
+        .scalar_subquery()
+    )
+    copy, history = Opportunity.lost_from_stage_id, from_history
+    differs = or_(
+        and_(copy.is_(None), history.is_not(None)),
+        and_(copy.is_not(None), or_(history.is_(None), copy != history)),
+    )
+    return (
+        select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .where(PipelineStage.kind == StageKind.LOST.value, differs)
+    )
+
+
 def order_totals_not_matching_lines() -> ViolationQuery:
     """Orders whose total differs from the sum of their lines by a cent or more."""
     lines = (
@@ -266,6 +298,9 @@ CHECKS: dict[str, CheckDefinition] = {
         CheckDefinition("deal_amounts_out_of_range", "deal", deal_amounts_out_of_range),
         CheckDefinition("deals_in_a_stage_of_another_pipeline", "deal", deals_in_a_stage_of_another_pipeline),
         CheckDefinition("closed_deals_without_close_date", "deal", closed_deals_without_close_date),
+        CheckDefinition(
+            "lost_deals_disagreeing_with_their_history", "deal", lost_deals_disagreeing_with_their_history
+        ),
         CheckDefinition("order_totals_not_matching_lines", "order", order_totals_not_matching_lines),
         CheckDefinition("order_lines_with_bad_quantity_or_price", "order_line", order_lines_with_bad_quantity_or_price),
         CheckDefinition("orphaned_contacts", "contact", orphaned_contacts),

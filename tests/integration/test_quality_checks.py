@@ -25,6 +25,7 @@ from crm_core.models import (
     Task,
     User,
 )
+from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.quality.checks import CHECKS, customers_without_owner, measure
 from crm_core.quality.history import check_trend, list_check_runs
 from crm_core.quality.runs import (
@@ -162,6 +163,21 @@ def seed_closed_deal_without_date(db: Database, world: World, session: Session) 
     return {deal(session, world.admin.tenant_id, customer_id, kind="lost", closed_at=None).id}
 
 
+def seed_lost_deal_disagreeing_with_history(db: Database, world: World, session: Session) -> set[int]:
+    customer_id = create_random_customer(db, world.admin)
+    lead, lost = stage(session, world.admin.tenant_id, "open"), stage(session, world.admin.tenant_id, "lost")
+    moved = deal(session, world.admin.tenant_id, customer_id, kind="lost", lost_from_stage_id=None)
+    session.add(OpportunityStageChange(tenant_id=world.admin.tenant_id, opportunity_id=moved.id,
+                                       from_stage_id=lead.id, to_stage_id=lost.id, changed_at=dt.datetime(2026, 10, 1)))
+    agreeing = deal(session, world.admin.tenant_id, customer_id, kind="lost", lost_from_stage_id=lead.id)
+    session.add(OpportunityStageChange(tenant_id=world.admin.tenant_id, opportunity_id=agreeing.id,
+                                       from_stage_id=lead.id, to_stage_id=lost.id, changed_at=dt.datetime(2026, 10, 1)))
+    invented = deal(session, world.admin.tenant_id, customer_id, kind="lost", lost_from_stage_id=lead.id)
+    deal(session, world.admin.tenant_id, customer_id, kind="lost")  # created lost: no history, no copy
+    session.flush()
+    return {moved.id, invented.id}
+
+
 def seed_order_total_mismatch(db: Database, world: World, session: Session) -> set[int]:
     customer_id = create_random_customer(db, world.admin)
     good = order(session, world.admin.tenant_id, customer_id, total="180.00")
@@ -219,6 +235,7 @@ SEEDS: dict[str, Seed] = {
     "deal_amounts_out_of_range": seed_deal_amount,
     "deals_in_a_stage_of_another_pipeline": seed_stage_of_other_pipeline,
     "closed_deals_without_close_date": seed_closed_deal_without_date,
+    "lost_deals_disagreeing_with_their_history": seed_lost_deal_disagreeing_with_history,
     "order_totals_not_matching_lines": seed_order_total_mismatch,
     "order_lines_with_bad_quantity_or_price": seed_bad_order_line,
     "orphaned_contacts": seed_orphan(Contact),
