@@ -330,11 +330,16 @@ def sqlite_search_candidates(text: str) -> Any:
         return select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
     if has_cjk(text):
         return select(_FTS.c.rowid).where(_FTS_MATCH.match(_trigrams_starting_with(text.lower())))
+    return _name_start_ranges(Customer, Customer.id, Customer.name, text)
+
+
+def _name_start_ranges(target: Any, id_column: Any, name_column: Any, text: str, *criteria: Any) -> Any:
+    """Ids whose name starts with ``text`` as typed, Capitalised or UPPER: one name-index range each."""
     variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
     return union(*(
-        select(Customer.id)
-        .with_hint(Customer, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
-        .where(_starts_with(Customer.name, variant))
+        select(id_column)
+        .with_hint(target, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
+        .where(*criteria, _starts_with(name_column, variant))
         for variant in variants
     ))
 
@@ -474,13 +479,7 @@ def _search_probe(text: str, tenant_id: int) -> Any:
     if _substring_search(text):
         return sqlite_search_candidates(text)
     table_ = Customer.__table__
-    variants = sorted({text, text[:1].upper() + text[1:], text.upper()})
-    return union(*(
-        select(table_.c.id)
-        .with_hint(table_, f"INDEXED BY {SORT_INDEXES['name']}", dialect_name="sqlite")
-        .where(table_.c.tenant_id == tenant_id, _starts_with(table_.c.name, variant))
-        for variant in variants
-    ))
+    return _name_start_ranges(table_, table_.c.id, table_.c.name, text, table_.c.tenant_id == tenant_id)
 
 
 def _sqlite_plan(session: Session, filters: CustomerFilters, sort: str | None) -> tuple[str | None, bool]:
