@@ -192,15 +192,12 @@ def lost_deals_disagreeing_with_their_history() -> ViolationQuery:
         .correlate(Opportunity)
         .scalar_subquery()
     )
-    copy, history = Opportunity.lost_from_stage_id, from_history
-    differs = or_(
-        and_(copy.is_(None), history.is_not(None)),
-        and_(copy.is_not(None), or_(history.is_(None), copy != history)),
-    )
     return (
         select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
         .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
-        .where(PipelineStage.kind == StageKind.LOST.value, differs)
+        .where(
+            PipelineStage.kind == StageKind.LOST.value, Opportunity.lost_from_stage_id.is_distinct_from(from_history)
+        )
     )
 
 
