@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,23 +109,24 @@ def open_page(page: object, link: str, heading: str, *, timeout_ms: int = 30_000
     simply click again, so the test does too.
     """
     nav = page.locator('[data-testid="stSidebarNav"]')  # type: ignore[attr-defined]
-    target = page.get_by_role("heading", name=heading, exact=True)  # type: ignore[attr-defined]
-    for attempt in range(attempts):
-        nav.get_by_role("link", name=link).click()
-        try:
-            target.wait_for(timeout=timeout_ms // attempts if attempt < attempts - 1 else timeout_ms)
-            return
-        except Exception:
-            if attempt == attempts - 1:
-                raise
+    _until_heading(page, lambda: nav.get_by_role("link", name=link).click(), heading, timeout_ms, attempts)
 
 
 def switch_language(page: object, option: str, heading: str, *, timeout_ms: int = 30_000, attempts: int = 3) -> None:
     """Pick ``option`` in the sidebar language box until the page title reads ``heading``."""
-    target = page.get_by_role("heading", name=heading, exact=True)  # type: ignore[attr-defined]
-    for attempt in range(attempts):
+
+    def pick() -> None:
         page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()  # type: ignore[attr-defined]
         page.get_by_role("option", name=option).click()  # type: ignore[attr-defined]
+
+    _until_heading(page, pick, heading, timeout_ms, attempts)
+
+
+def _until_heading(page: object, act: Callable[[], object], heading: str, timeout_ms: int, attempts: int) -> None:
+    """Do ``act`` until the page titled ``heading`` shows, again when a rerun dropped the click."""
+    target = page.get_by_role("heading", name=heading, exact=True)  # type: ignore[attr-defined]
+    for attempt in range(attempts):
+        act()
         try:
             target.wait_for(timeout=timeout_ms // attempts if attempt < attempts - 1 else timeout_ms)
             return
