@@ -70,6 +70,11 @@ class Database:
         return self.bind if isinstance(self.bind, Engine) else self.bind.engine
 
     @property
+    def opens_connections(self) -> bool:
+        """Whether sessions get connections of their own (an engine), not one shared test connection."""
+        return isinstance(self.bind, Engine)
+
+    @property
     def dialect_name(self) -> str:
         """sqlite, postgresql or mysql."""
         return self.engine.dialect.name

@@ -77,9 +77,13 @@ def insert_triggers_dropped(cursor: Any, indexes: list[FullTextIndex]) -> Iterat
 
 def index_rows_from(cursor: Any, index: FullTextIndex, first_id: int) -> None:
     """Index every row of ``index.content_table`` with ``key >= first_id`` (rows added by a bulk load)."""
+    cursor.execute(index_rows_sql(index), (first_id,))
+
+
+def index_rows_sql(index: FullTextIndex) -> str:
+    """The statement of :func:`index_rows_from` (one parameter: the first id)."""
     listed = ", ".join(_quote(column) for column in index.columns)
-    cursor.execute(
+    return (
         f"INSERT INTO {_quote(index.fts_table)}(rowid, {listed}) "
-        f"SELECT {_quote(index.key)}, {listed} FROM {_quote(index.source_view)} WHERE {_quote(index.key)} >= ?",
-        (first_id,),
+        f"SELECT {_quote(index.key)}, {listed} FROM {_quote(index.source_view)} WHERE {_quote(index.key)} >= ?"
     )

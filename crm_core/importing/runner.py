@@ -21,24 +21,28 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import pickle
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
-from crm_core.bulk import insert_returning_ids, insert_rows, rare_collections
+from crm_core.bulk import WRITE_BEHIND_KEY, insert_returning_ids, insert_rows, rare_collections, write_behind
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
-from crm_core.fulltext import FullTextIndex, fulltext_indexes, index_rows_from, insert_triggers_dropped
+from crm_core.fulltext import (
+    FullTextIndex,
+    fulltext_indexes,
+    index_rows_from,
+    index_rows_sql,
+    insert_triggers_dropped,
+)
 from crm_core.i18n import catalog, t
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
@@ -252,12 +256,35 @@ def _validate_import(
     options: ImportOptions | None = None,
     *,
     progress: Progress | None = None,
-    keep: PreparedChunks | None = None,
 ) -> ValidationReport:
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
     report = ValidationReport(entity=entity)
+    for _ in _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress):
+        pass
+    return report
+
+
+def _validated_chunks(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    report: ValidationReport,
+    *,
+    progress: Progress | None = None,
+) -> Generator[tuple[pandas.DataFrame, pandas.DataFrame, set[int]], None, None]:
+    """Prepare and judge the file chunk by chunk: per chunk (prepared rows, the file's cells, refused row numbers).
+
+    ``report`` holds the verdicts so far after each chunk (``failures`` included) and the
+    whole file's once the generator is exhausted. The look-ups run in a session of their own
+    (a connection of their own on a real engine), which ends with a commit: it only reads,
+    and on a test's shared connection its savepoint may hold a writer's rows (see
+    :func:`_validate_and_write`).
+    """
     merged: dict[tuple[str, str | None, str], Failure] = {}
     state = FileState()
     with db.session(actor) as session:
@@ -274,16 +301,15 @@ def _validate_import(
             refused: set[int] = set()
             for outcome in result.failures:
                 refused.update(_merge_failure(merged, report, outcome))
-            if keep is not None:
-                keep.add(prepared, chunk, refused)
+            report.failures = list(merged.values())
             if progress:
                 progress("validate", report.rows_read, 0)
+            yield prepared, chunk, refused
+        session.commit()
     if report.rows_read == 0:
         from crm_core.errors import ImportFileRefused
 
         raise ImportFileRefused("imports.error.no_rows")
-    report.failures = list(merged.values())
-    return report
 
 
 def _merge_failure(
@@ -367,21 +393,77 @@ def _run_import(
         session.add(run)
         session.flush()
         run_id = run.id
-    # the validation pass's prepared chunks, reused by the write pass (in memory up to a budget, then on disk)
-    kept = PreparedChunks() if report is None else None
+    if report is None and db.opens_connections:
+        return _validate_and_write(db, actor, file, entity, mapping, options, run_id, progress=progress)
+    try:
+        if report is None:
+            report = _validate_import(db, actor, file, entity, mapping, options, progress=progress)
+    except Exception as error:
+        _finish_failed(db, actor, run_id, error, rows_read=0)
+        raise
+    return _write_import(db, actor, file, entity, mapping, options, run_id, report, progress=progress)
+
+
+class _NothingToWrite(Exception):
+    """All or nothing, and a chunk failed: what was written so far is rolled back."""
+
+
+def _validate_and_write(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    run_id: int,
+    *,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Judge and write the file in one pass: chunk k is written (behind, on SQLite) while chunk k+1 is judged.
+
+    Nothing is committed before the whole file has been judged: the writes wait in this
+    run's transaction, which commits after the last chunk. Under all-or-nothing the first
+    failing chunk ends the writing (the rest of the file is still judged, for the report),
+    the transaction rolls back, and the run ends as :func:`_write_import` ends a rejected
+    file. The look-ups of the judging pass run on a connection of their own, so they see the
+    database as it was before the import, as when the file is judged first.
+    """
+    report = ValidationReport(entity=entity)
+    result = ImportResult(run_id=run_id, status="rejected", rows_read=0, rejected=0, report=report)
+    chunks = _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress)
     try:
         try:
-            if report is None:
-                report = _validate_import(db, actor, file, entity, mapping, options, progress=progress, keep=kept)
-        except Exception as error:
-            _finish_failed(db, actor, run_id, error, rows_read=0)
-            raise
-        return _write_import(
-            db, actor, file, entity, mapping, options, run_id, report, kept, progress=progress
-        )
-    finally:
-        if kept is not None:
-            kept.close()
+            with db.transaction(actor) as session:
+                session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
+                writer = _Writer(session, actor, entity, mapping, options, run_id)
+                done = 0
+                try:
+                    with writer.fulltext_deferred(), write_behind(session):
+                        for prepared, chunk, refused in chunks:
+                            if report.failures and options.policy == "all-or-nothing":
+                                continue  # only judged from here on: what was written rolls back below
+                            valid, quarantined = _writable(prepared, chunk, refused)
+                            writer.write(valid)
+                            _store_rejected(session, actor, run_id, report, quarantined)
+                            done += len(chunk)
+                            if progress:
+                                progress("write", done, 0)
+                        if report.failures and options.policy == "all-or-nothing":
+                            raise _NothingToWrite
+                        writer.finish()
+                finally:
+                    chunks.close()  # its session ends before this transaction does
+                result.rows_read, result.rejected = report.rows_read, report.rejected_count
+                result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
+                result.status = "partial" if report.rejected_count else "imported"
+                _finish(session, run_id, result, report)
+            return result
+        except _NothingToWrite:
+            pass
+    except Exception as error:
+        _finish_failed(db, actor, run_id, error, rows_read=report.rows_read, report=report)
+        raise
+    return _write_import(db, actor, file, entity, mapping, options, run_id, report, progress=progress)
 
 
 def _write_import(
@@ -393,21 +475,21 @@ def _write_import(
     options: ImportOptions,
     run_id: int,
     report: ValidationReport,
-    kept: PreparedChunks | None,
     *,
     progress: Progress | None = None,
 ) -> ImportResult:
+    """Write a file judged before (``report``), per the policy; its chunks are prepared again.
+
+    Prepared again in this run's transaction: the matches against the database are looked
+    up as they stand now (the wizard shows the report first, and time passes).
+    """
     result = ImportResult(
         run_id=run_id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
     )
     if report.failures and options.policy == "all-or-nothing":
         with db.transaction(actor) as session:
-            if kept is not None:
-                for _, refused in kept:
-                    _store_rejected(session, actor, run_id, report, refused)
-            else:
-                for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-                    _store_rejected(session, actor, run_id, report, _quarantined(chunk, report.rejected))
+            for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+                _store_rejected(session, actor, run_id, report, _quarantined(chunk, report.rejected))
             _finish(session, run_id, result, report)
         return result
     try:
@@ -415,8 +497,8 @@ def _write_import(
             session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
             writer = _Writer(session, actor, entity, mapping, options, run_id)
             done = 0
-            with writer.fulltext_deferred():
-                chunks = _chunks_to_write(db, actor, file, entity, mapping, options, report, kept, session)
+            with writer.fulltext_deferred(), write_behind(session):
+                chunks = _chunks_to_write(actor, file, entity, mapping, options, report, session)
                 for valid, refused in chunks:
                     writer.write(valid)
                     _store_rejected(session, actor, run_id, report, refused)
@@ -436,10 +518,7 @@ def _write_import(
 Quarantined = list[tuple[int, dict[str, str]]]
 """Refused rows of a chunk: (row number, the file's cells by header)."""
 
-MEMORY_BUDGET_ROWS = 40_000
-"""Prepared rows the write pass may keep in memory; later chunks wait in a temporary file."""
-
-# companion columns only the suites read: not kept for the write pass
+# companion columns only the suites read: not passed to the writer
 _SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
 _SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing"}
 
@@ -451,76 +530,29 @@ def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined
     return [(int(number), {str(k): str(v) for k, v in row.items()}) for number, row in rows.iterrows()]
 
 
-class PreparedChunks:
-    """What the validation pass prepared, for the write pass: per chunk the valid rows and the refused cells.
-
-    Memory stays bounded: the first :data:`MEMORY_BUDGET_ROWS` rows stay in memory, later
-    chunks are pickled to an anonymous temporary file (deleted by :meth:`close`, or by the
-    system if the process dies).
-    """
-
-    def __init__(self, budget_rows: int = MEMORY_BUDGET_ROWS) -> None:
-        self.budget_rows = budget_rows
-        self._in_memory = 0
-        self._items: list[tuple[pandas.DataFrame, Quarantined] | int] = []  # an int: offset in the file
-        self._spill: IO[bytes] | None = None
-
-    def add(self, prepared: pandas.DataFrame, chunk: pandas.DataFrame, refused: set[int]) -> None:
-        """Keep a chunk's valid prepared rows (without the suites' companion columns) and its refused cells."""
-        columns = [
-            column
-            for column in prepared.columns
-            if column not in _SUITE_ONLY_COLUMNS and not column.endswith(_SUITE_ONLY_SUFFIXES)
-        ]
-        valid = prepared.loc[~prepared.index.isin(list(refused)), columns] if refused else prepared[columns]
-        item = (valid, _quarantined(chunk, refused) if refused else [])
-        if self._in_memory + len(chunk) <= self.budget_rows:
-            self._in_memory += len(chunk)
-            self._items.append(item)
-            return
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="kestrel-import-")  # noqa: SIM115 - closed by close()
-        self._spill.seek(0, io.SEEK_END)
-        self._items.append(self._spill.tell())
-        pickle.dump(item, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def __iter__(self) -> Iterator[tuple[pandas.DataFrame, Quarantined]]:
-        for item in self._items:
-            if isinstance(item, int):
-                assert self._spill is not None
-                self._spill.seek(item)
-                yield pickle.load(self._spill)  # noqa: S301 - our own file, written above
-            else:
-                yield item
-
-    def close(self) -> None:
-        """Forget the chunks and delete the temporary file."""
-        self._items.clear()
-        self._in_memory = 0
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
+def _writable(
+    prepared: pandas.DataFrame, chunk: pandas.DataFrame, refused: set[int]
+) -> tuple[pandas.DataFrame, Quarantined]:
+    """A judged chunk's valid prepared rows (without the suites' companion columns) and its refused cells."""
+    columns = [
+        column
+        for column in prepared.columns
+        if column not in _SUITE_ONLY_COLUMNS and not column.endswith(_SUITE_ONLY_SUFFIXES)
+    ]
+    valid = prepared.loc[~prepared.index.isin(list(refused)), columns] if refused else prepared[columns]
+    return valid, _quarantined(chunk, refused) if refused else []
 
 
 def _chunks_to_write(
-    db: Database,
     actor: Actor,
     file: ImportFile,
     entity: str,
     mapping: ImportMapping,
     options: ImportOptions,
     report: ValidationReport,
-    kept: PreparedChunks | None,
     session: Session,
 ) -> Iterator[tuple[pandas.DataFrame, Quarantined]]:
-    """Per chunk: the valid prepared rows and the refused ones — kept by the validation pass, else prepared again.
-
-    Prepared again only when the file was validated by an earlier call (the wizard shows the
-    report first); then the matches against the database are looked up again, as they stand now.
-    """
-    if kept is not None:
-        yield from kept
-        return
+    """Per chunk of a file judged before: the valid rows, prepared again in ``session``, and the refused ones."""
     state = FileState()
     resolver = Resolver(session, actor)
     for chunk in iter_chunks(file, chunk_size=options.chunk_size):
@@ -561,20 +593,17 @@ def _finish_failed(
 
 def _store_rejected(session: Session, actor: Actor, run_id: int, report: ValidationReport, rows: Quarantined) -> None:
     """Quarantine refused rows (cells and reasons) with the run."""
-    for start in range(0, len(rows), 1000):
-        session.execute(
-            insert(ImportRejectedRow),
-            [
-                {
-                    "tenant_id": actor.tenant_id,
-                    "import_run_id": run_id,
-                    "row_number": row_number,
-                    "reasons": [[key, params] for key, params in report.rejected[row_number]],
-                    "data": data,
-                }
-                for row_number, data in rows[start : start + 1000]
-            ],
-        )
+    now = utcnow()
+    insert_rows(
+        session,
+        ImportRejectedRow.__table__,  # type: ignore[arg-type]
+        [
+            (actor.tenant_id, run_id, row_number, [[key, params] for key, params in report.rejected[row_number]],
+             data, now, now)
+            for row_number, data in rows
+        ],
+        columns=("tenant_id", "import_run_id", "row_number", "reasons", "data", "created_at", "updated_at"),
+    )
 
 
 def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
@@ -676,8 +705,12 @@ class _Writer:
         if self._fulltext is None or not ids:
             return
         cursor, indexes = self._fulltext
+        behind = self.session.info.get(WRITE_BEHIND_KEY)
         for index in indexes:
-            index_rows_from(cursor, index, min(ids))
+            if behind is not None:
+                behind.submit(index_rows_sql(index), (min(ids),), many=False)
+            else:
+                index_rows_from(cursor, index, min(ids))
 
     # -- values per entity --------------------------------------------------------
     def values(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -98,8 +98,9 @@ class Assignment:
 class NewCustomer:
     """A new customer as the follow-up rules read and decide it: a flushed ORM row, or a row about to be inserted.
 
-    :func:`plan_follow_ups` fills ``owner_id``/``team_id`` (by rule), ``due_at`` and
-    ``next_follow_up_at``; :func:`record_follow_ups` needs ``id``.
+    :func:`plan_follow_ups` fills ``owner_id``/``team_id`` (by rule), ``due_at``,
+    ``next_follow_up_at`` and the first task's assignee and title; :func:`record_follow_ups`
+    needs ``id``.
     """
 
     name: str
@@ -111,6 +112,8 @@ class NewCustomer:
     id: int | None = None
     due_at: dt.datetime | None = None
     assignment: Assignment | None = None
+    follow_up_assignee: int | None = None  # who the first follow-up task goes to, and its title
+    follow_up_title: str = ""
 
     @classmethod
     def of(cls, customer: Customer) -> NewCustomer:
@@ -234,6 +237,7 @@ def plan_follow_ups(session: Session, actor: Actor | None, tenant_id: int, custo
             customer.due_at = default_due
         if customer.next_follow_up_at is None:
             customer.next_follow_up_at = customer.due_at
+    _plan_first_tasks(session, actor, tenant_id, customers)
 
 
 def record_follow_ups(session: Session, actor: Actor | None, tenant_id: int, customers: list[NewCustomer]) -> None:
@@ -292,9 +296,12 @@ def _assign_by_rule(session: Session, tenant_id: int, rule: AssignmentRule, matc
     return True
 
 
-def _create_first_tasks(
-    session: Session, actor: Actor | None, tenant_id: int, new_customers: list[NewCustomer]
-) -> None:
+def _plan_first_tasks(session: Session, actor: Actor | None, tenant_id: int, new_customers: list[NewCustomer]) -> None:
+    """Who follows each new customer up, and the task's title in that person's language.
+
+    Decided with the plan, before anything is written: the importer's writes may still be
+    running behind it (``bulk.write_behind``), and a read here would wait for them.
+    """
     owner_ids = {customer.owner_id for customer in new_customers if customer.owner_id is not None}
     languages = dict(
         session.execute(select(User.id, User.language).where(User.tenant_id == tenant_id, User.id.in_(owner_ids))).all()
@@ -302,13 +309,9 @@ def _create_first_tasks(
     team_managers = dict(
         session.execute(select(Team.id, Team.manager_id).where(Team.tenant_id == tenant_id)).all()
     )
-    now = utcnow()
-    created_by = actor.user_id if actor is not None else None
     actor_follows_up = actor is not None and actor.role in (Role.REP, Role.MANAGER)
     default_language = actor.language if actor else "en"
     titles: dict[str, str] = {}  # language -> the title's template (t() without its parameters)
-    status = TaskStatus.OPEN.value
-    tasks: list[tuple[Any, ...]] = []
     for customer in new_customers:
         assignee = customer.owner_id
         if assignee is None:
@@ -326,9 +329,20 @@ def _create_first_tasks(
             title = template.format(name=customer.name)
         except (KeyError, IndexError, ValueError):
             title = template
-        tasks.append(
-            (tenant_id, title[:200], assignee, created_by, customer.due_at, status, customer.id, now, now)
-        )
+        customer.follow_up_assignee, customer.follow_up_title = assignee, title[:200]
+
+
+def _create_first_tasks(
+    session: Session, actor: Actor | None, tenant_id: int, new_customers: list[NewCustomer]
+) -> None:
+    now = utcnow()
+    created_by = actor.user_id if actor is not None else None
+    status = TaskStatus.OPEN.value
+    tasks = [
+        (tenant_id, customer.follow_up_title, customer.follow_up_assignee, created_by, customer.due_at, status,
+         customer.id, now, now)
+        for customer in new_customers
+    ]
     if not tasks:
         return
     tasks_table = Base.metadata.tables["tasks"]
