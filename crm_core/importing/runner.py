@@ -433,7 +433,7 @@ def _validate_and_write(
     chunks = _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress)
     try:
         try:
-            with db.transaction(actor) as session:
+            with db.bulk_transaction(actor) as session:
                 session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
                 writer = _Writer(session, actor, entity, mapping, options, run_id)
                 done = 0
@@ -493,7 +493,7 @@ def _write_import(
             _finish(session, run_id, result, report)
         return result
     try:
-        with db.transaction(actor) as session:
+        with db.bulk_transaction(actor) as session:
             session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
             writer = _Writer(session, actor, entity, mapping, options, run_id)
             done = 0
