@@ -302,7 +302,7 @@ class WriteBehind:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._raw = connection.connection.driver_connection
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=256)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
         self._next_ids: dict[str, int] = {}  # table → the next id :meth:`reserve_ids` gives
         self._quote = connection.dialect.identifier_preparer.quote

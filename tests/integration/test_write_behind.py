@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import sys
+from contextlib import closing
 
 import pytest
 from sqlalchemy import text
 
 from crm_core.bulk import WRITE_BEHIND_KEY, insert_returning_ids, insert_rows, write_behind
-from crm_core.db import Database
+from crm_core.db import Database, wait_for_checkpoints
 from crm_core.models import Base
 from tests.factories import World, build_world
 
@@ -79,3 +80,21 @@ def test_other_databases_write_in_the_caller(db: Database, world_db: World) -> N
 @pytest.fixture
 def world_db(db: Database) -> World:
     return build_world(db)
+
+
+def test_a_bulk_transaction_checkpoints_after_its_commit_and_gives_the_connection_its_checkpoints_back(
+    sqlite_db: Database, world: World
+) -> None:
+    tasks = Base.metadata.tables["tasks"]
+    with sqlite_db.bulk_transaction(world.admin) as session:
+        raw = session.connection().connection.driver_connection
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # type: ignore[union-attr]
+        insert_rows(session, tasks, task_rows(world, [f"logged {n}" for n in range(5000)]), columns=TASK_COLUMNS)
+    wait_for_checkpoints()
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # type: ignore[union-attr]
+    # the database file itself (read without the log) holds the rows: the checkpoint after the commit ran
+    path = sqlite_db.engine.url.database
+    with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as file_only:
+        assert file_only.execute("SELECT COUNT(*) FROM tasks WHERE title LIKE 'logged %'").fetchone()[0] == 5000
+    with sqlite_db.system_session("test") as session:
+        assert session.execute(text("SELECT COUNT(*) FROM tasks WHERE title LIKE 'logged %'")).scalar_one() == 5000
