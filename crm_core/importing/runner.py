@@ -22,7 +22,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -429,35 +429,22 @@ def _validate_and_write(
     database as it was before the import, as when the file is judged first.
     """
     report = ValidationReport(entity=entity)
-    result = ImportResult(run_id=run_id, status="rejected", rows_read=0, rejected=0, report=report)
-    chunks = _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress)
+    judged = _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress)
+    nothing = options.policy == "all-or-nothing"
+
+    def writable(_: Session) -> Generator[tuple[pandas.DataFrame, Quarantined], None, None]:
+        try:
+            for prepared, chunk, refused in judged:
+                if not (nothing and report.failures):  # else only judged: what was written rolls back
+                    yield _writable(prepared, chunk, refused)
+        finally:
+            judged.close()  # its session ends before the write transaction does
+        if nothing and report.failures:
+            raise _NothingToWrite
+
     try:
         try:
-            with db.bulk_transaction(actor) as session:
-                session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
-                writer = _Writer(session, actor, entity, mapping, options, run_id)
-                done = 0
-                try:
-                    with writer.fulltext_deferred(), write_behind(session):
-                        for prepared, chunk, refused in chunks:
-                            if report.failures and options.policy == "all-or-nothing":
-                                continue  # only judged from here on: what was written rolls back below
-                            valid, quarantined = _writable(prepared, chunk, refused)
-                            writer.write(valid)
-                            _store_rejected(session, actor, run_id, report, quarantined)
-                            done += len(chunk)
-                            if progress:
-                                progress("write", done, 0)
-                        if report.failures and options.policy == "all-or-nothing":
-                            raise _NothingToWrite
-                        writer.finish()
-                finally:
-                    chunks.close()  # its session ends before this transaction does
-                result.rows_read, result.rejected = report.rows_read, report.rejected_count
-                result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
-                result.status = "partial" if report.rejected_count else "imported"
-                _finish(session, run_id, result, report)
-            return result
+            return _write_chunks(db, actor, entity, mapping, options, run_id, report, writable, progress=progress)
         except _NothingToWrite:
             pass
     except Exception as error:
@@ -483,35 +470,59 @@ def _write_import(
     Prepared again in this run's transaction: the matches against the database are looked
     up as they stand now (the wizard shows the report first, and time passes).
     """
-    result = ImportResult(
-        run_id=run_id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
-    )
     if report.failures and options.policy == "all-or-nothing":
+        result = ImportResult(
+            run_id=run_id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
+        )
         with db.transaction(actor) as session:
             for chunk in iter_chunks(file, chunk_size=options.chunk_size):
                 _store_rejected(session, actor, run_id, report, _quarantined(chunk, report.rejected))
             _finish(session, run_id, result, report)
         return result
     try:
-        with db.bulk_transaction(actor) as session:
-            session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
-            writer = _Writer(session, actor, entity, mapping, options, run_id)
-            done = 0
-            with writer.fulltext_deferred(), write_behind(session):
-                chunks = _chunks_to_write(actor, file, entity, mapping, options, report, session)
-                for valid, refused in chunks:
-                    writer.write(valid)
-                    _store_rejected(session, actor, run_id, report, refused)
-                    done += len(valid) + len(refused)
-                    if progress:
-                        progress("write", done, report.rows_read)
-                writer.finish()
-            result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
-            result.status = "partial" if report.rejected_count else "imported"
-            _finish(session, run_id, result, report)
+        return _write_chunks(
+            db, actor, entity, mapping, options, run_id, report,
+            lambda session: _chunks_to_write(actor, file, entity, mapping, options, report, session),
+            progress=progress,
+        )
     except Exception as error:
         _finish_failed(db, actor, run_id, error, rows_read=report.rows_read, report=report)
         raise
+
+
+def _write_chunks(
+    db: Database,
+    actor: Actor,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    run_id: int,
+    report: ValidationReport,
+    chunks: Callable[[Session], Generator[tuple[pandas.DataFrame, Quarantined], None, None]],
+    *,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Write ``chunks(session)`` (valid rows, refused rows) in the run's one transaction; the run's counts after.
+
+    The chunks are closed before the transaction ends, also on an error.
+    """
+    result = ImportResult(run_id=run_id, status="rejected", rows_read=0, rejected=0, report=report)
+    with db.bulk_transaction(actor) as session:
+        session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
+        writer = _Writer(session, actor, entity, mapping, options, run_id)
+        done = 0
+        with writer.fulltext_deferred(), write_behind(session), closing(chunks(session)) as rows:
+            for valid, refused in rows:
+                writer.write(valid)
+                _store_rejected(session, actor, run_id, report, refused)
+                done += len(valid) + len(refused)
+                if progress:
+                    progress("write", done, report.rows_read)
+            writer.finish()
+        result.rows_read, result.rejected = report.rows_read, report.rejected_count
+        result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
+        result.status = "partial" if report.rejected_count else "imported"
+        _finish(session, run_id, result, report)
     return result
 
 
@@ -551,7 +562,7 @@ def _chunks_to_write(
     options: ImportOptions,
     report: ValidationReport,
     session: Session,
-) -> Iterator[tuple[pandas.DataFrame, Quarantined]]:
+) -> Generator[tuple[pandas.DataFrame, Quarantined], None, None]:
     """Per chunk of a file judged before: the valid rows, prepared again in ``session``, and the refused ones."""
     state = FileState()
     resolver = Resolver(session, actor)
