@@ -366,9 +366,9 @@ class WriteBehind:
         self._raise_error()
 
     def _raise_error(self) -> None:
+        # the error stays set: the thread keeps skipping what is queued until the caller rolls back
         if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            raise self._error
 
     def close(self) -> None:
         """Stop the thread after what is queued (errors of those are dropped: see :func:`write_behind`)."""
