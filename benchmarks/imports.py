@@ -31,6 +31,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def worker_peak_rss_mb(pid: int | None) -> float:
+    """Peak resident memory of the suites' worker process (crm_core.validation), in MB; 0 when none."""
+    if pid is None:
+        return 0.0
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+
+
 def write_csv(path: Path, rows: int, existing: list[tuple[str, str]], owners: list[str], seed: int) -> int:
     """A customers CSV: mostly new rows, ~3% matching existing customers by email, ~1% dirty."""
     rng = random.Random(seed)
@@ -186,10 +197,11 @@ def main(argv: list[str]) -> int:
     rss_before = peak_rss_mb()
 
     # warm GX up once (its ~3 s import is paid by the first validation in a process, not per import)
-    from crm_core.validation import ephemeral_context
+    from crm_core.validation import ephemeral_context, warm_up_worker
 
     started = time.perf_counter()
     ephemeral_context()
+    worker = warm_up_worker()  # the suites' worker process, when there is a core to spare: GX imported there too
     gx_import = time.perf_counter() - started
 
     phases: dict[str, float] = {}
@@ -221,6 +233,7 @@ def main(argv: list[str]) -> int:
     wait_for_checkpoints()  # SQLite copies the run's write-ahead log into the database file after the commit
     checkpoint = time.perf_counter() - started - seconds
     rss_after = peak_rss_mb()
+    worker_rss = worker_peak_rss_mb(worker)
     db.engine.dispose()
 
     cpu_started = time.process_time()
@@ -247,5 +260,7 @@ def main(argv: list[str]) -> int:
     print(f"  … into a plain copy        {plain:7.2f} s   (no indexes, no search triggers: what the table's"
           f" 16 indexes and FTS triggers cost)  ratio import / plain = {seconds / plain:.0f}x")
     print(f"  peak RSS                   {rss_after:7.0f} MB  (before the import: {rss_before:.0f} MB)")
+    if worker is not None:
+        print(f"  … of the GX worker process {worker_rss:7.0f} MB  (the suites run there; CRM_GX_WORKER=0: here)")
     print(f"  workdir                    {workdir}")
     return 0 if seconds < 10 else 1

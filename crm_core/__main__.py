@@ -4,4 +4,5 @@ import sys
 
 from crm_core.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a worker process (crm_core.validation) imports this module again
+    sys.exit(main())

@@ -66,7 +66,7 @@ from crm_core.models import (
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules.contact_details import normalise_email, normalise_phone
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
-from crm_core.validation import ExpectationOutcome, run_suite
+from crm_core.validation import ExpectationOutcome, PendingSuite, submit_suite
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -287,24 +287,36 @@ def _validated_chunks(
     """
     merged: dict[tuple[str, str | None, str], Failure] = {}
     state = FileState()
+
+    def judged(prepared: pandas.DataFrame, chunk: pandas.DataFrame, pending: PendingSuite) -> tuple[Any, ...]:
+        result = pending.result()
+        report.expectations = len(result.outcomes)
+        report.rows_read += len(chunk)
+        report.duplicates_in_file += int(prepared["_duplicate_of_row"].notna().sum())
+        report.matches_in_database += int(prepared["_match_id"].notna().sum())
+        refused: set[int] = set()
+        for outcome in result.failures:
+            refused.update(_merge_failure(merged, report, outcome))
+        report.failures = list(merged.values())
+        if progress:
+            progress("validate", report.rows_read, 0)
+        return prepared, chunk, refused
+
     with db.session(actor) as session:
         resolver = Resolver(session, actor)
+        waiting: tuple[pandas.DataFrame, pandas.DataFrame, PendingSuite] | None = None
         for chunk in iter_chunks(file, chunk_size=options.chunk_size):
             prepared = prepare_chunk(
                 chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
             )
-            result = run_suite(entity, prepared)
-            report.expectations = len(result.outcomes)
-            report.rows_read += len(chunk)
-            report.duplicates_in_file += int(prepared["_duplicate_of_row"].notna().sum())
-            report.matches_in_database += int(prepared["_match_id"].notna().sum())
-            refused: set[int] = set()
-            for outcome in result.failures:
-                refused.update(_merge_failure(merged, report, outcome))
-            report.failures = list(merged.values())
-            if progress:
-                progress("validate", report.rows_read, 0)
-            yield prepared, chunk, refused
+            # the suite judges this chunk (in a worker process when there is one) while the
+            # previous chunk is handed on and this loop prepares the next
+            pending = submit_suite(entity, prepared)
+            if waiting is not None:
+                yield judged(*waiting)
+            waiting = (prepared, chunk, pending)
+        if waiting is not None:
+            yield judged(*waiting)
         session.commit()
     if report.rows_read == 0:
         from crm_core.errors import ImportFileRefused
