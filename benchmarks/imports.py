@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks imports")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--existing", type=int, default=20_000, help="customers already in the database")
-    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--chunk-size", type=int, default=10_000, help="rows per chunk (the importer's default)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 

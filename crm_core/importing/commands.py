@@ -24,6 +24,7 @@ from crm_core.errors import ImportFileRefused, ImportNotAllowed
 from crm_core.i18n import t
 from crm_core.importing.fields import ENTITIES
 from crm_core.importing.mapping import DUPLICATE_ACTIONS, MODES, POLICIES
+from crm_core.importing.reading import DEFAULT_CHUNK_ROWS
 
 
 def _language() -> str:
@@ -50,7 +51,7 @@ def add_parsers(commands: Any) -> None:
     importing.add_argument("--as", dest="as_user", help="username to import as (an admin or manager)")
     importing.add_argument("--encoding", help="override the detected encoding")
     importing.add_argument("--delimiter", help="override the detected delimiter")
-    importing.add_argument("--chunk-size", type=int, default=20_000)
+    importing.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_ROWS)
     importing.add_argument("--rejected-csv", help="write the rejected rows, with a reason column, to this CSV")
     importing.add_argument("--json", action="store_true")
     importing.set_defaults(handler=cmd_import)

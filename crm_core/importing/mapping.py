@@ -26,6 +26,7 @@ from crm_core.importing.fields import (
     fields_of,
     suggest_mapping,
 )
+from crm_core.importing.reading import DEFAULT_CHUNK_ROWS
 
 MODES = ("create", "update", "upsert")
 POLICIES = ("all-or-nothing", "skip-invalid")
@@ -106,7 +107,7 @@ class ImportOptions:
     mode: str = "create"
     policy: str = "all-or-nothing"
     duplicates: str = "skip"
-    chunk_size: int = 20_000
+    chunk_size: int = DEFAULT_CHUNK_ROWS
 
 
 def check_mapping(entity: str, mapping: ImportMapping, headers: list[str], options: ImportOptions) -> None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SAMPLE_BYTES = 256 * 1024
 MAX_FILE_BYTES = 256 * 1024 * 1024
-DEFAULT_CHUNK_ROWS = 20_000
+DEFAULT_CHUNK_ROWS = 10_000
 DELIMITERS = [",", ";", "\t", "|"]
 ENCODING_LABELS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)", "gb18030": "GBK/GB18030"}
 

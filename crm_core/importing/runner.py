@@ -677,6 +677,9 @@ def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any
     return insert_returning_ids(session, model.__table__, rows, _PAIRING_COLUMN[model])
 
 
+_NO_CUSTOM_FIELDS: dict[str, Any] = {}  # shared by the rows without any (never changed in place): JSON-encoded once
+
+
 class _Writer:
     """Writes prepared rows of one entity for one run, chunk by chunk, inside the caller's transaction."""
 
@@ -759,7 +762,7 @@ class _Writer:
                 "phone": row.get("phone"),
                 "phone_normalized": normalise_phone(row.get("phone")),
                 "external_id": row.get("external_id"),
-                "custom_fields": row.get("_custom") or {},
+                "custom_fields": row.get("_custom") or _NO_CUSTOM_FIELDS,
             }
         if entity == "contacts":
             return {
