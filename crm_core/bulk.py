@@ -46,9 +46,41 @@ YOUNG_COLLECTION_THRESHOLD = 100_000
 
 Processor = Callable[[Any], Any]
 _UNSET = object()
-_gc_lock = threading.Lock()
-_gc_users = 0
-_gc_saved: tuple[int, ...] = ()
+
+
+class _ProcessWide:
+    """An interpreter setting changed while at least one block needs it (thread-safe, nests).
+
+    The first user saves the setting and applies the change; the last one restores what
+    was saved, so two imports overlapping in the Streamlit server never leave it changed.
+    """
+
+    def __init__(self, read: Callable[[], Any], change: Callable[[Any], None], write: Callable[[Any], None]) -> None:
+        self._read, self._change, self._write = read, change, write  # change() gets the saved value
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: Any = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = self._read()
+                self._change(self._saved)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._write(self._saved)
+
+
+_young_collections = _ProcessWide(
+    gc.get_threshold, lambda saved: gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *saved[1:]),
+    lambda saved: gc.set_threshold(*saved),
+)
 
 
 @contextmanager
@@ -61,19 +93,8 @@ def rare_collections() -> Iterator[None]:
     Nothing here makes cycles, so collecting every 100,000 allocations instead loses no
     memory that matters. The previous thresholds come back when the last user leaves.
     """
-    global _gc_users, _gc_saved
-    with _gc_lock:
-        if _gc_users == 0:
-            _gc_saved = gc.get_threshold()
-            gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *_gc_saved[1:])
-        _gc_users += 1
-    try:
+    with _young_collections.held():
         yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                gc.set_threshold(*_gc_saved)
 
 
 def _once_per_value(process: Processor) -> Processor:
@@ -177,6 +198,10 @@ class _Statement:
         self.row_sql = "(" + ", ".join([marker] * len(self.names)) + ")"
         self.quote = quote
 
+    def rows_sql(self, count: int) -> str:
+        """The INSERT of ``count`` rows in one statement (multi-row VALUES)."""
+        return self.head + ", ".join([self.row_sql] * count)
+
     def values(self, row: Mapping[str, Any] | Sequence[Any]) -> tuple[Any, ...]:
         """The driver's parameters for one row (with the same keys as the first), in column order."""
         return self.values_of([row])[0]
@@ -226,13 +251,13 @@ def insert_rows(
         # statement, not once per row (each taking it back waits for the caller's time slice)
         values = statement.values_of(rows)
         size = max(1, BEHIND_PARAMETERS // len(statement.names))
-        full = statement.head + ", ".join([statement.row_sql] * size)
+        full = statement.rows_sql(size)
         for start in range(0, len(values), size):
             batch = values[start : start + size]
-            sql = full if len(batch) == size else statement.head + ", ".join([statement.row_sql] * len(batch))
+            sql = full if len(batch) == size else statement.rows_sql(len(batch))
             behind.submit(sql, tuple(chain.from_iterable(batch)), many=False)
         return
-    connection.exec_driver_sql(statement.head + statement.row_sql, statement.values_of(rows))
+    connection.exec_driver_sql(statement.rows_sql(1), statement.values_of(rows))
 
 
 def insert_returning_ids(
@@ -278,7 +303,7 @@ def insert_returning_ids(
         batch = rows[start : start + INSERT_BATCH]
         values = statement.values_of(batch)
         parameters = tuple(chain.from_iterable(values))
-        sql = statement.head + ", ".join([statement.row_sql] * len(batch)) + tail
+        sql = statement.rows_sql(len(batch)) + tail
         returned = sorted(tuple(item) for item in connection.exec_driver_sql(sql, parameters).all())
         if len(returned) != len(batch) or any(
             str(value) != str(paired(row)) for (_, value), row in zip(returned, batch, strict=True)
@@ -411,8 +436,9 @@ def write_behind(session: Session) -> Iterator[WriteBehind | None]:
 
 HANDOVER_SECONDS = 0.0005
 """The interpreter's switch interval while a write-behind runs (CPython's default: 0.005)."""
-_handover_users = 0
-_handover_saved = 0.005
+_switch_interval = _ProcessWide(
+    sys.getswitchinterval, lambda _: sys.setswitchinterval(HANDOVER_SECONDS), sys.setswitchinterval
+)
 
 
 @contextmanager
@@ -424,16 +450,5 @@ def _quick_handover() -> Iterator[None]:
     At 5 ms that is ~400 statements × up to 10 ms for 100,000 customers: the thread behind
     became the slowest part. The previous interval comes back when the last user leaves.
     """
-    global _handover_users, _handover_saved
-    with _gc_lock:
-        if _handover_users == 0:
-            _handover_saved = sys.getswitchinterval()
-            sys.setswitchinterval(HANDOVER_SECONDS)
-        _handover_users += 1
-    try:
+    with _switch_interval.held():
         yield
-    finally:
-        with _gc_lock:
-            _handover_users -= 1
-            if _handover_users == 0:
-                sys.setswitchinterval(_handover_saved)
