@@ -134,7 +134,7 @@ class Database:
         """
         deferred = False
         with self.transaction(actor) as session:
-            if isinstance(self.bind, Engine) and self.dialect_name == "sqlite":
+            if self.opens_connections and self.dialect_name == "sqlite":
                 pooled = session.connection().connection
                 pooled.info[_CHECKPOINT_DEFERRED] = True
                 pooled.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]

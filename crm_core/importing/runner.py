@@ -281,9 +281,7 @@ def _validated_chunks(
 
     ``report`` holds the verdicts so far after each chunk (``failures`` included) and the
     whole file's once the generator is exhausted. The look-ups run in a session of their own
-    (a connection of their own on a real engine), which ends with a commit: it only reads,
-    and on a test's shared connection its savepoint may hold a writer's rows (see
-    :func:`_validate_and_write`).
+    (a connection of their own on a real engine).
     """
     merged: dict[tuple[str, str | None, str], Failure] = {}
     state = FileState()
@@ -317,7 +315,6 @@ def _validated_chunks(
             waiting = (prepared, chunk, pending)
         if waiting is not None:
             yield judged(*waiting)
-        session.commit()
     if report.rows_read == 0:
         from crm_core.errors import ImportFileRefused
 
@@ -580,9 +577,7 @@ def _chunks_to_write(
     resolver = Resolver(session, actor)
     for chunk in iter_chunks(file, chunk_size=options.chunk_size):
         prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state)
-        refused = [number for number in chunk.index.tolist() if number in report.rejected]
-        valid = prepared[~prepared.index.isin(refused)] if refused else prepared
-        yield valid, _quarantined(chunk, refused) if refused else []
+        yield _writable(prepared, chunk, {number for number in chunk.index.tolist() if number in report.rejected})
 
 
 def _finish(session: Session, run_id: int, result: ImportResult, report: ValidationReport) -> None:
