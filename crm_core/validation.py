@@ -330,8 +330,7 @@ class PendingSuite:
             assert self._future is not None
             try:
                 self._result = self._future.result()
-            except WorkerGone:
-                _forget_worker()
+            except WorkerGone:  # the next submission starts a new worker
                 self._result = run_suite(self._suite_name, self._frame)
         self._frame = None  # type: ignore[assignment]
         return self._result
@@ -449,8 +448,8 @@ def submit_suite(suite_name: str, frame: pandas.DataFrame) -> PendingSuite:
     if worker is not None:
         try:
             return PendingSuite(suite_name, frame, worker.submit("run_suite", suite_name, frame))
-        except WorkerGone:
-            _forget_worker()
+        except WorkerGone:  # the next submission starts a new worker
+            pass
     return PendingSuite(suite_name, frame)
 
 
@@ -469,20 +468,17 @@ def _suite_worker() -> SuiteWorker | None:
         return None
     with _worker_lock:
         if _worker is None or _worker.gone:
+            # one place replaces a worker that ended: a caller that saw it fail does not stop
+            # the replacement another thread may already be using
+            if _worker is not None:
+                _worker.stop()
             try:
                 _worker = SuiteWorker()
             except OSError:  # no processes allowed here
+                _worker = None
                 return None
             atexit.register(_worker.stop)
         return _worker
-
-
-def _forget_worker() -> None:
-    global _worker
-    with _worker_lock:
-        gone, _worker = _worker, None
-    if gone is not None:
-        gone.stop()
 
 
 def serve_worker(requests: IO[bytes], answers: IO[bytes]) -> None:
