@@ -6,7 +6,6 @@ session types; pages import from here and call one query or service.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,8 +19,8 @@ from crm_core.db import Database, open_database
 from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord, ValidationFailed
 from crm_core.i18n import DEFAULT_LANGUAGE
 from crm_core.i18n import t as translate
+from crm_core.incidents import log_incident
 
-LOG = logging.getLogger("kestrel")
 ACTOR_STATE = "kestrel_actor"
 LANG_STATE = "kestrel_lang"
 
@@ -94,7 +93,11 @@ def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = Non
         st.error(t(error.message_key, **error.params))
 
 
-def show_unexpected_error(error: Exception) -> None:
-    """Log the traceback for operators; show the user a plain message, never the trace."""
-    LOG.exception("unexpected error on a page", exc_info=error)
-    st.error(t("error.unexpected"))
+def show_unexpected_error(error: Exception) -> str:
+    """Log the traceback under a correlation id; show the user a message carrying the id, never the trace.
+
+    Returns the id (the one the ``kestrel`` log line starts with, see ``crm_core.incidents``).
+    """
+    incident_id = log_incident(error, where=f"the page {st.context.url or '?'}")
+    st.error(t("error.unexpected_with_id", incident=incident_id))
+    return incident_id

@@ -1,0 +1,274 @@
+"""The ASGI host: ``uvicorn server:app`` serves the whole of Kestrel CRM from one process.
+
+    uvicorn → st.App("app.py")   the Streamlit frame and its pages (websocket, /_stcore/…)
+              /healthz           the process is up
+              /readyz            the database answers, its schema is at Alembic head, the job queue answers
+              /api               the FastAPI app of ``crm_api`` (problem+json errors)
+
+Uncaught script errors reach ``on_script_error``: logged under a correlation id, shown to the
+user as a translated message carrying that id, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import streamlit as st
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from crm_api import create_api
+from crm_core import schema
+from crm_core.config import load_settings
+from crm_core.db import Database, open_database
+from crm_ui.context import show_unexpected_error
+
+SCRIPT = Path(__file__).resolve().with_name("app.py")
+READINESS_TIMEOUT_SECONDS = 2.0
+LOG = logging.getLogger("kestrel")
+
+
+class HostDatabase:
+    """The host's own engine (probes and API), opened on first use and disposed at shutdown.
+
+    The Streamlit frame keeps its own (``crm_ui.context.get_db``): a probe must see whether a
+    fresh connection can be had, not borrow one from the pool the pages are using.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._database: Database | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Database:
+        with self._lock:
+            if self._database is None:
+                self._database = open_database(self.url)
+            return self._database
+
+    def close(self) -> None:
+        """Dispose of the engine's connections (the lifespan's shutdown)."""
+        with self._lock:
+            if self._database is not None:
+                self._database.engine.dispose()
+                self._database = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One readiness check: passed, or failed for a reason an operator can act on."""
+
+    ok: bool
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": True} if self.ok else {"ok": False, "reason": self.reason}
+
+
+PASSED = CheckResult(ok=True)
+
+
+def check_database(database: Callable[[], Database], results: dict[str, CheckResult]) -> None:
+    """``database``: a connection answers ``SELECT 1``; ``schema``: it is at the code's Alembic head."""
+    engine = database().engine
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except Exception as error:
+        LOG.warning("readiness: the database did not answer: %s", error)
+        results["database"] = CheckResult(False, f"the database did not answer ({type(error).__name__})")
+        results["schema"] = CheckResult(False, "not checked: the database did not answer")
+        return
+    results["database"] = PASSED
+    current, head = schema.current_revision(engine), schema.head_revision()
+    if current == head:
+        results["schema"] = PASSED
+    elif current is None:
+        results["schema"] = CheckResult(False, f"the database has no schema, the code is at {head}: "
+                                               "run python -m crm_core init")
+    else:
+        results["schema"] = CheckResult(False, f"the database is at {current}, the code at {head}: "
+                                               "run python -m crm_core init")
+
+
+def check_queue(results: dict[str, CheckResult]) -> None:
+    """``queue``: ``crm_core.jobs.queue.queue_reachable()`` answers True (imported here, lazily)."""
+    try:
+        queue = importlib.import_module("crm_core.jobs.queue")
+    except ImportError as error:
+        LOG.warning("readiness: the job queue module could not be imported: %s", error)
+        results["queue"] = CheckResult(False, "queue module unavailable")
+        return
+    try:
+        reachable = bool(queue.queue_reachable())
+    except Exception as error:
+        LOG.warning("readiness: the job queue check raised: %s", error)
+        results["queue"] = CheckResult(False, f"the job queue check raised {type(error).__name__}")
+        return
+    results["queue"] = PASSED if reachable else CheckResult(False, "the job queue did not answer")
+
+
+class GuardedCheck:
+    """Runs a blocking check in a worker thread under a deadline, with at most one thread at a time.
+
+    A hung database must not hang the probe: past the deadline the thread is abandoned (it
+    finishes on its own) and the checks it had not finished are reported as failed. While it
+    is still running, later probes report it as such instead of starting another thread, so a
+    long outage cannot pile up threads.
+    """
+
+    def __init__(self, names: tuple[str, ...], run: Callable[[dict[str, CheckResult]], None]) -> None:
+        self.names = names
+        self._run = run
+        self._guard = threading.Lock()
+        self._busy = False
+
+    async def results(self, timeout: float) -> dict[str, CheckResult]:
+        """The checks' results, within ``timeout`` seconds."""
+        with self._guard:
+            if self._busy:
+                still = CheckResult(False, "an earlier check has not returned yet")
+                return dict.fromkeys(self.names, still)
+            self._busy = True
+        results: dict[str, CheckResult] = {}
+        state = {"started": False, "abandoned": False}
+
+        def work() -> None:
+            with self._guard:
+                if state["abandoned"]:
+                    return
+                state["started"] = True
+            try:
+                self._run(results)
+            except Exception as error:  # a check must report, never take the probe down
+                LOG.warning("readiness: %s check raised: %s", "/".join(self.names), error)
+                for name in self.names:
+                    results.setdefault(name, CheckResult(False, f"the check raised {type(error).__name__}"))
+            finally:
+                with self._guard:
+                    self._busy = False
+
+        try:
+            with anyio.fail_after(timeout):
+                await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            with self._guard:
+                state["abandoned"] = True
+                if not state["started"]:
+                    self._busy = False
+            answered = dict(results)  # the thread may still write; report what it had when time ran out
+            pending = [name for name in self.names if name not in answered]
+            for position, name in enumerate(pending):
+                reason = f"no answer within {timeout:g} s" if position == 0 else "not checked: an earlier check hung"
+                answered[name] = CheckResult(False, reason)
+            return answered
+        return results
+
+
+class Readiness:
+    """``/readyz``: the database and the queue are checked side by side, each in its own thread."""
+
+    def __init__(self, database: Callable[[], Database], timeout: float = READINESS_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self.checks = (
+            GuardedCheck(("database", "schema"), lambda results: check_database(database, results)),
+            GuardedCheck(("queue",), check_queue),
+        )
+        self._last_failed: list[str] | None = None
+
+    async def results(self) -> dict[str, CheckResult]:
+        """Every check's result, in a fixed order, within the timeout."""
+        found: dict[str, CheckResult] = {}
+
+        async def run(check: GuardedCheck) -> None:
+            found.update(await check.results(self.timeout))
+
+        async with anyio.create_task_group() as group:
+            for check in self.checks:
+                group.start_soon(run, check)
+        return {name: found[name] for check in self.checks for name in check.names}
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        """200 with every check passed, else 503 naming the failed ones."""
+        results = await self.results()
+        failed = [name for name, result in results.items() if not result.ok]
+        if failed != self._last_failed:  # a log line when readiness changes, not one per probe
+            if failed:
+                LOG.warning("readiness: not ready; failed checks: %s", ", ".join(failed))
+            elif self._last_failed is not None:
+                LOG.info("readiness: ready again")
+            self._last_failed = failed
+        body: dict[str, Any] = {"status": "not ready" if failed else "ready",
+                                "checks": {name: result.as_json() for name, result in results.items()}}
+        if failed:
+            body["failed"] = failed
+        return JSONResponse(body, status_code=503 if failed else 200, headers={"Cache-Control": "no-store"})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up and serving (no database or queue involved)."""
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def on_script_error(error: Exception) -> bool:
+    """st.App's hook for an exception no page caught: log it with an id, show the translated message.
+
+    Returns True so that Streamlit's own exception box (which could carry a trace) stays hidden.
+    """
+    show_unexpected_error(error)
+    return True
+
+
+def configure_logging() -> None:
+    """The ``kestrel`` logger writes to stderr beside uvicorn's, unless the operator configured it.
+
+    ``import streamlit`` gives uvicorn's loggers a console handler of its own, after uvicorn
+    configured them: every access line came out twice and ``--no-access-log`` printed them
+    still. Uvicorn's own configuration is kept; Streamlit's extra handler is taken off.
+    """
+    for name in ("uvicorn", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        extra = getattr(logger, "streamlit_console_handler", None)
+        if isinstance(extra, logging.Handler):
+            logger.removeHandler(extra)
+    if LOG.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+
+def create_app(database_url: str | None = None) -> st.App:
+    """The host: Streamlit's app.py with the probes and the /api mount beside it."""
+    database = HostDatabase(database_url or load_settings().database_url)
+    readiness = Readiness(database)
+
+    @asynccontextmanager
+    async def lifespan(_app: st.App) -> AsyncIterator[None]:
+        configure_logging()
+        LOG.info("host: serving %s", SCRIPT.name)
+        try:
+            yield
+        finally:
+            database.close()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readiness.endpoint, methods=["GET"]),
+        Mount("/api", app=create_api(database)),
+    ]
+    return st.App(SCRIPT, routes=routes, lifespan=lifespan, on_script_error=on_script_error)
+
+
+app = create_app()

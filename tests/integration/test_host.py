@@ -1,0 +1,157 @@
+"""The ASGI host as a user and an orchestrator see it: ``uvicorn server:app`` in a subprocess.
+
+Each host runs from a scratch directory (``--app-dir`` points at the repository), so nothing
+here works only because the current directory happens to be the repository.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from crm_core import __version__
+from crm_core.schema import alembic_config, head_revision
+from tests.hosting import ROOT, Host, start_host
+
+COOKIE_KEY = "host-test-cookie-key-0123456789abcdef"
+
+
+def host_env(database_url: str, directory: Path) -> dict[str, str]:
+    """One host's settings: its database, its own queue file, a fixed cookie key."""
+    return {"CRM_DATABASE_URL": database_url, "CRM_JOBS_PATH": str(directory / "jobs.db"),
+            "CRM_COOKIE_KEY": COOKIE_KEY}
+
+
+def init_database(url: str, *, revision: str | None = None) -> None:
+    """``python -m crm_core --database-url URL init`` as an operator runs it; or stop at ``revision``."""
+    if revision is None:
+        subprocess.run([sys.executable, "-m", "crm_core", "--database-url", url, "init"], cwd=ROOT, check=True,
+                       capture_output=True)
+        return
+    from alembic import command
+
+    from crm_core.db import make_engine
+
+    engine = make_engine(url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def ready_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    """A host on a database initialised to head."""
+    directory = tmp_path_factory.mktemp("host-ready")
+    url = f"sqlite:///{directory / 'crm.db'}"
+    init_database(url)
+    host = start_host(host_env(url, directory), directory / "server.log", cwd=directory)
+    yield host
+    host.stop()
+
+
+def test_healthz_says_the_process_is_up(ready_host: Host) -> None:
+    answer = ready_host.get("/healthz")
+    assert (answer.status, answer.content_type, answer.json()) == (200, "application/json", {"status": "ok"})
+
+
+def test_readyz_is_ready_when_database_schema_and_queue_answer(ready_host: Host) -> None:
+    answer = ready_host.get("/readyz")
+    assert answer.status == 200, answer.body
+    assert answer.json() == {"status": "ready",
+                             "checks": {"database": {"ok": True}, "schema": {"ok": True}, "queue": {"ok": True}}}
+
+
+def test_api_status_reports_the_version_and_the_schema_revision(ready_host: Host) -> None:
+    answer = ready_host.get("/api/v1/status")
+    assert (answer.status, answer.content_type) == (200, "application/json")
+    assert answer.json() == {"version": __version__, "schema_revision": head_revision()}
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/v1/nope", "/api/v2/status"])
+def test_unknown_api_paths_answer_404_as_problem_json(ready_host: Host, path: str) -> None:
+    answer = ready_host.get(path)
+    assert (answer.status, answer.content_type) == (404, "application/problem+json")
+    assert answer.json() == {"type": "about:blank", "title": "Not Found", "status": 404, "instance": path}
+
+
+def test_the_streamlit_page_and_its_health_route_are_still_served(ready_host: Host) -> None:
+    page = ready_host.get("/")
+    assert (page.status, page.content_type) == (200, "text/html")
+    assert b'<div id="root">' in page.body
+    health = ready_host.get("/_stcore/health")
+    assert (health.status, health.body) == (200, b"ok")
+
+
+def test_streamlit_reads_the_repository_config_whatever_the_working_directory(tmp_path: Path) -> None:
+    # uvicorn imports server.py, and st.App anchors .streamlit/config.toml at app.py's folder
+    probe = ("import server; from streamlit import config; "
+             "print(config.get_option('client.showErrorDetails'), config.get_option('theme.primaryColor'))")
+    shown = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
+                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}"})
+    assert shown.stdout.split() == ["none", "#b45309"]
+
+
+@pytest.mark.parametrize("behind", ["empty file", "one migration behind"])
+def test_readyz_names_the_schema_when_the_database_is_behind_head(tmp_path: Path, behind: str) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    if behind == "empty file":
+        (tmp_path / "crm.db").touch()
+        expected = re.compile(r"the database has no schema, the code is at \w+: run python -m crm_core init")
+    else:
+        previous = ScriptDirectory.from_config(alembic_config()).get_revision(head_revision()).down_revision
+        assert isinstance(previous, str)
+        init_database(url, revision=previous)
+        expected = re.compile(rf"the database is at {previous}, the code at {head_revision()}: run python -m crm_core")
+    host = start_host(host_env(url, tmp_path), tmp_path / "server.log", cwd=tmp_path)
+    try:
+        answer = host.get("/readyz")
+    finally:
+        host.stop()
+    assert (answer.status, answer.content_type) == (503, "application/json")
+    body = answer.json()
+    assert body["status"] == "not ready"
+    assert body["failed"] == ["schema"]
+    assert body["checks"]["database"] == {"ok": True}
+    assert expected.match(body["checks"]["schema"]["reason"]), body
+
+
+def test_readyz_answers_in_time_when_the_database_hangs(tmp_path: Path) -> None:
+    """A PostgreSQL address whose listener never replies: the probe reports, it does not hang."""
+    from server import READINESS_TIMEOUT_SECONDS
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes the handshakes; nobody ever reads or writes
+    port = silent.getsockname()[1]
+    host = start_host(host_env(f"postgresql+psycopg://kestrel@127.0.0.1:{port}/kestrel", tmp_path),
+                      tmp_path / "server.log", cwd=tmp_path)
+    try:
+        began = time.monotonic()
+        first = host.get("/readyz", timeout=30)
+        first_seconds = time.monotonic() - began
+        began = time.monotonic()
+        second = host.get("/readyz", timeout=30)
+        second_seconds = time.monotonic() - began
+    finally:
+        silent.close()  # the abandoned check's connection attempt fails and its thread ends
+        host.stop()
+    assert first.status == 503
+    assert first.json()["failed"] == ["database", "schema"]
+    assert first.json()["checks"]["database"]["reason"] == f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
+    assert first.json()["checks"]["schema"]["reason"] == "not checked: an earlier check hung"
+    assert first.json()["checks"]["queue"] == {"ok": True}
+    assert READINESS_TIMEOUT_SECONDS <= first_seconds < READINESS_TIMEOUT_SECONDS + 2
+    # the first check's thread is still stuck: the next probe says so at once instead of starting another
+    assert second.json()["checks"]["database"]["reason"] == "an earlier check has not returned yet"
+    assert second_seconds < 1.0
