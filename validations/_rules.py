@@ -6,24 +6,27 @@ for the whole batch, which the suites expect on:
 
 - ``<field>__missing``    set on rows that would create a record without a required field;
 - ``<field>__invalid``    the raw text when it could not be read as a number/date/flag;
+- ``<field>__decimals``   the raw text when a number has more decimals than its column keeps;
 - ``<field>__unresolved`` the raw text when a reference (owner, customer, product …) matched nothing;
 - ``_duplicate_in_file``  the key when an earlier row of the file has the same unique key;
 - ``_key_taken``          the key when creating a row whose unique key already exists in the database;
 - ``_match_missing``      the match key when an update matches no existing record.
 
-Every expectation names a message key of ``locales/*/imports.json`` so the failure reads
-in the user's language.
+What a valid value is comes from :mod:`crm_core.rules.fields`, the table the create/edit
+services check form input with: :func:`from_fields` turns each field into expectations whose
+regexes, lengths, value sets and bounds are read from that table, and whose message keys are
+the keys its rules return — so a row fails here exactly when the form would refuse the value.
+Every expectation names a message key of ``locales/*/imports.json`` so the failure reads in
+the user's language.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-# Text that would run as markup when shown, or as a formula when opened in a spreadsheet.
-MARKUP = r"(?i)<\s*/?\s*(script|iframe|object|embed|img|svg|style|link|meta|a)\b|javascript\s*:|\bon[a-z]+\s*="
-FORMULA = r"^\s*=[A-Za-z(+\-]"
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$"
-PHONE = r"^(?=(?:\D*\d){6,15}\D*$)\+?[0-9 ()\-./]{5,30}$"
+from crm_core.rules import fields as rules
+from crm_core.rules.fields import EMAIL_PATTERN, MARKUP_PATTERN, PHONE_PATTERN
 
 
 def _gx() -> Any:
@@ -90,28 +93,40 @@ def between(column: str, minimum: float | None, maximum: float | None) -> Any:
 def email(column: str) -> Any:
     """An email address, when given."""
     return _gx().ExpectColumnValuesToMatchRegex(
-        column=column, regex=EMAIL, meta=meta("imports.rule.email", field=column)
+        column=column, regex=EMAIL_PATTERN, meta=meta("imports.rule.email", field=column)
     )
 
 
 def phone(column: str) -> Any:
     """A phone number of 6 to 15 digits, when given."""
     return _gx().ExpectColumnValuesToMatchRegex(
-        column=column, regex=PHONE, meta=meta("imports.rule.phone", field=column)
+        column=column, regex=PHONE_PATTERN, meta=meta("imports.rule.phone", field=column)
     )
 
 
-def plain_text(column: str) -> list[Any]:
-    """No markup/script and no spreadsheet formula in a text field."""
+def plain_text(column: str, formula: str = rules.FORMULA_PATTERN) -> list[Any]:
+    """No markup/script and no spreadsheet formula in a free-text field (``formula``: the field's pattern)."""
     gx = _gx()
     return [
         gx.ExpectColumnValuesToNotMatchRegex(
-            column=column, regex=MARKUP, meta=meta("imports.rule.markup", field=column)
+            column=column, regex=MARKUP_PATTERN, meta=meta("imports.rule.markup", field=column)
         ),
         gx.ExpectColumnValuesToNotMatchRegex(
-            column=column, regex=FORMULA, meta=meta("imports.rule.formula", field=column)
+            column=column, regex=formula, meta=meta("imports.rule.formula", field=column)
         ),
     ]
+
+
+def matches(column: str, pattern: str, key: str) -> Any:
+    """A field with a pattern of its own (a SKU) matches it, when given."""
+    return _gx().ExpectColumnValuesToMatchRegex(column=column, regex=pattern, meta=meta(key, field=column))
+
+
+def decimals(column: str, places: int) -> Any:
+    """A number has no more decimals than its column keeps (``<field>__decimals`` marks those with more)."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column=f"{column}__decimals", meta=meta("imports.rule.decimals", field=column, places=places)
+    )
 
 
 def unique_in_file(key: str) -> Any:
@@ -131,28 +146,39 @@ def matches_existing() -> Any:
     return _gx().ExpectColumnValuesToBeNull(column="_match_missing", meta=meta("imports.rule.match_missing"))
 
 
+def _bound(number: Decimal | None) -> int | float | None:
+    return None if number is None else rules.plain_number(number)
+
+
 def from_fields(entity: str) -> list[Any]:
-    """The expectations every importable field of ``entity`` implies (see crm_core.importing.fields)."""
+    """The expectations every importable field of ``entity`` implies, read from its rule (crm_core.rules.fields)."""
     from crm_core.importing.fields import fields_of
 
     expectations: list[Any] = []
     for spec in fields_of(entity):
+        rule = spec.rule
         if spec.required:
             expectations.append(required(spec.name))
-        if spec.kind == "text":
-            expectations.extend(plain_text(spec.name))
-        if spec.max_length and spec.kind in ("text", "email", "phone", "tags"):
-            expectations.append(max_length(spec.name, spec.max_length))
-        if spec.kind == "email":
+        if rule.formula_pattern is not None:
+            expectations.extend(plain_text(spec.name, rule.formula_pattern))
+        if rule.max_length:
+            expectations.append(max_length(spec.name, rule.max_length))
+        if rule.pattern is not None:
+            expectations.append(matches(spec.name, *rule.pattern))
+        if rule.kind == rules.EMAIL:
             expectations.append(email(spec.name))
-        elif spec.kind == "phone":
+        elif rule.kind == rules.PHONE:
             expectations.append(phone(spec.name))
-        elif spec.kind == "choice":
-            expectations.append(one_of(spec.name, list(spec.choices)))
-        elif spec.kind in ("number", "integer", "date", "datetime", "bool"):
-            expectations.append(readable(spec.name, spec.kind))
-        elif spec.kind == "ref":
-            expectations.append(resolves(spec.name, spec.target or "record"))
+        elif rule.kind == rules.ENUM:
+            expectations.append(one_of(spec.name, list(rule.choices)))
+        elif rule.kind in (*rules.NUMERIC, rules.DATE, rules.DATETIME, rules.BOOL):
+            expectations.append(readable(spec.name, "number" if rule.kind == rules.MONEY else rule.kind))
+        elif rule.kind == rules.REFERENCE:
+            expectations.append(resolves(spec.name, rule.target or "record"))
+        if rule.kind in rules.NUMERIC and (rule.minimum is not None or rule.upper is not None):
+            expectations.append(between(spec.name, _bound(rule.minimum), _bound(rule.upper)))
+        if rule.scale is not None:
+            expectations.append(decimals(spec.name, rule.scale))
     return expectations
 
 

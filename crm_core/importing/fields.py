@@ -1,9 +1,11 @@
-"""What can be imported: the fields of each entity, their kinds, and the headers that suggest them.
+"""What can be imported: the fields of each entity, and the headers that suggest them.
 
-One table per entity. ``kind`` says how a cell is read (text, email, phone, number, integer,
-date, datetime, bool, choice, tags, or ``ref`` — a reference by natural key resolved in SQL).
-``headers`` are the spellings (English and Chinese) that make the wizard suggest the field;
-comparison ignores case, spaces, underscores and full-width forms.
+What a valid value of a field is — kind, required, size, allowed values, bounds — is not
+written here: each :class:`FieldSpec` wraps a :class:`crm_core.rules.fields.Field`, the same
+row the create/edit services and the GX suites read. This module adds only what is the
+import's own: which fields a file may fill, in which order, and ``headers`` — the spellings
+(English and Chinese) that make the wizard suggest the field; comparison ignores case,
+spaces, underscores and full-width forms.
 """
 
 from __future__ import annotations
@@ -12,28 +14,55 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from crm_core.models import ActivityType, CustomerKind, LifecycleStage, OrderStatus, Priority, TaskStatus
+from crm_core.rules import fields as rules
+from crm_core.rules.fields import CURRENCIES, Field
 
 ENTITIES = ["customers", "contacts", "products", "opportunities", "orders", "activities", "tasks"]
-CURRENCIES = ["CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD", "TWD", "KRW", "AUD", "CAD", "CHF"]
 CUSTOM_PREFIX = "custom:"
+__all__ = ["CURRENCIES", "ENTITIES", "FIELDS", "FieldSpec", "field_spec", "fields_of", "suggest_mapping"]
 
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One importable field."""
+    """One importable field: its rule (:mod:`crm_core.rules.fields`) and the headers that suggest it."""
 
-    name: str
-    kind: str = "text"
-    required: bool = False
-    max_length: int | None = None
-    choices: tuple[str, ...] = ()
-    target: str | None = None  # for kind="ref": customer, product, owner, stage, contact
+    rule: Field
     headers: tuple[str, ...] = ()
+    required_in_file: bool = False  # required by the import although a form may leave it blank
+
+    @property
+    def name(self) -> str:
+        """The field's name."""
+        return self.rule.name
+
+    @property
+    def kind(self) -> str:
+        """How a cell is read (see the kinds of :mod:`crm_core.rules.fields`)."""
+        return self.rule.kind
+
+    @property
+    def required(self) -> bool:
+        """A row that creates a record must fill it."""
+        return self.rule.required or self.required_in_file
+
+    @property
+    def max_length(self) -> int | None:
+        """The most characters, from the model column."""
+        return self.rule.max_length
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The values an enumerated field takes."""
+        return self.rule.choices
+
+    @property
+    def target(self) -> str | None:
+        """What a reference resolves to: customer, product, owner or stage."""
+        return self.rule.target
 
 
-def _values(enum_class: type) -> tuple[str, ...]:
-    return tuple(member.value for member in enum_class)  # type: ignore[attr-defined]
+def _spec(table: dict[str, Field], name: str, *headers: str, required_in_file: bool = False) -> FieldSpec:
+    return FieldSpec(table[name], tuple(headers), required_in_file)
 
 
 OWNER_HEADERS = ("owner", "owner name", "sales rep", "assigned to", "负责人", "销售", "业务员", "归属人", "所有者")
@@ -49,6 +78,7 @@ CUSTOMER_REF_HEADERS = (
     "公司名称",
 )
 EMAIL_HEADERS = ("email", "e-mail", "email address", "mail", "邮箱", "电子邮件", "电子邮箱", "邮件")
+CURRENCY_HEADERS = ("currency", "币种", "货币")
 PHONE_HEADERS = (
     "phone",
     "telephone",
@@ -64,175 +94,162 @@ PHONE_HEADERS = (
 
 FIELDS: dict[str, tuple[FieldSpec, ...]] = {
     "customers": (
-        FieldSpec(
+        _spec(
+            rules.CUSTOMER,
             "name",
-            required=True,
-            max_length=200,
-            headers=(
-                "name",
-                "customer name",
-                "company",
-                "company name",
-                "account name",
-                "customer",
-                "客户名称",
-                "客户",
-                "名称",
-                "公司名称",
-                "公司",
-                "客户名",
-            ),
+            "name",
+            "customer name",
+            "company",
+            "company name",
+            "account name",
+            "customer",
+            "客户名称",
+            "客户",
+            "名称",
+            "公司名称",
+            "公司",
+            "客户名",
         ),
-        FieldSpec(
-            "kind",
-            "choice",
-            choices=_values(CustomerKind),
-            headers=("kind", "type", "customer type", "类型", "客户类型"),
-        ),
-        FieldSpec("industry", max_length=80, headers=("industry", "sector", "行业", "所属行业")),
-        FieldSpec(
-            "region", max_length=80, headers=("region", "area", "city", "province", "地区", "区域", "城市", "省份")
-        ),
-        FieldSpec("source", max_length=80, headers=("source", "lead source", "channel", "来源", "客户来源", "渠道")),
-        FieldSpec("owner", "ref", target="owner", headers=OWNER_HEADERS),
-        FieldSpec(
+        _spec(rules.CUSTOMER, "kind", "kind", "type", "customer type", "类型", "客户类型"),
+        _spec(rules.CUSTOMER, "industry", "industry", "sector", "行业", "所属行业"),
+        _spec(rules.CUSTOMER, "region", "region", "area", "city", "province", "地区", "区域", "城市", "省份"),
+        _spec(rules.CUSTOMER, "source", "source", "lead source", "channel", "来源", "客户来源", "渠道"),
+        _spec(rules.CUSTOMER, "owner", *OWNER_HEADERS),
+        _spec(
+            rules.CUSTOMER,
             "lifecycle_stage",
-            "choice",
-            choices=_values(LifecycleStage),
-            headers=("lifecycle stage", "stage", "status", "lifecycle", "阶段", "客户阶段", "生命周期", "状态"),
+            "lifecycle stage",
+            "stage",
+            "status",
+            "lifecycle",
+            "阶段",
+            "客户阶段",
+            "生命周期",
+            "状态",
         ),
-        FieldSpec("tags", "tags", max_length=500, headers=("tags", "labels", "标签")),
-        FieldSpec("email", "email", max_length=254, headers=EMAIL_HEADERS),
-        FieldSpec("phone", "phone", max_length=40, headers=PHONE_HEADERS),
-        FieldSpec(
+        _spec(rules.CUSTOMER, "tags", "tags", "labels", "标签"),
+        _spec(rules.CUSTOMER, "email", *EMAIL_HEADERS),
+        _spec(rules.CUSTOMER, "phone", *PHONE_HEADERS),
+        _spec(
+            rules.CUSTOMER,
             "external_id",
-            max_length=80,
-            headers=(
-                "external id",
-                "id",
-                "customer id",
-                "crm id",
-                "record id",
-                "外部编号",
-                "客户编号",
-                "编号",
-                "外部id",
-            ),
+            "external id",
+            "id",
+            "customer id",
+            "crm id",
+            "record id",
+            "外部编号",
+            "客户编号",
+            "编号",
+            "外部id",
         ),
     ),
     "contacts": (
-        FieldSpec("customer", "ref", required=True, target="customer", headers=CUSTOMER_REF_HEADERS),
-        FieldSpec(
-            "name",
-            required=True,
-            max_length=120,
-            headers=("name", "contact", "contact name", "full name", "联系人", "姓名", "联系人姓名"),
-        ),
-        FieldSpec("title", max_length=120, headers=("title", "job title", "position", "职位", "职务", "头衔")),
-        FieldSpec("email", "email", max_length=254, headers=EMAIL_HEADERS),
-        FieldSpec("phone", "phone", max_length=40, headers=PHONE_HEADERS),
-        FieldSpec("is_primary", "bool", headers=("primary", "is primary", "main contact", "主要联系人", "首要联系人")),
+        _spec(rules.CONTACT, "customer", *CUSTOMER_REF_HEADERS),
+        _spec(rules.CONTACT, "name", "name", "contact", "contact name", "full name", "联系人", "姓名", "联系人姓名"),
+        _spec(rules.CONTACT, "title", "title", "job title", "position", "职位", "职务", "头衔"),
+        _spec(rules.CONTACT, "email", *EMAIL_HEADERS),
+        _spec(rules.CONTACT, "phone", *PHONE_HEADERS),
+        _spec(rules.CONTACT, "is_primary", "primary", "is primary", "main contact", "主要联系人", "首要联系人"),
     ),
     "products": (
-        FieldSpec(
-            "sku",
-            required=True,
-            max_length=64,
-            headers=("sku", "code", "product code", "item code", "产品编号", "编码", "货号", "产品编码"),
-        ),
-        FieldSpec(
-            "name",
-            required=True,
-            max_length=200,
-            headers=("name", "product", "product name", "产品名称", "产品", "名称", "商品名称"),
-        ),
-        FieldSpec("unit_price", "number", headers=("unit price", "price", "list price", "单价", "价格", "标价")),
-        FieldSpec("currency", "choice", choices=tuple(CURRENCIES), headers=("currency", "币种", "货币")),
-        FieldSpec("is_active", "bool", headers=("active", "is active", "enabled", "启用", "是否启用", "在售")),
+        _spec(rules.PRODUCT, "sku", "sku", "code", "product code", "item code", "产品编号", "编码", "货号", "产品编码"),
+        _spec(rules.PRODUCT, "name", "name", "product", "product name", "产品名称", "产品", "名称", "商品名称"),
+        _spec(rules.PRODUCT, "unit_price", "unit price", "price", "list price", "单价", "价格", "标价"),
+        _spec(rules.PRODUCT, "currency", *CURRENCY_HEADERS),
+        _spec(rules.PRODUCT, "is_active", "active", "is active", "enabled", "启用", "是否启用", "在售"),
     ),
     "opportunities": (
-        FieldSpec(
+        _spec(
+            rules.OPPORTUNITY,
             "name",
-            required=True,
-            max_length=200,
-            headers=("name", "deal", "deal name", "opportunity", "opportunity name", "商机名称", "商机", "名称"),
+            "name",
+            "deal",
+            "deal name",
+            "opportunity",
+            "opportunity name",
+            "商机名称",
+            "商机",
+            "名称",
         ),
-        FieldSpec("customer", "ref", required=True, target="customer", headers=CUSTOMER_REF_HEADERS),
-        FieldSpec("owner", "ref", target="owner", headers=OWNER_HEADERS),
-        FieldSpec(
-            "stage",
-            "ref",
-            target="stage",
-            headers=("stage", "deal stage", "pipeline stage", "阶段", "销售阶段", "商机阶段"),
-        ),
-        FieldSpec("amount", "number", headers=("amount", "value", "deal value", "金额", "商机金额", "预计金额")),
-        FieldSpec("currency", "choice", choices=tuple(CURRENCIES), headers=("currency", "币种", "货币")),
-        FieldSpec("probability", "integer", headers=("probability", "win probability", "赢率", "成交概率", "概率")),
-        FieldSpec(
+        _spec(rules.OPPORTUNITY, "customer", *CUSTOMER_REF_HEADERS),
+        _spec(rules.OPPORTUNITY, "owner", *OWNER_HEADERS),
+        _spec(rules.OPPORTUNITY, "stage", "stage", "deal stage", "pipeline stage", "阶段", "销售阶段", "商机阶段"),
+        _spec(rules.OPPORTUNITY, "amount", "amount", "value", "deal value", "金额", "商机金额", "预计金额"),
+        _spec(rules.OPPORTUNITY, "currency", *CURRENCY_HEADERS),
+        _spec(rules.OPPORTUNITY, "probability", "probability", "win probability", "赢率", "成交概率", "概率"),
+        _spec(
+            rules.OPPORTUNITY,
             "expected_close_date",
-            "date",
-            headers=("expected close date", "close date", "预计成交日期", "预计成交", "成交日期"),
+            "expected close date",
+            "close date",
+            "预计成交日期",
+            "预计成交",
+            "成交日期",
         ),
     ),
+    # one row per order line: the order's fields, then the line's
     "orders": (
-        FieldSpec(
+        # a form may leave it blank (the next number is given); a file's lines are grouped by it
+        _spec(
+            rules.ORDER,
             "order_number",
-            required=True,
-            max_length=40,
-            headers=("order number", "order no", "order", "order id", "订单号", "订单编号"),
+            "order number",
+            "order no",
+            "order",
+            "order id",
+            "订单号",
+            "订单编号",
+            required_in_file=True,
         ),
-        FieldSpec("customer", "ref", required=True, target="customer", headers=CUSTOMER_REF_HEADERS),
-        FieldSpec("owner", "ref", target="owner", headers=OWNER_HEADERS),
-        FieldSpec(
-            "ordered_at",
-            "datetime",
-            headers=("ordered at", "order date", "date", "下单时间", "下单日期", "订单日期", "日期"),
+        _spec(rules.ORDER, "customer", *CUSTOMER_REF_HEADERS),
+        _spec(rules.ORDER, "owner", *OWNER_HEADERS),
+        _spec(
+            rules.ORDER, "ordered_at", "ordered at", "order date", "date", "下单时间", "下单日期", "订单日期", "日期"
         ),
-        FieldSpec(
-            "status", "choice", choices=_values(OrderStatus), headers=("status", "order status", "状态", "订单状态")
-        ),
-        FieldSpec("currency", "choice", choices=tuple(CURRENCIES), headers=("currency", "币种", "货币")),
-        FieldSpec(
+        _spec(rules.ORDER, "status", "status", "order status", "状态", "订单状态"),
+        _spec(rules.ORDER, "currency", *CURRENCY_HEADERS),
+        _spec(
+            rules.ORDER_LINE,
             "product",
-            "ref",
-            required=True,
-            target="product",
-            headers=("product", "product name", "sku", "item", "产品", "产品名称", "商品", "商品名称"),
+            "product",
+            "product name",
+            "sku",
+            "item",
+            "产品",
+            "产品名称",
+            "商品",
+            "商品名称",
         ),
-        FieldSpec("quantity", "number", headers=("quantity", "qty", "数量")),
-        FieldSpec("unit_price", "number", headers=("unit price", "price", "单价", "价格")),
+        _spec(rules.ORDER_LINE, "quantity", "quantity", "qty", "数量"),
+        _spec(rules.ORDER_LINE, "unit_price", "unit price", "price", "单价", "价格"),
     ),
     "activities": (
-        FieldSpec("customer", "ref", required=True, target="customer", headers=CUSTOMER_REF_HEADERS),
-        FieldSpec(
-            "type",
-            "choice",
-            choices=_values(ActivityType),
-            headers=("type", "activity type", "类型", "跟进方式", "方式"),
-        ),
-        FieldSpec(
-            "occurred_at", "datetime", headers=("date", "occurred at", "time", "when", "跟进时间", "时间", "日期")
-        ),
-        FieldSpec(
+        _spec(rules.ACTIVITY, "customer", *CUSTOMER_REF_HEADERS),
+        _spec(rules.ACTIVITY, "type", "type", "activity type", "类型", "跟进方式", "方式"),
+        _spec(rules.ACTIVITY, "occurred_at", "date", "occurred at", "time", "when", "跟进时间", "时间", "日期"),
+        _spec(
+            rules.ACTIVITY,
             "summary",
-            max_length=5000,
-            headers=("summary", "notes", "note", "description", "content", "内容", "跟进内容", "备注", "摘要"),
+            "summary",
+            "notes",
+            "note",
+            "description",
+            "content",
+            "内容",
+            "跟进内容",
+            "备注",
+            "摘要",
         ),
-        FieldSpec(
-            "author", "ref", target="owner", headers=("author", "by", "rep", "owner", "跟进人", "记录人", "负责人")
-        ),
+        _spec(rules.ACTIVITY, "author", "author", "by", "rep", "owner", "跟进人", "记录人", "负责人"),
     ),
     "tasks": (
-        FieldSpec(
-            "title", required=True, max_length=200, headers=("title", "task", "subject", "任务", "标题", "任务名称")
-        ),
-        FieldSpec("customer", "ref", target="customer", headers=CUSTOMER_REF_HEADERS),
-        FieldSpec("assignee", "ref", target="owner", headers=("assignee", "assigned to", "owner", "执行人", "负责人")),
-        FieldSpec(
-            "due_at", "datetime", headers=("due", "due date", "due at", "deadline", "截止时间", "截止日期", "到期")
-        ),
-        FieldSpec("status", "choice", choices=_values(TaskStatus), headers=("status", "状态")),
-        FieldSpec("priority", "choice", choices=_values(Priority), headers=("priority", "优先级")),
+        _spec(rules.TASK, "title", "title", "task", "subject", "任务", "标题", "任务名称"),
+        _spec(rules.TASK, "customer", *CUSTOMER_REF_HEADERS),
+        _spec(rules.TASK, "assignee", "assignee", "assigned to", "owner", "执行人", "负责人"),
+        _spec(rules.TASK, "due_at", "due", "due date", "due at", "deadline", "截止时间", "截止日期", "到期"),
+        _spec(rules.TASK, "status", "status", "状态"),
+        _spec(rules.TASK, "priority", "priority", "优先级"),
     ),
 }
 

@@ -42,14 +42,15 @@ from crm_core.models import (
     Task,
     User,
 )
-from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.rules import fields as rules
+from crm_core.rules.contact_details import normalise_email, normalise_phone, parse_tags, store_tags
+from crm_core.rules.fields import clean_text, read_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 IN_BATCH = 900  # bind parameters per IN list: safe on every database
 TAKEN_IN_DB = {"products": "sku", "orders": "order_number"}
-_CURRENCY = re.compile(r"^(?:[¥￥$€£]|rmb|cny|usd|eur|hkd|元)|(?:[¥￥$€£元]|rmb|cny|usd|eur|hkd)$", re.IGNORECASE)
 _TRUE = {"true", "yes", "y", "1", "是", "对", "√", "✓", "x", "on", "t"}
 _FALSE = {"false", "no", "n", "0", "否", "不", "×", "off", "f", ""}
 _YMD = re.compile(
@@ -60,39 +61,13 @@ _DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(
 
 
 _UNSEEN: Any = object()
-
-
-def _blank_to_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    # NFKC leaves ASCII as it is: most cells skip the normalisation
-    text = text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
-    return text or None
+_blank_to_none = clean_text  # one cleaning for a typed and an imported cell (see crm_core.rules.fields)
 
 
 def parse_number(text: str | None) -> tuple[float | None, bool]:
     """(value, ok): ``"¥1,200.50"`` → 1200.5; ``"(30)"`` → -30; blank → (None, True); junk → (None, False)."""
-    if text is None:
-        return None, True
-    cleaned = text.replace("\u00a0", "").replace(" ", "").replace("'", "")
-    negative = cleaned.startswith("(") and cleaned.endswith(")")
-    cleaned = cleaned.strip("()")
-    for _ in range(2):
-        cleaned = _CURRENCY.sub("", cleaned).strip()
-    if re.fullmatch(r"-?\d{1,3}(\.\d{3})+,\d+", cleaned):  # 1.234,56 (European)
-        cleaned = cleaned.replace(".", "").replace(",", ".")
-    elif re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", cleaned) or re.fullmatch(r"-?\d+(\.\d+)?", cleaned):
-        cleaned = cleaned.replace(",", "")
-    elif re.fullmatch(r"-?\d+,\d{1,2}", cleaned):  # 12,5 (decimal comma)
-        cleaned = cleaned.replace(",", ".")
-    else:
-        return None, False
-    try:
-        value = float(cleaned)
-    except ValueError:
-        return None, False
-    return (-value if negative else value), True
+    value, ok = read_number(text)
+    return (None if value is None else float(value)), ok
 
 
 def parse_datetime(text: str | None, *, date_only: bool = False) -> tuple[str | None, bool]:
@@ -366,52 +341,63 @@ def prepare_chunk(
     return frame
 
 
+def _prepare_number(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None]) -> None:
+    """The number as a float, ``<field>__invalid`` where a cell is no number (of the field's kind),
+    and ``<field>__decimals`` where it has more decimals than the column keeps."""
+    import pandas as pd
+
+    values: list[float] = []
+    invalid: list[str | None] = []
+    decimals: list[str | None] = []
+    for cell in cells:
+        number, ok = read_number(cell.rstrip("%").strip() if cell and spec.kind == rules.INTEGER else cell)
+        if ok and number is not None and rules.not_whole(spec.rule, number) is not None:
+            number, ok = None, False
+        values.append(float("nan") if number is None else float(number))
+        invalid.append(None if ok else cell)
+        decimals.append(cell if number is not None and rules.too_many_decimals(spec.rule, number) else None)
+    frame[spec.name] = pd.Series(values, index=frame.index, dtype="float64")
+    frame[f"{spec.name}__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
+    if spec.rule.scale is not None:
+        frame[f"{spec.name}__decimals"] = pd.Series(decimals, index=frame.index, dtype=object)
+
+
 def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None], resolver: Resolver) -> None:
     import pandas as pd
 
     name = spec.name
-    if spec.kind in ("text", "email", "phone"):
+    if spec.kind in (rules.TEXT, rules.EMAIL, rules.PHONE):
         frame[name] = pd.Series(cells, index=frame.index, dtype=object)
         return
-    if spec.kind == "tags":
-        from crm_core.rules.contact_details import parse_tags, store_tags
-
+    if spec.kind == rules.TAGS:
         frame[name] = pd.Series(
             [store_tags(parse_tags(c)) or None if c else None for c in cells], index=frame.index, dtype=object
         )
         return
-    if spec.kind == "choice":
+    if spec.kind == rules.ENUM:
         lookup = choice_lookup(spec)
         frame[name] = pd.Series(
             [lookup.get(c.casefold(), c) if c else None for c in cells], index=frame.index, dtype=object
         )
         return
-    if spec.kind in ("number", "integer", "date", "datetime", "bool"):
+    if spec.kind in rules.NUMERIC:
+        _prepare_number(frame, spec, cells)
+        return
+    if spec.kind in (rules.DATE, rules.DATETIME, rules.BOOL):
         values: list[Any] = []
         invalid: list[str | None] = []
         for cell in cells:
             value: Any
-            if spec.kind == "number":
-                value, ok = parse_number(cell)
-            elif spec.kind == "integer":
-                value, ok = parse_number(cell.rstrip("%").strip() if cell else cell)
-                if ok and value is not None and not float(value).is_integer():
-                    value, ok = None, False
-            elif spec.kind == "bool":
+            if spec.kind == rules.BOOL:
                 value, ok = parse_bool(cell)
             else:
-                value, ok = parse_datetime(cell, date_only=spec.kind == "date")
+                value, ok = parse_datetime(cell, date_only=spec.kind == rules.DATE)
             values.append(value)
             invalid.append(None if ok else cell)
-        if spec.kind in ("number", "integer"):
-            frame[name] = pd.Series(
-                [float("nan") if v is None else v for v in values], index=frame.index, dtype="float64"
-            )
-        else:
-            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
         frame[f"{name}__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
         return
-    if spec.kind == "ref":
+    if spec.kind == rules.REFERENCE:
         frame[name] = pd.Series(cells, index=frame.index, dtype=object)
         present = {cell for cell in cells if cell}
         ids: list[Any] = []

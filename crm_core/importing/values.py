@@ -14,6 +14,7 @@ from crm_core.access import Actor
 from crm_core.importing.fields import field_spec
 from crm_core.importing.prepare import Resolver, choice_lookup
 from crm_core.importing.reading import ImportFile, iter_chunks
+from crm_core.rules.fields import ENUM, REFERENCE
 
 MAX_DISTINCT = 60
 
@@ -21,7 +22,7 @@ MAX_DISTINCT = 60
 def is_enumerated(entity: str, field: str) -> bool:
     """Does the field take its values from a fixed set (a choice, or a pipeline stage)?"""
     spec = field_spec(entity, field)
-    return spec is not None and (spec.kind == "choice" or (spec.kind == "ref" and spec.target == "stage"))
+    return spec is not None and (spec.kind == ENUM or (spec.kind == REFERENCE and spec.target == "stage"))
 
 
 def value_choices(session: Session, actor: Actor, entity: str, field: str) -> list[str]:
@@ -29,9 +30,9 @@ def value_choices(session: Session, actor: Actor, entity: str, field: str) -> li
     spec = field_spec(entity, field)
     if spec is None:
         return []
-    if spec.kind == "choice":
+    if spec.kind == ENUM:
         return list(spec.choices)
-    if spec.kind == "ref" and spec.target == "stage":
+    if spec.kind == REFERENCE and spec.target == "stage":
         resolver = Resolver(session, actor)
         resolver.stages()
         from sqlalchemy import select
@@ -67,7 +68,7 @@ def unrecognised_values(entity: str, field: str, values: list[str], choices: lis
     spec = field_spec(entity, field)
     if spec is None:
         return []
-    if spec.kind == "choice":
+    if spec.kind == ENUM:
         lookup = choice_lookup(spec)
         return [value for value in values if value.casefold() not in lookup]
     known = {choice.strip().casefold() for choice in choices}

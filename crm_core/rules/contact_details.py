@@ -1,12 +1,23 @@
-"""Normalising and checking emails, phone numbers and names for storage and duplicate detection."""
+"""Normalising and checking emails, phone numbers and names for storage and duplicate detection.
+
+:data:`EMAIL_PATTERN` and :data:`PHONE_PATTERN` are the one written form of a valid email and
+phone: :mod:`crm_core.rules.fields` checks form input with them and the import's GX suites
+(``validations/_rules.py``) hand the same strings to ``expect_column_values_to_match_regex``.
+Both are searched (``re.search``, as pandas' ``str.contains`` does) in a value already
+trimmed and NFKC-folded.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
-_PHONE_ALLOWED = re.compile(r"^\+?[0-9 ()\-./]{5,30}$")
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$"
+# 6 to 15 digits (E.164), written with spaces, dashes, dots or brackets, starting with +, a digit
+# or a bracket: a leading - or = would make a spreadsheet read the number as a formula
+PHONE_PATTERN = r"^(?=(?:\D*\d){6,15}\D*$)(?=[+\d(])\+?[0-9 ()\-./]{5,30}$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+_PHONE = re.compile(PHONE_PATTERN)
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -19,7 +30,7 @@ def normalise_email(email: str | None) -> str | None:
 
 def is_valid_email(email: str) -> bool:
     """A pragmatic check: one @, no spaces, a dotted domain."""
-    return bool(_EMAIL.match(unicodedata.normalize("NFKC", email).strip()))
+    return bool(_EMAIL.search(unicodedata.normalize("NFKC", email).strip()))
 
 
 def normalise_phone(phone: str | None) -> str | None:
@@ -39,11 +50,7 @@ def normalise_phone(phone: str | None) -> str | None:
 
 def is_valid_phone(phone: str) -> bool:
     """6 to 15 digits (E.164), written with spaces, dashes, dots or brackets."""
-    folded = unicodedata.normalize("NFKC", phone).strip()
-    if not _PHONE_ALLOWED.match(folded):
-        return False
-    digit_count = len(re.sub(r"\D", "", folded))
-    return 6 <= digit_count <= 15
+    return bool(_PHONE.search(unicodedata.normalize("NFKC", phone).strip()))
 
 
 def normalise_name(name: str | None) -> str:
