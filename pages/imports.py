@@ -322,14 +322,14 @@ with new_tab:
         if action_columns[1].button(t("imports.import"), key="imports_commit", type="primary", disabled=blocked):
             bar = st.progress(0.0, text=t("imports.importing"))
 
-            def progress(step: str, done: int, total: int) -> None:
+            def progress(done: int, total: int | None, _message_key: str) -> None:
                 if total:
                     bar.progress(
                         min(done / total, 1.0), text=t("imports.progress", done=f"{done:,}", total=f"{total:,}")
                     )
 
             try:
-                result = run_import(get_db(), actor, file, entity, mapping, options, progress=progress, report=report)
+                result = run_import(get_db(), actor, file, entity, mapping, options, progress=progress)
             except DomainError as error:
                 show_domain_error(error)
             else:

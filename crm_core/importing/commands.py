@@ -126,9 +126,10 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
             mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size
         )
 
-        def progress(step: str, done: int, total: int) -> None:
+        def progress(done: int, total: int | None, message_key: str) -> None:
             if sys.stderr.isatty() and not args.json:
-                print(f"\r{step}: {done:,}" + (f"/{total:,}" if total else ""), end="", file=sys.stderr, flush=True)
+                step = t(message_key, lang)
+                print(f"\r{step} {done:,}" + (f"/{total:,}" if total else ""), end="", file=sys.stderr, flush=True)
 
         result = run_import(db, actor, file, args.entity, mapping, options, progress=progress)
     except ImportNotAllowed as error:

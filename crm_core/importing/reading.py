@@ -247,6 +247,29 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+def count_rows(file: ImportFile) -> int | None:
+    """About how many data rows the file holds, read cheaply (for a progress bar's total); None when unknown.
+
+    CSV: its line breaks less the header's (a quoted cell spanning lines or a blank line makes
+    it a little high). XLSX: the sheet's stated dimension less the header row.
+    """
+    if file.kind == "xlsx":
+        workbook = _open_workbook(file.source)
+        try:
+            worksheet = workbook[file.sheet] if file.sheet else workbook.worksheets[0]
+            rows = worksheet.max_row
+        finally:
+            workbook.close()
+        return None if rows is None else max(rows - 1, 0)
+    breaks = 0
+    last = b""
+    with file.open_binary() as stream:
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            breaks += block.count(b"\n")  # never part of a multi-byte UTF-8 or GB18030 character
+            last = block
+    return max(breaks + (0 if last.endswith(b"\n") else 1) - 1, 0)
+
+
 def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> Iterator[pandas.DataFrame]:
     """The data rows as string DataFrames (blank cells are ""), indexed by spreadsheet row number."""
     if file.kind == "xlsx":

@@ -1,12 +1,14 @@
-"""Import use cases: validate a whole file, import it, revert a run.
+"""Import use cases: judge a file (a dry run), import it, revert a run.
 
-Pattern: two streaming passes over the file. Pass one prepares every chunk (see
-:mod:`crm_core.importing.prepare`) and runs the entity's Great Expectations suite on it,
-keeping only the verdicts (which rows failed which expectation), so memory stays bounded
-by the chunk size. Pass two, only when the policy allows, prepares the chunks again and
-writes them in ONE transaction together with the ``import_runs`` counts, the list of
-records written (``import_run_records``) and the quarantined rows: a failure anywhere
-rolls everything back and leaves a ``failed`` run behind, never half a file.
+Pattern: one route, one streaming pass. Each chunk of the file is prepared (see
+:mod:`crm_core.importing.prepare`) and judged by the entity's Great Expectations suite, in
+this process; then its valid rows are written and its refused rows quarantined. The whole
+file goes in ONE transaction together with the ``import_runs`` row and counts and the list
+of records written (``import_run_records``): all-or-nothing rolls the rows back at the
+first refused row (the rest is still judged, for the report), skip-invalid writes the
+valid rows. An error rolls everything back and leaves a ``failed`` run, never half a file.
+A dry run (:func:`validate_import`) judges the same way and writes nothing. Memory stays
+bounded by the chunk size plus the match keys of the file (for duplicates within it).
 
 New rows are inserted in bulk (``INSERT … RETURNING`` per chunk) with the same rules the
 session applies to hand-made records — tenant, who may own what (references only resolve
@@ -25,6 +27,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
-from crm_core.bulk import WRITE_BEHIND_KEY, insert_returning_ids, insert_rows, rare_collections, write_behind
+from crm_core.bulk import insert_returning_ids, insert_rows
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
@@ -40,14 +43,13 @@ from crm_core.fulltext import (
     FullTextIndex,
     fulltext_indexes,
     index_rows_from,
-    index_rows_sql,
     insert_triggers_dropped,
 )
 from crm_core.i18n import catalog, t
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
-from crm_core.importing.prepare import MATCH_COLUMNS, FileState, Resolver, match_value, prepare_chunk
-from crm_core.importing.reading import ImportFile, iter_chunks
+from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
+from crm_core.importing.reading import ImportFile, count_rows, iter_chunks
 from crm_core.models import (
     Activity,
     AuditEvent,
@@ -66,12 +68,14 @@ from crm_core.models import (
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules.contact_details import normalise_email, normalise_phone
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
-from crm_core.validation import ExpectationOutcome, PendingSuite, submit_suite
+from crm_core.validation import ExpectationOutcome, run_suite
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[int, int | None, str], None]
+"""``progress(done, total, message_key)``: rows handled so far, the file's rows (estimated until the
+end; None when unknown) and the step's catalog key. Called between chunks; raising stops the import."""
 MAX_ROWS_KEPT = 5000  # row numbers kept per expectation in the report (counts are always exact)
 MODELS: dict[str, Any] = {
     "customers": Customer,
@@ -132,8 +136,8 @@ class ValidationReport:
     rows_read: int = 0
     failures: list[Failure] = field(default_factory=list)
     rejected: dict[int, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
-    duplicates_in_file: int = 0
-    matches_in_database: int = 0
+    duplicates_in_file: int = 0  # rows repeating a match key of an earlier row
+    matches_in_database: int = 0  # other rows whose match key a record already holds
     expectations: int = 0
 
     @property
@@ -229,7 +233,26 @@ def _require_importer(actor: Actor) -> None:
         raise AccessDenied("only admins and managers import")
 
 
-# --- pass one: validation ----------------------------------------------------------
+# --- one route: judge each chunk, then write it ----------------------------------------
+
+
+class _Steps:
+    """The caller's ``progress`` with the file's row count; remembers whether the caller stopped the import."""
+
+    def __init__(self, progress: Progress | None, total: int | None, message_key: str) -> None:
+        self.progress, self.total, self.message_key = progress, total, message_key
+        self.stopped = False
+
+    def done(self, rows: int, *, last: bool = False) -> None:
+        """``rows`` rows of the file are handled; ``last``: all of them (the total is exact from now on)."""
+        if self.progress is None:
+            return
+        total = rows if last or (self.total is not None and rows > self.total) else self.total
+        try:
+            self.progress(rows, total, self.message_key)
+        except BaseException:
+            self.stopped = True
+            raise
 
 
 def validate_import(
@@ -242,12 +265,19 @@ def validate_import(
     *,
     progress: Progress | None = None,
 ) -> ValidationReport:
-    """Validate the whole file against the entity's suite; nothing is written."""
-    with rare_collections():
-        return _validate_import(db, actor, file, entity, mapping, options, progress=progress)
+    """Judge the whole file as :func:`run_import` would (a dry run): the report; nothing is written."""
+    options = options or ImportOptions()
+    _require_importer(actor)
+    check_mapping(entity, mapping, file.headers, options)
+    report = ValidationReport(entity=entity)
+    steps = _Steps(progress, count_rows(file), "imports.validating")
+    with db.session(actor) as session:
+        for _ in _judged_chunks(session, actor, file, entity, mapping, options, report, steps, set()):
+            pass
+    return report
 
 
-def _validate_import(
+def run_import(
     db: Database,
     actor: Actor,
     file: ImportFile,
@@ -256,69 +286,79 @@ def _validate_import(
     options: ImportOptions | None = None,
     *,
     progress: Progress | None = None,
-) -> ValidationReport:
+) -> ImportResult:
+    """Judge and write the file chunk by chunk in ONE transaction, per ``options.policy``.
+
+    Leaves an ``import_runs`` row: imported, partial (skip-invalid: the valid rows written, the
+    refused ones quarantined), rejected (all-or-nothing and a row was refused: nothing written,
+    the refused rows quarantined) or failed (an error: nothing written, the error recorded).
+    When ``progress`` raises (a cancelled job), the transaction rolls back and the error goes
+    on to the caller: nothing of the run is left, not even its ``import_runs`` row.
+    """
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
     report = ValidationReport(entity=entity)
-    for _ in _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress):
-        pass
-    return report
+    steps = _Steps(progress, count_rows(file), "imports.importing")
+    try:
+        with db.transaction(actor) as session:
+            run = _new_run(session, actor, file, entity, mapping, options, status="validating")
+            result = _judge_and_write(session, actor, file, entity, mapping, options, run, report, steps)
+            _finish(run, result, report)
+        return result
+    except Exception as error:
+        if not steps.stopped:
+            _record_failed(db, actor, file, entity, mapping, options, error, report)
+        raise
 
 
-def _validated_chunks(
-    db: Database,
+def _judged_chunks(
+    session: Session,
     actor: Actor,
     file: ImportFile,
     entity: str,
     mapping: ImportMapping,
     options: ImportOptions,
     report: ValidationReport,
-    *,
-    progress: Progress | None = None,
+    steps: _Steps,
+    created_keys: set[str],
 ) -> Generator[tuple[pandas.DataFrame, pandas.DataFrame, set[int]], None, None]:
     """Prepare and judge the file chunk by chunk: per chunk (prepared rows, the file's cells, refused row numbers).
 
-    ``report`` holds the verdicts so far after each chunk (``failures`` included) and the
-    whole file's once the generator is exhausted. The look-ups run in a session of their own
-    (a connection of their own on a real engine).
+    ``report`` holds the verdicts so far after each chunk and the whole file's at the end.
+    Look-ups run in ``session``: in a run, that is the run's transaction, so a row repeating
+    an earlier row's key matches the record the earlier chunk wrote (``_match_id``). A unique
+    key taken only by a record this run created (``created_keys``: an order whose lines go on
+    in this chunk, an SKU the file repeats, reported as a repeat) is not taken: the verdicts
+    are the ones a dry run (:func:`validate_import`) gives. Progress is reported when the
+    caller asks for the next chunk, i.e. once it has handled (written) this one.
     """
     merged: dict[tuple[str, str | None, str], Failure] = {}
     state = FileState()
-
-    def judged(prepared: pandas.DataFrame, chunk: pandas.DataFrame, pending: PendingSuite) -> tuple[Any, ...]:
-        result = pending.result()
+    resolver = Resolver(session, actor)
+    for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+        prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state)
+        if created_keys:
+            prepared["_key_taken"] = [
+                None if value in created_keys else value for value in prepared["_key_taken"].tolist()
+            ]
+        result = run_suite(entity, prepared)
+        repeats = prepared["_duplicate_of_row"].notna()
         report.expectations = len(result.outcomes)
         report.rows_read += len(chunk)
-        report.duplicates_in_file += int(prepared["_duplicate_of_row"].notna().sum())
-        report.matches_in_database += int(prepared["_match_id"].notna().sum())
+        report.duplicates_in_file += int(repeats.sum())
+        report.matches_in_database += int((prepared["_match_id"].notna() & ~repeats).sum())
         refused: set[int] = set()
         for outcome in result.failures:
             refused.update(_merge_failure(merged, report, outcome))
         report.failures = list(merged.values())
-        if progress:
-            progress("validate", report.rows_read, 0)
-        return prepared, chunk, refused
-
-    with db.session(actor) as session:
-        resolver = Resolver(session, actor)
-        waiting: tuple[pandas.DataFrame, pandas.DataFrame, PendingSuite] | None = None
-        for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-            prepared = prepare_chunk(
-                chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state
-            )
-            # the suite judges this chunk (in a worker process when there is one) while the
-            # previous chunk is handed on and this loop prepares the next
-            pending = submit_suite(entity, prepared)
-            if waiting is not None:
-                yield judged(*waiting)
-            waiting = (prepared, chunk, pending)
-        if waiting is not None:
-            yield judged(*waiting)
+        yield prepared, chunk, refused
+        steps.done(report.rows_read)
     if report.rows_read == 0:
         from crm_core.errors import ImportFileRefused
 
         raise ImportFileRefused("imports.error.no_rows")
+    steps.done(report.rows_read, last=True)
 
 
 def _merge_failure(
@@ -347,192 +387,61 @@ def _merge_failure(
     return rows
 
 
-# --- pass two: writing ---------------------------------------------------------------
-
-
-def run_import(
-    db: Database,
-    actor: Actor,
-    file: ImportFile,
-    entity: str,
-    mapping: ImportMapping,
-    options: ImportOptions | None = None,
-    *,
-    progress: Progress | None = None,
-    report: ValidationReport | None = None,
-) -> ImportResult:
-    """Validate (unless ``report`` is given for this same file and mapping), then import per the policy.
-
-    Always leaves an ``import_runs`` row: imported, partial, rejected or failed.
-    """
-    with rare_collections():
-        return _run_import(db, actor, file, entity, mapping, options, progress=progress, report=report)
-
-
-def _run_import(
-    db: Database,
-    actor: Actor,
-    file: ImportFile,
-    entity: str,
-    mapping: ImportMapping,
-    options: ImportOptions | None = None,
-    *,
-    progress: Progress | None = None,
-    report: ValidationReport | None = None,
-) -> ImportResult:
-    options = options or ImportOptions()
-    _require_importer(actor)
-    check_mapping(entity, mapping, file.headers, options)
-    with db.transaction(actor) as session:
-        run = ImportRun(
-            user_id=actor.user_id,
-            entity=entity,
-            file_name=file.name[:255],
-            file_hash=file.sha256,
-            mapping={
-                **mapping.as_dict(),
-                "duplicates": options.duplicates,
-                "encoding": file.encoding_label,
-                "delimiter": file.delimiter,
-            },
-            mode=options.mode,
-            policy=options.policy,
-            status="validating",
-        )
-        session.add(run)
-        session.flush()
-        run_id = run.id
-    if report is None and db.opens_connections:
-        return _validate_and_write(db, actor, file, entity, mapping, options, run_id, progress=progress)
-    try:
-        if report is None:
-            report = _validate_import(db, actor, file, entity, mapping, options, progress=progress)
-    except Exception as error:
-        _finish_failed(db, actor, run_id, error, rows_read=0)
-        raise
-    return _write_import(db, actor, file, entity, mapping, options, run_id, report, progress=progress)
-
-
-class _NothingToWrite(Exception):
-    """All or nothing, and a chunk failed: what was written so far is rolled back."""
-
-
-def _validate_and_write(
-    db: Database,
+def _judge_and_write(
+    session: Session,
     actor: Actor,
     file: ImportFile,
     entity: str,
     mapping: ImportMapping,
     options: ImportOptions,
-    run_id: int,
-    *,
-    progress: Progress | None = None,
-) -> ImportResult:
-    """Judge and write the file in one pass: chunk k is written (behind, on SQLite) while chunk k+1 is judged.
-
-    Nothing is committed before the whole file has been judged: the writes wait in this
-    run's transaction, which commits after the last chunk. Under all-or-nothing the first
-    failing chunk ends the writing (the rest of the file is still judged, for the report),
-    the transaction rolls back, and the run ends as :func:`_write_import` ends a rejected
-    file. The look-ups of the judging pass run on a connection of their own, so they see the
-    database as it was before the import, as when the file is judged first.
-    """
-    report = ValidationReport(entity=entity)
-    judged = _validated_chunks(db, actor, file, entity, mapping, options, report, progress=progress)
-    nothing = options.policy == "all-or-nothing"
-
-    def writable(_: Session) -> Generator[tuple[pandas.DataFrame, Quarantined], None, None]:
-        try:
-            for prepared, chunk, refused in judged:
-                if not (nothing and report.failures):  # else only judged: what was written rolls back
-                    yield _writable(prepared, chunk, refused)
-        finally:
-            judged.close()  # its session ends before the write transaction does
-        if nothing and report.failures:
-            raise _NothingToWrite
-
-    try:
-        try:
-            return _write_chunks(db, actor, entity, mapping, options, run_id, report, writable, progress=progress)
-        except _NothingToWrite:
-            pass
-    except Exception as error:
-        _finish_failed(db, actor, run_id, error, rows_read=report.rows_read, report=report)
-        raise
-    return _write_import(db, actor, file, entity, mapping, options, run_id, report, progress=progress)
-
-
-def _write_import(
-    db: Database,
-    actor: Actor,
-    file: ImportFile,
-    entity: str,
-    mapping: ImportMapping,
-    options: ImportOptions,
-    run_id: int,
+    run: ImportRun,
     report: ValidationReport,
-    *,
-    progress: Progress | None = None,
+    steps: _Steps,
 ) -> ImportResult:
-    """Write a file judged before (``report``), per the policy; its chunks are prepared again.
+    """Each chunk judged, then its valid rows written and its refused rows quarantined, in ``session``'s transaction.
 
-    Prepared again in this run's transaction: the matches against the database are looked
-    up as they stand now (the wizard shows the report first, and time passes).
+    The rows' writes go in a savepoint: under all-or-nothing the first chunk with a refused
+    row rolls them back, and the rest of the file is only judged (for the report) and its
+    refused rows quarantined with the run.
     """
-    if report.failures and options.policy == "all-or-nothing":
-        result = ImportResult(
-            run_id=run_id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
-        )
-        with db.transaction(actor) as session:
-            for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-                _store_rejected(session, actor, run_id, report, _quarantined(chunk, report.rejected))
-            _finish(session, run_id, result, report)
-        return result
-    try:
-        return _write_chunks(
-            db, actor, entity, mapping, options, run_id, report,
-            lambda session: _chunks_to_write(actor, file, entity, mapping, options, report, session),
-            progress=progress,
-        )
-    except Exception as error:
-        _finish_failed(db, actor, run_id, error, rows_read=report.rows_read, report=report)
-        raise
-
-
-def _write_chunks(
-    db: Database,
-    actor: Actor,
-    entity: str,
-    mapping: ImportMapping,
-    options: ImportOptions,
-    run_id: int,
-    report: ValidationReport,
-    chunks: Callable[[Session], Generator[tuple[pandas.DataFrame, Quarantined], None, None]],
-    *,
-    progress: Progress | None = None,
-) -> ImportResult:
-    """Write ``chunks(session)`` (valid rows, refused rows) in the run's one transaction; the run's counts after.
-
-    The chunks are closed before the transaction ends, also on an error.
-    """
-    result = ImportResult(run_id=run_id, status="rejected", rows_read=0, rejected=0, report=report)
-    with db.bulk_transaction(actor) as session:
-        session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run_id]}
-        writer = _Writer(session, actor, entity, mapping, options, run_id)
-        done = 0
-        with writer.fulltext_deferred(), write_behind(session), closing(chunks(session)) as rows:
-            for valid, refused in rows:
-                writer.write(valid)
-                _store_rejected(session, actor, run_id, report, refused)
-                done += len(valid) + len(refused)
-                if progress:
-                    progress("write", done, report.rows_read)
-            writer.finish()
-        result.rows_read, result.rejected = report.rows_read, report.rejected_count
-        result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
-        result.status = "partial" if report.rejected_count else "imported"
-        _finish(session, run_id, result, report)
+    session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run.id]}
+    writes = session.begin_nested()
+    writer = _Writer(session, actor, entity, mapping, options, run.id)
+    chunks = _judged_chunks(session, actor, file, entity, mapping, options, report, steps, writer.created_keys)
+    with closing(chunks):
+        all_or_nothing = options.policy == "all-or-nothing"
+        refused_first = _write_valid_chunks(session, writer, chunks, report, stop_at_refusal=all_or_nothing)
+        result = ImportResult(run_id=run.id, status="rejected", rows_read=0, report=report)
+        if refused_first is None:
+            writes.commit()
+            result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
+            result.status = "partial" if report.rejected_count else "imported"
+        else:
+            writes.rollback()
+            for _, chunk, refused in chain([refused_first], chunks):
+                _store_rejected(session, actor, run.id, report, _quarantined(chunk, refused))
+    result.rows_read, result.rejected = report.rows_read, report.rejected_count
     return result
+
+
+def _write_valid_chunks(
+    session: Session,
+    writer: _Writer,
+    chunks: Iterator[tuple[pandas.DataFrame, pandas.DataFrame, set[int]]],
+    report: ValidationReport,
+    *,
+    stop_at_refusal: bool,
+) -> tuple[pandas.DataFrame, pandas.DataFrame, set[int]] | None:
+    """Write the judged ``chunks``; with ``stop_at_refusal``, stop at the first failure and return that chunk."""
+    with writer.fulltext_deferred():
+        for judged in chunks:
+            if stop_at_refusal and report.failures:
+                return judged
+            valid, refused = _writable(*judged)
+            writer.write(valid)
+            _store_rejected(session, writer.actor, writer.run_id, report, refused)
+        writer.finish()
+    return None
 
 
 Quarantined = list[tuple[int, dict[str, str]]]
@@ -563,26 +472,37 @@ def _writable(
     return valid, _quarantined(chunk, refused) if refused else []
 
 
-def _chunks_to_write(
+def _new_run(
+    session: Session,
     actor: Actor,
     file: ImportFile,
     entity: str,
     mapping: ImportMapping,
     options: ImportOptions,
-    report: ValidationReport,
-    session: Session,
-) -> Generator[tuple[pandas.DataFrame, Quarantined], None, None]:
-    """Per chunk of a file judged before: the valid rows, prepared again in ``session``, and the refused ones."""
-    state = FileState()
-    resolver = Resolver(session, actor)
-    for chunk in iter_chunks(file, chunk_size=options.chunk_size):
-        prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state)
-        yield _writable(prepared, chunk, {number for number in chunk.index.tolist() if number in report.rejected})
+    *,
+    status: str,
+) -> ImportRun:
+    run = ImportRun(
+        user_id=actor.user_id,
+        entity=entity,
+        file_name=file.name[:255],
+        file_hash=file.sha256,
+        mapping={
+            **mapping.as_dict(),
+            "duplicates": options.duplicates,
+            "encoding": file.encoding_label,
+            "delimiter": file.delimiter,
+        },
+        mode=options.mode,
+        policy=options.policy,
+        status=status,
+    )
+    session.add(run)
+    session.flush()
+    return run
 
 
-def _finish(session: Session, run_id: int, result: ImportResult, report: ValidationReport) -> None:
-    run = session.get(ImportRun, run_id)
-    assert run is not None
+def _finish(run: ImportRun, result: ImportResult, report: ValidationReport) -> None:
     run.status = result.status
     run.rows_read = result.rows_read
     run.created_count = result.created
@@ -593,17 +513,22 @@ def _finish(session: Session, run_id: int, result: ImportResult, report: Validat
     run.finished_at = utcnow()
 
 
-def _finish_failed(
-    db: Database, actor: Actor, run_id: int, error: Exception, *, rows_read: int, report: ValidationReport | None = None
+def _record_failed(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
+    error: Exception,
+    report: ValidationReport,
 ) -> None:
+    """A ``failed`` run in a transaction of its own (the run's own rolled back with everything else)."""
     with db.transaction(actor) as session:
-        run = session.get(ImportRun, run_id)
-        if run is None:
-            return
-        run.status = "failed"
-        run.rows_read = rows_read
+        run = _new_run(session, actor, file, entity, mapping, options, status="failed")
+        run.rows_read = report.rows_read
         run.validation_result = {
-            **(report.as_dict() if report else {}),
+            **report.as_dict(),
             "error": getattr(error, "message_key", None) or type(error).__name__,
         }
         run.finished_at = utcnow()
@@ -690,8 +615,7 @@ class _Writer:
         self.created = self.updated = self.skipped = 0
         self.mapped = set(mapping.field_to_column())
         self.orders: dict[str, int] = {}  # order number → id of an order this run created
-        self.customer_batches: list[list[int]] = []
-        self.run_keys: dict[tuple[str, str], int] = {}  # (match key, value) → lowest id this run wrote
+        self.created_keys: set[str] = set()  # unique keys (TAKEN_IN_DB: SKU, order number) of records this run created
         self._fulltext: tuple[Any, list[FullTextIndex]] | None = None  # (raw cursor, indexes) while deferred
         if entity in CUSTOM_FIELD_ENTITIES and mapping.custom_columns():
             self._ensure_custom_fields()
@@ -726,12 +650,8 @@ class _Writer:
         if self._fulltext is None or not ids:
             return
         cursor, indexes = self._fulltext
-        behind = self.session.info.get(WRITE_BEHIND_KEY)
         for index in indexes:
-            if behind is not None:
-                behind.submit(index_rows_sql(index), (min(ids),), many=False)
-            else:
-                index_rows_from(cursor, index, min(ids))
+            index_rows_from(cursor, index, min(ids))
 
     # -- values per entity --------------------------------------------------------
     def values(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -856,15 +776,14 @@ class _Writer:
         key_columns = [(key, MATCH_COLUMNS[self.entity][key][1].key) for key in keys]
         for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
             pending_index = None
-            if _none(row.get("_duplicate_of_row")) is None:
-                # no key of this row was in an earlier row of the file: it can only match pass one's match
-                target = _none(row.get("_match_id"))
-                if target is not None:
-                    target = int(target)
-            else:
-                target = self._target(row, keys)
-                if pending_keys:
-                    for key in keys:
+            # the record the row matches, looked up in this run's transaction: one an earlier chunk
+            # wrote included (keys tried in the mapping's order; the lowest id wins)
+            target = _none(row.get("_match_id"))
+            if target is not None:
+                target = int(target)
+            if pending_keys and _none(row.get("_duplicate_of_row")) is not None:
+                # it repeats a key of an earlier row, which may be a row of this chunk not inserted yet
+                for key in keys:
                         value = match_value(self.entity, key, _none(row.get(key)))
                         if value and (key, value) in pending_keys:
                             pending_index = pending_keys[(key, value)]
@@ -898,47 +817,8 @@ class _Writer:
                 if value is not None and value != "":
                     pending_keys.setdefault((key, str(value)), position)
             pending.append((row_number, values))
-        ids = self._insert(pending)
+        self._insert(pending)
         self._update(updates)
-        # what later chunks may match: the records this chunk created or updated, by their match keys
-        self._remember_keys(keys, zip(ids, (values for _, values in pending), strict=True))
-        self._remember_keys(keys, ((record_id, changes) for record_id, (_, changes) in updates.items()))
-
-    def _target(self, row: dict[str, Any], match_keys: list[str]) -> int | None:
-        """The record a row matches: the validation pass's match, or a record an earlier chunk created.
-
-        A row can only match what an earlier chunk wrote if it repeats a key of an earlier row
-        of the file (``_duplicate_of_row``); the keys are tried in the mapping's order and, as
-        in the database, the lowest id wins.
-        """
-        target = _none(row.get("_match_id"))
-        if not self.run_keys or _none(row.get("_duplicate_of_row")) is None:
-            return None if target is None else int(target)
-        match_on = row.get("_match_on")
-        for key in match_keys:
-            value = match_value(self.entity, key, _none(row.get(key)))
-            if not value:
-                continue
-            found = self.run_keys.get((key, value))
-            if key == match_on and target is not None:
-                return int(target) if found is None else min(int(target), found)
-            if found is not None:
-                return found
-        return None if target is None else int(target)
-
-    def _remember_keys(self, match_keys: list[str], records: Iterable[tuple[int, dict[str, Any]]]) -> None:
-        if not match_keys:
-            return
-        columns = [(key, MATCH_COLUMNS[self.entity][key][1].key) for key in match_keys]
-        run_keys = self.run_keys
-        for record_id, values in records:
-            for key, column in columns:
-                value = values.get(column)
-                if value is None or value == "":
-                    continue
-                found = run_keys.setdefault((key, str(value)), record_id)
-                if record_id < found:
-                    run_keys[(key, str(value))] = record_id
 
     def _insert(self, pending: list[tuple[int, dict[str, Any]]]) -> list[int]:
         if not pending:
@@ -957,6 +837,8 @@ class _Writer:
         # insert so that the rows go in with their owners and follow-up dates (no UPDATE after)
         planned = self._plan_follow_ups(rows) if self.entity == "customers" else None
         ids = _insert_returning_ids(self.session, model, rows)
+        if (unique_key := TAKEN_IN_DB.get(self.entity)) is not None:
+            self.created_keys.update(str(values[unique_key]) for values in rows)
         self._index_fulltext(ids)
         self._record(ids, [number for number, _ in pending], "created", AUDIT_ENTITY[self.entity], changes)
         self.created += len(ids)
@@ -1071,7 +953,7 @@ class _Writer:
         for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
             number = str(row["order_number"])
             target = _none(row.get("_match_id"))
-            if target is not None and int(target) not in self.orders.values():
+            if target is not None and number not in self.orders:  # an order already there, not one of this run
                 if self.options.mode == "create":
                     self.skipped += 1  # only reachable when a duplicate order is explicitly skipped
                     continue
