@@ -4,5 +4,5 @@ import sys
 
 from crm_core.cli import main
 
-if __name__ == "__main__":  # a worker process (crm_core.validation) imports this module again
+if __name__ == "__main__":
     sys.exit(main())

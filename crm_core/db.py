@@ -9,7 +9,6 @@ with neither, so a forgotten scope fails loudly instead of leaking another tenan
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,9 +28,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "checkin", _restore_autocheckpoint)
         # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN.
-        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("mysql") or url.startswith("mariadb"):
         kwargs.setdefault("pool_recycle", 3600)
@@ -39,6 +37,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             url += ("&" if "?" in url else "?") + "charset=utf8mb4"
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+WRITE_OPTION = "crm_writes"  # execution option: this connection's transaction will write
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A unit of work takes SQLite's write lock up front (BEGIN IMMEDIATE): a deferred transaction
+    # that read first and then writes while another process writes fails at once with "database
+    # is locked" instead of waiting its turn (busy_timeout does not apply to that upgrade).
+    # Read sessions keep a plain BEGIN, so they never wait for a writer.
+    immediate = connection.get_execution_options().get(WRITE_OPTION)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,27 +62,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # it is about twice as fast as in a temp file (manager's revenue trend, 1M customers)
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
-
-
-_CHECKPOINT_DEFERRED = "crm_checkpoint_deferred"  # pool record info: autocheckpoint off until checkin
-WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
-_checkpoints: list[threading.Thread] = []
-
-
-def _restore_autocheckpoint(dbapi_connection: Any, record: Any) -> None:
-    if record is not None and record.info.pop(_CHECKPOINT_DEFERRED, False):
-        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-
-
-def _checkpoint(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-
-
-def wait_for_checkpoints() -> None:
-    """Wait for the WAL checkpoints :meth:`Database.bulk_transaction` started (benchmarks, tests)."""
-    while _checkpoints:
-        _checkpoints.pop().join()
 
 
 class Database:
@@ -91,11 +80,6 @@ class Database:
     def engine(self) -> Engine:
         """The engine behind this database."""
         return self.bind if isinstance(self.bind, Engine) else self.bind.engine
-
-    @property
-    def opens_connections(self) -> bool:
-        """Whether sessions get connections of their own (an engine), not one shared test connection."""
-        return isinstance(self.bind, Engine)
 
     @property
     def dialect_name(self) -> str:
@@ -118,39 +102,19 @@ class Database:
     def transaction(self, actor: access.Actor) -> Iterator[Session]:
         """A unit of work for ``actor``: committed on success, rolled back on any error."""
         with self.session(actor) as session, session.begin():
+            self._claim_writes(session)
             yield session
-
-    @contextmanager
-    def bulk_transaction(self, actor: access.Actor) -> Iterator[Session]:
-        """:meth:`transaction` for a bulk write (an import): on SQLite its commit returns before the WAL checkpoint.
-
-        A commit that leaves more than 1,000 pages in SQLite's write-ahead log copies them
-        into the database file before it returns (an import of 100,000 customers: ~1.2 s of
-        its ~10 s). Here that copy runs after the commit, on a connection and thread of its
-        own (a PASSIVE checkpoint: readers and writers go on meanwhile), so the user sees the
-        result as soon as it is durable in the log. The connection gets SQLite's automatic
-        checkpoints back when it returns to the pool. A test's shared connection never
-        commits: nothing to defer there.
-        """
-        deferred = False
-        with self.transaction(actor) as session:
-            if self.opens_connections and self.dialect_name == "sqlite":
-                pooled = session.connection().connection
-                pooled.info[_CHECKPOINT_DEFERRED] = True
-                pooled.driver_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
-                deferred = True
-            yield session
-        if deferred:
-            thread = threading.Thread(target=_checkpoint, args=(self.bind,), name="crm-wal-checkpoint")
-            _checkpoints[:] = [running for running in _checkpoints if running.is_alive()]
-            _checkpoints.append(thread)
-            thread.start()
 
     @contextmanager
     def system_transaction(self, reason: str) -> Iterator[Session]:
         """A unit of work outside any user's scope."""
         with self.system_session(reason) as session, session.begin():
+            self._claim_writes(session)
             yield session
+
+    def _claim_writes(self, session: Session) -> None:
+        if isinstance(self.bind, Engine) and self.dialect_name == "sqlite":
+            session.connection(execution_options={WRITE_OPTION: True})
 
 
 def open_database(url: str) -> Database:

@@ -6,7 +6,8 @@ JSON files; this module turns a GX validation result into :class:`SuiteResult`, 
 dataclass the importer, the CLI and the pages read without knowing GX.
 
 GX costs about 3 s to import, so it is imported lazily inside functions only: importing
-this module is cheap and safe from any page.
+this module is cheap and safe from any page. Suites run in the calling process: a large
+import runs as a job, so that process is the job worker's, not the web server's.
 
 Each expectation may carry ``meta={"message_key": "…", "params": {…}}``; otherwise the
 message key is ``gx.<expectation type>`` (catalogs in ``locales/*/validation.json``),
@@ -21,23 +22,15 @@ the path of its ``index.html``.
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import json
 import math
 import os
-import pickle
-import queue
 import re
-import struct
-import subprocess
-import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from crm_core.config import DATA_DIR, PROJECT_ROOT
 from crm_core.errors import DomainError
@@ -303,203 +296,6 @@ def run_suite(
         row_count=len(frame),
         outcomes=outcomes,
     )
-
-
-# --- a worker process for the suites -----------------------------------------------
-
-WORKER_ENV = "CRM_GX_WORKER"
-"""``0`` keeps every suite run in the calling process; otherwise a spare core gets a worker."""
-_worker_lock = threading.Lock()
-_worker: SuiteWorker | None = None
-
-
-class WorkerGone(RuntimeError):
-    """The suites' worker process ended (killed, out of memory …): runs go back to this process."""
-
-
-class PendingSuite:
-    """A suite run under way (:func:`submit_suite`); :meth:`result` waits for its :class:`SuiteResult`."""
-
-    def __init__(self, suite_name: str, frame: pandas.DataFrame, future: Future[SuiteResult] | None = None) -> None:
-        self._suite_name, self._frame, self._future = suite_name, frame, future
-        self._result: SuiteResult | None = None if future is not None else run_suite(suite_name, frame)
-
-    def result(self) -> SuiteResult:
-        """The suite's result; run here instead when the worker died."""
-        if self._result is None:
-            assert self._future is not None
-            try:
-                self._result = self._future.result()
-            except WorkerGone:  # the next submission starts a new worker
-                self._result = run_suite(self._suite_name, self._frame)
-        self._frame = None  # type: ignore[assignment]
-        return self._result
-
-
-class SuiteWorker:
-    """A process of its own that runs :func:`run_suite` on frames sent to it (``python -m crm_core.suite_worker``).
-
-    Requests and answers are pickles over the process's stdin and stdout, each preceded by
-    its length; two threads here write the requests and read the answers as they come, so
-    neither the caller nor the worker ever blocks on a full pipe. Requests are
-    served one at a time, in order. Started as a module of this project, not through
-    ``multiprocessing``: that would import the caller's main script again in the child
-    (a script without an ``if __name__ == "__main__"`` guard would run twice).
-    """
-
-    def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "crm_core.suite_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=PROJECT_ROOT,
-            env=env,
-        )
-        self._requests: queue.Queue[bytes | None] = queue.Queue()
-        self._futures_lock = threading.Lock()  # the answers awaited
-        self._futures: dict[int, Future[Any]] = {}
-        self._next_id = 0
-        self.gone = False
-        self._reader = threading.Thread(target=self._read_answers, name="crm-suite-worker-reader", daemon=True)
-        self._reader.start()
-        self._sender = threading.Thread(target=self._send_requests, name="crm-suite-worker-sender", daemon=True)
-        self._sender.start()
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def submit(self, function: str, *args: Any) -> Future[Any]:
-        """Ask the worker to run ``function`` (``run_suite`` or ``warm``) with ``args``; its answer as a future."""
-        future: Future[Any] = Future()
-        with self._futures_lock:
-            if self.gone:
-                raise WorkerGone("the suites' worker process has ended")
-            self._next_id += 1
-            request_id = self._next_id
-            self._futures[request_id] = future
-        self._requests.put(pickle.dumps((request_id, function, args), protocol=pickle.HIGHEST_PROTOCOL))
-        return future
-
-    def _send_requests(self) -> None:
-        """Write queued requests to the worker: a request waits on a full pipe here, not in the caller."""
-        stdin = self._process.stdin
-        assert stdin is not None
-        while (payload := self._requests.get()) is not None:
-            try:
-                stdin.write(struct.pack("<Q", len(payload)))
-                stdin.write(payload)
-                stdin.flush()
-            except (OSError, ValueError):  # a closed pipe: the process has ended
-                self._fail_all()
-                return
-
-    def _read_answers(self) -> None:
-        stdout = self._process.stdout
-        assert stdout is not None
-        while True:
-            header = stdout.read(8)
-            if len(header) < 8:
-                break
-            payload = stdout.read(struct.unpack("<Q", header)[0])
-            request_id, ok, value = pickle.loads(payload)  # noqa: S301 - our own child's answer
-            with self._futures_lock:
-                future = self._futures.pop(request_id, None)
-            if future is not None:
-                future.set_result(value) if ok else future.set_exception(value)
-        self._fail_all()
-
-    def _fail_all(self) -> None:
-        with self._futures_lock:
-            self.gone = True
-            pending, self._futures = self._futures, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(WorkerGone("the suites' worker process has ended"))
-
-    def stop(self) -> None:
-        """End the process after what was sent (its stdin closes: it leaves its loop)."""
-        self._requests.put(None)
-        self._sender.join(timeout=10)
-        try:
-            if self._process.stdin is not None:
-                self._process.stdin.close()
-        except OSError:
-            pass
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-
-
-def submit_suite(suite_name: str, frame: pandas.DataFrame) -> PendingSuite:
-    """Start :func:`run_suite` on the in-memory context, in the worker process when the machine has a core to spare.
-
-    GX is Python from end to end: ~2.5 s of a 100,000-row import holding the interpreter's
-    lock, and in the Streamlit server every other session's page waits behind it. In a
-    process of its own it judges chunk k while the caller prepares chunk k+1 and writes
-    chunk k-1. The worker starts on first use, imports GX once and serves every later run
-    of this process, one at a time. Frames travel pickled (~20 ms for 20,000 rows). With
-    one core, ``CRM_GX_WORKER=0``, or a worker that cannot start or has died, the suite runs
-    here, as :func:`run_suite`.
-    """
-    worker = _suite_worker()
-    if worker is not None:
-        try:
-            return PendingSuite(suite_name, frame, worker.submit("run_suite", suite_name, frame))
-        except WorkerGone:  # the next submission starts a new worker
-            pass
-    return PendingSuite(suite_name, frame)
-
-
-def warm_up_worker() -> int | None:
-    """Start the worker and import GX in it now (benchmarks); its process id, or None when suites run here."""
-    worker = _suite_worker()
-    if worker is None:
-        return None
-    worker.submit("warm").result()
-    return worker.pid
-
-
-def _suite_worker() -> SuiteWorker | None:
-    global _worker
-    if os.environ.get(WORKER_ENV, "").strip() in ("0", "off", "no") or (os.cpu_count() or 1) < 2:
-        return None
-    with _worker_lock:
-        if _worker is None or _worker.gone:
-            # one place replaces a worker that ended: a caller that saw it fail does not stop
-            # the replacement another thread may already be using
-            if _worker is not None:
-                _worker.stop()
-            try:
-                _worker = SuiteWorker()
-            except OSError:  # no processes allowed here
-                _worker = None
-                return None
-            atexit.register(_worker.stop)
-        return _worker
-
-
-def serve_worker(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The worker's loop (``python -m crm_core.suite_worker``): answer each request until stdin closes."""
-    functions: dict[str, Callable[..., Any]] = {"run_suite": run_suite, "warm": lambda: bool(ephemeral_context())}
-    while True:
-        header = requests.read(8)
-        if len(header) < 8:
-            return
-        request_id, function, args = pickle.loads(requests.read(struct.unpack("<Q", header)[0]))  # noqa: S301
-        try:
-            answer: tuple[int, bool, Any] = (request_id, True, functions[function](*args))
-        except Exception as error:  # noqa: BLE001 - handed to the caller, raised there
-            answer = (request_id, False, error)
-        try:
-            payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as error:  # noqa: BLE001 - an exception GX made that does not pickle
-            payload = pickle.dumps((request_id, False, RuntimeError(f"{type(error).__name__}: {answer[2]!r}")))
-        answers.write(struct.pack("<Q", len(payload)))
-        answers.write(payload)
-        answers.flush()
 
 
 def _outcome(result: Any) -> ExpectationOutcome:

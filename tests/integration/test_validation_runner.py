@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from crm_core import validation
 from crm_core.validation import UnknownSuite, available_suites, build_data_docs, file_context, run_suite
 
 
@@ -60,29 +57,3 @@ def test_a_file_context_keeps_results_and_builds_data_docs(tmp_path: Path) -> No
     index = build_data_docs(context)
     assert index is not None and index.name == "index.html" and index.exists()
     assert "customers" in index.read_text(encoding="utf-8")
-
-
-def test_the_worker_process_gives_what_this_process_gives_and_raises_what_it_raises() -> None:
-    pid = validation.warm_up_worker()
-    assert pid is not None and pid != os.getpid()  # the test machine has a core to spare
-    pending = [validation.submit_suite("customers", frame()) for _ in range(3)]  # queued, answered in order
-    assert [item.result() for item in pending] == [run_suite("customers", frame())] * 3
-    with pytest.raises(UnknownSuite):
-        validation.submit_suite("no_such_suite", frame()).result()
-
-
-def test_a_killed_worker_is_replaced_and_the_run_in_flight_finishes_here() -> None:
-    pid = validation.warm_up_worker()
-    assert pid is not None
-    big = pd.concat([frame()] * 20_000, ignore_index=True)  # long enough to be in flight when killed
-    pending = validation.submit_suite("customers", big)
-    os.kill(pid, signal.SIGKILL)
-    result = pending.result()  # judged in this process instead
-    assert result.row_count == 60_000 and result.failed_rows()
-    assert validation.warm_up_worker() not in (None, pid)  # a new worker for the next run
-
-
-def test_no_worker_when_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(validation.WORKER_ENV, "0")
-    assert validation.warm_up_worker() is None
-    assert validation.submit_suite("customers", frame()).result() == run_suite("customers", frame())
