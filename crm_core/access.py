@@ -46,6 +46,7 @@ from crm_core.models import (
     TenantScoped,
     User,
 )
+from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
@@ -122,7 +123,7 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
     return owner_id == actor.user_id or owner_id in actor.visible_owner_ids
 
 
-ADMIN_ONLY_WRITES: tuple[type, ...] = (User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition)
+ADMIN_ONLY_WRITES: tuple[type, ...] = (User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule)
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
 
 
@@ -155,6 +156,8 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return SegmentSnapshot.segment_id.in_(
             select(Segment.id).where(Segment.tenant_id == actor.tenant_id, _visible_segments_clause(actor))
         )
+    if entity is Job:  # my jobs; an admin sees every job of the tenant
+        return None if actor.is_admin else Job.requested_by_id == actor.user_id
     if actor.sees_whole_tenant:
         return None
     if entity is Customer:
@@ -211,7 +214,7 @@ def _visible_opportunities(actor: Actor) -> Any:
 
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
-    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember,
+    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job,
 )
 
 
@@ -357,9 +360,12 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         return
     if isinstance(obj, (ScoringModel, Score)):
         raise AccessDenied("scores are written by the scoring runs only")
+    if isinstance(obj, Job):
+        _check_job_write(actor, obj)
+        return
     if isinstance(obj, AuditEvent) and not actor.can_write:
         # the audit rows of an analyst's own segment writes, added by _write_audit
-        if deleting or inspect(obj).persistent or obj.entity not in ("segment", "segment_snapshot"):
+        if deleting or inspect(obj).persistent or obj.entity not in ("segment", "segment_snapshot", "job"):
             raise AccessDenied("analysts cannot change records")
         if obj.tenant_id != actor.tenant_id:
             raise AccessDenied("record belongs to another tenant")
@@ -405,6 +411,16 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
             _check_customer_visible(session, actor, obj.customer_id)
         elif not can_assign_owner(actor, obj.assignee_id):
             raise AccessDenied("cannot assign a task to that user")
+
+
+def _check_job_write(actor: Actor, job: Job) -> None:
+    # every role starts jobs (an analyst's export or check); each changes only their own, admins any
+    if job.tenant_id is None:
+        job.tenant_id = actor.tenant_id
+    elif job.tenant_id != actor.tenant_id:
+        raise AccessDenied("record belongs to another tenant")
+    if job.requested_by_id != actor.user_id and not actor.is_admin:
+        raise AccessDenied("a job is changed by its requester or an admin")
 
 
 def _check_owned(actor: Actor, obj: Any, owner_id: int | None, team_id: int | None) -> None:

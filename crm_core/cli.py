@@ -71,6 +71,9 @@ def cmd_init(args: argparse.Namespace, db: Database) -> int:
             # shown once, never stored in clear
             payload["admin_password"] = created.admin_password
             lines.append(t("cli.init.admin_password", lang, password=created.admin_password))
+    from crm_core.jobs.schedules import ensure_default_schedules
+
+    ensure_default_schedules(db)
     _emit(args, payload, lines)
     return 0
 
@@ -235,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_core.reports_cli import add_commands as add_report_commands
 
     add_report_commands(commands)  # report funnel|dashboard
+
+    from crm_core.jobs.cli import add_commands as add_job_commands
+
+    add_job_commands(commands)  # worker, jobs list|show|cancel|retry
     return parser
 
 

@@ -36,6 +36,32 @@ def default_database_url() -> str:
     return os.environ.get("CRM_DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
+def redis_url() -> str | None:
+    """``CRM_REDIS_URL``: the job queue (and later shared caches) live in Redis when set."""
+    return os.environ.get("CRM_REDIS_URL") or None
+
+
+def jobs_queue_path(database_url: str | None = None) -> Path:
+    """The SQLite file of the job queue when no Redis is configured.
+
+    ``CRM_JOBS_PATH`` when set; else beside the embedded database (``data/crm.db`` →
+    ``data/crm.jobs.db``), so that two databases never share one queue; else ``data/jobs.db``.
+    """
+    configured = os.environ.get("CRM_JOBS_PATH")
+    if configured:
+        return Path(configured)
+    url = database_url or default_database_url()
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        database_file = Path(url.removeprefix("sqlite:///"))
+        return database_file.with_name(database_file.stem + ".jobs.db")
+    return DATA_DIR / "jobs.db"
+
+
+def files_dir() -> Path:
+    """Where uploaded files wait for their job (``CRM_FILES_DIR``; shared by every worker)."""
+    return Path(os.environ.get("CRM_FILES_DIR") or DATA_DIR / "files")
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment."""
     return Settings(

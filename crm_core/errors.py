@@ -171,3 +171,39 @@ class SegmentTooLarge(DomainError):
     """A bulk action on a segment bigger than the limit: nothing was created."""
 
     message_key = "segments.error.too_large"
+
+
+class QueueUnavailable(DomainError):
+    """The job queue (its SQLite file or Redis) did not answer; nothing was started."""
+
+    message_key = "jobs.error.queue_unavailable"
+
+
+class JobNotCancellable(DomainError):
+    """The job has already finished (or is being retried): there is nothing to cancel."""
+
+    message_key = "jobs.error.not_cancellable"
+
+
+class JobNotRetryable(DomainError):
+    """Only a failed, cancelled or interrupted job can be retried."""
+
+    message_key = "jobs.error.not_retryable"
+
+
+class UnknownJobKind(DomainError):
+    """No job of that kind exists."""
+
+    message_key = "jobs.error.unknown_kind"
+
+
+class InvalidSchedule(DomainError):
+    """A schedule field is not a crontab expression (numbers, ``*``, ``*/n``, ranges, lists)."""
+
+    message_key = "jobs.error.invalid_schedule"
+
+
+class RequesterInactive(DomainError):
+    """The user who asked for a job was deactivated before it ran."""
+
+    message_key = "jobs.error.requester_inactive"

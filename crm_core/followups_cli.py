@@ -43,67 +43,80 @@ def _as_of(value: str | None) -> dt.datetime | None:
 
 
 def cmd_lifecycle_refresh(args: argparse.Namespace, db: Database) -> int:
-    """Reclassify every customer set-based; print counts per stage and the transitions written."""
+    """Reclassify every customer set-based (a job per tenant); print counts per stage and the transitions."""
     from crm_core.cli import _emit, cli_language
-    from crm_core.services.lifecycle import refresh_lifecycle
+    from crm_core.jobs.cli import report_failures, run_jobs
 
     lang = cli_language()
-    tenant_ids = _tenant_ids(db, args.tenant)
-    as_of = _as_of(args.as_of)
+    _as_of(args.as_of)  # refuse a bad date before anything is queued
     started = time.perf_counter()
-    with db.system_session("lifecycle refresh: list tenants") as session:
-        statement = select(Tenant.id, Tenant.slug).where(Tenant.is_active.is_(True)).order_by(Tenant.id)
-        if tenant_ids is not None:
-            statement = statement.where(Tenant.id.in_(tenant_ids))
-        tenants = session.execute(statement).all()
+    views = run_jobs(args, db, "lifecycle_refresh", {"as_of": args.as_of}, tenant_ids=_tenant_ids(db, args.tenant))
+    if views is None:
+        return 0
+    slugs = _slugs(db)
     payload: dict[str, Any] = {"status": "ok", "tenants": []}
     lines: list[str] = []
-    for tenant_id, slug in tenants:
-        with db.system_transaction("lifecycle refresh") as session:
-            result = refresh_lifecycle(session, tenant_id, as_of=as_of, count_stages=True)
-        payload["tenants"].append(
-            {"tenant": slug, "tenant_id": tenant_id, "stages": result.stage_counts, "transitions": result.transitions,
-             "overrides_released": result.overrides_released, "seconds": round(result.seconds, 3)}
-        )
-        stages = ", ".join(f"{t(f'stage.{stage}', lang)} {count:,}" for stage, count in result.stage_counts.items())
+    for view in views:
+        result = view.result
+        slug = slugs.get(view.tenant_id, "?")
+        if not result:
+            continue
+        payload["tenants"].append({"tenant": slug, "job_id": view.id, **result})
+        stages = ", ".join(f"{t(f'stage.{stage}', lang)} {count:,}" for stage, count in result["stages"].items())
         lines.append(t("followups.cli.refreshed", lang, tenant=slug, stages=stages,
-                       transitions=f"{result.transitions:,}",
-                       seconds=f"{result.seconds:.1f}"))
+                       transitions=f"{result['transitions']:,}", seconds=f"{result['seconds']:.1f}"))
     payload["transitions"] = sum(item["transitions"] for item in payload["tenants"])
     payload["seconds"] = round(time.perf_counter() - started, 3)
+    failed = report_failures(views)
+    if failed:
+        payload["status"] = "failed"
     _emit(args, payload, lines)
-    return 0
+    return failed
+
+
+def _slugs(db: Database) -> dict[int, str]:
+    with db.system_session("cli: tenant slugs") as session:
+        return {tenant_id: slug for tenant_id, slug in session.execute(select(Tenant.id, Tenant.slug))}
 
 
 def cmd_automation_run(args: argparse.Namespace, db: Database) -> int:
-    """Run every active stage automation rule once; running it again creates nothing new."""
+    """Run every active stage automation rule once (a job per tenant); running it again creates nothing new."""
     from crm_core.cli import _emit, cli_language
-    from crm_core.services.automation import run_automation
+    from crm_core.jobs.cli import report_failures, run_jobs
 
     lang = cli_language()
-    results = run_automation(db, tenant_ids=_tenant_ids(db, args.tenant), now=_as_of(args.as_of))
-    payload: dict[str, Any] = {"status": "ok", "tenants": [], "fired": sum(result.fired for result in results)}
+    _as_of(args.as_of)
+    views = run_jobs(args, db, "automation_run", {"as_of": args.as_of}, tenant_ids=_tenant_ids(db, args.tenant))
+    if views is None:
+        return 0
+    payload: dict[str, Any] = {"status": "ok", "tenants": [], "fired": 0}
     lines: list[str] = []
-    for result in results:
-        payload["tenants"].append(
-            {"tenant_id": result.tenant_id, "seeded_rules": result.seeded, "fired": result.fired,
-             "seconds": round(result.seconds, 3),
-             "rules": [{"rule_id": rule.rule_id, "name": rule.name, "fired": rule.fired, "tasks": rule.tasks,
-                        "tags": rule.tags, "enrolled": rule.enrolled} for rule in result.rules]}
-        )
-        lines.append(t("followups.cli.automation_tenant", lang, tenant=result.tenant_id, fired=f"{result.fired:,}",
-                       seconds=f"{result.seconds:.1f}"))
-        if result.seeded:
-            lines.append("  " + t("followups.cli.seeded", lang, count=result.seeded))
-        for rule in result.rules:
-            lines.append("  " + t("followups.cli.automation_rule", lang, rule=rule.name, fired=f"{rule.fired:,}",
-                                  tasks=f"{rule.tasks:,}", tags=f"{rule.tags:,}", enrolled=f"{rule.enrolled:,}"))
+    for view in views:
+        result = view.result
+        if not result:
+            continue
+        tenant_id = view.tenant_id
+        payload["tenants"].append({"tenant_id": tenant_id, "job_id": view.id, **result})
+        payload["fired"] += result["fired"]
+        lines.append(t("followups.cli.automation_tenant", lang, tenant=tenant_id, fired=f"{result['fired']:,}",
+                       seconds=f"{result.get('seconds', 0):.1f}"))
+        if result["seeded_rules"]:
+            lines.append("  " + t("followups.cli.seeded", lang, count=result["seeded_rules"]))
+        for rule in result["rules"]:
+            lines.append("  " + t("followups.cli.automation_rule", lang, rule=rule["name"], fired=f"{rule['fired']:,}",
+                                  tasks=f"{rule['tasks']:,}", tags=f"{rule['tags']:,}",
+                                  enrolled=f"{rule['enrolled']:,}"))
+    failed = report_failures(views)
+    if failed:
+        payload["status"] = "failed"
     _emit(args, payload, lines)
-    return 0
+    return failed
 
 
 def add_commands(commands: Any) -> None:
     """Register ``lifecycle refresh`` and ``automation run`` on the CLI's subparsers."""
+    from crm_core.jobs.cli import add_job_options
+
     lifecycle = commands.add_parser("lifecycle", help="customer lifecycle stages").add_subparsers(
         dest="action", required=True
     )
@@ -111,6 +124,7 @@ def add_commands(commands: Any) -> None:
     refresh.add_argument("--tenant", help="tenant slug (default: every active tenant)")
     refresh.add_argument("--as-of", help="classify as of this ISO date/time (default: now)")
     refresh.add_argument("--json", action="store_true")
+    add_job_options(refresh)
     refresh.set_defaults(handler=cmd_lifecycle_refresh)
 
     automation = commands.add_parser("automation", help="stage automation rules").add_subparsers(
@@ -120,4 +134,5 @@ def add_commands(commands: Any) -> None:
     run.add_argument("--tenant", help="tenant slug (default: every active tenant)")
     run.add_argument("--as-of", help="evaluate the triggers as of this ISO date/time (default: now)")
     run.add_argument("--json", action="store_true")
+    add_job_options(run)
     run.set_defaults(handler=cmd_automation_run)

@@ -1,0 +1,340 @@
+"""Command line of the job queue: ``worker``, ``jobs list|show|cancel|retry``, and waiting for a job.
+
+Commands that do long work (``import``, ``lifecycle refresh``, ``check`` …) submit a job and,
+by default, wait for it: a progress bar on a terminal, plain lines otherwise. ``--no-wait``
+prints the job id and returns; ``--inline`` runs the job in this process (same code, same
+``jobs`` row), for a machine without a worker. ``CRM_JOBS_INLINE=1`` makes ``--inline`` the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.i18n import t
+from crm_core.models import Tenant
+from crm_core.models.jobs import JobStatus
+from crm_core.queries.jobs import JobView, get_job, list_jobs
+
+POLL_SECONDS = 0.5
+WORKER_HINT_AFTER_SECONDS = 5.0
+
+
+def _lang() -> str:
+    from crm_core.cli import cli_language
+
+    return cli_language()
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """``--no-wait`` and ``--inline`` for a command that runs as a job."""
+    parser.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    parser.add_argument("--inline", action="store_true", default=None,
+                        help="run the job in this process instead of a worker (CRM_JOBS_INLINE=1: the default)")
+
+
+def _inline(args: argparse.Namespace) -> bool:
+    if getattr(args, "inline", None):
+        return True
+    return os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true")
+
+
+def error_text(view: JobView, lang: str) -> str:
+    """The job's error in ``lang`` (field errors listed)."""
+    if view.status == JobStatus.INTERRUPTED:
+        return t("jobs.error.interrupted", lang)
+    if view.status == JobStatus.CANCELLED:
+        return t("jobs.status.cancelled", lang)
+    fields = view.error_params.get("fields") if view.error_key == "error.validation_failed" else None
+    if fields:
+        return "; ".join(f"{name}: {t(key, lang, **params)}" for name, (key, params) in fields.items())
+    return t(view.error_key or "error.generic", lang, **view.error_params)
+
+
+def message_text(message: dict[str, Any], lang: str) -> str:
+    """A progress message (``{"key": …, "params": …}``) in ``lang``."""
+    if not message or not message.get("key"):
+        return ""
+    return t(message["key"], lang, **(message.get("params") or {}))
+
+
+def run_jobs(
+    args: argparse.Namespace,
+    db: Database,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    actor: Actor | None = None,
+    tenant_ids: Sequence[int] | None = None,
+) -> list[JobView] | None:
+    """Submit ``kind`` for ``actor`` (or as the system for each of ``tenant_ids``) and wait for the end.
+
+    Returns the finished jobs, or None with ``--no-wait`` (the ids are printed).
+    """
+    from crm_core.jobs.runner import execute_job
+    from crm_core.jobs.service import submit_job, submit_system_job
+
+    inline = _inline(args)
+    if actor is not None:
+        job_ids = [submit_job(db, actor, kind, params, enqueue=not inline)]
+    else:
+        job_ids = [submit_system_job(db, tenant_id, kind, params, enqueue=not inline)
+                   for tenant_id in (tenant_ids if tenant_ids is not None else active_tenant_ids(db))]
+    lang = _lang()
+    if inline:
+        for job_id in job_ids:
+            execute_job(db, job_id)
+    elif getattr(args, "no_wait", False):
+        for job_id in job_ids:
+            if getattr(args, "json", False):
+                import json
+
+                print(json.dumps({"status": "queued", "job_id": job_id}))
+            else:
+                print(t("jobs.cli.queued", lang, id=job_id))
+        return None
+    return [wait_for(db, job_id, quiet=getattr(args, "json", False)) for job_id in job_ids]
+
+
+def active_tenant_ids(db: Database) -> list[int]:
+    """Every active tenant, oldest first."""
+    with db.system_session("cli: tenants") as session:
+        return list(session.scalars(select(Tenant.id).where(Tenant.is_active.is_(True)).order_by(Tenant.id)))
+
+
+def _read(db: Database, job_id: int) -> JobView:
+    with db.system_session("cli: read job") as session:
+        return get_job(session, job_id)
+
+
+def wait_for(db: Database, job_id: int, *, quiet: bool = False) -> JobView:
+    """Poll job ``job_id`` until it ends, drawing its progress on stderr; Ctrl-C leaves it running."""
+    lang = _lang()
+    draw = _Progress(job_id, lang, enabled=not quiet)
+    started = time.monotonic()
+    hinted = False
+    try:
+        while True:
+            view = _read(db, job_id)
+            if view.status.finished:
+                draw.close(view)
+                return view
+            waited = time.monotonic() - started
+            if view.status == JobStatus.QUEUED and not hinted and waited > WORKER_HINT_AFTER_SECONDS:
+                print(t("jobs.cli.waiting_for_worker", lang), file=sys.stderr)
+                hinted = True
+            draw.update(view)
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        draw.close(None)
+        print(t("jobs.cli.left_running", lang, id=job_id), file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+class _Progress:
+    """A tqdm bar on a terminal, otherwise a line each time the step or the tenth changes."""
+
+    def __init__(self, job_id: int, lang: str, *, enabled: bool) -> None:
+        self.job_id, self.lang, self.enabled = job_id, lang, enabled
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.last_line = ""
+
+    def update(self, view: JobView) -> None:
+        if not self.enabled or view.status != JobStatus.RUNNING:
+            return
+        text = message_text(view.message, self.lang)
+        if self.tty:
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=view.total, desc=f"#{view.id}", file=sys.stderr, unit="")
+            if view.total is not None and self.bar.total != view.total:
+                self.bar.total = view.total
+            self.bar.n = view.done
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.refresh()
+            return
+        tenth = int(10 * view.done / view.total) if view.total else view.done
+        line = f"#{view.id} {text} {view.done:,}" + (f"/{view.total:,}" if view.total else "")
+        if (text, tenth) != getattr(self, "_last_key", None):
+            print(line, file=sys.stderr, flush=True)
+            self._last_key = (text, tenth)
+
+    def close(self, view: JobView | None) -> None:
+        if self.bar is not None:
+            if view is not None and view.status == JobStatus.SUCCEEDED and view.total is not None:
+                self.bar.n = view.total
+                self.bar.refresh()
+            self.bar.close()
+            self.bar = None
+
+
+def report_failures(views: list[JobView]) -> int:
+    """Print each job that did not succeed (stderr, in the CLI language); 0 when all succeeded, else 1."""
+    lang = _lang()
+    failed = [view for view in views if view.status != JobStatus.SUCCEEDED]
+    for view in failed:
+        print(t("jobs.cli.failed", lang, id=view.id, error=error_text(view, lang)), file=sys.stderr)
+    return 1 if failed else 0
+
+
+# --- the commands ------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace, db: Database) -> int:
+    """Run a Huey consumer: ``--workers N`` processes take jobs; the schedule tick runs every minute."""
+    from crm_core.jobs.queue import get_queue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.workers < 1:
+        from crm_core.cli import UsageError
+
+        raise UsageError(t("jobs.cli.bad_workers", _lang()))
+    db.engine.dispose()  # the worker processes open their own connections
+    queue = get_queue()
+    consumer = queue.create_consumer(workers=args.workers, worker_type=args.worker_type, periodic=True,
+                                     check_worker_health=True, health_check_interval=1, initial_delay=0.1,
+                                     max_delay=1.0)
+    consumer.run()
+    return 0
+
+
+def _actor_or_system(db: Database, username: str | None) -> Actor | None:
+    if not username:
+        return None
+    from crm_core.services.auth import load_actor
+
+    actor = load_actor(db, username.strip().lower())
+    if actor is None:
+        from crm_core.cli import UsageError
+
+        raise UsageError(t("cli.user.unknown", _lang(), username=username))
+    return actor
+
+
+def _session(db: Database, actor: Actor | None) -> Any:
+    return db.session(actor) if actor is not None else db.system_session("cli: jobs")
+
+
+def _row(view: JobView, lang: str) -> str:
+    progress = f"{view.done:,}/{view.total:,}" if view.total else f"{view.done:,}"
+    return (f"{view.id:>6}  {t(f'jobs.kind.{view.kind}', lang):<24} {t(f'jobs.status.{view.status.value}', lang):<12} "
+            f"{progress:>15}  {view.created_at:%Y-%m-%d %H:%M}  {view.requested_by or '-'}")
+
+
+def _as_dict(view: JobView) -> dict[str, Any]:
+    return {"id": view.id, "kind": view.kind, "status": view.status.value, "params": view.params,
+            "requested_by": view.requested_by, "created_at": view.created_at, "started_at": view.started_at,
+            "finished_at": view.finished_at, "done": view.done, "total": view.total, "result": view.result,
+            "error_key": view.error_key, "error_params": view.error_params, "retry_of_id": view.retry_of_id}
+
+
+def cmd_jobs_list(args: argparse.Namespace, db: Database) -> int:
+    """List jobs, newest first (every tenant's, or what ``--as USER`` sees)."""
+    from crm_core.cli import _emit
+
+    lang = _lang()
+    statuses = [JobStatus(args.status)] if args.status else None
+    with _session(db, _actor_or_system(db, args.as_user)) as session:
+        page = list_jobs(session, statuses=statuses, per_page=args.limit)
+    _emit(args, {"status": "ok", "jobs": [_as_dict(view) for view in page.items]},
+          [_row(view, lang) for view in page.items] or [t("jobs.cli.none", lang)])
+    return 0
+
+
+def cmd_jobs_show(args: argparse.Namespace, db: Database) -> int:
+    """One job: status, progress, result or error."""
+    from crm_core.cli import _emit
+
+    lang = _lang()
+    with _session(db, _actor_or_system(db, args.as_user)) as session:
+        view = get_job(session, args.job_id)
+    lines = [_row(view, lang)]
+    if message := message_text(view.message, lang):
+        lines.append("  " + message)
+    if view.result:
+        lines.extend(f"  {key}: {value}" for key, value in view.result.items())
+    if view.status in (JobStatus.FAILED, JobStatus.INTERRUPTED):
+        lines.append("  " + error_text(view, lang))
+    _emit(args, {"status": "ok", "job": _as_dict(view)}, lines)
+    return 0
+
+
+def _admin_or_requester(db: Database, username: str | None, job_id: int) -> Actor:
+    """``--as USER``, else the job's requester, else the first admin of its tenant."""
+    from crm_core.models import User
+    from crm_core.models.jobs import Job
+    from crm_core.services.auth import load_actor
+
+    actor = _actor_or_system(db, username)
+    if actor is not None:
+        return actor
+    with db.system_session("cli: job owner") as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            from crm_core.errors import NotFound
+
+            raise NotFound("job", id=job_id)
+        name = session.scalar(select(User.username).where(User.id == job.requested_by_id)) if job.requested_by_id \
+            else session.scalar(select(User.username).where(User.tenant_id == job.tenant_id, User.role == "admin",
+                                                           User.is_active.is_(True)).order_by(User.id).limit(1))
+    found = load_actor(db, name) if name else None
+    if found is None:
+        from crm_core.cli import UsageError
+
+        raise UsageError(t("imports.cli.need_as", _lang()))
+    return found
+
+
+def cmd_jobs_cancel(args: argparse.Namespace, db: Database) -> int:
+    """Cancel a queued job, or ask a running one to stop."""
+    from crm_core.cli import _emit
+    from crm_core.jobs.service import cancel_job
+
+    status = cancel_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id)
+    key = "jobs.cli.cancelled" if status == JobStatus.CANCELLED else "jobs.cli.cancel_requested"
+    _emit(args, {"status": "ok", "job_id": args.job_id, "job_status": status.value}, [t(key, _lang(), id=args.job_id)])
+    return 0
+
+
+def cmd_jobs_retry(args: argparse.Namespace, db: Database) -> int:
+    """Start a failed, cancelled or interrupted job again (a new job)."""
+    from crm_core.cli import _emit
+    from crm_core.jobs.service import retry_job
+
+    new_id = retry_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id)
+    _emit(args, {"status": "ok", "job_id": new_id, "retry_of": args.job_id}, [t("jobs.cli.queued", _lang(), id=new_id)])
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``worker`` and ``jobs …`` on the CLI's subparsers."""
+    worker = commands.add_parser("worker", help="run a job worker (Huey consumer); Ctrl-C stops it")
+    worker.add_argument("--workers", type=int, default=1, help="jobs run at once (processes)")
+    worker.add_argument("--worker-type", default="process", choices=["process", "thread"])
+    worker.set_defaults(handler=cmd_worker)
+
+    jobs = commands.add_parser("jobs", help="background jobs").add_subparsers(dest="action", required=True)
+    listing = jobs.add_parser("list")
+    listing.add_argument("--status", choices=[status.value for status in JobStatus])
+    listing.add_argument("--limit", type=int, default=50)
+    for name, handler in (("show", cmd_jobs_show), ("cancel", cmd_jobs_cancel), ("retry", cmd_jobs_retry)):
+        parser = jobs.add_parser(name)
+        parser.add_argument("job_id", type=int)
+        parser.set_defaults(handler=handler)
+        parser.add_argument("--as", dest="as_user", help="act as this user (default: the requester)")
+        parser.add_argument("--json", action="store_true")
+    listing.add_argument("--as", dest="as_user", help="list what this user sees (default: every tenant)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_jobs_list)
+

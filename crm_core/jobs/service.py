@@ -1,0 +1,139 @@
+"""Use cases of the job queue: submit, cancel, retry — the same for pages, CLI, API and schedules.
+
+Each writes the ``jobs`` row in a transaction of its own (audited like every write) and only
+then puts the job's id on the queue, so a worker never picks up a job that is not committed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from huey import Huey
+from sqlalchemy import select
+
+from crm_core.access import Actor
+from crm_core.db import Database
+from crm_core.errors import (
+    AccessDenied,
+    JobNotCancellable,
+    JobNotRetryable,
+    NotFound,
+    QueueUnavailable,
+    UnknownJobKind,
+    ValidationFailed,
+)
+from crm_core.jobs import queue as job_queue
+from crm_core.jobs.context import kinds
+from crm_core.models import utcnow
+from crm_core.models.jobs import Job, JobStatus
+
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED)
+
+
+def _checked_params(params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(json.loads(json.dumps(params)))
+    except (TypeError, ValueError):
+        raise ValidationFailed({"params": ("jobs.error.bad_params", {})}) from None
+
+
+def submit_job(
+    db: Database,
+    actor: Actor,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    *,
+    retry_of_id: int | None = None,
+    enqueue: bool = True,
+    queue: Huey | None = None,
+) -> int:
+    """Record a job of ``kind`` for ``actor`` and queue it; returns the job's id.
+
+    ``enqueue=False`` records it only: the caller runs it itself (``--inline`` on the CLI).
+    """
+    spec = kinds().get(kind)
+    if spec is None:
+        raise UnknownJobKind(kind=kind)
+    if actor.role not in spec.roles:
+        raise AccessDenied("this role may not start this job")
+    with db.transaction(actor) as session:
+        job = Job(
+            tenant_id=actor.tenant_id, kind=kind, params=_checked_params(params or {}),
+            requested_by_id=actor.user_id, retry_of_id=retry_of_id, status=JobStatus.QUEUED.value,
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    if enqueue:
+        _enqueue_or_fail(db, job_id, queue)
+    return job_id
+
+
+def submit_system_job(
+    db: Database, tenant_id: int, kind: str, params: dict[str, Any] | None = None, *,
+    schedule_id: int | None = None, queue: Huey | None = None, enqueue: bool = True,
+) -> int:
+    """Record and queue a job no user asked for (a schedule's run, an operator's CLI call) for ``tenant_id``."""
+    if kind not in kinds():
+        raise UnknownJobKind(kind=kind)
+    with db.system_transaction(f"schedule {schedule_id}") as session:
+        job = Job(tenant_id=tenant_id, kind=kind, params=_checked_params(params or {}),
+                  schedule_id=schedule_id, status=JobStatus.QUEUED.value)
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    if enqueue:
+        _enqueue_or_fail(db, job_id, queue)
+    return job_id
+
+
+def _enqueue_or_fail(db: Database, job_id: int, queue: Huey | None) -> None:
+    try:
+        job_queue.enqueue_job(job_id, queue)
+    except Exception as error:  # the queue's storage is down: say so, and leave no job waiting forever
+        with db.system_transaction("job queue unavailable") as session:
+            job = session.get(Job, job_id)
+            if job is not None:
+                job.status = JobStatus.FAILED.value
+                job.finished_at = utcnow()
+                job.error_key = QueueUnavailable.message_key
+        raise QueueUnavailable(str(error)) from None
+
+
+def _visible_job(session: Any, job_id: int) -> Job:
+    job = session.scalars(select(Job).where(Job.id == job_id)).one_or_none()
+    if job is None:
+        raise NotFound("job", id=job_id)
+    return job
+
+
+def cancel_job(db: Database, actor: Actor, job_id: int, *, queue: Huey | None = None) -> JobStatus:
+    """Cancel a job: a queued one at once, a running one at its next progress report.
+
+    Returns the job's status after the request (``cancelled`` or still ``running``). A running
+    job's row is not written here: on SQLite its import holds the write lock until it ends.
+    """
+    with db.transaction(actor) as session:
+        job = _visible_job(session, job_id)
+        if job.requested_by_id != actor.user_id and not actor.is_admin:
+            raise AccessDenied("only its requester or an admin cancels a job")
+        status = JobStatus(job.status)
+        if status.finished:
+            raise JobNotCancellable(status=status.value)
+        job_queue.request_cancel(job_id, queue)
+        if status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED.value
+            job.finished_at = utcnow()
+            return JobStatus.CANCELLED
+    return JobStatus.RUNNING
+
+
+def retry_job(db: Database, actor: Actor, job_id: int, *, queue: Huey | None = None) -> int:
+    """Start a failed, cancelled or interrupted job again, as a new job with the same parameters."""
+    with db.session(actor) as session:
+        job = _visible_job(session, job_id)
+        if JobStatus(job.status) not in RETRYABLE:
+            raise JobNotRetryable(status=job.status)
+        kind, params = job.kind, dict(job.params or {})
+    return submit_job(db, actor, kind, params, retry_of_id=job_id, queue=queue)
