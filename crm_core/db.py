@@ -51,18 +51,6 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-WRITE_OPTION = "crm_writes"  # execution option: this connection's transaction will write
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    # A unit of work takes SQLite's write lock up front (BEGIN IMMEDIATE): a deferred transaction
-    # that read first and then writes while another process writes fails at once with "database
-    # is locked" instead of waiting its turn (busy_timeout does not apply to that upgrade).
-    # Read sessions keep a plain BEGIN, so they never wait for a writer.
-    immediate = connection.get_execution_options().get(WRITE_OPTION)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
