@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from huey import Huey, crontab
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.db import Database
@@ -42,20 +43,23 @@ def is_due(schedule: JobSchedule, at: dt.datetime) -> bool:
     return bool(matches(at))
 
 
-def ensure_default_schedules(db: Database, tenant_id: int | None = None) -> int:
-    """Give each tenant (or ``tenant_id``) the default schedule of every schedulable kind it lacks."""
+def add_default_schedules(session: Session, tenant_id: int) -> int:
+    """Give tenant ``tenant_id`` the default schedule of every schedulable kind it lacks (in ``session``)."""
+    have = set(session.scalars(select(JobSchedule.kind).where(JobSchedule.tenant_id == tenant_id)))
     created = 0
-    with db.system_transaction("default job schedules") as session:
-        tenant_ids = [tenant_id] if tenant_id is not None else list(session.scalars(select(Tenant.id)))
-        for tid in tenant_ids:
-            have = set(session.scalars(select(JobSchedule.kind).where(JobSchedule.tenant_id == tid)))
-            for kind in kinds().values():
-                if kind.schedulable and kind.default_schedule and kind.name not in have:
-                    minute, hour, day_of_week = kind.default_schedule
-                    session.add(JobSchedule(tenant_id=tid, kind=kind.name, params={}, minute=minute, hour=hour,
-                                            day_of_week=day_of_week, enabled=True))
-                    created += 1
+    for kind in kinds().values():
+        if kind.schedulable and kind.default_schedule and kind.name not in have:
+            minute, hour, day_of_week = kind.default_schedule
+            session.add(JobSchedule(tenant_id=tenant_id, kind=kind.name, params={}, minute=minute, hour=hour,
+                                    day_of_week=day_of_week, enabled=True))
+            created += 1
     return created
+
+
+def ensure_default_schedules(db: Database) -> int:
+    """Every tenant gets the default schedules it lacks (``init``: tenants created before schedules existed)."""
+    with db.system_transaction("default job schedules") as session:
+        return sum(add_default_schedules(session, tenant_id) for tenant_id in session.scalars(select(Tenant.id)).all())
 
 
 def run_due_schedules(db: Database, *, queue: Huey | None = None, now: dt.datetime | None = None) -> list[int]:

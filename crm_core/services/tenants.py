@@ -82,6 +82,9 @@ def create_tenant(
         )
         session.add(admin)
         session.flush()
+        from crm_core.jobs.schedules import add_default_schedules
+
+        add_default_schedules(session, tenant.id)
         return NewTenant(tenant.id, admin.id, password, generated)
 
 
