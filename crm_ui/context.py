@@ -82,7 +82,9 @@ def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = Non
         lines = []
         for field_name, (key, params) in error.errors.items():
             label = (labels or {}).get(field_name, field_name.removeprefix("custom."))
-            lines.append(f"- **{label}**: {t(key, **params)}")
+            # a field rule's message names its field (as in an import report): by its label here
+            named = {**params, "field": label} if "field" in params else params
+            lines.append(f"- **{label}**: {t(key, **named)}")
         st.error(t("error.validation_failed") + "\n\n" + "\n".join(lines))
     elif isinstance(error, DuplicateCustomer):
         st.warning(t("error.duplicate_customer", name=error.existing_name or t("error.hidden_record"),

@@ -32,8 +32,8 @@ range              a number outside [minimum, maximum]                 range
 decimals           more decimals than the column keeps                 decimals
 =================  ==================================================  ==========================
 
-Markup and formula apply to free text (text, email, tags); a phone has its own character set,
-so ``+86 138 0013 8000`` is a phone and never a formula.
+Markup and formula apply to free text (text, email, tags); a phone and a SKU have their own
+character sets, so ``+86 138 0013 8000`` is a phone and never a formula.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD", "TWD", "KRW", "AU
 # URL or an event handler attribute. "A<B" or "x < y" are not tags.
 MARKUP_PATTERN = (
     r"(?i)<\s*/?\s*(?:script|iframe|object|embed|img|svg|style|link|meta|a)\b"
-    r"|<\s*/?\s*[a-z][a-z0-9-]*(?:\s[^<>]*)?/?>|<!"
+    r"|</?[a-z][a-z0-9-]*(?:\s[^<>]*)?/?>|<!"
     r"|javascript\s*:|\bon[a-z]+\s*="
 )
 # What a spreadsheet would run (OWASP "CSV injection"): = followed by anything; @ followed by a
@@ -147,9 +147,14 @@ class Field:
         return Decimal(10) ** (precision - scale) - Decimal(1).scaleb(-scale)
 
     @property
+    def free_text(self) -> bool:
+        """Could a value carry markup or a formula? (Free text; a pattern of its own excludes both.)"""
+        return self.kind in FREE_TEXT and self.pattern is None
+
+    @property
     def formula_pattern(self) -> str | None:
         """The formula regex for this field's stored form (tags: any tag), or None."""
-        if self.kind not in FREE_TEXT:
+        if not self.free_text:
             return None
         return TAGS_FORMULA_PATTERN if self.kind == TAGS else FORMULA_PATTERN
 
@@ -342,7 +347,7 @@ def not_matching(field: Field, text: str) -> Problem | None:
 
 def markup(field: Field, text: str) -> Problem | None:
     """Free text holds no HTML tag, script URL or event handler."""
-    if field.kind in FREE_TEXT and _MARKUP.search(text):
+    if field.free_text and _MARKUP.search(text):
         return ("imports.rule.markup", {"field": field.name})
     return None
 
@@ -350,7 +355,7 @@ def markup(field: Field, text: str) -> Problem | None:
 def formula(field: Field, text: str) -> Problem | None:
     """Free text does not start like a spreadsheet formula (each tag of a tag list neither)."""
     pattern = _TAGS_FORMULA if field.kind == TAGS else _FORMULA
-    if field.kind in FREE_TEXT and pattern.search(text):
+    if field.free_text and pattern.search(text):
         return ("imports.rule.formula", {"field": field.name})
     return None
 

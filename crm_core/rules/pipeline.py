@@ -77,22 +77,6 @@ def weighted_amount(
     return (Decimal(amount) * probability / 100).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def probability_problem(probability: int | None) -> str | None:
-    """A catalog key when a hand-set probability is not a percent."""
-    if probability is None:
-        return None
-    return None if 0 <= probability <= 100 else "deal.probability_range"
-
-
-def amount_problem(amount: Decimal) -> str | None:
-    """A catalog key when an amount is negative or does not fit Numeric(14, 2)."""
-    if amount < 0:
-        return "deal.amount_negative"
-    if amount >= Decimal(1000000000000):
-        return "deal.amount_too_large"
-    return None
-
-
 def expected_close_problem(
     expected_close: dt.date | None, *, today: dt.date, created_on: dt.date | None = None, is_new: bool = False
 ) -> str | None:

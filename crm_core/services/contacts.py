@@ -2,6 +2,7 @@
 
 Each opens its own transaction; the session checks that the customer is visible to the
 actor and writes the audit trail. Edits use optimistic locking (``expected_version``).
+A valid contact is what :data:`crm_core.rules.fields.CONTACT` says, as for an import.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Contact, Customer, utcnow
-from crm_core.rules.contact_details import is_valid_email, is_valid_phone
+from crm_core.rules import fields as rules
+from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -33,27 +35,26 @@ class ContactInput:
     is_primary: bool = False
 
 
+def _values(form: ContactInput) -> dict[str, Any]:
+    """The form's text fields in their stored form, as the rules see them."""
+    return {
+        "name": clean_text(form.name),
+        "title": clean_text(form.title),
+        "email": clean_text(form.email),
+        "phone": clean_text(form.phone),
+    }
+
+
 def _validate(form: ContactInput) -> Errors:
-    errors: Errors = {}
-    name = form.name.strip()
-    if not name:
-        errors["name"] = ("validation.required", {})
-    elif len(name) > 120:
-        errors["name"] = ("validation.too_long", {"max": 120})
-    if len(form.title.strip()) > 120:
-        errors["title"] = ("validation.too_long", {"max": 120})
-    if form.email.strip() and not is_valid_email(form.email):
-        errors["email"] = ("validation.email", {})
-    if form.phone.strip() and not is_valid_phone(form.phone):
-        errors["phone"] = ("validation.phone", {})
-    return errors
+    return rules.check_values(rules.CONTACT, _values(form))
 
 
 def _apply(contact: Contact, form: ContactInput) -> None:
-    contact.name = form.name.strip()
-    contact.title = form.title.strip() or None
-    contact.email = form.email.strip() or None
-    contact.phone = form.phone.strip() or None
+    values = _values(form)
+    contact.name = values["name"]
+    contact.title = values["title"]
+    contact.email = values["email"]
+    contact.phone = values["phone"]
     contact.is_primary = form.is_primary
 
 

@@ -1,6 +1,9 @@
 """Customer use cases: create and edit customers, with validation, duplicate detection
 and optimistic locking. Each opens its own transaction; access rules and the audit
-trail are applied by the session (see :mod:`crm_core.access`)."""
+trail are applied by the session (see :mod:`crm_core.access`).
+
+A valid customer is what :data:`crm_core.rules.fields.CUSTOMER` says — the table the
+import and its GX suite read too — so the form refuses exactly what an import refuses."""
 
 from __future__ import annotations
 
@@ -18,15 +21,9 @@ from crm_core.db import Database
 from crm_core.errors import DuplicateCustomer, NotFound, ValidationFailed
 from crm_core.models import Customer, CustomerKind, FieldDefinition, LifecycleStage, User, utcnow
 from crm_core.queries.customers import custom_field_definitions
-from crm_core.rules.contact_details import (
-    is_valid_email,
-    is_valid_phone,
-    normalise_email,
-    normalise_name,
-    normalise_phone,
-    parse_tags,
-    store_tags,
-)
+from crm_core.rules import fields as rules
+from crm_core.rules.contact_details import normalise_email, normalise_name, normalise_phone, parse_tags, store_tags
+from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
 
@@ -51,26 +48,24 @@ class CustomerInput:
     custom_fields: dict[str, Any] = field(default_factory=dict)
 
 
+def _values(form: CustomerInput) -> dict[str, Any]:
+    """The form's fields in their stored form (cleaned text, tags as ``,a,b,``), as the rules see them."""
+    return {
+        "name": clean_text(form.name),
+        "kind": form.kind,
+        "industry": clean_text(form.industry),
+        "region": clean_text(form.region),
+        "source": clean_text(form.source),
+        "lifecycle_stage": form.lifecycle_stage,
+        "tags": store_tags(parse_tags(form.tags)),
+        "email": clean_text(form.email),
+        "phone": clean_text(form.phone),
+        "external_id": clean_text(form.external_id),
+    }
+
+
 def _validate(form: CustomerInput, definitions: list[FieldDefinition]) -> tuple[Errors, dict[str, Any]]:
-    errors: Errors = {}
-    name = form.name.strip()
-    if not name:
-        errors["name"] = ("validation.required", {})
-    elif len(name) > 200:
-        errors["name"] = ("validation.too_long", {"max": 200})
-    if form.kind not in {kind.value for kind in CustomerKind}:
-        errors["kind"] = ("validation.choice", {})
-    if form.lifecycle_stage not in {stage.value for stage in LifecycleStage}:
-        errors["lifecycle_stage"] = ("validation.choice", {})
-    if form.email.strip() and not is_valid_email(form.email):
-        errors["email"] = ("validation.email", {})
-    if form.phone.strip() and not is_valid_phone(form.phone):
-        errors["phone"] = ("validation.phone", {})
-    for key, limit in (("industry", 80), ("region", 80), ("source", 80), ("external_id", 80)):
-        if len(getattr(form, key).strip()) > limit:
-            errors[key] = ("validation.too_long", {"max": limit})
-    if len(store_tags(parse_tags(form.tags))) > 500:
-        errors["tags"] = ("validation.too_long", {"max": 500})
+    errors: Errors = rules.check_values(rules.CUSTOMER, _values(form))
     custom, custom_errors = validate_custom_fields(form.custom_fields, definitions)
     errors.update(custom_errors)
     return errors, custom
@@ -156,7 +151,10 @@ def create_customer(db: Database, actor: Actor, form: CustomerInput, *, allow_du
         if errors:
             raise ValidationFailed(errors)
         if not allow_duplicate:
-            duplicate = find_duplicate(db, actor, name=form.name, email=form.email, phone=form.phone)
+            values = _values(form)
+            duplicate = find_duplicate(
+                db, actor, name=values["name"], email=values["email"] or "", phone=values["phone"] or ""
+            )
             if duplicate is not None:
                 raise duplicate
         customer = Customer(owner_id=form.owner_id)
@@ -197,18 +195,19 @@ def _update_customer(
 
 
 def _apply(customer: Customer, form: CustomerInput, custom: dict[str, Any]) -> None:
-    customer.name = form.name.strip()
+    values = _values(form)
+    customer.name = values["name"]
     customer.kind = form.kind
-    customer.industry = form.industry.strip() or None
-    customer.region = form.region.strip() or None
-    customer.source = form.source.strip() or None
+    customer.industry = values["industry"]
+    customer.region = values["region"]
+    customer.source = values["source"]
     customer.lifecycle_stage = form.lifecycle_stage
-    customer.tags = store_tags(parse_tags(form.tags))
-    customer.email = form.email.strip() or None
-    customer.email_normalized = normalise_email(form.email)
-    customer.phone = form.phone.strip() or None
-    customer.phone_normalized = normalise_phone(form.phone)
-    customer.external_id = form.external_id.strip() or None
+    customer.tags = values["tags"]
+    customer.email = values["email"]
+    customer.email_normalized = normalise_email(values["email"])
+    customer.phone = values["phone"]
+    customer.phone_normalized = normalise_phone(values["phone"])
+    customer.external_id = values["external_id"]
     customer.custom_fields = custom
 
 
@@ -273,14 +272,17 @@ def bulk_add_tag(db: Database, actor: Actor, customer_ids: list[int], tag: str) 
     if len(tags) != 1:
         raise ValidationFailed({"tags": ("validation.required", {})})
     new_tag = tags[0]
+    tags_rule = rules.CUSTOMER["tags"]
+    if (problem := rules.check(tags_rule, store_tags(tags))) is not None:
+        raise ValidationFailed({"tags": problem})
 
     def apply(customer: Customer) -> bool:
         current = customer.tag_list
         if new_tag in current:
             return False
         stored = store_tags([*current, new_tag])
-        if len(stored) > 500:
-            raise ValidationFailed({"tags": ("validation.too_long", {"max": 500})})
+        if (problem := rules.too_long(tags_rule, stored)) is not None:
+            raise ValidationFailed({"tags": problem})
         customer.tags = stored
         return True
 
@@ -289,8 +291,8 @@ def bulk_add_tag(db: Database, actor: Actor, customer_ids: list[int], tag: str) 
 
 def bulk_change_stage(db: Database, actor: Actor, customer_ids: list[int], lifecycle_stage: str) -> BulkResult:
     """Move every selected customer to ``lifecycle_stage``. All or nothing."""
-    if lifecycle_stage not in {stage.value for stage in LifecycleStage}:
-        raise ValidationFailed({"lifecycle_stage": ("validation.choice", {})})
+    if (problem := rules.check(rules.CUSTOMER["lifecycle_stage"], lifecycle_stage)) is not None:
+        raise ValidationFailed({"lifecycle_stage": problem})
 
     def apply(customer: Customer) -> bool:
         if customer.lifecycle_stage == lifecycle_stage:

@@ -5,7 +5,8 @@ trail come from the session (:mod:`crm_core.access`). Stage rules are the pure f
 :mod:`crm_core.rules.pipeline`. Every stage change also writes an
 ``opportunity_stage_changes`` row in the same transaction. Edits use optimistic locking:
 the caller passes the ``version`` it loaded and gets :class:`StaleRecord` (naming who saved
-in between, and when) instead of overwriting someone else's change.
+in between, and when) instead of overwriting someone else's change. A valid deal is what
+:data:`crm_core.rules.fields.OPPORTUNITY` says, as for an import of opportunities.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -34,7 +35,9 @@ from crm_core.models import (
     utcnow,
 )
 from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.rules import fields
 from crm_core.rules import pipeline as rules
+from crm_core.rules.fields import clean_text
 from crm_core.services.customers import stale_record_error
 from crm_core.services.lifecycle import refresh_lifecycle
 
@@ -65,18 +68,12 @@ class OpportunityInput:
     closed_on: dt.date | None = None
 
 
-def _parse_amount(raw: Decimal | str | float, errors: Errors) -> Decimal:
-    try:
-        text = str(raw).strip().replace(",", "").replace("，", "")
-        amount = Decimal(text or "0")
-        if not amount.is_finite():
-            raise InvalidOperation
-    except (InvalidOperation, ValueError):
-        errors["amount"] = ("validation.number", {})
+def _parse_amount(raw: Decimal | str | float | None, errors: Errors) -> Decimal:
+    amount, problem = fields.read_decimal(fields.OPPORTUNITY["amount"], raw)
+    if problem is not None:
+        errors["amount"] = problem
         return Decimal(0)
-    if (problem := rules.amount_problem(amount)) is not None:
-        errors["amount"] = (problem, {})
-    return amount.quantize(Decimal("0.01"))
+    return (amount or Decimal(0)).quantize(Decimal("0.01"))
 
 
 def _stage_info(stage: PipelineStage) -> rules.StageInfo:
@@ -104,19 +101,13 @@ def _resolve_pipeline(session: Session, pipeline_id: int | None, errors: Errors)
 
 
 def _validate_common(session: Session, actor: Actor, form: OpportunityInput, errors: Errors) -> tuple[Decimal, str]:
-    name = form.name.strip()
-    if not name:
-        errors["name"] = ("validation.required", {})
-    elif len(name) > 200:
-        errors["name"] = ("validation.too_long", {"max": 200})
+    typed_currency = (clean_text(form.currency) or "").upper() or None
+    values: dict[str, Any] = {"name": clean_text(form.name), "currency": typed_currency}
+    if form.probability is not None:
+        values["probability"] = form.probability
+    errors.update(fields.check_values(fields.OPPORTUNITY, values))
     amount = _parse_amount(form.amount, errors)
-    currency = (form.currency or "").strip().upper()
-    if not currency:
-        currency = session.scalars(select(Tenant.default_currency)).first() or "CNY"
-    if len(currency) != 3 or not currency.isalpha():
-        errors["currency"] = ("deal.currency_invalid", {})
-    if (problem := rules.probability_problem(form.probability)) is not None:
-        errors["probability"] = (problem, {})
+    currency = typed_currency or session.scalars(select(Tenant.default_currency)).first() or "CNY"
     owner_id = form.owner_id if form.owner_id is not None else actor.user_id
     owner = session.get(User, owner_id)
     if owner is None or not owner.is_active:
@@ -154,6 +145,12 @@ def _apply_stage(
         target.kind, lost_reason=lost_reason, closed_on=closed_on, created_on=created_on, today=now.date()
     ).items():
         errors[field_name] = (key, {})
+    reason = clean_text(lost_reason) if target.kind == StageKind.LOST.value else None
+    if reason is not None and "lost_reason" not in errors:
+        # free text like any other (its length is a closing rule: it matters only once the deal is lost)
+        lost_rule = fields.OPPORTUNITY["lost_reason"]
+        if (problem := fields.markup(lost_rule, reason) or fields.formula(lost_rule, reason)) is not None:
+            errors["lost_reason"] = problem
     if errors:
         return
     if target.kind != StageKind.LOST.value:
@@ -200,7 +197,7 @@ def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> in
             customer_id=customer.id,
             owner_id=form.owner_id if form.owner_id is not None else actor.user_id,
             pipeline_id=pipeline.id,
-            name=form.name.strip(),
+            name=clean_text(form.name) or "",
             amount=amount,
             currency=currency,
             probability=form.probability,
@@ -276,7 +273,7 @@ def update_opportunity(
             assert current is not None and target is not None
             touched_customers = {deal.customer_id, form.customer_id}
             deal.customer_id = form.customer_id
-            deal.name = form.name.strip()
+            deal.name = clean_text(form.name) or ""  # required: checked above
             deal.amount = amount
             deal.currency = currency
             deal.owner_id = form.owner_id if form.owner_id is not None else deal.owner_id

@@ -3,15 +3,16 @@
 The total is always computed here from the lines (quantity × unit price, in Decimal,
 rounded to cents half-up): nobody types a total. A line's price defaults to the
 product's list price. Editing replaces the lines as a whole, in one transaction, with
-optimistic locking on the order.
+optimistic locking on the order. A valid order and line are what
+:data:`crm_core.rules.fields.ORDER` and :data:`~crm_core.rules.fields.ORDER_LINE` say, as for
+an import of order lines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,6 +21,8 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Customer, Opportunity, Order, OrderLine, OrderStatus, Product, Tenant, utcnow
+from crm_core.rules import fields as rules
+from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, translate_stale
 from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.products import parse_money
@@ -61,16 +64,12 @@ def order_total(lines: list[tuple[Decimal, Decimal]]) -> Decimal:
 
 
 def _parse_quantity(raw: Any, key: str, errors: Errors) -> Decimal:
-    try:
-        value = Decimal(unicodedata.normalize("NFKC", str(raw)).strip().replace(",", ""))
-    except (InvalidOperation, ValueError):
-        errors[key] = ("validation.number", {})
+    """The quantity of a line; blank is 1, as in an import."""
+    value, problem = rules.read_decimal(rules.ORDER_LINE["quantity"], raw)
+    if problem is not None:
+        errors[key] = problem
         return Decimal("0")
-    if not value.is_finite() or value <= 0:
-        errors[key] = ("sales.positive", {})
-    elif value >= Decimal("1e10") or value != value.quantize(CENT):
-        errors[key] = ("sales.two_decimals", {})
-    return value
+    return Decimal("1") if value is None else value
 
 
 def _build_lines(session: Any, form: OrderInput, errors: Errors) -> list[tuple[Product, Decimal, Decimal]]:
@@ -89,25 +88,30 @@ def _build_lines(session: Any, form: OrderInput, errors: Errors) -> list[tuple[P
         if line.unit_price is None or (isinstance(line.unit_price, str) and not line.unit_price.strip()):
             price = product.unit_price
         else:
-            price = parse_money(line.unit_price, f"line{index}.unit_price", errors)
+            price = parse_money(line.unit_price, f"line{index}.unit_price", errors, rules.ORDER_LINE["unit_price"])
         built.append((product, quantity, price))
     return built
 
 
+def _header(form: OrderInput) -> dict[str, Any]:
+    """The form's order fields in their stored form, as the rules see them (blank currency: the default)."""
+    return {
+        "order_number": clean_text(form.order_number),
+        "status": form.status,
+        "currency": (clean_text(form.currency) or "").upper() or None,
+    }
+
+
 def _validate_header(session: Any, form: OrderInput, errors: Errors, order_id: int | None = None) -> None:
-    if form.status not in {status.value for status in OrderStatus}:
-        errors["status"] = ("validation.choice", {})
-    number = form.order_number.strip()
-    if len(number) > 40:
-        errors["order_number"] = ("validation.too_long", {"max": 40})
-    elif number:
+    values = _header(form)
+    errors.update(rules.check_values(rules.ORDER, values))
+    number = values["order_number"]
+    if number and "order_number" not in errors:
         statement = select(Order.id).where(Order.order_number == number)
         if order_id is not None:
             statement = statement.where(Order.id != order_id)
         if session.scalar(statement.limit(1)) is not None:
             errors["order_number"] = ("sales.order_number_taken", {"number": number})
-    if form.currency.strip() and (len(form.currency.strip()) != 3 or not form.currency.strip().isalpha()):
-        errors["currency"] = ("sales.currency_invalid", {})
     if form.opportunity_id is not None:
         deal = session.get(Opportunity, form.opportunity_id)
         if deal is None or deal.customer_id != form.customer_id:
@@ -142,15 +146,14 @@ def create_order(db: Database, actor: Actor, form: OrderInput) -> int:
         if errors:
             raise ValidationFailed(errors)
         ordered_at = _ordered_at(form.ordered_at)
-        currency = form.currency.strip().upper() or (
-            session.scalar(select(Tenant.default_currency)) or "CNY"
-        )
+        header = _header(form)
+        currency = header["currency"] or session.scalar(select(Tenant.default_currency)) or "CNY"
         order = Order(
             tenant_id=actor.tenant_id,
             customer_id=customer.id,
             owner_id=customer.owner_id or actor.user_id,
             opportunity_id=form.opportunity_id,
-            order_number=form.order_number.strip() or next_order_number(session, ordered_at),
+            order_number=header["order_number"] or next_order_number(session, ordered_at),
             status=form.status,
             ordered_at=ordered_at,
             currency=currency,
@@ -182,13 +185,14 @@ def update_order(db: Database, actor: Actor, order_id: int, form: OrderInput, *,
             for old_line in list(order.lines):
                 session.delete(old_line)
             session.flush()
-            if form.order_number.strip():
-                order.order_number = form.order_number.strip()
+            header = _header(form)
+            if header["order_number"]:
+                order.order_number = header["order_number"]
             order.status = form.status
             if form.ordered_at is not None:
                 order.ordered_at = _ordered_at(form.ordered_at)
-            if form.currency.strip():
-                order.currency = form.currency.strip().upper()
+            if header["currency"]:
+                order.currency = header["currency"]
             order.opportunity_id = form.opportunity_id
             order.total_amount = order_total([(quantity, price) for _, quantity, price in lines])
             _add_lines(session, actor, order, lines)

@@ -1,11 +1,11 @@
-"""Product use cases: the catalogue that order lines draw from (managers and admins write it)."""
+"""Product use cases: the catalogue that order lines draw from (managers and admins write it).
+
+A valid product is what :data:`crm_core.rules.fields.PRODUCT` says, as for an import."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -14,11 +14,12 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Product, utcnow
+from crm_core.rules import fields as rules
+from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
-_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+DEFAULT_CURRENCY = "CNY"  # a blank currency, as in an import
 
 
 @dataclass
@@ -32,38 +33,34 @@ class ProductInput:
     is_active: bool = True
 
 
-def parse_money(raw: Decimal | str | int | float, field_name: str, errors: Errors) -> Decimal:
-    """A non-negative amount with at most two decimals (``1,200.50`` and ``１２００`` accepted)."""
-    try:
-        text = str(raw).strip().replace(",", "").replace("，", "")
-        value = Decimal(unicodedata.normalize("NFKC", text) or "0")
-    except (InvalidOperation, ValueError):
-        errors[field_name] = ("validation.number", {})
-        return Decimal("0")
-    if not value.is_finite():
-        errors[field_name] = ("validation.number", {})
-        return Decimal("0")
-    if value < 0:
-        errors[field_name] = ("sales.not_negative", {})
-    elif value >= Decimal("1e12"):
-        errors[field_name] = ("sales.too_large", {})
-    elif value != value.quantize(Decimal("0.01")):
-        errors[field_name] = ("sales.two_decimals", {})
-    return value.quantize(Decimal("0.01")) if field_name not in errors else Decimal("0")
+def parse_money(
+    raw: Decimal | str | int | float | None,
+    field_name: str,
+    errors: Errors,
+    rule: rules.Field = rules.PRODUCT["unit_price"],
+) -> Decimal:
+    """An amount read as an import reads it (``1,200.50``, ``１２００``, ``¥30``) and checked by ``rule``.
+
+    Blank is 0. A problem goes to ``errors[field_name]`` and the amount returned is then 0.
+    """
+    value, problem = rules.read_decimal(rule, raw)
+    if problem is not None:
+        errors[field_name] = problem
+        return Decimal("0.00")
+    return (value or Decimal(0)).quantize(Decimal("0.01"))
+
+
+def _values(form: ProductInput) -> dict[str, Any]:
+    """The form's fields in their stored form, as the rules see them."""
+    return {
+        "sku": clean_text(form.sku),
+        "name": clean_text(form.name),
+        "currency": (clean_text(form.currency) or DEFAULT_CURRENCY).upper(),
+    }
 
 
 def _validate(form: ProductInput) -> tuple[Errors, Decimal]:
-    errors: Errors = {}
-    if not form.sku.strip():
-        errors["sku"] = ("validation.required", {})
-    elif not _SKU.match(form.sku.strip()):
-        errors["sku"] = ("sales.sku_invalid", {})
-    if not form.name.strip():
-        errors["name"] = ("validation.required", {})
-    elif len(form.name.strip()) > 200:
-        errors["name"] = ("validation.too_long", {"max": 200})
-    if not _CURRENCY.match(form.currency.strip().upper()):
-        errors["currency"] = ("sales.currency_invalid", {})
+    errors = rules.check_values(rules.PRODUCT, _values(form))
     price = parse_money(form.unit_price, "unit_price", errors)
     return errors, price
 
@@ -79,8 +76,9 @@ def create_product(db: Database, actor: Actor, form: ProductInput) -> int:
     """Add a product; raises ValidationFailed (including a taken SKU) or AccessDenied."""
     errors, price = _validate(form)
     with db.transaction(actor) as session:
-        if "sku" not in errors and _sku_taken(session, form.sku.strip()):
-            errors["sku"] = ("sales.sku_taken", {"sku": form.sku.strip()})
+        sku = _values(form)["sku"]
+        if "sku" not in errors and _sku_taken(session, sku):
+            errors["sku"] = ("sales.sku_taken", {"sku": sku})
         if errors:
             raise ValidationFailed(errors)
         product = Product(tenant_id=actor.tenant_id)
@@ -100,8 +98,9 @@ def update_product(db: Database, actor: Actor, product_id: int, form: ProductInp
             if product is None or product.archived_at is not None:
                 raise NotFound("product")
             check_version(session, product, "product", expected_version)
-            if "sku" not in errors and _sku_taken(session, form.sku.strip(), exclude_id=product_id):
-                errors["sku"] = ("sales.sku_taken", {"sku": form.sku.strip()})
+            sku = _values(form)["sku"]
+            if "sku" not in errors and _sku_taken(session, sku, exclude_id=product_id):
+                errors["sku"] = ("sales.sku_taken", {"sku": sku})
             if errors:
                 raise ValidationFailed(errors)
             _apply(product, form, price)
@@ -128,8 +127,9 @@ def archive_product(db: Database, actor: Actor, product_id: int, *, expected_ver
 
 
 def _apply(product: Product, form: ProductInput, price: Decimal) -> None:
-    product.sku = form.sku.strip()
-    product.name = form.name.strip()
+    values = _values(form)
+    product.sku = values["sku"]
+    product.name = values["name"]
     product.unit_price = price
-    product.currency = form.currency.strip().upper()
+    product.currency = values["currency"]
     product.is_active = form.is_active

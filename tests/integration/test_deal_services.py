@@ -67,7 +67,11 @@ def test_a_deal_form_with_bad_values_is_refused_field_by_field(db: Database, wor
                              expected_close_date=dt.date.today() - dt.timedelta(days=3)),
         )
     assert set(refused.value.errors) == {"name", "amount", "probability", "expected_close_date"}
-    assert refused.value.errors["amount"][0] == "deal.amount_negative"
+    # the field rules' keys (crm_core.rules.fields), as an import of the same values reports them
+    assert refused.value.errors["name"][0] == "imports.rule.required"
+    amount_bounds = {"field": "amount", "min": 0, "max": 999999999999.99}  # Numeric(14, 2)
+    assert refused.value.errors["amount"] == ("imports.rule.range", amount_bounds)
+    assert refused.value.errors["probability"] == ("imports.rule.range", {"field": "probability", "min": 0, "max": 100})
 
 
 def test_a_rep_cannot_create_a_deal_on_a_colleagues_customer(db: Database, world: World) -> None:

@@ -180,7 +180,8 @@ def test_a_rep_cannot_add_a_contact_to_another_reps_customer(db: Database, world
 def test_products_need_a_unique_sku_and_a_price_of_zero_or_more(db: Database, world: World) -> None:
     with pytest.raises(ValidationFailed) as raised:
         create_product(db, world.manager, ProductInput("", "", unit_price="-1", currency="yuan"))
-    assert raised.value.errors["unit_price"][0] == "sales.not_negative"
+    assert raised.value.errors["unit_price"][0] == "imports.rule.range"
+    assert raised.value.errors["currency"][0] == "imports.rule.choice"  # the currencies an import knows
     assert set(raised.value.errors) == {"sku", "name", "unit_price", "currency"}
     product_id = create_product(db, world.manager, ProductInput("CRM-1", "CRM 授权", unit_price="1,200.50"))
     with pytest.raises(ValidationFailed) as raised:

@@ -58,11 +58,26 @@ def test_an_invalid_email_is_explained_and_the_input_is_kept(app_world: AppWorld
     form_input(app, "Email").input("not-an-email")
     app = submit(app)
     assert not app.exception
-    assert any("Not a valid email address" in e.value for e in app.error)
+    assert any("Email is not a valid email address" in e.value for e in app.error)  # the field named by its label
     assert form_input(app, "Name *").value == "华为技术"
     assert form_input(app, "Email").value == "not-an-email"
     with app_world.db.system_session("test") as session:
         assert session.scalar(select(func.count()).where(Customer.name == "华为技术")) == 0
+
+
+def test_a_formula_or_markup_name_is_refused_as_an_import_would_and_the_input_is_kept(app_world: AppWorld) -> None:
+    app = open_customers(app_world.world.rep.username)
+    form_input(app, "Name *").input('=HYPERLINK("http://evil.example")')
+    form_input(app, "Region").input("<script>alert(1)</script>")
+    app = submit(app)
+    assert not app.exception
+    errors = " ".join(e.value for e in app.error)
+    assert "Name holds a spreadsheet formula, not a value." in errors  # imports.rule.formula, named by its label
+    assert "Region contains HTML or script." in errors
+    assert form_input(app, "Name *").value == '=HYPERLINK("http://evil.example")'
+    assert form_input(app, "Region").value == "<script>alert(1)</script>"
+    with app_world.db.system_session("test") as session:
+        assert session.scalar(select(func.count()).where(Customer.name.like("=HYPERLINK%"))) == 0
 
 
 def test_creating_a_customer_shows_it_in_the_grid(app_world: AppWorld) -> None:
