@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from crm_core.errors import ImportFileRefused, ImportNotAllowed
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Role
 
 ADMINS = frozenset({Role.ADMIN})
+IMPORTERS = frozenset({Role.ADMIN, Role.MANAGER})
 
 
 def _as_of(ctx: JobContext) -> dt.datetime | None:
@@ -51,3 +53,156 @@ def automation_run(ctx: JobContext) -> dict[str, Any]:
         "rules": [{"rule_id": rule.rule_id, "name": rule.name, "fired": rule.fired, "tasks": rule.tasks,
                    "tags": rule.tags, "enrolled": rule.enrolled} for rule in result.rules],
     }
+
+
+# --- imports ---------------------------------------------------------------------------
+
+
+def _text(params: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ImportNotAllowed("jobs.error.bad_param", name=name)
+    return value
+
+
+def _chunk_size(params: dict[str, Any]) -> int:
+    from crm_core.importing.reading import DEFAULT_CHUNK_ROWS
+
+    value = params.get("chunk_size")
+    if value is None:
+        return DEFAULT_CHUNK_ROWS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 100:
+        raise ImportNotAllowed("imports.cli.bad_chunk")
+    return value
+
+
+def _refused(entity: str, file_name: str, error: ImportFileRefused, *, dry_run: bool) -> dict[str, Any]:
+    """The result of a file that cannot be read: an import ``rejected`` with the reason, nothing written."""
+    return {
+        "dry_run": dry_run, "entity": entity, "file_name": file_name, "status": "rejected", "rows_read": 0,
+        "created": 0, "updated": 0, "skipped": 0, "rejected": 0, "run_id": None, "rejected_rows_run_id": None,
+        "failures": [], "error": error.message_key, "error_params": dict(error.params),
+    }
+
+
+@job_kind("import", roles=IMPORTERS)
+def import_file(ctx: JobContext) -> dict[str, Any]:
+    """Import (or, with ``dry_run``, only judge) an uploaded file, as the user who asked (admins, managers).
+
+    Parameters (``submit_job(db, actor, "import", params)``):
+
+    - ``entity``: customers | contacts | products | opportunities | orders | activities | tasks
+    - ``file_path``: the upload, stored under ``files_dir()`` by the caller — use
+      ``crm_core.jobs.uploads.store_upload(tenant_id, file_name, bytes_or_path)``; a path outside
+      ``files_dir()`` or in another tenant's uploads is refused (``jobs.error.upload_outside``)
+    - ``file_name``: the name the user knows (shown on the run; ``.xlsx`` decides XLSX); default the file's
+    - ``mapping``: ``{"columns": {column: field}, "values": {column: {file value: stored value}},
+      "match_on": [field]}`` (``ImportMapping.as_dict()``); absent or null: suggested from the headers
+    - ``mode`` (create | update | upsert, default create), ``policy`` (all-or-nothing | skip-invalid,
+      default all-or-nothing), ``duplicates`` (skip | merge | create, default skip)
+    - ``encoding``, ``delimiter``, ``sheet``: override what was detected (null: detect)
+    - ``chunk_size``: rows per chunk (≥ 100; default 10,000)
+    - ``dry_run``: true — judge the whole file and write nothing (the wizard's "check the file" step)
+
+    Result of an import (``dry_run`` false), the CLI's ``--json`` object plus four keys::
+
+        {"dry_run": false, "entity", "file_name",
+         "status": "imported" | "partial" | "rejected",
+         "rows_read", "created", "updated", "skipped", "rejected", "run_id",
+         "failures": [{"expectation", "column", "count", "examples", "rows", "message_key", "params"}],
+         "rejected_rows_run_id": run_id when rows were refused (download them with
+             crm_core.importing.runner.quarantined_rows_csv(db, actor, run_id, lang)), else null}
+
+    Result of a dry run: ``{"dry_run": true, "entity", "file_name", "status": "valid" | "invalid",
+    "success", "rows_read", "expectations", "rejected", "duplicates_in_file", "matches_in_database",
+    "failures": [...], "rejected_csv_path": a CSV of the refused rows with a reason column, in the
+    requester's language, beside the upload (null when none was refused)}``.
+
+    A file that cannot be read (empty, unknown encoding …) is a result too: ``status`` "rejected"
+    with ``error`` (an ``imports.error.*`` key) and ``error_params``. A bad mapping or option
+    fails the job with its ``imports.error.*`` key. Translate a failure's reason with
+    ``crm_core.importing.runner.reason_text(message_key, params, lang)``.
+
+    The upload is deleted when an import ends imported or partial; it is kept after a dry run
+    (the import of the same file comes next), a rejected import (fix and run it again) and a
+    failed, cancelled or interrupted job (Retry); the hourly ``uploads_cleanup`` removes it later
+    (``crm_core.jobs.uploads``). Cancelling stops at the next chunk and rolls the whole import back.
+    """
+    from crm_core.importing.fields import ENTITIES
+    from crm_core.importing.mapping import ImportMapping, ImportOptions
+    from crm_core.importing.reading import open_import_file
+    from crm_core.importing.runner import rejected_rows_csv, run_import, validate_import
+    from crm_core.jobs.uploads import discard_upload, resolve_upload
+
+    actor = ctx.require_actor()
+    params = ctx.params
+    dry_run = bool(params.get("dry_run"))
+    entity = _text(params, "entity") or ""
+    if entity not in ENTITIES:
+        raise ImportNotAllowed("imports.error.unknown_entity", entity=entity, entities=", ".join(ENTITIES))
+    path = resolve_upload(ctx.tenant_id, _text(params, "file_path") or "")
+    file_name = _text(params, "file_name") or path.name
+    options = ImportOptions(
+        mode=_text(params, "mode", "create") or "create",
+        policy=_text(params, "policy", "all-or-nothing") or "all-or-nothing",
+        duplicates=_text(params, "duplicates", "skip") or "skip",
+        chunk_size=_chunk_size(params),
+    )
+    ctx.progress(0, None, "jobs.progress.reading_file")
+    try:
+        file = open_import_file(file_name, path, encoding=_text(params, "encoding"),
+                                delimiter=_text(params, "delimiter"), sheet=_text(params, "sheet"))
+        mapping = (ImportMapping.from_dict(params["mapping"]) if params.get("mapping")
+                   else ImportMapping.suggested(entity, file.headers))
+        if dry_run:
+            report = validate_import(ctx.db, actor, file, entity, mapping, options, progress=ctx.progress_callback())
+        else:
+            result = run_import(ctx.db, actor, file, entity, mapping, options, progress=ctx.progress_callback())
+    except ImportFileRefused as refused:
+        return _refused(entity, file_name, refused, dry_run=dry_run)
+    if dry_run:
+        csv_path = None
+        if report.rejected:
+            csv_path = path.with_name(f"rejected-rows.{ctx.language}.csv")
+            csv_path.write_bytes(rejected_rows_csv(file, report, ctx.language))
+        return {"dry_run": True, "entity": entity, "file_name": file_name,
+                "status": "valid" if report.success else "invalid", **report.as_dict(),
+                "rejected_csv_path": str(csv_path) if csv_path else None}
+    if result.status in ("imported", "partial"):
+        with ctx.db.system_session("import job: discard upload") as session:
+            discard_upload(session, ctx.tenant_id, path, job_id=ctx.job_id)
+    return {"dry_run": False, "entity": entity, "file_name": file_name, **result.as_dict(),
+            "rejected_rows_run_id": result.run_id if result.rejected else None}
+
+
+@job_kind("import_revert", roles=IMPORTERS)
+def import_revert(ctx: JobContext) -> dict[str, Any]:
+    """Undo import run ``run_id``: delete what it created, restore what it updated (admins, managers).
+
+    Result: ``{"status": "reverted", "run_id", "deleted", "restored", "conflicts"}``. A run that
+    cannot be reverted fails the job with its ``imports.error.*`` key (nothing changed).
+    """
+    from crm_core.importing.runner import revert_import
+
+    run_id = ctx.params.get("run_id")
+    if isinstance(run_id, bool) or not isinstance(run_id, int):
+        raise ImportNotAllowed("jobs.error.bad_param", name="run_id")
+    ctx.progress(0, 1, "jobs.progress.import_revert")
+    result = revert_import(ctx.db, ctx.require_actor(), run_id)
+    ctx.progress(1, 1)
+    return {"status": "reverted", "run_id": result.run_id, "deleted": result.deleted,
+            "restored": result.restored, "conflicts": result.conflicts}
+
+
+@job_kind("uploads_cleanup", roles=ADMINS, schedulable=True, default_schedule=("17", "*", "*"))
+def uploads_cleanup(ctx: JobContext) -> dict[str, Any]:
+    """Delete the tenant's uploads untouched for a week that no queued or running job needs (hourly)."""
+    from crm_core.jobs.uploads import RETENTION, remove_old_uploads
+
+    ctx.progress(0, 1, "jobs.progress.uploads_cleanup")
+    with ctx.db.system_session("uploads cleanup") as session:
+        removed = remove_old_uploads(session, ctx.tenant_id)
+    ctx.progress(1, 1)
+    return {"removed": removed, "retention_days": RETENTION.days}
