@@ -40,7 +40,8 @@ with read_session() as session:
 
 if definitions:
     st.dataframe(pd.DataFrame([{
-        t("custom_fields.name"): d.name, t("custom_fields.label_en"): d.label_en, t("custom_fields.label_zh"): d.label_zh,
+        t("custom_fields.name"): d.name, t("custom_fields.label_en"): d.label_en,
+        t("custom_fields.label_zh"): d.label_zh,
         t("custom_fields.type"): type_label(d.field_type), t("custom_fields.required"): d.required,
         t("custom_fields.choices"): ", ".join(d.choices or []), t("custom_fields.position"): d.position,
     } for d in definitions]), hide_index=True, width="stretch")

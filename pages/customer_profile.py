@@ -19,7 +19,6 @@ from crm_core.queries.deals import list_pipelines
 from crm_core.queries.products import list_products
 from crm_core.queries.users import assignable_owners
 from crm_core.services.activities import ActivityInput, log_activity
-from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
 from crm_core.services.customers import (
     CustomerInput,
@@ -28,6 +27,7 @@ from crm_core.services.customers import (
     update_customer,
 )
 from crm_core.services.deals import OpportunityInput, create_opportunity
+from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 
@@ -138,6 +138,7 @@ if profile is None or profile.customer.archived_at is not None:
     st.stop()
 
 customer = profile.customer
+contact_names = {contact.id: contact.name for contact in profile.contacts}
 owner_names = dict(owners)
 custom_labels = {d.name: d.label_zh if lang() == "zh-CN" else d.label_en for d in definitions}
 prefix = f"profile_{customer_id}"
@@ -204,7 +205,8 @@ with tabs[0]:
                     STATE[f"{prefix}_edit_generation"] = generation + 1
                     st.rerun()
             owner_options: list[int | None] = [
-                o for o, _ in owners if actor.sees_whole_tenant or o in actor.visible_owner_ids or o == customer.owner_id
+                o for o, _ in owners
+                if actor.sees_whole_tenant or o in actor.visible_owner_ids or o == customer.owner_id
             ]
             owner_options.append(None)
             with st.form(f"{prefix}_edit_{generation}", clear_on_submit=False):
@@ -215,14 +217,19 @@ with tabs[0]:
                                        format_func=lambda v: t(f"kind.{v}"))
                 email = left.text_input(field_labels["email"], value=customer.email or "")
                 phone = right.text_input(field_labels["phone"], value=customer.phone or "")
+                owner_index = (
+                    owner_options.index(customer.owner_id)
+                    if customer.owner_id in owner_options
+                    else len(owner_options) - 1
+                )
                 owner_id = left.selectbox(
-                    field_labels["owner_id"], owner_options,
-                    index=owner_options.index(customer.owner_id) if customer.owner_id in owner_options else len(owner_options) - 1,
+                    field_labels["owner_id"], owner_options, index=owner_index,
                     format_func=lambda v: t("filter.unowned") if v is None else owner_names.get(v, str(v)),
                 )
                 stages = [s.value for s in LifecycleStage]
                 stage = right.selectbox(field_labels["lifecycle_stage"], stages,
-                                        index=stages.index(customer.lifecycle_stage), format_func=lambda v: t(f"stage.{v}"))
+                                        index=stages.index(customer.lifecycle_stage),
+                                        format_func=lambda v: t(f"stage.{v}"))
                 industry = left.text_input(field_labels["industry"], value=customer.industry or "", max_chars=80)
                 region = right.text_input(field_labels["region"], value=customer.region or "", max_chars=80)
                 source = left.text_input(field_labels["source"], value=customer.source or "", max_chars=80)
@@ -242,7 +249,8 @@ with tabs[0]:
                         custom_values[definition.name] = st.date_input(
                             label, value=dt.date.fromisoformat(current) if current else None)
                     else:
-                        custom_values[definition.name] = st.text_input(label, value="" if current is None else str(current))
+                        custom_values[definition.name] = st.text_input(
+                            label, value="" if current is None else str(current))
                 saved = st.form_submit_button(t("profile.save"), type="primary")
             if saved:
                 STATE[f"{prefix}_edit_open"] = True
@@ -309,8 +317,8 @@ with tabs[1]:
         contact_labels = {"name": t("field.name"), "title": t("contacts.title_field"), "email": t("field.email"),
                           "phone": t("field.phone")}
         editing_id = st.selectbox(
-            t("contacts.choose"), [None, *[c.id for c in profile.contacts]], key=f"{prefix}_contact_pick",
-            format_func=lambda v: t("contacts.new") if v is None else next(c.name for c in profile.contacts if c.id == v),
+            t("contacts.choose"), [None, *contact_names], key=f"{prefix}_contact_pick",
+            format_func=lambda v: t("contacts.new") if v is None else contact_names[v],
         )
         editing = next((c for c in profile.contacts if c.id == editing_id), None)
         contact_generation = STATE.setdefault(f"{prefix}_contact_generation", 0)
@@ -467,8 +475,8 @@ with tabs[4]:
                                            format_func=lambda v: t(f"tasks.activity.{v}"))
             summary = right.text_area(t("profile.activity_summary") + " *", height=80)
             contact_for_activity = left.selectbox(
-                t("profile.activity_contact"), [None, *[c.id for c in profile.contacts]],
-                format_func=lambda v: "—" if v is None else next(c.name for c in profile.contacts if c.id == v),
+                t("profile.activity_contact"), [None, *contact_names],
+                format_func=lambda v: "—" if v is None else contact_names[v],
             )
             follow_up = right.date_input(t("profile.next_follow_up"), value=None)
             logged = st.form_submit_button(t("profile.log_activity"), type="primary")

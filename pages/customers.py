@@ -4,6 +4,7 @@ export of the current filter; and the create form with the duplicate check."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -37,6 +38,7 @@ from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
 from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
 
 PROFILE_PAGE = "pages/customer_profile.py"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PER_PAGE_CHOICES = [25, 50, 100]
 ALL, UNOWNED = "__all__", "__unowned__"
 STATE = st.session_state
@@ -85,7 +87,9 @@ def apply_view() -> None:
         STATE.pop(key, None)
         STATE.pop(choice_key(key), None)
     STATE["customers_search"] = saved.search
-    STATE[choice_key("customers_owner")] = UNOWNED if saved.unowned else (saved.owner_id if saved.owner_id in owner_names else ALL)
+    STATE[choice_key("customers_owner")] = (
+        UNOWNED if saved.unowned else (saved.owner_id if saved.owner_id in owner_names else ALL)
+    )
     STATE[choice_key("customers_stage")] = saved.lifecycle_stage or ALL
     STATE[choice_key("customers_team")] = saved.team_id if saved.team_id in team_names else ALL
     STATE[choice_key("customers_industry")] = saved.industry or ""
@@ -241,7 +245,9 @@ columns = layout[0].multiselect(
 STATE["customers_columns_value"] = columns
 # the name identifies the row: always first
 columns = ["name", *[c for c in (columns or DEFAULT_COLUMNS) if c != "name"]]
-sort = layout[1].selectbox(t("grid.sort"), list(SORTABLE_COLUMNS), key=choice_key("customers_sort"), format_func=label_of)
+sort = layout[1].selectbox(
+    t("grid.sort"), list(SORTABLE_COLUMNS), key=choice_key("customers_sort"), format_func=label_of
+)
 STATE.setdefault("customers_descending", True)
 descending = layout[2].toggle(t("grid.descending"), key="customers_descending")
 
@@ -285,7 +291,9 @@ if page.items:
     with read_session() as session:  # scores exist once `python -m crm_core score apply` has run
         churn = latest_scores(session, "churn_risk", [row.id for row in page.items])
     if churn:
-        frame[t("scoring.scorer.churn_risk")] = [churn[row.id].percent if row.id in churn else None for row in page.items]
+        frame[t("scoring.scorer.churn_risk")] = [
+            churn[row.id].percent if row.id in churn else None for row in page.items
+        ]
         column_config[t("scoring.scorer.churn_risk")] = st.column_config.ProgressColumn(
             format="%d%%", min_value=0, max_value=100
         )
@@ -385,17 +393,23 @@ if actor.can_write and selected_ids:
 tools = st.columns([1, 1, 2])
 db = get_db()
 export_lang = lang()
+
+
+def customer_file(file_format: str) -> Callable[[], bytes]:
+    """The export in ``file_format``: built only when clicked, in chunks, with the grid's filter, sort and scope."""
+    return lambda: export_customers(
+        db, actor, filters=filters, columns=columns, file_format=file_format, lang=export_lang,
+        sort=sort, descending=descending,
+    )
+
+
 for where, file_format, label, mime in (
     (tools[0], "csv", t("grid.export_csv"), "text/csv"),
-    (tools[1], "xlsx", t("grid.export_xlsx"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    (tools[1], "xlsx", t("grid.export_xlsx"), XLSX_MIME),
 ):
     where.download_button(
         label,
-        # built only when clicked, in chunks, with the same filter, sort and scope as the grid
-        data=lambda file_format=file_format: export_customers(
-            db, actor, filters=filters, columns=columns, file_format=file_format, lang=export_lang,
-            sort=sort, descending=descending,
-        ),
+        data=customer_file(file_format),
         file_name=f"customers-{dt.date.today():%Y%m%d}.{file_format}",
         mime=mime,
         key=f"customers_export_{file_format}",

@@ -124,12 +124,12 @@ with history_tab:
         # every day of the window, so a quiet day shows as a gap rather than vanishing
         last_day = max(point.day for point in trend) if trend else history[0].started_at.date()
         days = [last_day - dt.timedelta(days=offset) for offset in range(TREND_DAYS - 1, -1, -1)]
-        labels = [day.strftime("%m-%d") for day in days]
+        day_labels = [day.strftime("%m-%d") for day in days]
         passed = [sum(p.passed for p in trend if p.day == day) for day in days]
         failed_counts = [sum(p.failed for p in trend if p.day == day) for day in days]
         figure = go.Figure()
-        figure.add_bar(x=labels, y=passed, name=t("quality.status.passed"), marker_color="#2e7d32")
-        figure.add_bar(x=labels, y=failed_counts, name=t("quality.status.failed"), marker_color="#c62828")
+        figure.add_bar(x=day_labels, y=passed, name=t("quality.status.passed"), marker_color="#2e7d32")
+        figure.add_bar(x=day_labels, y=failed_counts, name=t("quality.status.failed"), marker_color="#c62828")
         for suite in sorted({point.suite for point in trend}):
             points = [p for p in trend if p.suite == suite]
             figure.add_scatter(x=[p.day.strftime("%m-%d") for p in points], y=[p.violations for p in points],
@@ -161,8 +161,10 @@ with history_tab:
             column_config={t("quality.column.started_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
         )
         run_ids = [row.run_id for row in history]
-        labels = {row.run_id: f"{row.started_at:%Y-%m-%d %H:%M} · {suite_label(row.suite)}" for row in history}
-        picked = st.selectbox(t("quality.pick_run"), run_ids, format_func=labels.get, key="data_quality_history_run")
+        run_labels = {row.run_id: f"{row.started_at:%Y-%m-%d %H:%M} · {suite_label(row.suite)}" for row in history}
+        picked = st.selectbox(
+            t("quality.pick_run"), run_ids, format_func=run_labels.__getitem__, key="data_quality_history_run"
+        )
         if picked is not None:
             with read_session() as session:
                 details = check_run_details(session, picked)

@@ -10,6 +10,7 @@ download as CSV through :mod:`crm_core.exporting`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -97,7 +98,7 @@ if result.total_count == 0:
     st.stop()
 
 names = [step.stage.name for step in result.steps]
-chart_config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+png_options = {"format": "png", "scale": 2}  # the camera button's picture
 charts = st.columns(2)
 for widget, values, title, name in (
     (charts[0], [step.reached for step in result.steps], t("funnel.chart_count"), "funnel-count"),
@@ -105,7 +106,7 @@ for widget, values, title, name in (
 ):
     figure = go.Figure(go.Funnel(y=names, x=values, texttemplate="%{value:,.0f}<br>%{percentInitial:.0%}"))
     figure.update_layout(title=title, margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=360)
-    config = {**chart_config, "toImageButtonOptions": {**chart_config["toImageButtonOptions"], "filename": name}}
+    config = {"displaylogo": False, "toImageButtonOptions": {**png_options, "filename": name}}
     widget.plotly_chart(figure, config=config, key=f"funnel_chart_{name}")
 st.caption(t("funnel.png_hint"))
 
@@ -129,7 +130,7 @@ lost_line = ", ".join(
 st.caption(t("funnel.lost_summary", count=f"{result.lost_count:,}", amount=f"{result.lost_amount:,.0f}")
            + (f" — {t('funnel.lost_from')}: {lost_line}" if lost_line else ""))
 
-summary_rows = [
+summary_rows: list[list[Any]] = [
     [t("funnel.win_rate"), None if result.win_rate is None else round(result.win_rate * 100, 1)],
     [t("funnel.average_deal_size"), result.average_deal_size],
     [t("funnel.average_cycle"), None if result.average_cycle_days is None else round(result.average_cycle_days, 1)],

@@ -98,6 +98,12 @@ filters = DealFilters(
 stages_by_id: dict[int, StageRow] = {stage.id: stage for stage in pipeline.stages}
 
 
+def allowed_moves(current: StageRow) -> list[StageRow]:
+    """The stages a deal in ``current`` may move to (the pipeline rules), in pipeline order."""
+    targets = allowed_targets(current.info, [stage.info for stage in pipeline.stages])
+    return [stages_by_id[target.id] for target in targets]
+
+
 # --- notices from the previous run ---------------------------------------------------------
 if notice := STATE.pop("pipeline_notice", None):
     st.success(notice)
@@ -114,7 +120,6 @@ def deal_form(editing: DealCard | None) -> None:
                      if actor.is_admin or owner_id == actor.user_id or owner_id in actor.visible_owner_ids]
     if actor.user_id not in owner_options:
         owner_options.insert(0, actor.user_id)
-    customer_id: int | None
     if editing is None:
         query = st.text_input(t("board.customer_search"), key="pipeline_customer_search",
                               placeholder=t("board.customer_search_hint"))
@@ -137,7 +142,7 @@ def deal_form(editing: DealCard | None) -> None:
         customer_names = {editing.customer_id: editing.customer_name}
         picked = editing.customer_id
         current = stages_by_id[editing.stage_id]
-        stage_options = [current, *allowed_targets(current.info, pipeline.stages)]
+        stage_options = [current, *allowed_moves(current)]
     labels = {
         "name": t("deal.name"), "customer_id": t("deal.customer"), "amount": t("deal.amount"),
         "currency": t("deal.currency"), "owner_id": t("field.owner"), "stage_id": t("deal.stage"),
@@ -265,7 +270,7 @@ summary[2].metric(t("board.deals_on_board"), f"{sum(column.count for column in b
 def move_menu(card: DealCard) -> None:
     """The card's stage menu: only the transitions the pipeline allows."""
     current = stages_by_id[card.stage_id]
-    targets = allowed_targets(current.info, pipeline.stages)
+    targets = allowed_moves(current)
     if not targets:
         st.caption(t("board.no_moves"))
         return

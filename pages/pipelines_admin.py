@@ -103,7 +103,9 @@ if pipelines:
 
     st.subheader(t("pipelines.settings"))
     settings = st.columns([3, 1, 1, 1])
-    new_name = settings[0].text_input(t("pipelines.name"), value=chosen.name, key=f"pipelines_name_{chosen.id}_{generation}")
+    new_name = settings[0].text_input(
+        t("pipelines.name"), value=chosen.name, key=f"pipelines_name_{chosen.id}_{generation}"
+    )
     settings[1].write("")
     if settings[1].button(t("pipelines.rename"), key=f"pipelines_rename_{chosen.id}"):
         try:
@@ -113,7 +115,9 @@ if pipelines:
         else:
             done(t("pipelines.renamed", name=new_name.strip()))
     settings[2].write("")
-    if settings[2].button(t("pipelines.make_default"), key=f"pipelines_default_{chosen.id}", disabled=chosen.is_default):
+    if settings[2].button(
+        t("pipelines.make_default"), key=f"pipelines_default_{chosen.id}", disabled=chosen.is_default
+    ):
         set_default_pipeline(get_db(), actor, chosen.id)
         done(t("pipelines.default_set", name=chosen.name))
     settings[3].write("")

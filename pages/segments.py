@@ -11,14 +11,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from crm_core.errors import DomainError, ValidationFailed
+from crm_core.errors import DomainError
 from crm_core.exporting import to_csv, to_xlsx
+from crm_core.i18n import t as translate
 from crm_core.models import Priority, Role
 from crm_core.models.segments import SegmentSharing
 from crm_core.queries.scores import latest_scores
 from crm_core.queries.segments import (
     campaign_choices,
-    count_segment,
     iter_segment_members,
     lifecycle_distribution,
     lifecycle_flow,
@@ -30,16 +30,35 @@ from crm_core.queries.segments import (
 )
 from crm_core.queries.users import assignable_owners
 from crm_core.rules.segments import (
-    BOOL, CHOICE, DATE, LIST_VALUE, NO_VALUE, NUMBER, OPERATORS, PERCENT, QUINTILE, RFM_GRID, TAGS, TEAM, TEXT,
-    USER, FieldCatalog, validate_spec,
+    BOOL,
+    CHOICE,
+    DATE,
+    LIST_VALUE,
+    NO_VALUE,
+    NUMBER,
+    OPERATORS,
+    PERCENT,
+    QUINTILE,
+    RFM_GRID,
+    TAGS,
+    TEAM,
+    TEXT,
+    USER,
+    FieldCatalog,
+    validate_spec,
 )
 from crm_core.scoring import SCORERS
 from crm_core.services.customers import custom_field_definitions
 from crm_core.services.segments import (
-    MAX_BULK, BulkTaskInput, SegmentInput, create_segment_tasks, delete_segment, enroll_segment_in_campaign,
-    record_snapshot, save_segment,
+    MAX_BULK,
+    BulkTaskInput,
+    SegmentInput,
+    create_segment_tasks,
+    delete_segment,
+    enroll_segment_in_campaign,
+    record_snapshot,
+    save_segment,
 )
-from crm_core.i18n import t as translate
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
 
 LANGUAGE = lang()
@@ -51,6 +70,7 @@ def t(key: str, **params: Any) -> str:
 
 
 STATE = st.session_state
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 actor = current_actor()
 if actor.role not in (Role.ADMIN, Role.MANAGER, Role.ANALYST):
     st.error(t("error.access_denied"))
@@ -152,7 +172,8 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
     if STATE.get(f"segments_c{uid}_op") not in operators:
         STATE[f"segments_c{uid}_op"] = operators[0]
     op = columns[1].selectbox(
-        t("segments.operator"), operators, format_func=lambda value: t(f"segments.op.{value}"), key=f"segments_c{uid}_op"
+        t("segments.operator"), operators, format_func=lambda value: t(f"segments.op.{value}"),
+        key=f"segments_c{uid}_op",
     )
     value_key = f"segments_c{uid}_value"
     value: Any = None
@@ -164,17 +185,23 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
         if op in LIST_VALUE:
             if not isinstance(STATE.get(value_key), list):
                 STATE[value_key] = []
-            value = slot.multiselect(t("segments.value"), choices, format_func=lambda v: choice_label(field, v), key=value_key)
+            value = slot.multiselect(
+                t("segments.value"), choices, format_func=lambda v: choice_label(field, v), key=value_key
+            )
         else:
             if STATE.get(value_key) not in choices:
                 STATE[value_key] = choices[0] if choices else None
-            value = slot.selectbox(t("segments.value"), choices, format_func=lambda v: choice_label(field, v), key=value_key)
+            value = slot.selectbox(
+                t("segments.value"), choices, format_func=lambda v: choice_label(field, v), key=value_key
+            )
     elif kind in (USER, TEAM):
         options = [owner_id for owner_id, _ in owners] if kind == USER else [team_id for team_id, _ in teams]
         names = owner_names if kind == USER else team_names
         if not isinstance(STATE.get(value_key), list):
             STATE[value_key] = []
-        value = slot.multiselect(t("segments.value"), options, format_func=lambda v: names.get(v, str(v)), key=value_key)
+        value = slot.multiselect(
+            t("segments.value"), options, format_func=lambda v: names.get(v, str(v)), key=value_key
+        )
     elif kind == DATE and op in ("before", "after"):
         if not isinstance(STATE.get(value_key), dt.date):
             STATE[value_key] = dt.date.today()
@@ -182,7 +209,9 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
     elif kind == DATE:
         if not isinstance(STATE.get(value_key), (int, float)) or isinstance(STATE.get(value_key), bool):
             STATE[value_key] = 30.0
-        value = slot.number_input(t("segments.days"), min_value=1.0, max_value=36500.0, step=1.0, format="%.0f", key=value_key)
+        value = slot.number_input(
+            t("segments.days"), min_value=1.0, max_value=36500.0, step=1.0, format="%.0f", key=value_key
+        )
     elif kind == QUINTILE:
         if STATE.get(value_key) not in (1, 2, 3, 4, 5):
             STATE[value_key] = 5
@@ -195,8 +224,9 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
             left, right = slot.columns(2)
             if not isinstance(STATE.get(f"{value_key}2"), float):
                 STATE[f"{value_key}2"] = 100.0 if kind == PERCENT else 0.0
-            low = left.number_input(t("segments.from"), min_value=0.0 if upper else None, max_value=upper, key=value_key)
-            high = right.number_input(t("segments.to"), min_value=0.0 if upper else None, max_value=upper, key=f"{value_key}2")
+            minimum = 0.0 if upper else None
+            low = left.number_input(t("segments.from"), min_value=minimum, max_value=upper, key=value_key)
+            high = right.number_input(t("segments.to"), min_value=minimum, max_value=upper, key=f"{value_key}2")
             value = [low, high]
         else:
             label = t("segments.percent") if kind == PERCENT else t("segments.value")
@@ -208,7 +238,9 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
         value = slot.text_input(t("segments.value"), key=value_key, placeholder=hint)
         if op in LIST_VALUE:
             value = [part.strip() for part in value.split(",") if part.strip()]
-    columns[3].button("✕", key=f"segments_c{uid}_remove", on_click=remove_condition, args=(uid,), help=t("segments.remove"))
+    columns[3].button(
+        "✕", key=f"segments_c{uid}_remove", on_click=remove_condition, args=(uid,), help=t("segments.remove")
+    )
     if kind == BOOL:
         value = None
     return {"field": field, "op": op, "value": value}
@@ -341,7 +373,9 @@ if section == "builder":
                         if not factors:
                             st.info(t("segments.explain_none"))
                         for factor in factors:
-                            direction = "segments.explain_raises" if factor.contribution > 0 else "segments.explain_lowers"
+                            direction = (
+                                "segments.explain_raises" if factor.contribution > 0 else "segments.explain_lowers"
+                            )
                             st.markdown(t(direction, feature=t(f"scoring.feature.{factor.feature}"),
                                           value=factor.value, weight=f"{factor.contribution:+.2f}"))
             pager = st.columns([1, 2, 1])
@@ -360,11 +394,12 @@ if section == "builder":
                 STATE["segments_export"] = (spec.as_dict(), "csv", to_csv(headers, rows))
             if export_columns[1].button(t("segments.prepare_xlsx"), key="segments_prepare_xlsx"):
                 headers, rows = export_rows(spec)
-                STATE["segments_export"] = (spec.as_dict(), "xlsx", to_xlsx(headers, rows, sheet_title=t("segments.title")))
+                workbook = to_xlsx(headers, rows, sheet_title=t("segments.title"))
+                STATE["segments_export"] = (spec.as_dict(), "xlsx", workbook)
             export = STATE.get("segments_export")
             if export and export[0] == spec.as_dict():  # a file of other conditions is not offered
                 _, kind, data = export
-                mime = "text/csv" if kind == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                mime = "text/csv" if kind == "csv" else XLSX_MIME
                 st.download_button(
                     t("segments.download", kind=kind.upper()), data, file_name=f"segment.{kind}", mime=mime,
                     key="segments_download", type="primary",
@@ -423,7 +458,8 @@ if section == "builder":
                 due_on = right.date_input(t("segments.task_due"), value=dt.date.today() + dt.timedelta(days=3),
                                           key="segments_task_due")
                 priority = left.selectbox(t("segments.task_priority"), [p.value for p in Priority], index=1,
-                                          format_func=lambda v: t(f"segments.priority.{v}"), key="segments_task_priority")
+                                          format_func=lambda v: t(f"segments.priority.{v}"),
+                                          key="segments_task_priority")
                 assignable = [owner_id for owner_id, _ in owners
                               if actor.is_admin or owner_id in actor.visible_owner_ids or owner_id == actor.user_id]
                 assignee = right.selectbox(t("segments.task_assignee"), [None, *assignable],
@@ -432,9 +468,8 @@ if section == "builder":
                 create_tasks = st.form_submit_button(t("segments.create_tasks"))
             if create_tasks:
                 try:
-                    created = create_segment_tasks(
-                        db, actor, raw, BulkTaskInput(title=title, due_on=due_on, priority=priority, assignee_id=assignee)
-                    )
+                    task = BulkTaskInput(title=title, due_on=due_on, priority=priority, assignee_id=assignee)
+                    created = create_segment_tasks(db, actor, raw, task)
                 except DomainError as error:
                     show_domain_error(error, labels={"title": t("segments.task_title"),
                                                      "assignee_id": t("segments.task_assignee")})
@@ -504,7 +539,9 @@ if section == "saved":
                 STATE["segments_notice"] = t("segments.recorded", name=chosen.name, count=f"{size:,}")
                 st.rerun()
         may_delete = actor.is_admin or chosen.owner_id == actor.user_id
-        confirm = actions[2].checkbox(t("segments.confirm_delete"), key="segments_confirm_delete", disabled=not may_delete)
+        confirm = actions[2].checkbox(
+            t("segments.confirm_delete"), key="segments_confirm_delete", disabled=not may_delete
+        )
         if actions[2].button(t("segments.delete"), key="segments_delete", disabled=not (may_delete and confirm)):
             try:
                 delete_segment(db, actor, chosen.id)
@@ -562,16 +599,16 @@ if section == "lifecycle":
 
             # a Sankey must be acyclic: stages left as sources, again right as targets
             targets = [n for n in nodes if n != "new"]
-            labels = [f"{stage_name(n)} ({outflow[n]:,})" for n in nodes]
-            labels += [f"{stage_name(n)} ({inflow[n]:,})" for n in targets]
+            node_labels = [f"{stage_name(n)} ({outflow[n]:,})" for n in nodes]
+            node_labels += [f"{stage_name(n)} ({inflow[n]:,})" for n in targets]
             node_colours = [f"rgb({colours.get(n, '120,120,120')})" for n in [*nodes, *targets]]
-            right = {n: len(nodes) + i for i, n in enumerate(targets)}
+            target_node = {n: len(nodes) + i for i, n in enumerate(targets)}
             sankey = go.Figure(
                 go.Sankey(
-                    node={"label": labels, "pad": 18, "color": node_colours},
+                    node={"label": node_labels, "pad": 18, "color": node_colours},
                     link={
                         "source": [nodes.index(link.from_stage or "new") for link in links],
-                        "target": [right[link.to_stage] for link in links],
+                        "target": [target_node[link.to_stage] for link in links],
                         "value": [link.count for link in links],
                         "color": [f"rgba({colours.get(link.to_stage, '120,120,120')},0.35)" for link in links],
                     },
@@ -601,7 +638,9 @@ if section == "rfm":
                     t("segments.revenue"): float(row.monetary),
                     t("segments.average_orders"): round(row.average_orders, 2),
                     t("segments.last_order_range"): (
-                        f"{row.oldest_order_at:%Y-%m-%d} – {row.newest_order_at:%Y-%m-%d}" if row.newest_order_at else ""
+                        f"{row.oldest_order_at:%Y-%m-%d} – {row.newest_order_at:%Y-%m-%d}"
+                        if row.newest_order_at
+                        else ""
                     ),
                 }
                 for row, grid in zip(summary, RFM_GRID, strict=True)
@@ -649,23 +688,25 @@ if section == "scoring":
             continue
         latest = rows[0]
         metrics = latest.metrics
+        auc = metrics.get("auc")  # None for a fallback model, else a number (stored JSON)
         cells = st.columns(4)
         cells[0].metric(t("segments.model_version"), f"v{latest.version}")
-        cells[1].metric(t("segments.auc"), "—" if metrics.get("auc") is None else f"{metrics['auc']:.3f}")
+        cells[1].metric(t("segments.auc"), "—" if auc is None else f"{auc:.3f}")
         cells[2].metric(t("segments.examples"), f"{metrics.get('examples', 0):,}")
         cells[3].metric(t("segments.positives"), f"{metrics.get('positives', 0):,}")
-        if metrics.get("auc") is not None and metrics["auc"] < 0.55:
-            st.warning(t("segments.weak_model", auc=f"{metrics['auc']:.3f}"))
+        if isinstance(auc, int | float) and auc < 0.55:
+            st.warning(t("segments.weak_model", auc=f"{auc:.3f}"))
         if latest.method == "fallback":
             st.warning(t("segments.fallback", positives=metrics.get("positives", 0),
                          negatives=metrics.get("negatives", 0), minimum=metrics.get("min_class_examples", 0)))
-        factors = metrics.get("top_factors") or []
-        if factors:
-            st.caption(t("segments.top_factors") + ": " + "; ".join(factor_text(f) for f in factors))
+        top_factors = metrics.get("top_factors")  # a list of {feature, category, weight}; absent for a fallback
+        if isinstance(top_factors, list) and top_factors:
+            st.caption(t("segments.top_factors") + ": " + "; ".join(factor_text(f) for f in top_factors))
         st.dataframe(
             pd.DataFrame([{t("segments.model_version"): f"v{row.version}", t("segments.trained_at"): row.trained_at,
                            t("segments.method"): t(f"segments.method_{row.method}"),
-                           t("segments.auc"): row.metrics.get("auc"), t("segments.examples"): row.metrics.get("examples")}
+                           t("segments.auc"): row.metrics.get("auc"),
+                           t("segments.examples"): row.metrics.get("examples")}
                           for row in rows]),
             hide_index=True, width="stretch",
         )

@@ -129,6 +129,15 @@ if not actor.can_write:
 # --- act on one task -----------------------------------------------------------------
 open_rows = [row for row in page.items if row.status == "open"]
 by_id = {row.id: row for row in open_rows}
+
+
+def task_label(task_id: int) -> str:
+    """An open task as the picker shows it: title · customer · due time."""
+    row = by_id[task_id]
+    due = row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else ""
+    return " · ".join(part for part in (row.title, row.customer_name or "", due) if part)
+
+
 if open_rows:
     st.divider()
     st.subheader(t("tasks.act"))
@@ -137,13 +146,7 @@ if open_rows:
     selected_id = st.selectbox(
         t("tasks.select"),
         list(by_id),
-        format_func=lambda task_id: " · ".join(
-            part for part in (
-                by_id[task_id].title,
-                by_id[task_id].customer_name or "",
-                by_id[task_id].due_at.strftime("%Y-%m-%d %H:%M") if by_id[task_id].due_at else "",
-            ) if part
-        ),
+        format_func=task_label,
         key="tasks_selected",
     )
     task = by_id[selected_id]
@@ -187,12 +190,13 @@ if open_rows:
                 flash(t("tasks.completed", title=task.title))
                 st.rerun()
     with reschedule_tab, st.form("tasks_reschedule_form", clear_on_submit=False):
-        columns = st.columns(2)
+        due_columns = st.columns(2)
         current = task.due_at or now
-        due_date = columns[0].date_input(t("tasks.column.due"), value=max(current.date(), now.date()),
-                                         key="tasks_due_date")
-        due_time = columns[1].time_input(t("tasks.next_time"), value=current.time().replace(second=0, microsecond=0),
-                                         key="tasks_due_time")
+        due_date = due_columns[0].date_input(t("tasks.column.due"), value=max(current.date(), now.date()),
+                                             key="tasks_due_date")
+        due_time = due_columns[1].time_input(t("tasks.next_time"),
+                                             value=current.time().replace(second=0, microsecond=0),
+                                             key="tasks_due_time")
         if st.form_submit_button(t("tasks.reschedule_button")):
             try:
                 reschedule_task(get_db(), actor, task.id, due_at=dt.datetime.combine(due_date, due_time),
