@@ -1,23 +1,28 @@
 """Imports (admins and managers): a wizard from a dirty CSV/XLSX to validated records, and the run history.
 
-Upload → detected encoding/delimiter and a preview → record type → column mapping (suggested
-from English or Chinese headers; spare columns may become custom fields) → value mapping for
-enumerated columns → mode, match keys, duplicates, policy → validate (every failing
-expectation with its rows and reason, rejected rows as CSV) → import with a progress bar →
-result; the history lists past runs with their quarantined rows and revert. All work is done
-by ``crm_core.importing``; Great Expectations is imported only when a file is validated.
+Upload (kept under ``files_dir()`` for the worker) → detected encoding/delimiter and a preview →
+record type → column mapping (suggested from English or Chinese headers; spare columns may
+become custom fields) → value mapping for enumerated columns → mode, match keys, duplicates,
+policy → check the file → import → result. Checking and importing are ``import`` jobs (the
+check a dry run) run by a worker: the page shows their live progress, then the report (every
+failing expectation with its rows and reason, the rejected rows as CSV) or the result. The
+wizard remembers its jobs, so the user may leave and come back; a new session is offered the
+user's latest import jobs. The history lists past runs with their quarantined rows and revert
+(a job too). Nothing heavy runs in this page: reading, judging and writing happen in the worker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from crm_core.errors import DomainError
+from crm_core.config import files_dir
+from crm_core.errors import DomainError, NotFound
 from crm_core.importing.fields import (
     CUSTOM_FIELD_ENTITIES,
     CUSTOM_PREFIX,
@@ -26,39 +31,50 @@ from crm_core.importing.fields import (
     MATCH_KEYS,
     fields_of,
 )
-from crm_core.importing.mapping import DUPLICATE_ACTIONS, MODES, POLICIES, ImportMapping, ImportOptions
+from crm_core.importing.mapping import DUPLICATE_ACTIONS, MODES, POLICIES, ImportMapping
 from crm_core.importing.reading import ImportFile, open_import_file, preview
-from crm_core.importing.runner import (
-    ValidationReport,
-    field_label,
-    quarantined_rows_csv,
-    reason_text,
-    rejected_rows_csv,
-    revert_import,
-    run_import,
-    validate_import,
-)
+from crm_core.importing.runner import field_label, reason_text
 from crm_core.importing.templates import list_import_runs, list_templates, save_template
 from crm_core.importing.values import distinct_values, is_enumerated, unrecognised_values, value_choices
+from crm_core.jobs.service import RETRYABLE, submit_job
+from crm_core.jobs.uploads import store_upload
 from crm_core.models import Role
+from crm_core.queries.jobs import JobView, get_job, list_jobs
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.jobs import (
+    cancel_button,
+    download_quarantined,
+    is_active,
+    live_jobs,
+    plain,
+    show_check_report,
+    show_error,
+    show_flash,
+    show_import_result,
+    show_progress,
+    show_result,
+    status_label,
+    when_text,
+)
 
 STATE = st.session_state
 SKIP = ""
+PAGE_KEY = "imports"
+CHECK_JOB = "imports_check_job"  # the id of the wizard's last check (a dry-run import job)
+RUN_JOB = "imports_run_job"  # (id of the check it imports, id of the import job)
+REVERT_JOB = "imports_revert_job"
 
 actor = current_actor()
 st.title(t("imports.title"))
 if actor.role not in (Role.ADMIN, Role.MANAGER):  # hidden by navigation; the services refuse too
     st.error(t("error.access_denied"))
     st.stop()
+show_flash(PAGE_KEY)
 
-new_tab, history_tab = st.tabs([t("imports.tab.new"), t("imports.tab.history")])
-
-
-def forget_results() -> None:
-    """A changed input makes the last validation stale."""
-    STATE.pop("imports_report", None)
-    STATE.pop("imports_result", None)
+wanted_run = st.query_params.get("run")  # the Jobs page links to a run of the history
+new_tab, history_tab = st.tabs(
+    [t("imports.tab.new"), t("imports.tab.history")], default=t("imports.tab.history") if wanted_run else None
+)
 
 
 def target_label(target: str) -> str:
@@ -75,83 +91,159 @@ def custom_name(header: str) -> str:
     return (slug or "field_" + hashlib.sha1(header.encode()).hexdigest()[:6])[:60]
 
 
-def show_report(report: ValidationReport, file: ImportFile) -> None:
-    """Per failing expectation: the reason in the user's language, how many rows, which, examples."""
-    metrics = st.columns(4)
-    metrics[0].metric(t("imports.metric.rows"), f"{report.rows_read:,}")
-    metrics[1].metric(t("imports.metric.valid"), f"{report.rows_read - report.rejected_count:,}")
-    metrics[2].metric(t("imports.metric.rejected"), f"{report.rejected_count:,}")
-    metrics[3].metric(t("imports.metric.duplicates"), f"{report.duplicates_in_file + report.matches_in_database:,}")
-    if report.duplicates_in_file or report.matches_in_database:
-        st.info(
-            t("imports.duplicates_found", in_file=report.duplicates_in_file, in_database=report.matches_in_database)
-        )
-    if report.success:
-        st.success(t("imports.valid", rows=f"{report.rows_read:,}", expectations=report.expectations))
+def job_or_none(job_id: int | None) -> JobView | None:
+    """A remembered job, or None when it is gone (another database, deleted)."""
+    if job_id is None:
+        return None
+    try:
+        with read_session() as session:
+            return get_job(session, job_id)
+    except NotFound:
+        return None
+
+
+def forget_file() -> None:
+    """The user removed the uploaded file from the box: forget it (its jobs stay on the Jobs page)."""
+    if STATE.get("imports_upload") is None:
+        for key in ("imports_file", "imports_upload_id", "imports_refusal"):
+            STATE.pop(key, None)
+
+
+def receive_upload(upload: Any) -> None:
+    """Inspect a new upload and keep it under ``files_dir()`` where the worker will read it."""
+    STATE["imports_upload_id"] = upload.file_id
+    STATE.pop("imports_file", None)
+    STATE.pop("imports_refusal", None)
+    content = upload.getvalue()
+    try:
+        inspected = open_import_file(upload.name, content)
+    except DomainError as error:
+        STATE["imports_refusal"] = error
         return
-    st.error(t("imports.invalid", failed=len(report.failures), rejected=f"{report.rejected_count:,}"))
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    t("imports.column.reason"): reason_text(failure.message_key, failure.params, lang()),
-                    t("imports.column.count"): failure.count,
-                    t("imports.column.rows"): ", ".join(str(row) for row in failure.rows[:15])
-                    + (" …" if failure.count > 15 else ""),
-                    t("imports.column.examples"): ", ".join(str(example) for example in failure.examples[:5]),
-                }
-                for failure in report.failures
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-        key="imports_failures_table",
-    )
-    st.download_button(
-        t("imports.download_rejected"),
-        rejected_rows_csv(file, report, lang()),
-        file_name=f"rejected-{file.name.rsplit('.', 1)[0]}.csv",
-        mime="text/csv",
-        key="imports_download_rejected",
-    )
+    stored = store_upload(actor.tenant_id, upload.name, content)
+    STATE["imports_file"] = dataclasses.replace(inspected, source=stored)
+
+
+def job_params(file: ImportFile, entity: str, mapping: ImportMapping, mode: str, policy: str, duplicates: str
+               ) -> dict[str, Any]:
+    """The ``import`` job's parameters for what the wizard shows (see ``crm_core.jobs.kinds.import_file``)."""
+    path = Path(file.source)  # type: ignore[arg-type]
+    return {
+        "entity": entity, "file_path": str(path.relative_to(files_dir().resolve())), "file_name": file.name,
+        "mapping": mapping.as_dict(), "mode": mode, "policy": policy, "duplicates": duplicates,
+        "encoding": file.encoding, "delimiter": file.delimiter, "sheet": file.sheet,
+    }
+
+
+def start_job(params: dict[str, Any]) -> int | None:
+    """Submit an ``import`` job; a refusal (queue down, access) is shown and None returned."""
+    try:
+        return submit_job(get_db(), actor, "import", params)
+    except DomainError as error:
+        show_domain_error(error)
+        return None
 
 
 # --- the wizard ------------------------------------------------------------------------
-with new_tab:
-    upload = st.file_uploader(
-        t("imports.upload"), type=["csv", "txt", "tsv", "xlsx"], key="imports_upload", help=t("imports.upload_help")
-    )
-    if upload is not None:
-        content = upload.getvalue()
-        digest = hashlib.sha256(content).hexdigest()
-        if STATE.get("imports_source_hash") != digest:
-            STATE["imports_source"] = (upload.name, content)
-            STATE["imports_source_hash"] = digest
-            forget_results()
-    elif STATE.get("imports_source_hash"):
-        # the user removed the uploaded file: forget it and its results
-        for key in ("imports_source", "imports_source_hash"):
-            STATE.pop(key, None)
-        forget_results()
-    source = STATE.get("imports_source")
-    file: ImportFile | None = None
-    if source is None:
-        st.info(t("imports.start"))
-    else:
-        try:
-            file = open_import_file(source[0], source[1])
-        except DomainError as error:
-            show_domain_error(error)
+def offer_recent_imports() -> None:
+    """A new session: the user's latest import jobs, to follow one here again."""
+    with read_session() as session:
+        recent = list_jobs(session, kinds=["import"], mine_only=True, per_page=5).items
+    if not recent:
+        return
+    by_id = {view.id: view for view in recent}
 
+    def label(job_id: int) -> str:
+        view = by_id[job_id]
+        what = t("jobs.wizard.what_check") if view.params.get("dry_run") else t("jobs.wizard.what_import")
+        return t("jobs.wizard.resume_label", id=view.id, file=view.params.get("file_name") or "—", what=what,
+                 status=status_label(view.status), when=when_text(view.created_at))
+
+    with st.container(border=True):
+        st.markdown("**" + plain(t("jobs.wizard.resume")) + "**")
+        st.caption(t("jobs.wizard.resume_help"))
+        row = st.columns([4, 1], vertical_alignment="bottom")
+        chosen = row[0].selectbox(t("jobs.wizard.resume"), list(by_id), format_func=label,
+                                  key="imports_resume_choice", label_visibility="collapsed")
+        if row[1].button(t("jobs.wizard.resume_open"), key="imports_resume_open") and chosen is not None:
+            if by_id[chosen].params.get("dry_run"):
+                STATE[CHECK_JOB] = chosen
+                STATE.pop(RUN_JOB, None)
+            else:
+                STATE.pop(CHECK_JOB, None)
+                STATE[RUN_JOB] = (None, chosen)
+            st.rerun()
+
+
+def draw_job(view: JobView, heading_key: str) -> None:
+    """One wizard job: its progress and Cancel while it runs, then its report or result."""
+    st.caption(plain(t(heading_key, id=view.id)) + " · " + plain(status_label(view.status)))
+    if is_active(view):
+        show_progress(view)
+        st.caption(t("jobs.wizard.checking") if view.params.get("dry_run") else t("jobs.wizard.importing"))
+        cancel_button(actor, view, PAGE_KEY)
+    elif view.status.value != "succeeded":
+        show_error(view)
+    elif view.params.get("dry_run"):
+        show_check_report(actor, view, key=f"imports_check_{view.id}")
+    else:
+        show_import_result(actor, view, key=f"imports_result_{view.id}", link_history=False)
+
+
+def follow(key: str, view: JobView, heading_key: str) -> None:
+    """Draw ``view`` live (progress every second) until it ends."""
+
+    def load() -> list[JobView]:
+        fresh = job_or_none(view.id)
+        return [fresh] if fresh else []
+
+    def draw(views: list[JobView]) -> None:
+        for current in views:
+            draw_job(current, heading_key)
+
+    live_jobs(key, [view], load, draw)
+
+
+with new_tab:
+    if CHECK_JOB not in STATE and RUN_JOB not in STATE and "imports_file" not in STATE:
+        offer_recent_imports()
+    upload = st.file_uploader(
+        t("imports.upload"), type=["csv", "txt", "tsv", "xlsx"], key="imports_upload", help=t("imports.upload_help"),
+        on_change=forget_file,
+    )
+    if upload is not None and STATE.get("imports_upload_id") != upload.file_id:
+        receive_upload(upload)
+    if (refusal := STATE.get("imports_refusal")) is not None:
+        show_domain_error(refusal)
+    file: ImportFile | None = STATE.get("imports_file")
+    if file is not None and not Path(file.source).is_file():  # type: ignore[arg-type]
+        # a successful import deletes its upload (crm_core.jobs.uploads): a new import needs a new upload
+        STATE.pop("imports_file", None)
+        file = None
+        st.info(t("jobs.wizard.upload_gone"))
+    elif file is None and refusal is None:
+        st.info(t("imports.start"))
+
+    check_view = job_or_none(STATE.get(CHECK_JOB))
+    run_check_id, run_job_id = STATE.get(RUN_JOB) or (None, None)
+    run_view = job_or_none(run_job_id)
+    # the check of this very file gives the wizard's defaults: coming back to the page shows what was checked
+    last_check = check_view.params if check_view and file is not None else {}
+    if last_check.get("file_path") and Path(files_dir().resolve() / last_check["file_path"]) != Path(file.source):  # type: ignore[union-attr, arg-type]
+        last_check = {}
+
+    params: dict[str, Any] | None = None
     if file is not None:
+        if upload is None:
+            st.caption(plain(t("jobs.wizard.file_of_job", name=file.name)))
         st.caption(
-            t(
+            plain(t(
                 "imports.detected",
                 name=file.name,
                 encoding=file.encoding_label,
                 delimiter={"\t": "Tab", ",": ",", ";": ";", "|": "|"}.get(file.delimiter or "", "—"),
                 columns=len(file.headers),
-            )
+            ))
         )
         for warning in file.warnings:
             st.warning(t(warning))
@@ -166,9 +258,9 @@ with new_tab:
         entity = st.selectbox(
             t("imports.entity"),
             ENTITIES,
+            index=ENTITIES.index(last_check["entity"]) if last_check.get("entity") in ENTITIES else 0,
             format_func=lambda e: t(f"imports.entity.{e}"),
             key="imports_entity",
-            on_change=forget_results,
         )
         required_fields = {spec.name for spec in fields_of(entity) if spec.required}
         with read_session() as session:
@@ -179,9 +271,10 @@ with new_tab:
             [None, *template_names],
             format_func=lambda v: template_names.get(v, "—"),
             key=f"imports_template_{entity}",
-            on_change=forget_results,
         )
         base = next((m for template_id, _, _, m in templates if template_id == template_choice), None)
+        if base is None and last_check.get("entity") == entity and last_check.get("mapping"):
+            base = ImportMapping.from_dict(last_check["mapping"])
         suggested = base or ImportMapping.suggested(entity, file.headers)
         signature_key = f"{entity}-{template_choice}-{file.sha256[:12]}"
 
@@ -203,7 +296,6 @@ with new_tab:
                 index=options.index(default),
                 format_func=target_label,
                 key=f"imports_map_{signature_key}_{index}",
-                on_change=forget_results,
             )
             if choice != SKIP:
                 mapping_columns[header] = choice
@@ -233,22 +325,23 @@ with new_tab:
                 if not unknown:
                     continue
                 any_unknown = True
-                st.markdown(t("imports.values_for", column=header, field=field_label(target, lang())))
+                st.markdown(t("imports.values_for", column=plain(header), field=field_label(target, lang())))
                 value_columns = st.columns(3)
                 for value_index, value in enumerate(unknown):
-                    options = [SKIP, *choices]
-                    default = preset.get(value, SKIP)
+                    stored_values: list[str] = [SKIP, *choices]
+                    preset_value = preset.get(value, SKIP)
+
+                    def value_label(stored: str, field: str = target) -> str:
+                        if stored == SKIP:
+                            return t("imports.values.keep")
+                        return t(f"stage.{stored}") if field == "lifecycle_stage" else stored
+
                     picked = value_columns[value_index % 3].selectbox(
                         value,
-                        options,
-                        index=options.index(default) if default in options else 0,
-                        format_func=lambda v, field=target: (
-                            t("imports.values.keep")
-                            if v == SKIP
-                            else (t(f"stage.{v}") if field == "lifecycle_stage" else v)
-                        ),
+                        stored_values,
+                        index=stored_values.index(preset_value) if preset_value in stored_values else 0,
+                        format_func=value_label,
                         key=f"imports_value_{signature_key}_{header}_{value_index}",
-                        on_change=forget_results,
                     )
                     if picked != SKIP:
                         value_mapping.setdefault(header, {})[value] = picked
@@ -260,17 +353,17 @@ with new_tab:
         mode = option_columns[0].radio(
             t("imports.mode"),
             MODES,
+            index=MODES.index(last_check["mode"]) if last_check.get("mode") in MODES else 0,
             format_func=lambda m: t(f"imports.mode.{m}"),
             key="imports_mode",
-            on_change=forget_results,
             horizontal=True,
         )
         policy = option_columns[1].radio(
             t("imports.policy"),
             POLICIES,
+            index=POLICIES.index(last_check["policy"]) if last_check.get("policy") in POLICIES else 0,
             format_func=lambda p: t(f"imports.policy.{p}"),
             key="imports_policy",
-            on_change=forget_results,
         )
         match_choices = list(MATCH_KEYS[entity])
         default_match = [key for key in (suggested.match_on or DEFAULT_MATCH[entity]) if key in match_choices]
@@ -281,7 +374,6 @@ with new_tab:
                 default=default_match,
                 format_func=lambda key: field_label(key, lang()),
                 key=f"imports_match_{entity}",
-                on_change=forget_results,
             )
             if match_choices
             else []
@@ -289,61 +381,14 @@ with new_tab:
         duplicates = option_columns[1].radio(
             t("imports.duplicates"),
             DUPLICATE_ACTIONS,
+            index=DUPLICATE_ACTIONS.index(last_check["duplicates"])
+            if last_check.get("duplicates") in DUPLICATE_ACTIONS else 0,
             format_func=lambda d: t(f"imports.duplicates.{d}"),
             key="imports_duplicates",
-            on_change=forget_results,
             disabled=mode != "create",
         )
         mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on))
-        options = ImportOptions(mode=mode, policy=policy, duplicates=duplicates)
-        signature = json.dumps([file.sha256, entity, mapping.as_dict(), mode, policy, duplicates], sort_keys=True)
-
-        st.subheader(t("imports.step.validate"))
-        action_columns = st.columns([1, 1, 2])
-        if action_columns[0].button(t("imports.validate"), key="imports_validate", type="secondary"):
-            forget_results()
-            try:
-                with st.spinner(t("imports.validating")):
-                    STATE["imports_report"] = (
-                        signature,
-                        validate_import(get_db(), actor, file, entity, mapping, options),
-                    )
-            except DomainError as error:
-                show_domain_error(error)
-        stored = STATE.get("imports_report")
-        report: ValidationReport | None = stored[1] if stored and stored[0] == signature else None
-        if report is not None:
-            show_report(report, file)
-        stored_result = STATE.get("imports_result")
-        already_imported = bool(stored_result and stored_result[0] == signature)
-        blocked = report is None or already_imported or (not report.success and policy == "all-or-nothing")
-        if report is not None and blocked and not already_imported:
-            st.caption(t("imports.blocked_all_or_nothing"))
-        if action_columns[1].button(t("imports.import"), key="imports_commit", type="primary", disabled=blocked):
-            bar = st.progress(0.0, text=t("imports.importing"))
-
-            def progress(done: int, total: int | None, _message_key: str) -> None:
-                if total:
-                    bar.progress(
-                        min(done / total, 1.0), text=t("imports.progress", done=f"{done:,}", total=f"{total:,}")
-                    )
-
-            try:
-                result = run_import(get_db(), actor, file, entity, mapping, options, progress=progress)
-            except DomainError as error:
-                show_domain_error(error)
-            else:
-                STATE["imports_result"] = (signature, result.as_dict())
-                st.rerun()  # the result shows below, and the Import button turns off for this file
-        if already_imported:
-            assert stored_result is not None
-            outcome = stored_result[1]
-            message = t(
-                "imports.result",
-                status=t(f"imports.status.{outcome['status']}"),
-                **{k: outcome[k] for k in ("created", "updated", "skipped", "rejected", "run_id")},
-            )
-            (st.success if outcome["status"] == "imported" else st.warning)(message)
+        params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates))
 
         with st.expander(t("imports.save_template")):
             template_name = st.text_input(t("imports.template_name"), key="imports_template_name", max_chars=120)
@@ -353,7 +398,46 @@ with new_tab:
                 except DomainError as error:
                     show_domain_error(error, labels={"name": t("imports.template_name")})
                 else:
-                    st.success(t("imports.template_saved", name=template_name.strip()))
+                    st.success(plain(t("imports.template_saved", name=template_name.strip())))
+
+    # --- check, then import: jobs in the worker -------------------------------------------
+    if params is not None or check_view is not None or run_view is not None:
+        st.subheader(t("jobs.wizard.step"))
+    if params is not None:
+        checking = check_view is not None and is_active(check_view)
+        clicked = st.button(t("jobs.wizard.check"), key="imports_check", help=t("jobs.wizard.check_help"),
+                            disabled=checking)
+        if clicked and (check_id := start_job({**params, "dry_run": True})) is not None:
+            STATE[CHECK_JOB] = check_id
+            STATE.pop(RUN_JOB, None)
+            st.rerun()
+    stale = bool(check_view and params is not None and check_view.params != {**params, "dry_run": True})
+    if check_view is not None:
+        follow("imports_check_panel", check_view, "jobs.wizard.check_job")
+        if stale and not is_active(check_view):
+            st.warning(t("jobs.wizard.stale"))
+
+    if check_view is not None or params is not None:
+        imported_by = run_view.id if run_view and run_check_id == getattr(check_view, "id", None) and (
+            run_view.status not in RETRYABLE) else None
+        result = check_view.result if check_view and check_view.status.value == "succeeded" else {}
+        allowed = bool(result) and not result.get("error") and (
+            bool(result.get("success")) or check_view.params.get("policy") == "skip-invalid"  # type: ignore[union-attr]
+        )
+        blocked = check_view is None or stale or not allowed or imported_by is not None
+        if check_view is None:
+            st.caption(t("jobs.wizard.check_first"))
+        elif result and not result.get("error") and not result.get("success") and not allowed and not stale:
+            st.caption(t("imports.blocked_all_or_nothing"))
+        elif imported_by is not None:
+            st.caption(plain(t("jobs.wizard.already_imported", id=imported_by)))
+        if st.button(t("imports.import"), key="imports_commit", type="primary", disabled=blocked):
+            assert check_view is not None
+            if (run_id := start_job({**check_view.params, "dry_run": False})) is not None:
+                STATE[RUN_JOB] = (check_view.id, run_id)
+                st.rerun()
+    if run_view is not None:
+        follow("imports_run_panel", run_view, "jobs.wizard.import_job")
 
 
 # --- history ---------------------------------------------------------------------------
@@ -387,6 +471,11 @@ with history_tab:
             key="imports_history_table",
         )
         by_id: dict[int, Any] = {run.id: run for run in runs}
+        if wanted_run and STATE.get("imports_history_linked") != wanted_run:
+            # once per link: afterwards the user's own choice of run stands
+            STATE["imports_history_linked"] = wanted_run
+            if wanted_run.isdigit() and int(wanted_run) in by_id:
+                STATE["imports_history_run"] = int(wanted_run)
         chosen = st.selectbox(
             t("imports.pick_run"),
             list(by_id),
@@ -396,38 +485,39 @@ with history_tab:
         run = by_id[chosen]
         for failure in run.validation_result.get("failures", []):
             st.markdown(
-                f"- {reason_text(failure['message_key'], failure.get('params', {}), lang())} "
-                f"({t('imports.rows_count', count=failure['count'])})"
+                "- " + plain(reason_text(failure["message_key"], failure.get("params", {}), lang()))
+                + f" ({t('imports.rows_count', count=failure['count'])})"
             )
         if run.rejected:
-            try:
-                st.download_button(
-                    t("imports.download_quarantine"),
-                    quarantined_rows_csv(get_db(), actor, run.id, lang()),
-                    file_name=f"import-{run.id}-rejected.csv",
-                    mime="text/csv",
-                    key="imports_download_quarantine",
-                )
-            except DomainError as error:
-                show_domain_error(error)
+            download_quarantined(actor, run.id, key="imports_download_quarantine")
+        revert_view = job_or_none(STATE.get(REVERT_JOB))
+        reverting = revert_view is not None and is_active(revert_view)
         if run.status in ("imported", "partial"):
             confirm = st.checkbox(
                 t("imports.revert_confirm", created=run.created, updated=run.updated),
                 key=f"imports_revert_confirm_{run.id}",
             )
-            if st.button(t("imports.revert"), key="imports_revert", disabled=not confirm):
+            if st.button(t("imports.revert"), key=f"imports_revert_{run.id}", disabled=not confirm or reverting):
                 try:
-                    undone = revert_import(get_db(), actor, run.id)
+                    revert_id = submit_job(get_db(), actor, "import_revert", {"run_id": run.id})
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    STATE["imports_reverted_notice"] = t(
-                        "imports.reverted",
-                        run_id=undone.run_id,
-                        deleted=undone.deleted,
-                        restored=undone.restored,
-                        conflicts=undone.conflicts,
-                    )
+                    STATE[REVERT_JOB] = revert_id
                     st.rerun()
-        if notice := STATE.pop("imports_reverted_notice", None):
-            st.success(notice)
+        if revert_view is not None:
+
+            def load_revert() -> list[JobView]:
+                fresh = job_or_none(revert_view.id)  # type: ignore[union-attr]
+                return [fresh] if fresh else []
+
+            def draw_revert(views: list[JobView]) -> None:
+                for view in views:
+                    run_id = view.params.get("run_id")
+                    st.caption(plain(t("jobs.wizard.revert_started", run_id=run_id, id=view.id)))
+                    if is_active(view):
+                        show_progress(view)
+                    else:
+                        show_result(actor, view, key=f"imports_revert_result_{view.id}")
+
+            live_jobs("imports_revert_panel", [revert_view], load_revert, draw_revert)

@@ -1,11 +1,16 @@
-"""Imports page: upload a dirty GBK file, see the failing checks, fix a value mapping, import, revert."""
+"""Imports page: upload a dirty GBK file, check it (a job), fix a value mapping, import (a job), come back, revert."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from crm_core.models import Customer, ImportRun
+from crm_core.models.jobs import Job
 from tests.pages.conftest import AppWorld, log_in
+from tests.pages.job_helpers import isolated_queue, queued_job_ids, run_queued_jobs  # noqa: F401  - the fixture
+
+pytestmark = pytest.mark.usefixtures("isolated_queue")
 
 DIRTY = (
     "客户名称,电话,邮箱,负责人,阶段\n"
@@ -20,9 +25,19 @@ def open_imports(app):  # type: ignore[no-untyped-def]
     return app.run()
 
 
+def upload(app, name: str, content: bytes):  # type: ignore[no-untyped-def]
+    app.file_uploader(key="imports_upload").set_value((name, content, "text/csv"))
+    return app.run()
+
+
 def failure_reasons(app) -> list[str]:  # type: ignore[no-untyped-def]
     frames = [frame.value for frame in app.dataframe if "Reason" in frame.value.columns]
     return list(frames[0]["Reason"]) if frames else []
+
+
+def texts(elements) -> str:  # type: ignore[no-untyped-def]
+    """The alerts' texts without Markdown escapes."""
+    return " ".join(element.value.replace("\\", "") for element in elements)
 
 
 def customers_named(app_world: AppWorld, *names: str) -> int:
@@ -30,71 +45,136 @@ def customers_named(app_world: AppWorld, *names: str) -> int:
         return int(session.scalar(select(func.count()).select_from(Customer).where(Customer.name.in_(names))) or 0)
 
 
-def test_a_manager_validates_a_dirty_gbk_file_and_imports_only_after_fixing_it(app_world: AppWorld) -> None:
+def run_the_job(app_world: AppWorld, app):  # type: ignore[no-untyped-def]
+    """The worker runs the job the page queued; the page runs again."""
+    assert len(run_queued_jobs(app_world.db)) == 1
+    return app.run()
+
+
+def test_a_manager_checks_a_dirty_gbk_file_and_imports_only_after_fixing_it(app_world: AppWorld) -> None:
     app = log_in(app_world.world.manager.username)
-    app.session_state["imports_source"] = ("客户.csv", DIRTY)
-    app = open_imports(app)
+    app = upload(open_imports(app), "客户.csv", DIRTY)
     assert not app.exception
-    assert any("GBK/GB18030" in caption.value for caption in app.caption)
+    assert "GBK/GB18030" in texts(app.caption)
     # the mapping was suggested from the Chinese headers
     first_column = next(
         box for box in app.selectbox if (box.key or "").startswith("imports_map_") and box.label == "客户名称"
     )
     assert first_column.value == "name"
-    app.button(key="imports_validate").click()
+    assert app.button(key="imports_commit").disabled  # nothing to import before a check
+    app.button(key="imports_check").click()
     app = app.run()
     assert not app.exception
-    errors = " ".join(error.value for error in app.error)
-    assert "rows would be rejected" in errors
+    # the check is a dry-run job for the worker; the page waits for it
+    [check_id] = queued_job_ids(app_world.db)
+    assert "Waiting for a worker" in app.get("progress")[0].text.replace("\\", "")
+    app = run_the_job(app_world, app)
+    assert "rows would be rejected" in texts(app.error)
     reasons = failure_reasons(app)
     assert any("not a valid email address" in reason for reason in reasons)
     assert any("Owner" in reason for reason in reasons)
     assert any("Lifecycle stage must be one of" in reason for reason in reasons)
+    assert any(button.key == f"imports_check_{check_id}_download" for button in app.get("download_button"))
     # all or nothing: the import button is disabled and nothing was written
     assert app.button(key="imports_commit").disabled
     assert customers_named(app_world, "深圳红隼电子", "北京新客户", "上海无名") == 0
 
-    # map the unknown stage, then import the valid rows and quarantine the rest
-    stage_box = next(box for box in app.selectbox if box.label == "Engaging")
-    stage_box.set_value("intent")
+    # map the unknown stage and import the valid rows: the old check no longer counts
+    next(box for box in app.selectbox if box.label == "Engaging").set_value("intent")
     app.radio(key="imports_policy").set_value("skip-invalid")
     app = app.run()
-    app.button(key="imports_validate").click()
-    app = app.run()
-    reasons = failure_reasons(app)
-    assert not any("Lifecycle stage" in reason for reason in reasons)
+    assert "changed since this check" in texts(app.warning)
+    assert app.button(key="imports_commit").disabled
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    assert not any("Lifecycle stage" in reason for reason in failure_reasons(app))
     assert not app.button(key="imports_commit").disabled
     app.button(key="imports_commit").click()
     app = app.run()
+    with app_world.db.system_session("test") as session:
+        import_job = session.scalars(select(Job).order_by(Job.id.desc())).first()
+    assert import_job is not None and import_job.params["dry_run"] is False
+    assert import_job.params["mapping"]["values"]["阶段"]["Engaging"] == "intent"
+    app = run_the_job(app_world, app)
     assert not app.exception
-    assert any("1 created" in warning.value and "2 rejected" in warning.value for warning in app.warning), [
-        w.value for w in [*app.warning, *app.error, *app.success]
-    ]
+    assert "1 created" in texts(app.warning) and "2 rejected" in texts(app.warning)
+    assert any(button.key == f"imports_result_{import_job.id}_download" for button in app.get("download_button"))
+    assert app.button(key="imports_commit").disabled  # imported once
     assert customers_named(app_world, "深圳红隼电子") == 1
     assert customers_named(app_world, "北京新客户", "上海无名") == 0
 
 
-def test_the_history_lists_runs_and_reverts_one(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.admin.username)
-    app.session_state["imports_source"] = ("clean.csv", b"name,email\nAlpha Ltd,alpha@example.com\n")
-    app = open_imports(app)
-    app.button(key="imports_validate").click()
-    app = app.run()
-    assert any("All 1 rows pass" in success.value for success in app.success)
+def test_a_user_who_comes_back_in_a_new_session_finds_their_import(app_world: AppWorld) -> None:
+    manager = app_world.world.manager.username
+    app = upload(open_imports(log_in(manager)), "clean.csv", b"name,email\nAlpha Ltd,alpha@example.com\n")
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
     app.button(key="imports_commit").click()
+    app.run()  # the import is queued; the browser tab closes before the worker starts it
+
+    later = open_imports(log_in(manager))
+    assert not later.exception
+    offered = later.selectbox(key="imports_resume_choice")
+    assert len(offered.options) == 2 and "clean.csv · import · Queued" in offered.options[0]
+    later.button(key="imports_resume_open").click()
+    later = later.run()
+    assert "Waiting for a worker" in later.get("progress")[0].text.replace("\\", "")
+    later = run_the_job(app_world, later)
+    assert "Imported: 1 created" in texts(later.success)
+    assert customers_named(app_world, "Alpha Ltd") == 1
+
+
+def test_leaving_the_page_and_coming_back_keeps_the_checked_file_and_its_mapping(app_world: AppWorld) -> None:
+    app = upload(open_imports(log_in(app_world.world.manager.username)), "客户.csv", DIRTY)
+    next(box for box in app.selectbox if box.label == "Engaging").set_value("intent")
+    app.radio(key="imports_policy").set_value("skip-invalid")
+    app.button(key="imports_check").click()
     app = app.run()
+    app.switch_page("pages/customers.py")
+    app = app.run()  # the upload box and the mapping boxes are gone from this run
+    app = run_the_job(app_world, open_imports(app))
+    assert not app.exception
+    assert "客户.csv (uploaded earlier)" in texts(app.caption)
+    assert next(box for box in app.selectbox if box.label == "Engaging").value == "intent"
+    assert app.radio(key="imports_policy").value == "skip-invalid"
+    assert "changed since this check" not in texts(app.warning)
+    assert not app.button(key="imports_commit").disabled
+
+
+def test_the_history_lists_runs_and_reverts_one_as_a_job(app_world: AppWorld) -> None:
+    app = upload(open_imports(log_in(app_world.world.admin.username)), "clean.csv",
+                 b"name,email\nAlpha Ltd,alpha@example.com\n")
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    assert "All 1 rows pass" in texts(app.success)
+    app.button(key="imports_commit").click()
+    app = run_the_job(app_world, app.run())
     assert customers_named(app_world, "Alpha Ltd") == 1
     history = next(frame.value for frame in app.dataframe if "File" in frame.value.columns)
     assert list(history["File"]) == ["clean.csv"]
     next(box for box in app.checkbox if (box.key or "").startswith("imports_revert_confirm_")).check()
     app = app.run()
-    app.button(key="imports_revert").click()
-    app = app.run()
+    next(button for button in app.button if (button.key or "").startswith("imports_revert_")).click()
+    app = run_the_job(app_world, app.run())
     assert not app.exception
-    assert any("reverted" in success.value for success in app.success)
+    assert "reverted" in texts(app.success)
     assert customers_named(app_world, "Alpha Ltd") == 0
     with app_world.db.system_session("test") as session:
         assert session.scalars(select(ImportRun.status)).all() == ["reverted"]
+
+
+def test_the_jobs_page_links_to_the_run_in_the_history(app_world: AppWorld) -> None:
+    app = upload(open_imports(log_in(app_world.world.admin.username)), "clean.csv",
+                 b"name,email\nAlpha Ltd,alpha@example.com\n")
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    app.button(key="imports_commit").click()
+    app = run_the_job(app_world, app.run())
+    with app_world.db.system_session("test") as session:
+        run_id = session.scalars(select(ImportRun.id)).one()
+    app.query_params["run"] = str(run_id)
+    app = open_imports(app)
+    assert app.selectbox(key="imports_history_run").value == run_id
 
 
 def test_the_imports_page_is_for_admins_and_managers_only() -> None:
