@@ -41,6 +41,11 @@ def redis_url() -> str | None:
     return os.environ.get("CRM_REDIS_URL") or None
 
 
+def jobs_queue_name() -> str:
+    """``CRM_JOBS_QUEUE`` (default ``kestrel``): two installations sharing one Redis each need a name of their own."""
+    return os.environ.get("CRM_JOBS_QUEUE") or "kestrel"
+
+
 def jobs_queue_path(database_url: str | None = None) -> Path:
     """The SQLite file of the job queue when no Redis is configured.
 

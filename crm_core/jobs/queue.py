@@ -18,9 +18,8 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
-from crm_core.config import jobs_queue_path, redis_url
+from crm_core.config import jobs_queue_name, jobs_queue_path, redis_url
 
-QUEUE_NAME = "kestrel"
 PROGRESS_KEY = "kestrel.progress.{job_id}"
 CANCEL_KEY = "kestrel.cancel.{job_id}"
 
@@ -31,10 +30,10 @@ def make_queue(database_url: str | None = None) -> Huey:
     """A Huey instance for this configuration: Redis when ``CRM_REDIS_URL`` is set, else SQLite."""
     url = redis_url()
     if url:
-        return RedisHuey(QUEUE_NAME, url=url)
+        return RedisHuey(jobs_queue_name(), url=url)
     path = jobs_queue_path(database_url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(path), timeout=30)
+    return SqliteHuey(jobs_queue_name(), filename=str(path), timeout=30)
 
 
 def get_queue() -> Huey:
