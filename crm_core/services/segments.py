@@ -14,6 +14,7 @@ each counts the members visible to the segment's owner at that moment.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,8 +176,14 @@ class SnapshotRun:
     sizes: dict[int, int]
 
 
-def snapshot_all_segments(db: Database, *, tenant_id: int | None = None) -> SnapshotRun:
-    """Record the size of every saved segment (of one tenant or all), each in its owner's scope."""
+def snapshot_all_segments(
+    db: Database, *, tenant_id: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> SnapshotRun:
+    """Record the size of every saved segment (of one tenant or all), each in its owner's scope.
+
+    ``progress(done, total)`` is called before each segment (a job's report; raising stops the run,
+    the sizes recorded so far stay: each snapshot is a fact of its own).
+    """
     from crm_core.services.auth import load_actor
 
     with db.system_session("segments snapshot") as session:
@@ -187,7 +194,9 @@ def snapshot_all_segments(db: Database, *, tenant_id: int | None = None) -> Snap
     sizes: dict[int, int] = {}
     skipped = 0
     actors: dict[str, Actor | None] = {}
-    for segment_id, username in segments:
+    for done, (segment_id, username) in enumerate(segments):
+        if progress is not None:
+            progress(done, len(segments))
         if username not in actors:
             actors[username] = load_actor(db, username)
         owner = actors[username]
