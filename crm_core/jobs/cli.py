@@ -9,13 +9,16 @@ prints the job id and returns; ``--inline`` runs the job in this process (same c
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from huey import Huey
 from sqlalchemy import select
 
 from crm_core.access import Actor
@@ -67,6 +70,25 @@ def message_text(message: dict[str, Any], lang: str) -> str:
     return t(message["key"], lang, **(message.get("params") or {}))
 
 
+def queue_for(db: Database) -> Huey:
+    """The queue the workers of ``db`` read: Redis (``CRM_REDIS_URL``), else the SQLite file beside ``db``.
+
+    ``--database-url`` names the database; its queue follows it, so that the CLI and a worker
+    started with the same URL meet (``CRM_JOBS_PATH`` overrides the file).
+    """
+    from crm_core.config import jobs_queue_name, jobs_queue_path, redis_url
+    from crm_core.jobs import queue as job_queue
+
+    url = db.engine.url.render_as_string(hide_password=False)
+    key = (redis_url() or "", jobs_queue_name(), str(jobs_queue_path(url)))
+    if key not in _QUEUES:
+        _QUEUES[key] = job_queue.make_queue(url)
+    return _QUEUES[key]
+
+
+_QUEUES: dict[tuple[str, str, str], Huey] = {}
+
+
 def run_jobs(
     args: argparse.Namespace,
     db: Database,
@@ -75,34 +97,60 @@ def run_jobs(
     *,
     actor: Actor | None = None,
     tenant_ids: Sequence[int] | None = None,
+    inline: bool | None = None,
 ) -> list[JobView] | None:
     """Submit ``kind`` for ``actor`` (or as the system for each of ``tenant_ids``) and wait for the end.
 
-    Returns the finished jobs, or None with ``--no-wait`` (the ids are printed).
+    Returns the finished jobs, or None with ``--no-wait`` (the ids are printed). ``inline``
+    True runs the jobs here whatever the options say (no worker serves that database).
     """
-    from crm_core.jobs.runner import execute_job
     from crm_core.jobs.service import submit_job, submit_system_job
 
-    inline = _inline(args)
+    here = _inline(args) if inline is None else inline
+    queue = queue_for(db)
     if actor is not None:
-        job_ids = [submit_job(db, actor, kind, params, enqueue=not inline)]
+        job_ids = [submit_job(db, actor, kind, params, enqueue=not here, queue=queue)]
     else:
-        job_ids = [submit_system_job(db, tenant_id, kind, params, enqueue=not inline)
+        job_ids = [submit_system_job(db, tenant_id, kind, params, enqueue=not here, queue=queue)
                    for tenant_id in (tenant_ids if tenant_ids is not None else active_tenant_ids(db))]
-    lang = _lang()
-    if inline:
-        for job_id in job_ids:
-            execute_job(db, job_id)
-    elif getattr(args, "no_wait", False):
+    quiet = bool(getattr(args, "json", False) or getattr(args, "no_progress", False))
+    if here:
+        return [run_here(db, job_id, queue=queue, quiet=quiet) for job_id in job_ids]
+    if getattr(args, "no_wait", False):
+        lang = _lang()
         for job_id in job_ids:
             if getattr(args, "json", False):
-                import json
-
                 print(json.dumps({"status": "queued", "job_id": job_id}))
             else:
                 print(t("jobs.cli.queued", lang, id=job_id))
         return None
-    return [wait_for(db, job_id, quiet=getattr(args, "json", False)) for job_id in job_ids]
+    return [wait_for(db, job_id, quiet=quiet, queue=queue) for job_id in job_ids]
+
+
+def run_here(db: Database, job_id: int, *, queue: Huey | None = None, quiet: bool = False) -> JobView:
+    """Run job ``job_id`` in this process (``--inline``), drawing its progress as :func:`wait_for` does.
+
+    The job runs in a thread while this one draws; Ctrl-C cancels it (its transaction rolls back).
+    """
+    from crm_core.jobs.runner import execute_job
+
+    if quiet:
+        execute_job(db, job_id, queue=queue)
+        return _read(db, job_id, queue)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            execute_job(db, job_id, queue=queue)
+        except BaseException as error:  # re-raised in the caller's thread below
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name=f"job-{job_id}", daemon=True)
+    thread.start()
+    try:
+        return wait_for(db, job_id, queue=queue, thread=thread, failure=failure)
+    finally:
+        thread.join()
 
 
 def active_tenant_ids(db: Database) -> list[int]:
@@ -111,31 +159,60 @@ def active_tenant_ids(db: Database) -> list[int]:
         return list(session.scalars(select(Tenant.id).where(Tenant.is_active.is_(True)).order_by(Tenant.id)))
 
 
-def _read(db: Database, job_id: int) -> JobView:
+def _read(db: Database, job_id: int, queue: Huey | None = None) -> JobView:
     with db.system_session("cli: read job") as session:
-        return get_job(session, job_id)
+        return get_job(session, job_id, queue=queue)
 
 
-def wait_for(db: Database, job_id: int, *, quiet: bool = False) -> JobView:
-    """Poll job ``job_id`` until it ends, drawing its progress on stderr; Ctrl-C leaves it running."""
+def wait_for(
+    db: Database,
+    job_id: int,
+    *,
+    quiet: bool = False,
+    queue: Huey | None = None,
+    thread: threading.Thread | None = None,
+    failure: list[BaseException] | None = None,
+) -> JobView:
+    """Poll job ``job_id`` until it ends, drawing its progress on stderr; Ctrl-C leaves it running.
+
+    With ``thread`` (the job runs in this process) Ctrl-C cancels the job instead, and an error
+    that ended the thread early (``failure``) is raised here.
+    """
     lang = _lang()
     draw = _Progress(job_id, lang, enabled=not quiet)
     started = time.monotonic()
     hinted = False
     try:
         while True:
-            view = _read(db, job_id)
+            ended_here = thread is not None and not thread.is_alive()
+            view = _read(db, job_id, queue)
             if view.status.finished:
                 draw.close(view)
                 return view
+            if ended_here:
+                draw.close(None)
+                if failure:
+                    raise failure[0]
+                return view  # not queued any more when it started (cancelled meanwhile): as it is
             waited = time.monotonic() - started
-            if view.status == JobStatus.QUEUED and not hinted and waited > WORKER_HINT_AFTER_SECONDS:
+            if thread is None and view.status == JobStatus.QUEUED and not hinted \
+                    and waited > WORKER_HINT_AFTER_SECONDS:
                 print(t("jobs.cli.waiting_for_worker", lang), file=sys.stderr)
                 hinted = True
             draw.update(view)
-            time.sleep(POLL_SECONDS)
+            if thread is not None:
+                thread.join(POLL_SECONDS)
+            else:
+                time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         draw.close(None)
+        if thread is not None:
+            from crm_core.jobs import queue as job_queue
+
+            job_queue.request_cancel(job_id, queue)
+            print(t("jobs.cli.cancelling_here", lang, id=job_id), file=sys.stderr)
+            thread.join()
+            raise SystemExit(130) from None
         print(t("jobs.cli.left_running", lang, id=job_id), file=sys.stderr)
         raise SystemExit(130) from None
 
@@ -192,16 +269,22 @@ def report_failures(views: list[JobView]) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, db: Database) -> int:
-    """Run a Huey consumer: ``--workers N`` processes take jobs; the schedule tick runs every minute."""
-    from crm_core.jobs.queue import get_queue
+    """Run a Huey consumer: ``--workers N`` processes take jobs; the schedule tick runs every minute.
+
+    It serves the database of ``--database-url`` (else ``CRM_DATABASE_URL``), reading the queue
+    :func:`queue_for` that database, as the commands that submit jobs do.
+    """
+    from crm_core.jobs.queue import use_queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.workers < 1:
         from crm_core.cli import UsageError
 
         raise UsageError(t("jobs.cli.bad_workers", _lang()))
+    # the worker processes (forked below) open the same database: they read it from the settings
+    os.environ["CRM_DATABASE_URL"] = db.engine.url.render_as_string(hide_password=False)
+    queue = use_queue(queue_for(db))
     db.engine.dispose()  # the worker processes open their own connections
-    queue = get_queue()
     consumer = queue.create_consumer(workers=args.workers, worker_type=args.worker_type, periodic=True,
                                      check_worker_health=True, health_check_interval=1, initial_delay=0.1,
                                      max_delay=1.0)
@@ -246,7 +329,7 @@ def cmd_jobs_list(args: argparse.Namespace, db: Database) -> int:
     lang = _lang()
     statuses = [JobStatus(args.status)] if args.status else None
     with _session(db, _actor_or_system(db, args.as_user)) as session:
-        page = list_jobs(session, statuses=statuses, per_page=args.limit)
+        page = list_jobs(session, statuses=statuses, per_page=args.limit, queue=queue_for(db))
     _emit(args, {"status": "ok", "jobs": [_as_dict(view) for view in page.items]},
           [_row(view, lang) for view in page.items] or [t("jobs.cli.none", lang)])
     return 0
@@ -258,7 +341,7 @@ def cmd_jobs_show(args: argparse.Namespace, db: Database) -> int:
 
     lang = _lang()
     with _session(db, _actor_or_system(db, args.as_user)) as session:
-        view = get_job(session, args.job_id)
+        view = get_job(session, args.job_id, queue=queue_for(db))
     lines = [_row(view, lang)]
     if message := message_text(view.message, lang):
         lines.append("  " + message)
@@ -301,7 +384,7 @@ def cmd_jobs_cancel(args: argparse.Namespace, db: Database) -> int:
     from crm_core.cli import _emit
     from crm_core.jobs.service import cancel_job
 
-    status = cancel_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id)
+    status = cancel_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id, queue=queue_for(db))
     key = "jobs.cli.cancelled" if status == JobStatus.CANCELLED else "jobs.cli.cancel_requested"
     _emit(args, {"status": "ok", "job_id": args.job_id, "job_status": status.value}, [t(key, _lang(), id=args.job_id)])
     return 0
@@ -312,7 +395,7 @@ def cmd_jobs_retry(args: argparse.Namespace, db: Database) -> int:
     from crm_core.cli import _emit
     from crm_core.jobs.service import retry_job
 
-    new_id = retry_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id)
+    new_id = retry_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id, queue=queue_for(db))
     _emit(args, {"status": "ok", "job_id": new_id, "retry_of": args.job_id}, [t("jobs.cli.queued", _lang(), id=new_id)])
     return 0
 

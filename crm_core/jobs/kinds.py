@@ -8,14 +8,18 @@ it and the Jobs page shows it.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from typing import Any
 
-from crm_core.errors import ImportFileRefused, ImportNotAllowed
+from crm_core.db import Database
+from crm_core.errors import DomainError, ImportFileRefused, ImportNotAllowed, ValidationFailed
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Role
 
 ADMINS = frozenset({Role.ADMIN})
 IMPORTERS = frozenset({Role.ADMIN, Role.MANAGER})
+DemoProgress = Callable[[str, int, int], None]
 
 
 def _as_of(ctx: JobContext) -> dt.datetime | None:
@@ -206,3 +210,226 @@ def uploads_cleanup(ctx: JobContext) -> dict[str, Any]:
         removed = remove_old_uploads(session, ctx.tenant_id)
     ctx.progress(1, 1)
     return {"removed": removed, "retention_days": RETENTION.days}
+
+
+# --- whole-database work (admins only) --------------------------------------------------
+
+
+class DemoRefused(DomainError):
+    """The demo data cannot be loaded here (its tenants or users already exist)."""
+
+    message_key = "cli.demo.failed"
+
+
+def _json_result(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` as the JSON column will store it (dates as text)."""
+    return dict(json.loads(json.dumps(value, default=str)))
+
+
+@job_kind("migration", roles=ADMINS)
+def migration(ctx: JobContext) -> dict[str, Any]:
+    """Copy the WHOLE database (every tenant) into an empty one and prove the copy; admins only.
+
+    Parameters: ``target_url``; ``source_url`` (default: this job's own database); ``batch_size``
+    (default 20,000); ``resume`` (continue an interrupted copy into the same target). The job is
+    recorded in the source, so the copy carries its row: it is marked succeeded there too when
+    the proof holds. Result: the ``migrate --json`` object (``status`` ok/failed, rows, tables,
+    checks, failures, with URLs shown without passwords). Cancelling stops between batches; the
+    batches copied so far stay in the target, and ``resume`` continues after them.
+    """
+    from crm_core.migration import DEFAULT_BATCH_SIZE, migrate
+
+    source_url = ctx.params.get("source_url") or ctx.db.engine.url.render_as_string(hide_password=False)
+    target_url = ctx.params.get("target_url")
+    batch_size = ctx.params.get("batch_size") or DEFAULT_BATCH_SIZE
+    if not isinstance(target_url, str) or not target_url:
+        raise ValidationFailed({"target_url": ("jobs.error.bad_param", {"name": "target_url"})})
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValidationFailed({"batch_size": ("migration.cli.bad_batch_size", {})})
+
+    def progress(table: str, done: int, total: int) -> None:
+        ctx.progress(done, total, "jobs.progress.migration", table=table)
+
+    report = migrate(str(source_url), target_url, batch_size=batch_size, resume=bool(ctx.params.get("resume")),
+                     progress=progress)
+    result = _json_result(report.as_dict())
+    if report.success:
+        _mark_copied_job_done(ctx, target_url, result)
+    return result
+
+
+def _mark_copied_job_done(ctx: JobContext, target_url: str, result: dict[str, Any]) -> None:
+    """The target holds this job's row as it was while running: end it there as it ends here."""
+    from sqlalchemy import update
+
+    from crm_core.db import make_engine
+    from crm_core.models import utcnow
+    from crm_core.models.jobs import Job, JobStatus
+
+    engine = make_engine(target_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(Job).where(Job.id == ctx.job_id)
+                .values(status=JobStatus.SUCCEEDED.value, finished_at=utcnow(), result=result,
+                        progress_done=ctx.done, progress_total=ctx.total)
+            )
+    finally:
+        engine.dispose()
+
+
+@job_kind("demo_load", roles=ADMINS)
+def demo_load(ctx: JobContext) -> dict[str, Any]:
+    """Load the deterministic demo data: NEW tenants of their own (``demo``, ``demo-2`` …); admins only.
+
+    A whole-database operation: it writes tenants besides the one that asked, so only an
+    admin (or the operator's CLI) starts it. Parameters: ``customers`` (per tenant, default
+    2,000), ``seed`` (42), ``tenants`` (1), ``locale`` (en_US | zh_CN), ``today`` (YYYY-MM-DD the
+    history ends on), ``if_empty`` (do nothing when the database has customers). Result:
+    ``{"status": "ok", customers, contacts, …, "seconds"}`` or ``{"status": "skipped", "reason":
+    "not empty"}``. One transaction: a cancel or a killed worker leaves nothing.
+    """
+
+    def progress(step: str, done: int, total: int) -> None:
+        ctx.progress(done, total, "jobs.progress.demo_load", step=step)
+
+    return load_demo(ctx.db, ctx.params, progress)
+
+
+def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | None = None) -> dict[str, Any]:
+    """The demo load itself (the ``demo_load`` job; the CLI on a database with no tenant to own a job)."""
+    from crm_core.db import refresh_planner_statistics
+    from crm_core.demo import generate_demo
+
+    if params.get("if_empty") and _has_customers(db):
+        return {"status": "skipped", "reason": "not empty"}
+    today = dt.date.fromisoformat(params["today"]) if params.get("today") else None
+    try:
+        summary = generate_demo(
+            db, customers=int(params.get("customers", 2000)), seed=int(params.get("seed", 42)),
+            tenants=int(params.get("tenants", 1)), locale=str(params.get("locale") or "en_US"),
+            progress=progress, today=today,
+        )
+    except ValueError as error:
+        raise DemoRefused(reason=str(error)) from None
+    refresh_planner_statistics(db.engine)
+    return _json_result({"status": "ok", **summary.as_dict()})
+
+
+def _has_customers(db: Database) -> bool:
+    from sqlalchemy import func, select
+
+    from crm_core.models import Customer
+
+    with db.system_session("demo: any customers") as session:
+        return bool(session.scalar(select(func.count()).select_from(select(Customer.id).limit(1).subquery())))
+
+
+# --- periodic work of one tenant ---------------------------------------------------------
+
+
+@job_kind("quality_check", roles=ADMINS, schedulable=True, default_schedule=("30", "3", "*"))
+def quality_check(ctx: JobContext) -> dict[str, Any]:
+    """Run the data-quality suites (``suites``: a list of names; absent: every ``db_*`` suite) on the tenant.
+
+    ``data_docs`` (default true) also updates the tenant's Data Docs site. Result:
+    ``{"status": "passed" | "failed", "runs": [SuiteRun.as_dict() …], "run_ids": [check_runs ids],
+    "data_docs": path of the site's index.html or null}`` — the page offers the site with
+    ``crm_core.quality.runs.data_docs_zip(tenant_id)``.
+    """
+    from crm_core.quality.runs import (
+        data_docs_index,
+        database_suites,
+        run_suite_for_all_tenants,
+        run_suite_for_tenant,
+    )
+
+    known = database_suites()
+    suites = ctx.params.get("suites") or known
+    if not isinstance(suites, list) or any(suite not in known for suite in suites):
+        raise ValidationFailed({"suites": ("quality.cli.unknown_suite", {"suite": str(suites),
+                                                                          "known": ", ".join(known)})})
+    data_docs = bool(ctx.params.get("data_docs", True))
+    slug = _tenant_slug(ctx)
+    runs = []
+    for done, suite in enumerate(suites):
+        ctx.progress(done, len(suites), "jobs.progress.quality_check", suite=suite)
+        if ctx.actor is not None:  # the admin who asked: measured in their scope, recorded as theirs
+            runs.append(run_suite_for_tenant(ctx.db, ctx.actor, suite, data_docs=data_docs))
+        else:
+            runs.extend(run_suite_for_all_tenants(ctx.db, suite, tenant_slug=slug, data_docs=data_docs))
+    ctx.progress(len(suites), len(suites))
+    index = data_docs_index(ctx.tenant_id) if data_docs else None
+    return _json_result({
+        "status": "passed" if all(run.success for run in runs) else "failed",
+        "runs": [run.as_dict() for run in runs],
+        "run_ids": [run.run_id for run in runs],
+        "data_docs": str(index) if index else None,
+    })
+
+
+def _tenant_slug(ctx: JobContext) -> str:
+    from sqlalchemy import select
+
+    from crm_core.models import Tenant
+
+    with ctx.db.system_session("job: tenant slug") as session:
+        return str(session.scalar(select(Tenant.slug).where(Tenant.id == ctx.tenant_id)))
+
+
+SCORE_ACTIONS = ("train", "apply", "refresh")
+
+
+@job_kind("score_training", roles=ADMINS, schedulable=True, default_schedule=("0", "4", "0"))
+def score_training(ctx: JobContext) -> dict[str, Any]:
+    """Train and/or apply the scorers of the tenant (weekly by default: train new versions, then rescore).
+
+    Parameters: ``scorer`` (one name; absent: every scorer), ``as_of`` (ISO date; default now),
+    ``action``: train | apply | refresh (train, then apply the new version; the default).
+    Result: ``{"action", "results": [{"scorer", "action", "version", "method", "seconds",
+    "metrics" (train) | "scored" (apply)} …]}``.
+    """
+    from crm_core.scoring import SCORERS, runner
+
+    action = ctx.params.get("action") or "refresh"
+    if action not in SCORE_ACTIONS:
+        raise ValidationFailed({"action": ("jobs.error.bad_param", {"name": "action"})})
+    scorer = ctx.params.get("scorer")
+    if scorer is not None and scorer not in SCORERS:
+        raise ValidationFailed({"scorer": ("score.cli.unknown_scorer", {"name": str(scorer),
+                                                                         "known": ", ".join(SCORERS)})})
+    names = [scorer] if scorer else list(SCORERS)
+    as_of = _as_of(ctx)
+    steps = [(name, step) for name in names for step in (("train", "apply") if action == "refresh" else (action,))]
+    results: list[dict[str, Any]] = []
+    for done, (name, step) in enumerate(steps):
+        ctx.progress(done, len(steps), f"jobs.progress.score_{step}", scorer=name)
+        if step == "train":
+            trained = runner.train(ctx.db, ctx.tenant_id, name, as_of=as_of)
+            results.append({"scorer": name, "action": "train", "version": trained.version,
+                            "method": trained.method, "seconds": round(trained.seconds, 2),
+                            "metrics": trained.metrics})
+        else:
+            applied = runner.apply(ctx.db, ctx.tenant_id, name, as_of=as_of)
+            results.append({"scorer": name, "action": "apply", "version": applied.version,
+                            "method": applied.method, "scored": applied.scored,
+                            "seconds": round(applied.seconds, 2)})
+    ctx.progress(len(steps), len(steps))
+    return _json_result({"action": action, "results": results})
+
+
+@job_kind("segment_snapshot", roles=ADMINS, schedulable=True, default_schedule=("45", "0", "*"))
+def segment_snapshot(ctx: JobContext) -> dict[str, Any]:
+    """Record today's size of every saved segment of the tenant (daily; the size-over-time chart).
+
+    Result: ``{"counted", "skipped", "sizes": {segment id: members}}``. A cancel stops before
+    the next segment; the sizes recorded so far stay (each snapshot is a fact of its own).
+    """
+    from crm_core.services.segments import snapshot_all_segments
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(done, total, "jobs.progress.segment_snapshot")
+
+    run = snapshot_all_segments(ctx.db, tenant_id=ctx.tenant_id, progress=progress)
+    ctx.progress(run.counted + run.skipped, run.counted + run.skipped)
+    return _json_result({"counted": run.counted, "skipped": run.skipped, "sizes": run.sizes})
