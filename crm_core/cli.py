@@ -79,8 +79,14 @@ def cmd_init(args: argparse.Namespace, db: Database) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, db: Database) -> int:
-    """Load deterministic demo data (optionally only when the database has no customers)."""
-    from crm_core.demo import generate_demo
+    """Load deterministic demo data as a job (optionally only when the database has no customers).
+
+    The job belongs to the oldest tenant (the demo makes tenants of its own); a database with
+    no tenant yet has nobody to own a job, so the load then runs here without one.
+    ``make run`` loads it with ``--inline`` (CRM_JOBS_INLINE=1): no worker runs yet.
+    """
+    from crm_core.jobs.cli import active_tenant_ids, report_failures, run_jobs
+    from crm_core.jobs.kinds import load_demo
     from crm_core.models import Customer
 
     lang = cli_language()
@@ -94,25 +100,37 @@ def cmd_demo(args: argparse.Namespace, db: Database) -> int:
             if session.scalar(select(func.count()).select_from(Customer)):
                 _emit(args, {"status": "skipped", "reason": "not empty"}, [t("cli.demo.skipped", lang)])
                 return 0
+    params = {"customers": args.customers, "seed": args.seed, "tenants": args.tenants, "locale": args.locale,
+              "today": args.today.isoformat() if args.today else None, "if_empty": args.if_empty}
+    owners = active_tenant_ids(db)[:1]
+    if not owners:
+        if args.no_wait:
+            raise UsageError(t("jobs.cli.needs_tenant", lang))
+        result = _demo_here(args, db, params, load_demo)
+    else:
+        views = run_jobs(args, db, "demo_load", params, tenant_ids=owners)
+        if views is None:
+            return 0
+        if views[0].status != "succeeded":
+            return report_failures(views)
+        result = {**views[0].result, "job_id": views[0].id}
+    if result.get("status") == "skipped":
+        _emit(args, result, [t("cli.demo.skipped", lang)])
+        return 0
+    _emit(args, result, [t("cli.demo.done", lang, customers=result["customers"], seconds=f"{result['seconds']:.1f}")])
+    return 0
 
+
+def _demo_here(args: argparse.Namespace, db: Database, params: dict[str, Any],
+               load: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     def progress(step: str, done: int, total: int) -> None:
         if not args.json and sys.stderr.isatty():
             print(f"\r{step}: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
 
-    try:
-        summary = generate_demo(
-            db, customers=args.customers, seed=args.seed, tenants=args.tenants, locale=args.locale,
-            progress=progress, today=args.today,
-        )
-    except ValueError as error:
-        print(t("cli.demo.failed", lang, reason=str(error)), file=sys.stderr)
-        return 1
+    result = load(db, params, progress)
     if not args.json and sys.stderr.isatty():
         print(file=sys.stderr)
-    refresh_planner_statistics(db.engine)
-    payload = {"status": "ok", **summary.as_dict()}
-    _emit(args, payload, [t("cli.demo.done", lang, customers=summary.customers, seconds=f"{summary.seconds:.1f}")])
-    return 0
+    return result
 
 
 def cmd_tenant_create(args: argparse.Namespace, db: Database) -> int:
@@ -199,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="date the demo history ends on (YYYY-MM-DD; default 2026-11-01, so a seed always gives the same data)",
     )
     demo.add_argument("--json", action="store_true")
+    from crm_core.jobs.cli import add_job_options
+
+    add_job_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
     tenant = commands.add_parser("tenant", help="tenant administration").add_subparsers(dest="action", required=True)

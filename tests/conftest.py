@@ -8,8 +8,11 @@ not answer, the tests fail: a configured database must not be skipped silently.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +21,13 @@ import pytest
 from sqlalchemy import Engine, MetaData, make_url, text
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # tests hash many passwords; production uses 12
+# Commands that run as jobs (import, check, migrate, score …) run them in the test's own process, as
+# `--inline` does: only tests/integration/test_jobs*.py are about the worker, and start a real one.
+os.environ.setdefault("CRM_JOBS_INLINE", "1")
+# Uploads waiting for their job go to a directory of this test run, never to data/files.
+if "CRM_FILES_DIR" not in os.environ:
+    os.environ["CRM_FILES_DIR"] = tempfile.mkdtemp(prefix="kestrel-test-files-")
+    atexit.register(shutil.rmtree, os.environ["CRM_FILES_DIR"], True)
 
 from crm_core.db import Database, make_engine  # noqa: E402
 from crm_core.schema import upgrade_to_head  # noqa: E402

@@ -1,11 +1,13 @@
 """``python -m crm_core import ENTITY FILE …`` and ``python -m crm_core import-revert RUN_ID``.
 
-Same code path as the Imports page (:mod:`crm_core.importing.runner`). Exit codes: 0 when
+Both run as jobs (:mod:`crm_core.jobs.kinds`: ``import``, ``import_revert``) — the same route as
+the Imports page — and wait for the end: a progress bar on a terminal; ``--no-wait`` prints the
+job id, ``--inline`` runs it in this process. Exit codes: 0 when
 every row was imported, 1 when rows were rejected (or the file could not be read), 2 for
 usage errors (unknown entity, missing file, bad mapping or options). ``--json`` prints one
 object: ``status`` (imported / rejected / partial), ``rows_read``, ``created``, ``updated``,
-``skipped``, ``rejected``, ``run_id`` and ``failures`` (``expectation``, ``column``,
-``count``, ``examples``).
+``skipped``, ``rejected``, ``run_id``, ``job_id`` and ``failures`` (``expectation``, ``column``,
+``count``, ``examples``, ``message``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from crm_core.i18n import t
 from crm_core.importing.fields import ENTITIES
 from crm_core.importing.mapping import DUPLICATE_ACTIONS, MODES, POLICIES
 from crm_core.importing.reading import DEFAULT_CHUNK_ROWS
+from crm_core.jobs.uploads import discard_upload
+from crm_core.models.jobs import JobStatus
+from crm_core.queries.jobs import JobView
 
 
 def _language() -> str:
@@ -41,6 +46,8 @@ def _usage(message: str) -> Exception:
 
 def add_parsers(commands: Any) -> None:
     """Add ``import`` and ``import-revert`` to the CLI's subcommands."""
+    from crm_core.jobs.cli import add_job_options
+
     importing = commands.add_parser("import", help="import a CSV or XLSX file, validated by its GX suite")
     importing.add_argument("entity", help=" | ".join(ENTITIES))
     importing.add_argument("file", help="CSV (UTF-8, UTF-8 BOM, GBK/GB18030; , ; tab |) or XLSX")
@@ -54,12 +61,14 @@ def add_parsers(commands: Any) -> None:
     importing.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_ROWS)
     importing.add_argument("--rejected-csv", help="write the rejected rows, with a reason column, to this CSV")
     importing.add_argument("--json", action="store_true")
+    add_job_options(importing)
     importing.set_defaults(handler=cmd_import)
 
     revert = commands.add_parser("import-revert", help="undo an import run")
     revert.add_argument("run_id", type=int)
     revert.add_argument("--as", dest="as_user", help="username to act as")
     revert.add_argument("--json", action="store_true")
+    add_job_options(revert)
     revert.set_defaults(handler=cmd_import_revert)
 
 
@@ -88,11 +97,29 @@ def resolve_actor(db: Database, username: str | None) -> Actor:
     return actor
 
 
+def _refused_payload(key: str, params: dict[str, Any], lang: str) -> dict[str, Any]:
+    return {"status": "rejected", "rows_read": 0, "created": 0, "updated": 0, "skipped": 0, "rejected": 0,
+            "run_id": None, "failures": [], "error": key, "message": t(key, lang, **params)}
+
+
+def _print_refused(args: argparse.Namespace, payload: dict[str, Any]) -> int:
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False, default=str))
+    else:
+        print(payload["message"], file=sys.stderr)
+    return 1
+
+
 def cmd_import(args: argparse.Namespace, db: Database) -> int:
-    """Import one file; see the module docstring for the output and exit codes."""
-    from crm_core.importing.mapping import ImportMapping, ImportOptions
+    """Import one file as a job; see the module docstring for the output and exit codes.
+
+    The file and mapping are checked here first (a usage error queues nothing); the file is
+    then copied under ``files_dir()`` for the worker, which may be another process or machine.
+    """
+    from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
     from crm_core.importing.reading import open_import_file
-    from crm_core.importing.runner import reason_text, rejected_rows_csv, run_import
+    from crm_core.jobs.cli import run_jobs
+    from crm_core.jobs.uploads import store_upload
 
     lang = _language()
     if args.entity not in ENTITIES:
@@ -115,6 +142,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
         mapping_text = Path(args.mapping).read_text(encoding="utf-8-sig") if args.mapping else None
     except OSError:
         raise _usage(t("imports.error.file_missing", lang, path=args.mapping)) from None
+    options = ImportOptions(mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size)
     try:
         file = open_import_file(path.name, path, encoding=args.encoding, delimiter=args.delimiter)
         mapping = (
@@ -122,48 +150,53 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
             if mapping_text
             else ImportMapping.suggested(args.entity, file.headers)
         )
-        options = ImportOptions(
-            mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size
-        )
-
-        def progress(done: int, total: int | None, message_key: str) -> None:
-            if sys.stderr.isatty() and not args.json:
-                step = t(message_key, lang)
-                print(f"\r{step} {done:,}" + (f"/{total:,}" if total else ""), end="", file=sys.stderr, flush=True)
-
-        result = run_import(db, actor, file, args.entity, mapping, options, progress=progress)
+        check_mapping(args.entity, mapping, file.headers, options)
     except ImportNotAllowed as error:
         raise _usage(t(error.message_key, lang, **error.params)) from None
     except ImportFileRefused as error:
-        message = t(error.message_key, lang, **error.params)
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "status": "rejected",
-                        "rows_read": 0,
-                        "created": 0,
-                        "updated": 0,
-                        "skipped": 0,
-                        "rejected": 0,
-                        "run_id": None,
-                        "failures": [],
-                        "error": error.message_key,
-                        "message": message,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        else:
-            print(message, file=sys.stderr)
-        return 1
-    if sys.stderr.isatty() and not args.json:
-        print(file=sys.stderr)
-    if args.rejected_csv and result.report is not None and result.report.rejected:
-        Path(args.rejected_csv).write_bytes(rejected_rows_csv(file, result.report, lang))
-    payload = result.as_dict()
-    for entry, failure in zip(payload["failures"], result.report.failures if result.report else [], strict=True):
-        entry["message"] = reason_text(failure.message_key, failure.params, lang)
+        return _print_refused(args, _refused_payload(error.message_key, error.params, lang))
+    upload = store_upload(actor.tenant_id, path.name, path)
+    params = {
+        "entity": args.entity, "file_path": str(upload), "file_name": path.name, "mapping": mapping.as_dict(),
+        "mode": args.mode, "policy": args.policy, "duplicates": args.duplicates, "encoding": args.encoding,
+        "delimiter": args.delimiter, "chunk_size": args.chunk_size, "dry_run": False,
+    }
+    views = run_jobs(args, db, "import", params, actor=actor)
+    if views is None:
+        return 0
+    view = views[0]
+    if view.status == JobStatus.SUCCEEDED:
+        with db.system_session("cli import: discard upload") as session:
+            discard_upload(session, actor.tenant_id, upload, job_id=view.id)  # nobody retries a finished import
+    else:
+        return _job_failed(view, lang)
+    result = dict(view.result)
+    if result.get("error"):
+        return _print_refused(args, {**_refused_payload(result["error"], result.get("error_params") or {}, lang),
+                                     "job_id": view.id})
+    return _print_result(args, db, actor, view.id, result, lang)
+
+
+def _job_failed(view: JobView, lang: str) -> int:
+    """A job that did not succeed: a refused mapping or option is a usage error (2), anything else 1."""
+    from crm_core.jobs.cli import report_failures
+
+    if view.status == JobStatus.FAILED and (view.error_key or "").startswith("imports."):
+        print(t(view.error_key or "", lang, **view.error_params), file=sys.stderr)
+        return 2
+    return report_failures([view])
+
+
+def _print_result(
+    args: argparse.Namespace, db: Database, actor: Actor, job_id: int, payload: dict[str, Any], lang: str
+) -> int:
+    from crm_core.importing.runner import quarantined_rows_csv, reason_text
+
+    if args.rejected_csv and payload.get("rejected_rows_run_id"):
+        Path(args.rejected_csv).write_bytes(quarantined_rows_csv(db, actor, payload["rejected_rows_run_id"], lang))
+    for entry in payload["failures"]:
+        entry["message"] = reason_text(entry["message_key"], entry["params"], lang)
+    payload["job_id"] = job_id
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, default=str))
     else:
@@ -171,7 +204,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
             t(
                 "imports.cli.summary",
                 lang,
-                status=t(f"imports.status.{result.status}", lang),
+                status=t(f"imports.status.{payload['status']}", lang),
                 **{k: payload[k] for k in ("rows_read", "created", "updated", "skipped", "rejected", "run_id")},
             )
         )
@@ -186,29 +219,29 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
                     examples=", ".join(str(example) for example in entry["examples"][:5]),
                 )
             )
-    return 0 if result.status == "imported" else 1
+    return 0 if payload["status"] == "imported" else 1
 
 
 def cmd_import_revert(args: argparse.Namespace, db: Database) -> int:
-    """Revert one run."""
-    from crm_core.importing.runner import revert_import
+    """Revert one run (a job); exit 1 when the run cannot be reverted."""
+    from crm_core.jobs.cli import run_jobs
 
     lang = _language()
     actor = resolve_actor(db, args.as_user)
-    try:
-        result = revert_import(db, actor, args.run_id)
-    except ImportNotAllowed as error:
-        print(t(error.message_key, lang, **error.params), file=sys.stderr)
-        return 1
-    payload = {
-        "status": "reverted",
-        "run_id": result.run_id,
-        "deleted": result.deleted,
-        "restored": result.restored,
-        "conflicts": result.conflicts,
-    }
+    views = run_jobs(args, db, "import_revert", {"run_id": args.run_id}, actor=actor)
+    if views is None:
+        return 0
+    view = views[0]
+    if view.status != JobStatus.SUCCEEDED:
+        if view.status == JobStatus.FAILED and (view.error_key or "").startswith("imports."):
+            print(t(view.error_key or "", lang, **view.error_params), file=sys.stderr)
+            return 1
+        from crm_core.jobs.cli import report_failures
+
+        return report_failures([view])
+    payload = {key: view.result[key] for key in ("status", "run_id", "deleted", "restored", "conflicts")}
     if args.json:
-        print(json.dumps(payload, ensure_ascii=False))
+        print(json.dumps({**payload, "job_id": view.id}, ensure_ascii=False))
     else:
         print(t("imports.cli.reverted", lang, **{k: v for k, v in payload.items() if k != "status"}))
     return 0
