@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$"
+# one @, no spaces, a dotted domain; no < or > (markup) and no lead a spreadsheet would run (= + - @)
+EMAIL_PATTERN = r"^(?![=+\-@])[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}$"
 # 6 to 15 digits (E.164), written with spaces, dashes, dots or brackets, starting with +, a digit
 # or a bracket: a leading - or = would make a spreadsheet read the number as a formula
 PHONE_PATTERN = r"^(?=(?:\D*\d){6,15}\D*$)(?=[+\d(])\+?[0-9 ()\-./]{5,30}$"
@@ -29,7 +30,7 @@ def normalise_email(email: str | None) -> str | None:
 
 
 def is_valid_email(email: str) -> bool:
-    """A pragmatic check: one @, no spaces, a dotted domain."""
+    """A pragmatic check: one @, no spaces, a dotted domain, nothing that reads as markup or a formula."""
     return bool(_EMAIL.search(unicodedata.normalize("NFKC", email).strip()))
 
 

@@ -32,8 +32,10 @@ range              a number outside [minimum, maximum]                 range
 decimals           more decimals than the column keeps                 decimals
 =================  ==================================================  ==========================
 
-Markup and formula apply to free text (text, email, tags); a phone and a SKU have their own
-character sets, so ``+86 138 0013 8000`` is a phone and never a formula.
+Markup and formula apply to free text (text, tags). An email, a phone and a SKU have patterns
+of their own that leave neither in (an address starting with ``=`` or holding ``<`` is no
+address), so ``+86 138 0013 8000`` is a phone and never a formula — and the import judges an
+email column with one regex, not three.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ TEXT, EMAIL, PHONE, TAGS = "text", "email", "phone", "tags"
 MONEY, NUMBER, INTEGER = "money", "number", "integer"
 DATE, DATETIME, BOOL = "date", "datetime", "bool"
 ENUM, REFERENCE = "enum", "reference"
-FREE_TEXT = frozenset({TEXT, EMAIL, TAGS})  # kinds that could carry markup or a formula
+FREE_TEXT = frozenset({TEXT, TAGS})  # kinds that could carry markup or a formula (see EMAIL_PATTERN)
 NUMERIC = frozenset({MONEY, NUMBER, INTEGER})
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD", "TWD", "KRW", "AUD", "CAD", "CHF")
 

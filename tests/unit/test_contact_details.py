@@ -18,7 +18,8 @@ from crm_core.rules.contact_details import (
 @pytest.mark.parametrize(
     ("raw", "valid"),
     [("li.wei@example.cn", True), (" Li@Example.COM ", True), ("no-at-sign", False), ("a@b", False),
-     ("a b@c.com", False), ("张伟@例子.中国", True)],
+     ("a b@c.com", False), ("张伟@例子.中国", True), ("=cmd@x.com", False), ("<b>@x.com", False),
+     ("li+crm@example.cn", True)],
 )
 def test_email_validity(raw: str, valid: bool) -> None:
     assert is_valid_email(raw) is valid

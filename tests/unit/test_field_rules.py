@@ -85,8 +85,9 @@ CASES: list[tuple[str, str, str, str | None]] = [
     ("customer", "email", "not-an-email", EMAIL),
     ("customer", "email", "a@b", EMAIL),
     ("customer", "email", "a b@c.com", EMAIL),
-    ("customer", "email", '=HYPERLINK("x")@evil.com', FORMULA),
-    ("customer", "email", "<script>@evil.com", MARKUP),
+    ("customer", "email", '=HYPERLINK("x")@evil.com', EMAIL),  # starts like a formula: no address
+    ("customer", "email", "<script>@evil.com", EMAIL),
+    ("customer", "email", "+1+1@evil.com", EMAIL),
     ("customer", "tags", "vip, 华东", None),
     ("customer", "tags", "vip, =1+1", FORMULA),  # each tag of the list
     ("customer", "tags", "<b>vip</b>", MARKUP),
