@@ -385,7 +385,8 @@ def cmd_jobs_cancel(args: argparse.Namespace, db: Database) -> int:
     from crm_core.jobs.service import cancel_job
 
     status = cancel_job(db, _admin_or_requester(db, args.as_user, args.job_id), args.job_id, queue=queue_for(db))
-    key = "jobs.cli.cancelled" if status == JobStatus.CANCELLED else "jobs.cli.cancel_requested"
+    key = {JobStatus.CANCELLED: "jobs.cli.cancelled", JobStatus.QUEUED: "jobs.cli.cancel_queued"}.get(
+        status, "jobs.cli.cancel_requested")
     _emit(args, {"status": "ok", "job_id": args.job_id, "job_status": status.value}, [t(key, _lang(), id=args.job_id)])
     return 0
 

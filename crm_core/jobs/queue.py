@@ -131,6 +131,12 @@ def cancel_requested(job_id: int, queue: Huey | None = None) -> bool:
     return bool((queue or get_queue()).get(CANCEL_KEY.format(job_id=job_id), peek=True))
 
 
+def cancel_requests(job_ids: list[int], queue: Huey | None = None) -> set[int]:
+    """Which of ``job_ids`` someone asked to stop (queued ones end cancelled when a worker reaches them)."""
+    queue = queue or get_queue()
+    return {job_id for job_id in job_ids if queue.get(CANCEL_KEY.format(job_id=job_id), peek=True)}
+
+
 def forget_job(job_id: int, queue: Huey | None = None) -> None:
     """Drop a finished job's live progress and cancel request (its row keeps the final state)."""
     queue = queue or get_queue()

@@ -51,15 +51,19 @@ def execute_job(db: Database, job_id: int, *, queue: Huey | None = None) -> JobS
         job = session.get(Job, job_id)
         if job is None or job.status != JobStatus.QUEUED:
             return None  # cancelled while queued, or delivered twice
-        if job_queue.cancel_requested(job_id, queue):
+        cancelled = job_queue.cancel_requested(job_id, queue)
+        if cancelled:
             _end(job, JobStatus.CANCELLED)
-            return JobStatus.CANCELLED
-        job.status = JobStatus.RUNNING.value
-        job.started_at = utcnow()
-        job.worker = worker_identity()
+        else:
+            job.status = JobStatus.RUNNING.value
+            job.started_at = utcnow()
+            job.worker = worker_identity()
         kind_name, tenant_id, params = job.kind, job.tenant_id, dict(job.params or {})
         requester_id = job.requested_by_id
         username = _username(session, requester_id)
+    if cancelled:  # while it was queued
+        job_queue.forget_job(job_id, queue)
+        return JobStatus.CANCELLED
     actor = load_actor(db, username) if username else None
     context = JobContext(
         db=db, job_id=job_id, tenant_id=tenant_id, actor=actor, params=params, queue=queue,

@@ -111,22 +111,35 @@ def _visible_job(session: Any, job_id: int) -> Job:
 def cancel_job(db: Database, actor: Actor, job_id: int, *, queue: Huey | None = None) -> JobStatus:
     """Cancel a job: a queued one at once, a running one at its next progress report.
 
-    Returns the job's status after the request (``cancelled`` or still ``running``). A running
-    job's row is not written here: on SQLite its import holds the write lock until it ends.
+    Returns the job's status after the request: ``cancelled``; ``running`` (it stops at its
+    next step); or ``queued`` on SQLite while another job runs — that job holds the only
+    write lock (an import, for its whole length), so the row is not written now: the worker
+    ends the job as cancelled, without running it, when it reaches it. The request itself
+    lives in the queue's store (``JobView.cancel_requested``), so it never waits for a lock.
     """
-    with db.transaction(actor) as session:
+    with db.session(actor) as session:  # a read: a running SQLite job holds the write lock
         job = _visible_job(session, job_id)
         if job.requested_by_id != actor.user_id and not actor.is_admin:
             raise AccessDenied("only its requester or an admin cancels a job")
         status = JobStatus(job.status)
         if status.finished:
             raise JobNotCancellable(status=status.value)
-        job_queue.request_cancel(job_id, queue)
-        if status == JobStatus.QUEUED:
-            job.status = JobStatus.CANCELLED.value
-            job.finished_at = utcnow()
-            return JobStatus.CANCELLED
-    return JobStatus.RUNNING
+        writer_busy = db.dialect_name == "sqlite" and bool(
+            session.scalar(select(Job.id).where(Job.status == JobStatus.RUNNING.value).limit(1))
+        )
+    job_queue.request_cancel(job_id, queue)
+    if status == JobStatus.RUNNING:
+        return JobStatus.RUNNING
+    if writer_busy:
+        return JobStatus.QUEUED
+    with db.transaction(actor) as session:
+        job = _visible_job(session, job_id)
+        if job.status != JobStatus.QUEUED:
+            return JobStatus(job.status)  # a worker took it meanwhile: it stops at its next step
+        job.status = JobStatus.CANCELLED.value
+        job.finished_at = utcnow()
+    job_queue.forget_job(job_id, queue)  # the row says it all now: no worker will run it
+    return JobStatus.CANCELLED
 
 
 def retry_job(db: Database, actor: Actor, job_id: int, *, queue: Huey | None = None) -> int:

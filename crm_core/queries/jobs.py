@@ -43,6 +43,7 @@ class JobView:
     error_params: dict[str, Any] = field(default_factory=dict)
     retry_of_id: int | None = None
     schedule_id: int | None = None
+    cancel_requested: bool = False  # queued or running, and someone asked it to stop
 
     @property
     def fraction(self) -> float | None:
@@ -52,7 +53,7 @@ class JobView:
         return max(0.0, min(1.0, self.done / self.total))
 
 
-def _view(job: Job, requester: str | None, live: dict[str, Any] | None) -> JobView:
+def _view(job: Job, requester: str | None, live: dict[str, Any] | None, cancel_requested: bool = False) -> JobView:
     done, total, message = job.progress_done, job.progress_total, job.progress_message or {}
     if live is not None and job.status == JobStatus.RUNNING:
         done, total, message = live["done"], live["total"], live["message"] or message
@@ -61,7 +62,7 @@ def _view(job: Job, requester: str | None, live: dict[str, Any] | None) -> JobVi
         requested_by=requester, created_at=job.created_at, started_at=job.started_at,
         finished_at=job.finished_at, done=done, total=total, message=message, result=dict(job.result or {}),
         error_key=job.error_key, error_params=dict(job.error_params or {}), retry_of_id=job.retry_of_id,
-        schedule_id=job.schedule_id,
+        schedule_id=job.schedule_id, cancel_requested=cancel_requested and not JobStatus(job.status).finished,
     )
 
 
@@ -90,8 +91,10 @@ def list_jobs(
         statement.order_by(Job.created_at.desc(), Job.id.desc()).offset((page - 1) * per_page).limit(per_page + 1)
     ).all()
     running = [job.id for job, _ in rows[:per_page] if job.status == JobStatus.RUNNING]
+    active = [job.id for job, _ in rows[:per_page] if job.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
     live = job_queue.read_progress(running, queue) if running else {}
-    items = [_view(job, username, live.get(job.id)) for job, username in rows[:per_page]]
+    stopping = job_queue.cancel_requests(active, queue) if active else set()
+    items = [_view(job, username, live.get(job.id), job.id in stopping) for job, username in rows[:per_page]]
     return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page)
 
 
@@ -104,7 +107,8 @@ def get_job(session: Session, job_id: int, *, queue: Huey | None = None) -> JobV
         raise NotFound("job", id=job_id)
     job, username = row
     live = job_queue.read_progress([job.id], queue).get(job.id) if job.status == JobStatus.RUNNING else None
-    return _view(job, username, live)
+    active = job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+    return _view(job, username, live, active and job.id in job_queue.cancel_requests([job.id], queue))
 
 
 def count_active(session: Session) -> int:
