@@ -1,4 +1,8 @@
-"""Automation (admins): stage automation rules, assignment rules, and what the rules did lately."""
+"""Automation (admins): stage automation rules, assignment rules, what the rules did lately, and the schedules.
+
+Running the rules now and every scheduled run are jobs on the queue (the Jobs page follows them);
+the schedules section is ``crm_ui.schedules``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.errors import DomainError
+from crm_core.jobs.service import submit_job
 from crm_core.models import LifecycleStage, Priority
 from crm_core.models.automation import (
     AssignmentMethod,
@@ -26,7 +31,6 @@ from crm_core.services.automation import (
     AssignmentRuleInput,
     AutomationRuleInput,
     ensure_default_automation_rules,
-    run_automation,
     save_assignment_rule,
     save_automation_rule,
 )
@@ -39,6 +43,8 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
+from crm_ui.jobs import plain
+from crm_ui.schedules import schedules_section
 
 STATE = st.session_state
 NEW = 0
@@ -106,8 +112,9 @@ def finish(message: str, *reset_prefixes: str) -> None:
     st.rerun()
 
 
-stage_tab, assignment_tab, history_tab = st.tabs(
-    [t("automation.tab.stage"), t("automation.tab.assignment"), t("automation.tab.history")]
+stage_tab, assignment_tab, history_tab, schedules_tab = st.tabs(
+    [t("automation.tab.stage"), t("automation.tab.assignment"), t("automation.tab.history"),
+     t("jobs.schedules.title")]
 )
 
 # --- stage automation -------------------------------------------------------------------
@@ -136,11 +143,17 @@ with stage_tab:
         )
     run_column, _ = st.columns([1, 3])
     if run_column.button(t("automation.run_now"), key="automation_admin_run"):
-        [result] = run_automation(get_db(), tenant_ids=[actor.tenant_id])
-        tasks = sum(rule.tasks for rule in result.rules)
-        tags = sum(rule.tags for rule in result.rules)
-        enrolled = sum(rule.enrolled for rule in result.rules)
-        finish(t("automation.ran", fired=result.fired, tasks=tasks, tags=tags, enrolled=enrolled))
+        try:  # a job: the rules run in a worker, the Jobs page shows what they did
+            job_id = submit_job(get_db(), actor, "automation_run", {})
+        except DomainError as error:
+            show_domain_error(error)
+        else:
+            STATE["automation_admin_run_job"] = job_id
+            st.rerun()
+    if run_job := STATE.pop("automation_admin_run_job", None):
+        st.success(plain(t("jobs.schedules.started", kind=t("jobs.kind.automation_run"), id=run_job)))
+        st.page_link("pages/jobs.py", label=t("jobs.schedules.open_jobs"), icon="⏱️",
+                     query_params={"job": str(run_job)})
 
     st.subheader(t("automation.edit_rule"))
     by_id = {rule.id: rule for rule in automation_rules}
@@ -266,18 +279,20 @@ with assignment_tab:
     st.markdown(t("automation.conditions"))
     conditions: list[dict[str, Any]] = []
     existing = list(assignment.conditions) if assignment else []
-    field_options = ["", *FIELDS, *custom_labels]
+    field_options: list[str] = ["", *FIELDS, *custom_labels]
+    operators: list[str] = list(OPERATORS)
     for row in range(CONDITION_ROWS):
-        current = existing[row] if row < len(existing) else {}
+        current: dict[str, Any] = existing[row] if row < len(existing) else {}
+        current_field, current_op = str(current.get("field") or ""), str(current.get("op") or "")
         cells = st.columns([2, 2, 3])
         field_value = cells[0].selectbox(
             t("automation.condition_field", number=row + 1), field_options,
-            index=field_options.index(current.get("field")) if current.get("field") in field_options else 0,
+            index=field_options.index(current_field) if current_field in field_options else 0,
             format_func=field_label, key=f"{a_prefix}field_{row}",
         )
         op_value = cells[1].selectbox(
-            t("automation.condition_op"), list(OPERATORS),
-            index=list(OPERATORS).index(current.get("op")) if current.get("op") in OPERATORS else 0,
+            t("automation.condition_op"), operators,
+            index=operators.index(current_op) if current_op in operators else 0,
             format_func=lambda value: t(f"automation.op.{value}"), key=f"{a_prefix}op_{row}",
         )
         value_text = cells[2].text_input(
@@ -349,3 +364,7 @@ with history_tab:
         )
     else:
         st.info(t("automation.no_firings"))
+
+# --- schedules ---------------------------------------------------------------------------
+with schedules_tab:
+    schedules_section(actor)

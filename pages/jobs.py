@@ -4,17 +4,20 @@ In progress: queued and running jobs in a fragment that asks again every second 
 and only while something runs), each with its translated step, a progress bar and Cancel.
 Finished: a page at a time, newest first, each with its result — an import's counts and
 rejected rows, a link to the run history or the data-quality results — or its error, and Retry.
-Which jobs a user sees is decided by the access rules in ``crm_core``, not here.
+``?job=ID`` shows that one job (the schedules and "Run now" link here). Users other than admins
+read the schedules below the list. Which jobs a user sees is decided by the access rules in
+``crm_core``, not here.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from crm_core.errors import NotFound
 from crm_core.jobs.context import kinds
 from crm_core.models.jobs import JobStatus
-from crm_core.queries.jobs import JobView, list_jobs
-from crm_ui.context import choice_key, current_actor, read_session, t
+from crm_core.queries.jobs import JobView, get_job, list_jobs
+from crm_ui.context import choice_key, current_actor, read_session, show_domain_error, t
 from crm_ui.jobs import (
     ACTIVE,
     STATUS_COLOURS,
@@ -33,6 +36,7 @@ from crm_ui.jobs import (
     status_label,
     when_text,
 )
+from crm_ui.schedules import schedules_section
 
 STATE = st.session_state
 PAGE_KEY = "jobs"
@@ -49,6 +53,64 @@ show_flash(PAGE_KEY)
 def reset_page() -> None:
     STATE["jobs_page"] = 1
 
+
+def job_card(view: JobView) -> None:
+    """One job: kind, status, who and when; its progress and Cancel, or its result or error and Retry."""
+    with st.container(border=True, key=f"jobs_card_{view.id}"):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            title = t("jobs.page.header", id=view.id, kind=kind_label(view.kind))
+            if view.kind == "import" and view.params.get("dry_run"):
+                title += " · " + t("jobs.wizard.what_check")
+            st.markdown(f"**{plain(title)}**")
+            st.badge(status_label(view.status), icon=STATUS_ICONS[view.status], color=STATUS_COLOURS[view.status])
+        who = t("jobs.page.by", who=view.requested_by) if view.requested_by else t("jobs.page.by_schedule")
+        details = [who, t("jobs.page.queued_at", when=when_text(view.created_at))]
+        if view.started_at and view.finished_at:
+            details.append(t("jobs.page.took", duration=duration_text(
+                (view.finished_at - view.started_at).total_seconds())))
+        if view.retry_of_id:
+            details.append(t("jobs.page.retry_of", id=view.retry_of_id))
+        if view.params.get("file_name"):
+            details.append(t("jobs.page.file", name=view.params["file_name"]))
+        st.caption(plain(" · ".join(details)))
+        if is_active(view):
+            show_progress(view)
+            cancel_button(actor, view, PAGE_KEY)
+        else:
+            show_result(actor, view, key=f"jobs_result_{view.id}")
+            if retry_button(actor, view, PAGE_KEY) is not None:
+                st.rerun()
+
+
+def draw_active(views: list[JobView]) -> None:
+    if not views:
+        st.caption(t("jobs.page.nothing_active"))
+    for view in views:
+        job_card(view)
+
+
+linked = st.query_params.get("job")  # a link from elsewhere (a schedule's last job, "Run now") to one job
+if linked is not None:
+    if st.button(t("jobs.page.show_all"), key="jobs_show_all", icon="⬅️"):
+        del st.query_params["job"]
+        st.rerun()
+    linked_id = int(linked) if linked.isdigit() else 0
+
+    def load_linked() -> list[JobView]:
+        with read_session() as session:
+            return [get_job(session, linked_id)]
+
+    def draw_linked(views: list[JobView]) -> None:
+        for view in views:
+            job_card(view)
+
+    try:
+        linked_views = load_linked()
+    except NotFound as error:  # not a job, or not one this user may see
+        show_domain_error(error)
+    else:
+        live_jobs("jobs_linked_panel", linked_views, load_linked, draw_linked)
+    st.stop()
 
 filters = st.columns([3, 3, 1], vertical_alignment="bottom")
 statuses: list[JobStatus] = filters[0].multiselect(
@@ -89,67 +151,36 @@ if not finished_views and STATE["jobs_page"] > 1:  # the jobs of that page went 
     reset_page()
     st.rerun()
 
-if not active_views and not finished_views:
-    if statuses or chosen_kinds:
-        st.info(t("jobs.page.empty_filtered"))
-    else:
-        st.info(t("jobs.page.empty"))
-        if allowed_page(actor, "pages/imports.py"):
-            st.page_link("pages/imports.py", label=t("jobs.page.open_import_wizard"), icon="📥")
-    st.stop()
+nothing = not active_views and not finished_views
+if nothing and (statuses or chosen_kinds):
+    st.info(t("jobs.page.empty_filtered"))
+elif nothing:
+    st.info(t("jobs.page.empty"))
+    if allowed_page(actor, "pages/imports.py"):
+        st.page_link("pages/imports.py", label=t("jobs.page.open_import_wizard"), icon="📥")
 
 
-def job_card(view: JobView) -> None:
-    """One job: kind, status, who and when; its progress and Cancel, or its result or error and Retry."""
-    with st.container(border=True, key=f"jobs_card_{view.id}"):
-        with st.container(horizontal=True, vertical_alignment="center"):
-            title = t("jobs.page.header", id=view.id, kind=kind_label(view.kind))
-            if view.kind == "import" and view.params.get("dry_run"):
-                title += " · " + t("jobs.wizard.what_check")
-            st.markdown(f"**{plain(title)}**")
-            st.badge(status_label(view.status), icon=STATUS_ICONS[view.status], color=STATUS_COLOURS[view.status])
-        who = t("jobs.page.by", who=view.requested_by) if view.requested_by else t("jobs.page.by_schedule")
-        details = [who, t("jobs.page.queued_at", when=when_text(view.created_at))]
-        if view.started_at and view.finished_at:
-            details.append(t("jobs.page.took", duration=duration_text(
-                (view.finished_at - view.started_at).total_seconds())))
-        if view.retry_of_id:
-            details.append(t("jobs.page.retry_of", id=view.retry_of_id))
-        if view.params.get("file_name"):
-            details.append(t("jobs.page.file", name=view.params["file_name"]))
-        st.caption(plain(" · ".join(details)))
-        if is_active(view):
-            show_progress(view)
-            cancel_button(actor, view, PAGE_KEY)
-        else:
-            show_result(actor, view, key=f"jobs_result_{view.id}")
-            if retry_button(actor, view, PAGE_KEY) is not None:
-                st.rerun()
+if not nothing:
+    st.subheader(t("jobs.page.active"))
+    live_jobs("jobs_active_panel", active_views, load_active, draw_active)
+    if active_page is not None and active_page.has_next:
+        st.caption(t("jobs.page.more_active"))
 
+    st.subheader(t("jobs.page.finished"))
+    if not finished_views:
+        st.caption(t("jobs.page.nothing_finished"))
+    for finished in finished_views:
+        job_card(finished)
+    if finished_page is not None and (finished_page.page > 1 or finished_page.has_next):
+        pager = st.columns([1, 2, 1])
+        if pager[0].button(t("pager.previous"), disabled=finished_page.page <= 1, key="jobs_previous"):
+            STATE["jobs_page"] = finished_page.page - 1
+            st.rerun()
+        pager[1].caption(t("grid.page", page=finished_page.page))
+        if pager[2].button(t("pager.next"), disabled=not finished_page.has_next, key="jobs_next"):
+            STATE["jobs_page"] = finished_page.page + 1
+            st.rerun()
 
-def draw_active(views: list[JobView]) -> None:
-    if not views:
-        st.caption(t("jobs.page.nothing_active"))
-    for view in views:
-        job_card(view)
-
-
-st.subheader(t("jobs.page.active"))
-live_jobs("jobs_active_panel", active_views, load_active, draw_active)
-if active_page is not None and active_page.has_next:
-    st.caption(t("jobs.page.more_active"))
-
-st.subheader(t("jobs.page.finished"))
-if not finished_views:
-    st.caption(t("jobs.page.nothing_finished"))
-for finished in finished_views:
-    job_card(finished)
-if finished_page is not None and (finished_page.page > 1 or finished_page.has_next):
-    pager = st.columns([1, 2, 1])
-    if pager[0].button(t("pager.previous"), disabled=finished_page.page <= 1, key="jobs_previous"):
-        STATE["jobs_page"] = finished_page.page - 1
-        st.rerun()
-    pager[1].caption(t("grid.page", page=finished_page.page))
-    if pager[2].button(t("pager.next"), disabled=not finished_page.has_next, key="jobs_next"):
-        STATE["jobs_page"] = finished_page.page + 1
-        st.rerun()
+if not actor.is_admin:  # admins edit the schedules on the Automation page; everyone may read them
+    with st.expander(t("jobs.page.schedules")):
+        schedules_section(actor)

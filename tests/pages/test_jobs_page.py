@@ -144,6 +144,7 @@ def test_a_running_job_shows_its_live_step_and_count(app_world: AppWorld) -> Non
     assert unescaped(bar.text) == "Importing… — 2,000 of 10,000"
     app.switch_page("pages/jobs.py")
     app.session_state["kestrel_lang"] = "zh-CN"
+    app.session_state["kestrel_lang_chosen"] = True
     app = app.run()
     assert unescaped(app.get("progress")[0].text).startswith("正在导入")
 
