@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 2000
 PORT ?= 8501
+HOST ?= 127.0.0.1
 
 .PHONY: run test install install-dev browser services-env lint bench clean
 
@@ -27,11 +28,13 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(RUNTIME_STAMP)
 install-dev: $(DEV_STAMP)
 
-## make run: install, create/upgrade the SQLite database, load demo data if empty, start the app
+## make run: install, create/upgrade the SQLite database, load demo data if empty, then serve the app
+## (uvicorn server:app on HOST:PORT, default 127.0.0.1:8501) with a job worker beside it; Ctrl-C stops both
+## (the demo load runs in this process, CRM_JOBS_INLINE=1: no worker is running yet)
 run: install
 	$(BIN)/python -m crm_core init
-	$(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F)
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	CRM_JOBS_INLINE=1 $(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F)
+	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/run.sh
 
 ## Debian's Chromium, CJK and emoji fonts for the browser tests (Playwright cannot download a browser here)
 BROWSER_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji

@@ -1,4 +1,4 @@
-"""The ASGI host: ``uvicorn server:app`` serves the whole of Kestrel CRM from one process.
+"""The ASGI host: uvicorn serves ``server:app``, the whole of Kestrel CRM, from one process.
 
     uvicorn → st.App("app.py")   the Streamlit frame and its pages (websocket, /_stcore/…)
               /healthz           the process is up
@@ -7,10 +7,17 @@
 
 Uncaught script errors reach ``on_script_error``: logged under a correlation id, shown to the
 user as a translated message carrying that id, never as a traceback.
+
+``python -m server [--host H] [--port P]`` (what ``make run`` starts) runs uvicorn with the
+settings ``streamlit run`` gives it: the sans-I/O websocket protocol, no per-message
+compression, Streamlit's message size limit and pings. ``uvicorn server:app`` serves the same
+app with uvicorn's own defaults (websocket compression on, 16 MiB frames).
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
 import importlib
 import logging
 import threading
@@ -35,6 +42,7 @@ from crm_ui.context import show_unexpected_error
 SCRIPT = Path(__file__).resolve().with_name("app.py")
 READINESS_TIMEOUT_SECONDS = 2.0
 LOG = logging.getLogger("kestrel")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class HostDatabase:
@@ -229,11 +237,12 @@ def on_script_error(error: Exception) -> bool:
 
 
 def configure_logging() -> None:
-    """The ``kestrel`` logger writes to stderr beside uvicorn's, unless the operator configured it.
+    """The ``kestrel`` logger writes to stderr beside uvicorn's, unless already configured.
 
-    ``import streamlit`` gives uvicorn's loggers a console handler of its own, after uvicorn
-    configured them: every access line came out twice and ``--no-access-log`` printed them
-    still. Uvicorn's own configuration is kept; Streamlit's extra handler is taken off.
+    Under ``uvicorn server:app``, ``import streamlit`` gives uvicorn's loggers a console
+    handler of its own after uvicorn configured them: every access line came out twice and
+    ``--no-access-log`` printed them still. Uvicorn's own configuration is kept; Streamlit's
+    extra handler is taken off. (``python -m server`` configures all of it up front.)
     """
     for name in ("uvicorn", "uvicorn.access"):
         logger = logging.getLogger(name)
@@ -243,7 +252,7 @@ def configure_logging() -> None:
     if LOG.handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
     LOG.propagate = False
@@ -272,3 +281,49 @@ def create_app(database_url: str | None = None) -> st.App:
 
 
 app = create_app()
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """The uvicorn settings ``streamlit run`` uses, read from Streamlit's configuration.
+
+    Streamlit's runner builds them in a private function; calling it keeps them in step with the
+    pinned Streamlit (tests/integration/test_host.py fails if it goes away) rather than copying
+    its constants here.
+    """
+    from streamlit.web.server.starlette.starlette_server import _get_uvicorn_config_kwargs
+
+    return dict(_get_uvicorn_config_kwargs())
+
+
+def logging_config() -> dict[str, Any]:
+    """Uvicorn's logging configuration plus the ``kestrel`` logger, for ``python -m server``.
+
+    ``import streamlit`` turned propagation off on ``uvicorn.error``, and uvicorn's own
+    configuration does not turn it back on: its start-up lines and errors were lost.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["uvicorn.error"]["propagate"] = True
+    config["formatters"]["kestrel"] = {"format": LOG_FORMAT}
+    config["handlers"]["kestrel"] = {"class": "logging.StreamHandler", "formatter": "kestrel",
+                                     "stream": "ext://sys.stderr"}
+    config["loggers"]["kestrel"] = {"handlers": ["kestrel"], "level": "INFO", "propagate": False}
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m server``: serve :data:`app` under uvicorn on HOST:PORT until SIGINT or SIGTERM."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m server", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8501, help="the port to listen on (default 8501)")
+    parser.add_argument("--access-log", action="store_true", help="log every HTTP request (off: probes would flood it)")
+    args = parser.parse_args(argv)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config(),
+                **{**uvicorn_options(), "access_log": args.access_log})
+
+
+if __name__ == "__main__":
+    main()

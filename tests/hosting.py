@@ -1,4 +1,4 @@
-"""The real ASGI host (``uvicorn server:app``) in a subprocess on a free port, for tests that need it.
+"""The real ASGI host in a subprocess on a free port, started as ``make run`` starts it (``python -m server``).
 
 ``start_host`` returns once ``/healthz`` answers 200 (it polls; it never sleeps a fixed time)
 and fails with the server's log when the process exits or does not come up in time.
@@ -41,7 +41,7 @@ class Answer:
 
 @dataclass
 class Host:
-    """A running ``uvicorn server:app`` and where it writes its log."""
+    """A running host and where it writes its log."""
 
     process: subprocess.Popen[bytes]
     url: str
@@ -79,16 +79,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_host(env: dict[str, str], log_path: Path, *, cwd: Path = ROOT, access_log: bool = False) -> Host:
-    """Start ``uvicorn server:app`` with ``env`` added to this process's environment; wait for /healthz."""
+def start_host(env: dict[str, str], log_path: Path, *, cwd: Path = ROOT) -> Host:
+    """Start ``python -m server`` (uvicorn serving server:app) with ``env`` added; wait for /healthz.
+
+    ``cwd`` may be any directory: the repository is put on ``PYTHONPATH``.
+    """
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "server:app", "--app-dir", str(ROOT),
-               "--host", "127.0.0.1", "--port", str(port)]
-    if not access_log:
-        command.append("--no-access-log")
+    command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
     log_file = log_path.open("wb")
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=log_file,
-                               stderr=subprocess.STDOUT)
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env, "PYTHONPATH": python_path},
+                               stdout=log_file, stderr=subprocess.STDOUT)
     host = Host(process, f"http://127.0.0.1:{port}", log_path, log_file)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:

@@ -1,13 +1,8 @@
-"""End-to-end fixtures: the real Streamlit server on a free port, driven by Debian's Chromium."""
+"""End-to-end fixtures: the real ASGI host (uvicorn server:app) on a free port, driven by Debian's Chromium."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +12,7 @@ import pytest
 from crm_core.db import Database, make_engine
 from crm_core.schema import upgrade_to_head
 from tests.factories import World, build_world, create_random_customer
+from tests.hosting import start_host
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
@@ -34,18 +30,13 @@ class Server:
     world: World
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A Streamlit server on a fresh SQLite database holding a small world."""
+    """The ASGI host (``uvicorn server:app``, as ``make run`` starts it) on a fresh SQLite database."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make test does) to run browser tests")
-    database_path = tmp_path_factory.mktemp("e2e") / "e2e.db"
+    directory = tmp_path_factory.mktemp("e2e")
+    database_path = directory / "e2e.db"
     url = f"sqlite:///{database_path}"
     engine = make_engine(url)
     upgrade_to_head(engine)
@@ -53,32 +44,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     world = build_world(db)
     create_random_customer(db, world.rep, name="张三科技有限公司", email="zhang@example.cn")
     create_random_customer(db, world.rep, name="Acme Trading", email="hello@acme.com")
-    port = free_port()
-    env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_COOKIE_KEY": "e2e-cookie-key-0123456789abcdef",
-           "CRM_GX_DIR": str(database_path.parent / "gx")}  # Data Docs of this run only
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("the Streamlit server did not start within 60 s")
-    yield Server(base, db, world)
-    process.terminate()
+    env = {"CRM_DATABASE_URL": url, "CRM_COOKIE_KEY": "e2e-cookie-key-0123456789abcdef",
+           "CRM_JOBS_PATH": str(directory / "jobs.db"),  # this run's queue, not the repository's
+           "CRM_GX_DIR": str(directory / "gx")}  # Data Docs of this run only
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        host = start_host(env, directory / "server.log")
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield Server(host.url, db, world)
+    host.stop()
     engine.dispose()
 
 

@@ -1,6 +1,6 @@
-"""The ASGI host as a user and an orchestrator see it: ``uvicorn server:app`` in a subprocess.
+"""The ASGI host as a user and an orchestrator see it: ``python -m server`` in a subprocess.
 
-Each host runs from a scratch directory (``--app-dir`` points at the repository), so nothing
+Each host runs from a scratch directory (the repository is on ``PYTHONPATH``), so nothing
 here works only because the current directory happens to be the repository.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from websockets.typing import Subprotocol
 
 from crm_core import __version__
 from crm_core.schema import alembic_config, head_revision
@@ -90,6 +91,18 @@ def test_the_streamlit_page_and_its_health_route_are_still_served(ready_host: Ho
     assert b'<div id="root">' in page.body
     health = ready_host.get("/_stcore/health")
     assert (health.status, health.body) == (200, b"ok")
+
+
+def test_the_websocket_is_served_with_streamlits_settings_not_uvicorns_defaults(ready_host: Host) -> None:
+    # uvicorn alone would accept per-message compression: CPU spent on every message Streamlit sends
+    from websockets.sync.client import connect
+
+    with connect(ready_host.url.replace("http", "ws", 1) + "/_stcore/stream", compression="deflate",
+                 subprotocols=[Subprotocol("streamlit")], open_timeout=10) as websocket:
+        assert websocket.response is not None
+        headers = websocket.response.headers
+    assert headers["Sec-WebSocket-Protocol"] == "streamlit"
+    assert "Sec-WebSocket-Extensions" not in headers
 
 
 def test_streamlit_reads_the_repository_config_whatever_the_working_directory(tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The last step of `make run`: the web host and one job worker, side by side, as one command.
+#
+#   python -m server on HOST:PORT (default 127.0.0.1:8501)    uvicorn serving server:app: the app,
+#                                                              /healthz, /readyz, /api
+#   python -m crm_core worker                                  the queued jobs and the schedules
+#
+# Ctrl-C stops both, and so does either one ending: the other is stopped and the script exits
+# with the status of the one that ended first (130 after Ctrl-C).
+#
+# Each child leads a process group of its own, so the terminal's Ctrl-C reaches this script
+# alone and each group gets exactly one SIGTERM: uvicorn shuts down gracefully; Huey stops at
+# once (a job it was running is marked interrupted when a worker starts again, and can be
+# retried). A group still alive STOP_SECONDS later is killed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BIN=${BIN:-.venv/bin}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8501}
+STOP_SECONDS=${STOP_SECONDS:-20}
+
+set -m  # job control: every background child gets its own process group (its pid is the group id)
+"$BIN/python" -m server --host "$HOST" --port "$PORT" &
+web=$!
+"$BIN/python" -m crm_core worker &
+worker=$!
+set +m
+echo "run.sh: Kestrel CRM on http://$HOST:$PORT (web pid $web, worker pid $worker); Ctrl-C stops both" >&2
+
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }  # any process left in the child's group
+
+stop_both() {
+    trap '' INT TERM  # stopping already; a second Ctrl-C changes nothing, the deadline below still holds
+    kill -TERM -- "-$web" "-$worker" 2>/dev/null
+    local deadline=$((SECONDS + STOP_SECONDS))
+    while group_alive "$web" || group_alive "$worker"; do
+        if ((SECONDS >= deadline)); then
+            echo "run.sh: still running after ${STOP_SECONDS}s; killing" >&2
+            kill -KILL -- "-$web" "-$worker" 2>/dev/null
+            break
+        fi
+        sleep 0.2
+    done
+    wait "$web" "$worker" 2>/dev/null
+}
+
+trap 'stop_both; exit 130' INT
+trap 'stop_both; exit 143' TERM
+
+wait -n -p ended "$web" "$worker"
+status=$?
+if [[ "${ended:-}" == "$web" ]]; then name="web server"; else name="job worker"; fi
+echo "run.sh: the $name ended (status $status); stopping the other" >&2
+# what is left of its group lost its parent (a killed Huey consumer leaves its worker processes
+# waiting for a stop flag nobody will set): nothing there can shut down gracefully any more
+[[ -n "${ended:-}" ]] && kill -KILL -- "-$ended" 2>/dev/null
+stop_both
+exit "$status"
