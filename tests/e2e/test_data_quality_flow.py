@@ -34,7 +34,9 @@ def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer(server: 
 
     with server.db.system_session("e2e check") as session:
         run = session.scalars(select(CheckRun).order_by(CheckRun.id.desc()).limit(1)).one()
-    assert (run.suite, run.status, run.violations, run.user_id) == ("db_customers", "failed", 1, server.world.admin.user_id)
+    assert (run.suite, run.status, run.violations, run.user_id) == (
+        "db_customers", "failed", 1, server.world.admin.user_id
+    )
     assert run.results[0]["examples"][0]["label"] == "无主线索有限公司"
 
     page.get_by_role("tab", name="历史").click()

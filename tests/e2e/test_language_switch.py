@@ -9,6 +9,8 @@ from tests.e2e.conftest import Server, log_in, pick_option, screenshot, switch_l
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
+# what a select box shows: its label and the chosen option (the input's value)
+SHOWN_TEXT = "box => box.innerText + ' ' + [...box.querySelectorAll('input')].map(i => i.value).join(' ')"
 
 
 def test_the_dashboard_period_survives_a_language_switch(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
@@ -22,7 +24,7 @@ def test_the_dashboard_period_survives_a_language_switch(server: Server, browser
     switch_language(page, "简体中文", "仪表盘")
     page.get_by_text("本季度赢单").wait_for(timeout=TIMEOUT)
     period_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="期间")
-    shown = period_box.evaluate("box => box.innerText + ' ' + [...box.querySelectorAll('input')].map(i => i.value).join(' ')")
+    shown = period_box.evaluate(SHOWN_TEXT)
     assert "本季度" in shown and "this quarter" not in shown, shown
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "dashboard-quarter-zh")
@@ -41,7 +43,7 @@ def test_customer_filters_survive_a_language_switch(server: Server, browser) -> 
 
     switch_language(page, "简体中文", "客户")
     stage_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="生命周期阶段").first
-    shown = stage_box.evaluate("box => box.innerText + ' ' + [...box.querySelectorAll('input')].map(i => i.value).join(' ')")
+    shown = stage_box.evaluate(SHOWN_TEXT)
     assert "流失客户" in shown and "Churned" not in shown, shown
     page.get_by_text("共 0 个客户符合条件").first.wait_for(timeout=TIMEOUT)
     # the column chips relabel too (once the rerun in Chinese has replaced the English elements)

@@ -1,4 +1,5 @@
-"""In Chromium: find a customer's deal on the board, edit its stage, see the funnel change; win it from the card menu."""
+"""In Chromium: find a customer's deal on the board, edit its stage, see the funnel change;
+win it from the card menu."""
 
 from __future__ import annotations
 

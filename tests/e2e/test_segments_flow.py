@@ -59,7 +59,9 @@ def test_an_analyst_builds_saves_and_exports_a_segment(server: Server, browser) 
     page.get_by_text("Segment “Acme family” saved; its size was recorded.").wait_for(timeout=TIMEOUT)
     with server.db.system_session("e2e check") as session:
         segment = session.scalars(select(Segment).where(Segment.name == "Acme family")).one()
-        sizes = list(session.scalars(select(SegmentSnapshot.member_count).where(SegmentSnapshot.segment_id == segment.id)))
+        sizes = list(session.scalars(
+            select(SegmentSnapshot.member_count).where(SegmentSnapshot.segment_id == segment.id)
+        ))
     assert segment.sharing == "tenant" and sizes == [3]
 
     # it is listed under saved segments and opens back in the builder

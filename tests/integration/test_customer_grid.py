@@ -28,7 +28,7 @@ def grid(db: Database) -> World:
     world = build_world(db)
     create_field(db, world.admin, FieldDefinitionInput("contract_value", "Contract value", "合同金额", "number"))
     create_field(db, world.admin, FieldDefinitionInput("channel", "Channel", "渠道", "choice", choices="web,fair"))
-    rows = [
+    rows: list[dict[str, object]] = [
         dict(name="张三科技有限公司", email="zhang@example.cn", phone="138 0013 8000", industry="软件", region="广东",
              tags="vip,华南", lifecycle_stage="customer", custom_fields={"contract_value": "1200", "channel": "fair"}),
         dict(name="深圳红隼电子", email="sales@hongsun.cn", industry="电子", region="广东", tags="华南",
@@ -175,10 +175,13 @@ def test_a_capped_count_stops_at_the_cap(db: Database, grid: World) -> None:
 
 def test_archived_customers_leave_the_grid_unless_asked_for(db: Database, grid: World) -> None:
     with db.system_transaction("archive") as session:
-        session.execute(update(Customer).where(Customer.name == "acme labs").values(archived_at=dt.datetime(2026, 4, 1)))
+        session.execute(
+            update(Customer).where(Customer.name == "acme labs").values(archived_at=dt.datetime(2026, 4, 1))
+        )
     with db.session(grid.admin) as session:
         assert "acme labs" not in names(list_customers(session, per_page=100))
-        assert "acme labs" in names(list_customers(session, filters=CustomerFilters(include_archived=True), per_page=100))
+        with_archived = CustomerFilters(include_archived=True)
+        assert "acme labs" in names(list_customers(session, filters=with_archived, per_page=100))
 
 
 def test_filters_survive_a_round_trip_through_a_saved_view() -> None:

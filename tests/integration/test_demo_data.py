@@ -150,7 +150,8 @@ def test_every_opportunity_sits_in_a_stage_of_its_own_pipeline_consistent_with_i
         )
         assert session.scalar(closed_wrongly) == 0
         lowest, highest = session.execute(select(func.min(Opportunity.amount), func.max(Opportunity.amount))).one()
-        assert 5000 <= lowest and highest <= 500_000
+        assert lowest >= 5000
+        assert highest <= 500_000
 
 
 def test_every_deal_has_the_stage_history_that_leads_to_its_stage(db: Database) -> None:
@@ -163,7 +164,7 @@ def test_every_deal_has_the_stage_history_that_leads_to_its_stage(db: Database) 
             " JOIN opportunities o ON o.id = h.opportunity_id JOIN pipeline_stages s ON s.id = o.stage_id"
             " ORDER BY h.opportunity_id, h.changed_at, h.id"
         )).all()
-        stages = dict(session.execute(text("SELECT id, kind FROM pipeline_stages")).all())
+        stages: dict[int, str] = dict(session.execute(text("SELECT id, kind FROM pipeline_stages")).all())
         deals = session.scalar(text("SELECT COUNT(*) FROM opportunities"))
     paths: dict[int, list[tuple]] = {}
     for row in rows:

@@ -149,6 +149,7 @@ def test_logging_an_activity_moves_last_contacted_and_creates_the_next_task(db: 
         customer = session.get(Customer, customer_id)
         activity = session.get(Activity, activity_id)
         assert customer is not None and activity is not None
+        assert customer.last_contacted_at is not None
         assert customer.last_contacted_at == when.replace(microsecond=customer.last_contacted_at.microsecond)
         assert customer.next_follow_up_at is not None
         assert abs((customer.next_follow_up_at - follow_up).total_seconds()) < 1

@@ -169,7 +169,9 @@ def test_a_deleted_row_fails_the_count_and_checksum_of_its_table(migrated_sqlite
     source, target = migrated_sqlite
     corrupt(target, "DELETE FROM activities WHERE id = (SELECT MAX(id) FROM activities)")
     failures = failures_after(source, target)
-    assert [(check, table) for check, table, _, _ in failures] == [("checksum", "activities"), ("row_count", "activities")]
+    assert [(check, table) for check, table, _, _ in failures] == [
+        ("checksum", "activities"), ("row_count", "activities")
+    ]
     count = next(f for f in failures if f[0] == "row_count")
     expected, actual = count[3].split("->")
     assert int(actual) == int(expected) - 1
@@ -197,7 +199,8 @@ def test_a_broken_foreign_key_fails_the_foreign_key_check(migrated_sqlite: tuple
 def test_a_changed_amount_on_postgresql_fails_too(demo_source: str, tmp_path: Path, databases: ExitStack) -> None:
     target = empty_database("postgresql", tmp_path, databases, "target")
     verification = verify_after_tampering(
-        demo_source, target, "UPDATE orders SET total_amount = total_amount - 0.01 WHERE id = (SELECT MIN(id) FROM orders)"
+        demo_source, target,
+        "UPDATE orders SET total_amount = total_amount - 0.01 WHERE id = (SELECT MIN(id) FROM orders)",
     )
     assert {(f.check, f.table, f.column) for f in verification.failures} == {
         ("money_sum", "orders", "total_amount"), ("checksum", "orders", None)

@@ -81,7 +81,9 @@ def test_stages_are_renamed_reordered_added_and_removed_in_one_save(db: Database
          "deal.probability_range"),
     ],
 )
-def test_a_stage_list_that_cannot_work_is_refused(db: Database, world: World, stages: list[StageInput], key: str) -> None:
+def test_a_stage_list_that_cannot_work_is_refused(
+    db: Database, world: World, stages: list[StageInput], key: str
+) -> None:
     with pytest.raises(ValidationFailed) as refused:
         create_pipeline(db, world.admin, name="Broken", stages=stages)
     assert key in {found for found, _ in refused.value.errors.values()}

@@ -79,7 +79,9 @@ def order(session: Session, tenant_id: int, customer_id: int, total: str = "90.0
     return placed
 
 
-def line(session: Session, placed: Order, *, quantity: str = "1", price: str = "90.00", tenant_id: int | None = None) -> OrderLine:
+def line(
+    session: Session, placed: Order, *, quantity: str = "1", price: str = "90.00", tenant_id: int | None = None
+) -> OrderLine:
     product = Product(tenant_id=placed.tenant_id if tenant_id is None else tenant_id, sku=unique("SKU"),
                       name="Widget", unit_price=Decimal("90.00"))
     session.add(product)
@@ -197,14 +199,15 @@ def seed_orphan(model: type) -> Seed:
     def seed(db: Database, world: World, session: Session) -> set[int]:
         foreign = customer_of_other_tenant(db, world)
         tenant_id = world.admin.tenant_id
-        fields: dict[str, object] = {
+        fields_by_model: dict[type, dict[str, object]] = {
             Contact: {"name": "Orphan contact"},
             Opportunity: {},
             Order: {},
             Activity: {"summary": "Orphan call"},
             Case: {"subject": "Orphan case"},
             Task: {"title": "Orphan task"},
-        }[model]
+        }
+        fields = fields_by_model[model]
         if model is Opportunity:
             return {deal(session, tenant_id, foreign).id}
         if model is Order:

@@ -37,7 +37,9 @@ def test_check_prints_one_json_object_and_exits_1_naming_the_failed_expectation(
 ) -> None:
     world = build_world(sqlite_db)
     create_random_customer(sqlite_db, world.admin, owner_id=None, name="Nobody's lead")
-    code, out, _ = run_cli(capsys, "--database-url", database_url(sqlite_db), "check", "--suite", "db_customers", "--json")
+    code, out, _ = run_cli(
+        capsys, "--database-url", database_url(sqlite_db), "check", "--suite", "db_customers", "--json"
+    )
     assert code == 1
     payload = json.loads(out)
     assert payload["status"] == "failed"

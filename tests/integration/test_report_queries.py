@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from crm_core.access import Actor
 from crm_core.db import Database
@@ -179,7 +179,7 @@ def test_funnel_filters_by_team_owner_product_and_creation_date(db: Database, fi
 def test_the_funnel_matches_hand_written_sql(db: Database, fixture: Fixture) -> None:
     with db.session(fixture.world.admin) as session:
         result = funnel(session)
-        raw = dict(
+        raw: dict[str, int] = dict(
             session.execute(
                 text(
                     "SELECT s.name, COUNT(o.id) FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id "
@@ -257,7 +257,8 @@ def test_a_reps_dashboard_shows_their_own_numbers(db: Database, fixture: Fixture
             ),
             {"tenant": fixture.world.rep.tenant_id, "owner": fixture.world.rep.user_id},
         ).one()
-    assert (figures.open_count, figures.open_amount) == (raw_open[0], Decimal(str(raw_open[1])).quantize(Decimal("0.01")))
+    raw_open_amount = Decimal(str(raw_open[1])).quantize(Decimal("0.01"))
+    assert (figures.open_count, figures.open_amount) == (raw_open[0], raw_open_amount)
     assert figures.open_count == 3
     assert figures.weighted_forecast == Decimal("4850.00")  # 100 + 1000 + 3750
     assert (figures.won_count, figures.won_amount) == (1, Decimal("6000.00"))

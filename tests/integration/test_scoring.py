@@ -21,8 +21,7 @@ from crm_core.models.segments import Score, ScoringModel
 from crm_core.queries.scores import latest_scores, model_versions
 from crm_core.queries.segments import count_segment, field_catalog
 from crm_core.rules.segments import validate_spec
-from crm_core.scoring import SCORERS, Examples, Scorer, predict, register
-from crm_core.scoring import runner
+from crm_core.scoring import SCORERS, Examples, Scorer, predict, register, runner
 from tests.factories import World, build_world, create_random_customer
 
 AS_OF = dt.datetime.combine(REFERENCE_DATE, dt.time())
@@ -42,7 +41,9 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Database:
 
 def demo_tenant(db: Database) -> int:
     with db.system_session("test") as session:
-        return int(session.scalar(select(Tenant.id).where(Tenant.slug == "demo")))
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "demo"))
+    assert tenant_id is not None
+    return tenant_id
 
 
 def test_churn_risk_beats_chance_on_the_demo_data_and_stores_its_auc(demo_db: Database) -> None:
@@ -84,7 +85,8 @@ def test_applied_scores_are_what_the_stored_model_predicts(demo_db: Database) ->
     applied = runner.apply(demo_db, tenant_id, "churn_risk", as_of=AS_OF)
     with demo_db.system_session("test") as session:
         stage_customers = session.scalar(
-            text("SELECT COUNT(*) FROM customers WHERE tenant_id = :t AND lifecycle_stage = 'customer'"), {"t": tenant_id}
+            text("SELECT COUNT(*) FROM customers WHERE tenant_id = :t AND lifecycle_stage = 'customer'"),
+            {"t": tenant_id},
         )
         model = session.scalars(select(ScoringModel).where(ScoringModel.scorer == "churn_risk")
                                 .order_by(ScoringModel.version.desc())).first()
@@ -151,7 +153,8 @@ def test_scores_filter_segments_by_the_best_scored_deal_of_a_customer(db: Databa
         assert stage is not None
         open_deal(session, hot, stage.name, probability=90, owner_id=world.rep.user_id)
         cold = session.scalar(select(Customer.id).where(Customer.name == "Cold deal"))
-        open_deal(session, int(cold), stage.name, probability=5, owner_id=world.rep.user_id)
+        assert cold is not None
+        open_deal(session, cold, stage.name, probability=5, owner_id=world.rep.user_id)
     runner.apply(db, world.admin.tenant_id, "deal_win")
     raw = {"match": "all", "conditions": [{"field": "score.deal_win", "op": "gte", "value": 80}]}
     with db.session(world.manager) as session:

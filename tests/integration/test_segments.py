@@ -138,7 +138,8 @@ def builder_world(db: Database, world: World) -> World:
         ])
     rows: list[tuple[str, Any, dict[str, Any]]] = [
         ("北京甲公司", world.rep, {"lifecycle_stage": "customer", "tags": "vip,east", "region": "华北",
-                              "custom_fields": {"budget": "2500.5", "tier": "gold", "vip": True, "renewal": "2026-12-15"}}),
+                              "custom_fields": {"budget": "2500.5", "tier": "gold", "vip": True,
+                                                "renewal": "2026-12-15"}}),
         ("上海乙公司", world.rep, {"lifecycle_stage": "intent", "tags": "east", "region": "华东",
                               "custom_fields": {"budget": "900", "tier": "silver", "vip": False}}),
         ("Gamma Ltd", world.rep_other_team, {"lifecycle_stage": "customer", "tags": "vip", "industry": "Retail",
@@ -152,7 +153,10 @@ def builder_world(db: Database, world: World) -> World:
     with db.system_transaction("test contacts") as session:
         session.execute(
             text("UPDATE customers SET last_contacted_at = :when WHERE name = :name"),
-            [{"when": dt.datetime(2026, 11, 20), "name": "北京甲公司"}, {"when": dt.datetime(2026, 6, 1), "name": "Gamma Ltd"}],
+            [
+                {"when": dt.datetime(2026, 11, 20), "name": "北京甲公司"},
+                {"when": dt.datetime(2026, 6, 1), "name": "Gamma Ltd"},
+            ],
         )
         model = ScoringModel(tenant_id=world.admin.tenant_id, scorer="churn_risk", version=1, method="logistic",
                              metrics={}, model={})
@@ -227,7 +231,9 @@ def test_the_team_condition_follows_the_owners_team_and_unowned_team_leads(db: D
 
 def test_a_rep_counts_only_the_members_they_may_see(db: Database, builder_world: World) -> None:
     world = builder_world
-    spec, _ = validate_spec({"match": "all", "conditions": [{"field": "tags", "op": "has", "value": "vip"}]}, FieldCatalog())
+    spec, _ = validate_spec(
+        {"match": "all", "conditions": [{"field": "tags", "op": "has", "value": "vip"}]}, FieldCatalog()
+    )
     assert spec is not None
     with db.session(world.rep) as session:
         assert count_segment(session, spec) == 1
@@ -300,7 +306,8 @@ def test_bulk_tasks_go_to_each_owner_and_are_audited(db: Database, world: World)
     )
     assert created == 2
     with db.system_session("check") as session:
-        tasks = {task.customer_id: task for task in session.scalars(select(Task).where(Task.customer_id.in_([mine, mate])))}
+        created_tasks = session.scalars(select(Task).where(Task.customer_id.in_([mine, mate])))
+        tasks = {task.customer_id: task for task in created_tasks}
         audited = session.scalar(
             select(func.count()).select_from(AuditEvent).where(
                 AuditEvent.entity == "task", AuditEvent.action == "create", AuditEvent.actor_id == world.manager.user_id
@@ -363,7 +370,7 @@ def test_lifecycle_distribution_and_flow_count_what_sql_counts(db: Database, wor
         distribution = {item.stage: item.count for item in lifecycle_distribution(session)}
         flow = lifecycle_flow(session, start=dt.date(2026, 9, 1), end=dt.date(2026, 10, 31))
     with db.system_session("hand-written SQL") as session:
-        expected = dict(session.execute(text(
+        expected: dict[str, int] = dict(session.execute(text(
             "SELECT lifecycle_stage, COUNT(*) FROM customers WHERE tenant_id = :t AND archived_at IS NULL "
             "GROUP BY lifecycle_stage"), {"t": world.admin.tenant_id}).all())
     assert {stage: count for stage, count in distribution.items() if count} == expected

@@ -80,7 +80,7 @@ def test_adding_a_contact_and_logging_an_activity_from_the_360(app_world: AppWor
     contact_name.input("王经理")
     next(w for w in app.text_input if w.label == "Email" and w.value == "").input("bad-email")
     app = click(app, "Add contact")
-    assert any("Not a valid email address" in e.value for e in app.error)
+    assert any("Email is not a valid email address" in e.value for e in app.error)  # the field rule's message
     next(w for w in app.text_input if w.label == "Email" and w.value == "bad-email").input("wang@example.cn")
     app = click(app, "Add contact")
     assert any("王经理" in s.value for s in app.success)
@@ -97,7 +97,7 @@ def test_without_a_customer_the_page_offers_a_search(app_world: AppWorld) -> Non
     app = log_in(app_world.world.rep.username)
     app.switch_page("pages/customer_profile.py").run()
     app.text_input(key="profile_search").input("张三").run()
-    assert [link.label for link in app.get("page_link")] == ["张三科技有限公司 · Rita Rep"]
+    assert [link.label for link in app.page_link] == ["张三科技有限公司 · Rita Rep"]
 
 
 def test_setting_the_stage_by_hand_needs_a_reason_and_is_kept_in_the_stage_history(app_world: AppWorld) -> None:
@@ -110,13 +110,15 @@ def test_setting_the_stage_by_hand_needs_a_reason_and_is_kept_in_the_stage_histo
     app = click(app, "Set stage")
     assert any("Reason" in e.value for e in app.error)
     with app_world.db.system_session("test") as session:
-        assert session.get(Customer, customer).lifecycle_stage == "prospect"
+        unchanged = session.get(Customer, customer)
+        assert unchanged is not None and unchanged.lifecycle_stage == "prospect"
     text_input(app, "Reason *").input("客户口头确认有采购意向")
     app = click(app, "Set stage")
     assert not app.exception
     assert any("Stage set to Intent by hand" in s.value for s in app.success)
     with app_world.db.system_session("test") as session:
-        assert session.get(Customer, customer).lifecycle_stage == "intent"
+        changed = session.get(Customer, customer)
+        assert changed is not None and changed.lifecycle_stage == "intent"
         reasons = session.scalars(
             select(LifecycleTransition.reason).where(LifecycleTransition.customer_id == customer)
         ).all()

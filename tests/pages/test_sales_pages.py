@@ -48,7 +48,9 @@ def metric(app, label: str) -> str:  # type: ignore[no-untyped-def]
     return next(m.value for m in app.metric if m.label == label)
 
 
-def test_the_dashboard_is_the_landing_page_and_shows_a_reps_own_figures(app_world: AppWorld, deals: dict[str, int]) -> None:
+def test_the_dashboard_is_the_landing_page_and_shows_a_reps_own_figures(
+    app_world: AppWorld, deals: dict[str, int]
+) -> None:
     app = log_in(app_world.world.rep.username)
     assert not app.exception
     assert [title.value for title in app.title] == ["Dashboard"]

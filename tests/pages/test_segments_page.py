@@ -87,7 +87,9 @@ def test_churn_risk_shows_as_a_column_in_the_customers_grid(app_world: AppWorld)
 
     tenant_id = app_world.world.admin.tenant_id
     with app_world.db.system_transaction("test scores") as session:
-        model = ScoringModel(tenant_id=tenant_id, scorer="churn_risk", version=1, method="logistic", metrics={}, model={})
+        model = ScoringModel(
+            tenant_id=tenant_id, scorer="churn_risk", version=1, method="logistic", metrics={}, model={}
+        )
         session.add(model)
         session.flush()
         acme = session.scalar(select(Customer.id).where(Customer.name == "Acme Trading"))

@@ -52,11 +52,26 @@ DYNAMIC = {
     "quality.trigger.": ["cli", "page"],
     "migration.check.": ["row_count", "money_sum", "checksum", "primary_key_unique", "foreign_key_resolves"],
     # segments: fields, operators, RFM segments, scorers and their features, choices
-    "segments.field.": ['created_at', 'email', 'industry', 'kind', 'last_contacted_at', 'lifecycle_stage', 'name', 'next_follow_up_at', 'owner', 'region', 'rfm_frequency', 'rfm_monetary', 'rfm_recency', 'rfm_segment', 'score', 'source', 'tags', 'team'],
-    "segments.op.": ['after', 'before', 'between', 'contains', 'eq', 'equals', 'gt', 'gte', 'has', 'has_any', 'has_not', 'in', 'is_empty', 'is_false', 'is_not_empty', 'is_true', 'lt', 'lte', 'more_than_days_ago', 'ne', 'not_equals', 'not_in', 'starts_with', 'within_last_days'],
-    "rfm.": ['about_to_sleep', 'at_risk', 'cant_lose', 'champions', 'hibernating', 'lost', 'loyal', 'need_attention', 'new_customer', 'potential_loyalist', 'promising'],
+    "segments.field.": [
+        "created_at", "email", "industry", "kind", "last_contacted_at", "lifecycle_stage", "name", "next_follow_up_at",
+        "owner", "region", "rfm_frequency", "rfm_monetary", "rfm_recency", "rfm_segment", "score", "source", "tags",
+        "team",
+    ],
+    "segments.op.": [
+        "after", "before", "between", "contains", "eq", "equals", "gt", "gte", "has", "has_any", "has_not", "in",
+        "is_empty", "is_false", "is_not_empty", "is_true", "lt", "lte", "more_than_days_ago", "ne", "not_equals",
+        "not_in", "starts_with", "within_last_days",
+    ],
+    "rfm.": [
+        "about_to_sleep", "at_risk", "cant_lose", "champions", "hibernating", "lost", "loyal", "need_attention",
+        "new_customer", "potential_loyalist", "promising",
+    ],
     "scoring.scorer.": ["churn_risk", "deal_win"],
-    "scoring.feature.": ['activities_90d', 'amount_log', 'cases_365d', 'customer_age_days', 'customer_kind', 'days_since_purchase', 'days_since_touch', 'deal_activities', 'has_owner', 'industry', 'kind', 'manual_probability_set', 'orders_log', 'source', 'tenure_days'],
+    "scoring.feature.": [
+        "activities_90d", "amount_log", "cases_365d", "customer_age_days", "customer_kind", "days_since_purchase",
+        "days_since_touch", "deal_activities", "has_owner", "industry", "kind", "manual_probability_set", "orders_log",
+        "source", "tenure_days",
+    ],
     "segments.match_": ["all", "any"],
     "segments.sharing_": ["private", "team", "tenant"],
     "segments.priority.": ["low", "normal", "high"],

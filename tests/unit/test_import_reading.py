@@ -9,7 +9,7 @@ import pytest
 from crm_core.errors import ImportFileRefused
 from crm_core.importing.fields import suggest_mapping
 from crm_core.importing.prepare import parse_bool, parse_datetime, parse_number
-from crm_core.importing.reading import detect_delimiter, detect_encoding, iter_chunks, open_import_file
+from crm_core.importing.reading import count_rows, detect_delimiter, detect_encoding, iter_chunks, open_import_file
 
 TEXT = "客户名称,电话\n张三科技,138 0013 8000\n李四,139\n"
 
@@ -186,12 +186,29 @@ def test_an_xlsx_workbook_is_read_with_row_numbers_numbers_and_formulas_as_text(
     assert list(chunk.index) == [2, 3, 4, 5, 6, 7]
     assert chunk.loc[2, "Unit Price"] == "39.9" and chunk.loc[3, "Unit Price"] == "129"
     assert chunk.loc[6, "Unit Price"] == "=B2*2"  # refused later by the suite, never evaluated
+    assert count_rows(file) == 6  # the sheet's dimension, less the header
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        (b"a,b\n1,2\n3,4\n", 2),
+        (b"a,b\n1,2\n3,4", 2),  # no line break after the last row
+        (b"a,b\n", 0),
+        ('名称,备注\n甲,"两\n行"\n'.encode("gb18030"), 2),  # a quoted line break counts (an estimate: 1 row)
+    ],
+)
+def test_a_csv_file_is_counted_by_its_line_breaks(body: bytes, rows: int) -> None:
+    assert count_rows(open_import_file("c.csv", body)) == rows
 
 
 def test_importing_the_engine_does_not_import_great_expectations() -> None:
     import subprocess
     import sys
 
-    code = "import sys, crm_core.importing.runner, crm_core.importing.values; print('great_expectations' in sys.modules)"
+    code = (
+        "import sys, crm_core.importing.runner, crm_core.importing.values; "
+        "print('great_expectations' in sys.modules)"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"

@@ -82,7 +82,10 @@ def test_a_valid_condition_is_accepted_and_normalised(field: str, op: str, value
         ({"match": "some", "conditions": []}, "segments.error.bad_match"),
         ({"match": "all", "conditions": "name=1"}, "segments.error.malformed"),
         ({"match": "all", "conditions": ["name"]}, "segments.error.malformed"),
-        ({"match": "all", "conditions": [{"field": "name", "op": "is_empty"}] * 21}, "segments.error.too_many_conditions"),
+        (
+            {"match": "all", "conditions": [{"field": "name", "op": "is_empty"}] * 21},
+            "segments.error.too_many_conditions",
+        ),
         ("not a segment", "segments.error.malformed"),
     ],
 )
