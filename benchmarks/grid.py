@@ -3,8 +3,8 @@
 For each case (one filter + a sort, a text search, a keyset "next page", the capped count)
 and each of a rep, a manager and an admin, it times the query function the page calls
 (``list_customers`` through the scoped ORM session, access criteria included) and then
-the very SQL statements that call emitted (the plan probe included), run on the raw DBAPI cursor, and prints p50/p95 of both and
-their ratio. Finally it times the Customers page's full script run under AppTest.
+the very SQL statements that call emitted (the plan probe included), run on the raw DBAPI cursor,
+and prints p50/p95 of both and their ratio. Finally it times the Customers page's full script run under AppTest.
 
 The database is only read. Search terms are taken from the data (a real name's middle,
 an email's local part, a phone's digits) so every search has matches.
@@ -149,7 +149,8 @@ def build_cases(terms: dict[str, str], owner_id: int) -> list[Case]:
         Case(f"search CJK 3 chars '{terms['cjk3']}'", CustomerFilters(search=terms["cjk3"]), kind="search"),
         Case(f"search CJK 2 chars '{terms['cjk2']}' (anywhere)", CustomerFilters(search=terms["cjk2"]), kind="search"),
         Case(f"search CJK 1 char '{terms['cjk1']}' (anywhere)", CustomerFilters(search=terms["cjk1"]), kind="search"),
-        Case(f"search 2 chars '{terms['name_prefix2']}' ({'anywhere' if has_cjk(terms['name_prefix2']) else 'name start'})",
+        Case(f"search 2 chars '{terms['name_prefix2']}' "
+             f"({'anywhere' if has_cjk(terms['name_prefix2']) else 'name start'})",
              CustomerFilters(search=terms["name_prefix2"]),
              kind="search"),
         Case("page 2 by keyset · updated_at desc", CustomerFilters(), kind="next"),
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             worst["search" if case.kind == "search" else "page"] = max(
                 worst["search" if case.kind == "search" else "page"], p50)
             print(f"{case.label[:52]:<52} {p50:7.1f} {p95:7.1f} {raw50:8.1f} {p50 / max(raw50, 0.001):6.2f}{flag}")
-    print(f"\nworst p50: grid page {worst['page']:.1f} ms (target < 50), search {worst['search']:.1f} ms (target < 100)")
+    print(f"\nworst p50: grid page {worst['page']:.1f} ms (target < 50), "
+          f"search {worst['search']:.1f} ms (target < 100)")
     if args.page_runs > 0 and "manager" in actors:
         timings = apptest_page_run(args.database_url, actors["manager"].username, args.password, args.page_runs)
         print(f"Customers page full script run (AppTest, {actors['manager'].username}): "

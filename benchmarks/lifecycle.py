@@ -97,7 +97,9 @@ def main(argv: list[str]) -> int:
                 if not customers:
                     continue
                 clock = time.perf_counter()
-                raw = dict(connection.execute(text(HAND_WRITTEN), {"cutoff": cutoff, "tenant": tenant_id}).all())
+                raw: dict[str, int] = dict(
+                    connection.execute(text(HAND_WRITTEN), {"cutoff": cutoff, "tenant": tenant_id}).all()
+                )
                 raw_seconds = time.perf_counter() - clock
             timings = []
             for _ in range(2):

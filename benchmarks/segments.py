@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import event, select
@@ -148,7 +149,7 @@ def main(argv: list[str]) -> int:
         measure(db, capture, "RFM summary (NTILE over all orders)", lambda: len(rfm_summary(session)), args.runs)
         for label, conditions in SPECS.items():
             spec = spec_of(conditions)
-            measure(db, capture, f"count: {label}"[:48], lambda spec=spec: count_segment(session, spec), args.runs)
+            measure(db, capture, f"count: {label}"[:48], partial(count_segment, session, spec), args.runs)
         spec = spec_of(SPECS["not contacted for 90 days"])
         measure(db, capture, "members page 1 (50, with total)",
                 lambda: len(list_segment_members(session, spec, per_page=50).items), args.runs)
