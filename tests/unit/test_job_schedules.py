@@ -16,7 +16,9 @@ from crm_core.models.jobs import JobSchedule
     ("minute", "hour", "day_of_week"),
     [("0", "*", "*"), ("*/15", "*", "*"), ("10", "1", "*"), ("0", "4", "0"), ("0,30", "8-18", "1-5")],
 )
-def test_a_crontab_of_numbers_stars_steps_ranges_and_lists_is_accepted(minute: str, hour: str, day_of_week: str) -> None:
+def test_a_crontab_of_numbers_stars_steps_ranges_and_lists_is_accepted(
+    minute: str, hour: str, day_of_week: str
+) -> None:
     check_crontab(minute, hour, day_of_week)
 
 
