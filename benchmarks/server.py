@@ -1,7 +1,8 @@
-"""``python -m benchmarks server``: the real Streamlit process's memory while it serves the big pages.
+"""``python -m benchmarks server``: the real web host's memory while it serves the big pages.
 
-Starts ``streamlit run app.py`` on the given database (default: the shared 1,000,000-customer
-``/work/bench/crm-1m.db``, only read), logs in through Debian's Chromium as the demo manager and
+Starts the host as ``make run`` does (``python -m server``: uvicorn serving ``server:app``) on
+the given database (default: the shared 1,000,000-customer ``/work/bench/crm-1m.db``, only
+read), waits for its ``/healthz``, logs in through Debian's Chromium as the demo manager and
 opens the Dashboard, the Customers grid (then a search and a filter), the Funnel, and the
 Customers grid again, reading the server's resident memory (VmRSS) after each page and its
 peak (VmHWM) at the end. Target (issue 3): under 500 MB while serving them. Each page's time
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,6 +40,22 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def wait_until_up(url: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Poll the host's ``/healthz`` until it answers 200; fail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the host exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.1)
+    raise RuntimeError(f"the host did not answer /healthz within {timeout:g} s")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks server", description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("CRM_DATABASE_URL", "sqlite:////work/bench/crm-1m.db"))
@@ -54,25 +72,17 @@ def main(argv: list[str]) -> int:
            "CRM_COOKIE_KEY": os.environ.get("CRM_COOKIE_KEY", "benchmark-cookie-key-0123456789abcdef")}
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     failures = 0
     try:
+        wait_until_up(url, server)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    page.goto(url)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            page.goto(url)
             print(f"server pid {server.pid} on {args.database_url}; after start: {memory_mb(server.pid)[0]:.0f} MB")
             page.get_by_role("textbox", name="Username").fill(args.username)
             page.get_by_role("textbox", name="Password").fill(args.password)
@@ -108,7 +118,7 @@ def main(argv: list[str]) -> int:
         rss, peak = memory_mb(server.pid)
         verdict = "ok" if peak < TARGET_MB else "OVER"
         failures += peak >= TARGET_MB
-        print(f"Streamlit server: RSS now {rss:.0f} MB, peak {peak:.0f} MB (target < {TARGET_MB:.0f} MB) {verdict}")
+        print(f"Web host: RSS now {rss:.0f} MB, peak {peak:.0f} MB (target < {TARGET_MB:.0f} MB) {verdict}")
     finally:
         server.terminate()
         server.wait(timeout=30)
