@@ -33,7 +33,7 @@ def test_a_manager_adds_a_product_and_a_negative_price_is_explained(app_world: A
     text_input(app, "Product *").input("红隼 CRM 专业版")
     text_input(app, "List price").input("-5")
     app = click(app, "Create product")
-    assert any("Must be 0 or more" in e.value for e in app.error)
+    assert any("List price must be between 0 and 999999999999.99" in e.value for e in app.error)  # the field rule
     assert text_input(app, "Product *").value == "红隼 CRM 专业版"
     text_input(app, "List price").input("1,999.00")
     app = click(app, "Create product")

@@ -147,7 +147,7 @@ def test_a_rep_creates_a_deal_from_the_board(app_world: AppWorld, deals: dict[st
     next(w for w in app.text_input if w.label == "Deal *").input("Expansion 扩容")
     next(w for w in app.text_input if w.label == "Amount *").input("-5")
     next(b for b in app.button if b.label == "Create deal").click().run()
-    assert any("cannot be negative" in e.value for e in app.error)
+    assert any("Amount must be between 0 and 999999999999.99" in e.value for e in app.error)  # the field rule
     next(w for w in app.text_input if w.label == "Amount *").input("20,000")
     next(b for b in app.button if b.label == "Create deal").click().run()
     assert not app.exception, app.exception
