@@ -14,7 +14,7 @@ flush checks and audit trail on purpose, like any Core statement.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -81,6 +81,23 @@ def _fast_json(column_type: Any, dialect: Any, process: Processor) -> Processor:
     return _json_text if same else process
 
 
+def _processor(table: Table, name: str, dialect: Any) -> Processor | None:
+    column_type = table.c[name].type
+    process = column_type._cached_bind_processor(dialect)
+    return None if process is None else _fast_json(column_type, dialect, process)
+
+
+def driver_form(session: Session, table: Table, name: str) -> Processor:
+    """What :func:`insert_rows` does to a value of column ``name`` before the driver gets it (JSON → text …).
+
+    For values built long before their insert: converted at once (pass the column in
+    ``converted``), a row's audit changes are one string instead of a dict of pairs that the
+    garbage collector walks again and again while a chunk is written.
+    """
+    process = _processor(table, name, session.connection().dialect)
+    return _as_is if process is None else process
+
+
 def _as_is(row: Any) -> Any:
     return row
 
@@ -88,7 +105,8 @@ def _as_is(row: Any) -> Any:
 class _Statement:
     """The INSERT for rows shaped like ``first_row`` (plus the table's scalar defaults), and its parameters.
 
-    With ``columns``, rows are tuples of those columns' values in that order (no dict per row).
+    With ``columns``, rows are tuples of those columns' values in that order (no dict per row);
+    the values of the ``converted`` columns are in the driver's form already (see :func:`driver_form`).
     """
 
     def __init__(
@@ -97,6 +115,7 @@ class _Statement:
         table: Table,
         first_row: Mapping[str, Any] | Sequence[Any],
         columns: Sequence[str] | None = None,
+        converted: Collection[str] = (),
     ) -> None:
         dialect = connection.dialect
         row_names = list(columns) if columns is not None else list(first_row.keys())  # type: ignore[union-attr]
@@ -107,9 +126,7 @@ class _Statement:
         }
 
         def processor(name: str) -> Processor | None:
-            column_type = table.c[name].type
-            process = column_type._cached_bind_processor(dialect)
-            return None if process is None else _fast_json(column_type, dialect, process)
+            return None if name in converted else _processor(table, name, dialect)
 
         self.names = [*row_names, *defaults]
         self._getter: Callable[[Any], Any] = _as_is if columns is not None else itemgetter(*row_names)
@@ -168,12 +185,16 @@ def insert_rows(
     rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
     *,
     columns: Sequence[str] | None = None,
+    converted: Collection[str] = (),
 ) -> None:
-    """Insert ``rows`` (dicts with the same keys, or tuples of ``columns``) in one driver ``executemany``."""
+    """Insert ``rows`` (dicts with the same keys, or tuples of ``columns``) in one driver ``executemany``.
+
+    Values of the ``converted`` columns went through :func:`driver_form` already.
+    """
     if not rows:
         return
     connection = session.connection()
-    statement = _Statement(connection, table, rows[0], columns)
+    statement = _Statement(connection, table, rows[0], columns, converted)
     connection.exec_driver_sql(statement.rows_sql(1), statement.values_of(rows))
 
 
