@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,8 +138,8 @@ def choice_lookup(spec: FieldSpec) -> dict[str, str]:
 class FileState:
     """What earlier chunks of the same file left behind: keys seen, and in which row."""
 
-    hard_keys: dict[str, int] = field(default_factory=dict)
-    match_keys: dict[tuple[str, str], int] = field(default_factory=dict)
+    hard_keys: MutableMapping[str, int] = field(default_factory=dict)  # the importer gives compact ones
+    match_keys: MutableMapping[tuple[str, str], int] = field(default_factory=dict)
     order_customers: dict[str, str] = field(default_factory=dict)
 
 

@@ -47,6 +47,7 @@ from crm_core.fulltext import (
 )
 from crm_core.i18n import catalog, t
 from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
+from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
 from crm_core.importing.reading import ImportFile, count_rows, iter_chunks
@@ -334,7 +335,7 @@ def _judged_chunks(
     caller asks for the next chunk, i.e. once it has handled (written) this one.
     """
     merged: dict[tuple[str, str | None, str], Failure] = {}
-    state = FileState()
+    state = FileState(hard_keys=FirstRows(), match_keys=FirstRows())  # ~20 bytes a key, not ~200
     resolver = Resolver(session, actor)
     for chunk in iter_chunks(file, chunk_size=options.chunk_size):
         prepared = prepare_chunk(chunk, entity=entity, mapping=mapping, options=options, resolver=resolver, state=state)
