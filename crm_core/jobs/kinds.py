@@ -215,6 +215,30 @@ def uploads_cleanup(ctx: JobContext) -> dict[str, Any]:
 # --- whole-database work (admins only) --------------------------------------------------
 
 
+class WholeDatabaseRefused(DomainError):
+    """A tenant's admin asked for whole-database work while the database holds other tenants too."""
+
+    message_key = "jobs.error.whole_database"
+
+
+def _whole_database(ctx: JobContext) -> None:
+    """Whole-database work reads or writes every tenant: a user's request is refused when there are others.
+
+    An admin administers one tenant; on a database of several tenants only the operator (the
+    CLI, a job without a requester) copies or seeds the whole database.
+    """
+    if ctx.actor is None:
+        return
+    from sqlalchemy import func, select
+
+    from crm_core.models import Tenant
+
+    with ctx.db.system_session("job: tenants") as session:
+        others = session.scalar(select(func.count()).select_from(Tenant).where(Tenant.id != ctx.tenant_id))
+    if others:
+        raise WholeDatabaseRefused()
+
+
 class DemoRefused(DomainError):
     """The demo data cannot be loaded here (its tenants or users already exist)."""
 
@@ -230,8 +254,11 @@ def _json_result(value: dict[str, Any]) -> dict[str, Any]:
 def migration(ctx: JobContext) -> dict[str, Any]:
     """Copy the WHOLE database (every tenant) into an empty one and prove the copy; admins only.
 
-    Parameters: ``target_url``; ``source_url`` (default: this job's own database); ``batch_size``
-    (default 20,000); ``resume`` (continue an interrupted copy into the same target). The job is
+    An admin may start it only on a database of their tenant alone; with other tenants in it,
+    only the operator does (``python -m crm_core migrate``: a job without a requester).
+
+    The source is the job's own database. Parameters: ``target_url``; ``batch_size`` (default
+    20,000); ``resume`` (continue an interrupted copy into the same target). The job is
     recorded in the source, so the copy carries its row: it is marked succeeded there too when
     the proof holds. Result: the ``migrate --json`` object (``status`` ok/failed, rows, tables,
     checks, failures, with URLs shown without passwords). Cancelling stops between batches; the
@@ -239,7 +266,8 @@ def migration(ctx: JobContext) -> dict[str, Any]:
     """
     from crm_core.migration import DEFAULT_BATCH_SIZE, migrate
 
-    source_url = ctx.params.get("source_url") or ctx.db.engine.url.render_as_string(hide_password=False)
+    _whole_database(ctx)
+    source_url = ctx.db.engine.url.render_as_string(hide_password=False)
     target_url = ctx.params.get("target_url")
     batch_size = ctx.params.get("batch_size") or DEFAULT_BATCH_SIZE
     if not isinstance(target_url, str) or not target_url:
@@ -250,7 +278,7 @@ def migration(ctx: JobContext) -> dict[str, Any]:
     def progress(table: str, done: int, total: int) -> None:
         ctx.progress(done, total, "jobs.progress.migration", table=table)
 
-    report = migrate(str(source_url), target_url, batch_size=batch_size, resume=bool(ctx.params.get("resume")),
+    report = migrate(source_url, target_url, batch_size=batch_size, resume=bool(ctx.params.get("resume")),
                      progress=progress)
     result = _json_result(report.as_dict())
     if report.success:
@@ -283,12 +311,15 @@ def demo_load(ctx: JobContext) -> dict[str, Any]:
     """Load the deterministic demo data: NEW tenants of their own (``demo``, ``demo-2`` …); admins only.
 
     A whole-database operation: it writes tenants besides the one that asked, so only an
-    admin (or the operator's CLI) starts it. Parameters: ``customers`` (per tenant, default
+    admin starts it, and only on a database of their tenant alone (the operator's CLI on any).
+    Parameters: ``customers`` (per tenant, default
     2,000), ``seed`` (42), ``tenants`` (1), ``locale`` (en_US | zh_CN), ``today`` (YYYY-MM-DD the
     history ends on), ``if_empty`` (do nothing when the database has customers). Result:
     ``{"status": "ok", customers, contacts, …, "seconds"}`` or ``{"status": "skipped", "reason":
     "not empty"}``. One transaction: a cancel or a killed worker leaves nothing.
     """
+
+    _whole_database(ctx)
 
     def progress(step: str, done: int, total: int) -> None:
         ctx.progress(done, total, "jobs.progress.demo_load", step=step)

@@ -22,7 +22,7 @@ from crm_core.jobs import queue as job_queue
 from crm_core.jobs.runner import execute_job
 from crm_core.jobs.service import submit_job
 from crm_core.jobs.uploads import RETENTION, discard_upload, remove_old_uploads, resolve_upload, store_upload
-from crm_core.models import Customer, ImportRun
+from crm_core.models import Customer, ImportRun, Tenant
 from crm_core.models.checks import CheckRun
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job
@@ -191,3 +191,15 @@ def test_a_job_cancelled_before_a_worker_reaches_it_never_runs(db: Database, wor
         view = get_job(session, job_id, queue=queue)
     assert (view.status, view.started_at, view.cancel_requested) == (JobStatus.CANCELLED, None, False)
     assert not job_queue.cancel_requested(job_id, queue)  # the request is forgotten with the job
+
+
+@pytest.mark.parametrize(("kind", "params"), [("demo_load", {"customers": 5}),
+                                              ("migration", {"target_url": "sqlite:///never-written.db"})])
+def test_a_tenants_admin_cannot_start_whole_database_work_while_other_tenants_share_the_database(
+    db: Database, world: World, queue: Huey, kind: str, params: dict[str, object]
+) -> None:
+    view = run(db, world.admin, queue, kind, params)
+    assert (view.status, view.error_key) == (JobStatus.FAILED, "jobs.error.whole_database")
+    with db.system_session("test: tenants") as session:
+        assert session.scalar(select(func.count()).select_from(Tenant)) == 2  # no demo tenant appeared
+    assert not Path("never-written.db").exists()
