@@ -179,7 +179,15 @@ class GuardedCheck:
                 reason = f"no answer within {timeout:g} s" if position == 0 else "not checked: an earlier check hung"
                 answered[name] = CheckResult(False, reason)
             return answered
+        for name in self.names:
+            results.setdefault(name, CheckResult(False, "the check gave no answer"))
         return results
+
+    @property
+    def running(self) -> bool:
+        """A thread of this check is still running (one that timed out, say)."""
+        with self._guard:
+            return self._busy
 
 
 class Readiness:
