@@ -324,7 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m server``: serve :data:`app` under uvicorn on HOST:PORT until SIGINT or SIGTERM."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m server", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Serve Kestrel CRM (server:app) under uvicorn with the settings streamlit run would use.")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8501, help="the port to listen on (default 8501)")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request (off: probes would flood it)")
