@@ -131,7 +131,7 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
 
     The upload is deleted when an import ends imported or partial; it is kept after a dry run
     (the import of the same file comes next), a rejected import (fix and run it again) and a
-    failed, cancelled or interrupted job (Retry); the hourly ``uploads_cleanup`` removes it later
+    failed, cancelled or interrupted job (Retry); the daily ``uploads_cleanup`` removes it later
     (``crm_core.jobs.uploads``). Cancelling stops at the next chunk and rolls the whole import back.
     """
     from crm_core.importing.fields import ENTITIES
@@ -200,9 +200,9 @@ def import_revert(ctx: JobContext) -> dict[str, Any]:
             "restored": result.restored, "conflicts": result.conflicts}
 
 
-@job_kind("uploads_cleanup", roles=ADMINS, schedulable=True, default_schedule=("17", "*", "*"))
+@job_kind("uploads_cleanup", roles=ADMINS, schedulable=True, default_schedule=("17", "2", "*"))
 def uploads_cleanup(ctx: JobContext) -> dict[str, Any]:
-    """Delete the tenant's uploads untouched for a week that no queued or running job needs (hourly)."""
+    """Delete the tenant's uploads untouched for a week that no queued or running job needs (daily)."""
     from crm_core.jobs.uploads import RETENTION, remove_old_uploads
 
     ctx.progress(0, 1, "jobs.progress.uploads_cleanup")

@@ -8,7 +8,8 @@ cancel request — on SQLite a running import holds the database's only write lo
 commits, and a progress row written there would wait for that commit.
 
 More workers on more machines need nothing but the same Redis URL (and a shared
-``CRM_FILES_DIR`` for uploaded files).
+``CRM_FILES_DIR`` for uploaded files); two installations sharing one Redis set
+``CRM_JOBS_QUEUE`` to a name each.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ another tenant's folder.
 
 Retention: a succeeded import deletes its upload at its end (nobody retries a succeeded
 job); a dry run keeps it (the wizard imports that same file next); a failed, cancelled or
-interrupted job keeps it so that Retry works. The hourly ``uploads_cleanup`` job deletes a
+interrupted job keeps it so that Retry works. The daily ``uploads_cleanup`` job deletes a
 tenant's uploads untouched for :data:`RETENTION` that no queued or running job still needs.
 """
 
