@@ -27,7 +27,6 @@ from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
@@ -307,10 +306,13 @@ def run_import(
             result = _judge_and_write(session, actor, file, entity, mapping, options, run, report, steps)
             _finish(run, result, report)
         return result
+    except _Rejected:
+        pass  # all-or-nothing and a row was refused: the writes rolled back with the transaction
     except Exception as error:
         if not steps.stopped:
             _record_failed(db, actor, file, entity, mapping, options, error, report)
         raise
+    return _record_rejected(db, actor, file, entity, mapping, options, report)
 
 
 def _judged_chunks(
@@ -388,6 +390,10 @@ def _merge_failure(
     return rows
 
 
+class _Rejected(Exception):
+    """All or nothing, and the file has a refused row: what was written rolls back."""
+
+
 def _judge_and_write(
     session: Session,
     actor: Actor,
@@ -401,48 +407,58 @@ def _judge_and_write(
 ) -> ImportResult:
     """Each chunk judged, then its valid rows written and its refused rows quarantined, in ``session``'s transaction.
 
-    The rows' writes go in a savepoint: under all-or-nothing the first chunk with a refused
-    row rolls them back, and the rest of the file is only judged (for the report) and its
-    refused rows quarantined with the run.
+    Under all-or-nothing, the first refused row stops the writing; the rest of the file is
+    still judged (for the report), then :class:`_Rejected` rolls the transaction back.
     """
     session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run.id]}
-    writes = session.begin_nested()
     writer = _Writer(session, actor, entity, mapping, options, run.id)
-    chunks = _judged_chunks(session, actor, file, entity, mapping, options, report, steps, writer.created_keys)
-    with closing(chunks):
-        all_or_nothing = options.policy == "all-or-nothing"
-        refused_first = _write_valid_chunks(session, writer, chunks, report, stop_at_refusal=all_or_nothing)
-        result = ImportResult(run_id=run.id, status="rejected", rows_read=0, report=report)
-        if refused_first is None:
-            writes.commit()
-            result.created, result.updated, result.skipped = writer.created, writer.updated, writer.skipped
-            result.status = "partial" if report.rejected_count else "imported"
-        else:
-            writes.rollback()
-            for _, chunk, refused in chain([refused_first], chunks):
-                _store_rejected(session, actor, run.id, report, _quarantined(chunk, refused))
-    result.rows_read, result.rejected = report.rows_read, report.rejected_count
-    return result
+    stop_at_refusal = options.policy == "all-or-nothing"
+    judged = _judged_chunks(session, actor, file, entity, mapping, options, report, steps, writer.created_keys)
+    with closing(judged) as chunks:
+        with writer.fulltext_deferred():
+            for prepared, chunk, refused in chunks:
+                if stop_at_refusal and report.failures:
+                    break
+                valid, quarantined = _writable(prepared, chunk, refused)
+                writer.write(valid)
+                _store_rejected(session, actor, run.id, report, quarantined)
+            writer.finish()
+        for _ in chunks:  # only after a break: the rest of the file, judged for the report
+            pass
+    if stop_at_refusal and report.failures:
+        raise _Rejected
+    return ImportResult(
+        run_id=run.id,
+        status="partial" if report.rejected_count else "imported",
+        rows_read=report.rows_read,
+        created=writer.created,
+        updated=writer.updated,
+        skipped=writer.skipped,
+        rejected=report.rejected_count,
+        report=report,
+    )
 
 
-def _write_valid_chunks(
-    session: Session,
-    writer: _Writer,
-    chunks: Iterator[tuple[pandas.DataFrame, pandas.DataFrame, set[int]]],
+def _record_rejected(
+    db: Database,
+    actor: Actor,
+    file: ImportFile,
+    entity: str,
+    mapping: ImportMapping,
+    options: ImportOptions,
     report: ValidationReport,
-    *,
-    stop_at_refusal: bool,
-) -> tuple[pandas.DataFrame, pandas.DataFrame, set[int]] | None:
-    """Write the judged ``chunks``; with ``stop_at_refusal``, stop at the first failure and return that chunk."""
-    with writer.fulltext_deferred():
-        for judged in chunks:
-            if stop_at_refusal and report.failures:
-                return judged
-            valid, refused = _writable(*judged)
-            writer.write(valid)
-            _store_rejected(session, writer.actor, writer.run_id, report, refused)
-        writer.finish()
-    return None
+) -> ImportResult:
+    """A ``rejected`` run and its refused rows (cells from a re-read of the file), in a transaction of their own."""
+    with db.transaction(actor) as session:
+        run = _new_run(session, actor, file, entity, mapping, options, status="rejected")
+        for chunk in iter_chunks(file, chunk_size=options.chunk_size):
+            refused = [number for number in chunk.index.tolist() if number in report.rejected]
+            _store_rejected(session, actor, run.id, report, _quarantined(chunk, refused))
+        result = ImportResult(
+            run_id=run.id, status="rejected", rows_read=report.rows_read, rejected=report.rejected_count, report=report
+        )
+        _finish(run, result, report)
+    return result
 
 
 Quarantined = list[tuple[int, dict[str, str]]]
