@@ -21,10 +21,10 @@ from crm_core import schema
 from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, resolve_cookie_key
 from crm_core.i18n import LANGUAGES, normalise_language
 from crm_core.models import Role
-from crm_core.services import auth
 from crm_core.queries.users import tenant_name
-from crm_ui.navigation import pages_for
+from crm_core.services import auth
 from crm_ui.context import ACTOR_STATE, LANG_STATE, carry_choices, get_db, lang, show_unexpected_error, t
+from crm_ui.navigation import pages_for
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 VERIFIED_STATE = "kestrel_verified_user"
@@ -145,10 +145,10 @@ def login_gate() -> stauth.Authenticate | None:
     status = st.session_state.get("authentication_status")
     if status is False:
         for name, entry in credentials["usernames"].items():
-            if entry.get("failed_login_attempts", 0) > before.get(name, 0):
-                if auth.record_failed_login(db, name):
-                    st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
-                    return None
+            attempts = int(entry.get("failed_login_attempts") or 0)
+            if attempts > int(before.get(name) or 0) and auth.record_failed_login(db, name):
+                st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
+                return None
         st.error(t("login.failed"))
         return None
     if not status:

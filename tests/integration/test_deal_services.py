@@ -54,7 +54,9 @@ def test_a_new_deal_starts_in_the_first_open_stage_of_the_default_pipeline(db: D
     assert deal.amount == Decimal("12000.00")
     assert deal.currency == "CNY"
     with db.session(world.admin) as session:
-        history = session.scalars(select(OpportunityStageChange).where(OpportunityStageChange.opportunity_id == deal.id)).all()
+        history = session.scalars(
+            select(OpportunityStageChange).where(OpportunityStageChange.opportunity_id == deal.id)
+        ).all()
     assert [(h.from_stage_id, h.to_stage_id) for h in history] == [(None, stages["Lead"].id)]
 
 
