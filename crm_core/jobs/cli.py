@@ -98,15 +98,17 @@ def run_jobs(
     actor: Actor | None = None,
     tenant_ids: Sequence[int] | None = None,
     inline: bool | None = None,
+    secret_params: dict[str, Any] | None = None,
 ) -> list[JobView] | None:
     """Submit ``kind`` for ``actor`` (or as the system for each of ``tenant_ids``) and wait for the end.
 
     Returns the finished jobs, or None with ``--no-wait`` (the ids are printed). ``inline``
     True runs the jobs here whatever the options say (no worker serves that database).
+    ``secret_params`` (a password) are known to this process only, so such jobs always run here.
     """
     from crm_core.jobs.service import submit_job, submit_system_job
 
-    here = _inline(args) if inline is None else inline
+    here = True if secret_params else (_inline(args) if inline is None else inline)
     queue = queue_for(db)
     if actor is not None:
         job_ids = [submit_job(db, actor, kind, params, enqueue=not here, queue=queue)]
@@ -115,7 +117,7 @@ def run_jobs(
                    for tenant_id in (tenant_ids if tenant_ids is not None else active_tenant_ids(db))]
     quiet = bool(getattr(args, "json", False) or getattr(args, "no_progress", False))
     if here:
-        return [run_here(db, job_id, queue=queue, quiet=quiet) for job_id in job_ids]
+        return [run_here(db, job_id, queue=queue, quiet=quiet, secret_params=secret_params) for job_id in job_ids]
     if getattr(args, "no_wait", False):
         lang = _lang()
         for job_id in job_ids:
@@ -127,7 +129,10 @@ def run_jobs(
     return [wait_for(db, job_id, quiet=quiet, queue=queue) for job_id in job_ids]
 
 
-def run_here(db: Database, job_id: int, *, queue: Huey | None = None, quiet: bool = False) -> JobView:
+def run_here(
+    db: Database, job_id: int, *, queue: Huey | None = None, quiet: bool = False,
+    secret_params: dict[str, Any] | None = None,
+) -> JobView:
     """Run job ``job_id`` in this process (``--inline``), drawing its progress as :func:`wait_for` does.
 
     The job runs in a thread while this one draws; Ctrl-C cancels it (its transaction rolls back).
@@ -135,13 +140,13 @@ def run_here(db: Database, job_id: int, *, queue: Huey | None = None, quiet: boo
     from crm_core.jobs.runner import execute_job
 
     if quiet:
-        execute_job(db, job_id, queue=queue)
+        execute_job(db, job_id, queue=queue, secret_params=secret_params)
         return _read(db, job_id, queue)
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            execute_job(db, job_id, queue=queue)
+            execute_job(db, job_id, queue=queue, secret_params=secret_params)
         except BaseException as error:  # re-raised in the caller's thread below
             failure.append(error)
 

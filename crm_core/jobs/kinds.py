@@ -272,6 +272,8 @@ def migration(ctx: JobContext) -> dict[str, Any]:
     batch_size = ctx.params.get("batch_size") or DEFAULT_BATCH_SIZE
     if not isinstance(target_url, str) or not target_url:
         raise ValidationFailed({"target_url": ("jobs.error.bad_param", {"name": "target_url"})})
+    if ":***@" in target_url:  # stored without its password (a retry): only the CLI that knew it can run it
+        raise ValidationFailed({"target_url": ("jobs.error.password_not_stored", {})})
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValidationFailed({"batch_size": ("migration.cli.bad_batch_size", {})})
 

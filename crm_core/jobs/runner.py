@@ -43,8 +43,14 @@ def worker_database() -> Database:
     return open_database(load_settings().database_url)
 
 
-def execute_job(db: Database, job_id: int, *, queue: Huey | None = None) -> JobStatus | None:
-    """Run queued job ``job_id`` to its end; returns its final status (None when it was not queued)."""
+def execute_job(
+    db: Database, job_id: int, *, queue: Huey | None = None, secret_params: dict[str, Any] | None = None
+) -> JobStatus | None:
+    """Run queued job ``job_id`` to its end; returns its final status (None when it was not queued).
+
+    ``secret_params`` overlay the stored parameters in this process only (a migration's target
+    URL with its password): they are never written to the jobs row, its audit trail or the queue.
+    """
     from crm_core.services.auth import load_actor
 
     with db.system_transaction("job runner: start") as session:
@@ -66,7 +72,8 @@ def execute_job(db: Database, job_id: int, *, queue: Huey | None = None) -> JobS
         return JobStatus.CANCELLED
     actor = load_actor(db, username) if username else None
     context = JobContext(
-        db=db, job_id=job_id, tenant_id=tenant_id, actor=actor, params=params, queue=queue,
+        db=db, job_id=job_id, tenant_id=tenant_id, actor=actor, params={**params, **(secret_params or {})},
+        queue=queue,
         language=normalise_language(actor.language if actor else None),
     )
     status, result = JobStatus.SUCCEEDED, {}

@@ -118,10 +118,13 @@ def cmd_migrate(args: argparse.Namespace, db: Database) -> int:
         owners = active_tenant_ids(source_db)[:1]
         if not owners:
             raise _usage(t("jobs.cli.needs_tenant", lang))
-        params = {"target_url": args.target, "batch_size": args.batch_size, "resume": args.resume}
+        # the jobs row shows the target without its password; the password stays in this process
+        params = {"target_url": target.render_as_string(hide_password=True), "batch_size": args.batch_size,
+                  "resume": args.resume}
+        secret = {"target_url": args.target} if target.password else None
         served_here = source == db.engine.url
         views = run_jobs(args, source_db, "migration", params, tenant_ids=owners,
-                         inline=None if served_here else True)
+                         inline=None if served_here else True, secret_params=secret)
     finally:
         source_db.engine.dispose()
     if views is None:

@@ -112,3 +112,33 @@ def test_migrate_prints_a_readable_report_in_chinese(
     assert code == 0
     assert "迁移已验证：所有检查均通过。" in out
     assert "✓ 各表校验和一致" in out
+
+
+def test_a_migration_target_password_reaches_the_copy_but_never_the_jobs_row_or_audit_trail(
+    sqlite_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from sqlalchemy import make_url
+
+    from crm_core.models import AuditEvent
+    from crm_core.models.jobs import Job
+    from tests.conftest import private_database
+
+    server = os.environ.get("CRM_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("CRM_TEST_POSTGRES_URL is not set: a target with a password needs a PostgreSQL server")
+    build_world(sqlite_db)
+    source = database_url(sqlite_db)
+    with private_database(server) as empty:
+        # the test server trusts local connections: the password is sent, and ignored, like a real one
+        target = make_url(empty).set(password="s3cret-Pa55").render_as_string(hide_password=False)
+        code, out, _ = run_cli(capsys, "migrate", "--source", source, "--target", target, "--json", "--no-progress")
+        assert code == 0, out
+        assert "s3cret-Pa55" not in out
+    with sqlite_db.system_session("check") as session:
+        job = session.scalars(select(Job).where(Job.kind == "migration")).one()
+        assert job.status == "succeeded"
+        assert "***" in job.params["target_url"] and "s3cret" not in json.dumps(job.params)
+        audit = session.scalars(select(AuditEvent.changes).where(AuditEvent.entity == "job")).all()
+        assert audit and all("s3cret" not in json.dumps(changes) for changes in audit)
