@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from crm_core.access import Actor
 from crm_core.db import Database
@@ -101,3 +102,14 @@ def add_open_deal(db: Database, actor: Actor, customer_id: int, name: str = "Dea
                 name=name,
             )
         )
+
+
+def customer_named_by_sql(db: Database, actor: Actor, name: str, **fields: Any) -> int:
+    """A customer whose name the forms and imports refuse (a formula): stored by SQL, as data from
+    before the field rules or from a database copied in could hold it. Exports must still defuse it."""
+    from sqlalchemy import text
+
+    customer_id = create_random_customer(db, actor, **fields)
+    with db.system_session("test: a name no form accepts") as session, session.begin():
+        session.execute(text("UPDATE customers SET name = :name WHERE id = :id"), {"name": name, "id": customer_id})
+    return customer_id

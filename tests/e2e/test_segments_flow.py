@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from crm_core.models.segments import Segment, SegmentSnapshot
 from tests.e2e.conftest import Server, log_in, screenshot
-from tests.factories import create_random_customer
+from tests.factories import create_random_customer, customer_named_by_sql
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 20_000
@@ -18,7 +18,7 @@ TIMEOUT = 20_000
 
 def test_an_analyst_builds_saves_and_exports_a_segment(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     create_random_customer(server.db, server.world.rep, name="Acme Holdings", tags="vip")
-    create_random_customer(server.db, server.world.rep_other_team, name="=HYPERLINK(\"x\") Acme", tags="vip")
+    customer_named_by_sql(server.db, server.world.rep_other_team, "=HYPERLINK(\"x\") Acme", tags="vip")
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="en-US", accept_downloads=True)
     page = context.new_page()
     log_in(page, server, server.world.analyst.username)

@@ -6,23 +6,12 @@ import csv
 import io
 
 from openpyxl import load_workbook
-from sqlalchemy import text
 
-from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.queries.customer_export import export_customers
 from crm_core.queries.customers import CustomerFilters
 from crm_core.services.custom_fields import FieldDefinitionInput, create_field
-from tests.factories import build_world, create_random_customer
-
-
-def customer_named_by_sql(db: Database, actor: Actor, name: str, **fields: object) -> int:
-    """A customer whose name the forms and imports refuse (a formula): stored by SQL, as data from
-    before the field rules or from a database copied in could hold it. The export must still defuse it."""
-    customer_id = create_random_customer(db, actor, **fields)
-    with db.system_session("test: a name no form accepts") as session, session.begin():
-        session.execute(text("UPDATE customers SET name = :name WHERE id = :id"), {"name": name, "id": customer_id})
-    return customer_id
+from tests.factories import build_world, create_random_customer, customer_named_by_sql
 
 
 def test_a_csv_export_holds_the_filtered_visible_rows_with_formulas_neutralised(db: Database) -> None:
