@@ -163,9 +163,9 @@ def live_jobs(
     def panel() -> None:
         current = views if first_draw[0] else load()
         first_draw[0] = False
-        draw(current)
         if watched and active_ids(current) != watched:
-            st.rerun()
+            st.rerun()  # before drawing: what follows the change (results, downloads, buttons) is drawn once
+        draw(current)
 
     panel()
 
@@ -219,27 +219,34 @@ def show_error(view: JobView) -> None:
         st.info(plain(t("jobs.status.cancelled")))
 
 
-def show_check_report(actor: Actor, view: JobView, key: str) -> None:
-    """A dry run's verdict: counts, each failing check with its rows and reason, the rejected rows as CSV."""
+def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = False) -> None:
+    """A dry run's verdict: counts, each failing check with its rows and reason, the rejected rows as CSV.
+
+    ``compact``: the counts on one line (a card of the Jobs page) instead of four tiles (the wizard).
+    """
     result = view.result
     if result.get("error"):
         st.error(plain(t(str(result["error"]), **dict(result.get("error_params") or {}))))
         return
     rows, rejected = int(result.get("rows_read", 0)), int(result.get("rejected", 0))
     duplicates = int(result.get("duplicates_in_file", 0)) + int(result.get("matches_in_database", 0))
-    metrics = st.columns(4)
-    metrics[0].metric(t("imports.metric.rows"), f"{rows:,}")
-    metrics[1].metric(t("imports.metric.valid"), f"{rows - rejected:,}")
-    metrics[2].metric(t("imports.metric.rejected"), f"{rejected:,}")
-    metrics[3].metric(t("imports.metric.duplicates"), f"{duplicates:,}")
-    if duplicates:
-        st.info(plain(t("imports.duplicates_found", in_file=result.get("duplicates_in_file", 0),
-                        in_database=result.get("matches_in_database", 0))))
+    if compact:
+        st.caption(plain(t("jobs.page.check_counts", rows=f"{rows:,}", valid=f"{rows - rejected:,}",
+                           rejected=f"{rejected:,}", duplicates=f"{duplicates:,}")))
+    else:
+        metrics = st.columns(4)
+        metrics[0].metric(t("imports.metric.rows"), f"{rows:,}")
+        metrics[1].metric(t("imports.metric.valid"), f"{rows - rejected:,}")
+        metrics[2].metric(t("imports.metric.rejected"), f"{rejected:,}")
+        metrics[3].metric(t("imports.metric.duplicates"), f"{duplicates:,}")
+        if duplicates:
+            st.info(plain(t("imports.duplicates_found", in_file=result.get("duplicates_in_file", 0),
+                            in_database=result.get("matches_in_database", 0))))
     failures: list[dict[str, Any]] = list(result.get("failures") or [])
     if result.get("success"):
         st.success(plain(t("imports.valid", rows=f"{rows:,}", expectations=result.get("expectations", 0))))
         return
-    st.error(plain(t("imports.invalid", failed=len(failures), rejected=f"{rejected:,}")))
+    st.error(plain(t("jobs.wizard.invalid", failed=len(failures), rejected=f"{rejected:,}")))
     failures_table(failures, key=f"{key}_failures")
     csv_path = result.get("rejected_csv_path")
     if csv_path:
@@ -271,11 +278,14 @@ def failures_table(failures: list[dict[str, Any]], *, key: str) -> None:
 
 
 def download_rejected_check(actor: Actor, csv_path: str, file_name: str, *, key: str) -> None:
-    """The dry run's rejected rows (a CSV the worker wrote beside the upload), read when clicked."""
+    """The dry run's rejected rows (a CSV the worker wrote beside the upload), read when clicked.
+
+    Nothing is offered once the upload is gone (a successful import deletes it; its own run
+    keeps the quarantined rows, offered with the import's result).
+    """
     try:
         path = resolve_upload(actor.tenant_id, csv_path)
-    except DomainError as error:
-        st.caption(plain(t("jobs.page.download_failed", reason=t(error.message_key, **error.params))))
+    except DomainError:
         return
     st.download_button(
         t("imports.download_rejected"), path.read_bytes, file_name=f"rejected-{file_name.rsplit('.', 1)[0]}.csv",
@@ -299,8 +309,8 @@ def show_import_result(actor: Actor, view: JobView, key: str, *, link_history: b
         st.error(plain(t(str(result["error"]), **dict(result.get("error_params") or {}))))
         return
     status = str(result.get("status", ""))
-    message = t("imports.result", status=t(f"imports.status.{status}"),
-                **{name: result.get(name, 0) for name in ("created", "updated", "skipped", "rejected", "run_id")})
+    counts = {name: f"{int(result.get(name) or 0):,}" for name in ("created", "updated", "skipped", "rejected")}
+    message = t("imports.result", status=t(f"imports.status.{status}"), run_id=result.get("run_id"), **counts)
     (st.success if status == "imported" else st.warning)(plain(message))
     failures = list(result.get("failures") or [])
     if failures:
@@ -322,7 +332,7 @@ def show_result(actor: Actor, view: JobView, key: str) -> None:
         return
     if view.kind == "import":
         if result.get("dry_run"):
-            show_check_report(actor, view, key)
+            show_check_report(actor, view, key, compact=True)
             if allowed_page(actor, "pages/imports.py"):
                 st.page_link("pages/imports.py", label=t("jobs.page.open_import_wizard"), icon="📥")
         else:

@@ -220,9 +220,9 @@ with new_tab:
         # a successful import deletes its upload (crm_core.jobs.uploads): a new import needs a new upload
         STATE.pop("imports_file", None)
         file = None
-        st.info(t("jobs.wizard.upload_gone"))
+        st.caption(t("jobs.wizard.upload_gone"))
     elif file is None and refusal is None:
-        st.info(t("imports.start"))
+        st.info(t("jobs.wizard.start"))
 
     check_view = job_or_none(STATE.get(CHECK_JOB))
     run_check_id, run_job_id = STATE.get(RUN_JOB) or (None, None)

@@ -1,4 +1,5 @@
-"""In Chromium: an admin uploads the dirty GBK sample, reads the failures, fixes a value mapping, imports."""
+"""In Chromium, with a job worker: an admin uploads the dirty GBK sample, reads the failures, fixes a value
+mapping, imports (the check and the import are jobs)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 
 from crm_core.models import Customer, ImportRun
 from tests.e2e.conftest import Server, log_in, screenshot
+from tests.e2e.workers import jobs_server_fixture  # noqa: F401  - the fixture jobs_server
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -21,7 +23,15 @@ def imported_count(server: Server) -> int:
         return int(session.scalar(select(func.count()).select_from(Customer).where(Customer.name.in_(IMPORTED))) or 0)
 
 
-def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failures(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the app is not running a script (its status widget is gone)."""
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=TIMEOUT)
+
+
+def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failures(  # type: ignore[no-untyped-def]
+    jobs_server: Server, browser
+) -> None:
+    server = jobs_server
     context = browser.new_context(viewport={"width": 1400, "height": 3000}, locale="en-US")
     page = context.new_page()
     log_in(page, server, server.world.admin.username)
@@ -29,14 +39,14 @@ def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failure
 
     page.goto(f"{server.url}/imports")
     page.get_by_role("heading", name="Imports").wait_for(timeout=TIMEOUT)
-    page.wait_for_timeout(1500)  # let the page's first run settle before the upload
+    settle(page)  # the page's first run is over before the upload
     page.locator('input[type="file"]').set_input_files(str(SAMPLE))
     page.get_by_text("customers_dirty_gbk.csv: GBK/GB18030").wait_for(timeout=TIMEOUT)
     screenshot(page, "imports-uploaded")
 
     # all or nothing: the failures are listed with their rows, and nothing can be imported
-    page.get_by_role("button", name="Validate").click()
-    page.get_by_text("5 checks failed; 6 rows would be rejected.").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Check the file").click()
+    page.get_by_text("Rows that would be rejected: 6 (checks failed: 5).").wait_for(timeout=90_000)
     # the failure table is a canvas grid: its cells are in the DOM for screen readers, not visible
     page.get_by_text("Email is not a valid email address.").wait_for(state="attached", timeout=TIMEOUT)
     page.get_by_text("yuanhang@example", exact=True).last.wait_for(state="attached", timeout=TIMEOUT)
@@ -49,10 +59,10 @@ def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failure
     for file_value in ("意象客户", "Engaging"):
         page.locator('[data-testid="stSelectbox"]').filter(has_text=file_value).click()
         page.get_by_role("option", name="Intent").click()
-        page.wait_for_timeout(500)
+        settle(page)
     page.get_by_text("Import the valid rows, quarantine the rest").click()
-    page.get_by_role("button", name="Validate").click()
-    page.get_by_text("4 checks failed; 4 rows would be rejected.").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Check the file").click()
+    page.get_by_text("Rows that would be rejected: 4 (checks failed: 4).").wait_for(timeout=90_000)
     page.get_by_role("button", name="Import", exact=True).click()
     page.get_by_text("Partly imported: 5 created, 0 updated, 1 skipped, 4 rejected").wait_for(timeout=90_000)
     screenshot(page, "imports-done")

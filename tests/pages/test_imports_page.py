@@ -69,7 +69,7 @@ def test_a_manager_checks_a_dirty_gbk_file_and_imports_only_after_fixing_it(app_
     [check_id] = queued_job_ids(app_world.db)
     assert "Waiting for a worker" in app.get("progress")[0].text.replace("\\", "")
     app = run_the_job(app_world, app)
-    assert "rows would be rejected" in texts(app.error)
+    assert "Rows that would be rejected: 2" in texts(app.error)
     reasons = failure_reasons(app)
     assert any("not a valid email address" in reason for reason in reasons)
     assert any("Owner" in reason for reason in reasons)
