@@ -31,6 +31,7 @@ from crm_core.jobs.service import RETRYABLE, cancel_job, retry_job
 from crm_core.jobs.uploads import resolve_upload
 from crm_core.models import utcnow
 from crm_core.models.jobs import JobStatus
+from crm_core.quality.runs import data_docs_zip
 from crm_core.queries.jobs import JobView
 from crm_ui.context import get_db, lang, show_domain_error, t
 from crm_ui.navigation import pages_for
@@ -324,6 +325,26 @@ def show_import_result(actor: Actor, view: JobView, key: str, *, link_history: b
                          query_params={"run": str(result["run_id"])})
 
 
+def show_quality_result(actor: Actor, view: JobView, key: str) -> None:
+    """A data-quality check: each suite's verdict, the Data Docs (as the data-quality page offers them), the page."""
+    for run in view.result.get("runs") or []:
+        suite = t(f"quality.suite.{run.get('suite')}")
+        total, failed = int(run.get("expectations", 0)), int(run.get("failed", 0))
+        if failed:
+            st.error(plain(t("quality.run_failed", suite=suite, failed=failed, total=total)))
+        else:
+            st.success(plain(t("quality.run_passed", suite=suite, total=total)))
+    with st.container(horizontal=True):
+        if view.result.get("data_docs"):
+            tenant_id = actor.tenant_id
+            st.download_button(
+                t("quality.docs_download"), lambda: data_docs_zip(tenant_id) or b"", file_name="kestrel-data-docs.zip",
+                mime="application/zip", key=f"{key}_docs", on_click="ignore", icon="⬇️",
+            )
+        if allowed_page(actor, "pages/data_quality.py"):
+            st.page_link("pages/data_quality.py", label=t("jobs.page.open_quality"), icon="🧪")
+
+
 def show_result(actor: Actor, view: JobView, key: str) -> None:
     """A finished job's result, as its kind reads best; Details hold the whole result."""
     result = view.result
@@ -352,8 +373,7 @@ def show_result(actor: Actor, view: JobView, key: str) -> None:
     elif view.kind == "uploads_cleanup":
         st.success(plain(t("jobs.page.cleanup_result", removed=result.get("removed", 0))))
     elif view.kind == "quality_check":
-        if allowed_page(actor, "pages/data_quality.py"):
-            st.page_link("pages/data_quality.py", label=t("jobs.page.open_quality"), icon="🧪")
+        show_quality_result(actor, view, key)
     elif not result:
         st.caption(t("jobs.page.no_result"))
     if result:

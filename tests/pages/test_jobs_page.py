@@ -174,3 +174,17 @@ def test_every_role_finds_the_jobs_page_in_its_menu() -> None:
     from crm_ui.navigation import pages_for
 
     assert all(any(spec.path == "pages/jobs.py" for spec in pages_for(role)) for role in Role)
+
+
+def test_a_quality_check_shows_each_suites_verdict_and_links_to_the_results(app_world: AppWorld) -> None:
+    world = app_world.world
+    add_job(app_world, world.admin, "quality_check", JobStatus.SUCCEEDED, result={
+        "status": "failed", "run_ids": [1, 2], "data_docs": None,
+        "runs": [{"suite": "db_customers", "expectations": 7, "failed": 1, "checks": []},
+                 {"suite": "db_sales", "expectations": 5, "failed": 0, "checks": []}],
+    })
+    app = open_jobs(log_in(world.admin.username))
+    assert not app.exception
+    assert any("1 of 7 expectations failed" in unescaped(error.value) for error in app.error)
+    assert any("all 5 expectations held" in unescaped(success.value) for success in app.success)
+    assert "Open the data-quality results and Data Docs" in [link.value for link in app.get("page_link")]
