@@ -5,7 +5,7 @@ Pattern: a mapping with the one operation the importer's duplicate check needs,
 the keys themselves costs ~200 bytes a key (the tuple, the text, the slot): a 1,000,000-row
 customer file matched on four keys plus its external id held ~900 MB. Here a key is
 remembered by its 64-bit hash: the latest keys in a dict, the older ones in two sorted numpy
-arrays (hash, row) that a byte per hash bucket lets most look-ups skip.
+arrays (hash, row) that a bit per hash bucket lets most look-ups skip.
 
 Two keys with the same 64-bit hash would count as one (for 5,000,000 keys: a chance of
 about one in a million per file); the hash is Python's own, so it differs between processes
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:  # pragma: no cover
     import numpy
 
-RECENT_KEYS = 500_000
-"""Keys kept in the dict before they move to the sorted arrays (~45 MB; a 100,000-row file never moves)."""
+RECENT_KEYS = 200_000
+"""Keys kept in the dict before they move to the sorted arrays (the dict's memory: ~18 MB)."""
 
-BUCKETS = 1 << 25
-"""Bytes of the filter: one per hash bucket (32 MB), so a new key rarely needs a binary search."""
+BUCKETS = 1 << 26
+"""Bits of the filter, one per hash bucket (8 MB): a new key rarely needs a binary search."""
 _BUCKET_MASK = BUCKETS - 1
 Key = TypeVar("Key", bound=Hashable)
 
@@ -40,25 +40,25 @@ class FirstRows(MutableMapping[Key, int]):
         self._rows: numpy.ndarray = np.empty(0, dtype=np.int32)  # row numbers: < 2**31
         self._buckets: bytearray | None = None  # made with the first move to the arrays
 
-    def _find(self, hashed: int) -> int | None:
-        row = self._recent.get(hashed)
-        if row is None and self._buckets is not None and self._buckets[hashed & _BUCKET_MASK]:
-            position = int(self._hashes.searchsorted(hashed))
-            if position < len(self._hashes) and self._hashes[position] == hashed:
-                return int(self._rows[position])
-        return row
+    def _moved_row(self, hashed: int) -> int | None:
+        """The row of a hash moved to the arrays; None when it is not there."""
+        bucket = hashed & _BUCKET_MASK
+        if self._buckets is None or not self._buckets[bucket >> 3] & (1 << (bucket & 7)):
+            return None  # the filter says no: no binary search
+        position = int(self._hashes.searchsorted(hashed))
+        if position < len(self._hashes) and self._hashes[position] == hashed:
+            return int(self._rows[position])
+        return None
 
     def setdefault(self, key: Key, default: int) -> int:  # type: ignore[override]
         """The first row that carried ``key``; ``default`` (now remembered as that row) when none did."""
         hashed = hash(key)
         recent = self._recent
         row = recent.get(hashed)
+        if row is None:
+            row = self._moved_row(hashed)
         if row is not None:
             return row
-        if self._buckets is not None and self._buckets[hashed & _BUCKET_MASK]:
-            row = self._find(hashed)
-            if row is not None:
-                return row
         recent[hashed] = default
         if len(recent) >= RECENT_KEYS:
             self._move_recent()
@@ -77,11 +77,16 @@ class FirstRows(MutableMapping[Key, int]):
         self._hashes = np.insert(self._hashes, positions, hashes)
         self._rows = np.insert(self._rows, positions, rows)
         if self._buckets is None:
-            self._buckets = bytearray(BUCKETS)
-        np.frombuffer(self._buckets, dtype=np.uint8)[hashes & _BUCKET_MASK] = 1
+            self._buckets = bytearray(BUCKETS // 8)
+        buckets = hashes & _BUCKET_MASK
+        bits = np.left_shift(1, buckets & 7).astype(np.uint8)
+        np.bitwise_or.at(np.frombuffer(self._buckets, dtype=np.uint8), buckets >> 3, bits)
 
     def __getitem__(self, key: Key) -> int:
-        row = self._find(hash(key))
+        hashed = hash(key)
+        row = self._recent.get(hashed)
+        if row is None:
+            row = self._moved_row(hashed)
         if row is None:
             raise KeyError(key)
         return row
