@@ -52,36 +52,47 @@ def schedules_section(actor: Actor) -> None:
         _edit_form(actor, schedules)
 
 
+CRONTAB_CHARACTERS = frozenset("0123456789*/-, ")
+
+
+def _crontab_text(schedule: ScheduleView) -> str:
+    """The three fields as Markdown code (stored fields passed ``check_crontab``: nothing else to escape)."""
+    text = f"{schedule.minute} {schedule.hour} {schedule.day_of_week}"
+    return f"`{text}`" if set(text) <= CRONTAB_CHARACTERS else plain(text)
+
+
 def _schedule_rows(actor: Actor, schedules: list[ScheduleView]) -> None:
-    """One line per schedule: kind, crontab (UTC), enabled, last run and its job; Run now for admins."""
-    widths = [3, 2, 1, 2, 1, 2] if actor.is_admin else [3, 2, 1, 2, 1]
-    header = st.columns(widths)
-    for column, key in zip(header, ("kind", "when", "enabled", "last_run", "last_job"), strict=False):
-        column.caption(t(f"jobs.schedules.column.{key}"))
+    """One card per schedule: kind, crontab (UTC), enabled, last run and its job; Run now for admins.
+
+    The card's items sit in a row that wraps, so a phone shows each schedule whole, not a table cut in columns.
+    """
     registry = kinds()
     for schedule in schedules:
-        row = st.columns(widths, vertical_alignment="center")
-        row[0].markdown(f"**{plain(kind_label(schedule.kind))}**")
-        row[1].code(f"{schedule.minute} {schedule.hour} {schedule.day_of_week}", language=None)
-        row[2].markdown("✅" if schedule.enabled else "⏸️")
-        row[3].text(when_text(schedule.last_run_at) if schedule.last_run_at else t("jobs.schedules.never"))
-        if schedule.last_job_id:
-            with row[4]:
-                st.page_link("pages/jobs.py", label=f"#{schedule.last_job_id}",
-                             query_params={"job": str(schedule.last_job_id)})
-        else:
-            row[4].text("—")
-        spec = registry.get(schedule.kind)
-        if actor.is_admin and spec is not None and actor.role in spec.roles and row[5].button(
-            t("jobs.schedules.run_now"), key=f"schedules_run_now_{schedule.kind}", icon="▶️"
+        with st.container(border=True, key=f"schedules_row_{schedule.id}"), st.container(
+            horizontal=True, vertical_alignment="center", gap="medium"
         ):
-            try:
-                job_id = submit_job(get_db(), actor, schedule.kind, {})
-            except DomainError as error:
-                show_job_error(error)
+            st.markdown(f"**{plain(kind_label(schedule.kind))}**")
+            st.markdown(plain(t("jobs.schedules.column.when")) + " " + _crontab_text(schedule))
+            if schedule.enabled:
+                st.badge(t("jobs.schedules.enabled"), icon="✅", color="green")
             else:
-                st.session_state[STARTED] = (schedule.kind, job_id)
-                st.rerun()
+                st.badge(t("jobs.schedules.paused"), icon="⏸️", color="gray")
+            last_run = when_text(schedule.last_run_at) if schedule.last_run_at else t("jobs.schedules.never")
+            st.caption(plain(f"{t('jobs.schedules.column.last_run')}: {last_run}"))
+            if schedule.last_job_id:
+                st.page_link("pages/jobs.py", label=t("jobs.schedules.last_job", id=schedule.last_job_id),
+                             icon="⏱️", query_params={"job": str(schedule.last_job_id)})
+            spec = registry.get(schedule.kind)
+            if actor.is_admin and spec is not None and actor.role in spec.roles and st.button(
+                t("jobs.schedules.run_now"), key=f"schedules_run_now_{schedule.kind}", icon="▶️"
+            ):
+                try:
+                    job_id = submit_job(get_db(), actor, schedule.kind, {})
+                except DomainError as error:
+                    show_job_error(error)
+                else:
+                    st.session_state[STARTED] = (schedule.kind, job_id)
+                    st.rerun()
 
 
 def _edit_form(actor: Actor, schedules: list[ScheduleView]) -> None:

@@ -60,6 +60,10 @@ def picture(page, name: str) -> None:  # type: ignore[no-untyped-def]
     settle(page)
     expect(page.locator('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]')).to_have_count(
         0, timeout=TIMEOUT)
+    if page.viewport_size["width"] < 700:  # a phone: the sidebar drawer has slid out of sight
+        page.wait_for_function(
+            "() => { const bar = document.querySelector('[data-testid=\"stSidebar\"]');"
+            " return !bar || bar.getBoundingClientRect().right <= 0; }", timeout=TIMEOUT)
     page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     screenshot(page, name)
 
@@ -182,6 +186,14 @@ def look_at_results(server: Server, browser, width: int, language: str) -> None:
     result = f"Imported: {LARGE_ROWS:,} created" if language == "en" else f"已导入：新建 {LARGE_ROWS:,}"
     page.get_by_text(result).wait_for(timeout=TIMEOUT)
     picture(page, f"jobs-wizard-result-{width}-{language}")
+
+    page.set_viewport_size({"width": 1280, "height": 1800})
+    automation = "Automation" if language == "en" else "自动化规则"
+    menu(page, automation, automation)
+    page.get_by_role("tab", name="Schedules" if language == "en" else "定时计划").click()
+    page.get_by_text("Times are UTC" if language == "en" else "时间均为 UTC").wait_for(timeout=TIMEOUT)
+    page.set_viewport_size({"width": width, "height": 1800})
+    picture(page, f"jobs-schedules-{width}-{language}")
     context.close()
 
 

@@ -58,7 +58,7 @@ def test_an_admin_reads_the_schedules_in_utc_and_changes_one(
     assert not app.exception
     assert "Times are UTC" in texts(app.caption)
     assert "**Lifecycle refresh**" in [markdown.value for markdown in app.markdown]
-    assert "10 1 *" in [code.value for code in app.code]
+    assert "Runs (UTC): `10 1 *`" in texts(app.markdown)
     app = pick(app, refresh)
     prefix = f"schedules_{refresh.id}_"
     app.text_input(key=prefix + "minute").input("30")
@@ -70,7 +70,7 @@ def test_an_admin_reads_the_schedules_in_utc_and_changes_one(
     assert not app.exception
     assert "Schedule of “Lifecycle refresh” saved." in texts(app.success)
     assert stored(app_world, refresh.id) == ("30", "2", "1-5", False)
-    assert "30 2 1-5" in [code.value for code in app.code]
+    assert "Runs (UTC): `30 2 1-5`" in texts(app.markdown)
 
 
 def test_a_refused_crontab_is_explained_and_the_input_kept(
@@ -126,7 +126,7 @@ def test_an_admin_runs_a_kind_now_and_a_schedule_links_to_its_last_job(
                    if job_id != job.id and stored_kind(app_world, job_id) == "lifecycle_refresh"
                    and tenant_of(app_world, job_id) == app_world.world.admin.tenant_id]
     app = open_automation(app)
-    assert f"#{scheduled}" in [link.value for link in app.get("page_link")]
+    assert f"Last job #{scheduled}" in [link.value for link in app.get("page_link")]
     run_queued_jobs(app_world.db)
     app.query_params["job"] = str(scheduled)
     app.switch_page("pages/jobs.py")
@@ -156,6 +156,6 @@ def test_other_roles_read_the_schedules_on_the_jobs_page_without_a_form(
     app = app.run()
     assert not app.exception
     assert "Only administrators change schedules." in texts(app.caption)
-    assert "10 1 *" in [code.value for code in app.code]
+    assert "Runs (UTC): `10 1 *`" in texts(app.markdown)
     assert not [box for box in app.text_input if (box.key or "").startswith("schedules_")]
     assert not [button for button in app.button if (button.key or "").startswith("schedules_run_now_")]
