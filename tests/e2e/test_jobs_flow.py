@@ -214,6 +214,7 @@ def test_a_jobs_progress_reaches_the_page_within_two_seconds(  # type: ignore[no
         session.flush()
         job_id = job.id
     job_queue.put_progress(job_id, 1, 100, {"key": "imports.importing", "params": {}}, queue)
+    auth.set_language(server.db, server.world.admin.username, "en")  # another test may have left it Chinese
     context = browser.new_context(viewport={"width": 1280, "height": 1200}, locale="en-US")
     page = context.new_page()
     log_in(page, server, server.world.admin.username)
