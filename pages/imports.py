@@ -39,6 +39,7 @@ from crm_core.importing.values import distinct_values, is_enumerated, unrecognis
 from crm_core.jobs.service import RETRYABLE, submit_job
 from crm_core.jobs.uploads import store_upload
 from crm_core.models import Role
+from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.jobs import (
@@ -135,6 +136,30 @@ def job_params(file: ImportFile, entity: str, mapping: ImportMapping, mode: str,
     }
 
 
+def checked_params(check_view: JobView | None, file: ImportFile | None) -> dict[str, Any]:
+    """The parameters of the wizard's check when it judged ``file`` (the upload on the page), else none."""
+    if check_view is None or file is None:
+        return {}
+    checked = files_dir().resolve() / str(check_view.params.get("file_path") or "")
+    return check_view.params if checked == Path(file.source) else {}  # type: ignore[arg-type]
+
+
+def import_blocked(check: JobView | None, stale: bool, imported: JobView | None) -> tuple[bool, str | None]:
+    """Whether Import is off, and why (a caption): no check yet, a stale or refusing check, or already imported."""
+    if check is None:
+        return True, t("jobs.wizard.check_first")
+    if stale:
+        return True, None  # the warning under the check says so
+    if imported is not None and imported.status not in RETRYABLE:
+        return True, plain(t("jobs.wizard.already_imported", id=imported.id))
+    result = check.result if check.status == JobStatus.SUCCEEDED else {}
+    if not result or result.get("error"):
+        return True, None
+    if not result.get("success") and check.params.get("policy") != "skip-invalid":
+        return True, t("imports.blocked_all_or_nothing")
+    return False, None
+
+
 def start_job(params: dict[str, Any]) -> int | None:
     """Submit an ``import`` job; a refusal (queue down, access) is shown and None returned."""
     try:
@@ -182,7 +207,7 @@ def draw_job(view: JobView, heading_key: str) -> None:
         show_progress(view)
         st.caption(t("jobs.wizard.checking") if view.params.get("dry_run") else t("jobs.wizard.importing"))
         cancel_button(actor, view, PAGE_KEY)
-    elif view.status.value != "succeeded":
+    elif view.status != JobStatus.SUCCEEDED:
         show_error(view)
     elif view.params.get("dry_run"):
         show_check_report(actor, view, key=f"imports_check_{view.id}")
@@ -228,9 +253,7 @@ with new_tab:
     run_check_id, run_job_id = STATE.get(RUN_JOB) or (None, None)
     run_view = job_or_none(run_job_id)
     # the check of this very file gives the wizard's defaults: coming back to the page shows what was checked
-    last_check = check_view.params if check_view and file is not None else {}
-    if last_check.get("file_path") and Path(files_dir().resolve() / last_check["file_path"]) != Path(file.source):  # type: ignore[union-attr, arg-type]
-        last_check = {}
+    last_check = checked_params(check_view, file)
 
     params: dict[str, Any] | None = None
     if file is not None:
@@ -418,19 +441,10 @@ with new_tab:
             st.warning(t("jobs.wizard.stale"))
 
     if check_view is not None or params is not None:
-        imported_by = run_view.id if run_view and run_check_id == getattr(check_view, "id", None) and (
-            run_view.status not in RETRYABLE) else None
-        result = check_view.result if check_view and check_view.status.value == "succeeded" else {}
-        allowed = bool(result) and not result.get("error") and (
-            bool(result.get("success")) or check_view.params.get("policy") == "skip-invalid"  # type: ignore[union-attr]
-        )
-        blocked = check_view is None or stale or not allowed or imported_by is not None
-        if check_view is None:
-            st.caption(t("jobs.wizard.check_first"))
-        elif result and not result.get("error") and not result.get("success") and not allowed and not stale:
-            st.caption(t("imports.blocked_all_or_nothing"))
-        elif imported_by is not None:
-            st.caption(plain(t("jobs.wizard.already_imported", id=imported_by)))
+        blocked, reason = import_blocked(check_view, stale, run_view if run_check_id == getattr(check_view, "id", -1)
+                                         else None)
+        if reason:
+            st.caption(reason)
         if st.button(t("imports.import"), key="imports_commit", type="primary", disabled=blocked):
             assert check_view is not None
             if (run_id := start_job({**check_view.params, "dry_run": False})) is not None:
