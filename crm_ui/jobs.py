@@ -11,7 +11,6 @@ alerts and captions as Markdown.
 from __future__ import annotations
 
 import datetime as dt
-import string
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -35,6 +34,7 @@ from crm_core.quality.runs import data_docs_zip
 from crm_core.queries.jobs import JobView
 from crm_ui.context import get_db, lang, show_domain_error, t
 from crm_ui.navigation import pages_for
+from crm_ui.text import plain
 
 POLL_SECONDS = 1.0
 """How often a fragment showing running jobs asks again (the issue's target: progress within 2 s)."""
@@ -58,14 +58,6 @@ STATUS_ICONS: dict[JobStatus, str] = {
     JobStatus.CANCELLED: "⛔",
     JobStatus.INTERRUPTED: "⚠️",
 }
-_MARKDOWN_SPECIALS = str.maketrans({char: "\\" + char for char in string.punctuation})
-
-
-def plain(text: object) -> str:
-    """``text`` escaped so that Streamlit's Markdown shows it as written (no links, emphasis or HTML)."""
-    return str(text).translate(_MARKDOWN_SPECIALS)
-
-
 def kind_label(kind: str) -> str:
     """A job kind's name in the user's language."""
     return t(f"jobs.kind.{kind}")

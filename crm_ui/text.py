@@ -1,0 +1,59 @@
+"""One rendering rule: a value that came from a user, a file or an outsider is shown as text.
+
+Streamlit renders Markdown (with its own ``:red[…]`` colour, ``:icon:`` and ``$…$`` LaTeX
+directives) in ``st.markdown``/``st.write``, titles, captions, alerts, toasts, and in the
+labels of widgets, expanders, tabs, popovers, page links and metrics, and in radio options
+and help tooltips. A customer named ``Acme ![x](http://tracker.example/p.png)`` would make
+every browser that shows it fetch the image. So data goes through :func:`plain` before it
+meets any of those; the catalog text around it keeps its own Markdown.
+
+Not Markdown, so left alone: ``st.dataframe``/``st.data_editor`` cells, ``st.text``,
+``st.code``, text inputs' values, and select box / multiselect options (plain text in the
+browser: escaping them would show the backslashes).
+
+Plotly renders a subset of HTML (``<a href>``, ``<b>``, ``<br>``) in hover texts, axis,
+tick and node labels: data strings there go through :func:`chart_text`.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+V = TypeVar("V")
+
+# CommonMark lets a backslash escape every ASCII punctuation character; escaping all of them
+# also breaks Streamlit's directives (``:red[``, ``:material/…:``, ``$``) and raw HTML (``<``).
+_MARKDOWN_SPECIALS = str.maketrans({char: "\\" + char for char in string.punctuation})
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so that Streamlit's Markdown shows it as written: no links, images, emphasis, colour, HTML."""
+    return str(text).translate(_MARKDOWN_SPECIALS)
+
+
+def plain_line(text: object) -> str:
+    """:func:`plain` on one line: for labels, titles and tab names, where a line break would start a new block."""
+    return plain(" ".join(str(text).split()))
+
+
+def plain_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters of a translated message, each escaped: the catalog's Markdown stays, the data's does not."""
+    return {name: plain(value) for name, value in params.items()}
+
+
+def plain_format(format_func: Callable[[V], object] = str) -> Callable[[V], str]:
+    """A ``format_func`` for radio buttons (whose options are Markdown) that shows each option as written."""
+    return lambda value: plain_line(format_func(value))
+
+
+def plain_join(values: Iterable[object], separator: str = " · ") -> str:
+    """Values joined into one Markdown line, each escaped (the separator is ours)."""
+    return separator.join(plain_line(value) for value in values)
+
+
+def chart_text(text: object) -> str:
+    """A data string for a plotly label or hover text: HTML-escaped, as plotly renders ``<a>``, ``<b>`` and ``<br>``."""
+    return html.escape(str(text), quote=True)
