@@ -52,7 +52,7 @@ def test_plain_shows_the_value_as_written(value: str) -> None:
 @pytest.mark.parametrize("tell_tale", ["](http", "![", ":red[", "**BOLD**", "<img"])
 def test_plain_breaks_every_tell_tale_of_the_hostile_value(tell_tale: str) -> None:
     assert tell_tale in HOSTILE
-    assert tell_tale not in plain(HOSTILE)
+    assert re.search(r"(?<!\\)" + re.escape(tell_tale), plain(HOSTILE)) is None
 
 
 def test_plain_leaves_letters_digits_and_chinese_alone() -> None:
