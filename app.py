@@ -25,6 +25,7 @@ from crm_core.queries.users import tenant_name
 from crm_core.services import auth
 from crm_ui.context import ACTOR_STATE, LANG_STATE, carry_choices, get_db, lang, show_unexpected_error, t
 from crm_ui.navigation import pages_for
+from crm_ui.text import plain, plain_line
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 VERIFIED_STATE = "kestrel_verified_user"
@@ -204,7 +205,8 @@ def main() -> None:
     with st.sidebar:
         with db.session(actor) as session:
             workspace = tenant_name(session)
-        st.markdown(f"**{actor.full_name}**  \n{t('role.' + actor.role.value)} · {workspace}")
+        role = t("role." + actor.role.value)
+        st.markdown(f"**{plain_line(actor.full_name)}**  \n{plain(role)} · {plain_line(workspace)}")
         language_switch(st.sidebar, "kestrel_language_choice")
         if st.button(t("login.logout"), key="kestrel_logout", width="stretch"):
             auth.end_sessions(db, actor.username)

@@ -20,6 +20,7 @@ from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord, Validat
 from crm_core.i18n import DEFAULT_LANGUAGE
 from crm_core.i18n import t as translate
 from crm_core.incidents import log_incident
+from crm_ui.text import plain, plain_line, plain_params
 
 ACTOR_STATE = "kestrel_actor"
 LANG_STATE = "kestrel_lang"
@@ -77,22 +78,26 @@ def read_session() -> Iterator[Session]:
 
 
 def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = None) -> None:
-    """Explain ``error`` in the user's language (field by field for validation errors)."""
+    """Explain ``error`` in the user's language (field by field for validation errors).
+
+    Its parameters and field labels can be data (a duplicate's name, a value, a custom field's
+    label): they are escaped, as alerts are Markdown; the catalog's own Markdown stays.
+    """
     if isinstance(error, ValidationFailed):
         lines = []
         for field_name, (key, params) in error.errors.items():
             label = (labels or {}).get(field_name, field_name.removeprefix("custom."))
             # a field rule's message names its field (as in an import report): by its label here
             named = {**params, "field": label} if "field" in params else params
-            lines.append(f"- **{label}**: {t(key, **named)}")
+            lines.append(f"- **{plain_line(label)}**: {t(key, **plain_params(named))}")
         st.error(t("error.validation_failed") + "\n\n" + "\n".join(lines))
     elif isinstance(error, DuplicateCustomer):
-        st.warning(t("error.duplicate_customer", name=error.existing_name or t("error.hidden_record"),
+        st.warning(t("error.duplicate_customer", name=plain(error.existing_name or t("error.hidden_record")),
                      matched_on=t(f"field.{error.matched_on}")))
     elif isinstance(error, StaleRecord):
-        st.error(t("error.stale_record", **error.params))
+        st.error(t("error.stale_record", **plain_params(error.params)))
     else:
-        st.error(t(error.message_key, **error.params))
+        st.error(t(error.message_key, **plain_params(error.params)))
 
 
 def show_unexpected_error(error: Exception) -> str:

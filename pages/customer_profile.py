@@ -30,6 +30,7 @@ from crm_core.services.deals import OpportunityInput, create_opportunity
 from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.text import plain, plain_join, plain_line, plain_params
 
 STATE = st.session_state
 actor = current_actor()
@@ -119,7 +120,8 @@ if customer_id is None:
         with read_session() as session:
             found = list_customers(session, filters=CustomerFilters(search=query), per_page=20, with_total=False)
         for row in found.items:
-            st.page_link("pages/customer_profile.py", label=f"{row.name} · {row.owner_name or t('filter.unowned')}",
+            st.page_link("pages/customer_profile.py",
+                         label=plain_join([row.name, row.owner_name or t("filter.unowned")]),
                          query_params={"customer_id": str(row.id)})
         if not found.items:
             st.info(t("customers.empty"))
@@ -145,8 +147,8 @@ prefix = f"profile_{customer_id}"
 
 # --- header ----------------------------------------------------------------------------------
 st.page_link("pages/customers.py", label=t("profile.back"), icon="⬅️")
-st.title(customer.name)
-st.caption(" · ".join(filter(None, [
+st.title(plain_line(customer.name))
+st.caption(plain_join(filter(None, [
     t(f"kind.{customer.kind}"), t(f"stage.{customer.lifecycle_stage}"),
     t("profile.owned_by", owner=profile.owner_name or t("filter.unowned")), profile.team_name,
     ", ".join(customer.tag_list),
@@ -199,7 +201,7 @@ with tabs[0]:
         loaded_version = STATE.setdefault(f"{prefix}_edit_version_{generation}", customer.version)
         with st.expander(t("profile.edit"), expanded=bool(STATE.get(f"{prefix}_edit_open"))):
             if stale := STATE.get(f"{prefix}_stale"):
-                st.error(t("error.stale_record", **stale.params))
+                st.error(t("error.stale_record", **plain_params(stale.params)))
                 if st.button(t("profile.reload"), key=f"{prefix}_reload"):
                     STATE.pop(f"{prefix}_stale", None)
                     STATE[f"{prefix}_edit_generation"] = generation + 1
@@ -237,7 +239,7 @@ with tabs[0]:
                 custom_values: dict[str, Any] = {}
                 stored = customer.custom_fields or {}
                 for definition in definitions:
-                    label = custom_labels[definition.name] + (" *" if definition.required else "")
+                    label = plain_line(custom_labels[definition.name]) + (" *" if definition.required else "")
                     current = stored.get(definition.name)
                     if definition.field_type == "choice":
                         options = ["", *definition.choices]
@@ -295,13 +297,13 @@ with tabs[0]:
                         st.rerun()
         with st.expander(t("profile.archive")):
             st.caption(t("profile.archive_hint"))
-            if st.button(t("profile.archive_confirm", name=customer.name), key=f"{prefix}_archive"):
+            if st.button(t("profile.archive_confirm", name=plain_line(customer.name)), key=f"{prefix}_archive"):
                 try:
                     archive_customer(get_db(), actor, customer_id, expected_version=loaded_version)
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    STATE["customers_notice"] = t("profile.archived", name=customer.name)
+                    STATE["customers_notice"] = t("profile.archived", name=plain(customer.name))
                     st.switch_page("pages/customers.py")
 
 # --- contacts -------------------------------------------------------------------------------
@@ -341,16 +343,17 @@ with tabs[1]:
                 show_domain_error(error, labels=contact_labels)
             else:
                 STATE[f"{prefix}_contact_generation"] = contact_generation + 1
-                STATE[f"{prefix}_notice"] = t("contacts.saved", name=contact_name.strip())
+                STATE[f"{prefix}_notice"] = t("contacts.saved", name=plain(contact_name.strip()))
                 st.rerun()
-        if editing and st.button(t("contacts.archive", name=editing.name), key=f"{prefix}_contact_archive"):
+        if editing and st.button(t("contacts.archive", name=plain_line(editing.name)),
+                                 key=f"{prefix}_contact_archive"):
             try:
                 archive_contact(get_db(), actor, editing.id, expected_version=editing.version)
             except DomainError as error:
                 show_domain_error(error)
             else:
                 STATE.pop(f"{prefix}_contact_pick", None)
-                STATE[f"{prefix}_notice"] = t("contacts.archived", name=editing.name)
+                STATE[f"{prefix}_notice"] = t("contacts.archived", name=plain(editing.name))
                 st.rerun()
 
 # --- deals ----------------------------------------------------------------------------------
@@ -396,7 +399,7 @@ with tabs[2]:
                                                  "expected_close_date": t("deal.expected_close_date")})
             else:
                 STATE[f"{prefix}_deal_generation"] = deal_generation + 1
-                STATE[f"{prefix}_notice"] = t("profile.deal_added", name=deal_name.strip())
+                STATE[f"{prefix}_notice"] = t("profile.deal_added", name=plain(deal_name.strip()))
                 st.rerun()
 
 # --- orders ---------------------------------------------------------------------------------
@@ -404,8 +407,8 @@ with tabs[3]:
     st.markdown(t("profile.orders_summary", count=profile.order_totals.count,
                   total=money(profile.order_totals.total_amount)))
     for order in profile.orders:
-        with st.expander(f"{order.order_number} · {when(order.ordered_at)[:10]} · "
-                         f"{order_status_label(order.status)} · {money(order.total_amount, order.currency)}"):
+        with st.expander(plain_join([order.order_number, when(order.ordered_at)[:10], order_status_label(order.status),
+                                     money(order.total_amount, order.currency)])):
             st.dataframe(pd.DataFrame([{
                 "SKU": line.sku, t("products.name"): line.product_name, t("orders.quantity"): float(line.quantity),
                 t("products.unit_price"): float(line.unit_price), t("orders.line_total"): float(line.line_total),
@@ -416,7 +419,7 @@ with tabs[3]:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    STATE[f"{prefix}_notice"] = t("orders.archived", number=order.order_number)
+                    STATE[f"{prefix}_notice"] = t("orders.archived", number=plain(order.order_number))
                     st.rerun()
     if actor.can_write:
         with read_session() as session:
@@ -495,8 +498,9 @@ with tabs[4]:
                 st.rerun()
     if profile.activities:
         for activity in profile.activities:
-            who = " · ".join(filter(None, [activity.author_name, activity.contact_name]))
-            st.markdown(f"**{when(activity.occurred_at)}** · {t(f'tasks.activity.{activity.type}')} · {who}")
+            what = plain_join(filter(None, [t(f"tasks.activity.{activity.type}"), activity.author_name,
+                                            activity.contact_name]))
+            st.markdown(f"**{plain(when(activity.occurred_at))}** · {what}")
             st.text(activity.summary)
     else:
         st.info(t("profile.no_activities"))
