@@ -18,6 +18,7 @@ tick and node labels: data strings there go through :func:`chart_text`.
 from __future__ import annotations
 
 import html
+import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -27,11 +28,15 @@ V = TypeVar("V")
 # CommonMark lets a backslash escape every ASCII punctuation character; escaping all of them
 # also breaks Streamlit's directives (``:red[``, ``:material/…:``, ``$``) and raw HTML (``<``).
 _MARKDOWN_SPECIALS = str.maketrans({char: "\\" + char for char in string.punctuation})
+# A number (-12, 3.5, 1,234.50, 40%) can start no Markdown construct: left as written, so that
+# messages keep their figures readable in the page source (a list needs "1. " or "- ").
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*%?")
 
 
 def plain(text: object) -> str:
     """``text`` escaped so that Streamlit's Markdown shows it as written: no links, images, emphasis, colour, HTML."""
-    return str(text).translate(_MARKDOWN_SPECIALS)
+    value = str(text)
+    return value if _NUMBER.fullmatch(value) else value.translate(_MARKDOWN_SPECIALS)
 
 
 def plain_line(text: object) -> str:

@@ -36,6 +36,7 @@ from crm_core.services.customers import (
 )
 from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
 from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.text import plain, plain_line
 
 PROFILE_PAGE = "pages/customer_profile.py"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -107,7 +108,7 @@ def apply_view() -> None:
     STATE["customers_columns_generation"] = STATE.get("customers_columns_generation", 0) + 1
     STATE[choice_key("customers_sort")] = chosen.sort if chosen.sort in SORTABLE_COLUMNS else "updated_at"
     STATE["customers_descending"] = chosen.descending
-    STATE["customers_notice"] = t("grid.view_applied", name=chosen.name)
+    STATE["customers_notice"] = t("grid.view_applied", name=plain(chosen.name))
 
 
 def _widget_value(definition: Any, stored: Any) -> Any:
@@ -183,7 +184,7 @@ with st.expander(t("grid.more_filters")):
         custom_columns = st.columns(min(4, len(definitions)))
         for index, definition in enumerate(definitions):
             where = custom_columns[index % len(custom_columns)]
-            label = custom_labels[f"custom.{definition.name}"]
+            label = plain_line(custom_labels[f"custom.{definition.name}"])
             key = f"customers_custom_{definition.name}"
             if definition.field_type == "choice":
                 chosen = where.selectbox(label, ["", *definition.choices], key=key,
@@ -368,7 +369,7 @@ if actor.can_write and selected_ids:
                 "tag": str(pending_value), "stage": t(f"stage.{pending_value}") if pending_action == "stage" else "",
             }[pending_action]
             question = {"owner": "bulk.confirm_owner", "tag": "bulk.confirm_tag", "stage": "bulk.confirm_stage"}
-            st.warning(t(question[pending_action], count=len(pending_ids), value=shown))
+            st.warning(t(question[pending_action], count=len(pending_ids), value=plain(shown)))
             confirm = st.columns([1, 1, 4])
             if confirm[0].button(t("bulk.confirm"), type="primary", key="customers_bulk_confirm"):
                 STATE.pop("customers_bulk_pending", None)
@@ -430,7 +431,7 @@ if actor.can_write:
                 show_domain_error(error, labels={"name": t("grid.view_name"),
                                                  "shared_with_team": t("grid.share_with_team")})
             else:
-                STATE["customers_notice"] = t("grid.view_saved", name=view_name.strip())
+                STATE["customers_notice"] = t("grid.view_saved", name=plain(view_name.strip()))
                 st.rerun()
         own_views = [v for v in views if v.mine]
         if own_views:
@@ -469,12 +470,13 @@ field_labels = {
 
 if created_name := STATE.pop("customers_created_notice", None):
     name_text, created_id = created_name
-    st.success(t("customers.created", name=name_text))
+    st.success(t("customers.created", name=plain(name_text)))
     st.page_link(PROFILE_PAGE, label=t("grid.open_created"), icon="➡️", query_params={"customer_id": str(created_id)})
 if pending_duplicate := STATE.get("customers_duplicate_pending"):
     show_domain_error(pending_duplicate)
     if pending_duplicate.existing_id:
-        st.page_link(PROFILE_PAGE, label=t("grid.open_existing", name=pending_duplicate.existing_name), icon="🔗",
+        st.page_link(PROFILE_PAGE, label=t("grid.open_existing", name=plain_line(pending_duplicate.existing_name)),
+                     icon="🔗",
                      query_params={"customer_id": str(pending_duplicate.existing_id)})
     st.caption(t("customers.duplicate_hint"))
 
@@ -500,7 +502,7 @@ with st.form(f"customers_create_{generation}", clear_on_submit=False):
     tags = right.text_input(field_labels["tags"], placeholder=t("customers.tags_hint"))
     custom_values: dict[str, Any] = {}
     for definition in definitions:
-        label = field_labels[f"custom.{definition.name}"] + (" *" if definition.required else "")
+        label = plain_line(field_labels[f"custom.{definition.name}"]) + (" *" if definition.required else "")
         if definition.field_type == "choice":
             custom_values[definition.name] = st.selectbox(label, ["", *definition.choices])
         elif definition.field_type == "bool":

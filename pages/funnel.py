@@ -22,6 +22,7 @@ from crm_core.queries.reports import FUNNEL_CSV_COLUMNS, ReportFilters, funnel, 
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_ui.context import choice_key, current_actor, read_session, t
 from crm_ui.formatting import compact_money, money
+from crm_ui.text import chart_text, plain
 
 ALL = "__all__"
 actor = current_actor()
@@ -97,7 +98,7 @@ if result.total_count == 0:
     st.info(t("funnel.empty"))
     st.stop()
 
-names = [step.stage.name for step in result.steps]
+names = [chart_text(step.stage.name) for step in result.steps]
 png_options = {"format": "png", "scale": 2}  # the camera button's picture
 charts = st.columns(2)
 for widget, values, title, name in (
@@ -124,7 +125,7 @@ st.dataframe(
     },
 )
 lost_line = ", ".join(
-    f"{next((s.name for s in result.pipeline.stages if s.id == stage_id), stage_id)}: {count}"
+    plain(f"{next((s.name for s in result.pipeline.stages if s.id == stage_id), stage_id)}: {count}")
     for stage_id, count in result.lost_by_stage.items()
 )
 st.caption(t("funnel.lost_summary", count=f"{result.lost_count:,}", amount=f"{result.lost_amount:,.0f}")

@@ -36,6 +36,7 @@ from crm_core.rules.pipeline import allowed_targets
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage, update_opportunity
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import money
+from crm_ui.text import plain, plain_join, plain_line
 
 STATE = st.session_state
 CLOSED_WINDOWS = [30, 90, 365, 0]  # days of won/lost deals shown; 0 = all
@@ -211,7 +212,7 @@ def deal_form(editing: DealCard | None) -> None:
         STATE["pipeline_form_generation"] = generation + 1
         STATE.pop("pipeline_edit_id", None)
         STATE.pop("pipeline_stale", None)
-        STATE["pipeline_notice"] = t("board.saved" if editing else "board.created", name=name.strip())
+        STATE["pipeline_notice"] = t("board.saved" if editing else "board.created", name=plain(name.strip()))
         reset_pages()
         st.rerun()
 
@@ -226,7 +227,7 @@ if editing is not None and editing.pipeline_id != pipeline.id:
 if actor.can_write:
     if editing is not None:
         with st.container(border=True):
-            st.subheader(t("board.edit_deal", name=editing.name))
+            st.subheader(t("board.edit_deal", name=plain_line(editing.name)))
             deal_form(editing)
             buttons = st.columns([1, 1, 4])
             if STATE.get("pipeline_stale") and buttons[0].button(t("board.reload"), key="pipeline_reload"):
@@ -293,7 +294,7 @@ def move_menu(card: DealCard) -> None:
         except DomainError as error:
             STATE["pipeline_move_error"] = error
         else:
-            STATE["pipeline_notice"] = t("board.moved", name=card.name, stage=target.name)
+            STATE["pipeline_notice"] = t("board.moved", name=plain(card.name), stage=plain(target.name))
             for key in (f"pipeline_target_{card.id}", f"pipeline_reason_{card.id}"):
                 STATE.pop(key, None)
             reset_pages()
@@ -302,9 +303,9 @@ def move_menu(card: DealCard) -> None:
 
 def render_card(card: DealCard) -> None:
     with st.container(border=True):
-        st.markdown(f"**{card.name}**")
-        st.caption(f"🏢 {card.customer_name}")
-        st.markdown(f"{money(card.amount)} {card.currency} · {card.probability}%")
+        st.markdown(f"**{plain_line(card.name)}**")
+        st.caption(f"🏢 {plain_line(card.customer_name)}")
+        st.markdown(plain(f"{money(card.amount)} {card.currency} · {card.probability}%"))
         if card.id in win_scores:  # present once `python -m crm_core score apply` has run
             st.caption(t("board.win_score", percent=win_scores[card.id].percent))
         details = [card.owner_name or t("filter.unowned")]
@@ -313,9 +314,9 @@ def render_card(card: DealCard) -> None:
             details.append(f"{flag}{t('board.closes', date=card.expected_close_date.isoformat())}")
         elif card.closed_at:
             details.append(t("board.closed", date=card.closed_at.date().isoformat()))
-        st.caption(" · ".join(details))
+        st.caption(plain_join(details))
         if card.lost_reason:
-            st.caption(t("board.lost_because", reason=card.lost_reason))
+            st.caption(t("board.lost_because", reason=plain(card.lost_reason)))
         if actor.can_write:
             actions = st.columns(2)
             with actions[0].popover("⇄", help=t("board.stage_menu"), width="stretch"):
@@ -338,7 +339,7 @@ for column_widget, column in zip(columns, board.columns, strict=True):
     with column_widget:
         stage = column.stage
         icon = {"won": "🏆", "lost": "✖"}.get(stage.kind, "")
-        st.markdown(f"#### {icon} {stage.name}")
+        st.markdown(f"#### {icon} {plain_line(stage.name)}")
         st.caption(t("board.column_totals", count=f"{column.count:,}", amount=money(column.amount),
                      weighted=money(column.weighted_amount), probability=stage.probability))
         cards = board.cards[stage.id]

@@ -60,6 +60,7 @@ from crm_core.services.segments import (
     save_segment,
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
+from crm_ui.text import chart_text, plain, plain_params
 
 LANGUAGE = lang()
 
@@ -248,7 +249,7 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
 
 def problem_text(index: int | None, key: str, params: dict[str, Any]) -> str:
     """A refused condition, in the user's language."""
-    message = t(key, **params)
+    message = t(key, **plain_params(params))
     return message if index is None else f"{t('segments.condition', number=index + 1)}: {message}"
 
 
@@ -313,7 +314,7 @@ def cached_rfm_summary(user_id: int, tenant_id: int) -> list[Any]:
 if section == "builder":
     loaded = STATE["segments_loaded"]
     if loaded:
-        st.info(t("segments.editing", name=loaded[2]))
+        st.info(t("segments.editing", name=plain(loaded[2])))
     st.radio(
         t("segments.match"), ["all", "any"], format_func=lambda v: t(f"segments.match_{v}"), horizontal=True,
         key="segments_match",
@@ -369,7 +370,8 @@ if section == "builder":
                         from crm_core.scoring.runner import explain_record
 
                         factors = explain_record(db, actor.tenant_id, "churn_risk", who)
-                        st.markdown(t("segments.explain_score", name=scored[who], percent=churn[who].percent))
+                        st.markdown(t("segments.explain_score", name=plain(scored[who]),
+                                      percent=churn[who].percent))
                         if not factors:
                             st.info(t("segments.explain_none"))
                         for factor in factors:
@@ -377,7 +379,7 @@ if section == "builder":
                                 "segments.explain_raises" if factor.contribution > 0 else "segments.explain_lowers"
                             )
                             st.markdown(t(direction, feature=t(f"scoring.feature.{factor.feature}"),
-                                          value=factor.value, weight=f"{factor.contribution:+.2f}"))
+                                          value=plain(factor.value), weight=f"{factor.contribution:+.2f}"))
             pager = st.columns([1, 2, 1])
             if pager[0].button(t("pager.previous"), disabled=members.page <= 1, key="segments_previous"):
                 STATE["segments_members_page"] = members.page - 1
@@ -441,7 +443,7 @@ if section == "builder":
                 show_domain_error(error, labels=labels)
             else:
                 STATE["segments_loaded"] = None
-                STATE["segments_notice"] = t("segments.saved", name=name.strip())
+                STATE["segments_notice"] = t("segments.saved", name=plain(name.strip()))
                 st.rerun()
 
         # --- bulk actions ---
@@ -493,7 +495,7 @@ if section == "builder":
                             show_domain_error(error)
                         else:
                             st.success(t("segments.enrolled", count=result.enrolled, already=result.already,
-                                         campaign=campaign_names[campaign_id]))
+                                         campaign=plain(campaign_names[campaign_id])))
 
 # --- saved segments ---------------------------------------------------------------------------------
 if section == "saved":
@@ -536,7 +538,7 @@ if section == "saved":
             except DomainError as error:
                 show_domain_error(error)
             else:
-                STATE["segments_notice"] = t("segments.recorded", name=chosen.name, count=f"{size:,}")
+                STATE["segments_notice"] = t("segments.recorded", name=plain(chosen.name), count=f"{size:,}")
                 st.rerun()
         may_delete = actor.is_admin or chosen.owner_id == actor.user_id
         confirm = actions[2].checkbox(
@@ -550,7 +552,7 @@ if section == "saved":
             else:
                 if STATE["segments_loaded"] and STATE["segments_loaded"][0] == chosen.id:
                     STATE["segments_loaded"] = None
-                STATE["segments_notice"] = t("segments.deleted", name=chosen.name)
+                STATE["segments_notice"] = t("segments.deleted", name=plain(chosen.name))
                 st.rerun()
         with read_session() as session:
             history = segment_size_history(session, chosen.id)
@@ -558,9 +560,9 @@ if section == "saved":
         if history:
             figure = go.Figure(
                 go.Scatter(x=[point.taken_at for point in history], y=[point.member_count for point in history],
-                           mode="lines+markers", name=chosen.name)
+                           mode="lines+markers", name=chart_text(chosen.name))
             )
-            figure.update_layout(title=t("segments.size_over_time", name=chosen.name), height=320,
+            figure.update_layout(title=t("segments.size_over_time", name=chart_text(chosen.name)), height=320,
                                  margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=t("segments.customers"))
             st.plotly_chart(figure, key="segments_history_chart")
 
@@ -671,7 +673,7 @@ def factor_text(factor: dict[str, Any]) -> str:
     label = t(f"scoring.feature.{factor['feature']}")
     if factor.get("category") is not None:
         label += f" = {factor['category'] or '—'}"
-    return f"{label} ({factor['weight']:+.2f})"
+    return plain(f"{label} ({factor['weight']:+.2f})")
 
 
 # --- scoring ---------------------------------------------------------------------------------

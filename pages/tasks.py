@@ -21,6 +21,7 @@ from crm_core.services.tasks import (
     reschedule_task,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.text import plain, plain_line
 
 PER_PAGE = 50
 STATE = st.session_state
@@ -151,7 +152,8 @@ if open_rows:
     )
     task = by_id[selected_id]
     if task.customer_id is not None:
-        st.page_link("pages/customer_profile.py", label=t("tasks.open_customer", name=task.customer_name or ""),
+        st.page_link("pages/customer_profile.py",
+                     label=t("tasks.open_customer", name=plain_line(task.customer_name or "")),
                      icon="➡️", query_params={"customer_id": str(task.customer_id)})
     complete_tab, reschedule_tab, reassign_tab = st.tabs(
         [t("tasks.complete"), t("tasks.reschedule"), t("tasks.reassign")]
@@ -187,7 +189,7 @@ if open_rows:
             else:
                 for key in ("tasks_summary", "tasks_selected", "tasks_plan_next"):
                     STATE.pop(key, None)
-                flash(t("tasks.completed", title=task.title))
+                flash(t("tasks.completed", title=plain(task.title)))
                 st.rerun()
     with reschedule_tab, st.form("tasks_reschedule_form", clear_on_submit=False):
         due_columns = st.columns(2)
@@ -204,7 +206,7 @@ if open_rows:
             except DomainError as error:
                 show_domain_error(error, labels={"due_at": t("tasks.column.due")})
             else:
-                flash(t("tasks.rescheduled", title=task.title))
+                flash(t("tasks.rescheduled", title=plain(task.title)))
                 st.rerun()
     with reassign_tab:
         owner_names = dict(owners)
@@ -226,7 +228,8 @@ if open_rows:
                     except DomainError as error:
                         show_domain_error(error, labels={"assignee_id": t("tasks.column.assignee")})
                     else:
-                        flash(t("tasks.reassigned", title=task.title, name=owner_names.get(new_assignee, "?")))
+                        flash(t("tasks.reassigned", title=plain(task.title),
+                                name=plain(owner_names.get(new_assignee, "?"))))
                         st.rerun()
 
 # --- new task ----------------------------------------------------------------------
@@ -249,5 +252,5 @@ with st.expander(t("tasks.new")), st.form("tasks_new_form", clear_on_submit=Fals
             show_domain_error(error, labels={"title": t("tasks.column.title")})
         else:
             STATE.pop("tasks_new_title", None)
-            flash(t("tasks.created", title=title.strip()))
+            flash(t("tasks.created", title=plain(title.strip())))
             st.rerun()

@@ -10,6 +10,7 @@ from crm_core.models import Role, utcnow
 from crm_core.queries.users import list_teams, list_users
 from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
 actor = current_actor()
@@ -58,13 +59,13 @@ with users_tab:
     if locked:
         st.warning(t("users.locked_count", count=len(locked)))
         for user in locked:
-            if st.button(t("users.unlock", username=user.username), key=f"users_unlock_{user.id}"):
+            if st.button(t("users.unlock", username=plain_line(user.username)), key=f"users_unlock_{user.id}"):
                 try:
                     unlock_user(get_db(), actor, user.id)
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    STATE["users_notice"] = t("users.unlocked", username=user.username)
+                    STATE["users_notice"] = t("users.unlocked", username=plain(user.username))
                     st.rerun()
 
     st.subheader(t("users.new"))
@@ -90,7 +91,7 @@ with users_tab:
                 show_domain_error(error, labels=labels)
             else:
                 STATE["users_form_generation"] = generation + 1
-                STATE["users_notice"] = t("users.created", username=username.strip().lower())
+                STATE["users_notice"] = t("users.created", username=plain(username.strip().lower()))
                 st.rerun()
 
     st.subheader(t("users.edit"))
@@ -127,7 +128,7 @@ with users_tab:
                 except DomainError as error:
                     show_domain_error(error, labels=labels)
                 else:
-                    STATE["users_notice"] = t("users.saved", username=chosen.username)
+                    STATE["users_notice"] = t("users.saved", username=plain(chosen.username))
                     st.rerun()
 
 with teams_tab:
@@ -153,5 +154,5 @@ with teams_tab:
                 show_domain_error(error, labels=labels)
             else:
                 STATE["teams_form_generation"] += 1
-                STATE["users_notice"] = t("teams.created", name=team_name.strip())
+                STATE["users_notice"] = t("teams.created", name=plain(team_name.strip()))
                 st.rerun()

@@ -55,6 +55,16 @@ def test_plain_breaks_every_tell_tale_of_the_hostile_value(tell_tale: str) -> No
     assert re.search(r"(?<!\\)" + re.escape(tell_tale), plain(HOSTILE)) is None
 
 
+@pytest.mark.parametrize("number", ["42", "-12", "3.5", "1,234.50", "999999999999.99", "40%", "+7"])
+def test_plain_leaves_a_number_as_written(number: str) -> None:
+    assert plain(number) == number
+
+
+@pytest.mark.parametrize("almost", ["1.", "1. item", "- 5", "1.5.", "5*", "1e5)"])
+def test_plain_escapes_what_only_looks_like_a_number(almost: str) -> None:
+    assert plain(almost) != almost
+
+
 def test_plain_leaves_letters_digits_and_chinese_alone() -> None:
     assert plain("张三 Acme 42") == "张三 Acme 42"
 
@@ -70,7 +80,7 @@ def test_plain_params_escapes_every_parameter() -> None:
 def test_plain_format_escapes_what_the_format_function_returns() -> None:
     names = {1: "[Click](http://phish.example)"}
     assert "](" not in plain_format(names.__getitem__)(1)
-    assert plain_format()(":red[x]") == "\\:red\\[x\\]"
+    assert plain_format(str)(":red[x]") == "\\:red\\[x\\]"
 
 
 def test_plain_join_escapes_values_but_not_the_separator() -> None:
