@@ -43,8 +43,8 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
-from crm_ui.jobs import plain
 from crm_ui.schedules import schedules_section
+from crm_ui.text import plain
 
 STATE = st.session_state
 NEW = 0
@@ -240,7 +240,7 @@ with stage_tab:
                 "assign_to": t("automation.assign_to"),
             })
         else:
-            finish(t("automation.saved", name=name.strip()), prefix, "automation_admin_rule_choice")
+            finish(t("automation.saved", name=plain(name.strip())), prefix, "automation_admin_rule_choice")
 
 # --- assignment rules ---------------------------------------------------------------------
 with assignment_tab:
@@ -342,7 +342,7 @@ with assignment_tab:
                            for n in range(1, CONDITION_ROWS + 1)})
             show_domain_error(error, labels=labels)
         else:
-            finish(t("automation.saved", name=a_name.strip()), a_prefix, "automation_admin_assignment_choice")
+            finish(t("automation.saved", name=plain(a_name.strip())), a_prefix, "automation_admin_assignment_choice")
 
 # --- history -----------------------------------------------------------------------------
 with history_tab:

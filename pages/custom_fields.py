@@ -17,6 +17,7 @@ from crm_core.services.custom_fields import (
     update_field,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
 actor = current_actor()
@@ -86,16 +87,16 @@ if submitted:
         show_domain_error(error, labels=labels)
     else:
         STATE["custom_fields_generation"] = generation + 1
-        STATE["custom_fields_notice"] = t("custom_fields.saved", label=label_en.strip())
+        STATE["custom_fields_notice"] = t("custom_fields.saved", label=plain(label_en.strip()))
         st.rerun()
 if editing:
     st.caption(t("custom_fields.delete_hint"))
-    if st.button(t("custom_fields.delete", label=editing.label_en), key="custom_fields_delete"):
+    if st.button(t("custom_fields.delete", label=plain_line(editing.label_en)), key="custom_fields_delete"):
         try:
             delete_field(get_db(), actor, editing.id, expected_version=editing.version)
         except DomainError as error:
             show_domain_error(error)
         else:
             STATE.pop("custom_fields_pick", None)
-            STATE["custom_fields_notice"] = t("custom_fields.deleted", label=editing.label_en)
+            STATE["custom_fields_notice"] = t("custom_fields.deleted", label=plain(editing.label_en))
             st.rerun()

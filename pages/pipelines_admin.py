@@ -18,6 +18,7 @@ from crm_core.services.pipelines import (
     set_default_pipeline,
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.text import plain
 
 STATE = st.session_state
 actor = current_actor()
@@ -99,7 +100,7 @@ if pipelines:
         except DomainError as error:
             show_domain_error(error, labels=labels)
         else:
-            done(t("pipelines.stages_saved", name=chosen.name))
+            done(t("pipelines.stages_saved", name=plain(chosen.name)))
 
     st.subheader(t("pipelines.settings"))
     settings = st.columns([3, 1, 1, 1])
@@ -113,13 +114,13 @@ if pipelines:
         except DomainError as error:
             show_domain_error(error, labels={"name": t("pipelines.name")})
         else:
-            done(t("pipelines.renamed", name=new_name.strip()))
+            done(t("pipelines.renamed", name=plain(new_name.strip())))
     settings[2].write("")
     if settings[2].button(
         t("pipelines.make_default"), key=f"pipelines_default_{chosen.id}", disabled=chosen.is_default
     ):
         set_default_pipeline(get_db(), actor, chosen.id)
-        done(t("pipelines.default_set", name=chosen.name))
+        done(t("pipelines.default_set", name=plain(chosen.name)))
     settings[3].write("")
     if settings[3].button(t("pipelines.delete"), key=f"pipelines_delete_{chosen.id}", disabled=chosen.is_default):
         try:
@@ -128,7 +129,7 @@ if pipelines:
             show_domain_error(error)
         else:
             STATE.pop("pipelines_choice", None)
-            done(t("pipelines.deleted", name=chosen.name))
+            done(t("pipelines.deleted", name=plain(chosen.name)))
 
 st.divider()
 st.subheader(t("pipelines.new"))
@@ -141,4 +142,4 @@ if submitted:
     except DomainError as error:
         show_domain_error(error, labels={"name": t("pipelines.name")})
     else:
-        done(t("pipelines.created", name=name.strip()))
+        done(t("pipelines.created", name=plain(name.strip())))

@@ -10,6 +10,7 @@ from crm_core.models import Role
 from crm_core.queries.products import list_products
 from crm_core.services.products import ProductInput, archive_product, create_product, update_product
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
 actor = current_actor()
@@ -52,7 +53,7 @@ generation = STATE.setdefault("products_generation", 0)
 # the version the user started from, kept until they reload
 loaded_version = STATE.setdefault(f"products_version_{editing_id}_{generation}", editing.version if editing else 0)
 if stale := STATE.get("products_stale"):
-    st.error(t("error.stale_record", **stale.params))
+    st.error(t("error.stale_record", **plain_params(stale.params)))
     if st.button(t("profile.reload"), key="products_reload"):
         STATE.pop("products_stale", None)
         STATE["products_generation"] = generation + 1
@@ -79,14 +80,14 @@ if submitted:
         show_domain_error(error, labels=labels)
     else:
         STATE["products_generation"] = generation + 1
-        STATE["products_notice"] = t("products.saved", name=name.strip())
+        STATE["products_notice"] = t("products.saved", name=plain(name.strip()))
         st.rerun()
-if editing and st.button(t("products.archive", name=editing.name), key="products_archive"):
+if editing and st.button(t("products.archive", name=plain_line(editing.name)), key="products_archive"):
     try:
         archive_product(get_db(), actor, editing.id, expected_version=loaded_version)
     except DomainError as error:
         show_domain_error(error)
     else:
         STATE.pop("products_pick", None)
-        STATE["products_notice"] = t("products.archived", name=editing.name)
+        STATE["products_notice"] = t("products.archived", name=plain(editing.name))
         st.rerun()

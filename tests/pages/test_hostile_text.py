@@ -30,6 +30,7 @@ from crm_core.access import Actor
 from crm_core.db import Database, make_engine
 from crm_core.errors import ValidationFailed
 from crm_core.models import Campaign, ImportRun, Role
+from crm_core.models.jobs import Job, JobStatus
 from crm_core.schema import upgrade_to_head
 from crm_core.services.activities import ActivityInput, log_activity
 from crm_core.services.automation import ensure_default_automation_rules
@@ -133,6 +134,12 @@ def seed(db: Database, world: World) -> HostileWorld:
         session.add(ImportRun(tenant_id=tenant, user_id=admin.user_id, entity="customers",
                               file_name=f"{HOSTILE}.csv", file_hash="0" * 64, status="imported", rows_read=1,
                               created_count=1, finished_at=now))
+        for requester in (admin, rep, world.manager, world.analyst):
+            session.add(Job(tenant_id=tenant, kind="import", requested_by_id=requester.user_id,
+                            status=JobStatus.FAILED.value, started_at=now, finished_at=now,
+                            params={"file_name": f"{HOSTILE}.csv", "entity": "customers", "dry_run": True},
+                            error_key="jobs.error.bad_param", error_params={"name": HOSTILE},
+                            error_detail=HOSTILE))
         for table, column in [("teams", "name"), ("teams", "region"), ("users", "full_name"),
                               ("pipelines", "name"), ("pipeline_stages", "name"), ("automation_rules", "name"),
                               ("tenants", "name")]:
@@ -207,23 +214,35 @@ def active_markup(app: AppTest) -> list[str]:
     return found
 
 
-# The other states of a page that show other data: its sections and views (radio key, values).
-STATES = {
-    "pages/segments.py": ("segments_section", ["saved", "lifecycle", "rfm", "scoring"]),
-    "pages/tasks.py": ("tasks_view", ["today", "upcoming", "open"]),
+# The other states of a page that show other data: (widget, key, value) set one after the other.
+STATES: dict[str, list[tuple[str, str, Any]]] = {
+    "pages/segments.py": [("radio", "segments_section", section) for section in ("saved", "lifecycle", "rfm",
+                                                                                 "scoring")],
+    "pages/tasks.py": [("radio", "tasks_view", view) for view in ("today", "upcoming", "open")],
+    # a record picked for editing shows its name on buttons
+    "pages/products.py": [("selectbox_index", "products_pick", 1)],
+    "pages/custom_fields.py": [("selectbox_index", "custom_fields_pick", 1)],
 }
 
 
 def visits(app: AppTest, page: str, hw: HostileWorld) -> Iterator[str]:
     """Open ``page``, then each of its other :data:`STATES`; yield a name for each state."""
     app.query_params.clear()
-    if page == "pages/customer_profile.py":
+    if page == "pages/customer_profile.py":  # the search's links, then the customer
+        app.switch_page(page).run()
+        app.text_input(key="profile_search").input("Acme").run()
+        yield f"{page} (search)"
         app.query_params["customer_id"] = str(hw.customer_id)
     app.switch_page(page).run()
     yield page
-    key, values = STATES.get(page, ("", []))
-    for value in values:
-        app.radio(key=key).set_value(value).run()
+    for widget, key, value in STATES.get(page, []):
+        if widget == "radio":
+            app.radio(key=key).set_value(value).run()
+        elif widget == "selectbox_index":  # where the role may edit, and there is a record to pick
+            boxes = [box for box in app.selectbox if box.key == key and box.options[value:]]
+            if not boxes:
+                continue
+            boxes[0].select_index(value).run()
         yield f"{page} ({key}={value})"
 
 
