@@ -33,10 +33,20 @@ _MARKDOWN_SPECIALS = str.maketrans({char: "\\" + char for char in string.punctua
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*%?")
 
 
+# GitHub's autolinks (http://…, www.…, name@host) are found in the text *after* escapes are
+# resolved, so a backslash cannot stop them: an invisible word joiner after the scheme, the
+# "www" or the "@" does (the text reads and copies the same, bar that zero-width character).
+_AUTOLINK_TRIGGERS = re.compile(r"(?i)(?:https?|ftp|mailto|xmpp)(?=:)|www(?=\.)|@")
+WORD_JOINER = "\u2060"
+
+
 def plain(text: object) -> str:
     """``text`` escaped so that Streamlit's Markdown shows it as written: no links, images, emphasis, colour, HTML."""
     value = str(text)
-    return value if _NUMBER.fullmatch(value) else value.translate(_MARKDOWN_SPECIALS)
+    if _NUMBER.fullmatch(value):
+        return value
+    value = _AUTOLINK_TRIGGERS.sub(lambda trigger: trigger.group(0) + WORD_JOINER, value)
+    return value.translate(_MARKDOWN_SPECIALS)
 
 
 def plain_line(text: object) -> str:

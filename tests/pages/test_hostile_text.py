@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import streamlit as st
 from google.protobuf.message import Message
 from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
@@ -49,8 +50,9 @@ MARKDOWN = "Acme ![x](http://tracker.example/p.png) [Click](http://phish.example
 """What the field rules accept (they refuse HTML tags): an outsider can plant it through any form or file."""
 HOSTILE = f"{MARKDOWN} <img src=x onerror=alert(1)>"
 
-# What the data's Markdown looks like when it is left active (escaped, each is broken by a backslash).
-MARKDOWN_TELL_TALES = re.compile(r"\]\(http|!\[|:red\[|\*\*BOLD\*\*|(?<!\\)<img")
+# What the data's Markdown looks like when it is left active (escaped, each is broken by a backslash;
+# a bare URL, which GitHub-flavoured Markdown links even when escaped, by a word joiner after "http").
+MARKDOWN_TELL_TALES = re.compile(r"\]\(http|!\[|:red\[|\*\*BOLD\*\*|(?<!\\)<img|http\\?:\\?/")
 # What plotly would render from a data string: its HTML (plotly's JSON may write < as \u003c).
 CHART_TELL_TALES = re.compile(r"<img|\\u003cimg|<a |\\u003ca ", re.IGNORECASE)
 # Proto fields that Streamlit renders as Markdown (on every element and block that has them).
@@ -170,6 +172,8 @@ def hostile_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileW
         get_db.clear()
         yield seed(db, build_world(db))
         get_db.clear()
+        # pages cache figures by user and tenant id, which the next test's fresh database reuses
+        st.cache_data.clear()
     engine.dispose()
 
 

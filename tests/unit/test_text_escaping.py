@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from crm_ui.text import chart_text, plain, plain_format, plain_join, plain_line, plain_params
+from crm_ui.text import WORD_JOINER, chart_text, plain, plain_format, plain_join, plain_line, plain_params
 
 HOSTILE = "Acme ![x](http://tracker.example/p.png) [Click](http://phish.example) :red[RED] **BOLD** <img src=x>"
 
@@ -32,8 +32,8 @@ ACTIVE_SYNTAX = [
 
 
 def unescaped(text: str) -> str:
-    """``text`` with every backslash escape taken away: what a Markdown renderer shows."""
-    return re.sub(r"\\(.)", r"\1", text)
+    """``text`` without its backslash escapes and word joiners: what a Markdown renderer shows."""
+    return re.sub(r"\\(.)", r"\1", text).replace(WORD_JOINER, "")
 
 
 @pytest.mark.parametrize(("value", "syntax"), ACTIVE_SYNTAX)
@@ -53,6 +53,18 @@ def test_plain_shows_the_value_as_written(value: str) -> None:
 def test_plain_breaks_every_tell_tale_of_the_hostile_value(tell_tale: str) -> None:
     assert tell_tale in HOSTILE
     assert re.search(r"(?<!\\)" + re.escape(tell_tale), plain(HOSTILE)) is None
+
+
+# GitHub's autolink patterns, as remark-gfm applies them to text after escapes are resolved.
+AUTOLINKS = re.compile(r"(?i)(?:https?|ftp|mailto|xmpp):|www\.|[-.\w+]+@[-\w]+(?:\.[-\w]+)+")
+
+
+@pytest.mark.parametrize("value", ["http://phish.example/login", "see www.phish.example", "mail ceo@phish.example",
+                                   "HTTPS://x.example", "mailto:a@b.example"])
+def test_plain_leaves_nothing_to_autolink(value: str) -> None:
+    assert AUTOLINKS.search(value)
+    assert AUTOLINKS.search(re.sub(r"\\(.)", r"\1", plain(value))) is None
+    assert unescaped(plain(value)) == value
 
 
 @pytest.mark.parametrize("number", ["42", "-12", "3.5", "1,234.50", "999999999999.99", "40%", "+7"])
