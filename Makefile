@@ -48,14 +48,15 @@ browser:
 	  else echo "note: /usr/bin/chromium missing and no root apt-get; browser tests will skip"; fi; \
 	fi
 
-## make test: install test dependencies and the browser, lint the core (ruff, mypy), then run every test
+## make test: install test dependencies and the browser, lint the repository (ruff, mypy), then run every test
 ## (PostgreSQL and MariaDB tests run when their servers answer on localhost)
 test: install-dev browser lint
 	@source scripts/test-databases.sh && $(BIN)/python -m pytest
 
-## make lint: ruff and mypy on the core (pinned in requirements-dev.txt; make test runs it first)
+## make lint: ruff and mypy on the whole repository (pinned in requirements-dev.txt; make test runs it first;
+## pyproject.toml's [tool.mypy] files = ["."] makes a bare mypy check pages, tests and benchmarks too)
 lint: install-dev
-	$(BIN)/ruff check crm_core && $(BIN)/mypy crm_core
+	$(BIN)/ruff check . && $(BIN)/mypy
 
 ## make bench BENCH=grid: speed figures against raw SQL (README "Benchmarks": the 1M-customer database)
 bench: install

@@ -35,7 +35,9 @@ def test_returned_ids_pair_with_their_rows_over_several_statements(db: Database,
             session, tasks, [dict(zip(TASK_COLUMNS, row, strict=True)) for row in task_rows(world, ["by dict"])],
             "title",
         )
-        stored = dict(session.execute(text("SELECT id, title FROM tasks WHERE title LIKE 'bulk task %'")).all())
+        stored: dict[int, str] = dict(
+            session.execute(text("SELECT id, title FROM tasks WHERE title LIKE 'bulk task %'")).all()
+        )
         version = session.execute(text("SELECT version FROM tasks WHERE id = :id"), {"id": as_dicts[0]}).scalar_one()
     assert [stored[record_id] for record_id in ids] == titles
     assert ids == sorted(ids) and len(set(ids)) == len(titles)

@@ -12,7 +12,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ImportNotAllowed
 from crm_core.importing.mapping import ImportMapping, ImportOptions
-from crm_core.importing.reading import open_import_file
+from crm_core.importing.reading import ImportFile, open_import_file
 from crm_core.importing.runner import (
     quarantined_rows_csv,
     read_csv_rows,
@@ -41,7 +41,7 @@ def count(db: Database, table: str, tenant_id: int, where: str = "") -> int:
         )
 
 
-def csv_file(body: str, name: str = "file.csv", encoding: str = "utf-8") -> object:
+def csv_file(body: str, name: str = "file.csv", encoding: str = "utf-8") -> ImportFile:
     raw = body.encode(encoding) if encoding != "utf-8-sig" else codecs.BOM_UTF8 + body.encode("utf-8")
     return open_import_file(name, raw)
 
@@ -229,7 +229,7 @@ def test_orders_with_lines_resolve_customers_and_products_and_total_the_lines(db
     result = import_csv(db, world.admin, "orders", body)
     assert (result.status, result.created) == ("imported", 2), result.report and result.report.as_dict()["failures"]
     with db.system_session("test") as session:
-        totals = dict(
+        totals: dict[str, Decimal] = dict(
             session.execute(
                 text(
                     "SELECT o.order_number, SUM(l.quantity * l.unit_price) FROM orders o "
@@ -238,7 +238,7 @@ def test_orders_with_lines_resolve_customers_and_products_and_total_the_lines(db
                 {"t": world.admin.tenant_id},
             ).all()
         )
-        stored = dict(
+        stored: dict[str, Decimal] = dict(
             session.execute(
                 text("SELECT order_number, total_amount FROM orders WHERE tenant_id = :t"), {"t": world.admin.tenant_id}
             ).all()
@@ -322,7 +322,7 @@ def test_each_suite_rejects_what_it_should(
         world.admin,
         file,
         entity,
-        ImportMapping.suggested(entity, file.headers),  # type: ignore[attr-defined]
+        ImportMapping.suggested(entity, file.headers),
         ImportOptions(),
     )
     assert {failure.message_key for failure in report.failures} == expected
@@ -501,7 +501,9 @@ def test_imported_customers_are_assigned_by_rule_before_insert_and_get_their_fol
             [task] = session.scalars(select(Task).where(Task.customer_id == customer.id))
             assert task.status == "open" and task.due_at == customer.next_follow_up_at
             assert task.assignee_id == customer.owner_id
-        assert (west[0].next_follow_up_at - customers["Wren East"].next_follow_up_at).days == 2  # rule: 3 days
+        west_due, east_due = west[0].next_follow_up_at, customers["Wren East"].next_follow_up_at
+        assert west_due is not None and east_due is not None
+        assert (west_due - east_due).days == 2  # rule: 3 days
         assigned = session.execute(
             text("SELECT entity_id, changes FROM audit_events WHERE action = 'assign' AND entity = 'customer' "
                  "AND entity_id IN (:a, :b)"),
