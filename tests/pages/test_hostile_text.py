@@ -5,7 +5,7 @@ contacts, deals, products, orders, segments, tasks, activity notes, users (full 
 username), teams, pipelines, stages, campaigns, automation rules, import files and the
 workspace itself carry :data:`HOSTILE` — through the services where they accept it, by SQL
 where a rule refuses it (data from before the rule, or copied in). Each page is then opened
-as admin, manager, rep and analyst, and every piece of text that Streamlit renders as
+as admin, manager, rep and analyst, in English and in Chinese, and every piece of text that Streamlit renders as
 Markdown (markdown, titles, captions, alerts, toasts, widget labels and help, radio options,
 expander/tab/popover labels, metric labels, page links) is searched for a tell-tale of the
 data's Markdown left active; plotly figures for its HTML.
@@ -253,11 +253,21 @@ def visits(app: AppTest, page: str, hw: HostileWorld) -> Iterator[str]:
 ROLES = [Role.ADMIN, Role.MANAGER, Role.REP, Role.ANALYST]
 
 
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
 @pytest.mark.parametrize("role", ROLES, ids=[role.value for role in ROLES])
-def test_no_page_renders_the_markdown_or_html_of_hostile_data(hostile_world: HostileWorld, role: Role) -> None:
+def test_no_page_renders_the_markdown_or_html_of_hostile_data(
+    hostile_world: HostileWorld, role: Role, language: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AppTest calls format functions outside the script run, where the session's language is not
+    # readable and the default applies: make the default this test's language
+    monkeypatch.setattr("crm_ui.context.DEFAULT_LANGUAGE", language)
     actor: Actor = {Role.ADMIN: hostile_world.world.admin, Role.MANAGER: hostile_world.world.manager,
                     Role.REP: hostile_world.world.rep, Role.ANALYST: hostile_world.world.analyst}[role]
-    app = log_in(actor.username)
+    with hostile_world.db.system_session("test: language") as session, session.begin():
+        session.execute(text("UPDATE users SET language = :language WHERE id = :id"),
+                        {"language": language, "id": actor.user_id})
+    app = log_in(actor.username)  # in the user's language
+    assert app.title[0].value == ("Dashboard" if language == "en" else "仪表盘")
     problems = active_markup(app)
     for spec in pages_for(role):
         for state in visits(app, spec.path, hostile_world):
