@@ -7,12 +7,21 @@ and help tooltips. A customer named ``Acme ![x](http://tracker.example/p.png)`` 
 every browser that shows it fetch the image. So data goes through :func:`plain` before it
 meets any of those; the catalog text around it keeps its own Markdown.
 
-Not Markdown, so left alone: ``st.dataframe``/``st.data_editor`` cells, ``st.text``,
-``st.code``, text inputs' values, and select box / multiselect options (plain text in the
-browser: escaping them would show the backslashes).
+Which helper where:
 
-Plotly renders a subset of HTML (``<a href>``, ``<b>``, ``<br>``) in hover texts, axis,
-tick and node labels: data strings there go through :func:`chart_text`.
+- a fragment of ``st.markdown``/``st.caption``/an alert or a message parameter: :func:`plain`
+  (``t("x.saved", name=plain(name))``), or :func:`plain_params` for all of an error's;
+- a label, title, button, checkbox, expander or tab name, metric label, page link:
+  :func:`plain_line` (one line: a line break there would start a new block);
+- radio options: ``format_func=plain_format(...)``;
+- several values on one line (a card's caption): :func:`plain_join`;
+- plotly: :func:`chart_text`. Plotly renders a subset of HTML (``<a href>``, ``<b>``,
+  ``<br>``) in hover texts, axis, tick, legend and node labels.
+
+Not Markdown, so left alone: ``st.dataframe``/``st.data_editor`` cells and headers,
+``st.text``, ``st.code``, text inputs' values, and select box / multiselect options (plain
+text in the browser, checked in Chromium with Streamlit 1.67: escaping them would show the
+backslashes). ``tests/pages/test_hostile_text.py`` walks every page over hostile data.
 """
 
 from __future__ import annotations
