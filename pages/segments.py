@@ -281,7 +281,7 @@ if pending := STATE.pop("segments_pending_open", None):
         STATE["segments_description"] = pending.description
         STATE["segments_sharing"] = pending.sharing
         STATE["segments_team"] = pending.team_id
-        STATE["segments_notice"] = t("segments.opened", name=pending.name)
+        STATE["segments_notice"] = t("segments.opened", name=plain(pending.name))
 
 st.title(t("segments.title"))
 if notice := STATE.pop("segments_notice", None):

@@ -220,8 +220,9 @@ def active_markup(app: AppTest) -> list[str]:
 
 # The other states of a page that show other data: (widget, key, value) set one after the other.
 STATES: dict[str, list[tuple[str, str, Any]]] = {
-    "pages/segments.py": [("radio", "segments_section", section) for section in ("saved", "lifecycle", "rfm",
-                                                                                 "scoring")],
+    "pages/segments.py": [("radio", "segments_section", "saved"), ("click", "segments_open", None),  # edit it
+                          *[("radio", "segments_section", section) for section in ("lifecycle", "rfm", "scoring")]],
+    "pages/pipeline.py": [("click", "pipeline_edit_", None)],
     "pages/tasks.py": [("radio", "tasks_view", view) for view in ("today", "upcoming", "open")],
     # a record picked for editing shows its name on buttons
     "pages/products.py": [("selectbox_index", "products_pick", 1)],
@@ -242,6 +243,11 @@ def visits(app: AppTest, page: str, hw: HostileWorld) -> Iterator[str]:
     for widget, key, value in STATES.get(page, []):
         if widget == "radio":
             app.radio(key=key).set_value(value).run()
+        elif widget == "click":  # the first button whose key starts so, where the role has one
+            buttons = [button for button in app.button if (button.key or "").startswith(key)]
+            if not buttons:
+                continue
+            buttons[0].click().run()
         elif widget == "selectbox_index":  # where the role may edit, and there is a record to pick
             boxes = [box for box in app.selectbox if box.key == key and box.options[value:]]
             if not boxes:
