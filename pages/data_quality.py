@@ -15,18 +15,22 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from crm_core.errors import DomainError
+from crm_core.jobs.service import submit_job
+from crm_core.models.jobs import JobStatus
 from crm_core.quality.history import check_run_details, check_trend, list_check_runs
 from crm_core.quality.runs import (
     data_docs_zip,
     database_suites,
     latest_data_docs_page,
-    run_suite_for_tenant,
     suite_checks,
 )
+from crm_core.queries.jobs import JobView, get_job
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.jobs import cancel_button, is_active, live_jobs, retry_button, show_error, show_job_error, show_progress
 
 STATE = st.session_state
 ALL_SUITES = "__all__"
+QUALITY_JOB = "data_quality_job_id"  # the check this session started (a quality_check job)
 TREND_DAYS = 30
 
 actor = current_actor()
@@ -99,19 +103,37 @@ with run_tab:
     if chosen != ALL_SUITES:
         st.caption(t("quality.suite_checks") + " " + " · ".join(t(f"quality.check.{c}") for c in suite_checks(chosen)))
     if submitted:
-        runs: list[dict[str, Any]] = []
-        try:
-            with st.spinner(t("quality.running")):
-                for suite in suites if chosen == ALL_SUITES else [chosen]:
-                    runs.append(run_suite_for_tenant(get_db(), actor, suite).as_dict())
+        try:  # the suites run as a job in the worker; this page only follows it
+            STATE[QUALITY_JOB] = submit_job(
+                get_db(), actor, "quality_check", {"suites": suites if chosen == ALL_SUITES else [chosen]}
+            )
         except DomainError as error:
-            show_domain_error(error)
-        else:
-            STATE["data_quality_last_runs"] = runs
-    for run in STATE.get("data_quality_last_runs", []):
-        show_run(run)
-    if not STATE.get("data_quality_last_runs"):
+            show_job_error(error)
+    job_id: int | None = STATE.get(QUALITY_JOB)
+    if job_id is None:
         st.info(t("quality.run_hint"))
+    else:
+        def load_job(job_id: int = job_id) -> list[JobView]:
+            with read_session() as session:
+                return [get_job(session, job_id)]
+
+        def draw_job(views: list[JobView]) -> None:
+            view = views[0]
+            if is_active(view):
+                show_progress(view)
+                cancel_button(actor, view, "data_quality")
+            elif view.status == JobStatus.SUCCEEDED:
+                for run in view.result.get("runs") or []:
+                    show_run(run)
+            else:
+                show_error(view)
+                retry_button(actor, view, "data_quality")
+
+        try:
+            live_jobs("data_quality_job", load_job(), load_job, draw_job)
+        except DomainError as error:  # the job was removed or is out of scope
+            STATE.pop(QUALITY_JOB, None)
+            show_domain_error(error)
 
 # --- history and trend ------------------------------------------------------------
 with history_tab:

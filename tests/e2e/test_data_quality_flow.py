@@ -7,13 +7,17 @@ from sqlalchemy import select
 
 from crm_core.models.checks import CheckRun
 from tests.e2e.conftest import Server, log_in, screenshot, switch_language
+from tests.e2e.workers import jobs_server_fixture  # noqa: F401  - the fixture jobs_server
 from tests.factories import create_random_customer
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
 
 
-def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+def test_an_admin_runs_the_customer_suite_and_sees_the_unowned_customer(  # type: ignore[no-untyped-def]
+    jobs_server: Server, browser
+) -> None:
+    server = jobs_server  # the suite runs as a job: this page needs the worker beside the host
     create_random_customer(server.db, server.world.admin, name="无主线索有限公司", owner_id=None)
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, locale="en-US")
     page = context.new_page()
