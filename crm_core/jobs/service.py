@@ -58,13 +58,8 @@ def submit_job(
     if actor.role not in spec.roles:
         raise AccessDenied("this role may not start this job")
     with db.transaction(actor) as session:
-        job = Job(
-            tenant_id=actor.tenant_id, kind=kind, params=_checked_params(params or {}),
-            requested_by_id=actor.user_id, retry_of_id=retry_of_id, status=JobStatus.QUEUED.value,
-        )
-        session.add(job)
-        session.flush()
-        job_id = job.id
+        job_id = _record(session, Job(tenant_id=actor.tenant_id, kind=kind, params=_checked_params(params or {}),
+                                      requested_by_id=actor.user_id, retry_of_id=retry_of_id))
     if enqueue:
         _enqueue_or_fail(db, job_id, queue)
     return job_id
@@ -78,14 +73,19 @@ def submit_system_job(
     if kind not in kinds():
         raise UnknownJobKind(kind=kind)
     with db.system_transaction(f"schedule {schedule_id}") as session:
-        job = Job(tenant_id=tenant_id, kind=kind, params=_checked_params(params or {}),
-                  schedule_id=schedule_id, status=JobStatus.QUEUED.value)
-        session.add(job)
-        session.flush()
-        job_id = job.id
+        job_id = _record(session, Job(tenant_id=tenant_id, kind=kind, params=_checked_params(params or {}),
+                                      schedule_id=schedule_id))
     if enqueue:
         _enqueue_or_fail(db, job_id, queue)
     return job_id
+
+
+def _record(session: Any, job: Job) -> int:
+    """Add ``job`` as queued in ``session``'s transaction; its id (committed before it is enqueued)."""
+    job.status = JobStatus.QUEUED.value
+    session.add(job)
+    session.flush()
+    return job.id
 
 
 def _enqueue_or_fail(db: Database, job_id: int, queue: Huey | None) -> None:
