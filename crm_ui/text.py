@@ -10,7 +10,7 @@ meets any of those; the catalog text around it keeps its own Markdown.
 Which helper where:
 
 - a fragment of ``st.markdown``/``st.caption``/an alert or a message parameter: :func:`plain`
-  (``t("x.saved", name=plain(name))``), or :func:`plain_params` for all of an error's;
+  (a message parameter: ``name=plain(name)``), or :func:`plain_params` for all of an error's;
 - a label, title, button, checkbox, expander or tab name, metric label, page link:
   :func:`plain_line` (one line: a line break there would start a new block);
 - radio options: ``format_func=plain_format(...)``;
