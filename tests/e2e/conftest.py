@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from crm_core.db import Database, make_engine
 from crm_core.schema import upgrade_to_head
@@ -30,14 +31,23 @@ class Server:
     world: World
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The ASGI host (``uvicorn server:app``, as ``make run`` starts it) on a fresh SQLite database."""
+@dataclass
+class Prepared:
+    """A fresh SQLite database with the small world, and the environment a host or worker serves it with."""
+
+    directory: Path
+    engine: Engine
+    db: Database
+    world: World
+    env: dict[str, str]
+
+
+def prepare_database(tmp_path_factory: pytest.TempPathFactory, name: str) -> Prepared:
+    """The database, world and this run's own queue, uploads and Data Docs (never the repository's or a Redis)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make test does) to run browser tests")
-    directory = tmp_path_factory.mktemp("e2e")
-    database_path = directory / "e2e.db"
-    url = f"sqlite:///{database_path}"
+    directory = tmp_path_factory.mktemp(name)
+    url = f"sqlite:///{directory / 'e2e.db'}"
     engine = make_engine(url)
     upgrade_to_head(engine)
     db = Database(engine)
@@ -45,15 +55,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     create_random_customer(db, world.rep, name="张三科技有限公司", email="zhang@example.cn")
     create_random_customer(db, world.rep, name="Acme Trading", email="hello@acme.com")
     env = {"CRM_DATABASE_URL": url, "CRM_COOKIE_KEY": "e2e-cookie-key-0123456789abcdef",
-           "CRM_JOBS_PATH": str(directory / "jobs.db"),  # this run's queue, not the repository's
-           "CRM_GX_DIR": str(directory / "gx")}  # Data Docs of this run only
+           "CRM_JOBS_PATH": str(directory / "jobs.db"), "CRM_FILES_DIR": str(directory / "files"),
+           "CRM_GX_DIR": str(directory / "gx"), "CRM_REDIS_URL": ""}
+    return Prepared(directory, engine, db, world, env)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The ASGI host (``uvicorn server:app``, as ``make run`` starts it) on a fresh SQLite database."""
+    prepared = prepare_database(tmp_path_factory, "e2e")
     try:
-        host = start_host(env, directory / "server.log")
+        host = start_host(prepared.env, prepared.directory / "server.log")
     except RuntimeError as error:
         pytest.fail(str(error))
-    yield Server(host.url, db, world)
+    yield Server(host.url, prepared.db, prepared.world)
     host.stop()
-    engine.dispose()
+    prepared.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_core.db import Database, make_engine
-from crm_core.schema import upgrade_to_head
-from tests.e2e.conftest import CHROMIUM, ROOT, Server
-from tests.factories import build_world, create_random_customer
+from tests.e2e.conftest import ROOT, Server, prepare_database
 from tests.hosting import start_host
 
 WORKER_STARTUP_SECONDS = 60.0
@@ -71,29 +68,18 @@ def start_worker(env: dict[str, str], log_path: Path) -> Worker:
 @pytest.fixture(scope="module", name="jobs_server")
 def jobs_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The ASGI host and a job worker on a fresh SQLite database, sharing its queue and upload folder."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make test does) to run browser tests")
-    directory = tmp_path_factory.mktemp("e2e-jobs")
-    url = f"sqlite:///{directory / 'e2e.db'}"
-    engine = make_engine(url)
-    upgrade_to_head(engine)
-    db = Database(engine)
-    world = build_world(db)
-    create_random_customer(db, world.rep, name="张三科技有限公司", email="zhang@example.cn")
-    create_random_customer(db, world.rep, name="Acme Trading", email="hello@acme.com")
-    env = {"CRM_DATABASE_URL": url, "CRM_COOKIE_KEY": "e2e-cookie-key-0123456789abcdef",
-           "CRM_JOBS_PATH": str(directory / "jobs.db"), "CRM_FILES_DIR": str(directory / "files"),
-           "CRM_GX_DIR": str(directory / "gx"), "CRM_REDIS_URL": ""}  # this run's own queue, never a shared Redis
+    prepared = prepare_database(tmp_path_factory, "e2e-jobs")
+    env = prepared.env
     try:
-        host = start_host(env, directory / "server.log")
+        host = start_host(env, prepared.directory / "server.log")
     except RuntimeError as error:
         pytest.fail(str(error))
     try:
-        worker = start_worker(env, directory / "worker.log")
+        worker = start_worker(env, prepared.directory / "worker.log")
     except RuntimeError as error:
         host.stop()
         pytest.fail(str(error))
-    yield Server(host.url, db, world)
+    yield Server(host.url, prepared.db, prepared.world)
     worker.stop()
     host.stop()
-    engine.dispose()
+    prepared.engine.dispose()
