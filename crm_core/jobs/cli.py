@@ -229,7 +229,7 @@ class _Progress:
         self.job_id, self.lang, self.enabled = job_id, lang, enabled
         self.tty = sys.stderr.isatty()
         self.bar: Any = None
-        self.last_line = ""
+        self.last_step: tuple[str, int] | None = None  # plain lines: the step and tenth last printed
 
     def update(self, view: JobView) -> None:
         if not self.enabled or view.status != JobStatus.RUNNING:
@@ -248,9 +248,9 @@ class _Progress:
             return
         tenth = int(10 * view.done / view.total) if view.total else view.done
         line = f"#{view.id} {text} {view.done:,}" + (f"/{view.total:,}" if view.total else "")
-        if (text, tenth) != getattr(self, "_last_key", None):
+        if (text, tenth) != self.last_step:
             print(line, file=sys.stderr, flush=True)
-            self._last_key = (text, tenth)
+            self.last_step = (text, tenth)
 
     def close(self, view: JobView | None) -> None:
         if self.bar is not None:
