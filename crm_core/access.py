@@ -46,6 +46,7 @@ from crm_core.models import (
     TenantScoped,
     User,
 )
+from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.sales import SavedView
@@ -158,6 +159,8 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         )
     if entity is Job:  # my jobs; an admin sees every job of the tenant
         return None if actor.is_admin else Job.requested_by_id == actor.user_id
+    if entity is ApiToken:  # my API tokens; an admin sees (and revokes) every token of the tenant
+        return None if actor.is_admin else ApiToken.user_id == actor.user_id
     if actor.sees_whole_tenant:
         return None
     if entity is Customer:
@@ -214,7 +217,7 @@ def _visible_opportunities(actor: Actor) -> Any:
 
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
-    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job,
+    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken,
 )
 
 
@@ -297,7 +300,7 @@ def _serialise(value: Any) -> Any:
     return value
 
 
-_NOT_AUDITED_COLUMNS = {"version", "updated_at", "created_at", "password_hash"}
+_NOT_AUDITED_COLUMNS = {"version", "updated_at", "created_at", "password_hash", "secret_hash"}
 
 
 def entity_name(obj: Any) -> str:
@@ -363,9 +366,12 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     if isinstance(obj, Job):
         _check_job_write(actor, obj)
         return
+    if isinstance(obj, ApiToken):
+        _check_api_token_write(actor, obj)
+        return
     if isinstance(obj, AuditEvent) and not actor.can_write:
         # the audit rows of an analyst's own segment writes, added by _write_audit
-        if deleting or inspect(obj).persistent or obj.entity not in ("segment", "segment_snapshot", "job"):
+        if deleting or inspect(obj).persistent or obj.entity not in ("segment", "segment_snapshot", "job", "api_token"):
             raise AccessDenied("analysts cannot change records")
         if obj.tenant_id != actor.tenant_id:
             raise AccessDenied("record belongs to another tenant")
@@ -421,6 +427,19 @@ def _check_job_write(actor: Actor, job: Job) -> None:
         raise AccessDenied("record belongs to another tenant")
     if job.requested_by_id != actor.user_id and not actor.is_admin:
         raise AccessDenied("a job is changed by its requester or an admin")
+
+
+def _check_api_token_write(actor: Actor, token: ApiToken) -> None:
+    # every role holds tokens of its own (an analyst's read-only script); an admin revokes any
+    if token.tenant_id is None:
+        token.tenant_id = actor.tenant_id
+    elif token.tenant_id != actor.tenant_id:
+        raise AccessDenied("record belongs to another tenant")
+    state = inspect(token)
+    if state.pending and token.user_id != actor.user_id:
+        raise AccessDenied("a token is created by its own user")
+    if token.user_id != actor.user_id and not actor.is_admin:
+        raise AccessDenied("a token is changed by its user or an admin")
 
 
 def _check_owned(actor: Actor, obj: Any, owner_id: int | None, team_id: int | None) -> None:
