@@ -62,6 +62,19 @@ def jobs_queue_path(database_url: str | None = None) -> Path:
     return DATA_DIR / "jobs.db"
 
 
+def api_rate_limit() -> tuple[int, float]:
+    """``CRM_API_RATE_LIMIT`` as (requests, seconds) per API token; ``"100/10"`` (the default) is 100 per 10 s."""
+    configured = os.environ.get("CRM_API_RATE_LIMIT") or "100/10"
+    requests, _, seconds = configured.partition("/")
+    try:
+        limit, window = int(requests), float(seconds or "1")
+    except ValueError:
+        raise ValueError(f"CRM_API_RATE_LIMIT must look like 100/10 (requests/seconds), not {configured!r}") from None
+    if limit < 1 or window <= 0:
+        raise ValueError(f"CRM_API_RATE_LIMIT must be positive, not {configured!r}")
+    return limit, window
+
+
 def files_dir() -> Path:
     """Where uploaded files wait for their job (``CRM_FILES_DIR``; shared by every worker)."""
     return Path(os.environ.get("CRM_FILES_DIR") or DATA_DIR / "files")
