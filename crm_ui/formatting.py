@@ -1,29 +1,129 @@
-"""How amounts read on a page: whole units with separators, or KPI-sized in the user's language."""
+"""Numbers, amounts and dates on a page, in the session's language (see :mod:`crm_core.formatting`).
+
+Each helper is the core formatter with the language (and, for money, the tenant's currency)
+filled in, so a page writes ``money(amount)`` and every page reads the same.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import datetime as dt
+from typing import Any
 
-from crm_ui.context import lang
+import pandas as pd
+import streamlit as st
 
-LARGE = Decimal(1_000_000)
-"""From here on a KPI tile cannot show every digit (a five-tile row truncates '3,615,95…')."""
+from crm_core import formatting
+from crm_core.formatting import EMPTY, or_dash
+from crm_core.queries.reports import tenant_currency
+from crm_ui.context import current_actor, get_db, lang
+
+__all__ = ["EMPTY", "change", "compact_money", "compact_number", "currency", "dashed", "date", "date_column",
+           "date_input_format", "money", "money_column", "number", "number_column", "or_dash", "percent",
+           "percent_column", "when", "when_column"]
 
 
-def money(value: Decimal | int | None) -> str:
-    """Whole currency units with thousands separators: 3,615,958,040."""
-    return f"{Decimal(value or 0):,.0f}"
+@st.cache_data(ttl=600, show_spinner=False)
+def _currency_of(database_url: str, tenant_id: int) -> str:
+    """The tenant's currency, read once per 10 minutes (it changes only in the tenant's settings)."""
+    with get_db().session(current_actor()) as session:
+        return tenant_currency(session)
 
 
-def compact_money(value: Decimal | int | None) -> str:
-    """An amount that fits a KPI tile: 36.16亿 / 112.5万 in Chinese, 3.62B / 1.13M in English.
+def currency() -> str:
+    """The acting user's tenant currency (ISO code)."""
+    actor = current_actor()
+    return _currency_of(str(get_db().engine.url), actor.tenant_id)
 
-    Below a million the whole number is shown; the exact figure belongs beside the tile
-    (its caption or help), as the user may need it.
+
+def money(value: Any, *, currency_code: str | None = None) -> str:
+    """¥3,195,170.00 — the amount with cents and the tenant's (or the given) currency; None → '—'."""
+    return formatting.money(value, lang(), currency=currency_code or currency())
+
+
+def compact_money(value: Any, *, currency_code: str | None = None) -> str:
+    """¥3.20M / ¥319.52万 — an amount that fits a KPI tile (the exact one belongs beside it)."""
+    return formatting.compact_money(value, lang(), currency=currency_code or currency())
+
+
+def compact_number(value: Any) -> str:
+    """1.23M / 123.46万 — a large count that fits a tile."""
+    return formatting.compact(value, lang())
+
+
+def number(value: Any, *, digits: int = 0) -> str:
+    """1,234,567 — a count or measure; None → '—'."""
+    return formatting.number(value, lang(), digits=digits)
+
+
+def percent(ratio: Any, *, digits: int = 1) -> str:
+    """0.125 → 12.5%; None → '—'."""
+    return formatting.percent(ratio, lang(), digits=digits)
+
+
+def change(current: Any, previous: Any) -> str | None:
+    """'+12%' / '-3%' for a metric's delta; None when there is nothing to compare with."""
+    return formatting.change(current, previous, lang())
+
+
+def date(value: dt.date | dt.datetime | None) -> str:
+    """4 Dec 2026 / 2026年12月4日; None → '—'."""
+    return formatting.date(value, lang())
+
+
+def when(value: dt.datetime | dt.date | None) -> str:
+    """4 Dec 2026, 14:05 / 2026年12月4日 14:05; None → '—'."""
+    return formatting.when(value, lang())
+
+
+def date_input_format() -> str:
+    """The ``format=`` for ``st.date_input`` in the session's language."""
+    return formatting.date_input_format(lang())
+
+
+def money_column(label: str | None = None, *, currency_code: str | None = None) -> Any:
+    """A table column that shows amounts as :func:`money` does (still sortable as numbers)."""
+    return st.column_config.NumberColumn(
+        label, format=formatting.money_column_format(lang(), currency=currency_code or currency()))
+
+
+def number_column(label: str | None = None, *, digits: int = 0) -> Any:
+    """A table column of counts with thousands separators."""
+    return st.column_config.NumberColumn(label, format=formatting.number_column_format(digits=digits))
+
+
+def percent_column(label: str | None = None, *, digits: int = 1) -> Any:
+    """A table column of percentages (values already × 100)."""
+    return st.column_config.NumberColumn(label, format=formatting.percent_column_format(digits=digits))
+
+
+def date_column(label: str | None = None) -> Any:
+    """A table column of days, written as :func:`date` writes them."""
+    return st.column_config.DateColumn(label, format=formatting.date_column_format(lang()))
+
+
+def when_column(label: str | None = None) -> Any:
+    """A table column of moments, written as :func:`when` writes them."""
+    return st.column_config.DatetimeColumn(label, format=formatting.when_column_format(lang()))
+
+
+def dashed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with '—' in its empty text cells (Streamlit would show 'None' in every language).
+
+    Number and date columns keep their type (and their sorting); give them a value or
+    accept Streamlit's empty cell.
     """
-    number = Decimal(value or 0)
-    if abs(number) < LARGE:
-        return money(number)
-    if lang() == "zh-CN":
-        return f"{number / 10**8:,.2f}亿" if abs(number) >= 10**8 else f"{number / 10**4:,.1f}万"
-    return f"{number / 10**9:,.2f}B" if abs(number) >= 10**9 else f"{number / 10**6:,.2f}M"
+    text_columns = [
+        name for name, kind in frame.dtypes.items()
+        if pd.api.types.is_object_dtype(kind)
+        and all(isinstance(value, str) for value in frame[name] if not _is_empty(value))
+    ]
+    if not text_columns:
+        return frame
+    filled = frame.copy()
+    for name in text_columns:
+        filled[name] = filled[name].map(lambda value: EMPTY if _is_empty(value) else value)
+    return filled
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)

@@ -7,7 +7,6 @@ One call to :func:`crm_core.queries.reports.dashboard`; the access layer makes i
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +14,17 @@ import streamlit as st
 from crm_core.models import Role
 from crm_core.queries.reports import PERIODS, MonthRevenue, dashboard, revenue_by_month
 from crm_ui.context import choice_key, current_actor, get_db, read_session, t
-from crm_ui.formatting import compact_money, money
+from crm_ui.formatting import (
+    change,
+    compact_money,
+    dashed,
+    date,
+    date_column,
+    money,
+    money_column,
+    number,
+    percent_column,
+)
 
 actor = current_actor()
 st.title(t("dashboard.title"))
@@ -42,17 +51,10 @@ with read_session() as session:
 revenue = cached_revenue(f"{get_db().engine.url}|{actor!r}", figures.today)
 
 
-def change(current: Decimal | int, previous: Decimal | int) -> str | None:
-    """'+12%' against the previous period (None when there is nothing to compare with)."""
-    if not previous:
-        return None
-    return f"{(Decimal(current) - Decimal(previous)) / Decimal(previous) * 100:+.0f}%"
-
-
 kpis = st.columns(5)
 kpis[0].metric(t("dashboard.open_pipeline"), compact_money(figures.open_amount),
-               help=t("dashboard.open_pipeline_help", count=f"{figures.open_count:,}"))
-kpis[0].caption(f"{money(figures.open_amount)} · {t('dashboard.deal_count', count=f'{figures.open_count:,}')}")
+               help=t("dashboard.open_pipeline_help", count=number(figures.open_count)))
+kpis[0].caption(f"{money(figures.open_amount)} · {t('dashboard.deal_count', count=number(figures.open_count))}")
 kpis[1].metric(t("dashboard.weighted_forecast"), compact_money(figures.weighted_forecast),
                help=t("dashboard.weighted_help"))
 kpis[1].caption(money(figures.weighted_forecast))
@@ -60,17 +62,17 @@ kpis[2].metric(
     t("dashboard.won_period", period=t(f"dashboard.period_{period}")), compact_money(figures.won_amount),
     delta=change(figures.won_amount, figures.previous_won_amount),
 )
-won_previous = t("dashboard.won_previous", amount=money(figures.previous_won_amount), count=f"{figures.won_count:,}")
+won_previous = t("dashboard.won_previous", amount=money(figures.previous_won_amount), count=number(figures.won_count))
 kpis[2].caption(f"{money(figures.won_amount)} · {won_previous}")
 kpis[3].metric(
-    t("dashboard.new_customers"), f"{figures.new_customers:,}",
+    t("dashboard.new_customers"), number(figures.new_customers),
     delta=change(figures.new_customers, figures.previous_new_customers),
 )
-kpis[3].caption(t("dashboard.previous_value", value=f"{figures.previous_new_customers:,}"))
-kpis[4].metric(t("dashboard.overdue_tasks"), f"{figures.overdue_tasks:,}")
+kpis[3].caption(t("dashboard.previous_value", value=number(figures.previous_new_customers)))
+kpis[4].metric(t("dashboard.overdue_tasks"), number(figures.overdue_tasks))
 last_day = figures.period_end - dt.timedelta(days=1)
-st.caption(t("dashboard.period_range", start=figures.period_start.isoformat(), end=last_day.isoformat(),
-             previous=figures.previous_start.isoformat()))
+st.caption(t("dashboard.period_range", start=date(figures.period_start), end=date(last_day),
+             previous=date(figures.previous_start)))
 
 left, right = st.columns([3, 2])
 with left:
@@ -87,7 +89,7 @@ with right:
     st.subheader(t("dashboard.leaderboard", period=t(f"dashboard.period_{period}")))
     if figures.leaderboard:
         st.dataframe(
-            pd.DataFrame(
+            dashed(pd.DataFrame(
                 [
                     {
                         t("field.owner"): row.owner_name or t("filter.unowned"),
@@ -98,22 +100,22 @@ with right:
                     }
                     for row in figures.leaderboard
                 ]
-            ),
+            )),
             hide_index=True,
             width="stretch",
             column_config={
-                t("dashboard.won_amount"): st.column_config.NumberColumn(format="%,.0f"),
-                t("funnel.win_rate"): st.column_config.NumberColumn(format="%.0f%%"),
+                t("dashboard.won_amount"): money_column(),
+                t("funnel.win_rate"): percent_column(digits=0),
             },
         )
     else:
         st.info(t("dashboard.no_closed_deals"))
 
 st.subheader(t("dashboard.closing_this_month"))
-st.caption(t("dashboard.closing_summary", count=f"{figures.closing_count:,}", amount=money(figures.closing_amount)))
+st.caption(t("dashboard.closing_summary", count=number(figures.closing_count), amount=money(figures.closing_amount)))
 if figures.closing_deals:
     st.dataframe(
-        pd.DataFrame(
+        dashed(pd.DataFrame(
             [
                 {
                     t("deal.name"): deal.name,
@@ -126,12 +128,13 @@ if figures.closing_deals:
                 }
                 for deal in figures.closing_deals
             ]
-        ),
+        )),
         hide_index=True,
         width="stretch",
         column_config={
-            t("deal.amount"): st.column_config.NumberColumn(format="%,.0f"),
-            t("deal.probability"): st.column_config.NumberColumn(format="%d%%"),
+            t("deal.amount"): money_column(),
+            t("deal.probability"): percent_column(digits=0),
+            t("deal.expected_close_date"): date_column(),
         },
     )
     st.page_link("pages/pipeline.py", label=t("dashboard.open_board"), icon="📋")

@@ -21,7 +21,16 @@ from crm_core.queries.deals import list_pipelines
 from crm_core.queries.reports import FUNNEL_CSV_COLUMNS, ReportFilters, funnel, funnel_csv_rows, product_choices
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_ui.context import choice_key, current_actor, read_session, t
-from crm_ui.formatting import compact_money, money
+from crm_ui.formatting import (
+    EMPTY,
+    compact_money,
+    date_input_format,
+    money,
+    money_column,
+    number,
+    number_column,
+    percent,
+)
 from crm_ui.text import chart_text, plain
 
 ALL = "__all__"
@@ -44,9 +53,9 @@ pipeline_id = row1[0].selectbox(
     t("board.pipeline"), [p.id for p in pipelines], format_func=lambda v: next(p.name for p in pipelines if p.id == v),
     key="funnel_pipeline",
 )
-since = row1[1].date_input(t("funnel.since"), value=None, key="funnel_since", format="YYYY-MM-DD",
+since = row1[1].date_input(t("funnel.since"), value=None, key="funnel_since", format=date_input_format(),
                            help=t("funnel.dates_help"))
-until = row1[2].date_input(t("funnel.until"), value=None, key="funnel_until", format="YYYY-MM-DD")
+until = row1[2].date_input(t("funnel.until"), value=None, key="funnel_until", format=date_input_format())
 row2 = st.columns(3)
 visible_owners = [o for o, _ in owners if actor.sees_whole_tenant or o == actor.user_id or o in actor.visible_owner_ids]
 owner_choice = row2[0].selectbox(
@@ -79,18 +88,15 @@ with read_session() as session:
 assert result is not None
 
 
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
 kpis = st.columns(5)
-kpis[0].metric(t("funnel.deals"), f"{result.total_count:,}")
+kpis[0].metric(t("funnel.deals"), number(result.total_count))
 kpis[1].metric(t("funnel.win_rate"), percent(result.win_rate),
                help=t("funnel.win_rate_help", won=result.won_count, lost=result.lost_count))
-kpis[2].metric(t("funnel.average_deal_size"), "—" if result.average_deal_size is None
-               else compact_money(result.average_deal_size))
-kpis[3].metric(t("funnel.average_cycle"), "—" if result.average_cycle_days is None
-               else t("funnel.days", days=f"{result.average_cycle_days:.1f}"))
+kpis[2].metric(t("funnel.average_deal_size"), compact_money(result.average_deal_size))
+if result.average_deal_size is not None:
+    kpis[2].caption(money(result.average_deal_size))
+kpis[3].metric(t("funnel.average_cycle"), EMPTY if result.average_cycle_days is None
+               else t("funnel.days", days=number(result.average_cycle_days, digits=1)))
 kpis[4].metric(t("dashboard.weighted_forecast"), compact_money(result.weighted_amount))
 kpis[4].caption(money(result.weighted_amount))
 
@@ -116,19 +122,21 @@ headers = [t(f"funnel.column.{column}") for column in FUNNEL_CSV_COLUMNS]
 rows = funnel_csv_rows(result)
 table = pd.DataFrame(rows, columns=headers)
 table[headers[1]] = [t(f"funnel.kind.{step.stage.kind}") for step in result.steps]
+table[headers[6]] = [percent(step.conversion_to_next) for step in result.steps]  # none after the last open stage: "—"
 st.dataframe(
     table, hide_index=True, width="stretch",
     column_config={
-        headers[3]: st.column_config.NumberColumn(format="%,.0f"),
-        headers[5]: st.column_config.NumberColumn(format="%,.0f"),
-        headers[6]: st.column_config.NumberColumn(format="%.1f%%"),
+        headers[2]: number_column(),
+        headers[3]: money_column(),
+        headers[4]: number_column(),
+        headers[5]: money_column(),
     },
 )
 lost_line = ", ".join(
-    plain(f"{next((s.name for s in result.pipeline.stages if s.id == stage_id), stage_id)}: {count}")
+    plain(f"{next((s.name for s in result.pipeline.stages if s.id == stage_id), stage_id)}: {number(count)}")
     for stage_id, count in result.lost_by_stage.items()
 )
-st.caption(t("funnel.lost_summary", count=f"{result.lost_count:,}", amount=f"{result.lost_amount:,.0f}")
+st.caption(t("funnel.lost_summary", count=number(result.lost_count), amount=money(result.lost_amount))
            + (f" — {t('funnel.lost_from')}: {lost_line}" if lost_line else ""))
 
 summary_rows: list[list[Any]] = [

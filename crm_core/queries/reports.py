@@ -47,6 +47,7 @@ from crm_core.models import (
     StageKind,
     Task,
     TaskStatus,
+    Tenant,
     User,
 )
 from crm_core.queries.deals import (
@@ -62,6 +63,11 @@ from crm_core.queries.deals import (
 
 CENT = Decimal("0.01")
 PERIODS = ("month", "quarter", "year")
+
+
+def tenant_currency(session: Session) -> str:
+    """The acting tenant's currency code (amounts are summed as stored, in this currency)."""
+    return session.scalars(select(Tenant.default_currency)).first() or "CNY"
 
 
 def _money(value: Any) -> Decimal:

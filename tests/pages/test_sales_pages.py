@@ -54,9 +54,9 @@ def test_the_dashboard_is_the_landing_page_and_shows_a_reps_own_figures(
     app = log_in(app_world.world.rep.username)
     assert not app.exception
     assert [title.value for title in app.title] == ["Dashboard"]
-    assert metric(app, "Open pipeline") == "60,000"  # Pilot + Rollout; the far rep's 99,000 is not theirs
-    assert metric(app, "Weighted forecast") == "38,500"  # 10,000 × 10 % + 50,000 × 75 %
-    assert metric(app, "Won this month") == "8,000"
+    assert metric(app, "Open pipeline") == "¥60.00K"  # Pilot + Rollout; the far rep's 99,000 is not theirs
+    assert metric(app, "Weighted forecast") == "¥38.50K"  # 10,000 × 10 % + 50,000 × 75 %
+    assert metric(app, "Won this month") == "¥8,000"
     closing = app.dataframe[-1].value
     assert list(closing[closing.columns[0]]) == ["Rollout"]
 
@@ -64,13 +64,13 @@ def test_the_dashboard_is_the_landing_page_and_shows_a_reps_own_figures(
 def test_the_admins_dashboard_covers_the_workspace_in_chinese(app_world: AppWorld, deals: dict[str, int]) -> None:
     app = log_in(app_world.world.admin.username)
     app.selectbox(key="dashboard_period@en").select("year").run()
-    assert metric(app, "Won this year") == "8,000"
+    assert metric(app, "Won this year") == "¥8,000"
     app = log_in(app_world.world.admin.username)
     app.selectbox(key="kestrel_language_choice").select_index(1).run()
     assert not app.exception
     assert [title.value for title in app.title] == ["仪表盘"]
-    assert metric(app, "在途商机金额") == "159,000"
-    assert metric(app, "本月赢单") == "8,000"
+    assert metric(app, "在途商机金额") == "¥15.90万"
+    assert metric(app, "本月赢单") == "¥8,000"
 
 
 def test_the_dashboard_script_runs_in_under_a_second(app_world: AppWorld, deals: dict[str, int]) -> None:
@@ -93,7 +93,7 @@ def test_a_rep_sees_only_their_deals_on_the_board(app_world: AppWorld, deals: di
     body = texts(app)
     assert "Pilot 试点" in body and "Rollout" in body and "Renewal" in body
     assert "Far deal" not in body
-    assert "1 deals · 10,000 · weighted 1,000 (10%)" in body
+    assert "1 deals · ¥10,000.00 · weighted ¥1,000.00 (10%)" in body
 
 
 def test_moving_a_card_to_lost_needs_a_reason_then_moves_it(app_world: AppWorld, deals: dict[str, int]) -> None:
@@ -170,7 +170,7 @@ def test_the_funnel_page_shows_the_rates_and_filters_by_owner(app_world: AppWorl
     assert not app.exception
     assert metric(app, "Deals") == "4"
     assert metric(app, "Win rate") == "100.0%"
-    assert metric(app, "Average deal size (won)") == "8,000"
+    assert metric(app, "Average deal size (won)") == "¥8,000"
     table = app.dataframe[0].value
     assert list(table["Reached"]) == [4, 2, 2, 2, 1]
     owner = app.selectbox(key="funnel_owner@en")
