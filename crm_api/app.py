@@ -1,20 +1,104 @@
-"""The FastAPI application behind ``/api``: routers, problem handlers, the database it uses."""
+"""The FastAPI application behind ``/api``: routers, problem handlers, rate-limit headers, OpenAPI.
+
+``/api/openapi.json`` (OpenAPI 3.1) and ``/api/docs`` need no token; every data endpoint does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_api import problems, v1
+from crm_api import contacts, customers, problems, v1
+from crm_api.ratelimit import RateDecision, RateLimiter
 from crm_core import __version__
+from crm_core.config import api_rate_limit
 from crm_core.db import Database
 
+DESCRIPTION = """
+Kestrel CRM over HTTP: the same records, rules and audit trail as the pages.
 
-def create_api(database: Callable[[], Database]) -> FastAPI:
+**Authentication.** Create a personal token on *My account* (shown once) and send
+`Authorization: Bearer kst_…`. A token acts as its user, with the user's role and visibility
+(a rep sees their own customers; an analyst writes nothing) and its scope (`read` or
+`read_write`). Revoking it, or deactivating its user, stops it at once.
+
+**Errors** are RFC 9457 `application/problem+json` with a stable `code`; `detail` and the
+field messages of a 422 are in the language of `Accept-Language` (`en` or `zh-CN`; else the
+token user's language).
+
+**Lists** are paged by cursor: `limit` (1–100, default 50), then `after=<next_cursor>`.
+`include_total=true` adds a count, capped at 1,000 (`total_capped`).
+
+**Writes.** Every record carries `version` and GET answers `ETag: "<version>"`. PATCH,
+DELETE (archive) and restore need `If-Match: "<version>"` (PATCH also accepts `version` in
+the body); without it 428, when stale 412 with who changed what and when. POST accepts
+`Idempotency-Key`: the same key and body within 24 h replay the first answer
+(`Idempotent-Replayed: true`).
+
+**Rate limit** per token (default 100 requests per 10 s): `RateLimit-Limit`,
+`RateLimit-Remaining`, `RateLimit-Reset` on every answer, `Retry-After` on 429.
+"""
+
+
+class RateLimitHeaders:
+    """Adds the token's ``RateLimit-*`` headers (set on the request by authentication) to every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            decision = scope.get("state", {}).get("rate_limit")
+            if message["type"] == "http.response.start" and isinstance(decision, RateDecision):
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()
+                         if name.lower().encode() not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float] | None = None) -> FastAPI:
     """The API app; ``database`` returns the process's :class:`Database` when a route first needs it."""
-    api = FastAPI(title="Kestrel CRM API", version=__version__)
+    api = FastAPI(title="Kestrel CRM API", version=__version__, description=DESCRIPTION,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     api.state.database = database
+    api.state.rate_limiter = RateLimiter(*(rate_limit or api_rate_limit()))
     problems.install_problem_handlers(api)
     api.include_router(v1.router)
+    api.include_router(customers.router)
+    api.include_router(contacts.router)
+    api.add_middleware(RateLimitHeaders)
+    _document_problems(api)
     return api
+
+
+def _document_problems(api: FastAPI) -> None:
+    """OpenAPI: error answers are ``application/problem+json`` only, with the shared Problem schema."""
+    original = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        document = original()
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for code, answer in operation.get("responses", {}).items():
+                    content = answer.get("content", {})
+                    if code[:1] in "45" and problems.PROBLEM_MEDIA_TYPE in content:
+                        content.pop("application/json", None)
+                    elif code == "422" and "application/json" in content:
+                        answer["content"] = {problems.PROBLEM_MEDIA_TYPE: {
+                            "schema": {"$ref": "#/components/schemas/Problem"}}}
+        api.openapi_schema = document
+        return document
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,190 @@
+"""``/v1/contacts``: the people at customers, over the contact services the customer profile uses.
+
+A contact is visible (and writable) when its customer is: the access layer's rule, through
+the caller's Actor. Archiving is the end of a contact's life here (there is no restore service).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm_api.concurrency import etag, expected_version
+from crm_api.dependencies import Caller, Db, Writer
+from crm_api.paging import (
+    COUNT_CAP,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ListPage,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    parse_datetime,
+    parse_text,
+)
+from crm_api.routing import ApiRoute
+from crm_api.schemas import NO_CONTROL_CHARACTERS, RecordId, errors_for
+from crm_core.errors import NotFound
+from crm_core.queries.contacts import ContactFilters, ContactListRow, get_contact, list_contacts
+from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
+
+router = APIRouter(prefix="/v1/contacts", tags=["contacts"], route_class=ApiRoute)
+
+ContactSort = Literal["updated_at", "created_at", "name"]
+SORT_PARSERS = {"updated_at": parse_datetime, "created_at": parse_datetime, "name": parse_text}
+
+
+class ContactOut(BaseModel):
+    """A contact as the API shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 9, "customer_id": 42, "name": "Lin Mei", "title": "Purchasing manager", "email": "lin.mei@example.com",
+        "phone": "+86 138 0013 8000", "is_primary": True, "created_at": "2026-12-01T08:31:00",
+        "updated_at": "2026-12-01T08:31:00", "archived_at": None, "version": 1}]})
+
+    id: int
+    customer_id: int
+    name: str
+    title: str | None
+    email: str | None
+    phone: str | None
+    is_primary: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    archived_at: dt.datetime | None
+    version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to update or archive.")
+
+
+class ContactCreate(BaseModel):
+    """A new contact of a customer the caller may see."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "customer_id": 42, "name": "Lin Mei", "title": "Purchasing manager", "email": "lin.mei@example.com",
+        "is_primary": True}]})
+
+    customer_id: RecordId
+    name: str = Field(max_length=1000)
+    title: str | None = Field(default=None, max_length=1000)
+    email: str | None = Field(default=None, max_length=1000)
+    phone: str | None = Field(default=None, max_length=1000)
+    is_primary: bool = False
+
+
+class ContactPatch(BaseModel):
+    """The fields to change; the others keep their values. A contact never moves to another customer."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Director", "version": 1}]})
+
+    name: str | None = Field(default=None, max_length=1000)
+    title: str | None = Field(default=None, max_length=1000)
+    email: str | None = Field(default=None, max_length=1000)
+    phone: str | None = Field(default=None, max_length=1000)
+    is_primary: bool | None = None
+    version: RecordId | None = Field(default=None, description="The version edited; or send it as If-Match.")
+
+
+class ContactQuery(BaseModel):
+    """Filters, search and sort of the contacts list."""
+
+    customer_id: RecordId | None = None
+    search: str = Field(default="", max_length=200, pattern=NO_CONTROL_CHARACTERS,
+                        description="A part of the name or the email.")
+    include_archived: bool = False
+    sort: ContactSort = "updated_at"
+    order: Literal["desc", "asc"] = "desc"
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
+
+
+def contact_out(row: ContactListRow) -> ContactOut:
+    """The API form of a contact."""
+    return ContactOut(**row.__dict__)
+
+
+def read_contact(db: Db, found: Caller, contact_id: int, response: Response) -> ContactOut:
+    """The contact as the caller sees it now, with its ETag; 404 when not visible."""
+    with db.session(found.actor) as session:
+        row = get_contact(session, contact_id)
+    if row is None:
+        raise NotFound("contact")
+    response.headers["ETag"] = etag(row.version)
+    return contact_out(row)
+
+
+ContactId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+IfMatch = Annotated[str | None, Header(description='`"<version>"` from the ETag or the body.')]
+
+
+@router.get("", response_model=ListPage[ContactOut], responses=errors_for(400, 422), summary="List contacts")
+def list_contacts_endpoint(query: Annotated[ContactQuery, Query()], db: Db, found: Caller) -> ListPage[ContactOut]:
+    """A page of the contacts the caller may see (those of visible customers)."""
+    filters = ContactFilters(customer_id=query.customer_id, search=query.search,
+                             include_archived=query.include_archived)
+    descending = query.order == "desc"
+    digest = fingerprint({"customer_id": query.customer_id, "search": query.search.strip(),
+                          "include_archived": query.include_archived})
+    after = None
+    if query.after:
+        after = decode_cursor(query.after, "contacts", query.sort, descending, digest, SORT_PARSERS[query.sort])
+    with db.session(found.actor) as session:
+        page = list_contacts(session, filters=filters, per_page=query.limit, sort=query.sort, descending=descending,
+                             after=after, with_total=query.include_total, count_cap=COUNT_CAP)
+    cursor = (encode_cursor("contacts", query.sort, descending, digest, page.next_cursor)
+              if page.next_cursor is not None else None)
+    return ListPage[ContactOut](data=[contact_out(row) for row in page.items], next_cursor=cursor,
+                                has_more=page.has_next, total=page.total, total_capped=page.total_capped)
+
+
+@router.get("/{contact_id}", response_model=ContactOut, responses=errors_for(404, 422), summary="Get one contact")
+def get_contact_endpoint(contact_id: ContactId, db: Db, found: Caller, response: Response) -> ContactOut:
+    """One contact (archived ones too); its `ETag` is its version."""
+    return read_contact(db, found, contact_id, response)
+
+
+@router.post("", response_model=ContactOut, status_code=status.HTTP_201_CREATED,
+             responses=errors_for(400, 403, 404, 409, 415, 422), summary="Add a contact to a customer")
+def create_contact_endpoint(
+    body: ContactCreate, request: Request, response: Response, db: Db, found: Writer,
+    idempotency_key: Annotated[str | None, Header(
+        description="Any unique string (a UUID): the same key and body within 24 h replay the first answer.")] = None,
+) -> ContactOut:
+    """Add a contact; 404 when the customer is not visible or archived."""
+    form = ContactInput(customer_id=body.customer_id, name=body.name, title=body.title or "",
+                        email=body.email or "", phone=body.phone or "", is_primary=body.is_primary)
+    contact_id = create_contact(db, found.actor, form)
+    response.headers["Location"] = str(request.url_for("get_contact_endpoint", contact_id=contact_id))
+    return read_contact(db, found, contact_id, response)
+
+
+@router.patch("/{contact_id}", response_model=ContactOut, responses=errors_for(403, 404, 412, 415, 422, 428),
+              summary="Change some fields of a contact")
+def update_contact_endpoint(contact_id: ContactId, body: ContactPatch, response: Response, db: Db, found: Writer,
+                            if_match: IfMatch = None) -> ContactOut:
+    """Save the given fields on the version named by `If-Match` (or `version`); 412 when it is stale."""
+    version = expected_version(if_match, body.version)
+    with db.session(found.actor) as session:
+        current = get_contact(session, contact_id)
+    if current is None or current.archived_at is not None:
+        raise NotFound("contact")
+    given = body.model_fields_set - {"version"}
+    form = ContactInput(customer_id=current.customer_id, name=current.name, title=current.title or "",
+                        email=current.email or "", phone=current.phone or "", is_primary=current.is_primary)
+    for name in given & {"name", "title", "email", "phone"}:
+        setattr(form, name, getattr(body, name) or "")
+    if "is_primary" in given:
+        form.is_primary = bool(body.is_primary)
+    update_contact(db, found.actor, contact_id, form, expected_version=version)
+    return read_contact(db, found, contact_id, response)
+
+
+@router.delete("/{contact_id}", response_model=ContactOut, responses=errors_for(403, 404, 412, 422, 428),
+               summary="Archive a contact")
+def archive_contact_endpoint(contact_id: ContactId, response: Response, db: Db, found: Writer,
+                             if_match: IfMatch = None) -> ContactOut:
+    """Take the contact out of the lists (it stays in history)."""
+    archive_contact(db, found.actor, contact_id, expected_version=expected_version(if_match))
+    return read_contact(db, found, contact_id, response)

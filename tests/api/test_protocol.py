@@ -1,0 +1,107 @@
+"""The HTTP rules every endpoint shares: rate limit, media types, no 500 on malformed input, the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crm_api.ratelimit import RateLimiter
+from crm_core.db import Database
+from tests.api.conftest import Api, build_client
+from tests.factories import World, create_random_customer
+
+
+def test_the_rate_limit_is_per_token_with_headers_and_retry_after(db: Database, world: World) -> None:
+    with build_client(db, rate_limit=(3, 60.0)) as client:
+        api = Api(client, db)
+        headers, other = api.headers(world.rep), api.headers(world.rep)
+        answers = [client.get("/api/v1/customers", headers=headers) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+        assert all(a.headers["ratelimit-limit"] == "3" for a in answers)
+        refused = answers[-1]
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "rate_limited"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert int(refused.headers["ratelimit-reset"]) == int(refused.headers["retry-after"])
+        assert client.get("/api/v1/customers", headers=other).status_code == 200  # another token, its own window
+        assert client.get("/api/v1/customers/999999", headers=other).headers["ratelimit-remaining"] == "1"
+
+
+def test_the_limiter_opens_a_new_window_when_the_last_one_ends() -> None:
+    now = [100.0]
+    limiter = RateLimiter(2, 10.0, clock=lambda: now[0])
+    assert [limiter.hit("t").allowed for _ in range(3)] == [True, True, False]
+    now[0] += 9.5
+    assert not limiter.hit("t").allowed and limiter.hit("t").reset_seconds == 1
+    now[0] += 0.5
+    decision = limiter.hit("t")
+    assert (decision.allowed, decision.remaining, decision.reset_seconds) == (True, 1, 10)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""])
+def test_a_body_that_is_not_json_is_415(api: Api, world: World, content_type: str) -> None:
+    headers = api.headers(world.rep, **({"Content-Type": content_type} if content_type else {}))
+    answer = api.client.post("/api/v1/customers", content=b'{"name": "X"}', headers=headers)
+    assert (answer.status_code, answer.json()["code"]) == (415, "unsupported_media_type")
+
+
+MALFORMED: list[tuple[str, str, Any]] = [
+    ("POST", "/api/v1/customers", b"{not json"),
+    ("POST", "/api/v1/customers", b"[]"),
+    ("POST", "/api/v1/customers", b"null"),
+    ("POST", "/api/v1/customers", b'{"name": 12, "tags": "x", "custom_fields": []}'),
+    ("POST", "/api/v1/customers", b'{"name": "' + b"x" * 5000 + b'"}'),
+    ("POST", "/api/v1/customers", b'{"name": "\\u0000\\ud800"}'),
+    ("POST", "/api/v1/customers", b'{"name": "Ok", "owner_id": 99999999999999999999}'),
+    ("POST", "/api/v1/customers", b'{"name": "Ok", "owner_id": 987654}'),
+    ("PATCH", "/api/v1/customers/1", b'{"version": "x"}'),
+    ("PATCH", "/api/v1/customers/99999999999", b'{"name": "x", "version": 1}'),
+    ("GET", "/api/v1/customers?created_from=2026-13-01", None),
+    ("GET", "/api/v1/customers?sort=password_hash", None),
+    ("GET", "/api/v1/customers?search=%00%27%22--", None),
+    ("GET", "/api/v1/customers?search=" + "a" * 300, None),
+    ("GET", "/api/v1/customers?owner_id=-1&team_id=99999999999", None),
+    ("GET", "/api/v1/customers/0", None),
+    ("GET", "/api/v1/customers/abc", None),
+    ("GET", "/api/v1/contacts?after=%FF%FE", None),
+    ("GET", "/api/v1/contacts?search=%00", None),
+    ("GET", "/api/v1/customers?industry=%00&region=%00&tag=%00", None),
+    ("POST", "/api/v1/contacts", b'{"customer_id": 0, "name": "x"}'),
+    ("DELETE", "/api/v1/customers/1", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), MALFORMED)
+def test_malformed_input_is_a_4xx_problem_never_a_500(api: Api, world: World, method: str, path: str,
+                                                      body: bytes | None) -> None:
+    create_random_customer(api.db, world.rep)
+    headers = api.headers(world.rep, **{"Content-Type": "application/json"})
+    answer = api.client.request(method, path, content=body, headers=headers)
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_the_openapi_document_is_3_1_with_examples_and_problem_answers(api: Api) -> None:
+    document = api.client.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    schemas = document["components"]["schemas"]
+    for name in ("CustomerOut", "CustomerCreate", "CustomerPatch", "ContactOut", "ContactCreate", "ContactPatch",
+                 "Problem", "Status"):
+        assert schemas[name].get("examples"), name
+    assert document["components"]["securitySchemes"]["PersonalToken"]["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path.endswith("/status"):
+                continue
+            assert operation.get("security"), (method, path)
+            for code in ("401", "429", "500"):
+                answer = operation["responses"][code]
+                assert list(answer["content"]) == ["application/problem+json"], (method, path, code)
+            assert "Accept-Language" in operation["responses"].get("422", {}).get("description", ""), (method, path)
+
+
+def test_the_docs_page_loads_the_document_behind_the_api_mount(api: Api) -> None:
+    page = api.client.get("/api/docs")
+    assert page.status_code == 200 and "/api/openapi.json" in page.text
