@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from crm_core.access import Actor
 from crm_core.db import Database
+from crm_core.formatting import EMPTY, date, money, number, percent
 from crm_core.i18n import t
 from crm_core.models import Pipeline, Product, Role, Team, Tenant, User
 
@@ -99,7 +100,7 @@ def _resolve(session: Any, value: str | None, model: Any, name_column: Any, lang
 def cmd_report_funnel(args: argparse.Namespace, db: Database) -> int:
     """Print the funnel exactly as the Funnel page computes it."""
     from crm_core.cli import UsageError, cli_language
-    from crm_core.queries.reports import ReportFilters, funnel
+    from crm_core.queries.reports import ReportFilters, funnel, tenant_currency
 
     lang = cli_language()
     try:
@@ -114,6 +115,7 @@ def cmd_report_funnel(args: argparse.Namespace, db: Database) -> int:
                 pipeline_id=_resolve(session, args.pipeline, Pipeline, Pipeline.name, lang),
             )
             result = funnel(session, filters=filters)
+            currency = tenant_currency(session)
     except ReportUsageError as error:
         raise UsageError(str(error)) from None
     if result is None:
@@ -125,22 +127,21 @@ def cmd_report_funnel(args: argparse.Namespace, db: Database) -> int:
     print(t("cli.report.as_user", lang, name=actor.full_name, role=t(f"role.{actor.role.value}", lang)))
     print(f"{t('board.pipeline', lang)}: {result.pipeline.name}")
     for step in result.steps:
-        conversion = "" if step.conversion_to_next is None else f"  → {step.conversion_to_next * 100:.1f}%"
-        print(f"  {step.stage.name:<20} {step.reached:>8,} {step.reached_amount:>16,.2f}{conversion}")
-    print(f"{t('funnel.win_rate', lang)}: "
-          f"{'—' if result.win_rate is None else f'{result.win_rate * 100:.1f}%'}")
-    print(f"{t('funnel.average_deal_size', lang)}: "
-          f"{'—' if result.average_deal_size is None else f'{result.average_deal_size:,.2f}'}")
+        conversion = "" if step.conversion_to_next is None else f"  → {percent(step.conversion_to_next, lang)}"
+        print(f"  {step.stage.name:<20} {number(step.reached, lang):>8} "
+              f"{money(step.reached_amount, lang, currency=currency):>18}{conversion}")
+    print(f"{t('funnel.win_rate', lang)}: {percent(result.win_rate, lang)}")
+    print(f"{t('funnel.average_deal_size', lang)}: {money(result.average_deal_size, lang, currency=currency)}")
     cycle = result.average_cycle_days
     print(f"{t('funnel.average_cycle', lang)}: "
-          f"{'—' if cycle is None else t('funnel.days', lang, days=f'{cycle:.1f}')}")
+          f"{EMPTY if cycle is None else t('funnel.days', lang, days=number(cycle, lang, digits=1))}")
     return 0
 
 
 def cmd_report_dashboard(args: argparse.Namespace, db: Database) -> int:
     """Print the dashboard exactly as the Dashboard page computes it."""
     from crm_core.cli import UsageError, cli_language
-    from crm_core.queries.reports import dashboard
+    from crm_core.queries.reports import dashboard, tenant_currency
 
     lang = cli_language()
     try:
@@ -150,27 +151,36 @@ def cmd_report_dashboard(args: argparse.Namespace, db: Database) -> int:
         raise UsageError(str(error)) from None
     with db.session(actor) as session:
         figures = dashboard(session, today=today, period=args.period)
+        currency = tenant_currency(session)
     payload = {"status": "ok", "as": actor.username, "role": actor.role.value, **figures.as_dict()}
     if args.json:
         print(json.dumps(payload, ensure_ascii=False))
         return 0
     period = t(f"dashboard.period_{args.period}", lang)
+
+    def amount(value: object) -> str:
+        return money(value, lang, currency=currency)
+
+    window = figures.window
     print(t("cli.report.as_user", lang, name=actor.full_name, role=t(f"role.{actor.role.value}", lang)))
-    print(f"{t('dashboard.open_pipeline', lang)}: {figures.open_amount:,.2f} ({figures.open_count:,})")
-    print(f"{t('dashboard.weighted_forecast', lang)}: {figures.weighted_forecast:,.2f}")
-    print(f"{t('dashboard.won_period', lang, period=period)}: {figures.won_amount:,.2f} ({figures.won_count:,}); "
-          f"{t('dashboard.previous_value', lang, value=f'{figures.previous_won_amount:,.2f}')}")
-    print(f"{t('dashboard.new_customers', lang)}: {figures.new_customers:,}; "
-          f"{t('dashboard.previous_value', lang, value=f'{figures.previous_new_customers:,}')}")
-    print(f"{t('dashboard.overdue_tasks', lang)}: {figures.overdue_tasks:,}")
+    print(t("dashboard.compared_range", lang, start=date(window.start, lang), end=date(window.last_day, lang),
+            previous_start=date(window.previous_start, lang), previous_end=date(window.previous_last_day, lang)))
+    print(f"{t('dashboard.open_pipeline', lang)}: {amount(figures.open_amount)} ({number(figures.open_count, lang)})")
+    print(f"{t('dashboard.weighted_forecast', lang)}: {amount(figures.weighted_forecast)}")
+    print(f"{t('dashboard.won_period', lang, period=period)}: {amount(figures.won_amount)} "
+          f"({number(figures.won_count, lang)}); "
+          f"{t('dashboard.same_days_value', lang, value=amount(figures.previous_won_amount))}")
+    print(f"{t('dashboard.new_customers', lang)}: {number(figures.new_customers, lang)}; "
+          f"{t('dashboard.same_days_value', lang, value=number(figures.previous_new_customers, lang))}")
+    print(f"{t('dashboard.overdue_tasks', lang)}: {number(figures.overdue_tasks, lang)}")
     print(t("dashboard.revenue_trend", lang) + ":")
     for month in figures.revenue_by_month:
-        print(f"  {month.month}  {month.amount:>16,.2f}  ({month.orders:,})")
+        print(f"  {month.month}  {amount(month.amount):>18}  ({number(month.orders, lang)})")
     print(t("dashboard.leaderboard", lang, period=period) + ":")
     for row in figures.leaderboard:
-        print(f"  {row.owner_name or '-':<24} {row.won_count:>5} {row.won_amount:>16,.2f} {row.lost_count:>5}")
-    print(t("dashboard.closing_summary", lang, count=f"{figures.closing_count:,}",
-            amount=f"{figures.closing_amount:,.2f}"))
+        print(f"  {row.owner_name or EMPTY:<24} {row.won_count:>5} {amount(row.won_amount):>18} {row.lost_count:>5}")
+    print(t("dashboard.closing_summary", lang, count=number(figures.closing_count, lang),
+            amount=amount(figures.closing_amount)))
     for deal in figures.closing_deals:
-        print(f"  {deal.name[:40]:<40} {deal.amount:>14,.2f}  {deal.expected_close_date}")
+        print(f"  {deal.name[:40]:<40} {amount(deal.amount):>16}  {date(deal.expected_close_date, lang)}")
     return 0

@@ -62,17 +62,17 @@ kpis[2].metric(
     t("dashboard.won_period", period=t(f"dashboard.period_{period}")), compact_money(figures.won_amount),
     delta=change(figures.won_amount, figures.previous_won_amount),
 )
-won_previous = t("dashboard.won_previous", amount=money(figures.previous_won_amount), count=number(figures.won_count))
+won_previous = t("dashboard.won_same_days", amount=money(figures.previous_won_amount), count=number(figures.won_count))
 kpis[2].caption(f"{money(figures.won_amount)} · {won_previous}")
 kpis[3].metric(
     t("dashboard.new_customers"), number(figures.new_customers),
     delta=change(figures.new_customers, figures.previous_new_customers),
 )
-kpis[3].caption(t("dashboard.previous_value", value=number(figures.previous_new_customers)))
+kpis[3].caption(t("dashboard.same_days_value", value=number(figures.previous_new_customers)))
 kpis[4].metric(t("dashboard.overdue_tasks"), number(figures.overdue_tasks))
-last_day = figures.period_end - dt.timedelta(days=1)
-st.caption(t("dashboard.period_range", start=date(figures.period_start), end=date(last_day),
-             previous=date(figures.previous_start)))
+window = figures.window
+st.caption(t("dashboard.compared_range", start=date(window.start), end=date(window.last_day),
+             previous_start=date(window.previous_start), previous_end=date(window.previous_last_day)))
 
 left, right = st.columns([3, 2])
 with left:

@@ -19,8 +19,12 @@ Definitions (documented once, here):
   last open stage, were won) ÷ deals that reached this one.
 * **Win rate** = won ÷ (won + lost); **average deal size** = won amount ÷ won deals;
   **average sales cycle** = mean days from ``created_at`` to ``closed_at`` of won deals.
-* **Dashboard period**: the calendar month (or quarter/year) containing ``today``, compared
-  with the one before. Won = deals in a won stage with ``closed_at`` in the period;
+* **Dashboard period**: the calendar month (or quarter/year) containing ``today``, up to now
+  (period to date), compared like for like with the same stretch of the period before: on
+  2 December at 10:00, 1 December 00:00 – now against 1 November 00:00 – 2 November 10:00
+  (:func:`comparison_window`; a day the earlier month lacks is clamped to its last day, and
+  the earlier stretch never runs into the current period). Won = deals in a won stage with
+  ``closed_at`` in the window;
   new customers by ``created_at``; overdue tasks = open tasks due before now; revenue =
   confirmed or fulfilled orders by ``ordered_at`` month, last 12 months; deals closing this
   month = open deals whose expected close date falls in the current calendar month.
@@ -63,6 +67,7 @@ from crm_core.queries.deals import (
 
 CENT = Decimal("0.01")
 PERIODS = ("month", "quarter", "year")
+PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 def tenant_currency(session: Session) -> str:
@@ -358,6 +363,7 @@ class Dashboard:
     period_start: dt.date
     period_end: dt.date  # exclusive
     previous_start: dt.date
+    window: ComparisonWindow  # what won and new customers are counted over (like for like)
     open_count: int
     open_amount: Decimal
     weighted_forecast: Decimal
@@ -380,6 +386,10 @@ class Dashboard:
             "today": self.today.isoformat(), "period": self.period,
             "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
             "previous_start": self.previous_start.isoformat(),
+            "compared": {
+                "current": [self.window.start.isoformat(), self.window.cutoff.isoformat()],
+                "previous": [self.window.previous_start.isoformat(), self.window.previous_cutoff.isoformat()],
+            },
             "open_pipeline": {"count": self.open_count, "amount": str(self.open_amount)},
             "weighted_forecast": str(self.weighted_forecast),
             "won": {"count": self.won_count, "amount": str(self.won_amount)},
@@ -411,7 +421,7 @@ def period_bounds(today: dt.date, period: str) -> tuple[dt.date, dt.date, dt.dat
     """(start, end exclusive, previous start) of the calendar month/quarter/year containing ``today``."""
     if period not in PERIODS:
         raise ValueError(f"period must be one of {PERIODS}")
-    months = {"month": 1, "quarter": 3, "year": 12}[period]
+    months = PERIOD_MONTHS[period]
     first_month = (today.month - 1) // months * months + 1 if period != "year" else 1
     start = dt.date(today.year, first_month, 1)
     return start, add_months(start, months), add_months(start, -months)
@@ -421,6 +431,48 @@ def add_months(day: dt.date, months: int) -> dt.date:
     """The first of the month ``months`` after ``day``'s month."""
     index = day.year * 12 + day.month - 1 + months
     return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def shift_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same day and time ``months`` later (earlier when negative); the 31st becomes the month's last day."""
+    first = add_months(moment.date(), months)
+    last_day = (add_months(first, 1) - dt.timedelta(days=1)).day
+    return dt.datetime.combine(first.replace(day=min(moment.day, last_day)), moment.time())
+
+
+@dataclass(frozen=True)
+class ComparisonWindow:
+    """Period to date and the same stretch of the period before (starts inclusive, cutoffs exclusive)."""
+
+    start: dt.datetime
+    cutoff: dt.datetime
+    previous_start: dt.datetime
+    previous_cutoff: dt.datetime
+
+    @property
+    def last_day(self) -> dt.date:
+        """The last calendar day the current stretch covers."""
+        return (self.cutoff - dt.timedelta(microseconds=1)).date()
+
+    @property
+    def previous_last_day(self) -> dt.date:
+        """The last calendar day the earlier stretch covers."""
+        return (self.previous_cutoff - dt.timedelta(microseconds=1)).date()
+
+
+def comparison_window(today: dt.date, period: str, *, now: dt.datetime | None = None) -> ComparisonWindow:
+    """The like-for-like window of the dashboard's comparisons (see the module's definitions).
+
+    The current stretch runs from the period's start to ``now`` when ``now`` falls on
+    ``today``, else to the end of ``today`` (a report for a past day); the earlier one covers
+    the same days and hours of the period before, never reaching into the current period.
+    """
+    start, end, previous = period_bounds(today, period)
+    day_after = _start_of_day(today + dt.timedelta(days=1))
+    cutoff = now if now is not None and now.date() == today else day_after
+    cutoff = min(cutoff, _start_of_day(end))
+    previous_cutoff = min(shift_months(cutoff, -PERIOD_MONTHS[period]), _start_of_day(start))
+    return ComparisonWindow(_start_of_day(start), cutoff, _start_of_day(previous), previous_cutoff)
 
 
 def dashboard(
@@ -436,6 +488,7 @@ def dashboard(
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     today = today or now.date()
     start, end, previous = period_bounds(today, period)
+    window = comparison_window(today, period, now=now)
     pipelines = list_pipelines(session)
     stages = [stage for pipeline in pipelines for stage in pipeline.stages]
     open_ids = [stage.id for stage in stages if stage.kind == StageKind.OPEN.value]
@@ -453,24 +506,18 @@ def dashboard(
         .where(live, in_pipelines, Opportunity.stage_id.in_(open_ids))
     ).one()
 
-    won_period = case((Opportunity.closed_at >= _start_of_day(start), 1), else_=0)
+    won_period = case((Opportunity.closed_at >= window.start, 1), else_=0)
     won_rows = session.execute(
         select(won_period, func.count(), func.sum(Opportunity.amount))
-        .where(
-            live, Opportunity.stage_id.in_(won_ids),
-            Opportunity.closed_at >= _start_of_day(previous), Opportunity.closed_at < _start_of_day(end),
-        )
+        .where(live, Opportunity.stage_id.in_(won_ids), _in_window(Opportunity.closed_at, window))
         .group_by(won_period)
     ).all()
     won = {int(row[0]): (int(row[1]), _money(row[2])) for row in won_rows}
 
-    new_period = case((Customer.created_at >= _start_of_day(start), 1), else_=0)
+    new_period = case((Customer.created_at >= window.start, 1), else_=0)
     customer_rows = session.execute(
         select(new_period, func.count())
-        .where(
-            Customer.archived_at.is_(None),
-            Customer.created_at >= _start_of_day(previous), Customer.created_at < _start_of_day(end),
-        )
+        .where(Customer.archived_at.is_(None), _in_window(Customer.created_at, window))
         .group_by(new_period)
     ).all()
     new_customers = {int(row[0]): int(row[1]) for row in customer_rows}
@@ -512,7 +559,7 @@ def dashboard(
     stage_rows = {stage.id: stage for stage in stages}
 
     return Dashboard(
-        today=today, period=period, period_start=start, period_end=end, previous_start=previous,
+        today=today, period=period, period_start=start, period_end=end, previous_start=previous, window=window,
         open_count=int(open_row[0] or 0), open_amount=_money(open_row[1]),
         weighted_forecast=_money(Decimal(str(open_row[2] or 0)) / 100),
         won_count=won.get(1, (0, Decimal("0.00")))[0], won_amount=won.get(1, (0, Decimal("0.00")))[1],
@@ -524,6 +571,17 @@ def dashboard(
         leaderboard=leaderboard,
         closing_count=int(closing_row[0] or 0), closing_amount=_money(closing_row[1]),
         closing_deals=[_card(deal, customer, owner_name, stage_rows) for deal, customer, owner_name in closing],
+    )
+
+
+def _in_window(column: Any, window: ComparisonWindow) -> Any:
+    """``column`` falls in the current stretch or the earlier one.
+
+    One range over both (an index serves it) with the gap between them left out.
+    """
+    return and_(
+        column >= window.previous_start, column < window.cutoff,
+        or_(column < window.previous_cutoff, column >= window.start),
     )
 
 

@@ -31,7 +31,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.models import Customer, Opportunity, Order, OrderLine, PipelineStage, Product, Task, utcnow
 from crm_core.queries.deals import DealFilters, iter_deal_export, load_board
-from crm_core.queries.reports import ReportFilters, dashboard, funnel
+from crm_core.queries.reports import ReportFilters, comparison_window, dashboard, funnel
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage
 from tests.factories import World, build_world, create_random_customer
 
@@ -295,3 +295,76 @@ def test_a_lost_deal_remembers_the_stage_its_history_says_it_was_lost_from(db: D
     assert lost == {row[0]: row[3] for row in rows if row[2] == "lost"}
     assert sorted(lost.values()) == sorted([fixture.stages["Proposal"], fixture.stages["Lead"]])
     assert all(row[1] is None for row in rows if row[2] != "lost")
+
+
+# --- like-for-like comparisons ---------------------------------------------------------------
+
+def _at(text_value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text_value)
+
+
+@pytest.mark.parametrize(
+    ("now", "period", "current", "previous"),
+    [
+        # on the 2nd, month to date against the 1st and 2nd of last month (to the same hour)
+        ("2026-12-02 10:00", "month", ("2026-12-01 00:00", "2026-12-02 10:00"),
+         ("2026-11-01 00:00", "2026-11-02 10:00")),
+        # the 31st: the shorter month before is compared whole, never into this month
+        ("2026-03-31 18:30", "month", ("2026-03-01 00:00", "2026-03-31 18:30"),
+         ("2026-02-01 00:00", "2026-02-28 18:30")),
+        ("2026-01-15 08:00", "month", ("2026-01-01 00:00", "2026-01-15 08:00"),
+         ("2025-12-01 00:00", "2025-12-15 08:00")),
+        # the 45th day of a quarter against the same stretch of the quarter before
+        ("2026-11-14 09:00", "quarter", ("2026-10-01 00:00", "2026-11-14 09:00"),
+         ("2026-07-01 00:00", "2026-08-14 09:00")),
+        ("2028-02-29 12:00", "year", ("2028-01-01 00:00", "2028-02-29 12:00"),
+         ("2027-01-01 00:00", "2027-02-28 12:00")),
+    ],
+)
+def test_a_period_to_date_is_compared_with_the_same_days_of_the_period_before(
+    now: str, period: str, current: tuple[str, str], previous: tuple[str, str]
+) -> None:
+    moment = _at(now)
+    window = comparison_window(moment.date(), period, now=moment)
+    assert (window.start, window.cutoff) == (_at(current[0]), _at(current[1]))
+    assert (window.previous_start, window.previous_cutoff) == (_at(previous[0]), _at(previous[1]))
+
+
+def test_a_report_for_a_past_day_covers_that_whole_day_and_the_same_day_before() -> None:
+    window = comparison_window(dt.date(2026, 12, 2), "month", now=_at("2026-12-20 10:00"))
+    assert window.cutoff == _at("2026-12-03 00:00") and window.last_day == dt.date(2026, 12, 2)
+    assert window.previous_cutoff == _at("2026-11-03 00:00") and window.previous_last_day == dt.date(2026, 11, 2)
+
+
+def test_on_the_second_of_a_month_won_deals_and_new_customers_compare_like_for_like(
+    db: Database, fixture: Fixture
+) -> None:
+    """The old comparison took the whole previous month: 13,000 won on the 20th read as '−100%'."""
+    now = _at("2026-12-02 10:00")
+    moments = {"d6": _at("2026-11-01 09:00"), "d7": _at("2026-11-20 09:00")}  # same days / later in November
+    with db.system_transaction("test: closing dates") as session:
+        for name, closed_at in moments.items():
+            deal = session.get(Opportunity, fixture.deals[name])
+            assert deal is not None
+            deal.closed_at = closed_at
+        customers = list(session.scalars(select(Customer).order_by(Customer.id)))
+        customers[0].created_at = _at("2026-12-01 08:00")
+        customers[1].created_at = _at("2026-11-02 09:59")  # inside the same stretch of November
+        customers[2].created_at = _at("2026-11-02 10:00")  # at the cutoff: outside
+    with db.session(fixture.world.admin) as session:
+        figures = dashboard(session, now=now)
+        raw = session.execute(
+            text("SELECT COUNT(*), SUM(o.amount) FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id "
+                 "WHERE o.tenant_id = :tenant AND s.kind = 'won' AND o.archived_at IS NULL "
+                 "AND o.closed_at >= :start AND o.closed_at < :cutoff"),
+            {"tenant": fixture.world.admin.tenant_id, "start": _at("2026-11-01 00:00"),
+             "cutoff": _at("2026-11-02 10:00")},
+        ).one()
+    assert (figures.won_count, figures.won_amount) == (0, Decimal("0.00"))
+    assert (figures.previous_won_count, figures.previous_won_amount) == (1, Decimal("6000.00"))
+    assert (figures.previous_won_count, figures.previous_won_amount) == (raw[0], Decimal(str(raw[1])))
+    assert (figures.new_customers, figures.previous_new_customers) == (1, 1)
+    assert figures.as_dict()["compared"] == {
+        "current": ["2026-12-01T00:00:00", "2026-12-02T10:00:00"],
+        "previous": ["2026-11-01T00:00:00", "2026-11-02T10:00:00"],
+    }
