@@ -511,7 +511,7 @@ class ImportRun(TenantScoped, Base):
 
 # Area modules add their tables to the same metadata; imported last so that they can
 # import Base and the core entities from this package.
-from crm_core.models import api, automation, checks, jobs, pipeline, quality, sales, segments  # noqa: E402,F401
+from crm_core.models import api, automation, checks, jobs, pipeline, quality, sales, segments, webhooks  # noqa: E402,F401
 
 BUSINESS_TABLES = [
     mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, TenantScoped)
