@@ -51,6 +51,14 @@ from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
+from crm_core.models.webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSettings,
+    WebhookSubscription,
+)
+from crm_core.webhooks.outbox import AuditedChange, record_outbox
 
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
@@ -124,7 +132,10 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
     return owner_id == actor.user_id or owner_id in actor.visible_owner_ids
 
 
-ADMIN_ONLY_WRITES: tuple[type, ...] = (User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule)
+ADMIN_ONLY_WRITES: tuple[type, ...] = (
+    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule,
+    WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt,
+)
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
 
 
@@ -300,7 +311,9 @@ def _serialise(value: Any) -> Any:
     return value
 
 
-_NOT_AUDITED_COLUMNS = {"version", "updated_at", "created_at", "password_hash", "secret_hash"}
+_NOT_AUDITED_COLUMNS = {
+    "version", "updated_at", "created_at", "password_hash", "secret_hash", "signing_secret", "previous_signing_secret",
+}
 
 
 def entity_name(obj: Any) -> str:
@@ -518,6 +531,7 @@ def _write_audit(session: Session, _flush_context: Any) -> None:
         return
     actor: Actor | None = session.info.get(ACTOR_KEY)
     reason = session.info.get(SYSTEM_KEY)
+    audited: list[AuditedChange] = []
     for obj, action, changes in pending:
         tenant_id = obj.id if isinstance(obj, Tenant) else getattr(obj, "tenant_id", None)
         if tenant_id is None:
@@ -537,6 +551,8 @@ def _write_audit(session: Session, _flush_context: Any) -> None:
                 changes=changes,
             )
         )
+        audited.append((obj, entity_name(obj), action, changes, tenant_id))
+    record_outbox(session, audited)  # webhook events of these changes, in the same transaction
 
 
 @event.listens_for(Session, "after_rollback")
