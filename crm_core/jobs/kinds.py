@@ -466,3 +466,7 @@ def segment_snapshot(ctx: JobContext) -> dict[str, Any]:
     run = snapshot_all_segments(ctx.db, tenant_id=ctx.tenant_id, progress=progress)
     ctx.progress(run.counted + run.skipped, run.counted + run.skipped)
     return _json_result({"counted": run.counted, "skipped": run.skipped, "sizes": run.sizes})
+
+
+# kinds that live with their own area register themselves when imported
+import crm_core.webhooks.jobs  # noqa: E402,F401  - webhook_dispatch
