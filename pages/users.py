@@ -9,6 +9,7 @@ from crm_core.errors import DomainError
 from crm_core.models import Role, utcnow
 from crm_core.queries.users import list_teams, list_users
 from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
+from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.text import plain, plain_line
 
@@ -33,7 +34,7 @@ labels = {
 }
 now = utcnow()
 
-users_tab, teams_tab = st.tabs([t("users.tab_users"), t("users.tab_teams")])
+users_tab, teams_tab, tokens_tab = st.tabs([t("users.tab_users"), t("users.tab_teams"), t("tokens.title")])
 
 with users_tab:
     st.dataframe(
@@ -156,3 +157,6 @@ with teams_tab:
                 STATE["teams_form_generation"] += 1
                 STATE["users_notice"] = t("teams.created", name=plain(team_name.strip()))
                 st.rerun()
+
+with tokens_tab:
+    workspace_tokens()
