@@ -28,6 +28,7 @@ from crm_ui.navigation import pages_for
 from crm_ui.text import plain, plain_line
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
+LANG_CHOSEN_STATE = "kestrel_lang_chosen"
 VERIFIED_STATE = "kestrel_verified_user"
 NOTICE_STATE = "kestrel_login_notice"
 
@@ -48,14 +49,18 @@ def configured_cookie_key() -> str:
 
 
 def language_switch(location: Any, key: str) -> None:
-    """English / 简体中文, remembered for the user once logged in."""
+    """English / 简体中文 for this browser session; once logged in, also the preference for the next login.
+
+    Only this session changes: the user's other open sessions keep their language (they read
+    the stored preference once, when they log in; see :func:`login_gate`).
+    """
     codes = list(LANGUAGES)
 
     def apply_choice() -> None:
         chosen = st.session_state[key]
         carry_choices(lang(), chosen)
         st.session_state[LANG_STATE] = chosen
-        st.session_state["kestrel_lang_chosen"] = True
+        st.session_state[LANG_CHOSEN_STATE] = True
         username = st.session_state.get("username")
         if username:
             auth.set_language(get_db(), username, chosen)
@@ -87,7 +92,7 @@ def cookie_issued_at() -> dt.datetime | None:
 def end_session(authenticator: stauth.Authenticate, notice: str | None = None) -> None:
     """Forget the logged-in user in this browser session and delete the cookie."""
     authenticator.logout(location="unrendered")
-    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE):
+    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE, LANG_CHOSEN_STATE):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[NOTICE_STATE] = notice
@@ -159,7 +164,8 @@ def login_gate() -> stauth.Authenticate | None:
         # drop the login form from the screen; the pause lets the browser store the cookie first
         time.sleep(0.3)
         st.rerun()
-    if st.session_state.get(VERIFIED_STATE) != username:
+    newly_verified = st.session_state.get(VERIFIED_STATE) != username
+    if newly_verified:
         if not st.session_state.get(PASSWORD_LOGIN_STATE):
             # logged in from a cookie: it must postdate the user's last logout
             issued = cookie_issued_at()
@@ -173,7 +179,9 @@ def login_gate() -> stauth.Authenticate | None:
         st.rerun()
     st.session_state[ACTOR_STATE] = actor
     st.session_state.pop(NOTICE_STATE, None)
-    if not st.session_state.get("kestrel_lang_chosen"):
+    if newly_verified and not st.session_state.get(LANG_CHOSEN_STATE):
+        # the stored preference is read once per login (a choice on the login form wins): a
+        # switch in another of the user's sessions changes the preference, never this session
         st.session_state[LANG_STATE] = normalise_language(actor.language)
     return authenticator
 

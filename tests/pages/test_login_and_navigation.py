@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from crm_core.models import User
+from crm_ui.context import LANG_STATE
 from tests.pages.conftest import AppWorld, log_in, new_app
 
 
@@ -63,3 +64,24 @@ def test_switching_to_chinese_translates_the_page_and_is_remembered(app_world: A
     with app_world.db.system_session("test") as session:
         user = session.scalars(select(User).where(User.username == app_world.world.rep.username)).one()
     assert user.language == "zh-CN"
+
+
+def test_switching_language_in_one_session_leaves_the_users_other_sessions_alone(app_world: AppWorld) -> None:
+    username = app_world.world.rep.username
+    desk, phone = log_in(username), log_in(username)
+    assert page_titles(desk) == page_titles(phone) == ["Dashboard"]
+    desk.selectbox(key="kestrel_language_choice").select_index(1).run()
+    assert page_titles(desk) == ["仪表盘"]
+    phone.run()  # the other session's next rerun (a click, a refresh of a fragment)
+    assert page_titles(phone) == ["Dashboard"]
+    assert phone.session_state[LANG_STATE] == "en"
+    # the next login (a new session) starts in the preference saved by the switch
+    assert page_titles(log_in(username)) == ["仪表盘"]
+
+
+def test_a_language_picked_on_the_login_form_holds_for_that_session(app_world: AppWorld) -> None:
+    app = new_app()
+    app.run()
+    app.selectbox(key="kestrel_language_login").select_index(1).run()
+    app = log_in(app_world.world.rep.username, app=app)
+    assert page_titles(app) == ["仪表盘"]  # the stored preference (English) does not override it
