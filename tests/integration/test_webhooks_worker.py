@@ -1,0 +1,118 @@
+"""Webhook delivery on a REAL worker (``python -m crm_core worker``), killed mid-run: every event is
+still delivered, each ``webhook-id`` accepted once, on every database.
+
+The receiver runs in the test process; the worker claims batches with a short lease (4 s) so the
+test waits seconds, not minutes, for a killed worker's claim to lapse. Waits are on state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_core.db import Database, make_engine
+from crm_core.jobs.queue import make_queue
+from crm_core.jobs.service import submit_job
+from crm_core.models.jobs import Job
+from crm_core.models.webhooks import WebhookAttempt, WebhookDelivery
+from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
+from tests.conftest import database_url, private_database, reset_schema
+from tests.factories import build_world, create_random_customer
+from tests.integration.test_jobs import _start_worker, _stop_worker
+from tests.integration.test_webhooks import Receiver
+
+EVENTS = 100
+ENDPOINTS = 3
+WAIT_SECONDS = 180.0
+
+
+def wait_for(what: str, condition: Callable[[], Any], log: Path) -> Any:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:])
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with private_database(database_url(request.param, tmp_path)) as url:
+        monkeypatch.delenv("CRM_REDIS_URL", raising=False)
+        monkeypatch.delenv("CRM_JOBS_QUEUE", raising=False)
+        monkeypatch.delenv("CRM_JOBS_INLINE", raising=False)
+        monkeypatch.setenv("CRM_DATABASE_URL", url)
+        monkeypatch.setenv("CRM_JOBS_PATH", str(tmp_path / "q.db"))
+        monkeypatch.setenv("CRM_FILES_DIR", str(tmp_path / "files"))
+        yield url
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing_and_each_webhook_id_is_accepted_once(
+    database: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database)
+    reset_schema(engine)
+    db = Database(engine)
+    world = build_world(db)
+    set_allow_private_targets(db, world.admin, True)
+
+    def slow_ok(_request: Any) -> int:
+        time.sleep(0.01)  # a real endpoint takes a while: the kill lands mid-batch
+        return 200
+
+    receivers = [Receiver(slow_ok) for _ in range(ENDPOINTS)]
+    log = tmp_path / "worker.log"
+    worker = _start_worker(dict(os.environ), log)
+    try:
+        for receiver in receivers:
+            create_subscription(db, world.admin, SubscriptionForm(url=receiver.url(), event_types=["customer.created"]))
+        for _ in range(EVENTS):
+            create_random_customer(db, world.rep)
+        queue = make_queue(database)
+
+        def received() -> list[str]:
+            return [request.headers["webhook-id"] for receiver in receivers for request in receiver.requests]
+
+        first_job = submit_job(db, world.admin, "webhook_dispatch", {"lease_seconds": 4}, queue=queue)
+        wait_for("a third of the deliveries", lambda: len(received()) >= EVENTS * ENDPOINTS // 3, log)
+        with db.system_session("test: job worker") as session:
+            worker_id = session.scalar(select(Job.worker).where(Job.id == first_job))
+        os.kill(int(str(worker_id).rsplit(":", 1)[1]), signal.SIGKILL)
+        before_kill = len(received())
+        assert before_kill < EVENTS * ENDPOINTS  # killed mid-run
+
+        submit_job(db, world.admin, "webhook_dispatch", {"lease_seconds": 4}, queue=queue)
+
+        def all_delivered() -> bool:
+            with db.system_session("test: deliveries") as session:
+                return session.scalar(
+                    select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status != "succeeded")
+                ) == 0
+
+        wait_for("every delivery", all_delivered, log)
+        with db.system_session("test: deliveries") as session:
+            expected = set(session.scalars(select(WebhookDelivery.webhook_id)))
+            successes = Counter(session.execute(
+                select(WebhookAttempt.delivery_id).where(WebhookAttempt.status_code == 200)
+            ).scalars())
+        counts = Counter(received())
+        assert len(expected) == EVENTS * ENDPOINTS
+        assert set(counts) == expected  # nothing lost
+        assert len(successes) == EVENTS * ENDPOINTS and set(successes.values()) == {1}  # one recorded success each
+        resent = [webhook_id for webhook_id, times in counts.items() if times > 1]
+        assert len(resent) <= 1  # only the request in flight at the kill, with its same webhook-id
+    finally:
+        _stop_worker(worker)
+        for receiver in receivers:
+            receiver.close()
+        engine.dispose()
