@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from crm_core.exporting import to_csv
+from crm_core.exporting import export_file_name, to_csv
 from crm_core.queries.deals import list_pipelines
 from crm_core.queries.reports import FUNNEL_CSV_COLUMNS, ReportFilters, funnel, funnel_csv_rows, product_choices
 from crm_core.queries.users import assignable_owners, list_teams
@@ -146,5 +146,5 @@ summary_rows: list[list[Any]] = [
     [t("funnel.won"), result.won_count], [t("funnel.lost"), result.lost_count],
 ]
 csv = to_csv(headers, [*rows, [], *summary_rows])
-st.download_button(t("funnel.download_csv"), csv, file_name=f"funnel-{dt.date.today().isoformat()}.csv",
+st.download_button(t("funnel.download_csv"), csv, file_name=export_file_name("funnel", "csv", name=result.pipeline.name),
                    mime="text/csv", key="funnel_download")
