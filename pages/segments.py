@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core.errors import DomainError
-from crm_core.exporting import to_csv, to_xlsx
+from crm_core.exporting import export_file_name, to_csv, to_xlsx
 from crm_core.i18n import t as translate
 from crm_core.models import Priority, Role
 from crm_core.models.segments import SegmentSharing
@@ -403,7 +403,8 @@ if section == "builder":
                 _, kind, data = export
                 mime = "text/csv" if kind == "csv" else XLSX_MIME
                 st.download_button(
-                    t("segments.download", kind=kind.upper()), data, file_name=f"segment.{kind}", mime=mime,
+                    t("segments.download", kind=kind.upper()), data, mime=mime,
+                    file_name=export_file_name("segment", kind, name=STATE.get("segments_name")),
                     key="segments_download", type="primary",
                 )
         else:

@@ -88,6 +88,8 @@ def test_an_analyst_builds_saves_and_exports_a_segment(server: Server, browser) 
 
     sheet = load_workbook(io.BytesIO(xlsx_info.value.path().read_bytes()), read_only=True).active
     assert sheet is not None
-    assert sorted(row[0] for row in sheet.iter_rows(min_row=2, values_only=True)) == names
+    # XLSX keeps text as typed string cells: no apostrophe, never a formula
+    assert sorted(row[0] for row in sheet.iter_rows(min_row=2, values_only=True)) == sorted(
+        name.removeprefix("'") for name in names)
     screenshot(page, "segments-exported")
     context.close()
