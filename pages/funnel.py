@@ -146,5 +146,5 @@ summary_rows: list[list[Any]] = [
     [t("funnel.won"), result.won_count], [t("funnel.lost"), result.lost_count],
 ]
 csv = to_csv(headers, [*rows, [], *summary_rows])
-st.download_button(t("funnel.download_csv"), csv, file_name=export_file_name("funnel", "csv", name=result.pipeline.name),
-                   mime="text/csv", key="funnel_download")
+st.download_button(t("funnel.download_csv"), csv, mime="text/csv", key="funnel_download",
+                   file_name=export_file_name("funnel", "csv", name=result.pipeline.name))
