@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_api import contacts, customers, problems, v1
+from crm_api import contacts, customers, problems, products, v1
 from crm_api.ratelimit import RateDecision, RateLimiter
 from crm_core import __version__
 from crm_core.config import api_rate_limit
@@ -76,19 +76,26 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(v1.router)
     api.include_router(customers.router)
     api.include_router(contacts.router)
+    api.include_router(products.router)
     api.add_middleware(RateLimitHeaders)
     _document_problems(api)
     return api
 
 
 def _document_problems(api: FastAPI) -> None:
-    """OpenAPI: error answers are ``application/problem+json`` only, with the shared Problem schema."""
+    """OpenAPI: error answers are ``application/problem+json`` only; list pages get examples from their items."""
     original = api.openapi
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is not None:
             return api.openapi_schema
         document = original()
+        schemas = document.get("components", {}).get("schemas", {})
+        for name, schema in schemas.items():  # a list page's example: one item, the item schema's own example
+            item = schemas.get(name.removeprefix("ListPage_").removesuffix("_"), {})
+            if name.startswith("ListPage_") and item.get("examples"):
+                schema["examples"] = [{"data": item["examples"][:1], "next_cursor": "eyJyIjoiY3VzdG9tZXJzIn0",
+                                       "has_more": True, "total": None, "total_capped": False}]
         for path in document.get("paths", {}).values():
             for operation in path.values():
                 for code, answer in operation.get("responses", {}).items():

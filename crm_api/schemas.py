@@ -24,6 +24,9 @@ NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 class FieldError(BaseModel):
     """One refused field."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"field": "email", "code": "validation.email", "message": "Enter a valid email address."}]})
+
     field: str = Field(description="The field, as named in the request body or query (`email`, `custom.size`).")
     code: str = Field(description="A stable catalog key (`validation.email` …): branch on this.")
     message: str = Field(description="The reason in the caller's language (`Accept-Language`: en or zh-CN).")
