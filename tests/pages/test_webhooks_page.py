@@ -1,0 +1,124 @@
+"""Webhooks page (AppTest): an admin subscribes (the secret shown once), sees deliveries with their
+attempts, replays one, is told about an endpoint disabled after failures; bad input keeps the input;
+another tenant's admin sees none of it; the page speaks Chinese."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from crm_core.models import utcnow
+from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
+from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
+from crm_core.webhooks.dispatch import dispatch_due
+from tests.factories import create_random_customer
+from tests.integration.test_webhooks import Receiver
+from tests.pages.conftest import AppWorld, log_in
+
+
+def open_webhooks(username: str, language: str = "en"):  # type: ignore[no-untyped-def]
+    app = log_in(username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+        app.session_state["kestrel_lang_chosen"] = True
+    app.switch_page("pages/webhooks.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(elements) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(element.value.replace("\\", "") for element in elements)
+
+
+def subscriptions(app_world: AppWorld) -> list[WebhookSubscription]:
+    with app_world.db.system_session("test") as session:
+        return list(session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id)))
+
+
+def test_an_admin_subscribes_and_sees_the_secret_once(app_world: AppWorld) -> None:
+    set_allow_private_targets(app_world.db, app_world.world.admin, True)
+    app = open_webhooks(app_world.world.admin.username)
+    assert app.title[0].value == "Webhooks"
+    app.text_input(key="webhooks_new_url").input("http://127.0.0.1:9/hook")
+    app.text_input(key="webhooks_new_description").input("CRM → Slack")
+    app.multiselect(key="webhooks_new_events").select("deal.won").select("customer.*")
+    next(b for b in app.button if b.label == "Subscribe").click().run()
+    assert not app.exception, app.exception
+
+    (stored,) = subscriptions(app_world)
+    assert (stored.url, stored.event_types, stored.description) == (
+        "http://127.0.0.1:9/hook", ["deal.won", "customer.*"], "CRM → Slack")
+    assert [code.value for code in app.code] == [stored.signing_secret]
+    assert "Subscription created." in texts(app.success)
+    app.run()
+    assert stored.signing_secret not in [code.value for code in app.code]  # shown once
+
+
+def test_a_refused_url_is_explained_and_the_input_kept(app_world: AppWorld) -> None:
+    app = open_webhooks(app_world.world.admin.username)
+    app.text_input(key="webhooks_new_url").input("http://10.0.0.8/hook")
+    app.multiselect(key="webhooks_new_events").select("customer.created")
+    next(b for b in app.button if b.label == "Subscribe").click().run()
+    assert "private, loopback or link-local" in texts(app.error)
+    assert app.text_input(key="webhooks_new_url").value == "http://10.0.0.8/hook"
+    assert subscriptions(app_world) == []
+
+
+def test_the_delivery_log_shows_attempts_and_replays_one(app_world: AppWorld) -> None:
+    world = app_world.world
+    receiver = Receiver()
+    try:
+        set_allow_private_targets(app_world.db, world.admin, True)
+        subscription_id, _ = create_subscription(app_world.db, world.admin,
+                                                 SubscriptionForm(receiver.url(), ["customer.created"]))
+        create_random_customer(app_world.db, world.rep, name="Logged Ltd")
+        dispatch_due(app_world.db, now=utcnow() + dt.timedelta(seconds=1))
+
+        app = open_webhooks(world.admin.username)
+        log = app.dataframe[1].value
+        assert list(log["Event"]) == ["customer.created"] and list(log["Status"]) == ["Delivered"]
+        assert list(log["HTTP status"]) == [200]
+        assert "Attempt 1" in texts(app.markdown)
+        assert '"Logged Ltd"' in app.code[0].value  # the payload
+        next(b for b in app.button if b.label == "Replay this delivery").click().run()
+        assert "Replay queued as a new delivery." in texts(app.success)
+        with app_world.db.system_session("test") as session:
+            made = session.scalars(select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+                                   .order_by(WebhookDelivery.id)).all()
+        assert [d.replay_of_id for d in made] == [None, made[0].id]
+    finally:
+        receiver.close()
+
+
+def test_admins_are_told_when_an_endpoint_was_disabled_after_failures(app_world: AppWorld) -> None:
+    world = app_world.world
+    set_allow_private_targets(app_world.db, world.admin, True)
+    create_subscription(app_world.db, world.admin, SubscriptionForm("http://127.0.0.1:9/gone", ["customer.*"]))
+    start = utcnow()
+    for day in range(6):  # nothing listens on port 9: every attempt fails
+        create_random_customer(app_world.db, world.rep)
+        dispatch_due(app_world.db, now=start + dt.timedelta(days=day, seconds=1))
+    app = open_webhooks(world.admin.username)
+    assert "was disabled on" in texts(app.error) and "127.0.0.1:9/gone" in texts(app.error)
+    assert "Disabled after failures" in list(app.dataframe[0].value["State"])
+    next(b for b in app.button if b.label == "Enable").click().run()
+    assert "Subscription enabled." in texts(app.success)
+    assert "was disabled on" not in texts(app.error)
+
+
+def test_another_tenants_admin_sees_nothing_and_the_page_speaks_chinese(app_world: AppWorld) -> None:
+    set_allow_private_targets(app_world.db, app_world.world.admin, True)
+    create_subscription(app_world.db, app_world.world.admin, SubscriptionForm("http://127.0.0.1:9/a", ["deal.won"]))
+    app = open_webhooks(app_world.world.other_admin.username, "zh-CN")
+    assert app.title[0].value == "Webhook"
+    assert "还没有订阅。" in texts(app.info)
+    assert "127.0.0.1:9/a" not in " ".join(str(frame.value) for frame in app.dataframe)
+
+
+def test_only_admins_have_the_page_in_their_menu() -> None:
+    from crm_core.models import Role
+    from crm_ui.navigation import pages_for
+
+    holders = {role for role in Role if "pages/webhooks.py" in [spec.path for spec in pages_for(role)]}
+    assert holders == {Role.ADMIN}
