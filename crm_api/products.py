@@ -24,7 +24,9 @@ from crm_core.services.products import ProductInput, archive_product, create_pro
 
 router = APIRouter(prefix="/v1/products", tags=["products"], route_class=ApiRoute)
 
-Amount = Annotated[Decimal | str, Field(union_mode="left_to_right", description='A price: `"1200.50"` or `1200.5`.')]
+# bounded so that no number reaches the rules with more digits than a Decimal context holds
+Amount = Annotated[Annotated[Decimal, Field(max_digits=20)] | Annotated[str, Field(max_length=24)],
+                   Field(union_mode="left_to_right", description='A price: `"1200.50"`, `"1,200.50"` or `1200.5`.')]
 
 
 class ProductOut(BaseModel):

@@ -2,7 +2,7 @@
 
 ``APIRouter(route_class=ApiRoute)`` wraps each route's handler:
 
-1. A route that takes a body refuses any other media type than JSON with 415.
+1. A request with a body to a route that takes one: any other media type than JSON is 415.
 2. A POST carrying ``Idempotency-Key`` authenticates first (the key belongs to the token),
    then claims the key (``crm_core.services.idempotency``): the same key and body within
    24 h replays the first answer (with ``Idempotent-Replayed: true``); the same key with
@@ -38,6 +38,12 @@ def is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+def has_body(request: Request) -> bool:
+    """The request carries a body (a length above zero, or chunks): a route whose body is optional may get none."""
+    length = request.headers.get("content-length", "0").strip()
+    return "transfer-encoding" in request.headers or not length.isdigit() or int(length) > 0
+
+
 def request_hash(method: str, path: str, body: bytes) -> str:
     """What makes two requests "the same" for a key: method, path and the JSON body (key order and spacing aside)."""
     try:
@@ -55,7 +61,7 @@ class ApiRoute(APIRoute):
         takes_body = self.body_field is not None
 
         async def route(request: Request) -> Response:
-            if takes_body and not is_json(request.headers.get("content-type")):
+            if takes_body and has_body(request) and not is_json(request.headers.get("content-type")):
                 raise ApiProblem(415, "unsupported_media_type", "api.error.unsupported_media_type")
             key = request.headers.get(IDEMPOTENCY_HEADER)
             if request.method != "POST" or key is None:

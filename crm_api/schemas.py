@@ -7,15 +7,30 @@ happens. Resource schemas live beside their router (``crm_api/customers.py`` …
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from crm_api.problems import PROBLEM_MEDIA_TYPE
 
 RecordId = Annotated[int, Field(ge=1, le=2**31 - 1, description="A record's id.")]
 """Every id a client sends: a positive 32-bit integer (a larger one would overflow the databases' columns)."""
 
+
+def naive_utc(value: dt.datetime) -> dt.datetime:
+    """A moment as the database keeps it: UTC without an offset (an offset given is converted, none means UTC)."""
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last moment a datetime holds
+        raise ValueError("out of range") from None
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(naive_utc)]
+"""A moment a client sends: ISO 8601; with an offset (``Z``, ``+08:00``) converted to UTC, without one read as UTC.
+Answers give every moment in UTC without an offset."""
 
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 """Search text: control characters match nothing a person typed (and break SQLite's full-text query syntax)."""
