@@ -32,7 +32,7 @@ from crm_core.models.webhooks import (
 from crm_core.rules.webhooks import PING, SECRET_GRACE, url_problem, valid_event_types
 from crm_core.webhooks.dispatch import cancel_pending
 from crm_core.webhooks.jobs import ensure_dispatch_schedule
-from crm_core.webhooks.outbox import add_deliveries, add_event
+from crm_core.webhooks.outbox import add_deliveries, add_event, mark_for_dispatch
 from crm_core.webhooks.payloads import event_body
 from crm_core.webhooks.sending import TargetRefused, vetted_addresses
 
@@ -174,6 +174,7 @@ def send_ping(db: Database, actor: Actor, subscription_id: int, *, now: dt.datet
         delivery_ids = add_event(session.connection(), actor.tenant_id, PING, body, [subscription.id],
                                  entity=None, entity_id=None, now=now)
         _audit(session, actor, "ping", subscription.id, {"delivery_id": [None, delivery_ids[0]]})
+        mark_for_dispatch(session, actor.tenant_id)
         return delivery_ids[0]
 
 
@@ -189,6 +190,7 @@ def replay_delivery(db: Database, actor: Actor, delivery_id: int, *, now: dt.dat
                                  [delivery.subscription_id], now=now, replay_of={delivery.subscription_id: delivery.id})
         _audit(session, actor, "replay", delivery.subscription_id,
                {"replayed": [delivery.id, new_ids[0]]})
+        mark_for_dispatch(session, actor.tenant_id)
         return new_ids[0]
 
 
@@ -224,6 +226,8 @@ def replay_range(
                            replay_of={subscription.id: row.id})
         _audit(session, actor, "replay", subscription.id,
                {"range": [since.isoformat(), until.isoformat()], "deliveries": [None, len(rows)]})
+        if rows:
+            mark_for_dispatch(session, actor.tenant_id)
         return len(rows)
 
 

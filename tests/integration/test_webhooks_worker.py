@@ -1,5 +1,6 @@
-"""Webhook delivery on a REAL worker (``python -m crm_core worker``), killed mid-run: every event is
-still delivered, each ``webhook-id`` accepted once, on every database.
+"""Webhook delivery on a REAL worker (``python -m crm_core worker``): a commit starts the delivery of
+its events; a worker killed mid-run loses nothing and each ``webhook-id`` is accepted once; on
+every database.
 
 The receiver runs in the test process; the worker claims batches with a short lease (4 s) so the
 test waits seconds, not minutes, for a killed worker's claim to lapse. Waits are on state.
@@ -20,8 +21,8 @@ from sqlalchemy import func, select
 
 from crm_core.db import Database, make_engine
 from crm_core.jobs.queue import make_queue
-from crm_core.jobs.service import submit_job
-from crm_core.models.jobs import Job
+from crm_core.jobs.service import cancel_job, submit_job
+from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.webhooks import WebhookAttempt, WebhookDelivery
 from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from tests.conftest import database_url, private_database, reset_schema
@@ -72,24 +73,42 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_each_webhook_id_is_accep
 
     receivers = [Receiver(slow_ok) for _ in range(ENDPOINTS)]
     log = tmp_path / "worker.log"
+    queue = make_queue(database)
+
+    def received() -> list[str]:
+        return [request.headers["webhook-id"] for receiver in receivers for request in receiver.requests]
+
     worker = _start_worker(dict(os.environ), log)
     try:
         for receiver in receivers:
             create_subscription(db, world.admin, SubscriptionForm(url=receiver.url(), event_types=["customer.created"]))
+        # the commit of a change queues a dispatch: no schedule needed for the first attempt
+        committed = time.monotonic()
+        create_random_customer(db, world.rep)
+        wait_for("the first event at every endpoint", lambda: len(received()) == ENDPOINTS, log)
+        assert time.monotonic() - committed < 30
+        _stop_worker(worker)
+
+        with db.transaction(world.admin) as session:  # the next run is started by hand, with a short lease
+            for schedule in session.scalars(select(JobSchedule).where(JobSchedule.kind == "webhook_dispatch")):
+                schedule.enabled = False
         for _ in range(EVENTS):
             create_random_customer(db, world.rep)
-        queue = make_queue(database)
+        with db.system_session("test: waiting dispatches") as session:
+            waiting = session.scalars(
+                select(Job.id).where(Job.kind == "webhook_dispatch", Job.status == "queued")
+            ).all()
+        assert len(waiting) == 1  # a hundred commits, one dispatch waiting
+        cancel_job(db, world.admin, waiting[0], queue=queue)
 
-        def received() -> list[str]:
-            return [request.headers["webhook-id"] for receiver in receivers for request in receiver.requests]
-
+        worker = _start_worker(dict(os.environ), log)
         first_job = submit_job(db, world.admin, "webhook_dispatch", {"lease_seconds": 4}, queue=queue)
         wait_for("a third of the deliveries", lambda: len(received()) >= EVENTS * ENDPOINTS // 3, log)
         with db.system_session("test: job worker") as session:
             worker_id = session.scalar(select(Job.worker).where(Job.id == first_job))
         os.kill(int(str(worker_id).rsplit(":", 1)[1]), signal.SIGKILL)
         before_kill = len(received())
-        assert before_kill < EVENTS * ENDPOINTS  # killed mid-run
+        assert before_kill < (EVENTS + 1) * ENDPOINTS  # killed mid-run
 
         submit_job(db, world.admin, "webhook_dispatch", {"lease_seconds": 4}, queue=queue)
 
@@ -106,9 +125,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_each_webhook_id_is_accep
                 select(WebhookAttempt.delivery_id).where(WebhookAttempt.status_code == 200)
             ).scalars())
         counts = Counter(received())
-        assert len(expected) == EVENTS * ENDPOINTS
+        assert len(expected) == (EVENTS + 1) * ENDPOINTS
         assert set(counts) == expected  # nothing lost
-        assert len(successes) == EVENTS * ENDPOINTS and set(successes.values()) == {1}  # one recorded success each
+        assert len(successes) == len(expected) and set(successes.values()) == {1}  # one recorded success each
         resent = [webhook_id for webhook_id, times in counts.items() if times > 1]
         assert len(resent) <= 1  # only the request in flight at the kill, with its same webhook-id
     finally:
