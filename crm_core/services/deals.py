@@ -1,4 +1,4 @@
-"""Deal (opportunity) use cases: create, edit, move through the pipeline, archive.
+"""Deal (opportunity) use cases: create, edit, move through the pipeline (and undo a move), archive.
 
 Each opens its own transaction for the acting user; tenant and ownership rules and the audit
 trail come from the session (:mod:`crm_core.access`). Stage rules are the pure functions of
@@ -321,6 +321,57 @@ def move_stage(
             target = session.get(PipelineStage, stage_id)
             if target is None or current is None or target.pipeline_id != deal.pipeline_id:
                 raise ValidationFailed({"stage_id": ("validation.choice", {})})
+            errors: Errors = {}
+            _apply_stage(deal, current, target, lost_reason=lost_reason, closed_on=closed_on, now=now, errors=errors)
+            if errors:
+                raise ValidationFailed(errors)
+            _record_move(session, actor, deal, current.id)
+            session.flush()
+            refresh_lifecycle(session, actor.tenant_id, [deal.customer_id])
+            return deal.version
+
+    return _locked(db, actor, opportunity_id, work)
+
+
+def undo_stage_move(
+    db: Database,
+    actor: Actor,
+    opportunity_id: int,
+    *,
+    expected_version: int,
+    lost_reason: str | None = None,
+    closed_on: dt.date | None = None,
+) -> int:
+    """Move a deal back to the stage its latest move (made by ``actor``) took it from; returns the new version.
+
+    ``expected_version`` is the version that move returned: when anyone saved the deal since
+    (another move, an edit), nothing is undone and :class:`StaleRecord` names who and when —
+    undoing would silently overwrite their change. The way back passes the same transition
+    and closing rules as any move (going back to lost needs its reason again: pass the one
+    the deal had) and is recorded in the stage history and the audit trail like any move.
+    Raises ValidationFailed (``undo``: nothing of the actor's to undo), StageTransitionRefused,
+    StaleRecord, AccessDenied or NotFound.
+    """
+
+    def work() -> int:
+        now = utcnow()
+        with db.transaction(actor) as session:
+            deal = _load_for_edit(session, opportunity_id, expected_version)
+            last = session.scalars(
+                select(OpportunityStageChange)
+                .where(OpportunityStageChange.opportunity_id == deal.id)
+                .order_by(OpportunityStageChange.changed_at.desc(), OpportunityStageChange.id.desc())
+                .limit(1)
+            ).first()
+            if (
+                last is None or last.from_stage_id is None or last.changed_by_id != actor.user_id
+                or last.to_stage_id != deal.stage_id
+            ):
+                raise ValidationFailed({"undo": ("board.undo_nothing", {})})
+            current = session.get(PipelineStage, deal.stage_id)
+            target = session.get(PipelineStage, last.from_stage_id)
+            if current is None or target is None or target.pipeline_id != deal.pipeline_id:
+                raise ValidationFailed({"undo": ("board.undo_nothing", {})})
             errors: Errors = {}
             _apply_stage(deal, current, target, lost_reason=lost_reason, closed_on=closed_on, now=now, errors=errors)
             if errors:

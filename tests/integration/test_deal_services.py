@@ -17,6 +17,7 @@ from crm_core.services.deals import (
     archive_opportunity,
     create_opportunity,
     move_stage,
+    undo_stage_move,
     update_opportunity,
 )
 from tests.factories import World, build_world, create_random_customer
@@ -161,3 +162,78 @@ def test_an_archived_deal_can_no_longer_be_moved(db: Database, world: World) -> 
     archive_opportunity(db, world.rep, deal_id, expected_version=1)
     with pytest.raises(NotFound):
         move_stage(db, world.rep, deal_id, stages["Won"].id, expected_version=2)
+
+
+def history_of(db: Database, world: World, deal_id: int) -> list[tuple[int | None, int, int | None]]:
+    with db.session(world.admin) as session:
+        rows = session.scalars(
+            select(OpportunityStageChange).where(OpportunityStageChange.opportunity_id == deal_id)
+            .order_by(OpportunityStageChange.id)
+        ).all()
+        return [(row.from_stage_id, row.to_stage_id, row.changed_by_id) for row in rows]
+
+
+def test_undoing_a_move_puts_the_deal_back_and_records_the_way_back(db: Database, world: World) -> None:
+    deal_id = new_deal(db, world)
+    stages = stages_by_name(db, world)
+    version = move_stage(db, world.rep, deal_id, stages["Proposal"].id, expected_version=1)
+    version = undo_stage_move(db, world.rep, deal_id, expected_version=version)
+    deal = load(db, world, deal_id)
+    assert (deal.stage_id, deal.version) == (stages["Lead"].id, version)
+    rep = world.rep.user_id
+    assert history_of(db, world, deal_id) == [
+        (None, stages["Lead"].id, rep), (stages["Lead"].id, stages["Proposal"].id, rep),
+        (stages["Proposal"].id, stages["Lead"].id, rep),
+    ]
+    with db.session(world.admin) as session:
+        audited = session.scalars(
+            select(AuditEvent).where(AuditEvent.entity == "opportunity", AuditEvent.entity_id == deal_id,
+                                     AuditEvent.action == "update").order_by(AuditEvent.id)
+        ).all()
+    assert [event.changes["stage_id"] for event in audited] == [
+        [stages["Lead"].id, stages["Proposal"].id], [stages["Proposal"].id, stages["Lead"].id],
+    ]
+
+
+def test_undoing_a_win_reopens_and_undoing_a_reopen_of_a_lost_deal_needs_its_reason(
+    db: Database, world: World
+) -> None:
+    deal_id = new_deal(db, world)
+    stages = stages_by_name(db, world)
+    version = move_stage(db, world.rep, deal_id, stages["Won"].id, expected_version=1)
+    version = undo_stage_move(db, world.rep, deal_id, expected_version=version)
+    deal = load(db, world, deal_id)
+    assert (deal.stage_id, deal.closed_at) == (stages["Lead"].id, None)
+    version = move_stage(db, world.rep, deal_id, stages["Lost"].id, expected_version=version, lost_reason="价格太高")
+    version = move_stage(db, world.rep, deal_id, stages["Proposal"].id, expected_version=version)
+    with pytest.raises(ValidationFailed) as refused:
+        undo_stage_move(db, world.rep, deal_id, expected_version=version)
+    assert refused.value.errors["lost_reason"][0] == "deal.lost_reason_required"
+    undo_stage_move(db, world.rep, deal_id, expected_version=version, lost_reason="价格太高")
+    deal = load(db, world, deal_id)
+    assert (deal.stage_id, deal.lost_reason) == (stages["Lost"].id, "价格太高")
+
+
+def test_undo_refuses_once_someone_else_changed_the_deal_and_says_who(db: Database, world: World) -> None:
+    deal_id = new_deal(db, world)
+    stages = stages_by_name(db, world)
+    version = move_stage(db, world.rep, deal_id, stages["Proposal"].id, expected_version=1)
+    move_stage(db, world.manager, deal_id, stages["Negotiation"].id, expected_version=version)
+    with pytest.raises(StaleRecord) as stale:
+        undo_stage_move(db, world.rep, deal_id, expected_version=version)
+    assert stale.value.changed_by == "Mia Manager"
+    assert load(db, world, deal_id).stage_id == stages["Negotiation"].id
+
+
+def test_undo_only_takes_back_the_actors_own_latest_move(db: Database, world: World) -> None:
+    deal_id = new_deal(db, world)
+    stages = stages_by_name(db, world)
+    version = move_stage(db, world.manager, deal_id, stages["Proposal"].id, expected_version=1)
+    with pytest.raises(ValidationFailed) as refused:
+        undo_stage_move(db, world.rep, deal_id, expected_version=version)
+    assert refused.value.errors == {"undo": ("board.undo_nothing", {})}
+    fresh = new_deal(db, world)  # only created: nothing to take back
+    with pytest.raises(ValidationFailed):
+        undo_stage_move(db, world.rep, fresh, expected_version=1)
+    with pytest.raises(NotFound):
+        undo_stage_move(db, world.rep_other_team, deal_id, expected_version=version)
