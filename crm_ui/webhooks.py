@@ -186,7 +186,8 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
     """The subscription's deliveries (filtered, paged in SQL); one delivery's attempts; replay."""
     st.subheader(t("webhooks.log.header"))
     filters = _filters()
-    page_number = int(STATE.get(PAGE, 1))
+    view = f"{row.id}:{filters}"  # another subscription or filter starts again at page 1
+    page_number = int(STATE[PAGE][1]) if STATE.get(PAGE, (None,))[0] == view else 1
     with read_session() as session:
         page = list_deliveries(session, row.id, filters=filters, page=page_number)
     if not page.items:
@@ -205,11 +206,11 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
         }), hide_index=True, width="stretch")
     previous, label, following = st.columns([1, 1, 1])
     if page.page > 1 and previous.button(t("webhooks.log.prev"), key="webhooks_prev"):
-        STATE[PAGE] = page.page - 1
+        STATE[PAGE] = (view, page.page - 1)
         st.rerun()
     label.caption(t("webhooks.log.page", page=page.page))
     if page.has_next and following.button(t("webhooks.log.next"), key="webhooks_next"):
-        STATE[PAGE] = page.page + 1
+        STATE[PAGE] = (view, page.page + 1)
         st.rerun()
     if page.items:
         _delivery_detail(actor, {item.id: item.webhook_id for item in page.items})

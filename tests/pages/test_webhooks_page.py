@@ -122,3 +122,18 @@ def test_only_admins_have_the_page_in_their_menu() -> None:
 
     holders = {role for role in Role if "pages/webhooks.py" in [spec.path for spec in pages_for(role)]}
     assert holders == {Role.ADMIN}
+
+
+def test_the_delivery_log_is_paged_and_filtered(app_world: AppWorld) -> None:
+    world = app_world.world
+    set_allow_private_targets(app_world.db, world.admin, True)
+    create_subscription(app_world.db, world.admin, SubscriptionForm("http://127.0.0.1:9/a", ["customer.*"]))
+    for _ in range(55):
+        create_random_customer(app_world.db, world.rep)
+    app = open_webhooks(world.admin.username)
+    assert len(app.dataframe[1].value) == 50
+    next(b for b in app.button if b.label == "Next page").click().run()
+    assert len(app.dataframe[1].value) == 5 and "Page 2" in texts(app.caption)
+    app.selectbox(key="webhooks_log_status").select("succeeded").run()
+    assert "No deliveries match." in texts(app.info)  # a new filter starts again at page 1
+    assert "Page 1" in texts(app.caption)
