@@ -26,7 +26,7 @@ from crm_api.paging import (
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import RecordId, UtcDateTime, errors_for
+from crm_api.schemas import Moment, RecordId, UtcDateTime, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.activity_pages import ActivityListRow, get_activity, list_activity_page
 from crm_core.services.activities import ActivityInput, log_activity
@@ -41,18 +41,18 @@ class ActivityOut(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 31, "customer_id": 42, "type": "call", "summary": "Asked for a quote for 20 scanners.",
-        "occurred_at": "2026-12-04T07:30:00", "contact_id": 9, "opportunity_id": None, "author_id": 7,
-        "created_at": "2026-12-04T07:31:12"}]})
+        "occurred_at": "2026-12-04T07:30:00Z", "contact_id": 9, "opportunity_id": None, "author_id": 7,
+        "created_at": "2026-12-04T07:31:12Z"}]})
 
     id: int
     customer_id: int
     type: ActivityType
     summary: str
-    occurred_at: dt.datetime
+    occurred_at: Moment
     contact_id: int | None
     opportunity_id: int | None
     author_id: int | None
-    created_at: dt.datetime
+    created_at: Moment
 
 
 class ActivityCreate(BaseModel):

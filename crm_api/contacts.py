@@ -6,7 +6,6 @@ the caller's Actor. Archiving is the end of a contact's life here (there is no r
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -26,7 +25,7 @@ from crm_api.paging import (
     parse_text,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import NO_CONTROL_CHARACTERS, RecordId, errors_for
+from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.contacts import ContactFilters, ContactListRow, get_contact, list_contacts
 from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
@@ -42,8 +41,8 @@ class ContactOut(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 9, "customer_id": 42, "name": "Lin Mei", "title": "Purchasing manager", "email": "lin.mei@example.com",
-        "phone": "+86 138 0013 8000", "is_primary": True, "created_at": "2026-12-01T08:31:00",
-        "updated_at": "2026-12-01T08:31:00", "archived_at": None, "version": 1}]})
+        "phone": "+86 138 0013 8000", "is_primary": True, "created_at": "2026-12-01T08:31:00Z",
+        "updated_at": "2026-12-01T08:31:00Z", "archived_at": None, "version": 1}]})
 
     id: int
     customer_id: int
@@ -52,9 +51,9 @@ class ContactOut(BaseModel):
     email: str | None
     phone: str | None
     is_primary: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    archived_at: dt.datetime | None
+    created_at: Moment
+    updated_at: Moment
+    archived_at: Moment | None
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to update or archive.")
 
 
@@ -78,12 +77,13 @@ class ContactPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Director", "version": 1}]})
 
-    name: str | None = Field(default=None, max_length=1000)
+    name: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=1000)
     title: str | None = Field(default=None, max_length=1000)
     email: str | None = Field(default=None, max_length=1000)
     phone: str | None = Field(default=None, max_length=1000)
-    is_primary: bool | None = None
-    version: RecordId | None = Field(default=None, description="The version edited; or send it as If-Match.")
+    is_primary: Annotated[bool | None, NOT_NULL] = Field(default=None)
+    version: Annotated[RecordId | None, NOT_NULL] = Field(
+        default=None, description="The version edited; or send it as If-Match.")
 
 
 class ContactQuery(BaseModel):
@@ -175,8 +175,8 @@ def update_contact_endpoint(contact_id: ContactId, body: ContactPatch, response:
                         email=current.email or "", phone=current.phone or "", is_primary=current.is_primary)
     for name in given & {"name", "title", "email", "phone"}:
         setattr(form, name, getattr(body, name) or "")
-    if "is_primary" in given:
-        form.is_primary = bool(body.is_primary)
+    if body.is_primary is not None:
+        form.is_primary = body.is_primary
     update_contact(db, found.actor, contact_id, form, expected_version=version)
     return read_contact(db, found, contact_id, response)
 

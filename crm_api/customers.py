@@ -28,7 +28,7 @@ from crm_api.paging import (
     parse_text,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import NO_CONTROL_CHARACTERS, RecordId, errors_for
+from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.models import Customer
 from crm_core.queries.customers import CustomerFilters, CustomerRow, get_customer, list_customers
@@ -52,7 +52,7 @@ EXAMPLE: dict[str, Any] = {
     "id": 42, "name": "Hangzhou Kestrel Trading Co.", "kind": "company", "industry": "Retail", "region": "Zhejiang",
     "source": "website", "lifecycle_stage": "prospect", "owner_id": 7, "email": "buyer@kestrel.example",
     "phone": "+86 138 0013 8000", "tags": ["vip", "expo-2026"], "custom_fields": {"employees": "120"},
-    "last_contacted_at": None, "created_at": "2026-12-01T08:30:00", "updated_at": "2026-12-04T16:02:11",
+    "last_contacted_at": None, "created_at": "2026-12-01T08:30:00Z", "updated_at": "2026-12-04T16:02:11Z",
     "archived_at": None, "version": 3,
 }
 
@@ -64,20 +64,20 @@ class CustomerOut(BaseModel):
 
     id: int
     name: str
-    kind: Kind
+    kind: str = Field(description="`company` or `person`.")
     industry: str | None
     region: str | None
     source: str | None
-    lifecycle_stage: Stage
+    lifecycle_stage: str = Field(description="`prospect`, `intent`, `customer` or `churned`.")
     owner_id: int | None
     email: str | None
     phone: str | None
     tags: list[str]
     custom_fields: dict[str, Any] = Field(description="The tenant's custom fields by name.")
-    last_contacted_at: dt.datetime | None
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
-    archived_at: dt.datetime | None = Field(description="Set while the customer is archived.")
+    last_contacted_at: Moment | None
+    created_at: Moment | None
+    updated_at: Moment | None
+    archived_at: Moment | None = Field(description="Set while the customer is archived.")
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to update or archive.")
 
 
@@ -103,24 +103,26 @@ class CustomerCreate(BaseModel):
 
 
 class CustomerPatch(BaseModel):
-    """The fields to change; the others keep their values. `custom_fields` merges (a `null` value clears one)."""
+    """The fields to change; the others keep their values (`null` clears an optional one; `name`, `kind`,
+    `lifecycle_stage`, `tags` cannot be null). `custom_fields` merges (a `null` value clears one)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"lifecycle_stage": "intent", "tags": ["vip"], "version": 3}]})
 
-    name: str | None = Field(default=None, max_length=1000)
-    kind: Kind | None = None
+    name: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=1000)
+    kind: Annotated[Kind | None, NOT_NULL] = Field(default=None)
     industry: str | None = Field(default=None, max_length=1000)
     region: str | None = Field(default=None, max_length=1000)
     source: str | None = Field(default=None, max_length=1000)
     owner_id: RecordId | None = None
-    lifecycle_stage: Stage | None = None
-    tags: list[str] | None = Field(default=None, max_length=100)
+    lifecycle_stage: Annotated[Stage | None, NOT_NULL] = Field(default=None)
+    tags: Annotated[list[str] | None, NOT_NULL] = Field(default=None, max_length=100)
     email: str | None = Field(default=None, max_length=1000)
     phone: str | None = Field(default=None, max_length=1000)
     external_id: str | None = Field(default=None, max_length=1000)
-    custom_fields: dict[str, Any] | None = None
-    version: RecordId | None = Field(default=None, description="The version edited; or send it as If-Match.")
+    custom_fields: Annotated[dict[str, Any] | None, NOT_NULL] = Field(default=None)
+    version: Annotated[RecordId | None, NOT_NULL] = Field(
+        default=None, description="The version edited; or send it as If-Match.")
 
 
 class CustomerQuery(BaseModel):
@@ -161,8 +163,8 @@ def customer_out(record: Customer | CustomerRow) -> CustomerOut:
     """The API form of a customer, from the grid's row or the record."""
     tags = record.tags if isinstance(record, CustomerRow) else record.tag_list
     return CustomerOut(
-        id=record.id, name=record.name, kind=record.kind, industry=record.industry, region=record.region,  # type: ignore[arg-type]
-        source=record.source, lifecycle_stage=record.lifecycle_stage, owner_id=record.owner_id,  # type: ignore[arg-type]
+        id=record.id, name=record.name, kind=record.kind, industry=record.industry, region=record.region,
+        source=record.source, lifecycle_stage=record.lifecycle_stage, owner_id=record.owner_id,
         email=record.email, phone=record.phone, tags=list(tags), custom_fields=dict(record.custom_fields or {}),
         last_contacted_at=record.last_contacted_at, created_at=record.created_at, updated_at=record.updated_at,
         archived_at=record.archived_at, version=record.version,
@@ -254,13 +256,13 @@ def update_customer_endpoint(customer_id: CustomerId, body: CustomerPatch, respo
     given = body.model_fields_set - {"version"}
     for name in given & {"name", "kind", "industry", "region", "source", "lifecycle_stage", "email", "phone",
                          "external_id"}:
-        setattr(form, name, getattr(body, name) or "")
+        setattr(form, name, getattr(body, name) or "")  # null (allowed on optional fields only) clears
     if "owner_id" in given:
         form.owner_id = body.owner_id
-    if "tags" in given:
-        form.tags = ",".join(body.tags or [])
-    if "custom_fields" in given:
-        merged = {**form.custom_fields, **(body.custom_fields or {})}
+    if body.tags is not None:
+        form.tags = ",".join(body.tags)
+    if body.custom_fields is not None:
+        merged = {**form.custom_fields, **body.custom_fields}
         form.custom_fields = {name: value for name, value in merged.items() if value is not None}
     update_customer(db, found.actor, customer_id, form, expected_version=version)
     return read_customer(db, found, customer_id, response)

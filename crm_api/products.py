@@ -6,7 +6,6 @@ of other roles (403). Prices are decimal strings (``"1200.00"``): never floats.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from crm_api.concurrency import etag, expected_version
 from crm_api.dependencies import Caller, Db, Writer
 from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, ListPage, decode_cursor, encode_cursor, fingerprint
 from crm_api.routing import ApiRoute
-from crm_api.schemas import NO_CONTROL_CHARACTERS, RecordId, errors_for
+from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.product_pages import ProductFilters, ProductListRow, get_product_row, list_product_page
 from crm_core.services.products import ProductInput, archive_product, create_product, update_product
@@ -34,7 +33,7 @@ class ProductOut(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 5, "sku": "KS-100", "name": "Kestrel Scanner", "unit_price": "1200.00", "currency": "CNY",
-        "is_active": True, "created_at": "2026-11-30T10:00:00", "updated_at": "2026-12-02T09:15:00",
+        "is_active": True, "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-12-02T09:15:00Z",
         "archived_at": None, "version": 2}]})
 
     id: int
@@ -43,9 +42,9 @@ class ProductOut(BaseModel):
     unit_price: Decimal = Field(description="Decimal string with two places.")
     currency: str
     is_active: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    archived_at: dt.datetime | None
+    created_at: Moment
+    updated_at: Moment
+    archived_at: Moment | None
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to update or archive.")
 
 
@@ -67,12 +66,13 @@ class ProductPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_price": "1150.00", "version": 2}]})
 
-    sku: str | None = Field(default=None, max_length=1000)
-    name: str | None = Field(default=None, max_length=1000)
-    unit_price: Amount | None = None
-    currency: str | None = Field(default=None, max_length=100)
-    is_active: bool | None = None
-    version: RecordId | None = Field(default=None, description="The version edited; or send it as If-Match.")
+    sku: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=1000)
+    name: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=1000)
+    unit_price: Annotated[Amount | None, NOT_NULL] = Field(default=None)
+    currency: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=100)
+    is_active: Annotated[bool | None, NOT_NULL] = Field(default=None)
+    version: Annotated[RecordId | None, NOT_NULL] = Field(
+        default=None, description="The version edited; or send it as If-Match.")
 
 
 class ProductQuery(BaseModel):
@@ -163,11 +163,11 @@ def update_product_endpoint(product_id: ProductId, body: ProductPatch, response:
     form = ProductInput(sku=current.sku, name=current.name, unit_price=current.unit_price,
                         currency=current.currency, is_active=current.is_active)
     for name in given & {"sku", "name", "currency"}:
-        setattr(form, name, getattr(body, name) or "")
-    if "unit_price" in given:
-        form.unit_price = body.unit_price if body.unit_price is not None else ""
-    if "is_active" in given:
-        form.is_active = bool(body.is_active)
+        setattr(form, name, getattr(body, name))
+    if body.unit_price is not None:
+        form.unit_price = body.unit_price
+    if body.is_active is not None:
+        form.is_active = body.is_active
     update_product(db, found.actor, product_id, form, expected_version=version)
     return read_product(db, found, product_id, response)
 

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from crm_api.problems import PROBLEM_MEDIA_TYPE
 
@@ -31,6 +32,23 @@ def naive_utc(value: dt.datetime) -> dt.datetime:
 UtcDateTime = Annotated[dt.datetime, AfterValidator(naive_utc)]
 """A moment a client sends: ISO 8601; with an offset (``Z``, ``+08:00``) converted to UTC, without one read as UTC.
 Answers give every moment in UTC without an offset."""
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored moment (naive UTC) marked as UTC, so that answers write it as RFC 3339 with ``Z``."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+Moment = Annotated[dt.datetime, AfterValidator(as_utc)]
+"""A moment in an answer: RFC 3339 in UTC, ``2026-12-05T09:12:03Z``."""
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("missing", "This field may be left out but not set to null.")
+    return value
+
+
+NOT_NULL = AfterValidator(_not_null)
+"""On a PATCH field that may be left out but not cleared (``name``, ``version`` …): an explicit null is a 422."""
 
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 """Search text: control characters match nothing a person typed (and break SQLite's full-text query syntax)."""
@@ -91,8 +109,8 @@ WHEN = {
 
 
 def errors_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses (401, 429 and 500 are always added)."""
-    wanted = sorted({*statuses, 401, 429, 500})
+    """OpenAPI ``responses`` for these error statuses (400, 401, 429 and 500 are always added)."""
+    wanted = sorted({*statuses, 400, 401, 429, 500})
     return {status: {"model": Problem, "description": WHEN[status],
                      "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             for status in wanted}

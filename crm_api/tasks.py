@@ -28,7 +28,7 @@ from crm_api.paging import (
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import RecordId, UtcDateTime, errors_for
+from crm_api.schemas import Moment, RecordId, UtcDateTime, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.activity_pages import TaskListRow, get_task, list_task_page
 from crm_core.services.activities import ActivityInput
@@ -44,22 +44,22 @@ class TaskOut(BaseModel):
     """A task (times in UTC)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 77, "title": "Send the quote", "status": "open", "priority": "high", "due_at": "2026-12-08T09:00:00",
+        "id": 77, "title": "Send the quote", "status": "open", "priority": "high", "due_at": "2026-12-08T09:00:00Z",
         "assignee_id": 7, "customer_id": 42, "opportunity_id": None, "completed_at": None, "created_by_id": 7,
-        "created_at": "2026-12-04T07:31:12", "updated_at": "2026-12-04T07:31:12", "version": 1}]})
+        "created_at": "2026-12-04T07:31:12Z", "updated_at": "2026-12-04T07:31:12Z", "version": 1}]})
 
     id: int
     title: str
     status: TaskStatus
     priority: Priority
-    due_at: dt.datetime | None
+    due_at: Moment | None
     assignee_id: int | None
     customer_id: int | None
     opportunity_id: int | None
-    completed_at: dt.datetime | None
+    completed_at: Moment | None
     created_by_id: int | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Moment
+    updated_at: Moment
     version: int = Field(description="Send it back in `If-Match` to act on the task.")
 
 

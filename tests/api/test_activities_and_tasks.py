@@ -19,10 +19,10 @@ def test_logging_an_activity_moves_the_last_contact_and_opens_the_follow_up(api:
         "occurred_at": "2026-01-05T15:30:00+08:00", "next_follow_up_at": (utcnow().date() + dt.timedelta(days=3)
                                                                           ).isoformat()})
     assert logged.status_code == 201, logged.text
-    assert logged.json()["occurred_at"] == "2026-01-05T07:30:00"  # converted to UTC
+    assert logged.json()["occurred_at"] == "2026-01-05T07:30:00Z"  # converted to UTC
     assert logged.json()["author_id"] == world.rep.user_id
     customer = api.client.get(f"/api/v1/customers/{customer_id}", headers=headers).json()
-    assert customer["last_contacted_at"] == "2026-01-05T07:30:00"
+    assert customer["last_contacted_at"] == "2026-01-05T07:30:00Z"
     tasks = api.client.get(f"/api/v1/tasks?customer_id={customer_id}", headers=headers).json()["data"]
     [follow_up] = [task for task in tasks if task["title"].startswith("Next follow-up")]
     assert (follow_up["status"], follow_up["assignee_id"]) == ("open", world.rep.user_id)
@@ -82,10 +82,10 @@ def test_a_task_is_created_rescheduled_reassigned_completed_with_its_activity_an
     assert created.status_code == 201, created.text
     task = created.json()
     path = f"/api/v1/tasks/{task['id']}"
-    assert (task["assignee_id"], task["due_at"], task["version"]) == (world.rep.user_id, due.isoformat(), 1)
+    assert (task["assignee_id"], task["due_at"], task["version"]) == (world.rep.user_id, due.isoformat() + "Z", 1)
     later = (due + dt.timedelta(days=1)).isoformat()
     moved = api.client.post(f"{path}/reschedule", json={"due_at": later}, headers={**manager, "If-Match": '"1"'})
-    assert moved.status_code == 200 and moved.json()["due_at"] == later
+    assert moved.status_code == 200 and moved.json()["due_at"] == later + "Z"
     given = api.client.post(f"{path}/reassign", json={"assignee_id": world.rep_same_team.user_id},
                             headers={**manager, "If-Match": '"2"'})
     assert given.status_code == 200 and given.json()["assignee_id"] == world.rep_same_team.user_id

@@ -127,6 +127,24 @@ def test_a_stale_write_is_412_with_who_changed_what_and_nothing_is_written(api: 
     assert (current["version"], current["region"], current["archived_at"]) == (2, None, None)
 
 
+def test_a_patch_may_leave_out_a_required_field_but_not_null_it(api: Api, world: World) -> None:
+    customer_id = create_random_customer(api.db, world.rep, industry="Retail")
+    path = f"/api/v1/customers/{customer_id}"
+    headers = api.headers(world.rep, **{"If-Match": '"1"'})
+    for field in ("name", "kind", "lifecycle_stage", "tags", "custom_fields", "version"):
+        answer = api.client.patch(path, json={field: None}, headers=headers)
+        assert answer.status_code == 422, field
+        assert [(e["field"], e["code"]) for e in answer.json()["errors"]] == [(field, "validation.required")]
+    cleared = api.client.patch(path, json={"industry": None}, headers=headers)
+    assert cleared.status_code == 200 and cleared.json()["industry"] is None
+
+
+def test_answers_give_moments_in_utc_with_z(api: Api, world: World) -> None:
+    customer_id = create_random_customer(api.db, world.rep)
+    body = api.client.get(f"/api/v1/customers/{customer_id}", headers=api.headers(world.rep)).json()
+    assert body["created_at"].endswith("Z") and body["updated_at"].endswith("Z")
+
+
 @pytest.mark.parametrize(("if_match", "body", "status", "code"), [
     (None, {"region": "North"}, 428, "precondition_required"),
     ('W/"1"', {"region": "North"}, 412, "precondition_failed"),
