@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, inspect, or_, select, true
+from sqlalchemy import ColumnElement, and_, event, false, inspect, or_, select, true
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from crm_core.errors import AccessDenied
@@ -137,6 +137,7 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
+WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
 # --- the rules, in SQL ------------------------------------------------------------
@@ -172,6 +173,8 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return None if actor.is_admin else Job.requested_by_id == actor.user_id
     if entity is ApiToken:  # my API tokens; an admin sees (and revokes) every token of the tenant
         return None if actor.is_admin else ApiToken.user_id == actor.user_id
+    if entity in WEBHOOK_RECORDS:  # admins only: payloads carry records other roles may not see
+        return None if actor.is_admin else false()
     if actor.sees_whole_tenant:
         return None
     if entity is Customer:
@@ -229,6 +232,7 @@ def _visible_opportunities(actor: Actor) -> Any:
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken,
+    WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt,
 )
 
 
