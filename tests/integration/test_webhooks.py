@@ -394,9 +394,16 @@ def test_tenant_b_never_sees_or_changes_tenant_a_webhooks(db: Database, world: W
     assert len(deliveries(db)) == 1
 
 
-def test_only_admins_manage_webhooks(db: Database, world: World, receiver: Receiver) -> None:
+def test_only_admins_manage_webhooks_or_read_their_log(db: Database, world: World, receiver: Receiver) -> None:
     subscription_id, _ = subscribe(db, world.admin, receiver.url())
+    create_random_customer(db, world.rep)  # a rep's change still makes its event
+    dispatch_due(db, now=now())
+    (delivery,) = deliveries(db)
     for actor in (world.manager, world.rep, world.analyst):
+        with db.session(actor) as session:  # payloads carry records these roles may not all see
+            assert list_subscriptions(session) == []
+            assert list_deliveries(session, subscription_id).items == []
+            assert delivery_attempts(session, delivery.id) == []
         with pytest.raises(AccessDenied):
             subscribe(db, actor, receiver.url("/mine"))
         with pytest.raises(AccessDenied):
