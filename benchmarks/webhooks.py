@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing
+import os
 import random
 import tempfile
 import threading
@@ -126,6 +127,9 @@ def main(argv: list[str]) -> int:
     from crm_core.webhooks.dispatch import next_due_at
 
     folder = tempfile.mkdtemp(prefix="kestrel-webhooks-bench-")
+    # the dispatch jobs a commit queues go to this run's own queue, never to data/ or a shared Redis
+    os.environ["CRM_JOBS_PATH"] = f"{folder}/jobs.db"
+    os.environ.pop("CRM_REDIS_URL", None)
     url = args.database_url or f"sqlite:///{folder}/bench.db"
     db = open_database(url)
     upgrade_to_head(db.engine)

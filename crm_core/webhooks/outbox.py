@@ -84,7 +84,10 @@ def _dispatch_after_commit(session: Session) -> None:
     tenant_ids = session.info.pop(DISPATCH_KEY, None)
     if not tenant_ids or os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true"):
         return
-    bind = session.get_bind()
+    try:
+        bind = session.get_bind()
+    except Exception:  # an unbound session: nothing to queue on; the tick sends the deliveries
+        return
     if not isinstance(bind, Engine):
         return  # a test's connection, rolled back at its end: no worker will see these rows
     from crm_core.db import Database
