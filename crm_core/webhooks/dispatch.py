@@ -61,6 +61,7 @@ class Claimed:
     secrets: list[str]
     allow_private: bool
     claim_token: str
+    endpoint_failing: bool = False  # its subscription had failed since its last success, at the claim
 
 
 @dataclass
@@ -103,7 +104,7 @@ def claim_due(db: Database, *, now: dt.datetime, tenant_id: int | None = None, l
                    WebhookDelivery.webhook_id, WebhookDelivery.attempts, WebhookSubscription.url,
                    WebhookEvent.payload, WebhookSubscription.signing_secret,
                    WebhookSubscription.previous_signing_secret, WebhookSubscription.previous_secret_expires_at,
-                   WebhookSubscription.enabled, WebhookSettings.allow_private_targets)
+                   WebhookSubscription.failing_since, WebhookSettings.allow_private_targets)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
             .outerjoin(WebhookSettings, WebhookSettings.tenant_id == WebhookDelivery.tenant_id)
@@ -116,7 +117,8 @@ def claim_due(db: Database, *, now: dt.datetime, tenant_id: int | None = None, l
         if row.previous_signing_secret and row.previous_secret_expires_at and row.previous_secret_expires_at > now:
             signing.append(row.previous_signing_secret)
         claimed.append(Claimed(row.id, row.tenant_id, row.subscription_id, row.webhook_id, row.attempts, row.url,
-                               row.payload, signing, bool(row.allow_private_targets), token))
+                               row.payload, signing, bool(row.allow_private_targets), token,
+                               row.failing_since is not None))
     return claimed
 
 
@@ -162,12 +164,13 @@ def record_attempt(db: Database, delivery: Claimed, answer: Answer, headers: dic
         report.attempts += 1
         if success:
             report.succeeded += 1
-            session.execute(
-                update(WebhookSubscription)
-                .where(WebhookSubscription.id == delivery.subscription_id,
-                       WebhookSubscription.failing_since.is_not(None))
-                .values(failing_since=None).execution_options(synchronize_session=False)
-            )
+            if delivery.endpoint_failing:  # only then: clearing it on every success would lock the row each time
+                session.execute(
+                    update(WebhookSubscription)
+                    .where(WebhookSubscription.id == delivery.subscription_id,
+                           WebhookSubscription.failing_since.is_not(None))
+                    .values(failing_since=None).execution_options(synchronize_session=False)
+                )
         else:
             if retry_at is None:
                 report.failed += 1

@@ -417,3 +417,26 @@ def test_an_archive_makes_customer_archived(db: Database, world: World, receiver
     customer_id = create_customer(db, world.rep, CustomerInput(name="Gone Ltd", owner_id=world.rep.user_id))
     archive_customer(db, world.rep, customer_id, expected_version=_customer_version(db, world, customer_id))
     assert [d.event_type for d in deliveries(db)] == ["customer.archived"]
+
+
+def test_a_success_resets_the_failure_clock(db: Database, world: World) -> None:
+    answers = iter([500, 200] + [500] * 20)
+    flapping = Receiver(lambda _request: next(answers))
+    try:
+        subscription_id, _ = subscribe(db, world.admin, flapping.url(), "customer.created")
+        t0 = now()
+        create_random_customer(db, world.rep)
+        dispatch_due(db, now=t0)  # fails: failing since t0
+        dispatch_due(db, now=t0 + dt.timedelta(seconds=5))  # the retry succeeds: the clock stops
+        with db.session(world.admin) as session:
+            (row,) = list_subscriptions(session)
+        assert row.failing_since is None
+        create_random_customer(db, world.rep)
+        dispatch_due(db, now=t0 + dt.timedelta(days=4))  # fails again: failing since day 4
+        create_random_customer(db, world.rep)
+        dispatch_due(db, now=t0 + dt.timedelta(days=6))  # 2 days of failures, not 5: still enabled
+        with db.session(world.admin) as session:
+            (row,) = list_subscriptions(session)
+        assert (row.id, row.enabled, row.failing_since) == (subscription_id, True, t0 + dt.timedelta(days=4))
+    finally:
+        flapping.close()
