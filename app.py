@@ -24,6 +24,7 @@ from crm_core.models import Role
 from crm_core.queries.users import tenant_name
 from crm_core.services import auth
 from crm_ui.context import ACTOR_STATE, LANG_STATE, carry_choices, get_db, lang, show_unexpected_error, t
+from crm_ui.global_search import global_search_box
 from crm_ui.navigation import pages_for
 from crm_ui.text import plain, plain_line
 
@@ -215,6 +216,7 @@ def main() -> None:
             workspace = tenant_name(session)
         role = t("role." + actor.role.value)
         st.markdown(f"**{plain_line(actor.full_name)}**  \n{plain(role)} · {plain_line(workspace)}")
+        global_search_box()
         language_switch(st.sidebar, "kestrel_language_choice")
         if st.button(t("login.logout"), key="kestrel_logout", width="stretch"):
             auth.end_sessions(db, actor.username)
