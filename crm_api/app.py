@@ -100,6 +100,11 @@ def _document_problems(api: FastAPI) -> None:
                                        "has_more": True, "total": None, "total_capped": False}]
         for path in document.get("paths", {}).values():
             for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "header" and parameter.get("name", "").lower() == "if-match":
+                        # a strong tag of the version; without a body to carry `version`, it is required (428)
+                        parameter["schema"] = {"type": "string", "pattern": '^"[0-9]+"$', "examples": ['"3"']}
+                        parameter["required"] = "version" not in _body_properties(operation, schemas)
                 for code, answer in operation.get("responses", {}).items():
                     content = answer.get("content", {})
                     if code[:1] in "45" and problems.PROBLEM_MEDIA_TYPE in content:
@@ -111,3 +116,10 @@ def _document_problems(api: FastAPI) -> None:
         return document
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _body_properties(operation: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
+    """The property names of an operation's JSON body (its schema is a reference to a component)."""
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    reference = str(content.get("schema", {}).get("$ref", ""))
+    return set(schemas.get(reference.rsplit("/", 1)[-1], {}).get("properties", {})) if reference else set()
