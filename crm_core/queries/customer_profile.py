@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import (
@@ -22,12 +22,17 @@ from crm_core.models import (
     Contact,
     Customer,
     Opportunity,
+    Order,
+    OrderStatus,
     PipelineStage,
+    StageKind,
     Task,
     TaskStatus,
     Team,
     User,
 )
+from crm_core.models.automation import LifecycleTransition
+from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.queries.orders import OrderRow, OrderTotals, customer_order_totals, customer_orders
 
 
@@ -55,6 +60,7 @@ class DealRow:
     expected_close_date: dt.date | None
     owner_name: str | None
     closed_at: dt.datetime | None
+    lost_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,14 @@ class CustomerProfile:
 
 
 def get_customer_profile(
-    session: Session, customer_id: int, *, now: dt.datetime | None = None, history_limit: int = 100
+    session: Session, customer_id: int, *, now: dt.datetime | None = None, history_limit: int = 100,
+    with_activities: bool = True,
 ) -> CustomerProfile | None:
-    """The 360 of ``customer_id``, or None when it does not exist or the actor may not see it."""
+    """The 360 of ``customer_id``, or None when it does not exist or the actor may not see it.
+
+    ``with_activities=False`` leaves the activity list empty: the page reads the timeline a
+    page at a time with :func:`customer_timeline` instead.
+    """
     owner = aliased(User)
     team = aliased(Team)
     found = session.execute(
@@ -141,7 +152,7 @@ def get_customer_profile(
         deals=customer_deals(session, customer_id),
         orders=orders,
         order_totals=customer_order_totals(session, customer_id),
-        activities=customer_activities(session, customer_id),
+        activities=customer_activities(session, customer_id) if with_activities else [],
         open_tasks=customer_open_tasks(session, customer_id, now=now),
         cases=customer_cases(session, customer_id),
         history=customer_history(
@@ -181,7 +192,7 @@ def customer_deals(session: Session, customer_id: int) -> list[DealRow]:
         weighted = (deal.amount * Decimal(probability) / Decimal(100)).quantize(Decimal("0.01"))
         rows.append(
             DealRow(deal.id, deal.name, stage_name, stage_kind, deal.amount, deal.currency, probability, weighted,
-                    deal.expected_close_date, owner_name, deal.closed_at)
+                    deal.expected_close_date, owner_name, deal.closed_at, deal.lost_reason)
         )
     return rows
 
@@ -257,4 +268,243 @@ def customer_history(
     return [
         ChangeRow(event.occurred_at, name, event.action, event.entity, event.entity_id, dict(event.changes or {}))
         for event, name in session.execute(statement)
+    ]
+
+
+# --- key facts for the header ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What to do next: the earliest open task, else the open deal closing soonest."""
+
+    kind: str  # "task" | "deal"
+    title: str
+    due: dt.datetime | dt.date | None
+    stage_name: str | None = None
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """The 360 header: open deals (count, value, the stage of the soonest), last contact and the next step."""
+
+    open_deals: int
+    open_value: Decimal
+    currency: str | None
+    deal_stage: str | None
+    last_contacted_at: dt.datetime | None
+    next_step: NextStep | None
+
+
+def key_facts(session: Session, profile: CustomerProfile, *, now: dt.datetime | None = None) -> KeyFacts:
+    """The header's facts for a loaded profile: the open deals' sum in SQL, the rest from its lists."""
+    from crm_core.models import utcnow
+
+    now = now or utcnow()
+    customer_id = profile.customer.id
+    count, value, currencies = session.execute(
+        select(func.count(Opportunity.id), func.coalesce(func.sum(Opportunity.amount), 0),
+               func.count(func.distinct(Opportunity.currency)))
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .where(Opportunity.customer_id == customer_id, Opportunity.archived_at.is_(None),
+               PipelineStage.kind == StageKind.OPEN.value)
+    ).one()
+    open_deals = [deal for deal in profile.deals if deal.stage_kind == StageKind.OPEN.value]
+    # a sum over several currencies has none of its own: the page then shows the figure without one
+    currency = open_deals[0].currency if open_deals and int(currencies or 0) == 1 else None
+    soonest = min(open_deals, key=lambda d: (d.expected_close_date is None, d.expected_close_date or dt.date.max),
+                  default=None)
+    next_step: NextStep | None = None
+    if profile.open_tasks:
+        task = profile.open_tasks[0]
+        next_step = NextStep("task", task.title, task.due_at, overdue=task.overdue)
+    elif soonest is not None:
+        overdue = soonest.expected_close_date is not None and soonest.expected_close_date < now.date()
+        next_step = NextStep("deal", soonest.name, soonest.expected_close_date, soonest.stage_name, overdue)
+    return KeyFacts(
+        open_deals=int(count or 0), open_value=Decimal(str(value or 0)), currency=currency,
+        deal_stage=soonest.stage_name if soonest else None,
+        last_contacted_at=profile.customer.last_contacted_at, next_step=next_step,
+    )
+
+
+# --- the timeline ---------------------------------------------------------------------------
+
+TIMELINE_KINDS = ("activity", "deal_stage", "lifecycle", "task", "order")
+"""What the timeline holds, in the order entries of the same moment are listed."""
+
+TimelineCursor = tuple[dt.datetime, int, int]
+"""Keyset position: the last entry's moment, its kind's position in :data:`TIMELINE_KINDS`, its id."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to the customer. ``details`` holds the kind's own values (stage names, amounts …)."""
+
+    kind: str
+    id: int
+    occurred_at: dt.datetime
+    actor_name: str | None
+    text: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cursor(self) -> TimelineCursor:
+        return (self.occurred_at, TIMELINE_KINDS.index(self.kind), self.id)
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[TimelineEntry]
+    next_cursor: TimelineCursor | None
+
+
+def customer_timeline(
+    session: Session,
+    customer_id: int,
+    *,
+    kinds: tuple[str, ...] | list[str] | None = None,
+    after: TimelineCursor | None = None,
+    limit: int = 20,
+) -> TimelinePage:
+    """One page of the customer's timeline, newest first, after ``after`` (a previous page's ``next_cursor``).
+
+    Each kind is one indexed statement of the shape ``WHERE customer_id = ? AND (moment, id) < cursor
+    ORDER BY moment DESC, id DESC LIMIT limit + 1`` (activities: the ``customer_id, occurred_at``
+    index); the pages are merged here, so no statement reads more than one page of its table
+    whatever the depth. Entries of the same moment are ordered by kind, then id.
+    An invisible customer yields an empty page (lifecycle rows carry no owner of their own).
+    """
+    limit = max(1, min(limit, 100))
+    wanted = [kind for kind in TIMELINE_KINDS if kinds is None or kind in kinds]
+    if not wanted or session.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
+        return TimelinePage([], None)
+    readers = {
+        "activity": _activity_entries, "deal_stage": _stage_entries, "lifecycle": _lifecycle_entries,
+        "task": _task_entries, "order": _order_entries,
+    }
+    merged: list[TimelineEntry] = []
+    for kind in wanted:
+        merged.extend(readers[kind](session, customer_id, after, limit + 1))
+    merged.sort(key=lambda entry: (entry.occurred_at, -entry.cursor[1], entry.id), reverse=True)
+    page = merged[:limit]
+    return TimelinePage(page, page[-1].cursor if len(merged) > limit else None)
+
+
+def _after(kind: str, moment: Any, id_column: Any, cursor: TimelineCursor | None) -> list[Any]:
+    """The keyset condition for ``kind``: entries listed after ``cursor`` (see :func:`customer_timeline`)."""
+    if cursor is None:
+        return []
+    at, rank, entry_id = cursor
+    mine = TIMELINE_KINDS.index(kind)
+    if mine < rank:
+        return [moment < at]
+    if mine > rank:
+        return [moment <= at]
+    return [tuple_(moment, id_column) < tuple_(at, entry_id)]
+
+
+def _activity_entries(session: Session, customer_id: int, cursor: TimelineCursor | None,
+                      limit: int) -> list[TimelineEntry]:
+    author = aliased(User)
+    statement = (
+        select(Activity.id, Activity.type, Activity.summary, Activity.occurred_at, author.full_name, Contact.name)
+        .outerjoin(author, author.id == Activity.author_id)
+        .outerjoin(Contact, Contact.id == Activity.contact_id)
+        .where(Activity.customer_id == customer_id, *_after("activity", Activity.occurred_at, Activity.id, cursor))
+        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+        .limit(limit)
+    )
+    return [
+        TimelineEntry("activity", row[0], row[3], row[4], row[2], {"type": row[1], "contact": row[5]})
+        for row in session.execute(statement)
+    ]
+
+
+def _stage_entries(session: Session, customer_id: int, cursor: TimelineCursor | None,
+                   limit: int) -> list[TimelineEntry]:
+    author = aliased(User)
+    from_stage = aliased(PipelineStage)
+    to_stage = aliased(PipelineStage)
+    change = OpportunityStageChange
+    statement = (
+        select(change.id, change.changed_at, author.full_name, Opportunity.name, Opportunity.amount,
+               Opportunity.currency, Opportunity.lost_reason, Opportunity.stage_id, change.to_stage_id,
+               from_stage.name, to_stage.name, to_stage.kind)
+        .join(Opportunity, Opportunity.id == change.opportunity_id)
+        .join(to_stage, to_stage.id == change.to_stage_id)
+        .outerjoin(from_stage, from_stage.id == change.from_stage_id)
+        .outerjoin(author, author.id == change.changed_by_id)
+        .where(Opportunity.customer_id == customer_id, Opportunity.archived_at.is_(None),
+               *_after("deal_stage", change.changed_at, change.id, cursor))
+        .order_by(change.changed_at.desc(), change.id.desc())
+        .limit(limit)
+    )
+    entries = []
+    for (change_id, at, actor_name, deal, amount, currency, lost_reason, current_stage, to_stage_id,
+         from_name, to_name, to_kind) in session.execute(statement):
+        # the reason belongs to the deal's present loss: an older move into a lost stage has none to show
+        reason = lost_reason if to_kind == StageKind.LOST.value and current_stage == to_stage_id else None
+        entries.append(TimelineEntry("deal_stage", change_id, at, actor_name, deal, {
+            "from_stage": from_name, "to_stage": to_name, "to_kind": to_kind, "amount": amount,
+            "currency": currency, "lost_reason": (reason or "").strip() or None,
+        }))
+    return entries
+
+
+def _lifecycle_entries(session: Session, customer_id: int, cursor: TimelineCursor | None,
+                       limit: int) -> list[TimelineEntry]:
+    author = aliased(User)
+    transition = LifecycleTransition
+    statement = (
+        select(transition.id, transition.occurred_at, author.full_name, transition.from_stage, transition.to_stage,
+               transition.source, transition.reason)
+        .outerjoin(author, author.id == transition.actor_id)
+        .where(transition.customer_id == customer_id,
+               *_after("lifecycle", transition.occurred_at, transition.id, cursor))
+        .order_by(transition.occurred_at.desc(), transition.id.desc())
+        .limit(limit)
+    )
+    return [
+        TimelineEntry("lifecycle", row[0], row[1], row[2], row[6] or "", {
+            "from_stage": row[3], "to_stage": row[4], "source": row[5],
+        })
+        for row in session.execute(statement)
+    ]
+
+
+def _task_entries(session: Session, customer_id: int, cursor: TimelineCursor | None,
+                  limit: int) -> list[TimelineEntry]:
+    assignee = aliased(User)
+    statement = (
+        select(Task.id, Task.created_at, assignee.full_name, Task.title, Task.status, Task.due_at, Task.completed_at)
+        .outerjoin(assignee, assignee.id == Task.assignee_id)
+        .where(Task.customer_id == customer_id, *_after("task", Task.created_at, Task.id, cursor))
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .limit(limit)
+    )
+    return [
+        TimelineEntry("task", row[0], row[1], row[2], row[3], {
+            "status": row[4], "due_at": row[5], "completed_at": row[6],
+        })
+        for row in session.execute(statement)
+    ]
+
+
+def _order_entries(session: Session, customer_id: int, cursor: TimelineCursor | None,
+                   limit: int) -> list[TimelineEntry]:
+    statement = (
+        select(Order.id, Order.ordered_at, Order.order_number, Order.status, Order.total_amount, Order.currency)
+        .where(Order.customer_id == customer_id, Order.archived_at.is_(None),
+               *_after("order", Order.ordered_at, Order.id, cursor))
+        .order_by(Order.ordered_at.desc(), Order.id.desc())
+        .limit(limit)
+    )
+    return [
+        TimelineEntry("order", row[0], row[1], None, row[2], {
+            "status": row[3], "amount": row[4], "currency": row[5],
+            "cancelled": row[3] == OrderStatus.CANCELLED.value,
+        })
+        for row in session.execute(statement)
     ]
