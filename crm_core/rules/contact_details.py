@@ -78,3 +78,28 @@ def parse_tags(raw: str | list[str] | None) -> list[str]:
 def store_tags(tags: list[str]) -> str:
     """The stored form ``,a,b,`` that lets a tag filter be a plain LIKE."""
     return "," + ",".join(tags) + "," if tags else ""
+
+
+def tel_uri(phone: str | None) -> str | None:
+    """A ``tel:`` link for a valid phone (``tel:+8613800138000``), built from its digits only; else None.
+
+    The link never carries the text as typed: a value that is not a phone number (markup, a
+    formula, a ``javascript:`` string) yields no link at all.
+    """
+    if not phone or not is_valid_phone(phone):
+        return None
+    digits = normalise_phone(phone)
+    return f"tel:{digits}" if digits else None
+
+
+def mailto_uri(email: str | None) -> str | None:
+    """A ``mailto:`` link for a valid email, lower-cased and percent-encoded; else None."""
+    from urllib.parse import quote
+
+    if not email or not is_valid_email(email):
+        return None
+    address = normalise_email(email)
+    if not address:
+        return None
+    local, _, domain = address.rpartition("@")
+    return f"mailto:{quote(local, safe='.-_+')}@{quote(domain, safe='.-')}"
