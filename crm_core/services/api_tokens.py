@@ -16,7 +16,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import OperationalError
 
 from crm_core.access import Actor
 from crm_core.db import Database
@@ -35,6 +36,8 @@ EXPIRY_CHOICES_DAYS = (7, 30, 90, 365)
 MAX_EXPIRY_DAYS = 366
 LAST_USED_PRECISION = dt.timedelta(minutes=1)
 """``last_used_at`` is written at most once a minute per token: not a write on every request."""
+TOUCH_WAIT_MS = 100
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # what crm_core.db sets on every SQLite connection
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,24 @@ def authenticate_token(db: Database, secret: str, *, now: dt.datetime | None = N
 
 
 def _touch(db: Database, token_id: int, now: dt.datetime) -> None:
-    # bookkeeping, not an edit: no version bump, no audit row (a statement, not a flushed object)
+    """Stamp the token's last use: bookkeeping, not an edit (no version bump, no audit row).
+
+    It never makes a request wait: on an SQLite file another process may hold the write lock
+    for a long import, so there the stamp waits at most ``TOUCH_WAIT_MS`` and is skipped if the
+    lock is busy (the next request a minute on tries again).
+    """
+    statement = update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+    if isinstance(db.bind, Engine) and db.dialect_name == "sqlite":
+        with db.bind.connect() as connection:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={TOUCH_WAIT_MS}")
+            try:
+                connection.execute(statement)
+                connection.commit()
+            except OperationalError:
+                connection.rollback()  # locked by a writer: the stamp waits for a later request
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                connection.commit()
+        return
     with db.system_transaction("api token last used") as session:
-        session.execute(
-            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(statement.execution_options(synchronize_session=False))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from crm_core.db import WRITE_OPTION, Database
 from crm_core.models import utcnow
 from crm_core.services import tenants
 from crm_core.services.api_tokens import authenticate_token, issue_api_token, revoke_api_token
 from tests.api.conftest import Api
-from tests.factories import World, create_random_customer
+from tests.factories import World, build_world, create_random_customer
 
 
 def test_data_endpoints_need_a_token_but_the_docs_and_status_do_not(api: Api, world: World) -> None:
@@ -108,3 +109,26 @@ def test_issuing_and_revoking_are_audited_without_the_secret(api: Api, world: Wo
     assert events[0].actor_id == world.analyst.user_id
     assert "secret_hash" not in events[0].changes and issued.secret not in str(events[0].changes)
     assert "revoked_at" in events[1].changes
+
+
+def test_stamping_the_last_use_never_waits_for_another_writer_on_sqlite(sqlite_db: Database) -> None:
+    import time
+
+    from crm_core.queries.api_tokens import list_api_tokens
+
+    world = build_world(sqlite_db)
+    issued = issue_api_token(sqlite_db, world.rep, name="sync", scope="read", expires_in_days=None)
+    writer = sqlite_db.engine.connect().execution_options(**{WRITE_OPTION: True})
+    held = writer.begin()  # BEGIN IMMEDIATE: an import holding the write lock
+    try:
+        started = time.monotonic()
+        caller = authenticate_token(sqlite_db, issued.secret)
+        assert caller is not None and time.monotonic() - started < 2
+    finally:
+        held.rollback()
+        writer.close()
+    with sqlite_db.session(world.rep) as session:
+        assert list_api_tokens(session)[0].last_used_at is None  # skipped, not waited for
+    assert authenticate_token(sqlite_db, issued.secret) is not None
+    with sqlite_db.session(world.rep) as session:
+        assert list_api_tokens(session)[0].last_used_at is not None
