@@ -56,7 +56,7 @@ from crm_core.services.deals import (
 )
 from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import date, money, number, percent, when
-from crm_ui.text import plain, plain_line
+from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
 PROFILE_PAGE = "pages/customer_profile.py"
@@ -137,13 +137,15 @@ def reset_pages() -> None:
 def _filters(pipelines: list[PipelineRow], owners: list[tuple[int, str]]) -> tuple[PipelineRow, DealFilters, int]:
     actor = current_actor()
     owner_names = dict(owners)
-    top = st.columns([2, 3])
+    top = st.columns([2, 3]) if len(pipelines) > 1 else [st.container(), st.container()]
     pipeline_ids = [pipeline.id for pipeline in pipelines]
-    pipeline_id = top[0].selectbox(
-        t("board.pipeline"), pipeline_ids,
-        format_func=lambda value: next(p.name for p in pipelines if p.id == value),
-        key="pipeline_pipeline", on_change=reset_pages,
-    )
+    pipeline_id = pipeline_ids[0]
+    if len(pipelines) > 1:  # one pipeline: nothing to choose, one box less above the board
+        pipeline_id = top[0].selectbox(
+            t("board.pipeline"), pipeline_ids,
+            format_func=lambda value: next(p.name for p in pipelines if p.id == value),
+            key="pipeline_pipeline", on_change=reset_pages,
+        )
     search = top[1].text_input(
         t("board.search"), key="pipeline_search", placeholder=t("board.search_hint"), on_change=reset_pages
     )
@@ -416,10 +418,10 @@ def board(context: BoardContext) -> None:
         win_scores = latest_scores(session, "deal_win", card_ids)
     if loaded.search_truncated:
         st.warning(t("board.search_truncated", count=number(MAX_SEARCH_MATCHES)))
-    summary = st.columns(3)
-    summary[0].metric(t("dashboard.open_pipeline"), money(loaded.open_amount))
-    summary[1].metric(t("dashboard.weighted_forecast"), money(loaded.weighted_amount))
-    summary[2].metric(t("board.deals_on_board"), number(sum(column.count for column in loaded.columns)))
+    # one line, not three metric tiles: on a phone the board starts on the first screen
+    st.markdown(t("board.summary", open_label=t("dashboard.open_pipeline"), open_amount=money(loaded.open_amount),
+                  weighted_label=t("dashboard.weighted_forecast"), weighted_amount=money(loaded.weighted_amount),
+                  deals_label=t("board.deals_on_board"), count=number(sum(c.count for c in loaded.columns))))
     _move_notices()
     if pending := STATE.get("board_pending_close"):
         _close_dialog(pipeline, pending)
@@ -453,6 +455,7 @@ def board_data(loaded: Board, win_scores: dict[int, Any], context: BoardContext)
             "cards": [_card_data(card, win_scores, today) for card in cards.items],
         })
     return {
+        "revision": STATE.get("board_revision", 0),
         "pipeline_id": pipeline.id,
         "can_write": context.can_write,
         "customer_path": PROFILE_PATH,
@@ -492,6 +495,8 @@ def _on_event(event: str, pipeline: PipelineRow) -> None:
     value = (STATE.get(BOARD_KEY) or {}).get(event)
     if not isinstance(value, dict):
         return
+    # the element draws again even when nothing changed (a refused drop): its card is put back
+    STATE["board_revision"] = STATE.get("board_revision", 0) + 1
     if event == "page":
         STATE["pipeline_pages"][int(value["stage"])] = max(1, int(value["page"]))
     elif event == "open":
@@ -518,7 +523,10 @@ def request_move(pipeline: PipelineRow, deal_id: int, to_stage_id: int, version:
     if card is None or target is None:
         STATE["board_move_error"] = (t("board.move_gone"), None)
         return
-    if target.kind != StageKind.OPEN.value and card.stage_id != to_stage_id:
+    current = stages.get(card.stage_id)
+    legal = current is not None and target in allowed_moves(pipeline, current)
+    # closing asks first; an illegal drop goes straight to the service, whose refusal is the message
+    if target.kind != StageKind.OPEN.value and legal:
         STATE["board_pending_close"] = PendingClose(
             deal_id, card.name, version, card.stage_id, to_stage_id, card.lost_reason,
             card.closed_at.date() if card.closed_at else None,
@@ -551,9 +559,12 @@ def _move_notices() -> None:
         name, error = refused
         if error is None:
             st.error(name)
-        else:
+        elif isinstance(error, ValidationFailed):
             st.error(t("board.move_refused", name=plain(name)))
             show_domain_error(error, labels=deal_labels())
+        else:  # one box: what happened and why, in the user's language
+            st.error(t("board.move_refused", name=plain(name)) + "  \n" + t(error.message_key,
+                                                                            **plain_params(error.params)))
     last: LastMove | None = STATE.get("board_last_move")
     if last is None or not current_actor().can_write:
         return
@@ -676,7 +687,7 @@ CSS = """
   border: 1px solid var(--st-border-color, rgba(128,128,128,.35)); background: var(--st-secondary-background-color); }
 .kb-tab[aria-pressed="true"] { border: 2px solid var(--st-primary-color); font-weight: 600; }
 .kb-cols { display: flex; gap: .6rem; align-items: flex-start; overflow-x: auto; padding-bottom: .4rem; }
-.kb-col { flex: 1 1 0; min-width: 12.5rem; border-radius: .6rem; padding: .5rem;
+.kb-col { flex: 1 1 0; min-width: 11rem; border-radius: .6rem; padding: .5rem;
   background: var(--st-secondary-background-color); outline: 2px solid transparent; outline-offset: -2px; }
 .kb-col h3 { font-size: 1rem; margin: .1rem 0 .15rem 0; font-weight: 600; }
 .kb-totals { font-size: .8rem; opacity: .75; margin: 0 0 .3rem 0; }
@@ -779,6 +790,10 @@ export default function (component) {
   root.appendChild(tabs);
   root.appendChild(cols);
   showStage(active);
+  // a redraw (after a move) keeps the columns scrolled where the user had them
+  const scrollKey = "kestrel.board.scroll." + data.pipeline_id;
+  cols.scrollLeft = Number(sessionStorage.getItem(scrollKey)) || 0;
+  cols.addEventListener("scroll", () => sessionStorage.setItem(scrollKey, String(cols.scrollLeft)));
 
   function buildCard(stage, card) {
     const item = el("li", "kb-card");
@@ -861,14 +876,43 @@ export default function (component) {
     root.querySelectorAll(".kb-allowed, .kb-over, .kb-refused").forEach((node) =>
       node.classList.remove("kb-allowed", "kb-over", "kb-refused"));
   }
+  function hover(state) {
+    const over = targetAt(state.x, state.y);
+    if (state.over && state.over !== over) { state.over.classList.remove("kb-over", "kb-refused"); }
+    state.over = over;
+    if (!over) { return; }
+    const overStage = Number(over.dataset.stage);
+    if (overStage !== state.stage.id) {
+      over.classList.add(state.stage.targets.includes(overStage) ? "kb-over" : "kb-refused");
+    }
+    if (over.classList.contains("kb-tab") && overStage !== active) { showStage(overStage); }
+  }
+  // near the left or right edge of the columns (or the phone's tabs) they scroll, so that a
+  // column out of view can still be reached while the card is held
+  function autoScroll(state) {
+    const strip = getComputedStyle(tabs).display === "none" ? cols : tabs;
+    const box = strip.getBoundingClientRect();
+    const edge = 48;
+    state.scrollBy = state.x > box.right - edge ? 14 : state.x < box.left + edge ? -14 : 0;
+    state.strip = strip;
+    if (!state.scrollBy || state.scrolling) { return; }
+    state.scrolling = true;
+    const step = () => {
+      if (drag !== state || !state.scrollBy) { state.scrolling = false; return; }
+      state.strip.scrollLeft += state.scrollBy;
+      hover(state);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  }
   function makeDraggable(item, stage, card) {
     item.addEventListener("pointerdown", (event) => {
       const onGrip = event.target.closest(".kb-grip");
       if (event.target.closest("a, select, button, option")) { return; }
       if (event.pointerType !== "mouse" && !onGrip) { return; }  // a finger elsewhere scrolls
       if (event.pointerType === "mouse" && event.button !== 0) { return; }
-      drag = { item, stage, card, startX: event.clientX, startY: event.clientY, ghost: null, over: null,
-               pointerId: event.pointerId };
+      drag = { item, stage, card, startX: event.clientX, startY: event.clientY, x: event.clientX,
+               y: event.clientY, ghost: null, over: null, pointerId: event.pointerId };
       item.setPointerCapture(event.pointerId);
       if (onGrip) { event.preventDefault(); }
     });
@@ -890,18 +934,12 @@ export default function (component) {
         }
       }
       event.preventDefault();
+      drag.x = event.clientX;
+      drag.y = event.clientY;
       drag.ghost.style.left = (event.clientX - drag.offsetX) + "px";
       drag.ghost.style.top = (event.clientY - drag.offsetY) + "px";
-      const over = targetAt(event.clientX, event.clientY);
-      if (drag.over && drag.over !== over) { drag.over.classList.remove("kb-over", "kb-refused"); }
-      drag.over = over;
-      if (over) {
-        const overStage = Number(over.dataset.stage);
-        if (overStage !== stage.id) {
-          over.classList.add(stage.targets.includes(overStage) ? "kb-over" : "kb-refused");
-        }
-        if (over.classList.contains("kb-tab") && overStage !== active) { showStage(overStage); }
-      }
+      hover(drag);
+      autoScroll(drag);
     });
     const finish = (event, cancelled) => {
       if (!drag || drag.item !== item || event.pointerId !== drag.pointerId) { return; }

@@ -1,5 +1,5 @@
-"""In Chromium: find a customer's deal on the board, edit its stage, see the funnel change;
-win it from the card menu."""
+"""In Chromium: find a customer's deal on the board, open it by its name, edit its stage, see the
+funnel change; win it from the card's "Move to" list."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_a_rep_moves_a_deal_and_the_funnel_follows(server: Server, browser) -> N
     page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
 
     open_funnel(page)
-    assert metric(page, "Weighted forecast") == "1,000"  # 10,000 at Lead, 10 %
+    assert metric(page, "Weighted forecast") == "¥1,000"  # 10,000 at Lead, 10 %
     assert metric(page, "Win rate") == "—"
 
     # find the customer's deal on the board and open it
@@ -46,8 +46,7 @@ def test_a_rep_moves_a_deal_and_the_funnel_follows(server: Server, browser) -> N
     search = page.get_by_role("textbox", name="Search deals")
     search.fill("张三")
     search.press("Enter")
-    page.get_by_text("Pilot 试点").first.wait_for(timeout=TIMEOUT)
-    page.get_by_role("button", name="✎").click()
+    page.locator(".kb-name", has_text="Pilot 试点").click()  # the deal's name opens it
     page.get_by_text("Edit deal: Pilot 试点").wait_for(timeout=TIMEOUT)
 
     # edit its stage in the deal form
@@ -61,18 +60,15 @@ def test_a_rep_moves_a_deal_and_the_funnel_follows(server: Server, browser) -> N
         assert deal is not None and deal.version == 2
 
     open_funnel(page)
-    page.locator('[data-testid="stMetricValue"]').filter(has_text="5,000").wait_for(timeout=TIMEOUT)
-    assert metric(page, "Weighted forecast") == "5,000"  # now at Proposal, 50 %
+    page.locator('[data-testid="stMetricValue"]').filter(has_text="¥5,000").wait_for(timeout=TIMEOUT)
+    assert metric(page, "Weighted forecast") == "¥5,000"  # now at Proposal, 50 %
     screenshot(page, "funnel-after-edit")
 
-    # win it from the card's stage menu
+    # win it from the card's "Move to" list: won asks for the day it closed
     open_page(page, "Pipeline", "Pipeline")
-    page.get_by_text("Pilot 试点").first.wait_for(timeout=TIMEOUT)
-    page.get_by_role("button", name="⇄").click()
-    page.locator('[data-testid="stPopoverBody"] [data-testid="stSelectbox"]').click()
-    page.get_by_role("option", name="Won", exact=True).click()
-    page.locator('[data-testid="stPopoverBody"]').get_by_role("button", name="Move").click()
-    page.get_by_text('"Pilot 试点" moved to Won.').wait_for(timeout=TIMEOUT)
+    page.locator(f'.kb-card[data-deal="{deal_id}"] select').select_option(label="Won")
+    page.get_by_role("dialog").get_by_role("button", name="Mark as Won").click()
+    page.get_by_text("Last move: Pilot 试点 from Proposal to Won.").wait_for(timeout=TIMEOUT)
 
     open_funnel(page)
     page.locator('[data-testid="stMetricValue"]').filter(has_text="100.0%").wait_for(timeout=TIMEOUT)

@@ -1,0 +1,186 @@
+"""In Chromium: drag a card to another stage, see its history, undo; lost asks why; an illegal drop
+is refused and the card stays. At 1280 px with the mouse, and at 390 px in 中文 one-handed
+(one stage at a time, the card's "Move to" list)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import Customer, Opportunity, PipelineStage
+from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.services import auth
+from crm_core.services.deals import OpportunityInput, create_opportunity
+from tests.e2e.conftest import Server, log_in, open_page, screenshot
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 30_000
+
+
+def stage_ids(server: Server) -> dict[str, int]:
+    with server.db.session(server.world.admin) as session:
+        return {stage.name: stage.id for stage in session.scalars(select(PipelineStage))}
+
+
+def new_deal(server: Server, name: str, amount: str) -> int:
+    rep = server.world.rep
+    with server.db.session(rep) as session:
+        customer_id = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    return create_opportunity(server.db, rep, OpportunityInput(customer_id=customer_id, name=name, amount=amount))
+
+
+def stage_of(server: Server, deal_id: int) -> int:
+    with server.db.session(server.world.admin) as session:
+        deal = session.get(Opportunity, deal_id)
+        assert deal is not None
+        return deal.stage_id
+
+
+def card(page: Any, stage_id: int, deal_id: int) -> Any:
+    return page.locator(f'.kb-col[data-stage="{stage_id}"] .kb-card[data-deal="{deal_id}"]')
+
+
+def drag(page: Any, deal_id: int, stage_id: int) -> None:
+    """Press on the card, move to the column in steps (as a hand does), release.
+
+    A column out of view is reached as a user reaches it: hold the card at the board's edge
+    until the columns have scrolled it into view.
+    """
+    grip = page.locator(f'.kb-card[data-deal="{deal_id}"] .kb-amount')
+    grip.scroll_into_view_if_needed()
+    source = grip.bounding_box()
+    assert source is not None
+    page.mouse.move(source["x"] + 10, source["y"] + source["height"] / 2)
+    page.mouse.down()
+    heading = page.locator(f'.kb-col[data-stage="{stage_id}"] h3')
+    strip = page.locator(".kb-cols").bounding_box()
+    target = heading.bounding_box()
+    assert strip is not None and target is not None
+    if target["x"] + target["width"] > strip["x"] + strip["width"]:
+        page.mouse.move(strip["x"] + strip["width"] - 10, target["y"] + 30, steps=12)
+        page.wait_for_function(
+            """([selector]) => {
+                const root = [...document.querySelectorAll('*')].map(e => e.shadowRoot)
+                    .find(r => r && r.querySelector(selector)) || document;
+                const column = root.querySelector(selector), strip = root.querySelector('.kb-cols');
+                return column.getBoundingClientRect().right <= strip.getBoundingClientRect().right + 1;
+            }""",
+            arg=[f'.kb-col[data-stage="{stage_id}"]'], timeout=TIMEOUT,
+        )
+        target = heading.bounding_box()
+        assert target is not None
+    page.mouse.move(target["x"] + 20, target["y"] + 30, steps=12)
+    page.locator(f'.kb-col[data-stage="{stage_id}"].kb-over, .kb-col[data-stage="{stage_id}"].kb-refused') \
+        .wait_for(timeout=TIMEOUT)
+    page.mouse.up()
+
+
+def open_board(page: Any, heading: str = "Pipeline") -> None:
+    open_page(page, heading, heading)
+    page.locator(".kb-card").first.wait_for(timeout=TIMEOUT)
+
+
+def test_a_rep_drags_a_card_sees_its_history_and_undoes_the_move_at_1280(server: Server, browser: Any) -> None:
+    stages = stage_ids(server)
+    pilot = new_deal(server, "Pilot drag", "12000")
+    rollout = new_deal(server, "Rollout drag", "34000")
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
+    page = context.new_page()
+    log_in(page, server, server.world.rep.username)
+    open_board(page)
+
+    # drag → the card is in Proposal once the server has moved it; the history has the move
+    drag(page, pilot, stages["Proposal"])
+    card(page, stages["Proposal"], pilot).wait_for(timeout=TIMEOUT)
+    assert stage_of(server, pilot) == stages["Proposal"]
+    page.get_by_text("Last move: Pilot drag from Lead to Proposal.").wait_for(timeout=TIMEOUT)
+    screenshot(page, "board-drag-1280-moved")
+    with server.db.session(server.world.admin) as session:
+        moves = session.execute(
+            select(OpportunityStageChange.from_stage_id, OpportunityStageChange.to_stage_id)
+            .where(OpportunityStageChange.opportunity_id == pilot).order_by(OpportunityStageChange.id)
+        ).all()
+    assert [tuple(move) for move in moves] == [(None, stages["Lead"]), (stages["Lead"], stages["Proposal"])]
+
+    # the deal's name opens it, with its stage history
+    card(page, stages["Proposal"], pilot).locator(".kb-name").click()
+    page.get_by_text("Edit deal: Pilot drag").wait_for(timeout=TIMEOUT)
+    page.get_by_text("Stage history (2 moves)").click()
+    page.get_by_text("Lead → Proposal").wait_for(timeout=TIMEOUT)
+    page.get_by_role("button", name="Back to the board").click()
+    page.get_by_text("Edit deal: Pilot drag").wait_for(state="detached", timeout=TIMEOUT)
+
+    # undo → back in Lead
+    page.get_by_role("button", name="Undo move").click()
+    card(page, stages["Lead"], pilot).wait_for(timeout=TIMEOUT)
+    assert stage_of(server, pilot) == stages["Lead"]
+
+    # lost asks why in words; an empty reason is refused, the card stays
+    drag(page, rollout, stages["Lost"])
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Why was it lost? *").wait_for(timeout=TIMEOUT)
+    dialog.get_by_role("button", name="Close as Lost").click()
+    dialog.get_by_text("Say why the deal was lost.").wait_for(timeout=TIMEOUT)
+    assert "lost_reason" not in dialog.inner_text()
+    screenshot(page, "board-drag-1280-lost-reason")
+    assert stage_of(server, rollout) == stages["Lead"]
+    dialog.get_by_role("textbox").fill("Chose a cheaper supplier")
+    dialog.get_by_role("button", name="Close as Lost").click()
+    lost_card = card(page, stages["Lost"], rollout)
+    lost_card.wait_for(timeout=TIMEOUT)
+    assert "Lost because: Chose a cheaper supplier" in lost_card.inner_text()
+
+    # lost → won is not a legal move: outlined as refused, explained, and the card stays in Lost
+    drag(page, rollout, stages["Won"])
+    page.get_by_text("A deal cannot move from Lost to Won.").wait_for(timeout=TIMEOUT)
+    card(page, stages["Lost"], rollout).wait_for(timeout=TIMEOUT)
+    assert stage_of(server, rollout) == stages["Lost"]
+    screenshot(page, "board-drag-1280-refused")
+    context.close()
+
+
+def test_a_rep_moves_a_deal_one_handed_on_a_phone_in_chinese(server: Server, browser: Any) -> None:
+    stages = stage_ids(server)
+    deal_id = new_deal(server, "手机 移动", "5000")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", has_touch=True,
+                                  is_mobile=True)
+    page = context.new_page()
+    auth.set_language(server.db, server.world.rep.username, "zh-CN")  # saved: the next login is in 中文
+    try:
+        one_handed_move(server, page, deal_id, stages)
+    finally:
+        auth.set_language(server.db, server.world.rep.username, "en")
+        context.close()
+
+
+def one_handed_move(server: Server, page: Any, deal_id: int, stages: dict[str, int]) -> None:
+    page.goto(server.url)
+    page.get_by_role("textbox", name="Username").fill(server.world.rep.username)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="仪表盘", exact=True).wait_for(timeout=45_000)  # the sidebar is folded away
+    page.goto(server.url.rstrip("/") + "/pipeline")
+    page.get_by_role("heading", name="销售看板", exact=True).wait_for(timeout=TIMEOUT)
+    page.locator(".kb-card").first.wait_for(timeout=TIMEOUT)
+
+    # one stage at a time: only the chosen column shows, the others behind their tabs
+    assert page.locator(".kb-col").evaluate_all("cols => cols.filter(c => c.offsetParent !== null).length") == 1
+    assert page.locator(".kb-tabs").is_visible()
+    screenshot(page, "board-390-zh-lead")
+
+    # the card's "Move to" list (a native picker under the thumb) moves it
+    page.locator(f'.kb-card[data-deal="{deal_id}"] select').select_option(str(stages["Qualified"]))
+    page.locator(f'.kb-tab[data-stage="{stages["Qualified"]}"]').tap()
+    card(page, stages["Qualified"], deal_id).wait_for(timeout=TIMEOUT)
+    assert stage_of(server, deal_id) == stages["Qualified"]
+    page.get_by_text("最近一次移动").wait_for(timeout=TIMEOUT)
+    screenshot(page, "board-390-zh-moved")
+    page.get_by_role("button", name="撤销移动").tap()
+    page.locator(f'.kb-tab[data-stage="{stages["Lead"]}"]').tap()
+    card(page, stages["Lead"], deal_id).wait_for(timeout=TIMEOUT)
+    assert stage_of(server, deal_id) == stages["Lead"]
+    # no page wider than the phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
