@@ -73,7 +73,45 @@ def language_switch(location: Any, key: str) -> None:
         format_func=lambda code: LANGUAGES[code],
         key=key,
         on_change=apply_choice,
+        placeholder=t("streamlit.choose"),
     )
+
+
+def streamlit_texts_in_chinese() -> None:
+    """Streamlit's own texts that no parameter translates, written over in Chinese with CSS.
+
+    The file uploader's button and size line, the date boxes' empty-field hints (yyyy/mm/dd),
+    the hint under a text box and the keyboard "skip" link are drawn by Streamlit in English
+    only; the stylesheet hides those texts and shows the catalog's instead (English pages keep
+    Streamlit's own). The texts are ours, not user data; they are still escaped as CSS strings.
+    """
+    if lang() != "zh-CN":
+        return
+    size = int(st.get_option("server.maxUploadSize"))
+
+    def css_text(key: str, **params: Any) -> str:
+        text = t(key, **params).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\A ")
+        return f'"{text}"'
+
+    replaced = {
+        '[data-testid="stFileUploaderDropzone"] [data-testid="stBaseButton-secondary"] p': css_text("streamlit.upload"),
+        '[data-testid="stFileUploaderDropzoneInstructions"] span': css_text("streamlit.upload_limit", size=size),
+        '[data-testid="stSkipToContent"]': css_text("streamlit.skip_to_content"),
+        '[data-testid="InputInstructions"]': css_text("streamlit.press_enter"),
+        '[data-testid="stDateInput"] [data-placeholder="true"][data-type="year"]': css_text("streamlit.year"),
+        '[data-testid="stDateInput"] [data-placeholder="true"][data-type="month"]': css_text("streamlit.month"),
+        '[data-testid="stDateInput"] [data-placeholder="true"][data-type="day"]': css_text("streamlit.day"),
+    }
+    rules = "".join(
+        f"{selector}{{font-size:0 !important}}{selector}::after{{content:{text};font-size:0.875rem}}"
+        for selector, text in replaced.items()
+    )
+    # the full-screen button Streamlit adds to plotly's tool bar escapes plotly's dictionary
+    # (crm_core.formatting.plotly_config); its tooltip is drawn from data-title by CSS
+    for english, key in (("Fullscreen", "chart.fullscreen"), ("Close fullscreen", "chart.close_fullscreen")):
+        rules += (f'.js-plotly-plot .plotly .modebar-btn[data-title="{english}"]::after'
+                  f"{{content:{css_text(key)} !important}}")
+    st.html(f"<style>{rules}</style>")
 
 
 def cookie_issued_at() -> dt.datetime | None:
@@ -188,13 +226,17 @@ def login_gate() -> stauth.Authenticate | None:
 
 
 def navigation(role: Role) -> Any:
-    """The pages this role may open, grouped by menu section (see crm_ui.navigation)."""
+    """The pages this role may open, grouped by menu section (see crm_ui.navigation).
+
+    Fully expanded: an admin's menu holds more than twelve pages, and Streamlit would hide
+    the last ones behind an English-only "View N more" button.
+    """
     sections: dict[str, list[Any]] = {}
     for index, spec in enumerate(pages_for(role)):
         sections.setdefault(t(spec.section_key), []).append(
             st.Page(spec.path, title=t(spec.title_key), icon=spec.icon, url_path=spec.url_path, default=index == 0)
         )
-    return st.navigation(sections)
+    return st.navigation(sections, expanded=True)
 
 
 def main() -> None:
@@ -207,6 +249,7 @@ def main() -> None:
         st.code("python -m crm_core init")
         st.stop()
     authenticator = login_gate()
+    streamlit_texts_in_chinese()  # after the login settled the language
     if authenticator is None:
         st.stop()
     actor = st.session_state[ACTOR_STATE]

@@ -8,7 +8,7 @@ amount reads the same everywhere. The rules, stated once:
 what            en                             zh-CN
 ==============  =============================  ==================================
 money           ¥3,195,170.00                  ¥3,195,170.00
-compact money   ¥3.20M · ¥60.00K · ¥3.62B      ¥319.52万 · ¥36.16亿
+compact money   ¥3.20M · ¥60.0K · ¥3.62B       ¥320万 · ¥36.2亿
 number          1,234,567                      1,234,567
 percent         12.5%                          12.5%
 change          +12% / -3%                     +12% / -3%
@@ -17,7 +17,8 @@ date and time   4 Dec 2026, 14:05              2026年12月4日 14:05
 empty           —                              —
 ==============  =============================  ==================================
 
-Compact figures start at 10,000 in both languages (below, the whole number fits a tile).
+Compact figures keep three significant digits and start at 10,000 in both languages (below,
+the whole number fits a tile).
 Amounts keep their cents (two decimals) wherever the whole figure is shown; only a compact
 figure, which always has the exact one beside it (caption or help), rounds. The currency
 is the tenant's (``Tenant.default_currency``); an unknown code is written before the figure.
@@ -38,7 +39,7 @@ spreadsheets and scripts read it back as a number."""
 
 _SYMBOLS: dict[str, dict[str, str]] = {
     "en": {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$", "TWD": "NT$"},
-    "zh-CN": {"CNY": "¥", "USD": "US$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$", "TWD": "NT$"},
+    "zh-CN": {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$", "TWD": "NT$"},
 }
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -109,8 +110,9 @@ def money(value: Any, lang: str, *, currency: str | None = "CNY") -> str:
     return figure if currency is None else _with_currency(figure, currency, lang)
 
 
-def compact(value: Any, lang: str, *, digits: int = 2) -> str:
-    """A number that fits a KPI tile: 3.20M / 60.00K in English, 319.52万 / 36.16亿 in Chinese.
+def compact(value: Any, lang: str) -> str:
+    """A number that fits a KPI tile, to three significant digits: 3.20M / 60.0K / 665K in English,
+    320万 / 36.2亿 in Chinese.
 
     Below 10,000 the whole number is shown (it fits a tile as it is).
     """
@@ -120,17 +122,32 @@ def compact(value: Any, lang: str, *, digits: int = 2) -> str:
     steps = _COMPACT[_language(lang)]
     for index, (threshold, divisor, suffix) in enumerate(steps):
         if abs(number) >= threshold:
-            figure = _grouped(number / divisor, digits)
+            scaled = _significant(number / divisor)
             larger = steps[index - 1] if index else None
-            # 999,999.4 rounds to "1,000.00K": say "1.00M" instead
-            if larger and abs(Decimal(figure.replace(",", ""))) * divisor >= larger[0]:
-                return _grouped(number / larger[1], digits) + larger[2]
-            return figure + suffix
+            # 999,999.4 rounds to "1,000K": say "1.00M" instead
+            if larger and abs(scaled) * divisor >= larger[0]:
+                return _figure(_significant(number / larger[1])) + larger[2]
+            return _figure(scaled) + suffix
     return _grouped(number, 0)
 
 
+def _significant(value: Decimal, digits: int = 3) -> Decimal:
+    """``value`` rounded to ``digits`` significant digits, keeping trailing zeros (3.20, 60.0)."""
+    if value == 0:
+        return Decimal(0)
+    rounded = value
+    for _ in range(2):  # again when rounding carried into a new digit (99.95 → 100.0 → 100)
+        exponent = rounded.copy_abs().adjusted() - digits + 1
+        rounded = value.quantize(Decimal(1).scaleb(min(exponent, 0)), rounding=ROUND_HALF_UP)
+    return rounded
+
+
+def _figure(value: Decimal) -> str:
+    return _grouped(value, max(0, -value.as_tuple().exponent))  # type: ignore[operator]
+
+
 def compact_money(value: Any, lang: str, *, currency: str | None = "CNY") -> str:
-    """An amount that fits a KPI tile, with its sign: ¥3.20M / ¥319.52万; small amounts whole (¥7,518)."""
+    """An amount that fits a KPI tile, with its sign: ¥3.20M / ¥320万; small amounts whole (¥7,518)."""
     figure = compact(value, lang)
     if figure == EMPTY or currency is None:
         return figure
@@ -225,3 +242,39 @@ def date_column_format(lang: str) -> str:
 def when_column_format(lang: str) -> str:
     """``DatetimeColumn(format=…)`` matching :func:`when` (a moment.js pattern)."""
     return _MOMENT_COLUMN[_language(lang)]
+
+
+# --- charts: plotly's own texts (tool bar, messages, month names) in the user's language ------
+
+_PLOTLY_TEXTS = {
+    "Download plot as a PNG": "download_png", "Download plot": "download", "Zoom": "zoom", "Pan": "pan",
+    "Zoom in": "zoom_in", "Zoom out": "zoom_out", "Autoscale": "autoscale", "Reset axes": "reset_axes",
+    "Reset view": "reset_view", "Box Select": "box_select", "Lasso Select": "lasso_select",
+    "Toggle Spike Lines": "spikelines", "Show closest data on hover": "hover_closest",
+    "Compare data on hover": "hover_compare", "Fullscreen": "fullscreen", "Close fullscreen": "close_fullscreen",
+    "Taking snapshot - this may take a few seconds": "snapshot_taking", "Snapshot succeeded": "snapshot_done",
+    "Sorry, there was a problem downloading your snapshot!": "snapshot_failed",
+    "Double-click to zoom back out": "double_click", "Orbital rotation": "orbit", "Turntable rotation": "turntable",
+    "Reset camera to default": "reset_camera", "Zoom in to fit": "zoom_fit",
+}
+_ZH_MONTHS = [f"{month}月" for month in range(1, 13)]
+_ZH_DAYS = ["星期日", "星期一", "星期二", "星期三", "星期四", "星期五", "星期六"]
+
+
+def plotly_config(lang: str, **config: Any) -> dict[str, Any]:
+    """A plotly ``config`` whose tool bar, messages and date axes read in ``lang`` (plus ``config``).
+
+    Plotly looks every text of its own up in ``config.locales[locale].dictionary`` (English
+    is its default); Streamlit passes the config through, so no script is needed.
+    """
+    from crm_core.i18n import t
+
+    merged: dict[str, Any] = {"displaylogo": False, **config}
+    if _language(lang) != "zh-CN":
+        return merged
+    dictionary = {english: t(f"chart.{key}", "zh-CN") for english, key in _PLOTLY_TEXTS.items()}
+    date_format = {
+        "months": _ZH_MONTHS, "shortMonths": _ZH_MONTHS, "days": _ZH_DAYS, "shortDays": [d[-1] for d in _ZH_DAYS],
+        "date": "%Y/%m/%d", "decimal": ".", "thousands": ",",
+    }
+    return {**merged, "locale": "zh-CN", "locales": {"zh-CN": {"dictionary": dictionary, "format": date_format}}}

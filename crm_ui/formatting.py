@@ -17,9 +17,11 @@ from crm_core.formatting import EMPTY, or_dash
 from crm_core.queries.reports import tenant_currency
 from crm_ui.context import current_actor, get_db, lang
 
-__all__ = ["EMPTY", "change", "compact_money", "compact_number", "currency", "dashed", "date", "date_column",
-           "date_input_format", "money", "money_column", "number", "number_column", "or_dash", "percent",
-           "percent_column", "when", "when_column"]
+__all__ = [
+    "EMPTY", "change", "chart_config", "compact_money", "compact_number", "currency", "dashed", "date", "date_column",
+    "date_input_format", "money", "money_column", "number", "number_column", "or_dash", "percent", "percent_column",
+    "when", "when_column",
+]
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -41,12 +43,12 @@ def money(value: Any, *, currency_code: str | None = None) -> str:
 
 
 def compact_money(value: Any, *, currency_code: str | None = None) -> str:
-    """¥3.20M / ¥319.52万 — an amount that fits a KPI tile (the exact one belongs beside it)."""
+    """¥3.20M / ¥320万 — an amount that fits a KPI tile (the exact one belongs beside it)."""
     return formatting.compact_money(value, lang(), currency=currency_code or currency())
 
 
 def compact_number(value: Any) -> str:
-    """1.23M / 123.46万 — a large count that fits a tile."""
+    """1.23M / 123万 — a large count that fits a tile."""
     return formatting.compact(value, lang())
 
 
@@ -73,6 +75,11 @@ def date(value: dt.date | dt.datetime | None) -> str:
 def when(value: dt.datetime | dt.date | None) -> str:
     """4 Dec 2026, 14:05 / 2026年12月4日 14:05; None → '—'."""
     return formatting.when(value, lang())
+
+
+def chart_config(**config: Any) -> dict[str, Any]:
+    """The ``config=`` for ``st.plotly_chart``: plotly's tool bar and date axes in the session's language."""
+    return formatting.plotly_config(lang(), **config)
 
 
 def date_input_format() -> str:

@@ -23,6 +23,7 @@ from crm_core.queries.users import assignable_owners, list_teams
 from crm_ui.context import choice_key, current_actor, read_session, t
 from crm_ui.formatting import (
     EMPTY,
+    chart_config,
     compact_money,
     date_input_format,
     money,
@@ -113,7 +114,7 @@ for widget, values, title, name in (
 ):
     figure = go.Figure(go.Funnel(y=names, x=values, texttemplate="%{value:,.0f}<br>%{percentInitial:.0%}"))
     figure.update_layout(title=title, margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=360)
-    config = {"displaylogo": False, "toImageButtonOptions": {**png_options, "filename": name}}
+    config = chart_config(toImageButtonOptions={**png_options, "filename": name})
     widget.plotly_chart(figure, config=config, key=f"funnel_chart_{name}")
 st.caption(t("funnel.png_hint"))
 

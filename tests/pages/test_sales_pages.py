@@ -53,8 +53,8 @@ def test_the_dashboard_is_the_landing_page_and_shows_a_reps_own_figures(
     app = log_in(app_world.world.rep.username)
     assert not app.exception
     assert [title.value for title in app.title] == ["Dashboard"]
-    assert metric(app, "Open pipeline") == "¥60.00K"  # Pilot + Rollout; the far rep's 99,000 is not theirs
-    assert metric(app, "Weighted forecast") == "¥38.50K"  # 10,000 × 10 % + 50,000 × 75 %
+    assert metric(app, "Open pipeline") == "¥60.0K"  # Pilot + Rollout; the far rep's 99,000 is not theirs
+    assert metric(app, "Weighted forecast") == "¥38.5K"  # 10,000 × 10 % + 50,000 × 75 %
     assert metric(app, "Won this month") == "¥8,000"
     closing = app.dataframe[-1].value
     assert list(closing[closing.columns[0]]) == ["Rollout"]
@@ -68,7 +68,7 @@ def test_the_admins_dashboard_covers_the_workspace_in_chinese(app_world: AppWorl
     app.selectbox(key="kestrel_language_choice").select_index(1).run()
     assert not app.exception
     assert [title.value for title in app.title] == ["仪表盘"]
-    assert metric(app, "在途商机金额") == "¥15.90万"
+    assert metric(app, "在途商机金额") == "¥15.9万"
     assert metric(app, "本月赢单") == "¥8,000"
 
 
