@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from crm_api.problems import ApiProblem, request_language
+from crm_api.problems import ApiProblem
 from crm_api.ratelimit import RateLimiter
 from crm_core.db import Database
 from crm_core.queries.record_history import LastChange, last_change
@@ -26,12 +26,21 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def database(request: Request) -> Database:
+def host_database(request: Request) -> Database:
     """The host's database, handed to the API when it was created (see ``create_api``)."""
     provider = request.app.state.database
     result = provider()
     assert isinstance(result, Database)
     return result
+
+
+async def database(request: Request) -> Database:
+    """The host's database, handed to the API when it was created (see ``create_api``).
+
+    Async (it does no I/O) so that FastAPI does not send it to a worker thread; the same for
+    :func:`writer`. Only what touches the database runs in threads.
+    """
+    return host_database(request)
 
 
 def rate_limiter(request: Request) -> RateLimiter:
@@ -50,7 +59,7 @@ def resolve_caller(request: Request, authorization: str | None) -> TokenCaller:
     if isinstance(cached, TokenCaller):
         return cached
     scheme, _, secret = (authorization or "").partition(" ")
-    found = authenticate_token(database(request), secret.strip()) if scheme.lower() == "bearer" else None
+    found = authenticate_token(host_database(request), secret.strip()) if scheme.lower() == "bearer" else None
     if found is None:
         raise ApiProblem(401, "unauthenticated", "api.error.unauthenticated",
                          headers={"WWW-Authenticate": 'Bearer realm="kestrel"'})
@@ -77,7 +86,7 @@ async def caller_async(request: Request) -> TokenCaller:
 Caller = Annotated[TokenCaller, Depends(caller)]
 
 
-def writer(found: Caller) -> TokenCaller:
+async def writer(found: Caller) -> TokenCaller:
     """A caller that may write: a read-write token of a role that writes; 403 otherwise."""
     if found.scope != "read_write":
         raise ApiProblem(403, "read_only_token", "api.error.read_only_token")
@@ -90,15 +99,10 @@ Writer = Annotated[TokenCaller, Depends(writer)]
 Db = Annotated[Database, Depends(database)]
 
 
-def language(request: Request) -> str:
-    """The caller's language for texts in answers (see ``problems.request_language``)."""
-    return request_language(request)
-
-
 def last_change_for(request: Request, entity: str, entity_id: int) -> LastChange | None:
     """The last audited change of a record, as the request's caller may read it (None: none, or no caller)."""
     found = getattr(request.state, "caller", None)
     if not isinstance(found, TokenCaller):
         return None
-    with database(request).session(found.actor) as session:
+    with host_database(request).session(found.actor) as session:
         return last_change(session, entity, entity_id)

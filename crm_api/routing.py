@@ -21,7 +21,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from crm_api.dependencies import caller_async, database
+from crm_api.dependencies import caller_async, host_database
 from crm_api.problems import ApiProblem, answer_for
 from crm_core.services import idempotency
 from crm_core.services.idempotency import ClaimOutcome, StoredResponse
@@ -79,7 +79,7 @@ async def idempotent(request: Request, key: str, handler: Callable[[Request], Co
                          max=idempotency.MAX_KEY_LENGTH)
     found = await caller_async(request)
     body = await request.body()
-    db = database(request)
+    db = host_database(request)
     claim = await run_in_threadpool(
         lambda: idempotency.claim_key(
             db, tenant_id=found.actor.tenant_id, token_id=found.token_id, key=key, method=request.method,
