@@ -73,7 +73,7 @@ def test_editing_records_the_diff_and_a_concurrent_change_is_not_overwritten(app
     assert text_input(app, "Region").value == ""
 
 
-def test_adding_a_contact_and_logging_an_activity_from_the_360(app_world: AppWorld) -> None:
+def test_adding_a_contact_and_logging_a_call_from_the_quick_actions(app_world: AppWorld) -> None:
     target = customer_id(app_world, "张三科技有限公司")
     app = open_profile(app_world.world.rep.username, target)
     contact_name = next(w for w in app.text_input if w.label == "Name *" and w.value == "")
@@ -84,13 +84,105 @@ def test_adding_a_contact_and_logging_an_activity_from_the_360(app_world: AppWor
     next(w for w in app.text_input if w.label == "Email" and w.value == "bad-email").input("wang@example.cn")
     app = click(app, "Add contact")
     assert any("王经理" in s.value for s in app.success)
+    # the contact's email is one tap away, built from the validated address
+    assert any("](mailto:wang@example.cn)" in m.value for m in app.markdown)
+
+    app.segmented_control(key=f"profile_{target}_quick").set_value("call").run()
+    assert not app.exception
     next(a for a in app.text_area if a.label.startswith("What happened")).input("电话沟通报价")
     app = click(app, "Log activity")
     assert not app.exception
     assert any("Activity logged" in s.value for s in app.success)
+    assert app.segmented_control(key=f"profile_{target}_quick").value is None  # the form closed after success
+    assert any(text.value == "电话沟通报价" for text in app.text)  # first on the timeline
     with app_world.db.system_session("test") as session:
         assert session.scalars(select(Contact.email).where(Contact.customer_id == target)).all() == ["wang@example.cn"]
         assert session.scalars(select(Activity.summary).where(Activity.customer_id == target)).all() == ["电话沟通报价"]
+
+
+def test_a_quick_task_is_explained_when_untitled_and_becomes_the_next_step(app_world: AppWorld) -> None:
+    from crm_core.models import Task
+
+    target = customer_id(app_world, "Acme Trading")
+    app = open_profile(app_world.world.rep.username, target)
+    app.segmented_control(key=f"profile_{target}_quick").set_value("task").run()
+    app = click(app, "Add task")
+    assert any("Task" in e.value and "required" in e.value.lower() for e in app.error)
+    text_input(app, "Task *").input("寄送报价单")
+    app = click(app, "Add task")
+    assert not app.exception
+    assert any("寄送报价单" in s.value for s in app.success)
+    with app_world.db.system_session("test") as session:
+        titles = session.scalars(select(Task.title).where(Task.customer_id == target)).all()
+    assert "寄送报价单" in titles
+    assert any(m.value.startswith("✅") and "寄送报价单" in m.value for m in app.markdown)  # on the timeline
+
+
+def test_the_header_shows_the_key_facts_and_a_tap_to_call_link(app_world: AppWorld) -> None:
+    target = customer_id(app_world, "张三科技有限公司")
+    app = open_profile(app_world.world.rep.username, target)
+    captions = [c.value for c in app.caption]
+    for label in ("Owner", "Lifecycle stage", "Deal stage", "Open deals (0)", "Last contact", "Next step"):
+        assert label in captions
+    assert any("[📞 138 0013 8000](tel:13800138000)" in m.value for m in app.markdown)
+    assert any("](mailto:zhang@example.cn)" in m.value for m in app.markdown)
+    assert "**—**" in [m.value for m in app.markdown]  # no open deal: its stage shows as a dash, never "None"
+
+
+def test_a_phone_that_is_not_a_number_gets_no_link(app_world: AppWorld) -> None:
+    from tests.factories import customer_named_by_sql
+
+    target = customer_named_by_sql(app_world.db, app_world.world.rep, "Odd Phone Co")
+    with app_world.db.system_session("test") as session, session.begin():
+        row = session.get(Customer, target)
+        assert row is not None
+        row.phone = "call [me](javascript:alert(1))"
+    app = open_profile(app_world.world.rep.username, target)
+    assert not app.exception
+    assert not any("tel:" in m.value or "javascript:" in m.value.replace("\\", "") and "](" in m.value
+                   for m in app.markdown)
+
+
+def test_the_timeline_pages_on_the_server_and_filters_by_kind(app_world: AppWorld) -> None:
+    from crm_core.services.activities import ActivityInput, log_activity
+
+    target = customer_id(app_world, "Acme Trading")
+    for index in range(25):
+        log_activity(app_world.db, app_world.world.rep, ActivityInput(target, "note", f"note {index:02d}"))
+    app = open_profile(app_world.world.rep.username, target)
+    shown = [text.value for text in app.text]
+    assert shown[:2] == ["note 24", "note 23"] and "note 04" not in shown
+    app = click(app, "Older ▶")
+    shown = [text.value for text in app.text]
+    assert "note 04" in shown and "note 24" not in shown
+    app = click(app, "◀ Previous")
+    assert [text.value for text in app.text][0] == "note 24"
+    app.pills(key=f"profile_{target}_timeline_kinds").set_value(["task"]).run()
+    assert not app.exception
+    assert not any(text.value.startswith("note") for text in app.text)
+    assert any(m.value.startswith("✅") for m in app.markdown)  # the follow-up task of the new customer
+
+
+def test_a_lost_deal_without_a_reason_says_so_in_words(app_world: AppWorld) -> None:
+    from crm_core.models import Opportunity, PipelineStage
+    from tests.factories import add_open_deal
+
+    target = customer_id(app_world, "Acme Trading")
+    add_open_deal(app_world.db, app_world.world.rep, target, name="Old lost deal")
+    with app_world.db.system_session("test") as session, session.begin():
+        deal = session.scalars(select(Opportunity).where(Opportunity.customer_id == target)).one()
+        lost = session.scalars(select(PipelineStage).where(PipelineStage.kind == "lost",
+                                                           PipelineStage.tenant_id == deal.tenant_id)).first()
+        assert lost is not None
+        deal.stage_id, deal.lost_reason = lost.id, None
+    for language, words in (("en", "No reason given"), ("zh-CN", "未填写原因")):
+        app = open_profile(app_world.world.rep.username, target)
+        if language == "zh-CN":
+            app.selectbox(key="kestrel_language_choice").set_value("zh-CN").run()
+        deals = next(frame.value for frame in app.dataframe if "Old lost deal" in frame.value.to_string())
+        reasons = deals[deals.columns[-1]].tolist()
+        assert reasons == [words]
+        assert "lost_reason" not in deals.to_string() and "None" not in deals.to_string()
 
 
 def test_without_a_customer_the_page_offers_a_search(app_world: AppWorld) -> None:
