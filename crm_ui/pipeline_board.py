@@ -678,12 +678,13 @@ def _export(pipeline: PipelineRow, filters: DealFilters) -> None:
 #   open     {"deal"}: the deal's name clicked; customer {"customer"}: the customer's name;
 #   page     {"stage", "page"}: a column's Previous / Next.
 # Drag uses pointer events (mouse anywhere on a card; touch and pen on its "Drag" grip, so a
-# finger elsewhere still scrolls). Under 640 px one stage shows at a time, picked by its tab.
+# finger elsewhere still scrolls). Under 640 px one stage shows at a time, picked by its tab; wider,
+# a tab brings its column into view, and the tabs take drops too.
 CSS = """
 .kb { color: var(--st-text-color); font-family: var(--st-font); font-size: 0.95rem; }
 .kb button, .kb select { font: inherit; color: inherit; }
-.kb-tabs { display: none; gap: .4rem; overflow-x: auto; padding: 0 0 .6rem 0; scrollbar-width: thin; }
-.kb-tab { flex: 0 0 auto; min-height: 44px; padding: 0 .8rem; border-radius: .5rem; cursor: pointer;
+.kb-tabs { display: flex; gap: .4rem; overflow-x: auto; padding: 0 0 .6rem 0; scrollbar-width: thin; }
+.kb-tab { flex: 0 0 auto; min-height: 34px; padding: 0 .8rem; border-radius: .5rem; cursor: pointer;
   border: 1px solid var(--st-border-color, rgba(128,128,128,.35)); background: var(--st-secondary-background-color); }
 .kb-tab[aria-pressed="true"] { border: 2px solid var(--st-primary-color); font-weight: 600; }
 .kb-cols { display: flex; gap: .6rem; align-items: flex-start; overflow-x: auto; padding-bottom: .4rem; }
@@ -718,8 +719,11 @@ CSS = """
 .kb-col.kb-refused, .kb-tab.kb-refused { outline: 3px solid var(--st-red-color, #d33); }
 .kb-ghost { position: fixed; z-index: 100000; pointer-events: none; margin: 0; opacity: .95;
   box-shadow: 0 6px 18px rgba(0,0,0,.25); transform: rotate(1.5deg); }
+@media (min-width: 641px) {
+  .kb-tab[aria-pressed="true"] { border: 1px solid var(--st-border-color, rgba(128,128,128,.35)); font-weight: 400; }
+}
 @media (max-width: 640px) {
-  .kb-tabs { display: flex; }
+  .kb-tab { min-height: 44px; }
   .kb-cols { display: block; }
   .kb-col { display: none; min-width: 0; }
   .kb-col.kb-active { display: block; }
@@ -759,18 +763,27 @@ export default function (component) {
   const tabButtons = new Map();
   const columns = new Map();
 
-  function showStage(stageId) {
+  const phone = () => (doc.defaultView || window).matchMedia("(max-width: 640px)").matches;
+  // a tab shows its stage: alone on a phone; on a wider screen it scrolls its column into view
+  // (the tabs are also drop targets, so a card reaches a column that is out of view)
+  function showStage(stageId, reveal) {
     active = stageId;
     sessionStorage.setItem(storeKey, String(stageId));
     tabButtons.forEach((button, id) => button.setAttribute("aria-pressed", String(id === stageId)));
     columns.forEach((column, id) => column.classList.toggle("kb-active", id === stageId));
+    const column = columns.get(stageId);
+    if (reveal && column && !phone()) {
+      const strip = cols.getBoundingClientRect(), box = column.getBoundingClientRect();
+      if (box.left < strip.left) { cols.scrollLeft -= strip.left - box.left; }
+      else if (box.right > strip.right) { cols.scrollLeft += box.right - strip.right; }
+    }
   }
 
   for (const stage of data.stages) {
     const tab = el("button", "kb-tab", stage.name + " · " + stage.count_text);
     tab.type = "button";
     tab.dataset.stage = stage.id;
-    tab.addEventListener("click", () => showStage(stage.id));
+    tab.addEventListener("click", () => showStage(stage.id, true));
     tabButtons.set(stage.id, tab);
     tabs.appendChild(tab);
 
@@ -885,12 +898,12 @@ export default function (component) {
     if (overStage !== state.stage.id) {
       over.classList.add(state.stage.targets.includes(overStage) ? "kb-over" : "kb-refused");
     }
-    if (over.classList.contains("kb-tab") && overStage !== active) { showStage(overStage); }
+    if (over.classList.contains("kb-tab") && overStage !== active) { showStage(overStage, true); }
   }
   // near the left or right edge of the columns (or the phone's tabs) they scroll, so that a
   // column out of view can still be reached while the card is held
   function autoScroll(state) {
-    const strip = getComputedStyle(tabs).display === "none" ? cols : tabs;
+    const strip = phone() ? tabs : cols;
     const box = strip.getBoundingClientRect();
     const edge = 48;
     state.scrollBy = state.x > box.right - edge ? 14 : state.x < box.left + edge ? -14 : 0;

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm_core.models import Customer, Opportunity, PipelineStage
@@ -167,6 +168,7 @@ def one_handed_move(server: Server, page: Any, deal_id: int, stages: dict[str, i
     page.locator(".kb-card").first.wait_for(timeout=TIMEOUT)
 
     # one stage at a time: only the chosen column shows, the others behind their tabs
+    expect(page.locator(".kb-tabs")).to_have_count(1, timeout=TIMEOUT)  # the cookie login's second run is over
     assert page.locator(".kb-col").evaluate_all("cols => cols.filter(c => c.offsetParent !== null).length") == 1
     assert page.locator(".kb-tabs").is_visible()
     screenshot(page, "board-390-zh-lead")
