@@ -32,7 +32,7 @@ from crm_api.paging import (
 from crm_api.routing import ApiRoute
 from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.models import StageKind
+from crm_core.models import Opportunity, StageKind
 from crm_core.queries.deal_pages import DealListFilters, list_deal_page
 from crm_core.queries.deals import DealCard, DealFilters, get_deal, get_pipeline, stage_history
 from crm_core.services.customers import stale_record_error
@@ -215,8 +215,6 @@ def deal_out(card: DealCard, archived_at: dt.datetime | None = None,
 
 
 def _archived_at(session: Any, deal_id: int) -> dt.datetime | None:
-    from crm_core.models import Opportunity
-
     deal = session.get(Opportunity, deal_id)
     return deal.archived_at if deal is not None else None
 
