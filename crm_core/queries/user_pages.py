@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_core.models import Team, User
@@ -33,7 +33,7 @@ def _row(user: User, team_name: str | None) -> UserRow:
                    locked_until=user.locked_until, last_login_at=user.last_login_at, version=user.version)
 
 
-def _filtered(statement: Select[Any], *, active_only: bool, role: str | None, team_id: int | None) -> Select[Any]:
+def _filtered(statement: Any, *, active_only: bool, role: str | None, team_id: int | None) -> Any:
     if active_only:
         statement = statement.where(User.is_active.is_(True))
     if role is not None:
@@ -48,8 +48,8 @@ def list_user_page(session: Session, *, active_only: bool = False, role: str | N
                    count_cap: int | None = None) -> UserPage:
     """Users of the actor's tenant by id, past ``after``; ``count_cap`` adds a count capped there."""
     per_page = max(1, min(per_page, 500))
-    statement = select(User, Team.name).outerjoin(Team, Team.id == User.team_id)
-    statement = _filtered(statement, active_only=active_only, role=role, team_id=team_id)
+    joined = select(User, Team.name).outerjoin(Team, Team.id == User.team_id)
+    statement = _filtered(joined, active_only=active_only, role=role, team_id=team_id)
     if after is not None:
         statement = statement.where(User.id > after)
     rows = session.execute(statement.order_by(User.id).limit(per_page + 1)).all()
