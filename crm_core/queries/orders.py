@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -77,7 +77,8 @@ def order_lines(session: Session, order_ids: list[int]) -> dict[int, list[OrderL
     )
     grouped: dict[int, list[OrderLineRow]] = {}
     for line, sku, name in session.execute(statement):
-        total = (line.quantity * line.unit_price).quantize(Decimal("0.01"))
+        # half-up, as the order total is summed (services.orders.line_total): the lines add up to it
+        total = (line.quantity * line.unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         grouped.setdefault(line.order_id, []).append(
             OrderLineRow(line.product_id, sku, name, line.quantity, line.unit_price, total)
         )
