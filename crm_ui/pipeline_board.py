@@ -846,11 +846,20 @@ export default function (component) {
         option.value = String(targetId);
         select.appendChild(option);
       }
-      select.addEventListener("change", () => {
+      // picked with a pointer (or a phone's picker): move at once; with the keyboard, arrows only
+      // choose (Chrome fires "change" on each arrow of a closed list) and Enter moves
+      let byKeyboard = false;
+      const send = () => {
         if (!select.value) { return; }
         item.classList.add("kb-pending");
         setTriggerValue("move", { deal: card.id, to: Number(select.value), version: card.version });
+      };
+      select.addEventListener("pointerdown", () => { byKeyboard = false; });
+      select.addEventListener("keydown", (event) => {
+        byKeyboard = true;
+        if (event.key === "Enter") { event.preventDefault(); send(); }
       });
+      select.addEventListener("change", () => { if (!byKeyboard) { send(); } });
       row.appendChild(select);
       const grip = el("span", "kb-grip", L.drag);
       grip.setAttribute("aria-hidden", "true");
@@ -970,9 +979,15 @@ export default function (component) {
       item.classList.add("kb-pending");  // stays in its column until the server has moved it
       setTriggerValue("move", { deal: card.id, to, version: card.version });
     };
+    item.cancelDrag = () => { if (drag && drag.item === item) { finish({ pointerId: drag.pointerId }, true); } };
     item.addEventListener("pointerup", (event) => finish(event, false));
     item.addEventListener("pointercancel", (event) => finish(event, true));
   }
+
+  // Escape drops nothing: the held card goes back
+  const onKey = (event) => { if (event.key === "Escape" && drag) { drag.item.cancelDrag(); } };
+  doc.addEventListener("keydown", onKey);
+  return () => doc.removeEventListener("keydown", onKey);
 }
 """
 

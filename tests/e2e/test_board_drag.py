@@ -143,6 +143,44 @@ def test_a_rep_drags_a_card_sees_its_history_and_undoes_the_move_at_1280(server:
     context.close()
 
 
+def test_the_keyboard_moves_a_card_with_its_list_and_escape_cancels_a_drag(server: Server, browser: Any) -> None:
+    stages = stage_ids(server)
+    deal_id = new_deal(server, "Keyboard deal", "777")
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
+    page = context.new_page()
+    log_in(page, server, server.world.rep.username)
+    open_board(page)
+    expect(page.locator(".kb-cols")).to_have_count(1, timeout=TIMEOUT)
+
+    # a held card goes back on Escape: nothing is sent, nothing moves
+    grip = page.locator(f'.kb-card[data-deal="{deal_id}"] .kb-amount')
+    grip.scroll_into_view_if_needed()
+    box = grip.bounding_box()
+    target = page.locator(f'.kb-col[data-stage="{stages["Qualified"]}"] h3').bounding_box()
+    assert box is not None and target is not None
+    page.mouse.move(box["x"] + 10, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(target["x"] + 20, target["y"] + 30, steps=10)
+    page.locator(".kb-ghost").wait_for(timeout=TIMEOUT)
+    page.keyboard.press("Escape")
+    page.locator(".kb-ghost").wait_for(state="detached", timeout=TIMEOUT)
+    page.mouse.up()
+    assert stage_of(server, deal_id) == stages["Lead"]
+
+    # arrows only choose in the card's list; Enter moves
+    select = page.locator(f'.kb-card[data-deal="{deal_id}"] select')
+    select.focus()
+    page.keyboard.press("ArrowDown")  # Qualified, the first stage it may go to
+    page.keyboard.press("ArrowDown")  # Proposal
+    # nothing was sent: a sent move marks its card at once, before the server answers
+    assert "kb-pending" not in (page.locator(f'.kb-card[data-deal="{deal_id}"]').get_attribute("class") or "")
+    assert stage_of(server, deal_id) == stages["Lead"]
+    page.keyboard.press("Enter")
+    card(page, stages["Proposal"], deal_id).wait_for(timeout=TIMEOUT)
+    assert stage_of(server, deal_id) == stages["Proposal"]
+    context.close()
+
+
 def test_a_rep_moves_a_deal_one_handed_on_a_phone_in_chinese(server: Server, browser: Any) -> None:
     stages = stage_ids(server)
     deal_id = new_deal(server, "手机 移动", "5000")
