@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_api import activities, contacts, customers, deals, problems, products, tasks, users, v1
+from crm_api import activities, contacts, customers, deals, orders, problems, products, tasks, users, v1
 from crm_api.ratelimit import RateDecision, RateLimiter
 from crm_core import __version__
 from crm_core.config import api_rate_limit
@@ -81,6 +81,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(tasks.router)
     api.include_router(deals.router)
     api.include_router(users.router)
+    api.include_router(orders.router)
     api.add_middleware(RateLimitHeaders)
     _document_problems(api)
     return api
@@ -105,7 +106,7 @@ def _document_problems(api: FastAPI) -> None:
                 for parameter in operation.get("parameters", []):
                     if parameter.get("in") == "header" and parameter.get("name", "").lower() == "if-match":
                         # a strong tag of the version; without a body to carry `version`, it is required (428)
-                        parameter["schema"] = {"type": "string", "pattern": '^"[0-9]+"$', "examples": ['"3"']}
+                        parameter["schema"] = {"type": "string", "pattern": '^(W/)?"[0-9]+"$', "examples": ['"3"']}
                         parameter["required"] = "version" not in _body_properties(operation, schemas)
                 for code, answer in operation.get("responses", {}).items():
                     content = answer.get("content", {})
