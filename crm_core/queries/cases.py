@@ -1,0 +1,141 @@
+"""Read side for cases: a keyset-paged list with the case list's filters, and one case.
+
+Scoping comes from the session (a case is seen by whoever sees its customer). Ordered by
+``(opened_at, id)`` or ``(updated_at, id)``, never null, so inserts never shift a page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session, aliased
+
+from crm_core.models import Case, CaseStatus, Customer, User
+
+SORTABLE_COLUMNS: dict[str, Any] = {"opened_at": Case.opened_at, "updated_at": Case.updated_at}
+
+Position = tuple[dt.datetime, int]
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """A case as the list and the record show it."""
+
+    id: int
+    customer_id: int
+    customer_name: str
+    contact_id: int | None
+    assignee_id: int | None
+    assignee_name: str | None
+    subject: str
+    description: str
+    status: str
+    priority: str
+    opened_at: dt.datetime
+    resolved_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """What the case list is filtered by; empty values mean no filter. Closed cases only when asked."""
+
+    customer_id: int | None = None
+    assignee_id: int | None = None
+    unassigned: bool = False
+    status: str | None = None
+    priority: str | None = None
+    search: str = ""  # in the subject
+    include_closed: bool = False
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """One keyset page of cases."""
+
+    items: list[CaseRow]
+    has_next: bool
+    next_position: Position | None
+    total: int | None = None
+    total_capped: bool = False
+
+
+_ASSIGNEE = aliased(User)
+
+
+def _statement() -> Any:
+    return (
+        select(Case, Customer.name, _ASSIGNEE.full_name)
+        .join(Customer, Customer.id == Case.customer_id)
+        .outerjoin(_ASSIGNEE, _ASSIGNEE.id == Case.assignee_id)
+    )
+
+
+def _filtered(statement: Any, filters: CaseFilters) -> Any:
+    if filters.status is not None:
+        statement = statement.where(Case.status == filters.status)
+    elif not filters.include_closed:
+        statement = statement.where(Case.status != CaseStatus.CLOSED.value)
+    if filters.customer_id is not None:
+        statement = statement.where(Case.customer_id == filters.customer_id)
+    if filters.unassigned:
+        statement = statement.where(Case.assignee_id.is_(None))
+    elif filters.assignee_id is not None:
+        statement = statement.where(Case.assignee_id == filters.assignee_id)
+    if filters.priority is not None:
+        statement = statement.where(Case.priority == filters.priority)
+    if filters.search.strip():
+        statement = statement.where(Case.subject.contains(filters.search.strip(), autoescape=True))
+    return statement
+
+
+def _row(case: Case, customer_name: str, assignee_name: str | None) -> CaseRow:
+    return CaseRow(
+        id=case.id, customer_id=case.customer_id, customer_name=customer_name, contact_id=case.contact_id,
+        assignee_id=case.assignee_id, assignee_name=assignee_name, subject=case.subject,
+        description=case.description or "", status=case.status, priority=case.priority, opened_at=case.opened_at,
+        resolved_at=case.resolved_at, created_at=case.created_at, updated_at=case.updated_at, version=case.version,
+    )
+
+
+def list_cases(
+    session: Session,
+    *,
+    filters: CaseFilters | None = None,
+    sort: str = "opened_at",
+    descending: bool = True,
+    per_page: int = 50,
+    after: Position | None = None,
+    count_cap: int | None = None,
+) -> CasePage:
+    """A page of the visible cases matching ``filters`` past ``after``; ``count_cap`` adds a capped count."""
+    filters = filters or CaseFilters()
+    per_page = max(1, min(per_page, 500))
+    sort = sort if sort in SORTABLE_COLUMNS else "opened_at"
+    column = SORTABLE_COLUMNS[sort]
+    statement = _filtered(_statement(), filters)
+    if after is not None:
+        position, bound = tuple_(column, Case.id), tuple_(*after)
+        statement = statement.where(position < bound if descending else position > bound)
+    order = [column.desc(), Case.id.desc()] if descending else [column.asc(), Case.id.asc()]
+    rows = session.execute(statement.order_by(*order).limit(per_page + 1)).all()
+    items = [_row(case, customer, assignee) for case, customer, assignee in rows[:per_page]]
+    has_next = len(rows) > per_page
+    next_position = (getattr(items[-1], sort), items[-1].id) if has_next else None
+    total, capped = None, False
+    if count_cap is not None:
+        inner = _filtered(select(Case.id), filters).limit(count_cap + 1).subquery()
+        total = int(session.scalar(select(func.count()).select_from(inner)) or 0)
+        capped, total = total > count_cap, min(total, count_cap)
+    return CasePage(items=items, has_next=has_next, next_position=next_position, total=total, total_capped=capped)
+
+
+def get_case(session: Session, case_id: int) -> CaseRow | None:
+    """One visible case, or None."""
+    row = session.execute(_statement().where(Case.id == case_id)).first()
+    return _row(row[0], row[1], row[2]) if row is not None else None

@@ -1,0 +1,150 @@
+"""/api/v1/cases: customer-service cases over the cases service, on every database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from crm_core.access import Actor
+from crm_core.models import AuditEvent
+from tests.api.conftest import Api
+from tests.factories import World, create_random_customer, unique
+
+
+def new_case(api: Api, actor: Actor, **fields: Any) -> dict[str, Any]:
+    """A case of a new customer of ``actor``, opened through the API."""
+    customer_id = fields.pop("customer_id", None) or create_random_customer(api.db, actor)
+    answer = api.client.post("/api/v1/cases", json={"customer_id": customer_id, "subject": unique("Case "), **fields},
+                             headers=api.headers(actor))
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def listed_ids(api: Api, headers: dict[str, str], query: str = "", limit: int = 100) -> list[int]:
+    """Every id the list gives, following the cursors."""
+    found: list[int] = []
+    cursor = None
+    while True:
+        suffix = f"&after={cursor}" if cursor else ""
+        answer = api.client.get(f"/api/v1/cases?limit={limit}{query}{suffix}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        found += [row["id"] for row in answer.json()["data"]]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def test_a_case_is_seen_and_changed_by_whoever_sees_its_customer(api: Api, world: World) -> None:
+    case = new_case(api, world.rep)
+    path = f"/api/v1/cases/{case['id']}"
+    for actor in (world.other_admin, world.rep_other_team):
+        headers = api.headers(actor, **{"If-Match": '"1"'})
+        assert case["id"] not in listed_ids(api, headers)
+        assert api.client.get(path, headers=headers).status_code == 404
+        assert api.client.patch(path, json={"status": "pending"}, headers=headers).status_code == 404
+        assert api.client.delete(path, headers=headers).status_code == 404
+        stolen = api.client.post("/api/v1/cases", json={"customer_id": case["customer_id"], "subject": "x"},
+                                 headers=headers)
+        assert stolen.status_code == 404
+    assert case["id"] in listed_ids(api, api.headers(world.manager))
+    assert case["id"] in listed_ids(api, api.headers(world.analyst))
+
+
+def test_an_analyst_and_a_read_scope_token_write_nothing(api: Api, world: World) -> None:
+    case = new_case(api, world.rep)
+    path = f"/api/v1/cases/{case['id']}"
+    for headers in (api.headers(world.analyst, **{"If-Match": '"1"'}),
+                    api.headers(world.rep, scope="read", **{"If-Match": '"1"'})):
+        assert api.client.get(path, headers=headers).status_code == 200
+        assert api.client.patch(path, json={"status": "pending"}, headers=headers).status_code == 403
+        assert api.client.delete(path, headers=headers).status_code == 403
+        made = api.client.post("/api/v1/cases", json={"customer_id": case["customer_id"], "subject": "x"},
+                               headers=headers)
+        assert made.status_code == 403
+
+
+def test_open_get_patch_resolve_close_and_reopen_with_the_audit_trail(api: Api, world: World) -> None:
+    case = new_case(api, world.rep, priority="high", assignee_id=world.rep.user_id, description="Since Monday.")
+    assert (case["status"], case["priority"], case["assignee_name"], case["resolved_at"]) == (
+        "open", "high", world.rep.full_name, None)
+    path = f"/api/v1/cases/{case['id']}"
+    headers = api.headers(world.rep)
+    got = api.client.get(path, headers=headers)
+    assert got.json() == case and got.headers["etag"] == '"1"'
+    resolved = api.client.patch(path, json={"status": "resolved", "assignee_id": None},
+                                headers={**headers, "If-Match": '"1"'})
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["resolved_at"] is not None and resolved.json()["assignee_id"] is None
+    assert resolved.json()["description"] == "Since Monday."
+    closed = api.client.delete(path, headers={**headers, "If-Match": resolved.headers["etag"]})
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    assert closed.json()["resolved_at"] == resolved.json()["resolved_at"]
+    assert case["id"] not in listed_ids(api, headers)
+    assert case["id"] in listed_ids(api, headers, "&include_closed=true")
+    assert case["id"] in listed_ids(api, headers, "&status=closed")
+    reopened = api.client.patch(path, json={"status": "open", "version": closed.json()["version"]}, headers=headers)
+    assert reopened.status_code == 200 and reopened.json()["resolved_at"] is None
+    with api.db.session(world.rep) as session:
+        actions = session.scalars(select(AuditEvent.action).where(
+            AuditEvent.entity == "case", AuditEvent.entity_id == case["id"])).all()
+    assert sorted(actions) == ["create", "update", "update", "update"]
+
+
+def test_assignee_and_contact_rules(api: Api, world: World) -> None:
+    customer_id = create_random_customer(api.db, world.rep)
+    headers = api.headers(world.rep)
+    other_rep = api.client.post("/api/v1/cases", headers=headers, json={
+        "customer_id": customer_id, "subject": "x", "assignee_id": world.rep_other_team.user_id})
+    assert other_rep.status_code == 403
+    analyst = api.client.post("/api/v1/cases", headers=api.headers(world.admin), json={
+        "customer_id": customer_id, "subject": "x", "assignee_id": world.analyst.user_id})
+    assert analyst.status_code == 422 and analyst.json()["errors"][0]["field"] == "assignee_id"
+    foreign_contact = api.client.post("/api/v1/cases", headers=headers, json={
+        "customer_id": customer_id, "subject": "x", "contact_id": 2_000_000_000})
+    assert foreign_contact.status_code == 422 and foreign_contact.json()["errors"][0]["field"] == "contact_id"
+
+
+def test_a_stale_write_is_412_and_nothing_is_written(api: Api, world: World) -> None:
+    case = new_case(api, world.rep)
+    path = f"/api/v1/cases/{case['id']}"
+    assert api.client.patch(path, json={"priority": "low"},
+                            headers=api.headers(world.manager, **{"If-Match": '"1"'})).status_code == 200
+    headers = api.headers(world.rep, **{"If-Match": '"1"'})
+    for answer in (api.client.patch(path, json={"status": "pending"}, headers=headers),
+                   api.client.delete(path, headers=headers)):
+        assert (answer.status_code, answer.json()["code"]) == (412, "stale_record")
+    current = api.client.get(path, headers=headers).json()
+    assert (current["status"], current["priority"], current["version"]) == ("open", "low", 2)
+
+
+def test_field_errors_are_422_in_the_callers_language(api: Api, world: World) -> None:
+    customer_id = create_random_customer(api.db, world.rep)
+    body = {"customer_id": customer_id, "subject": " ", "description": "=HYPERLINK(\"http://x\")"}
+    english = api.client.post("/api/v1/cases", json=body, headers=api.headers(world.rep))
+    chinese = api.client.post("/api/v1/cases", json=body,
+                              headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
+    assert english.status_code == chinese.status_code == 422
+    assert [e["field"] for e in english.json()["errors"]] == ["description", "subject"]
+    assert chinese.json()["detail"].startswith("请修改")
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in e["message"]) for e in chinese.json()["errors"])
+    shape = api.client.post("/api/v1/cases", json={"customer_id": customer_id, "subject": "x", "priority": "urgent"},
+                            headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
+    assert shape.status_code == 422 and shape.json()["errors"][0]["message"] == "请从给定选项中选择。"
+
+
+def test_the_list_pages_by_cursor_and_filters(api: Api, world: World) -> None:
+    customer_id = create_random_customer(api.db, world.rep)
+    marker = unique("Pairing")
+    made = [new_case(api, world.rep, customer_id=customer_id, subject=f"{marker} {n}")["id"] for n in range(5)]
+    headers = api.headers(world.rep)
+    query = f"&search={marker}"
+    first = api.client.get(f"/api/v1/cases?limit=2&include_total=true{query}", headers=headers).json()
+    assert first["total"] == 5 and first["has_more"]
+    new_case(api, world.rep, customer_id=customer_id, subject=f"{marker} late")
+    rest = listed_ids(api, headers, query + f"&after={first['next_cursor']}", limit=2)
+    assert [row["id"] for row in first["data"]] + rest == made[::-1]
+    assert listed_ids(api, headers, query + "&priority=high") == []
+    wrong = api.client.get(f"/api/v1/cases?limit=2&after={first['next_cursor']}", headers=headers)
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "invalid_cursor")
