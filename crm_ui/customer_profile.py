@@ -44,7 +44,7 @@ from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_core.services.tasks import TaskInput, create_task
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
-from crm_ui.formatting import EMPTY, dashed, date, money, or_dash, when
+from crm_ui.formatting import EMPTY, date, money, or_dash, when
 from crm_ui.text import plain, plain_join, plain_line, plain_params
 
 STATE = st.session_state
@@ -626,11 +626,11 @@ def deals_tab(profile: Profile) -> None:
         t("deal.amount"): money(d.amount, currency_code=d.currency),
         t("deal.probability"): f"{d.probability}%",
         t("profile.weighted"): money(d.weighted_amount, currency_code=d.currency),
-        t("deal.expected_close_date"): date(d.expected_close_date), t("field.owner"): d.owner_name,
+        t("deal.expected_close_date"): date(d.expected_close_date), t("field.owner"): or_dash(d.owner_name),
         t("deal.lost_reason"): ((d.lost_reason or "").strip() or t("records.no_reason_given"))
-        if d.stage_kind == "lost" else None,
+        if d.stage_kind == "lost" else EMPTY,
     } for d in deals])
-    st.dataframe(dashed(frame), hide_index=True, width="stretch")
+    st.dataframe(frame, hide_index=True, width="stretch")
     st.page_link("pages/pipeline.py", label=t("profile.open_pipeline"), icon="📋")
 
 
@@ -716,19 +716,19 @@ def tasks_tab(profile: Profile) -> None:
     data = profile.data
     st.markdown(f"**{t('profile.open_tasks')}**")
     if data.open_tasks:
-        st.dataframe(dashed(pd.DataFrame([{
+        st.dataframe(pd.DataFrame([{
             t("profile.task"): ("⚠️ " if task.overdue else "") + task.title, t("profile.due"): when(task.due_at),
-            t("profile.priority"): priority_label(task.priority), t("profile.assignee"): task.assignee_name,
-        } for task in data.open_tasks])), hide_index=True, width="stretch")
+            t("profile.priority"): priority_label(task.priority), t("profile.assignee"): or_dash(task.assignee_name),
+        } for task in data.open_tasks]), hide_index=True, width="stretch")
     else:
         st.caption(t("profile.no_tasks"))
     st.markdown(f"**{t('profile.cases')}**")
     if data.cases:
-        st.dataframe(dashed(pd.DataFrame([{
+        st.dataframe(pd.DataFrame([{
             t("profile.case_subject"): case.subject, t("profile.case_status"): case_status_label(case.status),
             t("profile.priority"): priority_label(case.priority), t("profile.opened"): when(case.opened_at),
-            t("profile.resolved"): when(case.resolved_at) if case.resolved_at else None,
-        } for case in data.cases])), hide_index=True, width="stretch")
+            t("profile.resolved"): when(case.resolved_at),
+        } for case in data.cases]), hide_index=True, width="stretch")
     else:
         st.caption(t("profile.no_cases"))
 

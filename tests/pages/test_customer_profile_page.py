@@ -178,7 +178,8 @@ def test_a_lost_deal_without_a_reason_says_so_in_words(app_world: AppWorld) -> N
     for language, words in (("en", "No reason given"), ("zh-CN", "未填写原因")):
         app = open_profile(app_world.world.rep.username, target)
         if language == "zh-CN":
-            app.selectbox(key="kestrel_language_choice").set_value("zh-CN").run()
+            app.session_state["kestrel_lang"] = "zh-CN"
+            app.run()
         deals = next(frame.value for frame in app.dataframe if "Old lost deal" in frame.value.to_string())
         reasons = deals[deals.columns[-1]].tolist()
         assert reasons == [words]
@@ -215,3 +216,16 @@ def test_setting_the_stage_by_hand_needs_a_reason_and_is_kept_in_the_stage_histo
             select(LifecycleTransition.reason).where(LifecycleTransition.customer_id == customer)
         ).all()
     assert any("客户口头确认有采购意向" in (reason or "") for reason in reasons)
+
+
+def test_the_sidebar_search_runs_on_enter_and_keeps_an_empty_answer_for_a_chinese_query(app_world: AppWorld) -> None:
+    """AppTest keeps no sidebar after a rerun and does not follow st.switch_page: the Chromium flow
+    (tests/e2e/test_records_flow.py) checks that Enter opens the best match and the groups are listed."""
+    app = log_in(app_world.world.rep.username)
+    box = app.text_input(key="global_search_query")
+    assert box.label == "Search customers, contacts, deals"
+    box.input("不存在的公司")
+    app = click(app, "🔍 Search")
+    assert not app.exception
+    results = app.session_state["global_search_results"]
+    assert results.query == "不存在的公司" and not results and results.best is None

@@ -125,7 +125,7 @@ def test_a_saved_view_brings_back_its_filters_columns_and_sort(app_world: AppWor
     mine.selectbox(key="customers_view@en").select(view_id).run()
     assert mine.text_input(key="customers_search").value == "acme"
     assert mine.selectbox(key="customers_sort@en").value == "name"
-    assert list(mine.dataframe[0].value.columns) == ["Name", "Email", "360"]
+    assert list(mine.dataframe[0].value.columns) == ["Name", "Email"]  # the name opens the record
     assert grid_names(mine) == ["Acme Trading"]
 
 
@@ -145,3 +145,50 @@ def test_next_and_previous_walk_the_pages(app_world: AppWorld) -> None:
     assert sorted(first + second, reverse=True) == first + second
     app = submit(app, "◀ Previous")
     assert grid_names(app) == first
+
+
+def test_coming_back_from_a_record_keeps_the_search_filters_and_page(app_world: AppWorld) -> None:
+    from tests.factories import create_random_customer
+
+    for index in range(30):
+        create_random_customer(app_world.db, app_world.world.rep, name=f"Kept {index:02d}", industry="Retail")
+    app = open_customers(app_world.world.rep.username)
+    app.text_input(key="customers_search").input("Kept").run()
+    app.selectbox(key="customers_per_page").set_value(25).run()
+    app.selectbox(key="customers_sort@en").set_value("name").run()
+    app = submit(app, "Next ▶")
+    second = grid_names(app)
+    assert len(second) == 5
+    # open a record (the card's link), then come back through the menu
+    app.switch_page("pages/customer_profile.py")
+    app.query_params["customer_id"] = str(app_world.world.rep.user_id)
+    app.run()
+    app.query_params.clear()
+    app.switch_page("pages/customers.py").run()
+    assert not app.exception
+    assert app.text_input(key="customers_search").value == "Kept"
+    assert app.selectbox(key="customers_sort@en").value == "name"
+    assert app.selectbox(key="customers_per_page").value == 25
+    assert grid_names(app) == second and any("Page 2 of 2" in m.value for m in app.markdown)
+
+
+def test_every_row_has_a_card_whose_name_opens_the_record_and_empty_cells_show_a_dash(app_world: AppWorld) -> None:
+    app = open_customers(app_world.world.rep.username)
+    links = {link.label: link for link in app.get("page_link")}
+    zhang = next(link for label, link in links.items() if label == "张三科技有限公司")
+    assert zhang.proto.page.endswith("customer_profile") or "customer" in zhang.proto.page
+    assert any("[📞 138 0013 8000](tel:13800138000)" in m.value for m in app.markdown)  # tap to call on the card
+    frame = app.dataframe[0].value
+    acme = frame[frame["Name"] == "Acme Trading"].iloc[0]
+    assert acme["Phone"] == "—" and acme["Industry"] == "—"
+    assert "None" not in frame.astype(str).to_string()
+
+
+def test_the_chinese_grid_shows_dashes_and_translated_stages(app_world: AppWorld) -> None:
+    app = open_customers(app_world.world.rep.username)
+    app.session_state["kestrel_lang"] = "zh-CN"
+    app.run()
+    frame = app.dataframe[0].value
+    assert set(frame["生命周期阶段"]) == {"潜客"}  # the stage translated once per run, not per cell
+    assert set(frame["行业"]) == {"—"}
+    assert "None" not in frame.astype(str).to_string()
