@@ -11,7 +11,20 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_api import activities, contacts, customers, deals, orders, problems, products, reports, tasks, users, v1
+from crm_api import (
+    activities,
+    cases,
+    contacts,
+    customers,
+    deals,
+    orders,
+    problems,
+    products,
+    reports,
+    tasks,
+    users,
+    v1,
+)
 from crm_api.ratelimit import RateDecision, RateLimiter
 from crm_core import __version__
 from crm_core.config import api_rate_limit
@@ -83,6 +96,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(users.router)
     api.include_router(orders.router)
     api.include_router(reports.router)
+    api.include_router(cases.router)
     api.add_middleware(RateLimitHeaders)
     _document_problems(api)
     return api
