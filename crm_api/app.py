@@ -21,6 +21,7 @@ from crm_api import (
     problems,
     products,
     reports,
+    segments,
     tasks,
     users,
     v1,
@@ -97,6 +98,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(orders.router)
     api.include_router(reports.router)
     api.include_router(cases.router)
+    api.include_router(segments.router)
     api.add_middleware(RateLimitHeaders)
     _document_problems(api)
     return api
