@@ -17,6 +17,7 @@ from crm_api import (
     contacts,
     customers,
     deals,
+    imports,
     orders,
     problems,
     products,
@@ -99,6 +100,8 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(reports.router)
     api.include_router(cases.router)
     api.include_router(segments.router)
+    api.include_router(imports.upload_router)
+    api.include_router(imports.router)
     api.add_middleware(RateLimitHeaders)
     _document_problems(api)
     return api
