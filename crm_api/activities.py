@@ -8,7 +8,6 @@ or archived, so it has no ``version`` and no ETag.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -26,7 +25,7 @@ from crm_api.paging import (
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import Moment, RecordId, UtcDateTime, errors_for
+from crm_api.schemas import Day, Moment, RecordId, UtcDateTime, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.activity_pages import ActivityListRow, get_activity, list_activity_page
 from crm_core.services.activities import ActivityInput, log_activity
@@ -68,18 +67,21 @@ class ActivityCreate(BaseModel):
     occurred_at: UtcDateTime | None = Field(default=None, description="When it happened; now when omitted.")
     contact_id: RecordId | None = None
     opportunity_id: RecordId | None = None
-    next_follow_up_at: UtcDateTime | dt.date | None = Field(
+    next_follow_up_at: UtcDateTime | Day | None = Field(
         default=None, description="A moment, or a day (09:00 UTC that day).")
 
 
 class ActivityQuery(BaseModel):
     """Filters of the activities list (latest first unless `order=asc`)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     customer_id: RecordId | None = None
     type: ActivityType | None = None
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
 

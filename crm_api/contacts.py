@@ -89,6 +89,8 @@ class ContactPatch(BaseModel):
 class ContactQuery(BaseModel):
     """Filters, search and sort of the contacts list."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     customer_id: RecordId | None = None
     search: str = Field(default="", max_length=200, pattern=NO_CONTROL_CHARACTERS,
                         description="A part of the name or the email.")
@@ -96,7 +98,8 @@ class ContactQuery(BaseModel):
     sort: ContactSort = "updated_at"
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
 

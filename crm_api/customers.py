@@ -128,6 +128,8 @@ class CustomerPatch(BaseModel):
 class CustomerQuery(BaseModel):
     """The grid's filters, search and sort, as query parameters."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     search: str = Field(default="", max_length=200, pattern=NO_CONTROL_CHARACTERS,
                         description="Name (any position), email or phone.")
     owner_id: RecordId | None = None
@@ -146,7 +148,8 @@ class CustomerQuery(BaseModel):
     sort: CustomerSort = "updated_at"
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
     def filters(self) -> CustomerFilters:

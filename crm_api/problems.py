@@ -120,6 +120,16 @@ def _catalog_key(pydantic_type: str) -> str:
     return "validation.text"
 
 
+_VALIDATOR_STEPS = {"str", "int", "float", "bool", "date", "datetime", "decimal", "list", "dict", "none"}
+
+
+def _field_path(parts: list[str]) -> list[str]:
+    """The field's own path in a pydantic location: without the union members and validator steps it names."""
+    return [part for part in parts
+            if not any(mark in part for mark in "[(") and part.lower() not in _VALIDATOR_STEPS
+            and not part.startswith(("function-", "literal", "lax-", "json-or-python"))]
+
+
 async def validation_error(request: Request, error: Exception) -> ProblemResponse:
     """A request that does not fit the route: 400 for a body that is not JSON, else 422 with the field errors."""
     assert isinstance(error, RequestValidationError)
@@ -128,10 +138,12 @@ async def validation_error(request: Request, error: Exception) -> ProblemRespons
     if any(item.get("type") == "json_invalid" for item in found):
         return problem(400, detail=t("api.error.malformed_body", language), code="malformed_body",
                        instance=request.url.path)
-    errors = []
+    errors: list[dict[str, Any]] = []
     for item in found:
         location = [str(part) for part in item.get("loc", ())]
-        field = ".".join(location[1:]) or ".".join(location)
+        field = ".".join(_field_path(location[1:])) or ".".join(location)
+        if any(error["field"] == field for error in errors):
+            continue  # one message per field (a union reports each of its members)
         key = _catalog_key(str(item.get("type", "")))
         errors.append({"field": field, "code": key, "message": t(key, language), "loc": location})
     return problem(422, detail=t("api.error.request_invalid", language), code="request_invalid",

@@ -78,12 +78,15 @@ class ProductPatch(BaseModel):
 class ProductQuery(BaseModel):
     """Search and filters of the catalogue (sorted by name)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     search: str = Field(default="", max_length=200, pattern=NO_CONTROL_CHARACTERS,
                         description="A part of the SKU or the name.")
     active_only: bool = False
     include_archived: bool = False
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
 

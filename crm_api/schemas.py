@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from crm_api.problems import PROBLEM_MEDIA_TYPE
@@ -29,9 +29,19 @@ def naive_utc(value: dt.datetime) -> dt.datetime:
         raise ValueError("out of range") from None
 
 
-UtcDateTime = Annotated[dt.datetime, AfterValidator(naive_utc)]
+def _written_out(value: Any) -> Any:
+    """A moment or a day must be written out (ISO 8601): a bare number is not read as a Unix time."""
+    if isinstance(value, int | float):
+        raise PydanticCustomError("datetime_type", "Write the moment out, e.g. 2026-12-05T09:00:00Z.")
+    return value
+
+
+UtcDateTime = Annotated[dt.datetime, BeforeValidator(_written_out), AfterValidator(naive_utc)]
 """A moment a client sends: ISO 8601; with an offset (``Z``, ``+08:00``) converted to UTC, without one read as UTC.
-Answers give every moment in UTC without an offset."""
+Answers give every moment in UTC (``Moment``)."""
+
+Day = Annotated[dt.date, BeforeValidator(_written_out)]
+"""A day a client sends: ``2026-12-08``."""
 
 def as_utc(value: dt.datetime) -> dt.datetime:
     """A stored moment (naive UTC) marked as UTC, so that answers write it as RFC 3339 with ``Z``."""
@@ -93,7 +103,8 @@ class Problem(BaseModel):
 
 
 WHEN = {
-    400: "A malformed JSON body, a cursor that does not decode or belongs to another list, a bad Idempotency-Key.",
+    400: "A malformed JSON body, a cursor that does not decode or belongs to another list, a bad Idempotency-Key, "
+         "an If-Match that is not a quoted version.",
     401: "No token, or a token that is unknown, revoked or expired, or whose user was deactivated (checked on every "
          "request).",
     403: "The token is read-only, or the user's role may not do this (an analyst writes nothing).",

@@ -8,7 +8,6 @@ needs the version it acts on (`If-Match`), like any write.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -28,7 +27,7 @@ from crm_api.paging import (
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import Moment, RecordId, UtcDateTime, errors_for
+from crm_api.schemas import Day, Moment, RecordId, UtcDateTime, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.activity_pages import TaskListRow, get_task, list_task_page
 from crm_core.services.activities import ActivityInput
@@ -86,7 +85,7 @@ class CompletedActivity(BaseModel):
     summary: str = Field(max_length=20_000)
     occurred_at: UtcDateTime | None = None
     contact_id: RecordId | None = None
-    next_follow_up_at: UtcDateTime | dt.date | None = None
+    next_follow_up_at: UtcDateTime | Day | None = None
 
 
 class TaskCompletion(BaseModel):
@@ -117,12 +116,15 @@ class TaskReassign(BaseModel):
 class TaskQuery(BaseModel):
     """Filters of the task list (newest first unless `order=asc`)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     status: TaskStatus | None = None
     assignee_id: RecordId | None = None
     customer_id: RecordId | None = None
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
 

@@ -148,7 +148,9 @@ def test_answers_give_moments_in_utc_with_z(api: Api, world: World) -> None:
 @pytest.mark.parametrize(("if_match", "body", "status", "code"), [
     (None, {"region": "North"}, 428, "precondition_required"),
     ('W/"1"', {"region": "North"}, 412, "precondition_failed"),
-    ('"one"', {"region": "North"}, 412, "precondition_failed"),
+    ('"one"', {"region": "North"}, 400, "malformed_if_match"),
+    ("c", {"region": "North"}, 400, "malformed_if_match"),
+    ("*", {"region": "North"}, 428, "precondition_required"),
     ('"1"', {"region": "North", "version": 2}, 412, "precondition_failed"),
 ])
 def test_a_write_must_name_the_version_it_changes(api: Api, world: World, if_match: str | None,
