@@ -11,7 +11,8 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from crm_api.dependencies import Caller, Db
 from crm_api.routing import ApiRoute
@@ -121,11 +122,22 @@ class FunnelQuery(BaseModel):
     pipeline_id: RecordId | None = Field(default=None, description="Default: the default pipeline.")
 
 
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+
+
+def _reportable(day: dt.date | None) -> dt.date | None:
+    """A day the dashboard can report for: its windows and 12-month trend stay inside the calendar."""
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise PydanticCustomError("date_out_of_range", "A day from 1900-01-01 to 2999-12-31.")
+    return day
+
+
 class DashboardQuery(BaseModel):
     """The dashboard's period and day."""
 
     period: Literal["month", "quarter", "year"] = "month"
-    today: dt.date | None = Field(default=None, description="The day to report for (default: today, UTC).")
+    today: Annotated[dt.date | None, AfterValidator(_reportable)] = Field(
+        default=None, description="The day to report for, 1900-01-01 to 2999-12-31 (default: today, UTC).")
 
 
 @router.get("/funnel", response_model=FunnelOut, responses=errors_for(404, 422), summary="The sales funnel")

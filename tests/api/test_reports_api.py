@@ -61,6 +61,9 @@ def test_bad_parameters_are_422_in_the_callers_language(api: Api, world: World) 
                             headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "period"
     assert answer.json()["errors"][0]["message"] == "请从给定选项中选择。"
+    far = api.client.get("/api/v1/reports/dashboard?today=9999-12-31",
+                         headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
+    assert far.status_code == 422 and far.json()["errors"][0]["code"] == "validation.date"
     bad_day = api.client.get("/api/v1/reports/funnel?since=2026-13-01", headers=api.headers(world.rep))
     assert bad_day.status_code == 422 and bad_day.json()["errors"][0]["field"] == "since"
     unknown = api.client.get("/api/v1/reports/funnel?pipeline_id=2000000000", headers=api.headers(world.rep))
