@@ -87,6 +87,37 @@ MALFORMED: list[tuple[str, str, Any]] = [
     ("POST", "/api/v1/products", b'{"sku": "A", "name": "B", "unit_price": 99999999999999999999}'),
     ("POST", "/api/v1/products", b'{"sku": "A", "name": "B", "unit_price": "-Infinity"}'),
     ("GET", "/api/v1/tasks?status=lost&order=sideways", None),
+    ("POST", "/api/v1/deals", b'{"customer_id": 1, "name": "x", "amount": "1e400"}'),
+    ("POST", "/api/v1/deals", b'{"customer_id": 1, "name": "x", "amount": NaN, "probability": -1}'),
+    ("POST", "/api/v1/deals", b'{"customer_id": 1, "name": "x", "stage_id": 2147483647, "pipeline_id": 2147483647}'),
+    ("POST", "/api/v1/deals", b'{"customer_id": 1, "name": "x", "expected_close_date": "9999-12-31", '
+                              b'"closed_on": "0001-01-01", "owner_id": 2147483647}'),
+    ("POST", "/api/v1/deals/1/stage", b'{"stage_id": 2147483647}'),
+    ("POST", "/api/v1/deals/1/lost", b'{"lost_reason": ""}'),
+    ("PATCH", "/api/v1/deals/1", b'{"probability": 1000, "customer_id": null, "version": 1}'),
+    ("GET", "/api/v1/deals?after=abc&sort=amount", None),
+    ("GET", "/api/v1/deals?search=%00&closed_since=2026-02-30", None),
+    ("POST", "/api/v1/orders", b'{"customer_id": 1, "lines": [{"product_id": 2147483647, "quantity": "1e400"}]}'),
+    ("POST", "/api/v1/orders", b'{"customer_id": 1, "lines": [], "ordered_at": "9999-12-31T23:00:00-05:00"}'),
+    ("POST", "/api/v1/orders", b'{"customer_id": 1, "lines": [{"product_id": 1, "quantity": -1, '
+                               b'"unit_price": "-Infinity"}], "currency": "\\u20ac\\u20ac\\u20ac\\u20ac"}'),
+    ("GET", "/api/v1/orders?ordered_from=2026-02-30&order_number=%00", None),
+    ("POST", "/api/v1/cases", b'{"customer_id": 1, "subject": "<script>x</script>", "priority": "urgent"}'),
+    ("POST", "/api/v1/cases", b'{"customer_id": 1, "subject": "x", "contact_id": 2147483647, '
+                              b'"assignee_id": 2147483647}'),
+    ("GET", "/api/v1/cases?status=lost&search=%00", None),
+    ("GET", "/api/v1/segments/2147483647/members", None),
+    ("GET", "/api/v1/segments?after=%FF", None),
+    ("GET", "/api/v1/segments/1/export?format=pdf", None),
+    ("POST", "/api/v1/imports", b'{"entity": "customers"}'),
+    ("GET", "/api/v1/imports/2147483647/rejected-rows", None),
+    ("GET", "/api/v1/reports/funnel?since=2026-13-01&owner_id=-1", None),
+    ("GET", "/api/v1/reports/funnel?pipeline_id=2147483647", None),
+    ("GET", "/api/v1/reports/dashboard?today=9999-12-31&period=year", None),
+    ("POST", "/api/v1/users", b'{"username": "x", "full_name": "y", "role": "root", "password": "p"}'),
+    ("POST", "/api/v1/users", b'{"username": "\\u0000", "full_name": "y", "role": "rep", '
+                              b'"password": "Kestrel-2026-ok", "team_id": 2147483647}'),
+    ("PATCH", "/api/v1/users/1", b'{"team_id": 2147483647, "version": 1}'),
 ]
 
 
