@@ -422,9 +422,13 @@ def board(context: BoardContext) -> None:
     st.markdown(t("board.summary", open_label=t("dashboard.open_pipeline"), open_amount=money(loaded.open_amount),
                   weighted_label=t("dashboard.weighted_forecast"), weighted_amount=money(loaded.weighted_amount),
                   deals_label=t("board.deals_on_board"), count=number(sum(c.count for c in loaded.columns))))
-    _move_notices()
-    if pending := STATE.get("board_pending_close"):
-        _close_dialog(pipeline, pending)
+    # the notices and the dialog sit in containers that are always there: the board element keeps
+    # its place in the page, so a rerun updates it instead of mounting a second one beside it
+    with st.container():
+        _move_notices()
+    with st.container():
+        if pending := STATE.get("board_pending_close"):
+            _close_dialog(pipeline, pending)
     board_element(board_data(loaded, win_scores, context), key=BOARD_KEY,
                   on_event=lambda event: _on_event(event, pipeline))
 
@@ -890,9 +894,11 @@ export default function (component) {
   // one code path for desktop and phone, no HTML5 drag-and-drop (which touch screens lack).
   let drag = null;
   function targetAt(x, y) {
-    const hit = (shadow.elementFromPoint ? shadow.elementFromPoint(x, y) : doc.elementFromPoint(x, y));
-    if (!hit || !root.contains(hit)) { return null; }
-    return hit.closest(".kb-col, .kb-tab");
+    // every element under the point, not only the topmost: a toast or the app's header over a
+    // tab must not swallow the drop
+    const hits = shadow.elementsFromPoint ? shadow.elementsFromPoint(x, y) : doc.elementsFromPoint(x, y);
+    const hit = hits.find((node) => root.contains(node));
+    return hit ? hit.closest(".kb-col, .kb-tab") : null;
   }
   function clearMarks() {
     root.querySelectorAll(".kb-allowed, .kb-over, .kb-refused").forEach((node) =>
@@ -907,7 +913,9 @@ export default function (component) {
     if (overStage !== state.stage.id) {
       over.classList.add(state.stage.targets.includes(overStage) ? "kb-over" : "kb-refused");
     }
-    if (over.classList.contains("kb-tab") && overStage !== active) { showStage(overStage, true); }
+    // wider screens bring the column of a tab into view; a phone keeps the held card's column
+    // (hiding it would end the drag) and shows the target stage once the card has moved
+    if (over.classList.contains("kb-tab") && overStage !== active && !phone()) { showStage(overStage, true); }
   }
   // near the left or right edge of the columns (or the phone's tabs) they scroll, so that a
   // column out of view can still be reached while the card is held
@@ -915,7 +923,8 @@ export default function (component) {
     const strip = phone() ? tabs : cols;
     const box = strip.getBoundingClientRect();
     const edge = 48;
-    state.scrollBy = state.x > box.right - edge ? 14 : state.x < box.left + edge ? -14 : 0;
+    const within = state.y >= box.top && state.y <= box.bottom;  // held over the strip, not just beside it
+    state.scrollBy = !within ? 0 : state.x > box.right - edge ? 14 : state.x < box.left + edge ? -14 : 0;
     state.strip = strip;
     if (!state.scrollBy || state.scrolling) { return; }
     state.scrolling = true;
@@ -977,6 +986,7 @@ export default function (component) {
       const to = Number(over.dataset.stage);
       if (to === stage.id) { return; }
       item.classList.add("kb-pending");  // stays in its column until the server has moved it
+      if (phone() && stage.targets.includes(to)) { sessionStorage.setItem(storeKey, String(to)); }  // shown next
       setTriggerValue("move", { deal: card.id, to, version: card.version });
     };
     item.cancelDrag = () => { if (drag && drag.item === item) { finish({ pointerId: drag.pointerId }, true); } };
