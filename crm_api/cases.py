@@ -101,6 +101,8 @@ class CasePatch(BaseModel):
 class CaseQuery(BaseModel):
     """The case list's filters."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     search: str = Field(default="", max_length=200, pattern=NO_CONTROL_CHARACTERS, description="In the subject.")
     customer_id: RecordId | None = None
     assignee_id: RecordId | None = None
@@ -111,7 +113,8 @@ class CaseQuery(BaseModel):
     sort: CaseSort = "opened_at"
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
     def filters(self) -> CaseFilters:

@@ -30,7 +30,7 @@ from crm_api.paging import (
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
+from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Day, Moment, RecordId, errors_for
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Opportunity, StageKind
 from crm_core.queries.deal_pages import DealListFilters, list_deal_page
@@ -121,9 +121,9 @@ class DealCreate(BaseModel):
     stage_id: RecordId | None = None
     owner_id: RecordId | None = None
     probability: Probability | None = None
-    expected_close_date: dt.date | None = None
+    expected_close_date: Day | None = None
     lost_reason: str = Field(default="", max_length=1000, description="Needed when `stage_id` is a lost stage.")
-    closed_on: dt.date | None = Field(default=None, description="When created in a won/lost stage; else today.")
+    closed_on: Day | None = Field(default=None, description="When created in a won/lost stage; else today.")
 
 
 class DealPatch(BaseModel):
@@ -138,7 +138,7 @@ class DealPatch(BaseModel):
     currency: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=10)
     owner_id: Annotated[RecordId | None, NOT_NULL] = Field(default=None)
     probability: Probability | None = Field(default=None, description="Null: the stage's probability applies.")
-    expected_close_date: dt.date | None = None
+    expected_close_date: Day | None = None
     lost_reason: Annotated[str | None, NOT_NULL] = Field(
         default=None, max_length=1000, description="A lost deal's reason, reworded.")
     version: Annotated[RecordId | None, NOT_NULL] = Field(
@@ -153,7 +153,7 @@ class StageMove(BaseModel):
 
     stage_id: RecordId
     lost_reason: str | None = Field(default=None, max_length=1000, description="Required for a lost stage.")
-    closed_on: dt.date | None = Field(default=None, description="For won/lost: the day it closed (default today).")
+    closed_on: Day | None = Field(default=None, description="For won/lost: the day it closed (default today).")
 
 
 class DealWon(BaseModel):
@@ -161,7 +161,7 @@ class DealWon(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"closed_on": "2026-12-04"}]})
 
-    closed_on: dt.date | None = Field(default=None, description="The day it closed (default today).")
+    closed_on: Day | None = Field(default=None, description="The day it closed (default today).")
 
 
 class DealLost(BaseModel):
@@ -171,11 +171,13 @@ class DealLost(BaseModel):
         {"lost_reason": "Chose a cheaper supplier"}]})
 
     lost_reason: str = Field(max_length=1000)
-    closed_on: dt.date | None = Field(default=None, description="The day it closed (default today).")
+    closed_on: Day | None = Field(default=None, description="The day it closed (default today).")
 
 
 class DealQuery(BaseModel):
     """The board's and the deal list's filters and search, as query parameters."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
 
     search: str = Field(default="", max_length=200, pattern=NO_CONTROL_CHARACTERS,
                         description="Deal name (any position) or its customer (the customers grid's search).")
@@ -184,12 +186,13 @@ class DealQuery(BaseModel):
     customer_id: RecordId | None = None
     owner_id: RecordId | None = None
     team_id: RecordId | None = None
-    closed_since: dt.date | None = Field(default=None, description="Leave out won/lost deals closed before this day.")
+    closed_since: Day | None = Field(default=None, description="Leave out won/lost deals closed before this day.")
     include_archived: bool = False
     sort: DealSort = "created_at"
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
     def filters(self) -> DealFilters:

@@ -8,7 +8,6 @@ that sends ``lines`` replaces them all, as the form does.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -28,7 +27,7 @@ from crm_api.paging import (
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, UtcDateTime, errors_for
+from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Day, Moment, RecordId, UtcDateTime, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.order_pages import OrderDetail, OrderFilters, get_order, list_order_page
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order, update_order
@@ -130,18 +129,21 @@ class OrderPatch(BaseModel):
 class OrderQuery(BaseModel):
     """The order list's filters."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     customer_id: RecordId | None = None
     opportunity_id: RecordId | None = None
     status: Status | None = None
     order_number: str = Field(default="", max_length=100, pattern=NO_CONTROL_CHARACTERS,
                               description="The start of the order number.")
-    ordered_from: dt.date | None = None
-    ordered_to: dt.date | None = None
+    ordered_from: Day | None = None
+    ordered_to: Day | None = None
     include_archived: bool = False
     sort: OrderSort = "ordered_at"
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
     def filters(self) -> OrderFilters:

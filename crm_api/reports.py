@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from crm_api.dependencies import Caller, Db
 from crm_api.routing import ApiRoute
-from crm_api.schemas import RecordId, errors_for
+from crm_api.schemas import Day, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.reports import ReportFilters, dashboard, funnel
 
@@ -114,8 +114,10 @@ class DashboardOut(BaseModel):
 class FunnelQuery(BaseModel):
     """The funnel's filters (the Reports page's and the CLI's)."""
 
-    since: dt.date | None = Field(default=None, description="Deals created on or after this day.")
-    until: dt.date | None = Field(default=None, description="Deals created on or before this day.")
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
+    since: Day | None = Field(default=None, description="Deals created on or after this day.")
+    until: Day | None = Field(default=None, description="Deals created on or before this day.")
     owner_id: RecordId | None = None
     team_id: RecordId | None = Field(default=None, description="Deals of the team's members.")
     product_id: RecordId | None = Field(default=None, description="Deals that led to an order with this product.")
@@ -135,8 +137,10 @@ def _reportable(day: dt.date | None) -> dt.date | None:
 class DashboardQuery(BaseModel):
     """The dashboard's period and day."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     period: Literal["month", "quarter", "year"] = "month"
-    today: Annotated[dt.date | None, AfterValidator(_reportable)] = Field(
+    today: Annotated[Day | None, AfterValidator(_reportable)] = Field(
         default=None, description="The day to report for, 1900-01-01 to 2999-12-31 (default: today, UTC).")
 
 

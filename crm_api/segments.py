@@ -93,13 +93,18 @@ class MemberOut(BaseModel):
 class PageQuery(BaseModel):
     """Cursor paging."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
+
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: str | None = Field(default=None, max_length=1000, description="`next_cursor` of the previous page.")
+    after: str | None = Field(default=None, min_length=1, max_length=1000,
+                              description="`next_cursor` of the previous page.")
     include_total: bool = Field(default=False, description="Count the matches too (up to 1,000).")
 
 
 class ExportQuery(BaseModel):
     """The export's format."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter is a 422, never silently ignored
 
     format: Literal["csv"] = "csv"
 
