@@ -576,7 +576,8 @@ def _move_notices() -> None:
         text, button = st.columns([4, 1], vertical_alignment="center")
         text.markdown(t("board.last_move", name=plain(last.name), from_stage=plain(last.from_stage),
                         to_stage=plain(last.to_stage)))
-        button.button(t("board.undo"), key="pipeline_undo", width="stretch", on_click=_undo, args=(last,))
+        button.button(t("board.undo"), key="pipeline_undo", width="stretch", on_click=_undo, args=(last,),
+                      help=t("board.undo_help"))
 
 
 def _undo(last: LastMove) -> None:
