@@ -55,7 +55,7 @@ from crm_core.services.deals import (
     update_opportunity,
 )
 from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import date, money, number, percent, when
+from crm_ui.formatting import date, date_input_format, money, number, percent, when
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -350,11 +350,11 @@ def _deal_form(pipeline: PipelineRow, owners: list[tuple[int, str]], editing: De
         )
         expected_close = right.date_input(
             labels["expected_close_date"], value=editing.expected_close_date if editing else None,
-            format="YYYY-MM-DD",
+            format=date_input_format(),
         )
         lost_reason = left.text_input(labels["lost_reason"], value=(editing.lost_reason or "") if editing else "",
                                       help=t("board.lost_reason_help"), max_chars=500)
-        closed_on = right.date_input(labels["closed_at"], value=None, format="YYYY-MM-DD",
+        closed_on = right.date_input(labels["closed_at"], value=None, format=date_input_format(),
                                      help=t("board.closed_on_help"))
         submitted = st.form_submit_button(t("board.save_deal") if editing else t("board.create_deal"), type="primary")
     if not submitted:
@@ -617,7 +617,7 @@ def _close_dialog(pipeline: PipelineRow, pending: PendingClose) -> None:
         with st.form("pipeline_close_form", border=False):
             reason = st.text_area(t("board.lost_reason_prompt") + " *", key="pipeline_close_reason",
                                   max_chars=500, placeholder=t("board.lost_reason_placeholder")) if lost else ""
-            closed_on = st.date_input(t("deal.closed_on"), value=today, max_value=today, format="YYYY-MM-DD",
+            closed_on = st.date_input(t("deal.closed_on"), value=today, max_value=today, format=date_input_format(),
                                       key="pipeline_close_day")
             confirm = st.form_submit_button(title, type="primary")
         if st.button(t("board.close_cancel"), key="pipeline_close_cancel"):
