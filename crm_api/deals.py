@@ -253,7 +253,8 @@ def list_deals_endpoint(query: Annotated[DealQuery, Query()], db: Db, found: Cal
                               count_cap=COUNT_CAP if query.include_total else None)
     cursor = (encode_cursor("deals", query.sort, descending, digest, page.next_position)
               if page.next_position is not None else None)
-    return ListPage[DealOut](data=[deal_out(card) for card in page.items], next_cursor=cursor,
+    return ListPage[DealOut](data=[deal_out(card, page.archived_at.get(card.id)) for card in page.items],
+                             next_cursor=cursor,
                              has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

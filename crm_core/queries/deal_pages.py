@@ -10,7 +10,7 @@ starting past the previous page's last row. Scoping comes from the session, as e
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
@@ -35,6 +35,7 @@ class DealListPage:
     next_position: Position | None
     total: int | None = None
     total_capped: bool = False
+    archived_at: dict[int, dt.datetime | None] = field(default_factory=dict)  # by deal id (a card lacks it)
 
 
 @dataclass(frozen=True)
@@ -101,4 +102,4 @@ def list_deal_page(
         capped = total > count_cap
         total = min(total, count_cap)
     return DealListPage(items=items, has_next=has_next, next_position=next_position, total=total,
-                        total_capped=capped)
+                        total_capped=capped, archived_at={deal.id: deal.archived_at for deal, _, _ in rows[:per_page]})

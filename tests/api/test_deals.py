@@ -105,6 +105,8 @@ def test_create_get_patch_archive_and_restore(api: Api, world: World) -> None:
     assert archived.status_code == 200 and archived.json()["archived_at"] is not None
     assert deal["id"] not in listed_ids(api, headers)
     assert deal["id"] in listed_ids(api, headers, "&include_archived=true")
+    listed = api.client.get(f"/api/v1/deals?include_archived=true&customer_id={deal['customer_id']}", headers=headers)
+    assert listed.json()["data"][0]["archived_at"] == archived.json()["archived_at"]
     restored = api.client.post(f"{path}/restore", headers={**headers, "If-Match": archived.headers["etag"]})
     assert restored.status_code == 200 and restored.json()["archived_at"] is None
 
