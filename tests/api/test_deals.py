@@ -194,3 +194,16 @@ def test_the_list_pages_by_cursor_with_filters_and_search(api: Api, world: World
     assert (other_filter.status_code, other_filter.json()["code"]) == (400, "invalid_cursor")
     ascending = listed_ids(api, headers, query + "&sort=updated_at&order=asc", limit=2)
     assert len(ascending) == 6 and ascending[:5] == sorted(made)
+
+
+def test_the_same_idempotency_key_and_body_replays_the_first_deal(api: Api, world: World) -> None:
+    customer_id = create_random_customer(api.db, world.rep)
+    headers = api.headers(world.rep, **{"Idempotency-Key": unique("deal-form-")})
+    body = {"customer_id": customer_id, "name": unique("Idem deal ")}
+    first = api.client.post("/api/v1/deals", json=body, headers=headers)
+    again = api.client.post("/api/v1/deals", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = api.client.post("/api/v1/deals", json={**body, "name": "Other"}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    assert listed_ids(api, headers, f"&customer_id={customer_id}") == [first.json()["id"]]

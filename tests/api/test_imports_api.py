@@ -119,3 +119,18 @@ def test_bad_input_is_a_4xx_in_the_callers_language(api: Api, world: World) -> N
     bad_mapping = api.client.post("/api/v1/imports", files={"file": ("x.csv", b"a\n1\n", "text/csv")},
                                   data={"entity": "customers", "mapping": "[1, 2"}, headers=chinese)
     assert bad_mapping.status_code == 422 and bad_mapping.json()["errors"][0]["field"] == "mapping"
+
+
+def test_a_retried_upload_with_the_same_key_and_bytes_queues_one_job(api: Api, world: World) -> None:
+    csv_bytes = dirty_file()
+    body = (b'--kestrelB\r\nContent-Disposition: form-data; name="entity"\r\n\r\ncustomers\r\n'
+            b'--kestrelB\r\nContent-Disposition: form-data; name="dry_run"\r\n\r\ntrue\r\n'
+            b'--kestrelB\r\nContent-Disposition: form-data; name="file"; filename="people.csv"\r\n'
+            b"Content-Type: text/csv\r\n\r\n" + csv_bytes + b"\r\n--kestrelB--\r\n")
+    headers = api.headers(world.admin, **{"Idempotency-Key": unique("upload-"),
+                                          "Content-Type": "multipart/form-data; boundary=kestrelB"})
+    first = api.client.post("/api/v1/imports", content=body, headers=headers)
+    again = api.client.post("/api/v1/imports", content=body, headers=headers)
+    assert first.status_code == again.status_code == 202, first.text
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    assert first.json()["dry_run"] is True
