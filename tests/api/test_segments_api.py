@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+
 from crm_core.services.segments import SegmentInput, save_segment
 from tests.api.conftest import Api
 from tests.factories import World, create_random_customer, customer_named_by_sql, unique
@@ -102,3 +104,20 @@ def test_bad_parameters_are_422_in_the_callers_language(api: Api, world: World) 
     assert any("\u4e00" <= ch <= "\u9fff" for ch in too_many.json()["errors"][0]["message"])
     xlsx = api.client.get(f"/api/v1/segments/{segment}/export?format=xlsx", headers=headers)
     assert xlsx.status_code == 422 and xlsx.json()["errors"][0]["message"] == "请从给定选项中选择。"
+
+
+def test_an_export_over_the_cap_is_refused_before_a_byte_is_written(api: Api, world: World,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from crm_api import segments as segments_api
+
+    tag = unique("big")
+    for _ in range(3):
+        create_random_customer(api.db, world.rep, tags=tag)
+    segment = save_segment(api.db, world.rep, SegmentInput(name=unique("Big "), conditions=tagged(tag)))
+    monkeypatch.setattr(segments_api, "EXPORT_ROW_CAP", 2)
+    english = api.client.get(f"/api/v1/segments/{segment}/export", headers=api.headers(world.rep))
+    chinese = api.client.get(f"/api/v1/segments/{segment}/export",
+                             headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
+    assert (english.status_code, english.json()["code"]) == (422, "export_too_large")
+    assert "3 customers" in english.json()["detail"] and "at most 2" in english.json()["detail"]
+    assert chinese.json()["detail"].startswith("该分群包含 3 位客户")
