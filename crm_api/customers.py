@@ -8,7 +8,6 @@ visible customer is. See crm_api/README.md for the conventions this module shows
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
@@ -28,7 +27,7 @@ from crm_api.paging import (
     parse_text,
 )
 from crm_api.routing import ApiRoute
-from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
+from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Day, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.models import Customer
 from crm_core.queries.customers import CustomerFilters, CustomerRow, get_customer, list_customers
@@ -139,10 +138,10 @@ class CustomerQuery(BaseModel):
     industry: str | None = Field(default=None, max_length=80, pattern=NO_CONTROL_CHARACTERS)
     region: str | None = Field(default=None, max_length=80, pattern=NO_CONTROL_CHARACTERS)
     tag: str | None = Field(default=None, max_length=80, pattern=NO_CONTROL_CHARACTERS)
-    created_from: dt.date | None = None
-    created_to: dt.date | None = None
-    last_contacted_from: dt.date | None = None
-    last_contacted_to: dt.date | None = None
+    created_from: Day | None = None
+    created_to: Day | None = None
+    last_contacted_from: Day | None = None
+    last_contacted_to: Day | None = None
     never_contacted: bool = False
     include_archived: bool = False
     sort: CustomerSort = "updated_at"

@@ -30,8 +30,9 @@ def naive_utc(value: dt.datetime) -> dt.datetime:
 
 
 def _written_out(value: Any) -> Any:
-    """A moment or a day must be written out (ISO 8601): a bare number is not read as a Unix time."""
-    if isinstance(value, int | float):
+    """A moment or a day must be written out (ISO 8601): a bare number (or, in a query string, digits) is not
+    read as a Unix time."""
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("+-").isdigit()):
         raise PydanticCustomError("datetime_type", "Write the moment out, e.g. 2026-12-05T09:00:00Z.")
     return value
 
