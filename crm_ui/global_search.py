@@ -20,6 +20,19 @@ PROFILE_PAGE = "pages/customer_profile.py"
 QUERY_KEY = "global_search_query"
 RESULTS_STATE = "global_search_results"
 ICONS = {"customer": "🏢", "contact": "👤", "deal": "💼"}
+FOLD_STATE = "global_search_fold"
+# On a phone the sidebar covers the page: after Enter opened a record, fold it away (a menu
+# link does so by itself; st.switch_page does not). Our own script, no data in it.
+FOLD_SIDEBAR = """<script>
+if (window.innerWidth <= 640) {
+  const fold = () => {
+    const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (button) { button.click(); } else if (++tries < 20) { setTimeout(fold, 100); }
+  };
+  let tries = 0;
+  fold();
+}
+</script>"""
 
 
 def global_search_box() -> None:
@@ -31,6 +44,8 @@ def global_search_box() -> None:
         submitted = st.form_submit_button(t("search.submit"), width="stretch")
     if submitted:
         _search(query)
+    if st.session_state.pop(FOLD_STATE, False):
+        st.html(FOLD_SIDEBAR, unsafe_allow_javascript=True)
     results: SearchResults | None = st.session_state.get(RESULTS_STATE)
     if results is not None:
         _show(results)
@@ -50,6 +65,7 @@ def _search(query: str) -> None:
 
 def open_hit(hit: SearchHit) -> None:
     """Open the Customer 360 the hit belongs to."""
+    st.session_state[FOLD_STATE] = True
     st.switch_page(PROFILE_PAGE, query_params={"customer_id": str(hit.customer_id)})
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Customer
-from tests.e2e.conftest import Server, log_in, screenshot
+from tests.e2e.conftest import Server, log_in, open_page, screenshot
 from tests.factories import create_random_customer
 
 pytestmark = pytest.mark.e2e
@@ -19,8 +19,9 @@ TIMEOUT = 30_000
 
 def log_in_to_customers(page, server: Server, username: str) -> None:  # type: ignore[no-untyped-def]
     log_in(page, server, username)
-    page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT)  # the frame's navigation is in place
-    page.get_by_role("link", name="Customers", exact=True).click()
+    # a click that lands in the login's second run (the cookie component reporting back) is dropped:
+    # open_page clicks again until the page's heading shows, instead of clicking once and hoping
+    open_page(page, "Customers", "Customers")
     try:
         page.get_by_text("customers match").wait_for(timeout=TIMEOUT)
     except Exception:
@@ -51,7 +52,7 @@ def test_a_rep_finds_a_customer_edits_it_in_the_360_and_sees_the_history(server:
     page = context.new_page()
     log_in_to_customers(page, server, server.world.rep.username)
 
-    search = page.get_by_role("textbox", name="Search")
+    search = page.get_by_role("textbox", name="Search", exact=True)
     search.fill("物流有限")
     search.press("Enter")
     page.get_by_text("1 customers match").wait_for(timeout=TIMEOUT)
@@ -60,6 +61,7 @@ def test_a_rep_finds_a_customer_edits_it_in_the_360_and_sees_the_history(server:
     page.get_by_role("heading", name="红隼物流有限公司").wait_for(timeout=TIMEOUT)
     screenshot(page, "customer-360")
 
+    page.get_by_role("tab", name="Details").click()  # the 360 opens on its timeline
     page.get_by_text("✏️ Edit customer").click()
     page.get_by_role("textbox", name="Industry").fill("物流")
     page.get_by_role("button", name="Save changes").click()
@@ -85,7 +87,7 @@ def test_a_manager_tags_selected_rows_after_confirming_and_exports_the_filter(se
     context = browser.new_context(viewport={"width": 1500, "height": 1100}, locale="en-US", accept_downloads=True)
     page = context.new_page()
     log_in_to_customers(page, server, server.world.manager.username)
-    search = page.get_by_role("textbox", name="Search")
+    search = page.get_by_role("textbox", name="Search", exact=True)
     search.fill("Bulk Target")
     search.press("Enter")
     page.get_by_text("3 customers match").wait_for(timeout=TIMEOUT)
