@@ -425,8 +425,10 @@ def cell_values(grid: Grid, columns: list[str]) -> Callable[[CustomerRow], dict[
                 value = kinds.get(value, value)
             elif column == "tags":
                 value = ", ".join(value) or None
+            elif column in DATE_COLUMNS:
+                value = when(value)  # written as every page writes a moment; '—' when empty
             if value is None or value == "":
-                value = None if column in DATE_COLUMNS else EMPTY
+                value = EMPTY
             values[labels[column]] = value
         return values
 
@@ -437,11 +439,7 @@ def table(grid: Grid, found: CustomerPage, columns: list[str], *, key: str) -> l
     """The desktop table: a click on a name opens the record; ticked rows feed the bulk actions."""
     frame = pd.DataFrame([cell_values(grid, columns)(row) for row in found.items])
     name_label = grid.label_of("name")
-    column_config: dict[str, Any] = {name_label: st.column_config.TextColumn(name_label + " ↗", pinned=True)}
-    for column in ("last_contacted_at", "created_at", "updated_at"):
-        if column in columns:
-            frame[grid.label_of(column)] = pd.to_datetime(frame[grid.label_of(column)])
-            column_config[grid.label_of(column)] = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+    column_config: dict[str, Any] = {name_label: st.column_config.TextColumn(name_label + " ↗")}
     with read_session() as session:  # scores exist once `python -m crm_core score apply` has run
         churn = latest_scores(session, "churn_risk", [row.id for row in found.items])
     if churn:
