@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, false, inspect, or_, select, true
-from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy import ColumnElement, and_, event, exists, false, inspect, or_, select, true
+from sqlalchemy.orm import ORMExecuteState, Session, aliased, with_loader_criteria
 
 from crm_core.errors import AccessDenied
 from crm_core.models import (
@@ -187,7 +187,7 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is Order:  # its customer's rule, on the copy of the customer's owner and team
         return _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id)
     if entity in (Contact, Activity, Case, CampaignMember):
-        return entity.customer_id.in_(visible_customers)  # type: ignore[attr-defined]
+        return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
     if entity is OrderLine:
         return OrderLine.order_id.in_(
             select(Order.id).where(
@@ -210,6 +210,20 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is OpportunityStageChange:
         return OpportunityStageChange.opportunity_id.in_(_visible_opportunities(actor))
     return None
+
+
+def _row_customer_visible(actor: Actor, customer_id_column: Any) -> ColumnElement[bool]:
+    """The row's own customer is visible: a correlated EXISTS on that one customer (primary-key lookup).
+
+    Same rule as ``customer_id IN (every visible customer)`` but a query for one customer's
+    activities no longer builds the list of every visible customer (333k ids for a manager at 1M).
+    """
+    owner = aliased(Customer)
+    return exists().where(
+        owner.id == customer_id_column,
+        owner.tenant_id == actor.tenant_id,
+        _owned_clause(actor, owner.owner_id, owner.team_id),
+    )
 
 
 def _visible_segments_clause(actor: Actor) -> ColumnElement[bool]:

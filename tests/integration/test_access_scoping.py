@@ -102,3 +102,30 @@ def test_every_write_is_audited_with_the_field_diff(db: Database, world: World) 
     assert [event.action for event in events] == ["create", "update"]
     assert events[0].actor_id == world.rep.user_id
     assert events[1].changes == {"name": ["Audited", "Audited Ltd"]}
+
+
+def test_a_customers_activities_follow_that_customers_rule_even_when_asked_by_id(db: Database, world: World) -> None:
+    """Activities are scoped through their own customer (a correlated EXISTS, not a list of every visible id)."""
+    from crm_core.models import Activity
+    from crm_core.queries.customer_profile import customer_activities
+    from crm_core.services.activities import ActivityInput, log_activity
+
+    mine = create_random_customer(db, world.rep, name="Mine")
+    far = create_random_customer(db, world.rep_other_team, name="Far away")
+    secret = create_random_customer(db, world.other_admin, name="Beta secret")
+    log_activity(db, world.rep, ActivityInput(customer_id=mine, type="call", summary="mine"))
+    log_activity(db, world.rep_other_team, ActivityInput(customer_id=far, type="call", summary="far"))
+    log_activity(db, world.other_admin, ActivityInput(customer_id=secret, type="call", summary="secret"))
+    with db.session(world.rep) as session:
+        assert [row.summary for row in customer_activities(session, mine)] == ["mine"]
+        assert customer_activities(session, far) == []
+        assert customer_activities(session, secret) == []
+        assert {a.summary for a in session.scalars(select(Activity))} == {"mine"}
+        joined = select(Activity.summary).join(Customer, Customer.id == Activity.customer_id)
+        assert set(session.scalars(joined)) == {"mine"}
+    with db.session(world.manager) as session:
+        assert customer_activities(session, far) == []
+        assert {a.summary for a in session.scalars(select(Activity))} == {"mine"}
+    with db.session(world.analyst) as session:
+        assert {a.summary for a in session.scalars(select(Activity))} == {"mine", "far"}
+        assert customer_activities(session, secret) == []
