@@ -18,8 +18,9 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
@@ -131,6 +132,19 @@ def send_claimed(db: Database, delivery: Claimed, *, now: dt.datetime, sender: S
     return accepted
 
 
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_RECORD_DELIVERY = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("held_id"), _DELIVERIES.c.claim_token == bindparam("held_token"))
+    .values(status=bindparam("new_status"), attempts=bindparam("new_attempts"),
+            next_attempt_at=bindparam("new_next_attempt_at"), claim_token=None, lease_until=None,
+            last_status_code=bindparam("new_status_code"), last_error=bindparam("new_error"),
+            last_latency_ms=bindparam("new_latency_ms"), delivered_at=bindparam("new_delivered_at"),
+            updated_at=bindparam("new_updated_at"))
+)
+_INSERT_ATTEMPT = insert(cast(Table, WebhookAttempt.__table__))
+
+
 def record_attempt(db: Database, delivery: Claimed, answer: Answer, headers: dict[str, str], *,
                    now: dt.datetime, report: DispatchReport | None = None) -> bool:
     """Write the attempt and the delivery's next state, if this worker still holds the claim."""
@@ -143,24 +157,21 @@ def record_attempt(db: Database, delivery: Claimed, answer: Answer, headers: dic
     else:
         status = DeliveryStatus.PENDING if retry_at is not None else DeliveryStatus.FAILED
     with db.system_transaction("webhooks: attempt") as session:
-        held = session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery.delivery_id, WebhookDelivery.claim_token == delivery.claim_token)
-            .values(status=status.value, attempts=attempt, next_attempt_at=retry_at, claim_token=None,
-                    lease_until=None, last_status_code=answer.status_code, last_error=answer.error,
-                    last_latency_ms=answer.latency_ms, delivered_at=now if success else None, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
+        connection = session.connection()  # Core statements built once: this runs for every attempt
+        held = connection.execute(_RECORD_DELIVERY, {
+            "held_id": delivery.delivery_id, "held_token": delivery.claim_token, "new_status": status.value,
+            "new_attempts": attempt, "new_next_attempt_at": retry_at, "new_status_code": answer.status_code,
+            "new_error": answer.error, "new_latency_ms": answer.latency_ms,
+            "new_delivered_at": now if success else None, "new_updated_at": now,
+        }).rowcount
         if not held:
             return False
-        session.execute(
-            WebhookAttempt.__table__.insert().values(  # type: ignore[attr-defined]
-                tenant_id=delivery.tenant_id, delivery_id=delivery.delivery_id, attempt=attempt, attempted_at=now,
-                status_code=answer.status_code, latency_ms=answer.latency_ms, error=answer.error,
-                request_headers=headers, request_body=delivery.body[:REQUEST_KEEP], response_body=answer.body,
-                created_at=now, updated_at=now,
-            )
-        )
+        connection.execute(_INSERT_ATTEMPT, {
+            "tenant_id": delivery.tenant_id, "delivery_id": delivery.delivery_id, "attempt": attempt,
+            "attempted_at": now, "status_code": answer.status_code, "latency_ms": answer.latency_ms,
+            "error": answer.error, "request_headers": headers, "request_body": delivery.body[:REQUEST_KEEP],
+            "response_body": answer.body, "created_at": now, "updated_at": now,
+        })
         report.attempts += 1
         if success:
             report.succeeded += 1

@@ -249,9 +249,11 @@ def test_an_endpoint_failing_for_five_days_is_disabled_and_its_admins_told(db: D
     failing = Receiver(lambda _request: 500)
     try:
         subscription_id, _ = subscribe(db, world.admin, failing.url(), "customer.*")
-        t0 = now()
+        create_random_customer(db, world.rep)
+        t0 = now()  # after the first change: its delivery is due by then
         for day in range(6):
-            create_random_customer(db, world.rep)
+            if day:
+                create_random_customer(db, world.rep)
             dispatch_due(db, now=t0 + dt.timedelta(days=day))
         with db.session(world.admin) as session:
             (notice,) = disabled_for_failures(session)
@@ -424,8 +426,8 @@ def test_a_success_resets_the_failure_clock(db: Database, world: World) -> None:
     flapping = Receiver(lambda _request: next(answers))
     try:
         subscription_id, _ = subscribe(db, world.admin, flapping.url(), "customer.created")
-        t0 = now()
         create_random_customer(db, world.rep)
+        t0 = now()  # after the change: its delivery is due by then
         dispatch_due(db, now=t0)  # fails: failing since t0
         dispatch_due(db, now=t0 + dt.timedelta(seconds=5))  # the retry succeeds: the clock stops
         with db.session(world.admin) as session:
