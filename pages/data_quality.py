@@ -12,20 +12,17 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import streamlit.components.v1 as components
 
 from crm_core.errors import DomainError
+from crm_core.exporting import export_file_name
 from crm_core.jobs.service import submit_job
+from crm_core.models import utcnow
 from crm_core.models.jobs import JobStatus
+from crm_core.quality.docs import latest_suite_docs, render_data_docs, render_data_docs_file
 from crm_core.quality.history import check_run_details, check_trend, list_check_runs
-from crm_core.quality.runs import (
-    data_docs_zip,
-    database_suites,
-    latest_data_docs_page,
-    suite_checks,
-)
+from crm_core.quality.runs import data_docs_zip, database_suites, suite_checks
 from crm_core.queries.jobs import JobView, get_job
-from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.jobs import cancel_button, is_active, live_jobs, retry_button, show_error, show_job_error, show_progress
 
 STATE = st.session_state
@@ -91,7 +88,7 @@ def show_run(run: dict[str, Any]) -> None:
     st.dataframe(check_table(run["checks"]), hide_index=True, width="stretch")
 
 
-run_tab, history_tab, docs_tab = st.tabs([t("quality.tab.run"), t("quality.tab.history"), t("quality.tab.docs")])
+run_tab, history_tab, docs_tab = st.tabs([t("quality.tab.run"), t("quality.tab.history"), t("docs.title")])
 
 # --- run a suite -------------------------------------------------------------------
 with run_tab:
@@ -192,20 +189,23 @@ with history_tab:
                 details = check_run_details(session, picked)
             st.dataframe(check_table(details), hide_index=True, width="stretch")
 
-# --- Data Docs ---------------------------------------------------------------------
+# --- Data Docs: our rendering of the same results, in the user's language (decision 0018) -------
 with docs_tab:
-    st.caption(t("quality.docs_intro"))
-    archive = data_docs_zip(actor.tenant_id)
-    if archive is None:
-        st.info(t("quality.docs_empty"))
+    with read_session() as session:
+        docs = latest_suite_docs(session, suites)
+    if not docs:
+        st.info(t("docs.empty"))
     else:
-        st.download_button(
-            t("quality.docs_download"), archive, file_name="kestrel-data-docs.zip", mime="application/zip",
-            key="data_quality_docs_download",
+        st.caption(t("docs.intro"))
+        st.html(render_data_docs(docs, lang()))
+        downloads = st.columns(2)
+        downloads[0].download_button(
+            t("docs.download"), render_data_docs_file(docs, lang(), generated_at=utcnow()).encode("utf-8"),
+            file_name=export_file_name("data-docs", "html"), mime="text/html", key="data_quality_docs_html",
         )
-        docs_suite = st.selectbox(t("quality.suite"), suites, format_func=suite_label, key="data_quality_docs_suite")
-        page_html = latest_data_docs_page(actor.tenant_id, docs_suite)
-        if page_html is None:
-            st.info(t("quality.docs_suite_empty"))
-        else:
-            components.html(page_html, height=900, scrolling=True)
+        archive = data_docs_zip(actor.tenant_id)
+        if archive is not None:
+            downloads[1].download_button(
+                t("docs.gx_download"), archive, file_name=export_file_name("data-docs-gx", "zip"),
+                mime="application/zip", key="data_quality_docs_download", help=t("docs.gx_download_help"),
+            )

@@ -3,8 +3,9 @@
 Use cases: :func:`run_suite_for_tenant` (an admin on the Data quality page) and
 :func:`run_suite_for_all_tenants` (``python -m crm_core check``, a system job). Both go through
 :func:`_validate_tenant`, so a page run and a CLI run of the same data give the same result.
-Each run is one ``check_runs`` row per tenant; with ``data_docs=True`` it also lands in the
-tenant's own Great Expectations Data Docs site (``data/gx/tenant_<id>/``: tenants never share one).
+Each run is one ``check_runs`` row per tenant, which ``crm_core.quality.docs`` renders as our Data
+Docs; with ``data_docs=True`` it also lands in the tenant's own Great Expectations Data Docs site
+(``data/gx/tenant_<id>/``: tenants never share one), offered as a download.
 
 GX is imported only inside the functions that validate (it costs about 3 s).
 """
@@ -214,23 +215,3 @@ def data_docs_zip(tenant_id: int) -> bytes | None:
             if path.is_file():
                 archive.write(path, Path("data_docs") / path.relative_to(site))
     return buffer.getvalue()
-
-
-def latest_data_docs_page(tenant_id: int, suite: str) -> str | None:
-    """The HTML of the newest Data Docs validation page of ``suite`` for the tenant, or None.
-
-    Its own stylesheet is inlined so the page renders inside an iframe (the rest comes from
-    the CDNs GX links to, when the browser can reach them).
-    """
-    index = data_docs_index(tenant_id)
-    if index is None:
-        return None
-    site = index.parent
-    pages = sorted((site / "validations" / suite).rglob("*.html"), key=lambda path: path.parent.name)
-    if not pages:
-        return None
-    html = pages[-1].read_text(encoding="utf-8")
-    styles = site / "static" / "styles" / "data_docs_default_styles.css"
-    if styles.exists():
-        html = html.replace("</head>", f"<style>{styles.read_text(encoding='utf-8')}</style></head>", 1)
-    return html
