@@ -126,7 +126,11 @@ DATA_ATTRIBUTES = {
 ESCAPERS = {"plain", "plain_line", "plain_join", "plain_params", "chart_text"}
 PLAIN_TEXT_FUNCTIONS = {"describe_action": "its text goes into a dataframe cell"}
 """Functions whose messages are shown as plain text, with why."""
-ESCAPED_LATER = {"jobs.page.by": "pages/jobs.py escapes the job card's whole caption line"}
+ESCAPED_LATER = {
+    "jobs.page.by": "pages/jobs.py escapes the job card's whole caption line",
+    "records.next_task": "the 360 header's fact cells go through plain_line (crm_ui/customer_profile.header)",
+    "records.next_deal": "the 360 header's fact cells go through plain_line (crm_ui/customer_profile.header)",
+}
 """Messages escaped as a whole where they are shown, with where."""
 
 
