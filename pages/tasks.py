@@ -4,6 +4,7 @@ reassign; managers see their teams' tasks and the overdue count per rep."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -51,9 +52,10 @@ if actor.role == Role.MANAGER:
 if actor.sees_whole_tenant:
     scopes.append(EVERYONE)
 top = st.columns([2, 3]) if len(scopes) > 1 else [st.container(), st.container()]
+# a manager's day starts with the team's tasks (their own list is often empty); others start with theirs
 scope = top[0].radio(
     t("tasks.scope"), scopes, format_func=lambda value: t(f"tasks.scope.{value}"), key="tasks_scope",
-    horizontal=True, on_change=reset_page,
+    horizontal=True, on_change=reset_page, index=scopes.index(TEAM) if TEAM in scopes else 0,
 ) if len(scopes) > 1 else MINE
 view = top[1].radio(
     t("tasks.view"), VIEWS, format_func=lambda value: t(f"tasks.view.{value}"), key="tasks_view",
@@ -142,14 +144,20 @@ def task_label(task_id: int) -> str:
 if open_rows:
     st.divider()
     st.subheader(t("tasks.act"))
-    if STATE.get("tasks_selected") not in by_id:
-        STATE.pop("tasks_selected", None)
+    # The picker is a new widget whenever the list it offers changes (view, page, a task done): a
+    # widget kept across lists showed one task while its value named another, and the action went
+    # to the task not shown. The choice is remembered by task id, never by position.
+    options = list(by_id)
+    remembered = STATE.get("tasks_selected_id")
+    picker_key = "tasks_picker_" + hashlib.sha1(",".join(map(str, options)).encode()).hexdigest()[:12]
     selected_id = st.selectbox(
         t("tasks.select"),
-        list(by_id),
+        options,
+        index=options.index(remembered) if remembered in by_id else 0,
         format_func=task_label,
-        key="tasks_selected",
+        key=picker_key,
     )
+    STATE["tasks_selected_id"] = selected_id
     task = by_id[selected_id]
     if task.customer_id is not None:
         st.page_link("pages/customer_profile.py",
@@ -158,20 +166,22 @@ if open_rows:
     complete_tab, reschedule_tab, reassign_tab = st.tabs(
         [t("tasks.complete"), t("tasks.reschedule"), t("tasks.reassign")]
     )
-    with complete_tab, st.form("tasks_complete_form", clear_on_submit=False):
-        log_it = st.checkbox(t("tasks.log_activity"), value=task.customer_id is not None, key="tasks_log_it",
+    # every field below is keyed by the task it acts on: another task never inherits what was typed
+    with complete_tab, st.form(f"tasks_complete_form_{task.id}", clear_on_submit=False):
+        log_it = st.checkbox(t("tasks.log_activity"), value=task.customer_id is not None, key=f"tasks_log_it_{task.id}",
                              disabled=task.customer_id is None)
         activity_type = st.selectbox(
             t("tasks.activity_type"), [kind.value for kind in ActivityType],
-            format_func=lambda value: t(f"tasks.activity.{value}"), key="tasks_activity_type",
+            format_func=lambda value: t(f"tasks.activity.{value}"), key=f"tasks_activity_type_{task.id}",
         )
-        summary = st.text_area(t("tasks.summary"), key="tasks_summary", max_chars=4000)
-        plan_next = st.checkbox(t("tasks.plan_next"), key="tasks_plan_next")
+        summary = st.text_area(t("tasks.summary"), key=f"tasks_summary_{task.id}", max_chars=4000)
+        plan_next = st.checkbox(t("tasks.plan_next"), key=f"tasks_plan_next_{task.id}")
         next_columns = st.columns(2)
         next_date = next_columns[0].date_input(
-            t("tasks.next_date"), value=now.date() + dt.timedelta(days=7), key="tasks_next_date"
+            t("tasks.next_date"), value=now.date() + dt.timedelta(days=7), key=f"tasks_next_date_{task.id}"
         )
-        next_time = next_columns[1].time_input(t("tasks.next_time"), value=dt.time(9, 0), key="tasks_next_time")
+        next_time = next_columns[1].time_input(t("tasks.next_time"), value=dt.time(9, 0),
+                                               key=f"tasks_next_time_{task.id}")
         if st.form_submit_button(t("tasks.complete_button"), type="primary"):
             activity = None
             if log_it and task.customer_id is not None:
@@ -187,18 +197,19 @@ if open_rows:
                     "next_follow_up_at": t("tasks.next_date"), "occurred_at": t("tasks.summary"),
                 })
             else:
-                for key in ("tasks_summary", "tasks_selected", "tasks_plan_next"):
-                    STATE.pop(key, None)
+                for key in ("tasks_summary", "tasks_plan_next", "tasks_log_it", "tasks_activity_type"):
+                    STATE.pop(f"{key}_{task.id}", None)
+                STATE.pop("tasks_selected_id", None)
                 flash(t("tasks.completed", title=plain(task.title)))
                 st.rerun()
-    with reschedule_tab, st.form("tasks_reschedule_form", clear_on_submit=False):
+    with reschedule_tab, st.form(f"tasks_reschedule_form_{task.id}", clear_on_submit=False):
         due_columns = st.columns(2)
         current = task.due_at or now
         due_date = due_columns[0].date_input(t("tasks.column.due"), value=max(current.date(), now.date()),
-                                             key="tasks_due_date")
+                                             key=f"tasks_due_date_{task.id}")
         due_time = due_columns[1].time_input(t("tasks.next_time"),
                                              value=current.time().replace(second=0, microsecond=0),
-                                             key="tasks_due_time")
+                                             key=f"tasks_due_time_{task.id}")
         if st.form_submit_button(t("tasks.reschedule_button")):
             try:
                 reschedule_task(get_db(), actor, task.id, due_at=dt.datetime.combine(due_date, due_time),
@@ -215,11 +226,11 @@ if open_rows:
         if len(candidates) <= 1 and not actor.is_admin:
             st.info(t("tasks.reassign_none"))
         else:
-            with st.form("tasks_reassign_form", clear_on_submit=False):
+            with st.form(f"tasks_reassign_form_{task.id}", clear_on_submit=False):
                 new_assignee = st.selectbox(
                     t("tasks.column.assignee"), candidates, format_func=lambda user_id: owner_names.get(user_id, "?"),
                     index=candidates.index(task.assignee_id) if task.assignee_id in candidates else 0,
-                    key="tasks_new_assignee",
+                    key=f"tasks_new_assignee_{task.id}",
                 )
                 if st.form_submit_button(t("tasks.reassign_button")):
                     try:

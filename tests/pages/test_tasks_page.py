@@ -16,6 +16,15 @@ def open_tasks_page(app):  # type: ignore[no-untyped-def]
     return app.run()
 
 
+def picker(app):  # type: ignore[no-untyped-def]
+    """The task picker (a new widget, with a new key, whenever the offered list changes)."""
+    return next(box for box in app.selectbox if box.key and box.key.startswith("tasks_picker_"))
+
+
+def picked_id(app) -> int:  # type: ignore[no-untyped-def]
+    return int(picker(app).value)
+
+
 def table_titles(app) -> list[str]:  # type: ignore[no-untyped-def]
     for frame in app.dataframe:
         value = frame.value
@@ -37,9 +46,9 @@ def test_completing_a_task_logs_the_call_on_the_customer_in_the_same_step(app_wo
     app.radio(key="tasks_view").set_value("open").run()
     with app_world.db.system_session("test") as session:
         task_id = session.scalar(select(Task.id).where(Task.title == "Follow up with Acme Trading"))
-    app.selectbox(key="tasks_selected").set_value(task_id).run()
-    app.selectbox(key="tasks_activity_type").set_value("call")
-    app.text_area(key="tasks_summary").input("Called, sending a quote")
+    picker(app).set_value(task_id).run()
+    app.selectbox(key=f"tasks_activity_type_{task_id}").set_value("call")
+    app.text_area(key=f"tasks_summary_{task_id}").input("Called, sending a quote")
     next(b for b in app.button if b.label == "Complete task").click()
     app = app.run()
     assert not app.exception
@@ -68,7 +77,7 @@ def test_a_manager_sees_the_overdue_count_per_rep_of_their_team(app_world: AppWo
     world = app_world.world
     create_task(app_world.db, world.rep, TaskInput(title="Late call", due_at=utcnow() - dt.timedelta(days=3)))
     app = open_tasks_page(log_in(world.manager.username))
-    app.radio(key="tasks_scope").set_value("team").run()
+    assert app.radio(key="tasks_scope").value == "team"  # a manager starts on the team's tasks
     assert not app.exception
     workload = app.dataframe[0].value
     rita = workload[workload["Assignee"] == "Rita Rep"].iloc[0]
@@ -81,9 +90,52 @@ def test_rescheduling_moves_an_overdue_task_out_of_overdue(app_world: AppWorld) 
     create_task(app_world.db, world.rep, TaskInput(title="Late call", due_at=utcnow() - dt.timedelta(days=3)))
     app = open_tasks_page(log_in(world.rep.username))
     assert table_titles(app) == ["Late call"]
-    app.date_input(key="tasks_due_date").set_value(utcnow().date() + dt.timedelta(days=2))
+    app.date_input(key=f"tasks_due_date_{picked_id(app)}").set_value(utcnow().date() + dt.timedelta(days=2))
     next(b for b in app.button if b.label == "Move the due date").click()
     app = app.run()
     assert not app.exception
     assert table_titles(app) == []
     assert app.metric[0].value == "0"
+
+
+def test_the_action_applies_to_the_task_the_picker_shows_after_a_task_is_done(app_world: AppWorld) -> None:
+    """The regression: after completing a task (or switching view) the picker showed one task while
+    the action went to another, and the typed 'what happened' stayed filled in."""
+    app = open_tasks_page(log_in(app_world.world.rep.username))
+    app.radio(key="tasks_view").set_value("open").run()
+    with app_world.db.system_session("test") as session:
+        acme, zhang = (session.scalar(select(Task.id).where(Task.title == title))
+                       for title in ("Follow up with Acme Trading", "Follow up with 张三科技有限公司"))
+    assert acme is not None and zhang is not None
+    picker(app).set_value(acme).run()
+    app.text_area(key=f"tasks_summary_{acme}").input("Called Acme")
+    next(b for b in app.button if b.label == "Complete task").click()
+    app = app.run()
+    assert not app.exception
+    # the one task left is what the picker shows and what it holds; nothing typed carried over
+    assert picked_id(app) == zhang
+    assert "张三科技" in picker(app).format_func(picker(app).value)
+    assert app.text_area(key=f"tasks_summary_{zhang}").value == ""
+    app.text_area(key=f"tasks_summary_{zhang}").input("Visited 张三")
+    next(b for b in app.button if b.label == "Complete task").click()
+    app = app.run()
+    assert not app.exception
+    with app_world.db.system_session("test") as session:
+        summaries = {task.title: session.scalars(select(Activity.summary).where(
+            Activity.customer_id == task.customer_id)).all() for task in session.scalars(select(Task))
+            if task.status == "done"}
+    assert summaries == {"Follow up with Acme Trading": ["Called Acme"],
+                         "Follow up with 张三科技有限公司": ["Visited 张三"]}
+
+
+def test_switching_view_gives_a_picker_of_the_new_list_and_keeps_a_choice_still_offered(app_world: AppWorld) -> None:
+    world = app_world.world
+    late = create_task(app_world.db, world.rep, TaskInput(title="Late call", due_at=utcnow() - dt.timedelta(days=3)))
+    app = open_tasks_page(log_in(world.rep.username))
+    assert picked_id(app) == late  # overdue: the late call only
+    app.radio(key="tasks_view").set_value("open").run()
+    assert not app.exception
+    assert picked_id(app) == late and len(picker(app).options) == 3  # still offered: still chosen
+    app.radio(key="tasks_view").set_value("upcoming").run()
+    assert picked_id(app) != late  # no longer offered: the picker shows and holds a task of this list
+    assert "Late call" not in picker(app).format_func(picker(app).value)
