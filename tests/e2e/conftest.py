@@ -107,8 +107,16 @@ def switch_language(page: object, option: str, heading: str, *, timeout_ms: int 
     """Pick ``option`` in the sidebar language box until the page title reads ``heading``."""
 
     def pick() -> None:
-        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()  # type: ignore[attr-defined]
-        page.get_by_role("option", name=option).click()  # type: ignore[attr-defined]
+        # a rerun that lands between opening the box and choosing closes the list: open it again
+        box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first  # type: ignore[attr-defined]
+        for attempt in range(attempts):
+            box.click()
+            try:
+                page.get_by_role("option", name=option).click(timeout=10_000)  # type: ignore[attr-defined]
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
 
     _until_heading(page, pick, heading, timeout_ms, attempts)
 
