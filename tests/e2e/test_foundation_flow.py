@@ -28,7 +28,7 @@ def test_a_rep_works_in_chinese_and_logging_out_kills_the_cookie(server: Server,
     switch_language(page, "简体中文", "客户")
 
     # server-side search, Chinese included
-    search = page.get_by_role("textbox", name="搜索")
+    search = page.get_by_role("textbox", name="搜索", exact=True)
     search.fill("张三")
     search.press("Enter")
     page.get_by_text("共 1 个客户符合条件").wait_for(timeout=TIMEOUT)
