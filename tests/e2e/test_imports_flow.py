@@ -24,8 +24,15 @@ def imported_count(server: Server) -> int:
 
 
 def settle(page) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the app is not running a script (its status widget is gone)."""
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=TIMEOUT)
+    """Wait until the app's script run is over and nothing of an earlier run is left on the page."""
+    page.wait_for_function(
+        """() => {
+          const app = document.querySelector('[data-testid="stApp"]');
+          return app && app.getAttribute('data-test-script-state') === 'notRunning'
+            && !document.querySelector('[data-stale="true"]');
+        }""",
+        timeout=TIMEOUT,
+    )
 
 
 def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failures(  # type: ignore[no-untyped-def]
@@ -38,7 +45,7 @@ def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failure
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT)
 
     page.goto(f"{server.url}/imports")
-    page.get_by_role("heading", name="Imports").wait_for(timeout=TIMEOUT)
+    page.get_by_role("heading", name="Imports").first.wait_for(timeout=TIMEOUT)
     settle(page)  # the page's first run is over before the upload
     page.locator('input[type="file"]').set_input_files(str(SAMPLE))
     page.get_by_text("customers_dirty_gbk.csv: GBK/GB18030").wait_for(timeout=TIMEOUT)
