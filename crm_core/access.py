@@ -200,16 +200,35 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
             _owned_clause(actor, Task.assignee_id, None), Task.customer_id.in_(visible_customers)
         )
     if entity is AuditEvent:
-        return or_(
-            _owned_clause(actor, AuditEvent.actor_id, None),
-            and_(AuditEvent.entity == "customer", AuditEvent.entity_id.in_(visible_customers)),
-            and_(AuditEvent.entity == "opportunity", AuditEvent.entity_id.in_(_visible_opportunities(actor))),
-        )
+        return _audit_visibility(actor)
     if entity is ImportRun:
         return _owned_clause(actor, ImportRun.user_id, None)
     if entity is OpportunityStageChange:
         return OpportunityStageChange.opportunity_id.in_(_visible_opportunities(actor))
     return None
+
+
+def _audit_visibility(actor: Actor) -> ColumnElement[bool]:
+    """An audit event is visible with the record it is about (or when the actor made it).
+
+    One correlated EXISTS per kind of record, each on that one row's own rule: a rep reading a case's,
+    order's or task's history (the API's 412 names who changed it) sees what the record's readers see.
+    """
+
+    def about(name: str, model: Any) -> ColumnElement[bool]:
+        rule = visibility_clause(actor, model)
+        return and_(AuditEvent.entity == name, exists().where(
+            model.id == AuditEvent.entity_id, model.tenant_id == actor.tenant_id,
+            *([] if rule is None else [rule]),
+        ))
+
+    return or_(
+        _owned_clause(actor, AuditEvent.actor_id, None),
+        *(about(name, model) for name, model in (
+            ("customer", Customer), ("opportunity", Opportunity), ("contact", Contact), ("activity", Activity),
+            ("order", Order), ("case", Case), ("task", Task),
+        )),
+    )
 
 
 def _row_customer_visible(actor: Actor, customer_id_column: Any) -> ColumnElement[bool]:

@@ -115,6 +115,7 @@ def test_a_stale_write_is_412_and_nothing_is_written(api: Api, world: World) -> 
     for answer in (api.client.patch(path, json={"status": "pending"}, headers=headers),
                    api.client.delete(path, headers=headers)):
         assert (answer.status_code, answer.json()["code"]) == (412, "stale_record")
+        assert answer.json()["changed_by"] == world.manager.full_name
     current = api.client.get(path, headers=headers).json()
     assert (current["status"], current["priority"], current["version"]) == ("open", "low", 2)
 

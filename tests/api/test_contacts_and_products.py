@@ -68,6 +68,7 @@ def test_a_stale_contact_edit_is_412(api: Api, world: World) -> None:
     answer = api.client.patch(f"/api/v1/contacts/{contact_id}", json={"title": "X"},
                               headers=api.headers(world.rep, **{"If-Match": '"1"'}))
     assert answer.status_code == 412 and answer.json()["code"] == "stale_record"
+    assert answer.json()["changed_by"] == world.manager.full_name
 
 
 def test_contacts_page_by_cursor_and_search(api: Api, world: World) -> None:

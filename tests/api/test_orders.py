@@ -108,9 +108,9 @@ def test_a_stale_write_is_412_and_nothing_is_written(api: Api, world: World) -> 
     headers = api.headers(world.rep, **{"If-Match": '"1"'})
     for answer in (api.client.patch(path, json={"status": "cancelled"}, headers=headers),
                    api.client.delete(path, headers=headers)):
-        # who changed it is named only from audit rows the caller may read (access.py lets a rep read others'
-        # audit rows of customers and deals only), so changed_by is not checked here
+        # who changed it comes from the order's audit rows, which the rep reads with the order
         assert (answer.status_code, answer.json()["code"]) == (412, "stale_record")
+        assert answer.json()["changed_by"] == world.manager.full_name
     current = api.client.get(path, headers=headers).json()
     assert (current["status"], current["archived_at"]) == ("draft", None)
 

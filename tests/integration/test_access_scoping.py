@@ -129,3 +129,33 @@ def test_a_customers_activities_follow_that_customers_rule_even_when_asked_by_id
     with db.session(world.analyst) as session:
         assert {a.summary for a in session.scalars(select(Activity))} == {"mine", "far"}
         assert customer_activities(session, secret) == []
+
+
+def test_a_records_history_is_read_with_the_record_whoever_changed_it(db: Database, world: World) -> None:
+    """The audit trail of a case or contact follows its customer's rule: the rep reads what the admin did on
+    the rep's customer (an API 412 names that admin), never the history of another rep's customer."""
+    from crm_core.services.cases import CaseInput, create_case, update_case
+    from crm_core.services.contacts import ContactInput, create_contact
+
+    mine = create_random_customer(db, world.rep, name="Mine")
+    far = create_random_customer(db, world.rep_other_team, name="Far away")
+    my_case = create_case(db, world.admin, CaseInput(customer_id=mine, subject="Broken"))
+    update_case(db, world.admin, my_case, CaseInput(customer_id=mine, subject="Broken screen"), expected_version=1)
+    far_case = create_case(db, world.admin, CaseInput(customer_id=far, subject="Elsewhere"))
+    my_contact = create_contact(db, world.admin, ContactInput(customer_id=mine, name="王五"))
+    far_contact = create_contact(db, world.admin, ContactInput(customer_id=far, name="赵六"))
+
+    def history(actor: object, entity: str, entity_id: int) -> list[str]:
+        with db.session(actor) as session:  # type: ignore[arg-type]
+            return list(session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.entity == entity, AuditEvent.entity_id == entity_id)
+                .order_by(AuditEvent.id)
+            ))
+
+    assert history(world.rep, "case", my_case) == ["create", "update"]
+    assert history(world.rep, "contact", my_contact) == ["create"]
+    assert history(world.rep, "case", far_case) == []
+    assert history(world.rep, "contact", far_contact) == []
+    assert history(world.rep_other_team, "case", far_case) == ["create"]
+    assert history(world.other_admin, "case", my_case) == []  # another tenant
