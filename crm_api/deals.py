@@ -35,7 +35,6 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Opportunity, StageKind
 from crm_core.queries.deal_pages import DealListFilters, list_deal_page
 from crm_core.queries.deals import DealCard, DealFilters, get_deal, get_pipeline, stage_history
-from crm_core.services.customers import stale_record_error
 from crm_core.services.deals import (
     OpportunityInput,
     archive_opportunity,
@@ -372,12 +371,5 @@ def archive_deal_endpoint(deal_id: DealId, response: Response, db: Db, found: Wr
 def restore_deal_endpoint(deal_id: DealId, response: Response, db: Db, found: Writer,
                           if_match: IfMatch = None) -> DealOut:
     """Bring an archived deal back, when it is still at the version named by `If-Match`."""
-    version = expected_version(if_match)
-    with db.session(found.actor) as session:
-        card = get_deal(session, deal_id)
-        if card is None:
-            raise NotFound("opportunity")
-        if card.version != version:
-            raise stale_record_error(session, "opportunity", deal_id)
-    restore_opportunity(db, found.actor, deal_id)
+    restore_opportunity(db, found.actor, deal_id, expected_version=expected_version(if_match))
     return read_deal(db, found, deal_id, response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm_core.errors import DomainError
+from crm_core.errors import DomainError, StaleRecord
 from crm_core.models import Role, utcnow
 from crm_core.queries.users import list_teams, list_users
 from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
@@ -102,7 +102,12 @@ with users_tab:
         key="users_edit_choice",
     )
     if chosen_id is not None:
-        chosen = by_id[chosen_id]
+        # the form edits the user as first shown (kept in the session), so a change saved meanwhile by another
+        # admin neither resets what is typed nor gets overwritten: the save is refused and names who changed it
+        seen_key = f"users_edit_seen_{chosen_id}"
+        if seen_key not in STATE:
+            STATE[seen_key] = by_id[chosen_id]
+        chosen = STATE[seen_key]
         with st.form(f"users_edit_{chosen.id}_{chosen.version}"):
             left, right = st.columns(2)
             edit_name = left.text_input(labels["full_name"] + " *", value=chosen.full_name)
@@ -118,19 +123,28 @@ with users_tab:
             )
             edit_password = left.text_input(t("users.new_password"), type="password", help=t("password.rules"))
             edit_active = right.checkbox(t("user.active"), value=chosen.is_active)
-            if st.form_submit_button(t("users.save"), type="primary"):
-                try:
-                    update_user(
-                        get_db(), actor, chosen.id,
-                        UserInput(username=chosen.username, full_name=edit_name, role=edit_role,
-                                  email=edit_email, team_id=edit_team, password=edit_password),
-                        is_active=edit_active,
-                    )
-                except DomainError as error:
-                    show_domain_error(error, labels=labels)
-                else:
-                    STATE["users_notice"] = t("users.saved", username=plain(chosen.username))
-                    st.rerun()
+            saved = st.form_submit_button(t("users.save"), type="primary")
+        if saved:
+            try:
+                update_user(
+                    get_db(), actor, chosen.id,
+                    UserInput(username=chosen.username, full_name=edit_name, role=edit_role,
+                              email=edit_email, team_id=edit_team, password=edit_password),
+                    expected_version=chosen.version, is_active=edit_active,
+                )
+            except StaleRecord as error:
+                show_domain_error(error)
+                STATE["users_edit_stale"] = chosen.id
+            except DomainError as error:
+                show_domain_error(error, labels=labels)
+            else:
+                STATE.pop(seen_key, None)
+                STATE["users_notice"] = t("users.saved", username=plain(chosen.username))
+                st.rerun()
+        if STATE.get("users_edit_stale") == chosen.id and st.button(t("users.reload"), key="users_edit_reload"):
+            STATE.pop(seen_key, None)  # show the current version (what was typed is dropped on purpose)
+            STATE.pop("users_edit_stale", None)
+            st.rerun()
 
 with teams_tab:
     st.dataframe(

@@ -398,14 +398,16 @@ def archive_opportunity(db: Database, actor: Actor, opportunity_id: int, *, expe
     return _locked(db, actor, opportunity_id, work)
 
 
-def restore_opportunity(db: Database, actor: Actor, opportunity_id: int) -> int:
-    """Bring an archived deal back; returns the new version."""
+def restore_opportunity(db: Database, actor: Actor, opportunity_id: int, *, expected_version: int) -> int:
+    """Bring an archived deal back, when it is still at the version the caller saw; returns the new version."""
 
     def work() -> int:
         with db.transaction(actor) as session:
             deal = session.get(Opportunity, opportunity_id)
             if deal is None:
                 raise NotFound("opportunity")
+            if deal.version != expected_version:
+                raise stale_record_error(session, "opportunity", opportunity_id)
             deal.archived_at = None
             session.flush()
             refresh_lifecycle(session, actor.tenant_id, [deal.customer_id])

@@ -16,6 +16,7 @@ from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models import Pipeline, PipelineStage, Role, StageKind, Team, Tenant, User
 from crm_core.rules.contact_details import is_valid_email
 from crm_core.services.auth import hash_password, password_problems, username_problem
+from crm_core.services.editing import check_version, translate_stale
 
 DEFAULT_STAGES_EN = [
     ("Lead", 10, StageKind.OPEN),
@@ -168,8 +169,10 @@ def create_user(db: Database, actor: Actor, form: UserInput) -> int:
         return user.id
 
 
-def update_user(db: Database, actor: Actor, user_id: int, form: UserInput, *, is_active: bool = True) -> None:
-    """An admin changes a user's name, role, team, email, password or active flag."""
+def update_user(
+    db: Database, actor: Actor, user_id: int, form: UserInput, *, expected_version: int, is_active: bool = True
+) -> None:
+    """An admin changes a user's name, role, team, email, password or active flag, on the version the form showed."""
     if not actor.is_admin:
         raise AccessDenied("only an admin may change users")
     errors = _validate_user(form, new=False)
@@ -177,10 +180,19 @@ def update_user(db: Database, actor: Actor, user_id: int, form: UserInput, *, is
         raise ValidationFailed(errors)
     if user_id == actor.user_id and (form.role != Role.ADMIN.value or not is_active):
         raise ValidationFailed({"role": ("user.cannot_demote_self", {})})
+    translate_stale(db, actor, "user", user_id, lambda: _save_user(db, actor, user_id, form, expected_version,
+                                                                    is_active))
+
+
+def _save_user(db: Database, actor: Actor, user_id: int, form: UserInput, expected_version: int,
+               is_active: bool) -> None:
     with db.transaction(actor) as session:
         user = session.get(User, user_id)
         if user is None:
             raise NotFound("user")
+        check_version(session, user, "user", expected_version)
+        if form.team_id is not None and session.get(Team, form.team_id) is None:  # scoped: this tenant's teams
+            raise ValidationFailed({"team_id": ("validation.choice", {})})
         user.full_name = form.full_name.strip()
         user.email = form.email.strip() or None
         user.role = form.role

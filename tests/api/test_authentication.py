@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from crm_core.db import WRITE_OPTION, Database
-from crm_core.models import utcnow
+from crm_core.models import User, utcnow
 from crm_core.services import tenants
 from crm_core.services.api_tokens import authenticate_token, issue_api_token, revoke_api_token
 from tests.api.conftest import Api
@@ -48,7 +48,9 @@ def test_deactivating_the_user_stops_their_tokens_at_once(api: Api, world: World
     headers = api.headers(world.rep)
     assert api.client.get("/api/v1/customers", headers=headers).status_code == 200
     form = tenants.UserInput(world.rep.username, world.rep.full_name, "rep", team_id=min(world.rep.team_ids))
-    tenants.update_user(api.db, world.admin, world.rep.user_id, form, is_active=False)
+    with api.db.system_session("test") as session:
+        version = session.get(User, world.rep.user_id).version  # type: ignore[union-attr]
+    tenants.update_user(api.db, world.admin, world.rep.user_id, form, expected_version=version, is_active=False)
     assert api.client.get("/api/v1/customers", headers=headers).status_code == 401
 
 
