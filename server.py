@@ -20,6 +20,7 @@ import argparse
 import copy
 import importlib
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -266,6 +267,17 @@ def configure_logging() -> None:
     LOG.propagate = False
 
 
+def api_mount(api: Any) -> Mount:
+    """``Mount("/api")`` whose pattern also spans a line feed (``%0A``) in the path.
+
+    Starlette compiles the mount's pattern without DOTALL, so ``/api/v1/customers/1%0A2`` fell through
+    to the UI's router and an API client got the host's plain-text 404 instead of the API's problem+json.
+    """
+    mount = Mount("/api", app=api)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
+
+
 def create_app(database_url: str | None = None) -> st.App:
     """The host: Streamlit's app.py with the probes and the /api mount beside it."""
     database = HostDatabase(database_url or load_settings().database_url)
@@ -283,7 +295,7 @@ def create_app(database_url: str | None = None) -> st.App:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.endpoint, methods=["GET"]),
-        Mount("/api", app=create_api(database)),
+        api_mount(create_api(database)),
     ]
     return st.App(SCRIPT, routes=routes, lifespan=lifespan, on_script_error=on_script_error)
 

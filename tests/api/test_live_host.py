@@ -79,3 +79,13 @@ def test_a_website_form_creates_a_lead_once_and_reads_it_back(live: tuple[Host, 
     call(host, "GET", "/api/v1/customers", token=token)
     limited = call(host, "GET", "/api/v1/customers", token=token)
     assert limited.status == 429 and int(limited.headers["Retry-After"]) > 0
+
+
+def test_a_line_feed_in_the_path_is_answered_by_the_api(live: tuple[Host, Database, World]) -> None:
+    """``%0A`` in an id reaches the API's router (problem+json), not the UI host's plain-text 404."""
+    host, db, world = live
+    token = issue_api_token(db, world.admin, name="line feed", scope="read", expires_in_days=None).secret
+    for path in ("/api/v1/customers/1%0A2", "/api/v1/custo%0Amers"):
+        answer = call(host, "GET", path, token=token)
+        assert answer.content_type == "application/problem+json", (path, answer.status, answer.body[:200])
+        assert answer.status in (404, 422)
