@@ -54,26 +54,29 @@ def language_switch(location: Any, key: str) -> None:
 
     Only this session changes: the user's other open sessions keep their language (they read
     the stored preference once, when they log in; see :func:`login_gate`).
-    """
-    codes = list(LANGUAGES)
 
-    def apply_choice() -> None:
-        chosen = st.session_state[key]
+    The box is keyed per language shown (``<key>_en``, ``<key>_zh-CN``) and a choice is what differs from
+    the language shown: a value the browser still holds for an earlier box (the login form's, sent with
+    a rerun that races the login's) belongs to another widget and can never switch the session back.
+    """
+    current = lang()
+    codes = list(LANGUAGES)
+    box = f"{key}_{current}"
+
+    def apply_choice() -> None:  # runs before the script: the whole run is in the chosen language
+        chosen = st.session_state.get(box)
+        if chosen == lang() or chosen not in LANGUAGES:
+            return
         carry_choices(lang(), chosen)
         st.session_state[LANG_STATE] = chosen
         st.session_state[LANG_CHOSEN_STATE] = True
         username = st.session_state.get("username")
-        if username:
+        if username and st.session_state.get(ACTOR_STATE) is not None:
             auth.set_language(get_db(), username, chosen)
 
-    st.session_state[key] = lang()
     location.selectbox(
-        "🌐 Language / 语言",
-        codes,
-        format_func=lambda code: LANGUAGES[code],
-        key=key,
-        on_change=apply_choice,
-        placeholder=t("streamlit.choose"),
+        "🌐 Language / 语言", codes, index=codes.index(current), format_func=lambda code: LANGUAGES[code],
+        key=box, on_change=apply_choice,
     )
 
 

@@ -59,7 +59,7 @@ def test_an_admin_can_open_users_and_teams(app_world: AppWorld) -> None:
 
 def test_switching_to_chinese_translates_the_page_and_is_remembered(app_world: AppWorld) -> None:
     app = log_in(app_world.world.rep.username)
-    app.selectbox(key="kestrel_language_choice").select_index(1).run()
+    app.selectbox(key="kestrel_language_choice_en").select_index(1).run()
     assert page_titles(app) == ["仪表盘"]
     with app_world.db.system_session("test") as session:
         user = session.scalars(select(User).where(User.username == app_world.world.rep.username)).one()
@@ -70,7 +70,7 @@ def test_switching_language_in_one_session_leaves_the_users_other_sessions_alone
     username = app_world.world.rep.username
     desk, phone = log_in(username), log_in(username)
     assert page_titles(desk) == page_titles(phone) == ["Dashboard"]
-    desk.selectbox(key="kestrel_language_choice").select_index(1).run()
+    desk.selectbox(key="kestrel_language_choice_en").select_index(1).run()
     assert page_titles(desk) == ["仪表盘"]
     phone.run()  # the other session's next rerun (a click, a refresh of a fragment)
     assert page_titles(phone) == ["Dashboard"]
@@ -82,6 +82,22 @@ def test_switching_language_in_one_session_leaves_the_users_other_sessions_alone
 def test_a_language_picked_on_the_login_form_holds_for_that_session(app_world: AppWorld) -> None:
     app = new_app()
     app.run()
-    app.selectbox(key="kestrel_language_login").select_index(1).run()
+    app.selectbox(key="kestrel_language_login_en").select_index(1).run()
     app = log_in(app_world.world.rep.username, app=app)
     assert page_titles(app) == ["仪表盘"]  # the stored preference (English) does not override it
+
+
+def test_a_stale_value_of_the_login_forms_language_box_never_switches_the_session_back(app_world: AppWorld) -> None:
+    """The rep's stored preference is 中文; the login form was shown in English. Its box (``_en``) is not the
+    sidebar's (``_zh-CN``), so a rerun carrying the login box's "English" (a click racing the login's own reruns,
+    seen in Chromium) cannot switch the session back."""
+    from crm_core.services import auth
+
+    auth.set_language(app_world.db, app_world.world.rep.username, "zh-CN")
+    app = log_in(app_world.world.rep.username)
+    assert page_titles(app) == ["仪表盘"]
+    assert "kestrel_language_login_en" not in app.session_state  # the login form's box is gone with the form
+    assert app.selectbox(key="kestrel_language_choice_zh-CN").value == "zh-CN"  # the sidebar's box of 中文
+    with app_world.db.system_session("test") as session:
+        user = session.scalars(select(User).where(User.username == app_world.world.rep.username)).one()
+    assert user.language == "zh-CN"

@@ -65,7 +65,7 @@ def test_the_admins_dashboard_covers_the_workspace_in_chinese(app_world: AppWorl
     app.selectbox(key="dashboard_period@en").select("year").run()
     assert metric(app, "Won this year") == "¥8,000"
     app = log_in(app_world.world.admin.username)
-    app.selectbox(key="kestrel_language_choice").select_index(1).run()
+    app.selectbox(key="kestrel_language_choice_en").select_index(1).run()
     assert not app.exception
     assert [title.value for title in app.title] == ["仪表盘"]
     assert metric(app, "在途商机金额") == "¥15.9万"

@@ -26,7 +26,7 @@ def test_an_error_in_a_page_shows_a_translated_reference_and_logs_the_trace_unde
     monkeypatch.setattr(reports, "dashboard", broken_dashboard)
     app = new_app()
     app.run()
-    app.selectbox(key="kestrel_language_login").select_index(language_index).run()
+    app.selectbox(key="kestrel_language_login_en").select_index(language_index).run()
     with caplog.at_level(logging.ERROR, logger="kestrel"):
         app = log_in(app_world.world.rep.username, app=app)
 
