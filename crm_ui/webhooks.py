@@ -35,6 +35,7 @@ from crm_core.services.webhooks import (
     send_ping,
     set_allow_private_targets,
     set_enabled,
+    update_subscription,
 )
 from crm_ui.context import get_db, read_session, show_domain_error, t
 from crm_ui.text import plain
@@ -163,6 +164,33 @@ def actions(actor: Actor, row: SubscriptionRow) -> None:
             _flash(t("webhooks.ping_queued"))
     except DomainError as error:
         show_domain_error(error)
+
+
+def edit_section(actor: Actor, row: SubscriptionRow) -> None:
+    """Change the chosen subscription's URL, event types and description, on the version shown."""
+    labels = {"url": t("webhooks.create.url"), "event_types": t("webhooks.create.events"),
+              "description": t("webhooks.create.description")}
+    # the form edits the subscription as first shown (kept in the session): a change another admin saves
+    # meanwhile neither resets the typing nor is overwritten; the save is refused as stale instead
+    seen = STATE.setdefault(f"webhooks_edit_seen_{row.id}", row)
+    if seen.version != row.version and st.button(t("webhooks.edit.reload"), key="webhooks_edit_reload"):
+        STATE.pop(f"webhooks_edit_seen_{row.id}", None)
+        st.rerun()
+    row = seen
+    with st.expander(t("webhooks.edit.header")), st.form(f"webhooks_edit_{row.id}_{row.version}"):
+        url = st.text_input(labels["url"], value=row.url)
+        description = st.text_input(labels["description"], value=row.description)
+        known = [choice for choice in row.event_types if choice in EVENT_CHOICES]
+        chosen = st.multiselect(labels["event_types"], EVENT_CHOICES, default=known)
+        if st.form_submit_button(t("webhooks.edit.submit"), type="primary"):
+            try:
+                update_subscription(get_db(), actor, row.id, SubscriptionForm(url, list(chosen), description),
+                                    version=row.version)
+            except DomainError as error:
+                show_domain_error(error, labels=labels)
+            else:
+                STATE.pop(f"webhooks_edit_seen_{row.id}", None)
+                _flash(t("webhooks.edit.saved"))
 
 
 def _filters() -> DeliveryFilters:

@@ -26,4 +26,5 @@ rows = sections.subscriptions_section()
 chosen = sections.pick_subscription(rows)
 if chosen is not None:
     sections.actions(actor, chosen)
+    sections.edit_section(actor, chosen)
     sections.delivery_log(actor, chosen)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.errors import AccessDenied, NotFound, StaleRecord, ValidationFailed
+from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models import AuditEvent, utcnow
 from crm_core.models.webhooks import (
     DeliveryStatus,
@@ -30,6 +30,7 @@ from crm_core.models.webhooks import (
     WebhookSubscription,
 )
 from crm_core.rules.webhooks import PING, SECRET_GRACE, url_problem, valid_event_types
+from crm_core.services.editing import stale_record_error
 from crm_core.webhooks.dispatch import cancel_pending
 from crm_core.webhooks.jobs import ensure_dispatch_schedule
 from crm_core.webhooks.outbox import add_deliveries, add_event, mark_for_dispatch
@@ -111,7 +112,7 @@ def _subscription(session: Session, subscription_id: int, version: int | None = 
     if subscription is None:
         raise NotFound("webhook_subscription", id=subscription_id)
     if version is not None and subscription.version != version:
-        raise StaleRecord("webhook_subscription", subscription_id, changed_at=subscription.updated_at)
+        raise stale_record_error(session, "webhook_subscription", subscription_id)  # names who, from the audit
     return subscription
 
 

@@ -139,3 +139,37 @@ def test_the_delivery_log_is_paged_and_filtered(app_world: AppWorld) -> None:
     app.selectbox(key="webhooks_log_status").select("succeeded").run()
     assert "No deliveries match." in texts(app.info)  # a new filter starts again at page 1
     assert "Page 1" in texts(app.caption)
+
+
+def test_an_admin_edits_a_subscription_and_a_change_saved_meanwhile_is_not_overwritten(app_world: AppWorld) -> None:
+    from crm_core.services.webhooks import update_subscription
+
+    admin = app_world.world.admin
+    set_allow_private_targets(app_world.db, admin, True)
+    subscription_id, _ = create_subscription(app_world.db, admin, SubscriptionForm(
+        "http://127.0.0.1:9/hook", ["customer.created"], "ERP"))
+    app = open_webhooks(admin.username)
+
+    def form_input(label: str):  # type: ignore[no-untyped-def]
+        return next(w for w in app.text_input if w.label == label and w.key is None)
+
+    form_input("Endpoint URL").input("http://127.0.0.1:9/v2/hook")
+    next(m for m in app.multiselect if m.label == "Event types" and m.key is None).select("deal.won")
+    next(b for b in app.button if b.label == "Save subscription").click().run()
+    assert not app.exception and not app.error
+    [saved] = subscriptions(app_world)
+    assert (saved.url, sorted(saved.event_types), saved.version) == (
+        "http://127.0.0.1:9/v2/hook", ["customer.created", "deal.won"], 2)
+
+    # another admin changes it while this one edits: this save is refused, the other change stays
+    form_input("Description").input("ERP (prod)")
+    update_subscription(app_world.db, admin, subscription_id,
+                        SubscriptionForm("http://127.0.0.1:9/v3/hook", ["customer.created"], "ERP"), version=2)
+    next(b for b in app.button if b.label == "Save subscription").click().run()
+    assert not app.exception
+    assert app.error and f"{admin.full_name} changed this record" in app.error[0].value
+    assert any(w.value == "ERP (prod)" for w in app.text_input)  # the typing is kept
+    [kept] = subscriptions(app_world)
+    assert (kept.url, kept.description) == ("http://127.0.0.1:9/v3/hook", "ERP")
+    next(b for b in app.button if b.label == "Show the latest version of this subscription").click().run()
+    assert any(w.value == "http://127.0.0.1:9/v3/hook" for w in app.text_input)
