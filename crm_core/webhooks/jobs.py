@@ -24,6 +24,7 @@ from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Role, utcnow
 from crm_core.models.jobs import Job, JobSchedule, JobStatus
 from crm_core.webhooks.dispatch import LEASE, DispatchReport, dispatch_due, next_due_at
+from crm_core.webhooks.retention import prune_history
 
 LOG = logging.getLogger("kestrel.webhooks")
 LINGER = dt.timedelta(seconds=10)
@@ -65,7 +66,8 @@ def request_dispatch(db: Database, tenant_id: int) -> int | None:
 # not "schedulable": tenants without webhooks get no schedule; those with one get it above
 @job_kind(KIND, roles=frozenset({Role.ADMIN}))
 def webhook_dispatch(ctx: JobContext) -> dict[str, Any]:
-    """Send the tenant's due webhook deliveries; result: attempts, succeeded, retrying, failed, disabled."""
+    """Send the tenant's due webhook deliveries, then prune the log's oldest finished ones; result: attempts,
+    succeeded, retrying, failed, disabled, pruned."""
     started = utcnow()
     total = DispatchReport()
     ctx.progress(0, None, "jobs.progress.webhook_dispatch")
@@ -86,8 +88,9 @@ def webhook_dispatch(ctx: JobContext) -> dict[str, Any]:
         while utcnow() < due:
             ctx.check_cancelled()
             time.sleep(min(0.5, max(0.0, (due - utcnow()).total_seconds())))
+    pruned = prune_history(ctx.db, tenant_id=ctx.tenant_id, now=utcnow())  # the log's 30 days (retention.py)
     return {"attempts": total.attempts, "succeeded": total.succeeded, "retrying": total.retrying,
-            "failed": total.failed, "disabled": total.disabled}
+            "failed": total.failed, "disabled": total.disabled, "pruned": pruned}
 
 
 def _lease(params: dict[str, Any]) -> dt.timedelta:

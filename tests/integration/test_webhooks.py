@@ -442,3 +442,30 @@ def test_a_success_resets_the_failure_clock(db: Database, world: World) -> None:
         assert (row.id, row.enabled, row.failing_since) == (subscription_id, True, t0 + dt.timedelta(days=4))
     finally:
         flapping.close()
+
+
+def test_the_log_keeps_thirty_days_of_finished_deliveries_and_every_pending_one(db: Database, world: World,
+                                                                               receiver: Receiver) -> None:
+    from crm_core.models.webhooks import WebhookAttempt
+    from crm_core.webhooks.retention import RETENTION, prune_history
+
+    subscribe(db, world.admin, receiver.url(), "customer.created")
+    for _ in range(3):
+        create_random_customer(db, world.rep)
+    dispatch_due(db, now=now())
+    create_random_customer(db, world.rep)  # still pending: never pruned, whatever its age
+    done = [d.id for d in deliveries(db, status="succeeded")]
+    assert len(done) == 3 and len(deliveries(db, status="pending")) == 1
+    tenant_id = world.admin.tenant_id
+
+    assert prune_history(db, tenant_id=tenant_id, now=now()) == 0  # nothing is 30 days old yet
+    assert prune_history(db, tenant_id=world.other_admin.tenant_id, now=now() + 2 * RETENTION) == 0  # not B's
+    later = now() + RETENTION + dt.timedelta(days=1)
+    assert prune_history(db, tenant_id=tenant_id, now=later, batch=2) == 2  # a batch at a time
+    assert prune_history(db, tenant_id=tenant_id, now=later, batch=2) == 1
+    assert prune_history(db, tenant_id=tenant_id, now=later) == 0
+    left = deliveries(db)
+    assert [d.status for d in left] == ["pending"]
+    with db.system_session("test") as session:
+        assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 0
+        assert session.scalars(select(WebhookEvent.id)).all() == [left[0].event_id]  # its event is kept
