@@ -181,9 +181,6 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return customer_visibility(actor)
     if entity is Opportunity:
         return _owned_clause(actor, Opportunity.owner_id, None)
-    visible_customers = select(Customer.id).where(
-        Customer.tenant_id == actor.tenant_id, customer_visibility(actor)
-    )
     if entity is Order:  # its customer's rule, on the copy of the customer's owner and team
         return _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id)
     if entity in (Contact, Activity, Case, CampaignMember):
@@ -195,16 +192,19 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
                 _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id),
             )
         )
-    if entity is Task:
-        return or_(
-            _owned_clause(actor, Task.assignee_id, None), Task.customer_id.in_(visible_customers)
-        )
+    if entity is Task:  # assigned to someone the actor sees for, or on a customer the actor sees (the copy of
+        # the customer's owner and team on the task, kept by triggers: migration 0015)
+        return or_(_owned_clause(actor, Task.assignee_id, None),
+                   and_(Task.customer_id.is_not(None),
+                        _owned_clause(actor, Task.customer_owner_id, Task.customer_team_id)))
     if entity is AuditEvent:
         return _audit_visibility(actor)
     if entity is ImportRun:
         return _owned_clause(actor, ImportRun.user_id, None)
-    if entity is OpportunityStageChange:
-        return OpportunityStageChange.opportunity_id.in_(_visible_opportunities(actor))
+    if entity is OpportunityStageChange:  # its deal's rule, on that one deal (a correlated EXISTS)
+        deal = aliased(Opportunity)
+        return exists().where(deal.id == OpportunityStageChange.opportunity_id, deal.tenant_id == actor.tenant_id,
+                              _owned_clause(actor, deal.owner_id, None))
     return None
 
 

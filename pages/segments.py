@@ -5,6 +5,7 @@ and campaign enrolment, and the scorers' model versions."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,7 @@ from crm_core.models.segments import SegmentSharing
 from crm_core.queries.scores import latest_scores
 from crm_core.queries.segments import (
     campaign_choices,
+    count_segment,
     iter_segment_members,
     lifecycle_distribution,
     lifecycle_flow,
@@ -45,6 +47,7 @@ from crm_core.rules.segments import (
     TEXT,
     USER,
     FieldCatalog,
+    SegmentSpec,
     validate_spec,
 )
 from crm_core.scoring import SCORERS
@@ -295,19 +298,30 @@ section = st.radio(
 )
 
 
+DATABASE = str(get_db().engine.url)  # part of every cache key: ids repeat from one database to another
+
+
 @st.cache_data(ttl=300, show_spinner=False)
-def cached_distribution(user_id: int, tenant_id: int) -> list[Any]:
+def cached_distribution(database: str, user_id: int, tenant_id: int) -> list[Any]:
     """Lifecycle distribution for this user, kept five minutes (a full pass over the customers)."""
     with read_session() as session:
         return lifecycle_distribution(session)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def cached_rfm_summary(user_id: int, tenant_id: int) -> list[Any]:
+def cached_rfm_summary(database: str, user_id: int, tenant_id: int) -> list[Any]:
     """RFM summary for this user, kept five minutes (ranks every order of the tenant)."""
     with read_session() as session:
         return rfm_summary(session)
 
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_segment_count(database: str, user_id: int, tenant_id: int, spec: SegmentSpec) -> int:
+    """How many customers this user sees in the segment, kept a minute per rule (a pass over the customers:
+    0.4 s for a manager at 1M). Paging the members or typing elsewhere on the page reuses it."""
+    with read_session() as session:
+        return count_segment(session, spec)
 
 
 # --- builder ---------------------------------------------------------------------------------
@@ -329,11 +343,13 @@ if section == "builder":
     if spec is not None:
         try:
             with read_session() as session:
-                members = list_segment_members(session, spec, page=STATE["segments_members_page"], per_page=25)
+                members = list_segment_members(session, spec, page=STATE["segments_members_page"], per_page=25,
+                                               with_total=False)
                 churn = latest_scores(session, "churn_risk", [member.id for member in members.items])
         except DomainError as error:
             show_domain_error(error)
             st.stop()
+        members = replace(members, total=cached_segment_count(DATABASE, actor.user_id, actor.tenant_id, spec))
         st.metric(t("segments.live_count"), f"{members.total or 0:,}")
         if members.items:
             st.dataframe(
@@ -569,7 +585,7 @@ if section == "saved":
 
 # --- lifecycle ---------------------------------------------------------------------------------
 if section == "lifecycle":
-    distribution = cached_distribution(actor.user_id, actor.tenant_id)
+    distribution = cached_distribution(DATABASE, actor.user_id, actor.tenant_id)
     total = sum(item.count for item in distribution) or 1
     columns = st.columns(len(distribution))
     for column, item in zip(columns, distribution, strict=True):
@@ -626,7 +642,7 @@ if section == "lifecycle":
 # --- RFM ---------------------------------------------------------------------------------
 if section == "rfm":
     st.caption(t("segments.rfm_explained"))
-    summary = cached_rfm_summary(actor.user_id, actor.tenant_id)
+    summary = cached_rfm_summary(DATABASE, actor.user_id, actor.tenant_id)
     st.caption(t("segments.cached_hint"))
     buyers = sum(row.customers for row in summary) or 1
     st.dataframe(

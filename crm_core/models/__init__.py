@@ -404,6 +404,9 @@ class Task(TenantScoped, Versioned, Base):
     __table_args__ = (
         Index(None, "tenant_id", "assignee_id", "status", "due_at"),
         Index(None, "tenant_id", "customer_id"),
+        # who may see a task (its assignee, or its customer's owner and team) read from the index alone
+        Index("ix_tasks_scope_cover", "tenant_id", "status", "due_at", "assignee_id", "customer_owner_id",
+              "customer_team_id"),
     )
 
     title: Mapped[str] = mapped_column(String(200))
@@ -413,6 +416,14 @@ class Task(TenantScoped, Versioned, Base):
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN.value)
     priority: Mapped[str] = mapped_column(String(8), default=Priority.NORMAL.value)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    # The customer's owner and team, copied by database triggers (migration 0015, as orders' in 0010)
+    # so that "a task on a customer the actor sees" is a test on the task's own indexed columns.
+    customer_owner_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
+    customer_team_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
     opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunities.id"))
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
