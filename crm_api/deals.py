@@ -98,6 +98,7 @@ class DealOut(BaseModel):
     expected_close_date: dt.date | None
     closed_at: Moment | None
     lost_reason: str | None
+    won_reason: str | None = Field(default=None, description="What won it, when the seller said.")
     archived_at: Moment | None = None
     created_at: Moment
     updated_at: Moment
@@ -158,9 +159,11 @@ class StageMove(BaseModel):
 class DealWon(BaseModel):
     """Close the deal as won."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"closed_on": "2026-12-04"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {}, {"closed_on": "2026-12-04", "won_reason": "The pilot convinced their CFO"}]})
 
     closed_on: Day | None = Field(default=None, description="The day it closed (default today).")
+    won_reason: str | None = Field(default=None, max_length=1000, description="What won it, in words (optional).")
 
 
 class DealLost(BaseModel):
@@ -211,7 +214,7 @@ def deal_out(card: DealCard, archived_at: dt.datetime | None = None,
         stage_name=card.stage_name, stage_kind=card.stage_kind, amount=card.amount, currency=card.currency,
         probability=card.probability, hand_set_probability=card.hand_set_probability,
         weighted_amount=card.weighted_amount, expected_close_date=card.expected_close_date,
-        closed_at=card.closed_at, lost_reason=card.lost_reason, archived_at=archived_at,
+        closed_at=card.closed_at, lost_reason=card.lost_reason, won_reason=card.won_reason, archived_at=archived_at,
         created_at=card.created_at, updated_at=card.updated_at, version=card.version, stage_history=history,
     )
 
@@ -308,9 +311,9 @@ def update_deal_endpoint(deal_id: DealId, body: DealPatch, response: Response, d
 
 
 def _move(db: Db, found: Writer, deal_id: int, version: int, stage_id: int, lost_reason: str | None,
-          closed_on: dt.date | None, response: Response) -> DealOut:
+          closed_on: dt.date | None, response: Response, won_reason: str | None = None) -> DealOut:
     move_stage(db, found.actor, deal_id, stage_id, expected_version=version, lost_reason=lost_reason,
-               closed_on=closed_on)
+               closed_on=closed_on, won_reason=won_reason)
     return read_deal(db, found, deal_id, response)
 
 
@@ -344,7 +347,7 @@ def win_deal_endpoint(deal_id: DealId, body: DealWon, response: Response, db: Db
     """Move the deal to its pipeline's won stage (a lost deal must be reopened first)."""
     version = expected_version(if_match)
     target = _closing_stage(db, found, deal_id, StageKind.WON)
-    return _move(db, found, deal_id, version, target, None, body.closed_on, response)
+    return _move(db, found, deal_id, version, target, None, body.closed_on, response, won_reason=body.won_reason)
 
 
 @router.post("/{deal_id}/lost", response_model=DealOut, responses=errors_for(403, 404, 412, 415, 422, 428),

@@ -288,6 +288,7 @@ def deal_labels() -> dict[str, str]:
         "currency": t("deal.currency"), "owner_id": t("field.owner"), "stage_id": t("deal.stage"),
         "probability": t("deal.probability"), "expected_close_date": t("deal.expected_close_date"),
         "lost_reason": t("deal.lost_reason"), "closed_at": t("deal.closed_on"), "pipeline_id": t("board.pipeline"),
+        "won_reason": t("deal.won_reason"),
         "undo": t("board.undo"),
     }
 
@@ -465,7 +466,8 @@ def board_data(loaded: Board, win_scores: dict[int, Any], context: BoardContext)
         "customer_path": PROFILE_PATH,
         "labels": {
             "stages": t("board.stages"), "empty": t("board.empty_column"), "customer": t("deal.customer"),
-            "lost": t("board.lost_label"), "move_to": t("board.move_to"), "drag": t("board.drag"),
+            "lost": t("board.lost_label"), "won": t("board.won_label"), "move_to": t("board.move_to"),
+            "drag": t("board.drag"),
             "previous": t("board.previous_page"), "next": t("board.next_page"),
         },
         "stages": stages,
@@ -489,6 +491,7 @@ def _card_data(card: DealCard, win_scores: dict[int, Any], today: dt.date) -> di
         "meta": " · ".join(details),
         "overdue": card.is_overdue(today),
         "lost_reason": card.lost_reason or "",
+        "won_reason": card.won_reason or "",
         # present once `python -m crm_core score apply` has run
         "score": t("board.win_score", percent=score.percent) if score is not None else "",
     }
@@ -604,7 +607,7 @@ def _stale_params(error: StaleRecord) -> dict[str, str]:
 
 
 def _close_dialog(pipeline: PipelineRow, pending: PendingClose) -> None:
-    """Won / lost: ask for the reason in words (required for lost) and the day it closed."""
+    """Won / lost: ask for the reason in words (required for lost, optional for won) and the day it closed."""
     stages = {stage.id: stage for stage in pipeline.stages}
     target = stages[pending.to_stage_id]
     lost = target.kind == StageKind.LOST.value
@@ -615,8 +618,12 @@ def _close_dialog(pipeline: PipelineRow, pending: PendingClose) -> None:
                       name=plain(pending.name), stage=plain(target.name)))
         today = dt.datetime.now(dt.UTC).date()
         with st.form("pipeline_close_form", border=False):
-            reason = st.text_area(t("board.lost_reason_prompt") + " *", key="pipeline_close_reason",
-                                  max_chars=500, placeholder=t("board.lost_reason_placeholder")) if lost else ""
+            if lost:
+                reason = st.text_area(t("board.lost_reason_prompt") + " *", key="pipeline_close_reason",
+                                      max_chars=500, placeholder=t("board.lost_reason_placeholder"))
+            else:
+                reason = st.text_area(t("board.won_reason_prompt"), key="pipeline_close_reason",
+                                      max_chars=500, placeholder=t("board.won_reason_placeholder"))
             closed_on = st.date_input(t("deal.closed_on"), value=today, max_value=today, format=date_input_format(),
                                       key="pipeline_close_day")
             confirm = st.form_submit_button(title, type="primary")
@@ -636,7 +643,8 @@ def _close_dialog(pipeline: PipelineRow, pending: PendingClose) -> None:
         assert card is not None
         try:
             new_version = move_stage(get_db(), current_actor(), card.id, target.id, expected_version=pending.version,
-                                     lost_reason=reason if lost else None, closed_on=closed_on)
+                                     lost_reason=reason if lost else None, closed_on=closed_on,
+                                     won_reason=None if lost else reason)
         except ValidationFailed as error:
             show_domain_error(error, labels=deal_labels())  # stays open with the input
             return
@@ -838,6 +846,7 @@ export default function (component) {
     const meta = el("div", "kb-meta" + (card.overdue ? " kb-overdue" : ""), card.meta);
     item.appendChild(meta);
     if (card.lost_reason) { item.appendChild(el("div", "kb-lost", L.lost + " " + card.lost_reason)); }
+    if (card.won_reason) { item.appendChild(el("div", "kb-lost", L.won + " " + card.won_reason)); }
     if (card.score) { item.appendChild(el("div", "kb-score", card.score)); }
     if (data.can_write && stage.targets.length) {
       const row = el("div", "kb-move");

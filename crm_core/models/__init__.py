@@ -329,6 +329,7 @@ class Opportunity(TenantScoped, Versioned, Base):
     expected_close_date: Mapped[dt.date | None] = mapped_column(Date)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     lost_reason: Mapped[str | None] = mapped_column(String(500))
+    won_reason: Mapped[str | None] = mapped_column(String(500))  # what won it, in words (optional)
     # the stage a lost deal was lost from (copy of its latest move in the history, migration 0011)
     lost_from_stage_id: Mapped[int | None] = mapped_column(Integer)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -116,6 +116,7 @@ class DealCard:
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    won_reason: str | None = None
 
     def is_overdue(self, today: dt.date) -> bool:
         """Open and past its expected close date."""
@@ -317,6 +318,7 @@ def _card(deal: Opportunity, customer_name: str, owner_name: str | None, stages:
         expected_close_date=deal.expected_close_date,
         closed_at=deal.closed_at,
         lost_reason=deal.lost_reason,
+        won_reason=deal.won_reason,
         created_at=deal.created_at,
         updated_at=deal.updated_at,
         version=deal.version,
@@ -434,7 +436,7 @@ def list_deals(
 
 EXPORT_COLUMNS = (
     "id", "name", "customer_name", "owner_name", "stage_name", "amount", "currency", "probability",
-    "weighted_amount", "expected_close_date", "closed_at", "lost_reason", "created_at",
+    "weighted_amount", "expected_close_date", "closed_at", "lost_reason", "won_reason", "created_at",
 )
 
 

@@ -220,6 +220,7 @@ OPPORTUNITY = _table(
     Field("probability", INTEGER, minimum=Decimal(0), maximum=Decimal(100)),
     Field("expected_close_date", DATE),
     _text(Opportunity, "lost_reason"),
+    _text(Opportunity, "won_reason"),
 )
 ORDER = _table(
     # blank on the form means "the next number of the month"; the import groups lines by it

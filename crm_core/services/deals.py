@@ -52,7 +52,8 @@ class OpportunityInput:
     ``pipeline_id`` None means the tenant's default pipeline, ``stage_id`` None its first open
     stage (on create) or the current stage (on update), ``owner_id`` None the acting user,
     ``currency`` empty the tenant's default currency, ``probability`` None the stage's.
-    ``lost_reason`` and ``closed_on`` matter only when the form moves the deal to a lost/won stage.
+    ``lost_reason`` (required), ``won_reason`` (optional) and ``closed_on`` matter only when the form moves
+    the deal to a lost/won stage.
     """
 
     customer_id: int
@@ -66,6 +67,7 @@ class OpportunityInput:
     expected_close_date: dt.date | None = None
     lost_reason: str = ""
     closed_on: dt.date | None = None
+    won_reason: str = ""
 
 
 def _parse_amount(raw: Decimal | str | float | None, errors: Errors) -> Decimal:
@@ -136,6 +138,7 @@ def _apply_stage(
     closed_on: dt.date | None,
     now: dt.datetime,
     errors: Errors,
+    won_reason: str | None = None,
 ) -> None:
     """Move ``deal`` to ``target`` (checking the transition table and closing rules)."""
     if current is not None and not rules.transition_allowed(_stage_info(current), _stage_info(target)):
@@ -151,8 +154,16 @@ def _apply_stage(
         lost_rule = fields.OPPORTUNITY["lost_reason"]
         if (problem := fields.markup(lost_rule, reason) or fields.formula(lost_rule, reason)) is not None:
             errors["lost_reason"] = problem
+    won = clean_text(won_reason) if target.kind == StageKind.WON.value else None
+    if won:
+        won_rule = fields.OPPORTUNITY["won_reason"]
+        if len(won) > rules.LOST_REASON_MAX:
+            errors["won_reason"] = ("deal.won_reason_too_long", {})
+        elif (problem := fields.markup(won_rule, won) or fields.formula(won_rule, won)) is not None:
+            errors["won_reason"] = problem
     if errors:
         return
+    deal.won_reason = won or None
     if target.kind != StageKind.LOST.value:
         deal.lost_from_stage_id = None
     elif current is not None and current.id != target.id:
@@ -204,7 +215,8 @@ def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> in
             expected_close_date=form.expected_close_date,
             created_at=now,
         )
-        _apply_stage(deal, None, target, lost_reason=form.lost_reason, closed_on=form.closed_on, now=now, errors=errors)
+        _apply_stage(deal, None, target, lost_reason=form.lost_reason, closed_on=form.closed_on, now=now, errors=errors,
+                     won_reason=form.won_reason)
         if errors:
             raise ValidationFailed(errors)
         session.add(deal)
@@ -282,7 +294,7 @@ def update_opportunity(
             if target.id != current.id:
                 _apply_stage(
                     deal, current, target, lost_reason=form.lost_reason, closed_on=form.closed_on,
-                    now=now, errors=errors,
+                    now=now, errors=errors, won_reason=form.won_reason,
                 )
                 if errors:
                     raise ValidationFailed(errors)
@@ -305,6 +317,7 @@ def move_stage(
     expected_version: int,
     lost_reason: str | None = None,
     closed_on: dt.date | None = None,
+    won_reason: str | None = None,
 ) -> int:
     """Move a deal to another stage of its pipeline (the board's card menu); returns the new version.
 
@@ -322,7 +335,8 @@ def move_stage(
             if target is None or current is None or target.pipeline_id != deal.pipeline_id:
                 raise ValidationFailed({"stage_id": ("validation.choice", {})})
             errors: Errors = {}
-            _apply_stage(deal, current, target, lost_reason=lost_reason, closed_on=closed_on, now=now, errors=errors)
+            _apply_stage(deal, current, target, lost_reason=lost_reason, closed_on=closed_on, now=now, errors=errors,
+                         won_reason=won_reason)
             if errors:
                 raise ValidationFailed(errors)
             _record_move(session, actor, deal, current.id)

@@ -126,8 +126,10 @@ def test_moves_follow_the_transition_table_and_lost_needs_a_reason(api: Api, wor
     assert blank.status_code == 422
     assert [e["field"] for e in blank.json()["errors"]] == ["lost_reason"]
     assert any("\u4e00" <= ch <= "\u9fff" for ch in blank.json()["errors"][0]["message"])
-    won = api.client.post(f"{path}/won", json={}, headers={**headers, "If-Match": version})
+    won = api.client.post(f"{path}/won", json={"won_reason": "试点说服了财务总监"},
+                          headers={**headers, "If-Match": version})
     assert won.status_code == 200 and won.json()["stage_kind"] == "won" and won.json()["closed_at"]
+    assert won.json()["won_reason"] == "试点说服了财务总监"
     refused = api.client.post(f"{path}/stage", json={"stage_id": kinds["lost"][0], "lost_reason": "Price"},
                               headers={**headers, "If-Match": won.headers["etag"], "Accept-Language": "zh-CN"})
     assert (refused.status_code, refused.json()["code"]) == (422, "deal.transition_refused")

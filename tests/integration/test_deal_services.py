@@ -95,6 +95,26 @@ def test_moving_to_lost_needs_a_reason_and_sets_closed_at(db: Database, world: W
     assert deal.closed_at is not None
 
 
+def test_winning_keeps_an_optional_reason_checked_like_any_text_and_reopening_clears_it(
+        db: Database, world: World) -> None:
+    deal_id = new_deal(db, world)
+    stages = stages_by_name(db, world)
+    for bad, key in (("x" * 501, "deal.won_reason_too_long"), ("=HYPERLINK(\"http://x\")", None)):
+        with pytest.raises(ValidationFailed) as refused:
+            move_stage(db, world.rep, deal_id, stages["Won"].id, expected_version=1, won_reason=bad)
+        assert "won_reason" in refused.value.errors
+        if key:
+            assert refused.value.errors["won_reason"][0] == key
+    assert load(db, world, deal_id).version == 1  # nothing written
+    version = move_stage(db, world.rep, deal_id, stages["Won"].id, expected_version=1, won_reason="  试点成功 ")
+    assert load(db, world, deal_id).won_reason == "试点成功"
+    reopened = move_stage(db, world.rep, deal_id, stages["Proposal"].id, expected_version=version)
+    deal = load(db, world, deal_id)
+    assert (deal.won_reason, deal.closed_at, deal.version) == (None, None, reopened)
+    move_stage(db, world.rep, deal_id, stages["Won"].id, expected_version=reopened)  # without a reason: fine
+    assert load(db, world, deal_id).won_reason is None
+
+
 def test_a_lost_deal_cannot_jump_to_won_but_can_be_reopened(db: Database, world: World) -> None:
     deal_id = new_deal(db, world)
     stages = stages_by_name(db, world)

@@ -211,10 +211,26 @@ def test_cancelling_the_close_dialog_leaves_the_card_where_it_was(
 ) -> None:
     app = open_board(app_world.world.rep.username)
     drop(app, deals["rollout"], stages["Won"])
-    assert not app.text_area  # won asks for the day, not a reason
+    assert [area.label for area in app.text_area] == ["What won it? (optional)"]  # no asterisk: not required
     app.button(key="pipeline_close_cancel").click().run()
     assert not [b for b in app.button if b.label == "Mark as Won"]
     assert stage_of(app_world, deals["rollout"]) == stages["Negotiation"]
+
+
+def test_winning_a_deal_keeps_what_won_it_and_the_card_says_so(
+    app_world: AppWorld, deals: dict[str, int], stages: dict[str, int]
+) -> None:
+    app = open_board(app_world.world.rep.username)
+    drop(app, deals["rollout"], stages["Won"])
+    app.text_area(key="pipeline_close_reason").input("试点说服了财务总监")
+    next(b for b in app.button if b.label == "Mark as Won").click().run()
+    assert not app.exception and not app.error
+    with app_world.db.session(app_world.world.admin) as session:
+        deal = session.get(Opportunity, deals["rollout"])
+        assert deal is not None and deal.won_reason == "试点说服了财务总监" and deal.lost_reason is None
+    won = [card for card in column(app, "Won")["cards"] if card["name"] == "Rollout"]
+    assert [card["won_reason"] for card in won] == ["试点说服了财务总监"]
+    assert board(app)["labels"]["won"] == "Won because:"
 
 
 def test_an_illegal_drop_is_refused_in_the_users_language_and_the_card_stays(
