@@ -6,31 +6,44 @@ One host per module on a SQLite file (the contract tests run the app in-process 
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from crm_core.db import Database, make_engine
 from crm_core.schema import upgrade_to_head
 from crm_core.services.api_tokens import issue_api_token
+from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from tests.factories import World, build_world
 from tests.hosting import Answer, Host, start_host
+from tests.integration.test_jobs import _start_worker, _stop_worker
+from tests.integration.test_webhooks import Receiver
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Host, Database, World]]:
+def live_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The host's directory and environment (a job worker for it gets the same)."""
     directory = tmp_path_factory.mktemp("api-host")
-    url = f"sqlite:///{directory / 'crm.db'}"
-    engine = make_engine(url)
+    return directory, {"CRM_DATABASE_URL": f"sqlite:///{directory / 'crm.db'}",
+                       "CRM_JOBS_PATH": str(directory / "jobs.db"), "CRM_REDIS_URL": "",
+                       "CRM_COOKIE_KEY": "api-host-test-cookie-key-0123456789", "CRM_API_RATE_LIMIT": "5/60"}
+
+
+@pytest.fixture(scope="module")
+def live(live_env: tuple[Path, dict[str, str]]) -> Iterator[tuple[Host, Database, World]]:
+    directory, env = live_env
+    engine = make_engine(env["CRM_DATABASE_URL"])
     upgrade_to_head(engine)
     db = Database(engine)
     world = build_world(db)
-    host = start_host({"CRM_DATABASE_URL": url, "CRM_JOBS_PATH": str(directory / "jobs.db"),
-                       "CRM_COOKIE_KEY": "api-host-test-cookie-key-0123456789", "CRM_API_RATE_LIMIT": "5/60"},
-                      directory / "server.log", cwd=directory)
+    host = start_host(env, directory / "server.log", cwd=directory)
     yield host, db, world
     host.stop()
     engine.dispose()
@@ -89,3 +102,34 @@ def test_a_line_feed_in_the_path_is_answered_by_the_api(live: tuple[Host, Databa
         answer = call(host, "GET", path, token=token)
         assert answer.content_type == "application/problem+json", (path, answer.status, answer.body[:200])
         assert answer.status in (404, 422)
+
+
+def test_a_website_form_lead_reaches_a_chat_hook_signed_through_a_real_worker(
+        live: tuple[Host, Database, World], live_env: tuple[Path, dict[str, str]]) -> None:
+    """The issue's "done when": a website form posts a lead with a token; the admin's webhook subscription
+    (as the Webhooks page makes it) gets a signed ``customer.created`` from a real job worker."""
+    host, db, world = live
+    directory, env = live_env
+    chat = Receiver()
+    set_allow_private_targets(db, world.admin, True)  # the chat hook listens on loopback here
+    _subscription_id, secret = create_subscription(db, world.admin, SubscriptionForm(
+        url=chat.url("/slack-like"), event_types=["customer.created"], description="sales chat"))
+    worker = _start_worker({**os.environ, **env}, directory / "worker.log")
+    try:
+        token = issue_api_token(db, world.rep, name="website form", scope="read_write", expires_in_days=30).secret
+        lead = {"name": "官网线索 有限公司", "email": "hello@lead.example", "source": "website"}
+        created = call(host, "POST", "/api/v1/customers", token=token, body=lead,
+                       headers={"Idempotency-Key": "website-2"})
+        assert created.status == 201, created.body
+        deadline = time.monotonic() + 60
+        while not chat.requests and time.monotonic() < deadline:
+            time.sleep(0.1)  # waits on state: the delivery arriving
+        assert chat.requests, (directory / "worker.log").read_text(errors="replace")[-2000:]
+        [request] = chat.requests
+        payload = Webhook(secret).verify(request.body, request.headers)
+        assert payload["type"] == "customer.created"
+        assert payload["data"]["id"] == created.json()["id"]
+        assert payload["data"]["record"]["name"] == "官网线索 有限公司"
+    finally:
+        _stop_worker(worker)
+        chat.close()
