@@ -3,7 +3,8 @@
 1. Full script runs (AppTest, the real ``app.py`` with its frame and the page): for a rep, a
    manager and an admin, each page of their menu is opened once, then rerun ``--runs`` times
    (a rerun is what a click costs). Prints p50/p95 of the run, the time the run spent in SQL
-   (cursor execute → fetch, summed per run) and the rest (Python: Streamlit, the page, the
+   (cursor execute, summed per run: a streaming query's rows fetched later count as the rest) and
+   the rest (Python: Streamlit, the page, the
    rules). Target (issue 11): p50 under 300 ms.
 2. ``--sessions N`` (default 10) logged-in Chromium sessions through the real host (``python -m
    server``, as ``make run``) click through Dashboard → Customers → a grid search → a Customer 360
@@ -82,6 +83,9 @@ def log_in(username: str, password: str) -> Any:
 
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     app.run()
+    if not any(w.label == "Username" for w in app.text_input):
+        raise RuntimeError("no login form: " + " ".join(e.value for e in app.error)
+                           + " (an outdated database needs `python -m crm_core --database-url URL init`)")
     next(w for w in app.text_input if w.label == "Username").input(username)
     next(w for w in app.text_input if w.label == "Password").input(password)
     next(b for b in app.button if b.label == "Log in").click()

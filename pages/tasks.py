@@ -11,7 +11,7 @@ import streamlit as st
 
 from crm_core.errors import DomainError
 from crm_core.models import ActivityType, Priority, Role, utcnow
-from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, team_workload
+from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, task_overview
 from crm_core.queries.users import assignable_owners
 from crm_core.services.activities import ActivityInput
 from crm_core.services.tasks import (
@@ -64,12 +64,14 @@ view = top[1].radio(
 assignee_id = actor.user_id if scope == MINE else None
 
 with read_session() as session:
-    counts = bucket_counts(session, assignee_id=assignee_id, now=now)
+    if scope in (TEAM, EVERYONE):  # the counts and the workload in one pass over the open tasks
+        counts, workload = task_overview(session, now=now)
+    else:
+        counts, workload = bucket_counts(session, assignee_id=assignee_id, now=now), []
     page = list_tasks(
         session, filters=TaskFilters(assignee_id=assignee_id, view=str(view)), now=now,
         page=STATE["tasks_page"], per_page=PER_PAGE,
     )
-    workload = team_workload(session, now=now) if scope in (TEAM, EVERYONE) else []
     owners = assignable_owners(session)
 
 metrics = st.columns(3)

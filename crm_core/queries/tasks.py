@@ -145,27 +145,32 @@ def bucket_counts(session: Session, *, assignee_id: int | None, now: dt.datetime
     return {"overdue": int(overdue), "today": int(today), "upcoming": int(upcoming)}
 
 
-def team_workload(session: Session, *, now: dt.datetime, user_ids: list[int] | None = None) -> list[Workload]:
-    """Open, overdue and due-today tasks per assignee the actor sees, most overdue first."""
+def task_overview(session: Session, *, now: dt.datetime) -> tuple[dict[str, int], list[Workload]]:
+    """The bucket counts of every open task the actor sees, and the workload per assignee, in one pass.
+
+    One aggregate grouped by assignee (read from ``ix_tasks_scope_cover`` alone); the counts are the
+    groups' sums (unassigned tasks included), the workload the assigned groups with their names, most
+    overdue first. A manager's Tasks page used to run a count and a per-assignee pass, two passes over the
+    same 95,000 open tasks at 1M customers.
+    """
     start, end = day_bounds(now)
     overdue = func.count(case((Task.due_at < start, 1)))
-    statement = (
-        select(
-            User.id,
-            User.full_name,
-            func.count(Task.id),
-            overdue,
-            func.count(case((and_(Task.due_at >= start, Task.due_at < end), 1))),
-        )
-        .join(User, User.id == Task.assignee_id)
+    today = func.count(case((and_(Task.due_at >= start, Task.due_at < end), 1)))
+    rows = session.execute(
+        select(Task.assignee_id, func.count(), overdue, today)
         .where(Task.status == TaskStatus.OPEN.value)
-        .group_by(User.id, User.full_name)
-        .order_by(overdue.desc(), User.full_name)
-    )
-    if user_ids is not None:
-        statement = statement.where(Task.assignee_id.in_(user_ids))
-    return [
-        Workload(assignee_id=row[0], assignee_name=row[1], open=int(row[2]), overdue=int(row[3]),
-                 due_today=int(row[4]))
-        for row in session.execute(statement)
+        .group_by(Task.assignee_id)
+    ).all()
+    counts = {"overdue": sum(int(row[2]) for row in rows), "today": sum(int(row[3]) for row in rows)}
+    counts["upcoming"] = sum(int(row[1]) for row in rows) - counts["overdue"] - counts["today"]
+    assigned = [(int(row[0]), int(row[1]), int(row[2]), int(row[3])) for row in rows if row[0] is not None]
+    names = dict(session.execute(
+        select(User.id, User.full_name).where(User.id.in_([row[0] for row in assigned]))
+    ).tuples().all()) if assigned else {}
+    workload = [
+        Workload(assignee_id=row[0], assignee_name=names.get(row[0], "—"), open=row[1], overdue=row[2],
+                 due_today=row[3])
+        for row in assigned
     ]
+    workload.sort(key=lambda item: (-item.overdue, item.assignee_name))
+    return counts, workload

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, StaleRecord, ValidationFailed
 from crm_core.models import utcnow
-from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, team_workload
+from crm_core.queries.tasks import TaskFilters, bucket_counts, list_tasks, task_overview
 from crm_core.services.activities import ActivityInput
 from crm_core.services.tasks import (
     TaskInput,
@@ -59,9 +59,16 @@ def test_the_team_workload_counts_open_and_overdue_tasks_per_rep_the_manager_see
     create_task(db, world.rep, TaskInput(title="late", due_at=utcnow() - dt.timedelta(days=2)))
     create_task(db, world.rep_same_team, TaskInput(title="soon", due_at=utcnow() + dt.timedelta(days=2)))
     create_task(db, world.rep_other_team, TaskInput(title="far", due_at=utcnow() - dt.timedelta(days=2)))
+    customer_id = create_random_customer(db, world.rep_same_team)  # with its follow-up task for the colleague
+    # the admin's own task on the team's customer: the manager sees it, in the admin's row
+    create_task(db, world.admin, TaskInput(title="admin's", customer_id=customer_id,
+                                           due_at=utcnow() - dt.timedelta(days=1)))
     with db.session(world.manager) as session:
-        rows = {row.assignee_id: (row.open, row.overdue) for row in team_workload(session, now=utcnow())}
-    assert rows == {world.rep.user_id: (1, 1), world.rep_same_team.user_id: (1, 0)}
+        counts, workload = task_overview(session, now=utcnow())
+        expected = bucket_counts(session, assignee_id=None, now=utcnow())
+    rows = {row.assignee_id: (row.open, row.overdue) for row in workload}
+    assert rows == {world.rep.user_id: (1, 1), world.rep_same_team.user_id: (2, 0), world.admin.user_id: (1, 1)}
+    assert counts == expected and counts["overdue"] == 2
 
 
 def test_completing_with_an_activity_is_all_or_nothing(db: Database, world: World) -> None:
