@@ -22,19 +22,17 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, text
 
 from benchmarks.grid import SqlCapture, demo_actors, percentile, time_it
+from benchmarks.server import free_port, wait_until_up
 from crm_core.access import Actor
 from crm_core.db import Database, open_database
 from crm_core.models import AuditEvent, Customer
@@ -57,12 +55,6 @@ done = function(summary, latency, requests)
   io.write(string.format("kestrel seconds %.3f\\n", summary.duration / 1e6))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request_path(stage: str) -> str:
@@ -130,21 +122,6 @@ def in_process(db: Database, actors: dict[str, Actor], tokens: dict[str, str], s
         print(f"{role:<8} {api50:8.2f} {percentile(api, 0.95) - transport:8.2f} {query50:10.2f} "
               f"{statistics.median(raw_timings):8.2f} {ratio:10.2f} {fixed:9.2f}{'' if ok else '  ✗'}")
     return met
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the host exited with status {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    raise RuntimeError(f"the host did not answer /healthz within {timeout:g} s")
 
 
 def start_host(database_url: str, processes: int, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
