@@ -256,12 +256,6 @@ def _visible_segments_clause(actor: Actor) -> ColumnElement[bool]:
     )
 
 
-def _visible_opportunities(actor: Actor) -> Any:
-    return select(Opportunity.id).where(
-        Opportunity.tenant_id == actor.tenant_id, _owned_clause(actor, Opportunity.owner_id, None)
-    )
-
-
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken,
