@@ -114,7 +114,7 @@ def test_another_tenants_admin_sees_nothing_and_the_page_speaks_chinese(app_worl
     create_subscription(app_world.db, app_world.world.admin, SubscriptionForm("http://127.0.0.1:9/a", ["deal.won"]))
     app = open_webhooks(app_world.world.other_admin.username, "zh-CN")
     assert app.title[0].value == "Webhook"
-    assert "还没有订阅。" in texts(app.info)
+    assert "还没有订阅。打开上方的“新建订阅”" in texts(app.info)
     assert "127.0.0.1:9/a" not in " ".join(str(frame.value) for frame in app.dataframe)
 
 
