@@ -44,7 +44,7 @@ from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_core.services.tasks import TaskInput, create_task
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
-from crm_ui.formatting import EMPTY, date, money, or_dash, when
+from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
 from crm_ui.text import plain, plain_join, plain_line, plain_params
 
 STATE = st.session_state
@@ -194,7 +194,7 @@ def header(profile: Profile) -> None:
     if notice := STATE.pop(f"{profile.prefix}_notice", None):
         st.success(notice)
     open_value = (money(facts.open_value, currency_code=facts.currency) if facts.currency
-                  else (EMPTY if not facts.open_deals else f"{facts.open_value:,.2f}"))
+                  else (EMPTY if not facts.open_deals else number(facts.open_value, digits=2)))
     cells = [
         (t("field.owner"), profile.data.owner_name or t("filter.unowned")),
         (t("field.lifecycle_stage"), t(f"stage.{customer.lifecycle_stage}")),

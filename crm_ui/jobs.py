@@ -33,6 +33,7 @@ from crm_core.models.jobs import JobStatus
 from crm_core.quality.runs import data_docs_zip
 from crm_core.queries.jobs import JobView
 from crm_ui.context import get_db, lang, show_domain_error, t
+from crm_ui.formatting import number
 from crm_ui.navigation import pages_for
 from crm_ui.text import plain
 
@@ -122,9 +123,9 @@ def progress_text(view: JobView) -> str:
         return t("jobs.page.waiting")
     message = message_text(view.message, lang()) or t("jobs.progress.working")
     if view.total:
-        return t("jobs.page.progress", message=message, done=f"{view.done:,}", total=f"{view.total:,}")
+        return t("jobs.page.progress", message=message, done=number(view.done), total=number(view.total))
     if view.done:
-        return t("jobs.page.progress_count", message=message, done=f"{view.done:,}")
+        return t("jobs.page.progress_count", message=message, done=number(view.done))
     return message
 
 
@@ -224,22 +225,22 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
     rows, rejected = int(result.get("rows_read", 0)), int(result.get("rejected", 0))
     duplicates = int(result.get("duplicates_in_file", 0)) + int(result.get("matches_in_database", 0))
     if compact:
-        st.caption(plain(t("jobs.page.check_counts", rows=f"{rows:,}", valid=f"{rows - rejected:,}",
-                           rejected=f"{rejected:,}", duplicates=f"{duplicates:,}")))
+        st.caption(plain(t("jobs.page.check_counts", rows=number(rows), valid=number(rows - rejected),
+                           rejected=number(rejected), duplicates=number(duplicates))))
     else:
         metrics = st.columns(4)
-        metrics[0].metric(t("imports.metric.rows"), f"{rows:,}")
-        metrics[1].metric(t("imports.metric.valid"), f"{rows - rejected:,}")
-        metrics[2].metric(t("imports.metric.rejected"), f"{rejected:,}")
-        metrics[3].metric(t("imports.metric.duplicates"), f"{duplicates:,}")
+        metrics[0].metric(t("imports.metric.rows"), number(rows))
+        metrics[1].metric(t("imports.metric.valid"), number(rows - rejected))
+        metrics[2].metric(t("imports.metric.rejected"), number(rejected))
+        metrics[3].metric(t("imports.metric.duplicates"), number(duplicates))
         if duplicates:
             st.info(plain(t("imports.duplicates_found", in_file=result.get("duplicates_in_file", 0),
                             in_database=result.get("matches_in_database", 0))))
     failures: list[dict[str, Any]] = list(result.get("failures") or [])
     if result.get("success"):
-        st.success(plain(t("imports.valid", rows=f"{rows:,}", expectations=result.get("expectations", 0))))
+        st.success(plain(t("imports.valid", rows=number(rows), expectations=result.get("expectations", 0))))
         return
-    st.error(plain(t("jobs.wizard.invalid", failed=len(failures), rejected=f"{rejected:,}")))
+    st.error(plain(t("jobs.wizard.invalid", failed=len(failures), rejected=number(rejected))))
     failures_table(failures, key=f"{key}_failures")
     csv_path = result.get("rejected_csv_path")
     if csv_path:
@@ -302,7 +303,7 @@ def show_import_result(actor: Actor, view: JobView, key: str, *, link_history: b
         st.error(plain(t(str(result["error"]), **dict(result.get("error_params") or {}))))
         return
     status = str(result.get("status", ""))
-    counts = {name: f"{int(result.get(name) or 0):,}" for name in ("created", "updated", "skipped", "rejected")}
+    counts = {name: number(int(result.get(name) or 0)) for name in ("created", "updated", "skipped", "rejected")}
     message = t("imports.result", status=t(f"imports.status.{status}"), run_id=result.get("run_id"), **counts)
     (st.success if status == "imported" else st.warning)(plain(message))
     failures = list(result.get("failures") or [])

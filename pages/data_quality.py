@@ -23,6 +23,7 @@ from crm_core.quality.history import check_run_details, check_trend, list_check_
 from crm_core.quality.runs import data_docs_zip, database_suites, suite_checks
 from crm_core.queries.jobs import JobView, get_job
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.formatting import number
 from crm_ui.jobs import cancel_button, is_active, live_jobs, retry_button, show_error, show_job_error, show_progress
 
 STATE = st.session_state
@@ -71,12 +72,12 @@ def show_run(run: dict[str, Any]) -> None:
         st.success(t("quality.run_passed", suite=suite, total=len(run["checks"])))
     metrics = st.columns(3)
     metrics[0].metric(t("quality.metric.expectations"), f"{len(run['checks']) - len(failed)} / {len(run['checks'])}")
-    metrics[1].metric(t("quality.metric.violations"), f"{sum(c['violations'] for c in run['checks']):,}")
+    metrics[1].metric(t("quality.metric.violations"), number(sum(c['violations'] for c in run['checks'])))
     metrics[2].metric(t("quality.metric.seconds"), f"{run.get('seconds', 0):.1f}")
     for check in failed:
         with st.container(border=True):
             st.markdown("**❌ " + t(f"quality.check.{check['check']}") + "**")
-            st.caption(t("quality.failure_detail", violations=f"{check['violations']:,}",
+            st.caption(t("quality.failure_detail", violations=number(check['violations']),
                          entity=t(f"quality.entity.{check['entity']}")))
             if check.get("examples"):
                 st.dataframe(

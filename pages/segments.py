@@ -63,6 +63,7 @@ from crm_core.services.segments import (
     save_segment,
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
+from crm_ui.formatting import number
 from crm_ui.text import chart_text, plain, plain_params
 
 LANGUAGE = lang()
@@ -350,7 +351,7 @@ if section == "builder":
             show_domain_error(error)
             st.stop()
         members = replace(members, total=cached_segment_count(DATABASE, actor.user_id, actor.tenant_id, spec))
-        st.metric(t("segments.live_count"), f"{members.total or 0:,}")
+        st.metric(t("segments.live_count"), number(members.total or 0))
         if members.items:
             st.dataframe(
                 pd.DataFrame(
@@ -469,7 +470,7 @@ if section == "builder":
         if not actor.can_write:
             st.info(t("segments.bulk_read_only"))
         else:
-            st.caption(t("segments.bulk_limit", max=f"{MAX_BULK:,}"))
+            st.caption(t("segments.bulk_limit", max=number(MAX_BULK)))
             with st.form("segments_tasks_form", clear_on_submit=False):
                 left, right = st.columns(2)
                 title = left.text_input(t("segments.task_title") + " *", placeholder=t("segments.task_title_hint"),
@@ -555,7 +556,7 @@ if section == "saved":
             except DomainError as error:
                 show_domain_error(error)
             else:
-                STATE["segments_notice"] = t("segments.recorded", name=plain(chosen.name), count=f"{size:,}")
+                STATE["segments_notice"] = t("segments.recorded", name=plain(chosen.name), count=number(size))
                 st.rerun()
         may_delete = actor.is_admin or chosen.owner_id == actor.user_id
         confirm = actions[2].checkbox(
@@ -589,7 +590,7 @@ if section == "lifecycle":
     total = sum(item.count for item in distribution) or 1
     columns = st.columns(len(distribution))
     for column, item in zip(columns, distribution, strict=True):
-        column.metric(t(f"stage.{item.stage}"), f"{item.count:,}")
+        column.metric(t(f"stage.{item.stage}"), number(item.count))
         column.caption(t("segments.share_of_customers", share=f"{item.count / total:.0%}"))
     bars = go.Figure(go.Bar(x=[t(f"stage.{item.stage}") for item in distribution],
                             y=[item.count for item in distribution], marker_color="#3b6ea8"))
@@ -635,7 +636,7 @@ if section == "lifecycle":
             )
             sankey.update_layout(height=420, margin={"l": 10, "r": 10, "t": 10, "b": 10})
             st.plotly_chart(sankey, key="segments_sankey")
-            st.caption(t("segments.flow_total", count=f"{sum(link.count for link in links):,}"))
+            st.caption(t("segments.flow_total", count=number(sum(link.count for link in links))))
     else:
         st.caption(t("segments.period_hint"))
 
@@ -711,8 +712,8 @@ if section == "scoring":
         cells = st.columns(4)
         cells[0].metric(t("segments.model_version"), f"v{latest.version}")
         cells[1].metric(t("segments.auc"), "—" if auc is None else f"{auc:.3f}")
-        cells[2].metric(t("segments.examples"), f"{metrics.get('examples', 0):,}")
-        cells[3].metric(t("segments.positives"), f"{metrics.get('positives', 0):,}")
+        cells[2].metric(t("segments.examples"), number(metrics.get('examples', 0)))
+        cells[3].metric(t("segments.positives"), number(metrics.get('positives', 0)))
         if isinstance(auc, int | float) and auc < 0.55:
             st.warning(t("segments.weak_model", auc=f"{auc:.3f}"))
         if latest.method == "fallback":
