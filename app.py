@@ -55,9 +55,10 @@ def language_switch(location: Any, key: str) -> None:
     Only this session changes: the user's other open sessions keep their language (they read
     the stored preference once, when they log in; see :func:`login_gate`).
 
-    The box is keyed per language shown (``<key>_en``, ``<key>_zh-CN``) and a choice is what differs from
-    the language shown: a value the browser still holds for an earlier box (the login form's, sent with
-    a rerun that races the login's) belongs to another widget and can never switch the session back.
+    The box is keyed per language shown (``<key>_en``, ``<key>_zh-CN``) and only the box of the session's
+    current language switches it: the login form's box, drawn in the browser's language, is still reported
+    (as changed, seen under load in Chromium) on a rerun after the login applied the saved 中文, and must
+    never switch the session back.
     """
     current = lang()
     codes = list(LANGUAGES)
@@ -65,7 +66,9 @@ def language_switch(location: Any, key: str) -> None:
 
     def apply_choice() -> None:  # runs before the script: the whole run is in the chosen language
         chosen = st.session_state.get(box)
-        if chosen == lang() or chosen not in LANGUAGES:
+        if box != f"{key}_{lang()}" or chosen == lang() or chosen not in LANGUAGES:
+            # a box drawn for another language than the session's: the login form's "English" box that
+            # Streamlit still reports (as changed) on a rerun after the login switched to the saved 中文
             return
         carry_choices(lang(), chosen)
         st.session_state[LANG_STATE] = chosen
