@@ -10,6 +10,7 @@ from crm_core.models import Role
 from crm_core.queries.products import list_products
 from crm_core.services.products import ProductInput, archive_product, create_product, update_product
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.formatting import number_column
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -31,7 +32,8 @@ if products:
             t("profile.currency"): p.currency, t("products.active"): p.is_active,
         } for p in products]),
         hide_index=True, width="stretch",
-        column_config={t("products.unit_price"): st.column_config.NumberColumn(format="%.2f")},
+        # each product has its own currency (the next column): the amount with separators, no symbol
+        column_config={t("products.unit_price"): number_column(digits=2)},
     )
 else:
     st.info(t("products.empty"))
