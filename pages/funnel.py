@@ -18,16 +18,9 @@ import streamlit as st
 
 from crm_core.exporting import export_file_name, to_csv
 from crm_core.queries.deals import list_pipelines
-from crm_core.queries.reports import (
-    FUNNEL_CSV_COLUMNS,
-    Funnel,
-    ReportFilters,
-    funnel,
-    funnel_csv_rows,
-    product_choices,
-)
+from crm_core.queries.reports import FUNNEL_CSV_COLUMNS, ReportFilters, funnel, funnel_csv_rows, product_choices
 from crm_core.queries.users import assignable_owners, list_teams
-from crm_ui.context import choice_key, current_actor, get_db, read_session, t
+from crm_ui.context import choice_key, current_actor, read_session, t
 from crm_ui.formatting import (
     EMPTY,
     chart_config,
@@ -42,16 +35,6 @@ from crm_ui.formatting import (
 from crm_ui.text import chart_text, plain
 
 ALL = "__all__"
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def cached_funnel(database: str, user_id: int, tenant_id: int, filters: ReportFilters) -> Funnel | None:
-    """The funnel this user sees for ``filters``, kept a minute (an aggregate over every deal of the pipeline:
-    0.18 s of SQL for an admin at 1M customers); a rerun for a chart's hover or a download reuses it."""
-    with read_session() as session:
-        return funnel(session, filters=filters)
-
-
 actor = current_actor()
 st.title(t("funnel.title"))
 st.caption(t("funnel.caption"))
@@ -101,7 +84,8 @@ filters = ReportFilters(
     product_id=product_choice if isinstance(product_choice, int) else None,
     pipeline_id=pipeline_id,
 )
-result = cached_funnel(str(get_db().engine.url), actor.user_id, actor.tenant_id, filters)
+with read_session() as session:
+    result = funnel(session, filters=filters)
 assert result is not None
 
 
