@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, text
 
-from benchmarks.grid import SqlCapture, demo_actors, percentile, time_it
+from benchmarks.grid import SqlCapture, demo_actors, largest_tenant, percentile, time_it
 from benchmarks.server import free_port, wait_until_up
 from crm_core.access import Actor
 from crm_core.db import Database, open_database
@@ -198,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     db = open_database(args.database_url)
-    with db.system_session("benchmark") as session:
-        tenant_id, customers = session.execute(
-            text("SELECT tenant_id, COUNT(*) FROM customers GROUP BY tenant_id ORDER BY COUNT(*) DESC LIMIT 1")
-        ).one()
+    tenant_id, customers = largest_tenant(db)
     actors = demo_actors(db, tenant_id)
     stage = common_stage(db, tenant_id)
     tokens: dict[str, str] = {}

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 
-from benchmarks.grid import demo_actors, percentile
+from benchmarks.grid import demo_actors, largest_tenant, percentile
 from benchmarks.server import free_port, wait_until_up
 from crm_core.db import open_database
 from crm_core.demo import DEMO_PASSWORD
@@ -104,9 +104,7 @@ def full_script_runs(database_url: str, roles: list[str], runs: int, password: s
         if name.startswith("streamlit"):
             logging.getLogger(name).setLevel(logging.ERROR)
     db = open_database(database_url)
-    with db.system_session("benchmark") as session:
-        tenant_id = session.execute(text(
-            "SELECT tenant_id FROM customers GROUP BY tenant_id ORDER BY COUNT(*) DESC LIMIT 1")).scalar_one()
+    tenant_id, _ = largest_tenant(db)
     actors = demo_actors(db, tenant_id)
     clock = SqlClock()
     figures: list[PageFigures] = []
@@ -223,9 +221,8 @@ def under_load(database_url: str, sessions: int, rounds: int, password: str) -> 
         print(f"{CHROMIUM} not found: the concurrent-session figures are skipped")
         return
     db = open_database(database_url)
+    tenant_id, _ = largest_tenant(db)
     with db.system_session("benchmark") as session:
-        tenant_id = session.execute(text(
-            "SELECT tenant_id FROM customers GROUP BY tenant_id ORDER BY COUNT(*) DESC LIMIT 1")).scalar_one()
         users = session.execute(text(
             "SELECT id, username FROM users WHERE tenant_id = :t AND is_active AND role IN ('rep', 'manager') "
             "AND username LIKE 'demo.%' ORDER BY role DESC, id LIMIT :n"), {"t": tenant_id, "n": sessions}).all()
