@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_core.db import Database, make_engine
+from crm_core.jobs import queue as job_queue
 from crm_core.jobs.queue import make_queue
 from crm_core.jobs.service import cancel_job, submit_job
 from crm_core.models.jobs import Job, JobSchedule
@@ -55,6 +56,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
         monkeypatch.setenv("CRM_DATABASE_URL", url)
         monkeypatch.setenv("CRM_JOBS_PATH", str(tmp_path / "q.db"))
         monkeypatch.setenv("CRM_FILES_DIR", str(tmp_path / "files"))
+        # a commit's dispatch request goes to the process's queue: made afresh from THIS test's settings
+        # (an earlier test's queue file would hold it where no worker looks, until the minute's tick)
+        monkeypatch.setattr(job_queue, "_queue", None)
         yield url
 
 
