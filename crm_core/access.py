@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, event, exists, false, inspect, or_, select, true
 from sqlalchemy.orm import ORMExecuteState, Session, aliased, with_loader_criteria
 
-from crm_core.errors import AccessDenied
+from crm_core.errors import AccessDenied, PoolRefused
 from crm_core.models import (
     Activity,
     AuditEvent,
@@ -45,10 +45,12 @@ from crm_core.models import (
     Tenant,
     TenantScoped,
     User,
+    utcnow,
 )
 from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 from crm_core.models.webhooks import (
@@ -62,6 +64,7 @@ from crm_core.webhooks.outbox import AuditedChange, record_outbox
 
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
+POOL_CLAIM_KEY = "crm_pool_claim"  # set by crm_core.services.pool while it claims or assigns from the pool
 PENDING_AUDIT_KEY = "crm_pending_audit"
 SKIP_AUDIT_KEY = "crm_skip_audit"
 AUDIT_TAG_KEY = "crm_audit_tag"  # extra entries merged into every audit event of the session
@@ -133,7 +136,7 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 
 
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
-    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule,
+    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
@@ -183,7 +186,7 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return _owned_clause(actor, Opportunity.owner_id, None)
     if entity is Order:  # its customer's rule, on the copy of the customer's owner and team
         return _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id)
-    if entity in (Contact, Activity, Case, CampaignMember):
+    if entity in (Contact, Activity, Case, CampaignMember, PoolEvent):
         return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
     if entity is OrderLine:
         return OrderLine.order_id.in_(
@@ -258,7 +261,7 @@ def _visible_segments_clause(actor: Actor) -> ColumnElement[bool]:
 
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
-    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken,
+    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt,
 )
 
@@ -435,6 +438,8 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         if deleting or inspect(obj).persistent:
             raise AccessDenied("the audit trail is append-only")
         return
+    if isinstance(obj, PoolEvent) and (deleting or inspect(obj).persistent):
+        raise AccessDenied("the pool's ledger is append-only")
     if isinstance(obj, ADMIN_ONLY_WRITES) and not actor.is_admin:
         raise AccessDenied("only an admin may change this")
     if isinstance(obj, SavedView) and obj.user_id != actor.user_id:
@@ -443,10 +448,11 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         raise AccessDenied("only a manager or admin may change this")
     if isinstance(obj, Customer):
         _check_owned(actor, obj, obj.owner_id, obj.team_id)
+        _check_pool_take(session, actor, obj)
     elif isinstance(obj, Opportunity):
         _check_owned(actor, obj, obj.owner_id, None)
         _check_customer_visible(session, actor, obj.customer_id)
-    elif isinstance(obj, (Contact, Activity, Order, Case, CampaignMember)):
+    elif isinstance(obj, (Contact, Activity, Order, Case, CampaignMember, PoolEvent)):
         _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, OpportunityStageChange):
         if not actor.sees_whole_tenant:
@@ -506,6 +512,16 @@ def _check_owned(actor: Actor, obj: Any, owner_id: int | None, team_id: int | No
         obj.team_id = min(actor.team_ids)
 
 
+def _check_pool_take(session: Session, actor: Actor, customer: Customer) -> None:
+    """A rep takes an unowned customer (the pool) only by claiming it, so the pool's caps and cooldown
+    apply however the owner is set: form, bulk action, API (``crm_core.services.pool`` claims)."""
+    if actor.role != Role.REP or session.info.get(POOL_CLAIM_KEY) or not inspect(customer).persistent:
+        return
+    history = inspect(customer).attrs.owner_id.history
+    if customer.owner_id is not None and history.deleted and history.deleted[0] is None:
+        raise PoolRefused("pool.error.claim_required")
+
+
 def _check_customer_visible(session: Session, actor: Actor, customer_id: int | None) -> None:
     if customer_id is None or actor.sees_whole_tenant:
         return
@@ -531,11 +547,15 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
     for obj in list(session.new):
         if actor is not None:
             _check_write(session, actor, obj)
+        if isinstance(obj, Customer) and obj.owner_id is not None and obj.owner_since is None:
+            obj.owner_since = utcnow()
         if not isinstance(obj, AuditEvent) and not skip_audit:
             pending.append((obj, "create", field_changes(obj, new=True)))
     for obj in list(session.dirty):
         if not session.is_modified(obj, include_collections=False):
             continue
+        if isinstance(obj, Customer) and inspect(obj).attrs.owner_id.history.has_changes():
+            obj.owner_since = utcnow() if obj.owner_id is not None else None  # the pool's idle clock
         if actor is not None:
             _check_write(session, actor, obj)
         if isinstance(obj, AuditEvent) or skip_audit:

@@ -207,3 +207,16 @@ class RequesterInactive(DomainError):
     """The user who asked for a job was deactivated before it ran."""
 
     message_key = "jobs.error.requester_inactive"
+
+
+class PoolRefused(DomainError):
+    """The customer pool refuses a claim, release or direct take; ``message_key`` names the rule.
+
+    Keys: ``pool.error.claim_required`` (a rep sets themselves as owner of a pooled customer
+    instead of claiming it), ``pool.error.not_in_pool``, ``pool.error.daily_cap``,
+    ``pool.error.held_cap``, ``pool.error.cooldown``, ``pool.error.not_owned``.
+    """
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.message_key = key
+        super().__init__(key, **params)

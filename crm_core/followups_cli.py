@@ -113,8 +113,36 @@ def cmd_automation_run(args: argparse.Namespace, db: Database) -> int:
     return failed
 
 
+def cmd_pool_return(args: argparse.Namespace, db: Database) -> int:
+    """Return customers to their team's pool as the pool rules say (a job per tenant); remind owners first."""
+    from crm_core.cli import _emit, cli_language
+    from crm_core.jobs.cli import report_failures, run_jobs
+
+    lang = cli_language()
+    _as_of(args.as_of)
+    views = run_jobs(args, db, "pool_return", {"as_of": args.as_of}, tenant_ids=_tenant_ids(db, args.tenant))
+    if views is None:
+        return 0
+    payload: dict[str, Any] = {"status": "ok", "tenants": [], "returned": 0, "reminded": 0}
+    lines: list[str] = []
+    for view in views:
+        result = view.result
+        if not result:
+            continue
+        payload["tenants"].append({"tenant_id": view.tenant_id, "job_id": view.id, **result})
+        payload["returned"] += result["returned"]
+        payload["reminded"] += result["reminded"]
+        lines.append(t("pool.cli.tenant", lang, tenant=view.tenant_id, returned=f"{result['returned']:,}",
+                       reminded=f"{result['reminded']:,}", seconds=f"{result.get('seconds', 0):.1f}"))
+    failed = report_failures(views)
+    if failed:
+        payload["status"] = "failed"
+    _emit(args, payload, lines)
+    return failed
+
+
 def add_commands(commands: Any) -> None:
-    """Register ``lifecycle refresh`` and ``automation run`` on the CLI's subparsers."""
+    """Register ``lifecycle refresh``, ``automation run`` and ``pool return`` on the CLI's subparsers."""
     from crm_core.jobs.cli import add_job_options
 
     lifecycle = commands.add_parser("lifecycle", help="customer lifecycle stages").add_subparsers(
@@ -136,3 +164,11 @@ def add_commands(commands: Any) -> None:
     run.add_argument("--json", action="store_true")
     add_job_options(run)
     run.set_defaults(handler=cmd_automation_run)
+
+    pool = commands.add_parser("pool", help="the customer pool (公海)").add_subparsers(dest="action", required=True)
+    back = pool.add_parser("return", help="return idle customers to their team's pool; remind owners first")
+    back.add_argument("--tenant", help="tenant slug (default: every active tenant)")
+    back.add_argument("--as-of", help="apply the rules as of this ISO date/time (default: now)")
+    back.add_argument("--json", action="store_true")
+    add_job_options(back)
+    back.set_defaults(handler=cmd_pool_return)

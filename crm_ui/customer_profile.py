@@ -43,6 +43,7 @@ from crm_core.services.deals import OpportunityInput, create_opportunity
 from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_core.services.tasks import TaskInput, create_task
+from crm_ui import pool
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
 from crm_ui.text import plain, plain_join, plain_line, plain_params
@@ -435,6 +436,9 @@ def details_tab(profile: Profile) -> None:
     st.markdown("\n".join(lines))
     if profile.actor.can_write:
         edit_customer(profile)
+        generation = STATE.get(f"{profile.prefix}_edit_generation", 0)
+        pool.profile_section(profile.actor, customer, profile.prefix,
+                             STATE.get(f"{profile.prefix}_edit_version_{generation}", customer.version))
         stage_override(profile)
         archive(profile)
 
@@ -741,6 +745,7 @@ def case_status_label(status: str) -> str:
 def history_tab(profile: Profile) -> None:
     """Audited writes to the customer, its contacts and orders, with readable diffs."""
     history = profile.data.history
+    pool.history_section(profile.customer_id)
     if not history:
         st.info(t("profile.no_history"))
         return

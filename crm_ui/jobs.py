@@ -363,6 +363,8 @@ def show_result(actor: Actor, view: JobView, key: str) -> None:
                            enrolled=sum(int(rule.get("enrolled", 0)) for rule in rules))))
     elif view.kind == "lifecycle_refresh":
         st.success(plain(t("jobs.page.lifecycle_result", transitions=result.get("transitions", 0))))
+    elif view.kind == "pool_return":
+        st.success(plain(t("pool.job_result", returned=result.get("returned", 0), reminded=result.get("reminded", 0))))
     elif view.kind == "uploads_cleanup":
         st.success(plain(t("jobs.page.cleanup_result", removed=result.get("removed", 0))))
     elif view.kind == "quality_check":

@@ -34,6 +34,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/products.py", "nav.products", "📦", "products", "nav.section.sales"),
     PageSpec("pages/pipeline.py", "nav.pipeline", "📋", "pipeline", "nav.section.sales"),
     PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
+    PageSpec("pages/pool.py", "nav.pool", "🌊", "pool", "nav.section.sales", SALES),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),

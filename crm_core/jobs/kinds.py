@@ -41,6 +41,18 @@ def lifecycle_refresh(ctx: JobContext) -> dict[str, Any]:
             "overrides_released": result.overrides_released, "seconds": round(result.seconds, 3)}
 
 
+@job_kind("pool_return", roles=ADMINS, schedulable=True, default_schedule=("20", "2", "*"))
+def pool_return(ctx: JobContext) -> dict[str, Any]:
+    """Return customers to their team's pool as its rule says, and remind owners of those returning soon."""
+    from crm_core.services.pool import return_to_pool
+
+    ctx.progress(0, 1, "jobs.progress.pool_return")
+    result = return_to_pool(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    ctx.progress(1, 1)
+    return {"returned": result.returned, "reminded": result.reminded, "by_reason": result.by_reason,
+            "seconds": round(result.seconds, 3)}
+
+
 @job_kind("automation_run", roles=ADMINS, schedulable=True, default_schedule=("*/15", "*", "*"))
 def automation_run(ctx: JobContext) -> dict[str, Any]:
     """Run the tenant's due stage-automation rules once (idempotent)."""

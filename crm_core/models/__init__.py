@@ -238,6 +238,9 @@ class Customer(TenantScoped, Versioned, Base):
     next_follow_up_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # when the current owner got it (set by the session on every change of owner): the pool's
+    # idle clock starts there, so a customer just claimed is not returned for an old silence
+    owner_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
     team: Mapped[Team | None] = relationship(foreign_keys=[team_id])
@@ -523,7 +526,18 @@ class ImportRun(TenantScoped, Base):
 
 # Area modules add their tables to the same metadata; imported last so that they can
 # import Base and the core entities from this package.
-from crm_core.models import api, automation, checks, jobs, pipeline, quality, sales, segments, webhooks  # noqa: E402,F401
+from crm_core.models import (  # noqa: E402,F401
+    api,
+    automation,
+    checks,
+    jobs,
+    pipeline,
+    pool,
+    quality,
+    sales,
+    segments,
+    webhooks,
+)
 
 BUSINESS_TABLES = [
     mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, TenantScoped)
