@@ -283,8 +283,7 @@ def profile_section(actor: Actor, customer: Any, prefix: str, loaded_version: in
             except DomainError as error:
                 show_domain_error(error)
             else:
-                STATE[f"{prefix}_notice"] = t("pool.claimed", count=1)
-                st.rerun()
+                _profile_done(prefix, t("pool.claimed", count=1))
         return
     if actor.role == Role.REP and customer.owner_id != actor.user_id:
         return
@@ -298,8 +297,14 @@ def profile_section(actor: Actor, customer: Any, prefix: str, loaded_version: in
                 except DomainError as error:
                     show_domain_error(error, labels={"note": t("pool.release_note")})
                 else:
-                    STATE[f"{prefix}_notice"] = t("pool.released", name=plain(customer.name))
-                    st.rerun()
+                    _profile_done(prefix, t("pool.released", name=plain(customer.name)))
+
+
+def _profile_done(prefix: str, notice: str) -> None:
+    """The user's own change moved the customer's version: the 360's forms start again from the new one."""
+    STATE[f"{prefix}_notice"] = notice
+    STATE[f"{prefix}_edit_generation"] = STATE.get(f"{prefix}_edit_generation", 0) + 1
+    st.rerun()
 
 
 def history_section(customer_id: int) -> None:
