@@ -48,6 +48,7 @@ from crm_core.models import (
     Tenant,
     User,
 )
+from crm_core.models.pool import PoolRule
 from crm_core.rules.contact_details import store_tags
 from crm_core.services.auth import hash_password
 from crm_core.services.tenants import add_default_pipeline
@@ -832,6 +833,9 @@ def _setup_tenant(
     stages = session.scalars(
         select(PipelineStage).where(PipelineStage.pipeline_id == pipeline.id).order_by(PipelineStage.position)
     ).all()
+    # the customer pool's default rule: half a year of silence returns a customer (the nightly job applies it)
+    session.add(PoolRule(tenant_id=tenant.id, team_id=None, enabled=True, idle_days=180, reminder_days=7,
+                         daily_claim_cap=20, cooldown_days=30, protected_stage_ids=[], **stamps))
     return _TenantSetup(
         tenant_id=tenant.id,
         team_ids=np.array([team.id for team in teams], dtype=np.int64),

@@ -30,7 +30,7 @@ from crm_core.services.pool import (
     save_pool_rule,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import number, when, when_column
+from crm_ui.formatting import dashed, number, when, when_column
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -47,7 +47,7 @@ def page() -> None:
         st.success(notice)
     with read_session() as session:
         standing = pool_standing(session, actor)
-    standing_bar(standing)
+    standing_bar(actor, standing)
     if actor.is_admin:
         browse, rules = st.tabs([t("pool.tab_pool"), t("pool.tab_rules")])
         with browse:
@@ -58,9 +58,12 @@ def page() -> None:
         pool_list(actor)
 
 
-def standing_bar(standing: PoolStanding) -> None:
-    """Where the user stands against their team's caps today."""
+def standing_bar(actor: Actor, standing: PoolStanding) -> None:
+    """Where a rep stands against their team's caps today (managers and admins assign beyond them)."""
     terms = standing.terms
+    if actor.role != Role.REP:
+        st.caption(t("pool.manager_hint"))
+        return
     if terms is None:
         st.info(t("pool.no_rule"))
         return
@@ -111,7 +114,7 @@ def pool_table(found: CustomerPage) -> list[int]:
         t("field.last_contacted_at"): row.last_contacted_at, t("field.updated_at"): row.updated_at,
     } for row in found.items])
     event = st.dataframe(
-        frame, hide_index=True, width="stretch", key=f"pool_table_{generation}", on_select="rerun",
+        dashed(frame), hide_index=True, width="stretch", key=f"pool_table_{generation}", on_select="rerun",
         selection_mode="multi-row",
         column_config={t("field.last_contacted_at"): when_column(), t("field.updated_at"): when_column()},
     )

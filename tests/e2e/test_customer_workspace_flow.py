@@ -4,12 +4,14 @@ history; select rows for a bulk tag with confirmation; export the current filter
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crm_core.models import Customer
+from crm_core.services.pool import PoolRuleForm, return_to_pool, save_pool_rule
 from tests.e2e.conftest import Server, log_in, open_page, screenshot
 from tests.factories import create_random_customer
 
@@ -128,4 +130,29 @@ def test_a_manager_tags_selected_rows_after_confirming_and_exports_the_filter(se
     rows = list(csv.reader(io.StringIO(content)))
     assert rows[0][:2] == ["ID", "Name"]
     assert sorted(row[1] for row in rows[1:]) == ["Bulk Target 0", "Bulk Target 1", "Bulk Target 2"]
+    context.close()
+
+
+def test_a_rep_claims_a_customer_from_the_pool(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    world = server.world
+    save_pool_rule(server.db, world.admin, PoolRuleForm(team_id=world.east_team_id, idle_days=30, daily_claim_cap=5))
+    silent = [create_random_customer(server.db, world.rep, name=f"公海客户 {index}") for index in range(2)]
+    long_ago = dt.datetime.now() - dt.timedelta(days=60)
+    with server.db.system_transaction("e2e: silent customers") as session:
+        session.execute(update(Customer).where(Customer.id.in_(silent)).values(
+            last_contacted_at=long_ago, owner_since=long_ago, created_at=long_ago))
+    assert return_to_pool(server.db, world.admin.tenant_id).returned == 2
+
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, locale="en-US")
+    page = context.new_page()
+    log_in(page, server, world.rep_same_team.username)
+    open_page(page, "Customer pool", "Customer pool")
+    page.get_by_text("In the pool:").wait_for(timeout=TIMEOUT)
+    select_grid_row(page, 0, selected_after=1)
+    page.get_by_role("button", name="Claim 1").click()
+    page.get_by_text("Claimed 1 customer(s)").wait_for(timeout=TIMEOUT)
+    screenshot(page, "pool-claimed")
+    with server.db.system_session("e2e check") as session:
+        owners = set(session.scalars(select(Customer.owner_id).where(Customer.id.in_(silent))))
+    assert owners == {None, world.rep_same_team.user_id}
     context.close()
