@@ -38,6 +38,7 @@ from crm_core.services.customers import (
     restore_customer,
     update_customer,
 )
+from crm_core.services.pool import claim_customers, release_to_pool
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=ApiRoute)
 
@@ -287,3 +288,29 @@ def restore_customer_endpoint(customer_id: CustomerId, response: Response, db: D
     restore_customer(db, found.actor, customer_id, expected_version=expected_version(if_match))
     return read_customer(db, found, customer_id, response)
 
+
+
+class ReleaseBody(BaseModel):
+    """Why the customer goes back to the pool (optional, kept in its pool history)."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/{customer_id}/claim", response_model=CustomerOut, responses=errors_for(403, 404, 409, 422),
+             summary="Claim a customer from the pool (公海)")
+def claim_customer_endpoint(customer_id: CustomerId, response: Response, db: Db, found: Writer) -> CustomerOut:
+    """Take an unowned customer of the caller's team pool; a rep within the pool rule's caps and cooldown
+    (409 with `code` naming the rule that refused)."""
+    claim_customers(db, found.actor, [customer_id])
+    return read_customer(db, found, customer_id, response)
+
+
+@router.post("/{customer_id}/release", response_model=CustomerOut,
+             responses=errors_for(403, 404, 409, 412, 422, 428), summary="Give a customer back to the pool")
+def release_customer_endpoint(customer_id: CustomerId, response: Response, db: Db, found: Writer,
+                              body: ReleaseBody | None = None, if_match: IfMatch = None) -> CustomerOut:
+    """The customer goes to its team's pool; its previous owner may not claim it again during the cooldown."""
+    release_to_pool(db, found.actor, customer_id, expected_version=expected_version(if_match),
+                    note=body.note if body else None)
+    return read_customer(db, found, customer_id, response)

@@ -10,6 +10,7 @@ One handler per kind of error, installed on the app by :func:`install_problem_ha
 | ``NotFound`` | 404 | |
 | ``AccessDenied`` | 403 | |
 | ``DuplicateCustomer`` | 409 | ``matched_on``, ``existing_id`` (only when the caller may see it) |
+| ``PoolRefused`` (a claim the pool's rules refuse: cap, cooldown, taken) | 409 | ``code`` (its catalog key) |
 | ``StaleRecord`` | 412 | ``changed_by``, ``changed_at``, ``changes`` (the last audited change) |
 | ``ValidationFailed`` | 422 | ``errors`` as above |
 | any other ``DomainError`` | 422 | ``code`` (its catalog key) |
@@ -32,7 +33,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crm_core.errors import AccessDenied, DomainError, DuplicateCustomer, NotFound, StaleRecord, ValidationFailed
+from crm_core.errors import (
+    AccessDenied,
+    DomainError,
+    DuplicateCustomer,
+    NotFound,
+    PoolRefused,
+    StaleRecord,
+    ValidationFailed,
+)
 from crm_core.i18n import LANGUAGES, t
 from crm_core.incidents import log_incident
 
@@ -171,6 +180,8 @@ async def domain_error(request: Request, error: Exception) -> ProblemResponse:
         if error.existing_id:  # 0 when the duplicate is outside the caller's scope: not revealed
             extensions["existing_id"] = error.existing_id
         return problem(409, detail=detail, code="duplicate", instance=instance, **extensions)
+    if isinstance(error, PoolRefused):
+        return problem(409, detail=detail, code=error.message_key, instance=instance)
     if isinstance(error, StaleRecord):
         details = await run_in_threadpool(stale_details, request, error)  # reads the audit trail
         return problem(412, detail=detail, code="stale_record", instance=instance, **details)
