@@ -311,68 +311,104 @@ def _scope(tenant_id: int, team_id: int | None, teams_with_rules: list[int]) -> 
 
 
 def return_to_pool(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> ReturnResult:
-    """Return the tenant's customers that their team's rule says are due, and remind owners of those soon due."""
+    """Return the tenant's customers that their team's rule says are due, and remind owners of those soon due.
+
+    The customers due are found in one read; they are then returned ``RETURN_CHUNK`` at a time, each
+    chunk its own transaction that checks the rule again (a customer followed up meanwhile stays), so a
+    first run that returns half a million customers never holds the database's write lock for long.
+    """
     started = time.perf_counter()
     now = now or utcnow()
     result = ReturnResult()
-    key = uuid.uuid4().hex
-    with db.system_transaction("pool: return run") as session:
-        rules = rules_by_team(session, tenant_id)
-        teams_with_rules = sorted(team_id for team_id in rules if team_id is not None)
-        connection = session.connection()
-        reminders: list[tuple[int, str, int, int | None, str, dt.datetime]] = []
-        for team_id, rule in rules.items():
-            if not rule.enabled:
-                continue
-            scope = _scope(tenant_id, team_id, teams_with_rules)
-            if rule.protected_stage_ids:
-                scope.append(~_open_deal(tenant_id, deals.c.stage_id.in_(list(rule.protected_stage_ids))))
+    with db.system_session("pool: customers due") as session:
+        every_rule = rules_by_team(session, tenant_id)
+        teams_with_rules = sorted(team_id for team_id in every_rule if team_id is not None)
+        plans = [(rule, _rule_scope(tenant_id, team_id, rule, teams_with_rules))
+                 for team_id, rule in every_rule.items() if rule.enabled]
+        due: list[tuple[PoolRule, list[ColumnElement[bool]], list[int]]] = []
+        for rule, scope in plans:
             idle, no_deal = _due(tenant_id, rule, now)
-            reason = case((idle, PoolReturnReason.IDLE), else_=PoolReturnReason.NO_DEAL)
-            connection.execute(events.insert().from_select(
-                ["tenant_id", "customer_id", "kind", "previous_owner_id", "reason", "occurred_at", "run_key",
-                 "created_at", "updated_at"],
-                select(customers.c.tenant_id, customers.c.id, literal(PoolEventKind.RETURNED), customers.c.owner_id,
-                       reason, literal(now), literal(key), literal(now), literal(now))
-                .where(*scope, or_(idle, no_deal)),
-            ))
-            if rule.reminder_days:
-                soon = now + dt.timedelta(days=rule.reminder_days)
-                idle_soon, no_deal_soon = _due(tenant_id, rule, soon)
-                clock = _idle_clock()
-                reminded = exists().where(events.c.tenant_id == tenant_id, events.c.customer_id == customers.c.id,
-                                          events.c.kind == PoolEventKind.REMINDED,
-                                          events.c.user_id == customers.c.owner_id, events.c.occurred_at >= clock)
-                rows = connection.execute(
-                    select(customers.c.id, customers.c.name, customers.c.owner_id, customers.c.team_id,
-                           customers.c.lifecycle_stage)
-                    .where(*scope, or_(idle_soon, no_deal_soon), not_(or_(idle, no_deal)), ~reminded)
-                ).all()
-                returns_at = (soon.replace(hour=9, minute=0, second=0, microsecond=0))
-                reminders.extend((row.id, row.name, row.owner_id, row.team_id, row.lifecycle_stage, returns_at)
-                                 for row in rows)
-        returned = connection.execute(
-            select(events.c.customer_id, events.c.previous_owner_id, events.c.reason)
-            .where(events.c.tenant_id == tenant_id, events.c.run_key == key)
-        ).all()
-        if returned:
-            this_run = customers.c.id.in_(select(events.c.customer_id).where(
-                events.c.tenant_id == tenant_id, events.c.run_key == key))
-            # first the team (from the owner, still set: MySQL applies SET clauses left to right), then the owner
-            connection.execute(update(customers).where(this_run, customers.c.team_id.is_(None)).values(team_id=_team()))
-            connection.execute(
-                update(customers).where(this_run)
-                .values(owner_id=None, owner_since=None, version=customers.c.version + 1, updated_at=now)
-            )
-            _audit_returns(session, tenant_id, returned, now)
-        result.returned = len(returned)
-        for row in returned:
-            result.by_reason[row.reason] = result.by_reason.get(row.reason, 0) + 1
+            ids = list(session.execute(select(customers.c.id).where(*scope, or_(idle, no_deal))
+                                       .order_by(customers.c.id)).scalars())
+            due.append((rule, scope, ids))
+    for rule, scope, ids in due:
+        for offset in range(0, len(ids), RETURN_CHUNK):
+            returned = _return_chunk(db, tenant_id, rule, scope, ids[offset:offset + RETURN_CHUNK], now)
+            result.returned += len(returned)
+            for row in returned:
+                result.by_reason[row.reason] = result.by_reason.get(row.reason, 0) + 1
+    with db.system_transaction("pool: reminders") as session:
+        reminders = _due_for_reminder(session, tenant_id, plans, now)
         if reminders:
             _remind(session, tenant_id, reminders, now)
         result.reminded = len(reminders)
     result.seconds = time.perf_counter() - started
     return result
+
+
+RETURN_CHUNK = 20_000
+
+
+def _rule_scope(tenant_id: int, team_id: int | None, rule: PoolRule,
+                teams_with_rules: list[int]) -> list[ColumnElement[bool]]:
+    scope = _scope(tenant_id, team_id, teams_with_rules)
+    if rule.protected_stage_ids:
+        scope.append(~_open_deal(tenant_id, deals.c.stage_id.in_(list(rule.protected_stage_ids))))
+    return scope
+
+
+def _return_chunk(db: Database, tenant_id: int, rule: PoolRule, scope: list[ColumnElement[bool]],
+                  chunk: list[int], now: dt.datetime) -> Sequence[Any]:
+    """Return the customers of ``chunk`` still due (checked again), in one transaction: ledger, owner, audit."""
+    key = uuid.uuid4().hex
+    idle, no_deal = _due(tenant_id, rule, now)
+    reason = case((idle, PoolReturnReason.IDLE), else_=PoolReturnReason.NO_DEAL)
+    with db.system_transaction("pool: return run") as session:
+        connection = session.connection()
+        connection.execute(events.insert().from_select(
+            ["tenant_id", "customer_id", "kind", "previous_owner_id", "reason", "occurred_at", "run_key",
+             "created_at", "updated_at"],
+            select(customers.c.tenant_id, customers.c.id, literal(PoolEventKind.RETURNED), customers.c.owner_id,
+                   reason, literal(now), literal(key), literal(now), literal(now))
+            .where(customers.c.id.in_(chunk), *scope, or_(idle, no_deal)),
+        ))
+        returned = connection.execute(
+            select(events.c.customer_id, events.c.previous_owner_id, events.c.reason)
+            .where(events.c.tenant_id == tenant_id, events.c.run_key == key)
+        ).all()
+        if returned:
+            this_run = customers.c.id.in_([row.customer_id for row in returned])
+            # first the team (from the owner, still set: MySQL applies SET clauses left to right), then the owner
+            connection.execute(update(customers).where(this_run, customers.c.team_id.is_(None)).values(team_id=_team()))
+            connection.execute(update(customers).where(this_run).values(
+                owner_id=None, owner_since=None, version=customers.c.version + 1, updated_at=now))
+            _audit_returns(session, tenant_id, returned, now)
+    return returned
+
+
+def _due_for_reminder(session: Session, tenant_id: int, plans: list[tuple[PoolRule, list[ColumnElement[bool]]]],
+                      now: dt.datetime) -> list[tuple[int, str, int, int | None, str, dt.datetime]]:
+    """Owned customers that return within their rule's reminder days and whose owner was not told since the
+    silence began: (id, name, owner, team, stage, the morning of the return day)."""
+    reminders: list[tuple[int, str, int, int | None, str, dt.datetime]] = []
+    for rule, scope in plans:
+        if not rule.reminder_days:
+            continue
+        soon = now + dt.timedelta(days=rule.reminder_days)
+        idle, no_deal = _due(tenant_id, rule, now)
+        idle_soon, no_deal_soon = _due(tenant_id, rule, soon)
+        reminded = exists().where(events.c.tenant_id == tenant_id, events.c.customer_id == customers.c.id,
+                                  events.c.kind == PoolEventKind.REMINDED,
+                                  events.c.user_id == customers.c.owner_id, events.c.occurred_at >= _idle_clock())
+        rows = session.execute(
+            select(customers.c.id, customers.c.name, customers.c.owner_id, customers.c.team_id,
+                   customers.c.lifecycle_stage)
+            .where(*scope, or_(idle_soon, no_deal_soon), not_(or_(idle, no_deal)), ~reminded)
+        ).all()
+        returns_at = soon.replace(hour=9, minute=0, second=0, microsecond=0)
+        reminders.extend((row.id, row.name, row.owner_id, row.team_id, row.lifecycle_stage, returns_at)
+                         for row in rows)
+    return reminders
 
 
 def _audit_returns(session: Session, tenant_id: int, returned: Sequence[Any], now: dt.datetime) -> None:
