@@ -30,6 +30,7 @@ from crm_core.services.pool import (
     save_pool_rule,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.customers_grid import filter_choices
 from crm_ui.formatting import dashed, number, when, when_column
 from crm_ui.text import plain, plain_line, plain_params
 
@@ -77,14 +78,30 @@ def standing_bar(actor: Actor, standing: PoolStanding) -> None:
 
 def pool_list(actor: Actor) -> None:
     """The pooled customers the user sees, newest in the pool first, a page at a time; claim or assign ticked rows."""
-    row = st.columns([3, 2])
-    search = row[0].text_input(t("pool.search"), key="pool_search", max_chars=200)
+    search = st.text_input(t("pool.search"), key="pool_search", max_chars=200)
+    row = st.columns(4 if actor.role != Role.REP else 3)
+
+    def everything(value: Any) -> str:
+        return t("filter.all") if value == ALL else str(value)
+
     stages = [ALL, *[stage.value for stage in LifecycleStage]]
-    stage = row[1].selectbox(t("field.lifecycle_stage"), stages, key="pool_stage",
+    stage = row[0].selectbox(t("field.lifecycle_stage"), stages, key="pool_stage",
                              format_func=lambda value: t("filter.all") if value == ALL else t(f"stage.{value}"))
+    industry = row[1].selectbox(t("field.industry"), [ALL, *filter_choices(actor.tenant_id, actor.user_id, "industry")],
+                                key="pool_industry", format_func=everything)
+    region = row[2].selectbox(t("field.region"), [ALL, *filter_choices(actor.tenant_id, actor.user_id, "region")],
+                              key="pool_region", format_func=everything)
+    team: Any = ALL
+    if actor.role != Role.REP:  # a rep's pool is their own team's
+        with read_session() as session:
+            teams = {team_id: name for team_id, name, _, _ in list_teams(session)}
+        team = row[3].selectbox(t("grid.team"), [ALL, *teams], key="pool_team",
+                                format_func=lambda value: t("filter.all") if value == ALL else teams.get(value, ""))
     filters = CustomerFilters(search=search.strip(), unowned=True,
-                              lifecycle_stage=None if stage == ALL else stage)
-    signature = (filters.search, filters.lifecycle_stage)
+                              lifecycle_stage=None if stage == ALL else stage,
+                              industry=None if industry == ALL else industry, region=None if region == ALL else region,
+                              team_id=None if team == ALL else int(team))
+    signature = (filters.search, filters.lifecycle_stage, filters.industry, filters.region, filters.team_id)
     if STATE.get("pool_filters") != signature:
         STATE["pool_filters"], STATE["pool_cursors"] = signature, []
     cursors: list[Any] = STATE.setdefault("pool_cursors", [])

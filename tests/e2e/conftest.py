@@ -86,6 +86,19 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+def settled(page: object, timeout_ms: int = 30_000) -> None:
+    """The script's run is over and no element of an earlier run is left (a form re-keyed to the picked
+    task replaces the previous one: typing before that would type into the form being replaced)."""
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """() => {
+          const app = document.querySelector('[data-testid="stApp"]');
+          return app && app.getAttribute('data-test-script-state') === 'notRunning'
+            && !document.querySelector('[data-stale="true"]');
+        }""",
+        timeout=timeout_ms,
+    )
+
+
 def screenshot(page: object, name: str) -> None:
     """Keep a picture of what the user saw (artifacts/ is git-ignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

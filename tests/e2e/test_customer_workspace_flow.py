@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from crm_core.models import Customer
 from crm_core.services.pool import PoolRuleForm, return_to_pool, save_pool_rule
-from tests.e2e.conftest import Server, log_in, open_page, screenshot
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, settled
 from tests.factories import create_random_customer
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ def select_grid_row(page, row: int, selected_after: int) -> None:  # type: ignor
     grid = page.locator('[data-testid="stDataFrame"]').first
     grid.wait_for(timeout=TIMEOUT)
     for _attempt in range(3):
-        page.wait_for_timeout(1500)  # the canvas grid finishes painting the latest rows
+        settled(page)  # the run is over: the grid on screen holds the latest rows
         box = grid.bounding_box()
         assert box is not None
         page.mouse.click(box["x"] + 16, box["y"] + 35 + 35 * row + 17)
@@ -95,6 +95,7 @@ def test_a_manager_tags_selected_rows_after_confirming_and_exports_the_filter(se
     page.get_by_text("3 customers match").wait_for(timeout=TIMEOUT)
     select_grid_row(page, 0, selected_after=1)
     select_grid_row(page, 1, selected_after=2)
+    settled(page)  # the bulk bar of the previous run is gone (two "Bulk action" boxes for a moment)
     page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Bulk action", exact=True)).click()
     page.get_by_role("option", name="Add a tag").click()
     tag = page.get_by_role("textbox", name="Tag", exact=True).last

@@ -8,24 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Activity, Customer, Task
-from tests.e2e.conftest import Server, log_in, open_page, screenshot
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, settled
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 20_000
 ACME, ZHANG = "Follow up with Acme Trading", "Follow up with 张三科技有限公司"
-
-
-def settled(page: object) -> None:
-    """The script's run is over and no element of an earlier run is left (a form re-keyed to the picked
-    task replaces the previous one: typing before that would type into the form being replaced)."""
-    page.wait_for_function(  # type: ignore[attr-defined]
-        """() => {
-          const app = document.querySelector('[data-testid="stApp"]');
-          return app && app.getAttribute('data-test-script-state') === 'notRunning'
-            && !document.querySelector('[data-stale="true"]');
-        }""",
-        timeout=TIMEOUT,
-    )
 
 
 def shown(picker: object) -> str:

@@ -108,3 +108,16 @@ def test_the_pool_page_speaks_chinese(app_world: AppWorld, monkeypatch: pytest.M
     assert not app.exception and app.title[0].value == "公海客户"
     assert "北京公海客户" in list(app.dataframe[0].value["名称"])
     assert any(b.label == "领取 0 个" for b in app.button) and any(b.label == "分配 0 个" for b in app.button)
+
+
+def test_a_manager_narrows_the_pool_with_the_grids_filters(app_world: AppWorld) -> None:
+    world = app_world.world
+    returned_customer(app_world, "Filtered Pool Ltd")
+    app = open_page(world.admin.username, "pages/pool.py")
+    assert "Filtered Pool Ltd" in list(app.dataframe[0].value["Name"])
+    next(box for box in app.selectbox if box.label == "Team").set_value(world.west_team_id)
+    app.run()
+    assert not app.exception and any("The pool is empty" in info.value for info in app.info)
+    next(box for box in app.selectbox if box.label == "Team").set_value(world.east_team_id)
+    app.run()
+    assert list(app.dataframe[0].value["Name"]) == ["Filtered Pool Ltd"]
