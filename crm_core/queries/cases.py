@@ -14,6 +14,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Case, CaseStatus, Customer, User
+from crm_core.rules.fields import search_text
 
 SORTABLE_COLUMNS: dict[str, Any] = {"opened_at": Case.opened_at, "updated_at": Case.updated_at}
 
@@ -89,8 +90,8 @@ def _filtered(statement: Any, filters: CaseFilters) -> Any:
         statement = statement.where(Case.assignee_id == filters.assignee_id)
     if filters.priority is not None:
         statement = statement.where(Case.priority == filters.priority)
-    if filters.search.strip():
-        statement = statement.where(Case.subject.contains(filters.search.strip(), autoescape=True))
+    if search_text(filters.search):
+        statement = statement.where(Case.subject.contains(search_text(filters.search), autoescape=True))
     return statement
 
 

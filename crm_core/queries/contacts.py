@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.models import Contact
 from crm_core.queries.paging import Page
+from crm_core.rules.fields import search_text
 
 SORTABLE_COLUMNS: dict[str, Any] = {
     "updated_at": Contact.updated_at,
@@ -70,7 +71,7 @@ def _filtered(statement: Any, filters: ContactFilters) -> Any:
         statement = statement.where(Contact.archived_at.is_(None))
     if filters.customer_id is not None:
         statement = statement.where(Contact.customer_id == filters.customer_id)
-    text = filters.search.strip()
+    text = search_text(filters.search)
     if text:
         statement = statement.where(or_(Contact.name.contains(text, autoescape=True),
                                         Contact.email.contains(text, autoescape=True)))

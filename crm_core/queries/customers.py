@@ -29,6 +29,7 @@ from crm_core.access import actor_of
 from crm_core.models import Customer, FieldDefinition, Team, User
 from crm_core.queries.paging import Page
 from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.rules.fields import search_text
 
 SORTABLE_COLUMNS: dict[str, Any] = {
     "updated_at": Customer.updated_at,
@@ -234,7 +235,7 @@ def _filtered(
         condition = custom_field_condition(name, wanted)
         if condition is not None:
             statement = statement.where(condition)
-    text = filters.search.strip()
+    text = search_text(filters.search)
     if text:
         statement = statement.where(search_condition(text, dialect, dense=dense_search))
     return statement
@@ -499,7 +500,7 @@ def _sqlite_plan(session: Session, filters: CustomerFilters, sort: str | None) -
     narrow = not actor.sees_whole_tenant and len(actor.visible_owner_ids) <= 1
     factor = 4 if narrow else 1
     sort_index = SORT_INDEXES.get(sort or "updated_at", SORT_INDEXES["updated_at"])
-    text = filters.search.strip()
+    text = search_text(filters.search)
     if text and len(text) < MIN_FTS_CHARS and has_cjk(text):
         # OR-ing hundreds of vocabulary trigrams costs tens of ms before the first row: estimate
         # how common the word is from a sample instead, and use the index only when it is rare

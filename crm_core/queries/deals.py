@@ -32,6 +32,7 @@ from crm_core.models.pipeline import OpportunityStageChange
 # also installs the SQLite table-hint rendering that by_ids relies on
 from crm_core.queries.customers import search_condition as customer_search
 from crm_core.queries.paging import Page
+from crm_core.rules.fields import search_text
 from crm_core.rules.pipeline import StageInfo, effective_probability
 
 CENT = Decimal("0.01")
@@ -227,8 +228,8 @@ def _filtered(statement: Select[Any], filters: DealFilters, stages: list[StageRo
         )
     if filters.matched_ids is not None:
         statement = statement.where(Opportunity.id.in_(filters.matched_ids))
-    elif filters.search.strip():
-        statement = statement.where(search_condition(filters.search, filters.dialect))
+    elif search_text(filters.search):
+        statement = statement.where(search_condition(search_text(filters.search), filters.dialect))
     return statement
 
 
@@ -250,7 +251,7 @@ def resolve_search(session: Session, *, pipeline: PipelineRow, filters: DealFilt
     The board runs one query per column; matching text once instead of in each of them keeps a
     search over 300k deals and 1M customers to one scan. ``truncated`` tells when more matched.
     """
-    if not filters.search.strip() or filters.matched_ids is not None:
+    if not search_text(filters.search) or filters.matched_ids is not None:
         return filters
     resolved = replace(filters, dialect=session.get_bind().dialect.name)
     statement = _filtered(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.models import Product
 from crm_core.queries.paging import Page
+from crm_core.rules.fields import search_text
 
 Cursor = tuple[str, int]
 
@@ -63,7 +64,7 @@ def _filtered(statement: Any, filters: ProductFilters) -> Any:
         statement = statement.where(Product.archived_at.is_(None))
     if filters.active_only:
         statement = statement.where(Product.is_active.is_(True))
-    text = filters.search.strip()
+    text = search_text(filters.search)
     if text:
         statement = statement.where(or_(Product.name.contains(text, autoescape=True),
                                         Product.sku.contains(text, autoescape=True)))

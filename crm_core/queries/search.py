@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from crm_core.models import Contact, Customer, Opportunity, PipelineStage
 from crm_core.queries.customers import CustomerFilters, has_cjk, list_customers
 from crm_core.rules.contact_details import normalise_email, normalise_name, normalise_phone
+from crm_core.rules.fields import search_text
 
 PER_KIND = 5
 """Hits shown per group."""
@@ -111,7 +112,7 @@ def _digits(text: str | None) -> str:
 
 def global_search(session: Session, query: str, *, per_kind: int = PER_KIND) -> SearchResults:
     """Customers, contacts and deals the session's actor may see that match ``query``."""
-    text = " ".join(query.split())
+    text = search_text(query)
     if not text:
         return SearchResults(query=text)
     wide = len(text) >= MIN_QUERY_CHARS or has_cjk(text)

@@ -267,6 +267,13 @@ TABLES: dict[str, dict[str, Field]] = {
 # --- reading what was typed ------------------------------------------------------------
 
 
+def search_text(value: Any) -> str:
+    """What a search box's text searches for: control characters (NUL breaks SQLite's full-text query
+    and PostgreSQL refuses it in any string) become spaces, runs of space one, ends trimmed."""
+    text = "".join(" " if unicodedata.category(char) == "Cc" else char for char in str(value or ""))
+    return " ".join(text.split())
+
+
 def clean_text(value: Any) -> str | None:
     """The stored form of typed or imported text: NFKC-folded (ｆｕｌｌ-width → ASCII), trimmed; blank → None."""
     if value is None:
