@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from crm_core import schema
-from crm_core.config import load_settings
+from crm_core.config import DATA_DIR, load_settings
 from crm_core.db import Database, open_database, refresh_planner_statistics
 from crm_core.errors import DomainError, ValidationFailed
 from crm_core.i18n import normalise_language, t
@@ -266,6 +268,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unexpected_error(error: Exception, db: Database, lang: str, where: str) -> int:
+    """Say what went wrong in the user's language: a database not initialised (or not reachable) by name,
+    anything else under an incident id whose traceback is in ``CRM_LOG_DIR`` (default data/logs)."""
+    try:
+        revision = schema.current_revision(db.engine)
+    except Exception as unreachable:  # the database does not answer: say so, without the URL's secrets
+        reason = str(getattr(unreachable, "orig", unreachable)).splitlines()[0][:200]
+        print(t("cli.database_unreachable", lang, reason=reason), file=sys.stderr)
+        return 1
+    if revision != schema.head_revision():
+        print(t("cli.schema_not_ready", lang, command="python -m crm_core init"), file=sys.stderr)
+        return 1
+    from crm_core.incidents import LOG, log_incident
+
+    folder = Path(os.environ.get("CRM_LOG_DIR") or DATA_DIR / "logs")
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "cli-incidents.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    LOG.addHandler(handler)
+    propagate, LOG.propagate = LOG.propagate, False  # not to a terminal through the root logger
+    try:
+        incident = log_incident(error, where=f"python -m crm_core {where}")
+    finally:
+        LOG.removeHandler(handler)
+        LOG.propagate = propagate
+        handler.close()
+    print(t("cli.unexpected", lang, incident=incident, log=str(folder / "cli-incidents.log")), file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
     parser = build_parser()
@@ -288,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as error:
         print(t(error.message_key, lang, **error.params), file=sys.stderr)
         return 1
+    except Exception as error:  # never a traceback on the terminal: a message; the trace goes to a log file
+        return unexpected_error(error, db, lang, " ".join(sys.argv[1:3]) or "a command")
     finally:
         db.engine.dispose()
         if os.environ.get("CRM_CLI_TIMING"):
