@@ -112,6 +112,9 @@ def plain_text(column: str, formula: str = rules.FORMULA_PATTERN) -> list[Any]:
             column=column, regex=MARKUP_PATTERN, meta=meta("imports.rule.markup", field=column)
         ),
         gx.ExpectColumnValuesToNotMatchRegex(
+            column=column, regex=rules.HIDDEN_PATTERN, meta=meta("imports.rule.hidden_characters", field=column)
+        ),
+        gx.ExpectColumnValuesToNotMatchRegex(
             column=column, regex=formula, meta=meta("imports.rule.formula", field=column)
         ),
     ]

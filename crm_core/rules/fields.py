@@ -26,6 +26,7 @@ too_long           text longer than the column                         too_long
 email / phone      a malformed address or number                       email / phone
 pattern            text outside the field's own pattern (SKU)          the field's key
 markup             HTML tags, ``javascript:``, ``on…=`` handlers        markup
+hidden             control characters (NUL …), direction overrides     hidden_characters
 formula            ``=`` …, ``@`` …, ``+``/``-`` then formula text       formula
 choice             a value outside the field's set                     choice
 range              a number outside [minimum, maximum]                 range
@@ -93,6 +94,11 @@ _FORMULA_BODY = (
 )
 FORMULA_PATTERN = "^" + _FORMULA_BODY
 TAGS_FORMULA_PATTERN = "(?:^|,)" + _FORMULA_BODY  # any tag of the stored ",a,b," form
+# Characters that change what a reader sees without being seen: C0/C1 controls (NUL, BEL, ESC …;
+# tab and line breaks are text) and the bidirectional embeddings, overrides and isolates that let
+# "Acme\u202egnp.exe" read as "Acmeexe.png"
+HIDDEN_PATTERN = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+_HIDDEN = re.compile(HIDDEN_PATTERN)
 _MARKUP = re.compile(MARKUP_PATTERN)
 _FORMULA = re.compile(FORMULA_PATTERN)
 _TAGS_FORMULA = re.compile(TAGS_FORMULA_PATTERN)
@@ -280,8 +286,10 @@ def clean_text(value: Any) -> str | None:
         return None
     text = str(value)
     # NFKC leaves ASCII as it is: most cells skip the normalisation
-    text = text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
-    return text or None
+    if text.isascii():
+        return text.strip() or None
+    text = unicodedata.normalize("NFKC", text).strip()
+    return None if invisible(text) else text  # zero-width or combining marks only: nothing to read, blank
 
 
 def read_number(text: str | None) -> tuple[Decimal | None, bool]:
@@ -362,6 +370,18 @@ def markup(field: Field, text: str) -> Problem | None:
     return None
 
 
+def hidden_characters(field: Field, text: str) -> Problem | None:
+    """Free text holds no control character and no direction override."""
+    if field.free_text and _HIDDEN.search(text):
+        return ("imports.rule.hidden_characters", {"field": field.name})
+    return None
+
+
+def invisible(text: str) -> bool:
+    """Only zero-width, format, combining and space characters (or nothing): nothing a reader sees."""
+    return all(unicodedata.category(char) in ("Cf", "Mn", "Me", "Zs", "Cc") for char in text)
+
+
 def formula(field: Field, text: str) -> Problem | None:
     """Free text does not start like a spreadsheet formula (each tag of a tag list neither)."""
     pattern = _TAGS_FORMULA if field.kind == TAGS else _FORMULA
@@ -407,7 +427,7 @@ def not_whole(field: Field, number: Decimal) -> Problem | None:
     return None
 
 
-_TEXT_RULES = (too_long, not_an_email, not_a_phone, not_matching, markup, formula)
+_TEXT_RULES = (too_long, not_an_email, not_a_phone, not_matching, markup, hidden_characters, formula)
 _NUMBER_RULES = (not_whole, out_of_range, too_many_decimals)
 
 

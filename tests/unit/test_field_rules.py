@@ -37,6 +37,7 @@ REQUIRED = "imports.rule.required"
 TOO_LONG = "imports.rule.too_long"
 FORMULA = "imports.rule.formula"
 MARKUP = "imports.rule.markup"
+HIDDEN = "imports.rule.hidden_characters"
 EMAIL = "imports.rule.email"
 PHONE = "imports.rule.phone"
 CHOICE = "imports.rule.choice"
@@ -69,6 +70,11 @@ CASES: list[tuple[str, str, str, str | None]] = [
     ("customer", "name", "<img src=x>", MARKUP),
     ("customer", "name", "Acme <b>Ltd</b>", MARKUP),
     ("customer", "name", "Click javascript:alert(1)", MARKUP),
+    ("customer", "name", "Acme\u202egnp.exe", HIDDEN),  # a direction override: reads "Acmeexe.png"
+    ("customer", "name", "Acme\x07 Ltd", HIDDEN),  # a control character (BEL)
+    ("customer", "name", "\u200b\u200b", REQUIRED),  # zero-width spaces only: nothing to read
+    ("customer", "name", "Cafe\u0301 Zürich", None),  # a combining accent within a name is text
+    ("customer", "industry", "Retail\u2066", HIDDEN),
     ("customer", "industry", "x" * 81, TOO_LONG),
     ("customer", "region", "=cmd|' /C calc'!A0", FORMULA),
     ("customer", "source", "<iframe src=//evil>", MARKUP),
