@@ -60,6 +60,7 @@ from crm_core.models.webhooks import (
     WebhookSettings,
     WebhookSubscription,
 )
+from crm_core.rules.contact_details import company_key
 from crm_core.webhooks.outbox import AuditedChange, record_outbox
 
 ACTOR_KEY = "crm_actor"
@@ -547,15 +548,15 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
     for obj in list(session.new):
         if actor is not None:
             _check_write(session, actor, obj)
-        if isinstance(obj, Customer) and obj.owner_id is not None and obj.owner_since is None:
-            obj.owner_since = utcnow()
+        if isinstance(obj, Customer):
+            _derive_customer_columns(obj, new=True)
         if not isinstance(obj, AuditEvent) and not skip_audit:
             pending.append((obj, "create", field_changes(obj, new=True)))
     for obj in list(session.dirty):
         if not session.is_modified(obj, include_collections=False):
             continue
-        if isinstance(obj, Customer) and inspect(obj).attrs.owner_id.history.has_changes():
-            obj.owner_since = utcnow() if obj.owner_id is not None else None  # the pool's idle clock
+        if isinstance(obj, Customer):
+            _derive_customer_columns(obj, new=False)
         if actor is not None:
             _check_write(session, actor, obj)
         if isinstance(obj, AuditEvent) or skip_audit:
@@ -573,6 +574,19 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
             _check_write(session, actor, obj, deleting=True)
         if not isinstance(obj, AuditEvent) and not skip_audit:
             pending.append((obj, "delete", {}))
+
+
+def _derive_customer_columns(customer: Customer, *, new: bool) -> None:
+    """Columns the session keeps in step for every ORM write of a customer (bulk inserts set them too):
+    ``owner_since`` (the pool's idle clock) and ``name_key`` (the duplicate check's company key)."""
+    state = inspect(customer)
+    if new:
+        if customer.owner_id is not None and customer.owner_since is None:
+            customer.owner_since = utcnow()
+    elif state.attrs.owner_id.history.has_changes():
+        customer.owner_since = utcnow() if customer.owner_id is not None else None
+    if new or state.attrs.name.history.has_changes():
+        customer.name_key = company_key(customer.name) or None
 
 
 @event.listens_for(Session, "after_flush_postexec")

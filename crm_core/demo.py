@@ -49,7 +49,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.pool import PoolRule
-from crm_core.rules.contact_details import store_tags
+from crm_core.rules.contact_details import company_key, store_tags
 from crm_core.services.auth import hash_password
 from crm_core.services.tenants import add_default_pipeline
 
@@ -1254,6 +1254,7 @@ def _generate_tenant(
             "id": customer_ids,
             "tenant_id": tenant_id,
             "name": lambda s, e: [name[:200] for name in names[s:e].tolist()],
+            "name_key": lambda s, e: [company_key(name[:200]) or None for name in names[s:e].tolist()],
             "kind": np.where(is_company, "company", "person").astype(object),
             "industry": industry,
             "region": region,

@@ -44,15 +44,17 @@ class ValidationFailed(DomainError):
 
 
 class DuplicateCustomer(DomainError):
-    """A customer with the same normalised email, phone or name already exists."""
+    """A customer with the same normalised email, phone or company-name key already exists."""
 
     message_key = "error.duplicate_customer"
 
-    def __init__(self, existing_id: int, existing_name: str, matched_on: str) -> None:
+    def __init__(self, existing_id: int, existing_name: str, matched_on: str, owner_name: str = "") -> None:
+        # the owner is named even when the record is not shown: the rep knows whom to ask (查重)
         super().__init__(
             f"duplicate of customer {existing_id} on {matched_on}",
             name=existing_name,
             matched_on=matched_on,
+            owner=owner_name or "—",
         )
         self.existing_id = existing_id
         self.existing_name = existing_name

@@ -93,7 +93,7 @@ def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = Non
         st.error(t("error.validation_failed") + "\n\n" + "\n".join(lines))
     elif isinstance(error, DuplicateCustomer):
         st.warning(t("error.duplicate_customer", name=plain(error.existing_name or t("error.hidden_record")),
-                     matched_on=t(f"field.{error.matched_on}")))
+                     matched_on=t(f"field.{error.matched_on}"), owner=plain(error.params.get("owner", "—"))))
     elif isinstance(error, StaleRecord):
         st.error(t("error.stale_record", **plain_params(error.params)))
     else:

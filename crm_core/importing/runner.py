@@ -66,7 +66,7 @@ from crm_core.models import (
     utcnow,
 )
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
-from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.validation import ExpectationOutcome, run_suite
 
@@ -681,6 +681,7 @@ class _Writer:
                 team_id = min(actor.team_ids)  # an unowned record stays visible to the importer's team
             return {
                 "name": row["name"],
+                "name_key": company_key(row["name"]) or None,
                 "kind": row.get("kind") or "company",
                 "industry": row.get("industry"),
                 "region": row.get("region"),

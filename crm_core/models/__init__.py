@@ -208,6 +208,7 @@ class Customer(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "email_normalized"),
         Index(None, "tenant_id", "phone_normalized"),
         Index(None, "tenant_id", "external_id"),
+        Index(None, "tenant_id", "name_key"),  # 查重: the company-name key (rules.contact_details.company_key)
         # the grid's sort and filter indexes end with the visibility columns (migration 0009):
         # a rep's page tests owner/team/archived on the index entry, not the table row
         *(
@@ -220,6 +221,7 @@ class Customer(TenantScoped, Versioned, Base):
     )
 
     name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str | None] = mapped_column(String(200))  # company_key(name), kept by every write path
     kind: Mapped[str] = mapped_column(String(16), default=CustomerKind.COMPANY.value)
     industry: Mapped[str | None] = mapped_column(String(80))
     region: Mapped[str | None] = mapped_column(String(80))

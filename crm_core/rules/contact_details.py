@@ -62,6 +62,34 @@ def normalise_name(name: str | None) -> str:
     return re.sub(r"\s+", " ", folded).strip()
 
 
+# Legal-form words that say nothing about which company it is (查重 ignores them), longest first
+# so that "股份有限公司" goes before "有限公司"; English forms match whole words at the end.
+_CHINESE_FORMS = ("股份有限公司", "有限责任公司", "集团有限公司", "有限公司", "集团公司", "股份公司", "公司")
+_LATIN_FORMS = re.compile(
+    r"(?:\b(?:co|company|corp|corporation|inc|incorporated|llc|ltd|limited|plc|gmbh|ag|sa|sarl|bv|nv|pte|pty|"
+    r"kk|group|holdings?)\b\s*)+$"
+)
+_NOT_WORD = re.compile(r"[\W_]+")  # punctuation, spaces and symbols in any script
+
+
+def company_key(name: str | None) -> str:
+    """The key two spellings of one company share, for duplicate checks (查重): width and case folded,
+    legal forms (有限公司, Co., Ltd., GmbH …) and punctuation dropped. ``北京字节跳动科技有限公司`` and
+    ``北京字节跳动科技`` and ``ＡＣＭＥ Co., Ltd.`` and ``acme`` pair up. A name that is nothing but a legal
+    form keeps its own letters. The customers' ``name_key`` column holds it (indexed)."""
+    if not name:
+        return ""
+    folded = unicodedata.normalize("NFKC", name).casefold().strip()
+    words = _NOT_WORD.sub(" ", folded).strip()
+    stripped = _LATIN_FORMS.sub("", words).strip()
+    compact = stripped.replace(" ", "")
+    for form in _CHINESE_FORMS:
+        if compact.endswith(form):
+            compact = compact[: -len(form)] or compact
+            break
+    return (compact or words.replace(" ", ""))[:200]
+
+
 def parse_tags(raw: str | list[str] | None) -> list[str]:
     """Split user input on commas (ASCII or Chinese) into unique, trimmed tags."""
     if raw is None:

@@ -22,7 +22,13 @@ from crm_core.errors import DuplicateCustomer, NotFound, ValidationFailed
 from crm_core.models import Customer, CustomerKind, FieldDefinition, LifecycleStage, User, utcnow
 from crm_core.queries.customers import custom_field_definitions
 from crm_core.rules import fields as rules
-from crm_core.rules.contact_details import normalise_email, normalise_name, normalise_phone, parse_tags, store_tags
+from crm_core.rules.contact_details import (
+    company_key,
+    normalise_email,
+    normalise_phone,
+    parse_tags,
+    store_tags,
+)
 from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
@@ -114,12 +120,14 @@ def find_duplicate(
     """
     email_key = normalise_email(email)
     phone_key = normalise_phone(phone)
-    name_key = normalise_name(name)
-    conditions = [Customer.name == name.strip()]
+    name_key = company_key(name)
+    conditions = [Customer.name_key == name_key] if name_key else []
     if email_key:
         conditions.append(Customer.email_normalized == email_key)
     if phone_key:
         conditions.append(Customer.phone_normalized == phone_key)
+    if not conditions:
+        return None
     with db.system_session("duplicate check") as session:
         statement = select(Customer).where(
             Customer.tenant_id == actor.tenant_id, Customer.archived_at.is_(None), or_(*conditions)
@@ -131,14 +139,16 @@ def find_duplicate(
                 matched = "email"
             elif phone_key and existing.phone_normalized == phone_key:
                 matched = "phone"
-            elif normalise_name(existing.name) == name_key:
+            elif name_key and existing.name_key == name_key:
                 matched = "name"
             else:
                 continue
             visible = access.can_view(
                 actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
             )
-            return DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", matched)
+            owner = session.get(User, existing.owner_id) if existing.owner_id is not None else None
+            return DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", matched,
+                                     owner.full_name if owner is not None else "")
     return None
 
 

@@ -64,7 +64,8 @@ def test_a_duplicate_names_the_existing_customer_only_when_the_caller_may_see_it
                              headers=api.headers(world.rep))
     assert answer.status_code == 409
     assert answer.json()["matched_on"] == "email" and "existing_id" not in answer.json()
-    assert answer.json()["detail"] == "A customer with the same email already exists: "
+    # the record stays hidden; whom to ask is said (查重)
+    assert answer.json()["detail"] == "A customer with the same email already exists:  (owner: Fay Faraway)"
     seen_by_admin = api.client.post("/api/v1/customers", json={"name": unique("Lead "), "email": email},
                                     headers=api.headers(world.admin))
     assert seen_by_admin.status_code == 409 and isinstance(seen_by_admin.json()["existing_id"], int)

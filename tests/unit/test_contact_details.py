@@ -53,3 +53,26 @@ def test_tags_split_on_ascii_and_chinese_commas_and_are_stored_for_like_filters(
     assert tags == ["vip", "华东", "key account"]
     assert store_tags(tags) == ",vip,华东,key account,"
     assert store_tags([]) == ""
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("北京字节跳动科技有限公司", "北京字节跳动科技"),
+    ("北京字节跳动科技", "北京字节跳动科技"),
+    ("北京字节跳动科技股份有限公司", "北京字节跳动科技"),
+    ("深圳市腾讯计算机系统有限责任公司", "深圳市腾讯计算机系统"),
+    ("阿里巴巴（中国）有限公司", "阿里巴巴中国"),  # full-width brackets are punctuation
+    ("ＡＣＭＥ Co., Ltd.", "acme"),  # full-width letters, case, an English legal form
+    ("Acme Limited", "acme"),
+    ("acme", "acme"),
+    ("Acme-Trading", "acmetrading"),
+    ("Acme Trading Co.", "acmetrading"),
+    ("Müller & Söhne GmbH", "müllersöhne"),
+    ("3M (China) Co., Ltd.", "3mchina"),
+    ("有限公司", "有限公司"),  # nothing but a legal form keeps its own letters
+    ("Ltd", "ltd"),
+    ("", ""),
+])
+def test_a_company_name_key_ignores_width_case_punctuation_and_legal_forms(name: str, key: str) -> None:
+    from crm_core.rules.contact_details import company_key
+
+    assert company_key(name) == key
