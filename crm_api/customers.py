@@ -293,7 +293,7 @@ def restore_customer_endpoint(customer_id: CustomerId, response: Response, db: D
 class ReleaseBody(BaseModel):
     """Why the customer goes back to the pool (optional, kept in its pool history)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "Outside our region"}]})
     note: str | None = Field(default=None, max_length=500)
 
 

@@ -69,7 +69,9 @@ def test_every_operation_answers_as_documented_and_never_500(
     assert operation is not None
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    # derandomize: the same examples every run, so CI is red for a reason and green stays green
+    @settings(max_examples=12, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         # a schema-valid request may still be refused: an opaque cursor that does not decode, a stale
         # version, a business rule (a duplicate, a taken SKU) — every other default check applies

@@ -91,6 +91,13 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_each_webhook_id_is_accep
         create_random_customer(db, world.rep)
         wait_for("the first event at every endpoint", lambda: len(received()) == ENDPOINTS, log)
         assert time.monotonic() - committed < 30
+
+        def first_recorded() -> bool:  # a worker stopped between a request and its record would hold the
+            with db.system_session("test: first deliveries") as session:  # delivery's lease for two minutes
+                return not session.scalar(select(func.count()).select_from(WebhookDelivery)
+                                          .where(WebhookDelivery.status != "succeeded"))
+
+        wait_for("the first deliveries recorded", first_recorded, log)
         _stop_worker(worker)
 
         with db.transaction(world.admin) as session:  # the next run is started by hand, with a short lease
@@ -128,7 +135,24 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_each_webhook_id_is_accep
                 restarts.append(submit_job(db, world.admin, "webhook_dispatch", {"lease_seconds": 4}, queue=queue))
             return left == 0
 
-        wait_for("every delivery", all_delivered, log)
+        try:
+            wait_for("every delivery", all_delivered, log)
+        except AssertionError as timed_out:
+            with db.system_session("test: what is left") as session:
+                left = session.execute(
+                    select(WebhookDelivery.status, WebhookDelivery.attempts, WebhookDelivery.next_attempt_at,
+                           WebhookDelivery.lease_until, func.count())
+                    .where(WebhookDelivery.status != "succeeded")
+                    .group_by(WebhookDelivery.status, WebhookDelivery.attempts, WebhookDelivery.next_attempt_at,
+                              WebhookDelivery.lease_until)
+                ).all()
+                errors = session.execute(select(WebhookAttempt.status_code, WebhookAttempt.error, func.count())
+                                         .group_by(WebhookAttempt.status_code, WebhookAttempt.error)).all()
+                jobs = session.execute(select(Job.id, Job.status, Job.params, Job.worker, Job.started_at,
+                                              Job.finished_at).where(Job.kind == "webhook_dispatch")
+                                       .order_by(Job.id)).all()
+            raise AssertionError(f"{timed_out}\nleft: {left}\nattempts: {errors}\nrestarts: {len(restarts)}"
+                                 f"\nfirst: {first_job}\njobs: {jobs}") from None
         with db.system_session("test: deliveries") as session:
             expected = set(session.scalars(select(WebhookDelivery.webhook_id)))
             successes = Counter(session.execute(
