@@ -164,9 +164,8 @@ def task_overview(session: Session, *, now: dt.datetime) -> tuple[dict[str, int]
     counts = {"overdue": sum(int(row[2]) for row in rows), "today": sum(int(row[3]) for row in rows)}
     counts["upcoming"] = sum(int(row[1]) for row in rows) - counts["overdue"] - counts["today"]
     assigned = [(int(row[0]), int(row[1]), int(row[2]), int(row[3])) for row in rows if row[0] is not None]
-    names = dict(session.execute(
-        select(User.id, User.full_name).where(User.id.in_([row[0] for row in assigned]))
-    ).tuples().all()) if assigned else {}
+    names = {user_id: name for user_id, name in session.execute(
+        select(User.id, User.full_name).where(User.id.in_([row[0] for row in assigned])))} if assigned else {}
     workload = [
         Workload(assignee_id=row[0], assignee_name=names.get(row[0], "—"), open=row[1], overdue=row[2],
                  due_today=row[3])
