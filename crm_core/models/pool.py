@@ -25,14 +25,12 @@ class PoolEventKind:
     CLAIMED = "claimed"  # a rep took it, within the caps
     ASSIGNED = "assigned"  # a manager or admin gave it to a rep, beyond the caps
     REMINDED = "reminded"  # its owner was told it will return soon (a follow-up task)
-    ALL = (RETURNED, RELEASED, CLAIMED, ASSIGNED, REMINDED)
     LEFT_OWNER = (RETURNED, RELEASED)  # the kinds that start the previous owner's cooldown
 
 
 class PoolReturnReason:
     IDLE = "idle"  # no follow-up activity for idle_days
     NO_DEAL = "no_deal"  # no open deal for no_deal_days
-    ALL = (IDLE, NO_DEAL)
 
 
 class PoolRule(TenantScoped, Versioned, Base):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.access import Actor
 from crm_core.models import Base, Pipeline, PipelineStage, Team, User, utcnow
-from crm_core.models.pool import PoolEvent, PoolEventKind, PoolRule
-from crm_core.rules.pool import PoolTerms, day_start
-from crm_core.services.pool import rules_by_team, terms_for
+from crm_core.models.pool import PoolEvent, PoolRule
+from crm_core.rules.pool import PoolTerms
+from crm_core.services.pool import claim_counts, rules_by_team, terms_for
 
 events = Base.metadata.tables["pool_events"]
 customers = Base.metadata.tables["customers"]
@@ -26,25 +26,10 @@ class PoolStanding:
     held: int
     terms: PoolTerms | None  # None: no rule for the user's team, the pool is open without caps
 
-    @property
-    def claims_left(self) -> int | None:
-        if self.terms is None:
-            return None
-        left = self.terms.daily_claim_cap - self.claimed_today
-        if self.terms.held_cap is not None:
-            left = min(left, self.terms.held_cap - self.held)
-        return max(0, left)
-
 
 def pool_standing(session: Session, actor: Actor, *, now: dt.datetime | None = None) -> PoolStanding:
     """``actor``'s claims today, customers held and the terms of their own team's pool (counted on the ledger)."""
-    now = now or utcnow()
-    claimed_today = int(session.execute(select(func.count()).select_from(events).where(
-        events.c.tenant_id == actor.tenant_id, events.c.user_id == actor.user_id,
-        events.c.kind == PoolEventKind.CLAIMED, events.c.occurred_at >= day_start(now))).scalar() or 0)
-    held = int(session.execute(select(func.count()).select_from(customers).where(
-        customers.c.tenant_id == actor.tenant_id, customers.c.owner_id == actor.user_id,
-        customers.c.archived_at.is_(None))).scalar() or 0)
+    claimed_today, held = claim_counts(session, actor, now or utcnow())
     team_id = session.scalar(select(User.team_id).where(User.id == actor.user_id))
     return PoolStanding(claimed_today, held, terms_for(rules_by_team(session, actor.tenant_id), team_id))
 

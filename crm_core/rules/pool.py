@@ -53,21 +53,6 @@ def check_terms(values: dict[str, Any]) -> dict[str, Problem]:
     return errors
 
 
-def idle_clock(last_contacted_at: dt.datetime | None, owner_since: dt.datetime | None,
-               created_at: dt.datetime) -> dt.datetime:
-    """Where a customer's silence starts: its last contact or when its owner got it, whichever is later.
-
-    The SQL of the return run (``services.pool``) computes the same thing set-based.
-    """
-    owned = owner_since or created_at
-    return max(last_contacted_at, owned) if last_contacted_at is not None else owned
-
-
-def returns_on(terms: PoolTerms, clock: dt.datetime) -> dt.datetime:
-    """When a customer silent since ``clock`` returns to the pool by idleness."""
-    return clock + dt.timedelta(days=terms.idle_days)
-
-
 def claim_problem(
     terms: PoolTerms | None, *, claiming: int, claimed_today: int, held: int, cooling: bool,
 ) -> Problem | None:

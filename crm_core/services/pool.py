@@ -152,16 +152,23 @@ def _pooled(session: Session, wanted: list[int]) -> list[Customer]:
     return [found[customer_id] for customer_id in wanted]
 
 
+def claim_counts(session: Session, actor: Actor, now: dt.datetime) -> tuple[int, int]:
+    """(claims ``actor`` made today, customers ``actor`` owns), read as tables: the ledger and the customers,
+    whatever the actor may see of them now (a claimed customer since returned still counts today)."""
+    claimed_today = int(session.execute(select(func.count()).select_from(events).where(
+        events.c.tenant_id == actor.tenant_id, events.c.user_id == actor.user_id,
+        events.c.kind == PoolEventKind.CLAIMED, events.c.occurred_at >= day_start(now))).scalar() or 0)
+    held = int(session.execute(select(func.count()).select_from(customers).where(
+        customers.c.tenant_id == actor.tenant_id, customers.c.owner_id == actor.user_id,
+        customers.c.archived_at.is_(None))).scalar() or 0)
+    return claimed_today, held
+
+
 def _check_claim(session: Session, actor: Actor, claimed: list[Customer], now: dt.datetime) -> None:
     """The team rules' caps and cooldown for a rep's claim (counted on the ledger, whatever the rep sees now)."""
     rules = rules_by_team(session, actor.tenant_id)
     tenant = events.c.tenant_id == actor.tenant_id
-    claimed_today = int(session.execute(select(func.count()).select_from(events).where(
-        tenant, events.c.user_id == actor.user_id, events.c.kind == PoolEventKind.CLAIMED,
-        events.c.occurred_at >= day_start(now))).scalar() or 0)
-    held = int(session.execute(select(func.count()).select_from(customers).where(
-        customers.c.tenant_id == actor.tenant_id, customers.c.owner_id == actor.user_id,
-        customers.c.archived_at.is_(None))).scalar() or 0)
+    claimed_today, held = claim_counts(session, actor, now)
     left_me = {row[0]: row[1] for row in session.execute(
         select(events.c.customer_id, func.max(events.c.occurred_at)).where(
             tenant, events.c.previous_owner_id == actor.user_id, events.c.kind.in_(PoolEventKind.LEFT_OWNER),
@@ -273,7 +280,7 @@ def _owned_since() -> Any:
 
 
 def _idle_clock() -> Any:
-    """SQL of ``rules.pool.idle_clock``: the later of the last contact and the owner's start."""
+    """Where a customer's silence starts: the later of its last contact and its owner's start."""
     owned = _owned_since()
     return case((and_(customers.c.last_contacted_at.is_not(None), customers.c.last_contacted_at > owned),
                  customers.c.last_contacted_at), else_=owned)
