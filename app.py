@@ -23,7 +23,16 @@ from crm_core.i18n import LANGUAGES, normalise_language
 from crm_core.models import Role
 from crm_core.queries.users import tenant_name
 from crm_core.services import auth
-from crm_ui.context import ACTOR_STATE, LANG_STATE, carry_choices, get_db, lang, show_unexpected_error, t
+from crm_ui.context import (
+    ACTOR_STATE,
+    LANG_STATE,
+    SESSION_STARTED_STATE,
+    carry_choices,
+    get_db,
+    lang,
+    show_unexpected_error,
+    t,
+)
 from crm_ui.global_search import global_search_box
 from crm_ui.navigation import pages_for
 from crm_ui.text import plain, plain_line
@@ -137,7 +146,7 @@ def cookie_issued_at() -> dt.datetime | None:
 def end_session(authenticator: stauth.Authenticate, notice: str | None = None) -> None:
     """Forget the logged-in user in this browser session and delete the cookie."""
     authenticator.logout(location="unrendered")
-    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE, LANG_CHOSEN_STATE):
+    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE, LANG_CHOSEN_STATE, SESSION_STARTED_STATE):
         st.session_state.pop(key, None)
     if notice:
         st.session_state[NOTICE_STATE] = notice
@@ -162,7 +171,8 @@ def login_gate() -> stauth.Authenticate | None:
 
     def on_password_login(event: dict[str, Any]) -> None:
         st.session_state[PASSWORD_LOGIN_STATE] = True
-        auth.record_login(db, event["username"])
+        # None when the account was locked meanwhile (parallel wrong passwords): refused below
+        st.session_state[SESSION_STARTED_STATE] = auth.record_login(db, event["username"])
 
     if not authenticated:
         # a session that just logged out would keep its stale page menu: no sidebar here
@@ -200,28 +210,31 @@ def login_gate() -> stauth.Authenticate | None:
             if attempts > int(before.get(name) or 0) and auth.record_failed_login(db, name):
                 st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
                 return None
+        auth.spend_password_check_time()  # an unknown name answers as slowly as a wrong password
         st.error(t("login.failed"))
         return None
     if not status:
         return None
     username = st.session_state["username"]
     if not authenticated and st.session_state.get(PASSWORD_LOGIN_STATE):
+        if st.session_state.get(SESSION_STARTED_STATE) is None:  # locked while the password was checked
+            end_session(authenticator)
+            st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
+            return None
         # drop the login form from the screen; the pause lets the browser store the cookie first
         time.sleep(0.3)
         st.rerun()
     newly_verified = st.session_state.get(VERIFIED_STATE) != username
-    if newly_verified:
-        if not st.session_state.get(PASSWORD_LOGIN_STATE):
-            # logged in from a cookie: it must postdate the user's last logout
-            issued = cookie_issued_at()
-            if issued is None or not auth.session_cookie_is_valid(db, username, issued):
-                end_session(authenticator, notice="login.session_ended")
-                st.rerun()
-        st.session_state[VERIFIED_STATE] = username
-    actor = auth.load_actor(db, username)
+    if newly_verified and not st.session_state.get(PASSWORD_LOGIN_STATE):
+        # logged in from a cookie: the session started when the cookie was issued
+        st.session_state[SESSION_STARTED_STATE] = cookie_issued_at()
+    # every rerun: a logout elsewhere, a password or role change, a deactivation or a lock ends this session
+    started = st.session_state.get(SESSION_STARTED_STATE)
+    actor = auth.load_actor(db, username, session_started=started) if started is not None else None
     if actor is None:
         end_session(authenticator, notice="login.session_ended")
         st.rerun()
+    st.session_state[VERIFIED_STATE] = username
     st.session_state[ACTOR_STATE] = actor
     st.session_state.pop(NOTICE_STATE, None)
     if newly_verified and not st.session_state.get(LANG_CHOSEN_STATE):

@@ -24,6 +24,7 @@ from crm_ui.text import plain, plain_line, plain_params
 
 ACTOR_STATE = "kestrel_actor"
 LANG_STATE = "kestrel_lang"
+SESSION_STARTED_STATE = "kestrel_session_started"  # when this browser session logged in (naive UTC)
 
 
 @st.cache_resource

@@ -1,13 +1,23 @@
-"""My account: the signed-in user's language preference and their personal API tokens."""
+"""My account: the signed-in user's language preference, password and personal API tokens."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from crm_core.errors import ValidationFailed
 from crm_core.i18n import LANGUAGES
-from crm_core.services.auth import set_language
+from crm_core.services.auth import change_own_password, set_language
 from crm_ui.api_tokens import own_tokens
-from crm_ui.context import LANG_STATE, carry_choices, current_actor, get_db, lang, t
+from crm_ui.context import (
+    LANG_STATE,
+    SESSION_STARTED_STATE,
+    carry_choices,
+    current_actor,
+    get_db,
+    lang,
+    show_domain_error,
+    t,
+)
 from crm_ui.text import plain
 
 LANGUAGE_KEY = "account_language"
@@ -32,6 +42,31 @@ if st.session_state.pop("account_language_saved", False):
 st.session_state[LANGUAGE_KEY] = lang()  # follows the sidebar's switch too
 st.selectbox(t("account.language"), list(LANGUAGES), format_func=LANGUAGES.__getitem__, key=LANGUAGE_KEY,
              on_change=save_language)
+
+st.divider()
+st.subheader(t("account.password_title"))
+if st.session_state.pop("account_password_saved", False):
+    st.success(t("account.password_changed"))
+# not cleared on submit: a refused change keeps what was typed (the fields are masked)
+with st.form("account_password"):
+    current = st.text_input(t("account.current_password"), type="password", key="account_current_password")
+    new = st.text_input(t("account.new_password"), type="password", help=t("password.rules"),
+                        key="account_new_password")
+    confirm = st.text_input(t("account.confirm_password"), type="password", key="account_confirm_password")
+    submitted = st.form_submit_button(t("account.password_submit"))
+if submitted:
+    try:
+        started = change_own_password(get_db(), actor, current, new, confirm)
+    except ValidationFailed as error:
+        show_domain_error(error, labels={"current_password": t("account.current_password"),
+                                         "new_password": t("account.new_password"),
+                                         "confirm_password": t("account.confirm_password")})
+    else:
+        st.session_state[SESSION_STARTED_STATE] = started  # this session outlives the cut-off
+        for key in ("account_current_password", "account_new_password", "account_confirm_password"):
+            st.session_state.pop(key, None)
+        st.session_state["account_password_saved"] = True
+        st.rerun()
 
 st.divider()
 own_tokens()

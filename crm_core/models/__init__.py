@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 Money = Numeric(14, 2)
@@ -187,8 +188,11 @@ class User(TenantScoped, Versioned, Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     failed_login_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    # Cookies issued before this instant no longer log in (set by logout).
-    sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Sessions that started (and cookies issued) before this instant are over: set by logout, a password or
+    # role change, a deactivation. Microseconds on MariaDB too: a login a moment later must stay valid.
+    sessions_valid_after: Mapped[dt.datetime | None] = mapped_column(
+        DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    )
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     team: Mapped[Team | None] = relationship(foreign_keys=[team_id])

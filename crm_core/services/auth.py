@@ -14,11 +14,12 @@ import re
 from typing import Any
 
 import bcrypt
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from crm_core.access import Actor
 from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS
 from crm_core.db import Database
+from crm_core.errors import ValidationFailed
 from crm_core.models import AuditEvent, Role, Team, Tenant, User, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
@@ -59,6 +60,16 @@ def username_problem(username: str) -> str | None:
     if not USERNAME_PATTERN.match(username):
         return "user.username_invalid"
     return None
+
+
+_UNKNOWN_USER_HASH: list[str] = []
+
+
+def spend_password_check_time() -> None:
+    """Check a password against a throw-away hash: a login for an unknown name takes as long as a wrong password."""
+    if not _UNKNOWN_USER_HASH:
+        _UNKNOWN_USER_HASH.append(hash_password("unknown-user-" + os.urandom(8).hex()))
+    verify_password("not the password", _UNKNOWN_USER_HASH[0])
 
 
 def is_locked(user: User, now: dt.datetime | None = None) -> bool:
@@ -106,36 +117,53 @@ def _audit(session: Any, user: User, action: str, changes: dict[str, Any] | None
 
 
 def record_failed_login(db: Database, username: str) -> bool:
-    """Count a wrong password; returns True when this failure locked the account."""
+    """Count a wrong password; returns True when this failure locked the account.
+
+    The counter moves in one ``UPDATE … SET n = n + 1``: parallel wrong passwords each count
+    (a read-then-write let eight parallel guesses through a limit of five).
+    """
     with db.system_transaction("login") as session:
         session.info["crm_skip_audit"] = True
-        user = session.scalars(select(User).where(User.username == username)).one_or_none()
-        if user is None:
+        counted = session.execute(
+            update(User)
+            .where(User.username == username)
+            .values(failed_login_count=func.coalesce(User.failed_login_count, 0) + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if not counted.rowcount:  # type: ignore[attr-defined]
             return False
-        user.failed_login_count = (user.failed_login_count or 0) + 1
-        locked_now = user.failed_login_count >= LOGIN_MAX_FAILED_ATTEMPTS
+        user = session.scalars(
+            select(User).where(User.username == username).execution_options(populate_existing=True)
+        ).one()
+        locked_now = user.failed_login_count >= LOGIN_MAX_FAILED_ATTEMPTS and not is_locked(user)
         if locked_now:
             user.locked_until = utcnow() + dt.timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
-            user.failed_login_count = 0
         _audit(session, user, "login_locked" if locked_now else "login_failed")
         return locked_now
 
 
-def record_login(db: Database, username: str) -> None:
-    """A successful password login: reset the counter, stamp the time, audit it."""
+def record_login(db: Database, username: str) -> dt.datetime | None:
+    """A successful password login: reset the counter, stamp the time, audit it.
+
+    Returns when the session started (naive UTC), or None when the account was locked by the
+    time the login is recorded: a right password that raced past the fifth wrong one in
+    parallel opens nothing.
+    """
     with db.system_transaction("login") as session:
         session.info["crm_skip_audit"] = True
         user = session.scalars(select(User).where(User.username == username)).one_or_none()
-        if user is None:
-            return
+        if user is None or is_locked(user):
+            return None
+        started = utcnow()
         user.failed_login_count = 0
         user.locked_until = None
-        user.last_login_at = utcnow()
+        user.last_login_at = started
         _audit(session, user, "login")
+        return started
 
 
 def end_sessions(db: Database, username: str) -> None:
-    """Logout: every session cookie issued until now stops working."""
+    """Logout: every session of the user (this tab, other tabs, other browsers, their cookies) ends."""
     with db.system_transaction("logout") as session:
         session.info["crm_skip_audit"] = True
         user = session.scalars(select(User).where(User.username == username)).one_or_none()
@@ -145,17 +173,21 @@ def end_sessions(db: Database, username: str) -> None:
         _audit(session, user, "logout")
 
 
-def session_cookie_is_valid(db: Database, username: str, issued_at: dt.datetime) -> bool:
-    """Was a cookie issued at ``issued_at`` (naive UTC) issued after the user's last logout?"""
-    with db.system_session("login") as session:
-        user = session.scalars(select(User).where(User.username == username)).one_or_none()
-    if user is None or not user.is_active or is_locked(user):
+def session_is_current(user: User, session_started: dt.datetime) -> bool:
+    """Did a session that started at ``session_started`` start after everything that ends sessions?"""
+    if is_locked(user):
         return False
-    return user.sessions_valid_after is None or issued_at > user.sessions_valid_after
+    return user.sessions_valid_after is None or session_started > user.sessions_valid_after
 
 
-def load_actor(db: Database, username: str) -> Actor | None:
-    """Build the Actor for ``username`` from the database (None if inactive or unknown)."""
+def load_actor(db: Database, username: str, *, session_started: dt.datetime | None = None) -> Actor | None:
+    """Build the Actor for ``username`` from the database (None if inactive or unknown).
+
+    With ``session_started`` (a browser session's login time, naive UTC), also None when that
+    session has ended: the user logged out, an admin changed their password or role, the user
+    changed their own password elsewhere, or the account is locked. The frame calls this on
+    every rerun, so an ended session stops at its next click.
+    """
     with db.system_session("login") as session:
         user = session.scalars(
             select(User)
@@ -163,6 +195,8 @@ def load_actor(db: Database, username: str) -> Actor | None:
             .where(User.username == username, User.is_active.is_(True), Tenant.is_active.is_(True))
         ).one_or_none()
         if user is None:
+            return None
+        if session_started is not None and not session_is_current(user, session_started):
             return None
         team_ids: set[int] = set()
         visible_owner_ids: set[int] = {user.id}
@@ -199,3 +233,34 @@ def set_language(db: Database, username: str, language: str) -> None:
         user = session.scalars(select(User).where(User.username == username)).one_or_none()
         if user is not None and user.language != language:
             user.language = language
+
+
+def change_own_password(db: Database, actor: Actor, current: str, new: str, confirm: str) -> dt.datetime:
+    """The signed-in user replaces their password; every other session of theirs ends.
+
+    Returns the new session start for the caller's own session (later than the cut-off), so
+    the session that made the change stays signed in. Refused with field errors when the
+    current password is wrong, the new one breaks the rules or the two entries differ.
+    """
+    errors: dict[str, tuple[str, dict[str, Any]]] = {}
+    problems = password_problems(new)
+    if problems:
+        errors["new_password"] = (problems[0], {})
+    elif new != confirm:
+        errors["confirm_password"] = ("password.mismatch", {})
+    elif new == current:
+        errors["new_password"] = ("password.unchanged", {})
+    with db.system_transaction("password change") as session:
+        session.info["crm_skip_audit"] = True
+        user = session.get(User, actor.user_id)
+        if user is None or not user.is_active:
+            raise ValidationFailed({"current_password": ("login.session_ended", {})})
+        if not verify_password(current, user.password_hash):
+            errors = {"current_password": ("password.current_wrong", {})}  # nothing else is judged then
+        if errors:
+            raise ValidationFailed(errors)
+        cut_off = utcnow()
+        user.password_hash = hash_password(new)
+        user.sessions_valid_after = cut_off
+        _audit(session, user, "password_changed")
+    return cut_off + dt.timedelta(microseconds=1)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
-from crm_core.models import Pipeline, PipelineStage, Role, StageKind, Team, Tenant, User
+from crm_core.models import Pipeline, PipelineStage, Role, StageKind, Team, Tenant, User, utcnow
 from crm_core.rules.contact_details import is_valid_email
 from crm_core.services.auth import hash_password, password_problems, username_problem
 from crm_core.services.editing import check_version, translate_stale
@@ -193,6 +193,8 @@ def _save_user(db: Database, actor: Actor, user_id: int, form: UserInput, expect
         check_version(session, user, "user", expected_version)
         if form.team_id is not None and session.get(Team, form.team_id) is None:  # scoped: this tenant's teams
             raise ValidationFailed({"team_id": ("validation.choice", {})})
+        # a new password, another role or a deactivation ends the user's open sessions at their next click
+        ends_sessions = bool(form.password) or user.role != form.role or (user.is_active and not is_active)
         user.full_name = form.full_name.strip()
         user.email = form.email.strip() or None
         user.role = form.role
@@ -200,6 +202,8 @@ def _save_user(db: Database, actor: Actor, user_id: int, form: UserInput, expect
         user.is_active = is_active
         if form.password:
             user.password_hash = hash_password(form.password)
+        if ends_sessions:
+            user.sessions_valid_after = utcnow()
 
 
 def unlock_user(db: Database, actor: Actor, user_id: int) -> None:
