@@ -17,7 +17,9 @@ app with uvicorn's own defaults (websocket compression on, 16 MiB frames).
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
+import hashlib
 import importlib
 import logging
 import re
@@ -30,6 +32,7 @@ from typing import Any
 
 import anyio
 import streamlit as st
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -267,6 +270,109 @@ def configure_logging() -> None:
     LOG.propagate = False
 
 
+def inline_script_hashes(index_html: str) -> list[str]:
+    """CSP sources (``'sha256-…'``) for the inline scripts of Streamlit's ``index.html``, as installed."""
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in re.findall(r"<script>(.*?)</script>", index_html, re.S)
+    ]
+
+
+def component_pages() -> str:
+    """The ``index.html`` of the v1 component frames the pages use: streamlit-authenticator's cookie manager."""
+    import extra_streamlit_components
+
+    build = Path(extra_streamlit_components.__file__).parent / "CookieManager" / "frontend" / "build"
+    return (build / "index.html").read_text(encoding="utf-8")
+
+
+def own_inline_scripts() -> str:
+    """The page scripts of our own that ``st.html`` inserts (no data in them), in every variant they are sent in."""
+    from crm_ui.customers_grid import SCROLL_SCRIPT
+    from crm_ui.global_search import FOLD_SIDEBAR
+
+    return "".join([FOLD_SIDEBAR, *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false"))])
+
+
+def content_security_policy(index_html: str) -> str:
+    """The pages' policy: everything from this host only, nothing may frame them.
+
+    No request leaves for another origin (images, scripts, styles, fonts, fetch/websocket): a
+    tracking pixel or a script planted in data could not load even if something rendered it.
+    Scripts are this host's files, inline scripts by their hash only (the bootstraps of
+    ``index.html`` and of the cookie manager's frame, and :func:`own_inline_scripts`: a script
+    planted in data would not run even if something rendered it), the ``blob:`` modules
+    Streamlit makes for inline components (the pipeline board) and WebAssembly (Streamlit's
+    protobuf decoder); ``'unsafe-inline'`` is needed for styles only (Streamlit's CSS-in-JS).
+    """
+    hashes = dict.fromkeys(inline_script_hashes(index_html) + inline_script_hashes(component_pages())
+                           + inline_script_hashes(own_inline_scripts()))
+    scripts = " ".join(["'self'", *hashes, "'wasm-unsafe-eval'", "blob:"])
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src {scripts}",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "media-src 'self' data: blob:",
+        "worker-src 'self' blob:",
+        "frame-src 'self' blob: data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",  # Streamlit's own component frames (the cookie manager) are this host's
+    ])
+
+
+# FastAPI's /api/docs page loads Swagger UI from its CDN and starts it with an inline script
+API_DOCS_CSP = ("default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+                "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: the browser-hardening headers on every HTTP response of the host.
+
+    ``Content-Security-Policy`` (see :func:`content_security_policy`), ``X-Frame-Options: SAMEORIGIN``
+    (no other site may frame a page: clickjacking; for browsers without ``frame-ancestors``),
+    ``X-Content-Type-Options: nosniff``,
+    ``Referrer-Policy: same-origin`` (a record's URL never leaves in a Referer) and a
+    ``Permissions-Policy`` that turns off camera, microphone, geolocation and payment.
+    """
+
+    def __init__(self, app: Any, page_policy: str) -> None:
+        self.app = app
+        common = [
+            (b"x-frame-options", b"SAMEORIGIN"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        self.page_headers = [*common, (b"content-security-policy", page_policy.encode())]
+        self.api_headers = [*common, (b"content-security-policy", API_CSP.encode())]
+        self.docs_headers = [*common, (b"content-security-policy", API_DOCS_CSP.encode())]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        extra = (self.docs_headers if path.rstrip("/") == "/api/docs"
+                 else self.api_headers if path == "/api" or path.startswith("/api/") else self.page_headers)
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *(header for header in extra if header[0] not in present)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def api_mount(api: Any) -> Mount:
     """``Mount("/api")`` whose pattern also spans a line feed (``%0A``) in the path.
 
@@ -297,7 +403,10 @@ def create_app(database_url: str | None = None) -> st.App:
         Route("/readyz", readiness.endpoint, methods=["GET"]),
         api_mount(create_api(database)),
     ]
-    return st.App(SCRIPT, routes=routes, lifespan=lifespan, on_script_error=on_script_error)
+    index_html = (Path(st.__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+    middleware = [Middleware(SecurityHeaders, page_policy=content_security_policy(index_html))]
+    return st.App(SCRIPT, routes=routes, lifespan=lifespan, middleware=middleware,
+                  on_script_error=on_script_error)
 
 
 app = create_app()

@@ -1,0 +1,90 @@
+"""In Chromium: the pages load nothing from outside and break no Content-Security-Policy; an open tab
+ends at its next click when the user logs out elsewhere or an admin changes their password."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import User
+from crm_core.services import tenants
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, settled
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 45_000
+WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+  (event) => window.__cspViolations.push(
+    [event.violatedDirective, event.blockedURI, event.sourceFile, location.pathname].join(' | ')));
+"""
+
+
+def test_pages_load_only_from_this_host_under_a_strict_policy(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+
+    response = page.goto(server.url)
+    assert response is not None
+    headers = response.headers
+    assert "frame-ancestors 'self'" in headers["content-security-policy"]
+    assert "img-src 'self' data: blob:" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
+
+    log_in(page, server, server.world.manager.username)
+    page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
+    settled(page)
+    for link, heading in (("Customers", "Customers"), ("Pipeline", "Pipeline"), ("Funnel", "Sales funnel"),
+                          ("Customer 360", "Customer 360"), ("My account", "My account")):
+        open_page(page, link, heading)
+        settled(page)
+    violations = page.evaluate("window.__cspViolations")
+    assert violations == [], violations
+    refused = [line for line in console if "Content Security Policy" in line]
+    assert refused == [], refused
+    outside = [url for url in requested if not url.startswith((server.url, "data:", "blob:"))]
+    assert outside == [], outside
+    screenshot(page, "account-under-csp")
+    context.close()
+
+
+def test_an_open_tab_ends_when_the_user_logs_out_elsewhere_or_gets_a_new_password(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    username = server.world.rep.username
+    desk = browser.new_context(viewport={"width": 1400, "height": 1000})
+    laptop = browser.new_context(viewport={"width": 1280, "height": 900})
+    desk_page, laptop_page = desk.new_page(), laptop.new_page()
+    log_in(desk_page, server, username)
+    log_in(laptop_page, server, username)
+    for page in (desk_page, laptop_page):
+        page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
+        settled(page)
+
+    desk_page.get_by_role("button", name="Log out").click()
+    desk_page.get_by_text("You have logged out.").wait_for(timeout=TIMEOUT)
+
+    # the other browser's next click: back to the login form, told why
+    laptop_page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Customers").click()
+    laptop_page.get_by_text("Your session has ended. Please log in again.").wait_for(timeout=TIMEOUT)
+    assert laptop_page.get_by_role("heading", name="Customers").count() == 0
+    screenshot(laptop_page, "session-ended-elsewhere")
+
+    # logged in again; an admin sets a new password: the open tab ends at its next click
+    log_in(desk_page, server, username)
+    desk_page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
+    settled(desk_page)
+    with server.db.system_session("e2e") as session:
+        user = session.scalars(select(User).where(User.username == username)).one()
+    form = tenants.UserInput(username, user.full_name, user.role, team_id=user.team_id, password="Reset-by-admin-77")
+    tenants.update_user(server.db, server.world.admin, user.id, form, expected_version=user.version)
+    desk_page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Customers").click()
+    desk_page.get_by_role("button", name="Log in").wait_for(timeout=TIMEOUT)
+    assert desk_page.get_by_role("heading", name="Customers").count() == 0
+    desk.close()
+    laptop.close()
