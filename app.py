@@ -8,17 +8,14 @@ lockouts and revoked sessions live in the database (see ``crm_core.services.auth
 from __future__ import annotations
 
 import datetime as dt
-import os
-import time
 from typing import Any
 
-import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities.exceptions import LoginError
 
 from crm_core import schema
-from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, resolve_cookie_key
+from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, demo_mode
 from crm_core.i18n import LANGUAGES, normalise_language
 from crm_core.models import Role
 from crm_core.queries.users import tenant_name
@@ -35,27 +32,24 @@ from crm_ui.context import (
 )
 from crm_ui.global_search import global_search_box
 from crm_ui.navigation import pages_for
+from crm_ui.session_cookie import (
+    CLEAR_PATH,
+    SET_PATH,
+    TICKET_STATE,
+    TICKETS,
+    configured_cookie_key,
+    cookie_issued_at,
+    pixel,
+)
 from crm_ui.text import plain, plain_line
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 LANG_CHOSEN_STATE = "kestrel_lang_chosen"
 VERIFIED_STATE = "kestrel_verified_user"
 NOTICE_STATE = "kestrel_login_notice"
+CLEAR_COOKIE_STATE = "kestrel_clear_cookie"
 
 st.set_page_config(page_title="Kestrel CRM", page_icon="🦅", layout="wide")
-
-
-def configured_cookie_key() -> str:
-    """The cookie-signing key from secrets.toml or CRM_COOKIE_KEY, else generated once."""
-    configured = os.environ.get("CRM_COOKIE_KEY")
-    if not configured:
-        try:
-            configured = st.secrets.get("cookie_key")
-        except FileNotFoundError:
-            configured = None
-        except Exception:  # a malformed secrets.toml must not leak a trace to the login page
-            configured = None
-    return resolve_cookie_key(configured)
 
 
 def language_switch(location: Any, key: str) -> None:
@@ -129,25 +123,13 @@ def streamlit_texts_in_chinese() -> None:
     st.html(f"<style>{rules}</style>")
 
 
-def cookie_issued_at() -> dt.datetime | None:
-    """When the browser's session cookie was issued (naive UTC), read from its signed token."""
-    token = st.context.cookies.get(COOKIE_NAME)
-    if not token:
-        return None
-    try:
-        claims = jwt.decode(token, configured_cookie_key(), algorithms=["HS256"])
-        expires = float(claims["exp_date"])
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-        return None
-    issued = expires - COOKIE_EXPIRY_DAYS * 86400
-    return dt.datetime.fromtimestamp(issued, dt.UTC).replace(tzinfo=None)
-
-
 def end_session(authenticator: stauth.Authenticate, notice: str | None = None) -> None:
-    """Forget the logged-in user in this browser session and delete the cookie."""
+    """Forget the logged-in user in this browser session; the login form's run drops the cookie."""
     authenticator.logout(location="unrendered")
-    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE, LANG_CHOSEN_STATE, SESSION_STARTED_STATE):
+    for key in (ACTOR_STATE, VERIFIED_STATE, PASSWORD_LOGIN_STATE, LANG_CHOSEN_STATE, SESSION_STARTED_STATE,
+                TICKET_STATE):
         st.session_state.pop(key, None)
+    st.session_state[CLEAR_COOKIE_STATE] = True
     if notice:
         st.session_state[NOTICE_STATE] = notice
 
@@ -160,11 +142,13 @@ def login_gate() -> stauth.Authenticate | None:
         "usernames": {st.session_state["username"]: {"name": st.session_state.get("name"), "password": "-"}}
     }
     before = {name: entry.get("failed_login_attempts", 0) for name, entry in credentials["usernames"].items()}
+    # cookie lifetime 0: the authenticator reads the login cookie but never writes it from JavaScript;
+    # the host sets it HttpOnly (crm_ui.session_cookie)
     authenticator = stauth.Authenticate(
         credentials,
         COOKIE_NAME,
         configured_cookie_key(),
-        COOKIE_EXPIRY_DAYS,
+        0,
         auto_hash=False,
         login_sleep_time=0,
     )
@@ -174,15 +158,24 @@ def login_gate() -> stauth.Authenticate | None:
         # None when the account was locked meanwhile (parallel wrong passwords): refused below
         st.session_state[SESSION_STARTED_STATE] = auth.record_login(db, event["username"])
 
-    if not authenticated:
+    # a returning browser with a live cookie logs in during this run: no login screen flashes (nor stays
+    # drawn above the page, sidebar hidden, for the rest of the run)
+    issued = cookie_issued_at(st.context.cookies.get(COOKIE_NAME), configured_cookie_key())
+    returning = (issued is not None and not st.session_state.get("logout")
+                 and issued > dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=COOKIE_EXPIRY_DAYS))
+    if not authenticated and not returning:
         # a session that just logged out would keep its stale page menu: no sidebar here
         st.markdown("<style>[data-testid='stSidebar']{display:none}</style>", unsafe_allow_html=True)
         st.title("🦅 Kestrel CRM")
         st.caption(t("login.tagline"))
+        if demo_mode():
+            st.warning(t("demo.banner"), icon="🧪")
         language_switch(st, "kestrel_language_login")
         # kept until the next login: a rerun from the cookie component must not wipe it
         if notice := st.session_state.get(NOTICE_STATE):
             st.info(t(notice))
+        if st.session_state.pop(CLEAR_COOKIE_STATE, False):
+            st.html(pixel(CLEAR_PATH))  # the browser drops the (now useless) login cookie
     try:
         authenticator.login(
             location="main",
@@ -221,13 +214,13 @@ def login_gate() -> stauth.Authenticate | None:
             end_session(authenticator)
             st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
             return None
-        # drop the login form from the screen; the pause lets the browser store the cookie first
-        time.sleep(0.3)
-        st.rerun()
+        # the next runs show a pixel whose request makes the host set the HttpOnly cookie
+        st.session_state[TICKET_STATE] = TICKETS.issue(username)
+        st.rerun()  # drop the login form from the screen
     newly_verified = st.session_state.get(VERIFIED_STATE) != username
     if newly_verified and not st.session_state.get(PASSWORD_LOGIN_STATE):
         # logged in from a cookie: the session started when the cookie was issued
-        st.session_state[SESSION_STARTED_STATE] = cookie_issued_at()
+        st.session_state[SESSION_STARTED_STATE] = issued
     # every rerun: a logout elsewhere, a password or role change, a deactivation or a lock ends this session
     started = st.session_state.get(SESSION_STARTED_STATE)
     actor = auth.load_actor(db, username, session_started=started) if started is not None else None
@@ -278,8 +271,12 @@ def main() -> None:
             workspace = tenant_name(session)
         role = t("role." + actor.role.value)
         st.markdown(f"**{plain_line(actor.full_name)}**  \n{plain(role)} · {plain_line(workspace)}")
+        if demo_mode():
+            st.caption("🧪 " + t("demo.banner"))
         global_search_box()
         language_switch(st.sidebar, "kestrel_language_choice")
+        if (ticket := st.session_state.get(TICKET_STATE)) and TICKETS.pending(ticket):
+            st.html(pixel(f"{SET_PATH}?ticket={ticket}"))  # until the browser has fetched it
         if st.button(t("login.logout"), key="kestrel_logout", width="stretch"):
             auth.end_sessions(db, actor.username)
             end_session(authenticator, notice="login.logged_out")

@@ -3,6 +3,7 @@
     uvicorn → st.App("app.py")   the Streamlit frame and its pages (websocket, /_stcore/…)
               /healthz           the process is up
               /readyz            the database answers, its schema is at Alembic head, the job queue answers
+              /_kestrel/session  turns a one-time login ticket into the HttpOnly login cookie (and …/clear)
               /api               the FastAPI app of ``crm_api`` (problem+json errors)
 
 Uncaught script errors reach ``on_script_error``: logged under a correlation id, shown to the
@@ -21,7 +22,9 @@ import base64
 import copy
 import hashlib
 import importlib
+import importlib.util
 import logging
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -34,13 +37,14 @@ import anyio
 import streamlit as st
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from crm_api import create_api
 from crm_core import schema
 from crm_core.config import load_settings
 from crm_core.db import Database, open_database
+from crm_ui import page_scripts, session_cookie
 from crm_ui.context import show_unexpected_error
 
 SCRIPT = Path(__file__).resolve().with_name("app.py")
@@ -280,18 +284,11 @@ def inline_script_hashes(index_html: str) -> list[str]:
 
 def component_pages() -> str:
     """The ``index.html`` of the v1 component frames the pages use: streamlit-authenticator's cookie manager."""
-    import extra_streamlit_components
-
-    build = Path(extra_streamlit_components.__file__).parent / "CookieManager" / "frontend" / "build"
+    # found, not imported: importing it would read Streamlit's configuration before st.App anchors it
+    spec = importlib.util.find_spec("extra_streamlit_components")
+    assert spec is not None and spec.origin is not None, "extra-streamlit-components is a requirement"
+    build = Path(spec.origin).parent / "CookieManager" / "frontend" / "build"
     return (build / "index.html").read_text(encoding="utf-8")
-
-
-def own_inline_scripts() -> str:
-    """The page scripts of our own that ``st.html`` inserts (no data in them), in every variant they are sent in."""
-    from crm_ui.customers_grid import SCROLL_SCRIPT
-    from crm_ui.global_search import FOLD_SIDEBAR
-
-    return "".join([FOLD_SIDEBAR, *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false"))])
 
 
 def content_security_policy(index_html: str) -> str:
@@ -300,13 +297,13 @@ def content_security_policy(index_html: str) -> str:
     No request leaves for another origin (images, scripts, styles, fonts, fetch/websocket): a
     tracking pixel or a script planted in data could not load even if something rendered it.
     Scripts are this host's files, inline scripts by their hash only (the bootstraps of
-    ``index.html`` and of the cookie manager's frame, and :func:`own_inline_scripts`: a script
+    ``index.html`` and of the cookie manager's frame, and ``crm_ui.page_scripts``: a script
     planted in data would not run even if something rendered it), the ``blob:`` modules
     Streamlit makes for inline components (the pipeline board) and WebAssembly (Streamlit's
     protobuf decoder); ``'unsafe-inline'`` is needed for styles only (Streamlit's CSS-in-JS).
     """
     hashes = dict.fromkeys(inline_script_hashes(index_html) + inline_script_hashes(component_pages())
-                           + inline_script_hashes(own_inline_scripts()))
+                           + inline_script_hashes(page_scripts.all_variants()))
     scripts = " ".join(["'self'", *hashes, "'wasm-unsafe-eval'", "blob:"])
     return "; ".join([
         "default-src 'self'",
@@ -373,6 +370,30 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1×1 transparent GIF
+
+
+def cookie_is_secure(request: Request) -> bool:
+    """Mark the cookie Secure over HTTPS (uvicorn reads X-Forwarded-Proto from a trusted proxy) or when told to."""
+    return request.url.scheme == "https" or os.environ.get("CRM_COOKIE_SECURE", "") == "1"
+
+
+async def set_session_cookie(request: Request) -> Response:
+    """Redeem a one-time login ticket: the browser stores the HttpOnly login cookie (crm_ui.session_cookie)."""
+    username = session_cookie.TICKETS.redeem(request.query_params.get("ticket", ""))
+    if username is None:
+        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    value = session_cookie.cookie_value(username, session_cookie.configured_cookie_key())
+    header = session_cookie.set_cookie_header(value, secure=cookie_is_secure(request))
+    return Response(PIXEL, media_type="image/gif", headers={"Set-Cookie": header, "Cache-Control": "no-store"})
+
+
+async def clear_session_cookie(request: Request) -> Response:
+    """Drop the login cookie (after a logout or an ended session; it no longer logs in anyway)."""
+    header = session_cookie.clear_cookie_header(secure=cookie_is_secure(request))
+    return Response(PIXEL, media_type="image/gif", headers={"Set-Cookie": header, "Cache-Control": "no-store"})
+
+
 def api_mount(api: Any) -> Mount:
     """``Mount("/api")`` whose pattern also spans a line feed (``%0A``) in the path.
 
@@ -401,6 +422,8 @@ def create_app(database_url: str | None = None) -> st.App:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.endpoint, methods=["GET"]),
+        Route(session_cookie.SET_PATH, set_session_cookie, methods=["GET"]),
+        Route(session_cookie.CLEAR_PATH, clear_session_cookie, methods=["GET"]),
         api_mount(create_api(database)),
     ]
     index_html = (Path(st.__file__).parent / "static" / "index.html").read_text(encoding="utf-8")

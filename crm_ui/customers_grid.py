@@ -52,6 +52,7 @@ from crm_core.services.customers import (
 from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
 from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, number, when
+from crm_ui.page_scripts import SCROLL_SCRIPT
 from crm_ui.text import plain, plain_join, plain_line
 
 PROFILE_PAGE = "pages/customer_profile.py"
@@ -77,35 +78,6 @@ GRID_CSS = """
 </style>
 """
 
-# Remembers the main area's scroll position in this tab and restores it when asked (after a
-# visit to a record).
-SCROLL_SCRIPT = """
-<script>
-const doc = window.parent.document, store = window.parent.sessionStorage, key = "kestrel-customers-scroll";
-const scroller = () => [doc.querySelector('[data-testid="stMain"]'),
-  doc.querySelector('[data-testid="stAppViewContainer"]'), doc.scrollingElement]
-  .find(el => el && el.scrollHeight > el.clientHeight + 4) || doc.scrollingElement;
-if (!window.parent.__kestrelGridScroll) {
-  window.parent.__kestrelGridScroll = true;
-  doc.addEventListener("scroll", (event) => {
-    if (doc.querySelector(".st-key-customers_table, .st-key-customers_cards")) {
-      const el = event.target === doc ? doc.scrollingElement : event.target;
-      store.setItem(key, String(el.scrollTop));
-    }
-  }, {capture: true, passive: true});
-}
-if (RESTORE) {
-  const wanted = Number(store.getItem(key) || 0);
-  let tries = 0;
-  const again = () => {
-    const el = scroller();
-    el.scrollTop = wanted;
-    if (Math.abs(el.scrollTop - wanted) > 4 && ++tries < 40) setTimeout(again, 100);
-  };
-  setTimeout(again, 50);
-}
-</script>
-"""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import streamlit as st
 
 from crm_core.queries.search import SearchHit, SearchResults, global_search
 from crm_ui.context import read_session, t
+from crm_ui.page_scripts import FOLD_SIDEBAR
 from crm_ui.text import plain_line
 
 PROFILE_PAGE = "pages/customer_profile.py"
@@ -21,18 +22,6 @@ QUERY_KEY = "global_search_query"
 RESULTS_STATE = "global_search_results"
 ICONS = {"customer": "🏢", "contact": "👤", "deal": "💼"}
 FOLD_STATE = "global_search_fold"
-# On a phone the sidebar covers the page: after Enter opened a record, fold it away (a menu
-# link does so by itself; st.switch_page does not). Our own script, no data in it.
-FOLD_SIDEBAR = """<script>
-if (window.innerWidth <= 640) {
-  const fold = () => {
-    const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
-    if (button) { button.click(); } else if (++tries < 20) { setTimeout(fold, 100); }
-  };
-  let tries = 0;
-  fold();
-}
-</script>"""
 
 
 def global_search_box() -> None:

@@ -18,6 +18,7 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
+from crm_ui.session_cookie import TICKET_STATE, TICKETS
 from crm_ui.text import plain
 
 LANGUAGE_KEY = "account_language"
@@ -63,6 +64,7 @@ if submitted:
                                          "confirm_password": t("account.confirm_password")})
     else:
         st.session_state[SESSION_STARTED_STATE] = started  # this session outlives the cut-off
+        st.session_state[TICKET_STATE] = TICKETS.issue(actor.username)  # and this browser gets a newer cookie
         for key in ("account_current_password", "account_new_password", "account_confirm_password"):
             st.session_state.pop(key, None)
         st.session_state["account_password_saved"] = True

@@ -99,6 +99,19 @@ def settled(page: object, timeout_ms: int = 30_000) -> None:
     )
 
 
+def session_cookie(context: object, timeout_ms: int = 30_000) -> dict[str, object]:
+    """The login cookie once the host has set it (the page fetches it after the login run), waited for."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        found = [c for c in context.cookies() if c["name"] == "kestrel_session"]  # type: ignore[attr-defined]
+        if found or time.monotonic() > deadline:
+            assert found, "the host never set the login cookie"
+            return dict(found[0])
+        time.sleep(0.1)
+
+
 def screenshot(page: object, name: str) -> None:
     """Keep a picture of what the user saw (artifacts/ is git-ignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import Customer
-from tests.e2e.conftest import Server, log_in, open_page, screenshot, switch_language
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, session_cookie, switch_language
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
@@ -44,7 +44,10 @@ def test_a_rep_works_in_chinese_and_logging_out_kills_the_cookie(server: Server,
     assert created.owner_id == server.world.rep.user_id
     screenshot(page, "customers-zh-created")
 
-    session_cookie = next(c for c in context.cookies() if c["name"] == "kestrel_session")
+    cookie = session_cookie(context)
+    # set by the server: scripts cannot read it
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
+    assert "kestrel_session" not in page.evaluate("document.cookie")
 
     # log out: the page returns to the login form
     page.get_by_role("button", name="退出登录").click()
@@ -53,7 +56,7 @@ def test_a_rep_works_in_chinese_and_logging_out_kills_the_cookie(server: Server,
 
     # a browser replaying the old cookie is not logged back in
     replay = browser.new_context(viewport={"width": 1400, "height": 1000})
-    replay.add_cookies([session_cookie])
+    replay.add_cookies([cookie])  # type: ignore[list-item]
     replayed = replay.new_page()
     replayed.goto(server.url)
     replayed.get_by_role("button", name="Log in").wait_for(timeout=TIMEOUT)
@@ -66,10 +69,10 @@ def test_a_valid_cookie_logs_back_in_without_a_password(server: Server, browser)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     log_in_to_customers(page, server, server.world.analyst.username)
-    cookie = next(c for c in context.cookies() if c["name"] == "kestrel_session")
+    cookie = session_cookie(context)
     context.close()
     again = browser.new_context(viewport={"width": 1400, "height": 1000})
-    again.add_cookies([cookie])
+    again.add_cookies([cookie])  # type: ignore[list-item]
     page = again.new_page()
     page.goto(server.url)
     page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)

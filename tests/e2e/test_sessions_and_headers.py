@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from crm_core.models import User
 from crm_core.services import tenants
-from tests.e2e.conftest import Server, log_in, open_page, screenshot, settled
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, session_cookie, settled
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
@@ -88,3 +89,36 @@ def test_an_open_tab_ends_when_the_user_logs_out_elsewhere_or_gets_a_new_passwor
     assert desk_page.get_by_role("heading", name="Customers").count() == 0
     desk.close()
     laptop.close()
+
+
+def test_my_new_password_keeps_this_browser_signed_in_across_a_reload(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    log_in(page, server, server.world.analyst.username)
+    page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT)
+    first = session_cookie(context)
+    assert first["httpOnly"] is True
+    open_page(page, "My account", "My account")
+    settled(page)
+    page.get_by_role("textbox", name="Current password").fill(PASSWORD)
+    page.get_by_role("textbox", name="New password", exact=True).fill("Analyst-new-pass-31")
+    page.get_by_role("textbox", name="New password again").fill("Analyst-new-pass-31")
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_text("Password changed.", exact=False).wait_for(timeout=TIMEOUT)
+
+    def renewed() -> bool:
+        return any(c["name"] == "kestrel_session" and c["value"] != first["value"] for c in context.cookies())
+
+    for _ in range(300):
+        if renewed():
+            break
+        page.wait_for_timeout(100)
+    assert renewed(), "the host did not renew the login cookie after the password change"
+    page.reload()
+    page.get_by_role("heading", name="My account").wait_for(timeout=TIMEOUT)  # signed in by the new cookie
+    settled(page)
+    assert page.get_by_role("button", name="Log in").count() == 0
+    assert page.get_by_text("Customers, pipeline and follow-ups for your sales team.").count() == 0  # no login screen
+    page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=TIMEOUT)
+    screenshot(page, "password-changed-reloaded")
+    context.close()
