@@ -6,6 +6,7 @@ Every knob of Kestrel CRM lives here so that nothing else reads ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,22 @@ class Settings:
     database_url: str = field(default_factory=lambda: default_database_url())
     cookie_key: str | None = None
     admin_password: str | None = None
+
+
+DEMO_SLUG_PATTERN = re.compile(r"^demo(-[0-9]+)?$")  # the demo generator's workspaces: demo, demo-2, …
+
+
+def demo_mode() -> bool:
+    """``CRM_DEMO_MODE=1`` (``make run`` sets it): the demo workspaces' users, whose password is published, may sign in.
+
+    Anywhere else (a server, a container) they cannot, even if demo data was loaded by mistake.
+    """
+    return os.environ.get("CRM_DEMO_MODE", "") == "1"
+
+
+def is_demo_slug(slug: str) -> bool:
+    """Is this the slug of a demo workspace (reserved: no real tenant can take it)?"""
+    return bool(DEMO_SLUG_PATTERN.match(slug))
 
 
 def default_database_url() -> str:
@@ -108,3 +125,18 @@ def resolve_cookie_key(configured: str | None, key_file: Path = COOKIE_KEY_FILE)
     key_file.write_text(generated, encoding="utf-8")
     key_file.chmod(0o600)
     return generated
+
+
+def keep_private(path: Path) -> None:
+    """Make a database file readable by its owner only (created so, or tightened if others may read it).
+
+    A CRM's database holds every customer's contact details: ``0644`` let every account on the
+    machine copy it. SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077 and path.stat().st_uid == os.getuid():
+        path.chmod(mode & 0o700)

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core import access
-from crm_core.config import DEFAULT_SQLITE_PATH
+from crm_core.config import keep_private
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite turn on WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and url != "sqlite://" and ":memory:" not in url:
-            DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            keep_private(Path(database))
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

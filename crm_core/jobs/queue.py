@@ -19,7 +19,7 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
-from crm_core.config import jobs_queue_name, jobs_queue_path, redis_url
+from crm_core.config import jobs_queue_name, jobs_queue_path, keep_private, redis_url
 
 PROGRESS_KEY = "kestrel.progress.{job_id}"
 CANCEL_KEY = "kestrel.cancel.{job_id}"
@@ -33,7 +33,7 @@ def make_queue(database_url: str | None = None) -> Huey:
     if url:
         return RedisHuey(jobs_queue_name(), url=url)
     path = jobs_queue_path(database_url)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    keep_private(path)  # job arguments name customers, files and users
     return SqliteHuey(jobs_queue_name(), filename=str(path), timeout=30)
 
 

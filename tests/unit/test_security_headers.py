@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -11,7 +12,7 @@ from server import SecurityHeaders, content_security_policy, inline_script_hashe
 
 
 def client() -> TestClient:
-    async def hello(request: object) -> PlainTextResponse:
+    async def hello(request: Request) -> PlainTextResponse:
         return PlainTextResponse("hi", headers={"X-Frame-Options": "DENY"} if "own" in str(request.url) else None)
 
     app = Starlette(routes=[Route("/{path:path}", hello)])
