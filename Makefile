@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEMO ?= 1
 DEMO_CUSTOMERS ?= 2000
 PORT ?= 8501
 HOST ?= 127.0.0.1
@@ -31,10 +32,14 @@ install-dev: $(DEV_STAMP)
 ## make run: install, create/upgrade the SQLite database, load demo data if empty, then serve the app
 ## (uvicorn server:app on HOST:PORT, default 127.0.0.1:8501) with a job worker beside it; Ctrl-C stops both
 ## (the demo load runs in this process, CRM_JOBS_INLINE=1: no worker is running yet)
+## DEMO=0 skips the demo data and serves without demo mode (the demo users, whose password the README
+## publishes, can sign in only when CRM_DEMO_MODE=1, which DEMO=1 sets; the pages then say so in a banner)
 run: install
 	$(BIN)/python -m crm_core init
-	CRM_JOBS_INLINE=1 $(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F)
-	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+	@if [ "$(DEMO)" = 1 ]; then \
+	  CRM_JOBS_INLINE=1 $(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F); \
+	fi
+	CRM_DEMO_MODE=$(DEMO) BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/run.sh
 
 ## Debian's Chromium, CJK and emoji fonts for the browser tests (Playwright cannot download a browser here)
 BROWSER_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji

@@ -17,7 +17,7 @@ import bcrypt
 from sqlalchemy import func, select, update
 
 from crm_core.access import Actor
-from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS
+from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS, demo_mode, is_demo_slug
 from crm_core.db import Database
 from crm_core.errors import ValidationFailed
 from crm_core.models import AuditEvent, Role, Team, Tenant, User, utcnow
@@ -82,17 +82,21 @@ def login_credentials(db: Database) -> dict[str, Any]:
     """The credentials mapping streamlit-authenticator expects, built from active users.
 
     A locked user is listed with ``failed_login_attempts`` at the maximum, so the
-    authenticator refuses them before looking at the password.
+    authenticator refuses them before looking at the password. Users of the demo workspaces
+    are listed in demo mode only (:func:`crm_core.config.demo_mode`).
     """
     now = utcnow()
     usernames: dict[str, dict[str, Any]] = {}
     with db.system_session("login") as session:
         rows = session.execute(
-            select(User)
+            select(User, Tenant.slug)
             .join(Tenant, Tenant.id == User.tenant_id)
             .where(User.is_active.is_(True), Tenant.is_active.is_(True))
-        ).scalars()
-        for user in rows:
+        )
+        demo_allowed = demo_mode()
+        for user, slug in rows:
+            if not demo_allowed and is_demo_slug(slug):
+                continue  # a demo user's password is published: outside demo mode it opens nothing
             usernames[user.username] = {
                 "name": user.full_name,
                 "email": user.email or f"{user.username}@invalid.local",

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
+from crm_core.config import is_demo_slug
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models import Pipeline, PipelineStage, Role, StageKind, Team, Tenant, User, utcnow
@@ -56,6 +57,8 @@ def create_tenant(
         errors["name"] = ("validation.required", {})
     if not _SLUG.match(slug):
         errors["slug"] = ("tenant.slug_invalid", {})
+    elif is_demo_slug(slug):
+        errors["slug"] = ("tenant.slug_reserved", {"slug": slug})
     if (problem := username_problem(admin_username)) is not None:
         errors["username"] = (problem, {})
     generated = admin_password is None

@@ -140,3 +140,29 @@ def test_a_refused_password_change_changes_nothing(live_db: Database, world: Wor
     after = user_row(live_db, world.rep.username)
     assert (after.password_hash, after.sessions_valid_after) == (before.password_hash, before.sessions_valid_after)
     assert auth.load_actor(live_db, world.rep.username, session_started=started) is not None
+
+
+def test_demo_users_sign_in_only_in_demo_mode(live_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crm_core.demo import generate_demo
+
+    with live_db.system_session("test") as session:
+        from crm_core.models import Tenant
+
+        has_demo = session.scalar(select(Tenant.id).where(Tenant.slug == "demo")) is not None
+    if not has_demo:
+        generate_demo(live_db, customers=5)
+    monkeypatch.delenv("CRM_DEMO_MODE", raising=False)
+    assert "demo.rep" not in auth.login_credentials(live_db)["usernames"]
+    monkeypatch.setenv("CRM_DEMO_MODE", "1")
+    assert "demo.rep" in auth.login_credentials(live_db)["usernames"]
+
+
+def test_no_real_workspace_can_take_a_demo_slug(live_db: Database) -> None:
+    for slug in ("demo", "demo-7"):
+        with pytest.raises(ValidationFailed) as refused:
+            tenants.create_tenant(live_db, name="Real", slug=slug, admin_username=f"boss-{slug}",
+                                  admin_password=PASSWORD)
+        assert refused.value.errors["slug"][0] == "tenant.slug_reserved"
+    created = tenants.create_tenant(live_db, name="Demolition", slug="demolition-co", admin_username="boss.demolition",
+                                    admin_password=PASSWORD)
+    assert created.tenant_id

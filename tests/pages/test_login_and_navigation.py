@@ -101,3 +101,15 @@ def test_a_stale_value_of_the_login_forms_language_box_never_switches_the_sessio
     with app_world.db.system_session("test") as session:
         user = session.scalars(select(User).where(User.username == app_world.world.rep.username)).one()
     assert user.language == "zh-CN"
+
+
+def test_demo_mode_says_so_on_the_login_form_and_beside_every_page(app_world: AppWorld, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = new_app()
+    app.run()
+    assert not any("Demo mode" in w.value for w in app.warning)  # not in demo mode: no banner
+    monkeypatch.setenv("CRM_DEMO_MODE", "1")
+    app = new_app()
+    app.run()
+    assert any("Demo mode" in w.value for w in app.warning)
+    app = log_in(app_world.world.rep.username)
+    assert any("Demo mode" in c.value for c in app.sidebar.caption)
