@@ -33,6 +33,22 @@ def get_db() -> Database:
     return open_database(load_settings().database_url)
 
 
+MAX_RECORD_ID = 2**31 - 1  # ids are 32-bit integers on every database
+
+
+def record_id(raw: object) -> int | None:
+    """An id read from the URL or a form, parsed strictly: ASCII digits 1…2³¹-1, else None ("not found").
+
+    ``str.isdigit`` accepts "²" and "١٢" that ``int`` then refuses or reads (a superscript digit
+    ended in the generic error box), and a 20-digit id overflowed PostgreSQL's integer.
+    """
+    text = str(raw or "").strip()
+    if not (text.isascii() and text.isdecimal()) or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_RECORD_ID else None
+
+
 def lang() -> str:
     """The interface language of this browser session."""
     return str(st.session_state.get(LANG_STATE, DEFAULT_LANGUAGE))

@@ -44,7 +44,7 @@ from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_core.services.tasks import TaskInput, create_task
 from crm_ui import pool
-from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
 from crm_ui.text import plain, plain_join, plain_line, plain_params
 
@@ -104,20 +104,20 @@ class Profile:
 def page() -> None:
     """The Customer 360 of ``?customer_id=``, or a search when there is none."""
     raw_id = st.query_params.get("customer_id", "")
-    customer_id = int(raw_id) if str(raw_id).isdigit() else None
-    if customer_id is None:
+    if not raw_id:
         pick_customer()
         return
+    customer_id = record_id(raw_id)  # a malformed id is simply not found, like another tenant's
     actor = current_actor()
     with read_session() as session:
-        data = get_customer_profile(session, customer_id, with_activities=False)
+        data = get_customer_profile(session, customer_id, with_activities=False) if customer_id else None
         if data is None or data.customer.archived_at is not None:
             facts = None
         else:
             facts = key_facts(session, data)
             definitions = custom_field_definitions(session)
             owners = assignable_owners(session)
-    if data is None or facts is None:
+    if data is None or facts is None or customer_id is None:
         st.title(t("profile.title"))
         st.warning(t("error.not_found"))
         back_link()

@@ -54,7 +54,7 @@ from crm_core.services.deals import (
     undo_stage_move,
     update_opportunity,
 )
-from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.context import choice_key, current_actor, get_db, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import date, date_input_format, money, number, percent, when
 from crm_ui.text import plain, plain_line, plain_params
 
@@ -203,12 +203,13 @@ def close_deal() -> None:
 def _open_linked_deal(pipeline: PipelineRow) -> None:
     """``?deal=ID`` (a card's link opened in a new tab, a reload) opens that deal."""
     raw = st.query_params.get("deal", "")
-    if not raw or (raw.isdigit() and STATE.get("pipeline_edit_id") == int(raw)):
+    deal_id = record_id(raw)
+    if not raw or (deal_id is not None and STATE.get("pipeline_edit_id") == deal_id):
         return
     card = None
-    if raw.isdigit():
+    if deal_id is not None:
         with read_session() as session:
-            card = get_deal(session, int(raw))
+            card = get_deal(session, deal_id)
     if card is None or card.pipeline_id != pipeline.id:
         st.query_params.pop("deal", None)
         if card is None:

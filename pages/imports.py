@@ -41,7 +41,7 @@ from crm_core.jobs.uploads import store_upload
 from crm_core.models import Role
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
-from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.jobs import (
     cancel_button,
     download_quarantined,
@@ -488,8 +488,8 @@ with history_tab:
         if wanted_run and STATE.get("imports_history_linked") != wanted_run:
             # once per link: afterwards the user's own choice of run stands
             STATE["imports_history_linked"] = wanted_run
-            if wanted_run.isdigit() and int(wanted_run) in by_id:
-                STATE["imports_history_run"] = int(wanted_run)
+            if (linked_run := record_id(wanted_run)) in by_id:
+                STATE["imports_history_run"] = linked_run
         chosen = st.selectbox(
             t("imports.pick_run"),
             list(by_id),

@@ -17,7 +17,7 @@ from crm_core.errors import NotFound
 from crm_core.jobs.context import kinds
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
-from crm_ui.context import choice_key, current_actor, read_session, show_domain_error, t
+from crm_ui.context import choice_key, current_actor, read_session, record_id, show_domain_error, t
 from crm_ui.jobs import (
     ACTIVE,
     STATUS_COLOURS,
@@ -94,7 +94,7 @@ if linked is not None:
     if st.button(t("jobs.page.show_all"), key="jobs_show_all", icon="⬅️"):
         del st.query_params["job"]
         st.rerun()
-    linked_id = int(linked) if linked.isdigit() else 0
+    linked_id = record_id(linked) or 0
 
     def load_linked() -> list[JobView]:
         with read_session() as session:

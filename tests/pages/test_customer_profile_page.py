@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from crm_core.models import Activity, Contact, Customer
@@ -225,3 +226,14 @@ def test_the_sidebar_search_box_is_on_the_page_after_login(app_world: AppWorld) 
     box = app.text_input(key="global_search_query")
     assert box.label == "Search customers, contacts, deals"
     assert box.placeholder == "Name, email or phone — Enter opens"
+
+
+@pytest.mark.parametrize("raw", ["²", "١٢", "１２", "-1", "0", "99999999999999999999", "1e3", " 1 2", "%00"])
+def test_a_malformed_id_in_the_url_is_not_found_never_an_error(app_world: AppWorld, raw: str) -> None:
+    app = log_in(app_world.world.rep.username)
+    app.switch_page("pages/customer_profile.py")
+    app.query_params["customer_id"] = raw
+    app.run()
+    assert not app.exception
+    assert not [e.value for e in app.error], [e.value for e in app.error]  # no "something went wrong" box
+    assert [w.value for w in app.warning] == ["The record does not exist or is not visible to you."]

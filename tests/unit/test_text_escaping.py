@@ -197,3 +197,12 @@ def test_no_page_puts_data_in_a_message_unescaped(path: Path) -> None:
 )
 def test_the_message_guard_flags_data_and_only_data(source: str, flagged: bool) -> None:
     assert bool(unescaped_message_parameters(source)) is flagged
+
+
+def test_ids_from_urls_are_read_strictly() -> None:
+    from crm_ui.context import record_id
+
+    assert record_id("12") == 12 and record_id(" 7 ") == 7
+    for raw in ("²", "١٢", "１２", "-1", "0", "99999999999", "1e3", "1 2", "\x00", "", None, "2147483648"):
+        assert record_id(raw) is None, raw
+    assert record_id("2147483647") == 2147483647
