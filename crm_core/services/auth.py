@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import bcrypt
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from crm_core.access import Actor
 from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS, demo_mode, is_demo_slug
@@ -120,28 +120,34 @@ def _audit(session: Any, user: User, action: str, changes: dict[str, Any] | None
     )
 
 
+def _bookkeeping(**values: Any) -> Any:
+    """An UPDATE of login bookkeeping on ``users``: no version bump, so an admin's open form of the user stays
+    current, and no read-modify-write, so two logins at once (two tabs) never trip the optimistic lock."""
+    return update(User).values(**values).execution_options(synchronize_session=False)
+
+
 def record_failed_login(db: Database, username: str) -> bool:
     """Count a wrong password; returns True when this failure locked the account.
 
-    The counter moves in one ``UPDATE … SET n = n + 1``: parallel wrong passwords each count
-    (a read-then-write let eight parallel guesses through a limit of five).
+    The counter moves in one ``UPDATE … SET n = n + 1`` and the lock is set by one conditional
+    ``UPDATE``: parallel wrong passwords each count, and exactly one of them locks.
     """
     with db.system_transaction("login") as session:
         session.info["crm_skip_audit"] = True
         counted = session.execute(
-            update(User)
+            _bookkeeping(failed_login_count=func.coalesce(User.failed_login_count, 0) + 1)
             .where(User.username == username)
-            .values(failed_login_count=func.coalesce(User.failed_login_count, 0) + 1)
-            .execution_options(synchronize_session=False)
         )
         if not counted.rowcount:  # type: ignore[attr-defined]
             return False
-        user = session.scalars(
-            select(User).where(User.username == username).execution_options(populate_existing=True)
-        ).one()
-        locked_now = user.failed_login_count >= LOGIN_MAX_FAILED_ATTEMPTS and not is_locked(user)
-        if locked_now:
-            user.locked_until = utcnow() + dt.timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+        now = utcnow()
+        locking = session.execute(
+            _bookkeeping(locked_until=now + dt.timedelta(minutes=LOGIN_LOCKOUT_MINUTES))
+            .where(User.username == username, User.failed_login_count >= LOGIN_MAX_FAILED_ATTEMPTS,
+                   or_(User.locked_until.is_(None), User.locked_until <= now))
+        )
+        locked_now = bool(locking.rowcount)  # type: ignore[attr-defined]
+        user = session.scalars(select(User).where(User.username == username)).one()
         _audit(session, user, "login_locked" if locked_now else "login_failed")
         return locked_now
 
@@ -151,17 +157,18 @@ def record_login(db: Database, username: str) -> dt.datetime | None:
 
     Returns when the session started (naive UTC), or None when the account was locked by the
     time the login is recorded: a right password that raced past the fifth wrong one in
-    parallel opens nothing.
+    parallel opens nothing. One conditional ``UPDATE`` decides.
     """
     with db.system_transaction("login") as session:
         session.info["crm_skip_audit"] = True
-        user = session.scalars(select(User).where(User.username == username)).one_or_none()
-        if user is None or is_locked(user):
-            return None
         started = utcnow()
-        user.failed_login_count = 0
-        user.locked_until = None
-        user.last_login_at = started
+        stamped = session.execute(
+            _bookkeeping(failed_login_count=0, locked_until=None, last_login_at=started)
+            .where(User.username == username, or_(User.locked_until.is_(None), User.locked_until <= started))
+        )
+        if not stamped.rowcount:  # type: ignore[attr-defined]
+            return None  # unknown, or locked
+        user = session.scalars(select(User).where(User.username == username)).one()
         _audit(session, user, "login")
         return started
 
@@ -170,10 +177,10 @@ def end_sessions(db: Database, username: str) -> None:
     """Logout: every session of the user (this tab, other tabs, other browsers, their cookies) ends."""
     with db.system_transaction("logout") as session:
         session.info["crm_skip_audit"] = True
-        user = session.scalars(select(User).where(User.username == username)).one_or_none()
-        if user is None:
+        ended = session.execute(_bookkeeping(sessions_valid_after=utcnow()).where(User.username == username))
+        if not ended.rowcount:  # type: ignore[attr-defined]
             return
-        user.sessions_valid_after = utcnow()
+        user = session.scalars(select(User).where(User.username == username)).one()
         _audit(session, user, "logout")
 
 
