@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -78,7 +79,7 @@ def test_twenty_logins_at_once_all_succeed(live_db: Database, world: World) -> N
         return started is not None and auth.load_actor(live_db, username, session_started=started) is not None
 
     names = [usernames[i % len(usernames)] for i in range(SESSIONS)]
-    results = all_at_once([lambda name=name: log_in(name) for name in names])
+    results = all_at_once([partial(log_in, name) for name in names])
     assert kinds(results) == {"ok": SESSIONS}, results
     assert all(results)
 
@@ -92,7 +93,7 @@ def test_twenty_people_saving_the_same_two_customers_one_wins_each_the_rest_are_
         form = CustomerInput(name=f"Edit {number}", owner_id=world.rep.user_id)
         return update_customer(live_db, world.rep, targets[number % 2], form, expected_version=1)
 
-    results = all_at_once([lambda n=n: save(n) for n in range(SESSIONS)])
+    results = all_at_once([partial(save, n) for n in range(SESSIONS)])
     assert kinds(results) == {"ok": 2, "StaleRecord": SESSIONS - 2}, results
     stale = [result for result in results if isinstance(result, StaleRecord)]
     assert all(error.changed_by for error in stale)  # each refusal names who saved first
@@ -120,8 +121,8 @@ def test_imports_and_edits_side_by_side_lose_nothing(live_db: Database, world: W
         form = CustomerInput(name=f"Mine {number} (edited)", owner_id=world.rep.user_id)
         return update_customer(live_db, world.rep, mine[number], form, expected_version=1)
 
-    calls: list[Callable[[], Any]] = [lambda b=b: import_batch(b) for b in range(4)]
-    calls += [lambda n=n: edit(n) for n in range(len(mine))]
+    calls: list[Callable[[], Any]] = [partial(import_batch, b) for b in range(4)]
+    calls += [partial(edit, n) for n in range(len(mine))]
     results = all_at_once(calls)
     assert kinds(results) == {"ok": SESSIONS}, [r for r in results if isinstance(r, Exception)]
     assert results[:4] == ["imported"] * 4
