@@ -43,7 +43,7 @@ from crm_core.errors import (
     ValidationFailed,
 )
 from crm_core.i18n import LANGUAGES, t
-from crm_core.incidents import log_incident
+from crm_core.incidents import is_database_outage, log_incident
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -210,6 +210,10 @@ def _iso(value: Any) -> str | None:
 async def unexpected_error(request: Request, error: Exception) -> ProblemResponse:
     """Anything else: the traceback goes to the log under a correlation id; the client gets the id only."""
     incident_id = log_incident(error, where=f"API {request.method} {request.url.path}")
+    if is_database_outage(error):  # nothing was written; the client may simply retry
+        return problem(503, detail=t("error.database_unavailable", request_language(request),
+                                     incident=incident_id),
+                       headers={"Retry-After": "5"}, correlation_id=incident_id)
     return problem(500, detail=f"An unexpected error occurred; it was logged under reference {incident_id}.",
                    correlation_id=incident_id)
 

@@ -9,6 +9,7 @@ with neither, so a forgotten scope fails loudly instead of leaking another tenan
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 WRITE_OPTION = "crm_writes"  # execution option: this connection's transaction will write
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another to finish before "database is locked"
+
+
+def sqlite_busy_timeout_ms() -> int:
+    """How long an SQLite writer waits for another: ``CRM_SQLITE_BUSY_TIMEOUT_MS``, else 30 s."""
+    configured = os.environ.get("CRM_SQLITE_BUSY_TIMEOUT_MS", "")
+    return int(configured) if configured.isascii() and configured.isdecimal() else SQLITE_BUSY_TIMEOUT_MS
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -59,7 +67,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={sqlite_busy_timeout_ms()}")
     # the access layer's "customer_id IN (visible customers)" builds a temporary index; in memory
     # it is about twice as fast as in a temp file (manager's revenue trend, 1M customers)
     cursor.execute("PRAGMA temp_store=MEMORY")

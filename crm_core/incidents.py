@@ -8,9 +8,14 @@ what a user reports by grepping the ``kestrel`` log for the id on their screen.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 LOG = logging.getLogger("kestrel")
+# OperationalErrors that are bugs of ours (SQLite reports a schema mistake that way), not an outage
+_NOT_AN_OUTAGE = re.compile(r"no such (table|column)|syntax error|has no column", re.IGNORECASE)
 
 
 def new_incident_id() -> str:
@@ -23,3 +28,16 @@ def log_incident(error: BaseException, *, where: str) -> str:
     incident_id = new_incident_id()
     LOG.error("incident %s: unexpected %s in %s", incident_id, type(error).__name__, where, exc_info=error)
     return incident_id
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """Did the database fail to do its part: gone away, restarted, busy past the timeout, disk full?
+
+    The user is told so (nothing was saved; try again shortly) instead of "unexpected error":
+    PostgreSQL terminating the backend, MariaDB "gone away" or a lock wait timeout, SQLite
+    "database is locked" past the busy timeout or "database or disk is full". The unit of work
+    rolled back with it, and the pool replaces a dead connection on the next checkout.
+    """
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError) and not _NOT_AN_OUTAGE.search(str(error.orig))

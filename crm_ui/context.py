@@ -19,7 +19,7 @@ from crm_core.db import Database, open_database
 from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord, ValidationFailed
 from crm_core.i18n import DEFAULT_LANGUAGE
 from crm_core.i18n import t as translate
-from crm_core.incidents import log_incident
+from crm_core.incidents import is_database_outage, log_incident
 from crm_ui.text import plain, plain_line, plain_params
 
 ACTOR_STATE = "kestrel_actor"
@@ -123,5 +123,8 @@ def show_unexpected_error(error: Exception) -> str:
     Returns the id (the one the ``kestrel`` log line starts with, see ``crm_core.incidents``).
     """
     incident_id = log_incident(error, where=f"the page {st.context.url or '?'}")
-    st.error(t("error.unexpected_with_id", incident=incident_id))
+    if is_database_outage(error):  # busy, restarted, full: nothing was saved; it recovers on its own
+        st.error(t("error.database_unavailable", incident=incident_id))
+    else:
+        st.error(t("error.unexpected_with_id", incident=incident_id))
     return incident_id

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from crm_core.db import Database, open_database
 from crm_core.errors import DomainError, RequesterInactive, UnknownJobKind, ValidationFailed
 from crm_core.i18n import normalise_language
+from crm_core.incidents import is_database_outage
 from crm_core.jobs import queue as job_queue
 from crm_core.jobs.context import JobCancelled, JobContext, kinds
 from crm_core.models import utcnow
@@ -93,11 +94,12 @@ def execute_job(
     except DomainError as failure:
         status = JobStatus.FAILED
         error = (failure.message_key, _json_safe(failure.params), None)
-    except Exception:  # any bug or outage: logged with an id the user can quote, no trace shown
+    except Exception as failure:  # any bug or outage: logged with an id the user can quote, no trace shown
         status = JobStatus.FAILED
         correlation_id = secrets.token_hex(4)
         LOG.exception("job %s (%s) failed [%s]", job_id, kind_name, correlation_id)
-        error = ("jobs.error.unexpected", {"id": correlation_id}, correlation_id)
+        key = "jobs.error.database_unavailable" if is_database_outage(failure) else "jobs.error.unexpected"
+        error = (key, {"id": correlation_id}, correlation_id)
     _finish(db, job_id, status, result, error, context)
     job_queue.forget_job(job_id, queue)
     return status

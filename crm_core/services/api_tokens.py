@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 
+import crm_core.db
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
@@ -37,7 +38,6 @@ MAX_EXPIRY_DAYS = 366
 LAST_USED_PRECISION = dt.timedelta(minutes=1)
 """``last_used_at`` is written at most once a minute per token: not a write on every request."""
 TOUCH_WAIT_MS = 100
-SQLITE_BUSY_TIMEOUT_MS = 30_000  # what crm_core.db sets on every SQLite connection
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,8 @@ def _touch(db: Database, token_id: int, now: dt.datetime) -> None:
             except OperationalError:
                 connection.rollback()  # locked by a writer: the stamp waits for a later request
             finally:
-                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                # back to what crm_core.db gives every SQLite connection (read now: one setting)
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={crm_core.db.sqlite_busy_timeout_ms()}")
                 connection.commit()
         return
     with db.system_transaction("api token last used") as session:

@@ -40,3 +40,4 @@ def test_an_error_in_a_page_shows_a_translated_reference_and_logs_the_trace_unde
     [record] = [record for record in caplog.records if record.name == "kestrel"]
     assert record.getMessage().startswith(f"incident {incident_id}: unexpected RuntimeError in the page")
     assert record.exc_info is not None and str(record.exc_info[1]) == SECRET
+
