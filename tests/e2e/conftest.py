@@ -182,3 +182,4 @@ def log_in(page: object, server: Server, username: str, *, timeout_ms: int = 45_
     page.get_by_role("textbox", name="Password").fill(PASSWORD)  # type: ignore[attr-defined]
     page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
     page.get_by_role("button", name="Log out").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
+    session_cookie(page.context, timeout_ms)  # type: ignore[attr-defined]  # set by the host: a reload logs back in

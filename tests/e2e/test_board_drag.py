@@ -14,7 +14,7 @@ from crm_core.models import Customer, Opportunity, PipelineStage
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.services import auth
 from crm_core.services.deals import OpportunityInput, create_opportunity
-from tests.e2e.conftest import Server, log_in, open_page, screenshot
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, session_cookie
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -233,6 +233,7 @@ def one_handed_move(server: Server, page: Any, deal_id: int, stages: dict[str, i
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="仪表盘", exact=True).wait_for(timeout=45_000)  # the sidebar is folded away
+    session_cookie(page.context)  # the host has set the login cookie: the next address logs in with it
     page.goto(server.url.rstrip("/") + "/pipeline")
     page.get_by_role("heading", name="销售看板", exact=True).wait_for(timeout=TIMEOUT)
     page.locator(".kb-card").first.wait_for(timeout=TIMEOUT)

@@ -4,6 +4,12 @@ The world's data is Chinese (names, teams, stages, products), so any English wor
 is interface text: the page's own, or Streamlit's (menus, uploaders, date boxes, empty cells).
 A short list of proper nouns and technical names is allowed. Each page is also pictured at
 1280 and 390 px (``artifacts/screenshots/zh-walk-*``).
+
+The world also holds hostile values (issue 19): a customer, its tags and industry, a deal, a
+product, a task and a segment whose names carry Markdown images and links, HTML, colour and bold
+markup. On every page view of every role the page must show them as text: no image or link
+built from them, nothing bold or coloured from them, no Content-Security-Policy violation and
+no request for any address outside the app.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from crm_core.models import (
     Tenant,
     User,
 )
+from crm_core.models.segments import Segment, SegmentSharing
 from crm_ui.navigation import pages_for
 from tests.e2e.conftest import Server, prepare_database, screenshot
 from tests.factories import PASSWORD
@@ -55,6 +62,24 @@ ZH_TENANT = "红隼贸易"
 ZH_TEAMS = {"East": "华东", "West": "华西"}
 ZH_STAGES = {"Lead": "线索", "Qualified": "已确认", "Proposal": "方案", "Negotiation": "谈判", "Won": "赢单",
              "Lost": "输单"}
+HOSTILE = ("红隼 ![图](http://tracker.example/p.png) [点击](http://phish.example) :red[红色] **加粗** "
+           "<img src=x onerror=alert(1)>")
+HOSTILE_WORDS = set(WORD.findall(HOSTILE))  # data, not interface text
+# what the hostile values would become if anything rendered them as Markdown or HTML
+RENDERED_FROM_DATA = """() => [
+  ...[...document.querySelectorAll('img')].filter(img => /tracker\\.example|^x$/.test(img.getAttribute('src') || ''))
+     .map(img => 'img ' + img.getAttribute('src')),
+  ...[...document.querySelectorAll('a')].filter(a => (a.getAttribute('href') || '').includes('phish.example'))
+     .map(a => 'link ' + a.getAttribute('href')),
+  ...[...document.querySelectorAll('strong, b, span, em')]
+     .filter(el => ['加粗', '红色'].includes(el.textContent.trim()))
+     .map(el => el.tagName.toLowerCase() + ' ' + el.textContent.trim()),
+]"""
+WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+  (event) => window.__cspViolations.push(event.violatedDirective + ' ' + event.blockedURI));
+"""
 ZH_USERS = {"Mia Manager": "王经理", "Rita Rep": "李销售", "Tom Teammate": "张同事", "Fay Faraway": "赵远方",
             "Ann Analyst": "钱分析"}
 
@@ -96,6 +121,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ))
         session.add(Task(tenant_id=tenant_id, title="回访客户", assignee_id=world.rep.user_id,
                          customer_id=customer_ids[0], due_at=today - dt.timedelta(days=1), status="open"))
+        # hostile values in every kind of name the pages show (issue 19)
+        hostile = session.get(Customer, customer_ids[1])
+        assert hostile is not None
+        hostile.name, hostile.industry, hostile.tags = HOSTILE, HOSTILE[:80], "**加粗**,:red[红色]"
+        session.add(Product(tenant_id=tenant_id, sku="HOSTILE1", name=HOSTILE, unit_price=Decimal("1")))
+        session.add(Opportunity(
+            tenant_id=tenant_id, customer_id=customer_ids[1], owner_id=hostile.owner_id or world.rep.user_id,
+            pipeline_id=stages["方案"].pipeline_id, stage_id=stages["方案"].id, name=HOSTILE,
+            amount=Decimal("100"), currency="CNY", expected_close_date=today.date(),
+        ))
+        session.add(Task(tenant_id=tenant_id, title=HOSTILE, assignee_id=world.rep.user_id,
+                         customer_id=customer_ids[1], due_at=today, status="open"))
+        session.add(Segment(tenant_id=tenant_id, name=HOSTILE[:120], description=HOSTILE,
+                            conditions={"match": "all", "conditions": []}, owner_id=world.manager.user_id,
+                            sharing=SegmentSharing.TENANT))
     try:
         host = start_host(prepared.env, prepared.directory / "server.log")
     except RuntimeError as error:
@@ -185,10 +225,16 @@ def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role
              Role.ANALYST: server.world.analyst}[role]
     data_words = set(WORD.findall(" ".join(
         [actor.username, "example", "cn", "kehu", *(user.username for user in _users(server))])))
+    data_words |= HOSTILE_WORDS
     context = browser.new_context(viewport={"width": WIDTHS[0], "height": 1000}, locale="zh-CN")
+    context.add_init_script(WATCH_CSP)
     page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:")) else None)
     log_in_chinese(page, server, actor.username)
     found: dict[str, list[str]] = {}
+    rendered: dict[str, list[str]] = {}
     wait_until_settled(page)
     for spec in pages_for(role):
         open_from_menu(page, t(spec.title_key, "zh-CN"), spec.url_path)
@@ -200,8 +246,12 @@ def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role
             words = english_words(shown, data_words)
             if words:
                 found[f"{spec.url_path}@{width}"] = [in_context(word, shown) for word in words]
+            if from_data := page.evaluate(RENDERED_FROM_DATA) + page.evaluate("window.__cspViolations"):
+                rendered[f"{spec.url_path}@{width}"] = from_data
         page.set_viewport_size({"width": WIDTHS[0], "height": 1000})
     context.close()
+    assert not rendered, f"data rendered as markup, or the policy refused something: {rendered}"
+    assert outside == [], f"requests outside the app: {outside}"
     report = "\n".join(f"{where}: {' | '.join(words)}" for where, words in found.items())
     assert not found, f"English on {len(found)} page views:\n{report}"
 
