@@ -94,6 +94,18 @@ def private_database(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def live_database(kind: str, tmp_path_factory: pytest.TempPathFactory, name: str,
+                  **engine_options: object) -> Iterator[Database]:
+    """An engine-bound database of ``kind`` (real commits, parallel connections), private to the caller."""
+    url = database_url(kind, tmp_path_factory.mktemp(f"{name}-{kind}"))
+    with private_database(url) as private_url:
+        engine = make_engine(private_url, **engine_options)
+        reset_schema(engine)
+        yield Database(engine)
+        engine.dispose()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql", "mysql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated, empty database of each kind, shared by the session."""

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from crm_core.db import Database, make_engine
+from crm_core.db import Database
 from crm_core.errors import StaleRecord
 from crm_core.importing.mapping import ImportMapping, ImportOptions
 from crm_core.importing.reading import open_import_file
@@ -26,7 +26,7 @@ from crm_core.importing.runner import run_import
 from crm_core.models import AuditEvent, Customer
 from crm_core.services import auth, tenants
 from crm_core.services.customers import CustomerInput, update_customer
-from tests.conftest import database_url, private_database, reset_schema
+from tests.conftest import live_database
 from tests.factories import PASSWORD, World, build_world, create_random_customer
 
 SESSIONS = 20
@@ -35,12 +35,8 @@ SESSIONS = 20
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
 def live_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """An engine-bound database of each kind (real commits, parallel connections), private to this module."""
-    url = database_url(request.param, tmp_path_factory.mktemp(f"concurrent-{request.param}"))
-    with private_database(url) as private_url:
-        engine = make_engine(private_url, pool_size=SESSIONS, max_overflow=5)
-        reset_schema(engine)
-        yield Database(engine)
-        engine.dispose()
+    with live_database(request.param, tmp_path_factory, "concurrent", pool_size=SESSIONS, max_overflow=5) as db:
+        yield db
 
 
 @pytest.fixture

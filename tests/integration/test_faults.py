@@ -21,7 +21,7 @@ from crm_core.models import Customer
 from crm_core.schema import upgrade_to_head
 from crm_core.services.customers import CustomerInput, create_customer
 from tests.api.conftest import build_client
-from tests.conftest import database_url, private_database, reset_schema
+from tests.conftest import live_database
 from tests.factories import World, build_world, create_random_customer
 
 
@@ -94,12 +94,8 @@ def test_a_full_disk_is_an_outage_nothing_written_and_it_recovers(tmp_path: Path
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    url = database_url("postgresql", tmp_path_factory.mktemp("faults-pg"))
-    with private_database(url) as private_url:
-        engine = make_engine(private_url)
-        reset_schema(engine)
-        yield Database(engine)
-        engine.dispose()
+    with live_database("postgresql", tmp_path_factory, "faults") as db:
+        yield db
 
 
 def test_postgres_terminating_the_backend_mid_transaction_writes_nothing_and_the_pool_recovers(

@@ -15,25 +15,21 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, text
 
-from crm_core.db import Database, make_engine
+from crm_core.db import Database
 from crm_core.importing.mapping import ImportMapping, ImportOptions
 from crm_core.importing.reading import open_import_file
 from crm_core.importing.runner import run_import, validate_import
 from crm_core.models import ImportRun
 from crm_core.models.quality import ImportRejectedRow
-from tests.conftest import database_url, private_database, reset_schema
+from tests.conftest import live_database
 from tests.factories import World, build_world, create_random_customer
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
 def live_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """An engine-bound database of each kind (real commits), private to this module."""
-    url = database_url(request.param, tmp_path_factory.mktemp(f"pipeline-{request.param}"))
-    with private_database(url) as private_url:
-        engine = make_engine(private_url)
-        reset_schema(engine)
-        yield Database(engine)
-        engine.dispose()
+    with live_database(request.param, tmp_path_factory, "pipeline") as db:
+        yield db
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.config import LOGIN_MAX_FAILED_ATTEMPTS
-from crm_core.db import Database, make_engine
+from crm_core.db import Database
 from crm_core.errors import ValidationFailed
 from crm_core.models import AuditEvent, User, utcnow
 from crm_core.services import auth, tenants
-from tests.conftest import database_url, private_database, reset_schema
+from tests.conftest import live_database
 from tests.factories import PASSWORD, World, build_world
 
 NEW_PASSWORD = "Another-pass-2026"
@@ -23,12 +23,8 @@ NEW_PASSWORD = "Another-pass-2026"
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
 def live_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """An engine-bound database of each kind (real commits, parallel connections), private to this module."""
-    url = database_url(request.param, tmp_path_factory.mktemp(f"sessions-{request.param}"))
-    with private_database(url) as private_url:
-        engine = make_engine(private_url)
-        reset_schema(engine)
-        yield Database(engine)
-        engine.dispose()
+    with live_database(request.param, tmp_path_factory, "sessions") as db:
+        yield db
 
 
 @pytest.fixture
