@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -79,66 +80,59 @@ def _slugs(db: Database) -> dict[int, str]:
         return {tenant_id: slug for tenant_id, slug in session.execute(select(Tenant.id, Tenant.slug))}
 
 
-def cmd_automation_run(args: argparse.Namespace, db: Database) -> int:
-    """Run every active stage automation rule once (a job per tenant); running it again creates nothing new."""
+def _run_per_tenant(args: argparse.Namespace, db: Database, kind: str, totals: tuple[str, ...],
+                    describe: Callable[[str, int, dict[str, Any]], list[str]]) -> int:
+    """Queue ``kind`` for each tenant (``--tenant`` or all), wait, print ``describe``'s lines per tenant
+    and the summed ``totals``; the exit status is the number of failed jobs."""
     from crm_core.cli import _emit, cli_language
     from crm_core.jobs.cli import report_failures, run_jobs
 
     lang = cli_language()
     _as_of(args.as_of)
-    views = run_jobs(args, db, "automation_run", {"as_of": args.as_of}, tenant_ids=_tenant_ids(db, args.tenant))
+    views = run_jobs(args, db, kind, {"as_of": args.as_of}, tenant_ids=_tenant_ids(db, args.tenant))
     if views is None:
         return 0
-    payload: dict[str, Any] = {"status": "ok", "tenants": [], "fired": 0}
+    payload: dict[str, Any] = {"status": "ok", "tenants": [], **dict.fromkeys(totals, 0)}
     lines: list[str] = []
     for view in views:
-        result = view.result
-        if not result:
+        if not view.result:
             continue
-        tenant_id = view.tenant_id
-        payload["tenants"].append({"tenant_id": tenant_id, "job_id": view.id, **result})
-        payload["fired"] += result["fired"]
-        lines.append(t("followups.cli.automation_tenant", lang, tenant=tenant_id, fired=f"{result['fired']:,}",
-                       seconds=f"{result.get('seconds', 0):.1f}"))
+        payload["tenants"].append({"tenant_id": view.tenant_id, "job_id": view.id, **view.result})
+        for total in totals:
+            payload[total] += view.result[total]
+        lines += describe(lang, view.tenant_id, view.result)
+    failed = report_failures(views)
+    if failed:
+        payload["status"] = "failed"
+    _emit(args, payload, lines)
+    return failed
+
+
+def cmd_automation_run(args: argparse.Namespace, db: Database) -> int:
+    """Run every active stage automation rule once (a job per tenant); running it again creates nothing new."""
+
+    def describe(lang: str, tenant_id: int, result: dict[str, Any]) -> list[str]:
+        lines = [t("followups.cli.automation_tenant", lang, tenant=tenant_id, fired=f"{result['fired']:,}",
+                   seconds=f"{result.get('seconds', 0):.1f}")]
         if result["seeded_rules"]:
             lines.append("  " + t("followups.cli.seeded", lang, count=result["seeded_rules"]))
         for rule in result["rules"]:
             lines.append("  " + t("followups.cli.automation_rule", lang, rule=rule["name"], fired=f"{rule['fired']:,}",
                                   tasks=f"{rule['tasks']:,}", tags=f"{rule['tags']:,}",
                                   enrolled=f"{rule['enrolled']:,}"))
-    failed = report_failures(views)
-    if failed:
-        payload["status"] = "failed"
-    _emit(args, payload, lines)
-    return failed
+        return lines
+
+    return _run_per_tenant(args, db, "automation_run", ("fired",), describe)
 
 
 def cmd_pool_return(args: argparse.Namespace, db: Database) -> int:
     """Return customers to their team's pool as the pool rules say (a job per tenant); remind owners first."""
-    from crm_core.cli import _emit, cli_language
-    from crm_core.jobs.cli import report_failures, run_jobs
 
-    lang = cli_language()
-    _as_of(args.as_of)
-    views = run_jobs(args, db, "pool_return", {"as_of": args.as_of}, tenant_ids=_tenant_ids(db, args.tenant))
-    if views is None:
-        return 0
-    payload: dict[str, Any] = {"status": "ok", "tenants": [], "returned": 0, "reminded": 0}
-    lines: list[str] = []
-    for view in views:
-        result = view.result
-        if not result:
-            continue
-        payload["tenants"].append({"tenant_id": view.tenant_id, "job_id": view.id, **result})
-        payload["returned"] += result["returned"]
-        payload["reminded"] += result["reminded"]
-        lines.append(t("pool.cli.tenant", lang, tenant=view.tenant_id, returned=f"{result['returned']:,}",
-                       reminded=f"{result['reminded']:,}", seconds=f"{result.get('seconds', 0):.1f}"))
-    failed = report_failures(views)
-    if failed:
-        payload["status"] = "failed"
-    _emit(args, payload, lines)
-    return failed
+    def describe(lang: str, tenant_id: int, result: dict[str, Any]) -> list[str]:
+        return [t("pool.cli.tenant", lang, tenant=tenant_id, returned=f"{result['returned']:,}",
+                  reminded=f"{result['reminded']:,}", seconds=f"{result.get('seconds', 0):.1f}")]
+
+    return _run_per_tenant(args, db, "pool_return", ("returned", "reminded"), describe)
 
 
 def add_commands(commands: Any) -> None:
