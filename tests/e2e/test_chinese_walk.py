@@ -37,7 +37,7 @@ from crm_core.models import (
 )
 from crm_core.models.segments import Segment, SegmentSharing
 from crm_ui.navigation import pages_for
-from tests.e2e.conftest import Server, prepare_database, screenshot
+from tests.e2e.conftest import Server, log_in, prepare_database, screenshot
 from tests.factories import PASSWORD
 from tests.hosting import start_host
 
@@ -254,6 +254,40 @@ def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role
     assert outside == [], f"requests outside the app: {outside}"
     report = "\n".join(f"{where}: {' | '.join(words)}" for where, words in found.items())
     assert not found, f"English on {len(found)} page views:\n{report}"
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.REP])
+def test_every_page_shows_the_hostile_names_as_text_in_english(  # type: ignore[no-untyped-def]
+    server: Server, browser, role: Role
+) -> None:
+    """The same walk in English, one width, as the admin (every page) and a rep (the rep's own pages and
+    records); the Chinese walk above covers every role: the hostile names stay text, nothing loads from outside."""
+    from crm_core.services import auth
+
+    actor = {Role.ADMIN: server.world.admin, Role.MANAGER: server.world.manager, Role.REP: server.world.rep,
+             Role.ANALYST: server.world.analyst}[role]
+    auth.set_language(server.db, actor.username, "en")
+    context = browser.new_context(viewport={"width": WIDTHS[0], "height": 1000}, locale="en-US")
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    rendered: dict[str, list[str]] = {}
+    try:
+        log_in(page, server, actor.username)
+        wait_until_settled(page)
+        for spec in pages_for(role):
+            open_from_menu(page, t(spec.title_key, "en"), spec.url_path)
+            if from_data := page.evaluate(RENDERED_FROM_DATA) + page.evaluate("window.__cspViolations"):
+                rendered[spec.url_path] = from_data
+        shown = page.evaluate(SHOWN_TEXT)
+    finally:
+        auth.set_language(server.db, actor.username, "zh-CN")
+        context.close()
+    assert not rendered, f"data rendered as markup, or the policy refused something: {rendered}"
+    assert outside == [], f"requests outside the app: {outside}"
+    assert shown  # the last page was drawn
 
 
 def in_context(word: str, text: str) -> str:
