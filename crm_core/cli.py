@@ -262,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_commands(commands)  # report funnel|dashboard
 
+    from crm_core.backup_cli import add_commands as add_backup_commands
+
+    add_backup_commands(commands)  # backup create|list|verify|restore
+
     from crm_core.jobs.cli import add_commands as add_job_commands
 
     add_job_commands(commands)  # worker, jobs list|show|cancel|retry

@@ -1004,6 +1004,17 @@ def _target_digests(target: Engine, plans: Sequence[TablePlan], *, whole_seconds
         }
 
 
+def digests_like_target(source: Engine, target: Engine) -> dict[str, Any] | None:
+    """The source's checksums taken the way the target's are, for a copy between two PostgreSQL databases
+    (a restore drill): both over COPY text, so a JSON value's spacing, kept by ``json`` columns, hashes
+    the same on both sides. None otherwise (the row-by-row canonical checksum already agrees)."""
+    if source.dialect.name != "postgresql" or target.dialect.name != "postgresql":
+        return None
+    plans = plan_tables(existing_columns(source, target))
+    with source.connect() as reader:
+        return {plan.table.name: _copy_out_digest(reader, plan) for plan in plans}
+
+
 def collect_figures(
     source: Engine,
     target: Engine,
