@@ -8,6 +8,7 @@ lockouts and revoked sessions live in the database (see ``crm_core.services.auth
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import streamlit as st
@@ -17,6 +18,7 @@ from streamlit_authenticator.utilities.exceptions import LoginError
 from crm_core import schema
 from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, demo_mode
 from crm_core.i18n import LANGUAGES, normalise_language
+from crm_core.metrics import PAGE_RUN_SECONDS
 from crm_core.models import Role
 from crm_core.queries.users import tenant_name
 from crm_core.services import auth
@@ -281,10 +283,13 @@ def main() -> None:
             auth.end_sessions(db, actor.username)
             end_session(authenticator, notice="login.logged_out")
             st.rerun()
+    started = time.perf_counter()
     try:
         page.run()
     except Exception as error:  # st.stop/st.rerun are BaseExceptions and pass through
         show_unexpected_error(error)
+    finally:  # a run cut short by st.rerun/st.stop counts too: the user waited for it
+        PAGE_RUN_SECONDS.labels(page=page.url_path or "dashboard").observe(time.perf_counter() - started)
 
 
 main()

@@ -3,6 +3,7 @@
     uvicorn → st.App("app.py")   the Streamlit frame and its pages (websocket, /_stcore/…)
               /healthz           the process is up
               /readyz            the database answers, its schema is at Alembic head, the job queue answers
+              /metrics           Prometheus series (crm_core.metrics; merged across processes)
               /_kestrel/session  turns a one-time login ticket into the HttpOnly login cookie (and …/clear)
               /api               the FastAPI app of ``crm_api`` (problem+json errors)
 
@@ -394,6 +395,38 @@ async def clear_session_cookie(request: Request) -> Response:
     return Response(PIXEL, media_type="image/gif", headers={"Set-Cookie": header, "Cache-Control": "no-store"})
 
 
+def metrics_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
+    """``/metrics``: Prometheus text; jobs waiting per kind and pool use are read at scrape time."""
+    from sqlalchemy import func, select
+
+    from crm_core.metrics import StateCollector, exposition
+    from crm_core.models.jobs import Job, JobStatus
+
+    def queued_jobs() -> dict[str, int]:
+        try:
+            with database().system_session("metrics") as session:
+                rows = session.execute(select(Job.kind, func.count()).where(Job.status == JobStatus.QUEUED.value)
+                                       .group_by(Job.kind))
+                return {str(kind): int(count) for kind, count in rows}
+        except Exception:  # a scrape must answer while the database is down (the probes say why)
+            return {}
+
+    def pools() -> dict[str, tuple[int, int]]:
+        from crm_ui.context import get_db
+
+        found = {"api": database().engine.pool, "pages": get_db().engine.pool}
+        return {name: (int(getattr(pool, "checkedout", lambda: 0)()), int(getattr(pool, "size", lambda: 0)()))
+                for name, pool in found.items()}
+
+    state = StateCollector(queued_jobs, pools)
+
+    async def endpoint(request: Request) -> Response:
+        body, content_type = await anyio.to_thread.run_sync(exposition, state)
+        return Response(body, media_type=content_type)
+
+    return endpoint
+
+
 def api_mount(api: Any) -> Mount:
     """``Mount("/api")`` whose pattern also spans a line feed (``%0A``) in the path.
 
@@ -422,6 +455,7 @@ def create_app(database_url: str | None = None) -> st.App:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.endpoint, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(database), methods=["GET"]),
         Route(session_cookie.SET_PATH, set_session_cookie, methods=["GET"]),
         Route(session_cookie.CLEAR_PATH, clear_session_cookie, methods=["GET"]),
         api_mount(create_api(database)),

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from crm_api.ratelimit import RateDecision, RateLimiter
 from crm_core import __version__
 from crm_core.config import api_rate_limit
 from crm_core.db import Database
+from crm_core.metrics import API_REQUEST_SECONDS
 
 DESCRIPTION = """
 Kestrel CRM over HTTP: the same records, rules and audit trail as the pages.
@@ -81,6 +83,34 @@ class RateLimitHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class RequestMetrics:
+    """Times every API request into ``kestrel_api_request_seconds`` by route template (``/v1/customers/{id}``,
+    never the id itself), method and status; an unmatched path counts as ``unmatched``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            API_REQUEST_SECONDS.labels(route=route, method=scope["method"], status=str(status)).observe(
+                time.perf_counter() - started)
+
+
 def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float] | None = None) -> FastAPI:
     """The API app; ``database`` returns the process's :class:`Database` when a route first needs it."""
     api = FastAPI(title="Kestrel CRM API", version=__version__, description=DESCRIPTION,
@@ -103,6 +133,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(imports.upload_router)
     api.include_router(imports.router)
     api.add_middleware(RateLimitHeaders)
+    api.add_middleware(RequestMetrics)
     _document_problems(api)
     return api
 

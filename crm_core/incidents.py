@@ -13,6 +13,8 @@ import secrets
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from crm_core.metrics import INCIDENTS
+
 LOG = logging.getLogger("kestrel")
 # OperationalErrors that are bugs of ours (SQLite reports a schema mistake that way), not an outage
 _NOT_AN_OUTAGE = re.compile(r"no such (table|column)|syntax error|has no column", re.IGNORECASE)
@@ -23,9 +25,18 @@ def new_incident_id() -> str:
     return secrets.token_hex(4)
 
 
+def _surface(where: str) -> str:
+    """page, api, cli or other: the metric's label (never the URL, which may carry ids)."""
+    for prefix, surface in (("the page", "page"), ("API", "api"), ("python -m", "cli")):
+        if where.startswith(prefix):
+            return surface
+    return "other"
+
+
 def log_incident(error: BaseException, *, where: str) -> str:
     """Log ``error`` with its traceback through the ``kestrel`` logger; returns the incident id."""
     incident_id = new_incident_id()
+    INCIDENTS.labels(where=_surface(where)).inc()
     LOG.error("incident %s: unexpected %s in %s", incident_id, type(error).__name__, where, exc_info=error)
     return incident_id
 

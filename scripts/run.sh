@@ -2,7 +2,7 @@
 # The last step of `make run`: the web host and one job worker, side by side, as one command.
 #
 #   python -m server on HOST:PORT (default 127.0.0.1:8501)    uvicorn serving server:app: the app,
-#                                                              /healthz, /readyz, /api
+#                                                              /healthz, /readyz, /metrics, /api
 #   python -m crm_core worker                                  the queued jobs and the schedules
 #
 # Ctrl-C stops both, and so does either one ending: the other is stopped and the script exits
@@ -19,6 +19,11 @@ BIN=${BIN:-.venv/bin}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8501}
 STOP_SECONDS=${STOP_SECONDS:-20}
+
+# /metrics merges the samples both processes write here (prometheus-client's multiprocess mode);
+# a new run starts from an empty folder, as that mode requires
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-data/metrics}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 set -m  # job control: every background child gets its own process group (its pid is the group id)
 "$BIN/python" -m server --host "$HOST" --port "$PORT" &

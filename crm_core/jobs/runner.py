@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 from huey import Huey
@@ -25,6 +26,7 @@ from crm_core.i18n import normalise_language
 from crm_core.incidents import is_database_outage
 from crm_core.jobs import queue as job_queue
 from crm_core.jobs.context import JobCancelled, JobContext, kinds
+from crm_core.metrics import JOB_SECONDS
 from crm_core.models import utcnow
 from crm_core.models.jobs import Job, JobStatus
 
@@ -77,6 +79,7 @@ def execute_job(
         queue=queue,
         language=normalise_language(actor.language if actor else None),
     )
+    started = time.perf_counter()
     status, result = JobStatus.SUCCEEDED, {}
     error: tuple[str | None, dict[str, Any], str | None] = (None, {}, None)
     kind = kinds().get(kind_name)
@@ -101,6 +104,7 @@ def execute_job(
         key = "jobs.error.database_unavailable" if is_database_outage(failure) else "jobs.error.unexpected"
         error = (key, {"id": correlation_id}, correlation_id)
     _finish(db, job_id, status, result, error, context)
+    JOB_SECONDS.labels(kind=kind_name, status=status.value).observe(time.perf_counter() - started)
     job_queue.forget_job(job_id, queue)
     return status
 

@@ -20,6 +20,7 @@ from crm_core.access import Actor
 from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS, demo_mode, is_demo_slug
 from crm_core.db import Database
 from crm_core.errors import ValidationFailed
+from crm_core.metrics import LOCKOUTS, LOGIN_FAILURES
 from crm_core.models import AuditEvent, Role, Team, Tenant, User, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,63}$")
@@ -147,6 +148,9 @@ def record_failed_login(db: Database, username: str) -> bool:
                    or_(User.locked_until.is_(None), User.locked_until <= now))
         )
         locked_now = bool(locking.rowcount)  # type: ignore[attr-defined]
+        LOGIN_FAILURES.inc()
+        if locked_now:
+            LOCKOUTS.inc()
         user = session.scalars(select(User).where(User.username == username)).one()
         _audit(session, user, "login_locked" if locked_now else "login_failed")
         return locked_now

@@ -3,6 +3,8 @@ ends at its next click when the user logs out elsewhere or an admin changes thei
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 from sqlalchemy import select
 
@@ -54,6 +56,10 @@ def test_pages_load_only_from_this_host_under_a_strict_policy(server: Server, br
     assert outside == [], outside
     screenshot(page, "account-under-csp")
     context.close()
+    # the walk is in the host's metrics: one series per page, labelled by the page's path only
+    scraped = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+    for path in ("customers", "pipeline", "funnel", "account"):
+        assert f'kestrel_page_run_seconds_count{{page="{path}"}}' in scraped, path
 
 
 def test_an_open_tab_ends_when_the_user_logs_out_elsewhere_or_gets_a_new_password(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
