@@ -417,69 +417,26 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('teams', schema=None) as batch_op:
         batch_op.drop_constraint('fk_teams_manager_id_users', type_='foreignkey')
-    with op.batch_alter_table('order_lines', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_order_lines_tenant_id_product_id'))
-        batch_op.drop_index(batch_op.f('ix_order_lines_tenant_id_order_id'))
 
     op.drop_table('order_lines')
-    with op.batch_alter_table('tasks', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_tasks_tenant_id_customer_id'))
-        batch_op.drop_index(batch_op.f('ix_tasks_tenant_id_assignee_id_status_due_at'))
 
     op.drop_table('tasks')
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_orders_tenant_id_ordered_at'))
-        batch_op.drop_index(batch_op.f('ix_orders_tenant_id_customer_id_ordered_at'))
 
     op.drop_table('orders')
-    with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_cases_tenant_id_status_opened_at'))
-        batch_op.drop_index(batch_op.f('ix_cases_tenant_id_customer_id'))
 
     op.drop_table('cases')
-    with op.batch_alter_table('activities', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_activities_tenant_id_customer_id_occurred_at'))
-        batch_op.drop_index(batch_op.f('ix_activities_tenant_id_author_id_occurred_at'))
 
     op.drop_table('activities')
-    with op.batch_alter_table('opportunities', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_opportunities_tenant_id_pipeline_id_stage_id'))
-        batch_op.drop_index(batch_op.f('ix_opportunities_tenant_id_owner_id_stage_id'))
-        batch_op.drop_index(batch_op.f('ix_opportunities_tenant_id_expected_close_date'))
-        batch_op.drop_index(batch_op.f('ix_opportunities_tenant_id_customer_id'))
-        batch_op.drop_index(batch_op.f('ix_opportunities_tenant_id_closed_at'))
 
     op.drop_table('opportunities')
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_contacts_tenant_id_customer_id'))
 
     op.drop_table('contacts')
-    with op.batch_alter_table('import_runs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_import_runs_tenant_id_created_at'))
 
     op.drop_table('import_runs')
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_updated_at'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_team_id_owner_id'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_region'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_phone_normalized'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_owner_id_updated_at'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_name'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_lifecycle_stage_updated_at'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_last_contacted_at'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_industry'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_external_id'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_email_normalized'))
-        batch_op.drop_index(batch_op.f('ix_customers_tenant_id_created_at'))
 
     op.drop_table('customers')
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_events_tenant_id_occurred_at'))
-        batch_op.drop_index(batch_op.f('ix_audit_events_tenant_id_entity_entity_id_occurred_at'))
 
     op.drop_table('audit_events')
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_users_tenant_id_role'))
 
     op.drop_table('users')
     op.drop_table('pipeline_stages')

@@ -116,6 +116,4 @@ def downgrade() -> None:
     with op.batch_alter_table("customers", schema=None) as batch_op:
         for name in GRID_INDEXES:
             batch_op.drop_index(name)
-    with op.batch_alter_table("saved_views", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_saved_views_tenant_id_team_id_shared_with_team"))
     op.drop_table("saved_views")

@@ -62,7 +62,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("opportunity_stage_changes", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_opportunity_stage_changes_tenant_id_to_stage_id_opportunity_id"))
-        batch_op.drop_index(batch_op.f("ix_opportunity_stage_changes_tenant_id_opportunity_id_changed_at"))
     op.drop_table("opportunity_stage_changes")

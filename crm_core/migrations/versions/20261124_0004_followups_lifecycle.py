@@ -122,14 +122,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_automation_firings_tenant_id_fired_at"), table_name="automation_firings")
     op.drop_table("automation_firings")
-    op.drop_index(op.f("ix_lifecycle_transitions_tenant_id_refresh_key"), table_name="lifecycle_transitions")
-    op.drop_index(op.f("ix_lifecycle_transitions_tenant_id_occurred_at"), table_name="lifecycle_transitions")
-    op.drop_index(op.f("ix_lifecycle_transitions_tenant_id_customer_id_occurred_at"), table_name="lifecycle_transitions")
     op.drop_table("lifecycle_transitions")
     op.drop_table("lifecycle_overrides")
-    op.drop_index(op.f("ix_assignment_rules_tenant_id_position"), table_name="assignment_rules")
     op.drop_table("assignment_rules")
-    op.drop_index(op.f("ix_automation_rules_tenant_id_stage"), table_name="automation_rules")
     op.drop_table("automation_rules")

@@ -71,8 +71,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_import_rejected_rows_tenant_id_import_run_id_row_number", table_name="import_rejected_rows")
     op.drop_table("import_rejected_rows")
-    op.drop_index("ix_import_run_records_tenant_id_import_run_id_action", table_name="import_run_records")
     op.drop_table("import_run_records")
     op.drop_table("import_mappings")

@@ -78,5 +78,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("pool_events")
     op.drop_table("pool_rules")
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_column("owner_since")
+    # a plain DROP COLUMN (SQLite ≥ 3.35 too): a batch copy of customers fails on SQLite, whose
+    # full-text view customers_fts_source names the table being swapped
+    op.drop_column("customers", "owner_since")

@@ -48,5 +48,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_customers_tenant_id_name_key"), table_name="customers")
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_column("name_key")
+    # a plain DROP COLUMN (SQLite ≥ 3.35 too): a batch copy of customers fails on SQLite, whose
+    # full-text view customers_fts_source names the table being swapped
+    op.drop_column("customers", "name_key")
