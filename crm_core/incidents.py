@@ -13,7 +13,7 @@ import secrets
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from crm_core.metrics import INCIDENTS
+from crm_core.metrics import DATABASE_OUTAGES, INCIDENTS
 
 LOG = logging.getLogger("kestrel")
 # OperationalErrors that are bugs of ours (SQLite reports a schema mistake that way), not an outage
@@ -37,6 +37,8 @@ def log_incident(error: BaseException, *, where: str) -> str:
     """Log ``error`` with its traceback through the ``kestrel`` logger; returns the incident id."""
     incident_id = new_incident_id()
     INCIDENTS.labels(where=_surface(where)).inc()
+    if is_database_outage(error):
+        DATABASE_OUTAGES.labels(where=_surface(where)).inc()
     LOG.error("incident %s: unexpected %s in %s", incident_id, type(error).__name__, where, exc_info=error)
     return incident_id
 

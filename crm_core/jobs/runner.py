@@ -26,7 +26,7 @@ from crm_core.i18n import normalise_language
 from crm_core.incidents import is_database_outage
 from crm_core.jobs import queue as job_queue
 from crm_core.jobs.context import JobCancelled, JobContext, kinds
-from crm_core.metrics import JOB_SECONDS
+from crm_core.metrics import DATABASE_OUTAGES, JOB_SECONDS
 from crm_core.models import utcnow
 from crm_core.models.jobs import Job, JobStatus
 
@@ -101,7 +101,10 @@ def execute_job(
         status = JobStatus.FAILED
         correlation_id = secrets.token_hex(4)
         LOG.exception("job %s (%s) failed [%s]", job_id, kind_name, correlation_id)
-        key = "jobs.error.database_unavailable" if is_database_outage(failure) else "jobs.error.unexpected"
+        outage = is_database_outage(failure)
+        if outage:
+            DATABASE_OUTAGES.labels(where="job").inc()
+        key = "jobs.error.database_unavailable" if outage else "jobs.error.unexpected"
         error = (key, {"id": correlation_id}, correlation_id)
     _finish(db, job_id, status, result, error, context)
     JOB_SECONDS.labels(kind=kind_name, status=status.value).observe(time.perf_counter() - started)
