@@ -100,3 +100,15 @@ def test_the_alerts_watch_series_that_exist() -> None:
         for name in re.findall(r"kestrel_[a-z_]+", rule["expr"]):
             base = re.sub(r"_(bucket|count|sum|total)$", "", name)
             assert base in ours or name in ours, (rule["alert"], name)
+
+
+def test_the_grafana_dashboard_charts_series_that_exist() -> None:
+    import json
+
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    names = {re.sub(r"_(bucket|count|sum|total)$", "", name) for panel in dashboard["panels"]
+             for target in panel["targets"] for name in re.findall(r"kestrel_[a-z_]+", target["expr"])}
+    ours = {str(getattr(collector, "_name", "")) for collector in vars(metrics).values()}
+    ours |= {"kestrel_jobs_queued", "kestrel_db_pool_connections_in_use", "kestrel_db_pool_size"}
+    assert names and names <= ours, names - ours
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
