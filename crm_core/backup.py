@@ -173,6 +173,7 @@ def prune_backups(directory: Path, keep: int) -> list[Path]:
     removed = [backup.path for backup in list_backups(directory)[keep:]]
     for path in removed:
         path.unlink()
+        path.with_name(path.name + ".drill.json").unlink(missing_ok=True)  # its drill record goes with it
     return removed
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,17 @@ from crm_core.backup import (
     take_backup,
     verify_backup,
 )
-from crm_core.config import DATA_DIR
+from crm_core.config import backup_dir as configured_backup_dir
+from crm_core.config import keep_private
 from crm_core.db import Database
 from crm_core.i18n import t
 from crm_core.migration import safe_url
+from crm_core.queries.system import drill_record
 
 
 def backup_dir(args: argparse.Namespace) -> Path:
     """``--dir``, else ``CRM_BACKUP_DIR``, else data/backups."""
-    return Path(args.dir or os.environ.get("CRM_BACKUP_DIR") or DATA_DIR / "backups")
+    return Path(args.dir) if args.dir else configured_backup_dir()
 
 
 def _size(size: int) -> str:
@@ -45,6 +48,9 @@ def _drill_lines(lang: str, drill: Any) -> tuple[dict[str, Any], list[str]]:
     payload = {"restore_seconds": round(drill.restore_seconds, 2), "verify_seconds": round(drill.verify_seconds, 2),
                "data_loss_window_seconds": int(drill.data_loss_window.total_seconds()), "verified": drill.success,
                "failures": drill.failures}
+    record = drill_record(drill.backup)  # the System page shows the newest backup's drill
+    keep_private(record)
+    record.write_text(json.dumps({**payload, "drilled_at": dt.datetime.now(dt.UTC).isoformat()}), encoding="utf-8")
     key = "backup.cli.verified" if drill.success else "backup.cli.verify_failed"
     lines = [t(key, lang, name=drill.backup.path.name, restore=f"{drill.restore_seconds:.1f}",
                check=f"{drill.verify_seconds:.1f}", window=str(drill.data_loss_window).split(".")[0])]

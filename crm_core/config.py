@@ -140,3 +140,8 @@ def keep_private(path: Path) -> None:
     mode = path.stat().st_mode & 0o777
     if mode & 0o077 and path.stat().st_uid == os.getuid():
         path.chmod(mode & 0o700)
+
+
+def backup_dir() -> Path:
+    """Where backups live: ``CRM_BACKUP_DIR``, else data/backups."""
+    return Path(os.environ.get("CRM_BACKUP_DIR") or DATA_DIR / "backups")

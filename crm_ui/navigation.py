@@ -46,6 +46,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/custom_fields.py", "nav.custom_fields", "🧩", "custom-fields", "nav.section.admin", ADMINS),
     PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),
     PageSpec("pages/webhooks.py", "nav.webhooks", "🪝", "webhooks", "nav.section.admin", ADMINS),
+    PageSpec("pages/system.py", "nav.system", "🩺", "system", "nav.section.admin", ADMINS),
     # every role starts jobs (imports, checks, refreshes); the access rules show each user their own
     PageSpec("pages/jobs.py", "nav.jobs", "⏱️", "jobs", "nav.section.workspace"),
     PageSpec("pages/account.py", "nav.account", "👤", "account", "nav.section.workspace"),
