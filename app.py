@@ -15,7 +15,7 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities.exceptions import LoginError
 
-from crm_core import schema
+from crm_core import logs, schema
 from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, demo_mode
 from crm_core.i18n import LANGUAGES, normalise_language
 from crm_core.metrics import PAGE_RUN_SECONDS
@@ -285,9 +285,11 @@ def main() -> None:
             st.rerun()
     started = time.perf_counter()
     try:
-        page.run()
+        with logs.bound(page=page.url_path or "dashboard", tenant_id=actor.tenant_id, user_id=actor.user_id):
+            page.run()
     except Exception as error:  # st.stop/st.rerun are BaseExceptions and pass through
-        show_unexpected_error(error)
+        with logs.bound(page=page.url_path or "dashboard", tenant_id=actor.tenant_id, user_id=actor.user_id):
+            show_unexpected_error(error)
     finally:  # a run cut short by st.rerun/st.stop counts too: the user waited for it
         PAGE_RUN_SECONDS.labels(page=page.url_path or "dashboard").observe(time.perf_counter() - started)
 

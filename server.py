@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from crm_api import create_api
-from crm_core import schema
+from crm_core import logs, schema
 from crm_core.config import load_settings
 from crm_core.db import Database, open_database
 from crm_ui import page_scripts, session_cookie
@@ -269,7 +269,7 @@ def configure_logging() -> None:
     if LOG.handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(logs.formatter())
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
     LOG.propagate = False
@@ -495,6 +495,8 @@ def logging_config() -> dict[str, Any]:
     config["handlers"]["kestrel"] = {"class": "logging.StreamHandler", "formatter": "kestrel",
                                      "stream": "ext://sys.stderr"}
     config["loggers"]["kestrel"] = {"handlers": ["kestrel"], "level": "INFO", "propagate": False}
+    if logs.json_lines():  # CRM_LOG_FORMAT=json: uvicorn's lines and ours as JSON objects
+        config["formatters"] = {name: {"()": "crm_core.logs.formatter"} for name in config["formatters"]}
     return config
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +30,7 @@ from crm_api import (
     v1,
 )
 from crm_api.ratelimit import RateDecision, RateLimiter
-from crm_core import __version__
+from crm_core import __version__, logs
 from crm_core.config import api_rate_limit
 from crm_core.db import Database
 from crm_core.metrics import API_REQUEST_SECONDS
@@ -104,7 +105,8 @@ class RequestMetrics:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_noting_status)
+            with logs.bound(request_id=secrets.token_hex(6)):  # on every line logged while it is answered
+                await self.app(scope, receive, send_noting_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             API_REQUEST_SECONDS.labels(route=route, method=scope["method"], status=str(status)).observe(

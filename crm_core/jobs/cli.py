@@ -21,6 +21,7 @@ from typing import Any
 from huey import Huey
 from sqlalchemy import select
 
+from crm_core import logs
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.i18n import t
@@ -281,7 +282,9 @@ def cmd_worker(args: argparse.Namespace, db: Database) -> int:
     """
     from crm_core.jobs.queue import use_queue
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logs.formatter())  # CRM_LOG_FORMAT=json: JSON lines with the job's ids
     if args.workers < 1:
         from crm_core.cli import UsageError
 

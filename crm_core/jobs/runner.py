@@ -20,6 +20,7 @@ from typing import Any
 from huey import Huey
 from sqlalchemy import select
 
+from crm_core import logs
 from crm_core.db import Database, open_database
 from crm_core.errors import DomainError, RequesterInactive, UnknownJobKind, ValidationFailed
 from crm_core.i18n import normalise_language
@@ -79,6 +80,13 @@ def execute_job(
         queue=queue,
         language=normalise_language(actor.language if actor else None),
     )
+    with logs.bound(job_id=job_id, kind=kind_name, tenant_id=tenant_id,
+                    user_id=actor.user_id if actor else None):
+        return _run_kind(db, job_id, kind_name, requester_id, actor, context, queue)
+
+
+def _run_kind(db: Database, job_id: int, kind_name: str, requester_id: int | None, actor: Any,
+              context: JobContext, queue: Huey | None) -> JobStatus:
     started = time.perf_counter()
     status, result = JobStatus.SUCCEEDED, {}
     error: tuple[str | None, dict[str, Any], str | None] = (None, {}, None)
