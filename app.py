@@ -8,6 +8,7 @@ lockouts and revoked sessions live in the database (see ``crm_core.services.auth
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from streamlit_authenticator.utilities.exceptions import LoginError
 from crm_core import logs, schema
 from crm_core.config import COOKIE_EXPIRY_DAYS, COOKIE_NAME, demo_mode
 from crm_core.i18n import LANGUAGES, normalise_language
-from crm_core.metrics import PAGE_RUN_SECONDS
+from crm_core.metrics import PAGE_RUN_SECONDS, SESSIONS
 from crm_core.models import Role
 from crm_core.queries.users import tenant_name
 from crm_core.services import auth
@@ -283,6 +284,7 @@ def main() -> None:
             auth.end_sessions(db, actor.username)
             end_session(authenticator, notice="login.logged_out")
             st.rerun()
+    SESSIONS.seen(st.session_state.setdefault("kestrel_metrics_session", secrets.token_hex(8)))
     started = time.perf_counter()
     try:
         with logs.bound(page=page.url_path or "dashboard", tenant_id=actor.tenant_id, user_id=actor.user_id):

@@ -11,6 +11,8 @@ never a record's id, a user or any text a user typed: nothing personal leaves th
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,8 +44,35 @@ DATABASE_OUTAGES = Counter("kestrel_database_outages_total", "Work refused becau
                            ["where"])
 
 
+class RecentSessions:
+    """Browser sessions of this process that ran a page in the last ``window`` seconds (the active ones).
+
+    Streamlit keeps no public count of its sessions; each page run marks its session here, and a
+    scrape counts (and forgets) the marks. One process's sessions: a scrape of each replica.
+    """
+
+    def __init__(self, window: float = 300.0) -> None:
+        self.window = window
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, session_key: str) -> None:
+        with self._lock:
+            self._seen[session_key] = time.monotonic()
+
+    def count(self) -> int:
+        cutoff = time.monotonic() - self.window
+        with self._lock:
+            for key in [key for key, at in self._seen.items() if at < cutoff]:
+                del self._seen[key]
+            return len(self._seen)
+
+
+SESSIONS = RecentSessions()
+
+
 class StateCollector(Collector):
-    """Gauges read at scrape time: jobs waiting per kind, database connections in use per pool."""
+    """Gauges read at scrape time: jobs waiting per kind, database connections in use per pool, active sessions."""
 
     def __init__(self, queued_jobs: Callable[[], dict[str, int]], pools: Callable[[], dict[str, tuple[int, int]]]):
         self.queued_jobs = queued_jobs
@@ -62,6 +91,9 @@ class StateCollector(Collector):
             size.add_metric([name], kept)
         yield in_use
         yield size
+        sessions = GaugeMetricFamily("kestrel_active_sessions", "Browser sessions that ran a page in 5 minutes")
+        sessions.add_metric([], SESSIONS.count())
+        yield sessions
 
 
 def exposition(state: Collector) -> tuple[bytes, str]:

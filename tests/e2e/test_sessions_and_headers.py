@@ -3,6 +3,7 @@ ends at its next click when the user logs out elsewhere or an admin changes thei
 
 from __future__ import annotations
 
+import re
 import urllib.request
 
 import pytest
@@ -60,6 +61,8 @@ def test_pages_load_only_from_this_host_under_a_strict_policy(server: Server, br
     scraped = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
     for path in ("customers", "pipeline", "funnel", "account"):
         assert f'kestrel_page_run_seconds_count{{page="{path}"}}' in scraped, path
+    active = re.search(r"^kestrel_active_sessions (\d+)", scraped, re.M)
+    assert active and int(active.group(1)) >= 1  # the walk's session ran pages a moment ago
 
 
 def test_an_open_tab_ends_when_the_user_logs_out_elsewhere_or_gets_a_new_password(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
