@@ -7,10 +7,14 @@ what a user reports by grepping the ``kestrel`` log for the id on their screen.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import secrets
+from collections import deque
+from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from crm_core.metrics import DATABASE_OUTAGES, INCIDENTS
@@ -33,9 +37,33 @@ def _surface(where: str) -> str:
     return "other"
 
 
+@dataclass(frozen=True)
+class Incident:
+    """What the System page lists of an incident: never its message or trace (they are in the log)."""
+
+    id: str
+    surface: str  # page, api, cli, other
+    error: str  # the exception's class name
+    at: dt.datetime  # naive UTC
+    tenant_id: int | None
+    outage: bool
+
+
+RECENT: deque[Incident] = deque(maxlen=50)  # this process's latest, for the System page
+
+
+def recent_incidents(tenant_id: int, limit: int = 10) -> list[Incident]:
+    """The newest incidents of this process that happened in ``tenant_id``'s work (page runs bind it)."""
+    return [incident for incident in reversed(RECENT) if incident.tenant_id == tenant_id][:limit]
+
+
 def log_incident(error: BaseException, *, where: str) -> str:
     """Log ``error`` with its traceback through the ``kestrel`` logger; returns the incident id."""
     incident_id = new_incident_id()
+    tenant_id = structlog.contextvars.get_contextvars().get("tenant_id")
+    RECENT.append(Incident(incident_id, _surface(where), type(error).__name__,
+                           dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                           tenant_id if isinstance(tenant_id, int) else None, is_database_outage(error)))
     INCIDENTS.labels(where=_surface(where)).inc()
     if is_database_outage(error):
         DATABASE_OUTAGES.labels(where=_surface(where)).inc()

@@ -43,6 +43,16 @@ if status.recent_failures:
 else:
     st.success(t("system.no_failures"))
 
+st.subheader(t("system.incidents"))
+if status.incidents:
+    st.dataframe([{t("system.reference"): incident.id, t("system.finished"): when(incident.at),
+                   t("system.where"): t(f"system.surface.{incident.surface}"), t("system.error"): incident.error,
+                   t("system.outage"): "✓" if incident.outage else ""} for incident in status.incidents],
+                 hide_index=True)
+    st.caption(t("system.reference_hint"))
+else:
+    st.success(t("system.no_incidents"))
+
 st.subheader(t("system.backup"))
 if status.last_backup is None:
     st.warning(t("system.no_backup"))

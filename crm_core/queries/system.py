@@ -22,6 +22,7 @@ from crm_core import __version__, schema
 from crm_core.access import actor_of
 from crm_core.backup import BackupFile, list_backups
 from crm_core.errors import AccessDenied
+from crm_core.incidents import Incident, recent_incidents
 from crm_core.models import utcnow
 from crm_core.models.jobs import Job, JobStatus
 
@@ -49,6 +50,7 @@ class SystemStatus:
     recent_failures: list[FailedJob] = field(default_factory=list)
     last_backup: BackupFile | None = None
     last_drill: dict[str, Any] | None = None
+    incidents: list[Incident] = field(default_factory=list)
 
     @property
     def schema_current(self) -> bool:
@@ -91,4 +93,4 @@ def system_status(session: Session, backup_dir: Path, *, now: dt.datetime | None
     connection = session.connection()
     revision = MigrationContext.configure(connection).get_current_revision()
     return SystemStatus(__version__, connection.dialect.name, revision, schema.head_revision(), queued, running,
-                        failed_count, recent, last, drill)
+                        failed_count, recent, last, drill, recent_incidents(actor.tenant_id))

@@ -47,3 +47,20 @@ def test_only_an_admin_may_read_it(app_world: AppWorld, tmp_path: Path) -> None:
     with app_world.db.session(app_world.world.admin) as session:
         status = system_status(session, tmp_path)
     assert status.schema_current and status.last_backup is None
+
+
+def test_recent_page_errors_of_the_workspace_are_listed_by_reference(app_world: AppWorld, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from crm_core import logs
+    from crm_core.incidents import log_incident
+
+    monkeypatch.setenv("CRM_BACKUP_DIR", str(tmp_path))
+    with logs.bound(tenant_id=app_world.world.admin.tenant_id):
+        mine = log_incident(RuntimeError("secret detail"), where="the page http://x/customers")
+    with logs.bound(tenant_id=app_world.world.admin.tenant_id + 1000):
+        theirs = log_incident(RuntimeError("other workspace"), where="the page http://x/pipeline")
+    app = log_in(app_world.world.admin.username)
+    app.switch_page("pages/system.py").run()
+    shown = str([frame.value for frame in app.dataframe])
+    assert mine in shown and "RuntimeError" in shown
+    assert theirs not in shown and "secret detail" not in shown
