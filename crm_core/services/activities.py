@@ -32,6 +32,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.rules import fields
 from crm_core.services.lifecycle import refresh_lifecycle
 
 SUMMARY_MAX = 4000
@@ -72,8 +73,13 @@ def _validate(session: Session, form: ActivityInput, now: dt.datetime) -> Errors
     if form.type not in ACTIVITY_TYPES:
         errors["type"] = ("validation.choice", {})
     summary = (form.summary or "").strip()
+    # the activity table's field rules, as the import applies them: no markup, hidden characters (NUL,
+    # bidi overrides) or spreadsheet formula in a note (line breaks and tabs are text)
+    problem = fields.check(fields.ACTIVITY["summary"], summary or None)
     if not summary:
         errors["summary"] = ("validation.required", {})
+    elif problem is not None:
+        errors["summary"] = problem
     elif len(summary) > SUMMARY_MAX:
         errors["summary"] = ("validation.too_long", {"max": SUMMARY_MAX})
     occurred_at = form.occurred_at or now

@@ -25,6 +25,8 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.rules import fields
+from crm_core.rules.fields import clean_text
 from crm_core.services.activities import ActivityInput, record_activity
 
 TITLE_MAX = 200
@@ -79,9 +81,12 @@ def _check_assignee(session: Session, actor: Actor, assignee_id: int | None, err
 def create_task(db: Database, actor: Actor, form: TaskInput) -> int:
     """Create a task by hand (assigned to the actor unless someone else is chosen)."""
     errors: Errors = {}
-    title = form.title.strip()
-    if not title:
-        errors["title"] = ("validation.required", {})
+    # the task table's field rules, as the import applies them: NFKC-folded and trimmed, and no markup,
+    # hidden characters (NUL, bidi overrides) or spreadsheet formula in a title shown on every page
+    title = clean_text(form.title) or ""
+    problem = fields.check(fields.TASK["title"], title or None)
+    if problem is not None:
+        errors["title"] = problem
     elif len(title) > TITLE_MAX:
         errors["title"] = ("validation.too_long", {"max": TITLE_MAX})
     if form.priority not in PRIORITIES:
