@@ -143,7 +143,8 @@ def record_failed_login(db: Database, username: str) -> bool:
             return False
         now = utcnow()
         locking = session.execute(
-            _bookkeeping(locked_until=now + dt.timedelta(minutes=LOGIN_LOCKOUT_MINUTES))
+            # the lock starts a fresh count: after it lapses, five more tries before the next
+            _bookkeeping(locked_until=now + dt.timedelta(minutes=LOGIN_LOCKOUT_MINUTES), failed_login_count=0)
             .where(User.username == username, User.failed_login_count >= LOGIN_MAX_FAILED_ATTEMPTS,
                    or_(User.locked_until.is_(None), User.locked_until <= now))
         )
