@@ -157,7 +157,7 @@ def from_fields(entity: str) -> list[Any]:
     """The expectations every importable field of ``entity`` implies, read from its rule (crm_core.rules.fields)."""
     from crm_core.importing.fields import fields_of
 
-    expectations: list[Any] = []
+    expectations: list[Any] = [no_extra_fields()]
     for spec in fields_of(entity):
         rule = spec.rule
         if spec.required:
@@ -183,6 +183,11 @@ def from_fields(entity: str) -> list[Any]:
         if rule.scale is not None:
             expectations.append(decimals(spec.name, rule.scale))
     return expectations
+
+
+def no_extra_fields() -> Any:
+    """No row has more cells than the header has columns (its cells would be read shifted)."""
+    return _gx().ExpectColumnValuesToBeNull(column="_extra_fields", meta=meta("imports.rule.extra_fields"))
 
 
 def one_order_one_customer() -> Any:

@@ -31,6 +31,7 @@ from crm_core.importing.fields import (
     fields_of,
 )
 from crm_core.importing.mapping import ImportMapping, ImportOptions
+from crm_core.importing.reading import EXTRA_COLUMN
 from crm_core.models import (
     Contact,
     Customer,
@@ -337,6 +338,9 @@ def prepare_chunk(
             if custom
             else [{} for _ in range(len(raw))]
         )
+    # a row with more cells than the header: refused as that row (its cells may be shifted)
+    extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
+    frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
     _companions(frame, entity, mapping, options, resolver, state)
     return frame
 

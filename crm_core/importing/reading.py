@@ -14,11 +14,12 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from crm_core.errors import ImportFileRefused
 
@@ -29,7 +30,24 @@ SAMPLE_BYTES = 256 * 1024
 MAX_FILE_BYTES = 256 * 1024 * 1024
 DEFAULT_CHUNK_ROWS = 10_000
 DELIMITERS = [",", ";", "\t", "|"]
-ENCODING_LABELS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)", "gb18030": "GBK/GB18030"}
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+ENCODING_LABELS = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 (BOM)",
+    "gb18030": "GBK/GB18030",
+    "cp1252": "Western (Windows-1252)",
+}
+EXTRA_COLUMN = "\u2026"
+"""The column of a chunk that holds what a row has beyond the header's columns (joined by the
+delimiter; "" when nothing). No header can be named so: NFKC folds U+2026 to "..."."""
+MAX_EXTRA_FIELDS = 4096
+"""A row with more fields than this beyond the header's makes the file unreadable (no row rejection)."""
+XLSX_MAX_UNCOMPRESSED = 200 * 1024 * 1024
+"""The most a workbook's parts may inflate to (the sum of their uncompressed sizes)."""
+XLSX_MAX_RATIO = 100
+"""… and the most they may inflate relative to the file (a text-only workbook compresses ~10×).
+Above either, the workbook is refused before openpyxl opens it: a 266 KB file whose shared
+strings inflate to 76 MB kept the server busy for minutes."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,8 @@ class ImportFile:
     size: int
     sheet: str | None = None
     warnings: list[str] = field(default_factory=list)
+    line_end: str = "\n"  # "\r" for a file with old-Mac line endings (CR only)
+    header_row: int = 1  # the row (1-based) that holds the headers: an XLSX may have a title above
 
     @property
     def encoding_label(self) -> str:
@@ -62,9 +82,16 @@ class ImportFile:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """``utf-8-sig``, ``utf-8``, ``gb18030`` (which reads GBK) or charset-normalizer's guess.
+    """``utf-8-sig``, ``utf-8``, ``gb18030`` (which reads GBK), ``cp1252`` or charset-normalizer's guess.
 
-    Raises ImportFileRefused when the lines of the sample disagree (some UTF-8, some GBK).
+    GB18030 decodes almost any bytes, so it is taken only when the text reads as Chinese
+    (:func:`_reads_as_chinese`): a Western (``Müller``), Japanese or Korean file decoded as
+    GB18030 gives CJK characters that no Chinese text holds. Western text comes next
+    (Windows-1252: what Excel saves on a Western Windows), then charset-normalizer.
+
+    Raises ImportFileRefused when the lines of the sample disagree (some UTF-8, some GBK) or
+    when the bytes could be Chinese or Korean alike (``imports.error.ambiguous_encoding``: the
+    user picks the encoding).
     """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -87,17 +114,97 @@ def detect_encoding(sample: bytes) -> str:
             other_lines += 1
     if utf8_lines and other_lines:
         raise ImportFileRefused("imports.error.mixed_encoding")
-    try:
-        trimmed.decode("gb18030")
+    chinese = _reads_as_chinese(trimmed)
+    if chinese is None:
+        raise ImportFileRefused("imports.error.ambiguous_encoding")
+    if chinese:
         return "gb18030"
-    except UnicodeDecodeError:
-        pass
+    if _reads_as_western(trimmed):
+        return "cp1252"
     from charset_normalizer import from_bytes
 
     best = from_bytes(trimmed).best()
     if best is None:
         raise ImportFileRefused("imports.error.unknown_encoding")
     return str(best.encoding)
+
+
+def _is_chinese_character(char: str) -> bool:
+    """A CJK ideograph, CJK punctuation or a full-width form: what Chinese text is made of (beside ASCII)."""
+    code = ord(char)
+    return 0x4E00 <= code <= 0x9FFF or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or code == 0xB7
+
+
+def _reads_as_chinese(data: bytes) -> bool | None:
+    """True when ``data`` reads as GBK/GB18030 Chinese, False when not, None when it could be Korean as well.
+
+    Chinese text saved as GBK is made (beside ASCII) of GB2312 characters: two bytes, both in
+    A1–FE. A Western file decoded as GB18030 pairs an accented letter with the ASCII after
+    it (``ü`` + ``l`` → 黮, second byte below A1); Shift-JIS kana and most kanji start below A1.
+    EUC-KR's Hangul sit exactly on GB2312's first rows (B0–C8): bytes whose every character
+    starts there could be either, and only the user knows.
+    """
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    if not all(char.isascii() or _is_chinese_character(char) for char in text):
+        return False
+    pairs = gb2312 = korean_rows = 0
+    position, size = 0, len(data)
+    while position < size:
+        byte = data[position]
+        if byte < 0x80:
+            position += 1
+            continue
+        if position + 1 < size and 0x30 <= data[position + 1] <= 0x39:  # a GB18030 four-byte character
+            pairs += 1
+            position += 4
+            continue
+        pairs += 1
+        second = data[position + 1] if position + 1 < size else 0
+        if 0xA1 <= byte <= 0xF7 and 0xA1 <= second <= 0xFE:
+            gb2312 += 1
+            korean_rows += 0xB0 <= byte <= 0xC8
+        position += 2
+    if not pairs or gb2312 < 0.8 * pairs:
+        return False
+    if korean_rows == pairs and _decodes(data, "euc_kr"):
+        return None
+    return True
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_WESTERN_SIGNS = set("€‚„…†‡ˆ‰‹›‘’“”•–—˜™¡¢£¤¥¦§¨©ª«¬\xad®¯°±²³´µ¶·¸¹º»¼½¾¿×÷\xa0")
+
+
+def _reads_as_western(data: bytes) -> bool:
+    """Does ``data`` read as Windows-1252 text whose non-ASCII characters are Latin letters or common signs?"""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    letters = 0
+    for char in text:
+        if char.isascii():
+            continue
+        if "\u00c0" <= char <= "\u024f" and char not in "×÷":
+            letters += 1
+        elif char not in _WESTERN_SIGNS:
+            return False
+    # one or two accented letters in a row is how Western words look (Müller, Ææ); GBK Chinese read
+    # as Windows-1252 is runs of two bytes per character ("ÕÅÈý" for 张三)
+    return letters > 0 and max((len(run) for run in _NON_ASCII_RUN.findall(text)), default=0) <= 2
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 def _trim_partial_character(sample: bytes) -> bytes:
@@ -177,42 +284,151 @@ def open_import_file(
             digest.update(block)
     is_xlsx = head.startswith(b"PK\x03\x04") or name.lower().endswith((".xlsx", ".xlsm"))
     if is_xlsx:
-        headers, sheet_name = _xlsx_headers(source, sheet)
+        check_xlsx_size(source, size)
+        headers, sheet_name, header_row = _xlsx_headers(source, sheet)
         return ImportFile(
-            name, source, "xlsx", None, None, _check_headers(headers), digest.hexdigest(), size, sheet=sheet_name
+            name,
+            source,
+            "xlsx",
+            None,
+            None,
+            _check_headers(headers),
+            digest.hexdigest(),
+            size,
+            sheet=sheet_name,
+            header_row=header_row,
+            warnings=["imports.warning.title_rows"] if header_row > 1 else [],
         )
     if name.lower().endswith(".xls") or head.startswith(b"\xd0\xcf\x11\xe0"):
         raise ImportFileRefused("imports.error.old_excel")
     if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ImportFileRefused("imports.error.binary")
-    encoding = encoding or detect_encoding(head)
+    if size > len(head) and not any(end in head for end in (b"\n", b"\r")):
+        # pandas would read it, but the header alone would be longer than any cell may be
+        raise ImportFileRefused("imports.error.no_line_break", kb=SAMPLE_BYTES // 1024)
+    line_end = "\r" if b"\r" in head and b"\n" not in head else "\n"  # old Mac: CR only
+    encoding = encoding or detect_encoding(head if line_end == "\n" else head.replace(b"\r", b"\n"))
     try:
-        text = _trim_partial_character(head).decode(encoding)
+        text = _trim_partial_character(head if line_end == "\n" else head.replace(b"\r", b"\n")).decode(encoding)
     except (UnicodeDecodeError, LookupError) as error:
         raise ImportFileRefused("imports.error.unknown_encoding") from error
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise ImportFileRefused("imports.error.empty_file")
-    delimiter = delimiter or detect_delimiter(text)
-    first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    detected = detect_delimiter(text)
+    if delimiter:
+        delimiter = _chosen_delimiter(delimiter)
+    try:
+        first = next(csv.reader(io.StringIO(text, newline=None), delimiter=delimiter or detected), [])
+    except csv.Error as error:
+        raise ImportFileRefused("imports.error.bad_csv", detail=str(error).strip()[:200]) from error
+    if delimiter and delimiter != detected and len(first) == 1:
+        detected_first = next(csv.reader(io.StringIO(text, newline=None), delimiter=detected), [])
+        if len(detected_first) > 1:
+            # the chosen delimiter splits nothing where the detected one splits the header
+            raise ImportFileRefused(
+                "imports.error.delimiter_mismatch", chosen=_delimiter_name(delimiter), found=_delimiter_name(detected)
+            )
+    delimiter = delimiter or detected
     headers = _check_headers([clean_header(value) for value in first])
     warnings = []
     if len(headers) == 1 and any(other in headers[0] for other in DELIMITERS if other != delimiter):
         warnings.append("imports.warning.one_column")
-    return ImportFile(name, source, "csv", encoding, delimiter, headers, digest.hexdigest(), size, warnings=warnings)
+    return ImportFile(
+        name,
+        source,
+        "csv",
+        encoding,
+        delimiter,
+        headers,
+        digest.hexdigest(),
+        size,
+        warnings=warnings,
+        line_end=line_end,
+    )
 
 
-def _xlsx_headers(source: bytes | Path, sheet: str | None) -> tuple[list[str], str]:
+def _chosen_delimiter(chosen: str) -> str:
+    """A delimiter the user typed or picked (``;``, ``tab``, ``\\t``), or ImportFileRefused when it cannot be one."""
+    delimiter = DELIMITER_NAMES.get(chosen.strip().casefold(), chosen) if chosen.strip() else chosen
+    if len(delimiter) != 1 or delimiter in "\r\n\"" or delimiter.isalnum():
+        raise ImportFileRefused("imports.error.bad_delimiter", delimiter=chosen[:10])
+    return delimiter
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "Tab", " ": "Space"}.get(delimiter, delimiter)
+
+
+def check_xlsx_size(source: bytes | Path, size: int) -> None:
+    """Refuse a workbook whose parts inflate beyond :data:`XLSX_MAX_UNCOMPRESSED` or :data:`XLSX_MAX_RATIO` × its size.
+
+    Read from the zip's directory (the sizes each part declares) before anything is inflated;
+    openpyxl would otherwise unpack and parse, say, 76 MB of shared strings from a 266 KB file.
+    A part that inflates to more than it declared fails the zip's own check when read.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source)) as archive:
+            inflated = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ImportFileRefused("imports.error.bad_xlsx") from error
+    if inflated > XLSX_MAX_UNCOMPRESSED or inflated > XLSX_MAX_RATIO * max(size, 1):
+        raise ImportFileRefused(
+            "imports.error.xlsx_too_large",
+            size_mb=round(inflated / (1024 * 1024)),
+            max_mb=XLSX_MAX_UNCOMPRESSED // (1024 * 1024),
+        )
+
+
+TITLE_ROWS = 10
+"""How far below a title (a row with one cell) the header of an XLSX sheet is looked for."""
+MAX_TITLE_ROWS = 2
+"""Rows with one filled cell (a title, a subtitle) that may stand above the header; more make a one-column sheet."""
+
+
+def _worksheet(workbook: Any, sheet: str | None) -> Any:
+    """The named sheet, else the first visible one (a hidden first sheet holds lookups, not data)."""
+    if sheet:
+        if sheet not in workbook.sheetnames:
+            raise ImportFileRefused("imports.error.no_sheet", sheet=sheet[:100])
+        return workbook[sheet]
+    for worksheet in workbook.worksheets:
+        if getattr(worksheet, "sheet_state", "visible") == "visible":
+            return worksheet
+    raise ImportFileRefused("imports.error.empty_file")
+
+
+def _xlsx_headers(source: bytes | Path, sheet: str | None) -> tuple[list[str], str, int]:
+    """The header cells, the sheet's name and the header's row number.
+
+    A report's title above the header (one filled cell in A1, maybe a blank row, then the
+    header) is not the header: leading rows with a single filled cell are passed over when a
+    row with more filled cells follows within :data:`TITLE_ROWS` rows.
+    """
     workbook = _open_workbook(source)
     try:
-        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
-        for row in worksheet.iter_rows(values_only=True):
-            if any(value not in (None, "") for value in row):
-                headers = [clean_header(value) for value in row]
-                while headers and not headers[-1]:
-                    headers.pop()
-                return headers, worksheet.title
-        raise ImportFileRefused("imports.error.empty_file")
+        worksheet = _worksheet(workbook, sheet)
+        first: tuple[int, list[str]] | None = None
+        single_rows = 0
+        for number, row in enumerate(worksheet.iter_rows(values_only=True), start=1):
+            filled = sum(1 for value in row if value not in (None, ""))
+            if not filled:
+                continue
+            headers = [clean_header(value) for value in row]
+            while headers and not headers[-1]:
+                headers.pop()
+            if filled > 1:
+                return headers, worksheet.title, number
+            single_rows += 1
+            if first is None:
+                first = (number, headers)
+            if number - first[0] > TITLE_ROWS or single_rows > MAX_TITLE_ROWS:
+                break
+        if first is None:
+            raise ImportFileRefused("imports.error.empty_file")
+        return first[1], worksheet.title, first[0]  # one column throughout: the first row is its header
     finally:
         workbook.close()
 
@@ -256,27 +472,62 @@ def count_rows(file: ImportFile) -> int | None:
     if file.kind == "xlsx":
         workbook = _open_workbook(file.source)
         try:
-            worksheet = workbook[file.sheet] if file.sheet else workbook.worksheets[0]
-            rows = worksheet.max_row
+            rows = _worksheet(workbook, file.sheet).max_row
         finally:
             workbook.close()
-        return None if rows is None else max(rows - 1, 0)
+        return None if rows is None else max(rows - file.header_row, 0)
     breaks = 0
     last = b""
+    end = file.line_end.encode()
     with file.open_binary() as stream:
         for block in iter(lambda: stream.read(1024 * 1024), b""):
-            breaks += block.count(b"\n")  # never part of a multi-byte UTF-8 or GB18030 character
+            breaks += block.count(end)  # never part of a multi-byte UTF-8 or GB18030 character
             last = block
-    return max(breaks + (0 if last.endswith(b"\n") else 1) - 1, 0)
+    return max(breaks + (0 if last.endswith(end) else 1) - 1, 0)
 
 
 def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> Iterator[pandas.DataFrame]:
-    """The data rows as string DataFrames (blank cells are ""), indexed by spreadsheet row number."""
+    """The data rows as string DataFrames (blank cells are ""), indexed by spreadsheet row number.
+
+    Each frame has the file's headers as columns and one more, :data:`EXTRA_COLUMN`: what a
+    row holds beyond the header's columns ("" for none; a trailing delimiter adds nothing).
+    A row with more fields is refused as that row by the suites, never shifted: pandas, given
+    a first data row longer than the header, would otherwise take its first column as the
+    index and move every column of every row one to the left.
+    """
     if file.kind == "xlsx":
         yield from _xlsx_chunks(file, chunk_size)
         return
     import pandas as pd
 
+    extra = 1
+    yielded = 1  # the last row number handed out
+    while True:
+        try:
+            for chunk in _csv_chunks(file, chunk_size, extra):
+                if chunk.empty or chunk.index[-1] <= yielded:
+                    continue
+                chunk = chunk[chunk.index > yielded]
+                yielded = int(chunk.index[-1])
+                yield chunk
+            return
+        except pd.errors.ParserError as error:
+            # a row longer than the columns asked for: read again with room for it, past what was handed out
+            wider = _FIELDS_SEEN.search(str(error))
+            if wider is None or extra >= MAX_EXTRA_FIELDS:
+                raise ImportFileRefused("imports.error.bad_csv", detail=str(error).strip()[:200]) from error
+            extra = min(max(int(wider.group(1)) - len(file.headers), extra * 4), MAX_EXTRA_FIELDS)
+
+
+_FIELDS_SEEN = re.compile(r"Expected \d+ fields in line \d+, saw (\d+)")
+
+
+def _csv_chunks(file: ImportFile, chunk_size: int, extra: int) -> Iterator[pandas.DataFrame]:
+    """The rows with ``extra`` columns beyond the header's (joined into :data:`EXTRA_COLUMN`)."""
+    import pandas as pd
+
+    width = len(file.headers)
+    spare = [f"{EXTRA_COLUMN}{number}" for number in range(extra)]
     stream = file.open_binary()
     try:
         reader = pd.read_csv(
@@ -286,22 +537,37 @@ def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> It
             dtype=str,
             keep_default_na=False,
             na_filter=False,
-            header=0,
-            names=file.headers,
+            header=None,
+            skiprows=1,  # the header (a quoted line break in it is kept: the tokenizer skips records)
+            names=[*file.headers, *spare],
+            index_col=False,
             skip_blank_lines=True,
             chunksize=chunk_size,
             engine="c",
             on_bad_lines="error",
+            lineterminator=None if file.line_end == "\n" else file.line_end,
         )
-        next_row = 2
+        next_row = file.header_row + 1
         for chunk in reader:
             chunk.index = range(next_row, next_row + len(chunk))
             next_row += len(chunk)
-            yield chunk
+            if any(chunk[column].str.contains("\x00", regex=False).any() for column in chunk.columns):
+                row = next(
+                    number
+                    for number, cells in zip(chunk.index, chunk.itertuples(index=False), strict=True)
+                    if any("\x00" in cell for cell in cells)
+                )
+                # PostgreSQL stores no NUL in text, and no text file holds one
+                raise ImportFileRefused("imports.error.nul_byte", row=row)
+            extras = chunk[spare]
+            joined = (
+                extras.agg(lambda cells: (file.delimiter or ",").join(cells).rstrip(file.delimiter or ","), axis=1)
+                if (extras != "").any().any()
+                else ""
+            )
+            yield chunk.iloc[:, :width].assign(**{EXTRA_COLUMN: joined})
     except UnicodeDecodeError as error:
         raise ImportFileRefused("imports.error.mixed_encoding") from error
-    except pd.errors.ParserError as error:
-        raise ImportFileRefused("imports.error.bad_csv", detail=str(error).strip()[:200]) from error
     finally:
         stream.close()
 
@@ -310,27 +576,28 @@ def _xlsx_chunks(file: ImportFile, chunk_size: int) -> Iterator[pandas.DataFrame
     import pandas as pd
 
     workbook = _open_workbook(file.source)
+    columns = [*file.headers, EXTRA_COLUMN]
     try:
-        worksheet = workbook[file.sheet] if file.sheet else workbook.worksheets[0]
+        worksheet = _worksheet(workbook, file.sheet)
         width = len(file.headers)
         rows: list[list[str]] = []
         numbers: list[int] = []
-        header_seen = False
         for number, row in enumerate(worksheet.iter_rows(values_only=True), start=1):
-            values = [_cell_text(value) for value in row[:width]]
-            if not any(value.strip() for value in values):
+            if number <= file.header_row:
                 continue
-            if not header_seen:
-                header_seen = True
+            cells = [_cell_text(value) for value in row]
+            if not any(value.strip() for value in cells):
                 continue
+            values = cells[:width]
             values += [""] * (width - len(values))
+            values.append(",".join(cells[width:]).rstrip(","))
             rows.append(values)
             numbers.append(number)
             if len(rows) >= chunk_size:
-                yield pd.DataFrame(rows, columns=file.headers, index=numbers, dtype=object)
+                yield pd.DataFrame(rows, columns=columns, index=numbers, dtype=object)
                 rows, numbers = [], []
         if rows:
-            yield pd.DataFrame(rows, columns=file.headers, index=numbers, dtype=object)
+            yield pd.DataFrame(rows, columns=columns, index=numbers, dtype=object)
     finally:
         workbook.close()
 
@@ -340,5 +607,5 @@ def preview(file: ImportFile, rows: int = 20) -> pandas.DataFrame:
     import pandas as pd
 
     for chunk in iter_chunks(file, chunk_size=rows):
-        return chunk.head(rows)
+        return chunk.head(rows)[file.headers]
     return pd.DataFrame(columns=file.headers)

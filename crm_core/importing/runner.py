@@ -49,7 +49,7 @@ from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
 from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
-from crm_core.importing.reading import ImportFile, count_rows, iter_chunks
+from crm_core.importing.reading import EXTRA_COLUMN, ImportFile, count_rows, iter_chunks
 from crm_core.models import (
     Activity,
     AuditEvent,
@@ -466,14 +466,17 @@ Quarantined = list[tuple[int, dict[str, str]]]
 
 # companion columns only the suites read: not passed to the writer
 _SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
-_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing"}
+_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields"}
 
 
 def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined:
     rows = chunk[chunk.index.isin(list(refused))]
     if rows.empty:
         return []
-    return [(int(number), {str(k): str(v) for k, v in row.items()}) for number, row in rows.iterrows()]
+    return [
+        (int(number), {str(k): str(v) for k, v in row.items() if k != EXTRA_COLUMN or v})
+        for number, row in rows.iterrows()
+    ]
 
 
 def _writable(
@@ -1205,11 +1208,11 @@ def _delete_dependents(session: Session, customer_ids: list[int]) -> None:
 
 def rejected_rows_csv(file: ImportFile, report: ValidationReport, lang: str) -> bytes:
     """The refused rows of ``file`` with a row number and a reason column, as UTF-8 CSV (Excel-safe)."""
-    headers = [t("imports.csv.row", lang), *file.headers, t("imports.csv.reason", lang)]
+    headers = [t("imports.csv.row", lang), *file.headers, EXTRA_COLUMN, t("imports.csv.reason", lang)]
     rows: list[list[Any]] = []
     if report.rejected:
         for chunk in iter_chunks(file):
-            selected = chunk[chunk.index.isin(list(report.rejected))]
+            selected = chunk[chunk.index.isin(list(report.rejected))][[*file.headers, EXTRA_COLUMN]]
             for row_number, row in selected.iterrows():
                 rows.append([int(row_number), *row.tolist(), report.reasons(int(row_number), lang)])
     return to_csv(headers, rows)

@@ -212,3 +212,158 @@ def test_importing_the_engine_does_not_import_great_expectations() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+# --- issue 19: hostile files end in a clear refusal or a correct read, never a traceback or a silent shift ----
+
+
+def _rows(file_bytes: bytes, name: str = "f.csv", **options: str) -> list[list[object]]:
+    file = open_import_file(name, file_bytes, **options)
+    return [[number, *cells] for chunk in iter_chunks(file) for number, cells in zip(
+        chunk.index.tolist(), chunk.values.tolist(), strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "reason"),
+    [
+        (";;", "imports.error.bad_delimiter"),
+        ("\n", "imports.error.bad_delimiter"),
+        ('"', "imports.error.bad_delimiter"),
+        ("a", "imports.error.bad_delimiter"),
+        (";", "imports.error.delimiter_mismatch"),
+        ("\\t", "imports.error.delimiter_mismatch"),  # typed as backslash-t: read as a tab
+    ],
+)
+def test_a_chosen_delimiter_that_cannot_be_or_does_not_match_is_refused_by_name(chosen: str, reason: str) -> None:
+    with pytest.raises(ImportFileRefused) as refused:
+        open_import_file("f.csv", b"name,email\nAcme,a@acme.com\n", delimiter=chosen)
+    assert refused.value.message_key == reason
+
+
+def test_a_chosen_delimiter_that_matches_is_used() -> None:
+    assert _rows(b"name|email\nAcme|a@acme.com\n", delimiter="pipe") == [[2, "Acme", "a@acme.com", ""]]
+
+
+def test_old_mac_line_endings_are_read_as_lines() -> None:
+    body = b'name,email\rAcme,a@acme.com\r"Two\rLines",b@b.com\rZeta,z@z.com'
+    file = open_import_file("mac.csv", body)
+    assert file.headers == ["name", "email"]
+    assert [row[1] for row in _rows(body)] == ["Acme", "Two\rLines", "Zeta"]
+    assert count_rows(file) == 4  # an estimate: the quoted line break counts
+
+
+def test_a_nul_byte_past_the_sampled_head_refuses_the_file_naming_its_row() -> None:
+    body = b"name,email\n" + b"".join(b"N%d,n%d@x.com\n" % (i, i) for i in range(30_000)) + b"Bad\x00,z@x.com\n"
+    assert len(body) > 256 * 1024
+    with pytest.raises(ImportFileRefused) as refused:
+        _rows(body)
+    assert (refused.value.message_key, refused.value.params) == ("imports.error.nul_byte", {"row": 30_002})
+
+
+def test_ten_megabytes_without_a_line_break_are_refused() -> None:
+    with pytest.raises(ImportFileRefused) as refused:
+        open_import_file("one-line.csv", b"name," + b"x" * (10 * 1024 * 1024))
+    assert refused.value.message_key == "imports.error.no_line_break"
+
+
+def test_a_row_with_more_cells_than_the_header_keeps_every_column_in_place() -> None:
+    # a trailing comma on the first data row made pandas take column 1 as the index: every column
+    # of every row moved one to the left; an unquoted comma in a name did the same to its row
+    body = b"name,email\nAcme,a@acme.com,\nAcme, Inc,b@acme.com\nZeta,z@z.com\n"
+    assert _rows(body) == [
+        [2, "Acme", "a@acme.com", ""],  # a trailing delimiter adds nothing
+        [3, "Acme", " Inc", "b@acme.com"],  # the extra cell is kept aside: the suites refuse the row
+        [4, "Zeta", "z@z.com", ""],
+    ]
+
+
+def test_a_much_longer_row_later_in_the_file_is_kept_aside_too() -> None:
+    body = b"name,email\n" + b"".join(b"N%d,n%d@x.com\n" % (i, i) for i in range(50)) + b"Wide,w@x.com" + b",z" * 60
+    rows = _rows(body + b"\nLast,l@x.com\n")
+    assert rows[50] == [52, "Wide", "w@x.com", ",".join(["z"] * 60)]
+    assert rows[51] == [53, "Last", "l@x.com", ""] and len(rows) == 52
+
+
+@pytest.mark.parametrize(
+    ("text", "codec", "expected"),
+    [
+        ("name,city\nMüller,Köln\nFrançois,Besançon\n", "cp1252", "cp1252"),
+        ("name\nMüller\n", "cp1252", "cp1252"),  # was read as GB18030: M黮ler
+        ("name\n株式会社テスト\n", "shift_jis", "cp932"),  # was 姅幃夛幮僥僗僩
+        ("客户名称,邮箱\n张三,m@x.com\n", "gbk", "gb18030"),
+        ("客户名称\n王堃\n", "gbk", "gb18030"),  # a character outside GB2312
+        ("name\n张\n", "gbk", "gb18030"),
+        ("客户名称,电话\n北京字节跳动科技有限公司,13800138000\n", "gb18030", "gb18030"),
+    ],
+)
+def test_western_japanese_and_chinese_files_are_told_apart(text: str, codec: str, expected: str) -> None:
+    file = open_import_file("f.csv", text.encode(codec))
+    assert file.encoding == expected
+    assert _rows(text.encode(codec))[0][1] == text.splitlines()[1].split(",")[0]
+
+
+def test_korean_bytes_that_read_as_chinese_too_make_the_user_pick() -> None:
+    raw = "name\n삼성전자\n".encode("euc_kr")
+    with pytest.raises(ImportFileRefused) as refused:
+        open_import_file("f.csv", raw)
+    assert refused.value.message_key == "imports.error.ambiguous_encoding"
+    assert _rows(raw, encoding="euc_kr")[0][1] == "삼성전자"
+
+
+def _xlsx(sheets: list[tuple[str, list[list[object]], str]]) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for title, rows, state in sheets:
+        sheet = workbook.create_sheet(title)
+        sheet.sheet_state = state
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_hidden_first_sheet_is_passed_over_for_the_first_visible_one() -> None:
+    raw = _xlsx([("lists", [["code", "label"], ["x", "y"]], "hidden"), ("data", [["name"], ["Acme"]], "visible")])
+    file = open_import_file("w.xlsx", raw)
+    assert (file.sheet, file.headers) == ("data", ["name"])
+    assert _rows(raw, "w.xlsx") == [[2, "Acme", ""]]
+
+
+def test_a_title_above_the_header_is_not_imported() -> None:
+    rows: list[list[object]] = [["Customer report 2026"], [], ["name", "email"], ["Acme", "a@acme.com"]]
+    raw = _xlsx([("report", rows, "visible")])
+    file = open_import_file("r.xlsx", raw)
+    assert (file.headers, file.header_row, file.warnings) == (["name", "email"], 3, ["imports.warning.title_rows"])
+    assert _rows(raw, "r.xlsx") == [[4, "Acme", "a@acme.com", ""]]
+    assert count_rows(file) == 1
+
+
+def test_a_one_column_sheet_keeps_its_first_row_as_header() -> None:
+    raw = _xlsx([("names", [["name"], ["Acme"], ["Beta"], ["Gamma"]], "visible")])
+    assert _rows(raw, "n.xlsx") == [[2, "Acme", ""], [3, "Beta", ""], [4, "Gamma", ""]]
+
+
+def test_cells_beyond_the_xlsx_header_are_kept_aside() -> None:
+    raw = _xlsx([("s", [["name", "email"], ["Acme", "a@acme.com", "spill"]], "visible")])
+    assert _rows(raw, "s.xlsx") == [[2, "Acme", "a@acme.com", "spill"]]
+
+
+def test_a_workbook_that_inflates_far_beyond_its_size_is_refused_before_it_is_opened() -> None:
+    import io
+    import zipfile
+
+    raw = _xlsx([("s", [["name"], ["Acme"]], "visible")])
+    source = zipfile.ZipFile(io.BytesIO(raw))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for entry in source.infolist():
+            bomb.writestr(entry, source.read(entry))
+        bomb.writestr("xl/padding.xml", b" " * (30 * 1024 * 1024))  # 30 MB of spaces: ~30 KB deflated
+    with pytest.raises(ImportFileRefused) as refused:
+        open_import_file("bomb.xlsx", buffer.getvalue())
+    assert refused.value.message_key == "imports.error.xlsx_too_large"
