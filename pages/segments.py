@@ -59,6 +59,7 @@ from crm_core.services.segments import (
     create_segment_tasks,
     delete_segment,
     enroll_segment_in_campaign,
+    hidden_text,
     record_snapshot,
     save_segment,
 )
@@ -338,6 +339,9 @@ if section == "builder":
     st.button(t("segments.add_condition"), key="segments_add", on_click=add_condition)
     raw = {"match": STATE.get("segments_match", "all"), "conditions": raw_conditions}
     spec, problems = validate_spec(raw, catalog)
+    if spec is not None and hidden_text(raw):  # NUL and the like: PostgreSQL refuses them in a query
+        st.warning(t("imports.rule.hidden_characters", field=t("segments.conditions")))
+        spec = None
 
     if problems:
         st.warning("\n\n".join(problem_text(p.index, p.key, p.params) for p in problems))

@@ -40,6 +40,7 @@ from crm_core.models.segments import (
     SegmentSnapshot,
 )
 from crm_core.queries.segments import count_segment, field_catalog, segment_member_ids
+from crm_core.rules import fields as field_rules
 from crm_core.rules.segments import SegmentSpec, validate_spec
 
 MAX_BULK = 5_000
@@ -59,6 +60,8 @@ class SegmentInput:
 
 def validated_spec(session: Session, raw: Any, *, require_conditions: bool = False) -> SegmentSpec:
     """The normalised spec of ``raw`` for the session's tenant; raises ValidationFailed."""
+    if hidden_text(raw):
+        raise ValidationFailed({"conditions": ("imports.rule.hidden_characters", {"field": "conditions"})})
     spec, problems = validate_spec(raw, field_catalog(session), require_conditions=require_conditions)
     if spec is None:
         errors: Errors = {}
@@ -69,15 +72,34 @@ def validated_spec(session: Session, raw: Any, *, require_conditions: bool = Fal
     return spec
 
 
+def hidden_text(value: Any) -> bool:
+    """Does any string in ``value`` (a condition tree) hold a control or text-direction character?
+
+    PostgreSQL refuses NUL in any string, so a condition's value holding one failed the member count
+    with a DataError instead of a refusal."""
+    if isinstance(value, str):
+        return field_rules.hidden_characters(field_rules.Field("conditions"), value) is not None
+    if isinstance(value, dict):
+        return any(hidden_text(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(hidden_text(item) for item in value)
+    return False
+
+
 def _validate_form(session: Session, actor: Actor, form: SegmentInput) -> tuple[Errors, SegmentSpec | None]:
     errors: Errors = {}
     name = form.name.strip()
+    description = form.description.strip()
     if not name:
         errors["name"] = ("validation.required", {})
     elif len(name) > 120:
         errors["name"] = ("validation.too_long", {"max": 120})
-    if len(form.description.strip()) > 500:
+    elif (hidden := field_rules.hidden_characters(field_rules.Field("name"), name)) is not None:
+        errors["name"] = hidden  # NUL (refused by PostgreSQL), other controls, bidi overrides
+    if len(description) > 500:
         errors["description"] = ("validation.too_long", {"max": 500})
+    elif (hidden := field_rules.hidden_characters(field_rules.Field("description"), description)) is not None:
+        errors["description"] = hidden
     if form.sharing not in SegmentSharing.ALL:
         errors["sharing"] = ("validation.choice", {})
     elif form.sharing == SegmentSharing.TEAM:
