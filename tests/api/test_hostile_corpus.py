@@ -177,3 +177,64 @@ def test_every_hostile_value_as_a_search_filter_cursor_or_path_id_is_answered_cl
                     failures.append(f"{where}: undocumented status {response.status_code}")
     print(f"\nAPI read calls {calls} in {time.monotonic() - started:.1f}s")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:80])
+
+
+def test_hostile_edits_reasons_and_completions_are_stored_or_refused_cleanly(api: Api, world: World) -> None:
+    """PATCH of each resource's text fields, a deal's won/lost reason, a task completed with a hostile
+    activity note: never a 5xx, problem+json errors, and a refused edit leaves the record's version as it was."""
+    started = time.monotonic()
+    headers = api.headers(world.admin, **{"Content-Type": "application/json"})
+    customer_id = create_random_customer(api.db, world.admin)
+    records = {
+        "customers": (customer_id, ["name", "industry", "email"]),
+        "contacts": (api.client.post("/api/v1/contacts", headers=headers, json={
+            "customer_id": customer_id, "name": "Lin Mei"}).json()["id"], ["name", "title"]),
+        "deals": (api.client.post("/api/v1/deals", headers=headers, json={
+            "customer_id": customer_id, "name": "Deal"}).json()["id"], ["name"]),
+        "cases": (api.client.post("/api/v1/cases", headers=headers, json={
+            "customer_id": customer_id, "subject": "Broken"}).json()["id"], ["subject", "description"]),
+        "products": (api.client.post("/api/v1/products", headers=headers, json={
+            "sku": "HC-EDIT", "name": "Scanner"}).json()["id"], ["name"]),
+    }
+    calls = 0
+    failures: list[str] = []
+    for resource, (record_id, fields) in records.items():
+        for field in fields:
+            for item in sample(3):
+                version = api.client.get(f"/api/v1/{resource}/{record_id}", headers=headers).json()["version"]
+                response = api.client.patch(f"/api/v1/{resource}/{record_id}", headers=headers,
+                                            content=json.dumps({field: item.value, "version": version}))
+                calls += 2
+                where = f"PATCH {resource} {field}={item!r}"
+                failures += problem_failures(response, where)
+                if response.status_code not in {200, 409, 422}:
+                    failures.append(f"{where}: undocumented status {response.status_code}")
+                elif response.status_code != 200:
+                    after = api.client.get(f"/api/v1/{resource}/{record_id}", headers=headers).json()["version"]
+                    calls += 1
+                    if after != version:
+                        failures.append(f"{where}: refused but the record changed (version {version} → {after})")
+    for item in sample(3):
+        for outcome, body in (("lost", {"lost_reason": item.value}), ("won", {"won_reason": item.value})):
+            deal = api.client.post("/api/v1/deals", headers=headers, json={"customer_id": customer_id, "name": "D"})
+            response = api.client.post(f"/api/v1/deals/{deal.json()['id']}/{outcome}",
+                                       headers={**headers, "If-Match": '"1"'}, content=json.dumps(body))
+            calls += 2
+            where = f"POST deals/{outcome} {item!r}"
+            failures += problem_failures(response, where)
+            if response.status_code not in {200, 422}:
+                failures.append(f"{where}: undocumented status {response.status_code} {response.text[:200]}")
+        task = api.client.post("/api/v1/tasks", headers=headers, json={"title": "Call", "customer_id": customer_id})
+        activities = row_count(api, "activities")
+        response = api.client.post(f"/api/v1/tasks/{task.json()['id']}/complete",
+                                   headers={**headers, "If-Match": '"1"'},
+                                   content=json.dumps({"activity": {"type": "call", "summary": item.value}}))
+        calls += 2
+        where = f"POST tasks/complete {item!r}"
+        failures += problem_failures(response, where)
+        if response.status_code not in {200, 422}:
+            failures.append(f"{where}: undocumented status {response.status_code} {response.text[:200]}")
+        elif response.status_code == 422 and row_count(api, "activities") != activities:
+            failures.append(f"{where}: refused but an activity was written")
+    print(f"\nAPI edit calls {calls} in {time.monotonic() - started:.1f}s")
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:80])
