@@ -190,6 +190,15 @@ def no_extra_fields() -> Any:
     return _gx().ExpectColumnValuesToBeNull(column="_extra_fields", meta=meta("imports.rule.extra_fields"))
 
 
+def order_total_fits() -> Any:
+    """The lines of one order add up to no more than an order's total stores."""
+    upper = rules.ORDER_TOTAL.upper
+    return _gx().ExpectColumnValuesToBeNull(
+        column="_total_overflow",
+        meta=meta("imports.rule.range", field="total_amount", min=0, max=_bound(upper)),
+    )
+
+
 def one_order_one_customer() -> Any:
     """All lines of one order name the same customer."""
     return _gx().ExpectColumnValuesToBeNull(

@@ -14,6 +14,7 @@ def expectations() -> list[Any]:
     return [
         *rule.from_fields("orders"),
         rule.one_order_one_customer(),
+        rule.order_total_fits(),
         rule.not_taken("order_number"),
         rule.matches_existing(),
     ]

@@ -142,6 +142,7 @@ class FileState:
     hard_keys: MutableMapping[str, int] = field(default_factory=dict)  # the importer gives compact ones
     match_keys: MutableMapping[tuple[str, str], int] = field(default_factory=dict)
     order_customers: dict[str, str] = field(default_factory=dict)
+    order_totals: dict[str, float] = field(default_factory=dict)  # order number → its lines' total so far
 
 
 def _chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterable[list[Any]]:
@@ -440,6 +441,32 @@ def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | N
         frame[f"{name}__unresolved"] = pd.Series(unresolved, index=frame.index, dtype=object)
 
 
+def _order_total_overflow(frame: pandas.DataFrame, state: FileState) -> list[str | None]:
+    """The lines that take their order's total beyond what the column stores (each line may fit on its own)."""
+    upper = rules.ORDER_TOTAL.upper
+    overflow: list[str | None] = [None] * len(frame)
+    if upper is None:
+        return overflow
+    limit = float(upper)
+    prices = frame["unit_price"].tolist()
+    for position, (number, quantity, price, listed) in enumerate(
+        zip(frame["order_number"].tolist(), frame["quantity"].tolist(), prices, frame["product_price"].tolist(),
+            strict=True)
+    ):
+        if number is None:
+            continue
+        quantity = 1.0 if quantity != quantity else quantity  # NaN: blank, one piece (as the writer reads it)
+        price = listed if price != price else price
+        line = float(quantity) * float(price or 0)
+        if line != line:
+            continue
+        total = state.order_totals.get(str(number), 0.0) + line
+        state.order_totals[str(number)] = total
+        if total > limit:
+            overflow[position] = f"{number}: {total:.2f}"
+    return overflow
+
+
 def _companions(
     frame: pandas.DataFrame,
     entity: str,
@@ -474,6 +501,8 @@ def _companions(
             if first_seen.split("\t")[0] != identity:
                 duplicate[position] = f"{number}: {customer} ≠ {first_seen.split(chr(9))[1]}"
     frame["_duplicate_in_file"] = pd.Series(duplicate, index=frame.index, dtype=object)
+    if entity == "orders":
+        frame["_total_overflow"] = pd.Series(_order_total_overflow(frame, state), index=frame.index, dtype=object)
 
     taken: list[str | None] = [None] * len(index)
     taken_key = TAKEN_IN_DB.get(entity)

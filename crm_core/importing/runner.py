@@ -466,7 +466,7 @@ Quarantined = list[tuple[int, dict[str, str]]]
 
 # companion columns only the suites read: not passed to the writer
 _SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
-_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields"}
+_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields", "_total_overflow"}
 
 
 def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined:

@@ -12,11 +12,32 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# one @, no spaces, a dotted domain; no < or > (markup) and no lead a spreadsheet would run (= + - @)
-EMAIL_PATTERN = r"^(?![=+\-@])[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}$"
+# one @, no spaces, a dotted domain; no < or > (markup) and no lead a spreadsheet would run (= + - @);
+# no control character; no dot at the start, before the @ or twice in a row (mail servers refuse
+# ".li..na.@x.cn"); no colon, so "mailto:li@x.cn" (a link pasted as an address) is refused: it is
+# not an address, and which part was meant is the user's call
+EMAIL_PATTERN = (
+    r"^(?![=+\-@.])(?!.*\.\.)(?!.*\.@)(?!.*@[.\-])"
+    r"[^@\s<>:\x00-\x1f\x7f]+@[^@\s<>:\x00-\x1f\x7f]+\.[^@\s<>:.\x00-\x1f\x7f]{2,}$"
+)
+# Chinese numbers (+86, 0086 or 86 before 11 digits, or 11 digits alone): a mobile number is 1[3-9]
+# and 11 digits, so 11 digits starting 10/11/12, or a 1[3-9] number of 10 or 12 digits, is a typo.
+# Landlines are left alone: Beijing's +86 10 1234 5678 has 10 digits after the 86.
+_SEP = r"[ ()\-./]*"
+_DIGIT = rf"(?:{_SEP}\d)"
+_INTL_86 = rf"^{_SEP}(?:\+|00){_SEP}8{_SEP}6{_SEP}"
+_NOT_A_CHINESE_MOBILE = "|".join(
+    (
+        rf"{_INTL_86}1{_SEP}[3-9](?!{_DIGIT}{{9}}{_SEP}$)",  # +86 mobile of the wrong length
+        rf"{_INTL_86}1{_SEP}[0-2]{_DIGIT}{{9}}{_SEP}$",  # +86 and 11 digits that no mobile starts with
+        rf"^{_SEP}8{_SEP}6{_SEP}1{_SEP}[0-2]{_DIGIT}{{9}}{_SEP}$",  # 86 and the same
+        rf"^{_SEP}1{_SEP}[0-2]{_DIGIT}{{9}}{_SEP}$",  # 11 digits alone, starting 10/11/12
+        rf"^{_SEP}1{_SEP}[3-9](?:{_DIGIT}{{8}}|{_DIGIT}{{10}}){_SEP}$",  # a mobile one digit short or long
+    )
+)
 # 6 to 15 digits (E.164), written with spaces, dashes, dots or brackets, starting with +, a digit
 # or a bracket: a leading - or = would make a spreadsheet read the number as a formula
-PHONE_PATTERN = r"^(?=(?:\D*\d){6,15}\D*$)(?=[+\d(])\+?[0-9 ()\-./]{5,30}$"
+PHONE_PATTERN = rf"(?!{_NOT_A_CHINESE_MOBILE})^(?=(?:\D*\d){{6,15}}\D*$)(?=[+\d(])\+?[0-9 ()\-./]{{5,30}}$"
 _EMAIL = re.compile(EMAIL_PATTERN)
 _PHONE = re.compile(PHONE_PATTERN)
 

@@ -237,6 +237,9 @@ ORDER = _table(
     Field("status", ENUM, choices=_values(OrderStatus)),
     Field("currency", ENUM, choices=CURRENCIES),
 )
+ORDER_TOTAL = Field("total_amount", MONEY, column=_column(Order, "total_amount"), minimum=Decimal(0))
+"""An order's total (the sum of its lines): bounded by its column like any amount, so that lines
+each valid on their own cannot add up to more than the database stores."""
 ORDER_LINE = _table(
     Field("product", REFERENCE, required=True, target="product"),
     # more than nothing: the smallest quantity the column keeps

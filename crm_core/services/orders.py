@@ -90,6 +90,8 @@ def _build_lines(session: Any, form: OrderInput, errors: Errors) -> list[tuple[P
         else:
             price = parse_money(line.unit_price, f"line{index}.unit_price", errors, rules.ORDER_LINE["unit_price"])
         built.append((product, quantity, price))
+    if not errors and (problem := rules.check(rules.ORDER_TOTAL, order_total([(q, p) for _, q, p in built]))):
+        errors["lines"] = problem  # each line fits, their sum does not
     return built
 
 

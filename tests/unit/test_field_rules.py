@@ -94,6 +94,31 @@ CASES: list[tuple[str, str, str, str | None]] = [
     ("customer", "email", '=HYPERLINK("x")@evil.com', EMAIL),  # starts like a formula: no address
     ("customer", "email", "<script>@evil.com", EMAIL),
     ("customer", "email", "+1+1@evil.com", EMAIL),
+    # issue 19: addresses mail servers refuse, and a pasted link
+    ("customer", "email", ".li@example.cn", EMAIL),
+    ("customer", "email", "li..na@example.cn", EMAIL),
+    ("customer", "email", "li.@example.cn", EMAIL),
+    ("customer", "email", "li@example..cn", EMAIL),
+    ("customer", "email", "li@.example.cn", EMAIL),
+    ("customer", "email", "mailto:li@example.cn", EMAIL),
+    ("customer", "email", "MAILTO:li@example.cn", EMAIL),
+    ("customer", "email", "li\x01na@example.cn", EMAIL),
+    ("customer", "email", "o'brien+crm@mail.example.co.uk", None),
+    # issue 19: Chinese mobiles are 1[3-9] and 11 digits, with or without +86 / 0086 / 86
+    ("customer", "phone", "13800138000", None),
+    ("customer", "phone", "0086 139 1234 5678", None),
+    ("customer", "phone", "86 138 0013 8000", None),
+    ("customer", "phone", "+86 10 6552 9988", None),  # Beijing landline: 10 digits after 86
+    ("customer", "phone", "010-6552 9988", None),
+    ("customer", "phone", "+1 415 555 2671", None),
+    ("customer", "phone", "+86 123 4567 8901", PHONE),
+    ("customer", "phone", "12345678901", PHONE),
+    ("customer", "phone", "0086 110 1234 5678", PHONE),
+    ("customer", "phone", "86 120 1234 5678", PHONE),
+    ("customer", "phone", "+86 138 0013 800", PHONE),
+    ("customer", "phone", "+86 138 0013 80000", PHONE),
+    ("customer", "phone", "1380013800", PHONE),
+    ("customer", "phone", "138001380001", PHONE),
     ("customer", "tags", "vip, 华东", None),
     ("customer", "tags", "vip, =1+1", FORMULA),  # each tag of the list
     ("customer", "tags", "<b>vip</b>", MARKUP),

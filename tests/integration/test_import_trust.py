@@ -1,0 +1,63 @@
+"""Issue 19 ("Trust"): what the hostile corpus found in imports, one test each, on every database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.db import Database
+from crm_core.importing.mapping import ImportMapping, ImportOptions
+from crm_core.importing.reading import open_import_file
+from crm_core.importing.runner import ImportResult, run_import
+from crm_core.models import Customer, Opportunity
+from tests.factories import World, build_world
+
+
+@pytest.fixture
+def world(db: Database) -> World:
+    return build_world(db)
+
+
+def run(db: Database, world: World, entity: str, body: bytes, mapping: dict | None = None, **options: object
+        ) -> ImportResult:
+    file = open_import_file("t.csv", body)
+    chosen = ImportMapping.from_dict(mapping) if mapping else ImportMapping.suggested(entity, file.headers)
+    return run_import(db, world.admin, file, entity, chosen, ImportOptions(**options))  # type: ignore[arg-type]
+
+
+def test_a_deal_amount_beyond_the_columns_precision_is_a_row_rejection(db: Database, world: World) -> None:
+    customers = run(db, world, "customers", b"name\nOverflow Co\n")
+    assert customers.created == 1
+    body = (
+        b"name,customer,amount\n"
+        b"Fine deal,Overflow Co,999999999999.99\n"
+        b"Huge deal,Overflow Co,1000000000000\n"
+        b"Absurd deal,Overflow Co,99999999999999999999999999\n"
+    )
+    result = run(db, world, "opportunities", body, policy="skip-invalid")
+    assert (result.status, result.created, result.rejected) == ("partial", 1, 2)
+    assert result.report is not None and sorted(result.report.rejected) == [3, 4]
+    assert {key for reasons in result.report.rejected.values() for key, _ in reasons} == {"imports.rule.range"}
+    with db.session(world.admin) as session:
+        assert [str(a) for a in session.scalars(select(Opportunity.amount).where(
+            Opportunity.name == "Fine deal"))] == ["999999999999.99"]
+
+
+def test_order_lines_whose_total_overflows_the_order_are_refused(db: Database, world: World) -> None:
+    run(db, world, "customers", b"name\nBig Buyer\n")
+    run(db, world, "products", b"sku,name,unit_price\nBIG-1,Big thing,999999999999\n")
+    body = b"order_number,customer,product,quantity,unit_price\nSO-BIG,Big Buyer,BIG-1,5000,999999999999\n"
+    result = run(db, world, "orders", body, policy="skip-invalid")
+    assert result.rejected == 1 and result.created == 0
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused_as_that_row(db: Database, world: World) -> None:
+    body = b"name,email\nAcme Trust,a@acme-trust.com,\nAcme, Inc,b@acme-inc.com\nZeta Trust,z@zeta-trust.com\n"
+    result = run(db, world, "customers", body, policy="skip-invalid")
+    assert (result.created, result.rejected) == (2, 1)
+    assert result.report is not None and list(result.report.rejected) == [3]
+    assert result.report.rejected[3][0][0] == "imports.rule.extra_fields"
+    with db.session(world.admin) as session:
+        stored = dict(session.execute(select(Customer.name, Customer.email).where(
+            Customer.name.in_(["Acme Trust", "Zeta Trust", "Acme", " Inc"]))).tuples().all())
+    assert stored == {"Acme Trust": "a@acme-trust.com", "Zeta Trust": "z@zeta-trust.com"}
