@@ -152,14 +152,16 @@ def _apply_stage(
     if reason is not None and "lost_reason" not in errors:
         # free text like any other (its length is a closing rule: it matters only once the deal is lost)
         lost_rule = fields.OPPORTUNITY["lost_reason"]
-        if (problem := fields.markup(lost_rule, reason) or fields.formula(lost_rule, reason)) is not None:
+        if (problem := fields.markup(lost_rule, reason) or fields.hidden_characters(lost_rule, reason)
+                or fields.formula(lost_rule, reason)) is not None:
             errors["lost_reason"] = problem
     won = clean_text(won_reason) if target.kind == StageKind.WON.value else None
     if won:
         won_rule = fields.OPPORTUNITY["won_reason"]
         if len(won) > rules.LOST_REASON_MAX:
             errors["won_reason"] = ("deal.won_reason_too_long", {})
-        elif (problem := fields.markup(won_rule, won) or fields.formula(won_rule, won)) is not None:
+        elif (problem := fields.markup(won_rule, won) or fields.hidden_characters(won_rule, won)
+              or fields.formula(won_rule, won)) is not None:
             errors["won_reason"] = problem
     if errors:
         return
