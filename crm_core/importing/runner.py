@@ -791,7 +791,7 @@ class _Writer:
         pending: list[dict[str, Any]] = []  # new records' values, and the file rows they come from
         pending_rows: list[int] = []
         pending_keys: dict[tuple[str, str], int] = {}
-        updates: dict[int, tuple[int, dict[str, Any]]] = {}
+        updates: dict[int, list[tuple[int, dict[str, Any]]]] = {}  # record id → (row, changes) in file order
         # match keys are checked against the mapping (MATCH_KEYS), and the prepared frame has every field
         keys = [key for key in self.mapping.match_on if key in frame.columns and key in MATCH_COLUMNS[self.entity]]
         # a new record's keys, read from its values (the normalised email and phone are computed there)
@@ -819,20 +819,22 @@ class _Writer:
                 continue
             if is_duplicate and (mode != "create" or self.options.duplicates == "merge"):
                 if pending_index is not None:
+                    # folded into a record an earlier row of this chunk creates: 'updated' when it
+                    # changes a value of that row, 'skipped' when it repeats it (every row counts once)
                     merged = pending[pending_index]
+                    changed = False
                     for key, value in self.changes(row).items():
                         if key == "custom_fields":
-                            merged[key] = {**(merged.get(key) or {}), **value}
-                        else:
-                            merged[key] = value
-                    self.skipped += 0
+                            value = {**(merged.get(key) or {}), **value}
+                        changed = changed or merged.get(key) != value
+                        merged[key] = value
+                    if changed:
+                        self.updated += 1
+                    else:
+                        self.skipped += 1
                     continue
                 assert target is not None
-                previous = updates.get(target)
-                changes = self.changes(row)
-                if previous is not None:
-                    changes = {**previous[1], **changes}
-                updates[target] = (row_number, changes)
+                updates.setdefault(target, []).append((row_number, self.changes(row)))
                 continue
             values = self.values(row)
             position = len(pending)
@@ -957,31 +959,39 @@ class _Writer:
                 ),
             )
 
-    def _update(self, updates: dict[int, tuple[int, dict[str, Any]]]) -> None:
+    def _update(self, updates: dict[int, list[tuple[int, dict[str, Any]]]]) -> None:
+        """Apply each row's changes to its record in file order; a row counts 'updated' when it changed a value."""
         if not updates:
             return
         model = MODELS[self.entity]
         ids = sorted(updates)
         changed: list[int] = []
+        first_rows: dict[int, int] = {}
         for start in range(0, len(ids), 500):
             for record in self.session.scalars(select(model).where(model.id.in_(ids[start : start + 500]))):
-                for key, value in updates[record.id][1].items():
-                    if key == "custom_fields":
-                        value = {**(record.custom_fields or {}), **value}
-                    setattr(record, key, value)
-                if self.session.is_modified(record):
+                for row_number, row_changes in updates[record.id]:
+                    row_changed = False
+                    for key, value in row_changes.items():
+                        if key == "custom_fields":
+                            value = {**(record.custom_fields or {}), **value}
+                        if getattr(record, key) != value:
+                            row_changed = True
+                            setattr(record, key, value)
+                    if row_changed:
+                        self.updated += 1
+                        first_rows.setdefault(record.id, row_number)
+                    else:
+                        self.skipped += 1
+                if record.id in first_rows and self.session.is_modified(record):
                     changed.append(record.id)
         self.session.flush()  # access checks and audit events (tagged with the run) happen here
-        self.updated += len(changed)
-        self.skipped += len(updates) - len(changed)
-        self._record(
-            changed, [updates[record_id][0] for record_id in changed], "updated", AUDIT_ENTITY[self.entity], None
-        )
+        self._record(changed, [first_rows[record_id] for record_id in changed], "updated", AUDIT_ENTITY[self.entity],
+                     None)
 
     def _write_orders(self, frame: pandas.DataFrame) -> None:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
         lines: list[tuple[str, dict[str, Any]]] = []
-        updates: dict[int, tuple[int, dict[str, Any]]] = {}
+        updates: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
             number = str(row["order_number"])
             target = _none(row.get("_match_id"))
@@ -989,7 +999,7 @@ class _Writer:
                 if self.options.mode == "create":
                     self.skipped += 1  # only reachable when a duplicate order is explicitly skipped
                     continue
-                updates[int(target)] = (row_number, self.changes(row))
+                updates.setdefault(int(target), []).append((row_number, self.changes(row)))
                 continue
             if number not in self.orders and number not in new_orders:
                 new_orders[number] = (row_number, self.values(row))

@@ -111,8 +111,10 @@ CROSS_EXPECTED = {
             ("Phone Twin", "phone-twin@example.com", "13900000009", "South", 0),
         ],
     ),
+    # issue 19: each row counts once (a row folded into an earlier one of the file is 'updated' when it
+    # changes a value, else 'skipped'): created + updated + skipped + rejected = rows read
     ("create", "merge"): (
-        ("partial", 8, 2, 3, 0, 1),
+        ("partial", 8, 2, 5, 0, 1),
         [
             ("Existing Thrice", "dup@example.com", "13700000007", "South", 1),
             ("Falcon Again", "falcon@example.com", "13800000001", "North", 0),
@@ -133,7 +135,7 @@ CROSS_EXPECTED = {
         ],
     ),
     ("upsert", "skip"): (
-        ("partial", 8, 2, 3, 0, 1),
+        ("partial", 8, 2, 5, 0, 1),
         [
             ("Existing Thrice", "dup@example.com", "13700000007", "South", 1),
             ("Falcon Again", "falcon@example.com", "13800000001", "North", 0),
@@ -164,9 +166,18 @@ def test_rows_repeating_keys_of_earlier_chunks_meet_the_records_those_chunks_wro
     assert {table: written[table] - before[table] for table in ("customers", "tasks")} == {
         "customers": result.created, "tasks": result.created
     }
-    assert scalar(
-        live_db, "SELECT COUNT(*) FROM import_run_records WHERE import_run_id = :run", run=result.run_id
-    ) == result.created + result.updated  # a record per created and per updated row
+    records = {
+        action: scalar(
+            live_db,
+            "SELECT COUNT(*) FROM import_run_records WHERE import_run_id = :run AND action = :action",
+            run=result.run_id,
+            action=action,
+        )
+        for action in ("created", "updated")
+    }
+    # a record per created record and per record rows changed (several rows of the file may change one)
+    assert records["created"] == result.created
+    assert records["updated"] <= result.updated and (records["updated"] > 0) == (result.updated > 0)
     # the verdicts the run wrote by are the dry run's: 4 rows repeat an earlier row's key,
     # 2 others (Existing Again, Existing By Phone) match the customer already there
     assert result.report is not None and result.report.as_dict() == dry_run.as_dict()

@@ -59,5 +59,34 @@ def test_a_row_with_more_cells_than_the_header_is_refused_as_that_row(db: Databa
     assert result.report.rejected[3][0][0] == "imports.rule.extra_fields"
     with db.session(world.admin) as session:
         stored = dict(session.execute(select(Customer.name, Customer.email).where(
-            Customer.name.in_(["Acme Trust", "Zeta Trust", "Acme", " Inc"]))).tuples().all())
+            Customer.name.in_(["Acme Trust", "Zeta Trust", "Acme", " Inc"]))).all())
     assert stored == {"Acme Trust": "a@acme-trust.com", "Zeta Trust": "z@zeta-trust.com"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "duplicates"), [("upsert", "skip"), ("create", "merge")]
+)
+def test_counts_add_up_when_a_file_repeats_its_own_rows(db: Database, world: World, mode: str, duplicates: str
+                                                         ) -> None:
+    run(db, world, "customers", b"name,email,region\nExisting Count,exist@count.cn,North\n")
+    body = (
+        b"name,email,region\n"
+        b"New Count,new@count.cn,East\n"
+        b"New Count,new@count.cn,East\n"  # the same again: nothing to change
+        b"New Count,new@count.cn,West\n"  # the same key, another value: changes the row above
+        b"Existing Count,exist@count.cn,North\n"  # as stored: nothing to change
+        b"Existing Count,exist@count.cn,South\n"  # changes the stored record
+        b"Existing Count,exist@count.cn,South\n"  # repeats the row above
+        b"Bad Count,not-an-email,East\n"
+    )
+    result = run(db, world, "customers", body, mapping={
+        "columns": {"name": "name", "email": "email", "region": "region"}, "match_on": ["email"]},
+        mode=mode, duplicates=duplicates, policy="skip-invalid")
+    assert result.created + result.updated + result.skipped + result.rejected == result.rows_read == 7
+    # a repeated row that changes what an earlier row of the file (or the database) holds is 'updated',
+    # one that changes nothing is 'skipped'
+    assert (result.created, result.updated, result.skipped, result.rejected) == (1, 2, 3, 1)
+    with db.session(world.admin) as session:
+        regions = dict(session.execute(select(Customer.name, Customer.region).where(
+            Customer.name.in_(["New Count", "Existing Count"]))).all())
+    assert regions == {"New Count": "West", "Existing Count": "South"}
