@@ -96,10 +96,13 @@ def test_every_hostile_value_in_every_free_text_field_is_stored_or_refused_clean
     started = time.monotonic()
     headers = api.headers(world.admin, **{"Content-Type": "application/json", "Accept-Language": "en"})
     customer_id = create_random_customer(api.db, world.admin)
-    thin = sample(4)  # the secondary fields get a sample of every family; the primary ones all 400+
-    # The test runs in one rolled-back transaction: on PostgreSQL each savepoint keeps a lock until its end,
-    # and 5,000 of them exceed max_locks_per_transaction. There, the primary fields get a sample too.
-    full = CORPUS if api.db.dialect_name == "sqlite" else sample(8)
+    # the secondary fields get a sample of every family; the primary ones all 400+ on SQLite. The test runs in
+    # one rolled-back transaction: on PostgreSQL each savepoint keeps a lock until its end, and 5,000 of them
+    # exceed max_locks_per_transaction. There and on MariaDB (what differs is the database's own refusals:
+    # NUL, overflow, collation) every family is sampled, which keeps the suite's time in bounds.
+    on_sqlite = api.db.dialect_name == "sqlite"
+    thin = sample(4 if on_sqlite else 2)
+    full = CORPUS if on_sqlite else sample(3)
     failures: list[str] = []
     failures += post_each(api, headers, "customers", "customers", {"name": "Hostile Corpus Ltd"},
                           ["name"], full, {201, 409, 422})
@@ -150,8 +153,9 @@ def test_every_hostile_value_as_a_search_filter_cursor_or_path_id_is_answered_cl
     create_random_customer(api.db, world.rep, name="Acme Trading")
     calls = 0
     failures: list[str] = []
+    on_sqlite = api.db.dialect_name == "sqlite"  # other databases: a sample of every family (see above)
     for resource, params in LISTS.items():
-        values = CORPUS if resource == "customers" else sample(4)
+        values = CORPUS if resource == "customers" and on_sqlite else sample(4 if on_sqlite else 2)
         for param in params:
             for item in values:  # httpx refuses a query over 64k: the 100k values are cut
                 response = api.client.get(f"/api/v1/{resource}", headers=headers, params={param: item.value[:4000]})
@@ -161,7 +165,7 @@ def test_every_hostile_value_as_a_search_filter_cursor_or_path_id_is_answered_cl
                 if response.status_code not in {200, 400, 422}:
                     failures.append(f"{where}: undocumented status {response.status_code}")
     for resource in ("customers", "contacts", "deals", "tasks", "cases", "products", "segments", "orders"):
-        for item in CORPUS if resource == "customers" else sample(3):
+        for item in CORPUS if resource == "customers" and on_sqlite else sample(3 if on_sqlite else 1):
             if not item.value:
                 continue
             for path in (f"/api/v1/{resource}/{quote(item.value[:2000], safe='')}",
@@ -200,7 +204,7 @@ def test_hostile_edits_reasons_and_completions_are_stored_or_refused_cleanly(api
     failures: list[str] = []
     for resource, (record_id, fields) in records.items():
         for field in fields:
-            for item in sample(3):
+            for item in sample(3 if api.db.dialect_name == "sqlite" else 1):  # see the first test
                 version = api.client.get(f"/api/v1/{resource}/{record_id}", headers=headers).json()["version"]
                 response = api.client.patch(f"/api/v1/{resource}/{record_id}", headers=headers,
                                             content=json.dumps({field: item.value, "version": version}))
