@@ -135,7 +135,11 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     if args.chunk_size < 100:
         raise _usage(t("imports.cli.bad_chunk", lang))
     path = Path(args.file)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL in it
+        found = False
+    if not found:
         raise _usage(t("imports.error.file_missing", lang, path=args.file))
     actor = resolve_actor(db, args.as_user)
     try:

@@ -42,12 +42,6 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-# Known, and in a file this test's author may not change (crm_core/importing/commands.py, cmd_import):
-# ``path.is_file()`` raises OSError ENAMETOOLONG for a file name over 255 bytes, which the CLI files as an
-# unexpected incident. Left out of the sweep below; test_a_file_name_too_long_for_the_file_system pins it.
-KNOWN = {("import file", item.id) for item in VALUES if len(item.value.encode()) > 255 and "/" not in item.value}
-
-
 @pytest.fixture(scope="module")
 def cli_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, World]]:
     from crm_core.db import make_engine
@@ -73,8 +67,6 @@ def test_hostile_arguments_end_in_an_exit_code_and_one_line_never_a_traceback(
     failures = []
     runs = 0
     for item in VALUES:
-        if (command, item.id) in KNOWN:
-            continue
         argv = ["--database-url", str(db.engine.url), *[item.value if part == "{}" else part
                                                          for part in COMMANDS[command]]]
         runs += 1
@@ -103,7 +95,6 @@ def check_run(argv: list[str], item: Hostile, capsys: pytest.CaptureFixture[str]
     return failures
 
 
-@pytest.mark.xfail(strict=True, reason="crm_core/importing/commands.py: Path.is_file() raises ENAMETOOLONG")
 def test_a_file_name_too_long_for_the_file_system_is_refused_in_one_line(
     cli_world: tuple[Database, World], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
