@@ -89,6 +89,8 @@ def target_label(target: str) -> str:
 def custom_name(header: str) -> str:
     """A custom field name from a header: ASCII letters/digits kept, else a short hash."""
     slug = "".join(ch.lower() if ch.isascii() and ch.isalnum() else "_" for ch in header).strip("_")
+    if slug and not slug[0].isalpha():
+        slug = "field_" + slug  # a name the custom fields page accepts (rules.custom_fields): a letter first
     return (slug or "field_" + hashlib.sha1(header.encode()).hexdigest()[:6])[:60]
 
 

@@ -199,6 +199,11 @@ def order_total_fits() -> Any:
     )
 
 
+def custom_values_fit() -> Any:
+    """Each custom field's value fits its type (number, date, yes/no, one of its choices)."""
+    return _gx().ExpectColumnValuesToBeNull(column="_custom__invalid", meta=meta("imports.rule.custom_field"))
+
+
 def one_order_one_customer() -> Any:
     """All lines of one order name the same customer."""
     return _gx().ExpectColumnValuesToBeNull(

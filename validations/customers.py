@@ -14,4 +14,5 @@ def expectations() -> list[Any]:
         *rule.from_fields("customers"),
         rule.unique_in_file("external_id"),
         rule.matches_existing(),
+        rule.custom_values_fit(),
     ]

@@ -12,7 +12,6 @@ inside the file spans chunks through :class:`FileState`.
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from crm_core.importing.reading import EXTRA_COLUMN
 from crm_core.models import (
     Contact,
     Customer,
+    FieldDefinition,
     Opportunity,
     Order,
     Pipeline,
@@ -45,22 +45,14 @@ from crm_core.models import (
 )
 from crm_core.rules import fields as rules
 from crm_core.rules.contact_details import normalise_email, normalise_phone, parse_tags, store_tags
-from crm_core.rules.fields import clean_text, read_number
+from crm_core.rules.custom_fields import read_custom_value
+from crm_core.rules.fields import clean_text, parse_bool, parse_datetime, read_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 IN_BATCH = 900  # bind parameters per IN list: safe on every database
 TAKEN_IN_DB = {"products": "sku", "orders": "order_number"}
-_TRUE = {"true", "yes", "y", "1", "是", "对", "√", "✓", "x", "on", "t"}
-_FALSE = {"false", "no", "n", "0", "否", "不", "×", "off", "f", ""}
-_YMD = re.compile(
-    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
-    r"(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$"
-)
-_DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
-
-
 _UNSEEN: Any = object()
 _blank_to_none = clean_text  # one cleaning for a typed and an imported cell (see crm_core.rules.fields)
 
@@ -69,54 +61,6 @@ def parse_number(text: str | None) -> tuple[float | None, bool]:
     """(value, ok): ``"¥1,200.50"`` → 1200.5; ``"(30)"`` → -30; blank → (None, True); junk → (None, False)."""
     value, ok = read_number(text)
     return (None if value is None else float(value)), ok
-
-
-def parse_datetime(text: str | None, *, date_only: bool = False) -> tuple[str | None, bool]:
-    """(ISO text, ok) for ``2026-03-05``, ``2026/3/5``, ``2026年3月5日``, ``05.03.2026``, ``25/12/2026`` …
-
-    ``03/05/2026`` is refused as ambiguous (day and month both ≤ 12); a time part is kept
-    unless ``date_only``.
-    """
-    if text is None:
-        return None, True
-    match = _YMD.match(text)
-    if match:
-        year, month, day, hour, minute, second = match.groups()
-    else:
-        match = _DMY.match(text)
-        if not match:
-            return None, False
-        first, separator, second_part, year, hour, minute, second = match.groups()
-        a, b = int(first), int(second_part)
-        if separator == "." or a > 12 >= b:
-            day, month = first, second_part
-        elif b > 12 >= a:
-            month, day = first, second_part
-        else:
-            return None, False
-    import datetime as dt
-
-    try:
-        value = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
-    except ValueError:
-        return None, False
-    if not 1900 <= value.year <= 2200:
-        return None, False
-    if date_only:
-        return value.date().isoformat(), True
-    return value.isoformat(sep=" "), True
-
-
-def parse_bool(text: str | None) -> tuple[bool | None, bool]:
-    """(value, ok) for yes/no/true/false/1/0/是/否."""
-    if text is None:
-        return None, True
-    folded = text.casefold()
-    if folded in _TRUE:
-        return True, True
-    if folded in _FALSE:
-        return False, True
-    return None, False
 
 
 def choice_lookup(spec: FieldSpec) -> dict[str, str]:
@@ -165,6 +109,7 @@ class Resolver:
         self._owners: dict[str, int | None] | None = None
         self._stages: dict[str, tuple[int, int]] | None = None
         self.default_stage: tuple[int, int] | None = None
+        self._custom_fields: dict[str, tuple[str, list[str] | None]] | None = None
 
     def owners(self) -> dict[str, int | None]:
         """username or full name (case-folded) → user id; None when a full name is ambiguous."""
@@ -204,6 +149,17 @@ class Resolver:
             first_open = next((row for row in rows if row.kind == "open"), rows[0] if rows else None)
             self.default_stage = (pipeline_id, first_open.id) if first_open is not None else None
         return self._stages
+
+    def custom_fields(self, entity: str) -> dict[str, tuple[str, list[str] | None]]:
+        """The entity's custom fields: name → (type, choices)."""
+        if self._custom_fields is None:
+            rows = self.session.execute(
+                select(FieldDefinition.name, FieldDefinition.field_type, FieldDefinition.choices).where(
+                    FieldDefinition.entity == entity
+                )
+            ).all()
+            self._custom_fields = {name: (field_type, choices) for name, field_type, choices in rows}
+        return self._custom_fields
 
     def customers(self, keys: set[str]) -> dict[str, int | None]:
         """Customer by external id, email or exact name → id (None when several match)."""
@@ -331,14 +287,27 @@ def prepare_chunk(
         _prepare_field(frame, spec, cells, resolver)
     if entity in CUSTOM_FIELD_ENTITIES:
         custom = mapping.custom_columns()
-        frame["_custom"] = (
-            [
-                {name: text for name, column in custom.items() if (text := _blank_to_none(row[column])) is not None}
-                for _, row in raw[list(custom.values())].iterrows()
-            ]
-            if custom
-            else [{} for _ in range(len(raw))]
-        )
+        stored: list[dict[str, Any]] = [{} for _ in range(len(raw))]
+        invalid: list[str | None] = [None] * len(raw)
+        if custom:
+            # each value read by its field's type, as the customer form reads it (a field the run
+            # creates is text); a value its type refuses refuses the row
+            types = resolver.custom_fields(CUSTOM_FIELD_ENTITIES[entity])
+            for position, (_, row) in enumerate(raw[list(custom.values())].iterrows()):
+                refused = []
+                for name, column in custom.items():
+                    text = _blank_to_none(row[column])
+                    if text is None:
+                        continue
+                    field_type, choices = types.get(name, ("text", None))
+                    value, failed = read_custom_value(field_type, choices, text)
+                    if failed is None:
+                        stored[position][name] = value
+                    else:
+                        refused.append(f"{name}: {text}")
+                invalid[position] = "; ".join(refused) or None
+        frame["_custom"] = stored
+        frame["_custom__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
     # a row with more cells than the header: refused as that row (its cells may be shifted)
     extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)

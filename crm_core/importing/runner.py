@@ -67,6 +67,7 @@ from crm_core.models import (
 )
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
+from crm_core.rules.custom_fields import valid_field_name
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.validation import ExpectationOutcome, run_suite
 
@@ -823,11 +824,11 @@ class _Writer:
                     # changes a value of that row, 'skipped' when it repeats it (every row counts once)
                     merged = pending[pending_index]
                     changed = False
-                    for key, value in self.changes(row).items():
+                    for key, change in self.changes(row).items():
                         if key == "custom_fields":
-                            value = {**(merged.get(key) or {}), **value}
-                        changed = changed or merged.get(key) != value
-                        merged[key] = value
+                            change = {**(merged.get(key) or {}), **change}
+                        changed = changed or merged.get(key) != change
+                        merged[key] = change
                     if changed:
                         self.updated += 1
                     else:
@@ -1049,13 +1050,16 @@ class _Writer:
             return
         if not self.actor.is_admin:
             raise ImportNotAllowed("imports.error.custom_field_admin", fields=", ".join(missing))
+        refused = [name for name in missing if not valid_field_name(name)]
+        if refused:  # the admin page would refuse these names: the import creates none of them
+            raise ImportNotAllowed("imports.error.custom_field_name", fields=", ".join(name[:64] for name in refused))
         position = int(self.session.scalar(select(func.count()).select_from(FieldDefinition)) or 0)
         for offset, name in enumerate(missing):
             column = self.mapping.custom_columns()[name]
             self.session.add(
                 FieldDefinition(
                     entity=entity_name,
-                    name=name[:64],
+                    name=name,
                     label_en=column[:120],
                     label_zh=column[:120],
                     field_type="text",

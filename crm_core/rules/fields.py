@@ -327,6 +327,65 @@ def plain_number(number: Decimal) -> int | float:
     return int(number) if number == number.to_integral_value() else float(number)
 
 
+# yes/no in two languages, and dates in the formats people type (a form's and a file's alike)
+TRUE_WORDS = {"true", "yes", "y", "1", "是", "对", "√", "✓", "x", "on", "t"}
+FALSE_WORDS = {"false", "no", "n", "0", "否", "不", "×", "off", "f", ""}
+_YMD = re.compile(
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[ T]+(\d{1,2})[:：](\d{2})(?:[:：](\d{2})(?:\.\d+)?)?)?$"
+)
+_DMY = re.compile(r"^(\d{1,2})([/.])(\d{1,2})\2(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+
+def parse_datetime(text: str | None, *, date_only: bool = False) -> tuple[str | None, bool]:
+    """(ISO text, ok) for ``2026-03-05``, ``2026/3/5``, ``2026年3月5日``, ``05.03.2026``, ``25/12/2026`` …
+
+    ``03/05/2026`` is refused as ambiguous (day and month both ≤ 12); a time part is kept
+    unless ``date_only``.
+    """
+    if text is None:
+        return None, True
+    match = _YMD.match(text)
+    if match:
+        year, month, day, hour, minute, second = match.groups()
+    else:
+        match = _DMY.match(text)
+        if not match:
+            return None, False
+        first, separator, second_part, year, hour, minute, second = match.groups()
+        a, b = int(first), int(second_part)
+        if separator == "." or a > 12 >= b:
+            day, month = first, second_part
+        elif b > 12 >= a:
+            month, day = first, second_part
+        else:
+            return None, False
+    import datetime as dt
+
+    try:
+        value = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    except ValueError:
+        return None, False
+    if not 1900 <= value.year <= 2200:
+        return None, False
+    if date_only:
+        return value.date().isoformat(), True
+    return value.isoformat(sep=" "), True
+
+
+def parse_bool(text: str | None) -> tuple[bool | None, bool]:
+    """(value, ok) for yes/no/true/false/1/0/是/否."""
+    if text is None:
+        return None, True
+    folded = text.casefold()
+    if folded in TRUE_WORDS:
+        return True, True
+    if folded in FALSE_WORDS:
+        return False, True
+    return None, False
+
+
 # --- the rules: each returns a problem or None ---------------------------------------------
 
 
@@ -418,9 +477,22 @@ def out_of_range(field: Field, number: Decimal) -> Problem | None:
 def too_many_decimals(field: Field, number: Decimal) -> Problem | None:
     """No more decimals than the column keeps (a cent is the smallest amount)."""
     places = field.scale
-    if places is not None and number != number.quantize(Decimal(1).scaleb(-places)):
+    if places is not None and decimal_places(number) > places:
         return ("imports.rule.decimals", {"field": field.name, "places": places})
     return None
+
+
+def decimal_places(number: Decimal) -> int:
+    """The decimals ``number`` needs (``1.50`` → 1), read from its digits: no arithmetic context.
+
+    ``quantize`` raised InvalidOperation for a number with more than 28 digits (an amount of
+    10⁴⁰ in a deal): the import ended in a traceback instead of refusing the value as too large.
+    """
+    _, digits, exponent = number.as_tuple()
+    if not isinstance(exponent, int) or exponent >= 0:
+        return 0
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(-exponent - trailing_zeros, 0)
 
 
 def not_whole(field: Field, number: Decimal) -> Problem | None:

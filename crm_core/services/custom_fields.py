@@ -8,7 +8,6 @@ write definitions (enforced by :mod:`crm_core.access`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +18,12 @@ from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import FieldDefinition
 from crm_core.rules.contact_details import parse_tags
+from crm_core.rules.custom_fields import FIELD_TYPES, valid_field_name
 from crm_core.services.editing import check_version, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
-FIELD_TYPES = ("text", "number", "date", "choice", "bool")
 ENTITIES = ("customer",)
 """Entities whose table has a ``custom_fields`` column (contacts, orders … have none yet)."""
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclass
@@ -44,7 +42,7 @@ class FieldDefinitionInput:
 
 def _validate(form: FieldDefinitionInput) -> tuple[Errors, list[str]]:
     errors: Errors = {}
-    if not _NAME.match(form.name.strip()):
+    if not valid_field_name(form.name.strip()):
         errors["name"] = ("sales.field_name_invalid", {})
     for key in ("label_en", "label_zh"):
         value = getattr(form, key).strip()

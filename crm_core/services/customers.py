@@ -7,9 +7,7 @@ import and its GX suite read too — so the form refuses exactly what an import 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -29,6 +27,7 @@ from crm_core.rules.contact_details import (
     parse_tags,
     store_tags,
 )
+from crm_core.rules.custom_fields import read_custom_value
 from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
@@ -90,23 +89,12 @@ def validate_custom_fields(
             if definition.required and definition.field_type != "bool":
                 errors[key] = ("validation.required", {})
             continue
-        try:
-            if definition.field_type == "number":
-                cleaned[definition.name] = str(Decimal(str(raw).strip()))
-            elif definition.field_type == "date":
-                value = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw).strip())
-                cleaned[definition.name] = value.isoformat()
-            elif definition.field_type == "bool":
-                cleaned[definition.name] = bool(raw)
-            elif definition.field_type == "choice":
-                if str(raw) not in (definition.choices or []):
-                    errors[key] = ("validation.choice", {})
-                    continue
-                cleaned[definition.name] = str(raw)
-            else:
-                cleaned[definition.name] = str(raw).strip()[:1000]
-        except (InvalidOperation, ValueError):
-            errors[key] = (f"validation.{definition.field_type}", {})
+        # one reading of a custom field for the form, the API and the import (crm_core.rules.custom_fields)
+        value, failed = read_custom_value(definition.field_type, definition.choices, raw)
+        if failed is not None:
+            errors[key] = (f"validation.{failed}", {})
+            continue
+        cleaned[definition.name] = value
     return cleaned, errors
 
 

@@ -33,10 +33,11 @@ def test_a_deal_amount_beyond_the_columns_precision_is_a_row_rejection(db: Datab
         b"Fine deal,Overflow Co,999999999999.99\n"
         b"Huge deal,Overflow Co,1000000000000\n"
         b"Absurd deal,Overflow Co,99999999999999999999999999\n"
+        b"Astronomic deal,Overflow Co,10000000000000000000000000000000000000000\n"  # quantize raised here
     )
     result = run(db, world, "opportunities", body, policy="skip-invalid")
-    assert (result.status, result.created, result.rejected) == ("partial", 1, 2)
-    assert result.report is not None and sorted(result.report.rejected) == [3, 4]
+    assert (result.status, result.created, result.rejected) == ("partial", 1, 3)
+    assert result.report is not None and sorted(result.report.rejected) == [3, 4, 5]
     assert {key for reasons in result.report.rejected.values() for key, _ in reasons} == {"imports.rule.range"}
     with db.session(world.admin) as session:
         assert [str(a) for a in session.scalars(select(Opportunity.amount).where(
@@ -90,3 +91,53 @@ def test_counts_add_up_when_a_file_repeats_its_own_rows(db: Database, world: Wor
         regions = dict(session.execute(select(Customer.name, Customer.region).where(
             Customer.name.in_(["New Count", "Existing Count"]))).all())
     assert regions == {"New Count": "West", "Existing Count": "South"}
+
+
+def test_custom_field_values_are_read_by_their_types_as_the_form_reads_them(db: Database, world: World) -> None:
+    from crm_core.services.custom_fields import FieldDefinitionInput, create_field
+    from crm_core.services.customers import CustomerInput, create_customer
+
+    for name, field_type, choices in (
+        ("employees", "number", ""), ("founded", "date", ""), ("tier", "choice", "gold,silver"), ("vip", "bool", ""),
+    ):
+        create_field(db, world.admin, FieldDefinitionInput(name, name, name, field_type=field_type, choices=choices))
+    body = (
+        "name,employees,founded,tier,vip\n"
+        "Typed One,\"1,200\",2020-03-05,gold,Yes\n"
+        "Typed Two,12,2021年4月1日,Silver,否\n"
+        "Typed Three,abc,2020-03-05,gold,yes\n"
+        "Typed Four,12,not a date,gold,yes\n"
+        "Typed Five,12,2020-03-05,bronze,yes\n"
+        "Typed Six,12,2020-03-05,gold,perhaps\n"
+    ).encode()
+    mapping = {"columns": {"name": "name", "employees": "custom:employees", "founded": "custom:founded",
+                           "tier": "custom:tier", "vip": "custom:vip"}}
+    result = run(db, world, "customers", body, mapping=mapping, policy="skip-invalid")
+    assert (result.created, result.rejected) == (2, 4)
+    assert result.report is not None and sorted(result.report.rejected) == [4, 5, 6, 7]
+    assert {key for reasons in result.report.rejected.values() for key, _ in reasons} == {"imports.rule.custom_field"}
+    with db.session(world.admin) as session:
+        stored: dict[str, object] = dict(session.execute(select(Customer.name, Customer.custom_fields).where(
+            Customer.name.in_(["Typed One", "Typed Two"]))).all())
+    assert stored == {
+        "Typed One": {"employees": "1200", "founded": "2020-03-05", "tier": "gold", "vip": True},
+        "Typed Two": {"employees": "12", "founded": "2021-04-01", "tier": "silver", "vip": False},
+    }
+    # the form reads the same way: "No" is false (it was bool("No"), true), "abc" no number
+    form_id = create_customer(db, world.admin, CustomerInput(
+        name="Form Typed", custom_fields={"vip": "No", "employees": "1,200"}))
+    with db.session(world.admin) as session:
+        assert session.get(Customer, form_id).custom_fields == {"vip": False, "employees": "1200"}  # type: ignore[union-attr]
+
+
+def test_the_import_creates_no_custom_field_the_admin_page_would_refuse(db: Database, world: World) -> None:
+    from crm_core.errors import ImportNotAllowed
+    from crm_core.models import FieldDefinition
+
+    for name in ("2024 revenue", "Revenue", "x" * 65, "a-b"):
+        with pytest.raises(ImportNotAllowed) as refused:
+            run(db, world, "customers", b"name,extra\nNamed Co,1\n",
+                mapping={"columns": {"name": "name", "extra": f"custom:{name}"}})
+        assert refused.value.message_key == "imports.error.custom_field_name"
+    with db.session(world.admin) as session:
+        assert session.scalars(select(FieldDefinition.name)).all() == []

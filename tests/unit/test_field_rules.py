@@ -145,6 +145,8 @@ CASES: list[tuple[str, str, str, str | None]] = [
     ("opportunity", "amount", "¥30", None),
     ("opportunity", "amount", "-5", RANGE),
     ("opportunity", "amount", "1000000000000", RANGE),  # more than Numeric(14, 2) holds
+    ("opportunity", "amount", "1" + "0" * 40, RANGE),  # more digits than Decimal's context: was InvalidOperation
+    ("opportunity", "amount", "12.300", None),
     ("opportunity", "amount", "12.345", DECIMALS),
     ("opportunity", "amount", "abc", NOT_A_NUMBER),
     ("opportunity", "probability", "40", None),
