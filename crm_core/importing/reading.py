@@ -16,6 +16,7 @@ import hashlib
 import io
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -500,7 +501,7 @@ def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> It
         return
     import pandas as pd
 
-    extra = 1
+    extra = _first_row_extra(file)
     yielded = 1  # the last row number handed out
     while True:
         try:
@@ -517,6 +518,34 @@ def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> It
             if wider is None or extra >= MAX_EXTRA_FIELDS:
                 raise ImportFileRefused("imports.error.bad_csv", detail=str(error).strip()[:200]) from error
             extra = min(max(int(wider.group(1)) - len(file.headers), extra * 4), MAX_EXTRA_FIELDS)
+        except _FirstRowTooLong:
+            if extra >= MAX_EXTRA_FIELDS:
+                raise ImportFileRefused("imports.error.bad_csv", detail="too many fields in row 2") from None
+            extra = min(extra * 4, MAX_EXTRA_FIELDS)
+
+
+class _FirstRowTooLong(Exception):
+    """pandas would drop the first data row's last cells (it only warns): read again with more room."""
+
+
+def _first_row_extra(file: ImportFile) -> int:
+    """Room for the first data row's cells beyond the header's (at least one), read from the file's head.
+
+    With ``index_col=False`` pandas does not refuse a first data row longer than the columns it
+    was given: it drops the row's last cells with a warning. Giving it room up front avoids that.
+    """
+    with file.open_binary() as stream:
+        head = stream.read(SAMPLE_BYTES)
+    text = head.decode(file.encoding or "utf-8", errors="replace").lstrip("\ufeff")
+    if file.line_end != "\n":
+        text = text.replace(file.line_end, "\n")
+    rows = csv.reader(io.StringIO(text, newline=None), delimiter=file.delimiter or ",")
+    try:
+        next(rows, None)
+        first = next(rows, [])
+    except csv.Error:
+        return 1
+    return min(max(len(first) - len(file.headers), 1), MAX_EXTRA_FIELDS)
 
 
 _FIELDS_SEEN = re.compile(r"Expected \d+ fields in line \d+, saw (\d+)")
@@ -548,7 +577,20 @@ def _csv_chunks(file: ImportFile, chunk_size: int, extra: int) -> Iterator[panda
             lineterminator=None if file.line_end == "\n" else file.line_end,
         )
         next_row = file.header_row + 1
-        for chunk in reader:
+        while True:
+            if next_row == file.header_row + 1:
+                with warnings.catch_warnings():  # only the first data row is cut short, with a warning
+                    warnings.simplefilter("error", pd.errors.ParserWarning)
+                    try:
+                        chunk = next(reader)
+                    except pd.errors.ParserWarning as warning:
+                        raise _FirstRowTooLong from warning
+                    except StopIteration:
+                        return
+            else:
+                chunk = next(reader, None)
+                if chunk is None:
+                    return
             chunk.index = range(next_row, next_row + len(chunk))
             next_row += len(chunk)
             if any(chunk[column].str.contains("\x00", regex=False).any() for column in chunk.columns):

@@ -367,3 +367,11 @@ def test_a_workbook_that_inflates_far_beyond_its_size_is_refused_before_it_is_op
     with pytest.raises(ImportFileRefused) as refused:
         open_import_file("bomb.xlsx", buffer.getvalue())
     assert refused.value.message_key == "imports.error.xlsx_too_large"
+
+
+def test_a_first_data_row_several_cells_too_long_loses_none_of_them() -> None:
+    # with index_col=False pandas cut the first row short with only a warning (found by the corpus)
+    assert _rows(b"name;email\nAcme;a@acme.com;;;spill\nZeta;z@z.com\n") == [
+        [2, "Acme", "a@acme.com", ";;spill"],
+        [3, "Zeta", "z@z.com", ""],
+    ]
