@@ -273,7 +273,11 @@ with new_tab:
         for warning in file.warnings:
             st.warning(t(warning))
         try:
-            st.dataframe(preview(file, 10), width="stretch", key="imports_preview")
+            # read once per file: an XLSX's shared strings are parsed whole on every open
+            if STATE.get("imports_preview_of") != file.sha256:
+                STATE["imports_preview_rows"] = preview(file, 10)
+                STATE["imports_preview_of"] = file.sha256
+            st.dataframe(STATE["imports_preview_rows"], width="stretch", key="imports_preview")
         except DomainError as error:
             show_domain_error(error)
             file = None
