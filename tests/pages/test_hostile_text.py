@@ -52,7 +52,9 @@ HOSTILE = f"{MARKDOWN} <img src=x onerror=alert(1)>"
 
 # What the data's Markdown looks like when it is left active (escaped, each is broken by a backslash;
 # a bare URL, which GitHub-flavoured Markdown links even when escaped, by a word joiner after "http").
-MARKDOWN_TELL_TALES = re.compile(r"\]\(http|!\[|:red\[|\*\*BOLD\*\*|(?<!\\)<img|http\\?:\\?/")
+# (our own pixel that has the host set the login cookie, <img src="/_kestrel/session…">, is not data)
+MARKDOWN_TELL_TALES = re.compile(r"\]\(http|!\[|:red\[|\*\*BOLD\*\*|(?<!\\)<img(?! src=\"/_kestrel/session)"
+                                 r"|http\\?:\\?/")
 # What plotly would render from a data string: its HTML (plotly's JSON may write < as \u003c).
 CHART_TELL_TALES = re.compile(r"<img|\\u003cimg|<a |\\u003ca ", re.IGNORECASE)
 # Proto fields that Streamlit renders as Markdown (on every element and block that has them).
