@@ -10,7 +10,9 @@ for the whole batch, which the suites expect on:
 - ``<field>__unresolved`` the raw text when a reference (owner, customer, product …) matched nothing;
 - ``_duplicate_in_file``  the key when an earlier row of the file has the same unique key;
 - ``_key_taken``          the key when creating a row whose unique key already exists in the database;
-- ``_match_missing``      the match key when an update matches no existing record.
+- ``_match_missing``      the match key when an update matches no existing record;
+- ``_custom__invalid``     "field: text" for each custom value its type or the free-text rules refuse;
+- ``_custom__missing``     the required custom fields left blank on a row that creates a record.
 
 What a valid value is comes from :mod:`crm_core.rules.fields`, the table the create/edit
 services check form input with: :func:`from_fields` turns each field into expectations whose
@@ -200,8 +202,16 @@ def order_total_fits() -> Any:
 
 
 def custom_values_fit() -> Any:
-    """Each custom field's value fits its type (number, date, yes/no, one of its choices)."""
+    """Each custom field's value fits its type (number, date, yes/no, one of its choices) and, as text,
+    the rules of free text (length, hidden characters, markup, formula)."""
     return _gx().ExpectColumnValuesToBeNull(column="_custom__invalid", meta=meta("imports.rule.custom_field"))
+
+
+def custom_required() -> Any:
+    """A row that creates a record fills every required custom field (``_custom__missing`` names those blank)."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column="_custom__missing", meta=meta("imports.rule.custom_field_required")
+    )
 
 
 def one_order_one_customer() -> Any:

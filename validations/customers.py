@@ -15,4 +15,5 @@ def expectations() -> list[Any]:
         rule.unique_in_file("external_id"),
         rule.matches_existing(),
         rule.custom_values_fit(),
+        rule.custom_required(),
     ]

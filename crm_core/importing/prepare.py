@@ -109,7 +109,7 @@ class Resolver:
         self._owners: dict[str, int | None] | None = None
         self._stages: dict[str, tuple[int, int]] | None = None
         self.default_stage: tuple[int, int] | None = None
-        self._custom_fields: dict[str, tuple[str, list[str] | None]] | None = None
+        self._custom_fields: dict[str, tuple[str, list[str] | None, bool]] | None = None
 
     def owners(self) -> dict[str, int | None]:
         """username or full name (case-folded) → user id; None when a full name is ambiguous."""
@@ -150,15 +150,18 @@ class Resolver:
             self.default_stage = (pipeline_id, first_open.id) if first_open is not None else None
         return self._stages
 
-    def custom_fields(self, entity: str) -> dict[str, tuple[str, list[str] | None]]:
-        """The entity's custom fields: name → (type, choices)."""
+    def custom_fields(self, entity: str) -> dict[str, tuple[str, list[str] | None, bool]]:
+        """The entity's custom fields: name → (type, choices, required)."""
         if self._custom_fields is None:
             rows = self.session.execute(
-                select(FieldDefinition.name, FieldDefinition.field_type, FieldDefinition.choices).where(
-                    FieldDefinition.entity == entity
-                )
+                select(
+                    FieldDefinition.name, FieldDefinition.field_type, FieldDefinition.choices,
+                    FieldDefinition.required,
+                ).where(FieldDefinition.entity == entity)
             ).all()
-            self._custom_fields = {name: (field_type, choices) for name, field_type, choices in rows}
+            self._custom_fields = {
+                name: (field_type, choices, bool(required)) for name, field_type, choices, required in rows
+            }
         return self._custom_fields
 
     def customers(self, keys: set[str]) -> dict[str, int | None]:
@@ -289,25 +292,35 @@ def prepare_chunk(
         custom = mapping.custom_columns()
         stored: list[dict[str, Any]] = [{} for _ in range(len(raw))]
         invalid: list[str | None] = [None] * len(raw)
-        if custom:
-            # each value read by its field's type, as the customer form reads it (a field the run
-            # creates is text); a value its type refuses refuses the row
-            types = resolver.custom_fields(CUSTOM_FIELD_ENTITIES[entity])
-            for position, (_, row) in enumerate(raw[list(custom.values())].iterrows()):
-                refused = []
-                for name, column in custom.items():
-                    text = _blank_to_none(row[column])
-                    if text is None:
-                        continue
-                    field_type, choices = types.get(name, ("text", None))
-                    value, failed = read_custom_value(field_type, choices, text)
-                    if failed is None:
-                        stored[position][name] = value
-                    else:
-                        refused.append(f"{name}: {text}")
-                invalid[position] = "; ".join(refused) or None
+        blank_required: list[str | None] = [None] * len(raw)
+        # each value read by its field's type, as the customer form reads it (a field the run
+        # creates is text); a value its type or the free-text rules refuse refuses the row. A
+        # required field left blank (or not mapped) is marked here; _companions keeps the mark
+        # only on rows that create a record, as it does for the entity's own required fields
+        types = resolver.custom_fields(CUSTOM_FIELD_ENTITIES[entity])
+        required = [name for name, (field_type, _, needed) in types.items() if needed and field_type != "bool"]
+        unmapped = [name for name in required if name not in custom]
+        columns = {name: raw[column].tolist() for name, column in custom.items()}
+        for position in range(len(raw)) if custom or unmapped else ():
+            refused = []
+            blank = list(unmapped)
+            for name, values in columns.items():
+                text = _blank_to_none(values[position])
+                if text is None:
+                    if name in required:
+                        blank.append(name)
+                    continue
+                field_type, choices, _ = types.get(name, ("text", None, False))
+                value, problem = read_custom_value(field_type, choices, text, name=name)
+                if problem is None:
+                    stored[position][name] = value
+                else:
+                    refused.append(f"{name}: {text}")
+            invalid[position] = "; ".join(refused) or None
+            blank_required[position] = ", ".join(blank) or None
         frame["_custom"] = stored
         frame["_custom__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
+        frame["_custom__missing"] = pd.Series(blank_required, index=frame.index, dtype=object)
     # a row with more cells than the header: refused as that row (its cells may be shifted)
     extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
@@ -522,3 +535,8 @@ def _companions(
                 index=frame.index,
                 dtype=object,
             )
+    if "_custom__missing" in frame.columns:
+        blank = frame["_custom__missing"].tolist()
+        frame["_custom__missing"] = pd.Series(
+            [blank[i] if creates[i] else None for i in range(len(index))], index=frame.index, dtype=object
+        )

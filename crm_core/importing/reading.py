@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import re
 import unicodedata
 import warnings
@@ -66,7 +67,7 @@ class ImportFile:
     sheet: str | None = None
     warnings: list[str] = field(default_factory=list)
     line_end: str = "\n"  # "\r" for a file with old-Mac line endings (CR only)
-    header_row: int = 1  # the row (1-based) that holds the headers: an XLSX may have a title above
+    header_row: int = 1  # the row (1-based) that holds the headers: a report's title may stand above
 
     @property
     def encoding_label(self) -> str:
@@ -331,8 +332,12 @@ def open_import_file(
                 "imports.error.delimiter_mismatch", chosen=_delimiter_name(delimiter), found=_delimiter_name(detected)
             )
     delimiter = delimiter or detected
+    header_row = _csv_header_row(text, delimiter)
+    if header_row > 1:
+        reader = csv.reader(io.StringIO(text, newline=None), delimiter=delimiter)
+        first = next(itertools.islice(reader, header_row - 1, None))
     headers = _check_headers([clean_header(value) for value in first])
-    warnings = []
+    warnings = ["imports.warning.title_rows"] if header_row > 1 else []
     if len(headers) == 1 and any(other in headers[0] for other in DELIMITERS if other != delimiter):
         warnings.append("imports.warning.one_column")
     return ImportFile(
@@ -346,7 +351,37 @@ def open_import_file(
         size,
         warnings=warnings,
         line_end=line_end,
+        header_row=header_row,
     )
+
+
+def _csv_header_row(text: str, delimiter: str) -> int:
+    """The record (1-based; a blank line is one) holding a CSV's header: 1, or the first with more than one
+    filled cell when up to :data:`MAX_TITLE_ROWS` rows of one cell (a report's title) stand above it.
+
+    The XLSX rule, with one more condition because a CSV's cells are only split by a delimiter:
+    the rows below the header must be as wide as a table's (most of the next ten have more than one
+    cell). "name / Acme / Acme, Inc / Beta" is a one-column file with a stray comma, not a title.
+    """
+    try:
+        rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=None), delimiter=delimiter), 64))
+    except csv.Error:
+        return 1
+    single_rows = 0
+    for number, row in enumerate(rows[: TITLE_ROWS + MAX_TITLE_ROWS], start=1):
+        filled = sum(1 for cell in row if cell.strip())
+        if not filled:
+            continue
+        if filled > 1:
+            if single_rows == 0:
+                return 1
+            below = [other for other in rows[number: number + 10] if any(cell.strip() for cell in other)]
+            wide = sum(1 for other in below if sum(1 for cell in other if cell.strip()) > 1)
+            return number if below and wide * 2 > len(below) else 1
+        single_rows += 1
+        if single_rows > MAX_TITLE_ROWS:
+            return 1
+    return 1
 
 
 def _chosen_delimiter(chosen: str) -> str:
@@ -384,7 +419,7 @@ def check_xlsx_size(source: bytes | Path, size: int) -> None:
 
 
 TITLE_ROWS = 10
-"""How far below a title (a row with one cell) the header of an XLSX sheet is looked for."""
+"""How far below a title (a row with one cell) the header of a sheet or CSV file is looked for."""
 MAX_TITLE_ROWS = 2
 """Rows with one filled cell (a title, a subtitle) that may stand above the header; more make a one-column sheet."""
 
@@ -484,7 +519,7 @@ def count_rows(file: ImportFile) -> int | None:
         for block in iter(lambda: stream.read(1024 * 1024), b""):
             breaks += block.count(end)  # never part of a multi-byte UTF-8 or GB18030 character
             last = block
-    return max(breaks + (0 if last.endswith(end) else 1) - 1, 0)
+    return max(breaks + (0 if last.endswith(end) else 1) - file.header_row, 0)
 
 
 def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> Iterator[pandas.DataFrame]:
@@ -541,7 +576,8 @@ def _first_row_extra(file: ImportFile) -> int:
         text = text.replace(file.line_end, "\n")
     rows = csv.reader(io.StringIO(text, newline=None), delimiter=file.delimiter or ",")
     try:
-        next(rows, None)
+        for _ in range(file.header_row):
+            next(rows, None)
         first = next(rows, [])
     except csv.Error:
         return 1
@@ -567,7 +603,8 @@ def _csv_chunks(file: ImportFile, chunk_size: int, extra: int) -> Iterator[panda
             keep_default_na=False,
             na_filter=False,
             header=None,
-            skiprows=1,  # the header (a quoted line break in it is kept: the tokenizer skips records)
+            # the header and any title above it (records: a quoted line break in one is kept)
+            skiprows=file.header_row,
             names=[*file.headers, *spare],
             index_col=False,
             skip_blank_lines=True,

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from crm_core.rules.fields import parse_bool, parse_datetime, read_number
+from crm_core.rules.fields import TEXT, Field, check, parse_bool, parse_datetime, read_number
 
 FIELD_TYPES = ("text", "number", "date", "choice", "bool")
 FIELD_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _FIELD_NAME = re.compile(FIELD_NAME_PATTERN)
-TEXT_LIMIT = 1000  # characters a text value keeps
+TEXT_LIMIT = 1000  # characters a text value may hold (a longer one is refused, never cut)
 
 
 def valid_field_name(name: str) -> bool:
@@ -32,9 +32,15 @@ def valid_field_name(name: str) -> bool:
     return bool(_FIELD_NAME.match(name))
 
 
-def read_custom_value(field_type: str, choices: Sequence[str] | None, raw: Any) -> tuple[Any, str | None]:
-    """(stored value, None), or (None, the type it fails: ``number``, ``date``, ``bool`` or ``choice``).
+def read_custom_value(
+    field_type: str, choices: Sequence[str] | None, raw: Any, *, name: str = "value"
+) -> tuple[Any, tuple[str, dict[str, Any]] | None]:
+    """(stored value, None), or (None, the problem: a catalog key and its parameters).
 
+    A number, date, yes/no or choice that its type refuses is ``validation.<type>``; a text is
+    judged by the rules every free text obeys (``crm_core.rules.fields``: at most
+    :data:`TEXT_LIMIT` characters, no hidden characters, markup or formula), with their
+    ``imports.rule.*`` keys — the form, the API and the import say the same thing.
     Blank is (None, None): whether the field may be blank is the caller's to say.
     """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -45,21 +51,27 @@ def read_custom_value(field_type: str, choices: Sequence[str] | None, raw: Any) 
             ok = True
         else:
             number, ok = read_number(str(raw))
-        return (str(number), None) if ok and number is not None and number.is_finite() else (None, "number")
+        return (str(number), None) if ok and number is not None and number.is_finite() else _refused("number")
     if field_type == "date":
         if isinstance(raw, dt.date):
             return (raw.date() if isinstance(raw, dt.datetime) else raw).isoformat(), None
         text, ok = parse_datetime(str(raw).strip(), date_only=True)
-        return (text, None) if ok and text is not None else (None, "date")
+        return (text, None) if ok and text is not None else _refused("date")
     if field_type == "bool":
         if isinstance(raw, bool):
             return raw, None
         value, ok = parse_bool(str(raw).strip())
-        return (value, None) if ok and value is not None else (None, "bool")
+        return (value, None) if ok and value is not None else _refused("bool")
     if field_type == "choice":
         text = str(raw).strip()
         if text in (choices or []):
             return text, None
         folded = {choice.casefold(): choice for choice in choices or []}
-        return (folded[text.casefold()], None) if text.casefold() in folded else (None, "choice")
-    return str(raw).strip()[:TEXT_LIMIT], None
+        return (folded[text.casefold()], None) if text.casefold() in folded else _refused("choice")
+    text = str(raw).strip()
+    problem = check(Field(name, TEXT, length=TEXT_LIMIT), text)
+    return (None, problem) if problem is not None else (text, None)
+
+
+def _refused(field_type: str) -> tuple[None, tuple[str, dict[str, Any]]]:
+    return None, (f"validation.{field_type}", {})

@@ -90,9 +90,9 @@ def validate_custom_fields(
                 errors[key] = ("validation.required", {})
             continue
         # one reading of a custom field for the form, the API and the import (crm_core.rules.custom_fields)
-        value, failed = read_custom_value(definition.field_type, definition.choices, raw)
-        if failed is not None:
-            errors[key] = (f"validation.{failed}", {})
+        value, problem = read_custom_value(definition.field_type, definition.choices, raw, name=definition.name)
+        if problem is not None:
+            errors[key] = problem
             continue
         cleaned[definition.name] = value
     return cleaned, errors

@@ -141,3 +141,61 @@ def test_the_import_creates_no_custom_field_the_admin_page_would_refuse(db: Data
         assert refused.value.message_key == "imports.error.custom_field_name"
     with db.session(world.admin) as session:
         assert session.scalars(select(FieldDefinition.name)).all() == []
+
+
+def test_custom_text_obeys_the_free_text_rules_in_the_import_the_form_and_the_api(db: Database, world: World) -> None:
+    """A custom text value over 1,000 characters, or with a NUL, a direction override, markup or a formula,
+    is refused with the same rule everywhere (it was cut at 1,000 characters, and the rest kept, in silence)."""
+    from crm_core.errors import ValidationFailed
+    from crm_core.services.custom_fields import FieldDefinitionInput, create_field
+    from crm_core.services.customers import CustomerInput, create_customer
+
+    create_field(db, world.admin, FieldDefinitionInput("notes", "Notes", "备注", field_type="text"))
+    body = (
+        "name,notes\n"
+        f"Text Fine,{'字' * 1000}\n"
+        f"Text Long,{'字' * 1001}\n"
+        "Text Bidi,Acme\u202egnp.exe\n"
+        "Text Markup,<img src=x onerror=alert(1)>\n"
+        "Text Formula,=HYPERLINK(\"http://x\")\n"
+    ).encode()
+    mapping = {"columns": {"name": "name", "notes": "custom:notes"}}
+    result = run(db, world, "customers", body, mapping=mapping, policy="skip-invalid")
+    assert (result.created, result.rejected) == (1, 4)
+    assert result.report is not None and sorted(result.report.rejected) == [3, 4, 5, 6]
+    assert {key for reasons in result.report.rejected.values() for key, _ in reasons} == {"imports.rule.custom_field"}
+    with db.session(world.admin) as session:
+        assert session.scalars(select(Customer.custom_fields).where(Customer.name == "Text Fine")).one() == {
+            "notes": "字" * 1000}
+    expected = {
+        "字" * 1001: ("imports.rule.too_long", {"field": "notes", "max": 1000}),
+        "a\x00b": ("imports.rule.hidden_characters", {"field": "notes"}),
+        "Acme\u202egnp.exe": ("imports.rule.hidden_characters", {"field": "notes"}),
+        "<b onclick=x>": ("imports.rule.markup", {"field": "notes"}),
+        "=1+1": ("imports.rule.formula", {"field": "notes"}),
+    }
+    for value, problem in expected.items():
+        with pytest.raises(ValidationFailed) as refused:
+            create_customer(db, world.admin, CustomerInput(name="Form Text", custom_fields={"notes": value}))
+        assert refused.value.errors == {"custom.notes": problem}
+
+
+def test_a_required_custom_field_is_required_of_imported_rows_that_create(db: Database, world: World) -> None:
+    from crm_core.services.custom_fields import FieldDefinitionInput, create_field
+
+    create_field(db, world.admin, FieldDefinitionInput("region_code", "Region code", "区域代码", required=True))
+    create_field(db, world.admin, FieldDefinitionInput("opted_in", "Opted in", "已同意", field_type="bool",
+                                                       required=True))
+    mapping = {"columns": {"name": "name", "email": "email", "region_code": "custom:region_code"}}
+    body = b"name,email,region_code\nHas Code,has@code.cn,R1\nNo Code,no@code.cn,\n"
+    result = run(db, world, "customers", body, mapping=mapping, policy="skip-invalid")
+    # a yes/no field is never blank (unticked is no), as on the form
+    assert (result.created, result.rejected) == (1, 1)
+    assert result.report is not None and result.report.rejected[3][0][0] == "imports.rule.custom_field_required"
+    # the column not mapped at all: every row that creates lacks it
+    unmapped = run(db, world, "customers", b"name\nUnmapped Co\n", policy="skip-invalid")
+    assert (unmapped.created, unmapped.rejected) == (0, 1)
+    # an update leaves the field alone, as it leaves the entity's own required fields
+    update = run(db, world, "customers", b"email,industry\nhas@code.cn,Energy\n", mode="update",
+                 mapping={"columns": {"email": "email", "industry": "industry"}, "match_on": ["email"]})
+    assert (update.status, update.updated, update.rejected) == ("imported", 1, 0)

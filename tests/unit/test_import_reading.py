@@ -343,6 +343,37 @@ def test_a_title_above_the_header_is_not_imported() -> None:
     assert count_rows(file) == 1
 
 
+@pytest.mark.parametrize(
+    ("body", "header_row", "rows"),
+    [
+        # a report's title (and a subtitle, a blank line) above the header, as a CRM's CSV export writes it
+        ("客户名单 2026\n\nname,email\nAcme,a@acme.com\nBeta,b@beta.com\n", 3,
+         [[4, "Acme", "a@acme.com", ""], [5, "Beta", "b@beta.com", ""]]),
+        ("Customer report,,\nExported 2026-12-05,,\nname,email\nAcme,a@acme.com\n", 3,
+         [[4, "Acme", "a@acme.com", ""]]),
+        ("\"Report\nspanning lines\"\nname;email\nAcme;a@acme.com\n", 2, [[3, "Acme", "a@acme.com", ""]]),
+        # no title: the first row is the header
+        ("name,email\nAcme,a@acme.com\n", 1, [[2, "Acme", "a@acme.com", ""]]),
+        # a one-column file with a stray comma in a row is no title over a header
+        ("name\nAcme\nAcme, Inc\nBeta\nGamma\n", 1, [[2, "Acme", ""], [3, "Acme", " Inc"], [4, "Beta", ""],
+                                                      [5, "Gamma", ""]]),
+        # three one-cell rows make a one-column file, not a title
+        ("name\nAcme\nBeta\nid,email\n1,x@y.cn\n2,z@y.cn\n", 1,
+         [[2, "Acme", ""], [3, "Beta", ""], [4, "id", "email"], [5, "1", "x@y.cn"], [6, "2", "z@y.cn"]]),
+    ],
+)
+def test_a_title_above_a_csv_header_is_found_as_in_a_sheet(
+    body: str, header_row: int, rows: list[list[object]]
+) -> None:
+    raw = body.encode()
+    file = open_import_file("r.csv", raw)
+    assert file.header_row == header_row
+    assert file.warnings == (["imports.warning.title_rows"] if header_row > 1 else [])
+    assert _rows(raw) == rows
+    # the progress bar's estimate counts line breaks: a quoted title spanning two lines adds one
+    assert count_rows(file) == len(rows) + ("spanning" in body)
+
+
 def test_a_one_column_sheet_keeps_its_first_row_as_header() -> None:
     raw = _xlsx([("names", [["name"], ["Acme"], ["Beta"], ["Gamma"]], "visible")])
     assert _rows(raw, "n.xlsx") == [[2, "Acme", ""], [3, "Beta", ""], [4, "Gamma", ""]]
