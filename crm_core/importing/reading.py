@@ -17,7 +17,6 @@ import io
 import itertools
 import re
 import unicodedata
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -537,7 +536,7 @@ def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> It
     import pandas as pd
 
     extra = _first_row_extra(file)
-    yielded = 1  # the last row number handed out
+    yielded = file.header_row  # the last row number handed out
     while True:
         try:
             for chunk in _csv_chunks(file, chunk_size, extra):
@@ -555,7 +554,9 @@ def iter_chunks(file: ImportFile, *, chunk_size: int = DEFAULT_CHUNK_ROWS) -> It
             extra = min(max(int(wider.group(1)) - len(file.headers), extra * 4), MAX_EXTRA_FIELDS)
         except _FirstRowTooLong:
             if extra >= MAX_EXTRA_FIELDS:
-                raise ImportFileRefused("imports.error.bad_csv", detail="too many fields in row 2") from None
+                raise ImportFileRefused(
+                    "imports.error.bad_csv", detail=f"too many fields in row {file.header_row + 1}"
+                ) from None
             extra = min(extra * 4, MAX_EXTRA_FIELDS)
 
 
@@ -614,20 +615,11 @@ def _csv_chunks(file: ImportFile, chunk_size: int, extra: int) -> Iterator[panda
             lineterminator=None if file.line_end == "\n" else file.line_end,
         )
         next_row = file.header_row + 1
-        while True:
-            if next_row == file.header_row + 1:
-                with warnings.catch_warnings():  # only the first data row is cut short, with a warning
-                    warnings.simplefilter("error", pd.errors.ParserWarning)
-                    try:
-                        chunk = next(reader)
-                    except pd.errors.ParserWarning as warning:
-                        raise _FirstRowTooLong from warning
-                    except StopIteration:
-                        return
-            else:
-                chunk = next(reader, None)
-                if chunk is None:
-                    return
+        for chunk in reader:
+            if next_row == file.header_row + 1 and len(chunk) and chunk[spare[-1]].iat[0] != "":
+                # only the first data row is cut short (pandas drops its cells beyond the names it was
+                # given, with a warning): one that fills every spare column may have had more
+                raise _FirstRowTooLong
             chunk.index = range(next_row, next_row + len(chunk))
             next_row += len(chunk)
             if any(chunk[column].str.contains("\x00", regex=False).any() for column in chunk.columns):

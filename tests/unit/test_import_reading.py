@@ -406,3 +406,13 @@ def test_a_first_data_row_several_cells_too_long_loses_none_of_them() -> None:
         [2, "Acme", "a@acme.com", ";;spill"],
         [3, "Zeta", "z@z.com", ""],
     ]
+
+
+def test_a_first_row_longer_than_the_header_beyond_the_sampled_head_keeps_its_cells_aside() -> None:
+    """pandas drops a first data row's cells beyond the names it was given (it only warns); the room for them
+    is read from the file's head, so a row longer than the head is read again with more room, cells kept."""
+    from crm_core.importing.reading import SAMPLE_BYTES
+
+    long_cell = "x" * SAMPLE_BYTES
+    raw = f"name,email\nAcme,{long_cell},spill one,spill two,spill three\nBeta,b@beta.com\n".encode()
+    assert _rows(raw) == [[2, "Acme", long_cell, "spill one,spill two,spill three"], [3, "Beta", "b@beta.com", ""]]
