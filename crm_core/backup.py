@@ -214,8 +214,12 @@ def restore_backup(backup: BackupFile, database_url: str, *, replace: bool = Fal
 
 
 @contextmanager
-def scratch_database(database_url: str) -> Iterator[str]:
-    """An empty database of the same kind beside the source (a temporary file for SQLite), dropped afterwards."""
+def scratch_database(database_url: str, *, prefix: str = "kestrel_drill") -> Iterator[str]:
+    """An empty database of the same kind beside the source (a temporary file for SQLite), dropped afterwards.
+
+    Its name is ``prefix`` and a random suffix, so that several users of one server (drills,
+    test runs) never drop each other's databases.
+    """
     url = make_url(database_url)
     dialect = _dialect(url)
     if dialect == "sqlite":
@@ -226,7 +230,7 @@ def scratch_database(database_url: str) -> Iterator[str]:
             for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 leftover.unlink(missing_ok=True)
         return
-    name = f"kestrel_drill_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     quote = "`" if dialect == "mysql" else '"'
     suffix = " CHARACTER SET utf8mb4" if dialect == "mysql" else ""

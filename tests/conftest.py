@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ if "CRM_FILES_DIR" not in os.environ:
     os.environ["CRM_FILES_DIR"] = tempfile.mkdtemp(prefix="kestrel-test-files-")
     atexit.register(shutil.rmtree, os.environ["CRM_FILES_DIR"], True)
 
+from crm_core.backup import scratch_database  # noqa: E402
 from crm_core.db import Database, make_engine  # noqa: E402
 from crm_core.schema import upgrade_to_head  # noqa: E402
 
@@ -67,31 +67,16 @@ def database_url(kind: str, tmp_dir: Path) -> str:
 
 @contextmanager
 def private_database(url: str) -> Iterator[str]:
-    """A database of its own on the server behind ``url``, dropped afterwards.
+    """A database of its own on the server behind ``url``, dropped afterwards (SQLite: ``url`` itself).
 
     Several test runs (developers, CI, helpers) may share one server; each gets its own
-    database so that no run drops another's tables.
+    database so that no run drops another's tables. The backup drill's scratch database does it.
     """
-    base = make_url(url)
-    if base.get_backend_name() == "sqlite":
+    if make_url(url).get_backend_name() == "sqlite":
         yield url
         return
-    name = f"crm_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    quote = "`" if base.get_backend_name() == "mysql" else '"'
-    suffix = " CHARACTER SET utf8mb4" if base.get_backend_name() == "mysql" else ""
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {quote}{name}{quote}{suffix}")
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            if base.get_backend_name() == "postgresql":
-                connection.exec_driver_sql(
-                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-                )
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
-        admin.dispose()
+    with scratch_database(url, prefix=f"crm_test_{os.getpid()}") as private_url:
+        yield private_url
 
 
 @contextmanager
