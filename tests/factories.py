@@ -113,3 +113,21 @@ def customer_named_by_sql(db: Database, actor: Actor, name: str, **fields: Any) 
     with db.system_session("test: a name no form accepts") as session, session.begin():
         session.execute(text("UPDATE customers SET name = :name WHERE id = :id"), {"name": name, "id": customer_id})
     return customer_id
+
+
+def xlsx_workbook(sheets: list[tuple[str, list[list[Any]], str]]) -> bytes:
+    """An XLSX file of (title, rows, state) sheets; a state of "hidden" hides the sheet, as Excel does."""
+    import io
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for title, rows, state in sheets:
+        sheet = workbook.create_sheet(title)
+        sheet.sheet_state = state
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

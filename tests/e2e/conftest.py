@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -97,6 +98,44 @@ def settled(page: object, timeout_ms: int = 30_000) -> None:
         }""",
         timeout=timeout_ms,
     )
+
+
+WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+  (event) => window.__cspViolations.push(
+    [event.violatedDirective, event.blockedURI, event.sourceFile, location.pathname].join(' | ')));
+"""
+
+
+@dataclass
+class Watched:
+    """A browser context whose page records policy (CSP) violations and every request that leaves the app."""
+
+    context: Any
+    page: Any
+    outside: list[str]
+
+    def violations(self) -> list[str]:
+        """The Content-Security-Policy violations the page reported since it was opened."""
+        return list(self.page.evaluate("window.__cspViolations"))
+
+
+def watched_page(browser: Any, server: Server, **context_options: Any) -> Watched:
+    """A new context and page that watch for policy violations and requests outside ``server``."""
+    context = browser.new_context(**context_options)
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    return Watched(context, page, outside)
+
+
+def actor_of(world: World, role: object) -> Any:
+    """The small world's user of ``role`` (admin, manager, rep, analyst)."""
+    return {"admin": world.admin, "manager": world.manager, "rep": world.rep, "analyst": world.analyst}[
+        str(getattr(role, "value", role))]
 
 
 def session_cookie(context: object, timeout_ms: int = 30_000) -> dict[str, object]:

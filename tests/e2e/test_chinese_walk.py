@@ -37,7 +37,7 @@ from crm_core.models import (
 )
 from crm_core.models.segments import Segment, SegmentSharing
 from crm_ui.navigation import pages_for
-from tests.e2e.conftest import Server, log_in, prepare_database, screenshot
+from tests.e2e.conftest import Server, actor_of, log_in, prepare_database, screenshot, watched_page
 from tests.factories import PASSWORD
 from tests.hosting import start_host
 
@@ -77,11 +77,6 @@ RENDERED_FROM_DATA = """() => [
      .filter(el => ['加粗', '红色'].includes(el.textContent.trim()))
      .map(el => el.tagName.toLowerCase() + ' ' + el.textContent.trim()),
 ]"""
-WATCH_CSP = """
-window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation',
-  (event) => window.__cspViolations.push(event.violatedDirective + ' ' + event.blockedURI));
-"""
 ZH_USERS = {"Mia Manager": "王经理", "Rita Rep": "李销售", "Tom Teammate": "张同事", "Fay Faraway": "赵远方",
             "Ann Analyst": "钱分析"}
 
@@ -223,17 +218,12 @@ def english_words(text: str, data_words: set[str]) -> list[str]:
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.MANAGER, Role.REP, Role.ANALYST])
 def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role: Role) -> None:  # type: ignore[no-untyped-def]
-    actor = {Role.ADMIN: server.world.admin, Role.MANAGER: server.world.manager, Role.REP: server.world.rep,
-             Role.ANALYST: server.world.analyst}[role]
+    actor = actor_of(server.world, role)
     data_words = set(WORD.findall(" ".join(
         [actor.username, "example", "cn", "kehu", *(user.username for user in _users(server))])))
     data_words |= HOSTILE_WORDS
-    context = browser.new_context(viewport={"width": WIDTHS[0], "height": 1000}, locale="zh-CN")
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    outside: list[str] = []
-    page.on("request", lambda request: outside.append(request.url)
-            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    watched = watched_page(browser, server, viewport={"width": WIDTHS[0], "height": 1000}, locale="zh-CN")
+    context, page = watched.context, watched.page
     log_in_chinese(page, server, actor.username)
     found: dict[str, list[str]] = {}
     rendered: dict[str, list[str]] = {}
@@ -248,12 +238,12 @@ def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role
             words = english_words(shown, data_words)
             if words:
                 found[f"{spec.url_path}@{width}"] = [in_context(word, shown) for word in words]
-            if from_data := page.evaluate(RENDERED_FROM_DATA) + page.evaluate("window.__cspViolations"):
+            if from_data := page.evaluate(RENDERED_FROM_DATA) + watched.violations():
                 rendered[f"{spec.url_path}@{width}"] = from_data
         page.set_viewport_size({"width": WIDTHS[0], "height": 1000})
     context.close()
     assert not rendered, f"data rendered as markup, or the policy refused something: {rendered}"
-    assert outside == [], f"requests outside the app: {outside}"
+    assert watched.outside == [], f"requests outside the app: {watched.outside}"
     report = "\n".join(f"{where}: {' | '.join(words)}" for where, words in found.items())
     assert not found, f"English on {len(found)} page views:\n{report}"
 
@@ -266,29 +256,24 @@ def test_every_page_shows_the_hostile_names_as_text_in_english(  # type: ignore[
     records); the Chinese walk above covers every role: the hostile names stay text, nothing loads from outside."""
     from crm_core.services import auth
 
-    actor = {Role.ADMIN: server.world.admin, Role.MANAGER: server.world.manager, Role.REP: server.world.rep,
-             Role.ANALYST: server.world.analyst}[role]
+    actor = actor_of(server.world, role)
     auth.set_language(server.db, actor.username, "en")
-    context = browser.new_context(viewport={"width": WIDTHS[0], "height": 1000}, locale="en-US")
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    outside: list[str] = []
-    page.on("request", lambda request: outside.append(request.url)
-            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    watched = watched_page(browser, server, viewport={"width": WIDTHS[0], "height": 1000}, locale="en-US")
+    context, page = watched.context, watched.page
     rendered: dict[str, list[str]] = {}
     try:
         log_in(page, server, actor.username)
         wait_until_settled(page)
         for spec in pages_for(role):
             open_from_menu(page, t(spec.title_key, "en"), spec.url_path)
-            if from_data := page.evaluate(RENDERED_FROM_DATA) + page.evaluate("window.__cspViolations"):
+            if from_data := page.evaluate(RENDERED_FROM_DATA) + watched.violations():
                 rendered[spec.url_path] = from_data
         shown = page.evaluate(SHOWN_TEXT)
     finally:
         auth.set_language(server.db, actor.username, "zh-CN")
         context.close()
     assert not rendered, f"data rendered as markup, or the policy refused something: {rendered}"
-    assert outside == [], f"requests outside the app: {outside}"
+    assert watched.outside == [], f"requests outside the app: {watched.outside}"
     assert shown  # the last page was drawn
 
 

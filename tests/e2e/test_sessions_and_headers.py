@@ -11,25 +11,16 @@ from sqlalchemy import select
 
 from crm_core.models import User
 from crm_core.services import tenants
-from tests.e2e.conftest import Server, log_in, open_page, screenshot, session_cookie, settled
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, session_cookie, settled, watched_page
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
-WATCH_CSP = """
-window.__cspViolations = [];
-document.addEventListener('securitypolicyviolation',
-  (event) => window.__cspViolations.push(
-    [event.violatedDirective, event.blockedURI, event.sourceFile, location.pathname].join(' | ')));
-"""
 
 
 def test_pages_load_only_from_this_host_under_a_strict_policy(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
+    watched = watched_page(browser, server, viewport={"width": 1400, "height": 1000})
+    context, page = watched.context, watched.page
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
 
@@ -49,12 +40,10 @@ def test_pages_load_only_from_this_host_under_a_strict_policy(server: Server, br
                           ("Customer 360", "Customer 360"), ("My account", "My account")):
         open_page(page, link, heading)
         settled(page)
-    violations = page.evaluate("window.__cspViolations")
-    assert violations == [], violations
+    assert watched.violations() == [], watched.violations()
     refused = [line for line in console if "Content Security Policy" in line]
     assert refused == [], refused
-    outside = [url for url in requested if not url.startswith((server.url, "data:", "blob:"))]
-    assert outside == [], outside
+    assert watched.outside == [], watched.outside
     screenshot(page, "account-under-csp")
     context.close()
     # the walk is in the host's metrics: one series per page, labelled by the page's path only

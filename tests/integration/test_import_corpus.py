@@ -37,7 +37,7 @@ from crm_core.importing.mapping import ImportMapping, ImportOptions
 from crm_core.importing.reading import open_import_file
 from crm_core.importing.runner import run_import
 from crm_core.models import Customer, Opportunity
-from tests.factories import World, build_world
+from tests.factories import World, build_world, xlsx_workbook
 
 HEADER = ["name", "email", "phone", "region"]
 _PHONES = itertools.count(1)
@@ -88,21 +88,6 @@ def _customers(label: str, names: list[str], *, region: str = "East") -> tuple[l
         rows.append([name, email, phone, region])
         stored[name] = {"email": email, "phone": phone, "region": region}
     return rows, stored
-
-
-def _xlsx(sheets: list[tuple[str, list[list[Any]], str]]) -> bytes:
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    for title, rows, state in sheets:
-        sheet = workbook.create_sheet(title)
-        sheet.sheet_state = state
-        for row in rows:
-            sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
 
 
 NAMES = {
@@ -252,21 +237,21 @@ def corpus() -> list[Case]:
         cases.append(Case(label, _csv(rows).encode(), stored=stored, bad_rows={3}))
     # P. workbooks
     header = ["name", "email"]
-    cases.append(Case("X1", _xlsx([("s", [header, ["Book X1", "x1@corpus.example.cn"]], "visible")]),
+    cases.append(Case("X1", xlsx_workbook([("s", [header, ["Book X1", "x1@corpus.example.cn"]], "visible")]),
                       file_name="x1.xlsx", stored={"Book X1": {"email": "x1@corpus.example.cn"}}))
-    cases.append(Case("X2", _xlsx([("lists", [["code"], ["Hidden X2"]], "hidden"),
+    cases.append(Case("X2", xlsx_workbook([("lists", [["code"], ["Hidden X2"]], "hidden"),
                                    ("data", [header, ["Visible X2", "x2@corpus.example.cn"]], "visible")]),
                       file_name="x2.xlsx", stored={"Visible X2": {"email": "x2@corpus.example.cn"}}))
-    cases.append(Case("X3", _xlsx([("r", [["Customer report"], [], header, ["Titled X3", "x3@corpus.example.cn"]],
-                                    "visible")]),
+    titled = [["Customer report"], [], header, ["Titled X3", "x3@corpus.example.cn"]]
+    cases.append(Case("X3", xlsx_workbook([("r", titled, "visible")]),
                       file_name="x3.xlsx", stored={"Titled X3": {"email": "x3@corpus.example.cn"}}))
-    cases.append(Case("X4", _xlsx([("s", [header, ["=1+1", "x4@corpus.example.cn"], ["Ok X4", "o4@corpus.example.cn"]],
-                                    "visible")]),
+    formula = [header, ["=1+1", "x4@corpus.example.cn"], ["Ok X4", "o4@corpus.example.cn"]]
+    cases.append(Case("X4", xlsx_workbook([("s", formula, "visible")]),
                       file_name="x4.xlsx", stored={"Ok X4": {"email": "o4@corpus.example.cn"}}, bad_rows={2}))
-    cases.append(Case("X5", _xlsx([("s", [header, ["Spill X5", "x5@corpus.example.cn", "extra"],
+    cases.append(Case("X5", xlsx_workbook([("s", [header, ["Spill X5", "x5@corpus.example.cn", "extra"],
                                           ["Fit X5", "f5@corpus.example.cn"]], "visible")]),
                       file_name="x5.xlsx", stored={"Fit X5": {"email": "f5@corpus.example.cn"}}, bad_rows={2}))
-    source = zipfile.ZipFile(io.BytesIO(_xlsx([("s", [header, ["Bomb", "b@corpus.example.cn"]], "visible")])))
+    source = zipfile.ZipFile(io.BytesIO(xlsx_workbook([("s", [header, ["Bomb", "b@corpus.example.cn"]], "visible")])))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bomb:
         for entry in source.infolist():
@@ -274,7 +259,7 @@ def corpus() -> list[Case]:
         bomb.writestr("xl/sharedStrings2.xml", b"<si><t>a</t></si>" * 2_000_000)
     cases.append(Case("X6", buffer.getvalue(), file_name="bomb.xlsx", refusals={"imports.error.xlsx_too_large"}))
     cases.append(Case("X7", b"PK\x03\x04 not really a zip", file_name="x7.xlsx", refusals={"imports.error.bad_xlsx"}))
-    cases.append(Case("X8", _xlsx([("s", [header, ["Book X8", "x8@corpus.example.cn"]], "visible")]),
+    cases.append(Case("X8", xlsx_workbook([("s", [header, ["Book X8", "x8@corpus.example.cn"]], "visible")]),
                       file_name="x8.xlsx", open_options={"sheet": "missing"}, refusals={"imports.error.no_sheet"}))
     # S. not a spreadsheet at all
     cases.append(Case("S1", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), file_name="s1.csv",

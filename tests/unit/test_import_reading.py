@@ -10,6 +10,7 @@ from crm_core.errors import ImportFileRefused
 from crm_core.importing.fields import suggest_mapping
 from crm_core.importing.prepare import parse_bool, parse_datetime, parse_number
 from crm_core.importing.reading import count_rows, detect_delimiter, detect_encoding, iter_chunks, open_import_file
+from tests.factories import xlsx_workbook
 
 TEXT = "客户名称,电话\n张三科技,138 0013 8000\n李四,139\n"
 
@@ -310,25 +311,9 @@ def test_korean_bytes_that_read_as_chinese_too_make_the_user_pick() -> None:
     assert _rows(raw, encoding="euc_kr")[0][1] == "삼성전자"
 
 
-def _xlsx(sheets: list[tuple[str, list[list[object]], str]]) -> bytes:
-    import io
-
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    for title, rows, state in sheets:
-        sheet = workbook.create_sheet(title)
-        sheet.sheet_state = state
-        for row in rows:
-            sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 def test_a_hidden_first_sheet_is_passed_over_for_the_first_visible_one() -> None:
-    raw = _xlsx([("lists", [["code", "label"], ["x", "y"]], "hidden"), ("data", [["name"], ["Acme"]], "visible")])
+    raw = xlsx_workbook(
+        [("lists", [["code", "label"], ["x", "y"]], "hidden"), ("data", [["name"], ["Acme"]], "visible")])
     file = open_import_file("w.xlsx", raw)
     assert (file.sheet, file.headers) == ("data", ["name"])
     assert _rows(raw, "w.xlsx") == [[2, "Acme", ""]]
@@ -336,7 +321,7 @@ def test_a_hidden_first_sheet_is_passed_over_for_the_first_visible_one() -> None
 
 def test_a_title_above_the_header_is_not_imported() -> None:
     rows: list[list[object]] = [["Customer report 2026"], [], ["name", "email"], ["Acme", "a@acme.com"]]
-    raw = _xlsx([("report", rows, "visible")])
+    raw = xlsx_workbook([("report", rows, "visible")])
     file = open_import_file("r.xlsx", raw)
     assert (file.headers, file.header_row, file.warnings) == (["name", "email"], 3, ["imports.warning.title_rows"])
     assert _rows(raw, "r.xlsx") == [[4, "Acme", "a@acme.com", ""]]
@@ -375,12 +360,12 @@ def test_a_title_above_a_csv_header_is_found_as_in_a_sheet(
 
 
 def test_a_one_column_sheet_keeps_its_first_row_as_header() -> None:
-    raw = _xlsx([("names", [["name"], ["Acme"], ["Beta"], ["Gamma"]], "visible")])
+    raw = xlsx_workbook([("names", [["name"], ["Acme"], ["Beta"], ["Gamma"]], "visible")])
     assert _rows(raw, "n.xlsx") == [[2, "Acme", ""], [3, "Beta", ""], [4, "Gamma", ""]]
 
 
 def test_cells_beyond_the_xlsx_header_are_kept_aside() -> None:
-    raw = _xlsx([("s", [["name", "email"], ["Acme", "a@acme.com", "spill"]], "visible")])
+    raw = xlsx_workbook([("s", [["name", "email"], ["Acme", "a@acme.com", "spill"]], "visible")])
     assert _rows(raw, "s.xlsx") == [[2, "Acme", "a@acme.com", "spill"]]
 
 
@@ -388,7 +373,7 @@ def test_a_workbook_that_inflates_far_beyond_its_size_is_refused_before_it_is_op
     import io
     import zipfile
 
-    raw = _xlsx([("s", [["name"], ["Acme"]], "visible")])
+    raw = xlsx_workbook([("s", [["name"], ["Acme"]], "visible")])
     source = zipfile.ZipFile(io.BytesIO(raw))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bomb:
