@@ -81,11 +81,11 @@ def customer_merge(actor: Actor, customer_id: int, prefix: str, labels: dict[str
                                  key=f"{key}_pick")
         if merged_id is None:
             return
-        preview = _preview(MergeEntity.CUSTOMER, customer_id, merged_id)
+        preview, owners = _preview(MergeEntity.CUSTOMER, customer_id, merged_id)
         if preview is None:
             st.warning(t("error.not_found"))
             return
-        choices = field_choices(preview, labels, key)
+        choices = field_choices(preview, labels, key, owners)
         moves_table(preview)
         if st.button(t("merge.confirm", name=plain_line(preview.merged_name)), type="primary",
                      key=f"{key}_confirm_{merged_id}"):
@@ -115,11 +115,11 @@ def contact_merge(actor: Actor, contacts: list[Any], prefix: str, labels: dict[s
                                     key=f"{key}_merged")
         if survivor_id is None or merged_id is None:
             return
-        preview = _preview(MergeEntity.CONTACT, survivor_id, merged_id)
+        preview, owners = _preview(MergeEntity.CONTACT, survivor_id, merged_id)
         if preview is None:
             st.warning(t("error.not_found"))
             return
-        choices = field_choices(preview, labels, f"{key}_{survivor_id}")
+        choices = field_choices(preview, labels, f"{key}_{survivor_id}", owners)
         moves_table(preview)
         if st.button(t("merge.contact_confirm", name=plain_line(preview.merged_name),
                        survivor=plain_line(preview.survivor_name)), type="primary",
@@ -135,17 +135,16 @@ def contact_merge(actor: Actor, contacts: list[Any], prefix: str, labels: dict[s
                                        survivor=plain(preview.survivor_name)))
 
 
-def _preview(entity: str, survivor_id: int, merged_id: int) -> MergePreview | None:
+def _preview(entity: str, survivor_id: int, merged_id: int) -> tuple[MergePreview | None, dict[int, str]]:
+    """The preview, and the names of the owners it shows."""
     with read_session() as session:
         preview = merge_preview(session, entity, survivor_id, merged_id)
-        if preview is not None and entity == MergeEntity.CUSTOMER:
-            owners = [value[0] for row in preview.fields if row.name == "owner"
-                      for value in (row.survivor_value, row.merged_value) if value[0] is not None]
-            STATE["merge_owner_names"] = owner_names(session, owners)
-    return preview
+        owners = [value[0] for row in (preview.fields if preview is not None else []) if row.name == "owner"
+                  for value in (row.survivor_value, row.merged_value) if value[0] is not None]
+        return preview, owner_names(session, owners)
 
 
-def field_choices(preview: MergePreview, labels: dict[str, str], key: str) -> dict[str, str]:
+def field_choices(preview: MergePreview, labels: dict[str, str], key: str, owners: dict[int, str]) -> dict[str, str]:
     """A radio per differing field, the two values side by side; returns every field's choice."""
     # the versions the user is deciding on: a change by someone else before the confirm is refused
     STATE.setdefault(f"{key}_versions_{preview.merged_id}", Versions(preview.survivor_version, preview.merged_version))
@@ -156,28 +155,26 @@ def field_choices(preview: MergePreview, labels: dict[str, str], key: str) -> di
     right.caption(t("merge.keep_other", name=plain(preview.merged_name)))
     choices: dict[str, str] = {}
     for row in differing:
-        def shown(choice: str, row: Any = row) -> str:
-            if choice == BOTH:
-                return t("merge.both")
-            return display(row.name, row.survivor_value if choice == SURVIVOR else row.merged_value)
-
+        shown = {choice: t("merge.both") if choice == BOTH
+                 else display(row.name, row.survivor_value if choice == SURVIVOR else row.merged_value, owners)
+                 for choice in row.choices}
         label = row.label or labels.get(row.name, row.name)
         choices[row.name] = st.radio(
             label, list(row.choices), index=list(row.choices).index(row.default), horizontal=True,
-            format_func=plain_format(shown), key=f"{key}_{preview.merged_id}_{row.name}",
+            format_func=plain_format(shown.__getitem__), key=f"{key}_{preview.merged_id}_{row.name}",
         )
     if same := len(preview.fields) - len(differing):
         st.caption(t("merge.same_fields", count=same))
     return choices
 
 
-def display(field: str, value: Any) -> str:
+def display(field: str, value: Any, owners: dict[int, str]) -> str:
     """A field's value as the user reads it (owners by name, kinds translated); '(empty)' when empty."""
     if field == "owner":
         owner_id = value[0]
         if owner_id is None:
             return t("filter.unowned")
-        return str(STATE.get("merge_owner_names", {}).get(owner_id, owner_id))
+        return owners.get(owner_id, str(owner_id))
     if is_empty(value):
         return t("merge.empty_value")
     if field == "kind":
