@@ -16,7 +16,8 @@
 4. each moved row gets an audit row (in bulk), both records a ``merge`` row, and ``merges``
    keeps who merged what into what with the field choices: imports, the API and the 360
    use it to find the survivor from an old id;
-5. the survivor's lifecycle stage is computed again by the lifecycle engine.
+5. the survivor's lifecycle stage is computed again by the lifecycle engine, and its version
+   moves past both records' versions (a write aimed at the old id with its old version is stale).
 Bulk statements only: a customer with 1,000 related rows merges in well under 2 s.
 """
 
@@ -137,10 +138,22 @@ def _merge_in_transaction(
         if entity == MergeEntity.CUSTOMER:
             refresh_lifecycle(session, actor.tenant_id, [survivor.id])
         session.flush()
-        version = session.scalar(select(model.version).where(model.id == survivor.id).execution_options(
-            populate_existing=True))
-        return MergeResult(merge_id=ledger.id, survivor_id=survivor.id, survivor_version=int(version or 0),
+        version = _version_past_both(session, entity, survivor.id, merged.id)
+        session.expire(survivor)
+        return MergeResult(merge_id=ledger.id, survivor_id=survivor.id, survivor_version=version,
                            moved=moved, dropped=dropped)
+
+
+def _version_past_both(session: Session, entity: str, survivor_id: int, merged_id: int) -> int:
+    """The survivor's version moves past every version either record had: a write that still names the merged
+    record with the version it read (an API call redirected to the survivor) is refused as stale, never applied."""
+    table = Base.metadata.tables[TABLE_OF[entity]]
+    connection = session.connection()
+    versions = dict(connection.execute(
+        select(table.c.id, table.c.version).where(table.c.id.in_([survivor_id, merged_id]))).all())
+    version = max(int(versions[survivor_id]), int(versions[merged_id])) + 1
+    connection.execute(update(table).where(table.c.id == survivor_id).values(version=version))
+    return version
 
 
 def _check_mergeable(session: Session, entity: str, survivor: Any, merged: Any) -> None:
