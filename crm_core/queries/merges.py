@@ -85,6 +85,39 @@ def merged_ids_among(session: Session, entity: str, record_ids: list[int]) -> di
     return {merged: survivor for merged, survivor in rows}
 
 
+def live_survivors(session: Session, column: Any, values: list[Any]) -> dict[Any, int]:
+    """``{value: survivor id}`` for those ``values`` of ``column`` (a Customer column) held by merged-away customers.
+
+    How an import finds the survivor from an old external reference, email or name: the merged record
+    (archived, still visible under the session's scope) leads through the ledger to the live survivor;
+    a value two merged records share, with different survivors, resolves to none (as for live ones).
+    One query over the tenant's merges (few, beside an import's keys), matched here against ``values``.
+    """
+    wanted = set(values)
+    direct: dict[Any, set[int]] = {}
+    if wanted:
+        rows = session.execute(
+            select(column, Merge.survivor_id)
+            .join(Customer, Customer.id == Merge.merged_id)
+            .where(Merge.entity == MergeEntity.CUSTOMER, column.is_not(None))
+        ).all()
+        for value, survivor_id in rows:
+            if value in wanted:
+                direct.setdefault(value, set()).add(survivor_id)
+    final: dict[int, int] = {}
+    for survivor_id in {survivor for found in direct.values() for survivor in found}:
+        final[survivor_id] = survivor_of(session, MergeEntity.CUSTOMER, survivor_id) or survivor_id
+    live = set(session.scalars(
+        select(Customer.id).where(Customer.id.in_(sorted(set(final.values()))), Customer.archived_at.is_(None))
+    )) if final else set()
+    result: dict[Any, int] = {}
+    for value, survivors in direct.items():
+        targets = {final[survivor] for survivor in survivors}
+        if len(targets) == 1 and (target := next(iter(targets))) in live:
+            result[value] = target
+    return result
+
+
 @dataclass(frozen=True)
 class FieldRow:
     """One line of the side-by-side table: the two values (as stored) and the default choice."""
