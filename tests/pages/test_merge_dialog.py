@@ -157,3 +157,22 @@ def test_a_manager_merges_two_contacts_of_the_customer(app_world: AppWorld) -> N
         survivor, merged = session.get(Contact, kept), session.get(Contact, duplicate)
         assert survivor is not None and merged is not None
         assert (survivor.phone, merged.archived_at is not None) == ("138 0013 8000", True)
+
+
+def test_hostile_names_and_values_are_shown_as_text_in_the_dialog(app_world: AppWorld) -> None:
+    from tests.pages.test_hostile_text import HOSTILE, active_markup, set_by_sql
+
+    world = app_world.world
+    survivor = customer_id(app_world, "Acme Trading")
+    duplicate = create_random_customer(app_world.db, world.rep_same_team, name="Acme dup")
+    for column in ("name", "industry", "region", "source", "external_id"):
+        set_by_sql(app_world.db, "customers", column, duplicate, HOSTILE)
+    set_by_sql(app_world.db, "users", "full_name", world.rep_same_team.user_id, HOSTILE)
+    app = open_profile(world.manager.username, survivor)
+    widget(app.text_input, "Find the duplicate").input("Acme")
+    app.run()
+    widget(app.selectbox, "Duplicate to merge into this one").set_value(duplicate)
+    app.run()
+    assert not app.exception
+    assert len(app.radio) >= 5  # the hostile values are on the radios, the confirm button and the captions
+    assert active_markup(app) == []
