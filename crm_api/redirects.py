@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from crm_api.dependencies import host_database, resolve_caller
 from crm_api.problems import ApiProblem
-from crm_core.queries.merges import survivor_of
+from crm_core.queries.merges import redirect_target
 
 REDIRECT: dict[int | str, dict[str, Any]] = {308: {
     "description": "The record was merged into another: `Location` is the same URL on the record that lives on "
@@ -45,4 +45,4 @@ def merged_redirect(entity: str, parameter: str, prefix: str) -> Any:
 def _survivor(request: Request, entity: str, record_id: int) -> int | None:
     found = resolve_caller(request, request.headers.get("authorization"))  # 401/429 as the route would answer
     with host_database(request).session(found.actor) as session:
-        return survivor_of(session, entity, record_id)
+        return redirect_target(session, entity, record_id)

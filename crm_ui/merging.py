@@ -20,7 +20,7 @@ from crm_core.access import Actor
 from crm_core.errors import DomainError
 from crm_core.models.merges import MergeEntity
 from crm_core.queries.customers import CustomerFilters, list_customers
-from crm_core.queries.merges import MergePreview, merge_preview, owner_names, survivor_of
+from crm_core.queries.merges import MergePreview, merge_preview, owner_names, redirect_target
 from crm_core.rules.merging import BOTH, SURVIVOR, is_empty
 from crm_core.services.merging import MERGING_ROLES, MergeResult, Versions, merge_contacts, merge_customers
 from crm_ui.context import get_db, read_session, show_domain_error, t
@@ -46,7 +46,7 @@ def may_merge(actor: Actor) -> bool:
 def follow_merge(customer_id: int) -> int:
     """The customer to show for ``?customer_id=``: the survivor when that id was merged away (with a notice)."""
     with read_session() as session:
-        survivor = survivor_of(session, MergeEntity.CUSTOMER, customer_id)
+        survivor = redirect_target(session, MergeEntity.CUSTOMER, customer_id)
     if survivor is None:
         return customer_id
     st.query_params["customer_id"] = str(survivor)

@@ -85,6 +85,16 @@ def merged_ids_among(session: Session, entity: str, record_ids: list[int]) -> di
     return {merged: survivor for merged, survivor in rows}
 
 
+def redirect_target(session: Session, entity: str, record_id: int) -> int | None:
+    """Where a request for ``record_id`` goes instead: its survivor, when the record was merged away and the
+    session may see it (one who could not see the old record learns nothing of where it went)."""
+    model: Any = Customer if entity == MergeEntity.CUSTOMER else Contact
+    survivor = survivor_of(session, entity, record_id)
+    if survivor is None or session.get(model, record_id) is None:
+        return None
+    return survivor
+
+
 def live_survivors(session: Session, column: Any, values: list[Any]) -> dict[Any, int]:
     """``{value: survivor id}`` for those ``values`` of ``column`` (a Customer column) held by merged-away customers.
 

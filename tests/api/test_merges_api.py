@@ -39,18 +39,22 @@ def test_a_manager_merges_over_the_api_and_the_old_id_answers_308(api: Api, worl
     assert body["moved"]["contacts.customer_id"] == 1
     assert answer.headers["ETag"] == f'"{body["survivor"]["version"]}"'
 
-    old = api.client.get(f"/api/v1/customers/{merged}", headers=api.headers(world.rep), follow_redirects=False)
+    old = api.client.get(f"/api/v1/customers/{merged}", headers=api.headers(world.manager), follow_redirects=False)
     assert old.status_code == 308
     assert old.headers["Location"].endswith(f"/api/v1/customers/{survivor}")
     assert old.headers["content-type"].startswith("application/problem+json")
     assert old.json()["code"] == "merged" and old.json()["survivor_id"] == survivor
-    followed = api.client.get(f"/api/v1/customers/{merged}", headers=api.headers(world.rep))
+    # one who could not see the old record learns nothing of where it went
+    hidden = api.client.get(f"/api/v1/customers/{merged}", headers=api.headers(world.rep_other_team),
+                            follow_redirects=False)
+    assert hidden.status_code == 404
+    followed = api.client.get(f"/api/v1/customers/{merged}", headers=api.headers(world.manager))
     assert followed.status_code == 200 and followed.json()["id"] == survivor
     # a write with the old record's version follows to the survivor and is refused as stale, never applied
     stale = api.client.patch(f"/api/v1/customers/{merged}", json={"industry": "Retail"},
-                             headers=api.headers(world.rep, **{"If-Match": f'"{version(api, Customer, merged)}"'}))
+                             headers=api.headers(world.manager, **{"If-Match": f'"{version(api, Customer, merged)}"'}))
     assert stale.status_code == 412
-    action = api.client.post(f"/api/v1/customers/{merged}/release", headers=api.headers(world.rep),
+    action = api.client.post(f"/api/v1/customers/{merged}/release", headers=api.headers(world.manager),
                              follow_redirects=False)
     assert action.status_code == 308 and action.headers["Location"].endswith(f"/customers/{survivor}/release")
 

@@ -132,7 +132,7 @@ def test_the_360_of_a_merged_customer_shows_the_survivor_with_a_notice(app_world
         versions = Versions(session.get(Customer, survivor).version,  # type: ignore[union-attr]
                             session.get(Customer, duplicate).version)  # type: ignore[union-attr]
     merge_customers(app_world.db, app_world.world.manager, survivor, duplicate, {}, versions)
-    app = open_profile(app_world.world.rep.username, duplicate)
+    app = open_profile(app_world.world.manager.username, duplicate)
     assert not app.exception
     assert app.title[0].value == "Acme Trading"
     assert any(f"Customer #{duplicate} was merged into this one" in s.value for s in app.success)
