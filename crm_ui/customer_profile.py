@@ -770,7 +770,7 @@ def history_tab(profile: Profile) -> None:
 def action_label(action: str) -> str:
     return {"create": t("profile.action_create"), "update": t("profile.action_update"),
             "archive": t("profile.action_archive"), "restore": t("profile.action_restore"),
-            "delete": t("profile.action_delete")}.get(action, action)
+            "delete": t("profile.action_delete"), "merge": t("merge.history_action")}.get(action, action)
 
 
 def entity_label(entity: str) -> str:

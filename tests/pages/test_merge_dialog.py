@@ -68,6 +68,8 @@ def test_a_manager_merges_a_duplicate_choosing_fields_and_lands_on_the_survivor(
     assert not app.exception
     assert any("was merged into" in toast.value for toast in app.toast)
     assert app.title[0].value == "Acme Trading Co\\."
+    history = app.dataframe[-1].value
+    assert "Merged · customer" in set(history["What"])
     with app_world.db.system_session("test") as session:
         kept, merged = session.get(Customer, survivor), session.get(Customer, duplicate)
         assert kept is not None and merged is not None
