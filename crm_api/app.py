@@ -20,6 +20,7 @@ from crm_api import (
     customers,
     deals,
     imports,
+    merges,
     orders,
     problems,
     products,
@@ -123,6 +124,8 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(v1.router)
     api.include_router(customers.router)
     api.include_router(contacts.router)
+    api.include_router(merges.customers_router)
+    api.include_router(merges.contacts_router)
     api.include_router(products.router)
     api.include_router(activities.router)
     api.include_router(tasks.router)

@@ -24,13 +24,16 @@ from crm_api.paging import (
     parse_datetime,
     parse_text,
 )
+from crm_api.redirects import merged_redirect
 from crm_api.routing import ApiRoute
 from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
+from crm_core.models.merges import MergeEntity
 from crm_core.queries.contacts import ContactFilters, ContactListRow, get_contact, list_contacts
 from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
 
-router = APIRouter(prefix="/v1/contacts", tags=["contacts"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1/contacts", tags=["contacts"], route_class=ApiRoute,
+                   dependencies=[merged_redirect(MergeEntity.CONTACT, "contact_id", "/v1/contacts")])
 
 ContactSort = Literal["updated_at", "created_at", "name"]
 SORT_PARSERS = {"updated_at": parse_datetime, "created_at": parse_datetime, "name": parse_text}

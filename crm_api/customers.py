@@ -26,10 +26,12 @@ from crm_api.paging import (
     parse_datetime,
     parse_text,
 )
+from crm_api.redirects import merged_redirect
 from crm_api.routing import ApiRoute
 from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Day, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.models import Customer
+from crm_core.models.merges import MergeEntity
 from crm_core.queries.customers import CustomerFilters, CustomerRow, get_customer, list_customers
 from crm_core.services.customers import (
     CustomerInput,
@@ -40,7 +42,8 @@ from crm_core.services.customers import (
 )
 from crm_core.services.pool import claim_customers, release_to_pool
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=ApiRoute)
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=ApiRoute,
+                   dependencies=[merged_redirect(MergeEntity.CUSTOMER, "customer_id", "/v1/customers")])
 
 Kind = Literal["company", "person"]
 Stage = Literal["prospect", "intent", "customer", "churned"]

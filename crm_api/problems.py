@@ -11,6 +11,7 @@ One handler per kind of error, installed on the app by :func:`install_problem_ha
 | ``AccessDenied`` | 403 | |
 | ``DuplicateCustomer`` | 409 | ``matched_on``, ``existing_id`` (only when the caller may see it) |
 | ``PoolRefused`` (a claim the pool's rules refuse: cap, cooldown, taken) | 409 | ``code`` (its catalog key) |
+| ``MergeRefused`` (into itself, merged before, archived, two customers' contacts) | 409 | ``code`` |
 | ``StaleRecord`` | 412 | ``changed_by``, ``changed_at``, ``changes`` (the last audited change) |
 | ``ValidationFailed`` | 422 | ``errors`` as above |
 | any other ``DomainError`` | 422 | ``code`` (its catalog key) |
@@ -37,6 +38,7 @@ from crm_core.errors import (
     AccessDenied,
     DomainError,
     DuplicateCustomer,
+    MergeRefused,
     NotFound,
     PoolRefused,
     StaleRecord,
@@ -58,11 +60,12 @@ class ApiProblem(StarletteHTTPException):
     """An HTTP error the API raises itself (401, 403 scope, 415, 428, 429 …) with a stable ``code``."""
 
     def __init__(self, status: int, code: str, detail_key: str, *, headers: Mapping[str, str] | None = None,
-                 **params: Any) -> None:
+                 extensions: Mapping[str, Any] | None = None, **params: Any) -> None:
         super().__init__(status, detail=detail_key, headers=dict(headers) if headers else None)
         self.code = code
         self.detail_key = detail_key
         self.params = params
+        self.extensions = dict(extensions or {})  # more members of the problem body (a 308's survivor_id)
 
 
 def problem(status: int, *, detail: str | None = None, headers: Mapping[str, str] | None = None,
@@ -106,7 +109,7 @@ async def http_error(request: Request, error: Exception) -> ProblemResponse:
     if isinstance(error, ApiProblem):
         language = request_language(request)
         return problem(error.status_code, detail=t(error.detail_key, language, **error.params), headers=error.headers,
-                       code=error.code, instance=request.url.path)
+                       code=error.code, instance=request.url.path, **error.extensions)
     phrase = HTTPStatus(error.status_code).phrase
     detail = error.detail if error.detail and error.detail != phrase else None
     return problem(error.status_code, detail=detail, headers=error.headers, instance=request.url.path)
@@ -180,7 +183,7 @@ async def domain_error(request: Request, error: Exception) -> ProblemResponse:
         if error.existing_id:  # 0 when the duplicate is outside the caller's scope: not revealed
             extensions["existing_id"] = error.existing_id
         return problem(409, detail=detail, code="duplicate", instance=instance, **extensions)
-    if isinstance(error, PoolRefused):
+    if isinstance(error, (PoolRefused, MergeRefused)):
         return problem(409, detail=detail, code=error.message_key, instance=instance)
     if isinstance(error, StaleRecord):
         details = await run_in_threadpool(stale_details, request, error)  # reads the audit trail

@@ -353,7 +353,11 @@ _NOT_AUDITED_COLUMNS = {
 
 def entity_name(obj: Any) -> str:
     """The audit name of a mapped object: its table name in the singular."""
-    table: str = type(obj).__tablename__
+    return table_entity_name(type(obj).__tablename__)
+
+
+def table_entity_name(table: str) -> str:
+    """The audit name of the records of ``table`` (customers → customer, activities → activity)."""
     if table.endswith("ies"):
         return table[:-3] + "y"
     if table.endswith("ses") and table != "cases":

@@ -222,3 +222,16 @@ class PoolRefused(DomainError):
     def __init__(self, key: str, **params: Any) -> None:
         self.message_key = key
         super().__init__(key, **params)
+
+
+class MergeRefused(DomainError):
+    """A merge that cannot be made; ``message_key`` names why. Nothing was changed.
+
+    Keys: ``merge.error.same_record``, ``merge.error.already_merged`` (the record to merge away
+    was merged before), ``merge.error.survivor_merged``, ``merge.error.archived``,
+    ``merge.error.other_customer`` (two contacts of different customers).
+    """
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.message_key = key
+        super().__init__(key, **params)

@@ -43,7 +43,7 @@ from crm_core.services.deals import OpportunityInput, create_opportunity
 from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_core.services.tasks import TaskInput, create_task
-from crm_ui import pool
+from crm_ui import merging, pool
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
 from crm_ui.text import plain, plain_join, plain_line, plain_params
@@ -109,6 +109,8 @@ def page() -> None:
         return
     customer_id = record_id(raw_id)  # a malformed id is simply not found, like another tenant's
     actor = current_actor()
+    if customer_id is not None:
+        customer_id = merging.follow_merge(customer_id)  # a merged customer's link opens its survivor
     with read_session() as session:
         data = get_customer_profile(session, customer_id, with_activities=False) if customer_id else None
         if data is None or data.customer.archived_at is not None:
@@ -126,6 +128,7 @@ def page() -> None:
     st.html(PROFILE_CSS)
     back_link()
     header(profile)
+    merging.show_toast(profile.prefix)
     if actor.can_write:
         quick_actions(profile)
     tabs = st.tabs([
@@ -441,6 +444,9 @@ def details_tab(profile: Profile) -> None:
                              STATE.get(f"{profile.prefix}_edit_version_{generation}", customer.version))
         stage_override(profile)
         archive(profile)
+        merging.customer_merge(profile.actor, profile.customer_id, profile.prefix,
+                               {**profile.field_labels(), "owner": t("field.owner"),
+                                "external_id": t("merge.field.external_id")})
 
 
 def edit_customer(profile: Profile) -> None:
@@ -575,6 +581,9 @@ def contacts_tab(profile: Profile) -> None:
             st.markdown(links or plain_join(v for v in (contact.email, contact.phone) if v) or EMPTY)
     if profile.actor.can_write:
         contact_form(profile)
+        merging.contact_merge(profile.actor, contacts, profile.prefix,
+                              {"name": t("field.name"), "title": t("contacts.title_field"), "email": t("field.email"),
+                               "phone": t("field.phone")})
 
 
 def contact_form(profile: Profile) -> None:
@@ -761,7 +770,7 @@ def history_tab(profile: Profile) -> None:
 def action_label(action: str) -> str:
     return {"create": t("profile.action_create"), "update": t("profile.action_update"),
             "archive": t("profile.action_archive"), "restore": t("profile.action_restore"),
-            "delete": t("profile.action_delete")}.get(action, action)
+            "delete": t("profile.action_delete"), "merge": t("merge.history_action")}.get(action, action)
 
 
 def entity_label(entity: str) -> str:

@@ -14,6 +14,7 @@ CHECKS = [
     "orphaned_activities",
     "orphaned_cases",
     "orphaned_tasks",
+    "rows_on_merged_records",
 ]
 
 

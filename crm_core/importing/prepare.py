@@ -43,6 +43,7 @@ from crm_core.models import (
     Task,
     User,
 )
+from crm_core.queries.merges import live_survivors
 from crm_core.rules import fields as rules
 from crm_core.rules.contact_details import normalise_email, normalise_phone, parse_tags, store_tags
 from crm_core.rules.custom_fields import read_custom_value
@@ -182,7 +183,21 @@ class Resolver:
                 for candidate in (external_id, name, emails.get(email) if email else None):
                     if candidate in keys:
                         found.setdefault(candidate, set()).add(customer_id)
+        self._merged_customers(keys - set(found), found)
         return {key: (next(iter(ids)) if len(ids) == 1 else None) for key, ids in found.items()}
+
+    def _merged_customers(self, keys: set[str], found: dict[str, set[int]]) -> None:
+        """Keys that name no live customer but a merged-away one resolve to its survivor (issue 17)."""
+        if not keys:
+            return
+        listed = sorted(keys)
+        emails = {normalised: key for key in listed if "@" in key and (normalised := normalise_email(key))}
+        for column, values, back in ((Customer.external_id, listed, None), (Customer.name, listed, None),
+                                     (Customer.email_normalized, sorted(emails), emails)):
+            for value, survivor_id in live_survivors(self.session, column, values).items():
+                key = back[value] if back is not None else value
+                if key not in found:
+                    found.setdefault(key, set()).add(survivor_id)
 
     def products(self, keys: set[str]) -> dict[str, tuple[int, float] | None]:
         """Product by SKU or name → (id, list price) (None when several match)."""
@@ -218,6 +233,10 @@ class Resolver:
         for batch in batches:
             for value, record_id in self.session.execute(statement, {"values": batch}):
                 matches.setdefault(str(value), record_id)
+        if entity == "customers" and (left := sorted(values - set(matches))):
+            # a key of a customer merged away updates (or, on create, is taken by) its survivor (issue 17)
+            for value, survivor_id in live_survivors(self.session, column, left).items():
+                matches.setdefault(str(value), survivor_id)
         return matches
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import Select, String, and_, cast, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import (
@@ -36,6 +36,7 @@ from crm_core.models import (
     Task,
     User,
 )
+from crm_core.models.merges import Merge
 from crm_core.models.pipeline import OpportunityStageChange
 
 EXAMPLES = 5
@@ -274,6 +275,27 @@ def orphaned_order_lines() -> ViolationQuery:
     )
 
 
+def rows_on_merged_records() -> ViolationQuery:
+    """Rows still pointing at a customer or contact that was merged away (a merge moves every one of them).
+
+    Every referencing column is taken from the metadata (``queries.merges.references_to``), as the
+    merge does; the label names the table and column."""
+    from crm_core.queries.merges import TABLE_OF, references_to
+
+    merges = Merge.__table__
+    parts = [
+        select(reference.table.c.tenant_id, reference.table.c.id, literal(reference.key).label("label")).where(
+            exists().where(merges.c.tenant_id == reference.table.c.tenant_id, merges.c.entity == entity,
+                           merges.c.merged_id == reference.column),
+            *reference.where,
+        )
+        for entity, table_name in TABLE_OF.items()
+        for reference in references_to(table_name)
+    ]
+    rows = union_all(*parts).subquery("on_merged")
+    return select(rows.c.tenant_id, rows.c.id, rows.c.label)
+
+
 def owners_outside_the_tenant() -> ViolationQuery:
     """Customers owned by a user of another tenant (or a deleted user)."""
     owner = aliased(User)
@@ -308,6 +330,7 @@ CHECKS: dict[str, CheckDefinition] = {
         CheckDefinition("orphaned_tasks", "task", orphaned_tasks),
         CheckDefinition("orphaned_order_lines", "order_line", orphaned_order_lines),
         CheckDefinition("owners_outside_the_tenant", "customer", owners_outside_the_tenant),
+        CheckDefinition("rows_on_merged_records", "record", rows_on_merged_records),
     ]
 }
 

@@ -227,6 +227,22 @@ def seed_orphaned_order_line(db: Database, world: World, session: Session) -> se
     return {line(session, foreign_order, tenant_id=world.admin.tenant_id).id}
 
 
+def seed_row_on_merged_record(db: Database, world: World, session: Session) -> set[int]:
+    from crm_core.models.merges import Merge
+
+    tenant_id = world.admin.tenant_id
+    survivor_id = create_random_customer(db, world.admin)
+    merged = Customer(tenant_id=tenant_id, name=unique("Merged "))  # no follow-up task, no stage history
+    session.add(merged)
+    session.flush()
+    merged_id = merged.id
+    session.add(Merge(tenant_id=tenant_id, entity="customer", merged_id=merged_id, survivor_id=survivor_id))
+    left = Contact(tenant_id=tenant_id, customer_id=merged_id, name="Left behind")
+    session.add_all([left, Contact(tenant_id=tenant_id, customer_id=survivor_id, name="Moved")])
+    session.flush()
+    return {left.id}
+
+
 SEEDS: dict[str, Seed] = {
     "customers_without_owner": seed_unowned,
     "customers_owned_by_inactive_users": seed_inactive_owner,
@@ -248,6 +264,7 @@ SEEDS: dict[str, Seed] = {
     "orphaned_cases": seed_orphan(Case),
     "orphaned_tasks": seed_orphan(Task),
     "orphaned_order_lines": seed_orphaned_order_line,
+    "rows_on_merged_records": seed_row_on_merged_record,
 }
 
 
