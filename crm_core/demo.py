@@ -573,7 +573,7 @@ def _phones(rng: np.random.Generator, zh: bool, size: int, present: float) -> tu
             d if s == 0 else (f"{d[:3]} {d[3:7]} {d[7:]}" if s == 1 else "+86 " + d)
             for d, s in zip(digits, style.tolist(), strict=True)
         ]
-        normal = [d if s != 2 else "+86" + d for d, s in zip(digits, style.tolist(), strict=True)]
+        normal = ["+86" + d for d in digits]  # E.164, as rules.contact_details.normalise_phone stores it
     else:
         area = rng.integers(201, 990, size)
         exchange = rng.integers(200, 1000, size)
