@@ -41,8 +41,10 @@ def save_duplicate_rules(db: Database, actor: Actor, actions: dict[str, str]) ->
     """Set the tenant's action per key (admins only); keys left out keep theirs. Audited per changed rule."""
     if not actor.is_admin:
         raise AccessDenied("only an admin may change the duplicate rules")
-    errors: dict[str, tuple[str, dict[str, Any]]] = {f"duplicate_rule.{key}": ("validation.choice", {}) for key, action in actions.items()
-              if key not in CUSTOMER_KEYS or action not in ACTIONS}
+    errors: dict[str, tuple[str, dict[str, Any]]] = {
+        f"duplicate_rule.{key}": ("validation.choice", {})
+        for key, action in actions.items() if key not in CUSTOMER_KEYS or action not in ACTIONS
+    }
     if errors:
         raise ValidationFailed(errors)
     with db.transaction(actor) as session:
