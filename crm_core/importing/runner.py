@@ -176,6 +176,10 @@ class ValidationReport:
         }
 
 
+REPORT_COUNTS = ("duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found")
+"""The report's issue-17 counts an import's result carries too (the dry run's carries the whole report)."""
+
+
 @dataclass
 class ImportResult:
     """What an import did."""
@@ -201,6 +205,7 @@ class ImportResult:
             "rejected": self.rejected,
             "run_id": self.run_id,
             "failures": [failure.as_dict() for failure in (self.report.failures if self.report else [])],
+            **({key: self.report.as_dict()[key] for key in REPORT_COUNTS} if self.report else {}),
             **({"error": self.error} if self.error else {}),
         }
 

@@ -24,7 +24,8 @@ HANGZHOU = "91330106MA2H00001E"
 
 FILE = (
     "公司名称,统一社会信用代码,地区,电话\n"
-    "深圳晨星科技有限公司,９１４４０３００ＭＡ５Ｆ０Ａ１Ｂ２Ｎ,广东省深圳市南山区,0755-8888 7777\n"  # 2: full-width code
+    # 2: a full-width code
+    "深圳晨星科技有限公司,９１４４０３００ＭＡ５Ｆ０Ａ１Ｂ２Ｎ,广东省深圳市南山区,0755-8888 7777\n"
     "上海浦东贸易,91310115-ma1k3c4d5l,上海市浦东新区,\n"  # 3
     "朝阳咨询,,朝阳区,\n"  # 4: ambiguous (Beijing's or Changchun's)
     "火星公司,,Mars,\n"  # 5: no division
@@ -59,6 +60,8 @@ def test_credit_codes_regions_and_blocked_duplicates_on_import(db: Database, wor
     assert report == dry  # the dry run's verdicts are the run's
     assert (report["regions_mapped"], report["regions_ambiguous"], report["regions_not_found"]) == (5, 1, 1)
     assert report["duplicates_blocked"] == 2
+    counts = {key: result.as_dict()[key] for key in ("regions_mapped", "regions_ambiguous", "duplicates_blocked")}
+    assert counts == {"regions_mapped": 5, "regions_ambiguous": 1, "duplicates_blocked": 2}  # the import's own result
     with db.system_session("test") as session:
         rows = {row.name: row for row in session.scalars(select(Customer).where(
             Customer.tenant_id == world.admin.tenant_id, Customer.owner_id.is_(None) | (Customer.name != "x")))}
