@@ -30,9 +30,11 @@ from crm_core.services.customers import find_duplicate
 DEFAULT_URL = "sqlite:////work/bench/crm-1m.db"
 RAW = ("SELECT id, owner_id FROM customers WHERE tenant_id = :tenant AND archived_at IS NULL "
        "AND name_key = :key LIMIT 20")
-RAW_ALL_KEYS = ("SELECT id, owner_id FROM customers WHERE tenant_id = :tenant AND archived_at IS NULL "
-                "AND (credit_code = :code OR email_normalized = :email OR phone_normalized = :phone "
-                "OR name_key = :key) LIMIT 20")
+RAW_ALL_KEYS = " UNION ALL ".join(
+    f"SELECT id, owner_id FROM customers WHERE tenant_id = :tenant AND {column} = :{name} AND archived_at IS NULL"
+    for column, name in (("credit_code", "code"), ("email_normalized", "email"), ("phone_normalized", "phone"),
+                         ("name_key", "key"))
+)
 
 
 def _ms(samples: list[float]) -> str:
@@ -58,7 +60,8 @@ def main(argv: list[str]) -> int:
                 Customer.tenant_id == tenant_id, Customer.id % step == 0).limit(args.samples))]
         actor = load_actor(db, str(username))
         assert actor is not None
-        respelt = [name.upper().replace("有限公司", "").replace(" Ltd", "").replace(" LLC", "") for name in existing]
+        respelt = [name.upper().replace("股份有限公司", "").replace("有限公司", "").replace(" Ltd", "")
+                   .replace(" LLC", "") for name in existing]
         fresh = [f"Kestrel Probe {index} 科技有限公司" for index in range(len(existing))]
         print(f"database: {args.database_url}; tenant {tenant_id}; as {username}; {len(existing)} names each")
         for label, names, expect in (("existing, respelt", respelt, True), ("new", fresh, False)):

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -167,13 +167,16 @@ def find_duplicate(
                    if values[key] and actions[key] != OFF and (keys is None or key in keys)]
         if not checked:
             return None
-        statement = select(Customer).where(
-            Customer.tenant_id == actor.tenant_id, Customer.archived_at.is_(None),
-            or_(*(columns[key] == values[key] for key in checked)),
-        )
-        if exclude_id is not None:
-            statement = statement.where(Customer.id != exclude_id)
-        found = list(session.scalars(statement.limit(20)))
+        # one indexed look-up per key, united: an OR of the keys lets SQLite read the whole tenant
+        arms = []
+        for key in checked:
+            arm = select(Customer.id).where(
+                Customer.tenant_id == actor.tenant_id, columns[key] == values[key], Customer.archived_at.is_(None))
+            if exclude_id is not None:
+                arm = arm.where(Customer.id != exclude_id)
+            arms.append(arm)
+        ids = list(session.scalars(union_all(*arms).limit(20 * len(arms))))
+        found = list(session.scalars(select(Customer).where(Customer.id.in_(ids)))) if ids else []
         for action in (BLOCK, WARN):
             for key in checked:
                 if actions[key] != action:
