@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
             ratio = statistics.median(core) / max(statistics.median(raw), 1e-9)
             print(f"  {label:<18} find_duplicate {_ms(core)}   raw SQL {_ms(raw)}   ratio {ratio:5.1f}×   "
                   f"found {found}/{len(names)} (expected {'all' if expect else 'none'})")
-        _all_keys(db, actor, tenant_id, args.samples)
+        _all_keys(db, actor, int(tenant_id or 0), args.samples)
     finally:
         db.engine.dispose()
     return 0

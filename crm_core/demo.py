@@ -579,7 +579,8 @@ def _identities(region: np.ndarray, is_company: np.ndarray, zh: bool) -> tuple[n
     city_code = np.array([provinces[text][1] for text in region.tolist()], dtype=object)
     # a generator of its own: the demo's main stream (and so every other value) stays as it was
     on_file = np.random.default_rng(size).random(size) < 0.3
-    area = np.where(is_company & on_file, city_code, None)
+    area = city_code.copy()
+    area[~(is_company & on_file)] = None
     return province_code, city_code, area
 
 
