@@ -238,7 +238,9 @@ def get_customer_endpoint(customer_id: CustomerId, db: Db, found: Caller, respon
              responses=errors_for(400, 403, 409, 415, 422), summary="Create a customer")
 def create_customer_endpoint(
     body: CustomerCreate, request: Request, response: Response, db: Db, found: Writer,
-    allow_duplicate: Annotated[bool, Query(description="Create it even if a duplicate exists.")] = False,
+    allow_duplicate: Annotated[bool, Query(description=(
+        "Create it although the duplicate rules warn of a match (a blocking rule: managers and admins only)."
+    ))] = False,
     idempotency_key: Annotated[str | None, Header(
         description="Any unique string (a UUID): the same key and body within 24 h replay the first answer.")] = None,
 ) -> CustomerOut:
@@ -272,10 +274,15 @@ def _current_form(db: Db, found: Caller, customer_id: int) -> CustomerInput:
         )
 
 
-@router.patch("/{customer_id}", response_model=CustomerOut, responses=errors_for(403, 404, 412, 415, 422, 428),
+@router.patch("/{customer_id}", response_model=CustomerOut,
+              responses=errors_for(403, 404, 409, 412, 415, 422, 428),
               summary="Change some fields of a customer")
-def update_customer_endpoint(customer_id: CustomerId, body: CustomerPatch, response: Response, db: Db,
-                             found: Writer, if_match: IfMatch = None) -> CustomerOut:
+def update_customer_endpoint(
+    customer_id: CustomerId, body: CustomerPatch, response: Response, db: Db, found: Writer, if_match: IfMatch = None,
+    allow_duplicate: Annotated[bool, Query(description=(
+        "Save it although a changed key matches another customer under a warning rule (a blocking rule: managers "
+        "and admins only)."))] = False,
+) -> CustomerOut:
     """Save the given fields on the version named by `If-Match` (or `version`); 412 when it is stale."""
     version = expected_version(if_match, body.version)
     form = _current_form(db, found, customer_id)
@@ -290,7 +297,7 @@ def update_customer_endpoint(customer_id: CustomerId, body: CustomerPatch, respo
     if body.custom_fields is not None:
         merged = {**form.custom_fields, **body.custom_fields}
         form.custom_fields = {name: value for name, value in merged.items() if value is not None}
-    update_customer(db, found.actor, customer_id, form, expected_version=version)
+    update_customer(db, found.actor, customer_id, form, expected_version=version, allow_duplicate=allow_duplicate)
     return read_customer(db, found, customer_id, response)
 
 

@@ -93,6 +93,14 @@ def test_credit_code_and_region_codes_travel_and_a_blocked_duplicate_says_so(api
     assert (blocked.json()["action"], blocked.json()["matched_on"]) == ("block", "credit_code")
     assert "existing_id" not in blocked.json() and "Rita Rep" in blocked.json()["detail"]
     assert body["name"] not in blocked.json()["detail"]
+    # an edit to a warned key is a 409 until the caller confirms it
+    other = api.client.post("/api/v1/customers", headers=headers, json={"name": unique("Y "), "phone": "0571-1234567"})
+    other_path = f"/api/v1/customers/{other.json()['id']}"
+    warned = api.client.patch(other_path, json={"phone": "0571 8765 4321"}, headers={**headers, "If-Match": '"1"'})
+    assert (warned.status_code, warned.json()["action"], warned.json()["matched_on"]) == (409, "warn", "phone")
+    confirmed = api.client.patch(other_path, json={"phone": "0571 8765 4321"}, params={"allow_duplicate": "true"},
+                                 headers={**headers, "If-Match": '"1"'})
+    assert confirmed.status_code == 200 and confirmed.json()["phone"] == "0571 8765 4321"
     wrong_region = api.client.post("/api/v1/customers", headers=headers, json={
         "name": unique("X "), "credit_code": "91440300MA5F0A1B2N", "province_code": "330000"},
         params={"allow_duplicate": "true"})
