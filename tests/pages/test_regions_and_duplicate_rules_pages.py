@@ -118,3 +118,24 @@ def test_the_duplicate_rules_page_speaks_chinese_and_is_for_admins_only(
 
     assert "pages/duplicate_rules.py" in [p.path for p in pages_for(Role.ADMIN)]
     assert "pages/duplicate_rules.py" not in [p.path for p in pages_for(Role.MANAGER)]
+
+
+def test_the_profile_edit_keeps_the_codes_and_changes_the_cascade(app_world: AppWorld) -> None:
+    with app_world.db.system_session("test") as session:
+        target = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    app = log_in(app_world.world.rep.username)
+    app.switch_page("pages/customer_profile.py")
+    app.query_params["customer_id"] = str(target)
+    app.run()
+    prefix = f"profile_{target}"
+    app.selectbox(key=f"{prefix}_region_0_province").set_value("330000").run()
+    app.selectbox(key=f"{prefix}_region_0_city_330000").set_value("330100").run()
+    text_input(app, "Unified social credit code").input("91330106MA2H00001E")
+    app = click(app, "Save changes")
+    assert not app.exception and not app.error
+    assert any("浙江省 杭州市" in m.value for m in app.markdown)  # the details show the cascade's names
+    with app_world.db.system_session("test") as session:
+        saved = session.get(Customer, target)
+        assert saved is not None
+        assert (saved.province_code, saved.city_code, saved.credit_code) == ("330000", "330100", "91330106MA2H00001E")
+        assert saved.email == "hello@acme.com"  # the rest as it was
