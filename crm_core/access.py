@@ -31,6 +31,7 @@ from crm_core.models import (
     Case,
     Contact,
     Customer,
+    DuplicateRule,
     FieldDefinition,
     ImportRun,
     Opportunity,
@@ -137,7 +138,7 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 
 
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
-    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule,
+    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)

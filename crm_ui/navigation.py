@@ -44,6 +44,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/imports.py", "nav.imports", "📥", "imports", "nav.section.admin",
              frozenset({Role.ADMIN, Role.MANAGER})),
     PageSpec("pages/custom_fields.py", "nav.custom_fields", "🧩", "custom-fields", "nav.section.admin", ADMINS),
+    PageSpec("pages/duplicate_rules.py", "nav.duplicate_rules", "🧬", "duplicate-rules", "nav.section.admin", ADMINS),
     PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),
     PageSpec("pages/webhooks.py", "nav.webhooks", "🪝", "webhooks", "nav.section.admin", ADMINS),
     PageSpec("pages/system.py", "nav.system", "🩺", "system", "nav.section.admin", ADMINS),

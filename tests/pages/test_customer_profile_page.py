@@ -125,7 +125,7 @@ def test_the_header_shows_the_key_facts_and_a_tap_to_call_link(app_world: AppWor
     captions = [c.value for c in app.caption]
     for label in ("Owner", "Lifecycle stage", "Deal stage", "Open deals (0)", "Last contact", "Next step"):
         assert label in captions
-    assert any("[📞 138 0013 8000](tel:13800138000)" in m.value for m in app.markdown)
+    assert any("[📞 138 0013 8000](tel:+8613800138000)" in m.value for m in app.markdown)
     assert any("](mailto:zhang@example.cn)" in m.value for m in app.markdown)
     assert "**—**" in [m.value for m in app.markdown]  # no open deal: its stage shows as a dash, never "None"
 
