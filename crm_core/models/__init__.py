@@ -537,6 +537,7 @@ from crm_core.models import (  # noqa: E402,F401
     automation,
     checks,
     jobs,
+    notifications,
     pipeline,
     pool,
     quality,
