@@ -509,7 +509,7 @@ def _check_own_notification_write(actor: Actor, obj: Notification | Notification
         obj.tenant_id = actor.tenant_id
     elif obj.tenant_id != actor.tenant_id:
         raise AccessDenied("record belongs to another tenant")
-    new = inspect(obj).pending
+    new = bool(inspect(obj).pending)  # type: ignore[attr-defined]
     if (isinstance(obj, NotificationPreference) or not new) and obj.user_id != actor.user_id:
         raise AccessDenied("a notification is changed by its own user")
 

@@ -6,6 +6,7 @@ Revises: 0019
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,8 +17,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _base(table: str, *, versioned: bool = False) -> list[sa.SchemaItem]:
-    items: list[sa.SchemaItem] = [
+def _base(table: str, *, versioned: bool = False) -> list[Any]:
+    items: list[Any] = [
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
