@@ -97,7 +97,8 @@ def test_a_dingtalk_robot_gets_a_signed_message_in_the_teams_language(db: Databa
     timestamp = query["timestamp"][0]
     expected = base64.b64encode(hmac.new(b"SEC-test", f"{timestamp}\nSEC-test".encode(), hashlib.sha256).digest())
     assert query["sign"] == [expected.decode()]
-    assert body == {"msgtype": "text", "text": {"content": "@Rita Rep：Mia Manager 给你分配了任务：回访 Acme（— 到期）"}}
+    content = "@Rita Rep：Mia Manager 给你分配了任务：回访 Acme（— 到期）"
+    assert body == {"msgtype": "text", "text": {"content": content}}
     assert [row.robot_status for row in robot_rows(db)] == ["sent"]
     # a second run sends nothing again
     assert deliver_due(db, world.admin.tenant_id, now=NOW + dt.timedelta(days=401)).sent == 0
