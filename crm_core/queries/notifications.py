@@ -97,3 +97,28 @@ def _request_rows(session: Session, *criteria: Any, limit: int = 50, others: boo
                              customer_name, request.reason, request.requested_name, request.created_at,
                              request.decided_at)
             for request, requester_name, customer_name in session.execute(statement)]
+
+
+@dataclass(frozen=True)
+class TeamRobotRow:
+    """A team's robot as admins see it: never its secret, only whether one is stored."""
+
+    team_id: int
+    platform: str
+    url: str
+    language: str
+    enabled: bool
+    has_secret: bool
+    last_sent_at: dt.datetime | None
+    last_failed_at: dt.datetime | None
+    last_error: str | None
+
+
+def team_robots(session: Session) -> dict[int, TeamRobotRow]:
+    """The tenant's team robots by team (admins; nobody else reads them)."""
+    from crm_core.models.notifications import TeamRobot
+
+    return {robot.team_id: TeamRobotRow(robot.team_id, robot.platform, robot.url, robot.language, robot.enabled,
+                                        bool(robot.signing_secret), robot.last_sent_at, robot.last_failed_at,
+                                        robot.last_error)
+            for robot in session.scalars(select(TeamRobot))}

@@ -14,7 +14,7 @@ from tests.pages.conftest import AppWorld, log_in
 
 
 def links(app: AppTest) -> list[str]:
-    return [link.label for link in app.get("page_link")]
+    return [getattr(link, "label", "") for link in app.get("page_link")]
 
 
 def button(app: AppTest, label: str) -> object:
@@ -100,3 +100,31 @@ def test_my_preferences_are_saved_on_my_account(app_world: AppWorld) -> None:
     app.run()
     assert "保存通知设置" in [b.label for b in app.button]
     assert app.checkbox(key="account_in_app_mention").value is False
+
+
+def test_an_admin_sets_a_teams_dingtalk_robot_whose_secret_is_never_shown(app_world: AppWorld) -> None:
+    from crm_core.models.notifications import TeamRobot
+    from crm_core.services.webhooks import set_allow_private_targets
+
+    world = app_world.world
+    app = log_in(world.admin.username)
+    app.switch_page("pages/users.py").run()
+    app.selectbox(key="robot_team").set_value(world.east_team_id).run()
+    boxes = {box.label: box for box in app.text_input}
+    boxes["Webhook URL"].input("ftp://robot.example/send")
+    next(b for b in app.button if b.label == "Save robot").click().run()
+    assert not app.exception
+    assert any("Webhook URL" in e.value for e in app.error)
+    set_allow_private_targets(app_world.db, world.admin, True)
+    platform = next(box for box in app.selectbox if box.label == "Robot")
+    platform.set_value("dingtalk")
+    boxes = {box.label: box for box in app.text_input}
+    boxes["Webhook URL"].input("http://127.0.0.1:9/robot/send?access_token=t")
+    boxes["Signing secret (DingTalk)"].input("SEC-never-shown")
+    next(b for b in app.button if b.label == "Save robot").click().run()
+    assert not app.exception
+    assert any("Robot saved" in s.value for s in app.success)
+    assert all(box.value != "SEC-never-shown" for box in app.text_input)
+    with app_world.db.system_session("test") as session:
+        robot = session.query(TeamRobot).one()
+    assert (robot.platform, robot.signing_secret, robot.language) == ("dingtalk", "SEC-never-shown", "zh-CN")
