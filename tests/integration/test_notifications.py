@@ -210,3 +210,24 @@ def test_the_pool_return_warning_reaches_the_owner_once(db: Database, world: Wor
     with db.session(world.rep) as session:
         rows = list_notifications(session).items
     assert [(row.kind, row.entity_id) for row in rows] == [("pool_return", customer_id)]
+
+
+def test_the_sweep_and_the_robots_run_as_jobs(db: Database, world: World) -> None:
+    from huey import MemoryHuey
+
+    from crm_core.jobs.runner import execute_job
+    from crm_core.jobs.service import submit_job
+    from crm_core.queries.jobs import get_job
+
+    queue = MemoryHuey("kestrel-test-notifications")
+    create_task(db, world.rep, TaskInput(title="Late", due_at=NOW - dt.timedelta(days=2)))
+    for kind, params, result in (
+        ("task_reminders", {"as_of": NOW.isoformat()}, {"due": 0, "overdue": 1}),
+        ("task_reminders", {"as_of": NOW.isoformat()}, {"due": 0, "overdue": 0}),
+        ("notification_robots", {}, {"sent": 0, "retrying": 0, "failed": 0}),
+    ):
+        job_id = submit_job(db, world.admin, kind, params, queue=queue)
+        execute_job(db, job_id, queue=queue)
+        with db.session(world.admin) as session:
+            job = get_job(session, job_id, queue=queue)
+        assert (job.status, job.result) == ("succeeded", result)
