@@ -27,7 +27,7 @@ def test_an_access_request_by_api_reveals_nothing_and_the_owner_decides(api: Api
     create_random_customer(api.db, world.rep, name=name, email="desk@pier.example")
     asker = api.headers(world.rep_other_team)
     refused = api.client.post("/api/v1/customers", headers=asker, json={"name": name})
-    assert refused.status_code == 409
+    assert refused.status_code == 409 and "existing_id" not in refused.json()
     created = api.client.post("/api/v1/access-requests", headers=asker, json={"name": name, "reason": "Old contact"})
     assert created.status_code == 201, created.text
     body = created.json()
