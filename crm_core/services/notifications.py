@@ -175,8 +175,8 @@ def notify_mentions(session: Session, actor: Actor, customer: Customer, activity
     excerpt = excerpt if len(excerpt) <= EXCERPT_MAX else excerpt[:EXCERPT_MAX - 1] + "…"
     told = 0
     for user in candidates:
-        if user.id == actor.user_id or mention_handle(user.username) not in handles and \
-                mention_handle(user.full_name) not in handles:
+        named = mention_handle(user.username) in handles or mention_handle(user.full_name) in handles
+        if user.id == actor.user_id or not named:
             continue
         reader = actor_of_user(session, user)
         if not access.can_view(reader, tenant_id=customer.tenant_id, owner_id=customer.owner_id,
