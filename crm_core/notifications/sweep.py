@@ -13,10 +13,10 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Base, Role, TaskStatus, utcnow
-from crm_core.services.notifications import notify
+from crm_core.services.notifications import Notice, notify_many
 
 tasks = Base.metadata.tables["tasks"]
-CHUNK = 500
+CHUNK = 5000
 
 
 def sweep_task_reminders(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> dict[str, int]:
@@ -32,15 +32,16 @@ def sweep_task_reminders(db: Database, tenant_id: int, *, now: dt.datetime | Non
                 tasks.c.assignee_id.is_not(None), tasks.c.due_at < tomorrow)
             .order_by(tasks.c.id)).all()
     for start in range(0, len(rows), CHUNK):
+        notices = []
+        for row in rows[start:start + CHUNK]:
+            overdue = row.due_at < today
+            notices.append(Notice(
+                row.assignee_id, "task_overdue" if overdue else "task_due",
+                {"title": row.title, "due": row.due_at.strftime("%Y-%m-%d")}, "task", row.id,
+                f"task_overdue:{row.id}" if overdue else f"task_due:{row.id}:{today.date().isoformat()}"))
         with db.system_transaction("notifications: task sweep") as session:
-            for row in rows[start:start + CHUNK]:
-                overdue = row.due_at < today
-                kind = "task_overdue" if overdue else "task_due"
-                key = f"task_overdue:{row.id}" if overdue else f"task_due:{row.id}:{today.date().isoformat()}"
-                if notify(session, tenant_id=tenant_id, user_id=row.assignee_id, kind=kind, entity="task",
-                          entity_id=row.id, params={"title": row.title, "due": row.due_at.strftime("%Y-%m-%d")},
-                          dedupe_key=key, now=now):
-                    counts["overdue" if overdue else "due"] += 1
+            for notice in notify_many(session, tenant_id=tenant_id, notices=notices, now=now):
+                counts["overdue" if notice.kind == "task_overdue" else "due"] += 1
     return counts
 
 

@@ -1,11 +1,12 @@
 """Notifications: written inside the transaction of the change that causes them; read marks; preferences.
 
 Pattern: :func:`notify` is called by other services on their open session (a task given, a note that
-mentions someone, an access request), so a rolled-back change notifies nobody. It reads the recipient's
-preference and their team's robot through the session's connection (Core, outside the ORM's scoping:
-the acting user may not read a colleague's preferences or the admin-only robot settings), adds the row,
-and — when the team has a robot the recipient wants — marks it for the robot and asks for the
-``notification_robots`` job after commit. Notifications are not audited (derived from audited
+mentions someone, an access request), so a rolled-back change notifies nobody; :func:`notify_many` writes
+thousands at once (the nightly pool run, the daily task sweep). They read the recipients, their preferences
+and their teams' robots through the session's connection (Core, outside the ORM's scoping: the acting user
+may not read a colleague's preferences or the admin-only robot settings), insert the rows, and — when the
+team has a robot the recipient wants — mark them for the robot and ask for the ``notification_robots`` job
+after commit. Notifications are not audited (derived from audited
 changes; a read mark is a user's own state): see docs/decisions/0028-notifications-and-access-requests.md.
 """
 
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, event, func, or_, select, update
+from sqlalchemy import Engine, and_, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
@@ -33,51 +35,97 @@ robots = Base.metadata.tables["team_robots"]
 users = Base.metadata.tables["users"]
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One notification to write: for whom, what (a kind and its values), about which record."""
+
+    user_id: int
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    entity: str | None = None
+    entity_id: int | None = None
+    dedupe_key: str | None = None  # unique per user: a second notice with the same key is not written
+
+
 def notify(
     session: Session, *, tenant_id: int, user_id: int, kind: str, params: Mapping[str, Any] | None = None,
     entity: str | None = None, entity_id: int | None = None, actor_id: int | None = None,
     dedupe_key: str | None = None, now: dt.datetime | None = None,
 ) -> bool:
     """Tell ``user_id`` about ``kind`` in ``session``'s transaction; False when nothing was written
-    (the recipient is the actor, inactive or of another tenant, or turned the kind off)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown notification kind {kind!r}")
-    if actor_id is not None and user_id == actor_id:
-        return False  # nobody is told about their own action
+    (the recipient is the actor, inactive or of another tenant, turned the kind off, or was told already)."""
+    notice = Notice(user_id, kind, dict(params or {}), entity, entity_id, dedupe_key)
+    return bool(notify_many(session, tenant_id=tenant_id, notices=[notice], actor_id=actor_id, now=now))
+
+
+LOOKUP_CHUNK = 500
+
+
+def notify_many(session: Session, *, tenant_id: int, notices: Sequence[Notice], actor_id: int | None = None,
+                now: dt.datetime | None = None) -> list[Notice]:
+    """Write ``notices`` in ``session``'s transaction with a few set-based reads (recipients, their preferences,
+    the tenant's robots, keys already used) and one multi-row INSERT; the notices written.
+
+    The nightly pool run and the daily task sweep tell thousands at once: per notice, this costs no statement."""
+    for notice in notices:
+        if notice.kind not in KINDS:
+            raise ValueError(f"unknown notification kind {notice.kind!r}")
+    wanted = [notice for notice in notices if actor_id is None or notice.user_id != actor_id]  # not one's own
+    if not wanted:
+        return []
     connection = session.connection()
-    recipient = connection.execute(
-        select(users.c.team_id, users.c.is_active).where(users.c.id == user_id, users.c.tenant_id == tenant_id)
-    ).one_or_none()
-    if recipient is None or not recipient.is_active:
-        return False
-    choice = connection.execute(
-        select(preferences.c.in_app, preferences.c.robot)
-        .where(preferences.c.user_id == user_id, preferences.c.kind == kind)
-    ).one_or_none()
-    in_app, robot = (True, True) if choice is None else (bool(choice.in_app), bool(choice.robot))
-    robot_team = None
-    if robot and recipient.team_id is not None:
-        robot_team = connection.execute(
-            select(robots.c.team_id).where(robots.c.tenant_id == tenant_id, robots.c.team_id == recipient.team_id,
-                                           robots.c.enabled.is_(True))
-        ).scalar_one_or_none()
-    if not in_app and robot_team is None:
-        return False
-    if dedupe_key is not None and connection.execute(
-            select(notifications.c.id).where(notifications.c.user_id == user_id,
-                                             notifications.c.dedupe_key == dedupe_key)).first() is not None:
-        return False
+    user_ids = sorted({notice.user_id for notice in wanted})
+    kinds = sorted({notice.kind for notice in wanted})
+    keys = sorted({notice.dedupe_key for notice in wanted if notice.dedupe_key is not None})
+    team_of: dict[int, int | None] = {}
+    choices: dict[tuple[int, str], tuple[bool, bool]] = {}
+    for chunk in _chunks(user_ids):
+        team_of.update((row.id, row.team_id) for row in connection.execute(select(users.c.id, users.c.team_id).where(
+            users.c.id.in_(chunk), users.c.tenant_id == tenant_id, users.c.is_active.is_(True))))
+        for row in connection.execute(select(preferences.c.user_id, preferences.c.kind, preferences.c.in_app,
+                                             preferences.c.robot)
+                                      .where(preferences.c.user_id.in_(chunk), preferences.c.kind.in_(kinds))):
+            choices[(row.user_id, row.kind)] = (bool(row.in_app), bool(row.robot))
+    robot_teams = set(connection.execute(select(robots.c.team_id).where(
+        robots.c.tenant_id == tenant_id, robots.c.enabled.is_(True))).scalars())
+    used: set[tuple[int, str]] = set()
+    for chunk in _chunks(keys):
+        used.update((row.user_id, row.dedupe_key) for row in connection.execute(
+            select(notifications.c.user_id, notifications.c.dedupe_key).where(
+                notifications.c.tenant_id == tenant_id, notifications.c.dedupe_key.in_(chunk))))
     now = now or utcnow()
-    session.add(Notification(
-        tenant_id=tenant_id, user_id=user_id, kind=kind, entity=entity, entity_id=entity_id,
-        params=dict(params or {}), dedupe_key=dedupe_key, created_at=now, updated_at=now,
-        read_at=None if in_app else now,  # robot only: kept for its delivery, never in the bell
-        robot_team_id=robot_team, robot_status=RobotStatus.PENDING if robot_team is not None else None,
-        robot_next_at=now if robot_team is not None else None, robot_attempts=0,
-    ))
-    if robot_team is not None:
-        session.info.setdefault(ROBOT_KEY, set()).add(tenant_id)
-    return True
+    written: list[Notice] = []
+    rows: list[dict[str, Any]] = []
+    for notice in wanted:
+        if notice.user_id not in team_of:
+            continue  # inactive, unknown or of another tenant
+        if notice.dedupe_key is not None:
+            if (notice.user_id, notice.dedupe_key) in used:
+                continue
+            used.add((notice.user_id, notice.dedupe_key))
+        in_app, robot = choices.get((notice.user_id, notice.kind), (True, True))
+        team_id = team_of[notice.user_id]
+        robot_team = team_id if robot and team_id in robot_teams else None
+        if not in_app and robot_team is None:
+            continue
+        rows.append({
+            "tenant_id": tenant_id, "user_id": notice.user_id, "kind": notice.kind, "entity": notice.entity,
+            "entity_id": notice.entity_id, "params": dict(notice.params), "dedupe_key": notice.dedupe_key,
+            "created_at": now, "updated_at": now,
+            "read_at": None if in_app else now,  # robot only: kept for its delivery, never in the bell
+            "robot_team_id": robot_team, "robot_status": RobotStatus.PENDING if robot_team is not None else None,
+            "robot_next_at": now if robot_team is not None else None, "robot_attempts": 0, "robot_error": None,
+        })
+        written.append(notice)
+    if rows:
+        connection.execute(insert(notifications), rows)
+        if any(row["robot_team_id"] is not None for row in rows):
+            session.info.setdefault(ROBOT_KEY, set()).add(tenant_id)
+    return written
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[start:start + LOOKUP_CHUNK] for start in range(0, len(values), LOOKUP_CHUNK)]
 
 
 @event.listens_for(Session, "after_commit")

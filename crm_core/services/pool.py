@@ -448,13 +448,13 @@ def _remind(session: Session, tenant_id: int,
                                  id=customer_id, due_at=returns_at, follow_up_assignee=owner_id,
                                  follow_up_title=title[:200]))
     _create_first_tasks(session, None, tenant_id, items)
-    from crm_core.services.notifications import notify
+    from crm_core.services.notifications import Notice, notify_many
 
-    for customer_id, name, owner_id, _, _, returns_at in reminders:
-        date = returns_at.strftime("%Y-%m-%d")
-        notify(session, tenant_id=tenant_id, user_id=owner_id, kind="pool_return", entity="customer",
-               entity_id=customer_id, params={"name": name, "date": date},
-               dedupe_key=f"pool_return:{customer_id}:{date}", now=now)
+    notify_many(session, tenant_id=tenant_id, now=now, notices=[
+        Notice(owner_id, "pool_return", {"name": name, "date": returns_at.strftime("%Y-%m-%d")}, "customer",
+               customer_id, f"pool_return:{customer_id}:{returns_at.strftime('%Y-%m-%d')}")
+        for customer_id, name, owner_id, _, _, returns_at in reminders
+    ])
     insert_rows(session, events, [
         {"tenant_id": tenant_id, "customer_id": customer_id, "kind": PoolEventKind.REMINDED, "user_id": owner_id,
          "previous_owner_id": None, "actor_id": None, "reason": None, "note": None, "occurred_at": now,
