@@ -64,6 +64,8 @@ class DuplicateCustomer(DomainError):
         self.existing_name = existing_name
         self.matched_on = matched_on
         self.action = action  # "warn" or "block" (crm_core.rules.duplicates)
+        # the real id even when existing_id is 0 (hidden): only for an access request, never shown or serialised
+        self.record_id = existing_id
 
 
 class StaleRecord(DomainError):

@@ -41,6 +41,7 @@ from crm_core.queries.scores import latest_scores
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_core.rules.contact_details import tel_uri
 from crm_core.rules.duplicates import BLOCK, may_override
+from crm_core.services.access_requests import request_access
 from crm_core.services.customers import (
     BULK_LIMIT,
     CustomerInput,
@@ -634,6 +635,7 @@ def create_form(grid: Grid) -> None:
                          icon="🔗", query_params={"customer_id": str(pending_duplicate.existing_id)})
         blocked = pending_duplicate.action == BLOCK
         st.caption(t("customers.duplicate_blocked_hint" if blocked else "customers.duplicate_hint"))
+        request_access_form(actor, pending_duplicate)
 
     # outside the form: choosing a province refreshes the cities before the form is sent
     province_code, city_code, district_code = region_selects(f"customers_region_{generation}")
@@ -684,13 +686,42 @@ def create_form(grid: Grid) -> None:
         except DuplicateCustomer as error:
             # keep the typed values (same form key) and ask for confirmation on the next run
             STATE["customers_duplicate_pending"] = error
+            STATE["customers_duplicate_input"] = (name, email, phone)
             st.rerun()
         except DomainError as error:
             show_domain_error(error, labels=field_labels)
         else:
             STATE.pop("customers_duplicate_pending", None)
+            STATE.pop("customers_duplicate_input", None)
             STATE["customers_form_generation"] = generation + 1
             STATE["customers_created_notice"] = (name.strip(), new_id)
             STATE["customers_cursors"] = []
             filter_choices.clear()
             st.rerun()
+
+
+def request_access_form(actor: Actor, duplicate: DuplicateCustomer) -> None:
+    """Under a blocked creation (撞单): ask the owner (or their manager) for the customer, with a reason.
+
+    The request sends what the user typed; the core finds the record again and reveals nothing of it."""
+    if STATE.pop("customers_access_requested", False):
+        st.success(t("access_request.sent"))
+        return
+    if actor.sees_whole_tenant or (duplicate.existing_id and duplicate.params.get("owner") == actor.full_name):
+        return  # an admin takes or gives customers directly; one's own customer needs no request
+    typed = STATE.get("customers_duplicate_input")
+    if typed is None:
+        return
+    with st.form("customers_request_access", border=True):
+        reason = st.text_input(t("access_request.reason"), max_chars=500, key="customers_access_reason")
+        asked = st.form_submit_button(t("access_request.button"))
+    if asked:
+        name, email, phone = typed
+        try:
+            request_access(get_db(), actor, name=name, email=email, phone=phone, reason=reason)
+        except DomainError as error:
+            show_domain_error(error, labels={"reason": t("access_request.reason")})
+        else:
+            STATE["customers_access_requested"] = True
+            st.rerun()
+

@@ -50,6 +50,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/system.py", "nav.system", "🩺", "system", "nav.section.admin", ADMINS),
     # every role starts jobs (imports, checks, refreshes); the access rules show each user their own
     PageSpec("pages/jobs.py", "nav.jobs", "⏱️", "jobs", "nav.section.workspace"),
+    PageSpec("pages/notifications.py", "nav.notifications", "🔔", "notifications", "nav.section.workspace"),
     PageSpec("pages/account.py", "nav.account", "👤", "account", "nav.section.workspace"),
 ]
 

@@ -561,6 +561,7 @@ from crm_core.models import (  # noqa: E402,F401
     checks,
     jobs,
     merges,
+    notifications,
     pipeline,
     pool,
     quality,

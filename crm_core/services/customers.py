@@ -188,8 +188,10 @@ def find_duplicate(
                     actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
                 )
                 owner = session.get(User, existing.owner_id) if existing.owner_id is not None else None
-                return DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", key,
-                                         owner.full_name if owner is not None else "", action=action)
+                duplicate = DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", key,
+                                              owner.full_name if owner is not None else "", action=action)
+                duplicate.record_id = existing.id  # for an access request (services.access_requests), never shown
+                return duplicate
     return None
 
 
