@@ -25,6 +25,7 @@ from crm_core import logs
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.i18n import t
+from crm_core.jobs.after_commit import jobs_inline
 from crm_core.models import Tenant
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
@@ -49,7 +50,7 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
 def _inline(args: argparse.Namespace) -> bool:
     if getattr(args, "inline", None):
         return True
-    return os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true")
+    return jobs_inline()
 
 
 def error_text(view: JobView, lang: str) -> str:

@@ -13,17 +13,17 @@ changes; a read mark is a user's own state): see docs/decisions/0028-notificatio
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, event, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
+from crm_core.jobs.after_commit import AfterCommit
 from crm_core.models import Base, Customer, User, utcnow
 from crm_core.models.notifications import Notification, NotificationPreference, RobotStatus
 from crm_core.rules.notifications import KINDS, MENTIONS_MAX, mention_handle, parse_mentions
@@ -120,7 +120,7 @@ def notify_many(session: Session, *, tenant_id: int, notices: Sequence[Notice], 
     if rows:
         connection.execute(insert(notifications), rows)
         if any(row["robot_team_id"] is not None for row in rows):
-            session.info.setdefault(ROBOT_KEY, set()).add(tenant_id)
+            _ROBOTS.mark(session, tenant_id)
     return written
 
 
@@ -128,26 +128,13 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[start:start + LOOKUP_CHUNK] for start in range(0, len(values), LOOKUP_CHUNK)]
 
 
-@event.listens_for(Session, "after_commit")
-def _robots_after_commit(session: Session) -> None:
-    tenant_ids = session.info.pop(ROBOT_KEY, None)
-    if not tenant_ids or os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true"):
-        return
-    try:
-        bind = session.get_bind()
-    except Exception:  # an unbound session: the robots' schedule sends them
-        return
-    if not isinstance(bind, Engine):
-        return  # a test's connection, rolled back at its end: no worker will see these rows
+def _request_robots(db: Database, tenant_id: int) -> None:
     from crm_core.notifications.robots import request_robot_delivery
 
-    for tenant_id in sorted(tenant_ids):
-        request_robot_delivery(Database(bind), tenant_id)
+    request_robot_delivery(db, tenant_id)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_robots(session: Session) -> None:
-    session.info.pop(ROBOT_KEY, None)
+_ROBOTS = AfterCommit(ROBOT_KEY, _request_robots)
 
 
 def mark_read(db: Database, actor: Actor, notification_id: int) -> None:

@@ -6,7 +6,6 @@ sign, never audited (``access._NOT_AUDITED_COLUMNS``), never shown again; an emp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -17,9 +16,7 @@ from crm_core.i18n import LANGUAGES
 from crm_core.models import Team
 from crm_core.models.notifications import RobotPlatform, TeamRobot
 from crm_core.notifications.robots import ensure_robot_schedule
-from crm_core.rules.webhooks import url_problem
-from crm_core.services.webhooks import allows_private_targets
-from crm_core.webhooks.sending import TargetRefused, vetted_addresses
+from crm_core.services.webhooks import target_url_problem
 
 SECRET_MAX = 200
 
@@ -51,14 +48,7 @@ def save_team_robot(db: Database, actor: Actor, team_id: int, form: RobotForm) -
     with db.transaction(actor) as session:
         if session.get(Team, team_id) is None:
             raise NotFound("team", id=team_id)
-        problem = url_problem(url)
-        if problem is None:
-            parts = urlsplit(url)
-            try:
-                vetted_addresses(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                                 allow_private=allows_private_targets(session))
-            except TargetRefused:
-                problem = "webhooks.error.url_private"
+        problem = target_url_problem(session, url)
         if problem:
             errors["url"] = (problem, {})
         if errors:

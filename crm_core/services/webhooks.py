@@ -65,9 +65,9 @@ def allows_private_targets(session: Session) -> bool:
     return bool(session.scalar(select(WebhookSettings.allow_private_targets).limit(1)))
 
 
-def _checked(session: Session, form: SubscriptionForm) -> tuple[str, list[str], str]:
-    url = form.url.strip()
-    errors: dict[str, tuple[str, dict[str, object]]] = {}
+def target_url_problem(session: Session, url: str) -> str | None:
+    """The catalog key of what is wrong with an address the server will POST to (a webhook, a team's robot):
+    not an http(s) URL, or one that resolves to a private address while the tenant does not allow those."""
     problem = url_problem(url)
     if problem is None:
         parts = urlsplit(url)
@@ -76,6 +76,13 @@ def _checked(session: Session, form: SubscriptionForm) -> tuple[str, list[str], 
                              allow_private=allows_private_targets(session))
         except TargetRefused:
             problem = "webhooks.error.url_private"
+    return problem
+
+
+def _checked(session: Session, form: SubscriptionForm) -> tuple[str, list[str], str]:
+    url = form.url.strip()
+    errors: dict[str, tuple[str, dict[str, object]]] = {}
+    problem = target_url_problem(session, url)
     if problem:
         errors["url"] = (problem, {})
     chosen = list(dict.fromkeys(form.event_types))

@@ -19,18 +19,21 @@ shared connection.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from crm_core.jobs.after_commit import AfterCommit
 from crm_core.models import PipelineStage, utcnow
 from crm_core.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent, WebhookSubscription
 from crm_core.rules.webhooks import OBJECT_NAMES, event_types_for, wants
 from crm_core.webhooks.payloads import event_body, public_fields
+
+if TYPE_CHECKING:  # crm_core.db imports access, which imports this module
+    from crm_core.db import Database
 
 LOG = logging.getLogger("kestrel.webhooks")
 DISPATCH_KEY = "crm_webhook_dispatch_tenants"  # tenants whose new deliveries wait for this commit
@@ -74,32 +77,18 @@ def record_outbox(session: Session, changes: Sequence[AuditedChange]) -> int:
     return added
 
 
-def mark_for_dispatch(session: Session, tenant_id: int) -> None:
-    """Queue a dispatch for ``tenant_id`` when ``session``'s transaction commits."""
-    session.info.setdefault(DISPATCH_KEY, set()).add(tenant_id)
-
-
-@event.listens_for(Session, "after_commit")
-def _dispatch_after_commit(session: Session) -> None:
-    tenant_ids = session.info.pop(DISPATCH_KEY, None)
-    if not tenant_ids or os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true"):
-        return
-    try:
-        bind = session.get_bind()
-    except Exception:  # an unbound session: nothing to queue on; the tick sends the deliveries
-        return
-    if not isinstance(bind, Engine):
-        return  # a test's connection, rolled back at its end: no worker will see these rows
-    from crm_core.db import Database
+def _request_dispatch(db: Database, tenant_id: int) -> None:
     from crm_core.webhooks.jobs import request_dispatch
 
-    for tenant_id in sorted(tenant_ids):
-        request_dispatch(Database(bind), tenant_id)
+    request_dispatch(db, tenant_id)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_dispatch(session: Session) -> None:
-    session.info.pop(DISPATCH_KEY, None)
+_DISPATCH = AfterCommit(DISPATCH_KEY, _request_dispatch)
+
+
+def mark_for_dispatch(session: Session, tenant_id: int) -> None:
+    """Queue a dispatch for ``tenant_id`` when ``session``'s transaction commits."""
+    _DISPATCH.mark(session, tenant_id)
 
 
 def add_event(
