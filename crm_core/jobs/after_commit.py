@@ -1,0 +1,58 @@
+"""Per-tenant job requests that a transaction collects and sends once it has committed.
+
+A change that leaves work for the worker (a webhook event to dispatch, a robot message to
+deliver) marks its tenant on the session; when the transaction commits, the request goes to
+the queue once per tenant, so the worker never looks for rows that are not there yet. A
+rollback forgets the marks. Nothing is requested when jobs run inline (``CRM_JOBS_INLINE``:
+tests, ``make run``'s demo load), on an unbound session, or on a test's connection that is
+rolled back at its end: the minute's schedule tick sends whatever is due in those cases.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # crm_core.db → access → the webhook outbox → here
+    from crm_core.db import Database
+
+
+def jobs_inline() -> bool:
+    """Do jobs run in the calling process (``CRM_JOBS_INLINE=1``) instead of a worker?"""
+    return os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true")
+
+
+class AfterCommit:
+    """Collects tenant ids under ``key`` on a session and calls ``send(db, tenant_id)`` after its commit."""
+
+    def __init__(self, key: str, send: Callable[[Database, int], None]) -> None:
+        self.key = key
+        self._send = send
+        event.listen(Session, "after_commit", self._after_commit)
+        event.listen(Session, "after_rollback", self._forget)
+
+    def mark(self, session: Session, tenant_id: int) -> None:
+        """Send the request for ``tenant_id`` when ``session``'s transaction commits."""
+        session.info.setdefault(self.key, set()).add(tenant_id)
+
+    def _after_commit(self, session: Session) -> None:
+        tenant_ids = session.info.pop(self.key, None)
+        if not tenant_ids or jobs_inline():
+            return
+        try:
+            bind = session.get_bind()
+        except Exception:  # an unbound session: nothing to queue on; the tick sends them
+            return
+        if not isinstance(bind, Engine):
+            return  # a test's connection, rolled back at its end: no worker will see these rows
+        from crm_core.db import Database
+
+        for tenant_id in sorted(tenant_ids):
+            self._send(Database(bind), tenant_id)
+
+    def _forget(self, session: Session) -> None:
+        session.info.pop(self.key, None)
