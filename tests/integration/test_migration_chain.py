@@ -57,9 +57,8 @@ def _row(table: Table, **given: object) -> dict[str, object]:
     for column in table.columns:
         if column.name in values or column.nullable or column.primary_key or column.server_default is not None:
             continue
-        python_type = column.type.python_type
-        values[column.name] = {int: 1, str: "x", bool: False, dict: {}, dt.datetime: dt.datetime(2026, 1, 1)}.get(
-            python_type, None)
+        plain = {int: 1, str: "x", bool: False, dict: {}, dt.datetime: dt.datetime(2026, 1, 1)}
+        values[column.name] = plain.get(column.type.python_type)
     return values
 
 

@@ -106,7 +106,8 @@ def test_a_manager_overrides_a_block_after_confirming(app_world: AppWorld) -> No
 def test_the_rules_page_has_a_section_per_entity_in_english(app_world: AppWorld) -> None:
     app = open_page(app_world.world.admin.username, "pages/duplicate_rules.py")
     assert not app.exception
-    assert [h.value for h in app.subheader] == ["Customers", "Contacts (checked across every customer of the workspace)"]
+    assert [h.value for h in app.subheader] == [
+        "Customers", "Contacts (checked across every customer of the workspace)"]
     assert app.radio(key="duplicate_rules_contact_email").value == "warn"
     app.radio(key="duplicate_rules_contact_phone").set_value("block")
     app = click(app, "Save contact duplicate rules")
