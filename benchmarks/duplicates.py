@@ -8,7 +8,9 @@ dropped, upper-cased) and N new names, it times ``services.customers.find_duplic
 (key, email and phone lookups, the owner's name) and the same lookup as one hand-written SELECT.
 Then, with every key at once (credit code, email, phone as typed, name; the tenant's duplicate
 rules read as on every check), the same for N existing customers that have a credit code (a zh
-demo gives three companies in ten one) against N new ones.
+demo gives three companies in ten one) against N new ones. Last, the contact check
+(``services.contacts.find_duplicate_contact``: email and phone across the tenant, schema 0024 or
+later) for N existing contacts against N new ones, beside one raw SELECT.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from sqlalchemy import func, select, text
 from stdnum.cn import uscc
 
 from crm_core.db import open_database
-from crm_core.models import Customer, Role, User
+from crm_core.models import Contact, Customer, Role, User
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.services.auth import load_actor
+from crm_core.services.contacts import find_duplicate_contact
 from crm_core.services.customers import find_duplicate
 
 DEFAULT_URL = "sqlite:////work/bench/crm-1m.db"
@@ -34,6 +37,14 @@ RAW_ALL_KEYS = " UNION ALL ".join(
     f"SELECT id, owner_id FROM customers WHERE tenant_id = :tenant AND {column} = :{name} AND archived_at IS NULL"
     for column, name in (("credit_code", "code"), ("email_normalized", "email"), ("phone_normalized", "phone"),
                          ("name_key", "key"))
+)
+
+
+RAW_CONTACT = " UNION ALL ".join(
+    f"SELECT contacts.id, customers.owner_id FROM contacts JOIN customers ON customers.id = contacts.customer_id "
+    f"WHERE contacts.tenant_id = :tenant AND contacts.{column} = :{name} AND contacts.archived_at IS NULL "
+    "AND customers.archived_at IS NULL"
+    for column, name in (("email_normalized", "email"), ("phone_normalized", "phone"))
 )
 
 
@@ -79,6 +90,7 @@ def main(argv: list[str]) -> int:
             print(f"  {label:<18} find_duplicate {_ms(core)}   raw SQL {_ms(raw)}   ratio {ratio:5.1f}×   "
                   f"found {found}/{len(names)} (expected {'all' if expect else 'none'})")
         _all_keys(db, actor, int(tenant_id or 0), args.samples)
+        _contacts(db, actor, int(tenant_id or 0), args.samples)
     finally:
         db.engine.dispose()
     return 0
@@ -112,4 +124,35 @@ def _all_keys(db: Any, actor: Any, tenant_id: int, samples: int) -> None:
                 raw.append(time.perf_counter() - started)
         ratio = statistics.median(core) / max(statistics.median(raw), 1e-9)
         print(f"  {label:<18} find_duplicate {_ms(core)}   raw SQL {_ms(raw)}   ratio {ratio:5.1f}×   "
+              f"found {found}/{len(cases)} (expected {'all' if expect else 'none'})")
+
+
+def _contacts(db: Any, actor: Any, tenant_id: int, samples: int) -> None:
+    """find_duplicate_contact (email and phone, the contact rules read as on every check) beside one raw SELECT."""
+    with db.system_session("benchmark: contacts") as session:
+        total = session.scalar(select(func.count()).select_from(Contact).where(Contact.tenant_id == tenant_id))
+        step = max(1, int(total or 1) // max(samples, 1))
+        rows = session.execute(select(Contact.email, Contact.phone).where(
+            Contact.tenant_id == tenant_id, Contact.email.is_not(None), Contact.phone.is_not(None),
+            Contact.archived_at.is_(None), Contact.id % step == 0).limit(samples)).all()
+    if not rows:
+        print("  contacts: none with an email and a phone")
+        return
+    print(f"  contacts of the tenant: {total}")
+    fresh = [(f"contact.probe{index}@kestrel.example", f"137{index:08d}") for index in range(len(rows))]
+    for label, cases, expect in (("existing contacts", [tuple(row) for row in rows], True),
+                                 ("new contacts", fresh, False)):
+        core, raw, found = [], [], 0
+        for email, phone in cases:
+            started = time.perf_counter()
+            duplicate = find_duplicate_contact(db, actor, email=email or "", phone=phone or "")
+            core.append(time.perf_counter() - started)
+            found += duplicate is not None
+            with db.engine.connect() as connection:
+                started = time.perf_counter()
+                connection.execute(text(RAW_CONTACT), {"tenant": tenant_id, "email": normalise_email(email),
+                                                       "phone": normalise_phone(phone)}).all()
+                raw.append(time.perf_counter() - started)
+        ratio = statistics.median(core) / max(statistics.median(raw), 1e-9)
+        print(f"  {label:<18} find_duplicate_contact {_ms(core)}   raw SQL {_ms(raw)}   ratio {ratio:5.1f}×   "
               f"found {found}/{len(cases)} (expected {'all' if expect else 'none'})")

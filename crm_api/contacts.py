@@ -123,6 +123,8 @@ def read_contact(db: Db, found: Caller, contact_id: int, response: Response) -> 
 
 ContactId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 IfMatch = Annotated[str | None, Header(description='`"<version>"` from the ETag or the body.')]
+AllowDuplicate = Annotated[bool, Query(description=(
+    "Save it although the duplicate rules warn of a match (a blocking rule: managers and admins only)."))]
 
 
 @router.get("", response_model=ListPage[ContactOut], responses=errors_for(400, 422), summary="List contacts")
@@ -155,22 +157,26 @@ def get_contact_endpoint(contact_id: ContactId, db: Db, found: Caller, response:
              responses=errors_for(400, 403, 404, 409, 415, 422), summary="Add a contact to a customer")
 def create_contact_endpoint(
     body: ContactCreate, request: Request, response: Response, db: Db, found: Writer,
+    allow_duplicate: AllowDuplicate = False,
     idempotency_key: Annotated[str | None, Header(
         description="Any unique string (a UUID): the same key and body within 24 h replay the first answer.")] = None,
 ) -> ContactOut:
-    """Add a contact; 404 when the customer is not visible or archived."""
+    """Add a contact; 404 when the customer is not visible or archived, 409 when the tenant's contact duplicate
+    rules find the same email or phone (at any customer); `allow_duplicate` lifts a warning, and a blocking
+    rule only for managers and admins."""
     form = ContactInput(customer_id=body.customer_id, name=body.name, title=body.title or "",
                         email=body.email or "", phone=body.phone or "", is_primary=body.is_primary)
-    contact_id = create_contact(db, found.actor, form)
+    contact_id = create_contact(db, found.actor, form, allow_duplicate=allow_duplicate)
     response.headers["Location"] = str(request.url_for("get_contact_endpoint", contact_id=contact_id))
     return read_contact(db, found, contact_id, response)
 
 
-@router.patch("/{contact_id}", response_model=ContactOut, responses=errors_for(403, 404, 412, 415, 422, 428),
+@router.patch("/{contact_id}", response_model=ContactOut, responses=errors_for(403, 404, 409, 412, 415, 422, 428),
               summary="Change some fields of a contact")
 def update_contact_endpoint(contact_id: ContactId, body: ContactPatch, response: Response, db: Db, found: Writer,
-                            if_match: IfMatch = None) -> ContactOut:
-    """Save the given fields on the version named by `If-Match` (or `version`); 412 when it is stale."""
+                            if_match: IfMatch = None, allow_duplicate: AllowDuplicate = False) -> ContactOut:
+    """Save the given fields on the version named by `If-Match` (or `version`); 412 when it is stale, 409 when a
+    changed email or phone meets the duplicate rules (see POST)."""
     version = expected_version(if_match, body.version)
     with db.session(found.actor) as session:
         current = get_contact(session, contact_id)
@@ -183,7 +189,7 @@ def update_contact_endpoint(contact_id: ContactId, body: ContactPatch, response:
         setattr(form, name, getattr(body, name) or "")
     if body.is_primary is not None:
         form.is_primary = body.is_primary
-    update_contact(db, found.actor, contact_id, form, expected_version=version)
+    update_contact(db, found.actor, contact_id, form, expected_version=version, allow_duplicate=allow_duplicate)
     return read_contact(db, found, contact_id, response)
 
 

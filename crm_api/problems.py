@@ -9,13 +9,15 @@ One handler per kind of error, installed on the app by :func:`install_problem_ha
 | request or body that does not fit the endpoint | 422 | ``errors: [{field, code, message, loc}]`` |
 | ``NotFound`` | 404 | |
 | ``AccessDenied`` | 403 | |
-| ``DuplicateCustomer`` | 409 | ``matched_on``, ``action`` (warn/block), ``existing_id`` (if the caller may see it) |
+| ``DuplicateRecord`` (customer, contact) | 409 | ``entity``, ``matched_on``, ``action``, ``existing_id`` if visible |
 | ``PoolRefused`` (a claim the pool's rules refuse: cap, cooldown, taken) | 409 | ``code`` (its catalog key) |
 | ``MergeRefused`` (into itself, merged before, archived, two customers' contacts) | 409 | ``code`` |
 | ``StaleRecord`` | 412 | ``changed_by``, ``changed_at``, ``changes`` (the last audited change) |
 | ``ValidationFailed`` | 422 | ``errors`` as above |
 | any other ``DomainError`` | 422 | ``code`` (its catalog key) |
 | anything unexpected | 500 | ``correlation_id`` (the incident id the server log carries) |
+
+A contact duplicate visible to the caller also carries ``customer_id`` (the existing contact's customer).
 
 ``detail`` and each field error's ``message`` are in the caller's language: the request's
 ``Accept-Language`` (``en`` or ``zh-CN``), else the token user's language, else English.
@@ -37,7 +39,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from crm_core.errors import (
     AccessDenied,
     DomainError,
-    DuplicateCustomer,
+    DuplicateContact,
+    DuplicateRecord,
     MergeRefused,
     NotFound,
     PoolRefused,
@@ -178,10 +181,12 @@ async def domain_error(request: Request, error: Exception) -> ProblemResponse:
         return problem(404, detail=detail, code="not_found", instance=instance)
     if isinstance(error, AccessDenied):
         return problem(403, detail=detail, code="access_denied", instance=instance)
-    if isinstance(error, DuplicateCustomer):
-        extensions: dict[str, Any] = {"matched_on": error.matched_on, "action": error.action}
+    if isinstance(error, DuplicateRecord):
+        extensions: dict[str, Any] = {"entity": error.entity, "matched_on": error.matched_on, "action": error.action}
         if error.existing_id:  # 0 when the duplicate is outside the caller's scope: not revealed
             extensions["existing_id"] = error.existing_id
+            if isinstance(error, DuplicateContact):
+                extensions["customer_id"] = error.customer_id
         return problem(409, detail=detail, code="duplicate", instance=instance, **extensions)
     if isinstance(error, (PoolRefused, MergeRefused)):
         return problem(409, detail=detail, code=error.message_key, instance=instance)

@@ -1077,8 +1077,8 @@ def _generate_tenant(
     contact_created = np.minimum(
         _uniform_between(rng, created[contact_customer], created[contact_customer] + 30 * _DAY), now
     )
-    contact_email, _ = _emails(rng, pools, c_count, present=0.8)
-    contact_phone, _ = _phones(rng, pools.zh, c_count, present=0.85)
+    contact_email, contact_email_normalized = _emails(rng, pools, c_count, present=0.8)
+    contact_phone, contact_phone_normalized = _phones(rng, pools.zh, c_count, present=0.85)
     contact_names = _person_names(rng, pools, c_count)
     contact_titles = _choose(rng, texts["titles"], c_count)
 
@@ -1326,7 +1326,9 @@ def _generate_tenant(
             "name": contact_names,
             "title": contact_titles,
             "email": contact_email,
+            "email_normalized": contact_email_normalized,
             "phone": contact_phone,
+            "phone_normalized": contact_phone_normalized,
             "is_primary": is_primary,
             "archived_at": None,
             "created_at": clock.timestamps(contact_created),

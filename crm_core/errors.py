@@ -43,29 +43,65 @@ class ValidationFailed(DomainError):
         self.errors = errors
 
 
-class DuplicateCustomer(DomainError):
-    """A customer with the same normalised email, phone or company-name key already exists."""
+class DuplicateRecord(DomainError):
+    """A record the tenant's duplicate rules (查重) call the same one already exists.
+
+    ``existing_id`` and ``existing_name`` are 0 and "" when the actor may not see it; the owner is
+    named anyway (the rep knows whom to ask). ``action`` is the matching rule's "warn" or "block"
+    (crm_core.rules.duplicates); ``record_id`` the real id, for an access request only, never shown.
+    """
+
+    entity = "customer"
+
+    def __init__(
+        self, existing_id: int, existing_name: str, matched_on: str, owner_name: str = "", *, action: str = "warn",
+        **params: Any,
+    ) -> None:
+        super().__init__(
+            f"duplicate of {self.entity} {existing_id} on {matched_on}",
+            name=existing_name,
+            matched_on=matched_on,
+            owner=owner_name or "—",
+            **params,
+        )
+        self.existing_id = existing_id
+        self.existing_name = existing_name
+        self.matched_on = matched_on
+        self.action = action
+        self.record_id = existing_id
+
+
+class DuplicateCustomer(DuplicateRecord):
+    """A customer with the same credit code, normalised email, phone or company-name key already exists."""
 
     message_key = "error.duplicate_customer"
 
     def __init__(
         self, existing_id: int, existing_name: str, matched_on: str, owner_name: str = "", *, action: str = "warn"
     ) -> None:
-        # the owner is named even when the record is not shown: the rep knows whom to ask (查重)
         if action == "block":  # the tenant's duplicate rules block it: confirming does not help a rep
             self.message_key = "error.duplicate_customer_blocked"
-        super().__init__(
-            f"duplicate of customer {existing_id} on {matched_on}",
-            name=existing_name,
-            matched_on=matched_on,
-            owner=owner_name or "—",
-        )
-        self.existing_id = existing_id
-        self.existing_name = existing_name
-        self.matched_on = matched_on
-        self.action = action  # "warn" or "block" (crm_core.rules.duplicates)
-        # the real id even when existing_id is 0 (hidden): only for an access request, never shown or serialised
-        self.record_id = existing_id
+        super().__init__(existing_id, existing_name, matched_on, owner_name, action=action)
+
+
+class DuplicateContact(DuplicateRecord):
+    """A contact of the tenant (at any customer) has the same normalised email or phone.
+
+    Its name and its customer's are only given when the actor may see that customer; the
+    customer's owner is always named."""
+
+    entity = "contact"
+    message_key = "error.duplicate_contact"
+
+    def __init__(
+        self, existing_id: int, existing_name: str, matched_on: str, owner_name: str = "", *, action: str = "warn",
+        customer_id: int = 0, customer_name: str = "",
+    ) -> None:
+        hidden = "" if existing_id else "_hidden"
+        self.message_key = f"error.duplicate_contact{'_blocked' if action == 'block' else ''}{hidden}"
+        super().__init__(existing_id, existing_name, matched_on, owner_name, action=action, customer=customer_name)
+        self.customer_id = customer_id  # 0 when hidden
+        self.customer_name = customer_name
 
 
 class StaleRecord(DomainError):

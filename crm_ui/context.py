@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from crm_core.access import Actor
 from crm_core.config import load_settings
 from crm_core.db import Database, open_database
-from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord, ValidationFailed
+from crm_core.errors import DomainError, DuplicateContact, DuplicateCustomer, StaleRecord, ValidationFailed
 from crm_core.i18n import DEFAULT_LANGUAGE
 from crm_core.i18n import t as translate
 from crm_core.incidents import is_database_outage, log_incident
@@ -108,6 +108,9 @@ def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = Non
             named = {**params, "field": label} if "field" in params else params
             lines.append(f"- **{plain_line(label)}**: {t(key, **plain_params(named))}")
         st.error(t("error.validation_failed") + "\n\n" + "\n".join(lines))
+    elif isinstance(error, DuplicateContact):  # a hidden one's message names the owner only
+        st.warning(t(error.message_key, name=plain(error.existing_name), customer=plain(error.customer_name),
+                     matched_on=t(f"field.{error.matched_on}"), owner=plain(error.params.get("owner", "—"))))
     elif isinstance(error, DuplicateCustomer):
         st.warning(t(error.message_key, name=plain(error.existing_name or t("error.hidden_record")),
                      matched_on=t(f"field.{error.matched_on}"), owner=plain(error.params.get("owner", "—"))))

@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.access import Actor
-from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord
+from crm_core.errors import DomainError, DuplicateContact, DuplicateCustomer, StaleRecord
 from crm_core.models import ActivityType, CustomerKind, LifecycleStage, OrderStatus, Priority
 from crm_core.queries.customer_profile import (
     TIMELINE_KINDS,
@@ -622,24 +622,40 @@ def contact_form(profile: Profile) -> None:
                               format_func=lambda v: t("contacts.new") if v is None else names[v])
     editing = next((c for c in contacts if c.id == editing_id), None)
     generation = STATE.setdefault(f"{prefix}_contact_generation", 0)
-    with st.form(f"{prefix}_contact_{editing_id}_{generation}", clear_on_submit=False):
+    form_key = f"{prefix}_contact_{editing_id}_{generation}"
+    pending_duplicate: DuplicateContact | None = STATE.get(f"{form_key}_duplicate")
+    if pending_duplicate:
+        show_domain_error(pending_duplicate)
+        blocked = pending_duplicate.action == BLOCK
+        st.caption(t("contacts.duplicate_blocked_hint" if blocked else "contacts.duplicate_hint"))
+    with st.form(form_key, clear_on_submit=False):
         left, right = st.columns(2)
         name = left.text_input(labels["name"] + " *", value=editing.name if editing else "")
         title = right.text_input(labels["title"], value=(editing.title or "") if editing else "")
         email = left.text_input(labels["email"], value=(editing.email or "") if editing else "")
         phone = right.text_input(labels["phone"], value=(editing.phone or "") if editing else "")
         primary = st.checkbox(t("contacts.primary"), value=editing.is_primary if editing else not contacts)
+        confirm_duplicate = False
+        if pending_duplicate and may_override(profile.actor.role, pending_duplicate.action):
+            confirm_label = "contacts.add_blocked_anyway" if pending_duplicate.action == BLOCK else \
+                "contacts.add_anyway"
+            confirm_duplicate = st.checkbox(t(confirm_label), key=f"{form_key}_confirm")
         saved = st.form_submit_button(t("contacts.save") if editing else t("contacts.add"), type="primary")
     if saved:
         form = ContactInput(profile.customer_id, name, title, email, phone, primary)
         try:
             if editing:
-                update_contact(get_db(), profile.actor, editing.id, form, expected_version=editing.version)
+                update_contact(get_db(), profile.actor, editing.id, form, expected_version=editing.version,
+                               allow_duplicate=confirm_duplicate)
             else:
-                create_contact(get_db(), profile.actor, form)
+                create_contact(get_db(), profile.actor, form, allow_duplicate=confirm_duplicate)
+        except DuplicateContact as error:
+            STATE[f"{form_key}_duplicate"] = error  # the typed values stay (same form key)
+            st.rerun()
         except DomainError as error:
             show_domain_error(error, labels=labels)
         else:
+            STATE.pop(f"{form_key}_duplicate", None)
             STATE[f"{prefix}_contact_generation"] = generation + 1
             STATE[f"{prefix}_notice"] = t("contacts.saved", name=plain(name.strip()))
             st.rerun()

@@ -226,6 +226,7 @@ def credit_code_valid() -> Any:
     return _gx().ExpectColumnValuesToBeNull(column="credit_code__invalid", meta=meta("imports.rule.credit_code"))
 
 
-def not_a_blocked_duplicate() -> Any:
-    """No new customer matches an existing one (or an earlier row) on a key the tenant's duplicate rules block."""
-    return _gx().ExpectColumnValuesToBeNull(column="_duplicate_blocked", meta=meta("imports.rule.duplicate_blocked"))
+def not_a_blocked_duplicate(message_key: str = "imports.rule.duplicate_blocked") -> Any:
+    """No new record matches an existing one (or an earlier row) on a key the tenant's duplicate rules block
+    (the prepare step marks them per entity; ``message_key`` says it for the entity)."""
+    return _gx().ExpectColumnValuesToBeNull(column="_duplicate_blocked", meta=meta(message_key))

@@ -48,10 +48,10 @@ from crm_core.rules import fields as rules
 from crm_core.rules import regions
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone, parse_tags, store_tags
 from crm_core.rules.custom_fields import read_custom_value
-from crm_core.rules.duplicates import BLOCK
+from crm_core.rules.duplicates import BLOCK, CONTACT, CUSTOMER
 from crm_core.rules.fields import clean_text, parse_bool, parse_datetime, read_number
 from crm_core.rules.identifiers import compact_credit_code, credit_code_problem
-from crm_core.services.duplicate_rules import customer_rule_actions
+from crm_core.services.duplicate_rules import rule_actions
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -220,21 +220,30 @@ class Resolver:
                         found.setdefault(candidate, {})[product_id] = float(price or 0)
         return {key: (next(iter(ids.items())) if len(ids) == 1 else None) for key, ids in found.items()}
 
-    def owners_of_duplicates(self, key: str, values: set[str]) -> dict[str, str]:
-        """Key value → the owner's name ('' unowned) of a live customer of the tenant holding it, whoever may see it.
+    def owners_of_duplicates(self, entity: str, key: str, values: set[str]) -> dict[str, str]:
+        """Key value → the owner's name ('' unowned) of a live customer of the tenant holding it (for a
+        contact: of the customer of a live contact holding it), whoever may see it.
 
-        Read from the table itself (the duplicate check spans the tenant, as on the form; only the
+        Read from the tables themselves (the duplicate check spans the tenant, as on the form; only the
         owner's name leaves this function, never the record).
         """
-        table_, users = Customer.__table__, User.__table__
-        column = {"credit_code": table_.c.credit_code, "email": table_.c.email_normalized,
-                  "phone": table_.c.phone_normalized, "name": table_.c.name_key}[key]
+        customers, users = Customer.__table__, User.__table__
+        if entity == "contacts":
+            contacts = Contact.__table__
+            column = {"email": contacts.c.email_normalized, "phone": contacts.c.phone_normalized}[key]
+            joined = contacts.join(customers, customers.c.id == contacts.c.customer_id).outerjoin(
+                users, users.c.id == customers.c.owner_id)
+            live = [contacts.c.tenant_id == self.actor.tenant_id, contacts.c.archived_at.is_(None),
+                    customers.c.archived_at.is_(None)]
+        else:
+            column = {"credit_code": customers.c.credit_code, "email": customers.c.email_normalized,
+                      "phone": customers.c.phone_normalized, "name": customers.c.name_key}[key]
+            joined = customers.outerjoin(users, users.c.id == customers.c.owner_id)
+            live = [customers.c.tenant_id == self.actor.tenant_id, customers.c.archived_at.is_(None)]
         found: dict[str, str] = {}
         for batch in _chunks(sorted(values)):
             rows = self.session.execute(
-                select(column, users.c.full_name)
-                .select_from(table_.outerjoin(users, users.c.id == table_.c.owner_id))
-                .where(table_.c.tenant_id == self.actor.tenant_id, table_.c.archived_at.is_(None), column.in_(batch))
+                select(column, users.c.full_name).select_from(joined).where(*live, column.in_(batch))
             ).all()
             for value, owner in rows:
                 found.setdefault(str(value), owner or "")
@@ -265,6 +274,9 @@ class Resolver:
                 matches.setdefault(str(value), survivor_id)
         return matches
 
+
+DUPLICATE_RULE_ENTITIES = {"customers": CUSTOMER, "contacts": CONTACT}
+"""The import entities the duplicate rules (查重) apply to, and their rules' entity."""
 
 MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
     "customers": {
@@ -587,14 +599,14 @@ def _companions(
         frame["_custom__missing"] = pd.Series(
             [blank[i] if creates[i] else None for i in range(len(index))], index=frame.index, dtype=object
         )
-    if entity == "customers":
-        # a row that writes a new customer (not one matched and skipped or merged) meets the blocking rules
+    if entity in DUPLICATE_RULE_ENTITIES:
+        # a row that writes a new record (not one matched and skipped or merged) meets the blocking rules
         writes_new = [
             creates[i] and (options.mode != "create" or match_id[i] is None or options.duplicates == "create")
             for i in range(len(index))
         ]
         frame["_duplicate_blocked"] = pd.Series(
-            _blocked_duplicates(frame, writes_new, resolver, state), index=frame.index, dtype=object)
+            _blocked_duplicates(frame, entity, writes_new, resolver, state), index=frame.index, dtype=object)
 
 
 def _prepare_identity(frame: pandas.DataFrame, state: FileState) -> None:
@@ -628,11 +640,13 @@ def _prepare_identity(frame: pandas.DataFrame, state: FileState) -> None:
 
 
 def _blocked_duplicates(
-    frame: pandas.DataFrame, writes_new: list[bool], resolver: Resolver, state: FileState
+    frame: pandas.DataFrame, entity: str, writes_new: list[bool], resolver: Resolver, state: FileState
 ) -> list[str | None]:
-    """Per row: ``<key>: <owner>`` when a blocking duplicate rule finds an existing customer of the tenant
-    (any owner's, as on the form) or an earlier row of the file with the same key; else None."""
-    blocking = [key for key, action in customer_rule_actions(resolver.session, resolver.actor.tenant_id).items()
+    """Per row: ``<key>: <owner>`` when a blocking duplicate rule finds an existing record of the tenant
+    (any owner's, as on the form; a contact at any customer, named by its customer's owner) or an earlier
+    row of the file with the same key; else None."""
+    rules_entity = DUPLICATE_RULE_ENTITIES[entity]
+    blocking = [key for key, action in rule_actions(resolver.session, resolver.actor.tenant_id, rules_entity).items()
                 if action == BLOCK]
     blocked: list[str | None] = [None] * len(frame)
     if not blocking or not any(writes_new):
@@ -643,7 +657,7 @@ def _blocked_duplicates(
     for key in blocking:
         values = [readers[key](value) if value and writes_new[i] else None
                   for i, value in enumerate(frame[key].tolist())]
-        owners = resolver.owners_of_duplicates(key, {value for value in values if value})
+        owners = resolver.owners_of_duplicates(entity, key, {value for value in values if value})
         for position, value in enumerate(values):
             if not value or blocked[position] is not None:
                 continue

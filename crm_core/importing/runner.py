@@ -367,6 +367,7 @@ def _judged_chunks(
         report.matches_in_database += int((prepared["_match_id"].notna() & ~repeats).sum())
         if "_duplicate_blocked" in prepared.columns:
             report.duplicates_blocked += int(prepared["_duplicate_blocked"].notna().sum())
+        if "_region_match" in prepared.columns:
             matched = prepared["_region_match"]
             report.regions_mapped += int((matched == "").sum())
             report.regions_ambiguous += int((matched == "ambiguous").sum())
@@ -375,7 +376,7 @@ def _judged_chunks(
         for outcome in result.failures:
             refused.update(_merge_failure(merged, report, outcome))
         if "_duplicate_blocked" in prepared.columns:
-            _name_blocked_matches(report, prepared["_duplicate_blocked"])
+            _name_blocked_matches(report, prepared["_duplicate_blocked"], entity)
         report.failures = list(merged.values())
         yield prepared, chunk, refused
         steps.done(report.rows_read)
@@ -386,16 +387,25 @@ def _judged_chunks(
     steps.done(report.rows_read, last=True)
 
 
-def _name_blocked_matches(report: ValidationReport, blocked: Any) -> None:
-    """A row a blocking duplicate rule refused says which key matched and whose customer it is (or which row)."""
+BLOCKED_DUPLICATE_KEYS = {
+    "customers": ("imports.rule.duplicate_blocked", "imports.rule.duplicate_blocked_row"),
+    "contacts": ("imports.rule.contact_duplicate_blocked", "imports.rule.contact_duplicate_blocked_row"),
+}
+"""Per entity: the message of the suite's blocked-duplicate expectation, and the one a refused row gets."""
+
+
+def _name_blocked_matches(report: ValidationReport, blocked: Any, entity: str) -> None:
+    """A row a blocking duplicate rule refused says which key matched and whose customer it is (a contact's
+    customer), or which row."""
+    rule_key, row_key = BLOCKED_DUPLICATE_KEYS[entity]
     for row_number, match in blocked.dropna().items():
         field_name, _, whose = str(match).partition(": ")  # "<key>: <owner>" or "<key>: = <row>" (prepare)
         if whose.startswith("= "):
             reason = ("imports.rule.duplicate_blocked_in_file", {"field": field_name, "row": whose[2:]})
         else:
-            reason = ("imports.rule.duplicate_blocked_row", {"field": field_name, "owner": whose})
+            reason = (row_key, {"field": field_name, "owner": whose})
         report.rejected[int(row_number)] = [
-            reason if key == "imports.rule.duplicate_blocked" else (key, params)
+            reason if key == rule_key else (key, params)
             for key, params in report.rejected.get(int(row_number), [])
         ]
 
@@ -747,7 +757,9 @@ class _Writer:
                 "name": row["name"],
                 "title": row.get("title"),
                 "email": row.get("email"),
+                "email_normalized": normalise_email(row.get("email")),
                 "phone": row.get("phone"),
+                "phone_normalized": normalise_phone(row.get("phone")),
                 "is_primary": bool(_none(row.get("is_primary")) or False),
             }
         if entity == "products":

@@ -284,13 +284,19 @@ class Contact(TenantScoped, Versioned, Base):
     """A person at a customer (联系人)."""
 
     __tablename__ = "contacts"
-    __table_args__ = (Index(None, "tenant_id", "customer_id"),)
+    __table_args__ = (
+        Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "email_normalized"),  # 查重 of contacts (services.contacts)
+        Index(None, "tenant_id", "phone_normalized"),
+    )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     name: Mapped[str] = mapped_column(String(120))
     title: Mapped[str | None] = mapped_column(String(120))
     email: Mapped[str | None] = mapped_column(String(254))
+    email_normalized: Mapped[str | None] = mapped_column(String(254))  # rules.contact_details.normalise_email
     phone: Mapped[str | None] = mapped_column(String(40))
+    phone_normalized: Mapped[str | None] = mapped_column(String(40))  # E.164 (normalise_phone)
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 

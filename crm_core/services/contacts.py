@@ -3,21 +3,27 @@
 Each opens its own transaction; the session checks that the customer is visible to the
 actor and writes the audit trail. Edits use optimistic locking (``expected_version``).
 A valid contact is what :data:`crm_core.rules.fields.CONTACT` says, as for an import.
+A new email or phone meets the tenant's contact duplicate rules (:func:`find_duplicate_contact`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 
+from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.errors import NotFound, ValidationFailed
-from crm_core.models import Contact, Customer, utcnow
+from crm_core.errors import DuplicateContact, NotFound, ValidationFailed
+from crm_core.models import Contact, Customer, User, utcnow
 from crm_core.rules import fields as rules
+from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.rules.duplicates import BLOCK, CONTACT, CONTACT_KEYS, OFF, WARN, may_override
 from crm_core.rules.fields import clean_text
+from crm_core.services.duplicate_rules import rule_actions
 from crm_core.services.editing import check_version, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -49,17 +55,92 @@ def _validate(form: ContactInput) -> Errors:
     return rules.check_values(rules.CONTACT, _values(form))
 
 
+def _keys(form: ContactInput) -> dict[str, str | None]:
+    """The duplicate keys of what was typed: the normalised email and phone (E.164)."""
+    values = _values(form)
+    return {"email": normalise_email(values["email"]), "phone": normalise_phone(values["phone"])}
+
+
 def _apply(contact: Contact, form: ContactInput) -> None:
     values = _values(form)
+    keys = _keys(form)
     contact.name = values["name"]
     contact.title = values["title"]
     contact.email = values["email"]
+    contact.email_normalized = keys["email"]
     contact.phone = values["phone"]
+    contact.phone_normalized = keys["phone"]
     contact.is_primary = form.is_primary
 
 
-def create_contact(db: Database, actor: Actor, form: ContactInput) -> int:
-    """Add a contact to a visible, active customer; raises ValidationFailed or NotFound."""
+def find_duplicate_contact(
+    db: Database, actor: Actor, *, email: str, phone: str, exclude_id: int | None = None,
+    keys: Collection[str] | None = None,
+) -> DuplicateContact | None:
+    """A live contact of the tenant, at any customer, that the contact duplicate rules call the same person.
+
+    As for customers (:func:`crm_core.services.customers.find_duplicate`): one indexed look-up per
+    checked key, united; a blocking match wins over a warning one; ``keys`` limits the check (an
+    edit checks what it changes). The contact and its customer are named only when the actor may
+    see that customer; its owner always is.
+    """
+    values = {"email": normalise_email(email), "phone": normalise_phone(phone)}
+    columns = {"email": Contact.email_normalized, "phone": Contact.phone_normalized}
+    with db.system_session("contact duplicate check") as session:
+        actions = rule_actions(session, actor.tenant_id, CONTACT)
+        checked = [key for key in CONTACT_KEYS
+                   if values[key] and actions[key] != OFF and (keys is None or key in keys)]
+        if not checked:
+            return None
+        arms = []
+        for key in checked:
+            arm = (select(Contact.id).join(Customer, Customer.id == Contact.customer_id)
+                   .where(Contact.tenant_id == actor.tenant_id, columns[key] == values[key],
+                          Contact.archived_at.is_(None), Customer.archived_at.is_(None)))
+            if exclude_id is not None:
+                arm = arm.where(Contact.id != exclude_id)
+            arms.append(arm)
+        ids = list(session.scalars(union_all(*arms).limit(20 * len(arms))))
+        found = list(session.scalars(select(Contact).where(Contact.id.in_(ids)).order_by(Contact.id))) if ids else []
+        for action in (BLOCK, WARN):
+            for key in checked:
+                if actions[key] != action:
+                    continue
+                existing = next((row for row in found if getattr(row, columns[key].key) == values[key]), None)
+                if existing is None:
+                    continue
+                customer = session.get(Customer, existing.customer_id)
+                assert customer is not None
+                visible = access.can_view(
+                    actor, tenant_id=customer.tenant_id, owner_id=customer.owner_id, team_id=customer.team_id)
+                owner = session.get(User, customer.owner_id) if customer.owner_id is not None else None
+                duplicate = DuplicateContact(
+                    existing.id if visible else 0, existing.name if visible else "", key,
+                    owner.full_name if owner is not None else "", action=action,
+                    customer_id=customer.id if visible else 0, customer_name=customer.name if visible else "")
+                duplicate.record_id = existing.id  # never shown
+                return duplicate
+    return None
+
+
+def _check_duplicate(
+    db: Database, actor: Actor, form: ContactInput, *, allow_duplicate: bool,
+    exclude_id: int | None = None, keys: Collection[str] | None = None,
+) -> None:
+    """Raise the duplicate the rules find, unless the user confirmed and may override its action."""
+    values = _values(form)
+    duplicate = find_duplicate_contact(db, actor, email=values["email"] or "", phone=values["phone"] or "",
+                                       exclude_id=exclude_id, keys=keys)
+    if duplicate is not None and not (allow_duplicate and may_override(actor.role, duplicate.action)):
+        raise duplicate
+
+
+def create_contact(db: Database, actor: Actor, form: ContactInput, *, allow_duplicate: bool = False) -> int:
+    """Add a contact to a visible, active customer; raises ValidationFailed, NotFound or DuplicateContact.
+
+    ``allow_duplicate``: the user confirmed that the duplicate the rules warn about is another
+    person; a blocking rule yields to it only for managers and admins.
+    """
     errors = _validate(form)
     if errors:
         raise ValidationFailed(errors)
@@ -67,6 +148,7 @@ def create_contact(db: Database, actor: Actor, form: ContactInput) -> int:
         customer = session.get(Customer, form.customer_id)
         if customer is None or customer.archived_at is not None:
             raise NotFound("customer")
+        _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate)
         if form.is_primary:
             _clear_primary(session, form.customer_id)
         contact = Contact(customer_id=form.customer_id, tenant_id=actor.tenant_id)
@@ -76,8 +158,14 @@ def create_contact(db: Database, actor: Actor, form: ContactInput) -> int:
         return contact.id
 
 
-def update_contact(db: Database, actor: Actor, contact_id: int, form: ContactInput, *, expected_version: int) -> int:
-    """Save an edit made on ``expected_version``; raises StaleRecord if someone saved since."""
+def update_contact(
+    db: Database, actor: Actor, contact_id: int, form: ContactInput, *, expected_version: int,
+    allow_duplicate: bool = False,
+) -> int:
+    """Save an edit made on ``expected_version``; raises StaleRecord if someone saved since.
+
+    A changed email or phone meets the duplicate rules as on create (an unchanged one does not:
+    an old pair must not block every edit)."""
     errors = _validate(form)
     if errors:
         raise ValidationFailed(errors)
@@ -88,6 +176,10 @@ def update_contact(db: Database, actor: Actor, contact_id: int, form: ContactInp
             if contact is None or contact.archived_at is not None:
                 raise NotFound("contact")
             check_version(session, contact, "contact", expected_version)
+            new = _keys(form)
+            old = {"email": contact.email_normalized, "phone": contact.phone_normalized}
+            if changed := [key for key in CONTACT_KEYS if new[key] and new[key] != old[key]]:
+                _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate, exclude_id=contact_id, keys=changed)
             if form.is_primary and not contact.is_primary:
                 _clear_primary(session, contact.customer_id, keep=contact.id)
             form.customer_id = contact.customer_id  # a contact does not move between customers
@@ -122,4 +214,4 @@ def _clear_primary(session: Any, customer_id: int, keep: int | None = None) -> N
             other.is_primary = False
 
 
-__all__ = ["ContactInput", "archive_contact", "create_contact", "update_contact"]
+__all__ = ["ContactInput", "archive_contact", "create_contact", "find_duplicate_contact", "update_contact"]

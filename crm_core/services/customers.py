@@ -33,7 +33,7 @@ from crm_core.rules.duplicates import BLOCK, CUSTOMER_KEYS, OFF, WARN, may_overr
 from crm_core.rules.fields import clean_text
 from crm_core.rules.identifiers import compact_credit_code, credit_code_problem, region_problem
 from crm_core.rules.regions import cascade_problems, region_label
-from crm_core.services.duplicate_rules import customer_rule_actions
+from crm_core.services.duplicate_rules import rule_actions
 from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
 
@@ -162,7 +162,7 @@ def find_duplicate(
     columns = {"credit_code": Customer.credit_code, "email": Customer.email_normalized,
                "phone": Customer.phone_normalized, "name": Customer.name_key}
     with db.system_session("duplicate check") as session:
-        actions = customer_rule_actions(session, actor.tenant_id)
+        actions = rule_actions(session, actor.tenant_id)
         checked = [key for key in CUSTOMER_KEYS
                    if values[key] and actions[key] != OFF and (keys is None or key in keys)]
         if not checked:

@@ -213,6 +213,8 @@ def _apply_contact_choices(
 ) -> None:
     for name, choice in choices.items():
         setattr(survivor, name, rules.chosen_value(choice, *fields[name]))
+    survivor.email_normalized = normalise_email(survivor.email or "")  # the duplicate check's keys follow
+    survivor.phone_normalized = normalise_phone(survivor.phone or "")
     survivor.is_primary = survivor.is_primary or merged.is_primary
     merged.is_primary = False
 

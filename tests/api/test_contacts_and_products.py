@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm_core.services.contacts import ContactInput, create_contact, update_contact
+from crm_core.services.duplicate_rules import save_duplicate_rules
 from crm_core.services.products import ProductInput, create_product
 from tests.api.conftest import Api
 from tests.factories import World, create_random_customer, unique
@@ -125,3 +126,41 @@ def test_products_page_by_name(api: Api, world: World) -> None:
         if not cursor:
             break
     assert set(seen) == made and len(seen) == 5
+
+
+def test_a_duplicate_contact_is_409_with_its_ids_only_when_the_caller_may_see_its_customer(
+    api: Api, world: World
+) -> None:
+    far = create_random_customer(api.db, world.rep_other_team)
+    mine = create_random_customer(api.db, world.rep)
+    email = f"{unique('person')}@example.com"
+    existing = create_contact(api.db, world.rep_other_team, ContactInput(customer_id=far, name="Far", email=email))
+    body = {"customer_id": mine, "name": "Near", "email": email.upper()}
+    hidden = api.client.post("/api/v1/contacts", json=body, headers=api.headers(world.rep))
+    assert hidden.status_code == 409 and hidden.headers["content-type"].startswith("application/problem+json")
+    problem = hidden.json()
+    assert (problem["code"], problem["entity"], problem["matched_on"], problem["action"]) == (
+        "duplicate", "contact", "email", "warn")
+    assert "existing_id" not in problem and "customer_id" not in problem
+    assert problem["detail"] == (
+        "A contact with the same email already exists at a customer owned by Fay Faraway, which you cannot open.")
+    seen = api.client.post("/api/v1/contacts", json=body, headers=api.headers(world.admin))
+    assert seen.status_code == 409 and (seen.json()["existing_id"], seen.json()["customer_id"]) == (existing, far)
+    confirmed = api.client.post("/api/v1/contacts?allow_duplicate=true", json=body, headers=api.headers(world.rep))
+    assert confirmed.status_code == 201, confirmed.text
+
+    # a blocking rule: a rep's confirmation does not lift it; a PATCH is checked on the keys it changes
+    save_duplicate_rules(api.db, world.admin, {"phone": "block"}, "contact")
+    create_contact(api.db, world.rep_other_team, ContactInput(customer_id=far, name="Phone", phone="13700137000"))
+    path = f"/api/v1/contacts/{confirmed.json()['id']}"
+    headers = {**api.headers(world.rep), "If-Match": '"1"', "Accept-Language": "zh-CN"}
+    assert api.client.patch(path, json={"title": "Buyer"}, headers=headers).status_code == 200  # email unchanged
+    headers["If-Match"] = '"2"'
+    blocked = api.client.patch(path, json={"phone": "+86 137 0013 7000"}, params={"allow_duplicate": "true"},
+                               headers=headers)
+    assert (blocked.status_code, blocked.json()["action"], blocked.json()["matched_on"]) == (409, "block", "phone")
+    assert "禁止再次添加" in blocked.json()["detail"]
+    admin = {**api.headers(world.admin), "If-Match": '"2"'}
+    overridden = api.client.patch(path, json={"phone": "+86 137 0013 7000"}, params={"allow_duplicate": "true"},
+                                  headers=admin)
+    assert overridden.status_code == 200, overridden.text

@@ -1,15 +1,16 @@
 """Every Alembic migration goes down as well as up (issue 16): head → base → head on every database,
-and the schema that comes back is the one the models describe."""
+and the schema that comes back is the one the models describe; a data migration keys the rows it finds."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, MetaData, Table, insert, inspect, text
 
 from crm_core.db import make_engine
 from crm_core.models import Base
@@ -48,3 +49,42 @@ def test_the_whole_chain_goes_down_and_up_again(empty_engine: Engine) -> None:
                    if not (diff[0] == "remove_table" and "_fts" in diff[1].name)
                    and not (diff[0] == "remove_index" and "_trgm" in diff[1].name)]
     assert differences == [], differences
+
+
+def _row(table: Table, **given: object) -> dict[str, object]:
+    """``given``, and a plain value for every other required column (the rows only need to exist)."""
+    values = dict(given)
+    for column in table.columns:
+        if column.name in values or column.nullable or column.primary_key or column.server_default is not None:
+            continue
+        plain = {int: 1, str: "x", bool: False, dict: {}, dt.datetime: dt.datetime(2026, 1, 1)}
+        values[column.name] = plain.get(column.type.python_type)
+    return values
+
+
+def test_0024_keys_existing_contacts_and_goes_back_down(empty_engine: Engine) -> None:
+    migrate(empty_engine, "upgrade", "0022")
+    tables = MetaData()
+    tables.reflect(empty_engine, only=["tenants", "customers", "contacts"])
+    tenants, customers, contacts = (tables.tables[name] for name in ("tenants", "customers", "contacts"))
+    with empty_engine.begin() as connection:
+        connection.execute(insert(tenants).values(_row(tenants, id=1, name="T", slug="t")))
+        connection.execute(insert(customers).values(
+            _row(customers, id=1, tenant_id=1, name="C", custom_fields="{}")))
+        for name, email, phone in [("A", " Li.Lei@Example.CN ", "138 0013 8000"), ("B", None, "021-6212 3456"),
+                                   ("C", None, None)]:
+            connection.execute(insert(contacts).values(_row(
+                contacts, tenant_id=1, customer_id=1, name=name, email=email, phone=phone)))
+    migrate(empty_engine, "upgrade", "0024")
+    with empty_engine.connect() as connection:
+        keyed = connection.execute(text(
+            "SELECT name, email_normalized, phone_normalized FROM contacts ORDER BY name")).all()
+    assert [tuple(row) for row in keyed] == [("A", "li.lei@example.cn", "+8613800138000"),
+                                             ("B", None, "+862162123456"), ("C", None, None)]
+    indexes = {index["name"] for index in inspect(empty_engine).get_indexes("contacts")}
+    assert {"ix_contacts_tenant_id_email_normalized", "ix_contacts_tenant_id_phone_normalized"} <= indexes
+    migrate(empty_engine, "downgrade", "0022")
+    columns = {column["name"] for column in inspect(empty_engine).get_columns("contacts")}
+    assert "email_normalized" not in columns and "phone_normalized" not in columns
+    with empty_engine.connect() as connection:
+        assert connection.scalar(text("SELECT COUNT(*) FROM contacts")) == 3
