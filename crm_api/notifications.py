@@ -27,13 +27,16 @@ router = APIRouter(prefix="/v1", tags=["notifications"], route_class=ApiRoute)
 RecordPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
+NOTIFICATION_EXAMPLE: dict[str, Any] = {
+    "id": 5, "kind": "task_assigned", "message": "Mia Manager gave you a task: Call back (due 2026-12-08)",
+    "params": {"title": "Call back", "by": "Mia Manager", "due": "2026-12-08"}, "entity": "task",
+    "entity_id": 77, "created_at": "2026-12-05T09:00:00Z", "read_at": None}
+
+
 class NotificationOut(BaseModel):
     """One of my notifications (times in UTC)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 5, "kind": "task_assigned", "message": "Mia Manager gave you a task: Call back (due 2026-12-08)",
-        "params": {"title": "Call back", "by": "Mia Manager", "due": "2026-12-08"}, "entity": "task",
-        "entity_id": 77, "created_at": "2026-12-05T09:00:00Z", "read_at": None}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [NOTIFICATION_EXAMPLE]})
 
     id: int
     kind: str
@@ -47,6 +50,9 @@ class NotificationOut(BaseModel):
 
 class NotificationPage(BaseModel):
     """A page of my notifications, newest first; pass `next_before` as `before` for the next page."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"data": [NOTIFICATION_EXAMPLE], "has_more": False, "next_before": None}]})
 
     data: list[NotificationOut]
     has_more: bool
@@ -91,6 +97,11 @@ def mark_read_endpoint(notification_id: RecordPath, db: Db, found: Caller) -> Re
 
 class AccessRequestOut(BaseModel):
     """An access request; `customer_name` only for a reader who sees the customer."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 12, "status": "pending", "requester_id": 4, "requester_name": "Rita Rep", "customer_name": None,
+        "requested_name": "Harbour Freight Ltd", "reason": "I met them at the fair",
+        "created_at": "2026-12-05T09:00:00Z", "decided_at": None}]})
 
     id: int
     status: Literal["pending", "approved", "declined", "cancelled"]

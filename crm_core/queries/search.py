@@ -91,7 +91,7 @@ def match_rank(query: str, *values: str | None) -> int:
             continue
         candidates = [normalise_name(value)]
         if digits and len(digits) >= MIN_PHONE_DIGITS:
-            candidates.append(_digits(value))
+            candidates.extend(_phone_forms(value))
         for candidate in candidates:
             key = digits if candidate and candidate.isdigit() and digits else wanted
             if not key:
@@ -107,7 +107,16 @@ def _digits(text: str | None) -> str:
     """The digits of a phone-like text (no letters), else ''."""
     if not text or any(ch.isalpha() for ch in text):
         return ""
-    return (normalise_phone(text) or "").lstrip("+")
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _phone_forms(text: str | None) -> list[str]:
+    """A phone as a user may type it: its digits as written, in E.164 and national (without +86) form."""
+    forms = [_digits(text)]
+    stored = (normalise_phone(text) or "").lstrip("+").split(";")[0]
+    if stored.isdigit():
+        forms.extend([stored, stored.removeprefix("86")])
+    return [form for form in dict.fromkeys(forms) if form]
 
 
 def global_search(session: Session, query: str, *, per_kind: int = PER_KIND) -> SearchResults:

@@ -25,9 +25,11 @@ from crm_core.models import (
     Order,
     PipelineStage,
     Task,
+    User,
 )
 from crm_core.models.automation import AutomationFiring, AutomationRule, LifecycleOverride, LifecycleTransition
 from crm_core.models.merges import Merge
+from crm_core.models.notifications import AccessRequest
 from crm_core.models.pool import PoolEvent
 from crm_core.models.segments import CampaignMember, Score, ScoringModel
 from crm_core.quality.checks import CHECKS, measure
@@ -96,8 +98,15 @@ def next_model_version(session: Session, tenant_id: int) -> int:
                               .where(ScoringModel.tenant_id == tenant_id)) or 0) + 1
 
 
+def _access_request(session: Session, tenant_id: int, customer_id: int, _contact_id: int) -> None:
+    # a pending 撞单 request follows the customer to its survivor
+    requester = session.scalar(select(User.id).where(User.tenant_id == tenant_id).order_by(User.id).limit(1))
+    session.add(AccessRequest(tenant_id=tenant_id, customer_id=customer_id, requester_id=requester))
+
+
 # One row in every table that points at a customer (or a contact), keyed as references_to names them.
 CUSTOMER_ROWS: dict[str, Builder] = {
+    "access_requests.customer_id": _access_request,
     "activities.customer_id": lambda s, t, c, k: s.add(Activity(tenant_id=t, customer_id=c, summary="Call")),
     "automation_firings.customer_id": _firing,
     "campaign_members.customer_id": lambda s, t, c, k: s.add(
