@@ -54,9 +54,11 @@ browser:
 	fi
 
 ## make test: install test dependencies and the browser, lint the repository (ruff, mypy), then run every test
-## (PostgreSQL and MariaDB tests run when their servers answer on localhost)
+## (PostgreSQL and MariaDB tests run when their servers answer on localhost) in TEST_WORKERS processes,
+## one test file per process at a time so that a file's module fixtures (a served app, a world) are built once
+TEST_WORKERS ?= 2
 test: install-dev browser lint
-	@source scripts/test-databases.sh && $(BIN)/python -m pytest
+	@source scripts/test-databases.sh && $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## make lint: ruff and mypy on the whole repository (pinned in requirements-dev.txt; make test runs it first;
 ## pyproject.toml's [tool.mypy] files = ["."] makes a bare mypy check pages, tests and benchmarks too)

@@ -191,7 +191,7 @@ def test_the_grid_and_the_360_in_chinese(server: Server, browser: Any, width: in
             raise
         expect(page.get_by_text("时间线", exact=True)).to_be_visible(timeout=TIMEOUT)
         expect(page.get_by_text("下一步", exact=True)).to_be_visible()
-        expect(page.locator('a[href="tel:02162345678"]').first).to_be_visible()
+        expect(page.locator('a[href="tel:+862162345678"]').first).to_be_visible()
         assert "None" not in page.locator('[data-testid="stMain"]').inner_text()
         if mobile:
             assert no_horizontal_scroll(page)
