@@ -425,7 +425,7 @@ def details_tab(profile: Profile) -> None:
     rows = [
         (t("field.email"), customer.email), (t("field.phone"), customer.phone),
         (t("field.industry"), customer.industry), (t("field.region"), customer.region),
-        (t("field.province_code"), region_label(customer.province_code, customer.city_code, customer.district_code)),
+        (t("regions.place"), region_label(customer.province_code, customer.city_code, customer.district_code)),
         (t("field.credit_code"), customer.credit_code), (t("field.source"), customer.source),
         (t("field.last_contacted_at"), when(customer.last_contacted_at)),
         (t("grid.created_at"), when(customer.created_at)), (t("field.updated_at"), when(customer.updated_at)),
