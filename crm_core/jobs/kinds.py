@@ -53,6 +53,18 @@ def pool_return(ctx: JobContext) -> dict[str, Any]:
             "seconds": round(result.seconds, 3)}
 
 
+@job_kind("sla_sweep", roles=ADMINS, schedulable=True, default_schedule=("*", "*", "*"))
+def sla_sweep(ctx: JobContext) -> dict[str, Any]:
+    """Record SLA warnings, breaches and escalations of the tenant's open cases (set-based, idempotent)."""
+    from crm_core.services.sla import run_sla_sweep
+
+    ctx.progress(0, 1, "jobs.progress.sla_sweep")
+    result = run_sla_sweep(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    ctx.progress(1, 1)
+    return {"warnings": result.warnings, "breaches": result.breaches,
+            "manager_escalations": result.manager_escalations, "seconds": round(result.seconds, 3)}
+
+
 @job_kind("automation_run", roles=ADMINS, schedulable=True, default_schedule=("*/15", "*", "*"))
 def automation_run(ctx: JobContext) -> dict[str, Any]:
     """Run the tenant's due stage-automation rules once (idempotent)."""

@@ -206,3 +206,17 @@ def test_the_queue_lists_by_sla_due(db: Database, world: World) -> None:
     ids = [row.id for row in page.items]
     assert ids.index(urgent) < ids.index(low)
     assert page.items[ids.index(urgent)].sla_due_at is not None
+
+
+def test_the_sweep_runs_as_a_scheduled_job_kind(db: Database, world: World) -> None:
+    from crm_core.jobs.context import JobContext, kinds
+
+    kind = kinds()["sla_sweep"]
+    assert kind.schedulable and kind.default_schedule == ("*", "*", "*")
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Job", priority="urgent"))
+    later = (utcnow() + dt.timedelta(minutes=210)).isoformat()  # first response (60) breached, resolution (240) warned
+    result = kind.run(JobContext(db=db, job_id=0, tenant_id=world.admin.tenant_id, actor=None,
+                                 params={"as_of": later}))
+    assert (result["warnings"], result["breaches"]) == (2, 1)  # the next-response clock is not running
