@@ -169,3 +169,30 @@ def get_case(session: Session, case_id: int) -> CaseRow | None:
     """One visible case, or None."""
     row = session.execute(_statement().where(Case.id == case_id)).first()
     return _row(*row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One row of a case's history as its timeline shows it (replies and notes carry their text)."""
+
+    at: dt.datetime
+    kind: str
+    from_value: str | None
+    to_value: str | None
+    body: str | None
+    actor_name: str | None
+
+
+def case_timeline(session: Session, case_id: int, *, limit: int = 200) -> list[TimelineEntry]:
+    """The newest ``limit`` history rows of a visible case, newest first (empty when it is not visible)."""
+    from crm_core.models.service import CaseEvent
+
+    author = aliased(User)
+    rows = session.execute(
+        select(CaseEvent.at, CaseEvent.kind, CaseEvent.from_value, CaseEvent.to_value, CaseEvent.body,
+               author.full_name)
+        .outerjoin(author, author.id == CaseEvent.actor_id)
+        .where(CaseEvent.case_id == case_id)
+        .order_by(CaseEvent.at.desc(), CaseEvent.id.desc()).limit(limit)
+    ).all()
+    return [TimelineEntry(*row) for row in rows]

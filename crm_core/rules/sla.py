@@ -167,8 +167,9 @@ def run_clock(
     pauses: list[Pause] = []
     due_at = warn_at = None
     pieces = _segments(spans, started_at, max(stop, started_at))
-    last_status = next((span.status for span in sorted(spans, key=lambda s: s.start, reverse=True)
-                        if span.start <= stop), None)
+    # spans come in history order; equal instants (a database that keeps whole seconds) keep that order
+    ordered = sorted(spans, key=lambda span: span.start)
+    last_status = next((span.status for span in reversed(ordered) if span.start <= stop), None)
     for begin, finish, status in pieces:
         worked = business_time_between(begin, finish, calendar)
         if status in paused_statuses:
@@ -190,3 +191,11 @@ def run_clock(
     # met: the due time shows only if it passed before the clock was met
     return Clock(metric, target_minutes, started_at, met_at, due_at, warn_at,
                  elapsed.total_seconds() / 60, tuple(pauses), paused)
+
+
+def countdown(due_at: dt.datetime | None, now: dt.datetime) -> tuple[str, int] | None:
+    """``("due_in" | "overdue", whole minutes)`` for a queue's countdown column; None without a running clock."""
+    if due_at is None:
+        return None
+    minutes = int((due_at - now).total_seconds() // 60)
+    return ("due_in", minutes) if minutes >= 0 else ("overdue", -minutes)

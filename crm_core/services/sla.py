@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, insert, literal, select, update
+from sqlalchemy import Table, and_, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
@@ -225,9 +225,12 @@ def _escalate(session: Session, tenant_id: int, metric: str, level: int, conditi
         .where(CaseSla.tenant_id == tenant_id, condition, ~already)
     )
     table = cast(Table, SlaEscalation.__table__)
-    result = session.execute(insert(table).from_select(
-        ["tenant_id", "created_at", "updated_at", "case_id", "metric", "level", "recipient_user_id", "at"], rows))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # counted first: INSERT .. SELECT reports no row count on every driver (psycopg gives -1)
+    count = int(session.scalar(select(func.count()).select_from(rows.subquery())) or 0)
+    if count:
+        session.execute(insert(table).from_select(
+            ["tenant_id", "created_at", "updated_at", "case_id", "metric", "level", "recipient_user_id", "at"], rows))
+    return count
 
 
 def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:

@@ -135,20 +135,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_sla_escalations_tenant_id_at"), table_name="sla_escalations")
+    # dropping a table drops its indexes (MariaDB refuses to drop one a foreign key leans on first)
     op.drop_table("sla_escalations")
-    op.drop_index(op.f("ix_case_sla_tenant_id_next_due_at"), table_name="case_sla")
     op.drop_table("case_sla")
     op.drop_table("sla_policies")
     op.drop_table("service_queues")
     op.drop_table("sla_calendar_days")
     op.drop_table("sla_calendars")
-    op.drop_index(op.f("ix_case_events_tenant_id_case_id_at"), table_name="case_events")
     op.drop_table("case_events")
     with op.batch_alter_table("cases") as batch:
+        batch.drop_constraint(op.f("fk_cases_team_id_teams"), type_="foreignkey")
         batch.drop_index(op.f("ix_cases_tenant_id_assignee_id_status"))
         batch.drop_index(op.f("ix_cases_tenant_id_team_id_status"))
-        batch.drop_constraint(op.f("fk_cases_team_id_teams"), type_="foreignkey")
         batch.drop_column("first_responded_at")
         batch.drop_column("team_id")
         batch.drop_column("category")
