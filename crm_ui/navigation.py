@@ -45,6 +45,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),
     PageSpec("pages/imports.py", "nav.imports", "📥", "imports", "nav.section.admin",
              frozenset({Role.ADMIN, Role.MANAGER})),
+    PageSpec("pages/sla_settings.py", "nav.sla_settings", "⏲️", "sla-settings", "nav.section.admin", ADMINS),
     PageSpec("pages/custom_fields.py", "nav.custom_fields", "🧩", "custom-fields", "nav.section.admin", ADMINS),
     PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),
     PageSpec("pages/webhooks.py", "nav.webhooks", "🪝", "webhooks", "nav.section.admin", ADMINS),

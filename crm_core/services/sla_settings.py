@@ -45,6 +45,16 @@ def _hours_problem(hours: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def hours_from_text(spans: str, weekdays: list[int]) -> dict[str, list[list[str]]]:
+    """``"09:00-12:00, 13:00-18:00"`` on each of ``weekdays`` in the stored form (checked by :func:`save_calendar`)."""
+    pairs = []
+    for part in spans.split(","):
+        start, _, end = part.strip().partition("-")
+        if part.strip():
+            pairs.append([start.strip(), end.strip()])
+    return {str(day): [list(pair) for pair in pairs] for day in weekdays}
+
+
 def save_calendar(db: Database, actor: Actor, *, name: str, time_zone: str, hours: dict[str, Any],
                   calendar_id: int | None = None) -> int:
     """Create or change a business calendar (hours per ISO weekday, spans in order); returns its id."""

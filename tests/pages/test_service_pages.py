@@ -3,7 +3,8 @@ the case's flow actions, a reply, a priority change and the SLA panel that expla
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from crm_core.models import Case, Customer
 from crm_core.services import sla_settings
@@ -29,6 +30,13 @@ def seed(app_world: AppWorld) -> tuple[int, int]:
     urgent = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject=HOSTILE, priority="urgent",
                                                   assignee_id=world.rep.user_id, channel="phone"))
     return urgent, low
+
+
+def speak_chinese(app_world: AppWorld, user_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user reads Chinese; AppTest calls format functions outside the run, where the default applies."""
+    monkeypatch.setattr("crm_ui.context.DEFAULT_LANGUAGE", "zh-CN")
+    with app_world.db.system_session("test: language") as session, session.begin():
+        session.execute(text("UPDATE users SET language = 'zh-CN' WHERE id = :id"), {"id": user_id})
 
 
 def open_queue(username: str, language: str = "en"):  # type: ignore[no-untyped-def]
@@ -84,9 +92,10 @@ def test_the_case_page_moves_the_case_and_explains_its_sla(app_world: AppWorld) 
         assert case is not None and case.status == "pending" and case.first_responded_at is not None
 
 
-def test_the_case_page_in_chinese(app_world: AppWorld) -> None:
+def test_the_case_page_in_chinese(app_world: AppWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    speak_chinese(app_world, app_world.world.rep.user_id, monkeypatch)
     urgent, _ = seed(app_world)
-    app = open_case(app_world.world.rep.username, urgent, "zh-CN")
+    app = open_case(app_world.world.rep.username, urgent)
     assert not app.exception
     labels = [button.label for button in app.button if button.key and button.key.startswith("case_move_")]
     assert labels == ["等待客户", "挂起", "解决"]
@@ -98,3 +107,45 @@ def test_a_case_the_user_may_not_see_reads_as_missing(app_world: AppWorld) -> No
     urgent, _ = seed(app_world)
     app = open_case(app_world.world.rep_other_team.username, urgent)
     assert not app.exception and app.info[0].value == "This case does not exist or is not yours to see."
+
+
+def open_settings(app_world: AppWorld, language: str = "en"):  # type: ignore[no-untyped-def]
+    app = log_in(app_world.world.admin.username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+    app.switch_page("pages/sla_settings.py")
+    return app.run()
+
+
+def test_an_admin_adds_a_calendar_with_china_holidays_and_a_policy(app_world: AppWorld) -> None:
+    app = open_settings(app_world)
+    assert not app.exception
+    app.text_input(key="sla_settings_calendar_name").input("Shanghai desk")
+    next(b for b in app.button if b.label == "Add the calendar").click()
+    app = app.run()
+    assert any(s.value == "Saved." for s in app.success)
+    next(b for b in app.button if b.label.startswith("Add mainland China")).click()
+    app = app.run()
+    app.number_input(key="sla_settings_year").set_value(2026).run()
+    days = next(frame.value for frame in app.dataframe if "Kind" in frame.value.columns)
+    assert len(days) == 39 and (days["Kind"] == "Make-up working day (调休)").sum() == 6
+    next(b for b in app.button if b.label == "Save the policy").click()
+    app = app.run()
+    assert any("Policy saved" in s.value for s in app.success)
+    from crm_core.models.service import SlaPolicy
+
+    with app_world.db.system_session("test") as session:
+        policy = session.scalars(select(SlaPolicy)).one()
+        assert (policy.priority, policy.first_response_minutes, policy.warn_percent) == ("urgent", 60, 75)
+
+
+def test_a_bad_time_zone_is_explained_in_chinese_and_the_input_kept(
+        app_world: AppWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    speak_chinese(app_world, app_world.world.admin.user_id, monkeypatch)
+    app = open_settings(app_world)
+    app.text_input(key="sla_settings_calendar_name").input("上海")
+    app.text_input(key="sla_settings_calendar_zone").input("Mars/Olympus")
+    next(b for b in app.button if b.label == "添加日历").click()
+    app = app.run()
+    assert any("不是时区名称" in error.value for error in app.error)
+    assert app.text_input(key="sla_settings_calendar_name").value == "上海"
