@@ -35,6 +35,7 @@ from crm_ui.context import (
 )
 from crm_ui.global_search import global_search_box
 from crm_ui.navigation import pages_for
+from crm_ui.notifications import notification_bell
 from crm_ui.session_cookie import (
     CLEAR_PATH,
     SET_PATH,
@@ -276,6 +277,7 @@ def main() -> None:
         st.markdown(f"**{plain_line(actor.full_name)}**  \n{plain(role)} · {plain_line(workspace)}")
         if demo_mode():
             st.caption("🧪 " + t("demo.banner"))
+        notification_bell()
         global_search_box()
         language_switch(st.sidebar, "kestrel_language_choice")
         if (ticket := st.session_state.get(TICKET_STATE)) and TICKETS.pending(ticket):

@@ -21,6 +21,7 @@ from crm_api import (
     deals,
     imports,
     merges,
+    notifications,
     orders,
     problems,
     products,
@@ -135,6 +136,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(reports.router)
     api.include_router(cases.router)
     api.include_router(segments.router)
+    api.include_router(notifications.router)
     api.include_router(imports.upload_router)
     api.include_router(imports.router)
     api.add_middleware(RateLimitHeaders)

@@ -55,6 +55,7 @@ EXAMPLE: dict[str, Any] = {
     "id": 42, "name": "Hangzhou Kestrel Trading Co.", "kind": "company", "industry": "Retail", "region": "Zhejiang",
     "source": "website", "lifecycle_stage": "prospect", "owner_id": 7, "email": "buyer@kestrel.example",
     "phone": "+86 138 0013 8000", "tags": ["vip", "expo-2026"], "custom_fields": {"employees": "120"},
+    "credit_code": "91330106MA2H00001E", "province_code": "330000", "city_code": "330100", "district_code": "330106",
     "last_contacted_at": None, "created_at": "2026-12-01T08:30:00Z", "updated_at": "2026-12-04T16:02:11Z",
     "archived_at": None, "version": 3,
 }
@@ -77,6 +78,10 @@ class CustomerOut(BaseModel):
     phone: str | None
     tags: list[str]
     custom_fields: dict[str, Any] = Field(description="The tenant's custom fields by name.")
+    credit_code: str | None = Field(description="统一社会信用代码, 18 characters, compact and upper-case.")
+    province_code: str | None = Field(description="GB/T 2260 code of the province (`330000`).")
+    city_code: str | None = Field(description="GB/T 2260 code of the city (`330100`).")
+    district_code: str | None = Field(description="GB/T 2260 code of the district or county (`330106`).")
     last_contacted_at: Moment | None
     created_at: Moment | None
     updated_at: Moment | None
@@ -103,6 +108,11 @@ class CustomerCreate(BaseModel):
     phone: str | None = Field(default=None, max_length=1000)
     external_id: str | None = Field(default=None, max_length=1000)
     custom_fields: dict[str, Any] = Field(default_factory=dict)
+    credit_code: str | None = Field(default=None, max_length=1000, description=(
+        "统一社会信用代码: checked by its check character; its region part must lie in the province/city given."))
+    province_code: str | None = Field(default=None, max_length=1000, description="GB/T 2260 province code.")
+    city_code: str | None = Field(default=None, max_length=1000, description="GB/T 2260 city code.")
+    district_code: str | None = Field(default=None, max_length=1000, description="GB/T 2260 district code.")
 
 
 class CustomerPatch(BaseModel):
@@ -124,6 +134,11 @@ class CustomerPatch(BaseModel):
     phone: str | None = Field(default=None, max_length=1000)
     external_id: str | None = Field(default=None, max_length=1000)
     custom_fields: Annotated[dict[str, Any] | None, NOT_NULL] = Field(default=None)
+    credit_code: str | None = Field(default=None, max_length=1000, description=(
+        "统一社会信用代码: checked by its check character; its region part must lie in the province/city given."))
+    province_code: str | None = Field(default=None, max_length=1000, description="GB/T 2260 province code.")
+    city_code: str | None = Field(default=None, max_length=1000, description="GB/T 2260 city code.")
+    district_code: str | None = Field(default=None, max_length=1000, description="GB/T 2260 district code.")
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -141,6 +156,7 @@ class CustomerQuery(BaseModel):
     lifecycle_stage: Stage | None = None
     industry: str | None = Field(default=None, max_length=80, pattern=NO_CONTROL_CHARACTERS)
     region: str | None = Field(default=None, max_length=80, pattern=NO_CONTROL_CHARACTERS)
+    province_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$", description="GB/T 2260 province code.")
     tag: str | None = Field(default=None, max_length=80, pattern=NO_CONTROL_CHARACTERS)
     created_from: Day | None = None
     created_to: Day | None = None
@@ -158,7 +174,8 @@ class CustomerQuery(BaseModel):
     def filters(self) -> CustomerFilters:
         return CustomerFilters(
             search=self.search, owner_id=self.owner_id, unowned=self.unowned, team_id=self.team_id,
-            lifecycle_stage=self.lifecycle_stage, industry=self.industry, region=self.region, tag=self.tag,
+            lifecycle_stage=self.lifecycle_stage, industry=self.industry, region=self.region,
+            province_code=self.province_code, tag=self.tag,
             created_from=self.created_from, created_to=self.created_to,
             last_contacted_from=self.last_contacted_from, last_contacted_to=self.last_contacted_to,
             never_contacted=self.never_contacted, include_archived=self.include_archived,
@@ -172,7 +189,9 @@ def customer_out(record: Customer | CustomerRow) -> CustomerOut:
         id=record.id, name=record.name, kind=record.kind, industry=record.industry, region=record.region,
         source=record.source, lifecycle_stage=record.lifecycle_stage, owner_id=record.owner_id,
         email=record.email, phone=record.phone, tags=list(tags), custom_fields=dict(record.custom_fields or {}),
-        last_contacted_at=record.last_contacted_at, created_at=record.created_at, updated_at=record.updated_at,
+        credit_code=record.credit_code, province_code=record.province_code, city_code=record.city_code,
+        district_code=record.district_code, last_contacted_at=record.last_contacted_at,
+        created_at=record.created_at, updated_at=record.updated_at,
         archived_at=record.archived_at, version=record.version,
     )
 
@@ -222,17 +241,21 @@ def get_customer_endpoint(customer_id: CustomerId, db: Db, found: Caller, respon
              responses=errors_for(400, 403, 409, 415, 422), summary="Create a customer")
 def create_customer_endpoint(
     body: CustomerCreate, request: Request, response: Response, db: Db, found: Writer,
-    allow_duplicate: Annotated[bool, Query(description="Create it even if a duplicate exists.")] = False,
+    allow_duplicate: Annotated[bool, Query(description=(
+        "Create it although the duplicate rules warn of a match (a blocking rule: managers and admins only)."
+    ))] = False,
     idempotency_key: Annotated[str | None, Header(
         description="Any unique string (a UUID): the same key and body within 24 h replay the first answer.")] = None,
 ) -> CustomerOut:
-    """Create a customer, refused as 409 when one with the same email, phone or name exists."""
+    """Create a customer, refused as 409 when the tenant's duplicate rules find one (credit code, email, phone,
+    name); `allow_duplicate` lifts a warning, and a blocking rule only for managers and admins."""
     owner_id = body.owner_id if "owner_id" in body.model_fields_set else found.actor.user_id
     form = CustomerInput(
         name=body.name, kind=body.kind, industry=body.industry or "", region=body.region or "",
         source=body.source or "", owner_id=owner_id, lifecycle_stage=body.lifecycle_stage, tags=",".join(body.tags),
         email=body.email or "", phone=body.phone or "", external_id=body.external_id or "",
-        custom_fields=dict(body.custom_fields),
+        custom_fields=dict(body.custom_fields), credit_code=body.credit_code or "",
+        province_code=body.province_code or "", city_code=body.city_code or "", district_code=body.district_code or "",
     )
     customer_id = create_customer(db, found.actor, form, allow_duplicate=allow_duplicate)
     response.headers["Location"] = str(request.url_for("get_customer_endpoint", customer_id=customer_id))
@@ -249,19 +272,26 @@ def _current_form(db: Db, found: Caller, customer_id: int) -> CustomerInput:
             source=record.source or "", owner_id=record.owner_id, lifecycle_stage=record.lifecycle_stage,
             tags=",".join(record.tag_list), email=record.email or "", phone=record.phone or "",
             external_id=record.external_id or "", custom_fields=dict(record.custom_fields or {}),
+            credit_code=record.credit_code or "", province_code=record.province_code or "",
+            city_code=record.city_code or "", district_code=record.district_code or "",
         )
 
 
-@router.patch("/{customer_id}", response_model=CustomerOut, responses=errors_for(403, 404, 412, 415, 422, 428),
+@router.patch("/{customer_id}", response_model=CustomerOut,
+              responses=errors_for(403, 404, 409, 412, 415, 422, 428),
               summary="Change some fields of a customer")
-def update_customer_endpoint(customer_id: CustomerId, body: CustomerPatch, response: Response, db: Db,
-                             found: Writer, if_match: IfMatch = None) -> CustomerOut:
+def update_customer_endpoint(
+    customer_id: CustomerId, body: CustomerPatch, response: Response, db: Db, found: Writer, if_match: IfMatch = None,
+    allow_duplicate: Annotated[bool, Query(description=(
+        "Save it although a changed key matches another customer under a warning rule (a blocking rule: managers "
+        "and admins only)."))] = False,
+) -> CustomerOut:
     """Save the given fields on the version named by `If-Match` (or `version`); 412 when it is stale."""
     version = expected_version(if_match, body.version)
     form = _current_form(db, found, customer_id)
     given = body.model_fields_set - {"version"}
     for name in given & {"name", "kind", "industry", "region", "source", "lifecycle_stage", "email", "phone",
-                         "external_id"}:
+                         "external_id", "credit_code", "province_code", "city_code", "district_code"}:
         setattr(form, name, getattr(body, name) or "")  # null (allowed on optional fields only) clears
     if "owner_id" in given:
         form.owner_id = body.owner_id
@@ -270,7 +300,7 @@ def update_customer_endpoint(customer_id: CustomerId, body: CustomerPatch, respo
     if body.custom_fields is not None:
         merged = {**form.custom_fields, **body.custom_fields}
         form.custom_fields = {name: value for name, value in merged.items() if value is not None}
-    update_customer(db, found.actor, customer_id, form, expected_version=version)
+    update_customer(db, found.actor, customer_id, form, expected_version=version, allow_duplicate=allow_duplicate)
     return read_customer(db, found, customer_id, response)
 
 

@@ -9,7 +9,7 @@ One handler per kind of error, installed on the app by :func:`install_problem_ha
 | request or body that does not fit the endpoint | 422 | ``errors: [{field, code, message, loc}]`` |
 | ``NotFound`` | 404 | |
 | ``AccessDenied`` | 403 | |
-| ``DuplicateCustomer`` | 409 | ``matched_on``, ``existing_id`` (only when the caller may see it) |
+| ``DuplicateCustomer`` | 409 | ``matched_on``, ``action`` (warn/block), ``existing_id`` (if the caller may see it) |
 | ``PoolRefused`` (a claim the pool's rules refuse: cap, cooldown, taken) | 409 | ``code`` (its catalog key) |
 | ``MergeRefused`` (into itself, merged before, archived, two customers' contacts) | 409 | ``code`` |
 | ``StaleRecord`` | 412 | ``changed_by``, ``changed_at``, ``changes`` (the last audited change) |
@@ -179,7 +179,7 @@ async def domain_error(request: Request, error: Exception) -> ProblemResponse:
     if isinstance(error, AccessDenied):
         return problem(403, detail=detail, code="access_denied", instance=instance)
     if isinstance(error, DuplicateCustomer):
-        extensions: dict[str, Any] = {"matched_on": error.matched_on}
+        extensions: dict[str, Any] = {"matched_on": error.matched_on, "action": error.action}
         if error.existing_id:  # 0 when the duplicate is outside the caller's scope: not revealed
             extensions["existing_id"] = error.existing_id
         return problem(409, detail=detail, code="duplicate", instance=instance, **extensions)

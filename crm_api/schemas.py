@@ -110,8 +110,9 @@ WHEN = {
          "request).",
     403: "The token is read-only, or the user's role may not do this (an analyst writes nothing).",
     404: "No such record, or one the caller may not see (the two look the same).",
-    409: "`duplicate`: a customer with the same email, phone or name exists (`existing_id` when the caller may see "
-         "it); `idempotency_key_in_flight`: the first request with this Idempotency-Key is still running.",
+    409: "`duplicate`: the tenant's duplicate rules find a customer with the same credit code, email, phone or name "
+         "(`action`: `warn` or `block`; `existing_id` when the caller may see it); `idempotency_key_in_flight`: the "
+         "first request with this Idempotency-Key is still running.",
     412: "`stale_record`: the record changed since the version sent in If-Match (or `version`); the answer says who "
          "changed it, when and which fields. Nothing was written.",
     415: "The body is not `application/json`.",

@@ -31,6 +31,7 @@ from crm_core.models import (
     Case,
     Contact,
     Customer,
+    DuplicateRule,
     FieldDefinition,
     ImportRun,
     Opportunity,
@@ -49,6 +50,7 @@ from crm_core.models import (
 )
 from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
+from crm_core.models.notifications import AccessRequest, Notification, NotificationPreference, TeamRobot
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
@@ -75,6 +77,9 @@ from crm_core.webhooks.outbox import AuditedChange, record_outbox
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
 POOL_CLAIM_KEY = "crm_pool_claim"  # set by crm_core.services.pool while it claims or assigns from the pool
+# {customer id: requester id}: set by crm_core.services.access_requests while an approved request transfers a
+# customer to its requester (the one way an owner gives a customer to a colleague outside their scope)
+ACCESS_GRANT_KEY = "crm_access_grant"
 PENDING_AUDIT_KEY = "crm_pending_audit"
 SKIP_AUDIT_KEY = "crm_skip_audit"
 AUDIT_TAG_KEY = "crm_audit_tag"  # extra entries merged into every audit event of the session
@@ -146,8 +151,8 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 
 
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
-    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule,
-    WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt,
+    User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
+    WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
     ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
@@ -190,6 +195,15 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return None if actor.is_admin else ApiToken.user_id == actor.user_id
     if entity in WEBHOOK_RECORDS:  # admins only: payloads carry records other roles may not see
         return None if actor.is_admin else false()
+    if entity is TeamRobot:  # admins only: the robot's URL and secret post to the team's group
+        return None if actor.is_admin else false()
+    if entity in (Notification, NotificationPreference):  # my own, whatever the role
+        return entity.user_id == actor.user_id  # type: ignore[attr-defined, no-any-return]
+    if entity is AccessRequest:  # mine, or about a customer whose owner (or team, when pooled) I see for
+        if actor.is_admin:
+            return None
+        return or_(AccessRequest.requester_id == actor.user_id,
+                   _owned_clause(actor, AccessRequest.owner_id, AccessRequest.team_id))
     if actor.sees_whole_tenant:
         return None
     if entity is Customer:
@@ -295,7 +309,8 @@ def _visible_segments_clause(actor: Actor) -> ColumnElement[bool]:
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
-    WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, CaseEvent, CaseSla, SlaEscalation,
+    WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation,
 )
 
 
@@ -453,9 +468,13 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     if isinstance(obj, ApiToken):
         _check_api_token_write(actor, obj)
         return
+    if isinstance(obj, (Notification, NotificationPreference)):
+        _check_own_notification_write(actor, obj)
+        return
     if isinstance(obj, AuditEvent) and not actor.can_write:
         # the audit rows of an analyst's own segment writes, added by _write_audit
-        if deleting or inspect(obj).persistent or obj.entity not in ("segment", "segment_snapshot", "job", "api_token"):
+        if deleting or inspect(obj).persistent or obj.entity not in (
+                "segment", "segment_snapshot", "job", "api_token", "notification_preference"):
             raise AccessDenied("analysts cannot change records")
         if obj.tenant_id != actor.tenant_id:
             raise AccessDenied("record belongs to another tenant")
@@ -483,7 +502,11 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         raise AccessDenied("a saved view is changed by its owner only")
     if isinstance(obj, MANAGER_WRITES) and actor.role not in (Role.ADMIN, Role.MANAGER):
         raise AccessDenied("only a manager or admin may change this")
+    if isinstance(obj, AccessRequest):
+        _check_access_request_write(actor, obj)
     if isinstance(obj, Customer):
+        if _granted(session, obj):
+            return
         _check_owned(actor, obj, obj.owner_id, obj.team_id)
         _check_pool_take(session, actor, obj)
     elif isinstance(obj, Opportunity):
@@ -517,6 +540,38 @@ def _check_job_write(actor: Actor, job: Job) -> None:
         raise AccessDenied("record belongs to another tenant")
     if job.requested_by_id != actor.user_id and not actor.is_admin:
         raise AccessDenied("a job is changed by its requester or an admin")
+
+
+def _check_own_notification_write(actor: Actor, obj: Notification | NotificationPreference) -> None:
+    # anyone's action may notify a colleague of the tenant (a task given, a mention); each user
+    # reads and changes only their own notifications and preferences, analysts included
+    if obj.tenant_id is None:
+        obj.tenant_id = actor.tenant_id
+    elif obj.tenant_id != actor.tenant_id:
+        raise AccessDenied("record belongs to another tenant")
+    new = bool(inspect(obj).pending)  # type: ignore[attr-defined]
+    if (isinstance(obj, NotificationPreference) or not new) and obj.user_id != actor.user_id:
+        raise AccessDenied("a notification is changed by its own user")
+
+
+def _check_access_request_write(actor: Actor, request: AccessRequest) -> None:
+    # asked by the requester for themselves; changed (decided, cancelled) by the requester or by
+    # whoever may edit the customer's owner's records (the owner, their manager, an admin)
+    if inspect(request).pending:
+        if request.requester_id != actor.user_id:
+            raise AccessDenied("an access request is made by its requester")
+        return
+    if request.requester_id != actor.user_id and not can_edit(
+            actor, tenant_id=request.tenant_id, owner_id=request.owner_id, team_id=request.team_id):
+        raise AccessDenied("access request is outside your scope")
+
+
+def _granted(session: Session, customer: Customer) -> bool:
+    """The customer goes to the requester of an approved access request (the service checked the decider)."""
+    grants: dict[int, int] = session.info.get(ACCESS_GRANT_KEY) or {}
+    state = inspect(customer)
+    return (state.persistent and customer.id in grants and customer.owner_id == grants[customer.id]
+            and set(state.attrs.owner_id.history.added or []) <= {grants[customer.id]})
 
 
 def _check_api_token_write(actor: Actor, token: ApiToken) -> None:
@@ -573,6 +628,10 @@ def _check_customer_visible(session: Session, actor: Actor, customer_id: int | N
         raise AccessDenied("customer is outside your scope")
 
 
+# the audit trail itself, and notifications: derived from audited changes, each a user's own read state
+NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification)
+
+
 @event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[Any] | None) -> None:
     actor: Actor | None = session.info.get(ACTOR_KEY)
@@ -589,7 +648,7 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
             _check_write(session, actor, obj)
         if isinstance(obj, Customer):
             _derive_customer_columns(obj, new=True)
-        if not isinstance(obj, AuditEvent) and not skip_audit:
+        if not isinstance(obj, NOT_AUDITED) and not skip_audit:
             pending.append((obj, "create", field_changes(obj, new=True)))
     for obj in list(session.dirty):
         if not session.is_modified(obj, include_collections=False):
@@ -598,7 +657,7 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
             _derive_customer_columns(obj, new=False)
         if actor is not None:
             _check_write(session, actor, obj)
-        if isinstance(obj, AuditEvent) or skip_audit:
+        if isinstance(obj, NOT_AUDITED) or skip_audit:
             continue
         changes = field_changes(obj)
         if not changes:
@@ -611,7 +670,7 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
     for obj in list(session.deleted):
         if actor is not None:
             _check_write(session, actor, obj, deleting=True)
-        if not isinstance(obj, AuditEvent) and not skip_audit:
+        if not isinstance(obj, NOT_AUDITED) and not skip_audit:
             pending.append((obj, "delete", {}))
 
 

@@ -48,8 +48,12 @@ class DuplicateCustomer(DomainError):
 
     message_key = "error.duplicate_customer"
 
-    def __init__(self, existing_id: int, existing_name: str, matched_on: str, owner_name: str = "") -> None:
+    def __init__(
+        self, existing_id: int, existing_name: str, matched_on: str, owner_name: str = "", *, action: str = "warn"
+    ) -> None:
         # the owner is named even when the record is not shown: the rep knows whom to ask (查重)
+        if action == "block":  # the tenant's duplicate rules block it: confirming does not help a rep
+            self.message_key = "error.duplicate_customer_blocked"
         super().__init__(
             f"duplicate of customer {existing_id} on {matched_on}",
             name=existing_name,
@@ -59,6 +63,9 @@ class DuplicateCustomer(DomainError):
         self.existing_id = existing_id
         self.existing_name = existing_name
         self.matched_on = matched_on
+        self.action = action  # "warn" or "block" (crm_core.rules.duplicates)
+        # the real id even when existing_id is 0 (hidden): only for an access request, never shown or serialised
+        self.record_id = existing_id
 
 
 class StaleRecord(DomainError):

@@ -109,7 +109,7 @@ def show_domain_error(error: DomainError, *, labels: dict[str, str] | None = Non
             lines.append(f"- **{plain_line(label)}**: {t(key, **plain_params(named))}")
         st.error(t("error.validation_failed") + "\n\n" + "\n".join(lines))
     elif isinstance(error, DuplicateCustomer):
-        st.warning(t("error.duplicate_customer", name=plain(error.existing_name or t("error.hidden_record")),
+        st.warning(t(error.message_key, name=plain(error.existing_name or t("error.hidden_record")),
                      matched_on=t(f"field.{error.matched_on}"), owner=plain(error.params.get("owner", "—"))))
     elif isinstance(error, StaleRecord):
         st.error(t("error.stale_record", **plain_params(error.params)))

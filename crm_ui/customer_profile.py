@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.access import Actor
-from crm_core.errors import DomainError, StaleRecord
+from crm_core.errors import DomainError, DuplicateCustomer, StaleRecord
 from crm_core.models import ActivityType, CustomerKind, LifecycleStage, OrderStatus, Priority
 from crm_core.queries.customer_profile import (
     TIMELINE_KINDS,
@@ -36,6 +36,8 @@ from crm_core.queries.deals import list_pipelines
 from crm_core.queries.products import list_products
 from crm_core.queries.users import assignable_owners
 from crm_core.rules.contact_details import mailto_uri, tel_uri
+from crm_core.rules.duplicates import BLOCK, may_override
+from crm_core.rules.regions import region_label
 from crm_core.services.activities import ActivityInput, log_activity
 from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
 from crm_core.services.customers import CustomerInput, archive_customer, custom_field_definitions, update_customer
@@ -46,6 +48,7 @@ from crm_core.services.tasks import TaskInput, create_task
 from crm_ui import merging, pool
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
+from crm_ui.regions import region_selects
 from crm_ui.text import plain, plain_join, plain_line, plain_params
 
 STATE = st.session_state
@@ -97,7 +100,9 @@ class Profile:
             "name": t("field.name"), "kind": t("field.kind"), "email": t("field.email"), "phone": t("field.phone"),
             "owner_id": t("field.owner"), "lifecycle_stage": t("field.lifecycle_stage"),
             "industry": t("field.industry"), "region": t("field.region"), "source": t("field.source"),
-            "tags": t("field.tags"), **{f"custom.{name}": label for name, label in self.custom_labels.items()},
+            "tags": t("field.tags"), "credit_code": t("field.credit_code"), "province_code": t("field.province_code"),
+            "city_code": t("field.city_code"), "district_code": t("field.district_code"),
+            **{f"custom.{name}": label for name, label in self.custom_labels.items()},
         }
 
 
@@ -420,7 +425,9 @@ def details_tab(profile: Profile) -> None:
     rows = [
         (t("field.email"), customer.email), (t("field.phone"), customer.phone),
         (t("field.industry"), customer.industry), (t("field.region"), customer.region),
-        (t("field.source"), customer.source), (t("field.last_contacted_at"), when(customer.last_contacted_at)),
+        (t("field.province_code"), region_label(customer.province_code, customer.city_code, customer.district_code)),
+        (t("field.credit_code"), customer.credit_code), (t("field.source"), customer.source),
+        (t("field.last_contacted_at"), when(customer.last_contacted_at)),
         (t("grid.created_at"), when(customer.created_at)), (t("field.updated_at"), when(customer.updated_at)),
     ]
     for definition in profile.definitions:
@@ -467,6 +474,15 @@ def edit_customer(profile: Profile) -> None:
             if actor.sees_whole_tenant or o in actor.visible_owner_ids or o == customer.owner_id
         ]
         owner_options.append(None)
+        pending_duplicate = STATE.get(f"{prefix}_duplicate_{generation}")
+        if pending_duplicate:
+            show_domain_error(pending_duplicate)
+            blocked = pending_duplicate.action == BLOCK
+            st.caption(t("customers.duplicate_blocked_hint" if blocked else "customers.duplicate_hint"))
+        # outside the form: choosing a province refreshes the cities before the form is sent
+        province_code, city_code, district_code = region_selects(
+            f"{prefix}_region_{generation}",
+            (customer.province_code or "", customer.city_code or "", customer.district_code or ""))
         with st.form(f"{prefix}_edit_{generation}", clear_on_submit=False):
             left, right = st.columns(2)
             name = left.text_input(labels["name"] + " *", value=customer.name, max_chars=200)
@@ -488,19 +504,30 @@ def edit_customer(profile: Profile) -> None:
             region = right.text_input(labels["region"], value=customer.region or "", max_chars=80)
             source = left.text_input(labels["source"], value=customer.source or "", max_chars=80)
             tags = right.text_input(labels["tags"], value=", ".join(customer.tag_list))
+            credit_code = left.text_input(labels["credit_code"], value=customer.credit_code or "", max_chars=40)
             custom_values = custom_inputs(profile, customer.custom_fields or {})
+            confirm_duplicate = False
+            if pending_duplicate and may_override(actor.role, pending_duplicate.action):
+                confirm_label = "customers.create_blocked_anyway" if pending_duplicate.action == BLOCK else \
+                    "customers.create_anyway"
+                confirm_duplicate = st.checkbox(t(confirm_label), key=f"{prefix}_confirm_{generation}")
             saved = st.form_submit_button(t("profile.save"), type="primary")
         if saved:
             STATE[f"{prefix}_edit_open"] = True
             form = CustomerInput(
                 name=name, kind=kind, email=email, phone=phone, owner_id=owner_id, lifecycle_stage=stage,
                 industry=industry, region=region, source=source, tags=tags, custom_fields=custom_values,
-                external_id=customer.external_id or "",
+                external_id=customer.external_id or "", credit_code=credit_code, province_code=province_code,
+                city_code=city_code, district_code=district_code,
             )
             try:
-                update_customer(get_db(), actor, profile.customer_id, form, expected_version=loaded_version)
+                update_customer(get_db(), actor, profile.customer_id, form, expected_version=loaded_version,
+                                allow_duplicate=confirm_duplicate)
             except StaleRecord as error:
                 STATE[f"{prefix}_stale"] = error
+                st.rerun()
+            except DuplicateCustomer as error:
+                STATE[f"{prefix}_duplicate_{generation}"] = error  # the typed values stay (same form key)
                 st.rerun()
             except DomainError as error:
                 show_domain_error(error, labels=labels)

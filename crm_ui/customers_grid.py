@@ -40,6 +40,8 @@ from crm_core.queries.saved_views import list_views
 from crm_core.queries.scores import latest_scores
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_core.rules.contact_details import tel_uri
+from crm_core.rules.duplicates import BLOCK, may_override
+from crm_core.services.access_requests import request_access
 from crm_core.services.customers import (
     BULK_LIMIT,
     CustomerInput,
@@ -53,6 +55,7 @@ from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
 from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, number, when
 from crm_ui.page_scripts import SCROLL_SCRIPT
+from crm_ui.regions import province_filter, region_selects
 from crm_ui.text import plain, plain_join, plain_line
 
 PROFILE_PAGE = "pages/customer_profile.py"
@@ -62,7 +65,8 @@ ALL, UNOWNED = "__all__", "__unowned__"
 STATE = st.session_state
 FILTER_KEYS = [
     "customers_search", "customers_owner", "customers_stage", "customers_team", "customers_industry",
-    "customers_region", "customers_tag", "customers_created", "customers_contacted", "customers_never_contacted",
+    "customers_region", "customers_province", "customers_tag", "customers_created", "customers_contacted",
+    "customers_never_contacted",
 ]
 # widget values kept across a visit to another page (choice boxes are keyed per language: "key@lang")
 KEPT_KEYS = [*FILTER_KEYS, "customers_per_page", "customers_descending", "customers_sort"]
@@ -209,6 +213,7 @@ def view_bar(grid: Grid) -> None:
         STATE[choice_key("customers_team")] = saved.team_id if saved.team_id in grid.team_names else ALL
         STATE[choice_key("customers_industry")] = saved.industry or ""
         STATE[choice_key("customers_region")] = saved.region or ""
+        STATE["customers_province"] = saved.province_code or ""
         STATE["customers_tag"] = saved.tag or ""
         STATE["customers_never_contacted"] = saved.never_contacted
         if saved.created_from or saved.created_to:
@@ -277,7 +282,7 @@ def filter_panel(grid: Grid) -> tuple[CustomerFilters, list[str], str, bool, int
             t("grid.team"), [ALL, *grid.team_names], key=choice_key("customers_team"),
             format_func=lambda value: t("filter.all") if value == ALL else grid.team_names.get(value, str(value)),
         )
-        more = st.columns(3)
+        more = st.columns(4)
         industry = more[0].selectbox(
             t("field.industry"), ["", *filter_choices(actor.tenant_id, actor.user_id, "industry")],
             key=choice_key("customers_industry"), format_func=lambda value: value or t("filter.all"),
@@ -286,7 +291,8 @@ def filter_panel(grid: Grid) -> tuple[CustomerFilters, list[str], str, bool, int
             t("field.region"), ["", *filter_choices(actor.tenant_id, actor.user_id, "region")],
             key=choice_key("customers_region"), format_func=lambda value: value or t("filter.all"),
         )
-        tag = more[2].text_input(t("grid.tag"), key="customers_tag", placeholder=t("grid.tag_hint"))
+        province_code = province_filter(more[2], "customers_province")
+        tag = more[3].text_input(t("grid.tag"), key="customers_tag", placeholder=t("grid.tag_hint"))
         dates = st.columns([2, 2, 1])
         STATE.setdefault("customers_created", ())
         STATE.setdefault("customers_contacted", ())
@@ -302,9 +308,9 @@ def filter_panel(grid: Grid) -> tuple[CustomerFilters, list[str], str, bool, int
         search=search, owner_id=owner_choice if isinstance(owner_choice, int) else None,
         unowned=owner_choice == UNOWNED, team_id=team_choice if isinstance(team_choice, int) else None,
         lifecycle_stage=None if stage_choice == ALL else stage_choice, industry=industry or None,
-        region=region or None, tag=tag.strip() or None, created_from=created_from, created_to=created_to,
-        last_contacted_from=contacted_from, last_contacted_to=contacted_to, never_contacted=never_contacted,
-        custom=custom_filter,
+        region=region or None, province_code=province_code, tag=tag.strip() or None, created_from=created_from,
+        created_to=created_to, last_contacted_from=contacted_from, last_contacted_to=contacted_to,
+        never_contacted=never_contacted, custom=custom_filter,
     )
     return filters, columns, sort, descending, per_page
 
@@ -612,20 +618,27 @@ def create_form(grid: Grid) -> None:
     field_labels = {
         "name": t("field.name"), "kind": t("field.kind"), "email": t("field.email"), "phone": t("field.phone"),
         "owner_id": t("field.owner"), "lifecycle_stage": t("field.lifecycle_stage"), "industry": t("field.industry"),
-        "region": t("field.region"), "source": t("field.source"), "tags": t("field.tags"), **grid.custom_labels,
+        "region": t("field.region"), "source": t("field.source"), "tags": t("field.tags"),
+        "credit_code": t("field.credit_code"), "province_code": t("field.province_code"),
+        "city_code": t("field.city_code"), "district_code": t("field.district_code"), **grid.custom_labels,
     }
     if created := STATE.pop("customers_created_notice", None):
         name_text, created_id = created
         st.success(t("customers.created", name=plain(name_text)))
         st.page_link(PROFILE_PAGE, label=t("grid.open_created"), icon="➡️",
                      query_params={"customer_id": str(created_id)})
-    if pending_duplicate := STATE.get("customers_duplicate_pending"):
+    pending_duplicate = STATE.get("customers_duplicate_pending")
+    if pending_duplicate:
         show_domain_error(pending_duplicate)
         if pending_duplicate.existing_id:
             st.page_link(PROFILE_PAGE, label=t("grid.open_existing", name=plain_line(pending_duplicate.existing_name)),
                          icon="🔗", query_params={"customer_id": str(pending_duplicate.existing_id)})
-        st.caption(t("customers.duplicate_hint"))
+        blocked = pending_duplicate.action == BLOCK
+        st.caption(t("customers.duplicate_blocked_hint" if blocked else "customers.duplicate_hint"))
+        request_access_form(actor, pending_duplicate)
 
+    # outside the form: choosing a province refreshes the cities before the form is sent
+    province_code, city_code, district_code = region_selects(f"customers_region_{generation}")
     with st.form(f"customers_create_{generation}", clear_on_submit=False):
         left, right = st.columns(2)
         name = left.text_input(field_labels["name"] + " *", max_chars=200)
@@ -643,6 +656,7 @@ def create_form(grid: Grid) -> None:
         region_input = right.text_input(field_labels["region"], max_chars=80)
         source = left.text_input(field_labels["source"], max_chars=80)
         tags = right.text_input(field_labels["tags"], placeholder=t("customers.tags_hint"))
+        credit_code = left.text_input(field_labels["credit_code"], max_chars=40, placeholder="91110108551385082Q")
         custom_values: dict[str, Any] = {}
         for definition in grid.definitions:
             label = plain_line(field_labels[f"custom.{definition.name}"]) + (" *" if definition.required else "")
@@ -655,27 +669,59 @@ def create_form(grid: Grid) -> None:
             else:
                 custom_values[definition.name] = st.text_input(label)
         confirm_duplicate = False
-        if STATE.get("customers_duplicate_pending"):
-            confirm_duplicate = st.checkbox(t("customers.create_anyway"), key=f"customers_confirm_{generation}")
+        if pending_duplicate and may_override(actor.role, pending_duplicate.action):
+            confirm_label = "customers.create_blocked_anyway" if pending_duplicate.action == BLOCK else \
+                "customers.create_anyway"
+            confirm_duplicate = st.checkbox(t(confirm_label), key=f"customers_confirm_{generation}")
         submitted = st.form_submit_button(t("customers.create"), type="primary")
 
     if submitted:
         form = CustomerInput(
             name=name, kind=kind, email=email, phone=phone, owner_id=owner_id, lifecycle_stage=stage,
             industry=industry_input, region=region_input, source=source, tags=tags, custom_fields=custom_values,
+            credit_code=credit_code, province_code=province_code, city_code=city_code, district_code=district_code,
         )
         try:
             new_id = create_customer(get_db(), actor, form, allow_duplicate=confirm_duplicate)
         except DuplicateCustomer as error:
             # keep the typed values (same form key) and ask for confirmation on the next run
             STATE["customers_duplicate_pending"] = error
+            STATE["customers_duplicate_input"] = (name, email, phone)
             st.rerun()
         except DomainError as error:
             show_domain_error(error, labels=field_labels)
         else:
             STATE.pop("customers_duplicate_pending", None)
+            STATE.pop("customers_duplicate_input", None)
             STATE["customers_form_generation"] = generation + 1
             STATE["customers_created_notice"] = (name.strip(), new_id)
             STATE["customers_cursors"] = []
             filter_choices.clear()
             st.rerun()
+
+
+def request_access_form(actor: Actor, duplicate: DuplicateCustomer) -> None:
+    """Under a blocked creation (撞单): ask the owner (or their manager) for the customer, with a reason.
+
+    The request sends what the user typed; the core finds the record again and reveals nothing of it."""
+    if STATE.pop("customers_access_requested", False):
+        st.success(t("access_request.sent"))
+        return
+    if actor.sees_whole_tenant or (duplicate.existing_id and duplicate.params.get("owner") == actor.full_name):
+        return  # an admin takes or gives customers directly; one's own customer needs no request
+    typed = STATE.get("customers_duplicate_input")
+    if typed is None:
+        return
+    with st.form("customers_request_access", border=True):
+        reason = st.text_input(t("access_request.reason"), max_chars=500, key="customers_access_reason")
+        asked = st.form_submit_button(t("access_request.button"))
+    if asked:
+        name, email, phone = typed
+        try:
+            request_access(get_db(), actor, name=name, email=email, phone=phone, reason=reason)
+        except DomainError as error:
+            show_domain_error(error, labels={"reason": t("access_request.reason")})
+        else:
+            STATE["customers_access_requested"] = True
+            st.rerun()
+

@@ -213,6 +213,17 @@ def show_error(view: JobView) -> None:
         st.info(plain(t("jobs.status.cancelled")))
 
 
+def show_identity_counts(result: dict[str, Any]) -> None:
+    """Customers (issue 17): how many region texts met the province/city/district cascade, and blocked duplicates."""
+    mapped, ambiguous, not_found = (int(result.get(f"regions_{name}", 0) or 0)
+                                    for name in ("mapped", "ambiguous", "not_found"))
+    if mapped or ambiguous or not_found:
+        st.caption(plain(t("imports.regions_report", mapped=number(mapped), ambiguous=number(ambiguous),
+                           not_found=number(not_found))))
+    if blocked := int(result.get("duplicates_blocked", 0) or 0):
+        st.caption(plain(f"{t('imports.metric.duplicates_blocked')}: {number(blocked)}"))
+
+
 def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = False) -> None:
     """A dry run's verdict: counts, each failing check with its rows and reason, the rejected rows as CSV.
 
@@ -236,6 +247,7 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
         if duplicates:
             st.info(plain(t("imports.duplicates_found", in_file=result.get("duplicates_in_file", 0),
                             in_database=result.get("matches_in_database", 0))))
+    show_identity_counts(result)
     failures: list[dict[str, Any]] = list(result.get("failures") or [])
     if result.get("success"):
         st.success(plain(t("imports.valid", rows=number(rows), expectations=result.get("expectations", 0))))
@@ -306,6 +318,7 @@ def show_import_result(actor: Actor, view: JobView, key: str, *, link_history: b
     counts = {name: number(int(result.get(name) or 0)) for name in ("created", "updated", "skipped", "rejected")}
     message = t("imports.result", status=t(f"imports.status.{status}"), run_id=result.get("run_id"), **counts)
     (st.success if status == "imported" else st.warning)(plain(message))
+    show_identity_counts(result)
     failures = list(result.get("failures") or [])
     if failures:
         failures_table(failures, key=f"{key}_failures")

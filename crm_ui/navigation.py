@@ -47,11 +47,13 @@ PAGES: list[PageSpec] = [
              frozenset({Role.ADMIN, Role.MANAGER})),
     PageSpec("pages/sla_settings.py", "nav.sla_settings", "⏲️", "sla-settings", "nav.section.admin", ADMINS),
     PageSpec("pages/custom_fields.py", "nav.custom_fields", "🧩", "custom-fields", "nav.section.admin", ADMINS),
+    PageSpec("pages/duplicate_rules.py", "nav.duplicate_rules", "🧬", "duplicate-rules", "nav.section.admin", ADMINS),
     PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),
     PageSpec("pages/webhooks.py", "nav.webhooks", "🪝", "webhooks", "nav.section.admin", ADMINS),
     PageSpec("pages/system.py", "nav.system", "🩺", "system", "nav.section.admin", ADMINS),
     # every role starts jobs (imports, checks, refreshes); the access rules show each user their own
     PageSpec("pages/jobs.py", "nav.jobs", "⏱️", "jobs", "nav.section.workspace"),
+    PageSpec("pages/notifications.py", "nav.notifications", "🔔", "notifications", "nav.section.workspace"),
     PageSpec("pages/account.py", "nav.account", "👤", "account", "nav.section.workspace"),
 ]
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm_core.errors import ValidationFailed
+from crm_core.errors import DomainError, ValidationFailed
 from crm_core.i18n import LANGUAGES
 from crm_core.services.auth import change_own_password, set_language
+from crm_core.services.notifications import preferences_of, save_preferences
 from crm_ui.api_tokens import own_tokens
 from crm_ui.context import (
     LANG_STATE,
@@ -15,6 +16,7 @@ from crm_ui.context import (
     current_actor,
     get_db,
     lang,
+    read_session,
     show_domain_error,
     t,
 )
@@ -72,3 +74,35 @@ if submitted:
 
 st.divider()
 own_tokens()
+
+st.divider()
+st.subheader(t("account.notifications_title"))
+st.caption(t("account.notifications_intro"))
+if st.session_state.pop("account_notifications_saved", False):
+    st.success(t("account.notifications_saved"))
+with read_session() as session:
+    chosen = preferences_of(session)
+with st.form("account_notifications"):
+    kind_column, app_column, robot_column = st.columns([3, 1, 1])
+    kind_column.caption(t("account.notifications_kind"))
+    app_column.caption(t("account.notifications_in_app"))
+    robot_column.caption(t("account.notifications_robot"))
+    choices: dict[str, tuple[bool, bool]] = {}
+    for kind, (in_app, robot) in chosen.items():
+        kind_column, app_column, robot_column = st.columns([3, 1, 1])
+        kind_column.markdown(t(f"notifications.kind_name.{kind}"))
+        choices[kind] = (
+            app_column.checkbox(t("account.notifications_in_app"), value=in_app, key=f"account_in_app_{kind}",
+                                label_visibility="collapsed"),
+            robot_column.checkbox(t("account.notifications_robot"), value=robot, key=f"account_robot_{kind}",
+                                  label_visibility="collapsed"),
+        )
+    saved = st.form_submit_button(t("account.notifications_save"))
+if saved:
+    try:
+        save_preferences(get_db(), actor, choices)
+    except DomainError as error:
+        show_domain_error(error)
+    else:
+        st.session_state["account_notifications_saved"] = True
+        st.rerun()

@@ -11,6 +11,7 @@ from crm_core.queries.users import list_teams, list_users
 from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
 from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.team_robots import team_robot_settings
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
@@ -171,6 +172,8 @@ with teams_tab:
                 STATE["teams_form_generation"] += 1
                 STATE["users_notice"] = t("teams.created", name=plain(team_name.strip()))
                 st.rerun()
+    st.divider()
+    team_robot_settings(team_names)
 
 with tokens_tab:
     workspace_tokens()

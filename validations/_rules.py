@@ -219,3 +219,13 @@ def one_order_one_customer() -> Any:
     return _gx().ExpectColumnValuesToBeNull(
         column="_duplicate_in_file", meta=meta("imports.rule.order_customer_conflict")
     )
+
+
+def credit_code_valid() -> Any:
+    """A credit code passes its check character (``stdnum.cn.uscc``; the prepare step marks those that fail)."""
+    return _gx().ExpectColumnValuesToBeNull(column="credit_code__invalid", meta=meta("imports.rule.credit_code"))
+
+
+def not_a_blocked_duplicate() -> Any:
+    """No new customer matches an existing one (or an earlier row) on a key the tenant's duplicate rules block."""
+    return _gx().ExpectColumnValuesToBeNull(column="_duplicate_blocked", meta=meta("imports.rule.duplicate_blocked"))

@@ -1,5 +1,6 @@
 """Customers: required name, email and phone formats, kind and lifecycle stage from their value
-sets, the owner must resolve, external ids unique in the file, and updates must match."""
+sets, the owner must resolve, external ids unique in the file, and updates must match; a credit
+code passes its check character, and no new customer is a duplicate the tenant's rules block."""
 
 from __future__ import annotations
 
@@ -16,4 +17,6 @@ def expectations() -> list[Any]:
         rule.matches_existing(),
         rule.custom_values_fit(),
         rule.custom_required(),
+        rule.credit_code_valid(),
+        rule.not_a_blocked_duplicate(),
     ]

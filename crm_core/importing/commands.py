@@ -212,6 +212,9 @@ def _print_result(
                 **{k: payload[k] for k in ("rows_read", "created", "updated", "skipped", "rejected", "run_id")},
             )
         )
+        if any(payload.get(f"regions_{name}") for name in ("mapped", "ambiguous", "not_found")):
+            print(t("imports.regions_report", lang, mapped=payload["regions_mapped"],
+                    ambiguous=payload["regions_ambiguous"], not_found=payload["regions_not_found"]))
         for entry in payload["failures"]:
             print(
                 t(

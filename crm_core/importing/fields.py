@@ -128,6 +128,8 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             "状态",
         ),
         _spec(rules.CUSTOMER, "tags", "tags", "labels", "标签"),
+        _spec(rules.CUSTOMER, "credit_code", "credit code", "unified social credit code", "uscc",
+              "统一社会信用代码", "信用代码", "社会信用代码"),
         _spec(rules.CUSTOMER, "email", *EMAIL_HEADERS),
         _spec(rules.CUSTOMER, "phone", *PHONE_HEADERS),
         _spec(

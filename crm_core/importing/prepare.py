@@ -45,9 +45,13 @@ from crm_core.models import (
 )
 from crm_core.queries.merges import live_survivors
 from crm_core.rules import fields as rules
-from crm_core.rules.contact_details import normalise_email, normalise_phone, parse_tags, store_tags
+from crm_core.rules import regions
+from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone, parse_tags, store_tags
 from crm_core.rules.custom_fields import read_custom_value
+from crm_core.rules.duplicates import BLOCK
 from crm_core.rules.fields import clean_text, parse_bool, parse_datetime, read_number
+from crm_core.rules.identifiers import compact_credit_code, credit_code_problem
+from crm_core.services.duplicate_rules import customer_rule_actions
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -88,6 +92,8 @@ class FileState:
     match_keys: MutableMapping[tuple[str, str], int] = field(default_factory=dict)
     order_customers: dict[str, str] = field(default_factory=dict)
     order_totals: dict[str, float] = field(default_factory=dict)  # order number → its lines' total so far
+    blocked_keys: dict[tuple[str, str], int] = field(default_factory=dict)  # a blocking duplicate key → first row
+    addresses: dict[str, regions.AddressMatch] = field(default_factory=dict)  # region text → its cascade
 
 
 def _chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterable[list[Any]]:
@@ -213,6 +219,26 @@ class Resolver:
                     if candidate in keys:
                         found.setdefault(candidate, {})[product_id] = float(price or 0)
         return {key: (next(iter(ids.items())) if len(ids) == 1 else None) for key, ids in found.items()}
+
+    def owners_of_duplicates(self, key: str, values: set[str]) -> dict[str, str]:
+        """Key value → the owner's name ('' unowned) of a live customer of the tenant holding it, whoever may see it.
+
+        Read from the table itself (the duplicate check spans the tenant, as on the form; only the
+        owner's name leaves this function, never the record).
+        """
+        table_, users = Customer.__table__, User.__table__
+        column = {"credit_code": table_.c.credit_code, "email": table_.c.email_normalized,
+                  "phone": table_.c.phone_normalized, "name": table_.c.name_key}[key]
+        found: dict[str, str] = {}
+        for batch in _chunks(sorted(values)):
+            rows = self.session.execute(
+                select(column, users.c.full_name)
+                .select_from(table_.outerjoin(users, users.c.id == table_.c.owner_id))
+                .where(table_.c.tenant_id == self.actor.tenant_id, table_.c.archived_at.is_(None), column.in_(batch))
+            ).all()
+            for value, owner in rows:
+                found.setdefault(str(value), owner or "")
+        return found
 
     def existing(self, entity: str, key: str, values: set[str]) -> dict[str, int]:
         """Match key value → id of the existing record (the lowest id when several)."""
@@ -340,6 +366,8 @@ def prepare_chunk(
         frame["_custom"] = stored
         frame["_custom__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
         frame["_custom__missing"] = pd.Series(blank_required, index=frame.index, dtype=object)
+    if entity == "customers":
+        _prepare_identity(frame, state)
     # a row with more cells than the header: refused as that row (its cells may be shifted)
     extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
@@ -559,3 +587,70 @@ def _companions(
         frame["_custom__missing"] = pd.Series(
             [blank[i] if creates[i] else None for i in range(len(index))], index=frame.index, dtype=object
         )
+    if entity == "customers":
+        # a row that writes a new customer (not one matched and skipped or merged) meets the blocking rules
+        writes_new = [
+            creates[i] and (options.mode != "create" or match_id[i] is None or options.duplicates == "create")
+            for i in range(len(index))
+        ]
+        frame["_duplicate_blocked"] = pd.Series(
+            _blocked_duplicates(frame, writes_new, resolver, state), index=frame.index, dtype=object)
+
+
+def _prepare_identity(frame: pandas.DataFrame, state: FileState) -> None:
+    """The credit code in its stored form (``credit_code__invalid`` when its check fails), and the region
+    text mapped to the province → city → district cascade where it names one place (``_region_match``:
+    None blank, '' mapped, 'ambiguous' or 'not_found')."""
+    import pandas as pd
+
+    codes: list[str | None] = []
+    invalid: list[str | None] = []
+    for cell in frame["credit_code"].tolist():
+        code = compact_credit_code(cell) or None if cell else None
+        codes.append(code)
+        invalid.append(cell if code and credit_code_problem(code) is not None else None)
+    frame["credit_code"] = pd.Series(codes, index=frame.index, dtype=object)
+    frame["credit_code__invalid"] = pd.Series(invalid, index=frame.index, dtype=object)
+    levels: list[list[str | None]] = [[], [], [], []]
+    for text in frame["region"].tolist():
+        if not text:
+            for level in levels:
+                level.append(None)
+            continue
+        found = state.addresses.get(text)
+        if found is None:
+            found = state.addresses[text] = regions.read_address(text)
+        for level, value in zip(levels, (found.province_code, found.city_code, found.district_code), strict=False):
+            level.append(value or None)
+        levels[3].append(found.problem)
+    for name, values in zip(("province_code", "city_code", "district_code", "_region_match"), levels, strict=True):
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
+
+
+def _blocked_duplicates(
+    frame: pandas.DataFrame, writes_new: list[bool], resolver: Resolver, state: FileState
+) -> list[str | None]:
+    """Per row: ``<key>: <owner>`` when a blocking duplicate rule finds an existing customer of the tenant
+    (any owner's, as on the form) or an earlier row of the file with the same key; else None."""
+    blocking = [key for key, action in customer_rule_actions(resolver.session, resolver.actor.tenant_id).items()
+                if action == BLOCK]
+    blocked: list[str | None] = [None] * len(frame)
+    if not blocking or not any(writes_new):
+        return blocked
+    readers = {"credit_code": lambda v: v, "email": normalise_email, "phone": normalise_phone,
+               "name": lambda v: company_key(v) or None}
+    row_numbers = list(frame.index)
+    for key in blocking:
+        values = [readers[key](value) if value and writes_new[i] else None
+                  for i, value in enumerate(frame[key].tolist())]
+        owners = resolver.owners_of_duplicates(key, {value for value in values if value})
+        for position, value in enumerate(values):
+            if not value or blocked[position] is not None:
+                continue
+            if value in owners:
+                blocked[position] = f"{key}: {owners[value] or '—'}"
+                continue
+            first = state.blocked_keys.setdefault((key, value), row_numbers[position])
+            if first != row_numbers[position]:
+                blocked[position] = f"{key}: = {first}"
+    return blocked

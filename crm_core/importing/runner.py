@@ -140,6 +140,10 @@ class ValidationReport:
     duplicates_in_file: int = 0  # rows repeating a match key of an earlier row
     matches_in_database: int = 0  # other rows whose match key a record already holds
     expectations: int = 0
+    duplicates_blocked: int = 0  # rows the tenant's blocking duplicate rules refuse (customers)
+    regions_mapped: int = 0  # region texts mapped to the province → city → district cascade
+    regions_ambiguous: int = 0  # … naming a place several divisions share (朝阳区)
+    regions_not_found: int = 0  # … naming no division
 
     @property
     def success(self) -> bool:
@@ -164,8 +168,16 @@ class ValidationReport:
             "rejected": self.rejected_count,
             "duplicates_in_file": self.duplicates_in_file,
             "matches_in_database": self.matches_in_database,
+            "duplicates_blocked": self.duplicates_blocked,
+            "regions_mapped": self.regions_mapped,
+            "regions_ambiguous": self.regions_ambiguous,
+            "regions_not_found": self.regions_not_found,
             "failures": [failure.as_dict() for failure in self.failures],
         }
+
+
+REPORT_COUNTS = ("duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found")
+"""The report's issue-17 counts an import's result carries too (the dry run's carries the whole report)."""
 
 
 @dataclass
@@ -193,6 +205,7 @@ class ImportResult:
             "rejected": self.rejected,
             "run_id": self.run_id,
             "failures": [failure.as_dict() for failure in (self.report.failures if self.report else [])],
+            **({key: self.report.as_dict()[key] for key in REPORT_COUNTS} if self.report else {}),
             **({"error": self.error} if self.error else {}),
         }
 
@@ -352,9 +365,17 @@ def _judged_chunks(
         report.rows_read += len(chunk)
         report.duplicates_in_file += int(repeats.sum())
         report.matches_in_database += int((prepared["_match_id"].notna() & ~repeats).sum())
+        if "_duplicate_blocked" in prepared.columns:
+            report.duplicates_blocked += int(prepared["_duplicate_blocked"].notna().sum())
+            matched = prepared["_region_match"]
+            report.regions_mapped += int((matched == "").sum())
+            report.regions_ambiguous += int((matched == "ambiguous").sum())
+            report.regions_not_found += int((matched == "not_found").sum())
         refused: set[int] = set()
         for outcome in result.failures:
             refused.update(_merge_failure(merged, report, outcome))
+        if "_duplicate_blocked" in prepared.columns:
+            _name_blocked_matches(report, prepared["_duplicate_blocked"])
         report.failures = list(merged.values())
         yield prepared, chunk, refused
         steps.done(report.rows_read)
@@ -363,6 +384,20 @@ def _judged_chunks(
 
         raise ImportFileRefused("imports.error.no_rows")
     steps.done(report.rows_read, last=True)
+
+
+def _name_blocked_matches(report: ValidationReport, blocked: Any) -> None:
+    """A row a blocking duplicate rule refused says which key matched and whose customer it is (or which row)."""
+    for row_number, match in blocked.dropna().items():
+        field_name, _, whose = str(match).partition(": ")  # "<key>: <owner>" or "<key>: = <row>" (prepare)
+        if whose.startswith("= "):
+            reason = ("imports.rule.duplicate_blocked_in_file", {"field": field_name, "row": whose[2:]})
+        else:
+            reason = ("imports.rule.duplicate_blocked_row", {"field": field_name, "owner": whose})
+        report.rejected[int(row_number)] = [
+            reason if key == "imports.rule.duplicate_blocked" else (key, params)
+            for key, params in report.rejected.get(int(row_number), [])
+        ]
 
 
 def _merge_failure(
@@ -467,7 +502,8 @@ Quarantined = list[tuple[int, dict[str, str]]]
 
 # companion columns only the suites read: not passed to the writer
 _SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
-_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields", "_total_overflow"}
+_SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields", "_total_overflow",
+                       "_duplicate_blocked", "_region_match"}
 
 
 def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined:
@@ -700,6 +736,10 @@ class _Writer:
                 "phone_normalized": normalise_phone(row.get("phone")),
                 "external_id": row.get("external_id"),
                 "custom_fields": row.get("_custom") or _NO_CUSTOM_FIELDS,
+                "credit_code": row.get("credit_code"),
+                "province_code": row.get("province_code"),
+                "city_code": row.get("city_code"),
+                "district_code": row.get("district_code"),
             }
         if entity == "contacts":
             return {
@@ -772,6 +812,8 @@ class _Writer:
             fields |= {name, f"{name}_id", f"{name}_normalized"}
         if "stage" in self.mapped:
             fields |= {"pipeline_id"}
+        if self.entity == "customers" and "region" in self.mapped:
+            fields |= {"province_code", "city_code", "district_code"}  # read from the region text
         changes = {
             key: value
             for key, value in full.items()

@@ -145,8 +145,10 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
 
     Result of a dry run: ``{"dry_run": true, "entity", "file_name", "status": "valid" | "invalid",
     "success", "rows_read", "expectations", "rejected", "duplicates_in_file", "matches_in_database",
-    "failures": [...], "rejected_csv_path": a CSV of the refused rows with a reason column, in the
-    requester's language, beside the upload (null when none was refused)}``.
+    "duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found" (customers; an
+    import's result carries these four too), "failures": [...], "rejected_csv_path": a CSV of the
+    refused rows with a reason column, in the requester's language, beside the upload (null when
+    none was refused)}``.
 
     A file that cannot be read (empty, unknown encoding …) is a result too: ``status`` "rejected"
     with ``error`` (an ``imports.error.*`` key) and ``error_params``. A bad mapping or option
@@ -493,4 +495,6 @@ def segment_snapshot(ctx: JobContext) -> dict[str, Any]:
 
 
 # kinds that live with their own area register themselves when imported
+import crm_core.notifications.robots  # noqa: E402,F401  - notification_robots
+import crm_core.notifications.sweep  # noqa: E402,F401  - task_reminders
 import crm_core.webhooks.jobs  # noqa: E402,F401  - webhook_dispatch

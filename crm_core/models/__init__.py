@@ -236,6 +236,7 @@ class Customer(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "phone_normalized"),
         Index(None, "tenant_id", "external_id"),
         Index(None, "tenant_id", "name_key"),  # 查重: the company-name key (rules.contact_details.company_key)
+        Index(None, "tenant_id", "credit_code"),  # 查重: the unified social credit code (rules.identifiers)
         # the grid's sort and filter indexes end with the visibility columns (migration 0009):
         # a rep's page tests owner/team/archived on the index entry, not the table row
         *(
@@ -243,6 +244,7 @@ class Customer(TenantScoped, Versioned, Base):
             for lead in (
                 ("updated_at",), ("created_at",), ("name",), ("last_contacted_at",),
                 ("lifecycle_stage", "updated_at"), ("industry", "updated_at"), ("region", "updated_at"),
+                ("province_code", "updated_at"),
             )
         ),
     )
@@ -252,6 +254,12 @@ class Customer(TenantScoped, Versioned, Base):
     kind: Mapped[str] = mapped_column(String(16), default=CustomerKind.COMPANY.value)
     industry: Mapped[str | None] = mapped_column(String(80))
     region: Mapped[str | None] = mapped_column(String(80))
+    # GB/T 2260 codes of the province → city → district cascade (rules.regions, decision 0026)
+    province_code: Mapped[str | None] = mapped_column(String(6))
+    city_code: Mapped[str | None] = mapped_column(String(6))
+    district_code: Mapped[str | None] = mapped_column(String(6))
+    # 统一社会信用代码, compact and upper-case (rules.identifiers.compact_credit_code)
+    credit_code: Mapped[str | None] = mapped_column(String(18))
     source: Mapped[str | None] = mapped_column(String(80))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
@@ -278,6 +286,21 @@ class Customer(TenantScoped, Versioned, Base):
     def tag_list(self) -> list[str]:
         """Tags as a list, in stored order."""
         return [tag for tag in (self.tags or "").split(",") if tag]
+
+
+class DuplicateRule(TenantScoped, Versioned, Base):
+    """What the duplicate check (查重) does when a key matches: ``off``, ``warn`` or ``block``.
+
+    One row per tenant, entity and key; a key without a row takes its default
+    (``crm_core.rules.duplicates.DEFAULT_ACTIONS``). Admins edit them.
+    """
+
+    __tablename__ = "duplicate_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "entity", "match_key"),)
+
+    entity: Mapped[str] = mapped_column(String(32), default="customer")
+    match_key: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(8))
 
 
 class Contact(TenantScoped, Versioned, Base):
@@ -567,6 +590,7 @@ from crm_core.models import (  # noqa: E402,F401
     checks,
     jobs,
     merges,
+    notifications,
     pipeline,
     pool,
     quality,

@@ -81,7 +81,8 @@ _GRID_COLUMNS = (
     Customer.id, Customer.name, Customer.kind, Customer.industry, Customer.region, Customer.lifecycle_stage,
     Customer.owner_id, Customer.email, Customer.phone, Customer.tags, Customer.last_contacted_at,
     Customer.updated_at, Customer.version, Customer.source, Customer.created_at, Customer.custom_fields,
-    Customer.archived_at, _OWNER.full_name.label("owner_name"), _TEAM.name.label("team_name"),
+    Customer.archived_at, Customer.credit_code, Customer.province_code, Customer.city_code, Customer.district_code,
+    _OWNER.full_name.label("owner_name"), _TEAM.name.label("team_name"),
 )
 _FTS = table("customers_fts", column("rowid"))
 _FTS_MATCH: Any = column("customers_fts")
@@ -104,6 +105,7 @@ class CustomerFilters:
     lifecycle_stage: str | None = None
     industry: str | None = None
     region: str | None = None
+    province_code: str | None = None  # GB/T 2260 (rules.regions), through its own grid index
     tag: str | None = None
     created_from: dt.date | None = None
     created_to: dt.date | None = None
@@ -163,6 +165,10 @@ class CustomerRow:
     created_at: dt.datetime | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
     archived_at: dt.datetime | None = None
+    credit_code: str | None = None
+    province_code: str | None = None
+    city_code: str | None = None
+    district_code: str | None = None
 
     def value(self, column_key: str) -> Any:
         """The raw value of a grid column (``owner``, ``team``, ``custom.<name>`` …)."""
@@ -216,6 +222,8 @@ def _filtered(
         statement = statement.where(Customer.industry == filters.industry)
     if filters.region:
         statement = statement.where(Customer.region == filters.region)
+    if filters.province_code:
+        statement = statement.where(Customer.province_code == filters.province_code)
     if filters.tag and filters.tag.strip():
         statement = statement.where(Customer.tags.contains(f",{filters.tag.strip()},", autoescape=True))
     if filters.created_from:
@@ -469,6 +477,9 @@ def _filter_indexes(filters: CustomerFilters) -> list[tuple[str, str, list[Any]]
         found.append(("ix_customers_tenant_id_industry_updated_at", "updated_at", industry))
     if filters.region:
         found.append(("ix_customers_tenant_id_region_updated_at", "updated_at", [table_.region == filters.region]))
+    if filters.province_code:
+        found.append(("ix_customers_tenant_id_province_code_updated_at", "updated_at",
+                      [table_.province_code == filters.province_code]))
     if filters.lifecycle_stage:
         found.append((SORT_INDEXES["lifecycle_stage"], "updated_at",
                       [table_.lifecycle_stage == filters.lifecycle_stage]))
@@ -571,6 +582,10 @@ def _row(row: Any) -> CustomerRow:
         created_at=row.created_at,
         custom_fields=dict(row.custom_fields or {}),
         archived_at=row.archived_at,
+        credit_code=row.credit_code,
+        province_code=row.province_code,
+        city_code=row.city_code,
+        district_code=row.district_code,
     )
 
 

@@ -9,8 +9,10 @@ trimmed and NFKC-folded.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from typing import Any
 
 # one @, no spaces, a dotted domain; no < or > (markup) and no lead a spreadsheet would run (= + - @);
 # no control character; no dot at the start, before the @ or twice in a row (mail servers refuse
@@ -35,9 +37,20 @@ _NOT_A_CHINESE_MOBILE = "|".join(
         rf"^{_SEP}1{_SEP}[3-9](?:{_DIGIT}{{8}}|{_DIGIT}{{10}}){_SEP}$",  # a mobile one digit short or long
     )
 )
+# A Chinese landline's extension (转 123, ext. 123, x123, #123): kept apart from the 6 to 15 digits
+_EXTENSION = r"(?:[ ]*(?:转|分机|ext\.?|x|#)[ ]*\d{1,6})"
+# A number written with a leading 0 (not 00) is a Chinese landline: the area code (10, 2x, or three
+# digits 3xx–9xx), then 7 or 8 digits; "0755-123" or "010 1234" is a typo, not a number.
+_NOT_A_CHINESE_LANDLINE = (
+    rf"^{_SEP}0{_SEP}(?!0)(?!(?:1{_SEP}0|2{_DIGIT}|[3-9]{_DIGIT}{{2}}){_DIGIT}{{7,8}}{_SEP}"
+    rf"(?:-[ ]*\d{{1,6}}[ ]*|{_EXTENSION})?$)"
+)
 # 6 to 15 digits (E.164), written with spaces, dashes, dots or brackets, starting with +, a digit
 # or a bracket: a leading - or = would make a spreadsheet read the number as a formula
-PHONE_PATTERN = rf"(?!{_NOT_A_CHINESE_MOBILE})^(?=(?:\D*\d){{6,15}}\D*$)(?=[+\d(])\+?[0-9 ()\-./]{{5,30}}$"
+PHONE_PATTERN = (
+    rf"(?!{_NOT_A_CHINESE_MOBILE})(?!{_NOT_A_CHINESE_LANDLINE})"
+    rf"^(?=(?:[ ()\-./+]*\d){{6,15}}[ ()\-./]*{_EXTENSION}?$)(?=[+\d(])\+?[0-9 ()\-./]{{5,30}}{_EXTENSION}?$"
+)
 _EMAIL = re.compile(EMAIL_PATTERN)
 _PHONE = re.compile(PHONE_PATTERN)
 
@@ -55,19 +68,43 @@ def is_valid_email(email: str) -> bool:
     return bool(_EMAIL.search(unicodedata.normalize("NFKC", email).strip()))
 
 
+# The parts of a Chinese number once separators are dropped: +86/0086/86 or a trunk 0, the area
+# code (10, 2x or 3xx–9xx) and 7–8 digits, or a mobile 1[3-9] and 9 digits; an extension after.
+_CN_MOBILE = re.compile(r"^(?:\+?86|0086)?(1[3-9]\d{9})$")
+_CN_LANDLINE = re.compile(r"^(?:(?:\+86|0086)0?|0)((?:10|2\d|[3-9]\d\d)\d{7,8})$")
+_EXTENSION_TAIL = re.compile(r"^(.*?\d)[ ]*(?:转|分机|ext\.?|x|#)[ ]*(\d{1,6})$", re.IGNORECASE)
+_SEPARATED_EXTENSION = re.compile(r"^(0\d{2,3})[ \-]+(\d{7,8})[ \-]+(\d{1,6})$")
+
+
 def normalise_phone(phone: str | None) -> str | None:
-    """Digits only, keeping a leading +; full-width digits are folded (１３８ → 138)."""
+    """E.164 for Chinese numbers (``+8613800138000``, ``+862162123456;ext=801``), else digits
+    keeping a leading +; full-width digits are folded (１３８ → 138).
+
+    A number without a country code is read as Chinese: 11 digits 1[3-9]… is a mobile, a leading
+    0 a landline (its trunk 0 dropped). Other numbers keep their digits as typed.
+    """
     if phone is None:
         return None
     folded = unicodedata.normalize("NFKC", phone).strip()
     if not folded:
         return None
+    extension = ""
+    if tail := _EXTENSION_TAIL.match(folded):
+        folded, extension = tail.group(1), tail.group(2)
+    elif split := _SEPARATED_EXTENSION.match(folded):
+        folded, extension = f"{split.group(1)}{split.group(2)}", split.group(3)
     digits = re.sub(r"\D", "", folded)
     if folded.startswith("+"):
-        return "+" + digits
-    if digits.startswith("00"):
-        return "+" + digits[2:]
-    return digits or None
+        digits = "+" + digits
+    elif digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if mobile := _CN_MOBILE.match(digits):
+        return "+86" + mobile.group(1)
+    if landline := _CN_LANDLINE.match(digits):
+        return "+86" + landline.group(1) + (f";ext={extension}" if extension else "")
+    if extension:
+        digits += f";ext={extension}"
+    return digits.lstrip("+") and digits or None
 
 
 def is_valid_phone(phone: str) -> bool:
@@ -93,14 +130,27 @@ _LATIN_FORMS = re.compile(
 _NOT_WORD = re.compile(r"[\W_]+")  # punctuation, spaces and symbols in any script
 
 
+@functools.cache
+def _to_simplified() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")  # OpenCC's own traditional → simplified table (pinned package)
+
+
+def simplified(text: str) -> str:
+    """Traditional Chinese characters folded to simplified (``字節跳動`` → ``字节跳动``); other text unchanged."""
+    return str(_to_simplified().convert(text)) if text else text
+
+
 def company_key(name: str | None) -> str:
     """The key two spellings of one company share, for duplicate checks (查重): width and case folded,
-    legal forms (有限公司, Co., Ltd., GmbH …) and punctuation dropped. ``北京字节跳动科技有限公司`` and
-    ``北京字节跳动科技`` and ``ＡＣＭＥ Co., Ltd.`` and ``acme`` pair up. A name that is nothing but a legal
-    form keeps its own letters. The customers' ``name_key`` column holds it (indexed)."""
+    traditional characters simplified, legal forms (有限公司, Co., Ltd., GmbH …) and punctuation dropped.
+    ``北京字节跳动科技有限公司``, ``北京字節跳動科技`` and ``北京字节跳动科技``, and ``ＡＣＭＥ Co., Ltd.`` and
+    ``acme``, pair up. A name that is nothing but a legal form keeps its own letters. The customers'
+    ``name_key`` column holds it (indexed)."""
     if not name:
         return ""
-    folded = unicodedata.normalize("NFKC", name).casefold().strip()
+    folded = simplified(unicodedata.normalize("NFKC", name)).casefold().strip()
     words = _NOT_WORD.sub(" ", folded).strip()
     stripped = _LATIN_FORMS.sub("", words).strip()
     compact = stripped.replace(" ", "")

@@ -195,6 +195,7 @@ CUSTOMER = _table(
     _text(Customer, "email", kind=EMAIL),
     _text(Customer, "phone", kind=PHONE),
     _text(Customer, "external_id"),
+    _text(Customer, "credit_code"),  # its check character: rules.identifiers
 )
 CONTACT = _table(
     Field("customer", REFERENCE, required=True, target="customer"),

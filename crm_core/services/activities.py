@@ -34,6 +34,7 @@ from crm_core.models import (
 )
 from crm_core.rules import fields
 from crm_core.services.lifecycle import refresh_lifecycle
+from crm_core.services.notifications import notify_mentions
 
 SUMMARY_MAX = 4000
 # clocks differ a little between a browser and the server
@@ -144,6 +145,7 @@ def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
         )
     session.flush()
     refresh_lifecycle(session, actor.tenant_id, [customer.id])
+    notify_mentions(session, actor, customer, activity.id, activity.summary)
     return activity.id
 
 

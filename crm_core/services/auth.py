@@ -15,6 +15,7 @@ from typing import Any
 
 import bcrypt
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.config import LOGIN_LOCKOUT_MINUTES, LOGIN_MAX_FAILED_ATTEMPTS, demo_mode, is_demo_slug
@@ -214,34 +215,39 @@ def load_actor(db: Database, username: str, *, session_started: dt.datetime | No
             return None
         if session_started is not None and not session_is_current(user, session_started):
             return None
-        team_ids: set[int] = set()
-        visible_owner_ids: set[int] = {user.id}
-        if user.team_id is not None:
-            team_ids.add(user.team_id)
-        if user.role == Role.MANAGER:
-            managed = set(
+        return actor_of_user(session, user)
+
+
+def actor_of_user(session: Session, user: User) -> Actor:
+    """The Actor of ``user`` (their teams and, for a manager, the members of the teams they manage), read in
+    ``session`` (users and teams are read tenant-wide by every role): who would see what, for a notification."""
+    team_ids: set[int] = set()
+    visible_owner_ids: set[int] = {user.id}
+    if user.team_id is not None:
+        team_ids.add(user.team_id)
+    if user.role == Role.MANAGER:
+        managed = set(
+            session.scalars(
+                select(Team.id).where(Team.tenant_id == user.tenant_id, Team.manager_id == user.id)
+            )
+        )
+        team_ids |= managed
+        if managed:
+            visible_owner_ids |= set(
                 session.scalars(
-                    select(Team.id).where(Team.tenant_id == user.tenant_id, Team.manager_id == user.id)
+                    select(User.id).where(User.tenant_id == user.tenant_id, User.team_id.in_(managed))
                 )
             )
-            team_ids |= managed
-            if managed:
-                visible_owner_ids |= set(
-                    session.scalars(
-                        select(User.id).where(User.tenant_id == user.tenant_id, User.team_id.in_(managed))
-                    )
-                )
-        return Actor(
-            user_id=user.id,
-            tenant_id=user.tenant_id,
-            role=Role(user.role),
-            username=user.username,
-            full_name=user.full_name,
-            team_ids=frozenset(team_ids),
-            visible_owner_ids=frozenset(visible_owner_ids),
-            language=user.language,
-        )
-
+    return Actor(
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=Role(user.role),
+        username=user.username,
+        full_name=user.full_name,
+        team_ids=frozenset(team_ids),
+        visible_owner_ids=frozenset(visible_owner_ids),
+        language=user.language,
+    )
 
 def set_language(db: Database, username: str, language: str) -> None:
     """Remember the user's interface language."""

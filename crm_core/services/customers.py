@@ -7,10 +7,11 @@ import and its GX suite read too — so the form refuses exactly what an import 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -28,7 +29,11 @@ from crm_core.rules.contact_details import (
     store_tags,
 )
 from crm_core.rules.custom_fields import read_custom_value
+from crm_core.rules.duplicates import BLOCK, CUSTOMER_KEYS, OFF, WARN, may_override
 from crm_core.rules.fields import clean_text
+from crm_core.rules.identifiers import compact_credit_code, credit_code_problem, region_problem
+from crm_core.rules.regions import cascade_problems, region_label
+from crm_core.services.duplicate_rules import customer_rule_actions
 from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
 
@@ -51,6 +56,10 @@ class CustomerInput:
     phone: str = ""
     external_id: str = ""
     custom_fields: dict[str, Any] = field(default_factory=dict)
+    credit_code: str = ""
+    province_code: str = ""
+    city_code: str = ""
+    district_code: str = ""
 
 
 def _values(form: CustomerInput) -> dict[str, Any]:
@@ -69,8 +78,34 @@ def _values(form: CustomerInput) -> dict[str, Any]:
     }
 
 
+def _identity(form: CustomerInput) -> dict[str, str]:
+    """The credit code (compact) and the region codes as stored ('' when blank)."""
+    return {
+        "credit_code": compact_credit_code(form.credit_code),
+        "province_code": (form.province_code or "").strip(),
+        "city_code": (form.city_code or "").strip(),
+        "district_code": (form.district_code or "").strip(),
+    }
+
+
+def identity_problems(form: CustomerInput) -> Errors:
+    """The credit code's check digit, the cascade's consistency, and the code's region against the cascade."""
+    identity = _identity(form)
+    errors: Errors = {}
+    if problem := credit_code_problem(identity["credit_code"]):
+        errors["credit_code"] = problem
+    cascade = cascade_problems(identity["province_code"], identity["city_code"], identity["district_code"])
+    errors.update({name: (key, {}) for name, key in cascade.items()})
+    if not errors and (problem := region_problem(identity["credit_code"], identity["province_code"],
+                                                 identity["city_code"])):
+        errors["credit_code"] = (problem[0], {**problem[1], "region": region_label(
+            identity["province_code"], identity["city_code"], "")})
+    return errors
+
+
 def _validate(form: CustomerInput, definitions: list[FieldDefinition]) -> tuple[Errors, dict[str, Any]]:
     errors: Errors = rules.check_values(rules.CUSTOMER, _values(form))
+    errors.update(identity_problems(form))
     custom, custom_errors = validate_custom_fields(form.custom_fields, definitions)
     errors.update(custom_errors)
     return errors, custom
@@ -99,62 +134,94 @@ def validate_custom_fields(
 
 
 def find_duplicate(
-    db: Database, actor: Actor, *, name: str, email: str, phone: str, exclude_id: int | None = None
+    db: Database,
+    actor: Actor,
+    *,
+    name: str,
+    email: str,
+    phone: str,
+    credit_code: str = "",
+    exclude_id: int | None = None,
+    keys: Collection[str] | None = None,
 ) -> DuplicateCustomer | None:
-    """A customer of the tenant with the same normalised email, phone or name, if any.
+    """A customer of the tenant that the tenant's duplicate rules say is the same one, if any.
 
+    Each key (credit code, email, phone, company-name key) is compared as its rule says
+    (:mod:`crm_core.rules.duplicates`: off, warn, block); a blocking match wins over a warning
+    one. ``keys`` limits the check to some keys (an edit checks only what it changes).
     Duplicates are searched across the whole tenant (a rep must not recreate a colleague's
-    customer), but the existing name is only revealed when the actor may see the record.
+    customer), but the existing record is only revealed when the actor may see it: otherwise
+    the refusal names its owner, nothing else.
     """
-    email_key = normalise_email(email)
-    phone_key = normalise_phone(phone)
-    name_key = company_key(name)
-    conditions = [Customer.name_key == name_key] if name_key else []
-    if email_key:
-        conditions.append(Customer.email_normalized == email_key)
-    if phone_key:
-        conditions.append(Customer.phone_normalized == phone_key)
-    if not conditions:
-        return None
+    values = {
+        "credit_code": compact_credit_code(credit_code) or None,
+        "email": normalise_email(email),
+        "phone": normalise_phone(phone),
+        "name": company_key(name) or None,
+    }
+    columns = {"credit_code": Customer.credit_code, "email": Customer.email_normalized,
+               "phone": Customer.phone_normalized, "name": Customer.name_key}
     with db.system_session("duplicate check") as session:
-        statement = select(Customer).where(
-            Customer.tenant_id == actor.tenant_id, Customer.archived_at.is_(None), or_(*conditions)
-        )
-        if exclude_id is not None:
-            statement = statement.where(Customer.id != exclude_id)
-        for existing in session.scalars(statement.limit(20)):
-            if email_key and existing.email_normalized == email_key:
-                matched = "email"
-            elif phone_key and existing.phone_normalized == phone_key:
-                matched = "phone"
-            elif name_key and existing.name_key == name_key:
-                matched = "name"
-            else:
-                continue
-            visible = access.can_view(
-                actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
-            )
-            owner = session.get(User, existing.owner_id) if existing.owner_id is not None else None
-            return DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", matched,
-                                     owner.full_name if owner is not None else "")
+        actions = customer_rule_actions(session, actor.tenant_id)
+        checked = [key for key in CUSTOMER_KEYS
+                   if values[key] and actions[key] != OFF and (keys is None or key in keys)]
+        if not checked:
+            return None
+        # one indexed look-up per key, united: an OR of the keys lets SQLite read the whole tenant
+        arms = []
+        for key in checked:
+            arm = select(Customer.id).where(
+                Customer.tenant_id == actor.tenant_id, columns[key] == values[key], Customer.archived_at.is_(None))
+            if exclude_id is not None:
+                arm = arm.where(Customer.id != exclude_id)
+            arms.append(arm)
+        ids = list(session.scalars(union_all(*arms).limit(20 * len(arms))))
+        found = list(session.scalars(select(Customer).where(Customer.id.in_(ids)))) if ids else []
+        for action in (BLOCK, WARN):
+            for key in checked:
+                if actions[key] != action:
+                    continue
+                existing = next((row for row in found if getattr(row, columns[key].key) == values[key]), None)
+                if existing is None:
+                    continue
+                visible = access.can_view(
+                    actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
+                )
+                owner = session.get(User, existing.owner_id) if existing.owner_id is not None else None
+                duplicate = DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", key,
+                                              owner.full_name if owner is not None else "", action=action)
+                duplicate.record_id = existing.id  # for an access request (services.access_requests), never shown
+                return duplicate
     return None
 
 
+def _check_duplicate(
+    db: Database, actor: Actor, form: CustomerInput, *, allow_duplicate: bool,
+    exclude_id: int | None = None, keys: Collection[str] | None = None,
+) -> None:
+    """Raise the duplicate the rules find, unless the user confirmed and may override its action."""
+    values = _values(form)
+    duplicate = find_duplicate(
+        db, actor, name=values["name"] or "", email=values["email"] or "", phone=values["phone"] or "",
+        credit_code=form.credit_code, exclude_id=exclude_id, keys=keys,
+    )
+    if duplicate is not None and not (allow_duplicate and may_override(actor.role, duplicate.action)):
+        raise duplicate
+
+
 def create_customer(db: Database, actor: Actor, form: CustomerInput, *, allow_duplicate: bool = False) -> int:
-    """Create a customer; raises ValidationFailed, DuplicateCustomer or AccessDenied."""
+    """Create a customer; raises ValidationFailed, DuplicateCustomer or AccessDenied.
+
+    ``allow_duplicate``: the user confirmed that a duplicate the rules warn about is another
+    customer; a blocking rule yields to it only for managers and admins.
+    """
     with db.transaction(actor) as session:
         errors, custom = _validate(form, custom_field_definitions(session))
         if form.owner_id is not None and session.get(User, form.owner_id) is None:
             errors["owner_id"] = ("validation.choice", {})
         if errors:
             raise ValidationFailed(errors)
-        if not allow_duplicate:
-            values = _values(form)
-            duplicate = find_duplicate(
-                db, actor, name=values["name"], email=values["email"] or "", phone=values["phone"] or ""
-            )
-            if duplicate is not None:
-                raise duplicate
+        _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate)
         customer = Customer(owner_id=form.owner_id)
         _apply(customer, form, custom)
         session.add(customer)
@@ -164,17 +231,32 @@ def create_customer(db: Database, actor: Actor, form: CustomerInput, *, allow_du
 
 
 def update_customer(
-    db: Database, actor: Actor, customer_id: int, form: CustomerInput, *, expected_version: int
+    db: Database, actor: Actor, customer_id: int, form: CustomerInput, *, expected_version: int,
+    allow_duplicate: bool = False,
 ) -> int:
-    """Save an edit made on version ``expected_version``; raises StaleRecord if someone saved since."""
+    """Save an edit made on version ``expected_version``; raises StaleRecord if someone saved since.
+
+    A changed name, email, phone or credit code is checked against the duplicate rules as on create.
+    """
     return translate_stale(
         db, actor, "customer", customer_id,
-        lambda: _update_customer(db, actor, customer_id, form, expected_version),
+        lambda: _update_customer(db, actor, customer_id, form, expected_version, allow_duplicate),
     )
 
 
+def _changed_keys(customer: Customer, form: CustomerInput) -> list[str]:
+    """The duplicate keys an edit changes: only those are checked (an old pair must not block every edit)."""
+    values = _values(form)
+    new = {"name": company_key(values["name"]) or None, "email": normalise_email(values["email"]),
+           "phone": normalise_phone(values["phone"]), "credit_code": compact_credit_code(form.credit_code) or None}
+    old = {"name": customer.name_key, "email": customer.email_normalized, "phone": customer.phone_normalized,
+           "credit_code": customer.credit_code}
+    return [key for key in CUSTOMER_KEYS if new[key] and new[key] != old[key]]
+
+
 def _update_customer(
-    db: Database, actor: Actor, customer_id: int, form: CustomerInput, expected_version: int
+    db: Database, actor: Actor, customer_id: int, form: CustomerInput, expected_version: int,
+    allow_duplicate: bool = False,
 ) -> int:
     with db.transaction(actor) as session:
         customer = session.get(Customer, customer_id)
@@ -186,6 +268,8 @@ def _update_customer(
             errors["owner_id"] = ("validation.choice", {})
         if errors:
             raise ValidationFailed(errors)
+        if changed := _changed_keys(customer, form):
+            _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate, exclude_id=customer_id, keys=changed)
         customer.owner_id = form.owner_id
         _apply(customer, form, custom)
         session.flush()
@@ -207,6 +291,8 @@ def _apply(customer: Customer, form: CustomerInput, custom: dict[str, Any]) -> N
     customer.phone_normalized = normalise_phone(values["phone"])
     customer.external_id = values["external_id"]
     customer.custom_fields = custom
+    for name, value in _identity(form).items():
+        setattr(customer, name, value or None)
 
 
 __all__ = ["stale_record_error"]  # re-exported: older callers import it from here

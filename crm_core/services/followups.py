@@ -369,8 +369,20 @@ def _create_first_tasks(
         changes["_source"] = source
         audits.append((tenant_id, None, "create", "task", task_id, now, now, now, encode(changes)))
     insert_rows(session, audit_events, audits, columns=_AUDIT_COLUMNS, converted=("changes",))
+    if actor is not None and len(tasks) <= NOTIFY_LIMIT:
+        from crm_core.services.notifications import notify
+
+        for task_id, (_, title, assignee, _, due_at, _, _, _, _) in zip(task_ids, tasks, strict=True):
+            if assignee is not None:
+                notify(session, tenant_id=tenant_id, user_id=assignee, kind="task_assigned", entity="task",
+                       entity_id=task_id, actor_id=actor.user_id,
+                       params={"title": title, "by": actor.full_name or actor.username,
+                               "due": due_at.strftime("%Y-%m-%d") if due_at else "—"})
 
 
+NOTIFY_LIMIT = 50
+"""Follow-up tasks given to others notify their assignees when a user creates this many customers at most
+(a form, the API); an import's thousands of first tasks do not fill the bells (the Tasks page lists them)."""
 _AUDIT_COLUMNS = ("tenant_id", "actor_id", "action", "entity", "entity_id", "occurred_at", "created_at", "updated_at",
                   "changes")
 _TASK_COLUMNS = ("tenant_id", "title", "assignee_id", "created_by_id", "due_at", "status", "customer_id",

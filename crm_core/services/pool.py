@@ -9,7 +9,7 @@ A pooled customer is an unowned customer of a team; the team's reps see it (``ac
 - ``release_to_pool``: an owner (or their manager) gives a customer back; the cooldown starts.
 - ``return_to_pool``: the nightly job. Set-based: one INSERT … SELECT writes the ledger rows of
   every customer due to return, one UPDATE unowns them, the audit rows follow in chunks; owners
-  of customers about to return get a follow-up task ``reminder_days`` before.
+  of customers about to return get a follow-up task and a notification ``reminder_days`` before.
 Every change is in ``pool_events`` (the ledger the caps and the 360 read) and the audit trail.
 """
 
@@ -448,6 +448,13 @@ def _remind(session: Session, tenant_id: int,
                                  id=customer_id, due_at=returns_at, follow_up_assignee=owner_id,
                                  follow_up_title=title[:200]))
     _create_first_tasks(session, None, tenant_id, items)
+    from crm_core.services.notifications import Notice, notify_many
+
+    notify_many(session, tenant_id=tenant_id, now=now, notices=[
+        Notice(owner_id, "pool_return", {"name": name, "date": returns_at.strftime("%Y-%m-%d")}, "customer",
+               customer_id, f"pool_return:{customer_id}:{returns_at.strftime('%Y-%m-%d')}")
+        for customer_id, name, owner_id, _, _, returns_at in reminders
+    ])
     insert_rows(session, events, [
         {"tenant_id": tenant_id, "customer_id": customer_id, "kind": PoolEventKind.REMINDED, "user_id": owner_id,
          "previous_owner_id": None, "actor_id": None, "reason": None, "note": None, "occurred_at": now,

@@ -28,6 +28,7 @@ from crm_core.models import (
 from crm_core.rules import fields
 from crm_core.rules.fields import clean_text
 from crm_core.services.activities import ActivityInput, record_activity
+from crm_core.services.notifications import notify
 
 TITLE_MAX = 200
 PRIORITIES = tuple(priority.value for priority in Priority)
@@ -105,6 +106,7 @@ def create_task(db: Database, actor: Actor, form: TaskInput) -> int:
         )
         session.add(task)
         session.flush()
+        notify_task_assigned(session, actor, task)
         return task.id
 
 
@@ -175,6 +177,19 @@ def reassign_task(
         _check_assignee(session, actor, assignee_id, errors)
         if errors:
             raise ValidationFailed(errors)
+        changed = task.assignee_id != assignee_id
         task.assignee_id = assignee_id
         session.flush()
+        if changed:
+            notify_task_assigned(session, actor, task)
         return task.version
+
+
+def notify_task_assigned(session: Session, actor: Actor, task: Task) -> None:
+    """Tell the assignee a task is theirs now, unless they gave it to themselves."""
+    if task.assignee_id is None:
+        return
+    notify(session, tenant_id=task.tenant_id, user_id=task.assignee_id, kind="task_assigned", entity="task",
+           entity_id=task.id, actor_id=actor.user_id,
+           params={"title": task.title, "by": actor.full_name or actor.username,
+                   "due": task.due_at.strftime("%Y-%m-%d") if task.due_at else "—"})

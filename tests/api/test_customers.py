@@ -71,6 +71,43 @@ def test_a_duplicate_names_the_existing_customer_only_when_the_caller_may_see_it
     assert seen_by_admin.status_code == 409 and isinstance(seen_by_admin.json()["existing_id"], int)
 
 
+def test_credit_code_and_region_codes_travel_and_a_blocked_duplicate_says_so(api: Api, world: World) -> None:
+    headers = api.headers(world.rep)
+    created = api.client.post("/api/v1/customers", headers=headers, json={
+        "name": unique("杭州 "), "credit_code": "91330106-ma2h00001e", "province_code": "330000",
+        "city_code": "330100", "district_code": "330106", "phone": "0571-8765 4321"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["credit_code"], body["province_code"], body["city_code"], body["district_code"]) == (
+        "91330106MA2H00001E", "330000", "330100", "330106")
+    path = f"/api/v1/customers/{body['id']}"
+    patched = api.client.patch(path, json={"industry": "Retail"}, headers={**headers, "If-Match": '"1"'})
+    assert patched.json()["credit_code"] == "91330106MA2H00001E"  # a PATCH keeps what it does not name
+    in_province = api.client.get("/api/v1/customers?province_code=330000", headers=headers).json()["data"]
+    assert [row["id"] for row in in_province] == [body["id"]]
+    assert api.client.get("/api/v1/customers?province_code=440000", headers=headers).json()["data"] == []
+    # another team's rep: blocked by the default credit-code rule, allow_duplicate does not lift it
+    blocked = api.client.post("/api/v1/customers?allow_duplicate=true", headers=api.headers(world.rep_other_team),
+                              json={"name": unique("Other "), "credit_code": "91330106MA2H00001E"})
+    assert blocked.status_code == 409
+    assert (blocked.json()["action"], blocked.json()["matched_on"]) == ("block", "credit_code")
+    assert "existing_id" not in blocked.json() and "Rita Rep" in blocked.json()["detail"]
+    assert body["name"] not in blocked.json()["detail"]
+    # an edit to a warned key is a 409 until the caller confirms it
+    other = api.client.post("/api/v1/customers", headers=headers, json={"name": unique("Y "), "phone": "0571-1234567"})
+    other_path = f"/api/v1/customers/{other.json()['id']}"
+    warned = api.client.patch(other_path, json={"phone": "0571 8765 4321"}, headers={**headers, "If-Match": '"1"'})
+    assert (warned.status_code, warned.json()["action"], warned.json()["matched_on"]) == (409, "warn", "phone")
+    confirmed = api.client.patch(other_path, json={"phone": "0571 8765 4321"}, params={"allow_duplicate": "true"},
+                                 headers={**headers, "If-Match": '"1"'})
+    assert confirmed.status_code == 200 and confirmed.json()["phone"] == "0571 8765 4321"
+    wrong_region = api.client.post("/api/v1/customers", headers=headers, json={
+        "name": unique("X "), "credit_code": "91440300MA5F0A1B2N", "province_code": "330000"},
+        params={"allow_duplicate": "true"})
+    assert wrong_region.status_code == 422
+    assert "credit_code" in str(wrong_region.json()["errors"])
+
+
 # --- the form -------------------------------------------------------------------------
 
 

@@ -304,7 +304,20 @@ def test_zh_cn_gives_chinese_names_stages_and_mobile_numbers(db: Database) -> No
         phones = session.scalars(
             select(Customer.phone_normalized).where(Customer.phone_normalized.is_not(None))
         ).all()
-        assert phones and all(re.fullmatch(r"(\+86)?1[3-9]\d{9}", phone or "") for phone in phones)
+        assert phones and all(re.fullmatch(r"\+861[3-9]\d{9}", phone or "") for phone in phones)
+        # credit codes (valid, unique) and region codes that agree with the region text and each other
+        from crm_core.rules import regions
+        from crm_core.rules.identifiers import credit_code_problem, region_problem
+
+        rows = session.execute(select(Customer.region, Customer.province_code, Customer.city_code,
+                                      Customer.credit_code)).all()
+        codes = [row.credit_code for row in rows if row.credit_code]
+        assert codes and len(set(codes)) == len(codes)
+        for region, province, city, code in rows:
+            assert province == (regions.read_address(region).province_code or None)
+            assert not regions.cascade_problems(province or "", city or "", "")
+            assert code is None or credit_code_problem(code) is None
+            assert code is None or region_problem(code, province or "", city or "") is None
 
 
 @pytest.mark.parametrize("locale", ["en_US", "zh_CN"])

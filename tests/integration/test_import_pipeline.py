@@ -100,15 +100,15 @@ CROSS_MAPPING = {
 }
 
 
-EXISTING = ("Existing", "dup@example.com", "13700000007", None, 1)  # made by hand before the import
+EXISTING = ("Existing", "dup@example.com", "+8613700000007", None, 1)  # made by hand before the import
 CROSS_EXPECTED = {
     # (mode, duplicates): ((status, rows read, created, updated, skipped, rejected), customers afterwards)
     ("create", "skip"): (
         ("partial", 8, 2, 0, 5, 1),
         [
             EXISTING,
-            ("Falcon", "falcon@example.com", "13800000001", "West", 0),
-            ("Phone Twin", "phone-twin@example.com", "13900000009", "South", 0),
+            ("Falcon", "falcon@example.com", "+8613800000001", "West", 0),
+            ("Phone Twin", "phone-twin@example.com", "+8613900000009", "South", 0),
         ],
     ),
     # issue 19: each row counts once (a row folded into an earlier one of the file is 'updated' when it
@@ -116,9 +116,9 @@ CROSS_EXPECTED = {
     ("create", "merge"): (
         ("partial", 8, 2, 5, 0, 1),
         [
-            ("Existing Thrice", "dup@example.com", "13700000007", "South", 1),
-            ("Falcon Again", "falcon@example.com", "13800000001", "North", 0),
-            ("Phone Twin", "phone-twin@example.com", "13900000009", "South", 0),
+            ("Existing Thrice", "dup@example.com", "+8613700000007", "South", 1),
+            ("Falcon Again", "falcon@example.com", "+8613800000001", "North", 0),
+            ("Phone Twin", "phone-twin@example.com", "+8613900000009", "South", 0),
         ],
     ),
     ("create", "create"): (
@@ -126,20 +126,20 @@ CROSS_EXPECTED = {
         [
             EXISTING,
             ("Existing Again", "dup@example.com", None, "North", 0),
-            ("Existing By Phone", None, "13700000007", "East", 0),
+            ("Existing By Phone", None, "+8613700000007", "East", 0),
             ("Existing Thrice", "dup@example.com", None, "South", 0),
-            ("Falcon", "falcon@example.com", "13800000001", "West", 0),
+            ("Falcon", "falcon@example.com", "+8613800000001", "West", 0),
             ("Falcon Again", "falcon@example.com", None, "North", 0),
-            ("Falcon By Phone", "other@example.com", "13800000001", "EU", 0),
-            ("Phone Twin", "phone-twin@example.com", "13900000009", "South", 0),
+            ("Falcon By Phone", "other@example.com", "+8613800000001", "EU", 0),
+            ("Phone Twin", "phone-twin@example.com", "+8613900000009", "South", 0),
         ],
     ),
     ("upsert", "skip"): (
         ("partial", 8, 2, 5, 0, 1),
         [
-            ("Existing Thrice", "dup@example.com", "13700000007", "South", 1),
-            ("Falcon Again", "falcon@example.com", "13800000001", "North", 0),
-            ("Phone Twin", "phone-twin@example.com", "13900000009", "South", 0),
+            ("Existing Thrice", "dup@example.com", "+8613700000007", "South", 1),
+            ("Falcon Again", "falcon@example.com", "+8613800000001", "North", 0),
+            ("Phone Twin", "phone-twin@example.com", "+8613900000009", "South", 0),
         ],
     ),
 }

@@ -125,7 +125,7 @@ def test_the_header_shows_the_key_facts_and_a_tap_to_call_link(app_world: AppWor
     captions = [c.value for c in app.caption]
     for label in ("Owner", "Lifecycle stage", "Deal stage", "Open deals (0)", "Last contact", "Next step"):
         assert label in captions
-    assert any("[📞 138 0013 8000](tel:13800138000)" in m.value for m in app.markdown)
+    assert any("[📞 138 0013 8000](tel:+8613800138000)" in m.value for m in app.markdown)
     assert any("](mailto:zhang@example.cn)" in m.value for m in app.markdown)
     assert "**—**" in [m.value for m in app.markdown]  # no open deal: its stage shows as a dash, never "None"
 
@@ -191,7 +191,7 @@ def test_without_a_customer_the_page_offers_a_search(app_world: AppWorld) -> Non
     app = log_in(app_world.world.rep.username)
     app.switch_page("pages/customer_profile.py").run()
     app.text_input(key="profile_search").input("张三").run()
-    assert [link.label for link in app.page_link] == ["张三科技有限公司 · Rita Rep"]
+    assert [link.label for link in app.main.page_link] == ["张三科技有限公司 · Rita Rep"]  # the sidebar has the bell
 
 
 def test_setting_the_stage_by_hand_needs_a_reason_and_is_kept_in_the_stage_history(app_world: AppWorld) -> None:

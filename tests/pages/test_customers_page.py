@@ -177,7 +177,7 @@ def test_every_row_has_a_card_whose_name_opens_the_record_and_empty_cells_show_a
     links = {link.label: link for link in app.get("page_link")}
     zhang = next(link for label, link in links.items() if label == "张三科技有限公司")
     assert zhang.proto.page.endswith("customer_profile") or "customer" in zhang.proto.page
-    assert any("[📞 138 0013 8000](tel:13800138000)" in m.value for m in app.markdown)  # tap to call on the card
+    assert any("[📞 138 0013 8000](tel:+8613800138000)" in m.value for m in app.markdown)  # tap to call on the card
     frame = app.dataframe[0].value
     acme = frame[frame["Name"] == "Acme Trading"].iloc[0]
     assert acme["Phone"] == "—" and acme["Industry"] == "—"

@@ -28,13 +28,41 @@ def test_email_validity(raw: str, valid: bool) -> None:
 @pytest.mark.parametrize(
     ("raw", "normalised", "valid"),
     [
-        ("138 0013 8000", "13800138000", True),
+        # Chinese mobiles: 1[3-9] and 11 digits, with or without +86 / 0086 / 86, spaces, dashes
+        ("138 0013 8000", "+8613800138000", True),
+        ("13800138000", "+8613800138000", True),
         ("+86 138-0013-8000", "+8613800138000", True),
         ("0086 13800138000", "+8613800138000", True),
-        ("１３８００１３８０００", "13800138000", True),  # full-width digits typed with a Chinese IME
-        ("(021) 6212-3456", "02162123456", True),
+        ("86 13800138000", "+8613800138000", True),
+        ("+86 199 1234 5678", "+8619912345678", True),
+        ("１３８００１３８０００", "+8613800138000", True),  # full-width digits typed with a Chinese IME
+        ("＋８６ １３８－００１３－８０００", "+8613800138000", True),  # full-width plus and dashes
+        ("12800138000", "12800138000", False),  # no mobile starts 12
+        ("1380013800", "1380013800", False),  # one digit short
+        ("138001380001", "138001380001", False),  # one digit long
+        ("+86 128 0013 8000", "+8612800138000", False),
+        # landlines: area code 0xx(x), 7 or 8 digits, an extension
+        ("(021) 6212-3456", "+862162123456", True),
+        ("010-12345678", "+861012345678", True),
+        ("02162123456", "+862162123456", True),
+        ("0571-8765432", "+865718765432", True),  # 7 digits after a three-digit area code
+        ("023-6666666", "+86236666666", True),
+        ("+86 10 1234 5678", "+861012345678", True),
+        ("+86 (0)10 12345678", "+861012345678", True),
+        ("0086 21 62123456", "+862162123456", True),
+        ("010-12345678-801", "+861012345678;ext=801", True),
+        ("0755 8888 7777 转 123", "+8675588887777;ext=123", True),
+        ("021-62123456 ext. 9", "+862162123456;ext=9", True),
+        ("0755-123", "0755123", False),  # a landline too short
+        ("010 1234", "0101234", False),
+        ("010-123456789", "010123456789", False),  # too long
+        # elsewhere: + and the country code, or digits as typed
+        ("+1 415 555 0100", "+14155550100", True),
+        ("(415) 555-0100", "4155550100", True),
+        ("+44 20 7946 0000", "+442079460000", True),
         ("12345", "12345", False),
         ("call me", "", False),
+        ("=1+1", "11", False),
     ],
 )
 def test_phone_normalisation_and_validity(raw: str, normalised: str, valid: bool) -> None:
@@ -71,6 +99,12 @@ def test_tags_split_on_ascii_and_chinese_commas_and_are_stored_for_like_filters(
     ("有限公司", "有限公司"),  # nothing but a legal form keeps its own letters
     ("Ltd", "ltd"),
     ("", ""),
+    # traditional characters fold to simplified (OpenCC t2s): one company however it is written
+    ("北京字節跳動科技有限公司", "北京字节跳动科技"),
+    ("深圳市騰訊計算機系統有限責任公司", "深圳市腾讯计算机系统"),
+    ("臺灣積體電路製造股份有限公司", "台湾积体电路制造"),
+    ("廣州ＡＢＣ貿易有限公司", "广州abc贸易"),  # traditional and full-width at once
+    ("上海晨光貿易（集團）有限公司", "上海晨光贸易"),  # 集团有限公司 is a legal form too
 ])
 def test_a_company_name_key_ignores_width_case_punctuation_and_legal_forms(name: str, key: str) -> None:
     from crm_core.rules.contact_details import company_key

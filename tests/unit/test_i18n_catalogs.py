@@ -21,7 +21,7 @@ DYNAMIC = {
     "role.": ["admin", "manager", "rep", "analyst"],
     "stage.": ["prospect", "intent", "customer", "churned"],
     "kind.": ["company", "person"],
-    "field.": ["email", "phone", "name"],
+    "field.": ["email", "phone", "name", "credit_code"],
     # deals, funnel, dashboard (sales_deals.json)
     "export.deal.": ["id", "name", "customer_name", "owner_name", "stage_name", "amount", "currency", "probability",
                      "weighted_amount", "expected_close_date", "closed_at", "lost_reason", "created_at"],

@@ -1,7 +1,7 @@
 """merges: the ledger of customers and contacts merged into a survivor (issue 17)
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

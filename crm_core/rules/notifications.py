@@ -1,0 +1,78 @@
+"""Pure rules of the notification centre: the kinds, @mentions in a note, and the group-robot messages.
+
+Kinds (catalog key ``notifications.kind.<kind>``, its values in the notification's ``params``):
+
+=================  ==========================================  ===============================
+kind               when                                        who
+=================  ==========================================  ===============================
+task_assigned      a task is given to someone by someone else  the assignee
+task_due           the daily sweep: an open task due today     the assignee
+task_overdue       the daily sweep: an open task past due      the assignee (once per task)
+pool_return        a customer returns to the pool soon         its owner
+access_requested   a rep asks for a customer (撞单)            its owner and the team's manager
+access_approved    the request was approved (ownership moved)  the requester
+access_declined    the request was declined                    the requester
+mention            ``@name`` in an activity note               each user named
+=================  ==========================================  ===============================
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import urllib.parse
+
+KINDS: tuple[str, ...] = (
+    "task_assigned", "task_due", "task_overdue", "pool_return", "access_requested", "access_approved",
+    "access_declined", "mention",
+)
+
+# "@" not preceded by a word character (an email's "name@host" is no mention), then a handle:
+# letters (CJK too), digits, "_", "." and "-" — a username, or a full name written without spaces
+_MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]{0,63})")
+MENTIONS_MAX = 20  # users told per note, at most
+
+
+def mention_handle(name: str) -> str:
+    """How ``name`` (a username or a full name) is written after ``@``: lower case, without spaces."""
+    return "".join(name.split()).lower()
+
+
+def parse_mentions(text: str) -> list[str]:
+    """The handles ``@name`` in ``text``, lower case, in order of appearance, each once (at most ``MENTIONS_MAX``)."""
+    handles: list[str] = []
+    for match in _MENTION.finditer(text or ""):
+        handle = match.group(1).rstrip(".-").lower()
+        if handle and handle not in handles:
+            handles.append(handle)
+    return handles[:MENTIONS_MAX]
+
+
+def dingtalk_signed_url(url: str, secret: str, timestamp_ms: int) -> str:
+    """``url`` with DingTalk's ``timestamp`` and ``sign``: base64(HMAC-SHA256(secret, f"{timestamp}\\n{secret}")),
+    URL-encoded, as DingTalk's custom-robot documentation gives it."""
+    string_to_sign = f"{timestamp_ms}\n{secret}".encode()
+    digest = hmac.new(secret.encode(), string_to_sign, hashlib.sha256).digest()
+    sign = urllib.parse.quote_plus(base64.b64encode(digest).decode())
+    separator = "&" if urllib.parse.urlsplit(url).query else "?"
+    return f"{url}{separator}timestamp={timestamp_ms}&sign={sign}"
+
+
+def robot_body(text: str) -> str:
+    """The JSON body of a plain text message; WeCom and DingTalk group robots read the same shape."""
+    return json.dumps({"msgtype": "text", "text": {"content": text}}, ensure_ascii=False)
+
+
+def robot_accepted(status_code: int | None, body: str) -> bool:
+    """Both robots answer 200 with ``{"errcode": 0, …}``; another errcode (a bad key, a wrong signature,
+    a rate limit) is a failure although the status is 200."""
+    if status_code is None or not 200 <= status_code < 300:
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("errcode") == 0
