@@ -7,7 +7,8 @@ number of open cases: record the level-1 warning (to the assignee) where the war
 passed, the level-2 breach (to the team lead) where the due instant has passed, and level 3 (the
 tenant's managers: no single recipient) once a breach is ``manager_after_minutes`` old. Each
 level is recorded once per case and metric (a unique key and NOT EXISTS), so the sweep is
-idempotent. Escalations are kept in ``sla_escalations`` (the notifications module can read them).
+idempotent. Escalations are kept in ``sla_escalations`` and each is told through the notification centre
+(:func:`crm_core.services.notifications.notify_many`, deduplicated per case, metric and level).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, func, insert, literal, select, update
+from sqlalchemy import Table, and_, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
 from crm_core.errors import NotFound
-from crm_core.models import Case, CaseStatus, Team, utcnow
+from crm_core.models import Case, CaseStatus, Role, Team, User, utcnow
 from crm_core.models.service import (
     SLA_METRICS,
     CaseEvent,
@@ -36,6 +37,7 @@ from crm_core.models.service import (
 )
 from crm_core.rules.case_flow import CLOSED_STATUSES
 from crm_core.rules.sla import BusinessCalendar, CalendarHasNoHours, Clock, StatusSpan, run_clock
+from crm_core.services.notifications import Notice, notify_many
 
 LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER = 1, 2, 3
 
@@ -209,58 +211,89 @@ class SweepResult:
     breaches: int
     manager_escalations: int
     seconds: float
+    notified: int = 0
 
 
 def _escalate(session: Session, tenant_id: int, metric: str, level: int, condition: Any, recipient: Any,
-              now: dt.datetime) -> int:
-    """Record ``level`` for every case of the tenant meeting ``condition`` that does not have it yet."""
+              now: dt.datetime) -> list[tuple[int, int | None, str]]:
+    """Record ``level`` for every case of the tenant meeting ``condition`` that does not have it yet.
+
+    Returns (case id, recipient, subject) of each: read first, as INSERT .. SELECT reports no row
+    count on every driver (psycopg gives -1), and the notifications need them.
+    """
     already = exists().where(SlaEscalation.case_id == CaseSla.case_id, SlaEscalation.metric == metric,
                              SlaEscalation.level == level)
-    rows = (
-        select(CaseSla.tenant_id, literal(now), literal(now), CaseSla.case_id, literal(metric), literal(level),
-               recipient, literal(now))
+    matching = (
+        select(CaseSla.case_id, recipient.label("recipient"), Case.subject)
         .select_from(CaseSla)
         .join(Case, Case.id == CaseSla.case_id)
         .outerjoin(Team, Team.id == Case.team_id)
         .where(CaseSla.tenant_id == tenant_id, condition, ~already)
     )
-    table = cast(Table, SlaEscalation.__table__)
-    # counted first: INSERT .. SELECT reports no row count on every driver (psycopg gives -1)
-    count = int(session.scalar(select(func.count()).select_from(rows.subquery())) or 0)
-    if count:
-        session.execute(insert(table).from_select(
+    found = [(case_id, recipient_id, subject) for case_id, recipient_id, subject in session.execute(matching)]
+    if found:
+        rows = matching.with_only_columns(
+            CaseSla.tenant_id, literal(now), literal(now), CaseSla.case_id, literal(metric), literal(level),
+            recipient, literal(now))
+        session.execute(insert(cast(Table, SlaEscalation.__table__)).from_select(
             ["tenant_id", "created_at", "updated_at", "case_id", "metric", "level", "recipient_user_id", "at"], rows))
-    return count
+    return found
+
+
+def _notices(session: Session, tenant_id: int, metric: str, level: int,
+             found: list[tuple[int, int | None, str]]) -> list[Notice]:
+    """One notification per escalation: level 1 to the assignee, 2 to the team lead, 3 to every manager."""
+    kind = {LEVEL_ASSIGNEE: "sla_warning", LEVEL_TEAM_LEAD: "sla_breach", LEVEL_MANAGER: "sla_escalated"}[level]
+    managers: list[int] = []
+    if level == LEVEL_MANAGER and found:
+        managers = list(session.scalars(select(User.id).where(
+            User.tenant_id == tenant_id, User.role == Role.MANAGER.value, User.is_active.is_(True))))
+    notices = []
+    for case_id, recipient_id, subject in found:
+        for user_id in ([recipient_id] if recipient_id is not None else []) + managers:
+            notices.append(Notice(user_id=user_id, kind=kind, entity="case", entity_id=case_id,
+                                  params={"case": case_id, "subject": subject, "metric": metric},
+                                  dedupe_key=f"sla:{case_id}:{metric}:{level}"))
+    return notices
 
 
 def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
-    """Mark warnings and breaches of the tenant's running clocks and record escalations (idempotent, set-based)."""
+    """Mark warnings and breaches of the tenant's running clocks, record escalations and notify (idempotent)."""
     started = time.perf_counter()
     now = now or utcnow()
     table = cast(Table, CaseSla.__table__)
-    warnings = breaches = managers = 0
+    counts = {LEVEL_ASSIGNEE: 0, LEVEL_TEAM_LEAD: 0, LEVEL_MANAGER: 0}
+    notices: list[Notice] = []
     policies = session.execute(select(SlaPolicy.id, SlaPolicy.manager_after_minutes)
                                .where(SlaPolicy.tenant_id == tenant_id)).all()
+
+    def record(metric: str, level: int, condition: Any, recipient: Any) -> None:
+        found = _escalate(session, tenant_id, metric, level, condition, recipient, now)
+        counts[level] += len(found)
+        notices.extend(_notices(session, tenant_id, metric, level, found))
+
     for metric in SLA_METRICS:
         due, warn, met = table.c[f"{metric}_due_at"], table.c[f"{metric}_warn_at"], table.c[f"{metric}_met_at"]
         warned, breached = table.c[f"{metric}_warned_at"], table.c[f"{metric}_breached_at"]
         warns = and_(met.is_(None), warn.is_not(None), warn <= now)
-        warnings += _escalate(session, tenant_id, metric, LEVEL_ASSIGNEE, warns, Case.assignee_id, now)
+        record(metric, LEVEL_ASSIGNEE, warns, Case.assignee_id)
         session.execute(update(table).where(table.c.tenant_id == tenant_id, warns, warned.is_(None))
                         .values({warned: now}))
         breaks = and_(met.is_(None), due.is_not(None), due <= now)
-        breaches += _escalate(session, tenant_id, metric, LEVEL_TEAM_LEAD, breaks, Team.manager_id, now)
+        record(metric, LEVEL_TEAM_LEAD, breaks, Team.manager_id)
         session.execute(update(table).where(table.c.tenant_id == tenant_id, breaks, breached.is_(None))
                         .values({breached: now}))
         for policy_id, after_minutes in policies:
             late = and_(met.is_(None), CaseSla.policy_id == policy_id, breached.is_not(None),
                         breached <= now - dt.timedelta(minutes=after_minutes))
-            managers += _escalate(session, tenant_id, metric, LEVEL_MANAGER, late, literal(None), now)
+            record(metric, LEVEL_MANAGER, late, literal(None))
     for level in (LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER):
         reached = exists().where(SlaEscalation.case_id == table.c.case_id, SlaEscalation.level == level)
         session.execute(update(table).where(table.c.tenant_id == tenant_id, table.c.escalation_level < level,
                                             reached).values(escalation_level=level))
-    return SweepResult(warnings, breaches, managers, time.perf_counter() - started)
+    notified = len(notify_many(session, tenant_id=tenant_id, notices=notices, now=now)) if notices else 0
+    return SweepResult(counts[LEVEL_ASSIGNEE], counts[LEVEL_TEAM_LEAD], counts[LEVEL_MANAGER],
+                       time.perf_counter() - started, notified)
 
 
 def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:

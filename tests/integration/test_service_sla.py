@@ -11,6 +11,7 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models import Case, utcnow
+from crm_core.models.notifications import Notification
 from crm_core.models.service import CaseEvent, CaseSla, SlaEscalation
 from crm_core.queries.cases import CaseFilters, list_cases
 from crm_core.services import sla_settings
@@ -155,6 +156,13 @@ def test_warning_then_escalation_then_breach_in_frozen_time(db: Database, world:
                      ("first_response", 3, None)]
     final = state(db, world, case_id)
     assert final.escalation_level == 3 and final.first_response_breached_at is not None
+    with db.system_session("test: notifications") as session:
+        told = session.execute(select(Notification.user_id, Notification.kind).where(
+            Notification.entity == "case", Notification.entity_id == case_id,
+            Notification.params["metric"].as_string() == "first_response")
+            .order_by(Notification.id)).all()
+    assert [tuple(row) for row in told] == [(world.rep.user_id, "sla_warning"), (world.manager.user_id, "sla_breach"),
+                                            (world.manager.user_id, "sla_escalated")]
     with db.session(world.rep_other_team) as session:
         assert session.scalars(select(SlaEscalation).where(SlaEscalation.case_id == case_id)).all() == []
 
