@@ -371,6 +371,9 @@ def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | Non
         )
     except ValueError as error:
         raise DemoRefused(reason=str(error)) from None
+    from crm_core.service_demo import add_service_desk
+
+    add_service_desk(db, zh=str(params.get("locale") or "").lower().startswith("zh"), seed=int(params.get("seed", 42)))
     refresh_planner_statistics(db.engine)
     return _json_result({"status": "ok", **summary.as_dict()})
 

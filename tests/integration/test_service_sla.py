@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
@@ -228,3 +228,25 @@ def test_the_sweep_runs_as_a_scheduled_job_kind(db: Database, world: World) -> N
     result = kind.run(JobContext(db=db, job_id=0, tenant_id=world.admin.tenant_id, actor=None,
                                  params={"as_of": later}))
     assert (result["warnings"], result["breaches"]) == (2, 1)  # the next-response clock is not running
+
+
+def test_the_demo_service_desk_has_cases_in_every_sla_state(db: Database) -> None:
+    from crm_core.demo import generate_demo
+    from crm_core.models.service import SlaCalendarDay
+    from crm_core.service_demo import CASES_PER_TENANT, add_service_desk
+
+    generate_demo(db, customers=300, seed=7)
+    now = utcnow()
+    assert add_service_desk(db, zh=False, seed=7, now=now) == CASES_PER_TENANT
+    assert add_service_desk(db, zh=False, seed=7, now=now) == 0  # once per tenant
+    with db.system_session("test: demo desk") as session:
+        states = session.scalars(select(CaseSla)).all()
+        statuses = set(session.scalars(select(Case.status).where(Case.id.in_([s.case_id for s in states]))))
+        workdays = session.scalar(select(func.count()).select_from(SlaCalendarDay).where(
+            SlaCalendarDay.kind == "workday"))
+        events = session.scalar(select(func.count()).select_from(CaseEvent))
+    assert len(states) == CASES_PER_TENANT and workdays == 6 and (events or 0) >= 3 * CASES_PER_TENANT
+    assert any(s.paused_since is not None for s in states)
+    assert any(s.resolution_breached_at is not None or s.first_response_breached_at is not None for s in states)
+    assert any(s.next_due_at is not None and s.next_due_at > now for s in states)
+    assert {"new", "open", "resolved"} <= statuses
