@@ -65,7 +65,7 @@ def _world(db, cases: int, now: dt.datetime) -> int:  # type: ignore[no-untyped-
         with db.system_transaction("benchmark: open cases") as session:
             connection = session.connection()
             first_id = connection.execute(select(text("COALESCE(MAX(id), 0)")).select_from(text("cases"))).scalar_one()
-            connection.execute(insert(Case.__table__), [{
+            connection.execute(insert(Case), [{
                 "tenant_id": tenant.tenant_id, "customer_id": customer_id, "assignee_id": reps[number % len(reps)],
                 "team_id": team, "subject": f"Case {number}", "description": "", "status": "open",
                 "priority": "normal", "channel": "web", "opened_at": now - dt.timedelta(hours=3), "version": 1,
@@ -84,7 +84,7 @@ def _world(db, cases: int, now: dt.datetime) -> int:  # type: ignore[no-untyped-
                     state[f"{metric}_due_at"] = due if running else None
                     state[f"{metric}_warn_at"] = due - dt.timedelta(minutes=15) if running else None
                 states.append(state)
-            connection.execute(insert(CaseSla.__table__), states)
+            connection.execute(insert(CaseSla), states)
     return tenant.tenant_id
 
 
