@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.errors import DomainError
+from crm_core.jobs.service import submit_job
 from crm_core.models import CasePriority
 from crm_core.models.automation import AssignmentMethod
 from crm_core.queries.sla_settings import calendar_days, list_calendars, list_policies, list_queues
@@ -29,9 +30,21 @@ with read_session() as session:
 names = {row.id: row.name for row in calendars}
 
 
-def done(message_key: str) -> None:
+def done(message_key: str, *, recompute: bool = False) -> None:
+    """Say it is saved; after a change the clocks depend on, recompute the open cases in a job."""
     STATE["sla_settings_flash"] = t(message_key)
+    if recompute:
+        try:
+            STATE["sla_settings_job"] = submit_job(get_db(), actor, "sla_recompute", {})
+        except DomainError as error:
+            show_domain_error(error)
+            return
     st.rerun()
+
+
+if job_id := STATE.pop("sla_settings_job", None):
+    st.info(t("sla.settings.recomputing", id=job_id))
+    st.page_link("pages/jobs.py", label=t("jobs.schedules.open_jobs"), icon="⏱️", query_params={"job": str(job_id)})
 
 
 calendars_tab, policies_tab, queues_tab = st.tabs(
@@ -78,7 +91,7 @@ with calendars_tab:
             except DomainError as error:
                 show_domain_error(error)
             else:
-                done("sla.settings.saved")
+                done("sla.settings.saved", recompute=True)
         with st.form("sla_settings_day"):
             day = st.date_input(t("sla.settings.day"), key="sla_settings_day_value")
             kind = st.radio(t("sla.settings.kind"), ["holiday", "workday", ""], horizontal=True,
@@ -91,7 +104,7 @@ with calendars_tab:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    done("sla.settings.saved")
+                    done("sla.settings.saved", recompute=True)
 
 with policies_tab:
     if not calendars:
@@ -127,7 +140,7 @@ with policies_tab:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    done("sla.settings.policy_saved")
+                    done("sla.settings.policy_saved", recompute=True)
 
 with queues_tab:
     for team_id, team_name, method, queue_calendar in queues:
@@ -150,4 +163,4 @@ with queues_tab:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    done("sla.settings.saved")
+                    done("sla.settings.saved", recompute=True)

@@ -65,6 +65,17 @@ def sla_sweep(ctx: JobContext) -> dict[str, Any]:
             "manager_escalations": result.manager_escalations, "seconds": round(result.seconds, 3)}
 
 
+@job_kind("sla_recompute", roles=ADMINS)
+def sla_recompute(ctx: JobContext) -> dict[str, Any]:
+    """Recompute every open case's SLA clocks from its history after a change of policy or calendar."""
+    from crm_core.services.sla_settings import recompute_open_cases
+
+    ctx.progress(0, None, "jobs.progress.sla_recompute")
+    count = recompute_open_cases(ctx.db, ctx.actor, tenant_id=ctx.tenant_id)
+    ctx.progress(count, count)
+    return {"recomputed": count}
+
+
 @job_kind("automation_run", roles=ADMINS, schedulable=True, default_schedule=("*/15", "*", "*"))
 def automation_run(ctx: JobContext) -> dict[str, Any]:
     """Run the tenant's due stage-automation rules once (idempotent)."""

@@ -1,8 +1,9 @@
 """Admin use cases for the service desk's settings: business calendars, their special days, SLA
 policies per priority and team queues. Admin-only writes (:data:`crm_core.access.ADMIN_ONLY_WRITES`).
 
-Saving a policy or a calendar does not touch the cases: the next change of a case, or
-:func:`recompute_open_cases`, computes its clocks from its history under the new settings.
+Saving a policy or a calendar does not touch the cases itself: the settings page then starts the
+``sla_recompute`` job (:func:`recompute_open_cases`), which computes each open case's clocks from its
+history under the new settings; a case's own next change does the same for it.
 """
 
 from __future__ import annotations
@@ -172,13 +173,15 @@ def save_queue(db: Database, actor: Actor, *, team_id: int, method: str, calenda
         return queue.id
 
 
-def recompute_open_cases(db: Database, actor: Actor, *, batch: int = 500) -> int:
-    """Recompute the clocks of every open case the actor sees after a settings change; returns the count."""
+def recompute_open_cases(db: Database, actor: Actor | None, *, tenant_id: int, batch: int = 500) -> int:
+    """Recompute the clocks of every open case of the tenant (as ``actor``, or the system), in batches."""
     done, after = 0, 0
     while True:
-        with db.transaction(actor) as session:
-            cases = list(session.scalars(select(Case).where(Case.status.not_in(sorted(CLOSED_STATUSES)),
-                                                            Case.id > after).order_by(Case.id).limit(batch)))
+        transaction = db.transaction(actor) if actor is not None else db.system_transaction("sla recompute")
+        with transaction as session:
+            cases = list(session.scalars(select(Case).where(
+                Case.tenant_id == tenant_id, Case.status.not_in(sorted(CLOSED_STATUSES)), Case.id > after)
+                .order_by(Case.id).limit(batch)))
             for case in cases:
                 recompute_case_sla(session, case)
         if not cases:

@@ -14,6 +14,7 @@ from crm_core.models import Case, utcnow
 from crm_core.models.notifications import Notification
 from crm_core.models.service import CaseEvent, CaseSla, SlaEscalation
 from crm_core.queries.cases import CaseFilters, list_cases
+from crm_core.rules.sla import BusinessCalendar, add_business_time, business_time_between
 from crm_core.services import sla_settings
 from crm_core.services.cases import (
     CaseInput,
@@ -26,6 +27,7 @@ from crm_core.services.sla import explain_case_sla, run_sla_sweep
 from tests.factories import World, build_world, create_random_customer
 
 ALWAYS = {str(day): [["00:00", "23:59"]] for day in range(1, 8)}  # the clock runs on wall time (but 1 min a day)
+ALWAYS_CALENDAR = BusinessCalendar.from_settings("Support", "UTC", ALWAYS)
 
 
 @pytest.fixture
@@ -135,7 +137,7 @@ def test_warning_then_escalation_then_breach_in_frozen_time(db: Database, world:
     opened = state(db, world, case_id)
     assert opened.first_response_due_at is not None and opened.first_response_warn_at is not None
     due, warn = opened.first_response_due_at, opened.first_response_warn_at
-    assert due - warn == dt.timedelta(minutes=15)  # 75 % of an hour
+    assert business_time_between(warn, due, ALWAYS_CALENDAR) == dt.timedelta(minutes=15)  # 75 % of an hour
 
     before = run_sla_sweep(db, world.admin.tenant_id, now=warn - dt.timedelta(seconds=1))
     assert (before.warnings, before.breaches) == (0, 0)
@@ -196,7 +198,8 @@ def test_a_priority_change_recomputes_from_the_history(db: Database, world: Worl
     with db.session(world.rep) as session:
         opened_at = session.get(Case, case_id).opened_at  # type: ignore[union-attr]
     assert low.resolution_due_at is not None and urgent.resolution_due_at is not None
-    assert abs(urgent.resolution_due_at - opened_at - dt.timedelta(minutes=240)) < dt.timedelta(seconds=2)
+    expected = add_business_time(opened_at, dt.timedelta(minutes=240), ALWAYS_CALENDAR)
+    assert abs(urgent.resolution_due_at - expected) <= dt.timedelta(seconds=1)  # MariaDB keeps whole seconds
     assert urgent.resolution_due_at < low.resolution_due_at
     with db.session(world.rep) as session:
         explanation = explain_case_sla(session, case_id)
@@ -250,3 +253,19 @@ def test_the_demo_service_desk_has_cases_in_every_sla_state(db: Database) -> Non
     assert any(s.resolution_breached_at is not None or s.first_response_breached_at is not None for s in states)
     assert any(s.next_due_at is not None and s.next_due_at > now for s in states)
     assert {"new", "open", "resolved"} <= statuses
+
+
+def test_a_policy_change_recomputes_the_open_cases_from_their_history(db: Database, world: World) -> None:
+    calendar_id = policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Policy", priority="normal"))
+    before = state(db, world, case_id)
+    sla_settings.save_policy(db, world.admin, sla_settings.PolicyInput(
+        priority="normal", calendar_id=calendar_id, first_response_minutes=30, next_response_minutes=30,
+        resolution_minutes=120))
+    assert sla_settings.recompute_open_cases(db, None, tenant_id=world.admin.tenant_id) == 1
+    after = state(db, world, case_id)
+    assert before.first_response_due_at is not None and after.first_response_due_at is not None
+    # 480 → 30 minutes from the same start (the always-open calendar skips one minute at midnight)
+    moved = before.first_response_due_at - after.first_response_due_at
+    assert dt.timedelta(minutes=449) <= moved <= dt.timedelta(minutes=451)
