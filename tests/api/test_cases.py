@@ -170,3 +170,22 @@ def test_the_transition_endpoint_follows_the_flow_and_refuses_with_problem_json(
     patched = api.client.patch(f"/api/v1/cases/{case['id']}", json={"subject": "Renamed",
                                "version": held.json()["version"]}, headers=headers)
     assert (patched.json()["channel"], patched.json()["category"]) == ("phone", "Hardware")  # kept by a PATCH
+
+
+def test_the_list_sorts_by_sla_due_across_cursor_pages(api: Api, world: World) -> None:
+    from crm_core.services import sla_settings
+
+    calendar_id = sla_settings.save_calendar(api.db, world.admin, name=unique("Desk "), time_zone="Asia/Shanghai",
+                                             hours={str(day): [["00:00", "23:59"]] for day in range(1, 8)})
+    for priority, minutes in (("urgent", 30), ("high", 120), ("normal", 480), ("low", 1440)):
+        sla_settings.save_policy(api.db, world.admin, sla_settings.PolicyInput(
+            priority=priority, calendar_id=calendar_id, first_response_minutes=minutes,
+            next_response_minutes=minutes, resolution_minutes=minutes * 4))
+    customer_id = create_random_customer(api.db, world.rep)
+    made = {priority: new_case(api, world.rep, customer_id=customer_id, priority=priority)["id"]
+            for priority in ("normal", "urgent", "high")}
+    headers = api.headers(world.rep)
+    ordered = listed_ids(api, headers, f"&customer_id={customer_id}&sort=sla_due&order=asc", limit=1)
+    assert ordered == [made["urgent"], made["high"], made["normal"]]
+    first = api.client.get(f"/api/v1/cases/{made['urgent']}", headers=headers).json()
+    assert first["sla_due_at"] is not None
