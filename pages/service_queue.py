@@ -6,10 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from crm_core.errors import DomainError
 from crm_core.models import CaseChannel, CasePriority, CaseStatus, utcnow
 from crm_core.queries.cases import CaseFilters, list_cases
+from crm_core.queries.customers import CustomerFilters, list_customers
+from crm_core.queries.users import list_teams
 from crm_core.rules.sla import countdown
-from crm_ui.context import current_actor, read_session, t
+from crm_core.services.cases import CaseInput, create_case
+from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.text import plain_line
 
 PER_PAGE = 50
@@ -35,6 +39,57 @@ actor = current_actor()
 now = utcnow()
 STATE.setdefault("service_queue_positions", [None])
 st.title(t("service.queue.title"))
+if created := STATE.pop("service_queue_created", None):
+    st.success(t("service.new.created", id=created))
+    st.page_link("pages/case.py", label=t("service.queue.go"), icon="➡️", query_params={"case_id": str(created)})
+
+if actor.can_write:
+    with st.expander(t("service.new.title")):
+        found = st.text_input(t("service.new.find_customer"), key="service_new_search", max_chars=200)
+        with read_session() as session:
+            matches = list_customers(session, filters=CustomerFilters(search=found), per_page=20,
+                                     with_total=False).items if found.strip() else []
+            teams = list_teams(session)
+        if found.strip() and not matches:
+            st.caption(t("service.new.no_customer"))
+        if matches:
+            names = {row.id: row.name for row in matches}
+            team_names = {team_id: name for team_id, name, *_ in teams}
+            with st.form("service_new_case"):
+                customer_id = st.selectbox(t("service.field.customer"), list(names), key="service_new_customer",
+                                           format_func=lambda key: names[key])
+                subject = st.text_input(t("service.field.subject"), key="service_new_subject", max_chars=200)
+                description = st.text_area(t("service.new.description"), key="service_new_description",
+                                           max_chars=20_000)
+                columns = st.columns(4)
+                new_priority = columns[0].selectbox(
+                    t("service.field.priority"), [p.value for p in CasePriority], index=2,
+                    format_func=lambda value: t(f"service.priority.{value}"), key="service_new_priority")
+                new_channel = columns[1].selectbox(
+                    t("service.field.channel"), [c.value for c in CaseChannel],
+                    format_func=lambda value: t(f"service.channel.{value}"), key="service_new_channel")
+                category = columns[2].text_input(t("service.field.category"), key="service_new_category",
+                                                 max_chars=120)
+                queue_options: list[int | None] = [None, *team_names]
+                queue = columns[3].selectbox(
+                    t("service.new.queue"), queue_options, key="service_new_queue",
+                    index=queue_options.index(min(actor.team_ids)) if actor.team_ids and min(actor.team_ids)
+                    in queue_options else 0,
+                    format_func=lambda key: team_names[key] if key else t("service.new.no_queue"))
+                if st.form_submit_button(t("service.new.create"), type="primary"):
+                    try:
+                        case_id = create_case(get_db(), actor, CaseInput(
+                            customer_id=customer_id, subject=subject, description=description, status="new",
+                            priority=new_priority, channel=new_channel, category=category, team_id=queue))
+                    except DomainError as error:
+                        show_domain_error(error, labels={
+                            "subject": t("service.field.subject"), "description": t("service.new.description"),
+                            "category": t("service.field.category"), "status": t("service.field.status"),
+                            "team_id": t("service.new.queue")})
+                    else:
+                        STATE["service_queue_created"] = case_id
+                        reset_page()
+                        st.rerun()
 
 scopes = [MINE] + ([TEAM] if actor.team_ids else []) + [ALL]
 top = st.columns([3, 2, 2, 2])

@@ -149,3 +149,22 @@ def test_a_bad_time_zone_is_explained_in_chinese_and_the_input_kept(
     app = app.run()
     assert any("不是时区名称" in error.value for error in app.error)
     assert app.text_input(key="sla_settings_calendar_name").value == "上海"
+
+
+def test_a_rep_opens_a_new_case_into_their_team_queue_from_the_queue_page(app_world: AppWorld) -> None:
+    db, world = app_world.db, app_world.world
+    sla_settings.save_queue(db, world.admin, team_id=world.east_team_id, method="round_robin", calendar_id=None)
+    app = open_queue(world.rep.username)
+    app.text_input(key="service_new_search").input("Acme").run()
+    app.text_input(key="service_new_subject").input("Phone: the scanner beeps")
+    app.selectbox(key="service_new_channel").set_value("phone")
+    next(b for b in app.button if b.label == "Open the case").click()
+    app = app.run()
+    assert not app.exception
+    assert any(s.value.startswith("Case #") for s in app.success)
+    with db.system_session("test") as session:
+        case = session.scalars(select(Case).where(Case.subject == "Phone: the scanner beeps")).one()
+    assert (case.status, case.channel, case.team_id) == ("new", "phone", world.east_team_id)
+    assert case.assignee_id in (world.rep.user_id, world.rep_same_team.user_id)  # the queue's pick
+    app.radio(key="service_queue_scope").set_value("team").run()
+    assert case.id in list(app.dataframe[0].value["id"])
