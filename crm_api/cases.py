@@ -3,8 +3,10 @@
 Reads call :mod:`crm_core.queries.cases`; writes call :mod:`crm_core.services.cases`
 (``create_case``, ``update_case``, ``close_case``) under the token user's Actor: a case is
 seen and changed by whoever sees its customer. Cases have no archive column: ``DELETE``
-closes the case (status ``closed``), which takes it out of the default list
-(``include_closed=true`` or ``status=closed`` lists it again); a PATCH of `status` reopens it.
+closes the case (status ``closed``, final), which takes it out of the default list
+(``include_closed=true`` or ``status=closed`` lists it again). A status change (PATCH of `status`
+or ``POST /{id}/transition``) must be one the case flow allows (problem+json 422 naming why not);
+a resolved case reopens within 7 days. ``sla_due_at`` is the earliest running SLA due time.
 """
 
 from __future__ import annotations
@@ -30,19 +32,22 @@ from crm_api.routing import ApiRoute
 from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
 from crm_core.queries.cases import CaseFilters, CaseRow, get_case, list_cases
-from crm_core.services.cases import CaseInput, close_case, create_case, update_case
+from crm_core.services.cases import CaseInput, close_case, create_case, transition_case, update_case
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=ApiRoute)
 
-CaseStatus = Literal["open", "pending", "resolved", "closed"]
-CasePriority = Literal["low", "normal", "high"]
-CaseSort = Literal["opened_at", "updated_at"]
+CaseStatus = Literal["new", "open", "pending", "on_hold", "resolved", "closed"]
+CasePriority = Literal["urgent", "high", "normal", "low"]
+CaseChannel = Literal["phone", "email", "web", "chat", "visit"]
+CaseSort = Literal["opened_at", "updated_at", "sla_due"]
 
 EXAMPLE: dict[str, Any] = {
     "id": 12, "customer_id": 42, "customer_name": "Hangzhou Kestrel Trading Co.", "contact_id": 3,
     "assignee_id": 7, "assignee_name": "Rita Rep", "subject": "Scanner does not pair", "description": "Since Monday.",
     "status": "open", "priority": "high", "opened_at": "2026-12-04T09:00:00Z", "resolved_at": None,
     "created_at": "2026-12-04T09:00:00Z", "updated_at": "2026-12-04T09:00:00Z", "version": 1,
+    "channel": "phone", "category": "Hardware", "team_id": 2, "first_responded_at": None,
+    "sla_due_at": "2026-12-04T13:00:00Z",
 }
 
 
@@ -59,13 +64,28 @@ class CaseOut(BaseModel):
     assignee_name: str | None
     subject: str
     description: str
-    status: str = Field(description="`open`, `pending`, `resolved` or `closed`.")
-    priority: str = Field(description="`low`, `normal` or `high`.")
+    status: str = Field(description="`new`, `open`, `pending`, `on_hold`, `resolved` or `closed`.")
+    priority: str = Field(description="`urgent`, `high`, `normal` or `low`.")
     opened_at: Moment
     resolved_at: Moment | None = Field(description="Set when the case became resolved or closed.")
     created_at: Moment
     updated_at: Moment
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to change the case.")
+    channel: str = Field(description="`phone`, `email`, `web`, `chat` or `visit`.")
+    category: str | None
+    team_id: int | None = Field(description="The team whose queue the case is in.")
+    first_responded_at: Moment | None
+    sla_due_at: Moment | None = Field(description="The earliest running SLA due time (none while paused).")
+
+
+class CaseTransition(BaseModel):
+    """A move of the case to another status of its flow."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "pending", "version": 3}]})
+
+    status: CaseStatus
+    version: Annotated[RecordId | None, NOT_NULL] = Field(
+        default=None, description="The version moved; or send it as If-Match.")
 
 
 class CaseCreate(BaseModel):
@@ -79,7 +99,10 @@ class CaseCreate(BaseModel):
     description: str = Field(default="", max_length=20_000)
     priority: CasePriority = "normal"
     contact_id: RecordId | None = Field(default=None, description="A contact of the same customer.")
-    assignee_id: RecordId | None = Field(default=None, description="Null or omitted: unassigned.")
+    assignee_id: RecordId | None = Field(default=None, description="Null or omitted: unassigned (or the queue's pick).")
+    channel: CaseChannel = "web"
+    category: str = Field(default="", max_length=120)
+    team_id: RecordId | None = Field(default=None, description="The team queue; assigns by its method.")
 
 
 class CasePatch(BaseModel):
@@ -94,6 +117,9 @@ class CasePatch(BaseModel):
     priority: Annotated[CasePriority | None, NOT_NULL] = Field(default=None)
     contact_id: RecordId | None = None
     assignee_id: RecordId | None = None
+    channel: Annotated[CaseChannel | None, NOT_NULL] = Field(default=None)
+    category: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=120)
+    team_id: RecordId | None = None
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -110,6 +136,8 @@ class CaseQuery(BaseModel):
     status: CaseStatus | None = None
     priority: CasePriority | None = None
     include_closed: bool = False
+    team_id: RecordId | None = None
+    channel: CaseChannel | None = None
     sort: CaseSort = "opened_at"
     order: Literal["desc", "asc"] = "desc"
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
@@ -120,7 +148,7 @@ class CaseQuery(BaseModel):
     def filters(self) -> CaseFilters:
         return CaseFilters(customer_id=self.customer_id, assignee_id=self.assignee_id, unassigned=self.unassigned,
                            status=self.status, priority=self.priority, search=self.search.strip(),
-                           include_closed=self.include_closed)
+                           include_closed=self.include_closed, team_id=self.team_id, channel=self.channel)
 
 
 def case_out(row: CaseRow) -> CaseOut:
@@ -130,6 +158,8 @@ def case_out(row: CaseRow) -> CaseOut:
         assignee_id=row.assignee_id, assignee_name=row.assignee_name, subject=row.subject,
         description=row.description, status=row.status, priority=row.priority, opened_at=row.opened_at,
         resolved_at=row.resolved_at, created_at=row.created_at, updated_at=row.updated_at, version=row.version,
+        channel=row.channel, category=row.category, team_id=row.team_id, first_responded_at=row.first_responded_at,
+        sla_due_at=row.sla_due_at,
     )
 
 
@@ -180,7 +210,8 @@ def create_case_endpoint(
 ) -> CaseOut:
     """Open a case for a customer the caller may see (404 otherwise)."""
     form = CaseInput(customer_id=body.customer_id, subject=body.subject, description=body.description,
-                     priority=body.priority, contact_id=body.contact_id, assignee_id=body.assignee_id)
+                     priority=body.priority, contact_id=body.contact_id, assignee_id=body.assignee_id,
+                     channel=body.channel, category=body.category, team_id=body.team_id)
     case_id = create_case(db, found.actor, form)
     response.headers["Location"] = str(request.url_for("get_case_endpoint", case_id=case_id))
     return read_case(db, found, case_id, response)
@@ -204,6 +235,9 @@ def update_case_endpoint(case_id: CaseId, body: CasePatch, response: Response, d
         status=body.status or current.status, priority=body.priority or current.priority,
         contact_id=body.contact_id if "contact_id" in given else current.contact_id,
         assignee_id=body.assignee_id if "assignee_id" in given else current.assignee_id,
+        channel=body.channel or current.channel,
+        category=body.category if body.category is not None else (current.category or ""),
+        team_id=body.team_id if "team_id" in given else current.team_id,
     )
     update_case(db, found.actor, case_id, form, expected_version=version)
     return read_case(db, found, case_id, response)
@@ -213,6 +247,16 @@ def update_case_endpoint(case_id: CaseId, body: CasePatch, response: Response, d
                summary="Close a case")
 def close_case_endpoint(case_id: CaseId, response: Response, db: Db, found: Writer,
                         if_match: IfMatch = None) -> CaseOut:
-    """Close the case: it leaves the default list and stays readable (a PATCH of `status` reopens it)."""
+    """Close the case: it leaves the default list and stays readable (closed is final)."""
     close_case(db, found.actor, case_id, expected_version=expected_version(if_match))
+    return read_case(db, found, case_id, response)
+
+
+@router.post("/{case_id}/transition", response_model=CaseOut,
+             responses=errors_for(403, 404, 412, 415, 422, 428), summary="Move a case along its status flow")
+def transition_case_endpoint(case_id: CaseId, body: CaseTransition, response: Response, db: Db, found: Writer,
+                             if_match: IfMatch = None) -> CaseOut:
+    """Move the case to `status` if the flow allows it from where it is; 422 (problem+json) names why not."""
+    transition_case(db, found.actor, case_id, body.status,
+                    expected_version=expected_version(if_match, body.version))
     return read_case(db, found, case_id, response)

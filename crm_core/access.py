@@ -55,6 +55,15 @@ from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
+from crm_core.models.service import (
+    CaseEvent,
+    CaseSla,
+    ServiceQueue,
+    SlaCalendar,
+    SlaCalendarDay,
+    SlaEscalation,
+    SlaPolicy,
+)
 from crm_core.models.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
@@ -144,8 +153,10 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
     User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
+    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -201,7 +212,15 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return _owned_clause(actor, Opportunity.owner_id, None)
     if entity is Order:  # its customer's rule, on the copy of the customer's owner and team
         return _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id)
-    if entity in (Contact, Activity, Case, CampaignMember, PoolEvent):
+    if entity is Case:  # its customer's rule, or the actor's own case or queue (a rep works their queue)
+        return or_(_row_customer_visible(actor, Case.customer_id), *_case_queue_clauses(actor))
+    if entity in CASE_RECORDS:  # a case's history, clocks and escalations: that one case's rule
+        case = aliased(Case)
+        return exists().where(case.id == entity.case_id, case.tenant_id == actor.tenant_id,  # type: ignore[attr-defined]
+                              or_(_row_customer_visible(actor, case.customer_id),
+                                  case.assignee_id == actor.user_id,
+                                  *([case.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else [])))
+    if entity in (Contact, Activity, CampaignMember, PoolEvent):
         return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
     if entity is OrderLine:
         return OrderLine.order_id.in_(
@@ -224,6 +243,19 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return exists().where(deal.id == OpportunityStageChange.opportunity_id, deal.tenant_id == actor.tenant_id,
                               _owned_clause(actor, deal.owner_id, None))
     return None
+
+
+def _case_queue_clauses(actor: Actor) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = [Case.assignee_id == actor.user_id]
+    if actor.team_ids:
+        clauses.append(Case.team_id.in_(sorted(actor.team_ids)))
+    return clauses
+
+
+def can_work_case(actor: Actor, *, tenant_id: int, assignee_id: int | None, team_id: int | None) -> bool:
+    """May ``actor`` see a case because it is assigned to them or sits in their team's queue?"""
+    return tenant_id == actor.tenant_id and (assignee_id == actor.user_id or (
+        team_id is not None and team_id in actor.team_ids))
 
 
 def _audit_visibility(actor: Actor) -> ColumnElement[bool]:
@@ -278,7 +310,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation,
 )
 
 
@@ -480,7 +512,10 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     elif isinstance(obj, Opportunity):
         _check_owned(actor, obj, obj.owner_id, None)
         _check_customer_visible(session, actor, obj.customer_id)
-    elif isinstance(obj, (Contact, Activity, Order, Case, CampaignMember, PoolEvent)):
+    elif isinstance(obj, Case):
+        if not can_work_case(actor, tenant_id=obj.tenant_id, assignee_id=obj.assignee_id, team_id=obj.team_id):
+            _check_customer_visible(session, actor, obj.customer_id)
+    elif isinstance(obj, (Contact, Activity, Order, CampaignMember, PoolEvent)):
         _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, OpportunityStageChange):
         if not actor.sees_whole_tenant:

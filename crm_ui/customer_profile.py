@@ -782,7 +782,7 @@ def tasks_tab(profile: Profile) -> None:
     if data.cases:
         st.dataframe(pd.DataFrame([{
             t("profile.case_subject"): case.subject, t("profile.case_status"): case_status_label(case.status),
-            t("profile.priority"): priority_label(case.priority), t("profile.opened"): when(case.opened_at),
+            t("profile.priority"): t(f"service.priority.{case.priority}"), t("profile.opened"): when(case.opened_at),
             t("profile.resolved"): when(case.resolved_at),
         } for case in data.cases]), hide_index=True, width="stretch")
     else:
@@ -790,8 +790,8 @@ def tasks_tab(profile: Profile) -> None:
 
 
 def case_status_label(status: str) -> str:
-    return {"open": t("profile.case_open"), "pending": t("profile.case_pending"),
-            "resolved": t("profile.case_resolved"), "closed": t("profile.case_closed")}.get(status, status)
+    """A case's status as the service pages name it (new, open, pending, on hold, resolved, closed)."""
+    return t(f"service.status.{status}")
 
 
 def history_tab(profile: Profile) -> None:

@@ -36,4 +36,6 @@ def target(row: NotificationRow) -> tuple[str, dict[str, str]] | None:
         return PROFILE_PAGE, {"customer_id": str(row.entity_id)}
     if row.entity == "task":
         return TASKS_PAGE, {}
+    if row.entity == "case" and row.entity_id:
+        return "pages/case.py", {"case_id": str(row.entity_id)}
     return None

@@ -53,6 +53,29 @@ def pool_return(ctx: JobContext) -> dict[str, Any]:
             "seconds": round(result.seconds, 3)}
 
 
+@job_kind("sla_sweep", roles=ADMINS, schedulable=True, default_schedule=("*", "*", "*"))
+def sla_sweep(ctx: JobContext) -> dict[str, Any]:
+    """Record SLA warnings, breaches and escalations of the tenant's open cases (set-based, idempotent)."""
+    from crm_core.services.sla import run_sla_sweep
+
+    ctx.progress(0, 1, "jobs.progress.sla_sweep")
+    result = run_sla_sweep(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    ctx.progress(1, 1)
+    return {"warnings": result.warnings, "breaches": result.breaches,
+            "manager_escalations": result.manager_escalations, "seconds": round(result.seconds, 3)}
+
+
+@job_kind("sla_recompute", roles=ADMINS)
+def sla_recompute(ctx: JobContext) -> dict[str, Any]:
+    """Recompute every open case's SLA clocks from its history after a change of policy or calendar."""
+    from crm_core.services.sla_settings import recompute_open_cases
+
+    ctx.progress(0, None, "jobs.progress.sla_recompute")
+    count = recompute_open_cases(ctx.db, ctx.actor, tenant_id=ctx.tenant_id)
+    ctx.progress(count, count)
+    return {"recomputed": count}
+
+
 @job_kind("automation_run", roles=ADMINS, schedulable=True, default_schedule=("*/15", "*", "*"))
 def automation_run(ctx: JobContext) -> dict[str, Any]:
     """Run the tenant's due stage-automation rules once (idempotent)."""
@@ -359,6 +382,9 @@ def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | Non
         )
     except ValueError as error:
         raise DemoRefused(reason=str(error)) from None
+    from crm_core.service_demo import add_service_desk
+
+    add_service_desk(db, zh=str(params.get("locale") or "").lower().startswith("zh"), seed=int(params.get("seed", 42)))
     refresh_planner_statistics(db.engine)
     return _json_result({"status": "ok", **summary.as_dict()})
 

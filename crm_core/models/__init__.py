@@ -137,10 +137,33 @@ class OrderStatus(enum.StrEnum):
 
 
 class CaseStatus(enum.StrEnum):
+    """A case's place in its flow (:mod:`crm_core.rules.case_flow`)."""
+
+    NEW = "new"
     OPEN = "open"
-    PENDING = "pending"
+    PENDING = "pending"  # waiting on the customer
+    ON_HOLD = "on_hold"  # waiting on someone inside
     RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+class CasePriority(enum.StrEnum):
+    """A case's priority (tasks keep :class:`Priority`); each has its SLA policy."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class CaseChannel(enum.StrEnum):
+    """How the customer reached us."""
+
+    PHONE = "phone"
+    EMAIL = "email"
+    WEB = "web"
+    CHAT = "chat"
+    VISIT = "visit"
 
 
 def _enum_values(enum_class: type[enum.Enum]) -> list[str]:
@@ -474,6 +497,8 @@ class Case(TenantScoped, Versioned, Base):
     __table_args__ = (
         Index(None, "tenant_id", "customer_id"),
         Index(None, "tenant_id", "status", "opened_at"),
+        Index(None, "tenant_id", "team_id", "status"),
+        Index(None, "tenant_id", "assignee_id", "status"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -485,6 +510,10 @@ class Case(TenantScoped, Versioned, Base):
     priority: Mapped[str] = mapped_column(String(8), default=Priority.NORMAL.value)
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    channel: Mapped[str] = mapped_column(String(8), default=CaseChannel.WEB.value, server_default="web")
+    category: Mapped[str | None] = mapped_column(String(120))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # the queue
+    first_responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Campaign(TenantScoped, Versioned, Base):
@@ -573,6 +602,7 @@ from crm_core.models import (  # noqa: E402,F401
     quality,
     sales,
     segments,
+    service,
     webhooks,
 )
 

@@ -1,7 +1,9 @@
-"""Read side for cases: a keyset-paged list with the case list's filters, and one case.
+"""Read side for cases: a keyset-paged list with the case list's filters (the service queue), and one case.
 
-Scoping comes from the session (a case is seen by whoever sees its customer). Ordered by
-``(opened_at, id)`` or ``(updated_at, id)``, never null, so inserts never shift a page.
+Scoping comes from the session (a case is seen by whoever sees its customer, and by its assignee
+and its queue's team; the customer's name shows only to those who see the customer). Ordered by
+``(opened_at, id)``, ``(updated_at, id)`` or ``(sla due, id)`` (the earliest running SLA due time,
+cases without one last), never null, so inserts never shift a page.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Case, CaseStatus, Customer, User
+from crm_core.models.service import CaseSla
 from crm_core.rules.fields import search_text
 
-SORTABLE_COLUMNS: dict[str, Any] = {"opened_at": Case.opened_at, "updated_at": Case.updated_at}
+NO_DUE = dt.datetime(9999, 12, 31)  # cases without a running clock sort after every due time
+SLA_DUE = func.coalesce(CaseSla.next_due_at, NO_DUE)
+SORTABLE_COLUMNS: dict[str, Any] = {"opened_at": Case.opened_at, "updated_at": Case.updated_at, "sla_due": SLA_DUE}
 
 Position = tuple[dt.datetime, int]
 
@@ -27,7 +32,7 @@ class CaseRow:
 
     id: int
     customer_id: int
-    customer_name: str
+    customer_name: str  # empty when the reader works the case (queue, assignment) but may not see the customer
     contact_id: int | None
     assignee_id: int | None
     assignee_name: str | None
@@ -40,6 +45,17 @@ class CaseRow:
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    channel: str = "web"
+    category: str | None = None
+    team_id: int | None = None
+    first_responded_at: dt.datetime | None = None
+    sla_due_at: dt.datetime | None = None  # the earliest running SLA due time
+    escalation_level: int = 0
+
+    @property
+    def sla_due(self) -> dt.datetime:
+        """The keyset value of the ``sla_due`` sort."""
+        return self.sla_due_at or NO_DUE
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,9 @@ class CaseFilters:
     priority: str | None = None
     search: str = ""  # in the subject
     include_closed: bool = False
+    team_id: int | None = None  # the queue
+    channel: str | None = None
+    breached_only: bool = False  # at least one clock past its due time (escalation level 2 or more)
 
 
 @dataclass(frozen=True)
@@ -71,9 +90,10 @@ _ASSIGNEE = aliased(User)
 
 def _statement() -> Any:
     return (
-        select(Case, Customer.name, _ASSIGNEE.full_name)
-        .join(Customer, Customer.id == Case.customer_id)
+        select(Case, Customer.name, _ASSIGNEE.full_name, CaseSla.next_due_at, CaseSla.escalation_level)
+        .outerjoin(Customer, Customer.id == Case.customer_id)
         .outerjoin(_ASSIGNEE, _ASSIGNEE.id == Case.assignee_id)
+        .outerjoin(CaseSla, CaseSla.case_id == Case.id)
     )
 
 
@@ -90,17 +110,26 @@ def _filtered(statement: Any, filters: CaseFilters) -> Any:
         statement = statement.where(Case.assignee_id == filters.assignee_id)
     if filters.priority is not None:
         statement = statement.where(Case.priority == filters.priority)
+    if filters.team_id is not None:
+        statement = statement.where(Case.team_id == filters.team_id)
+    if filters.channel is not None:
+        statement = statement.where(Case.channel == filters.channel)
+    if filters.breached_only:
+        statement = statement.where(Case.id.in_(select(CaseSla.case_id).where(CaseSla.escalation_level >= 2)))
     if search_text(filters.search):
         statement = statement.where(Case.subject.contains(search_text(filters.search), autoescape=True))
     return statement
 
 
-def _row(case: Case, customer_name: str, assignee_name: str | None) -> CaseRow:
+def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: dt.datetime | None = None,
+         level: int | None = None) -> CaseRow:
     return CaseRow(
-        id=case.id, customer_id=case.customer_id, customer_name=customer_name, contact_id=case.contact_id,
+        id=case.id, customer_id=case.customer_id, customer_name=customer_name or "", contact_id=case.contact_id,
         assignee_id=case.assignee_id, assignee_name=assignee_name, subject=case.subject,
         description=case.description or "", status=case.status, priority=case.priority, opened_at=case.opened_at,
         resolved_at=case.resolved_at, created_at=case.created_at, updated_at=case.updated_at, version=case.version,
+        channel=case.channel, category=case.category, team_id=case.team_id,
+        first_responded_at=case.first_responded_at, sla_due_at=due, escalation_level=level or 0,
     )
 
 
@@ -125,7 +154,7 @@ def list_cases(
         statement = statement.where(position < bound if descending else position > bound)
     order = [column.desc(), Case.id.desc()] if descending else [column.asc(), Case.id.asc()]
     rows = session.execute(statement.order_by(*order).limit(per_page + 1)).all()
-    items = [_row(case, customer, assignee) for case, customer, assignee in rows[:per_page]]
+    items = [_row(*row) for row in rows[:per_page]]
     has_next = len(rows) > per_page
     next_position = (getattr(items[-1], sort), items[-1].id) if has_next else None
     total, capped = None, False
@@ -139,4 +168,31 @@ def list_cases(
 def get_case(session: Session, case_id: int) -> CaseRow | None:
     """One visible case, or None."""
     row = session.execute(_statement().where(Case.id == case_id)).first()
-    return _row(row[0], row[1], row[2]) if row is not None else None
+    return _row(*row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One row of a case's history as its timeline shows it (replies and notes carry their text)."""
+
+    at: dt.datetime
+    kind: str
+    from_value: str | None
+    to_value: str | None
+    body: str | None
+    actor_name: str | None
+
+
+def case_timeline(session: Session, case_id: int, *, limit: int = 200) -> list[TimelineEntry]:
+    """The newest ``limit`` history rows of a visible case, newest first (empty when it is not visible)."""
+    from crm_core.models.service import CaseEvent
+
+    author = aliased(User)
+    rows = session.execute(
+        select(CaseEvent.at, CaseEvent.kind, CaseEvent.from_value, CaseEvent.to_value, CaseEvent.body,
+               author.full_name)
+        .outerjoin(author, author.id == CaseEvent.actor_id)
+        .where(CaseEvent.case_id == case_id)
+        .order_by(CaseEvent.at.desc(), CaseEvent.id.desc()).limit(limit)
+    ).all()
+    return [TimelineEntry(*row) for row in rows]

@@ -13,6 +13,10 @@ access_requested   a rep asks for a customer (撞单)            its owner and t
 access_approved    the request was approved (ownership moved)  the requester
 access_declined    the request was declined                    the requester
 mention            ``@name`` in an activity note               each user named
+sla_warning        the SLA sweep: a clock reached its warning  the case's assignee
+sla_breach         the SLA sweep: a clock passed its due time  the team lead (the team's manager)
+sla_escalated      a breach not handled within the policy's    the tenant's managers
+                   delay
 =================  ==========================================  ===============================
 """
 
@@ -27,7 +31,7 @@ import urllib.parse
 
 KINDS: tuple[str, ...] = (
     "task_assigned", "task_due", "task_overdue", "pool_return", "access_requested", "access_approved",
-    "access_declined", "mention",
+    "access_declined", "mention", "sla_warning", "sla_breach", "sla_escalated",
 )
 
 # "@" not preceded by a word character (an email's "name@host" is no mention), then a handle:

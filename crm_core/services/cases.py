@@ -1,29 +1,50 @@
-"""Case (customer-service ticket, 工单) use cases: open, edit, close.
+"""Case (customer-service ticket, 工单) use cases: open, edit, move through the flow, reply, close.
 
-Plain on purpose (SLA clocks come later and build on these): each use case opens its own
-transaction for the acting user; who may see or change a case is the case's customer's rule
-(:mod:`crm_core.access`), which also writes the audit trail. A valid case is
-:data:`CASE`: a subject, a status and a priority from their lists, free text without markup
-or a leading formula. ``resolved_at`` follows the status: set when a case becomes resolved
-or closed, cleared when it is reopened. Cases have no archive column: closing is how a case
-leaves the working lists (it stays readable). Edits use optimistic locking (``version``).
+Each use case opens its own transaction for the acting user; who may see or change a case is
+the rule in :mod:`crm_core.access` (its customer's, or the actor's queue or assignment), which
+also writes the audit trail. A valid case is :data:`CASE`: a subject, a status, priority and
+channel from their lists, a category and free text without markup or a leading formula.
+A status change must be one :mod:`crm_core.rules.case_flow` allows. ``resolved_at`` follows the
+status. Every change of status, priority or assignee, and every reply and internal note, is a
+row of the case's history (``case_events``), and the case's SLA clocks are recomputed from that
+history in the same transaction (:func:`crm_core.services.sla.recompute_case_sla`). A new case
+in a team's queue without an assignee is assigned by the queue's method (round-robin or
+least-open, :mod:`crm_core.rules.assignment`). Edits use optimistic locking (``version``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
-from crm_core.models import Case, CaseStatus, Contact, Customer, Priority, Role, User, utcnow
+from crm_core.models import (
+    Case,
+    CaseChannel,
+    CasePriority,
+    CaseStatus,
+    Contact,
+    Customer,
+    Role,
+    Team,
+    User,
+    utcnow,
+)
+from crm_core.models.automation import AssignmentMethod
+from crm_core.models.service import CaseEvent, CaseEventKind, ServiceQueue
 from crm_core.rules import fields
+from crm_core.rules.assignment import pick_least_busy, pick_round_robin
+from crm_core.rules.case_flow import CLOSED_STATUSES, transition_problem
 from crm_core.rules.fields import ENUM, Field, clean_text
 from crm_core.services.editing import check_version, translate_stale
+from crm_core.services.sla import recompute_case_sla
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
 
@@ -31,11 +52,13 @@ CASE: dict[str, Field] = {
     "subject": Field("subject", required=True, column=Case.__table__.c["subject"]),
     "description": Field("description", length=20_000),  # Text: no size of its own
     "status": Field("status", ENUM, choices=tuple(status.value for status in CaseStatus)),
-    "priority": Field("priority", ENUM, choices=tuple(priority.value for priority in Priority)),
+    "priority": Field("priority", ENUM, choices=tuple(priority.value for priority in CasePriority)),
+    "channel": Field("channel", ENUM, choices=tuple(channel.value for channel in CaseChannel)),
+    "category": Field("category", column=Case.__table__.c["category"]),
 }
 """What a valid case is (the form, the API and any import of cases check this)."""
 
-CLOSED_STATUSES = frozenset({CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value})
+REPLY_LENGTH = 4000
 
 
 @dataclass(kw_only=True)
@@ -46,15 +69,28 @@ class CaseInput:
     subject: str
     description: str = ""
     status: str = CaseStatus.OPEN.value
-    priority: str = Priority.NORMAL.value
+    priority: str = CasePriority.NORMAL.value
     contact_id: int | None = None
     assignee_id: int | None = None
+    channel: str = CaseChannel.WEB.value
+    category: str = ""
+    team_id: int | None = None  # the queue
 
 
-def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors) -> dict[str, Any]:
+def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors,
+              current: Case | None = None) -> dict[str, Any]:
     values = {"subject": clean_text(form.subject), "description": (form.description or "").strip(),
-              "status": form.status, "priority": form.priority}
+              "status": form.status, "priority": form.priority, "channel": form.channel,
+              "category": clean_text(form.category)}
     errors.update(fields.check_values(CASE, values))
+    if current is None and form.status not in (CaseStatus.NEW.value, CaseStatus.OPEN.value):
+        errors.setdefault("status", ("cases.flow.not_allowed", {}))
+    elif current is not None and form.status != current.status and "status" not in errors:
+        problem = transition_problem(current.status, form.status, resolved_at=current.resolved_at, now=utcnow())
+        if problem is not None:
+            errors["status"] = (problem, {})
+    if form.team_id is not None and session.get(Team, form.team_id) is None:
+        errors["team_id"] = ("validation.choice", {})
     if form.contact_id is not None:
         contact = session.get(Contact, form.contact_id)
         if contact is None or contact.customer_id != form.customer_id:
@@ -68,18 +104,65 @@ def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors) -
     return values
 
 
-def _apply(case: Case, form: CaseInput, values: dict[str, Any]) -> None:
+def _record(session: Session, case: Case, actor: Actor, kind: str, old: Any, new: Any, *,
+            at: dt.datetime, body: str | None = None) -> None:
+    session.add(CaseEvent(tenant_id=case.tenant_id, case_id=case.id, at=at, kind=kind, actor_id=actor.user_id,
+                          from_value=None if old is None else str(old), to_value=None if new is None else str(new),
+                          body=body))
+
+
+def _set_status(case: Case, status: str, now: dt.datetime) -> None:
     was_closed = case.status in CLOSED_STATUSES
+    case.status = status
+    if status in CLOSED_STATUSES and not was_closed:
+        case.resolved_at = now
+    elif status not in CLOSED_STATUSES:
+        case.resolved_at = None
+
+
+def _apply(session: Session, actor: Actor, case: Case, form: CaseInput, values: dict[str, Any]) -> None:
+    """Copy the form onto ``case`` and write a history row for each change of status, priority or assignee."""
+    now = utcnow()
+    changes = [(CaseEventKind.STATUS, case.status, form.status),
+               (CaseEventKind.PRIORITY, case.priority, form.priority),
+               (CaseEventKind.ASSIGNEE, case.assignee_id, form.assignee_id)]
     case.subject = values["subject"] or ""
     case.description = values["description"]
     case.priority = form.priority
+    case.channel = form.channel
+    case.category = values["category"]
     case.contact_id = form.contact_id
     case.assignee_id = form.assignee_id
-    case.status = form.status
-    if form.status in CLOSED_STATUSES and not was_closed:
-        case.resolved_at = utcnow()
-    elif form.status not in CLOSED_STATUSES:
-        case.resolved_at = None
+    case.team_id = form.team_id
+    _set_status(case, form.status, now)
+    for kind, old, new in changes:
+        if old != new:
+            _record(session, case, actor, kind, old, new, at=now)
+    recompute_case_sla(session, case, now=now)
+
+
+def _assign_from_queue(session: Session, case: Case) -> None:
+    """Give a new case of a team's queue to one of the team's active reps, by the queue's method."""
+    queue = session.scalar(select(ServiceQueue).where(ServiceQueue.team_id == case.team_id))
+    if queue is None:
+        return
+    candidates = list(session.scalars(select(User.id).where(
+        User.team_id == case.team_id, User.is_active.is_(True), User.role.in_((Role.REP.value, Role.MANAGER.value)))))
+    if not candidates:
+        return
+    if queue.method == AssignmentMethod.LEAST_BUSY:
+        open_cases = dict(session.execute(
+            select(Case.assignee_id, func.count(Case.id))
+            .where(Case.assignee_id.in_(candidates), Case.status.not_in(sorted(CLOSED_STATUSES)), Case.id != case.id)
+            .group_by(Case.assignee_id)).all())
+        picked = pick_least_busy({user_id: open_cases.get(user_id, 0) for user_id in candidates},
+                                 queue.last_assigned_user_id, 1)
+    else:
+        picked = pick_round_robin(candidates, queue.last_assigned_user_id, 1)
+    case.assignee_id = picked[0]
+    # the pointer moves without bumping the queue's version: an admin's edit never goes stale for it
+    session.execute(update(ServiceQueue).where(ServiceQueue.id == queue.id)
+                    .values(last_assigned_user_id=picked[0]).execution_options(synchronize_session=False))
 
 
 def _visible_customer(session: Session, customer_id: int) -> Customer:
@@ -97,10 +180,21 @@ def create_case(db: Database, actor: Actor, form: CaseInput) -> int:
         values = _validate(session, actor, form, errors)
         if errors:
             raise ValidationFailed(errors)
-        case = Case(tenant_id=actor.tenant_id, customer_id=form.customer_id, opened_at=utcnow(),
-                    status=CaseStatus.OPEN.value)
-        _apply(case, form, values)
+        now = utcnow()
+        case = Case(tenant_id=actor.tenant_id, customer_id=form.customer_id, opened_at=now, status=form.status,
+                    priority=form.priority, subject=values["subject"] or "", description=values["description"],
+                    channel=form.channel, category=values["category"], contact_id=form.contact_id,
+                    assignee_id=form.assignee_id, team_id=form.team_id)
         session.add(case)
+        session.flush()
+        if case.assignee_id is None and case.team_id is not None:
+            _assign_from_queue(session, case)
+        _record(session, case, actor, CaseEventKind.OPENED, None, case.channel, at=now)
+        _record(session, case, actor, CaseEventKind.STATUS, None, case.status, at=now)
+        if case.assignee_id is not None:
+            _record(session, case, actor, CaseEventKind.ASSIGNEE, None, case.assignee_id, at=now)
+        session.flush()
+        recompute_case_sla(session, case, now=now)
         session.flush()
         return case.id
 
@@ -116,10 +210,10 @@ def update_case(db: Database, actor: Actor, case_id: int, form: CaseInput, *, ex
             check_version(session, case, "case", expected_version)
             form.customer_id = case.customer_id
             errors: Errors = {}
-            values = _validate(session, actor, form, errors)
+            values = _validate(session, actor, form, errors, current=case)
             if errors:
                 raise ValidationFailed(errors)
-            _apply(case, form, values)
+            _apply(session, actor, case, form, values)
             session.flush()
             return case.version
 
@@ -136,10 +230,91 @@ def close_case(db: Database, actor: Actor, case_id: int, *, expected_version: in
                 raise NotFound("case")
             check_version(session, case, "case", expected_version)
             if case.status != CaseStatus.CLOSED.value:
-                if case.status not in CLOSED_STATUSES:
-                    case.resolved_at = utcnow()
-                case.status = CaseStatus.CLOSED.value
+                now = utcnow()
+                _record(session, case, actor, CaseEventKind.STATUS, case.status, CaseStatus.CLOSED.value, at=now)
+                _set_status(case, CaseStatus.CLOSED.value, now)
+                recompute_case_sla(session, case, now=now)
                 session.flush()
             return case.version
 
     return translate_stale(db, actor, "case", case_id, work)
+
+
+def _loaded(session: Session, case_id: int, expected_version: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound("case")
+    check_version(session, case, "case", expected_version)
+    return case
+
+
+def transition_case(db: Database, actor: Actor, case_id: int, status: str, *, expected_version: int) -> int:
+    """Move a case to ``status`` if the flow allows it (ValidationFailed names why not); returns the new version."""
+
+    def work() -> int:
+        with db.transaction(actor) as session:
+            case = _loaded(session, case_id, expected_version)
+            now = utcnow()
+            problem = transition_problem(case.status, status, resolved_at=case.resolved_at, now=now)
+            if problem is not None:
+                raise ValidationFailed({"status": (problem, {})})
+            _record(session, case, actor, CaseEventKind.STATUS, case.status, status, at=now)
+            _set_status(case, status, now)
+            recompute_case_sla(session, case, now=now)
+            session.flush()
+            return case.version
+
+    return translate_stale(db, actor, "case", case_id, work)
+
+
+def change_case_priority(db: Database, actor: Actor, case_id: int, priority: str, *, expected_version: int) -> int:
+    """Change the priority; the SLA due times are recomputed from the case's start under the new policy."""
+
+    def work() -> int:
+        with db.transaction(actor) as session:
+            case = _loaded(session, case_id, expected_version)
+            errors = fields.check_values({"priority": CASE["priority"]}, {"priority": priority})
+            if errors:
+                raise ValidationFailed(errors)
+            if priority != case.priority:
+                now = utcnow()
+                _record(session, case, actor, CaseEventKind.PRIORITY, case.priority, priority, at=now)
+                case.priority = priority
+                recompute_case_sla(session, case, now=now)
+                session.flush()
+            return case.version
+
+    return translate_stale(db, actor, "case", case_id, work)
+
+
+def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, internal: bool = False) -> int:
+    """A public reply to the customer (meets the response clocks; a new case opens) or an internal note.
+
+    Returns the history row's id. The text is kept as typed (shown as text, never rendered).
+    """
+    with db.transaction(actor) as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFound("case")
+        text = (body or "").strip()
+        if not text:
+            raise ValidationFailed({"body": ("validation.required", {})})
+        if len(text) > REPLY_LENGTH:
+            raise ValidationFailed({"body": ("validation.too_long", {"max": REPLY_LENGTH})})
+        if case.status == CaseStatus.CLOSED.value:
+            raise ValidationFailed({"body": ("cases.flow.closed_is_final", {})})
+        now = utcnow()
+        kind = CaseEventKind.NOTE if internal else CaseEventKind.REPLY
+        event = CaseEvent(tenant_id=case.tenant_id, case_id=case.id, at=now, kind=kind, actor_id=actor.user_id,
+                          body=text)
+        session.add(event)
+        if not internal:
+            if case.first_responded_at is None:
+                case.first_responded_at = now
+            if case.status == CaseStatus.NEW.value:
+                _record(session, case, actor, CaseEventKind.STATUS, case.status, CaseStatus.OPEN.value, at=now)
+                case.status = CaseStatus.OPEN.value
+        session.flush()
+        recompute_case_sla(session, case, now=now)
+        session.flush()
+        return event.id

@@ -78,18 +78,23 @@ def test_open_get_patch_resolve_close_and_reopen_with_the_audit_trail(api: Api, 
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["resolved_at"] is not None and resolved.json()["assignee_id"] is None
     assert resolved.json()["description"] == "Since Monday."
+    reopened = api.client.patch(path, json={"status": "open", "version": resolved.json()["version"]},
+                                headers=headers)  # within the reopen window
+    assert reopened.status_code == 200 and reopened.json()["resolved_at"] is None
+    resolved = api.client.patch(path, json={"status": "resolved", "version": reopened.json()["version"]},
+                                headers=headers)
     closed = api.client.delete(path, headers={**headers, "If-Match": resolved.headers["etag"]})
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
     assert closed.json()["resolved_at"] == resolved.json()["resolved_at"]
     assert case["id"] not in listed_ids(api, headers)
     assert case["id"] in listed_ids(api, headers, "&include_closed=true")
     assert case["id"] in listed_ids(api, headers, "&status=closed")
-    reopened = api.client.patch(path, json={"status": "open", "version": closed.json()["version"]}, headers=headers)
-    assert reopened.status_code == 200 and reopened.json()["resolved_at"] is None
+    final = api.client.patch(path, json={"status": "open", "version": closed.json()["version"]}, headers=headers)
+    assert final.status_code == 422 and final.json()["errors"][0]["field"] == "status"  # closed is final
     with api.db.session(world.rep) as session:
         actions = session.scalars(select(AuditEvent.action).where(
             AuditEvent.entity == "case", AuditEvent.entity_id == case["id"])).all()
-    assert sorted(actions) == ["create", "update", "update", "update"]
+    assert sorted(actions) == ["create", "update", "update", "update", "update"]
 
 
 def test_assignee_and_contact_rules(api: Api, world: World) -> None:
@@ -130,7 +135,7 @@ def test_field_errors_are_422_in_the_callers_language(api: Api, world: World) ->
     assert [e["field"] for e in english.json()["errors"]] == ["description", "subject"]
     assert chinese.json()["detail"].startswith("请修改")
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in e["message"]) for e in chinese.json()["errors"])
-    shape = api.client.post("/api/v1/cases", json={"customer_id": customer_id, "subject": "x", "priority": "urgent"},
+    shape = api.client.post("/api/v1/cases", json={"customer_id": customer_id, "subject": "x", "priority": "critical"},
                             headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
     assert shape.status_code == 422 and shape.json()["errors"][0]["message"] == "请从给定选项中选择。"
 
@@ -149,3 +154,38 @@ def test_the_list_pages_by_cursor_and_filters(api: Api, world: World) -> None:
     assert listed_ids(api, headers, query + "&priority=high") == []
     wrong = api.client.get(f"/api/v1/cases?limit=2&after={first['next_cursor']}", headers=headers)
     assert (wrong.status_code, wrong.json()["code"]) == (400, "invalid_cursor")
+
+
+def test_the_transition_endpoint_follows_the_flow_and_refuses_with_problem_json(api: Api, world: World) -> None:
+    case = new_case(api, world.rep, priority="urgent", channel="phone", category="Hardware")
+    assert (case["priority"], case["channel"], case["category"], case["sla_due_at"]) == (
+        "urgent", "phone", "Hardware", None)  # no SLA policy in this tenant: no due time
+    path = f"/api/v1/cases/{case['id']}/transition"
+    headers = api.headers(world.rep)
+    held = api.client.post(path, json={"status": "on_hold", "version": case["version"]}, headers=headers)
+    assert held.status_code == 200 and held.json()["status"] == "on_hold"
+    refused = api.client.post(path, json={"status": "closed", "version": held.json()["version"]}, headers=headers)
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["errors"][0]["field"] == "status"
+    patched = api.client.patch(f"/api/v1/cases/{case['id']}", json={"subject": "Renamed",
+                               "version": held.json()["version"]}, headers=headers)
+    assert (patched.json()["channel"], patched.json()["category"]) == ("phone", "Hardware")  # kept by a PATCH
+
+
+def test_the_list_sorts_by_sla_due_across_cursor_pages(api: Api, world: World) -> None:
+    from crm_core.services import sla_settings
+
+    calendar_id = sla_settings.save_calendar(api.db, world.admin, name=unique("Desk "), time_zone="Asia/Shanghai",
+                                             hours={str(day): [["00:00", "23:59"]] for day in range(1, 8)})
+    for priority, minutes in (("urgent", 30), ("high", 120), ("normal", 480), ("low", 1440)):
+        sla_settings.save_policy(api.db, world.admin, sla_settings.PolicyInput(
+            priority=priority, calendar_id=calendar_id, first_response_minutes=minutes,
+            next_response_minutes=minutes, resolution_minutes=minutes * 4))
+    customer_id = create_random_customer(api.db, world.rep)
+    made = {priority: new_case(api, world.rep, customer_id=customer_id, priority=priority)["id"]
+            for priority in ("normal", "urgent", "high")}
+    headers = api.headers(world.rep)
+    ordered = listed_ids(api, headers, f"&customer_id={customer_id}&sort=sla_due&order=asc", limit=1)
+    assert ordered == [made["urgent"], made["high"], made["normal"]]
+    first = api.client.get(f"/api/v1/cases/{made['urgent']}", headers=headers).json()
+    assert first["sla_due_at"] is not None

@@ -33,8 +33,10 @@ from crm_core.errors import ValidationFailed
 from crm_core.models import Campaign, ImportRun, Opportunity, Role
 from crm_core.models.jobs import Job, JobStatus
 from crm_core.schema import upgrade_to_head
+from crm_core.services import sla_settings
 from crm_core.services.activities import ActivityInput, log_activity
 from crm_core.services.automation import ensure_default_automation_rules
+from crm_core.services.cases import CaseInput, add_case_reply, create_case
 from crm_core.services.contacts import ContactInput, create_contact
 from crm_core.services.custom_fields import FieldDefinitionInput, create_field
 from crm_core.services.deals import OpportunityInput, create_opportunity
@@ -71,6 +73,7 @@ class HostileWorld:
     world: World
     customer_id: int
     by_sql: list[str] = field(default_factory=list)
+    case_id: int = 0
     """The fields a rule refused, stored by SQL instead."""
 
 
@@ -126,6 +129,17 @@ def seed(db: Database, world: World) -> HostileWorld:
             db, rep, TaskInput(title=value, due_at=due, customer_id=customer_id)))
     hostile_record(hw, "activities", "summary", lambda value: log_activity(
         db, rep, ActivityInput(customer_id=customer_id, type="note", summary=value)))
+    calendar_id = hostile_record(hw, "sla_calendars", "name", lambda value: sla_settings.save_calendar(
+        db, admin, name=value, time_zone="UTC", hours={str(day): [["00:00", "23:59"]] for day in range(1, 8)}))
+    sla_settings.save_policy(db, admin, sla_settings.PolicyInput(
+        priority="normal", calendar_id=calendar_id, first_response_minutes=60, next_response_minutes=60,
+        resolution_minutes=240))
+    hw.case_id = hostile_record(hw, "cases", "subject", lambda value: create_case(
+        db, rep, CaseInput(customer_id=customer_id, subject=value, description=MARKDOWN)))
+    for column in ("description", "category"):
+        set_by_sql(db, "cases", column, hw.case_id, HOSTILE)
+    reply_id = add_case_reply(db, rep, hw.case_id, MARKDOWN)
+    set_by_sql(db, "case_events", "body", reply_id, HOSTILE)
     conditions = {"match": "all", "conditions": [{"field": "name", "op": "contains", "value": "Acme"}]}
     for owner in (admin, world.manager, world.analyst):
         hostile_record(hw, "segments", "name", lambda value, owner=owner: save_segment(  # type: ignore[misc]
@@ -239,6 +253,8 @@ def visits(app: AppTest, page: str, hw: HostileWorld) -> Iterator[str]:
         app.text_input(key="profile_search").input("Acme").run()
         yield f"{page} (search)"
         app.query_params["customer_id"] = str(hw.customer_id)
+    if page == "pages/case.py":  # the hostile case, with its reply and SLA panel
+        app.query_params["case_id"] = str(hw.case_id)
     if page == "pages/pipeline.py":  # the deal panel, opened as a card's name opens it (?deal=)
         with hw.db.system_session("test: hostile deal") as session:
             app.query_params["deal"] = str(session.scalars(select(Opportunity.id).order_by(Opportunity.id)).first())

@@ -1,0 +1,155 @@
+"""Tables of the customer-service area: the case history, team queues, business calendars,
+SLA policies, each case's SLA state and the escalations the sweep recorded.
+
+The history (``case_events``) is what SLA due times are computed from
+(:mod:`crm_core.rules.sla`), so a change of priority or policy recomputes them from the
+case's own past, never from "now". ``case_sla`` holds the computed instants so that the
+sweep (:mod:`crm_core.services.sla`) is a handful of set-based statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.models import Base, TenantScoped, Versioned, utcnow
+
+SLA_METRICS = ("first_response", "next_response", "resolution")
+
+
+class CaseEventKind:
+    """What a case history row records."""
+
+    OPENED = "opened"
+    STATUS = "status"
+    PRIORITY = "priority"
+    ASSIGNEE = "assignee"
+    REPLY = "reply"  # a public reply to the customer (stops the response clocks)
+    NOTE = "note"  # an internal note
+    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE)
+
+
+class CaseEvent(TenantScoped, Base):
+    """One change on a case, with its instant: append-only (the SLA clocks are computed from it)."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index(None, "tenant_id", "case_id", "at"),)
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    from_value: Mapped[str | None] = mapped_column(String(64))
+    to_value: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(String(4000))  # a reply's or note's text
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class ServiceQueue(TenantScoped, Versioned, Base):
+    """A team's case queue: how new cases are assigned among its reps and which calendar its clocks use."""
+
+    __tablename__ = "service_queues"
+    __table_args__ = (UniqueConstraint("tenant_id", "team_id"),)
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    method: Mapped[str] = mapped_column(String(16), default="round_robin")  # or least_busy (fewest open cases)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("sla_calendars.id"))
+    last_assigned_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class SlaCalendar(TenantScoped, Versioned, Base):
+    """Business hours in a time zone: ``hours`` maps ISO weekday "1".."7" to [["09:00","12:00"], …]."""
+
+    __tablename__ = "sla_calendars"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SlaCalendarDay(TenantScoped, Base):
+    """A date that breaks the week: a holiday, or a make-up working day (调休, kind ``workday``)."""
+
+    __tablename__ = "sla_calendar_days"
+    __table_args__ = (UniqueConstraint("calendar_id", "day"),)
+
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("sla_calendars.id"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
+    name: Mapped[str] = mapped_column(String(120), default="")
+
+
+class SlaPolicy(TenantScoped, Versioned, Base):
+    """The targets for cases of one priority, in business minutes of a calendar."""
+
+    __tablename__ = "sla_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "priority"),)
+
+    priority: Mapped[str] = mapped_column(String(8))
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("sla_calendars.id"))
+    first_response_minutes: Mapped[int] = mapped_column(Integer)
+    next_response_minutes: Mapped[int] = mapped_column(Integer)
+    resolution_minutes: Mapped[int] = mapped_column(Integer)
+    warn_percent: Mapped[int] = mapped_column(Integer, default=75)
+    pause_on_pending: Mapped[bool] = mapped_column(Boolean, default=True)
+    pause_on_hold: Mapped[bool] = mapped_column(Boolean, default=True)
+    # minutes after a breach before it goes up to the manager (level 3)
+    manager_after_minutes: Mapped[int] = mapped_column(Integer, default=60)
+
+
+class CaseSla(TenantScoped, Base):
+    """A case's clocks as last computed from its history (one row per case with a policy).
+
+    Per metric: ``*_due_at``/``*_warn_at`` (NULL while paused or not running), ``*_met_at``,
+    ``*_warned_at``/``*_breached_at`` (set once by the sweep). ``escalation_level`` is the
+    highest level reached (1 assignee, 2 team lead, 3 manager).
+    """
+
+    __tablename__ = "case_sla"
+    __table_args__ = (
+        UniqueConstraint("case_id"),
+        Index(None, "tenant_id", "next_due_at"),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id"))
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("sla_calendars.id"))
+    paused_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    first_response_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    first_response_warn_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    first_response_met_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    first_response_warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    first_response_breached_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_response_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_response_warn_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_response_met_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_response_warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_response_breached_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolution_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolution_warn_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolution_met_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolution_warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolution_breached_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the earliest running due (queue sort)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SlaEscalation(TenantScoped, Base):
+    """A warning or breach the sweep recorded, and who it goes to (one row per case, metric and level)."""
+
+    __tablename__ = "sla_escalations"
+    __table_args__ = (
+        UniqueConstraint("case_id", "metric", "level"),
+        Index(None, "tenant_id", "at"),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    metric: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer)  # 1 warning → assignee, 2 breach → team lead, 3 → manager
+    recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

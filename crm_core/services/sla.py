@@ -1,0 +1,313 @@
+"""SLA use cases: compute a case's clocks from its history, explain them, and sweep for warnings and breaches.
+
+:func:`recompute_case_sla` runs inside the transaction of every case change (status, priority,
+reply, queue), in the caller's session; it stores due and warning instants in ``case_sla`` so that
+:func:`sweep_sla` (the ``sla_sweep`` job) is a few set-based statements per metric, whatever the
+number of open cases: record the level-1 warning (to the assignee) where the warning instant has
+passed, the level-2 breach (to the team lead) where the due instant has passed, and level 3 (the
+tenant's managers: no single recipient) once a breach is ``manager_after_minutes`` old. Each
+level is recorded once per case and metric (a unique key and NOT EXISTS), so the sweep is
+idempotent. Escalations are kept in ``sla_escalations`` and each is told through the notification centre
+(:func:`crm_core.services.notifications.notify_many`, deduplicated per case, metric and level).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, exists, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from crm_core.db import Database
+from crm_core.errors import NotFound
+from crm_core.models import Case, CaseStatus, Role, Team, User, utcnow
+from crm_core.models.service import (
+    SLA_METRICS,
+    CaseEvent,
+    CaseEventKind,
+    CaseSla,
+    ServiceQueue,
+    SlaCalendar,
+    SlaCalendarDay,
+    SlaEscalation,
+    SlaPolicy,
+)
+from crm_core.rules.case_flow import CLOSED_STATUSES
+from crm_core.rules.sla import BusinessCalendar, CalendarHasNoHours, Clock, StatusSpan, run_clock
+from crm_core.services.notifications import Notice, notify_many
+
+LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER = 1, 2, 3
+
+
+def load_calendar(session: Session, calendar_id: int) -> BusinessCalendar:
+    """The business calendar ``calendar_id`` with its holidays and make-up working days."""
+    calendar = session.get(SlaCalendar, calendar_id)
+    if calendar is None:
+        raise NotFound("calendar")
+    days = session.execute(select(SlaCalendarDay.day, SlaCalendarDay.kind)
+                           .where(SlaCalendarDay.calendar_id == calendar_id)).all()
+    return BusinessCalendar.from_settings(
+        calendar.name, calendar.time_zone, calendar.hours,
+        holidays=frozenset(day for day, kind in days if kind == "holiday"),
+        workdays=frozenset(day for day, kind in days if kind == "workday"),
+    )
+
+
+@dataclass(frozen=True)
+class SlaExplanation:
+    """What the SLA panel shows: the policy, the calendar and each clock with its pauses."""
+
+    policy_id: int | None
+    priority: str
+    calendar_name: str | None
+    time_zone: str | None
+    warn_percent: int
+    paused_statuses: tuple[str, ...]
+    clocks: tuple[Clock, ...] = field(default_factory=tuple)
+    warned: dict[str, dt.datetime | None] = field(default_factory=dict)
+    breached: dict[str, dt.datetime | None] = field(default_factory=dict)
+    escalation_level: int = 0
+
+
+def _policy_and_calendar(session: Session, case: Case) -> tuple[SlaPolicy | None, int | None]:
+    policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == case.priority))
+    if policy is None:
+        return None, None
+    queue_calendar = None
+    if case.team_id is not None:
+        queue_calendar = session.scalar(select(ServiceQueue.calendar_id).where(ServiceQueue.team_id == case.team_id))
+    return policy, queue_calendar or policy.calendar_id
+
+
+def _history(session: Session, case_id: int) -> list[CaseEvent]:
+    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id)
+                                .order_by(CaseEvent.at, CaseEvent.id)))
+
+
+def _spans(case: Case, events: list[CaseEvent]) -> list[StatusSpan]:
+    spans = [StatusSpan(event.at, event.to_value or "") for event in events if event.kind == CaseEventKind.STATUS]
+    if not spans or spans[0].start > case.opened_at:
+        first = next((event.from_value for event in events if event.kind == CaseEventKind.STATUS), case.status)
+        spans.insert(0, StatusSpan(case.opened_at, first or case.status))
+    return spans
+
+
+def _next_response_window(events: list[CaseEvent]) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The customer came back (pending → a working status) after our last reply: that starts the clock."""
+    started = met = None
+    for event in events:
+        if event.kind == CaseEventKind.STATUS and event.from_value == CaseStatus.PENDING.value \
+                and event.to_value not in CLOSED_STATUSES:
+            if started is None or met is not None:
+                started, met = event.at, None
+        elif event.kind == CaseEventKind.REPLY and started is not None and met is None:
+            met = event.at
+    return started, met
+
+
+def compute_clocks(session: Session, case: Case, *, now: dt.datetime) -> SlaExplanation:
+    """The case's three clocks from its own history under its priority's policy (nothing written)."""
+    policy, calendar_id = _policy_and_calendar(session, case)
+    if policy is None or calendar_id is None:
+        return SlaExplanation(None, case.priority, None, None, 0, ())
+    calendar = load_calendar(session, calendar_id)
+    paused = frozenset(
+        ([CaseStatus.PENDING.value] if policy.pause_on_pending else [])
+        + ([CaseStatus.ON_HOLD.value] if policy.pause_on_hold else [])
+    )
+    events = _history(session, case.id)
+    spans = _spans(case, events)
+    resolved_at = case.resolved_at if case.status in CLOSED_STATUSES else None
+    next_started, next_met = _next_response_window(events)
+    windows: dict[str, tuple[dt.datetime | None, dt.datetime | None, int]] = {
+        "first_response": (case.opened_at, case.first_responded_at, policy.first_response_minutes),
+        "next_response": (next_started, next_met, policy.next_response_minutes),
+        "resolution": (case.opened_at, resolved_at, policy.resolution_minutes),
+    }
+    clocks = []
+    for metric in SLA_METRICS:
+        started, met, target = windows[metric]
+        if resolved_at is not None and met is None and started is not None:
+            clock = Clock(metric, target, started, None, None, None, 0.0)  # resolved unanswered: the clock stops
+        else:
+            try:
+                clock = run_clock(metric, spans=spans, started_at=started, met_at=met, target_minutes=target,
+                                  warn_percent=policy.warn_percent, paused_statuses=paused, calendar=calendar,
+                                  now=now)
+            except CalendarHasNoHours:
+                clock = Clock(metric, target, started, met, None, None, 0.0)
+        clocks.append(clock)
+    return SlaExplanation(policy.id, case.priority, calendar.name, calendar.time_zone, policy.warn_percent,
+                          tuple(sorted(paused)), tuple(clocks))
+
+
+def recompute_case_sla(session: Session, case: Case, *, now: dt.datetime | None = None) -> CaseSla | None:
+    """Store the case's clocks in ``case_sla`` (in the caller's transaction); None without a policy.
+
+    Warnings and breaches stay recorded unless the new instants moved past ``now`` (a lower
+    priority, a longer target): then they are cleared, and the sweep judges the clock afresh.
+    """
+    now = now or utcnow()
+    explanation = compute_clocks(session, case, now=now)
+    state = session.scalar(select(CaseSla).where(CaseSla.case_id == case.id))
+    if explanation.policy_id is None:
+        if state is not None:
+            session.delete(state)
+        return None
+    if state is None:
+        state = CaseSla(tenant_id=case.tenant_id, case_id=case.id, paused_seconds=0, escalation_level=0)
+        session.add(state)
+    state.policy_id = explanation.policy_id
+    state.calendar_id = session.scalar(select(SlaPolicy.calendar_id).where(SlaPolicy.id == explanation.policy_id))
+    dues = []
+    for clock in explanation.clocks:
+        setattr(state, f"{clock.metric}_due_at", clock.due_at)
+        setattr(state, f"{clock.metric}_warn_at", clock.warn_at)
+        setattr(state, f"{clock.metric}_met_at", clock.met_at)
+        if clock.warn_at is None or clock.warn_at > now:
+            setattr(state, f"{clock.metric}_warned_at", None)
+        if clock.due_at is None or clock.due_at > now:
+            setattr(state, f"{clock.metric}_breached_at", None)
+        if clock.met_at is None and clock.due_at is not None:
+            dues.append(clock.due_at)
+    resolution = explanation.clocks[-1]
+    ongoing = resolution.pauses[-1] if resolution.pauses and resolution.pauses[-1].end is None else None
+    state.paused_since = (ongoing.start if ongoing is not None else now) if resolution.paused else None
+    state.paused_seconds = int(sum(pause.business_minutes for pause in resolution.pauses) * 60)
+    state.next_due_at = min(dues) if dues else None
+    state.computed_at = now
+    return state
+
+
+def explain_case_sla(session: Session, case_id: int, *, now: dt.datetime | None = None) -> SlaExplanation:
+    """How each due time of a visible case was computed, with what the sweep recorded (the SLA panel)."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound("case")
+    explanation = compute_clocks(session, case, now=now or utcnow())
+    state = session.scalar(select(CaseSla).where(CaseSla.case_id == case_id))
+    if state is None:
+        return explanation
+    return SlaExplanation(
+        explanation.policy_id, explanation.priority, explanation.calendar_name, explanation.time_zone,
+        explanation.warn_percent, explanation.paused_statuses, explanation.clocks,
+        warned={metric: getattr(state, f"{metric}_warned_at") for metric in SLA_METRICS},
+        breached={metric: getattr(state, f"{metric}_breached_at") for metric in SLA_METRICS},
+        escalation_level=state.escalation_level,
+    )
+
+
+# --- the sweep -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep recorded."""
+
+    warnings: int
+    breaches: int
+    manager_escalations: int
+    seconds: float
+    notified: int = 0
+
+
+def _escalate(session: Session, tenant_id: int, metric: str, level: int, condition: Any, recipient: Any,
+              now: dt.datetime) -> list[tuple[int, int | None, str]]:
+    """Record ``level`` for every case of the tenant meeting ``condition`` that does not have it yet.
+
+    Returns (case id, recipient, subject) of each: read first, as INSERT .. SELECT reports no row
+    count on every driver (psycopg gives -1), and the notifications need them.
+    """
+    already = exists().where(SlaEscalation.case_id == CaseSla.case_id, SlaEscalation.metric == metric,
+                             SlaEscalation.level == level)
+    matching = (
+        select(CaseSla.case_id, recipient.label("recipient"), Case.subject)
+        .select_from(CaseSla)
+        .join(Case, Case.id == CaseSla.case_id)
+        .outerjoin(Team, Team.id == Case.team_id)
+        .where(CaseSla.tenant_id == tenant_id, condition, ~already)
+    )
+    found = [(case_id, recipient_id, subject) for case_id, recipient_id, subject in session.execute(matching)]
+    if found:
+        rows = matching.with_only_columns(
+            CaseSla.tenant_id, literal(now), literal(now), CaseSla.case_id, literal(metric), literal(level),
+            recipient, literal(now))
+        session.execute(insert(cast(Table, SlaEscalation.__table__)).from_select(
+            ["tenant_id", "created_at", "updated_at", "case_id", "metric", "level", "recipient_user_id", "at"], rows))
+    return found
+
+
+def _notices(session: Session, tenant_id: int, metric: str, level: int,
+             found: list[tuple[int, int | None, str]]) -> list[Notice]:
+    """One notification per escalation: level 1 to the assignee, 2 to the team lead, 3 to every manager."""
+    kind = {LEVEL_ASSIGNEE: "sla_warning", LEVEL_TEAM_LEAD: "sla_breach", LEVEL_MANAGER: "sla_escalated"}[level]
+    managers: list[int] = []
+    if level == LEVEL_MANAGER and found:
+        managers = list(session.scalars(select(User.id).where(
+            User.tenant_id == tenant_id, User.role == Role.MANAGER.value, User.is_active.is_(True))))
+    notices = []
+    for case_id, recipient_id, subject in found:
+        for user_id in ([recipient_id] if recipient_id is not None else []) + managers:
+            notices.append(Notice(user_id=user_id, kind=kind, entity="case", entity_id=case_id,
+                                  params={"case": case_id, "subject": subject, "metric": metric},
+                                  dedupe_key=f"sla:{case_id}:{metric}:{level}"))
+    return notices
+
+
+def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
+    """Mark warnings and breaches of the tenant's running clocks, record escalations and notify (idempotent)."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    table = cast(Table, CaseSla.__table__)
+    counts = {LEVEL_ASSIGNEE: 0, LEVEL_TEAM_LEAD: 0, LEVEL_MANAGER: 0}
+    notices: list[Notice] = []
+    policies = session.execute(select(SlaPolicy.id, SlaPolicy.manager_after_minutes)
+                               .where(SlaPolicy.tenant_id == tenant_id)).all()
+
+    def record(metric: str, level: int, condition: Any, recipient: Any) -> None:
+        found = _escalate(session, tenant_id, metric, level, condition, recipient, now)
+        counts[level] += len(found)
+        notices.extend(_notices(session, tenant_id, metric, level, found))
+
+    for metric in SLA_METRICS:
+        due, warn, met = table.c[f"{metric}_due_at"], table.c[f"{metric}_warn_at"], table.c[f"{metric}_met_at"]
+        warned, breached = table.c[f"{metric}_warned_at"], table.c[f"{metric}_breached_at"]
+        warns = and_(met.is_(None), warn.is_not(None), warn <= now)
+        record(metric, LEVEL_ASSIGNEE, warns, Case.assignee_id)
+        session.execute(update(table).where(table.c.tenant_id == tenant_id, warns, warned.is_(None))
+                        .values({warned: now}))
+        breaks = and_(met.is_(None), due.is_not(None), due <= now)
+        record(metric, LEVEL_TEAM_LEAD, breaks, Team.manager_id)
+        session.execute(update(table).where(table.c.tenant_id == tenant_id, breaks, breached.is_(None))
+                        .values({breached: now}))
+        for policy_id, after_minutes in policies:
+            late = and_(met.is_(None), CaseSla.policy_id == policy_id, breached.is_not(None),
+                        breached <= now - dt.timedelta(minutes=after_minutes))
+            record(metric, LEVEL_MANAGER, late, literal(None))
+    for level in (LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER):
+        reached = exists().where(SlaEscalation.case_id == table.c.case_id, SlaEscalation.level == level)
+        session.execute(update(table).where(table.c.tenant_id == tenant_id, table.c.escalation_level < level,
+                                            reached).values(escalation_level=level))
+    notified = len(notify_many(session, tenant_id=tenant_id, notices=notices, now=now)) if notices else 0
+    return SweepResult(counts[LEVEL_ASSIGNEE], counts[LEVEL_TEAM_LEAD], counts[LEVEL_MANAGER],
+                       time.perf_counter() - started, notified)
+
+
+def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
+    """The sweep in its own system transaction (the job and the CLI call this)."""
+    with db.system_transaction("sla sweep") as session:
+        return sweep_sla(session, tenant_id, now=now)
+
+
+def open_escalations(session: Session, *, limit: int = 50) -> list[tuple[int, str, int, int | None, dt.datetime]]:
+    """The latest escalations of visible cases: (case id, metric, level, recipient, at)."""
+    rows = session.execute(
+        select(SlaEscalation.case_id, SlaEscalation.metric, SlaEscalation.level, SlaEscalation.recipient_user_id,
+               SlaEscalation.at).join(Case, Case.id == SlaEscalation.case_id)
+        .order_by(SlaEscalation.at.desc(), SlaEscalation.id.desc()).limit(limit)
+    ).all()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+

@@ -1,0 +1,143 @@
+"""Case detail (``?case_id=``): the facts, the status actions the flow allows, a priority change, a
+public reply or an internal note, the case's timeline, and its SLA panel, which explains each due time
+(calendar, pauses, business minutes)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from crm_core.errors import DomainError
+from crm_core.models import CasePriority, utcnow
+from crm_core.queries.cases import case_timeline, get_case
+from crm_core.rules.case_flow import allowed_transitions
+from crm_core.services.cases import add_case_reply, change_case_priority, transition_case
+from crm_core.services.sla import explain_case_sla
+from crm_ui import formatting
+from crm_ui.context import current_actor, get_db, read_session, record_id, show_domain_error, t
+from crm_ui.text import plain, plain_line
+
+STATE = st.session_state
+
+actor = current_actor()
+now = utcnow()
+case_id = record_id(st.query_params.get("case_id"))
+with read_session() as session:
+    case = get_case(session, case_id) if case_id is not None else None
+    timeline = case_timeline(session, case.id) if case is not None else []
+    explanation = explain_case_sla(session, case.id, now=now) if case is not None else None
+if case is None or explanation is None:
+    st.title(t("service.case.title"))
+    st.info(t("service.case.not_found"))
+    st.page_link("pages/service_queue.py", label=t("service.case.back"), icon="⬅️")
+    st.stop()
+
+if message := STATE.pop("case_flash", None):
+    st.success(message)
+st.title(plain_line(f"#{case.id} {case.subject}"))
+facts = st.columns(3)
+facts[0].metric(t("service.field.status"), t(f"service.status.{case.status}"))
+facts[1].metric(t("service.field.priority"), t(f"service.priority.{case.priority}"))
+facts[2].metric(t("service.field.channel"), t(f"service.channel.{case.channel}"))
+# data (names, the category) as text, each escaped; the labels are the catalog's
+st.caption(t("service.field.assignee") + ": " + plain_line(case.assignee_name or "—") + " · "
+           + t("service.field.category") + ": " + plain_line(case.category or "—"))
+if case.customer_name:
+    st.page_link("pages/customer_profile.py", label=t("service.case.customer", name=plain_line(case.customer_name)),
+                 icon="🪪", query_params={"customer_id": str(case.customer_id)})
+if case.description:
+    st.text(case.description)
+
+if actor.can_write:
+    # --- status actions the flow allows, and the priority -----------------------------------------
+    targets = allowed_transitions(case.status, resolved_at=case.resolved_at, now=now)
+    if targets:
+        st.subheader(t("service.case.actions"))
+        buttons = st.columns(len(targets))
+        for column, target in zip(buttons, targets, strict=True):
+            if column.button(t(f"service.action.{target}"), key=f"case_move_{case.id}_{target}"):
+                try:
+                    transition_case(get_db(), actor, case.id, target, expected_version=case.version)
+                except DomainError as error:
+                    show_domain_error(error, labels={"status": t("service.field.status")})
+                else:
+                    STATE["case_flash"] = t("service.case.moved", status=t(f"service.status.{target}"))
+                    st.rerun()
+    with st.form(f"case_priority_{case.id}"):
+        priorities = [priority.value for priority in CasePriority]
+        new_priority = st.selectbox(t("service.field.priority"), priorities, index=priorities.index(case.priority)
+                                    if case.priority in priorities else 0,
+                                    format_func=lambda value: t(f"service.priority.{value}"),
+                                    key=f"case_priority_value_{case.id}")
+        if st.form_submit_button(t("service.case.change_priority")):
+            try:
+                change_case_priority(get_db(), actor, case.id, new_priority, expected_version=case.version)
+            except DomainError as error:
+                show_domain_error(error, labels={"priority": t("service.field.priority")})
+            else:
+                STATE["case_flash"] = t("service.case.priority_changed")
+                st.rerun()
+    # --- reply or internal note --------------------------------------------------------------------
+    with st.form(f"case_reply_{case.id}"):
+        body = st.text_area(t("service.case.reply_body"), key=f"case_reply_body_{case.id}", max_chars=4000)
+        internal = st.checkbox(t("service.case.internal"), key=f"case_reply_internal_{case.id}")
+        if st.form_submit_button(t("service.case.send"), type="primary"):
+            try:
+                add_case_reply(get_db(), actor, case.id, body, internal=internal)
+            except DomainError as error:
+                show_domain_error(error, labels={"body": t("service.case.reply_body")})
+            else:
+                STATE.pop(f"case_reply_body_{case.id}", None)
+                STATE["case_flash"] = t("service.case.note_saved" if internal else "service.case.reply_sent")
+                st.rerun()
+
+# --- the SLA panel ------------------------------------------------------------------------------------
+st.subheader(t("service.sla.title"))
+if explanation.policy_id is None:
+    st.info(t("service.sla.no_policy", priority=t(f"service.priority.{case.priority}")))
+else:
+    paused = ", ".join(t(f"service.status.{status}") for status in explanation.paused_statuses) or "—"
+    st.caption(t("service.sla.basis", calendar=plain(explanation.calendar_name or ""),
+                 zone=plain(explanation.time_zone or ""), percent=explanation.warn_percent, paused=paused))
+    for clock in explanation.clocks:
+        with st.container(border=True):
+            st.markdown(f"**{t(f'service.metric.{clock.metric}')}** · "
+                        + t("service.sla.target", minutes=f"{clock.target_minutes:,}"))
+            if clock.started_at is None:
+                st.caption(t("service.sla.not_started"))
+                continue
+            if clock.met_at is not None:
+                verdict = "service.sla.met_late" if clock.breached else "service.sla.met"
+                st.write(t(verdict, at=formatting.when(clock.met_at), minutes=f"{clock.elapsed_minutes:,.0f}"))
+            elif clock.paused:
+                st.write(t("service.sla.paused", minutes=f"{clock.elapsed_minutes:,.0f}"))
+            elif clock.due_at is not None:
+                st.write(t("service.sla.due", at=formatting.when(clock.due_at),
+                           warn=formatting.when(clock.warn_at), minutes=f"{clock.elapsed_minutes:,.0f}"))
+            st.caption(t("service.sla.started", at=formatting.when(clock.started_at)))
+            for pause in clock.pauses:
+                st.caption(t("service.sla.pause", status=t(f"service.status.{pause.status}"),
+                             start=formatting.when(pause.start),
+                             end=formatting.when(pause.end) if pause.end else t("service.sla.ongoing"),
+                             minutes=f"{pause.business_minutes:,.0f}"))
+            if explanation.warned.get(clock.metric):
+                st.caption(t("service.sla.warned_at", at=formatting.when(explanation.warned[clock.metric])))
+            if explanation.breached.get(clock.metric):
+                st.error(t("service.sla.breached_at", at=formatting.when(explanation.breached[clock.metric])))
+    if explanation.escalation_level:
+        st.warning(t(f"service.escalation.{explanation.escalation_level}"))
+
+# --- the timeline ----------------------------------------------------------------------------------
+st.subheader(t("service.case.timeline"))
+for entry in timeline:
+    who = plain_line(entry.actor_name or t("service.case.system"))
+    when = formatting.when(entry.at)
+    if entry.kind in ("reply", "note"):
+        st.markdown(f"**{t(f'service.event.{entry.kind}')}** · {who} · {when}")
+        st.text(entry.body or "")
+    elif entry.kind in ("status", "priority"):
+        group = "status" if entry.kind == "status" else "priority"
+        before = t(f"service.{group}.{entry.from_value}") if entry.from_value else "—"
+        st.caption(t(f"service.event.{entry.kind}", before=before, after=t(f"service.{group}.{entry.to_value}"),
+                     who=who, at=when))
+    else:
+        st.caption(t(f"service.event.{entry.kind}", who=who, at=when))

@@ -1,0 +1,154 @@
+"""Service queue: the cases to work on, soonest SLA due first (mine / my team / all), filtered and paged
+on the server, each with its countdown; a case opens on the case page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from crm_core.errors import DomainError
+from crm_core.models import CaseChannel, CasePriority, CaseStatus, utcnow
+from crm_core.queries.cases import CaseFilters, list_cases
+from crm_core.queries.customers import CustomerFilters, list_customers
+from crm_core.queries.users import list_teams
+from crm_core.rules.sla import countdown
+from crm_core.services.cases import CaseInput, create_case
+from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.text import plain_line
+
+PER_PAGE = 50
+STATE = st.session_state
+MINE, TEAM, ALL = "mine", "team", "all"
+ANY = ""
+
+
+def reset_page() -> None:
+    STATE["service_queue_positions"] = [None]
+
+
+def countdown_text(due_at: object, now: object) -> str:
+    """"in 2 h 05 min" / "overdue 40 min" / "—" (paused or no policy)."""
+    left = countdown(due_at, now)  # type: ignore[arg-type]
+    if left is None:
+        return "—"
+    state, minutes = left
+    return t(f"service.countdown.{state}", hours=minutes // 60, minutes=f"{minutes % 60:02d}")
+
+
+actor = current_actor()
+now = utcnow()
+STATE.setdefault("service_queue_positions", [None])
+st.title(t("service.queue.title"))
+if created := STATE.pop("service_queue_created", None):
+    st.success(t("service.new.created", id=created))
+    st.page_link("pages/case.py", label=t("service.queue.go"), icon="➡️", query_params={"case_id": str(created)})
+
+if actor.can_write:
+    with st.expander(t("service.new.title")):
+        found = st.text_input(t("service.new.find_customer"), key="service_new_search", max_chars=200)
+        with read_session() as session:
+            matches = list_customers(session, filters=CustomerFilters(search=found), per_page=20,
+                                     with_total=False).items if found.strip() else []
+            teams = list_teams(session)
+        if found.strip() and not matches:
+            st.caption(t("service.new.no_customer"))
+        if matches:
+            names = {row.id: row.name for row in matches}
+            team_names = {team_id: name for team_id, name, *_ in teams}
+            with st.form("service_new_case"):
+                customer_id = st.selectbox(t("service.field.customer"), list(names), key="service_new_customer",
+                                           format_func=lambda key: names[key])
+                subject = st.text_input(t("service.field.subject"), key="service_new_subject", max_chars=200)
+                description = st.text_area(t("service.new.description"), key="service_new_description",
+                                           max_chars=20_000)
+                columns = st.columns(4)
+                new_priority = columns[0].selectbox(
+                    t("service.field.priority"), [p.value for p in CasePriority], index=2,
+                    format_func=lambda value: t(f"service.priority.{value}"), key="service_new_priority")
+                new_channel = columns[1].selectbox(
+                    t("service.field.channel"), [c.value for c in CaseChannel],
+                    format_func=lambda value: t(f"service.channel.{value}"), key="service_new_channel")
+                category = columns[2].text_input(t("service.field.category"), key="service_new_category",
+                                                 max_chars=120)
+                queue_options: list[int | None] = [None, *team_names]
+                queue = columns[3].selectbox(
+                    t("service.new.queue"), queue_options, key="service_new_queue",
+                    index=queue_options.index(min(actor.team_ids)) if actor.team_ids and min(actor.team_ids)
+                    in queue_options else 0,
+                    format_func=lambda key: team_names[key] if key else t("service.new.no_queue"))
+                if st.form_submit_button(t("service.new.create"), type="primary"):
+                    try:
+                        case_id = create_case(get_db(), actor, CaseInput(
+                            customer_id=customer_id, subject=subject, description=description, status="new",
+                            priority=new_priority, channel=new_channel, category=category, team_id=queue))
+                    except DomainError as error:
+                        show_domain_error(error, labels={
+                            "subject": t("service.field.subject"), "description": t("service.new.description"),
+                            "category": t("service.field.category"), "status": t("service.field.status"),
+                            "team_id": t("service.new.queue")})
+                    else:
+                        STATE["service_queue_created"] = case_id
+                        reset_page()
+                        st.rerun()
+
+scopes = [MINE] + ([TEAM] if actor.team_ids else []) + [ALL]
+top = st.columns([3, 2, 2, 2])
+scope = top[0].radio(t("service.queue.scope"), scopes, format_func=lambda value: t(f"service.queue.scope.{value}"),
+                     key="service_queue_scope", horizontal=True, on_change=reset_page)
+status = top[1].selectbox(t("service.field.status"), [ANY] + [status.value for status in CaseStatus],
+                          format_func=lambda value: t(f"service.status.{value}") if value else t("service.any"),
+                          key="service_queue_status", on_change=reset_page)
+priority = top[2].selectbox(t("service.field.priority"), [ANY] + [priority.value for priority in CasePriority],
+                            format_func=lambda value: t(f"service.priority.{value}") if value else t("service.any"),
+                            key="service_queue_priority", on_change=reset_page)
+channel = top[3].selectbox(t("service.field.channel"), [ANY] + [channel.value for channel in CaseChannel],
+                           format_func=lambda value: t(f"service.channel.{value}") if value else t("service.any"),
+                           key="service_queue_channel", on_change=reset_page)
+search = st.text_input(t("service.queue.search"), key="service_queue_search", max_chars=200, on_change=reset_page)
+breached_only = st.checkbox(t("service.queue.breached_only"), key="service_queue_breached", on_change=reset_page)
+
+team_id = next(iter(sorted(actor.team_ids)), None) if scope == TEAM else None
+filters = CaseFilters(
+    assignee_id=actor.user_id if scope == MINE else None, team_id=team_id, status=status or None,
+    priority=priority or None, channel=channel or None, search=search, breached_only=breached_only,
+)
+positions = STATE["service_queue_positions"]
+with read_session() as session:
+    page = list_cases(session, filters=filters, sort="sla_due", descending=False, per_page=PER_PAGE,
+                      after=positions[-1], count_cap=10_000)
+
+total = f"{page.total:,}{'+' if page.total_capped else ''}"
+st.caption(t("service.queue.count", count=total))
+if page.items:
+    frame = pd.DataFrame([{
+        "id": row.id,
+        t("service.field.subject"): row.subject,
+        t("service.field.customer"): row.customer_name or "—",
+        t("service.field.status"): t(f"service.status.{row.status}"),
+        t("service.field.priority"): t(f"service.priority.{row.priority}"),
+        t("service.field.channel"): t(f"service.channel.{row.channel}"),
+        t("service.field.assignee"): row.assignee_name or "—",
+        t("service.field.sla_due"): row.sla_due_at,
+        t("service.field.countdown"): countdown_text(row.sla_due_at, now),
+        t("service.field.escalation"): row.escalation_level,
+    } for row in page.items])
+    frame[t("service.field.sla_due")] = pd.to_datetime(frame[t("service.field.sla_due")])
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "id": st.column_config.NumberColumn("#", format="%d"),
+        t("service.field.sla_due"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+    })
+    by_id = {row.id: row for row in page.items}
+    chosen = st.selectbox(t("service.queue.open_case"), list(by_id), key="service_queue_pick",
+                          format_func=lambda case_id: plain_line(f"#{case_id} {by_id[case_id].subject}"))
+    st.page_link("pages/case.py", label=t("service.queue.go"), icon="➡️", query_params={"case_id": str(chosen)})
+else:
+    st.info(t("service.queue.empty"))
+
+pager = st.columns([1, 2, 1])
+if pager[0].button(t("pager.previous"), disabled=len(positions) <= 1, key="service_queue_previous"):
+    positions.pop()
+    st.rerun()
+pager[1].caption(t("service.queue.page", page=len(positions)))
+if pager[2].button(t("pager.next"), disabled=not page.has_next, key="service_queue_next"):
+    positions.append(page.next_position)
+    st.rerun()

@@ -1,0 +1,271 @@
+"""Cases with SLA clocks on every database: the flow and its history, queue assignment, access,
+and the sweep's warning → escalation → breach in frozen time (``now`` passed in)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_core.db import Database
+from crm_core.errors import AccessDenied, NotFound, ValidationFailed
+from crm_core.models import Case, utcnow
+from crm_core.models.notifications import Notification
+from crm_core.models.service import CaseEvent, CaseSla, SlaEscalation
+from crm_core.queries.cases import CaseFilters, list_cases
+from crm_core.rules.sla import BusinessCalendar, add_business_time, business_time_between
+from crm_core.services import sla_settings
+from crm_core.services.cases import (
+    CaseInput,
+    add_case_reply,
+    change_case_priority,
+    create_case,
+    transition_case,
+)
+from crm_core.services.sla import explain_case_sla, run_sla_sweep
+from tests.factories import World, build_world, create_random_customer
+
+ALWAYS = {str(day): [["00:00", "23:59"]] for day in range(1, 8)}  # the clock runs on wall time (but 1 min a day)
+ALWAYS_CALENDAR = BusinessCalendar.from_settings("Support", "UTC", ALWAYS)
+
+
+@pytest.fixture
+def world(db: Database) -> World:
+    return build_world(db)
+
+
+def policies(db: Database, world: World, *, hours: dict[str, list[list[str]]] | None = None) -> int:
+    calendar_id = sla_settings.save_calendar(db, world.admin, name="Support", time_zone="UTC",
+                                             hours=hours or ALWAYS)
+    for priority, minutes in (("urgent", 60), ("high", 240), ("normal", 480), ("low", 1440)):
+        sla_settings.save_policy(db, world.admin, sla_settings.PolicyInput(
+            priority=priority, calendar_id=calendar_id, first_response_minutes=minutes,
+            next_response_minutes=minutes, resolution_minutes=minutes * 4, warn_percent=75,
+            manager_after_minutes=30))
+    return calendar_id
+
+
+def state(db: Database, world: World, case_id: int) -> CaseSla:
+    with db.session(world.admin) as session:
+        row = session.scalar(select(CaseSla).where(CaseSla.case_id == case_id))
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def test_a_case_moves_through_the_flow_and_keeps_its_history(db: Database, world: World) -> None:
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Printer", status="new",
+                                                   channel="phone", category="Hardware"))
+    version = transition_case(db, world.rep, case_id, "pending", expected_version=1)
+    version = transition_case(db, world.rep, case_id, "resolved", expected_version=version)
+    with pytest.raises(ValidationFailed) as refused:
+        transition_case(db, world.rep, case_id, "pending", expected_version=version)
+    assert refused.value.errors["status"][0] == "cases.flow.not_allowed"
+    version = transition_case(db, world.rep, case_id, "closed", expected_version=version)
+    with pytest.raises(ValidationFailed) as final:
+        transition_case(db, world.rep, case_id, "open", expected_version=version)
+    assert final.value.errors["status"][0] == "cases.flow.closed_is_final"
+    with db.session(world.rep) as session:
+        moves = session.execute(select(CaseEvent.from_value, CaseEvent.to_value).where(
+            CaseEvent.case_id == case_id, CaseEvent.kind == "status").order_by(CaseEvent.id)).all()
+        case = session.get(Case, case_id)
+        assert case is not None and (case.channel, case.category) == ("phone", "Hardware")
+    assert [tuple(move) for move in moves] == [(None, "new"), ("new", "pending"), ("pending", "resolved"),
+                                               ("resolved", "closed")]
+
+
+def test_a_bad_channel_or_status_is_refused_with_the_input_named(db: Database, world: World) -> None:
+    customer_id = create_random_customer(db, world.rep)
+    with pytest.raises(ValidationFailed) as refused:
+        create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="x", channel="fax", status="closed"))
+    assert set(refused.value.errors) == {"channel", "status"}
+
+
+def test_the_queue_assigns_round_robin_and_least_open(db: Database, world: World) -> None:
+    sla_settings.save_queue(db, world.admin, team_id=world.east_team_id, method="round_robin", calendar_id=None)
+    customer_id = create_random_customer(db, world.manager)
+
+    def open_one() -> int | None:
+        case_id = create_case(db, world.manager, CaseInput(customer_id=customer_id, subject="Queue",
+                                                           team_id=world.east_team_id))
+        with db.session(world.admin) as session:
+            return session.get(Case, case_id).assignee_id  # type: ignore[union-attr]
+
+    first, second = sorted([world.rep.user_id, world.rep_same_team.user_id])  # the east team's reps
+    assert [open_one() for _ in range(3)] == [first, second, first]  # round-robin in id order
+    sla_settings.save_queue(db, world.admin, team_id=world.east_team_id, method="least_busy", calendar_id=None)
+    # open cases: first 2, second 1 → second; then 2 each: the tie goes on after the last assigned
+    assert [open_one() for _ in range(3)] == [second, first, second]
+
+
+def test_a_rep_sees_cases_of_their_customers_queue_or_assignment_and_no_other_tenants(
+        db: Database, world: World) -> None:
+    theirs = create_random_customer(db, world.rep_other_team)
+    in_my_queue = create_case(db, world.admin, CaseInput(customer_id=theirs, subject="Queue east",
+                                                          team_id=world.east_team_id))
+    assigned_to_me = create_case(db, world.admin, CaseInput(customer_id=theirs, subject="Mine",
+                                                             assignee_id=world.rep.user_id))
+    not_mine = create_case(db, world.admin, CaseInput(customer_id=theirs, subject="West only",
+                                                       team_id=world.west_team_id))
+    other_tenant = create_case(db, world.other_admin, CaseInput(
+        customer_id=create_random_customer(db, world.other_admin), subject="Beta"))
+    with db.session(world.rep) as session:
+        seen = {row.id for row in list_cases(session, per_page=500).items}
+    assert {in_my_queue, assigned_to_me} <= seen and not {not_mine, other_tenant} & seen
+    add_case_reply(db, world.rep, in_my_queue, "On it.")
+    with pytest.raises(NotFound):
+        add_case_reply(db, world.rep, not_mine, "Not mine.")
+    with pytest.raises(NotFound):
+        explain_case_sla_for(db, world.admin, other_tenant)
+    with pytest.raises(AccessDenied):
+        transition_case(db, world.analyst, assigned_to_me, "pending", expected_version=1)
+
+
+def explain_case_sla_for(db: Database, actor: object, case_id: int) -> object:
+    with db.session(actor) as session:  # type: ignore[arg-type]
+        return explain_case_sla(session, case_id)
+
+
+def test_warning_then_escalation_then_breach_in_frozen_time(db: Database, world: World) -> None:
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Down", priority="urgent",
+                                                   assignee_id=world.rep.user_id, team_id=world.east_team_id))
+    opened = state(db, world, case_id)
+    assert opened.first_response_due_at is not None and opened.first_response_warn_at is not None
+    due, warn = opened.first_response_due_at, opened.first_response_warn_at
+    assert business_time_between(warn, due, ALWAYS_CALENDAR) == dt.timedelta(minutes=15)  # 75 % of an hour
+
+    before = run_sla_sweep(db, world.admin.tenant_id, now=warn - dt.timedelta(seconds=1))
+    assert (before.warnings, before.breaches) == (0, 0)
+    warned = run_sla_sweep(db, world.admin.tenant_id, now=warn + dt.timedelta(seconds=1))
+    assert (warned.warnings, warned.breaches) == (1, 0)
+    again = run_sla_sweep(db, world.admin.tenant_id, now=warn + dt.timedelta(seconds=2))
+    assert (again.warnings, again.breaches) == (0, 0)  # idempotent
+    breached = run_sla_sweep(db, world.admin.tenant_id, now=due + dt.timedelta(seconds=1))
+    assert (breached.warnings, breached.breaches, breached.manager_escalations) == (0, 1, 0)
+    late = run_sla_sweep(db, world.admin.tenant_id, now=due + dt.timedelta(minutes=31))
+    assert late.manager_escalations == 1
+    with db.session(world.manager) as session:
+        levels = session.execute(select(SlaEscalation.metric, SlaEscalation.level, SlaEscalation.recipient_user_id)
+                                 .where(SlaEscalation.case_id == case_id)
+                                 .order_by(SlaEscalation.metric, SlaEscalation.level)).all()
+    first = [tuple(row) for row in levels if row[0] == "first_response"]
+    assert first == [("first_response", 1, world.rep.user_id), ("first_response", 2, world.manager.user_id),
+                     ("first_response", 3, None)]
+    final = state(db, world, case_id)
+    assert final.escalation_level == 3 and final.first_response_breached_at is not None
+    with db.system_session("test: notifications") as session:
+        told = session.execute(select(Notification.user_id, Notification.kind).where(
+            Notification.entity == "case", Notification.entity_id == case_id,
+            Notification.params["metric"].as_string() == "first_response")
+            .order_by(Notification.id)).all()
+    assert [tuple(row) for row in told] == [(world.rep.user_id, "sla_warning"), (world.manager.user_id, "sla_breach"),
+                                            (world.manager.user_id, "sla_escalated")]
+    with db.session(world.rep_other_team) as session:
+        assert session.scalars(select(SlaEscalation).where(SlaEscalation.case_id == case_id)).all() == []
+
+
+def test_a_reply_meets_the_first_response_and_a_pause_holds_resolution(db: Database, world: World) -> None:
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Slow", priority="high"))
+    add_case_reply(db, world.rep, case_id, "Looking into it.")
+    replied = state(db, world, case_id)
+    assert replied.first_response_met_at is not None and replied.first_response_due_at is None
+    with db.session(world.rep) as session:
+        replied_version = session.get(Case, case_id).version  # type: ignore[union-attr]
+    version = transition_case(db, world.rep, case_id, "pending", expected_version=replied_version)
+    paused = state(db, world, case_id)
+    assert paused.resolution_due_at is None and paused.paused_since is not None
+    run = run_sla_sweep(db, world.admin.tenant_id, now=utcnow() + dt.timedelta(days=30))
+    assert run.breaches == 0  # a paused clock never breaches
+    transition_case(db, world.rep, case_id, "open", expected_version=version)
+    running = state(db, world, case_id)
+    assert running.resolution_due_at is not None and running.next_response_due_at is not None
+
+
+def test_a_priority_change_recomputes_from_the_history(db: Database, world: World) -> None:
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Escalate", priority="low"))
+    low = state(db, world, case_id)
+    change_case_priority(db, world.rep, case_id, "urgent", expected_version=1)
+    urgent = state(db, world, case_id)
+    with db.session(world.rep) as session:
+        opened_at = session.get(Case, case_id).opened_at  # type: ignore[union-attr]
+    assert low.resolution_due_at is not None and urgent.resolution_due_at is not None
+    expected = add_business_time(opened_at, dt.timedelta(minutes=240), ALWAYS_CALENDAR)
+    assert abs(urgent.resolution_due_at - expected) <= dt.timedelta(seconds=1)  # MariaDB keeps whole seconds
+    assert urgent.resolution_due_at < low.resolution_due_at
+    with db.session(world.rep) as session:
+        explanation = explain_case_sla(session, case_id)
+    assert explanation.calendar_name == "Support" and explanation.priority == "urgent"
+    assert [clock.metric for clock in explanation.clocks] == ["first_response", "next_response", "resolution"]
+
+
+def test_the_queue_lists_by_sla_due(db: Database, world: World) -> None:
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    low = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Low", priority="low"))
+    urgent = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Urgent", priority="urgent"))
+    with db.session(world.rep) as session:
+        page = list_cases(session, filters=CaseFilters(), sort="sla_due", descending=False)
+    ids = [row.id for row in page.items]
+    assert ids.index(urgent) < ids.index(low)
+    assert page.items[ids.index(urgent)].sla_due_at is not None
+
+
+def test_the_sweep_runs_as_a_scheduled_job_kind(db: Database, world: World) -> None:
+    from crm_core.jobs.context import JobContext, kinds
+
+    kind = kinds()["sla_sweep"]
+    assert kind.schedulable and kind.default_schedule == ("*", "*", "*")
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Job", priority="urgent"))
+    later = (utcnow() + dt.timedelta(minutes=210)).isoformat()  # first response (60) breached, resolution (240) warned
+    result = kind.run(JobContext(db=db, job_id=0, tenant_id=world.admin.tenant_id, actor=None,
+                                 params={"as_of": later}))
+    assert (result["warnings"], result["breaches"]) == (2, 1)  # the next-response clock is not running
+
+
+def test_the_demo_service_desk_has_cases_in_every_sla_state(db: Database) -> None:
+    from crm_core.demo import generate_demo
+    from crm_core.models.service import SlaCalendarDay
+    from crm_core.service_demo import CASES_PER_TENANT, add_service_desk
+
+    generate_demo(db, customers=300, seed=7)
+    now = utcnow()
+    assert add_service_desk(db, zh=False, seed=7, now=now) == CASES_PER_TENANT
+    assert add_service_desk(db, zh=False, seed=7, now=now) == 0  # once per tenant
+    with db.system_session("test: demo desk") as session:
+        states = session.scalars(select(CaseSla)).all()
+        statuses = set(session.scalars(select(Case.status).where(Case.id.in_([s.case_id for s in states]))))
+        workdays = session.scalar(select(func.count()).select_from(SlaCalendarDay).where(
+            SlaCalendarDay.kind == "workday"))
+        events = session.scalar(select(func.count()).select_from(CaseEvent))
+    assert len(states) == CASES_PER_TENANT and workdays == 6 and (events or 0) >= 3 * CASES_PER_TENANT
+    assert any(s.paused_since is not None for s in states)
+    assert any(s.resolution_breached_at is not None or s.first_response_breached_at is not None for s in states)
+    assert any(s.next_due_at is not None and s.next_due_at > now for s in states)
+    assert {"new", "open", "resolved"} <= statuses
+
+
+def test_a_policy_change_recomputes_the_open_cases_from_their_history(db: Database, world: World) -> None:
+    calendar_id = policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Policy", priority="normal"))
+    before = state(db, world, case_id)
+    sla_settings.save_policy(db, world.admin, sla_settings.PolicyInput(
+        priority="normal", calendar_id=calendar_id, first_response_minutes=30, next_response_minutes=30,
+        resolution_minutes=120))
+    assert sla_settings.recompute_open_cases(db, None, tenant_id=world.admin.tenant_id) == 1
+    after = state(db, world, case_id)
+    assert before.first_response_due_at is not None and after.first_response_due_at is not None
+    # 480 → 30 minutes from the same start (the always-open calendar skips one minute at midnight)
+    moved = before.first_response_due_at - after.first_response_due_at
+    assert dt.timedelta(minutes=449) <= moved <= dt.timedelta(minutes=451)

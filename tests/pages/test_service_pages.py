@@ -1,0 +1,170 @@
+"""Service queue and case pages, in English and Chinese: the queue sorted by SLA due with countdowns,
+the case's flow actions, a reply, a priority change and the SLA panel that explains itself."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from crm_core.models import Case, Customer
+from crm_core.services import sla_settings
+from crm_core.services.cases import CaseInput, create_case
+from tests.pages.conftest import AppWorld, log_in
+
+HOSTILE = "**bold** [link](http://evil.example)"
+
+
+def seed(app_world: AppWorld) -> tuple[int, int]:
+    """Policies on an always-open UTC calendar, and two cases of the rep: one urgent, one low."""
+    db, world = app_world.db, app_world.world
+    calendar_id = sla_settings.save_calendar(db, world.admin, name="Support desk", time_zone="UTC",
+                                             hours={str(day): [["00:00", "23:59"]] for day in range(1, 8)})
+    for priority, minutes in (("urgent", 60), ("high", 240), ("normal", 480), ("low", 1440)):
+        sla_settings.save_policy(db, world.admin, sla_settings.PolicyInput(
+            priority=priority, calendar_id=calendar_id, first_response_minutes=minutes,
+            next_response_minutes=minutes, resolution_minutes=minutes * 4))
+    with db.system_session("test") as session:
+        customer_id = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    low = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Low: invoice copy", priority="low",
+                                               assignee_id=world.rep.user_id))
+    urgent = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject=HOSTILE, priority="urgent",
+                                                  assignee_id=world.rep.user_id, channel="phone"))
+    return urgent, low
+
+
+def speak_chinese(app_world: AppWorld, user_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user reads Chinese; AppTest calls format functions outside the run, where the default applies."""
+    monkeypatch.setattr("crm_ui.context.DEFAULT_LANGUAGE", "zh-CN")
+    with app_world.db.system_session("test: language") as session, session.begin():
+        session.execute(text("UPDATE users SET language = 'zh-CN' WHERE id = :id"), {"id": user_id})
+
+
+def open_queue(username: str, language: str = "en"):  # type: ignore[no-untyped-def]
+    app = log_in(username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+    app.switch_page("pages/service_queue.py")
+    return app.run()
+
+
+def open_case(username: str, case_id: int, language: str = "en"):  # type: ignore[no-untyped-def]
+    app = log_in(username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+    app.switch_page("pages/case.py")
+    app.query_params["case_id"] = str(case_id)
+    return app.run()
+
+
+def test_the_queue_lists_my_cases_soonest_due_first_with_countdowns(app_world: AppWorld) -> None:
+    urgent, low = seed(app_world)
+    for language, subject, countdown in (("en", "Subject", "Time left"), ("zh-CN", "标题", "剩余时间")):
+        app = open_queue(app_world.world.rep.username, language)
+        assert not app.exception
+        frame = app.dataframe[0].value
+        assert list(frame["id"]) == [urgent, low]
+        assert frame[subject][0] == HOSTILE  # a dataframe cell shows the text as written
+        assert all(("in " in value) or ("剩余" in value) for value in frame[countdown])
+    other = open_queue(app_world.world.rep_other_team.username)
+    assert not other.exception and not other.dataframe and other.info
+
+
+def test_the_case_page_moves_the_case_and_explains_its_sla(app_world: AppWorld) -> None:
+    urgent, _ = seed(app_world)
+    app = open_case(app_world.world.rep.username, urgent)
+    assert not app.exception
+    assert app.title[0].value.startswith(f"\\#{urgent} \\*\\*bold\\*\\* \\[link\\]")  # escaped: shown as text
+    assert [button.label for button in app.button if button.key and button.key.startswith("case_move_")] == [
+        "Wait for the customer", "Put on hold", "Resolve"]  # what the flow allows from open
+    panel = " ".join(caption.value for caption in app.caption)
+    assert "Support desk (UTC)" in panel and "Clock started" in panel
+    assert any(block.value.startswith("Due ") for block in app.markdown)
+    app.text_area(key=f"case_reply_body_{urgent}").input("We are on it.")
+    next(b for b in app.button if b.label == "Save").click()
+    app = app.run()
+    assert any("Reply recorded" in s.value for s in app.success)
+    assert any(text.value == "We are on it." for text in app.text)
+    next(b for b in app.button if b.label == "Wait for the customer").click()
+    app = app.run()
+    assert any("Pending (customer)" in s.value for s in app.success)
+    with app_world.db.system_session("test") as session:
+        case = session.get(Case, urgent)
+        assert case is not None and case.status == "pending" and case.first_responded_at is not None
+
+
+def test_the_case_page_in_chinese(app_world: AppWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    speak_chinese(app_world, app_world.world.rep.user_id, monkeypatch)
+    urgent, _ = seed(app_world)
+    app = open_case(app_world.world.rep.username, urgent)
+    assert not app.exception
+    labels = [button.label for button in app.button if button.key and button.key.startswith("case_move_")]
+    assert labels == ["等待客户", "挂起", "解决"]
+    assert any("工作日历 Support desk" in caption.value for caption in app.caption)
+    assert [header.value for header in app.subheader][-2:] == ["SLA", "时间线"]
+
+
+def test_a_case_the_user_may_not_see_reads_as_missing(app_world: AppWorld) -> None:
+    urgent, _ = seed(app_world)
+    app = open_case(app_world.world.rep_other_team.username, urgent)
+    assert not app.exception and app.info[0].value == "This case does not exist or is not yours to see."
+
+
+def open_settings(app_world: AppWorld, language: str = "en"):  # type: ignore[no-untyped-def]
+    app = log_in(app_world.world.admin.username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+    app.switch_page("pages/sla_settings.py")
+    return app.run()
+
+
+def test_an_admin_adds_a_calendar_with_china_holidays_and_a_policy(app_world: AppWorld) -> None:
+    app = open_settings(app_world)
+    assert not app.exception
+    app.text_input(key="sla_settings_calendar_name").input("Shanghai desk")
+    next(b for b in app.button if b.label == "Add the calendar").click()
+    app = app.run()
+    assert any(s.value == "Saved." for s in app.success)
+    next(b for b in app.button if b.label.startswith("Add mainland China")).click()
+    app = app.run()
+    app.number_input(key="sla_settings_year").set_value(2026).run()
+    days = next(frame.value for frame in app.dataframe if "Kind" in frame.value.columns)
+    assert len(days) == 39 and (days["Kind"] == "Make-up working day (调休)").sum() == 6
+    next(b for b in app.button if b.label == "Save the policy").click()
+    app = app.run()
+    assert any("Policy saved" in s.value for s in app.success)
+    from crm_core.models.service import SlaPolicy
+
+    with app_world.db.system_session("test") as session:
+        policy = session.scalars(select(SlaPolicy)).one()
+        assert (policy.priority, policy.first_response_minutes, policy.warn_percent) == ("urgent", 60, 75)
+
+
+def test_a_bad_time_zone_is_explained_in_chinese_and_the_input_kept(
+        app_world: AppWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    speak_chinese(app_world, app_world.world.admin.user_id, monkeypatch)
+    app = open_settings(app_world)
+    app.text_input(key="sla_settings_calendar_name").input("上海")
+    app.text_input(key="sla_settings_calendar_zone").input("Mars/Olympus")
+    next(b for b in app.button if b.label == "添加日历").click()
+    app = app.run()
+    assert any("不是时区名称" in error.value for error in app.error)
+    assert app.text_input(key="sla_settings_calendar_name").value == "上海"
+
+
+def test_a_rep_opens_a_new_case_into_their_team_queue_from_the_queue_page(app_world: AppWorld) -> None:
+    db, world = app_world.db, app_world.world
+    sla_settings.save_queue(db, world.admin, team_id=world.east_team_id, method="round_robin", calendar_id=None)
+    app = open_queue(world.rep.username)
+    app.text_input(key="service_new_search").input("Acme").run()
+    app.text_input(key="service_new_subject").input("Phone: the scanner beeps")
+    app.selectbox(key="service_new_channel").set_value("phone")
+    next(b for b in app.button if b.label == "Open the case").click()
+    app = app.run()
+    assert not app.exception
+    assert any(s.value.startswith("Case #") for s in app.success)
+    with db.system_session("test") as session:
+        case = session.scalars(select(Case).where(Case.subject == "Phone: the scanner beeps")).one()
+    assert (case.status, case.channel, case.team_id) == ("new", "phone", world.east_team_id)
+    assert case.assignee_id in (world.rep.user_id, world.rep_same_team.user_id)  # the queue's pick
+    app.radio(key="service_queue_scope").set_value("team").run()
+    assert case.id in list(app.dataframe[0].value["id"])
