@@ -63,7 +63,7 @@ def _row(table: Table, **given: object) -> dict[str, object]:
 
 
 def test_0024_keys_existing_contacts_and_goes_back_down(empty_engine: Engine) -> None:
-    migrate(empty_engine, "upgrade", "0022")
+    migrate(empty_engine, "upgrade", "0023")
     tables = MetaData()
     tables.reflect(empty_engine, only=["tenants", "customers", "contacts"])
     tenants, customers, contacts = (tables.tables[name] for name in ("tenants", "customers", "contacts"))
@@ -83,7 +83,7 @@ def test_0024_keys_existing_contacts_and_goes_back_down(empty_engine: Engine) ->
                                              ("B", None, "+862162123456"), ("C", None, None)]
     indexes = {index["name"] for index in inspect(empty_engine).get_indexes("contacts")}
     assert {"ix_contacts_tenant_id_email_normalized", "ix_contacts_tenant_id_phone_normalized"} <= indexes
-    migrate(empty_engine, "downgrade", "0022")
+    migrate(empty_engine, "downgrade", "0023")
     columns = {column["name"] for column in inspect(empty_engine).get_columns("contacts")}
     assert "email_normalized" not in columns and "phone_normalized" not in columns
     with empty_engine.connect() as connection:

@@ -1,7 +1,7 @@
 """contacts carry normalised email and phone keys for their duplicate check (查重 per entity)
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 
 ``contacts.email_normalized`` and ``contacts.phone_normalized`` (E.164), as customers have them,
 each indexed with the tenant: the contact duplicate rules (entity "contact" in ``duplicate_rules``)
@@ -18,7 +18,7 @@ from alembic import op
 from crm_core.rules.contact_details import normalise_email, normalise_phone
 
 revision: str = "0024"
-down_revision: str | None = "0022"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
