@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
+from crm_core.bulk import insert_rows
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.jobs.after_commit import AfterCommit
@@ -118,7 +119,7 @@ def notify_many(session: Session, *, tenant_id: int, notices: Sequence[Notice], 
         })
         written.append(notice)
     if rows:
-        connection.execute(insert(notifications), rows)
+        insert_rows(session, notifications, rows)  # one executemany, values converted once per column
         if any(row["robot_team_id"] is not None for row in rows):
             _ROBOTS.mark(session, tenant_id)
     return written
