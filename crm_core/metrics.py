@@ -40,6 +40,9 @@ JOB_SECONDS = Histogram("kestrel_job_seconds", "Job run time by kind and final s
 LOGIN_FAILURES = Counter("kestrel_login_failures_total", "Wrong passwords at login")
 LOCKOUTS = Counter("kestrel_lockouts_total", "Accounts locked after too many wrong passwords")
 INCIDENTS = Counter("kestrel_incidents_total", "Unexpected errors logged under an incident id", ["where"])
+SLA_ESCALATIONS = Counter("kestrel_sla_escalations_total",
+                          "SLA escalations recorded by the sweep: warning (assignee), breach (team lead), manager",
+                          ["level"])
 DATABASE_OUTAGES = Counter("kestrel_database_outages_total", "Work refused because the database did not answer",
                            ["where"])
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.db import Database
 from crm_core.errors import NotFound
+from crm_core.metrics import SLA_ESCALATIONS
 from crm_core.models import Case, CaseStatus, Role, Team, User, utcnow
 from crm_core.models.service import (
     SLA_METRICS,
@@ -299,7 +300,13 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
 def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
     """The sweep in its own system transaction (the job and the CLI call this)."""
     with db.system_transaction("sla sweep") as session:
-        return sweep_sla(session, tenant_id, now=now)
+        result = sweep_sla(session, tenant_id, now=now)
+    # counted once committed: Prometheus alerts on breaches (deploy/alerts.yaml)
+    for level, count in (("warning", result.warnings), ("breach", result.breaches),
+                         ("manager", result.manager_escalations)):
+        if count:
+            SLA_ESCALATIONS.labels(level=level).inc(count)
+    return result
 
 
 def open_escalations(session: Session, *, limit: int = 50) -> list[tuple[int, str, int, int | None, dt.datetime]]:

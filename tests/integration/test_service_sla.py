@@ -145,8 +145,15 @@ def test_warning_then_escalation_then_breach_in_frozen_time(db: Database, world:
     assert (warned.warnings, warned.breaches) == (1, 0)
     again = run_sla_sweep(db, world.admin.tenant_id, now=warn + dt.timedelta(seconds=2))
     assert (again.warnings, again.breaches) == (0, 0)  # idempotent
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("kestrel_sla_escalations_total", {"level": "breach"}) or 0.0
+
+    breaches_before = counted()
     breached = run_sla_sweep(db, world.admin.tenant_id, now=due + dt.timedelta(seconds=1))
     assert (breached.warnings, breached.breaches, breached.manager_escalations) == (0, 1, 0)
+    assert counted() == breaches_before + 1  # what the KestrelSlaBreaches alert watches
     late = run_sla_sweep(db, world.admin.tenant_id, now=due + dt.timedelta(minutes=31))
     assert late.manager_escalations == 1
     with db.session(world.manager) as session:
