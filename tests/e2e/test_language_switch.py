@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, log_in, pick_option, screenshot, switch_language
+from tests.e2e.conftest import Server, log_in, pick_option, screenshot, settled, switch_language
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -23,6 +23,7 @@ def test_the_dashboard_period_survives_a_language_switch(server: Server, browser
 
     switch_language(page, "简体中文", "仪表盘")
     page.get_by_text("本季度赢单").wait_for(timeout=TIMEOUT)
+    settled(page)  # the box of the run that drew the tile, not one a rerun is replacing
     period_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="期间")
     shown = period_box.evaluate(SHOWN_TEXT)
     assert "本季度" in shown and "this quarter" not in shown, shown
