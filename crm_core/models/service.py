@@ -192,3 +192,14 @@ class CaseMessage(TenantScoped, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class CaseMacro(TenantScoped, Versioned, Base):
+    """A canned reply in one language, with variables (:mod:`crm_core.rules.macros`)."""
+
+    __tablename__ = "case_macros"
+    __table_args__ = (UniqueConstraint("tenant_id", "language", "name"),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    language: Mapped[str] = mapped_column(String(8))  # en or zh-CN
+    body: Mapped[str] = mapped_column(String(4000))

@@ -1,4 +1,5 @@
-"""case_messages: the emails of a case, in and out, with their threading headers (email-to-case, 0031)
+"""case_messages: the emails of a case, in and out, with their threading headers (email-to-case, 0031);
+case_macros: canned replies with variables, per language
 
 Revision ID: 0025
 Revises: 0024
@@ -44,9 +45,24 @@ def upgrade() -> None:
     op.create_index(op.f("ix_case_messages_tenant_id_message_id"), "case_messages", ["tenant_id", "message_id"])
     op.create_index(op.f("ix_case_messages_tenant_id_status"), "case_messages", ["tenant_id", "status"])
     op.create_index(op.f("ix_case_messages_case_id"), "case_messages", ["case_id"])
+    op.create_table(
+        "case_macros",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("body", sa.String(length=4000), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_macros")),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_case_macros_tenant_id_tenants")),
+        sa.UniqueConstraint("tenant_id", "language", "name", name=op.f("uq_case_macros_tenant_id_language_name")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("case_macros")
     op.drop_index(op.f("ix_case_messages_case_id"), table_name="case_messages")
     op.drop_index(op.f("ix_case_messages_tenant_id_status"), table_name="case_messages")
     op.drop_index(op.f("ix_case_messages_tenant_id_message_id"), table_name="case_messages")
