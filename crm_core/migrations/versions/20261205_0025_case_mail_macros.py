@@ -63,7 +63,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("case_macros")
-    op.drop_index(op.f("ix_case_messages_case_id"), table_name="case_messages")
-    op.drop_index(op.f("ix_case_messages_tenant_id_status"), table_name="case_messages")
-    op.drop_index(op.f("ix_case_messages_tenant_id_message_id"), table_name="case_messages")
-    op.drop_table("case_messages")
+    op.drop_table("case_messages")  # its indexes go with it (MariaDB will not drop one a foreign key needs)
