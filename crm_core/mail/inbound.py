@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
+from crm_core.mail.outbound import ensure_send_schedule
 from crm_core.models import Case, CaseChannel, CaseStatus, Contact, Customer, Tenant, utcnow
 from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage, CaseMessageDirection, CaseMessageStatus
 from crm_core.rules import mail as rules
@@ -177,6 +178,7 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
     now = now or utcnow()
     with db.system_transaction("mail-in") as session:
         tenant = _tenant(session, recipients)
+        ensure_send_schedule(session, tenant.id)  # replies to mail go out (and are retried) by it
         if not message_id:  # a message without one still threads: ours stands in for it
             message_id = f"<in-{now:%Y%m%d%H%M%S%f}.{len(raw)}@{rules.OUR_MESSAGE_ID_DOMAIN}.in>"
         seen = session.scalar(select(CaseMessage.case_id).where(

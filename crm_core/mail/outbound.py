@@ -96,12 +96,13 @@ def queue_reply_email(session: Session, case: Case, event: CaseEvent) -> CaseMes
         references=references, from_address="", to_address=address,
         subject=rules.tagged_subject(case.id, subject)[:250], attempts=0)
     session.add(message)
-    _ensure_schedule(session, case.tenant_id)
     _SEND.mark(session, case.tenant_id)
     return message
 
 
-def _ensure_schedule(session: Session, tenant_id: int) -> None:
+def ensure_send_schedule(session: Session, tenant_id: int) -> None:
+    """Give the tenant its every-minute send schedule (the retries) unless it has one; in a system session
+    (schedules are admins' rows: a rep's reply cannot write one)."""
     exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == KIND))
     if exists is None:
         minute, hour, day_of_week = SCHEDULE
@@ -113,6 +114,8 @@ def _request_send(db: Database, tenant_id: int) -> None:
     from crm_core.jobs.service import submit_system_job
 
     try:
+        with db.system_transaction("mail: send schedule") as session:
+            ensure_send_schedule(session, tenant_id)
         with db.system_session("mail: waiting send") as session:
             waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == KIND,
                                                           Job.status == JobStatus.QUEUED.value).limit(1))
