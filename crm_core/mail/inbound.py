@@ -181,11 +181,11 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
         ensure_send_schedule(session, tenant.id)  # replies to mail go out (and are retried) by it
         if not message_id:  # a message without one still threads: ours stands in for it
             message_id = f"<in-{now:%Y%m%d%H%M%S%f}.{len(raw)}@{rules.OUR_MESSAGE_ID_DOMAIN}.in>"
+        contact = _contact(session, tenant.id, sender)  # first: a stranger learns nothing from a known id
         seen = session.scalar(select(CaseMessage.case_id).where(
             CaseMessage.tenant_id == tenant.id, CaseMessage.message_id == message_id[:250]).limit(1))
         if seen is not None:
             return MailOutcome("duplicate", seen)
-        contact = _contact(session, tenant.id, sender)
         recipient = next((r for r in recipients if rules.tenant_slug(r) == tenant.slug), recipients[0])
         case = _threaded_case(session, tenant.id, contact, message)
         event: CaseEvent | None
