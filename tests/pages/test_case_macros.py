@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from crm_core.mail.outbound import send_queued_mail
 from crm_core.models import Customer
 from crm_core.services import contacts
-from crm_core.services.cases import CaseInput, create_case
+from crm_core.services.cases import CaseInput, add_case_reply, create_case
 from crm_core.services.macros import save_macro
+from crm_ui.text import plain_line
 from tests.pages.conftest import AppWorld, log_in
 from tests.pages.test_service_pages import open_case, speak_chinese
 
@@ -75,3 +77,21 @@ def test_an_admin_saves_a_macro_and_an_unknown_variable_is_explained(app_world: 
     app = app.run()
     assert not app.exception
     assert any("Macro saved." in message.value for message in app.success)
+
+
+def test_the_case_page_shows_a_failed_reply_email_with_its_error(app_world: AppWorld) -> None:
+    db, world = app_world.db, app_world.world
+    with db.system_session("test") as session:
+        customer_id = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    contact_id = contacts.create_contact(db, world.admin, contacts.ContactInput(
+        customer_id=customer_id, name="Li Lei", email="li@example.test"))
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Printer", contact_id=contact_id,
+                                                   assignee_id=world.rep.user_id))
+    add_case_reply(db, world.rep, case_id, "On it.")
+    assert send_queued_mail(db, world.rep.tenant_id, None) == {"sent": 0, "failed": 1}
+    app = open_case(world.rep.username, case_id)
+    assert not app.exception
+    assert "Emails" in [header.value for header in app.subheader]
+    # the address and the error are escaped data (shown as typed, never as links or markup)
+    [warning] = [w.value for w in app.warning if plain_line("li@example.test") in w.value]
+    assert warning.startswith("Sent to") and "failed (attempt 1)" in warning and "not configured" in warning
