@@ -30,7 +30,8 @@ install: $(RUNTIME_STAMP)
 install-dev: $(DEV_STAMP)
 
 ## make run: install, create/upgrade the SQLite database, load demo data if empty, then serve the app
-## (uvicorn server:app on HOST:PORT, default 127.0.0.1:8501) with a job worker beside it; Ctrl-C stops both
+## (uvicorn server:app on HOST:PORT, default 127.0.0.1:8501) with a job worker and the mail listener (MAIL_PORT,
+## default 8025, 0: none) beside it; Ctrl-C stops them all
 ## (the demo load runs in this process, CRM_JOBS_INLINE=1: no worker is running yet)
 ## DEMO=0 skips the demo data and serves without demo mode (the demo users, whose password the README
 ## publishes, can sign in only when CRM_DEMO_MODE=1, which DEMO=1 sets; the pages then say so in a banner)

@@ -57,6 +57,8 @@ from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 from crm_core.models.service import (
     CaseEvent,
+    CaseMacro,
+    CaseMessage,
     CaseSla,
     ServiceQueue,
     SlaCalendar,
@@ -155,8 +157,8 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
     ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy,
 )
-MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
-CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation)
+MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -310,7 +312,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage,
 )
 
 

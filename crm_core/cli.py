@@ -269,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     from crm_core.jobs.cli import add_commands as add_job_commands
 
     add_job_commands(commands)  # worker, jobs list|show|cancel|retry
+
+    from crm_core.mail.cli import add_commands as add_mail_commands
+
+    add_mail_commands(commands)  # mail-in
     return parser
 
 

@@ -8,12 +8,13 @@ import streamlit as st
 
 from crm_core.errors import DomainError
 from crm_core.models import CasePriority, utcnow
-from crm_core.queries.cases import case_timeline, get_case
+from crm_core.queries.cases import case_emails, case_timeline, get_case
+from crm_core.queries.macros import list_macros, macro_for_case
 from crm_core.rules.case_flow import allowed_transitions
 from crm_core.services.cases import add_case_reply, change_case_priority, transition_case
 from crm_core.services.sla import explain_case_sla
 from crm_ui import formatting
-from crm_ui.context import current_actor, get_db, read_session, record_id, show_domain_error, t
+from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
@@ -25,6 +26,8 @@ with read_session() as session:
     case = get_case(session, case_id) if case_id is not None else None
     timeline = case_timeline(session, case.id) if case is not None else []
     explanation = explain_case_sla(session, case.id, now=now) if case is not None else None
+    macros = list_macros(session, language=lang()) if case is not None and actor.can_write else []
+    emails = case_emails(session, case.id) if case is not None else []
 if case is None or explanation is None:
     st.title(t("service.case.title"))
     st.info(t("service.case.not_found"))
@@ -76,7 +79,18 @@ if actor.can_write:
             else:
                 STATE["case_flash"] = t("service.case.priority_changed")
                 st.rerun()
-    # --- reply or internal note --------------------------------------------------------------------
+    # --- reply or internal note, optionally from a macro in the reader's language ----------------
+    if macros:
+        picker = st.columns([3, 1], vertical_alignment="bottom")
+        macro_names = {macro.id: macro.name for macro in macros}
+        chosen = picker[0].selectbox(t("service.case.macro"), list(macro_names), format_func=macro_names.__getitem__,
+                                     key=f"case_macro_{case.id}")
+        if picker[1].button(t("service.case.use_macro"), key=f"case_macro_use_{case.id}"):
+            with read_session() as session:
+                rendered = macro_for_case(session, actor, chosen, case.id)
+            if rendered is not None:
+                STATE[f"case_reply_body_{case.id}"] = rendered[:4000]
+                st.rerun()
     with st.form(f"case_reply_{case.id}"):
         body = st.text_area(t("service.case.reply_body"), key=f"case_reply_body_{case.id}", max_chars=4000)
         internal = st.checkbox(t("service.case.internal"), key=f"case_reply_internal_{case.id}")
@@ -131,7 +145,7 @@ st.subheader(t("service.case.timeline"))
 for entry in timeline:
     who = plain_line(entry.actor_name or t("service.case.system"))
     when = formatting.when(entry.at)
-    if entry.kind in ("reply", "note"):
+    if entry.kind in ("reply", "note", "inbound"):
         st.markdown(f"**{t(f'service.event.{entry.kind}')}** · {who} · {when}")
         st.text(entry.body or "")
     elif entry.kind in ("status", "priority"):
@@ -141,3 +155,15 @@ for entry in timeline:
                      who=who, at=when))
     else:
         st.caption(t(f"service.event.{entry.kind}", who=who, at=when))
+
+# --- the case's emails: where each reply went and whether it was sent --------------------------------
+if emails:
+    st.subheader(t("service.case.emails"))
+    for email in emails:
+        status = t(f"service.email.status.{email.status}", attempts=email.attempts)
+        line = t("service.case.email_line", direction=t(f"service.email.direction.{email.direction}"),
+                 address=plain_line(email.address), status=status, at=formatting.when(email.at))
+        if email.status == "failed":
+            st.warning(line + " · " + plain_line(email.error or ""))
+        else:
+            st.caption(line)

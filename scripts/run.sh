@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The last step of `make run`: the web host and one job worker, side by side, as one command.
+# The last step of `make run`: the web host, one job worker and the support mail listener, side by
+# side, as one command.
 #
 #   python -m server on HOST:PORT (default 127.0.0.1:8501)    uvicorn serving server:app: the app,
 #                                                              /healthz, /readyz, /metrics, /api
 #   python -m crm_core worker                                  the queued jobs and the schedules
+#   python -m crm_core mail-in on HOST:MAIL_PORT (8025)       email-to-case (SMTP, decision 0031);
+#                                                              MAIL_PORT=0 leaves it out
 #
-# Ctrl-C stops both, and so does either one ending: the other is stopped and the script exits
+# Ctrl-C stops them all, and so does any one ending: the others are stopped and the script exits
 # with the status of the one that ended first (130 after Ctrl-C).
 #
 # Each child leads a process group of its own, so the terminal's Ctrl-C reaches this script
@@ -18,6 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-.venv/bin}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8501}
+MAIL_PORT=${MAIL_PORT:-8025}
 STOP_SECONDS=${STOP_SECONDS:-20}
 
 # /metrics merges the samples both processes write here (prometheus-client's multiprocess mode);
@@ -30,33 +34,52 @@ set -m  # job control: every background child gets its own process group (its pi
 web=$!
 "$BIN/python" -m crm_core worker &
 worker=$!
+children=("$web" "$worker")
+mail=""
+if [[ "$MAIL_PORT" != 0 ]]; then
+    "$BIN/python" -m crm_core mail-in --host "$HOST" --port "$MAIL_PORT" &
+    mail=$!
+    children+=("$mail")
+fi
 set +m
-echo "run.sh: Kestrel CRM on http://$HOST:$PORT (web pid $web, worker pid $worker); Ctrl-C stops both" >&2
+echo "run.sh: Kestrel CRM on http://$HOST:$PORT (web pid $web, worker pid $worker${mail:+, mail-in pid $mail on $HOST:$MAIL_PORT}); Ctrl-C stops all" >&2
 
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }  # any process left in the child's group
 
 stop_both() {
     trap '' INT TERM  # stopping already; a second Ctrl-C changes nothing, the deadline below still holds
-    kill -TERM -- "-$web" "-$worker" 2>/dev/null
+    local pid groups=()
+    for pid in "${children[@]}"; do groups+=("-$pid"); done
+    kill -TERM -- "${groups[@]}" 2>/dev/null
     local deadline=$((SECONDS + STOP_SECONDS))
-    while group_alive "$web" || group_alive "$worker"; do
+    while any_alive; do
         if ((SECONDS >= deadline)); then
             echo "run.sh: still running after ${STOP_SECONDS}s; killing" >&2
-            kill -KILL -- "-$web" "-$worker" 2>/dev/null
+            kill -KILL -- "${groups[@]}" 2>/dev/null
             break
         fi
         sleep 0.2
     done
-    wait "$web" "$worker" 2>/dev/null
+    wait "${children[@]}" 2>/dev/null
+}
+
+any_alive() {
+    local pid
+    for pid in "${children[@]}"; do group_alive "$pid" && return 0; done
+    return 1
 }
 
 trap 'stop_both; exit 130' INT
 trap 'stop_both; exit 143' TERM
 
-wait -n -p ended "$web" "$worker"
+wait -n -p ended "${children[@]}"
 status=$?
-if [[ "${ended:-}" == "$web" ]]; then name="web server"; else name="job worker"; fi
-echo "run.sh: the $name ended (status $status); stopping the other" >&2
+case "${ended:-}" in
+    "$web") name="web server" ;;
+    "$worker") name="job worker" ;;
+    *) name="mail listener" ;;
+esac
+echo "run.sh: the $name ended (status $status); stopping the others" >&2
 # what is left of its group lost its parent (a killed Huey consumer leaves its worker processes
 # waiting for a stop flag nobody will set): nothing there can shut down gracefully any more
 [[ -n "${ended:-}" ]] && kill -KILL -- "-$ended" 2>/dev/null

@@ -29,7 +29,8 @@ class CaseEventKind:
     ASSIGNEE = "assignee"
     REPLY = "reply"  # a public reply to the customer (stops the response clocks)
     NOTE = "note"  # an internal note
-    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE)
+    INBOUND = "inbound"  # the customer's email on the case (crm_core.mail.inbound)
+    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE, INBOUND)
 
 
 class CaseEvent(TenantScoped, Base):
@@ -153,3 +154,52 @@ class SlaEscalation(TenantScoped, Base):
     level: Mapped[int] = mapped_column(Integer)  # 1 warning → assignee, 2 breach → team lead, 3 → manager
     recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CaseMessageDirection:
+    """Which way an email of a case went."""
+
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class CaseMessageStatus:
+    """Where an email of a case stands: received, or an outbound one queued, sent or failed."""
+
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"  # the last attempt failed; retried until MAX_ATTEMPTS (crm_core.mail.outbound)
+
+
+class CaseMessage(TenantScoped, Base):
+    """One email of a case (in or out), with the headers that thread replies back to it (decision 0031)."""
+
+    __tablename__ = "case_messages"
+    __table_args__ = (Index(None, "tenant_id", "message_id"), Index(None, "tenant_id", "status"),
+                      Index(None, "case_id"))
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"))
+    direction: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(250))
+    in_reply_to: Mapped[str | None] = mapped_column(String(250))
+    references: Mapped[str | None] = mapped_column(String(2000))
+    from_address: Mapped[str] = mapped_column(String(254))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(250))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class CaseMacro(TenantScoped, Versioned, Base):
+    """A canned reply in one language, with variables (:mod:`crm_core.rules.macros`)."""
+
+    __tablename__ = "case_macros"
+    __table_args__ = (UniqueConstraint("tenant_id", "language", "name"),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    language: Mapped[str] = mapped_column(String(8))  # en or zh-CN
+    body: Mapped[str] = mapped_column(String(4000))

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Case, CaseStatus, Customer, User
-from crm_core.models.service import CaseSla
+from crm_core.models.service import CaseMessage, CaseSla
 from crm_core.rules.fields import search_text
 
 NO_DUE = dt.datetime(9999, 12, 31)  # cases without a running clock sort after every due time
@@ -196,3 +196,25 @@ def case_timeline(session: Session, case_id: int, *, limit: int = 200) -> list[T
         .order_by(CaseEvent.at.desc(), CaseEvent.id.desc()).limit(limit)
     ).all()
     return [TimelineEntry(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class CaseEmail:
+    """One email of a case as the case page lists it: the other party's address and the delivery state."""
+
+    direction: str
+    address: str
+    status: str
+    attempts: int
+    error: str | None
+    at: dt.datetime
+
+
+def case_emails(session: Session, case_id: int, *, limit: int = 50) -> list[CaseEmail]:
+    """The newest ``limit`` emails of a visible case, newest first (empty when it is not visible)."""
+    rows = session.execute(
+        select(CaseMessage.direction, CaseMessage.from_address, CaseMessage.to_address, CaseMessage.status,
+               CaseMessage.attempts, CaseMessage.error, CaseMessage.created_at)
+        .where(CaseMessage.case_id == case_id).order_by(CaseMessage.id.desc()).limit(limit)).all()
+    return [CaseEmail(direction, sender if direction == "in" else recipient, status, attempts, error, at)
+            for direction, sender, recipient, status, attempts, error, at in rows]

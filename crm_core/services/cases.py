@@ -25,6 +25,7 @@ from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
+from crm_core.mail.outbound import queue_reply_email
 from crm_core.models import (
     Case,
     CaseChannel,
@@ -290,7 +291,8 @@ def change_case_priority(db: Database, actor: Actor, case_id: int, priority: str
 def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, internal: bool = False) -> int:
     """A public reply to the customer (meets the response clocks; a new case opens) or an internal note.
 
-    Returns the history row's id. The text is kept as typed (shown as text, never rendered).
+    Returns the history row's id. The text is kept as typed (shown as text, never rendered). A public
+    reply to a case with a contact's address is also queued as an email (:mod:`crm_core.mail.outbound`).
     """
     with db.transaction(actor) as session:
         case = session.get(Case, case_id)
@@ -309,6 +311,8 @@ def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, inter
                           body=text)
         session.add(event)
         if not internal:
+            session.flush()
+            queue_reply_email(session, case, event)  # sent by the case_mail_send job after the commit
             if case.first_responded_at is None:
                 case.first_responded_at = now
             if case.status == CaseStatus.NEW.value:

@@ -1,0 +1,197 @@
+"""Outbound case replies: a public reply on a case with a contact's address becomes a queued
+``case_messages`` row in the reply's transaction (:func:`queue_reply_email`); after the commit a
+``case_mail_send`` job sends the tenant's queued mail through SMTP (:func:`send_queued_mail`).
+
+The subject carries the case tag, In-Reply-To/References point at the customer's last message,
+and our Message-ID is recorded so the customer's answer threads back. A failed attempt keeps the
+row ``failed`` with the error (shown on the case) and is tried again by the tenant's every-minute
+schedule, up to :data:`MAX_ATTEMPTS`. SMTP settings come from the environment (:class:`MailSettings`);
+there is no default server and no default secret (decision 0031).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import smtplib
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.db import Database
+from crm_core.jobs.after_commit import AfterCommit
+from crm_core.jobs.context import JobContext, job_kind
+from crm_core.models import Case, Contact, Role, Tenant, utcnow
+from crm_core.models.jobs import Job, JobSchedule, JobStatus
+from crm_core.models.service import CaseEvent, CaseMessage, CaseMessageDirection, CaseMessageStatus
+from crm_core.rules import mail as rules
+from crm_core.rules.contact_details import normalise_email
+
+LOG = logging.getLogger("kestrel.mail")
+KIND = "case_mail_send"
+SCHEDULE = ("*", "*", "*")  # every minute, UTC: the retries
+MAX_ATTEMPTS = 5
+SEND_KEY = "kestrel_case_mail"
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where replies go out: ``CRM_SMTP_HOST``, ``CRM_SMTP_PORT`` (25), ``CRM_MAIL_FROM`` (our address),
+    ``CRM_MAIL_DOMAIN`` (the inbound domain: replies are asked to go to support+<tenant>@ it),
+    optional ``CRM_SMTP_USER``/``CRM_SMTP_PASSWORD`` (then STARTTLS is required)."""
+
+    host: str
+    port: int
+    from_address: str
+    inbound_domain: str
+    user: str = ""
+    password: str = ""
+
+    @classmethod
+    def from_env(cls) -> MailSettings | None:
+        """The settings, or None when no SMTP host or from address is configured."""
+        host = os.environ.get("CRM_SMTP_HOST", "").strip()
+        from_address = os.environ.get("CRM_MAIL_FROM", "").strip()
+        if not host or not from_address:
+            return None
+        domain = os.environ.get("CRM_MAIL_DOMAIN", "").strip() or from_address.rpartition("@")[2]
+        return cls(host=host, port=int(os.environ.get("CRM_SMTP_PORT", "25") or 25), from_address=from_address,
+                   inbound_domain=domain, user=os.environ.get("CRM_SMTP_USER", ""),
+                   password=os.environ.get("CRM_SMTP_PASSWORD", ""))
+
+
+def new_message_id(case_id: int) -> str:
+    """A Message-ID of ours for a reply on ``case_id`` (recognised as ours: :func:`rules.is_our_message_id`)."""
+    return f"<case-{case_id}.{uuid.uuid4().hex}@{rules.OUR_MESSAGE_ID_DOMAIN}>"
+
+
+def queue_reply_email(session: Session, case: Case, event: CaseEvent) -> CaseMessage | None:
+    """Queue the reply ``event`` to the case's contact (None when the contact has no address)."""
+    contact = session.get(Contact, case.contact_id) if case.contact_id is not None else None
+    address = normalise_email(contact.email) if contact is not None and contact.email else None
+    if address is None:
+        return None
+    last_in = session.scalar(
+        select(CaseMessage).where(CaseMessage.case_id == case.id,
+                                  CaseMessage.direction == CaseMessageDirection.INBOUND)
+        .order_by(CaseMessage.id.desc()).limit(1))
+    references = None
+    in_reply_to = None
+    subject = case.subject
+    if last_in is not None:
+        in_reply_to = last_in.message_id
+        references = " ".join(filter(None, [last_in.references, last_in.message_id]))[-2000:]
+        subject = last_in.subject or subject
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    message = CaseMessage(
+        tenant_id=case.tenant_id, case_id=case.id, event_id=event.id, direction=CaseMessageDirection.OUTBOUND,
+        status=CaseMessageStatus.QUEUED, message_id=new_message_id(case.id), in_reply_to=in_reply_to,
+        references=references, from_address="", to_address=address,
+        subject=rules.tagged_subject(case.id, subject)[:250], attempts=0)
+    session.add(message)
+    _SEND.mark(session, case.tenant_id)
+    return message
+
+
+def ensure_send_schedule(session: Session, tenant_id: int) -> None:
+    """Give the tenant its every-minute send schedule (the retries) unless it has one; in a system session
+    (schedules are admins' rows: a rep's reply cannot write one)."""
+    exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == KIND))
+    if exists is None:
+        minute, hour, day_of_week = SCHEDULE
+        session.add(JobSchedule(tenant_id=tenant_id, kind=KIND, params={}, minute=minute, hour=hour,
+                                day_of_week=day_of_week, enabled=True))
+
+
+def _request_send(db: Database, tenant_id: int) -> None:
+    from crm_core.jobs.service import submit_system_job
+
+    try:
+        with db.system_transaction("mail: send schedule") as session:
+            ensure_send_schedule(session, tenant_id)
+        with db.system_session("mail: waiting send") as session:
+            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == KIND,
+                                                          Job.status == JobStatus.QUEUED.value).limit(1))
+        if waiting is None:
+            submit_system_job(db, tenant_id, KIND)
+    except Exception:  # the reply is committed; the minute's schedule sends it
+        LOG.exception("could not queue a case mail send for tenant %s", tenant_id)
+
+
+_SEND = AfterCommit(SEND_KEY, _request_send)
+
+
+def build_email(message: CaseMessage, body: str, settings: MailSettings, tenant_slug: str) -> EmailMessage:
+    """The email of an outbound reply: plain text, tagged subject, threading headers, our Message-ID."""
+    email = EmailMessage()
+    email["From"] = settings.from_address
+    email["To"] = message.to_address
+    email["Reply-To"] = formataddr(("", f"{rules.INBOUND_LOCAL_PART}+{tenant_slug}@{settings.inbound_domain}"))
+    email["Subject"] = message.subject
+    email["Message-ID"] = message.message_id
+    email["Date"] = format_datetime(utcnow().replace(tzinfo=dt.UTC))
+    if message.in_reply_to:
+        email["In-Reply-To"] = message.in_reply_to
+    if message.references:
+        email["References"] = message.references
+    email["Auto-Submitted"] = "no"
+    email.set_content(body)
+    return email
+
+
+def _deliver(settings: MailSettings, email: EmailMessage) -> None:
+    with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
+        if settings.user:
+            smtp.starttls()
+            smtp.login(settings.user, settings.password)
+        smtp.send_message(email)
+
+
+def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None) -> dict[str, int]:
+    """Send the tenant's queued and failed (under MAX_ATTEMPTS) replies; counts of sent and failed."""
+    sent = failed = 0
+    with db.system_session("mail: due replies") as session:
+        due = list(session.scalars(select(CaseMessage.id).where(
+            CaseMessage.tenant_id == tenant_id, CaseMessage.direction == CaseMessageDirection.OUTBOUND,
+            CaseMessage.status.in_((CaseMessageStatus.QUEUED, CaseMessageStatus.FAILED)),
+            CaseMessage.attempts < MAX_ATTEMPTS).order_by(CaseMessage.id)))
+    for message_id in due:
+        with db.system_transaction("mail: send reply") as session:
+            message = session.get(CaseMessage, message_id)
+            if message is None or message.status == CaseMessageStatus.SENT:
+                continue
+            message.attempts += 1
+            try:
+                if settings is None:
+                    raise RuntimeError("SMTP is not configured (CRM_SMTP_HOST, CRM_MAIL_FROM)")
+                event = session.get(CaseEvent, message.event_id) if message.event_id is not None else None
+                tenant = session.get(Tenant, tenant_id)
+                assert tenant is not None
+                message.from_address = settings.from_address[:254]
+                _deliver(settings, build_email(message, (event.body if event else "") or "", settings, tenant.slug))
+            except (OSError, smtplib.SMTPException, RuntimeError) as error:
+                message.status = CaseMessageStatus.FAILED
+                message.error = f"{type(error).__name__}: {error}"[:500]
+                failed += 1
+                LOG.warning("case mail %s failed (attempt %s): %s", message.id, message.attempts, message.error)
+            else:
+                message.status = CaseMessageStatus.SENT
+                message.error = None
+                message.sent_at = utcnow()
+                sent += 1
+    return {"sent": sent, "failed": failed}
+
+
+# not "schedulable" by admins: a tenant gets its schedule with its first queued reply
+@job_kind(KIND, roles=frozenset({Role.ADMIN}))
+def case_mail_send(ctx: JobContext) -> dict[str, Any]:
+    """Send the tenant's queued case replies by SMTP; result: sent, failed."""
+    ctx.progress(0, None, "jobs.progress.case_mail_send")
+    return send_queued_mail(ctx.db, ctx.tenant_id, MailSettings.from_env())

@@ -1,0 +1,308 @@
+"""Email-to-case end to end on every database: a real SMTP client (smtplib) talks to the listener
+started here on a free port; outbound replies go to an aiosmtpd sink whose headers are checked."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from crm_core.db import Database
+from crm_core.mail.listener import make_controller
+from crm_core.mail.outbound import MailSettings, send_queued_mail
+from crm_core.models import Case, CaseStatus
+from crm_core.models.service import CaseEvent, CaseMessage
+from crm_core.rules.mail import MAX_MESSAGE_BYTES
+from crm_core.services import contacts
+from crm_core.services.cases import add_case_reply, transition_case
+from tests.factories import World, build_world, create_random_customer
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def world(db: Database) -> World:
+    return build_world(db)
+
+
+@pytest.fixture
+def listener(db: Database) -> Iterator[int]:
+    port = free_port()
+    controller = make_controller(db, "127.0.0.1", port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+class Sink:
+    """Keeps every message it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    keeper = Sink()
+    port = free_port()
+    controller = Controller(keeper, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield keeper, port
+    finally:
+        controller.stop()
+
+
+def tenant_slug(db: Database, world: World, *, other: bool = False) -> str:
+    from crm_core.models import Tenant
+
+    actor = world.other_admin if other else world.admin
+    with db.system_session("test") as session:
+        tenant = session.get(Tenant, actor.tenant_id)
+        assert tenant is not None
+        return tenant.slug
+
+
+def customer_with_contact(db: Database, world: World, email: str, *, other: bool = False) -> tuple[int, int]:
+    actor = world.other_admin if other else world.admin
+    customer_id = create_random_customer(db, actor)
+    contact_id = contacts.create_contact(db, actor, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
+                                                                          email=email))
+    return customer_id, contact_id
+
+
+def message(sender: str, subject: str, body: str = "My printer is broken.", **headers: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = "support@example.test"
+    email["Subject"] = subject
+    for name, value in headers.items():
+        email[name.replace("_", "-")] = value
+    email.set_content(body)
+    return email
+
+
+def send(port: int, email: EmailMessage | bytes, to: str, sender: str = "li.lei@example.test") -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        if isinstance(email, bytes):
+            client.sendmail(sender, [to], email)
+        else:
+            client.send_message(email, from_addr=sender, to_addrs=[to])
+
+
+def cases_of(db: Database, customer_id: int) -> list[Case]:
+    with db.system_session("test") as session:
+        found = list(session.scalars(select(Case).where(Case.customer_id == customer_id).order_by(Case.id)))
+        session.expunge_all()
+        return found
+
+
+def events_of(db: Database, case_id: int, kind: str) -> list[CaseEvent]:
+    with db.system_session("test") as session:
+        found = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.kind == kind)))
+        session.expunge_all()
+        return found
+
+
+def messages_of(db: Database, case_id: int) -> list[CaseMessage]:
+    with db.system_session("test") as session:
+        found = list(session.scalars(select(CaseMessage).where(CaseMessage.case_id == case_id)
+                                     .order_by(CaseMessage.id)))
+        session.expunge_all()
+        return found
+
+
+def test_a_mail_from_a_known_contact_opens_an_email_case(db: Database, world: World, listener: int) -> None:
+    customer_id, contact_id = customer_with_contact(db, world, "Li.Lei@Example.test")
+    send(listener, message("Li Lei <li.lei@example.test>", "Printer broken", Message_ID="<m1@example.test>"),
+         f"support+{tenant_slug(db, world)}@example.test")
+    [case] = cases_of(db, customer_id)
+    assert (case.subject, case.channel, case.status, case.contact_id) == ("Printer broken", "email", "new", contact_id)
+    assert case.description == "My printer is broken."
+    [stored] = messages_of(db, case.id)
+    assert (stored.direction, stored.message_id, stored.from_address) == ("in", "<m1@example.test>",
+                                                                          "li.lei@example.test")
+
+
+def test_an_html_only_mail_is_stored_as_text(db: Database, world: World, listener: int) -> None:
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    email = message("li.lei@example.test", "Html")
+    email.set_content("<p>Hello <b>there</b></p><script>alert(1)</script><p>a &lt;tag&gt;</p>", subtype="html")
+    send(listener, email, f"support+{tenant_slug(db, world)}@example.test")
+    [case] = cases_of(db, customer_id)
+    assert case.description == "Hello there\n\na <tag>"
+
+
+def test_a_reply_threads_by_the_case_tag_and_reopens_a_pending_case(db: Database, world: World,
+                                                                    listener: int) -> None:
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    send(listener, message("li.lei@example.test", "Printer broken", Message_ID="<m1@example.test>"), to)
+    [case] = cases_of(db, customer_id)
+    transition_case(db, world.admin, case.id, "pending", expected_version=case.version)
+    send(listener, message("li.lei@example.test", f"Re: [#CASE-{case.id}] Printer broken", "Still broken.",
+                           Message_ID="<m2@example.test>"), to)
+    [same] = cases_of(db, customer_id)
+    assert same.status == CaseStatus.OPEN.value
+    [inbound] = events_of(db, case.id, "inbound")
+    assert inbound.body == "Still broken."
+    assert [m.message_id for m in messages_of(db, case.id)] == ["<m1@example.test>", "<m2@example.test>"]
+
+
+def test_a_reply_threads_by_in_reply_to(db: Database, world: World, listener: int) -> None:
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    send(listener, message("li.lei@example.test", "Printer broken", Message_ID="<m1@example.test>"), to)
+    send(listener, message("li.lei@example.test", "Re: Printer broken", "More.", Message_ID="<m2@example.test>",
+                           In_Reply_To="<m1@example.test>", References="<m1@example.test>"), to)
+    [case] = cases_of(db, customer_id)
+    assert len(events_of(db, case.id, "inbound")) == 1
+    assert messages_of(db, case.id)[1].in_reply_to == "<m1@example.test>"
+
+
+def test_the_same_message_delivered_twice_is_filed_once(db: Database, world: World, listener: int) -> None:
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    for _ in range(2):
+        send(listener, message("li.lei@example.test", "Printer broken", Message_ID="<m1@example.test>"), to)
+    assert len(cases_of(db, customer_id)) == 1
+
+
+@pytest.mark.parametrize("headers", [
+    {"Auto_Submitted": "auto-replied"},
+    {"Precedence": "bulk"},
+    {"X_Autoreply": "yes"},
+    {"Message_ID": "<case-1.abc@kestrel-crm.invalid>"},
+])
+def test_automatic_mail_is_accepted_but_never_becomes_a_case(db: Database, world: World, listener: int,
+                                                             headers: dict[str, str]) -> None:
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    send(listener, message("li.lei@example.test", "Out of office", **headers),
+         f"support+{tenant_slug(db, world)}@example.test")
+    assert cases_of(db, customer_id) == []
+
+
+def test_a_bounce_from_the_mailer_daemon_is_not_filed(db: Database, world: World, listener: int) -> None:
+    customer_id, _ = customer_with_contact(db, world, "mailer-daemon@example.test")
+    send(listener, message("MAILER-DAEMON@example.test", "Undelivered"),
+         f"support+{tenant_slug(db, world)}@example.test", sender="mailer-daemon@example.test")
+    assert cases_of(db, customer_id) == []
+
+
+def test_an_unknown_sender_is_refused(db: Database, world: World, listener: int) -> None:
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(listener, message("stranger@example.test", "Hello"), f"support+{tenant_slug(db, world)}@example.test")
+    assert refused.value.smtp_code == 550
+
+
+def test_malformed_mail_is_refused(db: Database, world: World, listener: int) -> None:
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    with pytest.raises(smtplib.SMTPDataError) as no_from:
+        send(listener, b"Subject: no sender\r\n\r\nbody\r\n", to)
+    assert no_from.value.smtp_code == 550
+    with pytest.raises(smtplib.SMTPDataError) as bad_from:
+        send(listener, b"From: not an address\r\nSubject: x\r\n\r\nbody\r\n", to)
+    assert bad_from.value.smtp_code == 550
+
+
+def test_oversize_mail_is_refused(db: Database, world: World, listener: int) -> None:
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    big = message("li.lei@example.test", "Huge", "x" * 70 + ("\n" + "x" * 70) * (MAX_MESSAGE_BYTES // 70))
+    with pytest.raises(smtplib.SMTPException) as refused:
+        send(listener, big, f"support+{tenant_slug(db, world)}@example.test")
+    assert "552" in str(refused.value) or getattr(refused.value, "smtp_code", None) == 552
+    assert cases_of(db, customer_id) == []
+
+
+def test_a_recipient_that_names_no_tenant_is_refused(db: Database, world: World, listener: int) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send(listener, message("li.lei@example.test", "Hello"), "sales@example.test")
+    with pytest.raises(smtplib.SMTPDataError):
+        send(listener, message("li.lei@example.test", "Hello"), "support+no-such-tenant@example.test")
+
+
+def test_tenants_are_isolated(db: Database, world: World, listener: int) -> None:
+    customer_a, _ = customer_with_contact(db, world, "li.lei@example.test")
+    customer_b, _ = customer_with_contact(db, world, "li.lei@example.test", other=True)
+    send(listener, message("li.lei@example.test", "For B", Message_ID="<b1@example.test>"),
+         f"support+{tenant_slug(db, world, other=True)}@example.test")
+    assert cases_of(db, customer_a) == []
+    [case_b] = cases_of(db, customer_b)
+    # a tag naming B's case, sent to A, opens a case in A and never touches B's
+    send(listener, message("li.lei@example.test", f"[#CASE-{case_b.id}] For A", Message_ID="<a1@example.test>",
+                           In_Reply_To="<b1@example.test>"), f"support+{tenant_slug(db, world)}@example.test")
+    [case_a] = cases_of(db, customer_a)
+    assert case_a.id != case_b.id
+    assert events_of(db, case_b.id, "inbound") == []
+
+
+def test_a_public_reply_goes_out_threaded_and_meets_the_first_response(
+        db: Database, world: World, listener: int, sink: tuple[Sink, int]) -> None:
+    keeper, sink_port = sink
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    slug = tenant_slug(db, world)
+    send(listener, message("li.lei@example.test", "Printer broken", Message_ID="<m1@example.test>"),
+         f"support+{slug}@example.test")
+    [case] = cases_of(db, customer_id)
+    add_case_reply(db, world.admin, case.id, "We are on it.\n<b>not html</b>")
+    add_case_reply(db, world.admin, case.id, "internal only", internal=True)
+    settings = MailSettings(host="127.0.0.1", port=sink_port, from_address="help@kestrel.test",
+                            inbound_domain="kestrel.test")
+    assert send_queued_mail(db, world.admin.tenant_id, settings) == {"sent": 1, "failed": 0}
+    [(mail_from, rcpt_tos, sent)] = keeper.messages
+    assert (mail_from, rcpt_tos) == ("help@kestrel.test", ["li.lei@example.test"])
+    assert sent["Subject"] == f"[#CASE-{case.id}] Re: Printer broken"
+    assert sent["In-Reply-To"] == "<m1@example.test>"
+    assert sent["References"] == "<m1@example.test>"
+    assert sent["Reply-To"] == f"support+{slug}@kestrel.test"
+    assert sent.get_content_type() == "text/plain"
+    assert sent.get_content().replace("\r\n", "\n").strip() == "We are on it.\n<b>not html</b>"
+    outbound = messages_of(db, case.id)[-1]
+    assert (outbound.status, outbound.message_id, outbound.attempts) == ("sent", sent["Message-ID"], 1)
+    [same] = cases_of(db, customer_id)
+    assert same.first_responded_at is not None
+    # the customer's answer to our reply threads back by In-Reply-To, without a tag
+    send(listener, message("li.lei@example.test", "Thanks", "Thanks!", Message_ID="<m2@example.test>",
+                           In_Reply_To=sent["Message-ID"]), f"support+{slug}@example.test")
+    assert [event.body for event in events_of(db, case.id, "inbound")] == ["Thanks!"]
+
+
+def test_a_failed_send_is_kept_visible_and_retried(db: Database, world: World, listener: int,
+                                                   sink: tuple[Sink, int]) -> None:
+    keeper, sink_port = sink
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    send(listener, message("li.lei@example.test", "Printer broken"), f"support+{tenant_slug(db, world)}@example.test")
+    [case] = cases_of(db, customer_id)
+    add_case_reply(db, world.admin, case.id, "We are on it.")
+    down = MailSettings(host="127.0.0.1", port=free_port(), from_address="help@kestrel.test",
+                        inbound_domain="kestrel.test")
+    assert send_queued_mail(db, world.admin.tenant_id, down) == {"sent": 0, "failed": 1}
+    failed = messages_of(db, case.id)[-1]
+    assert (failed.status, failed.attempts) == ("failed", 1)
+    assert failed.error
+    assert send_queued_mail(db, world.admin.tenant_id, None) == {"sent": 0, "failed": 1}
+    assert "not configured" in (messages_of(db, case.id)[-1].error or "")
+    up = MailSettings(host="127.0.0.1", port=sink_port, from_address="help@kestrel.test", inbound_domain="kestrel.test")
+    assert send_queued_mail(db, world.admin.tenant_id, up) == {"sent": 1, "failed": 0}
+    assert len(keeper.messages) == 1
+    assert messages_of(db, case.id)[-1].status == "sent"
