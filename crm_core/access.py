@@ -57,6 +57,7 @@ from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 from crm_core.models.service import (
     CaseEvent,
+    CaseRating,
     CaseSla,
     ServiceQueue,
     SlaCalendar,
@@ -156,7 +157,7 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
     ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign)
-CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseRating)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -310,7 +311,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseRating,
 )
 
 

@@ -153,3 +153,26 @@ class SlaEscalation(TenantScoped, Base):
     level: Mapped[int] = mapped_column(Integer)  # 1 warning → assignee, 2 breach → team lead, 3 → manager
     recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CsatScore:
+    """A customer's rating of how their case was handled (the one-click link in the resolution mail)."""
+
+    GOOD = "good"
+    BAD = "bad"
+    ALL = (GOOD, BAD)
+
+
+class CaseRating(TenantScoped, Base):
+    """The customer's CSAT rating of one case: one row per case, a later click updates it."""
+
+    __tablename__ = "case_ratings"
+    __table_args__ = (
+        UniqueConstraint("case_id"),
+        Index(None, "tenant_id", "rated_at"),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    score: Mapped[str] = mapped_column(String(8))  # good | bad
+    comment: Mapped[str | None] = mapped_column(String(1000))
+    rated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
