@@ -59,7 +59,9 @@ def world(db: Database) -> World:
                 session.add(CaseSla(tenant_id=case.tenant_id, case_id=case.id, policy_id=policy_id,
                                     calendar_id=calendar_id, paused_seconds=0, escalation_level=0,
                                     first_response_met_at=sla[0], first_response_due_at=sla[1],
-                                    resolution_met_at=sla[2], resolution_due_at=sla[3]))
+                                    resolution_met_at=sla[2], resolution_due_at=sla[3],
+                                    next_due_at=None if resolved is not None else min(
+                                        due for due in (sla[1] if sla[0] is None else None, sla[3]) if due)))
             if rating is not None:
                 session.add(CaseRating(tenant_id=case.tenant_id, case_id=case.id, score=rating[0], rated_at=rating[1]))
     return world
@@ -109,3 +111,23 @@ def test_the_dashboard_is_scoped_by_the_actors_access(db: Database, world: World
     assert all(week.opened == 0 for week in other.weeks)
     analyst = figures(db, world.analyst)
     assert analyst.overall.resolved == 4 and len(analyst.backlog) == 3
+
+
+def test_the_queue_pages_by_sla_due_through_the_index_in_the_coalesced_order(db: Database, world: World) -> None:
+    from sqlalchemy import func, select
+
+    from crm_core.queries.cases import NO_DUE, CaseFilters, list_cases
+
+    with db.session(world.admin) as session:  # what the ORDER BY COALESCE(next_due_at, NO_DUE), id gave
+        expected = list(session.scalars(
+            select(Case.id).outerjoin(CaseSla, CaseSla.case_id == Case.id).where(Case.status != "closed")
+            .order_by(func.coalesce(CaseSla.next_due_at, NO_DUE), Case.id)))
+        seen, after = [], None
+        while True:
+            page = list_cases(session, filters=CaseFilters(), sort="sla_due", descending=False, per_page=2,
+                              after=after)
+            seen += [row.id for row in page.items]
+            if not page.has_next:
+                break
+            after = page.next_position
+    assert len(expected) == 7 and seen == expected
