@@ -112,6 +112,8 @@ class CaseSla(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("case_id"),
         Index(None, "tenant_id", "next_due_at"),
+        Index(None, "tenant_id", "first_response_met_at"),  # the service dashboard's attainment (migration 0026)
+        Index(None, "tenant_id", "resolution_met_at"),
     )
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
