@@ -5,6 +5,7 @@
               /readyz            the database answers, its schema is at Alembic head, the job queue answers
               /metrics           Prometheus series (crm_core.metrics; merged across processes)
               /_kestrel/session  turns a one-time login ticket into the HttpOnly login cookie (and …/clear)
+              /csat/{token}      the customer's one-click CSAT rating of a resolved case (crm_core.services.csat)
               /api               the FastAPI app of ``crm_api`` (problem+json errors)
 
 Uncaught script errors reach ``on_script_error``: logged under a correlation id, shown to the
@@ -395,6 +396,48 @@ async def clear_session_cookie(request: Request) -> Response:
     return Response(PIXEL, media_type="image/gif", headers={"Set-Cookie": header, "Cache-Control": "no-store"})
 
 
+def csat_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
+    """``/csat/{token}``: GET shows the choices, or with ``?score=good|bad`` records the click;
+    POST (``score``, ``comment``) adds the optional comment. HTML in the link's language, escaped."""
+    from crm_core.errors import ValidationFailed
+    from crm_core.services import csat
+    from crm_ui import csat_page
+
+    def page(body: str, status: int = 200) -> Response:
+        return Response(body, status_code=status, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+    def refused(error: csat.CsatLinkRefused) -> Response:
+        return page(csat_page.message_page(f"csat.refused.{error.reason}", error.language),
+                    404 if error.reason == "invalid" else 410)
+
+    async def endpoint(request: Request) -> Response:
+        token = request.path_params["token"]
+        if request.method == "POST":
+            form = await request.form()
+            score, comment = str(form.get("score", "")), str(form.get("comment", ""))
+        else:
+            score, comment = request.query_params.get("score", ""), None
+        try:
+            if not score:
+                claim = csat.read_csat_token(token)
+                return page(csat_page.choice_page(token, claim.language))
+            result = await anyio.to_thread.run_sync(lambda: csat.rate_case(database(), token, score, comment))
+        except csat.CsatLinkRefused as error:
+            return refused(error)
+        except ValidationFailed as error:
+            language = csat.read_csat_token(token).language
+            if "score" in error.errors:
+                return page(csat_page.choice_page(token, language), 400)
+            key, params = error.errors["comment"]  # past the form's maxlength: only a hand-made request
+            return page(csat_page.message_page(key, language, **params), 400)
+        if request.method == "POST":
+            return page(csat_page.message_page("csat.comment_saved", result.language))
+        return page(csat_page.thanks_page(token, result.score, result.language, updated=result.updated))
+
+    return endpoint
+
+
 def metrics_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
     """``/metrics``: Prometheus text; jobs waiting per kind and pool use are read at scrape time."""
     from sqlalchemy import func, select
@@ -458,6 +501,7 @@ def create_app(database_url: str | None = None) -> st.App:
         Route("/metrics", metrics_endpoint(database), methods=["GET"]),
         Route(session_cookie.SET_PATH, set_session_cookie, methods=["GET"]),
         Route(session_cookie.CLEAR_PATH, clear_session_cookie, methods=["GET"]),
+        Route("/csat/{token}", csat_endpoint(database), methods=["GET", "POST"]),
         api_mount(create_api(database)),
     ]
     index_html = (Path(st.__file__).parent / "static" / "index.html").read_text(encoding="utf-8")

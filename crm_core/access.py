@@ -59,6 +59,7 @@ from crm_core.models.service import (
     CaseEvent,
     CaseMacro,
     CaseMessage,
+    CaseRating,
     CaseSla,
     ServiceQueue,
     SlaCalendar,
@@ -158,7 +159,7 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
     ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro)
-CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -312,7 +313,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating,
 )
 
 

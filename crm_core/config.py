@@ -15,6 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_SQLITE_PATH = DATA_DIR / "crm.db"
 COOKIE_KEY_FILE = DATA_DIR / ".cookie_key"
+CSAT_KEY_FILE = DATA_DIR / ".csat_key"
+CSAT_LINK_DAYS = 14
 
 LOGIN_MAX_FAILED_ATTEMPTS = 5
 LOGIN_LOCKOUT_MINUTES = 15
@@ -125,6 +127,15 @@ def resolve_cookie_key(configured: str | None, key_file: Path = COOKIE_KEY_FILE)
     key_file.write_text(generated, encoding="utf-8")
     key_file.chmod(0o600)
     return generated
+
+
+def csat_key() -> str:
+    """The key that signs CSAT rating links: ``CRM_CSAT_KEY``, else one generated once (``data/.csat_key``).
+
+    Never a default, and not the cookie key: a leaked rating link must tell nothing about the
+    login cookie's key. Every process of one deployment must see the same key (set it, or share ``data/``).
+    """
+    return resolve_cookie_key(os.environ.get("CRM_CSAT_KEY") or None, CSAT_KEY_FILE)
 
 
 def keep_private(path: Path) -> None:

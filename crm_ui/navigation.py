@@ -37,6 +37,8 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/pool.py", "nav.pool", "🌊", "pool", "nav.section.sales", SALES),
     PageSpec("pages/service_queue.py", "nav.service_queue", "🎧", "service", "nav.section.service"),
     PageSpec("pages/case.py", "nav.case", "🎫", "case", "nav.section.service"),
+    PageSpec("pages/service_dashboard.py", "nav.service_dashboard", "📈", "service-dashboard", "nav.section.service",
+             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),

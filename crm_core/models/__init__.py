@@ -499,6 +499,10 @@ class Case(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "status", "opened_at"),
         Index(None, "tenant_id", "team_id", "status"),
         Index(None, "tenant_id", "assignee_id", "status"),
+        # the service dashboard's periods (migration 0026)
+        Index(None, "tenant_id", "opened_at"),
+        Index(None, "tenant_id", "first_responded_at"),
+        Index(None, "tenant_id", "resolved_at"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))

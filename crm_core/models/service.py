@@ -113,6 +113,8 @@ class CaseSla(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("case_id"),
         Index(None, "tenant_id", "next_due_at"),
+        Index(None, "tenant_id", "first_response_met_at"),  # the service dashboard's attainment (migration 0026)
+        Index(None, "tenant_id", "resolution_met_at"),
     )
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
@@ -203,3 +205,26 @@ class CaseMacro(TenantScoped, Versioned, Base):
     name: Mapped[str] = mapped_column(String(120))
     language: Mapped[str] = mapped_column(String(8))  # en or zh-CN
     body: Mapped[str] = mapped_column(String(4000))
+
+
+class CsatScore:
+    """A customer's rating of how their case was handled (the one-click link in the resolution mail)."""
+
+    GOOD = "good"
+    BAD = "bad"
+    ALL = (GOOD, BAD)
+
+
+class CaseRating(TenantScoped, Base):
+    """The customer's CSAT rating of one case: one row per case, a later click updates it."""
+
+    __tablename__ = "case_ratings"
+    __table_args__ = (
+        UniqueConstraint("case_id"),
+        Index(None, "tenant_id", "rated_at"),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    score: Mapped[str] = mapped_column(String(8))  # good | bad
+    comment: Mapped[str | None] = mapped_column(String(1000))
+    rated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

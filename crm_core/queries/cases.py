@@ -133,6 +133,33 @@ def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: 
     )
 
 
+def _soonest_due(session: Session, filters: CaseFilters, limit: int, after: Position | None) -> list[Any]:
+    """``sla_due`` ascending in two parts: running clocks by due time, then cases without one by id.
+
+    The same order as ``COALESCE(next_due_at, NO_DUE), id``, but the first part is driven by the
+    ``case_sla (tenant_id, next_due_at)`` index and stops after ``limit`` rows; sorting the
+    coalesced value made the database sort every case of the queue (benchmarks/service.py:
+    78 ms → 0.1 ms for 50 rows of a 33k-case queue on SQLite).
+    """
+    rows: list[Any] = []
+    if after is None or after[0] < NO_DUE:
+        running = _filtered(
+            select(Case, Customer.name, _ASSIGNEE.full_name, CaseSla.next_due_at, CaseSla.escalation_level)
+            .join(CaseSla, CaseSla.case_id == Case.id)
+            .outerjoin(Customer, Customer.id == Case.customer_id)
+            .outerjoin(_ASSIGNEE, _ASSIGNEE.id == Case.assignee_id), filters,
+        ).where(CaseSla.next_due_at.is_not(None))
+        if after is not None:
+            running = running.where(tuple_(CaseSla.next_due_at, Case.id) > tuple_(*after))
+        rows = list(session.execute(running.order_by(CaseSla.next_due_at.asc(), Case.id.asc()).limit(limit)).all())
+    if len(rows) < limit:
+        rest = _filtered(_statement(), filters).where(CaseSla.next_due_at.is_(None))
+        if after is not None and after[0] >= NO_DUE:
+            rest = rest.where(Case.id > after[1])
+        rows += session.execute(rest.order_by(Case.id.asc()).limit(limit - len(rows))).all()
+    return rows
+
+
 def list_cases(
     session: Session,
     *,
@@ -153,7 +180,10 @@ def list_cases(
         position, bound = tuple_(column, Case.id), tuple_(*after)
         statement = statement.where(position < bound if descending else position > bound)
     order = [column.desc(), Case.id.desc()] if descending else [column.asc(), Case.id.asc()]
-    rows = session.execute(statement.order_by(*order).limit(per_page + 1)).all()
+    if sort == "sla_due" and not descending:  # the service queue's order: the same rows, found through the index
+        rows = _soonest_due(session, filters, per_page + 1, after)
+    else:
+        rows = list(session.execute(statement.order_by(*order).limit(per_page + 1)).all())
     items = [_row(*row) for row in rows[:per_page]]
     has_next = len(rows) > per_page
     next_position = (getattr(items[-1], sort), items[-1].id) if has_next else None
