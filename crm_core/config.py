@@ -138,6 +138,13 @@ def csat_key() -> str:
     return resolve_cookie_key(os.environ.get("CRM_CSAT_KEY") or None, CSAT_KEY_FILE)
 
 
+def public_url() -> str | None:
+    """The address customers reach the host at (``CRM_PUBLIC_URL``, e.g. ``https://crm.example.com``), for links
+    in mail such as the CSAT rating link; None when not set (the mail then goes without those links)."""
+    url = os.environ.get("CRM_PUBLIC_URL", "").strip().rstrip("/")
+    return url if url.startswith(("http://", "https://")) else None
+
+
 def keep_private(path: Path) -> None:
     """Make a database file readable by its owner only (created so, or tightened if others may read it).
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import smtplib
 import uuid
 from dataclasses import dataclass
@@ -24,12 +25,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core.config import public_url
 from crm_core.db import Database
+from crm_core.i18n import t
 from crm_core.jobs.after_commit import AfterCommit
 from crm_core.jobs.context import JobContext, job_kind
-from crm_core.models import Case, Contact, Role, Tenant, utcnow
+from crm_core.models import Case, CaseStatus, Contact, Role, Tenant, utcnow
 from crm_core.models.jobs import Job, JobSchedule, JobStatus
-from crm_core.models.service import CaseEvent, CaseMessage, CaseMessageDirection, CaseMessageStatus
+from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage, CaseMessageDirection, CaseMessageStatus
 from crm_core.rules import mail as rules
 from crm_core.rules.contact_details import normalise_email
 
@@ -146,6 +149,39 @@ def build_email(message: CaseMessage, body: str, settings: MailSettings, tenant_
     return email
 
 
+_CHINESE = re.compile(r"[\u3400-\u9fff]")
+
+
+def message_body(session: Session, message: CaseMessage, event: CaseEvent | None) -> str:
+    """The text of an outbound email: the agent's reply as written, or — for the status event that resolved
+    the case — the resolution notice with its two CSAT rating links (built now: valid for 14 days)."""
+    if event is None:
+        return ""
+    if event.kind == CaseEventKind.STATUS and event.to_value == CaseStatus.RESOLVED.value:
+        return resolution_body(session, message.case_id)
+    return event.body or ""
+
+
+def resolution_body(session: Session, case_id: int) -> str:
+    """"Your case was resolved", in the language the customer wrote in, with the rating links when the host's
+    public address is known (``CRM_PUBLIC_URL``) and the case is still resolved."""
+    from crm_core.services.csat import csat_link
+
+    case = session.get(Case, case_id)
+    if case is None:
+        return ""
+    language = "zh-CN" if _CHINESE.search(f"{case.subject} {case.description}") else "en"
+    text = t("service.email.resolved", language, case=case.id, subject=case.subject)
+    base = public_url()
+    if base is not None:
+        try:
+            link = csat_link(case, base, language=language)
+        except ValueError:  # reopened since: no rating asked for
+            return text
+        text += "\n\n" + t("service.email.csat", language, good=f"{link}?score=good", bad=f"{link}?score=bad")
+    return text
+
+
 def _deliver(settings: MailSettings, email: EmailMessage) -> None:
     with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
         if settings.user:
@@ -175,7 +211,7 @@ def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None
                 tenant = session.get(Tenant, tenant_id)
                 assert tenant is not None
                 message.from_address = settings.from_address[:254]
-                _deliver(settings, build_email(message, (event.body if event else "") or "", settings, tenant.slug))
+                _deliver(settings, build_email(message, message_body(session, message, event), settings, tenant.slug))
             except (OSError, smtplib.SMTPException, RuntimeError) as error:
                 message.status = CaseMessageStatus.FAILED
                 message.error = f"{type(error).__name__}: {error}"[:500]

@@ -106,10 +106,12 @@ def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors,
 
 
 def _record(session: Session, case: Case, actor: Actor, kind: str, old: Any, new: Any, *,
-            at: dt.datetime, body: str | None = None) -> None:
-    session.add(CaseEvent(tenant_id=case.tenant_id, case_id=case.id, at=at, kind=kind, actor_id=actor.user_id,
-                          from_value=None if old is None else str(old), to_value=None if new is None else str(new),
-                          body=body))
+            at: dt.datetime, body: str | None = None) -> CaseEvent:
+    event = CaseEvent(tenant_id=case.tenant_id, case_id=case.id, at=at, kind=kind, actor_id=actor.user_id,
+                      from_value=None if old is None else str(old), to_value=None if new is None else str(new),
+                      body=body)
+    session.add(event)
+    return event
 
 
 def _set_status(case: Case, status: str, now: dt.datetime) -> None:
@@ -259,10 +261,13 @@ def transition_case(db: Database, actor: Actor, case_id: int, status: str, *, ex
             problem = transition_problem(case.status, status, resolved_at=case.resolved_at, now=now)
             if problem is not None:
                 raise ValidationFailed({"status": (problem, {})})
-            _record(session, case, actor, CaseEventKind.STATUS, case.status, status, at=now)
+            event = _record(session, case, actor, CaseEventKind.STATUS, case.status, status, at=now)
+            resolving = status == CaseStatus.RESOLVED.value and case.status != status
             _set_status(case, status, now)
             recompute_case_sla(session, case, now=now)
             session.flush()
+            if resolving:  # the customer is told, with the CSAT rating links (sent after the commit)
+                queue_reply_email(session, case, event)
             return case.version
 
     return translate_stale(db, actor, "case", case_id, work)

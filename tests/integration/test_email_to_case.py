@@ -306,3 +306,32 @@ def test_a_failed_send_is_kept_visible_and_retried(db: Database, world: World, l
     assert send_queued_mail(db, world.admin.tenant_id, up) == {"sent": 1, "failed": 0}
     assert len(keeper.messages) == 1
     assert messages_of(db, case.id)[-1].status == "sent"
+
+
+def test_resolving_a_case_mails_the_customer_the_two_rating_links_in_their_language(
+        db: Database, world: World, listener: int, sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13's CSAT: on resolution a signed one-click link (good / bad) reaches the customer by email."""
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    from crm_core.services.csat import read_csat_token
+
+    monkeypatch.setenv("CRM_PUBLIC_URL", "https://crm.kestrel.test/")
+    keeper, sink_port = sink
+    customer_id, _ = customer_with_contact(db, world, "wang.fang@example.test")
+    send(listener, message("wang.fang@example.test", "打印机坏了", "打印机无法开机。", Message_ID="<z1@example.test>"),
+         f"support+{tenant_slug(db, world)}@example.test")
+    [case] = cases_of(db, customer_id)
+    version = transition_case(db, world.admin, case.id, CaseStatus.RESOLVED.value, expected_version=case.version)
+    assert version > case.version
+    settings = MailSettings(host="127.0.0.1", port=sink_port, from_address="help@kestrel.test",
+                            inbound_domain="kestrel.test")
+    assert send_queued_mail(db, world.admin.tenant_id, settings) == {"sent": 1, "failed": 0}
+    [(_, rcpt_tos, sent)] = keeper.messages
+    assert rcpt_tos == ["wang.fang@example.test"] and sent["In-Reply-To"] == "<z1@example.test>"
+    body = sent.get_content()
+    assert f"#{case.id}" in body and "已解决" in body  # written in the customer's language
+    links = re.findall(r"https://crm\.kestrel\.test/\S+", body)
+    assert [parse_qs(urlsplit(link).query)["score"] for link in links] == [["good"], ["bad"]]
+    claim = read_csat_token(urlsplit(links[0]).path.rsplit("/", 1)[-1])
+    assert claim.case_id == case.id and claim.language == "zh-CN"
