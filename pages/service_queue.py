@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_core.errors import DomainError
-from crm_core.models import CaseChannel, CasePriority, CaseStatus, utcnow
+from crm_core.models import CaseChannel, CasePriority, CaseStatus, Role, utcnow
 from crm_core.queries.cases import CaseFilters, list_cases
 from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.users import list_teams
@@ -92,9 +92,12 @@ if actor.can_write:
                         st.rerun()
 
 scopes = [MINE] + ([TEAM] if actor.team_ids else []) + [ALL]
+# as on Tasks, a manager's day starts with the team's queue (their own is often empty); an admin's or
+# analyst's with everything; an agent's with their own cases
+start = TEAM if actor.role == Role.MANAGER and TEAM in scopes else ALL if actor.sees_whole_tenant else MINE
 top = st.columns([3, 2, 2, 2])
 scope = top[0].radio(t("service.queue.scope"), scopes, format_func=lambda value: t(f"service.queue.scope.{value}"),
-                     key="service_queue_scope", horizontal=True, on_change=reset_page)
+                     key="service_queue_scope", horizontal=True, on_change=reset_page, index=scopes.index(start))
 status = top[1].selectbox(t("service.field.status"), [ANY] + [status.value for status in CaseStatus],
                           format_func=lambda value: t(f"service.status.{value}") if value else t("service.any"),
                           key="service_queue_status", on_change=reset_page)

@@ -67,6 +67,10 @@ def test_the_queue_lists_my_cases_soonest_due_first_with_countdowns(app_world: A
         assert all(("in " in value) or ("剩余" in value) for value in frame[countdown])
     other = open_queue(app_world.world.rep_other_team.username)
     assert not other.exception and not other.dataframe and other.info
+    # a manager starts on the team's queue (their own is usually empty), an admin on everything
+    manager = open_queue(app_world.world.manager.username)
+    assert not manager.exception and manager.radio(key="service_queue_scope").value == "team"
+    assert open_queue(app_world.world.admin.username).radio(key="service_queue_scope").value == "all"
 
 
 def test_the_case_page_moves_the_case_and_explains_its_sla(app_world: AppWorld) -> None:
