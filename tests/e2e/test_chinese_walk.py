@@ -47,7 +47,7 @@ WIDTHS = (1280, 390)
 
 ALLOWED = frozenset({
     # brand and product names, formats and protocols a Chinese interface writes in Latin letters
-    "Kestrel", "CRM", "CSV", "XLSX", "Excel", "WPS", "API", "UTF", "GBK", "GB18030", "BOM", "Tab", "PNG", "ZIP",
+    "Kestrel", "CRM", "SLA", "CSV", "XLSX", "Excel", "WPS", "API", "UTF", "GBK", "GB18030", "BOM", "Tab", "PNG", "ZIP",
     "zip", "JSON", "HTML", "URL", "HTTP", "HTTPS", "https", "http", "SKU", "RFM", "AUC", "UTC", "ID", "Data",
     "Docs", "Great", "Expectations", "GX", "Webhook", "Webhooks", "Standard", "POST", "ping", "Redis", "SQLite",
     "PostgreSQL", "MariaDB", "Huey", "Streamlit", "Chromium", "vip", "VIP", "CNY", "USD", "MB", "KB", "GB", "AM",

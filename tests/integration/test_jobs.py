@@ -30,7 +30,7 @@ from huey import Huey
 from sqlalchemy import func, select, text
 
 from crm_core.access import Actor
-from crm_core.db import Database, make_engine
+from crm_core.db import WRITE_OPTION, Database, make_engine
 from crm_core.jobs.queue import make_queue
 from crm_core.jobs.service import cancel_job, retry_job, submit_job
 from crm_core.jobs.uploads import store_upload
@@ -209,7 +209,9 @@ def assert_fulltext_index_consistent(stack: Stack, marker: str, expected: int) -
     """SQLite: the FTS5 index agrees with its content, its insert trigger is back, and it finds ``expected`` rows."""
     if stack.kind != "sqlite":
         return
-    with stack.db.engine.connect() as connection:
+    # the check writes: take the write lock first (as units of work do), or a worker's commit in between
+    # (the every-minute SLA sweep) fails it at once with "database is locked"
+    with stack.db.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
         # raises SQLITE_CORRUPT_VTAB when the index and its content table disagree
         connection.exec_driver_sql("INSERT INTO customers_fts(customers_fts, rank) VALUES ('integrity-check', 1)")
         assert connection.scalar(text(
