@@ -29,6 +29,7 @@ from crm_core.errors import ValidationFailed
 from crm_core.i18n import normalise_language
 from crm_core.models import Case, utcnow
 from crm_core.models.service import CaseRating, CsatScore
+from crm_core.rules import fields as field_rules
 from crm_core.rules.case_flow import CLOSED_STATUSES
 
 SALT = "kestrel.csat.v1"
@@ -126,8 +127,12 @@ def rate_case(db: Database, token: str, score: str, comment: str | None = None, 
     if score not in CsatScore.ALL:
         raise ValidationFailed({"score": ("validation.choice", {})})
     text = None if comment is None else comment.strip()
-    if text is not None and len(text) > COMMENT_LENGTH:
-        raise ValidationFailed({"comment": ("validation.too_long", {"max": COMMENT_LENGTH})})
+    # the shared limits of free text: its length, and no control or direction characters (NUL …). A customer's
+    # words are kept as typed otherwise — "<script>" included: it is only ever shown as text
+    field = field_rules.Field("comment", field_rules.TEXT, length=COMMENT_LENGTH)
+    for rule in (field_rules.too_long, field_rules.hidden_characters):
+        if text and (problem := rule(field, text)) is not None:
+            raise ValidationFailed({"comment": problem})
     at = now or utcnow()
     with db.system_transaction("csat link") as session:
         case = session.scalar(select(Case).where(Case.id == claim.case_id, Case.tenant_id == claim.tenant_id))

@@ -118,7 +118,11 @@ def test_a_reopened_case_voids_its_link_and_bad_input_is_refused(db: Database, w
     assert score.value.errors["score"][0] == "validation.choice"
     with pytest.raises(ValidationFailed) as long_comment:
         csat.rate_case(db, token, "good", "x" * 1001)
-    assert long_comment.value.errors["comment"] == ("validation.too_long", {"max": 1000})
+    assert long_comment.value.errors["comment"] == ("imports.rule.too_long", {"field": "comment", "max": 1000})
+    for hidden in ("a\x00b", "ok\u202egnp.exe"):  # PostgreSQL stores no NUL; a direction override hides text
+        with pytest.raises(ValidationFailed) as refused:
+            csat.rate_case(db, token, "good", hidden)
+        assert refused.value.errors["comment"] == ("imports.rule.hidden_characters", {"field": "comment"})
     transition_case(db, world.rep, case.id, "open", expected_version=case.version)
     with pytest.raises(csat.CsatLinkRefused) as reopened:
         csat.rate_case(db, token, "good")
