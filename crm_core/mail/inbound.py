@@ -27,7 +27,7 @@ from crm_core.models import Case, CaseChannel, CaseStatus, Contact, Customer, Te
 from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage, CaseMessageDirection, CaseMessageStatus
 from crm_core.rules import mail as rules
 from crm_core.rules.case_flow import transition_problem
-from crm_core.rules.fields import clean_text
+from crm_core.rules.fields import clean_text, strip_hidden
 from crm_core.services.sla import recompute_case_sla
 
 LOG = logging.getLogger("kestrel.mail")
@@ -171,7 +171,7 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
     if sender is None:
         raise MailRefused("550 5.6.0 Malformed message: bad From address", "malformed: From address")
     text = _text(message)
-    subject = (clean_text(str(message.get("Subject", ""))) or "")[:SUBJECT_LENGTH]
+    subject = (clean_text(strip_hidden(str(message.get("Subject", "")))) or "")[:SUBJECT_LENGTH]
     if not text and not subject:
         raise MailRefused("550 5.6.0 Empty message", "malformed: no subject and no text")
     message_id = str(message.get("Message-ID", "")).strip()

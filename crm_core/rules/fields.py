@@ -440,6 +440,19 @@ def hidden_characters(field: Field, text: str) -> Problem | None:
     return None
 
 
+def strip_hidden(text: str) -> str:
+    """Text that came from outside (an email) without its hidden characters: it cannot be refused back to
+    whoever typed it, and PostgreSQL stores no NUL."""
+    return _HIDDEN.sub("", text)
+
+
+def free_text_problem(name: str, text: str, limit: int) -> Problem | None:
+    """The shared limits of free text that is otherwise kept as typed (a reply, a note, a reason, a comment):
+    at most ``limit`` characters and no hidden characters (NUL, controls, direction overrides)."""
+    field = Field(name, TEXT, length=limit)
+    return too_long(field, text) or hidden_characters(field, text)
+
+
 def invisible(text: str) -> bool:
     """Only zero-width, format, combining and space characters (or nothing): nothing a reader sees."""
     return all(unicodedata.category(char) in ("Cf", "Mn", "Me", "Zs", "Cc") for char in text)

@@ -19,6 +19,7 @@ from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 
 from crm_core.rules.contact_details import normalise_email
+from crm_core.rules.fields import strip_hidden
 
 INBOUND_LOCAL_PART = "support"
 MAX_MESSAGE_BYTES = 1_000_000  # SMTP SIZE limit of the listener; larger mail gets 552
@@ -141,11 +142,14 @@ def html_to_text(markup: str) -> str:
 
 
 def body_text(message: EmailMessage) -> str:
-    """The message's text: its text/plain part, else its HTML part as text; '' when it has neither."""
+    """The message's text: its text/plain part, else its HTML part as text; '' when it has neither.
+
+    Hidden characters (NUL, controls, direction overrides) are dropped: a stranger's mail cannot be sent
+    back to be fixed, and PostgreSQL stores no NUL."""
     part = message.get_body(preferencelist=("plain",))
     if part is not None:
-        return str(part.get_content()).replace("\r\n", "\n").strip()
+        return strip_hidden(str(part.get_content()).replace("\r\n", "\n")).strip()
     part = message.get_body(preferencelist=("html",))
     if part is not None:
-        return html_to_text(str(part.get_content()))
+        return strip_hidden(html_to_text(str(part.get_content())))
     return ""

@@ -30,7 +30,7 @@ from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models import Base, Customer, Role, User, utcnow
 from crm_core.models.notifications import AccessRequest, AccessRequestStatus
 from crm_core.models.pool import PoolEvent, PoolEventKind
-from crm_core.rules.fields import clean_text
+from crm_core.rules.fields import clean_text, free_text_problem
 from crm_core.services.customers import find_duplicate
 from crm_core.services.notifications import notify
 
@@ -42,8 +42,8 @@ users = Base.metadata.tables["users"]
 
 def _reason(text: str | None) -> str:
     reason = clean_text(text or "") or ""
-    if len(reason) > REASON_MAX:
-        raise ValidationFailed({"reason": ("validation.too_long", {"max": REASON_MAX})})
+    if (problem := free_text_problem("reason", reason, REASON_MAX)) is not None:
+        raise ValidationFailed({"reason": problem})
     return reason
 
 

@@ -43,7 +43,7 @@ from crm_core.models.service import CaseEvent, CaseEventKind, ServiceQueue
 from crm_core.rules import fields
 from crm_core.rules.assignment import pick_least_busy, pick_round_robin
 from crm_core.rules.case_flow import CLOSED_STATUSES, transition_problem
-from crm_core.rules.fields import ENUM, Field, clean_text
+from crm_core.rules.fields import ENUM, Field, clean_text, free_text_problem
 from crm_core.services.editing import check_version, translate_stale
 from crm_core.services.sla import recompute_case_sla
 
@@ -306,8 +306,8 @@ def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, inter
         text = (body or "").strip()
         if not text:
             raise ValidationFailed({"body": ("validation.required", {})})
-        if len(text) > REPLY_LENGTH:
-            raise ValidationFailed({"body": ("validation.too_long", {"max": REPLY_LENGTH})})
+        if (problem := free_text_problem("body", text, REPLY_LENGTH)) is not None:
+            raise ValidationFailed({"body": problem})
         if case.status == CaseStatus.CLOSED.value:
             raise ValidationFailed({"body": ("cases.flow.closed_is_final", {})})
         now = utcnow()

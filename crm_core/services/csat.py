@@ -129,10 +129,8 @@ def rate_case(db: Database, token: str, score: str, comment: str | None = None, 
     text = None if comment is None else comment.strip()
     # the shared limits of free text: its length, and no control or direction characters (NUL …). A customer's
     # words are kept as typed otherwise — "<script>" included: it is only ever shown as text
-    field = field_rules.Field("comment", field_rules.TEXT, length=COMMENT_LENGTH)
-    for rule in (field_rules.too_long, field_rules.hidden_characters):
-        if text and (problem := rule(field, text)) is not None:
-            raise ValidationFailed({"comment": problem})
+    if text and (problem := field_rules.free_text_problem("comment", text, COMMENT_LENGTH)) is not None:
+        raise ValidationFailed({"comment": problem})
     at = now or utcnow()
     with db.system_transaction("csat link") as session:
         case = session.scalar(select(Case).where(Case.id == claim.case_id, Case.tenant_id == claim.tenant_id))

@@ -10,7 +10,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models.service import CaseMacro
-from crm_core.rules.fields import clean_text
+from crm_core.rules.fields import clean_text, free_text_problem
 from crm_core.rules.macros import LANGUAGES, VARIABLES, unknown_variables
 from crm_core.services.editing import check_version, translate_stale
 
@@ -24,14 +24,14 @@ def _checked(session: Session, name: str, language: str, body: str, macro_id: in
     text = (body or "").strip()
     if not cleaned_name:
         errors["name"] = ("validation.required", {})
-    elif len(cleaned_name) > NAME_LENGTH:
-        errors["name"] = ("validation.too_long", {"max": NAME_LENGTH})
+    elif (problem := free_text_problem("name", cleaned_name, NAME_LENGTH)) is not None:
+        errors["name"] = problem
     if language not in LANGUAGES:
         errors["language"] = ("validation.choice", {})
     if not text:
         errors["body"] = ("validation.required", {})
-    elif len(text) > BODY_LENGTH:
-        errors["body"] = ("validation.too_long", {"max": BODY_LENGTH})
+    elif (problem := free_text_problem("body", text, BODY_LENGTH)) is not None:
+        errors["body"] = problem
     elif unknown := unknown_variables(text):
         errors["body"] = ("macros.unknown_variable", {"names": ", ".join(unknown),
                                                       "known": ", ".join("{" + v + "}" for v in VARIABLES)})

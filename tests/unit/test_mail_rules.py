@@ -138,3 +138,12 @@ def test_macros_render_as_plain_substitution(body: str, values: dict[str, str], 
 def test_unknown_variables_are_named() -> None:
     assert unknown_variables("{contact_name} {customer} {0}") == ["0", "customer"]
     assert unknown_variables("{case_number}") == []
+
+
+def test_hidden_characters_of_a_strangers_mail_are_dropped_not_stored() -> None:
+    """A mail cannot be refused back to be fixed: NUL (PostgreSQL stores none), controls and direction
+    overrides leave its text; line breaks and tabs stay."""
+    email = EmailMessage()
+    email["From"] = "li.lei@example.test"
+    email.set_content("Printer\x00 broken\x07\n\tsee\u202e attached")
+    assert body_text(email) == "Printer broken\n\tsee attached"
