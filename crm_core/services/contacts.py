@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import select
 
 from crm_core import access
 from crm_core.access import Actor
@@ -21,9 +21,9 @@ from crm_core.errors import DuplicateContact, NotFound, ValidationFailed
 from crm_core.models import Contact, Customer, User, utcnow
 from crm_core.rules import fields as rules
 from crm_core.rules.contact_details import normalise_email, normalise_phone
-from crm_core.rules.duplicates import BLOCK, CONTACT, CONTACT_KEYS, OFF, WARN, may_override
+from crm_core.rules.duplicates import CONTACT, CONTACT_KEYS, may_override
 from crm_core.rules.fields import clean_text
-from crm_core.services.duplicate_rules import rule_actions
+from crm_core.services.duplicate_rules import match_by_rules
 from crm_core.services.editing import check_version, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -87,40 +87,25 @@ def find_duplicate_contact(
     values = {"email": normalise_email(email), "phone": normalise_phone(phone)}
     columns = {"email": Contact.email_normalized, "phone": Contact.phone_normalized}
     with db.system_session("contact duplicate check") as session:
-        actions = rule_actions(session, actor.tenant_id, CONTACT)
-        checked = [key for key in CONTACT_KEYS
-                   if values[key] and actions[key] != OFF and (keys is None or key in keys)]
-        if not checked:
+        match = match_by_rules(
+            session, actor.tenant_id, CONTACT, Contact, values, columns,
+            live=lambda arm: arm.join(Customer, Customer.id == Contact.customer_id).where(
+                Contact.archived_at.is_(None), Customer.archived_at.is_(None)),
+            exclude_id=exclude_id, keys=keys)
+        if match is None:
             return None
-        arms = []
-        for key in checked:
-            arm = (select(Contact.id).join(Customer, Customer.id == Contact.customer_id)
-                   .where(Contact.tenant_id == actor.tenant_id, columns[key] == values[key],
-                          Contact.archived_at.is_(None), Customer.archived_at.is_(None)))
-            if exclude_id is not None:
-                arm = arm.where(Contact.id != exclude_id)
-            arms.append(arm)
-        ids = list(session.scalars(union_all(*arms).limit(20 * len(arms))))
-        found = list(session.scalars(select(Contact).where(Contact.id.in_(ids)).order_by(Contact.id))) if ids else []
-        for action in (BLOCK, WARN):
-            for key in checked:
-                if actions[key] != action:
-                    continue
-                existing = next((row for row in found if getattr(row, columns[key].key) == values[key]), None)
-                if existing is None:
-                    continue
-                customer = session.get(Customer, existing.customer_id)
-                assert customer is not None
-                visible = access.can_view(
-                    actor, tenant_id=customer.tenant_id, owner_id=customer.owner_id, team_id=customer.team_id)
-                owner = session.get(User, customer.owner_id) if customer.owner_id is not None else None
-                duplicate = DuplicateContact(
-                    existing.id if visible else 0, existing.name if visible else "", key,
-                    owner.full_name if owner is not None else "", action=action,
-                    customer_id=customer.id if visible else 0, customer_name=customer.name if visible else "")
-                duplicate.record_id = existing.id  # never shown
-                return duplicate
-    return None
+        existing = match.record
+        customer = session.get(Customer, existing.customer_id)
+        assert customer is not None
+        visible = access.can_view(
+            actor, tenant_id=customer.tenant_id, owner_id=customer.owner_id, team_id=customer.team_id)
+        owner = session.get(User, customer.owner_id) if customer.owner_id is not None else None
+        duplicate = DuplicateContact(
+            existing.id if visible else 0, existing.name if visible else "", match.key,
+            owner.full_name if owner is not None else "", action=match.action,
+            customer_id=customer.id if visible else 0, customer_name=customer.name if visible else "")
+        duplicate.record_id = existing.id  # never shown
+        return duplicate
 
 
 def _check_duplicate(

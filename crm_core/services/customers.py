@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -29,11 +29,11 @@ from crm_core.rules.contact_details import (
     store_tags,
 )
 from crm_core.rules.custom_fields import read_custom_value
-from crm_core.rules.duplicates import BLOCK, CUSTOMER_KEYS, OFF, WARN, may_override
+from crm_core.rules.duplicates import CUSTOMER, CUSTOMER_KEYS, may_override
 from crm_core.rules.fields import clean_text
 from crm_core.rules.identifiers import compact_credit_code, credit_code_problem, region_problem
 from crm_core.rules.regions import cascade_problems, region_label
-from crm_core.services.duplicate_rules import rule_actions
+from crm_core.services.duplicate_rules import match_by_rules
 from crm_core.services.editing import check_version, stale_record_error, translate_stale
 from crm_core.services.followups import on_customers_created
 
@@ -162,37 +162,20 @@ def find_duplicate(
     columns = {"credit_code": Customer.credit_code, "email": Customer.email_normalized,
                "phone": Customer.phone_normalized, "name": Customer.name_key}
     with db.system_session("duplicate check") as session:
-        actions = rule_actions(session, actor.tenant_id)
-        checked = [key for key in CUSTOMER_KEYS
-                   if values[key] and actions[key] != OFF and (keys is None or key in keys)]
-        if not checked:
+        match = match_by_rules(session, actor.tenant_id, CUSTOMER, Customer, values, columns,
+                               live=lambda arm: arm.where(Customer.archived_at.is_(None)),
+                               exclude_id=exclude_id, keys=keys)
+        if match is None:
             return None
-        # one indexed look-up per key, united: an OR of the keys lets SQLite read the whole tenant
-        arms = []
-        for key in checked:
-            arm = select(Customer.id).where(
-                Customer.tenant_id == actor.tenant_id, columns[key] == values[key], Customer.archived_at.is_(None))
-            if exclude_id is not None:
-                arm = arm.where(Customer.id != exclude_id)
-            arms.append(arm)
-        ids = list(session.scalars(union_all(*arms).limit(20 * len(arms))))
-        found = list(session.scalars(select(Customer).where(Customer.id.in_(ids)))) if ids else []
-        for action in (BLOCK, WARN):
-            for key in checked:
-                if actions[key] != action:
-                    continue
-                existing = next((row for row in found if getattr(row, columns[key].key) == values[key]), None)
-                if existing is None:
-                    continue
-                visible = access.can_view(
-                    actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
-                )
-                owner = session.get(User, existing.owner_id) if existing.owner_id is not None else None
-                duplicate = DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", key,
-                                              owner.full_name if owner is not None else "", action=action)
-                duplicate.record_id = existing.id  # for an access request (services.access_requests), never shown
-                return duplicate
-    return None
+        existing = match.record
+        visible = access.can_view(
+            actor, tenant_id=existing.tenant_id, owner_id=existing.owner_id, team_id=existing.team_id
+        )
+        owner = session.get(User, existing.owner_id) if existing.owner_id is not None else None
+        duplicate = DuplicateCustomer(existing.id if visible else 0, existing.name if visible else "", match.key,
+                                      owner.full_name if owner is not None else "", action=match.action)
+        duplicate.record_id = existing.id  # for an access request (services.access_requests), never shown
+        return duplicate
 
 
 def _check_duplicate(

@@ -9,16 +9,18 @@ admin's change holds at once in every process.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, ValidationFailed
 from crm_core.models import DuplicateRule
-from crm_core.rules.duplicates import ACTIONS, CUSTOMER, ENTITIES, KEYS, actions_with_defaults
+from crm_core.rules.duplicates import ACTIONS, BLOCK, CUSTOMER, ENTITIES, KEYS, OFF, WARN, actions_with_defaults
 
 
 def rule_actions(session: Session, tenant_id: int, entity: str = CUSTOMER) -> dict[str, str]:
@@ -28,6 +30,50 @@ def rule_actions(session: Session, tenant_id: int, entity: str = CUSTOMER) -> di
         .where(DuplicateRule.tenant_id == tenant_id, DuplicateRule.entity == entity)
     ).all()
     return actions_with_defaults({key: action for key, action in stored}, entity)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """The existing record a duplicate rule matched, on which key, and the rule's action (warn or block)."""
+
+    record: Any
+    key: str
+    action: str
+
+
+def match_by_rules(
+    session: Session, tenant_id: int, entity: str, model: Any, values: Mapping[str, str | None],
+    columns: Mapping[str, Any], *, live: Callable[[Select[Any]], Select[Any]], exclude_id: int | None = None,
+    keys: Collection[str] | None = None,
+) -> RuleMatch | None:
+    """The first live ``model`` row of the tenant that ``entity``'s duplicate rules call the same as ``values``.
+
+    ``values`` are the normalised keys, ``columns`` the indexed columns holding them, ``live`` adds what
+    "live" means (not archived; a contact's customer not archived either). One indexed look-up per
+    checked key, united: an OR of the keys lets SQLite read the whole tenant. A blocking match wins
+    over a warning one; ``keys`` limits the check (an edit checks only what it changes).
+    """
+    actions = rule_actions(session, tenant_id, entity)
+    checked = [key for key in KEYS[entity]
+               if values.get(key) and actions[key] != OFF and (keys is None or key in keys)]
+    if not checked:
+        return None
+    arms = []
+    for key in checked:
+        arm = live(select(model.id).where(model.tenant_id == tenant_id, columns[key] == values[key]))
+        if exclude_id is not None:
+            arm = arm.where(model.id != exclude_id)
+        arms.append(arm)
+    ids = list(session.scalars(union_all(*arms).limit(20 * len(arms))))
+    found = list(session.scalars(select(model).where(model.id.in_(ids)).order_by(model.id))) if ids else []
+    for action in (BLOCK, WARN):
+        for key in checked:
+            if actions[key] != action:
+                continue
+            existing = next((row for row in found if getattr(row, columns[key].key) == values[key]), None)
+            if existing is not None:
+                return RuleMatch(existing, key, action)
+    return None
 
 
 def duplicate_rules(db: Database, actor: Actor, entity: str = CUSTOMER) -> dict[str, str]:
