@@ -8,7 +8,7 @@ import streamlit as st
 
 from crm_core.errors import DomainError
 from crm_core.models import CaseChannel, CasePriority, CaseStatus, Role, utcnow
-from crm_core.queries.cases import CaseFilters, list_cases
+from crm_core.queries.cases import CaseFilters, case_board, list_cases
 from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.users import list_teams
 from crm_core.rules.sla import countdown
@@ -20,6 +20,8 @@ PER_PAGE = 50
 STATE = st.session_state
 MINE, TEAM, ALL = "mine", "team", "all"
 ANY = ""
+LIST, BOARD = "list", "board"
+PRIORITY_MARK = {"urgent": "🔴", "high": "🟠", "normal": "🔵", "low": "⚪"}
 
 
 def reset_page() -> None:
@@ -95,12 +97,15 @@ scopes = [MINE] + ([TEAM] if actor.team_ids else []) + [ALL]
 # as on Tasks, a manager's day starts with the team's queue (their own is often empty); an admin's or
 # analyst's with everything; an agent's with their own cases
 start = TEAM if actor.role == Role.MANAGER and TEAM in scopes else ALL if actor.sees_whole_tenant else MINE
+view = st.segmented_control(t("service.queue.view"), [LIST, BOARD], default=LIST, key="service_queue_view",
+                            format_func=lambda value: t(f"service.queue.view.{value}")) or LIST
 top = st.columns([3, 2, 2, 2])
 scope = top[0].radio(t("service.queue.scope"), scopes, format_func=lambda value: t(f"service.queue.scope.{value}"),
                      key="service_queue_scope", horizontal=True, on_change=reset_page, index=scopes.index(start))
-status = top[1].selectbox(t("service.field.status"), [ANY] + [status.value for status in CaseStatus],
-                          format_func=lambda value: t(f"service.status.{value}") if value else t("service.any"),
-                          key="service_queue_status", on_change=reset_page)
+status = ANY if view == BOARD else top[1].selectbox(
+    t("service.field.status"), [ANY] + [status.value for status in CaseStatus],
+    format_func=lambda value: t(f"service.status.{value}") if value else t("service.any"),
+    key="service_queue_status", on_change=reset_page)
 priority = top[2].selectbox(t("service.field.priority"), [ANY] + [priority.value for priority in CasePriority],
                             format_func=lambda value: t(f"service.priority.{value}") if value else t("service.any"),
                             key="service_queue_priority", on_change=reset_page)
@@ -115,6 +120,31 @@ filters = CaseFilters(
     assignee_id=actor.user_id if scope == MINE else None, team_id=team_id, status=status or None,
     priority=priority or None, channel=channel or None, search=search, breached_only=breached_only,
 )
+
+if view == BOARD:
+    # the case board: a column per status a case is worked in, its soonest-due cards first
+    with read_session() as session:
+        board = case_board(session, filters)
+    st.caption(t("service.board.caption"))
+    for column, lane in zip(st.columns(len(board)), board, strict=True):
+        count = f"{lane.count:,}{'+' if lane.count_capped else ''}"
+        column.markdown(f"**{t(f'service.status.{lane.status}')}** · {count}")
+        for card in lane.cards:
+            with column.container(border=True):
+                st.page_link("pages/case.py", label=plain_line(f"#{card.id} {card.subject}"),
+                             query_params={"case_id": str(card.id)})
+                st.caption(PRIORITY_MARK.get(card.priority, "") + " " + t(f"service.priority.{card.priority}")
+                           + " · " + plain_line(card.assignee_name or t("service.board.unassigned")))
+                left = countdown_text(card.sla_due_at, now)
+                if card.escalation_level >= 2:
+                    st.caption(":red[" + left + "]")
+                elif left != "—":
+                    st.caption(left)
+        if lane.count > len(lane.cards):
+            column.caption(t("service.board.more", count=f"{lane.count - len(lane.cards):,}"
+                             + ("+" if lane.count_capped else "")))
+    st.stop()
+
 positions = STATE["service_queue_positions"]
 with read_session() as session:
     page = list_cases(session, filters=filters, sort="sla_due", descending=False, per_page=PER_PAGE,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
+from crm_core.i18n import t
 from crm_core.models import Case, Customer
 from crm_core.services import sla_settings
 from crm_core.services.cases import CaseInput, create_case
+from crm_ui.text import plain_line
 from tests.pages.conftest import AppWorld, log_in
 
 HOSTILE = "**bold** [link](http://evil.example)"
@@ -172,3 +174,28 @@ def test_a_rep_opens_a_new_case_into_their_team_queue_from_the_queue_page(app_wo
     assert case.assignee_id in (world.rep.user_id, world.rep_same_team.user_id)  # the queue's pick
     app.radio(key="service_queue_scope").set_value("team").run()
     assert case.id in list(app.dataframe[0].value["id"])
+
+
+def test_the_board_shows_the_cases_by_status_soonest_due_first(app_world: AppWorld) -> None:
+    """Issue 13's case board: a column per worked status, each with its count, soonest SLA due first."""
+    from crm_core.services.cases import transition_case
+
+    urgent, low = seed(app_world)
+    db, world = app_world.db, app_world.world
+    with db.system_session("test") as session:
+        version = session.get(Case, low).version  # type: ignore[union-attr]
+    transition_case(db, world.rep, low, "pending", expected_version=version)
+    for language in ("en", "zh-CN"):
+        pending = t("service.status.pending", language)
+        app = log_in(world.rep.username)
+        app.session_state["kestrel_lang"] = language
+        app.session_state["service_queue_view"] = "board"
+        app.switch_page("pages/service_queue.py")
+        app.run()
+        assert not app.exception
+        assert not app.dataframe  # the board, not the list
+        headings = [block.value for block in app.markdown]
+        assert any(heading.startswith(f"**{pending}** · 1") for heading in headings), headings
+        links = [link.label for link in app.main.page_link]
+        # the open urgent case in the Open column, then the low one in Pending (its clock paused: no countdown)
+        assert links == [plain_line(f"#{urgent} {HOSTILE}"), plain_line(f"#{low} Low: invoice copy")], links
