@@ -14,7 +14,7 @@ from crm_core.queries.users import list_teams
 from crm_core.rules.sla import countdown
 from crm_core.services.cases import CaseInput, create_case
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.text import plain_line
+from crm_ui.text import plain, plain_line
 
 PER_PAGE = 50
 STATE = st.session_state
@@ -131,8 +131,8 @@ if view == BOARD:
         column.markdown(f"**{t(f'service.status.{lane.status}')}** · {count}")
         for card in lane.cards:
             with column.container(border=True):
-                st.page_link("pages/case.py", label=plain_line(f"#{card.id} {card.subject}"),
-                             query_params={"case_id": str(card.id)})
+                st.page_link("pages/case.py", label=f"#{card.id}", query_params={"case_id": str(card.id)})
+                st.markdown(plain(card.subject))  # wraps in a narrow column, where a link's label is cut
                 st.caption(PRIORITY_MARK.get(card.priority, "") + " " + t(f"service.priority.{card.priority}")
                            + " · " + plain_line(card.assignee_name or t("service.board.unassigned")))
                 left = countdown_text(card.sla_due_at, now)
@@ -172,7 +172,7 @@ if page.items:
     })
     by_id = {row.id: row for row in page.items}
     chosen = st.selectbox(t("service.queue.open_case"), list(by_id), key="service_queue_pick",
-                          format_func=lambda case_id: plain_line(f"#{case_id} {by_id[case_id].subject}"))
+                          format_func=lambda case_id: f"#{case_id} {by_id[case_id].subject}")
     st.page_link("pages/case.py", label=t("service.queue.go"), icon="➡️", query_params={"case_id": str(chosen)})
 else:
     st.info(t("service.queue.empty"))
