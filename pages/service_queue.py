@@ -11,30 +11,22 @@ from crm_core.models import CaseChannel, CasePriority, CaseStatus, Role, utcnow
 from crm_core.queries.cases import CaseFilters, case_board, list_cases
 from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.users import list_teams
-from crm_core.rules.sla import countdown
 from crm_core.services.cases import CaseInput, create_case
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.formatting import EMPTY, sla_countdown
 from crm_ui.text import plain, plain_line
 
 PER_PAGE = 50
 STATE = st.session_state
 MINE, TEAM, ALL = "mine", "team", "all"
 ANY = ""
+UNRESOLVED = "unresolved"  # the list's default: the cases still to work on (not resolved or closed)
 LIST, BOARD = "list", "board"
 PRIORITY_MARK = {"urgent": "🔴", "high": "🟠", "normal": "🔵", "low": "⚪"}
 
 
 def reset_page() -> None:
     STATE["service_queue_positions"] = [None]
-
-
-def countdown_text(due_at: object, now: object) -> str:
-    """"in 2 h 05 min" / "overdue 40 min" / "—" (paused or no policy)."""
-    left = countdown(due_at, now)  # type: ignore[arg-type]
-    if left is None:
-        return "—"
-    state, minutes = left
-    return t(f"service.countdown.{state}", hours=minutes // 60, minutes=f"{minutes % 60:02d}")
 
 
 actor = current_actor()
@@ -97,27 +89,39 @@ scopes = [MINE] + ([TEAM] if actor.team_ids else []) + [ALL]
 # as on Tasks, a manager's day starts with the team's queue (their own is often empty); an admin's or
 # analyst's with everything; an agent's with their own cases
 start = TEAM if actor.role == Role.MANAGER and TEAM in scopes else ALL if actor.sees_whole_tenant else MINE
-view = st.segmented_control(t("service.queue.view"), [LIST, BOARD], default=LIST, key="service_queue_view",
-                            format_func=lambda value: t(f"service.queue.view.{value}")) or LIST
-top = st.columns([3, 2, 2, 2])
+top = st.columns([3, 2], vertical_alignment="bottom")
 scope = top[0].radio(t("service.queue.scope"), scopes, format_func=lambda value: t(f"service.queue.scope.{value}"),
                      key="service_queue_scope", horizontal=True, on_change=reset_page, index=scopes.index(start))
-status = ANY if view == BOARD else top[1].selectbox(
-    t("service.field.status"), [ANY] + [status.value for status in CaseStatus],
-    format_func=lambda value: t(f"service.status.{value}") if value else t("service.any"),
-    key="service_queue_status", on_change=reset_page)
-priority = top[2].selectbox(t("service.field.priority"), [ANY] + [priority.value for priority in CasePriority],
+view = top[1].segmented_control(t("service.queue.view"), [LIST, BOARD], default=LIST, key="service_queue_view",
+                                format_func=lambda value: t(f"service.queue.view.{value}")) or LIST
+# the search in sight; the other filters in a popover that says how many are on (a phone shows the cases
+# right below, not four boxes first)
+bar = st.columns([3, 1], vertical_alignment="bottom")
+search = bar[0].text_input(t("service.queue.search"), key="service_queue_search", max_chars=200,
+                           on_change=reset_page)
+filters_on = [STATE.get(key, default) != default for key, default in (
+    ("service_queue_status", UNRESOLVED), ("service_queue_priority", ANY), ("service_queue_channel", ANY),
+    ("service_queue_breached", False))]
+filters_label = (t("service.queue.filters", count=sum(filters_on)) if any(filters_on)
+                 else t("service.queue.filters_none"))
+with bar[1].popover(filters_label, width="stretch"):
+    status = ANY if view == BOARD else st.selectbox(
+        t("service.field.status"), [UNRESOLVED, ANY] + [status.value for status in CaseStatus],
+        format_func=lambda value: t("service.queue.unresolved") if value == UNRESOLVED
+        else t(f"service.status.{value}") if value else t("service.any"),
+        key="service_queue_status", on_change=reset_page)
+    priority = st.selectbox(t("service.field.priority"), [ANY] + [priority.value for priority in CasePriority],
                             format_func=lambda value: t(f"service.priority.{value}") if value else t("service.any"),
                             key="service_queue_priority", on_change=reset_page)
-channel = top[3].selectbox(t("service.field.channel"), [ANY] + [channel.value for channel in CaseChannel],
+    channel = st.selectbox(t("service.field.channel"), [ANY] + [channel.value for channel in CaseChannel],
                            format_func=lambda value: t(f"service.channel.{value}") if value else t("service.any"),
                            key="service_queue_channel", on_change=reset_page)
-search = st.text_input(t("service.queue.search"), key="service_queue_search", max_chars=200, on_change=reset_page)
-breached_only = st.checkbox(t("service.queue.breached_only"), key="service_queue_breached", on_change=reset_page)
+    breached_only = st.checkbox(t("service.queue.breached_only"), key="service_queue_breached", on_change=reset_page)
 
 team_id = next(iter(sorted(actor.team_ids)), None) if scope == TEAM else None
 filters = CaseFilters(
-    assignee_id=actor.user_id if scope == MINE else None, team_id=team_id, status=status or None,
+    assignee_id=actor.user_id if scope == MINE else None, team_id=team_id,
+    status=None if status in (ANY, UNRESOLVED) else status, unresolved=status == UNRESOLVED,
     priority=priority or None, channel=channel or None, search=search, breached_only=breached_only,
 )
 
@@ -135,10 +139,10 @@ if view == BOARD:
                 st.markdown(plain(card.subject))  # wraps in a narrow column, where a link's label is cut
                 st.caption(PRIORITY_MARK.get(card.priority, "") + " " + t(f"service.priority.{card.priority}")
                            + " · " + plain_line(card.assignee_name or t("service.board.unassigned")))
-                left = countdown_text(card.sla_due_at, now)
+                left = sla_countdown(card.sla_due_at, now)
                 if card.escalation_level >= 2:
                     st.caption(":red[" + left + "]")
-                elif left != "—":
+                elif left != EMPTY:
                     st.caption(left)
         if lane.count > len(lane.cards):
             column.caption(t("service.board.more", count=f"{lane.count - len(lane.cards):,}"
@@ -162,7 +166,7 @@ if page.items:
         t("service.field.channel"): t(f"service.channel.{row.channel}"),
         t("service.field.assignee"): row.assignee_name or "—",
         t("service.field.sla_due"): row.sla_due_at,
-        t("service.field.countdown"): countdown_text(row.sla_due_at, now),
+        t("service.field.countdown"): sla_countdown(row.sla_due_at, now),
         t("service.field.escalation"): row.escalation_level,
     } for row in page.items])
     frame[t("service.field.sla_due")] = pd.to_datetime(frame[t("service.field.sla_due")])

@@ -72,6 +72,7 @@ class CaseFilters:
     team_id: int | None = None  # the queue
     channel: str | None = None
     breached_only: bool = False  # at least one clock past its due time (escalation level 2 or more)
+    unresolved: bool = False  # only cases still to work on (not resolved or closed)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def _filtered(statement: Any, filters: CaseFilters) -> Any:
         statement = statement.where(Case.status == filters.status)
     elif not filters.include_closed:
         statement = statement.where(Case.status != CaseStatus.CLOSED.value)
+    if filters.unresolved:
+        statement = statement.where(Case.status.not_in((CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value)))
     if filters.customer_id is not None:
         statement = statement.where(Case.customer_id == filters.customer_id)
     if filters.unassigned:

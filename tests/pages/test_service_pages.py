@@ -200,3 +200,37 @@ def test_the_board_shows_the_cases_by_status_soonest_due_first(app_world: AppWor
         # the open urgent case in the Open column, then the low one in Pending (its clock paused: no countdown)
         assert links == [f"#{urgent}", f"#{low}"], links
         assert plain_line(HOSTILE) in [block.value for block in app.markdown]  # the subject, as text
+
+
+def test_the_list_starts_on_the_unresolved_cases_and_counts_days_when_overdue_long(app_world: AppWorld) -> None:
+    from crm_core.services.cases import transition_case
+
+    urgent, low = seed(app_world)
+    db, world = app_world.db, app_world.world
+    with db.system_session("test") as session:
+        version = session.get(Case, low).version  # type: ignore[union-attr]
+    transition_case(db, world.rep, low, "resolved", expected_version=version)
+    app = open_queue(world.rep.username)
+    assert not app.exception
+    assert list(app.dataframe[0].value["id"]) == [urgent]  # the resolved one is done: not in the work list
+    app.selectbox(key="service_queue_status").set_value("")  # any status
+    app.run()
+    assert list(app.dataframe[0].value["id"]) == [urgent, low]
+
+
+@pytest.mark.parametrize(("minutes", "english", "chinese"), [
+    (125, "in 2 h 05 min", "剩余 2 小时 05 分"),
+    (-(3 * 24 * 60 + 4 * 60 + 10), "overdue by 3 d 4 h", "已超时 3 天 4 小时"),
+    (None, "—", "—"),
+])
+def test_a_countdown_reads_in_days_past_a_day(minutes: int | None, english: str, chinese: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from crm_ui.formatting import sla_countdown
+
+    now = dt.datetime(2026, 12, 5, 9, 0)
+    due = None if minutes is None else now + dt.timedelta(minutes=minutes, seconds=30)
+    assert sla_countdown(due, now) == english
+    monkeypatch.setattr("crm_ui.context.DEFAULT_LANGUAGE", "zh-CN")
+    assert sla_countdown(due, now) == chinese
