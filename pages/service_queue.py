@@ -9,9 +9,13 @@ import streamlit as st
 from crm_core.errors import DomainError
 from crm_core.models import CaseChannel, CasePriority, CaseStatus, Role, utcnow
 from crm_core.queries.cases import CaseFilters, case_board, list_cases
+from crm_core.queries.customer_profile import customer_contacts
 from crm_core.queries.customers import CustomerFilters, list_customers
+from crm_core.queries.orders import customer_orders
+from crm_core.queries.products import list_products
 from crm_core.queries.users import list_teams
 from crm_core.services.cases import CaseInput, create_case
+from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, sla_countdown
 from crm_ui.text import plain, plain_line
@@ -49,12 +53,29 @@ if actor.can_write:
         if matches:
             names = {row.id: row.name for row in matches}
             team_names = {team_id: name for team_id, name, *_ in teams}
+            # the customer outside the form: its contacts and orders are what the form offers
+            customer_id = st.selectbox(t("service.field.customer"), list(names), key="service_new_customer",
+                                       format_func=names.__getitem__)
+            with read_session() as session:
+                people = {row.id: row.name for row in customer_contacts(session, customer_id)}
+                orders = {row.id: f"{row.order_number} · {formatting.date(row.ordered_at)}"
+                          for row in customer_orders(session, customer_id, limit=50)}
+                products = {row.id: f"{row.name} ({row.sku})" if row.sku else row.name
+                            for row in list_products(session, active_only=True)}
             with st.form("service_new_case"):
-                customer_id = st.selectbox(t("service.field.customer"), list(names), key="service_new_customer",
-                                           format_func=lambda key: names[key])
                 subject = st.text_input(t("service.field.subject"), key="service_new_subject", max_chars=200)
                 description = st.text_area(t("service.new.description"), key="service_new_description",
                                            max_chars=20_000)
+                about = st.columns(3)
+                contact_id = about[0].selectbox(
+                    t("service.field.contact"), [None, *people], key=f"service_new_contact_{customer_id}",
+                    format_func=lambda key: people[key] if key else t("service.new.no_contact"))
+                order_id = about[1].selectbox(
+                    t("service.field.order"), [None, *orders], key=f"service_new_order_{customer_id}",
+                    format_func=lambda key: orders[key] if key else t("service.new.no_order"))
+                product_id = about[2].selectbox(
+                    t("service.field.product"), [None, *products], key="service_new_product",
+                    format_func=lambda key: products[key] if key else t("service.new.no_product"))
                 columns = st.columns(4)
                 new_priority = columns[0].selectbox(
                     t("service.field.priority"), [p.value for p in CasePriority], index=2,
@@ -74,12 +95,14 @@ if actor.can_write:
                     try:
                         case_id = create_case(get_db(), actor, CaseInput(
                             customer_id=customer_id, subject=subject, description=description, status="new",
-                            priority=new_priority, channel=new_channel, category=category, team_id=queue))
+                            priority=new_priority, channel=new_channel, category=category, team_id=queue,
+                            contact_id=contact_id, order_id=order_id, product_id=product_id))
                     except DomainError as error:
                         show_domain_error(error, labels={
                             "subject": t("service.field.subject"), "description": t("service.new.description"),
                             "category": t("service.field.category"), "status": t("service.field.status"),
-                            "team_id": t("service.new.queue")})
+                            "team_id": t("service.new.queue"), "contact_id": t("service.field.contact"),
+                            "order_id": t("service.field.order"), "product_id": t("service.field.product")})
                     else:
                         STATE["service_queue_created"] = case_id
                         reset_page()

@@ -51,6 +51,8 @@ class CaseRow:
     first_responded_at: dt.datetime | None = None
     sla_due_at: dt.datetime | None = None  # the earliest running SLA due time
     escalation_level: int = 0
+    order_id: int | None = None
+    product_id: int | None = None
 
     @property
     def sla_due(self) -> dt.datetime:
@@ -133,6 +135,7 @@ def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: 
         resolved_at=case.resolved_at, created_at=case.created_at, updated_at=case.updated_at, version=case.version,
         channel=case.channel, category=case.category, team_id=case.team_id,
         first_responded_at=case.first_responded_at, sla_due_at=due, escalation_level=level or 0,
+        order_id=case.order_id, product_id=case.product_id,
     )
 
 
@@ -298,3 +301,12 @@ def sla_outcome(metric: str, now: dt.datetime) -> Any:
         (met_at.is_not(None) | (due_at < now), "missed"),
         else_="running",
     )
+
+
+def case_about(session: Session, case: CaseRow) -> tuple[str | None, str | None]:
+    """The order number and the product name a visible case is about (None where unset or not visible)."""
+    from crm_core.models import Order, Product
+
+    order = session.scalar(select(Order.order_number).where(Order.id == case.order_id)) if case.order_id else None
+    product = session.scalar(select(Product.name).where(Product.id == case.product_id)) if case.product_id else None
+    return order, product

@@ -33,6 +33,8 @@ from crm_core.models import (
     CaseStatus,
     Contact,
     Customer,
+    Order,
+    Product,
     Role,
     Team,
     User,
@@ -76,6 +78,8 @@ class CaseInput:
     channel: str = CaseChannel.WEB.value
     category: str = ""
     team_id: int | None = None  # the queue
+    order_id: int | None = None  # one of the customer's orders the case is about
+    product_id: int | None = None  # the product it is about
 
 
 def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors,
@@ -96,7 +100,17 @@ def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors,
         contact = session.get(Contact, form.contact_id)
         if contact is None or contact.customer_id != form.customer_id:
             errors["contact_id"] = ("validation.choice", {})
-    if form.assignee_id is not None:
+    # a reference is checked when it is set or changed: an agent who works a queue's case but may not see
+    # the customer's orders can still edit the rest of it
+    if form.order_id is not None and (current is None or form.order_id != current.order_id):
+        order = session.get(Order, form.order_id)
+        if order is None or order.customer_id != form.customer_id or order.archived_at is not None:
+            errors["order_id"] = ("cases.order_not_of_customer", {})
+    if form.product_id is not None and (current is None or form.product_id != current.product_id):
+        product = session.get(Product, form.product_id)
+        if product is None or product.archived_at is not None:
+            errors["product_id"] = ("validation.choice", {})
+    if form.assignee_id is not None and (current is None or form.assignee_id != current.assignee_id):
         user = session.get(User, form.assignee_id)
         if user is None or not user.is_active or user.role == Role.ANALYST.value:
             errors["assignee_id"] = ("validation.choice", {})
@@ -135,6 +149,8 @@ def _apply(session: Session, actor: Actor, case: Case, form: CaseInput, values: 
     case.channel = form.channel
     case.category = values["category"]
     case.contact_id = form.contact_id
+    case.order_id = form.order_id
+    case.product_id = form.product_id
     case.assignee_id = form.assignee_id
     case.team_id = form.team_id
     _set_status(case, form.status, now)
@@ -187,7 +203,8 @@ def create_case(db: Database, actor: Actor, form: CaseInput) -> int:
         case = Case(tenant_id=actor.tenant_id, customer_id=form.customer_id, opened_at=now, status=form.status,
                     priority=form.priority, subject=values["subject"] or "", description=values["description"],
                     channel=form.channel, category=values["category"], contact_id=form.contact_id,
-                    assignee_id=form.assignee_id, team_id=form.team_id)
+                    assignee_id=form.assignee_id, team_id=form.team_id, order_id=form.order_id,
+                    product_id=form.product_id)
         session.add(case)
         session.flush()
         if case.assignee_id is None and case.team_id is not None:

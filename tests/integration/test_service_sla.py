@@ -282,6 +282,45 @@ def test_the_360_shows_each_case_s_sla_outcome_and_the_customer_s_record(db: Dat
     assert hidden.cases == 0  # another team's rep counts none of them
 
 
+def test_a_case_names_one_of_its_customer_s_orders_and_a_product(db: Database, world: World) -> None:
+    """Issue 13: a case is linked to customer, contact, order/product; the order must be the customer's."""
+    from crm_core.queries.cases import case_about, get_case
+    from crm_core.services.cases import update_case
+    from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+    from crm_core.services.products import ProductInput, archive_product, create_product
+
+    product = create_product(db, world.admin, ProductInput(sku="SCN-1", name="扫码枪 Scanner", unit_price="99"))
+    retired = create_product(db, world.admin, ProductInput(sku="OLD-1", name="Old model", unit_price="1"))
+    archive_product(db, world.admin, retired, expected_version=1)
+    customer_id = create_random_customer(db, world.rep)
+    order = create_order(db, world.rep, OrderInput(customer_id=customer_id, lines=[OrderLineInput(product)]))
+    other_order = create_order(db, world.rep, OrderInput(customer_id=create_random_customer(db, world.rep),
+                                                         lines=[OrderLineInput(product)]))
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Scanner does not pair",
+                                                   order_id=order, product_id=product))
+    with db.session(world.rep) as session:
+        row = get_case(session, case_id)
+        assert row is not None and (row.order_id, row.product_id) == (order, product)
+        order_number, product_name = case_about(session, row)
+    assert order_number and product_name == "扫码枪 Scanner"
+    with pytest.raises(ValidationFailed) as refused:
+        create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Wrong order", order_id=other_order,
+                                             product_id=retired))
+    assert refused.value.errors == {"order_id": ("cases.order_not_of_customer", {}),
+                                    "product_id": ("validation.choice", {})}
+    with db.session(world.rep) as session:
+        assert session.scalar(select(func.count()).select_from(Case).where(Case.subject == "Wrong order")) == 0
+    # an edit that keeps the references does not check them again; clearing them is allowed
+    with db.session(world.rep) as session:
+        version = session.get(Case, case_id).version  # type: ignore[union-attr]
+    update_case(db, world.rep, case_id, CaseInput(customer_id=customer_id, subject="Scanner does not pair (USB)",
+                                                  order_id=order, product_id=None), expected_version=version)
+    with db.session(world.rep) as session:
+        row = get_case(session, case_id)
+        assert row is not None and (row.subject, row.order_id, row.product_id) == (
+            "Scanner does not pair (USB)", order, None)
+
+
 def test_the_sweep_runs_as_a_scheduled_job_kind(db: Database, world: World) -> None:
     from crm_core.jobs.context import JobContext, kinds
 
