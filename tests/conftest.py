@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, MetaData, make_url, text
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # tests hash many passwords; production uses 12
@@ -31,6 +32,8 @@ if "CRM_FILES_DIR" not in os.environ:
 from crm_core.backup import scratch_database  # noqa: E402
 from crm_core.db import Database, make_engine  # noqa: E402
 from crm_core.schema import upgrade_to_head  # noqa: E402
+from tests.hosting import free_port  # noqa: E402
+from tests.mail_sink import Sink  # noqa: E402
 
 DATABASE_ENV = {"postgresql": "CRM_TEST_POSTGRES_URL", "mysql": "CRM_TEST_MYSQL_URL"}
 
@@ -121,3 +124,16 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     upgrade_to_head(engine)
     yield Database(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    """An aiosmtpd sink on a free local port: (what it kept, its port)."""
+    keeper = Sink()
+    port = free_port()
+    controller = Controller(keeper, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield keeper, port
+    finally:
+        controller.stop()

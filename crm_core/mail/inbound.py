@@ -142,8 +142,8 @@ def _store_message(session: Session, case: Case, event: CaseEvent | None, messag
 def inbound_queue(session: Session, tenant_id: int, customer_id: int, addresses: list[str]) -> int | None:
     """The team whose queue a new mail case goes to: the route of the address it was sent to, else the team of
     the customer's owner when that team has a queue, else the tenant's default inbound queue, else none."""
-    routes = dict(session.execute(select(MailRoute.address, MailRoute.team_id)
-                                  .where(MailRoute.tenant_id == tenant_id)).tuples().all())
+    routes = {address: team_id for address, team_id in session.execute(
+        select(MailRoute.address, MailRoute.team_id).where(MailRoute.tenant_id == tenant_id))}
     routed = rules.routed_team(addresses, routes)
     if routed is not None:
         return routed

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from huey import Huey
 from sqlalchemy import select
 
 from crm_core import access
@@ -148,14 +149,14 @@ def delete_mail_route(db: Database, actor: Actor, route_id: int) -> None:
         session.delete(route)
 
 
-def request_test_mail(db: Database, actor: Actor, to_address: str) -> int:
+def request_test_mail(db: Database, actor: Actor, to_address: str, *, queue: Huey | None = None) -> int:
     """Queue a job that sends a test message to ``to_address`` with the tenant's settings; returns the job's id
     (its result, or the SMTP server's refusal, is on the job)."""
     _require_admin(actor)
     address = normalise_email(to_address) or ""
     if not is_valid_email(address):
         raise ValidationFailed({"to": ("validation.email", {})})
-    return submit_job(db, actor, TEST_KIND, {"to": address})
+    return submit_job(db, actor, TEST_KIND, {"to": address}, queue=queue)
 
 
 __all__ = ["MailSettingsInput", "delete_mail_route", "request_test_mail", "save_mail_route", "save_mail_settings"]
