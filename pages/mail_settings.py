@@ -14,7 +14,7 @@ from crm_core.queries.users import list_teams
 from crm_core.services import mail_settings as service
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.jobs import is_active, live_jobs, show_error, show_job_error, show_progress
-from crm_ui.text import plain
+from crm_ui.text import plain_params
 
 STATE = st.session_state
 
@@ -102,8 +102,9 @@ def draw_test(views: list[JobView]) -> None:
     if is_active(view):
         show_progress(view)
     elif view.status == JobStatus.SUCCEEDED:
-        st.success(plain(t("mail.test.sent", to=view.result.get("to", ""), host=view.result.get("host", ""),
-                           port=view.result.get("port", ""))))
+        st.success(t("mail.test.sent", **plain_params({"to": view.result.get("to", ""),
+                                                         "host": view.result.get("host", ""),
+                                                         "port": view.result.get("port", "")})))
     else:
         show_error(view)
 
