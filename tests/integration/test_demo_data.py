@@ -357,7 +357,8 @@ def test_resolved_cases_over_two_years_carry_realistic_csat_ratings(db: Database
         solved = count(session, "cases", Base.metadata.tables["cases"].c.status.in_(["resolved", "closed"]))
         span = session.execute(select(func.min(Case.opened_at), func.max(Case.opened_at))).one()
     assert len(rows) == summary.case_ratings and 0.3 * solved <= len(rows) <= 0.5 * solved
-    assert all(status in ("resolved", "closed") and resolved <= rated for status, _, resolved, _, _, rated in rows)
+    assert all(status in ("resolved", "closed") and resolved is not None and resolved <= rated
+               for status, _, resolved, _, _, rated in rows)
     good = sum(score == "good" for _, _, _, score, _, _ in rows)
     assert 0.7 * len(rows) <= good < len(rows)  # mostly good, some bad
     comments = [comment for *_, comment, _ in rows if comment]
