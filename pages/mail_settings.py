@@ -13,7 +13,7 @@ from crm_core.queries.mail_settings import list_mail_routes, mail_settings_view
 from crm_core.queries.users import list_teams
 from crm_core.services import mail_settings as service
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.jobs import is_active, live_jobs, show_error, show_job_error, show_progress
+from crm_ui.jobs import is_active, live_jobs, show_error, show_progress
 from crm_ui.text import plain_params
 
 STATE = st.session_state
@@ -84,7 +84,7 @@ with st.form("mail_settings_test"):
         try:
             service.request_test_mail(get_db(), actor, test_to)
         except DomainError as error:
-            show_job_error(error)
+            show_domain_error(error, labels={"to": t("mail.test.to")})
 
 
 def load_test() -> list[JobView]:

@@ -202,3 +202,12 @@ def test_the_test_message_is_sent_by_a_job_and_a_refusal_is_its_reason(
     assert view.status == JobStatus.FAILED and "ConnectionRefusedError" in str(view.error_params["error"])
     with pytest.raises(ValidationFailed):
         request_test_mail(db, world.admin, "not an address", queue=queue)
+
+
+def test_another_tenants_team_is_no_queue_for_a_route_or_the_default(db: Database, world: World) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        save_mail_route(db, world.other_admin, address="support@", team_id=world.east_team_id)
+    assert refused.value.errors == {"team_id": ("validation.choice", {})}
+    with pytest.raises(ValidationFailed) as refused:
+        save_mail_settings(db, world.other_admin, MailSettingsInput(default_team_id=world.east_team_id))
+    assert refused.value.errors == {"default_team_id": ("validation.choice", {})}

@@ -81,6 +81,11 @@ def test_the_test_message_runs_as_a_job_and_the_page_reports_it(app_world: AppWo
     assert [caption.value for caption in app.caption if "none is configured" in caption.value]
     fill_server(app, port)
     app = save(app)
+    app.text_input(key="mail_settings_test_to").input("not an address")
+    next(button for button in app.button if button.label == "Send test mail").click()
+    app = app.run()
+    assert any("Send a test message to" in error.value and "Not a valid email address" in error.value
+               for error in app.error)
     app.text_input(key="mail_settings_test_to").input("me@acme.example")
     next(button for button in app.button if button.label == "Send test mail").click()
     app = app.run()
