@@ -1,4 +1,5 @@
-"""A local SMTP sink (aiosmtpd) that keeps every message it is sent, for tests of outbound mail."""
+"""An aiosmtpd sink for the tests of outbound mail: it keeps every message it is sent, parsed (the
+``sink`` fixture of tests/conftest.py and the service-day e2e start one on a free port)."""
 
 from __future__ import annotations
 

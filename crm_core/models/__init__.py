@@ -601,6 +601,7 @@ from crm_core.models import (  # noqa: E402,F401
     automation,
     checks,
     jobs,
+    mail,
     merges,
     notifications,
     pipeline,

@@ -1,8 +1,8 @@
 """a case names the order and the product it is about (issue 13: "linked to customer, contact,
 order/product")
 
-Revision ID: 0031
-Revises: 0026
+Revision ID: 0028
+Revises: 0027
 
 Two nullable references on ``cases``: ``order_id`` (an order of the case's own customer, checked by
 the case service) and ``product_id`` (a product of the tenant), each indexed for the record's
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0031"
-down_revision: str | None = "0026"
+revision: str = "0028"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
