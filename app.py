@@ -25,11 +25,13 @@ from crm_core.queries.users import tenant_name
 from crm_core.services import auth
 from crm_ui.context import (
     ACTOR_STATE,
+    AFTER_LOGIN_STATE,
     LANG_STATE,
     SESSION_STARTED_STATE,
     carry_choices,
     get_db,
     lang,
+    remember_address,
     show_unexpected_error,
     t,
 )
@@ -241,18 +243,32 @@ def login_gate() -> stauth.Authenticate | None:
     return authenticator
 
 
-def navigation(role: Role) -> Any:
+def navigation(role: Role) -> tuple[Any, dict[str, Any]]:
     """The pages this role may open, grouped by menu section (see crm_ui.navigation).
 
     Fully expanded: an admin's menu holds more than twelve pages, and Streamlit would hide
     the last ones behind an English-only "View N more" button.
     """
     sections: dict[str, list[Any]] = {}
+    by_path: dict[str, Any] = {}
     for index, spec in enumerate(pages_for(role)):
-        sections.setdefault(t(spec.section_key), []).append(
-            st.Page(spec.path, title=t(spec.title_key), icon=spec.icon, url_path=spec.url_path, default=index == 0)
-        )
-    return st.navigation(sections, expanded=True)
+        by_path[spec.url_path] = st.Page(spec.path, title=t(spec.title_key), icon=spec.icon, url_path=spec.url_path,
+                                         default=index == 0)
+        sections.setdefault(t(spec.section_key), []).append(by_path[spec.url_path])
+    return st.navigation(sections, expanded=True), by_path
+
+
+def remember_the_address() -> None:
+    """Logged out at a link into the app (a bookmark, a colleague's link to a case): keep its page and
+    query so that the login ends there instead of on the first page (see :func:`go_to_remembered`)."""
+    remember_address(getattr(st.context, "url", None))
+
+
+def go_to_remembered(pages: dict[str, Any]) -> None:
+    """Once logged in, open the page of the link the user came with (if their role may open it)."""
+    remembered = st.session_state.pop(AFTER_LOGIN_STATE, None)
+    if remembered is not None and remembered[0] in pages:
+        st.switch_page(pages[remembered[0]], query_params=remembered[1])
 
 
 def main() -> None:
@@ -267,9 +283,11 @@ def main() -> None:
     authenticator = login_gate()
     streamlit_texts_in_chinese()  # after the login settled the language
     if authenticator is None:
+        remember_the_address()
         st.stop()
     actor = st.session_state[ACTOR_STATE]
-    page = navigation(actor.role)
+    page, pages = navigation(actor.role)
+    go_to_remembered(pages)
     with st.sidebar:
         with db.session(actor) as session:
             workspace = tenant_name(session)

@@ -77,12 +77,30 @@ def t(key: str, **params: Any) -> str:
     return translate(key, lang(), **params)
 
 
+AFTER_LOGIN_STATE = "kestrel_after_login"  # (url path, query) of the link a logged-out user opened
+
+
+def remember_address(address: str | None) -> None:
+    """Keep the page and query of ``address`` for after the login (the first link wins)."""
+    from crm_ui.navigation import page_at
+
+    path = page_at(address)
+    if path is not None and AFTER_LOGIN_STATE not in st.session_state:
+        st.session_state[AFTER_LOGIN_STATE] = (path, st.query_params.to_dict())
+
+
 def current_actor() -> Actor:
     """The logged-in user; the frame guarantees one exists before a page runs."""
     actor = st.session_state.get(ACTOR_STATE)
     if actor is None:
-        st.error(t("login.required"))
-        st.stop()
+        # opened without the frame (a link straight to a page file, before any login in this browser
+        # session): the frame logs the user in, then comes back here (app.remember_the_address)
+        remember_address(getattr(st.context, "url", None))
+        try:
+            st.switch_page("app.py")
+        except st.errors.StreamlitAPIException:  # no frame to go to (a page run on its own)
+            st.error(t("login.required"))
+            st.stop()
     assert isinstance(actor, Actor)
     return actor
 

@@ -67,3 +67,13 @@ PAGES: list[PageSpec] = [
 def pages_for(role: Role) -> list[PageSpec]:
     """The pages ``role`` may open, in menu order."""
     return [page for page in PAGES if role in page.roles]
+
+
+def page_at(address: str | None) -> str | None:
+    """The ``url_path`` of the page a browser address opens: the last path segment, as this table names it
+    or as Streamlit names a file of ``pages/`` before the frame has run (``customer_profile``)."""
+    from pathlib import PurePosixPath
+    from urllib.parse import urlsplit
+
+    segment = urlsplit(address or "").path.strip("/").rsplit("/", 1)[-1]
+    return next((page.url_path for page in PAGES if segment in (page.url_path, PurePosixPath(page.path).stem)), None)

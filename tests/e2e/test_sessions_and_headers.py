@@ -120,3 +120,28 @@ def test_my_new_password_keeps_this_browser_signed_in_across_a_reload(server: Se
     page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=TIMEOUT)
     screenshot(page, "password-changed-reloaded")
     context.close()
+
+
+@pytest.mark.parametrize("page_name", ["case", "customer"])
+def test_a_link_into_the_app_survives_the_login(server: Server, browser, page_name: str) -> None:  # type: ignore[no-untyped-def]
+    """A notification's or a colleague's link to a case or a customer, opened logged out: the login form,
+    then that record (not Streamlit's English "Page not found" and the first page). ``case`` is also the
+    name of a file of pages/, which Streamlit runs on its own before the frame; ``customer`` is not."""
+    from crm_core.models import Customer
+    from crm_core.services.cases import CaseInput, create_case
+
+    with server.db.system_session("e2e") as session:
+        customer_id = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    case_id = create_case(server.db, server.world.rep, CaseInput(customer_id=customer_id, subject="Label printer"))
+    address, heading = ((f"/case?case_id={case_id}", f"#{case_id} Label printer") if page_name == "case"
+                        else (f"/customer?customer_id={customer_id}", "Acme Trading"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(server.url + address)
+    page.get_by_role("textbox", name="用户名").fill(server.world.rep.username)
+    page.get_by_role("textbox", name="密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=TIMEOUT)
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.url.endswith(address)
+    context.close()
