@@ -503,6 +503,7 @@ class Case(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "opened_at"),
         Index(None, "tenant_id", "first_responded_at"),
         Index(None, "tenant_id", "resolved_at"),
+        Index(None, "merged_into_id"),  # the cases merged into one (migration 0027)
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -518,6 +519,8 @@ class Case(TenantScoped, Versioned, Base):
     category: Mapped[str | None] = mapped_column(String(120))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # the queue
     first_responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # set when this case was merged into another (closed, its conversation moved there; migration 0027)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
 
 class Campaign(TenantScoped, Versioned, Base):

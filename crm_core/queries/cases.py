@@ -51,6 +51,7 @@ class CaseRow:
     first_responded_at: dt.datetime | None = None
     sla_due_at: dt.datetime | None = None  # the earliest running SLA due time
     escalation_level: int = 0
+    merged_into_id: int | None = None  # the case this one was merged into (closed; crm_core.services.case_merging)
 
     @property
     def sla_due(self) -> dt.datetime:
@@ -130,6 +131,7 @@ def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: 
         resolved_at=case.resolved_at, created_at=case.created_at, updated_at=case.updated_at, version=case.version,
         channel=case.channel, category=case.category, team_id=case.team_id,
         first_responded_at=case.first_responded_at, sla_due_at=due, escalation_level=level or 0,
+        merged_into_id=case.merged_into_id,
     )
 
 
