@@ -47,7 +47,7 @@ EXAMPLE: dict[str, Any] = {
     "status": "open", "priority": "high", "opened_at": "2026-12-04T09:00:00Z", "resolved_at": None,
     "created_at": "2026-12-04T09:00:00Z", "updated_at": "2026-12-04T09:00:00Z", "version": 1,
     "channel": "phone", "category": "Hardware", "team_id": 2, "first_responded_at": None,
-    "sla_due_at": "2026-12-04T13:00:00Z",
+    "sla_due_at": "2026-12-04T13:00:00Z", "merged_into_id": None,
 }
 
 
@@ -76,6 +76,8 @@ class CaseOut(BaseModel):
     team_id: int | None = Field(description="The team whose queue the case is in.")
     first_responded_at: Moment | None
     sla_due_at: Moment | None = Field(description="The earliest running SLA due time (none while paused).")
+    merged_into_id: int | None = Field(
+        default=None, description="Set when the case was merged into that case (closed; its conversation is there).")
 
 
 class CaseTransition(BaseModel):
@@ -159,7 +161,7 @@ def case_out(row: CaseRow) -> CaseOut:
         description=row.description, status=row.status, priority=row.priority, opened_at=row.opened_at,
         resolved_at=row.resolved_at, created_at=row.created_at, updated_at=row.updated_at, version=row.version,
         channel=row.channel, category=row.category, team_id=row.team_id, first_responded_at=row.first_responded_at,
-        sla_due_at=row.sla_due_at,
+        sla_due_at=row.sla_due_at, merged_into_id=row.merged_into_id,
     )
 
 

@@ -5,9 +5,9 @@ got them), applies the rules of :mod:`crm_core.rules.mail` and writes in one sys
 (audited with the reason ``mail-in``): the case or its history row (``inbound``) and the message's
 ``case_messages`` row with its Message-ID, In-Reply-To and References. A message that threads to a
 case merged into another goes to the survivor; the message's files are kept on the case under the
-limits of an upload (:mod:`crm_core.services.case_attachments`), a refused one dropped with a note. What it refuses raises
-:class:`MailRefused` carrying the SMTP reply; machine mail is accepted and dropped (a refusal would
-bounce to a robot and start the loop it avoids). Decision 0031.
+limits of an upload (:mod:`crm_core.services.case_attachments`), a refused one dropped with a note.
+What it refuses raises :class:`MailRefused` carrying the SMTP reply; machine mail is accepted and
+dropped (a refusal would bounce to a robot and start the loop it avoids). Decision 0031.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ def case_attachments(session: Session, case_id: int, *, limit: int = 200) -> lis
     rows = session.execute(
         select(CaseAttachment.id, CaseAttachment.case_id, CaseAttachment.event_id, CaseAttachment.file_name,
                CaseAttachment.size, CaseAttachment.content_type, CaseAttachment.sha256, CaseAttachment.source,
-               uploader.full_name, CaseAttachment.created_at)
+               uploader.full_name.label("uploaded_by"), CaseAttachment.created_at)
         .outerjoin(uploader, uploader.id == CaseAttachment.uploaded_by_id)
         .where(CaseAttachment.case_id == case_id)
         .order_by(CaseAttachment.id.desc()).limit(limit)).all()
-    return [AttachmentRow(*row) for row in rows]
+    return [AttachmentRow(**row._asdict()) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ def _text(data: bytes, file_name: str) -> Verdict:
 def file_problem(data: bytes, file_name: str, *, max_bytes: int) -> Problem | None:
     """Why a case cannot keep this file (size first, then type), as (catalog key, params); None when it can."""
     if len(data) > max_bytes:
-        return "case_files.error.too_large", {"name": safe_file_name(file_name), "max": _megabytes(max_bytes)}
+        return "case_files.error.too_large", {"name": safe_file_name(file_name), "max": readable_size(max_bytes)}
     verdict = sniff(data, file_name)
     if verdict.problem is not None:
         return verdict.problem, {"name": safe_file_name(file_name)}
@@ -151,5 +151,10 @@ def safe_file_name(file_name: str, content_type: str | None = None) -> str:
     return base[:NAME_LENGTH - len(suffix)] + suffix
 
 
-def _megabytes(size: int) -> str:
+def readable_size(size: int) -> str:
+    """A file size as people read it: 512 B, 12 KB, 1.5 MB."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
     return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
