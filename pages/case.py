@@ -11,6 +11,7 @@ import streamlit as st
 
 from crm_core.access import Actor
 from crm_core.config import attachment_max_bytes
+from crm_core.db import Database
 from crm_core.errors import DomainError
 from crm_core.models import CasePriority, utcnow
 from crm_core.queries.case_files import case_attachments, merge_candidates
@@ -37,9 +38,9 @@ def refusal_reason(key: str | None, name: str | None) -> str:
     return t(key or "case_files.error.type_not_allowed", name=plain_line(name or ""), max=limit)
 
 
-def file_bytes(reader: Actor, case_id: int, attachment_id: int) -> bytes:
+def file_bytes(db: Database, reader: Actor, case_id: int, attachment_id: int) -> bytes:
     """An attachment's bytes, read (and the download audited) only when the reader clicks Download."""
-    return download_attachment(get_db(), reader, case_id, attachment_id).data
+    return download_attachment(db, reader, case_id, attachment_id).data
 
 
 actor = current_actor()
@@ -153,7 +154,7 @@ for file in files:
     row[0].caption(t("case_files.line", size=readable_size(file.size), kind=plain_line(file.content_type), who=who,
                      at=formatting.when(file.created_at)))
     row[1].download_button(
-        t("case_files.download"), partial(file_bytes, actor, case.id, file.id),
+        t("case_files.download"), partial(file_bytes, get_db(), actor, case.id, file.id),
         file_name=file.file_name, mime=file.content_type, key=f"case_file_{file.id}", on_click="ignore", icon="⬇️")
 if actor.can_write and case.status != "closed":
     with st.form(f"case_attach_{case.id}"):
