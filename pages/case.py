@@ -182,8 +182,9 @@ if mergeable:
             by_id = {candidate.id: candidate for candidate in candidates}
             picked = st.selectbox(
                 t("case_merge.pick"), list(by_id), key=f"case_merge_pick_{case.id}",
-                format_func=lambda value: plain_line(t("case_merge.option", id=value, subject=by_id[value].subject,
-                                                       status=t(f"service.status.{by_id[value].status}"))))
+                # an option is shown as text (never Markdown), as the macro picker's names are
+                format_func=lambda value: t("case_merge.option", id=value, subject=by_id[value].subject,
+                                            status=t(f"service.status.{by_id[value].status}")))
             sure = st.checkbox(t("case_merge.confirm", id=picked), key=f"case_merge_sure_{case.id}")
             if st.button(t("case_merge.button"), key=f"case_merge_go_{case.id}", type="primary"):
                 if not sure:

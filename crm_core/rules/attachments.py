@@ -148,7 +148,11 @@ def safe_file_name(file_name: str, content_type: str | None = None) -> str:
     base = _UNSAFE_NAME.sub("_", base).strip(" .") or "file"
     extensions = ALLOWED_TYPES.get(content_type or "", ())
     suffix = "" if not extensions or base.lower().endswith(extensions) else extensions[0]
-    return base[:NAME_LENGTH - len(suffix)] + suffix
+    stem, dot, extension = base.rpartition(".")
+    if not dot or not stem or len(extension) > 16:  # no extension of its own to keep when shortened
+        stem, extension = base, ""
+    ending = (dot + extension if extension else "") + suffix
+    return stem[:NAME_LENGTH - len(ending)] + ending
 
 
 def readable_size(size: int) -> str:
