@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Header, Path, Response, UploadFile, status
+from fastapi import APIRouter, Form, Header, Path, Response, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.cases import CaseOut, read_case
@@ -85,6 +85,16 @@ class AttachmentOut(BaseModel):
     created_at: Moment
 
 
+class AttachmentsForm(BaseModel):
+    """The files to keep on the case, as ``multipart/form-data`` fields named ``files``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"files": ["(scanner-error.png)", "(invoice.pdf)"]}]})
+
+    files: list[UploadFile] = Field(description="One or more files (at most 10): images (PNG, JPEG, GIF, WebP), "
+                                                "PDF, text/CSV, .docx, .xlsx; each within the size limit (10 MB).")
+
+
 def _out(row: AttachmentRow) -> AttachmentOut:
     return AttachmentOut(id=row.id, case_id=row.case_id, event_id=row.event_id, file_name=row.file_name,
                          size=row.size, content_type=row.content_type, sha256=row.sha256, source=row.source,
@@ -133,14 +143,12 @@ def download_attachment_endpoint(case_id: CaseId, attachment_id: AttachmentId, d
                     status_code=status.HTTP_201_CREATED, responses=errors_for(403, 404, 409, 415, 422),
                     summary="Attach files to a case")
 def upload_attachments_endpoint(
-    case_id: CaseId, db: Db, found: Writer,
-    files: Annotated[list[UploadFile], File(description="One or more files (at most 10): images, PDF, text/CSV, "
-                                                        ".docx, .xlsx; each within the size limit (10 MB).")],
+    case_id: CaseId, form: Annotated[AttachmentsForm, Form(media_type="multipart/form-data")], db: Db, found: Writer,
 ) -> list[AttachmentOut]:
     """Keep the files on the case, all or none (422 names the first refused file and why)."""
     limit = attachment_max_bytes()
     # one byte past the limit is enough to refuse a file; one file past the count enough to refuse the request
-    new = [NewFile(upload.filename or "file", upload.file.read(limit + 1)) for upload in files[:MAX_FILES + 1]]
+    new = [NewFile(upload.filename or "file", upload.file.read(limit + 1)) for upload in form.files[:MAX_FILES + 1]]
     ids = set(attach_files(db, found.actor, case_id, new))
     return [row for row in _attachments(db, found, case_id) if row.id in ids]
 

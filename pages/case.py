@@ -183,8 +183,8 @@ if mergeable:
             picked = st.selectbox(
                 t("case_merge.pick"), list(by_id), key=f"case_merge_pick_{case.id}",
                 # an option is shown as text (never Markdown), as the macro picker's names are
-                format_func=lambda value: t("case_merge.option", id=value, subject=by_id[value].subject,
-                                            status=t(f"service.status.{by_id[value].status}")))
+                format_func=lambda value: f"#{value} · {by_id[value].subject} · "
+                                          + t(f"service.status.{by_id[value].status}"))
             sure = st.checkbox(t("case_merge.confirm", id=picked), key=f"case_merge_sure_{case.id}")
             if st.button(t("case_merge.button"), key=f"case_merge_go_{case.id}", type="primary"):
                 if not sure:
