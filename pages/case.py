@@ -13,7 +13,7 @@ from crm_core.access import Actor
 from crm_core.config import attachment_max_bytes
 from crm_core.db import Database
 from crm_core.errors import DomainError
-from crm_core.models import CasePriority, utcnow
+from crm_core.models import CasePriority, CaseStatus, utcnow
 from crm_core.queries.case_files import case_attachments, merge_candidates
 from crm_core.queries.cases import case_emails, case_timeline, get_case
 from crm_core.queries.macros import list_macros, macro_for_case
@@ -54,7 +54,7 @@ with read_session() as session:
     emails = case_emails(session, case.id) if case is not None else []
     files = case_attachments(session, case.id) if case is not None else []
     mergeable = (case is not None and actor.can_write and case.merged_into_id is None
-                 and case.status != "closed")
+                 and case.status != CaseStatus.CLOSED.value)
     candidates = (merge_candidates(session, case.id, search=STATE.get(f"case_merge_search_{case.id}", ""))
                   if case is not None and mergeable else [])
 if case is None or explanation is None:
@@ -156,7 +156,7 @@ for file in files:
     row[1].download_button(
         t("case_files.download"), partial(file_bytes, get_db(), actor, case.id, file.id),
         file_name=file.file_name, mime=file.content_type, key=f"case_file_{file.id}", on_click="ignore", icon="⬇️")
-if actor.can_write and case.status != "closed":
+if actor.can_write and case.status != CaseStatus.CLOSED.value:
     with st.form(f"case_attach_{case.id}"):
         new_files = st.file_uploader(t("case_files.pick", max=readable_size(attachment_max_bytes())),
                                      accept_multiple_files=True, key=f"case_attach_files_{case.id}_{files_round}")
