@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_api import (
     activities,
+    case_files,
     cases,
     contacts,
     customers,
@@ -135,6 +136,8 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(orders.router)
     api.include_router(reports.router)
     api.include_router(cases.router)
+    api.include_router(case_files.router)
+    api.include_router(case_files.upload_router)
     api.include_router(segments.router)
     api.include_router(notifications.router)
     api.include_router(imports.upload_router)

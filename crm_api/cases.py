@@ -47,7 +47,7 @@ EXAMPLE: dict[str, Any] = {
     "status": "open", "priority": "high", "opened_at": "2026-12-04T09:00:00Z", "resolved_at": None,
     "created_at": "2026-12-04T09:00:00Z", "updated_at": "2026-12-04T09:00:00Z", "version": 1,
     "channel": "phone", "category": "Hardware", "team_id": 2, "first_responded_at": None,
-    "sla_due_at": "2026-12-04T13:00:00Z", "order_id": 31, "product_id": 5,
+    "sla_due_at": "2026-12-04T13:00:00Z", "order_id": 31, "product_id": 5, "merged_into_id": None,
 }
 
 
@@ -78,6 +78,8 @@ class CaseOut(BaseModel):
     sla_due_at: Moment | None = Field(description="The earliest running SLA due time (none while paused).")
     order_id: int | None = Field(default=None, description="The customer's order the case is about.")
     product_id: int | None = Field(default=None, description="The product the case is about.")
+    merged_into_id: int | None = Field(
+        default=None, description="Set when the case was merged into that case (closed; its conversation is there).")
 
 
 class CaseTransition(BaseModel):
@@ -167,6 +169,7 @@ def case_out(row: CaseRow) -> CaseOut:
         resolved_at=row.resolved_at, created_at=row.created_at, updated_at=row.updated_at, version=row.version,
         channel=row.channel, category=row.category, team_id=row.team_id, first_responded_at=row.first_responded_at,
         sla_due_at=row.sla_due_at, order_id=row.order_id, product_id=row.product_id,
+        merged_into_id=row.merged_into_id,
     )
 
 

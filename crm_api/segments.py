@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.dependencies import Caller, Db
+from crm_api.downloads import attachment_disposition
 from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, ListPage, decode_cursor, encode_cursor, fingerprint
 from crm_api.problems import ApiProblem, request_language
 from crm_api.routing import ApiRoute
@@ -205,7 +205,5 @@ def export_segment_endpoint(segment_id: SegmentId, query: Annotated[ExportQuery,
         headers = [*(t(key, language) for key in EXPORT_KEYS), "id"]
         body = to_csv(headers, export_rows(session, spec, lambda stage: t(f"stage.{stage}", language)))
     name = export_file_name("segment", query.format, name=segment.name, day=dt.date.today())
-    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
     return Response(content=body, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": disposition})
+                    headers={"Content-Disposition": attachment_disposition(name)})

@@ -57,6 +57,7 @@ from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 from crm_core.models.service import (
+    CaseAttachment,
     CaseEvent,
     CaseMacro,
     CaseMessage,
@@ -172,7 +173,7 @@ def may_write(actor: Actor, model: type) -> bool:
     return True
 
 
-CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -326,7 +327,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
 )
 
 
@@ -491,7 +492,8 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     if isinstance(obj, AuditEvent) and not actor.can_write:
         # the audit rows of an analyst's own segment writes, added by _write_audit
         if deleting or inspect(obj).persistent or obj.entity not in (
-                "segment", "segment_snapshot", "job", "api_token", "notification_preference"):
+                "segment", "segment_snapshot", "job", "api_token", "notification_preference",
+                "case_attachment"):  # an analyst's download of a case's file (services.case_attachments)
             raise AccessDenied("analysts cannot change records")
         if obj.tenant_id != actor.tenant_id:
             raise AccessDenied("record belongs to another tenant")

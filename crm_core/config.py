@@ -99,6 +99,29 @@ def files_dir() -> Path:
     return Path(os.environ.get("CRM_FILES_DIR") or DATA_DIR / "files")
 
 
+def attachments_dir() -> Path:
+    """Where the bytes of case attachments live (``CRM_ATTACHMENTS_DIR``; default ``files_dir()/attachments``)."""
+    configured = os.environ.get("CRM_ATTACHMENTS_DIR")
+    return Path(configured) if configured else files_dir() / "attachments"
+
+
+DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def attachment_max_bytes() -> int:
+    """``CRM_ATTACHMENT_MAX_BYTES``: the largest file a case keeps (default 10 MB)."""
+    configured = os.environ.get("CRM_ATTACHMENT_MAX_BYTES")
+    if not configured:
+        return DEFAULT_ATTACHMENT_MAX_BYTES
+    try:
+        limit = int(configured)
+    except ValueError:
+        raise ValueError(f"CRM_ATTACHMENT_MAX_BYTES must be a number of bytes, not {configured!r}") from None
+    if limit < 1:
+        raise ValueError(f"CRM_ATTACHMENT_MAX_BYTES must be positive, not {configured!r}")
+    return limit
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment."""
     return Settings(

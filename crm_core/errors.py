@@ -272,7 +272,8 @@ class MergeRefused(DomainError):
 
     Keys: ``merge.error.same_record``, ``merge.error.already_merged`` (the record to merge away
     was merged before), ``merge.error.survivor_merged``, ``merge.error.archived``,
-    ``merge.error.other_customer`` (two contacts of different customers).
+    ``merge.error.other_customer`` (two contacts of different customers); for cases also
+    ``case_merge.error.other_customer`` and ``case_merge.error.survivor_closed``.
     """
 
     def __init__(self, key: str, **params: Any) -> None:

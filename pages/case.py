@@ -1,21 +1,32 @@
 """Case detail (``?case_id=``): the facts, the status actions the flow allows, a priority change, a
-public reply or an internal note, the case's timeline, and its SLA panel, which explains each due time
-(calendar, pauses, business minutes)."""
+public reply or an internal note (with files), the case's files, the merge of a duplicate into it, the
+case's timeline, and its SLA panel, which explains each due time (calendar, pauses, business minutes).
+A case merged into another says so and links to it."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
+from crm_core.access import Actor
+from crm_core.config import attachment_max_bytes
+from crm_core.db import Database
 from crm_core.errors import DomainError
-from crm_core.models import CasePriority, utcnow
+from crm_core.models import CasePriority, CaseStatus, utcnow
+from crm_core.queries.case_files import case_attachments, merge_candidates
 from crm_core.queries.cases import case_about, case_emails, case_timeline, get_case
 from crm_core.queries.customer_profile import customer_contacts
 from crm_core.queries.macros import list_macros, macro_for_case
 from crm_core.queries.orders import customer_orders
 from crm_core.queries.products import list_products
 from crm_core.queries.users import assignable_owners, list_teams
+from crm_core.rules.attachments import MAX_FILES, readable_size
 from crm_core.rules.case_flow import allowed_transitions
+from crm_core.services.case_attachments import NewFile, attach_files, download_attachment
+from crm_core.services.case_merging import merge_cases
 from crm_core.services.cases import CaseInput, add_case_reply, change_case_priority, transition_case, update_case
+from crm_core.services.merging import Versions
 from crm_core.services.sla import explain_case_sla
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
@@ -31,6 +42,17 @@ def pick(label: str, choices: dict[int, str], current: int | None, key: str, emp
                         format_func=lambda value: choices[value] if value is not None else t(empty))
 
 
+def refusal_reason(key: str | None, name: str | None) -> str:
+    """Why a mail's file was not kept, in the reader's language (the key the inbound mail recorded)."""
+    limit = MAX_FILES if key == "case_files.error.too_many" else readable_size(attachment_max_bytes())
+    return t(key or "case_files.error.type_not_allowed", name=plain_line(name or ""), max=limit)
+
+
+def file_bytes(db: Database, reader: Actor, case_id: int, attachment_id: int) -> bytes:
+    """An attachment's bytes, read (and the download audited) only when the reader clicks Download."""
+    return download_attachment(db, reader, case_id, attachment_id).data
+
+
 actor = current_actor()
 now = utcnow()
 case_id = record_id(st.query_params.get("case_id"))
@@ -41,6 +63,11 @@ with read_session() as session:
     macros = list_macros(session, language=lang()) if case is not None and actor.can_write else []
     emails = case_emails(session, case.id) if case is not None else []
     order_number, product_name = case_about(session, case) if case is not None else (None, None)
+    files = case_attachments(session, case.id) if case is not None else []
+    mergeable = (case is not None and actor.can_write and case.merged_into_id is None
+                 and case.status != CaseStatus.CLOSED.value)
+    candidates = (merge_candidates(session, case.id, search=STATE.get(f"case_merge_search_{case.id}", ""))
+                  if case is not None and mergeable else [])
 if case is None or explanation is None:
     st.title(t("service.case.title"))
     st.info(t("service.case.not_found"))
@@ -50,6 +77,10 @@ if case is None or explanation is None:
 if message := STATE.pop("case_flash", None):
     st.success(message)
 st.title(plain_line(f"#{case.id} {case.subject}"))
+if case.merged_into_id is not None:
+    st.warning(t("case_merge.notice", id=case.merged_into_id))
+    st.page_link("pages/case.py", label=t("case_merge.open_survivor", id=case.merged_into_id), icon="➡️",
+                 query_params={"case_id": str(case.merged_into_id)})
 facts = st.columns(3)
 facts[0].metric(t("service.field.status"), t(f"service.status.{case.status}"))
 facts[1].metric(t("service.field.priority"), t(f"service.priority.{case.priority}"))
@@ -158,18 +189,80 @@ if actor.can_write:
             if rendered is not None:
                 STATE[f"case_reply_body_{case.id}"] = rendered[:4000]
                 st.rerun()
+    files_round = STATE.setdefault(f"case_files_round_{case.id}", 0)  # a new key empties the file pickers
     with st.form(f"case_reply_{case.id}"):
         body = st.text_area(t("service.case.reply_body"), key=f"case_reply_body_{case.id}", max_chars=4000)
         internal = st.checkbox(t("service.case.internal"), key=f"case_reply_internal_{case.id}")
+        reply_files = st.file_uploader(t("case_files.reply_files"), accept_multiple_files=True,
+                                       key=f"case_reply_files_{case.id}_{files_round}")
         if st.form_submit_button(t("service.case.send"), type="primary"):
             try:
-                add_case_reply(get_db(), actor, case.id, body, internal=internal)
+                add_case_reply(get_db(), actor, case.id, body, internal=internal,
+                               files=[NewFile(upload.name, upload.getvalue()) for upload in reply_files or []])
             except DomainError as error:
-                show_domain_error(error, labels={"body": t("service.case.reply_body")})
+                show_domain_error(error, labels={"body": t("service.case.reply_body"),
+                                                 "files": t("case_files.reply_files")})
             else:
                 STATE.pop(f"case_reply_body_{case.id}", None)
+                STATE[f"case_files_round_{case.id}"] = files_round + 1
                 STATE["case_flash"] = t("service.case.note_saved" if internal else "service.case.reply_sent")
                 st.rerun()
+
+# --- the case's files: downloaded as attachments (the bytes read, and the download audited, on the click) ------
+st.subheader(t("case_files.title"))
+if not files:
+    st.caption(t("case_files.none"))
+for file in files:
+    row = st.columns([4, 1], vertical_alignment="center")
+    who = t("case_files.from_mail") if file.source == "mail" else plain_line(file.uploaded_by or "—")
+    row[0].text(file.file_name)
+    row[0].caption(t("case_files.line", size=readable_size(file.size), kind=plain_line(file.content_type), who=who,
+                     at=formatting.when(file.created_at)))
+    row[1].download_button(
+        t("case_files.download"), partial(file_bytes, get_db(), actor, case.id, file.id),
+        file_name=file.file_name, mime=file.content_type, key=f"case_file_{file.id}", on_click="ignore", icon="⬇️")
+if actor.can_write and case.status != CaseStatus.CLOSED.value:
+    with st.form(f"case_attach_{case.id}"):
+        new_files = st.file_uploader(t("case_files.pick", max=readable_size(attachment_max_bytes())),
+                                     accept_multiple_files=True, key=f"case_attach_files_{case.id}_{files_round}")
+        if st.form_submit_button(t("case_files.attach")):
+            try:
+                attached = attach_files(get_db(), actor, case.id,
+                                        [NewFile(upload.name, upload.getvalue()) for upload in new_files or []])
+            except DomainError as error:
+                show_domain_error(error, labels={"files": t("case_files.title")})
+            else:
+                STATE[f"case_files_round_{case.id}"] = files_round + 1
+                STATE["case_flash"] = t("case_files.attached", count=len(attached))
+                st.rerun()
+
+# --- merge a duplicate of the same customer into this case -------------------------------------------
+if mergeable:
+    with st.expander(t("case_merge.title")):
+        st.caption(t("case_merge.help"))
+        st.text_input(t("case_merge.search"), key=f"case_merge_search_{case.id}")
+        if not candidates:
+            st.info(t("case_merge.none"))
+        else:
+            by_id = {candidate.id: candidate for candidate in candidates}
+            picked = st.selectbox(
+                t("case_merge.pick"), list(by_id), key=f"case_merge_pick_{case.id}",
+                # an option is shown as text (never Markdown), as the macro picker's names are
+                format_func=lambda value: f"#{value} · {by_id[value].subject} · "
+                                          + t(f"service.status.{by_id[value].status}"))
+            sure = st.checkbox(t("case_merge.confirm", id=picked), key=f"case_merge_sure_{case.id}")
+            if st.button(t("case_merge.button"), key=f"case_merge_go_{case.id}", type="primary"):
+                if not sure:
+                    st.warning(t("case_merge.confirm_first"))
+                else:
+                    try:
+                        merge_cases(get_db(), actor, case.id, picked, Versions(case.version, by_id[picked].version))
+                    except DomainError as error:
+                        show_domain_error(error)
+                    else:
+                        STATE.pop(f"case_merge_sure_{case.id}", None)
+                        STATE["case_flash"] = t("case_merge.done", id=picked)
+                        st.rerun()
 
 # --- the SLA panel ------------------------------------------------------------------------------------
 st.subheader(t("service.sla.title"))
@@ -220,6 +313,13 @@ for entry in timeline:
         before = t(f"service.{group}.{entry.from_value}") if entry.from_value else "—"
         st.caption(t(f"service.event.{entry.kind}", before=before, after=t(f"service.{group}.{entry.to_value}"),
                      who=who, at=when))
+    elif entry.kind in ("merged", "merged_from"):
+        st.caption(t(f"service.event.{entry.kind}", case=entry.to_value or entry.from_value, who=who, at=when))
+    elif entry.kind == "attachment":
+        st.caption(t("service.event.attachment", name=plain_line(entry.body or ""), who=who, at=when))
+    elif entry.kind == "file_refused":
+        st.caption(t("service.event.file_refused", name=plain_line(entry.body or ""),
+                     reason=refusal_reason(entry.to_value, entry.body), at=when))
     else:
         st.caption(t(f"service.event.{entry.kind}", who=who, at=when))
 

@@ -4,9 +4,11 @@ The use case :func:`receive_message` takes the raw bytes and the envelope (as th
 got them), applies the rules of :mod:`crm_core.rules.mail` and writes in one system transaction
 (audited with the reason ``mail-in``): the case or its history row (``inbound``) and the message's
 ``case_messages`` row with its Message-ID, In-Reply-To and References. A new case goes to a team's
-queue (:func:`inbound_queue`) and is assigned by its method, as a new case of the form is. What it refuses raises
-:class:`MailRefused` carrying the SMTP reply; machine mail is accepted and dropped (a refusal would
-bounce to a robot and start the loop it avoids). Decision 0031.
+queue (:func:`inbound_queue`) and is assigned by its method, as a new case of the form is. A message
+that threads to a case merged into another goes to the survivor; the message's files are kept on the case under the
+limits of an upload (:mod:`crm_core.services.case_attachments`), a refused one dropped with a note.
+What it refuses raises :class:`MailRefused` carrying the SMTP reply; machine mail is accepted and
+dropped (a refusal would bounce to a robot and start the loop it avoids). Decision 0031.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from crm_core.models.service import (
     ServiceQueue,
 )
 from crm_core.rules import mail as rules
+from crm_core.rules.attachments import MAX_FILES, safe_file_name
 from crm_core.rules.case_flow import transition_problem
 from crm_core.rules.fields import clean_text, strip_hidden
+from crm_core.services.case_attachments import CheckedFile, NewFile, check_file, keep_files
 from crm_core.services.cases import assign_from_queue
 from crm_core.services.sla import recompute_case_sla
 
@@ -44,6 +48,7 @@ LOG = logging.getLogger("kestrel.mail")
 SUBJECT_LENGTH = 200
 DESCRIPTION_LENGTH = 20_000
 EVENT_BODY_LENGTH = 4000
+MAX_MERGE_HOPS = 20
 
 
 class MailRefused(Exception):
@@ -121,11 +126,46 @@ def _threaded_case(session: Session, tenant_id: int, contact: Contact, message: 
         by_id = dict(known)
         candidates += [by_id[message_id] for message_id in ids if message_id in by_id]
     for case_id in candidates:
-        case = session.get(Case, case_id)
+        case = _survivor(session, session.get(Case, case_id))
         if (case is not None and case.tenant_id == tenant_id and case.customer_id == contact.customer_id
                 and case.status != CaseStatus.CLOSED.value):
             return case
     return None
+
+
+def _survivor(session: Session, case: Case | None) -> Case | None:
+    """``case``, or the case it was merged into: a customer answering the duplicate's thread reaches the survivor
+    (merges keep one hop; the bound only guards against a loop)."""
+    for _ in range(MAX_MERGE_HOPS):
+        if case is None or case.merged_into_id is None:
+            return case
+        case = session.get(Case, case.merged_into_id)
+    return None
+
+
+def _keep_attachments(session: Session, case: Case, event: CaseEvent | None, message: EmailMessage,
+                      now: dt.datetime) -> None:
+    """The mail's files kept on the case under the same limits as an upload; a refused one is dropped with the
+    reason logged and a ``file_refused`` row on the timeline (the mail itself is never refused for a file)."""
+    for number, part in enumerate(message.iter_attachments()):
+        name = strip_hidden(str(part.get_filename() or ""))[:255] or "attachment"
+        try:
+            data = part.get_payload(decode=True)
+        except (LookupError, ValueError, MessageError):
+            data = None
+        if number >= MAX_FILES:
+            checked: CheckedFile | tuple[str, dict[str, object]] = ("case_files.error.too_many", {"max": MAX_FILES})
+        elif not isinstance(data, bytes):
+            checked = ("case_files.error.unreadable", {})
+        else:
+            checked = check_file(NewFile(name, data))
+        if isinstance(checked, CheckedFile):
+            keep_files(session, case, [checked], event_id=event.id if event is not None else None, source="mail",
+                       uploaded_by_id=None)
+            continue
+        LOG.info("mail attachment dropped from case %s: %s (%s)", case.id, checked[0], name)
+        session.add(CaseEvent(tenant_id=case.tenant_id, case_id=case.id, at=now, kind=CaseEventKind.FILE_REFUSED,
+                              to_value=checked[0][:64], body=safe_file_name(name)))
 
 
 def _store_message(session: Session, case: Case, event: CaseEvent | None, message: EmailMessage,
@@ -231,6 +271,7 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
         else:
             event, action = _continue_case(session, case, text, now), "threaded"
         session.flush()
+        _keep_attachments(session, case, event, message, now)
         _store_message(session, case, event, message, message_id, sender, recipient)
         recompute_case_sla(session, case, now=now)
         session.flush()

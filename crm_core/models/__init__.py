@@ -503,6 +503,7 @@ class Case(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "opened_at"),
         Index(None, "tenant_id", "first_responded_at"),
         Index(None, "tenant_id", "resolved_at"),
+        Index(None, "merged_into_id"),  # the cases merged into one (migration 0029)
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -520,6 +521,8 @@ class Case(TenantScoped, Versioned, Base):
     first_responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)  # one of the customer's orders
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
+    # set when this case was merged into another (closed, its conversation moved there; migration 0029)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
 
 class Campaign(TenantScoped, Versioned, Base):

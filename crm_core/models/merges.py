@@ -21,7 +21,8 @@ class MergeEntity:
 
     CUSTOMER = "customer"
     CONTACT = "contact"
-    ALL = (CUSTOMER, CONTACT)
+    CASE = "case"  # a duplicate case closed into another (crm_core.services.case_merging)
+    ALL = (CUSTOMER, CONTACT, CASE)
 
 
 class Merge(TenantScoped, Base):

@@ -30,7 +30,11 @@ class CaseEventKind:
     REPLY = "reply"  # a public reply to the customer (stops the response clocks)
     NOTE = "note"  # an internal note
     INBOUND = "inbound"  # the customer's email on the case (crm_core.mail.inbound)
-    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE, INBOUND)
+    MERGED = "merged"  # on a duplicate: merged into the case ``to_value`` (crm_core.services.case_merging)
+    MERGED_FROM = "merged_from"  # on the survivor: the case ``from_value`` was merged into it
+    ATTACHMENT = "attachment"  # a file kept on the case (``body`` is its name; crm_core.services.case_attachments)
+    FILE_REFUSED = "file_refused"  # a mail's file not kept: ``body`` its name, ``to_value`` the reason's key
+    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE, INBOUND, MERGED, MERGED_FROM, ATTACHMENT, FILE_REFUSED)
 
 
 class CaseEvent(TenantScoped, Base):
@@ -228,3 +232,24 @@ class CaseRating(TenantScoped, Base):
     score: Mapped[str] = mapped_column(String(8))  # good | bad
     comment: Mapped[str | None] = mapped_column(String(1000))
     rated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CaseAttachment(TenantScoped, Base):
+    """A file kept on a case (or on one reply, note or email of it): its metadata here, its bytes in the
+    attachment store under its SHA-256 (:mod:`crm_core.attachment_store`), never under the user's name.
+
+    ``content_type`` is what the bytes are (:func:`crm_core.rules.attachments.sniff`), not what the browser
+    or the mail claimed; ``file_name`` is the user's name, kept as text and sanitised when served.
+    """
+
+    __tablename__ = "case_attachments"
+    __table_args__ = (Index(None, "case_id", "id"), Index(None, "tenant_id", "sha256"))
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"))
+    file_name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(8))  # upload | mail
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

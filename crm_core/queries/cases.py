@@ -53,6 +53,7 @@ class CaseRow:
     escalation_level: int = 0
     order_id: int | None = None
     product_id: int | None = None
+    merged_into_id: int | None = None  # the case this one was merged into (closed; crm_core.services.case_merging)
 
     @property
     def sla_due(self) -> dt.datetime:
@@ -136,6 +137,7 @@ def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: 
         channel=case.channel, category=case.category, team_id=case.team_id,
         first_responded_at=case.first_responded_at, sla_due_at=due, escalation_level=level or 0,
         order_id=case.order_id, product_id=case.product_id,
+        merged_into_id=case.merged_into_id,
     )
 
 

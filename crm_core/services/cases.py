@@ -17,6 +17,7 @@ locking (``version``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,7 @@ from crm_core.rules import fields
 from crm_core.rules.assignment import pick_least_busy, pick_round_robin
 from crm_core.rules.case_flow import CLOSED_STATUSES, transition_problem
 from crm_core.rules.fields import ENUM, Field, clean_text, free_text_problem
+from crm_core.services.case_attachments import NewFile, check_files, keep_files
 from crm_core.services.editing import check_version, translate_stale
 from crm_core.services.notifications import notify
 from crm_core.services.sla import recompute_case_sla
@@ -329,11 +331,13 @@ def change_case_priority(db: Database, actor: Actor, case_id: int, priority: str
     return translate_stale(db, actor, "case", case_id, work)
 
 
-def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, internal: bool = False) -> int:
+def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, internal: bool = False,
+                   files: Sequence[NewFile] = ()) -> int:
     """A public reply to the customer (meets the response clocks; a new case opens) or an internal note.
 
     Returns the history row's id. The text is kept as typed (shown as text, never rendered). A public
     reply to a case with a contact's address is also queued as an email (:mod:`crm_core.mail.outbound`).
+    ``files`` are kept on the reply or note (:mod:`crm_core.services.case_attachments`), all or nothing.
     """
     with db.transaction(actor) as session:
         case = session.get(Case, case_id)
@@ -344,6 +348,7 @@ def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, inter
             raise ValidationFailed({"body": ("validation.required", {})})
         if (problem := free_text_problem("body", text, REPLY_LENGTH)) is not None:
             raise ValidationFailed({"body": problem})
+        checked = check_files(files)
         if case.status == CaseStatus.CLOSED.value:
             raise ValidationFailed({"body": ("cases.flow.closed_is_final", {})})
         now = utcnow()
@@ -360,6 +365,8 @@ def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, inter
                 _record(session, case, actor, CaseEventKind.STATUS, case.status, CaseStatus.OPEN.value, at=now)
                 case.status = CaseStatus.OPEN.value
         session.flush()
+        if checked:
+            keep_files(session, case, checked, event_id=event.id, source="upload", uploaded_by_id=actor.user_id)
         recompute_case_sla(session, case, now=now)
         session.flush()
         return event.id

@@ -134,7 +134,7 @@ def _merge_in_transaction(
             connection.execute(update(customers).where(customers.c.id == survivor.id).values(owner_since=owner_since))
         moved, dropped = _move_references(session, actor, entity, survivor, merged, ledger.id, now)
         ledger.moved = {**moved, **{f"{key}:dropped": count for key, count in dropped.items()}}
-        _audit_merge(session, actor, entity, survivor.id, merged.id, ledger.id, choices, now)
+        audit_merge(session, actor, entity, survivor.id, merged.id, ledger.id, choices, now)
         if entity == MergeEntity.CUSTOMER:
             refresh_lifecycle(session, actor.tenant_id, [survivor.id])
         session.flush()
@@ -322,7 +322,7 @@ def _audit_moves(
         insert_rows(session, audit_events, rows, columns=columns, converted=("changes",))  # type: ignore[arg-type]
 
 
-def _audit_merge(
+def audit_merge(
     session: Session, actor: Actor, entity: str, survivor_id: int, merged_id: int, merge_id: int,
     choices: dict[str, str], now: dt.datetime,
 ) -> None:

@@ -1,0 +1,121 @@
+"""A case's merge and files over the API, on every database: POST /v1/cases/{id}/merge under If-Match with
+problem+json refusals, and /v1/cases/{id}/attachments (multipart upload, list, download as an attachment)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from sqlalchemy import select
+
+from crm_core.models import AuditEvent, Case
+from crm_core.services.cases import CaseInput, add_case_reply, create_case
+from tests.api.conftest import Api
+from tests.factories import World, create_random_customer
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+
+
+def version(api: Api, case_id: int) -> int:
+    with api.db.system_session("test") as session:
+        return int(session.execute(select(Case.version).where(Case.id == case_id)).scalar_one())
+
+
+def two_cases(api: Api, world: World) -> tuple[int, int]:
+    customer_id = create_random_customer(api.db, world.rep)
+    return tuple(create_case(api.db, world.rep, CaseInput(customer_id=customer_id, subject=subject,  # type: ignore[return-value]
+                                                          assignee_id=world.rep.user_id)) for subject in ("A", "B"))
+
+
+def merge(api: Api, actor: object, survivor: int, merged: int, *, if_match: str | None = None,
+          language: str = "en"):  # type: ignore[no-untyped-def]
+    headers = api.headers(actor, **{"If-Match": if_match or f'"{version(api, survivor)}"',  # type: ignore[arg-type]
+                                    "Accept-Language": language})
+    return api.client.post(f"/api/v1/cases/{survivor}/merge", json={"merged_id": merged,
+                                                                     "merged_version": version(api, merged)},
+                           headers=headers)
+
+
+def test_a_case_is_merged_over_the_api_and_the_duplicate_names_its_survivor(api: Api, world: World) -> None:
+    survivor, duplicate = two_cases(api, world)
+    add_case_reply(api.db, world.rep, duplicate, "Try pairing mode")
+    answer = merge(api, world.rep, survivor, duplicate)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["merged_id"], body["survivor"]["id"], body["moved"]) == (
+        duplicate, survivor, {"case_events.case_id": 1})
+    assert answer.headers["ETag"] == f'"{body["survivor"]["version"]}"'
+    old = api.client.get(f"/api/v1/cases/{duplicate}", headers=api.headers(world.rep))
+    assert old.status_code == 200
+    assert (old.json()["status"], old.json()["merged_into_id"]) == ("closed", survivor)
+    assert api.client.get(f"/api/v1/cases/{survivor}", headers=api.headers(world.rep)).json()["merged_into_id"] is None
+
+
+def test_merge_refusals_are_problems_in_the_callers_language(api: Api, world: World) -> None:
+    survivor, duplicate = two_cases(api, world)
+    merge(api, world.rep, survivor, duplicate)
+    again = merge(api, world.rep, survivor, duplicate, language="zh-CN")
+    assert again.status_code == 409 and again.json()["code"] == "merge.error.already_merged"
+    assert again.json()["detail"] == "该记录已合并到另一条记录。"
+    third = create_case(api.db, world.rep, CaseInput(customer_id=create_random_customer(api.db, world.rep),
+                                                     subject="C"))
+    other = merge(api, world.rep, survivor, third)
+    assert other.status_code == 409 and other.json()["code"] == "case_merge.error.other_customer"
+    with api.db.system_session("test") as session:
+        customer_id = session.execute(select(Case.customer_id).where(Case.id == survivor)).scalar_one()
+    fourth = create_case(api.db, world.rep, CaseInput(customer_id=customer_id, subject="D"))
+    stale = merge(api, world.rep, survivor, fourth, if_match='"999"')
+    assert stale.status_code == 412
+    missing = api.client.post(f"/api/v1/cases/{survivor}/merge", json={"merged_id": third, "merged_version": 1},
+                              headers=api.headers(world.rep))
+    assert missing.status_code == 428
+    hidden = merge(api, world.rep_other_team, *two_cases(api, world))
+    assert hidden.status_code == 404
+    read_only = api.client.post(f"/api/v1/cases/{survivor}/merge", json={"merged_id": third, "merged_version": 1},
+                                headers=api.headers(world.rep, "read", **{"If-Match": '"1"'}))
+    assert read_only.status_code == 403
+
+
+def test_files_are_uploaded_listed_and_downloaded_as_attachments(api: Api, world: World) -> None:
+    case_id, _ = two_cases(api, world)
+    upload = api.client.post(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.rep), files=[
+        ("files", ("屏幕 截图.png", PNG, "text/html")), ("files", ("notes.txt", b"pairing fails\n", "image/png"))])
+    assert upload.status_code == 201, upload.text
+    kept = upload.json()
+    assert [(file["file_name"], file["content_type"], file["size"]) for file in kept] == [
+        ("notes.txt", "text/plain", 14), ("屏幕 截图.png", "image/png", len(PNG))]  # types from the bytes
+    listed = api.client.get(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.analyst))
+    assert listed.status_code == 200 and [file["id"] for file in listed.json()] == [file["id"] for file in kept]
+
+    png = kept[1]
+    download = api.client.get(f"/api/v1/cases/{case_id}/attachments/{png['id']}", headers=api.headers(world.analyst))
+    assert download.status_code == 200 and download.content == PNG
+    assert download.headers["content-type"] == "image/png"
+    assert download.headers["content-disposition"] == (
+        f"attachment; filename=\"__ __.png\"; filename*=UTF-8''{quote('屏幕 截图.png')}")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    with api.db.system_session("test") as session:
+        audited = session.scalar(select(AuditEvent.actor_id).where(
+            AuditEvent.action == "download", AuditEvent.entity == "case_attachment", AuditEvent.entity_id == png["id"]))
+    assert audited == world.analyst.user_id
+    for stranger in (world.rep_other_team, world.other_admin):
+        assert api.client.get(f"/api/v1/cases/{case_id}/attachments/{png['id']}",
+                              headers=api.headers(stranger)).status_code == 404
+        assert api.client.get(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(stranger)).status_code == 404
+
+
+def test_a_refused_upload_is_a_422_naming_the_file_and_keeps_nothing(api: Api, world: World) -> None:
+    case_id, _ = two_cases(api, world)
+    refused = api.client.post(f"/api/v1/cases/{case_id}/attachments",
+                              headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}),
+                              files=[("files", ("ok.png", PNG, "image/png")),
+                                     ("files", ("logo.svg", b"<svg onload='alert(1)'/>", "image/svg+xml"))])
+    assert refused.status_code == 422
+    assert "logo.svg" in refused.text and "浏览器" in refused.text
+    listed = api.client.get(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.rep))
+    assert listed.json() == []
+    as_json = api.client.post(f"/api/v1/cases/{case_id}/attachments", json={"files": []},
+                              headers=api.headers(world.rep))
+    assert as_json.status_code == 415
+    analyst = api.client.post(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.analyst),
+                              files=[("files", ("ok.png", PNG, "image/png"))])
+    assert analyst.status_code == 403
