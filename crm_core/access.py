@@ -67,6 +67,7 @@ from crm_core.models.service import (
     SlaEscalation,
     SlaPolicy,
 )
+from crm_core.models.service_tiers import CaseEntitlement, CustomerTier, CustomerTierPin, CustomerTierStanding
 from crm_core.models.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
@@ -156,10 +157,10 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
     User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
-    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy,
+    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, CustomerTier, CustomerTierPin, CustomerTierStanding,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro)
-CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseEntitlement)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -313,7 +314,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseEntitlement,
 )
 
 
