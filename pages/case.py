@@ -9,6 +9,7 @@ import streamlit as st
 from crm_core.errors import DomainError
 from crm_core.models import CasePriority, utcnow
 from crm_core.queries.cases import case_emails, case_timeline, get_case
+from crm_core.queries.customer_tiers import tier_name
 from crm_core.queries.macros import list_macros, macro_for_case
 from crm_core.rules.case_flow import allowed_transitions
 from crm_core.services.cases import add_case_reply, change_case_priority, transition_case
@@ -28,6 +29,7 @@ with read_session() as session:
     explanation = explain_case_sla(session, case.id, now=now) if case is not None else None
     macros = list_macros(session, language=lang()) if case is not None and actor.can_write else []
     emails = case_emails(session, case.id) if case is not None else []
+    tier = tier_name(session, explanation.tier.tier_id if explanation and explanation.tier else None, lang())
 if case is None or explanation is None:
     st.title(t("service.case.title"))
     st.info(t("service.case.not_found"))
@@ -106,6 +108,20 @@ if actor.can_write:
 
 # --- the SLA panel ------------------------------------------------------------------------------------
 st.subheader(t("service.sla.title"))
+entitlement = explanation.tier
+if entitlement is None or tier is None:
+    st.caption(t("service.sla.tier_default"))
+elif case.customer_name is None:  # a case worked in the queue without sight of the customer: no order figures
+    st.caption(t("service.sla.tier_hidden", tier=plain(tier)))
+elif entitlement.basis == "pinned":
+    st.caption(t("service.sla.tier_pinned", tier=plain(tier), until=formatting.date(entitlement.pinned_until))
+               if entitlement.pinned_until else t("service.sla.tier_pinned_forever", tier=plain(tier)))
+else:
+    st.caption(t("service.sla.tier_orders", tier=plain(tier), total=formatting.money(entitlement.order_total),
+                 months=entitlement.months, threshold=formatting.money(entitlement.threshold),
+                 as_of=formatting.date(entitlement.as_of)))
+if tier is not None and explanation.policy_id is not None and explanation.policy_tier_id is None:
+    st.caption(t("service.sla.tier_fallback", tier=plain(tier)))
 if explanation.policy_id is None:
     st.info(t("service.sla.no_policy", priority=t(f"service.priority.{case.priority}")))
 else:
@@ -148,6 +164,9 @@ for entry in timeline:
     if entry.kind in ("reply", "note", "inbound"):
         st.markdown(f"**{t(f'service.event.{entry.kind}')}** · {who} · {when}")
         st.text(entry.body or "")
+    elif entry.kind == "assignee" and (reason := entry.body or "").startswith("sla_breach:"):  # the sweep's hand-over
+        st.caption(t("service.event.assignee_sla", metric=t(f"service.metric.{reason.removeprefix('sla_breach:')}"),
+                     at=when))
     elif entry.kind in ("status", "priority"):
         group = "status" if entry.kind == "status" else "priority"
         before = t(f"service.{group}.{entry.from_value}") if entry.from_value else "—"

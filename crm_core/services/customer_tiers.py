@@ -123,7 +123,8 @@ def tier_rules(session: Session, tenant_id: int) -> list[TierRule]:
     rows = session.execute(select(CustomerTier.id, CustomerTier.code, CustomerTier.rank,
                                   CustomerTier.min_order_total, CustomerTier.months)
                            .where(CustomerTier.tenant_id == tenant_id)).all()
-    return [TierRule(tier_id, code, rank, Decimal(threshold), months) for tier_id, code, rank, threshold, months in rows]
+    return [TierRule(tier_id, code, rank, Decimal(threshold), months)
+            for tier_id, code, rank, threshold, months in rows]
 
 
 def customer_tier(session: Session, tenant_id: int, customer_id: int, *, today: dt.date) -> TierChoice:
@@ -155,7 +156,7 @@ class TierRefresh:
 
 
 def refresh_customer_tiers(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> TierRefresh:
-    """Rewrite the tenant's standings from their orders: one DELETE, one INSERT … SELECT (in the caller's transaction)."""
+    """Rewrite the tenant's standings from their orders: one DELETE and one INSERT … SELECT (caller's transaction)."""
     started = time.perf_counter()
     now = now or utcnow()
     standings = cast(Table, CustomerTierStanding.__table__)
@@ -178,9 +179,9 @@ def refresh_customer_tiers(session: Session, tenant_id: int, *, now: dt.datetime
                       literal(now)).where(tier.is_not(None))
         session.execute(insert(standings).from_select(
             ["tenant_id", "created_at", "updated_at", "customer_id", "tier_id", "order_total", "computed_at"], rows))
-    counts = dict(session.execute(select(standings.c.tier_id, func.count()).where(standings.c.tenant_id == tenant_id)
-                                  .group_by(standings.c.tier_id)).all())
-    return TierRefresh({int(tier_id): int(count) for tier_id, count in counts.items()}, time.perf_counter() - started)
+    counts = session.execute(select(standings.c.tier_id, func.count()).where(standings.c.tenant_id == tenant_id)
+                             .group_by(standings.c.tier_id)).all()
+    return TierRefresh({int(tier_id): int(count) for tier_id, count in counts}, time.perf_counter() - started)
 
 
 def run_tier_refresh(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> TierRefresh:

@@ -94,9 +94,9 @@ def _plan(session: Session, tenant_id: int, due: list[Any]) -> tuple[list[Handov
     return handovers, pointers
 
 
-def reassign_breached_cases(session: Session, tenant_id: int, *, now: dt.datetime) -> tuple[list[Handover],
-                                                                                            list[Notice]]:
-    """Hand the tenant's breached cases on to their queue's next agent (a bounded batch); returns them and the notices."""
+def reassign_breached_cases(session: Session, tenant_id: int, *,
+                            now: dt.datetime) -> tuple[list[Handover], list[Notice]]:
+    """Hand the tenant's breached cases to their queue's next agent (a bounded batch); returns them and the notices."""
     handovers, pointers = _plan(session, tenant_id, _due(session, tenant_id))
     if not handovers:
         return [], []

@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _base(versioned: bool = False) -> list[sa.Column]:  # type: ignore[type-arg]
-    columns = [
+    columns: list[sa.Column] = [  # type: ignore[type-arg]
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
