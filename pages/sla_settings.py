@@ -144,18 +144,22 @@ with tiers_tab:
     editing_tier = st.selectbox(t("tiers.edit"), tier_options, key="sla_settings_tier_pick",
                                 format_func=lambda key: tier_label(key) if key else t("tiers.new"))
     tier_now = by_tier.get(editing_tier) if editing_tier else None
-    with st.form(f"sla_settings_tier_{editing_tier or 'new'}"):
+    tier_key = f"sla_settings_tier_{editing_tier or 'new'}"
+    with st.form(tier_key):
         columns = st.columns(3)
         code = columns[0].text_input(t("tiers.code"), value=tier_now.code if tier_now else "", max_chars=32,
-                                     help=t("tiers.code_help"))
-        name_en = columns[1].text_input(t("tiers.name_en"), value=tier_now.name_en if tier_now else "", max_chars=120)
-        name_zh = columns[2].text_input(t("tiers.name_zh"), value=tier_now.name_zh if tier_now else "", max_chars=120)
+                                     help=t("tiers.code_help"), key=f"{tier_key}_code")
+        name_en = columns[1].text_input(t("tiers.name_en"), value=tier_now.name_en if tier_now else "",
+                                        max_chars=120, key=f"{tier_key}_name_en")
+        name_zh = columns[2].text_input(t("tiers.name_zh"), value=tier_now.name_zh if tier_now else "",
+                                        max_chars=120, key=f"{tier_key}_name_zh")
         columns = st.columns(3)
         rank = columns[0].number_input(t("tiers.rank"), 1, 100, tier_now.rank if tier_now else len(tiers) + 1,
-                                       help=t("tiers.rank_help"))
-        threshold = columns[1].text_input(t("tiers.threshold"), max_chars=20,
+                                       help=t("tiers.rank_help"), key=f"{tier_key}_rank")
+        threshold = columns[1].text_input(t("tiers.threshold"), max_chars=20, key=f"{tier_key}_threshold",
                                           value=str(tier_now.min_order_total) if tier_now else "")
-        months = columns[2].number_input(t("tiers.months"), 1, 60, tier_now.months if tier_now else 12)
+        months = columns[2].number_input(t("tiers.months"), 1, 60, tier_now.months if tier_now else 12,
+                                         key=f"{tier_key}_months")
         if st.form_submit_button(t("tiers.save"), type="primary"):
             try:
                 tier_service.save_tier(get_db(), actor, tier_service.TierInput(
@@ -188,12 +192,13 @@ with tiers_tab:
             found_names = dict(found)
             with st.form("sla_settings_pin"):
                 customer_id = st.selectbox(t("tiers.customer"), list(found_names),
-                                           format_func=found_names.__getitem__)
+                                           format_func=found_names.__getitem__, key="sla_settings_pin_customer")
                 pin_options: list[int | None] = [*(row.id for row in tiers), None]
-                pin_tier = st.selectbox(t("tiers.tier"), pin_options,
+                pin_tier = st.selectbox(t("tiers.tier"), pin_options, key="sla_settings_pin_tier",
                                         format_func=lambda key: tier_label(key) if key else t("tiers.unpin"))
-                has_end = st.checkbox(t("tiers.has_end"))
-                until = st.date_input(t("tiers.until"), format=formatting.date_input_format())
+                has_end = st.checkbox(t("tiers.has_end"), key="sla_settings_pin_has_end")
+                until = st.date_input(t("tiers.until"), format=formatting.date_input_format(),
+                                      key="sla_settings_pin_until")
                 if st.form_submit_button(t("tiers.save_pin"), type="primary"):
                     try:
                         tier_service.pin_customer_tier(get_db(), actor, customer_id, pin_tier,
@@ -245,7 +250,8 @@ with policies_tab:
             manager_after = st.number_input(t("sla.settings.manager_after"), 1, 525_600,
                                             current.manager_after_minutes if current else 60)
             reassign = st.checkbox(t("tiers.reassign"), current.reassign_on_breach if current else False,
-                                   help=t("tiers.reassign_help"))
+                                   help=t("tiers.reassign_help"),
+                                   key=f"sla_settings_reassign_{policy_tier or 0}_{priority}")
             if st.form_submit_button(t("sla.settings.save_policy"), type="primary"):
                 try:
                     sla_settings.save_policy(get_db(), actor, sla_settings.PolicyInput(
