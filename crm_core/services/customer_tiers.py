@@ -16,7 +16,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, case, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
@@ -38,6 +38,7 @@ from crm_core.rules.customer_tiers import (
 from crm_core.rules.fields import clean_text
 from crm_core.services.editing import check_version, translate_stale
 
+TIERS_MAX = 50  # a handful in practice; the API lists them in one page
 COUNTED_STATUSES = (OrderStatus.CONFIRMED.value, OrderStatus.FULFILLED.value)
 """The orders a tier counts: booked and delivered sales (drafts and cancelled ones never)."""
 
@@ -78,6 +79,8 @@ def save_tier(db: Database, actor: Actor, form: TierInput, *, tier_id: int | Non
             if taken is not None and taken != tier_id:
                 raise ValidationFailed({"code": ("tiers.code_taken", {"code": code})})
             if tier_id is None:
+                if (session.scalar(select(func.count()).select_from(CustomerTier)) or 0) >= TIERS_MAX:
+                    raise ValidationFailed({"code": ("tiers.too_many", {"max": TIERS_MAX})})
                 tier = CustomerTier(tenant_id=actor.tenant_id)
                 session.add(tier)
             else:
@@ -188,18 +191,3 @@ def run_tier_refresh(db: Database, tenant_id: int, *, now: dt.datetime | None = 
     """The refresh in its own system transaction (the job and the CLI call this)."""
     with db.system_transaction("customer tier refresh") as session:
         return refresh_customer_tiers(session, tenant_id, now=now)
-
-
-def tier_views(session: Session) -> dict[int, tuple[str, str, str]]:
-    """The tenant's tiers by id: (code, English name, Chinese name)."""
-    rows = session.execute(select(CustomerTier.id, CustomerTier.code, CustomerTier.name_en, CustomerTier.name_zh))
-    return {tier_id: (code, name_en, name_zh) for tier_id, code, name_en, name_zh in rows}
-
-
-def describe(choice: TierChoice) -> dict[str, Any]:
-    """A tier choice as plain values (the API's customer resource)."""
-    return {"tier_id": choice.tier_id, "basis": choice.basis,
-            "order_total": None if choice.order_total is None else str(choice.order_total),
-            "threshold": None if choice.threshold is None else str(choice.threshold), "months": choice.months,
-            "pinned_until": choice.pinned_until.isoformat() if choice.pinned_until else None,
-            "as_of": choice.as_of.isoformat() if choice.as_of else None}
