@@ -3,9 +3,10 @@
 ``python -m benchmarks customer_tiers [--database-url URL] [--orders-per-customer N] [--keep]``
 
 Works on a private copy of an SQLite file (default: the shared 1,000,000-customer
-``/work/bench/crm-1m.db``, never written to). Each tenant without tiers gets three (silver ¥10,000 /
+``/work/bench/crm-1m.db``, never written to), or on a PostgreSQL/MariaDB database directly (a
+benchmark database: it is written to). Each tenant without tiers gets three (silver ¥10,000 /
 12 months, gold ¥100,000 / 12 months, platinum ¥500,000 / 6 months); ``--orders-per-customer`` first adds
-that many synthetic orders per customer (one INSERT … SELECT, SQLite) so the scan has something to
+that many synthetic orders per customer (one INSERT … SELECT; at most 100) so the scan has something to
 sum. Then prints per tenant:
 
 * the hand-written SQL classification (one SELECT … GROUP BY over the tenant's orders, counted per tier);
@@ -48,15 +49,27 @@ SELECT tier, COUNT(*) FROM (
 ) tiers WHERE tier IS NOT NULL GROUP BY tier
 """
 
-SYNTHETIC_ORDERS = """
-WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < :per_customer)
-INSERT INTO orders (tenant_id, created_at, updated_at, version, customer_id, order_number, status, ordered_at,
-                    total_amount, currency)
+_ORDER_COLUMNS = ("INSERT INTO orders (tenant_id, created_at, updated_at, version, customer_id, order_number, status, "
+                  "ordered_at, total_amount, currency) ")
+SYNTHETIC_ORDERS = {  # per customer: 10 % cancelled, 1 in 10 of the rest draft, amounts up to ¥400,000, 18 months
+    "sqlite": "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < :per_customer) "
+              + _ORDER_COLUMNS + """
 SELECT c.tenant_id, :now, :now, 1, c.id, 'BT-' || c.id || '-' || k.n,
        CASE WHEN abs(random()) % 10 = 0 THEN 'cancelled' WHEN abs(random()) % 10 = 1 THEN 'draft' ELSE 'fulfilled' END,
        datetime(:now, '-' || (abs(random()) % 540) || ' days'), (abs(random()) % 40000000) / 100.0, 'CNY'
-FROM customers c CROSS JOIN k
-"""
+FROM customers c CROSS JOIN k""",
+    "postgresql": _ORDER_COLUMNS + """
+SELECT c.tenant_id, :now, :now, 1, c.id, 'BT-' || c.id || '-' || k.n,
+       CASE WHEN random() < 0.1 THEN 'cancelled' WHEN random() < 0.1 THEN 'draft' ELSE 'fulfilled' END,
+       CAST(:now AS timestamp) - floor(random() * 540) * interval '1 day', round((random() * 400000)::numeric, 2), 'CNY'
+FROM customers c CROSS JOIN generate_series(1, :per_customer) AS k(n)""",
+    "mysql": _ORDER_COLUMNS + """
+SELECT c.tenant_id, :now, :now, 1, c.id, CONCAT('BT-', c.id, '-', k.seq),
+       CASE WHEN RAND() < 0.1 THEN 'cancelled' WHEN RAND() < 0.1 THEN 'draft' ELSE 'fulfilled' END,
+       :now - INTERVAL FLOOR(RAND() * 540) DAY, ROUND(RAND() * 400000, 2), 'CNY'
+FROM customers c CROSS JOIN (SELECT seq FROM seq_1_to_100) k WHERE k.seq <= :per_customer""",
+}
+ANALYZE = {"sqlite": "ANALYZE", "postgresql": "ANALYZE orders", "mysql": "ANALYZE TABLE orders"}
 
 
 def main(argv: list[str]) -> int:
@@ -73,9 +86,12 @@ def main(argv: list[str]) -> int:
         upgrade_to_head(db.engine)
         if args.orders_per_customer:
             clock = time.perf_counter()
+            dialect = db.engine.dialect.name
             with db.engine.begin() as connection:
-                connection.execute(text(SYNTHETIC_ORDERS), {"per_customer": args.orders_per_customer, "now": now})
-                connection.execute(text("ANALYZE"))
+                connection.execute(text(SYNTHETIC_ORDERS[dialect]), {"per_customer": args.orders_per_customer,
+                                                                      "now": now})
+            with db.engine.begin() as connection:
+                connection.execute(text(ANALYZE[dialect]))
             print(f"added {args.orders_per_customer} synthetic orders per customer "
                   f"in {time.perf_counter() - clock:.1f}s")
         with db.system_transaction("benchmark tiers") as session:
@@ -94,7 +110,7 @@ def main(argv: list[str]) -> int:
                 if not customers:
                     continue
                 clock = time.perf_counter()
-                raw = dict(connection.execute(text(HAND_WRITTEN), {
+                raw: dict[str, int] = dict(connection.execute(text(HAND_WRITTEN), {
                     "tenant": tenant_id, "now": now, "six": shift_months(now, -6),
                     "twelve": shift_months(now, -12)}).all())
                 raw_seconds = time.perf_counter() - clock
