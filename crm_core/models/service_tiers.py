@@ -4,7 +4,7 @@ and the tier a case was opened under (with the reason, for its SLA panel).
 
 A customer qualifies for the best-ranked tier whose threshold their confirmed and fulfilled orders
 over the tier's last ``months`` reach (:mod:`crm_core.rules.customer_tiers`); a pin in force wins.
-``customer_tier_standings`` is rewritten per tenant by one set-based statement
+``customer_tier_standings`` is brought up to date per tenant by two set-based statements
 (:func:`crm_core.services.customer_tiers.refresh_customer_tiers`); a customer below every threshold
 has no row (the default policies apply).
 """
@@ -32,6 +32,7 @@ class CustomerTier(TenantScoped, Versioned, Base):
     rank: Mapped[int] = mapped_column(Integer, default=1)  # higher is better: the best tier reached wins
     min_order_total: Mapped[Decimal] = mapped_column(Money)
     months: Mapped[int] = mapped_column(Integer, default=12)
+    refreshed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the last refresh: every standing held then
 
 
 class CustomerTierPin(TenantScoped, Versioned, Base):
@@ -46,7 +47,11 @@ class CustomerTierPin(TenantScoped, Versioned, Base):
 
 
 class CustomerTierStanding(TenantScoped, Base):
-    """The tier a customer's orders reached at the last refresh, and the total that reached it."""
+    """The tier a customer's orders reached at the last refresh, and the total that reached it.
+
+    A refresh rewrites only the standings that changed: ``computed_at`` is when this one was written (it has
+    held since); the tier's ``refreshed_at`` is when all were last checked.
+    """
 
     __tablename__ = "customer_tier_standings"
     __table_args__ = (UniqueConstraint("customer_id"), Index(None, "tenant_id", "tier_id"))

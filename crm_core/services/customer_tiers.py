@@ -1,13 +1,14 @@
 """Customer tiers for SLA entitlements: the admin defines tiers and pins a tier on a customer; a job
-refreshes every customer's standing from their orders in one set-based statement; a new case reads
+refreshes every customer's standing from their orders in set-based statements; a new case reads
 its customer's tier (:func:`customer_tier`) and keeps it with the reason (``case_entitlements``).
 
-The refresh (:func:`refresh_customer_tiers`) is one DELETE and one INSERT … SELECT per tenant: the
-customer's confirmed and fulfilled orders summed per tier window in one grouped scan of the tenant's
-orders, the best tier reached picked by a ``CASE`` in :func:`crm_core.rules.customer_tiers.best_first`
-order — no row per customer passes through Python. It runs nightly (``customer_tier_refresh``) and
-after an admin changes the tiers. Tier and pin writes are admin-only and audited
-(:data:`crm_core.access.ADMIN_ONLY_WRITES`); the standings are derived data, rewritten by the job.
+The refresh (:func:`refresh_customer_tiers`) is one DELETE and one INSERT … SELECT per tenant, of the
+standings that changed only: the customers' confirmed and fulfilled orders summed per tier window in one
+grouped scan of the tenant's orders, the best tier reached picked by a ``CASE`` in
+:func:`crm_core.rules.customer_tiers.best_first` order — no row per customer passes through Python.
+It runs nightly (``customer_tier_refresh``) and after an admin changes the tiers. Tier and pin writes
+are admin-only and audited (:data:`crm_core.access.ADMIN_ONLY_WRITES`); the standings are derived data,
+kept by the job.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import cast
 
-from sqlalchemy import Table, case, delete, func, insert, literal, select
+from sqlalchemy import Subquery, Table, case, delete, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
@@ -136,13 +137,13 @@ def customer_tier(session: Session, tenant_id: int, customer_id: int, *, today: 
         CustomerTierPin.tenant_id == tenant_id, CustomerTierPin.customer_id == customer_id)).first()
     standing_row = session.execute(
         select(CustomerTierStanding.tier_id, CustomerTierStanding.order_total, CustomerTier.min_order_total,
-               CustomerTier.months, CustomerTierStanding.computed_at)
+               CustomerTier.months, CustomerTier.refreshed_at)
         .join(CustomerTier, CustomerTier.id == CustomerTierStanding.tier_id)
         .where(CustomerTierStanding.tenant_id == tenant_id, CustomerTierStanding.customer_id == customer_id)).first()
     standing = None
     if standing_row is not None:
-        tier_id, total, threshold, months, computed_at = standing_row
-        standing = TierChoice(tier_id, BASIS_ORDERS, Decimal(total), Decimal(threshold), months, as_of=computed_at)
+        tier_id, total, threshold, months, refreshed_at = standing_row
+        standing = TierChoice(tier_id, BASIS_ORDERS, Decimal(total), Decimal(threshold), months, as_of=refreshed_at)
     return choose_tier(pin=(pin_row[0], pin_row[1]) if pin_row is not None else None, standing=standing,
                        today=today)
 
@@ -158,30 +159,51 @@ class TierRefresh:
     seconds: float
 
 
+def _computed(tenant_id: int, rules: list[TierRule], now: dt.datetime) -> Subquery:
+    """(customer_id, tier_id, order_total) of every customer whose orders reach a tier: one grouped scan of the
+    tenant's counted orders, a SUM per distinct window, the first tier reached in ``rules`` order by a CASE."""
+    orders = cast(Table, Order.__table__)
+    windows = {months: shift_months(now, -months) for months in sorted({rule.months for rule in rules})}
+    totals = select(orders.c.customer_id, *(
+        func.sum(case((orders.c.ordered_at >= start, orders.c.total_amount), else_=0)).label(f"m{months}")
+        for months, start in windows.items()
+    )).where(
+        orders.c.tenant_id == tenant_id, orders.c.status.in_(COUNTED_STATUSES), orders.c.archived_at.is_(None),
+        orders.c.ordered_at >= min(windows.values()), orders.c.ordered_at <= now,
+    ).group_by(orders.c.customer_id).subquery("totals")
+    reached = [(totals.c[f"m{rule.months}"] >= rule.min_order_total, rule) for rule in rules]
+    tier = case(*((condition, literal(rule.tier_id)) for condition, rule in reached), else_=None)
+    total = case(*((condition, totals.c[f"m{rule.months}"]) for condition, rule in reached), else_=None)
+    return (select(totals.c.customer_id.label("customer_id"), tier.label("tier_id"), total.label("order_total"))
+            .where(tier.is_not(None)).subquery("computed"))
+
+
 def refresh_customer_tiers(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> TierRefresh:
-    """Rewrite the tenant's standings from their orders: one DELETE and one INSERT … SELECT (caller's transaction)."""
+    """Bring the tenant's standings in line with their orders, set-based, in the caller's transaction.
+
+    Only what changed is written: one DELETE of the standings that no longer hold (tier or total moved, or
+    no tier reached), one INSERT … SELECT of those missing — a night moves few customers' totals, and every
+    row written costs its index and foreign-key checks. The tiers' ``refreshed_at`` says when all held.
+    """
     started = time.perf_counter()
     now = now or utcnow()
     standings = cast(Table, CustomerTierStanding.__table__)
-    session.execute(delete(standings).where(standings.c.tenant_id == tenant_id))
     rules = best_first(tier_rules(session, tenant_id))
-    if rules:
-        orders = cast(Table, Order.__table__)
-        windows = {months: shift_months(now, -months) for months in sorted({rule.months for rule in rules})}
-        totals = select(orders.c.customer_id, *(
-            func.sum(case((orders.c.ordered_at >= start, orders.c.total_amount), else_=0)).label(f"m{months}")
-            for months, start in windows.items()
-        )).where(
-            orders.c.tenant_id == tenant_id, orders.c.status.in_(COUNTED_STATUSES), orders.c.archived_at.is_(None),
-            orders.c.ordered_at >= min(windows.values()), orders.c.ordered_at <= now,
-        ).group_by(orders.c.customer_id).subquery("totals")
-        reached = [(totals.c[f"m{rule.months}"] >= rule.min_order_total, rule) for rule in rules]
-        tier = case(*((condition, literal(rule.tier_id)) for condition, rule in reached), else_=None)
-        total = case(*((condition, totals.c[f"m{rule.months}"]) for condition, rule in reached), else_=None)
-        rows = select(literal(tenant_id), literal(now), literal(now), totals.c.customer_id, tier, total,
-                      literal(now)).where(tier.is_not(None))
+    if not rules:
+        session.execute(delete(standings).where(standings.c.tenant_id == tenant_id))
+    else:
+        computed = _computed(tenant_id, rules, now)
+        holds = exists().where(computed.c.customer_id == standings.c.customer_id,
+                               computed.c.tier_id == standings.c.tier_id,
+                               computed.c.order_total == standings.c.order_total)
+        session.execute(delete(standings).where(standings.c.tenant_id == tenant_id, ~holds))
+        present = exists().where(standings.c.tenant_id == tenant_id, standings.c.customer_id == computed.c.customer_id)
+        rows = select(literal(tenant_id), literal(now), literal(now), computed.c.customer_id, computed.c.tier_id,
+                      computed.c.order_total, literal(now)).where(~present)
         session.execute(insert(standings).from_select(
             ["tenant_id", "created_at", "updated_at", "customer_id", "tier_id", "order_total", "computed_at"], rows))
+        tiers = cast(Table, CustomerTier.__table__)
+        session.execute(update(tiers).where(tiers.c.tenant_id == tenant_id).values(refreshed_at=now))
     counts = session.execute(select(standings.c.tier_id, func.count()).where(standings.c.tenant_id == tenant_id)
                              .group_by(standings.c.tier_id)).all()
     return TierRefresh({int(tier_id): int(count) for tier_id, count in counts}, time.perf_counter() - started)

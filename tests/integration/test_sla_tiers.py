@@ -100,6 +100,23 @@ def test_the_refresh_puts_each_customer_in_the_best_tier_its_orders_reach(db: Da
         listed = {row.code: (row.by_orders, row.pinned) for row in list_tiers(session)}
     assert listed == {"platinum": (1, 0), "gold": (2, 0), "silver": (1, 0)}
 
+    # half a year later: one customer bought; the others' windows lost orders; only the changes are written
+    book(db, world, customers["below"], "100", 0)
+    later = now + dt.timedelta(days=190)
+    again = tiers.run_tier_refresh(db, world.admin.tenant_id, now=later)
+    assert again.customers == {ids["silver"]: 2, ids["gold"]: 2}
+    with db.system_session("test: standings again") as session:
+        written = {customer_id: (tier_id, total, at) for customer_id, tier_id, total, at in session.execute(
+            select(CustomerTierStanding.customer_id, CustomerTierStanding.tier_id, CustomerTierStanding.order_total,
+                   CustomerTierStanding.computed_at).where(CustomerTierStanding.tenant_id == world.admin.tenant_id))}
+    assert written[customers["below"]][:2] == (ids["silver"], Decimal("10099.99"))
+    assert written[customers["gold"]][:2] == (ids["gold"], Decimal("100000.00"))  # the 11-month order aged out
+    assert written[customers["platinum"]][:2] == (ids["gold"], Decimal("500000.00"))  # no longer within 6 months
+    assert customers["gold_old_money"] not in written
+    assert all(abs(written[customers[name]][2] - later) < dt.timedelta(seconds=1)
+               for name in ("below", "gold", "platinum"))
+    assert written[customers["silver"]][2] < later - dt.timedelta(days=1)  # unchanged: its row stays as written
+
 
 def policies(db: Database, world: World, gold: int | None = None, *, reassign: bool = False) -> int:
     calendar_id = sla_settings.save_calendar(db, world.admin, name="Support", time_zone="UTC", hours=ALWAYS)

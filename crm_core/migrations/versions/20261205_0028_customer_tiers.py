@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("min_order_total", sa.Numeric(14, 2), nullable=False),
         sa.Column("months", sa.Integer(), nullable=False),
+        sa.Column("refreshed_at", sa.DateTime(), nullable=True),
         *_keys("customer_tiers"),
         sa.UniqueConstraint("tenant_id", "code", name=op.f("uq_customer_tiers_tenant_id_code")),
     )
