@@ -9,7 +9,6 @@ import streamlit as st
 from crm_core.errors import DomainError
 from crm_core.models import CasePriority, utcnow
 from crm_core.queries.cases import case_emails, case_timeline, get_case
-from crm_core.queries.customer_tiers import tier_name
 from crm_core.queries.macros import list_macros, macro_for_case
 from crm_core.rules.case_flow import allowed_transitions
 from crm_core.services.cases import add_case_reply, change_case_priority, transition_case
@@ -29,7 +28,6 @@ with read_session() as session:
     explanation = explain_case_sla(session, case.id, now=now) if case is not None else None
     macros = list_macros(session, language=lang()) if case is not None and actor.can_write else []
     emails = case_emails(session, case.id) if case is not None else []
-    tier = tier_name(session, explanation.tier.tier_id if explanation and explanation.tier else None, lang())
 if case is None or explanation is None:
     st.title(t("service.case.title"))
     st.info(t("service.case.not_found"))
@@ -109,6 +107,7 @@ if actor.can_write:
 # --- the SLA panel ------------------------------------------------------------------------------------
 st.subheader(t("service.sla.title"))
 entitlement = explanation.tier
+tier = explanation.tier_names[1 if lang() == "zh-CN" else 0] if explanation.tier_names else None
 if entitlement is None or tier is None:
     st.caption(t("service.sla.tier_default"))
 elif case.customer_name is None:  # a case worked in the queue without sight of the customer: no order figures

@@ -66,11 +66,3 @@ def list_pins(session: Session, *, limit: int = PINS_SHOWN) -> list[PinRow]:
                            .join(Customer, Customer.id == CustomerTierPin.customer_id)
                            .order_by(CustomerTierPin.updated_at.desc(), CustomerTierPin.id.desc()).limit(limit)).all()
     return [PinRow(customer_id, name, tier_id, until) for customer_id, name, tier_id, until in rows]
-
-
-def tier_name(session: Session, tier_id: int | None, language: str) -> str | None:
-    """A tier's name in ``language`` (None without a tier, or for one not found)."""
-    if tier_id is None:
-        return None
-    row = session.execute(select(CustomerTier.name_en, CustomerTier.name_zh).where(CustomerTier.id == tier_id)).first()
-    return None if row is None else (row[1] if language == "zh-CN" else row[0])

@@ -37,7 +37,7 @@ from crm_core.models.service import (
     SlaEscalation,
     SlaPolicy,
 )
-from crm_core.models.service_tiers import CaseEntitlement
+from crm_core.models.service_tiers import CaseEntitlement, CustomerTier
 from crm_core.rules.case_flow import CLOSED_STATUSES
 from crm_core.rules.customer_tiers import TierChoice
 from crm_core.rules.sla import BusinessCalendar, CalendarHasNoHours, Clock, StatusSpan, run_clock
@@ -78,6 +78,7 @@ class SlaExplanation:
     escalation_level: int = 0
     tier: TierChoice | None = None  # the customer's tier the case was opened under, and why
     policy_tier_id: int | None = None  # the policy's own tier (None: the default policy applies)
+    tier_names: tuple[str, str] | None = None  # the tier's names (en, zh), for the panel
 
 
 def case_tier(session: Session, case: Case, *, now: dt.datetime) -> TierChoice:
@@ -219,6 +220,10 @@ def explain_case_sla(session: Session, case_id: int, *, now: dt.datetime | None 
     if case is None:
         raise NotFound("case")
     explanation = compute_clocks(session, case, now=now or utcnow())
+    if explanation.tier is not None and explanation.tier.tier_id is not None:
+        names = session.execute(select(CustomerTier.name_en, CustomerTier.name_zh)
+                                .where(CustomerTier.id == explanation.tier.tier_id)).first()
+        explanation = dataclasses.replace(explanation, tier_names=(names[0], names[1]) if names else None)
     state = session.scalar(select(CaseSla).where(CaseSla.case_id == case_id))
     if state is None:
         return explanation
