@@ -47,7 +47,7 @@ EXAMPLE: dict[str, Any] = {
     "status": "open", "priority": "high", "opened_at": "2026-12-04T09:00:00Z", "resolved_at": None,
     "created_at": "2026-12-04T09:00:00Z", "updated_at": "2026-12-04T09:00:00Z", "version": 1,
     "channel": "phone", "category": "Hardware", "team_id": 2, "first_responded_at": None,
-    "sla_due_at": "2026-12-04T13:00:00Z",
+    "sla_due_at": "2026-12-04T13:00:00Z", "order_id": 31, "product_id": 5,
 }
 
 
@@ -76,6 +76,8 @@ class CaseOut(BaseModel):
     team_id: int | None = Field(description="The team whose queue the case is in.")
     first_responded_at: Moment | None
     sla_due_at: Moment | None = Field(description="The earliest running SLA due time (none while paused).")
+    order_id: int | None = Field(default=None, description="The customer's order the case is about.")
+    product_id: int | None = Field(default=None, description="The product the case is about.")
 
 
 class CaseTransition(BaseModel):
@@ -103,10 +105,13 @@ class CaseCreate(BaseModel):
     channel: CaseChannel = "web"
     category: str = Field(default="", max_length=120)
     team_id: RecordId | None = Field(default=None, description="The team queue; assigns by its method.")
+    order_id: RecordId | None = Field(default=None, description="One of the customer's orders the case is about.")
+    product_id: RecordId | None = Field(default=None, description="The product the case is about.")
 
 
 class CasePatch(BaseModel):
-    """The fields to change; the others keep their values (`null` clears `contact_id` or `assignee_id`)."""
+    """The fields to change; the others keep their values (`null` clears `contact_id`, `assignee_id`,
+    `team_id`, `order_id` or `product_id`)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"status": "resolved", "version": 1}, {"assignee_id": 9, "priority": "high", "version": 2}]})
@@ -120,6 +125,8 @@ class CasePatch(BaseModel):
     channel: Annotated[CaseChannel | None, NOT_NULL] = Field(default=None)
     category: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=120)
     team_id: RecordId | None = None
+    order_id: RecordId | None = None
+    product_id: RecordId | None = None
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -159,7 +166,7 @@ def case_out(row: CaseRow) -> CaseOut:
         description=row.description, status=row.status, priority=row.priority, opened_at=row.opened_at,
         resolved_at=row.resolved_at, created_at=row.created_at, updated_at=row.updated_at, version=row.version,
         channel=row.channel, category=row.category, team_id=row.team_id, first_responded_at=row.first_responded_at,
-        sla_due_at=row.sla_due_at,
+        sla_due_at=row.sla_due_at, order_id=row.order_id, product_id=row.product_id,
     )
 
 
@@ -211,7 +218,8 @@ def create_case_endpoint(
     """Open a case for a customer the caller may see (404 otherwise)."""
     form = CaseInput(customer_id=body.customer_id, subject=body.subject, description=body.description,
                      priority=body.priority, contact_id=body.contact_id, assignee_id=body.assignee_id,
-                     channel=body.channel, category=body.category, team_id=body.team_id)
+                     channel=body.channel, category=body.category, team_id=body.team_id,
+                     order_id=body.order_id, product_id=body.product_id)
     case_id = create_case(db, found.actor, form)
     response.headers["Location"] = str(request.url_for("get_case_endpoint", case_id=case_id))
     return read_case(db, found, case_id, response)
@@ -238,6 +246,8 @@ def update_case_endpoint(case_id: CaseId, body: CasePatch, response: Response, d
         channel=body.channel or current.channel,
         category=body.category if body.category is not None else (current.category or ""),
         team_id=body.team_id if "team_id" in given else current.team_id,
+        order_id=body.order_id if "order_id" in given else current.order_id,
+        product_id=body.product_id if "product_id" in given else current.product_id,
     )
     update_case(db, found.actor, case_id, form, expected_version=version)
     return read_case(db, found, case_id, response)

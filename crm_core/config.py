@@ -163,3 +163,15 @@ def keep_private(path: Path) -> None:
 def backup_dir() -> Path:
     """Where backups live: ``CRM_BACKUP_DIR``, else data/backups."""
     return Path(os.environ.get("CRM_BACKUP_DIR") or DATA_DIR / "backups")
+
+
+SECRET_KEY_MIN_LENGTH = 32
+
+
+def secret_key() -> str | None:
+    """``CRM_SECRET_KEY``: the key that encrypts the secrets a tenant stores (its SMTP password); None when unset.
+
+    No default and no generated file: without it a stored secret could not be kept from whoever reads the
+    database, so saving one is refused (:mod:`crm_core.mail.credentials`).
+    """
+    return os.environ.get("CRM_SECRET_KEY", "").strip() or None

@@ -17,6 +17,10 @@ Lifecycle stages are derived from the generated records (see :func:`lifecycle_st
 churn window (180 days), or when an earlier buyer was contacted within it; ``churned``
 when an earlier buyer was not contacted within it; ``intent`` when the customer has an
 open deal; ``prospect`` otherwise.
+
+Cases span the last two years; about 40% of the resolved and closed ones carry the customer's CSAT
+rating (:func:`_case_ratings`: mostly good, a slow case more often bad, some with a comment, now and
+then in the tenant's other language), so the service dashboard's CSAT has a history.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class DemoSummary:
     products: int
     campaigns: int
     seconds: float
+    case_ratings: int = 0  # CSAT ratings of solved cases
 
     def as_dict(self) -> dict[str, int | float]:
         """The counts and the duration as a plain dict (for the CLI and logs)."""
@@ -160,6 +165,13 @@ _TEXTS: dict[str, dict[str, Any]] = {
             "Password reset", "Integration error", "Billing address change",
         ],
         "case_description": "Customer reported: {subject}. Please investigate and reply.",
+        # CSAT comments a customer leaves with their rating (good / bad)
+        "csat_comments": {
+            "good": ["Quick and friendly, thank you!", "Solved on the first call.",
+                     "Thanks, the corrected invoice arrived.", "Very patient support, much appreciated."],
+            "bad": ["It took far too long to get an answer.", "I had to explain the problem three times.",
+                    "Still not fixed properly.", "Nobody called me back as promised."],
+        },
         "products": (
             [
                 "Kestrel CRM", "Kestrel Analytics", "Kestrel Service Desk", "Kestrel Marketing",
@@ -223,6 +235,10 @@ _TEXTS: dict[str, dict[str, Any]] = {
             "到货数量不符", "申请培训", "重置密码", "接口对接报错", "变更开票地址",
         ],
         "case_description": "客户反馈：{subject}。请尽快处理并回复客户。",
+        "csat_comments": {
+            "good": ["处理很及时，谢谢！", "客服很耐心，问题一次解决。", "发票已更正，感谢。", "服务态度很好。"],
+            "bad": ["等了太久才有回复。", "问题说了好几遍才明白。", "问题还没有彻底解决。", "说好回电话却没人联系我。"],
+        },
         "products": (
             ["红隼CRM", "红隼数据分析", "红隼客服工单", "红隼营销自动化", "红隼移动版",
              "数据接口", "实施服务", "培训课程", "高级支持", "API调用包"],
@@ -925,7 +941,7 @@ def generate_demo(
     password_hash = hash_password(DEMO_PASSWORD)  # bcrypt is slow: one hash shared by every demo user
     totals: dict[str, int] = dict.fromkeys(
         ["users", "customers", "contacts", "opportunities", "opportunity_stage_changes", "orders", "order_lines",
-         "activities", "tasks", "cases", "products", "campaigns"],
+         "activities", "tasks", "cases", "case_ratings", "products", "campaigns"],
         0,
     )
     bulk_tables = [
@@ -1006,6 +1022,49 @@ def _random_child(
     return _ids_or_null(ids, has)
 
 
+@dataclass(frozen=True)
+class _Ratings:
+    """The CSAT ratings drawn for one tenant's solved cases: which cases (row positions), score, comment, when."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    comments: list[str | None]
+    rated_at: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """How many ratings."""
+        return int(self.rows.shape[0])
+
+
+RATED_SHARE = 0.4  # customers who click one of the two links in the resolution mail
+BAD_SHARE = {False: 0.06, True: 0.2}  # of a case resolved within five days, of a slower one
+COMMENTED_SHARE = 0.3
+OTHER_LANGUAGE_SHARE = 0.15  # a customer who writes in the tenant's other language
+
+
+def _case_ratings(rng: np.random.Generator, texts: dict[str, Any], solved: np.ndarray, opened: np.ndarray,
+                  resolved: np.ndarray, now: int) -> _Ratings:
+    """Ratings of ``solved`` cases (row positions): about 40% are rated, mostly good, a slow case more often bad;
+    a third leave a comment, now and then in the other language; rated minutes to three days after resolution."""
+    rows = solved[rng.random(solved.shape[0]) < RATED_SHARE]
+    size = rows.shape[0]
+    slow = (resolved[rows] - opened[rows]) > 5 * _DAY
+    bad = rng.random(size) < np.where(slow, BAD_SHARE[True], BAD_SHARE[False])
+    scores = np.where(bad, "bad", "good").astype(object)
+    commented = rng.random(size) < COMMENTED_SHARE
+    other_texts = _TEXTS["en"] if texts is _TEXTS["zh"] else _TEXTS["zh"]
+    foreign = rng.random(size) < OTHER_LANGUAGE_SHARE
+    picks = rng.integers(0, 4, size)
+    comments: list[str | None] = [
+        (other_texts if far else texts)["csat_comments"][score][pick] if wrote else None
+        for score, wrote, far, pick in zip(scores.tolist(), commented.tolist(), foreign.tolist(), picks.tolist(),
+                                           strict=True)
+    ]
+    rated_at = np.minimum(resolved[rows] + rng.integers(10 * 60, 3 * _DAY, size), now)
+    return _Ratings(rows=rows, scores=scores, comments=comments, rated_at=rated_at)
+
+
 def _generate_tenant(
     writer: _BulkWriter,
     clock: _Clock,
@@ -1035,7 +1094,7 @@ def _generate_tenant(
     base = {
         table: writer.next_id(table)
         for table in ("customers", "contacts", "products", "opportunities", "opportunity_stage_changes", "orders",
-                      "order_lines", "activities", "tasks", "cases", "campaigns")
+                      "order_lines", "activities", "tasks", "cases", "case_ratings", "campaigns")
     }
 
     # --- customers: who they are and who owns them ---
@@ -1248,7 +1307,7 @@ def _generate_tenant(
     case_customer = np.where(
         from_orders, order_customer[rng.integers(0, max(o, 1), cs)] if o else 0, rng.integers(0, max(n, 1), cs)
     )
-    opened = -rng.integers(1, 366, cs) * _DAY + rng.integers(8 * 3600, 19 * 3600, cs)
+    opened = -rng.integers(1, 731, cs) * _DAY + rng.integers(8 * 3600, 19 * 3600, cs)  # two years of cases
     opened = np.maximum(opened, created[case_customer])
     opened = np.minimum(opened, now)
     case_status = _choose(rng, ["open", "pending", "resolved", "closed"], cs, p=[0.15, 0.15, 0.35, 0.35])
@@ -1493,6 +1552,21 @@ def _generate_tenant(
             "version": 1,
         },
     )
+    ratings = _case_ratings(rng, texts, np.flatnonzero(solved), opened, resolved, now)
+    writer.insert(
+        "case_ratings",
+        ratings.size,
+        {
+            "id": np.arange(base["case_ratings"], base["case_ratings"] + ratings.size, dtype=np.int64),
+            "tenant_id": tenant_id,
+            "case_id": np.arange(base["cases"], base["cases"] + cs, dtype=np.int64)[ratings.rows],
+            "score": ratings.scores,
+            "comment": ratings.comments,
+            "rated_at": clock.timestamps(ratings.rated_at),
+            "created_at": clock.timestamps(ratings.rated_at),
+            "updated_at": clock.timestamps(ratings.rated_at),
+        },
+    )
     campaign_names = [name for name, _ in texts["campaigns"]]
     start_day = np.array([-400, -200, -90, -20, 30], dtype=np.int64)
     end_day = start_day + rng.integers(30, 61, 5)
@@ -1525,6 +1599,7 @@ def _generate_tenant(
         "activities": a,
         "tasks": t,
         "cases": cs,
+        "case_ratings": ratings.size,
         "products": p_count,
         "campaigns": len(campaign_names),
     }

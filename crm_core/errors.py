@@ -278,3 +278,10 @@ class MergeRefused(DomainError):
     def __init__(self, key: str, **params: Any) -> None:
         self.message_key = key
         super().__init__(key, **params)
+
+
+class MailTestFailed(DomainError):
+    """The test message of the mail settings was not accepted; ``error`` is what the SMTP server or the
+    connection said (``mail.test.not_configured`` when no server is set at all)."""
+
+    message_key = "mail.test.failed"

@@ -1,6 +1,7 @@
 """The service desk of the demo tenants: a Shanghai business calendar with China's holidays and 调休 days,
 SLA policies per priority, team queues, and a few dozen recent cases per tenant with a realistic SLA
-history (replies, waits on the customer, holds, priority changes, resolutions), swept once.
+history (replies, waits on the customer, holds, priority changes, resolutions), swept once; about
+half of the resolved ones are rated by the customer (CSAT), as the bulk cases of :mod:`crm_core.demo` are.
 
 Small on purpose (``CASES_PER_TENANT``), so that ``make run``'s demo load stays fast: the generator's
 bulk cases (years of them, mostly closed) keep no clocks; these recent ones show every state of one.
@@ -17,7 +18,15 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.models import Case, Customer, Role, Team, Tenant, User, utcnow
 from crm_core.models.automation import AssignmentMethod
-from crm_core.models.service import CaseEvent, CaseEventKind, ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy
+from crm_core.models.service import (
+    CaseEvent,
+    CaseEventKind,
+    CaseRating,
+    ServiceQueue,
+    SlaCalendar,
+    SlaCalendarDay,
+    SlaPolicy,
+)
 from crm_core.rules import china_holidays
 from crm_core.rules.case_flow import CLOSED_STATUSES
 from crm_core.services.sla import recompute_case_sla, sweep_sla
@@ -32,6 +41,10 @@ SUBJECTS = {
            "合同续签咨询"],
 }
 REPLIES = {"en": "Thanks for reporting this; we are looking into it.", "zh": "感谢反馈，我们正在处理。"}
+RATINGS = {  # (score, comment) a customer leaves on a recent resolved case
+    "en": [("good", "Fixed the same day, thanks."), ("good", None), ("good", None), ("bad", "Too slow to reply.")],
+    "zh": [("good", "当天就解决了，谢谢。"), ("good", None), ("good", None), ("bad", "回复太慢了。")],
+}
 
 
 def add_service_desk(db: Database, *, zh: bool, seed: int = 42, now: dt.datetime | None = None) -> int:
@@ -120,4 +133,9 @@ def _one_case(session, rng: random.Random, tenant_id: int, reps, customers, zh: 
     case.status = status
     session.flush()
     recompute_case_sla(session, case, now=now)
+    if status == "resolved" and case.resolved_at is not None and rng.random() < 0.5:
+        score, comment = rng.choice(RATINGS["zh" if zh else "en"])
+        rated_at = min(now, case.resolved_at + dt.timedelta(minutes=rng.randint(5, 24 * 60)))
+        session.add(CaseRating(tenant_id=tenant_id, case_id=case.id, score=score, comment=comment,
+                               rated_at=rated_at))
     return 1

@@ -780,13 +780,41 @@ def tasks_tab(profile: Profile) -> None:
         st.caption(t("profile.no_tasks"))
     st.markdown(f"**{t('profile.cases')}**")
     if data.cases:
+        record = data.sla_record
+        if record is not None:
+            st.caption(t("profile.sla_record", first=share(record.first_response_met, record.first_response_measured),
+                         resolution=share(record.resolution_met, record.resolution_measured),
+                         csat=share(record.csat_good, record.csat_rated)))
         st.dataframe(pd.DataFrame([{
+            "#": case.id,
             t("profile.case_subject"): case.subject, t("profile.case_status"): case_status_label(case.status),
             t("profile.priority"): t(f"service.priority.{case.priority}"), t("profile.opened"): when(case.opened_at),
             t("profile.resolved"): when(case.resolved_at),
+            t("service.metric.first_response"): sla_outcome_label(case.first_response),
+            t("service.metric.resolution"): sla_outcome_label(case.resolution),
+            t("profile.csat"): t(f"profile.csat.{case.csat}") if case.csat else EMPTY,
         } for case in data.cases]), hide_index=True, width="stretch")
+        by_id = {case.id: case.subject for case in data.cases}
+        pick = st.columns([3, 1], vertical_alignment="bottom")
+        chosen = pick[0].selectbox(t("service.queue.open_case"), list(by_id), key="profile_case_pick",
+                                   format_func=lambda case_id: f"#{case_id} {by_id[case_id]}")
+        with pick[1]:
+            st.page_link("pages/case.py", label=t("service.queue.go"), icon="➡️",
+                         query_params={"case_id": str(chosen)})
     else:
         st.caption(t("profile.no_cases"))
+
+
+def share(part: int, whole: int) -> str:
+    """"8 of 10 (80%)", or a dash when nothing was measured."""
+    if not whole:
+        return EMPTY
+    return t("profile.share", part=f"{part:,}", whole=f"{whole:,}", percent=round(100 * part / whole))
+
+
+def sla_outcome_label(outcome: str | None) -> str:
+    """A clock's outcome on the 360 (met, missed, running), or a dash without an SLA policy."""
+    return t(f"profile.sla.{outcome}") if outcome else EMPTY
 
 
 def case_status_label(status: str) -> str:

@@ -134,3 +134,18 @@ def dashed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and value != value)
+
+
+def sla_countdown(due_at: dt.datetime | None, now: dt.datetime) -> str:
+    """A running SLA clock as the queue and board show it: "in 2 h 05 min", "overdue by 3 d 4 h" (days past
+    a day read better than "112 h"), or a dash while paused or without a policy."""
+    from crm_core.rules.sla import countdown
+    from crm_ui.context import t
+
+    left = countdown(due_at, now)
+    if left is None:
+        return EMPTY
+    state, minutes = left
+    if minutes >= 24 * 60:
+        return t(f"service.countdown.{state}_days", days=minutes // (24 * 60), hours=minutes // 60 % 24)
+    return t(f"service.countdown.{state}", hours=minutes // 60, minutes=f"{minutes % 60:02d}")

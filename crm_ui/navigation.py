@@ -37,6 +37,9 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/pool.py", "nav.pool", "🌊", "pool", "nav.section.sales", SALES),
     PageSpec("pages/service_queue.py", "nav.service_queue", "🎧", "service", "nav.section.service"),
     PageSpec("pages/case.py", "nav.case", "🎫", "case", "nav.section.service"),
+    # macros are the tenant's shared replies: team leads keep them, not only admins (decision 0031, amendment)
+    PageSpec("pages/macros.py", "nav.macros", "💬", "macros", "nav.section.service",
+             frozenset({Role.ADMIN, Role.MANAGER})),
     PageSpec("pages/service_dashboard.py", "nav.service_dashboard", "📈", "service-dashboard", "nav.section.service",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
@@ -48,6 +51,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/imports.py", "nav.imports", "📥", "imports", "nav.section.admin",
              frozenset({Role.ADMIN, Role.MANAGER})),
     PageSpec("pages/sla_settings.py", "nav.sla_settings", "⏲️", "sla-settings", "nav.section.admin", ADMINS),
+    PageSpec("pages/mail_settings.py", "nav.mail_settings", "✉️", "mail-settings", "nav.section.admin", ADMINS),
     PageSpec("pages/custom_fields.py", "nav.custom_fields", "🧩", "custom-fields", "nav.section.admin", ADMINS),
     PageSpec("pages/duplicate_rules.py", "nav.duplicate_rules", "🧬", "duplicate-rules", "nav.section.admin", ADMINS),
     PageSpec("pages/pipelines_admin.py", "nav.pipelines", "🛠️", "pipelines", "nav.section.admin", ADMINS),

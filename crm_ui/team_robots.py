@@ -13,7 +13,7 @@ from crm_core.queries.notifications import team_robots
 from crm_core.services.team_robots import RobotForm, remove_team_robot, save_team_robot
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import when
-from crm_ui.text import plain, plain_line
+from crm_ui.text import plain
 
 STATE = st.session_state
 
@@ -27,7 +27,7 @@ def team_robot_settings(team_names: dict[int, str]) -> None:
     if not team_names:
         return
     actor = current_actor()
-    team_id = st.selectbox(t("robot.team"), list(team_names), format_func=lambda v: plain_line(team_names[v]),
+    team_id = st.selectbox(t("robot.team"), list(team_names), format_func=team_names.__getitem__,
                            key="robot_team")
     with read_session() as session:
         robot = team_robots(session).get(team_id)

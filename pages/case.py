@@ -8,16 +8,28 @@ import streamlit as st
 
 from crm_core.errors import DomainError
 from crm_core.models import CasePriority, utcnow
-from crm_core.queries.cases import case_emails, case_timeline, get_case
+from crm_core.queries.cases import case_about, case_emails, case_timeline, get_case
+from crm_core.queries.customer_profile import customer_contacts
 from crm_core.queries.macros import list_macros, macro_for_case
+from crm_core.queries.orders import customer_orders
+from crm_core.queries.products import list_products
+from crm_core.queries.users import assignable_owners, list_teams
 from crm_core.rules.case_flow import allowed_transitions
-from crm_core.services.cases import add_case_reply, change_case_priority, transition_case
+from crm_core.services.cases import CaseInput, add_case_reply, change_case_priority, transition_case, update_case
 from crm_core.services.sla import explain_case_sla
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
+
+
+def pick(label: str, choices: dict[int, str], current: int | None, key: str, empty: str) -> int | None:
+    """A select box of ``choices`` with "none" (``empty``'s text) first, on ``current``."""
+    options: list[int | None] = [None, *choices]
+    return st.selectbox(label, options, index=options.index(current), key=f"case_edit_{key}",
+                        format_func=lambda value: choices[value] if value is not None else t(empty))
+
 
 actor = current_actor()
 now = utcnow()
@@ -28,6 +40,7 @@ with read_session() as session:
     explanation = explain_case_sla(session, case.id, now=now) if case is not None else None
     macros = list_macros(session, language=lang()) if case is not None and actor.can_write else []
     emails = case_emails(session, case.id) if case is not None else []
+    order_number, product_name = case_about(session, case) if case is not None else (None, None)
 if case is None or explanation is None:
     st.title(t("service.case.title"))
     st.info(t("service.case.not_found"))
@@ -47,6 +60,10 @@ st.caption(t("service.field.assignee") + ": " + plain_line(case.assignee_name or
 if case.customer_name:
     st.page_link("pages/customer_profile.py", label=t("service.case.customer", name=plain_line(case.customer_name)),
                  icon="🪪", query_params={"customer_id": str(case.customer_id)})
+if order_number or product_name:
+    parts = [t("service.field.order") + " " + plain_line(order_number)] if order_number else []
+    parts += [t("service.field.product") + " " + plain_line(product_name)] if product_name else []
+    st.caption(t("service.case.about", what=" · ".join(parts)))
 if case.description:
     st.text(case.description)
 
@@ -79,6 +96,56 @@ if actor.can_write:
             else:
                 STATE["case_flash"] = t("service.case.priority_changed")
                 st.rerun()
+    # --- the details: subject, category, what it is about, queue and assignee -----------------------
+    with st.expander(t("service.case.edit")):
+        with read_session() as session:
+            people = {row.id: row.name for row in customer_contacts(session, case.customer_id)}
+            orders = {row.id: f"{row.order_number} · {formatting.date(row.ordered_at)}"
+                      for row in customer_orders(session, case.customer_id, limit=50)}
+            products = {row.id: row.name for row in list_products(session, active_only=True)}
+            teams = {team_id: name for team_id, name, *_ in list_teams(session)}
+            owners = dict(assignable_owners(session, user_ids=None if actor.is_admin
+                                            else frozenset({actor.user_id, *actor.visible_owner_ids})))
+        # what the case has now stays choosable even when the list would not offer it
+        for chosen_id, choices, label in ((case.contact_id, people, "#"), (case.order_id, orders, order_number),
+                                          (case.product_id, products, product_name),
+                                          (case.team_id, teams, "#"), (case.assignee_id, owners, case.assignee_name)):
+            if chosen_id is not None and chosen_id not in choices:
+                choices[chosen_id] = label or f"#{chosen_id}"
+
+        with st.form(f"case_edit_{case.id}"):
+            subject = st.text_input(t("service.field.subject"), value=case.subject, max_chars=200,
+                                    key=f"case_edit_subject_{case.id}")
+            category = st.text_input(t("service.field.category"), value=case.category or "", max_chars=120,
+                                     key=f"case_edit_category_{case.id}")
+            left, right = st.columns(2)
+            with left:
+                contact_id = pick(t("service.field.contact"), people, case.contact_id, f"contact_{case.id}",
+                                  "service.new.no_contact")
+                order_id = pick(t("service.field.order"), orders, case.order_id, f"order_{case.id}",
+                                "service.new.no_order")
+                product_id = pick(t("service.field.product"), products, case.product_id, f"product_{case.id}",
+                                  "service.new.no_product")
+            with right:
+                team_id = pick(t("service.new.queue"), teams, case.team_id, f"team_{case.id}", "service.new.no_queue")
+                assignee_id = pick(t("service.field.assignee"), owners, case.assignee_id, f"assignee_{case.id}",
+                                   "service.board.unassigned")
+            if st.form_submit_button(t("service.case.save_details")):
+                try:
+                    update_case(get_db(), actor, case.id, CaseInput(
+                        customer_id=case.customer_id, subject=subject, description=case.description,
+                        status=case.status, priority=case.priority, contact_id=contact_id, assignee_id=assignee_id,
+                        channel=case.channel, category=category, team_id=team_id, order_id=order_id,
+                        product_id=product_id), expected_version=case.version)
+                except DomainError as error:
+                    show_domain_error(error, labels={
+                        "subject": t("service.field.subject"), "category": t("service.field.category"),
+                        "contact_id": t("service.field.contact"), "order_id": t("service.field.order"),
+                        "product_id": t("service.field.product"), "team_id": t("service.new.queue"),
+                        "assignee_id": t("service.field.assignee")})
+                else:
+                    STATE["case_flash"] = t("service.case.details_saved")
+                    st.rerun()
     # --- reply or internal note, optionally from a macro in the reader's language ----------------
     if macros:
         picker = st.columns([3, 1], vertical_alignment="bottom")

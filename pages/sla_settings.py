@@ -16,11 +16,8 @@ from crm_core.models import CasePriority
 from crm_core.models.automation import AssignmentMethod
 from crm_core.queries.customer_tiers import list_pins, list_tiers
 from crm_core.queries.customers import CustomerFilters, list_customers
-from crm_core.queries.macros import list_macros
 from crm_core.queries.sla_settings import calendar_days, list_calendars, list_policies, list_queues
-from crm_core.rules.macros import LANGUAGES, VARIABLES
 from crm_core.services import customer_tiers as tier_service
-from crm_core.services import macros as macro_service
 from crm_core.services import sla_settings
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
@@ -37,7 +34,6 @@ with read_session() as session:
     tiers = list_tiers(session)
     pins = list_pins(session)
     queues = list_queues(session)
-    macros = [(macro.id, macro.name, macro.language, macro.body, macro.version) for macro in list_macros(session)]
 names = {row.id: row.name for row in calendars}
 policies = {(row.tier_id, row.priority): row for row in policy_rows}
 tier_names = {row.id: row.name(lang()) for row in tiers}
@@ -67,9 +63,8 @@ if job_id := STATE.pop("sla_settings_job", None):
     st.page_link("pages/jobs.py", label=t("jobs.schedules.open_jobs"), icon="⏱️", query_params={"job": str(job_id)})
 
 
-calendars_tab, tiers_tab, policies_tab, queues_tab, macros_tab = st.tabs(
-    [t("sla.settings.calendars"), t("tiers.title"), t("sla.settings.policies"), t("sla.settings.queues"),
-     t("macros.title")])
+calendars_tab, tiers_tab, policies_tab, queues_tab = st.tabs(
+    [t("sla.settings.calendars"), t("tiers.title"), t("sla.settings.policies"), t("sla.settings.queues")])
 
 with calendars_tab:
     if calendars:
@@ -288,39 +283,3 @@ with queues_tab:
                 else:
                     done("sla.settings.saved", recompute=True)
 
-with macros_tab:
-    st.caption(t("macros.help", variables=", ".join("{" + name + "}" for name in VARIABLES)))
-    if macros:
-        st.dataframe(pd.DataFrame([{t("macros.name"): name, t("macros.language"): t(f"macros.lang.{language}"),
-                                    t("macros.body"): body} for _, name, language, body, _ in macros]),
-                     hide_index=True, width="stretch")
-    editing_options: list[int | None] = [None, *(macro_id for macro_id, *_ in macros)]
-    by_id = {macro_id: (name, language, body, version) for macro_id, name, language, body, version in macros}
-    editing = st.selectbox(t("macros.edit"), editing_options,
-                           format_func=lambda key: by_id[key][0] + " · " + t(f"macros.lang.{by_id[key][1]}")
-                           if key else t("macros.new"), key="sla_settings_macro_pick")
-    macro_now = by_id.get(editing) if editing else None
-    with st.form(f"sla_settings_macro_{editing or 'new'}"):
-        macro_name = st.text_input(t("macros.name"), value=macro_now[0] if macro_now else "", max_chars=120)
-        macro_language: str = st.selectbox(t("macros.language"), list(LANGUAGES),
-                                      index=list(LANGUAGES).index(macro_now[1]) if macro_now else 0,
-                                      format_func=lambda value: t(f"macros.lang.{value}"))
-        macro_body = st.text_area(t("macros.body"), value=macro_now[2] if macro_now else "", max_chars=4000)
-        save, delete = st.columns(2)
-        if save.form_submit_button(t("macros.save"), type="primary"):
-            try:
-                macro_service.save_macro(get_db(), actor, name=macro_name, language=macro_language, body=macro_body,
-                                         macro_id=editing, expected_version=macro_now[3] if macro_now else None)
-            except DomainError as error:
-                show_domain_error(error, labels={"name": t("macros.name"), "body": t("macros.body"),
-                                                 "language": t("macros.language")})
-            else:
-                done("macros.saved")
-        if editing and delete.form_submit_button(t("macros.delete")):
-            try:
-                macro_service.delete_macro(get_db(), actor, editing)
-            except DomainError as error:
-                show_domain_error(error)
-            else:
-                STATE.pop("sla_settings_macro_pick", None)
-                done("macros.deleted")

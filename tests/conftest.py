@@ -31,6 +31,7 @@ if "CRM_FILES_DIR" not in os.environ:
 from crm_core.backup import scratch_database  # noqa: E402
 from crm_core.db import Database, make_engine  # noqa: E402
 from crm_core.schema import upgrade_to_head  # noqa: E402
+from tests.mail_sink import Sink, running_sink  # noqa: E402
 
 DATABASE_ENV = {"postgresql": "CRM_TEST_POSTGRES_URL", "mysql": "CRM_TEST_MYSQL_URL"}
 
@@ -121,3 +122,10 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     upgrade_to_head(engine)
     yield Database(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    """An aiosmtpd sink on a free local port: (what it kept, its port)."""
+    with running_sink() as running:
+        yield running

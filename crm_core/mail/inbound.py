@@ -3,7 +3,8 @@
 The use case :func:`receive_message` takes the raw bytes and the envelope (as the SMTP listener
 got them), applies the rules of :mod:`crm_core.rules.mail` and writes in one system transaction
 (audited with the reason ``mail-in``): the case or its history row (``inbound``) and the message's
-``case_messages`` row with its Message-ID, In-Reply-To and References. What it refuses raises
+``case_messages`` row with its Message-ID, In-Reply-To and References. A new case goes to a team's
+queue (:func:`inbound_queue`) and is assigned by its method, as a new case of the form is. What it refuses raises
 :class:`MailRefused` carrying the SMTP reply; machine mail is accepted and dropped (a refusal would
 bounce to a robot and start the loop it avoids). Decision 0031.
 """
@@ -23,11 +24,20 @@ from sqlalchemy.orm import Session
 
 from crm_core.db import Database
 from crm_core.mail.outbound import ensure_send_schedule
-from crm_core.models import Case, CaseChannel, CaseStatus, Contact, Customer, Tenant, utcnow
-from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage, CaseMessageDirection, CaseMessageStatus
+from crm_core.models import Case, CaseChannel, CaseStatus, Contact, Customer, Tenant, User, utcnow
+from crm_core.models.mail import MailRoute, TenantMailSettings
+from crm_core.models.service import (
+    CaseEvent,
+    CaseEventKind,
+    CaseMessage,
+    CaseMessageDirection,
+    CaseMessageStatus,
+    ServiceQueue,
+)
 from crm_core.rules import mail as rules
 from crm_core.rules.case_flow import transition_problem
 from crm_core.rules.fields import clean_text, strip_hidden
+from crm_core.services.cases import assign_from_queue
 from crm_core.services.sla import recompute_case_sla
 
 LOG = logging.getLogger("kestrel.mail")
@@ -129,17 +139,42 @@ def _store_message(session: Session, case: Case, event: CaseEvent | None, messag
         subject=str(message.get("Subject", "")).strip()[:250], attempts=0))
 
 
+def inbound_queue(session: Session, tenant_id: int, customer_id: int, addresses: list[str]) -> int | None:
+    """The team whose queue a new mail case goes to: the route of the address it was sent to, else the team of
+    the customer's owner when that team has a queue, else the tenant's default inbound queue, else none."""
+    routes = {address: team_id for address, team_id in session.execute(
+        select(MailRoute.address, MailRoute.team_id).where(MailRoute.tenant_id == tenant_id))}
+    routed = rules.routed_team(addresses, routes)
+    if routed is not None:
+        return routed
+    owner_team = session.scalar(
+        select(User.team_id).join(Customer, Customer.owner_id == User.id)
+        .join(ServiceQueue, ServiceQueue.team_id == User.team_id)
+        .where(Customer.id == customer_id, User.is_active.is_(True)))
+    if owner_team is not None:
+        return int(owner_team)
+    return session.scalar(select(TenantMailSettings.default_team_id)
+                          .where(TenantMailSettings.tenant_id == tenant_id))
+
+
 def _open_case(session: Session, tenant_id: int, contact: Contact, subject: str, text: str,
-               now: dt.datetime) -> Case:
+               now: dt.datetime, addresses: list[str]) -> Case:
+    """A new email case in the queue :func:`inbound_queue` picks, assigned by that queue's method."""
     case = Case(tenant_id=tenant_id, customer_id=contact.customer_id, contact_id=contact.id, opened_at=now,
                 status=CaseStatus.NEW.value, subject=subject, description=text[:DESCRIPTION_LENGTH],
-                channel=CaseChannel.EMAIL.value)
+                channel=CaseChannel.EMAIL.value,
+                team_id=inbound_queue(session, tenant_id, contact.customer_id, addresses))
     session.add(case)
     session.flush()
+    if case.team_id is not None:
+        assign_from_queue(session, case)
     session.add(CaseEvent(tenant_id=tenant_id, case_id=case.id, at=now, kind=CaseEventKind.OPENED,
                           to_value=case.channel))
     session.add(CaseEvent(tenant_id=tenant_id, case_id=case.id, at=now, kind=CaseEventKind.STATUS,
                           to_value=case.status))
+    if case.assignee_id is not None:
+        session.add(CaseEvent(tenant_id=tenant_id, case_id=case.id, at=now, kind=CaseEventKind.ASSIGNEE,
+                              to_value=str(case.assignee_id)))
     return case
 
 
@@ -190,7 +225,8 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
         case = _threaded_case(session, tenant.id, contact, message)
         event: CaseEvent | None
         if case is None:
-            case = _open_case(session, tenant.id, contact, subject or text[:SUBJECT_LENGTH], text, now)
+            case = _open_case(session, tenant.id, contact, subject or text[:SUBJECT_LENGTH], text, now,
+                              rules.receiving_addresses(message, recipients))
             event, action = None, "created"
         else:
             event, action = _continue_case(session, case, text, now), "threaded"

@@ -5,8 +5,9 @@
 The subject carries the case tag, In-Reply-To/References point at the customer's last message,
 and our Message-ID is recorded so the customer's answer threads back. A failed attempt keeps the
 row ``failed`` with the error (shown on the case) and is tried again by the tenant's every-minute
-schedule, up to :data:`MAX_ATTEMPTS`. SMTP settings come from the environment (:class:`MailSettings`);
-there is no default server and no default secret (decision 0031).
+schedule, up to :data:`MAX_ATTEMPTS`. SMTP settings are the tenant's own when an admin saved a server
+(:func:`tenant_mail_settings`, the password decrypted only here), else the environment's
+(:meth:`MailSettings.from_env`); there is no default server and no default secret (decision 0031).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ SEND_KEY = "kestrel_case_mail"
 class MailSettings:
     """Where replies go out: ``CRM_SMTP_HOST``, ``CRM_SMTP_PORT`` (25), ``CRM_MAIL_FROM`` (our address),
     ``CRM_MAIL_DOMAIN`` (the inbound domain: replies are asked to go to support+<tenant>@ it),
-    optional ``CRM_SMTP_USER``/``CRM_SMTP_PASSWORD`` (then STARTTLS is required)."""
+    optional ``CRM_SMTP_USER``/``CRM_SMTP_PASSWORD`` (then STARTTLS is required). A tenant's own
+    server (:func:`tenant_mail_settings`) says itself whether to use STARTTLS."""
 
     host: str
     port: int
@@ -55,6 +57,7 @@ class MailSettings:
     inbound_domain: str
     user: str = ""
     password: str = ""
+    starttls: bool = False
 
     @classmethod
     def from_env(cls) -> MailSettings | None:
@@ -63,10 +66,42 @@ class MailSettings:
         from_address = os.environ.get("CRM_MAIL_FROM", "").strip()
         if not host or not from_address:
             return None
-        domain = os.environ.get("CRM_MAIL_DOMAIN", "").strip() or from_address.rpartition("@")[2]
+        user = os.environ.get("CRM_SMTP_USER", "")
         return cls(host=host, port=int(os.environ.get("CRM_SMTP_PORT", "25") or 25), from_address=from_address,
-                   inbound_domain=domain, user=os.environ.get("CRM_SMTP_USER", ""),
-                   password=os.environ.get("CRM_SMTP_PASSWORD", ""))
+                   inbound_domain=inbound_domain(from_address), user=user,
+                   password=os.environ.get("CRM_SMTP_PASSWORD", ""), starttls=bool(user))
+
+
+def inbound_domain(from_address: str) -> str:
+    """The domain our listener is reached at (replies go to support+<tenant>@ it): ``CRM_MAIL_DOMAIN``, else the
+    deployment's ``CRM_MAIL_FROM`` domain, else ``from_address``'s."""
+    configured = os.environ.get("CRM_MAIL_DOMAIN", "").strip()
+    deployment_from = os.environ.get("CRM_MAIL_FROM", "").strip()
+    return configured or (deployment_from or from_address).rpartition("@")[2]
+
+
+class MailSettingsUnusable(Exception):
+    """The tenant saved an SMTP server whose password cannot be decrypted (no key, or another key)."""
+
+
+def tenant_mail_settings(session: Session, tenant_id: int) -> MailSettings | None:
+    """The tenant's SMTP server when an admin saved one (host and from address), else the environment's; raises
+    MailSettingsUnusable when its stored password does not decrypt (sending with the wrong one would not help)."""
+    from crm_core.mail.credentials import SecretKeyProblem, decrypt_secret
+    from crm_core.models.mail import TenantMailSettings
+
+    row = session.scalar(select(TenantMailSettings).where(TenantMailSettings.tenant_id == tenant_id))
+    if row is None or not row.smtp_host or not row.from_address:
+        return MailSettings.from_env()
+    password = ""
+    if row.smtp_password_encrypted:
+        try:
+            password = decrypt_secret(row.smtp_password_encrypted)
+        except (SecretKeyProblem, ValueError) as error:
+            raise MailSettingsUnusable(f"the tenant's SMTP password cannot be decrypted: {error}") from None
+    return MailSettings(host=row.smtp_host, port=row.smtp_port, from_address=row.from_address,
+                        inbound_domain=inbound_domain(row.from_address), user=row.smtp_user, password=password,
+                        starttls=row.starttls)
 
 
 def new_message_id(case_id: int) -> str:
@@ -182,16 +217,23 @@ def resolution_body(session: Session, case_id: int) -> str:
     return text
 
 
-def _deliver(settings: MailSettings, email: EmailMessage) -> None:
+def deliver(settings: MailSettings, email: EmailMessage) -> None:
+    """Hand ``email`` to the SMTP server of ``settings`` (STARTTLS and login when they say so)."""
     with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
-        if settings.user:
+        if settings.starttls:
             smtp.starttls()
+        if settings.user:
             smtp.login(settings.user, settings.password)
         smtp.send_message(email)
 
 
-def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None) -> dict[str, int]:
-    """Send the tenant's queued and failed (under MAX_ATTEMPTS) replies; counts of sent and failed."""
+NOT_CONFIGURED = "SMTP is not configured (CRM_SMTP_HOST, CRM_MAIL_FROM, or the tenant's mail settings)"
+
+
+def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None, *,
+                     unavailable: str = NOT_CONFIGURED) -> dict[str, int]:
+    """Send the tenant's queued and failed (under MAX_ATTEMPTS) replies; counts of sent and failed.
+    Without ``settings`` each attempt fails with ``unavailable`` as its error."""
     sent = failed = 0
     with db.system_session("mail: due replies") as session:
         due = list(session.scalars(select(CaseMessage.id).where(
@@ -206,12 +248,12 @@ def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None
             message.attempts += 1
             try:
                 if settings is None:
-                    raise RuntimeError("SMTP is not configured (CRM_SMTP_HOST, CRM_MAIL_FROM)")
+                    raise RuntimeError(unavailable)
                 event = session.get(CaseEvent, message.event_id) if message.event_id is not None else None
                 tenant = session.get(Tenant, tenant_id)
                 assert tenant is not None
                 message.from_address = settings.from_address[:254]
-                _deliver(settings, build_email(message, message_body(session, message, event), settings, tenant.slug))
+                deliver(settings, build_email(message, message_body(session, message, event), settings, tenant.slug))
             except (OSError, smtplib.SMTPException, RuntimeError) as error:
                 message.status = CaseMessageStatus.FAILED
                 message.error = f"{type(error).__name__}: {error}"[:500]
@@ -230,4 +272,43 @@ def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None
 def case_mail_send(ctx: JobContext) -> dict[str, Any]:
     """Send the tenant's queued case replies by SMTP; result: sent, failed."""
     ctx.progress(0, None, "jobs.progress.case_mail_send")
-    return send_queued_mail(ctx.db, ctx.tenant_id, MailSettings.from_env())
+    try:
+        with ctx.db.system_session("mail: settings") as session:
+            settings = tenant_mail_settings(session, ctx.tenant_id)
+    except MailSettingsUnusable as error:
+        return send_queued_mail(ctx.db, ctx.tenant_id, None, unavailable=str(error))
+    return send_queued_mail(ctx.db, ctx.tenant_id, settings)
+
+
+@job_kind("mail_test", roles=frozenset({Role.ADMIN}))
+def mail_test(ctx: JobContext) -> dict[str, Any]:
+    """Send one test message to ``params["to"]`` with the tenant's SMTP settings (the environment's when it has
+    none); result: to, host, port; an SMTP refusal or a connection failure fails the job with its reason."""
+    from crm_core.errors import MailTestFailed
+
+    to_address = str(ctx.params.get("to", ""))
+    ctx.progress(0, 1, "jobs.progress.mail_test")
+    try:
+        with ctx.db.system_session("mail: settings") as session:
+            settings = tenant_mail_settings(session, ctx.tenant_id)
+            tenant = session.get(Tenant, ctx.tenant_id)
+            assert tenant is not None
+            tenant_name = tenant.name
+    except MailSettingsUnusable as error:
+        raise MailTestFailed(error=str(error)) from None
+    if settings is None:
+        raise MailTestFailed(error=NOT_CONFIGURED)
+    email = EmailMessage()
+    email["From"] = settings.from_address
+    email["To"] = to_address
+    email["Subject"] = t("mail.test.subject", ctx.language, tenant=tenant_name)
+    email["Message-ID"] = f"<test.{uuid.uuid4().hex}@{rules.OUR_MESSAGE_ID_DOMAIN}>"
+    email["Date"] = format_datetime(utcnow().replace(tzinfo=dt.UTC))
+    email["Auto-Submitted"] = "auto-generated"
+    email.set_content(t("mail.test.body", ctx.language, host=settings.host, port=settings.port))
+    try:
+        deliver(settings, email)
+    except (OSError, smtplib.SMTPException) as error:
+        raise MailTestFailed(error=f"{type(error).__name__}: {error}"[:500]) from None
+    ctx.progress(1, 1, "jobs.progress.mail_test")
+    return {"to": to_address, "host": settings.host, "port": settings.port}

@@ -518,6 +518,8 @@ class Case(TenantScoped, Versioned, Base):
     category: Mapped[str | None] = mapped_column(String(120))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # the queue
     first_responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)  # one of the customer's orders
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
 
 
 class Campaign(TenantScoped, Versioned, Base):
@@ -599,6 +601,7 @@ from crm_core.models import (  # noqa: E402,F401
     automation,
     checks,
     jobs,
+    mail,
     merges,
     notifications,
     pipeline,

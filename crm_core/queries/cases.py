@@ -9,10 +9,10 @@ cases without one last), never null, so inserts never shift a page.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Case, CaseStatus, Customer, User
@@ -51,6 +51,8 @@ class CaseRow:
     first_responded_at: dt.datetime | None = None
     sla_due_at: dt.datetime | None = None  # the earliest running SLA due time
     escalation_level: int = 0
+    order_id: int | None = None
+    product_id: int | None = None
 
     @property
     def sla_due(self) -> dt.datetime:
@@ -72,6 +74,7 @@ class CaseFilters:
     team_id: int | None = None  # the queue
     channel: str | None = None
     breached_only: bool = False  # at least one clock past its due time (escalation level 2 or more)
+    unresolved: bool = False  # only cases still to work on (not resolved or closed)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def _filtered(statement: Any, filters: CaseFilters) -> Any:
         statement = statement.where(Case.status == filters.status)
     elif not filters.include_closed:
         statement = statement.where(Case.status != CaseStatus.CLOSED.value)
+    if filters.unresolved:
+        statement = statement.where(Case.status.not_in((CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value)))
     if filters.customer_id is not None:
         statement = statement.where(Case.customer_id == filters.customer_id)
     if filters.unassigned:
@@ -130,6 +135,7 @@ def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: 
         resolved_at=case.resolved_at, created_at=case.created_at, updated_at=case.updated_at, version=case.version,
         channel=case.channel, category=case.category, team_id=case.team_id,
         first_responded_at=case.first_responded_at, sla_due_at=due, escalation_level=level or 0,
+        order_id=case.order_id, product_id=case.product_id,
     )
 
 
@@ -248,3 +254,59 @@ def case_emails(session: Session, case_id: int, *, limit: int = 50) -> list[Case
         .where(CaseMessage.case_id == case_id).order_by(CaseMessage.id.desc()).limit(limit)).all()
     return [CaseEmail(direction, sender if direction == "in" else recipient, status, attempts, error, at)
             for direction, sender, recipient, status, attempts, error, at in rows]
+
+
+BOARD_STATUSES = tuple(status.value for status in CaseStatus if status is not CaseStatus.CLOSED)
+"""The case board's columns: every status a case is worked in (closed cases are history, not work)."""
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    """One status of the case board: its capped count and its soonest-due cards."""
+
+    status: str
+    count: int
+    count_capped: bool
+    cards: list[CaseRow]
+
+
+def case_board(session: Session, filters: CaseFilters | None = None, *, per_column: int = 8,
+               count_cap: int = 1_000) -> list[BoardColumn]:
+    """The visible cases matching ``filters`` (its status ignored) by status, soonest SLA due first.
+
+    Per column one page of :func:`list_cases` (the queue's index-driven order) and a capped count,
+    so a board over 500k cases reads at most ``count_cap`` ids per column, never the whole tenant.
+    """
+    base = filters or CaseFilters()
+    columns = []
+    for status in BOARD_STATUSES:
+        by_status = replace(base, status=status)
+        page = list_cases(session, filters=by_status, sort="sla_due", descending=False, per_page=per_column,
+                          count_cap=count_cap)
+        columns.append(BoardColumn(status=status, count=page.total or 0, count_capped=page.total_capped,
+                                   cards=page.items))
+    return columns
+
+
+def sla_outcome(metric: str, now: dt.datetime) -> Any:
+    """SQL for how one SLA clock of a case stands: ``met`` (ended before any due time passed),
+    ``missed`` (ended late, or still running past its due time), ``running``, or NULL (no policy).
+
+    The service dashboard's attainment uses the same reading (``case_sla`` keeps a met clock's
+    due time only when it was breached)."""
+    met_at, due_at = getattr(CaseSla, f"{metric}_met_at"), getattr(CaseSla, f"{metric}_due_at")
+    return case(
+        (CaseSla.policy_id.is_(None), None),
+        (met_at.is_not(None) & (due_at.is_(None) | (due_at >= met_at)), "met"),
+        (met_at.is_not(None) | (due_at < now), "missed"),
+        else_="running",
+    )
+
+
+def case_about(session: Session, case: CaseRow) -> tuple[str | None, str | None]:
+    """The order number and the product name a visible case is about (None where unset or not visible)."""
+    from crm_core.models import Order, Product
+
+    order = session.scalar(select(Order.order_number).where(Order.id == case.order_id)) if case.order_id else None
+    product = session.scalar(select(Product.name).where(Product.id == case.product_id)) if case.product_id else None
+    return order, product

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, case, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import (
@@ -30,9 +30,12 @@ from crm_core.models import (
     TaskStatus,
     Team,
     User,
+    utcnow,
 )
 from crm_core.models.automation import LifecycleTransition
 from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.service import CaseRating, CaseSla, CsatScore
+from crm_core.queries.cases import sla_outcome
 from crm_core.queries.orders import OrderRow, OrderTotals, customer_order_totals, customer_orders
 
 
@@ -91,6 +94,22 @@ class CaseRow:
     priority: str
     opened_at: dt.datetime
     resolved_at: dt.datetime | None
+    first_response: str | None = None  # the SLA clock's outcome: met, missed, running; None without a policy
+    resolution: str | None = None
+    csat: str | None = None  # the customer's rating: good, bad
+
+
+@dataclass(frozen=True)
+class SlaRecord:
+    """A customer's service record over all their visible cases: clocks met of those ended or missed."""
+
+    cases: int
+    first_response_met: int
+    first_response_measured: int
+    resolution_met: int
+    resolution_measured: int
+    csat_good: int
+    csat_rated: int
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,7 @@ class CustomerProfile:
     activities: list[ActivityRow] = field(default_factory=list)
     open_tasks: list[TaskRow] = field(default_factory=list)
     cases: list[CaseRow] = field(default_factory=list)
+    sla_record: SlaRecord | None = None
     history: list[ChangeRow] = field(default_factory=list)
 
 
@@ -155,6 +175,7 @@ def get_customer_profile(
         activities=customer_activities(session, customer_id) if with_activities else [],
         open_tasks=customer_open_tasks(session, customer_id, now=now),
         cases=customer_cases(session, customer_id),
+        sla_record=customer_sla_record(session, customer_id),
         history=customer_history(
             session, customer_id, contact_ids=[c.id for c in contacts], order_ids=[o.id for o in orders],
             limit=history_limit,
@@ -233,14 +254,36 @@ def customer_open_tasks(session: Session, customer_id: int, *, now: dt.datetime 
     ]
 
 
-def customer_cases(session: Session, customer_id: int) -> list[CaseRow]:
-    """Service cases, newest first."""
+def customer_cases(session: Session, customer_id: int, *, now: dt.datetime | None = None) -> list[CaseRow]:
+    """Service cases, newest first, with each SLA clock's outcome and the customer's rating."""
+    now = now or utcnow()
     statement = (
-        select(Case).where(Case.customer_id == customer_id).order_by(Case.opened_at.desc(), Case.id.desc()).limit(100)
+        select(Case, sla_outcome("first_response", now), sla_outcome("resolution", now), CaseRating.score)
+        .outerjoin(CaseSla, CaseSla.case_id == Case.id).outerjoin(CaseRating, CaseRating.case_id == Case.id)
+        .where(Case.customer_id == customer_id).order_by(Case.opened_at.desc(), Case.id.desc()).limit(100)
     )
     return [
-        CaseRow(c.id, c.subject, c.status, c.priority, c.opened_at, c.resolved_at) for c in session.scalars(statement)
+        CaseRow(c.id, c.subject, c.status, c.priority, c.opened_at, c.resolved_at, first, resolution, score)
+        for c, first, resolution, score in session.execute(statement)
     ]
+
+
+def customer_sla_record(session: Session, customer_id: int, *, now: dt.datetime | None = None) -> SlaRecord:
+    """The customer's SLA record and CSAT over all their visible cases, counted in SQL."""
+    now = now or utcnow()
+    first, resolution = sla_outcome("first_response", now), sla_outcome("resolution", now)
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = session.execute(
+        select(func.count(Case.id), count(first == "met"), count(first.in_(("met", "missed"))),
+               count(resolution == "met"), count(resolution.in_(("met", "missed"))),
+               count(CaseRating.score == CsatScore.GOOD), func.count(CaseRating.id))
+        .outerjoin(CaseSla, CaseSla.case_id == Case.id).outerjoin(CaseRating, CaseRating.case_id == Case.id)
+        .where(Case.customer_id == customer_id)
+    ).one()
+    return SlaRecord(*(int(value or 0) for value in row))
 
 
 def customer_history(

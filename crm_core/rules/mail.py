@@ -7,6 +7,9 @@ was written by a machine, and its text (decision 0031).
 - *Machine mail* is never turned into a case (:func:`automatic_reason`): ``Auto-Submitted`` other
   than ``no``, ``Precedence: bulk/junk/list``, ``X-Autoreply``/``X-Autorespond``, a
   ``List-Id``, a mailer-daemon/postmaster sender or an empty return path, our own Message-IDs.
+- *Queue*: a tenant's route names a receiving address (``billing@acme.example``) or a mailbox at any
+  domain (``billing@``, plus-tag ignored); the To/Cc addresses the customer wrote to are tried before
+  the envelope's recipients (:func:`route_key`, :func:`routed_team`).
 - *Text*: text/plain preferred; an HTML-only message is turned into text (:func:`html_to_text`),
   never stored as HTML.
 """
@@ -41,6 +44,40 @@ def tenant_slug(address: str) -> str | None:
     if base != INBOUND_LOCAL_PART or not plus or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", slug):
         return None
     return slug
+
+
+def route_key(address: str) -> str | None:
+    """The stored form of a route's address: ``local@domain`` or ``local@`` (any domain), normalised;
+    None when it is neither (no ``@``, spaces, several ``@``)."""
+    cleaned = normalise_email(address) or ""
+    local, at, domain = cleaned.partition("@")
+    if not at or not local or "@" in domain or not re.fullmatch(r"[^\s<>\"(),;:]+", local + domain):
+        return None
+    if domain and not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+        return None
+    return f"{local}@{domain}"
+
+
+def routed_team(addresses: list[str], routes: dict[str, int]) -> int | None:
+    """The team of the first of ``addresses`` (in order) that a route names: the exact address first, then its
+    mailbox at any domain (``support+acme@x`` is mailbox ``support``); None when no route matches."""
+    for address in addresses:
+        cleaned = normalise_email(parseaddr(address)[1]) or ""
+        local, at, domain = cleaned.rpartition("@")
+        if not at or not local:
+            continue
+        for key in (f"{local}@{domain}", f"{local.partition('+')[0]}@{domain}", f"{local}@",
+                    f"{local.partition('+')[0]}@"):
+            if key in routes:
+                return routes[key]
+    return None
+
+
+def receiving_addresses(message: EmailMessage, recipients: list[str]) -> list[str]:
+    """Where the message was sent, in routing order: the To and Cc addresses, then the envelope's recipients."""
+    written = [address for _name, address in getaddresses(
+        [str(value) for name in ("To", "Cc") for value in message.get_all(name, [])]) if address]
+    return written + list(recipients)
 
 
 def case_tag(subject: str) -> int | None:

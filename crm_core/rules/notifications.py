@@ -17,6 +17,8 @@ sla_warning        the SLA sweep: a clock reached its warning  the case's assign
 sla_breach         the SLA sweep: a clock passed its due time  the team lead (the team's manager)
 sla_escalated      a breach not handled within the policy's    the tenant's managers
                    delay
+case_assigned      a case is given to someone (by someone      the assignee
+                   else, or by its queue: a form, a mail)
 sla_reassigned     the SLA sweep handed a breached case on     the new assignee
                    (the policy's reassign option)
 =================  ==========================================  ===============================
@@ -33,7 +35,7 @@ import urllib.parse
 
 KINDS: tuple[str, ...] = (
     "task_assigned", "task_due", "task_overdue", "pool_return", "access_requested", "access_approved",
-    "access_declined", "mention", "sla_warning", "sla_breach", "sla_escalated",
+    "access_declined", "mention", "sla_warning", "sla_breach", "sla_escalated", "case_assigned",
     "sla_reassigned",
 )
 

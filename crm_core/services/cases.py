@@ -9,7 +9,9 @@ status. Every change of status, priority or assignee, and every reply and intern
 row of the case's history (``case_events``), and the case's SLA clocks are recomputed from that
 history in the same transaction (:func:`crm_core.services.sla.recompute_case_sla`). A new case
 in a team's queue without an assignee is assigned by the queue's method (round-robin or
-least-open, :mod:`crm_core.rules.assignment`). Edits use optimistic locking (``version``).
+least-open, :mod:`crm_core.rules.assignment`: :func:`assign_from_queue`, which mail-in uses too), and the
+assignee is notified (``case_assigned``) whenever someone else gives them a case. Edits use optimistic
+locking (``version``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from crm_core.models import (
     CaseStatus,
     Contact,
     Customer,
+    Order,
+    Product,
     Role,
     Team,
     User,
@@ -45,6 +49,7 @@ from crm_core.rules.assignment import pick_least_busy, pick_round_robin
 from crm_core.rules.case_flow import CLOSED_STATUSES, transition_problem
 from crm_core.rules.fields import ENUM, Field, clean_text, free_text_problem
 from crm_core.services.editing import check_version, translate_stale
+from crm_core.services.notifications import notify
 from crm_core.services.sla import recompute_case_sla
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -76,6 +81,8 @@ class CaseInput:
     channel: str = CaseChannel.WEB.value
     category: str = ""
     team_id: int | None = None  # the queue
+    order_id: int | None = None  # one of the customer's orders the case is about
+    product_id: int | None = None  # the product it is about
 
 
 def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors,
@@ -96,7 +103,17 @@ def _validate(session: Session, actor: Actor, form: CaseInput, errors: Errors,
         contact = session.get(Contact, form.contact_id)
         if contact is None or contact.customer_id != form.customer_id:
             errors["contact_id"] = ("validation.choice", {})
-    if form.assignee_id is not None:
+    # a reference is checked when it is set or changed: an agent who works a queue's case but may not see
+    # the customer's orders can still edit the rest of it
+    if form.order_id is not None and (current is None or form.order_id != current.order_id):
+        order = session.get(Order, form.order_id)
+        if order is None or order.customer_id != form.customer_id or order.archived_at is not None:
+            errors["order_id"] = ("cases.order_not_of_customer", {})
+    if form.product_id is not None and (current is None or form.product_id != current.product_id):
+        product = session.get(Product, form.product_id)
+        if product is None or product.archived_at is not None:
+            errors["product_id"] = ("validation.choice", {})
+    if form.assignee_id is not None and (current is None or form.assignee_id != current.assignee_id):
         user = session.get(User, form.assignee_id)
         if user is None or not user.is_active or user.role == Role.ANALYST.value:
             errors["assignee_id"] = ("validation.choice", {})
@@ -135,24 +152,30 @@ def _apply(session: Session, actor: Actor, case: Case, form: CaseInput, values: 
     case.channel = form.channel
     case.category = values["category"]
     case.contact_id = form.contact_id
+    case.order_id = form.order_id
+    case.product_id = form.product_id
     case.assignee_id = form.assignee_id
     case.team_id = form.team_id
     _set_status(case, form.status, now)
     for kind, old, new in changes:
         if old != new:
             _record(session, case, actor, kind, old, new, at=now)
+    if changes[2][1] != changes[2][2]:
+        notify_case_assigned(session, case, actor_id=actor.user_id)
     recompute_case_sla(session, case, now=now)
 
 
-def _assign_from_queue(session: Session, case: Case) -> None:
-    """Give a new case of a team's queue to one of the team's active reps, by the queue's method."""
+def assign_from_queue(session: Session, case: Case, *, actor_id: int | None = None) -> int | None:
+    """Give a new case of a team's queue to one of the team's active reps, by the queue's method, and tell them
+    (not when ``actor_id``, who opened it, is the one picked); the assignee, or None (no queue, nobody to pick).
+    The form's new case and a new case by mail (:mod:`crm_core.mail.inbound`) are assigned by this one rule."""
     queue = session.scalar(select(ServiceQueue).where(ServiceQueue.team_id == case.team_id))
     if queue is None:
-        return
+        return None
     candidates = list(session.scalars(select(User.id).where(
         User.team_id == case.team_id, User.is_active.is_(True), User.role.in_((Role.REP.value, Role.MANAGER.value)))))
     if not candidates:
-        return
+        return None
     if queue.method == AssignmentMethod.LEAST_BUSY:
         open_cases = dict(session.execute(
             select(Case.assignee_id, func.count(Case.id))
@@ -166,6 +189,16 @@ def _assign_from_queue(session: Session, case: Case) -> None:
     # the pointer moves without bumping the queue's version: an admin's edit never goes stale for it
     session.execute(update(ServiceQueue).where(ServiceQueue.id == queue.id)
                     .values(last_assigned_user_id=picked[0]).execution_options(synchronize_session=False))
+    notify_case_assigned(session, case, actor_id=actor_id)
+    return case.assignee_id
+
+
+def notify_case_assigned(session: Session, case: Case, *, actor_id: int | None) -> None:
+    """Tell the case's assignee it is theirs (nobody when the actor gave it to themselves)."""
+    if case.assignee_id is None:
+        return
+    notify(session, tenant_id=case.tenant_id, user_id=case.assignee_id, kind="case_assigned", entity="case",
+           entity_id=case.id, params={"case": case.id, "subject": case.subject}, actor_id=actor_id)
 
 
 def _visible_customer(session: Session, customer_id: int) -> Customer:
@@ -187,11 +220,14 @@ def create_case(db: Database, actor: Actor, form: CaseInput) -> int:
         case = Case(tenant_id=actor.tenant_id, customer_id=form.customer_id, opened_at=now, status=form.status,
                     priority=form.priority, subject=values["subject"] or "", description=values["description"],
                     channel=form.channel, category=values["category"], contact_id=form.contact_id,
-                    assignee_id=form.assignee_id, team_id=form.team_id)
+                    assignee_id=form.assignee_id, team_id=form.team_id, order_id=form.order_id,
+                    product_id=form.product_id)
         session.add(case)
         session.flush()
         if case.assignee_id is None and case.team_id is not None:
-            _assign_from_queue(session, case)
+            assign_from_queue(session, case, actor_id=actor.user_id)
+        elif case.assignee_id is not None:
+            notify_case_assigned(session, case, actor_id=actor.user_id)
         _record(session, case, actor, CaseEventKind.OPENED, None, case.channel, at=now)
         _record(session, case, actor, CaseEventKind.STATUS, None, case.status, at=now)
         if case.assignee_id is not None:

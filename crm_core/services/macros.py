@@ -1,14 +1,17 @@
-"""Case macros (canned replies, :mod:`crm_core.rules.macros`): admins and managers save and delete
-them (the write rule is :data:`crm_core.access.MANAGER_WRITES`, audited like every write)."""
+"""Case macros (canned replies, :mod:`crm_core.rules.macros`): admins and managers (team leads) save and
+delete their tenant's macros — reps and analysts use them only. The write rule is
+:data:`crm_core.access.MANAGER_WRITES`, asked first (:func:`crm_core.access.may_write`: a rep is refused
+before the form is checked) and applied again to every row at flush; audited like every write."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core import access
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.errors import NotFound, ValidationFailed
+from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models.service import CaseMacro
 from crm_core.rules.fields import clean_text, free_text_problem
 from crm_core.rules.macros import LANGUAGES, VARIABLES, unknown_variables
@@ -16,6 +19,11 @@ from crm_core.services.editing import check_version, translate_stale
 
 NAME_LENGTH = 120
 BODY_LENGTH = 4000
+
+
+def _require_keeper(actor: Actor) -> None:
+    if not access.may_write(actor, CaseMacro):
+        raise AccessDenied("only a manager or admin may change macros")
 
 
 def _checked(session: Session, name: str, language: str, body: str, macro_id: int | None) -> tuple[str, str]:
@@ -47,7 +55,9 @@ def _checked(session: Session, name: str, language: str, body: str, macro_id: in
 
 def save_macro(db: Database, actor: Actor, *, name: str, language: str, body: str, macro_id: int | None = None,
                expected_version: int | None = None) -> int:
-    """Create a macro (``macro_id`` None) or save an edit made on ``expected_version``; returns its id."""
+    """Create a macro (``macro_id`` None) or save an edit made on ``expected_version``; returns its id.
+    Raises AccessDenied for a rep or analyst, ValidationFailed, NotFound or StaleRecord."""
+    _require_keeper(actor)
 
     def work() -> int:
         with db.transaction(actor) as session:
@@ -69,7 +79,8 @@ def save_macro(db: Database, actor: Actor, *, name: str, language: str, body: st
 
 
 def delete_macro(db: Database, actor: Actor, macro_id: int) -> None:
-    """Delete a macro (replies already sent keep their text)."""
+    """Delete a macro (replies already sent keep their text); AccessDenied for a rep or analyst."""
+    _require_keeper(actor)
     with db.transaction(actor) as session:
         macro = session.get(CaseMacro, macro_id)
         if macro is None:

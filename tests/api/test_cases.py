@@ -111,6 +111,27 @@ def test_assignee_and_contact_rules(api: Api, world: World) -> None:
     assert foreign_contact.status_code == 422 and foreign_contact.json()["errors"][0]["field"] == "contact_id"
 
 
+def test_a_case_is_about_one_of_its_customer_s_orders_and_a_product(api: Api, world: World) -> None:
+    from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+    from crm_core.services.products import ProductInput, create_product
+
+    product = create_product(api.db, world.admin, ProductInput(sku=unique("SKU-"), name="Scanner", unit_price="9"))
+    customer_id = create_random_customer(api.db, world.rep)
+    order = create_order(api.db, world.rep, OrderInput(customer_id=customer_id, lines=[OrderLineInput(product)]))
+    stranger = create_order(api.db, world.rep, OrderInput(customer_id=create_random_customer(api.db, world.rep),
+                                                          lines=[OrderLineInput(product)]))
+    case = new_case(api, world.rep, customer_id=customer_id, order_id=order, product_id=product)
+    assert (case["order_id"], case["product_id"]) == (order, product)
+    headers = api.headers(world.rep, **{"Accept-Language": "zh-CN"})
+    refused = api.client.patch(f"/api/v1/cases/{case['id']}", json={"order_id": stranger, "version": case["version"]},
+                               headers=headers)
+    assert refused.status_code == 422
+    assert [(e["field"], e["message"]) for e in refused.json()["errors"]] == [("order_id", "请选择该客户自己的订单。")]
+    cleared = api.client.patch(f"/api/v1/cases/{case['id']}", json={"product_id": None, "version": case["version"]},
+                               headers=headers)
+    assert cleared.status_code == 200 and (cleared.json()["order_id"], cleared.json()["product_id"]) == (order, None)
+
+
 def test_a_stale_write_is_412_and_nothing_is_written(api: Api, world: World) -> None:
     case = new_case(api, world.rep)
     path = f"/api/v1/cases/{case['id']}"

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.db import Database
-from crm_core.errors import AccessDenied, ValidationFailed
+from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.mail.outbound import ensure_send_schedule
 from crm_core.models.jobs import JobSchedule
 from crm_core.queries.cases import case_emails
@@ -47,6 +47,37 @@ def test_admins_and_managers_manage_macros_and_reps_may_not(db: Database, world:
     delete_macro(db, world.admin, macro_id)
     with db.session(world.admin) as session:
         assert [m.language for m in list_macros(session)] == ["zh-CN"]
+
+
+@pytest.mark.parametrize("role", ["rep", "rep_other_team", "analyst"])
+def test_a_rep_or_analyst_is_refused_before_the_macro_is_checked(db: Database, world: World, role: str) -> None:
+    macro_id = save_macro(db, world.manager, name="Hello", language="en", body="Hi {contact_name}")
+    actor = getattr(world, role)
+    with pytest.raises(AccessDenied):  # not "unknown variable": the input of whom may not write is not judged
+        save_macro(db, actor, name="", language="xx", body="{nope}")
+    with pytest.raises(AccessDenied):
+        save_macro(db, actor, name="Hello", language="en", body="Changed", macro_id=macro_id, expected_version=1)
+    with pytest.raises(AccessDenied):
+        delete_macro(db, actor, macro_id)
+    with db.session(world.admin) as session:
+        assert [(m.name, m.body, m.version) for m in list_macros(session)] == [("Hello", "Hi {contact_name}", 1)]
+
+
+def test_a_manager_keeps_their_tenants_macros_only(db: Database, world: World) -> None:
+    theirs = save_macro(db, world.other_admin, name="Hello", language="en", body="Hi")
+    ours = save_macro(db, world.admin, name="Hello", language="en", body="Hi {customer_name}")
+    save_macro(db, world.manager, name="Hello", language="en", body="Hello {customer_name}", macro_id=ours,
+               expected_version=1)
+    with pytest.raises(NotFound):
+        delete_macro(db, world.manager, theirs)
+    with pytest.raises(NotFound):
+        save_macro(db, world.manager, name="Taken over", language="en", body="Mine now", macro_id=theirs,
+                   expected_version=1)
+    delete_macro(db, world.manager, ours)
+    with db.session(world.admin) as session:
+        assert list_macros(session) == []
+    with db.session(world.other_admin) as session:
+        assert [(m.name, m.body) for m in list_macros(session)] == [("Hello", "Hi")]
 
 
 def test_a_macro_renders_with_the_case_values_for_the_agent(db: Database, world: World) -> None:

@@ -40,6 +40,7 @@ BULK_TABLES = {
     "activities": "activities",
     "tasks": "tasks",
     "cases": "cases",
+    "case_ratings": "case_ratings",
     "products": "products",
     "campaigns": "campaigns",
 }
@@ -342,3 +343,51 @@ def test_the_id_sequences_continue_after_the_demo_rows(db: Database) -> None:
         session.flush()
         assert customer.id == session.scalar(select(func.max(Customer.id)))
         assert customer.id > 200
+
+
+def test_resolved_cases_over_two_years_carry_realistic_csat_ratings(db: Database) -> None:
+    from crm_core.models import Case
+    from crm_core.models.service import CaseRating
+
+    summary = generate_demo(db, customers=4000, seed=3)
+    with db.system_session("test") as session:
+        rows = session.execute(select(Case.status, Case.opened_at, Case.resolved_at, CaseRating.score,
+                                      CaseRating.comment, CaseRating.rated_at)
+                               .join(CaseRating, CaseRating.case_id == Case.id)).all()
+        solved = count(session, "cases", Base.metadata.tables["cases"].c.status.in_(["resolved", "closed"]))
+        span = session.execute(select(func.min(Case.opened_at), func.max(Case.opened_at))).one()
+    assert len(rows) == summary.case_ratings and 0.3 * solved <= len(rows) <= 0.5 * solved
+    assert all(status in ("resolved", "closed") and resolved is not None and resolved <= rated
+               for status, _, resolved, _, _, rated in rows)
+    good = sum(score == "good" for _, _, _, score, _, _ in rows)
+    assert 0.7 * len(rows) <= good < len(rows)  # mostly good, some bad
+    comments = [comment for *_, comment, _ in rows if comment]
+    assert 0.15 * len(rows) <= len(comments) <= 0.45 * len(rows)
+    assert any(CJK.search(comment) for comment in comments) and any(not CJK.search(c) for c in comments)
+    assert (span[1] - span[0]).days > 400  # the cases span the two years, not the last one only
+    assert min(rated for *_, rated in rows).date() < REFERENCE_DATE - dt.timedelta(days=365)
+
+
+def test_make_runs_demo_initialisation_works_from_an_empty_database(tmp_path: Path) -> None:
+    """What ``make run`` does on a fresh checkout: init, then the demo load inline (with the service desk)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}", "CRM_JOBS_INLINE": "1",
+           "CRM_JOBS_PATH": str(tmp_path / "jobs.db"), "CRM_FILES_DIR": str(tmp_path / "files")}
+    env.pop("CRM_REDIS_URL", None)
+    root = Path(__file__).resolve().parents[2]
+    for command in (["init"], ["demo", "--customers", "300", "--if-empty", "--today", "2026-12-05"]):
+        done = subprocess.run([sys.executable, "-m", "crm_core", *command], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+    db = open_database(f"sqlite:///{tmp_path / 'crm.db'}")
+    try:
+        with db.system_session("test") as session:
+            assert count(session, "customers") == 300
+            assert count(session, "case_ratings") > 0
+            assert count(session, "sla_calendars") == 1 and count(session, "service_queues") == 3
+    finally:
+        db.engine.dispose()

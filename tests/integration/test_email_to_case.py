@@ -4,32 +4,23 @@ started here on a free port; outbound replies go to an aiosmtpd sink whose heade
 from __future__ import annotations
 
 import smtplib
-import socket
 from collections.abc import Iterator
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from crm_core.db import Database
 from crm_core.mail.listener import make_controller
 from crm_core.mail.outbound import MailSettings, send_queued_mail
 from crm_core.models import Case, CaseStatus
-from crm_core.models.service import CaseEvent, CaseMessage
+from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage
 from crm_core.rules.mail import MAX_MESSAGE_BYTES
-from crm_core.services import contacts
-from crm_core.services.cases import add_case_reply, transition_case
+from crm_core.services import contacts, mail_settings, sla_settings
+from crm_core.services.cases import CaseInput, add_case_reply, create_case, transition_case
 from tests.factories import World, build_world, create_random_customer
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.hosting import free_port
+from tests.mail_sink import Sink
 
 
 @pytest.fixture
@@ -44,31 +35,6 @@ def listener(db: Database) -> Iterator[int]:
     controller.start()
     try:
         yield port
-    finally:
-        controller.stop()
-
-
-class Sink:
-    """Keeps every message it is sent."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    keeper = Sink()
-    port = free_port()
-    controller = Controller(keeper, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield keeper, port
     finally:
         controller.stop()
 
@@ -335,3 +301,87 @@ def test_resolving_a_case_mails_the_customer_the_two_rating_links_in_their_langu
     assert [parse_qs(urlsplit(link).query)["score"] for link in links] == [["good"], ["bad"]]
     claim = read_csat_token(urlsplit(links[0]).path.rsplit("/", 1)[-1])
     assert claim.case_id == case.id and claim.language == "zh-CN"
+
+
+# --- which queue a new mail case goes to, and who gets it (decision 0031, amendment) ----------------
+
+def east_members(world: World) -> set[int]:
+    return {world.rep.user_id, world.rep_same_team.user_id}
+
+
+def told_of_case(db: Database, user_id: int, case_id: int) -> int:
+    from crm_core.models.notifications import Notification
+
+    with db.system_session("test") as session:
+        return len(session.scalars(select(Notification.id).where(
+            Notification.user_id == user_id, Notification.kind == "case_assigned",
+            Notification.entity == "case", Notification.entity_id == case_id)).all())
+
+
+def queue_for(db: Database, world: World, team_id: int) -> None:
+    sla_settings.save_queue(db, world.admin, team_id=team_id, method="round_robin", calendar_id=None)
+
+
+def test_a_mail_case_goes_to_the_queue_of_its_receiving_address_and_is_assigned_in_turn(
+        db: Database, world: World, listener: int) -> None:
+    queue_for(db, world, world.east_team_id)
+    mail_settings.save_mail_route(db, world.admin, address="Support@", team_id=world.east_team_id)
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")  # owned by the admin: no team
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    send(listener, message("li.lei@example.test", "Printer broken"), to)
+    send(listener, message("li.lei@example.test", "Scanner broken"), to)
+    first, second = cases_of(db, customer_id)
+    assert first.team_id == second.team_id == world.east_team_id
+    assert first.assignee_id in east_members(world) and second.assignee_id in east_members(world)
+    assert first.assignee_id != second.assignee_id  # round robin moved on
+    for case in (first, second):
+        [assigned] = events_of(db, case.id, CaseEventKind.ASSIGNEE)
+        assert assigned.to_value == str(case.assignee_id) and assigned.actor_id is None
+        assert case.assignee_id is not None and told_of_case(db, case.assignee_id, case.id) == 1
+
+
+def test_an_exact_receiving_address_wins_over_the_owners_team(db: Database, world: World, listener: int) -> None:
+    queue_for(db, world, world.east_team_id)
+    queue_for(db, world, world.west_team_id)
+    mail_settings.save_mail_route(db, world.admin, address="billing@acme.example", team_id=world.west_team_id)
+    customer_id = create_random_customer(db, world.rep)  # owned by an East rep
+    contacts.create_contact(db, world.rep, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
+                                                                 email="li.lei@example.test"))
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    routed = message("li.lei@example.test", "Invoice wrong")
+    routed.replace_header("To", "Billing <billing@acme.example>")
+    send(listener, routed, to)
+    send(listener, message("li.lei@example.test", "Printer broken"), to)  # to support@: no route
+    billing, support = cases_of(db, customer_id)
+    assert (billing.team_id, billing.assignee_id) == (world.west_team_id, world.rep_other_team.user_id)
+    assert support.team_id == world.east_team_id and support.assignee_id in east_members(world)
+
+
+def test_the_default_queue_takes_the_rest_and_without_one_the_case_waits_unassigned(
+        db: Database, world: World, listener: int) -> None:
+    queue_for(db, world, world.west_team_id)  # the rep's team East has no queue
+    customer_id = create_random_customer(db, world.rep)
+    contacts.create_contact(db, world.rep, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
+                                                                 email="li.lei@example.test"))
+    to = f"support+{tenant_slug(db, world)}@example.test"
+    send(listener, message("li.lei@example.test", "Before any default"), to)
+    mail_settings.save_mail_settings(db, world.admin, mail_settings.MailSettingsInput(
+        default_team_id=world.west_team_id))
+    send(listener, message("li.lei@example.test", "After the default"), to)
+    before, after = cases_of(db, customer_id)
+    assert (before.team_id, before.assignee_id) == (None, None)
+    assert events_of(db, before.id, CaseEventKind.ASSIGNEE) == []
+    assert (after.team_id, after.assignee_id) == (world.west_team_id, world.rep_other_team.user_id)
+    assert told_of_case(db, world.rep_other_team.user_id, after.id) == 1
+
+
+def test_a_case_opened_on_the_form_in_a_queue_tells_its_assignee_but_not_a_self_assignment(
+        db: Database, world: World) -> None:
+    queue_for(db, world, world.west_team_id)
+    customer_id = create_random_customer(db, world.admin)
+    queued = create_case(db, world.admin, CaseInput(customer_id=customer_id, subject="Queued",
+                                                     team_id=world.west_team_id))
+    mine = create_case(db, world.rep, CaseInput(customer_id=create_random_customer(db, world.rep), subject="Mine",
+                                                assignee_id=world.rep.user_id))
+    assert told_of_case(db, world.rep_other_team.user_id, queued) == 1
+    assert told_of_case(db, world.rep.user_id, mine) == 0

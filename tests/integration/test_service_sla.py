@@ -13,7 +13,7 @@ from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.models import Case, utcnow
 from crm_core.models.notifications import Notification
 from crm_core.models.service import CaseEvent, CaseSla, SlaEscalation
-from crm_core.queries.cases import CaseFilters, list_cases
+from crm_core.queries.cases import CaseFilters, case_board, list_cases
 from crm_core.rules.sla import BusinessCalendar, add_business_time, business_time_between
 from crm_core.services import sla_settings
 from crm_core.services.cases import (
@@ -224,6 +224,101 @@ def test_the_queue_lists_by_sla_due(db: Database, world: World) -> None:
     ids = [row.id for row in page.items]
     assert ids.index(urgent) < ids.index(low)
     assert page.items[ids.index(urgent)].sla_due_at is not None
+
+
+def test_the_board_groups_the_visible_cases_by_status_with_capped_counts(db: Database, world: World) -> None:
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    hidden_customer = create_random_customer(db, world.rep_other_team)
+    opened = [create_case(db, world.rep, CaseInput(customer_id=customer_id, subject=f"Open {n}", priority=priority))
+              for n, priority in enumerate(("low", "urgent", "normal"))]
+    waiting = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Waiting"))
+    with db.session(world.rep) as session:
+        version = session.get(Case, waiting).version  # type: ignore[union-attr]
+    transition_case(db, world.rep, waiting, "pending", expected_version=version)
+    create_case(db, world.rep_other_team, CaseInput(customer_id=hidden_customer, subject="Not Rita's"))
+    with db.session(world.rep) as session:
+        board = {column.status: column for column in case_board(session, per_column=2, count_cap=2)}
+        urgent_only = case_board(session, CaseFilters(priority="urgent"))
+    assert list(board) == ["new", "open", "pending", "on_hold", "resolved"]
+    assert (board["open"].count, board["open"].count_capped) == (2, True)  # three, read up to the cap
+    assert [card.id for card in board["open"].cards] == [opened[1], opened[2]]  # soonest due first, two per column
+    assert [card.id for card in board["pending"].cards] == [waiting] and board["pending"].count == 1
+    assert all(column.count == 0 for status, column in board.items() if status not in ("open", "pending"))
+    assert [card.id for column in urgent_only for card in column.cards] == [opened[1]]
+
+
+def test_the_360_shows_each_case_s_sla_outcome_and_the_customer_s_record(db: Database, world: World) -> None:
+    from crm_core.queries.customer_profile import customer_cases, customer_sla_record
+    from crm_core.services.csat import csat_token, rate_case
+
+    policies(db, world)  # urgent: 60 minutes to first response
+    customer_id = create_random_customer(db, world.rep)
+    answered = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Answered", priority="urgent"))
+    add_case_reply(db, world.rep, answered, "On it.")
+    create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Forgotten", priority="urgent"))
+    with db.session(world.rep) as session:
+        case = session.get(Case, answered)
+        assert case is not None
+        version = case.version
+    transition_case(db, world.rep, answered, "resolved", expected_version=version)
+    with db.session(world.rep) as session:
+        case = session.get(Case, answered)
+        assert case is not None
+        token = csat_token(case, key="test-csat-key")
+    rate_case(db, token, "good", key="test-csat-key")
+    later = utcnow() + dt.timedelta(hours=2)  # the forgotten case's first response is now overdue
+    with db.session(world.rep) as session:
+        rows = {row.subject: row for row in customer_cases(session, customer_id, now=later)}
+        record = customer_sla_record(session, customer_id, now=later)
+    with db.session(world.rep_other_team) as session:
+        hidden = customer_sla_record(session, customer_id, now=later)
+    answered_row = rows["Answered"]
+    assert (answered_row.first_response, answered_row.resolution, answered_row.csat) == ("met", "met", "good")
+    assert (rows["Forgotten"].first_response, rows["Forgotten"].resolution, rows["Forgotten"].csat) == (
+        "missed", "running", None)
+    assert record == type(record)(cases=2, first_response_met=1, first_response_measured=2, resolution_met=1,
+                                  resolution_measured=1, csat_good=1, csat_rated=1)
+    assert hidden.cases == 0  # another team's rep counts none of them
+
+
+def test_a_case_names_one_of_its_customer_s_orders_and_a_product(db: Database, world: World) -> None:
+    """Issue 13: a case is linked to customer, contact, order/product; the order must be the customer's."""
+    from crm_core.queries.cases import case_about, get_case
+    from crm_core.services.cases import update_case
+    from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+    from crm_core.services.products import ProductInput, archive_product, create_product
+
+    product = create_product(db, world.admin, ProductInput(sku="SCN-1", name="扫码枪 Scanner", unit_price="99"))
+    retired = create_product(db, world.admin, ProductInput(sku="OLD-1", name="Old model", unit_price="1"))
+    archive_product(db, world.admin, retired, expected_version=1)
+    customer_id = create_random_customer(db, world.rep)
+    order = create_order(db, world.rep, OrderInput(customer_id=customer_id, lines=[OrderLineInput(product)]))
+    other_order = create_order(db, world.rep, OrderInput(customer_id=create_random_customer(db, world.rep),
+                                                         lines=[OrderLineInput(product)]))
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Scanner does not pair",
+                                                   order_id=order, product_id=product))
+    with db.session(world.rep) as session:
+        row = get_case(session, case_id)
+        assert row is not None and (row.order_id, row.product_id) == (order, product)
+        order_number, product_name = case_about(session, row)
+    assert order_number and product_name == "扫码枪 Scanner"
+    with pytest.raises(ValidationFailed) as refused:
+        create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Wrong order", order_id=other_order,
+                                             product_id=retired))
+    assert refused.value.errors == {"order_id": ("cases.order_not_of_customer", {}),
+                                    "product_id": ("validation.choice", {})}
+    with db.session(world.rep) as session:
+        assert session.scalar(select(func.count()).select_from(Case).where(Case.subject == "Wrong order")) == 0
+    # an edit that keeps the references does not check them again; clearing them is allowed
+    with db.session(world.rep) as session:
+        version = session.get(Case, case_id).version  # type: ignore[union-attr]
+    update_case(db, world.rep, case_id, CaseInput(customer_id=customer_id, subject="Scanner does not pair (USB)",
+                                                  order_id=order, product_id=None), expected_version=version)
+    with db.session(world.rep) as session:
+        row = get_case(session, case_id)
+        assert row is not None and (row.subject, row.order_id, row.product_id) == (
+            "Scanner does not pair (USB)", order, None)
 
 
 def test_the_sweep_runs_as_a_scheduled_job_kind(db: Database, world: World) -> None:

@@ -1,5 +1,6 @@
 """Macros: the picker on the case page fills the reply with the case's values (en and zh-CN, hostile
-values kept as text), and the admin tab on the SLA settings page saves one and explains a bad one."""
+values kept as text), and the Macros page — a manager's and an admin's, not a rep's — saves one and explains
+a bad one."""
 
 from __future__ import annotations
 
@@ -58,11 +59,17 @@ def test_the_macro_picker_fills_the_reply_in_chinese(app_world: AppWorld, monkey
     assert app.text_area(key=f"case_reply_body_{case_id}").value == f"{HOSTILE}您好，工单 #{case_id}。Rita Rep"
 
 
-def test_an_admin_saves_a_macro_and_an_unknown_variable_is_explained(app_world: AppWorld) -> None:
-    app = log_in(app_world.world.admin.username)
-    app.switch_page("pages/sla_settings.py")
+def page_titles(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [title.value for title in app.title]
+
+
+@pytest.mark.parametrize("role", ["admin", "manager"])
+def test_a_manager_or_admin_saves_a_macro_and_an_unknown_variable_is_explained(app_world: AppWorld,
+                                                                                role: str) -> None:
+    app = log_in(getattr(app_world.world, role).username)
+    app.switch_page("pages/macros.py")
     app = app.run()
-    assert not app.exception
+    assert not app.exception and page_titles(app) == ["Macros"]
     form_inputs = [box for box in app.text_input if box.label == "Name"]
     form_inputs[-1].input("Bad")
     [body] = [area for area in app.text_area if area.label == "Text"]
@@ -77,6 +84,20 @@ def test_an_admin_saves_a_macro_and_an_unknown_variable_is_explained(app_world: 
     app = app.run()
     assert not app.exception
     assert any("Macro saved." in message.value for message in app.success)
+
+
+def test_a_rep_has_no_macros_page_and_the_sla_settings_no_macros_tab(app_world: AppWorld) -> None:
+    from crm_ui.navigation import pages_for
+
+    world = app_world.world
+    assert "pages/macros.py" not in [spec.path for spec in pages_for(world.rep.role)]
+    app = log_in(world.rep.username)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in the rep's menu
+        app.switch_page("pages/macros.py")
+    app = log_in(world.admin.username)
+    app.switch_page("pages/sla_settings.py")
+    app = app.run()
+    assert "Macros" not in [tab.label for tab in app.tabs]
 
 
 def test_the_case_page_shows_a_failed_reply_email_with_its_error(app_world: AppWorld) -> None:

@@ -237,3 +237,30 @@ def test_a_malformed_id_in_the_url_is_not_found_never_an_error(app_world: AppWor
     assert not app.exception
     assert not [e.value for e in app.error], [e.value for e in app.error]  # no "something went wrong" box
     assert [w.value for w in app.warning] == ["The record does not exist or is not visible to you."]
+
+
+def test_the_cases_tab_shows_each_case_s_sla_outcome_and_the_record(app_world: AppWorld) -> None:
+    """Issue 13: the 360 shows the customer's cases and SLA record, and opens a case."""
+    from crm_core.services import sla_settings
+    from crm_core.services.cases import CaseInput, add_case_reply, create_case
+
+    db, world = app_world.db, app_world.world
+    calendar_id = sla_settings.save_calendar(db, world.admin, name="Desk", time_zone="UTC",
+                                             hours={str(day): [["00:00", "23:59"]] for day in range(1, 8)})
+    sla_settings.save_policy(db, world.admin, sla_settings.PolicyInput(
+        priority="high", calendar_id=calendar_id, first_response_minutes=240, next_response_minutes=240,
+        resolution_minutes=960))
+    acme = customer_id(app_world, "Acme Trading")
+    answered = create_case(db, world.rep, CaseInput(customer_id=acme, subject="Invoice copy", priority="high"))
+    add_case_reply(db, world.rep, answered, "Sent it again.")
+    waiting = create_case(db, world.rep, CaseInput(customer_id=acme, subject="Broken seal", priority="high"))
+    app = open_profile(world.rep.username, acme)
+    assert not app.exception
+    assert "SLA record: first response met 1 of 1 (100%) · resolution met — · CSAT good —" in [
+        caption.value for caption in app.caption]
+    cases = next(frame.value for frame in app.dataframe if "First response" in frame.value.columns)
+    assert list(cases["#"]) == [waiting, answered]
+    assert list(cases["First response"]) == ["⏳ running", "✅ met"]
+    assert list(cases["Resolution"]) == ["⏳ running", "⏳ running"]
+    assert [box.value for box in app.selectbox if box.key == "profile_case_pick"] == [waiting]
+    assert "Open the case" in [link.label for link in app.main.page_link]

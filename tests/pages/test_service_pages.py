@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
+from crm_core.i18n import t
 from crm_core.models import Case, Customer
 from crm_core.services import sla_settings
 from crm_core.services.cases import CaseInput, create_case
+from crm_ui.text import plain_line
 from tests.pages.conftest import AppWorld, log_in
 
 HOSTILE = "**bold** [link](http://evil.example)"
@@ -158,10 +160,22 @@ def test_a_bad_time_zone_is_explained_in_chinese_and_the_input_kept(
 def test_a_rep_opens_a_new_case_into_their_team_queue_from_the_queue_page(app_world: AppWorld) -> None:
     db, world = app_world.db, app_world.world
     sla_settings.save_queue(db, world.admin, team_id=world.east_team_id, method="round_robin", calendar_id=None)
+    from crm_core.services import contacts
+    from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+    from crm_core.services.products import ProductInput, create_product
+
+    with db.system_session("test") as session:
+        acme = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    product = create_product(db, world.admin, ProductInput(sku="SCN-9", name="Scanner", unit_price="99"))
+    order = create_order(db, world.rep, OrderInput(customer_id=acme, lines=[OrderLineInput(product)]))
+    contact = contacts.create_contact(db, world.rep, contacts.ContactInput(customer_id=acme, name="Li Lei"))
     app = open_queue(world.rep.username)
     app.text_input(key="service_new_search").input("Acme").run()
     app.text_input(key="service_new_subject").input("Phone: the scanner beeps")
     app.selectbox(key="service_new_channel").set_value("phone")
+    app.selectbox(key=f"service_new_contact_{acme}").set_value(contact)
+    app.selectbox(key=f"service_new_order_{acme}").set_value(order)
+    app.selectbox(key="service_new_product").set_value(product)
     next(b for b in app.button if b.label == "Open the case").click()
     app = app.run()
     assert not app.exception
@@ -169,6 +183,99 @@ def test_a_rep_opens_a_new_case_into_their_team_queue_from_the_queue_page(app_wo
     with db.system_session("test") as session:
         case = session.scalars(select(Case).where(Case.subject == "Phone: the scanner beeps")).one()
     assert (case.status, case.channel, case.team_id) == ("new", "phone", world.east_team_id)
+    assert (case.contact_id, case.order_id, case.product_id) == (contact, order, product)
+    shown = open_case(world.rep.username, case.id)
+    assert any(caption.value.startswith("About: Order ") and caption.value.endswith("· Product Scanner")
+               for caption in shown.caption)
     assert case.assignee_id in (world.rep.user_id, world.rep_same_team.user_id)  # the queue's pick
     app.radio(key="service_queue_scope").set_value("team").run()
     assert case.id in list(app.dataframe[0].value["id"])
+
+
+def test_the_board_shows_the_cases_by_status_soonest_due_first(app_world: AppWorld) -> None:
+    """Issue 13's case board: a column per worked status, each with its count, soonest SLA due first."""
+    from crm_core.services.cases import transition_case
+
+    urgent, low = seed(app_world)
+    db, world = app_world.db, app_world.world
+    with db.system_session("test") as session:
+        version = session.get(Case, low).version  # type: ignore[union-attr]
+    transition_case(db, world.rep, low, "pending", expected_version=version)
+    for language in ("en", "zh-CN"):
+        pending = t("service.status.pending", language)
+        app = log_in(world.rep.username)
+        app.session_state["kestrel_lang"] = language
+        app.session_state["service_queue_view"] = "board"
+        app.switch_page("pages/service_queue.py")
+        app.run()
+        assert not app.exception
+        assert not app.dataframe  # the board, not the list
+        headings = [block.value for block in app.markdown]
+        assert any(heading.startswith(f"**{pending}** · 1") for heading in headings), headings
+        links = [link.label for link in app.main.page_link]
+        # the open urgent case in the Open column, then the low one in Pending (its clock paused: no countdown)
+        assert links == [f"#{urgent}", f"#{low}"], links
+        assert plain_line(HOSTILE) in [block.value for block in app.markdown]  # the subject, as text
+
+
+def test_the_list_starts_on_the_unresolved_cases_and_counts_days_when_overdue_long(app_world: AppWorld) -> None:
+    from crm_core.services.cases import transition_case
+
+    urgent, low = seed(app_world)
+    db, world = app_world.db, app_world.world
+    with db.system_session("test") as session:
+        version = session.get(Case, low).version  # type: ignore[union-attr]
+    transition_case(db, world.rep, low, "resolved", expected_version=version)
+    app = open_queue(world.rep.username)
+    assert not app.exception
+    assert list(app.dataframe[0].value["id"]) == [urgent]  # the resolved one is done: not in the work list
+    app.selectbox(key="service_queue_status").set_value("")  # any status
+    app.run()
+    assert list(app.dataframe[0].value["id"]) == [urgent, low]
+
+
+@pytest.mark.parametrize(("minutes", "english", "chinese"), [
+    (125, "in 2 h 05 min", "剩余 2 小时 05 分"),
+    (-(3 * 24 * 60 + 4 * 60 + 10), "overdue by 3 d 4 h", "已超时 3 天 4 小时"),
+    (None, "—", "—"),
+])
+def test_a_countdown_reads_in_days_past_a_day(minutes: int | None, english: str, chinese: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from crm_ui.formatting import sla_countdown
+
+    now = dt.datetime(2026, 12, 5, 9, 0)
+    due = None if minutes is None else now + dt.timedelta(minutes=minutes, seconds=30)
+    assert sla_countdown(due, now) == english
+    monkeypatch.setattr("crm_ui.context.DEFAULT_LANGUAGE", "zh-CN")
+    assert sla_countdown(due, now) == chinese
+
+
+def test_a_manager_reassigns_a_case_and_links_its_order_from_the_details(app_world: AppWorld) -> None:
+    from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+    from crm_core.services.products import ProductInput, create_product
+
+    urgent, _ = seed(app_world)
+    db, world = app_world.db, app_world.world
+    with db.system_session("test") as session:
+        acme = session.scalars(select(Customer.id).where(Customer.name == "Acme Trading")).one()
+    product = create_product(db, world.admin, ProductInput(sku="SCN-7", name="Scanner", unit_price="99"))
+    order = create_order(db, world.rep, OrderInput(customer_id=acme, lines=[OrderLineInput(product)]))
+    app = open_case(world.manager.username, urgent)
+    assert not app.exception
+    app.selectbox(key=f"case_edit_assignee_{urgent}").set_value(world.rep_same_team.user_id)
+    app.selectbox(key=f"case_edit_order_{urgent}").set_value(order)
+    app.text_input(key=f"case_edit_subject_{urgent}").input("Scanner: pairing fails")
+    next(b for b in app.button if b.label == "Save details").click()
+    app.run()
+    assert not app.exception and [s.value for s in app.success] == ["Details saved."]
+    with db.system_session("test") as session:
+        case = session.get(Case, urgent)
+        assert case is not None
+        assert (case.assignee_id, case.order_id, case.subject) == (world.rep_same_team.user_id, order,
+                                                                   "Scanner: pairing fails")
+    # a rep may take the case or leave it where it is, not hand it to anyone else: nobody else is offered
+    rep = open_case(world.rep.username, urgent)
+    offered = rep.selectbox(key=f"case_edit_assignee_{urgent}").options
+    assert offered == ["unassigned", world.rep.full_name, world.rep_same_team.full_name], offered

@@ -2,8 +2,8 @@
 the tier a case was opened under; SLA policies per (tier or default, priority) and the option to
 reassign a case on breach (issue 13)
 
-Revision ID: 0028
-Revises: 0026
+Revision ID: 0029
+Revises: 0028
 
 ``sla_policies`` gets ``tier_id`` (NULL: the default policies) and ``tier_key`` (the tier's id, or 0)
 so that the unique key (tenant, tier_key, priority) holds on every database — NULLs never collide.
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0028"
-down_revision: str | None = "0026"
+revision: str = "0029"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
