@@ -18,6 +18,7 @@ from crm_api import (
     case_files,
     cases,
     contacts,
+    customer_tiers,
     customers,
     deals,
     imports,
@@ -125,6 +126,8 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     problems.install_problem_handlers(api)
     api.include_router(v1.router)
     api.include_router(customers.router)
+    api.include_router(customer_tiers.customers_router)
+    api.include_router(customer_tiers.router)
     api.include_router(contacts.router)
     api.include_router(merges.customers_router)
     api.include_router(merges.contacts_router)

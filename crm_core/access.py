@@ -69,6 +69,7 @@ from crm_core.models.service import (
     SlaEscalation,
     SlaPolicy,
 )
+from crm_core.models.service_tiers import CaseEntitlement, CustomerTier, CustomerTierPin, CustomerTierStanding
 from crm_core.models.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
@@ -159,6 +160,7 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
     User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
     ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, TenantMailSettings, MailRoute,
+    CustomerTier, CustomerTierPin, CustomerTierStanding,
 )
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro)
 
@@ -173,7 +175,8 @@ def may_write(actor: Actor, model: type) -> bool:
     return True
 
 
-CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment)
+CASE_RECORDS: tuple[type, ...] = (CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
+                                 CaseEntitlement)
 WEBHOOK_RECORDS: tuple[type, ...] = (WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt)
 
 
@@ -328,6 +331,7 @@ SCOPED_ENTITIES = (
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
+    CaseEntitlement,
 )
 
 

@@ -35,6 +35,8 @@ TABLE_LABELS = {
     "lifecycle_transitions": "merge.table.lifecycle_transitions", "opportunities": "merge.table.opportunities",
     "orders": "merge.table.orders", "pool_events": "merge.table.pool_events", "scores": "merge.table.scores",
     "tasks": "merge.table.tasks",
+    "customer_tier_pins": "merge.table.customer_tier_pins",
+    "customer_tier_standings": "merge.table.customer_tier_standings",
 }
 
 

@@ -266,6 +266,21 @@ if mergeable:
 
 # --- the SLA panel ------------------------------------------------------------------------------------
 st.subheader(t("service.sla.title"))
+entitlement = explanation.tier
+tier = explanation.tier_names[1 if lang() == "zh-CN" else 0] if explanation.tier_names else None
+if entitlement is None or tier is None:
+    st.caption(t("service.sla.tier_default"))
+elif case.customer_name is None:  # a case worked in the queue without sight of the customer: no order figures
+    st.caption(t("service.sla.tier_hidden", tier=plain(tier)))
+elif entitlement.basis == "pinned":
+    st.caption(t("service.sla.tier_pinned", tier=plain(tier), until=formatting.date(entitlement.pinned_until))
+               if entitlement.pinned_until else t("service.sla.tier_pinned_forever", tier=plain(tier)))
+else:
+    st.caption(t("service.sla.tier_orders", tier=plain(tier), total=formatting.money(entitlement.order_total),
+                 months=entitlement.months, threshold=formatting.money(entitlement.threshold),
+                 as_of=formatting.date(entitlement.as_of)))
+if tier is not None and explanation.policy_id is not None and explanation.policy_tier_id is None:
+    st.caption(t("service.sla.tier_fallback", tier=plain(tier)))
 if explanation.policy_id is None:
     st.info(t("service.sla.no_policy", priority=t(f"service.priority.{case.priority}")))
 else:
@@ -308,6 +323,9 @@ for entry in timeline:
     if entry.kind in ("reply", "note", "inbound"):
         st.markdown(f"**{t(f'service.event.{entry.kind}')}** · {who} · {when}")
         st.text(entry.body or "")
+    elif entry.kind == "assignee" and (reason := entry.body or "").startswith("sla_breach:"):  # the sweep's hand-over
+        st.caption(t("service.event.assignee_sla", metric=t(f"service.metric.{reason.removeprefix('sla_breach:')}"),
+                     at=when))
     elif entry.kind in ("status", "priority"):
         group = "status" if entry.kind == "status" else "priority"
         before = t(f"service.{group}.{entry.from_value}") if entry.from_value else "—"

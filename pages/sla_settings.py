@@ -1,5 +1,6 @@
 """SLA settings (admins): business calendars (zone, working hours with a lunch break, holidays and 调休
-working days, China's published days in one step), SLA policies per priority, and team queues."""
+working days, China's published days in one step), customer tiers tied to orders (and pins), SLA
+policies per tier and priority, and team queues."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from crm_core.errors import DomainError
 from crm_core.jobs.service import submit_job
 from crm_core.models import CasePriority
 from crm_core.models.automation import AssignmentMethod
+from crm_core.queries.customer_tiers import list_pins, list_tiers
+from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.sla_settings import calendar_days, list_calendars, list_policies, list_queues
+from crm_core.services import customer_tiers as tier_service
 from crm_core.services import sla_settings
-from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui import formatting
+from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 
 STATE = st.session_state
 
@@ -25,17 +30,28 @@ if message := STATE.pop("sla_settings_flash", None):
     st.success(message)
 with read_session() as session:
     calendars = list_calendars(session)
-    policies = {policy.priority: policy for policy in list_policies(session)}
+    policy_rows = list_policies(session)
+    tiers = list_tiers(session)
+    pins = list_pins(session)
     queues = list_queues(session)
 names = {row.id: row.name for row in calendars}
+policies = {(row.tier_id, row.priority): row for row in policy_rows}
+tier_names = {row.id: row.name(lang()) for row in tiers}
 
 
-def done(message_key: str, *, recompute: bool = False) -> None:
-    """Say it is saved; after a change the clocks depend on, recompute the open cases in a job."""
+def tier_label(tier_id: int | None) -> str:
+    """A tier's name in the reader's language; None: the default policies."""
+    return tier_names.get(tier_id, "?") if tier_id is not None else t("tiers.default")
+
+
+def done(message_key: str, *, recompute: bool = False, job: str = "sla_recompute") -> None:
+    """Say it is saved; after a change the clocks (or tiers) depend on, run ``job`` over the tenant."""
     STATE["sla_settings_flash"] = t(message_key)
     if recompute:
         try:
-            STATE["sla_settings_job"] = submit_job(get_db(), actor, "sla_recompute", {})
+            STATE["sla_settings_job"] = submit_job(get_db(), actor, job, {})
+            STATE["sla_settings_job_note"] = "tiers.refreshing" if job == "customer_tier_refresh" \
+                else "sla.settings.recomputing"
         except DomainError as error:
             show_domain_error(error)
             return
@@ -43,12 +59,12 @@ def done(message_key: str, *, recompute: bool = False) -> None:
 
 
 if job_id := STATE.pop("sla_settings_job", None):
-    st.info(t("sla.settings.recomputing", id=job_id))
+    st.info(t(STATE.pop("sla_settings_job_note", "sla.settings.recomputing"), id=job_id))
     st.page_link("pages/jobs.py", label=t("jobs.schedules.open_jobs"), icon="⏱️", query_params={"job": str(job_id)})
 
 
-calendars_tab, policies_tab, queues_tab = st.tabs(
-    [t("sla.settings.calendars"), t("sla.settings.policies"), t("sla.settings.queues")])
+calendars_tab, tiers_tab, policies_tab, queues_tab = st.tabs(
+    [t("sla.settings.calendars"), t("tiers.title"), t("sla.settings.policies"), t("sla.settings.queues")])
 
 with calendars_tab:
     if calendars:
@@ -106,14 +122,112 @@ with calendars_tab:
                 else:
                     done("sla.settings.saved", recompute=True)
 
+with tiers_tab:
+    st.caption(t("tiers.help"))
+    if tiers:
+        st.dataframe(pd.DataFrame([{
+            t("tiers.code"): row.code, t("tiers.name_en"): row.name_en, t("tiers.name_zh"): row.name_zh,
+            t("tiers.rank"): row.rank, t("tiers.threshold"): formatting.money(row.min_order_total),
+            t("tiers.months"): row.months, t("tiers.by_orders"): row.by_orders, t("tiers.pinned"): row.pinned,
+        } for row in tiers]), hide_index=True, width="stretch")
+        if st.button(t("tiers.refresh"), key="sla_settings_tiers_refresh"):
+            done("tiers.refresh_started", recompute=True, job="customer_tier_refresh")
+    else:
+        st.info(t("tiers.none"))
+    tier_options: list[int | None] = [None, *(row.id for row in tiers)]
+    by_tier = {row.id: row for row in tiers}
+    editing_tier = st.selectbox(t("tiers.edit"), tier_options, key="sla_settings_tier_pick",
+                                format_func=lambda key: tier_label(key) if key else t("tiers.new"))
+    tier_now = by_tier.get(editing_tier) if editing_tier else None
+    tier_key = f"sla_settings_tier_{editing_tier or 'new'}"
+    with st.form(tier_key):
+        columns = st.columns(3)
+        code = columns[0].text_input(t("tiers.code"), value=tier_now.code if tier_now else "", max_chars=32,
+                                     help=t("tiers.code_help"), key=f"{tier_key}_code")
+        name_en = columns[1].text_input(t("tiers.name_en"), value=tier_now.name_en if tier_now else "",
+                                        max_chars=120, key=f"{tier_key}_name_en")
+        name_zh = columns[2].text_input(t("tiers.name_zh"), value=tier_now.name_zh if tier_now else "",
+                                        max_chars=120, key=f"{tier_key}_name_zh")
+        columns = st.columns(3)
+        rank = columns[0].number_input(t("tiers.rank"), 1, 100, tier_now.rank if tier_now else len(tiers) + 1,
+                                       help=t("tiers.rank_help"), key=f"{tier_key}_rank")
+        threshold = columns[1].text_input(t("tiers.threshold"), max_chars=20, key=f"{tier_key}_threshold",
+                                          value=str(tier_now.min_order_total) if tier_now else "")
+        months = columns[2].number_input(t("tiers.months"), 1, 60, tier_now.months if tier_now else 12,
+                                         key=f"{tier_key}_months")
+        if st.form_submit_button(t("tiers.save"), type="primary"):
+            try:
+                tier_service.save_tier(get_db(), actor, tier_service.TierInput(
+                    code=code, name_en=name_en, name_zh=name_zh, rank=int(rank), min_order_total=threshold,
+                    months=int(months)), tier_id=editing_tier, expected_version=tier_now.version if tier_now else None)
+            except DomainError as error:
+                show_domain_error(error, labels={"code": t("tiers.code"), "name_en": t("tiers.name_en"),
+                                                 "name_zh": t("tiers.name_zh"), "rank": t("tiers.rank"),
+                                                 "min_order_total": t("tiers.threshold"),
+                                                 "months": t("tiers.months")})
+            else:
+                done("tiers.saved", recompute=True, job="customer_tier_refresh")
+    if tiers:
+        st.subheader(t("tiers.pins"))
+        st.caption(t("tiers.pins_help"))
+        if pins:
+            st.dataframe(pd.DataFrame([{
+                t("tiers.customer"): pin.customer_name, t("tiers.tier"): tier_label(pin.tier_id),
+                t("tiers.until"): formatting.date(pin.until) if pin.until else t("tiers.no_end"),
+            } for pin in pins]), hide_index=True, width="stretch")
+        query = st.text_input(t("tiers.find_customer"), key="sla_settings_pin_search", max_chars=100)
+        found = []
+        if query.strip():
+            with read_session() as session:
+                found = [(row.id, row.name) for row in list_customers(
+                    session, filters=CustomerFilters(search=query), per_page=20, with_total=False).items]
+            if not found:
+                st.info(t("customers.empty"))
+        if found:
+            found_names = dict(found)
+            with st.form("sla_settings_pin"):
+                customer_id = st.selectbox(t("tiers.customer"), list(found_names),
+                                           format_func=found_names.__getitem__, key="sla_settings_pin_customer")
+                pin_options: list[int | None] = [*(row.id for row in tiers), None]
+                pin_tier = st.selectbox(t("tiers.tier"), pin_options, key="sla_settings_pin_tier",
+                                        format_func=lambda key: tier_label(key) if key else t("tiers.unpin"))
+                has_end = st.checkbox(t("tiers.has_end"), key="sla_settings_pin_has_end")
+                until = st.date_input(t("tiers.until"), format=formatting.date_input_format(),
+                                      key="sla_settings_pin_until")
+                if st.form_submit_button(t("tiers.save_pin"), type="primary"):
+                    try:
+                        tier_service.pin_customer_tier(get_db(), actor, customer_id, pin_tier,
+                                                       until if has_end else None)
+                    except DomainError as error:
+                        show_domain_error(error, labels={"until": t("tiers.until"), "tier_id": t("tiers.tier")})
+                    else:
+                        done("tiers.pin_saved")
+
 with policies_tab:
     if not calendars:
         st.info(t("sla.settings.calendar_first"))
     else:
-        priority = st.selectbox(t("service.field.priority"), [priority.value for priority in CasePriority],
-                                format_func=lambda value: t(f"service.priority.{value}"), key="sla_settings_priority")
-        current = policies.get(priority)
-        with st.form(f"sla_settings_policy_{priority}"):
+        if policy_rows:
+            st.dataframe(pd.DataFrame([{
+                t("tiers.tier"): tier_label(row.tier_id),
+                t("service.field.priority"): t(f"service.priority.{row.priority}"),
+                t("sla.settings.calendar"): names.get(row.calendar_id, "—"),
+                t("service.metric.first_response"): row.first_response_minutes,
+                t("service.metric.next_response"): row.next_response_minutes,
+                t("service.metric.resolution"): row.resolution_minutes,
+                t("sla.settings.warn_percent"): row.warn_percent,
+                t("tiers.reassign_column"): t("tiers.yes") if row.reassign_on_breach else t("tiers.no"),
+            } for row in policy_rows]), hide_index=True, width="stretch")
+        choice = st.columns(2)
+        policy_tier = choice[0].selectbox(t("tiers.tier"), [None, *(row.id for row in tiers)], format_func=tier_label,
+                                          key="sla_settings_policy_tier")
+        priority = choice[1].selectbox(t("service.field.priority"), [priority.value for priority in CasePriority],
+                                       format_func=lambda value: t(f"service.priority.{value}"),
+                                       key="sla_settings_priority")
+        current = policies.get((policy_tier, priority))
+        if current is None and policy_tier is not None:
+            st.caption(t("tiers.falls_back"))
+        with st.form(f"sla_settings_policy_{policy_tier or 0}_{priority}"):
             calendar_id = st.selectbox(t("sla.settings.calendar"), list(names), format_func=lambda key: names[key],
                                        index=list(names).index(current.calendar_id)
                                        if current is not None and current.calendar_id in names else 0)
@@ -130,13 +244,17 @@ with policies_tab:
             pause_hold = st.checkbox(t("sla.settings.pause_hold"), current.pause_on_hold if current else True)
             manager_after = st.number_input(t("sla.settings.manager_after"), 1, 525_600,
                                             current.manager_after_minutes if current else 60)
+            reassign = st.checkbox(t("tiers.reassign"), current.reassign_on_breach if current else False,
+                                   help=t("tiers.reassign_help"),
+                                   key=f"sla_settings_reassign_{policy_tier or 0}_{priority}")
             if st.form_submit_button(t("sla.settings.save_policy"), type="primary"):
                 try:
                     sla_settings.save_policy(get_db(), actor, sla_settings.PolicyInput(
                         priority=priority, calendar_id=calendar_id, first_response_minutes=int(first),
                         next_response_minutes=int(following), resolution_minutes=int(resolution),
                         warn_percent=int(warn), pause_on_pending=pause_pending, pause_on_hold=pause_hold,
-                        manager_after_minutes=int(manager_after)))
+                        manager_after_minutes=int(manager_after), tier_id=policy_tier,
+                        reassign_on_breach=reassign))
                 except DomainError as error:
                     show_domain_error(error)
                 else:

@@ -76,6 +76,18 @@ def sla_recompute(ctx: JobContext) -> dict[str, Any]:
     return {"recomputed": count}
 
 
+@job_kind("customer_tier_refresh", roles=ADMINS, schedulable=True, default_schedule=("40", "1", "*"))
+def customer_tier_refresh(ctx: JobContext) -> dict[str, Any]:
+    """Recompute every customer's tier from their orders (one set-based statement), nightly and after a tier change."""
+    from crm_core.services.customer_tiers import run_tier_refresh
+
+    ctx.progress(0, 1, "jobs.progress.customer_tier_refresh")
+    result = run_tier_refresh(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    ctx.progress(1, 1)
+    return {"customers": {str(tier_id): count for tier_id, count in result.customers.items()},
+            "seconds": round(result.seconds, 3)}
+
+
 @job_kind("automation_run", roles=ADMINS, schedulable=True, default_schedule=("*/15", "*", "*"))
 def automation_run(ctx: JobContext) -> dict[str, Any]:
     """Run the tenant's due stage-automation rules once (idempotent)."""

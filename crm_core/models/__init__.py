@@ -613,6 +613,7 @@ from crm_core.models import (  # noqa: E402,F401
     sales,
     segments,
     service,
+    service_tiers,
     webhooks,
 )
 

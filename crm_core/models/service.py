@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, TenantScoped, Versioned, utcnow
@@ -88,12 +88,18 @@ class SlaCalendarDay(TenantScoped, Base):
 
 
 class SlaPolicy(TenantScoped, Versioned, Base):
-    """The targets for cases of one priority, in business minutes of a calendar."""
+    """The targets for cases of one priority (and customer tier, or the default ones), in business minutes.
+
+    ``tier_key`` is ``tier_id`` or 0 for the default policies, so that one unique key holds on every
+    database (a NULL never collides); a policy's tier is set when it is created and never changes.
+    """
 
     __tablename__ = "sla_policies"
-    __table_args__ = (UniqueConstraint("tenant_id", "priority"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "tier_key", "priority"),)
 
     priority: Mapped[str] = mapped_column(String(8))
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("customer_tiers.id"))
+    tier_key: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     calendar_id: Mapped[int] = mapped_column(ForeignKey("sla_calendars.id"))
     first_response_minutes: Mapped[int] = mapped_column(Integer)
     next_response_minutes: Mapped[int] = mapped_column(Integer)
@@ -103,6 +109,8 @@ class SlaPolicy(TenantScoped, Versioned, Base):
     pause_on_hold: Mapped[bool] = mapped_column(Boolean, default=True)
     # minutes after a breach before it goes up to the manager (level 3)
     manager_after_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    # on a breach, the sweep hands the case to the team queue's next agent (round-robin / least-open)
+    reassign_on_breach: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CaseSla(TenantScoped, Base):

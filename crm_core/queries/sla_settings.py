@@ -43,12 +43,31 @@ def calendar_days(session: Session, calendar_id: int, *, year: int) -> list[tupl
     return [(day, kind, name) for day, kind, name in rows]
 
 
-def list_policies(session: Session) -> list[SlaPolicy]:
-    """The tenant's SLA policies (one per priority)."""
-    policies = list(session.scalars(select(SlaPolicy)))
-    for policy in policies:
-        session.expunge(policy)
-    return policies
+@dataclass(frozen=True)
+class PolicyRow:
+    """An SLA policy as the settings table lists it (``tier_id`` None: the default policy)."""
+
+    id: int
+    tier_id: int | None
+    priority: str
+    calendar_id: int
+    first_response_minutes: int
+    next_response_minutes: int
+    resolution_minutes: int
+    warn_percent: int
+    pause_on_pending: bool
+    pause_on_hold: bool
+    manager_after_minutes: int
+    reassign_on_breach: bool
+
+
+def list_policies(session: Session) -> list[PolicyRow]:
+    """Every SLA policy of the tenant: the default ones first, then by tier and priority."""
+    policies = session.scalars(select(SlaPolicy).order_by(SlaPolicy.tier_key, SlaPolicy.priority))
+    return [PolicyRow(policy.id, policy.tier_id, policy.priority, policy.calendar_id, policy.first_response_minutes,
+                      policy.next_response_minutes, policy.resolution_minutes, policy.warn_percent,
+                      policy.pause_on_pending, policy.pause_on_hold, policy.manager_after_minutes,
+                      policy.reassign_on_breach) for policy in policies]
 
 
 def list_queues(session: Session) -> list[tuple[int, str, str | None, int | None]]:

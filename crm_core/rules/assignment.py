@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from crm_core.models import CustomerKind, LifecycleStage
+from crm_core.models.automation import AssignmentMethod
 
 FIELDS = ("kind", "industry", "region", "source", "tags", "lifecycle_stage")
 OPERATORS = ("equals", "not_equals", "in", "contains", "is_empty", "not_empty")
@@ -150,5 +151,34 @@ def pick_least_busy(
         picked.append(chosen)
         load[chosen] += 1
         # the next tie starts after the one just chosen
+        order = round_robin_order(order, chosen)
+    return picked
+
+
+def pick_next_agents(method: str, open_cases: Mapping[int, int], last_assigned_id: int | None,
+                     current_assignees: Sequence[int | None]) -> list[int | None]:
+    """For each case (given by its current assignee), the queue's next agent other than that one.
+
+    ``method`` is the queue's: ``least_busy`` takes the fewest open cases (each hand-over moves one case
+    from the old agent to the new), otherwise round-robin; ties and turns go in round-robin order after
+    the last one assigned. None where the team has no other agent.
+    """
+    order = round_robin_order(list(open_cases), last_assigned_id)
+    load = dict(open_cases)
+    picked: list[int | None] = []
+    for current in current_assignees:
+        choices = [user_id for user_id in order if user_id != current]
+        if not choices:
+            picked.append(None)
+            continue
+        if method == AssignmentMethod.LEAST_BUSY:
+            rank = {user_id: position for position, user_id in enumerate(order)}
+            chosen = min(choices, key=lambda user_id: (load[user_id], rank[user_id]))
+        else:
+            chosen = choices[0]
+        picked.append(chosen)
+        load[chosen] += 1
+        if current in load:
+            load[current] -= 1
         order = round_robin_order(order, chosen)
     return picked

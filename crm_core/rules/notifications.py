@@ -19,6 +19,8 @@ sla_escalated      a breach not handled within the policy's    the tenant's mana
                    delay
 case_assigned      a case is given to someone (by someone      the assignee
                    else, or by its queue: a form, a mail)
+sla_reassigned     the SLA sweep handed a breached case on     the new assignee
+                   (the policy's reassign option)
 =================  ==========================================  ===============================
 """
 
@@ -34,6 +36,7 @@ import urllib.parse
 KINDS: tuple[str, ...] = (
     "task_assigned", "task_due", "task_overdue", "pool_return", "access_requested", "access_approved",
     "access_declined", "mention", "sla_warning", "sla_breach", "sla_escalated", "case_assigned",
+    "sla_reassigned",
 )
 
 # "@" not preceded by a word character (an email's "name@host" is no mention), then a handle:

@@ -13,6 +13,7 @@ idempotent. Escalations are kept in ``sla_escalations`` and each is told through
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -36,9 +37,13 @@ from crm_core.models.service import (
     SlaEscalation,
     SlaPolicy,
 )
+from crm_core.models.service_tiers import CaseEntitlement, CustomerTier
 from crm_core.rules.case_flow import CLOSED_STATUSES
+from crm_core.rules.customer_tiers import TierChoice
 from crm_core.rules.sla import BusinessCalendar, CalendarHasNoHours, Clock, StatusSpan, run_clock
+from crm_core.services.customer_tiers import customer_tier
 from crm_core.services.notifications import Notice, notify_many
+from crm_core.services.sla_reassign import reassign_breached_cases
 
 LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER = 1, 2, 3
 
@@ -71,10 +76,25 @@ class SlaExplanation:
     warned: dict[str, dt.datetime | None] = field(default_factory=dict)
     breached: dict[str, dt.datetime | None] = field(default_factory=dict)
     escalation_level: int = 0
+    tier: TierChoice | None = None  # the customer's tier the case was opened under, and why
+    policy_tier_id: int | None = None  # the policy's own tier (None: the default policy applies)
+    tier_names: tuple[str, str] | None = None  # the tier's names (en, zh), for the panel
 
 
-def _policy_and_calendar(session: Session, case: Case) -> tuple[SlaPolicy | None, int | None]:
-    policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == case.priority))
+def case_tier(session: Session, case: Case, *, now: dt.datetime) -> TierChoice:
+    """The tier the case was opened under (``case_entitlements``); not yet kept: its customer's tier now."""
+    kept = session.scalar(select(CaseEntitlement).where(CaseEntitlement.case_id == case.id))
+    if kept is None:
+        return customer_tier(session, case.tenant_id, case.customer_id, today=now.date())
+    return TierChoice(kept.tier_id, kept.basis, kept.order_total, kept.threshold, kept.months, kept.pinned_until,
+                      kept.as_of)
+
+
+def _policy_and_calendar(session: Session, case: Case, tier_id: int | None) -> tuple[SlaPolicy | None, int | None]:
+    # the tier's own policy for the priority, else the default one (tier_key 0)
+    policy = session.scalars(select(SlaPolicy).where(SlaPolicy.priority == case.priority,
+                                                     SlaPolicy.tier_key.in_(sorted({tier_id or 0, 0})))
+                             .order_by(SlaPolicy.tier_key.desc()).limit(1)).first()
     if policy is None:
         return None, None
     queue_calendar = None
@@ -110,10 +130,11 @@ def _next_response_window(events: list[CaseEvent]) -> tuple[dt.datetime | None, 
 
 
 def compute_clocks(session: Session, case: Case, *, now: dt.datetime) -> SlaExplanation:
-    """The case's three clocks from its own history under its priority's policy (nothing written)."""
-    policy, calendar_id = _policy_and_calendar(session, case)
+    """The case's three clocks from its own history under its tier's and priority's policy (nothing written)."""
+    tier = case_tier(session, case, now=now)
+    policy, calendar_id = _policy_and_calendar(session, case, tier.tier_id)
     if policy is None or calendar_id is None:
-        return SlaExplanation(None, case.priority, None, None, 0, ())
+        return SlaExplanation(None, case.priority, None, None, 0, (), tier=tier)
     calendar = load_calendar(session, calendar_id)
     paused = frozenset(
         ([CaseStatus.PENDING.value] if policy.pause_on_pending else [])
@@ -142,7 +163,16 @@ def compute_clocks(session: Session, case: Case, *, now: dt.datetime) -> SlaExpl
                 clock = Clock(metric, target, started, met, None, None, 0.0)
         clocks.append(clock)
     return SlaExplanation(policy.id, case.priority, calendar.name, calendar.time_zone, policy.warn_percent,
-                          tuple(sorted(paused)), tuple(clocks))
+                          tuple(sorted(paused)), tuple(clocks), tier=tier, policy_tier_id=policy.tier_id)
+
+
+def _keep_tier(session: Session, case: Case, tier: TierChoice | None) -> None:
+    """At the case's first computation (its opening), keep the tier it opened under with the reason."""
+    if tier is None or session.scalar(select(CaseEntitlement.id).where(CaseEntitlement.case_id == case.id)):
+        return
+    session.add(CaseEntitlement(tenant_id=case.tenant_id, case_id=case.id, tier_id=tier.tier_id, basis=tier.basis,
+                                order_total=tier.order_total, threshold=tier.threshold, months=tier.months,
+                                pinned_until=tier.pinned_until, as_of=tier.as_of))
 
 
 def recompute_case_sla(session: Session, case: Case, *, now: dt.datetime | None = None) -> CaseSla | None:
@@ -153,6 +183,7 @@ def recompute_case_sla(session: Session, case: Case, *, now: dt.datetime | None 
     """
     now = now or utcnow()
     explanation = compute_clocks(session, case, now=now)
+    _keep_tier(session, case, explanation.tier)
     state = session.scalar(select(CaseSla).where(CaseSla.case_id == case.id))
     if explanation.policy_id is None:
         if state is not None:
@@ -189,12 +220,15 @@ def explain_case_sla(session: Session, case_id: int, *, now: dt.datetime | None 
     if case is None:
         raise NotFound("case")
     explanation = compute_clocks(session, case, now=now or utcnow())
+    if explanation.tier is not None and explanation.tier.tier_id is not None:
+        names = session.execute(select(CustomerTier.name_en, CustomerTier.name_zh)
+                                .where(CustomerTier.id == explanation.tier.tier_id)).first()
+        explanation = dataclasses.replace(explanation, tier_names=(names[0], names[1]) if names else None)
     state = session.scalar(select(CaseSla).where(CaseSla.case_id == case_id))
     if state is None:
         return explanation
-    return SlaExplanation(
-        explanation.policy_id, explanation.priority, explanation.calendar_name, explanation.time_zone,
-        explanation.warn_percent, explanation.paused_statuses, explanation.clocks,
+    return dataclasses.replace(
+        explanation,
         warned={metric: getattr(state, f"{metric}_warned_at") for metric in SLA_METRICS},
         breached={metric: getattr(state, f"{metric}_breached_at") for metric in SLA_METRICS},
         escalation_level=state.escalation_level,
@@ -213,6 +247,7 @@ class SweepResult:
     manager_escalations: int
     seconds: float
     notified: int = 0
+    reassigned: int = 0
 
 
 def _escalate(session: Session, tenant_id: int, metric: str, level: int, condition: Any, recipient: Any,
@@ -292,9 +327,11 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
         reached = exists().where(SlaEscalation.case_id == table.c.case_id, SlaEscalation.level == level)
         session.execute(update(table).where(table.c.tenant_id == tenant_id, table.c.escalation_level < level,
                                             reached).values(escalation_level=level))
+    handovers, handover_notices = reassign_breached_cases(session, tenant_id, now=now)  # policies that ask for it
+    notices.extend(handover_notices)
     notified = len(notify_many(session, tenant_id=tenant_id, notices=notices, now=now)) if notices else 0
     return SweepResult(counts[LEVEL_ASSIGNEE], counts[LEVEL_TEAM_LEAD], counts[LEVEL_MANAGER],
-                       time.perf_counter() - started, notified)
+                       time.perf_counter() - started, notified, len(handovers))
 
 
 def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:

@@ -21,6 +21,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Case, CasePriority, Team
 from crm_core.models.automation import AssignmentMethod
 from crm_core.models.service import ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy
+from crm_core.models.service_tiers import CustomerTier
 from crm_core.rules import china_holidays
 from crm_core.rules.case_flow import CLOSED_STATUSES
 from crm_core.rules.fields import clean_text
@@ -128,10 +129,12 @@ class PolicyInput:
     pause_on_pending: bool = True
     pause_on_hold: bool = True
     manager_after_minutes: int = 60
+    tier_id: int | None = None  # None: the default policy of the priority (customers without a tier)
+    reassign_on_breach: bool = False
 
 
 def save_policy(db: Database, actor: Actor, form: PolicyInput) -> int:
-    """Create or replace the policy of ``form.priority``; returns its id."""
+    """Create or replace the policy of ``form.priority`` for ``form.tier_id`` (or the default one); returns its id."""
     errors: Errors = {}
     if form.priority not in {priority.value for priority in CasePriority}:
         errors["priority"] = ("validation.choice", {})
@@ -145,9 +148,13 @@ def save_policy(db: Database, actor: Actor, form: PolicyInput) -> int:
     with db.transaction(actor) as session:
         if session.get(SlaCalendar, form.calendar_id) is None:
             raise ValidationFailed({"calendar_id": ("validation.choice", {})})
-        policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == form.priority))
+        if form.tier_id is not None and session.get(CustomerTier, form.tier_id) is None:
+            raise ValidationFailed({"tier_id": ("validation.choice", {})})
+        policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == form.priority,
+                                                        SlaPolicy.tier_key == (form.tier_id or 0)))
         if policy is None:
-            policy = SlaPolicy(tenant_id=actor.tenant_id, priority=form.priority)
+            policy = SlaPolicy(tenant_id=actor.tenant_id, priority=form.priority, tier_id=form.tier_id,
+                               tier_key=form.tier_id or 0)
             session.add(policy)
         for name, value in vars(form).items():
             setattr(policy, name, value)

@@ -32,6 +32,7 @@ from crm_core.models.merges import Merge
 from crm_core.models.notifications import AccessRequest
 from crm_core.models.pool import PoolEvent
 from crm_core.models.segments import CampaignMember, Score, ScoringModel
+from crm_core.models.service_tiers import CustomerTier, CustomerTierPin, CustomerTierStanding
 from crm_core.quality.checks import CHECKS, measure
 from crm_core.quality.runs import run_suite_for_tenant
 from crm_core.queries.merges import merge_preview, references_to, survivor_of
@@ -63,6 +64,14 @@ def _deal(session: Session, tenant_id: int, customer_id: int, _contact_id: int) 
     stage = _stage(session, tenant_id)
     session.add(Opportunity(tenant_id=tenant_id, customer_id=customer_id, pipeline_id=stage.pipeline_id,
                             stage_id=stage.id, name=unique("Deal "), amount=Decimal("100")))
+
+
+def _tier(session: Session, tenant_id: int) -> int:
+    tier = CustomerTier(tenant_id=tenant_id, code=unique("tier"), name_en="Gold", name_zh="金牌", rank=1,
+                        min_order_total=Decimal("1"), months=12)
+    session.add(tier)
+    session.flush()
+    return tier.id
 
 
 def _campaign(session: Session, tenant_id: int, name: str = "") -> int:
@@ -113,6 +122,10 @@ CUSTOMER_ROWS: dict[str, Builder] = {
         CampaignMember(tenant_id=t, campaign_id=_campaign(s, t), customer_id=c)),
     "cases.customer_id": lambda s, t, c, k: s.add(Case(tenant_id=t, customer_id=c, subject="Broken")),
     "contacts.customer_id": lambda s, t, c, k: s.add(Contact(tenant_id=t, customer_id=c, name=unique("Person "))),
+    "customer_tier_pins.customer_id": lambda s, t, c, k: s.add(
+        CustomerTierPin(tenant_id=t, customer_id=c, tier_id=_tier(s, t))),
+    "customer_tier_standings.customer_id": lambda s, t, c, k: s.add(
+        CustomerTierStanding(tenant_id=t, customer_id=c, tier_id=_tier(s, t), order_total=Decimal("1"))),
     "lifecycle_overrides.customer_id": lambda s, t, c, k: s.add(
         LifecycleOverride(tenant_id=t, customer_id=c, stage="intent", rule_stage="prospect", reason="call")),
     "lifecycle_transitions.customer_id": lambda s, t, c, k: s.add(
@@ -186,8 +199,10 @@ def test_a_merge_moves_every_related_row_and_leaves_no_orphan(db: Database, worl
             assert pointing_at(db, key, survivor_id) in (expected, expected + 1)
         else:
             assert pointing_at(db, key, survivor_id) == expected, key
-    # a manual stage of the merged record does not hold for the survivor; nothing else had a twin here
-    assert result.dropped == {"lifecycle_overrides.customer_id": 1}
+    # a manual stage of the merged record does not hold for the survivor; the survivor's own tier pin and
+    # standing win over the merged record's (one per customer); nothing else had a twin here
+    assert result.dropped == {"lifecycle_overrides.customer_id": 1, "customer_tier_pins.customer_id": 1,
+                              "customer_tier_standings.customer_id": 1}
     with db.system_session("test: check") as session:
         survivor, merged = session.get(Customer, survivor_id), session.get(Customer, merged_id)
         assert survivor is not None and merged is not None

@@ -9,6 +9,7 @@ import pytest
 from crm_core.rules.assignment import (
     condition_problems,
     pick_least_busy,
+    pick_next_agents,
     pick_round_robin,
     round_robin_order,
     rule_matches,
@@ -96,3 +97,20 @@ def test_least_busy_takes_the_rep_with_fewest_open_tasks_and_breaks_ties_in_turn
 
 def test_round_robin_order_wraps_around() -> None:
     assert round_robin_order([5, 1, 3], 3) == [5, 1, 3]
+
+
+@pytest.mark.parametrize(("method", "open_cases", "last", "current", "expected"), [
+    # round-robin: the next after the pointer, never the case's own agent
+    ("round_robin", {1: 0, 2: 0, 3: 0}, None, [1], [2]),
+    ("round_robin", {1: 0, 2: 0, 3: 0}, 1, [2, 2, 2], [3, 1, 3]),
+    ("round_robin", {1: 0, 2: 0, 3: 0}, 3, [None], [1]),
+    # fewest open cases: each hand-over moves one case from the old agent to the new
+    ("least_busy", {1: 5, 2: 1, 3: 1}, None, [1, 1], [2, 3]),
+    ("least_busy", {1: 5, 2: 1, 3: 4}, 2, [2], [3]),
+    # the team's only agent has the case: nobody to hand it to
+    ("round_robin", {7: 3}, None, [7, None], [None, 7]),
+])
+def test_a_breached_case_goes_to_the_queues_next_agent_other_than_its_own(
+        method: str, open_cases: dict[int, int], last: int | None, current: list[int | None],
+        expected: list[int | None]) -> None:
+    assert pick_next_agents(method, open_cases, last, current) == expected
