@@ -285,7 +285,8 @@ def unexpected_error(error: Exception, db: Database, lang: str, where: str) -> i
         reason = str(getattr(unreachable, "orig", unreachable)).splitlines()[0][:200]
         print(t("cli.database_unreachable", lang, reason=reason), file=sys.stderr)
         return 1
-    if revision != schema.head_revision():
+    # "run init first" helps every command but init itself, whose failure is the incident below
+    if revision != schema.head_revision() and not where.startswith("init"):
         print(t("cli.schema_not_ready", lang, command="python -m crm_core init"), file=sys.stderr)
         return 1
     from crm_core.incidents import LOG, log_incident

@@ -7,14 +7,13 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, insert, inspect, text
 
 from crm_core.db import make_engine
 from crm_core.models import Base
-from crm_core.schema import alembic_config, current_revision, head_revision
+from crm_core.schema import current_revision, head_revision, migrate
 from tests.conftest import database_url, private_database
 
 
@@ -25,13 +24,6 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         engine = make_engine(private_url)
         yield engine
         engine.dispose()
-
-
-def migrate(engine: Engine, direction: str, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, direction)(config, revision)
 
 
 def test_the_whole_chain_goes_down_and_up_again(empty_engine: Engine) -> None:
@@ -88,3 +80,25 @@ def test_0024_keys_existing_contacts_and_goes_back_down(empty_engine: Engine) ->
     assert "email_normalized" not in columns and "phone_normalized" not in columns
     with empty_engine.connect() as connection:
         assert connection.scalar(text("SELECT COUNT(*) FROM contacts")) == 3
+
+
+def test_cases_with_a_history_are_rebuilt_by_the_migrations_that_add_their_references(empty_engine: Engine) -> None:
+    """0028–0030 give ``cases`` foreign keys; on SQLite that rebuilds the table while case_events rows point at
+    it (make run on a demo database of the previous release): nothing is refused and no row is lost."""
+    migrate(empty_engine, "upgrade", "0026")
+    tables = MetaData()
+    tables.reflect(empty_engine, only=["tenants", "customers", "cases", "case_events"])
+    tenants, customers, cases, events = (tables.tables[name] for name in ("tenants", "customers", "cases",
+                                                                          "case_events"))
+    with empty_engine.begin() as connection:
+        connection.execute(insert(tenants).values(_row(tenants, id=1, name="T", slug="t")))
+        connection.execute(insert(customers).values(_row(customers, id=1, tenant_id=1, name="C", custom_fields="{}")))
+        connection.execute(insert(cases).values(_row(cases, id=1, tenant_id=1, customer_id=1, subject="Jammed",
+                                                     status="open", priority="high")))
+        connection.execute(insert(events).values(_row(events, tenant_id=1, case_id=1, kind="opened")))
+    migrate(empty_engine, "upgrade", "head")
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT subject, priority FROM cases")).all() == [("Jammed", "high")]
+        assert connection.execute(text("SELECT case_id FROM case_events")).all() == [(1,)]
+        if empty_engine.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # enforced again
