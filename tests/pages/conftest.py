@@ -54,7 +54,6 @@ def log_in(username: str, password: str = PASSWORD, app: AppTest | None = None) 
     """Fill and submit the login form; returns the app after the run."""
     app = app or new_app()
     app.run()
-    app.text_input(key=None) if False else None
     username_input = next(w for w in app.text_input if w.label in ("Username", "用户名"))
     password_input = next(w for w in app.text_input if w.label in ("Password", "密码"))
     username_input.input(username)
@@ -62,6 +61,17 @@ def log_in(username: str, password: str = PASSWORD, app: AppTest | None = None) 
     next(b for b in app.button if b.label in ("Log in", "登录")).click()
     app.run()
     return app
+
+
+def open_as(username: str, page: str, language: str = "en", **query: str) -> AppTest:
+    """Log ``username`` in, reading ``language``, and run ``page`` (``pages/….py``) with ``query``."""
+    app = log_in(username)
+    if language != "en":
+        app.session_state["kestrel_lang"] = language
+    app.switch_page(page)
+    for name, value in query.items():
+        app.query_params[name] = value
+    return app.run()
 
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")

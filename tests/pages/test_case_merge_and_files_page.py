@@ -10,8 +10,8 @@ from sqlalchemy import select
 from crm_core.models import Case, Customer
 from crm_core.models.service import CaseAttachment
 from crm_core.services.cases import CaseInput, create_case
-from tests.pages.conftest import AppWorld, log_in
-from tests.pages.test_service_pages import speak_chinese
+from tests.pages.conftest import AppWorld
+from tests.pages.test_service_pages import open_case, speak_chinese
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 
@@ -25,15 +25,6 @@ def two_cases(app_world: AppWorld) -> tuple[int, int]:
     duplicate = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="**Scanner** again",
                                                      assignee_id=world.rep.user_id))
     return survivor, duplicate
-
-
-def open_case(username: str, case_id: int, language: str = "en"):  # type: ignore[no-untyped-def]
-    app = log_in(username)
-    if language != "en":
-        app.session_state["kestrel_lang"] = language
-    app.switch_page("pages/case.py")
-    app.query_params["case_id"] = str(case_id)
-    return app.run()
 
 
 def test_a_rep_merges_a_duplicate_into_the_case_on_screen(app_world: AppWorld,

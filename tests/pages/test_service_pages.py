@@ -11,7 +11,7 @@ from crm_core.models import Case, Customer
 from crm_core.services import sla_settings
 from crm_core.services.cases import CaseInput, create_case
 from crm_ui.text import plain_line
-from tests.pages.conftest import AppWorld, log_in
+from tests.pages.conftest import AppWorld, log_in, open_as
 
 HOSTILE = "**bold** [link](http://evil.example)"
 
@@ -42,20 +42,11 @@ def speak_chinese(app_world: AppWorld, user_id: int, monkeypatch: pytest.MonkeyP
 
 
 def open_queue(username: str, language: str = "en"):  # type: ignore[no-untyped-def]
-    app = log_in(username)
-    if language != "en":
-        app.session_state["kestrel_lang"] = language
-    app.switch_page("pages/service_queue.py")
-    return app.run()
+    return open_as(username, "pages/service_queue.py", language)
 
 
 def open_case(username: str, case_id: int, language: str = "en"):  # type: ignore[no-untyped-def]
-    app = log_in(username)
-    if language != "en":
-        app.session_state["kestrel_lang"] = language
-    app.switch_page("pages/case.py")
-    app.query_params["case_id"] = str(case_id)
-    return app.run()
+    return open_as(username, "pages/case.py", language, case_id=str(case_id))
 
 
 def test_the_queue_lists_my_cases_soonest_due_first_with_countdowns(app_world: AppWorld) -> None:
@@ -116,11 +107,7 @@ def test_a_case_the_user_may_not_see_reads_as_missing(app_world: AppWorld) -> No
 
 
 def open_settings(app_world: AppWorld, language: str = "en"):  # type: ignore[no-untyped-def]
-    app = log_in(app_world.world.admin.username)
-    if language != "en":
-        app.session_state["kestrel_lang"] = language
-    app.switch_page("pages/sla_settings.py")
-    return app.run()
+    return open_as(app_world.world.admin.username, "pages/sla_settings.py", language)
 
 
 def test_an_admin_adds_a_calendar_with_china_holidays_and_a_policy(app_world: AppWorld) -> None:

@@ -15,16 +15,8 @@ from crm_core.services import sla_settings
 from crm_core.services.cases import CaseInput, create_case
 from crm_core.services.orders import OrderInput, OrderLineInput, create_order
 from crm_core.services.products import ProductInput, create_product
-from tests.pages.conftest import AppWorld, log_in
-from tests.pages.test_service_pages import open_case, speak_chinese
-
-
-def open_settings(app_world: AppWorld, language: str = "en"):  # type: ignore[no-untyped-def]
-    app = log_in(app_world.world.admin.username)
-    if language != "en":
-        app.session_state["kestrel_lang"] = language
-    app.switch_page("pages/sla_settings.py")
-    return app.run()
+from tests.pages.conftest import AppWorld
+from tests.pages.test_service_pages import open_case, open_settings, speak_chinese
 
 
 def acme(app_world: AppWorld) -> int:
