@@ -61,6 +61,7 @@ from crm_core.models.service import (
     CaseMessage,
     CaseRating,
     CaseSla,
+    ServiceDaily,
     ServiceQueue,
     SlaCalendar,
     SlaCalendarDay,
@@ -223,6 +224,11 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
                               or_(_row_customer_visible(actor, case.customer_id),
                                   case.assignee_id == actor.user_id,
                                   *([case.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else [])))
+    if entity is ServiceDaily:  # the dashboard's daily counts: the case rule on the slice's queue, assignee
+        # and customer owner/team (decision 0032)
+        return or_(_owned_clause(actor, ServiceDaily.customer_owner_id, ServiceDaily.customer_team_id),
+                   ServiceDaily.assignee_id == actor.user_id,
+                   *([ServiceDaily.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else []))
     if entity in (Contact, Activity, CampaignMember, PoolEvent):
         return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
     if entity is OrderLine:
@@ -313,7 +319,7 @@ SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
-    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating,
+    TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, ServiceDaily,
 )
 
 
