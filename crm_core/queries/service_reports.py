@@ -43,7 +43,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, literal_column, or_, select
+from sqlalchemy import Date, Select, case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from crm_core.models import Case, CasePriority, CaseStatus, Customer, Team, User
@@ -184,7 +184,7 @@ def fact_statements(session: Session, *, start: dt.datetime, end: dt.datetime, n
 
     def count(figure: str, instant: Any, *where: Any, entity: Any = Case, bucket: Any = None,
               total: Any = None) -> Select[Any]:
-        day = func.date(instant)
+        day = func.date(instant, type_=Date)  # a date on every driver (SQLite's text is parsed)
         dims: list[Any] = [Case.team_id, Case.assignee_id]
         if slices:
             dims += [Customer.owner_id.label("customer_owner_id"), Customer.team_id.label("customer_team_id")]

@@ -1,13 +1,14 @@
 """The service dashboard's daily counts: the ``service_daily`` job recounts a tenant's last days.
 
-Pattern: a periodic rebuild of derived rows (decision 0032). One system transaction per tenant
-deletes the tenant's ``service_daily`` rows and inserts, per figure, the facts of the last
-:data:`~crm_core.queries.service_reports.KEEP_DAYS` days before today with one INSERT … SELECT
+Pattern: a periodic rebuild of derived rows (decision 0032). The facts of the last
+:data:`~crm_core.queries.service_reports.KEEP_DAYS` days before today are read per figure
 (:func:`crm_core.queries.service_reports.fact_statements`, the statements the dashboard runs live
-for today), then records the days covered and the instant in ``service_daily_runs``. Recounting
-every kept day, not only the days a change touched, is what keeps the rows right whatever
-changed a case: a reassignment, a reopening, a customer changing hands, a recomputed SLA clock.
-The rows are derived from audited records and are not audited themselves.
+for today) in a read-only session, so SQLite's single write lock is not held while they are
+counted; then one short system transaction replaces the tenant's ``service_daily`` rows with them
+and records the days covered and the instant in ``service_daily_runs``. Recounting every kept
+day, not only the days a change touched, is what keeps the rows right whatever changed a case: a
+reassignment, a reopening, a customer changing hands, a recomputed SLA clock. The rows are
+derived from audited records and are not audited themselves.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, literal, select
+from sqlalchemy import Table, delete, insert
 from sqlalchemy.orm import Session
 
+from crm_core.bulk import insert_rows
 from crm_core.db import Database
 from crm_core.models import utcnow
 from crm_core.models.service import ServiceDaily, ServiceDailyRun
@@ -39,27 +41,35 @@ class DailyCount:
     seconds: float
 
 
-def count_service_days(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> DailyCount:
-    """Recount the tenant's ``service_daily`` rows for the kept days before today, in ``session``'s transaction."""
-    started = time.perf_counter()
-    now = now or utcnow()
+def service_days(session: Session, tenant_id: int, *, now: dt.datetime) -> tuple[dt.date, dt.date, list[Any]]:
+    """The facts of the tenant's kept days before ``now``'s day: (first day, end day, rows of :data:`COLUMNS`)."""
     end_day = now.date()
     first_day = end_day - dt.timedelta(days=KEEP_DAYS)
-    table = cast(Table, ServiceDaily.__table__)
-    session.execute(delete(table).where(table.c.tenant_id == tenant_id))
     start, end = dt.datetime.combine(first_day, dt.time()), dt.datetime.combine(end_day, dt.time())
+    rows: list[Any] = []
     for statement in fact_statements(session, start=start, end=end, now=now, tenant_id=tenant_id, slices=True):
-        rows = select(literal(tenant_id), literal(now), literal(now), *statement.subquery().c)
-        session.execute(insert(table).from_select(["tenant_id", "created_at", "updated_at", *COLUMNS], rows))
-    written = session.scalar(select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)) or 0
-    runs = cast(Table, ServiceDailyRun.__table__)
+        rows.extend(session.execute(statement).all())
+    return first_day, end_day, rows
+
+
+def store_service_days(session: Session, tenant_id: int, *, first_day: dt.date, end_day: dt.date,
+                       rows: list[Any], now: dt.datetime) -> None:
+    """Replace the tenant's ``service_daily`` rows by ``rows`` and record the days they cover, in ``session``."""
+    table, runs = cast(Table, ServiceDaily.__table__), cast(Table, ServiceDailyRun.__table__)
+    session.execute(delete(table).where(table.c.tenant_id == tenant_id))
+    insert_rows(session, table, [(tenant_id, now, now, *row) for row in rows],
+                columns=["tenant_id", "created_at", "updated_at", *COLUMNS])
     session.execute(delete(runs).where(runs.c.tenant_id == tenant_id))
     session.execute(insert(runs).values(tenant_id=tenant_id, created_at=now, updated_at=now, first_day=first_day,
                                         end_day=end_day, refreshed_at=now))
-    return DailyCount(first_day, end_day, int(written), time.perf_counter() - started)
 
 
 def run_service_daily(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> DailyCount:
-    """The recount in its own system transaction (the job and the benchmark call this)."""
+    """Count the facts in a read session, then store them in a short system transaction (the job calls this)."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    with db.system_session("service daily counts") as session:
+        first_day, end_day, rows = service_days(session, tenant_id, now=now)
     with db.system_transaction("service daily counts") as session:
-        return count_service_days(session, tenant_id, now=now)
+        store_service_days(session, tenant_id, first_day=first_day, end_day=end_day, rows=rows, now=now)
+    return DailyCount(first_day, end_day, len(rows), time.perf_counter() - started)
