@@ -518,6 +518,14 @@ class Case(TenantScoped, Versioned, Base):
     category: Mapped[str | None] = mapped_column(String(120))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # the queue
     first_responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The customer's owner and team, copied by database triggers (migration 0029, as orders' in 0010)
+    # so that "a case of a customer the actor sees" is a test on the case's own columns.
+    customer_owner_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
+    customer_team_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
 
 
 class Campaign(TenantScoped, Versioned, Base):
