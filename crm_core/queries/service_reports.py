@@ -46,7 +46,7 @@ from typing import Any
 from sqlalchemy import Date, Select, case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from crm_core.models import Case, CasePriority, CaseStatus, Customer, Team, User
+from crm_core.models import Case, CasePriority, CaseStatus, Team, User
 from crm_core.models.service import CaseRating, CaseSla, CsatScore, ServiceDaily, ServiceDailyRun
 from crm_core.queries.reports import days_between
 from crm_core.rules.case_flow import CLOSED_STATUSES
@@ -174,8 +174,8 @@ def fact_statements(session: Session, *, start: dt.datetime, end: dt.datetime, n
                     tenant_id: int | None = None, slices: bool = False) -> list[Select[Any]]:
     """Per figure of :data:`FIGURES`, the SELECT counting the cases whose instant falls in ``[start, end)``.
 
-    Columns: day, team_id, assignee_id (with ``slices``: the customer's owner_id and team_id too,
-    joined for the ``service_daily`` job's system session), figure, bucket, cases, minutes.
+    Columns: day, team_id, assignee_id (with ``slices``: the case's copy of its customer's owner
+    and team too, for the ``service_daily`` job), figure, bucket, cases, minutes.
     The dashboard runs them as the user (the case rule applies) for what the job has not counted;
     the job inserts them into ``service_daily``. One definition for both, so both count alike.
     """
@@ -187,7 +187,7 @@ def fact_statements(session: Session, *, start: dt.datetime, end: dt.datetime, n
         day = func.date(instant, type_=Date)  # a date on every driver (SQLite's text is parsed)
         dims: list[Any] = [Case.team_id, Case.assignee_id]
         if slices:
-            dims += [Customer.owner_id.label("customer_owner_id"), Customer.team_id.label("customer_team_id")]
+            dims += [Case.customer_owner_id, Case.customer_team_id]
         statement = select(
             day.label("day"), *dims, literal_column(f"'{figure}'").label("figure"),
             (bucket if bucket is not None else literal_column("0")).label("bucket"),
@@ -196,8 +196,6 @@ def fact_statements(session: Session, *, start: dt.datetime, end: dt.datetime, n
         ).select_from(entity)
         if entity is not Case:
             statement = statement.join(Case, Case.id == entity.case_id)
-        if slices:
-            statement = statement.join(Customer, Customer.id == Case.customer_id)
         if tenant_id is not None:
             statement = statement.where(Case.tenant_id == tenant_id)
         return (statement.where(instant >= start, instant < end, *where)
