@@ -503,6 +503,9 @@ class Case(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "opened_at"),
         Index(None, "tenant_id", "first_responded_at"),
         Index(None, "tenant_id", "resolved_at"),
+        # the service dashboard's backlog and the case rule from the index alone (migration 0029)
+        Index("ix_cases_open_cover", "tenant_id", "status", "opened_at", "priority", "team_id", "assignee_id",
+              "customer_owner_id", "customer_team_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))

@@ -115,6 +115,8 @@ class CaseSla(TenantScoped, Base):
         Index(None, "tenant_id", "next_due_at"),
         Index(None, "tenant_id", "first_response_met_at"),  # the service dashboard's attainment (migration 0026)
         Index(None, "tenant_id", "resolution_met_at"),
+        Index(None, "tenant_id", "first_response_due_at"),  # the dashboard's clocks missed today (migration 0029)
+        Index(None, "tenant_id", "resolution_due_at"),
     )
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
