@@ -43,7 +43,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Select, case, func, literal, literal_column, or_, select
+from sqlalchemy import Date, Select, case, func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import Case, CasePriority, CaseStatus, Team, User
@@ -321,9 +321,8 @@ def service_dashboard(session: Session, *, since: dt.datetime, until: dt.datetim
         windows = ([(windows[0][0], dt.datetime.combine(first, dt.time()))] if first_day < first else []) + [
             (dt.datetime.combine(end, dt.time()), max(until, now))]
     live: list[Any] = []
-    for start, stop in windows:
-        for statement in fact_statements(session, start=start, end=stop, now=now):
-            live.extend(session.execute(statement).all())
+    for start, stop in windows:  # one statement: the access rule's criteria are attached and keyed once
+        live.extend(session.execute(union_all(*fact_statements(session, start=start, end=stop, now=now))).all())
 
     histograms: dict[Slice, dict[str, _Histogram]] = {}
 
