@@ -506,6 +506,8 @@ class Case(TenantScoped, Versioned, Base):
         # the service dashboard's backlog and the case rule from the index alone (migration 0029)
         Index("ix_cases_open_cover", "tenant_id", "status", "opened_at", "priority", "team_id", "assignee_id",
               "customer_owner_id", "customer_team_id"),
+        Index("ix_cases_queue_cover", "tenant_id", "team_id", "status", "assignee_id", "customer_owner_id",
+              "customer_team_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))

@@ -14,7 +14,7 @@ The dashboard sums these rows and counts only today live (decision 0032).
 a manager's open cases into a hashed scan of their 500,000 visible customers (1.0 s for the
 dashboard's backlog, 0.35 s for the queue page at 1M customers). The copies are set by triggers
 on insert, on a change of ``customer_id`` and whenever the customer's owner or team changes.
-``ix_cases_open_cover`` answers the backlog from the index; ``case_sla`` due instants are indexed
+``ix_cases_open_cover`` answers the backlog and ``ix_cases_queue_cover`` a queue's count from the index; ``case_sla`` due instants are indexed
 for the clocks that ran past their due time today (counted live).
 """
 from __future__ import annotations
@@ -114,6 +114,8 @@ MYSQL_DROP = [
 # the dashboard's backlog (open cases by priority and age) and the case rule, read from the index alone
 OPEN_COVER = ["tenant_id", "status", "opened_at", "priority", "team_id", "assignee_id", "customer_owner_id",
               "customer_team_id"]
+# a queue's capped count under the case rule, from the index alone
+QUEUE_COVER = ["tenant_id", "team_id", "status", "assignee_id", "customer_owner_id", "customer_team_id"]
 DUE_INDEXED = ("first_response_due_at", "resolution_due_at")  # today's missed clocks, counted live
 
 TRIGGERS = {"sqlite": (SQLITE, SQLITE_DROP), "postgresql": (POSTGRESQL, POSTGRESQL_DROP),
@@ -133,6 +135,7 @@ def upgrade() -> None:
     for statement in create:
         op.execute(statement)
     op.create_index("ix_cases_open_cover", "cases", OPEN_COVER)
+    op.create_index("ix_cases_queue_cover", "cases", QUEUE_COVER)
     for column in DUE_INDEXED:
         op.create_index(op.f(f"ix_case_sla_tenant_id_{column}"), "case_sla", ["tenant_id", column])
     op.create_table(
@@ -173,6 +176,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for column in DUE_INDEXED:  # the (tenant_id, …) indexes of 0026 remain for MariaDB's tenant foreign key
         op.drop_index(op.f(f"ix_case_sla_tenant_id_{column}"), table_name="case_sla")
+    op.drop_index("ix_cases_queue_cover", table_name="cases")
     op.drop_index("ix_cases_open_cover", table_name="cases")
     _create, drop = TRIGGERS[op.get_bind().dialect.name]
     for statement in drop:
