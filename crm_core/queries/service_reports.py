@@ -21,7 +21,7 @@ Definitions (documented once, here):
   the ordered set reaches p), read from a histogram: the times are counted in the buckets of
   :data:`MINUTE_EDGES` with their sum, and p50/p90 is the mean of the bucket that holds the
   nearest-rank value. Exact when that bucket holds one value (or equal ones); otherwise off by
-  less than the bucket's width (at most a quarter of the value above one hour; decision 0032).
+  less than the bucket's width (at most half the value above 10 minutes; decision 0032).
 * **CSAT % good**: ratings given in the period (``rated_at``), good ÷ all.
 * **Per agent / team**: the case's assignee / team (queue) now; cases without one are grouped
   under None.
