@@ -183,7 +183,8 @@ def notify_selected(session: Session, *, tenant_id: int, kind: str, entity: str,
         .outerjoin(choice, and_(choice.c.user_id == users.c.id, choice.c.kind == kind))
         .where(or_(in_app, robot_team.is_not(None)), ~already)
     )
-    result = session.connection().execute(insert(notifications).from_select(
+    # preserve_rowcount: psycopg's count is gone once SQLAlchemy closes the cursor of a statement with no rows
+    result = session.connection().execution_options(preserve_rowcount=True).execute(insert(notifications).from_select(
         ["tenant_id", "user_id", "kind", "entity", "entity_id", "params", "dedupe_key", "created_at", "updated_at",
          "read_at", "robot_team_id", "robot_status", "robot_next_at", "robot_attempts"], rows))
     written = max(int(result.rowcount or 0), 0)
