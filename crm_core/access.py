@@ -63,6 +63,7 @@ from crm_core.models.service import (
     CaseMessage,
     CaseRating,
     CaseSla,
+    ServiceDaily,
     ServiceQueue,
     SlaCalendar,
     SlaCalendarDay,
@@ -233,13 +234,19 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is Order:  # its customer's rule, on the copy of the customer's owner and team
         return _owned_clause(actor, Order.customer_owner_id, Order.customer_team_id)
     if entity is Case:  # its customer's rule, or the actor's own case or queue (a rep works their queue)
-        return or_(_row_customer_visible(actor, Case.customer_id), *_case_queue_clauses(actor))
+        # its customer's rule on the copy of the customer's owner and team (migration 0031)
+        return or_(_owned_clause(actor, Case.customer_owner_id, Case.customer_team_id), *_case_queue_clauses(actor))
     if entity in CASE_RECORDS:  # a case's history, clocks and escalations: that one case's rule
         case = aliased(Case)
         return exists().where(case.id == entity.case_id, case.tenant_id == actor.tenant_id,  # type: ignore[attr-defined]
-                              or_(_row_customer_visible(actor, case.customer_id),
+                              or_(_owned_clause(actor, case.customer_owner_id, case.customer_team_id),
                                   case.assignee_id == actor.user_id,
                                   *([case.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else [])))
+    if entity is ServiceDaily:  # the dashboard's daily counts: the case rule on the slice's queue, assignee
+        # and customer owner/team (decision 0033)
+        return or_(_owned_clause(actor, ServiceDaily.customer_owner_id, ServiceDaily.customer_team_id),
+                   ServiceDaily.assignee_id == actor.user_id,
+                   *([ServiceDaily.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else []))
     if entity in (Contact, Activity, CampaignMember, PoolEvent):
         return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
     if entity is OrderLine:
@@ -331,7 +338,7 @@ SCOPED_ENTITIES = (
     OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
-    CaseEntitlement,
+    CaseEntitlement, ServiceDaily,
 )
 
 

@@ -2,7 +2,8 @@
 resolution times, CSAT, per agent and team, and the weekly trend.
 
 One call to :func:`crm_core.queries.service_reports.service_dashboard`; every figure is SQL
-and scoped by the access rules (a manager sees their teams' cases). Times are wall-clock hours
+and scoped by the access rules (a manager sees their teams' cases). Days before today come from
+the daily counts of the ``service_daily`` job; the page says when they were counted. Times are wall-clock hours
 (what the customer waited); the SLA attainment is measured in business time by the case's
 calendar. Charts are plotly with the shared chart configuration; numbers go through the
 shared formatting; names are shown as text.
@@ -19,7 +20,7 @@ import streamlit as st
 from crm_core.models import Role, utcnow
 from crm_core.queries.service_reports import AGE_BUCKETS, PRIORITIES, GroupFigures, service_dashboard
 from crm_ui.context import choice_key, current_actor, read_session, t
-from crm_ui.formatting import chart_config, dashed, number, number_column, percent, percent_column
+from crm_ui.formatting import chart_config, dashed, number, number_column, percent, percent_column, when
 
 PERIOD_DAYS = (7, 28, 90)
 
@@ -59,6 +60,8 @@ kpis[4].caption(t("service_dashboard.ratings", count=number(overall.ratings)))
 st.caption(t("service_dashboard.resolution_times", p50=hours(overall.resolution_hours[50]),
              p90=hours(overall.resolution_hours[90]), resolved=number(overall.resolved)))
 st.caption(t("service_dashboard.times_note"))
+st.caption(t("service_dashboard.freshness", counted_at=when(figures.counted_at)) if figures.counted_at is not None
+           else t("service_dashboard.all_live"))
 
 left, right = st.columns(2)
 with left:

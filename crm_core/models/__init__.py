@@ -504,6 +504,11 @@ class Case(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "first_responded_at"),
         Index(None, "tenant_id", "resolved_at"),
         Index(None, "merged_into_id"),  # the cases merged into one (migration 0029)
+        # the service dashboard's backlog and the case rule from the index alone (migration 0031)
+        Index("ix_cases_open_cover", "tenant_id", "status", "opened_at", "priority", "team_id", "assignee_id",
+              "customer_owner_id", "customer_team_id"),
+        Index("ix_cases_queue_cover", "tenant_id", "team_id", "status", "assignee_id", "customer_owner_id",
+              "customer_team_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -523,6 +528,14 @@ class Case(TenantScoped, Versioned, Base):
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
     # set when this case was merged into another (closed, its conversation moved there; migration 0029)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # The customer's owner and team, copied by database triggers (migration 0031, as orders' in 0010)
+    # so that "a case of a customer the actor sees" is a test on the case's own columns.
+    customer_owner_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
+    customer_team_id: Mapped[int | None] = mapped_column(
+        Integer, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
 
 
 class Campaign(TenantScoped, Versioned, Base):

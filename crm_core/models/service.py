@@ -12,7 +12,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, TenantScoped, Versioned, utcnow
@@ -127,6 +139,8 @@ class CaseSla(TenantScoped, Base):
         Index(None, "tenant_id", "next_due_at"),
         Index(None, "tenant_id", "first_response_met_at"),  # the service dashboard's attainment (migration 0026)
         Index(None, "tenant_id", "resolution_met_at"),
+        Index(None, "tenant_id", "first_response_due_at"),  # the dashboard's clocks missed today (migration 0031)
+        Index(None, "tenant_id", "resolution_due_at"),
     )
 
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
@@ -261,3 +275,40 @@ class CaseAttachment(TenantScoped, Base):
     content_type: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(8))  # upload | mail
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class ServiceDaily(TenantScoped, Base):
+    """One figure of the service dashboard for one day and one slice of cases (decision 0033).
+
+    A slice is what the case rule of :mod:`crm_core.access` looks at: the case's queue and assignee
+    and its customer's owner and team, so the dashboard reads these rows under the same rule as
+    the cases. ``figure`` names what is counted (:data:`crm_core.queries.service_reports.FIGURES`);
+    response and resolution times are counted per ``bucket`` of
+    :data:`~crm_core.queries.service_reports.MINUTE_EDGES` with the sum of their minutes; a rating's
+    or an SLA clock's bucket is 1 for good / attained, else 0. Written only by the ``service_daily``
+    job, which recomputes the days it covers from the cases.
+    """
+
+    __tablename__ = "service_daily"
+    __table_args__ = (Index(None, "tenant_id", "day", "figure"),)
+
+    day: Mapped[dt.date] = mapped_column(Date)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    customer_owner_id: Mapped[int | None] = mapped_column(Integer)
+    customer_team_id: Mapped[int | None] = mapped_column(Integer)
+    figure: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[int] = mapped_column(Integer, default=0)
+    cases: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[float] = mapped_column(Float, default=0.0)  # the sum of the times counted (0 for counts)
+
+
+class ServiceDailyRun(TenantScoped, Base):
+    """Which days ``service_daily`` holds for a tenant (``[first_day, end_day)``) and when they were counted."""
+
+    __tablename__ = "service_daily_runs"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    end_day: Mapped[dt.date] = mapped_column(Date)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import case, func, select, tuple_
+from sqlalchemy import case, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Case, CaseStatus, Customer, User
@@ -141,6 +141,16 @@ def _row(case: Case, customer_name: str | None, assignee_name: str | None, due: 
     )
 
 
+def _running_clock(session: Session) -> Any:
+    """``next_due_at IS NOT NULL``; on SQLite marked as rare (open cases are a few percent of all), so that
+    its planner walks the due index and stops at the page's last row instead of sorting every case of the
+    queue, as it did once the case rule became a test on the case's own columns (migration 0031: 0.3 s)."""
+    running = CaseSla.next_due_at.is_not(None)
+    if session.get_bind().dialect.name == "sqlite":
+        return func.likelihood(running, literal_column("0.05"))
+    return running
+
+
 def _soonest_due(session: Session, filters: CaseFilters, limit: int, after: Position | None) -> list[Any]:
     """``sla_due`` ascending in two parts: running clocks by due time, then cases without one by id.
 
@@ -156,7 +166,7 @@ def _soonest_due(session: Session, filters: CaseFilters, limit: int, after: Posi
             .join(CaseSla, CaseSla.case_id == Case.id)
             .outerjoin(Customer, Customer.id == Case.customer_id)
             .outerjoin(_ASSIGNEE, _ASSIGNEE.id == Case.assignee_id), filters,
-        ).where(CaseSla.next_due_at.is_not(None))
+        ).where(_running_clock(session))
         if after is not None:
             running = running.where(tuple_(CaseSla.next_due_at, Case.id) > tuple_(*after))
         rows = list(session.execute(running.order_by(CaseSla.next_due_at.asc(), Case.id.asc()).limit(limit)).all())

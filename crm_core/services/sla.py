@@ -8,7 +8,8 @@ passed, the level-2 breach (to the team lead) where the due instant has passed, 
 tenant's managers: no single recipient) once a breach is ``manager_after_minutes`` old. Each
 level is recorded once per case and metric (a unique key and NOT EXISTS), so the sweep is
 idempotent. Escalations are kept in ``sla_escalations`` and each is told through the notification centre
-(:func:`crm_core.services.notifications.notify_many`, deduplicated per case, metric and level).
+(:func:`crm_core.services.notifications.notify_selected`: one INSERT … SELECT per metric and level,
+deduplicated per case, metric and level).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, insert, literal, select, update
+from sqlalchemy import String, Table, and_, exists, insert, literal, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
@@ -42,7 +44,7 @@ from crm_core.rules.case_flow import CLOSED_STATUSES
 from crm_core.rules.customer_tiers import TierChoice
 from crm_core.rules.sla import BusinessCalendar, CalendarHasNoHours, Clock, StatusSpan, run_clock
 from crm_core.services.customer_tiers import customer_tier
-from crm_core.services.notifications import Notice, notify_many
+from crm_core.services.notifications import json_object, notify_many, notify_selected
 from crm_core.services.sla_reassign import reassign_breached_cases
 
 LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER = 1, 2, 3
@@ -276,21 +278,26 @@ def _escalate(session: Session, tenant_id: int, metric: str, level: int, conditi
     return found
 
 
-def _notices(session: Session, tenant_id: int, metric: str, level: int,
-             found: list[tuple[int, int | None, str]]) -> list[Notice]:
-    """One notification per escalation: level 1 to the assignee, 2 to the team lead, 3 to every manager."""
+def _notify(session: Session, tenant_id: int, metric: str, level: int, now: dt.datetime) -> int:
+    """Tell the escalations of ``level`` the sweep recorded at ``now``, set-based: level 1 to the assignee, 2 to
+    the team lead, 3 to every manager; how many notifications were written (each once per case, metric, level)."""
     kind = {LEVEL_ASSIGNEE: "sla_warning", LEVEL_TEAM_LEAD: "sla_breach", LEVEL_MANAGER: "sla_escalated"}[level]
-    managers: list[int] = []
-    if level == LEVEL_MANAGER and found:
-        managers = list(session.scalars(select(User.id).where(
-            User.tenant_id == tenant_id, User.role == Role.MANAGER.value, User.is_active.is_(True))))
-    notices = []
-    for case_id, recipient_id, subject in found:
-        for user_id in ([recipient_id] if recipient_id is not None else []) + managers:
-            notices.append(Notice(user_id=user_id, kind=kind, entity="case", entity_id=case_id,
-                                  params={"case": case_id, "subject": subject, "metric": metric},
-                                  dedupe_key=f"sla:{case_id}:{metric}:{level}"))
-    return notices
+    user_id: Any = SlaEscalation.recipient_user_id
+    recorded = (select(SlaEscalation.case_id.label("entity_id"), Case.subject)
+                .join(Case, Case.id == SlaEscalation.case_id)
+                .where(SlaEscalation.tenant_id == tenant_id, SlaEscalation.metric == metric,
+                       SlaEscalation.level == level, SlaEscalation.at == now))
+    if level == LEVEL_MANAGER:
+        user_id = User.id
+        recorded = recorded.join(User, and_(User.tenant_id == SlaEscalation.tenant_id, User.role == Role.MANAGER.value))
+    else:
+        recorded = recorded.where(SlaEscalation.recipient_user_id.is_not(None))
+    dedupe_key = (literal("sla:") + sql_cast(SlaEscalation.case_id, String) + literal(f":{metric}:{level}"))
+    recipients = recorded.add_columns(
+        user_id.label("user_id"),
+        json_object(session, case=SlaEscalation.case_id, subject=Case.subject, metric=literal(metric))
+        .label("params"), dedupe_key.label("dedupe_key"))
+    return notify_selected(session, tenant_id=tenant_id, kind=kind, entity="case", recipients=recipients, now=now)
 
 
 def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
@@ -299,14 +306,16 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
     now = now or utcnow()
     table = cast(Table, CaseSla.__table__)
     counts = {LEVEL_ASSIGNEE: 0, LEVEL_TEAM_LEAD: 0, LEVEL_MANAGER: 0}
-    notices: list[Notice] = []
+    notified = 0
     policies = session.execute(select(SlaPolicy.id, SlaPolicy.manager_after_minutes)
                                .where(SlaPolicy.tenant_id == tenant_id)).all()
 
     def record(metric: str, level: int, condition: Any, recipient: Any) -> None:
+        nonlocal notified
         found = _escalate(session, tenant_id, metric, level, condition, recipient, now)
         counts[level] += len(found)
-        notices.extend(_notices(session, tenant_id, metric, level, found))
+        if found:
+            notified += _notify(session, tenant_id, metric, level, now)
 
     for metric in SLA_METRICS:
         due, warn, met = table.c[f"{metric}_due_at"], table.c[f"{metric}_warn_at"], table.c[f"{metric}_met_at"]
@@ -328,8 +337,8 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
         session.execute(update(table).where(table.c.tenant_id == tenant_id, table.c.escalation_level < level,
                                             reached).values(escalation_level=level))
     handovers, handover_notices = reassign_breached_cases(session, tenant_id, now=now)  # policies that ask for it
-    notices.extend(handover_notices)
-    notified = len(notify_many(session, tenant_id=tenant_id, notices=notices, now=now)) if notices else 0
+    if handover_notices:  # a bounded batch (sla_reassign), told one by one
+        notified += len(notify_many(session, tenant_id=tenant_id, notices=handover_notices, now=now))
     return SweepResult(counts[LEVEL_ASSIGNEE], counts[LEVEL_TEAM_LEAD], counts[LEVEL_MANAGER],
                        time.perf_counter() - started, notified, len(handovers))
 

@@ -1,17 +1,21 @@
 """The service dashboard's figures on every database, against hand-computed expectations on a
-small world frozen on Wednesday 11 March 2026 12:00 UTC, and scoped by the actor's access."""
+small world frozen on Wednesday 11 March 2026 12:00 UTC, and scoped by the actor's access; the
+daily counts of the service_daily job give the same figures as the live count, also after a change."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
+from sqlalchemy import select
 
 from crm_core.db import Database
 from crm_core.models import Case
-from crm_core.models.service import CaseRating, CaseSla
+from crm_core.models.service import CaseRating, CaseSla, ServiceDaily
 from crm_core.queries.service_reports import BacklogCell, ServiceDashboard, service_dashboard
 from crm_core.services import sla_settings
+from crm_core.services.service_daily import run_service_daily
 from tests.factories import World, build_world, create_random_customer
 
 NOW = dt.datetime(2026, 3, 11, 12, 0)
@@ -131,3 +135,43 @@ def test_the_queue_pages_by_sla_due_through_the_index_in_the_coalesced_order(db:
                 break
             after = page.next_position
     assert len(expected) == 7 and seen == expected
+
+
+def counted(db: Database, actor: object, *, rollups: bool = True) -> ServiceDashboard:
+    """The dashboard without its freshness fields, to compare what the daily counts give with the live figures."""
+    return replace(figures(db, actor) if rollups else live_figures(db, actor), counted_at=None, live_since=None)
+
+
+def live_figures(db: Database, actor: object) -> ServiceDashboard:
+    with db.session(actor) as session:  # type: ignore[arg-type]
+        return service_dashboard(session, since=SINCE, until=UNTIL, now=NOW, weeks=3, rollups=False)
+
+
+def test_the_daily_counts_give_the_live_figures_to_every_actor(db: Database, world: World) -> None:
+    assert figures(db, world.manager).counted_at is None  # nothing counted yet: all live
+    result = run_service_daily(db, world.admin.tenant_id, now=NOW)
+    assert (result.first_day, result.end_day) == (dt.date(2025, 12, 1), dt.date(2026, 3, 11)) and result.rows > 0
+    with_counts = figures(db, world.manager)
+    assert with_counts.counted_at == NOW and with_counts.live_since == dt.datetime(2026, 3, 11)
+    for actor in (world.manager, world.rep, world.rep_other_team, world.analyst, world.other_admin):
+        assert counted(db, actor) == counted(db, actor, rollups=False)
+    with db.session(world.rep_other_team) as session:  # the rows follow the case rule: the west rep's slice only
+        assert {row.assignee_id for row in session.scalars(select(ServiceDaily))} == {world.rep_other_team.user_id}
+
+
+def test_a_change_to_an_earlier_day_shows_after_the_recount_and_todays_at_once(db: Database, world: World) -> None:
+    run_service_daily(db, world.admin.tenant_id, now=NOW)
+    with db.system_transaction("test change") as session:  # Rita's first case goes to the west team's rep
+        case = session.scalars(select(Case).where(Case.opened_at == at(2))).one()
+        case.assignee_id, case.team_id = world.rep_other_team.user_id, world.west_team_id
+        today = session.scalars(select(Case).where(Case.opened_at == at(11))).one()
+        today.first_responded_at = NOW - H  # answered today: a live figure
+    before = counted(db, world.manager)
+    live = counted(db, world.manager, rollups=False)
+    assert before != live
+    assert {agent.name: agent.resolved for agent in before.agents}["Rita Rep"] == 2  # as counted
+    assert {agent.name: agent.resolved for agent in live.agents}["Rita Rep"] == 1
+    assert before.overall.first_response_hours[90] == pytest.approx(11)  # today's answer counts at once
+    run_service_daily(db, world.admin.tenant_id, now=NOW)
+    for actor in (world.manager, world.rep_other_team, world.analyst):
+        assert counted(db, actor) == counted(db, actor, rollups=False)

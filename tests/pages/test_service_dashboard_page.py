@@ -1,5 +1,6 @@
 """The service dashboard in English and Chinese: a manager's figures after a case was resolved and
-rated through its CSAT link, the charts, the per-agent table with the name as text."""
+rated through its CSAT link, the charts, the per-agent table with the name as text, and how fresh
+the figures are (all live, then earlier days as the service_daily job counted them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from crm_core.models import Case, Customer, Role
 from crm_core.services import csat, sla_settings
 from crm_core.services.cases import CaseInput, add_case_reply, create_case, transition_case
+from crm_core.services.service_daily import run_service_daily
 from crm_ui.navigation import pages_for
 from tests.pages.conftest import AppWorld, log_in
 from tests.pages.test_service_pages import speak_chinese
@@ -59,8 +61,15 @@ def test_the_manager_sees_the_figures_in_both_languages(app_world: AppWorld, mon
     agents = app.dataframe[0].value
     assert list(agents["Agent"]) == ["Rita Rep"] and list(agents["Resolved"]) == [1]
     assert len(app.get("plotly_chart")) == 2
+    assert "All figures are counted live." in [caption.value for caption in app.caption]  # no daily counts yet
+    run_service_daily(app_world.db, manager.tenant_id)
+    counted = open_dashboard(manager.username)
+    assert any(caption.value.startswith("Today's figures are live; earlier days as counted at")
+               for caption in counted.caption)
+    assert {metric.label: metric.value for metric in counted.metric} == metrics  # today's case, counted live
     speak_chinese(app_world, manager.user_id, monkeypatch)
     chinese = open_dashboard(manager.username, "zh-CN")
+    assert any(caption.value.startswith("今天的数据为实时数据") for caption in chinese.caption)
     assert not chinese.exception
     assert chinese.title[0].value == "服务仪表盘"
     labels = {metric.label: metric.value for metric in chinese.metric}
