@@ -20,7 +20,7 @@ import streamlit as st
 from crm_core.models import Role, utcnow
 from crm_core.queries.service_reports import AGE_BUCKETS, PRIORITIES, GroupFigures, service_dashboard
 from crm_ui.context import choice_key, current_actor, read_session, t
-from crm_ui.formatting import chart_config, dashed, number, number_column, percent, percent_column, when
+from crm_ui.formatting import chart_config, number, number_column, percent, when
 
 PERIOD_DAYS = (7, 28, 90)
 
@@ -35,6 +35,10 @@ now = utcnow()
 since = dt.datetime.combine(now.date() - dt.timedelta(days=days - 1), dt.time())
 with read_session() as session:
     figures = service_dashboard(session, since=since, until=now, now=now)
+
+
+# the queue's marks (🔴 urgent, 🟠 high, 🔵 normal, ⚪ low): red is what burns
+PRIORITY_COLOURS = {"urgent": "#d62728", "high": "#ff9f1c", "normal": "#1f77b4", "low": "#b8b8b8"}
 
 
 def hours(value: float | None) -> str:
@@ -70,7 +74,8 @@ with left:
         counts = {(cell.priority, cell.bucket): cell.count for cell in figures.backlog}
         buckets = [t(f"service_dashboard.age.{bucket}") for bucket in AGE_BUCKETS]
         backlog_chart = go.Figure([go.Bar(name=t(f"service.priority.{priority}"), x=buckets,
-                                          y=[counts.get((priority, bucket), 0) for bucket in AGE_BUCKETS])
+                                          y=[counts.get((priority, bucket), 0) for bucket in AGE_BUCKETS],
+                                          marker_color=PRIORITY_COLOURS.get(priority))
                                    for priority in PRIORITIES])
         backlog_chart.update_layout(barmode="stack", height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(backlog_chart, config=chart_config(), key="service_dashboard_backlog_chart")
@@ -94,21 +99,20 @@ def table(rows: list[GroupFigures], name_key: str, nobody_key: str) -> None:
     if not rows:
         st.info(t("service_dashboard.nothing_in_period"))
         return
+    # times and shares as written text: a number column shows an empty figure as "None", in every language
     frame = pd.DataFrame([{
         t(name_key): row.name if row.key is not None else t(nobody_key),  # a dataframe cell shows text as text
         t("service_dashboard.resolved"): row.resolved,
-        t("service_dashboard.first_response_p50"): row.first_response_hours[50],
-        t("service_dashboard.first_response_p90"): row.first_response_hours[90],
-        t("service_dashboard.resolution_p50"): row.resolution_hours[50],
-        t("service_dashboard.resolution_p90"): row.resolution_hours[90],
-        t("service_dashboard.csat"): row.csat_percent,
+        t("service_dashboard.first_response_p50"): hours(row.first_response_hours[50]),
+        t("service_dashboard.first_response_p90"): hours(row.first_response_hours[90]),
+        t("service_dashboard.resolution_p50"): hours(row.resolution_hours[50]),
+        t("service_dashboard.resolution_p90"): hours(row.resolution_hours[90]),
+        t("service_dashboard.csat"): percent(None if row.csat_percent is None else row.csat_percent / 100),
         t("service_dashboard.ratings_column"): row.ratings,
     } for row in rows])
-    hour_columns = ("first_response_p50", "first_response_p90", "resolution_p50", "resolution_p90")
-    st.dataframe(dashed(frame), hide_index=True, width="stretch", column_config={
-        **{t(f"service_dashboard.{column}"): number_column(digits=1) for column in hour_columns},
-        t("service_dashboard.csat"): percent_column(digits=0),
-    })
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={t("service_dashboard.resolved"): number_column(),
+                                t("service_dashboard.ratings_column"): number_column()})
 
 
 st.subheader(t("service_dashboard.per_agent"))

@@ -60,6 +60,9 @@ def test_the_manager_sees_the_figures_in_both_languages(app_world: AppWorld, mon
     assert metrics["First response within SLA"] == "100.0%"
     agents = app.dataframe[0].value
     assert list(agents["Agent"]) == ["Rita Rep"] and list(agents["Resolved"]) == [1]
+    # times and shares written out (an empty one as "—", never Streamlit's "None")
+    assert agents["CSAT % good"][0] == "100.0%" and agents["Resolution p50"][0].endswith(" h")
+    assert agents["First response p90"][0].endswith(" h")
     assert len(app.get("plotly_chart")) == 2
     assert "All figures are counted live." in [caption.value for caption in app.caption]  # no daily counts yet
     run_service_daily(app_world.db, manager.tenant_id)
@@ -75,6 +78,7 @@ def test_the_manager_sees_the_figures_in_both_languages(app_world: AppWorld, mon
     labels = {metric.label: metric.value for metric in chinese.metric}
     assert labels["未结工单"] == "1" and labels["满意率"] == "100.0%"
     assert "客服" in chinese.dataframe[0].value.columns
+    assert chinese.dataframe[0].value.iloc[0, 4].endswith("小时")
 
 
 def test_only_managers_admins_and_analysts_have_the_page() -> None:
