@@ -229,6 +229,23 @@ def test_the_queue_lists_by_sla_due(db: Database, world: World) -> None:
     assert page.items[ids.index(urgent)].sla_due_at is not None
 
 
+def test_a_sweep_at_an_instant_with_a_fraction_of_a_second_notifies_on_every_database(
+        db: Database, world: World) -> None:
+    """The sweep runs at utcnow(), microseconds and all; MariaDB keeps whole seconds of a DATETIME."""
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Down", priority="urgent",
+                                                   assignee_id=world.rep.user_id, team_id=world.east_team_id))
+    warn = state(db, world, case_id).first_response_warn_at
+    assert warn is not None
+    result = run_sla_sweep(db, world.admin.tenant_id, now=warn + dt.timedelta(seconds=1, microseconds=654_321))
+    assert (result.warnings, result.notified) == (1, 1)
+    with db.system_session("test") as session:
+        told = session.scalars(select(Notification.user_id).where(Notification.kind == "sla_warning",
+                                                                  Notification.entity_id == case_id)).all()
+    assert told == [world.rep.user_id]
+
+
 def test_the_board_groups_the_visible_cases_by_status_with_capped_counts(db: Database, world: World) -> None:
     policies(db, world)
     customer_id = create_random_customer(db, world.rep)
