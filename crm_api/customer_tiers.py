@@ -71,7 +71,7 @@ class CustomerTierOut(BaseModel):
 CustomerId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-@router.get("", response_model=ListPage[TierOut], responses=errors_for(), summary="List the customer tiers")
+@router.get("", response_model=ListPage[TierOut], responses=errors_for(422), summary="List the customer tiers")
 def list_tiers_endpoint(db: Db, found: Caller) -> ListPage[TierOut]:
     """Every tier of the tenant, best first (a tenant has at most a few dozen: one page)."""
     with db.session(found.actor) as session:
