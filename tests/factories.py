@@ -131,3 +131,25 @@ def xlsx_workbook(sheets: list[tuple[str, list[list[Any]], str]]) -> bytes:
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def tenant_slug(db: Database, world: World, *, other: bool = False) -> str:
+    """Tenant A's slug (B's with ``other``): the ``+slug`` of its support address."""
+    from crm_core.models import Tenant
+
+    actor = world.other_admin if other else world.admin
+    with db.system_session("test") as session:
+        tenant = session.get(Tenant, actor.tenant_id)
+        assert tenant is not None
+        return tenant.slug
+
+
+def customer_with_contact(db: Database, world: World, email: str, *, other: bool = False) -> tuple[int, int]:
+    """A new customer of tenant A (B with ``other``) and its contact "Li Lei" at ``email``: (customer, contact)."""
+    from crm_core.services import contacts
+
+    actor = world.other_admin if other else world.admin
+    customer_id = create_random_customer(db, actor)
+    contact_id = contacts.create_contact(db, actor, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
+                                                                          email=email))
+    return customer_id, contact_id

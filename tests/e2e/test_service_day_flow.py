@@ -25,11 +25,11 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.db import Database
-from crm_core.models import Case, Customer, Tenant, User
+from crm_core.models import Case, Customer, User
 from crm_core.services import contacts, macros, sla_settings
 from tests.e2e.conftest import ROOT, Server, log_in, open_page, pick_option, prepare_database, screenshot, settled
 from tests.e2e.workers import start_worker
-from tests.factories import World
+from tests.factories import World, tenant_slug
 from tests.hosting import free_port, start_host
 from tests.mail_sink import Sink, running_sink
 
@@ -88,10 +88,7 @@ def set_up_the_desk(db: Database, world: World) -> None:
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     prepared = prepare_database(tmp_path_factory, "e2e-service")
     set_up_the_desk(prepared.db, prepared.world)
-    with prepared.db.system_session("e2e") as session:
-        tenant = session.get(Tenant, prepared.world.admin.tenant_id)
-        assert tenant is not None
-        slug = tenant.slug
+    slug = tenant_slug(prepared.db, prepared.world)
     with running_sink() as (sink, sink_port):
         env = {**prepared.env, "CRM_SMTP_HOST": "127.0.0.1", "CRM_SMTP_PORT": str(sink_port),
                "CRM_MAIL_FROM": "help@kestrel.test", "CRM_PUBLIC_URL": PUBLIC_URL, "CRM_CSAT_KEY": CSAT_KEY,

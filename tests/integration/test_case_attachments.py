@@ -16,12 +16,11 @@ from crm_core.config import attachments_dir
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.mail.inbound import receive_message
-from crm_core.models import AuditEvent, Case, Tenant
+from crm_core.models import AuditEvent, Case
 from crm_core.models.service import CaseAttachment, CaseEvent
-from crm_core.services import contacts
 from crm_core.services.case_attachments import NewFile, attach_files, download_attachment
 from crm_core.services.cases import CaseInput, add_case_reply, close_case, create_case
-from tests.factories import World, build_world, create_random_customer
+from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -154,13 +153,8 @@ def test_bytes_changed_on_disk_are_not_served(db: Database, world: World, case_i
 
 
 def test_an_emails_files_are_kept_and_a_refused_one_is_noted(db: Database, world: World) -> None:
-    customer_id = create_random_customer(db, world.admin)
-    contacts.create_contact(db, world.admin, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
-                                                                   email="li.lei@example.test"))
-    with db.system_session("test") as session:
-        tenant = session.get(Tenant, world.admin.tenant_id)
-        assert tenant is not None
-        to = [f"support+{tenant.slug}@example.test"]
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    to = [f"support+{tenant_slug(db, world)}@example.test"]
     email = EmailMessage()
     email["From"], email["To"], email["Subject"] = "li.lei@example.test", to[0], "Scanner error"
     email["Message-ID"] = "<files@example.test>"

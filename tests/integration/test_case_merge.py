@@ -12,7 +12,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, MergeRefused, NotFound, StaleRecord
 from crm_core.mail.inbound import receive_message
-from crm_core.models import AuditEvent, Case, Tenant
+from crm_core.models import AuditEvent, Case
 from crm_core.models.merges import Merge
 from crm_core.models.service import CaseAttachment, CaseEvent, CaseMessage, CaseSla
 from crm_core.services import contacts, sla_settings
@@ -20,7 +20,7 @@ from crm_core.services.case_attachments import NewFile, attach_files
 from crm_core.services.case_merging import merge_cases
 from crm_core.services.cases import CaseInput, add_case_reply, close_case, create_case
 from crm_core.services.merging import Versions
-from tests.factories import World, build_world, create_random_customer
+from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -186,13 +186,8 @@ def mail(subject: str, message_id: str, **headers: str) -> bytes:
 
 
 def test_the_customers_answer_to_the_duplicates_thread_lands_on_the_survivor(db: Database, world: World) -> None:
-    customer_id = create_random_customer(db, world.admin)
-    contacts.create_contact(db, world.admin, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
-                                                                   email="li.lei@example.test"))
-    with db.system_session("test") as session:
-        tenant = session.get(Tenant, world.admin.tenant_id)
-        assert tenant is not None
-        to = [f"support+{tenant.slug}@example.test"]
+    customer_id, _ = customer_with_contact(db, world, "li.lei@example.test")
+    to = [f"support+{tenant_slug(db, world)}@example.test"]
     survivor = receive_message(db, mail("Scanner", "<a1@example.test>"), to).case_id
     duplicate = receive_message(db, mail("Scanner again", "<b1@example.test>"), to).case_id
     assert survivor is not None and duplicate is not None and survivor != duplicate

@@ -18,7 +18,7 @@ from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage
 from crm_core.rules.mail import MAX_MESSAGE_BYTES
 from crm_core.services import contacts, mail_settings, sla_settings
 from crm_core.services.cases import CaseInput, add_case_reply, create_case, transition_case
-from tests.factories import World, build_world, create_random_customer
+from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug
 from tests.hosting import free_port
 from tests.mail_sink import Sink
 
@@ -37,24 +37,6 @@ def listener(db: Database) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
-
-
-def tenant_slug(db: Database, world: World, *, other: bool = False) -> str:
-    from crm_core.models import Tenant
-
-    actor = world.other_admin if other else world.admin
-    with db.system_session("test") as session:
-        tenant = session.get(Tenant, actor.tenant_id)
-        assert tenant is not None
-        return tenant.slug
-
-
-def customer_with_contact(db: Database, world: World, email: str, *, other: bool = False) -> tuple[int, int]:
-    actor = world.other_admin if other else world.admin
-    customer_id = create_random_customer(db, actor)
-    contact_id = contacts.create_contact(db, actor, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
-                                                                          email=email))
-    return customer_id, contact_id
 
 
 def message(sender: str, subject: str, body: str = "My printer is broken.", **headers: str) -> EmailMessage:
