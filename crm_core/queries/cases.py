@@ -300,6 +300,12 @@ def case_board(session: Session, filters: CaseFilters | None = None, *, per_colu
     return columns
 
 
+def ended_in_time(met_at: Any, due_at: Any) -> Any:
+    """SQL: an SLA clock that ended at ``met_at`` met its target (``case_sla`` keeps a met clock's due
+    time only when it was breached, so no due time, or one not before the end)."""
+    return due_at.is_(None) | (due_at >= met_at)
+
+
 def sla_outcome(metric: str, now: dt.datetime) -> Any:
     """SQL for how one SLA clock of a case stands: ``met`` (ended before any due time passed),
     ``missed`` (ended late, or still running past its due time), ``running``, or NULL (no policy).
@@ -309,7 +315,7 @@ def sla_outcome(metric: str, now: dt.datetime) -> Any:
     met_at, due_at = getattr(CaseSla, f"{metric}_met_at"), getattr(CaseSla, f"{metric}_due_at")
     return case(
         (CaseSla.policy_id.is_(None), None),
-        (met_at.is_not(None) & (due_at.is_(None) | (due_at >= met_at)), "met"),
+        (met_at.is_not(None) & ended_in_time(met_at, due_at), "met"),
         (met_at.is_not(None) | (due_at < now), "missed"),
         else_="running",
     )

@@ -43,11 +43,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Select, case, func, literal, literal_column, or_, select, union_all
+from sqlalchemy import Date, Select, case, func, literal, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import Case, CasePriority, CaseStatus, Team, User
 from crm_core.models.service import CaseRating, CaseSla, CsatScore, ServiceDaily, ServiceDailyRun
+from crm_core.queries.cases import ended_in_time
 from crm_core.queries.reports import days_between
 from crm_core.rules.case_flow import CLOSED_STATUSES
 
@@ -160,7 +161,7 @@ def backlog(session: Session, *, now: dt.datetime) -> list[BacklogCell]:
 
 
 def _attained(met_at: Any, due_at: Any) -> Any:
-    return case((or_(due_at.is_(None), due_at >= met_at), literal_column("1")), else_=literal_column("0"))
+    return case((ended_in_time(met_at, due_at), literal_column("1")), else_=literal_column("0"))
 
 
 def _bucket(minutes: Any) -> Any:
