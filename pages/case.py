@@ -138,9 +138,10 @@ if actor.can_write:
             owners = dict(assignable_owners(session, user_ids=None if actor.is_admin
                                             else frozenset({actor.user_id, *actor.visible_owner_ids})))
         # what the case has now stays choosable even when the list would not offer it
-        for chosen_id, choices, label in ((case.contact_id, people, "#"), (case.order_id, orders, order_number),
+        # (by name where the case knows it, else by number: a bare "#" told nothing)
+        for chosen_id, choices, label in ((case.contact_id, people, None), (case.order_id, orders, order_number),
                                           (case.product_id, products, product_name),
-                                          (case.team_id, teams, "#"), (case.assignee_id, owners, case.assignee_name)):
+                                          (case.team_id, teams, None), (case.assignee_id, owners, case.assignee_name)):
             if chosen_id is not None and chosen_id not in choices:
                 choices[chosen_id] = label or f"#{chosen_id}"
 
