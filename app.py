@@ -258,12 +258,6 @@ def navigation(role: Role) -> tuple[Any, dict[str, Any]]:
     return st.navigation(sections, expanded=True), by_path
 
 
-def remember_the_address() -> None:
-    """Logged out at a link into the app (a bookmark, a colleague's link to a case): keep its page and
-    query so that the login ends there instead of on the first page (see :func:`go_to_remembered`)."""
-    remember_address(getattr(st.context, "url", None))
-
-
 def go_to_remembered(pages: dict[str, Any]) -> None:
     """Once logged in, open the page of the link the user came with (if their role may open it)."""
     remembered = st.session_state.pop(AFTER_LOGIN_STATE, None)
@@ -283,7 +277,8 @@ def main() -> None:
     authenticator = login_gate()
     streamlit_texts_in_chinese()  # after the login settled the language
     if authenticator is None:
-        remember_the_address()
+        # a link into the app (a bookmark, a colleague's link to a case): the login ends there (go_to_remembered)
+        remember_address()
         st.stop()
     actor = st.session_state[ACTOR_STATE]
     page, pages = navigation(actor.role)

@@ -80,11 +80,11 @@ def t(key: str, **params: Any) -> str:
 AFTER_LOGIN_STATE = "kestrel_after_login"  # (url path, query) of the link a logged-out user opened
 
 
-def remember_address(address: str | None) -> None:
-    """Keep the page and query of ``address`` for after the login (the first link wins)."""
+def remember_address() -> None:
+    """Keep the page and query of the browser's address for after the login (the first link wins)."""
     from crm_ui.navigation import page_at
 
-    path = page_at(address)
+    path = page_at(getattr(st.context, "url", None))
     if path is not None and AFTER_LOGIN_STATE not in st.session_state:
         st.session_state[AFTER_LOGIN_STATE] = (path, st.query_params.to_dict())
 
@@ -95,7 +95,7 @@ def current_actor() -> Actor:
     if actor is None:
         # opened without the frame (a link straight to a page file, before any login in this browser
         # session): the frame logs the user in, then comes back here (app.remember_the_address)
-        remember_address(getattr(st.context, "url", None))
+        remember_address()
         try:
             st.switch_page("app.py")
         except st.errors.StreamlitAPIException:  # no frame to go to (a page run on its own)
