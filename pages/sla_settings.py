@@ -17,6 +17,7 @@ from crm_core.models.automation import AssignmentMethod
 from crm_core.queries.customer_tiers import list_pins, list_tiers
 from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.sla_settings import calendar_days, list_calendars, list_policies, list_queues
+from crm_core.rules import china_holidays
 from crm_core.services import customer_tiers as tier_service
 from crm_core.services import sla_settings
 from crm_ui import formatting
@@ -101,7 +102,10 @@ with calendars_tab:
             st.dataframe(pd.DataFrame([{t("sla.settings.day"): day, t("sla.settings.kind"): t(f"sla.kind.{kind}"),
                                         t("sla.settings.name"): label} for day, kind, label in days]),
                          hide_index=True, width="stretch")
-        if st.button(t("sla.settings.china"), key="sla_settings_china"):
+        published = ", ".join(str(each) for each in china_holidays.YEARS)
+        if int(year) > max(china_holidays.YEARS):
+            st.info(t("sla.settings.china_missing", year=int(year), years=published))
+        if st.button(t("sla.settings.china", years=published), key="sla_settings_china"):
             try:
                 sla_settings.add_china_holidays(get_db(), actor, chosen)
             except DomainError as error:

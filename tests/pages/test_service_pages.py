@@ -3,6 +3,8 @@ the case's flow actions, a reply, a priority change and the SLA panel that expla
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select, text
 
@@ -122,6 +124,16 @@ def test_an_admin_adds_a_calendar_with_china_holidays_and_a_policy(app_world: Ap
     app.number_input(key="sla_settings_year").set_value(2026).run()
     days = next(frame.value for frame in app.dataframe if "Kind" in frame.value.columns)
     assert len(days) == 39 and (days["Kind"] == "Make-up working day (调休)").sum() == 6
+    assert not any("not built in" in notice.value for notice in app.info)
+    # a year whose notice is not out yet: the page says so, and the admin enters the days by hand
+    app.number_input(key="sla_settings_year").set_value(2027).run()
+    assert any("for 2027 are not built in" in notice.value and "(2026)" in notice.value for notice in app.info)
+    app.date_input(key="sla_settings_day_value").set_value(dt.date(2027, 2, 6))
+    app.text_input(key="sla_settings_day_name").input("春节")
+    next(b for b in app.button if b.label == "Save the date").click()
+    app = app.run()
+    days = next(frame.value for frame in app.dataframe if "Kind" in frame.value.columns)
+    assert list(days["Date"]) == [dt.date(2027, 2, 6)] and list(days["Kind"]) == ["Holiday"]
     next(b for b in app.button if b.label == "Save the policy").click()
     app = app.run()
     assert any("Policy saved" in s.value for s in app.success)
