@@ -23,8 +23,8 @@ from crm_core.services.api_tokens import issue_api_token
 from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from tests.factories import World, build_world
 from tests.hosting import Answer, Host, start_host
+from tests.http_receiver import Receiver
 from tests.integration.test_jobs import _start_worker, _stop_worker
-from tests.integration.test_webhooks import Receiver
 
 
 @pytest.fixture(scope="module")

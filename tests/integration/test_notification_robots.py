@@ -8,10 +8,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,41 +25,26 @@ from crm_core.services.tasks import TaskInput, create_task
 from crm_core.services.team_robots import RobotForm, save_team_robot
 from crm_core.services.webhooks import set_allow_private_targets
 from tests.factories import World, build_world
+from tests.http_receiver import Answer, Received, Receiver
 
 NOW = dt.datetime(2026, 6, 15, 8, 0)
 
 
-class RobotReceiver:
-    """A local group robot: records each POST (path with query, JSON body) and answers ``errcode``."""
+class RobotReceiver(Receiver):
+    """A local group robot: answers each POST with ``errcode`` (those in :attr:`errcodes` in order, then 0)."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.errcodes: list[int] = []  # answers to give, in order; then 0
-        receiver = self
+        self.errcodes: list[int] = []
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("content-length") or 0)
-                receiver.requests.append((self.path, json.loads(self.rfile.read(length).decode("utf-8"))))
-                errcode = receiver.errcodes.pop(0) if receiver.errcodes else 0
-                body = json.dumps({"errcode": errcode, "errmsg": "ok" if errcode == 0 else "sign not match"}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
+    def _reply(self, _request: Received) -> Answer:
+        errcode = self.errcodes.pop(0) if self.errcodes else 0
+        body = {"errcode": errcode, "errmsg": "ok" if errcode == 0 else "sign not match"}
+        return 200, "application/json", json.dumps(body).encode()
 
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each POST as (path with query, JSON body)."""
+        return [(request.path, json.loads(request.body)) for request in self.requests]
 
 
 @pytest.fixture
@@ -91,7 +74,7 @@ def test_a_dingtalk_robot_gets_a_signed_message_in_the_teams_language(db: Databa
     create_task(db, world.manager, TaskInput(title="回访 Acme", assignee_id=world.rep.user_id))
     report = deliver_due(db, world.admin.tenant_id, now=NOW + dt.timedelta(days=400))
     assert (report.sent, report.retrying, report.failed) == (1, 0, 0)
-    [(path, body)] = robot.requests
+    [(path, body)] = robot.calls()
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
     assert query["access_token"] == ["abc"]
     timestamp = query["timestamp"][0]
@@ -120,7 +103,7 @@ def test_a_refused_message_is_retried_and_the_failure_shown(db: Database, world:
         assert stored is not None and stored.last_failed_at == later and "310000" in (stored.last_error or "")
     assert deliver_due(db, world.admin.tenant_id, now=later + dt.timedelta(seconds=30)).sent == 0  # not yet due
     assert deliver_due(db, world.admin.tenant_id, now=later + dt.timedelta(minutes=2)).sent == 1
-    assert [request[1]["text"]["content"] for request in robot.requests] == [
+    assert [request[1]["text"]["content"] for request in robot.calls()] == [
         "@Rita Rep: Mia Manager gave you a task: Call (due —)"] * 2
 
 

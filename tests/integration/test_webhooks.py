@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,50 +45,7 @@ from crm_core.services.webhooks import (
 )
 from crm_core.webhooks.dispatch import claim_due, dispatch_due
 from tests.factories import World, build_world, create_random_customer
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: str
-
-
-class Receiver:
-    """A local HTTP endpoint that records every POST and answers with ``answer(request)``."""
-
-    def __init__(self, answer: Callable[[Received], int] = lambda _request: 200) -> None:
-        self.answer = answer
-        self.requests: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("content-length") or 0)
-                request = Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                   self.rfile.read(length).decode("utf-8"))
-                with receiver._lock:
-                    receiver.requests.append(request)
-                status = receiver.answer(request)
-                self.send_response(status)
-                self.send_header("content-type", "text/plain")
-                self.end_headers()
-                self.wfile.write(f"answer {status}".encode())
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.http_receiver import Receiver
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from crm_core.models.webhooks import WebhookAttempt, WebhookDelivery
 from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from tests.conftest import database_url, private_database, reset_schema
 from tests.factories import build_world, create_random_customer
+from tests.http_receiver import Receiver
 from tests.integration.test_jobs import _start_worker, _stop_worker
-from tests.integration.test_webhooks import Receiver
 
 EVENTS = 100
 ENDPOINTS = 3

@@ -13,7 +13,7 @@ from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
 from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from crm_core.webhooks.dispatch import dispatch_due
 from tests.factories import create_random_customer
-from tests.integration.test_webhooks import Receiver
+from tests.http_receiver import Receiver
 from tests.pages.conftest import AppWorld, log_in
 
 
