@@ -128,56 +128,61 @@ if actor.can_write:
                 STATE["case_flash"] = t("service.case.priority_changed")
                 st.rerun()
     # --- the details: subject, category, what it is about, queue and assignee -----------------------
-    with st.expander(t("service.case.edit")):
-        with read_session() as session:
-            people = {row.id: row.name for row in customer_contacts(session, case.customer_id)}
-            orders = {row.id: f"{row.order_number} · {formatting.date(row.ordered_at)}"
-                      for row in customer_orders(session, case.customer_id, limit=50)}
-            products = {row.id: row.name for row in list_products(session, active_only=True)}
-            teams = {team_id: name for team_id, name, *_ in list_teams(session)}
-            owners = dict(assignable_owners(session, user_ids=None if actor.is_admin
-                                            else frozenset({actor.user_id, *actor.visible_owner_ids})))
-        # what the case has now stays choosable even when the list would not offer it
-        # (by name where the case knows it, else by number: a bare "#" told nothing)
-        for chosen_id, choices, label in ((case.contact_id, people, None), (case.order_id, orders, order_number),
-                                          (case.product_id, products, product_name),
-                                          (case.team_id, teams, None), (case.assignee_id, owners, case.assignee_name)):
-            if chosen_id is not None and chosen_id not in choices:
-                choices[chosen_id] = label or f"#{chosen_id}"
+    # opened on demand: its pickers (contacts, orders, products, teams, owners) are read only while it is open
+    details = st.expander(t("service.case.edit"), key=f"case_details_open_{case.id}", on_change="rerun")
+    with details:
+        if details.open:
+            with read_session() as session:
+                people = {row.id: row.name for row in customer_contacts(session, case.customer_id)}
+                orders = {row.id: f"{row.order_number} · {formatting.date(row.ordered_at)}"
+                          for row in customer_orders(session, case.customer_id, limit=50)}
+                products = {row.id: row.name for row in list_products(session, active_only=True)}
+                teams = {team_id: name for team_id, name, *_ in list_teams(session)}
+                owners = dict(assignable_owners(session, user_ids=None if actor.is_admin
+                                                else frozenset({actor.user_id, *actor.visible_owner_ids})))
+            # what the case has now stays choosable even when the list would not offer it
+            # (by name where the case knows it, else by number: a bare "#" told nothing)
+            for chosen_id, choices, label in (
+                    (case.contact_id, people, None), (case.order_id, orders, order_number),
+                    (case.product_id, products, product_name),
+                    (case.team_id, teams, None), (case.assignee_id, owners, case.assignee_name)):
+                if chosen_id is not None and chosen_id not in choices:
+                    choices[chosen_id] = label or f"#{chosen_id}"
 
-        with st.form(f"case_edit_{case.id}"):
-            subject = st.text_input(t("service.field.subject"), value=case.subject, max_chars=200,
-                                    key=f"case_edit_subject_{case.id}")
-            category = st.text_input(t("service.field.category"), value=case.category or "", max_chars=120,
-                                     key=f"case_edit_category_{case.id}")
-            left, right = st.columns(2)
-            with left:
-                contact_id = pick(t("service.field.contact"), people, case.contact_id, f"contact_{case.id}",
-                                  "service.new.no_contact")
-                order_id = pick(t("service.field.order"), orders, case.order_id, f"order_{case.id}",
-                                "service.new.no_order")
-                product_id = pick(t("service.field.product"), products, case.product_id, f"product_{case.id}",
-                                  "service.new.no_product")
-            with right:
-                team_id = pick(t("service.new.queue"), teams, case.team_id, f"team_{case.id}", "service.new.no_queue")
-                assignee_id = pick(t("service.field.assignee"), owners, case.assignee_id, f"assignee_{case.id}",
-                                   "service.board.unassigned")
-            if st.form_submit_button(t("service.case.save_details")):
-                try:
-                    update_case(get_db(), actor, case.id, CaseInput(
-                        customer_id=case.customer_id, subject=subject, description=case.description,
-                        status=case.status, priority=case.priority, contact_id=contact_id, assignee_id=assignee_id,
-                        channel=case.channel, category=category, team_id=team_id, order_id=order_id,
-                        product_id=product_id), expected_version=case.version)
-                except DomainError as error:
-                    show_domain_error(error, labels={
-                        "subject": t("service.field.subject"), "category": t("service.field.category"),
-                        "contact_id": t("service.field.contact"), "order_id": t("service.field.order"),
-                        "product_id": t("service.field.product"), "team_id": t("service.new.queue"),
-                        "assignee_id": t("service.field.assignee")})
-                else:
-                    STATE["case_flash"] = t("service.case.details_saved")
-                    st.rerun()
+            with st.form(f"case_edit_{case.id}"):
+                subject = st.text_input(t("service.field.subject"), value=case.subject, max_chars=200,
+                                        key=f"case_edit_subject_{case.id}")
+                category = st.text_input(t("service.field.category"), value=case.category or "", max_chars=120,
+                                         key=f"case_edit_category_{case.id}")
+                left, right = st.columns(2)
+                with left:
+                    contact_id = pick(t("service.field.contact"), people, case.contact_id, f"contact_{case.id}",
+                                      "service.new.no_contact")
+                    order_id = pick(t("service.field.order"), orders, case.order_id, f"order_{case.id}",
+                                    "service.new.no_order")
+                    product_id = pick(t("service.field.product"), products, case.product_id, f"product_{case.id}",
+                                      "service.new.no_product")
+                with right:
+                    team_id = pick(t("service.new.queue"), teams, case.team_id, f"team_{case.id}",
+                                   "service.new.no_queue")
+                    assignee_id = pick(t("service.field.assignee"), owners, case.assignee_id, f"assignee_{case.id}",
+                                       "service.board.unassigned")
+                if st.form_submit_button(t("service.case.save_details")):
+                    try:
+                        update_case(get_db(), actor, case.id, CaseInput(
+                            customer_id=case.customer_id, subject=subject, description=case.description,
+                            status=case.status, priority=case.priority, contact_id=contact_id, assignee_id=assignee_id,
+                            channel=case.channel, category=category, team_id=team_id, order_id=order_id,
+                            product_id=product_id), expected_version=case.version)
+                    except DomainError as error:
+                        show_domain_error(error, labels={
+                            "subject": t("service.field.subject"), "category": t("service.field.category"),
+                            "contact_id": t("service.field.contact"), "order_id": t("service.field.order"),
+                            "product_id": t("service.field.product"), "team_id": t("service.new.queue"),
+                            "assignee_id": t("service.field.assignee")})
+                    else:
+                        STATE["case_flash"] = t("service.case.details_saved")
+                        st.rerun()
     # --- reply or internal note, optionally from a macro in the reader's language ----------------
     if macros:
         picker = st.columns([3, 1], vertical_alignment="bottom")

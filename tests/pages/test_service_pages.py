@@ -263,6 +263,10 @@ def test_a_manager_reassigns_a_case_and_links_its_order_from_the_details(app_wor
     order = create_order(db, world.rep, OrderInput(customer_id=acme, lines=[OrderLineInput(product)]))
     app = open_case(world.manager.username, urgent)
     assert not app.exception
+    # closed, the details read nothing and show no picker; opened, they do
+    assert not [box for box in app.selectbox if box.key == f"case_edit_assignee_{urgent}"]
+    app.session_state[f"case_details_open_{urgent}"] = True
+    app.run()
     app.selectbox(key=f"case_edit_assignee_{urgent}").set_value(world.rep_same_team.user_id)
     app.selectbox(key=f"case_edit_order_{urgent}").set_value(order)
     app.text_input(key=f"case_edit_subject_{urgent}").input("Scanner: pairing fails")
@@ -276,5 +280,7 @@ def test_a_manager_reassigns_a_case_and_links_its_order_from_the_details(app_wor
                                                                    "Scanner: pairing fails")
     # a rep may take the case or leave it where it is, not hand it to anyone else: nobody else is offered
     rep = open_case(world.rep.username, urgent)
+    rep.session_state[f"case_details_open_{urgent}"] = True
+    rep.run()
     offered = rep.selectbox(key=f"case_edit_assignee_{urgent}").options
     assert offered == ["unassigned", world.rep.full_name, world.rep_same_team.full_name], offered
