@@ -135,15 +135,10 @@ def decide_access_request(db: Database, actor: Actor, request_id: int, *, approv
             requester = session.get(User, request.requester_id)
             if requester is None or not requester.is_active:
                 raise ValidationFailed({"requester": ("access_request.error.requester_inactive", {})})
-            previous = customer.owner_id
-            session.info[access.ACCESS_GRANT_KEY] = {customer.id: requester.id}
-            customer.owner_id = requester.id
-            if previous is None:  # from the pool: its ledger says who gave it
-                session.add(PoolEvent(tenant_id=actor.tenant_id, customer_id=customer.id,
-                                      kind=PoolEventKind.ASSIGNED, user_id=requester.id, actor_id=actor.user_id,
-                                      note="access request", occurred_at=now))
-            session.flush()
-            session.info.pop(access.ACCESS_GRANT_KEY, None)
+        # closed before the customer changes hands: the database moves only pending requests to a new owner
+        # (migration 0032), so a decided one stays with the owner it was decided under
+        _close(request, AccessRequestStatus.APPROVED if approve else AccessRequestStatus.DECLINED, actor, now)
+        if approve:
             for other in session.scalars(select(AccessRequest).where(
                     AccessRequest.customer_id == customer.id, AccessRequest.id != request.id,
                     AccessRequest.status == AccessRequestStatus.PENDING)):
@@ -151,8 +146,16 @@ def decide_access_request(db: Database, actor: Actor, request_id: int, *, approv
                 notify(session, tenant_id=actor.tenant_id, user_id=other.requester_id, kind="access_declined",
                        entity="access_request", entity_id=other.id, actor_id=actor.user_id,
                        params={"name": other.requested_name, "by": by})
-        _close(request, AccessRequestStatus.APPROVED if approve else AccessRequestStatus.DECLINED, actor, now)
-        if approve:
+            session.flush()
+            previous = customer.owner_id
+            session.info[access.ACCESS_GRANT_KEY] = {customer.id: request.requester_id}
+            customer.owner_id = request.requester_id
+            if previous is None:  # from the pool: its ledger says who gave it
+                session.add(PoolEvent(tenant_id=actor.tenant_id, customer_id=customer.id,
+                                      kind=PoolEventKind.ASSIGNED, user_id=request.requester_id,
+                                      actor_id=actor.user_id, note="access request", occurred_at=now))
+            session.flush()
+            session.info.pop(access.ACCESS_GRANT_KEY, None)
             notify(session, tenant_id=actor.tenant_id, user_id=request.requester_id, kind="access_approved",
                    entity="customer", entity_id=customer.id, actor_id=actor.user_id,
                    params={"name": customer.name, "by": by})

@@ -17,7 +17,8 @@ from crm_core.queries.customer_profile import get_customer_profile
 from crm_core.queries.notifications import get_access_request, list_notifications, pending_access_requests, unread_count
 from crm_core.services.access_requests import decide_access_request, request_access
 from crm_core.services.activities import ActivityInput, log_activity
-from crm_core.services.customers import CustomerInput, create_customer
+from crm_core.services.customers import CustomerInput, bulk_reassign_owner, create_customer
+from crm_core.services.merging import Versions, merge_customers
 from crm_core.services.notifications import mark_all_read, mark_read, preferences_of, save_preferences
 from crm_core.services.tasks import TaskInput, create_task
 from tests.factories import World, build_world, create_random_customer, unique
@@ -231,3 +232,41 @@ def test_the_sweep_and_the_robots_run_as_jobs(db: Database, world: World) -> Non
         with db.session(world.admin) as session:
             job = get_job(session, job_id, queue=queue)
         assert (job.status, job.result) == ("succeeded", result)
+
+
+def test_a_pending_request_follows_the_customer_to_its_new_owner(db: Database, world: World) -> None:
+    """Who sees and decides a request is the customer's owner now, not the one it had when asked."""
+    name = unique("Pier Traders ")
+    customer_id = create_random_customer(db, world.rep, name=name)
+    request_id = request_access(db, world.rep_other_team, name=name)
+    bulk_reassign_owner(db, world.manager, [customer_id], world.rep_same_team.user_id)
+    with db.session(world.rep) as session:  # the former owner: neither listed nor decidable
+        assert pending_access_requests(session) == [] and get_access_request(session, request_id) is None
+    with pytest.raises(NotFound):
+        decide_access_request(db, world.rep, request_id, approve=True)
+    with db.session(world.rep_same_team) as session:
+        assert [row.id for row in pending_access_requests(session)] == [request_id]
+    assert decide_access_request(db, world.rep_same_team, request_id, approve=True) == "approved"
+    with db.session(world.rep_same_team) as session:  # decided under this owner: it stays in their history
+        decided = get_access_request(session, request_id)
+        assert decided is not None and decided.status == "approved"
+    with db.system_session("test: checks") as session:
+        customer = session.get(Customer, customer_id)
+        request = session.get(AccessRequest, request_id)
+        assert customer is not None and customer.owner_id == world.rep_other_team.user_id
+        assert request is not None and request.owner_id == world.rep_same_team.user_id
+
+
+def test_a_pending_request_on_a_merged_customer_goes_to_the_survivors_owner(db: Database, world: World) -> None:
+    name = unique("Wharf Foods ")
+    merged_id = create_random_customer(db, world.rep, name=name)
+    survivor_id = create_random_customer(db, world.rep_same_team, name=unique("Wharf Foods Group "))
+    request_id = request_access(db, world.rep_other_team, name=name)
+    with db.system_session("test: versions") as session:
+        found = dict(session.execute(select(Customer.id, Customer.version)
+                                     .where(Customer.id.in_([survivor_id, merged_id]))).all())
+    merge_customers(db, world.admin, survivor_id, merged_id, {}, Versions(found[survivor_id], found[merged_id]))
+    with db.session(world.rep_same_team) as session:
+        assert [row.id for row in pending_access_requests(session)] == [request_id]
+    with db.session(world.rep) as session:
+        assert pending_access_requests(session) == []
