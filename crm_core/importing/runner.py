@@ -269,6 +269,24 @@ class _Steps:
             raise
 
 
+def missing_custom_fields(session: Session, actor: Actor, entity: str, mapping: ImportMapping) -> list[str]:
+    """The custom fields the mapping names that do not exist yet, which the import will create as text fields.
+
+    Raises ImportNotAllowed when it may not: the importer is not an admin, or a name is one the custom
+    fields page would refuse. The dry run asks too, so a bad name is told before anything runs."""
+    if entity not in CUSTOM_FIELD_ENTITIES or not mapping.custom_columns():
+        return []
+    existing = set(session.scalars(select(FieldDefinition.name).where(
+        FieldDefinition.entity == CUSTOM_FIELD_ENTITIES[entity])))
+    missing = [name for name in mapping.custom_columns() if name not in existing]
+    if missing and not actor.is_admin:
+        raise ImportNotAllowed("imports.error.custom_field_admin", fields=", ".join(missing))
+    refused = [name for name in missing if not valid_field_name(name)]
+    if refused:  # the admin page would refuse these names: the import creates none of them
+        raise ImportNotAllowed("imports.error.custom_field_name", fields=", ".join(name[:64] for name in refused))
+    return missing
+
+
 def validate_import(
     db: Database,
     actor: Actor,
@@ -286,6 +304,7 @@ def validate_import(
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.validating")
     with db.session(actor) as session:
+        missing_custom_fields(session, actor, entity, mapping)
         for _ in _judged_chunks(session, actor, file, entity, mapping, options, report, steps, set()):
             pass
     return report
@@ -684,8 +703,7 @@ class _Writer:
         self.orders: dict[str, int] = {}  # order number → id of an order this run created
         self.created_keys: set[str] = set()  # unique keys (TAKEN_IN_DB: SKU, order number) of records this run created
         self._fulltext: tuple[Any, list[FullTextIndex]] | None = None  # (raw cursor, indexes) while deferred
-        if entity in CUSTOM_FIELD_ENTITIES and mapping.custom_columns():
-            self._ensure_custom_fields()
+        self._ensure_custom_fields()
 
     @contextmanager
     def fulltext_deferred(self) -> Iterator[None]:
@@ -1097,16 +1115,10 @@ class _Writer:
 
     def _ensure_custom_fields(self) -> None:
         """Unknown custom fields named in the mapping become text fields (admins only)."""
-        entity_name = CUSTOM_FIELD_ENTITIES[self.entity]
-        existing = set(self.session.scalars(select(FieldDefinition.name).where(FieldDefinition.entity == entity_name)))
-        missing = [name for name in self.mapping.custom_columns() if name not in existing]
+        missing = missing_custom_fields(self.session, self.actor, self.entity, self.mapping)
         if not missing:
             return
-        if not self.actor.is_admin:
-            raise ImportNotAllowed("imports.error.custom_field_admin", fields=", ".join(missing))
-        refused = [name for name in missing if not valid_field_name(name)]
-        if refused:  # the admin page would refuse these names: the import creates none of them
-            raise ImportNotAllowed("imports.error.custom_field_name", fields=", ".join(name[:64] for name in refused))
+        entity_name = CUSTOM_FIELD_ENTITIES[self.entity]
         position = int(self.session.scalar(select(func.count()).select_from(FieldDefinition)) or 0)
         for offset, name in enumerate(missing):
             column = self.mapping.custom_columns()[name]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.importing.mapping import ImportMapping, ImportOptions
 from crm_core.importing.reading import open_import_file
-from crm_core.importing.runner import ImportResult, run_import
+from crm_core.importing.runner import ImportResult, run_import, validate_import
 from crm_core.models import Customer, Opportunity
 from tests.factories import World, build_world
 
@@ -135,10 +135,18 @@ def test_the_import_creates_no_custom_field_the_admin_page_would_refuse(db: Data
     from crm_core.models import FieldDefinition
 
     for name in ("2024 revenue", "Revenue", "x" * 65, "a-b"):
+        mapping = {"columns": {"name": "name", "extra": f"custom:{name}"}}
         with pytest.raises(ImportNotAllowed) as refused:
-            run(db, world, "customers", b"name,extra\nNamed Co,1\n",
-                mapping={"columns": {"name": "name", "extra": f"custom:{name}"}})
+            run(db, world, "customers", b"name,extra\nNamed Co,1\n", mapping=mapping)
         assert refused.value.message_key == "imports.error.custom_field_name"
+        with pytest.raises(ImportNotAllowed) as told:  # the dry run says so first
+            validate_import(db, world.admin, open_import_file("t.csv", b"name,extra\nNamed Co,1\n"), "customers",
+                            ImportMapping.from_dict(mapping))
+        assert told.value.message_key == "imports.error.custom_field_name"
+    with pytest.raises(ImportNotAllowed) as not_admin:  # and to a manager, that only an admin adds fields
+        validate_import(db, world.manager, open_import_file("t.csv", b"name,extra\nNamed Co,1\n"), "customers",
+                        ImportMapping.from_dict({"columns": {"name": "name", "extra": "custom:annual_revenue"}}))
+    assert not_admin.value.message_key == "imports.error.custom_field_admin"
     with db.session(world.admin) as session:
         assert session.scalars(select(FieldDefinition.name)).all() == []
 
