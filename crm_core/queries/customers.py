@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from crm_core.access import actor_of
 from crm_core.models import Customer, FieldDefinition, Team, User
 from crm_core.queries.paging import Page
-from crm_core.rules.contact_details import normalise_email, normalise_phone
+from crm_core.rules.contact_details import normalise_email, phone_search_keys
 from crm_core.rules.fields import search_text
 
 SORTABLE_COLUMNS: dict[str, Any] = {
@@ -294,8 +294,7 @@ def search_condition(text: str, dialect: str = "sqlite", *, dense: bool = False)
     is never built. One or two Latin characters always match the name's start.
     """
     text = text.strip()
-    phone_key = (normalise_phone(text) or "").lstrip("+")
-    phone_like = bool(phone_key) and len(phone_key) >= MIN_FTS_CHARS and not any(ch.isalpha() for ch in text)
+    phone_keys = [key for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS]
     if dialect == "sqlite" and not (dense and _substring_search(text)):
         return Customer.id.in_(sqlite_search_candidates(text))
     if dialect == "postgresql":
@@ -305,8 +304,7 @@ def search_condition(text: str, dialect: str = "sqlite", *, dense: bool = False)
         conditions = [Customer.name.contains(text, autoescape=True)]
         email_key = normalise_email(text) or text.lower()
         conditions.append(Customer.email_normalized.contains(email_key, autoescape=True))
-    if phone_like:
-        conditions.append(Customer.phone_normalized.contains(phone_key, autoescape=True))
+    conditions.extend(Customer.phone_normalized.contains(key, autoescape=True) for key in phone_keys)
     return or_(*conditions)
 
 
@@ -332,10 +330,8 @@ def sqlite_search_candidates(text: str) -> Any:
     """
     text = text.strip()
     if len(text) >= MIN_FTS_CHARS:
-        phone_key = (normalise_phone(text) or "").lstrip("+")
         terms = [_fts_phrase(text)]
-        if phone_key and len(phone_key) >= MIN_FTS_CHARS and phone_key != text and not any(c.isalpha() for c in text):
-            terms.append(_fts_phrase(phone_key))
+        terms.extend(_fts_phrase(key) for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS and key != text)
         return select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
     if has_cjk(text):
         return select(_FTS.c.rowid).where(_FTS_MATCH.match(_trigrams_starting_with(text.lower())))

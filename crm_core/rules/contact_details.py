@@ -76,6 +76,22 @@ _EXTENSION_TAIL = re.compile(r"^(.*?\d)[ ]*(?:转|分机|ext\.?|x|#)[ ]*(\d{1,6}
 _SEPARATED_EXTENSION = re.compile(r"^(0\d{2,3})[ \-]+(\d{7,8})[ \-]+(\d{1,6})$")
 
 
+def phone_search_keys(text: str) -> list[str]:
+    """The digit strings a phone search looks for inside stored (E.164) numbers, without the +; none when
+    ``text`` is not phone-like (it has letters).
+
+    The digits as typed, and for a fragment that starts with the domestic trunk 0 (``0755 8888``) also
+    the same number as stored, +86 then the area code (``86755 8888``): a stored number never holds the
+    0, and anchoring on 86 keeps "0100" from matching every number with 100 inside."""
+    if any(ch.isalpha() for ch in text):
+        return []
+    key = (normalise_phone(text) or "").lstrip("+")
+    keys = [key] if key else []
+    if key.startswith("0") and not key.startswith("00"):
+        keys.append("86" + key[1:])
+    return keys
+
+
 def normalise_phone(phone: str | None) -> str | None:
     """E.164 for Chinese numbers (``+8613800138000``, ``+862162123456;ext=801``), else digits
     keeping a leading +; full-width digits are folded (１３８ → 138).

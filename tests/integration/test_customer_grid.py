@@ -31,7 +31,7 @@ def grid(db: Database) -> World:
     rows: list[dict[str, object]] = [
         dict(name="张三科技有限公司", email="zhang@example.cn", phone="138 0013 8000", industry="软件", region="广东",
              tags="vip,华南", lifecycle_stage="customer", custom_fields={"contract_value": "1200", "channel": "fair"}),
-        dict(name="深圳红隼电子", email="sales@hongsun.cn", industry="电子", region="广东", tags="华南",
+        dict(name="深圳红隼电子", email="sales@hongsun.cn", phone="0755-8888 7777", industry="电子", region="广东", tags="华南",
              custom_fields={"contract_value": "80", "channel": "web"}),
         dict(name="Acme Trading", email="hello@acme.com", phone="+1 415 555 0100", industry="Retail", region="CA",
              tags="vip", lifecycle_stage="intent"),
@@ -124,6 +124,9 @@ def test_custom_fields_filter_by_choice_and_number_range(db: Database, grid: Wor
         ("100% g", {"Zeta 100% Growth_Co"}),  # LIKE wildcards are literal
         ("th%Co", set()),
         ("0100", {"Acme Trading"}),  # digits only: the phone too
+        ("0755 8888", {"深圳红隼电子"}),  # a landline's start with its trunk 0: stored as +86 755…
+        ("(0755) 88887777", {"深圳红隼电子"}),  # the whole landline
+        ("07558", {"深圳红隼电子"}),
         ("Ze", {"Zeta 100% Growth_Co"}),  # short Latin prefix, any case
         ("nothing-like-this", set()),
     ],

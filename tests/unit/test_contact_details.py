@@ -11,6 +11,7 @@ from crm_core.rules.contact_details import (
     normalise_name,
     normalise_phone,
     parse_tags,
+    phone_search_keys,
     store_tags,
 )
 
@@ -110,3 +111,14 @@ def test_a_company_name_key_ignores_width_case_punctuation_and_legal_forms(name:
     from crm_core.rules.contact_details import company_key
 
     assert company_key(name) == key
+
+
+@pytest.mark.parametrize(("text", "keys"), [
+    ("0755 8888", ["07558888", "867558888"]),  # a trunk 0: also as stored, after +86
+    ("138-0013", ["1380013"]),
+    ("+86 755 8888 7777", ["8675588887777"]),
+    ("0086 138", ["86138"]),  # an international prefix is no trunk 0
+    ("acme 0755", []),  # letters: not a phone
+])
+def test_a_phone_search_looks_for_the_digits_and_the_stored_form(text: str, keys: list[str]) -> None:
+    assert phone_search_keys(text) == keys
