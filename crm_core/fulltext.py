@@ -3,8 +3,9 @@
 The customers table is searched through the FTS5 table ``customers_fts`` (trigram tokenizer,
 migration 0002; content from the view ``customers_fts_source`` since migration 0009, which
 pads the name with two end markers so one- and two-character substrings can be found through
-the index vocabulary, see :mod:`crm_core.queries.customers`). Three triggers keep it in step
-row by row. A bulk load (demo data, a large import) is far faster when the insert trigger is
+the index vocabulary, see :mod:`crm_core.queries.customers`). Contacts have the same kind of
+table, ``contacts_fts`` over ``contacts_fts_source`` (migration 0033). Three triggers keep each in
+step row by row. A bulk load (demo data, a large import) is far faster when the insert trigger is
 dropped for the load and the new rows are indexed in one ``INSERT … SELECT`` afterwards; the
 trigger is recreated in the same transaction, so no other connection ever sees it missing.
 """
@@ -40,7 +41,15 @@ CUSTOMERS = FullTextIndex(
     columns=("name", "email_normalized", "phone_normalized"),
     insert_trigger="customers_fts_after_insert",
 )
-INDEXES = {CUSTOMERS.content_table: CUSTOMERS}
+CONTACTS = FullTextIndex(
+    fts_table="contacts_fts",
+    content_table="contacts",
+    source_view="contacts_fts_source",
+    key="id",
+    columns=("name", "email_normalized", "phone_normalized"),
+    insert_trigger="contacts_fts_after_insert",
+)
+INDEXES = {index.content_table: index for index in (CUSTOMERS, CONTACTS)}
 
 
 def _quote(name: str) -> str:

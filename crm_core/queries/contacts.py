@@ -3,6 +3,13 @@
 The customer profile shows one customer's contacts (``customer_profile.customer_contacts``);
 this lists every contact the session may see — a contact is visible when its customer is
 (the access layer's rule) — one page at a time, by keyset on the sort column and id.
+
+Text search (:func:`searched_contacts`, also the global search's) is the customers' search over
+the contact's name, email and phone (migration 0033): on SQLite the FTS5 trigram table
+``contacts_fts`` drives the query (three or more characters, or one or two Chinese ones through
+its vocabulary; matches are read in index order and each contact fetched by rowid, so a common
+term stops at the ``LIMIT``); PostgreSQL ``ILIKE``/``LIKE`` served by pg_trgm GIN indexes; MariaDB,
+and one or two Latin characters anywhere, ``LIKE`` under a ``LIMIT``.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import Select, column, func, or_, select, table, tuple_
 from sqlalchemy.orm import Session
 
 from crm_core.models import Contact
+from crm_core.queries.customers import MIN_FTS_CHARS, fts_match_query
 from crm_core.queries.paging import Page
+from crm_core.rules.contact_details import normalise_email, phone_search_keys
 from crm_core.rules.fields import search_text
 
 SORTABLE_COLUMNS: dict[str, Any] = {
@@ -31,7 +40,7 @@ class ContactFilters:
     """What the list is filtered by; empty values mean no filter."""
 
     customer_id: int | None = None
-    search: str = ""  # a substring of the name or the email
+    search: str = ""  # a substring of the name, the email or the phone (digits)
     include_archived: bool = False
 
 
@@ -66,15 +75,59 @@ _COLUMNS = (
 )
 
 
-def _filtered(statement: Any, filters: ContactFilters) -> Any:
+_FTS = table("contacts_fts", column("rowid"))
+_FTS_MATCH: Any = column("contacts_fts")
+
+
+def searched_contacts(session: Session, columns: Any, text: str) -> Select[Any]:
+    """``SELECT columns`` from the contacts matching ``text`` (all contacts when it is blank), for the session's
+    database: see the module docstring. More joins and conditions may be added; on SQLite every other
+    table joined should be read by primary key (``NOT INDEXED``) so the full-text matches drive the query."""
+    dialect = session.get_bind().dialect.name
+    text = search_text(text)
+    match = _fts_match(text) if text and dialect == "sqlite" else None
+    if match is not None:
+        return (
+            select(*columns)
+            .select_from(_FTS)
+            .join(Contact, Contact.id == _FTS.c.rowid)
+            .where(_FTS_MATCH.match(match))
+            .with_hint(Contact, "NOT INDEXED", dialect_name="sqlite")
+        )
+    statement = select(*columns)
+    return statement.where(contact_text_condition(text, dialect)) if text else statement
+
+
+def _fts_match(text: str) -> Any | None:
+    return fts_match_query(text, "contacts_fts_vocab")
+
+
+def contact_text_condition(text: str, dialect: str) -> Any:
+    """``text`` in the name (anywhere), the normalised email or the phone (E.164 digits), as ``LIKE`` conditions:
+    PostgreSQL's are served by the pg_trgm indexes; elsewhere they are tested row by row."""
+    conditions: list[Any] = [
+        Contact.name.icontains(text, autoescape=True) if dialect == "postgresql"
+        else Contact.name.contains(text, autoescape=True)
+    ]
+    email_key = normalise_email(text) or ""
+    if email_key and " " not in email_key:
+        conditions.append(Contact.email_normalized.contains(email_key, autoescape=True))
+    conditions.extend(Contact.phone_normalized.contains(key, autoescape=True)
+                      for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS)
+    return or_(*conditions)
+
+
+def _filtered(session: Session, columns: Any, filters: ContactFilters) -> Any:
+    text = search_text(filters.search)
+    if filters.customer_id is not None and text:
+        # one customer's few contacts: found by its index, each tested (the full-text matches may be many)
+        statement = select(*columns).where(contact_text_condition(text, session.get_bind().dialect.name))
+    else:
+        statement = searched_contacts(session, columns, text)
     if not filters.include_archived:
         statement = statement.where(Contact.archived_at.is_(None))
     if filters.customer_id is not None:
         statement = statement.where(Contact.customer_id == filters.customer_id)
-    text = search_text(filters.search)
-    if text:
-        statement = statement.where(or_(Contact.name.contains(text, autoescape=True),
-                                        Contact.email.contains(text, autoescape=True)))
     return statement
 
 
@@ -88,7 +141,7 @@ def list_contacts(
     sort = sort if sort in SORTABLE_COLUMNS else "updated_at"
     column = SORTABLE_COLUMNS[sort]
     order = [column.desc(), Contact.id.desc()] if descending else [column.asc(), Contact.id.asc()]
-    statement = _filtered(select(*_COLUMNS), filters).order_by(*order).limit(per_page + 1)
+    statement = _filtered(session, _COLUMNS, filters).order_by(*order).limit(per_page + 1)
     if after is not None:
         position, bound = tuple_(column, Contact.id), tuple_(*after)
         statement = statement.where(position < bound if descending else position > bound)
@@ -107,7 +160,7 @@ def list_contacts(
 
 def count_contacts(session: Session, *, filters: ContactFilters | None = None, cap: int | None = None) -> int:
     """How many contacts match ``filters``; with ``cap``, reads at most ``cap + 1`` of them."""
-    inner = _filtered(select(Contact.id), filters or ContactFilters())
+    inner = _filtered(session, [Contact.id], filters or ContactFilters())
     if cap is not None:
         inner = inner.limit(cap + 1)
     return int(session.scalar(select(func.count()).select_from(inner.subquery())) or 0)

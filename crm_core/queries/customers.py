@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -320,22 +320,35 @@ def _fts_phrase(text: str) -> str:
 def sqlite_search_candidates(text: str) -> Any:
     """The ids ``text`` can match on SQLite, each found through an index.
 
-    Three or more characters: FTS5 trigram matches in name, email or phone. One or two
-    characters with a Chinese/Japanese/Korean one (华为, 科技, 隼 — often a whole word inside
-    a company name): every indexed trigram that starts with them, taken from the FTS
-    vocabulary by an index range and matched at once (the name ends with two markers, so
-    a word at the very end starts a trigram too). One or two Latin characters match the
-    *start of the name* (as typed, Capitalised and UPPER), each an index range: a brand's
-    first letters, not every "er" inside a word.
+    Three or more characters, or one or two with a Chinese/Japanese/Korean one: the full-text
+    index (see :func:`fts_match_query`). One or two Latin characters match the *start of the
+    name* (as typed, Capitalised and UPPER), each an index range: a brand's first letters, not
+    every "er" inside a word.
+    """
+    match = fts_match_query(text)
+    if match is not None:
+        return select(_FTS.c.rowid).where(_FTS_MATCH.match(match))
+    return _name_start_ranges(Customer, Customer.id, Customer.name, text.strip())
+
+
+def fts_match_query(text: str, vocabulary: str = "customers_fts_vocab") -> Any | None:
+    """The FTS5 query (a string, or a scalar subquery computing it) for ``text``; None when the
+    trigram index cannot find it (one or two Latin characters).
+
+    Three or more characters: the phrase (and, for a phone-like term, its digits as stored,
+    E.164 without the +) in name, email or phone. One or two characters with a Chinese/Japanese/
+    Korean one (华为, 科技, 隼 — often a whole word inside a company name): every indexed trigram
+    that starts with them, taken from the FTS ``vocabulary`` by an index range and matched at once
+    (the name ends with two markers, so a word at the very end starts a trigram too).
     """
     text = text.strip()
     if len(text) >= MIN_FTS_CHARS:
         terms = [_fts_phrase(text)]
         terms.extend(_fts_phrase(key) for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS and key != text)
-        return select(_FTS.c.rowid).where(_FTS_MATCH.match(" OR ".join(terms)))
+        return " OR ".join(terms)
     if has_cjk(text):
-        return select(_FTS.c.rowid).where(_FTS_MATCH.match(_trigrams_starting_with(text.lower())))
-    return _name_start_ranges(Customer, Customer.id, Customer.name, text)
+        return _trigrams_starting_with(text.lower(), table(vocabulary, column("term")))
+    return None
 
 
 def _name_start_ranges(target: Any, id_column: Any, name_column: Any, text: str, *criteria: Any) -> Any:
@@ -349,12 +362,12 @@ def _name_start_ranges(target: Any, id_column: Any, name_column: Any, text: str,
     ))
 
 
-def _trigrams_starting_with(prefix: str) -> Any:
-    """An FTS5 query string, computed in SQL: every vocabulary trigram starting with ``prefix``, OR-ed.
+def _trigrams_starting_with(prefix: str, vocabulary: Any = _FTS_VOCAB) -> Any:
+    """An FTS5 query string, computed in SQL: every ``vocabulary`` trigram starting with ``prefix``, OR-ed.
 
     With no such trigram it is a phrase of three U+0001 characters, which nothing contains.
     """
-    term = _FTS_VOCAB.c.term
+    term = vocabulary.c.term
     quoted = literal('"') + func.replace(term, '"', '""') + literal('"')
     return (
         select(func.coalesce(func.group_concat(quoted, " OR "), literal(_fts_phrase("\x01" * 3))))
@@ -592,10 +605,37 @@ def count_customers(session: Session, *, filters: CustomerFilters | None = None,
     ``cap`` and "more than ``cap``" beyond it, at the cost of reading at most that many.
     """
     filters = filters or CustomerFilters()
+    text = search_text(filters.search)
+    match = fts_match_query(text) if text and _dialect(session) == "sqlite" else None
+    if match is not None:
+        return _count_fulltext_matches(session, filters, match, cap)
     if cap is None:
         return int(session.scalar(_planned(session, select(func.count(Customer.id)), filters, None)) or 0)
     inner = _planned(session, select(Customer.id), filters, None).limit(cap + 1).subquery()
     return int(session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def _count_fulltext_matches(session: Session, filters: CustomerFilters, match: Any, cap: int | None) -> int:
+    """SQLite: count a text search by walking the full-text index's matches, each customer fetched by rowid
+    and tested for the other filters and the session's visibility; with ``cap``, stop after ``cap + 1``.
+
+    Reads at most min(matches, about cap / the share of matches that pass): a common word stops early
+    (a manager passes a third, a rep a few percent), a rare one reads its few matches. Reading the grid's
+    sort index instead and testing each row with LIKE read most of the tenant for a word in a few percent
+    of names (0.8 s at 1M customers).
+    """
+    statement = (
+        _filtered(
+            select(Customer.id).select_from(_FTS).join(Customer, Customer.id == _FTS.c.rowid),
+            replace(filters, search=""),
+        )
+        .where(_FTS_MATCH.match(match))
+        # no index of customers: a rowid lookup per match, so the FTS matches drive the join
+        .with_hint(Customer, "NOT INDEXED", dialect_name="sqlite")
+    )
+    if cap is not None:
+        statement = statement.limit(cap + 1)
+    return int(session.scalar(select(func.count()).select_from(statement.subquery())) or 0)
 
 
 def iter_customers(

@@ -4,9 +4,10 @@ Pattern: three small bounded queries, each scoped by the session (``access.py``)
 :class:`SearchResults`. Customers reuse the grid's own search (:func:`list_customers` with
 ``CustomerFilters(search=…)``: the FTS5 trigram index on SQLite, pg_trgm on PostgreSQL, the
 same Chinese and phone-fragment rules), so a customer found in the grid is found here and
-vice versa. Contacts match by name, email or phone digits; deals by name. Those two have no
-text index: they are read with a ``LIMIT`` (a common term stops early) and only for queries of
-two or more characters (one Chinese character is enough), so a single Latin letter never
+vice versa. Contacts match by name, email or phone digits through their own full-text index
+(``queries.contacts.searched_contacts``, migration 0033); deals by name, with no text index: read
+with a ``LIMIT`` (a common term stops early). Contacts and deals are searched only for queries
+of two or more characters (one Chinese character is enough), so a single Latin letter never
 scans them.
 
 The best match — what Enter opens — is ranked by how the query meets a value: equal
@@ -19,12 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.models import Contact, Customer, Opportunity, PipelineStage
+from crm_core.queries.contacts import searched_contacts
 from crm_core.queries.customers import CustomerFilters, has_cjk, list_customers
-from crm_core.rules.contact_details import normalise_email, normalise_name, normalise_phone
+from crm_core.rules.contact_details import normalise_name, normalise_phone
 from crm_core.rules.fields import search_text
 
 PER_KIND = 5
@@ -145,19 +147,15 @@ def search_customers(session: Session, text: str, *, limit: int = PER_KIND) -> l
 
 
 def search_contacts(session: Session, text: str, *, limit: int = PER_KIND) -> list[SearchHit]:
-    """Unarchived contacts whose name, email or phone digits contain ``text``, with their customer's name."""
-    dialect = session.get_bind().dialect.name
-    conditions: list[Any] = [_contains(Contact.name, text, dialect)]
-    email_key = normalise_email(text) or ""
-    if email_key and " " not in email_key:
-        conditions.append(func.lower(Contact.email).contains(email_key, autoescape=True))
-    digits = _digits(text)
-    if len(digits) >= MIN_PHONE_DIGITS:
-        conditions.append(_phone_digits(Contact.phone).contains(digits, autoescape=True))
+    """Unarchived contacts whose name, email or phone contains ``text`` (the contacts list's search, served by
+    the contacts' full-text index), with their customer's name."""
     statement = (
-        select(Contact.id, Contact.customer_id, Contact.name, Contact.email, Contact.phone, Customer.name)
+        searched_contacts(session, [Contact.id, Contact.customer_id, Contact.name, Contact.email, Contact.phone,
+                                    Customer.name], text)
         .join(Customer, Customer.id == Contact.customer_id)
-        .where(Contact.archived_at.is_(None), Customer.archived_at.is_(None), or_(*conditions))
+        # the customer by primary key: the text matches drive the query (see searched_contacts)
+        .with_hint(Customer, "NOT INDEXED", dialect_name="sqlite")
+        .where(Contact.archived_at.is_(None), Customer.archived_at.is_(None))
         .limit(limit * 4)
     )
     hits = [
@@ -190,14 +188,6 @@ def _contains(column: Any, text: str, dialect: str) -> Any:
     # PostgreSQL's LIKE is case-sensitive; SQLite's (ASCII) and MariaDB's collation are not
     return column.icontains(text, autoescape=True) if dialect == "postgresql" else column.contains(
         text, autoescape=True)
-
-
-def _phone_digits(column: Any) -> Any:
-    """The phone with its usual separators removed, in SQL (contacts store the phone as typed)."""
-    stripped = column
-    for separator in (" ", "-", "(", ")", ".", "+", "/"):
-        stripped = func.replace(stripped, separator, "")
-    return stripped
 
 
 def _detail(*values: str | None) -> str:

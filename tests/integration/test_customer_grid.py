@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import event, text, update
 
 from crm_core.db import Database
 from crm_core.models import Customer
@@ -240,3 +240,73 @@ def test_a_common_chinese_word_is_searched_row_by_row_with_the_same_result(db: D
             assert count_customers(session, filters=search) == expected
         owner_rule = "" if actor is world.admin else f" AND owner_id = {actor.user_id}"
         assert set(found) == sql_names(db, f"name LIKE '%科技%'{owner_rule}") and len(found) == expected
+
+
+@pytest.fixture
+def common_word(db: Database) -> World:
+    """Nine customers named '…科技…' (three the rep's, one of them archived; six another team's), one other."""
+    world = build_world(db)
+    for index in range(9):
+        owner = world.rep if index < 3 else world.rep_other_team
+        create_random_customer(db, world.admin, name=f"华东科技{index:02d}", email=f"tech{index}@east.cn",
+                               owner_id=owner.user_id)
+    create_random_customer(db, world.admin, name="华南贸易", owner_id=world.rep.user_id)
+    with db.system_transaction("archive one") as session:
+        archived = dt.datetime(2026, 4, 1)
+        session.execute(update(Customer).where(Customer.name == "华东科技00").values(archived_at=archived))
+    return world
+
+
+@pytest.mark.parametrize("search", ["科技", "华东科技", "EAST.CN", "科"])
+@pytest.mark.parametrize(("role", "cap"), [
+    ("admin", None), ("admin", 5), ("admin", 7), ("admin", 8), ("rep", None), ("rep", 1), ("rep", 2),
+    ("rep_other_team", 5), ("rep_other_team", 6),
+])
+def test_the_count_beside_a_search_keeps_visibility_archiving_and_the_cap(
+    db: Database, common_word: World, search: str, role: str, cap: int | None
+) -> None:
+    actor = getattr(common_word, role)
+    owner_rule = "" if role == "admin" else f" AND owner_id = {actor.user_id}"
+    exact = len(sql_names(db, f"name LIKE '华东科技%' AND archived_at IS NULL{owner_rule}"))
+    assert exact == {"admin": 8, "rep": 2, "rep_other_team": 6}[role]
+    filters = CustomerFilters(search=search)
+    with db.session(actor) as session:
+        page = list_customers(session, filters=filters, per_page=1, count_cap=cap)
+        counted = count_customers(session, filters=filters, cap=cap)
+    if cap is None or exact <= cap:
+        assert (page.total, page.total_capped, counted) == (exact, False, exact)
+    else:  # "cap+ match": the count read one more than the cap and stopped
+        assert (page.total, page.total_capped, counted) == (cap, True, cap + 1)
+
+
+def test_with_a_search_the_count_and_its_filters_agree_with_sql(db: Database, grid: World) -> None:
+    with db.session(grid.admin) as session:
+        retail_acme = count_customers(session, filters=CustomerFilters(search="acme", industry="Retail"), cap=1000)
+        vip_acme = count_customers(session, filters=CustomerFilters(search="acme", tag="vip"), cap=1000)
+        teammate = count_customers(session, filters=CustomerFilters(search="mmate",
+                                                                    owner_id=grid.rep_same_team.user_id))
+        not_rep = count_customers(session, filters=CustomerFilters(search="mmate", owner_id=grid.rep.user_id))
+    assert retail_acme == len(sql_names(db, "industry = 'Retail' AND lower(name) LIKE '%acme%'")) == 2
+    assert vip_acme == len(sql_names(db, "tags LIKE '%,vip,%' AND lower(name) LIKE '%acme%'")) == 1
+    assert (teammate, not_rep) == (1, 0)
+
+
+def test_sqlite_counts_a_search_through_the_full_text_index(db: Database, common_word: World) -> None:
+    """The count must not read the grid's sort index and LIKE each row (0.8 s at 1M customers)."""
+    if db.dialect_name != "sqlite":
+        pytest.skip("FTS5 is SQLite's")
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.session(common_word.rep) as session:
+            for search in ("科技", "科", "east.cn"):
+                count_customers(session, filters=CustomerFilters(search=search), cap=1000)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    counts = [statement for statement in statements if "count(" in statement.lower()]
+    assert len(counts) == 3
+    assert all("FROM customers_fts JOIN customers" in s and "MATCH" in s and " LIKE " not in s for s in counts)

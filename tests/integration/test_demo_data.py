@@ -17,6 +17,7 @@ from crm_core.models import (
     BUSINESS_TABLES,
     Activity,
     Base,
+    Contact,
     Customer,
     Opportunity,
     Order,
@@ -26,8 +27,9 @@ from crm_core.models import (
     Tenant,
     User,
 )
+from crm_core.queries.contacts import ContactFilters, count_contacts
 from crm_core.schema import upgrade_to_head
-from crm_core.services.auth import verify_password
+from crm_core.services.auth import load_actor, verify_password
 
 # the tables generate_demo fills in bulk, with the summary field that counts them
 BULK_TABLES = {
@@ -391,3 +393,23 @@ def test_make_runs_demo_initialisation_works_from_an_empty_database(tmp_path: Pa
             assert count(session, "sla_calendars") == 1 and count(session, "service_queues") == 3
     finally:
         db.engine.dispose()
+
+
+def test_demo_contacts_are_found_by_the_contacts_search(db: Database) -> None:
+    """The bulk load indexes contacts once after the insert (SQLite: the FTS insert trigger is deferred)."""
+    generate_demo(db, customers=300, locale="zh_CN")
+    with db.system_session("test") as session:
+        first = session.execute(select(Contact.name, Contact.email_normalized)
+                                .where(Contact.email_normalized.is_not(None)).order_by(Contact.id).limit(1)).one()
+        word = first.name[1:3]  # a given name: one or two characters inside the name
+        expected = count(session, "contacts", Contact.name.contains(word), Contact.archived_at.is_(None))
+        if db.dialect_name == "sqlite":
+            session.execute(text("INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1)"))
+            assert session.scalar(text("SELECT count(*) FROM contacts_fts_docsize")) == count(session, "contacts")
+            trigger = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'contacts_fts_after_insert'"
+            assert session.scalar(text(trigger)) == 1
+    actor = load_actor(db, "demo.admin")
+    assert actor is not None
+    with db.session(actor) as session:
+        assert count_contacts(session, filters=ContactFilters(search=word)) == expected > 0
+        assert count_contacts(session, filters=ContactFilters(search=first.email_normalized)) >= 1
