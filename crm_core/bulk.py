@@ -19,7 +19,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Select, Table, exists, insert, select
+from sqlalchemy import JSON, Select, Table, exists, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -257,10 +257,9 @@ def insert_new(session: Session, table: Table, columns: Sequence[str], rows: Sel
     if dialect in ("postgresql", "sqlite"):
         module = postgresql if dialect == "postgresql" else sqlite
         statement = module.insert(table).from_select(columns, rows).on_conflict_do_nothing(index_elements=key)
-    else:
-        selected = rows.subquery()
-        stored = exists().where(*(table.c[name] == selected.c[name] for name in key))
-        statement = insert(table).from_select(columns, select(selected).where(~stored))
+    else:  # the test in the SELECT's own WHERE: wrapped in a derived table, MariaDB first copied every row
+        stored = exists().where(*(table.c[name] == rows.selected_columns[name] for name in key))
+        statement = insert(table).from_select(columns, rows.where(~stored))
     # preserve_rowcount: psycopg's count is gone once SQLAlchemy closes the cursor of a statement with no rows
     result = connection.execution_options(preserve_rowcount=True).execute(statement)
     return max(int(result.rowcount or 0), 0)
