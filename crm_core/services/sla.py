@@ -6,10 +6,12 @@ reply, queue), in the caller's session; it stores due and warning instants in ``
 number of open cases: record the level-1 warning (to the assignee) where the warning instant has
 passed, the level-2 breach (to the team lead) where the due instant has passed, and level 3 (the
 tenant's managers: no single recipient) once a breach is ``manager_after_minutes`` old. Each
-level is recorded once per case and metric (a unique key and NOT EXISTS), so the sweep is
-idempotent. Escalations are kept in ``sla_escalations`` and each is told through the notification centre
+level is recorded once per case and metric (one INSERT … SELECT deduplicated by the unique key:
+:func:`crm_core.bulk.insert_new`), so the sweep is idempotent. Escalations are kept in
+``sla_escalations`` and each is told through the notification centre
 (:func:`crm_core.services.notifications.notify_selected`: one INSERT … SELECT per metric and level,
-deduplicated per case, metric and level).
+deduplicated per user and case, metric and level). One UPDATE then sets every clock's marks and the
+level reached (docs/decisions/0034-queue-order-index-and-sweep-writes.md).
 """
 
 from __future__ import annotations
