@@ -160,8 +160,8 @@ FROM case_sla JOIN cases ON cases.id = case_sla.case_id LEFT JOIN customers ON c
 LEFT JOIN users ON users.id = cases.assignee_id
 WHERE case_sla.tenant_id = :tenant AND case_sla.next_due_at IS NOT NULL
 AND cases.tenant_id = :tenant AND cases.team_id = :team AND cases.status <> 'closed'
-ORDER BY case_sla.next_due_at, cases.id LIMIT 51
-"""  # the soonest running clocks through the case_sla index (the queue's first page when 51 are running)
+ORDER BY case_sla.next_due_at, case_sla.case_id LIMIT 51
+"""  # the soonest running clocks in the order of the case_sla index (the queue's first page when 51 are running)
 COUNT_SQL = """
 SELECT COUNT(*) FROM (SELECT cases.id FROM cases WHERE cases.tenant_id = :tenant AND cases.team_id = :team
 AND cases.status <> 'closed' LIMIT 10001) AS capped

@@ -19,7 +19,8 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Select, Table, exists, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -234,3 +235,31 @@ def insert_returning_ids(
             raise RuntimeError(f"inserted {table.name} rows came back out of order")
         ids.extend(int(record_id) for record_id, _ in returned)
     return ids
+
+
+def insert_new(session: Session, table: Table, columns: Sequence[str], rows: Select[Any],
+               key: Sequence[str]) -> int:
+    """``INSERT INTO table (columns) SELECT …`` of the rows whose ``key`` (a unique key of ``table``) the
+    table does not hold yet, in one statement; how many were written.
+
+    On SQLite and PostgreSQL the unique index decides (``ON CONFLICT (key) DO NOTHING``): no "not
+    written yet?" anti-join over the table being filled, which PostgreSQL plans from the statistics
+    the table had before the statement (empty, at a first burst) and then re-reads, per row, every row
+    the statement has written. On MariaDB, whose INSERT … SELECT reads its whole SELECT before writing
+    when it names the target table, the rows are filtered by NOT EXISTS on the key (``INSERT IGNORE``
+    would also turn every other error into a warning). ``rows`` selects ``columns`` in order, the key's
+    labelled with their names, and has a WHERE clause (SQLite reads ``SELECT … FROM t ON CONFLICT``
+    as a join's ON otherwise).
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    statement: Any
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table).from_select(columns, rows).on_conflict_do_nothing(index_elements=key)
+    else:  # the test in the SELECT's own WHERE: wrapped in a derived table, MariaDB first copied every row
+        stored = exists().where(*(table.c[name] == rows.selected_columns[name] for name in key))
+        statement = insert(table).from_select(columns, rows.where(~stored))
+    # preserve_rowcount: psycopg's count is gone once SQLAlchemy closes the cursor of a statement with no rows
+    result = connection.execution_options(preserve_rowcount=True).execute(statement)
+    return max(int(result.rowcount or 0), 0)

@@ -497,7 +497,6 @@ class Case(TenantScoped, Versioned, Base):
     __table_args__ = (
         Index(None, "tenant_id", "customer_id"),
         Index(None, "tenant_id", "status", "opened_at"),
-        Index(None, "tenant_id", "team_id", "status"),
         Index(None, "tenant_id", "assignee_id", "status"),
         # the service dashboard's periods (migration 0026)
         Index(None, "tenant_id", "opened_at"),
@@ -507,6 +506,7 @@ class Case(TenantScoped, Versioned, Base):
         # the service dashboard's backlog and the case rule from the index alone (migration 0031)
         Index("ix_cases_open_cover", "tenant_id", "status", "opened_at", "priority", "team_id", "assignee_id",
               "customer_owner_id", "customer_team_id"),
+        # also a queue's cases by status (its prefix was an index of its own until migration 0034)
         Index("ix_cases_queue_cover", "tenant_id", "team_id", "status", "assignee_id", "customer_owner_id",
               "customer_team_id"),
     )

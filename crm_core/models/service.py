@@ -136,7 +136,7 @@ class CaseSla(TenantScoped, Base):
     __tablename__ = "case_sla"
     __table_args__ = (
         UniqueConstraint("case_id"),
-        Index(None, "tenant_id", "next_due_at"),
+        Index(None, "tenant_id", "next_due_at", "case_id"),  # the queue's order, read from the index (migration 0034)
         Index(None, "tenant_id", "first_response_met_at"),  # the service dashboard's attainment (migration 0026)
         Index(None, "tenant_id", "resolution_met_at"),
         Index(None, "tenant_id", "first_response_due_at"),  # the dashboard's clocks missed today (migration 0031)

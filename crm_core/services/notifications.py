@@ -25,9 +25,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     func,
-    insert,
     literal,
     null,
     or_,
@@ -38,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
-from crm_core.bulk import insert_rows
+from crm_core.bulk import insert_new, insert_rows
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
 from crm_core.jobs.after_commit import AfterCommit
@@ -169,8 +167,6 @@ def notify_selected(session: Session, *, tenant_id: int, kind: str, entity: str,
     if robot_teams:
         robot_team = case((and_(func.coalesce(choice.c.robot, true()), users.c.team_id.in_(robot_teams)),
                            users.c.team_id), else_=cast(null(), Integer))
-    already = exists().where(notifications.c.user_id == wanted.c.user_id,
-                             notifications.c.dedupe_key == wanted.c.dedupe_key)
     rows = (
         select(literal(tenant_id), wanted.c.user_id, literal(kind), literal(entity), wanted.c.entity_id,
                wanted.c.params, wanted.c.dedupe_key, literal(now), literal(now),
@@ -181,13 +177,13 @@ def notify_selected(session: Session, *, tenant_id: int, kind: str, entity: str,
         .join(users, and_(users.c.id == wanted.c.user_id, users.c.tenant_id == tenant_id,
                           users.c.is_active.is_(True)))
         .outerjoin(choice, and_(choice.c.user_id == users.c.id, choice.c.kind == kind))
-        .where(or_(in_app, robot_team.is_not(None)), ~already)
+        .where(or_(in_app, robot_team.is_not(None)))
     )
-    # preserve_rowcount: psycopg's count is gone once SQLAlchemy closes the cursor of a statement with no rows
-    result = session.connection().execution_options(preserve_rowcount=True).execute(insert(notifications).from_select(
-        ["tenant_id", "user_id", "kind", "entity", "entity_id", "params", "dedupe_key", "created_at", "updated_at",
-         "read_at", "robot_team_id", "robot_status", "robot_next_at", "robot_attempts"], rows))
-    written = max(int(result.rowcount or 0), 0)
+    # once per user and key: the unique index decides, not an anti-join over the table being filled
+    written = insert_new(session, notifications, [
+        "tenant_id", "user_id", "kind", "entity", "entity_id", "params", "dedupe_key", "created_at", "updated_at",
+        "read_at", "robot_team_id", "robot_status", "robot_next_at", "robot_attempts"], rows,
+        key=["user_id", "dedupe_key"])
     if written and robot_teams:
         _ROBOTS.mark(session, tenant_id)  # the robot job finds what is pending, if anything
     return written

@@ -6,10 +6,12 @@ reply, queue), in the caller's session; it stores due and warning instants in ``
 number of open cases: record the level-1 warning (to the assignee) where the warning instant has
 passed, the level-2 breach (to the team lead) where the due instant has passed, and level 3 (the
 tenant's managers: no single recipient) once a breach is ``manager_after_minutes`` old. Each
-level is recorded once per case and metric (a unique key and NOT EXISTS), so the sweep is
-idempotent. Escalations are kept in ``sla_escalations`` and each is told through the notification centre
+level is recorded once per case and metric (one INSERT … SELECT deduplicated by the unique key:
+:func:`crm_core.bulk.insert_new`), so the sweep is idempotent. Escalations are kept in
+``sla_escalations`` and each is told through the notification centre
 (:func:`crm_core.services.notifications.notify_selected`: one INSERT … SELECT per metric and level,
-deduplicated per case, metric and level).
+deduplicated per user and case, metric and level). One UPDATE then sets every clock's marks and the
+level reached (docs/decisions/0034-queue-order-index-and-sweep-writes.md).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import String, Table, and_, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy import String, Table, and_, func, literal, or_, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
+from crm_core.bulk import insert_new
 from crm_core.db import Database
 from crm_core.errors import NotFound
 from crm_core.metrics import SLA_ESCALATIONS
@@ -253,47 +256,21 @@ class SweepResult:
     reassigned: int = 0
 
 
-RESTATE_AFTER_ROWS = 1_000
-
-
-def _restate(session: Session, table: str, written: int) -> None:
-    """On PostgreSQL, refresh a table's planner statistics after the sweep wrote many rows to it.
-
-    The sweep's next statements ask "not recorded yet?" of the very tables it is filling. With the
-    statistics of a table that was (nearly) empty, PostgreSQL answers that with a nested loop over
-    a sequential scan, once per case: 50k clocks crossing at once took 24 s, most of it there. ANALYZE
-    samples the table (tens of milliseconds) and the look-ups go through the unique indexes again.
-    SQLite and MariaDB plan these through the indexes anyway.
-    """
-    if written >= RESTATE_AFTER_ROWS and session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"ANALYZE {table}"))
-
-
 def _escalate(session: Session, tenant_id: int, metric: str, level: int, condition: Any, recipient: Any,
-              now: dt.datetime) -> list[tuple[int, int | None, str]]:
-    """Record ``level`` for every case of the tenant meeting ``condition`` that does not have it yet.
-
-    Returns (case id, recipient, subject) of each: read first (the notifications need them), then
-    written as multi-row VALUES.
-    """
-    already = exists().where(SlaEscalation.case_id == CaseSla.case_id, SlaEscalation.metric == metric,
-                             SlaEscalation.level == level)
+              now: dt.datetime) -> int:
+    """Record ``level`` for every case of the tenant meeting ``condition`` that does not have it yet, in one
+    INSERT … SELECT (:func:`crm_core.bulk.insert_new` on the unique key); how many were recorded."""
     matching = (
-        select(CaseSla.case_id, recipient.label("recipient"), Case.subject)
+        select(literal(tenant_id), literal(now), literal(now), CaseSla.case_id.label("case_id"),
+               literal(metric).label("metric"), literal(level).label("level"), recipient, literal(now))
         .select_from(CaseSla)
         .join(Case, Case.id == CaseSla.case_id)
         .outerjoin(Team, Team.id == Case.team_id)
-        .where(CaseSla.tenant_id == tenant_id, condition, ~already)
+        .where(CaseSla.tenant_id == tenant_id, condition)
     )
-    found = [(case_id, recipient_id, subject) for case_id, recipient_id, subject in session.execute(matching)]
-    if found:
-        # the rows just read, as multi-row VALUES: an INSERT … SELECT that asks "not recorded yet?" of the
-        # table it is filling made PostgreSQL re-read every row it had written, once per case (6 s at 33k)
-        session.execute(insert(cast(Table, SlaEscalation.__table__)), [
-            {"tenant_id": tenant_id, "created_at": now, "updated_at": now, "case_id": case_id, "metric": metric,
-             "level": level, "recipient_user_id": recipient_id, "at": now}
-            for case_id, recipient_id, _ in found])
-    return found
+    columns = ["tenant_id", "created_at", "updated_at", "case_id", "metric", "level", "recipient_user_id", "at"]
+    return insert_new(session, cast(Table, SlaEscalation.__table__), columns, matching,
+                      key=["case_id", "metric", "level"])
 
 
 def _notify(session: Session, tenant_id: int, metric: str, level: int, now: dt.datetime) -> int:
@@ -332,16 +309,14 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
 
     def record(metric: str, level: int, condition: Any, recipient: Any) -> None:
         nonlocal notified
-        found = _escalate(session, tenant_id, metric, level, condition, recipient, now)
-        counts[level] += len(found)
-        if found:
-            _restate(session, "sla_escalations", len(found))
-            told = _notify(session, tenant_id, metric, level, now)
-            _restate(session, "notifications", told)
-            notified += told
+        recorded = _escalate(session, tenant_id, metric, level, condition, recipient, now)
+        counts[level] += recorded
+        if recorded:
+            notified += _notify(session, tenant_id, metric, level, now)
 
     marks: dict[Any, Any] = {}  # every column the sweep sets, for one UPDATE at the end
     news = []
+    reached: dict[int, list[Any]] = {LEVEL_ASSIGNEE: [], LEVEL_TEAM_LEAD: [], LEVEL_MANAGER: []}
     for metric in SLA_METRICS:
         due, warn, met = table.c[f"{metric}_due_at"], table.c[f"{metric}_warn_at"], table.c[f"{metric}_met_at"]
         warned, breached = table.c[f"{metric}_warned_at"], table.c[f"{metric}_breached_at"]
@@ -353,18 +328,23 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
         marks[warned] = sql_case((new_warning, now), else_=warned)
         marks[breached] = sql_case((new_breach, now), else_=breached)
         news += [new_warning, new_breach]
+        reached[LEVEL_ASSIGNEE].append(warns)
+        reached[LEVEL_TEAM_LEAD].append(breaks)
         # breached before (as marked), or now (a breach marked by this very sweep, with no delay)
         breached_at = func.coalesce(breached, sql_case((breaks, now)))
         for policy_id, after_minutes in policies:
             late = and_(met.is_(None), CaseSla.policy_id == policy_id,
                         breached_at <= now - dt.timedelta(minutes=after_minutes))
             record(metric, LEVEL_MANAGER, late, literal(None))
+            reached[LEVEL_MANAGER].append(late)
     # the marks of every clock and the highest level reached in one statement: a case_sla row rewritten
-    # once, not once per metric and level (on PostgreSQL each rewrite costs the row's every index)
-    higher = exists().where(SlaEscalation.case_id == table.c.case_id, SlaEscalation.level > table.c.escalation_level)
-    highest = (select(func.max(SlaEscalation.level)).where(SlaEscalation.case_id == table.c.case_id)
-               .scalar_subquery())
-    marks[table.c.escalation_level] = sql_case((higher, highest), else_=table.c.escalation_level)
+    # once, not once per metric and level (on PostgreSQL each rewrite costs the row's every index). Each
+    # level's escalation is recorded (now or before) exactly where its condition holds, so the level
+    # reached is read off the row's own clocks: no look-up of sla_escalations per case
+    level = sql_case(*((or_(*reached[number]), number) for number in sorted(reached, reverse=True)
+                       if reached[number]), else_=0)
+    higher = level > table.c.escalation_level
+    marks[table.c.escalation_level] = sql_case((higher, level), else_=table.c.escalation_level)
     session.execute(update(table).where(table.c.tenant_id == tenant_id, or_(higher, *news)).values(marks))
     handovers, handover_notices = reassign_breached_cases(session, tenant_id, now=now)  # policies that ask for it
     if handover_notices:  # a bounded batch (sla_reassign), told one by one

@@ -31,8 +31,8 @@ def grid(db: Database) -> World:
     rows: list[dict[str, object]] = [
         dict(name="张三科技有限公司", email="zhang@example.cn", phone="138 0013 8000", industry="软件", region="广东",
              tags="vip,华南", lifecycle_stage="customer", custom_fields={"contract_value": "1200", "channel": "fair"}),
-        dict(name="深圳红隼电子", email="sales@hongsun.cn", phone="0755-8888 7777", industry="电子", region="广东", tags="华南",
-             custom_fields={"contract_value": "80", "channel": "web"}),
+        dict(name="深圳红隼电子", email="sales@hongsun.cn", phone="0755-8888 7777", industry="电子", region="广东",
+             tags="华南", custom_fields={"contract_value": "80", "channel": "web"}),
         dict(name="Acme Trading", email="hello@acme.com", phone="+1 415 555 0100", industry="Retail", region="CA",
              tags="vip", lifecycle_stage="intent"),
         dict(name="acme labs", email="lab@acme-labs.io", industry="Retail", region="CA"),

@@ -129,10 +129,7 @@ def explain_case_sla_for(db: Database, actor: object, case_id: int) -> object:
         return explain_case_sla(session, case_id)
 
 
-@pytest.mark.parametrize("restate_after", [1_000, 1])  # 1: PostgreSQL's ANALYZE after each write runs too
-def test_warning_then_escalation_then_breach_in_frozen_time(db: Database, world: World, restate_after: int,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("crm_core.services.sla.RESTATE_AFTER_ROWS", restate_after)
+def test_warning_then_escalation_then_breach_in_frozen_time(db: Database, world: World) -> None:
     policies(db, world)
     customer_id = create_random_customer(db, world.rep)
     case_id = create_case(db, world.rep, CaseInput(customer_id=customer_id, subject="Down", priority="urgent",
