@@ -47,6 +47,15 @@ if (RESTORE) {
 """
 
 
+# Tasks: a card's "Work on this task" (on a phone, the cards are a long list above the form) brings the
+# form into view.
+SCROLL_TO_TASK_FORM = """<script>
+setTimeout(() => {
+  const heading = document.querySelector(".st-key-tasks_act");
+  if (heading) { heading.scrollIntoView({behavior: "smooth", block: "start"}); }
+}, 150);
+</script>"""
+
 # Streamlit 1.67 draws st.date_input's calendar (month and weekday names, the week's first day)
 # in the browser's language, ``navigator.language``, read again on each render: it has no locale
 # option (streamlit/streamlit#12699). This gives the browser's page the user's language instead,
@@ -75,5 +84,5 @@ def all_variants() -> str:
     the language script in each language)."""
     from crm_core.i18n import LANGUAGES
 
-    return "".join([FOLD_SIDEBAR, *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false")),
+    return "".join([FOLD_SIDEBAR, SCROLL_TO_TASK_FORM, *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false")),
                     *(language_script(language) for language in LANGUAGES)])
