@@ -84,5 +84,6 @@ def all_variants() -> str:
     the language script in each language)."""
     from crm_core.i18n import LANGUAGES
 
-    return "".join([FOLD_SIDEBAR, SCROLL_TO_TASK_FORM, *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false")),
+    return "".join([FOLD_SIDEBAR, SCROLL_TO_TASK_FORM,
+                    *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false")),
                     *(language_script(language) for language in LANGUAGES)])
