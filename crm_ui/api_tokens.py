@@ -67,8 +67,8 @@ def revoke_picker(rows: list[ApiTokenRow], *, key: str, show_user: bool) -> None
 
 def show_notice() -> None:
     """The last create/revoke notice of this session, once."""
-    if notice := STATE.pop(NOTICE_STATE, None):
-        st.success(notice)
+    if notice := STATE.pop(NOTICE_STATE, None):  # a toast: the revoke button is below the list
+        st.toast(notice, icon="✅")
 
 
 def own_tokens() -> None:

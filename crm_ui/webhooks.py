@@ -58,8 +58,8 @@ def _when(moment: dt.datetime | None) -> str:
 
 def flash_and_secret() -> None:
     """The message of the last action, and a secret made by it (shown this once)."""
-    if message := STATE.pop(FLASH, None):
-        st.success(message)
+    if message := STATE.pop(FLASH, None):  # a toast: the button was on a card or form far down the page
+        st.toast(message, icon="✅")
     if made := STATE.pop(SECRET, None):
         st.warning(t("webhooks.secret.once"))
         st.code(made, language=None)
