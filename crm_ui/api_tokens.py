@@ -123,7 +123,7 @@ def workspace_tokens() -> None:
     with read_session() as session:
         rows = list_api_tokens(session)
     if not rows:
-        st.info(t("tokens.none"))
+        st.info(t("tokens.none_workspace"))
         return
     token_table(rows, show_user=True)
     revoke_picker(rows, key="users_tokens", show_user=True)

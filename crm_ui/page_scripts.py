@@ -60,7 +60,9 @@ setTimeout(() => {
 # in the browser's language, ``navigator.language``, read again on each render: it has no locale
 # option (streamlit/streamlit#12699). This gives the browser's page the user's language instead,
 # and the document's ``lang`` attribute with it (CJK fonts, screen readers). Decision 0034.
-LANGUAGE_SCRIPT = """<script>
+# (its element is hidden: an empty one still took a gap at the top of every page)
+LANGUAGE_SCRIPT = """<style>[data-testid="stElementContainer"]:has(.kestrel-language) { display: none; }</style>
+<span class="kestrel-language"></span><script>
 (() => {
   const lang = "LANG";
   for (const name of ["language", "languages"]) {
