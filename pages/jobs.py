@@ -116,7 +116,7 @@ if linked is not None:
 # screen, not two boxes (as on the service queue)
 filters_on = sum(1 for key in ("jobs_status", "jobs_kind") if STATE.get(choice_key(key)))
 with st.container(horizontal=True, vertical_alignment="center"):
-    with st.popover(t("jobs.page.filters", count=filters_on) if filters_on else t("jobs.page.filters_none")):
+    with st.popover(t("records.filters_count", count=filters_on) if filters_on else t("records.filters_none")):
         statuses: list[JobStatus] = st.multiselect(
             t("jobs.page.filter_status"), list(JobStatus), format_func=status_label, key=choice_key("jobs_status"),
             placeholder=t("jobs.page.filter_placeholder"), on_change=reset_page,
