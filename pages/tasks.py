@@ -140,7 +140,7 @@ if page.items:
         )
     with st.container(key="tasks_cards"):
         for row in page.items:
-            with st.container(border=True):
+            with st.container(border=True, key=f"tasks_task_card_{row.id}"):
                 st.markdown(f"**{plain_line(row.title)}**")
                 bucket = t(f"tasks.view.{row.bucket}") if row.status == "open" else t("tasks.done")
                 facts = [bucket, row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else "—",
