@@ -38,6 +38,7 @@ from crm_ui.context import (
 from crm_ui.global_search import global_search_box
 from crm_ui.navigation import pages_for
 from crm_ui.notifications import notification_bell
+from crm_ui.page_scripts import language_script
 from crm_ui.session_cookie import (
     CLEAR_PATH,
     SET_PATH,
@@ -276,6 +277,7 @@ def main() -> None:
         st.stop()
     authenticator = login_gate()
     streamlit_texts_in_chinese()  # after the login settled the language
+    st.html(language_script(lang()), unsafe_allow_javascript=True)  # the date picker's calendar speaks it too
     if authenticator is None:
         # a link into the app (a bookmark, a colleague's link to a case): the login ends there (go_to_remembered)
         remember_address()

@@ -67,8 +67,8 @@ def revoke_picker(rows: list[ApiTokenRow], *, key: str, show_user: bool) -> None
 
 def show_notice() -> None:
     """The last create/revoke notice of this session, once."""
-    if notice := STATE.pop(NOTICE_STATE, None):
-        st.success(notice)
+    if notice := STATE.pop(NOTICE_STATE, None):  # a toast: the revoke button is below the list
+        st.toast(notice, icon="✅")
 
 
 def own_tokens() -> None:
@@ -123,7 +123,7 @@ def workspace_tokens() -> None:
     with read_session() as session:
         rows = list_api_tokens(session)
     if not rows:
-        st.info(t("tokens.none"))
+        st.info(t("tokens.none_workspace"))
         return
     token_table(rows, show_user=True)
     revoke_picker(rows, key="users_tokens", show_user=True)

@@ -239,11 +239,11 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
         st.caption(plain(t("jobs.page.check_counts", rows=number(rows), valid=number(rows - rejected),
                            rejected=number(rejected), duplicates=number(duplicates))))
     else:
-        metrics = st.columns(4)
-        metrics[0].metric(t("imports.metric.rows"), number(rows))
-        metrics[1].metric(t("imports.metric.valid"), number(rows - rejected))
-        metrics[2].metric(t("imports.metric.rejected"), number(rejected))
-        metrics[3].metric(t("imports.metric.duplicates"), number(duplicates))
+        metrics = st.container(horizontal=True, gap="large")  # one row that wraps: columns stack on a phone
+        metrics.metric(t("imports.metric.rows"), number(rows))
+        metrics.metric(t("imports.metric.valid"), number(rows - rejected))
+        metrics.metric(t("imports.metric.rejected"), number(rejected))
+        metrics.metric(t("imports.metric.duplicates"), number(duplicates))
         if duplicates:
             st.info(plain(t("imports.duplicates_found", in_file=result.get("duplicates_in_file", 0),
                             in_database=result.get("matches_in_database", 0))))

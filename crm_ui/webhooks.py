@@ -38,6 +38,7 @@ from crm_core.services.webhooks import (
     update_subscription,
 )
 from crm_ui.context import get_db, read_session, show_domain_error, t
+from crm_ui.formatting import date_input_format
 from crm_ui.text import plain
 
 STATE = st.session_state
@@ -58,8 +59,8 @@ def _when(moment: dt.datetime | None) -> str:
 
 def flash_and_secret() -> None:
     """The message of the last action, and a secret made by it (shown this once)."""
-    if message := STATE.pop(FLASH, None):
-        st.success(message)
+    if message := STATE.pop(FLASH, None):  # a toast: the button was on a card or form far down the page
+        st.toast(message, icon="✅")
     if made := STATE.pop(SECRET, None):
         st.warning(t("webhooks.secret.once"))
         st.code(made, language=None)
@@ -148,7 +149,7 @@ def pick_subscription(rows: list[SubscriptionRow]) -> SubscriptionRow | None:
 
 def actions(actor: Actor, row: SubscriptionRow) -> None:
     """Enable or disable, rotate the secret, send a ping."""
-    toggle, rotate, ping = st.columns(3)
+    toggle = rotate = ping = st.container(horizontal=True)  # one row that wraps on a phone
     try:
         if row.enabled and toggle.button(t("webhooks.action.disable"), key="webhooks_disable"):
             set_enabled(get_db(), actor, row.id, False, version=row.version)
@@ -196,13 +197,19 @@ def edit_section(actor: Actor, row: SubscriptionRow) -> None:
 def _filters() -> DeliveryFilters:
     statuses = [None, *(status.value for status in DeliveryStatus)]
     types = [None, *EVENT_TYPES, PING]
-    status_box, type_box, since_box, until_box = st.columns(4)
+    # in a popover that counts them: a phone shows the log, not four boxes first
+    filters_on = sum(1 for key in ("webhooks_log_status", "webhooks_log_type", "webhooks_log_since",
+                                   "webhooks_log_until") if STATE.get(key) is not None)
+    box = st.popover(t("records.filters_count", count=filters_on) if filters_on else t("records.filters_none"))
+    status_box = type_box = since_box = until_box = box
     status = status_box.selectbox(t("webhooks.log.status"), statuses, key="webhooks_log_status",
                                   format_func=lambda s: t(f"webhooks.status.{s}") if s else t("webhooks.log.any"))
     event_type = type_box.selectbox(t("webhooks.log.event_type"), types, key="webhooks_log_type",
                                     format_func=lambda s: s or t("webhooks.log.any"))
-    since = since_box.date_input(t("webhooks.log.since"), value=None, key="webhooks_log_since")
-    until = until_box.date_input(t("webhooks.log.until"), value=None, key="webhooks_log_until")
+    since = since_box.date_input(t("webhooks.log.since"), value=None, key="webhooks_log_since",
+                                 format=date_input_format())
+    until = until_box.date_input(t("webhooks.log.until"), value=None, key="webhooks_log_until",
+                                 format=date_input_format())
     return DeliveryFilters(
         status=status, event_type=event_type,
         since=dt.datetime.combine(since, dt.time.min) if isinstance(since, dt.date) else None,
@@ -232,7 +239,9 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
             t("webhooks.col.webhook_id"): [item.webhook_id for item in page.items],
             t("webhooks.col.error"): [item.last_error or "" for item in page.items],
         }), hide_index=True, width="stretch")
-    previous, label, following = st.columns([1, 1, 1])
+    # one row on every width (columns would stack on a phone)
+    previous = label = following = st.container(horizontal=True, horizontal_alignment="distribute",
+                                                vertical_alignment="center")
     if page.page > 1 and previous.button(t("webhooks.log.prev"), key="webhooks_prev"):
         STATE[PAGE] = (view, page.page - 1)
         st.rerun()
@@ -278,10 +287,12 @@ def _delivery_detail(actor: Actor, choices: dict[int, str]) -> None:
 
 def _replay_range(actor: Actor, row: SubscriptionRow) -> None:
     with st.expander(t("webhooks.replay_range.header")), st.form("webhooks_replay_range"):
-        since_box, until_box = st.columns(2)
+        since_box = until_box = st.container(horizontal=True)
         today = dt.date.today()
-        since = since_box.date_input(t("webhooks.log.since"), value=today, key="webhooks_range_since")
-        until = until_box.date_input(t("webhooks.log.until"), value=today, key="webhooks_range_until")
+        since = since_box.date_input(t("webhooks.log.since"), value=today, key="webhooks_range_since",
+                                     format=date_input_format())
+        until = until_box.date_input(t("webhooks.log.until"), value=today, key="webhooks_range_until",
+                                     format=date_input_format())
         only_failed = st.checkbox(t("webhooks.replay_range.only_failed"), key="webhooks_range_failed")
         if st.form_submit_button(t("webhooks.replay_range.submit")):
             statuses = [DeliveryStatus.FAILED.value, DeliveryStatus.CANCELLED.value] if only_failed else None

@@ -58,8 +58,8 @@ if not actor.is_admin:
 
 st.title(t("automation.title"))
 st.caption(t("automation.intro"))
-if message := STATE.pop("automation_admin_flash", None):
-    st.success(message)
+if message := STATE.pop("automation_admin_flash", None):  # a toast: the form saved is further down the page
+    st.toast(message, icon="✅")
 if not STATE.get("automation_admin_seeded"):
     ensure_default_automation_rules(get_db(), actor)
     STATE["automation_admin_seeded"] = True

@@ -31,8 +31,8 @@ def type_label(field_type: str) -> str:
 
 st.title(t("custom_fields.title"))
 st.caption(t("custom_fields.intro"))
-if notice := STATE.pop("custom_fields_notice", None):
-    st.success(notice)
+if notice := STATE.pop("custom_fields_notice", None):  # a toast: the form saved is further down the page
+    st.toast(notice, icon="✅")
 
 entity = st.selectbox(t("custom_fields.entity"), list(ENTITIES), key="custom_fields_entity",
                       format_func=lambda value: {"customer": t("custom_fields.entity_customer")}.get(value, value))

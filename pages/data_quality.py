@@ -70,10 +70,10 @@ def show_run(run: dict[str, Any]) -> None:
         st.error(t("quality.run_failed", suite=suite, failed=len(failed), total=len(run["checks"])))
     else:
         st.success(t("quality.run_passed", suite=suite, total=len(run["checks"])))
-    metrics = st.columns(3)
-    metrics[0].metric(t("quality.metric.expectations"), f"{len(run['checks']) - len(failed)} / {len(run['checks'])}")
-    metrics[1].metric(t("quality.metric.violations"), number(sum(c['violations'] for c in run['checks'])))
-    metrics[2].metric(t("quality.metric.seconds"), f"{run.get('seconds', 0):.1f}")
+    metrics = st.container(horizontal=True, gap="large")  # one row that wraps: columns stack on a phone
+    metrics.metric(t("quality.metric.expectations"), f"{len(run['checks']) - len(failed)} / {len(run['checks'])}")
+    metrics.metric(t("quality.metric.violations"), number(sum(c['violations'] for c in run['checks'])))
+    metrics.metric(t("quality.metric.seconds"), f"{run.get('seconds', 0):.1f}")
     for check in failed:
         with st.container(border=True):
             st.markdown("**❌ " + t(f"quality.check.{check['check']}") + "**")

@@ -16,8 +16,8 @@ actor = current_actor()
 
 st.title(t("duplicate_rules.title"))
 st.caption(t("duplicate_rules.intro"))
-if notice := STATE.pop("duplicate_rules_notice", None):
-    st.success(notice)
+if notice := STATE.pop("duplicate_rules_notice", None):  # a toast: the form saved is further down the page
+    st.toast(notice, icon="✅")
 
 SAVE = {CUSTOMER: ("duplicate_rules.save", "duplicate_rules.saved"),
         CONTACT: ("duplicate_rules.save_contact", "duplicate_rules.saved_contact")}

@@ -112,17 +112,21 @@ if linked is not None:
         live_jobs("jobs_linked_panel", linked_views, load_linked, draw_linked)
     st.stop()
 
-filters = st.columns([3, 3, 1], vertical_alignment="bottom")
-statuses: list[JobStatus] = filters[0].multiselect(
-    t("jobs.page.filter_status"), list(JobStatus), format_func=status_label, key=choice_key("jobs_status"),
-    placeholder=t("jobs.page.filter_placeholder"), on_change=reset_page,
-)
-kind_names = sorted(kinds(), key=kind_label)
-chosen_kinds: list[str] = filters[1].multiselect(
-    t("jobs.page.filter_kind"), kind_names, format_func=kind_label, key=choice_key("jobs_kind"),
-    placeholder=t("jobs.page.filter_placeholder"), on_change=reset_page,
-)
-filters[2].button(t("jobs.page.refresh"), key="jobs_refresh", icon="🔄")  # a click runs the page again
+# the filters in a popover that says how many are on, beside Refresh: a phone shows the jobs on its first
+# screen, not two boxes (as on the service queue)
+filters_on = sum(1 for key in ("jobs_status", "jobs_kind") if STATE.get(choice_key(key)))
+with st.container(horizontal=True, vertical_alignment="center"):
+    with st.popover(t("records.filters_count", count=filters_on) if filters_on else t("records.filters_none")):
+        statuses: list[JobStatus] = st.multiselect(
+            t("jobs.page.filter_status"), list(JobStatus), format_func=status_label, key=choice_key("jobs_status"),
+            placeholder=t("jobs.page.filter_placeholder"), on_change=reset_page,
+        )
+        kind_names = sorted(kinds(), key=kind_label)
+        chosen_kinds: list[str] = st.multiselect(
+            t("jobs.page.filter_kind"), kind_names, format_func=kind_label, key=choice_key("jobs_kind"),
+            placeholder=t("jobs.page.filter_placeholder"), on_change=reset_page,
+        )
+    st.button(t("jobs.page.refresh"), key="jobs_refresh", icon="🔄")  # a click runs the page again
 active_statuses = [status for status in ACTIVE if not statuses or status in statuses]
 finished_statuses = [status for status in JobStatus if status.finished and (not statuses or status in statuses)]
 
@@ -172,14 +176,15 @@ if not nothing:
     for finished in finished_views:
         job_card(finished)
     if finished_page is not None and (finished_page.page > 1 or finished_page.has_next):
-        pager = st.columns([1, 2, 1])
-        if pager[0].button(t("pager.previous"), disabled=finished_page.page <= 1, key="jobs_previous"):
-            STATE["jobs_page"] = finished_page.page - 1
-            st.rerun()
-        pager[1].caption(t("grid.page", page=finished_page.page))
-        if pager[2].button(t("pager.next"), disabled=not finished_page.has_next, key="jobs_next"):
-            STATE["jobs_page"] = finished_page.page + 1
-            st.rerun()
+        # one row on every width (columns would stack on a phone)
+        with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
+            if st.button(t("pager.previous"), disabled=finished_page.page <= 1, key="jobs_previous"):
+                STATE["jobs_page"] = finished_page.page - 1
+                st.rerun()
+            st.caption(t("grid.page", page=finished_page.page))
+            if st.button(t("pager.next"), disabled=not finished_page.has_next, key="jobs_next"):
+                STATE["jobs_page"] = finished_page.page + 1
+                st.rerun()
 
 if not actor.is_admin:  # admins edit the schedules on the Automation page; everyone may read them
     with st.expander(t("jobs.page.schedules")):

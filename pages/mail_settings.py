@@ -24,8 +24,8 @@ if not actor.is_admin:
     st.stop()
 
 st.title(t("mail.settings.title"))
-if message := STATE.pop("mail_settings_flash", None):
-    st.success(message)
+if message := STATE.pop("mail_settings_flash", None):  # a toast: the form saved is further down the page
+    st.toast(message, icon="✅")
 with read_session() as session:
     current = mail_settings_view(session)
     routes = list_mail_routes(session)

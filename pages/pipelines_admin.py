@@ -29,8 +29,8 @@ if not actor.is_admin:
     st.stop()
 STATE.setdefault("pipelines_generation", 0)
 
-if notice := STATE.pop("pipelines_notice", None):
-    st.success(notice)
+if notice := STATE.pop("pipelines_notice", None):  # a toast: the form saved is further down the page
+    st.toast(notice, icon="✅")
 
 with read_session() as session:
     pipelines = list_pipelines(session)

@@ -64,7 +64,7 @@ from crm_core.services.segments import (
     save_segment,
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
-from crm_ui.formatting import number
+from crm_ui.formatting import date_input_format, number
 from crm_ui.text import chart_text, plain, plain_params
 
 LANGUAGE = lang()
@@ -211,7 +211,7 @@ def condition_editor(uid: int, number: int) -> dict[str, Any]:
     elif kind == DATE and op in ("before", "after"):
         if not isinstance(STATE.get(value_key), dt.date):
             STATE[value_key] = dt.date.today()
-        value = slot.date_input(t("segments.value"), key=value_key)
+        value = slot.date_input(t("segments.value"), key=value_key, format=date_input_format())
     elif kind == DATE:
         if not isinstance(STATE.get(value_key), (int, float)) or isinstance(STATE.get(value_key), bool):
             STATE[value_key] = 30.0
@@ -289,8 +289,8 @@ if pending := STATE.pop("segments_pending_open", None):
         STATE["segments_notice"] = t("segments.opened", name=plain(pending.name))
 
 st.title(t("segments.title"))
-if notice := STATE.pop("segments_notice", None):
-    st.success(notice)
+if notice := STATE.pop("segments_notice", None):  # a toast: the button was far down the page
+    st.toast(notice, icon="✅")
 
 # one section at a time: tabs would compute every section (RFM, counts …) on every rerun
 SECTIONS = ["builder", "saved", "lifecycle", "rfm", "scoring"]
@@ -401,21 +401,22 @@ if section == "builder":
                             )
                             st.markdown(t(direction, feature=t(f"scoring.feature.{factor.feature}"),
                                           value=plain(factor.value), weight=f"{factor.contribution:+.2f}"))
-            pager = st.columns([1, 2, 1])
-            if pager[0].button(t("pager.previous"), disabled=members.page <= 1, key="segments_previous"):
-                STATE["segments_members_page"] = members.page - 1
-                st.rerun()
-            pager[1].caption(t("pager.position", page=members.page, pages=members.page_count or 1))
-            if pager[2].button(t("pager.next"), disabled=not members.has_next, key="segments_next"):
-                STATE["segments_members_page"] = members.page + 1
-                st.rerun()
+            # one row on every width (columns would stack on a phone)
+            with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
+                if st.button(t("pager.previous"), disabled=members.page <= 1, key="segments_previous"):
+                    STATE["segments_members_page"] = members.page - 1
+                    st.rerun()
+                st.caption(t("pager.position", page=members.page, pages=members.page_count or 1))
+                if st.button(t("pager.next"), disabled=not members.has_next, key="segments_next"):
+                    STATE["segments_members_page"] = members.page + 1
+                    st.rerun()
 
             # exports stream the members chunk by chunk into the file
-            export_columns = st.columns(2)
-            if export_columns[0].button(t("segments.prepare_csv"), key="segments_prepare_csv"):
+            export_row = st.container(horizontal=True)  # side by side on a phone too
+            if export_row.button(t("segments.prepare_csv"), key="segments_prepare_csv"):
                 headers, rows = export_rows(spec)
                 STATE["segments_export"] = (spec.as_dict(), "csv", to_csv(headers, rows))
-            if export_columns[1].button(t("segments.prepare_xlsx"), key="segments_prepare_xlsx"):
+            if export_row.button(t("segments.prepare_xlsx"), key="segments_prepare_xlsx"):
                 headers, rows = export_rows(spec)
                 workbook = to_xlsx(headers, rows, sheet_title=t("segments.title"))
                 STATE["segments_export"] = (spec.as_dict(), "xlsx", workbook)
@@ -480,7 +481,7 @@ if section == "builder":
                 title = left.text_input(t("segments.task_title") + " *", placeholder=t("segments.task_title_hint"),
                                         key="segments_task_title")
                 due_on = right.date_input(t("segments.task_due"), value=dt.date.today() + dt.timedelta(days=3),
-                                          key="segments_task_due")
+                                          key="segments_task_due", format=date_input_format())
                 priority = left.selectbox(t("segments.task_priority"), [p.value for p in Priority], index=1,
                                           format_func=lambda v: t(f"segments.priority.{v}"),
                                           key="segments_task_priority")
@@ -603,7 +604,8 @@ if section == "lifecycle":
 
     st.subheader(t("segments.flow"))
     today = dt.date.today()
-    period = st.date_input(t("segments.period"), value=(today - dt.timedelta(days=90), today), key="segments_period")
+    period = st.date_input(t("segments.period"), value=(today - dt.timedelta(days=90), today), key="segments_period",
+                           format=date_input_format())
     if isinstance(period, (tuple, list)) and len(period) == 2:
         with read_session() as session:
             links = lifecycle_flow(session, start=period[0], end=period[1])

@@ -27,8 +27,8 @@ STATE = st.session_state
 
 actor = current_actor()
 st.title(t("sla.settings.title"))
-if message := STATE.pop("sla_settings_flash", None):
-    st.success(message)
+if message := STATE.pop("sla_settings_flash", None):  # a toast: the form saved is further down the page
+    st.toast(message, icon="✅")
 with read_session() as session:
     calendars = list_calendars(session)
     policy_rows = list_policies(session)
@@ -113,7 +113,8 @@ with calendars_tab:
             else:
                 done("sla.settings.saved", recompute=True)
         with st.form("sla_settings_day"):
-            day = st.date_input(t("sla.settings.day"), key="sla_settings_day_value")
+            day = st.date_input(t("sla.settings.day"), key="sla_settings_day_value",
+                                format=formatting.date_input_format())
             kind = st.radio(t("sla.settings.kind"), ["holiday", "workday", ""], horizontal=True,
                             format_func=lambda value: t(f"sla.kind.{value or 'ordinary'}"),
                             key="sla_settings_day_kind")

@@ -17,12 +17,13 @@ st.caption(t("system.caption"))
 with read_session() as session:
     status = system_status(session, backup_dir())
 
-left, middle, right = st.columns(3)
-left.metric(t("system.version"), status.version)
+# a row that wraps on a phone (columns would stack: three tall tiles before anything else)
+facts = st.container(horizontal=True, gap="large")
+facts.metric(t("system.version"), status.version)
 schema_note = t("system.schema_current") if status.schema_current else t("system.schema_behind", head=status.head)
-middle.metric(t("system.schema"), status.revision or EMPTY, delta=schema_note,
+facts.metric(t("system.schema"), status.revision or EMPTY, delta=schema_note,
               delta_color="normal" if status.schema_current else "inverse", delta_arrow="off")
-right.metric(t("system.database"), {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}.get(
+facts.metric(t("system.database"), {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}.get(
     status.dialect, status.dialect))
 
 st.subheader(t("system.queue"))

@@ -22,12 +22,23 @@ from crm_core.services.tasks import (
     reschedule_task,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.text import plain, plain_line
+from crm_ui.formatting import date_input_format, number
+from crm_ui.page_scripts import SCROLL_TO_TASK_FORM
+from crm_ui.text import plain, plain_join, plain_line
 
 PER_PAGE = 50
 STATE = st.session_state
 MINE, TEAM, EVERYONE = "mine", "team", "everyone"
 VIEWS = ["overdue", "today", "upcoming", "open", "done"]
+# under 640 px the table gives way to cards (no sideways scroll), as on the customers grid; the
+# counts stay one row of three
+TASKS_CSS = """
+<style>
+@media (max-width: 640px) { .st-key-tasks_table { display: none; } }
+@media (min-width: 641px) { .st-key-tasks_cards { display: none; } }
+.st-key-tasks_counts [data-testid="stMetric"] { min-width: 5.5rem; }
+</style>
+"""
 
 
 def reset_page() -> None:
@@ -35,15 +46,27 @@ def reset_page() -> None:
 
 
 def flash(message: str) -> None:
+    """Confirm a save on the next run with a toast: it shows where the user is, not at the top of the page."""
     STATE["tasks_flash"] = message
+
+
+def pick(task_id: int) -> None:
+    """A card's "Work on this task": the picker below shows it (a fresh picker, see below)."""
+    STATE["tasks_selected_id"] = task_id
+    STATE["tasks_scroll_to_act"] = True
+    # set, not dropped: a picker dropped from the state kept showing its old task in the browser while
+    # its value was the new one (the very mismatch the keyed picker below exists to prevent)
+    for key in [key for key in STATE if isinstance(key, str) and key.startswith("tasks_picker_")]:
+        STATE[key] = task_id
 
 
 actor = current_actor()
 now = utcnow()
 STATE.setdefault("tasks_page", 1)
+st.html(TASKS_CSS)
 st.title(t("tasks.title"))
 if message := STATE.pop("tasks_flash", None):
-    st.success(message)
+    st.toast(message, icon="✅")
 
 # --- whose tasks -----------------------------------------------------------------
 scopes = [MINE]
@@ -74,10 +97,9 @@ with read_session() as session:
     )
     owners = assignable_owners(session)
 
-metrics = st.columns(3)
-metrics[0].metric(t("tasks.view.overdue"), f"{counts['overdue']:,}")
-metrics[1].metric(t("tasks.view.today"), f"{counts['today']:,}")
-metrics[2].metric(t("tasks.view.upcoming"), f"{counts['upcoming']:,}")
+with st.container(horizontal=True, key="tasks_counts", wrap=False):
+    for bucket in ("overdue", "today", "upcoming"):
+        st.metric(t(f"tasks.view.{bucket}"), number(counts[bucket]))
 
 if workload:
     st.subheader(t("tasks.workload"))
@@ -109,23 +131,41 @@ if page.items:
         ]
     )
     frame[t("tasks.column.due")] = pd.to_datetime(frame[t("tasks.column.due")])
-    st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        column_config={t("tasks.column.due"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
-    )
+    with st.container(key="tasks_table"):
+        st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            column_config={t("tasks.column.due"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+        )
+    with st.container(key="tasks_cards"):
+        for row in page.items:
+            with st.container(border=True, key=f"tasks_task_card_{row.id}"):
+                st.markdown(f"**{plain_line(row.title)}**")
+                bucket = t(f"tasks.view.{row.bucket}") if row.status == "open" else t("tasks.done")
+                facts = [bucket, row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else "—",
+                         t(f"tasks.priority.{row.priority}")]
+                if scope != MINE:
+                    facts.append(row.assignee_name or "—")
+                st.caption(plain_join(facts))
+                with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
+                    if row.customer_id is not None:
+                        st.page_link("pages/customer_profile.py", label=plain_line(row.customer_name or "—"),
+                                     icon="🪪", query_params={"customer_id": str(row.customer_id)})
+                    if row.status == "open" and actor.can_write:
+                        st.button(t("tasks.work_on"), key=f"tasks_card_pick_{row.id}", on_click=pick, args=(row.id,))
 else:
     st.info(t(f"tasks.empty.{view}"))
 
-pager = st.columns([1, 2, 1])
-if pager[0].button(t("pager.previous"), disabled=page.page <= 1, key="tasks_previous"):
-    STATE["tasks_page"] = page.page - 1
-    st.rerun()
-pager[1].markdown(f"<div style='text-align:center'>{t('tasks.page', page=page.page)}</div>", unsafe_allow_html=True)
-if pager[2].button(t("pager.next"), disabled=not page.has_next, key="tasks_next"):
-    STATE["tasks_page"] = page.page + 1
-    st.rerun()
+if page.page > 1 or page.has_next:  # one row on every width (columns would stack on a phone)
+    with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
+        if st.button(t("pager.previous"), disabled=page.page <= 1, key="tasks_previous"):
+            STATE["tasks_page"] = page.page - 1
+            st.rerun()
+        st.markdown(t("tasks.page", page=page.page))
+        if st.button(t("pager.next"), disabled=not page.has_next, key="tasks_next"):
+            STATE["tasks_page"] = page.page + 1
+            st.rerun()
 
 if not actor.can_write:
     st.info(t("access.read_only"))
@@ -145,7 +185,10 @@ def task_label(task_id: int) -> str:
 
 if open_rows:
     st.divider()
-    st.subheader(t("tasks.act"))
+    with st.container(key="tasks_act"):
+        st.subheader(t("tasks.act"))
+    if STATE.pop("tasks_scroll_to_act", False):  # a card's button was tapped: the form is what the user wants next
+        st.html(SCROLL_TO_TASK_FORM, unsafe_allow_javascript=True)
     # The picker is a new widget whenever the list it offers changes (view, page, a task done): a
     # widget kept across lists showed one task while its value named another, and the action went
     # to the task not shown. The choice is remembered by task id, never by position.
@@ -180,7 +223,8 @@ if open_rows:
         plan_next = st.checkbox(t("tasks.plan_next"), key=f"tasks_plan_next_{task.id}")
         next_columns = st.columns(2)
         next_date = next_columns[0].date_input(
-            t("tasks.next_date"), value=now.date() + dt.timedelta(days=7), key=f"tasks_next_date_{task.id}"
+            t("tasks.next_date"), value=now.date() + dt.timedelta(days=7), key=f"tasks_next_date_{task.id}",
+            format=date_input_format(),
         )
         next_time = next_columns[1].time_input(t("tasks.next_time"), value=dt.time(9, 0),
                                                key=f"tasks_next_time_{task.id}")
@@ -208,7 +252,7 @@ if open_rows:
         due_columns = st.columns(2)
         current = task.due_at or now
         due_date = due_columns[0].date_input(t("tasks.column.due"), value=max(current.date(), now.date()),
-                                             key=f"tasks_due_date_{task.id}")
+                                             key=f"tasks_due_date_{task.id}", format=date_input_format())
         due_time = due_columns[1].time_input(t("tasks.next_time"),
                                              value=current.time().replace(second=0, microsecond=0),
                                              key=f"tasks_due_time_{task.id}")
@@ -251,7 +295,7 @@ with st.expander(t("tasks.new")), st.form("tasks_new_form", clear_on_submit=Fals
     title = st.text_input(t("tasks.column.title") + " *", key="tasks_new_title", max_chars=200)
     columns = st.columns(3)
     new_date = columns[0].date_input(t("tasks.column.due"), value=now.date() + dt.timedelta(days=1),
-                                     key="tasks_new_date")
+                                     key="tasks_new_date", format=date_input_format())
     new_time = columns[1].time_input(t("tasks.next_time"), value=dt.time(9, 0), key="tasks_new_time")
     priority = columns[2].selectbox(
         t("tasks.column.priority"), [p.value for p in Priority], index=1,

@@ -11,18 +11,19 @@ from crm_core.queries.users import list_teams, list_users
 from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
 from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.jobs import flash, show_flash
 from crm_ui.team_robots import team_robot_settings
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
+PAGE_KEY = "users"
 actor = current_actor()
 if not actor.is_admin:
     st.error(t("error.access_denied"))
     st.stop()
 
 st.title(t("users.title"))
-if notice := STATE.pop("users_notice", None):
-    st.success(notice)
+show_flash(PAGE_KEY)  # a toast: the forms are far down the page, on a phone a screen or more
 
 with read_session() as session:
     users = list_users(session)
@@ -67,7 +68,7 @@ with users_tab:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    STATE["users_notice"] = t("users.unlocked", username=plain(user.username))
+                    flash(PAGE_KEY, t("users.unlocked", username=plain(user.username)))
                     st.rerun()
 
     st.subheader(t("users.new"))
@@ -93,7 +94,7 @@ with users_tab:
                 show_domain_error(error, labels=labels)
             else:
                 STATE["users_form_generation"] = generation + 1
-                STATE["users_notice"] = t("users.created", username=plain(username.strip().lower()))
+                flash(PAGE_KEY, t("users.created", username=plain(username.strip().lower())))
                 st.rerun()
 
     st.subheader(t("users.edit"))
@@ -140,7 +141,7 @@ with users_tab:
                 show_domain_error(error, labels=labels)
             else:
                 STATE.pop(seen_key, None)
-                STATE["users_notice"] = t("users.saved", username=plain(chosen.username))
+                flash(PAGE_KEY, t("users.saved", username=plain(chosen.username)))
                 st.rerun()
         if STATE.get("users_edit_stale") == chosen.id and st.button(t("users.reload"), key="users_edit_reload"):
             STATE.pop(seen_key, None)  # show the current version (what was typed is dropped on purpose)
@@ -170,7 +171,7 @@ with teams_tab:
                 show_domain_error(error, labels=labels)
             else:
                 STATE["teams_form_generation"] += 1
-                STATE["users_notice"] = t("teams.created", name=plain(team_name.strip()))
+                flash(PAGE_KEY, t("teams.created", name=plain(team_name.strip())))
                 st.rerun()
     st.divider()
     team_robot_settings(team_names)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, log_in, pick_option, screenshot, settled, switch_language
+from tests.e2e.conftest import (
+    Server,
+    log_in,
+    open_page,
+    pick_option,
+    screenshot,
+    settled,
+    switch_language,
+    watched_page,
+)
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -66,3 +75,47 @@ def test_customer_filters_survive_a_language_switch(server: Server, browser) -> 
     expect(page.get_by_text("Lifecycle stage", exact=True)).to_have_count(0, timeout=TIMEOUT)
     screenshot(page, "customers-filter-zh")
     context.close()
+
+
+# the calendar's header row: the weekdays' short names (decision 0035)
+WEEKDAYS = "() => [...document.querySelectorAll('[role=dialog] th, [role=grid] th')].map(th => th.innerText.trim())"
+
+
+def open_calendar(page, label: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Open the calendar of the date box labelled ``label``; its weekday names, once it shows them."""
+    box = page.locator('[data-testid="stDateInput"]').filter(has_text=label).first
+    for attempt in range(3):  # a rerun that lands on the click closes the popup: open it again
+        box.locator("button").last.click()
+        try:
+            page.wait_for_function(f"() => ({WEEKDAYS})().length === 7", timeout=10_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    weekdays: list[str] = page.evaluate(WEEKDAYS)
+    page.keyboard.press("Escape")
+    return weekdays
+
+
+def test_the_date_picker_calendar_follows_the_chosen_language_not_the_browser(  # type: ignore[no-untyped-def]
+        server: Server, browser) -> None:
+    watched = watched_page(browser, server, viewport={"width": 1400, "height": 1100}, locale="en-US")
+    page = watched.page
+    log_in(page, server, server.world.analyst.username)
+    open_page(page, "Funnel", "Sales funnel")
+    settled(page)
+    english = open_calendar(page, "Created from")
+    assert english[0] in {"S", "Su", "Sun"}, english  # the browser's en-US: Sunday first
+
+    switch_language(page, "简体中文", "销售漏斗")
+    settled(page)
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    chinese = open_calendar(page, "创建日期从")
+    assert chinese == ["一", "二", "三", "四", "五", "六", "日"], chinese  # Chinese names, Monday first
+    screenshot(page, "funnel-calendar-zh")
+
+    switch_language(page, "English", "Sales funnel")
+    settled(page)
+    assert open_calendar(page, "Created from") == english
+    assert watched.violations() == []  # each language's script is allowed by its hash
+    watched.context.close()

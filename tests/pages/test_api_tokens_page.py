@@ -28,7 +28,7 @@ def test_a_rep_creates_a_token_sees_it_once_and_revokes_it(app_world: AppWorld) 
     app = open_account(rep.username)
     assert not app.exception
     assert app.title[0].value == "My account"
-    assert any(info.value == "No API tokens yet." for info in app.info)
+    assert any(info.value == "No API tokens yet: create one under “Create a token” below." for info in app.info)
     next(w for w in app.text_input if w.label.startswith("Name")).input("Website form")
     next(r for r in app.radio if r.label == "Access").set_value("read_write")
     next(b for b in app.button if b.label == "Create token").click()
@@ -47,7 +47,7 @@ def test_a_rep_creates_a_token_sees_it_once_and_revokes_it(app_world: AppWorld) 
     assert secret not in str(app.dataframe[0].value.to_dict())
     next(b for b in app.button if b.label == "Revoke").click()
     app.run()
-    assert any("revoked" in success.value for success in app.success)
+    assert any("revoked" in toast.value for toast in app.toast)
     assert authenticate_token(app_world.db, secret) is None
     assert tokens_of(app_world, rep)[0].status() == "revoked"
 

@@ -39,7 +39,7 @@ def test_an_invalid_stage_rule_is_refused_and_the_input_kept(app_world: AppWorld
         assert session.scalars(select(AutomationRule).where(AutomationRule.name == "Chase quotes")).first() is None
     app.text_input(key="automation_admin_rule_0_task_title").input("Call {name} about the quote").run()
     app = click(app, "Save rule")
-    assert any("Chase quotes" in s.value for s in app.success)
+    assert any("Chase quotes" in s.value for s in app.toast)
     with app_world.db.system_session("test") as session:
         rule = session.scalars(select(AutomationRule).where(AutomationRule.name == "Chase quotes")).one()
         assert (rule.stage, rule.trigger, rule.threshold) == ("intent", "no_activity", 7)

@@ -111,7 +111,7 @@ def test_the_rules_page_has_a_section_per_entity_in_english(app_world: AppWorld)
     assert app.radio(key="duplicate_rules_contact_email").value == "warn"
     app.radio(key="duplicate_rules_contact_phone").set_value("block")
     app = click(app, "Save contact duplicate rules")
-    assert any("Contact duplicate rules saved" in s.value for s in app.success)
+    assert any("Contact duplicate rules saved" in s.value for s in app.toast)
     assert duplicate_rules(app_world.db, app_world.world.admin, "contact") == {"email": "warn", "phone": "block"}
     assert duplicate_rules(app_world.db, app_world.world.admin)["phone"] == "warn"  # the customers' untouched
 
@@ -122,5 +122,5 @@ def test_the_rules_page_speaks_chinese_for_contacts(app_world: AppWorld, monkeyp
     assert [h.value for h in app.subheader] == ["客户", "联系人（在本工作区所有客户之间检查）"]
     app.radio(key="duplicate_rules_contact_email").set_value("off")
     app = click(app, "保存联系人查重规则")
-    assert any("联系人查重规则已保存" in s.value for s in app.success)
+    assert any("联系人查重规则已保存" in s.value for s in app.toast)
     assert duplicate_rules(app_world.db, app_world.world.admin, "contact")["email"] == "off"

@@ -65,7 +65,7 @@ def test_the_password_is_saved_encrypted_and_never_shown_back(app_world: AppWorl
     app = open_mail(app_world)
     fill_server(app, 2525, password=PASSWORD)
     app = save(app)
-    assert not app.exception and any("Mail settings saved." in message.value for message in app.success)
+    assert not app.exception and any("Mail settings saved." in message.value for message in app.toast)
     password_box = app.text_input(key="mail_settings_password")
     assert password_box.value == "" and "A password is stored" in (password_box.help or "")
     assert PASSWORD not in str([element.value for element in app.text_input])
@@ -108,11 +108,11 @@ def test_an_admin_routes_an_address_to_a_team_and_removes_it(app_world: AppWorld
     app.selectbox(key="mail_settings_route_team").select_index(0)
     next(button for button in app.button if button.label == "Save route").click()
     app = app.run()
-    assert any("Route saved." in message.value for message in app.success)
+    assert any("Route saved." in message.value for message in app.toast)
     with app_world.db.system_session("test") as session:
         assert list(session.scalars(select(MailRoute.address))) == ["billing@"]
     app.button(key="mail_settings_route_delete").click()
     app = app.run()
-    assert any("Route deleted." in message.value for message in app.success)
+    assert any("Route deleted." in message.value for message in app.toast)
     with app_world.db.system_session("test") as session:
         assert list(session.scalars(select(MailRoute.address))) == []

@@ -59,7 +59,7 @@ def test_an_admin_defined_field_appears_in_the_customer_form_grid_and_filters(ap
     next(c for c in app.checkbox if c.label == "Required").check()
     app = click(app, "Create field")
     assert not app.exception
-    assert any("Channel" in s.value for s in app.success)
+    assert any("Channel" in s.value for s in app.toast)
 
     app = open_page(app_world.world.rep.username, "pages/customers.py")
     assert "Channel" in next(m for m in app.multiselect if m.label == "Columns").options

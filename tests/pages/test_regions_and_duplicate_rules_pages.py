@@ -96,7 +96,7 @@ def test_an_admin_sets_the_duplicate_rules_in_english(app_world: AppWorld) -> No
     app.radio(key="duplicate_rules_name").set_value("block")
     app.radio(key="duplicate_rules_credit_code").set_value("off")
     app = click(app, "Save duplicate rules")
-    assert any("saved" in s.value for s in app.success)
+    assert any("saved" in s.value for s in app.toast)
     rules = duplicate_rules(app_world.db, app_world.world.admin)
     assert (rules["name"], rules["credit_code"], rules["email"]) == ("block", "off", "warn")
 
@@ -110,7 +110,7 @@ def test_the_duplicate_rules_page_speaks_chinese_and_is_for_admins_only(
     assert app.radio(key="duplicate_rules_email").format_func("block") == "禁止"
     app.radio(key="duplicate_rules_email").set_value("block")
     app = click(app, "保存查重规则")
-    assert any("查重规则已保存" in s.value for s in app.success)
+    assert any("查重规则已保存" in s.value for s in app.toast)
     assert duplicate_rules(app_world.db, app_world.world.admin)["email"] == "block"
 
     from crm_core.models import Role

@@ -100,7 +100,7 @@ def test_the_pipelines_admin_page_saves_a_new_stage(app_world: AppWorld) -> None
     assert not app.exception
     next(w for w in app.text_input if w.label == "Pipeline name *").input("Renewals")
     next(b for b in app.button if b.label == "Create pipeline").click().run()
-    assert any('Pipeline "Renewals" created' in s.value for s in app.success)
+    assert any('Pipeline "Renewals" created' in s.value for s in app.toast)
 
 
 def test_a_rep_cannot_open_the_pipelines_admin_page(app_world: AppWorld) -> None:

@@ -118,7 +118,7 @@ def test_an_admin_adds_a_calendar_with_china_holidays_and_a_policy(app_world: Ap
     app.text_input(key="sla_settings_calendar_name").input("Shanghai desk")
     next(b for b in app.button if b.label == "Add the calendar").click()
     app = app.run()
-    assert any(s.value == "Saved." for s in app.success)
+    assert any(s.value == "Saved." for s in app.toast)
     next(b for b in app.button if b.label.startswith("Add mainland China")).click()
     app = app.run()
     app.number_input(key="sla_settings_year").set_value(2026).run()
@@ -136,7 +136,7 @@ def test_an_admin_adds_a_calendar_with_china_holidays_and_a_policy(app_world: Ap
     assert list(days["Date"]) == [dt.date(2027, 2, 6)] and list(days["Kind"]) == ["Holiday"]
     next(b for b in app.button if b.label == "Save the policy").click()
     app = app.run()
-    assert any("Policy saved" in s.value for s in app.success)
+    assert any("Policy saved" in s.value for s in app.toast)
     from crm_core.models.service import SlaPolicy
 
     with app_world.db.system_session("test") as session:

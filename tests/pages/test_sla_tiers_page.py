@@ -38,7 +38,7 @@ def test_an_admin_defines_a_tier_pins_a_customer_and_gives_the_tier_a_policy(app
     next(b for b in app.button if b.label == "Save the tier").click()
     app = app.run()
     assert not app.exception
-    assert any(s.value.startswith("Tier saved") for s in app.success)
+    assert any(s.value.startswith("Tier saved") for s in app.toast)
     assert any("job" in info.value for info in app.info)  # the refresh job was started
     frame = next(frame.value for frame in app.dataframe if "Code" in frame.value.columns)
     assert list(frame["Code"]) == ["gold"] and list(frame["Over the last (months)"]) == [12]
@@ -49,7 +49,7 @@ def test_an_admin_defines_a_tier_pins_a_customer_and_gives_the_tier_a_policy(app
     app.text_input(key="sla_settings_pin_search").input("Acme").run()
     next(b for b in app.button if b.label == "Save the pin").click()
     app = app.run()
-    assert any(s.value.startswith("Pin saved") for s in app.success)
+    assert any(s.value.startswith("Pin saved") for s in app.toast)
     pins = next(frame.value for frame in app.dataframe if "Until" in frame.value.columns)
     assert list(pins["Customer"]) == ["Acme Trading"] and list(pins["Until"]) == ["No end"]
     with db.system_session("test") as session:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from crm_core.models import Activity, Customer, Task, utcnow
 from crm_core.services.tasks import TaskInput, create_task
-from tests.pages.conftest import AppWorld, log_in
+from tests.pages.conftest import AppWorld, log_in, open_as
 
 
 def open_tasks_page(app):  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def test_completing_a_task_logs_the_call_on_the_customer_in_the_same_step(app_wo
     next(b for b in app.button if b.label == "Complete task").click()
     app = app.run()
     assert not app.exception
-    assert any("Done" in s.value for s in app.success)
+    assert any("Done" in toast.value for toast in app.toast)  # where the user is, not at the top
     assert table_titles(app) == ["Follow up with 张三科技有限公司"]
     with app_world.db.system_session("test") as session:
         task = session.get(Task, task_id)
@@ -139,3 +139,32 @@ def test_switching_view_gives_a_picker_of_the_new_list_and_keeps_a_choice_still_
     app.radio(key="tasks_view").set_value("upcoming").run()
     assert picked_id(app) != late  # no longer offered: the picker shows and holds a task of this list
     assert "Late call" not in picker(app).format_func(picker(app).value)
+
+
+def test_a_cards_work_on_button_puts_its_task_in_the_picker_and_the_form(app_world: AppWorld) -> None:
+    """The phone's cards (the table's rows, one card each): "Work on this task" picks that task for the
+    form below, and the picker then holds and shows it."""
+    app = open_tasks_page(log_in(app_world.world.rep.username))
+    app.radio(key="tasks_view").set_value("open").run()
+    with app_world.db.system_session("test") as session:
+        ids = {title: session.scalar(select(Task.id).where(Task.title == title))
+               for title in ("Follow up with Acme Trading", "Follow up with 张三科技有限公司")}
+    other = next(title for title, task_id in ids.items() if task_id != picked_id(app))  # not the one shown
+    app.button(key=f"tasks_card_pick_{ids[other]}").click()
+    app = app.run()
+    assert not app.exception
+    assert picked_id(app) == ids[other]
+    assert other in picker(app).format_func(picker(app).value)
+    assert app.text_area(key=f"tasks_summary_{ids[other]}").value == ""
+
+
+def test_an_empty_list_says_what_to_do_next_in_chinese(app_world: AppWorld) -> None:
+    app = open_as(app_world.world.rep.username, "pages/tasks.py", language="zh-CN")  # opens on "overdue"
+    assert not app.exception
+    assert [box.value for box in app.info] == ["没有逾期任务。🎉 看看今天到期的任务，或在下方“新建任务”中添加。"]
+    # another view: a fresh session (AppTest translates a radio's labels outside the run, in English)
+    app = log_in(app_world.world.rep.username)
+    app.session_state["kestrel_lang"] = "zh-CN"
+    app.session_state["tasks_view"] = "done"
+    app = open_tasks_page(app)
+    assert [box.value for box in app.info] == ["还没有已完成的任务：完成的任务会显示在这里。"]

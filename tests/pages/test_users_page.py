@@ -42,3 +42,7 @@ def test_an_admin_renames_a_user_and_a_change_made_meanwhile_is_not_overwritten(
     with app_world.db.system_session("test") as session:
         rep = session.get(User, rep_id)
         assert rep is not None and rep.full_name == "Rita Rep-Wang" and rep.email == "rita@new.example"
+    # the save is confirmed where the admin is (a toast), not at the top of the page
+    assert [toast.value for toast in app.toast] == [f'User "{world.rep.username}" saved.']
+    assert not app.success
+

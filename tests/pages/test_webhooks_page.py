@@ -50,7 +50,7 @@ def test_an_admin_subscribes_and_sees_the_secret_once(app_world: AppWorld) -> No
     assert (stored.url, stored.event_types, stored.description) == (
         "http://127.0.0.1:9/hook", ["deal.won", "customer.*"], "CRM → Slack")
     assert [code.value for code in app.code] == [stored.signing_secret]
-    assert "Subscription created." in texts(app.success)
+    assert "Subscription created." in texts(app.toast)
     app.run()
     assert stored.signing_secret not in [code.value for code in app.code]  # shown once
 
@@ -82,7 +82,7 @@ def test_the_delivery_log_shows_attempts_and_replays_one(app_world: AppWorld) ->
         assert "Attempt 1" in texts(app.markdown)
         assert '"Logged Ltd"' in app.code[0].value  # the payload
         next(b for b in app.button if b.label == "Replay this delivery").click().run()
-        assert "Replay queued as a new delivery." in texts(app.success)
+        assert "Replay queued as a new delivery." in texts(app.toast)
         with app_world.db.system_session("test") as session:
             made = session.scalars(select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
                                    .order_by(WebhookDelivery.id)).all()
@@ -105,7 +105,7 @@ def test_admins_are_told_when_an_endpoint_was_disabled_after_failures(app_world:
     assert "was disabled on" in texts(app.error) and "127.0.0.1:9/gone" in texts(app.error)
     assert "Disabled after failures" in list(app.dataframe[0].value["State"])
     next(b for b in app.button if b.label == "Enable").click().run()
-    assert "Subscription enabled." in texts(app.success)
+    assert "Subscription enabled." in texts(app.toast)
     assert "was disabled on" not in texts(app.error)
 
 
