@@ -36,6 +36,7 @@ from crm_ui.jobs import (
     status_label,
     when_text,
 )
+from crm_ui.pager import numbered_pager
 from crm_ui.schedules import schedules_section
 
 STATE = st.session_state
@@ -176,15 +177,8 @@ if not nothing:
     for finished in finished_views:
         job_card(finished)
     if finished_page is not None and (finished_page.page > 1 or finished_page.has_next):
-        # one row on every width (columns would stack on a phone)
-        with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
-            if st.button(t("pager.previous"), disabled=finished_page.page <= 1, key="jobs_previous"):
-                STATE["jobs_page"] = finished_page.page - 1
-                st.rerun()
-            st.caption(t("grid.page", page=finished_page.page))
-            if st.button(t("pager.next"), disabled=not finished_page.has_next, key="jobs_next"):
-                STATE["jobs_page"] = finished_page.page + 1
-                st.rerun()
+        numbered_pager("jobs_page", finished_page.page, finished_page.has_next,
+                       t("grid.page", page=finished_page.page))
 
 if not actor.is_admin:  # admins edit the schedules on the Automation page; everyone may read them
     with st.expander(t("jobs.page.schedules")):

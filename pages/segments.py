@@ -65,6 +65,7 @@ from crm_core.services.segments import (
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
 from crm_ui.formatting import date_input_format, number
+from crm_ui.pager import numbered_pager
 from crm_ui.text import chart_text, plain, plain_params
 
 LANGUAGE = lang()
@@ -401,15 +402,8 @@ if section == "builder":
                             )
                             st.markdown(t(direction, feature=t(f"scoring.feature.{factor.feature}"),
                                           value=plain(factor.value), weight=f"{factor.contribution:+.2f}"))
-            # one row on every width (columns would stack on a phone)
-            with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
-                if st.button(t("pager.previous"), disabled=members.page <= 1, key="segments_previous"):
-                    STATE["segments_members_page"] = members.page - 1
-                    st.rerun()
-                st.caption(t("pager.position", page=members.page, pages=members.page_count or 1))
-                if st.button(t("pager.next"), disabled=not members.has_next, key="segments_next"):
-                    STATE["segments_members_page"] = members.page + 1
-                    st.rerun()
+            numbered_pager("segments_members_page", members.page, members.has_next,
+                           t("pager.position", page=members.page, pages=members.page_count or 1))
 
             # exports stream the members chunk by chunk into the file
             export_row = st.container(horizontal=True)  # side by side on a phone too

@@ -24,6 +24,7 @@ from crm_core.services.tasks import (
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import date_input_format, number
 from crm_ui.page_scripts import SCROLL_TO_TASK_FORM
+from crm_ui.pager import numbered_pager
 from crm_ui.text import plain, plain_join, plain_line
 
 PER_PAGE = 50
@@ -158,14 +159,7 @@ else:
     st.info(t(f"tasks.empty.{view}"))
 
 if page.page > 1 or page.has_next:  # one row on every width (columns would stack on a phone)
-    with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center"):
-        if st.button(t("pager.previous"), disabled=page.page <= 1, key="tasks_previous"):
-            STATE["tasks_page"] = page.page - 1
-            st.rerun()
-        st.markdown(t("tasks.page", page=page.page))
-        if st.button(t("pager.next"), disabled=not page.has_next, key="tasks_next"):
-            STATE["tasks_page"] = page.page + 1
-            st.rerun()
+    numbered_pager("tasks_page", page.page, page.has_next, t("tasks.page", page=page.page))
 
 if not actor.can_write:
     st.info(t("access.read_only"))
