@@ -87,6 +87,13 @@ def date_input_format() -> str:
     return formatting.date_input_format(lang())
 
 
+def filters_label(count: int) -> str:
+    """The label of a popover holding a list's filters: "Filters", or "Filters · 2" while two are on."""
+    from crm_ui.context import t
+
+    return t("records.filters_count", count=count) if count else t("records.filters_none")
+
+
 def money_column(label: str | None = None, *, currency_code: str | None = None) -> Any:
     """A table column that shows amounts as :func:`money` does (still sortable as numbers)."""
     return st.column_config.NumberColumn(

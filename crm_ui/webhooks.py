@@ -38,7 +38,7 @@ from crm_core.services.webhooks import (
     update_subscription,
 )
 from crm_ui.context import get_db, read_session, show_domain_error, t
-from crm_ui.formatting import date_input_format
+from crm_ui.formatting import date_input_format, filters_label
 from crm_ui.text import plain
 
 STATE = st.session_state
@@ -149,18 +149,18 @@ def pick_subscription(rows: list[SubscriptionRow]) -> SubscriptionRow | None:
 
 def actions(actor: Actor, row: SubscriptionRow) -> None:
     """Enable or disable, rotate the secret, send a ping."""
-    toggle = rotate = ping = st.container(horizontal=True)  # one row that wraps on a phone
+    buttons = st.container(horizontal=True)  # one row that wraps on a phone
     try:
-        if row.enabled and toggle.button(t("webhooks.action.disable"), key="webhooks_disable"):
+        if row.enabled and buttons.button(t("webhooks.action.disable"), key="webhooks_disable"):
             set_enabled(get_db(), actor, row.id, False, version=row.version)
             _flash(t("webhooks.disabled_done"))
-        if not row.enabled and toggle.button(t("webhooks.action.enable"), key="webhooks_enable"):
+        if not row.enabled and buttons.button(t("webhooks.action.enable"), key="webhooks_enable"):
             set_enabled(get_db(), actor, row.id, True, version=row.version)
             _flash(t("webhooks.enabled_done"))
-        if rotate.button(t("webhooks.action.rotate"), key="webhooks_rotate"):
+        if buttons.button(t("webhooks.action.rotate"), key="webhooks_rotate"):
             STATE[SECRET] = rotate_secret(get_db(), actor, row.id)
             _flash(t("webhooks.rotated"))
-        if ping.button(t("webhooks.action.ping"), key="webhooks_ping"):
+        if buttons.button(t("webhooks.action.ping"), key="webhooks_ping"):
             send_ping(get_db(), actor, row.id)
             _flash(t("webhooks.ping_queued"))
     except DomainError as error:
@@ -200,16 +200,15 @@ def _filters() -> DeliveryFilters:
     # in a popover that counts them: a phone shows the log, not four boxes first
     filters_on = sum(1 for key in ("webhooks_log_status", "webhooks_log_type", "webhooks_log_since",
                                    "webhooks_log_until") if STATE.get(key) is not None)
-    box = st.popover(t("records.filters_count", count=filters_on) if filters_on else t("records.filters_none"))
-    status_box = type_box = since_box = until_box = box
-    status = status_box.selectbox(t("webhooks.log.status"), statuses, key="webhooks_log_status",
+    box = st.popover(filters_label(filters_on))
+    status = box.selectbox(t("webhooks.log.status"), statuses, key="webhooks_log_status",
                                   format_func=lambda s: t(f"webhooks.status.{s}") if s else t("webhooks.log.any"))
-    event_type = type_box.selectbox(t("webhooks.log.event_type"), types, key="webhooks_log_type",
+    event_type = box.selectbox(t("webhooks.log.event_type"), types, key="webhooks_log_type",
                                     format_func=lambda s: s or t("webhooks.log.any"))
-    since = since_box.date_input(t("webhooks.log.since"), value=None, key="webhooks_log_since",
-                                 format=date_input_format())
-    until = until_box.date_input(t("webhooks.log.until"), value=None, key="webhooks_log_until",
-                                 format=date_input_format())
+    since = box.date_input(t("webhooks.log.since"), value=None, key="webhooks_log_since",
+                           format=date_input_format())
+    until = box.date_input(t("webhooks.log.until"), value=None, key="webhooks_log_until",
+                           format=date_input_format())
     return DeliveryFilters(
         status=status, event_type=event_type,
         since=dt.datetime.combine(since, dt.time.min) if isinstance(since, dt.date) else None,
@@ -240,13 +239,12 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
             t("webhooks.col.error"): [item.last_error or "" for item in page.items],
         }), hide_index=True, width="stretch")
     # one row on every width (columns would stack on a phone)
-    previous = label = following = st.container(horizontal=True, horizontal_alignment="distribute",
-                                                vertical_alignment="center")
-    if page.page > 1 and previous.button(t("webhooks.log.prev"), key="webhooks_prev"):
+    pager = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
+    if page.page > 1 and pager.button(t("webhooks.log.prev"), key="webhooks_prev"):
         STATE[PAGE] = (view, page.page - 1)
         st.rerun()
-    label.caption(t("webhooks.log.page", page=page.page))
-    if page.has_next and following.button(t("webhooks.log.next"), key="webhooks_next"):
+    pager.caption(t("webhooks.log.page", page=page.page))
+    if page.has_next and pager.button(t("webhooks.log.next"), key="webhooks_next"):
         STATE[PAGE] = (view, page.page + 1)
         st.rerun()
     if page.items:
@@ -287,12 +285,12 @@ def _delivery_detail(actor: Actor, choices: dict[int, str]) -> None:
 
 def _replay_range(actor: Actor, row: SubscriptionRow) -> None:
     with st.expander(t("webhooks.replay_range.header")), st.form("webhooks_replay_range"):
-        since_box = until_box = st.container(horizontal=True)
+        dates = st.container(horizontal=True)
         today = dt.date.today()
-        since = since_box.date_input(t("webhooks.log.since"), value=today, key="webhooks_range_since",
-                                     format=date_input_format())
-        until = until_box.date_input(t("webhooks.log.until"), value=today, key="webhooks_range_until",
-                                     format=date_input_format())
+        since = dates.date_input(t("webhooks.log.since"), value=today, key="webhooks_range_since",
+                                 format=date_input_format())
+        until = dates.date_input(t("webhooks.log.until"), value=today, key="webhooks_range_until",
+                                 format=date_input_format())
         only_failed = st.checkbox(t("webhooks.replay_range.only_failed"), key="webhooks_range_failed")
         if st.form_submit_button(t("webhooks.replay_range.submit")):
             statuses = [DeliveryStatus.FAILED.value, DeliveryStatus.CANCELLED.value] if only_failed else None

@@ -18,6 +18,7 @@ from crm_core.jobs.context import kinds
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
 from crm_ui.context import choice_key, current_actor, read_session, record_id, show_domain_error, t
+from crm_ui.formatting import filters_label
 from crm_ui.jobs import (
     ACTIVE,
     STATUS_COLOURS,
@@ -117,7 +118,7 @@ if linked is not None:
 # screen, not two boxes (as on the service queue)
 filters_on = sum(1 for key in ("jobs_status", "jobs_kind") if STATE.get(choice_key(key)))
 with st.container(horizontal=True, vertical_alignment="center"):
-    with st.popover(t("records.filters_count", count=filters_on) if filters_on else t("records.filters_none")):
+    with st.popover(filters_label(filters_on)):
         statuses: list[JobStatus] = st.multiselect(
             t("jobs.page.filter_status"), list(JobStatus), format_func=status_label, key=choice_key("jobs_status"),
             placeholder=t("jobs.page.filter_placeholder"), on_change=reset_page,

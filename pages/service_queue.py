@@ -17,7 +17,7 @@ from crm_core.queries.users import list_teams
 from crm_core.services.cases import CaseInput, create_case
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import EMPTY, sla_countdown
+from crm_ui.formatting import EMPTY, filters_label, sla_countdown
 from crm_ui.text import plain, plain_line
 
 PER_PAGE = 50
@@ -125,9 +125,7 @@ search = bar[0].text_input(t("service.queue.search"), key="service_queue_search"
 filters_on = [STATE.get(key, default) != default for key, default in (
     ("service_queue_status", UNRESOLVED), ("service_queue_priority", ANY), ("service_queue_channel", ANY),
     ("service_queue_breached", False))]
-filters_label = (t("service.queue.filters", count=sum(filters_on)) if any(filters_on)
-                 else t("service.queue.filters_none"))
-with bar[1].popover(filters_label, width="stretch"):
+with bar[1].popover(filters_label(sum(filters_on)), width="stretch"):
     status = ANY if view == BOARD else st.selectbox(
         t("service.field.status"), [UNRESOLVED, ANY] + [status.value for status in CaseStatus],
         format_func=lambda value: t("service.queue.unresolved") if value == UNRESOLVED

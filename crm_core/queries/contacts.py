@@ -85,7 +85,7 @@ def searched_contacts(session: Session, columns: Any, text: str) -> Select[Any]:
     table joined should be read by primary key (``NOT INDEXED``) so the full-text matches drive the query."""
     dialect = session.get_bind().dialect.name
     text = search_text(text)
-    match = _fts_match(text) if text and dialect == "sqlite" else None
+    match = fts_match_query(text, "contacts_fts_vocab") if text and dialect == "sqlite" else None
     if match is not None:
         return (
             select(*columns)
@@ -96,10 +96,6 @@ def searched_contacts(session: Session, columns: Any, text: str) -> Select[Any]:
         )
     statement = select(*columns)
     return statement.where(contact_text_condition(text, dialect)) if text else statement
-
-
-def _fts_match(text: str) -> Any | None:
-    return fts_match_query(text, "contacts_fts_vocab")
 
 
 def contact_text_condition(text: str, dialect: str) -> Any:
