@@ -22,7 +22,7 @@ from crm_core.services.tasks import (
     reschedule_task,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import date_input_format, number
+from crm_ui.formatting import EMPTY, date_input_format, number, or_dash
 from crm_ui.page_scripts import SCROLL_TO_TASK_FORM
 from crm_ui.pager import numbered_pager
 from crm_ui.text import plain, plain_join, plain_line
@@ -144,14 +144,14 @@ if page.items:
             with st.container(border=True, key=f"tasks_task_card_{row.id}"):
                 st.markdown(f"**{plain_line(row.title)}**")
                 bucket = t(f"tasks.view.{row.bucket}") if row.status == "open" else t("tasks.done")
-                facts = [bucket, row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else "—",
+                facts = [bucket, row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else EMPTY,
                          t(f"tasks.priority.{row.priority}")]
                 if scope != MINE:
-                    facts.append(row.assignee_name or "—")
+                    facts.append(or_dash(row.assignee_name))
                 st.caption(plain_join(facts))
                 with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
                     if row.customer_id is not None:
-                        st.page_link("pages/customer_profile.py", label=plain_line(row.customer_name or "—"),
+                        st.page_link("pages/customer_profile.py", label=plain_line(or_dash(row.customer_name)),
                                      icon="🪪", query_params={"customer_id": str(row.customer_id)})
                     if row.status == "open" and actor.can_write:
                         st.button(t("tasks.work_on"), key=f"tasks_card_pick_{row.id}", on_click=pick, args=(row.id,))
