@@ -7,7 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crm_core.validation import UnknownSuite, available_suites, build_data_docs, file_context, run_suite
+from crm_core.validation import (
+    UnknownSuite,
+    available_suites,
+    build_data_docs,
+    ephemeral_context,
+    file_context,
+    run_suite,
+)
 
 
 def frame() -> pd.DataFrame:
@@ -42,6 +49,16 @@ def test_run_suite_reports_each_failing_expectation_with_rows_examples_and_a_mes
 def test_a_clean_frame_passes_every_expectation() -> None:
     clean = frame().iloc[[0]]
     assert run_suite("customers", clean).success
+
+
+def test_the_in_memory_runs_keep_nothing_behind() -> None:
+    """The host and the worker validate every import chunk in the process-wide context: no result may pile up."""
+    results_store = ephemeral_context().validation_results_store
+    run_suite("customers", frame())
+    kept = len(results_store.list_keys())
+    for _ in range(3):
+        run_suite("customers", frame())
+    assert len(results_store.list_keys()) == kept == 0
 
 
 def test_unknown_suites_are_refused_by_name() -> None:
