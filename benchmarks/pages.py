@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_P50_MS = 300.0
 TARGET_P95_MS = 1000.0
 CHROMIUM = "/usr/bin/chromium"
+HOST_CORE = 0  # part 2: the core the host has to itself (the browsers get the others)
 
 
 class SqlClock:
@@ -215,8 +216,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def under_load(database_url: str, sessions: int, rounds: int, password: str) -> None:
-    """Part 2: ``sessions`` Chromium sessions at once through the real host."""
+def under_load(database_url: str, sessions: int, rounds: int, password: str, *, split_cores: bool) -> None:
+    """Part 2: ``sessions`` Chromium sessions at once through the real host.
+
+    ``split_cores``: the host runs on core 0 and the browsers (with this process and Playwright's
+    driver, whose children inherit it) on the other cores, as when each user's browser runs on the
+    user's own machine (decision 0036); otherwise all of them share every core.
+    """
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: the concurrent-session figures are skipped")
         return
@@ -243,21 +249,28 @@ def under_load(database_url: str, sessions: int, rounds: int, password: str) -> 
     with tempfile.TemporaryDirectory() as directory:
         log = Path(directory) / "host.log"
         with log.open("wb") as output:
-            host = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port)], cwd=ROOT, env=env,
+            pin = ["taskset", "-c", str(HOST_CORE)] if split_cores else []  # taskset execs: the pid is the host's
+            host = subprocess.Popen([*pin, sys.executable, "-m", "server", "--port", str(port)], cwd=ROOT, env=env,
                                     stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
+        own_cores = os.sched_getaffinity(0)
         try:
             wait_until_up(url, host)
+            if split_cores:
+                os.sched_setaffinity(0, own_cores - {HOST_CORE})
             started, cpu_before, runs_before = time.perf_counter(), cpu_seconds(host.pid), page_runs(url)
             timings, errors = asyncio.run(concurrent_sessions(url, chosen, password, rounds, term))
             elapsed, host_cpu = time.perf_counter() - started, cpu_seconds(host.pid) - cpu_before
             runs = {bound: count - runs_before.get(bound, 0) for bound, count in page_runs(url).items()}
         finally:
+            os.sched_setaffinity(0, own_cores)
             os.killpg(host.pid, 15)
             host.wait(timeout=60)
     print(f"{sessions} sessions ({len({user for user, _ in chosen})} users), {rounds} rounds of "
           f"{' → '.join(STEPS)}, search {term!r}, each user's own customer's 360: {elapsed:.0f} s; the host used "
-          f"{host_cpu:.0f} s of CPU ({100 * host_cpu / elapsed:.0f} % of one core; the browsers share the 2 cores)")
+          f"{host_cpu:.0f} s of CPU ({100 * host_cpu / elapsed:.0f} % of one core; "
+          + (f"the host alone on core {HOST_CORE}, the browsers on the others)" if split_cores
+             else "the browsers share its cores)"))
     print(f"{'step':<20} {'n':>4} {'p50':>7} {'p95':>7} {'max':>7}")
     every: list[float] = []
     for step, values in timings.items():
@@ -269,9 +282,14 @@ def under_load(database_url: str, sessions: int, rounds: int, password: str) -> 
         print(f"{'every click':<20} {len(every):4d} {statistics.median(every):7.0f} {p95:7.0f} {max(every):7.0f}"
               f"   target p95 < {TARGET_P95_MS:.0f} ms: {'met' if p95 < TARGET_P95_MS else 'NOT met'}")
     total = max(runs.values(), default=0)
-    if total:  # the host's own clock: the page script runs alone, without the browsers' share of the cores
-        print(f"{'host page runs':<20} {total:4.0f}  p50 ≤ {bucket_at(runs, 0.5)}  p95 ≤ {bucket_at(runs, 0.95)}"
-              "  (kestrel_page_run_seconds during the walk, by histogram bucket)")
+    if total:  # the host's own clock: a page's script run, from the click reaching the host to its last element
+        p95_bound = bucket_at(runs, 0.95)
+        verdict = ""
+        if split_cores:  # the server's share of a click, with the browsers off its core: what the target is about
+            met = p95_bound != "∞" and float(p95_bound.split()[0]) <= TARGET_P95_MS
+            verdict = f"   target p95 < {TARGET_P95_MS:.0f} ms: {'met' if met else 'NOT met'}"
+        print(f"{'host page runs':<20} {total:4.0f}  p50 ≤ {bucket_at(runs, 0.5)}  p95 ≤ {p95_bound}"
+              f"  (kestrel_page_run_seconds during the walk, by histogram bucket){verdict}")
     for error in errors:
         print(f"error: {error}")
 
@@ -311,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=10, help="concurrent Chromium sessions (0: skip)")
     parser.add_argument("--rounds", type=int, default=2, help="walks through the pages per session")
     parser.add_argument("--password", default=os.environ.get("CRM_BENCH_PASSWORD", DEMO_PASSWORD))
+    parser.add_argument("--shared-cores", action="store_true",
+                        help="let the browsers share the host's core (default: host on core 0, browsers on the rest)")
     args = parser.parse_args(argv)
 
     print(f"1. full script reruns at {args.database_url} (AppTest, ms; target p50 < {TARGET_P50_MS:.0f})")
@@ -321,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slowest: {worst.role}/{worst.page} p50 {worst.p50:.0f} ms; over target: {', '.join(over) or 'none'}")
     if args.sessions > 0:
         print(f"\n2. {args.sessions} concurrent Chromium sessions through the real host (ms, click → page shown)")
-        under_load(args.database_url, args.sessions, args.rounds, args.password)
+        split = not args.shared_cores and len(os.sched_getaffinity(0)) > 1
+        under_load(args.database_url, args.sessions, args.rounds, args.password, split_cores=split)
     return 0
 
 
