@@ -8,10 +8,11 @@ with one tenant, a team of 10 reps with a manager, an SLA policy and N open case
 and a third are still running. Then prints:
 
 * the hand-written SQL for the same answer, rolled back: per level, one INSERT … SELECT of the
-  escalations of every metric and one of their notifications, then one UPDATE of the marks and the
-  levels reached;
+  escalations of every metric, one of the digests and one of the other notifications, then one UPDATE
+  of the marks and the levels reached;
 * the sweep (:func:`crm_core.services.sla.run_sla_sweep`: escalation rows per level, the marks,
-  the escalation levels and one notification per escalation), then a second sweep with nothing new;
+  the escalation levels and their notifications: one with the number for whoever is told of more than
+  ``DIGEST_AFTER`` at once, else one per escalation; decision 0037), then a second sweep with nothing new;
 * the ratio sweep / raw SQL.
 
 A temporary SQLite file is removed at the end.
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, bindparam, insert, select, text
+from sqlalchemy import DateTime, Integer, String, bindparam, insert, select, text
 
 from crm_core.db import open_database, refresh_planner_statistics
 from crm_core.models import Case, Customer, Role, User, utcnow
@@ -36,7 +37,7 @@ from crm_core.models.service import SLA_METRICS, CaseSla
 from crm_core.schema import upgrade_to_head
 from crm_core.services import sla_settings, tenants
 from crm_core.services.auth import load_actor
-from crm_core.services.sla import run_sla_sweep
+from crm_core.services.sla import DIGEST_AFTER, run_sla_sweep
 
 CHUNK = 5_000
 
@@ -96,7 +97,8 @@ def _world(db, cases: int, now: dt.datetime) -> int:  # type: ignore[no-untyped-
 
 def _raw_statements(dialect: str, policy_ids: list[int]) -> list[str]:
     """The sweep's answer in hand-written SQL: per level, one INSERT … SELECT of the escalations of every
-    metric and one of their notifications (the benchmark's recipients have no preferences and no robots),
+    metric, one of the digests (one notice with the number for whoever is told of more than ``DIGEST_AFTER``)
+    and one of the other notifications (the benchmark's recipients have no preferences and no robots),
     then one UPDATE of the marks and the level reached (``:late_<policy>``: the instant before which a
     breach is old enough for the managers under that policy)."""
     def new_only(table: str, key: str, select: str) -> str:
@@ -133,14 +135,22 @@ def _raw_statements(dialect: str, policy_ids: list[int]) -> list[str]:
             f"WHERE case_sla.tenant_id = :tenant AND {condition(metric)}") for metric in SLA_METRICS]
         statements.append("INSERT INTO sla_escalations (tenant_id, created_at, updated_at, case_id, metric, level, "
                           f"recipient_user_id, at) {' UNION ALL '.join(selects)}{conflict['sla_escalations']}")
+        told_of = (f"FROM sla_escalations AS e JOIN cases ON cases.id = e.case_id JOIN users ON {told} "
+                   f"AND users.is_active = TRUE WHERE e.tenant_id = :tenant AND e.level = {level} AND e.at = :now")
+        many = f"SELECT users.id {told_of} GROUP BY users.id HAVING COUNT(*) > {DIGEST_AFTER}"
+        digest_key = f"'sla:{level}:' || :stamp" if dialect != "mysql" else f"CONCAT('sla:{level}:', :stamp)"
+        statements.append(  # who is told of more than DIGEST_AFTER at once: one notice with the number
+            "INSERT INTO notifications (tenant_id, user_id, kind, entity, entity_id, params, dedupe_key, created_at, "
+            "updated_at, robot_attempts) "
+            f"SELECT :tenant, users.id, '{kind}', 'case_queue', NULL, {json}('count', COUNT(*)), {digest_key}, :now, "
+            f":now, 0 {told_of} GROUP BY users.id HAVING COUNT(*) > {DIGEST_AFTER}")
         statements.append(
             "INSERT INTO notifications (tenant_id, user_id, kind, entity, entity_id, params, dedupe_key, created_at, "
             "updated_at, robot_attempts) "
             + new_only("notifications", f"kept.user_id = users.id AND kept.dedupe_key = {key}", (
                 f"SELECT :tenant, users.id, '{kind}', 'case', e.case_id, "
                 f"{json}('case', e.case_id, 'subject', cases.subject, 'metric', e.metric), {key}, :now, :now, 0 "
-                f"FROM sla_escalations AS e JOIN cases ON cases.id = e.case_id JOIN users ON {told} "
-                f"AND users.is_active = TRUE WHERE e.tenant_id = :tenant AND e.level = {level} AND e.at = :now"))
+                f"{told_of} AND users.id NOT IN ({many if dialect != 'mysql' else f'SELECT id FROM ({many}) AS m'})"))
             + conflict["notifications"])
         reached.append(f"WHEN {' OR '.join(f'({condition(metric)})' for metric in SLA_METRICS)} THEN {level}")
     level_reached = f"CASE {' '.join(reversed(reached))} ELSE 0 END"
@@ -163,9 +173,10 @@ def _raw(db, tenant_id: int, now: dt.datetime) -> tuple[float, int]:  # type: ig
     with db.engine.connect() as connection:
         policies = [tuple(row) for row in connection.execute(text(
             "SELECT id, manager_after_minutes FROM sla_policies WHERE tenant_id = :t"), {"t": tenant_id})]
-        values: dict[str, Any] = {"now": now, "tenant": tenant_id}
+        values: dict[str, Any] = {"now": now, "tenant": tenant_id, "stamp": now.strftime("%Y%m%dT%H%M%S")}
         values.update({f"late_{policy_id}": now - dt.timedelta(minutes=after) for policy_id, after in policies})
-        statements = [text(sql).bindparams(*(bindparam(name, type_=Integer if name == "tenant" else DateTime)
+        types = {"tenant": Integer, "stamp": String}
+        statements = [text(sql).bindparams(*(bindparam(name, type_=types.get(name, DateTime))
                                              for name in values if re.search(rf":{name}\b", sql)))
                       for sql in _raw_statements(db.dialect_name, [policy_id for policy_id, _ in policies])]
         connection.rollback()  # the policies' read

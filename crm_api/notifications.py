@@ -20,6 +20,7 @@ from crm_api.schemas import Moment, errors_for
 from crm_core.errors import NotFound
 from crm_core.i18n import normalise_language, t
 from crm_core.queries.notifications import AccessRequestRow, get_access_request, list_notifications
+from crm_core.rules.notifications import message_key
 from crm_core.services.access_requests import decide_access_request, request_access
 from crm_core.services.notifications import mark_read
 
@@ -79,7 +80,7 @@ def list_notifications_endpoint(query: Annotated[NotificationQuery, Query()], re
     with db.session(found.actor) as session:
         page = list_notifications(session, unread_only=query.unread, before_id=query.before, limit=query.limit)
     language = _language(request)
-    data = [NotificationOut(id=row.id, kind=row.kind, message=t(f"notifications.kind.{row.kind}", language,
+    data = [NotificationOut(id=row.id, kind=row.kind, message=t(message_key(row.kind, row.params), language,
                                                                **row.params),
                             params=row.params, entity=row.entity, entity_id=row.entity_id,
                             created_at=row.created_at, read_at=row.read_at) for row in page.items]

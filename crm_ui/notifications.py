@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from crm_core.queries.notifications import NotificationRow, unread_count
+from crm_core.rules.notifications import message_key
 from crm_ui.context import read_session, t
 from crm_ui.text import plain_params
 
@@ -27,7 +28,7 @@ def notification_bell() -> None:
 
 def message(row: NotificationRow) -> str:
     """The notification in the reader's language, its values shown as written."""
-    return t(f"notifications.kind.{row.kind}", **plain_params(row.params))
+    return t(message_key(row.kind, row.params), **plain_params(row.params))
 
 
 def target(row: NotificationRow) -> tuple[str, dict[str, str]] | None:
@@ -38,4 +39,6 @@ def target(row: NotificationRow) -> tuple[str, dict[str, str]] | None:
         return TASKS_PAGE, {}
     if row.entity == "case" and row.entity_id:
         return "pages/case.py", {"case_id": str(row.entity_id)}
+    if row.entity == "case_queue":  # an SLA sweep's digest: the queue lists its cases by due time
+        return "pages/service_queue.py", {}
     return None

@@ -26,7 +26,7 @@ from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Base, Role, utcnow
 from crm_core.models.jobs import Job, JobSchedule, JobStatus
 from crm_core.models.notifications import RobotPlatform, RobotStatus
-from crm_core.rules.notifications import dingtalk_signed_url, robot_accepted, robot_body
+from crm_core.rules.notifications import dingtalk_signed_url, message_key, robot_accepted, robot_body
 from crm_core.webhooks.sending import Answer, post
 
 LOG = logging.getLogger("kestrel.notifications")
@@ -87,7 +87,7 @@ def request_robot_delivery(db: Database, tenant_id: int) -> int | None:
 
 def robot_text(kind: str, params: dict[str, Any], recipient: str, language: str) -> str:
     """The message a robot posts: to whom, and what, in the team's language."""
-    message = t(f"notifications.kind.{kind}", language, **params)
+    message = t(message_key(kind, params), language, **params)
     return t("notifications.robot.line", language, name=recipient, message=message)
 
 

@@ -22,6 +22,10 @@ case_assigned      a case is given to someone (by someone      the assignee
 sla_reassigned     the SLA sweep handed a breached case on     the new assignee
                    (the policy's reassign option)
 =================  ==========================================  ===============================
+
+A sweep that would tell one person about many cases of one SLA kind at once writes one notice with their
+number instead (``params`` ``{"count": n}``, entity ``case_queue``, catalog key
+``notifications.kind_many.<kind>``: :func:`message_key`; decision 0037).
 """
 
 from __future__ import annotations
@@ -32,12 +36,24 @@ import hmac
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping
+from typing import Any
 
 KINDS: tuple[str, ...] = (
     "task_assigned", "task_due", "task_overdue", "pool_return", "access_requested", "access_approved",
     "access_declined", "mention", "sla_warning", "sla_breach", "sla_escalated", "case_assigned",
     "sla_reassigned",
 )
+
+DIGEST_KINDS: tuple[str, ...] = ("sla_warning", "sla_breach", "sla_escalated")
+
+
+def message_key(kind: str, params: Mapping[str, Any]) -> str:
+    """The catalog key of a notification's message: its kind's, or its kind's digest of ``count`` cases."""
+    if kind in DIGEST_KINDS and "count" in params and "case" not in params:
+        return f"notifications.kind_many.{kind}"
+    return f"notifications.kind.{kind}"
+
 
 # "@" not preceded by a word character (an email's "name@host" is no mention), then a handle:
 # letters (CJK too), digits, "_", "." and "-" — a username, or a full name written without spaces

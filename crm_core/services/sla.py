@@ -8,10 +8,12 @@ passed, the level-2 breach (to the team lead) where the due instant has passed, 
 tenant's managers: no single recipient) once a breach is ``manager_after_minutes`` old. Each
 level is recorded once per case and metric (one INSERT … SELECT deduplicated by the unique key:
 :func:`crm_core.bulk.insert_new`), so the sweep is idempotent. Escalations are kept in
-``sla_escalations`` and each is told through the notification centre
-(:func:`crm_core.services.notifications.notify_selected`: one INSERT … SELECT per metric and level,
-deduplicated per user and case, metric and level). One UPDATE then sets every clock's marks and the
-level reached (docs/decisions/0034-queue-order-index-and-sweep-writes.md).
+``sla_escalations``. One UPDATE then sets every clock's marks and the level reached
+(docs/decisions/0034-queue-order-index-and-sweep-writes.md). Then each level's escalations of this sweep
+are told through the notification centre: whoever would be told of more than ``DIGEST_AFTER`` gets one
+notice with their number, everyone else one per case and metric
+(:func:`crm_core.services.notifications.notify_selected`: one INSERT … SELECT per level, deduplicated per
+user and case, metric and level; docs/decisions/0037-criteria-per-statement-and-sla-digest.md).
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ from crm_core.rules.case_flow import CLOSED_STATUSES
 from crm_core.rules.customer_tiers import TierChoice
 from crm_core.rules.sla import BusinessCalendar, CalendarHasNoHours, Clock, StatusSpan, run_clock
 from crm_core.services.customer_tiers import customer_tier
-from crm_core.services.notifications import json_object, notify_many, notify_selected
+from crm_core.services.notifications import Notice, json_object, notify_many, notify_selected
 from crm_core.services.sla_reassign import reassign_breached_cases
 
 LEVEL_ASSIGNEE, LEVEL_TEAM_LEAD, LEVEL_MANAGER = 1, 2, 3
+# more escalations of one level than this for one recipient in one sweep: one notice with the number instead
+# (decision 0037: nobody works through 6,000 warnings one by one; the service queue lists them by due time)
+DIGEST_AFTER = 20
 
 
 def load_calendar(session: Session, calendar_id: int) -> BusinessCalendar:
@@ -273,30 +278,50 @@ def _escalate(session: Session, tenant_id: int, metric: str, level: int, conditi
                       key=["case_id", "metric", "level"])
 
 
-def _notify(session: Session, tenant_id: int, metric: str, level: int, now: dt.datetime) -> int:
-    """Tell the escalations of ``level`` the sweep recorded at ``now``, set-based: level 1 to the assignee, 2 to
-    the team lead, 3 to every manager; how many notifications were written (each once per case, metric, level)."""
+def _notify(session: Session, tenant_id: int, level: int, now: dt.datetime, digest_after: int) -> int:
+    """Tell the escalations of ``level`` this sweep recorded (at ``now``, every metric): level 1 to the assignee,
+    2 to the team lead, 3 to every manager; how many notifications were written.
+
+    Whoever would be told about more than ``digest_after`` of them gets one notice with their number instead,
+    opening the service queue (decision 0037); everyone else one per case and metric, in one INSERT … SELECT."""
     kind = {LEVEL_ASSIGNEE: "sla_warning", LEVEL_TEAM_LEAD: "sla_breach", LEVEL_MANAGER: "sla_escalated"}[level]
     user_id: Any = SlaEscalation.recipient_user_id
     recorded = (select(SlaEscalation.case_id.label("entity_id"), Case.subject)
                 .join(Case, Case.id == SlaEscalation.case_id)
-                .where(SlaEscalation.tenant_id == tenant_id, SlaEscalation.metric == metric,
-                       SlaEscalation.level == level, SlaEscalation.at == now))
+                .where(SlaEscalation.tenant_id == tenant_id, SlaEscalation.level == level, SlaEscalation.at == now))
     if level == LEVEL_MANAGER:
         user_id = User.id
         recorded = recorded.join(User, and_(User.tenant_id == SlaEscalation.tenant_id, User.role == Role.MANAGER.value))
     else:
         recorded = recorded.where(SlaEscalation.recipient_user_id.is_not(None))
-    dedupe_key = (literal("sla:") + sql_cast(SlaEscalation.case_id, String) + literal(f":{metric}:{level}"))
+    told = session.execute(recorded.with_only_columns(user_id, func.count()).group_by(user_id)).all() \
+        if digest_after >= 0 else []
+    many = {int(user): int(count) for user, count in told if count > digest_after}
+    notified = 0
+    if many:
+        notified += len(notify_many(session, tenant_id=tenant_id, now=now, notices=[
+            Notice(user, kind, {"count": count}, entity="case_queue",
+                   dedupe_key=f"sla:{level}:{now.strftime('%Y%m%dT%H%M%S')}")
+            for user, count in sorted(many.items())]))
+        recorded = recorded.where(user_id.not_in(sorted(many)))
+    if len(many) == len(told) and told:
+        return notified
+    dedupe_key = (literal("sla:") + sql_cast(SlaEscalation.case_id, String) + literal(":") + SlaEscalation.metric
+                  + literal(f":{level}"))
     recipients = recorded.add_columns(
         user_id.label("user_id"),
-        json_object(session, case=SlaEscalation.case_id, subject=Case.subject, metric=literal(metric))
+        json_object(session, case=SlaEscalation.case_id, subject=Case.subject, metric=SlaEscalation.metric)
         .label("params"), dedupe_key.label("dedupe_key"))
-    return notify_selected(session, tenant_id=tenant_id, kind=kind, entity="case", recipients=recipients, now=now)
+    return notified + notify_selected(session, tenant_id=tenant_id, kind=kind, entity="case", recipients=recipients,
+                                      now=now)
 
 
-def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
-    """Mark warnings and breaches of the tenant's running clocks, record escalations and notify (idempotent)."""
+def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = None,
+              digest_after: int = DIGEST_AFTER) -> SweepResult:
+    """Mark warnings and breaches of the tenant's running clocks, record escalations and notify (idempotent).
+
+    ``digest_after``: a recipient told about more escalations of one level than this gets one notice with their
+    number (a burst: after a holiday, an outage, a calendar change); -1 never."""
     started = time.perf_counter()
     # whole seconds: MariaDB's DATETIME keeps none of a second, and the notices find this sweep's
     # escalations by their instant (a fraction made every MariaDB sweep notify nobody)
@@ -308,11 +333,7 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
                                .where(SlaPolicy.tenant_id == tenant_id)).all()
 
     def record(metric: str, level: int, condition: Any, recipient: Any) -> None:
-        nonlocal notified
-        recorded = _escalate(session, tenant_id, metric, level, condition, recipient, now)
-        counts[level] += recorded
-        if recorded:
-            notified += _notify(session, tenant_id, metric, level, now)
+        counts[level] += _escalate(session, tenant_id, metric, level, condition, recipient, now)
 
     marks: dict[Any, Any] = {}  # every column the sweep sets, for one UPDATE at the end
     news = []
@@ -346,6 +367,9 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
     higher = level > table.c.escalation_level
     marks[table.c.escalation_level] = sql_case((higher, level), else_=table.c.escalation_level)
     session.execute(update(table).where(table.c.tenant_id == tenant_id, or_(higher, *news)).values(marks))
+    for level_told in sorted(counts):  # each level's notices once its every metric is recorded
+        if counts[level_told]:
+            notified += _notify(session, tenant_id, level_told, now, digest_after)
     handovers, handover_notices = reassign_breached_cases(session, tenant_id, now=now)  # policies that ask for it
     if handover_notices:  # a bounded batch (sla_reassign), told one by one
         notified += len(notify_many(session, tenant_id=tenant_id, notices=handover_notices, now=now))
@@ -353,10 +377,11 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
                        time.perf_counter() - started, notified, len(handovers))
 
 
-def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> SweepResult:
+def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None,
+                  digest_after: int = DIGEST_AFTER) -> SweepResult:
     """The sweep in its own system transaction (the job and the CLI call this)."""
     with db.system_transaction("sla sweep") as session:
-        result = sweep_sla(session, tenant_id, now=now)
+        result = sweep_sla(session, tenant_id, now=now, digest_after=digest_after)
     # counted once committed: Prometheus alerts on breaches (deploy/alerts.yaml)
     for level, count in (("warning", result.warnings), ("breach", result.breaches),
                          ("manager", result.manager_escalations)):

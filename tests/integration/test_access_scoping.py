@@ -159,3 +159,36 @@ def test_a_records_history_is_read_with_the_record_whoever_changed_it(db: Databa
     assert history(world.rep, "contact", far_contact) == []
     assert history(world.rep_other_team, "case", far_case) == ["create"]
     assert history(world.other_admin, "case", my_case) == []  # another tenant
+
+
+def test_a_statement_carries_the_rules_of_the_tables_it_reads_and_its_sql_stays_the_same(
+    db: Database, world: World
+) -> None:
+    """Decision 0037: each statement gets the tenant criteria and the rules of the tables it reads (joins,
+    subqueries, the tables those rules read in turn), and compiles to the very SQL every rule gave."""
+    from sqlalchemy import update
+
+    from crm_core.access import _scope_options
+    from crm_core.models import Activity, Case, Contact, OrderLine, Task
+    from crm_core.models.segments import SegmentSnapshot
+    from crm_core.models.service import CaseEvent, CaseSla
+
+    statements = [
+        select(Case, Customer.name, CaseSla.next_due_at).join(CaseSla, CaseSla.case_id == Case.id)
+        .outerjoin(Customer, Customer.id == Case.customer_id).order_by(CaseSla.next_due_at).limit(51),
+        select(CaseEvent.id).where(CaseEvent.case_id == 1),
+        select(AuditEvent.action).where(AuditEvent.entity == "contact"),
+        select(func.count()).select_from(select(Contact.id).limit(5).subquery()),
+        select(Customer.id).where(Customer.id.in_(select(Activity.customer_id))),
+        select(OrderLine.id), select(SegmentSnapshot.id),
+        update(Task).where(Task.id == 1).values(title="x"),
+    ]
+    for actor in (world.rep, world.manager, world.admin):
+        scope = _scope_options(actor)
+        for statement in statements:
+            chosen = scope.for_statement(statement)
+            assert len(chosen) < len(scope.every)
+            assert (str(statement.options(*chosen).compile(dialect=db.engine.dialect))
+                    == str(statement.options(*scope.every).compile(dialect=db.engine.dialect)))
+    # tenant, tenants; the rules of cases, customers and case_sla: not those of the 20-odd other tables
+    assert len(_scope_options(world.rep).for_statement(statements[0])) == 2 + 3

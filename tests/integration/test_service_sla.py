@@ -388,3 +388,36 @@ def test_a_policy_change_recomputes_the_open_cases_from_their_history(db: Databa
     # 480 → 30 minutes from the same start (the always-open calendar skips one minute at midnight)
     moved = before.first_response_due_at - after.first_response_due_at
     assert dt.timedelta(minutes=449) <= moved <= dt.timedelta(minutes=451)
+
+
+def test_a_sweep_telling_one_person_of_many_cases_at_once_writes_one_notice_with_their_number(
+        db: Database, world: World) -> None:
+    """Decision 0037: more escalations of one level for one recipient than ``digest_after`` in one sweep make one
+    notice (its number, opening the queue); each case keeps its escalation (the SLA panel, the level)."""
+    from crm_core.i18n import t
+    from crm_core.notifications.robots import robot_text
+    from crm_core.queries.notifications import list_notifications
+    from crm_core.rules.notifications import message_key
+    from crm_ui.notifications import target
+
+    policies(db, world)
+    customer_id = create_random_customer(db, world.rep)
+    cases = [create_case(db, world.rep, CaseInput(customer_id=customer_id, subject=f"Down {n}", priority="urgent",
+                                                  assignee_id=world.rep.user_id, team_id=world.east_team_id))
+             for n in range(2)]
+    warns = [state(db, world, case_id).first_response_warn_at for case_id in cases]
+    assert all(warns)
+    now = max(warn for warn in warns if warn is not None) + dt.timedelta(seconds=1)
+    burst = run_sla_sweep(db, world.admin.tenant_id, now=now, digest_after=1)
+    assert (burst.warnings, burst.notified) == (2, 1)
+    assert run_sla_sweep(db, world.admin.tenant_id, now=now + dt.timedelta(seconds=1), digest_after=1).notified == 0
+    with db.session(world.rep) as session:
+        told = list_notifications(session, unread_only=False, limit=10).items
+        escalated = session.scalars(select(SlaEscalation.case_id).where(SlaEscalation.level == 1)).all()
+        panel = explain_case_sla(session, cases[0], now=now)
+    assert sorted(escalated) == sorted(cases) and panel.warned["first_response"] is not None
+    sla = [row for row in told if row.kind == "sla_warning"]
+    assert [(row.entity, row.entity_id, row.params) for row in sla] == [("case_queue", None, {"count": 2})]
+    assert t(message_key("sla_warning", sla[0].params), "en", **sla[0].params).startswith("SLA warning on 2 of my")
+    assert "2 个工单" in robot_text("sla_warning", sla[0].params, "Rita", "zh-CN")
+    assert target(sla[0]) == ("pages/service_queue.py", {})
