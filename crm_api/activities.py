@@ -18,10 +18,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
@@ -98,17 +96,14 @@ def list_activities_endpoint(query: Annotated[ActivityQuery, Query()], db: Db, f
                              ) -> ListPage[ActivityOut]:
     """A page of the activities the caller may see (those of visible customers)."""
     descending = query.order == "desc"
-    digest = fingerprint({"customer_id": query.customer_id, "type": query.type})
-    after = None
-    if query.after:
-        after = decode_cursor(query.after, "activities", "occurred_at", descending, digest, parse_datetime)
+    keyset = Keyset.of("activities", "occurred_at", descending, {"customer_id": query.customer_id, "type": query.type})
+    after = keyset.position(query.after, parse_datetime)
     with db.session(found.actor) as session:
         page = list_activity_page(session, customer_id=query.customer_id, activity_type=query.type,
                                   per_page=query.limit, after=after, descending=descending,
                                   with_total=query.include_total, count_cap=COUNT_CAP)
-    cursor = (encode_cursor("activities", "occurred_at", descending, digest, page.next_cursor)
-              if page.next_cursor is not None else None)
-    return ListPage[ActivityOut](data=[activity_out(row) for row in page.items], next_cursor=cursor,
+    return ListPage[ActivityOut](data=[activity_out(row) for row in page.items],
+                                 next_cursor=keyset.cursor(page.next_cursor),
                                  has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

@@ -22,10 +22,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
@@ -193,15 +191,12 @@ def list_cases_endpoint(query: Annotated[CaseQuery, Query()], db: Db, found: Cal
     """A page of the cases the caller may see (closed ones only when asked), newest first by default."""
     filters = query.filters()
     descending = query.order == "desc"
-    digest = fingerprint({"filters": vars(filters)})
-    after = (decode_cursor(query.after, "cases", query.sort, descending, digest, parse_datetime)
-             if query.after else None)
+    keyset = Keyset.of("cases", query.sort, descending, {"filters": vars(filters)})
+    after = keyset.position(query.after, parse_datetime)
     with db.session(found.actor) as session:
         page = list_cases(session, filters=filters, sort=query.sort, descending=descending, per_page=query.limit,
                           after=after, count_cap=COUNT_CAP if query.include_total else None)
-    cursor = (encode_cursor("cases", query.sort, descending, digest, page.next_position)
-              if page.next_position is not None else None)
-    return ListPage[CaseOut](data=[case_out(row) for row in page.items], next_cursor=cursor,
+    return ListPage[CaseOut](data=[case_out(row) for row in page.items], next_cursor=keyset.cursor(page.next_position),
                              has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

@@ -17,10 +17,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
     parse_text,
 )
@@ -133,17 +131,14 @@ def list_contacts_endpoint(query: Annotated[ContactQuery, Query()], db: Db, foun
     filters = ContactFilters(customer_id=query.customer_id, search=query.search,
                              include_archived=query.include_archived)
     descending = query.order == "desc"
-    digest = fingerprint({"customer_id": query.customer_id, "search": query.search.strip(),
-                          "include_archived": query.include_archived})
-    after = None
-    if query.after:
-        after = decode_cursor(query.after, "contacts", query.sort, descending, digest, SORT_PARSERS[query.sort])
+    keyset = Keyset.of("contacts", query.sort, descending, {
+        "customer_id": query.customer_id, "search": query.search.strip(), "include_archived": query.include_archived})
+    after = keyset.position(query.after, SORT_PARSERS[query.sort])
     with db.session(found.actor) as session:
         page = list_contacts(session, filters=filters, per_page=query.limit, sort=query.sort, descending=descending,
                              after=after, with_total=query.include_total, count_cap=COUNT_CAP)
-    cursor = (encode_cursor("contacts", query.sort, descending, digest, page.next_cursor)
-              if page.next_cursor is not None else None)
-    return ListPage[ContactOut](data=[contact_out(row) for row in page.items], next_cursor=cursor,
+    return ListPage[ContactOut](data=[contact_out(row) for row in page.items],
+                                next_cursor=keyset.cursor(page.next_cursor),
                                 has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

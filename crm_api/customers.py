@@ -19,10 +19,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
     parse_text,
 )
@@ -217,16 +215,13 @@ def list_customers_endpoint(query: Annotated[CustomerQuery, Query()], db: Db, fo
     """A page of the customers the caller may see, newest change first unless `sort`/`order` say otherwise."""
     filters = query.filters()
     descending = query.order == "desc"
-    digest = fingerprint({"filters": filters.as_dict()})
-    after = None
-    if query.after:
-        after = decode_cursor(query.after, "customers", query.sort, descending, digest, SORT_PARSERS[query.sort])
+    keyset = Keyset.of("customers", query.sort, descending, {"filters": filters.as_dict()})
+    after = keyset.position(query.after, SORT_PARSERS[query.sort])
     with db.session(found.actor) as session:
         page = list_customers(session, filters=filters, per_page=query.limit, sort=query.sort, descending=descending,
                               with_total=query.include_total, count_cap=COUNT_CAP, after=after)
-    cursor = (encode_cursor("customers", query.sort, descending, digest, page.next_cursor)
-              if page.next_cursor is not None else None)
-    return ListPage[CustomerOut](data=[customer_out(row) for row in page.items], next_cursor=cursor,
+    return ListPage[CustomerOut](data=[customer_out(row) for row in page.items],
+                                 next_cursor=keyset.cursor(page.next_cursor),
                                  has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

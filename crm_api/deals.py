@@ -23,10 +23,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
@@ -247,16 +245,14 @@ def list_deals_endpoint(query: Annotated[DealQuery, Query()], db: Db, found: Cal
     """A page of the deals the caller may see, across pipelines unless `pipeline_id` narrows it."""
     filters, narrowing = query.filters(), query.narrowing()
     descending = query.order == "desc"
-    digest = fingerprint({"filters": {**vars(filters), **vars(narrowing)}})
-    after = decode_cursor(query.after, "deals", query.sort, descending, digest, parse_datetime) if query.after else None
+    keyset = Keyset.of("deals", query.sort, descending, {"filters": {**vars(filters), **vars(narrowing)}})
+    after = keyset.position(query.after, parse_datetime)
     with db.session(found.actor) as session:
         page = list_deal_page(session, filters=filters, narrowing=narrowing, sort=query.sort, descending=descending,
                               per_page=query.limit, after=after,
                               count_cap=COUNT_CAP if query.include_total else None)
-    cursor = (encode_cursor("deals", query.sort, descending, digest, page.next_position)
-              if page.next_position is not None else None)
     return ListPage[DealOut](data=[deal_out(card, page.archived_at.get(card.id)) for card in page.items],
-                             next_cursor=cursor,
+                             next_cursor=keyset.cursor(page.next_position),
                              has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

@@ -20,10 +20,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
@@ -191,16 +189,14 @@ def list_orders_endpoint(query: Annotated[OrderQuery, Query()], db: Db, found: C
     """A page of the orders the caller may see (with their lines), newest first unless `sort`/`order` say otherwise."""
     filters = query.filters()
     descending = query.order == "desc"
-    digest = fingerprint({"filters": vars(filters)})
-    after = (decode_cursor(query.after, "orders", query.sort, descending, digest, parse_datetime)
-             if query.after else None)
+    keyset = Keyset.of("orders", query.sort, descending, {"filters": vars(filters)})
+    after = keyset.position(query.after, parse_datetime)
     with db.session(found.actor) as session:
         page = list_order_page(session, filters=filters, sort=query.sort, descending=descending,
                                per_page=query.limit, after=after,
                                count_cap=COUNT_CAP if query.include_total else None)
-    cursor = (encode_cursor("orders", query.sort, descending, digest, page.next_position)
-              if page.next_position is not None else None)
-    return ListPage[OrderOut](data=[order_out(order) for order in page.items], next_cursor=cursor,
+    return ListPage[OrderOut](data=[order_out(order) for order in page.items],
+                              next_cursor=keyset.cursor(page.next_position),
                               has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

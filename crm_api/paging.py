@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -71,6 +72,32 @@ def decode_cursor(cursor: str, resource: str, sort: str, descending: bool, filte
         return parse_value(value), row_id
     except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
         raise ApiProblem(400, "invalid_cursor", "api.error.invalid_cursor") from None
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """One list's cursor terms: a cursor is valid only for the list, sort, order and filters it was made with."""
+
+    resource: str
+    sort: str
+    descending: bool
+    filters: str  # :func:`fingerprint` of the list's filters
+
+    @classmethod
+    def of(cls, resource: str, sort: str, descending: bool, filters: dict[str, Any]) -> Keyset:
+        return cls(resource, sort, descending, fingerprint(filters))
+
+    def position(self, cursor: str | None, parse_value: Callable[[Any], Any]) -> tuple[Any, int] | None:
+        """Where the page after ``cursor`` starts (None: the first page); a 400 problem for a foreign cursor."""
+        if not cursor:
+            return None
+        return decode_cursor(cursor, self.resource, self.sort, self.descending, self.filters, parse_value)
+
+    def cursor(self, position: tuple[Any, int] | None) -> str | None:
+        """The cursor of the page after ``position`` (the last row's sort value and id; None: no next page)."""
+        if position is None:
+            return None
+        return encode_cursor(self.resource, self.sort, self.descending, self.filters, position)
 
 
 def parse_datetime(value: Any) -> dt.datetime:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.concurrency import etag, expected_version
 from crm_api.dependencies import Caller, Db, Writer
-from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, ListPage, decode_cursor, encode_cursor, fingerprint
+from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, Keyset, ListPage
 from crm_api.routing import ApiRoute
 from crm_api.schemas import NO_CONTROL_CHARACTERS, NOT_NULL, Moment, RecordId, errors_for
 from crm_core.errors import NotFound
@@ -120,14 +120,14 @@ def list_products_endpoint(query: Annotated[ProductQuery, Query()], db: Db, foun
     """A page of the catalogue, by name."""
     filters = ProductFilters(search=query.search, active_only=query.active_only,
                              include_archived=query.include_archived)
-    digest = fingerprint({"search": query.search.strip(), "active_only": query.active_only,
-                          "include_archived": query.include_archived})
-    after = decode_cursor(query.after, "products", "name", False, digest, _name_cursor) if query.after else None
+    keyset = Keyset.of("products", "name", False, {
+        "search": query.search.strip(), "active_only": query.active_only, "include_archived": query.include_archived})
+    after = keyset.position(query.after, _name_cursor)
     with db.session(found.actor) as session:
         page = list_product_page(session, filters=filters, per_page=query.limit, after=after,
                                  with_total=query.include_total, count_cap=COUNT_CAP)
-    cursor = encode_cursor("products", "name", False, digest, page.next_cursor) if page.next_cursor else None
-    return ListPage[ProductOut](data=[product_out(row) for row in page.items], next_cursor=cursor,
+    return ListPage[ProductOut](data=[product_out(row) for row in page.items],
+                                next_cursor=keyset.cursor(page.next_cursor),
                                 has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.dependencies import Caller, Db
 from crm_api.downloads import attachment_disposition
-from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, ListPage, decode_cursor, encode_cursor, fingerprint
+from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, Keyset, ListPage
 from crm_api.problems import ApiProblem, request_language
 from crm_api.routing import ApiRoute
 from crm_api.schemas import Moment, errors_for
@@ -137,14 +137,14 @@ SegmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 @router.get("", response_model=ListPage[SegmentOut], responses=errors_for(400, 422), summary="List saved segments")
 def list_segments_endpoint(query: Annotated[PageQuery, Query()], db: Db, found: Caller) -> ListPage[SegmentOut]:
     """The saved segments the caller may open, by id."""
-    digest = fingerprint({})
-    after = decode_cursor(query.after, "segments", "id", False, digest, _id)[1] if query.after else 0
+    keyset = Keyset.of("segments", "id", False, {})
+    after = (keyset.position(query.after, _id) or (0, 0))[1]
     with db.session(found.actor) as session:
         # a tenant keeps tens of segments: the list query reads them all, with their latest sizes
         rows = sorted((row for row in list_saved_segments(session) if row.id > after), key=lambda row: row.id)
     page = rows[:query.limit]
     has_more = len(rows) > query.limit
-    cursor = encode_cursor("segments", "id", False, digest, (page[-1].id, page[-1].id)) if has_more else None
+    cursor = keyset.cursor((page[-1].id, page[-1].id) if has_more else None)
     total = None
     if query.include_total:
         with db.session(found.actor) as session:
@@ -174,14 +174,14 @@ def list_members_endpoint(segment_id: SegmentId, query: Annotated[PageQuery, Que
                           found: Caller) -> ListPage[MemberOut]:
     """The customers the segment holds now that the caller may see, by id."""
     segment = _segment(db, found, segment_id)
-    digest = fingerprint({"segment": segment_id})
-    after = decode_cursor(query.after, "segment_members", "id", False, digest, _id)[1] if query.after else None
+    keyset = Keyset.of("segment_members", "id", False, {"segment": segment_id})
+    position = keyset.position(query.after, _id)
+    after = position[1] if position else None
     with db.session(found.actor) as session:
         spec = validated_spec(session, segment.conditions)
         page = list_member_page(session, spec, per_page=query.limit, after=after,
                                 count_cap=COUNT_CAP if query.include_total else None)
-    cursor = (encode_cursor("segment_members", "id", False, digest, (page.next_position, page.next_position))
-              if page.next_position is not None else None)
+    cursor = keyset.cursor(None if page.next_position is None else (page.next_position, page.next_position))
     return ListPage[MemberOut](data=[member_out(row) for row in page.items], next_cursor=cursor,
                                has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 

@@ -20,10 +20,8 @@ from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    Keyset,
     ListPage,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
     parse_datetime,
 )
 from crm_api.routing import ApiRoute
@@ -152,17 +150,14 @@ ACTION_ERRORS = errors_for(403, 404, 412, 415, 422, 428)
 def list_tasks_endpoint(query: Annotated[TaskQuery, Query()], db: Db, found: Caller) -> ListPage[TaskOut]:
     """A page of the tasks the caller may see (assigned to them, or of customers they see)."""
     descending = query.order == "desc"
-    digest = fingerprint({"status": query.status, "assignee_id": query.assignee_id, "customer_id": query.customer_id})
-    after = None
-    if query.after:
-        after = decode_cursor(query.after, "tasks", "created_at", descending, digest, parse_datetime)
+    keyset = Keyset.of("tasks", "created_at", descending, {
+        "status": query.status, "assignee_id": query.assignee_id, "customer_id": query.customer_id})
+    after = keyset.position(query.after, parse_datetime)
     with db.session(found.actor) as session:
         page = list_task_page(session, status=query.status, assignee_id=query.assignee_id,
                               customer_id=query.customer_id, per_page=query.limit, after=after,
                               descending=descending, with_total=query.include_total, count_cap=COUNT_CAP)
-    cursor = (encode_cursor("tasks", "created_at", descending, digest, page.next_cursor)
-              if page.next_cursor is not None else None)
-    return ListPage[TaskOut](data=[task_out(row) for row in page.items], next_cursor=cursor,
+    return ListPage[TaskOut](data=[task_out(row) for row in page.items], next_cursor=keyset.cursor(page.next_cursor),
                              has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.concurrency import etag, expected_version
 from crm_api.dependencies import Caller, Db, Writer
-from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, ListPage, decode_cursor, encode_cursor, fingerprint
+from crm_api.paging import COUNT_CAP, DEFAULT_LIMIT, MAX_LIMIT, Keyset, ListPage
 from crm_api.problems import ApiProblem
 from crm_api.routing import ApiRoute
 from crm_api.schemas import NOT_NULL, Moment, RecordId, errors_for
@@ -140,14 +140,15 @@ IfMatch = Annotated[str | None, Header(description='`"<version>"` from the ETag 
 def list_users_endpoint(query: Annotated[UserQuery, Query()], db: Db, found: Caller) -> ListPage[UserOut]:
     """The users of the caller's tenant, by id (admins only)."""
     _admin(found)
-    digest = fingerprint({"role": query.role, "team_id": query.team_id, "active_only": query.active_only})
-    after = decode_cursor(query.after, "users", "id", False, digest, _parse_id)[1] if query.after else None
+    keyset = Keyset.of("users", "id", False, {
+        "role": query.role, "team_id": query.team_id, "active_only": query.active_only})
+    position = keyset.position(query.after, _parse_id)
+    after = position[1] if position else None
     with db.session(found.actor) as session:
         page = list_user_page(session, active_only=query.active_only, role=query.role, team_id=query.team_id,
                               per_page=query.limit, after=after,
                               count_cap=COUNT_CAP if query.include_total else None)
-    cursor = (encode_cursor("users", "id", False, digest, (page.next_position, page.next_position))
-              if page.next_position is not None else None)
+    cursor = keyset.cursor(None if page.next_position is None else (page.next_position, page.next_position))
     return ListPage[UserOut](data=[user_out(row) for row in page.items], next_cursor=cursor, has_more=page.has_next,
                              total=page.total, total_capped=page.total_capped)
 
