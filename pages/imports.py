@@ -57,6 +57,7 @@ from crm_ui.jobs import (
     status_label,
     when_text,
 )
+from crm_ui.layout import table_or_cards
 
 STATE = st.session_state
 SKIP = ""
@@ -467,7 +468,7 @@ with history_tab:
     if not runs:
         st.info(t("imports.no_runs"))
     else:
-        st.dataframe(
+        table_or_cards(
             pd.DataFrame(
                 [
                     {
@@ -486,9 +487,8 @@ with history_tab:
                     for run in runs
                 ]
             ),
-            hide_index=True,
-            width="stretch",
             key="imports_history_table",
+            name="imports_history", title=t("imports.column.file"),
         )
         by_id: dict[int, Any] = {run.id: run for run in runs}
         if wanted_run and STATE.get("imports_history_linked") != wanted_run:
