@@ -8,7 +8,10 @@ the table. The customers grid and Tasks started this; every page uses these help
   that draws its own cards (links and buttons in them);
 - :func:`card` is one card: a bordered box, the title in bold, the facts on one line below;
 - :func:`table_or_cards` draws a data frame as both: the table, and a card per row whose title is
-  one column and whose facts are the others (``label: value``).
+  one column and whose facts are the others (``label: value``);
+- :func:`flow` lays small boxes (a form's field per source column, say) in reading order: several
+  to a line on a wide screen, one per line, full width, on a phone (``st.columns`` would stack a
+  phone's boxes column by column, out of order).
 
 Cells are shown as text (never Markdown) and empty ones as "—", in the user's language.
 """
@@ -60,7 +63,8 @@ def table_and_cards(name: str) -> tuple[Any, Any]:
 
 
 def shown(value: Any) -> str:
-    """A cell as a card shows it: numbers and times in the user's format, yes/no in words, empty as "—"."""
+    """A cell as a card shows it (raw text: :func:`card` escapes it): numbers and times in the user's
+    format, yes/no in words, empty as "—"."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return EMPTY
     if isinstance(value, bool):
@@ -73,7 +77,7 @@ def shown(value: Any) -> str:
         return number(value)
     if isinstance(value, float):
         return number(value, digits=0 if value.is_integer() else 2)
-    return plain_line(value)
+    return " ".join(str(value).split())  # one line; the card escapes it
 
 
 def card(title: object, facts: Sequence[object] = (), *, key: str | None = None) -> Any:
@@ -111,3 +115,21 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
         if len(frame) > limit:
             st.caption(t("layout.more_rows", count=number(len(frame) - limit)))
     return value
+
+
+# the row's flex items are the wrappers Streamlit puts around each box
+FLOW_ITEM = '.st-key-NAME > [data-testid="stLayoutWrapper"]'
+FLOW_CSS = (
+    "<style>"
+    f"{FLOW_ITEM} {{ flex: 0 1 ITEMrem; min-width: 0; }}"
+    f"@media (max-width: {PHONE_MAX_WIDTH}px) {{ {FLOW_ITEM} {{ flex: 1 1 100%; }} }}"
+    "</style>"
+)
+
+
+def flow(name: str, items: int, *, item_rem: int = 20) -> list[Any]:
+    """``items`` boxes in reading order, each about ``item_rem`` rem wide, as many to a line as fit;
+    one per line across the whole width on a phone. Returns the boxes."""
+    st.html(FLOW_CSS.replace("NAME", name).replace("ITEM", str(item_rem)))
+    row = st.container(horizontal=True, wrap=True, gap="small", key=name)
+    return [row.container(border=True, key=f"{name}_item_{index}") for index in range(items)]

@@ -100,9 +100,9 @@ with calendars_tab:
         with read_session() as session:
             days = calendar_days(session, chosen, year=int(year))
         if days:
-            st.dataframe(pd.DataFrame([{t("sla.settings.day"): day, t("sla.settings.kind"): t(f"sla.kind.{kind}"),
+            table_or_cards(pd.DataFrame([{t("sla.settings.day"): day, t("sla.settings.kind"): t(f"sla.kind.{kind}"),
                                         t("sla.settings.name"): label} for day, kind, label in days]),
-                         hide_index=True, width="stretch")
+                           name="sla_days", title=t("sla.settings.day"))
         published = ", ".join(str(each) for each in china_holidays.YEARS)
         if int(year) > max(china_holidays.YEARS):
             st.info(t("sla.settings.china_missing", year=int(year), years=published))
