@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -67,16 +69,16 @@ def shown(value: Any) -> str:
     format, yes/no in words, empty as "—"."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return EMPTY
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return t("grid.yes") if value else t("grid.no")
     if isinstance(value, (dt.datetime, pd.Timestamp)):
         return when(value.to_pydatetime() if isinstance(value, pd.Timestamp) else value)
     if isinstance(value, dt.date):
         return date(value)
-    if isinstance(value, int):
-        return number(value)
-    if isinstance(value, float):
-        return number(value, digits=0 if value.is_integer() else 2)
+    if isinstance(value, numbers.Integral):
+        return number(int(value))
+    if isinstance(value, numbers.Real):
+        return number(value, digits=0 if float(value).is_integer() else 2)
     return " ".join(str(value).split())  # one line; the card escapes it
 
 
@@ -109,7 +111,7 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     heading = title if title is not None else (columns[0] if columns else None)
     listed = [column for column in (facts if facts is not None else columns) if column != heading]
     with narrow:
-        for _, row in frame.head(limit).iterrows():
+        for row in frame.head(limit).to_dict("records"):  # each cell its own type (iterrows would upcast)
             card(shown(row[heading]) if heading is not None else EMPTY,
                  [f"{column}: {shown(row[column])}" for column in listed])
         if len(frame) > limit:

@@ -74,7 +74,8 @@ with calendars_tab:
             t("sla.settings.name"): row.name, t("sla.settings.time_zone"): row.time_zone,
             t("sla.settings.hours"): json.dumps(row.hours, ensure_ascii=False),
             t("sla.settings.holidays"): row.holidays, t("sla.settings.workdays"): row.workdays,
-        } for row in calendars]), name="sla_calendars")
+        } for row in calendars]), name="sla_calendars",  # a card leaves the hours' JSON to the table
+            facts=[t("sla.settings.time_zone"), t("sla.settings.holidays"), t("sla.settings.workdays")])
     with st.form("sla_settings_calendar"):
         name = st.text_input(t("sla.settings.name"), key="sla_settings_calendar_name", max_chars=120)
         zone = st.text_input(t("sla.settings.time_zone"), value="Asia/Shanghai", key="sla_settings_calendar_zone")
