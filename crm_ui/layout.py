@@ -113,7 +113,7 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     with narrow:
         for row in frame.head(limit).to_dict("records"):  # each cell its own type (iterrows would upcast)
             card(shown(row[heading]) if heading is not None else EMPTY,
-                 [f"{column}: {shown(row[column])}" for column in listed])
+                 [t("layout.fact", label=column, value=shown(row[column])) for column in listed])
         if len(frame) > limit:
             st.caption(t("layout.more_rows", count=number(len(frame) - limit)))
     return value

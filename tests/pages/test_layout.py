@@ -40,9 +40,9 @@ def test_a_table_becomes_escaped_formatted_cards_with_the_rest_counted() -> None
     assert len(titles) == 2 and titles[1] == "**—**"
     assert "<b>" not in titles[0] and titles[0].count("**") == 2 and "粗体" in titles[0]
     captions = [unescaped(caption.value) for caption in app.caption]
-    assert captions[0] == ("启用: 是 · 次数: 1,234 · 比例: 0.50 · 最近: 2026年12月4日 14:05 · 备注: — · "
-                           "长文: 第一行 第二行")
-    assert captions[1] == "启用: 否 · 次数: 7 · 比例: 2 · 最近: — · 备注: 好 · 长文: x"
+    assert captions[0] == ("启用：是 · 次数：1,234 · 比例：0.50 · 最近：2026年12月4日 14:05 · 备注：— · "
+                           "长文：第一行 第二行")
+    assert captions[1] == "启用：否 · 次数：7 · 比例：2 · 最近：— · 备注：好 · 长文：x"
     # the third row is left to the table, and the cards say so
     assert captions[2] == "还有 1 行：在更宽的屏幕上可查看完整表格。"
     assert len(captions) == 3
