@@ -36,6 +36,7 @@ from crm_ui.context import (
     t,
 )
 from crm_ui.global_search import global_search_box
+from crm_ui.layout import FRAME_CSS
 from crm_ui.navigation import pages_for
 from crm_ui.notifications import notification_bell
 from crm_ui.page_scripts import language_script
@@ -270,6 +271,7 @@ def main() -> None:
     """Render the frame and run the selected page."""
     if LANG_STATE not in st.session_state:
         st.session_state[LANG_STATE] = normalise_language(getattr(st.context, "locale", None))
+    st.html(FRAME_CSS)
     db = get_db()
     if schema.current_revision(db.engine) != schema.head_revision():
         st.error(t("app.schema_outdated"))

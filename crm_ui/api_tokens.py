@@ -15,6 +15,7 @@ from crm_core.queries.api_tokens import ApiTokenRow, list_api_tokens
 from crm_core.services.api_tokens import EXPIRY_CHOICES_DAYS, issue_api_token, revoke_api_token
 from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import when_column
+from crm_ui.layout import table_or_cards
 from crm_ui.text import plain
 
 STATE = st.session_state
@@ -37,10 +38,10 @@ def token_table(rows: list[ApiTokenRow], *, show_user: bool) -> None:
         }
         for row in rows
     ])
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+    table_or_cards(frame, column_config={
         t("tokens.col.created"): when_column(), t("tokens.col.expires"): when_column(),
         t("tokens.col.last_used"): when_column(),
-    })
+    }, name="api_tokens_workspace" if show_user else "api_tokens_own", title=t("tokens.col.name"))
 
 
 def revoke_picker(rows: list[ApiTokenRow], *, key: str, show_user: bool) -> None:
@@ -79,7 +80,7 @@ def own_tokens() -> None:
     show_notice()
     if secret := STATE.get(NEW_SECRET_STATE):
         st.success(t("tokens.created", name=plain(secret["name"])))
-        st.code(secret["secret"], language=None)
+        st.code(secret["secret"], language=None, wrap_lines=True)
         if st.button(t("tokens.created_done"), key="account_token_copied"):
             STATE.pop(NEW_SECRET_STATE, None)
             st.rerun()

@@ -54,6 +54,7 @@ from crm_core.services.customers import (
 from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
 from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, number, when
+from crm_ui.layout import switch_css
 from crm_ui.page_scripts import SCROLL_SCRIPT
 from crm_ui.regions import province_filter, region_selects
 from crm_ui.text import plain, plain_join, plain_line
@@ -74,10 +75,9 @@ KEPT_STATE = "customers_kept_widgets"
 RESTORE_SCROLL_STATE = "customers_restore_scroll"
 DATE_COLUMNS = {"last_contacted_at", "created_at", "updated_at"}
 
+# the table and the cards switch with crm_ui.layout's stylesheet; a card's name is a link, in bold
 GRID_CSS = """
 <style>
-@media (max-width: 640px) { .st-key-customers_table { display: none; } }
-@media (min-width: 641px) { .st-key-customers_cards { display: none; } }
 .st-key-customers_cards [data-testid="stPageLink"] p { font-weight: 600; }
 </style>
 """
@@ -126,7 +126,7 @@ def page() -> None:
     grid = Grid(actor, owners, dict(owners), {team_id: name for team_id, name, _, _ in teams}, definitions, views,
                 custom_labels)
 
-    st.html(GRID_CSS)
+    st.html(GRID_CSS + switch_css("customers"))
     st.title(t("customers.title"))
     if notice := STATE.pop("customers_notice", None):
         st.success(notice)

@@ -34,6 +34,7 @@ from crm_core.quality.runs import data_docs_zip
 from crm_core.queries.jobs import JobView
 from crm_ui.context import get_db, lang, show_domain_error, t
 from crm_ui.formatting import number
+from crm_ui.layout import table_or_cards
 from crm_ui.navigation import pages_for
 from crm_ui.text import plain
 
@@ -262,7 +263,7 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
 def failures_table(failures: list[dict[str, Any]], *, key: str) -> None:
     """One line per failing check: the reason in the user's words, how many rows, which, examples."""
     language = lang()
-    st.dataframe(
+    table_or_cards(
         pd.DataFrame(
             [
                 {
@@ -277,9 +278,8 @@ def failures_table(failures: list[dict[str, Any]], *, key: str) -> None:
                 for failure in failures
             ]
         ),
-        hide_index=True,
-        width="stretch",
         key=key,
+        name=f"failures_{key}",
     )
 
 

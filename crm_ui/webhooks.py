@@ -39,6 +39,7 @@ from crm_core.services.webhooks import (
 )
 from crm_ui.context import get_db, read_session, show_domain_error, t
 from crm_ui.formatting import date_input_format, filters_label
+from crm_ui.layout import table_or_cards
 from crm_ui.text import plain
 
 STATE = st.session_state
@@ -63,7 +64,7 @@ def flash_and_secret() -> None:
         st.toast(message, icon="✅")
     if made := STATE.pop(SECRET, None):
         st.warning(t("webhooks.secret.once"))
-        st.code(made, language=None)
+        st.code(made, language=None, wrap_lines=True)
 
 
 def notices() -> None:
@@ -133,7 +134,7 @@ def subscriptions_section() -> list[SubscriptionRow]:
         t("webhooks.col.pending"): [row.counts.get("pending", 0) for row in rows],
         t("webhooks.col.failed"): [row.counts.get("failed", 0) for row in rows],
     })
-    st.dataframe(table, hide_index=True, width="stretch")
+    table_or_cards(table, name="webhooks_list")
     return rows
 
 
@@ -227,7 +228,7 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
     if not page.items:
         st.info(t("webhooks.log.empty"))
     else:
-        st.dataframe(pd.DataFrame({
+        table_or_cards(pd.DataFrame({
             t("webhooks.col.created"): [_when(item.created_at) for item in page.items],
             t("webhooks.col.event"): [item.event_type for item in page.items],
             t("webhooks.col.status"): [t(f"webhooks.status.{item.status}") for item in page.items],
@@ -237,7 +238,8 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
             t("webhooks.col.next"): [_when(item.next_attempt_at) for item in page.items],
             t("webhooks.col.webhook_id"): [item.webhook_id for item in page.items],
             t("webhooks.col.error"): [item.last_error or "" for item in page.items],
-        }), hide_index=True, width="stretch")
+        }), name="webhooks_log", title=t("webhooks.col.event"),
+            facts=[t(f"webhooks.col.{part}") for part in ("created", "status", "attempts", "code", "next", "error")])
     # one row on every width (columns would stack on a phone)
     pager = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
     if page.page > 1 and pager.button(t("webhooks.log.prev"), key="webhooks_prev"):
@@ -261,7 +263,7 @@ def _delivery_detail(actor: Actor, choices: dict[int, str]) -> None:
         attempts = delivery_attempts(session, delivery_id)
         payload = delivery_payload(session, delivery_id)
     st.caption(t("webhooks.delivery.payload"))
-    st.code(payload or "", language="json")
+    st.code(payload or "", language="json", wrap_lines=True)
     if not attempts:
         st.caption(t("webhooks.delivery.no_attempts"))
     for attempt in attempts:
@@ -271,9 +273,10 @@ def _delivery_detail(actor: Actor, choices: dict[int, str]) -> None:
         if attempt.error:
             st.caption(t("webhooks.delivery.error", error=plain(attempt.error)))
         st.caption(t("webhooks.delivery.request"))
-        st.code("\n".join(f"{name}: {value}" for name, value in attempt.request_headers.items()), language=None)
+        st.code("\n".join(f"{name}: {value}" for name, value in attempt.request_headers.items()), language=None,
+                wrap_lines=True)
         st.caption(t("webhooks.delivery.response"))
-        st.code(attempt.response_body, language=None)
+        st.code(attempt.response_body, language=None, wrap_lines=True)
     if st.button(t("webhooks.delivery.replay"), key="webhooks_replay_one"):
         try:
             replay_delivery(get_db(), actor, delivery_id)

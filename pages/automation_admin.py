@@ -43,6 +43,7 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
+from crm_ui.layout import table_or_cards
 from crm_ui.schedules import schedules_section
 from crm_ui.text import plain
 
@@ -120,7 +121,7 @@ stage_tab, assignment_tab, history_tab, schedules_tab = st.tabs(
 # --- stage automation -------------------------------------------------------------------
 with stage_tab:
     if automation_rules:
-        st.dataframe(
+        table_or_cards(
             pd.DataFrame(
                 [
                     {
@@ -135,11 +136,10 @@ with stage_tab:
                     for rule in automation_rules
                 ]
             ),
-            hide_index=True,
-            width="stretch",
             column_config={
                 t("automation.column.last_fired"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
             },
+            name="automation_rules",
         )
     run_column, _ = st.columns([1, 3])
     if run_column.button(t("automation.run_now"), key="automation_admin_run"):
@@ -246,7 +246,7 @@ with stage_tab:
 with assignment_tab:
     st.caption(t("automation.assignment_intro"))
     if assignment_rules:
-        st.dataframe(
+        table_or_cards(
             pd.DataFrame(
                 [
                     {
@@ -262,8 +262,7 @@ with assignment_tab:
                     for rule in assignment_rules
                 ]
             ),
-            hide_index=True,
-            width="stretch",
+            name="automation_assignment", title=t("automation.column.name"),
         )
     else:
         st.info(t("automation.no_assignment_rules"))
@@ -358,9 +357,10 @@ with history_tab:
                 for row in firings
             ]
         )
-        st.dataframe(
-            frame, hide_index=True, width="stretch",
+        table_or_cards(
+            frame,
             column_config={t("automation.column.fired_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+            name="automation_firings", title=t("automation.rule"),
         )
     else:
         st.info(t("automation.no_firings"))

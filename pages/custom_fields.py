@@ -17,6 +17,7 @@ from crm_core.services.custom_fields import (
     update_field,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.layout import table_or_cards
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
@@ -40,12 +41,12 @@ with read_session() as session:
     definitions = custom_field_definitions(session, entity)
 
 if definitions:
-    st.dataframe(pd.DataFrame([{
+    table_or_cards(pd.DataFrame([{
         t("custom_fields.name"): d.name, t("custom_fields.label_en"): d.label_en,
         t("custom_fields.label_zh"): d.label_zh,
         t("custom_fields.type"): type_label(d.field_type), t("custom_fields.required"): d.required,
         t("custom_fields.choices"): ", ".join(d.choices or []), t("custom_fields.position"): d.position,
-    } for d in definitions]), hide_index=True, width="stretch")
+    } for d in definitions]), name="custom_fields")
 else:
     st.info(t("custom_fields.empty"))
 

@@ -25,6 +25,7 @@ from crm_core.queries.jobs import JobView, get_job
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import number
 from crm_ui.jobs import cancel_button, is_active, live_jobs, retry_button, show_error, show_job_error, show_progress
+from crm_ui.layout import table_or_cards
 
 STATE = st.session_state
 ALL_SUITES = "__all__"
@@ -86,7 +87,7 @@ def show_run(run: dict[str, Any]) -> None:
                     ),
                     hide_index=True, width="stretch",
                 )
-    st.dataframe(check_table(run["checks"]), hide_index=True, width="stretch")
+    table_or_cards(check_table(run["checks"]), name="quality_checks")
 
 
 run_tab, history_tab, docs_tab = st.tabs([t("quality.tab.run"), t("quality.tab.history"), t("docs.title")])
@@ -163,7 +164,7 @@ with history_tab:
             legend={"orientation": "h", "y": -0.3},
         )
         st.plotly_chart(figure, key="data_quality_trend_chart")
-        st.dataframe(
+        table_or_cards(
             pd.DataFrame(
                 [
                     {
@@ -177,8 +178,8 @@ with history_tab:
                     for row in history
                 ]
             ),
-            hide_index=True, width="stretch",
             column_config={t("quality.column.started_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+            name="quality_history", title=t("quality.suite"),
         )
         run_ids = [row.run_id for row in history]
         run_labels = {row.run_id: f"{row.started_at:%Y-%m-%d %H:%M} · {suite_label(row.suite)}" for row in history}
@@ -188,7 +189,7 @@ with history_tab:
         if picked is not None:
             with read_session() as session:
                 details = check_run_details(session, picked)
-            st.dataframe(check_table(details), hide_index=True, width="stretch")
+            table_or_cards(check_table(details), name="quality_details")
 
 # --- Data Docs: our rendering of the same results, in the user's language (decision 0018) -------
 with docs_tab:

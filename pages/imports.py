@@ -42,6 +42,7 @@ from crm_core.models import Role
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
+from crm_ui.formatting import EMPTY
 from crm_ui.jobs import (
     cancel_button,
     download_quarantined,
@@ -57,6 +58,7 @@ from crm_ui.jobs import (
     status_label,
     when_text,
 )
+from crm_ui.layout import flow, table_and_cards, table_or_cards
 
 STATE = st.session_state
 SKIP = ""
@@ -103,6 +105,18 @@ def job_or_none(job_id: int | None) -> JobView | None:
             return get_job(session, job_id)
     except NotFound:
         return None
+
+
+def sample_values(column: pd.Series, count: int = 3, width: int = 40) -> str:
+    """A source column's first distinct non-empty values, each cut to ``width`` characters."""
+    values: list[str] = []
+    for value in column:
+        text = " ".join(str(value).split()) if value is not None and not pd.isna(value) else ""
+        if text and text not in values:
+            values.append(text if len(text) <= width else text[: width - 1] + "…")
+        if len(values) == count:
+            break
+    return " · ".join(values) or EMPTY
 
 
 def forget_file() -> None:
@@ -277,7 +291,9 @@ with new_tab:
             if STATE.get("imports_preview_of") != file.sha256:
                 STATE["imports_preview_rows"] = preview(file, 10)
                 STATE["imports_preview_of"] = file.sha256
-            st.dataframe(STATE["imports_preview_rows"], width="stretch", key="imports_preview")
+            # a phone reads each column's first values beside its field below, not in a sideways-scrolling table
+            with table_and_cards("imports_preview")[0]:
+                st.dataframe(STATE["imports_preview_rows"], width="stretch", key="imports_preview")
         except DomainError as error:
             show_domain_error(error)
             file = None
@@ -311,7 +327,9 @@ with new_tab:
         st.caption(t("imports.mapping_help"))
         targets = [SKIP, *[spec.name for spec in fields_of(entity)]]
         mapping_columns: dict[str, str] = {}
-        grid = st.columns(3)
+        # one box per source column, in the file's order: its name, the field, its first values
+        boxes = flow("imports_mapping", len(file.headers), item_rem=15)
+        samples = STATE.get("imports_preview_rows")
         for index, header in enumerate(file.headers):
             options = list(targets)
             if entity in CUSTOM_FIELD_ENTITIES:
@@ -319,13 +337,15 @@ with new_tab:
             default = suggested.columns.get(header, SKIP)
             if default not in options:
                 options.append(default)
-            choice = grid[index % 3].selectbox(
+            choice = boxes[index].selectbox(
                 header,
                 options,
                 index=options.index(default),
                 format_func=target_label,
                 key=f"imports_map_{signature_key}_{index}",
             )
+            if isinstance(samples, pd.DataFrame) and index < samples.shape[1]:
+                boxes[index].caption(plain(t("imports.samples", values=sample_values(samples.iloc[:, index]))))
             if choice != SKIP:
                 mapping_columns[header] = choice
 
@@ -340,6 +360,7 @@ with new_tab:
             with read_session() as session:
                 choices_by_field = {target: value_choices(session, actor, entity, target) for _, target in enumerated}
             any_unknown = False
+            value_mapping_headers: list[str] = []
             for header, target in enumerated:
                 cache_key = ("imports_distinct", file.sha256, header)
                 if STATE.get("imports_distinct_key") != cache_key:
@@ -355,7 +376,8 @@ with new_tab:
                     continue
                 any_unknown = True
                 st.markdown(t("imports.values_for", column=plain(header), field=field_label(target, lang())))
-                value_columns = st.columns(3)
+                value_boxes = flow(f"imports_values_{len(value_mapping_headers)}", len(unknown), item_rem=14)
+                value_mapping_headers.append(header)
                 for value_index, value in enumerate(unknown):
                     stored_values: list[str] = [SKIP, *choices]
                     preset_value = preset.get(value, SKIP)
@@ -365,7 +387,7 @@ with new_tab:
                             return t("imports.values.keep")
                         return t(f"stage.{stored}") if field == "lifecycle_stage" else stored
 
-                    picked = value_columns[value_index % 3].selectbox(
+                    picked = value_boxes[value_index].selectbox(
                         value,
                         stored_values,
                         index=stored_values.index(preset_value) if preset_value in stored_values else 0,
@@ -467,7 +489,7 @@ with history_tab:
     if not runs:
         st.info(t("imports.no_runs"))
     else:
-        st.dataframe(
+        table_or_cards(
             pd.DataFrame(
                 [
                     {
@@ -486,9 +508,8 @@ with history_tab:
                     for run in runs
                 ]
             ),
-            hide_index=True,
-            width="stretch",
             key="imports_history_table",
+            name="imports_history", title=t("imports.column.file"),
         )
         by_id: dict[int, Any] = {run.id: run for run in runs}
         if wanted_run and STATE.get("imports_history_linked") != wanted_run:

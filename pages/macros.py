@@ -12,6 +12,7 @@ from crm_core.queries.macros import list_macros
 from crm_core.rules.macros import LANGUAGES, VARIABLES
 from crm_core.services import macros as macro_service
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.layout import table_or_cards
 
 STATE = st.session_state
 
@@ -35,9 +36,8 @@ def done(message_key: str) -> None:
 
 st.caption(t("macros.help", variables=", ".join("{" + name + "}" for name in VARIABLES)))
 if macros:
-    st.dataframe(pd.DataFrame([{t("macros.name"): name, t("macros.language"): t(f"macros.lang.{language}"),
-                                t("macros.body"): body} for _, name, language, body, _ in macros]),
-                 hide_index=True, width="stretch")
+    table_or_cards(pd.DataFrame([{t("macros.name"): name, t("macros.language"): t(f"macros.lang.{language}"),
+                                t("macros.body"): body} for _, name, language, body, _ in macros]), name="macros_list")
 editing_options: list[int | None] = [None, *(macro_id for macro_id, *_ in macros)]
 by_id = {macro_id: (name, language, body, version) for macro_id, name, language, body, version in macros}
 editing = st.selectbox(t("macros.edit"), editing_options,

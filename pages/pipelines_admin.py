@@ -72,10 +72,11 @@ if pipelines:
         width="stretch",
         column_config={
             "id": None,
-            "order": st.column_config.NumberColumn(t("pipelines.order"), min_value=1, step=1, required=True),
+            "order": st.column_config.NumberColumn(t("pipelines.order"), min_value=1, step=1, required=True,
+                                                  width="small"),
             "name": st.column_config.TextColumn(t("pipelines.stage_name"), required=True, max_chars=120),
             "probability": st.column_config.NumberColumn(t("deal.probability"), min_value=0, max_value=100, step=1,
-                                                         format="%d%%", required=True),
+                                                         format="%d%%", required=True, width="small"),
             "kind": st.column_config.SelectboxColumn(t("pipelines.kind"), options=list(kind_labels.values()),
                                                      required=True),
         },

@@ -22,6 +22,7 @@ from crm_core.services import customer_tiers as tier_service
 from crm_core.services import sla_settings
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.layout import table_or_cards
 
 STATE = st.session_state
 
@@ -69,11 +70,12 @@ calendars_tab, tiers_tab, policies_tab, queues_tab = st.tabs(
 
 with calendars_tab:
     if calendars:
-        st.dataframe(pd.DataFrame([{
+        table_or_cards(pd.DataFrame([{
             t("sla.settings.name"): row.name, t("sla.settings.time_zone"): row.time_zone,
             t("sla.settings.hours"): json.dumps(row.hours, ensure_ascii=False),
             t("sla.settings.holidays"): row.holidays, t("sla.settings.workdays"): row.workdays,
-        } for row in calendars]), hide_index=True, width="stretch")
+        } for row in calendars]), name="sla_calendars",  # a card leaves the hours' JSON to the table
+            facts=[t("sla.settings.time_zone"), t("sla.settings.holidays"), t("sla.settings.workdays")])
     with st.form("sla_settings_calendar"):
         name = st.text_input(t("sla.settings.name"), key="sla_settings_calendar_name", max_chars=120)
         zone = st.text_input(t("sla.settings.time_zone"), value="Asia/Shanghai", key="sla_settings_calendar_zone")
@@ -99,9 +101,9 @@ with calendars_tab:
         with read_session() as session:
             days = calendar_days(session, chosen, year=int(year))
         if days:
-            st.dataframe(pd.DataFrame([{t("sla.settings.day"): day, t("sla.settings.kind"): t(f"sla.kind.{kind}"),
+            table_or_cards(pd.DataFrame([{t("sla.settings.day"): day, t("sla.settings.kind"): t(f"sla.kind.{kind}"),
                                         t("sla.settings.name"): label} for day, kind, label in days]),
-                         hide_index=True, width="stretch")
+                           name="sla_days", title=t("sla.settings.day"))
         published = ", ".join(str(each) for each in china_holidays.YEARS)
         if int(year) > max(china_holidays.YEARS):
             st.info(t("sla.settings.china_missing", year=int(year), years=published))
@@ -130,11 +132,11 @@ with calendars_tab:
 with tiers_tab:
     st.caption(t("tiers.help"))
     if tiers:
-        st.dataframe(pd.DataFrame([{
+        table_or_cards(pd.DataFrame([{
             t("tiers.code"): row.code, t("tiers.name_en"): row.name_en, t("tiers.name_zh"): row.name_zh,
             t("tiers.rank"): row.rank, t("tiers.threshold"): formatting.money(row.min_order_total),
             t("tiers.months"): row.months, t("tiers.by_orders"): row.by_orders, t("tiers.pinned"): row.pinned,
-        } for row in tiers]), hide_index=True, width="stretch")
+        } for row in tiers]), name="sla_tiers")
         if st.button(t("tiers.refresh"), key="sla_settings_tiers_refresh"):
             done("tiers.refresh_started", recompute=True, job="customer_tier_refresh")
     else:
@@ -213,7 +215,7 @@ with policies_tab:
         st.info(t("sla.settings.calendar_first"))
     else:
         if policy_rows:
-            st.dataframe(pd.DataFrame([{
+            table_or_cards(pd.DataFrame([{
                 t("tiers.tier"): tier_label(row.tier_id),
                 t("service.field.priority"): t(f"service.priority.{row.priority}"),
                 t("sla.settings.calendar"): names.get(row.calendar_id, "—"),
@@ -222,7 +224,7 @@ with policies_tab:
                 t("service.metric.resolution"): row.resolution_minutes,
                 t("sla.settings.warn_percent"): row.warn_percent,
                 t("tiers.reassign_column"): t("tiers.yes") if row.reassign_on_breach else t("tiers.no"),
-            } for row in policy_rows]), hide_index=True, width="stretch")
+            } for row in policy_rows]), name="sla_policies")
         choice = st.columns(2)
         policy_tier = choice[0].selectbox(t("tiers.tier"), [None, *(row.id for row in tiers)], format_func=tier_label,
                                           key="sla_settings_policy_tier")

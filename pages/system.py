@@ -9,6 +9,7 @@ from crm_core.queries.system import system_status
 from crm_ui.context import current_actor, read_session, t
 from crm_ui.formatting import EMPTY, when
 from crm_ui.jobs import kind_label
+from crm_ui.layout import table_or_cards
 from crm_ui.text import plain
 
 current_actor()
@@ -36,20 +37,20 @@ else:
 
 st.subheader(t("system.failures", count=status.failed_last_day))
 if status.recent_failures:
-    st.dataframe([{t("system.job"): f"#{job.id}", t("system.kind"): kind_label(job.kind),
+    table_or_cards([{t("system.job"): f"#{job.id}", t("system.kind"): kind_label(job.kind),
                    t("system.finished"): when(job.finished_at),
                    t("system.reference"): job.reference or EMPTY} for job in status.recent_failures],
-                 hide_index=True)
+                   name="system_failures")
     st.caption(t("system.reference_hint"))
 else:
     st.success(t("system.no_failures"))
 
 st.subheader(t("system.incidents"))
 if status.incidents:
-    st.dataframe([{t("system.reference"): incident.id, t("system.finished"): when(incident.at),
+    table_or_cards([{t("system.reference"): incident.id, t("system.finished"): when(incident.at),
                    t("system.where"): t(f"system.surface.{incident.surface}"), t("system.error"): incident.error,
                    t("system.outage"): "✓" if incident.outage else ""} for incident in status.incidents],
-                 hide_index=True)
+                   name="system_incidents")
     st.caption(t("system.reference_hint"))
 else:
     st.success(t("system.no_incidents"))
@@ -57,7 +58,7 @@ else:
 st.subheader(t("system.backup"))
 if status.last_backup is None:
     st.warning(t("system.no_backup"))
-    st.code("python -m crm_core backup create --verify", language="bash")
+    st.code("python -m crm_core backup create --verify", language="bash", wrap_lines=True)
 else:
     backup = status.last_backup
     st.markdown(t("system.last_backup", taken=when(backup.taken_at), size=f"{backup.size / 1024 / 1024:,.1f}"))

@@ -23,6 +23,7 @@ from crm_core.services.tasks import (
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, date_input_format, number, or_dash
+from crm_ui.layout import switch_css
 from crm_ui.page_scripts import SCROLL_TO_TASK_FORM
 from crm_ui.pager import numbered_pager
 from crm_ui.text import plain, plain_join, plain_line
@@ -31,12 +32,10 @@ PER_PAGE = 50
 STATE = st.session_state
 MINE, TEAM, EVERYONE = "mine", "team", "everyone"
 VIEWS = ["overdue", "today", "upcoming", "open", "done"]
-# under 640 px the table gives way to cards (no sideways scroll), as on the customers grid; the
-# counts stay one row of three
-TASKS_CSS = """
+# under 640 px the table gives way to cards (no sideways scroll: crm_ui.layout), as on the customers
+# grid; the counts stay one row of three
+TASKS_CSS = switch_css("tasks") + """
 <style>
-@media (max-width: 640px) { .st-key-tasks_table { display: none; } }
-@media (min-width: 641px) { .st-key-tasks_cards { display: none; } }
 .st-key-tasks_counts [data-testid="stMetric"] { min-width: 5.5rem; }
 </style>
 """

@@ -12,6 +12,7 @@ from crm_core.services.tenants import UserInput, create_team, create_user, unloc
 from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.jobs import flash, show_flash
+from crm_ui.layout import table_or_cards
 from crm_ui.team_robots import team_robot_settings
 from crm_ui.text import plain, plain_line
 
@@ -39,7 +40,7 @@ now = utcnow()
 users_tab, teams_tab, tokens_tab = st.tabs([t("users.tab_users"), t("users.tab_teams"), t("tokens.title")])
 
 with users_tab:
-    st.dataframe(
+    table_or_cards(
         pd.DataFrame(
             [
                 {
@@ -54,8 +55,7 @@ with users_tab:
                 for user in users
             ]
         ),
-        hide_index=True,
-        width="stretch",
+        name="users_list", title=labels["full_name"],
     )
 
     locked = [user for user in users if user.locked_until and user.locked_until > now]
@@ -149,13 +149,12 @@ with users_tab:
             st.rerun()
 
 with teams_tab:
-    st.dataframe(
+    table_or_cards(
         pd.DataFrame(
             [{labels["name"]: name, t("field.region"): region or "", t("team.manager"): manager or ""}
              for _, name, region, manager in teams]
         ),
-        hide_index=True,
-        width="stretch",
+        name="users_teams",
     )
     managers = {user.id: user.full_name for user in users if user.role in ("manager", "admin") and user.is_active}
     with st.form(f"teams_create_{STATE.setdefault('teams_form_generation', 0)}"):

@@ -100,6 +100,32 @@ def settled(page: object, timeout_ms: int = 30_000) -> None:
     )
 
 
+# Every element of the page that scrolls sideways (and the page itself), as "what: scroll width > width".
+# Left out as legitimately scrollable: the sidebar (a drawer, off screen on a phone), Streamlit's tab strip
+# (it scrolls with its own arrow button) and a multiselect's line of chosen items (Streamlit's design:
+# one line that scrolls). Plotly charts are not left out: they fit their width.
+SIDEWAYS_SCROLLERS = """() => {
+  const found = [];
+  const root = document.scrollingElement;
+  if (root.scrollWidth > root.clientWidth + 1) found.push(`the page: ${root.scrollWidth} > ${root.clientWidth}`);
+  for (const el of document.querySelectorAll('[data-testid="stMain"] *')) {
+    if (el.clientWidth === 0 || el.scrollWidth <= el.clientWidth + 1) continue;
+    if (!['auto', 'scroll'].includes(getComputedStyle(el).overflowX)) continue;
+    if (el.matches('[role="tablist"], [data-testid="stMultiSelectTagsContainer"]')) continue;
+    const keyed = el.closest('[class*="st-key-"]');
+    const key = keyed ? [...keyed.classList].find(name => name.startsWith('st-key-')) : '';
+    const kind = el.closest('[data-testid]');
+    found.push(`${kind ? kind.dataset.testid : el.tagName} ${key}: ${el.scrollWidth} > ${el.clientWidth}`);
+  }
+  return found;
+}"""
+
+# the page's tables (canvas grids, drawn after the script's run) have drawn
+TABLES_DRAWN = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stDataFrame"]')]
+  .filter(table => table.getClientRects().length > 0)
+  .every(table => table.querySelector('.dvn-scroller') && table.querySelector('canvas'))
+  && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]')"""
+
 WATCH_CSP = """
 window.__cspViolations = [];
 document.addEventListener('securitypolicyviolation',

@@ -37,7 +37,16 @@ from crm_core.models import (
 )
 from crm_core.models.segments import Segment, SegmentSharing
 from crm_ui.navigation import pages_for
-from tests.e2e.conftest import Server, actor_of, log_in, prepare_database, screenshot, watched_page
+from tests.e2e.conftest import (
+    SIDEWAYS_SCROLLERS,
+    TABLES_DRAWN,
+    Server,
+    actor_of,
+    log_in,
+    prepare_database,
+    screenshot,
+    watched_page,
+)
 from tests.factories import PASSWORD
 from tests.hosting import start_host
 
@@ -233,6 +242,7 @@ def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role
     log_in_chinese(page, server, actor.username)
     found: dict[str, list[str]] = {}
     rendered: dict[str, list[str]] = {}
+    sideways: dict[str, list[str]] = {}
     wait_until_settled(page)
     for index, spec in enumerate(pages_for(role)):
         open_from_menu(page, t(spec.title_key, "zh-CN"), spec.url_path, default=index == 0)
@@ -246,10 +256,16 @@ def test_every_page_of_every_role_reads_in_chinese(server: Server, browser, role
                 found[f"{spec.url_path}@{width}"] = [in_context(word, shown) for word in words]
             if from_data := page.evaluate(RENDERED_FROM_DATA) + watched.violations():
                 rendered[f"{spec.url_path}@{width}"] = from_data
+            if width < 500 and (spec.section_key == "nav.section.admin" or spec.url_path in ("macros", "jobs")):
+                # an admin page on a phone: cards, not tables that scroll sideways (test_phone_admin, in English)
+                page.wait_for_function(TABLES_DRAWN, timeout=TIMEOUT)
+                if scrolling := page.evaluate(SIDEWAYS_SCROLLERS):
+                    sideways[spec.url_path] = scrolling
         page.set_viewport_size({"width": WIDTHS[0], "height": 1000})
     context.close()
     assert not rendered, f"data rendered as markup, or the policy refused something: {rendered}"
     assert watched.outside == [], f"requests outside the app: {watched.outside}"
+    assert not sideways, f"sideways scrolling at 390 px: {sideways}"
     report = "\n".join(f"{where}: {' | '.join(words)}" for where, words in found.items())
     assert not found, f"English on {len(found)} page views:\n{report}"
 
