@@ -11,6 +11,7 @@ from crm_core.queries.users import list_teams, list_users
 from crm_core.services.tenants import UserInput, create_team, create_user, unlock_user, update_user
 from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.formatting import EMPTY, when
 from crm_ui.jobs import flash, show_flash
 from crm_ui.layout import table_or_cards
 from crm_ui.team_robots import team_robot_settings
@@ -47,10 +48,10 @@ with users_tab:
                     labels["username"]: user.username,
                     labels["full_name"]: user.full_name,
                     labels["role"]: t(f"role.{user.role}"),
-                    labels["team_id"]: user.team_name or "",
+                    labels["team_id"]: user.team_name or EMPTY,
                     t("user.status"): t("user.locked") if user.locked_until and user.locked_until > now
                     else (t("user.active") if user.is_active else t("user.inactive")),
-                    t("user.last_login"): user.last_login_at,
+                    t("user.last_login"): when(user.last_login_at),  # never logged in: "—", not "None"
                 }
                 for user in users
             ]
