@@ -206,9 +206,8 @@ CONTACT = _table(
     Field("is_primary", BOOL),
 )
 PRODUCT = _table(
-    Field(
+    Field(  # optional, as in Salesforce, HubSpot and Odoo; unique per tenant when given
         "sku",
-        required=True,
         column=_column(Product, "sku"),
         pattern=(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$", "sales.sku_invalid"),
     ),
