@@ -100,6 +100,16 @@ def _validate(session: Session, form: ActivityInput, now: dt.datetime) -> Errors
     return errors
 
 
+def note_contact(customer: Customer, occurred_at: dt.datetime) -> None:
+    """An activity at ``occurred_at`` moves the customer's ``last_contacted_at`` when it is the latest touch.
+
+    The one rule for the form (:func:`record_activity`) and for an import of activities, which
+    keeps each activity's own date: an activity of 2017 leaves a contact of 2025 as it is.
+    """
+    if customer.last_contacted_at is None or occurred_at > customer.last_contacted_at:
+        customer.last_contacted_at = occurred_at
+
+
 def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
     """Log ``form`` on an open session (the caller owns the transaction); returns the activity id."""
     now = utcnow()
@@ -121,8 +131,7 @@ def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
         summary=form.summary.strip(),
     )
     session.add(activity)
-    if customer.last_contacted_at is None or occurred_at > customer.last_contacted_at:
-        customer.last_contacted_at = occurred_at
+    note_contact(customer, occurred_at)
     follow_up = _as_datetime(form.next_follow_up_at, now)
     if follow_up is not None:
         customer.next_follow_up_at = follow_up
