@@ -260,7 +260,7 @@ def history_mapped(entity: str, mapping: ImportMapping) -> list[str]:
     return [name for name in HISTORY_FIELDS.get(entity, ()) if name in mapped]
 
 
-def _check_history(actor: Actor, entity: str, mapping: ImportMapping) -> None:
+def check_history(actor: Actor, entity: str, mapping: ImportMapping) -> None:
     """Only an admin writes the past: a mapping filling a history field is refused to anyone else."""
     history = history_mapped(entity, mapping)
     if history and not actor.is_admin:
@@ -321,7 +321,7 @@ def validate_import(
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
-    _check_history(actor, entity, mapping)
+    check_history(actor, entity, mapping)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.validating")
     with db.session(actor) as session:
@@ -352,7 +352,7 @@ def run_import(
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
-    _check_history(actor, entity, mapping)
+    check_history(actor, entity, mapping)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.importing")
     try:

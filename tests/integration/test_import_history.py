@@ -12,12 +12,15 @@ in 2017's funnel and dashboard, not in this quarter's.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from crm_core.access import Actor
+from crm_core.cli import main
 from crm_core.db import Database
 from crm_core.errors import ImportNotAllowed
 from crm_core.i18n import t
@@ -193,3 +196,25 @@ def test_history_is_for_admins_and_closing_rules_hold_then_a_revert_takes_the_de
         assert customer.lifecycle_stage == "prospect"
         assert not session.scalars(select(OpportunityStageChange).where(
             OpportunityStageChange.opportunity_id == deal.id)).all()
+
+
+def test_the_command_line_refuses_history_to_a_manager_in_words_and_imports_it_for_an_admin(
+    capsys: pytest.CaptureFixture[str], sqlite_db: Database, tmp_path: Path
+) -> None:
+    world = build_world(sqlite_db)
+    import_csv(sqlite_db, world.admin, "customers", f"Customer name,Owner\nEpsilon,{world.manager.username}\n")
+    won = stages(sqlite_db, world.admin)["won"].name
+    deals = tmp_path / "deals.csv"
+    deals.write_text(f"Deal name,Customer,Stage,Amount,Created date,Closed date\nOld,Epsilon,{won},9,2017-02-01,"
+                     "2017-05-02\n", encoding="utf-8")
+    url = ["--database-url", str(sqlite_db.engine.url)]
+    code = main([*url, "import", "opportunities", str(deals), "--as", world.manager.username, "--json"])
+    said = capsys.readouterr()
+    assert code != 0 and "Traceback" not in said.err + said.out
+    assert t("imports.error.history_admin", "en", fields="created_at, closed_at") in said.err + said.out
+    code = main([*url, "import", "opportunities", str(deals), "--as", world.admin.username, "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert (code, payload["status"], payload["created"]) == (0, "imported", 1)
+    with sqlite_db.session(world.admin) as session:
+        of_2017 = funnel(session, filters=ReportFilters(since=dt.date(2017, 1, 1), until=dt.date(2017, 12, 31)))
+        assert of_2017 is not None and of_2017.won_count == 1 and of_2017.average_cycle_days == pytest.approx(90.5)
