@@ -733,6 +733,7 @@ class _Writer:
         self.touched_customers: set[int] = set()  # whose deals, orders or activities this run wrote
         self.contacted: dict[int, dt.datetime] = {}  # customer id → its latest imported activity
         self._stages: dict[int, pipeline_rules.StageInfo] | None = None
+        self._first_open: dict[int, pipeline_rules.StageInfo | None] = {}
         self.now = utcnow()
         self._ensure_custom_fields()
 
@@ -752,9 +753,12 @@ class _Writer:
 
     def first_open(self, pipeline_id: int) -> pipeline_rules.StageInfo | None:
         """Where a deal of ``pipeline_id`` starts (the first open stage)."""
-        self.stage(None)
-        assert self._stages is not None
-        return pipeline_rules.first_open_stage([s for s in self._stages.values() if s.pipeline_id == pipeline_id])
+        if pipeline_id not in self._first_open:
+            self.stage(None)
+            assert self._stages is not None
+            self._first_open[pipeline_id] = pipeline_rules.first_open_stage(
+                [stage for stage in self._stages.values() if stage.pipeline_id == pipeline_id])
+        return self._first_open[pipeline_id]
 
     @contextmanager
     def fulltext_deferred(self) -> Iterator[None]:
@@ -1159,6 +1163,8 @@ class _Writer:
                 for row_number, row_changes in updates[record.id]:
                     if self.entity == "opportunities":
                         row_changes = self._stage_move(record, row_changes, moves)
+                    elif self.entity == "tasks":
+                        row_changes = self._task_status(record, row_changes)
                     row_changed = False
                     for key, value in row_changes.items():
                         if key == "custom_fields":
@@ -1188,6 +1194,16 @@ class _Writer:
             self.session.flush()
         self._record(changed, [first_rows[record_id] for record_id in changed], "updated", AUDIT_ENTITY[self.entity],
                      None)
+
+    def _task_status(self, task: Any, changes: dict[str, Any]) -> dict[str, Any]:
+        """A row setting an existing task's status or completion: done has a completion time, open none
+        (as completing and reopening by hand leave it)."""
+        status = changes.get("status")
+        if status is None and changes.get("completed_at") is not None:
+            return {**changes, "status": TaskStatus.DONE.value}  # completed then (imported history)
+        if status is None or status == TaskStatus.DONE.value and (task.completed_at or changes.get("completed_at")):
+            return changes
+        return {**changes, "completed_at": self.now if status == TaskStatus.DONE.value else None}
 
     def _stage_move(
         self, deal: Any, changes: dict[str, Any], moves: list[tuple[int, int, int, dt.datetime]]

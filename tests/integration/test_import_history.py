@@ -189,6 +189,13 @@ def test_history_is_for_admins_and_closing_rules_hold_then_a_revert_takes_the_de
         assert deal.closed_at is not None and deal.closed_at.date() == dt.datetime.now(dt.UTC).date()
         customer = session.get(Customer, deal.customer_id)
         assert customer is not None and customer.lifecycle_stage == "customer"
+    # a file that marks an existing task done (or open again) leaves it as completing (reopening) by hand would
+    import_csv(db, world.admin, "tasks", "Title,Status\nFollow up Delta,open\n")
+    for status, completed in (("done", True), ("open", False)):
+        import_csv(db, world.admin, "tasks", f"Title,Status\nFollow up Delta,{status}\n", mode="upsert")
+        with db.session(world.admin) as session:
+            task = session.scalars(select(Task).where(Task.title == "Follow up Delta")).one()
+            assert (task.status, task.completed_at is not None) == (status, completed)
     reverted = revert_import(db, world.manager, result.run_id)
     assert reverted.deleted == 1
     with db.session(world.admin) as session:
