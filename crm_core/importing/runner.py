@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -72,7 +72,7 @@ from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.rules.custom_fields import valid_field_name
-from crm_core.services.activities import note_contact
+from crm_core.services.activities import later_contact
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.orders import line_total
@@ -1282,14 +1282,53 @@ class _Writer:
         transaction, as the services do in theirs.
         """
         self.session.flush()
-        contacted = sorted(self.contacted)
-        for start in range(0, len(contacted), 500):
-            batch = contacted[start : start + 500]
-            for customer in self.session.scalars(select(Customer).where(Customer.id.in_(batch))):
-                note_contact(customer, self.contacted[customer.id])
-            self.session.flush()
+        self._note_contacts()
         if self.touched_customers:
             refresh_lifecycle(self.session, self.actor.tenant_id, sorted(self.touched_customers))
+
+    def _note_contacts(self) -> None:
+        """Move each customer's last contact to its latest imported activity where that is later
+        (services.activities.later_contact), set-based: one UPDATE per batch (the version moves, as
+        for any edit, so an open form sees the change) and an audit event per customer, tagged with
+        the run. (Through the ORM it was 10,000 loaded customers and as many flushed UPDATEs: half
+        the time of 100,000 activities.)"""
+        contacted = sorted(self.contacted)
+        table = Customer.__table__
+        statement = (
+            table.update()  # type: ignore[attr-defined]
+            .where(table.c.id == bindparam("customer_id"))
+            .values(last_contacted_at=bindparam("contacted_at"), version=table.c.version + 1,
+                    updated_at=bindparam("now"))
+        )
+        for start in range(0, len(contacted), 500):
+            batch = contacted[start : start + 500]
+            # read through the actor's session: only customers the importer may see (as the references resolved)
+            current = self.session.execute(
+                select(Customer.id, Customer.last_contacted_at).where(Customer.id.in_(batch))
+            ).all()
+            moved = [(customer_id, before, self.contacted[customer_id]) for customer_id, before in current
+                     if later_contact(before, self.contacted[customer_id])]
+            if not moved:
+                continue
+            now = utcnow()
+            self.session.connection().execute(
+                statement,
+                [{"customer_id": customer_id, "contacted_at": at, "now": now} for customer_id, _, at in moved],
+            )
+            encode = driver_form(self.session, AuditEvent.__table__, "changes")  # type: ignore[arg-type]
+            tag = self.session.info.get(access.AUDIT_TAG_KEY, {})
+            insert_rows(
+                self.session,
+                AuditEvent.__table__,  # type: ignore[arg-type]
+                [
+                    (self.actor.tenant_id, self.actor.user_id, "update", "customer", customer_id, now, now, now,
+                     encode({"last_contacted_at": [access._serialise(before), access._serialise(at)], **tag}))
+                    for customer_id, before, at in moved
+                ],
+                columns=("tenant_id", "actor_id", "action", "entity", "entity_id", "occurred_at", "created_at",
+                         "updated_at", "changes"),
+                converted=("changes",),
+            )
 
     def _ensure_custom_fields(self) -> None:
         """Unknown custom fields named in the mapping become text fields (admins only)."""

@@ -100,13 +100,18 @@ def _validate(session: Session, form: ActivityInput, now: dt.datetime) -> Errors
     return errors
 
 
-def note_contact(customer: Customer, occurred_at: dt.datetime) -> None:
-    """An activity at ``occurred_at`` moves the customer's ``last_contacted_at`` when it is the latest touch.
+def later_contact(last_contacted_at: dt.datetime | None, occurred_at: dt.datetime) -> bool:
+    """Does an activity at ``occurred_at`` move a customer's ``last_contacted_at``? Only as the latest touch.
 
-    The one rule for the form (:func:`record_activity`) and for an import of activities, which
-    keeps each activity's own date: an activity of 2017 leaves a contact of 2025 as it is.
+    The one rule for the form (:func:`note_contact`) and for an import of activities, which keeps
+    each activity's own date: an activity of 2017 leaves a contact of 2025 as it is.
     """
-    if customer.last_contacted_at is None or occurred_at > customer.last_contacted_at:
+    return last_contacted_at is None or occurred_at > last_contacted_at
+
+
+def note_contact(customer: Customer, occurred_at: dt.datetime) -> None:
+    """Move the customer's ``last_contacted_at`` to ``occurred_at`` when that is later (:func:`later_contact`)."""
+    if later_contact(customer.last_contacted_at, occurred_at):
         customer.last_contacted_at = occurred_at
 
 

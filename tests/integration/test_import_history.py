@@ -138,6 +138,11 @@ def test_a_move_in_of_every_entity_leaves_every_quality_suite_green_and_the_past
         assert flags[("opportunity", still_open.id)] == [None, ["created_at"]]
         assert flags[("customer", customers["Gamma Talks"].id)] is None
         assert flags[("task", done.id)] == [None, ["completed_at"]]
+        contact_moves = [event.changes for event in session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "update", AuditEvent.entity == "customer",
+            AuditEvent.entity_id == customers["Gamma Talks"].id))]
+        assert [(changes["last_contacted_at"][1], "_import_run" in changes) for changes in contact_moves] == [
+            ("2024-01-01T10:00:00", True)]
 
         # the reports of the past show the history; this quarter's do not
         of_2017 = funnel(session, filters=ReportFilters(since=dt.date(2017, 1, 1), until=dt.date(2017, 12, 31)))
