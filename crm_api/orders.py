@@ -54,7 +54,7 @@ class OrderLineOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [LINE_EXAMPLE]})
 
     product_id: int
-    sku: str
+    sku: str | None
     product_name: str
     quantity: Decimal
     unit_price: Decimal

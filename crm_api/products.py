@@ -37,7 +37,7 @@ class ProductOut(BaseModel):
         "archived_at": None, "version": 2}]})
 
     id: int
-    sku: str
+    sku: str | None = Field(description="Optional; unique in the tenant when given.")
     name: str
     unit_price: Decimal = Field(description="Decimal string with two places.")
     currency: str
@@ -54,7 +54,7 @@ class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"sku": "KS-100", "name": "Kestrel Scanner", "unit_price": "1200.00", "currency": "CNY"}]})
 
-    sku: str = Field(max_length=1000)
+    sku: str = Field(default="", max_length=1000, description="Optional (blank: none); unique when given.")
     name: str = Field(max_length=1000)
     unit_price: Amount = "0"
     currency: str = Field(default="CNY", max_length=100)
@@ -163,7 +163,7 @@ def update_product_endpoint(product_id: ProductId, body: ProductPatch, response:
     if current is None or current.archived_at is not None:
         raise NotFound("product")
     given = body.model_fields_set - {"version"}
-    form = ProductInput(sku=current.sku, name=current.name, unit_price=current.unit_price,
+    form = ProductInput(sku=current.sku or "", name=current.name, unit_price=current.unit_price,
                         currency=current.currency, is_active=current.is_active)
     for name in given & {"sku", "name", "currency"}:
         setattr(form, name, getattr(body, name))

@@ -731,7 +731,10 @@ def order_form(profile: Profile) -> None:
     if not products:
         st.info(t("orders.no_products"))
         return
-    product_names = {p.id: f"{p.sku} · {p.name} ({money(p.unit_price, currency_code=p.currency)})" for p in products}
+    product_names = {
+        p.id: " · ".join(filter(None, (p.sku, f"{p.name} ({money(p.unit_price, currency_code=p.currency)})")))
+        for p in products
+    }
     generation = STATE.setdefault(f"{prefix}_order_generation", 0)
     st.markdown(f"**{t('orders.new')}**")
     lines_frame = st.data_editor(

@@ -28,6 +28,7 @@ from crm_core.importing.fields import (
     CUSTOM_PREFIX,
     DEFAULT_MATCH,
     ENTITIES,
+    HISTORY_FIELDS,
     MATCH_KEYS,
     fields_of,
 )
@@ -325,7 +326,9 @@ with new_tab:
 
         st.subheader(t("imports.step.mapping"))
         st.caption(t("imports.mapping_help"))
-        targets = [SKIP, *[spec.name for spec in fields_of(entity)]]
+        # dates of the past (created, closed, completed) are an admin's to import: not offered to others
+        withheld = set() if actor.is_admin else set(HISTORY_FIELDS.get(entity, ()))
+        targets = [SKIP, *[spec.name for spec in fields_of(entity) if spec.name not in withheld]]
         mapping_columns: dict[str, str] = {}
         # one box per source column, in the file's order: its name, the field, its first values
         boxes = flow("imports_mapping", len(file.headers), item_rem=15)
@@ -335,6 +338,8 @@ with new_tab:
             if entity in CUSTOM_FIELD_ENTITIES:
                 options.append(CUSTOM_PREFIX + custom_name(header))
             default = suggested.columns.get(header, SKIP)
+            if default in withheld:
+                default = SKIP
             if default not in options:
                 options.append(default)
             choice = boxes[index].selectbox(

@@ -48,7 +48,7 @@ st.divider()
 editing_id = st.selectbox(
     t("products.choose"), [None, *[p.id for p in products]], key="products_pick",
     format_func=lambda value: t("products.new") if value is None else next(
-        f"{p.sku} · {p.name}" for p in products if p.id == value),
+        " · ".join(filter(None, (p.sku, p.name))) for p in products if p.id == value),
 )
 editing = next((p for p in products if p.id == editing_id), None)
 generation = STATE.setdefault("products_generation", 0)
@@ -62,7 +62,7 @@ if stale := STATE.get("products_stale"):
         st.rerun()
 with st.form(f"products_form_{editing_id}_{generation}", clear_on_submit=False):
     left, right = st.columns(2)
-    sku = left.text_input("SKU *", value=editing.sku if editing else "", max_chars=64)
+    sku = left.text_input("SKU", value=(editing.sku or "") if editing else "", max_chars=64)
     name = right.text_input(labels["name"] + " *", value=editing.name if editing else "", max_chars=200)
     price = left.text_input(labels["unit_price"], value=f"{editing.unit_price:.2f}" if editing else "0.00")
     currency = right.text_input(labels["currency"], value=editing.currency if editing else "CNY", max_chars=3)

@@ -184,7 +184,18 @@ def from_fields(entity: str) -> list[Any]:
             expectations.append(between(spec.name, _bound(rule.minimum), _bound(rule.upper)))
         if rule.scale is not None:
             expectations.append(decimals(spec.name, rule.scale))
-    return expectations
+    return [*expectations, *row_rules(entity)]
+
+
+def row_rules(entity: str) -> list[Any]:
+    """The rules a row meets as a whole (a lost deal's reason, a close date after the opening …): the prepare
+    step marks the rows breaking each in its own column (``crm_core.importing.prepare.ROW_RULES``)."""
+    from crm_core.importing.prepare import ROW_RULES, row_rule_column
+
+    return [
+        _gx().ExpectColumnValuesToBeNull(column=row_rule_column(key), meta=meta(key, field=field_name))
+        for key, field_name in ROW_RULES.get(entity, ())
+    ]
 
 
 def no_extra_fields() -> Any:

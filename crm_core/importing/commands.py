@@ -118,6 +118,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     """
     from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
     from crm_core.importing.reading import open_import_file
+    from crm_core.importing.runner import check_history
     from crm_core.jobs.cli import run_jobs
     from crm_core.jobs.uploads import store_upload
 
@@ -155,6 +156,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
             else ImportMapping.suggested(args.entity, file.headers)
         )
         check_mapping(args.entity, mapping, file.headers, options)
+        check_history(actor, args.entity, mapping)
     except ImportNotAllowed as error:
         raise _usage(t(error.message_key, lang, **error.params)) from None
     except ImportFileRefused as error:

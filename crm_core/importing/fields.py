@@ -145,6 +145,8 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             "编号",
             "外部id",
         ),
+        _spec(rules.CUSTOMER, "created_at", *("created date", "created at", "create date", "created time",
+                                              "date created", "创建时间", "创建日期")),
     ),
     "contacts": (
         _spec(rules.CONTACT, "customer", *CUSTOMER_REF_HEADERS),
@@ -189,6 +191,14 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             "预计成交",
             "成交日期",
         ),
+        _spec(rules.OPPORTUNITY, "product", "product", "product name", "产品", "产品名称", "商品"),
+        _spec(rules.OPPORTUNITY, "lost_reason", "lost reason", "reason lost", "loss reason", "closed lost reason",
+              "输单原因", "丢单原因", "失败原因"),
+        _spec(rules.OPPORTUNITY, "won_reason", "won reason", "win reason", "closed won reason", "赢单原因"),
+        _spec(rules.OPPORTUNITY, "created_at", "created date", "created at", "create date", "date created",
+              "opened", "open date", "opened date", "创建时间", "创建日期", "立项日期"),
+        _spec(rules.OPPORTUNITY, "closed_at", "closed date", "closed at", "date closed", "actual close date",
+              "closed on", "关闭日期", "实际成交日期", "结单日期"),
     ),
     # one row per order line: the order's fields, then the line's
     "orders": (
@@ -252,6 +262,8 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _spec(rules.TASK, "due_at", "due", "due date", "due at", "deadline", "截止时间", "截止日期", "到期"),
         _spec(rules.TASK, "status", "status", "状态"),
         _spec(rules.TASK, "priority", "priority", "优先级"),
+        _spec(rules.TASK, "completed_at", "completed", "completed at", "completed date", "done at", "完成时间",
+              "完成日期"),
     ),
 }
 
@@ -276,6 +288,12 @@ DEFAULT_MATCH: dict[str, tuple[str, ...]] = {
 }
 # Keys the database itself keeps unique: a second row with the same key is an error, not a duplicate.
 HARD_KEYS: dict[str, str] = {"products": "sku", "customers": "external_id"}  # orders repeat per line
+# Per entity, the fields that write the past (rules.fields.HISTORY): admins only, flagged in the audit trail.
+HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": rules.HISTORY["customer"],
+    "opportunities": rules.HISTORY["opportunity"],
+    "tasks": rules.HISTORY["task"],
+}
 # Entities whose rows can carry the tenant's custom fields.
 CUSTOM_FIELD_ENTITIES = {"customers": "customer"}
 

@@ -11,6 +11,7 @@ inside the file spans chunks through :class:`FileState`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import unicodedata
 from collections.abc import Iterable, MutableMapping
@@ -42,6 +43,7 @@ from crm_core.models import (
     Product,
     Task,
     User,
+    utcnow,
 )
 from crm_core.queries.merges import live_survivors
 from crm_core.rules import fields as rules
@@ -51,6 +53,7 @@ from crm_core.rules.custom_fields import read_custom_value
 from crm_core.rules.duplicates import BLOCK, CONTACT, CUSTOMER
 from crm_core.rules.fields import clean_text, parse_bool, parse_datetime, read_number
 from crm_core.rules.identifiers import compact_credit_code, credit_code_problem
+from crm_core.rules.pipeline import StageInfo, closing_problems, first_open_stage
 from crm_core.services.duplicate_rules import rule_actions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,6 +119,8 @@ class Resolver:
         self._owners: dict[str, int | None] | None = None
         self._stages: dict[str, tuple[int, int]] | None = None
         self.default_stage: tuple[int, int] | None = None
+        self.stage_info: dict[int, StageInfo] = {}  # the default pipeline's stages by id (after stages())
+        self.first_open: StageInfo | None = None
         self._custom_fields: dict[str, tuple[str, list[str] | None, bool]] | None = None
 
     def owners(self) -> dict[str, int | None]:
@@ -145,16 +150,21 @@ class Resolver:
             ) or 0
             rows = (
                 self.session.execute(
-                    select(PipelineStage.id, PipelineStage.name, PipelineStage.kind)
+                    select(PipelineStage.id, PipelineStage.name, PipelineStage.kind, PipelineStage.position,
+                           PipelineStage.probability)
                     .where(PipelineStage.pipeline_id == pipeline_id)
                     .order_by(PipelineStage.position)
                 ).all()
                 if pipeline_id
                 else []
             )
-            self._stages = {name.strip().casefold(): (pipeline_id, stage_id) for stage_id, name, _ in rows}
+            self._stages = {name.strip().casefold(): (pipeline_id, stage_id) for stage_id, name, *_ in rows}
             first_open = next((row for row in rows if row.kind == "open"), rows[0] if rows else None)
             self.default_stage = (pipeline_id, first_open.id) if first_open is not None else None
+            self.stage_info = {
+                row.id: StageInfo(row.id, pipeline_id, row.position, row.kind, row.probability) for row in rows
+            }
+            self.first_open = first_open_stage(list(self.stage_info.values()))
         return self._stages
 
     def custom_fields(self, entity: str) -> dict[str, tuple[str, list[str] | None, bool]]:
@@ -384,6 +394,7 @@ def prepare_chunk(
     extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
     _companions(frame, entity, mapping, options, resolver, state)
+    _row_rules(frame, entity, resolver)
     return frame
 
 
@@ -668,3 +679,81 @@ def _blocked_duplicates(
             if first != row_numbers[position]:
                 blocked[position] = f"{key}: = {first}"
     return blocked
+
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clocks differ a little (as for an activity logged by hand)
+ROW_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "customers": (("imports.rule.history_in_future", "created_at"),),
+    "opportunities": (
+        ("deal.lost_reason_required", "lost_reason"),
+        ("deal.lost_reason_too_long", "lost_reason"),
+        ("deal.closed_in_future", "closed_at"),
+        ("deal.closed_before_created", "closed_at"),
+        ("imports.rule.closed_on_open_stage", "closed_at"),
+        ("imports.rule.history_in_future", "created_at"),
+    ),
+    "tasks": (
+        ("imports.rule.completed_not_done", "completed_at"),
+        ("imports.rule.history_in_future", "completed_at"),
+    ),
+    "activities": (("imports.rule.history_in_future", "occurred_at"),),
+}
+"""Per entity, the rules a row must meet as a whole (catalog key, the field it is about): the closing rules
+of the deal service (:func:`crm_core.rules.pipeline.closing_problems`, the same function) and the dates of
+the past that may not lie ahead. :func:`_row_rules` marks each in the column :func:`row_rule_column` names;
+the suites (``validations/_rules.row_rules``) expect those columns empty."""
+
+
+def row_rule_column(key: str) -> str:
+    """The companion column that marks the rows breaking the rule ``key``."""
+    return "_rule_" + key.replace(".", "_")
+
+
+def _moment(text: Any) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(str(text)) if text else None
+
+
+def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver) -> None:
+    """Mark the rows that break a rule of :data:`ROW_RULES` (the offending value; None for a row that is fine)."""
+    import pandas as pd
+
+    checks = ROW_RULES.get(entity)
+    if not checks:
+        return
+    now = utcnow()
+    latest = now + FUTURE_TOLERANCE
+    marks: dict[str, list[str | None]] = {key: [None] * len(frame) for key, _ in checks}
+    future_field = next(field_name for key, field_name in checks if key == "imports.rule.history_in_future")
+    for position, moment in enumerate(frame[future_field].tolist()):
+        when = _moment(moment)
+        if when is not None and when > latest:
+            marks["imports.rule.history_in_future"][position] = str(moment)
+    if entity == "opportunities":
+        resolver.stages()
+        rows = zip(frame["stage_id"].tolist(), frame["lost_reason"].tolist(), frame["closed_at"].tolist(),
+                   frame["created_at"].tolist(), strict=True)
+        for position, (stage_id, lost_reason, closed_on, opened) in enumerate(rows):
+            stage = resolver.stage_info.get(stage_id) if stage_id is not None else None
+            if stage is None:
+                continue  # unresolved: the stage's own expectation says so
+            closed_day = dt.date.fromisoformat(str(closed_on)[:10]) if closed_on else None
+            if stage.kind == "open":
+                if closed_day is not None:
+                    marks["imports.rule.closed_on_open_stage"][position] = str(closed_on)
+                continue
+            opened_at = _moment(opened)
+            # without an opening date, a deal closed in the past was opened that day (the writer says the same)
+            problems = closing_problems(
+                stage.kind, lost_reason=lost_reason, closed_on=closed_day,
+                created_on=opened_at.date() if opened_at else (closed_day or now.date()), today=now.date(),
+            )
+            for key in problems.values():
+                marks[key][position] = str(closed_on or lost_reason or "")
+    if entity == "tasks":
+        for position, (status, completed) in enumerate(
+            zip(frame["status"].tolist(), frame["completed_at"].tolist(), strict=True)
+        ):
+            if completed and status not in (None, "done"):
+                marks["imports.rule.completed_not_done"][position] = str(status)
+    for key, values in marks.items():
+        frame[row_rule_column(key)] = pd.Series(values, index=frame.index, dtype=object)

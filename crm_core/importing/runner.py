@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core import access
@@ -45,7 +45,7 @@ from crm_core.fulltext import (
     insert_triggers_dropped,
 )
 from crm_core.i18n import catalog, t
-from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, fields_of
+from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, HISTORY_FIELDS, fields_of
 from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
@@ -60,15 +60,22 @@ from crm_core.models import (
     Opportunity,
     Order,
     OrderLine,
+    PipelineStage,
     Product,
     Role,
     Task,
+    TaskStatus,
     utcnow,
 )
+from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
+from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.rules.custom_fields import valid_field_name
+from crm_core.services.activities import later_contact
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
+from crm_core.services.lifecycle import refresh_lifecycle
+from crm_core.services.orders import line_total
 from crm_core.validation import ExpectationOutcome, run_suite
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -247,6 +254,19 @@ def _require_importer(actor: Actor) -> None:
         raise AccessDenied("only admins and managers import")
 
 
+def history_mapped(entity: str, mapping: ImportMapping) -> list[str]:
+    """The fields of the past (created, closed, completed …) the mapping fills (see ``HISTORY_FIELDS``)."""
+    mapped = mapping.field_to_column()
+    return [name for name in HISTORY_FIELDS.get(entity, ()) if name in mapped]
+
+
+def check_history(actor: Actor, entity: str, mapping: ImportMapping) -> None:
+    """Only an admin writes the past: a mapping filling a history field is refused to anyone else."""
+    history = history_mapped(entity, mapping)
+    if history and not actor.is_admin:
+        raise ImportNotAllowed("imports.error.history_admin", fields=", ".join(history))
+
+
 # --- one route: judge each chunk, then write it ----------------------------------------
 
 
@@ -301,6 +321,7 @@ def validate_import(
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
+    check_history(actor, entity, mapping)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.validating")
     with db.session(actor) as session:
@@ -331,6 +352,7 @@ def run_import(
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
+    check_history(actor, entity, mapping)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.importing")
     try:
@@ -476,6 +498,9 @@ def _judge_and_write(
     still judged (for the report), then :class:`_Rejected` rolls the transaction back.
     """
     session.info[access.AUDIT_TAG_KEY] = {"_import_run": [None, run.id]}
+    if history := history_mapped(entity, mapping):
+        # what the run changed by ORM (updates, the customers' last contact) may hold imported history
+        session.info[access.AUDIT_TAG_KEY]["_imported_history"] = [None, history]
     writer = _Writer(session, actor, entity, mapping, options, run.id)
     stop_at_refusal = options.policy == "all-or-nothing"
     judged = _judged_chunks(session, actor, file, entity, mapping, options, report, steps, writer.created_keys)
@@ -553,6 +578,7 @@ def _writable(
         column
         for column in prepared.columns
         if column not in _SUITE_ONLY_COLUMNS and not column.endswith(_SUITE_ONLY_SUFFIXES)
+        and not column.startswith("_rule_")
     ]
     valid = prepared.loc[~prepared.index.isin(list(refused)), columns] if refused else prepared[columns]
     return valid, _quarantined(chunk, refused) if refused else []
@@ -669,7 +695,7 @@ def _date(value: Any) -> dt.date | None:
 _PAIRING_COLUMN: dict[Any, str] = {
     Customer: "name",
     Contact: "name",
-    Product: "sku",
+    Product: "name",  # the SKU is optional
     Opportunity: "name",
     Order: "order_number",
     Activity: "customer_id",
@@ -703,7 +729,36 @@ class _Writer:
         self.orders: dict[str, int] = {}  # order number → id of an order this run created
         self.created_keys: set[str] = set()  # unique keys (TAKEN_IN_DB: SKU, order number) of records this run created
         self._fulltext: tuple[Any, list[FullTextIndex]] | None = None  # (raw cursor, indexes) while deferred
+        # what the services do after a write, done once at the end of the run (see finish)
+        self.touched_customers: set[int] = set()  # whose deals, orders or activities this run wrote
+        self.contacted: dict[int, dt.datetime] = {}  # customer id → its latest imported activity
+        self._stages: dict[int, pipeline_rules.StageInfo] | None = None
+        self._first_open: dict[int, pipeline_rules.StageInfo | None] = {}
+        self.now = utcnow()
         self._ensure_custom_fields()
+
+    # -- the tenant's stages (the deal rules need their kinds) ----------------------------
+    def stage(self, stage_id: Any) -> pipeline_rules.StageInfo | None:
+        """The stage ``stage_id`` (None when blank or unknown)."""
+        if self._stages is None:
+            self._stages = {
+                row.id: pipeline_rules.StageInfo(row.id, row.pipeline_id, row.position, row.kind, row.probability)
+                for row in self.session.execute(
+                    select(PipelineStage.id, PipelineStage.pipeline_id, PipelineStage.position, PipelineStage.kind,
+                           PipelineStage.probability)
+                )
+            }
+        stage_id = _none(stage_id)
+        return None if stage_id is None else self._stages.get(int(stage_id))
+
+    def first_open(self, pipeline_id: int) -> pipeline_rules.StageInfo | None:
+        """Where a deal of ``pipeline_id`` starts (the first open stage)."""
+        if pipeline_id not in self._first_open:
+            self.stage(None)
+            assert self._stages is not None
+            self._first_open[pipeline_id] = pipeline_rules.first_open_stage(
+                [stage for stage in self._stages.values() if stage.pipeline_id == pipeline_id])
+        return self._first_open[pipeline_id]
 
     @contextmanager
     def fulltext_deferred(self) -> Iterator[None]:
@@ -768,6 +823,8 @@ class _Writer:
                 "province_code": row.get("province_code"),
                 "city_code": row.get("city_code"),
                 "district_code": row.get("district_code"),
+                "created_at": _datetime(row.get("created_at")),
+                "_history": self._history(row),
             }
         if entity == "contacts":
             return {
@@ -783,7 +840,7 @@ class _Writer:
         if entity == "products":
             active = _none(row.get("is_active"))
             return {
-                "sku": row["sku"],
+                "sku": _none(row.get("sku")),
                 "name": row["name"],
                 "unit_price": _money(row.get("unit_price")) or Decimal("0"),
                 "currency": row.get("currency") or "CNY",
@@ -791,7 +848,7 @@ class _Writer:
             }
         if entity == "opportunities":
             probability = _none(row.get("probability"))
-            return {
+            deal = {
                 "name": row["name"],
                 "customer_id": row["customer_id"],
                 "owner_id": _none(row.get("owner_id")) or actor.user_id,
@@ -799,9 +856,25 @@ class _Writer:
                 "stage_id": row.get("stage_id"),
                 "amount": _money(row.get("amount")) or Decimal("0"),
                 "currency": row.get("currency") or "CNY",
-                "probability": None if probability is None else int(probability),
+                "probability": None if probability is None else int(probability),  # None: the stage's
                 "expected_close_date": _date(row.get("expected_close_date")),
+                "product_id": _none(row.get("product_id")),
+                "created_at": _datetime(row.get("created_at")),
+                "_history": self._history(row),
             }
+            stage = self.stage(deal["stage_id"])
+            if stage is not None:
+                # as the deal service leaves a deal in this stage: close date, reasons, no hand-set
+                # probability once closed, and the stage it was lost from (its synthesised history)
+                first_open = self.first_open(stage.pipeline_id)
+                deal.update(pipeline_rules.stage_columns(
+                    stage, from_stage_id=None if first_open is None else first_open.id,
+                    lost_reason=_none(row.get("lost_reason")), won_reason=_none(row.get("won_reason")),
+                    closed_on=_date(row.get("closed_at")), now=self.now,
+                ))
+                if deal["created_at"] is None and _none(row.get("closed_at")) is not None:
+                    deal["created_at"] = deal["closed_at"]  # closed in the past, opened then (no date of its own)
+            return deal
         if entity == "orders":
             return {
                 "order_number": row["order_number"],
@@ -821,7 +894,8 @@ class _Writer:
                 "summary": row.get("summary") or "",
             }
         if entity == "tasks":
-            status = row.get("status") or "open"
+            completed_at = _datetime(row.get("completed_at"))
+            status = row.get("status") or (TaskStatus.DONE.value if completed_at else TaskStatus.OPEN.value)
             return {
                 "title": row["title"],
                 "customer_id": _none(row.get("customer_id")),
@@ -830,9 +904,14 @@ class _Writer:
                 "due_at": _datetime(row.get("due_at")),
                 "status": status,
                 "priority": row.get("priority") or "normal",
-                "completed_at": utcnow() if status == "done" else None,
+                "completed_at": (completed_at or self.now) if status == TaskStatus.DONE.value else None,
+                "_history": self._history(row),
             }
         raise ImportNotAllowed("imports.error.unknown_entity", entity=entity, entities="")
+
+    def _history(self, row: dict[str, Any]) -> list[str]:
+        """The fields of the past the row fills (flagged in its audit event)."""
+        return [name for name in HISTORY_FIELDS.get(self.entity, ()) if _none(row.get(name)) is not None]
 
     def changes(self, row: dict[str, Any]) -> dict[str, Any]:
         """The values an update sets: only mapped fields with a value (a blank cell never erases)."""
@@ -858,6 +937,7 @@ class _Writer:
     # -- one chunk ------------------------------------------------------------------
     def write(self, frame: pandas.DataFrame) -> None:
         """Create, update or skip every row of a prepared, valid chunk."""
+        self.now = utcnow()
         if self.entity == "orders":
             self._write_orders(frame)
             return
@@ -926,19 +1006,30 @@ class _Writer:
             return []
         model = MODELS[self.entity]
         now = utcnow()
+        history = [values.pop("_history", None) or [] for values in rows]
         for values in rows:
-            values.update(tenant_id=self.actor.tenant_id, created_at=now, updated_at=now)
+            # a record keeps the creation date it had in the other system (an admin's import of history)
+            values.update(tenant_id=self.actor.tenant_id, created_at=values.get("created_at") or now, updated_at=now)
         if self.entity == "customers":
             for values in rows:
                 if not access.can_assign_owner(self.actor, values["owner_id"]):
                     raise AccessDenied("cannot give this record to that owner")
-        changes = self._created_changes(rows)  # what the file set, before the rules add to it
+        changes = self._created_changes(rows, history)  # what the file set, before the rules add to it
         # the same assignment and follow-up rules as customers created by hand, decided before the
         # insert so that the rows go in with their owners and follow-up dates (no UPDATE after)
         planned = self._plan_follow_ups(rows) if self.entity == "customers" else None
         ids = _insert_returning_ids(self.session, model, rows)
         if (unique_key := TAKEN_IN_DB.get(self.entity)) is not None:
-            self.created_keys.update(str(values[unique_key]) for values in rows)
+            self.created_keys.update(str(values[unique_key]) for values in rows if values[unique_key] is not None)
+        if self.entity in ("opportunities", "orders", "activities"):
+            self.touched_customers.update(values["customer_id"] for values in rows)
+        if self.entity == "activities":
+            for values in rows:
+                latest = self.contacted.get(values["customer_id"])
+                if latest is None or values["occurred_at"] > latest:
+                    self.contacted[values["customer_id"]] = values["occurred_at"]
+        if self.entity == "opportunities":
+            self._record_stage_history(ids, rows)
         self._index_fulltext(ids)
         self._record(ids, row_numbers, "created", AUDIT_ENTITY[self.entity], changes)
         self.created += len(ids)
@@ -966,7 +1057,27 @@ class _Writer:
             row["next_follow_up_at"] = customer.next_follow_up_at
         return planned
 
-    def _created_changes(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def _record_stage_history(self, ids: list[int], rows: list[dict[str, Any]]) -> None:
+        """The stage history of new deals, synthesised from their open and close dates (rules.pipeline)."""
+        moves = []
+        for deal_id, values in zip(ids, rows, strict=True):
+            stage = self.stage(values["stage_id"])
+            if stage is None:
+                continue
+            for from_id, to_id, when in pipeline_rules.opening_moves(
+                stage, self.first_open(stage.pipeline_id), opened_at=values["created_at"], closed_at=values["closed_at"]
+            ):
+                moves.append((self.actor.tenant_id, deal_id, from_id, to_id, self.actor.user_id, when,
+                              self.now, self.now))
+        insert_rows(
+            self.session,
+            OpportunityStageChange.__table__,  # type: ignore[arg-type]
+            moves,
+            columns=("tenant_id", "opportunity_id", "from_stage_id", "to_stage_id", "changed_by_id", "changed_at",
+                     "created_at", "updated_at"),
+        )
+
+    def _created_changes(self, rows: list[dict[str, Any]], history: list[list[str]] | None = None) -> list[Any]:
         """The audit ``changes`` of each created row (its non-empty values, tagged with the run), driver-ready.
 
         Encoded (JSON text) right away rather than kept as a dict of pairs until the chunk's
@@ -981,13 +1092,17 @@ class _Writer:
         plain = {str, int, bool}
         serialise = access._serialise
         created = []
-        for values in rows:
+        for position, values in enumerate(rows):
             changes: dict[str, Any] = {
                 key: [None, value if value.__class__ in plain else serialise(value)]
                 for key in keys
                 if (value := values[key]) is not None and value != "" and value != {}
             }
             changes["_import_run"] = tag
+            if history is not None and history[position]:
+                # dates of the past set by an admin's import: said so, with the creation date when it is one
+                changes["_imported_history"] = [None, history[position]]
+                changes["created_at"] = [None, serialise(values["created_at"])]
             created.append(encode(changes))
         return created
 
@@ -1040,9 +1155,16 @@ class _Writer:
         ids = sorted(updates)
         changed: list[int] = []
         first_rows: dict[int, int] = {}
+        moves: list[tuple[int, int, int, dt.datetime]] = []  # deals moved to another stage: (deal, from, to, when)
         for start in range(0, len(ids), 500):
             for record in self.session.scalars(select(model).where(model.id.in_(ids[start : start + 500]))):
+                if self.entity in ("opportunities", "orders"):
+                    self.touched_customers.add(record.customer_id)  # the customer it leaves, when it moves
                 for row_number, row_changes in updates[record.id]:
+                    if self.entity == "opportunities":
+                        row_changes = self._stage_move(record, row_changes, moves)
+                    elif self.entity == "tasks":
+                        row_changes = self._task_status(record, row_changes)
                     row_changed = False
                     for key, value in row_changes.items():
                         if key == "custom_fields":
@@ -1058,8 +1180,49 @@ class _Writer:
                 if record.id in first_rows and self.session.is_modified(record):
                     changed.append(record.id)
         self.session.flush()  # access checks and audit events (tagged with the run) happen here
+        if self.entity in ("opportunities", "orders"):
+            self.touched_customers.update(
+                value for _, row_changes in (pair for rows in updates.values() for pair in rows)
+                if (value := row_changes.get("customer_id")) is not None
+            )
+        for deal_id, from_id, to_id, when in moves:
+            self.session.add(OpportunityStageChange(
+                tenant_id=self.actor.tenant_id, opportunity_id=deal_id, from_stage_id=from_id, to_stage_id=to_id,
+                changed_by_id=self.actor.user_id, changed_at=when,
+            ))
+        if moves:
+            self.session.flush()
         self._record(changed, [first_rows[record_id] for record_id in changed], "updated", AUDIT_ENTITY[self.entity],
                      None)
+
+    def _task_status(self, task: Any, changes: dict[str, Any]) -> dict[str, Any]:
+        """A row setting an existing task's status or completion: done has a completion time, open none
+        (as completing and reopening by hand leave it)."""
+        status = changes.get("status")
+        if status is None and changes.get("completed_at") is not None:
+            return {**changes, "status": TaskStatus.DONE.value}  # completed then (imported history)
+        if status is None or status == TaskStatus.DONE.value and (task.completed_at or changes.get("completed_at")):
+            return changes
+        return {**changes, "completed_at": self.now if status == TaskStatus.DONE.value else None}
+
+    def _stage_move(
+        self, deal: Any, changes: dict[str, Any], moves: list[tuple[int, int, int, dt.datetime]]
+    ) -> dict[str, Any]:
+        """A row moving an existing deal to another stage: the columns the deal service would set
+        (rules.pipeline.stage_columns), and the move for its stage history."""
+        target = self.stage(changes.get("stage_id"))
+        if target is None or target.id == deal.stage_id:
+            return changes
+        closed = changes.get("closed_at")
+        columns = pipeline_rules.stage_columns(
+            target, from_stage_id=deal.stage_id,
+            lost_reason=changes.get("lost_reason") or deal.lost_reason,
+            won_reason=changes.get("won_reason") or deal.won_reason,
+            closed_on=closed.date() if isinstance(closed, dt.datetime) else None, now=self.now,
+        )
+        moved_at = columns["closed_at"] if isinstance(columns["closed_at"], dt.datetime) else self.now
+        moves.append((deal.id, deal.stage_id, target.id, moved_at))
+        return {**changes, **columns}
 
     def _write_orders(self, frame: pandas.DataFrame) -> None:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -1093,7 +1256,8 @@ class _Writer:
         now = utcnow()
         for number, line in lines:
             order_id = self.orders[number]
-            totals[order_id] = totals.get(order_id, Decimal("0")) + line["quantity"] * line["unit_price"]
+            # each line rounded to the cent as the order service rounds it (orders.line_total)
+            totals[order_id] = totals.get(order_id, Decimal("0")) + line_total(line["quantity"], line["unit_price"])
             line_rows.append(
                 {**line, "order_id": order_id, "tenant_id": self.actor.tenant_id, "created_at": now, "updated_at": now}
             )
@@ -1110,8 +1274,61 @@ class _Writer:
         self._update(updates)
 
     def finish(self) -> None:
-        """Nothing buffered survives the last chunk."""
+        """Nothing buffered survives the last chunk; then what the services do after each such write, once.
+
+        An activity moves its customer's last contact (services.activities.note_contact: its own
+        date, when it is the latest); deals, orders and activities re-evaluate the lifecycle of
+        every customer they touched (a customer with a won deal leaves prospect), in this run's
+        transaction, as the services do in theirs.
+        """
         self.session.flush()
+        self._note_contacts()
+        if self.touched_customers:
+            refresh_lifecycle(self.session, self.actor.tenant_id, sorted(self.touched_customers))
+
+    def _note_contacts(self) -> None:
+        """Move each customer's last contact to its latest imported activity where that is later
+        (services.activities.later_contact), set-based: one UPDATE per batch (the version moves, as
+        for any edit, so an open form sees the change) and an audit event per customer, tagged with
+        the run. (Through the ORM it was 10,000 loaded customers and as many flushed UPDATEs: half
+        the time of 100,000 activities.)"""
+        contacted = sorted(self.contacted)
+        table = Customer.__table__
+        statement = (
+            table.update()  # type: ignore[attr-defined]
+            .where(table.c.id == bindparam("customer_id"))
+            .values(last_contacted_at=bindparam("contacted_at"), version=table.c.version + 1,
+                    updated_at=bindparam("now"))
+        )
+        for start in range(0, len(contacted), 500):
+            batch = contacted[start : start + 500]
+            # read through the actor's session: only customers the importer may see (as the references resolved)
+            current = self.session.execute(
+                select(Customer.id, Customer.last_contacted_at).where(Customer.id.in_(batch))
+            ).all()
+            moved = [(customer_id, before, self.contacted[customer_id]) for customer_id, before in current
+                     if later_contact(before, self.contacted[customer_id])]
+            if not moved:
+                continue
+            now = utcnow()
+            self.session.connection().execute(
+                statement,
+                [{"customer_id": customer_id, "contacted_at": at, "now": now} for customer_id, _, at in moved],
+            )
+            encode = driver_form(self.session, AuditEvent.__table__, "changes")  # type: ignore[arg-type]
+            tag = self.session.info.get(access.AUDIT_TAG_KEY, {})
+            insert_rows(
+                self.session,
+                AuditEvent.__table__,  # type: ignore[arg-type]
+                [
+                    (self.actor.tenant_id, self.actor.user_id, "update", "customer", customer_id, now, now, now,
+                     encode({"last_contacted_at": [access._serialise(before), access._serialise(at)], **tag}))
+                    for customer_id, before, at in moved
+                ],
+                columns=("tenant_id", "actor_id", "action", "entity", "entity_id", "occurred_at", "created_at",
+                         "updated_at", "changes"),
+                converted=("changes",),
+            )
 
     def _ensure_custom_fields(self) -> None:
         """Unknown custom fields named in the mapping become text fields (admins only)."""
@@ -1178,8 +1395,15 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
                 )
             )
         )
+        touched: list[int] = []
+        if entity in ("opportunities", "orders", "activities"):
+            for start in range(0, len(created + updated), 500):
+                batch = (created + updated)[start : start + 500]
+                touched.extend(session.scalars(select(model.customer_id).where(model.id.in_(batch))))
         result.restored, result.conflicts = _restore(session, entity, model, updated, run_id, run.created_at)
         result.deleted = _delete_created(session, entity, model, created)
+        if touched:  # the customers' lifecycle without what the run wrote, as after an archive by hand
+            refresh_lifecycle(session, actor.tenant_id, sorted(set(touched)))
         run.status = "reverted"
         run.finished_at = utcnow()
     return result
@@ -1254,6 +1478,11 @@ def _delete_created(session: Session, entity: str, model: Any, ids: list[int]) -
         if entity == "customers":
             # rows the follow-up rules hung on the new customers go with them
             _delete_dependents(session, batch)
+        if entity == "opportunities":  # the stage history the run wrote for its deals
+            session.execute(
+                delete(OpportunityStageChange).where(OpportunityStageChange.opportunity_id.in_(batch))
+                .execution_options(synchronize_session=False)
+            )
         records = list(session.scalars(select(model).where(model.id.in_(batch))))
         for record in records:
             session.delete(record)

@@ -330,7 +330,8 @@ class Product(TenantScoped, Versioned, Base):
     __tablename__ = "products"
     __table_args__ = (UniqueConstraint("tenant_id", "sku"),)
 
-    sku: Mapped[str] = mapped_column(String(64))
+    # optional (another CRM's product list may have no codes); unique per tenant when given (NULLs never collide)
+    sku: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
@@ -376,6 +377,7 @@ class Opportunity(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "customer_id"),
         Index(None, "tenant_id", "expected_close_date"),
         Index(None, "tenant_id", "closed_at"),
+        Index(None, "tenant_id", "product_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -393,6 +395,7 @@ class Opportunity(TenantScoped, Versioned, Base):
     won_reason: Mapped[str | None] = mapped_column(String(500))  # what won it, in words (optional)
     # the stage a lost deal was lost from (copy of its latest move in the history, migration 0011)
     lost_from_stage_id: Mapped[int | None] = mapped_column(Integer)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))  # what the deal sells (optional)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 

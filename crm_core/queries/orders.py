@@ -17,7 +17,7 @@ class OrderLineRow:
     """One line of an order."""
 
     product_id: int
-    sku: str
+    sku: str | None  # a product may have none (migration 0035)
     product_name: str
     quantity: Decimal
     unit_price: Decimal

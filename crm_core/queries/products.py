@@ -16,7 +16,7 @@ class ProductRow:
     """A product as the catalogue and the order form show it."""
 
     id: int
-    sku: str
+    sku: str | None  # optional (migration 0035)
     name: str
     unit_price: Decimal
     currency: str

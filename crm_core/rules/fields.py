@@ -196,6 +196,7 @@ CUSTOMER = _table(
     _text(Customer, "phone", kind=PHONE),
     _text(Customer, "external_id"),
     _text(Customer, "credit_code"),  # its check character: rules.identifiers
+    Field("created_at", DATETIME),  # history: when the old CRM created it (admins import it; see HISTORY)
 )
 CONTACT = _table(
     Field("customer", REFERENCE, required=True, target="customer"),
@@ -206,9 +207,8 @@ CONTACT = _table(
     Field("is_primary", BOOL),
 )
 PRODUCT = _table(
-    Field(
+    Field(  # optional, as in Salesforce, HubSpot and Odoo; unique per tenant when given
         "sku",
-        required=True,
         column=_column(Product, "sku"),
         pattern=(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$", "sales.sku_invalid"),
     ),
@@ -228,6 +228,9 @@ OPPORTUNITY = _table(
     Field("expected_close_date", DATE),
     _text(Opportunity, "lost_reason"),
     _text(Opportunity, "won_reason"),
+    Field("product", REFERENCE, target="product"),
+    Field("created_at", DATETIME),  # history: when the deal was opened
+    Field("closed_at", DATE),  # history: the day a won or lost deal closed (the form's "closed on")
 )
 ORDER = _table(
     # blank on the form means "the next number of the month"; the import groups lines by it
@@ -261,7 +264,17 @@ TASK = _table(
     Field("due_at", DATETIME),
     Field("status", ENUM, choices=_values(TaskStatus)),
     Field("priority", ENUM, choices=_values(Priority)),
+    Field("completed_at", DATETIME),  # history: when a done task was done
 )
+HISTORY: dict[str, tuple[str, ...]] = {
+    "customer": ("created_at",),
+    "opportunity": ("created_at", "closed_at"),
+    "task": ("completed_at",),
+}
+"""Per entity, the fields that write the past: timestamps the application otherwise sets itself
+(created, closed, completed). Only admins import them, and each record written with one carries
+``_imported_history`` in its audit event. (An order's ``ordered_at`` and an activity's
+``occurred_at`` are typed on their forms by anyone and stay open to every importer.)"""
 TABLES: dict[str, dict[str, Field]] = {
     "customer": CUSTOMER,
     "contact": CONTACT,

@@ -138,3 +138,52 @@ def stage_order_problem(kinds_in_order: Sequence[str]) -> str | None:
     if StageKind.LOST.value not in kinds:
         return "pipeline.needs_lost_stage"
     return None
+
+
+def stage_columns(
+    target: StageInfo,
+    *,
+    from_stage_id: int | None,
+    lost_reason: str | None,
+    won_reason: str | None,
+    closed_on: dt.date | None,
+    now: dt.datetime,
+) -> dict[str, object]:
+    """The deal's columns once it stands in ``target`` (coming from ``from_stage_id``; None: a new deal).
+
+    The one decision shared by the deal service (a create, an edit or a move) and the import of
+    deals, so that both leave the same deal behind: an open stage has no close date, no reasons;
+    a won or lost stage has ``closed_at`` (``closed_on`` at noon, or now) and no hand-set
+    probability (the stage's 100 % / 0 % applies); lost keeps its reason and the stage it was
+    lost from (the history's latest move into it, migration 0011); won keeps its optional reason.
+    The closing rules themselves (:func:`closing_problems`) are checked before.
+    """
+    columns: dict[str, object] = {"stage_id": target.id}
+    lost = target.kind == StageKind.LOST.value
+    columns["won_reason"] = (won_reason or "").strip() or None if target.kind == StageKind.WON.value else None
+    if not lost:
+        columns["lost_from_stage_id"] = None
+    elif from_stage_id is not None and from_stage_id != target.id:
+        columns["lost_from_stage_id"] = from_stage_id
+    if target.kind == StageKind.OPEN.value:
+        columns["closed_at"] = None
+        columns["lost_reason"] = None
+    else:
+        columns["closed_at"] = closed_at_for(closed_on, now)
+        columns["lost_reason"] = (lost_reason or "").strip() if lost else None
+        columns["probability"] = None
+    return columns
+
+
+def opening_moves(
+    target: StageInfo, first_open: StageInfo | None, *, opened_at: dt.datetime, closed_at: dt.datetime | None
+) -> list[tuple[int | None, int, dt.datetime]]:
+    """The stage history of a deal that arrives already in ``target`` (an import): (from, to, when) moves.
+
+    An open deal entered its stage when it was opened. A closed one was opened in the pipeline's
+    first open stage and moved to ``target`` when it closed — what the funnel and the cycle
+    times read from a deal closed by hand. Used when the file carries no history of its own.
+    """
+    if target.kind == StageKind.OPEN.value or first_open is None or first_open.id == target.id:
+        return [(None, target.id, opened_at)]
+    return [(None, first_open.id, opened_at), (first_open.id, target.id, closed_at or opened_at)]

@@ -100,6 +100,21 @@ def _validate(session: Session, form: ActivityInput, now: dt.datetime) -> Errors
     return errors
 
 
+def later_contact(last_contacted_at: dt.datetime | None, occurred_at: dt.datetime) -> bool:
+    """Does an activity at ``occurred_at`` move a customer's ``last_contacted_at``? Only as the latest touch.
+
+    The one rule for the form (:func:`note_contact`) and for an import of activities, which keeps
+    each activity's own date: an activity of 2017 leaves a contact of 2025 as it is.
+    """
+    return last_contacted_at is None or occurred_at > last_contacted_at
+
+
+def note_contact(customer: Customer, occurred_at: dt.datetime) -> None:
+    """Move the customer's ``last_contacted_at`` to ``occurred_at`` when that is later (:func:`later_contact`)."""
+    if later_contact(customer.last_contacted_at, occurred_at):
+        customer.last_contacted_at = occurred_at
+
+
 def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
     """Log ``form`` on an open session (the caller owns the transaction); returns the activity id."""
     now = utcnow()
@@ -121,8 +136,7 @@ def record_activity(session: Session, actor: Actor, form: ActivityInput) -> int:
         summary=form.summary.strip(),
     )
     session.add(activity)
-    if customer.last_contacted_at is None or occurred_at > customer.last_contacted_at:
-        customer.last_contacted_at = occurred_at
+    note_contact(customer, occurred_at)
     follow_up = _as_datetime(form.next_follow_up_at, now)
     if follow_up is not None:
         customer.next_follow_up_at = follow_up

@@ -165,19 +165,12 @@ def _apply_stage(
             errors["won_reason"] = problem
     if errors:
         return
-    deal.won_reason = won or None
-    if target.kind != StageKind.LOST.value:
-        deal.lost_from_stage_id = None
-    elif current is not None and current.id != target.id:
-        deal.lost_from_stage_id = current.id  # what the move's history row says (see _record_move)
-    deal.stage_id = target.id
-    if target.kind == StageKind.OPEN.value:
-        deal.closed_at = None
-        deal.lost_reason = None
-    else:
-        deal.closed_at = rules.closed_at_for(closed_on, now)
-        deal.lost_reason = (lost_reason or "").strip() if target.kind == StageKind.LOST.value else None
-        deal.probability = None  # closed: the stage's 100 % / 0 % applies
+    columns = rules.stage_columns(
+        _stage_info(target), from_stage_id=None if current is None else current.id,
+        lost_reason=lost_reason, won_reason=won, closed_on=closed_on, now=now,
+    )
+    for name, value in columns.items():
+        setattr(deal, name, value)
 
 
 def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> int:

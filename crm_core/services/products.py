@@ -26,7 +26,7 @@ DEFAULT_CURRENCY = "CNY"  # a blank currency, as in an import
 class ProductInput:
     """The fields of the product form, as typed."""
 
-    sku: str
+    sku: str  # blank: no SKU (optional; unique per tenant when given)
     name: str
     unit_price: Decimal | str | int | float = Decimal("0")
     currency: str = "CNY"
@@ -77,7 +77,7 @@ def create_product(db: Database, actor: Actor, form: ProductInput) -> int:
     errors, price = _validate(form)
     with db.transaction(actor) as session:
         sku = _values(form)["sku"]
-        if "sku" not in errors and _sku_taken(session, sku):
+        if sku and "sku" not in errors and _sku_taken(session, sku):
             errors["sku"] = ("sales.sku_taken", {"sku": sku})
         if errors:
             raise ValidationFailed(errors)
@@ -99,7 +99,7 @@ def update_product(db: Database, actor: Actor, product_id: int, form: ProductInp
                 raise NotFound("product")
             check_version(session, product, "product", expected_version)
             sku = _values(form)["sku"]
-            if "sku" not in errors and _sku_taken(session, sku, exclude_id=product_id):
+            if sku and "sku" not in errors and _sku_taken(session, sku, exclude_id=product_id):
                 errors["sku"] = ("sales.sku_taken", {"sku": sku})
             if errors:
                 raise ValidationFailed(errors)

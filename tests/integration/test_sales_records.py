@@ -179,12 +179,15 @@ def test_a_rep_cannot_add_a_contact_to_another_reps_customer(db: Database, world
 # --- products and orders -----------------------------------------------------------------------
 
 
-def test_products_need_a_unique_sku_and_a_price_of_zero_or_more(db: Database, world: World) -> None:
+def test_products_need_a_unique_sku_when_given_and_a_price_of_zero_or_more(db: Database, world: World) -> None:
     with pytest.raises(ValidationFailed) as raised:
         create_product(db, world.manager, ProductInput("", "", unit_price="-1", currency="yuan"))
     assert raised.value.errors["unit_price"][0] == "imports.rule.range"
     assert raised.value.errors["currency"][0] == "imports.rule.choice"  # the currencies an import knows
-    assert set(raised.value.errors) == {"sku", "name", "unit_price", "currency"}
+    assert set(raised.value.errors) == {"name", "unit_price", "currency"}  # the SKU is optional (issue 18)
+    # two products without a SKU: NULLs never collide in the (tenant, sku) unique constraint
+    assert create_product(db, world.manager, ProductInput(" ", "No code A")) != create_product(
+        db, world.manager, ProductInput("", "No code B"))
     product_id = create_product(db, world.manager, ProductInput("CRM-1", "CRM 授权", unit_price="1,200.50"))
     with pytest.raises(ValidationFailed) as raised:
         create_product(db, world.manager, ProductInput("CRM-1", "Copy"))
