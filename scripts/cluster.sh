@@ -45,14 +45,14 @@ if [[ ! -x "$NGINX" ]]; then
     exit 1
 fi
 
-# the database (created when missing), the one cookie key every replica signs with, Redis answering
+# the database (created when missing), Redis answering, the keys every replica signs with
 "$BIN/python" - <<'EOF' || exit 1
 import os, sys
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from redis import Redis
 from redis.exceptions import RedisError
-from crm_core.config import resolve_cookie_key
+from crm_core.config import csat_key, resolve_cookie_key
 
 url = make_url(os.environ["CRM_DATABASE_URL"])
 if url.get_backend_name() == "postgresql":
@@ -72,7 +72,8 @@ try:
 except RedisError as error:
     sys.exit(f"cluster.sh: Redis at {os.environ['CRM_REDIS_URL']} does not answer ({error}); start it "
              "(Debian: redis-server --daemonize yes) or set CRM_REDIS_URL")
-resolve_cookie_key(os.environ.get("CRM_COOKIE_KEY"))  # generated once here, before two replicas race to
+resolve_cookie_key(os.environ.get("CRM_COOKIE_KEY"))  # the keys every replica must share: generated here
+csat_key()  # (when not configured), before two replicas race to write them
 EOF
 "$BIN/python" -m crm_core init || exit 1
 if [[ "$DEMO" = 1 ]]; then

@@ -88,6 +88,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {**os.environ, "RUN_DIR": str(directory / "run"), "CRM_DATABASE_URL": database_url,
            "CRM_REDIS_URL": redis_url, "CRM_JOBS_QUEUE": name, "DEMO": "0", "PORT": str(free_port()),
            "APP_PORTS": f"{free_port()} {free_port()}", "CRM_COOKIE_KEY": "cluster-cookie-key-0123456789abcdef",
+           "CRM_CSAT_KEY": "cluster-csat-key-0123456789abcdef",
            "CRM_FILES_DIR": str(directory / "files"), "CRM_GX_DIR": str(directory / "gx"),
            "CRM_ADMIN_PASSWORD": "Cluster-admin-1", "NGINX": nginx, "BIN": str(Path(sys.executable).parent)}
     with log.open("wb") as output:
