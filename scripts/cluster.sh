@@ -143,13 +143,14 @@ nginx_command=("$NGINX" -e "$RUN_DIR/nginx-error.log" -p "$RUN_DIR" -c "$RUN_DIR
 export PROMETHEUS_MULTIPROC_DIR=$RUN_DIR/metrics
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
-declare -A names=()
+declare -A names=() pid_of_port=()
 children=()
 : >"$RUN_DIR/replicas"
 set -m  # job control: every background child gets its own process group (its pid is the group id)
 for port in $APP_PORTS; do
     "$BIN/python" -m server --host 127.0.0.1 --port "$port" &
-    names[$!]="app replica on port $port"; children+=("$!"); echo "$port $!" >>"$RUN_DIR/replicas"
+    names[$!]="app replica on port $port"; pid_of_port[$port]=$!; children+=("$!")
+    echo "$port $!" >>"$RUN_DIR/replicas"
 done
 for ((i = 1; i <= WORKERS; i++)); do
     "$BIN/python" -m crm_core worker &
@@ -186,7 +187,7 @@ trap 'stop_all; exit 143' TERM
 
 for port in $APP_PORTS; do  # wait on each replica's /healthz (a replica that exits is reported below)
     until curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; do
-        any_alive || break
+        kill -0 "${pid_of_port[$port]}" 2>/dev/null || break
         sleep 0.2
     done
 done
