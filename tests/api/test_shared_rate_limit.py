@@ -18,6 +18,7 @@ from crm_core import shared
 from crm_core.db import Database
 from tests.api.conftest import Api, build_client
 from tests.factories import World
+from tests.hosting import free_port
 from tests.integration.test_jobs import redis_url_for_tests
 
 WINDOW = 1_000_000.0  # windows are aligned to the Redis clock: so long that four requests never straddle two
@@ -70,3 +71,16 @@ def test_a_generation_bumped_in_one_process_is_seen_by_another(namespace: str) -
     other_process.incr(f"{namespace}.generation.{name}")  # the other replica creates a customer
     other_process.close()
     assert shared.generation(name) == 2  # this process now misses its cached choices
+
+
+def test_when_redis_does_not_answer_requests_pass_and_caches_fall_back_on_their_ttl(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    silent = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    monkeypatch.setenv("CRM_REDIS_URL", silent)
+    limiter = make_rate_limiter(1, 10.0, silent)
+    assert isinstance(limiter, RedisRateLimiter)
+    decisions = [limiter.hit(7), limiter.hit(7)]
+    assert all(d.allowed and d.remaining == 1 for d in decisions)  # not counted, not refused
+    shared.bump("test.silent")
+    assert shared.generation("test.silent") == 0
+    assert "Redis did not answer" in caplog.text
