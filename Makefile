@@ -7,8 +7,9 @@ DEMO ?= 1
 DEMO_CUSTOMERS ?= 2000
 PORT ?= 8501
 HOST ?= 127.0.0.1
+CLUSTER_PORT ?= 8080
 
-.PHONY: run test install install-dev browser services-env lint bench clean
+.PHONY: run cluster test install install-dev browser services-env lint bench clean
 
 # a stamp per requirements file content, so a changed pin reinstalls
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell sha1sum requirements.txt | cut -c1-12)
@@ -41,6 +42,14 @@ run: install
 	  CRM_JOBS_INLINE=1 $(BIN)/python -m crm_core demo --customers $(DEMO_CUSTOMERS) --if-empty --today $$(date +%F); \
 	fi
 	CRM_DEMO_MODE=$(DEMO) BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+## make cluster: the production topology on this machine (no Docker): PostgreSQL (127.0.0.1:5432, a database
+## of its own, CLUSTER_DATABASE=kestrel: created, migrated, demo data if empty), Redis (CRM_REDIS_URL, default
+## 127.0.0.1:6379), two app replicas (APP_PORTS="8601 8602") behind nginx on HOST:CLUSTER_PORT (default 8080;
+## Debian's nginx, sticky by a cookie) and two job workers; Ctrl-C stops them all (scripts/cluster.sh)
+cluster: install
+	CRM_DEMO_MODE=$(DEMO) DEMO=$(DEMO) DEMO_CUSTOMERS=$(DEMO_CUSTOMERS) BIN=$(BIN) HOST=$(HOST) \
+	  PORT=$(CLUSTER_PORT) scripts/cluster.sh
 
 ## Debian's Chromium, CJK and emoji fonts for the browser tests (Playwright cannot download a browser here)
 BROWSER_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji

@@ -33,9 +33,9 @@ from crm_api import (
     users,
     v1,
 )
-from crm_api.ratelimit import RateDecision, RateLimiter
+from crm_api.ratelimit import RateDecision, make_rate_limiter
 from crm_core import __version__, logs
-from crm_core.config import api_rate_limit
+from crm_core.config import api_rate_limit, jobs_queue_name, redis_url
 from crm_core.db import Database
 from crm_core.metrics import API_REQUEST_SECONDS
 
@@ -122,7 +122,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api = FastAPI(title="Kestrel CRM API", version=__version__, description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     api.state.database = database
-    api.state.rate_limiter = RateLimiter(*(rate_limit or api_rate_limit()))
+    api.state.rate_limiter = make_rate_limiter(*(rate_limit or api_rate_limit()), redis_url(), jobs_queue_name())
     problems.install_problem_handlers(api)
     api.include_router(v1.router)
     api.include_router(customers.router)

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from crm_api.problems import ApiProblem
-from crm_api.ratelimit import RateLimiter
+from crm_api.ratelimit import Limiter
 from crm_core.db import Database
 from crm_core.queries.record_history import LastChange, last_change
 from crm_core.services.api_tokens import TokenCaller, authenticate_token
@@ -43,10 +43,9 @@ async def database(request: Request) -> Database:
     return host_database(request)
 
 
-def rate_limiter(request: Request) -> RateLimiter:
-    """The app's per-token rate limiter."""
-    limiter = request.app.state.rate_limiter
-    assert isinstance(limiter, RateLimiter)
+def rate_limiter(request: Request) -> Limiter:
+    """The app's per-token rate limiter (in this process, or in Redis when ``CRM_REDIS_URL`` is set)."""
+    limiter: Limiter = request.app.state.rate_limiter
     return limiter
 
 

@@ -52,6 +52,7 @@ from crm_core.services.customers import (
     custom_field_definitions,
 )
 from crm_core.services.saved_views import SavedViewInput, delete_view, save_view
+from crm_core.shared import bump, generation
 from crm_ui.context import choice_key, current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, number, when
 from crm_ui.layout import switch_css
@@ -104,9 +105,22 @@ class Grid:
         return column_label(column_key, lang(), self.custom_labels)
 
 
-@st.cache_data(ttl=600, show_spinner=False)
 def filter_choices(tenant_id: int, user_id: int, column: str) -> list[str]:
-    """Industries/regions in use, cached per user for ten minutes (a GROUP BY over the tenant)."""
+    """Industries/regions in use, cached per user for ten minutes (a GROUP BY over the tenant).
+
+    A customer created here moves the tenant's generation (``crm_core.shared``, in Redis under
+    ``make cluster``): every replica then reads the choices afresh.
+    """
+    return _filter_choices(tenant_id, user_id, column, generation(choices_generation(tenant_id)))
+
+
+def choices_generation(tenant_id: int) -> str:
+    """The shared generation the filter choices of ``tenant_id`` are keyed by."""
+    return f"filter_choices.{tenant_id}"
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def _filter_choices(tenant_id: int, user_id: int, column: str, generation: int) -> list[str]:
     with read_session() as session:
         return distinct_values(session, column)
 
@@ -696,7 +710,7 @@ def create_form(grid: Grid) -> None:
             STATE["customers_form_generation"] = generation + 1
             STATE["customers_created_notice"] = (name.strip(), new_id)
             STATE["customers_cursors"] = []
-            filter_choices.clear()
+            bump(choices_generation(actor.tenant_id))
             st.rerun()
 
 
