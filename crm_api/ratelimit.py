@@ -3,7 +3,7 @@
 Fixed windows. Without Redis they are counted in this process under a lock: tiny, thread-safe, no
 background thread (stale windows are dropped when the table grows). With ``CRM_REDIS_URL`` set
 (``make cluster``: two app processes behind nginx) they are counted in Redis, one key per token
-and window, so that the replicas share one limit (:class:`RedisRateLimiter`; decision 0038).
+and window, so that the replicas share one limit (:class:`RedisRateLimiter`; decision 0039).
 Headers follow the IETF draft ``RateLimit-Limit/Remaining/Reset`` (Reset in seconds), and a
 refused request also gets ``Retry-After``.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make cluster`: the production topology on this machine, without Docker (decision 0038).
+# `make cluster`: the production topology on this machine, without Docker (decision 0039).
 #
 #   nginx on HOST:PORT (default 127.0.0.1:8080)     Debian's package, run as this user from a generated
 #                                                   config; sticky by a cookie of its own (kestrel_route)
