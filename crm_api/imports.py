@@ -31,7 +31,8 @@ from crm_api.routing import IDEMPOTENCY_HEADER, ApiRoute, idempotent
 from crm_api.schemas import Moment, errors_for
 from crm_core.errors import ImportNotAllowed, NotFound, ValidationFailed
 from crm_core.i18n import t
-from crm_core.importing.runner import quarantined_rows_csv
+from crm_core.importing.mapping import ImportOptions
+from crm_core.importing.runner import check_fallback_owner, quarantined_rows_csv
 from crm_core.jobs.service import submit_job
 from crm_core.jobs.uploads import resolve_upload, store_upload
 from crm_core.queries.jobs import JobView, get_job
@@ -149,6 +150,13 @@ class ImportForm(BaseModel):
     mode: Literal["create", "update", "upsert"] = "create"
     policy: Literal["all-or-nothing", "skip-invalid"] = "all-or-nothing"
     duplicates: Literal["skip", "merge", "create"] = "skip"
+    customer_match: Literal["any", "name", "external_id", "email"] | None = Field(default=None, description=(
+        "What the customer column (contacts, deals, orders, activities, tasks) holds: the customer's name, "
+        "external ID or email, or any of the three. Omitted: the mapping's, else suggested from the header "
+        "(`Account ID`, `客户编号`: external_id)."))
+    fallback_owner: str | None = Field(default=None, max_length=254, description=(
+        "Rows whose owner (assignee, author) matches no user go to this user (username, full name or email; "
+        "an active user you may assign records to). Omitted: such rows are refused."))
     mapping: str | None = Field(default=None, max_length=100_000, description=(
         'JSON: `{"columns": {column: field}, "values": {column: {file value: stored value}}, '
         '"match_on": [field]}`; omitted: suggested from the headers, as the wizard suggests.'))
@@ -168,7 +176,10 @@ def submit_import_endpoint(
     """Queue the import of the file (admins and managers, as on the Import page); 202 with the job to follow."""
     params: dict[str, Any] = {"entity": form.entity, "dry_run": form.dry_run, "mode": form.mode,
                               "policy": form.policy, "duplicates": form.duplicates, "mapping": _mapping(form.mapping),
-                              "encoding": form.encoding, "delimiter": form.delimiter, "sheet": form.sheet}
+                              "encoding": form.encoding, "delimiter": form.delimiter, "sheet": form.sheet,
+                              "customer_match": form.customer_match, "fallback_owner": form.fallback_owner or None}
+    # the same refusal as the wizard's and the CLI's, before anything is stored or queued
+    check_fallback_owner(db, found.actor, ImportOptions(fallback_owner=form.fallback_owner or None))
     name = FilePath(form.file.filename or "upload.csv").name
     path = store_upload(found.actor.tenant_id, name, _read_upload(form.file))
     job_id = submit_job(db, found.actor, "import", {**params, "file_path": str(path), "file_name": name})

@@ -215,7 +215,8 @@ def show_error(view: JobView) -> None:
 
 
 def show_identity_counts(result: dict[str, Any]) -> None:
-    """Customers (issue 17): how many region texts met the province/city/district cascade, and blocked duplicates."""
+    """Customers (issue 17): how many region texts met the province/city/district cascade, and blocked duplicates;
+    any file (issue 18): how many rows went to the fallback owner."""
     mapped, ambiguous, not_found = (int(result.get(f"regions_{name}", 0) or 0)
                                     for name in ("mapped", "ambiguous", "not_found"))
     if mapped or ambiguous or not_found:
@@ -223,6 +224,8 @@ def show_identity_counts(result: dict[str, Any]) -> None:
                            not_found=number(not_found))))
     if blocked := int(result.get("duplicates_blocked", 0) or 0):
         st.caption(plain(f"{t('imports.metric.duplicates_blocked')}: {number(blocked)}"))
+    if fallback := int(result.get("owners_fallback", 0) or 0):  # issue 18: owners naming no user
+        st.caption(plain(f"{t('imports.metric.owners_fallback')}: {number(fallback)}"))
 
 
 def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = False) -> None:

@@ -26,6 +26,7 @@ from crm_core.errors import DomainError, NotFound
 from crm_core.importing.fields import (
     CUSTOM_FIELD_ENTITIES,
     CUSTOM_PREFIX,
+    CUSTOMER_MATCHES,
     DEFAULT_MATCH,
     ENTITIES,
     HISTORY_FIELDS,
@@ -42,6 +43,7 @@ from crm_core.jobs.uploads import store_upload
 from crm_core.models import Role
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, get_job, list_jobs
+from crm_core.queries.users import owner_choices
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import EMPTY
 from crm_ui.jobs import (
@@ -67,6 +69,7 @@ PAGE_KEY = "imports"
 CHECK_JOB = "imports_check_job"  # the id of the wizard's last check (a dry-run import job)
 RUN_JOB = "imports_run_job"  # (id of the check it imports, id of the import job)
 REVERT_JOB = "imports_revert_job"
+UNKNOWN_OWNER = ("reject", "fallback")  # an owner naming no user: the row is refused, or goes to a chosen user
 
 actor = current_actor()
 st.title(t("imports.title"))
@@ -142,14 +145,15 @@ def receive_upload(upload: Any) -> None:
     STATE["imports_file"] = dataclasses.replace(inspected, source=stored)
 
 
-def job_params(file: ImportFile, entity: str, mapping: ImportMapping, mode: str, policy: str, duplicates: str
-               ) -> dict[str, Any]:
+def job_params(file: ImportFile, entity: str, mapping: ImportMapping, mode: str, policy: str, duplicates: str,
+               fallback_owner: str | None = None) -> dict[str, Any]:
     """The ``import`` job's parameters for what the wizard shows (see ``crm_core.jobs.kinds.import_file``)."""
     path = Path(file.source)  # type: ignore[arg-type]
     return {
         "entity": entity, "file_path": str(path.relative_to(files_dir().resolve())), "file_name": file.name,
         "mapping": mapping.as_dict(), "mode": mode, "policy": policy, "duplicates": duplicates,
         "encoding": file.encoding, "delimiter": file.delimiter, "sheet": file.sheet,
+        "fallback_owner": fallback_owner,
     }
 
 
@@ -443,8 +447,35 @@ with new_tab:
             key="imports_duplicates",
             disabled=mode != "create",
         )
-        mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on))
-        params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates))
+        mapped = set(mapping_columns.values())
+        customer_match = suggested.customer_match if suggested.customer_match in CUSTOMER_MATCHES else "any"
+        if "customer" in mapped:
+            # what the customer column holds: suggested from its header ("Account ID", "客户编号": external IDs)
+            customer_match = option_columns[0].selectbox(
+                t("imports.customer_match"), CUSTOMER_MATCHES, index=CUSTOMER_MATCHES.index(customer_match),
+                format_func=lambda m: t(f"imports.customer_match.{m}"), key=f"imports_customer_match_{signature_key}",
+            )
+        fallback_owner: str | None = None
+        if mapped & {spec.name for spec in fields_of(entity) if spec.target == "owner"}:
+            unknown_owner = option_columns[1].radio(
+                t("imports.unknown_owner"), UNKNOWN_OWNER,
+                index=1 if last_check.get("fallback_owner") else 0,
+                format_func=lambda choice: t(f"imports.unknown_owner.{choice}"), key="imports_unknown_owner",
+            )
+            if unknown_owner == "fallback":
+                with read_session() as session:
+                    owners = dict(owner_choices(session, actor))  # the users the importer may give records to
+                usernames = list(owners)
+                before = last_check.get("fallback_owner")
+                fallback_owner = option_columns[1].selectbox(
+                    t("imports.fallback_owner"), usernames,
+                    index=usernames.index(before) if before in usernames else 0,
+                    format_func=lambda username: f"{owners[username]} ({username})",
+                    key="imports_fallback_owner",
+                ) if usernames else None
+        mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on),
+                                customer_match=str(customer_match))
+        params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates), fallback_owner)
 
         with st.expander(t("imports.save_template")):
             template_name = st.text_input(t("imports.template_name"), key="imports_template_name", max_chars=120)

@@ -55,6 +55,12 @@ def add_parsers(commands: Any) -> None:
     importing.add_argument("--mode", default="create", help="create | update | upsert")
     importing.add_argument("--policy", default="all-or-nothing", help="all-or-nothing | skip-invalid")
     importing.add_argument("--duplicates", default="skip", help="skip | merge | create (create mode)")
+    importing.add_argument("--customer-match", default=None,
+                           help="what the customer column holds: any (name, email or external ID; the default "
+                                "unless the header says, e.g. 'Account ID', '客户编号') | name | external_id | email")
+    importing.add_argument("--fallback-owner", metavar="USER",
+                           help="give rows whose owner/assignee/author matches no user to this user (username, "
+                                "full name or email; one you may assign records to); omitted: such rows are refused")
     importing.add_argument("--as", dest="as_user", help="username to import as (an admin or manager)")
     importing.add_argument("--encoding", help="override the detected encoding")
     importing.add_argument("--delimiter", help="override the detected delimiter")
@@ -118,7 +124,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     """
     from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
     from crm_core.importing.reading import open_import_file
-    from crm_core.importing.runner import check_history
+    from crm_core.importing.runner import check_fallback_owner, check_history
     from crm_core.jobs.cli import run_jobs
     from crm_core.jobs.uploads import store_upload
 
@@ -147,7 +153,8 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
         mapping_text = Path(args.mapping).read_text(encoding="utf-8-sig") if args.mapping else None
     except OSError:
         raise _usage(t("imports.error.file_missing", lang, path=args.mapping)) from None
-    options = ImportOptions(mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size)
+    options = ImportOptions(mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size,
+                            fallback_owner=args.fallback_owner or None)
     try:
         file = open_import_file(path.name, path, encoding=args.encoding, delimiter=args.delimiter)
         mapping = (
@@ -155,8 +162,11 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
             if mapping_text
             else ImportMapping.suggested(args.entity, file.headers)
         )
+        if args.customer_match:
+            mapping.customer_match = args.customer_match
         check_mapping(args.entity, mapping, file.headers, options)
         check_history(actor, args.entity, mapping)
+        check_fallback_owner(db, actor, options)
     except ImportNotAllowed as error:
         raise _usage(t(error.message_key, lang, **error.params)) from None
     except ImportFileRefused as error:
@@ -166,6 +176,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
         "entity": args.entity, "file_path": str(upload), "file_name": path.name, "mapping": mapping.as_dict(),
         "mode": args.mode, "policy": args.policy, "duplicates": args.duplicates, "encoding": args.encoding,
         "delimiter": args.delimiter, "chunk_size": args.chunk_size, "dry_run": False,
+        "fallback_owner": options.fallback_owner,
     }
     views = run_jobs(args, db, "import", params, actor=actor)
     if views is None:
@@ -217,6 +228,9 @@ def _print_result(
         if any(payload.get(f"regions_{name}") for name in ("mapped", "ambiguous", "not_found")):
             print(t("imports.regions_report", lang, mapped=payload["regions_mapped"],
                     ambiguous=payload["regions_ambiguous"], not_found=payload["regions_not_found"]))
+        if payload.get("owners_fallback"):
+            print(t("imports.cli.owners_fallback", lang, owner=args.fallback_owner,
+                    count=payload["owners_fallback"]))
         for entry in payload["failures"]:
             print(
                 t(

@@ -76,7 +76,18 @@ CUSTOMER_REF_HEADERS = (
     "客户名称",
     "公司",
     "公司名称",
+    *("account id", "company id", "customer id", "customer external id", "客户编号", "客户id", "外部编号",
+      "公司编号"),
+    *("customer email", "account email", "company email", "客户邮箱", "客户邮件"),
 )
+CUSTOMER_MATCHES = ("any", "name", "external_id", "email")
+"""How a file names the customer a contact, deal, order, activity or task belongs to: ``any`` of the three
+(the name, the email or the external ID: one customer must hold the value), or only by the one named."""
+CUSTOMER_MATCH_HEADERS = {
+    "external_id": ("id", "编号", "代码"),
+    "email": ("email", "e-mail", "mail", "邮箱", "邮件"),
+}
+"""The words in a customer column's header that say it holds external IDs or emails (Account ID, 客户编号 …)."""
 EMAIL_HEADERS = ("email", "e-mail", "email address", "mail", "邮箱", "电子邮件", "电子邮箱", "邮件")
 CURRENCY_HEADERS = ("currency", "币种", "货币")
 PHONE_HEADERS = (
@@ -401,3 +412,16 @@ def suggest_mapping(entity: str, headers: list[str]) -> dict[str, str]:
             mapping[header] = suggestion
             taken.add(suggestion)
     return mapping
+
+
+def suggest_customer_match(header: str | None) -> str:
+    """How the customer column ``header`` names its customers: ``external_id`` for "Account ID", "客户编号",
+    ``email`` for "Customer email", "客户邮箱", else ``any``."""
+    if not header:
+        return "any"
+    key = header_key(header)
+    for match, words in CUSTOMER_MATCH_HEADERS.items():
+        if any(key.endswith(header_key(word)) for word in words):
+            return match
+    return "any"
+

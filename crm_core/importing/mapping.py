@@ -4,7 +4,11 @@ Mapping file (CLI ``--mapping``)::
 
     {"columns": {"<file column>": "<field>"},
      "values": {"<file column>": {"<file value>": "<stored value>"}},
-     "match_on": ["<field>"]}
+     "match_on": ["<field>"],
+     "customer_match": "any" | "name" | "external_id" | "email"}
+
+``customer_match`` says what the customer column of a contacts, deals, orders, activities or tasks
+file holds: the customer's name, external ID or email, or (``any``, the default) any of the three.
 
 A column mapped to ``custom:<name>`` lands in the entity's custom fields (customers only);
 an unknown custom field is created as a text field when the importer is an admin.
@@ -20,10 +24,12 @@ from crm_core.errors import ImportNotAllowed
 from crm_core.importing.fields import (
     CUSTOM_FIELD_ENTITIES,
     CUSTOM_PREFIX,
+    CUSTOMER_MATCHES,
     DEFAULT_MATCH,
     ENTITIES,
     MATCH_KEYS,
     fields_of,
+    suggest_customer_match,
     suggest_mapping,
 )
 from crm_core.importing.reading import DEFAULT_CHUNK_ROWS
@@ -40,6 +46,7 @@ class ImportMapping:
     columns: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     match_on: list[str] = field(default_factory=list)
+    customer_match: str = "any"  # what the customer column holds (CUSTOMER_MATCHES)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (also stored on the import run and in templates)."""
@@ -47,6 +54,7 @@ class ImportMapping:
             "columns": dict(self.columns),
             "values": {k: dict(v) for k, v in self.values.items()},
             "match_on": list(self.match_on),
+            "customer_match": self.customer_match,
         }
 
     @classmethod
@@ -57,6 +65,9 @@ class ImportMapping:
         columns = data.get("columns", {})
         values = data.get("values", {})
         match_on = data.get("match_on", [])
+        customer_match = data.get("customer_match") or "any"
+        if not isinstance(customer_match, str):
+            raise ImportNotAllowed("imports.error.mapping_shape")
         if not isinstance(columns, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in columns.items()
         ):
@@ -71,7 +82,8 @@ class ImportMapping:
         if not isinstance(match_on, list) or not all(isinstance(item, str) for item in match_on):
             raise ImportNotAllowed("imports.error.mapping_shape")
         return cls(
-            columns={k.strip(): v.strip() for k, v in columns.items() if v.strip()}, values=values, match_on=match_on
+            columns={k.strip(): v.strip() for k, v in columns.items() if v.strip()}, values=values, match_on=match_on,
+            customer_match=customer_match.strip(),
         )
 
     @classmethod
@@ -84,8 +96,12 @@ class ImportMapping:
 
     @classmethod
     def suggested(cls, entity: str, headers: list[str]) -> ImportMapping:
-        """The mapping the headers suggest, with the entity's default match keys."""
-        return cls(columns=suggest_mapping(entity, headers), values={}, match_on=list(DEFAULT_MATCH[entity]))
+        """The mapping the headers suggest, with the entity's default match keys (and the customer column read
+        by external ID or email when its header says so: "Account ID", "客户编号", "Customer email")."""
+        columns = suggest_mapping(entity, headers)
+        customer_column = next((column for column, target in columns.items() if target == "customer"), None)
+        return cls(columns=columns, values={}, match_on=list(DEFAULT_MATCH[entity]),
+                   customer_match=suggest_customer_match(customer_column))
 
     def field_to_column(self) -> dict[str, str]:
         """``{field: file column}`` for mapped standard fields."""
@@ -102,12 +118,15 @@ class ImportMapping:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How to write: mode, policy for invalid rows, what to do with duplicates, batch size."""
+    """How to write: mode, policy for invalid rows, what to do with duplicates, batch size, and who gets the rows
+    whose owner (assignee, author) names no user: nobody (``fallback_owner`` None: the row is refused) or the user
+    ``fallback_owner`` names (username, full name or email; one the importer may give records to)."""
 
     mode: str = "create"
     policy: str = "all-or-nothing"
     duplicates: str = "skip"
     chunk_size: int = DEFAULT_CHUNK_ROWS
+    fallback_owner: str | None = None
 
 
 def check_mapping(entity: str, mapping: ImportMapping, headers: list[str], options: ImportOptions) -> None:
@@ -120,6 +139,9 @@ def check_mapping(entity: str, mapping: ImportMapping, headers: list[str], optio
         raise ImportNotAllowed("imports.error.unknown_policy", policy=options.policy)
     if options.duplicates not in DUPLICATE_ACTIONS:
         raise ImportNotAllowed("imports.error.unknown_duplicates", action=options.duplicates)
+    if mapping.customer_match not in CUSTOMER_MATCHES:
+        raise ImportNotAllowed("imports.error.unknown_customer_match", match=mapping.customer_match,
+                               matches=", ".join(CUSTOMER_MATCHES))
     known = {spec.name for spec in fields_of(entity)}
     header_set = set(headers)
     used: dict[str, str] = {}

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor, can_assign_owner
+from crm_core.errors import ImportNotAllowed
 from crm_core.i18n import LANGUAGES, t
 from crm_core.importing.fields import (
     CUSTOM_FIELD_ENTITIES,
@@ -117,6 +118,7 @@ class Resolver:
         self.session = session
         self.actor = actor
         self._owners: dict[str, int | None] | None = None
+        self._owner_cells: dict[str, int | None] = {}
         self._stages: dict[str, tuple[int, int]] | None = None
         self.default_stage: tuple[int, int] | None = None
         self.stage_info: dict[int, StageInfo] = {}  # the default pipeline's stages by id (after stages())
@@ -124,23 +126,47 @@ class Resolver:
         self._custom_fields: dict[str, tuple[str, list[str] | None, bool]] | None = None
 
     def owners(self) -> dict[str, int | None]:
-        """username or full name (case-folded) → user id; None when a full name is ambiguous."""
+        """username, full name or email (case-folded) → user id; None when a full name or an email is ambiguous.
+
+        A username wins over another user's full name or email that reads the same."""
         if self._owners is None:
             owners: dict[str, int | None] = {}
             rows = self.session.execute(
-                select(User.id, User.username, User.full_name).where(User.is_active.is_(True))
+                select(User.id, User.username, User.full_name, User.email).where(User.is_active.is_(True))
             ).all()
             # only people the importer may give records to (reps/managers: themselves and their teams)
             rows = [row for row in rows if can_assign_owner(self.actor, row[0])]
-            for user_id, username, _ in rows:
+            usernames = {username.casefold() for _, username, _, _ in rows}
+            for user_id, username, _, _ in rows:
                 owners[username.casefold()] = user_id
-            for user_id, _, full_name in rows:
-                key = unicodedata.normalize("NFKC", full_name or "").strip().casefold()
-                if not key or key in {u.casefold() for _, u, _ in rows}:
-                    continue
-                owners[key] = None if key in owners and owners[key] != user_id else user_id
+            for user_id, _, full_name, email in rows:
+                for text in (full_name, normalise_email(email)):
+                    key = unicodedata.normalize("NFKC", text or "").strip().casefold()
+                    if not key or key in usernames:
+                        continue
+                    owners[key] = None if key in owners and owners[key] != user_id else user_id
             self._owners = owners
         return self._owners
+
+    def owner(self, text: str) -> int | None:
+        """The user ``text`` names (username, full name or email), as an owner cell is read; None when none
+        (or several) of the users the importer may give records to."""
+        found = self._owner_cells.get(text, _UNSEEN)
+        if found is _UNSEEN:  # a column repeats its owners: each distinct text is read once
+            key = unicodedata.normalize("NFKC", text).strip().casefold()
+            found = self._owner_cells[text] = self.owners().get(normalise_email(key) or key if "@" in key else key)
+        return found  # type: ignore[no-any-return]
+
+    def fallback_owner(self, options: ImportOptions) -> int | None:
+        """The user the rows with an unknown owner go to (``options.fallback_owner``); None: such rows are refused.
+
+        Raises ImportNotAllowed when it names no active user the importer may give records to."""
+        if options.fallback_owner is None or not options.fallback_owner.strip():
+            return None
+        owner_id = self.owner(options.fallback_owner)
+        if owner_id is None:
+            raise ImportNotAllowed("imports.error.fallback_owner", owner=options.fallback_owner.strip()[:120])
+        return owner_id
 
     def stages(self) -> dict[str, tuple[int, int]]:
         """Stage name (case-folded) → (pipeline id, stage id) in the default pipeline."""
@@ -181,35 +207,46 @@ class Resolver:
             }
         return self._custom_fields
 
-    def customers(self, keys: set[str]) -> dict[str, int | None]:
-        """Customer by external id, email or exact name → id (None when several match)."""
+    def customers(self, keys: set[str], by: str = "any") -> dict[str, int | None]:
+        """Customer by external id, email or exact name → id (None when several match); ``by`` (name,
+        external_id, email) looks at that one only (see ``fields.CUSTOMER_MATCHES``)."""
         found: dict[str, set[int]] = {}
-        emails = {normalise_email(key): key for key in keys if "@" in key}
+        emails = {normalise_email(key): key for key in keys if "@" in key} if by in ("any", "email") else {}
         for batch in _chunks(sorted(keys)):
-            email_batch = [normalise_email(key) for key in batch if "@" in key]
-            conditions = [Customer.external_id.in_(batch), Customer.name.in_(batch)]
+            email_batch = [normalise_email(key) for key in batch if "@" in key] if emails else []
+            conditions = []
+            if by in ("any", "external_id"):
+                conditions.append(Customer.external_id.in_(batch))
+            if by in ("any", "name"):
+                conditions.append(Customer.name.in_(batch))
             if email_batch:
                 conditions.append(Customer.email_normalized.in_(email_batch))
+            if not conditions:
+                continue
             rows = self.session.execute(
                 select(Customer.id, Customer.name, Customer.external_id, Customer.email_normalized).where(
                     Customer.archived_at.is_(None), or_(*conditions)
                 )
             ).all()
             for customer_id, name, external_id, email in rows:
-                for candidate in (external_id, name, emails.get(email) if email else None):
+                for candidate in (external_id if by in ("any", "external_id") else None,
+                                  name if by in ("any", "name") else None, emails.get(email) if email else None):
                     if candidate in keys:
                         found.setdefault(candidate, set()).add(customer_id)
-        self._merged_customers(keys - set(found), found)
+        self._merged_customers(keys - set(found), found, by)
         return {key: (next(iter(ids)) if len(ids) == 1 else None) for key, ids in found.items()}
 
-    def _merged_customers(self, keys: set[str], found: dict[str, set[int]]) -> None:
+    def _merged_customers(self, keys: set[str], found: dict[str, set[int]], by: str = "any") -> None:
         """Keys that name no live customer but a merged-away one resolve to its survivor (issue 17)."""
         if not keys:
             return
         listed = sorted(keys)
         emails = {normalised: key for key in listed if "@" in key and (normalised := normalise_email(key))}
-        for column, values, back in ((Customer.external_id, listed, None), (Customer.name, listed, None),
-                                     (Customer.email_normalized, sorted(emails), emails)):
+        looks = {"external_id": (Customer.external_id, listed, None), "name": (Customer.name, listed, None),
+                 "email": (Customer.email_normalized, sorted(emails), emails)}
+        for kind, (column, values, back) in looks.items():
+            if by not in ("any", kind) or not values:
+                continue
             for value, survivor_id in live_survivors(self.session, column, values).items():
                 key = back[value] if back is not None else value
                 if key not in found:
@@ -328,6 +365,8 @@ def prepare_chunk(
     import pandas as pd
 
     frame = pd.DataFrame(index=raw.index)
+    frame["_owner_fallback"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    fallback_owner_id = resolver.fallback_owner(options)
     columns = mapping.field_to_column()
     for spec in fields_of(entity):
         column = columns.get(spec.name)
@@ -354,7 +393,8 @@ def prepare_chunk(
                 if value.__class__ is str:
                     cleaned[value] = text
                 cells.append(text)
-        _prepare_field(frame, spec, cells, resolver)
+        _prepare_field(frame, spec, cells, resolver, customer_match=mapping.customer_match,
+                       fallback_owner_id=fallback_owner_id)
     if entity in CUSTOM_FIELD_ENTITIES:
         custom = mapping.custom_columns()
         stored: list[dict[str, Any]] = [{} for _ in range(len(raw))]
@@ -419,7 +459,12 @@ def _prepare_number(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | 
         frame[f"{spec.name}__decimals"] = pd.Series(decimals, index=frame.index, dtype=object)
 
 
-def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None], resolver: Resolver) -> None:
+def _prepare_field(
+    frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None], resolver: Resolver, *,
+    customer_match: str = "any", fallback_owner_id: int | None = None,
+) -> None:
+    """The field's cleaned column and its companions. A customer reference is looked up by ``customer_match``;
+    an owner naming nobody goes to ``fallback_owner_id`` when given (``_owner_fallback`` keeps the name)."""
     import pandas as pd
 
     name = spec.name
@@ -461,13 +506,17 @@ def _prepare_field(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | N
         unresolved: list[str | None] = []
         extra: list[Any] = []
         if spec.target == "owner":
-            owners = resolver.owners()
-            for cell in cells:
-                owner_id = owners.get(cell.casefold()) if cell else None
+            fallbacks = frame["_owner_fallback"].tolist()
+            for position, cell in enumerate(cells):
+                owner_id = resolver.owner(cell) if cell else None
+                if cell and owner_id is None and fallback_owner_id is not None:
+                    owner_id = fallback_owner_id
+                    fallbacks[position] = fallbacks[position] or cell
                 ids.append(owner_id)
                 unresolved.append(cell if cell and owner_id is None else None)
+            frame["_owner_fallback"] = pd.Series(fallbacks, index=frame.index, dtype=object)
         elif spec.target == "customer":
-            found = resolver.customers(present)
+            found = resolver.customers(present, customer_match)
             for cell in cells:
                 customer_id = found.get(cell) if cell else None
                 ids.append(customer_id)

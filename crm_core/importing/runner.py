@@ -151,6 +151,7 @@ class ValidationReport:
     regions_mapped: int = 0  # region texts mapped to the province → city → district cascade
     regions_ambiguous: int = 0  # … naming a place several divisions share (朝阳区)
     regions_not_found: int = 0  # … naming no division
+    owners_fallback: int = 0  # rows (not refused) given to the fallback owner: their owner named no user
 
     @property
     def success(self) -> bool:
@@ -179,12 +180,13 @@ class ValidationReport:
             "regions_mapped": self.regions_mapped,
             "regions_ambiguous": self.regions_ambiguous,
             "regions_not_found": self.regions_not_found,
+            "owners_fallback": self.owners_fallback,
             "failures": [failure.as_dict() for failure in self.failures],
         }
 
 
-REPORT_COUNTS = ("duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found")
-"""The report's issue-17 counts an import's result carries too (the dry run's carries the whole report)."""
+REPORT_COUNTS = ("duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found", "owners_fallback")
+"""The report's issue-17/18 counts an import's result carries too (the dry run's carries the whole report)."""
 
 
 @dataclass
@@ -322,6 +324,7 @@ def validate_import(
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
     check_history(actor, entity, mapping)
+    check_fallback_owner(db, actor, options)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.validating")
     with db.session(actor) as session:
@@ -353,6 +356,7 @@ def run_import(
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
     check_history(actor, entity, mapping)
+    check_fallback_owner(db, actor, options)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.importing")
     try:
@@ -418,6 +422,10 @@ def _judged_chunks(
             refused.update(_merge_failure(merged, report, outcome))
         if "_duplicate_blocked" in prepared.columns:
             _name_blocked_matches(report, prepared["_duplicate_blocked"], entity)
+        if mapping.customer_match != "any" and "customer__unresolved" in prepared.columns:
+            _name_customer_key(report, merged, prepared["customer__unresolved"], mapping.customer_match)
+        report.owners_fallback += sum(
+            1 for row_number in prepared["_owner_fallback"].dropna().index if int(row_number) not in refused)
         report.failures = list(merged.values())
         yield prepared, chunk, refused
         steps.done(report.rows_read)
@@ -449,6 +457,35 @@ def _name_blocked_matches(report: ValidationReport, blocked: Any, entity: str) -
             reason if key == rule_key else (key, params)
             for key, params in report.rejected.get(int(row_number), [])
         ]
+
+
+UNRESOLVED_CUSTOMER = "imports.rule.unresolved_customer"
+
+
+def _name_customer_key(
+    report: ValidationReport, merged: dict[tuple[str, str | None, str], Failure], unresolved: Any, match: str
+) -> None:
+    """A file whose customer column holds one kind of key (external ID, email or name) says which in the failure,
+    and each refused row names its value: ``imports.rule.unresolved_customer_<kind>`` (``…_row``)."""
+    for failure in merged.values():
+        if failure.message_key == UNRESOLVED_CUSTOMER:
+            failure.message_key = f"{UNRESOLVED_CUSTOMER}_{match}"
+    row_key = f"{UNRESOLVED_CUSTOMER}_{match}_row"
+    for row_number, value in unresolved.dropna().items():
+        report.rejected[int(row_number)] = [
+            (row_key, {"field": params.get("field") or "customer", "value": str(value)})
+            if key == UNRESOLVED_CUSTOMER else (key, params)
+            for key, params in report.rejected.get(int(row_number), [])
+        ]
+
+
+def check_fallback_owner(db: Database, actor: Actor, options: ImportOptions) -> None:
+    """Refuse a fallback owner that names no active user the importer may give records to
+    (``imports.error.fallback_owner``): before anything is queued or written."""
+    if options.fallback_owner is None:
+        return
+    with db.session(actor) as session:
+        Resolver(session, actor).fallback_owner(options)
 
 
 def _merge_failure(
@@ -557,7 +594,7 @@ Quarantined = list[tuple[int, dict[str, str]]]
 # companion columns only the suites read: not passed to the writer
 _SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
 _SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields", "_total_overflow",
-                       "_duplicate_blocked", "_region_match"}
+                       "_duplicate_blocked", "_region_match", "_owner_fallback"}
 
 
 def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined:
@@ -602,6 +639,7 @@ def _new_run(
         mapping={
             **mapping.as_dict(),
             "duplicates": options.duplicates,
+            "fallback_owner": options.fallback_owner,
             "encoding": file.encoding_label,
             "delimiter": file.delimiter,
         },

@@ -214,6 +214,7 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
         policy=_text(params, "policy", "all-or-nothing") or "all-or-nothing",
         duplicates=_text(params, "duplicates", "skip") or "skip",
         chunk_size=_chunk_size(params),
+        fallback_owner=_text(params, "fallback_owner") or None,
     )
     ctx.progress(0, None, "jobs.progress.reading_file")
     try:
@@ -221,6 +222,8 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
                                 delimiter=_text(params, "delimiter"), sheet=_text(params, "sheet"))
         mapping = (ImportMapping.from_dict(params["mapping"]) if params.get("mapping")
                    else ImportMapping.suggested(entity, file.headers))
+        if customer_match := _text(params, "customer_match"):
+            mapping.customer_match = customer_match  # the option given beside the mapping (the API's, the CLI's)
         if dry_run:
             report = validate_import(ctx.db, actor, file, entity, mapping, options, progress=ctx.progress_callback())
         else:

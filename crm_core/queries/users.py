@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from crm_core.access import Actor, can_assign_owner
 from crm_core.models import Team, User
 
 
@@ -57,6 +58,14 @@ def assignable_owners(session: Session, *, user_ids: frozenset[int] | None = Non
     if user_ids is not None:
         statement = statement.where(User.id.in_(sorted(user_ids)))
     return [(row.id, row.full_name) for row in session.execute(statement)]
+
+
+def owner_choices(session: Session, actor: Actor) -> list[tuple[str, str]]:
+    """(username, full name) of the active users ``actor`` may give records to (``access.can_assign_owner``),
+    by full name: the fallback owner an import offers."""
+    statement = select(User.id, User.username, User.full_name).where(User.is_active.is_(True)).order_by(
+        User.full_name, User.username)
+    return [(row.username, row.full_name) for row in session.execute(statement) if can_assign_owner(actor, row.id)]
 
 
 def list_teams(session: Session) -> list[tuple[int, str, str | None, str | None]]:

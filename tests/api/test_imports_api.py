@@ -134,3 +134,24 @@ def test_a_retried_upload_with_the_same_key_and_bytes_queues_one_job(api: Api, w
     assert first.status_code == again.status_code == 202, first.text
     assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
     assert first.json()["dry_run"] is True
+
+
+def test_tasks_name_their_customers_by_external_id_and_unknown_assignees_go_to_the_fallback_owner(
+    api: Api, world: World, queue: Huey
+) -> None:
+    manager, external_id = world.manager, unique("ACC-")
+    accounts = submit(api, manager, f"External ID,Customer name,Owner\n{external_id},Acme Co,{manager.username}\n"
+                      .encode())
+    assert finish(api, queue, manager, accounts.json()["id"])["result"]["created"] == 1
+    tasks = f"Title,Customer,Assignee\nCall Acme,{external_id},Nobody Here\n".encode()
+    # the same refusal as the wizard's and the CLI's, before anything is queued: a rep of another team
+    refused = submit(api, manager, tasks, entity="tasks", fallback_owner=world.rep_other_team.username,
+                     customer_match="external_id")
+    assert (refused.status_code, refused.json()["code"]) == (422, "imports.error.fallback_owner")
+    assert world.rep_other_team.username in refused.json()["detail"]
+    bad_key = submit(api, manager, tasks, entity="tasks", customer_match="id")
+    assert bad_key.status_code == 422 and bad_key.json()["errors"][0]["field"] == "customer_match"
+    job = submit(api, manager, tasks, entity="tasks", fallback_owner=manager.username, customer_match="external_id")
+    assert job.status_code == 202, job.text
+    result = finish(api, queue, manager, job.json()["id"])["result"]
+    assert (result["status"], result["created"], result["owners_fallback"]) == ("imported", 1, 1), result

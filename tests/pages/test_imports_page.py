@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from crm_core.models import Customer, ImportRun
 from crm_core.models.jobs import Job
+from crm_core.services.auth import set_language
 from tests.pages.conftest import AppWorld, log_in
 from tests.pages.job_helpers import isolated_queue, queued_job_ids, run_queued_jobs  # noqa: F401  - the fixture
 
@@ -196,3 +197,43 @@ def test_dates_of_the_past_are_offered_to_admins_only(app_world: AppWorld) -> No
         # a manager's mapping leaves the column out (the runner would refuse it); an admin's maps it
         assert (created.value == "created_at", any("Created (history)" in option for option in created.options)) == (
             offered, offered)
+
+
+def test_the_wizard_offers_the_customer_key_and_a_fallback_owner_in_chinese(
+    app_world: AppWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("crm_ui.context.DEFAULT_LANGUAGE", "zh-CN")  # the widgets' labels read outside a run too
+    world = app_world.world
+    set_language(app_world.db, world.manager.username, "zh-CN")
+    app = log_in(world.manager.username)
+    body = f"商机名称,客户编号,负责人\n试点,ACC-1,{world.rep_other_team.username}\n".encode()
+    app = upload(open_imports(app), "商机.csv", body)
+    app.selectbox(key="imports_entity").set_value("opportunities")
+    app = app.run()
+    assert not app.exception
+    # the customer column's header says external IDs; an owner column brings the choice for unknown owners
+    customer_match = next(box for box in app.selectbox if (box.key or "").startswith("imports_customer_match_"))
+    assert (customer_match.label, customer_match.value) == ("客户列填写的是", "external_id")
+    assert customer_match.format_func("external_id") == "客户外部编号"
+    unknown = app.radio(key="imports_unknown_owner")
+    assert (unknown.label, unknown.value, unknown.options) == (
+        "负责人匹配不到用户时", "reject", ["拒绝该行", "将该行分配给……"])
+    unknown.set_value("fallback")
+    app = app.run()
+    fallback = app.selectbox(key="imports_fallback_owner")
+    # only the people the manager may give records to: their team's, not the rep of the other team
+    assert fallback.label == "备用负责人"
+    assert {option.rsplit("(", 1)[1].rstrip(")") for option in fallback.options} == {
+        world.manager.username, world.rep.username, world.rep_same_team.username}
+    fallback.set_value(world.manager.username)
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    assert not app.exception
+    with app_world.db.system_session("test") as session:
+        check = session.scalars(select(Job).order_by(Job.id.desc())).first()
+    assert check is not None and check.params["fallback_owner"] == world.manager.username
+    assert check.params["mapping"]["customer_match"] == "external_id"
+    # the customer ID is unknown here: the check says it was looked up as an external ID, and shows it
+    [failures] = [frame.value for frame in app.dataframe if "原因" in frame.value.columns]
+    assert [(reason, str(values)) for reason, values in zip(failures["原因"], failures["值"], strict=True)] == [
+        ("客户：没有客户的外部编号是这个值。", "ACC-1")]
