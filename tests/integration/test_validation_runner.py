@@ -22,7 +22,8 @@ def frame() -> pd.DataFrame:
     columns = ["name", "kind", "lifecycle_stage", "email", "phone", "owner", "owner__unresolved", "industry",
                "region", "source", "external_id", "tags", "_duplicate_in_file", "_key_taken", "_match_missing",
                "name__missing", "_extra_fields", "_custom__invalid", "_custom__missing", "credit_code",
-               "credit_code__invalid", "_duplicate_blocked"]
+               "credit_code__invalid", "_duplicate_blocked", "created_at__invalid",
+               "_rule_imports_rule_history_in_future"]
     rows = [
         {"name": "张三科技", "kind": "company", "lifecycle_stage": "prospect", "email": "a@b.cn"},
         {"name__missing": "", "kind": "compny", "lifecycle_stage": "prospect", "email": "bad"},
