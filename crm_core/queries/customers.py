@@ -8,7 +8,9 @@ million rows on every page view is the slow list view users complain about).
 Text search per database (see migrations 0002 and 0009): SQLite matches the FTS5 trigram
 table ``customers_fts`` for three or more characters and for one or two Chinese characters
 (through the FTS vocabulary), and an index range on the name prefix for one or two Latin
-ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes; MariaDB scans with ``LIKE``
+ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes for three or more characters and,
+for one or two, the same match through GIN indexes of the values' one- and two-character
+substrings (migration 0035); MariaDB scans with ``LIKE``
 under the grid's index order and stops after one page.
 Tenant and ownership scoping come from the session.
 """
@@ -21,7 +23,8 @@ from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, Select, and_, cast, column, func, literal, or_, select, table, tuple_, union
+from sqlalchemy import Numeric, Select, Text, and_, cast, column, func, literal, or_, select, table, tuple_, union
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import Session, aliased
 
@@ -291,21 +294,53 @@ def search_condition(text: str, dialect: str = "sqlite", *, dense: bool = False)
     On SQLite the match is found through the full-text index; ``dense`` (the term matches so
     many customers that a page is found sooner by reading the grid's sort index and testing
     each row) asks for the same match as a row test instead, so the index's whole match set
-    is never built. One or two Latin characters always match the name's start.
+    is never built. One or two Latin characters always match the name's start there; on
+    PostgreSQL they match anywhere in the name or email, like longer terms (see :func:`pg_text_condition`).
     """
     text = text.strip()
     phone_keys = [key for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS]
     if dialect == "sqlite" and not (dense and _substring_search(text)):
         return Customer.id.in_(sqlite_search_candidates(text))
     if dialect == "postgresql":
-        conditions = [Customer.name.icontains(text, autoescape=True)]
-        conditions.append(Customer.email_normalized.contains(text.lower(), autoescape=True))
-    else:
-        conditions = [Customer.name.contains(text, autoescape=True)]
-        email_key = normalise_email(text) or text.lower()
-        conditions.append(Customer.email_normalized.contains(email_key, autoescape=True))
+        return pg_text_condition(
+            (Customer.name, text, True), (Customer.email_normalized, text.lower(), False),
+            *((Customer.phone_normalized, key, False) for key in phone_keys),
+        )
+    conditions = [Customer.name.contains(text, autoescape=True)]
+    email_key = normalise_email(text) or text.lower()
+    conditions.append(Customer.email_normalized.contains(email_key, autoescape=True))
     conditions.extend(Customer.phone_normalized.contains(key, autoescape=True) for key in phone_keys)
     return or_(*conditions)
+
+
+def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
+    """PostgreSQL: any ``(column, key, ignore_case)`` of ``terms`` matches — ``column LIKE '%key%'``, or
+    ``ILIKE`` when ``ignore_case`` (wildcards literal) — each found through an index.
+
+    A key of three or more characters: the column's pg_trgm index serves the ``LIKE``. Trigrams cannot
+    serve one or two, so the short keys' ``LIKE``s are joined by the same test on the values' one- and
+    two-character substrings — ``crm_short_grams(lower(value))`` for ``ILIKE``, which compares
+    ``lower()`` of both sides — whose GIN indexes (migration 0035) answer ``@> ARRAY[key]``:
+    ``(like₁ OR like₂) AND (grams₁ OR grams₂)``, true exactly when ``like₁ OR like₂`` is. Read through
+    those indexes, the ``LIKE``s are the only per-row test; read in the grid's sort order (a term in
+    most rows), PostgreSQL tests the cheap ``LIKE``s first and computes substrings only for the matches.
+    """
+    likes: list[Any] = []
+    short_likes: list[Any] = []
+    short_grams: list[Any] = []
+    for column_, key, ignore_case in terms:
+        like = column_.icontains(key, autoescape=True) if ignore_case else column_.contains(key, autoescape=True)
+        if len(key) >= MIN_FTS_CHARS:
+            likes.append(like)
+            continue
+        value: Any = func.lower(column_) if ignore_case else column_
+        term: Any = func.lower(literal(key, Text)) if ignore_case else literal(key, Text)
+        short_likes.append(like)
+        grams = func.crm_short_grams(value, type_=postgresql.ARRAY(Text))
+        short_grams.append(grams.contains(postgresql.array([term], type_=Text)))
+    if short_likes:
+        likes.insert(0, and_(or_(*short_likes), or_(*short_grams)))
+    return or_(*likes)
 
 
 def _substring_search(text: str) -> bool:
