@@ -334,7 +334,8 @@ def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
             likes.append(like)
             continue
         value: Any = func.lower(column_) if ignore_case else column_
-        term: Any = func.lower(literal(key, Text)) if ignore_case else literal(key, Text)
+        term: Any = cast(literal(key), Text)  # text[] @> text[]: a bound string is sent as VARCHAR
+        term = func.lower(term) if ignore_case else term
         short_likes.append(like)
         grams = func.crm_short_grams(value, type_=postgresql.ARRAY(Text))
         short_grams.append(grams.contains(postgresql.array([term], type_=Text)))
