@@ -318,30 +318,25 @@ def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
     ``ILIKE`` when ``ignore_case`` (wildcards literal) — each found through an index.
 
     A key of three or more characters: the column's pg_trgm index serves the ``LIKE``. Trigrams cannot
-    serve one or two, so the short keys' ``LIKE``s are joined by the same test on the values' one- and
-    two-character substrings — ``crm_short_grams(lower(value))`` for ``ILIKE``, which compares
-    ``lower()`` of both sides — whose GIN indexes (migration 0035) answer ``@> ARRAY[key]``:
-    ``(like₁ OR like₂) AND (grams₁ OR grams₂)``, true exactly when ``like₁ OR like₂`` is. Read through
-    those indexes, the ``LIKE``s are the only per-row test; read in the grid's sort order (a term in
-    most rows), PostgreSQL tests the cheap ``LIKE``s first and computes substrings only for the matches.
+    serve one or two, so those ask the same of the value's one- and two-character substrings instead:
+    ``crm_short_grams(lower(value)) @> ARRAY[lower(key)]`` for ``ILIKE`` (which compares ``lower()`` of
+    both sides), ``crm_short_grams(value) @> ARRAY[key]`` for ``LIKE``, true exactly when the ``LIKE``
+    is and answered by the GIN index over the same expression (migration 0035). The planner has
+    statistics on those expressions, so a term in most rows is still read in the grid's sort order.
     """
-    likes: list[Any] = []
-    short_likes: list[Any] = []
-    short_grams: list[Any] = []
+    conditions: list[Any] = []
     for column_, key, ignore_case in terms:
-        like = column_.icontains(key, autoescape=True) if ignore_case else column_.contains(key, autoescape=True)
         if len(key) >= MIN_FTS_CHARS:
-            likes.append(like)
+            conditions.append(column_.icontains(key, autoescape=True) if ignore_case
+                              else column_.contains(key, autoescape=True))
             continue
-        value: Any = func.lower(column_) if ignore_case else column_
         term: Any = cast(literal(key), Text)  # text[] @> text[]: a bound string is sent as VARCHAR
-        term = func.lower(term) if ignore_case else term
-        short_likes.append(like)
+        value: Any = column_
+        if ignore_case:
+            value, term = func.lower(column_), func.lower(term)
         grams = func.crm_short_grams(value, type_=postgresql.ARRAY(Text))
-        short_grams.append(grams.contains(postgresql.array([term], type_=Text)))
-    if short_likes:
-        likes.insert(0, and_(or_(*short_likes), or_(*short_grams)))
-    return or_(*likes)
+        conditions.append(grams.contains(postgresql.array([term], type_=Text)))
+    return or_(*conditions)
 
 
 def _substring_search(text: str) -> bool:
