@@ -132,20 +132,28 @@ def open_database(url: str) -> Database:
     return Database(make_engine(url))
 
 
-def refresh_planner_statistics(engine: Engine) -> None:
-    """ANALYZE after a bulk load, so the query planner picks the right indexes.
+def refresh_planner_statistics(bind: Engine | Connection) -> None:
+    """ANALYZE after a bulk load or a migration, so the query planner picks the right indexes.
 
     SQLite in particular has no statistics until ANALYZE runs and then chooses among the
     tenant-first indexes blindly; ``analysis_limit`` keeps the run short on large tables.
+    PostgreSQL's autovacuum analyzes a table only after enough changes and never an index
+    expression a migration just added (the short-search GIN indexes' statistics tell the
+    planner whether a one-character term is rare or everywhere). An engine runs it in a
+    transaction of its own; a connection (a migration's) runs it in its current one.
     """
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("PRAGMA analysis_limit=2000")
-            connection.exec_driver_sql("ANALYZE")
-        elif engine.dialect.name == "postgresql":
-            connection.exec_driver_sql("ANALYZE")
-        else:
-            from crm_core.models import Base
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            refresh_planner_statistics(connection)
+        return
+    connection = bind
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA analysis_limit=2000")
+        connection.exec_driver_sql("ANALYZE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ANALYZE")
+    else:
+        from crm_core.models import Base
 
-            names = ", ".join(f"`{name}`" for name in Base.metadata.tables)
-            connection.exec_driver_sql(f"ANALYZE TABLE {names}")
+        names = ", ".join(f"`{name}`" for name in Base.metadata.tables)
+        connection.exec_driver_sql(f"ANALYZE TABLE {names}")

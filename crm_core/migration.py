@@ -67,7 +67,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from crm_core import schema
-from crm_core.db import make_engine
+from crm_core.db import make_engine, refresh_planner_statistics
 from crm_core.errors import (
     DatabaseUnreachable,
     ResumeFromOtherSource,
@@ -146,7 +146,7 @@ class MigrationReport:
     verification: Verification
     copy_seconds: float
     notes: list[str] = field(default_factory=list)
-    restore_seconds: float = 0.0  # waiting, after verification, for indexes and foreign keys still being restored
+    restore_seconds: float = 0.0  # after verification: indexes and foreign keys still being restored, then ANALYZE
 
     @property
     def rows(self) -> int:
@@ -1160,6 +1160,8 @@ def migrate(
                                   expected_totals=totals)
             waited = time.perf_counter()
             restorer.wait()
+            # a copied database has no statistics until ANALYZE: the planner would guess every plan
+            refresh_planner_statistics(target)
             restore_seconds = time.perf_counter() - waited
         return MigrationReport(safe_url(source_url), safe_url(target_url), tables, verification, copy_seconds,
                                notes, restore_seconds)

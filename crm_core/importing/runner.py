@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from crm_core import access
 from crm_core.access import Actor
 from crm_core.bulk import driver_form, insert_returning_ids, insert_rows
-from crm_core.db import Database
+from crm_core.db import Database, refresh_planner_statistics
 from crm_core.errors import AccessDenied, ImportNotAllowed, NotFound
 from crm_core.exporting import to_csv
 from crm_core.fulltext import (
@@ -251,6 +251,10 @@ def reason_text(key: str, params: dict[str, Any], lang: str) -> str:
     return t(key, lang, **params)
 
 
+ANALYZE_AFTER_ROWS = 10_000
+"""An import that writes at least this many rows refreshes the planner's statistics (ANALYZE) after it commits."""
+
+
 def _require_importer(actor: Actor) -> None:
     if actor.role not in (Role.ADMIN, Role.MANAGER):
         raise AccessDenied("only admins and managers import")
@@ -364,6 +368,8 @@ def run_import(
             run = _new_run(session, actor, file, entity, mapping, options, status="validating")
             result = _judge_and_write(session, actor, file, entity, mapping, options, run, report, steps)
             _finish(run, result, report)
+        if result.created + result.updated >= ANALYZE_AFTER_ROWS:
+            refresh_planner_statistics(db.engine)  # a bulk load: the planner's row counts are stale
         return result
     except _Rejected:
         pass  # all-or-nothing and a row was refused: the writes rolled back with the transaction

@@ -8,7 +8,8 @@ Text search (:func:`searched_contacts`, also the global search's) is the custome
 the contact's name, email and phone (migration 0033): on SQLite the FTS5 trigram table
 ``contacts_fts`` drives the query (three or more characters, or one or two Chinese ones through
 its vocabulary; matches are read in index order and each contact fetched by rowid, so a common
-term stops at the ``LIMIT``); PostgreSQL ``ILIKE``/``LIKE`` served by pg_trgm GIN indexes; MariaDB,
+term stops at the ``LIMIT``); PostgreSQL ``ILIKE``/``LIKE`` served by pg_trgm GIN indexes (one or two
+characters: by the short-gram GIN indexes of migration 0035); MariaDB,
 and one or two Latin characters anywhere, ``LIKE`` under a ``LIMIT``.
 """
 
@@ -22,7 +23,7 @@ from sqlalchemy import Select, column, func, or_, select, table, tuple_
 from sqlalchemy.orm import Session
 
 from crm_core.models import Contact
-from crm_core.queries.customers import MIN_FTS_CHARS, fts_match_query
+from crm_core.queries.customers import MIN_FTS_CHARS, fts_match_query, pg_text_condition
 from crm_core.queries.paging import Page
 from crm_core.rules.contact_details import normalise_email, phone_search_keys
 from crm_core.rules.fields import search_text
@@ -100,16 +101,19 @@ def searched_contacts(session: Session, columns: Any, text: str) -> Select[Any]:
 
 def contact_text_condition(text: str, dialect: str) -> Any:
     """``text`` in the name (anywhere), the normalised email or the phone (E.164 digits), as ``LIKE`` conditions:
-    PostgreSQL's are served by the pg_trgm indexes; elsewhere they are tested row by row."""
-    conditions: list[Any] = [
-        Contact.name.icontains(text, autoescape=True) if dialect == "postgresql"
-        else Contact.name.contains(text, autoescape=True)
-    ]
+    PostgreSQL's are served by the pg_trgm indexes, or for one or two characters the short-gram ones
+    (:func:`crm_core.queries.customers.pg_text_condition`); elsewhere they are tested row by row."""
     email_key = normalise_email(text) or ""
-    if email_key and " " not in email_key:
-        conditions.append(Contact.email_normalized.contains(email_key, autoescape=True))
-    conditions.extend(Contact.phone_normalized.contains(key, autoescape=True)
-                      for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS)
+    email_terms = [email_key] if email_key and " " not in email_key else []
+    phone_keys = [key for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS]
+    if dialect == "postgresql":
+        return pg_text_condition(
+            (Contact.name, text, True), *((Contact.email_normalized, key, False) for key in email_terms),
+            *((Contact.phone_normalized, key, False) for key in phone_keys),
+        )
+    conditions: list[Any] = [Contact.name.contains(text, autoescape=True)]
+    conditions.extend(Contact.email_normalized.contains(key, autoescape=True) for key in email_terms)
+    conditions.extend(Contact.phone_normalized.contains(key, autoescape=True) for key in phone_keys)
     return or_(*conditions)
 
 

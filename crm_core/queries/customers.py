@@ -8,7 +8,9 @@ million rows on every page view is the slow list view users complain about).
 Text search per database (see migrations 0002 and 0009): SQLite matches the FTS5 trigram
 table ``customers_fts`` for three or more characters and for one or two Chinese characters
 (through the FTS vocabulary), and an index range on the name prefix for one or two Latin
-ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes; MariaDB scans with ``LIKE``
+ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes for three or more characters and,
+for one or two, the same match through GIN indexes of the values' one- and two-character
+substrings (migration 0035); MariaDB scans with ``LIKE``
 under the grid's index order and stops after one page.
 Tenant and ownership scoping come from the session.
 """
@@ -21,7 +23,8 @@ from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, Select, and_, cast, column, func, literal, or_, select, table, tuple_, union
+from sqlalchemy import Numeric, Select, Text, and_, cast, column, func, literal, or_, select, table, tuple_, union
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import Session, aliased
 
@@ -291,20 +294,48 @@ def search_condition(text: str, dialect: str = "sqlite", *, dense: bool = False)
     On SQLite the match is found through the full-text index; ``dense`` (the term matches so
     many customers that a page is found sooner by reading the grid's sort index and testing
     each row) asks for the same match as a row test instead, so the index's whole match set
-    is never built. One or two Latin characters always match the name's start.
+    is never built. One or two Latin characters always match the name's start there; on
+    PostgreSQL they match anywhere in the name or email, like longer terms (see :func:`pg_text_condition`).
     """
     text = text.strip()
     phone_keys = [key for key in phone_search_keys(text) if len(key) >= MIN_FTS_CHARS]
     if dialect == "sqlite" and not (dense and _substring_search(text)):
         return Customer.id.in_(sqlite_search_candidates(text))
     if dialect == "postgresql":
-        conditions = [Customer.name.icontains(text, autoescape=True)]
-        conditions.append(Customer.email_normalized.contains(text.lower(), autoescape=True))
-    else:
-        conditions = [Customer.name.contains(text, autoescape=True)]
-        email_key = normalise_email(text) or text.lower()
-        conditions.append(Customer.email_normalized.contains(email_key, autoescape=True))
+        return pg_text_condition(
+            (Customer.name, text, True), (Customer.email_normalized, text.lower(), False),
+            *((Customer.phone_normalized, key, False) for key in phone_keys),
+        )
+    conditions = [Customer.name.contains(text, autoescape=True)]
+    email_key = normalise_email(text) or text.lower()
+    conditions.append(Customer.email_normalized.contains(email_key, autoescape=True))
     conditions.extend(Customer.phone_normalized.contains(key, autoescape=True) for key in phone_keys)
+    return or_(*conditions)
+
+
+def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
+    """PostgreSQL: any ``(column, key, ignore_case)`` of ``terms`` matches — ``column LIKE '%key%'``, or
+    ``ILIKE`` when ``ignore_case`` (wildcards literal) — each found through an index.
+
+    A key of three or more characters: the column's pg_trgm index serves the ``LIKE``. Trigrams cannot
+    serve one or two, so those ask the same of the value's one- and two-character substrings instead:
+    ``crm_short_grams(lower(value)) @> ARRAY[lower(key)]`` for ``ILIKE`` (which compares ``lower()`` of
+    both sides), ``crm_short_grams(value) @> ARRAY[key]`` for ``LIKE``, true exactly when the ``LIKE``
+    is and answered by the GIN index over the same expression (migration 0035). The planner has
+    statistics on those expressions, so a term in most rows is still read in the grid's sort order.
+    """
+    conditions: list[Any] = []
+    for column_, key, ignore_case in terms:
+        if len(key) >= MIN_FTS_CHARS:
+            conditions.append(column_.icontains(key, autoescape=True) if ignore_case
+                              else column_.contains(key, autoescape=True))
+            continue
+        term: Any = cast(literal(key), Text)  # text[] @> text[]: a bound string is sent as VARCHAR
+        value: Any = column_
+        if ignore_case:
+            value, term = func.lower(column_), func.lower(term)
+        grams = func.crm_short_grams(value, type_=postgresql.ARRAY(Text))
+        conditions.append(grams.contains(postgresql.array([term], type_=Text)))
     return or_(*conditions)
 
 

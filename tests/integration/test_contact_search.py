@@ -64,7 +64,14 @@ def found_by_list(db: Database, actor, query: str) -> set[str]:  # type: ignore[
         ("010-6552", {"欧阳娜娜"}),  # a landline fragment with its trunk 0 (stored as +86 10 …)
         ("6552 1234", {"欧阳娜娜"}),
         ("0013 8000", {"王小姐"}),
+        ("娜", {"欧阳娜娜"}),
         ("李", set()),
+        ("Ja", {"Jane Buyer"}),  # one or two Latin characters: anywhere in the name or the email, any case
+        ("wA", {"王小明", "王小姐"}),
+        ("XM", {"王小明"}),
+        ("E", {"Jane Buyer", "王小姐"}),
+        ("g@", {"王小姐"}),
+        ("%", set()),
         ("nobody@nowhere", set()),
         ("100%", set()),  # LIKE and FTS syntax are literal
         ('"王', set()),

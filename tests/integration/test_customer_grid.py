@@ -6,18 +6,21 @@ Expected numbers come from hand-written SQL over the same rows, never from the q
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import Connection, event, select, text, update
 
 from crm_core.db import Database
-from crm_core.models import Customer
+from crm_core.models import Contact, Customer
+from crm_core.queries.contacts import contact_text_condition
 from crm_core.queries.customers import (
     CustomerFilters,
     _sqlite_plan,
     count_customers,
     iter_customers,
     list_customers,
+    search_condition,
 )
 from crm_core.services.custom_fields import FieldDefinitionInput, create_field
 from tests.factories import World, build_world, create_random_customer
@@ -135,6 +138,93 @@ def test_search_finds_names_emails_and_phones(db: Database, grid: World, search:
     with db.session(grid.admin) as session:
         page = list_customers(session, filters=CustomerFilters(search=search), per_page=100)
     assert set(names(page)) == expected
+
+
+@pytest.fixture
+def short_world(db: Database) -> World:
+    world = build_world(db)
+    for name, email in (("张三科技有限公司", "zhang@example.cn"), ("深圳红隼电子", "sales@hongsun.cn"),
+                        ("Acme Trading", "hello@acme.com"), ("acme labs", "lab@acme-labs.io"),
+                        ("Zeta 100% Growth_Co", "z@zeta.com"), ("北京华为技术", None)):
+        create_random_customer(db, world.rep, name=name, email=email)
+    return world
+
+
+@pytest.mark.parametrize(
+    ("search", "expected", "on_sqlite"),
+    [
+        # one or two Chinese characters: anywhere in the name, on every database
+        ("张", {"张三科技有限公司"}, None),
+        ("科技", {"张三科技有限公司"}, None),
+        ("隼", {"深圳红隼电子"}, None),
+        ("北京", {"北京华为技术"}, None),
+        ("京华", {"北京华为技术"}, None),
+        ("李", set(), None),
+        # one or two Latin characters: anywhere in the name or email, any case; SQLite matches the
+        # name's start only (as typed, Capitalised, UPPER: crm_core.queries.customers.sqlite_search_candidates)
+        ("ZE", {"Zeta 100% Growth_Co"}, set()),
+        ("Ac", {"Acme Trading", "acme labs"}, {"Acme Trading"}),
+        ("e", {"张三科技有限公司", "深圳红隼电子", "Acme Trading", "acme labs", "Zeta 100% Growth_Co"}, set()),
+        ("LA", {"acme labs"}, set()),
+        ("%", {"Zeta 100% Growth_Co"}, set()),  # LIKE wildcards are literal
+        ("_c", {"Zeta 100% Growth_Co"}, set()),
+        ("q", set(), None),
+    ],
+)
+def test_one_or_two_characters_find_what_they_did_before_the_short_search_index(
+    db: Database, short_world: World, search: str, expected: set[str], on_sqlite: set[str] | None
+) -> None:
+    """PostgreSQL answers short terms through the short-substring GIN indexes (migration 0035): the
+    rows must be exactly those of the ILIKE it ran before, written out here in plain SQL."""
+    with db.session(short_world.admin) as session:
+        found = set(names(list_customers(session, filters=CustomerFilters(search=search), per_page=100)))
+        assert count_customers(session, filters=CustomerFilters(search=search)) == len(found)
+    if db.dialect_name == "sqlite" and on_sqlite is not None:
+        expected = on_sqlite
+    assert found == expected
+    if db.dialect_name == "postgresql":
+        before = "strpos(lower(name), lower(:term)) > 0 OR strpos(email_normalized, lower(:term)) > 0"
+        assert found == sql_names(db, before, term=search)
+
+
+def test_postgresql_plans_short_searches_and_the_owner_name_sort_on_their_indexes(
+    db: Database, short_world: World
+) -> None:
+    """The expressions the queries use are the ones indexed (a handful of rows: PostgreSQL would rightly
+    read the table, so sequential scans are off; the question is which index can find the rows)."""
+    if db.dialect_name != "postgresql":
+        pytest.skip("the short-substring and owner/name indexes are PostgreSQL's (migration 0035)")
+    connection = db.bind
+    assert isinstance(connection, Connection)
+    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
+    def plan(statement: Any) -> str:
+        compiled = statement.compile(connection)
+        return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
+
+    for term in ("张", "科技", "a", "Ac"):
+        text_plan = plan(select(Customer.id).where(search_condition(term, "postgresql")))
+        assert "Bitmap Index Scan on ix_customers_name_short_grams" in text_plan, text_plan
+        assert "Bitmap Index Scan on ix_customers_email_short_grams" in text_plan, text_plan
+    contact_plan = plan(select(Contact.id).where(contact_text_condition("王", "postgresql")))
+    assert "Bitmap Index Scan on ix_contacts_name_short_grams" in contact_plan, contact_plan
+
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.session(short_world.admin) as session:
+            list_customers(session, filters=CustomerFilters(owner_id=short_world.rep.user_id), sort="name",
+                           descending=False)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    statement, parameters = next((s, p) for s, p in statements if s.lstrip().startswith("SELECT customers.id"))
+    grid_plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+    # the page in name order straight from the index: no row of the owner fetched only to test archived_at
+    assert "Index Scan using ix_customers_owner_name_live" in grid_plan and "Sort" not in grid_plan, grid_plan
 
 
 def test_a_rep_never_sees_another_reps_customers_even_when_searching(db: Database, grid: World) -> None:
