@@ -9,7 +9,7 @@ the contact's name, email and phone (migration 0033): on SQLite the FTS5 trigram
 ``contacts_fts`` drives the query (three or more characters, or one or two Chinese ones through
 its vocabulary; matches are read in index order and each contact fetched by rowid, so a common
 term stops at the ``LIMIT``); PostgreSQL ``ILIKE``/``LIKE`` served by pg_trgm GIN indexes (one or two
-characters: by the short-gram GIN indexes of migration 0035); MariaDB,
+characters: by the short-gram GIN indexes of migration 0036); MariaDB,
 and one or two Latin characters anywhere, ``LIKE`` under a ``LIMIT``.
 """
 

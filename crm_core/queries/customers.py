@@ -10,7 +10,7 @@ table ``customers_fts`` for three or more characters and for one or two Chinese 
 (through the FTS vocabulary), and an index range on the name prefix for one or two Latin
 ones; PostgreSQL uses ``ILIKE`` served by pg_trgm GIN indexes for three or more characters and,
 for one or two, the same match through GIN indexes of the values' one- and two-character
-substrings (migration 0035); MariaDB scans with ``LIKE``
+substrings (migration 0036); MariaDB scans with ``LIKE``
 under the grid's index order and stops after one page.
 Tenant and ownership scoping come from the session.
 """
@@ -321,7 +321,7 @@ def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
     serve one or two, so those ask the same of the value's one- and two-character substrings instead:
     ``crm_short_grams(lower(value)) @> ARRAY[lower(key)]`` for ``ILIKE`` (which compares ``lower()`` of
     both sides), ``crm_short_grams(value) @> ARRAY[key]`` for ``LIKE``, true exactly when the ``LIKE``
-    is and answered by the GIN index over the same expression (migration 0035). The planner has
+    is and answered by the GIN index over the same expression (migration 0036). The planner has
     statistics on those expressions, so a term in most rows is still read in the grid's sort order.
     """
     conditions: list[Any] = []

@@ -174,7 +174,7 @@ def short_world(db: Database) -> World:
 def test_one_or_two_characters_find_what_they_did_before_the_short_search_index(
     db: Database, short_world: World, search: str, expected: set[str], on_sqlite: set[str] | None
 ) -> None:
-    """PostgreSQL answers short terms through the short-substring GIN indexes (migration 0035): the
+    """PostgreSQL answers short terms through the short-substring GIN indexes (migration 0036): the
     rows must be exactly those of the ILIKE it ran before, written out here in plain SQL."""
     with db.session(short_world.admin) as session:
         found = set(names(list_customers(session, filters=CustomerFilters(search=search), per_page=100)))
@@ -193,7 +193,7 @@ def test_postgresql_plans_short_searches_and_the_owner_name_sort_on_their_indexe
     """The expressions the queries use are the ones indexed (a handful of rows: PostgreSQL would rightly
     read the table, so sequential scans are off; the question is which index can find the rows)."""
     if db.dialect_name != "postgresql":
-        pytest.skip("the short-substring and owner/name indexes are PostgreSQL's (migration 0035)")
+        pytest.skip("the short-substring and owner/name indexes are PostgreSQL's (migration 0036)")
     connection = db.bind
     assert isinstance(connection, Connection)
     connection.exec_driver_sql("SET LOCAL enable_seqscan = off")

@@ -41,7 +41,7 @@ def test_the_whole_chain_goes_down_and_up_again(empty_engine: Engine) -> None:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     # the migrations' own search structures, per database (no model describes them): SQLite's
     # full-text tables, PostgreSQL's trigram and short-substring indexes and its partial owner/name
-    # index (migration 0035; SQLite and MariaDB have no such index, and a model index would be everywhere)
+    # index (migration 0036; SQLite and MariaDB have no such index, and a model index would be everywhere)
     pg_only = ("_trgm", "_short_grams", "ix_customers_owner_name_live")
     differences = [diff for diff in differences
                    if not (diff[0] == "remove_table" and "_fts" in diff[1].name)

@@ -1,7 +1,7 @@
 """PostgreSQL: one- and two-character search through an index; owner filter + name sort from an index
 
-Revision ID: 0035
-Revises: 0034
+Revision ID: 0036
+Revises: 0035
 
 PostgreSQL only (SQLite and MariaDB are unchanged):
 
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0035"
-down_revision: str | None = "0034"
+revision: str = "0036"
+down_revision: str | None = "0035"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
