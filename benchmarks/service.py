@@ -243,7 +243,13 @@ def _run(args: argparse.Namespace, url: str) -> int:
     with db.engine.begin() as connection:
         if db.dialect_name != "mysql":
             connection.exec_driver_sql("ANALYZE")
-    print(f"database: {url}; {args.customers:,} customers, {args.cases:,} cases built in {built:.1f}s")
+    if args.reuse:  # the sizes it was built with, not this run's arguments
+        with db.engine.connect() as connection:
+            customers = int(connection.exec_driver_sql("SELECT count(*) FROM customers").scalar_one())
+            cases = int(connection.exec_driver_sql("SELECT count(*) FROM cases").scalar_one())
+        print(f"database: {url}; {customers:,} customers, {cases:,} cases (reused)")
+    else:
+        print(f"database: {url}; {args.customers:,} customers, {args.cases:,} cases built in {built:.1f}s")
     print(f"service_daily job: {counts.rows:,} rows for the days {counts.first_day} to {counts.end_day} (excl.) "
           f"counted in {counts.seconds:.2f}s")
     manager = load_actor(db, "bench-svc-lead-east")
