@@ -10,7 +10,7 @@ from crm_core.models import Role
 from crm_core.queries.products import list_products
 from crm_core.services.products import ProductInput, archive_product, create_product, update_product
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import number_column
+from crm_ui.formatting import EMPTY, number_column
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -28,7 +28,7 @@ with read_session() as session:
 if products:
     st.dataframe(
         pd.DataFrame([{
-            "SKU": p.sku, t("products.name"): p.name, t("products.unit_price"): float(p.unit_price),
+            "SKU": p.sku or EMPTY, t("products.name"): p.name, t("products.unit_price"): float(p.unit_price),
             t("profile.currency"): p.currency, t("products.active"): p.is_active,
         } for p in products]),
         hide_index=True, width="stretch",

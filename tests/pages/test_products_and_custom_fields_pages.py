@@ -29,7 +29,7 @@ def click(app, label: str):  # type: ignore[no-untyped-def]
 
 def test_a_manager_adds_a_product_and_a_negative_price_is_explained(app_world: AppWorld) -> None:
     app = open_page(app_world.world.manager.username, "pages/products.py")
-    text_input(app, "SKU *").input("CRM-PRO")
+    text_input(app, "SKU").input("CRM-PRO")
     text_input(app, "Product *").input("红隼 CRM 专业版")
     text_input(app, "List price").input("-5")
     app = click(app, "Create product")
