@@ -160,30 +160,9 @@ done
 nginx=$!; names[$nginx]="nginx"; children+=("$nginx")
 set +m
 
-group_alive() { kill -0 -- "-$1" 2>/dev/null; }
-any_alive() {
-    local pid
-    for pid in "${children[@]}"; do group_alive "$pid" && return 0; done
-    return 1
-}
-stop_all() {
-    trap '' INT TERM  # stopping already; a second Ctrl-C changes nothing, the deadline below still holds
-    local pid groups=()
-    for pid in "${children[@]}"; do groups+=("-$pid"); done
-    kill -TERM -- "${groups[@]}" 2>/dev/null
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while any_alive; do
-        if ((SECONDS >= deadline)); then
-            say "still running after ${STOP_SECONDS}s; killing"
-            kill -KILL -- "${groups[@]}" 2>/dev/null
-            break
-        fi
-        sleep 0.2
-    done
-    wait "${children[@]}" 2>/dev/null
-}
-trap 'stop_all; exit 130' INT
-trap 'stop_all; exit 143' TERM
+source scripts/children.sh
+trap 'stop_children; exit 130' INT
+trap 'stop_children; exit 143' TERM
 
 for port in $APP_PORTS; do  # wait on each replica's /healthz (a replica that exits is reported below)
     until curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; do
@@ -208,7 +187,7 @@ while ((${#living[@]})); do
     for pid in "${living[@]}"; do [[ "${names[$pid]%% *}" = "$kind" ]] && left=$((left + 1)); done
     if [[ "$ended" = "$nginx" || $left = 0 ]]; then
         say "nothing of its kind is left; stopping the others"
-        stop_all
+        stop_children
         exit "$status"
     fi
     say "$left of its kind still running: the cluster goes on"

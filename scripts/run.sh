@@ -44,33 +44,10 @@ fi
 set +m
 echo "run.sh: Kestrel CRM on http://$HOST:$PORT (web pid $web, worker pid $worker${mail:+, mail-in pid $mail on $HOST:$MAIL_PORT}); Ctrl-C stops all" >&2
 
-group_alive() { kill -0 -- "-$1" 2>/dev/null; }  # any process left in the child's group
+source scripts/children.sh
 
-stop_both() {
-    trap '' INT TERM  # stopping already; a second Ctrl-C changes nothing, the deadline below still holds
-    local pid groups=()
-    for pid in "${children[@]}"; do groups+=("-$pid"); done
-    kill -TERM -- "${groups[@]}" 2>/dev/null
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while any_alive; do
-        if ((SECONDS >= deadline)); then
-            echo "run.sh: still running after ${STOP_SECONDS}s; killing" >&2
-            kill -KILL -- "${groups[@]}" 2>/dev/null
-            break
-        fi
-        sleep 0.2
-    done
-    wait "${children[@]}" 2>/dev/null
-}
-
-any_alive() {
-    local pid
-    for pid in "${children[@]}"; do group_alive "$pid" && return 0; done
-    return 1
-}
-
-trap 'stop_both; exit 130' INT
-trap 'stop_both; exit 143' TERM
+trap 'stop_children; exit 130' INT
+trap 'stop_children; exit 143' TERM
 
 wait -n -p ended "${children[@]}"
 status=$?
@@ -83,5 +60,5 @@ echo "run.sh: the $name ended (status $status); stopping the others" >&2
 # what is left of its group lost its parent (a killed Huey consumer leaves its worker processes
 # waiting for a stop flag nobody will set): nothing there can shut down gracefully any more
 [[ -n "${ended:-}" ]] && kill -KILL -- "-$ended" 2>/dev/null
-stop_both
+stop_children
 exit "$status"

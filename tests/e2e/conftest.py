@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,25 @@ def prepare_database(tmp_path_factory: pytest.TempPathFactory, name: str) -> Pre
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The ASGI host (``uvicorn server:app``, as ``make run`` starts it) on a fresh SQLite database."""
     prepared = prepare_database(tmp_path_factory, "e2e")
+    with serving(prepared) as running:
+        yield running
+
+
+@contextmanager
+def serving(prepared: Prepared, **env: str) -> Iterator[Server]:
+    """The host on ``prepared``'s database (``env`` over its environment) while the block runs.
+
+    A host that does not start fails the test with its reason.
+    """
     try:
-        host = start_host(prepared.env, prepared.directory / "server.log")
+        host = start_host({**prepared.env, **env}, prepared.directory / "server.log")
     except RuntimeError as error:
         pytest.fail(str(error))
-    yield Server(host.url, prepared.db, prepared.world)
-    host.stop()
-    prepared.engine.dispose()
+    try:
+        yield Server(host.url, prepared.db, prepared.world)
+    finally:
+        host.stop()
+        prepared.engine.dispose()
 
 
 @pytest.fixture(scope="module")

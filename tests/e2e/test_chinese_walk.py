@@ -45,10 +45,10 @@ from tests.e2e.conftest import (
     log_in,
     prepare_database,
     screenshot,
+    serving,
     watched_page,
 )
 from tests.factories import PASSWORD
-from tests.hosting import start_host
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
@@ -144,13 +144,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         session.add(Segment(tenant_id=tenant_id, name=HOSTILE[:120], description=HOSTILE,
                             conditions={"match": "all", "conditions": []}, owner_id=world.manager.user_id,
                             sharing=SegmentSharing.TENANT))
-    try:
-        host = start_host(prepared.env, prepared.directory / "server.log")
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    yield Server(host.url, prepared.db, world)
-    host.stop()
-    prepared.engine.dispose()
+    with serving(prepared) as running:
+        yield running
 
 
 def log_in_chinese(page: object, server: Server, username: str) -> None:

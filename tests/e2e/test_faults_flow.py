@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from crm_core.db import WRITE_OPTION
 from crm_core.models import Customer
-from tests.e2e.conftest import Server, log_in, open_page, prepare_database, screenshot, settled
-from tests.hosting import start_host
+from tests.e2e.conftest import Server, log_in, open_page, prepare_database, screenshot, serving, settled
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
@@ -22,13 +21,8 @@ NAME = "锁住也不丢有限公司"
 def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The host with writers that give up after 0.3 s instead of 30 (the same path, sooner)."""
     prepared = prepare_database(tmp_path_factory, "e2e-faults")
-    try:
-        host = start_host({**prepared.env, "CRM_SQLITE_BUSY_TIMEOUT_MS": "300"}, prepared.directory / "server.log")
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    yield Server(host.url, prepared.db, prepared.world)
-    host.stop()
-    prepared.engine.dispose()
+    with serving(prepared, CRM_SQLITE_BUSY_TIMEOUT_MS="300") as running:
+        yield running
 
 
 def test_a_locked_database_is_explained_the_input_kept_and_the_next_click_works(  # type: ignore[no-untyped-def]

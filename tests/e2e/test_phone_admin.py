@@ -22,10 +22,10 @@ from tests.e2e.conftest import (
     Server,
     prepare_database,
     screenshot,
+    serving,
     session_cookie,
     settled,
 )
-from tests.hosting import start_host
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 45_000
@@ -45,13 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         description="The warehouse's order system"))
     macros.save_macro(prepared.db, admin, name="Thanks for waiting", language="en",
                       body="Hello {customer_name}, thank you for waiting while we looked into case {case_number}.")
-    try:
-        host = start_host({**prepared.env, "CRM_DEMO_MODE": "1"}, prepared.directory / "server.log")
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    yield Server(host.url, prepared.db, prepared.world)
-    host.stop()
-    prepared.engine.dispose()
+    with serving(prepared, CRM_DEMO_MODE="1") as running:
+        yield running
 
 
 def test_no_admin_page_scrolls_sideways_on_a_phone(server: Server, browser: Any) -> None:
