@@ -77,7 +77,7 @@ def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failure
     page.get_by_role("button", name="Check the file").click()
     page.get_by_text("Rows that would be rejected: 6 (checks failed: 5).").wait_for(timeout=90_000)
     # the failure table is a canvas grid: its cells are in the DOM for screen readers, not visible
-    page.get_by_text("Email is not a valid email address.").wait_for(state="attached", timeout=TIMEOUT)
+    page.get_by_text("Email is not a valid email address.").first.wait_for(state="attached", timeout=TIMEOUT)
     page.get_by_text("yuanhang@example", exact=True).last.wait_for(state="attached", timeout=TIMEOUT)
     assert page.get_by_role("button", name="Import", exact=True).is_disabled()
     screenshot(page, "imports-failures")
