@@ -34,6 +34,7 @@ from crm_ui.text import plain_join, plain_line
 
 PHONE_MAX_WIDTH = 640
 CARDS_LIMIT = 50  # cards for the first rows; the wide table (a wider screen) holds them all
+WHOLE_TABLE_ROWS = 30  # a table of up to this many rows is drawn whole, without a scroll box of its own
 
 SWITCH_CSS = (
     "<style>"
@@ -102,6 +103,9 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     after ``limit`` rows with a line saying how many more the table holds.
     """
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    # a short table shows every row (no scroll box inside the page's own scroll); a long one keeps
+    # Streamlit's ten-row box, whose own scroll saves the page a very long detour
+    dataframe_args.setdefault("height", "content" if len(frame) <= WHOLE_TABLE_ROWS else "auto")
     dataframe_args.setdefault("hide_index", True)
     dataframe_args.setdefault("width", "stretch")
     wide, narrow = table_and_cards(name)
