@@ -326,10 +326,10 @@ with new_tab:
         )
         base = next((m for template_id, _, _, m in templates if template_id == template_choice), None)
         preset_choice, from_preset = choose_preset(actor, entity, file.headers, key=f"imports_preset_{entity}")
-        base = base or from_preset  # a preset is applied as a template is
-        if base is None and last_check.get("entity") == entity and last_check.get("mapping"):
+        if (base is None and last_check.get("entity") == entity and last_check.get("mapping")
+                and last_check.get("preset", "") == preset_choice):
             base = ImportMapping.from_dict(last_check["mapping"])
-        suggested = base or ImportMapping.suggested(entity, file.headers)
+        suggested = base or from_preset or ImportMapping.suggested(entity, file.headers)  # a preset: as a template
         signature_key = f"{entity}-{template_choice}-{preset_choice}-{file.sha256[:12]}"
 
         st.subheader(t("imports.step.mapping"))
@@ -480,6 +480,7 @@ with new_tab:
         mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on),
                                 customer_match=str(customer_match))
         params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates), fallback_owner)
+        params["preset"] = preset_choice  # the mapping is given: the job only remembers which preset made it
 
         with st.expander(t("imports.save_template")):
             template_name = st.text_input(t("imports.template_name"), key="imports_template_name", max_chars=120)

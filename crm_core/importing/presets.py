@@ -7,7 +7,8 @@ values of enumerated fields translated to Kestrel's. Pipeline stages are named b
 the tenant's default pipeline — ``open1`` … ``open4`` (the n-th open stage, the last one when there
 are fewer), ``won``, ``lost`` — and resolved to the tenant's own stage names when applied.
 
-Applying a preset gives an :class:`ImportMapping`, the same object a saved template gives (the
+Columns the preset does not name keep the headers' own suggestion. Applying a preset gives an
+:class:`ImportMapping`, the same object a saved template gives (the
 wizard, the CLI's ``--preset``, the API's ``preset`` field and the job all take it from here).
 Fields of the past (created, closed …: ``HISTORY_FIELDS``) are left out for anyone but an admin,
 as the wizard leaves them out of its choices. ``detect`` picks the preset (and entity) whose
@@ -22,7 +23,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.errors import ImportNotAllowed
-from crm_core.importing.fields import DEFAULT_MATCH, ENTITIES, HISTORY_FIELDS, header_key, suggest_customer_match
+from crm_core.importing.fields import (
+    DEFAULT_MATCH,
+    ENTITIES,
+    HISTORY_FIELDS,
+    header_key,
+    suggest_customer_match,
+    suggest_mapping,
+)
 from crm_core.importing.mapping import ImportMapping
 from crm_core.models import Pipeline, PipelineStage
 
@@ -194,8 +202,12 @@ def preset_mapping(session: Session, name: str, entity: str, headers: list[str],
     if table is None:
         return ImportMapping.suggested(entity, headers)
     withheld = set() if admin else set(HISTORY_FIELDS.get(entity, ()))
-    columns = {header: target for header, target in _matched(table["columns"], headers).items()
-               if target not in withheld}
+    columns = _matched(table["columns"], headers)
+    # the columns the preset does not know keep the headers' own suggestion (a field the preset took is taken)
+    for spare, target in suggest_mapping(entity, [h for h in headers if h not in columns]).items():
+        if target not in columns.values():
+            columns[spare] = target
+    columns = {header: target for header, target in columns.items() if target not in withheld}
     by_field = {target: header for header, target in columns.items()}
     stage_names = _stage_names(session) if "stage" in by_field else {}
     values: dict[str, dict[str, str]] = {}
