@@ -32,6 +32,7 @@ from crm_api.schemas import Moment, errors_for
 from crm_core.errors import ImportNotAllowed, NotFound, ValidationFailed
 from crm_core.i18n import t
 from crm_core.importing.mapping import ImportOptions
+from crm_core.importing.presets import check_preset
 from crm_core.importing.runner import check_fallback_owner, quarantined_rows_csv
 from crm_core.jobs.service import submit_job
 from crm_core.jobs.uploads import resolve_upload, store_upload
@@ -157,6 +158,10 @@ class ImportForm(BaseModel):
     fallback_owner: str | None = Field(default=None, max_length=254, description=(
         "Rows whose owner (assignee, author) matches no user go to this user (username, full name or email; "
         "an active user you may assign records to). Omitted: such rows are refused."))
+    preset: str | None = Field(default=None, max_length=60, description=(
+        "A mapping preset for another CRM's export, used when no `mapping` is given: `salesforce`, `hubspot`, "
+        "`fxiaoke` (纷享销客/销售易, Chinese headers) or `detect` (the preset the header matches best); "
+        "an unknown name is 422 `imports.error.unknown_preset`."))
     mapping: str | None = Field(default=None, max_length=100_000, description=(
         'JSON: `{"columns": {column: field}, "values": {column: {file value: stored value}}, '
         '"match_on": [field]}`; omitted: suggested from the headers, as the wizard suggests.'))
@@ -177,7 +182,8 @@ def submit_import_endpoint(
     params: dict[str, Any] = {"entity": form.entity, "dry_run": form.dry_run, "mode": form.mode,
                               "policy": form.policy, "duplicates": form.duplicates, "mapping": _mapping(form.mapping),
                               "encoding": form.encoding, "delimiter": form.delimiter, "sheet": form.sheet,
-                              "customer_match": form.customer_match, "fallback_owner": form.fallback_owner or None}
+                              "customer_match": form.customer_match, "fallback_owner": form.fallback_owner or None,
+                              "preset": check_preset(form.preset)}
     # the same refusal as the wizard's and the CLI's, before anything is stored or queued
     check_fallback_owner(db, found.actor, ImportOptions(fallback_owner=form.fallback_owner or None))
     name = FilePath(form.file.filename or "upload.csv").name

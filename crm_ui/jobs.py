@@ -252,6 +252,9 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
             st.info(plain(t("imports.duplicates_found", in_file=result.get("duplicates_in_file", 0),
                             in_database=result.get("matches_in_database", 0))))
     show_identity_counts(result)
+    if not compact and "would_create" in result:  # what the import would write (checks made before this was told)
+        st.markdown(t("move_in.forecast", rejected=number(rejected), **{
+            key: number(int(result.get(key, 0))) for key in ("would_create", "would_update", "would_skip")}))
     failures: list[dict[str, Any]] = list(result.get("failures") or [])
     if result.get("success"):
         st.success(plain(t("imports.valid", rows=number(rows), expectations=result.get("expectations", 0))))

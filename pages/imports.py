@@ -62,6 +62,7 @@ from crm_ui.jobs import (
     when_text,
 )
 from crm_ui.layout import flow, table_and_cards, table_or_cards
+from crm_ui.move_in import choose_preset, show_move_in_guide
 
 STATE = st.session_state
 SKIP = ""
@@ -79,8 +80,9 @@ if actor.role not in (Role.ADMIN, Role.MANAGER):  # hidden by navigation; the se
 show_flash(PAGE_KEY)
 
 wanted_run = st.query_params.get("run")  # the Jobs page links to a run of the history
-new_tab, history_tab = st.tabs(
-    [t("imports.tab.new"), t("imports.tab.history")], default=t("imports.tab.history") if wanted_run else None
+new_tab, history_tab, guide_tab = st.tabs(
+    [t("imports.tab.new"), t("imports.tab.history"), t("move_in.tab")],
+    default=t("imports.tab.history") if wanted_run else None,
 )
 
 
@@ -323,10 +325,12 @@ with new_tab:
             key=f"imports_template_{entity}",
         )
         base = next((m for template_id, _, _, m in templates if template_id == template_choice), None)
-        if base is None and last_check.get("entity") == entity and last_check.get("mapping"):
+        preset_choice, from_preset = choose_preset(actor, entity, file.headers, key=f"imports_preset_{entity}")
+        if (base is None and last_check.get("entity") == entity and last_check.get("mapping")
+                and last_check.get("preset", "") == preset_choice):
             base = ImportMapping.from_dict(last_check["mapping"])
-        suggested = base or ImportMapping.suggested(entity, file.headers)
-        signature_key = f"{entity}-{template_choice}-{file.sha256[:12]}"
+        suggested = base or from_preset or ImportMapping.suggested(entity, file.headers)  # a preset: as a template
+        signature_key = f"{entity}-{template_choice}-{preset_choice}-{file.sha256[:12]}"
 
         st.subheader(t("imports.step.mapping"))
         st.caption(t("imports.mapping_help"))
@@ -476,6 +480,7 @@ with new_tab:
         mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on),
                                 customer_match=str(customer_match))
         params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates), fallback_owner)
+        params["preset"] = preset_choice  # the mapping is given: the job only remembers which preset made it
 
         with st.expander(t("imports.save_template")):
             template_name = st.text_input(t("imports.template_name"), key="imports_template_name", max_chars=120)
@@ -598,3 +603,8 @@ with history_tab:
                         show_result(actor, view, key=f"imports_revert_result_{view.id}")
 
             live_jobs("imports_revert_panel", [revert_view], load_revert, draw_revert)
+
+
+# --- the "Move in" guide ---------------------------------------------------------------
+with guide_tab:
+    show_move_in_guide(actor)

@@ -52,6 +52,11 @@ def add_parsers(commands: Any) -> None:
     importing.add_argument("entity", help=" | ".join(ENTITIES))
     importing.add_argument("file", help="CSV (UTF-8, UTF-8 BOM, GBK/GB18030; , ; tab |) or XLSX")
     importing.add_argument("--mapping", help='JSON: {"columns": {...}, "values": {...}, "match_on": [...]}')
+    importing.add_argument("--preset", help="a mapping preset when no --mapping is given: salesforce | hubspot | "
+                                            "fxiaoke (纷享销客/销售易) | detect (the one the header matches best)")
+    importing.add_argument("--check", action="store_true",
+                           help="a dry run: judge the file and say what would be created, updated, skipped and "
+                                "rejected; nothing is written")
     importing.add_argument("--mode", default="create", help="create | update | upsert")
     importing.add_argument("--policy", default="all-or-nothing", help="all-or-nothing | skip-invalid")
     importing.add_argument("--duplicates", default="skip", help="skip | merge | create (create mode)")
@@ -160,7 +165,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
         mapping = (
             ImportMapping.from_json(mapping_text)
             if mapping_text
-            else ImportMapping.suggested(args.entity, file.headers)
+            else _preset_or_suggested(db, actor, args.entity, args.preset, file.headers)
         )
         if args.customer_match:
             mapping.customer_match = args.customer_match
@@ -175,7 +180,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     params = {
         "entity": args.entity, "file_path": str(upload), "file_name": path.name, "mapping": mapping.as_dict(),
         "mode": args.mode, "policy": args.policy, "duplicates": args.duplicates, "encoding": args.encoding,
-        "delimiter": args.delimiter, "chunk_size": args.chunk_size, "dry_run": False,
+        "delimiter": args.delimiter, "chunk_size": args.chunk_size, "dry_run": bool(args.check),
         "fallback_owner": options.fallback_owner,
     }
     views = run_jobs(args, db, "import", params, actor=actor)
@@ -191,7 +196,40 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     if result.get("error"):
         return _print_refused(args, {**_refused_payload(result["error"], result.get("error_params") or {}, lang),
                                      "job_id": view.id})
+    if args.check:
+        return _print_check(args, view.id, result, lang)
     return _print_result(args, db, actor, view.id, result, lang)
+
+
+def _preset_or_suggested(db: Database, actor: Actor, entity: str, preset: str | None, headers: list[str]) -> Any:
+    """No ``--mapping``: the ``--preset``'s mapping (an unknown name is a usage error), else the headers'."""
+    from crm_core.importing.mapping import ImportMapping
+    from crm_core.importing.presets import check_preset, preset_mapping
+
+    if check_preset(preset) is None:
+        return ImportMapping.suggested(entity, headers)
+    with db.session(actor) as session:
+        return preset_mapping(session, str(preset), entity, headers, admin=actor.is_admin)
+
+
+def _print_check(args: argparse.Namespace, job_id: int, payload: dict[str, Any], lang: str) -> int:
+    """A dry run's forecast (``--check``): what would be created, updated, skipped, rejected, and the failing
+    checks; 0 when every row passes."""
+    from crm_core.importing.runner import reason_text
+
+    for entry in payload.get("failures") or []:
+        entry["message"] = reason_text(entry["message_key"], entry["params"], lang)
+    payload.pop("rejected_csv_path", None)  # a server path
+    if args.json:
+        print(json.dumps({**payload, "job_id": job_id}, ensure_ascii=False, default=str))
+    else:
+        print(t("imports.forecast", lang, **{key: payload.get(key, 0) for key in (
+            "rows_read", "would_create", "would_update", "would_skip", "rejected")}))
+        for entry in payload.get("failures") or []:
+            print(t("imports.cli.failure", lang, message=entry["message"], count=entry["count"],
+                    rows=", ".join(str(row) for row in entry["rows"][:10]),
+                    examples=", ".join(str(example) for example in entry["examples"][:5])))
+    return 0 if payload.get("success") else 1
 
 
 def _job_failed(view: JobView, lang: str) -> int:

@@ -152,6 +152,9 @@ class ValidationReport:
     regions_ambiguous: int = 0  # … naming a place several divisions share (朝阳区)
     regions_not_found: int = 0  # … naming no division
     owners_fallback: int = 0  # rows (not refused) given to the fallback owner: their owner named no user
+    would_create: int = 0  # what writing the valid rows would do (a dry run's forecast; see _forecast)
+    would_update: int = 0  # … rows linked to a record the tenant has (or an earlier row's): updated/merged
+    would_skip: int = 0  # … rows matching a record, skipped (create mode, duplicates "skip")
 
     @property
     def success(self) -> bool:
@@ -181,6 +184,9 @@ class ValidationReport:
             "regions_ambiguous": self.regions_ambiguous,
             "regions_not_found": self.regions_not_found,
             "owners_fallback": self.owners_fallback,
+            "would_create": self.would_create,
+            "would_update": self.would_update,
+            "would_skip": self.would_skip,
             "failures": [failure.as_dict() for failure in self.failures],
         }
 
@@ -402,6 +408,7 @@ def _judged_chunks(
     caller asks for the next chunk, i.e. once it has handled (written) this one.
     """
     merged: dict[tuple[str, str | None, str], Failure] = {}
+    new_orders: set[str] = set()
     state = FileState(hard_keys=FirstRows(), match_keys=FirstRows())  # ~20 bytes a key, not ~200
     resolver = Resolver(session, actor)
     for chunk in iter_chunks(file, chunk_size=options.chunk_size):
@@ -433,6 +440,7 @@ def _judged_chunks(
         report.owners_fallback += sum(
             1 for row_number in prepared["_owner_fallback"].dropna().index if int(row_number) not in refused)
         report.failures = list(merged.values())
+        _forecast(report, prepared, refused, entity, options, new_orders)
         yield prepared, chunk, refused
         steps.done(report.rows_read)
     if report.rows_read == 0:
@@ -440,6 +448,31 @@ def _judged_chunks(
 
         raise ImportFileRefused("imports.error.no_rows")
     steps.done(report.rows_read, last=True)
+
+
+def _forecast(report: ValidationReport, prepared: pandas.DataFrame, refused: set[int], entity: str,
+              options: ImportOptions, new_orders: set[str]) -> None:
+    """Count what the writer (``_Writer.write``) would do with the chunk's valid rows: create, update (link to a
+    record the tenant has, or fold into an earlier row's) or skip. Orders count orders, not lines."""
+    valid = prepared.loc[~prepared.index.isin(list(refused))] if refused else prepared
+    matched = valid["_match_id"].notna().tolist()
+    repeats = valid["_duplicate_of_row"].notna().tolist()
+    if entity == "orders":
+        for number, match in zip(valid["order_number"].tolist(), matched, strict=True):
+            if match:
+                report.would_update += 1
+            elif str(number) not in new_orders:
+                new_orders.add(str(number))
+                report.would_create += 1
+        return
+    for match, repeat in zip(matched, repeats, strict=True):
+        duplicate = match or repeat
+        if not duplicate or (options.mode == "create" and options.duplicates == "create"):
+            report.would_create += 1
+        elif options.mode == "create" and options.duplicates == "skip":
+            report.would_skip += 1
+        else:
+            report.would_update += 1
 
 
 BLOCKED_DUPLICATE_KEYS = {

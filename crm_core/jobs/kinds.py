@@ -10,12 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_core.db import Database
 from crm_core.errors import DomainError, ImportFileRefused, ImportNotAllowed, ValidationFailed
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Role
+
+if TYPE_CHECKING:  # pragma: no cover
+    from crm_core.access import Actor
+    from crm_core.importing.mapping import ImportMapping
 
 ADMINS = frozenset({Role.ADMIN})
 IMPORTERS = frozenset({Role.ADMIN, Role.MANAGER})
@@ -150,6 +154,18 @@ def _refused(entity: str, file_name: str, error: ImportFileRefused, *, dry_run: 
     }
 
 
+def _preset_or_suggested(ctx: JobContext, actor: Actor, entity: str, headers: list[str]) -> ImportMapping:
+    """No mapping given: the ``preset`` parameter's (a name or ``detect``), else the headers' suggestion."""
+    from crm_core.importing.mapping import ImportMapping
+    from crm_core.importing.presets import preset_mapping
+
+    preset = _text(ctx.params, "preset")
+    if not preset:
+        return ImportMapping.suggested(entity, headers)
+    with ctx.db.session(actor) as session:
+        return preset_mapping(session, preset, entity, headers, admin=actor.is_admin)
+
+
 @job_kind("import", roles=IMPORTERS)
 def import_file(ctx: JobContext) -> dict[str, Any]:
     """Import (or, with ``dry_run``, only judge) an uploaded file, as the user who asked (admins, managers).
@@ -162,7 +178,8 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
       ``files_dir()`` or in another tenant's uploads is refused (``jobs.error.upload_outside``)
     - ``file_name``: the name the user knows (shown on the run; ``.xlsx`` decides XLSX); default the file's
     - ``mapping``: ``{"columns": {column: field}, "values": {column: {file value: stored value}},
-      "match_on": [field]}`` (``ImportMapping.as_dict()``); absent or null: suggested from the headers
+      "match_on": [field]}`` (``ImportMapping.as_dict()``); absent or null: the ``preset``'s
+      (``crm_core.importing.presets``: salesforce | hubspot | fxiaoke | detect), else suggested from the headers
     - ``mode`` (create | update | upsert, default create), ``policy`` (all-or-nothing | skip-invalid,
       default all-or-nothing), ``duplicates`` (skip | merge | create, default skip)
     - ``encoding``, ``delimiter``, ``sheet``: override what was detected (null: detect)
@@ -181,7 +198,8 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
     Result of a dry run: ``{"dry_run": true, "entity", "file_name", "status": "valid" | "invalid",
     "success", "rows_read", "expectations", "rejected", "duplicates_in_file", "matches_in_database",
     "duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found" (customers; an
-    import's result carries these four too), "failures": [...], "rejected_csv_path": a CSV of the
+    import's result carries these four too), "would_create", "would_update", "would_skip" (what writing
+    the valid rows would do), "failures": [...], "rejected_csv_path": a CSV of the
     refused rows with a reason column, in the requester's language, beside the upload (null when
     none was refused)}``.
 
@@ -221,7 +239,7 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
         file = open_import_file(file_name, path, encoding=_text(params, "encoding"),
                                 delimiter=_text(params, "delimiter"), sheet=_text(params, "sheet"))
         mapping = (ImportMapping.from_dict(params["mapping"]) if params.get("mapping")
-                   else ImportMapping.suggested(entity, file.headers))
+                   else _preset_or_suggested(ctx, actor, entity, file.headers))
         if customer_match := _text(params, "customer_match"):
             mapping.customer_match = customer_match  # the option given beside the mapping (the API's, the CLI's)
         if dry_run:
