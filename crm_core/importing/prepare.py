@@ -430,12 +430,32 @@ def prepare_chunk(
         frame["_custom__missing"] = pd.Series(blank_required, index=frame.index, dtype=object)
     if entity == "customers":
         _prepare_identity(frame, state)
+    if entity == "opportunities" and resolver.actor.is_admin and "closed_at" not in mapping.field_to_column():
+        _closed_on_close_date(frame, resolver)
     # a row with more cells than the header: refused as that row (its cells may be shifted)
     extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
     _companions(frame, entity, mapping, options, resolver, state)
     _row_rules(frame, entity, resolver)
     return frame
+
+
+def _closed_on_close_date(frame: pandas.DataFrame, resolver: Resolver) -> None:
+    """Salesforce and HubSpot export one "Close Date": the expected one while a deal is open, the day it
+    closed once it is won or lost. Without a column of actual close dates, a won or lost row closes on
+    its close date when that is not ahead (else today, as before). It writes the past, so only for an
+    admin (whose mapping may fill history fields); the row's audit event flags it as any closed_at."""
+    import pandas as pd
+
+    resolver.stages()
+    today = utcnow().date().isoformat()
+    closed = frame["closed_at"].tolist()
+    rows = zip(frame["stage_id"].tolist(), frame["expected_close_date"].tolist(), strict=True)
+    for position, (stage_id, expected) in enumerate(rows):
+        stage = resolver.stage_info.get(stage_id) if stage_id is not None else None
+        if stage is not None and stage.kind != "open" and expected and str(expected)[:10] <= today:
+            closed[position] = str(expected)[:10]
+    frame["closed_at"] = pd.Series(closed, index=frame.index, dtype=object)
 
 
 def _prepare_number(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None]) -> None:

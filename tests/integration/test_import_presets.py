@@ -87,9 +87,16 @@ def test_each_preset_moves_its_sample_export_in_without_a_rejected_row(db: Datab
     assert sorted(kind for kind, _, _ in deals.values()) == sorted(
         {"salesforce": ["won", "lost", "open", "open"], "hubspot": ["won", "lost", "open", "open"],
          "fxiaoke": ["won", "lost", "open"]}[preset])
-    if preset == "fxiaoke":  # 结单日期 is the close date: the 2017 win closed in 2017
-        closed = deals["红隼网关项目"][1]
-        assert closed is not None and closed.date() == dt.date(2017, 6, 18)
+    # each won or lost deal closed on the day the old CRM says: 纷享销客's 结单日期; the one "Close Date" of
+    # Salesforce and HubSpot (the expected close while open, the actual one once closed)
+    closed_on = {name: closed and closed.date() for name, (kind, closed, _) in deals.items() if kind != "open"}
+    assert closed_on == {
+        "salesforce": {"Edge Emergency Generator": dt.date(2017, 5, 20),
+                       "Burlington Installation": dt.date(2018, 3, 30)},
+        "hubspot": {"Northwind renewal 2019": dt.date(2019, 3, 31), "Contoso pilot": dt.date(2019, 9, 30)},
+        "fxiaoke": {"红隼网关项目": dt.date(2017, 6, 18), "云帆维保": dt.date(2020, 1, 10)},
+    }[preset]
+    if preset == "fxiaoke":
         assert deals["红隼网关项目"][2] == by_external["KH-0001"]
     present = entities_present(db, admin.tenant_id)
     assert present["customers"] and present["opportunities"] and not present["orders"]
