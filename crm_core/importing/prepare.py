@@ -287,14 +287,16 @@ class Resolver:
     def external_id_holders(self, entity: str, values: set[str]) -> dict[str, int]:
         """External ID → the id of the record of ``entity`` holding it (the lowest when several customers do).
 
-        Archived records count (the unique constraint spans them), except customers: their external ID is
-        not unique in the database (decision 0042), and a merged-away one leads to its survivor."""
-        model = EXTERNAL_ID_MODELS[entity]
+        Archived records and those the importer may not see count (the unique index spans them); of customers, only
+        live ones (their IDs are not unique in the database, decision 0042; a merged-away one's leads to its
+        survivor, which the row then matches)."""
+        table = EXTERNAL_ID_MODELS[entity].__table__  # the table itself: records the importer may not see count
         found: dict[str, int] = {}
         for batch in _chunks(sorted(values)):
-            statement = select(model.external_id, model.id).where(model.external_id.in_(batch)).order_by(model.id)
+            statement = select(table.c.external_id, table.c.id).where(
+                table.c.tenant_id == self.actor.tenant_id, table.c.external_id.in_(batch)).order_by(table.c.id)
             if entity == "customers":
-                statement = statement.where(model.archived_at.is_(None))
+                statement = statement.where(table.c.archived_at.is_(None))
             for value, record_id in self.session.execute(statement):
                 found.setdefault(str(value), record_id)
         return found
