@@ -636,8 +636,8 @@ def _external_ids(
     taken: list[str | None] = [None] * len(values)
     for position, value in enumerate(values):
         holder = holders.get(str(value)) if value is not None else None
-        if holder is None:
-            continue
+        if holder is None or repeated[position] is not None:
+            continue  # a repeat is said once (in a run, the record an earlier chunk wrote holds it too)
         target = None if new_anyway else match_id[position]
         if target is None or holder != target:
             taken[position] = str(value)
