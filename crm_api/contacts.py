@@ -56,6 +56,8 @@ class ContactOut(BaseModel):
     updated_at: Moment
     archived_at: Moment | None
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to update or archive.")
+    external_id: str | None = Field(default=None, description="The ID the record had in another system (imports "
+                                    "link records by it); unique in the tenant when given.")
 
 
 class ContactCreate(BaseModel):
@@ -71,6 +73,8 @@ class ContactCreate(BaseModel):
     email: str | None = Field(default=None, max_length=1000)
     phone: str | None = Field(default=None, max_length=1000)
     is_primary: bool = False
+    external_id: str | None = Field(default=None, max_length=1000,
+                                    description="The ID in another system (up to 80 characters); unique when given.")
 
 
 class ContactPatch(BaseModel):
@@ -83,6 +87,7 @@ class ContactPatch(BaseModel):
     email: str | None = Field(default=None, max_length=1000)
     phone: str | None = Field(default=None, max_length=1000)
     is_primary: Annotated[bool | None, NOT_NULL] = Field(default=None)
+    external_id: str | None = Field(default=None, max_length=1000, description="Null or blank: none.")
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -160,7 +165,8 @@ def create_contact_endpoint(
     rules find the same email or phone (at any customer); `allow_duplicate` lifts a warning, and a blocking
     rule only for managers and admins."""
     form = ContactInput(customer_id=body.customer_id, name=body.name, title=body.title or "",
-                        email=body.email or "", phone=body.phone or "", is_primary=body.is_primary)
+                        email=body.email or "", phone=body.phone or "", is_primary=body.is_primary,
+                        external_id=body.external_id)
     contact_id = create_contact(db, found.actor, form, allow_duplicate=allow_duplicate)
     response.headers["Location"] = str(request.url_for("get_contact_endpoint", contact_id=contact_id))
     return read_contact(db, found, contact_id, response)
@@ -184,6 +190,8 @@ def update_contact_endpoint(contact_id: ContactId, body: ContactPatch, response:
         setattr(form, name, getattr(body, name) or "")
     if body.is_primary is not None:
         form.is_primary = body.is_primary
+    if "external_id" in given:
+        form.external_id = body.external_id or ""
     update_contact(db, found.actor, contact_id, form, expected_version=version, allow_duplicate=allow_duplicate)
     return read_contact(db, found, contact_id, response)
 

@@ -103,6 +103,8 @@ class DealOut(BaseModel):
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to change the deal.")
     stage_history: list[StageMoveOut] | None = Field(
         default=None, description="Single-deal answers only (null in lists): every move, newest first.")
+    external_id: str | None = Field(default=None, description="The ID the record had in another system (imports "
+                                    "link records by it); unique in the tenant when given.")
 
 
 class DealCreate(BaseModel):
@@ -122,6 +124,8 @@ class DealCreate(BaseModel):
     expected_close_date: Day | None = None
     lost_reason: str = Field(default="", max_length=1000, description="Needed when `stage_id` is a lost stage.")
     closed_on: Day | None = Field(default=None, description="When created in a won/lost stage; else today.")
+    external_id: str | None = Field(default=None, max_length=1000,
+                                    description="The ID in another system (up to 80 characters); unique when given.")
 
 
 class DealPatch(BaseModel):
@@ -139,6 +143,7 @@ class DealPatch(BaseModel):
     expected_close_date: Day | None = None
     lost_reason: Annotated[str | None, NOT_NULL] = Field(
         default=None, max_length=1000, description="A lost deal's reason, reworded.")
+    external_id: str | None = Field(default=None, max_length=1000, description="Null or blank: none.")
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -214,6 +219,7 @@ def deal_out(card: DealCard, archived_at: dt.datetime | None = None,
         weighted_amount=card.weighted_amount, expected_close_date=card.expected_close_date,
         closed_at=card.closed_at, lost_reason=card.lost_reason, won_reason=card.won_reason, archived_at=archived_at,
         created_at=card.created_at, updated_at=card.updated_at, version=card.version, stage_history=history,
+        external_id=card.external_id,
     )
 
 
@@ -274,6 +280,7 @@ def create_deal_endpoint(
         customer_id=body.customer_id, name=body.name, amount=body.amount, currency=body.currency,
         pipeline_id=body.pipeline_id, stage_id=body.stage_id, owner_id=body.owner_id, probability=body.probability,
         expected_close_date=body.expected_close_date, lost_reason=body.lost_reason, closed_on=body.closed_on,
+        external_id=body.external_id,
     )
     deal_id = create_opportunity(db, found.actor, form)
     response.headers["Location"] = str(request.url_for("get_deal_endpoint", deal_id=deal_id))
@@ -302,6 +309,8 @@ def update_deal_endpoint(deal_id: DealId, body: DealPatch, response: Response, d
     form = _current_form(db, found, deal_id)
     for name in body.model_fields_set - {"version"}:
         setattr(form, name, getattr(body, name))
+    if "external_id" in body.model_fields_set:
+        form.external_id = body.external_id or ""  # null: none (the form's None leaves it as it is)
     update_opportunity(db, found.actor, deal_id, form, expected_version=version)
     return read_deal(db, found, deal_id, response)
 

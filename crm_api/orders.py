@@ -81,6 +81,8 @@ class OrderOut(BaseModel):
     created_at: Moment
     updated_at: Moment
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to change the order.")
+    external_id: str | None = Field(default=None, description="The ID the record had in another system (imports "
+                                    "link records by it); unique in the tenant when given.")
 
 
 class OrderLineIn(BaseModel):
@@ -106,6 +108,8 @@ class OrderCreate(BaseModel):
     ordered_at: UtcDateTime | None = Field(default=None, description="Default: now.")
     currency: str = Field(default="", max_length=10, description="Default: the tenant's currency.")
     opportunity_id: RecordId | None = Field(default=None, description="A deal of the same customer.")
+    external_id: str | None = Field(default=None, max_length=1000,
+                                    description="The ID in another system (up to 80 characters); unique when given.")
 
 
 class OrderPatch(BaseModel):
@@ -120,6 +124,7 @@ class OrderPatch(BaseModel):
     ordered_at: Annotated[UtcDateTime | None, NOT_NULL] = Field(default=None)
     currency: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=10)
     opportunity_id: RecordId | None = None
+    external_id: str | None = Field(default=None, max_length=1000, description="Null or blank: none.")
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -160,7 +165,7 @@ def order_out(order: OrderDetail) -> OrderOut:
                             quantity=line.quantity, unit_price=line.unit_price, line_total=line.line_total)
                for line in order.lines],
         archived_at=order.archived_at, created_at=order.created_at, updated_at=order.updated_at,
-        version=order.version,
+        version=order.version, external_id=order.external_id,
     )
 
 
@@ -216,7 +221,7 @@ def create_order_endpoint(
     """Book an order for a customer the caller may see (404 otherwise); the total comes from the lines."""
     form = OrderInput(customer_id=body.customer_id, lines=_lines(body.lines), order_number=body.order_number,
                       status=body.status, ordered_at=body.ordered_at, currency=body.currency,
-                      opportunity_id=body.opportunity_id)
+                      opportunity_id=body.opportunity_id, external_id=body.external_id)
     order_id = create_order(db, found.actor, form)
     response.headers["Location"] = str(request.url_for("get_order_endpoint", order_id=order_id))
     return read_order(db, found, order_id, response)
@@ -242,6 +247,7 @@ def update_order_endpoint(order_id: OrderId, body: OrderPatch, response: Respons
         status=body.status or current.status,
         ordered_at=body.ordered_at, currency=body.currency or current.currency,
         opportunity_id=body.opportunity_id if "opportunity_id" in given else current.opportunity_id,
+        external_id=(body.external_id or "") if "external_id" in given else None,
     )
     update_order(db, found.actor, order_id, form, expected_version=version)
     return read_order(db, found, order_id, response)

@@ -46,6 +46,8 @@ class ProductOut(BaseModel):
     updated_at: Moment
     archived_at: Moment | None
     version: int = Field(description="Send it back in `If-Match` (or the PATCH body) to update or archive.")
+    external_id: str | None = Field(default=None, description="The ID the record had in another system (imports "
+                                    "link records by it); unique in the tenant when given.")
 
 
 class ProductCreate(BaseModel):
@@ -59,6 +61,8 @@ class ProductCreate(BaseModel):
     unit_price: Amount = "0"
     currency: str = Field(default="CNY", max_length=100)
     is_active: bool = True
+    external_id: str | None = Field(default=None, max_length=1000,
+                                    description="The ID in another system (up to 80 characters); unique when given.")
 
 
 class ProductPatch(BaseModel):
@@ -71,6 +75,7 @@ class ProductPatch(BaseModel):
     unit_price: Annotated[Amount | None, NOT_NULL] = Field(default=None)
     currency: Annotated[str | None, NOT_NULL] = Field(default=None, max_length=100)
     is_active: Annotated[bool | None, NOT_NULL] = Field(default=None)
+    external_id: str | None = Field(default=None, max_length=1000, description="Null or blank: none.")
     version: Annotated[RecordId | None, NOT_NULL] = Field(
         default=None, description="The version edited; or send it as If-Match.")
 
@@ -146,7 +151,7 @@ def create_product_endpoint(
 ) -> ProductOut:
     """Add a product; a SKU already in the catalogue is a 422 on `sku`."""
     form = ProductInput(sku=body.sku, name=body.name, unit_price=body.unit_price, currency=body.currency,
-                        is_active=body.is_active)
+                        is_active=body.is_active, external_id=body.external_id)
     product_id = create_product(db, found.actor, form)
     response.headers["Location"] = str(request.url_for("get_product_endpoint", product_id=product_id))
     return read_product(db, found, product_id, response)
@@ -171,6 +176,8 @@ def update_product_endpoint(product_id: ProductId, body: ProductPatch, response:
         form.unit_price = body.unit_price
     if body.is_active is not None:
         form.is_active = body.is_active
+    if "external_id" in given:
+        form.external_id = body.external_id or ""
     update_product(db, found.actor, product_id, form, expected_version=version)
     return read_product(db, found, product_id, response)
 

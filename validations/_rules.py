@@ -11,6 +11,8 @@ for the whole batch, which the suites expect on:
 - ``_duplicate_in_file``  the key when an earlier row of the file has the same unique key;
 - ``_key_taken``          the key when creating a row whose unique key already exists in the database;
 - ``_match_missing``      the match key when an update matches no existing record;
+- ``external_id__repeated`` / ``external_id__taken``  an external ID an earlier row / another record holds;
+- ``<deal|contact>__other_customer`` the external ID of a deal or contact of another customer than the row's;
 - ``_custom__invalid``     "field: text" for each custom value its type or the free-text rules refuse;
 - ``_custom__missing``     the required custom fields left blank on a row that creates a record.
 
@@ -146,6 +148,27 @@ def not_taken(key: str) -> Any:
     return _gx().ExpectColumnValuesToBeNull(column="_key_taken", meta=meta("imports.rule.key_taken", field=key))
 
 
+def of_the_same_customer(column: str, target: str) -> Any:
+    """A deal or contact named by external ID belongs to the row's customer (``<field>__other_customer``)."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column=f"{column}__other_customer", meta=meta(f"imports.rule.other_customer_{target}", field=column)
+    )
+
+
+def external_id_once() -> Any:
+    """No two rows of the file (two orders: the lines of one share it) carry the same external ID."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column="external_id__repeated", meta=meta("imports.rule.duplicate_in_file", field="external_id")
+    )
+
+
+def external_id_free() -> Any:
+    """An external ID no other record of the tenant holds (unique per tenant: decision 0042)."""
+    return _gx().ExpectColumnValuesToBeNull(
+        column="external_id__taken", meta=meta("imports.rule.external_id_taken", field="external_id")
+    )
+
+
 def matches_existing() -> Any:
     """In update mode every row must match an existing record."""
     return _gx().ExpectColumnValuesToBeNull(column="_match_missing", meta=meta("imports.rule.match_missing"))
@@ -180,6 +203,12 @@ def from_fields(entity: str) -> list[Any]:
             expectations.append(readable(spec.name, "number" if rule.kind == rules.MONEY else rule.kind))
         elif rule.kind == rules.REFERENCE:
             expectations.append(resolves(spec.name, rule.target or "record"))
+            if rule.target in ("deal", "contact"):
+                expectations.append(of_the_same_customer(spec.name, rule.target))
+        if spec.name == "external_id":
+            if entity != "customers":  # theirs is the file's hard key (_duplicate_in_file)
+                expectations.append(external_id_once())
+            expectations.append(external_id_free())
         if rule.kind in rules.NUMERIC and (rule.minimum is not None or rule.upper is not None):
             expectations.append(between(spec.name, _bound(rule.minimum), _bound(rule.upper)))
         if rule.scale is not None:

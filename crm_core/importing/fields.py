@@ -88,6 +88,11 @@ CUSTOMER_MATCH_HEADERS = {
     "email": ("email", "e-mail", "mail", "邮箱", "邮件"),
 }
 """The words in a customer column's header that say it holds external IDs or emails (Account ID, 客户编号 …)."""
+EXTERNAL_ID_HEADERS = ("external id", "crm id", "record id", "外部编号", "外部id")
+"""The old system's ID of the record a row describes (a reference to another record has headers of its own)."""
+DEAL_REF_HEADERS = ("deal id", "deal", "opportunity id", "opportunity", "deal external id", "商机编号", "商机id",
+                    "商机")
+"""A column naming the deal a row belongs to, by the deal's external ID."""
 EMAIL_HEADERS = ("email", "e-mail", "email address", "mail", "邮箱", "电子邮件", "电子邮箱", "邮件")
 CURRENCY_HEADERS = ("currency", "币种", "货币")
 PHONE_HEADERS = (
@@ -166,6 +171,7 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _spec(rules.CONTACT, "email", *EMAIL_HEADERS),
         _spec(rules.CONTACT, "phone", *PHONE_HEADERS),
         _spec(rules.CONTACT, "is_primary", "primary", "is primary", "main contact", "主要联系人", "首要联系人"),
+        _spec(rules.CONTACT, "external_id", *EXTERNAL_ID_HEADERS, "contact id", "联系人编号", "联系人id"),
     ),
     "products": (
         _spec(rules.PRODUCT, "sku", "sku", "code", "product code", "item code", "产品编号", "编码", "货号", "产品编码"),
@@ -173,6 +179,7 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _spec(rules.PRODUCT, "unit_price", "unit price", "price", "list price", "单价", "价格", "标价"),
         _spec(rules.PRODUCT, "currency", *CURRENCY_HEADERS),
         _spec(rules.PRODUCT, "is_active", "active", "is active", "enabled", "启用", "是否启用", "在售"),
+        _spec(rules.PRODUCT, "external_id", *EXTERNAL_ID_HEADERS, "product id", "产品id"),
     ),
     "opportunities": (
         _spec(
@@ -202,7 +209,8 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             "预计成交",
             "成交日期",
         ),
-        _spec(rules.OPPORTUNITY, "product", "product", "product name", "产品", "产品名称", "商品"),
+        _spec(rules.OPPORTUNITY, "product", "product", "product name", "product id", "product code", "sku", "产品",
+              "产品名称", "产品编号", "商品"),
         _spec(rules.OPPORTUNITY, "lost_reason", "lost reason", "reason lost", "loss reason", "closed lost reason",
               "输单原因", "丢单原因", "失败原因"),
         _spec(rules.OPPORTUNITY, "won_reason", "won reason", "win reason", "closed won reason", "赢单原因"),
@@ -210,6 +218,8 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
               "opened", "open date", "opened date", "创建时间", "创建日期", "立项日期"),
         _spec(rules.OPPORTUNITY, "closed_at", "closed date", "closed at", "date closed", "actual close date",
               "closed on", "关闭日期", "实际成交日期", "结单日期"),
+        _spec(rules.OPPORTUNITY, "external_id", *EXTERNAL_ID_HEADERS, "deal id", "opportunity id", "商机编号",
+              "商机id"),
     ),
     # one row per order line: the order's fields, then the line's
     "orders": (
@@ -232,11 +242,14 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         ),
         _spec(rules.ORDER, "status", "status", "order status", "状态", "订单状态"),
         _spec(rules.ORDER, "currency", *CURRENCY_HEADERS),
+        _spec(rules.ORDER, "external_id", *EXTERNAL_ID_HEADERS),
+        _spec(rules.ORDER, "deal", *DEAL_REF_HEADERS),
         _spec(
             rules.ORDER_LINE,
             "product",
             "product",
             "product name",
+            "product id",
             "sku",
             "item",
             "产品",
@@ -265,6 +278,9 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             "摘要",
         ),
         _spec(rules.ACTIVITY, "author", "author", "by", "rep", "owner", "跟进人", "记录人", "负责人"),
+        _spec(rules.ACTIVITY, "contact", "contact id", "contact", "contact external id", "联系人编号", "联系人id",
+              "联系人"),
+        _spec(rules.ACTIVITY, "deal", *DEAL_REF_HEADERS),
     ),
     "tasks": (
         _spec(rules.TASK, "title", "title", "task", "subject", "任务", "标题", "任务名称"),
@@ -275,16 +291,17 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _spec(rules.TASK, "priority", "priority", "优先级"),
         _spec(rules.TASK, "completed_at", "completed", "completed at", "completed date", "done at", "完成时间",
               "完成日期"),
+        _spec(rules.TASK, "deal", *DEAL_REF_HEADERS),
     ),
 }
 
 # The fields a row may be matched on (update, upsert, duplicates), in the default order.
 MATCH_KEYS: dict[str, tuple[str, ...]] = {
     "customers": ("external_id", "email", "phone", "name"),
-    "contacts": ("email", "phone", "name"),
-    "products": ("sku", "name"),
-    "opportunities": ("name",),
-    "orders": ("order_number",),
+    "contacts": ("external_id", "email", "phone", "name"),
+    "products": ("external_id", "sku", "name"),
+    "opportunities": ("external_id", "name"),
+    "orders": ("order_number", "external_id"),
     "activities": (),
     "tasks": ("title",),
 }

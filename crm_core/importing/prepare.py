@@ -98,6 +98,7 @@ class FileState:
     order_totals: dict[str, float] = field(default_factory=dict)  # order number → its lines' total so far
     blocked_keys: dict[tuple[str, str], int] = field(default_factory=dict)  # a blocking duplicate key → first row
     addresses: dict[str, regions.AddressMatch] = field(default_factory=dict)  # region text → its cascade
+    external_ids: dict[str, tuple[int, Any]] = field(default_factory=dict)  # → (first row, its order number)
 
 
 def _chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterable[list[Any]]:
@@ -253,19 +254,52 @@ class Resolver:
                     found.setdefault(key, set()).add(survivor_id)
 
     def products(self, keys: set[str]) -> dict[str, tuple[int, float] | None]:
-        """Product by SKU or name → (id, list price) (None when several match)."""
+        """Product by external ID, SKU or name → (id, list price) (None when several match)."""
         found: dict[str, dict[int, float]] = {}
         for batch in _chunks(sorted(keys)):
             rows = self.session.execute(
-                select(Product.id, Product.sku, Product.name, Product.unit_price).where(
-                    Product.archived_at.is_(None), or_(Product.sku.in_(batch), Product.name.in_(batch))
+                select(Product.id, Product.external_id, Product.sku, Product.name, Product.unit_price).where(
+                    Product.archived_at.is_(None),
+                    or_(Product.external_id.in_(batch), Product.sku.in_(batch), Product.name.in_(batch)),
                 )
             ).all()
-            for product_id, sku, name, price in rows:
-                for candidate in (sku, name):
+            for product_id, external_id, sku, name, price in rows:
+                for candidate in (external_id, sku, name):
                     if candidate in keys:
                         found.setdefault(candidate, {})[product_id] = float(price or 0)
         return {key: (next(iter(ids.items())) if len(ids) == 1 else None) for key, ids in found.items()}
+
+    def by_external_id(self, entity: str, keys: set[str]) -> dict[str, tuple[int, int]]:
+        """A live deal's or contact's (``entity``: opportunities, contacts) external ID → (id, its customer's id).
+
+        External IDs are unique per tenant on these tables (migration 0037): one record at most."""
+        model = EXTERNAL_ID_MODELS[entity]
+        found: dict[str, tuple[int, int]] = {}
+        for batch in _chunks(sorted(keys)):
+            rows = self.session.execute(
+                select(model.external_id, model.id, model.customer_id).where(
+                    model.archived_at.is_(None), model.external_id.in_(batch))
+            ).all()
+            for external_id, record_id, customer_id in rows:
+                found[str(external_id)] = (record_id, customer_id)
+        return found
+
+    def external_id_holders(self, entity: str, values: set[str]) -> dict[str, int]:
+        """External ID → the id of the record of ``entity`` holding it (the lowest when several customers do).
+
+        Archived records and those the importer may not see count (the unique index spans them); of customers, only
+        live ones (their IDs are not unique in the database, decision 0042; a merged-away one's leads to its
+        survivor, which the row then matches)."""
+        table = EXTERNAL_ID_MODELS[entity].__table__  # the table itself: records the importer may not see count
+        found: dict[str, int] = {}
+        for batch in _chunks(sorted(values)):
+            statement = select(table.c.external_id, table.c.id).where(
+                table.c.tenant_id == self.actor.tenant_id, table.c.external_id.in_(batch)).order_by(table.c.id)
+            if entity == "customers":
+                statement = statement.where(table.c.archived_at.is_(None))
+            for value, record_id in self.session.execute(statement):
+                found.setdefault(str(value), record_id)
+        return found
 
     def owners_of_duplicates(self, entity: str, key: str, values: set[str]) -> dict[str, str]:
         """Key value → the owner's name ('' unowned) of a live customer of the tenant holding it (for a
@@ -322,6 +356,12 @@ class Resolver:
         return matches
 
 
+EXTERNAL_ID_MODELS: dict[str, Any] = {
+    "customers": Customer, "contacts": Contact, "products": Product, "opportunities": Opportunity, "orders": Order}
+"""The import entities whose records carry the old system's ID (``external_id``)."""
+REFERENCED_BY_EXTERNAL_ID = {"deal": "opportunities", "contact": "contacts"}
+"""Reference targets named by external ID only: the entity they look in."""
+
 DUPLICATE_RULE_ENTITIES = {"customers": CUSTOMER, "contacts": CONTACT}
 """The import entities the duplicate rules (查重) apply to, and their rules' entity."""
 
@@ -332,10 +372,12 @@ MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
         "phone": (Customer, Customer.phone_normalized),
         "name": (Customer, Customer.name),
     },
-    "contacts": {"email": (Contact, Contact.email), "phone": (Contact, Contact.phone), "name": (Contact, Contact.name)},
-    "products": {"sku": (Product, Product.sku), "name": (Product, Product.name)},
-    "opportunities": {"name": (Opportunity, Opportunity.name)},
-    "orders": {"order_number": (Order, Order.order_number)},
+    "contacts": {"external_id": (Contact, Contact.external_id), "email": (Contact, Contact.email),
+                 "phone": (Contact, Contact.phone), "name": (Contact, Contact.name)},
+    "products": {"external_id": (Product, Product.external_id), "sku": (Product, Product.sku),
+                 "name": (Product, Product.name)},
+    "opportunities": {"external_id": (Opportunity, Opportunity.external_id), "name": (Opportunity, Opportunity.name)},
+    "orders": {"order_number": (Order, Order.order_number), "external_id": (Order, Order.external_id)},
     "tasks": {"title": (Task, Task.title)},
     "activities": {},
 }
@@ -435,6 +477,7 @@ def prepare_chunk(
     # a row with more cells than the header: refused as that row (its cells may be shifted)
     extra = raw[EXTRA_COLUMN].tolist() if EXTRA_COLUMN in raw.columns else [""] * len(raw)
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
+    _same_customer(frame, entity)
     _companions(frame, entity, mapping, options, resolver, state)
     _row_rules(frame, entity, resolver)
     return frame
@@ -558,8 +601,67 @@ def _prepare_field(
                 pipelines.append(hit[0] if hit else None)
                 unresolved.append(cell if cell and hit is None else None)
             frame["pipeline_id"] = pd.Series(pipelines, index=frame.index, dtype=object)
+        elif spec.target in REFERENCED_BY_EXTERNAL_ID:
+            records = resolver.by_external_id(REFERENCED_BY_EXTERNAL_ID[spec.target], present)
+            for cell in cells:
+                hit = records.get(cell) if cell else None
+                ids.append(hit[0] if hit else None)
+                extra.append(hit[1] if hit else None)
+                unresolved.append(cell if cell and hit is None else None)
+            frame[f"{name}_customer_id"] = pd.Series(extra, index=frame.index, dtype=object)
         frame[f"{name}_id"] = pd.Series(ids, index=frame.index, dtype=object)
         frame[f"{name}__unresolved"] = pd.Series(unresolved, index=frame.index, dtype=object)
+
+
+def _same_customer(frame: pandas.DataFrame, entity: str) -> None:
+    """``<deal|contact>__other_customer``: the external ID of a deal or contact that belongs to another customer
+    than the row's (the activity, order and task services refuse that too)."""
+    import pandas as pd
+
+    for spec in fields_of(entity):
+        if spec.target not in REFERENCED_BY_EXTERNAL_ID:
+            continue
+        name = spec.name
+        rows = zip(frame[name].tolist(), frame[f"{name}_customer_id"].tolist(), frame["customer_id"].tolist(),
+                   strict=True)
+        frame[f"{name}__other_customer"] = pd.Series(
+            [cell if owner is not None and customer is not None and owner != customer else None
+             for cell, owner, customer in rows],
+            index=frame.index, dtype=object)
+
+
+def _external_ids(
+    frame: pandas.DataFrame, entity: str, options: ImportOptions, resolver: Resolver, state: FileState,
+    match_id: list[Any],
+) -> None:
+    """``external_id__repeated`` (an earlier row of the file has it: "value (= row)"; the lines of one order share
+    theirs) and ``external_id__taken`` (another record of the database holds it: on a row that creates a record,
+    any holder; on a row matched to a record, a holder other than that record)."""
+    import pandas as pd
+
+    values = frame["external_id"].tolist()
+    numbers = frame["order_number"].tolist() if entity == "orders" else [None] * len(values)
+    repeated: list[str | None] = [None] * len(values)
+    if entity != "customers":  # theirs is a hard key (_duplicate_in_file)
+        for position, (row_number, value, number) in enumerate(zip(frame.index, values, numbers, strict=True)):
+            if value is None:
+                continue
+            first = state.external_ids.setdefault(str(value), (row_number, number))
+            if first[0] != row_number and (number is None or first[1] != number):
+                repeated[position] = f"{value} (= {first[0]})"
+    frame["external_id__repeated"] = pd.Series(repeated, index=frame.index, dtype=object)
+    present = {str(value) for value in values if value is not None}
+    holders = resolver.external_id_holders(entity, present) if present else {}
+    new_anyway = options.mode == "create" and options.duplicates == "create"
+    taken: list[str | None] = [None] * len(values)
+    for position, value in enumerate(values):
+        holder = holders.get(str(value)) if value is not None else None
+        if holder is None or repeated[position] is not None:
+            continue  # a repeat is said once (in a run, the record an earlier chunk wrote holds it too)
+        target = None if new_anyway else match_id[position]
+        if target is None or holder != target:
+            taken[position] = str(value)
+    frame["external_id__taken"] = pd.Series(taken, index=frame.index, dtype=object)
 
 
 def _order_total_overflow(frame: pandas.DataFrame, state: FileState) -> list[str | None]:
@@ -654,6 +756,8 @@ def _companions(
     frame["_match_id"] = pd.Series(match_id, index=frame.index, dtype=object)
     frame["_match_on"] = pd.Series(match_on, index=frame.index, dtype=object)
     frame["_duplicate_of_row"] = pd.Series(duplicate_of, index=frame.index, dtype=object)
+    if entity in EXTERNAL_ID_MODELS:
+        _external_ids(frame, entity, options, resolver, state, match_id)
     missing: list[str | None] = [None] * len(index)
     if options.mode == "update":
         for position in range(len(index)):

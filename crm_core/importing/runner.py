@@ -437,6 +437,9 @@ def _judged_chunks(
             _name_blocked_matches(report, prepared["_duplicate_blocked"], entity)
         if mapping.customer_match != "any" and "customer__unresolved" in prepared.columns:
             _name_customer_key(report, merged, prepared["customer__unresolved"], mapping.customer_match)
+        for column, (rule_key, row_key) in VALUE_NAMED_RULES.items():
+            if column in prepared.columns:
+                _name_row_values(report, prepared[column], rule_key, row_key)
         report.owners_fallback += sum(
             1 for row_number in prepared["_owner_fallback"].dropna().index if int(row_number) not in refused)
         report.failures = list(merged.values())
@@ -514,6 +517,25 @@ def _name_customer_key(
         report.rejected[int(row_number)] = [
             (row_key, {"field": params.get("field") or "customer", "value": str(value)})
             if key == UNRESOLVED_CUSTOMER else (key, params)
+            for key, params in report.rejected.get(int(row_number), [])
+        ]
+
+
+VALUE_NAMED_RULES = {
+    "deal__unresolved": ("imports.rule.unresolved_deal", "imports.rule.unresolved_deal_row"),
+    "contact__unresolved": ("imports.rule.unresolved_contact", "imports.rule.unresolved_contact_row"),
+    "deal__other_customer": ("imports.rule.other_customer_deal", "imports.rule.other_customer_deal_row"),
+    "contact__other_customer": ("imports.rule.other_customer_contact", "imports.rule.other_customer_contact_row"),
+    "external_id__taken": ("imports.rule.external_id_taken", "imports.rule.external_id_taken_row"),
+}
+"""Companion column → (the suite's message, the message a refused row gets naming its value: “OPP-9”)."""
+
+
+def _name_row_values(report: ValidationReport, marked: Any, rule_key: str, row_key: str) -> None:
+    """Each row ``rule_key`` refused says which value it looked for (``row_key`` with ``value``)."""
+    for row_number, value in marked.dropna().items():
+        report.rejected[int(row_number)] = [
+            (row_key, {**params, "value": str(value)}) if key == rule_key else (key, params)
             for key, params in report.rejected.get(int(row_number), [])
         ]
 
@@ -631,7 +653,7 @@ Quarantined = list[tuple[int, dict[str, str]]]
 """Refused rows of a chunk: (row number, the file's cells by header)."""
 
 # companion columns only the suites read: not passed to the writer
-_SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing")
+_SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing", "__repeated", "__taken", "__other_customer")
 _SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields", "_total_overflow",
                        "_duplicate_blocked", "_region_match", "_owner_fallback"}
 
@@ -913,6 +935,7 @@ class _Writer:
                 "phone": row.get("phone"),
                 "phone_normalized": normalise_phone(row.get("phone")),
                 "is_primary": bool(_none(row.get("is_primary")) or False),
+                "external_id": row.get("external_id"),
             }
         if entity == "products":
             active = _none(row.get("is_active"))
@@ -922,6 +945,7 @@ class _Writer:
                 "unit_price": _money(row.get("unit_price")) or Decimal("0"),
                 "currency": row.get("currency") or "CNY",
                 "is_active": True if active is None else bool(active),
+                "external_id": row.get("external_id"),
             }
         if entity == "opportunities":
             probability = _none(row.get("probability"))
@@ -936,6 +960,7 @@ class _Writer:
                 "probability": None if probability is None else int(probability),  # None: the stage's
                 "expected_close_date": _date(row.get("expected_close_date")),
                 "product_id": _none(row.get("product_id")),
+                "external_id": row.get("external_id"),
                 "created_at": _datetime(row.get("created_at")),
                 "_history": self._history(row),
             }
@@ -961,6 +986,8 @@ class _Writer:
                 "ordered_at": _datetime(row.get("ordered_at")) or utcnow(),
                 "currency": row.get("currency") or "CNY",
                 "total_amount": Decimal("0"),
+                "external_id": row.get("external_id"),
+                "opportunity_id": _none(row.get("deal_id")),
             }
         if entity == "activities":
             return {
@@ -969,6 +996,8 @@ class _Writer:
                 "author_id": _none(row.get("author_id")) or actor.user_id,
                 "occurred_at": _datetime(row.get("occurred_at")) or utcnow(),
                 "summary": row.get("summary") or "",
+                "contact_id": _none(row.get("contact_id")),
+                "opportunity_id": _none(row.get("deal_id")),
             }
         if entity == "tasks":
             completed_at = _datetime(row.get("completed_at"))
@@ -982,6 +1011,7 @@ class _Writer:
                 "status": status,
                 "priority": row.get("priority") or "normal",
                 "completed_at": (completed_at or self.now) if status == TaskStatus.DONE.value else None,
+                "opportunity_id": _none(row.get("deal_id")),
                 "_history": self._history(row),
             }
         raise ImportNotAllowed("imports.error.unknown_entity", entity=entity, entities="")
@@ -998,6 +1028,8 @@ class _Writer:
             fields |= {name, f"{name}_id", f"{name}_normalized"}
         if "stage" in self.mapped:
             fields |= {"pipeline_id"}
+        if "deal" in self.mapped:
+            fields |= {"opportunity_id"}
         if self.entity == "customers" and "region" in self.mapped:
             fields |= {"province_code", "city_code", "district_code"}  # read from the region text
         changes = {

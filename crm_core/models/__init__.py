@@ -311,6 +311,7 @@ class Contact(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "customer_id"),
         Index(None, "tenant_id", "email_normalized"),  # 查重 of contacts (services.contacts)
         Index(None, "tenant_id", "phone_normalized"),
+        Index(None, "tenant_id", "external_id", unique=True),  # the old system's id (migration 0037, decision 0042)
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -321,6 +322,7 @@ class Contact(TenantScoped, Versioned, Base):
     phone: Mapped[str | None] = mapped_column(String(40))
     phone_normalized: Mapped[str | None] = mapped_column(String(40))  # E.164 (normalise_phone)
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_id: Mapped[str | None] = mapped_column(String(80))  # unique per tenant when given (NULLs never collide)
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
@@ -328,7 +330,7 @@ class Product(TenantScoped, Versioned, Base):
     """Something we sell, with a list price."""
 
     __tablename__ = "products"
-    __table_args__ = (UniqueConstraint("tenant_id", "sku"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "sku"), Index(None, "tenant_id", "external_id", unique=True))
 
     # optional (another CRM's product list may have no codes); unique per tenant when given (NULLs never collide)
     sku: Mapped[str | None] = mapped_column(String(64))
@@ -336,6 +338,7 @@ class Product(TenantScoped, Versioned, Base):
     unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    external_id: Mapped[str | None] = mapped_column(String(80))  # unique per tenant when given
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
@@ -378,6 +381,7 @@ class Opportunity(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "expected_close_date"),
         Index(None, "tenant_id", "closed_at"),
         Index(None, "tenant_id", "product_id"),
+        Index(None, "tenant_id", "external_id", unique=True),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -396,6 +400,7 @@ class Opportunity(TenantScoped, Versioned, Base):
     # the stage a lost deal was lost from (copy of its latest move in the history, migration 0011)
     lost_from_stage_id: Mapped[int | None] = mapped_column(Integer)
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))  # what the deal sells (optional)
+    external_id: Mapped[str | None] = mapped_column(String(80))  # unique per tenant when given
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
@@ -407,6 +412,7 @@ class Order(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "customer_id", "ordered_at"),
         Index(None, "tenant_id", "ordered_at"),
         UniqueConstraint("tenant_id", "order_number"),
+        Index(None, "tenant_id", "external_id", unique=True),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -425,6 +431,7 @@ class Order(TenantScoped, Versioned, Base):
     ordered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     total_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    external_id: Mapped[str | None] = mapped_column(String(80))  # unique per tenant when given
     archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order")

@@ -60,6 +60,7 @@ class ContactListRow:
     updated_at: dt.datetime
     archived_at: dt.datetime | None
     version: int
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class ContactPage(Page[ContactListRow]):
 
 _COLUMNS = (
     Contact.id, Contact.customer_id, Contact.name, Contact.title, Contact.email, Contact.phone, Contact.is_primary,
-    Contact.created_at, Contact.updated_at, Contact.archived_at, Contact.version,
+    Contact.created_at, Contact.updated_at, Contact.archived_at, Contact.version, Contact.external_id,
 )
 
 

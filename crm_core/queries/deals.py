@@ -118,6 +118,7 @@ class DealCard:
     updated_at: dt.datetime
     version: int
     won_reason: str | None = None
+    external_id: str | None = None  # the old system's ID (decision 0042)
 
     def is_overdue(self, today: dt.date) -> bool:
         """Open and past its expected close date."""
@@ -323,6 +324,7 @@ def _card(deal: Opportunity, customer_name: str, owner_name: str | None, stages:
         created_at=deal.created_at,
         updated_at=deal.updated_at,
         version=deal.version,
+        external_id=deal.external_id,
     )
 
 

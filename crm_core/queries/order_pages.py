@@ -42,6 +42,7 @@ class OrderDetail:
     updated_at: dt.datetime
     version: int
     lines: list[OrderLineRow] = field(default_factory=list)
+    external_id: str | None = None  # the old system's ID (decision 0042)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _details(session: Session, rows: list[Any]) -> list[OrderDetail]:
             ordered_at=order.ordered_at, currency=order.currency,
             total_amount=Decimal(str(order.total_amount)).quantize(Decimal("0.01")), archived_at=order.archived_at,
             created_at=order.created_at, updated_at=order.updated_at, version=order.version,
-            lines=lines.get(order.id, []),
+            lines=lines.get(order.id, []), external_id=order.external_id,
         )
         for order, customer_name in rows
     ]

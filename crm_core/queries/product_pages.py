@@ -45,6 +45,7 @@ class ProductListRow:
     updated_at: dt.datetime
     archived_at: dt.datetime | None
     version: int
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ProductPage(Page[ProductListRow]):
 
 
 _COLUMNS = (Product.id, Product.sku, Product.name, Product.unit_price, Product.currency, Product.is_active,
-            Product.created_at, Product.updated_at, Product.archived_at, Product.version)
+            Product.created_at, Product.updated_at, Product.archived_at, Product.version, Product.external_id)
 
 
 def _filtered(statement: Any, filters: ProductFilters) -> Any:

@@ -114,7 +114,7 @@ class Field:
     ``column`` is the model column that stores the field: its size bounds text and its
     precision and scale bound money. ``length`` is for a column without a size (``Text``).
     ``pattern`` is a regex the whole value must match, with the catalog key that explains it.
-    ``target`` names what a reference points at (customer, product, owner, stage).
+    ``target`` names what a reference points at (customer, product, owner, stage, deal, contact).
     """
 
     name: str
@@ -205,6 +205,7 @@ CONTACT = _table(
     _text(Contact, "email", kind=EMAIL),
     _text(Contact, "phone", kind=PHONE),
     Field("is_primary", BOOL),
+    _text(Contact, "external_id"),  # the old system's ID: unique per tenant when given (decision 0042)
 )
 PRODUCT = _table(
     Field(  # optional, as in Salesforce, HubSpot and Odoo; unique per tenant when given
@@ -216,6 +217,7 @@ PRODUCT = _table(
     Field("unit_price", MONEY, column=_column(Product, "unit_price"), minimum=Decimal(0)),
     Field("currency", ENUM, choices=CURRENCIES),
     Field("is_active", BOOL),
+    _text(Product, "external_id"),
 )
 OPPORTUNITY = _table(
     _text(Opportunity, "name", required=True),
@@ -231,6 +233,7 @@ OPPORTUNITY = _table(
     Field("product", REFERENCE, target="product"),
     Field("created_at", DATETIME),  # history: when the deal was opened
     Field("closed_at", DATE),  # history: the day a won or lost deal closed (the form's "closed on")
+    _text(Opportunity, "external_id"),
 )
 ORDER = _table(
     # blank on the form means "the next number of the month"; the import groups lines by it
@@ -240,6 +243,8 @@ ORDER = _table(
     Field("ordered_at", DATETIME),
     Field("status", ENUM, choices=_values(OrderStatus)),
     Field("currency", ENUM, choices=CURRENCIES),
+    _text(Order, "external_id"),
+    Field("deal", REFERENCE, target="deal"),  # by its external ID; a deal of the order's customer
 )
 ORDER_TOTAL = Field("total_amount", MONEY, column=_column(Order, "total_amount"), minimum=Decimal(0))
 """An order's total (the sum of its lines): bounded by its column like any amount, so that lines
@@ -256,6 +261,8 @@ ACTIVITY = _table(
     Field("occurred_at", DATETIME),
     Field("summary", column=_column(Activity, "summary"), length=5000),  # Text: no size of its own
     Field("author", REFERENCE, target="owner"),
+    Field("contact", REFERENCE, target="contact"),  # by external ID; one of the activity's customer
+    Field("deal", REFERENCE, target="deal"),  # by external ID; one of the activity's customer
 )
 TASK = _table(
     _text(Task, "title", required=True),
@@ -265,6 +272,7 @@ TASK = _table(
     Field("status", ENUM, choices=_values(TaskStatus)),
     Field("priority", ENUM, choices=_values(Priority)),
     Field("completed_at", DATETIME),  # history: when a done task was done
+    Field("deal", REFERENCE, target="deal"),  # by external ID; one of the task's customer when it names one
 )
 HISTORY: dict[str, tuple[str, ...]] = {
     "customer": ("created_at",),

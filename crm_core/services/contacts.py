@@ -24,7 +24,7 @@ from crm_core.rules.contact_details import normalise_email, normalise_phone
 from crm_core.rules.duplicates import CONTACT, CONTACT_KEYS, may_override
 from crm_core.rules.fields import clean_text
 from crm_core.services.duplicate_rules import match_by_rules
-from crm_core.services.editing import check_version, translate_stale
+from crm_core.services.editing import check_version, checked_external_id, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
 
@@ -39,6 +39,7 @@ class ContactInput:
     email: str = ""
     phone: str = ""
     is_primary: bool = False
+    external_id: str | None = None  # the old system's ID (unique per tenant); None: left as it is
 
 
 def _values(form: ContactInput) -> dict[str, Any]:
@@ -137,7 +138,11 @@ def create_contact(db: Database, actor: Actor, form: ContactInput, *, allow_dupl
         if form.is_primary:
             _clear_primary(session, form.customer_id)
         contact = Contact(customer_id=form.customer_id, tenant_id=actor.tenant_id)
+        external_id = checked_external_id(session, actor, Contact, form.external_id, errors)
+        if errors:
+            raise ValidationFailed(errors)
         _apply(contact, form)
+        contact.external_id = external_id
         session.add(contact)
         session.flush()
         return contact.id
@@ -168,6 +173,11 @@ def update_contact(
             if form.is_primary and not contact.is_primary:
                 _clear_primary(session, contact.customer_id, keep=contact.id)
             form.customer_id = contact.customer_id  # a contact does not move between customers
+            if form.external_id is not None:
+                contact.external_id = checked_external_id(session, actor, Contact, form.external_id, errors,
+                                                          exclude_id=contact_id)
+                if errors:
+                    raise ValidationFailed(errors)
             _apply(contact, form)
             session.flush()
             return contact.version

@@ -39,6 +39,7 @@ from crm_core.rules import fields
 from crm_core.rules import pipeline as rules
 from crm_core.rules.fields import clean_text
 from crm_core.services.customers import stale_record_error
+from crm_core.services.editing import checked_external_id
 from crm_core.services.lifecycle import refresh_lifecycle
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -68,6 +69,7 @@ class OpportunityInput:
     lost_reason: str = ""
     closed_on: dt.date | None = None
     won_reason: str = ""
+    external_id: str | None = None  # the old system's ID (unique per tenant); None: left as it is
 
 
 def _parse_amount(raw: Decimal | str | float | None, errors: Errors) -> Decimal:
@@ -193,6 +195,7 @@ def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> in
                 target = next((stage for stage in stages if stage.id == form.stage_id), None)
             if target is None:
                 errors["stage_id"] = ("validation.choice", {})
+        external_id = checked_external_id(session, actor, Opportunity, form.external_id, errors)
         problem = rules.expected_close_problem(form.expected_close_date, today=now.date(), is_new=True)
         if target is not None and target.kind == StageKind.OPEN.value and problem:
             errors["expected_close_date"] = (problem, {})
@@ -208,6 +211,7 @@ def create_opportunity(db: Database, actor: Actor, form: OpportunityInput) -> in
             currency=currency,
             probability=form.probability,
             expected_close_date=form.expected_close_date,
+            external_id=external_id,
             created_at=now,
         )
         _apply_stage(deal, None, target, lost_reason=form.lost_reason, closed_on=form.closed_on, now=now, errors=errors,
@@ -275,6 +279,9 @@ def update_opportunity(
                 )
                 if problem and form.expected_close_date != deal.expected_close_date:
                     errors["expected_close_date"] = (problem, {})
+            if form.external_id is not None:
+                deal.external_id = checked_external_id(session, actor, Opportunity, form.external_id, errors,
+                                                       exclude_id=opportunity_id)
             if errors:
                 raise ValidationFailed(errors)
             assert current is not None and target is not None

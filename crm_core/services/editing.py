@@ -51,3 +51,34 @@ def translate_stale(db: Database, actor: Actor, entity: str, entity_id: int, wor
     except StaleDataError:
         with db.session(actor) as session:
             raise stale_record_error(session, entity, entity_id) from None
+
+
+def checked_external_id(
+    session: Session, actor: Actor, model: Any, raw: str | None, errors: dict[str, Any], *,
+    exclude_id: int | None = None,
+) -> str | None:
+    """The old system's ID as stored (None when blank); a value its field's rules refuse, or one another record of
+    the tenant holds, goes to ``errors["external_id"]``.
+
+    Unique per tenant on contacts, deals, orders and products (decision 0042): archived records and records the
+    actor may not see count too, so the table itself is read."""
+    from crm_core.rules import fields
+
+    value = fields.clean_text(raw)
+    if value is None:
+        return None
+    problem = fields.check(fields.TABLES[EXTERNAL_ID_TABLES[model.__tablename__]]["external_id"], value)
+    if problem is not None:
+        errors["external_id"] = problem
+        return value
+    table = model.__table__
+    statement = select(table.c.id).where(table.c.tenant_id == actor.tenant_id, table.c.external_id == value)
+    if exclude_id is not None:
+        statement = statement.where(table.c.id != exclude_id)
+    if session.scalar(statement.limit(1)) is not None:
+        errors["external_id"] = ("validation.external_id_taken", {"value": value})
+    return value
+
+
+EXTERNAL_ID_TABLES = {"contacts": "contact", "opportunities": "opportunity", "orders": "order", "products": "product"}
+"""The tables whose external ID is unique per tenant → their field table (crm_core.rules.fields.TABLES)."""

@@ -23,7 +23,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Customer, Opportunity, Order, OrderLine, OrderStatus, Product, Tenant, utcnow
 from crm_core.rules import fields as rules
 from crm_core.rules.fields import clean_text
-from crm_core.services.editing import check_version, translate_stale
+from crm_core.services.editing import check_version, checked_external_id, translate_stale
 from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.products import parse_money
 
@@ -51,6 +51,7 @@ class OrderInput:
     ordered_at: dt.datetime | dt.date | None = None
     currency: str = ""
     opportunity_id: int | None = None
+    external_id: str | None = None  # the old system's ID (unique per tenant); None: left as it is
 
 
 def line_total(quantity: Decimal, unit_price: Decimal) -> Decimal:
@@ -145,6 +146,7 @@ def create_order(db: Database, actor: Actor, form: OrderInput) -> int:
         errors: Errors = {}
         _validate_header(session, form, errors)
         lines = _build_lines(session, form, errors)
+        external_id = checked_external_id(session, actor, Order, form.external_id, errors)
         if errors:
             raise ValidationFailed(errors)
         ordered_at = _ordered_at(form.ordered_at)
@@ -155,6 +157,7 @@ def create_order(db: Database, actor: Actor, form: OrderInput) -> int:
             customer_id=customer.id,
             owner_id=customer.owner_id or actor.user_id,
             opportunity_id=form.opportunity_id,
+            external_id=external_id,
             order_number=header["order_number"] or next_order_number(session, ordered_at),
             status=form.status,
             ordered_at=ordered_at,
@@ -182,6 +185,9 @@ def update_order(db: Database, actor: Actor, order_id: int, form: OrderInput, *,
             errors: Errors = {}
             _validate_header(session, form, errors, order_id=order_id)
             lines = _build_lines(session, form, errors)
+            if form.external_id is not None:
+                order.external_id = checked_external_id(session, actor, Order, form.external_id, errors,
+                                                        exclude_id=order_id)
             if errors:
                 raise ValidationFailed(errors)
             for old_line in list(order.lines):

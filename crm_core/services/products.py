@@ -16,7 +16,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Product, utcnow
 from crm_core.rules import fields as rules
 from crm_core.rules.fields import clean_text
-from crm_core.services.editing import check_version, translate_stale
+from crm_core.services.editing import check_version, checked_external_id, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
 DEFAULT_CURRENCY = "CNY"  # a blank currency, as in an import
@@ -31,6 +31,7 @@ class ProductInput:
     unit_price: Decimal | str | int | float = Decimal("0")
     currency: str = "CNY"
     is_active: bool = True
+    external_id: str | None = None  # the old system's ID (unique per tenant); None: left as it is
 
 
 def parse_money(
@@ -79,9 +80,10 @@ def create_product(db: Database, actor: Actor, form: ProductInput) -> int:
         sku = _values(form)["sku"]
         if sku and "sku" not in errors and _sku_taken(session, sku):
             errors["sku"] = ("sales.sku_taken", {"sku": sku})
+        external_id = checked_external_id(session, actor, Product, form.external_id, errors)
         if errors:
             raise ValidationFailed(errors)
-        product = Product(tenant_id=actor.tenant_id)
+        product = Product(tenant_id=actor.tenant_id, external_id=external_id)
         _apply(product, form, price)
         session.add(product)
         session.flush()
@@ -101,6 +103,9 @@ def update_product(db: Database, actor: Actor, product_id: int, form: ProductInp
             sku = _values(form)["sku"]
             if sku and "sku" not in errors and _sku_taken(session, sku, exclude_id=product_id):
                 errors["sku"] = ("sales.sku_taken", {"sku": sku})
+            if form.external_id is not None:
+                product.external_id = checked_external_id(session, actor, Product, form.external_id, errors,
+                                                          exclude_id=product_id)
             if errors:
                 raise ValidationFailed(errors)
             _apply(product, form, price)
