@@ -9,11 +9,13 @@ last contact back, and a stage the revert restores is a move in the deal's histo
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from crm_core.access import Actor
+from crm_core.cli import main
 from crm_core.db import Database
 from crm_core.errors import ImportNotAllowed
 from crm_core.i18n import t
@@ -176,3 +178,28 @@ def test_reverting_activities_moves_last_contact_back_and_deal_stage_moves_are_h
     for suite in database_suites():
         run = run_suite_for_tenant(db, admin, suite, data_docs=False)
         assert run.success, (suite, [(check.check, check.examples) for check in run.failures])
+
+
+def test_the_command_line_offers_both_choices_and_reports_where_the_rows_went_in_chinese(
+    capsys: pytest.CaptureFixture[str], sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = build_world(sqlite_db)
+    activities = tmp_path / "activities.csv"
+    activities.write_text("Customer,Type,Date,Summary,Author\n,call,2024-02-02,Cold call,Lin Left\n", encoding="utf-8")
+    url = ["--database-url", str(sqlite_db.engine.url)]
+    monkeypatch.setenv("CRM_LANG", "zh-CN")
+    code = main([*url, "import", "activities", str(activities), "--as", world.manager.username, "--create-owners"])
+    said = capsys.readouterr()
+    assert code == 2 and t("imports.error.create_owners_admin", "zh-CN") in said.err
+    code = main([*url, "import", "activities", str(activities), "--as", world.admin.username, "--orphans", "lead",
+                 "--create-owners"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert t("imports.cli.orphans", "zh-CN", rejected=0, placeholder=0, lead=1) in out
+    assert t("imports.cli.owners_created", "zh-CN", created=1, rows=1) in out
+    with sqlite_db.session(world.admin) as session:
+        lead = session.scalars(select(Customer).where(Customer.name == "Cold call")).one()
+        assert (lead.tags, lead.lifecycle_stage, lead.last_contacted_at) == (
+            "imported-lead", "prospect", dt.datetime(2024, 2, 2))
+        author = session.scalars(select(User).where(User.full_name == "Lin Left")).one()
+        assert lead.owner_id == author.id and not author.is_active
