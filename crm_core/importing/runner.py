@@ -826,7 +826,8 @@ class _Writer:
         # unknown owners made inactive users (options.create_owners): case-folded name → the new user's id
         self.new_owners: dict[str, int] = {}
         self.owner_field = next((spec.name for spec in fields_of(entity) if spec.target == "owner"), None)
-        self.lead_emails: set[str] = set()  # emails the leads of this run took (a second lead goes without)
+        # "@<email>", "tel:<phone>" a customer holds or a lead of this run took (a second lead goes without)
+        self.lead_emails: set[str] = set()
         self._ensure_custom_fields()
 
     # -- the tenant's stages (the deal rules need their kinds) ----------------------------
@@ -1134,6 +1135,8 @@ class _Writer:
         recorded with the run so that a revert removes it): a placeholder or a lead (``ImportOptions.orphans``)."""
         if not orphans:
             return
+        if self.entity == "contacts":
+            self._held_contact_details([row for _, row, _ in orphans if row.get("_orphan") == "lead"])
         customers = [self._orphan_customer(row, values) for _, row, values in orphans]
         ids = self._insert_customers([row_number for row_number, _, _ in orphans], customers)
         for (_, _, values), customer_id in zip(orphans, ids, strict=True):
@@ -1180,21 +1183,34 @@ class _Writer:
         return t("imports.orphan.activity", lang, date=occurred.date().isoformat())
 
     def _lead_contact_details(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
-        """A contact's email and phone for its lead, each left out when a customer (or an earlier lead of the
-        run) holds it already: a lead never makes a duplicate the quality checks would flag."""
+        """A contact's email and phone for its lead, each left out when a customer of the tenant (or an earlier
+        lead of the run) holds it already: a lead never makes a duplicate the quality checks would flag."""
         email, phone = _none(row.get("email")), _none(row.get("phone"))
         email_key, phone_key = normalise_email(email), normalise_phone(phone)
-        if email_key and (email_key in self.lead_emails or self.session.scalar(
-                select(Customer.id).where(Customer.email_normalized == email_key).limit(1)) is not None):
+        if email_key and f"@{email_key}" in self.lead_emails:
             email = None
-        if phone_key and (f"tel:{phone_key}" in self.lead_emails or self.session.scalar(
-                select(Customer.id).where(Customer.phone_normalized == phone_key).limit(1)) is not None):
+        if phone_key and f"tel:{phone_key}" in self.lead_emails:
             phone = None
         if email is not None and email_key:
-            self.lead_emails.add(email_key)
+            self.lead_emails.add(f"@{email_key}")
         if phone is not None and phone_key:
             self.lead_emails.add(f"tel:{phone_key}")
         return email, phone
+
+    def _held_contact_details(self, rows: list[dict[str, Any]]) -> None:
+        """Note the emails and phones of ``rows`` (contacts becoming leads) that a customer of the tenant holds,
+        any owner's (on the connection: not only those the importer sees), in one query per kind and batch."""
+        table = Customer.__table__
+        connection = self.session.connection()
+        for prefix, column, keys in (
+            ("@", table.c.email_normalized, {normalise_email(_none(row.get("email"))) for row in rows}),  # type: ignore[attr-defined]
+            ("tel:", table.c.phone_normalized, {normalise_phone(_none(row.get("phone"))) for row in rows}),  # type: ignore[attr-defined]
+        ):
+            present = sorted(key for key in keys if key)
+            for start in range(0, len(present), 500):
+                held = connection.execute(select(column).where(
+                    table.c.tenant_id == self.actor.tenant_id, column.in_(present[start : start + 500])))  # type: ignore[attr-defined]
+                self.lead_emails.update(f"{prefix}{value}" for value in held.scalars())
 
     def _insert_customers(self, row_numbers: list[int], rows: list[dict[str, Any]]) -> list[int]:
         """Insert customers a run of another entity makes (orphans' customers): stamped, owner-checked, planned by
