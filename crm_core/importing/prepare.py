@@ -155,8 +155,7 @@ class Resolver:
         (or several) of the users the importer may give records to."""
         found = self._owner_cells.get(text, _UNSEEN)
         if found is _UNSEEN:  # a column repeats its owners: each distinct text is read once
-            key = unicodedata.normalize("NFKC", text).strip().casefold()
-            found = self._owner_cells[text] = self.owners().get(normalise_email(key) or key if "@" in key else key)
+            found = self._owner_cells[text] = self.owners().get(owner_key(text))
         return found  # type: ignore[no-any-return]
 
     def owner_ambiguous(self, text: str) -> bool:
