@@ -162,6 +162,14 @@ class ImportForm(BaseModel):
         "A mapping preset for another CRM's export, used when no `mapping` is given: `salesforce`, `hubspot`, "
         "`fxiaoke` (纷享销客/销售易, Chinese headers) or `detect` (the preset the header matches best); "
         "an unknown name is 422 `imports.error.unknown_preset`."))
+    create_owners: bool = Field(default=False, description=(
+        "Admins: rows whose owner (assignee, author) matches no user go to an inactive user of that name, created "
+        "once per distinct name (no password, cannot log in; reported, and deleted by a revert when unused). "
+        "Not with `fallback_owner`."))
+    orphans: Literal["reject", "placeholder", "lead"] = Field(default="reject", description=(
+        "Contacts, deals, orders, activities whose customer cell is empty: refused (`reject`), attached to a "
+        "placeholder customer of their own (`placeholder`, tagged `no-account`), or made a prospect customer from "
+        "the row (`lead`, tagged `imported-lead`). A customer value that finds no customer is always refused."))
     mapping: str | None = Field(default=None, max_length=100_000, description=(
         'JSON: `{"columns": {column: field}, "values": {column: {file value: stored value}}, '
         '"match_on": [field]}`; omitted: suggested from the headers, as the wizard suggests.'))
@@ -183,9 +191,11 @@ def submit_import_endpoint(
                               "policy": form.policy, "duplicates": form.duplicates, "mapping": _mapping(form.mapping),
                               "encoding": form.encoding, "delimiter": form.delimiter, "sheet": form.sheet,
                               "customer_match": form.customer_match, "fallback_owner": form.fallback_owner or None,
-                              "preset": check_preset(form.preset)}
+                              "preset": check_preset(form.preset),
+                              "create_owners": form.create_owners, "orphans": form.orphans}
     # the same refusal as the wizard's and the CLI's, before anything is stored or queued
-    check_fallback_owner(db, found.actor, ImportOptions(fallback_owner=form.fallback_owner or None))
+    check_fallback_owner(db, found.actor, ImportOptions(fallback_owner=form.fallback_owner or None,
+                                                        create_owners=form.create_owners))
     name = FilePath(form.file.filename or "upload.csv").name
     path = store_upload(found.actor.tenant_id, name, _read_upload(form.file))
     job_id = submit_job(db, found.actor, "import", {**params, "file_path": str(path), "file_name": name})

@@ -216,7 +216,8 @@ def show_error(view: JobView) -> None:
 
 def show_identity_counts(result: dict[str, Any]) -> None:
     """Customers (issue 17): how many region texts met the province/city/district cascade, and blocked duplicates;
-    any file (issue 18): how many rows went to the fallback owner."""
+    any file (issue 18): how many rows went to the fallback owner or to inactive users of their owner's name (and how
+    many such users were made), and how many rows without a customer were refused, placed or made leads."""
     mapped, ambiguous, not_found = (int(result.get(f"regions_{name}", 0) or 0)
                                     for name in ("mapped", "ambiguous", "not_found"))
     if mapped or ambiguous or not_found:
@@ -224,8 +225,11 @@ def show_identity_counts(result: dict[str, Any]) -> None:
                            not_found=number(not_found))))
     if blocked := int(result.get("duplicates_blocked", 0) or 0):
         st.caption(plain(f"{t('imports.metric.duplicates_blocked')}: {number(blocked)}"))
-    if fallback := int(result.get("owners_fallback", 0) or 0):  # issue 18: owners naming no user
-        st.caption(plain(f"{t('imports.metric.owners_fallback')}: {number(fallback)}"))
+    # issue 18: owners naming no user (a fallback owner, new inactive users), rows without a customer
+    for count in ("owners_fallback", "owners_created", "owners_inactive", "orphans_rejected", "orphans_placeholder",
+                  "orphans_lead"):
+        if value := int(result.get(count, 0) or 0):
+            st.caption(plain(f"{t(f'imports.metric.{count}')}: {number(value)}"))
 
 
 def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = False) -> None:

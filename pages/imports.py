@@ -31,6 +31,8 @@ from crm_core.importing.fields import (
     ENTITIES,
     HISTORY_FIELDS,
     MATCH_KEYS,
+    ORPHAN_ENTITIES,
+    ORPHAN_POLICIES,
     fields_of,
 )
 from crm_core.importing.mapping import DUPLICATE_ACTIONS, MODES, POLICIES, ImportMapping
@@ -71,6 +73,7 @@ CHECK_JOB = "imports_check_job"  # the id of the wizard's last check (a dry-run 
 RUN_JOB = "imports_run_job"  # (id of the check it imports, id of the import job)
 REVERT_JOB = "imports_revert_job"
 UNKNOWN_OWNER = ("reject", "fallback")  # an owner naming no user: the row is refused, or goes to a chosen user
+UNKNOWN_OWNER_ADMIN = (*UNKNOWN_OWNER, "create")  # … or (admins) to an inactive user of that name (decision 0043)
 
 actor = current_actor()
 st.title(t("imports.title"))
@@ -148,14 +151,15 @@ def receive_upload(upload: Any) -> None:
 
 
 def job_params(file: ImportFile, entity: str, mapping: ImportMapping, mode: str, policy: str, duplicates: str,
-               fallback_owner: str | None = None) -> dict[str, Any]:
+               fallback_owner: str | None = None, *, orphans: str = "reject",
+               create_owners: bool = False) -> dict[str, Any]:
     """The ``import`` job's parameters for what the wizard shows (see ``crm_core.jobs.kinds.import_file``)."""
     path = Path(file.source)  # type: ignore[arg-type]
     return {
         "entity": entity, "file_path": str(path.relative_to(files_dir().resolve())), "file_name": file.name,
         "mapping": mapping.as_dict(), "mode": mode, "policy": policy, "duplicates": duplicates,
         "encoding": file.encoding, "delimiter": file.delimiter, "sheet": file.sheet,
-        "fallback_owner": fallback_owner,
+        "fallback_owner": fallback_owner, "orphans": orphans, "create_owners": create_owners,
     }
 
 
@@ -459,11 +463,22 @@ with new_tab:
                 t("imports.customer_match"), CUSTOMER_MATCHES, index=CUSTOMER_MATCHES.index(customer_match),
                 format_func=lambda m: t(f"imports.customer_match.{m}"), key=f"imports_customer_match_{signature_key}",
             )
+        orphans = "reject"
+        if "customer" in mapped and entity in ORPHAN_ENTITIES:
+            # rows whose customer cell is empty: refused, a placeholder customer each, or a lead each
+            orphans = str(option_columns[0].selectbox(
+                t("imports.orphans"), ORPHAN_POLICIES,
+                index=ORPHAN_POLICIES.index(last_check["orphans"]) if last_check.get("orphans") in ORPHAN_POLICIES
+                else 0,
+                format_func=lambda policy: t(f"imports.orphans.{policy}"), key="imports_orphans",
+            ))
         fallback_owner: str | None = None
+        create_owners = False
         if mapped & {spec.name for spec in fields_of(entity) if spec.target == "owner"}:
+            owner_choices_here = UNKNOWN_OWNER_ADMIN if actor.is_admin else UNKNOWN_OWNER
             unknown_owner = option_columns[1].radio(
-                t("imports.unknown_owner"), UNKNOWN_OWNER,
-                index=1 if last_check.get("fallback_owner") else 0,
+                t("imports.unknown_owner"), owner_choices_here,
+                index=1 if last_check.get("fallback_owner") else 2 if last_check.get("create_owners") else 0,
                 format_func=lambda choice: t(f"imports.unknown_owner.{choice}"), key="imports_unknown_owner",
             )
             if unknown_owner == "fallback":
@@ -477,11 +492,12 @@ with new_tab:
                     format_func=lambda username: f"{owners[username]} ({username})",
                     key="imports_fallback_owner",
                 ) if usernames else None
+            create_owners = unknown_owner == "create"
         mapping = ImportMapping(columns=mapping_columns, values=value_mapping, match_on=list(match_on),
                                 customer_match=str(customer_match))
-        params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates), fallback_owner)
+        params = job_params(file, entity, mapping, str(mode), str(policy), str(duplicates), fallback_owner,
+                            orphans=orphans, create_owners=create_owners)
         params["preset"] = preset_choice  # the mapping is given: the job only remembers which preset made it
-
         with st.expander(t("imports.save_template")):
             template_name = st.text_input(t("imports.template_name"), key="imports_template_name", max_chars=120)
             if st.button(t("imports.save"), key="imports_save_template"):

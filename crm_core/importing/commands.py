@@ -66,6 +66,13 @@ def add_parsers(commands: Any) -> None:
     importing.add_argument("--fallback-owner", metavar="USER",
                            help="give rows whose owner/assignee/author matches no user to this user (username, "
                                 "full name or email; one you may assign records to); omitted: such rows are refused")
+    importing.add_argument("--create-owners", action="store_true",
+                           help="admins: make an inactive user (no password) for each distinct owner name that matches "
+                                "no user, and give the rows to it (instead of --fallback-owner or refusing them)")
+    importing.add_argument("--orphans", default="reject",
+                           help="rows of contacts, deals, orders, activities whose customer cell is empty: reject | "
+                                "placeholder (a customer of their own, tagged no-account) | lead (a prospect "
+                                "customer from the row, tagged imported-lead)")
     importing.add_argument("--as", dest="as_user", help="username to import as (an admin or manager)")
     importing.add_argument("--encoding", help="override the detected encoding")
     importing.add_argument("--delimiter", help="override the detected delimiter")
@@ -159,7 +166,8 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
     except OSError:
         raise _usage(t("imports.error.file_missing", lang, path=args.mapping)) from None
     options = ImportOptions(mode=args.mode, policy=args.policy, duplicates=args.duplicates, chunk_size=args.chunk_size,
-                            fallback_owner=args.fallback_owner or None)
+                            fallback_owner=args.fallback_owner or None, orphans=args.orphans,
+                            create_owners=bool(args.create_owners))
     try:
         file = open_import_file(path.name, path, encoding=args.encoding, delimiter=args.delimiter)
         mapping = (
@@ -181,7 +189,7 @@ def cmd_import(args: argparse.Namespace, db: Database) -> int:
         "entity": args.entity, "file_path": str(upload), "file_name": path.name, "mapping": mapping.as_dict(),
         "mode": args.mode, "policy": args.policy, "duplicates": args.duplicates, "encoding": args.encoding,
         "delimiter": args.delimiter, "chunk_size": args.chunk_size, "dry_run": bool(args.check),
-        "fallback_owner": options.fallback_owner,
+        "fallback_owner": options.fallback_owner, "orphans": options.orphans, "create_owners": options.create_owners,
     }
     views = run_jobs(args, db, "import", params, actor=actor)
     if views is None:
@@ -269,6 +277,12 @@ def _print_result(
         if payload.get("owners_fallback"):
             print(t("imports.cli.owners_fallback", lang, owner=args.fallback_owner,
                     count=payload["owners_fallback"]))
+        if payload.get("owners_created") or payload.get("owners_inactive"):
+            print(t("imports.cli.owners_created", lang, created=payload.get("owners_created", 0),
+                    rows=payload.get("owners_inactive", 0)))
+        if any(payload.get(f"orphans_{policy}") for policy in ("rejected", "placeholder", "lead")):
+            print(t("imports.cli.orphans", lang, **{policy: payload.get(f"orphans_{policy}", 0)
+                                                    for policy in ("rejected", "placeholder", "lead")}))
         for entry in payload["failures"]:
             print(
                 t(

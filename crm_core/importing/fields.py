@@ -83,6 +83,14 @@ CUSTOMER_REF_HEADERS = (
 CUSTOMER_MATCHES = ("any", "name", "external_id", "email")
 """How a file names the customer a contact, deal, order, activity or task belongs to: ``any`` of the three
 (the name, the email or the external ID: one customer must hold the value), or only by the one named."""
+ORPHAN_POLICIES = ("reject", "placeholder", "lead")
+"""What becomes of a contact, deal, order or activity whose customer cell is empty (an unresolved value is always
+refused): ``reject`` the row; attach it to a ``placeholder`` customer of its own (tagged :data:`PLACEHOLDER_TAG`);
+or make a ``lead`` of it: a prospect customer from what the row says (tagged :data:`LEAD_TAG`)."""
+ORPHAN_ENTITIES = ("contacts", "opportunities", "orders", "activities")
+"""The entities whose customer is required (a task's is optional, as on its form: a task without one is no orphan)."""
+PLACEHOLDER_TAG = "no-account"
+LEAD_TAG = "imported-lead"
 CUSTOMER_MATCH_HEADERS = {
     "external_id": ("id", "编号", "代码"),
     "email": ("email", "e-mail", "mail", "邮箱", "邮件"),

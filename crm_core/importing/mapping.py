@@ -28,6 +28,7 @@ from crm_core.importing.fields import (
     DEFAULT_MATCH,
     ENTITIES,
     MATCH_KEYS,
+    ORPHAN_POLICIES,
     fields_of,
     suggest_customer_match,
     suggest_mapping,
@@ -119,14 +120,18 @@ class ImportMapping:
 @dataclass(frozen=True)
 class ImportOptions:
     """How to write: mode, policy for invalid rows, what to do with duplicates, batch size, and who gets the rows
-    whose owner (assignee, author) names no user: nobody (``fallback_owner`` None: the row is refused) or the user
-    ``fallback_owner`` names (username, full name or email; one the importer may give records to)."""
+    whose owner (assignee, author) names no user: nobody (``fallback_owner`` None: the row is refused), the user
+    ``fallback_owner`` names (username, full name or email; one the importer may give records to), or
+    (``create_owners``, admins only) an inactive user of that name, created once per distinct name (decision 0043).
+    ``orphans``: what becomes of a row whose customer cell is empty (``fields.ORPHAN_POLICIES``)."""
 
     mode: str = "create"
     policy: str = "all-or-nothing"
     duplicates: str = "skip"
     chunk_size: int = DEFAULT_CHUNK_ROWS
     fallback_owner: str | None = None
+    orphans: str = "reject"
+    create_owners: bool = False
 
 
 def check_mapping(entity: str, mapping: ImportMapping, headers: list[str], options: ImportOptions) -> None:
@@ -139,6 +144,9 @@ def check_mapping(entity: str, mapping: ImportMapping, headers: list[str], optio
         raise ImportNotAllowed("imports.error.unknown_policy", policy=options.policy)
     if options.duplicates not in DUPLICATE_ACTIONS:
         raise ImportNotAllowed("imports.error.unknown_duplicates", action=options.duplicates)
+    if options.orphans not in ORPHAN_POLICIES:
+        raise ImportNotAllowed("imports.error.unknown_orphans", policy=options.orphans,
+                               policies=", ".join(ORPHAN_POLICIES))
     if mapping.customer_match not in CUSTOMER_MATCHES:
         raise ImportNotAllowed("imports.error.unknown_customer_match", match=mapping.customer_match,
                                matches=", ".join(CUSTOMER_MATCHES))

@@ -27,6 +27,7 @@ from crm_core.i18n import LANGUAGES, t
 from crm_core.importing.fields import (
     CUSTOM_FIELD_ENTITIES,
     HARD_KEYS,
+    ORPHAN_ENTITIES,
     VALUE_SYNONYMS,
     FieldSpec,
     fields_of,
@@ -120,6 +121,7 @@ class Resolver:
         self.actor = actor
         self._owners: dict[str, int | None] | None = None
         self._owner_cells: dict[str, int | None] = {}
+        self._inactive: dict[str, int | None] | None = None
         self._stages: dict[str, tuple[int, int]] | None = None
         self.default_stage: tuple[int, int] | None = None
         self.stage_info: dict[int, StageInfo] = {}  # the default pipeline's stages by id (after stages())
@@ -154,9 +156,28 @@ class Resolver:
         (or several) of the users the importer may give records to."""
         found = self._owner_cells.get(text, _UNSEEN)
         if found is _UNSEEN:  # a column repeats its owners: each distinct text is read once
-            key = unicodedata.normalize("NFKC", text).strip().casefold()
-            found = self._owner_cells[text] = self.owners().get(normalise_email(key) or key if "@" in key else key)
+            found = self._owner_cells[text] = self.owners().get(owner_key(text))
         return found  # type: ignore[no-any-return]
+
+    def owner_ambiguous(self, text: str) -> bool:
+        """Does ``text`` name several users (a full name or an email two users share)? Never made a new user."""
+        key = owner_key(text)
+        return key in self.owners() and self.owners()[key] is None
+
+    def inactive_owner(self, text: str) -> int | None:
+        """The inactive user ``text`` names (username, full name or email: one an earlier import created for an
+        unknown owner, or someone who left), when exactly one does; used only when unknown owners become
+        inactive users, so that a second file naming the same person finds the same user."""
+        if self._inactive is None:
+            found: dict[str, int | None] = {}
+            for user_id, username, full_name, email in self.session.execute(
+                select(User.id, User.username, User.full_name, User.email).where(User.is_active.is_(False))
+            ):
+                for text_of in {owner_key(username), owner_key(full_name or ""), owner_key(email or "")}:
+                    if text_of:
+                        found[text_of] = None if text_of in found and found[text_of] != user_id else user_id
+            self._inactive = found
+        return self._inactive.get(owner_key(text))
 
     def fallback_owner(self, options: ImportOptions) -> int | None:
         """The user the rows with an unknown owner go to (``options.fallback_owner``); None: such rows are refused.
@@ -383,6 +404,17 @@ MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
 }
 
 
+def owner_key(text: str) -> str:
+    """An owner cell as users are looked up by it: NFKC, trimmed, case-folded (an email normalised)."""
+    key = unicodedata.normalize("NFKC", text).strip().casefold()
+    return (normalise_email(key) or key) if "@" in key else key
+
+
+def owner_name(text: str) -> str:
+    """The name an unknown owner's new user gets: the cell as written, NFKC and trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
 def match_value(entity: str, key: str, value: Any) -> str | None:
     """The form a match key is compared in (normalised email/phone for customers)."""
     if value is None:
@@ -408,6 +440,8 @@ def prepare_chunk(
 
     frame = pd.DataFrame(index=raw.index)
     frame["_owner_fallback"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    frame["_owner_new"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    frame["_owner_inactive"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
     fallback_owner_id = resolver.fallback_owner(options)
     columns = mapping.field_to_column()
     for spec in fields_of(entity):
@@ -436,7 +470,7 @@ def prepare_chunk(
                     cleaned[value] = text
                 cells.append(text)
         _prepare_field(frame, spec, cells, resolver, customer_match=mapping.customer_match,
-                       fallback_owner_id=fallback_owner_id)
+                       fallback_owner_id=fallback_owner_id, create_owners=options.create_owners)
     if entity in CUSTOM_FIELD_ENTITIES:
         custom = mapping.custom_columns()
         stored: list[dict[str, Any]] = [{} for _ in range(len(raw))]
@@ -524,10 +558,12 @@ def _prepare_number(frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | 
 
 def _prepare_field(
     frame: pandas.DataFrame, spec: FieldSpec, cells: list[str | None], resolver: Resolver, *,
-    customer_match: str = "any", fallback_owner_id: int | None = None,
+    customer_match: str = "any", fallback_owner_id: int | None = None, create_owners: bool = False,
 ) -> None:
     """The field's cleaned column and its companions. A customer reference is looked up by ``customer_match``;
-    an owner naming nobody goes to ``fallback_owner_id`` when given (``_owner_fallback`` keeps the name)."""
+    an owner naming nobody goes to ``fallback_owner_id`` when given (``_owner_fallback`` keeps the name), or with
+    ``create_owners`` to the inactive user of that name (``_owner_inactive``: the name), which the writer creates
+    when there is none yet (``_owner_new``: the name). An ambiguous name stays refused."""
     import pandas as pd
 
     name = spec.name
@@ -570,14 +606,23 @@ def _prepare_field(
         extra: list[Any] = []
         if spec.target == "owner":
             fallbacks = frame["_owner_fallback"].tolist()
+            new_owners = frame["_owner_new"].tolist()
+            inactive = frame["_owner_inactive"].tolist()
             for position, cell in enumerate(cells):
                 owner_id = resolver.owner(cell) if cell else None
                 if cell and owner_id is None and fallback_owner_id is not None:
                     owner_id = fallback_owner_id
                     fallbacks[position] = fallbacks[position] or cell
+                elif cell and owner_id is None and create_owners and not resolver.owner_ambiguous(cell):
+                    owner_id = resolver.inactive_owner(cell)
+                    inactive[position] = owner_name(cell)
+                    if owner_id is None:
+                        new_owners[position] = owner_name(cell)
                 ids.append(owner_id)
-                unresolved.append(cell if cell and owner_id is None else None)
+                unresolved.append(cell if cell and owner_id is None and new_owners[position] is None else None)
             frame["_owner_fallback"] = pd.Series(fallbacks, index=frame.index, dtype=object)
+            frame["_owner_new"] = pd.Series(new_owners, index=frame.index, dtype=object)
+            frame["_owner_inactive"] = pd.Series(inactive, index=frame.index, dtype=object)
         elif spec.target == "customer":
             found = resolver.customers(present, customer_match)
             for cell in cells:
@@ -770,14 +815,20 @@ def _companions(
         options.mode == "create" or (options.mode == "upsert" and match_id[i] is None and duplicate_of[i] is None)
         for i in range(len(index))
     ]
+    # a new record without its customer (an empty cell): refused, or attached to a customer the writer makes
+    orphan: list[str | None] = [None] * len(index)
     for spec in fields_of(entity):
         if spec.required:
             values = frame[spec.name].tolist()
-            frame[f"{spec.name}__missing"] = pd.Series(
-                ["" if creates[i] and values[i] is None else None for i in range(len(index))],
-                index=frame.index,
-                dtype=object,
-            )
+            missing_value = ["" if creates[i] and values[i] is None else None for i in range(len(index))]
+            if spec.name == "customer" and entity in ORPHAN_ENTITIES:
+                if options.orphans != "reject":
+                    orphan, missing_value = [None if blank is None else options.orphans for blank in missing_value], (
+                        [None] * len(index))
+                else:
+                    orphan = ["reject" if blank is not None else None for blank in missing_value]
+            frame[f"{spec.name}__missing"] = pd.Series(missing_value, index=frame.index, dtype=object)
+    frame["_orphan"] = pd.Series(orphan, index=frame.index, dtype=object)
     if "_custom__missing" in frame.columns:
         blank = frame["_custom__missing"].tolist()
         frame["_custom__missing"] = pd.Series(

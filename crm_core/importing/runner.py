@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
+import re
+import unicodedata
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +48,13 @@ from crm_core.fulltext import (
     insert_triggers_dropped,
 )
 from crm_core.i18n import catalog, t
-from crm_core.importing.fields import CUSTOM_FIELD_ENTITIES, HISTORY_FIELDS, fields_of
+from crm_core.importing.fields import (
+    CUSTOM_FIELD_ENTITIES,
+    HISTORY_FIELDS,
+    LEAD_TAG,
+    PLACEHOLDER_TAG,
+    fields_of,
+)
 from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
@@ -65,10 +74,12 @@ from crm_core.models import (
     Role,
     Task,
     TaskStatus,
+    User,
     utcnow,
 )
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
+from crm_core.rules import fields as field_rules
 from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.rules.custom_fields import valid_field_name
@@ -155,6 +166,12 @@ class ValidationReport:
     would_create: int = 0  # what writing the valid rows would do (a dry run's forecast; see _forecast)
     would_update: int = 0  # … rows linked to a record the tenant has (or an earlier row's): updated/merged
     would_skip: int = 0  # … rows matching a record, skipped (create mode, duplicates "skip")
+    owners_inactive: int = 0  # rows (not refused) given to an inactive user of their owner's name (create_owners)
+    owners_created: int = 0  # distinct unknown owner names that become new inactive users
+    orphans_rejected: int = 0  # rows refused because their customer cell is empty (orphans=reject)
+    orphans_placeholder: int = 0  # rows (not refused) attached to a placeholder customer of their own
+    orphans_lead: int = 0  # rows (not refused) made into a prospect customer of their own
+    new_owner_names: set[str] = field(default_factory=set, repr=False)  # case-folded, for owners_created
 
     @property
     def success(self) -> bool:
@@ -187,11 +204,17 @@ class ValidationReport:
             "would_create": self.would_create,
             "would_update": self.would_update,
             "would_skip": self.would_skip,
+            "owners_inactive": self.owners_inactive,
+            "owners_created": self.owners_created,
+            "orphans_rejected": self.orphans_rejected,
+            "orphans_placeholder": self.orphans_placeholder,
+            "orphans_lead": self.orphans_lead,
             "failures": [failure.as_dict() for failure in self.failures],
         }
 
 
-REPORT_COUNTS = ("duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found", "owners_fallback")
+REPORT_COUNTS = ("duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found", "owners_fallback",
+                 "owners_inactive", "owners_created", "orphans_rejected", "orphans_placeholder", "orphans_lead")
 """The report's issue-17/18 counts an import's result carries too (the dry run's carries the whole report)."""
 
 
@@ -442,6 +465,17 @@ def _judged_chunks(
                 _name_row_values(report, prepared[column], rule_key, row_key)
         report.owners_fallback += sum(
             1 for row_number in prepared["_owner_fallback"].dropna().index if int(row_number) not in refused)
+        report.owners_inactive += sum(
+            1 for row_number in prepared["_owner_inactive"].dropna().index if int(row_number) not in refused)
+        for row_number, name in prepared["_owner_new"].dropna().items():
+            if int(row_number) not in refused:
+                report.new_owner_names.add(str(name).casefold())
+        report.owners_created = len(report.new_owner_names)
+        for row_number, policy in prepared["_orphan"].dropna().items():
+            if policy == "reject":
+                report.orphans_rejected += 1
+            elif int(row_number) not in refused:
+                setattr(report, f"orphans_{policy}", getattr(report, f"orphans_{policy}") + 1)
         report.failures = list(merged.values())
         _forecast(report, prepared, refused, entity, options, new_orders)
         yield prepared, chunk, refused
@@ -542,7 +576,13 @@ def _name_row_values(report: ValidationReport, marked: Any, rule_key: str, row_k
 
 def check_fallback_owner(db: Database, actor: Actor, options: ImportOptions) -> None:
     """Refuse a fallback owner that names no active user the importer may give records to
-    (``imports.error.fallback_owner``): before anything is queued or written."""
+    (``imports.error.fallback_owner``), and new inactive users for unknown owners asked by anyone but an admin
+    (``imports.error.create_owners_admin``) or together with a fallback owner (``imports.error.owner_choices``):
+    before anything is queued or written."""
+    if options.create_owners and not actor.is_admin:
+        raise ImportNotAllowed("imports.error.create_owners_admin")
+    if options.create_owners and options.fallback_owner:
+        raise ImportNotAllowed("imports.error.owner_choices")
     if options.fallback_owner is None:
         return
     with db.session(actor) as session:
@@ -655,7 +695,7 @@ Quarantined = list[tuple[int, dict[str, str]]]
 # companion columns only the suites read: not passed to the writer
 _SUITE_ONLY_SUFFIXES = ("__invalid", "__unresolved", "__missing", "__repeated", "__taken", "__other_customer")
 _SUITE_ONLY_COLUMNS = {"_duplicate_in_file", "_key_taken", "_match_missing", "_extra_fields", "_total_overflow",
-                       "_duplicate_blocked", "_region_match", "_owner_fallback"}
+                       "_duplicate_blocked", "_region_match", "_owner_fallback", "_owner_inactive"}
 
 
 def _quarantined(chunk: pandas.DataFrame, refused: Iterable[int]) -> Quarantined:
@@ -701,6 +741,8 @@ def _new_run(
             **mapping.as_dict(),
             "duplicates": options.duplicates,
             "fallback_owner": options.fallback_owner,
+            "create_owners": options.create_owners,
+            "orphans": options.orphans,
             "encoding": file.encoding_label,
             "delimiter": file.delimiter,
         },
@@ -808,6 +850,8 @@ def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any
     return insert_returning_ids(session, model.__table__, rows, _PAIRING_COLUMN[model])
 
 
+NO_LOGIN = "!imported-owner: no password"
+"""The password hash of a user made for an unknown owner: no bcrypt hash, so no password ever matches it."""
 _NO_CUSTOM_FIELDS: dict[str, Any] = {}  # shared by the rows without any (never changed in place): JSON-encoded once
 
 
@@ -834,6 +878,11 @@ class _Writer:
         self._stages: dict[int, pipeline_rules.StageInfo] | None = None
         self._first_open: dict[int, pipeline_rules.StageInfo | None] = {}
         self.now = utcnow()
+        # unknown owners made inactive users (options.create_owners): case-folded name → the new user's id
+        self.new_owners: dict[str, int] = {}
+        self.owner_field = next((spec.name for spec in fields_of(entity) if spec.target == "owner"), None)
+        # "@<email>", "tel:<phone>" a customer holds or a lead of this run took (a second lead goes without)
+        self.lead_emails: set[str] = set()
         self._ensure_custom_fields()
 
     # -- the tenant's stages (the deal rules need their kinds) ----------------------------
@@ -1060,7 +1109,9 @@ class _Writer:
         key_columns = [(key, MATCH_COLUMNS[self.entity][key][1].key) for key in keys]
         # rows without a custom field hold plain values only: the garbage collector leaves such dicts alone
         plain = () if self.mapping.custom_columns() else ("_custom",)
+        sources: list[dict[str, Any]] = []  # the file row each pending record comes from
         for row_number, row in zip(frame.index.tolist(), _records(frame, leave_out=plain), strict=True):
+            self._give_new_owner(row)
             pending_index = None
             # the record the row matches, looked up in this run's transaction: one an earlier chunk
             # wrote included (keys tried in the mapping's order; the lowest id wins)
@@ -1106,8 +1157,142 @@ class _Writer:
                     pending_keys.setdefault((key, str(value)), position)
             pending.append(values)
             pending_rows.append(row_number)
+            sources.append(row)
+        self._attach_orphans(
+            [(row_number, row, values) for row_number, row, values in zip(pending_rows, sources, pending, strict=True)
+             if values.get("customer_id") is None and _none(row.get("_orphan")) in ("placeholder", "lead")])
         self._insert(pending_rows, pending)
         self._update(updates)
+
+    # -- unknown owners and records without a customer (decision 0043) ----------------------
+    def _give_new_owner(self, row: dict[str, Any]) -> None:
+        """A row whose owner names nobody, when unknown owners become inactive users: that user, made once."""
+        name = _none(row.get("_owner_new"))
+        if name is None or self.owner_field is None:
+            return
+        key = str(name).casefold()
+        if key not in self.new_owners:
+            user = User(username=self._free_username(str(name)), full_name=str(name)[:120], email=None,
+                        role=Role.REP.value, is_active=False, password_hash=NO_LOGIN, language=self.actor.language)
+            self.session.add(user)
+            self.session.flush()  # audited (tagged with the run) like any admin's write of a user
+            self.new_owners[key] = user.id
+            self._record([user.id], [0], "created", "user", None, record_entity="users")
+        row[f"{self.owner_field}_id"] = self.new_owners[key]
+
+    def _free_username(self, name: str) -> str:
+        """A username for an unknown owner: ``imported.<name in ASCII>`` (``imported.<hash>`` when nothing of the
+        name is ASCII), numbered when taken in any tenant (usernames are unique across tenants)."""
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40].strip("-")
+        base = f"imported.{slug or hashlib.sha1(name.casefold().encode()).hexdigest()[:10]}"
+        candidates = [base, *(f"{base}-{number}" for number in range(2, 10)),
+                      f"{base}-{hashlib.sha1(f'{self.actor.tenant_id}:{name}'.encode()).hexdigest()[:8]}"]
+        users = User.__table__
+        # on the connection: usernames of every tenant, not only the importer's (the session's scope)
+        taken = set(self.session.connection().execute(
+            select(users.c.username).where(users.c.username.in_(candidates))).scalars())  # type: ignore[attr-defined]
+        return next((candidate for candidate in candidates if candidate not in taken), candidates[-1])
+
+    def _attach_orphans(self, orphans: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
+        """New records whose customer cell was empty (``orphans``: row number, file row, the record's values) get a
+        customer of their own, made as an imported customer is (owner, assignment and follow-up rules, audit,
+        recorded with the run so that a revert removes it): a placeholder or a lead (``ImportOptions.orphans``)."""
+        if not orphans:
+            return
+        if self.entity == "contacts":
+            self._held_contact_details([row for _, row, _ in orphans if row.get("_orphan") == "lead"])
+        customers = [self._orphan_customer(row, values) for _, row, values in orphans]
+        ids = self._insert_customers([row_number for row_number, _, _ in orphans], customers)
+        for (_, _, values), customer_id in zip(orphans, ids, strict=True):
+            values["customer_id"] = customer_id
+
+    def _orphan_customer(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """The customer an orphan row gets. A placeholder is named after the row ("<deal> (no account)", in the
+        importer's language) and tagged ``no-account``; a lead is named by the row (a contact's name, with its
+        email and phone unless another customer holds them; a deal's name; an order's number; an activity's
+        summary), a person for a contact, tagged ``imported-lead``. Either is owned by the row's owner (the
+        importer when the row names none) and starts as a prospect; the run's lifecycle refresh moves it on."""
+        lang = self.actor.language
+        label = self._orphan_label(row, lang)
+        limit = field_rules.CUSTOMER["name"].max_length or 200
+        lead = row.get("_orphan") == "lead"
+        email = phone = None
+        if lead:
+            name = label[:limit]
+            if self.entity == "contacts":
+                email, phone = self._lead_contact_details(row)
+        else:
+            suffix = t("imports.orphan.placeholder_name", lang, name="")
+            name = t("imports.orphan.placeholder_name", lang, name=label[: max(1, limit - len(suffix))])
+        owner_id = values.get("owner_id") or values.get("author_id") or self.actor.user_id
+        return {
+            "name": name, "name_key": company_key(name) or None,
+            "kind": "person" if lead and self.entity == "contacts" else "company",
+            "industry": None, "region": None, "source": None, "owner_id": owner_id, "team_id": None,
+            "lifecycle_stage": "prospect", "tags": LEAD_TAG if lead else PLACEHOLDER_TAG,
+            "email": email, "email_normalized": normalise_email(email), "phone": phone,
+            "phone_normalized": normalise_phone(phone), "external_id": None, "custom_fields": _NO_CUSTOM_FIELDS,
+            "credit_code": None, "province_code": None, "city_code": None, "district_code": None, "created_at": None,
+        }
+
+    def _orphan_label(self, row: dict[str, Any], lang: str) -> str:
+        if self.entity in ("contacts", "opportunities"):
+            return str(row["name"])
+        if self.entity == "orders":
+            return t("imports.orphan.order", lang, number=row["order_number"])
+        summary = " ".join(str(_none(row.get("summary")) or "").split())
+        if summary:
+            return summary if len(summary) <= 60 else summary[:59] + "…"
+        occurred = _datetime(row.get("occurred_at")) or self.now
+        return t("imports.orphan.activity", lang, date=occurred.date().isoformat())
+
+    def _lead_contact_details(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
+        """A contact's email and phone for its lead, each left out when a customer of the tenant (or an earlier
+        lead of the run) holds it already: a lead never makes a duplicate the quality checks would flag."""
+        email, phone = _none(row.get("email")), _none(row.get("phone"))
+        email_key, phone_key = normalise_email(email), normalise_phone(phone)
+        if email_key and f"@{email_key}" in self.lead_emails:
+            email = None
+        if phone_key and f"tel:{phone_key}" in self.lead_emails:
+            phone = None
+        if email is not None and email_key:
+            self.lead_emails.add(f"@{email_key}")
+        if phone is not None and phone_key:
+            self.lead_emails.add(f"tel:{phone_key}")
+        return email, phone
+
+    def _held_contact_details(self, rows: list[dict[str, Any]]) -> None:
+        """Note the emails and phones of ``rows`` (contacts becoming leads) that a customer of the tenant holds,
+        any owner's (on the connection: not only those the importer sees), in one query per kind and batch."""
+        table = Customer.__table__
+        connection = self.session.connection()
+        for prefix, column, keys in (
+            ("@", table.c.email_normalized, {normalise_email(_none(row.get("email"))) for row in rows}),  # type: ignore[attr-defined]
+            ("tel:", table.c.phone_normalized, {normalise_phone(_none(row.get("phone"))) for row in rows}),  # type: ignore[attr-defined]
+        ):
+            present = sorted(key for key in keys if key)
+            for start in range(0, len(present), 500):
+                held = connection.execute(select(column).where(
+                    table.c.tenant_id == self.actor.tenant_id, column.in_(present[start : start + 500])))  # type: ignore[attr-defined]
+                self.lead_emails.update(f"{prefix}{value}" for value in held.scalars())
+
+    def _insert_customers(self, row_numbers: list[int], rows: list[dict[str, Any]]) -> list[int]:
+        """Insert customers a run of another entity makes (orphans' customers): stamped, owner-checked, planned by
+        the follow-up rules, audited and recorded with the run as the customers of a customers file are."""
+        now = utcnow()
+        for values in rows:
+            values.update(tenant_id=self.actor.tenant_id, created_at=now, updated_at=now)
+            if not access.can_assign_owner(self.actor, values["owner_id"]):
+                raise AccessDenied("cannot give this record to that owner")
+        changes = self._created_changes(rows)
+        planned = self._plan_follow_ups(rows)
+        ids = _insert_returning_ids(self.session, Customer, rows)
+        self._record(ids, row_numbers, "created", "customer", changes, record_entity="customers")
+        for customer, record_id in zip(planned, ids, strict=True):
+            customer.id = record_id
+        record_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
+        return ids
 
     def _insert(self, row_numbers: list[int], rows: list[dict[str, Any]]) -> list[int]:
         """Insert new records (``rows``: their values, completed here) made from the file's ``row_numbers``."""
@@ -1222,8 +1407,11 @@ class _Writer:
         action: str,
         audit_entity: str,
         created_changes: list[Any] | None,
+        *,
+        record_entity: str | None = None,
     ) -> None:
-        """An audit event per created row (``created_changes``: see :meth:`_created_changes`), a run record per row."""
+        """An audit event per created row (``created_changes``: see :meth:`_created_changes`), a run record per row
+        (of ``record_entity``: the run's entity unless it made records of another, as an orphan's customer)."""
         tenant_id, now = self.actor.tenant_id, utcnow()
         if ids and created_changes is not None:
             # driver executemany of tuples: the audit rows need no ORM identity, and this is the hot path
@@ -1242,7 +1430,7 @@ class _Writer:
                 converted=("changes",),
             )
         if ids and audit_entity != "order_line":
-            run = (tenant_id, self.run_id, self.entity)
+            run = (tenant_id, self.run_id, record_entity or self.entity)
             insert_rows(
                 self.session,
                 ImportRunRecord.__table__,  # type: ignore[arg-type]
@@ -1337,7 +1525,9 @@ class _Writer:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
         lines: list[tuple[str, dict[str, Any]]] = []
         updates: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        orphans: dict[str, dict[str, Any]] = {}  # order number → the first row of a new order without a customer
         for row_number, row in zip(frame.index.tolist(), _records(frame), strict=True):
+            self._give_new_owner(row)
             number = str(row["order_number"])
             target = _none(row.get("_match_id"))
             if target is not None and number not in self.orders:  # an order already there, not one of this run
@@ -1348,6 +1538,9 @@ class _Writer:
                 continue
             if number not in self.orders and number not in new_orders:
                 new_orders[number] = (row_number, self.values(row))
+                if new_orders[number][1]["customer_id"] is None and _none(row.get("_orphan")) in ("placeholder",
+                                                                                                   "lead"):
+                    orphans[number] = row
             price = _none(row.get("unit_price"))
             if price is None:
                 price = _none(row.get("product_price")) or 0
@@ -1358,6 +1551,7 @@ class _Writer:
                     {"product_id": row["product_id"], "quantity": _money(quantity or 1), "unit_price": _money(price)},
                 )
             )
+        self._attach_orphans([(new_orders[number][0], row, new_orders[number][1]) for number, row in orphans.items()])
         ids = self._insert([number for number, _ in new_orders.values()], [values for _, values in new_orders.values()])
         self.orders.update(zip(new_orders.keys(), ids, strict=True))
         totals: dict[int, Decimal] = {}
@@ -1490,29 +1684,48 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
             raise ImportNotAllowed("imports.error.not_revertible", status=run.status)
         entity = run.entity
         model = MODELS[entity]
-        created = list(
-            session.scalars(
-                select(ImportRunRecord.record_id).where(
-                    ImportRunRecord.import_run_id == run_id, ImportRunRecord.action == "created"
-                )
-            )
-        )
-        updated = list(
-            session.scalars(
-                select(ImportRunRecord.record_id).where(
-                    ImportRunRecord.import_run_id == run_id, ImportRunRecord.action == "updated"
-                )
-            )
-        )
+        records: dict[tuple[str, str], list[int]] = {}
+        for record_entity, action, record_id in session.execute(
+            select(ImportRunRecord.entity, ImportRunRecord.action, ImportRunRecord.record_id)
+            .where(ImportRunRecord.import_run_id == run_id).order_by(ImportRunRecord.id)
+        ):
+            records.setdefault((record_entity, action), []).append(record_id)
+        created, updated = records.get((entity, "created"), []), records.get((entity, "updated"), [])
+        # what the run made besides its entity's records: customers for orphan rows, users for unknown owners
+        made_customers = records.get(("customers", "created"), []) if entity != "customers" else []
+        made_users = records.get(("users", "created"), [])
         touched: list[int] = []
         if entity in ("opportunities", "orders", "activities"):
             for start in range(0, len(created + updated), 500):
                 batch = (created + updated)[start : start + 500]
                 touched.extend(session.scalars(select(model.customer_id).where(model.id.in_(batch))))
+        stages_before = _deal_stages(session, updated) if entity == "opportunities" else {}
         result.restored, result.conflicts = _restore(session, entity, model, updated, run_id, run.created_at)
+        if stages_before:  # a deal the revert moves back to its stage: the move in its history, as by hand
+            lost = set(session.scalars(select(PipelineStage.id).where(PipelineStage.kind == "lost")))
+            for deal_id, stage_id in _deal_stages(session, updated).items():
+                if stage_id != stages_before.get(deal_id):
+                    if stage_id in lost:  # lost from the stage it leaves now (the history's copy, rules.pipeline)
+                        deal = session.get(Opportunity, deal_id)
+                        assert deal is not None
+                        deal.lost_from_stage_id = stages_before.get(deal_id)
+                    session.add(OpportunityStageChange(
+                        opportunity_id=deal_id, from_stage_id=stages_before.get(deal_id), to_stage_id=stage_id,
+                        changed_by_id=actor.user_id, changed_at=utcnow()))
+            session.flush()
+        if entity == "activities" and touched:
+            # the customers' last contact as it was before the run (unless it moved again since): the run's
+            # activities go, and with them the contact they stood for
+            _, conflicts = _restore(session, "customers", Customer, sorted(set(touched) - set(made_customers)),
+                                    run_id, run.created_at)
+            result.conflicts += conflicts
         result.deleted = _delete_created(session, entity, model, created)
-        if touched:  # the customers' lifecycle without what the run wrote, as after an archive by hand
-            refresh_lifecycle(session, actor.tenant_id, sorted(set(touched)))
+        result.deleted += _delete_created(session, "customers", Customer, made_customers)
+        remaining = sorted(set(touched) - set(made_customers))
+        if remaining:  # the customers' lifecycle without what the run wrote, as after an archive by hand
+            refresh_lifecycle(session, actor.tenant_id, remaining)
+        if made_users and actor.is_admin:  # users are an admin's to delete; anyone else's revert leaves them inactive
+            result.deleted += _delete_unused_users(session, made_users)
         run.status = "reverted"
         run.finished_at = utcnow()
     return result
@@ -1550,7 +1763,7 @@ def _restore(
                     if column is None:
                         continue
                     current = access._serialise(getattr(record, key))
-                    if current != pair[1]:
+                    if not _same_stored(current, pair[1]):
                         conflict = True  # changed again after the import: keep the newer value
                         continue
                     setattr(record, key, _from_audit(column, pair[0]))
@@ -1558,6 +1771,16 @@ def _restore(
             conflicts += int(conflict)
     session.flush()
     return restored, conflicts
+
+
+def _same_stored(current: Any, recorded: Any) -> bool:
+    """Does the value read back equal the one the audit event recorded? A time compares to the second: MariaDB's
+    DATETIME keeps no microseconds, so the time an import wrote reads back without those the event holds."""
+    if current == recorded:
+        return True
+    if isinstance(current, str) and isinstance(recorded, str) and "T" in current and "T" in recorded:
+        return current.split(".")[0] == recorded.split(".")[0] and current[:4].isdigit()
+    return False
 
 
 def _from_audit(column: Any, value: Any) -> Any:
@@ -1597,6 +1820,37 @@ def _delete_created(session: Session, entity: str, model: Any, ids: list[int]) -
             session.delete(record)
         session.flush()
         deleted += len(records)
+    return deleted
+
+
+def _deal_stages(session: Session, deal_ids: list[int]) -> dict[int, int]:
+    """Deal id → its stage, for ``deal_ids``."""
+    stages: dict[int, int] = {}
+    for start in range(0, len(deal_ids), 500):
+        for deal_id, stage_id in session.execute(select(Opportunity.id, Opportunity.stage_id)
+                                                 .where(Opportunity.id.in_(deal_ids[start : start + 500]))):
+            stages[deal_id] = stage_id
+    return stages
+
+
+def _delete_unused_users(session: Session, user_ids: list[int]) -> int:
+    """Delete the users a run made for unknown owners that nothing refers to any more (a record given to one
+    since, a comment they are named on …): those stay, inactive. Returns how many went."""
+    from crm_core.models import Base
+
+    users = User.__table__
+    references = [
+        column for table in Base.metadata.tables.values() if table is not users
+        for column in table.columns for key in column.foreign_keys if key.column is users.c.id  # type: ignore[attr-defined]
+    ]
+    connection = session.connection()
+    deleted = 0
+    for user in session.scalars(select(User).where(User.id.in_(user_ids), User.is_active.is_(False))):
+        if any(connection.execute(select(column).where(column == user.id).limit(1)).first() for column in references):
+            continue
+        session.delete(user)
+        deleted += 1
+    session.flush()
     return deleted
 
 

@@ -233,6 +233,8 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
         duplicates=_text(params, "duplicates", "skip") or "skip",
         chunk_size=_chunk_size(params),
         fallback_owner=_text(params, "fallback_owner") or None,
+        orphans=_text(params, "orphans", "reject") or "reject",
+        create_owners=params.get("create_owners") is True,
     )
     ctx.progress(0, None, "jobs.progress.reading_file")
     try:

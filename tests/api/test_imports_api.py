@@ -155,3 +155,22 @@ def test_tasks_name_their_customers_by_external_id_and_unknown_assignees_go_to_t
     assert job.status_code == 202, job.text
     result = finish(api, queue, manager, job.json()["id"])["result"]
     assert (result["status"], result["created"], result["owners_fallback"]) == ("imported", 1, 1), result
+
+
+def test_deals_without_an_account_get_a_placeholder_and_unknown_owners_an_inactive_user_for_an_admin_only(
+    api: Api, world: World, queue: Huey
+) -> None:
+    admin, manager, name = world.admin, world.manager, unique("Lonely deal ")
+    deals = f"Deal name,Customer,Owner\n{name},,Gone Rep\n".encode()
+    refused = submit(api, manager, deals, entity="opportunities", create_owners=True)
+    assert (refused.status_code, refused.json()["code"]) == (422, "imports.error.create_owners_admin")
+    bad = submit(api, admin, deals, entity="opportunities", orphans="adopt")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "orphans"
+    job = submit(api, admin, deals, entity="opportunities", orphans="placeholder", create_owners=True)
+    assert job.status_code == 202, job.text
+    result = finish(api, queue, admin, job.json()["id"])["result"]
+    assert (result["created"], result["orphans_placeholder"], result["owners_created"], result["owners_inactive"]) == (
+        1, 1, 1, 1), result
+    with api.db.session(admin) as session:
+        placeholder = session.scalars(select(Customer).where(Customer.name.startswith(name))).one()
+        assert (placeholder.tags, placeholder.name) == ("no-account", f"{name} (no account)")

@@ -216,8 +216,11 @@ def test_the_wizard_offers_the_customer_key_and_a_fallback_owner_in_chinese(
     assert (customer_match.label, customer_match.value) == ("客户列填写的是", "external_id")
     assert customer_match.format_func("external_id") == "客户外部编号"
     unknown = app.radio(key="imports_unknown_owner")
+    # a manager: no new users for unknown owners (an admin's choice); rows without a customer: refused by default
     assert (unknown.label, unknown.value, unknown.options) == (
         "负责人匹配不到用户时", "reject", ["拒绝该行", "将该行分配给……"])
+    orphans = app.selectbox(key="imports_orphans")
+    assert (orphans.label, orphans.value, len(orphans.options)) == ("没有客户的行", "reject", 3)
     unknown.set_value("fallback")
     app = app.run()
     fallback = app.selectbox(key="imports_fallback_owner")
