@@ -89,7 +89,7 @@ def test_an_admin_imports_the_dirty_gbk_file_after_seeing_and_fixing_the_failure
         page.locator('[data-testid="stSelectbox"]').filter(has_text=file_value).click()
         page.get_by_role("option", name="Intent").click()
         settle(page)
-    page.get_by_text("Import the valid rows, quarantine the rest").click()
+    page.get_by_role("tabpanel", name="New import").get_by_text("Import the valid rows, quarantine the rest").click()
     page.get_by_role("button", name="Check the file").click()
     page.get_by_text("Rows that would be rejected: 4 (checks failed: 4).").wait_for(timeout=90_000)
     page.get_by_role("button", name="Import", exact=True).click()

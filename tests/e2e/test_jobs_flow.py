@@ -112,7 +112,7 @@ def test_an_import_runs_as_jobs_with_progress_a_result_and_a_return_to_the_jobs_
     assert customers_like(server, "Lead Company") == 0
 
     # import the valid rows: the old check no longer counts, a new one allows the import
-    page.get_by_text("Import the valid rows, quarantine the rest").click()
+    page.get_by_role("tabpanel", name="New import").get_by_text("Import the valid rows, quarantine the rest").click()
     page.get_by_text("changed since this check").wait_for(timeout=TIMEOUT)
     page.get_by_role("button", name="Check the file").click()
     page.get_by_text("Rows that would be rejected: 2").wait_for(timeout=JOB_TIMEOUT)
@@ -123,8 +123,8 @@ def test_an_import_runs_as_jobs_with_progress_a_result_and_a_return_to_the_jobs_
         timeout=TIMEOUT,
     )
     import_button.click()
-    progress = page.locator('[data-testid="stProgress"]')
-    progress.first.wait_for(state="attached", timeout=TIMEOUT)  # queued, then running: the bar shows the step
+    # 30 rows take well under a second on the worker: the page may never rerun while this job runs (the large
+    # file below is where the running job's progress bar is seen)
     page.get_by_text("Partly imported: 28 created, 0 updated, 0 skipped, 2 rejected").wait_for(timeout=JOB_TIMEOUT)
     assert customers_like(server, "Lead Company") == 28
     settle(page)
