@@ -431,7 +431,7 @@ def _judged_chunks(
     caller asks for the next chunk, i.e. once it has handled (written) this one.
     """
     merged: dict[tuple[str, str | None, str], Failure] = {}
-    new_orders: set[str] = set()
+    orders_counted: set[str] = set()
     state = FileState(hard_keys=FirstRows(), match_keys=FirstRows())  # ~20 bytes a key, not ~200
     resolver = Resolver(session, actor)
     for chunk in iter_chunks(file, chunk_size=options.chunk_size):
@@ -477,7 +477,7 @@ def _judged_chunks(
             elif int(row_number) not in refused:
                 setattr(report, f"orphans_{policy}", getattr(report, f"orphans_{policy}") + 1)
         report.failures = list(merged.values())
-        _forecast(report, prepared, refused, entity, options, new_orders)
+        _forecast(report, prepared, refused, entity, options, orders_counted)
         yield prepared, chunk, refused
         steps.done(report.rows_read)
     if report.rows_read == 0:
@@ -488,7 +488,7 @@ def _judged_chunks(
 
 
 def _forecast(report: ValidationReport, prepared: pandas.DataFrame, refused: set[int], entity: str,
-              options: ImportOptions, new_orders: set[str]) -> None:
+              options: ImportOptions, orders_counted: set[str]) -> None:
     """Count what the writer (``_Writer.write``) would do with the chunk's valid rows: create, update (link to a
     record the tenant has, or fold into an earlier row's) or skip. Orders count orders, not lines."""
     valid = prepared.loc[~prepared.index.isin(list(refused))] if refused else prepared
@@ -496,10 +496,12 @@ def _forecast(report: ValidationReport, prepared: pandas.DataFrame, refused: set
     repeats = valid["_duplicate_of_row"].notna().tolist()
     if entity == "orders":
         for number, match in zip(valid["order_number"].tolist(), matched, strict=True):
+            if str(number) in orders_counted:
+                continue  # another line of an order counted before (one an earlier chunk may have written)
+            orders_counted.add(str(number))
             if match:
                 report.would_update += 1
-            elif str(number) not in new_orders:
-                new_orders.add(str(number))
+            else:
                 report.would_create += 1
         return
     for match, repeat in zip(matched, repeats, strict=True):

@@ -45,6 +45,7 @@ def test_a_hubspot_export_gets_its_preset_detected(app_world: AppWorld) -> None:
     assert not app.exception
     assert app.selectbox(key="imports_preset_opportunities").value == "detect"
     assert t("move_in.detected", "en", preset=t("move_in.preset.hubspot", "en")) in [c.value for c in app.caption]
-    # the columns follow the preset: the deal stage and the company's HubSpot ID
+    # the columns follow the preset: the deal stage, the company's HubSpot ID and the deal's own
     boxes = {box.label: box.value for box in app.selectbox if box.key and box.key.startswith("imports_map_")}
-    assert (boxes["Deal Stage"], boxes["Associated Company ID"], boxes["Record ID"]) == ("stage", "customer", "")
+    assert (boxes["Deal Stage"], boxes["Associated Company ID"], boxes["Record ID"]) == (
+        "stage", "customer", "external_id")
