@@ -85,16 +85,16 @@ def old_crm_export(*, customers: int, contacts: int, deals: int, orders: int, ac
          rng.choice(INDUSTRIES), rng.choice(REGIONS), _day(rng, dt.date(2016, 1, 1), start).isoformat()]
         for index in range(customers)
     ]
-    source.headers["contacts"] = ["Account ID", "Contact Name", "Title", "Email", "Phone"]
+    source.headers["contacts"] = ["Contact ID", "Account ID", "Contact Name", "Title", "Email", "Phone"]
     source.rows["contacts"] = [
-        [f"ACC-{rng.randrange(customers):05d}", rng.choice(SURNAMES) + rng.choice(GIVEN),
+        [f"CON-{index:06d}", f"ACC-{rng.randrange(customers):05d}", rng.choice(SURNAMES) + rng.choice(GIVEN),
          rng.choice(["经理", "CTO", "采购", "Buyer"]), f"contact{index}@old-crm.example.com",
          f"1{rng.randint(3, 9)}{rng.randint(0, 10**9 - 1):09d}"]
         for index in range(contacts)
     ]
 
-    source.headers["opportunities"] = ["Opportunity Name", "Account ID", "Owner", "Stage", "Amount", "Product",
-                                       "Created Date", "Close Date", "Lost Reason"]
+    source.headers["opportunities"] = ["Opportunity ID", "Opportunity Name", "Account ID", "Owner", "Stage", "Amount",
+                                       "Product", "Created Date", "Close Date", "Lost Reason"]
     rows = []
     for index in range(deals):
         opened = _day(rng, start, yesterday - dt.timedelta(days=30))
@@ -109,13 +109,15 @@ def old_crm_export(*, customers: int, contacts: int, deals: int, orders: int, ac
             tally[3] += amount
         elif kind == "lost":
             tally[2] += 1
-        rows.append([f"Old deal {index:06d}", f"ACC-{rng.randrange(customers):05d}", rng.choice(owners),
-                     rng.choice(stages[kind]), amount, rng.choice(products)[0], opened.isoformat(),
+        rows.append([f"OPP-{index:06d}", f"Old deal {index:06d}", f"ACC-{rng.randrange(customers):05d}",
+                     rng.choice(owners), rng.choice(stages[kind]), amount, rng.choice(products)[0], opened.isoformat(),
                      closed.isoformat() if kind != "open" else "", rng.choice(LOST_REASONS) if kind == "lost" else ""])
     source.rows["opportunities"] = rows
 
-    source.headers["orders"] = ["Order Number", "Account ID", "Owner", "Order Date", "Status", "Product", "Quantity",
-                                "Unit Price"]
+    # half the orders came of a deal, and name it; a third of the activities name the contact they were with
+    deals_of = source.rows["opportunities"]
+    source.headers["orders"] = ["Order Number", "Account ID", "Opportunity ID", "Owner", "Order Date", "Status",
+                                "Product", "Quantity", "Unit Price"]
     rows = []
     for index in range(orders):
         ordered = _day(rng, start, yesterday)
@@ -124,18 +126,24 @@ def old_crm_export(*, customers: int, contacts: int, deals: int, orders: int, ac
         price = Decimal(rng.randint(100, 500_000)) / 100
         if status != "cancelled":
             source.revenue_by_month[ordered.strftime("%Y-%m")] += (quantity * price).quantize(CENT, ROUND_HALF_UP)
-        rows.append([f"SO-OLD-{index:06d}", f"ACC-{rng.randrange(customers):05d}", rng.choice(owners),
+        deal = rng.choice(deals_of) if rng.random() < 0.5 else None
+        account = deal[2] if deal else f"ACC-{rng.randrange(customers):05d}"
+        rows.append([f"SO-OLD-{index:06d}", account, deal[0] if deal else "", rng.choice(owners),
                      ordered.isoformat(), status, rng.choice(products)[0], quantity, str(price)])
     source.rows["orders"] = rows
 
-    source.headers["activities"] = ["Account ID", "Type", "Date", "Summary", "Owner"]
-    source.rows["activities"] = [
-        [f"ACC-{rng.randrange(customers):05d}", rng.choice(["call", "email", "meeting", "note"]),
-         f"{_day(rng, start, yesterday).isoformat()} {rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}",
-         rng.choice(["电话沟通报价", "Sent the proposal", "拜访客户，确认需求", "Follow-up call"]) + f" #{index}",
-         rng.choice(owners)]
-        for index in range(activities)
-    ]
+    people = source.rows["contacts"]
+    source.headers["activities"] = ["Account ID", "Contact ID", "Type", "Date", "Summary", "Owner"]
+    rows = []
+    for index in range(activities):
+        person = rng.choice(people) if rng.random() < 0.33 else None
+        rows.append([person[1] if person else f"ACC-{rng.randrange(customers):05d}", person[0] if person else "",
+                     rng.choice(["call", "email", "meeting", "note"]),
+                     f"{_day(rng, start, yesterday).isoformat()} {rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}",
+                     rng.choice(["电话沟通报价", "Sent the proposal", "拜访客户，确认需求", "Follow-up call"])
+                     + f" #{index}",
+                     rng.choice(owners)])
+    source.rows["activities"] = rows
     return source
 
 
@@ -180,25 +188,25 @@ def bare_writes(database: Path, source: Source) -> float:
     connection.executemany(
         "INSERT INTO contacts (tenant_id, customer_id, name, title, email, phone, is_primary, version, created_at, "
         "updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?, ?)",
-        [(tenant_id, customer(row[0]), row[1], row[2], "bare-" + row[3], row[4], now, now)
+        [(tenant_id, customer(row[1]), row[2], row[3], "bare-" + row[4], row[5], now, now)
          for row in source.rows["contacts"]],
     )
     connection.executemany(
         "INSERT INTO opportunities (tenant_id, customer_id, owner_id, pipeline_id, stage_id, name, amount, currency, "
         "version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'CNY', 1, ?, ?)",
-        [(tenant_id, customer(row[1]), owner_id, pipeline_id, stage_id, row[0], row[4], row[6], now)
+        [(tenant_id, customer(row[2]), owner_id, pipeline_id, stage_id, row[1], row[5], row[7], now)
          for row in source.rows["opportunities"]],
     )
     connection.executemany(
         "INSERT INTO orders (tenant_id, customer_id, owner_id, order_number, status, currency, total_amount, "
         "ordered_at, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'CNY', ?, ?, 1, ?, ?)",
-        [(tenant_id, customer(row[1]), owner_id, "BARE-" + row[0], row[4], str(row[6] * Decimal(row[7])), row[3],
+        [(tenant_id, customer(row[1]), owner_id, "BARE-" + row[0], row[5], str(row[7] * Decimal(row[8])), row[4],
           now, now) for row in source.rows["orders"]],
     )
     connection.executemany(
         "INSERT INTO activities (tenant_id, customer_id, author_id, type, summary, occurred_at, created_at, "
         "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(tenant_id, customer(row[0]), owner_id, row[1], row[3], row[2], now, now)
+        [(tenant_id, customer(row[0]), owner_id, row[2], row[4], row[3], now, now)
          for row in source.rows["activities"]],
     )
     connection.commit()
@@ -226,12 +234,12 @@ def main(argv: list[str]) -> int:
                                                   "CRM_BCRYPT_ROUNDS")})
     os.environ.pop("CRM_REDIS_URL", None)
 
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from crm_core.db import open_database
     from crm_core.jobs.service import submit_job
     from crm_core.jobs.uploads import store_upload
-    from crm_core.models import PipelineStage
+    from crm_core.models import Activity, Order, PipelineStage
     from crm_core.quality.runs import database_suites, run_suite_for_tenant
     from crm_core.queries.jobs import get_job
     from crm_core.queries.reports import ReportFilters, funnel, revenue_by_month
@@ -344,7 +352,18 @@ def main(argv: list[str]) -> int:
             if month.amount != source.revenue_by_month.get(month.month, Decimal(0)):
                 mismatches.append(f"{month.month}: revenue {month.amount}, source "
                                   f"{source.revenue_by_month.get(month.month)}")
+        # the links between the files: every order naming a deal, every activity naming a contact, holds it
+        linked = {
+            "orders → deal": (session.scalar(select(func.count()).select_from(Order).where(
+                Order.opportunity_id.is_not(None))), sum(1 for row in source.rows["orders"] if row[2])),
+            "activities → contact": (session.scalar(select(func.count()).select_from(Activity).where(
+                Activity.contact_id.is_not(None))), sum(1 for row in source.rows["activities"] if row[1])),
+        }
+        mismatches += [f"{name}: {found:,} linked, source {named:,}" for name, (found, named) in linked.items()
+                       if found != named]
     checks.append(not mismatches)
+    print("  links relinked by the old CRM's ids: "
+          + ", ".join(f"{name} {found:,}/{named:,}" for name, (found, named) in linked.items()))
     years = Counter({year: tally[0] for year, tally in source.deals_by_year.items()})
     print(f"  reports against the source: funnel per year opened ({len(years)} years, {sum(years.values()):,} deals) "
           f"and revenue of the last 12 months: {'equal' if not mismatches else mismatches[:5]}")
