@@ -5,7 +5,8 @@ its own external ID and naming its parents by theirs (a product also by SKU or n
 mappings read the headers ("Contact ID", "Deal ID", "Account ID"). Every link lands where the old
 system had it, and every data-quality suite of the database stays green. Then what is refused, in
 words that name the value: an external ID repeated in a file or already held by another record, a
-deal nobody has, a deal of another customer than the row's; and an upsert matched by external ID.
+deal nobody has, a deal of another customer than the row's; an upsert matched by external ID; and the
+whole move-in reverted, run by run, newest first: nothing of it is left.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.importing.mapping import ImportMapping, ImportOptions
 from crm_core.importing.reading import open_import_file
-from crm_core.importing.runner import ImportResult, run_import, validate_import
+from crm_core.importing.runner import ImportResult, revert_import, run_import, validate_import
 from crm_core.models import Activity, Contact, Customer, Opportunity, Order, OrderLine, Product, Task
 from crm_core.quality.runs import database_suites, run_suite_for_tenant
 from tests.factories import build_world
@@ -38,21 +39,22 @@ def test_a_move_in_relinks_every_file_by_external_id_and_refuses_repeated_taken_
     world = build_world(db)
     admin, owner = world.admin, world.admin.username
 
-    import_csv(db, admin, "products", "Product ID,Name,SKU,Price\nPRD-1,Scanner,,1200\nPRD-2,Licence,LIC-1,33.33\n")
-    import_csv(db, admin, "customers", f"External ID,Customer name,Owner\nACC-1,Alpha,{owner}\nACC-2,Beta,{owner}\n")
-    import_csv(db, admin, "contacts", "Contact ID,Account ID,Contact name\nCON-1,ACC-1,Ann\nCON-2,ACC-2,Bob\n")
-    import_csv(db, admin, "opportunities",
-               "Opportunity ID,Account ID,Deal name,Amount,Product\n"
-               "OPP-1,ACC-1,Alpha deal,100,PRD-1\n"
-               "OPP-2,ACC-2,Beta deal,200,LIC-1\n")  # a product by its SKU
-    import_csv(db, admin, "orders",
-               "External ID,Order number,Account ID,Deal ID,Product,Quantity\n"
-               "ORD-1,SO-X-1,ACC-1,OPP-1,PRD-1,1\n"
-               "ORD-2,SO-X-2,ACC-2,OPP-2,PRD-2,2\n"
-               "ORD-2,SO-X-2,ACC-2,OPP-2,Scanner,1\n")  # the lines of one order share its ID; a product by name
-    import_csv(db, admin, "activities",
-               "Account ID,Contact ID,Deal ID,Type,Date,Summary\nACC-1,CON-1,OPP-1,call,2024-01-01 10:00,Call\n")
-    import_csv(db, admin, "tasks", "Title,Account ID,Deal ID\nFollow up,ACC-2,OPP-2\n")
+    files = [
+        ("products", "Product ID,Name,SKU,Price\nPRD-1,Scanner,,1200\nPRD-2,Licence,LIC-1,33.33\n"),
+        ("customers", f"External ID,Customer name,Owner\nACC-1,Alpha,{owner}\nACC-2,Beta,{owner}\n"),
+        ("contacts", "Contact ID,Account ID,Contact name\nCON-1,ACC-1,Ann\nCON-2,ACC-2,Bob\n"),
+        ("opportunities", "Opportunity ID,Account ID,Deal name,Amount,Product\n"
+                          "OPP-1,ACC-1,Alpha deal,100,PRD-1\n"
+                          "OPP-2,ACC-2,Beta deal,200,LIC-1\n"),  # a product by its SKU
+        ("orders", "External ID,Order number,Account ID,Deal ID,Product,Quantity\n"
+                   "ORD-1,SO-X-1,ACC-1,OPP-1,PRD-1,1\n"
+                   "ORD-2,SO-X-2,ACC-2,OPP-2,PRD-2,2\n"
+                   "ORD-2,SO-X-2,ACC-2,OPP-2,Scanner,1\n"),  # the lines of one order share its ID; a product by name
+        ("activities", "Account ID,Contact ID,Deal ID,Type,Date,Summary\n"
+                       "ACC-1,CON-1,OPP-1,call,2024-01-01 10:00,Call\n"),
+        ("tasks", "Title,Account ID,Deal ID\nFollow up,ACC-2,OPP-2\n"),
+    ]
+    runs = [import_csv(db, admin, entity, body) for entity, body in files]
 
     with db.session(admin) as session:
         def ids(model: Any) -> dict[str, int]:
@@ -110,3 +112,11 @@ def test_a_move_in_relinks_every_file_by_external_id_and_refuses_repeated_taken_
     assert (result.status, result.created, result.updated) == ("imported", 0, 1)
     with db.session(admin) as session:
         assert session.scalars(select(Contact.title).where(Contact.external_id == "CON-1")).one() == "CEO"
+
+    # the whole move-in undone: each run reverted, newest first (the order the imports page lists them in)
+    for imported in [result, *reversed(runs)]:
+        assert imported.run_id is not None and revert_import(db, admin, imported.run_id).conflicts == 0
+    with db.session(admin) as session:
+        left = {model.__name__: len(session.scalars(select(model.id)).all())
+                for model in (Product, Customer, Contact, Opportunity, Order, OrderLine, Activity, Task)}
+    assert left == dict.fromkeys(left, 0)
