@@ -29,7 +29,7 @@ import pandas as pd
 import streamlit as st
 
 from crm_ui.context import t
-from crm_ui.formatting import EMPTY, date, number, when
+from crm_ui.formatting import EMPTY, dashed, date, number, when
 from crm_ui.text import plain_join, plain_line
 
 PHONE_MAX_WIDTH = 640
@@ -110,7 +110,7 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     dataframe_args.setdefault("width", "stretch")
     wide, narrow = table_and_cards(name)
     with wide:
-        value = st.dataframe(frame, **dataframe_args)
+        value = st.dataframe(dashed(frame), **dataframe_args)  # an empty text cell reads "—", not "None"
     columns = [str(column) for column in frame.columns]
     heading = title if title is not None else (columns[0] if columns else None)
     listed = [column for column in (facts if facts is not None else columns) if column != heading]

@@ -43,6 +43,7 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
+from crm_ui.formatting import when
 from crm_ui.layout import table_or_cards
 from crm_ui.schedules import schedules_section
 from crm_ui.text import plain
@@ -128,7 +129,7 @@ with stage_tab:
                         t("automation.column.name"): rule.name,
                         t("automation.column.active"): rule.is_active,
                         t("automation.column.fired"): rule.fired,
-                        t("automation.column.last_fired"): rule.last_fired_at,
+                        t("automation.column.last_fired"): when(rule.last_fired_at),  # never: "—"
                         t("field.lifecycle_stage"): t(f"stage.{rule.stage}"),
                         t("automation.column.when"): describe_trigger(rule.trigger, rule.threshold),
                         t("automation.column.then"): describe_action(rule),
@@ -136,9 +137,6 @@ with stage_tab:
                     for rule in automation_rules
                 ]
             ),
-            column_config={
-                t("automation.column.last_fired"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
-            },
             name="automation_rules",
         )
     run_column, _ = st.columns([1, 3])
