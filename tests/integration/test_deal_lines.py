@@ -85,3 +85,11 @@ def test_deal_lines_import_by_external_id_sum_into_the_amount_refuse_unknown_dea
                                                             stage_id=stage_id), expected_version=version)
     with db.session(admin) as session:
         assert session.scalars(select(Opportunity.amount).where(Opportunity.id == deal_id)).one() == Decimal("66.66")
+
+
+def test_a_salesforce_opportunity_product_export_is_detected_as_deal_lines() -> None:
+    from crm_core.importing.presets import detect_preset
+
+    assert detect_preset(["Opportunity ID", "Product Code", "Quantity", "Sales Price", "Total Price"]) == (
+        "salesforce", "deal_lines")
+    assert detect_preset(["Product Name", "Product Code", "List Price", "Active"]) == ("salesforce", "products")
