@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from crm_core.access import Actor
 from crm_core.db import Database
@@ -93,32 +94,40 @@ def set_deal_lines(
     """Replace the deal's lines (an empty list removes them; the amount then stays as it was); returns the
     deal's new version. Raises NotFound, StaleRecord, ValidationFailed or AccessDenied; nothing is written
     unless every line is valid."""
-    with db.transaction(actor) as session:
-        deal = session.get(Opportunity, opportunity_id)
-        if deal is None or deal.archived_at is not None:
-            raise NotFound("opportunity")
-        if deal.version != expected_version:
-            raise stale_record_error(session, "opportunity", opportunity_id)
-        errors: Errors = {}
-        built = _build(session, lines, errors)
-        if errors:
-            raise ValidationFailed(errors)
-        for old in session.scalars(select(OpportunityLine).where(OpportunityLine.opportunity_id == deal.id)):
-            session.delete(old)  # one by one: each removal is audited
-        session.flush()
-        totals = []
-        for position, (product, quantity, price) in enumerate(built, start=1):
-            total = line_total(quantity, price)
-            totals.append(total)
-            session.add(OpportunityLine(tenant_id=actor.tenant_id, opportunity_id=deal.id, product_id=product.id,
-                                        quantity=quantity, unit_price=price, line_total=total, position=position))
-        if built:
-            deal.amount = lines_amount(totals)
-            if len(built) == 1 or deal.product_id is None:
-                deal.product_id = built[0][0].id
-        deal.updated_at = utcnow()  # the lines are part of the deal: its version moves even when the sum does not
-        session.flush()
-        return deal.version
+
+    def work() -> int:
+        with db.transaction(actor) as session:
+            deal = session.get(Opportunity, opportunity_id)
+            if deal is None or deal.archived_at is not None:
+                raise NotFound("opportunity")
+            if deal.version != expected_version:
+                raise stale_record_error(session, "opportunity", opportunity_id)
+            errors: Errors = {}
+            built = _build(session, lines, errors)
+            if errors:
+                raise ValidationFailed(errors)
+            for old in session.scalars(select(OpportunityLine).where(OpportunityLine.opportunity_id == deal.id)):
+                session.delete(old)  # one by one: each removal is audited
+            session.flush()
+            totals = []
+            for position, (product, quantity, price) in enumerate(built, start=1):
+                total = line_total(quantity, price)
+                totals.append(total)
+                session.add(OpportunityLine(tenant_id=actor.tenant_id, opportunity_id=deal.id, product_id=product.id,
+                                            quantity=quantity, unit_price=price, line_total=total, position=position))
+            if built:
+                deal.amount = lines_amount(totals)
+                if len(built) == 1 or deal.product_id is None:
+                    deal.product_id = built[0][0].id
+            deal.updated_at = utcnow()  # the lines are part of the deal: its version moves even when the sum does not
+            session.flush()
+            return deal.version
+
+    try:
+        return work()
+    except StaleDataError:  # another writer committed between our read and our UPDATE
+        with db.session(actor) as session:
+            raise stale_record_error(session, "opportunity", opportunity_id) from None
 
 
 def refresh_amounts(session: Session, opportunity_ids: Iterable[int]) -> None:
