@@ -33,6 +33,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Opportunity, StageKind
 from crm_core.queries.deal_pages import DealListFilters, list_deal_page
 from crm_core.queries.deals import DealCard, DealFilters, get_deal, get_pipeline, stage_history
+from crm_core.services.deal_lines import DealLineRow, deal_lines
 from crm_core.services.deals import (
     OpportunityInput,
     archive_opportunity,
@@ -57,6 +58,8 @@ EXAMPLE: dict[str, Any] = {
     "hand_set_probability": None, "weighted_amount": "60000.00", "expected_close_date": "2027-01-31",
     "closed_at": None, "lost_reason": None, "archived_at": None, "created_at": "2026-12-01T08:30:00Z",
     "updated_at": "2026-12-04T16:02:11Z", "version": 4,
+    "lines": [{"position": 1, "product_id": 5, "sku": "KS-100", "product_name": "Kestrel Scanner",
+               "quantity": "100.00", "unit_price": "1200.00", "line_total": "120000.00"}],
     "stage_history": [{"changed_at": "2026-12-04T16:02:11Z", "from_stage": "Qualified", "to_stage": "Proposal",
                        "changed_by": "Rita Rep"}],
 }
@@ -71,6 +74,20 @@ class StageMoveOut(BaseModel):
     from_stage: str | None = Field(description="Null for the stage the deal was created in.")
     to_stage: str
     changed_by: str | None
+
+
+class DealLineOut(BaseModel):
+    """One product line of a deal: its total is quantity × unit price, rounded to cents."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE["lines"][0]]})
+
+    position: int
+    product_id: int
+    sku: str | None
+    product_name: str
+    quantity: Decimal
+    unit_price: Decimal
+    line_total: Decimal
 
 
 class DealOut(BaseModel):
@@ -105,6 +122,8 @@ class DealOut(BaseModel):
         default=None, description="Single-deal answers only (null in lists): every move, newest first.")
     external_id: str | None = Field(default=None, description="The ID the record had in another system (imports "
                                     "link records by it); unique in the tenant when given.")
+    lines: list[DealLineOut] = Field(default_factory=list, description="The products the deal sells, in order; "
+                                     "when there are any, `amount` is the sum of their totals.")
 
 
 class DealCreate(BaseModel):
@@ -209,7 +228,7 @@ class DealQuery(BaseModel):
 
 
 def deal_out(card: DealCard, archived_at: dt.datetime | None = None,
-             history: list[StageMoveOut] | None = None) -> DealOut:
+             history: list[StageMoveOut] | None = None, lines: list[DealLineRow] | None = None) -> DealOut:
     """The API form of a deal card."""
     return DealOut(
         id=card.id, name=card.name, customer_id=card.customer_id, customer_name=card.customer_name,
@@ -220,6 +239,9 @@ def deal_out(card: DealCard, archived_at: dt.datetime | None = None,
         closed_at=card.closed_at, lost_reason=card.lost_reason, won_reason=card.won_reason, archived_at=archived_at,
         created_at=card.created_at, updated_at=card.updated_at, version=card.version, stage_history=history,
         external_id=card.external_id,
+        lines=[DealLineOut(position=line.position, product_id=line.product_id, sku=line.sku,
+                           product_name=line.product_name, quantity=line.quantity, unit_price=line.unit_price,
+                           line_total=line.line_total) for line in lines or ()],
     )
 
 
@@ -236,7 +258,7 @@ def read_deal(db: Db, found: Caller, deal_id: int, response: Response) -> DealOu
             raise NotFound("opportunity")
         history = [StageMoveOut(changed_at=move.changed_at, from_stage=move.from_stage, to_stage=move.to_stage,
                                 changed_by=move.changed_by) for move in stage_history(session, deal_id)]
-        out = deal_out(card, _archived_at(session, deal_id), history)
+        out = deal_out(card, _archived_at(session, deal_id), history, deal_lines(session, [deal_id]).get(deal_id))
     response.headers["ETag"] = etag(out.version)
     return out
 
@@ -257,7 +279,9 @@ def list_deals_endpoint(query: Annotated[DealQuery, Query()], db: Db, found: Cal
         page = list_deal_page(session, filters=filters, narrowing=narrowing, sort=query.sort, descending=descending,
                               per_page=query.limit, after=after,
                               count_cap=COUNT_CAP if query.include_total else None)
-    return ListPage[DealOut](data=[deal_out(card, page.archived_at.get(card.id)) for card in page.items],
+        lines = deal_lines(session, [card.id for card in page.items])  # one query for the page
+    return ListPage[DealOut](data=[deal_out(card, page.archived_at.get(card.id), lines=lines.get(card.id))
+                                   for card in page.items],
                              next_cursor=keyset.cursor(page.next_position),
                              has_more=page.has_next, total=page.total, total_capped=page.total_capped)
 

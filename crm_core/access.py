@@ -54,7 +54,7 @@ from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.mail import MailRoute, TenantMailSettings
 from crm_core.models.notifications import AccessRequest, Notification, NotificationPreference, TeamRobot
-from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
@@ -267,9 +267,9 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return _audit_visibility(actor)
     if entity is ImportRun:
         return _owned_clause(actor, ImportRun.user_id, None)
-    if entity is OpportunityStageChange:  # its deal's rule, on that one deal (a correlated EXISTS)
+    if entity in (OpportunityStageChange, OpportunityLine):  # its deal's rule, on that one deal (correlated EXISTS)
         deal = aliased(Opportunity)
-        return exists().where(deal.id == OpportunityStageChange.opportunity_id, deal.tenant_id == actor.tenant_id,
+        return exists().where(deal.id == entity.opportunity_id, deal.tenant_id == actor.tenant_id,  # type: ignore[attr-defined]
                               _owned_clause(actor, deal.owner_id, None))
     return None
 
@@ -337,7 +337,8 @@ def _visible_segments_clause(actor: Actor) -> ColumnElement[bool]:
 
 SCOPED_ENTITIES = (
     Customer, Opportunity, Contact, Activity, Order, OrderLine, Case, Task, AuditEvent, ImportRun,
-    OpportunityStageChange, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken, PoolEvent,
+    OpportunityStageChange, OpportunityLine, SavedView, Segment, SegmentSnapshot, CampaignMember, Job, ApiToken,
+    PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
     CaseEntitlement, ServiceDaily,
@@ -599,7 +600,7 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
             _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, (Contact, Activity, Order, CampaignMember, PoolEvent)):
         _check_customer_visible(session, actor, obj.customer_id)
-    elif isinstance(obj, OpportunityStageChange):
+    elif isinstance(obj, (OpportunityStageChange, OpportunityLine)):
         if not actor.sees_whole_tenant:
             with session.no_autoflush:
                 visible = session.execute(

@@ -47,6 +47,7 @@ from crm_core.queries.deals import (
 from crm_core.queries.scores import latest_scores
 from crm_core.queries.users import assignable_owners
 from crm_core.rules.pipeline import allowed_targets
+from crm_core.services.deal_lines import deal_lines
 from crm_core.services.deals import (
     OpportunityInput,
     create_opportunity,
@@ -228,6 +229,15 @@ def _deal_details(card: DealCard) -> None:
                  query_params={"customer_id": str(card.customer_id)})
     with read_session() as session:
         history = stage_history(session, card.id)
+        lines = deal_lines(session, [card.id]).get(card.id, [])
+    if lines:  # what the amount is the sum of (decision 0045), read-only
+        st.caption(t("deal.lines", count=number(len(lines))))
+        st.dataframe([{
+            "SKU": line.sku or "", t("products.name"): plain_line(line.product_name),
+            t("orders.quantity"): float(line.quantity),
+            t("products.unit_price"): money(line.unit_price, currency_code=card.currency),
+            t("orders.line_total"): money(line.line_total, currency_code=card.currency),
+        } for line in lines], hide_index=True, width="stretch")
     with st.expander(t("board.stage_history", count=number(len(history)))):
         for change in history:
             st.caption(

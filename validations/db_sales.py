@@ -1,4 +1,5 @@
-"""Database suite — sales: deal amounts in range, stages of the deal's pipeline, orders adding up."""
+"""Database suite — sales: deal amounts in range (and the sum of their lines), stages of the deal's pipeline, orders
+adding up."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ CHECKS = [
     "deals_in_a_stage_of_another_pipeline",
     "closed_deals_without_close_date",
     "lost_deals_disagreeing_with_their_history",
+    "deal_amounts_not_matching_lines",
     "order_totals_not_matching_lines",
     "order_lines_with_bad_quantity_or_price",
 ]

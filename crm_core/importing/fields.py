@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from crm_core.rules import fields as rules
 from crm_core.rules.fields import CURRENCIES, Field
 
-ENTITIES = ["customers", "contacts", "products", "opportunities", "orders", "activities", "tasks"]
+ENTITIES = ["customers", "contacts", "products", "opportunities", "deal_lines", "orders", "activities", "tasks"]
 CUSTOM_PREFIX = "custom:"
 __all__ = ["CURRENCIES", "ENTITIES", "FIELDS", "FieldSpec", "field_spec", "fields_of", "suggest_mapping"]
 
@@ -268,6 +268,14 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _spec(rules.ORDER_LINE, "quantity", "quantity", "qty", "数量"),
         _spec(rules.ORDER_LINE, "unit_price", "unit price", "price", "单价", "价格"),
     ),
+    # one row per product of a deal (Salesforce's "Opportunity Product"): the deal by its external ID
+    "deal_lines": (
+        _spec(rules.DEAL_LINE, "deal", *DEAL_REF_HEADERS),
+        _spec(rules.DEAL_LINE, "product", "product", "product name", "product id", "product code", "sku", "item",
+              "产品", "产品名称", "产品编号", "商品", "商品名称"),
+        _spec(rules.DEAL_LINE, "quantity", "quantity", "qty", "数量"),
+        _spec(rules.DEAL_LINE, "unit_price", "sales price", "unit price", "price", "单价", "价格", "售价"),
+    ),
     "activities": (
         _spec(rules.ACTIVITY, "customer", *CUSTOMER_REF_HEADERS),
         _spec(rules.ACTIVITY, "type", "type", "activity type", "类型", "跟进方式", "方式"),
@@ -310,6 +318,7 @@ MATCH_KEYS: dict[str, tuple[str, ...]] = {
     "products": ("external_id", "sku", "name"),
     "opportunities": ("external_id", "name"),
     "orders": ("order_number", "external_id"),
+    "deal_lines": (),
     "activities": (),
     "tasks": ("title",),
 }
@@ -319,6 +328,7 @@ DEFAULT_MATCH: dict[str, tuple[str, ...]] = {
     "products": ("sku",),
     "opportunities": ("name",),
     "orders": ("order_number",),
+    "deal_lines": (),
     "activities": (),
     "tasks": ("title",),
 }

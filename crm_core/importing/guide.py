@@ -8,7 +8,7 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.importing.runner import MODELS
 
-MOVE_IN_ORDER = ("products", "customers", "contacts", "opportunities", "orders", "activities", "tasks")
+MOVE_IN_ORDER = ("products", "customers", "contacts", "opportunities", "deal_lines", "orders", "activities", "tasks")
 """Each file may name records of the files before it (a deal its customer and product, an order its lines'
 products), so they go in this order."""
 

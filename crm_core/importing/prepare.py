@@ -401,6 +401,7 @@ MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
     "orders": {"order_number": (Order, Order.order_number), "external_id": (Order, Order.external_id)},
     "tasks": {"title": (Task, Task.title)},
     "activities": {},
+    "deal_lines": {},
 }
 
 
@@ -667,6 +668,9 @@ def _same_customer(frame: pandas.DataFrame, entity: str) -> None:
         if spec.target not in REFERENCED_BY_EXTERNAL_ID:
             continue
         name = spec.name
+        if "customer_id" not in frame.columns:  # a deal's line names only its deal: no customer to differ from
+            frame[f"{name}__other_customer"] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+            continue
         rows = zip(frame[name].tolist(), frame[f"{name}_customer_id"].tolist(), frame["customer_id"].tolist(),
                    strict=True)
         frame[f"{name}__other_customer"] = pd.Series(

@@ -75,6 +75,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "Close Date": "expected_close_date",
                 "Product Name": "product", "Loss Reason": "lost_reason", "Created Date": "created_at"},
             "values": {"stage": _SF_STAGES}},
+        "deal_lines": {"columns": {  # "Opportunity Product" rows: a deal's several products (decision 0045)
+            "Opportunity ID": "deal", "Product Code": "product", "Product Name": "product", "Quantity": "quantity",
+            "Sales Price": "unit_price"}},
     },
     "hubspot": {  # "Export" of the Companies, Contacts and Deals views
         "products": {"columns": {

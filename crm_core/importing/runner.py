@@ -77,13 +77,14 @@ from crm_core.models import (
     User,
     utcnow,
 )
-from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules import fields as field_rules
 from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.rules.custom_fields import valid_field_name
 from crm_core.services.activities import later_contact
+from crm_core.services.deal_lines import refresh_amounts
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.orders import line_total
@@ -104,6 +105,7 @@ MODELS: dict[str, Any] = {
     "orders": Order,
     "activities": Activity,
     "tasks": Task,
+    "deal_lines": OpportunityLine,
 }
 AUDIT_ENTITY = {
     "customers": "customer",
@@ -114,6 +116,7 @@ AUDIT_ENTITY = {
     "activities": "activity",
     "tasks": "task",
     "order_lines": "order_line",
+    "deal_lines": "opportunity_line",
 }
 
 
@@ -844,6 +847,7 @@ _PAIRING_COLUMN: dict[Any, str] = {
     Activity: "customer_id",
     Task: "title",
     OrderLine: "product_id",
+    OpportunityLine: "product_id",
 }
 
 
@@ -876,6 +880,8 @@ class _Writer:
         self._fulltext: tuple[Any, list[FullTextIndex]] | None = None  # (raw cursor, indexes) while deferred
         # what the services do after a write, done once at the end of the run (see finish)
         self.touched_customers: set[int] = set()  # whose deals, orders or activities this run wrote
+        self.touched_deals: set[int] = set()  # whose product lines this run wrote (their amounts follow, at the end)
+        self.line_positions: dict[int, int] = {}  # deal id → the position of its last line (read once per deal)
         self.contacted: dict[int, dt.datetime] = {}  # customer id → its latest imported activity
         self._stages: dict[int, pipeline_rules.StageInfo] | None = None
         self._first_open: dict[int, pipeline_rules.StageInfo | None] = {}
@@ -1050,6 +1056,22 @@ class _Writer:
                 "contact_id": _none(row.get("contact_id")),
                 "opportunity_id": _none(row.get("deal_id")),
             }
+        if entity == "deal_lines":
+            deal_id = int(row["deal_id"])
+            price = _none(row.get("unit_price"))
+            if price is None:
+                price = _none(row.get("product_price")) or 0  # the product's list price, as on the form
+            quantity = _money(_none(row.get("quantity")) or 1) or Decimal("1")
+            unit_price = _money(price) or Decimal("0.00")
+            self.line_positions[deal_id] = self._last_position(deal_id) + 1
+            return {
+                "opportunity_id": deal_id,
+                "product_id": row["product_id"],
+                "quantity": quantity,
+                "unit_price": unit_price,
+                "line_total": line_total(quantity, unit_price),  # rounded as the service and an order's lines
+                "position": self.line_positions[deal_id],
+            }
         if entity == "tasks":
             completed_at = _datetime(row.get("completed_at"))
             status = row.get("status") or (TaskStatus.DONE.value if completed_at else TaskStatus.OPEN.value)
@@ -1066,6 +1088,14 @@ class _Writer:
                 "_history": self._history(row),
             }
         raise ImportNotAllowed("imports.error.unknown_entity", entity=entity, entities="")
+
+    def _last_position(self, deal_id: int) -> int:
+        """The position of the deal's last line: this run's, else the database's (0 when it has none)."""
+        if deal_id not in self.line_positions:
+            last = self.session.scalar(select(func.max(OpportunityLine.position))
+                                       .where(OpportunityLine.opportunity_id == deal_id))
+            self.line_positions[deal_id] = int(last or 0)
+        return self.line_positions[deal_id]
 
     def _history(self, row: dict[str, Any]) -> list[str]:
         """The fields of the past the row fills (flagged in its audit event)."""
@@ -1326,6 +1356,8 @@ class _Writer:
                     self.contacted[values["customer_id"]] = values["occurred_at"]
         if self.entity == "opportunities":
             self._record_stage_history(ids, rows)
+        if self.entity == "deal_lines":
+            self.touched_deals.update(values["opportunity_id"] for values in rows)
         self._index_fulltext(ids)
         self._record(ids, row_numbers, "created", AUDIT_ENTITY[self.entity], changes)
         self.created += len(ids)
@@ -1588,6 +1620,9 @@ class _Writer:
         """
         self.session.flush()
         self._note_contacts()
+        if self.touched_deals:  # a deal with lines is worth their sum (decision 0045), audited with the run
+            refresh_amounts(self.session, self.touched_deals)
+            self.session.flush()
         if self.touched_customers:
             refresh_lifecycle(self.session, self.actor.tenant_id, sorted(self.touched_customers))
 
@@ -1702,6 +1737,12 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
                 batch = (created + updated)[start : start + 500]
                 touched.extend(session.scalars(select(model.customer_id).where(model.id.in_(batch))))
         stages_before = _deal_stages(session, updated) if entity == "opportunities" else {}
+        lined_deals: list[int] = []  # a deal_lines run: the deals whose lines it wrote (their amounts go back)
+        if entity == "deal_lines":
+            for start in range(0, len(created), 500):
+                lined_deals.extend(session.scalars(select(OpportunityLine.opportunity_id)
+                                                   .where(OpportunityLine.id.in_(created[start : start + 500]))))
+            lined_deals = sorted(set(lined_deals))
         result.restored, result.conflicts = _restore(session, entity, model, updated, run_id, run.created_at)
         if stages_before:  # a deal the revert moves back to its stage: the move in its history, as by hand
             lost = set(session.scalars(select(PipelineStage.id).where(PipelineStage.kind == "lost")))
@@ -1722,6 +1763,9 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
                                     run_id, run.created_at)
             result.conflicts += conflicts
         result.deleted = _delete_created(session, entity, model, created)
+        if lined_deals:  # the amounts the run's lines set, back to what they were (unless changed since)
+            _, conflicts = _restore(session, "opportunities", Opportunity, lined_deals, run_id, run.created_at)
+            result.conflicts += conflicts
         result.deleted += _delete_created(session, "customers", Customer, made_customers)
         remaining = sorted(set(touched) - set(made_customers))
         if remaining:  # the customers' lifecycle without what the run wrote, as after an archive by hand
@@ -1812,7 +1856,11 @@ def _delete_created(session: Session, entity: str, model: Any, ids: list[int]) -
         if entity == "customers":
             # rows the follow-up rules hung on the new customers go with them
             _delete_dependents(session, batch)
-        if entity == "opportunities":  # the stage history the run wrote for its deals
+        if entity == "opportunities":  # the stage history and product lines the run wrote for its deals
+            session.execute(
+                delete(OpportunityLine).where(OpportunityLine.opportunity_id.in_(batch))
+                .execution_options(synchronize_session=False)
+            )
             session.execute(
                 delete(OpportunityStageChange).where(OpportunityStageChange.opportunity_id.in_(batch))
                 .execution_options(synchronize_session=False)

@@ -8,11 +8,12 @@ know at which stage a lost deal dropped out (see :mod:`crm_core.queries.reports`
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from sqlalchemy import DateTime, ForeignKey, Index
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, Numeric
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models import Base, Opportunity, Order, TenantScoped, utcnow
+from crm_core.models import Base, Money, Opportunity, Order, TenantScoped, utcnow
 
 
 class OpportunityStageChange(TenantScoped, Base):
@@ -29,6 +30,27 @@ class OpportunityStageChange(TenantScoped, Base):
     to_stage_id: Mapped[int] = mapped_column(ForeignKey("pipeline_stages.id"))
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OpportunityLine(TenantScoped, Base):
+    """One product a deal sells (migration 0038, decision 0045): when a deal has lines its amount is their sum.
+
+    ``line_total`` is quantity × unit price rounded to cents half-up, stored so reports and the amount
+    read one column (:func:`crm_core.services.deal_lines.lines_amount`).
+    """
+
+    __tablename__ = "opportunity_lines"
+    __table_args__ = (
+        Index(None, "tenant_id", "opportunity_id", "position"),
+        Index(None, "tenant_id", "product_id"),
+    )
+
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("1"))
+    unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    line_total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    position: Mapped[int] = mapped_column(Integer, default=1)
 
 
 # Covering indexes for the board, funnel and dashboard aggregates (migration 0008): each lets

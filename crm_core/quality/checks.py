@@ -37,7 +37,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.merges import Merge
-from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 
 EXAMPLES = 5
 # A deal above this (or below zero) is a typo or a unit mix-up, not a sale: Numeric(14, 2) allows 10^12.
@@ -230,6 +230,25 @@ def order_totals_not_matching_lines() -> ViolationQuery:
     )
 
 
+def deal_amounts_not_matching_lines() -> ViolationQuery:
+    """Deals with product lines whose amount is not the sum of their line totals (decision 0045: a deal with
+    lines is worth their sum; each stored line total is already rounded to the cent, so the sum is exact)."""
+    lines = (
+        select(
+            OpportunityLine.opportunity_id.label("opportunity_id"),
+            OpportunityLine.tenant_id.label("tenant_id"),
+            func.sum(OpportunityLine.line_total).label("lines_total"),
+        )
+        .group_by(OpportunityLine.opportunity_id, OpportunityLine.tenant_id)
+        .subquery()
+    )
+    return (
+        select(Opportunity.tenant_id, Opportunity.id, Opportunity.name.label("label"))
+        .join(lines, and_(lines.c.opportunity_id == Opportunity.id, lines.c.tenant_id == Opportunity.tenant_id))
+        .where(func.abs(Opportunity.amount - lines.c.lines_total) > Decimal("0.001"))
+    )
+
+
 def order_lines_with_bad_quantity_or_price() -> ViolationQuery:
     """Order lines with a quantity of zero or less, or a negative unit price."""
     return (
@@ -330,6 +349,7 @@ CHECKS: dict[str, CheckDefinition] = {
         CheckDefinition(
             "lost_deals_disagreeing_with_their_history", "deal", lost_deals_disagreeing_with_their_history
         ),
+        CheckDefinition("deal_amounts_not_matching_lines", "deal", deal_amounts_not_matching_lines),
         CheckDefinition("order_totals_not_matching_lines", "order", order_totals_not_matching_lines),
         CheckDefinition("order_lines_with_bad_quantity_or_price", "order_line", order_lines_with_bad_quantity_or_price),
         CheckDefinition("orphaned_contacts", "contact", orphaned_contacts),

@@ -64,6 +64,7 @@ from crm_core.models import (
     Task,
     TaskStatus,
 )
+from crm_core.models.pipeline import OpportunityLine
 from crm_core.rules.contact_details import EMAIL_PATTERN, PHONE_PATTERN
 
 Problem = tuple[str, dict[str, Any]]
@@ -255,6 +256,12 @@ ORDER_LINE = _table(
     Field("quantity", NUMBER, column=_column(OrderLine, "quantity"), minimum=Decimal("0.01")),
     Field("unit_price", MONEY, column=_column(OrderLine, "unit_price"), minimum=Decimal(0)),
 )
+DEAL_LINE = _table(  # a deal's product line (decision 0045): the deal by its external ID, then as an order line
+    Field("deal", REFERENCE, required=True, target="deal"),
+    Field("product", REFERENCE, required=True, target="product"),
+    Field("quantity", NUMBER, column=_column(OpportunityLine, "quantity"), minimum=Decimal("0.01")),
+    Field("unit_price", MONEY, column=_column(OpportunityLine, "unit_price"), minimum=Decimal(0)),
+)
 ACTIVITY = _table(
     Field("customer", REFERENCE, required=True, target="customer"),
     Field("type", ENUM, choices=_values(ActivityType)),
@@ -290,6 +297,7 @@ TABLES: dict[str, dict[str, Field]] = {
     "opportunity": OPPORTUNITY,
     "order": ORDER,
     "order_line": ORDER_LINE,
+    "deal_line": DEAL_LINE,
     "activity": ACTIVITY,
     "task": TASK,
 }

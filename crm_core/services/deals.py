@@ -34,11 +34,12 @@ from crm_core.models import (
     User,
     utcnow,
 )
-from crm_core.models.pipeline import OpportunityStageChange
+from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.rules import fields
 from crm_core.rules import pipeline as rules
 from crm_core.rules.fields import clean_text
 from crm_core.services.customers import stale_record_error
+from crm_core.services.deal_lines import lines_amount
 from crm_core.services.editing import checked_external_id
 from crm_core.services.lifecycle import refresh_lifecycle
 
@@ -288,7 +289,10 @@ def update_opportunity(
             touched_customers = {deal.customer_id, form.customer_id}
             deal.customer_id = form.customer_id
             deal.name = clean_text(form.name) or ""  # required: checked above
-            deal.amount = amount
+            # a deal with product lines is worth their sum (decision 0045): the typed amount applies to one without
+            totals = list(session.scalars(select(OpportunityLine.line_total).where(
+                OpportunityLine.opportunity_id == deal.id)))
+            deal.amount = lines_amount(totals) if totals else amount
             deal.currency = currency
             deal.owner_id = form.owner_id if form.owner_id is not None else deal.owner_id
             deal.probability = form.probability

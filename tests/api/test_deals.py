@@ -209,3 +209,27 @@ def test_the_same_idempotency_key_and_body_replays_the_first_deal(api: Api, worl
     other = api.client.post("/api/v1/deals", json={**body, "name": "Other"}, headers=headers)
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
     assert listed_ids(api, headers, f"&customer_id={customer_id}") == [first.json()["id"]]
+
+
+def test_a_deal_shows_its_product_lines_in_order_and_is_worth_their_sum(api: Api, world: World) -> None:
+    from crm_core.services.deal_lines import DealLineInput, set_deal_lines
+    from crm_core.services.products import ProductInput, create_product
+
+    deal = new_deal(api, world.admin, amount="10")
+    scanner = create_product(api.db, world.admin, ProductInput(sku=unique("SCN"), name="Scanner", unit_price="1200"))
+    licence = create_product(api.db, world.admin, ProductInput(sku="", name=unique("Licence"), unit_price="33.33"))
+    set_deal_lines(api.db, world.admin, deal["id"], [DealLineInput(product_id=scanner, quantity=2),
+                                                     DealLineInput(product_id=licence, quantity="1.5")],
+                   expected_version=deal["version"])
+    answer = api.client.get(f"/api/v1/deals/{deal['id']}", headers=api.headers(world.admin))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(line["position"], line["product_id"], line["quantity"], line["unit_price"], line["line_total"])
+            for line in body["lines"]] == [(1, scanner, "2.00", "1200.00", "2400.00"),
+                                           (2, licence, "1.50", "33.33", "50.00")]
+    assert (body["amount"], body["version"]) == ("2450.00", deal["version"] + 1)
+    listed = api.client.get(f"/api/v1/deals?customer_id={deal['customer_id']}", headers=api.headers(world.admin))
+    assert [len(row["lines"]) for row in listed.json()["data"]] == [2]
+    # a deal without lines shows an empty list and keeps its typed amount
+    plain = new_deal(api, world.admin, amount="10")
+    assert (plain["lines"], plain["amount"]) == ([], "10.00")

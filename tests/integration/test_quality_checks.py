@@ -189,6 +189,24 @@ def seed_order_total_mismatch(db: Database, world: World, session: Session) -> s
     return {bad.id}
 
 
+def seed_deal_amount_not_matching_lines(db: Database, world: World, session: Session) -> set[int]:
+    from crm_core.models.pipeline import OpportunityLine
+
+    customer_id = create_random_customer(db, world.admin)
+    tenant_id = world.admin.tenant_id
+    product = Product(tenant_id=tenant_id, sku=unique("SKU"), name="Widget", unit_price=Decimal("50.00"))
+    session.add(product)
+    session.flush()
+    good, bad = deal(session, tenant_id, customer_id), deal(session, tenant_id, customer_id)
+    deal(session, tenant_id, customer_id, amount=Decimal("7.00"))  # no lines: its typed amount stands
+    for placed, quantity in ((good, "2"), (bad, "1")):  # 2 × 50.00 = 100.00 = the amount; 1 × 50.00 is not
+        session.add(OpportunityLine(tenant_id=tenant_id, opportunity_id=placed.id, product_id=product.id,
+                                    quantity=Decimal(quantity), unit_price=Decimal("50.00"),
+                                    line_total=Decimal(quantity) * Decimal("50.00"), position=1))
+    session.flush()
+    return {bad.id}
+
+
 def seed_bad_order_line(db: Database, world: World, session: Session) -> set[int]:
     customer_id = create_random_customer(db, world.admin)
     placed = order(session, world.admin.tenant_id, customer_id, total="0.00")
@@ -255,6 +273,7 @@ SEEDS: dict[str, Seed] = {
     "deals_in_a_stage_of_another_pipeline": seed_stage_of_other_pipeline,
     "closed_deals_without_close_date": seed_closed_deal_without_date,
     "lost_deals_disagreeing_with_their_history": seed_lost_deal_disagreeing_with_history,
+    "deal_amounts_not_matching_lines": seed_deal_amount_not_matching_lines,
     "order_totals_not_matching_lines": seed_order_total_mismatch,
     "order_lines_with_bad_quantity_or_price": seed_bad_order_line,
     "orphaned_contacts": seed_orphan(Contact),

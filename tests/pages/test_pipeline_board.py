@@ -378,3 +378,21 @@ def test_the_board_script_reruns_quickly(app_world: AppWorld, deals: dict[str, i
     app.run()
     assert not app.exception
     assert time.perf_counter() - started < 1.0
+
+
+def test_an_opened_deal_shows_its_product_lines_under_its_facts(app_world: AppWorld, deals: dict[str, int]) -> None:
+    from crm_core.services.deal_lines import DealLineInput, set_deal_lines
+    from crm_core.services.products import ProductInput, create_product
+
+    db, world = app_world.db, app_world.world
+    scanner = create_product(db, world.admin, ProductInput(sku="SCN-9", name="Scanner", unit_price="1200"))
+    set_deal_lines(db, world.rep, deals["rollout"], [DealLineInput(product_id=scanner, quantity=3)],
+                   expected_version=1)
+    app = log_in(world.rep.username)
+    app.query_params["deal"] = str(deals["rollout"])
+    app.switch_page("pages/pipeline.py").run()
+    assert not app.exception, app.exception
+    assert any("Products (1)" in caption.value for caption in app.caption)
+    [table] = [frame.value for frame in app.dataframe if "SKU" in frame.value.columns]
+    assert table.iloc[0]["SKU"] == "SCN-9" and table.iloc[0]["Quantity"] == 3.0
+    assert "3,600.00" in table.iloc[0]["Line total"]
