@@ -1762,11 +1762,11 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
             _, conflicts = _restore(session, "customers", Customer, sorted(set(touched) - set(made_customers)),
                                     run_id, run.created_at)
             result.conflicts += conflicts
-        result.deleted = _delete_created(session, entity, model, created)
+        result.deleted = _delete_created(session, entity, model, created, run.finished_at)
         if lined_deals:  # the amounts the run's lines set, back to what they were (unless changed since)
             _, conflicts = _restore(session, "opportunities", Opportunity, lined_deals, run_id, run.created_at)
             result.conflicts += conflicts
-        result.deleted += _delete_created(session, "customers", Customer, made_customers)
+        result.deleted += _delete_created(session, "customers", Customer, made_customers, run.finished_at)
         remaining = sorted(set(touched) - set(made_customers))
         if remaining:  # the customers' lifecycle without what the run wrote, as after an archive by hand
             refresh_lifecycle(session, actor.tenant_id, remaining)
@@ -1845,10 +1845,17 @@ def _from_audit(column: Any, value: Any) -> Any:
     return value
 
 
-def _delete_created(session: Session, entity: str, model: Any, ids: list[int]) -> int:
+def _delete_created(
+    session: Session, entity: str, model: Any, ids: list[int], finished_at: dt.datetime | None
+) -> int:
+    """Delete the records the run created (``ids``) that are still the run's: SQLite gives a deleted
+    row's id to the next insert, so a record created after the run ended under one of its ids is
+    someone else's and stays (the run's records were created by its end, or earlier: imported history)."""
     deleted = 0
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
+        if finished_at is not None:
+            batch = list(session.scalars(select(model.id).where(model.id.in_(batch), model.created_at <= finished_at)))
         if entity == "orders":
             session.execute(
                 delete(OrderLine).where(OrderLine.order_id.in_(batch)).execution_options(synchronize_session=False)

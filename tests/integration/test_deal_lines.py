@@ -93,3 +93,23 @@ def test_a_salesforce_opportunity_product_export_is_detected_as_deal_lines() -> 
     assert detect_preset(["Opportunity ID", "Product Code", "Quantity", "Sales Price", "Total Price"]) == (
         "salesforce", "deal_lines")
     assert detect_preset(["Product Name", "Product Code", "List Price", "Active"]) == ("salesforce", "products")
+
+
+def test_a_revert_leaves_the_records_made_after_the_run_under_its_old_ids(db: Database) -> None:
+    """SQLite gives a deleted row's id to the next insert: lines set by hand after the import's lines were
+    replaced may carry the import's ids, and stay when the import is reverted (on every database)."""
+    world = build_world(db)
+    admin = world.admin
+    import_csv(db, admin, "products", "Product ID,Name,Price\nPRD-1,Scanner,1200\n")
+    import_csv(db, admin, "customers", f"External ID,Customer name,Owner\nACC-1,Alpha,{admin.username}\n")
+    import_csv(db, admin, "opportunities", "Opportunity ID,Account ID,Deal name,Amount\nOPP-1,ACC-1,Alpha deal,100\n")
+    run = import_csv(db, admin, "deal_lines", "Opportunity ID,Product ID,Quantity\nOPP-1,PRD-1,1\n")
+    with db.session(admin) as session:
+        deal = session.scalars(select(Opportunity).where(Opportunity.external_id == "OPP-1")).one()
+        [imported] = deal_lines(session, [deal.id])[deal.id]
+    set_deal_lines(db, admin, deal.id, [DealLineInput(product_id=imported.product_id, quantity=3)],
+                   expected_version=deal.version)  # the imported line goes; the new one may get its id
+    assert run.run_id is not None
+    assert revert_import(db, admin, run.run_id).deleted == 0
+    with db.session(admin) as session:
+        assert [line.quantity for line in deal_lines(session, [deal.id])[deal.id]] == [Decimal(3)]
