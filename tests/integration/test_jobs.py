@@ -1,8 +1,8 @@
 """The job queue with a REAL worker: ``python -m crm_core worker`` in a process of its own.
 
-One worker per module and stack — database (SQLite, PostgreSQL, MariaDB) × queue (SqliteHuey,
-RedisHuey) — started by the ``stack`` fixture and stopped after its tests. Each test waits on
-state (the jobs row, the live progress), never for a fixed time. The import is the job under
+One worker per module and stack — a database (SQLite, PostgreSQL, MariaDB) with a queue (SqliteHuey,
+RedisHuey), four pairs that cover each — started by the ``stack`` fixture and stopped after its
+tests. Each test waits on state (the jobs row, the live progress), never for a fixed time. The import is the job under
 test: it is the longest one, the one whose transaction matters most, and what users watch.
 
 Redis runs when ``CRM_TEST_REDIS_URL`` is set (``.ci/run`` and ``scripts/test-databases.sh`` set
@@ -42,7 +42,10 @@ from tests.factories import World, build_world
 
 PROJECT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 180.0  # generous: CI machines are shared; every wait ends as soon as the state is reached
-STACKS = [(database, queue) for database in ("sqlite", "postgresql", "mysql") for queue in ("sqlite", "redis")]
+# every database and every queue, each queue beside two databases: the single machine's SQLite + SqliteHuey,
+# the cluster's PostgreSQL + RedisHuey, and the crossings that tell a database's part from the queue's (the
+# jobs row and its transaction are the database's; delivery, the kill and the restart are the queue's)
+STACKS = [("sqlite", "sqlite"), ("sqlite", "redis"), ("postgresql", "redis"), ("mysql", "sqlite")]
 ROWS = 1000  # ten chunks of 100: long enough to be seen running, stopped and killed between chunks
 CHUNK = 100
 
