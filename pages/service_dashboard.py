@@ -90,8 +90,13 @@ with right:
         go.Scatter(name=t("service_dashboard.csat"), x=weeks, yaxis="y2", mode="lines+markers",
                    y=[week.csat_percent for week in figures.weeks]),
     ])
-    trend.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                        yaxis2={"overlaying": "y", "side": "right", "range": [0, 100], "ticksuffix": "%"})
+    # the legend above the plot: on the right it covered the CSAT axis's labels
+    trend.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+                        # room above 100 % for a week with every rating good; ticks of its own (not the counts')
+                        yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "tickmode": "array",
+                                "tickvals": [0, 25, 50, 75, 100], "ticktext": ["0%", "25%", "50%", "75%", "100%"],
+                                "showgrid": False})
     st.plotly_chart(trend, config=chart_config(), key="service_dashboard_trend_chart")
 
 
