@@ -25,8 +25,7 @@ from crm_core.models import Opportunity, Product, utcnow
 from crm_core.models.pipeline import OpportunityLine
 from crm_core.rules import fields as rules
 from crm_core.services.editing import stale_record_error
-from crm_core.services.orders import OrderLineInput, _parse_quantity, line_total
-from crm_core.services.products import parse_money
+from crm_core.services.orders import OrderLineInput, line_total, read_lines
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
 DealLineInput = OrderLineInput  # a product, a quantity (blank: 1) and a price (blank: the list price)
@@ -68,20 +67,7 @@ def deal_lines(session: Session, opportunity_ids: list[int]) -> dict[int, list[D
 
 
 def _build(session: Session, lines: list[DealLineInput], errors: Errors) -> list[tuple[Product, Decimal, Decimal]]:
-    ids = sorted({line.product_id for line in lines})
-    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))} if ids else {}
-    built = []
-    for index, line in enumerate(lines, start=1):
-        product = products.get(line.product_id)
-        if product is None or product.archived_at is not None:
-            errors[f"line{index}.product"] = ("validation.choice", {})
-            continue
-        quantity = _parse_quantity(line.quantity, f"line{index}.quantity", errors)
-        if line.unit_price is None or (isinstance(line.unit_price, str) and not line.unit_price.strip()):
-            price = product.unit_price
-        else:
-            price = parse_money(line.unit_price, f"line{index}.unit_price", errors, rules.ORDER_LINE["unit_price"])
-        built.append((product, quantity, price))
+    built = read_lines(session, lines, errors, inactive_products=True)  # a deal may name a product no longer sold
     if not errors and built and (
             problem := rules.check(rules.OPPORTUNITY["amount"], lines_amount(line_total(q, p) for _, q, p in built))):
         errors["lines"] = problem  # each line fits, their sum does not

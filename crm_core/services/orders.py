@@ -73,16 +73,18 @@ def _parse_quantity(raw: Any, key: str, errors: Errors) -> Decimal:
     return Decimal("1") if value is None else value
 
 
-def _build_lines(session: Any, form: OrderInput, errors: Errors) -> list[tuple[Product, Decimal, Decimal]]:
-    if not form.lines:
-        errors["lines"] = ("sales.order_needs_lines", {})
-        return []
-    ids = {line.product_id for line in form.lines}
-    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(sorted(ids))))}
+def read_lines(
+    session: Any, lines: list[OrderLineInput], errors: Errors, *, inactive_products: bool = False
+) -> list[tuple[Product, Decimal, Decimal]]:
+    """Each line's product, quantity (blank: 1) and price (blank: the product's list price), as an order's and a
+    deal's lines are read; a line that names no live product (no inactive one unless ``inactive_products``)
+    or holds a bad number is an error keyed ``line<N>.<field>`` and left out."""
+    ids = {line.product_id for line in lines}
+    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(sorted(ids))))} if ids else {}
     built = []
-    for index, line in enumerate(form.lines, start=1):
+    for index, line in enumerate(lines, start=1):
         product = products.get(line.product_id)
-        if product is None or product.archived_at is not None or not product.is_active:
+        if product is None or product.archived_at is not None or not (product.is_active or inactive_products):
             errors[f"line{index}.product"] = ("validation.choice", {})
             continue
         quantity = _parse_quantity(line.quantity, f"line{index}.quantity", errors)
@@ -91,6 +93,14 @@ def _build_lines(session: Any, form: OrderInput, errors: Errors) -> list[tuple[P
         else:
             price = parse_money(line.unit_price, f"line{index}.unit_price", errors, rules.ORDER_LINE["unit_price"])
         built.append((product, quantity, price))
+    return built
+
+
+def _build_lines(session: Any, form: OrderInput, errors: Errors) -> list[tuple[Product, Decimal, Decimal]]:
+    if not form.lines:
+        errors["lines"] = ("sales.order_needs_lines", {})
+        return []
+    built = read_lines(session, form.lines, errors)
     if not errors and (problem := rules.check(rules.ORDER_TOTAL, order_total([(q, p) for _, q, p in built]))):
         errors["lines"] = problem  # each line fits, their sum does not
     return built
