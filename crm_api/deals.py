@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.concurrency import etag, expected_version
 from crm_api.dependencies import Caller, Db, Writer
+from crm_api.orders import OrderLineOut
 from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
@@ -76,18 +77,13 @@ class StageMoveOut(BaseModel):
     changed_by: str | None
 
 
-class DealLineOut(BaseModel):
-    """One product line of a deal: its total is quantity × unit price, rounded to cents."""
+class DealLineOut(OrderLineOut):
+    """One product line of a deal (an order line's fields and its place): its total is quantity × unit price,
+    rounded to cents."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE["lines"][0]]})
 
     position: int
-    product_id: int
-    sku: str | None
-    product_name: str
-    quantity: Decimal
-    unit_price: Decimal
-    line_total: Decimal
 
 
 class DealOut(BaseModel):
