@@ -53,6 +53,15 @@ from crm_core.models import (
 from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.mail import MailRoute, TenantMailSettings
+from crm_core.models.marketing import (
+    CampaignStep,
+    ConsentRecord,
+    DoNotContact,
+    EmailTemplate,
+    MarketingEvent,
+    MarketingMessage,
+    MarketingSettings,
+)
 from crm_core.models.notifications import AccessRequest, Notification, NotificationPreference, TeamRobot
 from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.pool import PoolEvent, PoolRule
@@ -163,9 +172,14 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
     User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
     ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, TenantMailSettings, MailRoute,
-    CustomerTier, CustomerTierPin, CustomerTierStanding,
+    CustomerTier, CustomerTierPin, CustomerTierStanding, MarketingSettings,
 )
-MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro)
+# a campaign's sequence, its templates and what it sends (issue 14); a rep's part in a campaign is the
+# tasks it gives them and the touches on their customers, which they read
+MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro, CampaignStep, EmailTemplate, MarketingMessage,
+                                    MarketingEvent)
+# ledgers: rows are added, never changed or removed (the person's history of consent, a campaign's touches)
+APPEND_ONLY: tuple[type, ...] = (PoolEvent, ConsentRecord, MarketingEvent)
 
 
 def may_write(actor: Actor, model: type) -> bool:
@@ -249,8 +263,10 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return or_(_owned_clause(actor, ServiceDaily.customer_owner_id, ServiceDaily.customer_team_id),
                    ServiceDaily.assignee_id == actor.user_id,
                    *([ServiceDaily.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else []))
-    if entity in (Contact, Activity, CampaignMember, PoolEvent):
+    if entity in (Contact, Activity, CampaignMember, PoolEvent, MarketingMessage, MarketingEvent):
         return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
+    if entity is ConsentRecord:  # about a customer I see, or about an address alone (no customer known)
+        return or_(ConsentRecord.customer_id.is_(None), _row_customer_visible(actor, ConsentRecord.customer_id))
     if entity is OrderLine:
         return OrderLine.order_id.in_(
             select(Order.id).where(
@@ -341,7 +357,7 @@ SCOPED_ENTITIES = (
     PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
-    CaseEntitlement, ServiceDaily,
+    CaseEntitlement, ServiceDaily, MarketingMessage, MarketingEvent, ConsentRecord,
 )
 
 
@@ -578,8 +594,13 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
         if deleting or inspect(obj).persistent:
             raise AccessDenied("the audit trail is append-only")
         return
-    if isinstance(obj, PoolEvent) and (deleting or inspect(obj).persistent):
-        raise AccessDenied("the pool's ledger is append-only")
+    if isinstance(obj, APPEND_ONLY) and (deleting or inspect(obj).persistent):
+        raise AccessDenied("the pool's ledger is append-only" if isinstance(obj, PoolEvent)
+                           else "this ledger is append-only")
+    if isinstance(obj, DoNotContact) and deleting and actor.role not in (Role.ADMIN, Role.MANAGER):
+        # anyone who works with customers adds an address (a person says "never again"); taking one off
+        # the list is a manager's or an admin's decision
+        raise AccessDenied("only a manager or admin may take an address off the do-not-contact list")
     if not may_write(actor, type(obj)):
         raise AccessDenied("only an admin may change this" if isinstance(obj, ADMIN_ONLY_WRITES)
                            else "only a manager or admin may change this")
@@ -598,8 +619,10 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     elif isinstance(obj, Case):
         if not can_work_case(actor, tenant_id=obj.tenant_id, assignee_id=obj.assignee_id, team_id=obj.team_id):
             _check_customer_visible(session, actor, obj.customer_id)
-    elif isinstance(obj, (Contact, Activity, Order, CampaignMember, PoolEvent)):
-        _check_customer_visible(session, actor, obj.customer_id)
+    elif isinstance(obj, (Contact, Activity, Order, CampaignMember, PoolEvent, MarketingMessage, MarketingEvent,
+                          ConsentRecord)):
+        if obj.customer_id is not None:  # a consent record may be about an address alone
+            _check_customer_visible(session, actor, obj.customer_id)
     elif isinstance(obj, (OpportunityStageChange, OpportunityLine)):
         if not actor.sees_whole_tenant:
             with session.no_autoflush:
@@ -712,7 +735,9 @@ def _check_customer_visible(session: Session, actor: Actor, customer_id: int | N
 
 
 # the audit trail itself, and notifications: derived from audited changes, each a user's own read state
-NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification)
+# AuditEvent is the trail itself; the marketing outbox and touches are ledgers of their own, written by
+# the thousand per launch and per send run (the launch, the pause, every template and step edit are audited)
+NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification, MarketingMessage, MarketingEvent)
 
 
 @event.listens_for(Session, "before_flush")

@@ -560,6 +560,19 @@ class Campaign(TenantScoped, Versioned, Base):
     starts_on: Mapped[dt.date | None] = mapped_column(Date)
     ends_on: Mapped[dt.date | None] = mapped_column(Date)
     budget: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    # issue 14: who the campaign's sequence (campaign_steps) runs for, and how (models.marketing)
+    target_kind: Mapped[str | None] = mapped_column(String(16))  # "segment" | "lifecycle" | None: added by hand
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(16))
+    entry_mode: Mapped[str] = mapped_column(String(16), default="snapshot")  # "snapshot" at launch | "dynamic"
+    allow_reentry: Mapped[bool] = mapped_column(Boolean, default=False)
+    goal: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"kind": "deal_won"} | {"kind": "lifecycle", …}
+    exit_on: Mapped[list[str] | None] = mapped_column(JSON, default=list)  # "replied", "meeting", "unsubscribed"
+    attribution_days: Mapped[int] = mapped_column(Integer, default=90)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    paused_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class FieldDefinition(TenantScoped, Versioned, Base):
@@ -628,6 +641,7 @@ from crm_core.models import (  # noqa: E402,F401
     checks,
     jobs,
     mail,
+    marketing,
     merges,
     notifications,
     pipeline,

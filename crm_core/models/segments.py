@@ -72,6 +72,8 @@ class CampaignMember(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "campaign_id", "customer_id"),
         Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "state", "next_run_at"),
+        Index(None, "tenant_id", "campaign_id", "state"),
     )
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
@@ -80,6 +82,15 @@ class CampaignMember(TenantScoped, Base):
     source: Mapped[str] = mapped_column(String(40), default="manual")
     enrolled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     enrolled_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # where the member is in the campaign's sequence (issue 14, models.marketing)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))  # None: the customer's own address
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # marketing.MemberState
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_steps.id"))
+    step_entered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    cycle: Mapped[int] = mapped_column(Integer, default=1)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    exit_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class ScoringModel(TenantScoped, Base):
