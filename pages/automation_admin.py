@@ -43,10 +43,10 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
-from crm_ui.formatting import when
-from crm_ui.layout import table_or_cards
+from crm_ui.formatting import number, when
+from crm_ui.layout import flow, table_or_cards
 from crm_ui.schedules import schedules_section
-from crm_ui.text import plain
+from crm_ui.text import plain, plain_join, plain_line
 
 STATE = st.session_state
 NEW = 0
@@ -121,24 +121,20 @@ stage_tab, assignment_tab, history_tab, schedules_tab = st.tabs(
 
 # --- stage automation -------------------------------------------------------------------
 with stage_tab:
-    if automation_rules:
-        table_or_cards(
-            pd.DataFrame(
-                [
-                    {
-                        t("automation.column.name"): rule.name,
-                        t("automation.column.active"): rule.is_active,
-                        t("automation.column.fired"): rule.fired,
-                        t("automation.column.last_fired"): when(rule.last_fired_at),  # never: "—"
-                        t("field.lifecycle_stage"): t(f"stage.{rule.stage}"),
-                        t("automation.column.when"): describe_trigger(rule.trigger, rule.threshold),
-                        t("automation.column.then"): describe_action(rule),
-                    }
-                    for rule in automation_rules
-                ]
-            ),
-            name="automation_rules",
-        )
+    # a card per rule, wrapped: "When … Then …" reads as a sentence, and a long action never makes a
+    # table scroll sideways (issue 11: the "Then" column did at 1400 px)
+    for box, listed in zip(flow("automation_rules", len(automation_rules), item_rem=26), automation_rules,
+                         strict=True):
+        with box:
+            state = t("automation.column.active") if listed.is_active else t("automation.inactive")
+            st.markdown(f"**{plain_line(listed.name)}**")
+            st.caption(plain_join([t(f"stage.{listed.stage}"), state,
+                                   t("layout.fact", label=t("automation.column.fired"), value=number(listed.fired)),
+                                   t("layout.fact", label=t("automation.column.last_fired"),
+                                     value=when(listed.last_fired_at))]))
+            st.markdown(plain(t("layout.fact", label=t("automation.column.when"),
+                                value=describe_trigger(listed.trigger, listed.threshold))))
+            st.markdown(plain(t("layout.fact", label=t("automation.column.then"), value=describe_action(listed))))
     run_column, _ = st.columns([1, 3])
     if run_column.button(t("automation.run_now"), key="automation_admin_run"):
         try:  # a job: the rules run in a worker, the Jobs page shows what they did

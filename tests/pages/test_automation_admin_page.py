@@ -22,9 +22,11 @@ def click(app, label: str, index: int = 0):  # type: ignore[no-untyped-def]
 def test_an_admin_sees_the_default_stage_rules(app_world: AppWorld) -> None:
     app = open_page(log_in(app_world.world.admin.username))
     assert not app.exception
-    rules = app.dataframe[0].value
-    assert "Intent: no activity for 7 days → task to owner" in set(rules["Name"])
-    assert "no activity for 7 days" in set(rules["When"])
+    # a card per rule (no table that scrolls sideways): its name, then "When: …" and "Then: …" as text
+    shown = [m.value.replace("\\", "") for m in app.markdown]  # the markdown escapes of user text, undone
+    assert "**Intent: no activity for 7 days → task to owner**" in shown
+    assert any(line.startswith("When: ") and "no activity for 7 days" in line for line in shown)
+    assert any(line.startswith("Then: task “Win back {name}”") for line in shown)
 
 
 def test_an_invalid_stage_rule_is_refused_and_the_input_kept(app_world: AppWorld) -> None:
