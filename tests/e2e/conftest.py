@@ -196,6 +196,24 @@ def screenshot(page: object, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
+@contextmanager
+def evidence_on_failure(page: Any, name: str) -> Iterator[None]:
+    """On a failure inside the block: keep a picture (``FAILED-<name>``) and add to the error where the
+    page was, whether its script was running and what it read — a CI log then shows what the user saw."""
+    try:
+        yield
+    except Exception as error:
+        try:
+            screenshot(page, f"FAILED-{name}")
+            state = page.evaluate(
+                "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')")
+            text = page.evaluate("document.body ? document.body.innerText.slice(0, 1200) : ''")
+            error.add_note(f"the page at {page.url} (script {state}) read:\n{text}")
+        except Exception as unreadable:  # a closed page: the original error is what matters
+            error.add_note(f"the page could not be read: {unreadable}")
+        raise
+
+
 def open_page(page: object, link: str, heading: str, *, timeout_ms: int = 30_000, attempts: int = 3) -> None:
     """Click ``link`` in the sidebar menu until the page titled ``heading`` shows.
 
