@@ -54,6 +54,7 @@ EXAMPLE: dict[str, Any] = {
     "source": "website", "lifecycle_stage": "prospect", "owner_id": 7, "email": "buyer@kestrel.example",
     "phone": "+86 138 0013 8000", "tags": ["vip", "expo-2026"], "custom_fields": {"employees": "120"},
     "credit_code": "91330106MA2H00001E", "province_code": "330000", "city_code": "330100", "district_code": "330106",
+    "external_id": "0015g00000XyZ12AAB",
     "last_contacted_at": None, "created_at": "2026-12-01T08:30:00Z", "updated_at": "2026-12-04T16:02:11Z",
     "archived_at": None, "version": 3,
 }
@@ -80,6 +81,8 @@ class CustomerOut(BaseModel):
     province_code: str | None = Field(description="GB/T 2260 code of the province (`330000`).")
     city_code: str | None = Field(description="GB/T 2260 code of the city (`330100`).")
     district_code: str | None = Field(description="GB/T 2260 code of the district or county (`330106`).")
+    external_id: str | None = Field(description="The customer's ID in the system it was imported from (the "
+                                                "import matches and links on it); null: none.")
     last_contacted_at: Moment | None
     created_at: Moment | None
     updated_at: Moment | None
@@ -188,7 +191,8 @@ def customer_out(record: Customer | CustomerRow) -> CustomerOut:
         source=record.source, lifecycle_stage=record.lifecycle_stage, owner_id=record.owner_id,
         email=record.email, phone=record.phone, tags=list(tags), custom_fields=dict(record.custom_fields or {}),
         credit_code=record.credit_code, province_code=record.province_code, city_code=record.city_code,
-        district_code=record.district_code, last_contacted_at=record.last_contacted_at,
+        district_code=record.district_code, external_id=record.external_id,
+        last_contacted_at=record.last_contacted_at,
         created_at=record.created_at, updated_at=record.updated_at,
         archived_at=record.archived_at, version=record.version,
     )

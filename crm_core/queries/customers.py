@@ -85,6 +85,7 @@ _GRID_COLUMNS = (
     Customer.owner_id, Customer.email, Customer.phone, Customer.tags, Customer.last_contacted_at,
     Customer.updated_at, Customer.version, Customer.source, Customer.created_at, Customer.custom_fields,
     Customer.archived_at, Customer.credit_code, Customer.province_code, Customer.city_code, Customer.district_code,
+    Customer.external_id,
     _OWNER.full_name.label("owner_name"), _TEAM.name.label("team_name"),
 )
 _FTS = table("customers_fts", column("rowid"))
@@ -172,6 +173,7 @@ class CustomerRow:
     province_code: str | None = None
     city_code: str | None = None
     district_code: str | None = None
+    external_id: str | None = None  # the record's ID in the CRM it was moved from (issue 18)
 
     def value(self, column_key: str) -> Any:
         """The raw value of a grid column (``owner``, ``team``, ``custom.<name>`` …)."""
@@ -626,6 +628,7 @@ def _row(row: Any) -> CustomerRow:
         province_code=row.province_code,
         city_code=row.city_code,
         district_code=row.district_code,
+        external_id=row.external_id,
     )
 
 

@@ -38,3 +38,13 @@ def test_external_ids_are_written_read_cleared_and_unique_in_the_tenant(api: Api
     again = api.client.patch(f"/api/v1/deals/{deal.json()['id']}", headers=rep,
                              json={"external_id": "O-7", "name": "D2", "version": deal.json()["version"]})
     assert again.status_code == 200 and again.json()["external_id"] == "O-7"  # its own ID is not taken
+
+
+def test_a_customer_shows_its_external_id_in_the_record_and_the_list(api: Api, world: World) -> None:
+    rep = api.headers(world.rep)
+    created = api.client.post("/api/v1/customers", headers=rep, json={"name": "Imported Co", "external_id": "ACC-9"})
+    assert created.status_code == 201 and created.json()["external_id"] == "ACC-9", created.text
+    one = api.client.get(f"/api/v1/customers/{created.json()['id']}", headers=rep)
+    assert one.json()["external_id"] == "ACC-9"
+    listed = api.client.get("/api/v1/customers", headers=rep, params={"search": "Imported Co"})
+    assert [row["external_id"] for row in listed.json()["data"]] == ["ACC-9"], listed.text
