@@ -173,7 +173,8 @@ def _reevaluate_members_on(session: Session, campaign: Campaign, step_ids: list[
         update(CampaignMember)
         .where(CampaignMember.tenant_id == campaign.tenant_id, CampaignMember.campaign_id == campaign.id,
                CampaignMember.state == MemberState.ACTIVE.value, CampaignMember.step_id.in_(step_ids))
-        .values(next_run_at=now).execution_options(synchronize_session=False))
+        .values(next_run_at=func.coalesce(CampaignMember.step_entered_at, now))
+        .execution_options(synchronize_session=False))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -294,7 +295,7 @@ def target_clause(session: Session, campaign: Campaign, actor: Actor | None) -> 
     """Customers the campaign targets now (Core: the tenant, not archived, the segment or stage, and, for a
     user, what that user sees)."""
     from crm_core.queries.segments import compile_context, field_catalog, segment_clause
-    from crm_core.services.segments import validated_spec
+    from crm_core.rules.segments import validate_spec
 
     clauses: list[ColumnElement[bool]] = [Customer.tenant_id == campaign.tenant_id, Customer.archived_at.is_(None)]
     if campaign.target_kind == "lifecycle":
@@ -303,9 +304,11 @@ def target_clause(session: Session, campaign: Campaign, actor: Actor | None) -> 
         segment = session.get(Segment, campaign.segment_id)
         if segment is None:
             raise NotFound("segment")
-        spec = validated_spec(session, segment.conditions)
-        clauses.append(segment_clause(spec, field_catalog(session, tenant_id=campaign.tenant_id),
-                                      compile_context(session, tenant_id=campaign.tenant_id)))
+        catalog = field_catalog(session, tenant_id=campaign.tenant_id)
+        spec, problems = validate_spec(segment.conditions, catalog)
+        if spec is None:
+            raise ValidationFailed({"segment_id": ("campaigns.error.segment_invalid", {})})
+        clauses.append(segment_clause(spec, catalog, compile_context(session, tenant_id=campaign.tenant_id)))
     else:
         clauses.append(literal(False))
     if actor is not None and (visible := visibility_clause(actor, Customer)) is not None:
@@ -399,7 +402,7 @@ def _set_status(session: Session, campaign: Campaign, values: dict[str, Any], ex
     if expected_version is not None:
         clause.append(table.c.version == expected_version)
     changed = session.execute(update(table).where(*clause).values(
-        **values, version=table.c.version + 1, updated_at=values.get("updated_at", utcnow()))).rowcount  # type: ignore[attr-defined]
+        {"updated_at": utcnow(), **values, "version": table.c.version + 1})).rowcount  # type: ignore[attr-defined]
     if not changed:
         raise StaleRecord("campaign", campaign.id, changed_at=campaign.updated_at)
     session.expire(campaign)
