@@ -279,3 +279,26 @@ def test_live_edit_removed_step_moves_members_on(db: Database, world: World) -> 
     assert moved == 1
     tick = marketing_tick(db, world.admin.tenant_id, now=T0 + dt.timedelta(minutes=1))
     assert tick.emails == 2 and _members(db, world, campaign_id)[customer_id].state == "completed"
+
+
+def test_the_dry_run_counts_entrants_skips_and_goals_without_writing(db: Database, world: World) -> None:
+    from crm_core.marketing.dry_run import dry_run
+
+    template_id = _template(db, world)
+    granted = create_random_customer(db, world.rep, tags="dry", email="yes@example.cn")
+    create_random_customer(db, world.rep, tags="dry", email="nobasis@example.cn")
+    create_random_customer(db, world.rep, tags="dry")  # no address
+    campaign_id = _campaign(db, world, tag="dry", goal={"kind": "lifecycle", "stage": "customer"})
+    _step(db, world, campaign_id, "email", {"template_id": template_id})
+    _step(db, world, campaign_id, "wait", {"days": 30})
+    _step(db, world, campaign_id, "email", {"template_id": template_id})
+    now = utc_now = dt.datetime(2026, 12, 1)
+    with db.system_transaction("test") as session:
+        record_in(session, channel="email", address="yes@example.cn", action=ConsentAction.GRANT, basis="consent",
+                  proof_kind=ProofKind.FORM, tenant_id=world.rep.tenant_id, now=now - dt.timedelta(days=100))
+        session.add(LifecycleTransition(tenant_id=world.rep.tenant_id, customer_id=granted, to_stage="customer",
+                                        from_stage="intent", occurred_at=utc_now - dt.timedelta(days=80)))
+    result = dry_run(db, world.manager, campaign_id, now=now)
+    funnel = [(stage.key, stage.count, stage.no_address, stage.no_basis) for stage in result.stages]
+    assert funnel == [("entered", 3, 0, 0), ("step", 3, 1, 1), ("step", 3, 0, 0), ("step", 2, 1, 1), ("goal", 1, 0, 0)]
+    assert _count(db, world, CampaignMember, CampaignMember.campaign_id == campaign_id) == 0
