@@ -117,7 +117,8 @@ def _step_label(t: Any, number: int, step: Any, templates: dict[int, str]) -> st
     elif step.kind == "branch":
         detail = t(f"campaigns.event.{config.get('event')}")
     elif step.kind == "goal":
-        detail = t(f"campaigns.goal.{config.get('kind')}", stage=t(f"campaigns.stage.{config.get('stage', 'customer')}"))
+        stage = t(f"campaigns.stage.{config.get('stage', 'customer')}")
+        detail = t(f"campaigns.goal.{config.get('kind')}", stage=stage)
     return f"{number}. {t(f'campaigns.kind.{step.kind}')}: {detail}"
 
 
@@ -164,7 +165,8 @@ def _step_editor(t: Any, actor: Any, campaign_id: int, version: int, templates: 
                                              format_func=lambda i: templates[i])
     elif kind == "task":
         config["activity_kind"] = st.selectbox(t("campaigns.field.activity"), sequences.TASK_KINDS,
-                                               key="campaigns_activity", format_func=lambda k: t(f"campaigns.activity.{k}"))
+                                               key="campaigns_activity",
+                                               format_func=lambda k: t(f"campaigns.activity.{k}"))
         config["title"] = st.text_input(t("campaigns.field.title"), key="campaigns_task_title")
         config["due_days"] = int(st.number_input(t("campaigns.field.due_days"), 0, 90, 1, key="campaigns_due"))
     elif kind == "wait":

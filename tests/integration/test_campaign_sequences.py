@@ -186,7 +186,8 @@ def test_the_campaign_goal_and_an_unsubscribe_end_a_waiting_member(db: Database,
     members = _members(db, world, campaign_id)
     assert members[won_id].state == "goal"  # checked before the second email
     assert _count(db, world, MarketingMessage, MarketingMessage.campaign_id == campaign_id) == 2
-    assert _count(db, world, MarketingEvent, MarketingEvent.kind == "goal", MarketingEvent.campaign_id == campaign_id) == 1
+    assert _count(db, world, MarketingEvent, MarketingEvent.kind == "goal",
+                  MarketingEvent.campaign_id == campaign_id) == 1
 
 
 def test_dynamic_entry_reentry_pause_stop_and_a_manual_stop(db: Database, world: World) -> None:
