@@ -44,6 +44,8 @@ PAGES: list[PageSpec] = [
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
+    PageSpec("pages/campaigns.py", "nav.campaigns", "📣", "campaigns", "nav.section.analytics",
+             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
     PageSpec("pages/automation_admin.py", "nav.automation", "⚙️", "automation", "nav.section.admin", ADMINS),

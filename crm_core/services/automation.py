@@ -64,6 +64,7 @@ from crm_core.models.segments import Score
 from crm_core.rules.assignment import condition_problems
 from crm_core.rules.automation import automation_rule_problems, render_task_title
 from crm_core.rules.contact_details import parse_tags, store_tags
+from crm_core.services.campaigns import contacts_for, entered_touches, member_start
 from crm_core.services.followups import attributed_system_work
 
 CHUNK = 1000
@@ -454,12 +455,19 @@ def _act(
         )
         new_members = [customer_id for customer_id in dict.fromkeys(ids) if customer_id not in enrolled]
         if new_members:
+            # a lifecycle stage's touch rule starts the campaign's sequence when it runs (decision 0049)
+            start = member_start(session, rule.campaign_id, now)
+            contacts = contacts_for(session, new_members, tenant_id=rule.tenant_id)
             connection.execute(
                 insert(members),
                 [{"tenant_id": rule.tenant_id, "campaign_id": rule.campaign_id, "customer_id": customer_id,
-                  "source": f"rule:{rule.id}", "enrolled_at": now, "created_at": now, "updated_at": now}
+                  "source": f"rule:{rule.id}", "enrolled_at": now, "created_at": now, "updated_at": now,
+                  "contact_id": contacts.get(customer_id), "step_id": None, "step_entered_at": None,
+                  "next_run_at": None, "cycle": 1, **start}
                  for customer_id in new_members],
             )
+            if start["state"] == "active":
+                entered_touches(session, rule.campaign_id, now, tenant_id=rule.tenant_id)
         outcome.enrolled = len(new_members)
         audits = _audit_rows(session, rule, "campaign_member", "create", [
             (customer_id, {"campaign_id": [None, rule.campaign_id], "customer_id": [None, customer_id]})

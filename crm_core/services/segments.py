@@ -42,6 +42,7 @@ from crm_core.models.segments import (
 from crm_core.queries.segments import count_segment, field_catalog, segment_member_ids
 from crm_core.rules import fields as field_rules
 from crm_core.rules.segments import SegmentSpec, validate_spec
+from crm_core.services.campaigns import contacts_for, entered_touches, member_start
 
 MAX_BULK = 5_000
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -321,15 +322,21 @@ def enroll_segment_in_campaign(
                 )
             )
         source = f"segment:{segment_id}" if segment_id else "segment"
-        now = utcnow()
+        now = utcnow().replace(microsecond=0)
+        # in the sequence at once when the campaign runs, pending until its launch otherwise (decision 0049)
+        begin = member_start(session, campaign_id, now)
+        contacts = contacts_for(session, [customer_id for customer_id in member_ids if customer_id not in already])
         for customer_id in member_ids:
             if customer_id not in already:
                 session.add(
                     CampaignMember(
                         campaign_id=campaign_id, customer_id=customer_id, source=source,
-                        enrolled_by_id=actor.user_id, enrolled_at=now,
+                        enrolled_by_id=actor.user_id, enrolled_at=now, contact_id=contacts.get(customer_id),
+                        **begin,
                     )
                 )
         session.flush()
+        if begin["state"] == "active":
+            entered_touches(session, campaign_id, now)
         return Enrolment(enrolled=len(member_ids) - len(already), already=len(already))
 

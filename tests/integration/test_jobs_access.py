@@ -129,6 +129,7 @@ def test_each_due_schedule_starts_once_even_when_the_tick_runs_twice_in_the_same
     next_minute = run_due_schedules(db, queue=queue, now=minute + dt.timedelta(minutes=1))
     with db.system_session("test: next minute") as session:
         fired = sorted(session.execute(select(Job.tenant_id, Job.kind).where(Job.id.in_(next_minute))).all())
-    # 03:31: of the defaults only the every-minute SLA sweep fires, once per tenant
+    # 03:31: of the defaults only the every-minute ones fire (SLA sweep, campaign sequences), once per tenant
     assert [tuple(row) for row in fired] == sorted(
-        (tenant, "sla_sweep") for tenant in (world.admin.tenant_id, world.other_admin.tenant_id))
+        (tenant, kind) for tenant in (world.admin.tenant_id, world.other_admin.tenant_id)
+        for kind in ("marketing_tick", "sla_sweep"))

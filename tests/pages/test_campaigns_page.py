@@ -1,0 +1,56 @@
+"""Campaigns page in en and zh-CN: a manager creates a campaign, adds a step, dry-runs and launches it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm_core.models import Campaign
+from crm_core.models.marketing import CampaignStep, EmailTemplate
+from crm_core.services.segments import SegmentInput, save_segment
+from tests.pages.conftest import AppWorld, log_in
+
+
+@pytest.mark.parametrize(("language", "title", "save", "launch"), [
+    ("en", "Campaigns", "Save campaign", "Launch"), ("zh-CN", "营销活动", "保存活动", "启动")])
+def test_a_manager_builds_and_launches_a_campaign(app_world: AppWorld, language: str, title: str, save: str,
+                                                  launch: str) -> None:
+    world = app_world.world
+    db = app_world.db
+    save_segment(db, world.manager, SegmentInput(
+        name="Everyone", sharing="tenant",
+        conditions={"match": "all", "conditions": [{"field": "name", "op": "contains", "value": "a"}]}))
+    with db.transaction(world.manager) as session:
+        session.add(EmailTemplate(name="Hello", language="en", subject="Hi", body="Hello <b>{{ contact.name }}</b>"))
+    app = log_in(world.manager.username)
+    app.session_state["kestrel_lang"] = language
+    app.session_state["kestrel_lang_chosen"] = True
+    app.switch_page("pages/campaigns.py").run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == title
+    app.text_input(key="campaigns_name").input("<b>Spring</b> nurture")
+    app.selectbox(key="campaigns_segment").select_index(1)
+    next(b for b in app.button if b.label == save).click().run()
+    assert not app.exception, app.exception
+    with db.session(world.manager) as session:
+        campaign = session.scalars(select(Campaign)).one()
+        assert campaign.name == "<b>Spring</b> nurture"
+    app.button(key="campaigns_add").click().run()
+    assert not app.exception, app.exception
+    with db.session(world.manager) as session:
+        assert session.scalars(select(CampaignStep)).one().kind == "email"
+    app.button(key="campaigns_dry").click().run()
+    assert not app.exception, app.exception
+    app.checkbox(key="campaigns_confirm").check().run()
+    next(b for b in app.button if b.label == launch).click().run()
+    assert not app.exception, app.exception
+    with db.session(world.manager) as session:
+        assert session.scalars(select(Campaign)).one().status == "running"
+
+
+def test_a_rep_cannot_open_the_page(app_world: AppWorld) -> None:
+    from crm_core.models import Role
+    from crm_ui.navigation import pages_for
+
+    assert "campaigns" not in {page.url_path for page in pages_for(Role.REP)}
+    assert "campaigns" in {page.url_path for page in pages_for(Role.MANAGER)}
