@@ -63,30 +63,44 @@ def _campaign_form(t: Any, actor: Any, campaign: Any, segments: dict[int, str]) 
         current = session.get(service.Campaign, campaign.id) if campaign else None
         if current is not None:
             session.expunge(current)
-    with st.form("campaigns_form"):
-        name = st.text_input(t("campaigns.field.name"), value=current.name if current else "", key="campaigns_name")
-        target = st.selectbox(t("campaigns.field.target"), service.TARGET_KINDS, key="campaigns_target",
+    # keyed by the campaign: picking another campaign shows its values, not the last one's typed input
+    def key(name: str) -> str:
+        return f"campaigns_{name}" if current is None else f"campaigns_{current.id}_{name}"
+
+    with st.form(key("form")):
+        name = st.text_input(t("campaigns.field.name"), value=current.name if current else "", key=key("name"))
+        target = st.selectbox(t("campaigns.field.target"), service.TARGET_KINDS, key=key("target"),
                               index=service.TARGET_KINDS.index(current.target_kind) if current and current.target_kind
                               in service.TARGET_KINDS else 0, format_func=lambda k: t(f"campaigns.target.{k}"))
         segment_ids = list(segments)
-        segment_id = st.selectbox(t("campaigns.field.segment"), [None, *segment_ids], key="campaigns_segment",
+        segment_id = st.selectbox(t("campaigns.field.segment"), [None, *segment_ids], key=key("segment"),
                                   index=(segment_ids.index(current.segment_id) + 1)
                                   if current and current.segment_id in segment_ids else 0,
                                   format_func=lambda i: "—" if i is None else segments[i])
         stages = [stage.value for stage in LifecycleStage]
-        stage = st.selectbox(t("campaigns.field.stage"), stages, key="campaigns_stage",
-                             format_func=lambda s: t(f"campaigns.stage.{s}"))
-        mode = st.radio(t("campaigns.field.entry_mode"), service.ENTRY_MODES, key="campaigns_mode", horizontal=True,
+        # an edit starts from what the campaign has (not from the defaults, which a save would write back)
+        stage = st.selectbox(t("campaigns.field.stage"), stages, key=key("stage"),
+                             index=stages.index(current.lifecycle_stage)
+                             if current and current.lifecycle_stage in stages else 0,
+                             format_func=lambda s: t(f"stage.{s}"))
+        mode = st.radio(t("campaigns.field.entry_mode"), service.ENTRY_MODES, key=key("mode"), horizontal=True,
+                        index=service.ENTRY_MODES.index(current.entry_mode)
+                        if current and current.entry_mode in service.ENTRY_MODES else 0,
                         format_func=lambda m: t(f"campaigns.entry.{m}"))
         reentry = st.checkbox(t("campaigns.field.reentry"), value=bool(current and current.allow_reentry),
-                              key="campaigns_reentry")
-        goal = st.selectbox(t("campaigns.field.goal"), ["none", "deal_won", *[f"lifecycle:{s}" for s in stages]],
-                            key="campaigns_goal", format_func=lambda g: t(f"campaigns.goal.{g.split(':')[0]}",
-                                                                          stage=t(f"campaigns.stage.{g.split(':')[-1]}")))
-        exit_on = st.multiselect(t("campaigns.field.exit_on"), sequences.EXIT_RULES, key="campaigns_exit",
+                              key=key("reentry"))
+        goals = ["none", "deal_won", *[f"lifecycle:{s}" for s in stages]]
+        saved_goal = (current.goal or {}) if current else {}
+        current_goal = ("deal_won" if saved_goal.get("kind") == "deal_won" else
+                        f"lifecycle:{saved_goal.get('stage')}" if saved_goal.get("kind") == "lifecycle" else "none")
+        goal = st.selectbox(t("campaigns.field.goal"), goals, key=key("goal"),
+                            index=goals.index(current_goal) if current_goal in goals else 0,
+                            format_func=lambda g: t(f"campaigns.goal.{g.split(':')[0]}",  # in a sentence
+                                                    stage=t(f"campaigns.stage.{g.split(':')[-1]}")))
+        exit_on = st.multiselect(t("campaigns.field.exit_on"), sequences.EXIT_RULES, key=key("exit"),
                                  default=list(current.exit_on or []) if current else ["replied", "unsubscribed"],
                                  format_func=lambda r: t(f"campaigns.exit.{r}"))
-        days = st.number_input(t("campaigns.field.attribution_days"), 1, 365, key="campaigns_days",
+        days = st.number_input(t("campaigns.field.attribution_days"), 1, 365, key=key("days"),
                                value=current.attribution_days if current else 90)
         if st.form_submit_button(t("campaigns.save")):
             form = service.CampaignInput(

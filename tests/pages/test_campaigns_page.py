@@ -54,3 +54,25 @@ def test_a_rep_cannot_open_the_page(app_world: AppWorld) -> None:
 
     assert "campaigns" not in {page.url_path for page in pages_for(Role.REP)}
     assert "campaigns" in {page.url_path for page in pages_for(Role.MANAGER)}
+
+
+def test_editing_a_campaign_starts_from_its_own_values(app_world: AppWorld) -> None:
+    db, world = app_world.db, app_world.world
+    with db.transaction(world.manager) as session:
+        nurture = Campaign(name="Win back", status="planned", target_kind="lifecycle", lifecycle_stage="churned",
+                           entry_mode="dynamic", goal={"kind": "deal_won"}, exit_on=["replied"])
+        other = Campaign(name="Newsletter", status="planned", target_kind="lifecycle", lifecycle_stage="customer")
+        session.add_all([nurture, other])
+        session.flush()
+        ids = (nurture.id, other.id)
+    app = log_in(world.manager.username)
+    app.switch_page("pages/campaigns.py").run()
+    app.selectbox(key="campaigns_choice").set_value(ids[0]).run()
+    assert not app.exception, app.exception
+    assert app.text_input(key=f"campaigns_{ids[0]}_name").value == "Win back"
+    assert app.selectbox(key=f"campaigns_{ids[0]}_stage").value == "churned"
+    assert app.radio(key=f"campaigns_{ids[0]}_mode").value == "dynamic"
+    assert app.selectbox(key=f"campaigns_{ids[0]}_goal").value == "deal_won"
+    app.selectbox(key="campaigns_choice").set_value(ids[1]).run()  # another campaign: its own values
+    assert app.text_input(key=f"campaigns_{ids[1]}_name").value == "Newsletter"
+    assert app.selectbox(key=f"campaigns_{ids[1]}_stage").value == "customer"
