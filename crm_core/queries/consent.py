@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Contact, Customer, User
@@ -169,8 +169,10 @@ def consent_state(session: Session, tenant_id: int, customer_id: int) -> list[Co
     return states
 
 
-def consent_history(session: Session, customer_id: int, *, page: int = 1, per_page: int = 50) -> Page[ConsentEntry]:
-    """Every ledger entry about the customer or one of its addresses, newest first, paged."""
+def consent_history(session: Session, customer_id: int, *, page: int = 1, per_page: int = 50,
+                    after: tuple[dt.datetime, int] | None = None) -> Page[ConsentEntry]:
+    """Every ledger entry about the customer or one of its addresses, newest first, paged by number or (the API)
+    by keyset: ``after`` is the last row's (recorded_at, id)."""
     found = _slots(session, customer_id)
     if found is None:
         return Page(page=page, per_page=per_page)
@@ -178,19 +180,22 @@ def consent_history(session: Session, customer_id: int, *, page: int = 1, per_pa
     condition = ConsentRecord.customer_id == customer_id
     if addresses:
         condition = or_(condition, ConsentRecord.address.in_(addresses))
+    if after is not None:
+        condition = and_(condition, tuple_(ConsentRecord.recorded_at, ConsentRecord.id) < tuple_(*after))
     rows = session.execute(
         select(ConsentRecord, User.full_name).outerjoin(User, User.id == ConsentRecord.recorded_by_id)
         .where(condition).order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
-        .offset((page - 1) * per_page).limit(per_page + 1)).all()
+        .offset(0 if after is not None else (page - 1) * per_page).limit(per_page + 1)).all()
     items = [ConsentEntry(record.id, record.channel, record.address, record.contact_id, record.action, record.basis,
                           record.proof_kind, record.proof, record.recorded_at, name) for record, name in rows[:per_page]]
     return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page)
 
 
 def list_do_not_contact(session: Session, *, search: str = "", channel: str | None = None, page: int = 1,
-                        per_page: int = 50) -> Page[DoNotContactRow]:
-    """The tenant's do-not-contact list, newest first, paged on the server; ``search`` finds text in the address
-    or the reason (case-insensitive)."""
+                        per_page: int = 50, after: tuple[dt.datetime, int] | None = None) -> Page[DoNotContactRow]:
+    """The tenant's do-not-contact list, newest first, paged on the server by number or (the API) by keyset
+    (``after``: the last row's added_at and id); ``search`` finds text in the address or the reason
+    (case-insensitive). ``total`` counts every match."""
     adder = aliased(User)
     statement = select(DoNotContact, adder.full_name).outerjoin(adder, adder.id == DoNotContact.added_by_id)
     counted = select(func.count(DoNotContact.id))
@@ -203,12 +208,24 @@ def list_do_not_contact(session: Session, *, search: str = "", channel: str | No
         conditions.append(DoNotContact.channel == channel)
     if conditions:
         statement, counted = statement.where(and_(*conditions)), counted.where(and_(*conditions))
+    if after is not None:
+        statement = statement.where(tuple_(DoNotContact.added_at, DoNotContact.id) < tuple_(*after))
     rows = session.execute(statement.order_by(DoNotContact.added_at.desc(), DoNotContact.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page + 1)).all()
+                           .offset(0 if after is not None else (page - 1) * per_page).limit(per_page + 1)).all()
     items = [DoNotContactRow(entry.id, entry.channel, entry.address, entry.reason, entry.added_at, name)
              for entry, name in rows[:per_page]]
     return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page,
                 total=session.scalar(counted) or 0)
+
+
+def get_do_not_contact(session: Session, entry_id: int) -> DoNotContactRow | None:
+    """One entry of the tenant's do-not-contact list."""
+    row = session.execute(select(DoNotContact, User.full_name).outerjoin(User, User.id == DoNotContact.added_by_id)
+                          .where(DoNotContact.id == entry_id)).first()
+    if row is None:
+        return None
+    entry, name = row
+    return DoNotContactRow(entry.id, entry.channel, entry.address, entry.reason, entry.added_at, name)
 
 
 def lawful_counts(session: Session, tenant_id: int, addresses: Iterable[str | None], *, channel: str = "email",
