@@ -964,9 +964,9 @@ def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver) -> None
                 marks[future_key][position] = str(moment)
     if entity in ("customers", "contacts"):
         # a grant or withdrawal without an email to key it on: the row's own, or the matched record's
-        rows = zip(frame["email_consent"].tolist(), frame["email"].tolist(), frame["_match_id"].tolist(),
-                   strict=True)
-        for position, (consent, email, match_id) in enumerate(rows):
+        consents = zip(frame["email_consent"].tolist(), frame["email"].tolist(), frame["_match_id"].tolist(),
+                       strict=True)
+        for position, (consent, email, match_id) in enumerate(consents):
             if consent and consent != CONSENT_NONE and not email and match_id is None:
                 marks["consent.import.no_email"][position] = str(consent)
     if entity == "opportunities":

@@ -84,8 +84,8 @@ from crm_core.rules import fields as field_rules
 from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.consent import normalise_address
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
-from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
 from crm_core.rules.custom_fields import valid_field_name
+from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
 from crm_core.services.activities import later_contact
 from crm_core.services.deal_lines import refresh_amounts
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
@@ -1233,9 +1233,11 @@ class _Writer:
                     found[record_id] = (customer_id, record_id, email)
         entries = []
         for record_id, (_, _, row) in zip(record_ids, consents, strict=True):
-            customer_id, contact_id, on_file = found.get(record_id, (None, None, None))
+            if record_id not in found:
+                continue
+            customer_id, contact_id, on_file = found[record_id]
             address = normalise_address(Channel.EMAIL, _none(row.get("email")) or on_file)
-            if address is None or customer_id is None:
+            if address is None:
                 continue  # refused before (consent.import.no_email): nothing to key the entry on
             value = str(row["email_consent"])
             source = _none(row.get("email_consent_source"))

@@ -187,7 +187,8 @@ def consent_history(session: Session, customer_id: int, *, page: int = 1, per_pa
         .where(condition).order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
         .offset(0 if after is not None else (page - 1) * per_page).limit(per_page + 1)).all()
     items = [ConsentEntry(record.id, record.channel, record.address, record.contact_id, record.action, record.basis,
-                          record.proof_kind, record.proof, record.recorded_at, name) for record, name in rows[:per_page]]
+                          record.proof_kind, record.proof, record.recorded_at, name)
+             for record, name in rows[:per_page]]
     return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page)
 
 

@@ -235,9 +235,8 @@ def add_do_not_contact(db: Database, actor: Actor, channel: str, address: str, r
         errors["channel"] = ("validation.choice", {})
     if not typed:
         errors["address"] = ("validation.required", {})
-    elif channel in CHANNELS and (problem := _address_problem(channel, typed)) is not None:
-        errors["address"] = problem
-    elif (problem := free_text_problem("address", typed, 254)) is not None:
+    elif (problem := _address_problem(channel, typed) if channel in CHANNELS
+          else free_text_problem("address", typed, 254)) is not None:
         errors["address"] = problem
     if text and (problem := free_text_problem("reason", text, REASON_LENGTH)) is not None:
         errors["reason"] = problem
