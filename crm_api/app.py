@@ -17,6 +17,7 @@ from crm_api import (
     activities,
     case_files,
     cases,
+    consent,
     contacts,
     customer_tiers,
     customers,
@@ -129,6 +130,8 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(customer_tiers.customers_router)
     api.include_router(customer_tiers.router)
     api.include_router(contacts.router)
+    api.include_router(consent.customers_router)
+    api.include_router(consent.router)
     api.include_router(merges.customers_router)
     api.include_router(merges.contacts_router)
     api.include_router(products.router)

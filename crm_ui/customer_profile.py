@@ -1,6 +1,6 @@
 """The Customer 360, rendered: header with key facts and tap-to-call/mail links, quick actions,
 a paged timeline, and the tabs (details and edit, contacts, deals, orders, tasks and cases,
-history). ``pages/customer_profile.py`` only calls :func:`page`.
+consent (:mod:`crm_ui.consent`), history). ``pages/customer_profile.py`` only calls :func:`page`.
 
 Reruns stay small: the quick-action forms and the timeline are ``st.fragment``s, so typing,
 choosing a form, filtering or paging reruns that fragment alone; a successful write reruns
@@ -45,7 +45,7 @@ from crm_core.services.deals import OpportunityInput, create_opportunity
 from crm_core.services.lifecycle import override_lifecycle_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, archive_order, create_order
 from crm_core.services.tasks import TaskInput, create_task
-from crm_ui import merging, pool
+from crm_ui import consent, merging, pool
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
 from crm_ui.regions import region_selects
@@ -139,7 +139,8 @@ def page() -> None:
     tabs = st.tabs([
         t("records.tab_timeline"), t("profile.tab_details"),
         t("profile.tab_contacts", count=len(data.contacts)), t("profile.tab_deals", count=len(data.deals)),
-        t("profile.tab_orders", count=len(data.orders)), t("profile.tab_tasks_cases"), t("profile.tab_history"),
+        t("profile.tab_orders", count=len(data.orders)), t("profile.tab_tasks_cases"), t("consent.tab"),
+        t("profile.tab_history"),
     ])
     with tabs[0]:
         timeline(customer_id)
@@ -154,6 +155,8 @@ def page() -> None:
     with tabs[5]:
         tasks_tab(profile)
     with tabs[6]:
+        consent.consent_tab(actor, customer_id, data.customer.name, [(c.id, c.name) for c in data.contacts])
+    with tabs[7]:
         history_tab(profile)
 
 

@@ -35,6 +35,8 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/pipeline.py", "nav.pipeline", "📋", "pipeline", "nav.section.sales"),
     PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
     PageSpec("pages/pool.py", "nav.pool", "🌊", "pool", "nav.section.sales", SALES),
+    # anyone who works with customers adds an address; managers and admins take one off (decision 0046)
+    PageSpec("pages/do_not_contact.py", "nav.do_not_contact", "🚫", "do-not-contact", "nav.section.sales", SALES),
     PageSpec("pages/service_queue.py", "nav.service_queue", "🎧", "service", "nav.section.service"),
     PageSpec("pages/case.py", "nav.case", "🎫", "case", "nav.section.service"),
     # macros are the tenant's shared replies: team leads keep them, not only admins (decision 0031, amendment)

@@ -101,6 +101,14 @@ EXTERNAL_ID_HEADERS = ("external id", "crm id", "record id", "外部编号", "�
 DEAL_REF_HEADERS = ("deal id", "deal", "opportunity id", "opportunity", "deal external id", "商机编号", "商机id",
                     "商机")
 """A column naming the deal a row belongs to, by the deal's external ID."""
+CONSENT_SPECS = (
+    ("email_consent", ("email consent", "email opt in", "email opt-in", "marketing consent", "邮件许可", "邮件营销许可",
+                       "营销许可")),
+    ("email_consent_source", ("email consent source", "email consent proof", "consent source", "consent proof",
+                              "许可来源", "许可凭证")),
+    ("email_consent_date", ("email consent date", "consent date", "opt in date", "许可日期", "许可时间")),
+)
+"""The consent columns a customers or contacts file may carry (decision 0047): one ledger entry per row."""
 EMAIL_HEADERS = ("email", "e-mail", "email address", "mail", "邮箱", "电子邮件", "电子邮箱", "邮件")
 CURRENCY_HEADERS = ("currency", "币种", "货币")
 PHONE_HEADERS = (
@@ -171,6 +179,7 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         ),
         _spec(rules.CUSTOMER, "created_at", *("created date", "created at", "create date", "created time",
                                               "date created", "创建时间", "创建日期")),
+        *(_spec(rules.CUSTOMER, name, *headers) for name, headers in CONSENT_SPECS),
     ),
     "contacts": (
         _spec(rules.CONTACT, "customer", *CUSTOMER_REF_HEADERS),
@@ -180,6 +189,7 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _spec(rules.CONTACT, "phone", *PHONE_HEADERS),
         _spec(rules.CONTACT, "is_primary", "primary", "is primary", "main contact", "主要联系人", "首要联系人"),
         _spec(rules.CONTACT, "external_id", *EXTERNAL_ID_HEADERS, "contact id", "联系人编号", "联系人id"),
+        *(_spec(rules.CONTACT, name, *headers) for name, headers in CONSENT_SPECS),
     ),
     "products": (
         _spec(rules.PRODUCT, "sku", "sku", "code", "product code", "item code", "产品编号", "编码", "货号", "产品编码"),
@@ -337,6 +347,7 @@ HARD_KEYS: dict[str, str] = {"products": "sku", "customers": "external_id"}  # o
 # Per entity, the fields that write the past (rules.fields.HISTORY): admins only, flagged in the audit trail.
 HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
     "customers": rules.HISTORY["customer"],
+    "contacts": rules.HISTORY["contact"],
     "opportunities": rules.HISTORY["opportunity"],
     "tasks": rules.HISTORY["task"],
 }
@@ -387,6 +398,12 @@ VALUE_SYNONYMS: dict[str, dict[str, str]] = {
         "完成": "done",
         "completed": "done",
         "closed": "done",
+    },
+    "email_consent": {
+        "yes": "consent", "opt-in": "consent", "opted in": "consent", "同意": "consent", "是": "consent",
+        "合同": "contract", "正当利益": "legitimate_interest", "legitimate interest": "legitimate_interest",
+        "no": "withdrawn", "opt-out": "withdrawn", "opted out": "withdrawn", "unsubscribed": "withdrawn",
+        "撤回": "withdrawn", "退订": "withdrawn", "否": "withdrawn", "无": "none",
     },
     "priority": {"低": "low", "中": "normal", "普通": "normal", "medium": "normal", "高": "high", "urgent": "high"},
 }

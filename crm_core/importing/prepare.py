@@ -53,7 +53,7 @@ from crm_core.rules import regions
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone, parse_tags, store_tags
 from crm_core.rules.custom_fields import read_custom_value
 from crm_core.rules.duplicates import BLOCK, CONTACT, CUSTOMER
-from crm_core.rules.fields import clean_text, parse_bool, parse_datetime, read_number
+from crm_core.rules.fields import CONSENT_NONE, clean_text, parse_bool, parse_datetime, read_number
 from crm_core.rules.identifiers import compact_credit_code, credit_code_problem
 from crm_core.rules.pipeline import StageInfo, closing_problems, first_open_stage
 from crm_core.services.duplicate_rules import rule_actions
@@ -78,7 +78,7 @@ def choice_lookup(spec: FieldSpec) -> dict[str, str]:
     lookup: dict[str, str] = {}
     for choice in spec.choices:
         lookup[choice.casefold()] = choice
-        for prefix in ("stage.", "kind.", "activity.", "task_status.", "priority.", "order_status."):
+        for prefix in ("stage.", "kind.", "activity.", "task_status.", "priority.", "order_status.", "consent.basis."):
             for lang in LANGUAGES:
                 label = t(prefix + choice, lang)
                 if label != prefix + choice:
@@ -910,8 +910,13 @@ def _blocked_duplicates(
 
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clocks differ a little (as for an activity logged by hand)
+CONSENT_ROW_RULES = (("consent.import.date_in_future", "email_consent_date"),
+                     ("consent.import.no_email", "email_consent"))
+"""A consent column's date may not lie ahead, and a row granting or withdrawing needs an email to key the entry
+on: its own, or the one of the record it updates (decision 0047)."""
 ROW_RULES: dict[str, tuple[tuple[str, str], ...]] = {
-    "customers": (("imports.rule.history_in_future", "created_at"),),
+    "customers": (("imports.rule.history_in_future", "created_at"), *CONSENT_ROW_RULES),
+    "contacts": CONSENT_ROW_RULES,
     "opportunities": (
         ("deal.lost_reason_required", "lost_reason"),
         ("deal.lost_reason_too_long", "lost_reason"),
@@ -951,11 +956,19 @@ def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver) -> None
     now = utcnow()
     latest = now + FUTURE_TOLERANCE
     marks: dict[str, list[str | None]] = {key: [None] * len(frame) for key, _ in checks}
-    future_field = next(field_name for key, field_name in checks if key == "imports.rule.history_in_future")
-    for position, moment in enumerate(frame[future_field].tolist()):
-        when = _moment(moment)
-        if when is not None and when > latest:
-            marks["imports.rule.history_in_future"][position] = str(moment)
+    for future_key in ("imports.rule.history_in_future", "consent.import.date_in_future"):
+        future_field = next((field_name for key, field_name in checks if key == future_key), None)
+        for position, moment in enumerate(frame[future_field].tolist() if future_field else ()):
+            when = _moment(moment)
+            if when is not None and when > latest:
+                marks[future_key][position] = str(moment)
+    if entity in ("customers", "contacts"):
+        # a grant or withdrawal without an email to key it on: the row's own, or the matched record's
+        consents = zip(frame["email_consent"].tolist(), frame["email"].tolist(), frame["_match_id"].tolist(),
+                       strict=True)
+        for position, (consent, email, match_id) in enumerate(consents):
+            if consent and consent != CONSENT_NONE and not email and match_id is None:
+                marks["consent.import.no_email"][position] = str(consent)
     if entity == "opportunities":
         resolver.stages()
         rows = zip(frame["stage_id"].tolist(), frame["lost_reason"].tolist(), frame["closed_at"].tolist(),

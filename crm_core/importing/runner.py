@@ -77,12 +77,15 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.models.marketing import Channel, ConsentAction, ConsentRecord, ProofKind
 from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
 from crm_core.rules import fields as field_rules
 from crm_core.rules import pipeline as pipeline_rules
+from crm_core.rules.consent import normalise_address
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.rules.custom_fields import valid_field_name
+from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
 from crm_core.services.activities import later_contact
 from crm_core.services.deal_lines import refresh_amounts
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
@@ -1142,6 +1145,7 @@ class _Writer:
         # rows without a custom field hold plain values only: the garbage collector leaves such dicts alone
         plain = () if self.mapping.custom_columns() else ("_custom",)
         sources: list[dict[str, Any]] = []  # the file row each pending record comes from
+        consents: list[tuple[int | None, int | None, dict[str, Any]]] = []  # (record, or pending position, row)
         for row_number, row in zip(frame.index.tolist(), _records(frame, leave_out=plain), strict=True):
             self._give_new_owner(row)
             pending_index = None
@@ -1177,12 +1181,15 @@ class _Writer:
                         self.updated += 1
                     else:
                         self.skipped += 1
+                    self._note_consent(consents, row, None, pending_index)
                     continue
                 assert target is not None
                 updates.setdefault(target, []).append((row_number, self.changes(row)))
+                self._note_consent(consents, row, target, None)
                 continue
             values = self.values(row)
             position = len(pending)
+            self._note_consent(consents, row, None, position)
             for key, column in key_columns:
                 value = values[column]
                 if value is not None and value != "":
@@ -1193,8 +1200,57 @@ class _Writer:
         self._attach_orphans(
             [(row_number, row, values) for row_number, row, values in zip(pending_rows, sources, pending, strict=True)
              if values.get("customer_id") is None and _none(row.get("_orphan")) in ("placeholder", "lead")])
-        self._insert(pending_rows, pending)
+        inserted = self._insert(pending_rows, pending)
         self._update(updates)
+        self._write_consent(consents, inserted)
+
+    # -- consent columns (decision 0047) ----------------------------------------------------
+    def _note_consent(self, consents: list[tuple[int | None, int | None, dict[str, Any]]], row: dict[str, Any],
+                      target: int | None, position: int | None) -> None:
+        """Remember a row whose consent column says something, with the record it writes."""
+        value = _none(row.get("email_consent"))
+        if self.entity in ("customers", "contacts") and value and value != CONSENT_NONE:
+            consents.append((target, position, row))
+
+    def _write_consent(self, consents: list[tuple[int | None, int | None, dict[str, Any]]],
+                       inserted: list[int]) -> None:
+        """One ledger entry per row with a consent column: a grant on its basis or a withdrawal, on the row's email
+        (else the record's), proven by this import run (and the source the file names), at the file's date
+        (an admin's history) or now."""
+        if not consents:
+            return
+        record_ids = [target if target is not None else inserted[position or 0] for target, position, _ in consents]
+        found: dict[int, tuple[int, int | None, str | None]] = {}  # record → (customer, contact, email)
+        for start in range(0, len(record_ids), 500):
+            batch = sorted(set(record_ids[start:start + 500]))
+            if self.entity == "customers":
+                for record_id, email in self.session.execute(
+                        select(Customer.id, Customer.email).where(Customer.id.in_(batch))):
+                    found[record_id] = (record_id, None, email)
+            else:
+                for record_id, customer_id, email in self.session.execute(
+                        select(Contact.id, Contact.customer_id, Contact.email).where(Contact.id.in_(batch))):
+                    found[record_id] = (customer_id, record_id, email)
+        entries = []
+        for record_id, (_, _, row) in zip(record_ids, consents, strict=True):
+            if record_id not in found:
+                continue
+            customer_id, contact_id, on_file = found[record_id]
+            address = normalise_address(Channel.EMAIL, _none(row.get("email")) or on_file)
+            if address is None:
+                continue  # refused before (consent.import.no_email): nothing to key the entry on
+            value = str(row["email_consent"])
+            source = _none(row.get("email_consent_source"))
+            proof = f"import run {self.run_id}" + (f": {source}" if source else "")
+            withdrawn = value == CONSENT_WITHDRAWN
+            entries.append(ConsentRecord(
+                tenant_id=self.actor.tenant_id, channel=Channel.EMAIL.value, address=address,
+                customer_id=customer_id, contact_id=contact_id,
+                action=(ConsentAction.WITHDRAW if withdrawn else ConsentAction.GRANT).value,
+                basis=None if withdrawn else value, proof_kind=ProofKind.IMPORT.value, proof=proof[:1000],
+                recorded_at=_datetime(row.get("email_consent_date")) or self.now, recorded_by_id=self.actor.user_id))
+        self.session.add_all(entries)
+        self.session.flush()
 
     # -- unknown owners and records without a customer (decision 0043) ----------------------
     def _give_new_owner(self, row: dict[str, Any]) -> None:

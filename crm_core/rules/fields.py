@@ -64,6 +64,7 @@ from crm_core.models import (
     Task,
     TaskStatus,
 )
+from crm_core.models.marketing import ConsentRecord, LawfulBasis
 from crm_core.models.pipeline import OpportunityLine
 from crm_core.rules.contact_details import EMAIL_PATTERN, PHONE_PATTERN
 
@@ -184,6 +185,15 @@ def _text(model: Any, name: str, *, required: bool = False, kind: str = TEXT) ->
     return Field(name, kind, required=required, column=_column(model, name))
 
 
+CONSENT_WITHDRAWN, CONSENT_NONE = "withdrawn", "none"
+CONSENT_VALUES = (*_values(LawfulBasis), CONSENT_WITHDRAWN, CONSENT_NONE)
+"""An imported consent column (decision 0047): a lawful basis (a grant), ``withdrawn``, or ``none`` (nothing to
+record: the cell says no more than a blank one)."""
+CONSENT_FIELDS = (
+    Field("email_consent", ENUM, choices=CONSENT_VALUES),
+    Field("email_consent_source", TEXT, column=ConsentRecord.__table__.c["proof"]),  # the proof: where it came from
+    Field("email_consent_date", DATETIME),  # history: when it was given or withdrawn (admins import it)
+)
 CUSTOMER = _table(
     _text(Customer, "name", required=True),
     Field("kind", ENUM, choices=_values(CustomerKind)),
@@ -198,6 +208,7 @@ CUSTOMER = _table(
     _text(Customer, "external_id"),
     _text(Customer, "credit_code"),  # its check character: rules.identifiers
     Field("created_at", DATETIME),  # history: when the old CRM created it (admins import it; see HISTORY)
+    *CONSENT_FIELDS,
 )
 CONTACT = _table(
     Field("customer", REFERENCE, required=True, target="customer"),
@@ -207,6 +218,7 @@ CONTACT = _table(
     _text(Contact, "phone", kind=PHONE),
     Field("is_primary", BOOL),
     _text(Contact, "external_id"),  # the old system's ID: unique per tenant when given (decision 0042)
+    *CONSENT_FIELDS,
 )
 PRODUCT = _table(
     Field(  # optional, as in Salesforce, HubSpot and Odoo; unique per tenant when given
@@ -282,7 +294,8 @@ TASK = _table(
     Field("deal", REFERENCE, target="deal"),  # by external ID; one of the task's customer when it names one
 )
 HISTORY: dict[str, tuple[str, ...]] = {
-    "customer": ("created_at",),
+    "customer": ("created_at", "email_consent_date"),
+    "contact": ("email_consent_date",),
     "opportunity": ("created_at", "closed_at"),
     "task": ("completed_at",),
 }
