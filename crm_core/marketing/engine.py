@@ -14,6 +14,7 @@ One tick, as the system for one tenant:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import Table, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
+from crm_core.jobs.after_commit import AfterCommit
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.marketing import sender
 from crm_core.models import (
@@ -55,6 +57,7 @@ from crm_core.rules import sequences
 from crm_core.services import campaigns as campaign_service
 from crm_core.services.consent import send_decision
 
+LOG = logging.getLogger("kestrel.marketing")
 BATCH = 500
 FINISHED = campaign_service.FINISHED
 NO_REENTRY_AFTER = ("unsubscribed", "stopped", "campaign_stopped")  # people who said no are not re-enrolled
@@ -279,6 +282,30 @@ def _owner_task(session: Session, member: CampaignMember, step: CampaignStep, no
         customer_id=member.customer_id, contact_id=member.contact_id, cycle=member.cycle,
         kind=TouchKind.TASK.value, occurred_at=now, detail=f"task#{task.id}:{config.get('activity_kind', '')}"))
     return 1
+
+
+def _request_tick(db: Database, tenant_id: int) -> None:
+    """Ask the worker for a tick now (a launch or a resume): the first emails leave within seconds, not at the
+    next minute's schedule; nothing when one is already waiting."""
+    from crm_core.jobs.service import submit_system_job
+    from crm_core.models.jobs import Job, JobStatus
+
+    try:
+        with db.system_session("marketing: waiting tick") as session:
+            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == "marketing_tick",
+                                                          Job.status == JobStatus.QUEUED.value).limit(1))
+        if waiting is None:
+            submit_system_job(db, tenant_id, "marketing_tick")
+    except Exception:  # the launch is committed; the minute's schedule runs the tick
+        LOG.exception("could not queue a marketing tick for tenant %s", tenant_id)
+
+
+_TICK = AfterCommit("kestrel_marketing_tick", _request_tick)
+
+
+def tick_after_commit(session: Session, tenant_id: int) -> None:
+    """Run a tick for ``tenant_id`` once ``session`` commits."""
+    _TICK.mark(session, tenant_id)
 
 
 @job_kind("marketing_tick", roles=frozenset({Role.ADMIN}), schedulable=True, default_schedule=("*", "*", "*"))

@@ -449,7 +449,15 @@ def launch(db: Database, actor: Actor, campaign_id: int, *, expected_version: in
         _set_status(session, campaign, {"status": RUNNING, "launched_at": moment, "updated_at": moment}, version)
         _audit(session, actor, campaign, "launch",
                {"status": [PLANNED, RUNNING], "enrolled": [None, enrolled + int(pending or 0)]}, moment)
+        _tick_soon(session, campaign.tenant_id)
     return Launch(enrolled=enrolled, started=int(pending or 0), seconds=time.perf_counter() - started_clock)
+
+
+def _tick_soon(session: Session, tenant_id: int) -> None:
+    """The first steps run right after the commit (a worker's tick), not at the next minute's schedule."""
+    from crm_core.marketing.engine import tick_after_commit  # the engine reads this module's rules
+
+    tick_after_commit(session, tenant_id)
 
 
 def _source(campaign: Campaign) -> str:
@@ -481,6 +489,7 @@ def _change_state(db: Database, actor: Actor, campaign_id: int, allowed: tuple[s
                 members.c.tenant_id == tenant_id, members.c.campaign_id == campaign_id,
                 members.c.state == MemberState.ACTIVE.value, members.c.next_run_at < now)
                 .values(next_run_at=now))
+            _tick_soon(session, tenant_id)
         _audit(session, actor, campaign, status, {"status": [before, status]}, now)
 
 
