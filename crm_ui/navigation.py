@@ -35,8 +35,6 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/pipeline.py", "nav.pipeline", "📋", "pipeline", "nav.section.sales"),
     PageSpec("pages/tasks.py", "nav.tasks", "✅", "tasks", "nav.section.sales", SALES),
     PageSpec("pages/pool.py", "nav.pool", "🌊", "pool", "nav.section.sales", SALES),
-    # anyone who works with customers adds an address; managers and admins take one off (decision 0046)
-    PageSpec("pages/do_not_contact.py", "nav.do_not_contact", "🚫", "do-not-contact", "nav.section.sales", SALES),
     PageSpec("pages/service_queue.py", "nav.service_queue", "🎧", "service", "nav.section.service"),
     PageSpec("pages/case.py", "nav.case", "🎫", "case", "nav.section.service"),
     # macros are the tenant's shared replies: team leads keep them, not only admins (decision 0031, amendment)
@@ -46,9 +44,12 @@ PAGES: list[PageSpec] = [
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
-    PageSpec("pages/campaigns.py", "nav.campaigns", "📣", "campaigns", "nav.section.analytics",
-             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),
+    # marketing (issue 14): campaigns and their sequences, what they achieved, and who may not be contacted
+    PageSpec("pages/campaigns.py", "nav.campaigns", "📣", "campaigns", "nav.section.marketing",
+             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
+    # anyone who works with customers adds an address; managers and admins take one off (decision 0046)
+    PageSpec("pages/do_not_contact.py", "nav.do_not_contact", "🚫", "do-not-contact", "nav.section.marketing", SALES),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
     PageSpec("pages/automation_admin.py", "nav.automation", "⚙️", "automation", "nav.section.admin", ADMINS),
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),
