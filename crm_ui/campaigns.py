@@ -12,13 +12,22 @@ from crm_core.errors import DomainError
 from crm_core.i18n import t as translate
 from crm_core.marketing.dry_run import dry_run
 from crm_core.models import LifecycleStage, Role
-from crm_core.queries.campaigns import list_campaigns, list_members, step_occupancy, steps_of, template_choices
+from crm_core.queries.campaigns import (
+    list_campaigns,
+    list_members,
+    step_occupancy,
+    step_places,
+    steps_of,
+    template_choices,
+)
 from crm_core.queries.segments import list_saved_segments
 from crm_core.rules import sequences
 from crm_core.services import campaigns as service
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
+from crm_ui.formatting import when
+from crm_ui.layout import table_or_cards
 from crm_ui.pager import numbered_pager
-from crm_ui.text import chart_text, plain
+from crm_ui.text import chart_text
 
 KINDS = ("email", "task", "wait", "branch", "goal")
 
@@ -36,11 +45,11 @@ def render() -> None:
         rows = list_campaigns(session)
         segments = {row.id: row.name for row in list_saved_segments(session)}
         templates = template_choices(session)
-    st.dataframe(pd.DataFrame([{
+    table_or_cards(pd.DataFrame([{
         t("campaigns.col.name"): row.name, t("campaigns.col.status"): t(f"campaigns.status.{row.status}"),
         t("campaigns.col.active"): row.members.get("active", 0),
         t("campaigns.col.finished"): sum(row.members.get(s, 0) for s in ("completed", "goal", "exited")),
-        t("campaigns.col.pending"): row.members.get("pending", 0)} for row in rows]), hide_index=True)
+        t("campaigns.col.pending"): row.members.get("pending", 0)} for row in rows]), name="campaigns_list")
     names = {row.id: row.name for row in rows}
     if (chosen := st.session_state.pop("campaigns_chosen", None)) in names:
         st.session_state["campaigns_choice"] = chosen
@@ -220,10 +229,10 @@ def _dry_run(t: Any, actor: Any, campaign_id: int) -> None:
               chart_text(f"{stage.step}. {t(f'campaigns.kind.{stage.kind}')}") for stage in result.stages]
     figure = go.Figure(go.Funnel(y=labels, x=[stage.count for stage in result.stages]))
     st.plotly_chart(figure, use_container_width=True)
-    st.dataframe(pd.DataFrame([{
+    table_or_cards(pd.DataFrame([{
         t("campaigns.funnel.stage"): label, t("campaigns.funnel.count"): stage.count,
         t("campaigns.funnel.no_address"): stage.no_address, t("campaigns.funnel.no_basis"): stage.no_basis}
-        for label, stage in zip(labels, result.stages, strict=True)]), hide_index=True)
+        for label, stage in zip(labels, result.stages, strict=True)]), name="campaigns_dry_run")
 
 
 def _controls(t: Any, actor: Any, campaign: Any) -> None:
@@ -253,10 +262,21 @@ def _members(t: Any, campaign_id: int) -> None:
     page = int(st.session_state.get("campaigns_members_page", 1))
     with read_session() as session:
         result = list_members(session, campaign_id, page=page)
-    st.dataframe(pd.DataFrame([{
+        places = step_places(session, campaign_id)
+
+    def step_text(step_id: int | None) -> str | None:
+        """A member's step as the sequence above numbers it ("2. Task for the owner"); a removed one by kind."""
+        if step_id is None or step_id not in places:
+            return None
+        number, kind = places[step_id]
+        kind_text = t(f"campaigns.kind.{kind}")
+        return f"{number}. {kind_text}" if number is not None else t("campaigns.removed_step", kind=kind_text)
+
+    table_or_cards(pd.DataFrame([{
         t("campaigns.col.customer"): row.customer, t("campaigns.col.state"): t(f"campaigns.member.{row.state}"),
-        t("campaigns.col.step"): row.step_id, t("campaigns.col.next_run"): row.next_run_at,
+        t("campaigns.col.step"): step_text(row.step_id), t("campaigns.col.next_run"): when(row.next_run_at),
         t("campaigns.col.cycle"): row.cycle,
-        t("campaigns.col.exit_reason"): plain(row.exit_reason) if row.exit_reason else ""}
-        for row in result.items]), hide_index=True)
+        t("campaigns.col.exit_reason"): t(f"campaigns.exit_reason.{row.exit_reason}") if row.exit_reason else None}
+        for row in result.items], columns=[t(f"campaigns.col.{name}") for name in (
+            "customer", "state", "step", "next_run", "cycle", "exit_reason")]), name="campaigns_members")
     numbered_pager("campaigns_members_page", page, result.has_next, str(page))

@@ -57,6 +57,20 @@ def steps_of(session: Session, campaign_id: int) -> list[CampaignStep]:
                                 .order_by(CampaignStep.position, CampaignStep.id)))
 
 
+def step_places(session: Session, campaign_id: int) -> dict[int, tuple[int | None, str]]:
+    """Every step of the campaign, removed ones too: its number in the live sequence (None: removed) and kind."""
+    rows = session.execute(select(CampaignStep.id, CampaignStep.kind, CampaignStep.archived_at)
+                           .where(CampaignStep.campaign_id == campaign_id)
+                           .order_by(CampaignStep.position, CampaignStep.id)).all()
+    places: dict[int, tuple[int | None, str]] = {}
+    number = 0
+    for step_id, kind, archived_at in rows:
+        if archived_at is None:
+            number += 1
+        places[step_id] = (number if archived_at is None else None, kind)
+    return places
+
+
 @dataclass(frozen=True)
 class MemberRow:
     id: int

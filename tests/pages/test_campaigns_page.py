@@ -46,6 +46,8 @@ def test_a_manager_builds_and_launches_a_campaign(app_world: AppWorld, language:
     assert not app.exception, app.exception
     with db.session(world.manager) as session:
         assert session.scalars(select(Campaign)).one().status == "running"
+    members = app.dataframe[-1].value  # each member's step as the sequence numbers it, in the page's language
+    assert set(members[members.columns[2]]) == {"1. Send email" if language == "en" else "1. 发送邮件"}
 
 
 def test_a_rep_cannot_open_the_page(app_world: AppWorld) -> None:
