@@ -174,8 +174,8 @@ def _steps(session: Session, campaign_id: int | None) -> list[tuple[int, int, in
     steps = [tuple(row) for row in session.execute(statement)]
     template_ids = {int(config["template_id"]) for *_, config, _archived in steps
                     if isinstance(config, dict) and isinstance(config.get("template_id"), int)}
-    names = dict(session.execute(select(EmailTemplate.id, EmailTemplate.name)
-                                 .where(EmailTemplate.id.in_(sorted(template_ids))))) if template_ids else {}
+    names = {row[0]: row[1] for row in session.execute(
+        select(EmailTemplate.id, EmailTemplate.name).where(EmailTemplate.id.in_(sorted(template_ids))))}
     labelled = []
     for step_id, owner, position, kind, config, archived in steps:
         config = config if isinstance(config, dict) else {}
