@@ -45,6 +45,8 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),
+    PageSpec("pages/campaign_results.py", "nav.campaign_results", "📣", "campaign-results", "nav.section.analytics",
+             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),
     PageSpec("pages/automation_admin.py", "nav.automation", "⚙️", "automation", "nav.section.admin", ADMINS),
     PageSpec("pages/data_quality.py", "nav.data_quality", "🧪", "data-quality", "nav.section.admin", ADMINS),

@@ -49,7 +49,8 @@ def build_scene(db: Database, world: World) -> Scene:
         session.add_all([template, nurture, webinar])
         session.flush()
         steps = [CampaignStep(campaign_id=nurture.id, position=1, kind="email", config={"template_id": template.id}),
-                 CampaignStep(campaign_id=nurture.id, position=2, kind="wait", config={"days": 2, "business_days": False}),
+                 CampaignStep(campaign_id=nurture.id, position=2, kind="wait",
+                              config={"days": 2, "business_days": False}),
                  CampaignStep(campaign_id=nurture.id, position=3, kind="task",
                               config={"activity_kind": "call", "title": "Call after the email", "due_days": 2}),
                  CampaignStep(campaign_id=nurture.id, position=4, kind="goal", config={"kind": "deal_won"}),

@@ -186,15 +186,19 @@ def _steps(session: Session, campaign_id: int | None) -> list[tuple[int, int, in
     return labelled
 
 
-def campaign_results(session: Session, filters: ResultsFilters | None = None) -> CampaignResults:
-    """Per campaign and per step, the members each kind of touch reached; influenced deals and credited revenue."""
+def campaign_results(session: Session, filters: ResultsFilters | None = None, *,
+                     pairs: list[Pair] | None = None) -> CampaignResults:
+    """Per campaign and per step, the members each kind of touch reached; influenced deals and credited revenue.
+
+    ``pairs`` are the counting (deal, campaign) pairs when the caller read them already (:func:`results_page`).
+    """
     filters = filters or ResultsFilters()
     choices = {choice.id: choice for choice in campaign_choices(session)}
     wanted = [choices[filters.campaign_id]] if filters.campaign_id in choices else (
         [] if filters.campaign_id is not None else list(choices.values()))
     per_step = _counts(session, filters, by_step=True)
     per_campaign = _counts(session, filters, by_step=False)
-    credits, influenced, influenced_won, revenue = attribution(session, filters)
+    credits, influenced, influenced_won, revenue = attribution(session, filters, pairs=pairs)
     steps: list[StepResult] = []
     listed: set[tuple[int, int | None]] = set()
     for step_id, owner, position, kind, _config, archived, label in _steps(session, filters.campaign_id):
@@ -275,13 +279,14 @@ def _pairs(session: Session, filters: ResultsFilters) -> list[Pair]:
             for row in session.execute(statement)]
 
 
-def attribution(session: Session, filters: ResultsFilters) -> tuple[dict[int, Credit], int, int, Decimal]:
+def attribution(session: Session, filters: ResultsFilters, *,
+                pairs: list[Pair] | None = None) -> tuple[dict[int, Credit], int, int, Decimal]:
     """Each campaign's credit, and the influenced deals, the influenced won deals and their revenue.
 
     Credit is computed over every campaign's touches (a deal's first touch may belong to another
     campaign than the one picked); the counts of deals are of those the picked campaign influenced.
     """
-    pairs = _pairs(session, filters)
+    pairs = _pairs(session, filters) if pairs is None else pairs
     credits = credit(pairs)
     mine = [pair for pair in pairs if filters.campaign_id in (None, pair.campaign_id)]
     deals = {pair.deal_id: pair for pair in mine}
@@ -290,10 +295,11 @@ def attribution(session: Session, filters: ResultsFilters) -> tuple[dict[int, Cr
     return credits, len(deals), len(won), revenue
 
 
-def iter_influenced_deals(session: Session, filters: ResultsFilters | None = None) -> Iterator[InfluencedDeal]:
-    """Every (deal, campaign) pair the results count, with the pair's credit under each model; largest first."""
+def iter_influenced_deals(session: Session, filters: ResultsFilters | None = None, *,
+                          pairs: list[Pair] | None = None) -> Iterator[InfluencedDeal]:
+    """Every (deal, campaign) pair the results count, with the pair's credit under each model (by deal id)."""
     filters = filters or ResultsFilters()
-    pairs = _pairs(session, filters)
+    pairs = _pairs(session, filters) if pairs is None else pairs
     by_deal: dict[int, list[Pair]] = defaultdict(list)
     for pair in pairs:
         by_deal[pair.deal_id].append(pair)
@@ -332,11 +338,19 @@ def iter_influenced_deals(session: Session, filters: ResultsFilters | None = Non
 
 
 def influenced_deals(session: Session, filters: ResultsFilters | None = None, *,
-                     limit: int = 200) -> tuple[list[InfluencedDeal], int]:
-    """The page's table: the ``limit`` largest influenced (deal, campaign) rows, won ones first, and how many."""
-    rows = list(iter_influenced_deals(session, filters))
+                     pairs: list[Pair] | None = None) -> list[InfluencedDeal]:
+    """Every influenced (deal, campaign) row, won ones first, the largest first."""
+    rows = list(iter_influenced_deals(session, filters, pairs=pairs))
     rows.sort(key=lambda row: (row.won_at is None, -row.amount, row.deal_id, row.campaign_id))
-    return rows[:limit], len(rows)
+    return rows
+
+
+def results_page(session: Session, filters: ResultsFilters | None = None) -> tuple[CampaignResults,
+                                                                                      list[InfluencedDeal]]:
+    """What the results page shows: :func:`campaign_results` and :func:`influenced_deals`, the pairs read once."""
+    filters = filters or ResultsFilters()
+    pairs = _pairs(session, filters)
+    return campaign_results(session, filters, pairs=pairs), influenced_deals(session, filters, pairs=pairs)
 
 
 # --- CSV -----------------------------------------------------------------------------------------
