@@ -180,10 +180,10 @@ def _run(args: argparse.Namespace, url: str) -> int:
         customers = session.scalar(text("SELECT count(*) FROM customers"))
     print(f"database: {url}; {customers:,} customers, {touches:,} touches")
     for username in (analyst, manager):
-        actor = load_actor(db, username)
+        actor = load_actor(db, username or "")
         assert actor is not None
         for label, filters in (("one campaign", ResultsFilters(campaign_id=one)), ("all campaigns", ResultsFilters())):
-            def work(filters: ResultsFilters = filters) -> None:
+            def work(filters: ResultsFilters = filters, actor: Any = actor) -> None:
                 with db.session(actor) as session:
                     results_page(session, filters)
 

@@ -1605,8 +1605,11 @@ def _generate_tenant(
         rng.spawn(1)[0], tenant_id=tenant_id, zh=pools.zh, now=now,
         customers=Customers(
             ids=customer_ids, emails=email_normalized,
-            contact_id=np.where(has_email_contact, contact_ids[np.maximum(first_contact, 0)], -1),
-            contact_email=np.where(has_email_contact, contact_email_normalized[np.maximum(first_contact, 0)], None),
+            contact_id=np.where(has_email_contact, contact_ids[np.maximum(first_contact, 0)], -1)
+            if c_count else np.full(n, -1, dtype=np.int64),
+            contact_email=np.asarray(
+                np.where(has_email_contact, contact_email_normalized[np.maximum(first_contact, 0)], None)
+                if c_count else np.full(n, None, dtype=object)),
             worker=worker, deal_customer=deal_customer, deal_kind=deal_kind, deal_created=deal_created,
             deal_closed=deal_closed,
         ),

@@ -20,6 +20,7 @@ and written through the demo's bulk writer; ids are assigned here like the demo'
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,12 +150,12 @@ def marketing_story(  # noqa: PLR0915 - one story told in order; split, its step
          f'{{"event": "opened", "within_days": 7, "then_step": {nurture["task"]}, "else_step": null}}'),
         (nurture["follow_up"], campaign_ids[0], 4, "email", f'{{"template_id": {template_of["follow_up"]}}}'),
         (nurture["task"], campaign_ids[0], 5, "task",
-         '{"activity_kind": "call", "title": "%s", "due_days": 2}' % texts["tasks"][0]),
+         json.dumps({"activity_kind": "call", "title": texts["tasks"][0], "due_days": 2}, ensure_ascii=False)),
         (nurture["goal"], campaign_ids[0], 6, "goal", '{"kind": "deal_won"}'),
         (win_back["win_back"], campaign_ids[1], 1, "email", f'{{"template_id": {template_of["win_back"]}}}'),
         (win_back["wait"], campaign_ids[1], 2, "wait", '{"days": 5, "business_days": true}'),
         (win_back["task"], campaign_ids[1], 3, "task",
-         '{"activity_kind": "visit", "title": "%s", "due_days": 5}' % texts["tasks"][1]),
+         json.dumps({"activity_kind": "visit", "title": texts["tasks"][1], "due_days": 5}, ensure_ascii=False)),
         (win_back["goal"], campaign_ids[1], 4, "goal", '{"kind": "lifecycle", "stage": "customer"}'),
     ]
     for step_id, campaign_id, position, kind, config in configs:
@@ -269,7 +270,7 @@ def marketing_story(  # noqa: PLR0915 - one story told in order; split, its step
                              updated_at=stamp(gone))
                     state, finished, exit_reason = "exited", gone, "unsubscribed"
                     break
-            if state == "exited":
+            if state == "exited" and finished is not None:
                 event(campaign_id, at_step, member_id, position, contact, "exited", finished, detail=exit_reason or "")
             else:
                 task_at = entered + (10 if campaign_index == 0 else 7) * DAY

@@ -15,7 +15,8 @@ def test_a_customers_campaign_touches_are_on_its_timeline_for_those_who_see_it(d
     with db.session(world.rep) as session:
         entries = customer_timeline(session, story.rep_customer, kinds=["marketing"], limit=100).entries
         everything = customer_timeline(session, story.rep_customer, limit=100).entries
-        paged, cursor = [], None
+        paged: list[tuple[str, int]] = []
+        cursor = None
         for _page in range(20):
             page = customer_timeline(session, story.rep_customer, after=cursor, limit=4)
             paged.extend((entry.kind, entry.id) for entry in page.entries)
