@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind
 from crm_core.models.marketing import CampaignStep, EmailTemplate, MarketingEvent, TouchKind
@@ -260,6 +260,10 @@ def _pairs_statement(session: Session, filters: ResultsFilters) -> Any:
             return and_(*bounds)
 
         period.append(or_(within(deal.created_at), and_(won, within(deal.closed_at))))
+    if filters.campaign_id is not None:  # the deals of customers the campaign touched (with every campaign's touches)
+        touched = aliased(MarketingEvent)
+        period.append(deal.customer_id.in_(select(touched.customer_id).where(
+            touched.campaign_id == filters.campaign_id, touched.kind.in_(ATTRIBUTED_TOUCHES))))
     return (
         select(deal.id, event.campaign_id, func.min(event.occurred_at), func.max(event.occurred_at),
                PipelineStage.kind, deal.amount)
