@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.db import Database
+from crm_core.demo_marketing import Customers, marketing_story
 from crm_core.fulltext import fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.models import (
     AuditEvent,
@@ -89,6 +90,10 @@ class DemoSummary:
     campaigns: int
     seconds: float
     case_ratings: int = 0  # CSAT ratings of solved cases
+    campaign_members: int = 0  # the marketing story (crm_core.demo_marketing)
+    marketing_messages: int = 0
+    marketing_events: int = 0
+    consent_records: int = 0
 
     def as_dict(self) -> dict[str, int | float]:
         """The counts and the duration as a plain dict (for the CLI and logs)."""
@@ -941,7 +946,8 @@ def generate_demo(
     password_hash = hash_password(DEMO_PASSWORD)  # bcrypt is slow: one hash shared by every demo user
     totals: dict[str, int] = dict.fromkeys(
         ["users", "customers", "contacts", "opportunities", "opportunity_stage_changes", "orders", "order_lines",
-         "activities", "tasks", "cases", "case_ratings", "products", "campaigns"],
+         "activities", "tasks", "cases", "case_ratings", "products", "campaigns", "campaign_members",
+         "marketing_messages", "marketing_events", "consent_records"],
         0,
     )
     bulk_tables = [
@@ -1567,6 +1573,10 @@ def _generate_tenant(
             "updated_at": clock.timestamps(ratings.rated_at),
         },
     )
+    # the primary contact, when it has an email: whom the marketing story writes to (else the customer's own)
+    has_email_contact = (first_contact >= 0) & (
+        contact_email_normalized[np.maximum(first_contact, 0)] != None  # noqa: E711 - elementwise over objects
+    ) if c_count else np.zeros(n, dtype=bool)
     campaign_names = [name for name, _ in texts["campaigns"]]
     start_day = np.array([-400, -200, -90, -20, 30], dtype=np.int64)
     end_day = start_day + rng.integers(30, 61, 5)
@@ -1589,6 +1599,21 @@ def _generate_tenant(
             "version": 1,
         },
     )
+    marketing = marketing_story(
+        writer.insert, writer.next_id,
+        lambda seconds: clock.timestamps(np.array([seconds], dtype=np.int64))(0, 1)[0],
+        rng.spawn(1)[0], tenant_id=tenant_id, zh=pools.zh, now=now,
+        customers=Customers(
+            ids=customer_ids, emails=email_normalized,
+            contact_id=np.where(has_email_contact, contact_ids[np.maximum(first_contact, 0)], -1)
+            if c_count else np.full(n, -1, dtype=np.int64),
+            contact_email=np.asarray(
+                np.where(has_email_contact, contact_email_normalized[np.maximum(first_contact, 0)], None)
+                if c_count else np.full(n, None, dtype=object)),
+            worker=worker, deal_customer=deal_customer, deal_kind=deal_kind, deal_created=deal_created,
+            deal_closed=deal_closed,
+        ),
+    )
     return {
         "customers": n,
         "contacts": c_count,
@@ -1601,5 +1626,9 @@ def _generate_tenant(
         "cases": cs,
         "case_ratings": ratings.size,
         "products": p_count,
-        "campaigns": len(campaign_names),
+        "campaigns": len(campaign_names) + marketing["campaigns"],
+        "campaign_members": marketing["campaign_members"],
+        "marketing_messages": marketing["marketing_messages"],
+        "marketing_events": marketing["marketing_events"],
+        "consent_records": marketing["consent_records"],
     }

@@ -383,7 +383,7 @@ def timeline(customer_id: int) -> None:
         pager[2].caption(t("grid.page", page=len(cursors) + 1))
 
 
-ENTRY_ICONS = {"activity": "💬", "deal_stage": "💼", "lifecycle": "🔄", "task": "✅", "order": "🧾"}
+ENTRY_ICONS = {"activity": "💬", "deal_stage": "💼", "lifecycle": "🔄", "task": "✅", "order": "🧾", "marketing": "📣"}
 
 
 def timeline_entry(entry: TimelineEntry) -> None:
@@ -409,6 +409,9 @@ def timeline_entry(entry: TimelineEntry) -> None:
         state = t("records.task_done") if details["status"] == "done" else (
             t("records.task_open", due=when(details["due_at"])) if details["due_at"] else t("records.task_undated"))
         what = [t("records.task_created", title=entry.text), state, entry.actor_name]
+    elif entry.kind == "marketing":  # a campaign touch: the campaign, what happened; the link or reason as text
+        what = [t(f"campaign_results.touch.{details['touch']}", campaign=entry.text)]
+        body = details.get("detail")
     else:
         what = [t("records.order", number=entry.text), order_status_label(details["status"]),
                 money(details["amount"], currency_code=details["currency"])]

@@ -48,6 +48,8 @@ PAGES: list[PageSpec] = [
     # marketing (issue 14): campaigns and their sequences, what they achieved, and who may not be contacted
     PageSpec("pages/campaigns.py", "nav.campaigns", "📣", "campaigns", "nav.section.marketing",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
+    PageSpec("pages/campaign_results.py", "nav.campaign_results", "💹", "campaign-results", "nav.section.marketing",
+             frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     # anyone who works with customers adds an address; managers and admins take one off (decision 0046)
     PageSpec("pages/do_not_contact.py", "nav.do_not_contact", "🚫", "do-not-contact", "nav.section.marketing", SALES),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from crm_core.models import (
     Activity,
     AuditEvent,
+    Campaign,
     Case,
     Contact,
     Customer,
@@ -33,6 +34,7 @@ from crm_core.models import (
     utcnow,
 )
 from crm_core.models.automation import LifecycleTransition
+from crm_core.models.marketing import MarketingEvent
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.models.service import CaseRating, CaseSla, CsatScore
 from crm_core.queries.cases import sla_outcome
@@ -374,7 +376,7 @@ def key_facts(session: Session, profile: CustomerProfile, *, now: dt.datetime | 
 
 # --- the timeline ---------------------------------------------------------------------------
 
-TIMELINE_KINDS = ("activity", "deal_stage", "lifecycle", "task", "order")
+TIMELINE_KINDS = ("activity", "deal_stage", "lifecycle", "task", "order", "marketing")
 """What the timeline holds, in the order entries of the same moment are listed."""
 
 TimelineCursor = tuple[dt.datetime, int, int]
@@ -425,7 +427,7 @@ def customer_timeline(
         return TimelinePage([], None)
     readers = {
         "activity": _activity_entries, "deal_stage": _stage_entries, "lifecycle": _lifecycle_entries,
-        "task": _task_entries, "order": _order_entries,
+        "task": _task_entries, "order": _order_entries, "marketing": _marketing_entries,
     }
     merged: list[TimelineEntry] = []
     for kind in wanted:
@@ -548,6 +550,32 @@ def _order_entries(session: Session, customer_id: int, cursor: TimelineCursor | 
         TimelineEntry("order", row[0], row[1], None, row[2], {
             "status": row[3], "amount": row[4], "currency": row[5],
             "cancelled": row[3] == OrderStatus.CANCELLED.value,
+        })
+        for row in session.execute(statement)
+    ]
+
+
+MARKETING_TIMELINE_TOUCHES = ("entered", "sent", "opened", "clicked", "replied", "unsubscribed", "bounced", "goal",
+                              "exited")
+"""The campaign touches the timeline shows (a skipped send, a delivery or a completed sequence are the results
+page's, not the customer's story)."""
+
+
+def _marketing_entries(session: Session, customer_id: int, cursor: TimelineCursor | None,
+                       limit: int) -> list[TimelineEntry]:
+    """Campaign touches: the campaign's name as the text, what happened (and its detail: the link, the reason)."""
+    event = MarketingEvent
+    statement = (
+        select(event.id, event.occurred_at, event.kind, event.detail, Campaign.name, event.campaign_id)
+        .join(Campaign, Campaign.id == event.campaign_id)
+        .where(event.customer_id == customer_id, event.kind.in_(MARKETING_TIMELINE_TOUCHES),
+               *_after("marketing", event.occurred_at, event.id, cursor))
+        .order_by(event.occurred_at.desc(), event.id.desc())
+        .limit(limit)
+    )
+    return [
+        TimelineEntry("marketing", row[0], row[1], None, row[4], {
+            "touch": row[2], "detail": row[3] or None, "campaign_id": row[5],
         })
         for row in session.execute(statement)
     ]

@@ -45,6 +45,10 @@ BULK_TABLES = {
     "case_ratings": "case_ratings",
     "products": "products",
     "campaigns": "campaigns",
+    "campaign_members": "campaign_members",
+    "marketing_messages": "marketing_messages",
+    "marketing_events": "marketing_events",
+    "consent_records": "consent_records",
 }
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -93,7 +97,8 @@ def test_the_summary_counts_the_rows_written_with_the_documented_ratios(db: Data
     assert (summary.activities, summary.tasks, summary.cases) == (2000, 300, 100)
     assert 1.7 <= summary.order_lines / summary.orders <= 2.3
     assert 20 <= summary.products <= 50
-    assert summary.campaigns == 5
+    assert summary.campaigns == 5 + 2  # and the two of the marketing story, with 250 members each
+    assert summary.campaign_members == 2 * 250 and summary.marketing_events > summary.marketing_messages > 250
 
 
 def test_every_business_row_has_a_tenant_timestamps_and_version_one(db: Database) -> None:
