@@ -97,7 +97,8 @@ def marketing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Marketing]:
 
 def add_step(page: Any, kind: str, *, title: str | None = None) -> None:
     """Add a step of ``kind`` (its menu text) at the end of the sequence, and wait for it to show."""
-    before = page.locator('[data-testid="stMain"] [data-testid="stText"]').filter(has_text=re.compile(r"^\d+\. ")).count()
+    numbered = page.locator('[data-testid="stMain"] [data-testid="stText"]').filter(has_text=re.compile(r"^\d+\. "))
+    before = numbered.count()
     pick_option(page, "Add a step", kind)
     settled(page, TIMEOUT)
     if title is not None:
@@ -105,8 +106,7 @@ def add_step(page: Any, kind: str, *, title: str | None = None) -> None:
         page.get_by_role("textbox", name="Task title").press("Enter")
         settled(page, TIMEOUT)
     page.get_by_role("button", name="Add step", exact=True).click()
-    expect(page.locator('[data-testid="stMain"] [data-testid="stText"]').filter(has_text=re.compile(r"^\d+\. "))
-           ).to_have_count(before + 1, timeout=TIMEOUT)
+    expect(numbered).to_have_count(before + 1, timeout=TIMEOUT)
     settled(page, TIMEOUT)
 
 
