@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
@@ -191,7 +191,6 @@ class SendRun:
     batches: int = 0
     problem: str | None = None  # why nothing could be sent (no SMTP server, no public address)
     seconds: float = 0.0
-    recipients: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "skipped": self.skipped, "retried": self.retried, "failed": self.failed,
@@ -358,64 +357,75 @@ def _event(row: MarketingMessage, kind: TouchKind, now: dt.datetime, detail: str
 
 
 def send_batch(db: Database, tenant_id: int, claimed: list[_Claimed], setup: SendSetup, run: SendRun) -> None:
-    """Ask the ledger about each claimed row, send the allowed ones over one SMTP connection, and record each
-    outcome (sent, skipped with the ledger's reason, queued again or failed) where the claim still holds."""
+    """Ask the ledger about each claimed row, record the refused ones as skipped, send the allowed ones over one
+    SMTP connection and record each outcome right after the server's answer (sent, or queued again / failed),
+    where the claim still holds: a worker killed mid-batch leaves at most the one message between the server's
+    250 and that commit to be sent again (with the same Message-ID)."""
     ids = [row.id for row in claimed]
+    claim_times = {row.id: row.claimed_at for row in claimed}
     with db.system_session("marketing: ledger at send time") as session:
         rows = list(session.scalars(select(MarketingMessage).where(MarketingMessage.id.in_(ids))
                                     .order_by(MarketingMessage.id)))
         decisions: dict[int, SendDecision] = {
             row.id: send_decision(session, tenant_id, "email", row.to_address, now=utcnow()) for row in rows}
         session.expunge_all()
-    errors: dict[int, str] = {}
-    delivered: set[int] = set()
+    refused = [row for row in rows if not decisions[row.id].allowed]
+    if refused:
+        _record(db, refused, claim_times, decisions, {}, run)
     allowed = [row for row in rows if decisions[row.id].allowed]
-    if allowed:
-        try:
-            with smtp_connection(setup.smtp) as smtp:
-                for row in allowed:
-                    email = build_message(outgoing(row, setup), link_key=setup.link_key, now=utcnow())
-                    try:
-                        smtp.send_message(email, from_addr=setup.bounce_address, to_addrs=[row.to_address])
-                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as error:
-                        errors[row.id] = f"{type(error).__name__}: {error}"[:500]
-                        smtp.rset()
-                    else:
-                        delivered.add(row.id)
-        except (OSError, smtplib.SMTPException) as error:  # the connection failed: the rest wait for a retry
-            for row in allowed:
-                if row.id not in delivered:
-                    errors.setdefault(row.id, f"{type(error).__name__}: {error}"[:500])
-    _record_outcomes(db, rows, claimed, decisions, delivered, errors, run)
+    if not allowed:
+        return
+    pending = list(allowed)
+    try:
+        with smtp_connection(setup.smtp) as smtp:
+            while pending:
+                row = pending[0]
+                email = build_message(outgoing(row, setup), link_key=setup.link_key, now=utcnow())
+                try:
+                    smtp.sendmail(setup.bounce_address, [row.to_address], email.as_string())
+                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as error:
+                    pending.pop(0)
+                    _record(db, [row], claim_times, decisions, {row.id: _error_text(error)}, run)
+                    smtp.rset()
+                else:
+                    pending.pop(0)
+                    _record(db, [row], claim_times, decisions, {}, run)
+    except (OSError, smtplib.SMTPException) as error:  # the connection failed: the rest wait for a retry
+        if pending:
+            _record(db, pending, claim_times, decisions, {row.id: _error_text(error) for row in pending}, run)
 
 
-def _record_outcomes(db: Database, rows: list[MarketingMessage], claimed: list[_Claimed],
-                     decisions: dict[int, SendDecision], delivered: set[int], errors: dict[int, str],
-                     run: SendRun) -> None:
+def _error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def _record(db: Database, rows: list[MarketingMessage], claim_times: dict[int, dt.datetime],
+            decisions: dict[int, SendDecision], errors: dict[int, str], run: SendRun) -> None:
+    """Record the outcome of ``rows`` in one transaction: skipped (the ledger said no), failed or queued again
+    (an error in ``errors``), else sent — each only while this run's claim on it holds."""
     message = MarketingMessage
-    claim_times = {row.id: row.claimed_at for row in claimed}
     now = utcnow()
-    with db.system_transaction("marketing: sent") as session:
+    with db.system_transaction("marketing: outcome") as session:
         for row in rows:
             decision = decisions[row.id]
             ours = and_(message.id == row.id, message.status == MessageStatus.SENDING.value,
                         message.claimed_at == claim_times[row.id])
+            event: MarketingEvent | None = None
             if not decision.allowed:
                 values: dict[str, Any] = {"status": MessageStatus.SKIPPED.value, "reason": decision.reason,
                                           "consent_record_id": decision.record_id}
-                event: MarketingEvent | None = _event(row, TouchKind.SKIPPED, now, decision.reason)
+                event = _event(row, TouchKind.SKIPPED, now, decision.reason)
                 run.skipped += 1
-            elif row.id in delivered:
+            elif row.id not in errors:
                 values = {"status": MessageStatus.SENT.value, "reason": decision.reason, "sent_at": now,
                           "consent_record_id": decision.record_id, "last_error": None}
                 event = _event(row, TouchKind.SENT, now, decision.reason)
                 run.sent += 1
-                run.recipients.append(row.to_address)
             else:
                 last = row.attempts >= MAX_ATTEMPTS
                 values = {"status": (MessageStatus.FAILED if last else MessageStatus.QUEUED).value,
-                          "last_error": errors.get(row.id, "not sent")}
-                event = None
+                          "last_error": errors[row.id]}
+                LOG.warning("marketing message %s not sent (attempt %s): %s", row.id, row.attempts, errors[row.id])
                 if last:
                     run.failed += 1
                 else:
@@ -424,9 +434,6 @@ def _record_outcomes(db: Database, rows: list[MarketingMessage], claimed: list[_
                                    .execution_options(synchronize_session=False))
             if cast(CursorResult[Any], done).rowcount == 1 and event is not None:
                 session.add(event)
-    for row in rows:
-        if row.id in errors:
-            LOG.warning("marketing message %s not sent (attempt %s): %s", row.id, row.attempts, errors[row.id])
 
 
 def send_marketing_mail(db: Database, tenant_id: int, *, now: dt.datetime | None = None,

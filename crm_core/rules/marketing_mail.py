@@ -20,7 +20,10 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage, Message
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.parser import HeaderParser
 from email.utils import format_datetime, formataddr
 from html import escape
@@ -140,26 +143,36 @@ def footer(language: str, *, sender_name: str, sender_address: str, postal_addre
     return "\n".join(lines)
 
 
-def build_message(outgoing: Outgoing, *, link_key: str, now: dt.datetime) -> EmailMessage:
+def _header(value: str) -> str | Header:
+    """A header value as it goes on the wire: ASCII as is, anything else RFC 2047-encoded (UTF-8)."""
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def build_message(outgoing: Outgoing, *, link_key: str, now: dt.datetime) -> Message:
     """The email of one marketing message: RFC 8058 headers, our fixed Message-ID; text only, or text and its
-    HTML twin with tracked links and the pixel when tracking is on."""
-    email = EmailMessage()
+    HTML twin with tracked links and the pixel when tracking is on. Built with the compat32 MIME classes: the
+    sender makes hundreds a second, and the header registry of ``policy.default`` costs ten times more."""
+    text = outgoing.body
+    if outgoing.tracking:
+        text = track_links(text, outgoing.links, link_key)
+    plain = MIMEText(text, "plain", "utf-8")
+    email: Message
+    if outgoing.tracking:
+        email = MIMEMultipart("alternative")
+        email.attach(plain)
+        email.attach(MIMEText(text_as_html(text, outgoing.links.pixel, outgoing.language), "html", "utf-8"))
+    else:
+        email = plain
     email["From"] = formataddr((outgoing.sender_name, outgoing.from_address)) if outgoing.sender_name \
         else outgoing.from_address
     email["To"] = outgoing.to_address
-    email["Subject"] = outgoing.subject
+    email["Subject"] = _header(outgoing.subject)
     email["Message-ID"] = outgoing.message_id
     email["Date"] = format_datetime(now.replace(tzinfo=dt.UTC))
     if outgoing.reply_to:
         email["Reply-To"] = outgoing.reply_to
     email["List-Unsubscribe"] = f"<{outgoing.links.unsubscribe}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    text = outgoing.body
-    if outgoing.tracking:
-        text = track_links(text, outgoing.links, link_key)
-    email.set_content(text)
-    if outgoing.tracking:
-        email.add_alternative(text_as_html(text, outgoing.links.pixel, outgoing.language), subtype="html")
     return email
 
 
