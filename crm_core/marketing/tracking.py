@@ -121,10 +121,11 @@ def _choices(session: Session, message: MarketingMessage) -> list[ChannelChoice]
     contact (or, without one, the customer), each with whether its latest entry is a grant."""
     owner = (ConsentRecord.contact_id == message.contact_id if message.contact_id is not None
              else ConsentRecord.customer_id == message.customer_id)
-    pairs = list(dict.fromkeys(session.execute(
+    rows = session.execute(
         select(ConsentRecord.channel, ConsentRecord.address)
         .where(ConsentRecord.tenant_id == message.tenant_id, owner)
-        .order_by(ConsentRecord.channel, ConsentRecord.address)).tuples()))
+        .order_by(ConsentRecord.channel, ConsentRecord.address)).all()
+    pairs = list(dict.fromkeys((str(channel), str(address)) for channel, address in rows))
     email = normalise_address(Channel.EMAIL, message.to_address)
     if email and (Channel.EMAIL.value, email) not in pairs:
         pairs.insert(0, (Channel.EMAIL.value, email))
