@@ -35,7 +35,8 @@ OPEN_PATH = "/m/o/"
 CLICK_PATH = "/m/c/"
 MARKETING_ID_PREFIX = "<mkt-"
 
-_LINK = re.compile(r"https?://[^\s<>\"'）】」]+", re.IGNORECASE)
+# a link runs over printable ASCII: in Chinese text it ends at the first Chinese character or full-width sign
+_LINK = re.compile(r"https?://[!#-&(-;=?-~]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}。，；：！？"
 
 
