@@ -243,6 +243,7 @@ def claim_batch(db: Database, tenant_id: int, *, now: dt.datetime, cap: int, cap
     only one gets a row. Senders found at their cap are added to ``capped_senders`` and not read again."""
     message = MarketingMessage
     claimed: list[_Claimed] = []
+    now = now.replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds: the claim is matched on it later
     with db.system_transaction("marketing: claim") as session:
         statement = select(message.id, message.status, message.claimed_at, message.from_address).where(
             _due(tenant_id, now)).order_by(message.id).limit(batch_size)

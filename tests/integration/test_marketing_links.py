@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from crm_core.db import Database
 from crm_core.marketing.sender import send_marketing_mail
+from crm_core.models import utcnow
 from crm_core.models.marketing import ConsentRecord, MarketingEvent, MarketingMessage, MarketingSettings
 from crm_core.services.consent import send_decision
 from server import marketing_routes
@@ -88,7 +89,7 @@ def test_the_pixel_counts_an_open_once_a_minute_and_not_without_tracking(db: Dat
         if session.scalar(select(MarketingSettings.id)) is None:
             session.add(MarketingSettings(tenant_id=world.admin.tenant_id, tracking_enabled=False))
     with db.system_transaction("test: a minute later") as session:
-        session.execute(update(MarketingEvent).values(occurred_at=MarketingEvent.occurred_at - dt.timedelta(minutes=5)))
+        session.execute(update(MarketingEvent).values(occurred_at=utcnow() - dt.timedelta(minutes=5)))
     assert client.get(f"/m/o/{message.token}.gif").status_code == 200 and len(touches(db, "opened")) == 1
     assert client.get("/m/o/not-a-token.gif").status_code == 404
 
