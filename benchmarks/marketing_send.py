@@ -131,7 +131,8 @@ def main(argv: list[str]) -> int:
     os.environ.pop("CRM_REDIS_URL", None)
     port = free_port()
     os.environ.update({"CRM_SMTP_HOST": "127.0.0.1", "CRM_SMTP_PORT": str(port),
-                       "CRM_MAIL_FROM": "news@bench.example", "CRM_PUBLIC_URL": "https://crm.bench.example", "CRM_CSAT_KEY": "bench-link-key-0123456789abcdef"})
+                       "CRM_MAIL_FROM": "news@bench.example", "CRM_PUBLIC_URL": "https://crm.bench.example",
+                       "CRM_CSAT_KEY": "bench-link-key-0123456789abcdef"})
     for name in ("CRM_SMTP_USER", "CRM_SMTP_PASSWORD"):
         os.environ.pop(name, None)
     db = open_database(args.database_url or f"sqlite:///{folder}/bench.db")

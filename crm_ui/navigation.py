@@ -42,6 +42,8 @@ PAGES: list[PageSpec] = [
              frozenset({Role.ADMIN, Role.MANAGER})),
     PageSpec("pages/service_dashboard.py", "nav.service_dashboard", "📈", "service-dashboard", "nav.section.service",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
+    PageSpec("pages/email_templates.py", "nav.email_templates", "📧", "email-templates", "nav.section.analytics",
+             frozenset({Role.ADMIN, Role.MANAGER})),
     PageSpec("pages/segments.py", "nav.segments", "🎯", "segments", "nav.section.analytics",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/funnel.py", "nav.funnel", "🔻", "funnel", "nav.section.analytics"),

@@ -264,7 +264,8 @@ def test_a_bounce_marks_the_message_and_the_address_and_a_reply_is_a_touch_not_a
     assert receive_message(db, dsn(answered.message_id, "fan@example.cn", "5.1.1", other), [other],
                            envelope_from="").action == "dropped"
     reply = (f"From: Li Lei <fan@example.cn>\r\nTo: {inbox}\r\nSubject: Re: Spring\r\n"
-             f"Message-ID: <reply-1@example.cn>\r\nIn-Reply-To: {answered.message_id}\r\n\r\nTell me more.\r\n").encode()
+             f"Message-ID: <reply-1@example.cn>\r\nIn-Reply-To: {answered.message_id}\r\n\r\n"
+             "Tell me more.\r\n").encode()
     assert receive_message(db, reply, [inbox], envelope_from="fan@example.cn").action == "replied"
     assert receive_message(db, reply, [inbox], envelope_from="fan@example.cn").action == "replied"
     assert touches(db, "replied") == ["<reply-1@example.cn>"]
