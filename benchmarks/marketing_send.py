@@ -94,7 +94,7 @@ def _serve(log_path: str, port: int, ready: Any) -> None:
         time.sleep(3600)
 
 
-def start_sink(log_path: Path, port: int) -> multiprocessing.Process:
+def start_sink(log_path: Path, port: int) -> Any:
     """The sink in a process of its own (the sender has the other core)."""
     context = multiprocessing.get_context("spawn")
     ready = context.Event()

@@ -144,9 +144,9 @@ def footer(language: str, *, sender_name: str, sender_address: str, postal_addre
     return "\n".join(lines)
 
 
-def _header(value: str) -> str | Header:
+def _header(value: str) -> str:
     """A header value as it goes on the wire: ASCII as is, anything else RFC 2047-encoded (UTF-8)."""
-    return value if value.isascii() else Header(value, "utf-8")
+    return value if value.isascii() else Header(value, "utf-8").encode()
 
 
 def build_message(outgoing: Outgoing, *, link_key: str, now: dt.datetime) -> Message:

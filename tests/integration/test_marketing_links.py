@@ -20,7 +20,7 @@ from crm_core.services.consent import send_decision
 from server import marketing_routes
 from tests.factories import World
 from tests.integration import test_marketing_send as sending
-from tests.integration.test_marketing_send import queue_for, touches
+from tests.integration.test_marketing_send import body_of, queue_for, touches
 from tests.mail_sink import Sink
 
 world = sending.world  # the fixtures of the sender's tests: a world, the environment and its sink
@@ -97,7 +97,7 @@ def test_the_pixel_counts_an_open_once_a_minute_and_not_without_tracking(db: Dat
 def test_a_click_redirects_only_where_the_signature_says(db: Database, world: World, mail_env: Sink,
                                                          client: TestClient) -> None:
     sent_one(db, world)
-    text = mail_env.messages[0][2].get_body(("plain",)).get_content()
+    text = body_of(mail_env.messages[0][2], "plain")
     link = re.search(r"https://crm\.example\.cn(/m/c/\S+)", text)
     assert link is not None
     path = link.group(1).rstrip(".")

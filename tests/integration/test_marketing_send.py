@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,12 @@ def queue_for(db: Database, world: World, addresses: list[str], *, grant: bool =
     return messages
 
 
+def body_of(email: EmailMessage, kind: str) -> str:
+    part = email.get_body((kind,))
+    assert part is not None, f"no {kind} part"
+    return str(part.get_content())
+
+
 def statuses(db: Database) -> dict[str, str]:
     with db.system_session("test") as session:
         return dict(session.execute(select(MarketingMessage.to_address, MarketingMessage.status)).all())
@@ -119,11 +126,11 @@ def test_a_queued_email_leaves_once_with_its_headers_footer_and_lawful_basis(db:
     assert email["List-Unsubscribe"] == f"<https://crm.example.cn/m/u/{queued.token}>"
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert email["Reply-To"] == f"support+{slug}@in.example.cn"
-    text = email.get_body(("plain",)).get_content()
+    text = body_of(email, "plain")
     assert "Li Lei, hello." in text and "1 Bund Road, Shanghai" in text and "Acme 营销 · news@example.cn" in text
     assert f"Unsubscribe: https://crm.example.cn/m/u/{queued.token}" in text  # untracked: the way out stays plain
     assert "https://crm.example.cn/m/c/" in text and "shop.example.com%2Foffer" in text
-    html = email.get_body(("html",)).get_content()
+    html = body_of(email, "html")
     assert f'src="https://crm.example.cn/m/o/{queued.token}.gif"' in html
     with db.system_session("test") as session:
         row = session.get(MarketingMessage, queued.id)
