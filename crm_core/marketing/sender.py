@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.config import public_url
-from crm_core.db import Database
+from crm_core.db import WRITE_OPTION, Database
 from crm_core.i18n import t
 from crm_core.jobs.after_commit import AfterCommit
 from crm_core.jobs.context import JobContext, job_kind
@@ -370,71 +370,76 @@ def send_batch(db: Database, tenant_id: int, claimed: list[_Claimed], setup: Sen
         decisions: dict[int, SendDecision] = {
             row.id: send_decision(session, tenant_id, "email", row.to_address, now=utcnow()) for row in rows}
         session.expunge_all()
-    refused = [row for row in rows if not decisions[row.id].allowed]
-    if refused:
-        _record(db, refused, claim_times, decisions, {}, run)
-    allowed = [row for row in rows if decisions[row.id].allowed]
-    if not allowed:
-        return
-    pending = list(allowed)
-    try:
-        with smtp_connection(setup.smtp) as smtp:
-            while pending:
-                row = pending[0]
-                email = build_message(outgoing(row, setup), link_key=setup.link_key, now=utcnow())
-                try:
-                    smtp.sendmail(setup.bounce_address, [row.to_address], email.as_string())
-                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as error:
-                    pending.pop(0)
-                    _record(db, [row], claim_times, decisions, {row.id: _error_text(error)}, run)
-                    smtp.rset()
-                else:
-                    pending.pop(0)
-                    _record(db, [row], claim_times, decisions, {}, run)
-    except (OSError, smtplib.SMTPException) as error:  # the connection failed: the rest wait for a retry
-        if pending:
-            _record(db, pending, claim_times, decisions, {row.id: _error_text(error) for row in pending}, run)
+    with db.system_session("marketing: outcome") as outcomes:  # one session, a commit per outcome
+        def record(done: list[MarketingMessage], errors: dict[int, str]) -> None:
+            with outcomes.begin():
+                if isinstance(db.bind, Engine) and db.dialect_name == "sqlite":
+                    outcomes.connection(execution_options={WRITE_OPTION: True})
+                _record(outcomes, done, claim_times, decisions, errors, run)
+
+        refused = [row for row in rows if not decisions[row.id].allowed]
+        if refused:
+            record(refused, {})
+        pending = [row for row in rows if decisions[row.id].allowed]
+        if not pending:
+            return
+        try:
+            with smtp_connection(setup.smtp) as smtp:
+                while pending:
+                    row = pending[0]
+                    email = build_message(outgoing(row, setup), link_key=setup.link_key, now=utcnow())
+                    try:
+                        smtp.sendmail(setup.bounce_address, [row.to_address], email.as_string())
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as error:
+                        pending.pop(0)
+                        record([row], {row.id: _error_text(error)})
+                        smtp.rset()
+                    else:
+                        pending.pop(0)
+                        record([row], {})
+        except (OSError, smtplib.SMTPException) as error:  # the connection failed: the rest wait for a retry
+            if pending:
+                record(pending, {row.id: _error_text(error) for row in pending})
 
 
 def _error_text(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:500]
 
 
-def _record(db: Database, rows: list[MarketingMessage], claim_times: dict[int, dt.datetime],
+def _record(session: Session, rows: list[MarketingMessage], claim_times: dict[int, dt.datetime],
             decisions: dict[int, SendDecision], errors: dict[int, str], run: SendRun) -> None:
-    """Record the outcome of ``rows`` in one transaction: skipped (the ledger said no), failed or queued again
+    """Record the outcome of ``rows`` in the caller's transaction: skipped (the ledger said no), failed or queued again
     (an error in ``errors``), else sent — each only while this run's claim on it holds."""
     message = MarketingMessage
     now = utcnow()
-    with db.system_transaction("marketing: outcome") as session:
-        for row in rows:
-            decision = decisions[row.id]
-            ours = and_(message.id == row.id, message.status == MessageStatus.SENDING.value,
-                        message.claimed_at == claim_times[row.id])
-            event: MarketingEvent | None = None
-            if not decision.allowed:
-                values: dict[str, Any] = {"status": MessageStatus.SKIPPED.value, "reason": decision.reason,
-                                          "consent_record_id": decision.record_id}
-                event = _event(row, TouchKind.SKIPPED, now, decision.reason)
-                run.skipped += 1
-            elif row.id not in errors:
-                values = {"status": MessageStatus.SENT.value, "reason": decision.reason, "sent_at": now,
-                          "consent_record_id": decision.record_id, "last_error": None}
-                event = _event(row, TouchKind.SENT, now, decision.reason)
-                run.sent += 1
+    for row in rows:
+        decision = decisions[row.id]
+        ours = and_(message.id == row.id, message.status == MessageStatus.SENDING.value,
+                    message.claimed_at == claim_times[row.id])
+        event: MarketingEvent | None = None
+        if not decision.allowed:
+            values: dict[str, Any] = {"status": MessageStatus.SKIPPED.value, "reason": decision.reason,
+                                      "consent_record_id": decision.record_id}
+            event = _event(row, TouchKind.SKIPPED, now, decision.reason)
+            run.skipped += 1
+        elif row.id not in errors:
+            values = {"status": MessageStatus.SENT.value, "reason": decision.reason, "sent_at": now,
+                      "consent_record_id": decision.record_id, "last_error": None}
+            event = _event(row, TouchKind.SENT, now, decision.reason)
+            run.sent += 1
+        else:
+            last = row.attempts >= MAX_ATTEMPTS
+            values = {"status": (MessageStatus.FAILED if last else MessageStatus.QUEUED).value,
+                      "last_error": errors[row.id]}
+            LOG.warning("marketing message %s not sent (attempt %s): %s", row.id, row.attempts, errors[row.id])
+            if last:
+                run.failed += 1
             else:
-                last = row.attempts >= MAX_ATTEMPTS
-                values = {"status": (MessageStatus.FAILED if last else MessageStatus.QUEUED).value,
-                          "last_error": errors[row.id]}
-                LOG.warning("marketing message %s not sent (attempt %s): %s", row.id, row.attempts, errors[row.id])
-                if last:
-                    run.failed += 1
-                else:
-                    run.retried += 1
-            done = session.execute(update(message).where(ours).values(**values)
-                                   .execution_options(synchronize_session=False))
-            if cast(CursorResult[Any], done).rowcount == 1 and event is not None:
-                session.add(event)
+                run.retried += 1
+        done = session.execute(update(message).where(ours).values(**values)
+                               .execution_options(synchronize_session=False))
+        if cast(CursorResult[Any], done).rowcount == 1 and event is not None:
+            session.add(event)
 
 
 def send_marketing_mail(db: Database, tenant_id: int, *, now: dt.datetime | None = None,
