@@ -37,7 +37,7 @@ def seed_outbox(db: Database, tenant_id: int, admin: Any, count: int, *, sender:
     """``count`` queued marketing messages of one member (a cycle each) to distinct granted addresses, inserted
     set-based; their Message-IDs."""
     from crm_core.models import Campaign, utcnow
-    from crm_core.models.marketing import CampaignStep, ConsentRecord, MarketingMessage
+    from crm_core.models.marketing import CampaignStep, ConsentRecord, MarketingMessage, MarketingSettings
     from crm_core.models.segments import CampaignMember
     from crm_core.services.customers import CustomerInput, create_customer
 
@@ -45,6 +45,9 @@ def seed_outbox(db: Database, tenant_id: int, admin: Any, count: int, *, sender:
     customer_id = create_customer(db, admin, CustomerInput(name=f"Bench {uuid.uuid4().hex[:6]}",
                                                            owner_id=admin.user_id), allow_duplicate=True)
     with db.system_transaction("bench: campaign") as session:
+        if session.scalar(select(MarketingSettings.id).where(MarketingSettings.tenant_id == tenant_id)) is None:
+            session.add(MarketingSettings(tenant_id=tenant_id, daily_cap_per_sender=1_000_000, tracking_enabled=True,
+                                          sender_name="Bench", postal_address="1 Bench Road"))
         campaign = Campaign(tenant_id=tenant_id, name="Spring", status="running")
         session.add(campaign)
         session.flush()

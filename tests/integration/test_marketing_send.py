@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 from crm_core.db import Database
 from crm_core.mail.inbound import receive_message
-from crm_core.marketing.sender import LEASE, MAX_ATTEMPTS, queue_email, send_marketing_mail
+from crm_core.marketing.sender import CONNECTIONS, LEASE, MAX_ATTEMPTS, queue_email, send_marketing_mail
 from crm_core.models import Campaign
 from crm_core.models.marketing import (
     CampaignStep,
@@ -345,7 +345,8 @@ def test_a_worker_killed_mid_batch_sends_every_message_once(kind: str, tmp_path_
             assert "'sent'" in done.stdout
             received = Counter(str(email["Message-ID"]) for _, _, email in keeper.messages)
             assert set(received) == set(message_ids)  # none lost
-            assert sum(received.values()) - count <= 1  # at most the one between the server's 250 and our commit
+            # at most one per SMTP connection: the message between the server's 250 and our commit
+            assert sum(received.values()) - count <= CONNECTIONS
             assert Counter(statuses(db).values()) == {"sent": count}
     finally:
         controller.stop()
