@@ -6,6 +6,7 @@
               /metrics           Prometheus series (crm_core.metrics; merged across processes)
               /_kestrel/session  turns a one-time login ticket into the HttpOnly login cookie (and …/clear)
               /csat/{token}      the customer's one-click CSAT rating of a resolved case (crm_core.services.csat)
+              /m/u|p|o|c/{token} a marketing email's unsubscribe, preferences, open pixel, click (decision 0048)
               /api               the FastAPI app of ``crm_api`` (problem+json errors)
 
 Uncaught script errors reach ``on_script_error``: logged under a correlation id, shown to the
@@ -438,6 +439,107 @@ def csat_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
     return endpoint
 
 
+def _html(body: str, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _not_found_page(language: str = "en") -> Response:
+    from crm_ui import marketing_pages
+
+    return _html(marketing_pages.message_page("marketing_mail.page.unknown", language), 404)
+
+
+def marketing_unsubscribe_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
+    """``/m/u/{token}``: GET asks (one button), POST unsubscribes at once (RFC 8058 one-click: no login, no
+    confirmation); crm_core.marketing.tracking does the work."""
+    from crm_core.marketing import tracking
+    from crm_ui import marketing_pages
+
+    async def endpoint(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            if request.method == "POST":
+                done = await anyio.to_thread.run_sync(lambda: tracking.unsubscribe(database(), token))
+                key = "marketing_mail.page.already" if done.already else "marketing_mail.page.unsubscribed"
+                return _html(marketing_pages.message_page(key, done.language, token=token, address=done.address))
+            prefs = await anyio.to_thread.run_sync(lambda: tracking.preferences(database(), token))
+        except tracking.UnknownLink:
+            return _not_found_page()
+        email = next((choice.address for choice in prefs.choices if choice.channel == "email"), "")
+        return _html(marketing_pages.unsubscribe_page(token, prefs.language, email))
+
+    return endpoint
+
+
+def marketing_preferences_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
+    """``/m/p/{token}``: the person's channels (GET) and their choices (POST, with the token-bound form key)."""
+    from crm_core.marketing import tracking
+    from crm_ui import marketing_pages
+
+    async def endpoint(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            if request.method == "POST":
+                form = await request.form()
+                wanted = {str(name): str(value) for name, value in form.items() if name != "form_key"}
+                form_key = str(form.get("form_key", ""))
+                prefs = await anyio.to_thread.run_sync(
+                    lambda: tracking.save_preferences(database(), token, form_key, wanted))
+                return _html(marketing_pages.preferences_page(token, prefs, saved=True))
+            prefs = await anyio.to_thread.run_sync(lambda: tracking.preferences(database(), token))
+        except tracking.UnknownLink:
+            return _not_found_page()
+        except tracking.FormRefused:
+            language = await anyio.to_thread.run_sync(lambda: tracking.message_language(database(), token))
+            return _html(marketing_pages.message_page("marketing_mail.page.form_refused", language, token=token), 400)
+        return _html(marketing_pages.preferences_page(token, prefs))
+
+    return endpoint
+
+
+def marketing_open_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
+    """``/m/o/{token}.gif``: the 1x1 pixel, and an ``opened`` touch (404 for a token we never sent)."""
+    from crm_core.marketing import tracking
+
+    async def endpoint(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            await anyio.to_thread.run_sync(lambda: tracking.record_open(database(), token))
+        except tracking.UnknownLink:
+            return Response(status_code=404, headers={"Cache-Control": "no-store"})
+        return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+    return endpoint
+
+
+def marketing_click_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
+    """``/m/c/{token}?u=…&s=…``: 302 to ``u`` when ``s`` signs it for this token, else the 404 page."""
+    from crm_core.marketing import tracking
+
+    async def endpoint(request: Request) -> Response:
+        token = request.path_params["token"]
+        url, signature = request.query_params.get("u", ""), request.query_params.get("s", "")
+        try:
+            target = await anyio.to_thread.run_sync(
+                lambda: tracking.click_target(database(), token, url, signature))
+        except tracking.UnknownLink:
+            return _not_found_page()
+        return Response(status_code=302, headers={"Location": target, "Cache-Control": "no-store"})
+
+    return endpoint
+
+
+def marketing_routes(database: Callable[[], Database]) -> list[BaseRoute]:
+    """The routes of a marketing email's links (decision 0048)."""
+    return [
+        Route("/m/u/{token}", marketing_unsubscribe_endpoint(database), methods=["GET", "POST"]),
+        Route("/m/p/{token}", marketing_preferences_endpoint(database), methods=["GET", "POST"]),
+        Route("/m/o/{token}.gif", marketing_open_endpoint(database), methods=["GET"]),
+        Route("/m/c/{token}", marketing_click_endpoint(database), methods=["GET"]),
+    ]
+
+
 def metrics_endpoint(database: Callable[[], Database]) -> Callable[[Request], Any]:
     """``/metrics``: Prometheus text; jobs waiting per kind and pool use are read at scrape time."""
     from sqlalchemy import func, select
@@ -502,6 +604,7 @@ def create_app(database_url: str | None = None) -> st.App:
         Route(session_cookie.SET_PATH, set_session_cookie, methods=["GET"]),
         Route(session_cookie.CLEAR_PATH, clear_session_cookie, methods=["GET"]),
         Route("/csat/{token}", csat_endpoint(database), methods=["GET", "POST"]),
+        *marketing_routes(database),
         api_mount(create_api(database)),
     ]
     index_html = (Path(st.__file__).parent / "static" / "index.html").read_text(encoding="utf-8")

@@ -50,6 +50,8 @@ PAGES: list[PageSpec] = [
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
     PageSpec("pages/campaign_results.py", "nav.campaign_results", "💹", "campaign-results", "nav.section.marketing",
              frozenset({Role.ADMIN, Role.MANAGER, Role.ANALYST})),
+    PageSpec("pages/email_templates.py", "nav.email_templates", "📧", "email-templates", "nav.section.marketing",
+             frozenset({Role.ADMIN, Role.MANAGER})),
     # anyone who works with customers adds an address; managers and admins take one off (decision 0046)
     PageSpec("pages/do_not_contact.py", "nav.do_not_contact", "🚫", "do-not-contact", "nav.section.marketing", SALES),
     PageSpec("pages/users.py", "nav.users", "🔑", "users", "nav.section.admin", ADMINS),

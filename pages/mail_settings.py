@@ -1,5 +1,6 @@
 """Mail (admins): the tenant's own SMTP server for case mail (the environment's otherwise), a test message
-sent by a job, and which team's queue the mail received at each address goes to (decision 0031)."""
+sent by a job, which team's queue the mail received at each address goes to (decision 0031), and the
+marketing email settings: tracking, the daily cap per sender, the sender and postal address (decision 0048)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from crm_core.queries.jobs import JobView, list_jobs
 from crm_core.queries.mail_settings import list_mail_routes, mail_settings_view
 from crm_core.queries.users import list_teams
 from crm_core.services import mail_settings as service
+from crm_core.services import marketing_settings as marketing
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.jobs import is_active, live_jobs, show_error, show_progress
 from crm_ui.text import plain_params
@@ -145,3 +147,33 @@ if routes:
             show_domain_error(error)
         else:
             done("mail.routes.deleted")
+
+# --- marketing email (decision 0048) ---------------------------------------------------------------
+st.subheader(t("marketing_mail.settings.title"))
+st.caption(t("marketing_mail.settings.help"))
+marketing_now = marketing.marketing_settings_view(get_db(), actor)
+with st.form("mail_settings_marketing"):
+    tracking = st.checkbox(t("marketing_mail.settings.tracking"), value=marketing_now.tracking_enabled,
+                           help=t("marketing_mail.settings.tracking_help"), key="mail_settings_tracking")
+    cap = st.number_input(t("marketing_mail.settings.cap"), 1, marketing.MAX_DAILY_CAP,
+                          marketing_now.daily_cap_per_sender, key="mail_settings_cap")
+    sender_name = st.text_input(t("marketing_mail.settings.sender_name"), value=marketing_now.sender_name,
+                                max_chars=200, key="mail_settings_sender_name")
+    sender = st.text_input(t("marketing_mail.settings.sender_address"), value=marketing_now.sender_address,
+                           max_chars=254, help=t("marketing_mail.settings.sender_address_help"),
+                           key="mail_settings_sender_address")
+    postal = st.text_area(t("marketing_mail.settings.postal_address"), value=marketing_now.postal_address,
+                          max_chars=500, key="mail_settings_postal")
+    if st.form_submit_button(t("marketing_mail.settings.save")):
+        try:
+            marketing.save_marketing_settings(get_db(), actor, marketing.MarketingSettingsInput(
+                tracking_enabled=tracking, daily_cap_per_sender=int(cap), sender_name=sender_name,
+                sender_address=sender, postal_address=postal), expected_version=marketing_now.version)
+        except DomainError as error:
+            show_domain_error(error, labels={
+                "daily_cap_per_sender": t("marketing_mail.settings.cap"),
+                "sender_name": t("marketing_mail.settings.sender_name"),
+                "sender_address": t("marketing_mail.settings.sender_address"),
+                "postal_address": t("marketing_mail.settings.postal_address")})
+        else:
+            done("marketing_mail.settings.saved")

@@ -558,6 +558,7 @@ def segment_snapshot(ctx: JobContext) -> dict[str, Any]:
 # kinds that live with their own area register themselves when imported
 import crm_core.mail.outbound  # noqa: E402,F401  - case_mail_send
 import crm_core.marketing.engine  # noqa: E402,F401  - marketing_tick
+import crm_core.marketing.sender  # noqa: E402,F401  - marketing_send
 import crm_core.notifications.robots  # noqa: E402,F401  - notification_robots
 import crm_core.notifications.sweep  # noqa: E402,F401  - task_reminders
 import crm_core.webhooks.jobs  # noqa: E402,F401  - webhook_dispatch

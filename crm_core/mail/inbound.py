@@ -62,7 +62,8 @@ class MailRefused(Exception):
 
 @dataclass(frozen=True)
 class MailOutcome:
-    """What became of an accepted message: ``action`` is created, threaded, duplicate or dropped."""
+    """What became of an accepted message: ``action`` is created, threaded, duplicate, dropped, or — for our
+    marketing mail — bounced or replied."""
 
     action: str
     case_id: int | None = None
@@ -233,12 +234,33 @@ def _continue_case(session: Session, case: Case, text: str, now: dt.datetime) ->
     return event
 
 
+def _marketing_answer(db: Database, message: EmailMessage, recipients: list[str], envelope_from: str | None,
+                      now: dt.datetime | None) -> MailOutcome | None:
+    """A bounce of one of our marketing messages, or a person's reply to one: recorded on the campaign
+    (crm_core.marketing.replies), never a case; None when the message is neither (decision 0048)."""
+    from crm_core.marketing.replies import record_bounce, record_reply
+    from crm_core.rules.marketing_mail import is_delivery_report
+
+    if is_delivery_report(message):
+        with db.system_transaction("mail-in: marketing bounce") as session:
+            bounced = record_bounce(session, message, recipients, now=now)
+        return None if bounced is None else MailOutcome("bounced", reason=f"marketing message {bounced.id}")
+    if rules.automatic_reason(message, envelope_from) is not None:
+        return None  # an out-of-office answer is not the person's reply
+    with db.system_transaction("mail-in: marketing reply") as session:
+        answered = record_reply(session, message, recipients, now=now)
+    return None if answered is None else MailOutcome("replied", reason=f"marketing message {answered.id}")
+
+
 def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope_from: str | None = None,
                     now: dt.datetime | None = None) -> MailOutcome:
     """Turn one received message into a case or an answer on one; raises MailRefused (with its SMTP reply)."""
     if len(raw) > rules.MAX_MESSAGE_BYTES:
         raise MailRefused("552 5.3.4 Message too big", f"oversize: {len(raw)} bytes")
     message = parse_message(raw)
+    marketing = _marketing_answer(db, message, recipients, envelope_from, now)
+    if marketing is not None:
+        return marketing
     automatic = rules.automatic_reason(message, envelope_from)
     if automatic is not None:
         return MailOutcome("dropped", reason=automatic)
