@@ -242,6 +242,8 @@ def _controls(t: Any, actor: Any, campaign: Any) -> None:
     if not available:
         st.info(t("campaigns.is_stopped"))
         return
+    if done := st.session_state.pop("campaigns_done", None):
+        st.success(done)  # kept across the rerun that shows the new state (a toast would vanish with it)
     confirm = st.checkbox(t("campaigns.confirm"), key="campaigns_confirm")
     with st.container(horizontal=True):
         for action in available:
@@ -252,8 +254,11 @@ def _controls(t: Any, actor: Any, campaign: Any) -> None:
                 except DomainError as error:
                     show_domain_error(error)
                 else:
-                    if action == "launch":
-                        st.toast(t("campaigns.launched", count=outcome.enrolled + outcome.started))
+                    # the next action asks again: "I am sure" is for this one only
+                    st.session_state.pop("campaigns_confirm", None)
+                    st.session_state["campaigns_done"] = (
+                        t("campaigns.launched", count=outcome.enrolled + outcome.started) if action == "launch"
+                        else t(f"campaigns.done.{action}"))
                     st.rerun()
 
 

@@ -254,9 +254,8 @@ def _advance_member(session: Session, tenant_id: int, member_id: int, now: dt.da
         result.finished[outcome.state] = result.finished.get(outcome.state, 0) + 1
     result.advanced += 1
     session.flush()
-    send_after_commit = getattr(sender, "send_after_commit", None)
-    if queued and send_after_commit is not None:
-        send_after_commit(session, tenant_id)
+    if queued:
+        sender.send_after_commit(session, tenant_id)
 
 
 def _owner_task(session: Session, member: CampaignMember, step: CampaignStep, now: dt.datetime) -> int:

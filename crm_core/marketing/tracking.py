@@ -113,6 +113,10 @@ def unsubscribe(db: Database, token: str, *, now: dt.datetime | None = None) -> 
                                               moment)
         if written:
             session.add(_event(message, TouchKind.UNSUBSCRIBED, moment, "unsubscribe link"))
+            # the member leaves its sequences now (a tick after this commit), not at the next minute
+            from crm_core.marketing.engine import tick_after_commit
+
+            tick_after_commit(session, message.tenant_id)
         return Unsubscribed(message.language, address, already=not written)
 
 
