@@ -121,6 +121,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks marketing_send")
     parser.add_argument("--messages", type=int, default=MESSAGES)
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--connections", type=int, default=None, help="SMTP connections side by side")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     args = parser.parse_args(argv)
 
@@ -152,7 +153,8 @@ def main(argv: list[str]) -> int:
     sink = start_sink(log_path, port)
     try:
         started = time.perf_counter()
-        run = send_marketing_mail(db, created.tenant_id, batch_size=args.batch_size)
+        more = {} if args.connections is None else {"connections": args.connections}
+        run = send_marketing_mail(db, created.tenant_id, batch_size=args.batch_size, **more)
         seconds = time.perf_counter() - started
         time.sleep(0.5)  # the sink's last lines
     finally:
