@@ -43,6 +43,11 @@ EntryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 class ConsentStateOut(BaseModel):
     """Where one address of the customer stands on one channel now."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "contact_id": 9, "channel": "email", "address": "lin.mei@example.com", "state": "granted",
+        "basis": "consent", "since": "2026-12-01T08:31:00Z", "proof_kind": "form", "proof": "Trade fair form",
+        "recorded_by": "Rita Rep"}]})
+
     contact_id: int | None = Field(description="Null: the customer's own address.")
     channel: str
     address: str = Field(description="As the ledger keys it: an email lower-cased, a phone in E.164.")
@@ -56,6 +61,11 @@ class ConsentStateOut(BaseModel):
 
 class ConsentEntryOut(BaseModel):
     """One entry of the ledger."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 31, "contact_id": 9, "channel": "email", "address": "lin.mei@example.com", "action": "withdraw",
+        "basis": None, "proof_kind": "unsubscribe", "proof": "marketing message <mkt-1f2e@kestrel-crm.invalid>",
+        "recorded_at": "2026-12-03T10:02:00Z", "recorded_by": None}]})
 
     id: int
     contact_id: int | None
