@@ -13,7 +13,9 @@ from crm_core.access import Actor
 from crm_core.errors import DomainError
 from crm_core.models import Role
 from crm_core.models.marketing import ANY_CHANNEL, Channel, LawfulBasis
+from crm_core.queries.campaigns import customer_memberships
 from crm_core.queries.consent import ConsentState, consent_history, consent_state, list_do_not_contact
+from crm_core.services.campaigns import stop_member
 from crm_core.services.consent import (
     USER_PROOF_KINDS,
     ConsentInput,
@@ -25,7 +27,7 @@ from crm_ui.context import choice_key, get_db, read_session, show_domain_error, 
 from crm_ui.formatting import EMPTY, number, when
 from crm_ui.layout import table_or_cards
 from crm_ui.pager import numbered_pager
-from crm_ui.text import plain
+from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
 CHANNELS = [channel.value for channel in Channel]
@@ -90,6 +92,29 @@ def consent_tab(actor: Actor, customer_id: int, customer_name: str, contacts: li
         st.info(t("consent.no_history"))
     if actor.can_write:
         consent_form(actor, customer_id, customer_name, contacts, prefix)
+    campaigns_now(actor, customer_id, prefix)
+
+
+def campaigns_now(actor: Actor, customer_id: int, prefix: str) -> None:
+    """The campaigns the customer is in now; its owner (or a manager/admin) stops one for this customer."""
+    with read_session() as session:
+        memberships = customer_memberships(session, customer_id)
+    if not memberships:
+        return
+    st.subheader(t("consent.campaigns_now"))
+    for membership in memberships:
+        with st.container(border=True, key=f"{prefix}_member_{membership.member_id}"):
+            st.markdown(f"**{plain_line(membership.campaign)}**")
+            st.caption(t("consent.campaign_state", state=t(f"campaigns.member.{membership.state}"),
+                         next=when(membership.next_run_at)))
+            if actor.can_write and st.button(t("consent.stop_campaign"), key=f"{prefix}_stop_{membership.member_id}"):
+                try:
+                    stop_member(get_db(), actor, membership.member_id)
+                except DomainError as error:
+                    show_domain_error(error)
+                else:
+                    STATE[f"{prefix}_notice"] = t("consent.campaign_stopped", campaign=membership.campaign)
+                    st.rerun()
 
 
 def _state_row(row: ConsentState, customer_name: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_core.models import Campaign, Customer
-from crm_core.models.marketing import CampaignStep, EmailTemplate
+from crm_core.models.marketing import CampaignStep, EmailTemplate, MemberState
 from crm_core.models.segments import CampaignMember
 from crm_core.queries.paging import Page
 
@@ -93,3 +93,24 @@ def list_members(session: Session, campaign_id: int, *, page: int = 1, per_page:
         .limit(per_page + 1).offset((page - 1) * per_page)).all()
     return Page(items=[MemberRow(*row) for row in rows[:per_page]], page=page, per_page=per_page,
                 has_next=len(rows) > per_page)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A campaign a customer is in now (not finished), for its 360."""
+
+    member_id: int
+    campaign: str
+    state: str
+    next_run_at: dt.datetime | None
+
+
+def customer_memberships(session: Session, customer_id: int) -> list[Membership]:
+    """The customer's unfinished campaign memberships (under the reader's rule), newest first."""
+    rows = session.execute(
+        select(CampaignMember.id, Campaign.name, CampaignMember.state, CampaignMember.next_run_at)
+        .join(Campaign, Campaign.id == CampaignMember.campaign_id)
+        .where(CampaignMember.customer_id == customer_id,
+               CampaignMember.state.in_([MemberState.ACTIVE.value, MemberState.PENDING.value]))
+        .order_by(CampaignMember.id.desc())).all()
+    return [Membership(*row) for row in rows]

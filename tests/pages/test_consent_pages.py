@@ -98,3 +98,28 @@ def test_the_do_not_contact_page_lists_searches_adds_and_lets_a_manager_remove(a
     assert any("off the do-not-contact list" in s.value for s in app.success)
     with app_world.db.system_session("test") as session:
         assert session.scalar(select(func.count()).select_from(DoNotContact)) == 1
+
+
+def test_the_owner_stops_a_campaign_for_their_customer_on_the_360(app_world: AppWorld) -> None:
+    from crm_core.models import Campaign
+    from crm_core.models.segments import CampaignMember
+
+    target = customer_id(app_world, "Acme Trading")
+    with app_world.db.transaction(app_world.world.manager) as session:
+        campaign = Campaign(name="Spring <b>nurture</b>", status="running")
+        session.add(campaign)
+        session.flush()
+        session.add(CampaignMember(campaign_id=campaign.id, customer_id=target, state="active"))
+    app = open_as(app_world.world.rep.username, "pages/customer_profile.py", customer_id=str(target))
+    assert not app.exception
+    from crm_ui.text import plain_line
+
+    assert f"**{plain_line('Spring <b>nurture</b>')}**" in [m.value for m in app.markdown]  # its name as text
+    next(b for b in app.button if b.label == "Stop this campaign for this customer").click()
+    app.run()
+    assert not app.exception
+    assert any("Spring <b>nurture</b> sends this customer nothing more" in s.value for s in app.success)
+    with app_world.db.system_session("test") as session:
+        member = session.scalars(select(CampaignMember)).one()
+        assert (member.state, member.exit_reason) == ("exited", "stopped")
+    assert not any(b.label == "Stop this campaign for this customer" for b in app.button)
