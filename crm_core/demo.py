@@ -1580,7 +1580,8 @@ def _generate_tenant(
     campaign_names = [name for name, _ in texts["campaigns"]]
     start_day = np.array([-400, -200, -90, -20, 30], dtype=np.int64)
     end_day = start_day + rng.integers(30, 61, 5)
-    campaign_status = np.where(end_day < 0, "completed", np.where(start_day <= 0, "active", "planned"))
+    # the sequence's words (services.campaigns): ended campaigns are stopped, current ones running
+    campaign_status = np.where(end_day < 0, "stopped", np.where(start_day <= 0, "running", "planned"))
     campaign_created = (start_day - 30) * _DAY + 10 * 3600
     writer.insert(
         "campaigns",

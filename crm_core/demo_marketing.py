@@ -124,7 +124,7 @@ def marketing_story(  # noqa: PLR0915 - one story told in order; split, its step
     for index, campaign_id in enumerate(campaign_ids):
         created = launched[index] - 7 * DAY
         rows.add("campaigns", id=campaign_id, tenant_id=tenant_id, name=texts["campaigns"][index], channel="email",
-                 status="active", starts_on=None, ends_on=None, budget="0.00",
+                 status="running", starts_on=None, ends_on=None, budget="0.00",
                  target_kind="lifecycle", lifecycle_stage=("prospect", "churned")[index], entry_mode="dynamic",
                  allow_reentry=False,
                  goal='{"kind": "deal_won"}' if index == 0 else '{"kind": "lifecycle", "stage": "customer"}',

@@ -44,8 +44,8 @@ def build_scene(db: Database, world: World) -> Scene:
     with db.transaction(world.manager) as session:
         template = EmailTemplate(name="Spring hello", language="en", subject="Hello {{ contact.name }}",
                                  body="Spring is here.")
-        nurture = Campaign(name="Spring nurture", status="active", attribution_days=90)
-        webinar = Campaign(name="网络研讨会", status="active", attribution_days=30)
+        nurture = Campaign(name="Spring nurture", status="running", attribution_days=90)
+        webinar = Campaign(name="网络研讨会", status="running", attribution_days=30)
         session.add_all([template, nurture, webinar])
         session.flush()
         steps = [CampaignStep(campaign_id=nurture.id, position=1, kind="email", config={"template_id": template.id}),

@@ -725,7 +725,7 @@ def campaign_choices(session: Session, *, tenant_id: int | None = None) -> list[
     tenant = tenant_of(session, tenant_id)
     rows = session.execute(
         select(Campaign.id, Campaign.name)
-        .where(Campaign.tenant_id == tenant, Campaign.status != "completed")
+        .where(Campaign.tenant_id == tenant, Campaign.status != "stopped")
         .order_by(Campaign.name)
     )
     return [(row.id, row.name) for row in rows]

@@ -339,7 +339,7 @@ def test_campaign_enrolment_is_idempotent_and_for_managers(db: Database, world: 
     create_random_customer(db, world.rep, name="Camp one", tags="camp")
     create_random_customer(db, world.rep, name="Camp two", tags="camp")
     with db.transaction(world.admin) as session:
-        campaign = Campaign(name="Winter promo", status="active")
+        campaign = Campaign(name="Winter promo", status="running")
         session.add(campaign)
         session.flush()
         campaign_id = campaign.id

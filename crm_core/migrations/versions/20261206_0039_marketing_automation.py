@@ -6,7 +6,8 @@ Revises: 0038
 
 New tables, and new columns on ``campaigns`` and ``campaign_members`` (where each member is in its
 campaign"s sequence). Existing members become ``pending`` in cycle 1; existing campaigns have no
-target and no steps (models.marketing, decision 0046).
+target and no steps; their status takes the sequence's words (active → running, completed → stopped;
+models.marketing, decision 0046).
 """
 from __future__ import annotations
 
@@ -221,6 +222,13 @@ def upgrade() -> None:
 
 
 
+    # one vocabulary for a campaign's status, the sequence's (services.campaigns): the former "active" runs,
+    # "completed" is stopped ("planned" stays)
+    campaigns = sa.table("campaigns", sa.column("status", sa.String))
+    op.execute(campaigns.update().where(campaigns.c.status == "active").values(status="running"))
+    op.execute(campaigns.update().where(campaigns.c.status == "completed").values(status="stopped"))
+
+
 def downgrade() -> None:
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_campaigns_segment_id_segments"), type_="foreignkey")
@@ -252,6 +260,9 @@ def downgrade() -> None:
         batch_op.drop_column("state")
         batch_op.drop_column("contact_id")
 
+    campaigns = sa.table("campaigns", sa.column("status", sa.String))
+    op.execute(campaigns.update().where(campaigns.c.status == "running").values(status="active"))
+    op.execute(campaigns.update().where(campaigns.c.status.in_(["stopped", "paused"])).values(status="completed"))
     # the tables' indexes go with them (MariaDB refuses to drop one a foreign key uses)
     op.drop_table("marketing_events")
     op.drop_table("marketing_messages")
