@@ -1,25 +1,16 @@
-"""Read side of a campaign's results (issue 14): what each step did, the deals the campaigns
-influenced and the won revenue credited to each under first-touch, last-touch and linear attribution.
+"""The campaign results computed live from the touches (issue 14, decision 0050): the reference the
+rollup of decision 0051 is tested against, and the "raw SQL" the benchmark compares it with.
 
-Every figure is counted in SQL from the touches (``marketing_events``, written by the sequence engine,
-the sender and tracking) with ``GROUP BY``; nothing here writes. Run it inside ``db.session(actor)``:
-the access rules scope the touches to the customers the actor sees (a rep: their own customers'
-touches) and the deals to the deals they see, so the same page shows a rep their part only.
-
-**What a figure counts.** Every figure is a number of *members* (distinct customers of the campaign)
-to whom the thing happened at least once within the period: a member who opened one email three
-times is one ``opened``; at the campaign level a member who opened two of its emails is still one.
-``sent``, ``skipped``, ``delivered`` and ``bounced`` therefore equal the messages of a step (one per
-member and step) unless re-entry sent a step to the same member again in a later cycle.
-Attribution follows decision 0050 (:mod:`crm_core.rules.attribution`).
+Same shapes as :mod:`crm_core.queries.campaign_results` (which the page uses), counted at read time:
+distinct members per (campaign[, step], kind) with ``COUNT(DISTINCT)`` over the touches, and the
+attribution join of every counting touch with the deals of its customer. Run it inside
+``db.session(actor)``: the access rules scope touches and deals as for the page.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -27,112 +18,16 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind
-from crm_core.models.marketing import CampaignStep, EmailTemplate, MarketingEvent, TouchKind
-from crm_core.queries.reports import days_between, tenant_currency
+from crm_core.models.marketing import MarketingEvent, TouchKind
+from crm_core.queries.campaign_results import (
+    CampaignResults,
+    Figures,
+    InfluencedDeal,
+    ResultsFilters,
+    assemble,
+)
+from crm_core.queries.reports import days_between
 from crm_core.rules.attribution import ATTRIBUTED_TOUCHES, CENT, Credit, Pair, credit, linear_shares
-
-FIGURES = ("entered", "sent", "skipped", "delivered", "opened", "clicked", "replied", "unsubscribed", "bounced",
-           "task", "goal", "exited", "completed")
-"""The per-step and per-campaign figures, in the order the page and the CSV list them (touch kinds)."""
-
-ENGAGEMENT_FUNNEL = ("entered", "sent", "delivered", "opened", "clicked", "replied", "goal")
-"""The campaign funnel's stages, from being enrolled to reaching the goal."""
-
-
-@dataclass(frozen=True)
-class ResultsFilters:
-    """Which campaign (None: all of them) and which period ``[since, until)`` (None: open-ended).
-
-    The period applies to the moment of a touch for the step figures, and to the moment a deal was
-    created or won for the influenced deals (their touches may be older, within the window).
-    """
-
-    campaign_id: int | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class CampaignChoice:
-    id: int
-    name: str
-    status: str
-    attribution_days: int
-
-
-@dataclass
-class Figures:
-    """Members to whom each kind of touch happened (see the module docstring), and the skip reasons."""
-
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
-    skipped_by_reason: dict[str, int] = field(default_factory=dict)
-
-    def __getitem__(self, kind: str) -> int:
-        return self.counts.get(kind, 0)
-
-    @property
-    def reached(self) -> int:
-        """Members with any touch at all (the step's place in the step funnel)."""
-        return self.counts.get("_any", 0)
-
-
-@dataclass(frozen=True)
-class StepResult:
-    campaign_id: int
-    campaign_name: str
-    step_id: int | None  # None: touches of the campaign as a whole (no step)
-    position: int | None
-    kind: str | None  # StepKind
-    label: str  # the template's name of an email step, the title of a task step, else ""
-    archived: bool
-    figures: Figures
-
-
-@dataclass(frozen=True)
-class CampaignResult:
-    campaign: CampaignChoice
-    figures: Figures
-    credit: Credit
-
-
-@dataclass(frozen=True)
-class CampaignResults:
-    """The page: per campaign, per step, and the attribution totals in the tenant's currency."""
-
-    currency: str
-    campaigns: list[CampaignResult]
-    steps: list[StepResult]
-    totals: Figures
-    influenced_deals: int
-    influenced_won_deals: int
-    won_revenue: Decimal  # of the influenced won deals (each counted once)
-
-
-@dataclass(frozen=True)
-class InfluencedDeal:
-    """One campaign's counting touches on one deal, and the revenue credited to it for that deal."""
-
-    deal_id: int
-    deal_name: str
-    customer_id: int
-    customer_name: str
-    campaign_id: int
-    campaign_name: str
-    amount: Decimal
-    created_at: dt.datetime
-    won_at: dt.datetime | None
-    first_touch_at: dt.datetime
-    last_touch_at: dt.datetime
-    first_touch: Decimal
-    last_touch: Decimal
-    linear: Decimal
-
-
-def campaign_choices(session: Session) -> list[CampaignChoice]:
-    """The tenant's campaigns, newest first, for the page's picker."""
-    rows = session.execute(select(Campaign.id, Campaign.name, Campaign.status, Campaign.attribution_days)
-                           .order_by(Campaign.id.desc()))
-    return [CampaignChoice(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]
 
 
 def _touch_period(filters: ResultsFilters) -> list[Any]:
@@ -165,64 +60,16 @@ def _counts(session: Session, filters: ResultsFilters, *, by_step: bool) -> dict
     return figures
 
 
-def _steps(session: Session, campaign_id: int | None) -> list[tuple[int, int, int, str, dict[str, Any], bool, str]]:
-    statement = (select(CampaignStep.id, CampaignStep.campaign_id, CampaignStep.position, CampaignStep.kind,
-                        CampaignStep.config, CampaignStep.archived_at.is_not(None))
-                 .order_by(CampaignStep.campaign_id, CampaignStep.position, CampaignStep.id))
-    if campaign_id is not None:
-        statement = statement.where(CampaignStep.campaign_id == campaign_id)
-    steps = [tuple(row) for row in session.execute(statement)]
-    template_ids = {int(config["template_id"]) for *_, config, _archived in steps
-                    if isinstance(config, dict) and isinstance(config.get("template_id"), int)}
-    names = {row[0]: row[1] for row in session.execute(
-        select(EmailTemplate.id, EmailTemplate.name).where(EmailTemplate.id.in_(sorted(template_ids))))}
-    labelled = []
-    for step_id, owner, position, kind, config, archived in steps:
-        config = config if isinstance(config, dict) else {}
-        template_id = config.get("template_id")
-        label = str(names.get(template_id, "") if kind == "email" and isinstance(template_id, int)
-                    else config.get("title", "") or "")
-        labelled.append((step_id, owner, position, kind, config, bool(archived), label))
-    return labelled
-
-
 def campaign_results(session: Session, filters: ResultsFilters | None = None, *,
                      pairs: list[Pair] | None = None) -> CampaignResults:
-    """Per campaign and per step, the members each kind of touch reached; influenced deals and credited revenue.
-
-    ``pairs`` are the counting (deal, campaign) pairs when the caller read them already (:func:`results_page`).
-    """
+    """Per campaign and per step, the members each kind of touch reached; influenced deals and credited revenue."""
     filters = filters or ResultsFilters()
-    choices = {choice.id: choice for choice in campaign_choices(session)}
-    wanted = [choices[filters.campaign_id]] if filters.campaign_id in choices else (
-        [] if filters.campaign_id is not None else list(choices.values()))
     per_step = _counts(session, filters, by_step=True)
     per_campaign = _counts(session, filters, by_step=False)
     credits, influenced, influenced_won, revenue = attribution(session, filters, pairs=pairs)
-    steps: list[StepResult] = []
-    listed: set[tuple[int, int | None]] = set()
-    for step_id, owner, position, kind, _config, archived, label in _steps(session, filters.campaign_id):
-        if owner not in choices:
-            continue
-        listed.add((owner, step_id))
-        steps.append(StepResult(owner, choices[owner].name, step_id, position, kind, label, archived,
-                                per_step.get((owner, step_id), Figures())))
-    for (owner, touched_step), figures in sorted(per_step.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
-        if (owner, touched_step) not in listed and owner in choices:  # the campaign as a whole, or a step gone
-            steps.append(StepResult(owner, choices[owner].name, touched_step, None, None, "", False, figures))
-    order = {choice.id: index for index, choice in enumerate(wanted)}
-    steps = [step for step in steps if step.campaign_id in order]
-    steps.sort(key=lambda step: (order[step.campaign_id], step.step_id is not None and step.position is None,
-                                 step.step_id is not None, step.position or 0, step.step_id or 0))
-    totals = _totals(session, filters) if filters.campaign_id is None else per_campaign.get(
-        (filters.campaign_id, None), Figures())
-    return CampaignResults(
-        currency=tenant_currency(session),
-        campaigns=[CampaignResult(choice, per_campaign.get((choice.id, None), Figures()),
-                                  credits.get(choice.id, Credit())) for choice in wanted],
-        steps=steps, totals=totals, influenced_deals=influenced, influenced_won_deals=influenced_won,
-        won_revenue=revenue,
-    )
+    totals = _totals(session, filters) if filters.campaign_id is None else Figures()
+    return assemble(session, filters, per_step=per_step, per_campaign=per_campaign, totals=totals, credits=credits,
+                    influenced=influenced, influenced_won=influenced_won, revenue=revenue)
 
 
 def _totals(session: Session, filters: ResultsFilters) -> Figures:
@@ -347,33 +194,3 @@ def influenced_deals(session: Session, filters: ResultsFilters | None = None, *,
     rows = list(iter_influenced_deals(session, filters, pairs=pairs))
     rows.sort(key=lambda row: (row.won_at is None, -row.amount, row.deal_id, row.campaign_id))
     return rows
-
-
-def results_page(session: Session, filters: ResultsFilters | None = None) -> tuple[CampaignResults,
-                                                                                      list[InfluencedDeal]]:
-    """What the results page shows: :func:`campaign_results` and :func:`influenced_deals`, the pairs read once."""
-    filters = filters or ResultsFilters()
-    pairs = _pairs(session, filters)
-    return campaign_results(session, filters, pairs=pairs), influenced_deals(session, filters, pairs=pairs)
-
-
-# --- CSV -----------------------------------------------------------------------------------------
-
-STEP_CSV_COLUMNS = ("campaign", "position", "step_kind", "step", "reached", *FIGURES, "skip_reasons")
-DEAL_CSV_COLUMNS = ("deal_id", "deal", "customer", "campaign", "amount", "created_at", "won_at", "first_touch_at",
-                    "last_touch_at", "first_touch", "last_touch", "linear")
-
-
-def step_csv_rows(results: CampaignResults) -> list[list[Any]]:
-    """The per-step table as CSV rows (:data:`STEP_CSV_COLUMNS`); pass them to ``exporting.to_csv``."""
-    return [[step.campaign_name, step.position, step.kind or "", step.label, step.figures.reached,
-             *(step.figures[kind] for kind in FIGURES),
-             "; ".join(f"{reason or '-'}: {count}" for reason, count in sorted(step.figures.skipped_by_reason.items()))]
-            for step in results.steps]
-
-
-def deal_csv_rows(rows: Iterator[InfluencedDeal] | list[InfluencedDeal]) -> Iterator[list[Any]]:
-    """Influenced deals as CSV rows (:data:`DEAL_CSV_COLUMNS`)."""
-    for row in rows:
-        yield [row.deal_id, row.deal_name, row.customer_name, row.campaign_name, row.amount, row.created_at,
-               row.won_at, row.first_touch_at, row.last_touch_at, row.first_touch, row.last_touch, row.linear]
