@@ -62,8 +62,9 @@ def daily_statements(tenant_id: int) -> Iterator[Any]:
     """Statements giving rows of :data:`DAILY_COLUMNS`: per level and variant, first touches counted per day."""
     event = MarketingEvent
     for level in LEVELS:
-        keys: list[Any] = {"step": [event.campaign_id, event.step_id], "campaign": [event.campaign_id],
-                           "tenant": []}[level]
+        levels: dict[str, list[Any]] = {"step": [event.campaign_id, event.step_id], "campaign": [event.campaign_id],
+                                        "tenant": []}
+        keys = levels[level]
         for variant in ("kind", ANY, SKIP):
             kind = event.kind if variant == "kind" else literal_column(f"'{variant}'")
             detail = event.detail if variant == SKIP else literal_column("''")
