@@ -184,13 +184,16 @@ def _run(args: argparse.Namespace, url: str) -> int:
         touches = session.scalar(text("SELECT count(*) FROM marketing_events"))
         customers = session.scalar(text("SELECT count(*) FROM customers"))
     print(f"database: {url}; {customers:,} customers, {touches:,} touches")
-    refresh = run_campaign_results_refresh(db, tenant_id or 0)
+    refresh = run_campaign_results_refresh(db, tenant_id or 0)  # the job's work, once
     print(f"campaign_results_refresh job: {refresh.seconds:.1f} s ({refresh.daily_rows:,} daily rows, "
           f"{refresh.influence_rows:,} influence rows)")
     for username in (analyst, manager):
         actor = load_actor(db, username or "")
         assert actor is not None
-        for label, filters in (("one campaign", ResultsFilters(campaign_id=one)), ("all campaigns", ResultsFilters())):
+        month = dt.datetime.combine(dt.date.today() - dt.timedelta(days=30), dt.time())
+        for label, filters in (("one campaign", ResultsFilters(campaign_id=one)), ("all campaigns", ResultsFilters()),
+                               ("one campaign, last 30 days", ResultsFilters(campaign_id=one, since=month)),
+                               ("all campaigns, last 30 days", ResultsFilters(since=month))):
             def work(filters: ResultsFilters = filters, actor: Any = actor) -> None:
                 with db.session(actor) as session:
                     results_page(session, filters, deals_shown=200)

@@ -264,14 +264,15 @@ class CampaignDaily(TenantScoped, Base):
     (per campaign, a member of two steps once) or ``tenant`` (every campaign, a member of two campaigns
     once; ``campaign_id`` None). ``kind`` is a touch kind, ``_any`` (any touch: the members reached) or
     ``_skip`` (skipped sends per ``detail``, the reason). Counting the first touch makes the rows additive:
-    a period sums its days. Written only by the ``campaign_results_refresh`` job.
+    a period sums its days. The rows with ``day`` None are each slice's sum over all days (every member
+    once), what the page reads without a period. Written only by the ``campaign_results_refresh`` job.
     """
 
     __tablename__ = "campaign_daily"
     __table_args__ = (Index(None, "tenant_id", "level", "campaign_id", "day"),)
 
     level: Mapped[str] = mapped_column(String(8))
-    day: Mapped[dt.date] = mapped_column(Date)
+    day: Mapped[dt.date | None] = mapped_column(Date)  # None: all days
     campaign_id: Mapped[int | None] = mapped_column(Integer)
     step_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))

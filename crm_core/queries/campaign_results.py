@@ -177,8 +177,11 @@ def results_as_of(session: Session) -> AsOf:
 
 
 def _days(filters: ResultsFilters) -> list[Any]:
-    """The period on the rollup's days: the days of ``[since, until)`` (a partial day counts whole)."""
-    conditions: list[Any] = []
+    """The period on the rollup's days: the days of ``[since, until)`` (a partial day counts whole); no period:
+    the rows of all days (``day`` None)."""
+    if filters.since is None and filters.until is None:
+        return [CampaignDaily.day.is_(None)]
+    conditions: list[Any] = [CampaignDaily.day.is_not(None)]
     if filters.since is not None:
         conditions.append(CampaignDaily.day >= filters.since.date())
     if filters.until is not None:
@@ -286,8 +289,9 @@ def campaign_results(session: Session, filters: ResultsFilters | None = None) ->
     counts = _counts(session, filters)
     per_step = {(campaign_id, step_id): figures for (level, campaign_id, step_id), figures in counts.items()
                 if level == "step" and campaign_id is not None}
-    per_campaign: dict[tuple[int, int | None], Figures] = {(campaign_id, None): figures for (level, campaign_id, _step), figures in counts.items()
-                    if level == "campaign" and campaign_id is not None}
+    per_campaign: dict[tuple[int, int | None], Figures] = {
+        (campaign_id, None): figures for (level, campaign_id, _step), figures in counts.items()
+        if level == "campaign" and campaign_id is not None}
     credits, influenced, influenced_won, revenue = _credits(session, filters)
     return assemble(session, filters, per_step=per_step, per_campaign=per_campaign,
                     totals=counts.get(("tenant", None, None), Figures()), credits=credits, influenced=influenced,

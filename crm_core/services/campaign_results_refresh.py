@@ -11,7 +11,8 @@ whatever changed: a customer changing hands, a deal won, re-opened or archived, 
 
 - ``campaign_daily``: per level (step, campaign, tenant), the members whose *first* touch of a kind
   fell on each UTC day, per slice (the customer's owner and team): one pass of ``min(occurred_at)``
-  per member, then a count per day and slice. A member counts once over all days, so a period sums.
+  per member, then a count per day and slice. A member counts once over all days, so a period sums;
+  the sum of each slice over all days is kept too (``day`` None), what the page reads without a period.
 - ``campaign_influence``: the counting (deal, campaign) pairs of the attribution rule are selected in
   SQL (the same join and window as the live query); the credit of each deal is then split by
   :mod:`crm_core.rules.attribution` itself, so the rollup and the rule cannot drift apart (whole-cent
@@ -141,8 +142,16 @@ def count_results(session: Session, tenant_id: int) -> tuple[list[Any], list[tup
     daily: list[Any] = []
     for statement in daily_statements(tenant_id):
         daily.extend(tuple(row) for row in session.execute(statement))
-    pairs = list(session.execute(pairs_statement(session, tenant_id)))
-    return daily, influence_rows(pairs)
+    return [*daily, *all_days(daily)], influence_rows(list(session.execute(pairs_statement(session, tenant_id))))
+
+
+def all_days(daily: list[Any]) -> list[tuple[Any, ...]]:
+    """Each slice's rows summed over the days (``day`` None): as each member counts on the day of their first
+    touch only, the sum counts every member once."""
+    sums: dict[tuple[Any, ...], int] = defaultdict(int)
+    for level, _day, *key, members in daily:
+        sums[(level, *key)] += int(members)
+    return [(level, None, *key, members) for (level, *key), members in sums.items()]
 
 
 def store_results(session: Session, tenant_id: int, *, daily: list[Any], influence: list[tuple[Any, ...]],

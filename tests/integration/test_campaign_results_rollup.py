@@ -53,7 +53,7 @@ def build_story(db: Database, world: World, *, seed: int = 51) -> Story:
                      for index, window in enumerate((30, 7, 90))]
         session.add_all(campaigns)
         session.flush()
-        steps = {campaign.id: [] for campaign in campaigns}
+        steps: dict[int, list[int]] = {campaign.id: [] for campaign in campaigns}
         for campaign in campaigns:
             for position, kind in ((1, "email"), (2, "task")):
                 step = CampaignStep(campaign_id=campaign.id, position=position, kind=kind, config={})
@@ -75,9 +75,9 @@ def build_story(db: Database, world: World, *, seed: int = 51) -> Story:
         for _ in range(400):
             campaign_id, customer = rng.choice(keys)
             kind = rng.choice(KINDS)
-            step = rng.choice([*steps[campaign_id], None])
+            step_id = rng.choice([*steps[campaign_id], None])
             at = BASE + dt.timedelta(days=rng.randrange(20), hours=rng.randrange(24), minutes=rng.randrange(60))
-            session.add(MarketingEvent(tenant_id=tenant_id, campaign_id=campaign_id, step_id=step,
+            session.add(MarketingEvent(tenant_id=tenant_id, campaign_id=campaign_id, step_id=step_id,
                                        member_id=members[(campaign_id, customer)], customer_id=customer, kind=kind,
                                        occurred_at=at, detail=rng.choice(REASONS) if kind == "skipped" else ""))
         stages = {kind: (stage_id, pipeline_id) for stage_id, pipeline_id, kind in session.execute(

@@ -4,7 +4,8 @@ Revision ID: 0040
 Revises: 0039
 
 ``campaign_daily``: per tenant, level (step, campaign, tenant), UTC day, campaign, step, kind (and skip
-reason) and customer owner/team, the members whose first such touch fell on that day.
+reason) and customer owner/team, the members whose first such touch fell on that day (day NULL: on any
+day, each member once).
 ``campaign_influence``: per (deal, campaign) with a counting touch, its first and last moment and the
 deal's won revenue credited to the campaign under each model. ``campaign_results_runs``: when a
 tenant's rows were counted (decision 0051).
@@ -12,6 +13,7 @@ tenant's rows were counted (decision 0051).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _common(table: str) -> list[sa.SchemaItem]:
+def _common(table: str) -> list[Any]:
     return [
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
@@ -38,7 +40,7 @@ def upgrade() -> None:
         "campaign_daily",
         *_common("campaign_daily"),
         sa.Column("level", sa.String(length=8), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=True),
         sa.Column("campaign_id", sa.Integer(), nullable=True),
         sa.Column("step_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
