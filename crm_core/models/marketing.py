@@ -269,7 +269,8 @@ class CampaignDaily(TenantScoped, Base):
     """
 
     __tablename__ = "campaign_daily"
-    __table_args__ = (Index(None, "tenant_id", "level", "campaign_id", "day"),)
+    # one campaign (all days: day NULL, or a period), every campaign (day NULL, or a period)
+    __table_args__ = (Index(None, "tenant_id", "campaign_id", "day"), Index(None, "tenant_id", "day"))
 
     level: Mapped[str] = mapped_column(String(8))
     day: Mapped[dt.date | None] = mapped_column(Date)  # None: all days
