@@ -270,7 +270,8 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
                    ServiceDaily.assignee_id == actor.user_id,
                    *([ServiceDaily.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else []))
     if entity is CampaignDaily:  # the results rollup (decision 0051): the slice's customer owner/team, as the touches
-        return _owned_clause(actor, CampaignDaily.customer_owner_id, CampaignDaily.customer_team_id)
+        return and_(CampaignDaily.whole.is_(False),
+                    _owned_clause(actor, CampaignDaily.customer_owner_id, CampaignDaily.customer_team_id))
     if entity is CampaignInfluence:  # the deal's rule and its customer's, as the live join of touches and deals
         return and_(_owned_clause(actor, CampaignInfluence.owner_id, None),
                     _owned_clause(actor, CampaignInfluence.customer_owner_id, CampaignInfluence.customer_team_id))

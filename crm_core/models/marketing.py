@@ -265,12 +265,14 @@ class CampaignDaily(TenantScoped, Base):
     once; ``campaign_id`` None). ``kind`` is a touch kind, ``_any`` (any touch: the members reached) or
     ``_skip`` (skipped sends per ``detail``, the reason). Counting the first touch makes the rows additive:
     a period sums its days. The rows with ``day`` None are each slice's sum over all days (every member
-    once), what the page reads without a period. Written only by the ``campaign_results_refresh`` job.
+    once), what the page reads without a period. ``whole`` rows repeat the counts without the slice (owner
+    and team None) for those who see the whole tenant: they read far fewer rows. Written only by the
+    ``campaign_results_refresh`` job.
     """
 
     __tablename__ = "campaign_daily"
     # one campaign (all days: day NULL, or a period), every campaign (day NULL, or a period)
-    __table_args__ = (Index(None, "tenant_id", "campaign_id", "day"), Index(None, "tenant_id", "day"))
+    __table_args__ = (Index(None, "tenant_id", "whole", "campaign_id", "day"), Index(None, "tenant_id", "whole", "day"))
 
     level: Mapped[str] = mapped_column(String(8))
     day: Mapped[dt.date | None] = mapped_column(Date)  # None: all days
@@ -281,6 +283,7 @@ class CampaignDaily(TenantScoped, Base):
     customer_owner_id: Mapped[int | None] = mapped_column(Integer)
     customer_team_id: Mapped[int | None] = mapped_column(Integer)
     members: Mapped[int] = mapped_column(Integer)
+    whole: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CampaignInfluence(TenantScoped, Base):

@@ -43,7 +43,7 @@ from crm_core.queries.reports import days_between
 from crm_core.rules.attribution import ATTRIBUTED_TOUCHES, CENT, linear_shares
 
 DAILY_COLUMNS = ["level", "day", "campaign_id", "step_id", "kind", "detail", "customer_owner_id", "customer_team_id",
-                 "members"]
+                 "members", "whole"]
 INFLUENCE_COLUMNS = ["opportunity_id", "campaign_id", "customer_id", "amount", "created_at_deal", "won_at", "first_at",
                      "last_at", "first_credit", "last_credit", "linear_credit", "deal_row", "owner_id",
                      "customer_owner_id", "customer_team_id"]
@@ -142,7 +142,9 @@ def count_results(session: Session, tenant_id: int) -> tuple[list[Any], list[tup
     daily: list[Any] = []
     for statement in daily_statements(tenant_id):
         daily.extend(tuple(row) for row in session.execute(statement))
-    return [*daily, *all_days(daily)], influence_rows(list(session.execute(pairs_statement(session, tenant_id))))
+    daily = [*daily, *all_days(daily)]
+    rows = [(*row, False) for row in daily] + [(*row, True) for row in whole_tenant(daily)]
+    return rows, influence_rows(list(session.execute(pairs_statement(session, tenant_id))))
 
 
 def all_days(daily: list[Any]) -> list[tuple[Any, ...]]:
@@ -152,6 +154,14 @@ def all_days(daily: list[Any]) -> list[tuple[Any, ...]]:
     for level, _day, *key, members in daily:
         sums[(level, *key)] += int(members)
     return [(level, None, *key, members) for (level, *key), members in sums.items()]
+
+
+def whole_tenant(daily: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows summed over the slices (owner and team None): a customer is in one slice, so the sum is exact."""
+    sums: dict[tuple[Any, ...], int] = defaultdict(int)
+    for level, day, campaign_id, step_id, kind, detail, _owner, _team, members in daily:
+        sums[(level, day, campaign_id, step_id, kind, detail)] += int(members)
+    return [(*key, None, None, members) for key, members in sums.items()]
 
 
 def store_results(session: Session, tenant_id: int, *, daily: list[Any], influence: list[tuple[Any, ...]],

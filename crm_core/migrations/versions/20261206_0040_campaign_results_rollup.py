@@ -48,10 +48,11 @@ def upgrade() -> None:
         sa.Column("customer_owner_id", sa.Integer(), nullable=True),
         sa.Column("customer_team_id", sa.Integer(), nullable=True),
         sa.Column("members", sa.Integer(), nullable=False),
+        sa.Column("whole", sa.Boolean(), nullable=False),
     )
-    op.create_index(op.f("ix_campaign_daily_tenant_id_campaign_id_day"), "campaign_daily",
-                    ["tenant_id", "campaign_id", "day"])
-    op.create_index(op.f("ix_campaign_daily_tenant_id_day"), "campaign_daily", ["tenant_id", "day"])
+    op.create_index(op.f("ix_campaign_daily_tenant_id_whole_campaign_id_day"), "campaign_daily",
+                    ["tenant_id", "whole", "campaign_id", "day"])
+    op.create_index(op.f("ix_campaign_daily_tenant_id_whole_day"), "campaign_daily", ["tenant_id", "whole", "day"])
     op.create_table(
         "campaign_influence",
         *_common("campaign_influence"),
