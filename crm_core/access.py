@@ -54,6 +54,9 @@ from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
 from crm_core.models.mail import MailRoute, TenantMailSettings
 from crm_core.models.marketing import (
+    CampaignDaily,
+    CampaignInfluence,
+    CampaignResultsRun,
     CampaignStep,
     ConsentRecord,
     DoNotContact,
@@ -178,6 +181,9 @@ ADMIN_ONLY_WRITES: tuple[type, ...] = (
 # tasks it gives them and the touches on their customers, which they read
 MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro, CampaignStep, EmailTemplate, MarketingMessage,
                                     MarketingEvent)
+# the results rollup (decision 0051): written by the campaign_results_refresh job as the system, read by the page
+CAMPAIGN_ROLLUP: tuple[type, ...] = (CampaignDaily, CampaignInfluence, CampaignResultsRun)
+MANAGER_WRITES = (*MANAGER_WRITES, *CAMPAIGN_ROLLUP)
 # ledgers: rows are added, never changed or removed (the person's history of consent, a campaign's touches)
 APPEND_ONLY: tuple[type, ...] = (PoolEvent, ConsentRecord, MarketingEvent)
 
@@ -263,6 +269,12 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
         return or_(_owned_clause(actor, ServiceDaily.customer_owner_id, ServiceDaily.customer_team_id),
                    ServiceDaily.assignee_id == actor.user_id,
                    *([ServiceDaily.team_id.in_(sorted(actor.team_ids))] if actor.team_ids else []))
+    if entity is CampaignDaily:  # the results rollup (decision 0051): the slice's customer owner/team, as the touches
+        return and_(CampaignDaily.whole.is_(False),
+                    _owned_clause(actor, CampaignDaily.customer_owner_id, CampaignDaily.customer_team_id))
+    if entity is CampaignInfluence:  # the deal's rule and its customer's, as the live join of touches and deals
+        return and_(_owned_clause(actor, CampaignInfluence.owner_id, None),
+                    _owned_clause(actor, CampaignInfluence.customer_owner_id, CampaignInfluence.customer_team_id))
     if entity in (Contact, Activity, CampaignMember, PoolEvent, MarketingMessage, MarketingEvent):
         return _row_customer_visible(actor, entity.customer_id)  # type: ignore[attr-defined]
     if entity is ConsentRecord:  # about a customer I see, or about an address alone (no customer known)
@@ -357,7 +369,7 @@ SCOPED_ENTITIES = (
     PoolEvent,
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
-    CaseEntitlement, ServiceDaily, MarketingMessage, MarketingEvent, ConsentRecord,
+    CaseEntitlement, ServiceDaily, MarketingMessage, MarketingEvent, ConsentRecord, CampaignDaily, CampaignInfluence,
 )
 
 
@@ -737,7 +749,7 @@ def _check_customer_visible(session: Session, actor: Actor, customer_id: int | N
 # the audit trail itself, and notifications: derived from audited changes, each a user's own read state
 # AuditEvent is the trail itself; the marketing outbox and touches are ledgers of their own, written by
 # the thousand per launch and per send run (the launch, the pause, every template and step edit are audited)
-NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification, MarketingMessage, MarketingEvent)
+NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification, MarketingMessage, MarketingEvent, *CAMPAIGN_ROLLUP)
 
 
 @event.listens_for(Session, "before_flush")

@@ -2,8 +2,10 @@
 engagement funnel, the members each step reached, won revenue credited under each attribution model,
 the per-step and influenced-deal tables and their CSV files.
 
-Every figure comes from :mod:`crm_core.queries.campaign_results` (SQL, scoped by the access rules: a
-manager sees their teams' customers' part). Names are shown as text; tables turn into cards on a phone.
+Every figure comes from :mod:`crm_core.queries.campaign_results` (the rollup the
+``campaign_results_refresh`` job counts, decision 0051; scoped by the access rules: a manager sees their
+teams' customers' part). The page says when the figures were counted; an admin or a manager may queue a
+recount. Names are shown as text; tables turn into cards on a phone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from crm_core.access import Actor
+from crm_core.errors import DomainError
 from crm_core.exporting import export_file_name, to_csv
+from crm_core.jobs.service import submit_job
 from crm_core.models import Role
 from crm_core.queries.campaign_results import (
     DEAL_CSV_COLUMNS,
@@ -28,11 +33,14 @@ from crm_core.queries.campaign_results import (
     StepResult,
     campaign_choices,
     deal_csv_rows,
+    influenced_count,
+    iter_influenced_deals,
+    results_as_of,
     results_page,
     step_csv_rows,
 )
 from crm_core.rules.attribution import MODELS
-from crm_ui.context import choice_key, current_actor, read_session, t
+from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import chart_config, compact_money, date_input_format, money, number, percent, when
 from crm_ui.layout import table_or_cards
 from crm_ui.text import chart_text
@@ -50,14 +58,17 @@ def page() -> None:
     st.caption(t("campaign_results.scope_team" if actor.role == Role.MANAGER else "campaign_results.scope_all"))
     with read_session() as session:
         choices = campaign_choices(session)
+        as_of = results_as_of(session)
     if not choices:
         st.info(t("campaign_results.no_campaigns"))
         return
+    freshness(actor, as_of.refreshed_at)
     filters = pick_filters(choices)
     if filters is None:
         return
     with read_session() as session:
-        results, deals = results_page(session, filters)
+        results, deals = results_page(session, filters, deals_shown=DEALS_SHOWN)
+        deal_rows = influenced_count(session, filters) if len(deals) >= DEALS_SHOWN else len(deals)
     key_figures(results)
     if results.totals.reached == 0 and results.influenced_deals == 0:
         st.info(t("campaign_results.empty"))
@@ -65,8 +76,25 @@ def page() -> None:
     charts(results, single=filters.campaign_id is not None)
     steps_table(results)
     attribution_table(results)
-    deals_table(deals)
-    downloads(results, deals, filters, choices)
+    deals_table(deals, deal_rows)
+    downloads(actor, results, filters, choices)
+
+
+def freshness(actor: Actor, refreshed_at: dt.datetime | None) -> None:
+    """When the figures were counted, and (admins, managers) a button that queues a recount."""
+    left, right = st.columns([4, 1])
+    if refreshed_at is None:
+        left.info(t("campaign_results.never_counted"))
+    else:
+        left.caption(t("campaign_results.as_of", when=when(refreshed_at)))
+    if actor.role in (Role.ADMIN, Role.MANAGER) and right.button(t("campaign_results.refresh"),
+                                                                  key=f"{PREFIX}_refresh"):
+        try:
+            job_id = submit_job(get_db(), actor, "campaign_results_refresh", {})
+        except DomainError as error:
+            show_domain_error(error)
+        else:
+            st.success(t("campaign_results.refresh_queued", job_id=job_id))
 
 
 def pick_filters(choices: list[CampaignChoice]) -> ResultsFilters | None:
@@ -88,6 +116,8 @@ def pick_filters(choices: list[CampaignChoice]) -> ResultsFilters | None:
     window = next((choice.attribution_days for choice in choices if choice.id == picked), None)
     st.caption(t("campaign_results.attribution_note") + (" " + t("campaign_results.window", days=window)
                                                         if window is not None else ""))
+    if since or until:
+        st.caption(t("campaign_results.period_note"))
     return ResultsFilters(
         campaign_id=picked if isinstance(picked, int) else None,
         since=dt.datetime.combine(since, dt.time()) if since else None,
@@ -181,14 +211,14 @@ def attribution_table(results: CampaignResults) -> None:
     table_or_cards(rows, name=f"{PREFIX}_credit")
 
 
-def deals_table(all_deals: list[InfluencedDeal]) -> None:
+def deals_table(deals: list[InfluencedDeal], total: int) -> None:
+    """The first :data:`DEALS_SHOWN` influenced deals (won first, largest first); ``total``: how many there are."""
     st.subheader(t("campaign_results.deals_title"))
-    if not all_deals:
+    if not deals:
         st.info(t("campaign_results.no_deals"))
         return
-    deals = all_deals[:DEALS_SHOWN]
-    if len(all_deals) > len(deals):
-        st.caption(t("campaign_results.deals_more", shown=number(len(deals)), total=number(len(all_deals))))
+    if total > len(deals):
+        st.caption(t("campaign_results.deals_more", shown=number(len(deals)), total=number(total)))
     rows = [{t("campaign_results.column.deal"): deal.deal_name,
              t("campaign_results.column.customer"): deal.customer_name,
              t("campaign_results.column.campaign"): deal.campaign_name,
@@ -201,14 +231,21 @@ def deals_table(all_deals: list[InfluencedDeal]) -> None:
     table_or_cards(rows, name=f"{PREFIX}_deals")
 
 
-def downloads(results: CampaignResults, deals: list[InfluencedDeal], filters: ResultsFilters,
+def downloads(actor: Actor, results: CampaignResults, filters: ResultsFilters,
               choices: list[CampaignChoice]) -> None:
-    """The per-step figures and every influenced deal as CSV (formulas defused by crm_core.exporting)."""
+    """The per-step figures and every influenced deal as CSV (formulas defused by crm_core.exporting); the deals'
+    file is written when it is asked for, not on every run of the page."""
     name = next((choice.name for choice in choices if choice.id == filters.campaign_id), None)
+    db = get_db()
+
+    def deals_csv() -> bytes:
+        with db.session(actor) as session:
+            return to_csv(DEAL_CSV_COLUMNS, deal_csv_rows(iter_influenced_deals(session, filters)))
+
     left, right = st.columns(2)
     left.download_button(
         t("campaign_results.download_steps"), to_csv(STEP_CSV_COLUMNS, step_csv_rows(results)), mime="text/csv",
         file_name=export_file_name("campaign-steps", "csv", name=name), key=f"{PREFIX}_download_steps")
     right.download_button(
-        t("campaign_results.download_deals"), to_csv(DEAL_CSV_COLUMNS, deal_csv_rows(deals)), mime="text/csv",
+        t("campaign_results.download_deals"), deals_csv, mime="text/csv",
         file_name=export_file_name("influenced-deals", "csv", name=name), key=f"{PREFIX}_download_deals")

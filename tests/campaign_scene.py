@@ -17,6 +17,7 @@ from crm_core.db import Database
 from crm_core.models import Campaign, Opportunity, PipelineStage
 from crm_core.models.marketing import CampaignStep, EmailTemplate, MarketingEvent
 from crm_core.models.segments import CampaignMember
+from crm_core.services.campaign_results_refresh import run_campaign_results_refresh
 from tests.factories import World, create_random_customer
 
 BASE = dt.datetime(2026, 6, 1, 9, 0)
@@ -36,8 +37,8 @@ class Scene:
     rep_deal: int
 
 
-def build_scene(db: Database, world: World) -> Scene:
-    """The story; returns its ids."""
+def build_scene(db: Database, world: World, *, refresh: bool = True) -> Scene:
+    """The story; returns its ids. ``refresh``: then count the results rollup, as the job would (decision 0051)."""
     a = create_random_customer(db, world.rep, name="Alpha 营销客户")
     b = create_random_customer(db, world.rep_same_team, name="Beta Mate")
     c = create_random_customer(db, world.rep_other_team, name="Gamma Far")
@@ -110,4 +111,6 @@ def build_scene(db: Database, world: World) -> Scene:
         deal(b, world.rep_same_team.user_id, "open", "250.00", BASE + 20 * DAY, None)
         deal(c, world.rep_other_team.user_id, "won", "600.00", BASE + 5 * DAY, BASE + 6 * DAY)
         deal(c, world.rep_other_team.user_id, "won", "50.00", BASE + 200 * DAY, BASE + 201 * DAY)  # too late
+    if refresh:
+        run_campaign_results_refresh(db, world.admin.tenant_id)
     return Scene(nurture_id, webinar_id, email_step, task_step, a, b, c, rep_deal)

@@ -81,6 +81,18 @@ def service_daily(ctx: JobContext) -> dict[str, Any]:
             "seconds": round(result.seconds, 3)}
 
 
+@job_kind("campaign_results_refresh", roles=IMPORTERS, schedulable=True, default_schedule=("*/15", "*", "*"))
+def campaign_results_refresh(ctx: JobContext) -> dict[str, Any]:
+    """Recount the campaign results page's rollup: members per day and step, credited deals (decision 0051)."""
+    from crm_core.services.campaign_results_refresh import run_campaign_results_refresh
+
+    ctx.progress(0, 1, "jobs.progress.campaign_results_refresh")
+    result = run_campaign_results_refresh(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    ctx.progress(1, 1)
+    return {"daily_rows": result.daily_rows, "influence_rows": result.influence_rows,
+            "seconds": round(result.seconds, 3)}
+
+
 @job_kind("sla_recompute", roles=ADMINS)
 def sla_recompute(ctx: JobContext) -> dict[str, Any]:
     """Recompute every open case's SLA clocks from its history after a change of policy or calendar."""

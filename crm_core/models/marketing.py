@@ -13,9 +13,23 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, TenantScoped, Versioned, utcnow
@@ -240,3 +254,72 @@ class MarketingSettings(TenantScoped, Versioned, Base):
     sender_name: Mapped[str] = mapped_column(String(200), default="")
     sender_address: Mapped[str] = mapped_column(String(254), default="")  # empty: the tenant's mail from address
     postal_address: Mapped[str] = mapped_column(String(500), default="")
+
+
+class CampaignDaily(TenantScoped, Base):
+    """The results page's counts (decision 0051): members whose *first* touch of ``kind`` at one level fell
+    on ``day``, per slice of customers (their owner and team, as :mod:`crm_core.access` looks at them).
+
+    ``level`` is ``step`` (per campaign and step; ``step_id`` None: the campaign's own touches), ``campaign``
+    (per campaign, a member of two steps once) or ``tenant`` (every campaign, a member of two campaigns
+    once; ``campaign_id`` None). ``kind`` is a touch kind, ``_any`` (any touch: the members reached) or
+    ``_skip`` (skipped sends per ``detail``, the reason). Counting the first touch makes the rows additive:
+    a period sums its days. The rows with ``day`` None are each slice's sum over all days (every member
+    once), what the page reads without a period. ``whole`` rows repeat the counts without the slice (owner
+    and team None) for those who see the whole tenant: they read far fewer rows. Written only by the
+    ``campaign_results_refresh`` job.
+    """
+
+    __tablename__ = "campaign_daily"
+    # one campaign (all days: day NULL, or a period), every campaign (day NULL, or a period)
+    __table_args__ = (Index(None, "tenant_id", "whole", "campaign_id", "day"), Index(None, "tenant_id", "whole", "day"))
+
+    level: Mapped[str] = mapped_column(String(8))
+    day: Mapped[dt.date | None] = mapped_column(Date)  # None: all days
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
+    step_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    customer_owner_id: Mapped[int | None] = mapped_column(Integer)
+    customer_team_id: Mapped[int | None] = mapped_column(Integer)
+    members: Mapped[int] = mapped_column(Integer)
+    whole: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CampaignInfluence(TenantScoped, Base):
+    """One campaign's counting touches on one deal and the won revenue credited to it (decisions 0050, 0051).
+
+    ``first_credit``/``last_credit``/``linear_credit`` are the rule's (:mod:`crm_core.rules.attribution`)
+    for the deal as a whole, over every campaign's touches; ``deal_row`` is true on one row per deal (the
+    lowest campaign id), so deals are counted once over campaigns. Seen under the deal's rule (its owner)
+    and its customer's (owner and team). Written only by the ``campaign_results_refresh`` job.
+    """
+
+    __tablename__ = "campaign_influence"
+    __table_args__ = (Index(None, "tenant_id", "campaign_id"), Index(None, "tenant_id", "opportunity_id"))
+
+    opportunity_id: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    created_at_deal: Mapped[dt.datetime] = mapped_column(DateTime)
+    won_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    first_credit: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    last_credit: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    linear_credit: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    deal_row: Mapped[bool] = mapped_column(Boolean)
+    owner_id: Mapped[int | None] = mapped_column(Integer)  # the deal's
+    customer_owner_id: Mapped[int | None] = mapped_column(Integer)
+    customer_team_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CampaignResultsRun(TenantScoped, Base):
+    """When a tenant's ``campaign_daily`` and ``campaign_influence`` rows were last counted."""
+
+    __tablename__ = "campaign_results_runs"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,16 +1,17 @@
 """Read side of a campaign's results (issue 14): what each step did, the deals the campaigns
 influenced and the won revenue credited to each under first-touch, last-touch and linear attribution.
 
-Every figure is counted in SQL from the touches (``marketing_events``, written by the sequence engine,
-the sender and tracking) with ``GROUP BY``; nothing here writes. Run it inside ``db.session(actor)``:
-the access rules scope the touches to the customers the actor sees (a rep: their own customers'
-touches) and the deals to the deals they see, so the same page shows a rep their part only.
+The page reads the rollup the ``campaign_results_refresh`` job keeps (decision 0051:
+:mod:`crm_core.services.campaign_results_refresh`): ``campaign_daily`` and ``campaign_influence``,
+summed with ``GROUP BY`` here, so the page costs a few small reads whatever the number of touches.
+Run it inside ``db.session(actor)``: the access rules scope the rows to the slices (customer owner and
+team) and deals the actor sees, as they scope the touches themselves, so a rep sees their part only.
+:mod:`crm_core.queries.campaign_results_live` computes the same from the touches (the reference).
 
 **What a figure counts.** Every figure is a number of *members* (distinct customers of the campaign)
-to whom the thing happened at least once within the period: a member who opened one email three
-times is one ``opened``; at the campaign level a member who opened two of its emails is still one.
-``sent``, ``skipped``, ``delivered`` and ``bounced`` therefore equal the messages of a step (one per
-member and step) unless re-entry sent a step to the same member again in a later cycle.
+to whom the thing happened at least once: a member who opened one email three times is one
+``opened``; at the campaign level a member who opened two of its emails is still one. With a period,
+a member counts when their *first* such touch fell within it (days add up: a period sums its days).
 Attribution follows decision 0050 (:mod:`crm_core.rules.attribution`).
 """
 
@@ -24,12 +25,18 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind
-from crm_core.models.marketing import CampaignStep, EmailTemplate, MarketingEvent, TouchKind
-from crm_core.queries.reports import days_between, tenant_currency
-from crm_core.rules.attribution import ATTRIBUTED_TOUCHES, CENT, Credit, Pair, credit, linear_shares
+from crm_core.access import actor_of
+from crm_core.models import Campaign, Customer, Opportunity
+from crm_core.models.marketing import CampaignDaily, CampaignInfluence, CampaignResultsRun, CampaignStep, EmailTemplate
+from crm_core.queries.reports import tenant_currency
+from crm_core.rules.attribution import CENT, Credit
+
+LEVELS = ("step", "campaign", "tenant")
+"""The rollup's levels: per campaign and step, per campaign, over every campaign (``campaign_daily.level``)."""
+ANY = "_any"  # campaign_daily.kind of any touch: the members a step, a campaign or every campaign reached
+SKIP = "_skip"  # campaign_daily.kind of a skipped send, per reason (``detail``)
 
 FIGURES = ("entered", "sent", "skipped", "delivered", "opened", "clicked", "replied", "unsubscribed", "bounced",
            "task", "goal", "exited", "completed")
@@ -135,36 +142,6 @@ def campaign_choices(session: Session) -> list[CampaignChoice]:
     return [CampaignChoice(row[0], row[1], row[2], int(row[3] or 0)) for row in rows]
 
 
-def _touch_period(filters: ResultsFilters) -> list[Any]:
-    conditions: list[Any] = []
-    if filters.campaign_id is not None:
-        conditions.append(MarketingEvent.campaign_id == filters.campaign_id)
-    if filters.since is not None:
-        conditions.append(MarketingEvent.occurred_at >= filters.since)
-    if filters.until is not None:
-        conditions.append(MarketingEvent.occurred_at < filters.until)
-    return conditions
-
-
-def _counts(session: Session, filters: ResultsFilters, *, by_step: bool) -> dict[tuple[int, int | None], Figures]:
-    """One GROUP BY over the touches: distinct members per (campaign[, step], kind), and per (campaign[, step])."""
-    event = MarketingEvent
-    keys: list[Any] = [event.campaign_id, event.step_id] if by_step else [event.campaign_id]
-    members = func.count(func.distinct(event.customer_id))
-    figures: dict[tuple[int, int | None], Figures] = defaultdict(Figures)
-    where = _touch_period(filters)
-    for row in session.execute(select(*keys, event.kind, members).where(*where).group_by(*keys, event.kind)):
-        key = (row[0], row[1] if by_step else None)
-        figures[key].counts[row[-2]] = int(row[-1])
-    for row in session.execute(select(*keys, members).where(*where).group_by(*keys)):
-        figures[(row[0], row[1] if by_step else None)].counts["_any"] = int(row[-1])
-    reasons = (select(*keys, event.detail, members).where(*where, event.kind == TouchKind.SKIPPED.value)
-               .group_by(*keys, event.detail))
-    for row in session.execute(reasons):
-        figures[(row[0], row[1] if by_step else None)].skipped_by_reason[row[-2] or ""] = int(row[-1])
-    return figures
-
-
 def _steps(session: Session, campaign_id: int | None) -> list[tuple[int, int, int, str, dict[str, Any], bool, str]]:
     statement = (select(CampaignStep.id, CampaignStep.campaign_id, CampaignStep.position, CampaignStep.kind,
                         CampaignStep.config, CampaignStep.archived_at.is_not(None))
@@ -186,19 +163,103 @@ def _steps(session: Session, campaign_id: int | None) -> list[tuple[int, int, in
     return labelled
 
 
-def campaign_results(session: Session, filters: ResultsFilters | None = None, *,
-                     pairs: list[Pair] | None = None) -> CampaignResults:
-    """Per campaign and per step, the members each kind of touch reached; influenced deals and credited revenue.
+@dataclass(frozen=True)
+class AsOf:
+    """When the tenant's rollup was last counted (None: never) and how long the count took."""
 
-    ``pairs`` are the counting (deal, campaign) pairs when the caller read them already (:func:`results_page`).
-    """
-    filters = filters or ResultsFilters()
+    refreshed_at: dt.datetime | None
+    seconds: float | None
+
+
+def results_as_of(session: Session) -> AsOf:
+    """When the ``campaign_results_refresh`` job last counted the session's tenant."""
+    row = session.execute(select(CampaignResultsRun.refreshed_at, CampaignResultsRun.seconds)).first()
+    return AsOf(row[0], float(row[1])) if row else AsOf(None, None)
+
+
+def _days(filters: ResultsFilters) -> list[Any]:
+    """The period on the rollup's days: the days of ``[since, until)`` (a partial day counts whole); no period:
+    the rows of all days (``day`` None)."""
+    if filters.since is None and filters.until is None:
+        return [CampaignDaily.day.is_(None)]
+    conditions: list[Any] = [CampaignDaily.day.is_not(None)]
+    if filters.since is not None:
+        conditions.append(CampaignDaily.day >= filters.since.date())
+    if filters.until is not None:
+        end = filters.until.date() + (dt.timedelta(days=1) if filters.until.time() != dt.time() else dt.timedelta())
+        conditions.append(CampaignDaily.day < end)
+    return conditions
+
+
+def _counts(session: Session, filters: ResultsFilters) -> dict[tuple[str, int | None, int | None], Figures]:
+    """Every level's figures in one ``GROUP BY`` over the rollup: {(level, campaign, step): figures}."""
+    daily = CampaignDaily
+    actor = actor_of(session)
+    # who sees the whole tenant reads the rows summed over the slices (far fewer), others their slices' rows
+    where = [*_days(filters), daily.whole.is_(actor is None or actor.sees_whole_tenant)]
+    if filters.campaign_id is not None:
+        where.append(daily.campaign_id == filters.campaign_id)
+    statement = (select(daily.level, daily.campaign_id, daily.step_id, daily.kind, daily.detail,
+                        func.sum(daily.members))
+                 .where(*where).group_by(daily.level, daily.campaign_id, daily.step_id, daily.kind, daily.detail))
+    figures: dict[tuple[str, int | None, int | None], Figures] = defaultdict(Figures)
+    for level, campaign_id, step_id, kind, detail, members in session.execute(statement):
+        target = figures[(level, campaign_id, step_id if level == "step" else None)]
+        if kind == SKIP:
+            target.skipped_by_reason[detail or ""] = int(members or 0)
+        else:
+            target.counts[kind] = int(members or 0)
+    return figures
+
+
+def _deal_period(filters: ResultsFilters) -> list[Any]:
+    """Deals created or won within the period (as :func:`campaign_results_live._pairs_statement`)."""
+    influence = CampaignInfluence
+    if filters.since is None and filters.until is None:
+        return []
+
+    def within(moment: Any) -> Any:
+        bounds = [moment.is_not(None)]
+        if filters.since is not None:
+            bounds.append(moment >= filters.since)
+        if filters.until is not None:
+            bounds.append(moment < filters.until)
+        return and_(*bounds)
+
+    return [or_(within(influence.created_at_deal), within(influence.won_at))]
+
+
+def _credits(session: Session, filters: ResultsFilters) -> tuple[dict[int, Credit], int, int, Decimal]:
+    """Each campaign's credit from the rollup; the influenced deals, the won ones and their revenue."""
+    influence = CampaignInfluence
+    where = _deal_period(filters)
+    if filters.campaign_id is not None:
+        where.append(influence.campaign_id == filters.campaign_id)
+    won = influence.won_at.is_not(None)
+    credits: dict[int, Credit] = {}
+    for campaign_id, first, last, linear, deals, won_deals in session.execute(
+            select(influence.campaign_id, func.sum(influence.first_credit), func.sum(influence.last_credit),
+                   func.sum(influence.linear_credit), func.count(), func.sum(case((won, 1), else_=0)))
+            .where(*where).group_by(influence.campaign_id)):
+        credits[campaign_id] = Credit(_money(first), _money(last), _money(linear), int(deals), int(won_deals or 0))
+    once = [] if filters.campaign_id is not None else [influence.deal_row.is_(True)]  # a deal once over campaigns
+    deals, won_deals, revenue = session.execute(
+        select(func.count(), func.sum(case((won, 1), else_=0)), func.sum(case((won, influence.amount), else_=0)))
+        .where(*where, *once)).one()
+    return credits, int(deals or 0), int(won_deals or 0), _money(revenue)
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
+def assemble(session: Session, filters: ResultsFilters, *, per_step: dict[tuple[int, int | None], Figures],
+             per_campaign: dict[tuple[int, int | None], Figures], totals: Figures, credits: dict[int, Credit],
+             influenced: int, influenced_won: int, revenue: Decimal) -> CampaignResults:
+    """The page's results from figures per (campaign, step), per campaign and over all, and the credit."""
     choices = {choice.id: choice for choice in campaign_choices(session)}
     wanted = [choices[filters.campaign_id]] if filters.campaign_id in choices else (
         [] if filters.campaign_id is not None else list(choices.values()))
-    per_step = _counts(session, filters, by_step=True)
-    per_campaign = _counts(session, filters, by_step=False)
-    credits, influenced, influenced_won, revenue = attribution(session, filters, pairs=pairs)
     steps: list[StepResult] = []
     listed: set[tuple[int, int | None]] = set()
     for step_id, owner, position, kind, _config, archived, label in _steps(session, filters.campaign_id):
@@ -214,8 +275,8 @@ def campaign_results(session: Session, filters: ResultsFilters | None = None, *,
     steps = [step for step in steps if step.campaign_id in order]
     steps.sort(key=lambda step: (order[step.campaign_id], step.step_id is not None and step.position is None,
                                  step.step_id is not None, step.position or 0, step.step_id or 0))
-    totals = _totals(session, filters) if filters.campaign_id is None else per_campaign.get(
-        (filters.campaign_id, None), Figures())
+    if filters.campaign_id is not None:
+        totals = per_campaign.get((filters.campaign_id, None), Figures())
     return CampaignResults(
         currency=tenant_currency(session),
         campaigns=[CampaignResult(choice, per_campaign.get((choice.id, None), Figures()),
@@ -225,137 +286,71 @@ def campaign_results(session: Session, filters: ResultsFilters | None = None, *,
     )
 
 
-def _totals(session: Session, filters: ResultsFilters) -> Figures:
-    """Members over every campaign (a member of two campaigns counts once)."""
-    event = MarketingEvent
-    members = func.count(func.distinct(event.customer_id))
-    figures = Figures()
-    where = _touch_period(filters)
-    for kind, count in session.execute(select(event.kind, members).where(*where).group_by(event.kind)):
-        figures.counts[kind] = int(count)
-    figures.counts["_any"] = int(session.scalar(select(members).where(*where)) or 0)
-    return figures
-
-
-# --- attribution ---------------------------------------------------------------------------------
-
-
-def _pairs_statement(session: Session, filters: ResultsFilters) -> Any:
-    """(deal, campaign) with a counting touch (decision 0050), the first and last such moment, in SQL."""
-    event, deal = MarketingEvent, Opportunity
-    won = PipelineStage.kind == StageKind.WON.value
-    window = Campaign.attribution_days
-    before_created = and_(event.occurred_at <= deal.created_at,
-                          days_between(session, event.occurred_at, deal.created_at) <= window)
-    before_won = and_(won, deal.closed_at.is_not(None), event.occurred_at <= deal.closed_at,
-                      days_between(session, event.occurred_at, deal.closed_at) <= window)
-    period: list[Any] = []
-    if filters.since is not None or filters.until is not None:
-        def within(moment: Any) -> Any:
-            bounds = [moment.is_not(None)]
-            if filters.since is not None:
-                bounds.append(moment >= filters.since)
-            if filters.until is not None:
-                bounds.append(moment < filters.until)
-            return and_(*bounds)
-
-        period.append(or_(within(deal.created_at), and_(won, within(deal.closed_at))))
-    if filters.campaign_id is not None:  # the deals of customers the campaign touched (with every campaign's touches)
-        touched = aliased(MarketingEvent)
-        period.append(deal.customer_id.in_(select(touched.customer_id).where(
-            touched.campaign_id == filters.campaign_id, touched.kind.in_(ATTRIBUTED_TOUCHES))))
-    return (
-        select(deal.id, event.campaign_id, func.min(event.occurred_at), func.max(event.occurred_at),
-               PipelineStage.kind, deal.amount)
-        .join(deal, deal.customer_id == event.customer_id)
-        .join(Campaign, Campaign.id == event.campaign_id)
-        .join(PipelineStage, PipelineStage.id == deal.stage_id)
-        .where(event.kind.in_(ATTRIBUTED_TOUCHES), deal.archived_at.is_(None), or_(before_created, before_won),
-               *period)
-        .group_by(deal.id, event.campaign_id, PipelineStage.kind, deal.amount)
-        .order_by(deal.id, event.campaign_id)
-    )
-
-
-def _pairs(session: Session, filters: ResultsFilters) -> list[Pair]:
-    statement = _pairs_statement(session, filters)
-    return [Pair(row[0], row[1], row[2], row[3], row[4] == StageKind.WON.value, Decimal(str(row[5] or 0)))
-            for row in session.execute(statement)]
-
-
-def attribution(session: Session, filters: ResultsFilters, *,
-                pairs: list[Pair] | None = None) -> tuple[dict[int, Credit], int, int, Decimal]:
-    """Each campaign's credit, and the influenced deals, the influenced won deals and their revenue.
-
-    Credit is computed over every campaign's touches (a deal's first touch may belong to another
-    campaign than the one picked); the counts of deals are of those the picked campaign influenced.
-    """
-    pairs = _pairs(session, filters) if pairs is None else pairs
-    credits = credit(pairs)
-    mine = [pair for pair in pairs if filters.campaign_id in (None, pair.campaign_id)]
-    deals = {pair.deal_id: pair for pair in mine}
-    won = [pair for pair in deals.values() if pair.won]
-    revenue = sum((Decimal(pair.amount).quantize(CENT) for pair in won), Decimal("0.00"))
-    return credits, len(deals), len(won), revenue
-
-
-def iter_influenced_deals(session: Session, filters: ResultsFilters | None = None, *,
-                          pairs: list[Pair] | None = None) -> Iterator[InfluencedDeal]:
-    """Every (deal, campaign) pair the results count, with the pair's credit under each model (by deal id)."""
+def campaign_results(session: Session, filters: ResultsFilters | None = None) -> CampaignResults:
+    """Per campaign and per step, the members each kind of touch reached; influenced deals and credited revenue."""
     filters = filters or ResultsFilters()
-    pairs = _pairs(session, filters) if pairs is None else pairs
-    by_deal: dict[int, list[Pair]] = defaultdict(list)
-    for pair in pairs:
-        by_deal[pair.deal_id].append(pair)
-    wanted = [deal_id for deal_id, deal_pairs in by_deal.items()
-              if filters.campaign_id is None or any(p.campaign_id == filters.campaign_id for p in deal_pairs)]
-    names = {row[0]: row[1] for row in session.execute(select(Campaign.id, Campaign.name))}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        details = {row[0]: row[1:] for row in session.execute(
-            select(Opportunity.id, Opportunity.name, Opportunity.customer_id, Customer.name, Opportunity.created_at,
-                   case((PipelineStage.kind == StageKind.WON.value, Opportunity.closed_at), else_=None))
-            .join(Customer, Customer.id == Opportunity.customer_id)
-            .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
-            .where(Opportunity.id.in_(chunk)))}
-        rows: list[InfluencedDeal] = []
-        for deal_id in chunk:
-            if deal_id not in details:  # the customer is not the actor's to see
-                continue
-            name, customer_id, customer_name, created_at, won_at = details[deal_id]
-            deal_pairs = by_deal[deal_id]
-            won = deal_pairs[0].won
-            amount = Decimal(deal_pairs[0].amount).quantize(CENT)
-            first = min(deal_pairs, key=lambda pair: (pair.first_at, pair.campaign_id)).campaign_id
-            last = max(deal_pairs, key=lambda pair: (pair.last_at, pair.campaign_id)).campaign_id
-            shares = linear_shares(amount, (pair.campaign_id for pair in deal_pairs)) if won else {}
-            zero = Decimal("0.00")
-            for pair in deal_pairs:
-                if filters.campaign_id is not None and pair.campaign_id != filters.campaign_id:
-                    continue
-                rows.append(InfluencedDeal(
-                    deal_id, name, customer_id, customer_name, pair.campaign_id, names.get(pair.campaign_id, ""),
-                    amount, created_at, won_at, pair.first_at, pair.last_at,
-                    amount if won and first == pair.campaign_id else zero,
-                    amount if won and last == pair.campaign_id else zero, shares.get(pair.campaign_id, zero)))
-        yield from rows
+    counts = _counts(session, filters)
+    per_step = {(campaign_id, step_id): figures for (level, campaign_id, step_id), figures in counts.items()
+                if level == "step" and campaign_id is not None}
+    per_campaign: dict[tuple[int, int | None], Figures] = {
+        (campaign_id, None): figures for (level, campaign_id, _step), figures in counts.items()
+        if level == "campaign" and campaign_id is not None}
+    credits, influenced, influenced_won, revenue = _credits(session, filters)
+    return assemble(session, filters, per_step=per_step, per_campaign=per_campaign,
+                    totals=counts.get(("tenant", None, None), Figures()), credits=credits, influenced=influenced,
+                    influenced_won=influenced_won, revenue=revenue)
+
+
+def _influenced_statement(filters: ResultsFilters) -> Any:
+    influence = CampaignInfluence
+    where = _deal_period(filters)
+    if filters.campaign_id is not None:
+        where.append(influence.campaign_id == filters.campaign_id)
+    return (select(influence.opportunity_id, Opportunity.name, influence.customer_id, Customer.name,
+                   influence.campaign_id, Campaign.name, influence.amount, influence.created_at_deal,
+                   influence.won_at, influence.first_at, influence.last_at, influence.first_credit,
+                   influence.last_credit, influence.linear_credit)
+            .join(Opportunity, Opportunity.id == influence.opportunity_id)
+            .join(Customer, Customer.id == influence.customer_id)
+            .join(Campaign, Campaign.id == influence.campaign_id)
+            .where(*where))
+
+
+def _deal(row: Any) -> InfluencedDeal:
+    return InfluencedDeal(row[0], row[1], row[2], row[3], row[4], row[5], _money(row[6]), row[7], row[8], row[9],
+                          row[10], _money(row[11]), _money(row[12]), _money(row[13]))
+
+
+def iter_influenced_deals(session: Session, filters: ResultsFilters | None = None) -> Iterator[InfluencedDeal]:
+    """Every (deal, campaign) pair the results count, with the pair's credit under each model (by deal id)."""
+    statement = _influenced_statement(filters or ResultsFilters()).order_by(CampaignInfluence.opportunity_id,
+                                                                            CampaignInfluence.campaign_id)
+    for row in session.execute(statement.execution_options(yield_per=2000)):
+        yield _deal(row)
 
 
 def influenced_deals(session: Session, filters: ResultsFilters | None = None, *,
-                     pairs: list[Pair] | None = None) -> list[InfluencedDeal]:
-    """Every influenced (deal, campaign) row, won ones first, the largest first."""
-    rows = list(iter_influenced_deals(session, filters, pairs=pairs))
-    rows.sort(key=lambda row: (row.won_at is None, -row.amount, row.deal_id, row.campaign_id))
-    return rows
+                     limit: int | None = None) -> list[InfluencedDeal]:
+    """The influenced (deal, campaign) rows, won ones first, the largest first (the first ``limit`` of them)."""
+    influence = CampaignInfluence
+    statement = _influenced_statement(filters or ResultsFilters()).order_by(
+        influence.won_at.is_(None), influence.amount.desc(), influence.opportunity_id, influence.campaign_id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [_deal(row) for row in session.execute(statement)]
 
 
-def results_page(session: Session, filters: ResultsFilters | None = None) -> tuple[CampaignResults,
-                                                                                      list[InfluencedDeal]]:
-    """What the results page shows: :func:`campaign_results` and :func:`influenced_deals`, the pairs read once."""
+def influenced_count(session: Session, filters: ResultsFilters | None = None) -> int:
+    """How many (deal, campaign) rows :func:`iter_influenced_deals` yields."""
+    return int(session.scalar(select(func.count()).select_from(_influenced_statement(filters or ResultsFilters())
+                                                                .subquery())) or 0)
+
+
+def results_page(session: Session, filters: ResultsFilters | None = None, *,
+                 deals_shown: int | None = None) -> tuple[CampaignResults, list[InfluencedDeal]]:
+    """What the results page shows: :func:`campaign_results` and the first ``deals_shown`` influenced deals."""
     filters = filters or ResultsFilters()
-    pairs = _pairs(session, filters)
-    return campaign_results(session, filters, pairs=pairs), influenced_deals(session, filters, pairs=pairs)
-
+    return campaign_results(session, filters), influenced_deals(session, filters, limit=deals_shown)
 
 # --- CSV -----------------------------------------------------------------------------------------
 

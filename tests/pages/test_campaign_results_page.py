@@ -9,6 +9,7 @@ from crm_core.models import Role
 from crm_ui.navigation import pages_for
 from tests.campaign_scene import NO_BASIS, build_scene
 from tests.pages.conftest import AppWorld, open_as
+from tests.pages.job_helpers import isolated_queue, queued_job_ids, run_queued_jobs  # noqa: F401 - a fixture
 from tests.pages.test_service_pages import speak_chinese
 
 PAGE = "pages/campaign_results.py"
@@ -62,3 +63,24 @@ def test_a_workspace_without_campaigns_says_so(app_world: AppWorld) -> None:
 def test_only_admins_managers_and_analysts_have_the_page() -> None:
     holders = {role for role in Role if any(page.path == PAGE for page in pages_for(role))}
     assert holders == {Role.ADMIN, Role.MANAGER, Role.ANALYST}
+
+
+@pytest.mark.usefixtures("isolated_queue")
+def test_the_refresh_button_queues_the_recount_and_the_page_then_shows_when_it_counted(app_world: AppWorld) -> None:
+    build_scene(app_world.db, app_world.world, refresh=False)
+    manager = app_world.world.manager
+    app = open_as(manager.username, PAGE)
+    assert not app.exception
+    assert "The results have not been counted yet. Press “Refresh now”." in [info.value for info in app.info]
+    assert {metric.label: metric.value for metric in app.metric}["Entered"] == "0"
+    next(button for button in app.button if button.label == "Refresh now").click().run()
+    assert not app.exception
+    assert len(queued_job_ids(app_world.db)) == 1
+    assert any(message.value.startswith("Recount queued (job ") for message in app.success)
+    run_queued_jobs(app_world.db)
+    app = open_as(manager.username, PAGE)
+    assert not app.exception
+    assert any(caption.value.startswith("Counts as of ") for caption in app.caption)
+    assert {metric.label: metric.value for metric in app.metric}["Entered"] == "2"  # the manager's teams' part
+    analyst = open_as(app_world.world.analyst.username, PAGE)
+    assert not any(button.label == "Refresh now" for button in analyst.button)  # analysts read, they do not count
