@@ -445,6 +445,13 @@ def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | Non
 
     add_service_desk(db, zh=str(params.get("locale") or "").lower().startswith("zh"), seed=int(params.get("seed", 42)))
     refresh_planner_statistics(db.engine)
+    # the campaign results page reads counts a job writes: count the demo's campaigns once now, so it opens
+    # with figures rather than "not counted yet" until the schedule's first run
+    from crm_core.jobs.cli import active_tenant_ids
+    from crm_core.services.campaign_results_refresh import run_campaign_results_refresh
+
+    for tenant_id in active_tenant_ids(db):
+        run_campaign_results_refresh(db, tenant_id)
     return _json_result({"status": "ok", **summary.as_dict()})
 
 
