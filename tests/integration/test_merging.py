@@ -28,6 +28,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.automation import AutomationFiring, AutomationRule, LifecycleOverride, LifecycleTransition
+from crm_core.models.marketing import CampaignStep, ConsentRecord, MarketingEvent, MarketingMessage
 from crm_core.models.merges import Merge
 from crm_core.models.notifications import AccessRequest
 from crm_core.models.pool import PoolEvent
@@ -113,6 +114,40 @@ def _access_request(session: Session, tenant_id: int, customer_id: int, _contact
     session.add(AccessRequest(tenant_id=tenant_id, customer_id=customer_id, requester_id=requester))
 
 
+def _member(session: Session, tenant_id: int, customer_id: int, contact_id: int | None = None) -> CampaignMember:
+    member = CampaignMember(tenant_id=tenant_id, campaign_id=_campaign(session, tenant_id), customer_id=customer_id,
+                            contact_id=contact_id)
+    session.add(member)
+    session.flush()
+    return member
+
+
+def _enrol(session: Session, tenant_id: int, customer_id: int, contact_id: int) -> None:
+    _member(session, tenant_id, customer_id, contact_id)
+
+
+def _message(session: Session, tenant_id: int, customer_id: int, contact_id: int | None) -> None:
+    member = _member(session, tenant_id, customer_id)
+    step = CampaignStep(tenant_id=tenant_id, campaign_id=member.campaign_id, position=1, kind="wait",
+                        config={"days": 1})
+    session.add(step)
+    session.flush()
+    session.add(MarketingMessage(tenant_id=tenant_id, campaign_id=member.campaign_id, step_id=step.id,
+                                 member_id=member.id, customer_id=customer_id, contact_id=contact_id,
+                                 token=unique("token-"), status="sent"))
+
+
+def _touch(session: Session, tenant_id: int, customer_id: int, contact_id: int | None) -> None:
+    session.add(MarketingEvent(tenant_id=tenant_id, campaign_id=_campaign(session, tenant_id), customer_id=customer_id,
+                               contact_id=contact_id, kind="opened"))
+
+
+def _consent(session: Session, tenant_id: int, customer_id: int, contact_id: int | None) -> None:
+    session.add(ConsentRecord(tenant_id=tenant_id, channel="email", address=unique("p") + "@example.cn",
+                              customer_id=customer_id, contact_id=contact_id, action="grant", basis="consent",
+                              proof_kind="manual", proof="asked at the counter"))
+
+
 # One row in every table that points at a customer (or a contact), keyed as references_to names them.
 CUSTOMER_ROWS: dict[str, Builder] = {
     "access_requests.customer_id": _access_request,
@@ -121,6 +156,7 @@ CUSTOMER_ROWS: dict[str, Builder] = {
     "campaign_members.customer_id": lambda s, t, c, k: s.add(
         CampaignMember(tenant_id=t, campaign_id=_campaign(s, t), customer_id=c)),
     "cases.customer_id": lambda s, t, c, k: s.add(Case(tenant_id=t, customer_id=c, subject="Broken")),
+    "consent_records.customer_id": lambda s, t, c, k: _consent(s, t, c, None),
     "contacts.customer_id": lambda s, t, c, k: s.add(Contact(tenant_id=t, customer_id=c, name=unique("Person "))),
     "customer_tier_pins.customer_id": lambda s, t, c, k: s.add(
         CustomerTierPin(tenant_id=t, customer_id=c, tier_id=_tier(s, t))),
@@ -130,6 +166,8 @@ CUSTOMER_ROWS: dict[str, Builder] = {
         LifecycleOverride(tenant_id=t, customer_id=c, stage="intent", rule_stage="prospect", reason="call")),
     "lifecycle_transitions.customer_id": lambda s, t, c, k: s.add(
         LifecycleTransition(tenant_id=t, customer_id=c, from_stage="prospect", to_stage="intent")),
+    "marketing_events.customer_id": lambda s, t, c, k: _touch(s, t, c, None),
+    "marketing_messages.customer_id": lambda s, t, c, k: _message(s, t, c, None),
     "opportunities.customer_id": _deal,
     "orders.customer_id": lambda s, t, c, k: s.add(
         Order(tenant_id=t, customer_id=c, order_number=unique("SO-"), total_amount=Decimal("0"))),
@@ -140,7 +178,11 @@ CUSTOMER_ROWS: dict[str, Builder] = {
 CONTACT_ROWS: dict[str, Builder] = {
     "activities.contact_id": lambda s, t, c, k: s.add(
         Activity(tenant_id=t, customer_id=c, contact_id=k, summary="Met")),
+    "campaign_members.contact_id": lambda s, t, c, k: _enrol(s, t, c, k),
     "cases.contact_id": lambda s, t, c, k: s.add(Case(tenant_id=t, customer_id=c, contact_id=k, subject="Help")),
+    "consent_records.contact_id": _consent,
+    "marketing_events.contact_id": _touch,
+    "marketing_messages.contact_id": _message,
 }
 
 
@@ -370,7 +412,7 @@ def test_a_contact_merge_moves_activities_and_cases_and_keeps_one_primary(db: Da
     merged_id = seed_related(db, world.admin.tenant_id, customer_id)  # the primary contact, with rows
     result = merge_contacts(db, world.admin, survivor_id, merged_id, {"name": "survivor"},
                             versions(db, survivor_id, merged_id, Contact))
-    assert result.moved == {"activities.contact_id": 1, "cases.contact_id": 1}
+    assert result.moved == {key: 1 for key in CONTACT_ROWS}  # one row of every kind that names a contact
     for key in CONTACT_ROWS:
         assert pointing_at(db, key, merged_id) == 0
     with db.system_session("test: check") as session:
