@@ -24,7 +24,8 @@ def frame() -> pd.DataFrame:
                "region", "source", "external_id", "tags", "_duplicate_in_file", "_key_taken", "_match_missing",
                "name__missing", "_extra_fields", "_custom__invalid", "_custom__missing", "credit_code",
                "credit_code__invalid", "_duplicate_blocked", "created_at__invalid",
-               "_rule_imports_rule_history_in_future", "external_id__taken"]
+               "_rule_imports_rule_history_in_future", "external_id__taken", "email_consent", "email_consent_source",
+               "email_consent_date__invalid", "_rule_consent_import_date_in_future", "_rule_consent_import_no_email"]
     rows = [
         {"name": "张三科技", "kind": "company", "lifecycle_stage": "prospect", "email": "a@b.cn"},
         {"name__missing": "", "kind": "compny", "lifecycle_stage": "prospect", "email": "bad"},
