@@ -26,14 +26,32 @@ def jobs_inline() -> bool:
     return os.environ.get("CRM_JOBS_INLINE", "").strip().lower() in ("1", "yes", "true")
 
 
+# Every AfterCommit, called by the two listeners below. One listener each, registered when this module is
+# imported: a module that defines an AfterCommit may be imported for the first time *inside* a commit's
+# after_commit (a send imports the job kinds, which import the marketing sender); registering a listener
+# then would change SQLAlchemy's listener list while it is being walked ("deque mutated during iteration").
+_ALL: list[AfterCommit] = []
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    for hook in list(_ALL):  # a copy: a hook defined while these run waits for the next commit
+        hook._after_commit(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    for hook in list(_ALL):
+        hook._forget(session)
+
+
 class AfterCommit:
     """Collects tenant ids under ``key`` on a session and calls ``send(db, tenant_id)`` after its commit."""
 
     def __init__(self, key: str, send: Callable[[Database, int], None]) -> None:
         self.key = key
         self._send = send
-        event.listen(Session, "after_commit", self._after_commit)
-        event.listen(Session, "after_rollback", self._forget)
+        _ALL.append(self)
 
     def mark(self, session: Session, tenant_id: int) -> None:
         """Send the request for ``tenant_id`` when ``session``'s transaction commits."""

@@ -27,7 +27,17 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.models import Case, Customer, User
 from crm_core.services import contacts, macros, sla_settings
-from tests.e2e.conftest import ROOT, Server, log_in, open_page, pick_option, prepare_database, screenshot, settled
+from tests.e2e.conftest import (
+    ROOT,
+    Server,
+    evidence_on_failure,
+    log_in,
+    open_page,
+    pick_option,
+    prepare_database,
+    screenshot,
+    settled,
+)
 from tests.e2e.workers import start_worker
 from tests.factories import World, tenant_slug
 from tests.hosting import free_port, start_host
@@ -175,7 +185,8 @@ def test_a_support_day_from_an_email_to_a_rated_resolution(desk: Desk, browser) 
                             arg=expected, timeout=TIMEOUT)
     assert reply_box.input_value() == expected
     agent.get_by_role("button", name="Save").click()
-    agent.get_by_text("Reply recorded.").wait_for(timeout=TIMEOUT)
+    with evidence_on_failure(agent, "service-day-reply"):
+        agent.get_by_text("Reply recorded.").wait_for(timeout=TIMEOUT)
     [reply] = desk.sink.wait_for(1)
     assert reply["To"] == "li.lei@acme.com" and reply["In-Reply-To"] == "<jam-1@acme.com>"
     assert reply.get_content().strip() == expected
