@@ -74,3 +74,19 @@ class AfterCommit:
 
     def _forget(self, session: Session) -> None:
         session.info.pop(self.key, None)
+
+
+class JobAfterCommit(AfterCommit):
+    """Queues a job of ``kind`` for each marked tenant once the session commits, unless one already waits
+    (:func:`crm_core.jobs.service.request_job`); with ``schedule``, the tenant also gets its schedule of
+    that kind first (the retries and whatever the request missed)."""
+
+    def __init__(self, kind: str, *, schedule: tuple[str, str, str] | None = None) -> None:
+        super().__init__(f"kestrel_after_commit:{kind}", self._request)
+        self.kind = kind
+        self.schedule = schedule
+
+    def _request(self, db: Database, tenant_id: int) -> None:
+        from crm_core.jobs.service import request_job  # the job kinds import what imports this module
+
+        request_job(db, tenant_id, self.kind, schedule=self.schedule)

@@ -7,6 +7,7 @@ then puts the job's id on the queue, so a worker never picks up a job that is no
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from huey import Huey
@@ -26,7 +27,7 @@ from crm_core.errors import (
 from crm_core.jobs import queue as job_queue
 from crm_core.jobs.context import kinds
 from crm_core.models import utcnow
-from crm_core.models.jobs import Job, JobStatus
+from crm_core.models.jobs import Job, JobSchedule, JobStatus
 
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED)
 
@@ -78,6 +79,43 @@ def submit_system_job(
     if enqueue:
         _enqueue_or_fail(db, job_id, queue)
     return job_id
+
+
+EVERY_MINUTE = ("*", "*", "*")  # minute, hour, day of week (UTC)
+LOG = logging.getLogger(__name__)
+
+
+def ensure_schedule(session: Any, tenant_id: int, kind: str, schedule: tuple[str, str, str] = EVERY_MINUTE) -> bool:
+    """Give the tenant a schedule of ``kind`` unless it has one (in ``session``, a system transaction: schedules
+    are admins' rows); True when added. Kinds that only some tenants need (mail, webhooks, robots) get theirs
+    the first time they are used instead of a default schedule for every tenant."""
+    exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == kind))
+    if exists is not None:
+        return False
+    minute, hour, day_of_week = schedule
+    session.add(JobSchedule(tenant_id=tenant_id, kind=kind, params={}, minute=minute, hour=hour,
+                            day_of_week=day_of_week, enabled=True))
+    return True
+
+
+def request_job(db: Database, tenant_id: int, kind: str, *, schedule: tuple[str, str, str] | None = None,
+                queue: Huey | None = None) -> int | None:
+    """Queue a system job of ``kind`` for the tenant unless one already waits, after giving the tenant its
+    schedule of that kind when ``schedule`` is set; the job's id. None when one waits, or when the queue is
+    down: the change that asked is committed, and the minute's schedule does the work then (logged)."""
+    try:
+        if schedule is not None:
+            with db.system_transaction(f"{kind}: schedule") as session:
+                ensure_schedule(session, tenant_id, kind, schedule)
+        with db.system_session(f"{kind}: waiting run") as session:
+            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == kind,
+                                                          Job.status == JobStatus.QUEUED.value).limit(1))
+        if waiting is not None:
+            return None
+        return submit_system_job(db, tenant_id, kind, queue=queue)
+    except Exception:
+        LOG.exception("could not queue a %s run for tenant %s", kind, tenant_id)
+        return None
 
 
 def _record(session: Any, job: Job) -> int:

@@ -25,7 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
-from crm_core.mail.outbound import ensure_send_schedule
+from crm_core.jobs.service import ensure_schedule
+from crm_core.mail.outbound import KIND as SEND_KIND
 from crm_core.models import Case, CaseChannel, CaseStatus, Contact, Customer, Tenant, User, utcnow
 from crm_core.models.mail import MailRoute, TenantMailSettings
 from crm_core.models.service import (
@@ -275,7 +276,7 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
     now = now or utcnow()
     with db.system_transaction("mail-in") as session:
         tenant = _tenant(session, recipients)
-        ensure_send_schedule(session, tenant.id)  # replies to mail go out (and are retried) by it
+        ensure_schedule(session, tenant.id, SEND_KIND)  # replies to mail go out (and are retried) by it
         if not message_id:  # a message without one still threads: ours stands in for it
             message_id = f"<in-{now:%Y%m%d%H%M%S%f}.{len(raw)}@{rules.OUR_MESSAGE_ID_DOMAIN}.in>"
         contact = _contact(session, tenant.id, sender)  # first: a stranger learns nothing from a known id

@@ -29,10 +29,9 @@ from sqlalchemy.orm import Session
 from crm_core.config import public_url
 from crm_core.db import Database
 from crm_core.i18n import t
-from crm_core.jobs.after_commit import AfterCommit
+from crm_core.jobs.after_commit import JobAfterCommit
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Case, CaseStatus, Contact, Role, Tenant, utcnow
-from crm_core.models.jobs import Job, JobSchedule, JobStatus
 from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage, CaseMessageDirection, CaseMessageStatus
 from crm_core.rules import mail as rules
 from crm_core.rules.contact_details import normalise_email
@@ -41,7 +40,6 @@ LOG = logging.getLogger("kestrel.mail")
 KIND = "case_mail_send"
 SCHEDULE = ("*", "*", "*")  # every minute, UTC: the retries
 MAX_ATTEMPTS = 5
-SEND_KEY = "kestrel_case_mail"
 
 
 @dataclass(frozen=True)
@@ -138,32 +136,7 @@ def queue_reply_email(session: Session, case: Case, event: CaseEvent) -> CaseMes
     return message
 
 
-def ensure_send_schedule(session: Session, tenant_id: int) -> None:
-    """Give the tenant its every-minute send schedule (the retries) unless it has one; in a system session
-    (schedules are admins' rows: a rep's reply cannot write one)."""
-    exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == KIND))
-    if exists is None:
-        minute, hour, day_of_week = SCHEDULE
-        session.add(JobSchedule(tenant_id=tenant_id, kind=KIND, params={}, minute=minute, hour=hour,
-                                day_of_week=day_of_week, enabled=True))
-
-
-def _request_send(db: Database, tenant_id: int) -> None:
-    from crm_core.jobs.service import submit_system_job
-
-    try:
-        with db.system_transaction("mail: send schedule") as session:
-            ensure_send_schedule(session, tenant_id)
-        with db.system_session("mail: waiting send") as session:
-            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == KIND,
-                                                          Job.status == JobStatus.QUEUED.value).limit(1))
-        if waiting is None:
-            submit_system_job(db, tenant_id, KIND)
-    except Exception:  # the reply is committed; the minute's schedule sends it
-        LOG.exception("could not queue a case mail send for tenant %s", tenant_id)
-
-
-_SEND = AfterCommit(SEND_KEY, _request_send)
+_SEND = JobAfterCommit(KIND, schedule=SCHEDULE)  # the schedule sends the retries
 
 
 def build_email(message: CaseMessage, body: str, settings: MailSettings, tenant_slug: str) -> EmailMessage:

@@ -23,7 +23,7 @@ from sqlalchemy import Table, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
-from crm_core.jobs.after_commit import AfterCommit
+from crm_core.jobs.after_commit import JobAfterCommit
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.marketing import sender
 from crm_core.models import (
@@ -283,23 +283,7 @@ def _owner_task(session: Session, member: CampaignMember, step: CampaignStep, no
     return 1
 
 
-def _request_tick(db: Database, tenant_id: int) -> None:
-    """Ask the worker for a tick now (a launch or a resume): the first emails leave within seconds, not at the
-    next minute's schedule; nothing when one is already waiting."""
-    from crm_core.jobs.service import submit_system_job
-    from crm_core.models.jobs import Job, JobStatus
-
-    try:
-        with db.system_session("marketing: waiting tick") as session:
-            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == "marketing_tick",
-                                                          Job.status == JobStatus.QUEUED.value).limit(1))
-        if waiting is None:
-            submit_system_job(db, tenant_id, "marketing_tick")
-    except Exception:  # the launch is committed; the minute's schedule runs the tick
-        LOG.exception("could not queue a marketing tick for tenant %s", tenant_id)
-
-
-_TICK = AfterCommit("kestrel_marketing_tick", _request_tick)
+_TICK = JobAfterCommit("marketing_tick")  # its default schedule runs it every minute anyway
 
 
 def tick_after_commit(session: Session, tenant_id: int) -> None:

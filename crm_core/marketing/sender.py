@@ -26,11 +26,10 @@ from sqlalchemy.orm import Session
 from crm_core.config import public_url
 from crm_core.db import WRITE_OPTION, Database
 from crm_core.i18n import t
-from crm_core.jobs.after_commit import AfterCommit
+from crm_core.jobs.after_commit import JobAfterCommit
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.mail.outbound import MailSettings
 from crm_core.models import Contact, Customer, Role, Tenant, User, utcnow
-from crm_core.models.jobs import Job, JobSchedule, JobStatus
 from crm_core.models.mail import TenantMailSettings
 from crm_core.models.marketing import (
     CampaignStep,
@@ -173,7 +172,6 @@ def queue_email(session: Session, member: CampaignMember, step: CampaignStep, *,
 LOG = logging.getLogger("kestrel.marketing")
 KIND = "marketing_send"
 SCHEDULE = ("*", "*", "*")  # every minute, UTC: retries, rows a killed worker left, tomorrow's capped ones
-SEND_KEY = "kestrel_marketing_send"
 BATCH_SIZE = 200
 CONNECTIONS = 4  # senders side by side, each its own SMTP connection and batches
 MAX_ATTEMPTS = 5
@@ -513,31 +511,7 @@ def _count_capped(db: Database, tenant_id: int, senders: set[str], now: dt.datet
             _due(tenant_id, now), MarketingMessage.from_address.in_(senders))) or 0)
 
 
-def ensure_send_schedule(session: Session, tenant_id: int) -> None:
-    """The tenant's every-minute sender schedule (retries, left rows, the next day's capped rows), once."""
-    exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == KIND))
-    if exists is None:
-        minute, hour, day_of_week = SCHEDULE
-        session.add(JobSchedule(tenant_id=tenant_id, kind=KIND, params={}, minute=minute, hour=hour,
-                                day_of_week=day_of_week, enabled=True))
-
-
-def _request_send(db: Database, tenant_id: int) -> None:
-    from crm_core.jobs.service import submit_system_job
-
-    try:
-        with db.system_transaction("marketing: send schedule") as session:
-            ensure_send_schedule(session, tenant_id)
-        with db.system_session("marketing: waiting send") as session:
-            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == KIND,
-                                                          Job.status == JobStatus.QUEUED.value).limit(1))
-        if waiting is None:
-            submit_system_job(db, tenant_id, KIND)
-    except Exception:  # the caller's rows are committed; the minute's schedule sends them
-        LOG.exception("could not queue a marketing send for tenant %s", tenant_id)
-
-
-_SEND = AfterCommit(SEND_KEY, _request_send)
+_SEND = JobAfterCommit(KIND, schedule=SCHEDULE)  # retries, left rows, tomorrow's capped ones
 
 
 def send_after_commit(session: Session, tenant_id: int) -> None:

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.orm import Session
 
 from crm_core.db import Database
 from crm_core.i18n import normalise_language, t
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Base, Role, utcnow
-from crm_core.models.jobs import Job, JobSchedule, JobStatus
 from crm_core.models.notifications import RobotPlatform, RobotStatus
 from crm_core.rules.notifications import dingtalk_signed_url, message_key, robot_accepted, robot_body
 from crm_core.webhooks.sending import Answer, post
@@ -56,33 +54,6 @@ class RobotReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
-
-
-def ensure_robot_schedule(session: Session, tenant_id: int) -> bool:
-    """Give the tenant its every-minute robot schedule unless it has one (in ``session``); True when added."""
-    exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == KIND))
-    if exists is not None:
-        return False
-    session.add(JobSchedule(tenant_id=tenant_id, kind=KIND, params={}, minute="*", hour="*", day_of_week="*",
-                            enabled=True))
-    return True
-
-
-def request_robot_delivery(db: Database, tenant_id: int) -> int | None:
-    """Queue a robot run for the tenant unless one already waits (None: one waits, or the queue is down — the
-    minute's schedule sends them then)."""
-    from crm_core.jobs.service import submit_system_job
-
-    try:
-        with db.system_session("notifications: waiting robot run") as session:
-            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == KIND,
-                                                          Job.status == JobStatus.QUEUED.value).limit(1))
-        if waiting is not None:
-            return None
-        return submit_system_job(db, tenant_id, KIND)
-    except Exception:  # the notification is committed; the schedule sends it
-        LOG.exception("could not queue a robot run for tenant %s", tenant_id)
-        return None
 
 
 def robot_text(kind: str, params: dict[str, Any], recipient: str, language: str) -> str:
@@ -169,7 +140,7 @@ def _record(db: Database, notification_id: int, robot_id: int | None, status: st
                 last_failed_at=now, last_error=error[:500]))
 
 
-# not "schedulable" by default: a tenant's first robot adds its schedule (ensure_robot_schedule)
+# not "schedulable" by default: a tenant's first robot adds its schedule (crm_core.jobs.service.ensure_schedule)
 @job_kind(KIND, roles=frozenset({Role.ADMIN}))
 def notification_robots(ctx: JobContext) -> dict[str, Any]:
     """Post the tenant's due notifications to their teams' group robots; result: sent, retrying, failed."""

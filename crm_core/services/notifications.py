@@ -39,12 +39,11 @@ from crm_core.access import Actor
 from crm_core.bulk import insert_new, insert_rows
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationFailed
-from crm_core.jobs.after_commit import AfterCommit
+from crm_core.jobs.after_commit import JobAfterCommit
 from crm_core.models import Base, Customer, User, utcnow
 from crm_core.models.notifications import Notification, NotificationPreference, RobotStatus
 from crm_core.rules.notifications import KINDS, MENTIONS_MAX, mention_handle, parse_mentions
 
-ROBOT_KEY = "crm_notification_robots"  # tenant ids whose robot job runs after this session commits
 notifications = Base.metadata.tables["notifications"]
 preferences = Base.metadata.tables["notification_preferences"]
 robots = Base.metadata.tables["team_robots"]
@@ -193,13 +192,7 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[start:start + LOOKUP_CHUNK] for start in range(0, len(values), LOOKUP_CHUNK)]
 
 
-def _request_robots(db: Database, tenant_id: int) -> None:
-    from crm_core.notifications.robots import request_robot_delivery
-
-    request_robot_delivery(db, tenant_id)
-
-
-_ROBOTS = AfterCommit(ROBOT_KEY, _request_robots)
+_ROBOTS = JobAfterCommit("notification_robots")
 
 
 def mark_read(db: Database, actor: Actor, notification_id: int) -> None:

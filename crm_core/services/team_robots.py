@@ -13,9 +13,10 @@ from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.i18n import LANGUAGES
+from crm_core.jobs.service import ensure_schedule
 from crm_core.models import Team
 from crm_core.models.notifications import RobotPlatform, TeamRobot
-from crm_core.notifications.robots import ensure_robot_schedule
+from crm_core.notifications.robots import KIND as ROBOT_KIND
 from crm_core.services.webhooks import target_url_problem
 
 SECRET_MAX = 200
@@ -62,7 +63,7 @@ def save_team_robot(db: Database, actor: Actor, team_id: int, form: RobotForm) -
             robot.signing_secret = secret
         elif form.platform != RobotPlatform.DINGTALK:
             robot.signing_secret = None  # WeCom robots sign nothing
-        ensure_robot_schedule(session, actor.tenant_id)
+        ensure_schedule(session, actor.tenant_id, ROBOT_KIND)
         session.flush()
         return robot.id
 

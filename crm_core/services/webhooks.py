@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from crm_core.access import Actor
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
+from crm_core.jobs.service import ensure_schedule
 from crm_core.models import AuditEvent, utcnow
 from crm_core.models.webhooks import (
     DeliveryStatus,
@@ -32,7 +33,7 @@ from crm_core.models.webhooks import (
 from crm_core.rules.webhooks import PING, SECRET_GRACE, url_problem, valid_event_types
 from crm_core.services.editing import stale_record_error
 from crm_core.webhooks.dispatch import cancel_pending
-from crm_core.webhooks.jobs import ensure_dispatch_schedule
+from crm_core.webhooks.jobs import KIND as DISPATCH_KIND
 from crm_core.webhooks.outbox import add_deliveries, add_event, mark_for_dispatch
 from crm_core.webhooks.payloads import event_body
 from crm_core.webhooks.sending import TargetRefused, vetted_addresses
@@ -107,7 +108,7 @@ def create_subscription(db: Database, actor: Actor, form: SubscriptionForm) -> t
         subscription = WebhookSubscription(url=url, event_types=event_types, description=description, enabled=True,
                                            signing_secret=secret, created_by_id=actor.user_id)
         session.add(subscription)
-        ensure_dispatch_schedule(session, actor.tenant_id)
+        ensure_schedule(session, actor.tenant_id, DISPATCH_KIND)
         session.flush()
         return subscription.id, secret
 

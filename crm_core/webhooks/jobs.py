@@ -1,9 +1,9 @@
 """The ``webhook_dispatch`` job kind: a worker sends the tenant's due webhook deliveries.
 
-A commit that wrote deliveries queues a run for its tenant (:func:`request_dispatch`, from
+A commit that wrote deliveries queues a run for its tenant (a ``JobAfterCommit`` in
 ``crm_core.webhooks.outbox``), so a first attempt goes out about a second later. A tenant also
 gets a schedule (every minute, a ``job_schedules`` row shown on the Automation page) with its
-first subscription (:func:`ensure_dispatch_schedule`): it sends the retries that fall due
+first subscription (``crm_core.jobs.service.ensure_schedule``): it sends the retries that fall due
 later, and anything a lost queue message left behind. While retries fall due within ``LINGER``
 the run waits for them (a failing endpoint's 5-second retry is kept), up to ``MAX_RUN`` in all,
 so one worker is never held much longer than a minute.
@@ -16,13 +16,8 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from crm_core.db import Database
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Role, utcnow
-from crm_core.models.jobs import Job, JobSchedule, JobStatus
 from crm_core.webhooks.dispatch import LEASE, DispatchReport, dispatch_due, next_due_at
 from crm_core.webhooks.retention import prune_history
 
@@ -33,34 +28,6 @@ MAX_RUN = dt.timedelta(seconds=50)
 
 KIND = "webhook_dispatch"
 SCHEDULE = ("*", "*", "*")  # every minute, UTC
-
-
-def ensure_dispatch_schedule(session: Session, tenant_id: int) -> bool:
-    """Give the tenant its every-minute dispatch schedule unless it has one (in ``session``); True when added."""
-    exists = session.scalar(select(JobSchedule.id).where(JobSchedule.tenant_id == tenant_id, JobSchedule.kind == KIND))
-    if exists is not None:
-        return False
-    minute, hour, day_of_week = SCHEDULE
-    session.add(JobSchedule(tenant_id=tenant_id, kind=KIND, params={}, minute=minute, hour=hour,
-                            day_of_week=day_of_week, enabled=True))
-    return True
-
-
-def request_dispatch(db: Database, tenant_id: int) -> int | None:
-    """Queue a dispatch for the tenant unless one already waits; the job's id (None: one waits, or the
-    queue is down — the minute's tick sends the deliveries then)."""
-    from crm_core.jobs.service import submit_system_job
-
-    try:
-        with db.system_session("webhooks: waiting dispatch") as session:
-            waiting = session.scalar(select(Job.id).where(Job.tenant_id == tenant_id, Job.kind == KIND,
-                                                          Job.status == JobStatus.QUEUED.value).limit(1))
-        if waiting is not None:
-            return None
-        return submit_system_job(db, tenant_id, KIND)
-    except Exception:  # the change is committed; its deliveries wait for the tick, nothing is lost
-        LOG.exception("could not queue a webhook dispatch for tenant %s", tenant_id)
-        return None
 
 
 # not "schedulable": tenants without webhooks get no schedule; those with one get it above

@@ -21,22 +21,18 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from crm_core.jobs.after_commit import AfterCommit
+from crm_core.jobs.after_commit import JobAfterCommit
 from crm_core.models import PipelineStage, utcnow
 from crm_core.models.webhooks import DeliveryStatus, WebhookDelivery, WebhookEvent, WebhookSubscription
 from crm_core.rules.webhooks import OBJECT_NAMES, event_types_for, wants
 from crm_core.webhooks.payloads import event_body, public_fields
 
-if TYPE_CHECKING:  # crm_core.db imports access, which imports this module
-    from crm_core.db import Database
-
 LOG = logging.getLogger("kestrel.webhooks")
-DISPATCH_KEY = "crm_webhook_dispatch_tenants"  # tenants whose new deliveries wait for this commit
 
 # (the changed object, its audit entity name, action, {field: [old, new]}, tenant id)
 AuditedChange = tuple[Any, str, str, dict[str, list[Any]], int]
@@ -77,13 +73,7 @@ def record_outbox(session: Session, changes: Sequence[AuditedChange]) -> int:
     return added
 
 
-def _request_dispatch(db: Database, tenant_id: int) -> None:
-    from crm_core.webhooks.jobs import request_dispatch
-
-    request_dispatch(db, tenant_id)
-
-
-_DISPATCH = AfterCommit(DISPATCH_KEY, _request_dispatch)
+_DISPATCH = JobAfterCommit("webhook_dispatch")
 
 
 def mark_for_dispatch(session: Session, tenant_id: int) -> None:

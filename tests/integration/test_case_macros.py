@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
-from crm_core.mail.outbound import ensure_send_schedule
+from crm_core.jobs.service import ensure_schedule
+from crm_core.mail.outbound import KIND as SEND_KIND
 from crm_core.models.jobs import JobSchedule
 from crm_core.queries.cases import case_emails
 from crm_core.queries.macros import list_macros, macro_for_case
@@ -113,7 +114,7 @@ def test_a_reps_public_reply_queues_its_email_and_only_their_side_sees_it(db: Da
 def test_the_send_schedule_is_added_once(db: Database, world: World) -> None:
     for _ in range(2):
         with db.system_transaction("test") as session:
-            ensure_send_schedule(session, world.admin.tenant_id)
+            ensure_schedule(session, world.admin.tenant_id, SEND_KIND)
     with db.system_session("test") as session:
         kinds = session.scalars(select(JobSchedule.kind).where(JobSchedule.tenant_id == world.admin.tenant_id,
                                                                JobSchedule.kind == "case_mail_send")).all()
