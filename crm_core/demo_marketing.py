@@ -244,7 +244,6 @@ def marketing_story(  # noqa: PLR0915 - one story told in order; split, its step
                     event(campaign_id, steps[key], member_id, position, contact, "bounced", send_at + 60, message_id,
                           "550 no such mailbox")
                     continue
-                event(campaign_id, steps[key], member_id, position, contact, "delivered", send_at + 10, message_id)
                 if rng.random() < 0.45:
                     opened_any = True
                     opened = send_at + int(rng.integers(600, 3 * DAY))

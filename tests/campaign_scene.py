@@ -79,7 +79,6 @@ def build_scene(db: Database, world: World, *, refresh: bool = True) -> Scene:
             touch(nurture_id, email_step, customer, "entered", BASE)
         for customer in (a, b):
             touch(nurture_id, email_step, customer, "sent", BASE)
-            touch(nurture_id, email_step, customer, "delivered", BASE + dt.timedelta(minutes=1))
             touch(nurture_id, email_step, customer, "opened", BASE + dt.timedelta(hours=1))
         touch(nurture_id, email_step, c, "skipped", BASE, NO_BASIS)
         touch(nurture_id, email_step, a, "opened", BASE + dt.timedelta(hours=2))  # a second open: one member

@@ -207,7 +207,7 @@ class TouchKind(enum.StrEnum):
     ENTERED = "entered"
     SENT = "sent"
     SKIPPED = "skipped"
-    DELIVERED = "delivered"
+    # no DELIVERED: the results derive "delivered" from the sends and bounces (queries.campaign_results.delivered_send)
     OPENED = "opened"
     CLICKED = "clicked"
     REPLIED = "replied"
@@ -265,14 +265,16 @@ class CampaignDaily(TenantScoped, Base):
     once; ``campaign_id`` None). ``kind`` is a touch kind, ``_any`` (any touch: the members reached) or
     ``_skip`` (skipped sends per ``detail``, the reason). Counting the first touch makes the rows additive:
     a period sums its days. The rows with ``day`` None are each slice's sum over all days (every member
-    once), what the page reads without a period. ``whole`` rows repeat the counts without the slice (owner
+    once), what the page reads without a period; ``week`` rows sum a slice's days per week (``day`` the Monday),
+    what a period's full weeks are read from. ``whole`` rows repeat the counts without the slice (owner
     and team None) for those who see the whole tenant: they read far fewer rows. Written only by the
     ``campaign_results_refresh`` job.
     """
 
     __tablename__ = "campaign_daily"
-    # one campaign (all days: day NULL, or a period), every campaign (day NULL, or a period)
-    __table_args__ = (Index(None, "tenant_id", "whole", "campaign_id", "day"), Index(None, "tenant_id", "whole", "day"))
+    # one campaign (all days: day NULL, or a period's days or weeks), every campaign (the same)
+    __table_args__ = (Index(None, "tenant_id", "whole", "week", "campaign_id", "day"),
+                      Index(None, "tenant_id", "whole", "week", "day"))
 
     level: Mapped[str] = mapped_column(String(8))
     day: Mapped[dt.date | None] = mapped_column(Date)  # None: all days
@@ -284,6 +286,7 @@ class CampaignDaily(TenantScoped, Base):
     customer_team_id: Mapped[int | None] = mapped_column(Integer)
     members: Mapped[int] = mapped_column(Integer)
     whole: Mapped[bool] = mapped_column(Boolean, default=False)
+    week: Mapped[bool] = mapped_column(Boolean, default=False)  # a week's sum, ``day`` its Monday
 
 
 class CampaignInfluence(TenantScoped, Base):

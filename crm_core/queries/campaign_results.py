@@ -24,12 +24,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from crm_core.access import actor_of
 from crm_core.models import Campaign, Customer, Opportunity
-from crm_core.models.marketing import CampaignDaily, CampaignInfluence, CampaignResultsRun, CampaignStep, EmailTemplate
+from crm_core.models.marketing import (
+    CampaignDaily,
+    CampaignInfluence,
+    CampaignResultsRun,
+    CampaignStep,
+    EmailTemplate,
+    MarketingEvent,
+    TouchKind,
+)
 from crm_core.queries.reports import tenant_currency
 from crm_core.rules.attribution import CENT, Credit
 
@@ -37,6 +45,7 @@ LEVELS = ("step", "campaign", "tenant")
 """The rollup's levels: per campaign and step, per campaign, over every campaign (``campaign_daily.level``)."""
 ANY = "_any"  # campaign_daily.kind of any touch: the members a step, a campaign or every campaign reached
 SKIP = "_skip"  # campaign_daily.kind of a skipped send, per reason (``detail``)
+DELIVERED = "delivered"  # derived, not a touch kind that is written: see delivered_send
 
 FIGURES = ("entered", "sent", "skipped", "delivered", "opened", "clicked", "replied", "unsubscribed", "bounced",
            "task", "goal", "exited", "completed")
@@ -44,6 +53,23 @@ FIGURES = ("entered", "sent", "skipped", "delivered", "opened", "clicked", "repl
 
 ENGAGEMENT_FUNNEL = ("entered", "sent", "delivered", "opened", "clicked", "replied", "goal")
 """The campaign funnel's stages, from being enrolled to reaching the goal."""
+
+
+def delivered_send(event: Any = MarketingEvent) -> Any:
+    """A ``sent`` touch whose email has not bounced: what the figure ``delivered`` counts (as HubSpot's and
+    Mailchimp's "delivered": accepted by the receiving server, less the bounces). An SMTP server's 250 is not
+    delivery, and few relays report success (DSN NOTIFY=SUCCESS), so the figure is derived, not written: a
+    bounce that arrives later takes the member out of it at the next count. A member's email of one step
+    and cycle is one message (the outbox's unique key), so the bounce is looked for on the same three."""
+    bounce = aliased(MarketingEvent)
+    return and_(event.kind == TouchKind.SENT.value, ~exists().where(
+        bounce.tenant_id == event.tenant_id, bounce.member_id == event.member_id,
+        bounce.kind == TouchKind.BOUNCED.value, bounce.step_id == event.step_id, bounce.cycle == event.cycle))
+
+
+def week_start(day: dt.date) -> dt.date:
+    """The Monday of ``day``'s week: the ``day`` of the rollup's week rows."""
+    return day - dt.timedelta(days=day.weekday())
 
 
 @dataclass(frozen=True)
@@ -177,38 +203,61 @@ def results_as_of(session: Session) -> AsOf:
     return AsOf(row[0], float(row[1])) if row else AsOf(None, None)
 
 
-def _days(filters: ResultsFilters) -> list[Any]:
-    """The period on the rollup's days: the days of ``[since, until)`` (a partial day counts whole); no period:
-    the rows of all days (``day`` None)."""
+def _spans(filters: ResultsFilters) -> list[list[Any]]:
+    """The period on the rollup, as conditions each read with one index range: the period's full weeks from the
+    week rows, its edges from the day rows (a partial day counts whole); no period: the rows of all days
+    (``day`` None)."""
+    daily = CampaignDaily
     if filters.since is None and filters.until is None:
-        return [CampaignDaily.day.is_(None)]
-    conditions: list[Any] = [CampaignDaily.day.is_not(None)]
-    if filters.since is not None:
-        conditions.append(CampaignDaily.day >= filters.since.date())
+        return [[daily.week.is_(False), daily.day.is_(None)]]
+    first = filters.since.date() if filters.since is not None else None
+    end = None
     if filters.until is not None:
         end = filters.until.date() + (dt.timedelta(days=1) if filters.until.time() != dt.time() else dt.timedelta())
-        conditions.append(CampaignDaily.day < end)
-    return conditions
+
+    def days(start: dt.date | None, stop: dt.date | None) -> list[Any]:
+        bounds: list[Any] = [daily.week.is_(False), daily.day.is_not(None)]
+        if start is not None:
+            bounds.append(daily.day >= start)
+        if stop is not None:
+            bounds.append(daily.day < stop)
+        return bounds
+
+    if first is None or end is None:  # open-ended: the day rows (a period without a start is rare)
+        return [days(first, end)]
+    weeks_from = week_start(first + dt.timedelta(days=6))  # the first Monday on or after the start
+    weeks_to = week_start(end)  # the Monday that starts the period's last, partial week
+    if weeks_to <= weeks_from:
+        return [days(first, end)]
+    return [days(first, weeks_from),
+            [daily.week.is_(True), daily.day >= weeks_from, daily.day < weeks_to],
+            days(weeks_to, end)]
 
 
 def _counts(session: Session, filters: ResultsFilters) -> dict[tuple[str, int | None, int | None], Figures]:
-    """Every level's figures in one ``GROUP BY`` over the rollup: {(level, campaign, step): figures}."""
+    """Every level's figures, one ``GROUP BY`` over the rollup per span of the period: {(level, campaign, step):
+    figures}."""
     daily = CampaignDaily
     actor = actor_of(session)
     # who sees the whole tenant reads the rows summed over the slices (far fewer), others their slices' rows
-    where = [*_days(filters), daily.whole.is_(actor is None or actor.sees_whole_tenant)]
+    where: list[Any] = [daily.whole.is_(actor is None or actor.sees_whole_tenant)]
     if filters.campaign_id is not None:
         where.append(daily.campaign_id == filters.campaign_id)
-    statement = (select(daily.level, daily.campaign_id, daily.step_id, daily.kind, daily.detail,
-                        func.sum(daily.members))
-                 .where(*where).group_by(daily.level, daily.campaign_id, daily.step_id, daily.kind, daily.detail))
+    sums: dict[tuple[Any, ...], int] = defaultdict(int)
+    for span in _spans(filters):
+        statement = (select(daily.level, daily.campaign_id, daily.step_id, daily.kind, daily.detail,
+                            func.sum(daily.members))
+                     .where(*where, *span).group_by(daily.level, daily.campaign_id, daily.step_id, daily.kind,
+                                                    daily.detail))
+        for *key, members in session.execute(statement):
+            sums[tuple(key)] += int(members or 0)
     figures: dict[tuple[str, int | None, int | None], Figures] = defaultdict(Figures)
-    for level, campaign_id, step_id, kind, detail, members in session.execute(statement):
+    for (level, campaign_id, step_id, kind, detail), members in sums.items():
         target = figures[(level, campaign_id, step_id if level == "step" else None)]
         if kind == SKIP:
-            target.skipped_by_reason[detail or ""] = int(members or 0)
+            target.skipped_by_reason[detail or ""] = members
         else:
-            target.counts[kind] = int(members or 0)
+            target.counts[kind] = members
     return figures
 
 

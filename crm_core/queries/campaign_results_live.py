@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session, aliased
 from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind
 from crm_core.models.marketing import MarketingEvent, TouchKind
 from crm_core.queries.campaign_results import (
+    DELIVERED,
     CampaignResults,
     Figures,
     InfluencedDeal,
     ResultsFilters,
     assemble,
+    delivered_send,
 )
 from crm_core.queries.reports import days_between
 from crm_core.rules.attribution import ATTRIBUTED_TOUCHES, CENT, Credit, Pair, credit, linear_shares
@@ -53,6 +55,8 @@ def _counts(session: Session, filters: ResultsFilters, *, by_step: bool) -> dict
         figures[key].counts[row[-2]] = int(row[-1])
     for row in session.execute(select(*keys, members).where(*where).group_by(*keys)):
         figures[(row[0], row[1] if by_step else None)].counts["_any"] = int(row[-1])
+    for row in session.execute(select(*keys, members).where(*where, delivered_send()).group_by(*keys)):
+        figures[(row[0], row[1] if by_step else None)].counts[DELIVERED] = int(row[-1])
     reasons = (select(*keys, event.detail, members).where(*where, event.kind == TouchKind.SKIPPED.value)
                .group_by(*keys, event.detail))
     for row in session.execute(reasons):
@@ -81,6 +85,7 @@ def _totals(session: Session, filters: ResultsFilters) -> Figures:
     for kind, count in session.execute(select(event.kind, members).where(*where).group_by(event.kind)):
         figures.counts[kind] = int(count)
     figures.counts["_any"] = int(session.scalar(select(members).where(*where)) or 0)
+    figures.counts[DELIVERED] = int(session.scalar(select(members).where(*where, delivered_send())) or 0)
     return figures
 
 

@@ -12,7 +12,8 @@ whatever changed: a customer changing hands, a deal won, re-opened or archived, 
 - ``campaign_daily``: per level (step, campaign, tenant), the members whose *first* touch of a kind
   fell on each UTC day, per slice (the customer's owner and team): one pass of ``min(occurred_at)``
   per member, then a count per day and slice. A member counts once over all days, so a period sums;
-  the sum of each slice over all days is kept too (``day`` None), what the page reads without a period.
+  the sum of each slice over all days is kept too (``day`` None), what the page reads without a period,
+  and its sum per week (``week``, ``day`` the Monday), what a period's full weeks are read from.
 - ``campaign_influence``: the counting (deal, campaign) pairs of the attribution rule are selected in
   SQL (the same join and window as the live query); the credit of each deal is then split by
   :mod:`crm_core.rules.attribution` itself, so the rollup and the rule cannot drift apart (whole-cent
@@ -38,12 +39,12 @@ from crm_core.bulk import insert_rows
 from crm_core.db import Database
 from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind, utcnow
 from crm_core.models.marketing import CampaignDaily, CampaignInfluence, CampaignResultsRun, MarketingEvent, TouchKind
-from crm_core.queries.campaign_results import ANY, LEVELS, SKIP
+from crm_core.queries.campaign_results import ANY, DELIVERED, LEVELS, SKIP, delivered_send, week_start
 from crm_core.queries.reports import days_between
 from crm_core.rules.attribution import ATTRIBUTED_TOUCHES, CENT, linear_shares
 
 DAILY_COLUMNS = ["level", "day", "campaign_id", "step_id", "kind", "detail", "customer_owner_id", "customer_team_id",
-                 "members", "whole"]
+                 "members", "whole", "week"]
 INFLUENCE_COLUMNS = ["opportunity_id", "campaign_id", "customer_id", "amount", "created_at_deal", "won_at", "first_at",
                      "last_at", "first_credit", "last_credit", "linear_credit", "deal_row", "owner_id",
                      "customer_owner_id", "customer_team_id"]
@@ -66,7 +67,7 @@ def daily_statements(tenant_id: int) -> Iterator[Any]:
         levels: dict[str, list[Any]] = {"step": [event.campaign_id, event.step_id], "campaign": [event.campaign_id],
                                         "tenant": []}
         keys = levels[level]
-        for variant in ("kind", ANY, SKIP):
+        for variant in ("kind", ANY, SKIP, DELIVERED):
             kind = event.kind if variant == "kind" else literal_column(f"'{variant}'")
             detail = event.detail if variant == SKIP else literal_column("''")
             where = [event.tenant_id == tenant_id]
@@ -76,6 +77,8 @@ def daily_statements(tenant_id: int) -> Iterator[Any]:
             if variant == SKIP:
                 where.append(event.kind == TouchKind.SKIPPED.value)
                 groups.append(event.detail)
+            if variant == DELIVERED:
+                where.append(delivered_send(event))
             firsts = (select(event.customer_id.label("customer_id"), *(key.label(key.key) for key in keys),
                              kind.label("kind"), detail.label("detail"), func.min(event.occurred_at).label("first_at"))
                       .where(*where).group_by(*groups).subquery())
@@ -139,29 +142,39 @@ def influence_rows(pairs: list[Any]) -> list[tuple[Any, ...]]:
 
 def count_results(session: Session, tenant_id: int) -> tuple[list[Any], list[tuple[Any, ...]]]:
     """The tenant's rollup rows, counted in ``session`` (read only): (daily rows, influence rows)."""
-    daily: list[Any] = []
+    days: list[Any] = []
     for statement in daily_statements(tenant_id):
-        daily.extend(tuple(row) for row in session.execute(statement))
-    daily = [*daily, *all_days(daily)]
-    rows = [(*row, False) for row in daily] + [(*row, True) for row in whole_tenant(daily)]
+        days.extend(tuple(row) for row in session.execute(statement))
+    daily = [(*row, False) for row in [*days, *all_days(days)]] + [(*row, True) for row in weeks(days)]
+    rows = [(*row[:-1], False, row[-1]) for row in daily] + [(*row[:-1], True, row[-1]) for row in whole_tenant(daily)]
     return rows, influence_rows(list(session.execute(pairs_statement(session, tenant_id))))
 
 
-def all_days(daily: list[Any]) -> list[tuple[Any, ...]]:
+def all_days(days: list[Any]) -> list[tuple[Any, ...]]:
     """Each slice's rows summed over the days (``day`` None): as each member counts on the day of their first
     touch only, the sum counts every member once."""
     sums: dict[tuple[Any, ...], int] = defaultdict(int)
-    for level, _day, *key, members in daily:
+    for level, _day, *key, members in days:
         sums[(level, *key)] += int(members)
     return [(level, None, *key, members) for (level, *key), members in sums.items()]
 
 
-def whole_tenant(daily: list[Any]) -> list[tuple[Any, ...]]:
-    """The rows summed over the slices (owner and team None): a customer is in one slice, so the sum is exact."""
+def weeks(days: list[Any]) -> list[tuple[Any, ...]]:
+    """Each slice's day rows summed per week (``day`` its Monday): a period's full weeks are read from these,
+    its edges from the day rows (a long period sums a seventh of the rows)."""
     sums: dict[tuple[Any, ...], int] = defaultdict(int)
-    for level, day, campaign_id, step_id, kind, detail, _owner, _team, members in daily:
-        sums[(level, day, campaign_id, step_id, kind, detail)] += int(members)
-    return [(*key, None, None, members) for key, members in sums.items()]
+    for level, day, *key, members in days:
+        sums[(level, week_start(day), *key)] += int(members)
+    return [(*key, members) for key, members in sums.items()]
+
+
+def whole_tenant(daily: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows summed over the slices (owner and team None): a customer is in one slice, so the sum is exact.
+    Rows are (level, day, campaign, step, kind, detail, owner, team, members, week)."""
+    sums: dict[tuple[Any, ...], int] = defaultdict(int)
+    for level, day, campaign_id, step_id, kind, detail, _owner, _team, members, week in daily:
+        sums[(level, day, campaign_id, step_id, kind, detail, week)] += int(members)
+    return [(*key[:-1], None, None, members, key[-1]) for key, members in sums.items()]
 
 
 def store_results(session: Session, tenant_id: int, *, daily: list[Any], influence: list[tuple[Any, ...]],

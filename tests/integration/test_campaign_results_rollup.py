@@ -31,7 +31,7 @@ from crm_core.services.campaign_results_refresh import run_campaign_results_refr
 from tests.factories import World, build_world, create_random_customer
 
 BASE = dt.datetime(2026, 3, 2, 0, 0)
-KINDS = ("entered", "sent", "delivered", "opened", "clicked", "replied", "task", "skipped", "bounced",
+KINDS = ("entered", "sent", "opened", "clicked", "replied", "task", "skipped", "bounced",
          "unsubscribed", "goal", "exited")
 REASONS = ("no lawful basis recorded", "do not contact", "")
 
@@ -214,3 +214,52 @@ def test_another_tenant_has_no_rollup_and_its_recount_leaves_the_first_alone(db:
     assert results.campaigns == [] and results.totals.reached == 0 and results.influenced_deals == 0
     with db.session(world.admin) as session:
         assert campaign_results(session).totals.reached > 0
+
+
+def test_delivered_counts_the_sends_that_did_not_bounce_and_a_late_bounce_takes_one_out(db: Database, story) -> None:  # type: ignore[no-untyped-def]
+    world, built = story
+    tenant_id = world.admin.tenant_id
+    with db.system_session("test: a delivered send") as session:
+        send = session.scalars(select(MarketingEvent).where(
+            MarketingEvent.tenant_id == tenant_id, MarketingEvent.kind == "sent", MarketingEvent.step_id.is_not(None),
+            ~MarketingEvent.member_id.in_(select(MarketingEvent.member_id).where(
+                MarketingEvent.tenant_id == tenant_id, MarketingEvent.kind == "bounced")))
+            .order_by(MarketingEvent.id)).first()
+        assert send is not None
+        campaign_id, step_id, member_id, customer_id = send.campaign_id, send.step_id, send.member_id, send.customer_id
+        sent_at = send.occurred_at
+    filters = ResultsFilters(campaign_id=campaign_id)
+
+    def delivered() -> tuple[int, int]:
+        with db.session(world.admin) as session:
+            results = campaign_results(session, filters)
+            step = next(row for row in results.steps if row.step_id == step_id)
+            assert shape(results)["steps"] == shape(live.campaign_results(session, filters))["steps"]
+            return step.figures["delivered"], step.figures["sent"]
+
+    before, sent = delivered()
+    assert 0 < before <= sent
+    with db.system_transaction("test: the DSN comes back a day later") as session:
+        session.add(MarketingEvent(tenant_id=tenant_id, campaign_id=campaign_id, step_id=step_id, member_id=member_id,
+                                   customer_id=customer_id, kind="bounced", occurred_at=sent_at + dt.timedelta(days=1),
+                                   detail="550 5.1.1 no such mailbox"))
+    run_campaign_results_refresh(db, tenant_id)
+    assert delivered() == (before - 1, sent)  # still sent; no longer delivered
+
+
+def test_a_period_of_whole_weeks_and_edge_days_sums_like_its_days(db: Database, story) -> None:  # type: ignore[no-untyped-def]
+    world, _built = story
+    # BASE is a Monday: from the Wednesday before to the Thursday two weeks on = 2 full weeks and 5 + 3 edge days
+    period = ResultsFilters(since=BASE - dt.timedelta(days=5), until=BASE + dt.timedelta(days=17, hours=12))
+    days = [ResultsFilters(since=period.since + dt.timedelta(days=offset),
+                           until=period.since + dt.timedelta(days=offset + 1)) for offset in range(23)]
+    for actor in (world.admin, world.manager):
+        with db.session(actor) as session:
+            whole = campaign_results(session, period)
+            parts = [campaign_results(session, day) for day in days]
+        for step in whole.steps:
+            for kind, count in step.figures.counts.items():
+                assert sum(other.figures[kind] for part in parts for other in part.steps
+                           if (other.campaign_id, other.step_id) == (step.campaign_id, step.step_id)) == count, \
+                    (actor.role, step.step_id, kind)
+        assert whole.totals.reached == sum(part.totals.reached for part in parts) > 0

@@ -5,6 +5,7 @@ roles and tenants apart."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -303,3 +304,30 @@ def test_the_dry_run_counts_entrants_skips_and_goals_without_writing(db: Databas
     funnel = [(stage.key, stage.count, stage.no_address, stage.no_basis) for stage in result.stages]
     assert funnel == [("entered", 3, 0, 0), ("step", 3, 1, 1), ("step", 3, 0, 0), ("step", 2, 1, 1), ("goal", 1, 0, 0)]
     assert _count(db, world, CampaignMember, CampaignMember.campaign_id == campaign_id) == 0
+
+
+def test_a_launch_asks_the_worker_for_a_tick_and_a_results_count_once_it_commits(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crm_core.jobs import queue as job_queue
+    from crm_core.models.jobs import Job
+
+    for name in ("CRM_JOBS_INLINE", "CRM_REDIS_URL", "CRM_JOBS_QUEUE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRM_JOBS_PATH", str(tmp_path / "queue.db"))
+    monkeypatch.setattr(job_queue, "_queue", None)  # this test's queue file, not an earlier test's
+    monkeypatch.setenv("CRM_PUBLIC_URL", "https://crm.example.cn")
+    db = sqlite_db
+    world = build_world(db)
+    create_random_customer(db, world.rep, tags="launch", email="first@example.cn")
+    campaign_id = _campaign(db, world, tag="launch")
+    _step(db, world, campaign_id, "email", {"template_id": _template(db, world)})
+
+    def queued() -> list[str]:
+        with db.system_session("test: queued jobs") as session:
+            return sorted(session.scalars(select(Job.kind).where(Job.status == "queued")))
+
+    assert queued() == []  # saving a campaign and its steps asks for nothing
+    campaigns.launch(db, world.manager, campaign_id, now=T0)
+    assert queued() == ["campaign_results_refresh", "marketing_tick"]
+    assert job_queue.get_queue().pending_count() == 2  # on the queue a worker reads, not only recorded
