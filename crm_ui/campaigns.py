@@ -61,7 +61,7 @@ def render() -> None:
     if campaign is None:
         return
     _step_editor(t, actor, campaign.id, campaign.version, templates, can_edit and campaign.status != "stopped")
-    _dry_run(t, actor, campaign.id)
+    _dry_run(t, actor, campaign.id, campaign.version)
     if can_edit:
         _controls(t, actor, campaign)
     _members(t, campaign.id)
@@ -215,15 +215,20 @@ def _step_editor(t: Any, actor: Any, campaign_id: int, version: int, templates: 
         act(lambda: service.save_step(db, actor, campaign_id, kind, config, expected_version=version))
 
 
-def _dry_run(t: Any, actor: Any, campaign_id: int) -> None:
+def _dry_run(t: Any, actor: Any, campaign_id: int, version: int) -> None:
     st.subheader(t("campaigns.dry_run"))
-    if not st.button(t("campaigns.dry_run_button"), key="campaigns_dry"):
+    if st.button(t("campaigns.dry_run_button"), key="campaigns_dry"):
+        try:
+            st.session_state["campaigns_dry_result"] = (campaign_id, version, dry_run(get_db(), actor, campaign_id))
+        except DomainError as error:
+            show_domain_error(error)
+            return
+    # kept while the campaign is unchanged (ticking "I am sure" below must not wipe what it is about to launch);
+    # any edit of the campaign or its steps raises its version, and an older dry run is no longer shown
+    kept = st.session_state.get("campaigns_dry_result")
+    if kept is None or kept[:2] != (campaign_id, version):
         return
-    try:
-        result = dry_run(get_db(), actor, campaign_id)
-    except DomainError as error:
-        show_domain_error(error)
-        return
+    result = kept[2]
     labels = [chart_text(t("campaigns.funnel.entered")) if stage.key == "entered" else
               chart_text(t("campaigns.funnel.goal")) if stage.key == "goal" else
               chart_text(f"{stage.step}. {t(f'campaigns.kind.{stage.kind}')}") for stage in result.stages]

@@ -12,8 +12,8 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,15 +92,46 @@ def live_database(kind: str, tmp_path_factory: pytest.TempPathFactory, name: str
         engine.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql", "mysql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A migrated, empty database of each kind, shared by the session."""
-    url = database_url(request.param, tmp_path_factory.mktemp(request.param))
-    with private_database(url) as private_url:
-        engine = make_engine(private_url)
-        reset_schema(engine)
-        yield engine
-        engine.dispose()
+@pytest.fixture(scope="session")
+def migrated_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Engine]]:
+    """One migrated, empty database of each kind for the whole session, made on first use.
+
+    Not a parametrized session fixture: pytest keeps one instance of those at a time, so each switch of kind
+    tore the database down and migrated a new one — under xdist's ``--dist loadfile`` at nearly every file."""
+    engines: dict[str, Engine] = {}
+    with ExitStack() as stack:
+        def get(kind: str) -> Engine:
+            if kind not in engines:
+                url = database_url(kind, tmp_path_factory.mktemp(kind))
+                engine = make_engine(stack.enter_context(private_database(url)))
+                stack.callback(engine.dispose)
+                reset_schema(engine)
+                engines[kind] = engine
+            return engines[kind]
+
+        yield get
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
+def engine(request: pytest.FixtureRequest, migrated_engines: Callable[[str], Engine]) -> Engine:
+    """A migrated, empty database of each kind, shared by the session (tests write inside ``db``'s transaction)."""
+    return migrated_engines(request.param)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session: tests that need a database file of their own copy it."""
+    path = tmp_path_factory.mktemp("template") / "head.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_to_head(engine)
+    engine.dispose()  # the last connection's close checkpoints the WAL into the file
+    return path
+
+
+def fresh_sqlite(template: Path, path: Path) -> str:
+    """A copy of the migrated ``template`` at ``path``; its URL."""
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
@@ -116,10 +147,9 @@ def db(engine: Engine) -> Iterator[Database]:
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+def sqlite_db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
     """A fresh SQLite file database at head, for tests that need real commits."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'crm.db'}")
-    upgrade_to_head(engine)
+    engine = make_engine(fresh_sqlite(sqlite_template, tmp_path / "crm.db"))
     yield Database(engine)
     engine.dispose()
 

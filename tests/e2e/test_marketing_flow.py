@@ -146,7 +146,9 @@ def test_a_manager_launches_a_nurture_and_a_customer_unsubscribes(marketing: Mar
         # 4. launch
         page.locator('[data-testid="stCheckbox"]').filter(has_text="I am sure").click()  # its label takes the click
         settled(page, TIMEOUT)
-        launch = page.locator(".st-key-campaigns_launch").get_by_role("button", name="Launch", exact=True)
+        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()  # the dry run is still shown
+        # the visible one: a rerun may leave the previous run's (disabled) button hidden in the DOM a while
+        launch = page.locator(".st-key-campaigns_launch button:visible").filter(has_text="Launch")
         expect(launch).to_be_enabled(timeout=TIMEOUT)
         launch.click()
         page.get_by_text("3 members entered the sequence").wait_for(timeout=TIMEOUT)

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from crm_core.db import Database, make_engine
-from crm_core.schema import upgrade_to_head
+from tests.conftest import fresh_sqlite
 from tests.factories import PASSWORD, World, build_world, create_random_customer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,10 +25,9 @@ class AppWorld:
 
 
 @pytest.fixture
-def app_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppWorld]:
-    url = f"sqlite:///{tmp_path / 'app.db'}"
+def app_world(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppWorld]:
+    url = fresh_sqlite(sqlite_template, tmp_path / "app.db")
     engine = make_engine(url)
-    upgrade_to_head(engine)
     db = Database(engine)
     world = build_world(db)
     create_random_customer(db, world.rep, name="张三科技有限公司", email="zhang@example.cn", phone="138 0013 8000")

@@ -41,9 +41,12 @@ def test_a_manager_builds_and_launches_a_campaign(app_world: AppWorld, language:
         assert session.scalars(select(CampaignStep)).one().kind == "email"
     app.button(key="campaigns_dry").click().run()
     assert not app.exception, app.exception
+    assert len(app.get("plotly_chart")) == 1
     app.checkbox(key="campaigns_confirm").check().run()
+    assert len(app.get("plotly_chart")) == 1  # ticking "I am sure" keeps the dry run in view
     next(b for b in app.button if b.label == launch).click().run()
     assert not app.exception, app.exception
+    assert app.get("plotly_chart") == []  # the campaign changed: its old dry run is gone
     with db.session(world.manager) as session:
         assert session.scalars(select(Campaign)).one().status == "running"
     members = app.dataframe[-1].value  # each member's step as the sequence numbers it, in the page's language
