@@ -250,9 +250,10 @@ def test_delivered_counts_the_sends_that_did_not_bounce_and_a_late_bounce_takes_
 def test_a_period_of_whole_weeks_and_edge_days_sums_like_its_days(db: Database, story) -> None:  # type: ignore[no-untyped-def]
     world, _built = story
     # BASE is a Monday: from the Wednesday before to the Thursday two weeks on = 2 full weeks and 5 + 3 edge days
-    period = ResultsFilters(since=BASE - dt.timedelta(days=5), until=BASE + dt.timedelta(days=17, hours=12))
-    days = [ResultsFilters(since=period.since + dt.timedelta(days=offset),
-                           until=period.since + dt.timedelta(days=offset + 1)) for offset in range(23)]
+    start = BASE - dt.timedelta(days=5)
+    period = ResultsFilters(since=start, until=BASE + dt.timedelta(days=17, hours=12))
+    days = [ResultsFilters(since=start + dt.timedelta(days=offset), until=start + dt.timedelta(days=offset + 1))
+            for offset in range(23)]
     for actor in (world.admin, world.manager):
         with db.session(actor) as session:
             whole = campaign_results(session, period)
