@@ -223,15 +223,23 @@ def _spans(filters: ResultsFilters) -> list[list[Any]]:
             bounds.append(daily.day < stop)
         return bounds
 
-    if first is None or end is None:  # open-ended: the day rows (a period without a start is rare)
-        return [days(first, end)]
-    weeks_from = week_start(first + dt.timedelta(days=6))  # the first Monday on or after the start
-    weeks_to = week_start(end)  # the Monday that starts the period's last, partial week
-    if weeks_to <= weeks_from:
-        return [days(first, end)]
-    return [days(first, weeks_from),
-            [daily.week.is_(True), daily.day >= weeks_from, daily.day < weeks_to],
-            days(weeks_to, end)]
+    # full weeks from the first Monday on or after the start to the Monday that begins the end's week; an open
+    # side has no edge: every week row beyond the other side counts whole
+    weeks_from = week_start(first + dt.timedelta(days=6)) if first is not None else None
+    weeks_to = week_start(end) if end is not None else None
+    if weeks_from is not None and weeks_to is not None and weeks_to <= weeks_from:
+        return [days(first, end)]  # no full week inside: its days
+    weeks: list[Any] = [daily.week.is_(True)]
+    spans = [weeks]
+    if first is not None and weeks_from is not None:
+        weeks.append(daily.day >= weeks_from)
+        if weeks_from > first:
+            spans.append(days(first, weeks_from))
+    if end is not None and weeks_to is not None:
+        weeks.append(daily.day < weeks_to)
+        if end > weeks_to:
+            spans.append(days(weeks_to, end))
+    return spans
 
 
 def _counts(session: Session, filters: ResultsFilters) -> dict[tuple[str, int | None, int | None], Figures]:

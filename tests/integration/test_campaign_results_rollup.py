@@ -264,3 +264,18 @@ def test_a_period_of_whole_weeks_and_edge_days_sums_like_its_days(db: Database, 
                            if (other.campaign_id, other.step_id) == (step.campaign_id, step.step_id)) == count, \
                     (actor.role, step.step_id, kind)
         assert whole.totals.reached == sum(part.totals.reached for part in parts) > 0
+
+
+def test_open_ended_periods_on_either_side_of_a_midweek_cut_add_up_to_all_days(db: Database, story) -> None:  # type: ignore[no-untyped-def]
+    world, _built = story
+    cut = BASE + dt.timedelta(days=9)  # a Wednesday at midnight: each side has an edge of days and open weeks
+    with db.session(world.manager) as session:
+        after, before = campaign_results(session, ResultsFilters(since=cut)), campaign_results(
+            session, ResultsFilters(until=cut))
+        everything = campaign_results(session)
+    for step in everything.steps:
+        for kind, count in step.figures.counts.items():
+            assert sum(row.figures[kind] for result in (after, before) for row in result.steps
+                       if (row.campaign_id, row.step_id) == (step.campaign_id, step.step_id)) == count, kind
+    assert after.totals.reached + before.totals.reached == everything.totals.reached > 0
+    assert sum(after.totals.counts.values()) > 0  # later first touches of some kinds fall after the cut
