@@ -10,6 +10,7 @@ rolled back at its end: the minute's schedule tick sends whatever is due in thos
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -33,14 +34,30 @@ def jobs_inline() -> bool:
 _ALL: list[AfterCommit] = []
 
 
+_CALLS_KEY = "kestrel_after_commit_calls"
+LOG = logging.getLogger("kestrel.after_commit")
+
+
+def call_after_commit(session: Session, call: Callable[[], None]) -> None:
+    """Call ``call`` once ``session``'s transaction has committed (never after a rollback), whatever the session is
+    bound to and whether jobs run inline: work on files that must follow the committed rows, not a job request."""
+    session.info.setdefault(_CALLS_KEY, []).append(call)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    for call in session.info.pop(_CALLS_KEY, []):
+        try:
+            call()
+        except Exception:  # the rows are committed: a failed follow-up is logged, never turned into an error
+            LOG.exception("a call after the commit failed")
     for hook in list(_ALL):  # a copy: a hook defined while these run waits for the next commit
         hook._after_commit(session)
 
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
+    session.info.pop(_CALLS_KEY, None)
     for hook in list(_ALL):
         hook._forget(session)
 
