@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from crm_core.jobs import after_commit
@@ -49,6 +49,7 @@ def test_calls_after_a_commit_run_once_on_commit_never_on_rollback_and_a_failing
         raise OSError("disk gone")
 
     with Session(engine) as session:
+        session.execute(text("SELECT 1"))  # a transaction under way, as in every unit of work
         after_commit.call_after_commit(session, lambda: called.append("rolled back"))
         session.rollback()
         after_commit.call_after_commit(session, fails)
