@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, event
@@ -70,13 +70,18 @@ class AfterCommit:
         self._send = send
         _ALL.append(self)
 
-    def mark(self, session: Session, tenant_id: int) -> None:
-        """Send the request for ``tenant_id`` when ``session``'s transaction commits."""
-        session.info.setdefault(self.key, set()).add(tenant_id)
+    def mark(self, session: Session, tenant_id: int, ids: Iterable[int] = ()) -> None:
+        """Send the request for ``tenant_id`` when ``session``'s transaction commits (``ids``: for
+        :class:`AfterCommitIds`)."""
+        marks: dict[int, set[int]] = session.info.setdefault(self.key, {})
+        marks.setdefault(tenant_id, set()).update(ids)
+
+    def _call(self, db: Database, tenant_id: int, _ids: frozenset[int]) -> None:
+        self._send(db, tenant_id)
 
     def _after_commit(self, session: Session) -> None:
-        tenant_ids = session.info.pop(self.key, None)
-        if not tenant_ids or jobs_inline():
+        marks: dict[int, set[int]] | None = session.info.pop(self.key, None)
+        if not marks or jobs_inline():
             return
         try:
             bind = session.get_bind()
@@ -86,8 +91,20 @@ class AfterCommit:
             return  # a test's connection, rolled back at its end: no worker will see these rows
         from crm_core.db import Database
 
-        for tenant_id in sorted(tenant_ids):
-            self._send(Database(bind), tenant_id)
+        for tenant_id in sorted(marks):
+            self._call(Database(bind), tenant_id, frozenset(marks[tenant_id]))
 
     def _forget(self, session: Session) -> None:
         session.info.pop(self.key, None)
+
+
+class AfterCommitIds(AfterCommit):
+    """An AfterCommit whose marks also gather ids per tenant (the customers whose orders changed), handed to
+    ``send(db, tenant_id, ids)`` after the commit."""
+
+    def __init__(self, key: str, send: Callable[[Database, int, frozenset[int]], None]) -> None:
+        super().__init__(key, lambda _db, _tenant_id: None)
+        self._send_ids = send
+
+    def _call(self, db: Database, tenant_id: int, ids: frozenset[int]) -> None:
+        self._send_ids(db, tenant_id, ids)
