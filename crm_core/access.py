@@ -53,7 +53,7 @@ from crm_core.models import (
 )
 from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
-from crm_core.models.mail import MailRoute, TenantMailSettings
+from crm_core.models.mail import MailInbox, MailRoute, TenantMailSettings
 from crm_core.models.marketing import (
     CampaignDaily,
     CampaignInfluence,
@@ -186,7 +186,7 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
     User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
-    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, TenantMailSettings, MailRoute,
+    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, TenantMailSettings, MailRoute, MailInbox,
     CustomerTier, CustomerTierPin, CustomerTierStanding, MarketingSettings,
 )
 # a campaign's sequence, its templates and what it sends (issue 14); a rep's part in a campaign is the
@@ -517,7 +517,7 @@ def _serialise(value: Any) -> Any:
 
 _NOT_AUDITED_COLUMNS = {
     "version", "updated_at", "created_at", "password_hash", "secret_hash", "signing_secret", "previous_signing_secret",
-    "smtp_password_encrypted",
+    "smtp_password_encrypted", "password_encrypted",
 }
 
 

@@ -579,6 +579,7 @@ def segment_snapshot(ctx: JobContext) -> dict[str, Any]:
 
 
 # kinds that live with their own area register themselves when imported
+import crm_core.mail.imap  # noqa: E402,F401  - mail_fetch
 import crm_core.mail.outbound  # noqa: E402,F401  - case_mail_send
 import crm_core.marketing.engine  # noqa: E402,F401  - marketing_tick
 import crm_core.marketing.sender  # noqa: E402,F401  - marketing_send
