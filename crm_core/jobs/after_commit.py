@@ -6,6 +6,11 @@ the queue once per tenant, so the worker never looks for rows that are not there
 rollback forgets the marks. Nothing is requested when jobs run inline (``CRM_JOBS_INLINE``:
 tests, ``make run``'s demo load), on an unbound session, or on a test's connection that is
 rolled back at its end: the minute's schedule tick sends whatever is due in those cases.
+:class:`AfterCommitIds` also carries ids per tenant (the customers whose orders changed).
+
+:func:`call_after_commit` is the plain form for work that must follow the committed rows in this
+process whatever the binding (a kept file's bytes checked again): called once after the commit,
+never after a rollback, a failure logged.
 """
 
 from __future__ import annotations
