@@ -197,6 +197,9 @@ if actor.can_write:
                 STATE[f"case_reply_body_{case.id}"] = rendered[:4000]
                 st.rerun()
     files_round = STATE.setdefault(f"case_files_round_{case.id}", 0)  # a new key empties the file pickers
+    if STATE.pop(f"case_reply_sent_{case.id}", False):
+        # set, not deleted, before the box is drawn: the browser keeps a box's text unless it is given a new one
+        STATE[f"case_reply_body_{case.id}"] = ""
     with st.form(f"case_reply_{case.id}"):
         body = st.text_area(t("service.case.reply_body"), key=f"case_reply_body_{case.id}", max_chars=4000)
         internal = st.checkbox(t("service.case.internal"), key=f"case_reply_internal_{case.id}")
@@ -210,7 +213,7 @@ if actor.can_write:
                 show_domain_error(error, labels={"body": t("service.case.reply_body"),
                                                  "files": t("case_files.reply_files")})
             else:
-                STATE.pop(f"case_reply_body_{case.id}", None)
+                STATE[f"case_reply_sent_{case.id}"] = True  # the box is emptied on the rerun, before it is drawn
                 STATE[f"case_files_round_{case.id}"] = files_round + 1
                 STATE["case_flash"] = t("service.case.note_saved" if internal else "service.case.reply_sent")
                 st.rerun()
