@@ -10,6 +10,8 @@ version (428 without it), the body the duplicate's id and the version the client
 keeps them (422 naming the first refused file: type read from the bytes, size, count), and
 ``GET …/attachments/{attachment_id}`` downloads one with ``Content-Disposition: attachment`` and
 ``X-Content-Type-Options: nosniff``. Whoever sees the case may list and download; every download is audited.
+``DELETE …/attachments/{attachment_id}`` removes one (204): its uploader while the case is not closed, or a
+manager or admin (403 otherwise); audited, with a ``file_removed`` row on the case's timeline.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from crm_core.errors import NotFound
 from crm_core.queries.case_files import AttachmentRow, case_attachments
 from crm_core.queries.cases import get_case
 from crm_core.rules.attachments import MAX_FILES
-from crm_core.services.case_attachments import NewFile, attach_files, download_attachment
+from crm_core.services.case_attachments import NewFile, attach_files, download_attachment, remove_attachment
 from crm_core.services.case_merging import merge_cases
 from crm_core.services.merging import Versions
 
@@ -137,6 +139,15 @@ def download_attachment_endpoint(case_id: CaseId, attachment_id: AttachmentId, d
     return Response(content=file.data, media_type=file.content_type, headers={
         "Content-Disposition": attachment_disposition(file.file_name), "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-store"})
+
+
+@router.delete("/{case_id}/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response, responses=errors_for(403, 404, 422), summary="Remove a file from a case")
+def remove_attachment_endpoint(case_id: CaseId, attachment_id: AttachmentId, db: Db, found: Writer) -> Response:
+    """Take the file off the case for good (its name stays on the timeline and in the audit trail); its uploader may
+    while the case is not closed, a manager or admin at any time."""
+    remove_attachment(db, found.actor, case_id, attachment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @upload_router.post("/{case_id}/attachments", response_model=list[AttachmentOut],

@@ -31,6 +31,7 @@ from crm_core.models import (
     AuditEvent,
     Campaign,
     Case,
+    CaseStatus,
     Contact,
     Customer,
     DuplicateRule,
@@ -52,7 +53,7 @@ from crm_core.models import (
 )
 from crm_core.models.api import ApiToken
 from crm_core.models.jobs import Job, JobSchedule
-from crm_core.models.mail import MailRoute, TenantMailSettings
+from crm_core.models.mail import MailInbox, MailRoute, TenantMailSettings
 from crm_core.models.marketing import (
     CampaignDaily,
     CampaignInfluence,
@@ -162,6 +163,17 @@ def can_edit(
     return actor.can_write and can_view(actor, tenant_id=tenant_id, owner_id=owner_id, team_id=team_id)
 
 
+def can_remove_case_file(actor: Actor, *, uploaded_by_id: int | None, case_closed: bool) -> bool:
+    """May ``actor`` remove a file from a case they see? A manager or an admin may remove any, also from a closed
+    case (a customer's passport scan sent by mistake); the user who uploaded it may while the case is not closed;
+    nobody else (a customer's own email's files included), and never an analyst."""
+    if not actor.can_write:
+        return False
+    if actor.role in (Role.ADMIN, Role.MANAGER):
+        return True
+    return not case_closed and uploaded_by_id is not None and uploaded_by_id == actor.user_id
+
+
 def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
     """May ``actor`` give a record to ``owner_id``? Reps only to themselves (or nobody)."""
     if not actor.can_write:
@@ -174,7 +186,7 @@ def can_assign_owner(actor: Actor, owner_id: int | None) -> bool:
 ADMIN_ONLY_WRITES: tuple[type, ...] = (
     User, Team, Tenant, Pipeline, PipelineStage, FieldDefinition, JobSchedule, PoolRule, DuplicateRule,
     WebhookSubscription, WebhookSettings, WebhookEvent, WebhookDelivery, WebhookAttempt, TeamRobot,
-    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, TenantMailSettings, MailRoute,
+    ServiceQueue, SlaCalendar, SlaCalendarDay, SlaPolicy, TenantMailSettings, MailRoute, MailInbox,
     CustomerTier, CustomerTierPin, CustomerTierStanding, MarketingSettings,
 )
 # a campaign's sequence, its templates and what it sends (issue 14); a rep's part in a campaign is the
@@ -505,7 +517,7 @@ def _serialise(value: Any) -> Any:
 
 _NOT_AUDITED_COLUMNS = {
     "version", "updated_at", "created_at", "password_hash", "secret_hash", "signing_secret", "previous_signing_secret",
-    "smtp_password_encrypted",
+    "smtp_password_encrypted", "password_encrypted",
 }
 
 
@@ -609,6 +621,8 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
     if isinstance(obj, APPEND_ONLY) and (deleting or inspect(obj).persistent):
         raise AccessDenied("the pool's ledger is append-only" if isinstance(obj, PoolEvent)
                            else "this ledger is append-only")
+    if isinstance(obj, CaseAttachment) and deleting:
+        _check_case_file_removal(session, actor, obj)
     if isinstance(obj, DoNotContact) and deleting and actor.role not in (Role.ADMIN, Role.MANAGER):
         # anyone who works with customers adds an address (a person says "never again"); taking one off
         # the list is a manager's or an admin's decision
@@ -648,6 +662,16 @@ def _check_write(session: Session, actor: Actor, obj: Any, *, deleting: bool = F
             _check_customer_visible(session, actor, obj.customer_id)
         elif not can_assign_owner(actor, obj.assignee_id):
             raise AccessDenied("cannot assign a task to that user")
+
+
+def _check_case_file_removal(session: Session, actor: Actor, attachment: CaseAttachment) -> None:
+    with session.no_autoflush:
+        status = session.execute(select(Case.status).where(Case.id == attachment.case_id)).scalar_one_or_none()
+    if status is None:
+        raise AccessDenied("case is outside your scope")
+    closed = status == CaseStatus.CLOSED.value
+    if not can_remove_case_file(actor, uploaded_by_id=attachment.uploaded_by_id, case_closed=closed):
+        raise AccessDenied("a case's file is removed by whoever uploaded it, or by a manager or admin")
 
 
 def _check_job_write(actor: Actor, job: Job) -> None:
@@ -750,6 +774,8 @@ def _check_customer_visible(session: Session, actor: Actor, customer_id: int | N
 # AuditEvent is the trail itself; the marketing outbox and touches are ledgers of their own, written by
 # the thousand per launch and per send run (the launch, the pause, every template and step edit are audited)
 NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification, MarketingMessage, MarketingEvent, *CAMPAIGN_ROLLUP)
+# rows whose deletion keeps what they held in the trail: a removed case file's name, case, uploader and content key
+DELETE_KEEPS_VALUES: tuple[type, ...] = (CaseAttachment,)
 
 
 @event.listens_for(Session, "before_flush")
@@ -791,7 +817,14 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Iterable[An
         if actor is not None:
             _check_write(session, actor, obj, deleting=True)
         if not isinstance(obj, NOT_AUDITED) and not skip_audit:
-            pending.append((obj, "delete", {}))
+            pending.append((obj, "delete", _removed_values(obj) if isinstance(obj, DELETE_KEEPS_VALUES) else {}))
+
+
+def _removed_values(obj: Any) -> dict[str, list[Any]]:
+    """``{column: [value, None]}`` of a row being deleted (its id is the audit row's entity id)."""
+    state = inspect(obj)
+    return {attribute.key: [_serialise(getattr(obj, attribute.key)), None] for attribute in state.mapper.column_attrs
+            if attribute.key not in _NOT_AUDITED_COLUMNS and attribute.key != "id"}
 
 
 def _derive_customer_columns(customer: Customer, *, new: bool) -> None:

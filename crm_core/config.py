@@ -108,18 +108,31 @@ def attachments_dir() -> Path:
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 
 
-def attachment_max_bytes() -> int:
-    """``CRM_ATTACHMENT_MAX_BYTES``: the largest file a case keeps (default 10 MB)."""
-    configured = os.environ.get("CRM_ATTACHMENT_MAX_BYTES")
+def _byte_limit(name: str, default: int) -> int:
+    configured = os.environ.get(name)
     if not configured:
-        return DEFAULT_ATTACHMENT_MAX_BYTES
+        return default
     try:
         limit = int(configured)
     except ValueError:
-        raise ValueError(f"CRM_ATTACHMENT_MAX_BYTES must be a number of bytes, not {configured!r}") from None
+        raise ValueError(f"{name} must be a number of bytes, not {configured!r}") from None
     if limit < 1:
-        raise ValueError(f"CRM_ATTACHMENT_MAX_BYTES must be positive, not {configured!r}")
+        raise ValueError(f"{name} must be positive, not {configured!r}")
     return limit
+
+
+def attachment_max_bytes() -> int:
+    """``CRM_ATTACHMENT_MAX_BYTES``: the largest file a case keeps (default 10 MB)."""
+    return _byte_limit("CRM_ATTACHMENT_MAX_BYTES", DEFAULT_ATTACHMENT_MAX_BYTES)
+
+
+# base64 makes 15 MB of files about 20 MB of mail: under the 25 MB that common mail services accept
+DEFAULT_MAIL_ATTACHMENTS_MAX_BYTES = 15 * 1024 * 1024
+
+
+def mail_attachments_max_bytes() -> int:
+    """``CRM_MAIL_ATTACHMENTS_MAX_BYTES``: the most bytes of files one emailed case reply carries (default 15 MB)."""
+    return _byte_limit("CRM_MAIL_ATTACHMENTS_MAX_BYTES", DEFAULT_MAIL_ATTACHMENTS_MAX_BYTES)
 
 
 def load_settings() -> Settings:

@@ -281,6 +281,12 @@ class MergeRefused(DomainError):
         super().__init__(key, **params)
 
 
+class MailFetchFailed(DomainError):
+    """The tenant's IMAP mailbox could not be read: ``error`` is what the server or the connection said."""
+
+    message_key = "mail.inbox.failed"
+
+
 class MailTestFailed(DomainError):
     """The test message of the mail settings was not accepted; ``error`` is what the SMTP server or the
     connection said (``mail.test.not_configured`` when no server is set at all)."""

@@ -1,5 +1,6 @@
 """Case detail (``?case_id=``): the facts, the status actions the flow allows, a priority change, a
-public reply or an internal note (with files), the case's files, the merge of a duplicate into it, the
+public reply or an internal note (with files), the case's files (downloaded; removed by their uploader
+or a manager), the merge of a duplicate into it, the
 case's timeline, and its SLA panel, which explains each due time (calendar, pauses, business minutes).
 A case merged into another says so and links to it."""
 
@@ -9,7 +10,7 @@ from functools import partial
 
 import streamlit as st
 
-from crm_core.access import Actor
+from crm_core.access import Actor, can_remove_case_file
 from crm_core.config import attachment_max_bytes
 from crm_core.db import Database
 from crm_core.errors import DomainError
@@ -23,7 +24,7 @@ from crm_core.queries.products import list_products
 from crm_core.queries.users import assignable_owners, list_teams
 from crm_core.rules.attachments import MAX_FILES, readable_size
 from crm_core.rules.case_flow import allowed_transitions
-from crm_core.services.case_attachments import NewFile, attach_files, download_attachment
+from crm_core.services.case_attachments import NewFile, attach_files, download_attachment, remove_attachment
 from crm_core.services.case_merging import merge_cases
 from crm_core.services.cases import CaseInput, add_case_reply, change_case_priority, transition_case, update_case
 from crm_core.services.merging import Versions
@@ -196,6 +197,9 @@ if actor.can_write:
                 STATE[f"case_reply_body_{case.id}"] = rendered[:4000]
                 st.rerun()
     files_round = STATE.setdefault(f"case_files_round_{case.id}", 0)  # a new key empties the file pickers
+    if STATE.pop(f"case_reply_sent_{case.id}", False):
+        # set, not deleted, before the box is drawn: the browser keeps a box's text unless it is given a new one
+        STATE[f"case_reply_body_{case.id}"] = ""
     with st.form(f"case_reply_{case.id}"):
         body = st.text_area(t("service.case.reply_body"), key=f"case_reply_body_{case.id}", max_chars=4000)
         internal = st.checkbox(t("service.case.internal"), key=f"case_reply_internal_{case.id}")
@@ -209,7 +213,7 @@ if actor.can_write:
                 show_domain_error(error, labels={"body": t("service.case.reply_body"),
                                                  "files": t("case_files.reply_files")})
             else:
-                STATE.pop(f"case_reply_body_{case.id}", None)
+                STATE[f"case_reply_sent_{case.id}"] = True  # the box is emptied on the rerun, before it is drawn
                 STATE[f"case_files_round_{case.id}"] = files_round + 1
                 STATE["case_flash"] = t("service.case.note_saved" if internal else "service.case.reply_sent")
                 st.rerun()
@@ -218,8 +222,10 @@ if actor.can_write:
 st.subheader(t("case_files.title"))
 if not files:
     st.caption(t("case_files.none"))
+case_closed = case.status == CaseStatus.CLOSED.value
 for file in files:
-    row = st.columns([4, 1], vertical_alignment="center")
+    removable = can_remove_case_file(actor, uploaded_by_id=file.uploaded_by_id, case_closed=case_closed)
+    row = st.columns([4, 1, 1] if removable else [4, 1], vertical_alignment="center")
     who = t("case_files.from_mail") if file.source == "mail" else plain_line(file.uploaded_by or "—")
     row[0].text(file.file_name)
     row[0].caption(t("case_files.line", size=readable_size(file.size), kind=plain_line(file.content_type), who=who,
@@ -227,6 +233,18 @@ for file in files:
     row[1].download_button(
         t("case_files.download"), partial(file_bytes, get_db(), actor, case.id, file.id),
         file_name=file.file_name, mime=file.content_type, key=f"case_file_{file.id}", on_click="ignore", icon="⬇️")
+    if removable:  # the popover is the confirmation: a second, explicit click removes the file for good
+        with row[2].popover(t("case_files.remove"), icon="🗑️"):
+            st.caption(t("case_files.remove_help"))
+            if st.button(t("case_files.remove_confirm", name=plain_line(file.file_name)),
+                         key=f"case_file_remove_{file.id}", type="primary"):
+                try:
+                    removed = remove_attachment(get_db(), actor, case.id, file.id)
+                except DomainError as error:
+                    show_domain_error(error)
+                else:
+                    STATE["case_flash"] = t("case_files.removed", name=plain_line(removed))
+                    st.rerun()
 if actor.can_write and case.status != CaseStatus.CLOSED.value:
     with st.form(f"case_attach_{case.id}"):
         new_files = st.file_uploader(t("case_files.pick", max=readable_size(attachment_max_bytes())),
@@ -339,8 +357,8 @@ for entry in timeline:
                      who=who, at=when))
     elif entry.kind in ("merged", "merged_from"):
         st.caption(t(f"service.event.{entry.kind}", case=entry.to_value or entry.from_value, who=who, at=when))
-    elif entry.kind == "attachment":
-        st.caption(t("service.event.attachment", name=plain_line(entry.body or ""), who=who, at=when))
+    elif entry.kind in ("attachment", "file_removed"):
+        st.caption(t(f"service.event.{entry.kind}", name=plain_line(entry.body or ""), who=who, at=when))
     elif entry.kind == "file_refused":
         st.caption(t("service.event.file_refused", name=plain_line(entry.body or ""),
                      reason=refusal_reason(entry.to_value, entry.body), at=when))

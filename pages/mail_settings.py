@@ -1,5 +1,6 @@
 """Mail (admins): the tenant's own SMTP server for case mail (the environment's otherwise), a test message
-sent by a job, which team's queue the mail received at each address goes to (decision 0031), and the
+sent by a job, the support mailbox read by IMAP every minute (decision 0052), which team's queue the mail
+received at each address goes to (decision 0031), and the
 marketing email settings: tracking, the daily cap per sender, the sender and postal address (decision 0048)."""
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import streamlit as st
 from crm_core.errors import DomainError
 from crm_core.models.jobs import JobStatus
 from crm_core.queries.jobs import JobView, list_jobs
-from crm_core.queries.mail_settings import list_mail_routes, mail_settings_view
+from crm_core.queries.mail_settings import list_mail_routes, mail_inbox_view, mail_settings_view
 from crm_core.queries.users import list_teams
 from crm_core.services import mail_settings as service
 from crm_core.services import marketing_settings as marketing
+from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.jobs import is_active, live_jobs, show_error, show_progress
 from crm_ui.text import plain_params
@@ -31,6 +33,7 @@ if message := STATE.pop("mail_settings_flash", None):  # a toast: the form saved
 with read_session() as session:
     current = mail_settings_view(session)
     routes = list_mail_routes(session)
+    inbox = mail_inbox_view(session)
     teams = {team_id: name for team_id, name, _region, _manager in list_teams(session)}
 
 
@@ -113,6 +116,49 @@ def draw_test(views: list[JobView]) -> None:
 
 test_views = load_test()
 live_jobs("mail_settings_test_job", test_views, load_test, draw_test)
+
+# --- the support mailbox, read by the mail_fetch job every minute (decision 0052) ----------------------
+st.subheader(t("mail.inbox.title"))
+st.caption(t("mail.inbox.help"))
+if inbox.last_error:
+    st.warning(t("mail.inbox.last_error", **plain_params({"error": inbox.last_error})))
+st.caption(t("mail.inbox.checked", at=formatting.when(inbox.checked_at)) if inbox.checked_at
+           else t("mail.inbox.never"))
+securities = {key: t(f"mail.inbox.security.{key}") for key in ("tls", "starttls", "none")}
+with st.form("mail_settings_inbox"):
+    inbox_enabled = st.checkbox(t("mail.inbox.enabled"), value=inbox.enabled, key="mail_inbox_enabled")
+    inbox_host = st.text_input(t("mail.inbox.host"), value=inbox.host, max_chars=253, key="mail_inbox_host")
+    inbox_security = st.selectbox(t("mail.inbox.security"), list(securities),
+                                  index=list(securities).index(inbox.security), format_func=securities.__getitem__,
+                                  key="mail_inbox_security")
+    inbox_port = st.number_input(t("mail.inbox.port"), 1, 65535, inbox.port, key="mail_inbox_port")
+    inbox_user = st.text_input(t("mail.inbox.username"), value=inbox.username, max_chars=254, key="mail_inbox_user")
+    inbox_password = st.text_input(t("mail.settings.password"), type="password", max_chars=service.PASSWORD_LENGTH,
+                                   help=t("mail.settings.password_stored") if inbox.has_password
+                                   else t("mail.settings.password_none"), key="mail_inbox_password")
+    inbox_folder = st.text_input(t("mail.inbox.folder"), value=inbox.folder, max_chars=service.FOLDER_LENGTH,
+                                 key="mail_inbox_folder")
+    if st.form_submit_button(t("mail.inbox.save"), type="primary"):
+        try:
+            service.save_mail_inbox(get_db(), actor, service.MailInboxInput(
+                enabled=inbox_enabled, host=inbox_host, port=int(inbox_port), security=inbox_security,
+                username=inbox_user, password=inbox_password or None, folder=inbox_folder),
+                expected_version=inbox.version or None)
+        except DomainError as error:
+            show_domain_error(error, labels={
+                "host": t("mail.inbox.host"), "port": t("mail.inbox.port"), "security": t("mail.inbox.security"),
+                "username": t("mail.inbox.username"), "password": t("mail.settings.password"),
+                "folder": t("mail.inbox.folder")})
+        else:
+            STATE.pop("mail_inbox_password", None)
+            done("mail.inbox.saved")
+if inbox.enabled and st.button(t("mail.inbox.fetch_now"), key="mail_inbox_fetch"):
+    try:
+        service.request_mail_fetch(get_db(), actor)
+    except DomainError as error:
+        show_domain_error(error)
+    else:
+        done("mail.inbox.fetch_started")
 
 # --- inbound routes ----------------------------------------------------------------------------
 st.subheader(t("mail.routes.title"))

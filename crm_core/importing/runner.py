@@ -87,6 +87,7 @@ from crm_core.rules.contact_details import company_key, normalise_email, normali
 from crm_core.rules.custom_fields import valid_field_name
 from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
 from crm_core.services.activities import later_contact
+from crm_core.services.customer_tiers import orders_changed
 from crm_core.services.deal_lines import refresh_amounts
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.services.lifecycle import refresh_lifecycle
@@ -1681,6 +1682,8 @@ class _Writer:
             self.session.flush()
         if self.touched_customers:
             refresh_lifecycle(self.session, self.actor.tenant_id, sorted(self.touched_customers))
+            if self.entity == "orders":  # their tiers, after the run's commit (a job)
+                orders_changed(self.session, self.actor.tenant_id, self.touched_customers)
 
     def _note_contacts(self) -> None:
         """Move each customer's last contact to its latest imported activity where that is later
@@ -1826,6 +1829,8 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
         remaining = sorted(set(touched) - set(made_customers))
         if remaining:  # the customers' lifecycle without what the run wrote, as after an archive by hand
             refresh_lifecycle(session, actor.tenant_id, remaining)
+            if entity == "orders":
+                orders_changed(session, actor.tenant_id, remaining)
         if made_users and actor.is_admin:  # users are an admin's to delete; anyone else's revert leaves them inactive
             result.deleted += _delete_unused_users(session, made_users)
         run.status = "reverted"

@@ -6,12 +6,18 @@ the queue once per tenant, so the worker never looks for rows that are not there
 rollback forgets the marks. Nothing is requested when jobs run inline (``CRM_JOBS_INLINE``:
 tests, ``make run``'s demo load), on an unbound session, or on a test's connection that is
 rolled back at its end: the minute's schedule tick sends whatever is due in those cases.
+:class:`AfterCommitIds` also carries ids per tenant (the customers whose orders changed).
+
+:func:`call_after_commit` is the plain form for work that must follow the committed rows in this
+process whatever the binding (a kept file's bytes checked again): called once after the commit,
+never after a rollback, a failure logged.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, event
@@ -33,14 +39,30 @@ def jobs_inline() -> bool:
 _ALL: list[AfterCommit] = []
 
 
+_CALLS_KEY = "kestrel_after_commit_calls"
+LOG = logging.getLogger("kestrel.after_commit")
+
+
+def call_after_commit(session: Session, call: Callable[[], None]) -> None:
+    """Call ``call`` once ``session``'s transaction has committed (never after a rollback), whatever the session is
+    bound to and whether jobs run inline: work on files that must follow the committed rows, not a job request."""
+    session.info.setdefault(_CALLS_KEY, []).append(call)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    for call in session.info.pop(_CALLS_KEY, []):
+        try:
+            call()
+        except Exception:  # the rows are committed: a failed follow-up is logged, never turned into an error
+            LOG.exception("a call after the commit failed")
     for hook in list(_ALL):  # a copy: a hook defined while these run waits for the next commit
         hook._after_commit(session)
 
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
+    session.info.pop(_CALLS_KEY, None)
     for hook in list(_ALL):
         hook._forget(session)
 
@@ -53,13 +75,18 @@ class AfterCommit:
         self._send = send
         _ALL.append(self)
 
-    def mark(self, session: Session, tenant_id: int) -> None:
-        """Send the request for ``tenant_id`` when ``session``'s transaction commits."""
-        session.info.setdefault(self.key, set()).add(tenant_id)
+    def mark(self, session: Session, tenant_id: int, ids: Iterable[int] = ()) -> None:
+        """Send the request for ``tenant_id`` when ``session``'s transaction commits (``ids``: for
+        :class:`AfterCommitIds`)."""
+        marks: dict[int, set[int]] = session.info.setdefault(self.key, {})
+        marks.setdefault(tenant_id, set()).update(ids)
+
+    def _call(self, db: Database, tenant_id: int, _ids: frozenset[int]) -> None:
+        self._send(db, tenant_id)
 
     def _after_commit(self, session: Session) -> None:
-        tenant_ids = session.info.pop(self.key, None)
-        if not tenant_ids or jobs_inline():
+        marks: dict[int, set[int]] | None = session.info.pop(self.key, None)
+        if not marks or jobs_inline():
             return
         try:
             bind = session.get_bind()
@@ -69,11 +96,23 @@ class AfterCommit:
             return  # a test's connection, rolled back at its end: no worker will see these rows
         from crm_core.db import Database
 
-        for tenant_id in sorted(tenant_ids):
-            self._send(Database(bind), tenant_id)
+        for tenant_id in sorted(marks):
+            self._call(Database(bind), tenant_id, frozenset(marks[tenant_id]))
 
     def _forget(self, session: Session) -> None:
         session.info.pop(self.key, None)
+
+
+class AfterCommitIds(AfterCommit):
+    """An AfterCommit whose marks also gather ids per tenant (the customers whose orders changed), handed to
+    ``send(db, tenant_id, ids)`` after the commit."""
+
+    def __init__(self, key: str, send: Callable[[Database, int, frozenset[int]], None]) -> None:
+        super().__init__(key, lambda _db, _tenant_id: None)
+        self._send_ids = send
+
+    def _call(self, db: Database, tenant_id: int, ids: frozenset[int]) -> None:
+        self._send_ids(db, tenant_id, ids)
 
 
 class JobAfterCommit(AfterCommit):

@@ -106,14 +106,18 @@ def sla_recompute(ctx: JobContext) -> dict[str, Any]:
 
 @job_kind("customer_tier_refresh", roles=ADMINS, schedulable=True, default_schedule=("40", "1", "*"))
 def customer_tier_refresh(ctx: JobContext) -> dict[str, Any]:
-    """Recompute every customer's tier from their orders (one set-based statement), nightly and after a tier change."""
+    """Recompute every customer's tier from their orders (set-based), nightly and after a tier change; with
+    ``customer_ids``, those customers' only (queued after their orders changed)."""
     from crm_core.services.customer_tiers import run_tier_refresh
 
+    raw = ctx.params.get("customer_ids")
+    if raw is not None and (not isinstance(raw, list) or not all(isinstance(one, int) for one in raw)):
+        raise ValidationFailed({"customer_ids": ("jobs.error.bad_params", {})})
     ctx.progress(0, 1, "jobs.progress.customer_tier_refresh")
-    result = run_tier_refresh(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    result = run_tier_refresh(ctx.db, ctx.tenant_id, now=_as_of(ctx), customer_ids=raw)
     ctx.progress(1, 1)
     return {"customers": {str(tier_id): count for tier_id, count in result.customers.items()},
-            "seconds": round(result.seconds, 3)}
+            **({"only": len(set(raw))} if raw is not None else {}), "seconds": round(result.seconds, 3)}
 
 
 @job_kind("automation_run", roles=ADMINS, schedulable=True, default_schedule=("*/15", "*", "*"))
@@ -575,6 +579,7 @@ def segment_snapshot(ctx: JobContext) -> dict[str, Any]:
 
 
 # kinds that live with their own area register themselves when imported
+import crm_core.mail.imap  # noqa: E402,F401  - mail_fetch
 import crm_core.mail.outbound  # noqa: E402,F401  - case_mail_send
 import crm_core.marketing.engine  # noqa: E402,F401  - marketing_tick
 import crm_core.marketing.sender  # noqa: E402,F401  - marketing_send

@@ -93,7 +93,12 @@ def _text(message: EmailMessage) -> str:
         raise MailRefused("550 5.6.0 Malformed message body", f"malformed body: {type(error).__name__}") from None
 
 
-def _tenant(session: Session, recipients: list[str]) -> Tenant:
+def _tenant(session: Session, recipients: list[str], tenant_id: int | None = None) -> Tenant:
+    if tenant_id is not None:  # read from the tenant's own mailbox (crm_core.mail.imap)
+        found = session.get(Tenant, tenant_id)
+        if found is not None and found.is_active:
+            return found
+        raise MailRefused("550 5.1.1 No such mailbox", "the mailbox's tenant is not active")
     for recipient in recipients:
         slug = rules.tenant_slug(recipient)
         if slug is None:
@@ -254,8 +259,9 @@ def _marketing_answer(db: Database, message: EmailMessage, recipients: list[str]
 
 
 def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope_from: str | None = None,
-                    now: dt.datetime | None = None) -> MailOutcome:
-    """Turn one received message into a case or an answer on one; raises MailRefused (with its SMTP reply)."""
+                    now: dt.datetime | None = None, tenant_id: int | None = None) -> MailOutcome:
+    """Turn one received message into a case or an answer on one; raises MailRefused (with its SMTP reply).
+    ``tenant_id``: the message was read from that tenant's mailbox (IMAP), whatever it was addressed to."""
     if len(raw) > rules.MAX_MESSAGE_BYTES:
         raise MailRefused("552 5.3.4 Message too big", f"oversize: {len(raw)} bytes")
     message = parse_message(raw)
@@ -275,7 +281,7 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
     message_id = str(message.get("Message-ID", "")).strip()
     now = now or utcnow()
     with db.system_transaction("mail-in") as session:
-        tenant = _tenant(session, recipients)
+        tenant = _tenant(session, recipients, tenant_id)
         ensure_schedule(session, tenant.id, SEND_KIND)  # replies to mail go out (and are retried) by it
         if not message_id:  # a message without one still threads: ours stands in for it
             message_id = f"<in-{now:%Y%m%d%H%M%S%f}.{len(raw)}@{rules.OUR_MESSAGE_ID_DOMAIN}.in>"
@@ -284,7 +290,8 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
             CaseMessage.tenant_id == tenant.id, CaseMessage.message_id == message_id[:250]).limit(1))
         if seen is not None:
             return MailOutcome("duplicate", seen)
-        recipient = next((r for r in recipients if rules.tenant_slug(r) == tenant.slug), recipients[0])
+        recipient = next((r for r in recipients if rules.tenant_slug(r) == tenant.slug),
+                         recipients[0] if recipients else "")
         case = _threaded_case(session, tenant.id, contact, message)
         event: CaseEvent | None
         if case is None:

@@ -3,7 +3,9 @@
 ``case_mail_send`` job sends the tenant's queued mail through SMTP (:func:`send_queued_mail`).
 
 The subject carries the case tag, In-Reply-To/References point at the customer's last message,
-and our Message-ID is recorded so the customer's answer threads back. A failed attempt keeps the
+and our Message-ID is recorded so the customer's answer threads back. The files kept on the reply go
+with it as MIME attachments (:func:`reply_files`, read when the mail is sent: a file removed before
+then does not go; one whose bytes are gone fails the send with that reason). A failed attempt keeps the
 row ``failed`` with the error (shown on the case) and is tried again by the tenant's every-minute
 schedule, up to :data:`MAX_ATTEMPTS`. SMTP settings are the tenant's own when an admin saved a server
 (:func:`tenant_mail_settings`, the password decrypted only here), else the environment's
@@ -18,6 +20,7 @@ import os
 import re
 import smtplib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -26,13 +29,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core import attachment_store
 from crm_core.config import public_url
 from crm_core.db import Database
 from crm_core.i18n import t
 from crm_core.jobs.after_commit import JobAfterCommit
 from crm_core.jobs.context import JobContext, job_kind
 from crm_core.models import Case, CaseStatus, Contact, Role, Tenant, utcnow
-from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage, CaseMessageDirection, CaseMessageStatus
+from crm_core.models.service import (
+    CaseAttachment,
+    CaseEvent,
+    CaseEventKind,
+    CaseMessage,
+    CaseMessageDirection,
+    CaseMessageStatus,
+)
 from crm_core.rules import mail as rules
 from crm_core.rules.contact_details import normalise_email
 
@@ -139,8 +150,39 @@ def queue_reply_email(session: Session, case: Case, event: CaseEvent) -> CaseMes
 _SEND = JobAfterCommit(KIND, schedule=SCHEDULE)  # the schedule sends the retries
 
 
-def build_email(message: CaseMessage, body: str, settings: MailSettings, tenant_slug: str) -> EmailMessage:
-    """The email of an outbound reply: plain text, tagged subject, threading headers, our Message-ID."""
+@dataclass(frozen=True)
+class MailFile:
+    """A file an outbound reply carries: its served name, the type read from its bytes, and the bytes."""
+
+    file_name: str
+    content_type: str
+    data: bytes
+
+
+class MailFileMissing(RuntimeError):
+    """A file kept on the reply has no bytes in the attachment store (the send fails and is retried)."""
+
+
+def reply_files(session: Session, message: CaseMessage) -> list[MailFile]:
+    """The files kept on the reply ``message`` sends, in the order they were kept (none for other mail)."""
+    if message.event_id is None:
+        return []
+    rows = session.execute(select(CaseAttachment.tenant_id, CaseAttachment.sha256, CaseAttachment.file_name,
+                                  CaseAttachment.content_type)
+                           .where(CaseAttachment.event_id == message.event_id).order_by(CaseAttachment.id)).all()
+    files = []
+    for tenant_id, sha256, file_name, content_type in rows:
+        data = attachment_store.load(tenant_id, sha256)
+        if data is None:
+            raise MailFileMissing(f"the file {file_name!r} kept on the reply is missing from the attachment store")
+        files.append(MailFile(file_name, content_type, data))
+    return files
+
+
+def build_email(message: CaseMessage, body: str, settings: MailSettings, tenant_slug: str,
+                files: Sequence[MailFile] = ()) -> EmailMessage:
+    """The email of an outbound reply: plain text, tagged subject, threading headers, our Message-ID, and
+    ``files`` as attachments (then multipart/mixed; names in RFC 2231 encoding where they need it)."""
     email = EmailMessage()
     email["From"] = settings.from_address
     email["To"] = message.to_address
@@ -154,7 +196,20 @@ def build_email(message: CaseMessage, body: str, settings: MailSettings, tenant_
         email["References"] = message.references
     email["Auto-Submitted"] = "no"
     email.set_content(body)
+    for file in files:
+        maintype, _, subtype = file.content_type.partition("/")
+        # a text file is UTF-8 or GB18030 (rules.attachments): said, so the reader's program does not guess
+        params = {"charset": _text_charset(file.data)} if maintype == "text" else None
+        email.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.file_name, params=params)
     return email
+
+
+def _text_charset(data: bytes) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
 
 
 _CHINESE = re.compile(r"[\u3400-\u9fff]")
@@ -226,7 +281,8 @@ def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None
                 tenant = session.get(Tenant, tenant_id)
                 assert tenant is not None
                 message.from_address = settings.from_address[:254]
-                deliver(settings, build_email(message, message_body(session, message, event), settings, tenant.slug))
+                deliver(settings, build_email(message, message_body(session, message, event), settings, tenant.slug,
+                                              reply_files(session, message)))
             except (OSError, smtplib.SMTPException, RuntimeError) as error:
                 message.status = CaseMessageStatus.FAILED
                 message.error = f"{type(error).__name__}: {error}"[:500]

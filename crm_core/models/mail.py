@@ -1,12 +1,16 @@
 """Tables of a tenant's mail: its own SMTP server for outbound case mail (the environment's is the
-fallback) and where inbound mail goes — a team queue per receiving address, and a default queue.
+fallback), where inbound mail goes — a team queue per receiving address, and a default queue — and a
+mailbox the ``mail_fetch`` job reads by IMAP beside the SMTP listener.
 
-The SMTP password is stored encrypted (:mod:`crm_core.mail.secrets`), never in clear. Decision 0031.
+The SMTP and IMAP passwords are stored encrypted (:mod:`crm_core.mail.credentials`), never in clear.
+Decisions 0031 and 0052.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, TenantScoped, Versioned
@@ -36,3 +40,24 @@ class MailRoute(TenantScoped, Base):
 
     address: Mapped[str] = mapped_column(String(254))
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+
+
+class MailInbox(TenantScoped, Versioned, Base):
+    """A tenant's support mailbox read by IMAP (``enabled``): messages above ``last_uid`` of the folder's
+    ``uid_validity`` are filed as mail to the listener is. The job keeps the last four columns without
+    moving the version (an admin's open form does not go stale); decision 0052."""
+
+    __tablename__ = "mail_inboxes"
+    __table_args__ = (Index(None, "tenant_id", unique=True),)
+
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    host: Mapped[str] = mapped_column(String(253), default="")
+    port: Mapped[int] = mapped_column(Integer, default=993)
+    security: Mapped[str] = mapped_column(String(8), default="tls")  # tls | starttls | none (this machine only)
+    username: Mapped[str] = mapped_column(String(254), default="")
+    password_encrypted: Mapped[str | None] = mapped_column(String(1000))  # Fernet token
+    folder: Mapped[str] = mapped_column(String(200), default="INBOX")
+    uid_validity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -46,7 +46,9 @@ class CaseEventKind:
     MERGED_FROM = "merged_from"  # on the survivor: the case ``from_value`` was merged into it
     ATTACHMENT = "attachment"  # a file kept on the case (``body`` is its name; crm_core.services.case_attachments)
     FILE_REFUSED = "file_refused"  # a mail's file not kept: ``body`` its name, ``to_value`` the reason's key
-    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE, INBOUND, MERGED, MERGED_FROM, ATTACHMENT, FILE_REFUSED)
+    FILE_REMOVED = "file_removed"  # a file taken off the case (``body`` is its name; services.case_attachments)
+    ALL = (OPENED, STATUS, PRIORITY, ASSIGNEE, REPLY, NOTE, INBOUND, MERGED, MERGED_FROM, ATTACHMENT, FILE_REFUSED,
+           FILE_REMOVED)
 
 
 class CaseEvent(TenantScoped, Base):

@@ -28,6 +28,7 @@ class AttachmentRow:
     content_type: str
     sha256: str
     source: str
+    uploaded_by_id: int | None
     uploaded_by: str | None
     created_at: dt.datetime
 
@@ -38,7 +39,7 @@ def case_attachments(session: Session, case_id: int, *, limit: int = 200) -> lis
     rows = session.execute(
         select(CaseAttachment.id, CaseAttachment.case_id, CaseAttachment.event_id, CaseAttachment.file_name,
                CaseAttachment.size, CaseAttachment.content_type, CaseAttachment.sha256, CaseAttachment.source,
-               uploader.full_name.label("uploaded_by"), CaseAttachment.created_at)
+               CaseAttachment.uploaded_by_id, uploader.full_name.label("uploaded_by"), CaseAttachment.created_at)
         .outerjoin(uploader, uploader.id == CaseAttachment.uploaded_by_id)
         .where(CaseAttachment.case_id == case_id)
         .order_by(CaseAttachment.id.desc()).limit(limit)).all()

@@ -1,8 +1,9 @@
 """Read side of a tenant's mail settings: what the form shows (never the password, only whether one is
-stored), which server is used, and the inbound routes."""
+stored), which server is used, the inbound routes, and the IMAP mailbox with how its last read went."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.mail.outbound import MailSettings
 from crm_core.models import Team
-from crm_core.models.mail import MailRoute, TenantMailSettings
+from crm_core.models.mail import MailInbox, MailRoute, TenantMailSettings
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,28 @@ def list_mail_routes(session: Session) -> list[MailRouteView]:
     rows = session.execute(select(MailRoute.id, MailRoute.address, MailRoute.team_id, Team.name)
                            .join(Team, Team.id == MailRoute.team_id).order_by(MailRoute.address)).all()
     return [MailRouteView(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class MailInboxView:
+    """The mailbox form's values (``version`` 0 before the first save) and the job's last read."""
+
+    enabled: bool
+    host: str
+    port: int
+    security: str
+    username: str
+    has_password: bool
+    folder: str
+    version: int
+    checked_at: dt.datetime | None
+    last_error: str | None
+
+
+def mail_inbox_view(session: Session) -> MailInboxView:
+    """The tenant's IMAP mailbox as the form shows it."""
+    row = session.scalar(select(MailInbox))
+    if row is None:
+        return MailInboxView(False, "", 993, "tls", "", False, "INBOX", 0, None, None)
+    return MailInboxView(row.enabled, row.host, row.port, row.security, row.username, bool(row.password_encrypted),
+                         row.folder, row.version, row.checked_at, row.last_error)

@@ -12,10 +12,13 @@ was written by a machine, and its text (decision 0031).
   the envelope's recipients (:func:`route_key`, :func:`routed_team`).
 - *Text*: text/plain preferred; an HTML-only message is turned into text (:func:`html_to_text`),
   never stored as HTML.
+- *IMAP mailbox* (decision 0052): read over TLS (implicit, or STARTTLS); in clear only from a server on
+  this machine (:func:`imap_security_problem`), so a password never crosses a network unencrypted.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
@@ -32,6 +35,30 @@ _TAG = re.compile(r"\[#CASE-(\d{1,12})\]", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,240}>")
 _MACHINE_SENDERS = ("mailer-daemon", "postmaster", "noreply", "no-reply")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+
+
+IMAP_SECURITY = ("tls", "starttls", "none")
+"""How a mailbox is reached: TLS from the first byte (port 993), STARTTLS (143), or in clear (this machine)."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is ``host`` this machine (``localhost``, 127.0.0.0/8, ``::1``)? Names are not resolved."""
+    name = host.strip().lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def imap_security_problem(host: str, security: str) -> str | None:
+    """Why ``security`` is refused for a mailbox at ``host`` (a catalog key), or None."""
+    if security not in IMAP_SECURITY:
+        return "validation.choice"
+    if security == "none" and not is_loopback_host(host):
+        return "mail.inbox.tls_required"
+    return None
 
 
 def tenant_slug(address: str) -> str | None:

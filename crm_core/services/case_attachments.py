@@ -7,21 +7,28 @@ and :mod:`crm_core.mail.inbound` a mail's. Every way in checks the files with
 ``CRM_ATTACHMENT_MAX_BYTES``, the type read from the bytes), all or nothing, and keeps them with
 :func:`keep_files`: the bytes in the attachment store under their SHA-256, the metadata in
 ``case_attachments``. :func:`download_attachment` reads one back under the case's visibility rule
-and audits the download (``download``, entity ``case_attachment``).
+and audits the download (``download``, entity ``case_attachment``). :func:`remove_attachment` takes one
+off its case — by whoever uploaded it while the case is open, or by a manager or admin
+(:func:`crm_core.access.can_remove_case_file`) — with a ``file_removed`` row on the timeline and the
+removed row's values in the audit trail; its bytes leave the store after the commit unless another row
+of the tenant holds the same content (:func:`crm_core.attachment_store.remove_unreferenced`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_core import attachment_store
+from crm_core import access, attachment_store
 from crm_core.access import Actor
 from crm_core.config import attachment_max_bytes
 from crm_core.db import Database
-from crm_core.errors import NotFound, ValidationFailed
+from crm_core.errors import AccessDenied, NotFound, ValidationFailed
+from crm_core.jobs.after_commit import call_after_commit
 from crm_core.models import AuditEvent, Case, CaseStatus, utcnow
 from crm_core.models.service import CaseAttachment, CaseEvent, CaseEventKind
 from crm_core.rules import attachments as rules
@@ -82,6 +89,8 @@ def keep_files(session: Session, case: Case, files: Sequence[CheckedFile], *, ev
     rows = []
     for checked in files:
         sha256 = attachment_store.store(case.tenant_id, checked.data)
+        # a removal of the same bytes racing with this transaction cannot leave its rows without them
+        call_after_commit(session, partial(attachment_store.ensure, case.tenant_id, checked.data))
         rows.append(CaseAttachment(tenant_id=case.tenant_id, case_id=case.id, event_id=event_id,
                                    file_name=checked.file_name, size=len(checked.data), sha256=sha256,
                                    content_type=checked.content_type, source=source,
@@ -130,3 +139,32 @@ def download_attachment(db: Database, actor: Actor, case_id: int, attachment_id:
         session.flush()
         return AttachmentFile(rules.safe_file_name(attachment.file_name, attachment.content_type),
                               attachment.content_type, data)
+
+
+def remove_attachment(db: Database, actor: Actor, case_id: int, attachment_id: int) -> str:
+    """Take a file off a case the actor sees (NotFound otherwise; AccessDenied unless they uploaded it and the case
+    is not closed, or they are a manager or admin); returns its name. The bytes are deleted after the commit when
+    no other row of the tenant names the same content."""
+    with db.transaction(actor) as session:
+        attachment = session.get(CaseAttachment, attachment_id)
+        if attachment is None or attachment.case_id != case_id:
+            raise NotFound("attachment")
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFound("case")
+        if not access.can_remove_case_file(actor, uploaded_by_id=attachment.uploaded_by_id,
+                                           case_closed=case.status == CaseStatus.CLOSED.value):
+            raise AccessDenied("a case's file is removed by whoever uploaded it, or by a manager or admin")
+        tenant_id, sha256, file_name = attachment.tenant_id, attachment.sha256, attachment.file_name
+        session.add(CaseEvent(tenant_id=tenant_id, case_id=case_id, at=utcnow(), kind=CaseEventKind.FILE_REMOVED,
+                              actor_id=actor.user_id, body=file_name))
+        session.delete(attachment)
+        session.flush()
+
+    def referenced() -> bool:
+        with db.system_session("case file removal") as reading:
+            return reading.scalar(select(CaseAttachment.id).where(
+                CaseAttachment.tenant_id == tenant_id, CaseAttachment.sha256 == sha256).limit(1)) is not None
+
+    attachment_store.remove_unreferenced(tenant_id, sha256, referenced)
+    return file_name

@@ -37,7 +37,7 @@ from crm_core.services.merging import Versions, audit_merge
 from crm_core.services.sla import recompute_case_sla
 
 MOVED_KINDS = (CaseEventKind.REPLY, CaseEventKind.NOTE, CaseEventKind.INBOUND, CaseEventKind.ATTACHMENT,
-               CaseEventKind.FILE_REFUSED, CaseEventKind.MERGED_FROM)
+               CaseEventKind.FILE_REFUSED, CaseEventKind.FILE_REMOVED, CaseEventKind.MERGED_FROM)
 """The history rows that are the case's conversation, and move with it; the rest is the duplicate's own flow."""
 
 

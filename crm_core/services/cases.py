@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
+from crm_core.config import mail_attachments_max_bytes
 from crm_core.db import Database
 from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.mail.outbound import queue_reply_email
@@ -47,6 +48,7 @@ from crm_core.models.automation import AssignmentMethod
 from crm_core.models.service import CaseEvent, CaseEventKind, ServiceQueue
 from crm_core.rules import fields
 from crm_core.rules.assignment import pick_least_busy, pick_round_robin
+from crm_core.rules.attachments import readable_size
 from crm_core.rules.case_flow import CLOSED_STATUSES, transition_problem
 from crm_core.rules.fields import ENUM, Field, clean_text, free_text_problem
 from crm_core.services.case_attachments import NewFile, check_files, keep_files
@@ -336,7 +338,8 @@ def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, inter
     """A public reply to the customer (meets the response clocks; a new case opens) or an internal note.
 
     Returns the history row's id. The text is kept as typed (shown as text, never rendered). A public
-    reply to a case with a contact's address is also queued as an email (:mod:`crm_core.mail.outbound`).
+    reply to a case with a contact's address is also queued as an email (:mod:`crm_core.mail.outbound`), which
+    carries the reply's files (together at most ``CRM_MAIL_ATTACHMENTS_MAX_BYTES``, else the reply is refused).
     ``files`` are kept on the reply or note (:mod:`crm_core.services.case_attachments`), all or nothing.
     """
     with db.transaction(actor) as session:
@@ -358,7 +361,11 @@ def add_case_reply(db: Database, actor: Actor, case_id: int, body: str, *, inter
         session.add(event)
         if not internal:
             session.flush()
-            queue_reply_email(session, case, event)  # sent by the case_mail_send job after the commit
+            emailed = queue_reply_email(session, case, event)  # sent by the case_mail_send job after the commit
+            if emailed is not None and sum(len(one.data) for one in checked) > mail_attachments_max_bytes():
+                # the files go with the email: refused now, with the text kept, rather than bounced later
+                raise ValidationFailed({"files": ("case_files.error.too_large_for_mail",
+                                                  {"max": readable_size(mail_attachments_max_bytes())})})
             if case.first_responded_at is None:
                 case.first_responded_at = now
             if case.status == CaseStatus.NEW.value:

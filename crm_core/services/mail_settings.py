@@ -1,10 +1,11 @@
 """Admin use cases of a tenant's mail: its own SMTP server for outbound case mail, the routes that send
-inbound mail to a team's queue, and a test message sent by a job (decision 0031, amendment).
+inbound mail to a team's queue, a test message sent by a job (decision 0031, amendment), and the support
+mailbox the ``mail_fetch`` job reads by IMAP (decision 0052).
 
 Admin-only writes (:data:`crm_core.access.ADMIN_ONLY_WRITES`), audited like every write except the
 encrypted password itself. The password is encrypted with ``CRM_SECRET_KEY``
 (:mod:`crm_core.mail.credentials`); without a usable key a password is refused, never stored in clear.
-It is never returned: the read side says only whether one is stored.
+It is never returned: the read side says only whether one is stored. The same holds for the mailbox's.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.jobs.service import submit_job
 from crm_core.mail.credentials import SecretKeyProblem, encrypt_secret
 from crm_core.models import Team
-from crm_core.models.mail import MailRoute, TenantMailSettings
+from crm_core.models.mail import MailInbox, MailRoute, TenantMailSettings
 from crm_core.rules.contact_details import is_valid_email, normalise_email
 from crm_core.rules.fields import free_text_problem
-from crm_core.rules.mail import route_key
+from crm_core.rules.mail import imap_security_problem, route_key
 from crm_core.services.editing import check_version, translate_stale
 
 Errors = dict[str, tuple[str, dict[str, Any]]]
@@ -159,4 +160,95 @@ def request_test_mail(db: Database, actor: Actor, to_address: str, *, queue: Hue
     return submit_job(db, actor, TEST_KIND, {"to": address}, queue=queue)
 
 
-__all__ = ["MailSettingsInput", "delete_mail_route", "request_test_mail", "save_mail_route", "save_mail_settings"]
+FOLDER_LENGTH = 200
+
+
+@dataclass(kw_only=True)
+class MailInboxInput:
+    """The mailbox form. ``password`` None keeps the stored one, "" removes it."""
+
+    enabled: bool = False
+    host: str = ""
+    port: int = 993
+    security: str = "tls"
+    username: str = ""
+    password: str | None = None
+    folder: str = "INBOX"
+
+
+def _checked_inbox(form: MailInboxInput, *, has_password: bool) -> tuple[dict[str, Any], Errors]:
+    errors: Errors = {}
+    host, username, folder = form.host.strip(), form.username.strip(), form.folder.strip() or "INBOX"
+    if host and not _HOST.fullmatch(host):
+        errors["host"] = ("mail.settings.bad_host", {})
+    if not 1 <= form.port <= 65535:
+        errors["port"] = ("validation.choice", {})
+    if (problem_key := imap_security_problem(host, form.security)) is not None:
+        errors["security"] = (problem_key, {})
+    if username and (problem := free_text_problem("username", username, 254)) is not None:
+        errors["username"] = problem
+    if (problem := free_text_problem("folder", folder, FOLDER_LENGTH)) is not None:
+        errors["folder"] = problem
+    if form.password and (problem := free_text_problem("password", form.password, PASSWORD_LENGTH)) is not None:
+        errors["password"] = problem
+    if form.enabled:  # a mailbox the job reads needs all of it
+        for name, value in (("host", host), ("username", username)):
+            if not value:
+                errors.setdefault(name, ("validation.required", {}))
+        if not (form.password or (form.password is None and has_password)):
+            errors.setdefault("password", ("validation.required", {}))
+    values = {"enabled": form.enabled, "host": host, "port": form.port, "security": form.security,
+              "username": username, "folder": folder}
+    return values, errors
+
+
+def save_mail_inbox(db: Database, actor: Actor, form: MailInboxInput, *, expected_version: int | None = None) -> int:
+    """Save the tenant's IMAP mailbox (edited on ``expected_version``; None for the first save) and give it, while
+    enabled, an every-minute ``mail_fetch`` schedule; returns the new version. Another server, account or folder
+    is read from its start (a message filed before is not filed twice)."""
+    from crm_core.mail.imap import ensure_fetch_schedule
+
+    _require_admin(actor)
+
+    def work() -> int:
+        with db.transaction(actor) as session:
+            row = session.scalar(select(MailInbox))
+            if row is not None:
+                check_version(session, row, "mail_inbox", expected_version or 0)
+            values, errors = _checked_inbox(form, has_password=bool(row and row.password_encrypted))
+            token: str | None = None
+            if form.password and "password" not in errors:
+                try:
+                    token = encrypt_secret(form.password)
+                except SecretKeyProblem as problem:
+                    errors["password"] = (problem.message_key, {})
+            if errors:
+                raise ValidationFailed(errors)
+            if row is None:
+                row = MailInbox(tenant_id=actor.tenant_id, password_encrypted=None, last_uid=0)
+                session.add(row)
+            elif (row.host, row.username, row.folder) != (values["host"], values["username"], values["folder"]):
+                row.uid_validity, row.last_uid = None, 0
+            for name, value in values.items():
+                setattr(row, name, value)
+            if token is not None:
+                row.password_encrypted = token
+            elif form.password == "":
+                row.password_encrypted = None
+            ensure_fetch_schedule(session, actor.tenant_id, enabled=form.enabled)
+            session.flush()
+            return row.version
+
+    return translate_stale(db, actor, "mail_inbox", 0, work)
+
+
+def request_mail_fetch(db: Database, actor: Actor, *, queue: Huey | None = None) -> int:
+    """Queue a read of the tenant's mailbox now (the schedule reads it every minute); returns the job's id."""
+    from crm_core.mail.imap import KIND
+
+    _require_admin(actor)
+    return submit_job(db, actor, KIND, {}, queue=queue)
+
+
+__all__ = ["MailInboxInput", "MailSettingsInput", "delete_mail_route", "request_mail_fetch", "request_test_mail",
+           "save_mail_inbox", "save_mail_route", "save_mail_settings"]

@@ -42,6 +42,7 @@ from crm_core.queries.merges import TABLE_OF, Reference, compared_fields, refere
 from crm_core.rules import fields as field_rules
 from crm_core.rules import merging as rules
 from crm_core.rules.contact_details import normalise_email, normalise_phone, store_tags
+from crm_core.services.customer_tiers import orders_changed
 from crm_core.services.editing import check_version, translate_stale
 from crm_core.services.lifecycle import refresh_lifecycle
 
@@ -137,6 +138,7 @@ def _merge_in_transaction(
         audit_merge(session, actor, entity, survivor.id, merged.id, ledger.id, choices, now)
         if entity == MergeEntity.CUSTOMER:
             refresh_lifecycle(session, actor.tenant_id, [survivor.id])
+            orders_changed(session, actor.tenant_id, [survivor.id])  # the merged one's orders are the survivor's
         session.flush()
         version = _version_past_both(session, entity, survivor.id, merged.id)
         session.expire(survivor)

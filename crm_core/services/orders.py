@@ -3,7 +3,8 @@
 The total is always computed here from the lines (quantity × unit price, in Decimal,
 rounded to cents half-up): nobody types a total. A line's price defaults to the
 product's list price. Editing replaces the lines as a whole, in one transaction, with
-optimistic locking on the order. A valid order and line are what
+optimistic locking on the order. Every change asks for its customer's tier after the commit
+(:func:`crm_core.services.customer_tiers.orders_changed`). A valid order and line are what
 :data:`crm_core.rules.fields.ORDER` and :data:`~crm_core.rules.fields.ORDER_LINE` say, as for
 an import of order lines.
 """
@@ -23,6 +24,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Customer, Opportunity, Order, OrderLine, OrderStatus, Product, Tenant, utcnow
 from crm_core.rules import fields as rules
 from crm_core.rules.fields import clean_text
+from crm_core.services.customer_tiers import orders_changed
 from crm_core.services.editing import check_version, checked_external_id, translate_stale
 from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.products import parse_money
@@ -179,6 +181,7 @@ def create_order(db: Database, actor: Actor, form: OrderInput) -> int:
         _add_lines(session, actor, order, lines)
         session.flush()
         refresh_lifecycle(session, actor.tenant_id, [order.customer_id])
+        orders_changed(session, actor.tenant_id, [order.customer_id])
         return order.id
 
 
@@ -216,6 +219,7 @@ def update_order(db: Database, actor: Actor, order_id: int, form: OrderInput, *,
             _add_lines(session, actor, order, lines)
             session.flush()
             refresh_lifecycle(session, actor.tenant_id, [order.customer_id])
+            orders_changed(session, actor.tenant_id, [order.customer_id])
             return order.version
 
     return translate_stale(db, actor, "order", order_id, work)
@@ -234,6 +238,7 @@ def archive_order(db: Database, actor: Actor, order_id: int, *, expected_version
                 order.archived_at = utcnow()
                 session.flush()
                 refresh_lifecycle(session, actor.tenant_id, [order.customer_id])
+                orders_changed(session, actor.tenant_id, [order.customer_id])
 
     translate_stale(db, actor, "order", order_id, work)
 

@@ -119,3 +119,26 @@ def test_a_refused_upload_is_a_422_naming_the_file_and_keeps_nothing(api: Api, w
     analyst = api.client.post(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.analyst),
                               files=[("files", ("ok.png", PNG, "image/png"))])
     assert analyst.status_code == 403
+
+
+def test_a_file_is_removed_by_its_uploader_or_a_manager_and_refused_to_others(api: Api, world: World) -> None:
+    case_id, other_case = two_cases(api, world)
+    mine, managers = (api.client.post(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(who),
+                                      files=[("files", (name, PNG + name.encode(), "image/png"))]).json()[0]["id"]
+                      for who, name in ((world.rep, "mine.png"), (world.manager, "managers.png")))
+    refused = api.client.delete(f"/api/v1/cases/{case_id}/attachments/{managers}",
+                                headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
+    assert api.client.delete(f"/api/v1/cases/{case_id}/attachments/{mine}",
+                             headers=api.headers(world.analyst)).status_code == 403
+    assert api.client.delete(f"/api/v1/cases/{other_case}/attachments/{mine}",  # the file through another case
+                             headers=api.headers(world.rep)).status_code == 404
+    assert api.client.delete(f"/api/v1/cases/{case_id}/attachments/{mine}",
+                             headers=api.headers(world.other_admin)).status_code == 404
+    gone = api.client.delete(f"/api/v1/cases/{case_id}/attachments/{mine}", headers=api.headers(world.rep))
+    assert gone.status_code == 204 and gone.content == b""
+    assert api.client.delete(f"/api/v1/cases/{case_id}/attachments/{managers}",
+                             headers=api.headers(world.manager)).status_code == 204
+    assert api.client.get(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.rep)).json() == []
+    gone_file = api.client.get(f"/api/v1/cases/{case_id}/attachments/{mine}", headers=api.headers(world.rep))
+    assert gone_file.status_code == 404

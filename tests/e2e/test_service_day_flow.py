@@ -1,7 +1,7 @@
 """In Chromium, a support team's day (issue 13): a customer's email arrives at the mail-in listener →
 the case appears in the team's queue, assigned, with its SLA countdown → the agent replies with a
-macro (the reply reaches the customer by SMTP) → resolves → the customer rates it from the link in the
-resolution mail → the manager's service dashboard counts the rating.
+macro and a file (the reply reaches the customer by SMTP, the file attached) → resolves → the customer
+rates it from the link in the resolution mail → the manager's service dashboard counts the rating.
 
 Everything runs as ``make run`` runs it: the host, a job worker and ``python -m crm_core mail-in``,
 each its own process on one SQLite database; outbound mail goes to a local aiosmtpd sink.
@@ -136,6 +136,9 @@ def dashboard_csat(page: object) -> str:
     return str(card.locator('[data-testid="stMetricValue"]').inner_text())
 
 
+SETTINGS_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(48))
+
+
 def test_a_support_day_from_an_email_to_a_rated_resolution(desk: Desk, browser) -> None:  # type: ignore[no-untyped-def]
     server, world = desk.server, desk.server.world
     manager_context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
@@ -184,12 +187,22 @@ def test_a_support_day_from_an_email_to_a_rated_resolution(desk: Desk, browser) 
     agent.wait_for_function("(text) => [...document.querySelectorAll('textarea')].some(a => a.value === text)",
                             arg=expected, timeout=TIMEOUT)
     assert reply_box.input_value() == expected
+    # with the settings page the customer needs, which goes with the email as an attachment
+    agent.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        {"name": "tray-settings.png", "mimeType": "image/png", "buffer": SETTINGS_PNG})
+    agent.get_by_text("tray-settings.png").first.wait_for(timeout=TIMEOUT)  # uploaded to the form
     agent.get_by_role("button", name="Save").click()
     with evidence_on_failure(agent, "service-day-reply"):
         agent.get_by_text("Reply recorded.").wait_for(timeout=TIMEOUT)
+        # the box is empty again: the browser was given the new text, so the reply cannot go twice by mistake
+        agent.wait_for_function("() => [...document.querySelectorAll('textarea')].every(a => a.value === '')",
+                                timeout=TIMEOUT)
     [reply] = desk.sink.wait_for(1)
     assert reply["To"] == "li.lei@acme.com" and reply["In-Reply-To"] == "<jam-1@acme.com>"
-    assert reply.get_content().strip() == expected
+    text = reply.get_body(("plain",))
+    assert text is not None and text.get_content().strip() == expected
+    assert [(part.get_filename(), part.get_payload(decode=True)) for part in reply.iter_attachments()] == [
+        ("tray-settings.png", SETTINGS_PNG)]
     screenshot(agent, "service-day-replied")
 
     # 4. resolved: the customer gets the resolution mail with the two rating links

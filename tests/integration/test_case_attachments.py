@@ -18,7 +18,14 @@ from crm_core.errors import AccessDenied, NotFound, ValidationFailed
 from crm_core.mail.inbound import receive_message
 from crm_core.models import AuditEvent, Case
 from crm_core.models.service import CaseAttachment, CaseEvent
-from crm_core.services.case_attachments import NewFile, attach_files, download_attachment
+from crm_core.services.case_attachments import (
+    NewFile,
+    attach_files,
+    check_files,
+    download_attachment,
+    keep_files,
+    remove_attachment,
+)
 from crm_core.services.cases import CaseInput, add_case_reply, close_case, create_case
 from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug
 
@@ -171,3 +178,127 @@ def test_an_emails_files_are_kept_and_a_refused_one_is_noted(db: Database, world
         [note] = session.scalars(select(CaseEvent).where(CaseEvent.case_id == outcome.case_id,
                                                          CaseEvent.kind == "file_refused"))
     assert (note.body, note.to_value) == ("innocent.png", "case_files.error.executable")
+
+
+# --- removing a file (decision 0052) ------------------------------------------------------------------
+
+def stored_path(tenant_id: int, data: bytes) -> Path:
+    digest = hashlib.sha256(data).hexdigest()
+    return attachments_dir().resolve() / str(tenant_id) / digest[:2] / digest
+
+
+def test_the_uploader_removes_their_file_its_bytes_leave_and_the_trail_keeps_its_name(
+        db: Database, world: World, case_id: int) -> None:
+    [attachment_id] = attach_files(db, world.rep, case_id, [NewFile("passport.png", PNG + b"remove-me")])
+    assert stored_path(world.rep.tenant_id, PNG + b"remove-me").is_file()
+    assert remove_attachment(db, world.rep, case_id, attachment_id) == "passport.png"
+    assert rows(db, case_id) == []
+    assert not stored_path(world.rep.tenant_id, PNG + b"remove-me").exists()
+    assert not list(stored_path(world.rep.tenant_id, PNG + b"remove-me").parent.glob(".*"))  # nothing set aside
+    with pytest.raises(NotFound):
+        download_attachment(db, world.rep, case_id, attachment_id)
+    with pytest.raises(NotFound):  # gone: a second removal finds nothing
+        remove_attachment(db, world.rep, case_id, attachment_id)
+    with db.system_session("test") as session:
+        [event] = session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id,
+                                                          CaseEvent.kind == "file_removed"))
+        [audit] = session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "delete", AuditEvent.entity == "case_attachment",
+            AuditEvent.entity_id == attachment_id))
+    assert (event.body, event.actor_id) == ("passport.png", world.rep.user_id)
+    assert audit.actor_id == world.rep.user_id
+    assert (audit.changes["file_name"], audit.changes["case_id"], audit.changes["uploaded_by_id"]) == (
+        ["passport.png", None], [case_id, None], [world.rep.user_id, None])
+
+
+def test_bytes_another_row_holds_stay_until_the_last_row_naming_them_goes(
+        db: Database, world: World, case_id: int) -> None:
+    other = create_case(db, world.rep, CaseInput(customer_id=create_random_customer(db, world.rep), subject="Other",
+                                                 assignee_id=world.rep.user_id))
+    [first] = attach_files(db, world.rep, case_id, [NewFile("same.pdf", PDF)])
+    [second] = attach_files(db, world.rep, other, [NewFile("copy.pdf", PDF)])
+    remove_attachment(db, world.rep, case_id, first)
+    assert download_attachment(db, world.rep, other, second).data == PDF
+    remove_attachment(db, world.rep, other, second)
+    assert not stored_path(world.rep.tenant_id, PDF).exists()
+
+
+@pytest.mark.parametrize(("remover", "closed", "allowed"), [
+    ("rep", False, True),  # the uploader
+    ("rep", True, False),  # ... not once the case is closed
+    ("rep_same_team", False, False),  # works the case in the team's queue, did not upload it
+    ("manager", False, True),
+    ("manager", True, True),  # a manager takes a file off a closed case (a document sent by mistake)
+    ("admin", True, True),
+    ("analyst", False, False),
+])
+def test_who_may_remove_a_file(db: Database, world: World, remover: str, closed: bool, allowed: bool) -> None:
+    case_id = create_case(db, world.rep, CaseInput(customer_id=create_random_customer(db, world.rep), subject="Queue",
+                                                   assignee_id=world.rep.user_id, team_id=world.east_team_id))
+    [attachment_id] = attach_files(db, world.rep, case_id, [NewFile("photo.png", PNG)])
+    if closed:
+        with db.system_session("test") as session:
+            case = session.get(Case, case_id)
+            assert case is not None
+            version = case.version
+        close_case(db, world.rep, case_id, expected_version=version)
+    actor = getattr(world, remover)
+    if allowed:
+        remove_attachment(db, actor, case_id, attachment_id)
+        assert rows(db, case_id) == []
+    else:
+        with pytest.raises(AccessDenied):
+            remove_attachment(db, actor, case_id, attachment_id)
+        assert [row.id for row in rows(db, case_id)] == [attachment_id]
+
+
+def test_nobody_outside_the_case_removes_its_files_and_the_access_layer_refuses_a_direct_delete(
+        db: Database, world: World, case_id: int) -> None:
+    [attachment_id] = attach_files(db, world.manager, case_id, [NewFile("photo.png", PNG)])
+    for stranger in (world.rep_other_team, world.other_admin):
+        with pytest.raises(NotFound):
+            remove_attachment(db, stranger, case_id, attachment_id)
+    with pytest.raises(AccessDenied), db.transaction(world.rep) as session:  # the manager's file, not via the service
+        row = session.get(CaseAttachment, attachment_id)
+        assert row is not None
+        session.delete(row)
+    assert [row.id for row in rows(db, case_id)] == [attachment_id]
+
+
+def test_a_file_of_the_customers_email_is_removed_by_a_manager_not_by_the_rep(db: Database, world: World) -> None:
+    customer_id = create_random_customer(db, world.rep)
+    from crm_core.services import contacts
+
+    contacts.create_contact(db, world.rep, contacts.ContactInput(customer_id=customer_id, name="Li Lei",
+                                                                 email="li.lei@example.test"))
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = "li.lei@example.test", "support@example.test", "ID card"
+    email.set_content("My ID card, as asked.")
+    email.add_attachment(PNG, maintype="image", subtype="png", filename="id-card.png")
+    outcome = receive_message(db, email.as_bytes(), [f"support+{tenant_slug(db, world)}@example.test"])
+    assert outcome.case_id is not None
+    [row] = rows(db, outcome.case_id)
+    with pytest.raises(AccessDenied):
+        remove_attachment(db, world.rep, outcome.case_id, row.id)
+    remove_attachment(db, world.manager, outcome.case_id, row.id)
+    assert rows(db, outcome.case_id) == []
+
+
+def test_a_removal_racing_with_a_new_copy_of_the_same_bytes_never_leaves_a_row_without_them(
+        db: Database, world: World, case_id: int) -> None:
+    path = stored_path(world.rep.tenant_id, PNG)
+    # the removal set the file aside, then found a row naming it (committed meanwhile): the file goes back
+    attachment_store.store(world.rep.tenant_id, PNG)
+    answers = iter([False, True])
+    assert attachment_store.remove_unreferenced(world.rep.tenant_id, hashlib.sha256(PNG).hexdigest(),
+                                                lambda: next(answers)) is False
+    assert path.read_bytes() == PNG and not list(path.parent.glob(".*"))
+    # the removal deleted the file after a transaction stored it and before that transaction committed: the
+    # keeping transaction stores the bytes again after its commit
+    with db.transaction(world.rep) as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        keep_files(session, case, check_files([NewFile("photo.png", PNG)]), event_id=None, source="upload",
+                   uploaded_by_id=world.rep.user_id)
+        path.unlink()
+    assert path.read_bytes() == PNG

@@ -10,13 +10,17 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
+from crm_core import attachment_store
+from crm_core.config import attachments_dir
 from crm_core.db import Database
+from crm_core.errors import ValidationFailed
 from crm_core.mail.listener import make_controller
 from crm_core.mail.outbound import MailSettings, send_queued_mail
 from crm_core.models import Case, CaseStatus
 from crm_core.models.service import CaseEvent, CaseEventKind, CaseMessage
 from crm_core.rules.mail import MAX_MESSAGE_BYTES
 from crm_core.services import contacts, mail_settings, sla_settings
+from crm_core.services.case_attachments import NewFile
 from crm_core.services.cases import CaseInput, add_case_reply, create_case, transition_case
 from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug
 from tests.hosting import free_port
@@ -283,6 +287,69 @@ def test_resolving_a_case_mails_the_customer_the_two_rating_links_in_their_langu
     assert [parse_qs(urlsplit(link).query)["score"] for link in links] == [["good"], ["bad"]]
     claim = read_csat_token(urlsplit(links[0]).path.rsplit("/", 1)[-1])
     assert claim.case_id == case.id and claim.language == "zh-CN"
+
+
+# --- a public reply's files go with its email -----------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+CSV = "价格,数量\n12.50,3\n".encode()
+OLD_TEXT = "旧系统导出的说明\n".encode("gb18030")
+
+
+def sink_settings(sink_port: int) -> MailSettings:
+    return MailSettings(host="127.0.0.1", port=sink_port, from_address="help@kestrel.test",
+                        inbound_domain="kestrel.test")
+
+
+def emailed_case(db: Database, world: World) -> int:
+    customer_id, contact_id = customer_with_contact(db, world, "li.lei@example.test")
+    return create_case(db, world.admin, CaseInput(customer_id=customer_id, subject="Scanner", contact_id=contact_id,
+                                                  assignee_id=world.admin.user_id))
+
+
+def test_a_public_reply_sends_its_files_as_attachments_and_a_note_sends_nothing(
+        db: Database, world: World, sink: tuple[Sink, int]) -> None:
+    keeper, sink_port = sink
+    case_id = emailed_case(db, world)
+    add_case_reply(db, world.admin, case_id, "Internal: the log", internal=True, files=[NewFile("debug.log", b"x=1\n")])
+    add_case_reply(db, world.admin, case_id, "Here are the settings and the price list.",
+                   files=[NewFile("settings.png", PNG), NewFile("价格表.csv", CSV), NewFile("旧系统.txt", OLD_TEXT)])
+    assert send_queued_mail(db, world.admin.tenant_id, sink_settings(sink_port)) == {"sent": 1, "failed": 0}
+    [(_, rcpt_tos, sent)] = keeper.messages
+    assert rcpt_tos == ["li.lei@example.test"]
+    assert sent.get_content_type() == "multipart/mixed"
+    text = sent.get_body(("plain",))
+    assert text is not None and text.get_content().strip() == "Here are the settings and the price list."
+    files = [(part.get_filename(), part.get_content_type(), part.get_content_charset(), part.get_payload(decode=True))
+             for part in sent.iter_attachments()]
+    assert files == [("settings.png", "image/png", None, PNG), ("价格表.csv", "text/csv", "utf-8", CSV),
+                     ("旧系统.txt", "text/plain", "gb18030", OLD_TEXT)]
+
+
+def test_a_reply_whose_file_lost_its_bytes_fails_visibly_instead_of_going_without_it(
+        db: Database, world: World, sink: tuple[Sink, int]) -> None:
+    keeper, sink_port = sink
+    case_id = emailed_case(db, world)
+    add_case_reply(db, world.admin, case_id, "The screenshot", files=[NewFile("settings.png", PNG)])
+    digest = attachment_store.digest(PNG)
+    (attachments_dir().resolve() / str(world.admin.tenant_id) / digest[:2] / digest).unlink()
+    assert send_queued_mail(db, world.admin.tenant_id, sink_settings(sink_port)) == {"sent": 0, "failed": 1}
+    failed = messages_of(db, case_id)[-1]
+    assert failed.status == "failed" and "settings.png" in (failed.error or "") and "missing" in (failed.error or "")
+    assert keeper.messages == []
+
+
+def test_files_too_large_for_one_email_refuse_the_public_reply_but_not_a_note(
+        db: Database, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_MAIL_ATTACHMENTS_MAX_BYTES", str(len(PNG) + len(CSV) - 1))
+    case_id = emailed_case(db, world)
+    files = [NewFile("settings.png", PNG), NewFile("价格表.csv", CSV)]
+    with pytest.raises(ValidationFailed) as refused:
+        add_case_reply(db, world.admin, case_id, "Too much for one email", files=files)
+    assert refused.value.errors["files"][0] == "case_files.error.too_large_for_mail"
+    assert events_of(db, case_id, CaseEventKind.REPLY) == [] and messages_of(db, case_id) == []
+    add_case_reply(db, world.admin, case_id, "Kept as a note", internal=True, files=files)
+    assert len(events_of(db, case_id, CaseEventKind.NOTE)) == 1
 
 
 # --- which queue a new mail case goes to, and who gets it (decision 0031, amendment) ----------------

@@ -282,3 +282,76 @@ def test_the_refresh_runs_as_a_nightly_job_kind(db: Database, world: World) -> N
     book(db, world, customer_id, "20000", 1)
     result = kind.run(JobContext(db=db, job_id=0, tenant_id=world.admin.tenant_id, actor=None, params={}))
     assert result["customers"] == {str(ids["silver"]): 1}
+
+
+# --- a changed order moves its customer's tier within seconds, not at night (decision 0052) --------
+
+def standing(db: Database, customer_id: int) -> tuple[int, Decimal, dt.datetime] | None:
+    with db.system_session("test: standing") as session:
+        row = session.execute(select(CustomerTierStanding.tier_id, CustomerTierStanding.order_total,
+                                     CustomerTierStanding.computed_at)
+                              .where(CustomerTierStanding.customer_id == customer_id)).first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+
+def test_the_job_after_an_order_refreshes_that_customer_alone(db: Database, world: World,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from huey import MemoryHuey
+
+    from crm_core.jobs import queue as job_queue
+    from crm_core.jobs.runner import execute_job
+    from crm_core.models.jobs import Job
+    from crm_core.models.service_tiers import CustomerTier
+
+    queue = MemoryHuey("kestrel-test-tiers")
+    monkeypatch.setattr(job_queue, "_queue", queue)
+    ids = define_tiers(db, world)
+    buyer, bystander = create_random_customer(db, world.admin), create_random_customer(db, world.admin)
+    book(db, world, buyer, "20000", 1)
+    book(db, world, bystander, "20000", 1)
+    tiers.run_tier_refresh(db, world.admin.tenant_id)
+    with db.system_session("test: refreshed") as session:
+        refreshed_at = session.scalar(select(CustomerTier.refreshed_at).where(CustomerTier.id == ids["gold"]))
+    book(db, world, buyer, "90000", 0)  # now gold
+    book(db, world, bystander, "90000", 0)  # gold too, but nobody asked for it: it waits for the night
+
+    tiers._request_prompt_refresh(db, world.admin.tenant_id, frozenset({buyer}))  # what the order's commit calls
+    tiers._request_prompt_refresh(db, world.other_admin.tenant_id, frozenset({1}))  # no tiers there: no job
+    with db.system_session("test: jobs") as session:
+        jobs = session.execute(select(Job.id, Job.tenant_id, Job.params).where(
+            Job.kind == "customer_tier_refresh", Job.tenant_id.in_(
+                (world.admin.tenant_id, world.other_admin.tenant_id)))).all()
+    assert [(tenant_id, params) for _, tenant_id, params in jobs] == [
+        (world.admin.tenant_id, {"customer_ids": [buyer]})]
+    assert execute_job(db, jobs[0][0], queue=queue) == "succeeded"
+
+    now_gold = standing(db, buyer)
+    assert now_gold is not None and now_gold[:2] == (ids["gold"], Decimal("110000.00"))
+    waiting = standing(db, bystander)
+    assert waiting is not None and waiting[:2] == (ids["silver"], Decimal("20000.00"))
+    with db.system_session("test: tier now") as session:
+        assert session.scalar(select(CustomerTier.refreshed_at).where(CustomerTier.id == ids["gold"])) == refreshed_at
+        choice = tiers.customer_tier(session, world.admin.tenant_id, buyer, today=utcnow().date())
+    assert (choice.tier_id, choice.as_of) == (ids["gold"], now_gold[2])  # as of its own refresh, not last night's
+    # a refresh of some customers counts those customers only
+    assert tiers.run_tier_refresh(db, world.admin.tenant_id, customer_ids=[buyer, bystander]).customers == {
+        ids["gold"]: 2}
+
+
+def test_every_order_change_asks_for_its_customers_tier_after_the_commit_and_a_rollback_asks_nothing(
+        sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crm_core.services.orders import archive_order, update_order
+
+    monkeypatch.delenv("CRM_JOBS_INLINE", raising=False)
+    asked: list[tuple[int, frozenset[int]]] = []
+    monkeypatch.setattr(tiers._PROMPT, "_send_ids", lambda _db, tenant_id, ids: asked.append((tenant_id, ids)))
+    world = build_world(sqlite_db)
+    customer_id = create_random_customer(sqlite_db, world.admin)
+    product = create_product(sqlite_db, world.manager, ProductInput(unique("P-"), "Licence", "100"))
+    order_id = create_order(sqlite_db, world.admin, OrderInput(customer_id, [OrderLineInput(product, 1)]))
+    version = update_order(sqlite_db, world.admin, order_id, OrderInput(customer_id, [OrderLineInput(product, 5)]),
+                           expected_version=1)
+    archive_order(sqlite_db, world.admin, order_id, expected_version=version)
+    with pytest.raises(ValidationFailed):  # refused: rolled back, nothing asked
+        create_order(sqlite_db, world.admin, OrderInput(customer_id, []))
+    assert asked == [(world.admin.tenant_id, frozenset({customer_id}))] * 3

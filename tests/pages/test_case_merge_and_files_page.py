@@ -87,3 +87,22 @@ def test_a_refused_file_is_explained_and_nothing_is_kept(app_world: AppWorld, la
     assert message in app.error[0].value and "tool\\.png" in app.error[0].value  # the name escaped: data as text
     with app_world.db.system_session("test") as session:
         assert session.scalar(select(CaseAttachment.id).where(CaseAttachment.case_id == survivor)) is None
+
+
+def test_the_uploader_removes_a_file_after_confirming_and_a_colleague_is_not_offered_it(app_world: AppWorld) -> None:
+    from crm_core.services.case_attachments import NewFile, attach_files
+
+    survivor, _ = two_cases(app_world)
+    db, world = app_world.db, app_world.world
+    [attachment_id] = attach_files(db, world.rep, survivor, [NewFile("passport.png", PNG)])
+    app = open_case(world.rep.username, survivor)
+    app.button(key=f"case_file_remove_{attachment_id}").click().run()
+    assert not app.exception
+    assert app.success[0].value == '"passport\\.png" was removed.'  # the name escaped: data as text
+    assert any(caption.value.startswith("File removed: passport\\.png") for caption in app.caption)
+    with db.system_session("test") as session:
+        assert session.scalar(select(CaseAttachment.id).where(CaseAttachment.case_id == survivor)) is None
+    [kept] = attach_files(db, world.manager, survivor, [NewFile("manual.png", PNG)])
+    again = open_case(world.rep.username, survivor)  # the manager's file: the rep may download, not remove it
+    assert [button.key for button in again.get("download_button")] == [f"case_file_{kept}"]
+    assert not [button for button in again.button if button.key == f"case_file_remove_{kept}"]

@@ -116,3 +116,36 @@ def test_an_admin_routes_an_address_to_a_team_and_removes_it(app_world: AppWorld
     assert any("Route deleted." in message.value for message in app.toast)
     with app_world.db.system_session("test") as session:
         assert list(session.scalars(select(MailRoute.address))) == []
+
+
+@pytest.mark.parametrize(("language", "message"), [
+    ("en", "Only a server on this machine"), ("zh-CN", "只有本机上的服务器"),
+])
+def test_the_mailbox_form_refuses_clear_text_to_another_machine_and_saves_an_encrypted_password(
+        app_world: AppWorld, monkeypatch: pytest.MonkeyPatch, language: str, message: str) -> None:
+    from crm_core.models.jobs import JobSchedule
+    from crm_core.models.mail import MailInbox
+
+    monkeypatch.setenv("CRM_SECRET_KEY", "k" * 40)
+    app = open_mail(app_world, language)
+    app.checkbox(key="mail_inbox_enabled").check()
+    app.text_input(key="mail_inbox_host").input("imap.acme.example")
+    app.selectbox(key="mail_inbox_security").set_value("none")
+    app.text_input(key="mail_inbox_user").input("support@acme.example")
+    app.text_input(key="mail_inbox_password").input(PASSWORD)
+    next(button for button in app.button if button.label in ("Save mailbox", "保存邮箱")).click()
+    app = app.run()
+    assert any(message in error.value for error in app.error)
+    assert app.text_input(key="mail_inbox_host").value == "imap.acme.example"  # the input is kept
+    app.selectbox(key="mail_inbox_security").set_value("tls")
+    next(button for button in app.button if button.label in ("Save mailbox", "保存邮箱")).click()
+    app = app.run()
+    assert not app.exception and not app.error
+    with app_world.db.system_session("test") as session:
+        inbox = session.scalar(select(MailInbox))
+        schedule = session.scalar(select(JobSchedule.enabled).where(JobSchedule.kind == "mail_fetch"))
+    assert inbox is not None and (inbox.host, inbox.security, inbox.port) == ("imap.acme.example", "tls", 993)
+    assert inbox.password_encrypted and PASSWORD not in inbox.password_encrypted
+    assert schedule is True
+    assert PASSWORD not in str(app.text_input(key="mail_inbox_password").value)
+    assert [button.label for button in app.button if button.key == "mail_inbox_fetch"]  # read it now, on demand

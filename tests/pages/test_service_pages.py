@@ -83,6 +83,7 @@ def test_the_case_page_moves_the_case_and_explains_its_sla(app_world: AppWorld) 
     app = app.run()
     assert any("Reply recorded" in s.value for s in app.success)
     assert any(text.value == "We are on it." for text in app.text)
+    assert app.text_area(key=f"case_reply_body_{urgent}").value == ""  # sent: not there to be sent twice
     next(b for b in app.button if b.label == "Wait for the customer").click()
     app = app.run()
     assert any("Pending (customer)" in s.value for s in app.success)

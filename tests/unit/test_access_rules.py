@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.access import Actor, can_assign_owner, can_edit, can_view
+from crm_core.access import Actor, can_assign_owner, can_edit, can_remove_case_file, can_view
 from crm_core.models import Role
 
 TENANT, OTHER_TENANT = 1, 2
@@ -67,3 +67,21 @@ def test_visibility_and_editing_follow_role_ownership_and_tenant(
 )
 def test_who_may_assign_an_owner(role: Role, new_owner: int | None, allowed: bool) -> None:
     assert can_assign_owner(actor(role), new_owner) is allowed
+
+
+@pytest.mark.parametrize(
+    ("role", "uploaded_by_id", "case_closed", "allowed"),
+    [
+        (Role.REP, ME, False, True),  # my own upload
+        (Role.REP, ME, True, False),  # ... not once the case is closed
+        (Role.REP, TEAMMATE, False, False),
+        (Role.REP, None, False, False),  # the customer's email's file
+        (Role.MANAGER, TEAMMATE, False, True),
+        (Role.MANAGER, None, True, True),  # a document sent by mistake, on a closed case
+        (Role.ADMIN, STRANGER, True, True),
+        (Role.ANALYST, ME, False, False),
+    ],
+)
+def test_who_may_remove_a_file_from_a_case(role: Role, uploaded_by_id: int | None, case_closed: bool,
+                                           allowed: bool) -> None:
+    assert can_remove_case_file(actor(role), uploaded_by_id=uploaded_by_id, case_closed=case_closed) is allowed

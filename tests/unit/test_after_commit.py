@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from crm_core.jobs import after_commit
@@ -38,3 +38,23 @@ def test_a_hook_defined_during_a_commit_leaves_the_commit_whole(hooks: list[Afte
         session.commit()
     assert sent == [("first", 7), ("late", 8)]
     assert late[0] in hooks
+
+
+def test_calls_after_a_commit_run_once_on_commit_never_on_rollback_and_a_failing_one_is_only_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = create_engine("sqlite://")
+    called: list[str] = []
+
+    def fails() -> None:
+        raise OSError("disk gone")
+
+    with Session(engine) as session:
+        session.execute(text("SELECT 1"))  # a transaction under way, as in every unit of work
+        after_commit.call_after_commit(session, lambda: called.append("rolled back"))
+        session.rollback()
+        after_commit.call_after_commit(session, fails)
+        after_commit.call_after_commit(session, lambda: called.append("committed"))
+        session.commit()
+        session.commit()  # the next commit calls nothing again
+    assert called == ["committed"]
+    assert "a call after the commit failed" in caplog.text

@@ -14,6 +14,7 @@ from crm_core.rules.mail import (
     body_text,
     case_tag,
     html_to_text,
+    imap_security_problem,
     is_our_message_id,
     sender_address,
     tagged_subject,
@@ -147,3 +148,21 @@ def test_hidden_characters_of_a_strangers_mail_are_dropped_not_stored() -> None:
     email["From"] = "li.lei@example.test"
     email.set_content("Printer\x00 broken\x07\n\tsee\u202e attached")
     assert body_text(email) == "Printer broken\n\tsee attached"
+
+
+@pytest.mark.parametrize(("host", "security", "problem"), [
+    ("imap.example.test", "tls", None),
+    ("imap.example.test", "starttls", None),
+    ("imap.example.test", "none", "mail.inbox.tls_required"),  # a password never crosses a network in clear
+    ("10.0.0.5", "none", "mail.inbox.tls_required"),
+    ("localhost", "none", None),
+    ("127.0.0.1", "none", None),
+    ("127.8.9.10", "none", None),
+    ("::1", "none", None),
+    ("[::1]", "none", None),
+    ("localhost.example.test", "none", "mail.inbox.tls_required"),  # not resolved: a name is this machine or not
+    ("imap.example.test", "ssl", "validation.choice"),
+])
+def test_a_mailbox_is_read_over_tls_unless_it_is_on_this_machine(host: str, security: str,
+                                                                 problem: str | None) -> None:
+    assert imap_security_problem(host, security) == problem
