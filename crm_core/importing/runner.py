@@ -57,7 +57,15 @@ from crm_core.importing.fields import (
 )
 from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
-from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
+from crm_core.importing.prepare import (
+    MATCH_COLUMNS,
+    TAKEN_IN_DB,
+    FileState,
+    Resolver,
+    match_value,
+    prepare_chunk,
+    row_rule_column,
+)
 from crm_core.importing.reading import EXTRA_COLUMN, ImportFile, count_rows, iter_chunks
 from crm_core.models import (
     Activity,
@@ -569,6 +577,10 @@ VALUE_NAMED_RULES = {
     "deal__other_customer": ("imports.rule.other_customer_deal", "imports.rule.other_customer_deal_row"),
     "contact__other_customer": ("imports.rule.other_customer_contact", "imports.rule.other_customer_contact_row"),
     "external_id__taken": ("imports.rule.external_id_taken", "imports.rule.external_id_taken_row"),
+    row_rule_column("imports.rule.stage_transition_refused"): (
+        "imports.rule.stage_transition_refused", "imports.rule.stage_transition_refused_row"),
+    row_rule_column("imports.rule.closed_date_fixed"): (
+        "imports.rule.closed_date_fixed", "imports.rule.closed_date_fixed_row"),
 }
 """Companion column → (the suite's message, the message a refused row gets naming its value: “OPP-9”)."""
 
@@ -862,6 +874,12 @@ def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any
 NO_LOGIN = "!imported-owner: no password"
 """The password hash of a user made for an unknown owner: no bcrypt hash, so no password ever matches it."""
 _NO_CUSTOM_FIELDS: dict[str, Any] = {}  # shared by the rows without any (never changed in place): JSON-encoded once
+_CLOSING = "_closing"  # a deal row's changes: (close day, lost reason, won reason) as the file gives them
+
+
+def _field(record: Any, name: str) -> Any:
+    """A column of a record, or of the values of a record not inserted yet (a dict)."""
+    return record.get(name) if isinstance(record, dict) else getattr(record, name)
 
 
 class _Writer:
@@ -1125,6 +1143,15 @@ class _Writer:
             changes["custom_fields"] = row["_custom"]
         if self.entity == "orders":
             changes.pop("total_amount", None)
+        if self.entity == "opportunities":
+            # what the row says about closing; the columns it makes depend on where the deal stands (_deal_changes)
+            for key in pipeline_rules.STAGE_COLUMNS:
+                changes.pop(key, None)
+            if _none(row.get("stage")) is None:  # a blank stage cell leaves the deal in its stage
+                changes.pop("stage_id", None)
+                changes.pop("pipeline_id", None)
+            changes[_CLOSING] = (_date(row.get("closed_at")), _none(row.get("lost_reason")),
+                                 _none(row.get("won_reason")))
         return changes
 
     # -- one chunk ------------------------------------------------------------------
@@ -1172,7 +1199,10 @@ class _Writer:
                     # changes a value of that row, 'skipped' when it repeats it (every row counts once)
                     merged = pending[pending_index]
                     changed = False
-                    for key, change in self.changes(row).items():
+                    row_changes = self.changes(row)
+                    if self.entity == "opportunities":  # a new deal's stage, as the file's later row leaves it
+                        row_changes = self._deal_changes(merged, row_changes, None)
+                    for key, change in row_changes.items():
                         if key == "custom_fields":
                             change = {**(merged.get(key) or {}), **change}
                         changed = changed or merged.get(key) != change
@@ -1549,7 +1579,7 @@ class _Writer:
                     self.touched_customers.add(record.customer_id)  # the customer it leaves, when it moves
                 for row_number, row_changes in updates[record.id]:
                     if self.entity == "opportunities":
-                        row_changes = self._stage_move(record, row_changes, moves)
+                        row_changes = self._deal_changes(record, row_changes, moves)
                     elif self.entity == "tasks":
                         row_changes = self._task_status(record, row_changes)
                     row_changed = False
@@ -1592,24 +1622,39 @@ class _Writer:
             return changes
         return {**changes, "completed_at": self.now if status == TaskStatus.DONE.value else None}
 
-    def _stage_move(
-        self, deal: Any, changes: dict[str, Any], moves: list[tuple[int, int, int, dt.datetime]]
+    def _deal_changes(
+        self, deal: Any, changes: dict[str, Any], moves: list[tuple[int, int, int, dt.datetime]] | None
     ) -> dict[str, Any]:
-        """A row moving an existing deal to another stage: the columns the deal service would set
-        (rules.pipeline.stage_columns), and the move for its stage history."""
-        target = self.stage(changes.get("stage_id"))
-        if target is None or target.id == deal.stage_id:
+        """What a row changes on a deal (a record, or the values of one this chunk creates: ``moves`` None), as
+        the deal service would: a move to another stage sets the columns of that stage
+        (rules.pipeline.stage_columns) and is recorded in the stage history; a deal that stays in its stage keeps
+        its close date (the file's is the same day: the judging refused another) and takes the reason of its kind,
+        and a closed deal takes no hand-set probability. The judging (prepare._deal_rules) refused the moves the
+        transition table forbids."""
+        changes = dict(changes)
+        closed_on, lost_reason, won_reason = changes.pop(_CLOSING, (None, None, None))
+        current = self.stage(_field(deal, "stage_id"))
+        target = self.stage(changes.pop("stage_id", None)) or current
+        changes.pop("pipeline_id", None)  # a move never leaves the deal's pipeline
+        if target is None or current is None:
             return changes
-        closed = changes.get("closed_at")
-        columns = pipeline_rules.stage_columns(
-            target, from_stage_id=deal.stage_id,
-            lost_reason=changes.get("lost_reason") or deal.lost_reason,
-            won_reason=changes.get("won_reason") or deal.won_reason,
-            closed_on=closed.date() if isinstance(closed, dt.datetime) else None, now=self.now,
-        )
-        moved_at = columns["closed_at"] if isinstance(columns["closed_at"], dt.datetime) else self.now
-        moves.append((deal.id, deal.stage_id, target.id, moved_at))
-        return {**changes, **columns}
+        if target.id != current.id:
+            columns = pipeline_rules.stage_columns(
+                target, from_stage_id=current.id,
+                lost_reason=lost_reason or _field(deal, "lost_reason"),
+                won_reason=won_reason or _field(deal, "won_reason"), closed_on=closed_on, now=self.now,
+            )
+            if moves is not None:
+                moved_at = columns["closed_at"] if isinstance(columns["closed_at"], dt.datetime) else self.now
+                moves.append((_field(deal, "id"), current.id, target.id, moved_at))
+            return {**changes, **columns}
+        if target.kind == "lost" and lost_reason:
+            changes["lost_reason"] = str(lost_reason).strip()
+        if target.kind == "won" and won_reason:
+            changes["won_reason"] = str(won_reason).strip()
+        if target.kind != "open":
+            changes.pop("probability", None)
+        return changes
 
     def _write_orders(self, frame: pandas.DataFrame) -> None:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
