@@ -441,6 +441,31 @@ MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
 }
 
 
+def orphan_label(entity: str, row: dict[str, Any], lang: str, now: dt.datetime) -> str:
+    """What an orphan row's customer is named after (a lead's name; a placeholder's, before "(no account)"): a
+    contact's or a deal's name, "Order <number>", an activity's summary (60 characters at most) or "Activity of
+    <date>". ``row``: the prepared row's ``name``, ``order_number``, ``summary`` and ``occurred_at``."""
+    if entity in ("contacts", "opportunities"):
+        return str(row["name"])
+    if entity == "orders":
+        return t("imports.orphan.order", lang, number=row["order_number"])
+    summary = " ".join(str(_present(row.get("summary")) or "").split())
+    if summary:
+        return summary if len(summary) <= 60 else summary[:59] + "…"
+    occurred = _present(row.get("occurred_at"))
+    return t("imports.orphan.activity", lang,
+             date=(dt.datetime.fromisoformat(str(occurred)) if occurred else now).date().isoformat())
+
+
+def lead_name(entity: str, row: dict[str, Any], lang: str, now: dt.datetime) -> str:
+    """The name of the lead an orphan row becomes (:func:`orphan_label`, cut to a customer name's length)."""
+    return orphan_label(entity, row, lang, now)[: rules.CUSTOMER["name"].max_length or 200]
+
+
+def _present(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
 def owner_key(text: str) -> str:
     """An owner cell as users are looked up by it: NFKC, trimmed, case-folded (an email normalised)."""
     key = unicodedata.normalize("NFKC", text).strip().casefold()
@@ -950,9 +975,12 @@ CONSENT_ROW_RULES = (("consent.import.date_in_future", "email_consent_date"),
                      ("consent.import.no_email", "email_consent"))
 """A consent column's date may not lie ahead, and a row granting or withdrawing needs an email to key the entry
 on: its own, or the one of the record it updates (decision 0047)."""
+LEAD_BLOCKED = "imports.rule.lead_duplicate_blocked"
+"""A row without a customer made a lead (``orphans=lead``) whose lead a blocking duplicate rule refuses."""
+LEAD_KEYS = ("name", "email", "phone")  # what a lead carries of the customers' duplicate keys (no credit code)
 ROW_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "customers": (("imports.rule.history_in_future", "created_at"), *CONSENT_ROW_RULES),
-    "contacts": CONSENT_ROW_RULES,
+    "contacts": (*CONSENT_ROW_RULES, (LEAD_BLOCKED, "customer")),
     "opportunities": (
         ("deal.lost_reason_required", "lost_reason"),
         ("deal.lost_reason_too_long", "lost_reason"),
@@ -962,12 +990,14 @@ ROW_RULES: dict[str, tuple[tuple[str, str], ...]] = {
         ("imports.rule.history_in_future", "created_at"),
         ("imports.rule.stage_transition_refused", "stage"),
         ("imports.rule.closed_date_fixed", "closed_at"),
+        (LEAD_BLOCKED, "customer"),
     ),
+    "orders": ((LEAD_BLOCKED, "customer"),),
     "tasks": (
         ("imports.rule.completed_not_done", "completed_at"),
         ("imports.rule.history_in_future", "completed_at"),
     ),
-    "activities": (("imports.rule.history_in_future", "occurred_at"),),
+    "activities": (("imports.rule.history_in_future", "occurred_at"), (LEAD_BLOCKED, "customer")),
 }
 """Per entity, the rules a row must meet as a whole (catalog key, the field it is about): the closing rules
 of the deal service (:func:`crm_core.rules.pipeline.closing_problems`, the same function), its transition
@@ -1012,6 +1042,8 @@ def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver, options
                 marks["consent.import.no_email"][position] = str(consent)
     if entity == "opportunities":
         _deal_rules(frame, marks, resolver, options, state, now)
+    if entity in ORPHAN_ENTITIES:
+        _lead_rules(frame, marks[LEAD_BLOCKED], entity, resolver, state, now)
     if entity == "tasks":
         for position, (status, completed) in enumerate(
             zip(frame["status"].tolist(), frame["completed_at"].tolist(), strict=True)
@@ -1095,3 +1127,41 @@ def _closing_marks(marks: dict[str, list[str | None]], position: int, stage: Sta
                                 today=today)
     for key in problems.values():
         marks[key][position] = str(closed_on or lost_reason or "")
+
+
+def _lead_rules(frame: pandas.DataFrame, blocked: list[str | None], entity: str, resolver: Resolver,
+                state: FileState, now: dt.datetime) -> None:
+    """A row made a lead (``orphans=lead``) writes a new customer: the tenant's blocking customer rules refuse it as
+    they refuse one typed on the form or read from a customers file — a live customer of the tenant (anyone's)
+    holding its name key, or for a contact's lead its email or phone, or an earlier row's lead doing so
+    (``<key>: <owner>`` or ``<key>: = <row>``, as :func:`_blocked_duplicates` marks). The lines of one order make
+    one lead. A placeholder is no lead: one per row, named "(no account)", by the importer's choice."""
+    rows = [position for position, policy in enumerate(frame["_orphan"].tolist()) if policy == "lead"]
+    if not rows:
+        return
+    blocking = [key for key, action in rule_actions(resolver.session, resolver.actor.tenant_id, CUSTOMER).items()
+                if action == BLOCK and key in LEAD_KEYS and (key == "name" or entity == "contacts")]
+    if not blocking:
+        return
+    row_numbers = list(frame.index)
+    if entity == "orders":  # an order's lines share its lead: the first line of each order stands for it
+        rows = [position for position in rows if state.blocked_keys.setdefault(
+            ("lead-order", str(frame["order_number"].iat[position])), row_numbers[position]) == row_numbers[position]]
+    columns = [name for name in ("name", "order_number", "summary", "occurred_at", "email", "phone")
+               if name in frame.columns]
+    readers = {"name": lambda row: company_key(lead_name(entity, row, resolver.actor.language, now)) or None,
+               "email": lambda row: normalise_email(row.get("email")),
+               "phone": lambda row: normalise_phone(row.get("phone"))}
+    leads = {position: {name: frame[name].iat[position] for name in columns} for position in rows}
+    for key in blocking:
+        values = {position: readers[key](row) for position, row in leads.items()}
+        owners = resolver.owners_of_duplicates("customers", key, {value for value in values.values() if value})
+        for position, value in values.items():
+            if not value or blocked[position] is not None:
+                continue
+            if value in owners:
+                blocked[position] = f"{key}: {owners[value] or '—'}"
+                continue
+            first = state.blocked_keys.setdefault((f"lead:{key}", value), row_numbers[position])
+            if first != row_numbers[position]:
+                blocked[position] = f"{key}: = {first}"

@@ -58,11 +58,14 @@ from crm_core.importing.fields import (
 from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
 from crm_core.importing.prepare import (
+    LEAD_BLOCKED,
     MATCH_COLUMNS,
     TAKEN_IN_DB,
     FileState,
     Resolver,
+    lead_name,
     match_value,
+    orphan_label,
     prepare_chunk,
     row_rule_column,
 )
@@ -471,7 +474,9 @@ def _judged_chunks(
         for outcome in result.failures:
             refused.update(_merge_failure(merged, report, outcome))
         if "_duplicate_blocked" in prepared.columns:
-            _name_blocked_matches(report, prepared["_duplicate_blocked"], entity)
+            _name_blocked_matches(report, prepared["_duplicate_blocked"], *BLOCKED_DUPLICATE_KEYS[entity])
+        if (lead_column := row_rule_column(LEAD_BLOCKED)) in prepared.columns:
+            _name_blocked_matches(report, prepared[lead_column], LEAD_BLOCKED, f"{LEAD_BLOCKED}_row")
         if mapping.customer_match != "any" and "customer__unresolved" in prepared.columns:
             _name_customer_key(report, merged, prepared["customer__unresolved"], mapping.customer_match)
         for column, (rule_key, row_key) in VALUE_NAMED_RULES.items():
@@ -535,10 +540,9 @@ BLOCKED_DUPLICATE_KEYS = {
 """Per entity: the message of the suite's blocked-duplicate expectation, and the one a refused row gets."""
 
 
-def _name_blocked_matches(report: ValidationReport, blocked: Any, entity: str) -> None:
-    """A row a blocking duplicate rule refused says which key matched and whose customer it is (a contact's
-    customer), or which row."""
-    rule_key, row_key = BLOCKED_DUPLICATE_KEYS[entity]
+def _name_blocked_matches(report: ValidationReport, blocked: Any, rule_key: str, row_key: str) -> None:
+    """A row a blocking duplicate rule refused (the suite's ``rule_key``) says which key matched and whose customer
+    it is (a contact's customer), in ``row_key``, or which row."""
     for row_number, match in blocked.dropna().items():
         field_name, _, whose = str(match).partition(": ")  # "<key>: <owner>" or "<key>: = <row>" (prepare)
         if whose.startswith("= "):
@@ -1332,12 +1336,12 @@ class _Writer:
         summary), a person for a contact, tagged ``imported-lead``. Either is owned by the row's owner (the
         importer when the row names none) and starts as a prospect; the run's lifecycle refresh moves it on."""
         lang = self.actor.language
-        label = self._orphan_label(row, lang)
+        label = orphan_label(self.entity, row, lang, self.now)
         limit = field_rules.CUSTOMER["name"].max_length or 200
         lead = row.get("_orphan") == "lead"
         email = phone = None
         if lead:
-            name = label[:limit]
+            name = lead_name(self.entity, row, lang, self.now)  # the name the judging checked (prepare._lead_rules)
             if self.entity == "contacts":
                 email, phone = self._lead_contact_details(row)
         else:
@@ -1354,16 +1358,6 @@ class _Writer:
             "credit_code": None, "province_code": None, "city_code": None, "district_code": None, "created_at": None,
         }
 
-    def _orphan_label(self, row: dict[str, Any], lang: str) -> str:
-        if self.entity in ("contacts", "opportunities"):
-            return str(row["name"])
-        if self.entity == "orders":
-            return t("imports.orphan.order", lang, number=row["order_number"])
-        summary = " ".join(str(_none(row.get("summary")) or "").split())
-        if summary:
-            return summary if len(summary) <= 60 else summary[:59] + "…"
-        occurred = _datetime(row.get("occurred_at")) or self.now
-        return t("imports.orphan.activity", lang, date=occurred.date().isoformat())
 
     def _lead_contact_details(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
         """A contact's email and phone for its lead, each left out when a customer of the tenant (or an earlier
