@@ -378,6 +378,9 @@ def show_result(actor: Actor, view: JobView, key: str) -> None:
     if view.kind == "import_revert":
         st.success(plain(t("imports.reverted", **{name: result.get(name, 0) for name in
                                                    ("run_id", "deleted", "restored", "conflicts")})))
+        if result.get("consent_reverted") or result.get("consent_kept"):  # the ledger only grows (decision 0053)
+            st.info(plain(t("imports.reverted_consent", consent_reverted=result.get("consent_reverted", 0),
+                            consent_kept=result.get("consent_kept", 0))))
     elif view.kind == "automation_run":
         rules = list(result.get("rules") or [])
         st.success(plain(t("automation.ran", fired=result.get("fired", 0),

@@ -314,9 +314,13 @@ def cmd_import_revert(args: argparse.Namespace, db: Database) -> int:
         from crm_core.jobs.cli import report_failures
 
         return report_failures([view])
-    payload = {key: view.result[key] for key in ("status", "run_id", "deleted", "restored", "conflicts")}
+    payload = {key: view.result.get(key, 0) for key in ("status", "run_id", "deleted", "restored", "conflicts",
+                                                         "consent_reverted", "consent_kept")}
     if args.json:
         print(json.dumps({**payload, "job_id": view.id}, ensure_ascii=False))
     else:
         print(t("imports.cli.reverted", lang, **{k: v for k, v in payload.items() if k != "status"}))
+        if payload["consent_reverted"] or payload["consent_kept"]:
+            print(t("imports.reverted_consent", lang, consent_reverted=payload["consent_reverted"],
+                    consent_kept=payload["consent_kept"]))
     return 0

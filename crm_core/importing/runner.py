@@ -98,6 +98,7 @@ from crm_core.rules.contact_details import company_key, normalise_email, normali
 from crm_core.rules.custom_fields import valid_field_name
 from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
 from crm_core.services.activities import later_contact
+from crm_core.services.consent import record_in
 from crm_core.services.deal_lines import refresh_amounts
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
 from crm_core.services.lifecycle import refresh_lifecycle
@@ -273,6 +274,14 @@ class RevertResult:
     deleted: int = 0
     restored: int = 0
     conflicts: int = 0
+    consent_reverted: int = 0  # ledger entries appended: the grant that held before the run, or a withdrawal
+    consent_kept: int = 0  # withdrawals the run recorded that still hold: they stay (consent needs new proof)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job's result (and the CLI's ``--json``)."""
+        return {"status": "reverted", "run_id": self.run_id, "deleted": self.deleted, "restored": self.restored,
+                "conflicts": self.conflicts, "consent_reverted": self.consent_reverted,
+                "consent_kept": self.consent_kept}
 
 
 def field_label(name: str, lang: str) -> str:
@@ -769,6 +778,7 @@ def _new_run(
             "orphans": options.orphans,
             "encoding": file.encoding_label,
             "delimiter": file.delimiter,
+            MADE_RECORDED: True,
         },
         mode=options.mode,
         policy=options.policy,
@@ -879,6 +889,10 @@ NO_LOGIN = "!imported-owner: no password"
 """The password hash of a user made for an unknown owner: no bcrypt hash, so no password ever matches it."""
 _NO_CUSTOM_FIELDS: dict[str, Any] = {}  # shared by the rows without any (never changed in place): JSON-encoded once
 _CLOSING = "_closing"  # a deal row's changes: (close day, lost reason, won reason) as the file gives them
+MADE = "made"
+MADE_RECORDED = "records_made"  # on a run's stored mapping: the run records what the rules made (decision 0053)
+"""The run records' action of rows the services' rules made for the run's records (the follow-up tasks of its new
+customers, its consent entries): not rows of the file (``created``), but the run's, for its revert."""
 
 
 def _field(record: Any, name: str) -> Any:
@@ -1285,6 +1299,9 @@ class _Writer:
                 recorded_at=_datetime(row.get("email_consent_date")) or self.now, recorded_by_id=self.actor.user_id))
         self.session.add_all(entries)
         self.session.flush()
+        # with the run: its revert appends to the ledger what undoes them (the ledger keeps every entry)
+        self._record([entry.id for entry in entries], [0] * len(entries), MADE, "consent", None,
+                     record_entity=CONSENT_RECORDS)
 
     # -- unknown owners and records without a customer (decision 0043) ----------------------
     def _give_new_owner(self, row: dict[str, Any]) -> None:
@@ -1404,7 +1421,17 @@ class _Writer:
         for customer, record_id in zip(planned, ids, strict=True):
             customer.id = record_id
         record_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
+        self._record_follow_up_tasks(ids)
         return ids
+
+    def _record_follow_up_tasks(self, customer_ids: list[int]) -> None:
+        """Record with the run the first follow-up tasks the rules gave its new customers (the only tasks they
+        have yet): the run's own, which its revert takes with them (anything else on them is someone's since)."""
+        tasks = Task.__table__
+        for start in range(0, len(customer_ids), 500):
+            task_ids = list(self.session.connection().execute(select(tasks.c.id).where(  # type: ignore[attr-defined]
+                tasks.c.customer_id.in_(customer_ids[start : start + 500]))).scalars())  # type: ignore[attr-defined]
+            self._record(task_ids, [0] * len(task_ids), MADE, "task", None, record_entity="tasks")
 
     def _insert(self, row_numbers: list[int], rows: list[dict[str, Any]]) -> list[int]:
         """Insert new records (``rows``: their values, completed here) made from the file's ``row_numbers``."""
@@ -1445,6 +1472,7 @@ class _Writer:
             for customer, record_id in zip(planned, ids, strict=True):
                 customer.id = record_id
             record_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
+            self._record_follow_up_tasks(ids)
         return ids
 
     def _plan_follow_ups(self, rows: list[dict[str, Any]]) -> list[NewCustomer]:
@@ -1826,6 +1854,19 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
         # what the run made besides its entity's records: customers for orphan rows, users for unknown owners
         made_customers = records.get(("customers", "created"), []) if entity != "customers" else []
         made_users = records.get(("users", "created"), [])
+        created = _still_the_runs(session, model, created, run.finished_at)
+        made_customers = _still_the_runs(session, Customer, made_customers, run.finished_at)
+        deleting = {MODELS[entity].__table__.name: created, "customers": created if entity == "customers"
+                    else made_customers}
+        attached = _attached_since(session, actor, run, records, deleting)
+        if attached:  # someone (or a later import) added to what the run created: not the run's to take
+            lang = actor.language
+            raise ImportNotAllowed(
+                "imports.error.revert_attached", count=sum(attached.values()),
+                records=", ".join(f"{_table_label(table, lang)}: {count}" for table, count in attached.items()))
+        result.consent_reverted, result.consent_kept = _revert_consent(
+            session, actor, run, records.get((CONSENT_RECORDS, MADE), []),
+            customers=set(deleting["customers"]), contacts=set(created) if entity == "contacts" else set())
         touched: list[int] = []
         if entity in ("opportunities", "orders", "activities"):
             for start in range(0, len(created + updated), 500):
@@ -1940,12 +1981,136 @@ def _from_audit(column: Any, value: Any) -> Any:
     return value
 
 
+def _still_the_runs(session: Session, model: Any, ids: list[int], finished_at: dt.datetime | None) -> list[int]:
+    """The records of ``ids`` the run created that are still the run's: SQLite gives a deleted row's id to the
+    next insert, so a record created after the run ended under one of its ids is someone else's (the run's
+    records were created by its end, or earlier: imported history)."""
+    if finished_at is None:
+        return list(ids)
+    kept: list[int] = []
+    for start in range(0, len(ids), 500):
+        kept.extend(session.scalars(select(model.id).where(model.id.in_(ids[start : start + 500]),
+                                                           model.created_at <= finished_at)))
+    return sorted(kept)
+
+
+CONSENT_RECORDS = "consent_records"
+"""The run records' entity of the consent ledger entries a run wrote (the revert appends what undoes them)."""
+RECORD_PARTS: dict[str, frozenset[str]] = {
+    "customers": frozenset({"lifecycle_transitions", "lifecycle_overrides", "customer_tier_standings",
+                            "customer_tier_pins", "automation_firings", "pool_events", "access_requests"}),
+    "opportunities": frozenset({"opportunity_lines", "opportunity_stage_changes"}),
+    "orders": frozenset({"order_lines"}),
+}
+"""Rows that are part of a record, its settings or its history, whenever made: they go with it (a deal's lines and
+stage history, an order's lines; a customer's lifecycle history and hand-set stage, its tier and pinned tier, its
+pool history, the automation's log and the requests for access to it). Work done on a record — contacts, deals,
+orders, activities, tasks, cases, campaign memberships and mail — is not: it blocks the revert."""
+LEDGER_LINKS = frozenset({CONSENT_RECORDS})
+"""Ledgers whose entries outlive the records they name: a revert clears the link, never the entry."""
+
+
+def _attached_since(session: Session, actor: Actor, run: ImportRun, records: dict[tuple[str, str], list[int]],
+                    deleting: dict[str, list[int]]) -> dict[str, int]:
+    """Per table, the rows referencing a record the revert would delete that are not the run's (not among its run
+    records: typed by hand since, made by a job, written by a later import — dated in the past or not). A
+    record's parts (:data:`RECORD_PARTS`) and the ledgers' links (:data:`LEDGER_LINKS`) are not counted. Read from
+    the tables themselves, within the tenant: rows the reverter may not see count too. (Runs before decision 0053
+    did not record their new customers' follow-up tasks: a task made by such a run's end counts as its own.)"""
+    from crm_core.models import Base
+
+    finished_at = run.finished_at or utcnow()
+    own: dict[str, set[int]] = {}
+    for (entity, action), ids in records.items():
+        if action in ("created", MADE) and entity in MODELS:
+            own.setdefault(MODELS[entity].__table__.name, set()).update(ids)
+    legacy = not (run.mapping or {}).get(MADE_RECORDED)
+    connection = session.connection()
+    counts: dict[str, int] = {}
+    for parent, ids in deleting.items():
+        if not ids:
+            continue
+        for table in Base.metadata.sorted_tables:
+            if table.name in RECORD_PARTS.get(parent, ()) or table.name in LEDGER_LINKS or "tenant_id" not in table.c:
+                continue
+            for column in table.columns:
+                if not any(key.column.table.name == parent for key in column.foreign_keys):
+                    continue
+                for start in range(0, len(ids), 500):
+                    for row_id, created_at in connection.execute(
+                            select(table.c.id, table.c.created_at).where(
+                                table.c.tenant_id == actor.tenant_id, column.in_(ids[start : start + 500]))):
+                        if row_id in own.get(table.name, ()):
+                            continue  # the run's own (a deal on the placeholder it made, a new customer's task)
+                        if legacy and table.name == "tasks" and created_at <= finished_at:
+                            continue
+                        counts[table.name] = counts.get(table.name, 0) + 1
+    return counts
+
+
+def _table_label(table: str, lang: str) -> str:
+    """What a table's rows are called (the merge dialog's labels)."""
+    label = t(f"merge.table.{table}", lang)
+    return table if label == f"merge.table.{table}" else label
+
+
+def _revert_consent(session: Session, actor: Actor, run: ImportRun, entry_ids: list[int], *, customers: set[int],
+                    contacts: set[int]) -> tuple[int, int]:
+    """Undo the run's consent entries by adding to the ledger (it is append-only): per address whose latest entry
+    is still the run's grant, an entry giving back what held before the run — that grant again (its basis, naming
+    the entry), or a withdrawal where nothing or a withdrawal did. A withdrawal the run recorded stays: consent
+    comes back only with new proof. Then no entry keeps a link to a customer or contact the revert deletes.
+    Returns (entries appended, withdrawals kept)."""
+    entries: dict[tuple[str, str], list[ConsentRecord]] = {}
+    for start in range(0, len(entry_ids), 500):
+        for entry in session.scalars(select(ConsentRecord).where(ConsentRecord.id.in_(entry_ids[start : start + 500]))):
+            entries.setdefault((entry.channel, entry.address), []).append(entry)
+    run_entries = set(entry_ids)
+    appended = kept = 0
+    now = utcnow()
+    by_channel: dict[str, list[str]] = {}
+    for channel, address in entries:
+        by_channel.setdefault(channel, []).append(address)
+    for channel, addresses in by_channel.items():
+        for start in range(0, len(addresses), 500):
+            ledger: dict[str, list[Any]] = {}
+            for row in session.execute(
+                    select(ConsentRecord.id, ConsentRecord.address, ConsentRecord.action, ConsentRecord.basis)
+                    .where(ConsentRecord.channel == channel, ConsentRecord.address.in_(addresses[start : start + 500]))
+                    .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())):
+                ledger.setdefault(row.address, []).append(row)  # newest first, as latest_entry reads it
+            for address, history in ledger.items():
+                latest = history[0]
+                if latest.id not in run_entries:
+                    continue  # a newer entry holds: the run's is history already
+                if latest.action == ConsentAction.WITHDRAW.value:
+                    kept += 1
+                    continue
+                before = next((row for row in history if row.id not in run_entries), None)
+                mine = next(entry for entry in entries[(channel, address)] if entry.id == latest.id)
+                held = before if before is not None and before.action == ConsentAction.GRANT.value else None
+                proof = f"import run {run.id} reverted" + (f": entry #{held.id} holds again" if held else "")
+                record_in(session, channel=channel, address=address,
+                          action=ConsentAction.GRANT if held else ConsentAction.WITHDRAW,
+                          basis=held.basis if held else None, proof_kind=ProofKind.IMPORT.value, proof=proof,
+                          customer_id=None if mine.customer_id in customers else mine.customer_id,
+                          contact_id=None if mine.contact_id in contacts else mine.contact_id,
+                          recorded_by_id=actor.user_id, now=now)
+                appended += 1
+    ledger_table = ConsentRecord.__table__
+    for column, removed in (("customer_id", customers), ("contact_id", contacts)):
+        listed = sorted(removed)
+        for start in range(0, len(listed), 500):
+            session.connection().execute(
+                ledger_table.update().where(ledger_table.c[column].in_(listed[start : start + 500]))  # type: ignore[attr-defined]
+                .values({column: None}))
+    return appended, kept
+
+
 def _delete_created(
     session: Session, entity: str, model: Any, ids: list[int], finished_at: dt.datetime | None
 ) -> int:
-    """Delete the records the run created (``ids``) that are still the run's: SQLite gives a deleted
-    row's id to the next insert, so a record created after the run ended under one of its ids is
-    someone else's and stays (the run's records were created by its end, or earlier: imported history)."""
+    """Delete the records the run created (``ids``) that are still the run's (:func:`_still_the_runs`)."""
     deleted = 0
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]

@@ -281,8 +281,9 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
 def import_revert(ctx: JobContext) -> dict[str, Any]:
     """Undo import run ``run_id``: delete what it created, restore what it updated (admins, managers).
 
-    Result: ``{"status": "reverted", "run_id", "deleted", "restored", "conflicts"}``. A run that
-    cannot be reverted fails the job with its ``imports.error.*`` key (nothing changed).
+    Result: :meth:`RevertResult.as_dict` (deleted, restored, conflicts, consent entries appended and kept). A run
+    that cannot be reverted fails the job with its ``imports.error.*`` key (nothing changed): records added since
+    to what it created (``imports.error.revert_attached``), a state that is not revertible.
     """
     from crm_core.importing.runner import revert_import
 
@@ -292,8 +293,7 @@ def import_revert(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0, 1, "jobs.progress.import_revert")
     result = revert_import(ctx.db, ctx.require_actor(), run_id)
     ctx.progress(1, 1)
-    return {"status": "reverted", "run_id": result.run_id, "deleted": result.deleted,
-            "restored": result.restored, "conflicts": result.conflicts}
+    return result.as_dict()
 
 
 @job_kind("uploads_cleanup", roles=ADMINS, schedulable=True, default_schedule=("17", "2", "*"))
