@@ -16,6 +16,7 @@ import json
 import unicodedata
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, literal_column, or_, select
@@ -47,6 +48,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.models.pipeline import OpportunityLine
 from crm_core.queries.merges import live_survivors
 from crm_core.rules import fields as rules
 from crm_core.rules import regions
@@ -117,6 +119,9 @@ class FileState:
     external_ids: dict[str, tuple[int, Any]] = field(default_factory=dict)  # → (first row, its order number)
     # a deal the file writes, by the first row of its key: where the file leaves it (the next row moves it from there)
     deal_states: dict[int, DealState] = field(default_factory=dict)
+    # a deal's lines as they were when the file first named the deal, by (product, quantity, price): the ids not
+    # matched by a row yet (the k-th equal row of the file matches the k-th equal line)
+    deal_lines: dict[int, dict[tuple[int, Decimal, Decimal], list[int]]] = field(default_factory=dict)
 
 
 def _chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterable[list[Any]]:
@@ -249,6 +254,18 @@ class Resolver:
                 self.stage_names[stage_id] = name
                 found[deal_id] = DealState(StageInfo(stage_id, pipeline_id, position, kind, probability),
                                            closed_at.date() if closed_at else None, created_at.date())
+        return found
+
+    def deal_lines(self, deal_ids: set[int]) -> dict[int, dict[tuple[int, Decimal, Decimal], list[int]]]:
+        """Each deal's lines by (product, quantity, unit price) → their ids in position order (visible deals)."""
+        found: dict[int, dict[tuple[int, Decimal, Decimal], list[int]]] = {deal_id: {} for deal_id in deal_ids}
+        for batch in _chunks(sorted(deal_ids)):
+            for line_id, deal_id, product_id, quantity, price in self.session.execute(
+                    select(OpportunityLine.id, OpportunityLine.opportunity_id, OpportunityLine.product_id,
+                           OpportunityLine.quantity, OpportunityLine.unit_price)
+                    .where(OpportunityLine.opportunity_id.in_(batch))
+                    .order_by(OpportunityLine.position, OpportunityLine.id)):
+                found[deal_id].setdefault(line_key(product_id, quantity, price), []).append(line_id)
         return found
 
     def custom_fields(self, entity: str) -> dict[str, tuple[str, list[str] | None, bool]]:
@@ -464,6 +481,42 @@ def lead_name(entity: str, row: dict[str, Any], lang: str, now: dt.datetime) -> 
 
 def _present(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+CENT = Decimal("0.01")
+
+
+def line_key(product_id: int, quantity: Any, unit_price: Any) -> tuple[int, Decimal, Decimal]:
+    """What makes two deal lines the same line: the product, the quantity and the unit price, to the cent."""
+    return (int(product_id), Decimal(str(quantity)).quantize(CENT, rounding=ROUND_HALF_UP),
+            Decimal(str(unit_price)).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _existing_lines(frame: pandas.DataFrame, resolver: Resolver, state: FileState) -> list[Any]:
+    """Per row of a deal-lines file, the line of its deal it repeats (product, quantity and price as the writer
+    reads them: a blank quantity is 1, a blank price the product's), else None. The deal's lines are read when
+    the file first names the deal, so a run's own lines (written after their chunk was judged) never match:
+    the dry run and the run give the same verdicts. Equal rows match equal lines one for one."""
+    rows = list(zip(frame["deal_id"].tolist(), frame["product_id"].tolist(), frame["quantity"].tolist(),
+                    frame["unit_price"].tolist(), frame["product_price"].tolist(), strict=True))
+    unseen = {int(deal_id) for deal_id, *_ in rows if deal_id is not None} - set(state.deal_lines)
+    if unseen:
+        state.deal_lines.update(resolver.deal_lines(unseen))
+    matches: list[Any] = []
+    for deal_id, product_id, quantity, price, listed in rows:
+        if deal_id is None or product_id is None:
+            matches.append(None)
+            continue
+        quantity = 1.0 if quantity != quantity else quantity  # NaN: blank
+        price = (listed or 0) if price != price else price
+        try:
+            key = line_key(product_id, round(float(quantity), 2), round(float(price), 2))
+        except (ValueError, ArithmeticError):
+            matches.append(None)
+            continue
+        left = state.deal_lines.get(int(deal_id), {}).get(key)
+        matches.append(left.pop(0) if left else None)
+    return matches
 
 
 def owner_key(text: str) -> str:
@@ -863,6 +916,8 @@ def _companions(
             first = state.match_keys.setdefault((key, value), index[position])
             if duplicate_of[position] is None and first != index[position]:
                 duplicate_of[position] = first
+    if entity == "deal_lines":  # a line is matched by what it is, not by a key column
+        match_id = _existing_lines(frame, resolver, state)
     frame["_match_id"] = pd.Series(match_id, index=frame.index, dtype=object)
     frame["_match_on"] = pd.Series(match_on, index=frame.index, dtype=object)
     frame["_duplicate_of_row"] = pd.Series(duplicate_of, index=frame.index, dtype=object)

@@ -1102,14 +1102,12 @@ class _Writer:
                 price = _none(row.get("product_price")) or 0  # the product's list price, as on the form
             quantity = _money(_none(row.get("quantity")) or 1) or Decimal("1")
             unit_price = _money(price) or Decimal("0.00")
-            self.line_positions[deal_id] = self._last_position(deal_id) + 1
             return {
                 "opportunity_id": deal_id,
                 "product_id": row["product_id"],
                 "quantity": quantity,
                 "unit_price": unit_price,
                 "line_total": line_total(quantity, unit_price),  # rounded as the service and an order's lines
-                "position": self.line_positions[deal_id],
             }
         if entity == "tasks":
             completed_at = _datetime(row.get("completed_at"))
@@ -1439,6 +1437,10 @@ class _Writer:
             return []
         model = MODELS[self.entity]
         now = utcnow()
+        if self.entity == "deal_lines":  # after the deal's last line (this run's, else the database's)
+            for values in rows:
+                deal_id = values["opportunity_id"]
+                values["position"] = self.line_positions[deal_id] = self._last_position(deal_id) + 1
         history = [values.pop("_history", None) or [] for values in rows]
         for values in rows:
             # a record keeps the creation date it had in the other system (an admin's import of history)
