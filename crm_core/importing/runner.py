@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,7 @@ from crm_core.models import (
 from crm_core.models.marketing import Channel, ConsentAction, ConsentRecord, ProofKind
 from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
+from crm_core.quality.runs import newest_violations, tenant_violations
 from crm_core.rules import fields as field_rules
 from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.consent import normalise_address
@@ -190,6 +191,8 @@ class ValidationReport:
     orphans_placeholder: int = 0  # rows (not refused) attached to a placeholder customer of their own
     orphans_lead: int = 0  # rows (not refused) made into a prospect customer of their own
     new_owner_names: set[str] = field(default_factory=set, repr=False)  # case-folded, for owners_created
+    # a dry run's: the data-quality checks the written rows would break (suite, check, new violations, examples)
+    quality: list[dict[str, Any]] | None = None
 
     @property
     def success(self) -> bool:
@@ -228,6 +231,7 @@ class ValidationReport:
             "orphans_placeholder": self.orphans_placeholder,
             "orphans_lead": self.orphans_lead,
             "failures": [failure.as_dict() for failure in self.failures],
+            **({"quality": self.quality} if self.quality is not None else {}),
         }
 
 
@@ -378,7 +382,13 @@ def validate_import(
     *,
     progress: Progress | None = None,
 ) -> ValidationReport:
-    """Judge the whole file as :func:`run_import` would (a dry run): the report; nothing is written."""
+    """Judge the whole file as :func:`run_import` would (a dry run): the report; nothing is written.
+
+    The run's own route, rolled back: the file is judged and its valid rows written (as skip-invalid would) in a
+    transaction that never commits, so the verdicts are the run's and ``report.quality`` names the data-quality
+    checks of the database suites the written rows would break — measured by the checks' own SQL before and
+    after, in that transaction — before anything is kept. (On SQLite that transaction holds the write lock while
+    it runs, as an import does.)"""
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
@@ -386,11 +396,33 @@ def validate_import(
     check_fallback_owner(db, actor, options)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.validating")
-    with db.session(actor) as session:
-        missing_custom_fields(session, actor, entity, mapping)
-        for _ in _judged_chunks(session, actor, file, entity, mapping, options, report, steps, set()):
-            pass
+    try:
+        with db.transaction(actor) as session:
+            before = tenant_violations(session, actor.tenant_id)
+            run = _new_run(session, actor, file, entity, mapping, options, status="validating")
+            _judge_and_write(session, actor, file, entity, mapping, replace(options, policy="skip-invalid"), run,
+                             report, steps)
+            session.flush()
+            report.quality = _quality_forecast(session, actor.tenant_id, before)
+            raise _DryRun
+    except _DryRun:
+        pass  # everything the dry run wrote rolled back with its transaction
     return report
+
+
+class _DryRun(Exception):
+    """A dry run has judged and written the file: what it wrote rolls back."""
+
+
+def _quality_forecast(session: Session, tenant_id: int, before: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """The checks of the database suites with more violations now than ``before``: how many more, and the labels
+    of the latest rows breaking each (the import's own, as they are the newest)."""
+    forecast = []
+    for (suite, check), count in tenant_violations(session, tenant_id).items():
+        if count > before.get((suite, check), 0):
+            forecast.append({"suite": suite, "check": check, "count": count - before.get((suite, check), 0),
+                             "examples": newest_violations(session, tenant_id, check)})
+    return forecast
 
 
 def run_import(

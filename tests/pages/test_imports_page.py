@@ -240,3 +240,18 @@ def test_the_wizard_offers_the_customer_key_and_a_fallback_owner_in_chinese(
     [failures] = [frame.value for frame in app.dataframe if "原因" in frame.value.columns]
     assert [(reason, str(values)) for reason, values in zip(failures["原因"], failures["值"], strict=True)] == [
         ("客户：没有客户的外部编号是这个值。", "ACC-1")]
+
+
+def test_the_check_names_the_data_quality_checks_the_import_would_make_fail(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.admin.username)
+    twins = ("Customer name,Owner,Email,Lifecycle stage\n"
+             f"Alpha Twin,{app_world.world.rep.username},twin@example.com,customer\n").encode()
+    app = upload(open_imports(app), "customers.csv", twins)
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    assert not app.exception, app.exception
+    assert "If imported, 1 data-quality checks would flag records" in texts(app.warning)
+    [table] = [frame.value for frame in app.dataframe if "Data-quality check" in frame.value.columns]
+    assert list(table["Data-quality check"]) == ["Customers or churned customers that never bought"]
+    assert (list(table["Records it would flag"]), list(table["Latest of them"])) == ([1], ["Alpha Twin · customer"])
+    assert customers_named(app_world, "Alpha Twin") == 0  # a check writes nothing
