@@ -196,7 +196,7 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
       default all-or-nothing), ``duplicates`` (skip | merge | create, default skip)
     - ``encoding``, ``delimiter``, ``sheet``: override what was detected (null: detect)
     - ``chunk_size``: rows per chunk (≥ 100; default 10,000)
-    - ``dry_run``: true — judge the whole file and write nothing (the wizard's "check the file" step)
+    - ``dry_run``: true — judge the whole file and keep nothing (the wizard's "check the file" step)
 
     Result of an import (``dry_run`` false), the CLI's ``--json`` object plus four keys::
 
@@ -211,7 +211,9 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
     "success", "rows_read", "expectations", "rejected", "duplicates_in_file", "matches_in_database",
     "duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found" (customers; an
     import's result carries these four too), "would_create", "would_update", "would_skip" (what writing
-    the valid rows would do), "failures": [...], "rejected_csv_path": a CSV of the
+    the valid rows would do), "quality": [{"suite", "check", "count", "examples"}] (the data-quality checks
+    the written rows would make fail: the dry run writes them in a transaction it rolls back and measures the
+    database suites' checks before and after, decision 0053), "failures": [...], "rejected_csv_path": a CSV of the
     refused rows with a reason column, in the requester's language, beside the upload (null when
     none was refused)}``.
 
