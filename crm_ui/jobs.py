@@ -271,8 +271,13 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
         download_rejected_check(actor, str(csv_path), str(result.get("file_name") or "file"), key=f"{key}_download")
 
 
+def check_label(check: str) -> str:
+    """A data-quality check in the user's words."""
+    return t(f"quality.check.{check}")
+
+
 def show_quality_forecast(result: dict[str, Any], *, key: str, compact: bool) -> None:
-    """The data-quality checks the import would make fail (a dry run's ``quality``; decision 0053): each check in
+    """The data-quality checks the import would make fail (a dry run's ``quality``; decision 0056): each check in
     the user's words, how many more records it would flag, and the latest of them."""
     if "quality" not in result:  # a check made before the dry run measured this
         return
@@ -282,13 +287,13 @@ def show_quality_forecast(result: dict[str, Any], *, key: str, compact: bool) ->
             st.caption(t("imports.quality_forecast_none"))
         return
     if compact:
-        named = [f"{t('quality.check.' + str(entry['check']))} (+{number(int(entry['count']))})" for entry in quality]
+        named = [f"{check_label(str(entry['check']))} (+{number(int(entry['count']))})" for entry in quality]
         st.caption(plain(t("imports.quality_forecast_short", checks=", ".join(named))))
         return
     st.warning(t("imports.quality_forecast", count=number(len(quality))))
     table_or_cards(
         pd.DataFrame([{
-            t("imports.column.check"): t(f"quality.check.{entry['check']}"),
+            t("imports.column.check"): check_label(str(entry["check"])),
             t("imports.column.flagged"): int(entry["count"]),
             t("imports.column.latest"): ", ".join(str(example) for example in entry.get("examples") or []),
         } for entry in quality]),

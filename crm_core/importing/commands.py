@@ -237,7 +237,7 @@ def _print_check(args: argparse.Namespace, job_id: int, payload: dict[str, Any],
             print(t("imports.cli.failure", lang, message=entry["message"], count=entry["count"],
                     rows=", ".join(str(row) for row in entry["rows"][:10]),
                     examples=", ".join(str(example) for example in entry["examples"][:5])))
-        for entry in payload.get("quality") or []:  # what the data-quality checks would flag (decision 0053)
+        for entry in payload.get("quality") or []:  # what the data-quality checks would flag (decision 0056)
             print(t("imports.cli.quality", lang, check=t(f"quality.check.{entry['check']}", lang),
                     count=entry["count"], examples=", ".join(str(example) for example in entry["examples"][:5])))
     return 0 if payload.get("success") else 1

@@ -213,7 +213,7 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
     import's result carries these four too), "would_create", "would_update", "would_skip" (what writing
     the valid rows would do), "quality": [{"suite", "check", "count", "examples"}] (the data-quality checks
     the written rows would make fail: the dry run writes them in a transaction it rolls back and measures the
-    database suites' checks before and after, decision 0053), "failures": [...], "rejected_csv_path": a CSV of the
+    database suites' checks before and after, decision 0056), "failures": [...], "rejected_csv_path": a CSV of the
     refused rows with a reason column, in the requester's language, beside the upload (null when
     none was refused)}``.
 

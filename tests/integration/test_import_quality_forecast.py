@@ -1,5 +1,5 @@
 """A dry run says which data-quality checks the import would make fail, before anything is written (issue 18,
-decision 0053).
+decision 0056).
 
 The dry run takes the run's own route in a transaction that never commits: it writes the valid rows, measures
 every check of the database suites with the checks' own SQL, and reports those with more violations than before
