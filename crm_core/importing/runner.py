@@ -1198,6 +1198,8 @@ class _Writer:
             if _none(row.get("stage")) is None:  # a blank stage cell leaves the deal in its stage
                 changes.pop("stage_id", None)
                 changes.pop("pipeline_id", None)
+            if _none(row.get("created_at")) is None:  # a new deal's opening defaults to its close day; a deal's stays
+                changes.pop("created_at", None)
             changes[_CLOSING] = (_date(row.get("closed_at")), _none(row.get("lost_reason")),
                                  _none(row.get("won_reason")))
         return changes

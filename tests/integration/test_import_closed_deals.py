@@ -83,15 +83,19 @@ def test_an_import_moves_a_closed_deal_only_as_the_board_may_and_keeps_its_close
                                 .order_by(OpportunityStageChange.id)).all()
         assert [tuple(move) for move in moves][-1] == (stage["won"].id, stage["open"].id)
 
-    # a blank stage cell leaves the deal where it is, with its close date; what its form changes, the file may
+    # a blank stage cell leaves the deal where it is, with its close date (and a blank opening date its opening);
+    # what its form changes, the file may
     result, report = update_deals(db, admin,
-                                  "Opportunity ID,Stage,Amount,Closed date,Lost reason\n"
-                                  "OPP-W,,250,,\n"
-                                  f"OPP-L,{lost},,2017-10-01,Budget cut\n")
+                                  "Opportunity ID,Stage,Amount,Created date,Closed date,Lost reason\n"
+                                  "OPP-W,,250,,,\n"
+                                  f"OPP-L,{lost},,,2017-10-01,Budget cut\n")
     assert report.failures == [] and (result.status, result.updated) == ("imported", 2)
     after = deal_rows(db, admin)
     assert after["OPP-W"] == (stage["won"].id, dt.datetime(2017, 9, 15, 12), None, Decimal("250.00"), None)
     assert after["OPP-L"][:3] == (stage["lost"].id, dt.datetime(2017, 10, 1, 12), "Budget cut")
+    with db.session(admin) as session:
+        assert set(session.scalars(select(Opportunity.created_at).where(
+            Opportunity.external_id.in_(["OPP-W", "OPP-L"])))) == {dt.datetime(2017, 3, 1)}
 
     # the same close day is no change; another day is refused (another period of the reports)
     result, report = update_deals(db, admin,
