@@ -91,7 +91,9 @@ class ImportJobOut(BaseModel):
     total: int | None = Field(description="Rows in all, once known.")
     result: dict[str, Any] = Field(description="When succeeded: the import's figures (the CLI's `--json`); "
                                                "`status` is imported, partial or rejected (a dry run: valid or "
-                                               "invalid).")
+                                               "invalid, with `would_create`, `would_update`, `would_skip` and "
+                                               "`quality`: the data-quality checks the rows would make fail, each "
+                                               "`{suite, check, count, examples}`).")
     error: str | None = Field(description="Why the job failed: a stable catalog key.")
     error_detail: str | None = Field(description="The same in the caller's language.")
 

@@ -259,6 +259,7 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
     if not compact and "would_create" in result:  # what the import would write (checks made before this was told)
         st.markdown(t("move_in.forecast", rejected=number(rejected), **{
             key: number(int(result.get(key, 0))) for key in ("would_create", "would_update", "would_skip")}))
+    show_quality_forecast(result, key=key, compact=compact)
     failures: list[dict[str, Any]] = list(result.get("failures") or [])
     if result.get("success"):
         st.success(plain(t("imports.valid", rows=number(rows), expectations=result.get("expectations", 0))))
@@ -268,6 +269,37 @@ def show_check_report(actor: Actor, view: JobView, key: str, *, compact: bool = 
     csv_path = result.get("rejected_csv_path")
     if csv_path:
         download_rejected_check(actor, str(csv_path), str(result.get("file_name") or "file"), key=f"{key}_download")
+
+
+def check_label(check: str) -> str:
+    """A data-quality check in the user's words."""
+    return t(f"quality.check.{check}")
+
+
+def show_quality_forecast(result: dict[str, Any], *, key: str, compact: bool) -> None:
+    """The data-quality checks the import would make fail (a dry run's ``quality``; decision 0056): each check in
+    the user's words, how many more records it would flag, and the latest of them."""
+    if "quality" not in result:  # a check made before the dry run measured this
+        return
+    quality: list[dict[str, Any]] = list(result.get("quality") or [])
+    if not quality:
+        if not compact:
+            st.caption(t("imports.quality_forecast_none"))
+        return
+    if compact:
+        named = [f"{check_label(str(entry['check']))} (+{number(int(entry['count']))})" for entry in quality]
+        st.caption(plain(t("imports.quality_forecast_short", checks=", ".join(named))))
+        return
+    st.warning(t("imports.quality_forecast", count=number(len(quality))))
+    table_or_cards(
+        pd.DataFrame([{
+            t("imports.column.check"): check_label(str(entry["check"])),
+            t("imports.column.flagged"): int(entry["count"]),
+            t("imports.column.latest"): ", ".join(str(example) for example in entry.get("examples") or []),
+        } for entry in quality]),
+        key=f"{key}_quality",
+        name=f"quality_{key}",
+    )
 
 
 def failures_table(failures: list[dict[str, Any]], *, key: str) -> None:
@@ -378,6 +410,9 @@ def show_result(actor: Actor, view: JobView, key: str) -> None:
     if view.kind == "import_revert":
         st.success(plain(t("imports.reverted", **{name: result.get(name, 0) for name in
                                                    ("run_id", "deleted", "restored", "conflicts")})))
+        if result.get("consent_reverted") or result.get("consent_kept"):  # the ledger only grows (decision 0053)
+            st.info(plain(t("imports.reverted_consent", consent_reverted=result.get("consent_reverted", 0),
+                            consent_kept=result.get("consent_kept", 0))))
     elif view.kind == "automation_run":
         rules = list(result.get("rules") or [])
         st.success(plain(t("automation.ran", fired=result.get("fired", 0),

@@ -44,5 +44,6 @@ def show_move_in_guide(actor: Actor) -> None:
             st.markdown(f"**{number}. {t(f'imports.entity.{entity}')}** · {mark}")
             st.markdown(t(f"move_in.step.{entity}"))
     st.markdown(t("move_in.history"))
+    st.markdown(t("move_in.orphans"))
     st.markdown(t("move_in.dry_run"))
     st.markdown(t("move_in.revert"))

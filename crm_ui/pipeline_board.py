@@ -44,10 +44,11 @@ from crm_core.queries.deals import (
     load_board,
     stage_history,
 )
+from crm_core.queries.products import list_products
 from crm_core.queries.scores import latest_scores
 from crm_core.queries.users import assignable_owners
 from crm_core.rules.pipeline import allowed_targets
-from crm_core.services.deal_lines import deal_lines
+from crm_core.services.deal_lines import DealLineInput, deal_lines, set_deal_lines
 from crm_core.services.deals import (
     OpportunityInput,
     create_opportunity,
@@ -274,6 +275,7 @@ def _deal_panel(pipeline: PipelineRow, owners: list[tuple[int, str]]) -> None:
         st.subheader(t("board.edit_deal", name=plain_line(editing.name)))
         _deal_details(editing)
         _deal_form(pipeline, owners, editing)
+        _deal_lines_form(editing)
         buttons = st.columns([1, 1, 3])
         if STATE.get("pipeline_stale") and buttons[0].button(t("board.reload"), key="pipeline_reload"):
             # take the saved version as the new base; the form shows their values
@@ -290,6 +292,67 @@ def _deal_panel(pipeline: PipelineRow, owners: list[tuple[int, str]]) -> None:
         if buttons[1].button(t("board.cancel_edit"), key="pipeline_cancel_edit"):
             close_deal()
             st.rerun()
+
+
+def _deal_lines_form(editing: DealCard) -> None:
+    """The opened deal's product lines, edited as a whole (:func:`crm_core.services.deal_lines.set_deal_lines`:
+    versioned with the deal, audited): each line's product, quantity and price (blank: the list price), a box to
+    remove it, and one new line per save. A refusal keeps the input; a stale deal offers Reload, as the form."""
+    actor = current_actor()
+    with read_session() as session:
+        lines = deal_lines(session, [editing.id]).get(editing.id, [])
+        products = list_products(session, active_only=True)
+    names = {product.id: " · ".join(filter(None, (product.sku, product.name))) for product in products}
+    for existing in lines:  # a line may name a product no longer sold: it stays choosable on its own line
+        names.setdefault(existing.product_id, " · ".join(filter(None, (existing.sku, existing.product_name))))
+    prefix = f"pipeline_lines_{editing.id}_{STATE['pipeline_form_generation']}"
+    with st.expander(t("deal.lines_edit"), expanded=False):
+        st.caption(t("deal.lines_help"))
+        with st.form(prefix, clear_on_submit=False):
+            typed: list[tuple[str, int | None, str, str, bool]] = []
+            for number, line in enumerate([*lines, None], start=1):
+                left, middle, right, last = st.columns([3, 1, 2, 1], vertical_alignment="bottom")
+                title = t("deal.line", number=number) if line is not None else t("deal.line_new")
+                options = list(names)
+                product_id = left.selectbox(
+                    f"{title}: {t('orders.product')}", options, format_func=lambda value: names[value],
+                    index=options.index(line.product_id) if line is not None else None,
+                    placeholder=t("deal.line_pick"), key=f"{prefix}_product_{number}")
+                quantity = middle.text_input(t("orders.quantity"), value=str(line.quantity) if line else "1",
+                                             key=f"{prefix}_quantity_{number}")
+                price = right.text_input(t("orders.unit_price_override"), value=str(line.unit_price) if line else "",
+                                         key=f"{prefix}_price_{number}")
+                removed = last.checkbox(t("deal.line_remove"), key=f"{prefix}_remove_{number}") if line else False
+                typed.append((title, product_id, quantity, price, removed))
+            saved = st.form_submit_button(t("deal.lines_save"))
+    if not saved:
+        return
+    kept = [(title, DealLineInput(product_id=product_id, quantity=quantity, unit_price=price or None))
+            for title, product_id, quantity, price, removed in typed if product_id is not None and not removed]
+    # the service names a refused line by its place in what was saved: here by the line the user typed it on
+    labels = {"lines": t("deal.lines_edit")}
+    for index, (title, _) in enumerate(kept, start=1):
+        for field_name, label in (("product", t("orders.product")), ("quantity", t("orders.quantity")),
+                                  ("unit_price", t("orders.unit_price_override"))):
+            labels[f"line{index}.{field_name}"] = f"{title}: {label}"
+    try:
+        version = set_deal_lines(get_db(), actor, editing.id, [line for _, line in kept],
+                                 expected_version=STATE["pipeline_edit_version"])
+    except StaleRecord as error:
+        show_domain_error(error)
+        STATE["pipeline_stale"] = True
+    except DomainError as error:
+        show_domain_error(error, labels=labels)
+    else:
+        with read_session() as session:
+            fresh = get_deal(session, editing.id)
+        if fresh is not None:  # the form edits the deal as it is now (its amount is the lines' sum)
+            STATE["pipeline_edit_snapshot"] = fresh
+        STATE["pipeline_edit_version"] = version
+        STATE["pipeline_form_generation"] += 1
+        STATE["pipeline_notice"] = t("deal.lines_saved", name=plain(editing.name))
+        reset_pages()
+        st.rerun()
 
 
 def deal_labels() -> dict[str, str]:

@@ -237,6 +237,9 @@ def _print_check(args: argparse.Namespace, job_id: int, payload: dict[str, Any],
             print(t("imports.cli.failure", lang, message=entry["message"], count=entry["count"],
                     rows=", ".join(str(row) for row in entry["rows"][:10]),
                     examples=", ".join(str(example) for example in entry["examples"][:5])))
+        for entry in payload.get("quality") or []:  # what the data-quality checks would flag (decision 0056)
+            print(t("imports.cli.quality", lang, check=t(f"quality.check.{entry['check']}", lang),
+                    count=entry["count"], examples=", ".join(str(example) for example in entry["examples"][:5])))
     return 0 if payload.get("success") else 1
 
 
@@ -314,9 +317,13 @@ def cmd_import_revert(args: argparse.Namespace, db: Database) -> int:
         from crm_core.jobs.cli import report_failures
 
         return report_failures([view])
-    payload = {key: view.result[key] for key in ("status", "run_id", "deleted", "restored", "conflicts")}
+    payload = {key: view.result.get(key, 0) for key in ("status", "run_id", "deleted", "restored", "conflicts",
+                                                         "consent_reverted", "consent_kept")}
     if args.json:
         print(json.dumps({**payload, "job_id": view.id}, ensure_ascii=False))
     else:
         print(t("imports.cli.reverted", lang, **{k: v for k, v in payload.items() if k != "status"}))
+        if payload["consent_reverted"] or payload["consent_kept"]:
+            print(t("imports.reverted_consent", lang, consent_reverted=payload["consent_reverted"],
+                    consent_kept=payload["consent_kept"]))
     return 0

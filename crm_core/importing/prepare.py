@@ -16,6 +16,7 @@ import json
 import unicodedata
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, literal_column, or_, select
@@ -47,6 +48,7 @@ from crm_core.models import (
     User,
     utcnow,
 )
+from crm_core.models.pipeline import OpportunityLine
 from crm_core.queries.merges import live_survivors
 from crm_core.rules import fields as rules
 from crm_core.rules import regions
@@ -55,7 +57,13 @@ from crm_core.rules.custom_fields import read_custom_value
 from crm_core.rules.duplicates import BLOCK, CONTACT, CUSTOMER
 from crm_core.rules.fields import CONSENT_NONE, clean_text, parse_bool, parse_datetime, read_number
 from crm_core.rules.identifiers import compact_credit_code, credit_code_problem
-from crm_core.rules.pipeline import StageInfo, closing_problems, first_open_stage
+from crm_core.rules.pipeline import (
+    LOST_REASON_MAX,
+    StageInfo,
+    closing_problems,
+    first_open_stage,
+    transition_allowed,
+)
 from crm_core.services.duplicate_rules import rule_actions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,6 +97,15 @@ def choice_lookup(spec: FieldSpec) -> dict[str, str]:
     return lookup
 
 
+@dataclass(frozen=True)
+class DealState:
+    """Where a deal stands before a row of the file changes it: its stage, the day it closed, the day it opened."""
+
+    stage: StageInfo
+    closed_on: dt.date | None
+    created_on: dt.date
+
+
 @dataclass
 class FileState:
     """What earlier chunks of the same file left behind: keys seen, and in which row."""
@@ -100,6 +117,11 @@ class FileState:
     blocked_keys: dict[tuple[str, str], int] = field(default_factory=dict)  # a blocking duplicate key → first row
     addresses: dict[str, regions.AddressMatch] = field(default_factory=dict)  # region text → its cascade
     external_ids: dict[str, tuple[int, Any]] = field(default_factory=dict)  # → (first row, its order number)
+    # a deal the file writes, by the first row of its key: where the file leaves it (the next row moves it from there)
+    deal_states: dict[int, DealState] = field(default_factory=dict)
+    # a deal's lines as they were when the file first named the deal, by (product, quantity, price): the ids not
+    # matched by a row yet (the k-th equal row of the file matches the k-th equal line)
+    deal_lines: dict[int, dict[tuple[int, Decimal, Decimal], list[int]]] = field(default_factory=dict)
 
 
 def _chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterable[list[Any]]:
@@ -125,6 +147,7 @@ class Resolver:
         self._stages: dict[str, tuple[int, int]] | None = None
         self.default_stage: tuple[int, int] | None = None
         self.stage_info: dict[int, StageInfo] = {}  # the default pipeline's stages by id (after stages())
+        self.stage_names: dict[int, str] = {}  # stage id → its name (the default pipeline's, and deals' own)
         self.first_open: StageInfo | None = None
         self._custom_fields: dict[str, tuple[str, list[str] | None, bool]] | None = None
 
@@ -212,8 +235,38 @@ class Resolver:
             self.stage_info = {
                 row.id: StageInfo(row.id, pipeline_id, row.position, row.kind, row.probability) for row in rows
             }
+            self.stage_names.update({row.id: row.name for row in rows})
             self.first_open = first_open_stage(list(self.stage_info.values()))
         return self._stages
+
+    def deal_states(self, deal_ids: set[int]) -> dict[int, DealState]:
+        """Where each deal of ``deal_ids`` stands now (its stage in its own pipeline, close and opening days)."""
+        found: dict[int, DealState] = {}
+        for batch in _chunks(sorted(deal_ids)):
+            rows = self.session.execute(
+                select(Opportunity.id, Opportunity.closed_at, Opportunity.created_at, PipelineStage.id,
+                       PipelineStage.pipeline_id, PipelineStage.position, PipelineStage.kind,
+                       PipelineStage.probability, PipelineStage.name)
+                .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+                .where(Opportunity.id.in_(batch))
+            ).all()
+            for deal_id, closed_at, created_at, stage_id, pipeline_id, position, kind, probability, name in rows:
+                self.stage_names[stage_id] = name
+                found[deal_id] = DealState(StageInfo(stage_id, pipeline_id, position, kind, probability),
+                                           closed_at.date() if closed_at else None, created_at.date())
+        return found
+
+    def deal_lines(self, deal_ids: set[int]) -> dict[int, dict[tuple[int, Decimal, Decimal], list[int]]]:
+        """Each deal's lines by (product, quantity, unit price) → their ids in position order (visible deals)."""
+        found: dict[int, dict[tuple[int, Decimal, Decimal], list[int]]] = {deal_id: {} for deal_id in deal_ids}
+        for batch in _chunks(sorted(deal_ids)):
+            for line_id, deal_id, product_id, quantity, price in self.session.execute(
+                    select(OpportunityLine.id, OpportunityLine.opportunity_id, OpportunityLine.product_id,
+                           OpportunityLine.quantity, OpportunityLine.unit_price)
+                    .where(OpportunityLine.opportunity_id.in_(batch))
+                    .order_by(OpportunityLine.position, OpportunityLine.id)):
+                found[deal_id].setdefault(line_key(product_id, quantity, price), []).append(line_id)
+        return found
 
     def custom_fields(self, entity: str) -> dict[str, tuple[str, list[str] | None, bool]]:
         """The entity's custom fields: name → (type, choices, required)."""
@@ -405,6 +458,67 @@ MATCH_COLUMNS: dict[str, dict[str, tuple[Any, Any]]] = {
 }
 
 
+def orphan_label(entity: str, row: dict[str, Any], lang: str, now: dt.datetime) -> str:
+    """What an orphan row's customer is named after (a lead's name; a placeholder's, before "(no account)"): a
+    contact's or a deal's name, "Order <number>", an activity's summary (60 characters at most) or "Activity of
+    <date>". ``row``: the prepared row's ``name``, ``order_number``, ``summary`` and ``occurred_at``."""
+    if entity in ("contacts", "opportunities"):
+        return str(row["name"])
+    if entity == "orders":
+        return t("imports.orphan.order", lang, number=row["order_number"])
+    summary = " ".join(str(_present(row.get("summary")) or "").split())
+    if summary:
+        return summary if len(summary) <= 60 else summary[:59] + "…"
+    occurred = _present(row.get("occurred_at"))
+    return t("imports.orphan.activity", lang,
+             date=(dt.datetime.fromisoformat(str(occurred)) if occurred else now).date().isoformat())
+
+
+def lead_name(entity: str, row: dict[str, Any], lang: str, now: dt.datetime) -> str:
+    """The name of the lead an orphan row becomes (:func:`orphan_label`, cut to a customer name's length)."""
+    return orphan_label(entity, row, lang, now)[: rules.CUSTOMER["name"].max_length or 200]
+
+
+def _present(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+CENT = Decimal("0.01")
+
+
+def line_key(product_id: int, quantity: Any, unit_price: Any) -> tuple[int, Decimal, Decimal]:
+    """What makes two deal lines the same line: the product, the quantity and the unit price, to the cent."""
+    return (int(product_id), Decimal(str(quantity)).quantize(CENT, rounding=ROUND_HALF_UP),
+            Decimal(str(unit_price)).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _existing_lines(frame: pandas.DataFrame, resolver: Resolver, state: FileState) -> list[Any]:
+    """Per row of a deal-lines file, the line of its deal it repeats (product, quantity and price as the writer
+    reads them: a blank quantity is 1, a blank price the product's), else None. The deal's lines are read when
+    the file first names the deal, so a run's own lines (written after their chunk was judged) never match:
+    the dry run and the run give the same verdicts. Equal rows match equal lines one for one."""
+    rows = list(zip(frame["deal_id"].tolist(), frame["product_id"].tolist(), frame["quantity"].tolist(),
+                    frame["unit_price"].tolist(), frame["product_price"].tolist(), strict=True))
+    unseen = {int(deal_id) for deal_id, *_ in rows if deal_id is not None} - set(state.deal_lines)
+    if unseen:
+        state.deal_lines.update(resolver.deal_lines(unseen))
+    matches: list[Any] = []
+    for deal_id, product_id, quantity, price, listed in rows:
+        if deal_id is None or product_id is None:
+            matches.append(None)
+            continue
+        quantity = 1.0 if quantity != quantity else quantity  # NaN: blank
+        price = (listed or 0) if price != price else price
+        try:
+            key = line_key(product_id, round(float(quantity), 2), round(float(price), 2))
+        except (ValueError, ArithmeticError):
+            matches.append(None)
+            continue
+        left = state.deal_lines.get(int(deal_id), {}).get(key)
+        matches.append(left.pop(0) if left else None)
+    return matches
+
+
 def owner_key(text: str) -> str:
     """An owner cell as users are looked up by it: NFKC, trimmed, case-folded (an email normalised)."""
     key = unicodedata.normalize("NFKC", text).strip().casefold()
@@ -514,7 +628,7 @@ def prepare_chunk(
     frame["_extra_fields"] = pd.Series([cell or None for cell in extra], index=frame.index, dtype=object)
     _same_customer(frame, entity)
     _companions(frame, entity, mapping, options, resolver, state)
-    _row_rules(frame, entity, resolver)
+    _row_rules(frame, entity, resolver, options, state)
     return frame
 
 
@@ -802,6 +916,8 @@ def _companions(
             first = state.match_keys.setdefault((key, value), index[position])
             if duplicate_of[position] is None and first != index[position]:
                 duplicate_of[position] = first
+    if entity == "deal_lines":  # a line is matched by what it is, not by a key column
+        match_id = _existing_lines(frame, resolver, state)
     frame["_match_id"] = pd.Series(match_id, index=frame.index, dtype=object)
     frame["_match_on"] = pd.Series(match_on, index=frame.index, dtype=object)
     frame["_duplicate_of_row"] = pd.Series(duplicate_of, index=frame.index, dtype=object)
@@ -914,9 +1030,12 @@ CONSENT_ROW_RULES = (("consent.import.date_in_future", "email_consent_date"),
                      ("consent.import.no_email", "email_consent"))
 """A consent column's date may not lie ahead, and a row granting or withdrawing needs an email to key the entry
 on: its own, or the one of the record it updates (decision 0047)."""
+LEAD_BLOCKED = "imports.rule.lead_duplicate_blocked"
+"""A row without a customer made a lead (``orphans=lead``) whose lead a blocking duplicate rule refuses."""
+LEAD_KEYS = ("name", "email", "phone")  # what a lead carries of the customers' duplicate keys (no credit code)
 ROW_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "customers": (("imports.rule.history_in_future", "created_at"), *CONSENT_ROW_RULES),
-    "contacts": CONSENT_ROW_RULES,
+    "contacts": (*CONSENT_ROW_RULES, (LEAD_BLOCKED, "customer")),
     "opportunities": (
         ("deal.lost_reason_required", "lost_reason"),
         ("deal.lost_reason_too_long", "lost_reason"),
@@ -924,17 +1043,23 @@ ROW_RULES: dict[str, tuple[tuple[str, str], ...]] = {
         ("deal.closed_before_created", "closed_at"),
         ("imports.rule.closed_on_open_stage", "closed_at"),
         ("imports.rule.history_in_future", "created_at"),
+        ("imports.rule.stage_transition_refused", "stage"),
+        ("imports.rule.closed_date_fixed", "closed_at"),
+        (LEAD_BLOCKED, "customer"),
     ),
+    "orders": ((LEAD_BLOCKED, "customer"),),
     "tasks": (
         ("imports.rule.completed_not_done", "completed_at"),
         ("imports.rule.history_in_future", "completed_at"),
     ),
-    "activities": (("imports.rule.history_in_future", "occurred_at"),),
+    "activities": (("imports.rule.history_in_future", "occurred_at"), (LEAD_BLOCKED, "customer")),
 }
 """Per entity, the rules a row must meet as a whole (catalog key, the field it is about): the closing rules
-of the deal service (:func:`crm_core.rules.pipeline.closing_problems`, the same function) and the dates of
-the past that may not lie ahead. :func:`_row_rules` marks each in the column :func:`row_rule_column` names;
-the suites (``validations/_rules.row_rules``) expect those columns empty."""
+of the deal service (:func:`crm_core.rules.pipeline.closing_problems`, the same function), its transition
+table for a row that moves a deal the tenant has (:func:`crm_core.rules.pipeline.transition_allowed`; a
+closed deal keeps its close date, see :func:`_deal_rules`), and the dates of the past that may not lie ahead.
+:func:`_row_rules` marks each in the column :func:`row_rule_column` names; the suites
+(``validations/_rules.row_rules``) expect those columns empty."""
 
 
 def row_rule_column(key: str) -> str:
@@ -946,7 +1071,8 @@ def _moment(text: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(text)) if text else None
 
 
-def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver) -> None:
+def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver, options: ImportOptions,
+               state: FileState) -> None:
     """Mark the rows that break a rule of :data:`ROW_RULES` (the offending value; None for a row that is fine)."""
     import pandas as pd
 
@@ -970,26 +1096,9 @@ def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver) -> None
             if consent and consent != CONSENT_NONE and not email and match_id is None:
                 marks["consent.import.no_email"][position] = str(consent)
     if entity == "opportunities":
-        resolver.stages()
-        rows = zip(frame["stage_id"].tolist(), frame["lost_reason"].tolist(), frame["closed_at"].tolist(),
-                   frame["created_at"].tolist(), strict=True)
-        for position, (stage_id, lost_reason, closed_on, opened) in enumerate(rows):
-            stage = resolver.stage_info.get(stage_id) if stage_id is not None else None
-            if stage is None:
-                continue  # unresolved: the stage's own expectation says so
-            closed_day = dt.date.fromisoformat(str(closed_on)[:10]) if closed_on else None
-            if stage.kind == "open":
-                if closed_day is not None:
-                    marks["imports.rule.closed_on_open_stage"][position] = str(closed_on)
-                continue
-            opened_at = _moment(opened)
-            # without an opening date, a deal closed in the past was opened that day (the writer says the same)
-            problems = closing_problems(
-                stage.kind, lost_reason=lost_reason, closed_on=closed_day,
-                created_on=opened_at.date() if opened_at else (closed_day or now.date()), today=now.date(),
-            )
-            for key in problems.values():
-                marks[key][position] = str(closed_on or lost_reason or "")
+        _deal_rules(frame, marks, resolver, options, state, now)
+    if entity in ORPHAN_ENTITIES:
+        _lead_rules(frame, marks[LEAD_BLOCKED], entity, resolver, state, now)
     if entity == "tasks":
         for position, (status, completed) in enumerate(
             zip(frame["status"].tolist(), frame["completed_at"].tolist(), strict=True)
@@ -998,3 +1107,116 @@ def _row_rules(frame: pandas.DataFrame, entity: str, resolver: Resolver) -> None
                 marks["imports.rule.completed_not_done"][position] = str(status)
     for key, values in marks.items():
         frame[row_rule_column(key)] = pd.Series(values, index=frame.index, dtype=object)
+
+
+def _deal_rules(frame: pandas.DataFrame, marks: dict[str, list[str | None]], resolver: Resolver,
+                options: ImportOptions, state: FileState, now: dt.datetime) -> None:
+    """The deal service's rules for each row: a new deal closes as the service closes one (a lost deal's reason,
+    a close date not ahead nor before the opening, none on an open stage); a row that updates a deal (update,
+    upsert, create with duplicates merged) moves it only as the board may (:func:`transition_allowed`: a won or
+    lost deal goes back to an open stage first), checked from where the deal stands — the database's, or where an
+    earlier row of the file left it. A blank stage cell leaves the deal in its stage, and what stays closed keeps
+    its close date: an import may change a closed deal's name, amount, owner, reason … (what its form changes)
+    and reopen it, but not move it to the other closed stage nor to another close day (another period of the
+    reports)."""
+    resolver.stages()
+    updating = options.mode != "create" or options.duplicates == "merge"
+    matched, repeats = frame["_match_id"].tolist(), frame["_duplicate_of_row"].tolist()
+    in_database = resolver.deal_states({int(match) for match, repeat in zip(matched, repeats, strict=True)
+                                        if match is not None and repeat is None}) if updating else {}
+    today = now.date()
+    rows = zip(frame.index.tolist(), frame["stage"].tolist(), frame["stage_id"].tolist(),
+               frame["lost_reason"].tolist(), frame["closed_at"].tolist(), frame["created_at"].tolist(), matched,
+               repeats, strict=True)
+    for position, (row_number, stage_cell, stage_id, lost_reason, closed_on, opened, match, repeat) in enumerate(rows):
+        first = int(row_number) if repeat is None else int(repeat)
+        current = None
+        if updating and repeat is not None:
+            current = state.deal_states.get(first)
+        if updating and current is None and match is not None:
+            current = in_database.get(int(match))
+        closed_day = dt.date.fromisoformat(str(closed_on)[:10]) if closed_on else None
+        opened_at = _moment(opened)
+        if current is None:  # a new deal: it closes as the service closes one, opened by the file or that day
+            stage = resolver.stage_info.get(stage_id) if stage_id is not None else None
+            if stage is None:
+                continue  # unresolved: the stage's own expectation says so
+            created_on = opened_at.date() if opened_at else (closed_day or today)
+            _closing_marks(marks, position, stage, lost_reason, closed_on, closed_day, created_on, today)
+            if match is None or updating:  # what a later row of the file updates it from
+                state.deal_states.setdefault(first, DealState(
+                    stage, None if stage.kind == "open" else closed_day or today, created_on))
+            continue
+        target = current.stage if stage_cell is None else resolver.stage_info.get(stage_id)
+        if target is None:
+            continue
+        created_on = opened_at.date() if opened_at else current.created_on
+        if target.id != current.stage.id:
+            if not transition_allowed(current.stage, target):
+                names = resolver.stage_names
+                marks["imports.rule.stage_transition_refused"][position] = (
+                    f"{names.get(current.stage.id, current.stage.id)} → {names.get(target.id, target.id)}")
+                continue
+            _closing_marks(marks, position, target, lost_reason, closed_on, closed_day, created_on, today)
+            state.deal_states[first] = DealState(target, None if target.kind == "open" else closed_day or today,
+                                                 created_on)
+            continue
+        # the deal stays in its stage: nothing closes (its reason is already there), nothing moves in time
+        if target.kind == "open" and closed_day is not None:
+            marks["imports.rule.closed_on_open_stage"][position] = str(closed_on)
+        elif target.kind != "open" and closed_day is not None and closed_day != current.closed_on:
+            marks["imports.rule.closed_date_fixed"][position] = f"{current.closed_on} → {closed_day}"
+        elif target.kind == "lost" and lost_reason and len(str(lost_reason).strip()) > LOST_REASON_MAX:
+            marks["deal.lost_reason_too_long"][position] = str(lost_reason)
+        state.deal_states[first] = DealState(target, current.closed_on, created_on)
+
+
+def _closing_marks(marks: dict[str, list[str | None]], position: int, stage: StageInfo, lost_reason: Any,
+                   closed_on: Any, closed_day: dt.date | None, created_on: dt.date, today: dt.date) -> None:
+    """Mark what closing in ``stage`` still needs (:func:`closing_problems`), or a close date on an open stage."""
+    if stage.kind == "open":
+        if closed_day is not None:
+            marks["imports.rule.closed_on_open_stage"][position] = str(closed_on)
+        return
+    problems = closing_problems(stage.kind, lost_reason=lost_reason, closed_on=closed_day, created_on=created_on,
+                                today=today)
+    for key in problems.values():
+        marks[key][position] = str(closed_on or lost_reason or "")
+
+
+def _lead_rules(frame: pandas.DataFrame, blocked: list[str | None], entity: str, resolver: Resolver,
+                state: FileState, now: dt.datetime) -> None:
+    """A row made a lead (``orphans=lead``) writes a new customer: the tenant's blocking customer rules refuse it as
+    they refuse one typed on the form or read from a customers file — a live customer of the tenant (anyone's)
+    holding its name key, or for a contact's lead its email or phone, or an earlier row's lead doing so
+    (``<key>: <owner>`` or ``<key>: = <row>``, as :func:`_blocked_duplicates` marks). The lines of one order make
+    one lead. A placeholder is no lead: one per row, named "(no account)", by the importer's choice."""
+    rows = [position for position, policy in enumerate(frame["_orphan"].tolist()) if policy == "lead"]
+    if not rows:
+        return
+    blocking = [key for key, action in rule_actions(resolver.session, resolver.actor.tenant_id, CUSTOMER).items()
+                if action == BLOCK and key in LEAD_KEYS and (key == "name" or entity == "contacts")]
+    if not blocking:
+        return
+    row_numbers = list(frame.index)
+    if entity == "orders":  # an order's lines share its lead: the first line of each order stands for it
+        rows = [position for position in rows if state.blocked_keys.setdefault(
+            ("lead-order", str(frame["order_number"].iat[position])), row_numbers[position]) == row_numbers[position]]
+    columns = [name for name in ("name", "order_number", "summary", "occurred_at", "email", "phone")
+               if name in frame.columns]
+    readers = {"name": lambda row: company_key(lead_name(entity, row, resolver.actor.language, now)) or None,
+               "email": lambda row: normalise_email(row.get("email")),
+               "phone": lambda row: normalise_phone(row.get("phone"))}
+    leads = {position: {name: frame[name].iat[position] for name in columns} for position in rows}
+    for key in blocking:
+        values = {position: readers[key](row) for position, row in leads.items()}
+        owners = resolver.owners_of_duplicates("customers", key, {value for value in values.values() if value})
+        for position, value in values.items():
+            if not value or blocked[position] is not None:
+                continue
+            if value in owners:
+                blocked[position] = f"{key}: {owners[value] or '—'}"
+                continue
+            first = state.blocked_keys.setdefault((f"lead:{key}", value), row_numbers[position])
+            if first != row_numbers[position]:
+                blocked[position] = f"{key}: = {first}"

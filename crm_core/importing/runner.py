@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,18 @@ from crm_core.importing.fields import (
 )
 from crm_core.importing.first_rows import FirstRows
 from crm_core.importing.mapping import ImportMapping, ImportOptions, check_mapping
-from crm_core.importing.prepare import MATCH_COLUMNS, TAKEN_IN_DB, FileState, Resolver, match_value, prepare_chunk
+from crm_core.importing.prepare import (
+    LEAD_BLOCKED,
+    MATCH_COLUMNS,
+    TAKEN_IN_DB,
+    FileState,
+    Resolver,
+    lead_name,
+    match_value,
+    orphan_label,
+    prepare_chunk,
+    row_rule_column,
+)
 from crm_core.importing.reading import EXTRA_COLUMN, ImportFile, count_rows, iter_chunks
 from crm_core.models import (
     Activity,
@@ -80,6 +91,7 @@ from crm_core.models import (
 from crm_core.models.marketing import Channel, ConsentAction, ConsentRecord, ProofKind
 from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.quality import ImportRejectedRow, ImportRunRecord
+from crm_core.quality.runs import newest_violations, tenant_violations
 from crm_core.rules import fields as field_rules
 from crm_core.rules import pipeline as pipeline_rules
 from crm_core.rules.consent import normalise_address
@@ -87,6 +99,7 @@ from crm_core.rules.contact_details import company_key, normalise_email, normali
 from crm_core.rules.custom_fields import valid_field_name
 from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
 from crm_core.services.activities import later_contact
+from crm_core.services.consent import record_in
 from crm_core.services.customer_tiers import orders_changed
 from crm_core.services.deal_lines import refresh_amounts
 from crm_core.services.followups import NewCustomer, plan_follow_ups, record_follow_ups
@@ -179,6 +192,8 @@ class ValidationReport:
     orphans_placeholder: int = 0  # rows (not refused) attached to a placeholder customer of their own
     orphans_lead: int = 0  # rows (not refused) made into a prospect customer of their own
     new_owner_names: set[str] = field(default_factory=set, repr=False)  # case-folded, for owners_created
+    # a dry run's: the data-quality checks the written rows would break (suite, check, new violations, examples)
+    quality: list[dict[str, Any]] | None = None
 
     @property
     def success(self) -> bool:
@@ -217,6 +232,7 @@ class ValidationReport:
             "orphans_placeholder": self.orphans_placeholder,
             "orphans_lead": self.orphans_lead,
             "failures": [failure.as_dict() for failure in self.failures],
+            **({"quality": self.quality} if self.quality is not None else {}),
         }
 
 
@@ -263,6 +279,14 @@ class RevertResult:
     deleted: int = 0
     restored: int = 0
     conflicts: int = 0
+    consent_reverted: int = 0  # ledger entries appended: the grant that held before the run, or a withdrawal
+    consent_kept: int = 0  # withdrawals the run recorded that still hold: they stay (consent needs new proof)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job's result (and the CLI's ``--json``)."""
+        return {"status": "reverted", "run_id": self.run_id, "deleted": self.deleted, "restored": self.restored,
+                "conflicts": self.conflicts, "consent_reverted": self.consent_reverted,
+                "consent_kept": self.consent_kept}
 
 
 def field_label(name: str, lang: str) -> str:
@@ -359,7 +383,13 @@ def validate_import(
     *,
     progress: Progress | None = None,
 ) -> ValidationReport:
-    """Judge the whole file as :func:`run_import` would (a dry run): the report; nothing is written."""
+    """Judge the whole file as :func:`run_import` would (a dry run): the report; nothing is written.
+
+    The run's own route, rolled back: the file is judged and its valid rows written (as skip-invalid would) in a
+    transaction that never commits, so the verdicts are the run's and ``report.quality`` names the data-quality
+    checks of the database suites the written rows would break — measured by the checks' own SQL before and
+    after, in that transaction — before anything is kept. (On SQLite that transaction holds the write lock while
+    it runs, as an import does.)"""
     options = options or ImportOptions()
     _require_importer(actor)
     check_mapping(entity, mapping, file.headers, options)
@@ -367,11 +397,33 @@ def validate_import(
     check_fallback_owner(db, actor, options)
     report = ValidationReport(entity=entity)
     steps = _Steps(progress, count_rows(file), "imports.validating")
-    with db.session(actor) as session:
-        missing_custom_fields(session, actor, entity, mapping)
-        for _ in _judged_chunks(session, actor, file, entity, mapping, options, report, steps, set()):
-            pass
+    try:
+        with db.transaction(actor) as session:
+            before = tenant_violations(session, actor.tenant_id)
+            run = _new_run(session, actor, file, entity, mapping, options, status="validating")
+            _judge_and_write(session, actor, file, entity, mapping, replace(options, policy="skip-invalid"), run,
+                             report, steps)
+            session.flush()
+            report.quality = _quality_forecast(session, actor.tenant_id, before)
+            raise _DryRun
+    except _DryRun:
+        pass  # everything the dry run wrote rolled back with its transaction
     return report
+
+
+class _DryRun(Exception):
+    """A dry run has judged and written the file: what it wrote rolls back."""
+
+
+def _quality_forecast(session: Session, tenant_id: int, before: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """The checks of the database suites with more violations now than ``before``: how many more, and the labels
+    of the latest rows breaking each (the import's own, as they are the newest)."""
+    forecast = []
+    for (suite, check), count in tenant_violations(session, tenant_id).items():
+        if count > before.get((suite, check), 0):
+            forecast.append({"suite": suite, "check": check, "count": count - before.get((suite, check), 0),
+                             "examples": newest_violations(session, tenant_id, check)})
+    return forecast
 
 
 def run_import(
@@ -464,7 +516,9 @@ def _judged_chunks(
         for outcome in result.failures:
             refused.update(_merge_failure(merged, report, outcome))
         if "_duplicate_blocked" in prepared.columns:
-            _name_blocked_matches(report, prepared["_duplicate_blocked"], entity)
+            _name_blocked_matches(report, prepared["_duplicate_blocked"], *BLOCKED_DUPLICATE_KEYS[entity])
+        if (lead_column := row_rule_column(LEAD_BLOCKED)) in prepared.columns:
+            _name_blocked_matches(report, prepared[lead_column], LEAD_BLOCKED, f"{LEAD_BLOCKED}_row")
         if mapping.customer_match != "any" and "customer__unresolved" in prepared.columns:
             _name_customer_key(report, merged, prepared["customer__unresolved"], mapping.customer_match)
         for column, (rule_key, row_key) in VALUE_NAMED_RULES.items():
@@ -528,10 +582,9 @@ BLOCKED_DUPLICATE_KEYS = {
 """Per entity: the message of the suite's blocked-duplicate expectation, and the one a refused row gets."""
 
 
-def _name_blocked_matches(report: ValidationReport, blocked: Any, entity: str) -> None:
-    """A row a blocking duplicate rule refused says which key matched and whose customer it is (a contact's
-    customer), or which row."""
-    rule_key, row_key = BLOCKED_DUPLICATE_KEYS[entity]
+def _name_blocked_matches(report: ValidationReport, blocked: Any, rule_key: str, row_key: str) -> None:
+    """A row a blocking duplicate rule refused (the suite's ``rule_key``) says which key matched and whose customer
+    it is (a contact's customer), in ``row_key``, or which row."""
     for row_number, match in blocked.dropna().items():
         field_name, _, whose = str(match).partition(": ")  # "<key>: <owner>" or "<key>: = <row>" (prepare)
         if whose.startswith("= "):
@@ -570,6 +623,10 @@ VALUE_NAMED_RULES = {
     "deal__other_customer": ("imports.rule.other_customer_deal", "imports.rule.other_customer_deal_row"),
     "contact__other_customer": ("imports.rule.other_customer_contact", "imports.rule.other_customer_contact_row"),
     "external_id__taken": ("imports.rule.external_id_taken", "imports.rule.external_id_taken_row"),
+    row_rule_column("imports.rule.stage_transition_refused"): (
+        "imports.rule.stage_transition_refused", "imports.rule.stage_transition_refused_row"),
+    row_rule_column("imports.rule.closed_date_fixed"): (
+        "imports.rule.closed_date_fixed", "imports.rule.closed_date_fixed_row"),
 }
 """Companion column → (the suite's message, the message a refused row gets naming its value: “OPP-9”)."""
 
@@ -754,6 +811,7 @@ def _new_run(
             "orphans": options.orphans,
             "encoding": file.encoding_label,
             "delimiter": file.delimiter,
+            MADE_RECORDED: True,
         },
         mode=options.mode,
         policy=options.policy,
@@ -863,6 +921,16 @@ def _insert_returning_ids(session: Session, model: Any, rows: list[dict[str, Any
 NO_LOGIN = "!imported-owner: no password"
 """The password hash of a user made for an unknown owner: no bcrypt hash, so no password ever matches it."""
 _NO_CUSTOM_FIELDS: dict[str, Any] = {}  # shared by the rows without any (never changed in place): JSON-encoded once
+_CLOSING = "_closing"  # a deal row's changes: (close day, lost reason, won reason) as the file gives them
+MADE = "made"
+MADE_RECORDED = "records_made"  # on a run's stored mapping: the run records what the rules made (decision 0053)
+"""The run records' action of rows the services' rules made for the run's records (the follow-up tasks of its new
+customers, its consent entries): not rows of the file (``created``), but the run's, for its revert."""
+
+
+def _field(record: Any, name: str) -> Any:
+    """A column of a record, or of the values of a record not inserted yet (a dict)."""
+    return record.get(name) if isinstance(record, dict) else getattr(record, name)
 
 
 class _Writer:
@@ -1067,14 +1135,12 @@ class _Writer:
                 price = _none(row.get("product_price")) or 0  # the product's list price, as on the form
             quantity = _money(_none(row.get("quantity")) or 1) or Decimal("1")
             unit_price = _money(price) or Decimal("0.00")
-            self.line_positions[deal_id] = self._last_position(deal_id) + 1
             return {
                 "opportunity_id": deal_id,
                 "product_id": row["product_id"],
                 "quantity": quantity,
                 "unit_price": unit_price,
                 "line_total": line_total(quantity, unit_price),  # rounded as the service and an order's lines
-                "position": self.line_positions[deal_id],
             }
         if entity == "tasks":
             completed_at = _datetime(row.get("completed_at"))
@@ -1126,6 +1192,17 @@ class _Writer:
             changes["custom_fields"] = row["_custom"]
         if self.entity == "orders":
             changes.pop("total_amount", None)
+        if self.entity == "opportunities":
+            # what the row says about closing; the columns it makes depend on where the deal stands (_deal_changes)
+            for key in pipeline_rules.STAGE_COLUMNS:
+                changes.pop(key, None)
+            if _none(row.get("stage")) is None:  # a blank stage cell leaves the deal in its stage
+                changes.pop("stage_id", None)
+                changes.pop("pipeline_id", None)
+            if _none(row.get("created_at")) is None:  # a new deal's opening defaults to its close day; a deal's stays
+                changes.pop("created_at", None)
+            changes[_CLOSING] = (_date(row.get("closed_at")), _none(row.get("lost_reason")),
+                                 _none(row.get("won_reason")))
         return changes
 
     # -- one chunk ------------------------------------------------------------------
@@ -1173,7 +1250,10 @@ class _Writer:
                     # changes a value of that row, 'skipped' when it repeats it (every row counts once)
                     merged = pending[pending_index]
                     changed = False
-                    for key, change in self.changes(row).items():
+                    row_changes = self.changes(row)
+                    if self.entity == "opportunities":  # a new deal's stage, as the file's later row leaves it
+                        row_changes = self._deal_changes(merged, row_changes, None)
+                    for key, change in row_changes.items():
                         if key == "custom_fields":
                             change = {**(merged.get(key) or {}), **change}
                         changed = changed or merged.get(key) != change
@@ -1252,6 +1332,9 @@ class _Writer:
                 recorded_at=_datetime(row.get("email_consent_date")) or self.now, recorded_by_id=self.actor.user_id))
         self.session.add_all(entries)
         self.session.flush()
+        # with the run: its revert appends to the ledger what undoes them (the ledger keeps every entry)
+        self._record([entry.id for entry in entries], [0] * len(entries), MADE, "consent", None,
+                     record_entity=CONSENT_RECORDS)
 
     # -- unknown owners and records without a customer (decision 0043) ----------------------
     def _give_new_owner(self, row: dict[str, Any]) -> None:
@@ -1303,12 +1386,12 @@ class _Writer:
         summary), a person for a contact, tagged ``imported-lead``. Either is owned by the row's owner (the
         importer when the row names none) and starts as a prospect; the run's lifecycle refresh moves it on."""
         lang = self.actor.language
-        label = self._orphan_label(row, lang)
+        label = orphan_label(self.entity, row, lang, self.now)
         limit = field_rules.CUSTOMER["name"].max_length or 200
         lead = row.get("_orphan") == "lead"
         email = phone = None
         if lead:
-            name = label[:limit]
+            name = lead_name(self.entity, row, lang, self.now)  # the name the judging checked (prepare._lead_rules)
             if self.entity == "contacts":
                 email, phone = self._lead_contact_details(row)
         else:
@@ -1325,16 +1408,6 @@ class _Writer:
             "credit_code": None, "province_code": None, "city_code": None, "district_code": None, "created_at": None,
         }
 
-    def _orphan_label(self, row: dict[str, Any], lang: str) -> str:
-        if self.entity in ("contacts", "opportunities"):
-            return str(row["name"])
-        if self.entity == "orders":
-            return t("imports.orphan.order", lang, number=row["order_number"])
-        summary = " ".join(str(_none(row.get("summary")) or "").split())
-        if summary:
-            return summary if len(summary) <= 60 else summary[:59] + "…"
-        occurred = _datetime(row.get("occurred_at")) or self.now
-        return t("imports.orphan.activity", lang, date=occurred.date().isoformat())
 
     def _lead_contact_details(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
         """A contact's email and phone for its lead, each left out when a customer of the tenant (or an earlier
@@ -1381,7 +1454,17 @@ class _Writer:
         for customer, record_id in zip(planned, ids, strict=True):
             customer.id = record_id
         record_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
+        self._record_follow_up_tasks(ids)
         return ids
+
+    def _record_follow_up_tasks(self, customer_ids: list[int]) -> None:
+        """Record with the run the first follow-up tasks the rules gave its new customers (the only tasks they
+        have yet): the run's own, which its revert takes with them (anything else on them is someone's since)."""
+        tasks = Task.__table__
+        for start in range(0, len(customer_ids), 500):
+            task_ids = list(self.session.connection().execute(select(tasks.c.id).where(  # type: ignore[attr-defined]
+                tasks.c.customer_id.in_(customer_ids[start : start + 500]))).scalars())  # type: ignore[attr-defined]
+            self._record(task_ids, [0] * len(task_ids), MADE, "task", None, record_entity="tasks")
 
     def _insert(self, row_numbers: list[int], rows: list[dict[str, Any]]) -> list[int]:
         """Insert new records (``rows``: their values, completed here) made from the file's ``row_numbers``."""
@@ -1389,6 +1472,10 @@ class _Writer:
             return []
         model = MODELS[self.entity]
         now = utcnow()
+        if self.entity == "deal_lines":  # after the deal's last line (this run's, else the database's)
+            for values in rows:
+                deal_id = values["opportunity_id"]
+                values["position"] = self.line_positions[deal_id] = self._last_position(deal_id) + 1
         history = [values.pop("_history", None) or [] for values in rows]
         for values in rows:
             # a record keeps the creation date it had in the other system (an admin's import of history)
@@ -1422,6 +1509,7 @@ class _Writer:
             for customer, record_id in zip(planned, ids, strict=True):
                 customer.id = record_id
             record_follow_ups(self.session, self.actor, self.actor.tenant_id, planned)
+            self._record_follow_up_tasks(ids)
         return ids
 
     def _plan_follow_ups(self, rows: list[dict[str, Any]]) -> list[NewCustomer]:
@@ -1550,7 +1638,7 @@ class _Writer:
                     self.touched_customers.add(record.customer_id)  # the customer it leaves, when it moves
                 for row_number, row_changes in updates[record.id]:
                     if self.entity == "opportunities":
-                        row_changes = self._stage_move(record, row_changes, moves)
+                        row_changes = self._deal_changes(record, row_changes, moves)
                     elif self.entity == "tasks":
                         row_changes = self._task_status(record, row_changes)
                     row_changed = False
@@ -1593,24 +1681,39 @@ class _Writer:
             return changes
         return {**changes, "completed_at": self.now if status == TaskStatus.DONE.value else None}
 
-    def _stage_move(
-        self, deal: Any, changes: dict[str, Any], moves: list[tuple[int, int, int, dt.datetime]]
+    def _deal_changes(
+        self, deal: Any, changes: dict[str, Any], moves: list[tuple[int, int, int, dt.datetime]] | None
     ) -> dict[str, Any]:
-        """A row moving an existing deal to another stage: the columns the deal service would set
-        (rules.pipeline.stage_columns), and the move for its stage history."""
-        target = self.stage(changes.get("stage_id"))
-        if target is None or target.id == deal.stage_id:
+        """What a row changes on a deal (a record, or the values of one this chunk creates: ``moves`` None), as
+        the deal service would: a move to another stage sets the columns of that stage
+        (rules.pipeline.stage_columns) and is recorded in the stage history; a deal that stays in its stage keeps
+        its close date (the file's is the same day: the judging refused another) and takes the reason of its kind,
+        and a closed deal takes no hand-set probability. The judging (prepare._deal_rules) refused the moves the
+        transition table forbids."""
+        changes = dict(changes)
+        closed_on, lost_reason, won_reason = changes.pop(_CLOSING, (None, None, None))
+        current = self.stage(_field(deal, "stage_id"))
+        target = self.stage(changes.pop("stage_id", None)) or current
+        changes.pop("pipeline_id", None)  # a move never leaves the deal's pipeline
+        if target is None or current is None:
             return changes
-        closed = changes.get("closed_at")
-        columns = pipeline_rules.stage_columns(
-            target, from_stage_id=deal.stage_id,
-            lost_reason=changes.get("lost_reason") or deal.lost_reason,
-            won_reason=changes.get("won_reason") or deal.won_reason,
-            closed_on=closed.date() if isinstance(closed, dt.datetime) else None, now=self.now,
-        )
-        moved_at = columns["closed_at"] if isinstance(columns["closed_at"], dt.datetime) else self.now
-        moves.append((deal.id, deal.stage_id, target.id, moved_at))
-        return {**changes, **columns}
+        if target.id != current.id:
+            columns = pipeline_rules.stage_columns(
+                target, from_stage_id=current.id,
+                lost_reason=lost_reason or _field(deal, "lost_reason"),
+                won_reason=won_reason or _field(deal, "won_reason"), closed_on=closed_on, now=self.now,
+            )
+            if moves is not None:
+                moved_at = columns["closed_at"] if isinstance(columns["closed_at"], dt.datetime) else self.now
+                moves.append((_field(deal, "id"), current.id, target.id, moved_at))
+            return {**changes, **columns}
+        if target.kind == "lost" and lost_reason:
+            changes["lost_reason"] = str(lost_reason).strip()
+        if target.kind == "won" and won_reason:
+            changes["won_reason"] = str(won_reason).strip()
+        if target.kind != "open":
+            changes.pop("probability", None)
+        return changes
 
     def _write_orders(self, frame: pandas.DataFrame) -> None:
         new_orders: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -1790,6 +1893,19 @@ def _revert_import(db: Database, actor: Actor, run_id: int) -> RevertResult:
         # what the run made besides its entity's records: customers for orphan rows, users for unknown owners
         made_customers = records.get(("customers", "created"), []) if entity != "customers" else []
         made_users = records.get(("users", "created"), [])
+        created = _still_the_runs(session, model, created, run.finished_at)
+        made_customers = _still_the_runs(session, Customer, made_customers, run.finished_at)
+        deleting = {MODELS[entity].__table__.name: created, "customers": created if entity == "customers"
+                    else made_customers}
+        attached = _attached_since(session, actor, run, records, deleting)
+        if attached:  # someone (or a later import) added to what the run created: not the run's to take
+            lang = actor.language
+            raise ImportNotAllowed(
+                "imports.error.revert_attached", count=sum(attached.values()),
+                records=", ".join(f"{_table_label(table, lang)}: {count}" for table, count in attached.items()))
+        result.consent_reverted, result.consent_kept = _revert_consent(
+            session, actor, run, records.get((CONSENT_RECORDS, MADE), []),
+            customers=set(deleting["customers"]), contacts=set(created) if entity == "contacts" else set())
         touched: list[int] = []
         if entity in ("opportunities", "orders", "activities"):
             for start in range(0, len(created + updated), 500):
@@ -1906,12 +2022,136 @@ def _from_audit(column: Any, value: Any) -> Any:
     return value
 
 
+def _still_the_runs(session: Session, model: Any, ids: list[int], finished_at: dt.datetime | None) -> list[int]:
+    """The records of ``ids`` the run created that are still the run's: SQLite gives a deleted row's id to the
+    next insert, so a record created after the run ended under one of its ids is someone else's (the run's
+    records were created by its end, or earlier: imported history)."""
+    if finished_at is None:
+        return list(ids)
+    kept: list[int] = []
+    for start in range(0, len(ids), 500):
+        kept.extend(session.scalars(select(model.id).where(model.id.in_(ids[start : start + 500]),
+                                                           model.created_at <= finished_at)))
+    return sorted(kept)
+
+
+CONSENT_RECORDS = "consent_records"
+"""The run records' entity of the consent ledger entries a run wrote (the revert appends what undoes them)."""
+RECORD_PARTS: dict[str, frozenset[str]] = {
+    "customers": frozenset({"lifecycle_transitions", "lifecycle_overrides", "customer_tier_standings",
+                            "customer_tier_pins", "automation_firings", "pool_events", "access_requests"}),
+    "opportunities": frozenset({"opportunity_lines", "opportunity_stage_changes"}),
+    "orders": frozenset({"order_lines"}),
+}
+"""Rows that are part of a record, its settings or its history, whenever made: they go with it (a deal's lines and
+stage history, an order's lines; a customer's lifecycle history and hand-set stage, its tier and pinned tier, its
+pool history, the automation's log and the requests for access to it). Work done on a record — contacts, deals,
+orders, activities, tasks, cases, campaign memberships and mail — is not: it blocks the revert."""
+LEDGER_LINKS = frozenset({CONSENT_RECORDS})
+"""Ledgers whose entries outlive the records they name: a revert clears the link, never the entry."""
+
+
+def _attached_since(session: Session, actor: Actor, run: ImportRun, records: dict[tuple[str, str], list[int]],
+                    deleting: dict[str, list[int]]) -> dict[str, int]:
+    """Per table, the rows referencing a record the revert would delete that are not the run's (not among its run
+    records: typed by hand since, made by a job, written by a later import — dated in the past or not). A
+    record's parts (:data:`RECORD_PARTS`) and the ledgers' links (:data:`LEDGER_LINKS`) are not counted. Read from
+    the tables themselves, within the tenant: rows the reverter may not see count too. (Runs before decision 0053
+    did not record their new customers' follow-up tasks: a task made by such a run's end counts as its own.)"""
+    from crm_core.models import Base
+
+    finished_at = run.finished_at or utcnow()
+    own: dict[str, set[int]] = {}
+    for (entity, action), ids in records.items():
+        if action in ("created", MADE) and entity in MODELS:
+            own.setdefault(MODELS[entity].__table__.name, set()).update(ids)
+    legacy = not (run.mapping or {}).get(MADE_RECORDED)
+    connection = session.connection()
+    counts: dict[str, int] = {}
+    for parent, ids in deleting.items():
+        if not ids:
+            continue
+        for table in Base.metadata.sorted_tables:
+            if table.name in RECORD_PARTS.get(parent, ()) or table.name in LEDGER_LINKS or "tenant_id" not in table.c:
+                continue
+            for column in table.columns:
+                if not any(key.column.table.name == parent for key in column.foreign_keys):
+                    continue
+                for start in range(0, len(ids), 500):
+                    for row_id, created_at in connection.execute(
+                            select(table.c.id, table.c.created_at).where(
+                                table.c.tenant_id == actor.tenant_id, column.in_(ids[start : start + 500]))):
+                        if row_id in own.get(table.name, ()):
+                            continue  # the run's own (a deal on the placeholder it made, a new customer's task)
+                        if legacy and table.name == "tasks" and created_at <= finished_at:
+                            continue
+                        counts[table.name] = counts.get(table.name, 0) + 1
+    return counts
+
+
+def _table_label(table: str, lang: str) -> str:
+    """What a table's rows are called (the merge dialog's labels)."""
+    label = t(f"merge.table.{table}", lang)
+    return table if label == f"merge.table.{table}" else label
+
+
+def _revert_consent(session: Session, actor: Actor, run: ImportRun, entry_ids: list[int], *, customers: set[int],
+                    contacts: set[int]) -> tuple[int, int]:
+    """Undo the run's consent entries by adding to the ledger (it is append-only): per address whose latest entry
+    is still the run's grant, an entry giving back what held before the run — that grant again (its basis, naming
+    the entry), or a withdrawal where nothing or a withdrawal did. A withdrawal the run recorded stays: consent
+    comes back only with new proof. Then no entry keeps a link to a customer or contact the revert deletes.
+    Returns (entries appended, withdrawals kept)."""
+    entries: dict[tuple[str, str], list[ConsentRecord]] = {}
+    for start in range(0, len(entry_ids), 500):
+        for entry in session.scalars(select(ConsentRecord).where(ConsentRecord.id.in_(entry_ids[start : start + 500]))):
+            entries.setdefault((entry.channel, entry.address), []).append(entry)
+    run_entries = set(entry_ids)
+    appended = kept = 0
+    now = utcnow()
+    by_channel: dict[str, list[str]] = {}
+    for channel, address in entries:
+        by_channel.setdefault(channel, []).append(address)
+    for channel, addresses in by_channel.items():
+        for start in range(0, len(addresses), 500):
+            ledger: dict[str, list[Any]] = {}
+            for row in session.execute(
+                    select(ConsentRecord.id, ConsentRecord.address, ConsentRecord.action, ConsentRecord.basis)
+                    .where(ConsentRecord.channel == channel, ConsentRecord.address.in_(addresses[start : start + 500]))
+                    .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())):
+                ledger.setdefault(row.address, []).append(row)  # newest first, as latest_entry reads it
+            for address, history in ledger.items():
+                latest = history[0]
+                if latest.id not in run_entries:
+                    continue  # a newer entry holds: the run's is history already
+                if latest.action == ConsentAction.WITHDRAW.value:
+                    kept += 1
+                    continue
+                before = next((row for row in history if row.id not in run_entries), None)
+                mine = next(entry for entry in entries[(channel, address)] if entry.id == latest.id)
+                held = before if before is not None and before.action == ConsentAction.GRANT.value else None
+                proof = f"import run {run.id} reverted" + (f": entry #{held.id} holds again" if held else "")
+                record_in(session, channel=channel, address=address,
+                          action=ConsentAction.GRANT if held else ConsentAction.WITHDRAW,
+                          basis=held.basis if held else None, proof_kind=ProofKind.IMPORT.value, proof=proof,
+                          customer_id=None if mine.customer_id in customers else mine.customer_id,
+                          contact_id=None if mine.contact_id in contacts else mine.contact_id,
+                          recorded_by_id=actor.user_id, now=now)
+                appended += 1
+    ledger_table = ConsentRecord.__table__
+    for column, removed in (("customer_id", customers), ("contact_id", contacts)):
+        listed = sorted(removed)
+        for start in range(0, len(listed), 500):
+            session.connection().execute(
+                ledger_table.update().where(ledger_table.c[column].in_(listed[start : start + 500]))  # type: ignore[attr-defined]
+                .values({column: None}))
+    return appended, kept
+
+
 def _delete_created(
     session: Session, entity: str, model: Any, ids: list[int], finished_at: dt.datetime | None
 ) -> int:
-    """Delete the records the run created (``ids``) that are still the run's: SQLite gives a deleted
-    row's id to the next insert, so a record created after the run ended under one of its ids is
-    someone else's and stays (the run's records were created by its end, or earlier: imported history)."""
+    """Delete the records the run created (``ids``) that are still the run's (:func:`_still_the_runs`)."""
     deleted = 0
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]

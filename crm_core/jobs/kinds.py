@@ -200,7 +200,7 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
       default all-or-nothing), ``duplicates`` (skip | merge | create, default skip)
     - ``encoding``, ``delimiter``, ``sheet``: override what was detected (null: detect)
     - ``chunk_size``: rows per chunk (≥ 100; default 10,000)
-    - ``dry_run``: true — judge the whole file and write nothing (the wizard's "check the file" step)
+    - ``dry_run``: true — judge the whole file and keep nothing (the wizard's "check the file" step)
 
     Result of an import (``dry_run`` false), the CLI's ``--json`` object plus four keys::
 
@@ -215,7 +215,9 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
     "success", "rows_read", "expectations", "rejected", "duplicates_in_file", "matches_in_database",
     "duplicates_blocked", "regions_mapped", "regions_ambiguous", "regions_not_found" (customers; an
     import's result carries these four too), "would_create", "would_update", "would_skip" (what writing
-    the valid rows would do), "failures": [...], "rejected_csv_path": a CSV of the
+    the valid rows would do), "quality": [{"suite", "check", "count", "examples"}] (the data-quality checks
+    the written rows would make fail: the dry run writes them in a transaction it rolls back and measures the
+    database suites' checks before and after, decision 0056), "failures": [...], "rejected_csv_path": a CSV of the
     refused rows with a reason column, in the requester's language, beside the upload (null when
     none was refused)}``.
 
@@ -285,8 +287,9 @@ def import_file(ctx: JobContext) -> dict[str, Any]:
 def import_revert(ctx: JobContext) -> dict[str, Any]:
     """Undo import run ``run_id``: delete what it created, restore what it updated (admins, managers).
 
-    Result: ``{"status": "reverted", "run_id", "deleted", "restored", "conflicts"}``. A run that
-    cannot be reverted fails the job with its ``imports.error.*`` key (nothing changed).
+    Result: :meth:`RevertResult.as_dict` (deleted, restored, conflicts, consent entries appended and kept). A run
+    that cannot be reverted fails the job with its ``imports.error.*`` key (nothing changed): records added since
+    to what it created (``imports.error.revert_attached``), a state that is not revertible.
     """
     from crm_core.importing.runner import revert_import
 
@@ -296,8 +299,7 @@ def import_revert(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0, 1, "jobs.progress.import_revert")
     result = revert_import(ctx.db, ctx.require_actor(), run_id)
     ctx.progress(1, 1)
-    return {"status": "reverted", "run_id": result.run_id, "deleted": result.deleted,
-            "restored": result.restored, "conflicts": result.conflicts}
+    return result.as_dict()
 
 
 @job_kind("uploads_cleanup", roles=ADMINS, schedulable=True, default_schedule=("17", "2", "*"))

@@ -97,6 +97,26 @@ def suite_checks(suite: str) -> list[str]:
     return checks
 
 
+def tenant_violations(session: Session, tenant_id: int) -> dict[tuple[str, str], int]:
+    """(suite, check) → the tenant's violating rows, for every check of the database suites, measured in
+    ``session`` (its uncommitted writes count: an import's dry run measures what the import would leave)."""
+    counts: dict[tuple[str, str], int] = {}
+    for suite in database_suites():
+        for name, found in _measure_suite(session, suite).get(tenant_id, {}).items():
+            counts[(suite, name)] = found.violations
+        for name in suite_checks(suite):
+            counts.setdefault((suite, name), 0)
+    return counts
+
+
+def newest_violations(session: Session, tenant_id: int, check: str, limit: int = 5) -> list[str]:
+    """The labels of the latest rows (highest ids) breaking ``check`` in the tenant: a new record's first."""
+    violations = CHECKS[check].violations().subquery()
+    return [str(label) for label in session.scalars(
+        select(violations.c.label).where(violations.c.tenant_id == tenant_id)
+        .order_by(violations.c.id.desc()).limit(limit))]
+
+
 def tenant_docs_directory(tenant_id: int) -> Path:
     """The GX project (and Data Docs site) of one tenant."""
     return gx_directory() / f"tenant_{int(tenant_id)}"

@@ -140,6 +140,10 @@ def stage_order_problem(kinds_in_order: Sequence[str]) -> str | None:
     return None
 
 
+STAGE_COLUMNS = ("closed_at", "lost_reason", "won_reason", "lost_from_stage_id")
+"""The columns :func:`stage_columns` decides besides the stage (and a closed deal's probability, which it clears)."""
+
+
 def stage_columns(
     target: StageInfo,
     *,

@@ -113,3 +113,42 @@ def test_a_revert_leaves_the_records_made_after_the_run_under_its_old_ids(db: Da
     assert revert_import(db, admin, run.run_id).deleted == 0
     with db.session(admin) as session:
         assert [line.quantity for line in deal_lines(session, [deal.id])[deal.id]] == [Decimal(3)]
+
+
+def test_a_second_import_of_the_same_lines_adds_nothing_and_a_new_line_is_added_once(db: Database) -> None:
+    """A line the deal already has (same product, quantity and price; counted, so a deal with two equal lines keeps
+    two) is a match: skipped by default, as any record already there; only "create anyway" adds it again."""
+    world = build_world(db)
+    admin = world.admin
+    import_csv(db, admin, "products", "Product ID,Name,SKU,Price\nPRD-1,Scanner,SCN-1,1200\nPRD-2,Licence,,33.33\n")
+    import_csv(db, admin, "customers", f"External ID,Customer name,Owner\nACC-1,Alpha,{admin.username}\n")
+    import_csv(db, admin, "opportunities", "Opportunity ID,Account ID,Deal name,Amount\nOPP-1,ACC-1,Alpha deal,100\n")
+    lines = "Opportunity ID,Product Code,Quantity,Sales Price\nOPP-1,SCN-1,2,1000\nOPP-1,PRD-2,1,\nOPP-1,PRD-2,1,\n"
+    first = import_csv(db, admin, "deal_lines", lines)
+    assert first.created == 3
+
+    def amount_and_lines() -> tuple[Decimal, list[tuple[int, Decimal, Decimal]]]:
+        with db.session(admin) as session:
+            deal = session.scalars(select(Opportunity).where(Opportunity.external_id == "OPP-1")).one()
+            return deal.amount, [(line.position, line.quantity, line.unit_price)
+                                 for line in deal_lines(session, [deal.id])[deal.id]]
+
+    before = amount_and_lines()
+    assert before[0] == Decimal("2066.66")
+    again = open_import_file("deal_lines.csv", lines.encode())
+    mapping = ImportMapping.suggested("deal_lines", again.headers)
+    forecast = validate_import(db, admin, again, "deal_lines", mapping)
+    assert (forecast.would_create, forecast.would_skip, forecast.matches_in_database) == (0, 3, 3)
+    second = import_csv(db, admin, "deal_lines", lines)
+    assert (second.created, second.skipped) == (0, 3)
+    assert amount_and_lines() == before
+
+    # one more line in the file: that one goes in, after the others
+    third = import_csv(db, admin, "deal_lines", lines + "OPP-1,SCN-1,1,1100\n")
+    assert (third.created, third.skipped) == (1, 3)
+    amount, positions = amount_and_lines()
+    assert (amount, positions[-1]) == (Decimal("3166.66"), (4, Decimal("1.00"), Decimal("1100.00")))
+    # "create anyway": the same lines again, as asked
+    forced = import_csv(db, admin, "deal_lines", "Opportunity ID,Product Code,Quantity\nOPP-1,PRD-2,1\n",
+                        duplicates="create")
+    assert forced.created == 1

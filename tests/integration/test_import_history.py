@@ -2,7 +2,7 @@
 
 One parity test per database imports every entity from small files — products without a SKU,
 customers with their creation dates, contacts, deals opened and closed years ago with a
-product and a currency of their own, orders, activities and done tasks — and then runs every
+product and a currency of their own, a deal's product lines, orders, activities and done tasks — and then runs every
 data-quality suite of the database: no violation. It then reads back what the services would
 have written (close dates, reasons, stage history, lifecycle stages, last contact, order
 totals, the audit trail's history flag) and the reports of the past: a deal won in 2017 counts
@@ -71,11 +71,15 @@ def test_a_move_in_of_every_entity_leaves_every_quality_suite_green_and_the_past
                f"Gamma Talks,{owner},gamma@example.com,\n")
     import_csv(db, admin, "contacts", "Customer,Contact name,Email\nAlpha Old,Ann Alpha,ann@alpha.example.com\n")
     deals = import_csv(db, admin, "opportunities",
-                       "Deal name,Customer,Stage,Amount,Currency,Product,Created date,Closed date,Lost reason\n"
-                       f"Old win,Alpha Old,{stage['won'].name},5000,USD,Scanner,2017-03-01,2017-09-15,\n"
-                       f"Old loss,Beta Buyer,{stage['lost'].name},100,,,2018-01-10,2018-02-01,Price\n"
-                       f"Still open,Gamma Talks,{stage['open'].name},300,,LIC-1,2025-01-05,,\n")
+                       "Opportunity ID,Deal name,Customer,Stage,Amount,Currency,Product,Created date,Closed date,"
+                       "Lost reason\n"
+                       f"OPP-W,Old win,Alpha Old,{stage['won'].name},5000,USD,Scanner,2017-03-01,2017-09-15,\n"
+                       f"OPP-L,Old loss,Beta Buyer,{stage['lost'].name},100,,,2018-01-10,2018-02-01,Price\n"
+                       f"OPP-O,Still open,Gamma Talks,{stage['open'].name},300,,LIC-1,2025-01-05,,\n")
     assert deals.created == 3
+    # the open deal's product lines (Salesforce's Opportunity Products): its amount becomes their sum
+    import_csv(db, admin, "deal_lines", "Opportunity ID,Product,Quantity,Sales Price\nOPP-O,LIC-1,3,\n"
+                                        "OPP-O,Support,2,10\n")
     import_csv(db, admin, "orders",
                "Order number,Customer,Product,Quantity,Unit price,Order date\n"
                f"SO-MOVE-1,Beta Buyer,Licence,1.5,33.33,{recent}\n"
@@ -105,6 +109,7 @@ def test_a_move_in_of_every_entity_leaves_every_quality_suite_green_and_the_past
         assert (lost.lost_reason, lost.lost_from_stage_id, lost.closed_at) == (
             "Price", stage["open"].id, dt.datetime(2018, 2, 1, 12))
         assert (still_open.closed_at, still_open.product_id) == (None, products["Licence"].id)
+        assert still_open.amount == Decimal("119.99")  # 3 × 33.33 + 2 × 10: its lines' sum, as the service sums them
         history = session.execute(
             select(OpportunityStageChange.from_stage_id, OpportunityStageChange.to_stage_id,
                    OpportunityStageChange.changed_at)

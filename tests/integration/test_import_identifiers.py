@@ -58,7 +58,7 @@ def test_credit_codes_regions_and_blocked_duplicates_on_import(db: Database, wor
     assert (result.status, result.rows_read, result.created, result.rejected) == ("partial", 7, 4, 3)
     assert result.report is not None
     report = result.report.as_dict()
-    assert report == dry  # the dry run's verdicts are the run's
+    assert report == {key: value for key, value in dry.items() if key != "quality"}  # the dry run's verdicts: the run's
     assert (report["regions_mapped"], report["regions_ambiguous"], report["regions_not_found"]) == (5, 1, 1)
     assert report["duplicates_blocked"] == 2
     counts = {key: result.as_dict()[key] for key in ("regions_mapped", "regions_ambiguous", "duplicates_blocked")}

@@ -26,6 +26,7 @@ from crm_core.models import AuditEvent, Contact, Customer, Opportunity, Order, U
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.quality.runs import database_suites, run_suite_for_tenant
 from crm_core.services.auth import verify_password
+from crm_core.services.duplicate_rules import save_duplicate_rules
 from tests.factories import build_world
 from tests.integration.test_import_history import stages
 
@@ -98,6 +99,46 @@ def test_rows_without_a_customer_are_refused_placed_or_made_leads_and_the_qualit
     with db.session(admin) as session:
         assert session.get(Customer, placeholder.id) is None
         assert session.get(Customer, ann.id) is not None
+
+
+def test_a_lead_made_from_a_row_without_a_customer_meets_the_blocking_duplicate_rules(db: Database) -> None:
+    """A lead is a new customer: the tenant's blocking rules refuse it as the customer form and a customers file
+    would (a customer holding its name or email, or an earlier row's lead), naming the key and the owner; the
+    dry run says so before anything is written. Placeholders, one per row by choice, are not leads."""
+    world = build_world(db)
+    admin, manager = world.admin, world.manager
+    stage = stages(db, admin)
+    run_csv(db, admin, "customers", f"Customer name,Owner,Email\nAcme Renewal,{manager.username},"
+                                    "known@example.com\n")
+    save_duplicate_rules(db, admin, {"name": "block", "email": "block"})
+    open_stage = stage["open"].name
+    deals = ("Deal name,Customer,Stage\n"
+             f"ACME Renewal Co.,,{open_stage}\n"  # the company key of Acme Renewal: blocked
+             f"Fresh start,,{open_stage}\n"
+             f"Fresh Start,,{open_stage}\n")  # the same lead as the row before: blocked
+    file = open_import_file("deals.csv", deals.encode())
+    mapping = ImportMapping.suggested("opportunities", file.headers)
+    report = validate_import(db, admin, file, "opportunities", mapping, ImportOptions(orphans="lead"))
+    assert {failure.message_key: failure.rows for failure in report.failures} == {
+        "imports.rule.lead_duplicate_blocked": [2, 4]}
+    assert report.reasons(2, "en") == t("imports.rule.lead_duplicate_blocked_row", "en", field=t("field.name", "en"),
+                                        owner="Mia Manager")
+    assert report.reasons(4, "zh-CN") == t("imports.rule.duplicate_blocked_in_file", "zh-CN", row=3,
+                                           field=t("field.name", "zh-CN"))
+    assert (report.orphans_lead, report.would_create) == (1, 1)
+    # placeholders are one per row by choice: the same rows go in
+    assert validate_import(db, admin, file, "opportunities", mapping, ImportOptions(orphans="placeholder")).success
+
+    contacts = "Customer,Contact name,Email\n,Ann Lead,known@example.com\n,Bo Lead,bo@lead.example.com\n"
+    leads = run_csv(db, admin, "contacts", contacts, orphans="lead", policy="skip-invalid")
+    assert (leads.created, leads.rejected, leads.as_dict()["orphans_lead"]) == (1, 1, 1)
+    assert leads.report is not None and "known" not in leads.report.reasons(2, "en")  # the key, not the value
+    assert t("field.email", "en") in leads.report.reasons(2, "en")
+    with db.session(admin) as session:
+        assert sorted(session.scalars(select(Customer.name))) == ["Acme Renewal", "Bo Lead"]
+    for suite in database_suites():
+        run = run_suite_for_tenant(db, admin, suite, data_docs=False)
+        assert run.success, (suite, [(check.check, check.examples) for check in run.failures])
 
 
 def test_unknown_owners_become_inactive_users_for_an_admin_only_and_a_revert_removes_the_unused_ones(

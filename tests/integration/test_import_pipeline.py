@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from crm_core.db import Database
 from crm_core.importing.mapping import ImportMapping, ImportOptions
 from crm_core.importing.reading import open_import_file
-from crm_core.importing.runner import run_import, validate_import
+from crm_core.importing.runner import ValidationReport, run_import, validate_import
 from crm_core.models import ImportRun
 from crm_core.models.quality import ImportRejectedRow
 from tests.conftest import live_database
@@ -35,6 +35,11 @@ def live_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def world(live_db: Database) -> World:
     return build_world(live_db)  # a tenant of its own: tests in the module do not see each other's rows
+
+
+def verdicts(dry_run: ValidationReport) -> dict[str, object]:
+    """A dry run's report without what only a dry run tells (the data-quality checks the rows would break)."""
+    return {key: value for key, value in dry_run.as_dict().items() if key != "quality"}
 
 
 def scalar(db: Database, sql: str, **params: object) -> int:
@@ -180,7 +185,7 @@ def test_rows_repeating_keys_of_earlier_chunks_meet_the_records_those_chunks_wro
     assert records["updated"] <= result.updated and (records["updated"] > 0) == (result.updated > 0)
     # the verdicts the run wrote by are the dry run's: 4 rows repeat an earlier row's key,
     # 2 others (Existing Again, Existing By Phone) match the customer already there
-    assert result.report is not None and result.report.as_dict() == dry_run.as_dict()
+    assert result.report is not None and result.report.as_dict() == verdicts(dry_run)
     assert (dry_run.duplicates_in_file, dry_run.matches_in_database, sorted(dry_run.rejected)) == (4, 2, [3])
 
 
@@ -211,7 +216,7 @@ def test_an_orders_lines_in_two_chunks_make_one_order_and_a_number_taken_before_
     dry_run = validate_import(live_db, world.admin, file, "orders", mapping, options)
     result = run_import(live_db, world.admin, file, "orders", mapping, options)
     assert (result.status, result.created, result.rejected) == ("partial", 2, 1)
-    assert result.report is not None and result.report.as_dict() == dry_run.as_dict()
+    assert result.report is not None and result.report.as_dict() == verdicts(dry_run)
     assert sorted(dry_run.rejected) == [6]
     with live_db.session(world.admin) as session:
         totals = {

@@ -379,7 +379,8 @@ def test_revert_refuses_whole_when_a_created_product_is_used_by_a_later_order(db
     assert (products.created, orders.created) == (1, 1)
     with pytest.raises(ImportNotAllowed) as refused:
         revert_import(db, world.admin, products.run_id)
-    assert refused.value.message_key == "imports.error.revert_in_use"
+    # said before anything is touched, naming what hangs on the product (decision 0053)
+    assert (refused.value.message_key, refused.value.params["count"]) == ("imports.error.revert_attached", 1)
     assert count(db, "products", world.admin.tenant_id, "AND sku = 'REV-1'") == 1
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from crm_core.models import Customer, ImportRun
 from crm_core.models.jobs import Job
+from crm_core.models.quality import ImportMappingTemplate
 from crm_core.services.auth import set_language
 from tests.pages.conftest import AppWorld, log_in
 from tests.pages.job_helpers import isolated_queue, queued_job_ids, run_queued_jobs  # noqa: F401  - the fixture
@@ -240,3 +241,50 @@ def test_the_wizard_offers_the_customer_key_and_a_fallback_owner_in_chinese(
     [failures] = [frame.value for frame in app.dataframe if "原因" in frame.value.columns]
     assert [(reason, str(values)) for reason, values in zip(failures["原因"], failures["值"], strict=True)] == [
         ("客户：没有客户的外部编号是这个值。", "ACC-1")]
+
+
+def test_the_check_names_the_data_quality_checks_the_import_would_make_fail(app_world: AppWorld) -> None:
+    app = log_in(app_world.world.admin.username)
+    twins = ("Customer name,Owner,Email,Lifecycle stage\n"
+             f"Alpha Twin,{app_world.world.rep.username},twin@example.com,customer\n").encode()
+    app = upload(open_imports(app), "customers.csv", twins)
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    assert not app.exception, app.exception
+    assert "If imported, 1 data-quality checks would flag records" in texts(app.warning)
+    [table] = [frame.value for frame in app.dataframe if "Data-quality check" in frame.value.columns]
+    assert list(table["Data-quality check"]) == ["Customers or churned customers that never bought"]
+    assert (list(table["Records it would flag"]), list(table["Latest of them"])) == ([1], ["Alpha Twin · customer"])
+    assert customers_named(app_world, "Alpha Twin") == 0  # a check writes nothing
+
+
+def test_a_saved_mapping_comes_back_for_the_next_file_with_its_values(app_world: AppWorld) -> None:
+    """Saved user mappings (issue 18): the columns, the values mapped by hand and the match keys are kept under a
+    name; a later file with the same headers, in another session, gets them back by choosing it."""
+    app = upload(open_imports(log_in(app_world.world.manager.username)), "客户.csv", DIRTY)
+    next(box for box in app.selectbox if box.label == "Engaging").set_value("intent")
+    next(box for box in app.selectbox if (box.key or "").startswith("imports_map_") and box.label == "电话").set_value(
+        "")  # the phone column left out
+    app = app.run()
+    app.text_input(key="imports_template_name").input("纷享销客 客户")
+    app.button(key="imports_save_template").click()
+    app = app.run()
+    assert not app.exception, app.exception
+    assert "Template “纷享销客 客户” saved." in texts(app.success)
+
+    later = ("客户名称,电话,邮箱,负责人,阶段\n广州新客,13800138000,gz@example.cn,Rita Rep,Engaging\n").encode("gbk")
+    app = upload(open_imports(log_in(app_world.world.manager.username)), "客户2.csv", later)
+    with app_world.db.system_session("test") as session:
+        saved = session.scalars(select(ImportMappingTemplate)).one()
+    assert (saved.name, saved.entity) == ("纷享销客 客户", "customers")
+    app.selectbox(key="imports_template_customers").set_value(saved.id)
+    app = app.run()
+    assert next(box for box in app.selectbox if box.label == "Engaging").value == "intent"
+    assert next(box for box in app.selectbox if (box.key or "").startswith("imports_map_")
+                and box.label == "电话").value == ""
+    app.button(key="imports_check").click()
+    app = run_the_job(app_world, app.run())
+    with app_world.db.system_session("test") as session:
+        check = session.scalars(select(Job).order_by(Job.id.desc())).first()
+    assert check is not None and check.params["mapping"]["values"]["阶段"] == {"Engaging": "intent"}
+    assert "电话" not in check.params["mapping"]["columns"]

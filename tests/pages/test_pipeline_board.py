@@ -396,3 +396,75 @@ def test_an_opened_deal_shows_its_product_lines_under_its_facts(app_world: AppWo
     [table] = [frame.value for frame in app.dataframe if "SKU" in frame.value.columns]
     assert table.iloc[0]["SKU"] == "SCN-9" and table.iloc[0]["Quantity"] == 3.0
     assert "3,600.00" in table.iloc[0]["Line total"]
+
+
+def test_the_deal_panel_edits_the_product_lines_through_the_service_keeping_a_refused_input(
+    app_world: AppWorld, deals: dict[str, int]
+) -> None:
+    from crm_core.models import AuditEvent
+    from crm_core.models.pipeline import OpportunityLine
+    from crm_core.services.products import ProductInput, create_product
+
+    db, world = app_world.db, app_world.world
+    scanner = create_product(db, world.admin, ProductInput(sku="SCN-9", name="Scanner", unit_price="1200"))
+    licence = create_product(db, world.admin, ProductInput(sku="", name="Licence", unit_price="33.33"))
+    app = open_board(world.rep.username)
+    send(app, "open", {"deal": deals["rollout"]})
+
+    def field(label: str) -> Any:
+        return next(widget for widget in [*app.selectbox, *app.text_input, *app.checkbox] if widget.label == label)
+
+    def save() -> None:
+        next(button for button in app.button if button.label == "Save products").click().run()
+        assert not app.exception, app.exception
+
+    def stored() -> list[tuple[int, Decimal, Decimal]]:
+        with db.session(world.admin) as session:
+            return [(line.product_id, line.quantity, line.unit_price) for line in session.scalars(
+                select(OpportunityLine).where(OpportunityLine.opportunity_id == deals["rollout"])
+                .order_by(OpportunityLine.position))]
+
+    # a new line: the product, a quantity, a blank price (the list price)
+    field("Add a product: Product").set_value(scanner)
+    field("Quantity").set_value("2")
+    save()
+    assert not app.error, errors(app)
+    assert any("Products of “Rollout” saved." in notice.value for notice in app.success)
+    assert stored() == [(scanner, Decimal("2.00"), Decimal("1200.00"))]
+    with db.session(world.admin) as session:
+        assert session.get(Opportunity, deals["rollout"]).amount == Decimal("2400.00")  # type: ignore[union-attr]
+    assert next(w for w in app.text_input if w.label == "Amount *").value == "2400.00"  # the panel shows it
+
+    # a quantity the order line's rules refuse: said on that line, the input kept, nothing written
+    next(w for w in app.text_input if w.label == "Quantity" and w.value == "2.00").set_value("0")
+    save()
+    assert "Line 1: Quantity must be between 0.01" in errors(app).replace("\\", "")  # Markdown escapes the colon
+    assert [w.value for w in app.text_input if w.label == "Quantity"][0] == "0"
+    assert stored() == [(scanner, Decimal("2.00"), Decimal("1200.00"))]
+
+    # the first line removed, another added, in one save; every line written and removed is audited as the rep's
+    next(w for w in app.text_input if w.label == "Quantity").set_value("2")
+    field("Remove").check()
+    field("Add a product: Product").set_value(licence)
+    next(w for w in app.text_input if w.label == "Unit price (empty: list price)" and w.value == "").set_value("30")
+    save()
+    assert not app.error, errors(app)
+    assert stored() == [(licence, Decimal("1.00"), Decimal("30.00"))]
+    with db.session(world.admin) as session:
+        audited = session.execute(select(AuditEvent.action, AuditEvent.actor_id).where(
+            AuditEvent.entity == "opportunity_line").order_by(AuditEvent.id)).all()
+        assert [tuple(row) for row in audited] == [("create", world.rep.user_id), ("delete", world.rep.user_id),
+                                                   ("create", world.rep.user_id)]
+
+    # someone else saved the deal since it was opened: refused naming them, Reload offered
+    with db.session(world.admin) as session:
+        deal = session.get(Opportunity, deals["rollout"])
+        assert deal is not None
+        customer_id, version, stage_id = deal.customer_id, deal.version, deal.stage_id
+    update_opportunity(db, world.manager, deals["rollout"], OpportunityInput(
+        customer_id=customer_id, name="Rollout", amount="1", stage_id=stage_id), expected_version=version)
+    field("Add a product: Product").set_value(scanner)
+    save()
+    assert "Mia Manager changed this record" in errors(app)
+    assert stored() == [(licence, Decimal("1.00"), Decimal("30.00"))]
+    assert [b for b in app.button if b.key == "pipeline_reload"]
