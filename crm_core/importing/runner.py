@@ -98,6 +98,7 @@ from crm_core.rules.consent import normalise_address
 from crm_core.rules.contact_details import company_key, normalise_email, normalise_phone
 from crm_core.rules.custom_fields import valid_field_name
 from crm_core.rules.fields import CONSENT_NONE, CONSENT_WITHDRAWN
+from crm_core.rules.webhooks import OBJECT_NAMES
 from crm_core.services.activities import later_contact
 from crm_core.services.consent import record_in
 from crm_core.services.customer_tiers import orders_changed
@@ -106,6 +107,7 @@ from crm_core.services.followups import NewCustomer, plan_follow_ups, record_fol
 from crm_core.services.lifecycle import refresh_lifecycle
 from crm_core.services.orders import line_total
 from crm_core.validation import ExpectationOutcome, run_suite
+from crm_core.webhooks.outbox import record_created
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -1608,6 +1610,10 @@ class _Writer:
                 ),
                 converted=("changes",),
             )
+        if ids and action == "created" and audit_entity in OBJECT_NAMES:
+            # what a form's create sends to the tenant's webhooks, for each imported record (its bulk insert
+            # is no ORM flush): in this transaction, so a rolled-back import sends nothing
+            record_created(self.session, MODELS[record_entity or self.entity], audit_entity, tenant_id, ids)
         if ids and audit_entity != "order_line":
             run = (tenant_id, self.run_id, record_entity or self.entity)
             insert_rows(

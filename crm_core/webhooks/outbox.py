@@ -73,6 +73,25 @@ def record_outbox(session: Session, changes: Sequence[AuditedChange]) -> int:
     return added
 
 
+def record_created(session: Session, model: Any, entity: str, tenant_id: int, ids: Sequence[int]) -> int:
+    """The ``<object>.created`` events of records written outside the ORM's flush (an import's bulk insert), as
+    :func:`record_outbox` makes them for a form's: in the same transaction, only when an enabled subscription
+    of the tenant wants them (the records are read back then, and only then); returns the deliveries added."""
+    if entity not in OBJECT_NAMES or not ids:
+        return 0
+    wanted = f"{OBJECT_NAMES[entity]}.created"
+    subscriptions = session.connection().execute(
+        select(WebhookSubscription.event_types).where(WebhookSubscription.tenant_id == tenant_id,
+                                                      WebhookSubscription.enabled.is_(True))).all()
+    if not any(wants(types or [], wanted) for (types,) in subscriptions):
+        return 0
+    added = 0
+    for start in range(0, len(ids), 500):
+        records = session.scalars(select(model).where(model.id.in_(ids[start:start + 500])).order_by(model.id)).all()
+        added += record_outbox(session, [(record, entity, "create", {}, tenant_id) for record in records])
+    return added
+
+
 _DISPATCH = JobAfterCommit("webhook_dispatch")
 
 
