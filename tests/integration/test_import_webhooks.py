@@ -42,7 +42,8 @@ def test_each_imported_customer_is_a_created_event_for_the_subscribers_only(db: 
                                                           event_types=["customer.created"]))
     create_subscription(db, world.admin, SubscriptionForm(url="http://127.0.0.1:9/deals",
                                                           event_types=["deal.won"]))
-    second = "name,email\n中兴技术有限公司,ir@zte.example.cn\nAcme Imports,hi@acme-imports.example.com\nWest Coast GmbH,\n"
+    second = ("name,email\n中兴技术有限公司,ir@zte.example.cn\nAcme Imports,hi@acme-imports.example.com\n"
+              "West Coast GmbH,\n")
     assert _import(db, world.admin, second) == "imported"
     with db.system_session("test: imported customers") as session:
         imported = list(session.scalars(select(Customer.id).where(
