@@ -65,7 +65,7 @@ ALLOWED = frozenset({
     # the System page's backup command (a command is typed as written) and the platform it names
     "backup", "create", "verify", "Kubernetes", "CronJob",
     # the Mail page's protocols and the setting it names
-    "SMTP", "STARTTLS", "CRM_SECRET_KEY",
+    "SMTP", "STARTTLS", "IMAP", "TLS", "CRM_SECRET_KEY",
     # the language box is labelled in both languages, so that anyone can find it
     "Language",
 })
