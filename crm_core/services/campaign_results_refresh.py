@@ -145,6 +145,7 @@ def count_results(session: Session, tenant_id: int) -> tuple[list[Any], list[tup
     days: list[Any] = []
     for statement in daily_statements(tenant_id):
         days.extend(tuple(row) for row in session.execute(statement))
+    # (level, day, campaign, step, kind, detail, owner, team, members) + week, then whole goes in before week
     daily = [(*row, False) for row in [*days, *all_days(days)]] + [(*row, True) for row in weeks(days)]
     rows = [(*row[:-1], False, row[-1]) for row in daily] + [(*row[:-1], True, row[-1]) for row in whole_tenant(daily)]
     return rows, influence_rows(list(session.execute(pairs_statement(session, tenant_id))))
