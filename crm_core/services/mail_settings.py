@@ -50,6 +50,18 @@ class MailSettingsInput:
     default_team_id: int | None = None
 
 
+def _encrypted_password(password: str | None, errors: Errors) -> str | None:
+    """A newly typed password, encrypted for storage (None when none was typed or the form already refused it);
+    a missing or unusable secret key becomes the field's error instead."""
+    if not password or "password" in errors:
+        return None
+    try:
+        return encrypt_secret(password)
+    except SecretKeyProblem as problem:
+        errors["password"] = (problem.message_key, {})
+        return None
+
+
 def _require_admin(actor: Actor) -> None:
     if not access.may_write(actor, TenantMailSettings):
         raise AccessDenied("only an admin may change the mail settings")
@@ -94,12 +106,7 @@ def save_mail_settings(db: Database, actor: Actor, form: MailSettingsInput, *,
             if row is not None:
                 check_version(session, row, "mail_setting", expected_version or 0)
             values, errors = _checked(form, session, has_password=bool(row and row.smtp_password_encrypted))
-            token: str | None = None
-            if form.password and "password" not in errors:
-                try:
-                    token = encrypt_secret(form.password)
-                except SecretKeyProblem as problem:
-                    errors["password"] = (problem.message_key, {})
+            token = _encrypted_password(form.password, errors)
             if errors:
                 raise ValidationFailed(errors)
             if row is None:
@@ -216,12 +223,7 @@ def save_mail_inbox(db: Database, actor: Actor, form: MailInboxInput, *, expecte
             if row is not None:
                 check_version(session, row, "mail_inbox", expected_version or 0)
             values, errors = _checked_inbox(form, has_password=bool(row and row.password_encrypted))
-            token: str | None = None
-            if form.password and "password" not in errors:
-                try:
-                    token = encrypt_secret(form.password)
-                except SecretKeyProblem as problem:
-                    errors["password"] = (problem.message_key, {})
+            token = _encrypted_password(form.password, errors)
             if errors:
                 raise ValidationFailed(errors)
             if row is None:
