@@ -49,7 +49,7 @@ from crm_ui.session_cookie import (
     cookie_issued_at,
     pixel,
 )
-from crm_ui.text import plain, plain_line
+from crm_ui.text import css_string, plain, plain_line
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 LANG_CHOSEN_STATE = "kestrel_lang_chosen"
@@ -107,8 +107,7 @@ def streamlit_texts_in_chinese() -> None:
     size = int(st.get_option("server.maxUploadSize"))
 
     def css_text(key: str, **params: Any) -> str:
-        text = t(key, **params).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\A ")
-        return f'"{text}"'
+        return css_string(t(key, **params))
 
     replaced = {
         '[data-testid="stFileUploaderDropzone"] [data-testid="stBaseButton-secondary"] p': css_text("streamlit.upload"),
