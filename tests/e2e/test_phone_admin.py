@@ -20,9 +20,9 @@ from tests.e2e.conftest import (
     SIDEWAYS_SCROLLERS,
     TABLES_DRAWN,
     Server,
-    evidence_on_failure,
     prepare_database,
     screenshot,
+    select_tab,
     serving,
     session_cookie,
     settled,
@@ -54,38 +54,36 @@ def test_no_admin_page_scrolls_sideways_on_a_phone(server: Server, browser: Any)
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US", has_touch=True,
                                   is_mobile=True)
     page = context.new_page()
-    with evidence_on_failure(page, "phone-admin"):
-        page.goto(server.url)
-        page.get_by_role("textbox", name="Username").fill("demo.admin")
-        page.get_by_role("textbox", name="Password").fill(DEMO_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=TIMEOUT)
-        session_cookie(context, TIMEOUT)  # set by the host: the pages below are opened by address
-        settled(page, TIMEOUT)
-        # the top of the page: no empty element above the title (the cookie manager's frame was one)
-        first = page.evaluate("""() => [...document.querySelector(
-          '[data-testid="stMain"] [data-testid="stVerticalBlock"]').children]
-          .find(el => el.getBoundingClientRect().height > 0).querySelector('h1') !== null""")
-        assert first, "something takes space above the page title"
+    page.goto(server.url)
+    page.get_by_role("textbox", name="Username").fill("demo.admin")
+    page.get_by_role("textbox", name="Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=TIMEOUT)
+    session_cookie(context, TIMEOUT)  # set by the host: the pages below are opened by address
+    settled(page, TIMEOUT)
+    # the top of the page: no empty element above the title (the cookie manager's frame was one)
+    first = page.evaluate("""() => [...document.querySelector(
+      '[data-testid="stMain"] [data-testid="stVerticalBlock"]').children]
+      .find(el => el.getBoundingClientRect().height > 0).querySelector('h1') !== null""")
+    assert first, "something takes space above the page title"
 
-        found: dict[str, list[str]] = {}
-        admin_pages = [spec for spec in pages_for(Role.ADMIN) if spec.section_key == "nav.section.admin"]
-        admin_pages += [spec for spec in pages_for(Role.ADMIN) if spec.url_path in ("macros", "jobs")]
-        for spec in admin_pages:
-            page.goto(f"{server.url}/{spec.url_path}")
-            page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=TIMEOUT)
-            settled(page, TIMEOUT)
-            # logged in (the menu is there) and on this page (its link is the current one)
-            expect(page.locator(f'[data-testid="stSidebarNav"] a[href$="/{spec.url_path}"]')).to_have_attribute(
-                "aria-current", "page", timeout=TIMEOUT)
-            tabs = page.locator('[data-testid="stMain"] [role="tab"]')
-            for index in range(max(1, tabs.count())):
-                if tabs.count():
-                    tabs.nth(index).click()
-                    expect(tabs.nth(index)).to_have_attribute("aria-selected", "true")
-                page.wait_for_function(TABLES_DRAWN, timeout=TIMEOUT)
-                if scrolling := page.evaluate(SIDEWAYS_SCROLLERS):
-                    found[f"{spec.url_path} tab {index + 1}"] = scrolling
-            screenshot(page, f"phone-admin-{spec.url_path}")
+    found: dict[str, list[str]] = {}
+    admin_pages = [spec for spec in pages_for(Role.ADMIN) if spec.section_key == "nav.section.admin"]
+    admin_pages += [spec for spec in pages_for(Role.ADMIN) if spec.url_path in ("macros", "jobs")]
+    for spec in admin_pages:
+        page.goto(f"{server.url}/{spec.url_path}")
+        page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=TIMEOUT)
+        settled(page, TIMEOUT)
+        # logged in (the menu is there) and on this page (its link is the current one)
+        expect(page.locator(f'[data-testid="stSidebarNav"] a[href$="/{spec.url_path}"]')).to_have_attribute(
+            "aria-current", "page", timeout=TIMEOUT)
+        tabs = page.locator('[data-testid="stMain"] [role="tab"]')
+        for index in range(max(1, tabs.count())):
+            if tabs.count():
+                select_tab(tabs.nth(index))
+            page.wait_for_function(TABLES_DRAWN, timeout=TIMEOUT)
+            if scrolling := page.evaluate(SIDEWAYS_SCROLLERS):
+                found[f"{spec.url_path} tab {index + 1}"] = scrolling
+        screenshot(page, f"phone-admin-{spec.url_path}")
     context.close()
     assert not found, "sideways scrolling at 390 px:\n" + "\n".join(f"{where}: {what}" for where, what in found.items())
