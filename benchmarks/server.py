@@ -19,9 +19,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 TARGET_MB = 500.0
+REPLICA_BASE_MB = 80.0  # issue 15: a replica's memory over the stack floor, before any session
+PER_SESSION_MB = 5.0
+STACK = "import streamlit, fastapi, uvicorn, sqlalchemy.orm, pandas, numpy, plotly.graph_objects"  # GX: the worker
 
 
 def free_port() -> int:
@@ -38,6 +42,13 @@ def memory_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
+
+
+def stack_floor_mb() -> float:
+    """The resident memory of a bare interpreter once it has imported the stack the host runs on."""
+    probe = f"{STACK}\nfrom pathlib import Path\nprint(next(line.split()[1] for line in "
+    probe += "Path('/proc/self/status').read_text().splitlines() if line.startswith('VmRSS')))"
+    return int(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout) / 1024
 
 
 def wait_until_up(url: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -61,6 +72,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--database-url", default=os.environ.get("CRM_DATABASE_URL", "sqlite:////work/bench/crm-1m.db"))
     parser.add_argument("--username", default="demo.manager")
     parser.add_argument("--password", default=os.environ.get("CRM_DEMO_PASSWORD", "Kestrel-demo-2026"))
+    parser.add_argument("--sessions", type=int, default=0, help="then hold N more logged-in sessions open")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: install Debian's chromium (make browser)", file=sys.stderr)
@@ -114,15 +126,45 @@ def main(argv: list[str]) -> int:
             visit("Funnel", "funnel", "Sales funnel")
             visit("Dashboard", "dashboard", "Dashboard")
             visit("Customers again", "customers", "Customers")
+            rss, peak = memory_mb(server.pid)
+            verdict = "ok" if peak < TARGET_MB else "OVER"
+            failures += peak >= TARGET_MB
+            print(f"Web host: RSS now {rss:.0f} MB, peak {peak:.0f} MB (target < {TARGET_MB:.0f} MB) {verdict}")
+            if args.sessions > 0:
+                failures += hold_sessions(browser, url, server.pid, args, rss)
             browser.close()
-        rss, peak = memory_mb(server.pid)
-        verdict = "ok" if peak < TARGET_MB else "OVER"
-        failures += peak >= TARGET_MB
-        print(f"Web host: RSS now {rss:.0f} MB, peak {peak:.0f} MB (target < {TARGET_MB:.0f} MB) {verdict}")
     finally:
         server.terminate()
         server.wait(timeout=30)
     return 1 if failures else 0
+
+
+def hold_sessions(browser: Any, url: str, pid: int, args: argparse.Namespace, before: float) -> int:
+    """Log ``args.sessions`` more users in, each left on the Customers grid; print the memory per session against
+    issue 15's budget. Returns 1 when the host is over it."""
+    floor = stack_floor_mb()
+    began = time.perf_counter()
+    for _ in range(args.sessions):
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US").new_page()
+        page.goto(url)
+        page.get_by_role("textbox", name="Username").fill(args.username)
+        page.get_by_role("textbox", name="Password").fill(args.password)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Dashboard").wait_for(timeout=120_000)
+        deadline = time.monotonic() + 60  # the host sets the login cookie once the page has fetched its pixel
+        while not any(c["name"] == "kestrel_session" for c in page.context.cookies()) and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        page.goto(f"{url}/customers")
+        page.get_by_text("customers match").first.wait_for(timeout=120_000)
+    rss = memory_mb(pid)[0]
+    sessions = args.sessions + 1  # and the walk's own, still open
+    budget = floor + REPLICA_BASE_MB + PER_SESSION_MB * sessions
+    per_session = (rss - before) / args.sessions
+    print(f"{args.sessions} more sessions logged in and on the grid in {time.perf_counter() - began:.1f} s: "
+          f"RSS {rss:.0f} MB, {per_session:.1f} MB per added session")
+    print(f"budget (issue 15): stack floor {floor:.0f} MB + {REPLICA_BASE_MB:.0f} MB + {PER_SESSION_MB:.0f} MB × "
+          f"{sessions} sessions = {budget:.0f} MB: {'ok' if rss <= budget else 'OVER'}")
+    return int(rss > budget)
 
 
 if __name__ == "__main__":  # pragma: no cover
