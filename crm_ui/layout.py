@@ -134,7 +134,7 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     ``title`` is the column that heads a card (the first by default), ``facts`` the columns it
     lists (the others by default: pass the few that matter when a table is wide). The cards stop
     after ``limit`` rows with a line saying how many more the table holds. With ``pick`` each card
-    has a button that chooses its row in the page's picker (keyed ``<name>_pick_<row>``).
+    has a button that chooses its row in the page's picker (keyed ``<name>_pick_<the row's value>``).
     """
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     # a short table shows every row (no scroll box inside the page's own scroll); a long one keeps
@@ -153,7 +153,7 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
             box = card(shown(row[heading]) if heading is not None else EMPTY,
                        [t("layout.fact", label=column, value=shown(row[column])) for column in listed])
             if pick is not None and index < len(pick.values):
-                box.button(pick.label, key=f"{name}_pick_{index}", on_click=_pick,
+                box.button(pick.label, key=f"{name}_pick_{pick.values[index]}", on_click=_pick,
                            args=(pick.picker_key, pick.values[index]))
         if len(frame) > limit:
             st.caption(t("layout.more_rows", count=number(len(frame) - limit)))
