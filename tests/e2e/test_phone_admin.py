@@ -14,8 +14,8 @@ from playwright.sync_api import expect
 
 from crm_core.demo import DEMO_PASSWORD, generate_demo
 from crm_core.models import Role
-from crm_core.rules.webhooks import EVENT_TYPES
 from crm_core.quality.runs import run_suite_for_tenant
+from crm_core.rules.webhooks import EVENT_TYPES
 from crm_core.services import auth, macros, webhooks
 from crm_ui.navigation import pages_for
 from tests.e2e.conftest import (
