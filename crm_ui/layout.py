@@ -44,6 +44,8 @@ SWITCH_CSS = (
     "<style>"
     f"@media (max-width: {PHONE_MAX_WIDTH}px) {{ .st-key-NAME_table {{ display: none; }} }}"
     f"@media (min-width: {PHONE_MAX_WIDTH + 1}px) {{ .st-key-NAME_cards {{ display: none; }} }}"
+    # a card headed by a link (the record it names) has it in bold, as a card's title
+    '.st-key-NAME_cards [data-testid="stPageLink"] p { font-weight: 600; }'
     "</style>"
 )
 

@@ -56,11 +56,12 @@ setTimeout(() => {
 }, 150);
 </script>"""
 
-# A card's button chose its row in the picker below (crm_ui.layout.picked_here): bring the picker into view.
+# A card's button chose its row in the picker below (crm_ui.layout.picked_here): bring the picker into view,
+# below Streamlit's fixed header (which would cover the picker's heading).
 SCROLL_TO_PICKED = """<script>
 setTimeout(() => {
   const place = document.querySelector(".st-key-layout_picked");
-  if (place) { place.scrollIntoView({behavior: "smooth", block: "start"}); }
+  if (place) { place.style.scrollMarginTop = "4rem"; place.scrollIntoView({behavior: "smooth", block: "start"}); }
 }, 150);
 </script>"""
 
