@@ -160,6 +160,16 @@ def test_the_wide_tables_read_as_cards_on_a_phone(server: Server, browser: Any, 
     with evidence_on_failure(page, "phone-tables"):
         open_at_phone_width(page, server, "users")
         check("users", "users_list_cards")
+        # a card's "Change this user" fills the edit form below with that user and brings it into view
+        name = page.locator(".st-key-users_list_cards strong").nth(3).inner_text()
+        page.get_by_role("button", name="Change this user").nth(3).click()
+        expect(page.get_by_role("textbox", name="Full name *").last).to_have_value(name, timeout=TIMEOUT)
+        page.wait_for_function("""() => {
+          const place = document.querySelector('.st-key-layout_picked');
+          const top = place ? place.getBoundingClientRect().top : -1;
+          return top >= 0 && top < window.innerHeight / 2;
+        }""", timeout=TIMEOUT)
+        screenshot(page, "phone-tables-users-change")
 
         open_at_phone_width(page, server, "segments")  # the builder: no condition yet, every customer
         check("segments", "segments_members_cards")
