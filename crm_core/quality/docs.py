@@ -66,7 +66,7 @@ STYLES = """
 .kdocs code{font-size:.75rem;color:#6b6f7b;background:#f6f6f8;border-radius:.25rem;padding:0 .25rem}
 .kdocs .kdocs-examples{color:#6b6f7b;font-size:.8rem}
 @media (max-width:640px){.kdocs .kdocs-hide-narrow{display:none}
-  .kdocs td,.kdocs code{overflow-wrap:anywhere}}
+  .kdocs td,.kdocs code{overflow-wrap:anywhere}.kdocs td:first-child{white-space:nowrap}}
 """
 
 
