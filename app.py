@@ -49,7 +49,7 @@ from crm_ui.session_cookie import (
     cookie_issued_at,
     pixel,
 )
-from crm_ui.text import plain, plain_line
+from crm_ui.text import css_string, plain, plain_line
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 LANG_CHOSEN_STATE = "kestrel_lang_chosen"
@@ -107,8 +107,7 @@ def streamlit_texts_in_chinese() -> None:
     size = int(st.get_option("server.maxUploadSize"))
 
     def css_text(key: str, **params: Any) -> str:
-        text = t(key, **params).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\A ")
-        return f'"{text}"'
+        return css_string(t(key, **params))
 
     replaced = {
         '[data-testid="stFileUploaderDropzone"] [data-testid="stBaseButton-secondary"] p': css_text("streamlit.upload"),
@@ -238,9 +237,12 @@ def login_gate() -> stauth.Authenticate | None:
     st.session_state[VERIFIED_STATE] = username
     st.session_state[ACTOR_STATE] = actor
     st.session_state.pop(NOTICE_STATE, None)
-    if newly_verified and not st.session_state.get(LANG_CHOSEN_STATE):
-        # the stored preference is read once per login (a choice on the login form wins): a
-        # switch in another of the user's sessions changes the preference, never this session
+    if newly_verified and st.session_state.get(LANG_CHOSEN_STATE):
+        if normalise_language(actor.language) != lang():  # picked on the login form: the preference, as the
+            auth.set_language(db, username, lang())      # sidebar's box makes it, for the next login too
+    elif newly_verified:
+        # the stored preference is read once per login: a switch in another of the user's sessions
+        # changes the preference, never this session
         st.session_state[LANG_STATE] = normalise_language(actor.language)
     return authenticator
 

@@ -181,7 +181,7 @@ def _raw_queue(db: Database, tenant_id: int, team_id: int) -> Callable[[], Any]:
     return run
 
 
-def _recorded(db: Database, work: Callable[[], Any]) -> list[tuple[str, Any]]:
+def recorded(db: Database, work: Callable[[], Any]) -> list[tuple[str, Any]]:
     """The statements (and parameters) ``work`` sends to the database."""
     statements: list[tuple[str, Any]] = []
 
@@ -196,7 +196,7 @@ def _recorded(db: Database, work: Callable[[], Any]) -> list[tuple[str, Any]]:
     return [(sql, params) for sql, params in statements if sql.lstrip().upper().startswith("SELECT")]
 
 
-def _replay(db: Database, statements: list[tuple[str, Any]]) -> Callable[[], Any]:
+def replay(db: Database, statements: list[tuple[str, Any]]) -> Callable[[], Any]:
     def run() -> None:
         connection = db.engine.raw_connection()
         try:
@@ -271,8 +271,8 @@ def _run(args: argparse.Namespace, url: str) -> int:
 
     for name, work, make_raw, target in (
         ("queue", queue, lambda: _raw_queue(db, tenant_id, team_id), 0.050),
-        ("dashboard", dashboard, lambda: _replay(db, _recorded(db, dashboard)), 0.300),
-        ("all live", live, lambda: _replay(db, _recorded(db, live)), None),
+        ("dashboard", dashboard, lambda: replay(db, recorded(db, dashboard)), 0.300),
+        ("all live", live, lambda: replay(db, recorded(db, live)), None),
     ):
         if args.only not in (None, name):
             continue

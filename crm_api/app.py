@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm_api import (
     activities,
     case_files,
+    case_timeline,
     cases,
     consent,
     contacts,
@@ -144,6 +145,7 @@ def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float
     api.include_router(cases.router)
     api.include_router(case_files.router)
     api.include_router(case_files.upload_router)
+    api.include_router(case_timeline.router)
     api.include_router(segments.router)
     api.include_router(notifications.router)
     api.include_router(imports.upload_router)

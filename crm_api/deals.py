@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm_api.concurrency import etag, expected_version
 from crm_api.dependencies import Caller, Db, Writer
-from crm_api.orders import OrderLineOut
+from crm_api.orders import OrderLineIn, OrderLineOut, order_lines
 from crm_api.paging import (
     COUNT_CAP,
     DEFAULT_LIMIT,
@@ -34,7 +34,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Opportunity, StageKind
 from crm_core.queries.deal_pages import DealListFilters, list_deal_page
 from crm_core.queries.deals import DealCard, DealFilters, get_deal, get_pipeline, stage_history
-from crm_core.services.deal_lines import DealLineRow, deal_lines
+from crm_core.services.deal_lines import DealLineRow, deal_lines, set_deal_lines
 from crm_core.services.deals import (
     OpportunityInput,
     archive_opportunity,
@@ -400,4 +400,24 @@ def restore_deal_endpoint(deal_id: DealId, response: Response, db: Db, found: Wr
                           if_match: IfMatch = None) -> DealOut:
     """Bring an archived deal back, when it is still at the version named by `If-Match`."""
     restore_opportunity(db, found.actor, deal_id, expected_version=expected_version(if_match))
+    return read_deal(db, found, deal_id, response)
+
+
+class DealLines(BaseModel):
+    """All the deal's product lines, in order: they replace the ones it has (an empty list removes them)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"lines": [{"product_id": 5, "quantity": "2"}, {"product_id": 7, "quantity": "1", "unit_price": "880.00"}]}]})
+
+    lines: list[OrderLineIn] = Field(max_length=200)
+
+
+@router.put("/{deal_id}/lines", response_model=DealOut, responses=errors_for(403, 404, 412, 415, 422, 428),
+            summary="Set the products a deal sells")
+def set_deal_lines_endpoint(deal_id: DealId, body: DealLines, response: Response, db: Db, found: Writer,
+                            if_match: IfMatch = None) -> DealOut:
+    """Replace the deal's lines as the Pipeline panel's editor does; with lines, the deal's amount is their sum
+    (an empty list keeps the amount). Sending the same lines again changes nothing but the version. 422 names
+    the line (`line2.product`) that is wrong; nothing is written unless every line is valid."""
+    set_deal_lines(db, found.actor, deal_id, order_lines(body.lines), expected_version=expected_version(if_match))
     return read_deal(db, found, deal_id, response)

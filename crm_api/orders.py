@@ -180,7 +180,8 @@ def read_order(db: Db, found: Caller, order_id: int, response: Response) -> Orde
     return out
 
 
-def _lines(lines: list[OrderLineIn]) -> list[OrderLineInput]:
+def order_lines(lines: list[OrderLineIn]) -> list[OrderLineInput]:
+    """The service's lines from the API's (orders and deals)."""
     return [OrderLineInput(product_id=line.product_id, quantity=line.quantity, unit_price=line.unit_price)
             for line in lines]
 
@@ -219,7 +220,7 @@ def create_order_endpoint(
         description="Any unique string (a UUID): the same key and body within 24 h replay the first answer.")] = None,
 ) -> OrderOut:
     """Book an order for a customer the caller may see (404 otherwise); the total comes from the lines."""
-    form = OrderInput(customer_id=body.customer_id, lines=_lines(body.lines), order_number=body.order_number,
+    form = OrderInput(customer_id=body.customer_id, lines=order_lines(body.lines), order_number=body.order_number,
                       status=body.status, ordered_at=body.ordered_at, currency=body.currency,
                       opportunity_id=body.opportunity_id, external_id=body.external_id)
     order_id = create_order(db, found.actor, form)
@@ -238,7 +239,7 @@ def update_order_endpoint(order_id: OrderId, body: OrderPatch, response: Respons
         if current is None or current.archived_at is not None:
             raise NotFound("order")
     given = body.model_fields_set - {"version"}
-    lines = _lines(body.lines) if body.lines is not None else [
+    lines = order_lines(body.lines) if body.lines is not None else [
         OrderLineInput(product_id=line.product_id, quantity=line.quantity, unit_price=line.unit_price)
         for line in current.lines]
     form = OrderInput(

@@ -232,7 +232,14 @@ def _dry_run(t: Any, actor: Any, campaign_id: int, version: int) -> None:
     labels = [chart_text(t("campaigns.funnel.entered")) if stage.key == "entered" else
               chart_text(t("campaigns.funnel.goal")) if stage.key == "goal" else
               chart_text(f"{stage.step}. {t(f'campaigns.kind.{stage.kind}')}") for stage in result.stages]
-    figure = go.Figure(go.Funnel(y=labels, x=[stage.count for stage in result.stages]))
+    # each stage's reach, split into who the step acts on and who its send would skip (and why), stacked; a skipped
+    # member still goes on to the next step
+    figure = go.Figure([
+        go.Funnel(name=chart_text(t(key)), y=labels, x=[part(stage) for stage in result.stages])
+        for key, part in (("campaigns.funnel.passes", lambda s: s.count - s.no_address - s.no_basis),
+                          ("campaigns.funnel.no_address", lambda s: s.no_address),
+                          ("campaigns.funnel.no_basis", lambda s: s.no_basis))])
+    figure.update_layout(funnelmode="stack", legend={"orientation": "h"})
     st.plotly_chart(figure, use_container_width=True)
     table_or_cards(pd.DataFrame([{
         t("campaigns.funnel.stage"): label, t("campaigns.funnel.count"): stage.count,

@@ -338,11 +338,8 @@ def _deal_lines_form(editing: DealCard) -> None:
     try:
         version = set_deal_lines(get_db(), actor, editing.id, [line for _, line in kept],
                                  expected_version=STATE["pipeline_edit_version"])
-    except StaleRecord as error:
-        show_domain_error(error)
-        STATE["pipeline_stale"] = True
     except DomainError as error:
-        show_domain_error(error, labels=labels)
+        refused_save(error, labels)
     else:
         with read_session() as session:
             fresh = get_deal(session, editing.id)
@@ -454,11 +451,8 @@ def _deal_form(pipeline: PipelineRow, owners: list[tuple[int, str]], editing: De
             create_opportunity(get_db(), actor, form)
         else:
             update_opportunity(get_db(), actor, editing.id, form, expected_version=STATE["pipeline_edit_version"])
-    except StaleRecord as error:
-        show_domain_error(error)
-        STATE["pipeline_stale"] = True
     except DomainError as error:
-        show_domain_error(error, labels=labels)
+        refused_save(error, labels)
     else:
         STATE["pipeline_form_generation"] = generation + 1
         close_deal()
@@ -673,6 +667,14 @@ def _undo(last: LastMove) -> None:
         STATE["board_move_error"] = (last.name, error)
     else:
         STATE["board_toast"] = t("board.undone", name=plain(last.name), stage=plain(last.from_stage))
+
+
+def refused_save(error: DomainError, labels: dict[str, str]) -> None:
+    """A save of the deal panel (its fields or its lines) the service refused: field errors under the user's
+    labels; a stale version also offers the reload of the deal as it is now."""
+    show_domain_error(error, labels=labels)
+    if isinstance(error, StaleRecord):
+        STATE["pipeline_stale"] = True
 
 
 def _stale_params(error: StaleRecord) -> dict[str, str]:

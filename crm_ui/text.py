@@ -81,3 +81,10 @@ def plain_join(values: Iterable[object], separator: str = " · ") -> str:
 def chart_text(text: object) -> str:
     """A data string for a plotly label or hover text: HTML-escaped, as plotly renders ``<a>``, ``<b>`` and ``<br>``."""
     return html.escape(str(text), quote=True)
+
+
+def css_string(text: object) -> str:
+    """A text as a quoted CSS string (a stylesheet's ``content:``): backslashes and quotes escaped,
+    line breaks as ``\\A``."""
+    escaped = str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\A ")
+    return f'"{escaped}"'

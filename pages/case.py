@@ -31,6 +31,7 @@ from crm_core.services.merging import Versions
 from crm_core.services.sla import explain_case_sla
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
+from crm_ui.files import file_picker
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
@@ -203,8 +204,8 @@ if actor.can_write:
     with st.form(f"case_reply_{case.id}"):
         body = st.text_area(t("service.case.reply_body"), key=f"case_reply_body_{case.id}", max_chars=4000)
         internal = st.checkbox(t("service.case.internal"), key=f"case_reply_internal_{case.id}")
-        reply_files = st.file_uploader(t("case_files.reply_files"), accept_multiple_files=True,
-                                       key=f"case_reply_files_{case.id}_{files_round}")
+        reply_files = file_picker(t("case_files.reply_files"), accept_multiple_files=True,
+                                  key=f"case_reply_files_{case.id}_{files_round}", max_bytes=attachment_max_bytes())
         if st.form_submit_button(t("service.case.send"), type="primary"):
             try:
                 add_case_reply(get_db(), actor, case.id, body, internal=internal,
@@ -247,8 +248,9 @@ for file in files:
                     st.rerun()
 if actor.can_write and case.status != CaseStatus.CLOSED.value:
     with st.form(f"case_attach_{case.id}"):
-        new_files = st.file_uploader(t("case_files.pick", max=readable_size(attachment_max_bytes())),
-                                     accept_multiple_files=True, key=f"case_attach_files_{case.id}_{files_round}")
+        new_files = file_picker(t("case_files.pick", max=readable_size(attachment_max_bytes())),
+                                accept_multiple_files=True, key=f"case_attach_files_{case.id}_{files_round}",
+                                max_bytes=attachment_max_bytes())
         if st.form_submit_button(t("case_files.attach")):
             try:
                 attached = attach_files(get_db(), actor, case.id,

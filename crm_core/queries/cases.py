@@ -12,11 +12,11 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, select, tuple_
+from sqlalchemy import and_, case, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.models import Case, CaseStatus, Customer, User
-from crm_core.models.service import CaseMessage, CaseSla
+from crm_core.models.service import CaseEvent, CaseMessage, CaseSla
 from crm_core.rules.fields import search_text
 
 NO_DUE = dt.datetime(9999, 12, 31)  # cases without a running clock sort after every due time
@@ -233,21 +233,34 @@ class TimelineEntry:
     to_value: str | None
     body: str | None
     actor_name: str | None
+    id: int
 
 
-def case_timeline(session: Session, case_id: int, *, limit: int = 200) -> list[TimelineEntry]:
-    """The newest ``limit`` history rows of a visible case, newest first (empty when it is not visible)."""
-    from crm_core.models.service import CaseEvent
-
+def _timeline(case_id: int) -> Any:
     author = aliased(User)
-    rows = session.execute(
-        select(CaseEvent.at, CaseEvent.kind, CaseEvent.from_value, CaseEvent.to_value, CaseEvent.body,
-               author.full_name)
-        .outerjoin(author, author.id == CaseEvent.actor_id)
-        .where(CaseEvent.case_id == case_id)
-        .order_by(CaseEvent.at.desc(), CaseEvent.id.desc()).limit(limit)
-    ).all()
+    return (select(CaseEvent.at, CaseEvent.kind, CaseEvent.from_value, CaseEvent.to_value, CaseEvent.body,
+                   author.full_name, CaseEvent.id)
+            .outerjoin(author, author.id == CaseEvent.actor_id)
+            .where(CaseEvent.case_id == case_id))
+
+
+def case_timeline(session: Session, case_id: int, *, limit: int = 200,
+                  before: tuple[dt.datetime, int] | None = None) -> list[TimelineEntry]:
+    """The newest ``limit`` history rows of a visible case, newest first (empty when it is not visible);
+    with ``before`` (a row's time and id), the rows older than that one: the next page, however many are
+    added meanwhile."""
+    statement = _timeline(case_id)
+    if before is not None:
+        at, event_id = before
+        statement = statement.where(or_(CaseEvent.at < at, and_(CaseEvent.at == at, CaseEvent.id < event_id)))
+    rows = session.execute(statement.order_by(CaseEvent.at.desc(), CaseEvent.id.desc()).limit(limit)).all()
     return [TimelineEntry(*row) for row in rows]
+
+
+def case_timeline_entry(session: Session, case_id: int, event_id: int) -> TimelineEntry | None:
+    """One history row of a visible case (None when the case is not visible or the row is not its)."""
+    row = session.execute(_timeline(case_id).where(CaseEvent.id == event_id)).one_or_none()
+    return None if row is None else TimelineEntry(*row)
 
 
 @dataclass(frozen=True)

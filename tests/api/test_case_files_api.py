@@ -142,3 +142,58 @@ def test_a_file_is_removed_by_its_uploader_or_a_manager_and_refused_to_others(ap
     assert api.client.get(f"/api/v1/cases/{case_id}/attachments", headers=api.headers(world.rep)).json() == []
     gone_file = api.client.get(f"/api/v1/cases/{case_id}/attachments/{mine}", headers=api.headers(world.rep))
     assert gone_file.status_code == 404
+
+
+def timeline(api: Api, actor: object, case_id: int, **params: object):  # type: ignore[no-untyped-def]
+    return api.client.get(f"/api/v1/cases/{case_id}/timeline", params=params, headers=api.headers(actor))  # type: ignore[arg-type]
+
+
+def test_replies_and_notes_are_added_and_the_timeline_pages_newest_first(api: Api, world: World) -> None:
+    case_id, other = two_cases(api, world)
+    note = api.client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "Old firmware; spare asked for",
+                                                                     "internal": True}, headers=api.headers(world.rep))
+    assert note.status_code == 201, note.text
+    assert (note.json()["kind"], note.json()["author"]) == ("note", world.rep.full_name)
+    reply = api.client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "您好，请重新配对。"},
+                            headers=api.headers(world.rep))
+    assert reply.status_code == 201 and reply.json()["kind"] == "reply" and reply.json()["body"] == "您好，请重新配对。"
+    case = api.client.get(f"/api/v1/cases/{case_id}", headers=api.headers(world.rep)).json()
+    assert case["first_responded_at"] is not None  # the reply met the first response; the note did not
+
+    first = timeline(api, world.rep, case_id, limit=2)
+    assert first.status_code == 200, first.text
+    seen = [(row["kind"], row["body"]) for row in first.json()["data"]]
+    assert first.json()["has_more"] is True
+    add_case_reply(api.db, world.rep, case_id, "Added between the pages")  # never shifts the next page
+    rest = timeline(api, world.rep, case_id, limit=100, after=first.json()["next_cursor"]).json()
+    seen += [(row["kind"], row["body"]) for row in rest["data"]]
+    assert rest["has_more"] is False and rest["next_cursor"] is None
+    # newest first; the case opened assigned (new → open); the reply added after the first page is not in the rest
+    assert [kind for kind, _ in seen] == ["reply", "note", "assignee", "status", "opened"]
+    assert ("reply", "您好，请重新配对。") in seen and ("note", "Old firmware; spare asked for") in seen
+    # a cursor is only good for the timeline it came from
+    foreign = timeline(api, world.rep, other, after=first.json()["next_cursor"])
+    assert foreign.status_code == 400 and foreign.json()["code"] == "invalid_cursor"
+
+
+def test_reply_refusals_are_problems_in_the_callers_language(api: Api, world: World) -> None:
+    case_id, _ = two_cases(api, world)
+    before = timeline(api, world.rep, case_id).json()["data"]
+    blank = api.client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "   "},
+                            headers=api.headers(world.rep, **{"Accept-Language": "zh-CN"}))
+    assert blank.status_code == 422
+    assert blank.json()["errors"] == [{"field": "body", "code": "validation.required", "message": "必填。"}]
+    hidden = api.client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "ok\u202eevil"},
+                             headers=api.headers(world.rep))
+    assert hidden.status_code == 422
+    assert api.client.post("/api/v1/cases/99999/replies", json={"body": "hi"},
+                           headers=api.headers(world.rep)).status_code == 404
+    assert api.client.get("/api/v1/cases/99999/timeline", headers=api.headers(world.rep)).status_code == 404
+    reader = api.client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "hi"},
+                             headers=api.headers(world.analyst))
+    assert reader.status_code == 403 and reader.json()["code"] == "access_denied"  # an analyst only reads
+    for outsider in (world.rep_other_team, world.other_admin):  # the case does not exist for them
+        assert timeline(api, outsider, case_id).status_code == 404
+        assert api.client.post(f"/api/v1/cases/{case_id}/replies", json={"body": "hi"},
+                               headers=api.headers(outsider)).status_code == 404
+    assert timeline(api, world.rep, case_id).json()["data"] == before  # the refusals wrote nothing

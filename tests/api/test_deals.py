@@ -233,3 +233,41 @@ def test_a_deal_shows_its_product_lines_in_order_and_is_worth_their_sum(api: Api
     # a deal without lines shows an empty list and keeps its typed amount
     plain = new_deal(api, world.admin, amount="10")
     assert (plain["lines"], plain["amount"]) == ([], "10.00")
+
+
+def test_a_deals_lines_are_set_over_the_api_under_its_version(api: Api, world: World) -> None:
+    from crm_core.services.products import ProductInput, create_product
+
+    deal = new_deal(api, world.rep, amount="10")
+    scanner = create_product(api.db, world.admin, ProductInput(sku=unique("SCN"), name="Scanner", unit_price="1200"))
+    path = f"/api/v1/deals/{deal['id']}/lines"
+    lines = [{"product_id": scanner, "quantity": "2"}, {"product_id": scanner, "quantity": "1", "unit_price": "880"}]
+    assert api.client.put(path, json={"lines": lines}, headers=api.headers(world.rep)).status_code == 428
+    answer = api.client.put(path, json={"lines": lines},
+                            headers=api.headers(world.rep, **{"If-Match": f'"{deal["version"]}"'}))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(line["quantity"], line["line_total"]) for line in body["lines"]] == [("2.00", "2400.00"),
+                                                                                  ("1.00", "880.00")]
+    assert body["amount"] == "3280.00" and answer.headers["ETag"] == f'"{body["version"]}"'
+    # the version it was read at is stale now: 412, nothing written
+    stale = api.client.put(path, json={"lines": []},
+                           headers=api.headers(world.rep, **{"If-Match": f'"{deal["version"]}"'}))
+    assert stale.status_code == 412
+    # a wrong line is named, in the caller's language, and nothing changes
+    wrong = api.client.put(path, json={"lines": [{"product_id": scanner}, {"product_id": 999999}]},
+                           headers=api.headers(world.rep, **{"If-Match": f'"{body["version"]}"',
+                                                             "Accept-Language": "zh-CN"}))
+    assert wrong.status_code == 422, wrong.text
+    assert [error["field"] for error in wrong.json()["errors"]] == ["line2.product"]  # as the orders API names it
+    kept = api.client.get(f"/api/v1/deals/{deal['id']}", headers=api.headers(world.rep)).json()
+    assert (kept["version"], len(kept["lines"]), kept["amount"]) == (body["version"], 2, "3280.00")
+    # an empty list removes the lines and keeps the amount
+    cleared = api.client.put(path, json={"lines": []},
+                             headers=api.headers(world.rep, **{"If-Match": f'"{body["version"]}"'}))
+    assert (cleared.json()["lines"], cleared.json()["amount"]) == ([], "3280.00")
+    # who may not edit the deal may not set its lines
+    for outsider, code in ((world.rep_other_team, 404), (world.other_admin, 404), (world.analyst, 403)):
+        refused = api.client.put(path, json={"lines": lines}, headers=api.headers(
+            outsider, **{"If-Match": f'"{cleared.json()["version"]}"'}))
+        assert refused.status_code == code, (outsider.username, refused.text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -196,22 +197,32 @@ def screenshot(page: object, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
-@contextmanager
-def evidence_on_failure(page: Any, name: str) -> Iterator[None]:
-    """On a failure inside the block: keep a picture (``FAILED-<name>``) and add to the error where the
-    page was, whether its script was running and what it read — a CI log then shows what the user saw."""
+def page_evidence(page: Any, name: str) -> str:
+    """Keep a picture of ``page`` (``FAILED-<name>``) and say where it was, whether its script was running
+    and what it read: a CI log then shows what the user saw when a step timed out."""
     try:
-        yield
-    except Exception as error:
-        try:
-            screenshot(page, f"FAILED-{name}")
-            state = page.evaluate(
-                "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')")
-            text = page.evaluate("document.body ? document.body.innerText.slice(0, 1200) : ''")
-            error.add_note(f"the page at {page.url} (script {state}) read:\n{text}")
-        except Exception as unreadable:  # a closed page: the original error is what matters
-            error.add_note(f"the page could not be read: {unreadable}")
-        raise
+        screenshot(page, f"FAILED-{name}")
+        state = page.evaluate(
+            "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')")
+        text = page.evaluate(  # the main area: the sidebar's menu would fill the excerpt
+            "(document.querySelector('[data-testid=\"stMain\"]') || document.body)?.innerText.slice(0, 1500) || ''")
+        return f"the page at {page.url} (script {state}) read:\n{text}"
+    except Exception as unreadable:  # a closed page: the test's own error is what matters
+        return f"the page could not be read: {unreadable}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """When a browser test fails, every page its browser still holds adds its evidence to the report."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    browser = getattr(item, "funcargs", {}).get("browser")
+    if report.when != "call" or not report.failed or browser is None:
+        return
+    pages = [page for context in browser.contexts for page in context.pages]
+    for number, page in enumerate(pages):
+        name = re.sub(r"[^\w.-]+", "-", f"{item.name}-{number}")
+        report.sections.append((f"page {number + 1} of {len(pages)}", page_evidence(page, name)))
 
 
 def open_page(page: object, link: str, heading: str, *, timeout_ms: int = 30_000, attempts: int = 3) -> None:
@@ -252,6 +263,20 @@ def _until_heading(page: object, act: Callable[[], object], heading: str, timeou
             target.wait_for(timeout=timeout_ms // attempts if attempt < attempts - 1 else timeout_ms)
             return
         except Exception:
+            if attempt == attempts - 1:
+                raise
+
+
+def select_tab(tab: Any, *, attempts: int = 3) -> None:
+    """Click ``tab`` until it is the selected one: a tap that lands while a run redraws the strip is lost."""
+    from playwright.sync_api import expect
+
+    for attempt in range(attempts):
+        tab.click()
+        try:
+            expect(tab).to_have_attribute("aria-selected", "true", timeout=10_000)
+            return
+        except AssertionError:
             if attempt == attempts - 1:
                 raise
 

@@ -14,7 +14,7 @@ from crm_core.models import Customer, Opportunity, PipelineStage
 from crm_core.models.pipeline import OpportunityStageChange
 from crm_core.services import auth
 from crm_core.services.deals import OpportunityInput, create_opportunity
-from tests.e2e.conftest import Server, evidence_on_failure, log_in, open_page, screenshot, session_cookie
+from tests.e2e.conftest import Server, log_in, open_page, screenshot, session_cookie
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -221,8 +221,7 @@ def test_a_rep_moves_a_deal_one_handed_on_a_phone_in_chinese(server: Server, bro
     page = context.new_page()
     auth.set_language(server.db, server.world.rep.username, "zh-CN")  # saved: the next login is in 中文
     try:
-        with evidence_on_failure(page, "board-390-zh"):
-            one_handed_move(server, page, deal_id, stages)
+        one_handed_move(server, page, deal_id, stages)
     finally:
         auth.set_language(server.db, server.world.rep.username, "en")
         context.close()

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 
 from crm_core.models import Customer
@@ -63,9 +64,11 @@ def test_a_rep_finds_a_customer_edits_it_in_the_360_and_sees_the_history(server:
     page.get_by_role("heading", name="红隼物流有限公司").wait_for(timeout=TIMEOUT)
     screenshot(page, "customer-360")
 
+    settled(page)  # the 360's run is over: the expander opened next is not redrawn closed under the click
     page.get_by_role("tab", name="Details").click()  # the 360 opens on its timeline
     page.get_by_text("✏️ Edit customer").click()
     page.get_by_role("textbox", name="Industry").fill("物流")
+    expect(page.get_by_role("textbox", name="Industry")).to_have_value("物流")
     page.get_by_role("button", name="Save changes").click()
     page.get_by_role("button", name="Save changes").wait_for(state="hidden", timeout=TIMEOUT)  # the editor closes
     page.get_by_role("tab", name="History").click()

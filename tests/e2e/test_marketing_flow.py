@@ -27,7 +27,6 @@ from crm_core.services.consent import record_in
 from crm_core.services.segments import SegmentInput, save_segment
 from tests.e2e.conftest import (
     Server,
-    evidence_on_failure,
     log_in,
     open_page,
     pick_option,
@@ -122,36 +121,35 @@ def test_a_manager_launches_a_nurture_and_a_customer_unsubscribes(marketing: Mar
     server, world = marketing.server, marketing.server.world
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page = context.new_page()
-    with evidence_on_failure(page, "marketing-manager"):
-        log_in(page, server, world.manager.username)
-        open_page(page, "Campaigns", "Campaigns")
-        settled(page, TIMEOUT)
-        # 1. the campaign on the saved segment
-        page.get_by_role("textbox", name="Name").fill(CAMPAIGN)
-        pick_option(page, "Segment", SEGMENT)
-        page.get_by_role("button", name="Save campaign").click()
-        page.get_by_role("heading", name="Sequence").wait_for(timeout=TIMEOUT)
-        settled(page, TIMEOUT)
-        # 2. three steps: the email, the owner's call, a wait of two business days
-        add_step(page, "Send email")
-        add_step(page, "Task for the owner", title=TASK_TITLE)
-        add_step(page, "Wait")
-        for text in (f"1. Send email: {TEMPLATE}", f"2. Task for the owner: {TASK_TITLE}", "3. Wait: 2 days"):
-            expect(page.get_by_text(text, exact=True)).to_be_visible(timeout=TIMEOUT)
-        # 3. the dry run: three would enter, one has no lawful basis for email
-        page.get_by_role("button", name="Run the dry run").click()
-        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=TIMEOUT)
-        settled(page, TIMEOUT)
-        screenshot(page, "marketing-dry-run")
-        # 4. launch
-        page.locator('[data-testid="stCheckbox"]').filter(has_text="I am sure").click()  # its label takes the click
-        settled(page, TIMEOUT)
-        expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()  # the dry run is still shown
-        # the visible one: a rerun may leave the previous run's (disabled) button hidden in the DOM a while
-        launch = page.locator(".st-key-campaigns_launch button:visible").filter(has_text="Launch")
-        expect(launch).to_be_enabled(timeout=TIMEOUT)
-        launch.click()
-        page.get_by_text("3 members entered the sequence").wait_for(timeout=TIMEOUT)
+    log_in(page, server, world.manager.username)
+    open_page(page, "Campaigns", "Campaigns")
+    settled(page, TIMEOUT)
+    # 1. the campaign on the saved segment
+    page.get_by_role("textbox", name="Name").fill(CAMPAIGN)
+    pick_option(page, "Segment", SEGMENT)
+    page.get_by_role("button", name="Save campaign").click()
+    page.get_by_role("heading", name="Sequence").wait_for(timeout=TIMEOUT)
+    settled(page, TIMEOUT)
+    # 2. three steps: the email, the owner's call, a wait of two business days
+    add_step(page, "Send email")
+    add_step(page, "Task for the owner", title=TASK_TITLE)
+    add_step(page, "Wait")
+    for text in (f"1. Send email: {TEMPLATE}", f"2. Task for the owner: {TASK_TITLE}", "3. Wait: 2 days"):
+        expect(page.get_by_text(text, exact=True)).to_be_visible(timeout=TIMEOUT)
+    # 3. the dry run: three would enter, one has no lawful basis for email
+    page.get_by_role("button", name="Run the dry run").click()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=TIMEOUT)
+    settled(page, TIMEOUT)
+    screenshot(page, "marketing-dry-run")
+    # 4. launch
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="I am sure").click()  # its label takes the click
+    settled(page, TIMEOUT)
+    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()  # the dry run is still shown
+    # the visible one: a rerun may leave the previous run's (disabled) button hidden in the DOM a while
+    launch = page.locator(".st-key-campaigns_launch button:visible").filter(has_text="Launch")
+    expect(launch).to_be_enabled(timeout=TIMEOUT)
+    launch.click()
+    page.get_by_text("3 members entered the sequence").wait_for(timeout=TIMEOUT)
 
     # the two people with a lawful basis get the email at once (the launch's own tick), the third does not
     received = marketing.sink.wait_for(2, timeout=60)
@@ -166,23 +164,21 @@ def test_a_manager_launches_a_nurture_and_a_customer_unsubscribes(marketing: Mar
     # the owner's call is on the rep's list
     rep_context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     rep = rep_context.new_page()
-    with evidence_on_failure(rep, "marketing-rep"):
-        log_in(rep, server, world.rep.username)
-        open_page(rep, "Tasks", "Tasks")
-        rep.locator('[data-testid="stRadio"]').get_by_text("Upcoming", exact=True).click()  # due tomorrow
-        rep.get_by_role("heading", name="Work on a task").wait_for(timeout=TIMEOUT)
-        rep.locator('[data-testid="stSelectbox"]').filter(has_text="Task").click()
-        # one call per member: a task is the owner's to do, not a message sent (the ledger governs sends)
-        expect(rep.get_by_role("option", name=re.compile(TASK_TITLE))).to_have_count(3, timeout=TIMEOUT)
-        screenshot(rep, "marketing-rep-task")
+    log_in(rep, server, world.rep.username)
+    open_page(rep, "Tasks", "Tasks")
+    rep.locator('[data-testid="stRadio"]').get_by_text("Upcoming", exact=True).click()  # due tomorrow
+    rep.get_by_role("heading", name="Work on a task").wait_for(timeout=TIMEOUT)
+    rep.locator('[data-testid="stSelectbox"]').filter(has_text="Task").click()
+    # one call per member: a task is the owner's to do, not a message sent (the ledger governs sends)
+    expect(rep.get_by_role("option", name=re.compile(TASK_TITLE))).to_have_count(3, timeout=TIMEOUT)
+    screenshot(rep, "marketing-rep-task")
 
     # the customer clicks unsubscribe in the received email, then confirms on the page it opens
     customer = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US").new_page()
-    with evidence_on_failure(customer, "marketing-unsubscribe"):
-        customer.goto(server.url + unsubscribe.group(1).removeprefix(PUBLIC_URL))
-        customer.get_by_role("button", name="Unsubscribe").click()
-        customer.get_by_text("wang.fang@fairview.test gets no more marketing email").wait_for(timeout=TIMEOUT)
-        screenshot(customer, "marketing-unsubscribed")
+    customer.goto(server.url + unsubscribe.group(1).removeprefix(PUBLIC_URL))
+    customer.get_by_role("button", name="Unsubscribe").click()
+    customer.get_by_text("wang.fang@fairview.test gets no more marketing email").wait_for(timeout=TIMEOUT)
+    screenshot(customer, "marketing-unsubscribed")
 
     # the member leaves the sequence (the next tick), and the ledger holds the withdrawal
     deadline = time.monotonic() + 90
@@ -194,10 +190,9 @@ def test_a_manager_launches_a_nurture_and_a_customer_unsubscribes(marketing: Mar
         withdrawal = session.scalars(select(ConsentRecord).where(ConsentRecord.address == "wang.fang@fairview.test")
                                      .order_by(ConsentRecord.id.desc())).first()
         assert withdrawal is not None and withdrawal.action == "withdraw"
-    with evidence_on_failure(page, "marketing-members"):
-        page.reload()
-        page.get_by_role("heading", name="Campaigns").wait_for(timeout=TIMEOUT)
-        settled(page, TIMEOUT)
-        screenshot(page, "marketing-members")
+    page.reload()
+    page.get_by_role("heading", name="Campaigns").wait_for(timeout=TIMEOUT)
+    settled(page, TIMEOUT)
+    screenshot(page, "marketing-members")
     context.close()
     rep_context.close()

@@ -22,9 +22,9 @@ from tests.e2e.conftest import (
     SIDEWAYS_SCROLLERS,
     TABLES_DRAWN,
     Server,
-    evidence_on_failure,
     prepare_database,
     screenshot,
+    select_tab,
     serving,
     session_cookie,
     settled,
@@ -84,32 +84,30 @@ def phone_login(browser: Any, server: Server) -> tuple[Any, Any]:
 
 def test_no_admin_page_scrolls_sideways_on_a_phone(server: Server, browser: Any) -> None:
     context, page = phone_login(browser, server)
-    with evidence_on_failure(page, "phone-admin"):
-        # the top of the page: no empty element above the title (the cookie manager's frame was one)
-        first = page.evaluate("""() => [...document.querySelector(
-          '[data-testid="stMain"] [data-testid="stVerticalBlock"]').children]
-          .find(el => el.getBoundingClientRect().height > 0).querySelector('h1') !== null""")
-        assert first, "something takes space above the page title"
+    # the top of the page: no empty element above the title (the cookie manager's frame was one)
+    first = page.evaluate("""() => [...document.querySelector(
+      '[data-testid="stMain"] [data-testid="stVerticalBlock"]').children]
+      .find(el => el.getBoundingClientRect().height > 0).querySelector('h1') !== null""")
+    assert first, "something takes space above the page title"
 
-        found: dict[str, list[str]] = {}
-        admin_pages = [spec for spec in pages_for(Role.ADMIN) if spec.section_key == "nav.section.admin"]
-        admin_pages += [spec for spec in pages_for(Role.ADMIN) if spec.url_path in ("macros", "jobs")]
-        for spec in admin_pages:
-            page.goto(f"{server.url}/{spec.url_path}")
-            page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=TIMEOUT)
-            settled(page, TIMEOUT)
-            # logged in (the menu is there) and on this page (its link is the current one)
-            expect(page.locator(f'[data-testid="stSidebarNav"] a[href$="/{spec.url_path}"]')).to_have_attribute(
-                "aria-current", "page", timeout=TIMEOUT)
-            tabs = page.locator('[data-testid="stMain"] [role="tab"]')
-            for index in range(max(1, tabs.count())):
-                if tabs.count():
-                    tabs.nth(index).click()
-                    expect(tabs.nth(index)).to_have_attribute("aria-selected", "true")
-                page.wait_for_function(TABLES_DRAWN, timeout=TIMEOUT)
-                if scrolling := page.evaluate(SIDEWAYS_SCROLLERS):
-                    found[f"{spec.url_path} tab {index + 1}"] = scrolling
-            screenshot(page, f"phone-admin-{spec.url_path}")
+    found: dict[str, list[str]] = {}
+    admin_pages = [spec for spec in pages_for(Role.ADMIN) if spec.section_key == "nav.section.admin"]
+    admin_pages += [spec for spec in pages_for(Role.ADMIN) if spec.url_path in ("macros", "jobs")]
+    for spec in admin_pages:
+        page.goto(f"{server.url}/{spec.url_path}")
+        page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=TIMEOUT)
+        settled(page, TIMEOUT)
+        # logged in (the menu is there) and on this page (its link is the current one)
+        expect(page.locator(f'[data-testid="stSidebarNav"] a[href$="/{spec.url_path}"]')).to_have_attribute(
+            "aria-current", "page", timeout=TIMEOUT)
+        tabs = page.locator('[data-testid="stMain"] [role="tab"]')
+        for index in range(max(1, tabs.count())):
+            if tabs.count():
+                select_tab(tabs.nth(index))
+            page.wait_for_function(TABLES_DRAWN, timeout=TIMEOUT)
+            if scrolling := page.evaluate(SIDEWAYS_SCROLLERS):
+                found[f"{spec.url_path} tab {index + 1}"] = scrolling
+        screenshot(page, f"phone-admin-{spec.url_path}")
     context.close()
     assert not found, "sideways scrolling at 390 px:\n" + "\n".join(f"{where}: {what}" for where, what in found.items())
 
@@ -157,39 +155,38 @@ def test_the_wide_tables_read_as_cards_on_a_phone(server: Server, browser: Any, 
             found.setdefault(where, []).append(f"no .st-key-{cards} shown")
         screenshot(page, f"phone-tables-{where}")
 
-    with evidence_on_failure(page, "phone-tables"):
-        open_at_phone_width(page, server, "users")
-        check("users", "users_list_cards")
-        # a card's "Change this user" fills the edit form below with that user and brings it into view
-        name = page.locator(".st-key-users_list_cards strong").nth(3).inner_text()
-        page.get_by_role("button", name="Change this user").nth(3).click()
-        expect(page.get_by_role("textbox", name="Full name *").last).to_have_value(name, timeout=TIMEOUT)
-        page.wait_for_function("""() => {
-          const place = document.querySelector('.st-key-layout_picked');
-          const top = place ? place.getBoundingClientRect().top : -1;
-          return top >= 0 && top < window.innerHeight / 2;
-        }""", timeout=TIMEOUT)
-        screenshot(page, "phone-tables-users-change")
+    open_at_phone_width(page, server, "users")
+    check("users", "users_list_cards")
+    # a card's "Change this user" fills the edit form below with that user and brings it into view
+    name = page.locator(".st-key-users_list_cards strong").nth(3).inner_text()
+    page.get_by_role("button", name="Change this user").nth(3).click()
+    expect(page.get_by_role("textbox", name="Full name *").last).to_have_value(name, timeout=TIMEOUT)
+    page.wait_for_function("""() => {
+      const place = document.querySelector('.st-key-layout_picked');
+      const top = place ? place.getBoundingClientRect().top : -1;
+      return top >= 0 && top < window.innerHeight / 2;
+    }""", timeout=TIMEOUT)
+    screenshot(page, "phone-tables-users-change")
 
-        open_at_phone_width(page, server, "segments")  # the builder: no condition yet, every customer
-        check("segments", "segments_members_cards")
+    open_at_phone_width(page, server, "segments")  # the builder: no condition yet, every customer
+    check("segments", "segments_members_cards")
 
-        open_at_phone_width(page, server, "data-quality")  # a run: its failure's examples, then every check
-        page.locator('[data-testid="stForm"] [data-testid="stSelectbox"]').click()
-        page.get_by_role("option", name="Customers: owners, duplicates, lifecycle").click()
-        page.get_by_role("button", name="Run checks").click()
-        page.get_by_text("❌ Active customers with neither an owner nor a team").wait_for(timeout=90_000)
-        settled(page, TIMEOUT)
-        check("data-quality-run", "quality_examples_db_customers_customers_without_owner_cards")
-        page.get_by_role("tab", name="History").click()
-        check("data-quality-history", "quality_details_cards")
+    open_at_phone_width(page, server, "data-quality")  # a run: its failure's examples, then every check
+    page.locator('[data-testid="stForm"] [data-testid="stSelectbox"]').click()
+    page.get_by_role("option", name="Customers: owners, duplicates, lifecycle").click()
+    page.get_by_role("button", name="Run checks").click()
+    page.get_by_text("❌ Active customers with neither an owner nor a team").wait_for(timeout=90_000)
+    settled(page, TIMEOUT)
+    check("data-quality-run", "quality_examples_db_customers_customers_without_owner_cards")
+    select_tab(page.get_by_role("tab", name="History"))
+    check("data-quality-history", "quality_details_cards")
 
-        open_at_phone_width(page, server, "webhooks")
-        check("webhooks", "webhooks_log_cards")
+    open_at_phone_width(page, server, "webhooks")
+    check("webhooks", "webhooks_log_cards")
 
-        open_at_phone_width(page, server, "imports")
-        upload_wide_file(page, wide_file)
-        settled(page, TIMEOUT)
-        check("imports-mapping", "imports_mapping")
+    open_at_phone_width(page, server, "imports")
+    upload_wide_file(page, wide_file)
+    settled(page, TIMEOUT)
+    check("imports-mapping", "imports_mapping")
     context.close()
     assert not found, "sideways scrolling at 390 px:\n" + "\n".join(f"{where}: {what}" for where, what in found.items())

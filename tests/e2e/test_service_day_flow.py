@@ -30,7 +30,6 @@ from crm_core.services import contacts, macros, sla_settings
 from tests.e2e.conftest import (
     ROOT,
     Server,
-    evidence_on_failure,
     log_in,
     open_page,
     pick_option,
@@ -192,11 +191,10 @@ def test_a_support_day_from_an_email_to_a_rated_resolution(desk: Desk, browser) 
         {"name": "tray-settings.png", "mimeType": "image/png", "buffer": SETTINGS_PNG})
     agent.get_by_text("tray-settings.png").first.wait_for(timeout=TIMEOUT)  # uploaded to the form
     agent.get_by_role("button", name="Save").click()
-    with evidence_on_failure(agent, "service-day-reply"):
-        agent.get_by_text("Reply recorded.").wait_for(timeout=TIMEOUT)
-        # the box is empty again: the browser was given the new text, so the reply cannot go twice by mistake
-        agent.wait_for_function("() => [...document.querySelectorAll('textarea')].every(a => a.value === '')",
-                                timeout=TIMEOUT)
+    agent.get_by_text("Reply recorded.").wait_for(timeout=TIMEOUT)
+    # the box is empty again: the browser was given the new text, so the reply cannot go twice by mistake
+    agent.wait_for_function("() => [...document.querySelectorAll('textarea')].every(a => a.value === '')",
+                            timeout=TIMEOUT)
     [reply] = desk.sink.wait_for(1)
     assert reply["To"] == "li.lei@acme.com" and reply["In-Reply-To"] == "<jam-1@acme.com>"
     text = reply.get_body(("plain",))

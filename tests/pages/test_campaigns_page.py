@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -42,6 +44,20 @@ def test_a_manager_builds_and_launches_a_campaign(app_world: AppWorld, language:
     app.button(key="campaigns_dry").click().run()
     assert not app.exception, app.exception
     assert len(app.get("plotly_chart")) == 1
+    # each stage's reach is split into who goes on and who would be skipped, and why, in the page's language
+    from crm_core.marketing.dry_run import dry_run
+
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    with db.session(world.manager) as session:
+        campaign_id = session.scalars(select(Campaign.id)).one()
+    expected = dry_run(db, world.manager, campaign_id).stages
+    names = {"en": ["Reached (not skipped)", "Skipped: no address", "Skipped: no lawful basis"],
+             "zh-CN": ["到达（未跳过）", "跳过：无地址", "跳过：无合法依据"]}[language]
+    assert [trace["name"] for trace in spec["data"]] == names
+    for index, stage in enumerate(expected):
+        assert [trace["x"][index] for trace in spec["data"]] == [
+            stage.count - stage.no_address - stage.no_basis, stage.no_address, stage.no_basis]
+    assert sum(stage.no_address + stage.no_basis for stage in expected) > 0  # the world has someone to skip
     app.checkbox(key="campaigns_confirm").check().run()
     assert len(app.get("plotly_chart")) == 1  # ticking "I am sure" keeps the dry run in view
     next(b for b in app.button if b.label == launch).click().run()

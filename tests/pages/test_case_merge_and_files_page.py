@@ -106,3 +106,20 @@ def test_the_uploader_removes_a_file_after_confirming_and_a_colleague_is_not_off
     again = open_case(world.rep.username, survivor)  # the manager's file: the rep may download, not remove it
     assert [button.key for button in again.get("download_button")] == [f"case_file_{kept}"]
     assert not [button for button in again.button if button.key == f"case_file_remove_{kept}"]
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_both_file_pickers_state_the_limit_the_service_enforces(app_world: AppWorld, language: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    survivor, _ = two_cases(app_world)
+    monkeypatch.setenv("CRM_ATTACHMENT_MAX_BYTES", str(3 * 1024 * 1024))
+    if language == "zh-CN":
+        speak_chinese(app_world, app_world.world.rep.user_id, monkeypatch)
+    app = open_case(app_world.world.rep.username, survivor, language)
+    pickers = {widget.key: widget.proto.max_upload_size_mb for widget in app.get("file_uploader")}
+    # not Streamlit's server-wide 200 MB: the browser refuses a larger file, and the box says 3 MB
+    assert pickers == {f"case_reply_files_{survivor}_0": 3, f"case_attach_files_{survivor}_0": 3}
+    styles = " ".join(block.proto.body for block in app.get("html"))
+    shown = {f".st-key-case_reply_files_{survivor}_0", f".st-key-case_attach_files_{survivor}_0"}
+    assert all(key in styles for key in shown) == (language == "zh-CN")  # Streamlit writes the English line
+    assert ('"单个文件不超过 3 MB"' in styles) == (language == "zh-CN")

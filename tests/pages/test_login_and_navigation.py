@@ -79,12 +79,13 @@ def test_switching_language_in_one_session_leaves_the_users_other_sessions_alone
     assert page_titles(log_in(username)) == ["仪表盘"]
 
 
-def test_a_language_picked_on_the_login_form_holds_for_that_session(app_world: AppWorld) -> None:
+def test_a_language_picked_on_the_login_form_holds_and_becomes_the_preference(app_world: AppWorld) -> None:
     app = new_app()
     app.run()
     app.selectbox(key="kestrel_language_login_en").select_index(1).run()
     app = log_in(app_world.world.rep.username, app=app)
     assert page_titles(app) == ["仪表盘"]  # the stored preference (English) does not override it
+    assert page_titles(log_in(app_world.world.rep.username)) == ["仪表盘"]  # nor the next login's language
 
 
 def test_a_stale_value_of_the_login_forms_language_box_never_switches_the_session_back(app_world: AppWorld) -> None:
