@@ -8,7 +8,9 @@ the table. The customers grid and Tasks started this; every page uses these help
   that draws its own cards (links and buttons in them);
 - :func:`card` is one card: a bordered box, the title in bold, the facts on one line below;
 - :func:`table_or_cards` draws a data frame as both: the table, and a card per row whose title is
-  one column and whose facts are the others (``label: value``);
+  one column and whose facts are the others (``label: value``); with a :class:`CardPick` each card
+  has a button that puts its row in the page's picker below (the row's actions: edit, details,
+  replay), and :func:`picked_here` brings that picker into view;
 - :func:`flow` lays small boxes (a form's field per source column, say) in reading order: several
   to a line on a wide screen, one per line, full width, on a phone (``st.columns`` would stack a
   phone's boxes column by column, out of order).
@@ -22,6 +24,7 @@ import datetime as dt
 import math
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,7 @@ import streamlit as st
 
 from crm_ui.context import t
 from crm_ui.formatting import EMPTY, dashed, date, number, when
+from crm_ui.page_scripts import SCROLL_TO_PICKED
 from crm_ui.text import plain_join, plain_line
 
 PHONE_MAX_WIDTH = 640
@@ -40,6 +44,8 @@ SWITCH_CSS = (
     "<style>"
     f"@media (max-width: {PHONE_MAX_WIDTH}px) {{ .st-key-NAME_table {{ display: none; }} }}"
     f"@media (min-width: {PHONE_MAX_WIDTH + 1}px) {{ .st-key-NAME_cards {{ display: none; }} }}"
+    # a card headed by a link (the record it names) has it in bold, as a card's title
+    '.st-key-NAME_cards [data-testid="stPageLink"] p { font-weight: 600; }'
     "</style>"
 )
 
@@ -94,13 +100,43 @@ def card(title: object, facts: Sequence[object] = (), *, key: str | None = None)
     return box
 
 
+PICKED = "layout_picked"  # the picker a card's button last chose for (scrolled to once, on the next run)
+
+
+@dataclass(frozen=True)
+class CardPick:
+    """A button on every card that chooses the card's row in the page's picker (the selectbox keyed
+    ``picker_key``, whose options are ``values``); the row's actions sit with that picker. On a wide
+    screen the table's rows are chosen in the picker itself."""
+
+    label: str
+    picker_key: str
+    values: Sequence[Any]  # the picker's option for each row of the frame, in order
+
+
+def _pick(picker_key: str, value: Any) -> None:
+    st.session_state[picker_key] = value
+    st.session_state[PICKED] = picker_key
+
+
+def picked_here(picker_key: str) -> None:
+    """Where the page draws the picker ``picker_key``: after a card's button chose a row in it, bring
+    this place into view (on a phone the cards are a long list above it). Call it just above the picker."""
+    if st.session_state.get(PICKED) == picker_key:
+        del st.session_state[PICKED]
+        with st.container(key=PICKED):  # what the script scrolls to
+            st.html(SCROLL_TO_PICKED, unsafe_allow_javascript=True)
+
+
 def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, title: str | None = None,
-                   facts: Sequence[str] | None = None, limit: int = CARDS_LIMIT, **dataframe_args: Any) -> Any:
+                   facts: Sequence[str] | None = None, limit: int = CARDS_LIMIT, pick: CardPick | None = None,
+                   **dataframe_args: Any) -> Any:
     """``st.dataframe(frame)`` on a wide screen, a card per row on a phone; returns the table's value.
 
     ``title`` is the column that heads a card (the first by default), ``facts`` the columns it
     lists (the others by default: pass the few that matter when a table is wide). The cards stop
-    after ``limit`` rows with a line saying how many more the table holds.
+    after ``limit`` rows with a line saying how many more the table holds. With ``pick`` each card
+    has a button that chooses its row in the page's picker (keyed ``<name>_pick_<the row's value>``).
     """
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     # a short table shows every row (no scroll box inside the page's own scroll); a long one keeps
@@ -115,9 +151,12 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     heading = title if title is not None else (columns[0] if columns else None)
     listed = [column for column in (facts if facts is not None else columns) if column != heading]
     with narrow:
-        for row in frame.head(limit).to_dict("records"):  # each cell its own type (iterrows would upcast)
-            card(shown(row[heading]) if heading is not None else EMPTY,
-                 [t("layout.fact", label=column, value=shown(row[column])) for column in listed])
+        for index, row in enumerate(frame.head(limit).to_dict("records")):  # each cell its own type (no upcast)
+            box = card(shown(row[heading]) if heading is not None else EMPTY,
+                       [t("layout.fact", label=column, value=shown(row[column])) for column in listed])
+            if pick is not None and index < len(pick.values):
+                box.button(pick.label, key=f"{name}_pick_{pick.values[index]}", on_click=_pick,
+                           args=(pick.picker_key, pick.values[index]))
         if len(frame) > limit:
             st.caption(t("layout.more_rows", count=number(len(frame) - limit)))
     return value

@@ -56,6 +56,15 @@ setTimeout(() => {
 }, 150);
 </script>"""
 
+# A card's button chose its row in the picker below (crm_ui.layout.picked_here): bring the picker into view,
+# below Streamlit's fixed header (which would cover the picker's heading).
+SCROLL_TO_PICKED = """<script>
+setTimeout(() => {
+  const place = document.querySelector(".st-key-layout_picked");
+  if (place) { place.style.scrollMarginTop = "4rem"; place.scrollIntoView({behavior: "smooth", block: "start"}); }
+}, 150);
+</script>"""
+
 # Streamlit 1.67 draws st.date_input's calendar (month and weekday names, the week's first day)
 # in the browser's language, ``navigator.language``, read again on each render: it has no locale
 # option (streamlit/streamlit#12699). This gives the browser's page the user's language instead,
@@ -86,6 +95,6 @@ def all_variants() -> str:
     the language script in each language)."""
     from crm_core.i18n import LANGUAGES
 
-    return "".join([FOLD_SIDEBAR, SCROLL_TO_TASK_FORM,
+    return "".join([FOLD_SIDEBAR, SCROLL_TO_TASK_FORM, SCROLL_TO_PICKED,
                     *(SCROLL_SCRIPT.replace("RESTORE", flag) for flag in ("true", "false")),
                     *(language_script(language) for language in LANGUAGES)])

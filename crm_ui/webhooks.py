@@ -39,7 +39,7 @@ from crm_core.services.webhooks import (
 )
 from crm_ui.context import get_db, read_session, show_domain_error, t
 from crm_ui.formatting import date_input_format, filters_label
-from crm_ui.layout import table_or_cards
+from crm_ui.layout import CardPick, picked_here, table_or_cards
 from crm_ui.text import plain
 
 STATE = st.session_state
@@ -134,7 +134,9 @@ def subscriptions_section() -> list[SubscriptionRow]:
         t("webhooks.col.pending"): [row.counts.get("pending", 0) for row in rows],
         t("webhooks.col.failed"): [row.counts.get("failed", 0) for row in rows],
     })
-    table_or_cards(table, name="webhooks_list")
+    # on a phone a card's button picks its subscription for the actions and the log below
+    table_or_cards(table, name="webhooks_list",
+                   pick=CardPick(t("webhooks.pick_this"), "webhooks_pick", [row.id for row in rows]))
     return rows
 
 
@@ -143,6 +145,7 @@ def pick_subscription(rows: list[SubscriptionRow]) -> SubscriptionRow | None:
     if not rows:
         return None
     by_id = {row.id: row for row in rows}
+    picked_here("webhooks_pick")
     chosen = st.selectbox(t("webhooks.pick"), list(by_id), key="webhooks_pick",
                           format_func=lambda sub_id: f"#{sub_id} {by_id[sub_id].url}")
     return by_id.get(chosen) if chosen is not None else None
@@ -239,7 +242,8 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
             t("webhooks.col.webhook_id"): [item.webhook_id for item in page.items],
             t("webhooks.col.error"): [item.last_error or "" for item in page.items],
         }), name="webhooks_log", title=t("webhooks.col.event"),
-            facts=[t(f"webhooks.col.{part}") for part in ("created", "status", "attempts", "code", "next", "error")])
+            facts=[t(f"webhooks.col.{part}") for part in ("created", "status", "attempts", "code", "next", "error")],
+            pick=CardPick(t("webhooks.delivery.open"), "webhooks_delivery", [item.id for item in page.items]))
     # one row on every width (columns would stack on a phone)
     pager = st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="center")
     if page.page > 1 and pager.button(t("webhooks.log.prev"), key="webhooks_prev"):
@@ -255,6 +259,7 @@ def delivery_log(actor: Actor, row: SubscriptionRow) -> None:
 
 
 def _delivery_detail(actor: Actor, choices: dict[int, str]) -> None:
+    picked_here("webhooks_delivery")  # a card's "Details and replay" brings them into view
     delivery_id = st.selectbox(t("webhooks.delivery.pick"), list(choices), key="webhooks_delivery",
                                format_func=lambda d: f"#{d} {choices[d]}")
     if delivery_id is None:

@@ -25,7 +25,7 @@ from crm_core.queries.jobs import JobView, get_job
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
 from crm_ui.formatting import number
 from crm_ui.jobs import cancel_button, is_active, live_jobs, retry_button, show_error, show_job_error, show_progress
-from crm_ui.layout import table_or_cards
+from crm_ui.layout import CardPick, picked_here, table_or_cards
 
 STATE = st.session_state
 ALL_SUITES = "__all__"
@@ -81,13 +81,14 @@ def show_run(run: dict[str, Any]) -> None:
             st.caption(t("quality.failure_detail", violations=number(check['violations']),
                          entity=t(f"quality.entity.{check['entity']}")))
             if check.get("examples"):
-                st.dataframe(
+                table_or_cards(
                     pd.DataFrame(check["examples"]).rename(
                         columns={"id": t("quality.column.id"), "label": t("quality.column.record")}
                     ),
-                    hide_index=True, width="stretch",
+                    name=f"quality_examples_{run['suite']}_{check['check']}", title=t("quality.column.record"),
                 )
-    table_or_cards(check_table(run["checks"]), name="quality_checks")
+    table_or_cards(check_table(run["checks"]), name=f"quality_checks_{run['suite']}",
+                   title=t("quality.column.check"))
 
 
 run_tab, history_tab, docs_tab = st.tabs([t("quality.tab.run"), t("quality.tab.history"), t("docs.title")])
@@ -180,16 +181,18 @@ with history_tab:
             ),
             column_config={t("quality.column.started_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
             name="quality_history", title=t("quality.suite"),
+            pick=CardPick(t("quality.open_run"), "data_quality_history_run", [row.run_id for row in history]),
         )
         run_ids = [row.run_id for row in history]
         run_labels = {row.run_id: f"{row.started_at:%Y-%m-%d %H:%M} · {suite_label(row.suite)}" for row in history}
+        picked_here("data_quality_history_run")  # a card's "Show its checks" brings them into view
         picked = st.selectbox(
             t("quality.pick_run"), run_ids, format_func=run_labels.__getitem__, key="data_quality_history_run"
         )
         if picked is not None:
             with read_session() as session:
                 details = check_run_details(session, picked)
-            table_or_cards(check_table(details), name="quality_details")
+            table_or_cards(check_table(details), name="quality_details", title=t("quality.column.check"))
 
 # --- Data Docs: our rendering of the same results, in the user's language (decision 0018) -------
 with docs_tab:

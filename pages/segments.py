@@ -66,6 +66,7 @@ from crm_core.services.segments import (
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
 from crm_ui.formatting import date_input_format, number
 from crm_ui.pager import numbered_pager
+from crm_ui.segment_members import members_table
 from crm_ui.text import chart_text, plain, plain_params
 
 LANGUAGE = lang()
@@ -358,31 +359,7 @@ if section == "builder":
         members = replace(members, total=cached_segment_count(DATABASE, actor.user_id, actor.tenant_id, spec))
         st.metric(t("segments.live_count"), number(members.total or 0))
         if members.items:
-            st.dataframe(
-                pd.DataFrame(
-                    [
-                        {
-                            t("field.name"): member.name,
-                            t("field.lifecycle_stage"): t(f"stage.{member.lifecycle_stage}"),
-                            t("field.owner"): member.owner_name or t("filter.unowned"),
-                            t("segments.field.team"): member.team_name or "",
-                            t("field.industry"): member.industry or "",
-                            t("field.region"): member.region or "",
-                            t("scoring.scorer.churn_risk"): churn[member.id].percent if member.id in churn else None,
-                            t("field.last_contacted_at"): member.last_contacted_at,
-                        }
-                        for member in members.items
-                    ]
-                ),
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    t("scoring.scorer.churn_risk"): st.column_config.ProgressColumn(
-                        format="%d%%", min_value=0, max_value=100
-                    ),
-                    t("field.last_contacted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
-                },
-            )
+            members_table(members.items, churn)  # cards on a phone
             scored = {member.id: member.name for member in members.items if member.id in churn}
             if scored:
                 with st.expander(t("segments.explain_title")):

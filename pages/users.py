@@ -13,7 +13,7 @@ from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, when
 from crm_ui.jobs import flash, show_flash
-from crm_ui.layout import table_or_cards
+from crm_ui.layout import CardPick, picked_here, table_or_cards
 from crm_ui.team_robots import team_robot_settings
 from crm_ui.text import plain, plain_line
 
@@ -57,6 +57,7 @@ with users_tab:
             ]
         ),
         name="users_list", title=labels["full_name"],
+        pick=CardPick(t("users.edit_this"), "users_edit_choice", [user.id for user in users]),  # a phone's edit
     )
 
     locked = [user for user in users if user.locked_until and user.locked_until > now]
@@ -98,6 +99,7 @@ with users_tab:
                 flash(PAGE_KEY, t("users.created", username=plain(username.strip().lower())))
                 st.rerun()
 
+    picked_here("users_edit_choice")  # a card's "Change this user" brings the form into view
     st.subheader(t("users.edit"))
     by_id = {user.id: user for user in users}
     chosen_id = st.selectbox(

@@ -47,6 +47,7 @@ def latest_suite_docs(session: Session, suites: list[str] | None = None) -> list
     return found
 
 
+# on a phone the examples column goes and long words (an expectation's name) break: the table fits 390 px
 STYLES = """
 .kdocs{font-family:inherit;color:#31333f;line-height:1.5}
 .kdocs h2{font-size:1.35rem;margin:1.2rem 0 .25rem}
@@ -64,7 +65,8 @@ STYLES = """
 .kdocs td.kdocs-number{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .kdocs code{font-size:.75rem;color:#6b6f7b;background:#f6f6f8;border-radius:.25rem;padding:0 .25rem}
 .kdocs .kdocs-examples{color:#6b6f7b;font-size:.8rem}
-@media (max-width:640px){.kdocs .kdocs-hide-narrow{display:none}}
+@media (max-width:640px){.kdocs .kdocs-hide-narrow{display:none}
+  .kdocs td,.kdocs code{overflow-wrap:anywhere}.kdocs td:first-child{white-space:nowrap}}
 """
 
 

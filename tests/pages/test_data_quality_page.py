@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from crm_core.i18n import t as translate
 from crm_core.models.checks import CheckRun
+from crm_ui.text import plain_line
 from tests.factories import create_random_customer
 from tests.pages.conftest import AppWorld, log_in
 from tests.pages.job_helpers import isolated_queue, run_queued_jobs
@@ -85,3 +88,47 @@ def test_a_rep_cannot_open_the_page_and_the_service_refuses_a_rep(app_world: App
         run_suite_for_tenant(app_world.db, app_world.world.rep, "db_customers")
     with app_world.db.system_session("test") as session:
         assert session.scalar(select(func.count()).select_from(CheckRun)) == 0
+
+
+@pytest.mark.parametrize(("language", "examples_title", "check_fact", "button"), [
+    ("en", "Record", "Status: ❌ · Rows: 1 · Examples: #", "Show its checks"),
+    ("zh-CN", "记录", "状态：❌ · 行数：1 · 示例：#", "查看各项检查"),
+])
+def test_on_a_phone_a_runs_failure_its_examples_and_its_checks_are_cards(
+    app_world: AppWorld, language: str, examples_title: str, check_fact: str, button: str
+) -> None:
+    """A run's failure: its examples (the records breaking the check) and every check become cards, each
+    headed by what it names, as text; the wide tables stay. A past run's card shows its checks."""
+    from crm_core.quality.runs import run_suite_for_tenant
+
+    admin = app_world.world.admin
+    older = run_suite_for_tenant(app_world.db, admin, "db_integrity", data_docs=False).run_id
+    name = "Unowned **BOLD** [Click](http://phish.example)"
+    customer_id = create_random_customer(app_world.db, admin, name=name, owner_id=None)
+    app = open_data_quality(log_in(admin.username))
+    app.selectbox(key="data_quality_suite").set_value("db_customers")
+    app.button[0].click().run(timeout=90)
+    run_queued_jobs(app_world.db)
+    # the run's result in a fresh session reading ``language`` (the page follows the session's job); one
+    # run only: AppTest formats the page's pickers outside the run, in English, on the next
+    job_id = app.session_state["data_quality_job_id"]
+    app = log_in(admin.username)
+    app.session_state["kestrel_lang"] = language
+    app.session_state["data_quality_job_id"] = job_id
+    app = open_data_quality(app)
+    assert not app.exception
+    examples = [frame.value for frame in app.dataframe if examples_title in frame.value.columns]
+    assert list(examples[0][examples_title]) == [name]  # the wide table
+    titles = [markdown.value for markdown in app.markdown]
+    assert f"**{plain_line(name)}**" in titles  # the example's card: the record's name as text
+    facts = [re.sub(r"\\(.)", r"\1", caption.value) for caption in app.caption]
+    assert f"ID: {customer_id}" in facts or f"ID：{customer_id}" in facts
+    assert any(fact.startswith(check_fact) for fact in facts)  # the failed check's card, headed by its name
+    assert f"**{plain_line(translate('quality.check.customers_without_owner', language))}**" in titles
+
+    # History: each past run is a card whose button shows that run's checks below
+    pick = app.button(key=f"quality_history_pick_{older}")
+    assert pick.label == button
+    if language == "en":
+        pick.click().run(timeout=90)
+        assert app.selectbox(key="data_quality_history_run").value == older

@@ -76,3 +76,30 @@ def test_a_flow_keeps_its_boxes_in_reading_order_and_keyed() -> None:
     assert not app.exception
     assert [box.label for box in app.selectbox] == ["列0", "列1", "列2"]
     assert [box.key for box in app.selectbox] == ["pick_0", "pick_1", "pick_2"]
+
+
+def cards_that_pick() -> None:
+    import streamlit as st
+
+    from crm_ui.layout import CardPick, picked_here, table_or_cards
+
+    table_or_cards([{"Name": "Ann", "Role": "rep"}, {"Name": "Bo", "Role": "admin"}], name="people",
+                   pick=CardPick("Change this person", "people_choice", [11, 22]))
+    picked_here("people_choice")
+    st.selectbox("Person", [11, 22], key="people_choice")
+
+
+def test_a_cards_button_picks_its_row_in_the_picker_and_brings_the_picker_into_view_once() -> None:
+    app = AppTest.from_function(cards_that_pick).run()
+    assert not app.exception
+    assert [(button.key, button.label) for button in app.button] == [
+        ("people_pick_11", "Change this person"), ("people_pick_22", "Change this person")]
+    assert app.selectbox(key="people_choice").value == 11
+    assert not app.get("html") or all("scrollIntoView" not in html.proto.body for html in app.get("html"))
+
+    app.button(key="people_pick_22").click().run()
+    assert app.selectbox(key="people_choice").value == 22
+    assert any("scrollIntoView" in html.proto.body for html in app.get("html"))  # the picker comes into view
+    app.run()
+    assert app.selectbox(key="people_choice").value == 22  # kept, and not scrolled to again
+    assert all("scrollIntoView" not in html.proto.body for html in app.get("html"))

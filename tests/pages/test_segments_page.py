@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from sqlalchemy import select
 
 from crm_core.models.segments import Segment, SegmentSnapshot
+from crm_ui.text import plain_line
+from tests.factories import create_random_customer
 from tests.pages.conftest import AppWorld, log_in
 
 
@@ -116,3 +121,25 @@ def test_the_lifecycle_rfm_and_scoring_sections_render_for_an_analyst(app_world:
     app.radio(key="segments_section").set_value("scoring").run()
     assert not app.exception
     assert sum("Not trained yet: it trains on its schedule" in i.value for i in app.info) == 2
+
+
+@pytest.mark.parametrize(("language", "facts"), [
+    ("en", "Prospect · Unassigned · Textiles · last contact —"),
+    ("zh-CN", "潜客 · 未分配 · Textiles · 最近联系 —"),
+])
+def test_on_a_phone_the_members_are_cards_whose_names_open_the_record(
+    app_world: AppWorld, language: str, facts: str
+) -> None:
+    """The builder's members (every customer while there is no condition): the wide table stays, and a card
+    per member carries its name as a link to the record, as text, and its facts in the user's language."""
+    name = "Star **BOLD** [Click](http://phish.example) :red[RED]"
+    customer_id = create_random_customer(app_world.db, app_world.world.admin, name=name, owner_id=None,
+                                         industry="Textiles")
+    app = open_segments(app_world.world.analyst.username, language)
+    assert name in list(app.dataframe[0].value.iloc[:, 0])  # the wide screen's table
+    links = [link for link in app.get("page_link") if "Star" in link.proto.label]
+    assert len(links) == 1
+    assert links[0].proto.label == plain_line(name)  # the name as text: its Markdown escaped
+    assert (links[0].proto.page, links[0].proto.query_string) == ("customer_profile", f"customer_id={customer_id}")
+    captions = [re.sub(r"\\(.)", r"\1", caption.value) for caption in app.caption]
+    assert facts in captions

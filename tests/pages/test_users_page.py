@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from crm_core.models import User
-from crm_core.services.tenants import UserInput, update_user
-from tests.pages.conftest import AppWorld, log_in
+from crm_core.services.tenants import UserInput, create_user, update_user
+from crm_ui.text import plain_line
+from tests.factories import PASSWORD
+from tests.pages.conftest import AppWorld, log_in, open_as
 
 
 def test_an_admin_renames_a_user_and_a_change_made_meanwhile_is_not_overwritten(app_world: AppWorld) -> None:
@@ -46,3 +52,41 @@ def test_an_admin_renames_a_user_and_a_change_made_meanwhile_is_not_overwritten(
     assert [toast.value for toast in app.toast] == [f'User "{world.rep.username}" saved.']
     assert not app.success
 
+
+
+
+def li_lei(app_world: AppWorld) -> tuple[int, str]:
+    """A rep whose name holds Markdown and HTML, last in the list (not the picker's first): id and name."""
+    name = "Zhou **Li** <b>Lei</b> [x](javascript:alert(1))"
+    return create_user(app_world.db, app_world.world.admin,
+                       UserInput(username="li.lei", full_name=name, role="rep", password=PASSWORD)), name
+
+
+@pytest.mark.parametrize(("language", "button", "role"), [("en", "Change this user", "Sales rep"),
+                                                         ("zh-CN", "修改此用户", "销售代表")])
+def test_on_a_phone_each_user_is_a_card_with_the_name_as_text_and_a_button_to_change_the_user(
+    app_world: AppWorld, language: str, button: str, role: str
+) -> None:
+    """The phone's cards (the wide table's rows, which stays): the name as text, the facts in the user's
+    language, and a "Change this user" button."""
+    user_id, name = li_lei(app_world)
+    app = open_as(app_world.world.admin.username, "pages/users.py", language)
+    assert not app.exception
+    assert name in list(app.dataframe[0].value.iloc[:, 1])  # the wide screen's table
+    assert f"**{plain_line(name)}**" in [markdown.value for markdown in app.markdown]  # bold title, text inside
+    facts = [re.sub(r"\\(.)", r"\1", caption.value) for caption in app.caption]  # markdown escapes undone
+    assert any(fact.startswith(("Username: li.lei · ", "用户名：li.lei · ")) and role in fact for fact in facts)
+    assert app.button(key=f"users_list_pick_{user_id}").label == button
+
+
+def test_a_users_card_button_opens_that_user_in_the_edit_form(app_world: AppWorld) -> None:
+    """On a phone the edit form (change, deactivate) is reached from the user's card, not the table's row.
+    (In English: AppTest formats the page's other pickers outside the run, in English.)"""
+    user_id, name = li_lei(app_world)
+    app = open_as(app_world.world.admin.username, "pages/users.py")
+    assert app.selectbox(key="users_edit_choice").value != user_id
+    app.button(key=f"users_list_pick_{user_id}").click().run()
+    assert not app.exception
+    assert app.selectbox(key="users_edit_choice").value == user_id
+    assert name in [box.value for box in app.text_input]  # the edit form holds this user
+    assert [box.value for box in app.checkbox if box.label == "Active"] == [True]  # deactivating is one untick

@@ -5,12 +5,14 @@ another tenant's admin sees none of it; the page speaks Chinese."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
+import pytest
 from sqlalchemy import select
 
 from crm_core.models import utcnow
 from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
-from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
+from crm_core.services.webhooks import SubscriptionForm, create_subscription, send_ping, set_allow_private_targets
 from crm_core.webhooks.dispatch import dispatch_due
 from tests.factories import create_random_customer
 from tests.http_receiver import Receiver
@@ -173,3 +175,49 @@ def test_an_admin_edits_a_subscription_and_a_change_saved_meanwhile_is_not_overw
     assert (kept.url, kept.description) == ("http://127.0.0.1:9/v3/hook", "ERP")
     next(b for b in app.button if b.label == "Show the latest version of this subscription").click().run()
     assert any(w.value == "http://127.0.0.1:9/v3/hook" for w in app.text_input)
+
+
+def two_pings(app_world: AppWorld) -> tuple[int, list[int]]:
+    """A subscription whose description holds Markdown, and two test pings waiting: its id and theirs."""
+    admin = app_world.world.admin
+    set_allow_private_targets(app_world.db, admin, True)
+    subscription_id, _ = create_subscription(app_world.db, admin, SubscriptionForm(
+        "http://127.0.0.1:9/hook", ["customer.created"], "Orders **BOLD** [Click](http://phish.example)"))
+    return subscription_id, [send_ping(app_world.db, admin, subscription_id) for _ in range(2)]
+
+
+@pytest.mark.parametrize(("language", "facts", "open_label", "manage_label"), [
+    ("en", " · Status: Waiting · Attempts: 0 · ", "Details and replay", "Manage this subscription"),
+    ("zh-CN", " · 状态：等待中 · 尝试次数：0 · ", "详情与重放", "管理此订阅"),
+])
+def test_on_a_phone_the_subscriptions_and_the_log_are_cards_with_their_actions(
+    app_world: AppWorld, language: str, facts: str, open_label: str, manage_label: str
+) -> None:
+    """The phone's cards beside the wide tables: a subscription's (its description as text) with a button
+    that picks it for the actions, and each delivery's with a button to its details and replay."""
+    subscription_id, pings = two_pings(app_world)
+    app = open_webhooks(app_world.world.admin.username, language)
+    assert len(app.dataframe[1].value) == 2  # the wide screen's log
+    captions = [re.sub(r"\\(.)", r"\1", caption.value) for caption in app.caption]
+    assert any("Orders **BOLD** [Click](http\u2060://phish.example)" in caption for caption in captions)  # as text
+    assert not any("**BOLD**" in markdown.value for markdown in app.markdown)
+    assert app.button(key=f"webhooks_list_pick_{subscription_id}").label == manage_label
+    assert [app.button(key=f"webhooks_log_pick_{ping}").label for ping in pings] == [open_label, open_label]
+    assert sum(facts in caption for caption in captions) == 2  # a card per delivery
+
+
+def test_a_deliverys_card_picks_it_and_its_replay_is_one_tap_below(app_world: AppWorld) -> None:
+    """On a phone a delivery's details and replay are reached from its card. (In English: AppTest formats the
+    page's pickers outside the run, in English.)"""
+    subscription_id, pings = two_pings(app_world)
+    app = open_webhooks(app_world.world.admin.username)
+    other = next(ping for ping in pings if ping != app.selectbox(key="webhooks_delivery").value)
+    app.button(key=f"webhooks_log_pick_{other}").click().run()
+    assert not app.exception
+    assert app.selectbox(key="webhooks_delivery").value == other
+    next(b for b in app.button if b.label == "Replay this delivery").click().run()
+    assert "Replay queued as a new delivery." in texts(app.toast)
+    with app_world.db.system_session("test") as session:
+        replays = session.scalars(select(WebhookDelivery.replay_of_id).where(
+            WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.replay_of_id.is_not(None))).all()
+    assert replays == [other]
