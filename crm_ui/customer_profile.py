@@ -48,6 +48,7 @@ from crm_core.services.tasks import TaskInput, create_task
 from crm_ui import consent, merging, pool
 from crm_ui.context import current_actor, get_db, lang, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import EMPTY, date, money, number, or_dash, when
+from crm_ui.layout import form_cells
 from crm_ui.regions import region_selects
 from crm_ui.text import plain, plain_join, plain_line, plain_params
 
@@ -490,27 +491,29 @@ def edit_customer(profile: Profile) -> None:
             f"{prefix}_region_{generation}",
             (customer.province_code or "", customer.city_code or "", customer.district_code or ""))
         with st.form(f"{prefix}_edit_{generation}", clear_on_submit=False):
-            left, right = st.columns(2)
-            name = left.text_input(labels["name"] + " *", value=customer.name, max_chars=200)
+            cells = form_cells(11)  # in reading order on a phone too
+            name = next(cells).text_input(labels["name"] + " *", value=customer.name, max_chars=200)
             kinds = [k.value for k in CustomerKind]
-            kind = right.selectbox(labels["kind"], kinds, index=kinds.index(customer.kind),
-                                   format_func=lambda v: t(f"kind.{v}"))
-            email = left.text_input(labels["email"], value=customer.email or "")
-            phone = right.text_input(labels["phone"], value=customer.phone or "")
+            kind = next(cells).selectbox(labels["kind"], kinds, index=kinds.index(customer.kind),
+                                         format_func=lambda v: t(f"kind.{v}"))
+            email = next(cells).text_input(labels["email"], value=customer.email or "")
+            phone = next(cells).text_input(labels["phone"], value=customer.phone or "")
             owner_index = (owner_options.index(customer.owner_id) if customer.owner_id in owner_options
                            else len(owner_options) - 1)
-            owner_id = left.selectbox(
+            owner_id = next(cells).selectbox(
                 labels["owner_id"], owner_options, index=owner_index,
                 format_func=lambda v: t("filter.unowned") if v is None else profile.owner_names.get(v, str(v)),
             )
             stages = [s.value for s in LifecycleStage]
-            stage = right.selectbox(labels["lifecycle_stage"], stages, index=stages.index(customer.lifecycle_stage),
-                                    format_func=lambda v: t(f"stage.{v}"))
-            industry = left.text_input(labels["industry"], value=customer.industry or "", max_chars=80)
-            region = right.text_input(labels["region"], value=customer.region or "", max_chars=80)
-            source = left.text_input(labels["source"], value=customer.source or "", max_chars=80)
-            tags = right.text_input(labels["tags"], value=", ".join(customer.tag_list))
-            credit_code = left.text_input(labels["credit_code"], value=customer.credit_code or "", max_chars=40)
+            stage = next(cells).selectbox(labels["lifecycle_stage"], stages,
+                                          index=stages.index(customer.lifecycle_stage),
+                                          format_func=lambda v: t(f"stage.{v}"))
+            industry = next(cells).text_input(labels["industry"], value=customer.industry or "", max_chars=80)
+            region = next(cells).text_input(labels["region"], value=customer.region or "", max_chars=80)
+            source = next(cells).text_input(labels["source"], value=customer.source or "", max_chars=80)
+            tags = next(cells).text_input(labels["tags"], value=", ".join(customer.tag_list))
+            credit_code = next(cells).text_input(labels["credit_code"], value=customer.credit_code or "",
+                                                 max_chars=40)
             custom_values = custom_inputs(profile, customer.custom_fields or {})
             confirm_duplicate = False
             if pending_duplicate and may_override(actor.role, pending_duplicate.action):

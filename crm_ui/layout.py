@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,6 +170,16 @@ FLOW_CSS = (
     f"@media (max-width: {PHONE_MAX_WIDTH}px) {{ {FLOW_ITEM} {{ flex: 1 1 100%; }} }}"
     "</style>"
 )
+
+
+def form_cells(count: int) -> Iterator[Any]:
+    """``count`` cells of a two-column form, row by row: each pair is its own row of two columns, so on a phone
+    (where columns stack) the fields read in the desktop's order, not the whole left column first."""
+    row: Sequence[Any] = ()
+    for index in range(count):
+        if index % 2 == 0:
+            row = st.columns(2)
+        yield row[index % 2]
 
 
 def flow(name: str, items: int, *, item_rem: int = 20) -> list[Any]:

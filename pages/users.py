@@ -13,7 +13,7 @@ from crm_ui.api_tokens import workspace_tokens
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, when
 from crm_ui.jobs import flash, show_flash
-from crm_ui.layout import CardPick, picked_here, table_or_cards
+from crm_ui.layout import CardPick, form_cells, picked_here, table_or_cards
 from crm_ui.team_robots import team_robot_settings
 from crm_ui.text import plain, plain_line
 
@@ -76,15 +76,16 @@ with users_tab:
     st.subheader(t("users.new"))
     generation = STATE.setdefault("users_form_generation", 0)
     with st.form(f"users_create_{generation}"):
-        left, right = st.columns(2)
-        username = left.text_input(labels["username"] + " *", help=t("user.username_help"))
-        full_name = right.text_input(labels["full_name"] + " *")
-        email = left.text_input(labels["email"])
-        role = right.selectbox(labels["role"], roles, index=roles.index("rep"), format_func=lambda r: t(f"role.{r}"))
-        team_id = left.selectbox(
+        cells = form_cells(6)
+        username = next(cells).text_input(labels["username"] + " *", help=t("user.username_help"))
+        full_name = next(cells).text_input(labels["full_name"] + " *")
+        email = next(cells).text_input(labels["email"])
+        role = next(cells).selectbox(labels["role"], roles, index=roles.index("rep"),
+                                     format_func=lambda r: t(f"role.{r}"))
+        team_id = next(cells).selectbox(
             labels["team_id"], [None, *team_names], format_func=lambda v: "—" if v is None else team_names[v]
         )
-        password = right.text_input(labels["password"] + " *", type="password", help=t("password.rules"))
+        password = next(cells).text_input(labels["password"] + " *", type="password", help=t("password.rules"))
         if st.form_submit_button(t("users.create"), type="primary"):
             try:
                 create_user(
@@ -114,20 +115,20 @@ with users_tab:
             STATE[seen_key] = by_id[chosen_id]
         chosen = STATE[seen_key]
         with st.form(f"users_edit_{chosen.id}_{chosen.version}"):
-            left, right = st.columns(2)
-            edit_name = left.text_input(labels["full_name"] + " *", value=chosen.full_name)
-            edit_email = right.text_input(labels["email"], value=chosen.email or "")
-            edit_role = left.selectbox(
+            cells = form_cells(6)
+            edit_name = next(cells).text_input(labels["full_name"] + " *", value=chosen.full_name)
+            edit_email = next(cells).text_input(labels["email"], value=chosen.email or "")
+            edit_role = next(cells).selectbox(
                 labels["role"], roles, index=roles.index(chosen.role), format_func=lambda r: t(f"role.{r}")
             )
             team_options = [None, *team_names]
-            edit_team = right.selectbox(
+            edit_team = next(cells).selectbox(
                 labels["team_id"], team_options,
                 index=team_options.index(chosen.team_id) if chosen.team_id in team_options else 0,
                 format_func=lambda v: "—" if v is None else team_names[v],
             )
-            edit_password = left.text_input(t("users.new_password"), type="password", help=t("password.rules"))
-            edit_active = right.checkbox(t("user.active"), value=chosen.is_active)
+            edit_password = next(cells).text_input(t("users.new_password"), type="password", help=t("password.rules"))
+            edit_active = next(cells).checkbox(t("user.active"), value=chosen.is_active)
             saved = st.form_submit_button(t("users.save"), type="primary")
         if saved:
             try:

@@ -90,3 +90,16 @@ def test_a_users_card_button_opens_that_user_in_the_edit_form(app_world: AppWorl
     assert app.selectbox(key="users_edit_choice").value == user_id
     assert name in [box.value for box in app.text_input]  # the edit form holds this user
     assert [box.value for box in app.checkbox if box.label == "Active"] == [True]  # deactivating is one untick
+
+
+def test_the_new_user_form_reads_in_one_order_on_a_phone_as_on_a_desktop(app_world: AppWorld) -> None:
+    """Each pair of fields is a row of its own: on a phone, where columns stack, the form still reads username,
+    full name, email, role, team, password (not the whole left column first)."""
+    app = log_in(app_world.world.admin.username)
+    app.switch_page("pages/users.py").run()
+    form = next(block for block in app.get("form") if block.proto.form.form_id.startswith("users_create"))
+    labels = [getattr(widget, "label", None) for kind in ("text_input", "selectbox") for widget in form.get(kind)]
+    assert labels[:4] == ["Username *", "Full name *", "Email", "Password *"]
+    assert labels[4:] == ["Role", "Team"]
+    rows = [block for block in form.children.values() if block.type == "flex_container"]  # one row of two per pair
+    assert len(rows) == 3
