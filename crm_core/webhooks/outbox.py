@@ -111,7 +111,7 @@ def add_event(
             occurred_at=now, created_at=now, updated_at=now,
         )
     )
-    event_id = result.inserted_primary_key[0]
+    event_id = result.inserted_primary_key.id  # the key is (tenant_id, id): decision 0057
     return add_deliveries(connection, tenant_id, event_id, event_type, subscription_ids, now=now, replay_of=replay_of)
 
 
