@@ -1465,6 +1465,7 @@ class _Writer:
         tasks = Task.__table__
         for start in range(0, len(customer_ids), 500):
             task_ids = list(self.session.connection().execute(select(tasks.c.id).where(  # type: ignore[attr-defined]
+                tasks.c.tenant_id == self.actor.tenant_id,  # type: ignore[attr-defined]
                 tasks.c.customer_id.in_(customer_ids[start : start + 500]))).scalars())  # type: ignore[attr-defined]
             self._record(task_ids, [0] * len(task_ids), MADE, "task", None, record_entity="tasks")
 

@@ -679,3 +679,16 @@ from crm_core.models import (  # noqa: E402,F401
 BUSINESS_TABLES = [
     mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, TenantScoped)
 ]
+
+
+# Citus (decision 0057): tables replicated to every node rather than split by tenant. They are read before the
+# tenant is known (a login's username, an API token's secret, a support address's tenant slug), or joined from
+# every tenant's rows (who owns a record, which team), and stay small. Every other table with ``tenant_id`` is
+# distributed by it, co-located with ``customers``.
+REFERENCE_TABLES = frozenset({"tenants", "users", "teams", "api_tokens"})
+
+
+def distributed_tables() -> frozenset[str]:
+    """The tables a Citus cluster splits by ``tenant_id`` (decision 0057)."""
+    return frozenset(name for name, table in Base.metadata.tables.items()
+                     if "tenant_id" in table.c and name not in REFERENCE_TABLES)

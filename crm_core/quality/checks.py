@@ -368,22 +368,24 @@ CHECKS: dict[str, CheckDefinition] = {
 # --- measuring ---------------------------------------------------------------------
 
 
-def measure(session: Session, check: CheckDefinition) -> dict[int, CheckMeasure]:
-    """Violations of ``check`` per tenant visible to ``session``, with up to :data:`EXAMPLES` examples each."""
+def measure(session: Session, check: CheckDefinition, tenant_id: int | None = None) -> dict[int, CheckMeasure]:
+    """Violations of ``check`` per tenant visible to ``session`` (``tenant_id``'s only, when given), with up to
+    :data:`EXAMPLES` examples each."""
     violations = check.violations().subquery()
-    counts = session.execute(
-        select(violations.c.tenant_id, func.count()).group_by(violations.c.tenant_id)
-    ).all()
+    statement = select(violations.c.tenant_id, func.count()).group_by(violations.c.tenant_id)
+    if tenant_id is not None:
+        statement = statement.where(violations.c.tenant_id == tenant_id)
+    counts = session.execute(statement).all()
     measures: dict[int, CheckMeasure] = {}
-    for tenant_id, count in counts:
+    for found_tenant_id, count in counts:
         examples = session.execute(
             select(violations.c.id, violations.c.label)
-            .where(violations.c.tenant_id == tenant_id)
+            .where(violations.c.tenant_id == found_tenant_id)
             .order_by(violations.c.id)
             .limit(EXAMPLES)
         ).all()
-        measures[int(tenant_id)] = CheckMeasure(
-            check.name, check.entity, int(tenant_id), int(count),
+        measures[int(found_tenant_id)] = CheckMeasure(
+            check.name, check.entity, int(found_tenant_id), int(count),
             [{"id": int(row.id), "label": "" if row.label is None else str(row.label)} for row in examples],
         )
     return measures

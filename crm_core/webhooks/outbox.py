@@ -128,7 +128,8 @@ def add_deliveries(
     ]
     connection.execute(insert(WebhookDelivery.__table__), rows)  # type: ignore[arg-type]
     ids = connection.execute(
-        select(WebhookDelivery.id).where(WebhookDelivery.webhook_id.in_([row["webhook_id"] for row in rows]))
+        select(WebhookDelivery.id).where(WebhookDelivery.tenant_id == tenant_id,
+                                         WebhookDelivery.webhook_id.in_([row["webhook_id"] for row in rows]))
     ).scalars().all()
     return list(ids)
 

@@ -29,14 +29,15 @@ from huey import MemoryHuey
 from sqlalchemy import Engine, event, select
 
 from crm_core.db import Database
-from crm_core.jobs.runner import execute_job
+from crm_core.jobs.runner import execute_job, mark_interrupted
 from crm_core.jobs.schedules import ensure_default_schedules, run_due_schedules
 from crm_core.jobs.service import submit_job
 from crm_core.jobs.uploads import store_upload
 from crm_core.marketing.engine import marketing_tick
 from crm_core.marketing.sender import send_marketing_mail
-from crm_core.models import Base, PipelineStage
-from crm_core.models.marketing import ConsentAction, EmailTemplate, ProofKind
+from crm_core.marketing.tracking import preferences, record_open, unsubscribe
+from crm_core.models import PipelineStage, distributed_tables
+from crm_core.models.marketing import ConsentAction, EmailTemplate, MarketingMessage, ProofKind
 from crm_core.services import campaigns
 from crm_core.services.cases import CaseInput, add_case_reply, create_case
 from crm_core.services.consent import record_in
@@ -54,10 +55,7 @@ from tests.mail_sink import Sink
 from tests.tenant_sql import Reading, read_statement
 
 LISTED = Path(__file__).with_name("citus_fan_out.json")
-# decision 0057: replicated to every node, read and joined anywhere, so no tenant pins them
-REFERENCE_TABLES = frozenset({"tenants", "users", "teams", "migration_progress"})
-DISTRIBUTED = frozenset(name for name, table in Base.metadata.tables.items()
-                        if "tenant_id" in table.c and name not in REFERENCE_TABLES)
+DISTRIBUTED = distributed_tables()
 NOW = dt.datetime(2026, 12, 1, 1, 0)
 
 
@@ -126,9 +124,13 @@ def mail_env(monkeypatch: pytest.MonkeyPatch, sink: tuple[Sink, int], tmp_path: 
 
 
 def run_job(db: Database, world: World, kind: str, params: dict[str, Any] | None = None) -> None:
+    """Submit a job as the admin and run it as a worker would, from the message the queue holds."""
     queue = MemoryHuey(unique("citus-"))
-    job_id = submit_job(db, world.admin, kind, params or {}, queue=queue)
-    execute_job(db, job_id, queue=queue)
+    submit_job(db, world.admin, kind, params or {}, queue=queue)
+    message = queue.dequeue()
+    assert message is not None
+    job_id, tenant_id = message.args
+    execute_job(db, job_id, queue=queue, tenant_id=tenant_id)
 
 
 def sales_flow(db: Database, world: World, capture: Capture) -> None:
@@ -173,8 +175,11 @@ def jobs_flow(db: Database, world: World, capture: Capture) -> None:
         run_job(db, world, "segment_snapshot")
     with capture.during("periodic jobs"):
         for kind in ("lifecycle_refresh", "pool_return", "service_daily", "campaign_results_refresh",
-                     "customer_tier_refresh", "task_reminders"):
+                     "customer_tier_refresh", "task_reminders", "automation_run", "quality_check", "score_training",
+                     "uploads_cleanup"):
             run_job(db, world, kind)
+    with capture.during("a worker starts: jobs its host's dead workers left"):
+        mark_interrupted(db)
     with capture.during("schedules"):
         ensure_default_schedules(db)
         run_due_schedules(db, queue=MemoryHuey(unique("citus-")), now=NOW)
@@ -196,6 +201,13 @@ def jobs_flow(db: Database, world: World, capture: Capture) -> None:
         campaigns.launch(db, world.manager, campaign_id, now=NOW)
         marketing_tick(db, world.admin.tenant_id, now=NOW)
         send_marketing_mail(db, world.admin.tenant_id, now=NOW)
+    with capture.during("marketing links: open, preferences, unsubscribe"):
+        with db.session(world.admin) as session:
+            tokens = list(session.scalars(select(MarketingMessage.token)))
+        assert tokens, "the campaign queued no email: the links' statements would go unread"
+        record_open(db, tokens[0], now=NOW)
+        preferences(db, tokens[0])
+        unsubscribe(db, tokens[0], now=NOW)
 
 
 def webhook_flow(db: Database, world: World, capture: Capture) -> None:
@@ -249,7 +261,7 @@ def test_every_statement_on_a_distributed_table_names_its_tenant(pg_db: Database
     new = {key: value for key, value in fan_outs.items() if key not in allowed and key not in remaining}
     report = "\n".join(
         f'  "{key}": {{"step": "{step}", "tables": "{", ".join(sorted(reading.unpinned))}", '
-        f'"sql": {json.dumps(reading.shape[:400], ensure_ascii=False)}}},'
+        f'"sql": {json.dumps(reading.shape[:600], ensure_ascii=False)}}},'
         for key, (reading, step) in sorted(new.items(), key=lambda item: item[1][1]))
     assert not new, (f"{len(new)} statement shape(s) on distributed tables without a tenant_id equality (they "
                      f"would go to every Citus shard; decision 0057):\n{report}")
