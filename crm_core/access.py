@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, event, exists, false, inspect, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, and_, event, exists, false, inspect, or_, select, true
 from sqlalchemy.orm import ORMExecuteState, Session, aliased, with_loader_criteria
 from sqlalchemy.orm.util import LoaderCriteriaOption
 from sqlalchemy.sql import visitors
@@ -426,7 +426,8 @@ def _scope_statement(state: ORMExecuteState) -> None:
         # a refresh of rows already loaded: the query that loaded them carried the role's rules. It still names
         # the tenant (one node under Citus, decision 0057); SQLAlchemy leaves loader criteria out of refreshes
         mapper = state.bind_mapper
-        if tenant_id is not None and mapper is not None and issubclass(mapper.class_, TenantScoped):
+        if (tenant_id is not None and mapper is not None and issubclass(mapper.class_, TenantScoped)
+                and isinstance(state.statement, Select)):
             state.statement = state.statement.where(mapper.class_.tenant_id == tenant_id)
         return
     if actor is None:

@@ -134,7 +134,8 @@ def unsubscribed_clause(tenant_id: int, members: Any) -> Any:
     contacts = _table("contacts")
     customers = _table("customers")
     address = func.coalesce(
-        select(contacts.c.email_normalized).where(contacts.c.tenant_id == tenant_id, contacts.c.id == members.c.contact_id)
+        select(contacts.c.email_normalized)
+        .where(contacts.c.tenant_id == tenant_id, contacts.c.id == members.c.contact_id)
         .correlate(members).scalar_subquery(),
         select(customers.c.email_normalized)
         .where(customers.c.tenant_id == tenant_id, customers.c.id == members.c.customer_id)
