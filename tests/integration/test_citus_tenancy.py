@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from crm_core.jobs.runner import execute_job, mark_interrupted
 from crm_core.jobs.schedules import ensure_default_schedules, run_due_schedules
 from crm_core.jobs.service import submit_job
 from crm_core.jobs.uploads import store_upload
+from crm_core.mail.inbound import receive_message
+from crm_core.mail.outbound import MailSettings, send_queued_mail
 from crm_core.marketing.engine import marketing_tick
 from crm_core.marketing.sender import send_marketing_mail
 from crm_core.marketing.tracking import preferences, record_open, unsubscribe
@@ -49,7 +52,7 @@ from crm_core.services.segments import SegmentInput, record_snapshot, save_segme
 from crm_core.services.tasks import TaskInput, complete_task, create_task
 from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from tests.api.conftest import build_client
-from tests.factories import World, build_world, create_random_customer, unique
+from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug, unique
 from tests.http_receiver import Receiver
 from tests.mail_sink import Sink
 from tests.tenant_sql import Reading, read_statement
@@ -210,6 +213,26 @@ def jobs_flow(db: Database, world: World, capture: Capture) -> None:
         unsubscribe(db, tokens[0], now=NOW)
 
 
+def service_mail_flow(db: Database, world: World, capture: Capture, sink_port: int) -> None:
+    with capture.during("email to case, a public reply sent, the customer's answer"):
+        customer_id, _contact_id = customer_with_contact(db, world, "li.lei@example.test")
+        to = [f"support+{tenant_slug(db, world)}@example.test"]
+        email = EmailMessage()
+        email["From"], email["To"], email["Subject"] = "li.lei@example.test", to[0], "Printer broken"
+        email["Message-ID"] = "<citus-1@example.test>"
+        email.set_content("My printer is broken.")
+        case_id = receive_message(db, email.as_bytes(), to).case_id
+        assert case_id is not None
+        add_case_reply(db, world.admin, case_id, "We are on it.")
+        send_queued_mail(db, world.admin.tenant_id, MailSettings(
+            host="127.0.0.1", port=sink_port, from_address="help@kestrel.test", inbound_domain="kestrel.test"))
+        answer = EmailMessage()
+        answer["From"], answer["To"], answer["Subject"] = "li.lei@example.test", to[0], f"Re: [#CASE-{case_id}]"
+        answer["Message-ID"], answer["In-Reply-To"] = "<citus-2@example.test>", "<citus-1@example.test>"
+        answer.set_content("Still broken.")
+        receive_message(db, answer.as_bytes(), to)
+
+
 def webhook_flow(db: Database, world: World, capture: Capture) -> None:
     receiver = Receiver()
     try:
@@ -239,6 +262,10 @@ def api_flow(db: Database, world: World, capture: Capture) -> None:
                                headers={**headers, "If-Match": '"1"'})
         assert patched.status_code == 200, patched.text
         assert client.get("/api/v1/deals", headers=headers).status_code == 200
+        once, body = {**headers, "Idempotency-Key": "citus-form-1"}, {"name": unique("Once "), "email": "o@example.cn"}
+        first = client.post("/api/v1/customers", json=body, headers=once)
+        again = client.post("/api/v1/customers", json=body, headers=once)
+        assert first.status_code == 201 and again.json()["id"] == first.json()["id"], again.text
 
 
 def listed() -> dict[str, dict[str, dict[str, str]]]:
@@ -246,11 +273,12 @@ def listed() -> dict[str, dict[str, dict[str, str]]]:
 
 
 def test_every_statement_on_a_distributed_table_names_its_tenant(pg_db: Database, capture: Capture,
-                                                                 mail_env: None) -> None:
+                                                                 mail_env: None, sink: tuple[Sink, int]) -> None:
     with capture.during("tenants and users"):
         world = build_world(pg_db)
     sales_flow(pg_db, world, capture)
     jobs_flow(pg_db, world, capture)
+    service_mail_flow(pg_db, world, capture, sink[1])
     webhook_flow(pg_db, world, capture)
     api_flow(pg_db, world, capture)
 
