@@ -2150,7 +2150,8 @@ def _revert_consent(session: Session, actor: Actor, run: ImportRun, entry_ids: l
         listed = sorted(removed)
         for start in range(0, len(listed), 500):
             session.connection().execute(
-                ledger_table.update().where(ledger_table.c[column].in_(listed[start : start + 500]))  # type: ignore[attr-defined]
+                ledger_table.update().where(ledger_table.c.tenant_id == actor.tenant_id,  # type: ignore[attr-defined]
+                                            ledger_table.c[column].in_(listed[start : start + 500]))  # type: ignore[attr-defined]
                 .values({column: None}))
     return appended, kept
 

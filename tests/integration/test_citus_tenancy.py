@@ -39,14 +39,16 @@ from crm_core.mail.outbound import MailSettings, send_queued_mail
 from crm_core.marketing.engine import marketing_tick
 from crm_core.marketing.sender import send_marketing_mail
 from crm_core.marketing.tracking import preferences, record_open, unsubscribe
-from crm_core.models import PipelineStage, distributed_tables
+from crm_core.models import ImportRun, PipelineStage, distributed_tables
 from crm_core.models.marketing import ConsentAction, EmailTemplate, MarketingMessage, ProofKind
 from crm_core.services import campaigns
 from crm_core.services.cases import CaseInput, add_case_reply, create_case
 from crm_core.services.consent import record_in
 from crm_core.services.customers import CustomerInput, update_customer
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage
+from crm_core.services.merging import Versions, merge_customers
 from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+from crm_core.services.pool import claim_customers
 from crm_core.services.products import ProductInput, create_product
 from crm_core.services.segments import SegmentInput, record_snapshot, save_segment
 from crm_core.services.tasks import TaskInput, complete_task, create_task
@@ -213,6 +215,19 @@ def jobs_flow(db: Database, world: World, capture: Capture) -> None:
         unsubscribe(db, tokens[0], now=NOW)
 
 
+def records_flow(db: Database, world: World, capture: Capture) -> None:
+    with capture.during("merge two customers, claim from the pool, revert an import"):
+        survivor = create_random_customer(db, world.admin, email=f"{unique('m')}@example.cn")
+        merged = create_random_customer(db, world.admin)
+        merge_customers(db, world.admin, survivor, merged, {}, Versions(1, 1))
+        pooled = create_random_customer(db, world.manager, owner_id=None)  # unowned: the east team's pool
+        claim_customers(db, world.rep, [pooled])
+        with db.session(world.admin) as session:
+            run_id = session.scalars(select(ImportRun.id).order_by(ImportRun.id.desc())).first()
+        assert run_id is not None
+        run_job(db, world, "import_revert", {"run_id": run_id})
+
+
 def service_mail_flow(db: Database, world: World, capture: Capture, sink_port: int) -> None:
     with capture.during("email to case, a public reply sent, the customer's answer"):
         customer_id, _contact_id = customer_with_contact(db, world, "li.lei@example.test")
@@ -279,6 +294,7 @@ def test_every_statement_on_a_distributed_table_names_its_tenant(pg_db: Database
     sales_flow(pg_db, world, capture)
     jobs_flow(pg_db, world, capture)
     service_mail_flow(pg_db, world, capture, sink[1])
+    records_flow(pg_db, world, capture)
     webhook_flow(pg_db, world, capture)
     api_flow(pg_db, world, capture)
 
