@@ -308,14 +308,17 @@ def rows_on_merged_records() -> ViolationQuery:
     """Rows still pointing at a customer or contact that was merged away (a merge moves every one of them).
 
     Every referencing column is taken from the metadata (``queries.merges.references_to``), as the
-    merge does; the label names the table and column."""
+    merge does; the label names the table and column. Each part selects through its mapped class, so the
+    session's tenant criteria reach every table of the union (decision 0057)."""
+    from crm_core.models import Base
     from crm_core.queries.merges import TABLE_OF, references_to
 
-    merges = Merge.__table__
+    mapped = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
     parts = [
-        select(reference.table.c.tenant_id, reference.table.c.id, literal(reference.key).label("label")).where(
-            exists().where(merges.c.tenant_id == reference.table.c.tenant_id, merges.c.entity == entity,
-                           merges.c.merged_id == reference.column),
+        select(mapped[reference.table].tenant_id, mapped[reference.table].id,
+               literal(reference.key).label("label")).where(
+            exists().where(Merge.tenant_id == mapped[reference.table].tenant_id, Merge.entity == entity,
+                           Merge.merged_id == reference.column),
             *reference.where,
         )
         for entity, table_name in TABLE_OF.items()
