@@ -93,19 +93,19 @@ async def idempotent(request: Request, key: str, handler: Callable[[Request], Co
         headers = {**claim.stored.headers, REPLAYED_HEADER: "true"}
         return Response(claim.stored.body.encode(), status_code=claim.stored.status, headers=headers)
     assert claim.claim_id is not None
-    claim_id = claim.claim_id
+    claim_id, tenant_id = claim.claim_id, found.actor.tenant_id
     try:
         response = await handler(request)
     except Exception as error:
         answer = await answer_for(request, error)
         if answer is None:  # unexpected: the key is freed, the error goes on to the 500 handler
-            await run_in_threadpool(idempotency.release_key, db, claim_id)
+            await run_in_threadpool(idempotency.release_key, db, tenant_id, claim_id)
             raise
         response = answer
     if response.status_code >= 500 or response.status_code in NOT_STORED:
-        await run_in_threadpool(idempotency.release_key, db, claim_id)
+        await run_in_threadpool(idempotency.release_key, db, tenant_id, claim_id)
         return response
     kept = {name: value for name, value in response.headers.items() if name.lower() in KEPT_HEADERS}
     stored = StoredResponse(response.status_code, kept, bytes(response.body).decode())
-    await run_in_threadpool(idempotency.store_response, db, claim_id, stored)
+    await run_in_threadpool(idempotency.store_response, db, tenant_id, claim_id, stored)
     return response

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, event, exists, false, inspect, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, and_, event, exists, false, inspect, or_, select, true
 from sqlalchemy.orm import ORMExecuteState, Session, aliased, with_loader_criteria
 from sqlalchemy.orm.util import LoaderCriteriaOption
 from sqlalchemy.sql import visitors
@@ -98,6 +98,9 @@ from crm_core.webhooks.outbox import AuditedChange, record_outbox
 
 ACTOR_KEY = "crm_actor"
 SYSTEM_KEY = "crm_system_reason"
+# a system session's tenant, when its work is one tenant's (a job, a sweep): its ORM statements name that tenant
+# (decision 0057: a database distributed by tenant sends them to one node), without any role's rules
+SYSTEM_TENANT_KEY = "crm_system_tenant"
 POOL_CLAIM_KEY = "crm_pool_claim"  # set by crm_core.services.pool while it claims or assigns from the pool
 # {customer id: requester id}: set by crm_core.services.access_requests while an approved request transfers a
 # customer to its requester (the one way an owner gives a customer to a colleague outside their scope)
@@ -391,12 +394,16 @@ def bind_actor(session: Session, actor: Actor) -> None:
     session.info.pop(SYSTEM_KEY, None)
 
 
-def bind_system(session: Session, reason: str) -> None:
-    """Mark ``session`` as deliberate system work, unscoped."""
+def bind_system(session: Session, reason: str, *, tenant_id: int | None = None) -> None:
+    """Mark ``session`` as deliberate system work: unscoped, or (``tenant_id``) held to that one tenant's rows."""
     if not reason:
         raise ValueError("a system session needs a reason")
     session.info[SYSTEM_KEY] = reason
     session.info.pop(ACTOR_KEY, None)
+    if tenant_id is None:
+        session.info.pop(SYSTEM_TENANT_KEY, None)
+    else:
+        session.info[SYSTEM_TENANT_KEY] = tenant_id
 
 
 def actor_of(session: Session) -> Actor | None:
@@ -412,14 +419,23 @@ class UnscopedSession(RuntimeError):
 def _scope_statement(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    if state.is_column_load:
-        return  # a refresh of rows already loaded: the query that loaded them carried their criteria
     session = state.session
     actor: Actor | None = session.info.get(ACTOR_KEY)
+    tenant_id = actor.tenant_id if actor is not None else session.info.get(SYSTEM_TENANT_KEY)
+    if state.is_column_load:
+        # a refresh of rows already loaded: the query that loaded them carried the role's rules. It still names
+        # the tenant (one node under Citus, decision 0057); SQLAlchemy leaves loader criteria out of refreshes
+        mapper = state.bind_mapper
+        if (tenant_id is not None and mapper is not None and issubclass(mapper.class_, TenantScoped)
+                and isinstance(state.statement, Select)):
+            state.statement = state.statement.where(mapper.class_.tenant_id == tenant_id)
+        return
     if actor is None:
-        if SYSTEM_KEY in session.info:
-            return
-        raise UnscopedSession("session has no actor and no system reason")
+        if SYSTEM_KEY not in session.info:
+            raise UnscopedSession("session has no actor and no system reason")
+        if tenant_id is not None and not state.is_relationship_load:
+            state.statement = state.statement.options(*_tenant_options(tenant_id))
+        return
     if (state.is_update or state.is_delete) and not actor.can_write:
         raise AccessDenied("this role cannot change records")
     options = _scope_options(actor).for_statement(state.statement)
@@ -460,13 +476,9 @@ class ScopeOptions:
 
 
 @functools.lru_cache(maxsize=512)
-def _scope_options(actor: Actor) -> ScopeOptions:
-    """The loader criteria for ``actor``, built once per actor (Actor is frozen and hashable).
-
-    Building the visibility clauses costs several milliseconds; a page runs a dozen statements.
-    """
-    tenant_id = actor.tenant_id
-    tenant: tuple[Any, ...] = (
+def _tenant_options(tenant_id: int) -> tuple[Any, ...]:
+    """The tenant's criteria: every tenant-scoped row, and the tenant's own row."""
+    return (
         with_loader_criteria(
             TenantScoped,
             lambda cls: cls.tenant_id == tenant_id,
@@ -474,6 +486,15 @@ def _scope_options(actor: Actor) -> ScopeOptions:
         ),
         with_loader_criteria(Tenant, Tenant.id == tenant_id, include_aliases=True),
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _scope_options(actor: Actor) -> ScopeOptions:
+    """The loader criteria for ``actor``, built once per actor (Actor is frozen and hashable).
+
+    Building the visibility clauses costs several milliseconds; a page runs a dozen statements.
+    """
+    tenant = _tenant_options(actor.tenant_id)
     rules: list[tuple[str, ColumnElement[bool], Any]] = []
     for entity in SCOPED_ENTITIES:
         clause = visibility_clause(actor, entity)

@@ -102,10 +102,13 @@ class Database:
         access.bind_actor(session, actor)
         return session
 
-    def system_session(self, reason: str) -> Session:
-        """An unscoped session for setup work (init, demo data, login checks); ``reason`` is audited."""
+    def system_session(self, reason: str, *, tenant_id: int | None = None) -> Session:
+        """An unscoped session for setup work (init, demo data, login checks); ``reason`` is audited.
+
+        ``tenant_id``: the work is that tenant's (a job, a sweep): its ORM statements read and change that
+        tenant's rows only, and name it (decision 0057). Core statements still name their tenant themselves."""
         session = self._factory()
-        access.bind_system(session, reason)
+        access.bind_system(session, reason, tenant_id=tenant_id)
         return session
 
     @contextmanager
@@ -116,9 +119,9 @@ class Database:
             yield session
 
     @contextmanager
-    def system_transaction(self, reason: str) -> Iterator[Session]:
-        """A unit of work outside any user's scope."""
-        with self.system_session(reason) as session, session.begin():
+    def system_transaction(self, reason: str, *, tenant_id: int | None = None) -> Iterator[Session]:
+        """A unit of work outside any user's scope (of one tenant's rows with ``tenant_id``)."""
+        with self.system_session(reason, tenant_id=tenant_id) as session, session.begin():
             self._claim_writes(session)
             yield session
 

@@ -249,7 +249,9 @@ def plan_tables(available: dict[str, set[str]] | None = None) -> list[TablePlan]
     for table in ordered:
         columns = tuple(c for c in table.columns if available is None or c.name in available[table.name])
         names = {c.name for c in columns}
-        plans.append(TablePlan(table, tuple(table.primary_key.columns),
+        # a tenant's row is keyed (tenant_id, id) (decision 0057); id alone is unique and carries the sequence
+        key = (table.c.id,) if "id" in table.c and table.c.id.primary_key else tuple(table.primary_key.columns)
+        plans.append(TablePlan(table, key,
                                tuple(sorted(deferred[table.name] & names)), columns))
     return plans
 

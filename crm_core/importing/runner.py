@@ -1465,6 +1465,7 @@ class _Writer:
         tasks = Task.__table__
         for start in range(0, len(customer_ids), 500):
             task_ids = list(self.session.connection().execute(select(tasks.c.id).where(  # type: ignore[attr-defined]
+                tasks.c.tenant_id == self.actor.tenant_id,  # type: ignore[attr-defined]
                 tasks.c.customer_id.in_(customer_ids[start : start + 500]))).scalars())  # type: ignore[attr-defined]
             self._record(task_ids, [0] * len(task_ids), MADE, "task", None, record_entity="tasks")
 
@@ -2149,7 +2150,8 @@ def _revert_consent(session: Session, actor: Actor, run: ImportRun, entry_ids: l
         listed = sorted(removed)
         for start in range(0, len(listed), 500):
             session.connection().execute(
-                ledger_table.update().where(ledger_table.c[column].in_(listed[start : start + 500]))  # type: ignore[attr-defined]
+                ledger_table.update().where(ledger_table.c.tenant_id == actor.tenant_id,  # type: ignore[attr-defined]
+                                            ledger_table.c[column].in_(listed[start : start + 500]))  # type: ignore[attr-defined]
                 .values({column: None}))
     return appended, kept
 

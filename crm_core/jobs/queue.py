@@ -59,10 +59,10 @@ def _register_tasks(queue: Huey) -> None:
         return
 
     @queue.task(name="kestrel.run_job")
-    def run_job(job_id: int) -> None:  # pragma: no cover - runs in the worker process
+    def run_job(job_id: int, tenant_id: int | None = None) -> None:  # pragma: no cover - runs in the worker
         from crm_core.jobs.runner import execute_job, worker_database
 
-        execute_job(worker_database(), job_id, queue=queue)
+        execute_job(worker_database(), job_id, queue=queue, tenant_id=tenant_id)
 
     @queue.periodic_task(crontab(minute="*"), name="kestrel.tick_schedules")
     def tick_schedules() -> None:  # pragma: no cover - runs in the worker process
@@ -80,11 +80,12 @@ def _register_tasks(queue: Huey) -> None:
     queue.kestrel_run_job = run_job  # type: ignore[attr-defined]
 
 
-def enqueue_job(job_id: int, queue: Huey | None = None) -> None:
-    """Ask a worker to run job ``job_id``."""
+def enqueue_job(job_id: int, queue: Huey | None = None, *, tenant_id: int | None = None) -> None:
+    """Ask a worker to run job ``job_id`` of ``tenant_id`` (the worker then reads the job from the tenant's
+    rows: one node of a database distributed by tenant, decision 0057; None: a message from before that)."""
     queue = queue or get_queue()
     _register_tasks(queue)
-    queue.kestrel_run_job(job_id)  # type: ignore[attr-defined]
+    queue.kestrel_run_job(job_id, tenant_id)  # type: ignore[attr-defined]
 
 
 def queue_reachable(queue: Huey | None = None) -> bool:

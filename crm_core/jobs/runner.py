@@ -48,16 +48,20 @@ def worker_database() -> Database:
 
 
 def execute_job(
-    db: Database, job_id: int, *, queue: Huey | None = None, secret_params: dict[str, Any] | None = None
+    db: Database, job_id: int, *, queue: Huey | None = None, secret_params: dict[str, Any] | None = None,
+    tenant_id: int | None = None,
 ) -> JobStatus | None:
     """Run queued job ``job_id`` to its end; returns its final status (None when it was not queued).
+
+    ``tenant_id``: the job's tenant, as the queue's message carries it (its rows are read on that tenant's
+    node under Citus, decision 0057); None reads the job by its id alone.
 
     ``secret_params`` overlay the stored parameters in this process only (a migration's target
     URL with its password): they are never written to the jobs row, its audit trail or the queue.
     """
     from crm_core.services.auth import load_actor
 
-    with db.system_transaction("job runner: start") as session:
+    with db.system_transaction("job runner: start", tenant_id=tenant_id) as session:
         job = session.get(Job, job_id)
         if job is None or job.status != JobStatus.QUEUED:
             return None  # cancelled while queued, or delivered twice
@@ -146,7 +150,7 @@ def _finish(
     error: tuple[str | None, dict[str, Any], str | None],
     context: JobContext,
 ) -> None:
-    with db.system_transaction("job runner: finish") as session:
+    with db.system_transaction("job runner: finish", tenant_id=context.tenant_id) as session:
         job = session.get(Job, job_id)
         assert job is not None
         _end(job, status)

@@ -62,7 +62,7 @@ def submit_job(
         job_id = _record(session, Job(tenant_id=actor.tenant_id, kind=kind, params=_checked_params(params or {}),
                                       requested_by_id=actor.user_id, retry_of_id=retry_of_id))
     if enqueue:
-        _enqueue_or_fail(db, job_id, queue)
+        _enqueue_or_fail(db, actor.tenant_id, job_id, queue)
     return job_id
 
 
@@ -77,7 +77,7 @@ def submit_system_job(
         job_id = _record(session, Job(tenant_id=tenant_id, kind=kind, params=_checked_params(params or {}),
                                       schedule_id=schedule_id))
     if enqueue:
-        _enqueue_or_fail(db, job_id, queue)
+        _enqueue_or_fail(db, tenant_id, job_id, queue)
     return job_id
 
 
@@ -126,11 +126,11 @@ def _record(session: Any, job: Job) -> int:
     return job.id
 
 
-def _enqueue_or_fail(db: Database, job_id: int, queue: Huey | None) -> None:
+def _enqueue_or_fail(db: Database, tenant_id: int, job_id: int, queue: Huey | None) -> None:
     try:
-        job_queue.enqueue_job(job_id, queue)
+        job_queue.enqueue_job(job_id, queue, tenant_id=tenant_id)
     except Exception as error:  # the queue's storage is down: say so, and leave no job waiting forever
-        with db.system_transaction("job queue unavailable") as session:
+        with db.system_transaction("job queue unavailable", tenant_id=tenant_id) as session:
             job = session.get(Job, job_id)
             if job is not None:
                 job.status = JobStatus.FAILED.value

@@ -24,6 +24,7 @@ from email.parser import BytesParser
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core.access import bind_system
 from crm_core.db import Database
 from crm_core.jobs.service import ensure_schedule
 from crm_core.mail.outbound import KIND as SEND_KIND
@@ -282,6 +283,7 @@ def receive_message(db: Database, raw: bytes, recipients: list[str], *, envelope
     now = now or utcnow()
     with db.system_transaction("mail-in") as session:
         tenant = _tenant(session, recipients, tenant_id)
+        bind_system(session, "mail-in", tenant_id=tenant.id)  # from here on, that tenant's rows (decision 0057)
         ensure_schedule(session, tenant.id, SEND_KIND)  # replies to mail go out (and are retried) by it
         if not message_id:  # a message without one still threads: ours stands in for it
             message_id = f"<in-{now:%Y%m%d%H%M%S%f}.{len(raw)}@{rules.OUR_MESSAGE_ID_DOMAIN}.in>"

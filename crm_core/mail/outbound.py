@@ -263,13 +263,13 @@ def send_queued_mail(db: Database, tenant_id: int, settings: MailSettings | None
     """Send the tenant's queued and failed (under MAX_ATTEMPTS) replies; counts of sent and failed.
     Without ``settings`` each attempt fails with ``unavailable`` as its error."""
     sent = failed = 0
-    with db.system_session("mail: due replies") as session:
+    with db.system_session("mail: due replies", tenant_id=tenant_id) as session:
         due = list(session.scalars(select(CaseMessage.id).where(
             CaseMessage.tenant_id == tenant_id, CaseMessage.direction == CaseMessageDirection.OUTBOUND,
             CaseMessage.status.in_((CaseMessageStatus.QUEUED, CaseMessageStatus.FAILED)),
             CaseMessage.attempts < MAX_ATTEMPTS).order_by(CaseMessage.id)))
     for message_id in due:
-        with db.system_transaction("mail: send reply") as session:
+        with db.system_transaction("mail: send reply", tenant_id=tenant_id) as session:
             message = session.get(CaseMessage, message_id)
             if message is None or message.status == CaseMessageStatus.SENT:
                 continue

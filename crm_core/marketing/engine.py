@@ -85,12 +85,12 @@ def marketing_tick(db: Database, tenant_id: int, *, now: dt.datetime | None = No
     clock = time.perf_counter()
     moment = (now or utcnow()).replace(microsecond=0)
     result = TickResult()
-    with db.system_session("marketing tick") as session:
+    with db.system_session("marketing tick", tenant_id=tenant_id) as session:
         running = session.scalars(select(Campaign).where(Campaign.tenant_id == tenant_id,
                                                          Campaign.status == campaign_service.RUNNING)).all()
         dynamic = [campaign.id for campaign in running if campaign.entry_mode == "dynamic"]
     for campaign_id in dynamic:
-        with db.system_transaction(f"marketing tick: enrol campaign #{campaign_id}") as session:
+        with db.system_transaction(f"marketing tick: enrol campaign #{campaign_id}", tenant_id=tenant_id) as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None or campaign.status != campaign_service.RUNNING:
                 continue
@@ -99,7 +99,7 @@ def marketing_tick(db: Database, tenant_id: int, *, now: dt.datetime | None = No
             if campaign.allow_reentry:
                 result.reentered += _reenter(session, campaign, moment)
     for member_id in _due_members(db, tenant_id, moment, batch):
-        with db.system_transaction(f"marketing tick: member #{member_id}") as session:
+        with db.system_transaction(f"marketing tick: member #{member_id}", tenant_id=tenant_id) as session:
             _advance_member(session, tenant_id, member_id, moment, result)
     result.seconds = time.perf_counter() - clock
     return result
@@ -134,9 +134,11 @@ def unsubscribed_clause(tenant_id: int, members: Any) -> Any:
     contacts = _table("contacts")
     customers = _table("customers")
     address = func.coalesce(
-        select(contacts.c.email_normalized).where(contacts.c.id == members.c.contact_id)
+        select(contacts.c.email_normalized)
+        .where(contacts.c.tenant_id == tenant_id, contacts.c.id == members.c.contact_id)
         .correlate(members).scalar_subquery(),
-        select(customers.c.email_normalized).where(customers.c.id == members.c.customer_id)
+        select(customers.c.email_normalized)
+        .where(customers.c.tenant_id == tenant_id, customers.c.id == members.c.customer_id)
         .correlate(members).scalar_subquery())
     return or_(
         exists().where(events.c.tenant_id == tenant_id, events.c.member_id == members.c.id,
@@ -152,7 +154,7 @@ def unsubscribed_clause(tenant_id: int, members: Any) -> Any:
 def _due_members(db: Database, tenant_id: int, now: dt.datetime, batch: int) -> list[int]:
     members = _table("campaign_members")
     campaigns = _table("campaigns")
-    with db.system_session("marketing tick: due") as session:
+    with db.system_session("marketing tick: due", tenant_id=tenant_id) as session:
         statement = (
             select(members.c.id)
             .join(campaigns, campaigns.c.id == members.c.campaign_id)

@@ -110,6 +110,18 @@ def template_context(
     }
 
 
+def message_token(tenant_id: int) -> str:
+    """The secret of a message's links: ``<tenant id>.<43 random characters>``. The links answer without a
+    session; the tenant in front lets their look-up name its tenant (one node under Citus, decision 0057)."""
+    return f"{tenant_id}.{secrets.token_urlsafe(32)}"
+
+
+def token_tenant(token: str) -> int | None:
+    """The tenant a link's token names; None for a token from before they named one (random characters only)."""
+    head, dot, _rest = token.partition(".")
+    return int(head) if dot and head.isascii() and head.isdecimal() and len(head) <= 18 else None
+
+
 def queue_email(session: Session, member: CampaignMember, step: CampaignStep, *,
                 now: dt.datetime | None = None) -> MarketingMessage:
     """The member's email of ``step`` in its current cycle: queued, or skipped with the reason (then a
@@ -124,7 +136,7 @@ def queue_email(session: Session, member: CampaignMember, step: CampaignStep, *,
     settings = marketing_settings(session, member.tenant_id)
     sender = sender_address(session, member.tenant_id, settings)
     customer, contact, address = recipient(session, member)
-    token = secrets.token_urlsafe(32)
+    token = message_token(member.tenant_id)
     template_id = (step.config or {}).get("template_id")
     template = session.get(EmailTemplate, template_id) if isinstance(template_id, int) else None
     message = MarketingMessage(
@@ -245,7 +257,7 @@ def claim_batch(db: Database, tenant_id: int, *, now: dt.datetime, cap: int, cap
     message = MarketingMessage
     claimed: list[_Claimed] = []
     now = now.replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds: the claim is matched on it later
-    with db.system_transaction("marketing: claim") as session:
+    with db.system_transaction("marketing: claim", tenant_id=tenant_id) as session:
         statement = select(message.id, message.status, message.claimed_at, message.from_address).where(
             _due(tenant_id, now)).order_by(message.id).limit(batch_size)
         if capped_senders:
@@ -276,7 +288,7 @@ def claim_batch(db: Database, tenant_id: int, *, now: dt.datetime, cap: int, cap
 def give_up_left_rows(db: Database, tenant_id: int, *, now: dt.datetime) -> int:
     """Rows a dead worker left ``sending`` after their last attempt: ``failed`` (they may have gone out)."""
     message = MarketingMessage
-    with db.system_transaction("marketing: give up") as session:
+    with db.system_transaction("marketing: give up", tenant_id=tenant_id) as session:
         done = session.execute(update(message).where(
             message.tenant_id == tenant_id, message.status == MessageStatus.SENDING.value,
             message.claimed_at <= now - LEASE, message.attempts >= MAX_ATTEMPTS)
@@ -304,7 +316,7 @@ def send_setup(db: Database, tenant_id: int) -> SendSetup | str:
     base = public_url()
     if base is None:
         return "no public address (CRM_PUBLIC_URL): the unsubscribe link cannot be built"
-    with db.system_session("marketing: settings") as session:
+    with db.system_session("marketing: settings", tenant_id=tenant_id) as session:
         try:
             smtp = tenant_mail_settings(session, tenant_id)
         except MailSettingsUnusable as error:
@@ -365,13 +377,13 @@ def send_batch(db: Database, tenant_id: int, claimed: list[_Claimed], setup: Sen
     250 and that commit to be sent again (with the same Message-ID)."""
     ids = [row.id for row in claimed]
     claim_times = {row.id: row.claimed_at for row in claimed}
-    with db.system_session("marketing: ledger at send time") as session:
+    with db.system_session("marketing: ledger at send time", tenant_id=tenant_id) as session:
         rows = list(session.scalars(select(MarketingMessage).where(MarketingMessage.id.in_(ids))
                                     .order_by(MarketingMessage.id)))
         decisions: dict[int, SendDecision] = {
             row.id: send_decision(session, tenant_id, "email", row.to_address, now=utcnow()) for row in rows}
         session.expunge_all()
-    with db.system_session("marketing: outcome") as outcomes:  # one session, a commit per outcome
+    with db.system_session("marketing: outcome", tenant_id=tenant_id) as outcomes:  # one session, a commit per outcome
         def record(done: list[MarketingMessage], errors: dict[int, str]) -> None:
             with outcomes.begin():
                 if isinstance(db.bind, Engine) and db.dialect_name == "sqlite":
@@ -506,7 +518,7 @@ def send_marketing_mail(db: Database, tenant_id: int, *, now: dt.datetime | None
 
 
 def _count_capped(db: Database, tenant_id: int, senders: set[str], now: dt.datetime) -> int:
-    with db.system_session("marketing: capped") as session:
+    with db.system_session("marketing: capped", tenant_id=tenant_id) as session:
         return int(session.scalar(select(func.count()).select_from(MarketingMessage).where(
             _due(tenant_id, now), MarketingMessage.from_address.in_(senders))) or 0)
 

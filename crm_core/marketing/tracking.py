@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
-from crm_core.marketing.sender import link_key, marketing_settings
+from crm_core.marketing.sender import link_key, marketing_settings, token_tenant
 from crm_core.models import utcnow
 from crm_core.models.marketing import (
     Channel,
@@ -71,7 +71,11 @@ class Preferences:
 def _message(session: Session, token: str) -> MarketingMessage:
     if not token or len(token) > TOKEN_LENGTH:
         raise UnknownLink()
-    found = session.scalars(select(MarketingMessage).where(MarketingMessage.token == token)).first()
+    statement = select(MarketingMessage).where(MarketingMessage.token == token)
+    tenant_id = token_tenant(token)
+    if tenant_id is not None:  # links sent before tokens named their tenant are found by the token alone
+        statement = statement.where(MarketingMessage.tenant_id == tenant_id)
+    found = session.scalars(statement).first()
     if found is None:
         raise UnknownLink()
     return found
@@ -79,7 +83,7 @@ def _message(session: Session, token: str) -> MarketingMessage:
 
 def message_language(db: Database, token: str) -> str:
     """The language of the message behind ``token`` (the pages answer in it)."""
-    with db.system_session("marketing: link") as session:
+    with db.system_session("marketing: link", tenant_id=token_tenant(token)) as session:
         return _message(session, token).language
 
 
@@ -106,7 +110,7 @@ def unsubscribe(db: Database, token: str, *, now: dt.datetime | None = None) -> 
     """The one click: the message's address withdraws from marketing email (the ledger, proof ``unsubscribe``)
     and an ``unsubscribed`` touch is recorded; a second click writes nothing more."""
     moment = now or utcnow()
-    with db.system_transaction("marketing: unsubscribe") as session:
+    with db.system_transaction("marketing: unsubscribe", tenant_id=token_tenant(token)) as session:
         message = _message(session, token)
         address = normalise_address(Channel.EMAIL, message.to_address) or ""
         written = bool(address) and _withdraw(session, message, Channel.EMAIL, address, ProofKind.UNSUBSCRIBE,
@@ -144,7 +148,7 @@ def _choices(session: Session, message: MarketingMessage) -> list[ChannelChoice]
 
 def preferences(db: Database, token: str) -> Preferences:
     """What the preference page shows for the message's person."""
-    with db.system_session("marketing: preferences") as session:
+    with db.system_session("marketing: preferences", tenant_id=token_tenant(token)) as session:
         message = _message(session, token)
         return Preferences(message.language, preference_form_key(link_key(), token), _choices(session, message))
 
@@ -162,7 +166,7 @@ def save_preferences(db: Database, token: str, form_key: str, wanted: dict[str, 
     import hmac
 
     moment = now or utcnow()
-    with db.system_transaction("marketing: preferences") as session:
+    with db.system_transaction("marketing: preferences", tenant_id=token_tenant(token)) as session:
         message = _message(session, token)
         if not hmac.compare_digest(preference_form_key(link_key(), token), form_key or ""):
             raise FormRefused()
@@ -192,7 +196,7 @@ def record_open(db: Database, token: str, *, now: dt.datetime | None = None) -> 
     """The pixel was fetched: an ``opened`` touch unless one was recorded for this message in the last minute
     or tracking is off; True when recorded. The pixel is served either way."""
     moment = now or utcnow()
-    with db.system_transaction("marketing: open") as session:
+    with db.system_transaction("marketing: open", tenant_id=token_tenant(token)) as session:
         message = _message(session, token)
         if message.status not in (MessageStatus.SENT.value, MessageStatus.BOUNCED.value) \
                 or not _tracking_on(session, message):
@@ -214,7 +218,7 @@ def click_target(db: Database, token: str, url: str, signature: str, *, now: dt.
                                                                                      signature):
         raise UnknownLink()
     moment = now or utcnow()
-    with db.system_transaction("marketing: click") as session:
+    with db.system_transaction("marketing: click", tenant_id=token_tenant(token)) as session:
         message = _message(session, token)
         if _tracking_on(session, message):
             session.add(_event(message, TouchKind.CLICKED, moment, url))

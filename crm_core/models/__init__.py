@@ -57,17 +57,28 @@ class Base(DeclarativeBase):
 class Timestamped:
     """``id``, ``created_at`` and ``updated_at`` for every row."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # autoincrement stated: on a tenant's row the key is (id, tenant_id), where SQLAlchemy would not guess it
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class TenantScoped(Timestamped):
-    """A business row that belongs to exactly one tenant."""
+    """A business row that belongs to exactly one tenant.
+
+    Its key is ``(id, tenant_id)`` (decision 0057): the unit of work's UPDATE and DELETE then say
+    ``WHERE id = … AND tenant_id = …``, which a database distributed by tenant (Citus) sends to the one node
+    holding the row instead of every node. ``id`` alone still names the row in the session
+    (``session.get(Customer, 5)``): it is unique on its own, drawn from one sequence.
+    """
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr takes the class
-        return mapped_column(ForeignKey("tenants.id"), index=False)
+        return mapped_column(ForeignKey("tenants.id"), primary_key=True, autoincrement=False, index=False)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        return _mapper_args(cls)
 
 
 class Versioned:
@@ -77,7 +88,18 @@ class Versioned:
 
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
-        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+        return _mapper_args(cls)
+
+
+def _mapper_args(cls: Any) -> dict[str, Any]:
+    """A tenant's row is known to the session by ``id``; a versioned row's UPDATE checks its ``version``."""
+    table = cls.__table__
+    args: dict[str, Any] = {}
+    if "tenant_id" in table.c and table.c.tenant_id.primary_key:
+        args["primary_key"] = [table.c.id]
+    if "version" in table.c and issubclass(cls, Versioned):
+        args["version_id_col"] = table.c.version
+    return args
 
 
 class Role(enum.StrEnum):
@@ -657,3 +679,16 @@ from crm_core.models import (  # noqa: E402,F401
 BUSINESS_TABLES = [
     mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, TenantScoped)
 ]
+
+
+# Citus (decision 0057): tables replicated to every node rather than split by tenant. They are read before the
+# tenant is known (a login's username, an API token's secret, a support address's tenant slug), or joined from
+# every tenant's rows (who owns a record, which team), and stay small. Every other table with ``tenant_id`` is
+# distributed by it, co-located with ``customers``.
+REFERENCE_TABLES = frozenset({"tenants", "users", "teams", "api_tokens"})
+
+
+def distributed_tables() -> frozenset[str]:
+    """The tables a Citus cluster splits by ``tenant_id`` (decision 0057)."""
+    return frozenset(name for name, table in Base.metadata.tables.items()
+                     if "tenant_id" in table.c and name not in REFERENCE_TABLES)

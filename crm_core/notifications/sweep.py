@@ -25,7 +25,7 @@ def sweep_task_reminders(db: Database, tenant_id: int, *, now: dt.datetime | Non
     today = dt.datetime.combine(now.date(), dt.time())
     tomorrow = today + dt.timedelta(days=1)
     counts = {"due": 0, "overdue": 0}
-    with db.system_session("notifications: tasks due") as session:
+    with db.system_session("notifications: tasks due", tenant_id=tenant_id) as session:
         rows = session.connection().execute(
             select(tasks.c.id, tasks.c.title, tasks.c.assignee_id, tasks.c.due_at).where(
                 tasks.c.tenant_id == tenant_id, tasks.c.status == TaskStatus.OPEN.value,
@@ -39,7 +39,7 @@ def sweep_task_reminders(db: Database, tenant_id: int, *, now: dt.datetime | Non
                 row.assignee_id, "task_overdue" if overdue else "task_due",
                 {"title": row.title, "due": row.due_at.strftime("%Y-%m-%d")}, "task", row.id,
                 f"task_overdue:{row.id}" if overdue else f"task_due:{row.id}:{today.date().isoformat()}"))
-        with db.system_transaction("notifications: task sweep") as session:
+        with db.system_transaction("notifications: task sweep", tenant_id=tenant_id) as session:
             for notice in notify_many(session, tenant_id=tenant_id, notices=notices, now=now):
                 counts["overdue" if notice.kind == "task_overdue" else "due"] += 1
     return counts

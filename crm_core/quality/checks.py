@@ -308,14 +308,17 @@ def rows_on_merged_records() -> ViolationQuery:
     """Rows still pointing at a customer or contact that was merged away (a merge moves every one of them).
 
     Every referencing column is taken from the metadata (``queries.merges.references_to``), as the
-    merge does; the label names the table and column."""
+    merge does; the label names the table and column. Each part selects through its mapped class, so the
+    session's tenant criteria reach every table of the union (decision 0057)."""
+    from crm_core.models import Base
     from crm_core.queries.merges import TABLE_OF, references_to
 
-    merges = Merge.__table__
+    mapped = {mapper.local_table: mapper.class_ for mapper in Base.registry.mappers}
     parts = [
-        select(reference.table.c.tenant_id, reference.table.c.id, literal(reference.key).label("label")).where(
-            exists().where(merges.c.tenant_id == reference.table.c.tenant_id, merges.c.entity == entity,
-                           merges.c.merged_id == reference.column),
+        select(mapped[reference.table].tenant_id, mapped[reference.table].id,
+               literal(reference.key).label("label")).where(
+            exists().where(Merge.tenant_id == mapped[reference.table].tenant_id, Merge.entity == entity,
+                           Merge.merged_id == reference.column),
             *reference.where,
         )
         for entity, table_name in TABLE_OF.items()
@@ -368,22 +371,24 @@ CHECKS: dict[str, CheckDefinition] = {
 # --- measuring ---------------------------------------------------------------------
 
 
-def measure(session: Session, check: CheckDefinition) -> dict[int, CheckMeasure]:
-    """Violations of ``check`` per tenant visible to ``session``, with up to :data:`EXAMPLES` examples each."""
+def measure(session: Session, check: CheckDefinition, tenant_id: int | None = None) -> dict[int, CheckMeasure]:
+    """Violations of ``check`` per tenant visible to ``session`` (``tenant_id``'s only, when given), with up to
+    :data:`EXAMPLES` examples each."""
     violations = check.violations().subquery()
-    counts = session.execute(
-        select(violations.c.tenant_id, func.count()).group_by(violations.c.tenant_id)
-    ).all()
+    statement = select(violations.c.tenant_id, func.count()).group_by(violations.c.tenant_id)
+    if tenant_id is not None:
+        statement = statement.where(violations.c.tenant_id == tenant_id)
+    counts = session.execute(statement).all()
     measures: dict[int, CheckMeasure] = {}
-    for tenant_id, count in counts:
+    for found_tenant_id, count in counts:
         examples = session.execute(
             select(violations.c.id, violations.c.label)
-            .where(violations.c.tenant_id == tenant_id)
+            .where(violations.c.tenant_id == found_tenant_id)
             .order_by(violations.c.id)
             .limit(EXAMPLES)
         ).all()
-        measures[int(tenant_id)] = CheckMeasure(
-            check.name, check.entity, int(tenant_id), int(count),
+        measures[int(found_tenant_id)] = CheckMeasure(
+            check.name, check.entity, int(found_tenant_id), int(count),
             [{"id": int(row.id), "label": "" if row.label is None else str(row.label)} for row in examples],
         )
     return measures

@@ -43,7 +43,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Select, case, func, literal, literal_column, select, union_all
+from sqlalchemy import Date, Select, and_, case, func, literal, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import Case, CasePriority, CaseStatus, Team, User
@@ -196,7 +196,8 @@ def fact_statements(session: Session, *, start: dt.datetime, end: dt.datetime, n
             (func.sum(total) if total is not None else literal_column("0.0")).label("minutes"),
         ).select_from(entity)
         if entity is not Case:
-            statement = statement.join(Case, Case.id == entity.case_id)
+            # on the tenant too: co-located rows, one shard under Citus (decision 0057)
+            statement = statement.join(Case, and_(Case.id == entity.case_id, Case.tenant_id == entity.tenant_id))
         if tenant_id is not None:
             statement = statement.where(Case.tenant_id == tenant_id)
         return (statement.where(instant >= start, instant < end, *where)

@@ -61,7 +61,7 @@ def train(db: Database, tenant_id: int, scorer_name: str, *, as_of: dt.datetime 
     scorer = scorer_named(scorer_name)
     as_of = as_of or utcnow()
     started = time.perf_counter()
-    with db.system_transaction(f"score train {scorer_name}") as session:
+    with db.system_transaction(f"score train {scorer_name}", tenant_id=tenant_id) as session:
         fitted = scorer.fit(scorer.history(session, tenant_id, as_of))
         version = 1 + int(
             session.scalar(
@@ -95,11 +95,11 @@ def apply(db: Database, tenant_id: int, scorer_name: str, *, as_of: dt.datetime 
     scorer = scorer_named(scorer_name)
     as_of = as_of or utcnow()
     started = time.perf_counter()
-    with db.system_session("score lookup") as session:
+    with db.system_session("score lookup", tenant_id=tenant_id) as session:
         model = _latest(session, tenant_id, scorer_name)
     if model is None:
         train(db, tenant_id, scorer_name, as_of=as_of)
-    with db.system_transaction(f"score apply {scorer_name}") as session:
+    with db.system_transaction(f"score apply {scorer_name}", tenant_id=tenant_id) as session:
         model = _latest(session, tenant_id, scorer_name)
         assert model is not None
         examples = scorer.current(session, tenant_id, as_of)
@@ -124,7 +124,7 @@ def explain_record(
 ) -> list[Factor]:
     """The features that pushed one record's score most under the latest version (empty for a fallback)."""
     scorer = scorer_named(scorer_name)
-    with db.system_session(f"score explain {scorer_name}") as session:
+    with db.system_session(f"score explain {scorer_name}", tenant_id=tenant_id) as session:
         model = _latest(session, tenant_id, scorer_name)
         if model is None:
             return []

@@ -433,7 +433,7 @@ def _act(
         if updates:
             connection.execute(
                 update(customers_table)
-                .where(customers_table.c.id == bindparam("b_id"))
+                .where(customers_table.c.tenant_id == rule.tenant_id, customers_table.c.id == bindparam("b_id"))
                 .values(tags=bindparam("b_tags"), version=customers_table.c.version + 1, updated_at=now),
                 [{"b_id": row["b_id"], "b_tags": row["b_tags"]} for row in updates],
             )

@@ -108,7 +108,7 @@ def pairs_statement(session: Session, tenant_id: int) -> Any:
                Customer.owner_id, Customer.team_id)
         .join(deal, and_(deal.customer_id == event.customer_id, deal.tenant_id == tenant_id))
         .join(Campaign, and_(Campaign.id == event.campaign_id, Campaign.tenant_id == tenant_id))
-        .join(PipelineStage, PipelineStage.id == deal.stage_id)
+        .join(PipelineStage, and_(PipelineStage.id == deal.stage_id, PipelineStage.tenant_id == tenant_id))
         .join(Customer, and_(Customer.id == deal.customer_id, Customer.tenant_id == tenant_id))
         .where(event.tenant_id == tenant_id, event.kind.in_(ATTRIBUTED_TOUCHES), deal.archived_at.is_(None),
                or_(before_created, before_won))
@@ -198,9 +198,9 @@ def run_campaign_results_refresh(db: Database, tenant_id: int, *, now: dt.dateti
     """Count in a read session, then store in a short system transaction (the job calls this)."""
     started = time.perf_counter()
     now = now or utcnow()
-    with db.system_session("campaign results rollup") as session:
+    with db.system_session("campaign results rollup", tenant_id=tenant_id) as session:
         daily, influence = count_results(session, tenant_id)
-    with db.system_transaction("campaign results rollup") as session:
+    with db.system_transaction("campaign results rollup", tenant_id=tenant_id) as session:
         store_results(session, tenant_id, daily=daily, influence=influence, now=now,
                       seconds=round(time.perf_counter() - started, 3))
     return RefreshResult(len(daily), len(influence), time.perf_counter() - started)

@@ -162,7 +162,7 @@ def remove_attachment(db: Database, actor: Actor, case_id: int, attachment_id: i
         session.flush()
 
     def referenced() -> bool:
-        with db.system_session("case file removal") as reading:
+        with db.system_session("case file removal", tenant_id=tenant_id) as reading:
             return reading.scalar(select(CaseAttachment.id).where(
                 CaseAttachment.tenant_id == tenant_id, CaseAttachment.sha256 == sha256).limit(1)) is not None
 

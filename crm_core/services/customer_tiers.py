@@ -232,7 +232,7 @@ def refresh_customer_tiers(session: Session, tenant_id: int, *, now: dt.datetime
 def run_tier_refresh(db: Database, tenant_id: int, *, now: dt.datetime | None = None,
                      customer_ids: Sequence[int] | None = None) -> TierRefresh:
     """The refresh in its own system transaction (the job and the CLI call this)."""
-    with db.system_transaction("customer tier refresh") as session:
+    with db.system_transaction("customer tier refresh", tenant_id=tenant_id) as session:
         return refresh_customer_tiers(session, tenant_id, now=now, customer_ids=customer_ids)
 
 

@@ -161,7 +161,7 @@ def find_duplicate(
     }
     columns = {"credit_code": Customer.credit_code, "email": Customer.email_normalized,
                "phone": Customer.phone_normalized, "name": Customer.name_key}
-    with db.system_session("duplicate check") as session:
+    with db.system_session("duplicate check", tenant_id=actor.tenant_id) as session:
         match = match_by_rules(session, actor.tenant_id, CUSTOMER, Customer, values, columns,
                                live=lambda arm: arm.where(Customer.archived_at.is_(None)),
                                exclude_id=exclude_id, keys=keys)

@@ -190,11 +190,12 @@ def _apply_plan(session: Session, customers: list[Customer], planned: list[NewCu
     follow_ups: list[dict[str, Any]] = []
     for customer, plan in zip(customers, planned, strict=True):
         if plan.assignment is not None:
-            owners.append({"b_id": customer.id, "b_owner": plan.owner_id, "b_team": plan.team_id})
+            owners.append({"b_id": customer.id, "b_tenant": customer.tenant_id, "b_owner": plan.owner_id,
+                           "b_team": plan.team_id})
             set_committed_value(customer, "owner_id", plan.owner_id)
             set_committed_value(customer, "team_id", plan.team_id)
         if customer.next_follow_up_at is None:
-            follow_ups.append({"b_id": customer.id, "b_due": plan.next_follow_up_at})
+            follow_ups.append({"b_id": customer.id, "b_tenant": customer.tenant_id, "b_due": plan.next_follow_up_at})
             set_committed_value(customer, "next_follow_up_at", plan.next_follow_up_at)
     _write_new_customer_columns(session, owners, owner_id=bindparam("b_owner"), team_id=bindparam("b_team"))
     _write_new_customer_columns(session, follow_ups, next_follow_up_at=bindparam("b_due"))
@@ -398,7 +399,9 @@ def _write_new_customer_columns(session: Session, rows: list[dict[str, Any]], **
     if not rows:
         return
     table = Base.metadata.tables["customers"]
-    session.connection().execute(update(table).where(table.c.id == bindparam("b_id")).values(**values), rows)
+    session.connection().execute(  # each row names its tenant: one shard under Citus (decision 0057)
+        update(table).where(table.c.tenant_id == bindparam("b_tenant"), table.c.id == bindparam("b_id"))
+        .values(**values), rows)
 
 
 def _morning(moment: dt.datetime) -> dt.datetime:

@@ -63,11 +63,12 @@ def claim_key(
 ) -> Claim:
     """Claim ``key`` for this request, or say why it cannot run (see :class:`ClaimOutcome`)."""
     now = now or utcnow()
-    with db.system_transaction("api idempotency") as session:
+    with db.system_transaction("api idempotency", tenant_id=tenant_id) as session:
         session.info[SKIP_AUDIT_KEY] = True
         session.execute(
             delete(ApiIdempotencyKey)
-            .where(ApiIdempotencyKey.token_id == token_id, ApiIdempotencyKey.expires_at <= now)
+            .where(ApiIdempotencyKey.tenant_id == tenant_id, ApiIdempotencyKey.token_id == token_id,
+                   ApiIdempotencyKey.expires_at <= now)
             .execution_options(synchronize_session=False)
         )
         existing = session.scalars(
@@ -99,9 +100,9 @@ def claim_key(
         return Claim(ClaimOutcome.CLAIMED, claim_id=row.id)
 
 
-def store_response(db: Database, claim_id: int, response: StoredResponse) -> None:
+def store_response(db: Database, tenant_id: int, claim_id: int, response: StoredResponse) -> None:
     """Keep the response of a claimed request, to be replayed for 24 h from the claim."""
-    with db.system_transaction("api idempotency") as session:
+    with db.system_transaction("api idempotency", tenant_id=tenant_id) as session:
         session.info[SKIP_AUDIT_KEY] = True
         row = session.get(ApiIdempotencyKey, claim_id)
         if row is not None:
@@ -110,8 +111,9 @@ def store_response(db: Database, claim_id: int, response: StoredResponse) -> Non
             row.response_body = response.body
 
 
-def release_key(db: Database, claim_id: int) -> None:
+def release_key(db: Database, tenant_id: int, claim_id: int) -> None:
     """Forget a claim whose request gave no answer worth replaying (a 5xx, a 409, a 429): it may be retried."""
-    with db.system_transaction("api idempotency") as session:
-        session.execute(delete(ApiIdempotencyKey).where(ApiIdempotencyKey.id == claim_id)
+    with db.system_transaction("api idempotency", tenant_id=tenant_id) as session:
+        session.execute(delete(ApiIdempotencyKey)
+                        .where(ApiIdempotencyKey.tenant_id == tenant_id, ApiIdempotencyKey.id == claim_id)
                         .execution_options(synchronize_session=False))

@@ -261,7 +261,7 @@ def _apply_transitions(connection: Connection, tenant_id: int, key: str, now: dt
         moved = select(t.customer_id).where(t.tenant_id == tenant_id, t.refresh_key == key, t.to_stage == stage)
         connection.execute(
             update(customers)
-            .where(customers.c.id.in_(moved))
+            .where(customers.c.tenant_id == tenant_id, customers.c.id.in_(moved))
             .values(lifecycle_stage=stage, version=customers.c.version + 1, updated_at=now)
         )
 

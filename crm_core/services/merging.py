@@ -140,21 +140,23 @@ def _merge_in_transaction(
             refresh_lifecycle(session, actor.tenant_id, [survivor.id])
             orders_changed(session, actor.tenant_id, [survivor.id])  # the merged one's orders are the survivor's
         session.flush()
-        version = _version_past_both(session, entity, survivor.id, merged.id)
+        version = _version_past_both(session, actor.tenant_id, entity, survivor.id, merged.id)
         session.expire(survivor)
         return MergeResult(merge_id=ledger.id, survivor_id=survivor.id, survivor_version=version,
                            moved=moved, dropped=dropped)
 
 
-def _version_past_both(session: Session, entity: str, survivor_id: int, merged_id: int) -> int:
+def _version_past_both(session: Session, tenant_id: int, entity: str, survivor_id: int, merged_id: int) -> int:
     """The survivor's version moves past every version either record had: a write that still names the merged
     record with the version it read (an API call redirected to the survivor) is refused as stale, never applied."""
     table = Base.metadata.tables[TABLE_OF[entity]]
     connection = session.connection()
     versions = dict(connection.execute(
-        select(table.c.id, table.c.version).where(table.c.id.in_([survivor_id, merged_id]))).all())
+        select(table.c.id, table.c.version)
+        .where(table.c.tenant_id == tenant_id, table.c.id.in_([survivor_id, merged_id]))).all())
     version = max(int(versions[survivor_id]), int(versions[merged_id])) + 1
-    connection.execute(update(table).where(table.c.id == survivor_id).values(version=version))
+    connection.execute(update(table).where(table.c.tenant_id == tenant_id, table.c.id == survivor_id)
+                       .values(version=version))
     return version
 
 
@@ -247,7 +249,7 @@ def _move_references(
         else:
             twins = _twins(session, reference, actor.tenant_id, survivor.id, merged.id)
         if twins:
-            connection.execute(delete(table).where(table.c.id.in_(twins)))
+            connection.execute(delete(table).where(table.c.tenant_id == actor.tenant_id, table.c.id.in_(twins)))
             dropped[reference.key] = len(twins)
         ids = list(connection.scalars(select(table.c.id).where(*scope)))
         if not ids:
@@ -276,7 +278,7 @@ def _twins(session: Session, reference: Reference, tenant_id: int, survivor_id: 
         same = [mine.c[other.name] == theirs.c[other.name] for other in constraint.columns if other.name != column.name]
         statement = (
             select(mine.c.id)
-            .join(theirs, and_(theirs.c[column.name] == survivor_id, *same))
+            .join(theirs, and_(theirs.c.tenant_id == tenant_id, theirs.c[column.name] == survivor_id, *same))
             .where(mine.c.tenant_id == tenant_id, mine.c[column.name] == merged_id)
         )
         for criterion in reference.where:  # stated on the table: restated on both aliases

@@ -327,7 +327,7 @@ def return_to_pool(db: Database, tenant_id: int, *, now: dt.datetime | None = No
     started = time.perf_counter()
     now = now or utcnow()
     result = ReturnResult()
-    with db.system_session("pool: customers due") as session:
+    with db.system_session("pool: customers due", tenant_id=tenant_id) as session:
         every_rule = rules_by_team(session, tenant_id)
         teams_with_rules = sorted(team_id for team_id in every_rule if team_id is not None)
         plans = [(rule, _rule_scope(tenant_id, team_id, rule, teams_with_rules))
@@ -344,7 +344,7 @@ def return_to_pool(db: Database, tenant_id: int, *, now: dt.datetime | None = No
             result.returned += len(returned)
             for row in returned:
                 result.by_reason[row.reason] = result.by_reason.get(row.reason, 0) + 1
-    with db.system_transaction("pool: reminders") as session:
+    with db.system_transaction("pool: reminders", tenant_id=tenant_id) as session:
         reminders = _due_for_reminder(session, tenant_id, plans, now)
         if reminders:
             _remind(session, tenant_id, reminders, now)
@@ -370,7 +370,7 @@ def _return_chunk(db: Database, tenant_id: int, rule: PoolRule, scope: list[Colu
     key = uuid.uuid4().hex
     idle, no_deal = _due(tenant_id, rule, now)
     reason = case((idle, PoolReturnReason.IDLE), else_=PoolReturnReason.NO_DEAL)
-    with db.system_transaction("pool: return run") as session:
+    with db.system_transaction("pool: return run", tenant_id=tenant_id) as session:
         connection = session.connection()
         connection.execute(events.insert().from_select(
             ["tenant_id", "customer_id", "kind", "previous_owner_id", "reason", "occurred_at", "run_key",

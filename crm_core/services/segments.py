@@ -135,7 +135,7 @@ def save_segment(
         ).scalar_one_or_none()
         if clash is None:
             # a same-named segment the actor cannot see still blocks the name
-            with db.system_session("segment name check") as check:
+            with db.system_session("segment name check", tenant_id=actor.tenant_id) as check:
                 clash = check.execute(
                     select(Segment.id).where(Segment.tenant_id == actor.tenant_id, Segment.name == name)
                 ).scalar_one_or_none()

@@ -68,8 +68,8 @@ def run_service_daily(db: Database, tenant_id: int, *, now: dt.datetime | None =
     """Count the facts in a read session, then store them in a short system transaction (the job calls this)."""
     started = time.perf_counter()
     now = now or utcnow()
-    with db.system_session("service daily counts") as session:
+    with db.system_session("service daily counts", tenant_id=tenant_id) as session:
         first_day, end_day, rows = service_days(session, tenant_id, now=now)
-    with db.system_transaction("service daily counts") as session:
+    with db.system_transaction("service daily counts", tenant_id=tenant_id) as session:
         store_service_days(session, tenant_id, first_day=first_day, end_day=end_day, rows=rows, now=now)
     return DailyCount(first_day, end_day, len(rows), time.perf_counter() - started)

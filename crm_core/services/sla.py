@@ -269,7 +269,7 @@ def _escalate(session: Session, tenant_id: int, metric: str, level: int, conditi
         select(literal(tenant_id), literal(now), literal(now), CaseSla.case_id.label("case_id"),
                literal(metric).label("metric"), literal(level).label("level"), recipient, literal(now))
         .select_from(CaseSla)
-        .join(Case, Case.id == CaseSla.case_id)
+        .join(Case, and_(Case.id == CaseSla.case_id, Case.tenant_id == tenant_id))
         .outerjoin(Team, Team.id == Case.team_id)
         .where(CaseSla.tenant_id == tenant_id, condition)
     )
@@ -287,7 +287,7 @@ def _notify(session: Session, tenant_id: int, level: int, now: dt.datetime, dige
     kind = {LEVEL_ASSIGNEE: "sla_warning", LEVEL_TEAM_LEAD: "sla_breach", LEVEL_MANAGER: "sla_escalated"}[level]
     user_id: Any = SlaEscalation.recipient_user_id
     recorded = (select(SlaEscalation.case_id.label("entity_id"), Case.subject)
-                .join(Case, Case.id == SlaEscalation.case_id)
+                .join(Case, and_(Case.id == SlaEscalation.case_id, Case.tenant_id == tenant_id))
                 .where(SlaEscalation.tenant_id == tenant_id, SlaEscalation.level == level, SlaEscalation.at == now))
     if level == LEVEL_MANAGER:
         user_id = User.id
@@ -380,7 +380,7 @@ def sweep_sla(session: Session, tenant_id: int, *, now: dt.datetime | None = Non
 def run_sla_sweep(db: Database, tenant_id: int, *, now: dt.datetime | None = None,
                   digest_after: int = DIGEST_AFTER) -> SweepResult:
     """The sweep in its own system transaction (the job and the CLI call this)."""
-    with db.system_transaction("sla sweep") as session:
+    with db.system_transaction("sla sweep", tenant_id=tenant_id) as session:
         result = sweep_sla(session, tenant_id, now=now, digest_after=digest_after)
     # counted once committed: Prometheus alerts on breaches (deploy/alerts.yaml)
     for level, count in (("warning", result.warnings), ("breach", result.breaches),

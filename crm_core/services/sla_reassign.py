@@ -52,13 +52,14 @@ def _due(session: Session, tenant_id: int) -> list[Any]:
     sla = cast(Table, CaseSla.__table__)
     breached = or_(*(and_(sla.c[f"{metric}_breached_at"].is_not(None), sla.c[f"{metric}_met_at"].is_(None))
                      for metric in SLA_METRICS))
-    handed_on = exists().where(CaseEvent.case_id == Case.id, CaseEvent.kind == CaseEventKind.ASSIGNEE,
+    handed_on = exists().where(CaseEvent.case_id == Case.id, CaseEvent.tenant_id == tenant_id,
+                               CaseEvent.kind == CaseEventKind.ASSIGNEE,
                                CaseEvent.body.like(REASON_PREFIX + "%"))
     return list(session.execute(
         select(Case.id, Case.team_id, Case.assignee_id, Case.subject,
                *(sla.c[f"{metric}_{part}"] for metric in SLA_METRICS for part in ("breached_at", "met_at")))
-        .select_from(sla).join(Case, Case.id == sla.c.case_id)
-        .join(SlaPolicy, SlaPolicy.id == sla.c.policy_id)
+        .select_from(sla).join(Case, and_(Case.id == sla.c.case_id, Case.tenant_id == tenant_id))
+        .join(SlaPolicy, and_(SlaPolicy.id == sla.c.policy_id, SlaPolicy.tenant_id == tenant_id))
         .join(ServiceQueue, and_(ServiceQueue.team_id == Case.team_id, ServiceQueue.tenant_id == tenant_id))
         .where(sla.c.tenant_id == tenant_id, SlaPolicy.reassign_on_breach.is_(True),
                Case.status.not_in(sorted(CLOSED_STATUSES)), breached, ~handed_on)

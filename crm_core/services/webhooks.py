@@ -151,7 +151,7 @@ def set_enabled(db: Database, actor: Actor, subscription_id: int, enabled: bool,
         else:
             subscription.disabled_at = utcnow()
             subscription.disabled_reason = "admin"
-            cancel_pending(session, subscription_id)
+            cancel_pending(session, actor.tenant_id, subscription_id)
 
 
 def rotate_secret(db: Database, actor: Actor, subscription_id: int, *, now: dt.datetime | None = None) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
@@ -87,29 +87,35 @@ def claim_due(db: Database, *, now: dt.datetime, tenant_id: int | None = None, l
     ]
     if tenant_id is not None:
         due.append(WebhookDelivery.tenant_id == tenant_id)
-    with db.system_transaction("webhooks: claim") as session:
+    with db.system_transaction("webhooks: claim", tenant_id=tenant_id) as session:
         ids = session.scalars(
             select(WebhookDelivery.id).where(*due).order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit)
         ).all()
         if not ids:
             return []
-        session.execute(
+        session.execute(  # ``due`` names the tenant when there is one (the job's, always)
             update(WebhookDelivery).where(WebhookDelivery.id.in_(ids), *due)
             .values(claim_token=token, lease_until=now + lease)
             .execution_options(synchronize_session=False)
         )
-    with db.system_session("webhooks: claimed") as session:
+    mine = [WebhookDelivery.claim_token == token]
+    if tenant_id is not None:
+        mine.append(WebhookDelivery.tenant_id == tenant_id)
+    with db.system_session("webhooks: claimed", tenant_id=tenant_id) as session:
         rows = session.execute(
             select(WebhookDelivery.id, WebhookDelivery.tenant_id, WebhookDelivery.subscription_id,
                    WebhookDelivery.webhook_id, WebhookDelivery.attempts, WebhookSubscription.url,
                    WebhookEvent.payload, WebhookSubscription.signing_secret,
                    WebhookSubscription.previous_signing_secret, WebhookSubscription.previous_secret_expires_at,
                    WebhookSubscription.failing_since, WebhookSettings.allow_private_targets)
-            .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+            # joined on the tenant too: co-located rows, one shard under Citus (decision 0057)
+            .join(WebhookEvent, and_(WebhookEvent.id == WebhookDelivery.event_id,
+                                     WebhookEvent.tenant_id == WebhookDelivery.tenant_id))
+            .join(WebhookSubscription, and_(WebhookSubscription.id == WebhookDelivery.subscription_id,
+                                            WebhookSubscription.tenant_id == WebhookDelivery.tenant_id))
             .outerjoin(WebhookSettings, WebhookSettings.tenant_id == WebhookDelivery.tenant_id)
-            .where(WebhookDelivery.claim_token == token)
+            .where(*mine)
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         ).all()
     claimed = []
@@ -135,7 +141,8 @@ def send_claimed(db: Database, delivery: Claimed, *, now: dt.datetime, sender: S
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _RECORD_DELIVERY = (
     update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("held_id"), _DELIVERIES.c.claim_token == bindparam("held_token"))
+    .where(_DELIVERIES.c.tenant_id == bindparam("held_tenant"), _DELIVERIES.c.id == bindparam("held_id"),
+           _DELIVERIES.c.claim_token == bindparam("held_token"))
     .values(status=bindparam("new_status"), attempts=bindparam("new_attempts"),
             next_attempt_at=bindparam("new_next_attempt_at"), claim_token=None, lease_until=None,
             last_status_code=bindparam("new_status_code"), last_error=bindparam("new_error"),
@@ -156,10 +163,11 @@ def record_attempt(db: Database, delivery: Claimed, answer: Answer, headers: dic
         status = DeliveryStatus.SUCCEEDED
     else:
         status = DeliveryStatus.PENDING if retry_at is not None else DeliveryStatus.FAILED
-    with db.system_transaction("webhooks: attempt") as session:
+    with db.system_transaction("webhooks: attempt", tenant_id=delivery.tenant_id) as session:
         connection = session.connection()  # Core statements built once: this runs for every attempt
         held = connection.execute(_RECORD_DELIVERY, {
-            "held_id": delivery.delivery_id, "held_token": delivery.claim_token, "new_status": status.value,
+            "held_tenant": delivery.tenant_id, "held_id": delivery.delivery_id, "held_token": delivery.claim_token,
+            "new_status": status.value,
             "new_attempts": attempt, "new_next_attempt_at": retry_at, "new_status_code": answer.status_code,
             "new_error": answer.error, "new_latency_ms": answer.latency_ms,
             "new_delivered_at": now if success else None, "new_updated_at": now,
@@ -178,7 +186,8 @@ def record_attempt(db: Database, delivery: Claimed, answer: Answer, headers: dic
             if delivery.endpoint_failing:  # only then: clearing it on every success would lock the row each time
                 session.execute(
                     update(WebhookSubscription)
-                    .where(WebhookSubscription.id == delivery.subscription_id,
+                    .where(WebhookSubscription.tenant_id == delivery.tenant_id,
+                           WebhookSubscription.id == delivery.subscription_id,
                            WebhookSubscription.failing_since.is_not(None))
                     .values(failing_since=None).execution_options(synchronize_session=False)
                 )
@@ -187,34 +196,36 @@ def record_attempt(db: Database, delivery: Claimed, answer: Answer, headers: dic
                 report.failed += 1
             else:
                 report.retrying += 1
-            if _note_failure(session, delivery.subscription_id, now):
+            if _note_failure(session, delivery.tenant_id, delivery.subscription_id, now):
                 report.disabled.append(delivery.subscription_id)
     return success
 
 
-def _note_failure(session: Session, subscription_id: int, now: dt.datetime) -> bool:
+def _note_failure(session: Session, tenant_id: int, subscription_id: int, now: dt.datetime) -> bool:
     """Remember when the endpoint began failing; disable it (audited) after 5 days without a success."""
     session.execute(
         update(WebhookSubscription)
-        .where(WebhookSubscription.id == subscription_id, WebhookSubscription.failing_since.is_(None))
+        .where(WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.id == subscription_id,
+               WebhookSubscription.failing_since.is_(None))
         .values(failing_since=now).execution_options(synchronize_session=False)
     )
-    subscription = session.get(WebhookSubscription, subscription_id)
+    subscription = session.scalars(select(WebhookSubscription).where(
+        WebhookSubscription.tenant_id == tenant_id, WebhookSubscription.id == subscription_id)).one_or_none()
     if subscription is None or not subscription.enabled or not should_disable(subscription.failing_since, now):
         return False
     subscription.enabled = False  # through the ORM: the audit trail records who (the system) and why
     subscription.disabled_at = now
     subscription.disabled_reason = "failures"
-    cancel_pending(session, subscription_id)
+    cancel_pending(session, tenant_id, subscription_id)
     LOG.warning("webhook subscription %s disabled: failing since %s", subscription_id, subscription.failing_since)
     return True
 
 
-def cancel_pending(session: Session, subscription_id: int) -> int:
+def cancel_pending(session: Session, tenant_id: int, subscription_id: int) -> int:
     """Cancel the deliveries of a disabled subscription that have not gone out (a replay sends them later)."""
     return int(session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.subscription_id == subscription_id,
+        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.subscription_id == subscription_id,
                WebhookDelivery.status == DeliveryStatus.PENDING.value)
         .values(status=DeliveryStatus.CANCELLED.value, next_attempt_at=None, claim_token=None, lease_until=None)
         .execution_options(synchronize_session=False)
@@ -228,7 +239,8 @@ def release(db: Database, deliveries: list[Claimed]) -> None:
     with db.system_transaction("webhooks: release") as session:
         session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_([d.delivery_id for d in deliveries]),
+            .where(WebhookDelivery.tenant_id.in_(sorted({d.tenant_id for d in deliveries})),
+                   WebhookDelivery.id.in_([d.delivery_id for d in deliveries]),
                    WebhookDelivery.claim_token == deliveries[0].claim_token)
             .values(claim_token=None, lease_until=None)
             .execution_options(synchronize_session=False)
@@ -268,7 +280,7 @@ def next_due_at(db: Database, *, tenant_id: int | None = None, now: dt.datetime 
     """When the earliest pending delivery (of ``tenant_id``, or all) can be sent: due and not held by a
     worker's lease; None when none waits."""
     now = now or utcnow()
-    with db.system_session("webhooks: next due") as session:
+    with db.system_session("webhooks: next due", tenant_id=tenant_id) as session:
         pending = [WebhookDelivery.status == DeliveryStatus.PENDING.value]
         if tenant_id is not None:
             pending.append(WebhookDelivery.tenant_id == tenant_id)

@@ -111,7 +111,7 @@ def add_event(
             occurred_at=now, created_at=now, updated_at=now,
         )
     )
-    event_id = result.inserted_primary_key[0]
+    event_id = result.inserted_primary_key.id  # the key is (tenant_id, id): decision 0057
     return add_deliveries(connection, tenant_id, event_id, event_type, subscription_ids, now=now, replay_of=replay_of)
 
 
@@ -128,7 +128,8 @@ def add_deliveries(
     ]
     connection.execute(insert(WebhookDelivery.__table__), rows)  # type: ignore[arg-type]
     ids = connection.execute(
-        select(WebhookDelivery.id).where(WebhookDelivery.webhook_id.in_([row["webhook_id"] for row in rows]))
+        select(WebhookDelivery.id).where(WebhookDelivery.tenant_id == tenant_id,
+                                         WebhookDelivery.webhook_id.in_([row["webhook_id"] for row in rows]))
     ).scalars().all()
     return list(ids)
 

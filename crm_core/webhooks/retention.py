@@ -25,7 +25,7 @@ def prune_history(db: Database, *, tenant_id: int, now: dt.datetime, keep: dt.ti
                   batch: int = BATCH) -> int:
     """Delete up to ``batch`` finished deliveries older than ``keep`` (with attempts and orphaned events)."""
     cutoff = now - keep
-    with db.system_transaction("webhooks: retention") as session:
+    with db.system_transaction("webhooks: retention", tenant_id=tenant_id) as session:
         ids = list(session.scalars(
             select(WebhookDelivery.id)
             .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.status.in_(FINISHED),
@@ -33,17 +33,21 @@ def prune_history(db: Database, *, tenant_id: int, now: dt.datetime, keep: dt.ti
             .order_by(WebhookDelivery.id).limit(batch)
         ))
         if ids:
-            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids))
+            session.execute(delete(WebhookAttempt)
+                            .where(WebhookAttempt.tenant_id == tenant_id, WebhookAttempt.delivery_id.in_(ids))
                             .execution_options(synchronize_session=False))
-            session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+            session.execute(delete(WebhookDelivery)
+                            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(ids))
                             .execution_options(synchronize_session=False))
         orphans = list(session.scalars(
             select(WebhookEvent.id)
             .where(WebhookEvent.tenant_id == tenant_id, WebhookEvent.occurred_at < cutoff,
-                   ~exists().where(WebhookDelivery.event_id == WebhookEvent.id))
+                   ~exists().where(WebhookDelivery.tenant_id == WebhookEvent.tenant_id,
+                                   WebhookDelivery.event_id == WebhookEvent.id))
             .order_by(WebhookEvent.id).limit(batch)
         ))
         if orphans:
-            session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(orphans))
+            session.execute(delete(WebhookEvent)
+                            .where(WebhookEvent.tenant_id == tenant_id, WebhookEvent.id.in_(orphans))
                             .execution_options(synchronize_session=False))
     return len(ids)
