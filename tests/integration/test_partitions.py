@@ -18,8 +18,8 @@ from crm_core.partitions import add_months, month_start, partition_name
 from crm_core.queries.customer_profile import customer_timeline
 from crm_core.schema import migrate
 from crm_core.services.activities import ActivityInput, log_activity
-from tests.factories import World, build_world, create_random_customer
 from tests.conftest import database_url, private_database
+from tests.factories import World, build_world, create_random_customer
 from tests.integration.test_jobs_kinds import run
 from tests.integration.test_migration_chain import _row
 
