@@ -55,6 +55,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.pool import PoolRule
+from crm_core.partitions import ensure_partitions
 from crm_core.rules import regions
 from crm_core.rules.contact_details import company_key, store_tags
 from crm_core.services.auth import hash_password
@@ -81,6 +82,7 @@ class DemoProfile:
 PROFILES = {"standard": DemoProfile(), "scale": DemoProfile(activities_per_customer=3.0, audit_events_per_customer=0.5)}
 
 _DAY = 86_400
+HISTORY_START = -3 * 365 * _DAY - _DAY  # the tenants' founding: no generated row is older
 _NULL = np.iinfo(np.int64).min  # "no timestamp" in the int64 second arrays
 
 
@@ -1018,6 +1020,9 @@ def generate_demo(
     ]
     with _load_connection(db) as connection:
         clock = _Clock(reference, sqlite=connection.dialect.name == "sqlite")
+        # PostgreSQL: a month of partitions for every month of the history (three years back, the customers'
+        # creation), or its rows would all land in the DEFAULT partition (decision 0055)
+        ensure_partitions(connection, today=reference, since=clock.to_datetime(HISTORY_START).date())
         writer = _BulkWriter(connection, progress)
         with (
             Session(bind=connection, expire_on_commit=False) as session,
@@ -1034,7 +1039,7 @@ def generate_demo(
                     locale=locale,
                     password_hash=password_hash,
                     people=_person_names(rng, pools, _extra_rep_count(customers) + 10),
-                    founded=clock.to_datetime(-3 * 365 * _DAY - _DAY),
+                    founded=clock.to_datetime(HISTORY_START),
                 )
                 counts = {"users": setup.user_count}
                 counts |= _generate_tenant(writer, clock, rng, pools, texts, setup, customers, PROFILES[profile])

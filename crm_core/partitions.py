@@ -75,9 +75,11 @@ class PartitionResult:
 
 
 def ensure_partitions(connection: Connection, *, today: dt.date, months_ahead: int = MONTHS_AHEAD,
+                      since: dt.date | None = None,
                       tables: Iterable[str] = tuple(PARTITIONED_TABLES)) -> PartitionResult:
-    """Create every missing month from ``today``'s to ``months_ahead`` after it, and one for each earlier month
-    with rows in the DEFAULT partition, in ``connection``'s transaction. Nothing on SQLite and MariaDB."""
+    """Create every missing month from ``today``'s (or ``since``'s, when earlier: a bulk load of history) to
+    ``months_ahead`` after it, and one for each earlier month with rows in the DEFAULT partition, in
+    ``connection``'s transaction. Nothing on SQLite and MariaDB."""
     if connection.dialect.name != "postgresql":
         return PartitionResult()
     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
@@ -89,7 +91,8 @@ def ensure_partitions(connection: Connection, *, today: dt.date, months_ahead: i
         if not is_partitioned(connection, table):
             continue
         column = PARTITIONED_TABLES[table]
-        wanted = {add_months(first, step) for step in range(months_ahead + 1)}
+        start = min(first, month_start(since)) if since is not None else first
+        wanted = {add_months(start, step) for step in range(_months_between(start, first) + months_ahead + 1)}
         wanted |= {month for month in _months_in_default(connection, table, column) if month < horizon}
         for month in sorted(wanted):
             name = partition_name(table, month)
@@ -98,6 +101,10 @@ def ensure_partitions(connection: Connection, *, today: dt.date, months_ahead: i
             moved += create_month(connection, table, column, month)
             created.append(name)
     return PartitionResult(created=tuple(created), moved_rows=moved)
+
+
+def _months_between(earlier: dt.date, later: dt.date) -> int:
+    return (later.year - earlier.year) * 12 + later.month - earlier.month
 
 
 def _months_in_default(connection: Connection, table: str, column: str) -> list[dt.date]:

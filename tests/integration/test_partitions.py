@@ -13,6 +13,7 @@ from huey import Huey, MemoryHuey
 from sqlalchemy import Connection, Engine, MetaData, insert, inspect, select, text
 
 from crm_core.db import Database, make_engine
+from crm_core.demo import generate_demo
 from crm_core.models import Activity, AuditEvent
 from crm_core.partitions import add_months, month_start, partition_name
 from crm_core.queries.customer_profile import customer_timeline
@@ -172,3 +173,18 @@ def test_the_migration_moves_existing_rows_into_their_months_and_back(postgresql
         assert connection.execute(text("SELECT summary FROM activities ORDER BY id")).scalars().all() == [
             "March", "January", "after"]
     assert inspect(engine).get_pk_constraint("activities")["constrained_columns"] == ["id"]
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_the_demo_loads_its_history_into_months_not_the_default_partition(db: Database) -> None:
+    summary = generate_demo(db, customers=300, profile="scale")
+    assert (summary.activities, summary.audit_events) == (900, 150)
+    with db.system_session("test: the demo's months") as session:
+        connection = session.connection()
+        for table in ("activities", "audit_events"):
+            assert connection.execute(text(f"SELECT count(*) FROM {table}_default")).scalar_one() == 0
+            oldest = connection.execute(text(f"SELECT min(occurred_at) FROM {table}")).scalar_one()
+            assert partition_name(table, month_start(oldest)) in partitions(connection, table)
+        # the load's ids and the app's next one do not collide (the key no longer refuses a duplicate id)
+        ids = connection.execute(text("SELECT count(*), count(DISTINCT id) FROM audit_events")).one()
+    assert ids[0] == ids[1] > 150  # the generated trail beside the events of the setup rows and the load
