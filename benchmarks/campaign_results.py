@@ -101,7 +101,6 @@ def _touches(db: Database, campaigns: int, touches: int, seed: int) -> None:
             "kind": kind_names[kind], "occurred_at": clock.timestamps(occurred),
             "detail": np.where(kind_names[kind] == "skipped", "no lawful basis recorded", "").astype(object),
             "created_at": clock.timestamps(occurred), "updated_at": clock.timestamps(occurred)})
-        writer.finish()
 
 
 def _median_ms(work: Callable[[], Any], runs: int) -> float:

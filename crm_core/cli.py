@@ -104,7 +104,8 @@ def cmd_demo(args: argparse.Namespace, db: Database) -> int:
                 _emit(args, {"status": "skipped", "reason": "not empty"}, [t("cli.demo.skipped", lang)])
                 return 0
     params = {"customers": args.customers, "seed": args.seed, "tenants": args.tenants, "locale": args.locale,
-              "today": args.today.isoformat() if args.today else None, "if_empty": args.if_empty}
+              "today": args.today.isoformat() if args.today else None, "if_empty": args.if_empty,
+              "profile": args.profile}
     owners = active_tenant_ids(db)[:1]
     if not owners:
         if args.no_wait:
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tenants", type=int, default=1)
     demo.add_argument("--locale", default="en_US", help="en_US or zh_CN")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when customers exist")
+    demo.add_argument("--profile", choices=("standard", "scale"), default="standard",
+                      help="history per customer: standard (1 activity), or scale (3 activities and 0.5 audit "
+                           "events: issue 15's 10M set)")
     demo.add_argument(
         "--today", type=_iso_date, default=None,
         help="date the demo history ends on (YYYY-MM-DD; default 2026-11-01, so a seed always gives the same data)",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.models.pool import PoolRule
+from crm_core.partitions import ensure_partitions
 from crm_core.rules import regions
 from crm_core.rules.contact_details import company_key, store_tags
 from crm_core.services.auth import hash_password
@@ -67,7 +69,20 @@ CHURN_WINDOW_DAYS = 180  # the Tenant.churn_window_days default
 
 Progress = Callable[[str, int, int], None]
 
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """How much history each customer gets: the standard demo, or issue 15's scale set (per 10M customers
+    30M activities and 5M audit events, beside the 3M deals and 3M orders both profiles draw)."""
+
+    activities_per_customer: float = 1.0
+    audit_events_per_customer: float = 0.0  # the load's own event only; the app writes the rest as it is used
+
+
+PROFILES = {"standard": DemoProfile(), "scale": DemoProfile(activities_per_customer=3.0, audit_events_per_customer=0.5)}
+
 _DAY = 86_400
+HISTORY_START = -3 * 365 * _DAY - _DAY  # the tenants' founding: no generated row is older
 _NULL = np.iinfo(np.int64).min  # "no timestamp" in the int64 second arrays
 
 
@@ -94,6 +109,7 @@ class DemoSummary:
     marketing_messages: int = 0
     marketing_events: int = 0
     consent_records: int = 0
+    audit_events: int = 0  # issue 15's scale profile (the load's own event aside)
 
     def as_dict(self) -> dict[str, int | float]:
         """The counts and the duration as a plain dict (for the CLI and logs)."""
@@ -712,6 +728,14 @@ class _BulkWriter:
         finally:
             cursor.close()
         self.first_ids.setdefault(table_name, int(np.min(columns["id"])))
+        if self.dialect == "postgresql":
+            # the sequence moves past these ids now, not at the end: an ORM row of the same table written
+            # meanwhile (the load's own audit event) must not take one of them — a partitioned table's key
+            # holds its partition column too, so the database would not refuse the duplicate id
+            self.connection.exec_driver_sql(
+                "SELECT setval(seq, GREATEST(%(last)s, COALESCE(pg_sequence_last_value(seq), 0)))"
+                " FROM (SELECT pg_get_serial_sequence(%(table)s, 'id')::regclass AS seq) serial",
+                {"table": table_name, "last": int(np.max(columns["id"]))})
 
     @contextmanager
     def indexes_deferred(self, table_names: Sequence[str], *, enabled: bool) -> Iterator[None]:
@@ -721,7 +745,12 @@ class _BulkWriter:
         row by row, and one INSERT … SELECT into an external-content FTS5 table is cheaper
         than its insert trigger firing per row (1M customers: about a minute saved). DDL is
         transactional in SQLite, so a failed load rolls the indexes back with the rows.
+        PostgreSQL defers its indexes and foreign keys (:meth:`_postgresql_checks_deferred`).
         """
+        if enabled and self.dialect == "postgresql":
+            with self._postgresql_checks_deferred(table_names):
+                yield
+            return
         if not enabled or self.dialect != "sqlite":
             yield
             return
@@ -750,15 +779,47 @@ class _BulkWriter:
                     self.progress("indexes", step, steps)
         cursor.close()
 
-    def finish(self) -> None:
-        """PostgreSQL: move each id sequence past the ids assigned here."""
-        if self.dialect != "postgresql":
-            return  # SQLite uses max(rowid)+1 and MariaDB raises AUTO_INCREMENT itself
-        for table_name in sorted(self.first_ids):
-            self.connection.exec_driver_sql(
-                f"SELECT setval(pg_get_serial_sequence('{table_name}', 'id'), "
-                f"(SELECT MAX(id) FROM {self.quote(table_name)}))"
-            )
+    @contextmanager
+    def _postgresql_checks_deferred(self, table_names: Sequence[str]) -> Iterator[None]:
+        """PostgreSQL: drop the secondary indexes and the foreign keys of ``table_names`` for the load and create
+        them after it, in the same transaction.
+
+        COPY into a table with a dozen indexes (the customers' trigram and short-gram GIN indexes above all)
+        updates each of them row by row, and each foreign key checks every row with a query of its own; one
+        index build and one validating join per key at the end is several times cheaper (issue 15: 10M
+        customers). Primary keys and unique constraints stay: the load relies on them. A partitioned table's
+        index is created on the parent, which creates it on every partition.
+        """
+        run = self.connection.exec_driver_sql
+        names = list(table_names)
+        indexes = run(
+            "SELECT index.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+            " JOIN pg_class index ON index.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
+            " WHERE t.relname = ANY(%(tables)s) AND t.relnamespace = current_schema()::regnamespace"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+            " ORDER BY index.relname", {"tables": names}).all()
+        foreign_keys = run(
+            "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_class t ON t.oid = c.conrelid"
+            " WHERE t.relname = ANY(%(tables)s) AND t.relnamespace = current_schema()::regnamespace"
+            " AND c.contype = 'f' AND c.conparentid = 0 ORDER BY 1, 2", {"tables": names}).all()
+        for table, name, _definition in foreign_keys:
+            run(f"ALTER TABLE {table} DROP CONSTRAINT {self.quote(name)}")
+        for name, _definition in indexes:
+            run(f"DROP INDEX {self.quote(name)}")
+        yield
+        # the index builds' sort memory, for this transaction only (the server's default is 64 MB)
+        run("SET LOCAL maintenance_work_mem = '512MB'")
+        steps = len(indexes) + len(foreign_keys)
+        # a partitioned table's index definition reads ON ONLY (the parent alone): built whole, it recurses
+        for step, (name, definition) in enumerate(indexes, start=1):
+            run(definition.replace(" ON ONLY ", " ON ", 1))
+            if self.progress is not None:
+                self.progress(f"indexes {name}", step, steps)
+        for step, (table, name, definition) in enumerate(foreign_keys, start=len(indexes) + 1):
+            run(f"ALTER TABLE {table} ADD CONSTRAINT {self.quote(name)} {definition}")
+            if self.progress is not None:
+                self.progress(f"indexes {name}", step, steps)
 
 
 @contextmanager
@@ -915,6 +976,7 @@ def generate_demo(
     locale: str = "en_US",
     progress: Progress | None = None,
     today: dt.date | None = None,
+    profile: str = "standard",
 ) -> DemoSummary:
     """Create ``tenants`` demo tenants with ``customers`` customers each and their related records.
 
@@ -923,6 +985,8 @@ def generate_demo(
     """
     if customers < 0 or tenants < 1:
         raise ValueError("customers must be >= 0 and tenants >= 1")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown demo profile {profile!r} (one of {', '.join(PROFILES)})")
     started = time.perf_counter()
     zh = locale.lower().startswith("zh")
     texts = _TEXTS["zh" if zh else "en"]
@@ -947,15 +1011,18 @@ def generate_demo(
     totals: dict[str, int] = dict.fromkeys(
         ["users", "customers", "contacts", "opportunities", "opportunity_stage_changes", "orders", "order_lines",
          "activities", "tasks", "cases", "case_ratings", "products", "campaigns", "campaign_members",
-         "marketing_messages", "marketing_events", "consent_records"],
+         "marketing_messages", "marketing_events", "consent_records", "audit_events"],
         0,
     )
     bulk_tables = [
         "customers", "contacts", "opportunities", "opportunity_stage_changes", "orders", "order_lines",
-        "activities", "tasks", "cases",
+        "activities", "tasks", "cases", "audit_events",
     ]
     with _load_connection(db) as connection:
         clock = _Clock(reference, sqlite=connection.dialect.name == "sqlite")
+        # PostgreSQL: a month of partitions for every month of the history (three years back, the customers'
+        # creation), or its rows would all land in the DEFAULT partition (decision 0055)
+        ensure_partitions(connection, today=reference, since=clock.to_datetime(HISTORY_START).date())
         writer = _BulkWriter(connection, progress)
         with (
             Session(bind=connection, expire_on_commit=False) as session,
@@ -972,10 +1039,10 @@ def generate_demo(
                     locale=locale,
                     password_hash=password_hash,
                     people=_person_names(rng, pools, _extra_rep_count(customers) + 10),
-                    founded=clock.to_datetime(-3 * 365 * _DAY - _DAY),
+                    founded=clock.to_datetime(HISTORY_START),
                 )
                 counts = {"users": setup.user_count}
-                counts |= _generate_tenant(writer, clock, rng, pools, texts, setup, customers)
+                counts |= _generate_tenant(writer, clock, rng, pools, texts, setup, customers, PROFILES[profile])
                 # the bulk rows bypass the ORM and so the audit trail: one event records the load
                 session.add(
                     AuditEvent(
@@ -994,7 +1061,6 @@ def generate_demo(
             # committed by _load_connection; inside a test's transaction this releases the
             # session's savepoint instead of rolling it (and the bulk rows) back on close.
             session.commit()
-        writer.finish()
     return DemoSummary(tenants=tenants, seconds=round(time.perf_counter() - started, 3), **totals)
 
 
@@ -1026,6 +1092,93 @@ def _random_child(
     position = np.where(has, first[parent] + offset, 0)
     ids = child_ids[position] if child_ids.shape[0] else np.zeros(size, dtype=np.int64)
     return _ids_or_null(ids, has)
+
+
+@dataclass(frozen=True)
+class _AuditSources:
+    """The generated records whose history the demo's audit trail tells (customers, stage moves, activities)."""
+
+    customer_ids: np.ndarray
+    customer_created: np.ndarray
+    customer_worker: np.ndarray
+    customer_names: np.ndarray
+    deal_ids: np.ndarray  # per stage change
+    stage_changed: np.ndarray
+    from_stage: np.ndarray
+    to_stage: np.ndarray
+    stage_step: np.ndarray
+    stage_worker: np.ndarray
+    stage_ids: np.ndarray
+    activity_ids: np.ndarray
+    activity_time: np.ndarray
+    activity_type: np.ndarray
+    activity_customer: np.ndarray
+    activity_author: np.ndarray
+
+
+# of the demo's audit events: customers created, deals moved a stage, activities logged (the rest)
+AUDIT_SHARES = (0.3, 0.4)
+_AUDIT_CUSTOMER, _AUDIT_STAGE, _AUDIT_ACTIVITY = 0, 1, 2
+
+
+def _write_audit_trail(writer: _BulkWriter, clock: _Clock, rng: np.random.Generator, size: int, first_id: int,
+                       tenant_id: int, sources: _AuditSources) -> None:
+    """``size`` audit events as the app writes them (``{column: [old, new]}``, by the user who did it) for a
+    sample of the generated records: a customer's creation, a deal's move to its next stage (not its creation,
+    which the customer's row stands for), an activity logged. Chronological, like the ids the app gives."""
+    moves = np.flatnonzero(sources.stage_step > 0)
+    counts = [min(round(share * size), limit) for share, limit in
+              zip(AUDIT_SHARES, (len(sources.customer_ids), len(moves)), strict=True)]
+    counts.append(min(size - sum(counts), len(sources.activity_ids)))
+    picks = [np.sort(rng.choice(limit, count, replace=False)) if count else np.zeros(0, dtype=np.int64)
+             for limit, count in zip((len(sources.customer_ids), len(moves), len(sources.activity_ids)), counts,
+                                     strict=True)]
+    picks[_AUDIT_STAGE] = moves[picks[_AUDIT_STAGE]]
+    source = np.concatenate([np.full(count, kind, dtype=np.int8) for kind, count in enumerate(counts)])
+    row = np.concatenate(picks)
+    occurred = np.concatenate([sources.customer_created[picks[0]], sources.stage_changed[picks[1]],
+                               sources.activity_time[picks[2]]])
+    actor = np.concatenate([sources.customer_worker[picks[0]], sources.stage_worker[picks[1]],
+                            sources.activity_author[picks[2]]])
+    order = np.argsort(occurred, kind="stable")
+    source, row, occurred, actor = source[order], row[order], occurred[order], actor[order]
+    total = len(source)
+    entity = np.array(["customer", "opportunity", "activity"], dtype=object)[source]
+    action = np.where(source == _AUDIT_STAGE, "update", "create").astype(object)
+    entity_id = np.select([source == _AUDIT_CUSTOMER, source == _AUDIT_STAGE],
+                          [sources.customer_ids[np.minimum(row, len(sources.customer_ids) - 1)],
+                           sources.deal_ids[np.minimum(row, max(len(sources.deal_ids) - 1, 0))]
+                           if len(sources.deal_ids) else 0],
+                          default=sources.activity_ids[np.minimum(row, max(len(sources.activity_ids) - 1, 0))]
+                          if len(sources.activity_ids) else 0)
+
+    def changes(start: int, end: int) -> list[str]:
+        out = []
+        for kind, index, who in zip(source[start:end].tolist(), row[start:end].tolist(), actor[start:end].tolist(),
+                                    strict=True):
+            if kind == _AUDIT_CUSTOMER:
+                value = {"name": [None, str(sources.customer_names[index])[:200]], "owner_id": [None, who]}
+            elif kind == _AUDIT_STAGE:
+                value = {"stage_id": [int(sources.from_stage[index]), int(sources.to_stage[index])]}
+            else:
+                value = {"type": [None, str(sources.activity_type[index])],
+                         "customer_id": [None, int(sources.activity_customer[index])]}
+            out.append(json.dumps(value, ensure_ascii=False))
+        return out
+
+    stamps = clock.timestamps(occurred)
+    writer.insert("audit_events", total, {
+        "id": np.arange(first_id, first_id + total, dtype=np.int64),
+        "tenant_id": tenant_id,
+        "actor_id": actor,
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "changes": changes,
+        "occurred_at": stamps,
+        "created_at": stamps,
+        "updated_at": stamps,
+    })
 
 
 @dataclass(frozen=True)
@@ -1079,6 +1232,7 @@ def _generate_tenant(
     texts: dict[str, Any],
     setup: _TenantSetup,
     n: int,
+    profile: DemoProfile,
 ) -> dict[str, int]:
     """Draw every bulk table of one tenant, derive the lifecycle stages, insert; returns the row counts.
 
@@ -1093,14 +1247,14 @@ def _generate_tenant(
         "contacts": round(0.6 * n),
         "opportunities": round(0.3 * n),
         "orders": round(0.3 * n),
-        "activities": n,
+        "activities": round(profile.activities_per_customer * n),
         "tasks": round(0.15 * n),
         "cases": round(0.05 * n),
     }
     base = {
         table: writer.next_id(table)
         for table in ("customers", "contacts", "products", "opportunities", "opportunity_stage_changes", "orders",
-                      "order_lines", "activities", "tasks", "cases", "case_ratings", "campaigns")
+                      "order_lines", "activities", "tasks", "cases", "case_ratings", "campaigns", "audit_events")
     }
 
     # --- customers: who they are and who owns them ---
@@ -1615,6 +1769,17 @@ def _generate_tenant(
             deal_closed=deal_closed,
         ),
     )
+    audit = round(profile.audit_events_per_customer * n)
+    if audit:  # drawn last: the rows above stay those of the standard profile
+        _write_audit_trail(writer, clock, rng, audit, base["audit_events"], tenant_id, _AuditSources(
+            customer_ids=customer_ids, customer_created=created, customer_worker=worker, customer_names=names,
+            deal_ids=deal_ids[history.deal], stage_changed=history.changed, from_stage=history.from_stage,
+            to_stage=history.to_stage, stage_step=history.step, stage_worker=worker[deal_customer][history.deal],
+            stage_ids=np.asarray(setup.stage_ids, dtype=np.int64),
+            activity_ids=np.arange(base["activities"], base["activities"] + a, dtype=np.int64),
+            activity_time=occurred, activity_type=activity_type,
+            activity_customer=customer_ids[activity_customer], activity_author=worker[activity_customer],
+        ))
     return {
         "customers": n,
         "contacts": c_count,
@@ -1632,4 +1797,5 @@ def _generate_tenant(
         "marketing_messages": marketing["marketing_messages"],
         "marketing_events": marketing["marketing_events"],
         "consent_records": marketing["consent_records"],
+        "audit_events": audit,
     }

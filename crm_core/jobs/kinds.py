@@ -93,6 +93,24 @@ def campaign_results_refresh(ctx: JobContext) -> dict[str, Any]:
             "seconds": round(result.seconds, 3)}
 
 
+@job_kind("partitions_ahead", roles=ADMINS, schedulable=True, default_schedule=("50", "2", "*"))
+def partitions_ahead(ctx: JobContext) -> dict[str, Any]:
+    """PostgreSQL: create the coming months' partitions of activities and audit_events, and partitions for the
+    earlier months that rows in the DEFAULT partition belong to (decision 0055); nothing elsewhere. Idempotent.
+    Parameter ``months_ahead`` (0–24, default crm_core.partitions.MONTHS_AHEAD)."""
+    from crm_core.models import utcnow
+    from crm_core.partitions import MONTHS_AHEAD, ensure_partitions
+
+    months = ctx.params.get("months_ahead", MONTHS_AHEAD)
+    if not isinstance(months, int) or isinstance(months, bool) or not 0 <= months <= 24:
+        raise ValidationFailed({"months_ahead": ("jobs.error.bad_params", {})})
+    ctx.progress(0, 1, "jobs.progress.partitions_ahead")
+    with ctx.db.system_transaction("partitions ahead") as session:
+        result = ensure_partitions(session.connection(), today=(_as_of(ctx) or utcnow()).date(), months_ahead=months)
+    ctx.progress(1, 1)
+    return {"database": ctx.db.dialect_name, "created": list(result.created), "moved_rows": result.moved_rows}
+
+
 @job_kind("sla_recompute", roles=ADMINS)
 def sla_recompute(ctx: JobContext) -> dict[str, Any]:
     """Recompute every open case's SLA clocks from its history after a change of policy or calendar."""
@@ -418,7 +436,8 @@ def demo_load(ctx: JobContext) -> dict[str, Any]:
     admin starts it, and only on a database of their tenant alone (the operator's CLI on any).
     Parameters: ``customers`` (per tenant, default
     2,000), ``seed`` (42), ``tenants`` (1), ``locale`` (en_US | zh_CN), ``today`` (YYYY-MM-DD the
-    history ends on), ``if_empty`` (do nothing when the database has customers). Result:
+    history ends on), ``if_empty`` (do nothing when the database has customers), ``profile`` (standard | scale:
+    the history per customer, crm_core.demo.PROFILES). Result:
     ``{"status": "ok", customers, contacts, …, "seconds"}`` or ``{"status": "skipped", "reason":
     "not empty"}``. One transaction: a cancel or a killed worker leaves nothing.
     """
@@ -443,7 +462,7 @@ def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | Non
         summary = generate_demo(
             db, customers=int(params.get("customers", 2000)), seed=int(params.get("seed", 42)),
             tenants=int(params.get("tenants", 1)), locale=str(params.get("locale") or "en_US"),
-            progress=progress, today=today,
+            progress=progress, today=today, profile=str(params.get("profile") or "standard"),
         )
     except ValueError as error:
         raise DemoRefused(reason=str(error)) from None

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, MetaData, Table, insert, inspect, text
 
 from crm_core.db import make_engine
 from crm_core.models import Base
+from crm_core.partitions import is_partition_name
 from crm_core.schema import current_revision, head_revision, migrate
 from tests.conftest import database_url, private_database
 
@@ -42,9 +43,13 @@ def test_the_whole_chain_goes_down_and_up_again(empty_engine: Engine) -> None:
     # the migrations' own search structures, per database (no model describes them): SQLite's
     # full-text tables, PostgreSQL's trigram and short-substring indexes and its partial owner/name
     # index (migration 0036; SQLite and MariaDB have no such index, and a model index would be everywhere)
+    # and its monthly partitions of activities and audit_events (migration 0043), each with its copies of the
+    # parent's indexes
     pg_only = ("_trgm", "_short_grams", "ix_customers_owner_name_live")
     differences = [diff for diff in differences
                    if not (diff[0] == "remove_table" and "_fts" in diff[1].name)
+                   and not (diff[0] == "remove_table" and is_partition_name(diff[1].name))
+                   and not (diff[0] == "remove_index" and is_partition_name(diff[1].table.name))
                    and not (diff[0] == "remove_index" and any(part in diff[1].name for part in pg_only))]
     assert differences == [], differences
 
