@@ -891,11 +891,21 @@ def _drop_secondary_indexes(write: Connection, table_name: str) -> list[str]:
         ),
         {"table": table_name},
     ).all()
-    restore = [ddl.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1) for _name, ddl in indexes]
+    # a partitioned table (0043: activities, audit_events) describes its indexes "ON ONLY" itself (which would
+    # build none on its partitions) and refuses NOT VALID foreign keys: its own are built whole and checked at once
+    partitioned = write.execute(
+        text("SELECT c.relkind = 'p' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+             " WHERE c.relname = :table AND n.nspname = current_schema()"), {"table": table_name}).scalar()
+    restore = [ddl.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1).replace(" ON ONLY ", " ON ", 1)
+               for _name, ddl in indexes]
     for index_name, _ddl in indexes:
         write.exec_driver_sql(f"DROP INDEX {quote(index_name)}")
     for constraint_name, definition in foreign_keys:
         write.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {quote(constraint_name)}")
+        if partitioned:
+            restore.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quote(constraint_name)}; "
+                           f"ALTER TABLE {table} ADD CONSTRAINT {quote(constraint_name)} {definition}")
+            continue
         # NOT VALID adds it at once; the VALIDATE that follows checks every row in one pass
         restore.append(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quote(constraint_name)}; "
                        f"ALTER TABLE {table} ADD CONSTRAINT {quote(constraint_name)} {definition} NOT VALID")

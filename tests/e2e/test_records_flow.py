@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from crm_core.models import Activity, Customer, Task
 from crm_core.services import auth
-from tests.e2e.conftest import SCREENSHOTS, Server, open_page, screenshot
+from tests.e2e.conftest import SCREENSHOTS, Server, open_page, screenshot, settled
 from tests.factories import PASSWORD, create_random_customer
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +31,7 @@ def shot(page: Any, name: str) -> None:
 
 def log_in_as(page: Any, server: Server, username: str, landing: str) -> None:
     page.goto(server.url)
+    settled(page)  # the login form's first run is over: what is typed is not typed into a form being replaced
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
