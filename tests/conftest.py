@@ -134,9 +134,9 @@ def fresh_sqlite(template: Path, path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
-def db(engine: Engine) -> Iterator[Database]:
-    """A Database whose every session joins one outer transaction, rolled back after the test."""
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[Database]:
+    """A Database whose every session joins one outer transaction, rolled back when the block ends."""
     connection = engine.connect()
     transaction = connection.begin()
     try:
@@ -144,6 +144,13 @@ def db(engine: Engine) -> Iterator[Database]:
     finally:
         transaction.rollback()
         connection.close()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Database]:
+    """A Database whose every session joins one outer transaction, rolled back after the test."""
+    with rolled_back(engine) as database:
+        yield database
 
 
 @pytest.fixture

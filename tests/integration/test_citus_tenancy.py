@@ -54,6 +54,7 @@ from crm_core.services.segments import SegmentInput, record_snapshot, save_segme
 from crm_core.services.tasks import TaskInput, complete_task, create_task
 from crm_core.services.webhooks import SubscriptionForm, create_subscription, set_allow_private_targets
 from tests.api.conftest import build_client
+from tests.conftest import rolled_back
 from tests.factories import World, build_world, create_random_customer, customer_with_contact, tenant_slug, unique
 from tests.http_receiver import Receiver
 from tests.mail_sink import Sink
@@ -93,13 +94,8 @@ def pg_engine(migrated_engines: Callable[[str], Engine]) -> Engine:
 
 @pytest.fixture
 def pg_db(pg_engine: Engine) -> Iterator[Database]:
-    connection = pg_engine.connect()
-    transaction = connection.begin()
-    try:
-        yield Database(connection)
-    finally:
-        transaction.rollback()
-        connection.close()
+    with rolled_back(pg_engine) as database:
+        yield database
 
 
 @pytest.fixture
