@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from benchmarks.grid import demo_actors, largest_tenant, sample_terms
-from benchmarks.service import recorded, replay
+from benchmarks.service import medians, recorded, replay
 from crm_core.access import Actor
 from crm_core.db import Database, open_database
 from crm_core.models import Case as CaseRecord
@@ -46,16 +44,11 @@ class Measured:
 
 
 def timed(work: Callable[[], Any], raw: Callable[[], Any], runs: int) -> Measured:
-    """Medians of ``runs`` turns of each (after one warm-up of each)."""
+    """Medians of ``runs`` turns of each, taken in turn (after one warm-up of each), in ms."""
     work()
     raw()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(runs):
-        for run, kept in ((work, times[0]), (raw, times[1])):
-            clock = time.perf_counter()
-            run()
-            kept.append((time.perf_counter() - clock) * 1000)
-    return Measured(statistics.median(times[0]), statistics.median(times[1]))
+    seconds, raw_seconds = medians(work, raw, runs)
+    return Measured(seconds * 1000, raw_seconds * 1000)
 
 
 def cases(db: Database, actor: Actor, terms: dict[str, str], today: dt.date) -> dict[str, Callable[[], Any]]:

@@ -145,7 +145,7 @@ def _existing(db: Database) -> tuple[int, int]:
     return int(tenant_id), int(team_id)
 
 
-def _medians(work: Callable[[], Any], raw: Callable[[], Any], repeat: int) -> tuple[float, float]:
+def medians(work: Callable[[], Any], raw: Callable[[], Any], repeat: int) -> tuple[float, float]:
     """The medians of ``repeat`` runs of each, taken in turn: on a shared machine both meet the same load."""
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace, url: str) -> int:
             continue
         raw = make_raw()
         work()  # warm: caches of the access layer, the planner, the page cache
-        seconds, raw_seconds = _medians(work, raw, args.repeat)
+        seconds, raw_seconds = medians(work, raw, args.repeat)
         ratio = seconds / raw_seconds if raw_seconds else float("inf")
         verdict = "" if target is None else (f"   target < {target * 1000:.0f} ms and <= 2x: "
                                              f"{'met' if seconds < target and ratio <= 2 else 'NOT met'}")
