@@ -1,34 +1,65 @@
-"""Schema management: bring any supported database to the Alembic head."""
+"""Schema management: bring any supported database to the Alembic head.
+
+Alembic is imported by the functions that migrate, not by the module: the web host only asks "is the
+database at the code's head?" (its readiness check, the API's status), and answers it from the migration
+files' own lines and the ``alembic_version`` table, without loading Alembic and every migration module
+(about 14 MB per replica, issue 15's memory budget).
+"""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+import functools
+import re
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, inspect, text
 
 from crm_core.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+VERSIONS = PROJECT_ROOT / "crm_core" / "migrations" / "versions"
+_REVISION = re.compile(r"""^revision(?::[^=]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"""^down_revision(?::[^=]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
 
 
 def alembic_config() -> Config:
     """The project's Alembic configuration (``alembic.ini`` at the repository root)."""
+    from alembic.config import Config
+
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "crm_core" / "migrations"))
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The newest migration: the one no other migration names as its ``down_revision``.
+
+    Read from the files' ``revision`` and ``down_revision`` lines (the chain is linear);
+    tests/integration/test_migration_chain.py holds it equal to Alembic's own head.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        if found := _REVISION.search(source):
+            revisions.add(found.group(1))
+        if parent := _DOWN_REVISION.search(source):
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads, not one: {sorted(heads)}")
+    return heads.pop()
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The migration the database is at (None when empty)."""
+    """The migration the database is at (None when empty): Alembic's own ``alembic_version`` row."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def migrate(engine: Engine, direction: str = "upgrade", revision: str = "head") -> None:
@@ -40,6 +71,8 @@ def migrate(engine: Engine, direction: str = "upgrade", revision: str = "head") 
     pragma only changes outside a transaction), every reference is checked before the commit
     (``PRAGMA foreign_key_check``: a broken one rolls everything back), and it is on again after.
     """
+    from alembic import command
+
     config = alembic_config()
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"

@@ -6,6 +6,7 @@ here works only because the current directory happens to be the repository.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -113,6 +114,24 @@ def test_streamlit_reads_the_repository_config_whatever_the_working_directory(tm
                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
                                 "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}"})
     assert shown.stdout.split() == ["none", "#b45309"]
+
+
+def test_the_readiness_check_answers_without_loading_alembic(tmp_path: Path) -> None:
+    """The host's schema check reads the migration files and ``alembic_version``: Alembic and every migration
+    module (about 14 MB a replica) stay out of the web process."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    init_database(url)
+    probe = ("import sys, server\nfrom crm_core.db import open_database\nresults = {}\n"
+             f"server.check_database(lambda: open_database({url!r}), results)\n"
+             "print(results['schema'].ok, 'alembic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, **host_env(url, tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "False"]
+
+
+def test_the_head_read_from_the_migration_files_is_alembics_own() -> None:
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.mark.parametrize("behind", ["empty file", "one migration behind"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -10,6 +11,8 @@ from sqlalchemy import select
 
 from crm_core.models import PipelineStage
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage
+from crm_core.services.orders import OrderInput, OrderLineInput, create_order
+from crm_core.services.products import ProductInput, create_product
 from tests.factories import create_random_customer
 from tests.pages.conftest import AppWorld, log_in
 
@@ -70,6 +73,26 @@ def test_the_admins_dashboard_covers_the_workspace_in_chinese(app_world: AppWorl
     assert [title.value for title in app.title] == ["仪表盘"]
     assert metric(app, "在途商机金额") == "¥15.9万"
     assert metric(app, "本月赢单") == "¥8,000"
+
+
+def test_the_revenue_trend_is_a_plotly_bar_per_month_with_the_money_in_the_users_language(
+    app_world: AppWorld, deals: dict[str, int]
+) -> None:
+    db, world = app_world.db, app_world.world
+    customer = create_random_customer(db, world.rep, name="Trend Buyer")
+    product = create_product(db, world.admin, ProductInput(sku="", name="Trend kit", unit_price="1234.50"))
+    create_order(db, world.rep, OrderInput(customer_id=customer, lines=[OrderLineInput(product, quantity=2)]))
+    app = log_in(world.rep.username)
+    assert not app.exception
+    charts = app.get("plotly_chart")
+    assert len(charts) == 1  # one library for every chart: no Altair loaded for this one
+    bars = json.loads(charts[0].proto.spec)["data"][0]
+    month = dt.date.today().strftime("%Y-%m")
+    assert bars["x"][-1] == month and bars["y"][-1] == 2469.0
+    assert bars["customdata"][-1] == ["¥2,469.00", "Orders: 1"]
+    app.selectbox(key="kestrel_language_choice_en").select_index(1).run()
+    bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert bars["customdata"][-1] == ["¥2,469.00", "订单：1 笔"]
 
 
 def test_the_dashboard_script_runs_in_under_a_second(app_world: AppWorld, deals: dict[str, int]) -> None:
