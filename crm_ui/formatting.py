@@ -128,7 +128,8 @@ def dashed(frame: pd.DataFrame) -> pd.DataFrame:
     """
     text_columns = [
         name for name, kind in frame.dtypes.items()
-        if pd.api.types.is_object_dtype(kind)
+        # pandas 3 gives a column of strings its own str dtype (missing values NaN), older ones object
+        if (pd.api.types.is_object_dtype(kind) or isinstance(kind, pd.StringDtype))
         and all(isinstance(value, str) for value in frame[name] if not _is_empty(value))
     ]
     if not text_columns:

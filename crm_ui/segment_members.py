@@ -13,7 +13,7 @@ from crm_core.queries.scores import ScoreValue
 from crm_core.queries.segments import MemberRow
 from crm_ui.context import t
 from crm_ui.customers_grid import PROFILE_PAGE
-from crm_ui.formatting import when
+from crm_ui.formatting import dashed, date_column, when
 from crm_ui.layout import table_and_cards
 from crm_ui.text import plain_join, plain_line
 
@@ -34,23 +34,27 @@ def members_table(members: Sequence[MemberRow], churn: Mapping[int, ScoreValue])
     """The page of members: a table (wide screens) and cards whose names open the record (phones)."""
     wide, narrow = table_and_cards(NAME)
     with wide:
+        frame = dashed(pd.DataFrame([{
+            t("field.name"): member.name,
+            t("field.lifecycle_stage"): t(f"stage.{member.lifecycle_stage}"),
+            t("field.owner"): member.owner_name or t("filter.unowned"),
+            t("segments.field.team"): member.team_name or "",
+            t("field.industry"): member.industry or "",
+            t("field.region"): member.region or "",
+        } for member in members]))
+        # typed columns even when no member has a value: an all-None column would read "None"
+        frame[t("scoring.scorer.churn_risk")] = [
+            float(churn[member.id].percent) if member.id in churn else float("nan") for member in members]
+        frame[t("field.last_contacted_at")] = pd.to_datetime(pd.Series(
+            [member.last_contacted_at for member in members], dtype="object"))
         st.dataframe(
-            pd.DataFrame([{
-                t("field.name"): member.name,
-                t("field.lifecycle_stage"): t(f"stage.{member.lifecycle_stage}"),
-                t("field.owner"): member.owner_name or t("filter.unowned"),
-                t("segments.field.team"): member.team_name or "",
-                t("field.industry"): member.industry or "",
-                t("field.region"): member.region or "",
-                t("scoring.scorer.churn_risk"): churn[member.id].percent if member.id in churn else None,
-                t("field.last_contacted_at"): member.last_contacted_at,
-            } for member in members]),
+            frame,
             hide_index=True,
             width="stretch",
             column_config={
                 t("scoring.scorer.churn_risk"): st.column_config.ProgressColumn(format="%d%%", min_value=0,
                                                                                 max_value=100),
-                t("field.last_contacted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+                t("field.last_contacted_at"): date_column(),
             },
         )
     with narrow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
@@ -35,8 +36,12 @@ def test_an_analyst_builds_counts_and_saves_a_segment(app_world: AppWorld) -> No
     app.selectbox(key="segments_c1_op").select("contains").run()
     app.text_input(key="segments_c1_value").input("acme").run()
     assert live_count(app) == "1"
-    names = list(app.dataframe[0].value.iloc[:, 0])
-    assert names == ["Acme Trading"]
+    members = app.dataframe[0].value
+    assert list(members.iloc[:, 0]) == ["Acme Trading"]
+    # never contacted, no industry or churn score: dashes and empty typed cells, never "None"
+    row = members.iloc[0]
+    assert row["Industry"] == "—" and pd.isna(row["Last contacted"]) and pd.isna(row["Churn risk"])
+    assert str(members["Last contacted"].dtype).startswith("datetime64")
 
     app.text_input(key="segments_name").input("Acme accounts")
     app.selectbox(key="segments_sharing").select("tenant")

@@ -128,3 +128,14 @@ def test_page_helpers_use_the_session_language_and_tenant_currency(
         assert page_formatting.money(Decimal("1"), currency_code="USD")== "$1.00"
     finally:
         del st.session_state[LANG_STATE]
+
+
+def test_empty_text_cells_become_dashes_whatever_pandas_calls_a_column_of_strings() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"name": ["Acme", None, ""], "amount": [1.5, None, 2.0]})
+    objects = frame.astype({"name": "object"})  # pandas 2's column of strings; pandas 3 gives it a str dtype
+    for table in (frame, objects):
+        shown = page_formatting.dashed(table)
+        assert list(shown["name"]) == ["Acme", EMPTY, EMPTY]
+        assert shown["amount"].dtype == "float64" and shown["amount"].isna().tolist() == [False, True, False]
