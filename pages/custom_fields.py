@@ -17,7 +17,7 @@ from crm_core.services.custom_fields import (
     update_field,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.layout import table_or_cards
+from crm_ui.layout import form_cells, table_or_cards
 from crm_ui.text import plain, plain_line
 
 STATE = st.session_state
@@ -62,17 +62,17 @@ editing_id = st.selectbox(
 editing = next((d for d in definitions if d.id == editing_id), None)
 generation = STATE.setdefault("custom_fields_generation", 0)
 with st.form(f"custom_fields_form_{editing_id}_{generation}", clear_on_submit=False):
-    left, right = st.columns(2)
-    name = left.text_input(labels["name"] + " *", value=editing.name if editing else "", disabled=editing is not None,
-                           help=t("custom_fields.name_help"))
-    field_type = right.selectbox(labels["field_type"], list(FIELD_TYPES), format_func=type_label,
+    cells = form_cells(6)  # in reading order on a phone too
+    name = next(cells).text_input(labels["name"] + " *", value=editing.name if editing else "",
+                                  disabled=editing is not None, help=t("custom_fields.name_help"))
+    field_type = next(cells).selectbox(labels["field_type"], list(FIELD_TYPES), format_func=type_label,
                                  index=FIELD_TYPES.index(editing.field_type) if editing else 0,
                                  disabled=editing is not None)
-    label_en = left.text_input(labels["label_en"] + " *", value=editing.label_en if editing else "")
-    label_zh = right.text_input(labels["label_zh"] + " *", value=editing.label_zh if editing else "")
-    choices = left.text_input(labels["choices"], value=", ".join(editing.choices or []) if editing else "",
+    label_en = next(cells).text_input(labels["label_en"] + " *", value=editing.label_en if editing else "")
+    label_zh = next(cells).text_input(labels["label_zh"] + " *", value=editing.label_zh if editing else "")
+    choices = next(cells).text_input(labels["choices"], value=", ".join(editing.choices or []) if editing else "",
                               help=t("custom_fields.choices_help"))
-    position = right.number_input(t("custom_fields.position"), min_value=0, step=1,
+    position = next(cells).number_input(t("custom_fields.position"), min_value=0, step=1,
                                   value=editing.position if editing else len(definitions) + 1)
     required = st.checkbox(t("custom_fields.required"), value=editing.required if editing else False)
     submitted = st.form_submit_button(t("custom_fields.save") if editing else t("custom_fields.create"), type="primary")

@@ -11,6 +11,7 @@ from crm_core.queries.products import list_products
 from crm_core.services.products import ProductInput, archive_product, create_product, update_product
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, number_column
+from crm_ui.layout import form_cells
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -61,11 +62,11 @@ if stale := STATE.get("products_stale"):
         STATE["products_generation"] = generation + 1
         st.rerun()
 with st.form(f"products_form_{editing_id}_{generation}", clear_on_submit=False):
-    left, right = st.columns(2)
-    sku = left.text_input("SKU", value=(editing.sku or "") if editing else "", max_chars=64)
-    name = right.text_input(labels["name"] + " *", value=editing.name if editing else "", max_chars=200)
-    price = left.text_input(labels["unit_price"], value=f"{editing.unit_price:.2f}" if editing else "0.00")
-    currency = right.text_input(labels["currency"], value=editing.currency if editing else "CNY", max_chars=3)
+    cells = form_cells(4)  # in reading order on a phone too
+    sku = next(cells).text_input("SKU", value=(editing.sku or "") if editing else "", max_chars=64)
+    name = next(cells).text_input(labels["name"] + " *", value=editing.name if editing else "", max_chars=200)
+    price = next(cells).text_input(labels["unit_price"], value=f"{editing.unit_price:.2f}" if editing else "0.00")
+    currency = next(cells).text_input(labels["currency"], value=editing.currency if editing else "CNY", max_chars=3)
     active = st.checkbox(t("products.active"), value=editing.is_active if editing else True)
     submitted = st.form_submit_button(t("products.save") if editing else t("products.create"), type="primary")
 if submitted:

@@ -83,3 +83,20 @@ def test_an_admin_defined_field_appears_in_the_customer_form_grid_and_filters(ap
 def test_only_admins_get_the_custom_fields_page() -> None:
     assert "pages/custom_fields.py" in [p.path for p in pages_for(Role.ADMIN)]
     assert "pages/custom_fields.py" not in [p.path for p in pages_for(Role.MANAGER)]
+
+
+def field_labels(node) -> list[str]:  # type: ignore[no-untyped-def]
+    """The labels of a page's input widgets in document order (a phone shows them in this order)."""
+    if getattr(node, "type", None) in ("text_input", "selectbox", "number_input"):
+        return [node.label]
+    return [label for child in getattr(node, "children", {}).values() for label in field_labels(child)]
+
+
+def test_both_forms_pair_their_fields_row_by_row_so_a_phone_reads_them_in_order(app_world: AppWorld) -> None:
+    """Each pair of fields is a row of its own (crm_ui.layout.form_cells): where a phone stacks the columns, the
+    fields still come in the desktop's reading order, not the whole left column first."""
+    products = open_page(app_world.world.manager.username, "pages/products.py")
+    assert field_labels(products.get("form")[0]) == ["SKU", "Product *", "List price", "Currency"]
+    fields = open_page(app_world.world.admin.username, "pages/custom_fields.py")
+    assert field_labels(fields.get("form")[0]) == [
+        "Field key *", "Type", "Label (English) *", "Label (Chinese) *", "Choices", "Position"]
