@@ -216,18 +216,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def under_load(database_url: str, sessions: int, rounds: int, password: str, *, split_cores: bool) -> None:
-    """Part 2: ``sessions`` Chromium sessions at once through the real host.
+def walkers(database_url: str, sessions: int) -> tuple[list[tuple[str, tuple[int, str]]], str] | None:
+    """Who walks: ``sessions`` demo reps and managers of the largest tenant (repeated when fewer), each with one
+    of their own customers for the 360 step, and the grid search's term; None when there are none.
 
-    ``split_cores``: the host runs on core 0 and the browsers (with this process and Playwright's
-    driver, whose children inherit it) on the other cores, as when each user's browser runs on the
-    user's own machine (decision 0036); otherwise all of them share every core.
+    The walk reads English headings and links: demo users whose saved language is Chinese (a ``--locale zh_CN``
+    demo) are switched to English first, as each of them could do on the login page.
     """
-    if not Path(CHROMIUM).exists():
-        print(f"{CHROMIUM} not found: the concurrent-session figures are skipped")
-        return
     db = open_database(database_url)
     tenant_id, _ = largest_tenant(db)
+    with db.engine.begin() as connection:
+        switched = connection.execute(text(
+            "UPDATE users SET language = 'en' WHERE tenant_id = :t AND username LIKE 'demo.%' AND language <> 'en'"),
+            {"t": tenant_id}).rowcount
+    if switched:
+        print(f"{switched} demo users' saved language set to English for the walk")
     with db.system_session("benchmark") as session:
         users = session.execute(text(
             "SELECT id, username FROM users WHERE tenant_id = :t AND is_active AND role IN ('rep', 'manager') "
@@ -239,11 +242,27 @@ def under_load(database_url: str, sessions: int, rounds: int, password: str, *, 
                 Customer.tenant_id == tenant_id, Customer.owner_id == user_id).limit(1)).first()
             if own is not None:
                 chosen.append((username, (own[0], own[1])))
-    chosen = [chosen[i % len(chosen)] for i in range(sessions)] if chosen else []
+    db.engine.dispose()
     if not chosen:
+        return None
+    return [chosen[i % len(chosen)] for i in range(sessions)], (name or "Trading").split()[0][:6]
+
+
+def under_load(database_url: str, sessions: int, rounds: int, password: str, *, split_cores: bool) -> None:
+    """Part 2: ``sessions`` Chromium sessions at once through the real host.
+
+    ``split_cores``: the host runs on core 0 and the browsers (with this process and Playwright's
+    driver, whose children inherit it) on the other cores, as when each user's browser runs on the
+    user's own machine (decision 0036); otherwise all of them share every core.
+    """
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} not found: the concurrent-session figures are skipped")
+        return
+    walk = walkers(database_url, sessions)
+    if walk is None:
         print("no demo reps or managers to log in as: the concurrent-session figures are skipped")
         return
-    term = (name or "Trading").split()[0][:6]
+    chosen, term = walk
     port = free_port()
     env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_COOKIE_KEY": "benchmark-cookie-key-0123456789abcdef"}
     with tempfile.TemporaryDirectory() as directory:
