@@ -117,6 +117,10 @@ def upgrade() -> None:
     if connection.dialect.name != "postgresql":
         return
     distributed = distributed_tables(connection)
+    tenant_less = _tenant_less_unique_keys(connection, distributed)
+    if tenant_less != set(UNIQUE_KEYS):
+        raise RuntimeError(f"0044 knows the unique keys without tenant_id {sorted(UNIQUE_KEYS)},"
+                           f" the database holds {sorted(tenant_less)}")
     foreign_keys = _foreign_keys_to(connection, distributed)
     for key in foreign_keys:
         if key.columns[:-1] or key.referred_columns != ("id",) or key.match != "s":
@@ -124,10 +128,6 @@ def upgrade() -> None:
         _drop_constraint(connection, key.table, key.name)
     for table in distributed:
         _rekey(connection, table, ("id",), ("tenant_id", "id"))
-    tenant_less = _tenant_less_unique_keys(connection, distributed)
-    if tenant_less != set(UNIQUE_KEYS):
-        raise RuntimeError(f"0044 knows the unique keys without tenant_id {sorted(UNIQUE_KEYS)},"
-                           f" the database holds {sorted(tenant_less)}")
     for name, (table, columns, constraint) in UNIQUE_KEYS.items():
         _replace_unique(connection, name, table, ("tenant_id", *columns), constraint=constraint)
     for key in foreign_keys:
