@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import DateTime, Integer, String, bindparam, insert, select, text
 
 from crm_core.db import open_database, refresh_planner_statistics
-from crm_core.models import Case, Customer, Role, User, utcnow
+from crm_core.models import Case, Customer, Role, User, postgresql_key, utcnow
 from crm_core.models.service import SLA_METRICS, CaseSla
 from crm_core.schema import upgrade_to_head
 from crm_core.services import sla_settings, tenants
@@ -95,6 +95,11 @@ def _world(db, cases: int, now: dt.datetime) -> int:  # type: ignore[no-untyped-
     return tenant.tenant_id
 
 
+def _key(dialect: str, table: str, *columns: str) -> str:
+    """A unique key's columns as ``dialect`` holds them (PostgreSQL: tenant_id in front, migration 0044)."""
+    return ", ".join(postgresql_key(table, columns) if dialect == "postgresql" else columns)
+
+
 def _raw_statements(dialect: str, policy_ids: list[int]) -> list[str]:
     """The sweep's answer in hand-written SQL: per level, one INSERT … SELECT of the escalations of every
     metric, one of the digests (one notice with the number for whoever is told of more than ``DIGEST_AFTER``)
@@ -106,8 +111,9 @@ def _raw_statements(dialect: str, policy_ids: list[int]) -> list[str]:
             return f"{select} AND NOT EXISTS (SELECT 1 FROM {table} AS kept WHERE {key})"
         return select
     conflict = {"sla_escalations": "", "notifications": ""} if dialect == "mysql" else {
-        "sla_escalations": " ON CONFLICT (case_id, metric, level) DO NOTHING",
-        "notifications": " ON CONFLICT (user_id, dedupe_key) DO NOTHING"}
+        "sla_escalations":
+            f" ON CONFLICT ({_key(dialect, 'sla_escalations', 'case_id', 'metric', 'level')}) DO NOTHING",
+        "notifications": f" ON CONFLICT ({_key(dialect, 'notifications', 'user_id', 'dedupe_key')}) DO NOTHING"}
     json = "json_build_object" if dialect == "postgresql" else "json_object"
     key = ("CONCAT('sla:', e.case_id, ':', e.metric, ':', e.level)" if dialect == "mysql"
            else "'sla:' || e.case_id || ':' || e.metric || ':' || e.level")

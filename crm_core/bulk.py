@@ -24,6 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from crm_core.models import postgresql_key
+
 INSERT_BATCH = 500
 """Rows per multi-row ``INSERT … RETURNING`` (bind parameters stay far below every database's limit)."""
 
@@ -242,7 +244,8 @@ def insert_new(session: Session, table: Table, columns: Sequence[str], rows: Sel
     """``INSERT INTO table (columns) SELECT …`` of the rows whose ``key`` (a unique key of ``table``) the
     table does not hold yet, in one statement; how many were written.
 
-    On SQLite and PostgreSQL the unique index decides (``ON CONFLICT (key) DO NOTHING``): no "not
+    On SQLite and PostgreSQL the unique index decides (``ON CONFLICT (key) DO NOTHING``; on PostgreSQL the key
+    as it holds it, with ``tenant_id`` in front on a distributed table: :func:`.models.postgresql_key`): no "not
     written yet?" anti-join over the table being filled, which PostgreSQL plans from the statistics
     the table had before the statement (empty, at a first burst) and then re-reads, per row, every row
     the statement has written. On MariaDB, whose INSERT … SELECT reads its whole SELECT before writing
@@ -256,7 +259,8 @@ def insert_new(session: Session, table: Table, columns: Sequence[str], rows: Sel
     statement: Any
     if dialect in ("postgresql", "sqlite"):
         module = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(table).from_select(columns, rows).on_conflict_do_nothing(index_elements=key)
+        arbiter = postgresql_key(table.name, key) if dialect == "postgresql" else key
+        statement = module.insert(table).from_select(columns, rows).on_conflict_do_nothing(index_elements=arbiter)
     else:  # the test in the SELECT's own WHERE: wrapped in a derived table, MariaDB first copied every row
         stored = exists().where(*(table.c[name] == rows.selected_columns[name] for name in key))
         statement = insert(table).from_select(columns, rows.where(~stored))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -692,3 +693,22 @@ def distributed_tables() -> frozenset[str]:
     """The tables a Citus cluster splits by ``tenant_id`` (decision 0057)."""
     return frozenset(name for name, table in Base.metadata.tables.items()
                      if "tenant_id" in table.c and name not in REFERENCE_TABLES)
+
+
+def postgresql_key(table_name: str, columns: Sequence[str]) -> tuple[str, ...]:
+    """A unique key of ``table_name`` as PostgreSQL holds it since migration 0044 (decision 0058): on a distributed
+    table, ``tenant_id`` in front of the columns the model names (a cluster refuses a unique key without it). An
+    ``ON CONFLICT`` on PostgreSQL names these columns; SQLite and MariaDB keep the model's key."""
+    if table_name in distributed_tables() and "tenant_id" not in columns:
+        return ("tenant_id", *columns)
+    return tuple(columns)
+
+
+def postgresql_foreign_key(table_name: str, columns: Sequence[str], referred_table: str,
+                           referred_columns: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A foreign key as PostgreSQL holds it since migration 0044: between two distributed tables it joins on
+    ``tenant_id`` too, ``(tenant_id, x_id) → x (tenant_id, id)``; one to a reference table is the model's."""
+    distributed = distributed_tables()
+    if table_name in distributed and referred_table in distributed:
+        return postgresql_key(table_name, columns), postgresql_key(referred_table, referred_columns)
+    return tuple(columns), tuple(referred_columns)
