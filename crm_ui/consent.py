@@ -25,7 +25,7 @@ from crm_core.services.consent import (
 )
 from crm_ui.context import choice_key, get_db, read_session, show_domain_error, t
 from crm_ui.formatting import EMPTY, number, when
-from crm_ui.layout import table_or_cards
+from crm_ui.layout import form_cells, table_or_cards
 from crm_ui.pager import numbered_pager
 from crm_ui.text import plain, plain_line
 
@@ -137,21 +137,21 @@ def consent_form(actor: Actor, customer_id: int, customer_name: str, contacts: l
     generation = STATE.setdefault(f"{prefix}_generation", 0)
     st.subheader(t("consent.form_title"))
     with st.form(f"{prefix}_form_{generation}", clear_on_submit=False):
-        left, right = st.columns(2)
-        person = left.selectbox(t("consent.field.contact"), people, key=choice_key(f"{prefix}_person"),
-                                format_func=lambda v: names[v] if v is not None else t("consent.customer_itself",
-                                                                                      name=customer_name))
-        channel = right.selectbox(t("consent.field.channel"), CHANNELS, format_func=channel_label,
-                                  key=choice_key(f"{prefix}_channel"))
-        action = left.radio(t("consent.field.action"), ["grant", "withdraw"], horizontal=True,
-                            format_func=lambda v: t(f"consent.action.{v}"), key=choice_key(f"{prefix}_action"))
-        basis = right.selectbox(t("consent.field.basis"), BASES, format_func=basis_label,
-                                key=choice_key(f"{prefix}_basis"))
-        proof_kind = left.selectbox(t("consent.field.proof_kind"), list(USER_PROOF_KINDS),
-                                    format_func=lambda v: t(f"consent.proof_kind.{v}"),
-                                    index=list(USER_PROOF_KINDS).index("manual"),
-                                    key=choice_key(f"{prefix}_proof_kind"))
-        address = right.text_input(t("consent.field.address"), help=t("consent.address_help"), max_chars=254)
+        cells = form_cells(6)  # in reading order on a phone too
+        person = next(cells).selectbox(t("consent.field.contact"), people, key=choice_key(f"{prefix}_person"),
+                                       format_func=lambda v: names[v] if v is not None else t("consent.customer_itself",
+                                       name=customer_name))
+        channel = next(cells).selectbox(t("consent.field.channel"), CHANNELS, format_func=channel_label,
+                                        key=choice_key(f"{prefix}_channel"))
+        action = next(cells).radio(t("consent.field.action"), ["grant", "withdraw"], horizontal=True,
+                                   format_func=lambda v: t(f"consent.action.{v}"), key=choice_key(f"{prefix}_action"))
+        basis = next(cells).selectbox(t("consent.field.basis"), BASES, format_func=basis_label,
+                                      key=choice_key(f"{prefix}_basis"))
+        proof_kind = next(cells).selectbox(t("consent.field.proof_kind"), list(USER_PROOF_KINDS),
+                                           format_func=lambda v: t(f"consent.proof_kind.{v}"),
+                                           index=list(USER_PROOF_KINDS).index("manual"),
+                                           key=choice_key(f"{prefix}_proof_kind"))
+        address = next(cells).text_input(t("consent.field.address"), help=t("consent.address_help"), max_chars=254)
         proof = st.text_area(t("consent.field.proof"), help=t("consent.proof_help"), max_chars=1000)
         saved = st.form_submit_button(t("consent.save"), type="primary")
     if not saved:

@@ -323,11 +323,11 @@ def deal_form(profile: Profile) -> None:
     stage_names = {s.id: s.name for s in open_stages}
     generation = STATE.setdefault(f"{profile.prefix}_deal_generation", 0)
     with st.form(f"{profile.prefix}_deal_{generation}", clear_on_submit=False, border=True):
-        left, right = st.columns(2)
-        name = left.text_input(t("deal.name") + " *", max_chars=200)
-        amount = right.text_input(t("deal.amount"), value="0")
-        stage = left.selectbox(t("deal.stage"), list(stage_names), format_func=lambda v: stage_names[v])
-        close = right.date_input(t("deal.expected_close_date"), value=None)
+        cells = form_cells(4)  # in reading order on a phone too
+        name = next(cells).text_input(t("deal.name") + " *", max_chars=200)
+        amount = next(cells).text_input(t("deal.amount"), value="0")
+        stage = next(cells).selectbox(t("deal.stage"), list(stage_names), format_func=lambda v: stage_names[v])
+        close = next(cells).date_input(t("deal.expected_close_date"), value=None)
         saved = st.form_submit_button(t("profile.add_deal"), type="primary")
     if saved:
         owner = customer.owner_id if (actor.sees_whole_tenant
@@ -638,11 +638,11 @@ def contact_form(profile: Profile) -> None:
         blocked = pending_duplicate.action == BLOCK
         st.caption(t("contacts.duplicate_blocked_hint" if blocked else "contacts.duplicate_hint"))
     with st.form(form_key, clear_on_submit=False):
-        left, right = st.columns(2)
-        name = left.text_input(labels["name"] + " *", value=editing.name if editing else "")
-        title = right.text_input(labels["title"], value=(editing.title or "") if editing else "")
-        email = left.text_input(labels["email"], value=(editing.email or "") if editing else "")
-        phone = right.text_input(labels["phone"], value=(editing.phone or "") if editing else "")
+        cells = form_cells(4)  # in reading order on a phone too
+        name = next(cells).text_input(labels["name"] + " *", value=editing.name if editing else "")
+        title = next(cells).text_input(labels["title"], value=(editing.title or "") if editing else "")
+        email = next(cells).text_input(labels["email"], value=(editing.email or "") if editing else "")
+        phone = next(cells).text_input(labels["phone"], value=(editing.phone or "") if editing else "")
         primary = st.checkbox(t("contacts.primary"), value=editing.is_primary if editing else not contacts)
         confirm_duplicate = False
         if pending_duplicate and may_override(profile.actor.role, pending_duplicate.action):

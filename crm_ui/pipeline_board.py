@@ -58,6 +58,7 @@ from crm_core.services.deals import (
 )
 from crm_ui.context import choice_key, current_actor, get_db, read_session, record_id, show_domain_error, t
 from crm_ui.formatting import date, date_input_format, money, number, percent, when
+from crm_ui.layout import form_cells
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -400,34 +401,35 @@ def _deal_form(pipeline: PipelineRow, owners: list[tuple[int, str]], editing: De
         stage_options = [current, *allowed_moves(pipeline, current)]
     labels = deal_labels()
     with st.form(prefix, clear_on_submit=False):
-        left, right = st.columns(2)
-        name = left.text_input(labels["name"] + " *", value=editing.name if editing else "", max_chars=200)
-        right.text_input(labels["customer_id"], value=customer_names.get(picked, "") if picked else "",
-                         disabled=True)
-        amount = left.text_input(labels["amount"] + " *", value=str(editing.amount) if editing else "",
-                                 placeholder="120000")
-        currency = right.text_input(labels["currency"], value=editing.currency if editing else "", max_chars=3,
-                                    placeholder=t("board.currency_default"))
-        owner_id = left.selectbox(
+        cells = form_cells(10)  # in reading order on a phone too
+        name = next(cells).text_input(labels["name"] + " *", value=editing.name if editing else "", max_chars=200)
+        next(cells).text_input(labels["customer_id"], value=customer_names.get(picked, "") if picked else "",
+                               disabled=True)
+        amount = next(cells).text_input(labels["amount"] + " *", value=str(editing.amount) if editing else "",
+                                        placeholder="120000")
+        currency = next(cells).text_input(labels["currency"], value=editing.currency if editing else "", max_chars=3,
+                                          placeholder=t("board.currency_default"))
+        owner_id = next(cells).selectbox(
             labels["owner_id"], owner_options, format_func=lambda value: owner_names.get(value, str(value)),
             index=owner_options.index(editing.owner_id) if editing and editing.owner_id in owner_options else 0,
         )
-        stage_id = right.selectbox(
+        stage_id = next(cells).selectbox(
             labels["stage_id"], [stage.id for stage in stage_options],
             format_func=lambda value: f"{stages_by_id[value].name} ({stages_by_id[value].probability}%)",
         )
-        probability_text = left.text_input(
+        probability_text = next(cells).text_input(
             labels["probability"], value="" if not editing or editing.hand_set_probability is None
             else str(editing.hand_set_probability), placeholder=t("board.probability_hint"),
         )
-        expected_close = right.date_input(
+        expected_close = next(cells).date_input(
             labels["expected_close_date"], value=editing.expected_close_date if editing else None,
             format=date_input_format(),
         )
-        lost_reason = left.text_input(labels["lost_reason"], value=(editing.lost_reason or "") if editing else "",
-                                      help=t("board.lost_reason_help"), max_chars=500)
-        closed_on = right.date_input(labels["closed_at"], value=None, format=date_input_format(),
-                                     help=t("board.closed_on_help"))
+        lost_reason = next(cells).text_input(
+            labels["lost_reason"], value=(editing.lost_reason or "") if editing else "",
+            help=t("board.lost_reason_help"), max_chars=500)
+        closed_on = next(cells).date_input(labels["closed_at"], value=None, format=date_input_format(),
+                                           help=t("board.closed_on_help"))
         submitted = st.form_submit_button(t("board.save_deal") if editing else t("board.create_deal"), type="primary")
     if not submitted:
         return

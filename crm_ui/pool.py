@@ -32,6 +32,7 @@ from crm_core.services.pool import (
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.customers_grid import filter_choices
 from crm_ui.formatting import dashed, number, when, when_column
+from crm_ui.layout import form_cells
 from crm_ui.text import plain, plain_line, plain_params
 
 STATE = st.session_state
@@ -243,24 +244,26 @@ def rule_form(actor: Actor, rule: PoolRuleRow | None, teams: dict[int, str], sta
             st.rerun()
     team_choices: list[int | None] = [None, *teams]
     with st.form(f"pool_rule_form_{rule_key}_{generation}"):
-        left, right = st.columns(2)
-        team_id = left.selectbox(labels["team_id"], team_choices,
-                                 index=team_choices.index(rule.team_id) if rule and rule.team_id in teams else 0,
-                                 format_func=lambda value: t("pool.rule.default") if value is None else teams[value])
-        enabled = right.checkbox(labels["enabled"], value=rule.enabled if rule else True)
-        idle_days = left.number_input(labels["idle_days"], min_value=1, max_value=3650, step=1,
-                                      value=rule.idle_days if rule else 30)
-        no_deal_days = right.number_input(labels["no_deal_days"], min_value=0, max_value=3650, step=1,
-                                          value=rule.no_deal_days or 0 if rule else 0,
-                                          help=t("pool.rule.zero_is_off"))
-        reminder_days = left.number_input(labels["reminder_days"], min_value=0, max_value=365, step=1,
-                                          value=rule.reminder_days if rule else 3, help=t("pool.rule.zero_is_off"))
-        cooldown_days = right.number_input(labels["cooldown_days"], min_value=0, max_value=3650, step=1,
-                                           value=rule.cooldown_days if rule else 30)
-        daily_claim_cap = left.number_input(labels["daily_claim_cap"], min_value=0, max_value=1000, step=1,
-                                            value=rule.daily_claim_cap if rule else 10)
-        held_cap = right.number_input(labels["held_cap"], min_value=0, max_value=1_000_000, step=1,
-                                      value=rule.held_cap or 0 if rule else 0, help=t("pool.rule.zero_is_none"))
+        cells = form_cells(8)  # in reading order on a phone too
+        team_id = next(cells).selectbox(
+            labels["team_id"], team_choices,
+            index=team_choices.index(rule.team_id) if rule and rule.team_id in teams else 0,
+            format_func=lambda value: t("pool.rule.default") if value is None else teams[value])
+        enabled = next(cells).checkbox(labels["enabled"], value=rule.enabled if rule else True)
+        idle_days = next(cells).number_input(labels["idle_days"], min_value=1, max_value=3650, step=1,
+                                             value=rule.idle_days if rule else 30)
+        no_deal_days = next(cells).number_input(labels["no_deal_days"], min_value=0, max_value=3650, step=1,
+                                                value=rule.no_deal_days or 0 if rule else 0,
+                                                help=t("pool.rule.zero_is_off"))
+        reminder_days = next(cells).number_input(labels["reminder_days"], min_value=0, max_value=365, step=1,
+                                                 value=rule.reminder_days if rule else 3,
+                                                 help=t("pool.rule.zero_is_off"))
+        cooldown_days = next(cells).number_input(labels["cooldown_days"], min_value=0, max_value=3650, step=1,
+                                                 value=rule.cooldown_days if rule else 30)
+        daily_claim_cap = next(cells).number_input(labels["daily_claim_cap"], min_value=0, max_value=1000, step=1,
+                                                   value=rule.daily_claim_cap if rule else 10)
+        held_cap = next(cells).number_input(labels["held_cap"], min_value=0, max_value=1_000_000, step=1,
+                                            value=rule.held_cap or 0 if rule else 0, help=t("pool.rule.zero_is_none"))
         kept = [stage for stage in (rule.protected_stage_ids if rule else []) if stage in stages]
         protected = st.multiselect(labels["protected_stage_ids"], list(stages), default=kept,
                                    format_func=lambda value: stages.get(value, str(value)),

@@ -65,6 +65,7 @@ from crm_core.services.segments import (
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
 from crm_ui.formatting import date_input_format, number
+from crm_ui.layout import form_cells
 from crm_ui.pager import numbered_pager
 from crm_ui.segment_members import members_table
 from crm_ui.text import chart_text, plain, plain_params
@@ -407,15 +408,15 @@ if section == "builder":
         st.divider()
         st.subheader(t("segments.save_title"))
         with st.form("segments_save_form", clear_on_submit=False):
-            left, right = st.columns(2)
-            name = left.text_input(t("segments.name") + " *", max_chars=120, key="segments_name")
-            sharing = right.selectbox(
+            fields = form_cells(4)  # in reading order on a phone too
+            name = next(fields).text_input(t("segments.name") + " *", max_chars=120, key="segments_name")
+            sharing = next(fields).selectbox(
                 t("segments.sharing"), list(SegmentSharing.ALL), format_func=lambda v: t(f"segments.sharing_{v}"),
                 key="segments_sharing",
             )
-            description = left.text_input(t("segments.description"), max_chars=500, key="segments_description")
+            description = next(fields).text_input(t("segments.description"), max_chars=500, key="segments_description")
             my_teams = [team_id for team_id, _ in teams if actor.is_admin or team_id in actor.team_ids]
-            team_id = right.selectbox(
+            team_id = next(fields).selectbox(
                 t("segments.share_team"), [None, *my_teams],
                 format_func=lambda v: "—" if v is None else team_names.get(v, str(v)), key="segments_team",
             )

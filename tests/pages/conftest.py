@@ -74,3 +74,10 @@ def open_as(username: str, page: str, language: str = "en", **query: str) -> App
 
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")
+
+
+def field_labels(node) -> list[str]:  # type: ignore[no-untyped-def]
+    """The labels of a page's input widgets in document order (a phone shows them in this order)."""
+    if getattr(node, "type", None) in ("text_input", "selectbox", "number_input", "checkbox", "date_input", "radio"):
+        return [node.label]
+    return [label for child in getattr(node, "children", {}).values() for label in field_labels(child)]

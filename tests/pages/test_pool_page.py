@@ -15,7 +15,7 @@ from crm_core.models.pool import PoolRule
 from crm_core.services.auth import set_language
 from crm_core.services.pool import PoolRuleForm, return_to_pool, save_pool_rule
 from tests.factories import create_random_customer
-from tests.pages.conftest import AppWorld, log_in
+from tests.pages.conftest import AppWorld, field_labels, log_in
 
 
 def open_page(username: str, path: str, customer: int | None = None) -> Any:
@@ -67,6 +67,9 @@ def test_an_admin_saves_a_pool_rule_and_a_bad_one_is_explained_with_the_input_ke
     with app_world.db.system_session("test") as session:
         rule = session.scalars(select(PoolRule)).one()
     assert (rule.team_id, rule.idle_days, rule.reminder_days) == (None, 5, 2)
+    # each pair of fields is a row of its own: a phone stacks them in this, the desktop's, reading order
+    assert field_labels(app.get("form")[0])[:4] == [
+        "Team", "Enabled", "Return after days without follow-up", "Return after days without an open deal"]
 
 
 def test_a_rep_sees_the_pool_claims_from_the_360_and_gives_a_customer_back(app_world: AppWorld) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from crm_core.models import Customer, Product, Role
 from crm_ui.navigation import pages_for
-from tests.pages.conftest import AppWorld, log_in
+from tests.pages.conftest import AppWorld, field_labels, log_in
 
 
 def open_page(username: str, path: str):  # type: ignore[no-untyped-def]
@@ -85,18 +85,11 @@ def test_only_admins_get_the_custom_fields_page() -> None:
     assert "pages/custom_fields.py" not in [p.path for p in pages_for(Role.MANAGER)]
 
 
-def field_labels(node) -> list[str]:  # type: ignore[no-untyped-def]
-    """The labels of a page's input widgets in document order (a phone shows them in this order)."""
-    if getattr(node, "type", None) in ("text_input", "selectbox", "number_input"):
-        return [node.label]
-    return [label for child in getattr(node, "children", {}).values() for label in field_labels(child)]
-
-
 def test_both_forms_pair_their_fields_row_by_row_so_a_phone_reads_them_in_order(app_world: AppWorld) -> None:
     """Each pair of fields is a row of its own (crm_ui.layout.form_cells): where a phone stacks the columns, the
     fields still come in the desktop's reading order, not the whole left column first."""
     products = open_page(app_world.world.manager.username, "pages/products.py")
-    assert field_labels(products.get("form")[0]) == ["SKU", "Product *", "List price", "Currency"]
+    assert field_labels(products.get("form")[0]) == ["SKU", "Product *", "List price", "Currency", "Active"]
     fields = open_page(app_world.world.admin.username, "pages/custom_fields.py")
     assert field_labels(fields.get("form")[0]) == [
-        "Field key *", "Type", "Label (English) *", "Label (Chinese) *", "Choices", "Position"]
+        "Field key *", "Type", "Label (English) *", "Label (Chinese) *", "Choices", "Position", "Required"]
