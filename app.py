@@ -172,7 +172,7 @@ def login_gate() -> stauth.Authenticate | None:
                  and issued > dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=COOKIE_EXPIRY_DAYS))
     if not authenticated and not returning:
         # a session that just logged out would keep its stale page menu: no sidebar here
-        st.markdown("<style>[data-testid='stSidebar']{display:none}</style>", unsafe_allow_html=True)
+        hide_sidebar()
         st.title("🦅 Kestrel CRM")
         st.caption(t("login.tagline"))
         if demo_mode():
@@ -269,6 +269,11 @@ def go_to_remembered(pages: dict[str, Any]) -> None:
         st.switch_page(pages[remembered[0]], query_params=remembered[1])
 
 
+def hide_sidebar() -> None:
+    """No menu on a page shown before the role's navigation exists (Streamlit would list every file in pages/)."""
+    st.markdown("<style>[data-testid='stSidebar']{display:none}</style>", unsafe_allow_html=True)
+
+
 def main() -> None:
     """Render the frame and run the selected page."""
     if LANG_STATE not in st.session_state:
@@ -276,6 +281,7 @@ def main() -> None:
     st.html(FRAME_CSS)
     db = get_db()
     if schema.current_revision(db.engine) != schema.head_revision():
+        hide_sidebar()
         st.error(t("app.schema_outdated"))
         st.code("python -m crm_core init")
         st.stop()

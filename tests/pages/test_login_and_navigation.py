@@ -114,3 +114,16 @@ def test_demo_mode_says_so_on_the_login_form_and_beside_every_page(app_world: Ap
     assert any("Demo mode" in w.value for w in app.warning)
     app = log_in(app_world.world.rep.username)
     assert any("Demo mode" in c.value for c in app.sidebar.caption)
+
+
+def test_a_database_behind_the_code_says_which_command_to_run_and_shows_no_file_menu(app_world: AppWorld) -> None:
+    with app_world.db.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    app = new_app().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "The database schema is not up to date. Run this command, then reload the page:"]
+    assert app.code[0].value == "python -m crm_core init"
+    # before any role's menu exists Streamlit would list every file of pages/ in the sidebar
+    assert any("[data-testid='stSidebar']{display:none}" in m.value for m in app.markdown)
+    assert not app.text_input  # no login form on a schema the code cannot read
