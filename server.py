@@ -40,7 +40,7 @@ import anyio
 import streamlit as st
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from crm_api import create_api
@@ -598,6 +598,7 @@ def create_app(database_url: str | None = None) -> st.App:
             database.close()
 
     routes: list[BaseRoute] = [
+        Route(f"/{LANDING_PATH}", landing_redirect, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readiness.endpoint, methods=["GET"]),
         Route("/metrics", metrics_endpoint(database), methods=["GET"]),
@@ -611,6 +612,19 @@ def create_app(database_url: str | None = None) -> st.App:
     middleware = [Middleware(SecurityHeaders, page_policy=content_security_policy(index_html))]
     return st.App(SCRIPT, routes=routes, lifespan=lifespan, middleware=middleware,
                   on_script_error=on_script_error)
+
+
+LANDING_PATH = "dashboard"  # every role's first page (crm_ui.navigation), which Streamlit serves at "/"
+
+
+async def landing_redirect(request: Request) -> Response:
+    """``/dashboard`` (a bookmark, a typed address) opens the landing page at ``/``, its link's own address.
+
+    Streamlit serves the default page at ``/`` only and answers its name with an English "Page not found"
+    dialog over the page.
+    """
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/{query}", status_code=307)
 
 
 app = create_app()

@@ -27,6 +27,8 @@ is the tenant's (``Tenant.default_currency``); an unknown code is written before
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -152,6 +154,22 @@ def compact_money(value: Any, lang: str, *, currency: str | None = "CNY") -> str
     if figure == EMPTY or currency is None:
         return figure
     return _with_currency(figure, currency, lang)
+
+
+def money_ticks(maximum: Any, lang: str, *, currency: str | None = "CNY", count: int = 4) -> tuple[
+        list[float], list[str]]:
+    """A chart's money axis: about ``count`` round steps (1, 2 or 5 × 10ⁿ) from 0 past ``maximum``, each labelled
+    as :func:`compact_money` writes it (¥5M / ¥500万), where plotly's own labels would read "5M" in Chinese too."""
+    top = float(_decimal(maximum) or 0)
+    if top <= 0:
+        return [0.0], [compact_money(0, lang, currency=currency)]
+    rough = top / count
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(factor * power for factor in (1, 2, 5, 10) if factor * power >= rough)
+    values = [float(step * index) for index in range(math.ceil(top / step) + 1)]
+    # a round step needs no trailing zeros: ¥5M, ¥2.5M (a tile's ¥5.00M keeps three figures)
+    return values, [re.sub(r"\.?0+(?=\D*$)", "", label) if "." in label else label
+                    for label in (compact_money(Decimal(str(value)), lang, currency=currency) for value in values)]
 
 
 def number(value: Any, lang: str, *, digits: int = 0) -> str:

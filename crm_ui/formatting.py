@@ -47,6 +47,11 @@ def compact_money(value: Any, *, currency_code: str | None = None) -> str:
     return formatting.compact_money(value, lang(), currency=currency_code or currency())
 
 
+def money_ticks(maximum: Any) -> tuple[list[float], list[str]]:
+    """A chart's money axis in the session's language and the tenant's currency (¥5M / ¥500万)."""
+    return formatting.money_ticks(maximum, lang(), currency=currency())
+
+
 def compact_number(value: Any) -> str:
     """1.23M / 123万 — a large count that fits a tile."""
     return formatting.compact(value, lang())

@@ -24,6 +24,7 @@ from crm_ui.formatting import (
     date_column,
     money,
     money_column,
+    money_ticks,
     number,
     percent_column,
 )
@@ -86,9 +87,10 @@ with left:
             customdata=[[money(m.amount), t("dashboard.order_count", count=number(m.orders))] for m in revenue],
             hovertemplate="%{x}<br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         ))
+        ticks, tick_labels = money_ticks(max(m.amount for m in revenue))
         trend.update_layout(height=280, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                             xaxis={"type": "category", "title": t("dashboard.month")},
-                            yaxis={"title": t("dashboard.revenue"), "tickformat": "~s"})
+                            yaxis={"title": t("dashboard.revenue"), "tickvals": ticks, "ticktext": tick_labels})
         st.plotly_chart(trend, config=chart_config(), key="dashboard_revenue_trend")
     else:
         st.info(t("dashboard.no_revenue"))

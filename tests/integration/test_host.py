@@ -73,6 +73,26 @@ def test_readyz_is_ready_when_database_schema_and_queue_answer(ready_host: Host)
                              "checks": {"database": {"ok": True}, "schema": {"ok": True}, "queue": {"ok": True}}}
 
 
+def test_the_landing_pages_own_name_opens_it_at_the_root(ready_host: Host) -> None:
+    """Streamlit serves every role's first page at ``/`` and answers ``/dashboard`` (a bookmark) with a "Page not
+    found" dialog: the host sends it to ``/``, query kept."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from crm_core.models import Role
+    from crm_ui.navigation import pages_for
+    from server import LANDING_PATH
+
+    assert {pages_for(role)[0].url_path for role in Role} == {LANDING_PATH}
+    address = urlsplit(ready_host.url)
+    connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=10)
+    connection.request("GET", f"/{LANDING_PATH}?period=year")
+    answer = connection.getresponse()
+    assert (answer.status, answer.getheader("Location")) == (307, "/?period=year")
+    connection.close()
+    assert ready_host.get("/customers").status == 200  # other pages are Streamlit's, as before
+
+
 def test_api_status_reports_the_version_and_the_schema_revision(ready_host: Host) -> None:
     answer = ready_host.get("/api/v1/status")
     assert (answer.status, answer.content_type) == (200, "application/json")

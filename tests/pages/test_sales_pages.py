@@ -90,6 +90,8 @@ def test_the_revenue_trend_is_a_plotly_bar_per_month_with_the_money_in_the_users
     month = dt.date.today().strftime("%Y-%m")
     assert bars["x"][-1] == month and bars["y"][-1] == 2469.0
     assert bars["customdata"][-1] == ["¥2,469.00", "Orders: 1"]
+    axis = json.loads(charts[0].proto.spec)["layout"]["yaxis"]
+    assert axis["ticktext"] == ["¥0", "¥1,000", "¥2,000", "¥3,000"]  # money, not plotly's "2k"
     app.selectbox(key="kestrel_language_choice_en").select_index(1).run()
     bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]
     assert bars["customdata"][-1] == ["¥2,469.00", "订单：1 笔"]

@@ -139,3 +139,18 @@ def test_empty_text_cells_become_dashes_whatever_pandas_calls_a_column_of_string
         shown = page_formatting.dashed(table)
         assert list(shown["name"]) == ["Acme", EMPTY, EMPTY]
         assert shown["amount"].dtype == "float64" and shown["amount"].isna().tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize(("maximum", "language", "labels"), [
+    (10_950_000, "en", ["¥0", "¥5M", "¥10M", "¥15M"]),
+    (10_950_000, "zh-CN", ["¥0", "¥500万", "¥1,000万", "¥1,500万"]),
+    (350_000_000, "zh-CN", ["¥0", "¥1亿", "¥2亿", "¥3亿", "¥4亿"]),
+    (7_400_000, "en", ["¥0", "¥2M", "¥4M", "¥6M", "¥8M"]),
+    (2_469, "en", ["¥0", "¥1,000", "¥2,000", "¥3,000"]),
+    (Decimal("0"), "en", ["¥0"]),
+])
+def test_a_money_axis_has_round_steps_past_the_top_written_per_language(
+        maximum: object, language: str, labels: list[str]) -> None:
+    values, shown = formatting.money_ticks(maximum, language)
+    assert shown == labels
+    assert values[0] == 0 and values[-1] >= float(str(maximum)) and len(values) == len(labels)
