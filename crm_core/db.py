@@ -38,8 +38,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_recycle", 3600)
         if "charset=" not in url:
             url += ("&" if "?" in url else "?") + "charset=utf8mb4"
+    if url.startswith("postgresql") and transaction_pooler():
+        # psycopg prepares a statement on the server once a connection has run it 5 times; behind a pooler in
+        # transaction mode the next transaction may get another server connection, which has no such statement
+        kwargs.setdefault("connect_args", {"prepare_threshold": None})
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def transaction_pooler() -> bool:
+    """``CRM_DATABASE_POOLER=transaction``: PostgreSQL is reached through a pooler in transaction mode (PgBouncer's
+    ``pool_mode = transaction``), so no statement is prepared on the server (decision 0059)."""
+    return os.environ.get("CRM_DATABASE_POOLER", "").strip().lower() == "transaction"
 
 
 WRITE_OPTION = "crm_writes"  # execution option: this connection's transaction will write
@@ -110,6 +120,16 @@ class Database:
         session = self._factory()
         access.bind_system(session, reason, tenant_id=tenant_id)
         return session
+
+    def system_session_beside(self, session: Session, reason: str, *, tenant_id: int | None = None) -> Session:
+        """A system session on ``session``'s own connection, inside its transaction (which it neither commits nor
+        ends): a look-up beyond the actor's scope within their unit of work (a duplicate check across the tenant)
+        takes no second connection. One request holding a connection while it waits for another empties the pool
+        under load — or a transaction pooler's few server connections (decision 0059) — and every such request
+        then waits for the others."""
+        beside = Session(bind=session.connection(), expire_on_commit=False)
+        access.bind_system(beside, reason, tenant_id=tenant_id)
+        return beside
 
     @contextmanager
     def transaction(self, actor: access.Actor) -> Iterator[Session]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm_core import access
 from crm_core.access import Actor
@@ -76,7 +77,7 @@ def _apply(contact: Contact, form: ContactInput) -> None:
 
 def find_duplicate_contact(
     db: Database, actor: Actor, *, email: str, phone: str, exclude_id: int | None = None,
-    keys: Collection[str] | None = None,
+    keys: Collection[str] | None = None, within: Session | None = None,
 ) -> DuplicateContact | None:
     """A live contact of the tenant, at any customer, that the contact duplicate rules call the same person.
 
@@ -87,7 +88,8 @@ def find_duplicate_contact(
     """
     values = {"email": normalise_email(email), "phone": normalise_phone(phone)}
     columns = {"email": Contact.email_normalized, "phone": Contact.phone_normalized}
-    with db.system_session("contact duplicate check", tenant_id=actor.tenant_id) as session:
+    with (db.system_session("contact duplicate check", tenant_id=actor.tenant_id) if within is None
+          else db.system_session_beside(within, "contact duplicate check", tenant_id=actor.tenant_id)) as session:
         match = match_by_rules(
             session, actor.tenant_id, CONTACT, Contact, values, columns,
             live=lambda arm: arm.join(Customer, Customer.id == Contact.customer_id).where(
@@ -110,13 +112,13 @@ def find_duplicate_contact(
 
 
 def _check_duplicate(
-    db: Database, actor: Actor, form: ContactInput, *, allow_duplicate: bool,
+    db: Database, actor: Actor, form: ContactInput, within: Session, *, allow_duplicate: bool,
     exclude_id: int | None = None, keys: Collection[str] | None = None,
 ) -> None:
     """Raise the duplicate the rules find, unless the user confirmed and may override its action."""
     values = _values(form)
     duplicate = find_duplicate_contact(db, actor, email=values["email"] or "", phone=values["phone"] or "",
-                                       exclude_id=exclude_id, keys=keys)
+                                       exclude_id=exclude_id, keys=keys, within=within)
     if duplicate is not None and not (allow_duplicate and may_override(actor.role, duplicate.action)):
         raise duplicate
 
@@ -134,7 +136,7 @@ def create_contact(db: Database, actor: Actor, form: ContactInput, *, allow_dupl
         customer = session.get(Customer, form.customer_id)
         if customer is None or customer.archived_at is not None:
             raise NotFound("customer")
-        _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate)
+        _check_duplicate(db, actor, form, session, allow_duplicate=allow_duplicate)
         if form.is_primary:
             _clear_primary(session, form.customer_id)
         contact = Contact(customer_id=form.customer_id, tenant_id=actor.tenant_id)
@@ -169,7 +171,8 @@ def update_contact(
             new = _keys(form)
             old = {"email": contact.email_normalized, "phone": contact.phone_normalized}
             if changed := [key for key in CONTACT_KEYS if new[key] and new[key] != old[key]]:
-                _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate, exclude_id=contact_id, keys=changed)
+                _check_duplicate(db, actor, form, session, allow_duplicate=allow_duplicate, exclude_id=contact_id,
+                                 keys=changed)
             if form.is_primary and not contact.is_primary:
                 _clear_primary(session, contact.customer_id, keep=contact.id)
             form.customer_id = contact.customer_id  # a contact does not move between customers

@@ -143,6 +143,7 @@ def find_duplicate(
     credit_code: str = "",
     exclude_id: int | None = None,
     keys: Collection[str] | None = None,
+    within: Session | None = None,
 ) -> DuplicateCustomer | None:
     """A customer of the tenant that the tenant's duplicate rules say is the same one, if any.
 
@@ -151,7 +152,8 @@ def find_duplicate(
     one. ``keys`` limits the check to some keys (an edit checks only what it changes).
     Duplicates are searched across the whole tenant (a rep must not recreate a colleague's
     customer), but the existing record is only revealed when the actor may see it: otherwise
-    the refusal names its owner, nothing else.
+    the refusal names its owner, nothing else. ``within``: the unit of work the check belongs to, whose
+    connection it uses (:meth:`.Database.system_session_beside`).
     """
     values = {
         "credit_code": compact_credit_code(credit_code) or None,
@@ -161,7 +163,8 @@ def find_duplicate(
     }
     columns = {"credit_code": Customer.credit_code, "email": Customer.email_normalized,
                "phone": Customer.phone_normalized, "name": Customer.name_key}
-    with db.system_session("duplicate check", tenant_id=actor.tenant_id) as session:
+    with (db.system_session("duplicate check", tenant_id=actor.tenant_id) if within is None
+          else db.system_session_beside(within, "duplicate check", tenant_id=actor.tenant_id)) as session:
         match = match_by_rules(session, actor.tenant_id, CUSTOMER, Customer, values, columns,
                                live=lambda arm: arm.where(Customer.archived_at.is_(None)),
                                exclude_id=exclude_id, keys=keys)
@@ -179,14 +182,14 @@ def find_duplicate(
 
 
 def _check_duplicate(
-    db: Database, actor: Actor, form: CustomerInput, *, allow_duplicate: bool,
+    db: Database, actor: Actor, form: CustomerInput, within: Session, *, allow_duplicate: bool,
     exclude_id: int | None = None, keys: Collection[str] | None = None,
 ) -> None:
     """Raise the duplicate the rules find, unless the user confirmed and may override its action."""
     values = _values(form)
     duplicate = find_duplicate(
         db, actor, name=values["name"] or "", email=values["email"] or "", phone=values["phone"] or "",
-        credit_code=form.credit_code, exclude_id=exclude_id, keys=keys,
+        credit_code=form.credit_code, exclude_id=exclude_id, keys=keys, within=within,
     )
     if duplicate is not None and not (allow_duplicate and may_override(actor.role, duplicate.action)):
         raise duplicate
@@ -204,7 +207,7 @@ def create_customer(db: Database, actor: Actor, form: CustomerInput, *, allow_du
             errors["owner_id"] = ("validation.choice", {})
         if errors:
             raise ValidationFailed(errors)
-        _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate)
+        _check_duplicate(db, actor, form, session, allow_duplicate=allow_duplicate)
         customer = Customer(owner_id=form.owner_id)
         _apply(customer, form, custom)
         session.add(customer)
@@ -252,7 +255,8 @@ def _update_customer(
         if errors:
             raise ValidationFailed(errors)
         if changed := _changed_keys(customer, form):
-            _check_duplicate(db, actor, form, allow_duplicate=allow_duplicate, exclude_id=customer_id, keys=changed)
+            _check_duplicate(db, actor, form, session, allow_duplicate=allow_duplicate, exclude_id=customer_id,
+                             keys=changed)
         customer.owner_id = form.owner_id
         _apply(customer, form, custom)
         session.flush()
