@@ -78,7 +78,7 @@ def stop_cluster(cluster: subprocess.Popen[bytes]) -> None:
         cluster.wait()
 
 
-def walk(database_url: str, replicas: int, sessions: int, rounds: int, password: str) -> Walk | None:
+def walk(database_url: str, replicas: int, sessions: int, rounds: int, password: str, ramp: float) -> Walk | None:
     chosen = walkers(database_url, sessions)
     if chosen is None:
         print("no demo reps or managers to log in as: nothing to walk")
@@ -88,7 +88,7 @@ def walk(database_url: str, replicas: int, sessions: int, rounds: int, password:
         cluster, url = start_cluster(database_url, replicas, Path(directory))
         try:
             started = time.perf_counter()
-            timings, errors = asyncio.run(concurrent_sessions(url, users, password, rounds, term))
+            timings, errors = asyncio.run(concurrent_sessions(url, users, password, rounds, term, ramp))
             seconds = time.perf_counter() - started
         finally:
             stop_cluster(cluster)
@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         "CRM_BENCH_CLUSTER_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/kestrel_1m"))
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--ramp", type=float, default=1.0,
+                        help="seconds between two sessions' starts (40 first page loads at once time out here)")
     parser.add_argument("--password", default=os.environ.get("CRM_BENCH_PASSWORD", DEMO_PASSWORD))
     args = parser.parse_args(argv)
     for tool in ("/usr/sbin/nginx", "/usr/bin/chromium"):
@@ -124,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tool} not found: install Debian's nginx and chromium (sudo apt-get install -y nginx chromium)",
                   file=sys.stderr)
             return 2
-    print(f"{args.sessions} Chromium sessions × {args.rounds} round(s) through nginx, {os.cpu_count()} cores shared "
-          f"by the replicas and the browsers; database {args.database_url}", flush=True)
+    print(f"{args.sessions} Chromium sessions × {args.rounds} round(s) through nginx, one starting every "
+          f"{args.ramp:g} s; {os.cpu_count()} cores shared by the replicas and the browsers; "
+          f"database {args.database_url}", flush=True)
     results = [result for replicas in (1, 2)
-               if (result := walk(args.database_url, replicas, args.sessions, args.rounds, args.password))]
+               if (result := walk(args.database_url, replicas, args.sessions, args.rounds, args.password,
+                                     args.ramp))]
     for result in results:
         report(result)
     if len(results) == 2 and results[0].per_second:

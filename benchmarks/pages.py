@@ -158,13 +158,16 @@ async def settled(page: Any, heading: str, timeout_ms: int = 60_000) -> None:
 
 
 async def one_session(browser: Any, url: str, username: str, password: str, rounds: int, term: str,
-                      customer: tuple[int, str], timings: dict[str, list[float]], errors: list[str]) -> None:
-    """One user's walk; ``customer`` is one of theirs (the 360 step opens it by its link)."""
+                      customer: tuple[int, str], timings: dict[str, list[float]], errors: list[str],
+                      delay: float = 0.0) -> None:
+    """One user's walk, begun ``delay`` seconds in; ``customer`` is one of theirs (the 360 step opens it by its link).
+    The first page load (Streamlit's scripts, a few MB each browser parses) may take up to two minutes."""
+    await asyncio.sleep(delay)
     context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
     page = await context.new_page()
     step = "login"
     try:
-        await page.goto(url)
+        await page.goto(url, timeout=120_000)
         await page.get_by_role("textbox", name="Username").fill(username)
         await page.get_by_role("textbox", name="Password").fill(password)
         started = time.perf_counter()
@@ -196,7 +199,8 @@ async def one_session(browser: Any, url: str, username: str, password: str, roun
 
 
 async def concurrent_sessions(url: str, users: list[tuple[str, tuple[int, str]]], password: str, rounds: int,
-                              term: str) -> tuple[dict[str, list[float]], list[str]]:
+                              term: str, ramp: float = 0.0) -> tuple[dict[str, list[float]], list[str]]:
+    """Every user's walk at once; with ``ramp`` (s) the sessions start that far apart, as users arrive."""
     from playwright.async_api import async_playwright
 
     timings: dict[str, list[float]] = defaultdict(list)
@@ -204,8 +208,9 @@ async def concurrent_sessions(url: str, users: list[tuple[str, tuple[int, str]]]
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
-        await asyncio.gather(*(one_session(browser, url, user, password, rounds, term, customer, timings, errors)
-                               for user, customer in users))
+        await asyncio.gather(*(one_session(browser, url, user, password, rounds, term, customer, timings, errors,
+                                           delay=index * ramp)
+                               for index, (user, customer) in enumerate(users)))
         await browser.close()
     return timings, errors
 
