@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
@@ -293,6 +294,12 @@ def test_every_check_has_a_seeded_bad_row_test() -> None:
 
 @pytest.mark.parametrize("check_name", sorted(SEEDS))
 def test_each_check_flags_exactly_the_seeded_bad_rows(db: Database, world: World, check_name: str) -> None:
+    if db.dialect_name == "postgresql" and check_name.startswith("orphaned_"):
+        # since migration 0044 PostgreSQL's foreign keys hold the tenant (decision 0058): the database itself refuses
+        # a row pointing at another tenant's record; the check still guards SQLite, MariaDB and older copies
+        with pytest.raises(IntegrityError, match="foreign key"), db.system_transaction("seed bad data") as session:
+            SEEDS[check_name](db, world, session)
+        return
     with db.system_transaction("seed bad data") as session:
         expected = SEEDS[check_name](db, world, session)
     with db.session(world.admin) as session:
