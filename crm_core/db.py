@@ -112,24 +112,20 @@ class Database:
         access.bind_actor(session, actor)
         return session
 
-    def system_session(self, reason: str, *, tenant_id: int | None = None) -> Session:
+    def system_session(self, reason: str, *, tenant_id: int | None = None, beside: Session | None = None) -> Session:
         """An unscoped session for setup work (init, demo data, login checks); ``reason`` is audited.
 
         ``tenant_id``: the work is that tenant's (a job, a sweep): its ORM statements read and change that
-        tenant's rows only, and name it (decision 0057). Core statements still name their tenant themselves."""
-        session = self._factory()
+        tenant's rows only, and name it (decision 0057). Core statements still name their tenant themselves.
+
+        ``beside``: a unit of work this look-up belongs to (a duplicate check across the tenant, beyond the actor's
+        scope): the session runs on its connection, inside its transaction (which it neither commits nor ends),
+        and takes no second connection. One request holding a connection while it waits for another empties the
+        pool under load — or a transaction pooler's few server connections (decision 0059) — and every such
+        request then waits for the others."""
+        session = self._factory() if beside is None else Session(bind=beside.connection(), expire_on_commit=False)
         access.bind_system(session, reason, tenant_id=tenant_id)
         return session
-
-    def system_session_beside(self, session: Session, reason: str, *, tenant_id: int | None = None) -> Session:
-        """A system session on ``session``'s own connection, inside its transaction (which it neither commits nor
-        ends): a look-up beyond the actor's scope within their unit of work (a duplicate check across the tenant)
-        takes no second connection. One request holding a connection while it waits for another empties the pool
-        under load — or a transaction pooler's few server connections (decision 0059) — and every such request
-        then waits for the others."""
-        beside = Session(bind=session.connection(), expire_on_commit=False)
-        access.bind_system(beside, reason, tenant_id=tenant_id)
-        return beside
 
     @contextmanager
     def transaction(self, actor: access.Actor) -> Iterator[Session]:

@@ -88,8 +88,7 @@ def find_duplicate_contact(
     """
     values = {"email": normalise_email(email), "phone": normalise_phone(phone)}
     columns = {"email": Contact.email_normalized, "phone": Contact.phone_normalized}
-    with (db.system_session("contact duplicate check", tenant_id=actor.tenant_id) if within is None
-          else db.system_session_beside(within, "contact duplicate check", tenant_id=actor.tenant_id)) as session:
+    with db.system_session("contact duplicate check", tenant_id=actor.tenant_id, beside=within) as session:
         match = match_by_rules(
             session, actor.tenant_id, CONTACT, Contact, values, columns,
             live=lambda arm: arm.join(Customer, Customer.id == Contact.customer_id).where(

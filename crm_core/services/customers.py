@@ -153,7 +153,7 @@ def find_duplicate(
     Duplicates are searched across the whole tenant (a rep must not recreate a colleague's
     customer), but the existing record is only revealed when the actor may see it: otherwise
     the refusal names its owner, nothing else. ``within``: the unit of work the check belongs to, whose
-    connection it uses (:meth:`.Database.system_session_beside`).
+    connection it uses (``beside`` of :meth:`.Database.system_session`).
     """
     values = {
         "credit_code": compact_credit_code(credit_code) or None,
@@ -163,8 +163,7 @@ def find_duplicate(
     }
     columns = {"credit_code": Customer.credit_code, "email": Customer.email_normalized,
                "phone": Customer.phone_normalized, "name": Customer.name_key}
-    with (db.system_session("duplicate check", tenant_id=actor.tenant_id) if within is None
-          else db.system_session_beside(within, "duplicate check", tenant_id=actor.tenant_id)) as session:
+    with db.system_session("duplicate check", tenant_id=actor.tenant_id, beside=within) as session:
         match = match_by_rules(session, actor.tenant_id, CUSTOMER, Customer, values, columns,
                                live=lambda arm: arm.where(Customer.archived_at.is_(None)),
                                exclude_id=exclude_id, keys=keys)
