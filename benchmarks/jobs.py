@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.imports import add_assignment_rules, bare_insert, verdict, write_csv
+from benchmarks.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_WORKER_RSS_MB = 600.0
@@ -80,14 +81,6 @@ def _wait_http(url: str, seconds: float = 60.0) -> None:
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -165,7 +158,7 @@ def main(argv: list[str]) -> int:
     dirty = write_csv(csv_path, args.rows, existing, owners, args.seed)
     upload = store_upload(actor.tenant_id, "customers.csv", csv_path)
 
-    port = _free_port()
+    port = free_port()
     logs = {name: open(workdir / f"{name}.log", "wb") for name in ("worker", "server")}  # noqa: SIM115
     worker = subprocess.Popen([sys.executable, "-m", "crm_core", "worker"], cwd=ROOT, env=env,
                               stdout=logs["worker"], stderr=subprocess.STDOUT)

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from benchmarks.server import free_port
 from crm_core.db import Database, open_database
 
 MESSAGES = 3000
@@ -106,14 +107,6 @@ def start_sink(log_path: Path, port: int) -> Any:
     if not ready.wait(30):
         raise RuntimeError("the sink did not start")
     return process
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main(argv: list[str]) -> int:

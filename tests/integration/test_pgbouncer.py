@@ -25,14 +25,9 @@ from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.services.customers import CustomerInput, create_customer
 from tests.conftest import live_database
 from tests.factories import build_world
+from tests.hosting import free_port
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
