@@ -8,6 +8,7 @@ lockouts and revoked sessions live in the database (see ``crm_core.services.auth
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import time
 from typing import Any
@@ -50,6 +51,8 @@ from crm_ui.session_cookie import (
     pixel,
 )
 from crm_ui.text import css_string, plain, plain_line
+
+LOG = logging.getLogger("kestrel.login")
 
 PASSWORD_LOGIN_STATE = "kestrel_password_login"
 LANG_CHOSEN_STATE = "kestrel_lang_chosen"
@@ -161,9 +164,9 @@ def login_gate() -> stauth.Authenticate | None:
     )
 
     def on_password_login(event: dict[str, Any]) -> None:
-        st.session_state[PASSWORD_LOGIN_STATE] = True
         # None when the account was locked meanwhile (parallel wrong passwords): refused below
         st.session_state[SESSION_STARTED_STATE] = auth.record_login(db, event["username"])
+        st.session_state[PASSWORD_LOGIN_STATE] = True  # after: a failed recording is tried again next run
 
     # a returning browser with a live cookie logs in during this run: no login screen flashes (nor stays
     # drawn above the page, sidebar hidden, for the rest of the run)
@@ -216,7 +219,14 @@ def login_gate() -> stauth.Authenticate | None:
     if not status:
         return None
     username = st.session_state["username"]
-    if not authenticated and st.session_state.get(PASSWORD_LOGIN_STATE):
+    newly_verified = st.session_state.get(VERIFIED_STATE) != username
+    late = newly_verified and issued is None and not st.session_state.get(PASSWORD_LOGIN_STATE)
+    if late:
+        # no cookie, so the password was checked in this session, but the run stopped before the
+        # callback's bookkeeping: record the login now instead of ending a session that just began
+        LOG.warning("login of %s recorded one run late", username)
+        on_password_login({"username": username})
+    if (late or not authenticated) and st.session_state.get(PASSWORD_LOGIN_STATE):
         if st.session_state.get(SESSION_STARTED_STATE) is None:  # locked while the password was checked
             end_session(authenticator)
             st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
@@ -224,7 +234,6 @@ def login_gate() -> stauth.Authenticate | None:
         # the next runs show a pixel whose request makes the host set the HttpOnly cookie
         st.session_state[TICKET_STATE] = TICKETS.issue(username)
         st.rerun()  # drop the login form from the screen
-    newly_verified = st.session_state.get(VERIFIED_STATE) != username
     if newly_verified and not st.session_state.get(PASSWORD_LOGIN_STATE):
         # logged in from a cookie: the session started when the cookie was issued
         st.session_state[SESSION_STARTED_STATE] = issued
@@ -232,6 +241,9 @@ def login_gate() -> stauth.Authenticate | None:
     started = st.session_state.get(SESSION_STARTED_STATE)
     actor = auth.load_actor(db, username, session_started=started) if started is not None else None
     if actor is None:
+        LOG.warning("session of %s ended: %s", username,
+                    "no start time (locked at login?)" if started is None
+                    else f"started {started.isoformat()} is no longer current (logout, password, role or lock)")
         end_session(authenticator, notice="login.session_ended")
         st.rerun()
     st.session_state[VERIFIED_STATE] = username

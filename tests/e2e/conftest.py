@@ -32,6 +32,7 @@ class Server:
     url: str
     db: Database
     world: World
+    log_path: Path | None = None  # the host's log: a failing test's report carries its end
 
 
 @dataclass
@@ -82,7 +83,7 @@ def serving(prepared: Prepared, **env: str) -> Iterator[Server]:
     except RuntimeError as error:
         pytest.fail(str(error))
     try:
-        yield Server(host.url, prepared.db, prepared.world)
+        yield Server(host.url, prepared.db, prepared.world, host.log_path)
     finally:
         host.stop()
         prepared.engine.dispose()
@@ -223,6 +224,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     for number, page in enumerate(pages):
         name = re.sub(r"[^\w.-]+", "-", f"{item.name}-{number}")
         report.sections.append((f"page {number + 1} of {len(pages)}", page_evidence(page, name)))
+    server = getattr(item, "funcargs", {}).get("server")
+    log_path = getattr(server, "log_path", None)
+    if log_path is not None and log_path.exists():  # what the host said while the step timed out
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        report.sections.append(("the host's log, last 40 lines", "\n".join(lines[-40:])))
 
 
 def open_page(page: object, link: str, heading: str, *, timeout_ms: int = 30_000, attempts: int = 3) -> None:

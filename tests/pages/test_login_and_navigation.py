@@ -50,6 +50,39 @@ def test_a_rep_lands_on_the_dashboard_and_sees_no_admin_page(app_world: AppWorld
     assert "Users & teams" not in str(app.sidebar)
 
 
+def test_a_login_whose_bookkeeping_run_stopped_early_is_recorded_late_not_ended(app_world: AppWorld) -> None:
+    """A password login whose callback never ran (the run stopped between the password check and the
+    bookkeeping: a CI run showed "Your session has ended" right after Log in) is recorded on the next
+    run; it is never ended as if it had been logged out elsewhere."""
+    username = app_world.world.rep.username
+    app = new_app()
+    app.run()
+    # the state such a run leaves: the authenticator's verdict, none of the frame's own keys
+    app.session_state["authentication_status"] = True
+    app.session_state["username"] = username
+    app.session_state["name"] = app_world.world.rep.full_name
+    app.run()
+    assert not app.exception
+    assert page_titles(app) == ["Dashboard"]
+    assert not any("session has ended" in info.value for info in app.info)
+    with app_world.db.system_session("test") as session:
+        user = session.scalars(select(User).where(User.username == username)).one()
+    assert user.last_login_at is not None  # recorded, as a login through the callback is
+
+
+def test_a_late_recorded_login_of_a_locked_account_is_refused(app_world: AppWorld) -> None:
+    username = app_world.world.rep.username
+    for _ in range(5):
+        log_in(username, "wrong-password-1")
+    app = new_app()
+    app.run()
+    app.session_state["authentication_status"] = True
+    app.session_state["username"] = username
+    app.run()
+    assert "Dashboard" not in page_titles(app)
+    assert any("locked" in error.value for error in app.error)
+
+
 def test_an_admin_can_open_users_and_teams(app_world: AppWorld) -> None:
     app = log_in(app_world.world.admin.username)
     app.switch_page("pages/users.py").run()
