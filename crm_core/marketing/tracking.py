@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnClause, Select, literal_column, select
 from sqlalchemy.orm import Session
 
 from crm_core.db import Database
@@ -36,6 +36,9 @@ from crm_core.services.consent import latest_entry, record_in
 
 OPEN_WINDOW = dt.timedelta(minutes=1)
 TOKEN_LENGTH = 64
+# the tokens of links sent before tokens named their tenant have no dot; the condition is written as a literal,
+# word for word the partial index's (migration 0045), so PostgreSQL can match it
+LEGACY_TOKEN_PATTERN: ColumnClause[str] = literal_column("'%.%'")
 
 
 class UnknownLink(Exception):
@@ -68,14 +71,20 @@ class Preferences:
     changed: int = 0
 
 
+def message_lookup(token: str) -> Select[MarketingMessage]:
+    """The statement that finds the message behind ``token``, by its tenant and token where the token names one."""
+    statement = select(MarketingMessage).where(MarketingMessage.token == token)
+    tenant_id = token_tenant(token)
+    if tenant_id is not None:
+        return statement.where(MarketingMessage.tenant_id == tenant_id)
+    # a link sent before tokens named their tenant: by the token alone, through the index of such tokens (0045)
+    return statement.where(MarketingMessage.token.not_like(LEGACY_TOKEN_PATTERN))
+
+
 def _message(session: Session, token: str) -> MarketingMessage:
     if not token or len(token) > TOKEN_LENGTH:
         raise UnknownLink()
-    statement = select(MarketingMessage).where(MarketingMessage.token == token)
-    tenant_id = token_tenant(token)
-    if tenant_id is not None:  # links sent before tokens named their tenant are found by the token alone
-        statement = statement.where(MarketingMessage.tenant_id == tenant_id)
-    found = session.scalars(statement).first()
+    found = session.scalars(message_lookup(token)).first()
     if found is None:
         raise UnknownLink()
     return found

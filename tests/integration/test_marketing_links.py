@@ -8,12 +8,13 @@ import datetime as dt
 import re
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from crm_core.db import Database
 from crm_core.marketing.sender import send_marketing_mail
+from crm_core.marketing.tracking import message_lookup
 from crm_core.models import utcnow
 from crm_core.models.marketing import ConsentRecord, MarketingEvent, MarketingMessage, MarketingSettings
 from crm_core.services.consent import send_decision
@@ -108,6 +109,26 @@ def test_a_click_redirects_only_where_the_signature_says(db: Database, world: Wo
     assert client.get(tampered).status_code == 404
     assert client.get(path[:-4] + "0000").status_code == 404  # another signature
     assert len(touches(db, "clicked")) == 1
+
+
+def test_a_link_sent_before_tokens_named_their_tenant_still_works(db: Database, world: World, mail_env: Sink,
+                                                                  client: TestClient) -> None:
+    """Links in mail already delivered live on: an old token (random characters, no tenant) is found by
+    itself, on PostgreSQL through the partial index of such tokens (migration 0045), not a table scan."""
+    message = sent_one(db, world)
+    old = "Q" * 20 + "_-" + "x" * 21  # token_urlsafe(32)'s alphabet: no dot
+    with db.system_transaction("test") as session:
+        session.execute(update(MarketingMessage).where(MarketingMessage.id == message.id).values(token=old))
+    assert client.get(f"/m/p/{old}").status_code == 200
+    assert client.post(f"/m/u/{old}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert not send_decision_allowed(db, world)
+    assert client.get(f"/m/u/{old[:-1]}").status_code == 404
+    if db.dialect_name == "postgresql":
+        lookup = message_lookup(old).compile(db.engine, compile_kwargs={"literal_binds": True})
+        with db.system_session("test") as session:
+            session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table: can the index serve it?
+            plan = "\n".join(row[0] for row in session.connection().exec_driver_sql(f"EXPLAIN {lookup}"))
+        assert "ix_marketing_messages_legacy_token" in plan, plan
 
 
 @pytest.mark.parametrize("path", ["/m/u/nope", "/m/p/nope", "/m/c/nope?u=https://x.example&s=00",
