@@ -604,32 +604,11 @@ def _sampled_hits(session: Session, tenant_id: int, text: str) -> int:
 
 
 def _row(row: Any) -> CustomerRow:
-    return CustomerRow(
-        id=row.id,
-        name=row.name,
-        kind=row.kind,
-        industry=row.industry,
-        region=row.region,
-        lifecycle_stage=row.lifecycle_stage,
-        owner_id=row.owner_id,
-        owner_name=row.owner_name,
-        email=row.email,
-        phone=row.phone,
-        tags=[tag for tag in (row.tags or "").split(",") if tag],
-        last_contacted_at=row.last_contacted_at,
-        updated_at=row.updated_at,
-        version=row.version,
-        team_name=row.team_name,
-        source=row.source,
-        created_at=row.created_at,
-        custom_fields=dict(row.custom_fields or {}),
-        archived_at=row.archived_at,
-        credit_code=row.credit_code,
-        province_code=row.province_code,
-        city_code=row.city_code,
-        district_code=row.district_code,
-        external_id=row.external_id,
-    )
+    # the grid's columns carry CustomerRow's field names (_GRID_COLUMNS): one mapping, two fields converted
+    values = row._asdict()
+    values["tags"] = [tag for tag in (values["tags"] or "").split(",") if tag]
+    values["custom_fields"] = dict(values["custom_fields"] or {})
+    return CustomerRow(**values)
 
 
 def count_customers(session: Session, *, filters: CustomerFilters | None = None, cap: int | None = None) -> int:
