@@ -151,7 +151,7 @@ def open_database(url: str) -> Database:
     return Database(make_engine(url))
 
 
-def refresh_planner_statistics(bind: Engine | Connection) -> None:
+def refresh_planner_statistics(bind: Engine | Connection, *, bulk_loaded: bool = False) -> None:
     """ANALYZE after a bulk load or a migration, so the query planner picks the right indexes.
 
     SQLite in particular has no statistics until ANALYZE runs and then chooses among the
@@ -160,7 +160,17 @@ def refresh_planner_statistics(bind: Engine | Connection) -> None:
     expression a migration just added (the short-search GIN indexes' statistics tell the
     planner whether a one-character term is rare or everywhere). An engine runs it in a
     transaction of its own; a connection (a migration's) runs it in its current one.
+
+    ``bulk_loaded`` (a demo load, a database copy: an engine) runs ``VACUUM (ANALYZE)`` on PostgreSQL instead.
+    Until a vacuum marks the new pages all-visible, PostgreSQL cannot answer from an index alone: the
+    dashboard's counts and sums, which the covering indexes hold, fetch every row from the table
+    (the manager's new-customer count at 1M customers: 214 ms, 26 ms after the vacuum). Autovacuum
+    would do it some minutes later where it runs at all; the first users of a loaded database come sooner.
     """
+    if bulk_loaded and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM (ANALYZE)")  # not in a transaction: VACUUM refuses one
+        return
     if isinstance(bind, Engine):
         with bind.begin() as connection:
             refresh_planner_statistics(connection)

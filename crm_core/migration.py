@@ -1173,7 +1173,7 @@ def migrate(
             waited = time.perf_counter()
             restorer.wait()
             # a copied database has no statistics until ANALYZE: the planner would guess every plan
-            refresh_planner_statistics(target)
+            refresh_planner_statistics(target, bulk_loaded=True)
             restore_seconds = time.perf_counter() - waited
         return MigrationReport(safe_url(source_url), safe_url(target_url), tables, verification, copy_seconds,
                                notes, restore_seconds)

@@ -469,7 +469,7 @@ def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | Non
     from crm_core.service_demo import add_service_desk
 
     add_service_desk(db, zh=str(params.get("locale") or "").lower().startswith("zh"), seed=int(params.get("seed", 42)))
-    refresh_planner_statistics(db.engine)
+    refresh_planner_statistics(db.engine, bulk_loaded=True)
     # the campaign results page reads counts a job writes: count the demo's campaigns once now, so it opens
     # with figures rather than "not counted yet" until the schedule's first run
     from crm_core.jobs.cli import active_tenant_ids

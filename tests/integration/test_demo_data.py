@@ -418,3 +418,24 @@ def test_demo_contacts_are_found_by_the_contacts_search(db: Database) -> None:
     with db.session(actor) as session:
         assert count_contacts(session, filters=ContactFilters(search=word)) == expected > 0
         assert count_contacts(session, filters=ContactFilters(search=first.email_normalized)) >= 1
+
+
+def test_a_demo_load_on_postgresql_leaves_its_tables_vacuumed_so_indexes_answer_alone(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """After the load, VACUUM (ANALYZE): the pages are marked all-visible, so the dashboard's covering indexes
+    answer counts without reading the table (an index-only scan with no heap fetch)."""
+    from crm_core.jobs.kinds import load_demo
+    from tests.conftest import live_database
+
+    with live_database("postgresql", tmp_path_factory, "demo-vacuum") as db:
+        load_demo(db, {"customers": 400})
+        with db.engine.connect() as connection:
+            pages: dict[str, float] = dict(connection.exec_driver_sql(
+                "SELECT relname, relallvisible::float / greatest(relpages, 1) FROM pg_class"
+                " WHERE relname IN ('customers', 'opportunities', 'orders')").all())
+            connection.exec_driver_sql("SET enable_seqscan = off; SET enable_bitmapscan = off")
+            plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM customers"
+                " WHERE tenant_id = (SELECT min(id) FROM tenants) AND created_at >= now() - interval '90 days'"))
+    assert all(share == 1.0 for share in pages.values()), pages
+    assert "Index Only Scan" in plan and "Heap Fetches: 0" in plan, plan
