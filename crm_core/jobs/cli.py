@@ -166,9 +166,9 @@ def active_tenant_ids(db: Database) -> list[int]:
         return list(session.scalars(select(Tenant.id).where(Tenant.is_active.is_(True)).order_by(Tenant.id)))
 
 
-def _read(db: Database, job_id: int, queue: Huey | None = None) -> JobView:
+def _read(db: Database, job_id: int, queue: Huey | None = None, *, with_user: bool = True) -> JobView:
     with db.system_session("cli: read job") as session:
-        return get_job(session, job_id, queue=queue)
+        return get_job(session, job_id, queue=queue, with_user=with_user)
 
 
 def wait_for(
@@ -192,8 +192,9 @@ def wait_for(
     try:
         while True:
             ended_here = thread is not None and not thread.is_alive()
-            view = _read(db, job_id, queue)
+            view = _read(db, job_id, queue, with_user=False)  # a poll: what the job holds must not stall it
             if view.status.finished:
+                view = _read(db, job_id, queue)
                 draw.close(view)
                 return view
             if ended_here:

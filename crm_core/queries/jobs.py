@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huey import Huey
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from crm_core.errors import NotFound
@@ -98,11 +98,18 @@ def list_jobs(
     return Page(items=items, page=page, per_page=per_page, has_next=len(rows) > per_page)
 
 
-def get_job(session: Session, job_id: int, *, queue: Huey | None = None) -> JobView:
-    """One job the session's actor may see, or NotFound."""
-    row = session.execute(
-        select(Job, User.username).outerjoin(User, User.id == Job.requested_by_id).where(Job.id == job_id)
-    ).one_or_none()
+def get_job(session: Session, job_id: int, *, queue: Huey | None = None, with_user: bool = True) -> JobView:
+    """One job the session's actor may see, or NotFound.
+
+    ``with_user=False`` leaves out who asked for it (``requested_by`` None) and so never reads ``users``: a
+    progress poll must not wait behind a job that holds that table (a PostgreSQL demo load drops the foreign
+    keys pointing at it, which locks it until the load commits).
+    """
+    if with_user:
+        statement = select(Job, User.username).outerjoin(User, User.id == Job.requested_by_id)
+    else:
+        statement = select(Job, literal(None).label("username"))
+    row = session.execute(statement.where(Job.id == job_id)).one_or_none()
     if row is None:
         raise NotFound("job", id=job_id)
     job, username = row

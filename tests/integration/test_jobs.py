@@ -311,3 +311,24 @@ def test_the_import_command_hands_its_file_to_the_worker_and_prints_what_it_alwa
     assert {"rows_read", "updated", "rejected", "run_id", "failures", "job_id"} <= set(payload)
     uploads = files_dir() / "uploads" / str(stack.world.admin.tenant_id)
     assert not [path for path in uploads.rglob(f"{name}.csv")]  # a finished import's copy is gone
+
+
+def test_a_progress_poll_does_not_wait_behind_a_job_that_locks_the_users_table(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A PostgreSQL demo load drops the foreign keys that point at users, which locks that table until the load
+    commits; the CLI's progress poll reads the job without it (its requester is read once the job is over)."""
+    from crm_core.jobs.cli import _read
+    from tests.conftest import live_database
+
+    with live_database("postgresql", tmp_path_factory, "poll-lock", connect_args={
+            "options": "-c lock_timeout=3000"}) as db:
+        world = build_world(db)
+        job_id = submit_job(db, world.admin, "demo_load", {"customers": 10}, enqueue=False)
+        with db.engine.connect() as holder:
+            holder.exec_driver_sql("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            polled = _read(db, job_id, with_user=False)
+            assert polled.status == JobStatus.QUEUED and polled.requested_by is None
+            with pytest.raises(Exception, match="lock timeout"):  # as the poll read before
+                _read(db, job_id)
+            holder.exec_driver_sql("ROLLBACK")
+        assert _read(db, job_id).requested_by == world.admin.username
