@@ -151,6 +151,17 @@ def open_database(url: str) -> Database:
     return Database(make_engine(url))
 
 
+def run_catalog_ddl(connection: Connection, statement: str) -> None:
+    """Run DDL read back from the database's catalog (``pg_get_indexdef`` …) as it stands.
+
+    psycopg and PyMySQL read ``%`` as the start of a placeholder even with no parameters, so a definition
+    holding one (a partial index's ``LIKE '%.%'``, migration 0045) is escaped for them first.
+    """
+    if connection.dialect.paramstyle in ("pyformat", "format"):
+        statement = statement.replace("%", "%%")
+    connection.exec_driver_sql(statement)
+
+
 def refresh_planner_statistics(bind: Engine | Connection, *, bulk_loaded: bool = False) -> None:
     """ANALYZE after a bulk load or a migration, so the query planner picks the right indexes.
 

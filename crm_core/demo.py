@@ -41,7 +41,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core import access
-from crm_core.db import Database
+from crm_core.db import Database, run_catalog_ddl
 from crm_core.demo_marketing import Customers, marketing_story
 from crm_core.fulltext import fulltext_indexes, index_rows_from, insert_triggers_dropped
 from crm_core.models import (
@@ -813,13 +813,18 @@ class _BulkWriter:
         steps = len(indexes) + len(foreign_keys)
         # a partitioned table's index definition reads ON ONLY (the parent alone): built whole, it recurses
         for step, (name, definition) in enumerate(indexes, start=1):
-            run(definition.replace(" ON ONLY ", " ON ", 1))
+            run_catalog_ddl(self.connection, definition.replace(" ON ONLY ", " ON ", 1))
             if self.progress is not None:
                 self.progress(f"indexes {name}", step, steps)
         for step, (table, name, definition) in enumerate(foreign_keys, start=len(indexes) + 1):
-            run(f"ALTER TABLE {table} ADD CONSTRAINT {self.quote(name)} {definition}")
+            run_catalog_ddl(self.connection, f"ALTER TABLE {table} ADD CONSTRAINT {self.quote(name)} {definition}")
             if self.progress is not None:
                 self.progress(f"indexes {name}", step, steps)
+
+
+DEFER_INDEXES_FROM = 50_000
+"""A load of at least this many customers builds the secondary indexes (and on PostgreSQL the foreign keys) after
+its rows rather than row by row."""
 
 
 @contextmanager
@@ -1026,7 +1031,7 @@ def generate_demo(
         writer = _BulkWriter(connection, progress)
         with (
             Session(bind=connection, expire_on_commit=False) as session,
-            writer.indexes_deferred(bulk_tables, enabled=customers * tenants >= 50_000),
+            writer.indexes_deferred(bulk_tables, enabled=customers * tenants >= DEFER_INDEXES_FROM),
         ):
             access.bind_system(session, "demo data")
             for index in range(1, tenants + 1):

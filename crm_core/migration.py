@@ -67,7 +67,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.ddl import sort_tables_and_constraints
 
 from crm_core import schema
-from crm_core.db import make_engine, refresh_planner_statistics
+from crm_core.db import make_engine, refresh_planner_statistics, run_catalog_ddl
 from crm_core.errors import (
     DatabaseUnreachable,
     ResumeFromOtherSource,
@@ -784,7 +784,7 @@ class _DdlRestorer:
             for ddl in task:  # each in its own transaction
                 try:
                     for statement in ddl.split("; "):
-                        connection.exec_driver_sql(statement)
+                        run_catalog_ddl(connection, statement)
                     connection.commit()
                 except DBAPIError:
                     connection.rollback()
