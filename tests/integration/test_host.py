@@ -136,27 +136,6 @@ def test_streamlit_reads_the_repository_config_whatever_the_working_directory(tm
     assert shown.stdout.split() == ["none", "#b45309"]
 
 
-def test_the_host_imports_the_frame_and_the_landing_page_before_it_serves(ready_host: Host) -> None:
-    """The first users after a restart do not queue on Python's import lock behind pandas and plotly."""
-    found = re.search(r"host: serving app\.py \((\d+) modules of the frame and the landing page imported",
-                      ready_host.log())
-    assert found is not None, ready_host.log()[-2000:]
-    assert int(found.group(1)) >= 20
-    assert "ahead of the first page failed" not in ready_host.log()
-
-
-def test_warming_up_loads_what_a_login_needs_and_no_alembic(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'crm.db'}"
-    probe = ("import sys, server\nbefore = {'pandas', 'streamlit_authenticator',"
-             " 'crm_ui.layout', 'streamlit.emojis'} & set(sys.modules)\nserver.warm_up()\n"
-             "print(sorted(before), all(name in sys.modules for name in ('pandas', 'plotly.graph_objects',"
-             " 'streamlit_authenticator', 'crm_ui.layout', 'streamlit.emojis')), 'alembic' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, **host_env(url, tmp_path)},
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["[]", "True", "False"]
-
-
 def test_the_readiness_check_answers_without_loading_alembic(tmp_path: Path) -> None:
     """The host's schema check reads the migration files and ``alembic_version``: Alembic and every migration
     module (about 14 MB a replica) stay out of the web process."""
