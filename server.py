@@ -21,6 +21,7 @@ app with uvicorn's own defaults (websocket compression on, 16 MiB frames).
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import copy
 import hashlib
@@ -30,6 +31,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -591,7 +593,10 @@ def create_app(database_url: str | None = None) -> st.App:
     @asynccontextmanager
     async def lifespan(_app: st.App) -> AsyncIterator[None]:
         configure_logging()
-        LOG.info("host: serving %s", SCRIPT.name)
+        started = time.perf_counter()
+        imported = warm_up()
+        LOG.info("host: serving %s (%d modules of the frame and the landing page imported in %.1f s)",
+                 SCRIPT.name, imported, time.perf_counter() - started)
         try:
             yield
         finally:
@@ -612,6 +617,44 @@ def create_app(database_url: str | None = None) -> st.App:
     middleware = [Middleware(SecurityHeaders, page_policy=content_security_policy(index_html))]
     return st.App(SCRIPT, routes=routes, lifespan=lifespan, middleware=middleware,
                   on_script_error=on_script_error)
+
+
+# The frame and every role's landing page. Their first run imports pandas, plotly, the frame's crm_ui modules and
+# the rest (1 to 2 s of CPU), under Python's import lock: after a restart, every user logging in at once waited for
+# it (a sampling profile of 10 sessions showed the script threads queued on that lock). The host imports them
+# before it serves; a replica is ready when its first user would be quick.
+WARM_SCRIPTS = (SCRIPT, SCRIPT.with_name("pages") / "dashboard.py")
+# Streamlit reads its emoji catalogue the first time a page icon is an emoji (app.py's page icon)
+WARM_EXTRA = ("streamlit.emojis",)
+# Left to the frame's first run: importing streamlit_authenticator declares extra_streamlit_components' custom
+# components (the login's cookie manager among them), and Streamlit registers a component only when it is declared
+# inside a script run. Declared here, outside one, they would never be registered (their files answer 404 for the
+# life of the process) and Streamlit would print its plain-text "missing ScriptRunContext!" warning per component.
+WARM_SKIPPED = ("streamlit_authenticator",)
+
+
+def script_imports(path: Path) -> list[str]:
+    """The modules a script imports at its top level, in order (``import x`` and ``from x import y``)."""
+    names: list[str] = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module != "__future__":
+            names.append(node.module)
+    return names
+
+
+def warm_up() -> int:
+    """Import :data:`WARM_SCRIPTS`' modules now, but for :data:`WARM_SKIPPED`' packages; returns how many. A module
+    that fails to import is logged and left to the page's own run, which shows its error as any page does."""
+    imports = [name for path in WARM_SCRIPTS for name in script_imports(path)]
+    names = [name for name in dict.fromkeys([*imports, *WARM_EXTRA]) if name.partition(".")[0] not in WARM_SKIPPED]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # a broken module must not keep the host from serving the pages that work
+            LOG.warning("host: importing %s ahead of the first page failed: %s", name, error)
+    return len(names)
 
 
 LANDING_PATH = "dashboard"  # every role's first page (crm_ui.navigation), which Streamlit serves at "/"

@@ -136,6 +136,52 @@ def test_streamlit_reads_the_repository_config_whatever_the_working_directory(tm
     assert shown.stdout.split() == ["none", "#b45309"]
 
 
+def test_the_host_imports_the_frame_and_the_landing_page_before_it_serves(ready_host: Host) -> None:
+    """The first users after a restart do not queue on Python's import lock behind pandas and plotly."""
+    found = re.search(r"host: serving app\.py \((\d+) modules of the frame and the landing page imported",
+                      ready_host.log())
+    assert found is not None, ready_host.log()[-2000:]
+    assert int(found.group(1)) >= 20
+    assert "ahead of the first page failed" not in ready_host.log()
+    assert "missing ScriptRunContext" not in ready_host.log()  # Streamlit's plain-text line, outside any format
+
+
+def test_warming_up_loads_the_frame_and_the_dashboard_but_no_component_and_no_alembic(tmp_path: Path) -> None:
+    """streamlit_authenticator declares custom components when imported: left to the frame's first run."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    probe = ("import sys, server\nbefore = {'pandas', 'crm_ui.layout', 'streamlit.emojis'} & set(sys.modules)\n"
+             "server.warm_up()\n"
+             "print(sorted(before), all(name in sys.modules for name in ('pandas', 'plotly.graph_objects',"
+             " 'crm_ui.layout', 'crm_ui.formatting', 'streamlit.emojis')),"
+             " any(name in sys.modules for name in ('streamlit_authenticator', 'extra_streamlit_components')),"
+             " 'alembic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, **host_env(url, tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["[]", "True", "False", "False"]
+
+
+def test_the_login_cookie_manager_is_served_once_the_frame_has_run(ready_host: Host) -> None:
+    """Streamlit registers a custom component only when a script run declares it: imported by the warm-up,
+    streamlit-authenticator's cookie manager would answer 404 for the life of the process."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    rerun = BackMsg()
+    rerun.rerun_script.query_string = ""
+    kinds: set[str | None] = set()
+    with connect(ready_host.url.replace("http", "ws", 1) + "/_stcore/stream",
+                 subprotocols=[Subprotocol("streamlit")], open_timeout=10) as websocket:
+        websocket.send(rerun.SerializeToString())
+        while "script_finished" not in kinds:  # the login page's first run
+            message = ForwardMsg()
+            message.ParseFromString(websocket.recv(timeout=60))
+            kinds.add(message.WhichOneof("type"))
+    answer = ready_host.get("/component/extra_streamlit_components.CookieManager.cookie_manager/index.html")
+    assert (answer.status, answer.content_type) == (200, "text/html")
+
+
 def test_the_readiness_check_answers_without_loading_alembic(tmp_path: Path) -> None:
     """The host's schema check reads the migration files and ``alembic_version``: Alembic and every migration
     module (about 14 MB a replica) stay out of the web process."""
