@@ -2,13 +2,16 @@
 
 Starts ``scripts/cluster.sh`` as ``make cluster`` does (nginx sticky by its cookie, the app replicas, Redis; no
 job workers, so no scheduled job runs during the walk) on a PostgreSQL database (default: the 1M demo database
-``kestrel_1m``), first with one replica, then with two. Each time ``--sessions`` Chromium sessions log in through
+``kestrel_1m``), first with one replica, then with two. Each time ``--sessions`` logged-in sessions go through
 nginx and walk ``benchmarks.pages``' steps (Dashboard → Customers → a grid search → one of the user's customers'
-360 → Pipeline → Tasks) ``--rounds`` times at once. Printed per topology: every click's p50/p95 (click → the
-page's run over and its heading shown), clicks per second, errors; then two replicas' throughput against one's.
-Targets: p95 < 1.5 s and no error with 40 sessions; two replicas ≥ 1.7× one's throughput. The browsers run on
-the same cores as the replicas (on this 2-core machine, 40 Chromium pages cost more CPU than the replicas do:
-decision 0036); the figures are reported, not asserted (exit 0).
+360 → Pipeline → Tasks) ``--rounds`` times at once. Printed per topology: every click's p50/p95 (request → the
+page's run over and its heading drawn), clicks per second, errors; then two replicas' throughput against one's.
+Targets: p95 < 1.5 s and no error with 40 sessions; two replicas ≥ 1.7× one's throughput.
+
+``--driver stream`` (default) drives Streamlit's websocket without a browser (decision 0061): on this 2-core
+machine 40 Chromium pages cost more CPU than the replicas do (decision 0036), so ``--driver chromium`` measures
+the browsers more than the replicas. Each websocket is one session on one replica (nginx picks it per
+connection, as it does per browser). The figures are reported, not asserted (exit 0).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.grid import percentile
-from benchmarks.pages import concurrent_sessions, walkers
+from benchmarks.pages import concurrent_sessions, stream_sessions, walkers
 from benchmarks.server import free_port
 from crm_core.demo import DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
+COOKIE_KEY = "cluster-benchmark-cookie-key-0123456789abcdef"  # every replica's (scripts/cluster.sh passes it on)
 TARGET_P95_MS = 1500.0
 TARGET_SCALING = 1.7
 
@@ -52,7 +56,8 @@ class Walk:
 def start_cluster(database_url: str, replicas: int, run_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``scripts/cluster.sh`` with ``replicas`` app processes; returns it and nginx's URL once it says it serves."""
     port = free_port()
-    env = {**os.environ, "CRM_DATABASE_URL": database_url, "PORT": str(port), "WORKERS": "0", "DEMO": "1",
+    env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_COOKIE_KEY": COOKIE_KEY, "PORT": str(port),
+           "WORKERS": "0", "DEMO": "1",
            "RUN_DIR": str(run_dir), "APP_PORTS": " ".join(str(free_port()) for _ in range(replicas))}
     log = run_dir / "cluster.log"
     with log.open("wb") as output:
@@ -78,7 +83,8 @@ def stop_cluster(cluster: subprocess.Popen[bytes]) -> None:
         cluster.wait()
 
 
-def walk(database_url: str, replicas: int, sessions: int, rounds: int, password: str, ramp: float) -> Walk | None:
+def walk(database_url: str, replicas: int, sessions: int, rounds: int, password: str, ramp: float,
+         driver: str = "stream", think: float = 0.0) -> Walk | None:
     chosen = walkers(database_url, sessions)
     if chosen is None:
         print("no demo reps or managers to log in as: nothing to walk")
@@ -88,7 +94,10 @@ def walk(database_url: str, replicas: int, sessions: int, rounds: int, password:
         cluster, url = start_cluster(database_url, replicas, Path(directory))
         try:
             started = time.perf_counter()
-            timings, errors = asyncio.run(concurrent_sessions(url, users, password, rounds, term, ramp))
+            if driver == "stream":
+                timings, errors = asyncio.run(stream_sessions(url, users, COOKIE_KEY, rounds, term, ramp, think))
+            else:
+                timings, errors = asyncio.run(concurrent_sessions(url, users, password, rounds, term, ramp))
             seconds = time.perf_counter() - started
         finally:
             stop_cluster(cluster)
@@ -120,18 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=1.0,
                         help="seconds between two sessions' starts (40 first page loads at once time out here)")
     parser.add_argument("--password", default=os.environ.get("CRM_BENCH_PASSWORD", DEMO_PASSWORD))
+    parser.add_argument("--driver", choices=("stream", "chromium"), default="stream",
+                        help="stream: Streamlit's websocket without a browser (decision 0061); chromium: browsers")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="stream driver: mean seconds between a page shown and the next click (0: at once)")
     args = parser.parse_args(argv)
-    for tool in ("/usr/sbin/nginx", "/usr/bin/chromium"):
+    tools = ("/usr/sbin/nginx", "/usr/bin/chromium") if args.driver == "chromium" else ("/usr/sbin/nginx",)
+    for tool in tools:
         if not Path(tool).exists():
             print(f"{tool} not found: install Debian's nginx and chromium (sudo apt-get install -y nginx chromium)",
                   file=sys.stderr)
             return 2
-    print(f"{args.sessions} Chromium sessions × {args.rounds} round(s) through nginx, one starting every "
-          f"{args.ramp:g} s; {os.cpu_count()} cores shared by the replicas and the browsers; "
+    print(f"{args.sessions} {args.driver} sessions × {args.rounds} round(s) through nginx, one starting every "
+          f"{args.ramp:g} s; {os.cpu_count()} cores shared by the replicas and the clients; "
           f"database {args.database_url}", flush=True)
     results = [result for replicas in (1, 2)
                if (result := walk(args.database_url, replicas, args.sessions, args.rounds, args.password,
-                                     args.ramp))]
+                                     args.ramp, args.driver, args.think))]
     for result in results:
         report(result)
     if len(results) == 2 and results[0].per_second:

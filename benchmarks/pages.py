@@ -21,6 +21,8 @@ import argparse
 import asyncio
 import logging
 import os
+import random
+import re
 import statistics
 import subprocess
 import sys
@@ -215,6 +217,64 @@ async def concurrent_sessions(url: str, users: list[tuple[str, tuple[int, str]]]
     return timings, errors
 
 
+async def stream_session(url: str, username: str, cookie_key: str, rounds: int, term: str, customer: tuple[int, str],
+                         timings: dict[str, list[float]], errors: list[str], delay: float = 0.0,
+                         think: float = 0.0) -> None:
+    """The same walk as :func:`one_session`, over Streamlit's websocket without a browser (``stream_driver``).
+
+    The session logs in with the host's signed cookie, as a returning user; each step is timed from the
+    request to the run's end, and passes when the page's heading was drawn without an exception element.
+    ``think``: mean seconds a user looks at a page before the next click (0: at once)."""
+    from benchmarks.stream_driver import SessionFailed, StreamSession
+    from crm_core.config import COOKIE_NAME
+    from crm_ui.session_cookie import cookie_value
+
+    await asyncio.sleep(delay)
+    pace = random.Random(username + str(delay))
+    step = "login"
+    try:
+        async with StreamSession(url, f"{COOKIE_NAME}={cookie_value(username, cookie_key)}") as session:
+            run = await session.open()
+            expect(run.headings, "Dashboard")
+            timings["login → dashboard"].append(run.seconds * 1000)
+            for _ in range(rounds):
+                for step in STEPS:  # noqa: B007 - the step in progress is named when it fails
+                    if think:
+                        await asyncio.sleep(pace.uniform(0.5, 1.5) * think)
+                    if step == "search":
+                        widgets = {session.widget(run, "customers_search"): term}
+                        run = await session.open("customers", widgets=widgets)
+                        expect(run.headings, "Customers")
+                    elif step == "customer":
+                        run = await session.open("customer", query=f"customer_id={customer[0]}")
+                        expect(run.headings, customer[1])
+                    else:  # the landing page (the Dashboard) is served at the root, as the menu links it
+                        run = await session.open("" if step == "dashboard" else step)
+                        expect(run.headings, step.capitalize())
+                    timings[step].append(run.seconds * 1000)
+    except (SessionFailed, OSError, TimeoutError) as error:  # reported with the figures
+        errors.append(f"{username} at {step}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+
+
+def expect(headings: list[str], heading: str) -> None:
+    from benchmarks.stream_driver import SessionFailed
+
+    if heading not in [re.sub(r"\\(.)", r"\1", shown) for shown in headings]:  # user text arrives escaped
+        raise SessionFailed(f"the page drew {headings[:3]}, not {heading!r}")
+
+
+async def stream_sessions(url: str, users: list[tuple[str, tuple[int, str]]], cookie_key: str, rounds: int,
+                          term: str, ramp: float = 0.0, think: float = 0.0
+                          ) -> tuple[dict[str, list[float]], list[str]]:
+    """Every user's walk at once over websockets (:func:`concurrent_sessions` without the browsers)."""
+    timings: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    await asyncio.gather(*(stream_session(url, user, cookie_key, rounds, term, customer, timings, errors,
+                                          delay=index * ramp, think=think)
+                           for index, (user, customer) in enumerate(users)))
+    return timings, errors
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -253,14 +313,16 @@ def walkers(database_url: str, sessions: int) -> tuple[list[tuple[str, tuple[int
     return [chosen[i % len(chosen)] for i in range(sessions)], (name or "Trading").split()[0][:6]
 
 
-def under_load(database_url: str, sessions: int, rounds: int, password: str, *, split_cores: bool) -> None:
-    """Part 2: ``sessions`` Chromium sessions at once through the real host.
+def under_load(database_url: str, sessions: int, rounds: int, password: str, *, split_cores: bool,
+               driver: str = "stream", think: float = 0.0) -> None:
+    """Part 2: ``sessions`` logged-in sessions at once through the real host.
 
-    ``split_cores``: the host runs on core 0 and the browsers (with this process and Playwright's
-    driver, whose children inherit it) on the other cores, as when each user's browser runs on the
-    user's own machine (decision 0036); otherwise all of them share every core.
+    ``driver``: ``stream`` drives Streamlit's websocket without a browser (decision 0061), ``chromium`` real
+    browsers through Playwright. ``split_cores``: the host runs on core 0 and the clients (this process, and
+    with Chromium Playwright's driver, whose children inherit it) on the other cores, as when each user's
+    browser runs on the user's own machine (decision 0036); otherwise all of them share every core.
     """
-    if not Path(CHROMIUM).exists():
+    if driver == "chromium" and not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: the concurrent-session figures are skipped")
         return
     walk = walkers(database_url, sessions)
@@ -283,18 +345,24 @@ def under_load(database_url: str, sessions: int, rounds: int, password: str, *, 
             if split_cores:
                 os.sched_setaffinity(0, own_cores - {HOST_CORE})
             started, cpu_before, runs_before = time.perf_counter(), cpu_seconds(host.pid), page_runs(url)
-            timings, errors = asyncio.run(concurrent_sessions(url, chosen, password, rounds, term))
+            if driver == "stream":
+                timings, errors = asyncio.run(stream_sessions(url, chosen, env["CRM_COOKIE_KEY"], rounds, term,
+                                                              think=think))
+            else:
+                timings, errors = asyncio.run(concurrent_sessions(url, chosen, password, rounds, term))
             elapsed, host_cpu = time.perf_counter() - started, cpu_seconds(host.pid) - cpu_before
             runs = {bound: count - runs_before.get(bound, 0) for bound, count in page_runs(url).items()}
         finally:
             os.sched_setaffinity(0, own_cores)
             os.killpg(host.pid, 15)
             host.wait(timeout=60)
+    clients = "websocket clients" if driver == "stream" else "browsers"
     print(f"{sessions} sessions ({len({user for user, _ in chosen})} users), {rounds} rounds of "
-          f"{' → '.join(STEPS)}, search {term!r}, each user's own customer's 360: {elapsed:.0f} s; the host used "
-          f"{host_cpu:.0f} s of CPU ({100 * host_cpu / elapsed:.0f} % of one core; "
-          + (f"the host alone on core {HOST_CORE}, the browsers on the others)" if split_cores
-             else "the browsers share its cores)"))
+          f"{' → '.join(STEPS)}, search {term!r}, each user's own customer's 360"
+          + (f", {think:g} s mean think time" if think else ", no think time")
+          + f": {elapsed:.0f} s; the host used {host_cpu:.0f} s of CPU ({100 * host_cpu / elapsed:.0f} % of one core; "
+          + (f"the host alone on core {HOST_CORE}, the {clients} on the others)" if split_cores
+             else f"the {clients} share its cores)"))
     print(f"{'step':<20} {'n':>4} {'p50':>7} {'p95':>7} {'max':>7}")
     every: list[float] = []
     for step, values in timings.items():
@@ -350,23 +418,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("CRM_DATABASE_URL", "sqlite:////work/bench/crm-1m.db"))
     parser.add_argument("--roles", default="rep,manager,admin")
     parser.add_argument("--runs", type=int, default=7, help="reruns per page (after the first opening)")
-    parser.add_argument("--sessions", type=int, default=10, help="concurrent Chromium sessions (0: skip)")
+    parser.add_argument("--sessions", type=int, default=10, help="concurrent logged-in sessions (0: skip)")
+    parser.add_argument("--driver", choices=("stream", "chromium"), default="stream",
+                        help="stream: Streamlit's websocket without a browser (decision 0061); chromium: browsers")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="stream driver: mean seconds between a page shown and the next click (0: at once)")
+    parser.add_argument("--skip-reruns", action="store_true", help="part 2 only")
     parser.add_argument("--rounds", type=int, default=2, help="walks through the pages per session")
     parser.add_argument("--password", default=os.environ.get("CRM_BENCH_PASSWORD", DEMO_PASSWORD))
     parser.add_argument("--shared-cores", action="store_true",
-                        help="let the browsers share the host's core (default: host on core 0, browsers on the rest)")
+                        help="let the clients share the host's core (default: host on core 0, clients on the rest)")
     args = parser.parse_args(argv)
 
-    print(f"1. full script reruns at {args.database_url} (AppTest, ms; target p50 < {TARGET_P50_MS:.0f})")
-    figures = full_script_runs(args.database_url, [r for r in args.roles.split(",") if r], args.runs, args.password)
-    if figures:
-        worst = max(figures, key=lambda row: row.p50)
-        over = [f"{row.role}/{row.page}" for row in figures if row.p50 >= TARGET_P50_MS]
-        print(f"slowest: {worst.role}/{worst.page} p50 {worst.p50:.0f} ms; over target: {', '.join(over) or 'none'}")
+    if not args.skip_reruns:
+        print(f"1. full script reruns at {args.database_url} (AppTest, ms; target p50 < {TARGET_P50_MS:.0f})")
+        figures = full_script_runs(args.database_url, [r for r in args.roles.split(",") if r], args.runs,
+                                   args.password)
+        if figures:
+            worst = max(figures, key=lambda row: row.p50)
+            over = [f"{row.role}/{row.page}" for row in figures if row.p50 >= TARGET_P50_MS]
+            print(f"slowest: {worst.role}/{worst.page} p50 {worst.p50:.0f} ms; over target: "
+                  f"{', '.join(over) or 'none'}")
     if args.sessions > 0:
-        print(f"\n2. {args.sessions} concurrent Chromium sessions through the real host (ms, click → page shown)")
+        shown = "request → run over" if args.driver == "stream" else "click → page shown"
+        print(f"\n2. {args.sessions} concurrent {args.driver} sessions through the real host (ms, {shown})")
         split = not args.shared_cores and len(os.sched_getaffinity(0)) > 1
-        under_load(args.database_url, args.sessions, args.rounds, args.password, split_cores=split)
+        under_load(args.database_url, args.sessions, args.rounds, args.password, split_cores=split,
+                   driver=args.driver, think=args.think)
     return 0
 
 
