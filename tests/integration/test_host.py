@@ -129,11 +129,12 @@ def test_the_websocket_is_served_with_streamlits_settings_not_uvicorns_defaults(
 def test_streamlit_reads_the_repository_config_whatever_the_working_directory(tmp_path: Path) -> None:
     # uvicorn imports server.py, and st.App anchors .streamlit/config.toml at app.py's folder
     probe = ("import server; from streamlit import config; "
-             "print(config.get_option('client.showErrorDetails'), config.get_option('theme.primaryColor'))")
+             "print(config.get_option('client.showErrorDetails'), config.get_option('theme.primaryColor'), "
+             "config.get_option('runner.postScriptGC'))")
     shown = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
                                 "CRM_DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}"})
-    assert shown.stdout.split() == ["none", "#b45309"]
+    assert shown.stdout.split() == ["none", "#b45309", "False"]  # decision 0062
 
 
 def test_the_host_imports_the_frame_and_the_landing_page_before_it_serves(ready_host: Host) -> None:
