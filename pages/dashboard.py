@@ -90,7 +90,9 @@ with left:
         ticks, tick_labels = money_ticks(max(m.amount for m in revenue))
         trend.update_layout(height=280, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                             xaxis={"type": "category", "title": t("dashboard.month")},
-                            yaxis={"title": t("dashboard.revenue"), "tickvals": ticks, "ticktext": tick_labels})
+                            # the top tick with a little headroom: the tallest bar never touches the frame
+                            yaxis={"title": t("dashboard.revenue"), "tickvals": ticks, "ticktext": tick_labels,
+                                   "range": [0, ticks[-1] * 1.05]})
         st.plotly_chart(trend, config=chart_config(), key="dashboard_revenue_trend")
     else:
         st.info(t("dashboard.no_revenue"))

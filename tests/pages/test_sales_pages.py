@@ -91,6 +91,7 @@ def test_the_revenue_trend_is_a_plotly_bar_per_month_with_the_money_in_the_users
     assert bars["customdata"][-1] == ["¥2,469.00", "Orders: 1"]
     axis = json.loads(charts[0].proto.spec)["layout"]["yaxis"]
     assert axis["ticktext"] == ["¥0", "¥1,000", "¥2,000", "¥3,000"]  # money, not plotly's "2k"
+    assert axis["range"] == [0, 3150.0]  # the top tick and some headroom above the tallest bar
     app.selectbox(key="kestrel_language_choice_en").select_index(1).run()
     bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]
     assert bars["customdata"][-1] == ["¥2,469.00", "订单：1 笔"]
