@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     print(f"{args.sessions} {args.driver} sessions × {args.rounds} round(s) through nginx, one starting every "
-          f"{args.ramp:g} s; {os.cpu_count()} cores shared by the replicas and the clients; "
+          f"{args.ramp:g} s, " + (f"{args.think:g} s mean think time" if args.think else "no think time")
+          + f"; {os.cpu_count()} cores shared by the replicas and the clients; "
           f"database {args.database_url}", flush=True)
     results = [result for replicas in (1, 2)
                if (result := walk(args.database_url, replicas, args.sessions, args.rounds, args.password,
