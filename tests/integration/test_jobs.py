@@ -46,7 +46,9 @@ WAIT_SECONDS = 180.0  # generous: CI machines are shared; every wait ends as soo
 # the cluster's PostgreSQL + RedisHuey, and the crossings that tell a database's part from the queue's (the
 # jobs row and its transaction are the database's; delivery, the kill and the restart are the queue's)
 STACKS = [("sqlite", "sqlite"), ("sqlite", "redis"), ("postgresql", "redis"), ("mysql", "sqlite")]
-ROWS = 1000  # ten chunks of 100: long enough to be seen running, stopped and killed between chunks
+# thirty chunks of 100 (the smallest chunk a job takes): long enough to be seen running, stopped and killed
+# between chunks (with ten, a fast worker once finished between two of the test's polls, 50 ms apart)
+ROWS = 3000
 CHUNK = 100
 
 
