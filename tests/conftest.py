@@ -15,9 +15,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, make_url, text
+from sqlalchemy import Engine, MetaData, event, make_url, text
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # tests hash many passwords; production uses 12
 # Commands that run as jobs (import, check, migrate, score …) run them in the test's own process, as
@@ -126,6 +127,22 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     upgrade_to_head(engine)
     engine.dispose()  # the last connection's close checkpoints the WAL into the file
     return path
+
+
+@contextmanager
+def sent_statements(target: Engine | type[Engine] = Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement, with its parameters, that ``target`` sends meanwhile (as the server receives it):
+    one engine, or by default every engine of this process (an app's own included)."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(target, "before_cursor_execute", record)
 
 
 def fresh_sqlite(template: Path, path: Path) -> str:

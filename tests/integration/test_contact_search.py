@@ -8,13 +8,14 @@ Expected sets are written out by hand; the global search's contacts group and th
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, event, text
+from sqlalchemy import delete, text
 
 from crm_core.db import Database
 from crm_core.models import Contact
 from crm_core.queries.contacts import ContactFilters, count_contacts, list_contacts
 from crm_core.queries.search import search_contacts
 from crm_core.services.contacts import ContactInput, archive_contact, create_contact, update_contact
+from tests.conftest import sent_statements
 from tests.factories import World, build_world, create_random_customer
 
 
@@ -148,17 +149,8 @@ def test_sqlite_reads_contacts_through_their_full_text_index(
     if db.dialect_name != "sqlite":
         pytest.skip("the FTS5 table is SQLite's; PostgreSQL plans pg_trgm on its own statistics")
     world, _ids = people
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sent_statements(db.engine) as statements:
         found_by_search(db, world.rep, "王小")
         found_by_search(db, world.rep, "zhangsan")
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    searches = [statement for statement in statements if "FROM contacts_fts" in statement]
+    searches = [statement for statement, _ in statements if "FROM contacts_fts" in statement]
     assert len(searches) == 2 and all("contacts_fts MATCH" in s and " LIKE " not in s for s in searches)

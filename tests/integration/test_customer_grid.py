@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, select, text, update
+from sqlalchemy import Connection, select, text, update
 
 from crm_core.db import Database
 from crm_core.models import Contact, Customer
@@ -23,6 +23,7 @@ from crm_core.queries.customers import (
     search_condition,
 )
 from crm_core.services.custom_fields import FieldDefinitionInput, create_field
+from tests.conftest import sent_statements
 from tests.factories import World, build_world, create_random_customer
 
 
@@ -209,18 +210,9 @@ def test_postgresql_plans_short_searches_and_the_owner_name_sort_on_their_indexe
     contact_plan = plan(select(Contact.id).where(contact_text_condition("王", "postgresql")))
     assert "Bitmap Index Scan on ix_contacts_name_short_grams" in contact_plan, contact_plan
 
-    statements: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        with db.session(short_world.admin) as session:
-            list_customers(session, filters=CustomerFilters(owner_id=short_world.rep.user_id), sort="name",
-                           descending=False)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+    with sent_statements(db.engine) as statements, db.session(short_world.admin) as session:
+        list_customers(session, filters=CustomerFilters(owner_id=short_world.rep.user_id), sort="name",
+                       descending=False)
     statement, parameters = next((s, p) for s, p in statements if s.lstrip().startswith("SELECT customers.id"))
     grid_plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
     # the page in name order straight from the index: no row of the owner fetched only to test archived_at
@@ -385,18 +377,9 @@ def test_sqlite_counts_a_search_through_the_full_text_index(db: Database, common
     """The count must not read the grid's sort index and LIKE each row (0.8 s at 1M customers)."""
     if db.dialect_name != "sqlite":
         pytest.skip("FTS5 is SQLite's")
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        with db.session(common_word.rep) as session:
-            for search in ("科技", "科", "east.cn"):
-                count_customers(session, filters=CustomerFilters(search=search), cap=1000)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    counts = [statement for statement in statements if "count(" in statement.lower()]
+    with sent_statements(db.engine) as statements, db.session(common_word.rep) as session:
+        for search in ("科技", "科", "east.cn"):
+            count_customers(session, filters=CustomerFilters(search=search), cap=1000)
+    counts = [statement for statement, _ in statements if "count(" in statement.lower()]
     assert len(counts) == 3
     assert all("FROM customers_fts JOIN customers" in s and "MATCH" in s and " LIKE " not in s for s in counts)

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
 from crm_core.db import Database, make_engine
@@ -46,21 +42,6 @@ def app_world(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyP
     yield AppWorld(db, world, url)
     get_db.clear()
     engine.dispose()
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement any engine of this process sends meanwhile (the app's own engine included)."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
 
 
 def new_app() -> AppTest:

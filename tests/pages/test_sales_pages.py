@@ -12,8 +12,9 @@ from crm_core.models import PipelineStage
 from crm_core.services.deals import OpportunityInput, create_opportunity, move_stage
 from crm_core.services.orders import OrderInput, OrderLineInput, create_order
 from crm_core.services.products import ProductInput, create_product
+from tests.conftest import sent_statements
 from tests.factories import create_random_customer
-from tests.pages.conftest import AppWorld, log_in, statements
+from tests.pages.conftest import AppWorld, log_in
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def test_a_dashboard_rerun_sends_as_many_statements_for_ten_times_the_deals(
     How fast that is at 1M customers is ``python -m benchmarks pages`` / ``reports``, not a timed test."""
     db, world = app_world.db, app_world.world
     app = log_in(world.manager.username)
-    with statements() as before:
+    with sent_statements() as before:
         app.run()
     assert not app.exception
     pipeline_before = metric(app, "Open pipeline")
@@ -117,11 +118,11 @@ def test_a_dashboard_rerun_sends_as_many_statements_for_ten_times_the_deals(
                                                                   amount=str(1000 + number)))
         if number % 2:
             move_stage(db, world.rep, deal, won, expected_version=1)
-    with statements() as after:
+    with sent_statements() as after:
         app.run()
     assert not app.exception
     assert metric(app, "Open pipeline") != pipeline_before  # the new deals are counted ...
-    assert before and len(after) == len(before), "\n".join(after)  # ... by the same statements
+    assert before and len(after) == len(before), "\n".join(sql for sql, _ in after)  # ... by the same statements
 
 
 def test_the_funnel_page_shows_the_rates_and_filters_by_owner(app_world: AppWorld, deals: dict[str, int]) -> None:
