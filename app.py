@@ -226,7 +226,9 @@ def login_gate() -> stauth.Authenticate | None:
         # callback's bookkeeping: record the login now instead of ending a session that just began
         LOG.warning("login of %s recorded one run late", username)
         on_password_login({"username": username})
-    if (late or not authenticated) and st.session_state.get(PASSWORD_LOGIN_STATE):
+    # keyed on the state, not on this run seeing the login: a run stopped between the login and here (a
+    # rerun request from a component) still hands this browser its cookie on the next run
+    if st.session_state.get(PASSWORD_LOGIN_STATE) and TICKET_STATE not in st.session_state:
         if st.session_state.get(SESSION_STARTED_STATE) is None:  # locked while the password was checked
             end_session(authenticator)
             st.error(t("login.locked", minutes=auth.LOGIN_LOCKOUT_MINUTES))
@@ -317,8 +319,8 @@ def main() -> None:
         notification_bell()
         global_search_box()
         language_switch(st.sidebar, "kestrel_language_choice")
-        if (ticket := st.session_state.get(TICKET_STATE)) and TICKETS.pending(ticket):
-            st.html(pixel(f"{SET_PATH}?ticket={ticket}"))  # until the browser has fetched it
+        if (ticket := st.session_state.get(TICKET_STATE)) and TICKETS.shown(ticket):
+            st.html(pixel(f"{SET_PATH}?ticket={ticket}"))  # until the ticket expires (the browser fetches it once)
         if st.button(t("login.logout"), key="kestrel_logout", width="stretch"):
             auth.end_sessions(db, actor.username)
             end_session(authenticator, notice="login.logged_out")

@@ -385,8 +385,10 @@ def cookie_is_secure(request: Request) -> bool:
 
 async def set_session_cookie(request: Request) -> Response:
     """Redeem a one-time login ticket: the browser stores the HttpOnly login cookie (crm_ui.session_cookie)."""
-    username = session_cookie.TICKETS.redeem(request.query_params.get("ticket", ""))
+    ticket = request.query_params.get("ticket", "")
+    username = session_cookie.TICKETS.redeem(ticket)
     if username is None:
+        LOG.info("login cookie not set: the ticket is %s", session_cookie.TICKETS.refusal(ticket))
         return Response(status_code=404, headers={"Cache-Control": "no-store"})
     value = session_cookie.cookie_value(username, session_cookie.configured_cookie_key())
     header = session_cookie.set_cookie_header(value, secure=cookie_is_secure(request))

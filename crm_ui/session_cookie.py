@@ -97,11 +97,23 @@ class TicketBook:
             held.redeemed = True
             return held.username
 
-    def pending(self, ticket: str) -> bool:
-        """Still waiting for the browser's request (not redeemed, not expired)?"""
+    def shown(self, ticket: str) -> bool:
+        """Should the page still show this ticket's image? Until it expires, redeemed or not.
+
+        Hiding it as soon as it is redeemed let a rerun that lands between the server's answer and the
+        browser's reading of it remove the image mid-request; a second request for it only gets a 404.
+        """
         with self._lock:
             held = self._tickets.get(ticket)
-            return held is not None and not held.redeemed and held.expires >= time.monotonic()
+            return held is not None and held.expires >= time.monotonic()
+
+    def refusal(self, ticket: str) -> str:
+        """Why :meth:`redeem` refused ``ticket``, for the host's log (never a username)."""
+        with self._lock:
+            held = self._tickets.get(ticket)
+            if held is None:
+                return "unknown (another process, or expired long ago)"
+            return "already redeemed" if held.redeemed else "expired"
 
 
 TICKETS = TicketBook()

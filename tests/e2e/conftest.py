@@ -305,6 +305,8 @@ def log_in(page: object, server: Server, username: str, *, timeout_ms: int = 45_
     from tests.factories import PASSWORD
 
     page.goto(server.url)  # type: ignore[attr-defined]
+    page.get_by_role("textbox", name="Username").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
+    settled(page, timeout_ms)  # the login cookie component's first answer reruns the form: type after it
     page.get_by_role("textbox", name="Username").fill(username)  # type: ignore[attr-defined]
     page.get_by_role("textbox", name="Password").fill(PASSWORD)  # type: ignore[attr-defined]
     page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]

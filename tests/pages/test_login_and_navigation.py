@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from crm_core.models import User
-from crm_ui.context import LANG_STATE
+from crm_core.services import auth
+from crm_ui.context import LANG_STATE, SESSION_STARTED_STATE
+from crm_ui.session_cookie import SET_PATH, TICKET_STATE, TICKETS
 from tests.pages.conftest import AppWorld, log_in, new_app
 
 
@@ -68,6 +70,28 @@ def test_a_login_whose_bookkeeping_run_stopped_early_is_recorded_late_not_ended(
     with app_world.db.system_session("test") as session:
         user = session.scalars(select(User).where(User.username == username)).one()
     assert user.last_login_at is not None  # recorded, as a login through the callback is
+
+
+def test_a_login_whose_run_stopped_before_the_cookie_ticket_still_gets_its_cookie(app_world: AppWorld) -> None:
+    """The password was checked and recorded, but the run stopped before the frame issued the ticket whose
+    image makes the host set the login cookie (a CI run: logged in, no cookie after 45 s, so a reload
+    would have asked for the password again). The next run issues it."""
+    username = app_world.world.rep.username
+    app = new_app()
+    app.run()
+    app.session_state["authentication_status"] = True
+    app.session_state["username"] = username
+    app.session_state["name"] = app_world.world.rep.full_name
+    app.session_state["kestrel_password_login"] = True
+    app.session_state[SESSION_STARTED_STATE] = auth.record_login(app_world.db, username)
+    app.run()
+    assert not app.exception
+    assert page_titles(app) == ["Dashboard"]
+    ticket = app.session_state[TICKET_STATE]
+    assert TICKETS.shown(ticket)
+    shown = [element.proto.body for element in app.sidebar.children.values() if type(element).__name__ == "Html"]
+    assert any(f"{SET_PATH}?ticket={ticket}" in body for body in shown)
+    assert TICKETS.redeem(ticket) == username
 
 
 def test_a_late_recorded_login_of_a_locked_account_is_refused(app_world: AppWorld) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -28,17 +29,21 @@ def host(monkeypatch: pytest.MonkeyPatch) -> TestClient:
 def test_a_ticket_is_good_once_and_only_for_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     book = TicketBook()
     ticket = book.issue("rita")
-    assert book.pending(ticket)
+    assert book.shown(ticket)
     assert book.redeem(ticket) == "rita"
-    assert book.redeem(ticket) is None and not book.pending(ticket)
-    assert book.redeem("made-up") is None
+    assert book.redeem(ticket) is None and book.refusal(ticket) == "already redeemed"
+    # still shown until it expires: a rerun must not remove the image while the browser reads the answer
+    assert book.shown(ticket)
+    assert book.redeem("made-up") is None and book.refusal("made-up").startswith("unknown")
     late = book.issue("rita")
     now = time.monotonic()
     monkeypatch.setattr(session_cookie.time, "monotonic", lambda: now + session_cookie.TICKET_SECONDS + 1)
-    assert book.redeem(late) is None and not book.pending(late)
+    assert book.redeem(late) is None and not book.shown(late) and not book.shown(ticket)
+    assert book.refusal(late) == "expired"
 
 
-def test_the_route_sets_an_httponly_lax_cookie_the_authenticator_can_read(host: TestClient) -> None:
+def test_the_route_sets_an_httponly_lax_cookie_the_authenticator_can_read(
+        host: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     ticket = session_cookie.TICKETS.issue("rita")
     answer = host.get(session_cookie.SET_PATH, params={"ticket": ticket})
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/gif"
@@ -51,9 +56,11 @@ def test_the_route_sets_an_httponly_lax_cookie_the_authenticator_can_read(host: 
     value = header.split(";")[0].split("=", 1)[1]
     issued = cookie_issued_at(value, KEY)
     assert issued is not None
-    # spent: a replay from a log sets nothing
-    again = host.get(session_cookie.SET_PATH, params={"ticket": ticket})
+    # spent: a replay from a log sets nothing, and the host's log says why (never whose ticket it was)
+    with caplog.at_level(logging.INFO, logger="kestrel"):
+        again = host.get(session_cookie.SET_PATH, params={"ticket": ticket})
     assert again.status_code == 404 and "set-cookie" not in again.headers
+    assert "login cookie not set: the ticket is already redeemed" in caplog.text and "rita" not in caplog.text
 
 
 def test_the_cookie_is_secure_over_https_and_when_told(host: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
