@@ -37,7 +37,6 @@ from crm_ui.context import (
     t,
 )
 from crm_ui.global_search import global_search_box
-from crm_ui.layout import FRAME_CSS
 from crm_ui.navigation import pages_for
 from crm_ui.notifications import notification_bell
 from crm_ui.page_scripts import language_script
@@ -49,6 +48,7 @@ from crm_ui.session_cookie import (
     configured_cookie_key,
     cookie_issued_at,
     pixel,
+    use_host_cookies,
 )
 from crm_ui.text import css_string, plain, plain_line
 
@@ -153,7 +153,8 @@ def login_gate() -> stauth.Authenticate | None:
     }
     before = {name: entry.get("failed_login_attempts", 0) for name, entry in credentials["usernames"].items()}
     # cookie lifetime 0: the authenticator reads the login cookie but never writes it from JavaScript;
-    # the host sets it HttpOnly (crm_ui.session_cookie)
+    # the host sets it HttpOnly (crm_ui.session_cookie), and no cookie component is drawn (decision 0063)
+    use_host_cookies()
     authenticator = stauth.Authenticate(
         credentials,
         COOKIE_NAME,
@@ -292,7 +293,6 @@ def main() -> None:
     """Render the frame and run the selected page."""
     if LANG_STATE not in st.session_state:
         st.session_state[LANG_STATE] = normalise_language(getattr(st.context, "locale", None))
-    st.html(FRAME_CSS)
     db = get_db()
     if schema.current_revision(db.engine) != schema.head_revision():
         hide_sidebar()

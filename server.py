@@ -287,28 +287,18 @@ def inline_script_hashes(index_html: str) -> list[str]:
     ]
 
 
-def component_pages() -> str:
-    """The ``index.html`` of the v1 component frames the pages use: streamlit-authenticator's cookie manager."""
-    # found, not imported: importing it would read Streamlit's configuration before st.App anchors it
-    spec = importlib.util.find_spec("extra_streamlit_components")
-    assert spec is not None and spec.origin is not None, "extra-streamlit-components is a requirement"
-    build = Path(spec.origin).parent / "CookieManager" / "frontend" / "build"
-    return (build / "index.html").read_text(encoding="utf-8")
-
-
 def content_security_policy(index_html: str) -> str:
     """The pages' policy: everything from this host only, nothing may frame them.
 
     No request leaves for another origin (images, scripts, styles, fonts, fetch/websocket): a
     tracking pixel or a script planted in data could not load even if something rendered it.
-    Scripts are this host's files, inline scripts by their hash only (the bootstraps of
-    ``index.html`` and of the cookie manager's frame, and ``crm_ui.page_scripts``: a script
+    Scripts are this host's files, inline scripts by their hash only (the bootstrap of
+    ``index.html`` and ``crm_ui.page_scripts``: a script
     planted in data would not run even if something rendered it), the ``blob:`` modules
     Streamlit makes for inline components (the pipeline board) and WebAssembly (Streamlit's
     protobuf decoder); ``'unsafe-inline'`` is needed for styles only (Streamlit's CSS-in-JS).
     """
-    hashes = dict.fromkeys(inline_script_hashes(index_html) + inline_script_hashes(component_pages())
-                           + inline_script_hashes(page_scripts.all_variants()))
+    hashes = dict.fromkeys(inline_script_hashes(index_html) + inline_script_hashes(page_scripts.all_variants()))
     scripts = " ".join(["'self'", *hashes, "'wasm-unsafe-eval'", "blob:"])
     return "; ".join([
         "default-src 'self'",
@@ -323,7 +313,7 @@ def content_security_policy(index_html: str) -> str:
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
-        "frame-ancestors 'self'",  # Streamlit's own component frames (the cookie manager) are this host's
+        "frame-ancestors 'self'",  # Streamlit's own component frames are this host's
     ])
 
 
@@ -628,10 +618,10 @@ def create_app(database_url: str | None = None) -> st.App:
 WARM_SCRIPTS = (SCRIPT, SCRIPT.with_name("pages") / "dashboard.py")
 # Streamlit reads its emoji catalogue the first time a page icon is an emoji (app.py's page icon)
 WARM_EXTRA = ("streamlit.emojis",)
-# Left to the frame's first run: importing streamlit_authenticator declares extra_streamlit_components' custom
-# components (the login's cookie manager among them), and Streamlit registers a component only when it is declared
-# inside a script run. Declared here, outside one, they would never be registered (their files answer 404 for the
-# life of the process) and Streamlit would print its plain-text "missing ScriptRunContext!" warning per component.
+# Left to the frame's first run: importing streamlit_authenticator imports extra_streamlit_components, which declares
+# its custom components, and Streamlit registers a component only when it is declared inside a script run. Declared
+# here, outside one, Streamlit would print its plain-text "missing ScriptRunContext!" warning per component (and
+# their files would answer 404 for the life of the process; the frame draws none of them since decision 0063).
 WARM_SKIPPED = ("streamlit_authenticator",)
 
 

@@ -50,16 +50,6 @@ SWITCH_CSS = (
 )
 
 
-# streamlit-authenticator's cookie manager (extra-streamlit-components) draws an empty frame 26 px tall
-# above every page, login included; its value is never used here (the login cookie is read from the
-# request, crm_ui.session_cookie). Hidden, as the component hides its own zero-height frames: it still loads.
-FRAME_CSS = (
-    "<style>"
-    '[data-testid="stElementContainer"]:has(iframe[src*="CookieManager.cookie_manager"]) { display: none; }'
-    "</style>"
-)
-
-
 def switch_css(name: str) -> str:
     """The stylesheet that shows ``<name>_table`` above the phone width and ``<name>_cards`` below it."""
     return SWITCH_CSS.replace("NAME", name)

@@ -140,3 +140,39 @@ def pixel(path: str) -> str:
     """An invisible image whose request makes the browser store (or drop) the cookie."""
     return (f'<img src="{html.escape(path)}" alt="" width="1" height="1" '
             'style="position:absolute;width:1px;height:1px;opacity:0;pointer-events:none">')
+
+
+class HostCookies:
+    """Stands in for extra-streamlit-components' ``CookieManager`` inside streamlit-authenticator.
+
+    The authenticator reads its cookie from the request (``st.context.cookies``) and, with a lifetime of 0,
+    never writes one; the host sets and clears the login cookie (above). Its cookie manager was a custom
+    component drawn by every run whose only effect was a rerun when its frame loaded: that rerun raced the
+    click on "Log in" (the click was lost) and a link's page (a link to Jobs opened the Dashboard). Decision 0063.
+    """
+
+    def __init__(self, key: str = "init") -> None:
+        self.key = key
+
+    def get(self, cookie: str) -> str | None:
+        """The cookie as the browser sent it with this session's request (HttpOnly ones included)."""
+        import streamlit as st
+
+        value = st.context.cookies.get(cookie)
+        return None if value is None else str(value)
+
+    def set(self, cookie: str, val: object, **options: object) -> None:
+        """Nothing: the host sets the login cookie (an HttpOnly ``Set-Cookie``, see :data:`SET_PATH`)."""
+
+    def delete(self, cookie: str, key: str = "delete") -> None:
+        """Nothing: the host clears the login cookie (:data:`CLEAR_PATH`)."""
+
+
+def use_host_cookies() -> None:
+    """Make streamlit-authenticator use :class:`HostCookies`; called by the frame before it builds the
+    authenticator (imported here, not at module level: the host imports this module before any script run)."""
+    from types import SimpleNamespace
+
+    from streamlit_authenticator.models import cookie_model
+
+    cookie_model.stx = SimpleNamespace(CookieManager=HostCookies)  # type: ignore[attr-defined]

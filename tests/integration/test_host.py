@@ -150,10 +150,10 @@ def test_the_host_imports_the_frame_and_the_landing_page_before_it_serves(ready_
 def test_warming_up_loads_the_frame_and_the_dashboard_but_no_component_and_no_alembic(tmp_path: Path) -> None:
     """streamlit_authenticator declares custom components when imported: left to the frame's first run."""
     url = f"sqlite:///{tmp_path / 'crm.db'}"
-    probe = ("import sys, server\nbefore = {'pandas', 'crm_ui.layout', 'streamlit.emojis'} & set(sys.modules)\n"
+    probe = ("import sys, server\nbefore = {'pandas', 'crm_ui.navigation', 'streamlit.emojis'} & set(sys.modules)\n"
              "server.warm_up()\n"
              "print(sorted(before), all(name in sys.modules for name in ('pandas', 'plotly.graph_objects',"
-             " 'crm_ui.layout', 'crm_ui.formatting', 'streamlit.emojis')),"
+             " 'crm_ui.navigation', 'crm_ui.formatting', 'streamlit.emojis')),"
              " any(name in sys.modules for name in ('streamlit_authenticator', 'extra_streamlit_components')),"
              " 'alembic' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, **host_env(url, tmp_path)},
@@ -162,9 +162,9 @@ def test_warming_up_loads_the_frame_and_the_dashboard_but_no_component_and_no_al
     assert done.stdout.split() == ["[]", "True", "False", "False"]
 
 
-def test_the_login_cookie_manager_is_served_once_the_frame_has_run(ready_host: Host) -> None:
-    """Streamlit registers a custom component only when a script run declares it: imported by the warm-up,
-    streamlit-authenticator's cookie manager would answer 404 for the life of the process."""
+def test_the_login_page_draws_no_custom_component(ready_host: Host) -> None:
+    """The login page's run draws no component frame: streamlit-authenticator's cookie manager was one, and the
+    rerun its frame sent once loaded raced the click on "Log in" (decision 0063)."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.sync.client import connect
@@ -172,6 +172,7 @@ def test_the_login_cookie_manager_is_served_once_the_frame_has_run(ready_host: H
     rerun = BackMsg()
     rerun.rerun_script.query_string = ""
     kinds: set[str | None] = set()
+    elements: list[str | None] = []
     with connect(ready_host.url.replace("http", "ws", 1) + "/_stcore/stream",
                  subprotocols=[Subprotocol("streamlit")], open_timeout=10) as websocket:
         websocket.send(rerun.SerializeToString())
@@ -179,8 +180,10 @@ def test_the_login_cookie_manager_is_served_once_the_frame_has_run(ready_host: H
             message = ForwardMsg()
             message.ParseFromString(websocket.recv(timeout=60))
             kinds.add(message.WhichOneof("type"))
-    answer = ready_host.get("/component/extra_streamlit_components.CookieManager.cookie_manager/index.html")
-    assert (answer.status, answer.content_type) == (200, "text/html")
+            if message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element":
+                elements.append(message.delta.new_element.WhichOneof("type"))
+    assert "text_input" in elements  # the login form was drawn
+    assert "component_instance" not in elements
 
 
 def test_the_readiness_check_answers_without_loading_alembic(tmp_path: Path) -> None:
