@@ -128,8 +128,9 @@ def when_column(label: str | None = None) -> Any:
 def dashed(frame: pd.DataFrame) -> pd.DataFrame:
     """The table with '—' in its empty text cells (Streamlit would show 'None' in every language).
 
-    Number and date columns keep their type (and their sorting); give them a value or
-    accept Streamlit's empty cell.
+    Number and date columns keep their type (and their sorting), and Streamlit writes their empty cells
+    "None" with no setting to change it: a column that can be empty is written as text instead
+    (:func:`when`, :func:`date`, :func:`number`), in a list the server already orders.
     """
     text_columns = [
         name for name, kind in frame.dtypes.items()

@@ -31,7 +31,7 @@ from crm_core.services.pool import (
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.customers_grid import filter_choices
-from crm_ui.formatting import dashed, number, when, when_column
+from crm_ui.formatting import dashed, number, when
 from crm_ui.layout import form_cells
 from crm_ui.text import plain, plain_line, plain_params
 
@@ -129,12 +129,12 @@ def pool_table(found: CustomerPage) -> list[int]:
     frame = pd.DataFrame([{
         t("field.name"): row.name, t("field.lifecycle_stage"): t(f"stage.{row.lifecycle_stage}"),
         t("field.industry"): row.industry, t("field.region"): row.region, t("grid.team"): row.team_name,
-        t("field.last_contacted_at"): row.last_contacted_at, t("field.updated_at"): row.updated_at,
+        # moments as text: Streamlit writes an empty date cell "None" (the list is in the server's order)
+        t("field.last_contacted_at"): when(row.last_contacted_at), t("field.updated_at"): when(row.updated_at),
     } for row in found.items])
     event = st.dataframe(
         dashed(frame), hide_index=True, width="stretch", key=f"pool_table_{generation}", on_select="rerun",
         selection_mode="multi-row",
-        column_config={t("field.last_contacted_at"): when_column(), t("field.updated_at"): when_column()},
     )
     selected = [found.items[index].id for index in event.selection.rows if index < len(found.items)]
     if len(selected) == 1:

@@ -64,7 +64,7 @@ from crm_core.services.segments import (
     save_segment,
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
-from crm_ui.formatting import date_input_format, number
+from crm_ui.formatting import date_input_format, number, when
 from crm_ui.layout import form_cells
 from crm_ui.pager import numbered_pager
 from crm_ui.segment_members import members_table
@@ -508,15 +508,15 @@ if section == "saved":
                         t("field.owner"): row.owner_name,
                         t("segments.sharing"): t(f"segments.sharing_{row.sharing}")
                         + (f" · {row.team_name}" if row.team_name else ""),
-                        t("segments.last_count"): row.last_count,
-                        t("segments.counted_at"): row.last_counted_at,
+                        # as text: Streamlit writes an empty cell "None" (a segment never counted)
+                        t("segments.last_count"): number(row.last_count),
+                        t("segments.counted_at"): when(row.last_counted_at),
                     }
                     for row in saved
                 ]
             ),
             hide_index=True,
             width="stretch",
-            column_config={t("segments.counted_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
         )
         by_id = {row.id: row for row in saved}
         chosen_id = st.selectbox(t("segments.choose"), list(by_id), format_func=lambda v: by_id[v].name,
