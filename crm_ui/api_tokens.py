@@ -14,7 +14,7 @@ from crm_core.models.api import TokenScope
 from crm_core.queries.api_tokens import ApiTokenRow, list_api_tokens
 from crm_core.services.api_tokens import EXPIRY_CHOICES_DAYS, issue_api_token, revoke_api_token
 from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import when
+from crm_ui.formatting import when_column
 from crm_ui.layout import table_or_cards
 from crm_ui.text import plain
 
@@ -31,15 +31,17 @@ def token_table(rows: list[ApiTokenRow], *, show_user: bool) -> None:
             t("tokens.col.name"): row.name,
             t("tokens.col.prefix"): row.prefix + "…",
             t("tokens.col.scope"): t(f"tokens.scope.{row.scope}"),
-            # moments as text: Streamlit writes an empty date cell "None" (no expiry, never used)
-            t("tokens.col.created"): when(row.created_at),
-            t("tokens.col.expires"): when(row.expires_at),
-            t("tokens.col.last_used"): when(row.last_used_at),
+            t("tokens.col.created"): row.created_at,
+            t("tokens.col.expires"): row.expires_at,
+            t("tokens.col.last_used"): row.last_used_at,
             t("tokens.col.status"): t(f"tokens.status.{row.status()}"),
         }
         for row in rows
     ])
-    table_or_cards(frame, name="api_tokens_workspace" if show_user else "api_tokens_own", title=t("tokens.col.name"))
+    table_or_cards(frame, column_config={
+        t("tokens.col.created"): when_column(), t("tokens.col.expires"): when_column(),
+        t("tokens.col.last_used"): when_column(),
+    }, name="api_tokens_workspace" if show_user else "api_tokens_own", title=t("tokens.col.name"))
 
 
 def revoke_picker(rows: list[ApiTokenRow], *, key: str, show_user: bool) -> None:

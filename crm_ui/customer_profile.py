@@ -695,7 +695,7 @@ def deals_tab(profile: Profile) -> None:
         t("deal.lost_reason"): ((d.lost_reason or "").strip() or t("records.no_reason_given"))
         if d.stage_kind == "lost" else EMPTY,
     } for d in deals])
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.dataframe(frame, hide_index=True, width="stretch", placeholder=EMPTY)
     st.page_link("pages/pipeline.py", label=t("profile.open_pipeline"), icon="📋")
 
 
@@ -720,7 +720,7 @@ def orders_tab(profile: Profile) -> None:
                 "SKU": line.sku, t("products.name"): line.product_name, t("orders.quantity"): float(line.quantity),
                 t("products.unit_price"): money(line.unit_price, currency_code=order.currency),
                 t("orders.line_total"): money(line.line_total, currency_code=order.currency),
-            } for line in order.lines]), hide_index=True, width="stretch")
+            } for line in order.lines]), hide_index=True, width="stretch", placeholder=EMPTY)
             if actor.can_write and st.button(t("orders.archive"), key=f"{prefix}_order_archive_{order.id}"):
                 try:
                     archive_order(get_db(), actor, order.id, expected_version=order.version)
@@ -787,7 +787,7 @@ def tasks_tab(profile: Profile) -> None:
         st.dataframe(pd.DataFrame([{
             t("profile.task"): ("⚠️ " if task.overdue else "") + task.title, t("profile.due"): when(task.due_at),
             t("profile.priority"): priority_label(task.priority), t("profile.assignee"): or_dash(task.assignee_name),
-        } for task in data.open_tasks]), hide_index=True, width="stretch")
+        } for task in data.open_tasks]), hide_index=True, width="stretch", placeholder=EMPTY)
     else:
         st.caption(t("profile.no_tasks"))
     st.markdown(f"**{t('profile.cases')}**")
@@ -805,7 +805,7 @@ def tasks_tab(profile: Profile) -> None:
             t("service.metric.first_response"): sla_outcome_label(case.first_response),
             t("service.metric.resolution"): sla_outcome_label(case.resolution),
             t("profile.csat"): t(f"profile.csat.{case.csat}") if case.csat else EMPTY,
-        } for case in data.cases]), hide_index=True, width="stretch")
+        } for case in data.cases]), hide_index=True, width="stretch", placeholder=EMPTY)
         by_id = {case.id: case.subject for case in data.cases}
         pick = st.columns([3, 1], vertical_alignment="bottom")
         chosen = pick[0].selectbox(t("service.queue.open_case"), list(by_id), key="profile_case_pick",
@@ -847,7 +847,7 @@ def history_tab(profile: Profile) -> None:
         t("profile.what"): f"{action_label(change.action)} · {entity_label(change.entity)}",
         t("profile.changes"): "\n".join(diff_lines(profile, change.changes)),
     } for change in history]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", placeholder=EMPTY)
 
 
 def action_label(action: str) -> str:

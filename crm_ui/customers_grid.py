@@ -437,7 +437,7 @@ def table(grid: Grid, found: CustomerPage, columns: list[str], *, key: str) -> l
         st.caption(t("records.open_by_name"))
         event = st.dataframe(
             frame, hide_index=True, width="stretch", column_config=column_config, key=key,
-            on_select="rerun", selection_mode=["multi-row", "single-cell"],
+            on_select="rerun", selection_mode=["multi-row", "single-cell"], placeholder=EMPTY,
         )
     for row_index, column_name in event.selection.get("cells", []):
         if column_name == name_label and 0 <= row_index < len(found.items):

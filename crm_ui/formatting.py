@@ -128,9 +128,8 @@ def when_column(label: str | None = None) -> Any:
 def dashed(frame: pd.DataFrame) -> pd.DataFrame:
     """The table with '—' in its empty text cells (Streamlit would show 'None' in every language).
 
-    Number and date columns keep their type (and their sorting), and Streamlit writes their empty cells
-    "None" with no setting to change it: a column that can be empty is written as text instead
-    (:func:`when`, :func:`date`, :func:`number`), in a list the server already orders.
+    Number and date columns keep their type (and their sorting); their empty cells read "—" through the
+    table's ``placeholder=EMPTY``, which every ``st.dataframe`` passes (``tests/unit/test_page_rules.py``).
     """
     text_columns = [
         name for name, kind in frame.dtypes.items()

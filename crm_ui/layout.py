@@ -136,7 +136,8 @@ def table_or_cards(frame: pd.DataFrame | list[dict[str, Any]], *, name: str, tit
     dataframe_args.setdefault("width", "stretch")
     wide, narrow = table_and_cards(name)
     with wide:
-        value = st.dataframe(dashed(frame), **dataframe_args)  # an empty text cell reads "—", not "None"
+        # an empty cell reads "—", not "None": a text cell by dashed(), a typed one by the placeholder
+        value = st.dataframe(dashed(frame), **dataframe_args, placeholder=EMPTY)
     columns = [str(column) for column in frame.columns]
     heading = title if title is not None else (columns[0] if columns else None)
     listed = [column for column in (facts if facts is not None else columns) if column != heading]

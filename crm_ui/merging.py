@@ -24,6 +24,7 @@ from crm_core.queries.merges import MergePreview, merge_preview, owner_names, re
 from crm_core.rules.merging import BOTH, SURVIVOR, is_empty
 from crm_core.services.merging import MERGING_ROLES, MergeResult, Versions, merge_contacts, merge_customers
 from crm_ui.context import get_db, read_session, show_domain_error, t
+from crm_ui.formatting import EMPTY
 from crm_ui.text import plain, plain_format, plain_line
 
 STATE = st.session_state
@@ -194,7 +195,7 @@ def moves_table(preview: MergePreview) -> None:
     st.markdown("**" + t("merge.moves", count=preview.total_moves) + "**")
     rows = [{t("merge.moves.what"): _table_label(key), t("merge.moves.rows"): count}
             for key, count in sorted(preview.moves.items())]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder=EMPTY)
 
 
 def _table_label(key: str) -> str:

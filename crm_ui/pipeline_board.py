@@ -57,7 +57,7 @@ from crm_core.services.deals import (
     update_opportunity,
 )
 from crm_ui.context import choice_key, current_actor, get_db, read_session, record_id, show_domain_error, t
-from crm_ui.formatting import date, date_input_format, money, number, percent, when
+from crm_ui.formatting import EMPTY, date, date_input_format, money, number, percent, when
 from crm_ui.layout import form_cells
 from crm_ui.text import plain, plain_line, plain_params
 
@@ -239,7 +239,7 @@ def _deal_details(card: DealCard) -> None:
             t("orders.quantity"): float(line.quantity),
             t("products.unit_price"): money(line.unit_price, currency_code=card.currency),
             t("orders.line_total"): money(line.line_total, currency_code=card.currency),
-        } for line in lines], hide_index=True, width="stretch")
+        } for line in lines], hide_index=True, width="stretch", placeholder=EMPTY)
     with st.expander(t("board.stage_history", count=number(len(history)))):
         for change in history:
             st.caption(

@@ -31,7 +31,7 @@ from crm_core.services.pool import (
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
 from crm_ui.customers_grid import filter_choices
-from crm_ui.formatting import dashed, number, when
+from crm_ui.formatting import EMPTY, dashed, number, when, when_column
 from crm_ui.layout import form_cells
 from crm_ui.text import plain, plain_line, plain_params
 
@@ -129,12 +129,13 @@ def pool_table(found: CustomerPage) -> list[int]:
     frame = pd.DataFrame([{
         t("field.name"): row.name, t("field.lifecycle_stage"): t(f"stage.{row.lifecycle_stage}"),
         t("field.industry"): row.industry, t("field.region"): row.region, t("grid.team"): row.team_name,
-        # moments as text: Streamlit writes an empty date cell "None" (the list is in the server's order)
-        t("field.last_contacted_at"): when(row.last_contacted_at), t("field.updated_at"): when(row.updated_at),
+        t("field.last_contacted_at"): row.last_contacted_at, t("field.updated_at"): row.updated_at,
     } for row in found.items])
     event = st.dataframe(
         dashed(frame), hide_index=True, width="stretch", key=f"pool_table_{generation}", on_select="rerun",
         selection_mode="multi-row",
+        column_config={t("field.last_contacted_at"): when_column(), t("field.updated_at"): when_column()},
+        placeholder=EMPTY,
     )
     selected = [found.items[index].id for index in event.selection.rows if index < len(found.items)]
     if len(selected) == 1:
@@ -212,7 +213,7 @@ def rules_tab(actor: Actor) -> None:
             labels["idle_days"]: rule.idle_days, labels["no_deal_days"]: rule.no_deal_days,
             labels["reminder_days"]: rule.reminder_days, labels["daily_claim_cap"]: rule.daily_claim_cap,
             labels["held_cap"]: rule.held_cap, labels["cooldown_days"]: rule.cooldown_days,
-        } for rule in rules]), hide_index=True, width="stretch")
+        } for rule in rules]), hide_index=True, width="stretch", placeholder=EMPTY)
     else:
         st.info(t("pool.rules_empty"))
     by_id = {rule.id: rule for rule in rules}
@@ -344,4 +345,4 @@ def history_section(customer_id: int) -> None:
         t("pool.history_previous"): row.previous_owner_name or "",
         t("profile.who"): row.actor_name or t("profile.system"),
         t("pool.release_note"): row.note or "",
-    } for row in rows]), hide_index=True, width="stretch")
+    } for row in rows]), hide_index=True, width="stretch", placeholder=EMPTY)

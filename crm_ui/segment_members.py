@@ -13,7 +13,7 @@ from crm_core.queries.scores import ScoreValue
 from crm_core.queries.segments import MemberRow
 from crm_ui.context import t
 from crm_ui.customers_grid import PROFILE_PAGE
-from crm_ui.formatting import dashed, date, when
+from crm_ui.formatting import EMPTY, dashed, date_column, when
 from crm_ui.layout import table_and_cards
 from crm_ui.text import plain_join, plain_line
 
@@ -45,8 +45,8 @@ def members_table(members: Sequence[MemberRow], churn: Mapping[int, ScoreValue])
         # typed columns even when no member has a value: an all-None column would read "None"
         frame[t("scoring.scorer.churn_risk")] = [
             float(churn[member.id].percent) if member.id in churn else float("nan") for member in members]
-        # as text: Streamlit writes an empty date cell "None"
-        frame[t("field.last_contacted_at")] = [date(member.last_contacted_at) for member in members]
+        frame[t("field.last_contacted_at")] = pd.to_datetime(pd.Series(
+            [member.last_contacted_at for member in members], dtype="object"))
         st.dataframe(
             frame,
             hide_index=True,
@@ -54,7 +54,8 @@ def members_table(members: Sequence[MemberRow], churn: Mapping[int, ScoreValue])
             column_config={
                 t("scoring.scorer.churn_risk"): st.column_config.ProgressColumn(format="%d%%", min_value=0,
                                                                                 max_value=100),
-            },
+                t("field.last_contacted_at"): date_column(),
+            }, placeholder=EMPTY,
         )
     with narrow:
         for member in members:

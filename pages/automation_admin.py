@@ -43,7 +43,7 @@ from crm_ui.context import (
     show_domain_error,
     t,
 )
-from crm_ui.formatting import number, when
+from crm_ui.formatting import number, when, when_column
 from crm_ui.layout import flow, table_or_cards
 from crm_ui.schedules import schedules_section
 from crm_ui.text import plain, plain_join, plain_line
@@ -353,7 +353,7 @@ with history_tab:
         )
         table_or_cards(
             frame,
-            column_config={t("automation.column.fired_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+            column_config={t("automation.column.fired_at"): when_column()},
             name="automation_firings", title=t("automation.rule"),
         )
     else:

@@ -16,6 +16,7 @@ from crm_core.models import Role
 from crm_core.queries.reports import PERIODS, MonthRevenue, dashboard, revenue_by_month
 from crm_ui.context import choice_key, current_actor, get_db, read_session, t
 from crm_ui.formatting import (
+    EMPTY,
     change,
     chart_config,
     compact_money,
@@ -117,7 +118,7 @@ with right:
             column_config={
                 t("dashboard.won_amount"): money_column(),
                 t("funnel.win_rate"): percent_column(digits=0),
-            },
+            }, placeholder=EMPTY,
         )
     else:
         st.info(t("dashboard.no_closed_deals"))
@@ -146,7 +147,7 @@ if figures.closing_deals:
             t("deal.amount"): money_column(),
             t("deal.probability"): percent_column(digits=0),
             t("deal.expected_close_date"): date_column(),
-        },
+        }, placeholder=EMPTY,
     )
     st.page_link("pages/pipeline.py", label=t("dashboard.open_board"), icon="📋")
 else:

@@ -23,7 +23,7 @@ from crm_core.quality.history import check_run_details, check_trend, list_check_
 from crm_core.quality.runs import data_docs_zip, database_suites, suite_checks
 from crm_core.queries.jobs import JobView, get_job
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
-from crm_ui.formatting import number
+from crm_ui.formatting import number, when_column
 from crm_ui.jobs import cancel_button, is_active, live_jobs, retry_button, show_error, show_job_error, show_progress
 from crm_ui.layout import CardPick, picked_here, table_or_cards
 
@@ -179,7 +179,7 @@ with history_tab:
                     for row in history
                 ]
             ),
-            column_config={t("quality.column.started_at"): st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+            column_config={t("quality.column.started_at"): when_column()},
             name="quality_history", title=t("quality.suite"),
             pick=CardPick(t("quality.open_run"), "data_quality_history_run", [row.run_id for row in history]),
         )

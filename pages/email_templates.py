@@ -12,6 +12,7 @@ from crm_core.queries.email_templates import customer_contacts, preview_customer
 from crm_core.rules.email_templates import BODY_LENGTH, LANGUAGES, SUBJECT_LENGTH, VARIABLES
 from crm_core.services import email_templates as service
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.formatting import EMPTY
 
 STATE = st.session_state
 
@@ -40,7 +41,7 @@ if templates:
     st.dataframe(pd.DataFrame([{t("marketing_mail.templates.name"): row.name,
                                 t("marketing_mail.templates.language"): language_name(row.language),
                                 t("marketing_mail.templates.subject"): row.subject} for row in templates]),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch", placeholder=EMPTY)
 else:
     st.caption(t("marketing_mail.templates.none"))
 by_id = {row.id: row for row in templates}

@@ -131,7 +131,7 @@ st.dataframe(
         headers[3]: money_column(),
         headers[4]: number_column(),
         headers[5]: money_column(),
-    },
+    }, placeholder=EMPTY,
 )
 lost_line = ", ".join(
     plain(f"{next((s.name for s in result.pipeline.stages if s.id == stage_id), stage_id)}: {number(count)}")

@@ -304,7 +304,8 @@ with new_tab:
                 STATE["imports_preview_of"] = file.sha256
             # a phone reads each column's first values beside its field below, not in a sideways-scrolling table
             with table_and_cards("imports_preview")[0]:
-                st.dataframe(STATE["imports_preview_rows"], width="stretch", height="content", key="imports_preview")
+                st.dataframe(STATE["imports_preview_rows"], width="stretch", height="content", key="imports_preview",
+                             placeholder=EMPTY)
         except DomainError as error:
             show_domain_error(error)
             file = None

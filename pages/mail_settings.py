@@ -17,6 +17,7 @@ from crm_core.services import mail_settings as service
 from crm_core.services import marketing_settings as marketing
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.formatting import EMPTY
 from crm_ui.jobs import is_active, live_jobs, show_error, show_progress
 from crm_ui.text import plain_params
 
@@ -165,7 +166,7 @@ st.subheader(t("mail.routes.title"))
 st.caption(t("mail.routes.help"))
 if routes:
     st.dataframe(pd.DataFrame([{t("mail.routes.address"): route.address, t("mail.routes.team"): route.team_name}
-                               for route in routes]), hide_index=True, width="stretch")
+                               for route in routes]), hide_index=True, width="stretch", placeholder=EMPTY)
 if not teams:
     st.info(t("mail.routes.no_teams"))
 else:

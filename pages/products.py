@@ -34,7 +34,7 @@ if products:
         } for p in products]),
         hide_index=True, width="stretch",
         # each product has its own currency (the next column): the amount with separators, no symbol
-        column_config={t("products.unit_price"): number_column(digits=2)},
+        column_config={t("products.unit_price"): number_column(digits=2)}, placeholder=EMPTY,
     )
 else:
     st.info(t("products.empty"))

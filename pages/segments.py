@@ -64,7 +64,7 @@ from crm_core.services.segments import (
     save_segment,
 )
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error
-from crm_ui.formatting import date_input_format, number, when
+from crm_ui.formatting import EMPTY, date_input_format, number, when_column
 from crm_ui.layout import form_cells
 from crm_ui.pager import numbered_pager
 from crm_ui.segment_members import members_table
@@ -508,15 +508,16 @@ if section == "saved":
                         t("field.owner"): row.owner_name,
                         t("segments.sharing"): t(f"segments.sharing_{row.sharing}")
                         + (f" · {row.team_name}" if row.team_name else ""),
-                        # as text: Streamlit writes an empty cell "None" (a segment never counted)
-                        t("segments.last_count"): number(row.last_count),
-                        t("segments.counted_at"): when(row.last_counted_at),
+                        t("segments.last_count"): row.last_count,
+                        t("segments.counted_at"): row.last_counted_at,
                     }
                     for row in saved
                 ]
             ),
             hide_index=True,
             width="stretch",
+            column_config={t("segments.counted_at"): when_column()},
+            placeholder=EMPTY,
         )
         by_id = {row.id: row for row in saved}
         chosen_id = st.selectbox(t("segments.choose"), list(by_id), format_func=lambda v: by_id[v].name,
@@ -650,7 +651,7 @@ if section == "rfm":
         column_config={
             t("segments.share"): st.column_config.NumberColumn(format="%.1f%%"),
             t("segments.revenue"): st.column_config.NumberColumn(format="%,.2f"),
-        },
+        }, placeholder=EMPTY,
     )
     treemap = go.Figure(go.Treemap(labels=[t(f"rfm.{row.segment}") for row in summary],
                                    parents=["" for _ in summary], values=[row.customers for row in summary]))
@@ -706,5 +707,5 @@ if section == "scoring":
                            t("segments.auc"): row.metrics.get("auc"),
                            t("segments.examples"): row.metrics.get("examples")}
                           for row in rows]),
-            hide_index=True, width="stretch",
+            hide_index=True, width="stretch", placeholder=EMPTY,
         )

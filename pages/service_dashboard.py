@@ -20,7 +20,7 @@ import streamlit as st
 from crm_core.models import Role, utcnow
 from crm_core.queries.service_reports import AGE_BUCKETS, PRIORITIES, GroupFigures, service_dashboard
 from crm_ui.context import choice_key, current_actor, read_session, t
-from crm_ui.formatting import chart_config, number, number_column, percent, when
+from crm_ui.formatting import EMPTY, chart_config, number, number_column, percent, when
 
 PERIOD_DAYS = (7, 28, 90)
 
@@ -117,7 +117,7 @@ def table(rows: list[GroupFigures], name_key: str, nobody_key: str) -> None:
     } for row in rows])
     st.dataframe(frame, hide_index=True, width="stretch",
                  column_config={t("service_dashboard.resolved"): number_column(),
-                                t("service_dashboard.ratings_column"): number_column()})
+                                t("service_dashboard.ratings_column"): number_column()}, placeholder=EMPTY)
 
 
 st.subheader(t("service_dashboard.per_agent"))

@@ -17,7 +17,7 @@ from crm_core.queries.users import list_teams
 from crm_core.services.cases import CaseInput, create_case
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import EMPTY, filters_label, sla_countdown, when
+from crm_ui.formatting import EMPTY, filters_label, sla_countdown, when_column
 from crm_ui.text import plain, plain_line
 
 PER_PAGE = 50
@@ -186,13 +186,15 @@ if page.items:
         t("service.field.priority"): t(f"service.priority.{row.priority}"),
         t("service.field.channel"): t(f"service.channel.{row.channel}"),
         t("service.field.assignee"): row.assignee_name or "—",
-        t("service.field.sla_due"): when(row.sla_due_at),  # text: Streamlit writes an empty moment "None"
+        t("service.field.sla_due"): row.sla_due_at,
         t("service.field.countdown"): sla_countdown(row.sla_due_at, now),
         t("service.field.escalation"): row.escalation_level,
     } for row in page.items])
+    frame[t("service.field.sla_due")] = pd.to_datetime(frame[t("service.field.sla_due")])
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         "id": st.column_config.NumberColumn("#", format="%d"),
-    })
+        t("service.field.sla_due"): when_column(),
+    }, placeholder=EMPTY)
     by_id = {row.id: row for row in page.items}
     chosen = st.selectbox(t("service.queue.open_case"), list(by_id), key="service_queue_pick",
                           format_func=lambda case_id: f"#{case_id} {by_id[case_id].subject}")

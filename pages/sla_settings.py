@@ -22,6 +22,7 @@ from crm_core.services import customer_tiers as tier_service
 from crm_core.services import sla_settings
 from crm_ui import formatting
 from crm_ui.context import current_actor, get_db, lang, read_session, show_domain_error, t
+from crm_ui.formatting import EMPTY
 from crm_ui.layout import WHOLE_TABLE_ROWS, table_or_cards
 
 STATE = st.session_state
@@ -182,7 +183,7 @@ with tiers_tab:
                 t("tiers.customer"): pin.customer_name, t("tiers.tier"): tier_label(pin.tier_id),
                 t("tiers.until"): formatting.date(pin.until) if pin.until else t("tiers.no_end"),
             } for pin in pins]), hide_index=True, width="stretch",
-                height="content" if len(pins) <= WHOLE_TABLE_ROWS else "auto")
+                height="content" if len(pins) <= WHOLE_TABLE_ROWS else "auto", placeholder=EMPTY)
         query = st.text_input(t("tiers.find_customer"), key="sla_settings_pin_search", max_chars=100)
         found = []
         if query.strip():

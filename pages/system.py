@@ -31,7 +31,8 @@ st.subheader(t("system.queue"))
 kinds = sorted(set(status.queued) | set(status.running))
 if kinds:
     st.dataframe([{t("system.kind"): kind_label(kind), t("system.queued"): status.queued.get(kind, 0),
-                   t("system.running"): status.running.get(kind, 0)} for kind in kinds], hide_index=True)
+                   t("system.running"): status.running.get(kind, 0)} for kind in kinds], hide_index=True,
+                 placeholder=EMPTY)
 else:
     st.info(t("system.queue_empty"))
 

@@ -22,7 +22,7 @@ from crm_core.services.tasks import (
     reschedule_task,
 )
 from crm_ui.context import current_actor, get_db, read_session, show_domain_error, t
-from crm_ui.formatting import EMPTY, date_input_format, number, or_dash, when
+from crm_ui.formatting import EMPTY, date_input_format, number, or_dash, when_column
 from crm_ui.layout import switch_css
 from crm_ui.page_scripts import SCROLL_TO_TASK_FORM
 from crm_ui.pager import numbered_pager
@@ -112,7 +112,7 @@ if workload:
             ]
         ),
         hide_index=True,
-        width="stretch",
+        width="stretch", placeholder=EMPTY,
     )
 
 # --- the list --------------------------------------------------------------------
@@ -122,7 +122,7 @@ if page.items:
             {
                 t("tasks.column.title"): row.title,
                 t("tasks.column.customer"): row.customer_name or "",
-                t("tasks.column.due"): when(row.due_at),  # text: an empty moment would read "None"
+                t("tasks.column.due"): row.due_at,
                 t("tasks.column.bucket"): t(f"tasks.view.{row.bucket}") if row.status == "open" else t("tasks.done"),
                 t("tasks.column.priority"): t(f"tasks.priority.{row.priority}"),
                 t("tasks.column.assignee"): row.assignee_name or "",
@@ -130,11 +130,14 @@ if page.items:
             for row in page.items
         ]
     )
+    frame[t("tasks.column.due")] = pd.to_datetime(frame[t("tasks.column.due")])
     with st.container(key="tasks_table"):
         st.dataframe(
             frame,
             hide_index=True,
             width="stretch",
+            column_config={t("tasks.column.due"): when_column()},
+            placeholder=EMPTY,
         )
     with st.container(key="tasks_cards"):
         for row in page.items:

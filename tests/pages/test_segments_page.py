@@ -38,10 +38,10 @@ def test_an_analyst_builds_counts_and_saves_a_segment(app_world: AppWorld) -> No
     assert live_count(app) == "1"
     members = app.dataframe[0].value
     assert list(members.iloc[:, 0]) == ["Acme Trading"]
-    # never contacted, no industry: dashes, never "None" (Streamlit writes an empty typed date cell "None");
-    # no churn score: an empty bar
+    # never contacted, no industry or churn score: dashes, and typed cells the table writes "—" (its placeholder)
     row = members.iloc[0]
-    assert row["Industry"] == "—" and row["Last contacted"] == "—" and pd.isna(row["Churn risk"])
+    assert row["Industry"] == "—" and pd.isna(row["Last contacted"]) and pd.isna(row["Churn risk"])
+    assert str(members["Last contacted"].dtype).startswith("datetime64")
 
     app.text_input(key="segments_name").input("Acme accounts")
     app.selectbox(key="segments_sharing").select("tenant")
