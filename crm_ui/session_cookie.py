@@ -148,7 +148,8 @@ class HostCookies:
     The authenticator reads its cookie from the request (``st.context.cookies``) and, with a lifetime of 0,
     never writes one; the host sets and clears the login cookie (above). Its cookie manager was a custom
     component drawn by every run whose only effect was a rerun when its frame loaded: that rerun raced the
-    click on "Log in" (the click was lost) and a link's page (a link to Jobs opened the Dashboard). Decision 0063.
+    click on "Log in" (the click was lost) and, most likely, a link's page (a link to Jobs opened the
+    Dashboard). Decision 0063.
     """
 
     def __init__(self, key: str = "init") -> None:
