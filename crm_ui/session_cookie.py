@@ -152,9 +152,6 @@ class HostCookies:
     Dashboard). Decision 0063.
     """
 
-    def __init__(self, key: str = "init") -> None:
-        self.key = key
-
     def get(self, cookie: str) -> str | None:
         """The cookie as the browser sent it with this session's request (HttpOnly ones included)."""
         import streamlit as st

@@ -52,17 +52,26 @@ def test_a_rep_lands_on_the_dashboard_and_sees_no_admin_page(app_world: AppWorld
     assert "Users & teams" not in str(app.sidebar)
 
 
+def after_a_stopped_login_run(username: str, name: str | None = None, **frame_state: object):  # type: ignore[no-untyped-def]
+    """The login page, then the state a run stopped right after the password check leaves: the authenticator's
+    verdict, and of the frame's own keys only ``frame_state``."""
+    app = new_app()
+    app.run()
+    app.session_state["authentication_status"] = True
+    app.session_state["username"] = username
+    if name is not None:
+        app.session_state["name"] = name
+    for key, value in frame_state.items():
+        app.session_state[key] = value
+    return app
+
+
 def test_a_login_whose_bookkeeping_run_stopped_early_is_recorded_late_not_ended(app_world: AppWorld) -> None:
     """A password login whose callback never ran (the run stopped between the password check and the
     bookkeeping: a CI run showed "Your session has ended" right after Log in) is recorded on the next
     run; it is never ended as if it had been logged out elsewhere."""
     username = app_world.world.rep.username
-    app = new_app()
-    app.run()
-    # the state such a run leaves: the authenticator's verdict, none of the frame's own keys
-    app.session_state["authentication_status"] = True
-    app.session_state["username"] = username
-    app.session_state["name"] = app_world.world.rep.full_name
+    app = after_a_stopped_login_run(username, app_world.world.rep.full_name)  # none of the frame's own keys
     app.run()
     assert not app.exception
     assert page_titles(app) == ["Dashboard"]
@@ -77,13 +86,8 @@ def test_a_login_whose_run_stopped_before_the_cookie_ticket_still_gets_its_cooki
     image makes the host set the login cookie (a CI run: logged in, no cookie after 45 s, so a reload
     would have asked for the password again). The next run issues it."""
     username = app_world.world.rep.username
-    app = new_app()
-    app.run()
-    app.session_state["authentication_status"] = True
-    app.session_state["username"] = username
-    app.session_state["name"] = app_world.world.rep.full_name
-    app.session_state["kestrel_password_login"] = True
-    app.session_state[SESSION_STARTED_STATE] = auth.record_login(app_world.db, username)
+    app = after_a_stopped_login_run(username, app_world.world.rep.full_name, kestrel_password_login=True,
+                                    **{SESSION_STARTED_STATE: auth.record_login(app_world.db, username)})
     app.run()
     assert not app.exception
     assert page_titles(app) == ["Dashboard"]
@@ -98,10 +102,7 @@ def test_a_late_recorded_login_of_a_locked_account_is_refused(app_world: AppWorl
     username = app_world.world.rep.username
     for _ in range(5):
         log_in(username, "wrong-password-1")
-    app = new_app()
-    app.run()
-    app.session_state["authentication_status"] = True
-    app.session_state["username"] = username
+    app = after_a_stopped_login_run(username)
     app.run()
     assert "Dashboard" not in page_titles(app)
     assert any("locked" in error.value for error in app.error)
