@@ -7,8 +7,9 @@
    the SQL statements that call emitted, replayed on the raw DBAPI cursor. Prints p50/p95 of each,
    the API/query ratio and the fixed cost (API minus query). Target (issue 12): API ≤ 2× the query
    plus a fixed cost under 5 ms.
-2. Over loopback: starts the host as ``make run`` does (``python -m server``), or ``--processes N``
-   uvicorn worker processes of the same ``server:app``, and drives the same request with ``wrk``
+2. Over loopback: starts the host as ``make run`` does (``python -m server``), or for ``--processes N``
+   N such replicas behind nginx as ``make cluster`` runs them (``scripts/cluster.sh``: requests without
+   its cookie are spread one by one; the rate limit lives in Redis), and drives the same request with ``wrk``
    (Debian's package) from ``--clients`` connections for ``--duration`` seconds. Prints requests/s and
    the latency percentiles wrk measured, and the p95 that Little's law predicts from the throughput.
    Target (issue 12): p95 < 50 ms with 20 clients.
@@ -31,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, text
 
+from benchmarks.cluster import start_cluster, stop_cluster
 from benchmarks.grid import SqlCapture, demo_actors, largest_tenant, percentile, time_it
 from benchmarks.server import free_port, wait_until_up
 from crm_core.access import Actor
@@ -44,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_FIXED_MS = 5.0
 TARGET_RATIO = 2.0
 TARGET_P95_MS = 50.0
+RATE_LIMIT_OFF = {"CRM_API_RATE_LIMIT": "1000000/1"}  # wrk's one token would be limited at 100 requests / 10 s
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
   for _, p in pairs({50, 90, 95, 99}) do
@@ -124,18 +127,19 @@ def in_process(db: Database, actors: dict[str, Actor], tokens: dict[str, str], s
     return met
 
 
-def start_host(database_url: str, processes: int, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def start_host(database_url: str, processes: int, run_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """One host as ``make run`` serves it, or ``processes`` replicas behind nginx as ``make cluster`` does."""
+    if processes > 1:
+        # not uvicorn's --workers: they share one listening socket, and wrk's 20 keep-alive connections
+        # were accepted unevenly (often all by one worker), so its figure swung between 80 and 210 req/s
+        cluster, url = start_cluster(database_url, processes, run_dir, {"DEMO": "0", **RATE_LIMIT_OFF})
+        return url, cluster
     port = free_port()
-    env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_API_RATE_LIMIT": "1000000/1",
+    env = {**os.environ, "CRM_DATABASE_URL": database_url, **RATE_LIMIT_OFF,
            "CRM_COOKIE_KEY": os.environ.get("CRM_COOKIE_KEY", "benchmark-cookie-key-0123456789abcdef")}
-    if processes == 1:  # as make run serves it
-        command = [sys.executable, "-m", "server", "--port", str(port)]
-    else:  # the same app in N uvicorn worker processes sharing the socket
-        command = [sys.executable, "-m", "uvicorn", "server:app", "--port", str(port), "--workers", str(processes),
-                   "--no-access-log", "--log-level", "warning"]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    with (run_dir / "host.log").open("wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "server", "--port", str(port)], cwd=ROOT, env=env,
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, process)
     return url, process
@@ -164,18 +168,24 @@ def under_load(database_url: str, token: str, stage: str, clients: int, duration
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk); the loopback figures are skipped")
         return False
+    if any(count > 1 for count in process_counts) and shutil.which("nginx", path="/usr/sbin:/usr/bin") is None:
+        print("nginx is not installed (Debian: apt-get install nginx): only one process is measured")
+        process_counts = [count for count in process_counts if count == 1]
     met = False
     print(f"{'processes':<10} {'req/s':>8} {'p50':>7} {'p90':>7} {'p95':>7} {'p99':>7} {'errors':>7} "
           f"{'ms/request':>11} {'Little p95':>11}")
     for processes in process_counts:
         with tempfile.TemporaryDirectory() as directory:
-            url, host = start_host(database_url, processes, Path(directory) / "host.log")
+            url, host = start_host(database_url, processes, Path(directory))
             try:
                 run_wrk(url + request_path(stage), token, clients, 3, min(2, clients))  # warm every process
                 figures = run_wrk(url + request_path(stage), token, clients, duration, min(2, clients))
             finally:
-                os.killpg(host.pid, 15)
-                host.wait(timeout=60)
+                if processes > 1:
+                    stop_cluster(host)
+                else:
+                    os.killpg(host.pid, 15)
+                    host.wait(timeout=60)
         rate = figures["requests"] / figures["seconds"]
         per_request = 1000 / rate  # the server's time per request, all processes together
         ok = figures["p95"] < TARGET_P95_MS and figures["errors"] == 0

@@ -53,12 +53,15 @@ class Walk:
         return len(self.clicks) / self.seconds if self.seconds else 0.0
 
 
-def start_cluster(database_url: str, replicas: int, run_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``scripts/cluster.sh`` with ``replicas`` app processes; returns it and nginx's URL once it says it serves."""
+def start_cluster(database_url: str, replicas: int, run_dir: Path,
+                  settings: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``scripts/cluster.sh`` with ``replicas`` app processes (``settings``: more of its environment, e.g.
+    ``DEMO=0``); returns it and nginx's URL once it says it serves."""
     port = free_port()
     env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_COOKIE_KEY": COOKIE_KEY, "PORT": str(port),
            "WORKERS": "0", "DEMO": "1",
-           "RUN_DIR": str(run_dir), "APP_PORTS": " ".join(str(free_port()) for _ in range(replicas))}
+           "RUN_DIR": str(run_dir), "APP_PORTS": " ".join(str(free_port()) for _ in range(replicas)),
+           **(settings or {})}
     log = run_dir / "cluster.log"
     with log.open("wb") as output:
         cluster = subprocess.Popen(["bash", "scripts/cluster.sh"], cwd=ROOT, env=env, stdout=output,

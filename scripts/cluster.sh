@@ -102,7 +102,7 @@ http {
     uwsgi_temp_path $RUN_DIR/nginx-temp/uwsgi;
     scgi_temp_path $RUN_DIR/nginx-temp/scgi;
 
-    map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+    map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
     # the browser's route: its kestrel_route cookie, or a new random one (set on the answer below)
     map \$cookie_kestrel_route \$kestrel_route { '' \$request_id; default \$cookie_kestrel_route; }
     map \$cookie_kestrel_route \$kestrel_route_cookie {
@@ -114,7 +114,8 @@ http {
 
     upstream kestrel {
         hash \$kestrel_route consistent;
-$servers    }
+$servers        keepalive 32;
+    }
 
     server {
         listen $HOST:$PORT;
