@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from crm_core.jobs.after_commit import JobAfterCommit
@@ -126,12 +126,11 @@ def add_deliveries(
          "replay_of_id": (replay_of or {}).get(sub_id), "created_at": now, "updated_at": now}
         for sub_id in subscription_ids
     ]
-    connection.execute(insert(WebhookDelivery.__table__), rows)  # type: ignore[arg-type]
-    ids = connection.execute(
-        select(WebhookDelivery.id).where(WebhookDelivery.tenant_id == tenant_id,
-                                         WebhookDelivery.webhook_id.in_([row["webhook_id"] for row in rows]))
-    ).scalars().all()
-    return list(ids)
+    # the ids come back from the INSERT itself: a look-up by (tenant, webhook-id) was planned on SQLite through
+    # a tenant index, reading every delivery the tenant has ever had for each event written
+    table = cast(Table, WebhookDelivery.__table__)
+    inserted = connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return list(inserted.scalars().all())
 
 
 def _new_stage_kind(connection: Any, diff: dict[str, list[Any]]) -> str | None:
