@@ -26,7 +26,7 @@ from crm_core.errors import NotFound, ValidationFailed
 from crm_core.models import Tenant, User, utcnow
 from crm_core.models.api import ApiToken, TokenScope
 from crm_core.rules.fields import clean_text
-from crm_core.services.auth import load_actor
+from crm_core.services.auth import actor_of_user
 
 SECRET_PREFIX = "kst_"
 SECRET_BYTES = 32
@@ -124,19 +124,18 @@ def authenticate_token(db: Database, secret: str, *, now: dt.datetime | None = N
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 100:
         return None
     now = now or utcnow()
+    # one session for the token, its user and the user's teams (on PostgreSQL each session is a ping,
+    # a BEGIN and a ROLLBACK more: about 1 ms of a 1M-customer page's 13)
     with db.system_session("api authentication") as session:
         found = session.execute(
-            select(ApiToken.id, ApiToken.scope, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
-                   User.username)
+            select(ApiToken.id, ApiToken.scope, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at, User)
             .join(User, User.id == ApiToken.user_id)
             .join(Tenant, Tenant.id == ApiToken.tenant_id)
             .where(ApiToken.secret_hash == hash_secret(secret), User.is_active.is_(True), Tenant.is_active.is_(True))
         ).first()
-    if found is None or found.revoked_at is not None or (found.expires_at is not None and found.expires_at <= now):
-        return None
-    actor = load_actor(db, found.username)
-    if actor is None:
-        return None
+        if found is None or found.revoked_at is not None or (found.expires_at is not None and found.expires_at <= now):
+            return None
+        actor = actor_of_user(session, found.User)
     if found.last_used_at is None or now - found.last_used_at >= LAST_USED_PRECISION:
         _touch(db, found.id, now)
     return TokenCaller(token_id=found.id, scope=found.scope, actor=actor)

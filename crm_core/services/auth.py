@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import bcrypt
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Actor
@@ -226,18 +226,14 @@ def actor_of_user(session: Session, user: User) -> Actor:
     if user.team_id is not None:
         team_ids.add(user.team_id)
     if user.role == Role.MANAGER:
-        managed = set(
-            session.scalars(
-                select(Team.id).where(Team.tenant_id == user.tenant_id, Team.manager_id == user.id)
-            )
-        )
-        team_ids |= managed
-        if managed:
-            visible_owner_ids |= set(
-                session.scalars(
-                    select(User.id).where(User.tenant_id == user.tenant_id, User.team_id.in_(managed))
-                )
-            )
+        # the teams they manage and those teams' members, in one statement (a team may have none)
+        members = session.execute(
+            select(Team.id, User.id)
+            .outerjoin(User, and_(User.tenant_id == Team.tenant_id, User.team_id == Team.id))
+            .where(Team.tenant_id == user.tenant_id, Team.manager_id == user.id)
+        ).all()
+        team_ids |= {team_id for team_id, _ in members}
+        visible_owner_ids |= {member_id for _, member_id in members if member_id is not None}
     return Actor(
         user_id=user.id,
         tenant_id=user.tenant_id,
