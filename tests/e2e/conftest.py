@@ -306,7 +306,7 @@ def log_in(page: object, server: Server, username: str, *, timeout_ms: int = 45_
 
     page.goto(server.url)  # type: ignore[attr-defined]
     page.get_by_role("textbox", name="Username").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
-    settled(page, timeout_ms)  # the login cookie component's first answer reruns the form: type after it
+    settled(page, timeout_ms)  # a rerun while typing would clear the form: type once the first run is over
     page.get_by_role("textbox", name="Username").fill(username)  # type: ignore[attr-defined]
     page.get_by_role("textbox", name="Password").fill(PASSWORD)  # type: ignore[attr-defined]
     page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
