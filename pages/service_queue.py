@@ -184,16 +184,23 @@ if page.items:
         t("service.field.customer"): row.customer_name or "—",
         t("service.field.status"): t(f"service.status.{row.status}"),
         t("service.field.priority"): t(f"service.priority.{row.priority}"),
-        t("service.field.channel"): t(f"service.channel.{row.channel}"),
-        t("service.field.assignee"): row.assignee_name or "—",
-        t("service.field.sla_due"): row.sla_due_at,
-        t("service.field.countdown"): sla_countdown(row.sla_due_at, now),
         t("service.field.escalation"): row.escalation_level,
+        t("service.field.countdown"): sla_countdown(row.sla_due_at, now),
+        t("service.field.assignee"): row.assignee_name or "—",
+        t("service.field.channel"): t(f"service.channel.{row.channel}"),
+        t("service.field.sla_due"): row.sla_due_at,
     } for row in page.items])
     frame[t("service.field.sla_due")] = pd.to_datetime(frame[t("service.field.sla_due")])
+    # ten columns, what an agent acts on first (escalation, time left) before what they look up (channel, the due
+    # moment): on a 1400 px screen the last two are reached by scrolling the table; the short ones stay narrow
+    small = {t(f"service.field.{name}"): st.column_config.TextColumn(width="small")
+             for name in ("priority", "channel")}
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "id": st.column_config.NumberColumn("#", format="%d"),
+        "id": st.column_config.NumberColumn("#", format="%d", width="small"),
+        t("service.field.subject"): st.column_config.TextColumn(width="medium"),
+        **small,
         t("service.field.sla_due"): when_column(),
+        t("service.field.escalation"): st.column_config.NumberColumn(format="%d", width="small"),
     }, placeholder=EMPTY)
     by_id = {row.id: row for row in page.items}
     chosen = st.selectbox(t("service.queue.open_case"), list(by_id), key="service_queue_pick",
