@@ -317,9 +317,8 @@ def content_security_policy(index_html: str) -> str:
     ])
 
 
-# FastAPI's /api/docs page loads Swagger UI from its CDN and starts it with an inline script
-API_DOCS_CSP = ("default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-                "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+# /api/docs loads Swagger UI's files from this host (crm_api.app.DOCS_ASSETS) and starts it with an inline script
+API_DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'self' data:; "
                 "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 

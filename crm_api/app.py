@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_api import (
@@ -119,10 +120,16 @@ class RequestMetrics:
                 time.perf_counter() - started)
 
 
+DOCS_ASSETS = "/docs-assets"
+"""Where /api/docs loads Swagger UI's files from (under the API's mount: /api/docs-assets/…)."""
+
+
 def create_api(database: Callable[[], Database], *, rate_limit: tuple[int, float] | None = None) -> FastAPI:
     """The API app; ``database`` returns the process's :class:`Database` when a route first needs it."""
-    api = FastAPI(title="Kestrel CRM API", version=__version__, description=DESCRIPTION,
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    # Swagger UI's script and stylesheet come from this host (fastapi-offline's copy), not from a CDN: the docs
+    # work on an intranet without internet access, and the page's policy names no other origin
+    api = FastAPIOffline(title="Kestrel CRM API", version=__version__, description=DESCRIPTION,
+                         openapi_url="/openapi.json", docs_url="/docs", redoc_url=None, static_url=DOCS_ASSETS)
     api.state.database = database
     api.state.rate_limiter = make_rate_limiter(*(rate_limit or api_rate_limit()), redis_url(), jobs_queue_name())
     problems.install_problem_handlers(api)

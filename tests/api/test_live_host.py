@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -70,6 +71,12 @@ def test_the_docs_and_the_document_are_served_behind_the_mount_without_a_token(l
     assert document.json()["servers"] == [{"url": "/api"}]
     docs = host.get("/api/docs")
     assert docs.status == 200 and "/api/openapi.json" in docs.body.decode()
+    # Swagger UI from this host, not a CDN: the page works on an intranet
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.body.decode())
+    assert assets and all(url.startswith("/api/docs-assets/") for url in assets), assets
+    for url in assets:
+        answer = host.get(url)
+        assert answer.status == 200 and answer.body, url
     refused = host.get("/api/v1/customers")
     assert (refused.status, refused.content_type) == (401, "application/problem+json")
 
