@@ -816,6 +816,10 @@ class _BulkWriter:
             run_catalog_ddl(self.connection, definition.replace(" ON ONLY ", " ON ", 1))
             if self.progress is not None:
                 self.progress(f"indexes {name}", step, steps)
+        # the rows' statistics before the keys are checked: with none, PostgreSQL checks each key by a nested loop
+        # of index probes (10M customers: 4.4 min for activities' contact key alone) instead of one hash join
+        for table in names:
+            run(f"ANALYZE {self.quote(table)}")
         for step, (table, name, definition) in enumerate(foreign_keys, start=len(indexes) + 1):
             run_catalog_ddl(self.connection, f"ALTER TABLE {table} ADD CONSTRAINT {self.quote(name)} {definition}")
             if self.progress is not None:
