@@ -102,6 +102,8 @@ http {
     uwsgi_temp_path $RUN_DIR/nginx-temp/uwsgi;
     scgi_temp_path $RUN_DIR/nginx-temp/scgi;
 
+    # a websocket asks the replica for the upgrade; a plain request sends no Connection header, so that the
+    # replica's connection is kept for the next one (keepalive below)
     map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
     # the browser's route: its kestrel_route cookie, or a new random one (set on the answer below)
     map \$cookie_kestrel_route \$kestrel_route { '' \$request_id; default \$cookie_kestrel_route; }
