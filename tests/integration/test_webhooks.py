@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from crm_core.access import Actor
@@ -44,6 +44,7 @@ from crm_core.services.webhooks import (
     set_enabled,
 )
 from crm_core.webhooks.dispatch import claim_due, dispatch_due
+from tests.conftest import sent_statements
 from tests.factories import World, build_world, create_random_customer
 from tests.http_receiver import Receiver
 
@@ -112,17 +113,9 @@ def test_writing_an_event_never_reads_the_delivery_log(db: Database, world: Worl
     subscribe(db, world.admin, receiver.url("/a"), "customer.*")
     subscribe(db, world.admin, receiver.url("/b"), "customer.created")
     create_random_customer(db, world.rep)  # a log to (not) read
-    statements: list[str] = []
-
-    def note(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(" ".join(statement.split()).lower())
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with sent_statements(db.engine) as sent:
         create_random_customer(db, world.rep)
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    statements = [" ".join(statement.split()).lower() for statement, _ in sent]
     touching = [sql for sql in statements if "webhook_deliveries" in sql]
     assert touching and all(sql.startswith("insert into webhook_deliveries") for sql in touching), touching
     assert len(deliveries(db)) == 4
