@@ -70,6 +70,7 @@ from crm_core.models.notifications import AccessRequest, Notification, Notificat
 from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
+from crm_core.models.sales_rollup import DealRollup, OrderRollup, SalesRollupRun
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 from crm_core.models.service import (
     CaseAttachment,
@@ -198,7 +199,9 @@ MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro, CampaignStep, 
                                     MarketingEvent)
 # the results rollup (decision 0051): written by the campaign_results_refresh job as the system, read by the page
 CAMPAIGN_ROLLUP: tuple[type, ...] = (CampaignDaily, CampaignInfluence, CampaignResultsRun)
-MANAGER_WRITES = (*MANAGER_WRITES, *CAMPAIGN_ROLLUP)
+# the sales rollup (decision 0064): written by the sales_rollup job as the system, read by the funnel and dashboard
+SALES_ROLLUP: tuple[type, ...] = (DealRollup, OrderRollup, SalesRollupRun)
+MANAGER_WRITES = (*MANAGER_WRITES, *CAMPAIGN_ROLLUP, *SALES_ROLLUP)
 # ledgers: rows are added, never changed or removed (the person's history of consent, a campaign's touches)
 APPEND_ONLY: tuple[type, ...] = (PoolEvent, ConsentRecord, MarketingEvent)
 
@@ -287,6 +290,11 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is CampaignDaily:  # the results rollup (decision 0051): the slice's customer owner/team, as the touches
         return and_(CampaignDaily.whole.is_(False),
                     _owned_clause(actor, CampaignDaily.customer_owner_id, CampaignDaily.customer_team_id))
+    if entity is DealRollup:  # the sales rollup (decision 0064): its owner's slice, as the deals it counts
+        return and_(DealRollup.whole.is_(False), _owned_clause(actor, DealRollup.owner_id, None))
+    if entity is OrderRollup:  # its customer owner/team slice, as the orders it counts (their copy of the customer's)
+        return and_(OrderRollup.whole.is_(False),
+                    _owned_clause(actor, OrderRollup.customer_owner_id, OrderRollup.customer_team_id))
     if entity is CampaignInfluence:  # the deal's rule and its customer's, as the live join of touches and deals
         return and_(_owned_clause(actor, CampaignInfluence.owner_id, None),
                     _owned_clause(actor, CampaignInfluence.customer_owner_id, CampaignInfluence.customer_team_id))
@@ -385,6 +393,7 @@ SCOPED_ENTITIES = (
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
     CaseEntitlement, ServiceDaily, MarketingMessage, MarketingEvent, ConsentRecord, CampaignDaily, CampaignInfluence,
+    DealRollup, OrderRollup,
 )
 
 
@@ -794,7 +803,8 @@ def _check_customer_visible(session: Session, actor: Actor, customer_id: int | N
 # the audit trail itself, and notifications: derived from audited changes, each a user's own read state
 # AuditEvent is the trail itself; the marketing outbox and touches are ledgers of their own, written by
 # the thousand per launch and per send run (the launch, the pause, every template and step edit are audited)
-NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification, MarketingMessage, MarketingEvent, *CAMPAIGN_ROLLUP)
+NOT_AUDITED: tuple[type, ...] = (AuditEvent, Notification, MarketingMessage, MarketingEvent, *CAMPAIGN_ROLLUP,
+                                 *SALES_ROLLUP)
 # rows whose deletion keeps what they held in the trail: a removed case file's name, case, uploader and content key
 DELETE_KEEPS_VALUES: tuple[type, ...] = (CaseAttachment,)
 

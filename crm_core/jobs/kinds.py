@@ -93,6 +93,18 @@ def campaign_results_refresh(ctx: JobContext) -> dict[str, Any]:
             "seconds": round(result.seconds, 3)}
 
 
+@job_kind("sales_rollup", roles=IMPORTERS, schedulable=True, default_schedule=("*/10", "*", "*"))
+def sales_rollup(ctx: JobContext) -> dict[str, Any]:
+    """Recount the funnel's and the dashboard's deal and revenue sums before today (decision 0064)."""
+    from crm_core.services.sales_rollup import run_sales_rollup
+
+    ctx.progress(0, 1, "jobs.progress.sales_rollup")
+    result = run_sales_rollup(ctx.db, ctx.tenant_id, now=_as_of(ctx))
+    ctx.progress(1, 1)
+    return {"deal_rows": result.deal_rows, "order_rows": result.order_rows,
+            "counted_before": result.counted_before.isoformat(), "seconds": round(result.seconds, 3)}
+
+
 @job_kind("partitions_ahead", roles=ADMINS, schedulable=True, default_schedule=("50", "2", "*"))
 def partitions_ahead(ctx: JobContext) -> dict[str, Any]:
     """PostgreSQL: create the coming months' partitions of activities and audit_events, and partitions for the
@@ -474,9 +486,11 @@ def load_demo(db: Database, params: dict[str, Any], progress: DemoProgress | Non
     # with figures rather than "not counted yet" until the schedule's first run
     from crm_core.jobs.cli import active_tenant_ids
     from crm_core.services.campaign_results_refresh import run_campaign_results_refresh
+    from crm_core.services.sales_rollup import run_sales_rollup
 
     for tenant_id in active_tenant_ids(db):
         run_campaign_results_refresh(db, tenant_id)
+        run_sales_rollup(db, tenant_id)
     return _json_result({"status": "ok", **summary.as_dict()})
 
 

@@ -671,6 +671,7 @@ from crm_core.models import (  # noqa: E402,F401
     pool,
     quality,
     sales,
+    sales_rollup,
     segments,
     service,
     service_tiers,

@@ -39,6 +39,7 @@ from crm_core.models.marketing import (
     TouchKind,
 )
 from crm_core.queries.reports import tenant_currency
+from crm_core.queries.rollup_spans import day_spans
 from crm_core.rules.attribution import CENT, Credit
 
 LEVELS = ("step", "campaign", "tenant")
@@ -65,11 +66,6 @@ def delivered_send(event: Any = MarketingEvent) -> Any:
     return and_(event.kind == TouchKind.SENT.value, ~exists().where(
         bounce.tenant_id == event.tenant_id, bounce.member_id == event.member_id,
         bounce.kind == TouchKind.BOUNCED.value, bounce.step_id == event.step_id, bounce.cycle == event.cycle))
-
-
-def week_start(day: dt.date) -> dt.date:
-    """The Monday of ``day``'s week: the ``day`` of the rollup's week rows."""
-    return day - dt.timedelta(days=day.weekday())
 
 
 @dataclass(frozen=True)
@@ -204,9 +200,8 @@ def results_as_of(session: Session) -> AsOf:
 
 
 def _spans(filters: ResultsFilters) -> list[list[Any]]:
-    """The period on the rollup, as conditions each read with one index range: the period's full weeks from the
-    week rows, its edges from the day rows (a partial day counts whole); no period: the rows of all days
-    (``day`` None)."""
+    """The period on the rollup, as conditions each read with one index range (:func:`day_spans`: a partial day
+    counts whole); no period: the rows of all days (``day`` None)."""
     daily = CampaignDaily
     if filters.since is None and filters.until is None:
         return [[daily.week.is_(False), daily.day.is_(None)]]
@@ -214,32 +209,7 @@ def _spans(filters: ResultsFilters) -> list[list[Any]]:
     end = None
     if filters.until is not None:
         end = filters.until.date() + (dt.timedelta(days=1) if filters.until.time() != dt.time() else dt.timedelta())
-
-    def days(start: dt.date | None, stop: dt.date | None) -> list[Any]:
-        bounds: list[Any] = [daily.week.is_(False), daily.day.is_not(None)]
-        if start is not None:
-            bounds.append(daily.day >= start)
-        if stop is not None:
-            bounds.append(daily.day < stop)
-        return bounds
-
-    # full weeks from the first Monday on or after the start to the Monday that begins the end's week; an open
-    # side has no edge: every week row beyond the other side counts whole
-    weeks_from = week_start(first + dt.timedelta(days=6)) if first is not None else None
-    weeks_to = week_start(end) if end is not None else None
-    if weeks_from is not None and weeks_to is not None and weeks_to <= weeks_from:
-        return [days(first, end)]  # no full week inside: its days
-    weeks: list[Any] = [daily.week.is_(True)]
-    spans = [weeks]
-    if first is not None and weeks_from is not None:
-        weeks.append(daily.day >= weeks_from)
-        if weeks_from > first:
-            spans.append(days(first, weeks_from))
-    if end is not None and weeks_to is not None:
-        weeks.append(daily.day < weeks_to)
-        if end > weeks_to:
-            spans.append(days(weeks_to, end))
-    return spans
+    return day_spans(daily.week, daily.day, first, end)
 
 
 def _counts(session: Session, filters: ResultsFilters) -> dict[tuple[str, int | None, int | None], Figures]:

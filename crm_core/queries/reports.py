@@ -34,7 +34,8 @@ Definitions (documented once, here):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +64,17 @@ from crm_core.queries.deals import (
     get_pipeline,
     list_pipelines,
     probability_expression,
+)
+from crm_core.queries.sales_rollup import (
+    RollupRun,
+    closed_by_owner,
+    closed_sums,
+    funnel_rows,
+    live_clause,
+    open_sums,
+    plan,
+    revenue_rows,
+    rollup_run,
 )
 
 CENT = Decimal("0.01")
@@ -150,11 +162,13 @@ class Funnel:
     average_deal_size: Decimal | None
     average_cycle_days: float | None
     lost_by_stage: dict[int, int] = field(default_factory=dict)
+    counted_at: dt.datetime | None = None  # deals created before that day as counted then (None: all live)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the CLI prints this)."""
         return {
             "pipeline": {"id": self.pipeline.id, "name": self.pipeline.name},
+            "counted_at": self.counted_at.isoformat() if self.counted_at else None,
             "filters": {key: (value.isoformat() if isinstance(value, dt.date) else value)
                         for key, value in self.filters.__dict__.items()},
             "steps": [
@@ -201,8 +215,10 @@ def _report_filtered(statement: Select[Any], filters: ReportFilters, pipeline_id
     return statement
 
 
-def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel | None:
-    """The funnel of ``filters.pipeline_id`` (default pipeline when None); None if the tenant has none."""
+def funnel(session: Session, *, filters: ReportFilters | None = None, rollups: bool = True) -> Funnel | None:
+    """The funnel of ``filters.pipeline_id`` (default pipeline when None); None if the tenant has none.
+
+    ``rollups=False`` reads every deal live (the reference the rollup is tested against)."""
     filters = filters or ReportFilters()
     pipeline = get_pipeline(session, filters.pipeline_id)
     if pipeline is None:
@@ -225,9 +241,23 @@ def funnel(session: Session, *, filters: ReportFilters | None = None) -> Funnel 
     ]
     columns.append(lost_from_column.label("lost_from"))
     group_by: list[Any] = [Opportunity.stage_id, literal_column("lost_from")]
-    statement = _report_filtered(select(*columns).group_by(*group_by), filters, pipeline.id)
-    rows = list(session.execute(statement).all())
-    return _assemble_funnel(pipeline, filters, rows, open_stages, won_ids, lost_ids)
+    statement: Select[Any] | None = _report_filtered(select(*columns).group_by(*group_by), filters, pipeline.id)
+    # the rollup answers for the deals created before its day (decision 0064); a product filter reads orders
+    # the rollup does not keep: live
+    run = rollup_run(session) if rollups and filters.product_id is None else None
+    rows: list[Any] = []
+    if run is not None:
+        reading = plan(_start_of_day(filters.since) if filters.since else None,
+                       _start_of_day(filters.until + dt.timedelta(days=1)) if filters.until else None,
+                       run, all_days=True)
+        rows.extend(funnel_rows(session, pipeline.id, lost_ids, reading.spans, owner_id=filters.owner_id,
+                                team_id=filters.team_id))
+        live_part = live_clause(Opportunity.created_at, reading.live)
+        statement = statement.where(live_part) if live_part is not None and statement is not None else None
+    if statement is not None:
+        rows.extend(session.execute(statement).all())
+    result = _assemble_funnel(pipeline, filters, rows, open_stages, won_ids, lost_ids)
+    return replace(result, counted_at=run.refreshed_at) if run is not None else result
 
 
 def _assemble_funnel(
@@ -379,11 +409,13 @@ class Dashboard:
     closing_count: int
     closing_amount: Decimal
     closing_deals: list[DealCard]
+    counted_at: dt.datetime | None = None  # deals and orders before that day as counted then (None: all live)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the CLI prints this)."""
         return {
             "today": self.today.isoformat(), "period": self.period,
+            "counted_at": self.counted_at.isoformat() if self.counted_at else None,
             "period_start": self.period_start.isoformat(), "period_end": self.period_end.isoformat(),
             "previous_start": self.previous_start.isoformat(),
             "compared": {
@@ -477,13 +509,14 @@ def comparison_window(today: dt.date, period: str, *, now: dt.datetime | None = 
 
 def dashboard(
     session: Session, *, today: dt.date | None = None, period: str = "month", now: dt.datetime | None = None,
-    closing_limit: int = 10, leaderboard_limit: int = 10, with_revenue: bool = True,
+    closing_limit: int = 10, leaderboard_limit: int = 10, with_revenue: bool = True, rollups: bool = True,
 ) -> Dashboard:
     """Every dashboard figure for the session's actor, computed in SQL (one query per figure).
 
     ``with_revenue=False`` leaves the 12-month trend empty for callers that fetch it apart
     with :func:`revenue_by_month` (the page caches it: it is the costliest figure for a
-    manager of many customers, and months of orders change slowly).
+    manager of many customers, and months of orders change slowly). ``rollups=False`` reads every deal and
+    order live (the reference the rollup is tested against).
     """
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     today = today or now.date()
@@ -498,21 +531,24 @@ def dashboard(
 
     # naming every pipeline lets the (tenant, pipeline, stage, …) covering index serve the sums
     in_pipelines = Opportunity.pipeline_id.in_([pipeline.id for pipeline in pipelines])
+    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for what came before its day
+    open_where: list[Any] = [live, in_pipelines, Opportunity.stage_id.in_(open_ids)]
+    open_sum = (0, Decimal(0), Decimal(0))
+    if run is not None:
+        counted, amount, weighted = open_sums(session, open_ids)
+        open_sum = (counted, Decimal(str(amount or 0)), Decimal(str(weighted or 0)))
+        open_where.append(Opportunity.created_at >= run.counted_before)
     open_row = session.execute(
-        select(
-            func.count(), func.sum(Opportunity.amount),
-            func.sum(Opportunity.amount * probability_expression(stages)),
-        )
-        .where(live, in_pipelines, Opportunity.stage_id.in_(open_ids))
+        select(func.count(), func.sum(Opportunity.amount),
+               func.sum(Opportunity.amount * probability_expression(stages)))
+        .where(*open_where)
     ).one()
+    open_count = open_sum[0] + int(open_row[0] or 0)
+    open_amount = open_sum[1] + Decimal(str(open_row[1] or 0))
+    open_weighted = open_sum[2] + Decimal(str(open_row[2] or 0))
 
-    won_period = case((Opportunity.closed_at >= window.start, 1), else_=0)
-    won_rows = session.execute(
-        select(won_period, func.count(), func.sum(Opportunity.amount))
-        .where(live, Opportunity.stage_id.in_(won_ids), _in_window(Opportunity.closed_at, window))
-        .group_by(won_period)
-    ).all()
-    won = {int(row[0]): (int(row[1]), _money(row[2])) for row in won_rows}
+    won = {1: _closed_in(session, won_ids, window.start, window.cutoff, run),
+           0: _closed_in(session, won_ids, window.previous_start, window.previous_cutoff, run)}
 
     new_period = case((Customer.created_at >= window.start, 1), else_=0)
     customer_rows = session.execute(
@@ -530,8 +566,8 @@ def dashboard(
         overdue_where.append(Task.assignee_id.in_(sorted(actor.visible_owner_ids | {actor.user_id})))
     overdue = session.scalar(select(func.count()).select_from(Task).where(*overdue_where))
 
-    revenue = revenue_by_month(session, today=today) if with_revenue else []
-    leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit)
+    revenue = revenue_by_month(session, today=today, rollups=rollups) if with_revenue else []
+    leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit, run)
 
     month_start, _, _ = period_bounds(today, "month")
     month_end = add_months(month_start, 1)
@@ -560,8 +596,7 @@ def dashboard(
 
     return Dashboard(
         today=today, period=period, period_start=start, period_end=end, previous_start=previous, window=window,
-        open_count=int(open_row[0] or 0), open_amount=_money(open_row[1]),
-        weighted_forecast=_money(Decimal(str(open_row[2] or 0)) / 100),
+        open_count=open_count, open_amount=_money(open_amount), weighted_forecast=_money(open_weighted / 100),
         won_count=won.get(1, (0, Decimal("0.00")))[0], won_amount=won.get(1, (0, Decimal("0.00")))[1],
         previous_won_count=won.get(0, (0, Decimal("0.00")))[0],
         previous_won_amount=won.get(0, (0, Decimal("0.00")))[1],
@@ -571,7 +606,30 @@ def dashboard(
         leaderboard=leaderboard,
         closing_count=int(closing_row[0] or 0), closing_amount=_money(closing_row[1]),
         closing_deals=[_card(deal, customer, owner_name, stage_rows) for deal, customer, owner_name in closing],
+        counted_at=run.refreshed_at if run is not None else None,
     )
+
+
+def _closed_in(
+    session: Session, stage_ids: list[int], start: dt.datetime, end: dt.datetime, run: RollupRun | None
+) -> tuple[int, Decimal]:
+    """(deals, amount) closed at ``stage_ids`` in ``[start, end)``: the rollup's whole days before its day, the rest
+    live."""
+    count, amount = 0, Decimal(0)
+    where: list[Any] = [Opportunity.closed_at >= start, Opportunity.closed_at < end]
+    if run is not None:
+        reading = plan(start, end, run)
+        counted, summed = closed_sums(session, stage_ids, reading.spans)
+        count, amount = counted, Decimal(str(summed or 0))
+        live_part = live_clause(Opportunity.closed_at, reading.live)
+        if live_part is None:
+            return count, _money(amount)
+        where = [live_part]
+    row = session.execute(
+        select(func.count(), func.sum(Opportunity.amount))
+        .where(Opportunity.archived_at.is_(None), Opportunity.stage_id.in_(stage_ids), *where)
+    ).one()
+    return count + int(row[0] or 0), _money(amount + Decimal(str(row[1] or 0)))
 
 
 def _in_window(column: Any, window: ComparisonWindow) -> Any:
@@ -585,21 +643,36 @@ def _in_window(column: Any, window: ComparisonWindow) -> Any:
     )
 
 
-def revenue_by_month(session: Session, *, today: dt.date, months: int = 12) -> list[MonthRevenue]:
+def revenue_by_month(session: Session, *, today: dt.date, months: int = 12, rollups: bool = True) -> list[MonthRevenue]:
     """Confirmed and fulfilled orders per calendar month, the ``months`` up to ``today``'s (zeros included)."""
     first = add_months(dt.date(today.year, today.month, 1), -(months - 1))
-    bucket = month_of(session, Order.ordered_at)
-    rows = session.execute(
-        select(bucket, func.sum(Order.total_amount), func.count())
-        .where(
-            Order.archived_at.is_(None),
-            Order.status.in_([OrderStatus.CONFIRMED.value, OrderStatus.FULFILLED.value]),
-            Order.ordered_at >= _start_of_day(first),
-            Order.ordered_at < _start_of_day(add_months(first, months)),
-        )
-        .group_by(bucket)
-    ).all()
-    found = {row[0]: (_money(row[1]), int(row[2])) for row in rows}
+    start, end = _start_of_day(first), _start_of_day(add_months(first, months))
+    sums: dict[str, tuple[Decimal, int]] = {}
+
+    def add(month: str, amount: Any, orders: int) -> None:
+        known = sums.get(month, (Decimal(0), 0))
+        sums[month] = (known[0] + Decimal(str(amount or 0)), known[1] + orders)
+
+    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for the days before its day
+    live_from: dt.datetime | None = start
+    if run is not None:
+        counted, live_from = revenue_rows(session, first, add_months(first, months), run)
+        for month_start, amount, orders in counted:
+            add(month_start.strftime("%Y-%m"), amount, orders)
+    if live_from is not None:
+        bucket = month_of(session, Order.ordered_at)
+        for row in session.execute(
+            select(bucket, func.sum(Order.total_amount), func.count())
+            .where(
+                Order.archived_at.is_(None),
+                Order.status.in_([OrderStatus.CONFIRMED.value, OrderStatus.FULFILLED.value]),
+                Order.ordered_at >= live_from,
+                Order.ordered_at < end,
+            )
+            .group_by(bucket)
+        ):
+            add(row[0], row[1], int(row[2]))
+    found = {month: (_money(amount), orders) for month, (amount, orders) in sums.items()}
     result = []
     for offset in range(months):
         month = add_months(first, offset).strftime("%Y-%m")
@@ -609,11 +682,14 @@ def revenue_by_month(session: Session, *, today: dt.date, months: int = 12) -> l
 
 
 def _leaderboard(
-    session: Session, start: dt.date, end: dt.date, won_ids: list[int], lost_ids: list[int], limit: int
+    session: Session, start: dt.date, end: dt.date, won_ids: list[int], lost_ids: list[int], limit: int,
+    run: RollupRun | None = None,
 ) -> list[OwnerResult]:
+    """The owners with the most won in the period, ties by owner id; with a rollup, its whole days before its day
+    and the rest live, added per owner (a period holds few owners' rows: the rollup keeps one per owner and day)."""
     is_won = Opportunity.stage_id.in_(won_ids)
     won_amount = func.sum(case((is_won, Opportunity.amount), else_=0))
-    rows = session.execute(
+    statement = (
         select(
             Opportunity.owner_id,
             func.sum(case((is_won, 1), else_=0)),
@@ -627,9 +703,23 @@ def _leaderboard(
             Opportunity.closed_at >= _start_of_day(start), Opportunity.closed_at < _start_of_day(end),
         )
         .group_by(Opportunity.owner_id)
-        .order_by(won_amount.desc())
-        .limit(limit)
-    ).all()
+    )
+    rows: Sequence[Any]
+    if run is None:
+        rows = session.execute(statement.order_by(won_amount.desc(), Opportunity.owner_id).limit(limit)).all()
+    else:
+        reading = plan(_start_of_day(start), _start_of_day(end), run)
+        parts = list(closed_by_owner(session, won_ids, lost_ids, reading.spans))
+        live_part = live_clause(Opportunity.closed_at, reading.live)
+        if live_part is not None:
+            parts.extend(session.execute(statement.where(live_part)).all())
+        sums: dict[int | None, list[Any]] = {}
+        for owner_id, *figures in parts:
+            total = sums.setdefault(owner_id, [0, Decimal(0), 0, Decimal(0)])
+            for index, value in enumerate(figures):
+                total[index] += Decimal(str(value or 0)) if index % 2 else int(value or 0)
+        rows = sorted(((owner_id, *total) for owner_id, total in sums.items()),
+                      key=lambda row: (-row[2], row[0] is None, row[0] or 0))[:limit]
     owner_ids = [row[0] for row in rows if row[0] is not None]
     names: dict[int, str] = {}
     if owner_ids:

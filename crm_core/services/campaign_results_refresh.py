@@ -39,8 +39,9 @@ from crm_core.bulk import insert_rows
 from crm_core.db import Database
 from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind, utcnow
 from crm_core.models.marketing import CampaignDaily, CampaignInfluence, CampaignResultsRun, MarketingEvent, TouchKind
-from crm_core.queries.campaign_results import ANY, DELIVERED, LEVELS, SKIP, delivered_send, week_start
+from crm_core.queries.campaign_results import ANY, DELIVERED, LEVELS, SKIP, delivered_send
 from crm_core.queries.reports import days_between
+from crm_core.queries.rollup_spans import week_start
 from crm_core.rules.attribution import ATTRIBUTED_TOUCHES, CENT, linear_shares
 
 DAILY_COLUMNS = ["level", "day", "campaign_id", "step_id", "kind", "detail", "customer_owner_id", "customer_team_id",

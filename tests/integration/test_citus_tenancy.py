@@ -175,7 +175,7 @@ def jobs_flow(db: Database, world: World, capture: Capture) -> None:
         record_snapshot(db, world.manager, segment_id)
         run_job(db, world, "segment_snapshot")
     with capture.during("periodic jobs"):
-        for kind in ("lifecycle_refresh", "pool_return", "service_daily", "campaign_results_refresh",
+        for kind in ("lifecycle_refresh", "pool_return", "service_daily", "campaign_results_refresh", "sales_rollup",
                      "customer_tier_refresh", "task_reminders", "automation_run", "quality_check", "score_training",
                      "uploads_cleanup"):
             run_job(db, world, kind)

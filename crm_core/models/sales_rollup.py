@@ -1,0 +1,80 @@
+"""The sales rollup (decision 0064): the funnel's and the dashboard's deal and revenue figures, counted by a job.
+
+Rows are derived from ``opportunities`` and ``orders`` by the ``sales_rollup`` job and read by
+:mod:`crm_core.queries.sales_rollup` under the same access rule as the rows they count (a deal's owner; an
+order's customer owner and team). Every day-based row is for a UTC day before the day of the count
+(``sales_rollup_runs.counted_before``): from that instant on the figures are read live, so today's work shows
+at once and the rollup only answers for what was there before today. ``whole`` rows repeat every figure
+summed over the slices (owner and team None) for those who see the whole tenant: they read far fewer rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Boolean, Date, DateTime, Double, Float, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.models import Base, TenantScoped
+
+
+class DealRollup(TenantScoped, Base):
+    """Deals counted per slice (the deal's owner), pipeline, stage and the stage a lost deal was lost from.
+
+    ``measure`` says what the day is: ``created`` rows count the deals created that day *at the stage they
+    were at when counted* (the funnel's cohorts, the open pipeline); ``closed`` rows the won and lost deals
+    closed that day (won in a period, the leaderboard). ``day`` None: a slice's ``created`` rows over all days
+    before the count; ``week``: a slice's days summed per week (``day`` its Monday), what a period's full
+    weeks are read from. Day rows are kept for the last ``KEEP_DAYS`` days before the count only (a period's
+    edges further back are read live): the rows then stop growing with the history. ``weighted`` is the
+    sum of amount × effective probability (percent), as the live sums; ``cycle_days``/``cycle_deals`` the won
+    deals' days from creation to close.
+    """
+
+    __tablename__ = "deal_rollup"
+    __table_args__ = (Index(None, "tenant_id", "whole", "measure", "week", "day"),)
+
+    measure: Mapped[str] = mapped_column(String(8))
+    day: Mapped[dt.date | None] = mapped_column(Date)
+    week: Mapped[bool] = mapped_column(Boolean, default=False)
+    pipeline_id: Mapped[int] = mapped_column(Integer)
+    stage_id: Mapped[int] = mapped_column(Integer)
+    lost_from_stage_id: Mapped[int | None] = mapped_column(Integer)
+    owner_id: Mapped[int | None] = mapped_column(Integer)
+    whole: Mapped[bool] = mapped_column(Boolean, default=False)
+    deals: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    weighted: Mapped[Decimal] = mapped_column(Numeric(22, 4))
+    cycle_days: Mapped[float] = mapped_column(Double, default=0.0)  # DOUBLE: MariaDB's FLOAT is single precision
+    cycle_deals: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OrderRollup(TenantScoped, Base):
+    """Confirmed and fulfilled orders per slice (the customer's owner and team) and month (``month`` true,
+    ``day`` the first of the month) or day (the days of the count's month before its day only)."""
+
+    __tablename__ = "order_rollup"
+    __table_args__ = (Index(None, "tenant_id", "whole", "month", "day"),)
+
+    day: Mapped[dt.date] = mapped_column(Date)
+    month: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer_owner_id: Mapped[int | None] = mapped_column(Integer)
+    customer_team_id: Mapped[int | None] = mapped_column(Integer)
+    whole: Mapped[bool] = mapped_column(Boolean, default=False)
+    orders: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+
+
+class SalesRollupRun(TenantScoped, Base):
+    """When a tenant's sales rollup was last counted: ``refreshed_at`` the instant, ``counted_before`` the start of
+    its UTC day (every row counts what was there before it; from it on the figures are live), ``days_from`` the
+    first day :class:`DealRollup` keeps day rows for (before it, weeks only)."""
+
+    __tablename__ = "sales_rollup_runs"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    counted_before: Mapped[dt.datetime] = mapped_column(DateTime)
+    days_from: Mapped[dt.date] = mapped_column(Date)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,0 +1,211 @@
+"""Reading the sales rollup (decision 0064): the funnel's and the dashboard's deal and revenue sums.
+
+The ``sales_rollup`` job counts what was there before the start of its day (``counted_before``); what
+happened from then on is read live by the caller with the same statement as before, restricted to that
+stretch, and the two are added. Each function here returns the rollup's part only, in the shape the live
+statement returns, so :mod:`crm_core.queries.reports` adds rows of one kind.
+
+Who sees the whole tenant reads the ``whole`` rows (summed over owners: far fewer); everyone else the rows
+of their own slices, which the access layer admits as it admits the deals and orders they count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from crm_core.access import actor_of
+from crm_core.models import User
+from crm_core.models.sales_rollup import DealRollup, OrderRollup, SalesRollupRun
+from crm_core.queries.rollup_spans import day_conditions, week_conditions, week_cover
+
+CREATED, CLOSED = "created", "closed"
+
+
+@dataclass(frozen=True)
+class RollupRun:
+    """When the tenant's rollup was counted: the instant, the start of its day (rows count what came before) and
+    the first day its day rows hold (older days are kept as weeks only)."""
+
+    refreshed_at: dt.datetime
+    counted_before: dt.datetime
+    days_from: dt.date
+
+
+def rollup_run(session: Session) -> RollupRun | None:
+    """The session's tenant's last count, or None when it was never counted (every figure is then live)."""
+    row = session.execute(
+        select(SalesRollupRun.refreshed_at, SalesRollupRun.counted_before, SalesRollupRun.days_from)).first()
+    return RollupRun(row[0], row[1], row[2]) if row else None
+
+
+Range = tuple[dt.datetime | None, dt.datetime | None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a range of instants is read: ``spans``, conditions on the rollup's rows (each one index range), and
+    ``live``, ranges of instants ``[start, end)`` (None: open) read from the records themselves."""
+
+    spans: list[list[Any]]
+    live: list[Range]
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
+
+def plan(start: dt.datetime | None, end: dt.datetime | None, run: RollupRun, *, all_days: bool = False) -> Plan:
+    """Read ``[start, end)`` (None: open) from ``run``'s :class:`DealRollup` rows where they answer it: whole days
+    before the count's day, as week rows where a week is whole, as day rows at the edges from the first kept day
+    on (``all_days``: the day-less rows when the range covers every day before the count). The rest is live: the
+    count's day on, and edges older than the kept days. A start that is not a midnight is read live."""
+    rollup = DealRollup
+    if start is not None and start.time() != dt.time():
+        return Plan([], [(start, end)])
+    boundary = run.counted_before.date()
+    end_day = boundary if end is None else min(end.date(), boundary)
+    first_day = start.date() if start is not None else None
+    if first_day is not None and end_day <= first_day:
+        return Plan([], [(start, end)])  # nothing before the count's day
+    live: list[Range] = []
+    if end is None or end > _midnight(end_day):
+        live.append((_midnight(end_day), end))
+    if all_days and first_day is None and end_day == boundary:
+        return Plan([[rollup.week.is_(False), rollup.day.is_(None)]], live)
+    weeks, edges = week_cover(first_day, end_day)
+    spans = [week_conditions(rollup.week, rollup.day, *weeks)] if weeks is not None else []
+    for edge_start, edge_end in edges:
+        kept_from = run.days_from if edge_start is None else max(edge_start, run.days_from)
+        if edge_end is not None and edge_end <= kept_from:
+            live.append((_midnight(edge_start) if edge_start else None, _midnight(edge_end)))
+            continue
+        if edge_start is None or edge_start < kept_from:
+            live.append((_midnight(edge_start) if edge_start else None, _midnight(kept_from)))
+        spans.append(day_conditions(rollup.week, rollup.day, kept_from, edge_end))
+    return Plan(spans, live)
+
+
+def live_clause(column: Any, ranges: list[Range]) -> Any:
+    """``column`` falls in one of ``ranges`` (None when there are none: nothing is read live)."""
+    clauses = [and_(*([column >= start] if start is not None else []), *([column < end] if end is not None else []),
+                    true())
+               for start, end in ranges]
+    return or_(*clauses) if clauses else None
+
+
+def _whole(session: Session, *, sliced: bool = False) -> bool:
+    """Read the ``whole`` rows: the actor sees the whole tenant and no filter needs the slices."""
+    actor = actor_of(session)
+    return not sliced and (actor is None or actor.sees_whole_tenant)
+
+
+def _owner_filters(owner_id: int | None, team_id: int | None) -> list[Any]:
+    where: list[Any] = []
+    if owner_id is not None:
+        where.append(DealRollup.owner_id == owner_id)
+    if team_id is not None:
+        where.append(DealRollup.owner_id.in_(select(User.id).where(User.team_id == team_id)))
+    return where
+
+
+def funnel_rows(
+    session: Session, pipeline_id: int, lost_ids: list[int], spans: list[list[Any]], *, owner_id: int | None = None,
+    team_id: int | None = None,
+) -> list[Any]:
+    """The rollup's part of the funnel: rows (stage, deals, amount, weighted, cycle days, cycle deals, lost from)
+    of the deals created on ``spans`` (see :func:`plan`)."""
+    rollup = DealRollup
+    lost_from = case((rollup.stage_id.in_(lost_ids), rollup.lost_from_stage_id), else_=None)
+    where = [rollup.measure == CREATED, rollup.pipeline_id == pipeline_id,
+             rollup.whole.is_(_whole(session, sliced=owner_id is not None or team_id is not None)),
+             *_owner_filters(owner_id, team_id)]
+    rows: list[Any] = []
+    for span in spans:
+        rows.extend(session.execute(
+            select(rollup.stage_id, func.sum(rollup.deals), func.sum(rollup.amount), func.sum(rollup.weighted),
+                   func.sum(rollup.cycle_days), func.sum(rollup.cycle_deals), lost_from.label("lost_from"))
+            .where(*where, *span)
+            .group_by(rollup.stage_id, lost_from)
+        ).all())
+    return rows
+
+
+def open_sums(session: Session, open_ids: list[int]) -> tuple[int, Any, Any]:
+    """The rollup's part of the open pipeline: (deals, amount, weighted) of the open deals created before the
+    boundary, at the stage they were at when counted."""
+    rollup = DealRollup
+    row = session.execute(
+        select(func.sum(rollup.deals), func.sum(rollup.amount), func.sum(rollup.weighted))
+        .where(rollup.measure == CREATED, rollup.whole.is_(_whole(session)), rollup.week.is_(False),
+               rollup.day.is_(None), rollup.stage_id.in_(open_ids))
+    ).one()
+    return int(row[0] or 0), row[1], row[2]
+
+
+def closed_sums(session: Session, stage_ids: list[int], spans: list[list[Any]]) -> tuple[int, Any]:
+    """The rollup's part of (deals, amount) closed at ``stage_ids`` on ``spans`` (see :func:`plan`)."""
+    rollup = DealRollup
+    deals, amount = 0, None
+    for span in spans:
+        row = session.execute(
+            select(func.sum(rollup.deals), func.sum(rollup.amount))
+            .where(rollup.measure == CLOSED, rollup.whole.is_(_whole(session)), rollup.stage_id.in_(stage_ids),
+                   *span)
+        ).one()
+        deals += int(row[0] or 0)
+        if row[1] is not None:
+            amount = row[1] if amount is None else amount + row[1]
+    return deals, amount
+
+
+def closed_by_owner(session: Session, won_ids: list[int], lost_ids: list[int], spans: list[list[Any]]) -> list[Any]:
+    """The rollup's part of the leaderboard: rows (owner, won deals, won amount, lost deals, lost amount) of the
+    deals closed on ``spans`` (see :func:`plan`; always the owners' rows: the board names them)."""
+    rollup = DealRollup
+    is_won = rollup.stage_id.in_(won_ids)
+    rows: list[Any] = []
+    for span in spans:
+        rows.extend(session.execute(
+            select(rollup.owner_id, func.sum(case((is_won, rollup.deals), else_=0)),
+                   func.sum(case((is_won, rollup.amount), else_=0)), func.sum(case((is_won, 0), else_=rollup.deals)),
+                   func.sum(case((is_won, 0), else_=rollup.amount)))
+            .where(rollup.measure == CLOSED, rollup.whole.is_(False), rollup.stage_id.in_([*won_ids, *lost_ids]),
+                   *span)
+            .group_by(rollup.owner_id)
+        ).all())
+    return rows
+
+
+def revenue_rows(
+    session: Session, first: dt.date, end: dt.date, run: RollupRun
+) -> tuple[list[tuple[dt.date, Any, int]], dt.datetime | None]:
+    """The rollup's part of the revenue trend over the months ``first`` to ``end`` (firsts of the month, end
+    exclusive): (first of the month, amount, orders) of the days before the count's day — the months before the
+    count's month from month rows, that month's days from day rows — and the instant from which the rest is read
+    live (None: nothing is)."""
+    boundary = min(run.counted_before.date(), end)
+    if boundary <= first:
+        return [], _midnight(first)
+    rollup = OrderRollup
+    whole = rollup.whole.is_(_whole(session))
+    month_of_count = boundary.replace(day=1)
+    found: list[tuple[dt.date, Any, int]] = [
+        (row[0], row[1], int(row[2] or 0))
+        for row in session.execute(
+            select(rollup.day, func.sum(rollup.amount), func.sum(rollup.orders))
+            .where(whole, rollup.month.is_(True), rollup.day >= first, rollup.day < month_of_count)
+            .group_by(rollup.day))
+    ]
+    if boundary > month_of_count:  # the count's month up to its day: day rows (kept for that month only)
+        row = session.execute(
+            select(func.sum(rollup.amount), func.sum(rollup.orders))
+            .where(whole, rollup.month.is_(False), rollup.day >= month_of_count, rollup.day < boundary)
+        ).one()
+        if row[1]:
+            found.append((month_of_count, row[0], int(row[1])))
+    return found, (_midnight(boundary) if boundary < end else None)

@@ -1,0 +1,188 @@
+"""The sales rollup (decision 0064): the ``sales_rollup`` job recounts a tenant's ``deal_rollup`` and
+``order_rollup`` rows, so the funnel and the dashboard add up a few rows per owner instead of reading every
+deal and order in the user's scope.
+
+Pattern: a periodic rebuild of derived rows, as the service dashboard's (decision 0033) and the campaign
+results' (0051). The sums are read in a read-only system session (SQLite's single write lock is not held while
+they are counted), each statement ``GROUP BY`` in SQL and scoped to the tenant by hand; then one short system
+transaction replaces the tenant's rows and records the instant. Only what was there before the start of the
+count's UTC day is counted (``counted_before``): the pages read from then on live. Recounting everything, not
+only what changed, keeps the rows right whatever changed: a stage move, a deal reopened, archived or handed to
+another owner, an edited probability, an order cancelled.
+
+The per-deal expressions are the live statements' own (:func:`crm_core.queries.deals.probability_expression`,
+:func:`crm_core.queries.reports.days_between`, the lost-from rule), so the rollup cannot drift from them. The
+rows are derived and not audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Date, Table, and_, case, delete, func, insert, literal_column, select
+from sqlalchemy.orm import Session
+
+from crm_core.bulk import insert_rows
+from crm_core.db import Database
+from crm_core.models import Opportunity, Order, OrderStatus, PipelineStage, StageKind, utcnow
+from crm_core.models.sales_rollup import DealRollup, OrderRollup, SalesRollupRun
+from crm_core.queries.deals import StageRow, probability_expression
+from crm_core.queries.reports import days_between
+from crm_core.queries.rollup_spans import week_start
+from crm_core.queries.sales_rollup import CLOSED, CREATED
+
+DEAL_COLUMNS = ["measure", "day", "week", "pipeline_id", "stage_id", "lost_from_stage_id", "owner_id", "whole",
+                "deals", "amount", "weighted", "cycle_days", "cycle_deals"]
+ORDER_COLUMNS = ["day", "month", "customer_owner_id", "customer_team_id", "whole", "orders", "amount"]
+BOOKED = (OrderStatus.CONFIRMED.value, OrderStatus.FULFILLED.value)
+CHUNK = 20_000
+KEEP_DAYS = 100  # day rows of the last 100 days before the count: "last 90 days" and this quarter's edges
+
+
+@dataclass(frozen=True)
+class RollupCount:
+    """What one recount wrote, and how long it took."""
+
+    deal_rows: int
+    order_rows: int
+    counted_before: dt.datetime
+    seconds: float
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value or 0))
+
+
+def _stages(session: Session, tenant_id: int) -> list[StageRow]:
+    rows = session.execute(
+        select(PipelineStage.id, PipelineStage.pipeline_id, PipelineStage.name, PipelineStage.position,
+               PipelineStage.probability, PipelineStage.kind)
+        .where(PipelineStage.tenant_id == tenant_id)
+    ).all()
+    return [StageRow(*row) for row in rows]
+
+
+def deal_statements(session: Session, tenant_id: int, counted_before: dt.datetime) -> dict[str, Any]:
+    """Per measure, the deals counted before ``counted_before`` grouped by day, pipeline, stage, lost-from stage and
+    owner: rows (day, pipeline, stage, lost from, owner, deals, amount, weighted, cycle days, cycle deals)."""
+    stages = _stages(session, tenant_id)
+    lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
+    won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
+    deal = Opportunity
+    lost_from = case((deal.stage_id.in_(lost_ids), deal.lost_from_stage_id), else_=None)
+    won_closed = and_(deal.stage_id.in_(won_ids), deal.closed_at.is_not(None))
+    cycle = case((won_closed, days_between(session, deal.created_at, deal.closed_at)), else_=None)
+    statements = {}
+    for measure, moment, where in (
+        (CREATED, deal.created_at, [deal.created_at < counted_before]),
+        (CLOSED, deal.closed_at, [deal.stage_id.in_([*won_ids, *lost_ids]), deal.closed_at.is_not(None),
+                                  deal.closed_at < counted_before]),
+    ):
+        statements[measure] = (
+            select(func.date(moment, type_=Date).label("rollup_day"), deal.pipeline_id, deal.stage_id,
+                   lost_from.label("lost_from"), deal.owner_id, func.count(), func.sum(deal.amount),
+                   func.sum(deal.amount * probability_expression(stages)), func.sum(cycle),
+                   func.sum(case((won_closed, 1), else_=0)))
+            .where(deal.tenant_id == tenant_id, deal.archived_at.is_(None), *where)
+            .group_by(literal_column("rollup_day"), deal.pipeline_id, deal.stage_id, literal_column("lost_from"),
+                      deal.owner_id)
+        )
+    return statements
+
+
+def order_statement(tenant_id: int, counted_before: dt.datetime) -> Any:
+    """Booked orders before ``counted_before`` per day and customer owner/team: rows (day, owner, team, orders,
+    amount)."""
+    return (
+        select(func.date(Order.ordered_at, type_=Date).label("rollup_day"), Order.customer_owner_id,
+               Order.customer_team_id, func.count(), func.sum(Order.total_amount))
+        .where(Order.tenant_id == tenant_id, Order.archived_at.is_(None), Order.status.in_(BOOKED),
+               Order.ordered_at < counted_before)
+        .group_by(literal_column("rollup_day"), Order.customer_owner_id, Order.customer_team_id)
+    )
+
+
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def deal_rows(measure: str, grouped: Iterable[Any], days_from: dt.date) -> list[tuple[Any, ...]]:
+    """Rows of :data:`DEAL_COLUMNS` from one measure's grouped rows: each day from ``days_from``, each week, every
+    day (``created`` only), then all of them again summed over the owners (``whole``)."""
+    sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0), 0.0, 0])
+    for day, pipeline_id, stage_id, lost_from, owner_id, deals, amount, weighted, cycle_days, cycle_deals in grouped:
+        day = _day(day)
+        grains: list[tuple[dt.date | None, bool]] = [(week_start(day), True)]
+        if day >= days_from:
+            grains.append((day, False))
+        if measure == CREATED:
+            grains.append((None, False))
+        for grain_day, week in grains:
+            for owner, whole in ((owner_id, False), (None, True)):
+                total = sums[(grain_day, week, pipeline_id, stage_id, lost_from, owner, whole)]
+                total[0] += int(deals)
+                total[1] += _decimal(amount)
+                total[2] += _decimal(weighted)
+                total[3] += float(cycle_days or 0)
+                total[4] += int(cycle_deals or 0)
+    return [(measure, *key, *total) for key, total in sums.items()]
+
+
+def order_rows(grouped: Iterable[Any], counted_before: dt.datetime) -> list[tuple[Any, ...]]:
+    """Rows of :data:`ORDER_COLUMNS`: each month, and each day of the count's month, per slice and ``whole``."""
+    month_of_count = counted_before.date().replace(day=1)
+    sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for day, owner_id, team_id, orders, amount in grouped:
+        day = _day(day)
+        grains = [(day.replace(day=1), True)] + ([(day, False)] if day >= month_of_count else [])
+        for grain_day, month in grains:
+            for slice_key, whole in (((owner_id, team_id), False), ((None, None), True)):
+                total = sums[(grain_day, month, *slice_key, whole)]
+                total[0] += int(orders)
+                total[1] += _decimal(amount)
+    return [(*key, *total) for key, total in sums.items()]
+
+
+def count_sales(session: Session, tenant_id: int, counted_before: dt.datetime) -> tuple[list[Any], list[Any]]:
+    """The tenant's rollup rows, counted in ``session`` (read only): (deal rows, order rows)."""
+    deals: list[Any] = []
+    days_from = counted_before.date() - dt.timedelta(days=KEEP_DAYS)
+    for measure, statement in deal_statements(session, tenant_id, counted_before).items():
+        deals.extend(deal_rows(measure, session.execute(statement), days_from))
+    orders = order_rows(session.execute(order_statement(tenant_id, counted_before)), counted_before)
+    return deals, orders
+
+
+def store_sales(session: Session, tenant_id: int, *, deals: list[Any], orders: list[Any], now: dt.datetime,
+                counted_before: dt.datetime, seconds: float) -> None:
+    """Replace the tenant's rollup rows and record when they were counted, in ``session``."""
+    runs = cast(Table, SalesRollupRun.__table__)
+    for model, columns, rows in ((DealRollup, DEAL_COLUMNS, deals), (OrderRollup, ORDER_COLUMNS, orders)):
+        table = cast(Table, model.__table__)
+        session.execute(delete(table).where(table.c.tenant_id == tenant_id))
+        for start in range(0, len(rows), CHUNK):
+            insert_rows(session, table, [(tenant_id, now, now, *row) for row in rows[start:start + CHUNK]],
+                        columns=["tenant_id", "created_at", "updated_at", *columns])
+    session.execute(delete(runs).where(runs.c.tenant_id == tenant_id))
+    session.execute(insert(runs).values(tenant_id=tenant_id, created_at=now, updated_at=now, refreshed_at=now,
+                                        counted_before=counted_before, seconds=seconds,
+                                        days_from=counted_before.date() - dt.timedelta(days=KEEP_DAYS)))
+
+
+def run_sales_rollup(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> RollupCount:
+    """Count in a read session, then store in a short system transaction (the job calls this)."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    counted_before = dt.datetime.combine(now.date(), dt.time())
+    with db.system_session("sales rollup", tenant_id=tenant_id) as session:
+        deals, orders = count_sales(session, tenant_id, counted_before)
+    with db.system_transaction("sales rollup", tenant_id=tenant_id) as session:
+        store_sales(session, tenant_id, deals=deals, orders=orders, now=now, counted_before=counted_before,
+                    seconds=time.perf_counter() - started)
+    return RollupCount(len(deals), len(orders), counted_before, time.perf_counter() - started)
