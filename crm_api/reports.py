@@ -31,7 +31,7 @@ FUNNEL_EXAMPLE: dict[str, Any] = {
     "total_count": 40, "total_amount": "800000.00", "open_count": 25, "open_amount": "500000.00",
     "weighted_amount": "210000.00", "won_count": 9, "won_amount": "190000.00", "lost_count": 6,
     "lost_amount": "110000.00", "win_rate": 0.6, "average_deal_size": "21111.11", "average_cycle_days": 34.5,
-    "lost_by_stage": {"1": 4, "2": 2},
+    "lost_by_stage": {"1": 4, "2": 2}, "counted_at": "2026-12-05T09:50:00",
 }
 DASHBOARD_EXAMPLE: dict[str, Any] = {
     "today": "2026-12-05", "period": "month", "period_start": "2026-12-01", "period_end": "2027-01-01",
@@ -47,6 +47,7 @@ DASHBOARD_EXAMPLE: dict[str, Any] = {
     "closing_this_month": {"count": 1, "amount": "20000.00", "deals": [
         {"id": 17, "name": "Scanner fleet", "customer": "Hangzhou Kestrel Trading Co.", "owner": "Rita Rep",
          "stage": "Proposal", "amount": "20000.00", "expected_close_date": "2026-12-20"}]},
+    "counted_at": "2026-12-05T09:50:00",
 }
 
 
@@ -86,6 +87,9 @@ class FunnelOut(BaseModel):
     average_deal_size: str | None
     average_cycle_days: float | None
     lost_by_stage: dict[str, int] = Field(description="Lost deals by the stage they were lost from (stage id).")
+    counted_at: dt.datetime | None = Field(
+        None, description="When the deals created before that day were counted (every 10 minutes); the deals created "
+                          "since are live. Null: every deal is counted live.")
 
 
 class DashboardOut(BaseModel):
@@ -109,6 +113,9 @@ class DashboardOut(BaseModel):
     revenue_by_month: list[dict[str, Any]]
     leaderboard: list[dict[str, Any]]
     closing_this_month: dict[str, Any]
+    counted_at: dt.datetime | None = Field(
+        None, description="When the deals and orders before that day were counted (every 10 minutes); the rest is "
+                          "live. Null: every figure is counted live.")
 
 
 class FunnelQuery(BaseModel):

@@ -6,15 +6,13 @@ One call to :func:`crm_core.queries.reports.dashboard`; the access layer makes i
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core.models import Role
-from crm_core.queries.reports import PERIODS, MonthRevenue, dashboard, revenue_by_month
-from crm_ui.context import choice_key, current_actor, get_db, read_session, t
+from crm_core.queries.reports import PERIODS, dashboard
+from crm_ui.context import choice_key, current_actor, read_session, t
 from crm_ui.formatting import (
     EMPTY,
     change,
@@ -29,6 +27,7 @@ from crm_ui.formatting import (
     number,
     percent_column,
 )
+from crm_ui.sales_freshness import freshness
 
 actor = current_actor()
 st.title(t("dashboard.title"))
@@ -43,16 +42,10 @@ period = top[1].selectbox(
     key=choice_key("dashboard_period"),
 )
 
-@st.cache_data(ttl=300, show_spinner=False)
-def cached_revenue(actor_key: str, today: dt.date) -> list[MonthRevenue]:
-    """The 12-month revenue trend, kept 5 minutes per user (months of orders change slowly)."""
-    with read_session() as session:
-        return revenue_by_month(session, today=today)
-
-
 with read_session() as session:
-    figures = dashboard(session, period=period, with_revenue=False)
-revenue = cached_revenue(f"{get_db().engine.url}|{actor!r}", figures.today)
+    figures = dashboard(session, period=period)  # the 12-month trend from the sales rollup (decision 0064)
+revenue = figures.revenue_by_month
+freshness(actor, figures.counted_at, key="dashboard_refresh")
 
 
 kpis = st.columns(5)

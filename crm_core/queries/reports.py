@@ -509,14 +509,11 @@ def comparison_window(today: dt.date, period: str, *, now: dt.datetime | None = 
 
 def dashboard(
     session: Session, *, today: dt.date | None = None, period: str = "month", now: dt.datetime | None = None,
-    closing_limit: int = 10, leaderboard_limit: int = 10, with_revenue: bool = True, rollups: bool = True,
+    closing_limit: int = 10, leaderboard_limit: int = 10, rollups: bool = True,
 ) -> Dashboard:
     """Every dashboard figure for the session's actor, computed in SQL (one query per figure).
 
-    ``with_revenue=False`` leaves the 12-month trend empty for callers that fetch it apart
-    with :func:`revenue_by_month` (the page caches it: it is the costliest figure for a
-    manager of many customers, and months of orders change slowly). ``rollups=False`` reads every deal and
-    order live (the reference the rollup is tested against).
+    ``rollups=False`` reads every deal and order live (the reference the sales rollup is tested against).
     """
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     today = today or now.date()
@@ -566,7 +563,7 @@ def dashboard(
         overdue_where.append(Task.assignee_id.in_(sorted(actor.visible_owner_ids | {actor.user_id})))
     overdue = session.scalar(select(func.count()).select_from(Task).where(*overdue_where))
 
-    revenue = revenue_by_month(session, today=today, rollups=rollups) if with_revenue else []
+    revenue = revenue_by_month(session, today=today, rollups=rollups)
     leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit, run)
 
     month_start, _, _ = period_bounds(today, "month")

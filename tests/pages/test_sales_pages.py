@@ -14,7 +14,9 @@ from crm_core.services.orders import OrderInput, OrderLineInput, create_order
 from crm_core.services.products import ProductInput, create_product
 from tests.conftest import sent_statements
 from tests.factories import create_random_customer
-from tests.pages.conftest import AppWorld, log_in
+from tests.pages.conftest import AppWorld, log_in, open_as
+from tests.pages.job_helpers import isolated_queue, queued_job_ids, run_queued_jobs  # noqa: F401 - a fixture
+from tests.pages.test_service_pages import speak_chinese
 
 
 @pytest.fixture
@@ -151,3 +153,35 @@ def test_the_pipelines_admin_page_saves_a_new_stage(app_world: AppWorld) -> None
 def test_a_rep_cannot_open_the_pipelines_admin_page(app_world: AppWorld) -> None:
     app = log_in(app_world.world.rep.username)
     assert "Pipelines & stages" not in str(app.sidebar)
+
+
+@pytest.mark.usefixtures("isolated_queue")
+def test_the_pages_say_how_fresh_their_figures_are_and_a_manager_can_recount(
+    app_world: AppWorld, deals: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live until the sales rollup first counts; then "as counted at …", with the same figures (today's deals are
+    live); "Refresh now" queues the recount for managers and admins, never for reps."""
+    db, world = app_world.db, app_world.world
+    manager = world.manager
+    app = open_as(manager.username, "pages/dashboard.py")
+    assert not app.exception
+    assert "All figures are counted live." in [caption.value for caption in app.caption]
+    live_metrics = {metric.label: metric.value for metric in app.metric}
+    next(button for button in app.button if button.label == "Refresh now").click().run()
+    assert not app.exception
+    assert any(message.value.startswith("Recount queued (job ") for message in app.success)
+    assert len(queued_job_ids(db)) == 1
+    run_queued_jobs(db)
+    for page in ("pages/dashboard.py", "pages/funnel.py"):
+        counted = open_as(manager.username, page)
+        assert not counted.exception
+        assert any(caption.value.startswith("Deals and orders before today as counted at ")
+                   for caption in counted.caption), page
+    counted = open_as(manager.username, "pages/dashboard.py")
+    assert {metric.label: metric.value for metric in counted.metric} == live_metrics
+    rep = open_as(world.rep.username, "pages/funnel.py")
+    assert not any(button.label == "Refresh now" for button in rep.button)
+    speak_chinese(app_world, manager.user_id, monkeypatch)
+    chinese = open_as(manager.username, "pages/dashboard.py", "zh-CN")
+    assert any(caption.value.startswith("今天之前的商机和订单按 ") for caption in chinese.caption)
+    assert any(button.label == "立即刷新" for button in chinese.button)
