@@ -29,8 +29,10 @@ from crm_core.models import Opportunity, Team
 from crm_core.queries.cases import CaseFilters, list_cases
 from crm_core.queries.customers import CustomerFilters, list_customers
 from crm_core.queries.reports import ReportFilters, dashboard, funnel
+from crm_core.services.sales_rollup import run_sales_rollup
 
 ROLES = ("manager", "rep")
+REFERENCE = "(ref)"  # what the sales rollup saves: the same figures read without it; not a target
 GROWTH_TARGET = 1.5
 RAW_TARGET = 2.0
 
@@ -65,15 +67,17 @@ def cases(db: Database, actor: Actor, terms: dict[str, str], today: dt.date) -> 
                                       with_total=False)
         return run
 
-    def funnel_since(since: dt.date | None) -> Callable[[], Any]:
+    def funnel_since(since: dt.date | None, rollups: bool = True) -> Callable[[], Any]:
         def run() -> Any:
             with db.session(actor) as session:
-                return funnel(session, filters=ReportFilters(since=since))
+                return funnel(session, filters=ReportFilters(since=since), rollups=rollups)
         return run
 
-    def the_dashboard() -> Any:
-        with db.session(actor) as session:
-            return dashboard(session, today=today, now=now)
+    def the_dashboard(rollups: bool = True) -> Callable[[], Any]:
+        def run() -> Any:
+            with db.session(actor) as session:
+                return dashboard(session, today=today, now=now, rollups=rollups)
+        return run
 
     def queue() -> Any:
         with db.session(actor) as session:
@@ -88,8 +92,10 @@ def cases(db: Database, actor: Actor, terms: dict[str, str], today: dt.date) -> 
         "search 3 CJK chars": grid(CustomerFilters(search=terms["cjk3"]), "updated_at", True),
         "funnel": funnel_since(None),
         "funnel · last 90 days": funnel_since(today - dt.timedelta(days=90)),
-        "dashboard": the_dashboard,
+        "dashboard": the_dashboard(),
         "service queue · first page": queue,
+        f"{REFERENCE} funnel, all live": funnel_since(None, rollups=False),
+        f"{REFERENCE} dashboard, all live": the_dashboard(rollups=False),
     }
 
 
@@ -109,6 +115,10 @@ def measure(url: str, runs: int) -> tuple[str, dict[tuple[str, str], Measured]]:
     actors = demo_actors(db, tenant_id)
     terms = sample_terms(db, tenant_id)
     today = reference_day(db, tenant_id)
+    # the sales rollup as its job would have left it at noon of that day (decision 0064): the data's last day live
+    counted = run_sales_rollup(db, tenant_id, now=dt.datetime.combine(today, dt.time(11, 50)))
+    print(f"  {db.dialect_name} {customers:>12,}  sales_rollup job: {counted.deal_rows:,} deal rows, "
+          f"{counted.order_rows:,} order rows in {counted.seconds:.1f} s", flush=True)
     found: dict[tuple[str, str], Measured] = {}
     for role in (role for role in ROLES if role in actors):
         for label, work in cases(db, actors[role], terms, today).items():
@@ -137,18 +147,25 @@ def main(argv: list[str]) -> int:
     print(f"\n{'role':<8} {'case':<42} " + " ".join(f"{'db ' + str(n):>9}" for n in range(1, len(results) + 1))
           + f" {'growth':>7} {'raw':>9} {'÷ raw':>6}")
     missed = 0
+    references = 0
     for key in last:
         if key not in first:
             continue
+        if key[1].startswith(REFERENCE):
+            references += 1
         growth = last[key].ours / first[key].ours if first[key].ours else float("inf")
         ratio = last[key].ours / last[key].raw if last[key].raw else float("inf")
         verdict = "ok" if growth <= GROWTH_TARGET and ratio <= RAW_TARGET else (
             "✗ " + " and ".join(part for part, bad in ((f"growth > {GROWTH_TARGET}×", growth > GROWTH_TARGET),
                                                        (f"> {RAW_TARGET}× raw", ratio > RAW_TARGET)) if bad))
-        missed += verdict != "ok"
+        if key[1].startswith(REFERENCE):
+            verdict = "reference"
+        else:
+            missed += verdict != "ok"
         times = " ".join(f"{found[key].ours:9.1f}" for _, found in results)
         print(f"{key[0]:<8} {key[1]:<42} {times} {growth:6.2f}× {last[key].raw:9.1f} {ratio:5.2f}×  {verdict}")
-    print(f"\n{len(last) - missed} of {len(last)} cases within {GROWTH_TARGET}× growth and {RAW_TARGET}× raw SQL "
+    targets = len(last) - references
+    print(f"\n{targets - missed} of {targets} cases within {GROWTH_TARGET}× growth and {RAW_TARGET}× raw SQL "
           f"(ms, p50 of {args.runs})")
     return 0
 

@@ -17,9 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from crm_core.access import Actor
-from crm_core.errors import DomainError
 from crm_core.exporting import export_file_name, to_csv
-from crm_core.jobs.service import submit_job
 from crm_core.models import Role
 from crm_core.queries.campaign_results import (
     DEAL_CSV_COLUMNS,
@@ -40,9 +38,10 @@ from crm_core.queries.campaign_results import (
     step_csv_rows,
 )
 from crm_core.rules.attribution import MODELS
-from crm_ui.context import choice_key, current_actor, get_db, read_session, show_domain_error, t
+from crm_ui.context import choice_key, current_actor, get_db, read_session, t
 from crm_ui.formatting import chart_config, compact_money, date_input_format, money, number, percent, when
 from crm_ui.layout import table_or_cards
+from crm_ui.recount import recount_button
 from crm_ui.text import chart_text
 
 ALL = "__all__"
@@ -87,14 +86,8 @@ def freshness(actor: Actor, refreshed_at: dt.datetime | None) -> None:
         left.info(t("campaign_results.never_counted"))
     else:
         left.caption(t("campaign_results.as_of", when=when(refreshed_at)))
-    if actor.role in (Role.ADMIN, Role.MANAGER) and right.button(t("campaign_results.refresh"),
-                                                                  key=f"{PREFIX}_refresh"):
-        try:
-            job_id = submit_job(get_db(), actor, "campaign_results_refresh", {})
-        except DomainError as error:
-            show_domain_error(error)
-        else:
-            st.success(t("campaign_results.refresh_queued", job_id=job_id))
+    recount_button(actor, "campaign_results_refresh", place=right, key=f"{PREFIX}_refresh",
+                   label="campaign_results.refresh", queued="campaign_results.refresh_queued")
 
 
 def pick_filters(choices: list[CampaignChoice]) -> ResultsFilters | None:

@@ -27,7 +27,7 @@ from crm_ui.formatting import (
     number,
     percent_column,
 )
-from crm_ui.sales_freshness import freshness
+from crm_ui.recount import sales_freshness
 
 actor = current_actor()
 st.title(t("dashboard.title"))
@@ -45,7 +45,7 @@ period = top[1].selectbox(
 with read_session() as session:
     figures = dashboard(session, period=period)  # the 12-month trend from the sales rollup (decision 0064)
 revenue = figures.revenue_by_month
-freshness(actor, figures.counted_at, key="dashboard_refresh")
+sales_freshness(actor, figures.counted_at, key="dashboard_refresh")
 
 
 kpis = st.columns(5)

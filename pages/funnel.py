@@ -32,7 +32,7 @@ from crm_ui.formatting import (
     number_column,
     percent,
 )
-from crm_ui.sales_freshness import freshness
+from crm_ui.recount import sales_freshness
 from crm_ui.text import chart_text, plain
 
 ALL = "__all__"
@@ -88,7 +88,7 @@ filters = ReportFilters(
 with read_session() as session:
     result = funnel(session, filters=filters)
 assert result is not None
-freshness(actor, result.counted_at, key="funnel_refresh")
+sales_freshness(actor, result.counted_at, key="funnel_refresh")
 
 
 kpis = st.columns(5)
