@@ -70,7 +70,7 @@ from crm_core.models.notifications import AccessRequest, Notification, Notificat
 from crm_core.models.pipeline import OpportunityLine, OpportunityStageChange
 from crm_core.models.pool import PoolEvent, PoolRule
 from crm_core.models.sales import SavedView
-from crm_core.models.sales_rollup import DealRollup, OrderRollup, SalesRollupRun
+from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup, SalesRollupRun, TaskRollup
 from crm_core.models.segments import CampaignMember, Score, ScoringModel, Segment, SegmentSharing, SegmentSnapshot
 from crm_core.models.service import (
     CaseAttachment,
@@ -200,7 +200,7 @@ MANAGER_WRITES: tuple[type, ...] = (Product, Campaign, CaseMacro, CampaignStep, 
 # the results rollup (decision 0051): written by the campaign_results_refresh job as the system, read by the page
 CAMPAIGN_ROLLUP: tuple[type, ...] = (CampaignDaily, CampaignInfluence, CampaignResultsRun)
 # the sales rollup (decision 0064): written by the sales_rollup job as the system, read by the funnel and dashboard
-SALES_ROLLUP: tuple[type, ...] = (DealRollup, OrderRollup, SalesRollupRun)
+SALES_ROLLUP: tuple[type, ...] = (DealRollup, OrderRollup, CustomerRollup, TaskRollup, SalesRollupRun)
 MANAGER_WRITES = (*MANAGER_WRITES, *CAMPAIGN_ROLLUP, *SALES_ROLLUP)
 # ledgers: rows are added, never changed or removed (the person's history of consent, a campaign's touches)
 APPEND_ONLY: tuple[type, ...] = (PoolEvent, ConsentRecord, MarketingEvent)
@@ -295,6 +295,11 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is OrderRollup:  # its customer owner/team slice, as the orders it counts (their copy of the customer's)
         return and_(OrderRollup.whole.is_(False),
                     _owned_clause(actor, OrderRollup.customer_owner_id, OrderRollup.customer_team_id))
+    if entity is CustomerRollup:  # the customers' own rule on the slice's owner and team
+        return and_(CustomerRollup.whole.is_(False),
+                    _owned_clause(actor, CustomerRollup.owner_id, CustomerRollup.team_id))
+    if entity is TaskRollup:  # the overdue work of the people whose work the actor sees (as the dashboard counts it)
+        return and_(TaskRollup.whole.is_(False), _owned_clause(actor, TaskRollup.assignee_id, None))
     if entity is CampaignInfluence:  # the deal's rule and its customer's, as the live join of touches and deals
         return and_(_owned_clause(actor, CampaignInfluence.owner_id, None),
                     _owned_clause(actor, CampaignInfluence.customer_owner_id, CampaignInfluence.customer_team_id))
@@ -393,7 +398,7 @@ SCOPED_ENTITIES = (
     WebhookSubscription, WebhookEvent, WebhookDelivery, WebhookAttempt, Notification, NotificationPreference,
     TeamRobot, AccessRequest, CaseEvent, CaseSla, SlaEscalation, CaseMessage, CaseRating, CaseAttachment,
     CaseEntitlement, ServiceDaily, MarketingMessage, MarketingEvent, ConsentRecord, CampaignDaily, CampaignInfluence,
-    DealRollup, OrderRollup,
+    DealRollup, OrderRollup, CustomerRollup, TaskRollup,
 )
 
 

@@ -66,6 +66,32 @@ class OrderRollup(TenantScoped, Base):
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
 
 
+class CustomerRollup(TenantScoped, Base):
+    """Live customers by the UTC day they were created, per slice (their owner and team): day rows for the kept
+    days, week rows for all history (``day`` the Monday), and ``whole`` rows summed over the slices."""
+
+    __tablename__ = "customer_rollup"
+    __table_args__ = (Index(None, "tenant_id", "whole", "week", "day"),)
+
+    day: Mapped[dt.date] = mapped_column(Date)
+    week: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    whole: Mapped[bool] = mapped_column(Boolean, default=False)
+    customers: Mapped[int] = mapped_column(Integer)
+
+
+class TaskRollup(TenantScoped, Base):
+    """Open tasks due before the count's day, per assignee (``whole``: all of them), as they were when counted."""
+
+    __tablename__ = "task_rollup"
+    __table_args__ = (Index(None, "tenant_id", "whole", "assignee_id"),)
+
+    assignee_id: Mapped[int | None] = mapped_column(Integer)
+    whole: Mapped[bool] = mapped_column(Boolean, default=False)
+    overdue: Mapped[int] = mapped_column(Integer)
+
+
 class SalesRollupRun(TenantScoped, Base):
     """When a tenant's sales rollup was last counted: ``refreshed_at`` the instant, ``counted_before`` the start of
     its UTC day (every row counts what was there before it; from it on the figures are live), ``days_from`` the

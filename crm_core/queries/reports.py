@@ -55,6 +55,7 @@ from crm_core.models import (
     Tenant,
     User,
 )
+from crm_core.models.sales_rollup import CustomerRollup
 from crm_core.queries.deals import (
     DealCard,
     PipelineRow,
@@ -69,9 +70,11 @@ from crm_core.queries.sales_rollup import (
     RollupRun,
     closed_by_owner,
     closed_sums,
+    customer_count,
     funnel_rows,
     live_clause,
     open_sums,
+    overdue_count,
     plan,
     revenue_rows,
     rollup_run,
@@ -547,21 +550,22 @@ def dashboard(
     won = {1: _closed_in(session, won_ids, window.start, window.cutoff, run),
            0: _closed_in(session, won_ids, window.previous_start, window.previous_cutoff, run)}
 
-    new_period = case((Customer.created_at >= window.start, 1), else_=0)
-    customer_rows = session.execute(
-        select(new_period, func.count())
-        .where(Customer.archived_at.is_(None), _in_window(Customer.created_at, window))
-        .group_by(new_period)
-    ).all()
-    new_customers = {int(row[0]): int(row[1]) for row in customer_rows}
+    new_customers = {1: _new_customers(session, window.start, window.cutoff, run),
+                     0: _new_customers(session, window.previous_start, window.previous_cutoff, run)}
 
     # overdue tasks *assigned to* the people whose work the actor sees (everyone for admins and
     # analysts); the access layer would also admit colleagues' tasks on visible customers
     overdue_where = [Task.status == TaskStatus.OPEN.value, Task.due_at < now]
     actor = actor_of(session)
+    assignees = None
     if actor is not None and not actor.sees_whole_tenant:
-        overdue_where.append(Task.assignee_id.in_(sorted(actor.visible_owner_ids | {actor.user_id})))
-    overdue = session.scalar(select(func.count()).select_from(Task).where(*overdue_where))
+        assignees = sorted(actor.visible_owner_ids | {actor.user_id})
+        overdue_where.append(Task.assignee_id.in_(assignees))
+    overdue = 0
+    if run is not None and run.counted_before <= now:  # the rollup's: due before its day, open when counted
+        overdue = overdue_count(session, assignees)
+        overdue_where.append(Task.due_at >= run.counted_before)
+    overdue += int(session.scalar(select(func.count()).select_from(Task).where(*overdue_where)) or 0)
 
     revenue = revenue_by_month(session, today=today, rollups=rollups)
     leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit, run)
@@ -598,7 +602,7 @@ def dashboard(
         previous_won_count=won.get(0, (0, Decimal("0.00")))[0],
         previous_won_amount=won.get(0, (0, Decimal("0.00")))[1],
         new_customers=new_customers.get(1, 0), previous_new_customers=new_customers.get(0, 0),
-        overdue_tasks=int(overdue or 0),
+        overdue_tasks=overdue,
         revenue_by_month=revenue,
         leaderboard=leaderboard,
         closing_count=int(closing_row[0] or 0), closing_amount=_money(closing_row[1]),
@@ -629,15 +633,19 @@ def _closed_in(
     return count + int(row[0] or 0), _money(amount + Decimal(str(row[1] or 0)))
 
 
-def _in_window(column: Any, window: ComparisonWindow) -> Any:
-    """``column`` falls in the current stretch or the earlier one.
-
-    One range over both (an index serves it) with the gap between them left out.
-    """
-    return and_(
-        column >= window.previous_start, column < window.cutoff,
-        or_(column < window.previous_cutoff, column >= window.start),
-    )
+def _new_customers(session: Session, start: dt.datetime, end: dt.datetime, run: RollupRun | None) -> int:
+    """Live customers created in ``[start, end)``: the rollup's whole days before its day, the rest live."""
+    count = 0
+    where: list[Any] = [Customer.created_at >= start, Customer.created_at < end]
+    if run is not None:
+        reading = plan(start, end, run, rollup=CustomerRollup)
+        count = customer_count(session, reading.spans)
+        live_part = live_clause(Customer.created_at, reading.live)
+        if live_part is None:
+            return count
+        where = [live_part]
+    return count + int(session.scalar(
+        select(func.count()).select_from(Customer).where(Customer.archived_at.is_(None), *where)) or 0)
 
 
 def revenue_by_month(session: Session, *, today: dt.date, months: int = 12, rollups: bool = True) -> list[MonthRevenue]:

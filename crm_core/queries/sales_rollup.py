@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.access import actor_of
 from crm_core.models import User
-from crm_core.models.sales_rollup import DealRollup, OrderRollup, SalesRollupRun
+from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup, SalesRollupRun, TaskRollup
 from crm_core.queries.rollup_spans import day_conditions, week_conditions, week_cover
 
 CREATED, CLOSED = "created", "closed"
@@ -59,12 +59,12 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time())
 
 
-def plan(start: dt.datetime | None, end: dt.datetime | None, run: RollupRun, *, all_days: bool = False) -> Plan:
-    """Read ``[start, end)`` (None: open) from ``run``'s :class:`DealRollup` rows where they answer it: whole days
+def plan(start: dt.datetime | None, end: dt.datetime | None, run: RollupRun, *, all_days: bool = False,
+         rollup: Any = DealRollup) -> Plan:
+    """Read ``[start, end)`` (None: open) from ``run``'s ``rollup`` rows where they answer it: whole days
     before the count's day, as week rows where a week is whole, as day rows at the edges from the first kept day
     on (``all_days``: the day-less rows when the range covers every day before the count). The rest is live: the
     count's day on, and edges older than the kept days. A start that is not a midnight is read live."""
-    rollup = DealRollup
     if start is not None and start.time() != dt.time():
         return Plan([], [(start, end)])
     boundary = run.counted_before.date()
@@ -179,6 +179,23 @@ def closed_by_owner(session: Session, won_ids: list[int], lost_ids: list[int], s
             .group_by(rollup.owner_id)
         ).all())
     return rows
+
+
+def customer_count(session: Session, spans: list[list[Any]]) -> int:
+    """The rollup's part of the new customers: those created on ``spans`` (see :func:`plan`)."""
+    rollup = CustomerRollup
+    return sum(int(session.scalar(select(func.sum(rollup.customers))
+                                  .where(rollup.whole.is_(_whole(session)), *span)) or 0)
+               for span in spans)
+
+
+def overdue_count(session: Session, assignee_ids: list[int] | None) -> int:
+    """The rollup's part of the overdue tasks: open when counted and due before the count's day, of
+    ``assignee_ids`` (None: everyone's)."""
+    rollup = TaskRollup
+    where = [rollup.whole.is_(True)] if assignee_ids is None else [rollup.whole.is_(False),
+                                                                   rollup.assignee_id.in_(assignee_ids)]
+    return int(session.scalar(select(func.sum(rollup.overdue)).where(*where)) or 0)
 
 
 def revenue_rows(

@@ -30,8 +30,18 @@ from sqlalchemy.orm import Session
 
 from crm_core.bulk import insert_rows
 from crm_core.db import Database
-from crm_core.models import Opportunity, Order, OrderStatus, PipelineStage, StageKind, utcnow
-from crm_core.models.sales_rollup import DealRollup, OrderRollup, SalesRollupRun
+from crm_core.models import (
+    Customer,
+    Opportunity,
+    Order,
+    OrderStatus,
+    PipelineStage,
+    StageKind,
+    Task,
+    TaskStatus,
+    utcnow,
+)
+from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup, SalesRollupRun, TaskRollup
 from crm_core.queries.deals import StageRow, probability_expression
 from crm_core.queries.reports import days_between
 from crm_core.queries.rollup_spans import week_start
@@ -40,6 +50,8 @@ from crm_core.queries.sales_rollup import CLOSED, CREATED
 DEAL_COLUMNS = ["measure", "day", "week", "pipeline_id", "stage_id", "lost_from_stage_id", "owner_id", "whole",
                 "deals", "amount", "weighted", "cycle_days", "cycle_deals"]
 ORDER_COLUMNS = ["day", "month", "customer_owner_id", "customer_team_id", "whole", "orders", "amount"]
+CUSTOMER_COLUMNS = ["day", "week", "owner_id", "team_id", "whole", "customers"]
+TASK_COLUMNS = ["assignee_id", "whole", "overdue"]
 BOOKED = (OrderStatus.CONFIRMED.value, OrderStatus.FULFILLED.value)
 CHUNK = 20_000
 KEEP_DAYS = 100  # day rows of the last 100 days before the count: "last 90 days" and this quarter's edges
@@ -51,6 +63,7 @@ class RollupCount:
 
     deal_rows: int
     order_rows: int
+    customer_rows: int
     counted_before: dt.datetime
     seconds: float
 
@@ -108,6 +121,43 @@ def order_statement(tenant_id: int, counted_before: dt.datetime) -> Any:
     )
 
 
+def customer_statement(tenant_id: int, counted_before: dt.datetime) -> Any:
+    """Live customers created before ``counted_before`` per day, owner and team: rows (day, owner, team, count)."""
+    return (
+        select(func.date(Customer.created_at, type_=Date).label("rollup_day"), Customer.owner_id, Customer.team_id,
+               func.count())
+        .where(Customer.tenant_id == tenant_id, Customer.archived_at.is_(None), Customer.created_at < counted_before)
+        .group_by(literal_column("rollup_day"), Customer.owner_id, Customer.team_id)
+    )
+
+
+def task_statement(tenant_id: int, counted_before: dt.datetime) -> Any:
+    """Open tasks due before ``counted_before`` per assignee: rows (assignee, count)."""
+    return (
+        select(Task.assignee_id, func.count())
+        .where(Task.tenant_id == tenant_id, Task.status == TaskStatus.OPEN.value, Task.due_at < counted_before)
+        .group_by(Task.assignee_id)
+    )
+
+
+def customer_rows(grouped: Iterable[Any], days_from: dt.date) -> list[tuple[Any, ...]]:
+    """Rows of :data:`CUSTOMER_COLUMNS`: each day from ``days_from`` and each week, per slice and ``whole``."""
+    sums: dict[tuple[Any, ...], int] = defaultdict(int)
+    for day, owner_id, team_id, customers in grouped:
+        day = _day(day)
+        grains = [(week_start(day), True)] + ([(day, False)] if day >= days_from else [])
+        for grain_day, week in grains:
+            for slice_key, whole in (((owner_id, team_id), False), ((None, None), True)):
+                sums[(grain_day, week, *slice_key, whole)] += int(customers)
+    return [(*key, customers) for key, customers in sums.items()]
+
+
+def task_rows(grouped: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """Rows of :data:`TASK_COLUMNS`: per assignee, and the sum (``whole``)."""
+    rows = [(assignee_id, False, int(count)) for assignee_id, count in grouped]
+    return [*rows, (None, True, sum(row[2] for row in rows))]
+
+
 def _day(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
@@ -149,21 +199,38 @@ def order_rows(grouped: Iterable[Any], counted_before: dt.datetime) -> list[tupl
     return [(*key, *total) for key, total in sums.items()]
 
 
-def count_sales(session: Session, tenant_id: int, counted_before: dt.datetime) -> tuple[list[Any], list[Any]]:
-    """The tenant's rollup rows, counted in ``session`` (read only): (deal rows, order rows)."""
+@dataclass(frozen=True)
+class SalesCount:
+    """The rows of one count, per table."""
+
+    deals: list[Any]
+    orders: list[Any]
+    customers: list[Any]
+    tasks: list[Any]
+
+
+def count_sales(session: Session, tenant_id: int, counted_before: dt.datetime) -> SalesCount:
+    """The tenant's rollup rows, counted in ``session`` (read only)."""
     deals: list[Any] = []
     days_from = counted_before.date() - dt.timedelta(days=KEEP_DAYS)
     for measure, statement in deal_statements(session, tenant_id, counted_before).items():
         deals.extend(deal_rows(measure, session.execute(statement), days_from))
-    orders = order_rows(session.execute(order_statement(tenant_id, counted_before)), counted_before)
-    return deals, orders
+    return SalesCount(
+        deals=deals,
+        orders=order_rows(session.execute(order_statement(tenant_id, counted_before)), counted_before),
+        customers=customer_rows(session.execute(customer_statement(tenant_id, counted_before)), days_from),
+        tasks=task_rows(session.execute(task_statement(tenant_id, counted_before))),
+    )
 
 
-def store_sales(session: Session, tenant_id: int, *, deals: list[Any], orders: list[Any], now: dt.datetime,
+def store_sales(session: Session, tenant_id: int, *, counted: SalesCount, now: dt.datetime,
                 counted_before: dt.datetime, seconds: float) -> None:
     """Replace the tenant's rollup rows and record when they were counted, in ``session``."""
     runs = cast(Table, SalesRollupRun.__table__)
-    for model, columns, rows in ((DealRollup, DEAL_COLUMNS, deals), (OrderRollup, ORDER_COLUMNS, orders)):
+    for model, columns, rows in ((DealRollup, DEAL_COLUMNS, counted.deals),
+                                 (OrderRollup, ORDER_COLUMNS, counted.orders),
+                                 (CustomerRollup, CUSTOMER_COLUMNS, counted.customers),
+                                 (TaskRollup, TASK_COLUMNS, counted.tasks)):
         table = cast(Table, model.__table__)
         session.execute(delete(table).where(table.c.tenant_id == tenant_id))
         for start in range(0, len(rows), CHUNK):
@@ -181,8 +248,9 @@ def run_sales_rollup(db: Database, tenant_id: int, *, now: dt.datetime | None = 
     now = now or utcnow()
     counted_before = dt.datetime.combine(now.date(), dt.time())
     with db.system_session("sales rollup", tenant_id=tenant_id) as session:
-        deals, orders = count_sales(session, tenant_id, counted_before)
+        counted = count_sales(session, tenant_id, counted_before)
     with db.system_transaction("sales rollup", tenant_id=tenant_id) as session:
-        store_sales(session, tenant_id, deals=deals, orders=orders, now=now, counted_before=counted_before,
+        store_sales(session, tenant_id, counted=counted, now=now, counted_before=counted_before,
                     seconds=time.perf_counter() - started)
-    return RollupCount(len(deals), len(orders), counted_before, time.perf_counter() - started)
+    return RollupCount(len(counted.deals), len(counted.orders), len(counted.customers), counted_before,
+                       time.perf_counter() - started)

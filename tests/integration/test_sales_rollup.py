@@ -5,7 +5,8 @@ once; a change to an older deal shows after the next count; the rows follow the 
 
 The world: ~90 deals of three reps and no one, created over the 420 days before Wednesday 11 March 2026 12:00
 UTC at every stage (won and lost ones closed later, lost ones from the stage they left, a few archived, a few
-with a probability of their own), 30 orders over 14 months (booked, cancelled, archived), and today's work.
+with a probability of their own), 40 customers and 30 tasks over the same time, 30 orders over 14 months
+(booked, cancelled, archived), and today's work.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.models import Opportunity, Order, PipelineStage
+from crm_core.models import Customer, Opportunity, Order, PipelineStage, Task
 from crm_core.models.sales_rollup import DealRollup, OrderRollup
 from crm_core.queries.reports import Dashboard, Funnel, ReportFilters, dashboard, funnel, revenue_by_month
 from crm_core.queries.sales_rollup import rollup_run
@@ -69,6 +70,19 @@ def world(db: Database) -> World:
                                 name="Won today", amount=Decimal("777.77"), currency="CNY",
                                 created_at=NOW - dt.timedelta(hours=5), updated_at=NOW,
                                 closed_at=NOW - dt.timedelta(hours=1)))
+        for number in range(40):  # customers created over the period windows, some pooled or archived
+            owner = chance.choice([*owners, None])
+            created = NOW - dt.timedelta(days=chance.randint(0, 400), hours=chance.randint(0, 11))
+            session.add(Customer(tenant_id=tenant_id, name=f"Rollup customer {number}", owner_id=owner.user_id
+                                 if owner else None, team_id=chance.choice([world.east_team_id, world.west_team_id]),
+                                 created_at=created, updated_at=created,
+                                 archived_at=NOW if number % 9 == 0 else None))
+        for number in range(30):  # tasks open and done, due long ago, before today and today
+            assignee = chance.choice([*owners, world.manager, None])
+            session.add(Task(tenant_id=tenant_id, title=f"Task {number}",
+                             assignee_id=assignee.user_id if assignee else None,
+                             due_at=NOW - dt.timedelta(days=chance.randint(-3, 90), hours=chance.randint(0, 11)),
+                             status=chance.choice(["open", "open", "done"])))
         for number in range(30):
             owner = chance.choice([*owners, None])
             session.add(Order(
@@ -149,6 +163,10 @@ def test_a_change_to_an_older_deal_shows_after_the_next_count_and_todays_at_once
         assert len(deals) >= 2
         moved = deals[0]
         moved.owner_id = world.rep_other_team.user_id
+        overdue = session.scalars(select(Task).where(Task.status == "open", Task.due_at < NOW - dt.timedelta(days=2),
+                                                     Task.assignee_id == world.rep.user_id)).first()
+        assert overdue is not None
+        overdue.status = "done"  # done today: still overdue as counted
         new = Opportunity(tenant_id=moved.tenant_id, customer_id=moved.customer_id, owner_id=world.rep.user_id,
                           pipeline_id=moved.pipeline_id, stage_id=moved.stage_id, name="New today",
                           amount=Decimal("1234.00"), currency="CNY", created_at=NOW - dt.timedelta(minutes=30))
@@ -159,6 +177,9 @@ def test_a_change_to_an_older_deal_shows_after_the_next_count_and_todays_at_once
     assert counted is not None and live is not None
     assert counted.total_count == live.total_count + 1  # the handed-on deal is Rita's until the next count
     assert counted.total_amount == live.total_amount + moved.amount
+    with db.session(world.rep) as session:
+        as_counted = dashboard(session, today=TODAY, now=NOW)
+        assert as_counted.overdue_tasks == dashboard(session, today=TODAY, now=NOW, rollups=False).overdue_tasks + 1
     run_sales_rollup(db, world.admin.tenant_id, now=NOW + dt.timedelta(minutes=10))
     for actor in (world.rep, world.manager, world.rep_other_team, world.admin):
         after, reference = sales_figures(db, actor), sales_figures(db, actor, rollups=False)

@@ -7,7 +7,8 @@ Revises: 0045
 ``closed``: won and lost deals by close day), day (NULL: every day before the count), week, pipeline, stage, the
 stage a lost deal left and the deal's owner, the deals, their amount, weighted amount and won cycle days.
 ``order_rollup``: confirmed and fulfilled orders per month (and per day of the count's month) and customer
-owner/team. ``sales_rollup_runs``: when a tenant's rows were counted (decision 0064). The tables start empty:
+owner/team. ``customer_rollup``: live customers per creation day (and week) and owner/team. ``task_rollup``:
+open tasks due before the count's day per assignee. ``sales_rollup_runs``: when a tenant's rows were counted (decision 0064). The tables start empty:
 until the job's first run (every 10 minutes) the figures are counted live, as before.
 
 On PostgreSQL the keys lead with ``tenant_id``, as every tenant's table since 0044 (decision 0058).
@@ -72,6 +73,27 @@ def upgrade() -> None:
     op.create_index(op.f("ix_order_rollup_tenant_id_whole_month_day"), "order_rollup",
                     ["tenant_id", "whole", "month", "day"])
     op.create_table(
+        "customer_rollup",
+        *_common("customer_rollup"),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("week", sa.Boolean(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=True),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("whole", sa.Boolean(), nullable=False),
+        sa.Column("customers", sa.Integer(), nullable=False),
+    )
+    op.create_index(op.f("ix_customer_rollup_tenant_id_whole_week_day"), "customer_rollup",
+                    ["tenant_id", "whole", "week", "day"])
+    op.create_table(
+        "task_rollup",
+        *_common("task_rollup"),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("whole", sa.Boolean(), nullable=False),
+        sa.Column("overdue", sa.Integer(), nullable=False),
+    )
+    op.create_index(op.f("ix_task_rollup_tenant_id_whole_assignee_id"), "task_rollup",
+                    ["tenant_id", "whole", "assignee_id"])
+    op.create_table(
         "sales_rollup_runs",
         *_common("sales_rollup_runs"),
         sa.Column("refreshed_at", sa.DateTime(), nullable=False),
@@ -85,5 +107,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # the tables take their indexes with them (MariaDB refuses to drop the one its tenant foreign key uses)
     op.drop_table("sales_rollup_runs")
+    op.drop_table("task_rollup")
+    op.drop_table("customer_rollup")
     op.drop_table("order_rollup")
     op.drop_table("deal_rollup")
