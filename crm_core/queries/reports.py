@@ -70,6 +70,7 @@ from crm_core.queries.sales_rollup import (
     RollupRun,
     closed_by_owner,
     closed_sums,
+    closing_sums,
     customer_count,
     funnel_rows,
     live_clause,
@@ -576,7 +577,15 @@ def dashboard(
         live, Opportunity.stage_id.in_(open_ids),
         Opportunity.expected_close_date >= month_start, Opportunity.expected_close_date < month_end,
     )
-    closing_row = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(closing_where)).one()
+    closing_count, closing_amount = 0, Decimal(0)
+    count_where = closing_where
+    if run is not None:  # decision 0064: the deals created before the count's day as counted, the rest live
+        counted, summed = closing_sums(session, month_start)
+        closing_count, closing_amount = counted, Decimal(str(summed or 0))
+        count_where = and_(closing_where, Opportunity.created_at >= run.counted_before)
+    closing_row = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(count_where)).one()
+    closing_count += int(closing_row[0] or 0)
+    closing_amount += Decimal(str(closing_row[1] or 0))
     # ids first (answered from the covering index), then the few full rows
     top_ids = list(
         session.scalars(
@@ -605,7 +614,7 @@ def dashboard(
         overdue_tasks=overdue,
         revenue_by_month=revenue,
         leaderboard=leaderboard,
-        closing_count=int(closing_row[0] or 0), closing_amount=_money(closing_row[1]),
+        closing_count=closing_count, closing_amount=_money(closing_amount),
         closing_deals=[_card(deal, customer, owner_name, stage_rows) for deal, customer, owner_name in closing],
         counted_at=run.refreshed_at if run is not None else None,
     )

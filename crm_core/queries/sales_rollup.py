@@ -23,7 +23,7 @@ from crm_core.models import User
 from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup, SalesRollupRun, TaskRollup
 from crm_core.queries.rollup_spans import day_conditions, week_conditions, week_cover
 
-CREATED, CLOSED = "created", "closed"
+CREATED, CLOSED, CLOSING = "created", "closed", "closing"
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,18 @@ def open_sums(session: Session, open_ids: list[int]) -> tuple[int, Any, Any]:
                rollup.day.is_(None), rollup.stage_id.in_(open_ids))
     ).one()
     return int(row[0] or 0), row[1], row[2]
+
+
+def closing_sums(session: Session, month: dt.date) -> tuple[int, Any]:
+    """The rollup's part of the deals closing in ``month`` (its first day): (deals, amount) of the open deals
+    created before the count's day whose expected close falls in it, as they were when counted."""
+    rollup = DealRollup
+    row = session.execute(
+        select(func.sum(rollup.deals), func.sum(rollup.amount))
+        .where(rollup.measure == CLOSING, rollup.whole.is_(_whole(session)), rollup.week.is_(False),
+               rollup.day == month)
+    ).one()
+    return int(row[0] or 0), row[1]
 
 
 def closed_sums(session: Session, stage_ids: list[int], spans: list[list[Any]]) -> tuple[int, Any]:

@@ -45,7 +45,7 @@ from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup
 from crm_core.queries.deals import StageRow, probability_expression
 from crm_core.queries.reports import days_between
 from crm_core.queries.rollup_spans import week_start
-from crm_core.queries.sales_rollup import CLOSED, CREATED
+from crm_core.queries.sales_rollup import CLOSED, CLOSING, CREATED
 
 DEAL_COLUMNS = ["measure", "day", "week", "pipeline_id", "stage_id", "lost_from_stage_id", "owner_id", "whole",
                 "deals", "amount", "weighted", "cycle_days", "cycle_deals"]
@@ -83,10 +83,12 @@ def _stages(session: Session, tenant_id: int) -> list[StageRow]:
 
 def deal_statements(session: Session, tenant_id: int, counted_before: dt.datetime) -> dict[str, Any]:
     """Per measure, the deals counted before ``counted_before`` grouped by day, pipeline, stage, lost-from stage and
-    owner: rows (day, pipeline, stage, lost from, owner, deals, amount, weighted, cycle days, cycle deals)."""
+    owner: rows (day, pipeline, stage, lost from, owner, deals, amount, weighted, cycle days, cycle deals). The
+    ``closing`` measure's day is the open deal's expected close date."""
     stages = _stages(session, tenant_id)
     lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
     won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
+    open_ids = [stage.id for stage in stages if stage.kind == StageKind.OPEN.value]
     deal = Opportunity
     lost_from = case((deal.stage_id.in_(lost_ids), deal.lost_from_stage_id), else_=None)
     won_closed = and_(deal.stage_id.in_(won_ids), deal.closed_at.is_not(None))
@@ -96,6 +98,8 @@ def deal_statements(session: Session, tenant_id: int, counted_before: dt.datetim
         (CREATED, deal.created_at, [deal.created_at < counted_before]),
         (CLOSED, deal.closed_at, [deal.stage_id.in_([*won_ids, *lost_ids]), deal.closed_at.is_not(None),
                                   deal.closed_at < counted_before]),
+        (CLOSING, deal.expected_close_date, [deal.stage_id.in_(open_ids), deal.expected_close_date.is_not(None),
+                                             deal.created_at < counted_before]),
     ):
         statements[measure] = (
             select(func.date(moment, type_=Date).label("rollup_day"), deal.pipeline_id, deal.stage_id,
@@ -164,12 +168,15 @@ def _day(value: Any) -> dt.date:
 
 def deal_rows(measure: str, grouped: Iterable[Any], days_from: dt.date) -> list[tuple[Any, ...]]:
     """Rows of :data:`DEAL_COLUMNS` from one measure's grouped rows: each day from ``days_from``, each week, every
-    day (``created`` only), then all of them again summed over the owners (``whole``)."""
+    day (``created`` only) — for ``closing`` each month only — then all of them again summed over the owners
+    (``whole``)."""
     sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0), 0.0, 0])
     for day, pipeline_id, stage_id, lost_from, owner_id, deals, amount, weighted, cycle_days, cycle_deals in grouped:
         day = _day(day)
         grains: list[tuple[dt.date | None, bool]] = [(week_start(day), True)]
-        if day >= days_from:
+        if measure == CLOSING:  # the month of the expected close, as the dashboard asks for it
+            grains = [(day.replace(day=1), False)]
+        elif day >= days_from:
             grains.append((day, False))
         if measure == CREATED:
             grains.append((None, False))
