@@ -95,7 +95,7 @@ def campaign_results_refresh(ctx: JobContext) -> dict[str, Any]:
 
 @job_kind("sales_rollup", roles=IMPORTERS, schedulable=True, default_schedule=("*/10", "*", "*"))
 def sales_rollup(ctx: JobContext) -> dict[str, Any]:
-    """Recount the funnel's and the dashboard's deal and revenue sums before today (decision 0064)."""
+    """Recount the funnel's and the dashboard's sums: deals, orders, new customers, overdue tasks (decision 0064)."""
     from crm_core.services.sales_rollup import run_sales_rollup
 
     ctx.progress(0, 1, "jobs.progress.sales_rollup")

@@ -1,10 +1,10 @@
 """The sales rollup (decision 0064): the funnel's and the dashboard's deal and revenue figures, counted by a job.
 
-Rows are derived from ``opportunities`` and ``orders`` by the ``sales_rollup`` job and read by
-:mod:`crm_core.queries.sales_rollup` under the same access rule as the rows they count (a deal's owner; an
-order's customer owner and team). Every day-based row is for a UTC day before the day of the count
-(``sales_rollup_runs.counted_before``): from that instant on the figures are read live, so today's work shows
-at once and the rollup only answers for what was there before today. ``whole`` rows repeat every figure
+Rows are derived from ``opportunities``, ``orders``, ``customers`` and ``tasks`` by the ``sales_rollup`` job and
+read by :mod:`crm_core.queries.sales_rollup` under the same access rule as the rows they count (a deal's owner;
+an order's or customer's owner and team; a task's assignee). They count what was there before the count's
+instant (``sales_rollup_runs.counted_before``; the UTC day of that instant holds its records up to it): what
+came after is read live, so new work shows at once. ``whole`` rows repeat every figure
 summed over the slices (owner and team None) for those who see the whole tenant: they read far fewer rows.
 """
 
@@ -52,7 +52,7 @@ class DealRollup(TenantScoped, Base):
 
 class OrderRollup(TenantScoped, Base):
     """Confirmed and fulfilled orders per slice (the customer's owner and team) and month (``month`` true,
-    ``day`` the first of the month) or day (the days of the count's month before its day only)."""
+    ``day`` the first of the month) or day (the days of the count's month up to the count only)."""
 
     __tablename__ = "order_rollup"
     __table_args__ = (Index(None, "tenant_id", "whole", "month", "day"),)
@@ -82,7 +82,7 @@ class CustomerRollup(TenantScoped, Base):
 
 
 class TaskRollup(TenantScoped, Base):
-    """Open tasks due before the count's day, per assignee (``whole``: all of them), as they were when counted."""
+    """Open tasks due before the count's instant, per assignee (``whole``: all of them), as they were when counted."""
 
     __tablename__ = "task_rollup"
     __table_args__ = (Index(None, "tenant_id", "whole", "assignee_id"),)
@@ -93,9 +93,9 @@ class TaskRollup(TenantScoped, Base):
 
 
 class SalesRollupRun(TenantScoped, Base):
-    """When a tenant's sales rollup was last counted: ``refreshed_at`` the instant, ``counted_before`` the start of
-    its UTC day (every row counts what was there before it; from it on the figures are live), ``days_from`` the
-    first day :class:`DealRollup` keeps day rows for (before it, weeks only)."""
+    """When a tenant's sales rollup was last counted: ``refreshed_at`` the instant, ``counted_before`` the instant
+    its rows count up to (the same; what came after is read live), ``days_from`` the first day
+    :class:`DealRollup` and :class:`CustomerRollup` keep day rows for (before it, weeks only)."""
 
     __tablename__ = "sales_rollup_runs"
     __table_args__ = (UniqueConstraint("tenant_id"),)

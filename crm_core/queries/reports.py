@@ -246,7 +246,7 @@ def funnel(session: Session, *, filters: ReportFilters | None = None, rollups: b
     columns.append(lost_from_column.label("lost_from"))
     group_by: list[Any] = [Opportunity.stage_id, literal_column("lost_from")]
     statement: Select[Any] | None = _report_filtered(select(*columns).group_by(*group_by), filters, pipeline.id)
-    # the rollup answers for the deals created before its day (decision 0064); a product filter reads orders
+    # the rollup answers for the deals created before its count (decision 0064); a product filter reads orders
     # the rollup does not keep: live
     run = rollup_run(session) if rollups and filters.product_id is None else None
     rows: list[Any] = []
@@ -532,7 +532,7 @@ def dashboard(
 
     # naming every pipeline lets the (tenant, pipeline, stage, …) covering index serve the sums
     in_pipelines = Opportunity.pipeline_id.in_([pipeline.id for pipeline in pipelines])
-    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for what came before its day
+    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for what came before its count
     open_where: list[Any] = [live, in_pipelines, Opportunity.stage_id.in_(open_ids)]
     open_sum = (0, Decimal(0), Decimal(0))
     if run is not None:
@@ -563,7 +563,7 @@ def dashboard(
         assignees = sorted(actor.visible_owner_ids | {actor.user_id})
         overdue_where.append(Task.assignee_id.in_(assignees))
     overdue = 0
-    if run is not None and run.counted_before <= now:  # the rollup's: due before its day, open when counted
+    if run is not None and run.counted_before <= now:  # the rollup's: due before its count, open then
         overdue = overdue_count(session, assignees)
         overdue_where.append(Task.due_at >= run.counted_before)
     overdue += int(session.scalar(select(func.count()).select_from(Task).where(*overdue_where)) or 0)
@@ -579,7 +579,7 @@ def dashboard(
     )
     closing_count, closing_amount = 0, Decimal(0)
     count_where = closing_where
-    if run is not None:  # decision 0064: the deals created before the count's day as counted, the rest live
+    if run is not None:  # decision 0064: the deals created before the count as counted, the rest live
         counted, summed = closing_sums(session, month_start)
         closing_count, closing_amount = counted, Decimal(str(summed or 0))
         count_where = and_(closing_where, Opportunity.created_at >= run.counted_before)
@@ -623,7 +623,7 @@ def dashboard(
 def _closed_in(
     session: Session, stage_ids: list[int], start: dt.datetime, end: dt.datetime, run: RollupRun | None
 ) -> tuple[int, Decimal]:
-    """(deals, amount) closed at ``stage_ids`` in ``[start, end)``: the rollup's whole days before its day, the rest
+    """(deals, amount) closed at ``stage_ids`` in ``[start, end)``: the rollup's days up to its count, the rest
     live."""
     count, amount = 0, Decimal(0)
     where: list[Any] = [Opportunity.closed_at >= start, Opportunity.closed_at < end]
@@ -643,7 +643,7 @@ def _closed_in(
 
 
 def _new_customers(session: Session, start: dt.datetime, end: dt.datetime, run: RollupRun | None) -> int:
-    """Live customers created in ``[start, end)``: the rollup's whole days before its day, the rest live."""
+    """Live customers created in ``[start, end)``: the rollup's days up to its count, the rest live."""
     count = 0
     where: list[Any] = [Customer.created_at >= start, Customer.created_at < end]
     if run is not None:
@@ -667,7 +667,7 @@ def revenue_by_month(session: Session, *, today: dt.date, months: int = 12, roll
         known = sums.get(month, (Decimal(0), 0))
         sums[month] = (known[0] + Decimal(str(amount or 0)), known[1] + orders)
 
-    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for the days before its day
+    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for the days up to its count
     live_from: dt.datetime | None = start
     if run is not None:
         counted, live_from = revenue_rows(session, first, add_months(first, months), run)
@@ -699,7 +699,7 @@ def _leaderboard(
     session: Session, start: dt.date, end: dt.date, won_ids: list[int], lost_ids: list[int], limit: int,
     run: RollupRun | None = None,
 ) -> list[OwnerResult]:
-    """The owners with the most won in the period, ties by owner id; with a rollup, its whole days before its day
+    """The owners with the most won in the period, ties by owner id; with a rollup, its days up to its count
     and the rest live, added per owner (a period holds few owners' rows: the rollup keeps one per owner and day)."""
     is_won = Opportunity.stage_id.in_(won_ids)
     won_amount = func.sum(case((is_won, Opportunity.amount), else_=0))

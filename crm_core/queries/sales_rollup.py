@@ -1,6 +1,6 @@
 """Reading the sales rollup (decision 0064): the funnel's and the dashboard's deal and revenue sums.
 
-The ``sales_rollup`` job counts what was there before the start of its day (``counted_before``); what
+The ``sales_rollup`` job counts what was there before its instant (``counted_before``); what
 happened from then on is read live by the caller with the same statement as before, restricted to that
 stretch, and the two are added. Each function here returns the rollup's part only, in the shape the live
 statement returns, so :mod:`crm_core.queries.reports` adds rows of one kind.
@@ -28,8 +28,8 @@ CREATED, CLOSED, CLOSING = "created", "closed", "closing"
 
 @dataclass(frozen=True)
 class RollupRun:
-    """When the tenant's rollup was counted: the instant, the start of its day (rows count what came before) and
-    the first day its day rows hold (older days are kept as weeks only)."""
+    """When the tenant's rollup was counted: the instant, the instant its rows count up to (the same) and the first
+    day its day rows hold (older days are kept as weeks only)."""
 
     refreshed_at: dt.datetime
     counted_before: dt.datetime
@@ -61,21 +61,31 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 def plan(start: dt.datetime | None, end: dt.datetime | None, run: RollupRun, *, all_days: bool = False,
          rollup: Any = DealRollup) -> Plan:
-    """Read ``[start, end)`` (None: open) from ``run``'s ``rollup`` rows where they answer it: whole days
-    before the count's day, as week rows where a week is whole, as day rows at the edges from the first kept day
-    on (``all_days``: the day-less rows when the range covers every day before the count). The rest is live: the
-    count's day on, and edges older than the kept days. A start that is not a midnight is read live."""
-    if start is not None and start.time() != dt.time():
+    """Read ``[start, end)`` (None: open) from ``run``'s ``rollup`` rows where they answer it, and the rest live.
+
+    The rows count what was there before the count's instant ``B`` (``counted_before``): whole days before B's
+    day, and B's own day up to B. A range reaching past B reads the rollup's days up to B's (as week rows where a
+    week is whole, as day rows at the edges from the first kept day on; ``all_days``: the day-less rows when it
+    covers every day) and the instants from B on live: a few minutes of records. A range ending before B reads
+    its whole days from the rollup and the part of its last day live. Edges older than the kept days and a start
+    that is not a midnight are read live."""
+    counted = run.counted_before
+    if start is not None and (start.time() != dt.time() or start >= counted):
         return Plan([], [(start, end)])
-    boundary = run.counted_before.date()
-    end_day = boundary if end is None else min(end.date(), boundary)
+    live: list[Range] = []
+    if end is None or end > counted:
+        end_day = counted.date() + dt.timedelta(days=1)  # B's day row: its records up to B
+        live.append((counted, end))
+        covers_all = True
+    else:
+        end_day = end.date()
+        if end > _midnight(end_day):
+            live.append((_midnight(end_day), end))
+        covers_all = False
     first_day = start.date() if start is not None else None
     if first_day is not None and end_day <= first_day:
-        return Plan([], [(start, end)])  # nothing before the count's day
-    live: list[Range] = []
-    if end is None or end > _midnight(end_day):
-        live.append((_midnight(end_day), end))
-    if all_days and first_day is None and end_day == boundary:
+        return Plan([], [(start, end)])
+    if all_days and first_day is None and covers_all:
         return Plan([[rollup.week.is_(False), rollup.day.is_(None)]], live)
     weeks, edges = week_cover(first_day, end_day)
     spans = [week_conditions(rollup.week, rollup.day, *weeks)] if weeks is not None else []
@@ -149,7 +159,7 @@ def open_sums(session: Session, open_ids: list[int]) -> tuple[int, Any, Any]:
 
 def closing_sums(session: Session, month: dt.date) -> tuple[int, Any]:
     """The rollup's part of the deals closing in ``month`` (its first day): (deals, amount) of the open deals
-    created before the count's day whose expected close falls in it, as they were when counted."""
+    created before the count whose expected close falls in it, as they were when counted."""
     rollup = DealRollup
     row = session.execute(
         select(func.sum(rollup.deals), func.sum(rollup.amount))
@@ -202,7 +212,7 @@ def customer_count(session: Session, spans: list[list[Any]]) -> int:
 
 
 def overdue_count(session: Session, assignee_ids: list[int] | None) -> int:
-    """The rollup's part of the overdue tasks: open when counted and due before the count's day, of
+    """The rollup's part of the overdue tasks: open when counted and due before the count, of
     ``assignee_ids`` (None: everyone's)."""
     rollup = TaskRollup
     where = [rollup.whole.is_(True)] if assignee_ids is None else [rollup.whole.is_(False),
@@ -214,27 +224,29 @@ def revenue_rows(
     session: Session, first: dt.date, end: dt.date, run: RollupRun
 ) -> tuple[list[tuple[dt.date, Any, int]], dt.datetime | None]:
     """The rollup's part of the revenue trend over the months ``first`` to ``end`` (firsts of the month, end
-    exclusive): (first of the month, amount, orders) of the days before the count's day — the months before the
-    count's month from month rows, that month's days from day rows — and the instant from which the rest is read
-    live (None: nothing is)."""
-    boundary = min(run.counted_before.date(), end)
-    if boundary <= first:
+    exclusive): (first of the month, amount, orders) — the months before the count's month from month rows, that
+    month's days up to the count from day rows — and the instant from which the rest is read live (None: nothing
+    is)."""
+    counted = run.counted_before
+    if counted <= _midnight(first):
         return [], _midnight(first)
     rollup = OrderRollup
     whole = rollup.whole.is_(_whole(session))
-    month_of_count = boundary.replace(day=1)
+    month_of_count = counted.date().replace(day=1)
+    months_to = min(end, month_of_count)  # whole months: their month rows
     found: list[tuple[dt.date, Any, int]] = [
         (row[0], row[1], int(row[2] or 0))
         for row in session.execute(
             select(rollup.day, func.sum(rollup.amount), func.sum(rollup.orders))
-            .where(whole, rollup.month.is_(True), rollup.day >= first, rollup.day < month_of_count)
+            .where(whole, rollup.month.is_(True), rollup.day >= first, rollup.day < months_to)
             .group_by(rollup.day))
     ]
-    if boundary > month_of_count:  # the count's month up to its day: day rows (kept for that month only)
-        row = session.execute(
-            select(func.sum(rollup.amount), func.sum(rollup.orders))
-            .where(whole, rollup.month.is_(False), rollup.day >= month_of_count, rollup.day < boundary)
-        ).one()
-        if row[1]:
-            found.append((month_of_count, row[0], int(row[1])))
-    return found, (_midnight(boundary) if boundary < end else None)
+    if end <= month_of_count:
+        return found, None
+    row = session.execute(  # the count's month up to the count: its day rows (kept for that month only)
+        select(func.sum(rollup.amount), func.sum(rollup.orders))
+        .where(whole, rollup.month.is_(False), rollup.day >= month_of_count)
+    ).one()
+    if row[1]:
+        found.append((month_of_count, row[0], int(row[1])))
+    return found, counted

@@ -5,8 +5,8 @@ deal and order in the user's scope.
 Pattern: a periodic rebuild of derived rows, as the service dashboard's (decision 0033) and the campaign
 results' (0051). The sums are read in a read-only system session (SQLite's single write lock is not held while
 they are counted), each statement ``GROUP BY`` in SQL and scoped to the tenant by hand; then one short system
-transaction replaces the tenant's rows and records the instant. Only what was there before the start of the
-count's UTC day is counted (``counted_before``): the pages read from then on live. Recounting everything, not
+transaction replaces the tenant's rows and records the instant. What was there before that instant is counted
+(``counted_before``); the pages read what came after live (a few minutes of records). Recounting everything, not
 only what changed, keeps the rows right whatever changed: a stage move, a deal reopened, archived or handed to
 another owner, an edited probability, an order cancelled.
 
@@ -253,7 +253,7 @@ def run_sales_rollup(db: Database, tenant_id: int, *, now: dt.datetime | None = 
     """Count in a read session, then store in a short system transaction (the job calls this)."""
     started = time.perf_counter()
     now = now or utcnow()
-    counted_before = dt.datetime.combine(now.date(), dt.time())
+    counted_before = now  # the rows count what was there before this instant; the pages read the rest live
     with db.system_session("sales rollup", tenant_id=tenant_id) as session:
         counted = count_sales(session, tenant_id, counted_before)
     with db.system_transaction("sales rollup", tenant_id=tenant_id) as session:

@@ -159,8 +159,8 @@ def test_a_rep_cannot_open_the_pipelines_admin_page(app_world: AppWorld) -> None
 def test_the_pages_say_how_fresh_their_figures_are_and_a_manager_can_recount(
     app_world: AppWorld, deals: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Live until the sales rollup first counts; then "as counted at …", with the same figures (today's deals are
-    live); "Refresh now" queues the recount for managers and admins, never for reps."""
+    """Live until the sales rollup first counts; then "as counted at …", with the same figures; "Refresh now"
+    queues the recount for managers and admins, never for reps."""
     db, world = app_world.db, app_world.world
     manager = world.manager
     app = open_as(manager.username, "pages/dashboard.py")
@@ -175,7 +175,7 @@ def test_the_pages_say_how_fresh_their_figures_are_and_a_manager_can_recount(
     for page in ("pages/dashboard.py", "pages/funnel.py"):
         counted = open_as(manager.username, page)
         assert not counted.exception
-        assert any(caption.value.startswith("Figures for the days before today as counted at ")
+        assert any(caption.value.startswith("Figures as counted at ")
                    for caption in counted.caption), page
     counted = open_as(manager.username, "pages/dashboard.py")
     assert {metric.label: metric.value for metric in counted.metric} == live_metrics
@@ -183,5 +183,5 @@ def test_the_pages_say_how_fresh_their_figures_are_and_a_manager_can_recount(
     assert not any(button.label == "Refresh now" for button in rep.button)
     speak_chinese(app_world, manager.user_id, monkeypatch)
     chinese = open_as(manager.username, "pages/dashboard.py", "zh-CN")
-    assert any(caption.value.startswith("今天之前的数据按 ") for caption in chinese.caption)
+    assert any(caption.value.startswith("数据按 ") for caption in chinese.caption)
     assert any(button.label == "立即刷新" for button in chinese.button)
