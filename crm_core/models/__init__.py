@@ -405,8 +405,8 @@ class Opportunity(TenantScoped, Versioned, Base):
         Index(None, "tenant_id", "closed_at"),
         Index(None, "tenant_id", "created_at"),  # the deals created since the sales rollup's count (0064)
         # the biggest deals closing this month, read from the top: they stop after ten matches (0064)
-        Index(None, "tenant_id", "amount"),
-        Index(None, "tenant_id", "owner_id", "amount"),
+        Index(None, "tenant_id", "amount", "id"),
+        Index(None, "tenant_id", "owner_id", "amount", "id"),
         Index(None, "tenant_id", "product_id"),
         Index(None, "tenant_id", "external_id", unique=True),
     )

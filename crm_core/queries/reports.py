@@ -586,10 +586,10 @@ def dashboard(
     closing_row = session.execute(select(func.count(), func.sum(Opportunity.amount)).where(count_where)).one()
     closing_count += int(closing_row[0] or 0)
     closing_amount += Decimal(str(closing_row[1] or 0))
-    # ids first (answered from the covering index), then the few full rows
+    # ids first, read by amount from the top (ties: the newer deal first) until ten match, then the few full rows
     top_ids = list(
         session.scalars(
-            select(Opportunity.id).where(closing_where).order_by(Opportunity.amount.desc(), Opportunity.id)
+            select(Opportunity.id).where(closing_where).order_by(Opportunity.amount.desc(), Opportunity.id.desc())
             .limit(closing_limit)
         )
     )
@@ -600,7 +600,7 @@ def dashboard(
             .join(Customer, Customer.id == Opportunity.customer_id)
             .outerjoin(owner, owner.id == Opportunity.owner_id),
             top_ids,
-        ).order_by(Opportunity.amount.desc(), Opportunity.id)
+        ).order_by(Opportunity.amount.desc(), Opportunity.id.desc())
     ).all() if top_ids else []
     stage_rows = {stage.id: stage for stage in stages}
 

@@ -11,8 +11,8 @@ owner/team. ``customer_rollup``: live customers per creation day (and week) and 
 open tasks due before the count's day per assignee. ``sales_rollup_runs``: when a tenant's rows were counted (decision 0064). The tables start empty:
 until the job's first run (every 10 minutes) the figures are counted live, as before.
 
-``opportunities (tenant_id, created_at)``: the deals created since the count, read live; ``(tenant_id, amount)``
-and ``(tenant_id, owner_id, amount)``: the biggest deals closing this month, read from the top.
+``opportunities (tenant_id, created_at)``: the deals created since the count, read live; ``(tenant_id, amount,
+id)`` and ``(tenant_id, owner_id, amount, id)``: the biggest deals closing this month, read from the top.
 
 On PostgreSQL the keys lead with ``tenant_id``, as every tenant's table since 0044 (decision 0058).
 """
@@ -46,9 +46,10 @@ def upgrade() -> None:
     # the reports read the deals created since the count live: one index range, whatever the table holds
     op.create_index(op.f("ix_opportunities_tenant_id_created_at"), "opportunities", ["tenant_id", "created_at"])
     # the dashboard's biggest deals closing this month: read by amount from the top, ten matches end the scan
-    op.create_index(op.f("ix_opportunities_tenant_id_amount"), "opportunities", ["tenant_id", "amount"])
-    op.create_index(op.f("ix_opportunities_tenant_id_owner_id_amount"), "opportunities",
-                    ["tenant_id", "owner_id", "amount"])
+    # (the id too: equal amounts are common, and the ties are broken by id in the index's own order)
+    op.create_index(op.f("ix_opportunities_tenant_id_amount_id"), "opportunities", ["tenant_id", "amount", "id"])
+    op.create_index(op.f("ix_opportunities_tenant_id_owner_id_amount_id"), "opportunities",
+                    ["tenant_id", "owner_id", "amount", "id"])
     op.create_table(
         "deal_rollup",
         *_common("deal_rollup"),
@@ -121,5 +122,5 @@ def downgrade() -> None:
     op.drop_table("order_rollup")
     op.drop_table("deal_rollup")
     op.drop_index(op.f("ix_opportunities_tenant_id_created_at"), table_name="opportunities")
-    op.drop_index(op.f("ix_opportunities_tenant_id_amount"), table_name="opportunities")
-    op.drop_index(op.f("ix_opportunities_tenant_id_owner_id_amount"), table_name="opportunities")
+    op.drop_index(op.f("ix_opportunities_tenant_id_amount_id"), table_name="opportunities")
+    op.drop_index(op.f("ix_opportunities_tenant_id_owner_id_amount_id"), table_name="opportunities")
