@@ -568,7 +568,7 @@ def dashboard(
         overdue_where.append(Task.due_at >= run.counted_before)
     overdue += int(session.scalar(select(func.count()).select_from(Task).where(*overdue_where)) or 0)
 
-    revenue = revenue_by_month(session, today=today, rollups=rollups)
+    revenue = _revenue(session, today, 12, run)
     leaderboard = _leaderboard(session, start, end, won_ids, lost_ids, leaderboard_limit, run)
 
     month_start, _, _ = period_bounds(today, "month")
@@ -659,6 +659,10 @@ def _new_customers(session: Session, start: dt.datetime, end: dt.datetime, run: 
 
 def revenue_by_month(session: Session, *, today: dt.date, months: int = 12, rollups: bool = True) -> list[MonthRevenue]:
     """Confirmed and fulfilled orders per calendar month, the ``months`` up to ``today``'s (zeros included)."""
+    return _revenue(session, today, months, rollup_run(session) if rollups else None)
+
+
+def _revenue(session: Session, today: dt.date, months: int, run: RollupRun | None) -> list[MonthRevenue]:
     first = add_months(dt.date(today.year, today.month, 1), -(months - 1))
     start, end = _start_of_day(first), _start_of_day(add_months(first, months))
     sums: dict[str, tuple[Decimal, int]] = {}
@@ -667,8 +671,7 @@ def revenue_by_month(session: Session, *, today: dt.date, months: int = 12, roll
         known = sums.get(month, (Decimal(0), 0))
         sums[month] = (known[0] + Decimal(str(amount or 0)), known[1] + orders)
 
-    run = rollup_run(session) if rollups else None  # decision 0064: the rollup answers for the days up to its count
-    live_from: dt.datetime | None = start
+    live_from: dt.datetime | None = start  # decision 0064: the rollup answers for the days up to its count
     if run is not None:
         counted, live_from = revenue_rows(session, first, add_months(first, months), run)
         for month_start, amount, orders in counted:

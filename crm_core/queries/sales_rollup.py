@@ -100,6 +100,11 @@ def plan(start: dt.datetime | None, end: dt.datetime | None, run: RollupRun, *, 
     return Plan(spans, live)
 
 
+def any_span(spans: list[list[Any]]) -> Any:
+    """A row of any of ``spans`` (they are disjoint: one statement sums them all, each span an index range)."""
+    return or_(*(and_(*span) for span in spans))
+
+
 def live_clause(column: Any, ranges: list[Range]) -> Any:
     """``column`` falls in one of ``ranges`` (None when there are none: nothing is read live)."""
     clauses = [and_(*([column >= start] if start is not None else []), *([column < end] if end is not None else []),
@@ -134,15 +139,14 @@ def funnel_rows(
     where = [rollup.measure == CREATED, rollup.pipeline_id == pipeline_id,
              rollup.whole.is_(_whole(session, sliced=owner_id is not None or team_id is not None)),
              *_owner_filters(owner_id, team_id)]
-    rows: list[Any] = []
-    for span in spans:
-        rows.extend(session.execute(
-            select(rollup.stage_id, func.sum(rollup.deals), func.sum(rollup.amount), func.sum(rollup.weighted),
-                   func.sum(rollup.cycle_days), func.sum(rollup.cycle_deals), lost_from.label("lost_from"))
-            .where(*where, *span)
-            .group_by(rollup.stage_id, lost_from)
-        ).all())
-    return rows
+    if not spans:
+        return []
+    return list(session.execute(
+        select(rollup.stage_id, func.sum(rollup.deals), func.sum(rollup.amount), func.sum(rollup.weighted),
+               func.sum(rollup.cycle_days), func.sum(rollup.cycle_deals), lost_from.label("lost_from"))
+        .where(*where, any_span(spans))
+        .group_by(rollup.stage_id, lost_from)
+    ).all())
 
 
 def open_sums(session: Session, open_ids: list[int]) -> tuple[int, Any, Any]:
@@ -172,17 +176,14 @@ def closing_sums(session: Session, month: dt.date) -> tuple[int, Any]:
 def closed_sums(session: Session, stage_ids: list[int], spans: list[list[Any]]) -> tuple[int, Any]:
     """The rollup's part of (deals, amount) closed at ``stage_ids`` on ``spans`` (see :func:`plan`)."""
     rollup = DealRollup
-    deals, amount = 0, None
-    for span in spans:
-        row = session.execute(
-            select(func.sum(rollup.deals), func.sum(rollup.amount))
-            .where(rollup.measure == CLOSED, rollup.whole.is_(_whole(session)), rollup.stage_id.in_(stage_ids),
-                   *span)
-        ).one()
-        deals += int(row[0] or 0)
-        if row[1] is not None:
-            amount = row[1] if amount is None else amount + row[1]
-    return deals, amount
+    if not spans:
+        return 0, None
+    row = session.execute(
+        select(func.sum(rollup.deals), func.sum(rollup.amount))
+        .where(rollup.measure == CLOSED, rollup.whole.is_(_whole(session)), rollup.stage_id.in_(stage_ids),
+               any_span(spans))
+    ).one()
+    return int(row[0] or 0), row[1]
 
 
 def closed_by_owner(session: Session, won_ids: list[int], lost_ids: list[int], spans: list[list[Any]]) -> list[Any]:
@@ -190,25 +191,25 @@ def closed_by_owner(session: Session, won_ids: list[int], lost_ids: list[int], s
     deals closed on ``spans`` (see :func:`plan`; always the owners' rows: the board names them)."""
     rollup = DealRollup
     is_won = rollup.stage_id.in_(won_ids)
-    rows: list[Any] = []
-    for span in spans:
-        rows.extend(session.execute(
-            select(rollup.owner_id, func.sum(case((is_won, rollup.deals), else_=0)),
-                   func.sum(case((is_won, rollup.amount), else_=0)), func.sum(case((is_won, 0), else_=rollup.deals)),
-                   func.sum(case((is_won, 0), else_=rollup.amount)))
-            .where(rollup.measure == CLOSED, rollup.whole.is_(False), rollup.stage_id.in_([*won_ids, *lost_ids]),
-                   *span)
-            .group_by(rollup.owner_id)
-        ).all())
-    return rows
+    if not spans:
+        return []
+    return list(session.execute(
+        select(rollup.owner_id, func.sum(case((is_won, rollup.deals), else_=0)),
+               func.sum(case((is_won, rollup.amount), else_=0)), func.sum(case((is_won, 0), else_=rollup.deals)),
+               func.sum(case((is_won, 0), else_=rollup.amount)))
+        .where(rollup.measure == CLOSED, rollup.whole.is_(False), rollup.stage_id.in_([*won_ids, *lost_ids]),
+               any_span(spans))
+        .group_by(rollup.owner_id)
+    ).all())
 
 
 def customer_count(session: Session, spans: list[list[Any]]) -> int:
     """The rollup's part of the new customers: those created on ``spans`` (see :func:`plan`)."""
     rollup = CustomerRollup
-    return sum(int(session.scalar(select(func.sum(rollup.customers))
-                                  .where(rollup.whole.is_(_whole(session)), *span)) or 0)
-               for span in spans)
+    if not spans:
+        return 0
+    return int(session.scalar(select(func.sum(rollup.customers))
+                              .where(rollup.whole.is_(_whole(session)), any_span(spans))) or 0)
 
 
 def overdue_count(session: Session, assignee_ids: list[int] | None) -> int:
