@@ -33,7 +33,8 @@ class DealRollup(TenantScoped, Base):
     """
 
     __tablename__ = "deal_rollup"
-    __table_args__ = (Index(None, "tenant_id", "whole", "measure", "week", "day"),)
+    # the owner before the day: a rep's or a manager's rows of a period are one short range per owner
+    __table_args__ = (Index(None, "tenant_id", "whole", "measure", "week", "owner_id", "day"),)
 
     measure: Mapped[str] = mapped_column(String(8))
     day: Mapped[dt.date | None] = mapped_column(Date)
@@ -71,7 +72,7 @@ class CustomerRollup(TenantScoped, Base):
     days, week rows for all history (``day`` the Monday), and ``whole`` rows summed over the slices."""
 
     __tablename__ = "customer_rollup"
-    __table_args__ = (Index(None, "tenant_id", "whole", "week", "day"),)
+    __table_args__ = (Index(None, "tenant_id", "whole", "week", "owner_id", "day"),)
 
     day: Mapped[dt.date] = mapped_column(Date)
     week: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -246,8 +246,8 @@ def store_sales(session: Session, tenant_id: int, *, counted: SalesCount, now: d
                 counted_before: dt.datetime, seconds: float) -> None:
     """Replace the tenant's rollup rows and record when they were counted, in ``session``."""
     runs = cast(Table, SalesRollupRun.__table__)
-    deals = _in_index_order(counted.deals, DEAL_COLUMNS, ("whole", "measure", "week", "day", "owner_id"))
-    customers = _in_index_order(counted.customers, CUSTOMER_COLUMNS, ("whole", "week", "day", "owner_id"))
+    deals = _in_index_order(counted.deals, DEAL_COLUMNS, ("whole", "measure", "week", "owner_id", "day"))
+    customers = _in_index_order(counted.customers, CUSTOMER_COLUMNS, ("whole", "week", "owner_id", "day"))
     for model, columns, rows in ((DealRollup, DEAL_COLUMNS, deals), (OrderRollup, ORDER_COLUMNS, counted.orders),
                                  (CustomerRollup, CUSTOMER_COLUMNS, customers),
                                  (TaskRollup, TASK_COLUMNS, counted.tasks)):

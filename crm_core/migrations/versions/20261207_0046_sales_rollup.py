@@ -67,8 +67,8 @@ def upgrade() -> None:
         sa.Column("cycle_days", sa.Double(), nullable=False),
         sa.Column("cycle_deals", sa.Integer(), nullable=False),
     )
-    op.create_index(op.f("ix_deal_rollup_tenant_id_whole_measure_week_day"), "deal_rollup",
-                    ["tenant_id", "whole", "measure", "week", "day"])
+    op.create_index(op.f("ix_deal_rollup_tenant_id_whole_measure_week_owner_id_day"), "deal_rollup",
+                    ["tenant_id", "whole", "measure", "week", "owner_id", "day"])
     op.create_table(
         "order_rollup",
         *_common("order_rollup"),
@@ -92,8 +92,8 @@ def upgrade() -> None:
         sa.Column("whole", sa.Boolean(), nullable=False),
         sa.Column("customers", sa.Integer(), nullable=False),
     )
-    op.create_index(op.f("ix_customer_rollup_tenant_id_whole_week_day"), "customer_rollup",
-                    ["tenant_id", "whole", "week", "day"])
+    op.create_index(op.f("ix_customer_rollup_tenant_id_whole_week_owner_id_day"), "customer_rollup",
+                    ["tenant_id", "whole", "week", "owner_id", "day"])
     op.create_table(
         "task_rollup",
         *_common("task_rollup"),
