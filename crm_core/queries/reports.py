@@ -29,6 +29,9 @@ Definitions (documented once, here):
   confirmed or fulfilled orders by ``ordered_at`` month, last 12 months; deals closing this
   month = open deals whose expected close date falls in the current calendar month.
   Amounts are summed as stored (one currency per tenant is assumed).
+* **Freshness** (decision 0064): once the ``sales_rollup`` job has counted a tenant, what came before its
+  instant is read from the rollup as counted then, and what came after from the records; ``counted_at`` says
+  when. ``rollups=False`` reads everything from the records.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ class Funnel:
     average_deal_size: Decimal | None
     average_cycle_days: float | None
     lost_by_stage: dict[int, int] = field(default_factory=dict)
-    counted_at: dt.datetime | None = None  # deals created before that day as counted then (None: all live)
+    counted_at: dt.datetime | None = None  # the deals created before that instant as counted then (None: all live)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the CLI prints this)."""
@@ -413,7 +416,7 @@ class Dashboard:
     closing_count: int
     closing_amount: Decimal
     closing_deals: list[DealCard]
-    counted_at: dt.datetime | None = None  # deals and orders before that day as counted then (None: all live)
+    counted_at: dt.datetime | None = None  # what came before that instant as counted then (None: all live)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the CLI prints this)."""
