@@ -10,7 +10,7 @@ with neither, so a forgotten scope fails loudly instead of leaking another tenan
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,19 @@ def run_catalog_ddl(connection: Connection, statement: str) -> None:
     if connection.dialect.paramstyle in ("pyformat", "format"):
         statement = statement.replace("%", "%%")
     connection.exec_driver_sql(statement)
+
+
+def vacuum_rewritten(engine: Engine, models: Sequence[Any]) -> None:
+    """PostgreSQL: ``VACUUM (ANALYZE)`` the tables of ``models`` after a job rewrote them (a rollup's swap replaces
+    every row of a tenant). Their dead rows otherwise stay in the indexes until autovacuum comes, where it runs at
+    all, and each read of a period visits them (a manager's 90-day funnel at 10M customers: 7,923 table pages
+    instead of 226); their statistics come from it too. Outside a transaction, as VACUUM requires. SQLite and
+    MariaDB need nothing."""
+    if engine.dialect.name != "postgresql":
+        return
+    tables = ", ".join(model.__table__.name for model in models)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM (ANALYZE) {tables}")
 
 
 def refresh_planner_statistics(bind: Engine | Connection, *, bulk_loaded: bool = False) -> None:

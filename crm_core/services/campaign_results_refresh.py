@@ -36,7 +36,7 @@ from sqlalchemy import Date, Table, and_, delete, func, insert, literal_column, 
 from sqlalchemy.orm import Session
 
 from crm_core.bulk import insert_rows
-from crm_core.db import Database
+from crm_core.db import Database, vacuum_rewritten
 from crm_core.models import Campaign, Customer, Opportunity, PipelineStage, StageKind, utcnow
 from crm_core.models.marketing import CampaignDaily, CampaignInfluence, CampaignResultsRun, MarketingEvent, TouchKind
 from crm_core.queries.campaign_results import ANY, DELIVERED, LEVELS, SKIP, delivered_send
@@ -204,4 +204,5 @@ def run_campaign_results_refresh(db: Database, tenant_id: int, *, now: dt.dateti
     with db.system_transaction("campaign results rollup", tenant_id=tenant_id) as session:
         store_results(session, tenant_id, daily=daily, influence=influence, now=now,
                       seconds=round(time.perf_counter() - started, 3))
+    vacuum_rewritten(db.engine, (CampaignDaily, CampaignInfluence))  # the same rewrite as the sales rollup's
     return RefreshResult(len(daily), len(influence), time.perf_counter() - started)
