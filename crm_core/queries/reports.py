@@ -222,6 +222,16 @@ def _report_filtered(statement: Select[Any], filters: ReportFilters, pipeline_id
     return statement
 
 
+def deal_expressions(session: Session, won_ids: list[int], lost_ids: list[int]) -> tuple[Any, Any, Any]:
+    """The per-deal SQL the funnel sums, also what the sales rollup counts (one definition): the stage a lost deal
+    was lost from (its latest move into the lost stage, kept on the deal), "won and closed", and a won deal's days
+    from creation to close."""
+    lost_from = case((Opportunity.stage_id.in_(lost_ids), Opportunity.lost_from_stage_id), else_=None)
+    won_closed = and_(Opportunity.stage_id.in_(won_ids), Opportunity.closed_at.is_not(None))
+    cycle = case((won_closed, days_between(session, Opportunity.created_at, Opportunity.closed_at)), else_=None)
+    return lost_from, won_closed, cycle
+
+
 def funnel(session: Session, *, filters: ReportFilters | None = None, rollups: bool = True) -> Funnel | None:
     """The funnel of ``filters.pipeline_id`` (default pipeline when None); None if the tenant has none.
 
@@ -234,10 +244,7 @@ def funnel(session: Session, *, filters: ReportFilters | None = None, rollups: b
     open_stages = [stage for stage in stages if stage.kind == StageKind.OPEN.value]
     won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
     lost_ids = [stage.id for stage in stages if stage.kind == StageKind.LOST.value]
-    # the stage a lost deal was lost from (its latest move into the lost stage, kept on the deal)
-    lost_from_column = case((Opportunity.stage_id.in_(lost_ids), Opportunity.lost_from_stage_id), else_=None)
-    won_closed = and_(Opportunity.stage_id.in_(won_ids), Opportunity.closed_at.is_not(None))
-    cycle = case((won_closed, days_between(session, Opportunity.created_at, Opportunity.closed_at)), else_=None)
+    lost_from_column, won_closed, cycle = deal_expressions(session, won_ids, lost_ids)
     columns: list[Any] = [
         Opportunity.stage_id,
         func.count(),

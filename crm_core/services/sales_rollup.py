@@ -10,8 +10,9 @@ transaction replaces the tenant's rows and records the instant. What was there b
 only what changed, keeps the rows right whatever changed: a stage move, a deal reopened, archived or handed to
 another owner, an edited probability, an order cancelled.
 
-The per-deal expressions are the live statements' own (:func:`crm_core.queries.deals.probability_expression`,
-:func:`crm_core.queries.reports.days_between`, the lost-from rule), so the rollup cannot drift from them. The
+The per-deal expressions are the live funnel's own (:func:`crm_core.queries.deals.probability_expression`,
+:func:`crm_core.queries.reports.deal_expressions`: lost-from stage, won and closed, cycle days), so the rollup
+cannot drift from them. The
 rows are derived and not audited.
 """
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Date, Table, and_, case, delete, func, insert, literal_column, select
+from sqlalchemy import Date, Table, case, delete, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
 from crm_core.bulk import insert_rows
@@ -43,7 +44,7 @@ from crm_core.models import (
 )
 from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup, SalesRollupRun, TaskRollup
 from crm_core.queries.deals import StageRow, probability_expression
-from crm_core.queries.reports import days_between
+from crm_core.queries.reports import deal_expressions
 from crm_core.queries.rollup_spans import week_start
 from crm_core.queries.sales_rollup import CLOSED, CLOSING, CREATED
 
@@ -90,9 +91,7 @@ def deal_statements(session: Session, tenant_id: int, counted_before: dt.datetim
     won_ids = [stage.id for stage in stages if stage.kind == StageKind.WON.value]
     open_ids = [stage.id for stage in stages if stage.kind == StageKind.OPEN.value]
     deal = Opportunity
-    lost_from = case((deal.stage_id.in_(lost_ids), deal.lost_from_stage_id), else_=None)
-    won_closed = and_(deal.stage_id.in_(won_ids), deal.closed_at.is_not(None))
-    cycle = case((won_closed, days_between(session, deal.created_at, deal.closed_at)), else_=None)
+    lost_from, won_closed, cycle = deal_expressions(session, won_ids, lost_ids)
     statements = {}
     for measure, moment, where in (
         (CREATED, deal.created_at, [deal.created_at < counted_before]),
