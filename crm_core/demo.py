@@ -820,6 +820,9 @@ class _BulkWriter:
         # of index probes (10M customers: 4.4 min for activities' contact key alone) instead of one hash join
         for table in names:
             run(f"ANALYZE {self.quote(table)}")
+        # each key is checked by one join of the whole table against its parent: with the server's 4 MB the hash of
+        # 10M customers' keys spills to disk in batches
+        run("SET LOCAL work_mem = '1GB'")
         for step, (table, name, definition) in enumerate(foreign_keys, start=len(indexes) + 1):
             run_catalog_ddl(self.connection, f"ALTER TABLE {table} ADD CONSTRAINT {self.quote(name)} {definition}")
             if self.progress is not None:

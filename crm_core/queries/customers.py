@@ -323,7 +323,7 @@ def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
     serve one or two, so those ask the same of the value's one- and two-character substrings instead:
     ``crm_short_grams(lower(value)) @> ARRAY[lower(key)]`` for ``ILIKE`` (which compares ``lower()`` of
     both sides), ``crm_short_grams(value) @> ARRAY[key]`` for ``LIKE``, true exactly when the ``LIKE``
-    is and answered by the GIN index over the same expression (migration 0036). The planner has
+    is and answered by the GIN index over the same expression (migrations 0036, 0047). The planner has
     statistics on those expressions, so a term in most rows is still read in the grid's sort order.
     """
     conditions: list[Any] = []
@@ -337,7 +337,8 @@ def pg_text_condition(*terms: tuple[Any, str, bool]) -> Any:
         if ignore_case:
             value, term = func.lower(column_), func.lower(term)
         grams = func.crm_short_grams(value, type_=postgresql.ARRAY(Text))
-        conditions.append(grams.contains(postgresql.array([term], type_=Text)))
+        # the indexes hold their keys in COLLATE "C" (bytewise, migration 0047): the comparison must too
+        conditions.append(grams.contains(postgresql.array([term.collate("C")], type_=Text)))
     return or_(*conditions)
 
 
