@@ -128,6 +128,8 @@ class Actor:
     team_ids: frozenset[int] = field(default_factory=frozenset)
     visible_owner_ids: frozenset[int] = field(default_factory=frozenset)
     language: str = "en"
+    # a manager's teams with their members, as loaded: (team id, member ids) in team order
+    managed_teams: tuple[tuple[int, frozenset[int]], ...] = ()
 
     @property
     def sees_whole_tenant(self) -> bool:
@@ -290,8 +292,13 @@ def visibility_clause(actor: Actor, entity: type) -> ColumnElement[bool] | None:
     if entity is CampaignDaily:  # the results rollup (decision 0051): the slice's customer owner/team, as the touches
         return and_(CampaignDaily.whole.is_(False),
                     _owned_clause(actor, CampaignDaily.customer_owner_id, CampaignDaily.customer_team_id))
-    if entity is DealRollup:  # the sales rollup (decision 0064): its owner's slice, as the deals it counts
-        return and_(DealRollup.whole.is_(False), _owned_clause(actor, DealRollup.owner_id, None))
+    if entity is DealRollup:  # the sales rollup (decision 0064): its owner's slice, as the deals it counts, or the
+        # slice of a team the actor manages (decision 0065: its members' deals, as they were when counted)
+        slices = _owned_clause(actor, DealRollup.owner_id, None)
+        if actor.managed_teams:
+            managed = sorted(team_id for team_id, _members in actor.managed_teams)
+            slices = or_(slices, and_(DealRollup.owner_id.is_(None), DealRollup.team_id.in_(managed)))
+        return and_(DealRollup.whole.is_(False), slices)
     if entity is OrderRollup:  # its customer owner/team slice, as the orders it counts (their copy of the customer's)
         return and_(OrderRollup.whole.is_(False),
                     _owned_clause(actor, OrderRollup.customer_owner_id, OrderRollup.customer_team_id))

@@ -3,7 +3,7 @@
 Rows are derived from ``opportunities``, ``orders``, ``customers`` and ``tasks`` by the ``sales_rollup`` job and
 read by :mod:`crm_core.queries.sales_rollup` under the same access rule as the rows they count (a deal's owner;
 an order's or customer's owner and team; a task's assignee). They count what was there before the count's
-instant (``sales_rollup_runs.counted_before``; the UTC day of that instant holds its records up to it): what
+instant (``sales_rollup_runs.refreshed_at``; the UTC day of that instant holds its records up to it): what
 came after is read live, so new work shows at once. ``whole`` rows repeat every figure
 summed over the slices (owner and team None) for those who see the whole tenant: they read far fewer rows.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, Double, Float, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Double, Float, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, TenantScoped
@@ -24,7 +24,10 @@ class DealRollup(TenantScoped, Base):
 
     ``measure`` says what the day is: ``created`` rows count the deals created that day *at the stage they
     were at when counted* (the funnel's cohorts, the open pipeline); ``closed`` rows the won and lost deals
-    closed that day (won in a period, the leaderboard). ``day`` None: a slice's ``created`` rows over all days
+    closed that day (won in a period, the leaderboard). A slice is an owner (``owner_id``; None: the unowned deals)
+    or, for ``created`` rows only, a team (``team_id``, ``owner_id`` None): the deals of the users who were its
+    members when counted (``SalesRollupRun.teams``), which a manager's funnel reads instead of one slice per member
+    while the team is as it was. ``day`` None: a slice's ``created`` rows over all days
     before the count; ``week``: a slice's days summed per week (``day`` its Monday), what a period's full
     weeks are read from. Day rows are kept for the last ``KEEP_DAYS`` days before the count only (a period's
     edges further back are read live): the rows then stop growing with the history. ``weighted`` is the
@@ -33,8 +36,10 @@ class DealRollup(TenantScoped, Base):
     """
 
     __tablename__ = "deal_rollup"
-    # the owner before the day: a rep's or a manager's rows of a period are one short range per owner
-    __table_args__ = (Index(None, "tenant_id", "whole", "measure", "week", "owner_id", "day"),)
+    # the owner (the team) before the day: a rep's (a manager's) rows of a period are one short range per owner
+    # (per team)
+    __table_args__ = (Index(None, "tenant_id", "whole", "measure", "week", "owner_id", "day"),
+                      Index(None, "tenant_id", "measure", "week", "team_id", "day"))
 
     measure: Mapped[str] = mapped_column(String(8))
     day: Mapped[dt.date | None] = mapped_column(Date)
@@ -43,6 +48,7 @@ class DealRollup(TenantScoped, Base):
     stage_id: Mapped[int] = mapped_column(Integer)
     lost_from_stage_id: Mapped[int | None] = mapped_column(Integer)
     owner_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[int | None] = mapped_column(Integer)
     whole: Mapped[bool] = mapped_column(Boolean, default=False)
     deals: Mapped[int] = mapped_column(Integer)
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
@@ -94,14 +100,15 @@ class TaskRollup(TenantScoped, Base):
 
 
 class SalesRollupRun(TenantScoped, Base):
-    """When a tenant's sales rollup was last counted: ``refreshed_at`` the instant, ``counted_before`` the instant
-    its rows count up to (the same; what came after is read live), ``days_from`` the first day
-    :class:`DealRollup` and :class:`CustomerRollup` keep day rows for (before it, weeks only)."""
+    """When a tenant's sales rollup was last counted: ``refreshed_at`` the instant (its rows count what was there
+    before it; what came after is read live), ``days_from`` the first day :class:`DealRollup` and
+    :class:`CustomerRollup` keep day rows for (before it, weeks only), ``teams`` each team's members when counted
+    (``{"team id": [user ids]}``: whose deals a team's rows hold)."""
 
     __tablename__ = "sales_rollup_runs"
     __table_args__ = (UniqueConstraint("tenant_id"),)
 
     refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    counted_before: Mapped[dt.datetime] = mapped_column(DateTime)
     days_from: Mapped[dt.date] = mapped_column(Date)
+    teams: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -264,7 +264,7 @@ def funnel(session: Session, *, filters: ReportFilters | None = None, rollups: b
         reading = plan(_start_of_day(filters.since) if filters.since else None,
                        _start_of_day(filters.until + dt.timedelta(days=1)) if filters.until else None,
                        run, all_days=True)
-        rows.extend(funnel_rows(session, pipeline.id, lost_ids, reading.spans, owner_id=filters.owner_id,
+        rows.extend(funnel_rows(session, run, pipeline.id, lost_ids, reading.spans, owner_id=filters.owner_id,
                                 team_id=filters.team_id))
         live_part = live_clause(Opportunity.created_at, reading.live)
         statement = statement.where(live_part) if live_part is not None and statement is not None else None
@@ -546,7 +546,7 @@ def dashboard(
     open_where: list[Any] = [live, in_pipelines, Opportunity.stage_id.in_(open_ids)]
     open_sum = (0, Decimal(0), Decimal(0))
     if run is not None:
-        counted, amount, weighted = open_sums(session, open_ids)
+        counted, amount, weighted = open_sums(session, run, open_ids)
         open_sum = (counted, Decimal(str(amount or 0)), Decimal(str(weighted or 0)))
         open_where.append(Opportunity.created_at >= run.counted_before)
     open_row = session.execute(

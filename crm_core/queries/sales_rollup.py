@@ -1,18 +1,19 @@
 """Reading the sales rollup (decision 0064): the funnel's and the dashboard's deal and revenue sums.
 
-The ``sales_rollup`` job counts what was there before its instant (``counted_before``); what
+The ``sales_rollup`` job counts what was there before its instant (``refreshed_at``); what
 happened from then on is read live by the caller with the same statement as before, restricted to that
 stretch, and the two are added. Each function here returns the rollup's part only, in the shape the live
 statement returns, so :mod:`crm_core.queries.reports` adds rows of one kind.
 
 Who sees the whole tenant reads the ``whole`` rows (summed over owners: far fewer); everyone else the rows
-of their own slices, which the access layer admits as it admits the deals and orders they count.
+of their own slices, which the access layer admits as it admits the deals and orders they count. A manager reads
+a team they manage as one slice (decision 0065) while its members are those it had when counted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, true
@@ -28,19 +29,26 @@ CREATED, CLOSED, CLOSING = "created", "closed", "closing"
 
 @dataclass(frozen=True)
 class RollupRun:
-    """When the tenant's rollup was counted: the instant, the instant its rows count up to (the same) and the first
-    day its day rows hold (older days are kept as weeks only)."""
+    """When the tenant's rollup was counted (its rows count what was there before that instant), the first day its
+    day rows hold (older days are kept as weeks only) and each team's members as counted."""
 
     refreshed_at: dt.datetime
-    counted_before: dt.datetime
     days_from: dt.date
+    teams: dict[int, frozenset[int]] = field(default_factory=dict)
+
+    @property
+    def counted_before(self) -> dt.datetime:
+        """The instant the rows count up to: the count's own."""
+        return self.refreshed_at
 
 
 def rollup_run(session: Session) -> RollupRun | None:
     """The session's tenant's last count, or None when it was never counted (every figure is then live)."""
     row = session.execute(
-        select(SalesRollupRun.refreshed_at, SalesRollupRun.counted_before, SalesRollupRun.days_from)).first()
-    return RollupRun(row[0], row[1], row[2]) if row else None
+        select(SalesRollupRun.refreshed_at, SalesRollupRun.days_from, SalesRollupRun.teams)).first()
+    if row is None:
+        return None
+    return RollupRun(row[0], row[1], {int(team): frozenset(members) for team, members in (row[2] or {}).items()})
 
 
 Range = tuple[dt.datetime | None, dt.datetime | None]
@@ -119,6 +127,22 @@ def _whole(session: Session, *, sliced: bool = False) -> bool:
     return not sliced and (actor is None or actor.sees_whole_tenant)
 
 
+def _slices(session: Session, run: RollupRun | None) -> Any:
+    """The rows of the actor's own slices, counted once: one per owner they see — or, for a team they manage whose
+    members are those it had when counted, the team's one (its members' deals summed) instead of its members'."""
+    actor = actor_of(session)
+    owner_rows = DealRollup.team_id.is_(None)
+    if actor is None or not actor.managed_teams or run is None:
+        return owner_rows
+    teams = [team_id for team_id, members in actor.managed_teams if run.teams.get(team_id) == members]
+    if not teams:
+        return owner_rows
+    covered = set().union(*(members for team_id, members in actor.managed_teams if team_id in teams))
+    owners = sorted((set(actor.visible_owner_ids) | {actor.user_id}) - covered)
+    return or_(and_(DealRollup.owner_id.is_(None), DealRollup.team_id.in_(teams)),
+               and_(owner_rows, DealRollup.owner_id.in_(owners)))
+
+
 def _owner_filters(owner_id: int | None, team_id: int | None) -> list[Any]:
     where: list[Any] = []
     if owner_id is not None:
@@ -129,16 +153,19 @@ def _owner_filters(owner_id: int | None, team_id: int | None) -> list[Any]:
 
 
 def funnel_rows(
-    session: Session, pipeline_id: int, lost_ids: list[int], spans: list[list[Any]], *, owner_id: int | None = None,
-    team_id: int | None = None,
+    session: Session, run: RollupRun, pipeline_id: int, lost_ids: list[int], spans: list[list[Any]], *,
+    owner_id: int | None = None, team_id: int | None = None,
 ) -> list[Any]:
     """The rollup's part of the funnel: rows (stage, deals, amount, weighted, cycle days, cycle deals, lost from)
     of the deals created on ``spans`` (see :func:`plan`)."""
     rollup = DealRollup
     lost_from = case((rollup.stage_id.in_(lost_ids), rollup.lost_from_stage_id), else_=None)
-    where = [rollup.measure == CREATED, rollup.pipeline_id == pipeline_id,
-             rollup.whole.is_(_whole(session, sliced=owner_id is not None or team_id is not None)),
+    sliced = owner_id is not None or team_id is not None
+    whole = _whole(session, sliced=sliced)
+    where = [rollup.measure == CREATED, rollup.pipeline_id == pipeline_id, rollup.whole.is_(whole),
              *_owner_filters(owner_id, team_id)]
+    if not whole:
+        where.append(rollup.team_id.is_(None) if sliced else _slices(session, run))
     if not spans:
         return []
     return list(session.execute(
@@ -149,14 +176,15 @@ def funnel_rows(
     ).all())
 
 
-def open_sums(session: Session, open_ids: list[int]) -> tuple[int, Any, Any]:
+def open_sums(session: Session, run: RollupRun, open_ids: list[int]) -> tuple[int, Any, Any]:
     """The rollup's part of the open pipeline: (deals, amount, weighted) of the open deals created before the
     boundary, at the stage they were at when counted."""
     rollup = DealRollup
+    whole = _whole(session)
     row = session.execute(
         select(func.sum(rollup.deals), func.sum(rollup.amount), func.sum(rollup.weighted))
-        .where(rollup.measure == CREATED, rollup.whole.is_(_whole(session)), rollup.week.is_(False),
-               rollup.day.is_(None), rollup.stage_id.in_(open_ids))
+        .where(rollup.measure == CREATED, rollup.whole.is_(whole), rollup.week.is_(False),
+               rollup.day.is_(None), rollup.stage_id.in_(open_ids), *([] if whole else [_slices(session, run)]))
     ).one()
     return int(row[0] or 0), row[1], row[2]
 

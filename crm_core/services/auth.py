@@ -223,6 +223,7 @@ def actor_of_user(session: Session, user: User) -> Actor:
     ``session`` (users and teams are read tenant-wide by every role): who would see what, for a notification."""
     team_ids: set[int] = set()
     visible_owner_ids: set[int] = {user.id}
+    managed: dict[int, frozenset[int]] = {}
     if user.team_id is not None:
         team_ids.add(user.team_id)
     if user.role == Role.MANAGER:
@@ -234,6 +235,8 @@ def actor_of_user(session: Session, user: User) -> Actor:
         ).all()
         team_ids |= {team_id for team_id, _ in members}
         visible_owner_ids |= {member_id for _, member_id in members if member_id is not None}
+        managed = {team_id: frozenset(member_id for other, member_id in members
+                                      if other == team_id and member_id is not None) for team_id, _ in members}
     return Actor(
         user_id=user.id,
         tenant_id=user.tenant_id,
@@ -243,6 +246,7 @@ def actor_of_user(session: Session, user: User) -> Actor:
         team_ids=frozenset(team_ids),
         visible_owner_ids=frozenset(visible_owner_ids),
         language=user.language,
+        managed_teams=tuple(sorted(managed.items())),
     )
 
 def set_language(db: Database, username: str, language: str) -> None:

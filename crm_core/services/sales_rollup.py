@@ -6,7 +6,7 @@ Pattern: a periodic rebuild of derived rows, as the service dashboard's (decisio
 results' (0051). The sums are read in a read-only system session (SQLite's single write lock is not held while
 they are counted), each statement ``GROUP BY`` in SQL and scoped to the tenant by hand; then one short system
 transaction replaces the tenant's rows and records the instant. What was there before that instant is counted
-(``counted_before``); the pages read what came after live (a few minutes of records). Recounting everything, not
+(``refreshed_at``); the pages read what came after live (a few minutes of records). Recounting everything, not
 only what changed, keeps the rows right whatever changed: a stage move, a deal reopened, archived or handed to
 another owner, an edited probability, an order cancelled.
 
@@ -40,6 +40,7 @@ from crm_core.models import (
     StageKind,
     Task,
     TaskStatus,
+    User,
     utcnow,
 )
 from crm_core.models.sales_rollup import CustomerRollup, DealRollup, OrderRollup, SalesRollupRun, TaskRollup
@@ -48,8 +49,8 @@ from crm_core.queries.reports import deal_expressions
 from crm_core.queries.rollup_spans import week_start
 from crm_core.queries.sales_rollup import CLOSED, CLOSING, CREATED
 
-DEAL_COLUMNS = ["measure", "day", "week", "pipeline_id", "stage_id", "lost_from_stage_id", "owner_id", "whole",
-                "deals", "amount", "weighted", "cycle_days", "cycle_deals"]
+DEAL_COLUMNS = ["measure", "day", "week", "pipeline_id", "stage_id", "lost_from_stage_id", "owner_id", "team_id",
+                "whole", "deals", "amount", "weighted", "cycle_days", "cycle_deals"]
 ORDER_COLUMNS = ["day", "month", "customer_owner_id", "customer_team_id", "whole", "orders", "amount"]
 CUSTOMER_COLUMNS = ["day", "week", "owner_id", "team_id", "whole", "customers"]
 TASK_COLUMNS = ["assignee_id", "whole", "overdue"]
@@ -134,6 +135,12 @@ def customer_statement(tenant_id: int, counted_before: dt.datetime) -> Any:
     )
 
 
+def team_members(session: Session, tenant_id: int) -> dict[int, int]:
+    """Each user's team (users without one left out): whose deals a team slice holds, as counted."""
+    rows = session.execute(select(User.id, User.team_id).where(User.tenant_id == tenant_id))
+    return {user_id: team_id for user_id, team_id in rows if team_id is not None}
+
+
 def task_statement(tenant_id: int, counted_before: dt.datetime) -> Any:
     """Open tasks due before ``counted_before`` per assignee: rows (assignee, count)."""
     return (
@@ -165,10 +172,12 @@ def _day(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def deal_rows(measure: str, grouped: Iterable[Any], days_from: dt.date) -> list[tuple[Any, ...]]:
+def deal_rows(measure: str, grouped: Iterable[Any], days_from: dt.date,
+              team_of: dict[int, int] | None = None) -> list[tuple[Any, ...]]:
     """Rows of :data:`DEAL_COLUMNS` from one measure's grouped rows: each day from ``days_from``, each week, every
-    day (``created`` only) — for ``closing`` each month only — then all of them again summed over the owners
-    (``whole``)."""
+    day (``created`` only) — for ``closing`` each month only — per owner, for ``created`` again per team of
+    ``team_of`` (owner → team, as counted), and all of them again summed over the owners (``whole``)."""
+    team_of = team_of or {}
     sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0), 0.0, 0])
     for day, pipeline_id, stage_id, lost_from, owner_id, deals, amount, weighted, cycle_days, cycle_deals in grouped:
         day = _day(day)
@@ -179,9 +188,12 @@ def deal_rows(measure: str, grouped: Iterable[Any], days_from: dt.date) -> list[
             grains.append((day, False))
         if measure == CREATED:
             grains.append((None, False))
+        slices: list[tuple[int | None, int | None, bool]] = [(owner_id, None, False), (None, None, True)]
+        if measure == CREATED and owner_id in team_of:
+            slices.append((None, team_of[owner_id], False))
         for grain_day, week in grains:
-            for owner, whole in ((owner_id, False), (None, True)):
-                total = sums[(grain_day, week, pipeline_id, stage_id, lost_from, owner, whole)]
+            for owner, team, whole in slices:
+                total = sums[(grain_day, week, pipeline_id, stage_id, lost_from, owner, team, whole)]
                 total[0] += int(deals)
                 total[1] += _decimal(amount)
                 total[2] += _decimal(weighted)
@@ -225,27 +237,32 @@ class SalesCount:
     orders: list[Any]
     customers: list[Any]
     tasks: list[Any]
+    team_of: dict[int, int]  # user → team, as counted
 
 
 def count_sales(session: Session, tenant_id: int, counted_before: dt.datetime) -> SalesCount:
     """The tenant's rollup rows, counted in ``session`` (read only)."""
     deals: list[Any] = []
     days_from = counted_before.date() - dt.timedelta(days=KEEP_DAYS)
+    team_of = team_members(session, tenant_id)
     for measure, statement in deal_statements(session, tenant_id, counted_before).items():
-        deals.extend(deal_rows(measure, session.execute(statement), days_from))
+        deals.extend(deal_rows(measure, session.execute(statement), days_from, team_of))
     return SalesCount(
         deals=deals,
         orders=order_rows(session.execute(order_statement(tenant_id, counted_before)), counted_before),
         customers=customer_rows(session.execute(customer_statement(tenant_id, counted_before)), days_from),
         tasks=task_rows(session.execute(task_statement(tenant_id, counted_before))),
+        team_of=team_of,
     )
 
 
-def store_sales(session: Session, tenant_id: int, *, counted: SalesCount, now: dt.datetime,
-                counted_before: dt.datetime, seconds: float) -> None:
+def store_sales(session: Session, tenant_id: int, *, counted: SalesCount, now: dt.datetime, seconds: float) -> None:
     """Replace the tenant's rollup rows and record when they were counted, in ``session``."""
     runs = cast(Table, SalesRollupRun.__table__)
-    deals = _in_index_order(counted.deals, DEAL_COLUMNS, ("whole", "measure", "week", "owner_id", "day"))
+    deals = _in_index_order(counted.deals, DEAL_COLUMNS, ("whole", "measure", "week", "owner_id", "team_id", "day"))
+    teams: dict[str, list[int]] = defaultdict(list)
+    for user_id, team_id in sorted(counted.team_of.items()):
+        teams[str(team_id)].append(user_id)
     customers = _in_index_order(counted.customers, CUSTOMER_COLUMNS, ("whole", "week", "owner_id", "day"))
     for model, columns, rows in ((DealRollup, DEAL_COLUMNS, deals), (OrderRollup, ORDER_COLUMNS, counted.orders),
                                  (CustomerRollup, CUSTOMER_COLUMNS, customers),
@@ -257,8 +274,8 @@ def store_sales(session: Session, tenant_id: int, *, counted: SalesCount, now: d
                         columns=["tenant_id", "created_at", "updated_at", *columns])
     session.execute(delete(runs).where(runs.c.tenant_id == tenant_id))
     session.execute(insert(runs).values(tenant_id=tenant_id, created_at=now, updated_at=now, refreshed_at=now,
-                                        counted_before=counted_before, seconds=seconds,
-                                        days_from=counted_before.date() - dt.timedelta(days=KEEP_DAYS)))
+                                        seconds=seconds, days_from=now.date() - dt.timedelta(days=KEEP_DAYS),
+                                        teams=dict(teams)))
 
 
 def run_sales_rollup(db: Database, tenant_id: int, *, now: dt.datetime | None = None) -> RollupCount:
@@ -269,8 +286,7 @@ def run_sales_rollup(db: Database, tenant_id: int, *, now: dt.datetime | None = 
     with db.system_session("sales rollup", tenant_id=tenant_id) as session:
         counted = count_sales(session, tenant_id, counted_before)
     with db.system_transaction("sales rollup", tenant_id=tenant_id) as session:
-        store_sales(session, tenant_id, counted=counted, now=now, counted_before=counted_before,
-                    seconds=time.perf_counter() - started)
+        store_sales(session, tenant_id, counted=counted, now=now, seconds=time.perf_counter() - started)
     vacuum_rewritten(db.engine, (DealRollup, OrderRollup, CustomerRollup, TaskRollup))
     return RollupCount(len(counted.deals), len(counted.orders), len(counted.customers), counted_before,
                        time.perf_counter() - started)

@@ -18,14 +18,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from crm_core.access import Actor
 from crm_core.db import Database
-from crm_core.models import Customer, Opportunity, Order, PipelineStage, Task
+from crm_core.models import Customer, Opportunity, Order, PipelineStage, Task, User
 from crm_core.models.sales_rollup import DealRollup, OrderRollup
 from crm_core.queries.reports import Dashboard, Funnel, ReportFilters, dashboard, funnel, revenue_by_month
 from crm_core.queries.sales_rollup import rollup_run
+from crm_core.services import auth
 from crm_core.services.sales_rollup import KEEP_DAYS, run_sales_rollup
 from tests.factories import World, build_world, create_random_customer
 
@@ -199,9 +200,12 @@ def test_the_rows_follow_the_rule_of_what_they_count(db: Database, world: World)
         assert set(session.scalars(select(DealRollup.owner_id).distinct())) == {world.rep.user_id}
         assert not session.scalar(select(func.count()).select_from(DealRollup).where(DealRollup.whole.is_(True)))
         assert set(session.scalars(select(OrderRollup.customer_owner_id).distinct())) <= {world.rep.user_id}
-    with db.session(world.manager) as session:  # the East team's owners
+        assert not session.scalar(select(func.count()).select_from(DealRollup).where(DealRollup.team_id.is_not(None)))
+    with db.session(world.manager) as session:  # the East team's owners, and the East team's own slice
         assert set(session.scalars(select(DealRollup.owner_id).distinct())) == {
-            world.rep.user_id, world.rep_same_team.user_id}
+            world.rep.user_id, world.rep_same_team.user_id, None}
+        assert set(session.scalars(select(DealRollup.team_id).distinct())) == {world.east_team_id, None}
+        assert set(session.scalars(select(DealRollup.measure).where(DealRollup.team_id.is_not(None)))) == {"created"}
     with db.session(world.other_admin) as session:  # tenant B: none of tenant A's rows
         assert session.scalar(select(func.count()).select_from(DealRollup)) == 0
     with db.session(world.admin) as session:  # day rows for the kept days only; weeks for all history
@@ -212,3 +216,37 @@ def test_the_rows_follow_the_rule_of_what_they_count(db: Database, world: World)
         weeks = [day for day in session.scalars(select(DealRollup.day).where(DealRollup.week.is_(True)))
                  if day is not None]
         assert min(weeks) < TODAY - dt.timedelta(days=KEEP_DAYS) and all(week.weekday() == 0 for week in weeks)
+
+
+def test_a_manager_reads_their_team_as_one_slice_while_its_members_are_those_counted(
+    db: Database, world: World
+) -> None:
+    run_sales_rollup(db, world.admin.tenant_id, now=NOW)
+    with db.session(world.manager) as session:
+        live = funnel(session, rollups=False)
+        assert live is not None and live.total_count > 0
+    # the East team's rows are what the manager's funnel reads: doubled, they double its counted part
+    with db.system_transaction("test: team rows changed by hand") as session:
+        session.execute(update(DealRollup).where(DealRollup.team_id == world.east_team_id)
+                        .values(deals=DealRollup.deals * 2))
+    with db.session(world.manager) as session:
+        doubled = funnel(session)
+        assert doubled is not None and doubled.total_count > live.total_count
+    # Mark moves to the West team: East is no longer as counted, so its members' own rows are read, and Mark's are
+    # no longer the manager's to see
+    with db.system_transaction("test: a member moves") as session:
+        session.execute(update(User).where(User.id == world.rep_same_team.user_id)
+                        .values(team_id=world.west_team_id))
+    manager = auth.load_actor(db, world.manager.username)
+    assert manager is not None and world.rep_same_team.user_id not in manager.visible_owner_ids
+    after, reference = sales_figures(db, manager), sales_figures(db, manager, rollups=False)
+    for key in reference:
+        assert after[key] == reference[key], key
+    # the next count takes the team as it is now, and reads it as one slice again
+    run_sales_rollup(db, world.admin.tenant_id, now=NOW + dt.timedelta(minutes=10))
+    with db.session(manager) as session:
+        run = rollup_run(session)
+        assert run is not None and run.teams[world.east_team_id] == {world.rep.user_id}
+    after, reference = sales_figures(db, manager), sales_figures(db, manager, rollups=False)
+    for key in reference:
+        assert after[key] == reference[key], key

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import sqlite
 from crm_core.queries.sales_rollup import Plan, RollupRun, plan
 
 COUNTED = dt.datetime(2026, 3, 11, 9, 40)  # a Wednesday
-RUN = RollupRun(refreshed_at=COUNTED, counted_before=COUNTED, days_from=dt.date(2025, 12, 1))  # kept from a Monday
+RUN = RollupRun(refreshed_at=COUNTED, days_from=dt.date(2025, 12, 1))  # kept from a Monday
 
 
 def at(day: str, hour: int = 0) -> dt.datetime:
