@@ -469,3 +469,24 @@ def test_a_large_load_rebuilds_every_index_and_foreign_key_it_set_aside(db: Data
     monkeypatch.setattr(demo, "DEFER_INDEXES_FROM", 1)
     generate_demo(db, customers=120)
     assert catalog() == before
+
+
+def test_a_count_that_fails_after_the_load_does_not_report_the_saved_rows_as_lost(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The load commits its rows, then counts the rollups once. A count that fails then leaves the load done (a
+    retry would load it all again): the figures are read live until the scheduled count, and the log says so."""
+    from crm_core.jobs.kinds import load_demo
+    from crm_core.services import sales_rollup
+    from tests.conftest import live_database
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the count broke")
+
+    monkeypatch.setattr(sales_rollup, "run_sales_rollup", broken)
+    with live_database("sqlite", tmp_path_factory, "demo-uncounted") as db:
+        result = load_demo(db, {"customers": 300, "today": "2026-12-05"})
+        assert result["status"] == "ok" and result["customers"] == 300 and result["uncounted_tenants"]
+        assert "the first count of tenant" in caplog.text
+        with db.system_session("test") as session:
+            assert count(session, "customers") == 300
