@@ -233,10 +233,14 @@ def actor_of_user(session: Session, user: User) -> Actor:
             .outerjoin(User, and_(User.tenant_id == Team.tenant_id, User.team_id == Team.id))
             .where(Team.tenant_id == user.tenant_id, Team.manager_id == user.id)
         ).all()
-        team_ids |= {team_id for team_id, _ in members}
-        visible_owner_ids |= {member_id for _, member_id in members if member_id is not None}
-        managed = {team_id: frozenset(member_id for other, member_id in members
-                                      if other == team_id and member_id is not None) for team_id, _ in members}
+        teams: dict[int, set[int]] = {}
+        for team_id, member_id in members:  # one row per member, one with no member for an empty team
+            team = teams.setdefault(team_id, set())
+            if member_id is not None:
+                team.add(member_id)
+        managed = {team_id: frozenset(member_ids) for team_id, member_ids in teams.items()}
+        team_ids |= managed.keys()
+        visible_owner_ids |= set().union(*managed.values())
     return Actor(
         user_id=user.id,
         tenant_id=user.tenant_id,
