@@ -238,6 +238,7 @@ class SalesCount:
     customers: list[Any]
     tasks: list[Any]
     team_of: dict[int, int]  # user → team, as counted
+    days_from: dt.date  # the first day kept as day rows
 
 
 def count_sales(session: Session, tenant_id: int, counted_before: dt.datetime) -> SalesCount:
@@ -253,6 +254,7 @@ def count_sales(session: Session, tenant_id: int, counted_before: dt.datetime) -
         customers=customer_rows(session.execute(customer_statement(tenant_id, counted_before)), days_from),
         tasks=task_rows(session.execute(task_statement(tenant_id, counted_before))),
         team_of=team_of,
+        days_from=days_from,
     )
 
 
@@ -274,7 +276,7 @@ def store_sales(session: Session, tenant_id: int, *, counted: SalesCount, now: d
                         columns=["tenant_id", "created_at", "updated_at", *columns])
     session.execute(delete(runs).where(runs.c.tenant_id == tenant_id))
     session.execute(insert(runs).values(tenant_id=tenant_id, created_at=now, updated_at=now, refreshed_at=now,
-                                        seconds=seconds, days_from=now.date() - dt.timedelta(days=KEEP_DAYS),
+                                        seconds=seconds, days_from=counted.days_from,
                                         teams=dict(teams)))
 
 
